@@ -1,0 +1,113 @@
+// The agent process: starting → running → draining → stopped.
+import { COMMANDS_STREAM, agentConsumerName, parseAgentRecord, bindContext, connectNats, createLogger, errorMessage, type Logger } from "../../shared/src/index.js";
+import type { ConsumerMessages } from "@nats-io/jetstream";
+import { ensureCommandConsumer } from "./commandConsumer.js";
+import type { AgentConfig } from "./config.js";
+import { handleCommand, interrupted, reportJournaled, type HandlerDeps } from "./handleCommand.js";
+import { Journal } from "./journal.js";
+import { Registration } from "./registration.js";
+
+export type AgentState = "starting" | "running" | "draining" | "stopped";
+
+export interface Agent {
+  readonly state: AgentState;
+  readonly id: string;
+  close(graceMs?: number): Promise<void>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent", config.logLevel)): Promise<Agent> {
+  let state: AgentState = "starting";
+  const alog = log.child({ agentId: config.id });
+  const journal = await Journal.open(config.stateDir, { onWarning: (message) => alog.warn({ message }, "journal warning") });
+  const nc = await connectNats({ url: config.nats.url, name: `deploy-agent-${config.id}` });
+  const kill = new AbortController();
+  const closing = new AbortController();
+  try {
+    // The coordinator creates streams and buckets; wait for them rather than
+    // create them (an agent may start first on a fresh system).
+    let ctx;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
+        await ensureCommandConsumer(ctx.jsm, config.id, config.ackWaitMs);
+        break;
+      } catch (err) {
+        if (attempt % 10 === 0) alog.warn({ err: errorMessage(err) }, "JetStream layout not ready (is a coordinator running?); waiting");
+        await sleep(1000);
+      }
+    }
+    const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog);
+    const deps: HandlerDeps = { ctx, config, journal, registration, log: alog, kill: kill.signal, closing: closing.signal };
+
+    // Recovery: an apply that was started and never finished was cut short by
+    // a crash. It is reported FAILED and never run again; anything finished
+    // but not yet acknowledged by JetStream is reported now.
+    // What this VM runs survives restarts in its registry entry.
+    const previous = await ctx.agents.get(config.id).catch(() => null);
+    let currentReleases: Record<string, string> = {};
+    try {
+      if (previous?.operation === "PUT") currentReleases = parseAgentRecord(previous.value).currentReleases;
+    } catch {
+      // an unreadable old entry is simply replaced
+    }
+    for (const e of journal.entries()) {
+      if (e.status === "started") {
+        alog.warn({ deploymentId: e.deploymentId }, "apply was interrupted by an agent restart; reporting it failed");
+        await journal.markFinished(e.deploymentId, interrupted("the agent restarted during the apply"));
+      }
+      if (!journal.get(e.deploymentId)!.reported) await reportJournaled(deps, e.deploymentId);
+    }
+    await registration.start(currentReleases);
+
+    const consumer = await ctx.js.consumers.get(COMMANDS_STREAM, agentConsumerName(config.id));
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 1 });
+    let inFlight: Promise<void> = Promise.resolve();
+    const loop = (async () => {
+      for await (const m of messages) {
+        inFlight = handleCommand(deps, m).catch((err: unknown) => {
+          // The journal decides what a redelivery does; an error here (NATS
+          // down while reporting) leaves the message unacked for redelivery.
+          alog.error({ subject: m.subject, err: errorMessage(err) }, "command handling failed");
+          if (!closing.signal.aborted) m.nak(2000);
+        });
+        await inFlight;
+      }
+    })();
+    state = "running";
+    alog.info({ environment: config.environment, apps: Object.keys(config.apps) }, "agent running");
+
+    let closed: Promise<void> | undefined;
+    return {
+      get state() {
+        return state;
+      },
+      id: config.id,
+      close(graceMs = config.shutdownGraceMs) {
+        closed ??= (async () => {
+          state = "draining";
+          messages.stop();
+          const timer = setTimeout(() => {
+            alog.warn({ graceMs }, "apply still running after the grace period: killing it");
+            kill.abort();
+          }, graceMs);
+          await inFlight;
+          clearTimeout(timer);
+          await loop.catch(() => undefined);
+          closing.abort();
+          registration.stop();
+          await nc.drain().catch(() => nc.close());
+          await journal.close();
+          state = "stopped";
+          alog.info("agent stopped");
+        })();
+        return closed;
+      },
+    };
+  } catch (err) {
+    await nc.close();
+    await journal.close();
+    throw err;
+  }
+}

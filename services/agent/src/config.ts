@@ -1,0 +1,91 @@
+// Agent configuration: a file from --config or DEPLOY_AGENT_CONFIG, every key
+// also from the environment; invalid values stop the agent at start with the
+// key named.
+import { hostname } from "node:os";
+import { isAbsolute } from "node:path";
+import { TOKEN_RULE, configFileFrom, isToken, loadConfig } from "../../shared/src/index.js";
+
+export interface AppConfig {
+  /** Absolute path of the executable that applies a changeset of this app. */
+  deploy: string;
+}
+
+export interface AgentConfig {
+  id: string;
+  environment: string;
+  apps: Record<string, AppConfig>;
+  labels: Record<string, string>;
+  nats: { url: string; apiTimeoutMs: number };
+  stateDir: string;
+  heartbeatIntervalMs: number;
+  ackWaitMs: number;
+  maxOutputLines: number;
+  maxLineLength: number;
+  shutdownGraceMs: number;
+  logLevel: string;
+}
+
+const defaultId = hostname().split(".")[0]!.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 64);
+
+const schema = {
+  id: { doc: `Agent id, ${TOKEN_RULE}; default the host name`, format: String, default: defaultId, env: "DEPLOY_AGENT_ID" },
+  environment: { doc: "Environment this VM belongs to (a label targets are chosen by)", format: String, default: "", env: "DEPLOY_ENVIRONMENT" },
+  apps: {
+    doc: 'Apps this VM runs: {"<app>": {"deploy": "<absolute path of an executable>"}}',
+    format: Object,
+    default: {} as Record<string, AppConfig>,
+    env: "DEPLOY_AGENT_APPS",
+  },
+  labels: { doc: "Free-form labels shown in ListAgents", format: Object, default: {} as Record<string, string>, env: "DEPLOY_AGENT_LABELS" },
+  nats: {
+    url: { doc: "NATS server URL(s), comma separated", format: String, default: "nats://127.0.0.1:4222", env: "NATS_URL" },
+    apiTimeoutMs: { doc: "Time limit of one JetStream call", format: "nat", default: 5000, env: "DEPLOY_NATS_API_TIMEOUT_MS" },
+  },
+  stateDir: { doc: "Directory of the agent's durable journal", format: String, default: "/var/lib/deploy-agent", env: "DEPLOY_AGENT_STATE_DIR" },
+  heartbeatIntervalMs: {
+    doc: "How often the agent rewrites its registry entry; keep it well under the coordinator's agentLiveMs (15 s)",
+    format: "nat",
+    default: 5000,
+    env: "DEPLOY_AGENT_HEARTBEAT_MS",
+  },
+  ackWaitMs: {
+    doc: "ack_wait of the agent's consumer; in-progress acks go out every third of it while an apply runs",
+    format: "nat",
+    default: 30_000,
+    env: "DEPLOY_AGENT_ACK_WAIT_MS",
+  },
+  maxOutputLines: { doc: "Output lines of one apply sent as progress events; the rest are counted as cut", format: "nat", default: 200, env: "DEPLOY_AGENT_MAX_OUTPUT_LINES" },
+  maxLineLength: { doc: "Longer output lines are truncated", format: "nat", default: 1000, env: "DEPLOY_AGENT_MAX_LINE_LENGTH" },
+  shutdownGraceMs: {
+    doc: "On SIGTERM, how long an in-flight apply may go on before it is killed and reported interrupted",
+    format: "nat",
+    default: 30_000,
+    env: "DEPLOY_AGENT_SHUTDOWN_GRACE_MS",
+  },
+  logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
+};
+
+function invalid(key: string, problem: string): Error {
+  return new Error(`invalid configuration: ${key}: ${problem}`);
+}
+
+export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
+  if (!isToken(cfg.id)) throw invalid("id", `"${cfg.id}" is not valid: use ${TOKEN_RULE}`);
+  if (!isToken(cfg.environment)) throw invalid("environment", cfg.environment ? `"${cfg.environment}" is not valid: use ${TOKEN_RULE}` : "is required");
+  if (typeof cfg.apps !== "object" || cfg.apps === null || Array.isArray(cfg.apps)) throw invalid("apps", "must be an object");
+  for (const [app, a] of Object.entries(cfg.apps)) {
+    if (!isToken(app)) throw invalid(`apps.${app}`, `app name is not valid: use ${TOKEN_RULE}`);
+    if (typeof a !== "object" || a === null || typeof a.deploy !== "string") throw invalid(`apps.${app}.deploy`, "is required");
+    if (!isAbsolute(a.deploy)) throw invalid(`apps.${app}.deploy`, `"${a.deploy}" must be an absolute path`);
+  }
+  for (const [k, v] of Object.entries(cfg.labels)) if (typeof v !== "string") throw invalid(`labels.${k}`, "must be a string");
+  if (!cfg.stateDir) throw invalid("stateDir", "is required");
+  if (cfg.heartbeatIntervalMs < 100) throw invalid("heartbeatIntervalMs", "must be at least 100");
+  if (cfg.ackWaitMs < 3000) throw invalid("ackWaitMs", "must be at least 3000");
+  return cfg;
+}
+
+export function loadAgentConfig(argv: string[] = process.argv.slice(2), overrides?: Partial<AgentConfig>): AgentConfig {
+  const cfg = loadConfig<AgentConfig>(schema, configFileFrom(argv, "DEPLOY_AGENT_CONFIG"), overrides);
+  return validateAgentConfig(cfg);
+}

@@ -1,0 +1,342 @@
+// The agent's durable journal: what it started, finished, declined and
+// reported, so that after a crash or restart it never applies a deployment
+// twice (at-most-once) and still reports every outcome.
+//
+// Format: append-only JSON lines in <stateDir>/journal.jsonl, one record per
+// state change, e.g.
+//   {"v":1,"op":"started","deploymentId":"d-1","at":"2025-01-01T00:00:00.000Z"}
+// Every append is fdatasync'd before its promise resolves, so a resolved
+// markStarted() means the record survives power loss.
+//
+// No compaction: a deployment produces at most three short lines (started,
+// finished, reported; or declined, reported), and the agent applies a
+// deployment only when someone deploys to its VM. Thousands of deployments
+// are well under a megabyte, which is cheap to read fully at startup.
+import { constants as fsConstants } from "node:fs";
+import fs from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
+import path from "node:path";
+
+export type JournalResult = {
+  outcome: "SUCCEEDED" | "FAILED";
+  message: string;
+  exitCode: number | null;
+  durationMs: number;
+  finishedAt: string;
+};
+
+export interface JournalEntry {
+  deploymentId: string;
+  /** declined = decided not to apply (deployment no longer active); nothing ran. */
+  status: "started" | "finished" | "declined";
+  startedAt?: string;
+  /** Set when finished. */
+  result?: JournalResult;
+  declineReason?: string;
+  /** The result/decline event was acknowledged by JetStream. */
+  reported: boolean;
+}
+
+export interface JournalOptions {
+  /** Told about recoverable damage (a torn last line). Defaults to process.emitWarning. */
+  onWarning?: (message: string) => void;
+}
+
+export class JournalCorruptError extends Error {
+  readonly code = "JOURNAL_CORRUPT";
+  override readonly name = "JournalCorruptError";
+  constructor(
+    readonly file: string,
+    readonly lineNumber: number,
+    reason: string,
+  ) {
+    super(`${file}:${lineNumber}: ${reason}`);
+  }
+}
+
+/** The requested transition is not allowed from the entry's current state. */
+export class JournalStateError extends Error {
+  readonly code = "JOURNAL_STATE";
+  override readonly name = "JournalStateError";
+}
+
+export class JournalClosedError extends Error {
+  readonly code = "JOURNAL_CLOSED";
+  override readonly name = "JournalClosedError";
+}
+
+/**
+ * A write or fsync failed. The bytes on disk are then unknown, so the
+ * journal refuses all further appends (fail-stop) rather than risk a
+ * record that is believed durable but is not.
+ */
+export class JournalWriteError extends Error {
+  readonly code = "JOURNAL_WRITE";
+  override readonly name = "JournalWriteError";
+}
+
+const FILE_NAME = "journal.jsonl";
+const VERSION = 1;
+
+type JournalRecord =
+  | { v: 1; op: "started"; deploymentId: string; at: string }
+  | { v: 1; op: "finished"; deploymentId: string; at: string; result: JournalResult }
+  | { v: 1; op: "declined"; deploymentId: string; at: string; reason: string }
+  | { v: 1; op: "reported"; deploymentId: string; at: string };
+
+export class Journal {
+  private readonly state: Map<string, JournalEntry>;
+  // Appends run one after another on this chain, so bytes never interleave
+  // and each transition is checked against the state all earlier appends left.
+  private queue: Promise<void> = Promise.resolve();
+  // Set by close(); later appends reject instead of racing the fd close.
+  private closed: Promise<void> | undefined;
+  private writeFailure: unknown;
+
+  private constructor(
+    private readonly file: string,
+    private readonly fd: FileHandle,
+    state: Map<string, JournalEntry>,
+  ) {
+    this.state = state;
+  }
+
+  static async open(stateDir: string, options: JournalOptions = {}): Promise<Journal> {
+    const warn = options.onWarning ?? ((message: string) => process.emitWarning(message, { code: "JOURNAL_TORN_TAIL" }));
+    await fs.mkdir(stateDir, { recursive: true });
+    const file = path.join(stateDir, FILE_NAME);
+
+    let content: Buffer | undefined;
+    try {
+      content = await fs.readFile(file);
+    } catch (err) {
+      if (!isErrno(err, "ENOENT")) throw err;
+    }
+
+    const parsed: Parsed = content
+      ? parse(file, content)
+      : { state: new Map<string, JournalEntry>(), goodBytes: 0, tornLine: undefined, missingNewline: false };
+
+    const fd = await fs.open(file, "a");
+    try {
+      if (content === undefined) {
+        // The new directory entry is only durable once the directory is synced.
+        await syncDir(stateDir);
+      } else if (parsed.tornLine !== undefined) {
+        warn(`${file}:${parsed.tornLine}: ignoring torn last line (incomplete write before a crash)`);
+        // Cut the fragment off, or the next append would be glued onto it
+        // and turn a harmless torn tail into a corrupt line mid-file.
+        await fd.truncate(parsed.goodBytes);
+        await fd.datasync();
+      } else if (parsed.missingNewline) {
+        // The last record is complete but its newline never made it to disk.
+        await fd.write("\n");
+        await fd.datasync();
+      }
+    } catch (err) {
+      await fd.close();
+      throw err;
+    }
+    return new Journal(file, fd, parsed.state);
+  }
+
+  get(deploymentId: string): JournalEntry | undefined {
+    const entry = this.state.get(deploymentId);
+    return entry ? copy(entry) : undefined;
+  }
+
+  /** All entries in the order they were first recorded. */
+  entries(): JournalEntry[] {
+    return [...this.state.values()].map(copy);
+  }
+
+  /** Must resolve before the deployment is applied; throws JournalStateError if the deployment is known. */
+  async markStarted(deploymentId: string): Promise<void> {
+    await this.append(() => ({ v: VERSION, op: "started", deploymentId, at: now() }));
+  }
+
+  async markFinished(deploymentId: string, result: JournalResult): Promise<void> {
+    await this.append(() => ({ v: VERSION, op: "finished", deploymentId, at: now(), result: { ...result } }));
+  }
+
+  async markDeclined(deploymentId: string, reason: string): Promise<void> {
+    await this.append(() => ({ v: VERSION, op: "declined", deploymentId, at: now(), reason }));
+  }
+
+  /** Idempotent: marking an already reported entry writes nothing. */
+  async markReported(deploymentId: string): Promise<void> {
+    await this.append(() =>
+      this.state.get(deploymentId)?.reported ? undefined : { v: VERSION, op: "reported", deploymentId, at: now() },
+    );
+  }
+
+  /** Waits for pending appends, then closes the file. Appends after close() reject. */
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      await this.queue;
+      await this.fd.close();
+    })();
+    return this.closed;
+  }
+
+  private append(build: () => JournalRecord | undefined): Promise<void> {
+    if (this.closed) return Promise.reject(new JournalClosedError(`journal ${this.file} is closed`));
+    const run = this.queue.then(async () => {
+      if (this.writeFailure !== undefined) {
+        throw new JournalWriteError(`journal ${this.file} failed earlier and accepts no more writes`, { cause: this.writeFailure });
+      }
+      const record = build();
+      if (!record) return;
+      // Check before writing: a record on disk must always replay cleanly.
+      const next = transition(this.state.get(record.deploymentId), record);
+      if (typeof next === "string") throw new JournalStateError(next);
+      try {
+        await writeAll(this.fd, Buffer.from(`${JSON.stringify(record)}\n`, "utf8"));
+        await this.fd.datasync();
+      } catch (err) {
+        this.writeFailure = err;
+        throw new JournalWriteError(`appending to journal ${this.file} failed`, { cause: err });
+      }
+      this.state.set(record.deploymentId, next);
+    });
+    // The chain must survive a rejected append; the caller sees the rejection via run.
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** The entry after applying record, or a reason why the transition is invalid. */
+function transition(entry: JournalEntry | undefined, record: JournalRecord): JournalEntry | string {
+  const id = record.deploymentId;
+  switch (record.op) {
+    case "started":
+      if (entry) return `deployment ${id} is already in the journal (${entry.status})`;
+      return { deploymentId: id, status: "started", startedAt: record.at, reported: false };
+    case "declined":
+      // Declining is only honest if nothing ran: no entry, or a started entry
+      // whose claim the agent then lost (it records "started" before it
+      // publishes its claim, and runs nothing until the claim is confirmed).
+      if (entry && entry.status !== "started") return `deployment ${id} cannot be declined, it is already ${entry.status}`;
+      return { deploymentId: id, status: "declined", declineReason: record.reason, reported: false };
+    case "finished":
+      if (entry?.status !== "started") return `deployment ${id} cannot finish, it is ${entry ? entry.status : "not started"}`;
+      return { ...entry, status: "finished", result: { ...record.result } };
+    case "reported":
+      if (!entry || entry.status === "started") return `deployment ${id} has no result or decline to report yet`;
+      return { ...entry, reported: true };
+  }
+}
+
+interface Parsed {
+  state: Map<string, JournalEntry>;
+  /** Length of the valid prefix; a torn tail after it is cut off. */
+  goodBytes: number;
+  /** Line number of an ignored torn last line. */
+  tornLine: number | undefined;
+  /** The last record is whole but lacks its newline. */
+  missingNewline: boolean;
+}
+
+function parse(file: string, content: Buffer): Parsed {
+  const state = new Map<string, JournalEntry>();
+  // Only a line without its trailing newline can be the victim of a crash
+  // mid-write: each record is written with its newline in one append.
+  const lastNewline = content.lastIndexOf(0x0a);
+  const complete = content.subarray(0, lastNewline + 1).toString("utf8");
+  const lines = complete.split("\n");
+  lines.pop(); // the empty string after the final newline
+  const goodBytes = lastNewline + 1;
+  let tornLine: number | undefined;
+  let missingNewline = false;
+
+  const tail = content.subarray(lastNewline + 1);
+  if (tail.length > 0) {
+    const tailText = tail.toString("utf8");
+    if (decodeRecord(tailText) === undefined) {
+      tornLine = lines.length + 1;
+    } else {
+      // Complete record missing only its newline: the data is whole, keep it.
+      lines.push(tailText);
+      missingNewline = true;
+    }
+  }
+
+  lines.forEach((line, index) => {
+    const lineNumber = index + 1;
+    if (line.trim() === "") return;
+    const record = decodeRecord(line);
+    if (!record) throw new JournalCorruptError(file, lineNumber, "not a valid journal record");
+    const next = transition(state.get(record.deploymentId), record);
+    if (typeof next === "string") throw new JournalCorruptError(file, lineNumber, next);
+    state.set(record.deploymentId, next);
+  });
+  return { state, goodBytes, tornLine, missingNewline };
+}
+
+function decodeRecord(line: string): JournalRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(value) || value.v !== VERSION) return undefined;
+  const { op, deploymentId, at } = value;
+  if (typeof deploymentId !== "string" || deploymentId === "" || typeof at !== "string") return undefined;
+  switch (op) {
+    case "started":
+    case "reported":
+      return { v: VERSION, op, deploymentId, at };
+    case "declined":
+      return typeof value.reason === "string" ? { v: VERSION, op, deploymentId, at, reason: value.reason } : undefined;
+    case "finished": {
+      const result = decodeResult(value.result);
+      return result ? { v: VERSION, op, deploymentId, at, result } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function decodeResult(value: unknown): JournalResult | undefined {
+  if (!isObject(value)) return undefined;
+  const { outcome, message, exitCode, durationMs, finishedAt } = value;
+  if (outcome !== "SUCCEEDED" && outcome !== "FAILED") return undefined;
+  if (typeof message !== "string" || typeof durationMs !== "number" || typeof finishedAt !== "string") return undefined;
+  if (exitCode !== null && typeof exitCode !== "number") return undefined;
+  return { outcome, message, exitCode, durationMs, finishedAt };
+}
+
+async function writeAll(fd: FileHandle, data: Buffer): Promise<void> {
+  let offset = 0;
+  // write(2) may write less than asked (e.g. on a nearly full disk).
+  while (offset < data.length) {
+    const { bytesWritten } = await fd.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const handle = await fs.open(dir, fsConstants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function copy(entry: JournalEntry): JournalEntry {
+  return entry.result ? { ...entry, result: { ...entry.result } } : { ...entry };
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function isErrno(err: unknown, code: string): boolean {
+  return typeof err === "object" && err !== null && "code" in err && err.code === code;
+}

@@ -1,0 +1,313 @@
+// Runs one app's deploy executable and reports what happened.
+//
+// The runner never rejects because of the executable: a non-zero exit, a
+// crash, a timeout or a missing file all resolve to a RunResult with outcome
+// "failed", because the caller has to journal and report every attempt. It
+// only rejects for programming errors (invalid options).
+import path from "node:path";
+import { StringDecoder } from "node:string_decoder";
+import type { Readable } from "node:stream";
+import { execa } from "execa";
+
+export interface RunOptions {
+  /** Absolute path of an executable. */
+  file: string;
+  args?: string[];
+  cwd?: string;
+  /** Merged over a minimal base env (PATH, HOME, LANG); the agent's own env is not inherited. */
+  env: Record<string, string>;
+  /** The whole process group is SIGKILLed when exceeded. */
+  timeoutMs: number;
+  /** At most this many output lines are passed to onLines in total; the rest are counted as cut. */
+  maxLines: number;
+  /** Longer lines are cut to this many characters plus a "…" suffix. */
+  maxLineLength: number;
+  /**
+   * Batched output lines (stdout and stderr interleaved in arrival order).
+   * Called when flushMs has passed since the first buffered line, when 20
+   * lines are buffered, and once at the end if lines remain. Must not throw;
+   * if it does, the error is swallowed so the run still completes.
+   */
+  onLines: (lines: string[]) => void;
+  /** Default 250. */
+  flushMs?: number;
+  /** Abort = kill the whole process group now (used on shutdown). */
+  signal?: AbortSignal;
+}
+
+export interface RunResult {
+  outcome: "succeeded" | "failed";
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+  /** How many lines were not passed to onLines. */
+  linesCut: number;
+  /** Last non-empty output line (truncated), for the result message. */
+  lastLine: string;
+  /** One human sentence, e.g. "exit code 3" or "killed after timeout of 2000 ms". */
+  message: string;
+}
+
+export class RunOptionsError extends Error {
+  readonly code = "RUN_INVALID_OPTIONS";
+  override readonly name = "RunOptionsError";
+}
+
+const DEFAULT_FLUSH_MS = 250;
+const BATCH_LINES = 20;
+// Only these are inherited: enough for a shell script to find its tools and
+// decode UTF-8, without leaking the agent's credentials or config.
+const BASE_ENV_KEYS = ["PATH", "HOME", "LANG"] as const;
+
+export async function runExecutable(opts: RunOptions): Promise<RunResult> {
+  validate(opts);
+  const started = performance.now();
+  const sink = new LineSink(opts.maxLines, opts.flushMs ?? DEFAULT_FLUSH_MS, opts.onLines);
+  const finish = (fields: Pick<RunResult, "outcome" | "exitCode" | "signal" | "timedOut" | "aborted" | "message">): RunResult => {
+    sink.close();
+    return {
+      ...fields,
+      durationMs: Math.round(performance.now() - started),
+      linesCut: sink.cut,
+      lastLine: sink.lastLine,
+    };
+  };
+
+  // Nothing should start once shutdown has begun.
+  if (opts.signal?.aborted) {
+    return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: true, message: "interrupted by shutdown" });
+  }
+
+  let subprocess;
+  try {
+    subprocess = execa(opts.file, opts.args ?? [], {
+      cwd: opts.cwd,
+      env: { ...baseEnv(), ...opts.env },
+      extendEnv: false,
+      // Own process group (setsid), so one kill(-pid) reaches grandchildren.
+      detached: true,
+      stdin: "ignore",
+      // Output is consumed incrementally below; execa must not accumulate it.
+      buffer: false,
+      reject: false,
+    });
+  } catch (err) {
+    // execa validates some options synchronously; treat those as start failures.
+    return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: startFailure(err) });
+  }
+
+  const pid = subprocess.pid;
+  let timedOut = false;
+  let aborted = false;
+  const killGroup = (): void => {
+    if (pid === undefined) return;
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch (err) {
+      // ESRCH: every member of the group has exited already.
+      if (isErrnoException(err) && err.code === "ESRCH") return;
+      // Anything else (EPERM) cannot be fixed from here, and throwing from a
+      // timer would crash the agent; at least stop the leader.
+      subprocess.kill("SIGKILL");
+    }
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    killGroup();
+  }, opts.timeoutMs);
+  const onAbort = (): void => {
+    aborted = true;
+    killGroup();
+  };
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const stdout = new LineSplitter(opts.maxLineLength, (line) => sink.add(line));
+  const stderr = new LineSplitter(opts.maxLineLength, (line) => sink.add(line));
+  attach(subprocess.stdout, stdout);
+  attach(subprocess.stderr, stderr);
+
+  try {
+    // Resolves (reject: false) once the process has exited and both pipes
+    // have closed, so a grandchild holding stdout open keeps the run going
+    // until it exits or the timeout kills the group.
+    const result = await subprocess;
+    stdout.end();
+    stderr.end();
+
+    if (pid === undefined) {
+      return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: startFailure(result) });
+    }
+    const exitCode = result.exitCode ?? null;
+    const signal = result.signal ?? null;
+    const base = { exitCode, signal, timedOut, aborted };
+    // Abort wins over timeout: on shutdown the cause that matters is ours.
+    if (aborted) return finish({ ...base, outcome: "failed", message: "interrupted by shutdown" });
+    if (timedOut) return finish({ ...base, outcome: "failed", message: `killed after timeout of ${opts.timeoutMs} ms` });
+    if (signal !== null) return finish({ ...base, outcome: "failed", message: `killed by ${signal}` });
+    if (exitCode === null) {
+      return finish({ ...base, outcome: "failed", message: `failed: ${firstLine(result.message ?? "no exit code or signal")}` });
+    }
+    return finish({ ...base, outcome: exitCode === 0 ? "succeeded" : "failed", message: `exit code ${exitCode}` });
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+function validate(opts: RunOptions): void {
+  if (!path.isAbsolute(opts.file)) throw new RunOptionsError(`file must be an absolute path: ${opts.file}`);
+  if (!(Number.isFinite(opts.timeoutMs) && opts.timeoutMs > 0)) throw new RunOptionsError("timeoutMs must be a positive number");
+  if (!(Number.isInteger(opts.maxLines) && opts.maxLines >= 0)) throw new RunOptionsError("maxLines must be a non-negative integer");
+  if (!(Number.isInteger(opts.maxLineLength) && opts.maxLineLength >= 1)) throw new RunOptionsError("maxLineLength must be a positive integer");
+  if (opts.flushMs !== undefined && !(Number.isFinite(opts.flushMs) && opts.flushMs > 0)) {
+    throw new RunOptionsError("flushMs must be a positive number");
+  }
+}
+
+function baseEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const key of BASE_ENV_KEYS) {
+    const value = process.env[key];
+    if (value !== undefined) env[key] = value;
+  }
+  return env;
+}
+
+function attach(stream: Readable | null | undefined, splitter: LineSplitter): void {
+  if (!stream) return;
+  stream.on("data", (chunk: Buffer | string) => splitter.push(chunk));
+}
+
+function startFailure(err: unknown): string {
+  const code = isErrnoException(err) && typeof err.code === "string" ? err.code : undefined;
+  const detail = hasOriginalMessage(err) ? err.originalMessage : err instanceof Error ? err.message : String(err);
+  return `could not start: ${code ? `${code} ` : ""}(${firstLine(detail)})`;
+}
+
+function firstLine(text: string): string {
+  return text.split("\n", 1)[0] ?? "";
+}
+
+function isErrnoException(err: unknown): err is NodeJS.ErrnoException {
+  return typeof err === "object" && err !== null && "code" in err;
+}
+
+function hasOriginalMessage(err: unknown): err is { originalMessage: string } {
+  return typeof err === "object" && err !== null && "originalMessage" in err && typeof err.originalMessage === "string" && err.originalMessage !== "";
+}
+
+/**
+ * Splits one byte stream into lines while holding at most maxLength + 1
+ * characters of the current line, so a child writing a huge line without a
+ * newline cannot grow our memory.
+ */
+class LineSplitter {
+  private readonly decoder = new StringDecoder("utf8");
+  private partial = "";
+  // True once characters of the current line were dropped.
+  private overflowed = false;
+
+  constructor(
+    private readonly maxLength: number,
+    private readonly emit: (line: string) => void,
+  ) {}
+
+  push(chunk: Buffer | string): void {
+    const text = typeof chunk === "string" ? chunk : this.decoder.write(chunk);
+    let start = 0;
+    for (;;) {
+      const newline = text.indexOf("\n", start);
+      if (newline === -1) {
+        this.append(text, start, text.length);
+        return;
+      }
+      this.append(text, start, newline);
+      this.completeLine();
+      start = newline + 1;
+    }
+  }
+
+  end(): void {
+    const rest = this.decoder.end();
+    if (rest) this.push(rest);
+    // A final line without a trailing newline still counts.
+    if (this.partial !== "" || this.overflowed) this.completeLine();
+  }
+
+  private append(text: string, from: number, to: number): void {
+    if (this.overflowed) return;
+    // One spare character so "exactly maxLength + \r" is not mistaken for overflow.
+    const room = this.maxLength + 1 - this.partial.length;
+    if (to - from > room) {
+      this.partial += text.slice(from, from + room);
+      this.overflowed = true;
+    } else {
+      this.partial += text.slice(from, to);
+    }
+  }
+
+  private completeLine(): void {
+    let line = this.partial;
+    if (!this.overflowed && line.endsWith("\r")) line = line.slice(0, -1);
+    if (this.overflowed || line.length > this.maxLength) line = truncate(line, this.maxLength);
+    this.partial = "";
+    this.overflowed = false;
+    this.emit(line);
+  }
+}
+
+function truncate(line: string, maxLength: number): string {
+  let cut = line.slice(0, maxLength);
+  // Do not leave half of a surrogate pair before the ellipsis.
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
+/** Applies the line budget and batches lines for onLines. */
+class LineSink {
+  cut = 0;
+  lastLine = "";
+  private delivered = 0;
+  private batch: string[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly maxLines: number,
+    private readonly flushMs: number,
+    private readonly onLines: (lines: string[]) => void,
+  ) {}
+
+  add(line: string): void {
+    // Tracked for cut lines too: the end of the output explains a failure best.
+    if (line.trim() !== "") this.lastLine = line;
+    if (this.delivered + this.batch.length >= this.maxLines) {
+      this.cut++;
+      return;
+    }
+    this.batch.push(line);
+    if (this.batch.length >= BATCH_LINES) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  close(): void {
+    this.flush();
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.batch.length === 0) return;
+    const lines = this.batch;
+    this.batch = [];
+    this.delivered += lines.length;
+    try {
+      this.onLines(lines);
+    } catch {
+      // The caller's sink failing (e.g. a full publish buffer) must not turn
+      // a deploy that ran into an unreported crash of the runner.
+    }
+  }
+}

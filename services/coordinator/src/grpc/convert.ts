@@ -1,0 +1,116 @@
+// Domain records → API messages.
+import {
+  TARGET_STATES,
+  countTargets,
+  type DeploymentRecord,
+  type StoredEvent,
+  type TargetState,
+} from "../../../shared/src/index.js";
+import type { AgentInput, DeploymentEventInput, DeploymentInput } from "../../../shared/src/proto.js";
+import type { AgentView } from "../registry.js";
+
+export function timestamp(iso: string | undefined): { seconds: string; nanos: number } | null {
+  if (!iso) return null;
+  const ms = Date.parse(iso);
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+}
+
+const duration = (ms: number): { seconds: string; nanos: number } => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+
+export const targetStateEnum = (s: TargetState): `TARGET_STATE_${TargetState}` => `TARGET_STATE_${s}`;
+
+export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
+  const counts = countTargets(rec);
+  return {
+    id: rec.spec.id,
+    requestId: rec.spec.requestId,
+    app: rec.spec.app,
+    environment: rec.spec.environment,
+    changeset: { version: rec.spec.changeset.version },
+    strategy: {
+      maxConcurrency: rec.spec.strategy.maxConcurrency,
+      maxFailures: rec.spec.strategy.maxFailures,
+      deliveryTimeout: duration(rec.spec.strategy.deliveryTimeoutMs),
+      applyTimeout: duration(rec.spec.strategy.applyTimeoutMs),
+    },
+    state: `DEPLOYMENT_STATE_${rec.state}`,
+    message: rec.message,
+    targets: rec.spec.targets.map((agentId) => {
+      const t = rec.targets[agentId]!;
+      return {
+        agentId,
+        state: targetStateEnum(t.state),
+        message: t.message,
+        dispatchedAt: timestamp(t.dispatchedAt),
+        startedAt: timestamp(t.startedAt),
+        finishedAt: timestamp(t.finishedAt),
+        lastOutput: t.lastOutput ?? "",
+        lateResult: t.lateResult ?? "",
+      };
+    }),
+    counts: TARGET_STATES.filter((s) => counts[s] > 0).map((s) => ({ state: targetStateEnum(s), count: counts[s] })),
+    lastSequence: String(rec.lastSeq),
+    createdAt: timestamp(rec.createdAt),
+    updatedAt: timestamp(rec.updatedAt),
+    finishedAt: timestamp(rec.finishedAt),
+    requestedBy: rec.spec.requestedBy,
+    cancelRequested: rec.cancelRequested,
+  };
+}
+
+/** One event as a watcher sees it, with the states the fold gave after it. */
+export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefined, ignored: string | undefined): DeploymentEventInput {
+  const e = se.event;
+  const agentId = "agentId" in e ? e.agentId : "";
+  const t = agentId && rec ? rec.targets[agentId] : undefined;
+  let message = "";
+  switch (e.type) {
+    case "target.result":
+    case "target.timed_out":
+    case "deployment.halted":
+    case "deployment.finished":
+      message = e.message;
+      break;
+    case "deployment.cancel_requested":
+    case "target.declined":
+      message = e.reason;
+      break;
+    case "agent.rejected_message":
+      message = `${e.subject}: ${e.error}`;
+      break;
+    case "target.progress":
+      message = e.linesCut > 0 ? `${e.linesCut} output line(s) cut` : "";
+      break;
+    case "deployment.created":
+      message = `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}`;
+      break;
+    default:
+      break;
+  }
+  if (ignored) message = message ? `${message} (no effect: ${ignored})` : `no effect: ${ignored}`;
+  return {
+    sequence: String(se.seq),
+    time: timestamp(se.time),
+    type: e.type,
+    deploymentId: e.deploymentId,
+    agentId,
+    targetState: t ? targetStateEnum(t.state) : "TARGET_STATE_UNSPECIFIED",
+    message,
+    deploymentState: rec ? `DEPLOYMENT_STATE_${rec.state}` : "DEPLOYMENT_STATE_UNSPECIFIED",
+    lines: e.type === "target.progress" ? e.lines : [],
+  };
+}
+
+export function toAgentMessage(a: AgentView, live: boolean): AgentInput {
+  return {
+    id: a.record.id,
+    environment: a.record.environment,
+    apps: a.record.apps,
+    host: a.record.host,
+    version: a.record.version,
+    lastHeartbeat: timestamp(new Date(a.heartbeatAt).toISOString()),
+    live,
+    labels: a.record.labels,
+    currentReleases: a.record.currentReleases,
+  };
+}

@@ -1,0 +1,171 @@
+// DeployService handlers. Each unary call does a bounded amount of JetStream
+// work and answers; long work is observed through WatchDeployment.
+import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import {
+  COORDINATOR_SOURCE,
+  ConflictError,
+  NotFoundError,
+  appendEvent,
+  catchUp,
+  foldEvent,
+  followEvents,
+  isTerminalDeployment,
+  loadDeployment,
+  type DeploymentRecord,
+  type JsContext,
+  type Logger,
+} from "../../../shared/src/index.js";
+import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
+import { createDeployment } from "../createDeployment.js";
+import type { Registry } from "../registry.js";
+import type { Reconciler } from "../rollout/reconciler.js";
+import {
+  validateAfterSequence,
+  validateAgentFilter,
+  validateCreate,
+  validateDeploymentId,
+  validateList,
+  validateReason,
+  type Defaults,
+} from "../requests.js";
+import { toAgentMessage, toDeploymentMessage, toEventMessage } from "./convert.js";
+import { toServiceError } from "./status.js";
+
+export interface ServiceDeps {
+  ctx: JsContext;
+  registry: Registry;
+  reconciler: Reconciler;
+  defaults: Defaults;
+  log: Logger;
+  /** Aborted when the coordinator shuts down: open watches end. */
+  shutdown: AbortSignal;
+}
+
+function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<Res>) {
+  return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    fn(call.request).then(
+      (res) => callback(null, res),
+      (err: unknown) => {
+        const se = toServiceError(err);
+        log.info({ method, code: se.code, details: se.details, err }, "call failed");
+        callback(se, null);
+      },
+    );
+  };
+}
+
+async function mustLoad(deps: ServiceDeps, id: string): Promise<DeploymentRecord> {
+  const loaded = await loadDeployment(deps.ctx, id);
+  if (!loaded) throw new NotFoundError(`deployment ${id} does not exist`);
+  return loaded.record;
+}
+
+export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers {
+  const { ctx, log } = deps;
+  return {
+    CreateDeployment: unary(log, "CreateDeployment", async (req) => {
+      const input = validateCreate(req, deps.defaults);
+      const rec = await createDeployment(ctx, deps.registry, input);
+      log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment }, "deployment accepted");
+      // Start the rollout now rather than at the next sweep; the answer does not wait for it.
+      deps.reconciler.schedule(rec.spec.id).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      return toDeploymentMessage(rec);
+    }),
+
+    GetDeployment: unary(log, "GetDeployment", async (req) => {
+      return toDeploymentMessage(await mustLoad(deps, validateDeploymentId(req.deploymentId)));
+    }),
+
+    ListDeployments: unary(log, "ListDeployments", async (req) => {
+      const q = validateList(req);
+      const ids: string[] = [];
+      for await (const k of await ctx.deployments.keys()) {
+        if (k.startsWith("d-") && (!q.pageToken || k < q.pageToken)) ids.push(k);
+      }
+      // Ids are time-ordered: newest first is a reverse sort.
+      ids.sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+      const page: DeploymentRecord[] = [];
+      let next = "";
+      for (const id of ids) {
+        const loaded = await loadDeployment(ctx, id);
+        if (!loaded) continue;
+        const r = loaded.record;
+        if ((q.app && r.spec.app !== q.app) || (q.environment && r.spec.environment !== q.environment) || (q.state && r.state !== q.state)) continue;
+        if (page.length === q.pageSize) {
+          next = page.at(-1)!.spec.id;
+          break;
+        }
+        page.push(r);
+      }
+      return { deployments: page.map(toDeploymentMessage), nextPageToken: next };
+    }),
+
+    WatchDeployment: (call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>) => {
+      void watch(deps, call);
+    },
+
+    CancelDeployment: unary(log, "CancelDeployment", async (req) => {
+      const id = validateDeploymentId(req.deploymentId);
+      const reason = validateReason(req.reason);
+      let rec = await mustLoad(deps, id);
+      for (let attempt = 0; attempt < 5 && !isTerminalDeployment(rec.state) && !rec.cancelRequested; attempt++) {
+        try {
+          await appendEvent(ctx, id, { type: "deployment.cancel_requested", reason }, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: rec.lastCoordinatorSeq });
+          log.info({ deploymentId: id, reason }, "cancel requested");
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+        }
+        rec = (await catchUp(ctx, id, rec, 0))!.record;
+      }
+      await deps.reconciler.schedule(id);
+      return toDeploymentMessage(await mustLoad(deps, id));
+    }),
+
+    ListAgents: unary(log, "ListAgents", (req) => {
+      const filter = validateAgentFilter(req);
+      const now = Date.now();
+      return Promise.resolve({ agents: deps.registry.list(filter).map((a) => toAgentMessage(a, deps.registry.isLive(a, now))) });
+    }),
+  };
+}
+
+/**
+ * Replays the deployment's events from the start (to know each event's
+ * resulting state), sends those after `after_sequence`, then follows live
+ * ones and ends after the terminal event.
+ */
+async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>): Promise<void> {
+  const abort = new AbortController();
+  const onEnd = (): void => abort.abort();
+  call.on("cancelled", onEnd);
+  call.on("close", onEnd);
+  deps.shutdown.addEventListener("abort", onEnd, { once: true });
+  try {
+    const id = validateDeploymentId(call.request.deploymentId);
+    const after = validateAfterSequence(call.request.afterSequence);
+    await mustLoad(deps, id);
+    let rec: DeploymentRecord | undefined;
+    for await (const e of followEvents(deps.ctx, id, { afterSeq: 0, signal: abort.signal })) {
+      if (e.invalid !== undefined) continue;
+      const { record, ignored } = foldEvent(rec, e);
+      rec = record;
+      if (e.seq > after) {
+        const ok = call.write(toEventMessage(e, rec, ignored));
+        if (!ok) await new Promise<void>((resolve) => call.once("drain", resolve));
+      }
+      if (rec && isTerminalDeployment(rec.state)) break;
+    }
+    if (deps.shutdown.aborted) {
+      // Not the end of the deployment: tell the client to resume elsewhere.
+      call.destroy(Object.assign(new Error("coordinator shutting down; resume with after_sequence"), { code: status.UNAVAILABLE }));
+    } else if (!abort.signal.aborted) {
+      call.end();
+    }
+  } catch (err) {
+    if (!abort.signal.aborted) {
+      call.destroy(Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
+    }
+  } finally {
+    deps.shutdown.removeEventListener("abort", onEnd);
+  }
+}

@@ -1,0 +1,102 @@
+// Creates or updates the streams, buckets and the coordinators' consumer,
+// idempotently, at every start. Agents never create any of them.
+import {
+  AckPolicy,
+  DeliverPolicy,
+  DiscardPolicy,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamManager,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { jetstream } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  AGENTS_BUCKET,
+  COMMANDS_STREAM,
+  COORDINATOR_CONSUMER,
+  DEPLOYMENTS_BUCKET,
+  EVENTS_STREAM,
+} from "../../shared/src/index.js";
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+export interface InfrastructureOptions {
+  replicas: number;
+  commandsMaxAgeMs: number;
+}
+
+export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
+  return {
+    name: COMMANDS_STREAM,
+    subjects: ["deploy.cmd.>"],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: o.replicas,
+    // One command per (deployment, target) subject. With discard-new per
+    // subject the server refuses a second publish for as long as the first is
+    // kept, not only inside the duplicate window.
+    max_msgs_per_subject: 1,
+    discard: DiscardPolicy.New,
+    discard_new_per_subject: true,
+    max_age: nanos(o.commandsMaxAgeMs),
+    duplicate_window: nanos(120_000),
+  };
+}
+
+export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
+  return {
+    name: EVENTS_STREAM,
+    subjects: ["deploy.evt.>"],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: o.replicas,
+    // The audit log: kept until an operator decides otherwise.
+    max_age: 0,
+    duplicate_window: nanos(120_000),
+    // Each event is small; a bound keeps a misbehaving publisher from filling the disk with one message.
+    max_msg_size: 256 * 1024,
+  };
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }): Promise<void> {
+  const name = config.name;
+  try {
+    const info = await jsm.streams.info(name);
+    await jsm.streams.update(name, { ...info.config, ...config });
+  } catch (err) {
+    if ((err as { name?: string }).name !== "StreamNotFoundError") throw err;
+    await jsm.streams.add(config);
+  }
+}
+
+export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamManager, o: InfrastructureOptions): Promise<void> {
+  await ensureStream(jsm, commandsStreamConfig(o));
+  await ensureStream(jsm, eventsStreamConfig(o));
+  const kvm = new Kvm(jetstream(nc));
+  for (const [bucket, history] of [
+    [DEPLOYMENTS_BUCKET, 5],
+    [AGENTS_BUCKET, 1],
+  ] as const) {
+    // Kvm.create binds to an existing bucket with the same settings.
+    await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas });
+  }
+  const consumer = {
+    durable_name: COORDINATOR_CONSUMER,
+    filter_subject: "deploy.evt.>",
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(30_000),
+    // Only events from now on wake a new consumer: the sweep covers every
+    // active deployment anyway.
+    deliver_policy: DeliverPolicy.New,
+    max_ack_pending: 20_000,
+    max_deliver: -1,
+  };
+  try {
+    await jsm.consumers.info(EVENTS_STREAM, COORDINATOR_CONSUMER);
+  } catch (err) {
+    if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
+    await jsm.consumers.add(EVENTS_STREAM, consumer);
+  }
+}

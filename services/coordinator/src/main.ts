@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// deploy-coordinator: serves the gRPC API and drives rollouts.
+// SIGTERM/SIGINT drain; a second one forces the exit.
+import { createLogger } from "../../shared/src/index.js";
+import { loadCoordinatorConfig } from "./config.js";
+import { startCoordinator } from "./coordinator.js";
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadCoordinatorConfig();
+  } catch (err) {
+    process.stderr.write(`deploy-coordinator: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const log = createLogger("coordinator", config.logLevel);
+  const coordinator = await startCoordinator(config, log);
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal: sig }, "second signal: exiting now");
+      process.exit(1);
+    }
+    log.info({ signal: sig }, "shutting down");
+    coordinator.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`deploy-coordinator: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,81 @@
+// The coordinator's view of deploy_agents: a cache rebuilt from the bucket at
+// start and kept current by a watch, so resolving targets and checking
+// heartbeats costs no round trip. Liveness uses the server's timestamp of the
+// last heartbeat write, never the agent's clock.
+import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import type { QueuedIterator } from "@nats-io/transport-node";
+import { parseAgentRecord, type AgentRecord, type Logger } from "../../shared/src/index.js";
+
+export interface AgentView {
+  record: AgentRecord;
+  heartbeatAt: number;
+  revision: number;
+}
+
+export class Registry {
+  readonly #agents = new Map<string, AgentView>();
+  #watch: QueuedIterator<KvEntry> | undefined;
+  #done: Promise<void> | undefined;
+
+  constructor(
+    private readonly kv: KV,
+    private readonly agentLiveMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    // Watch first (updates only), then load what is there: an update racing
+    // the load is kept by comparing revisions.
+    this.#watch = await this.kv.watch({ include: KvWatchInclude.UpdatesOnly });
+    const w = this.#watch;
+    this.#done = (async () => {
+      for await (const e of w) this.#apply(e);
+    })();
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    for (let i = 0; i < keys.length; i += 64) {
+      const entries = await Promise.all(keys.slice(i, i + 64).map((k) => this.kv.get(k)));
+      for (const e of entries) if (e) this.#apply(e);
+    }
+  }
+
+  #apply(e: KvEntry): void {
+    const prev = this.#agents.get(e.key);
+    if (prev && prev.revision >= e.revision) return;
+    if (e.operation !== "PUT") {
+      this.#agents.delete(e.key);
+      return;
+    }
+    try {
+      const record = parseAgentRecord(e.value);
+      if (record.id !== e.key) throw new Error(`record id ${record.id} under key ${e.key}`);
+      this.#agents.set(e.key, { record, heartbeatAt: e.created.getTime(), revision: e.revision });
+    } catch (err) {
+      this.log.warn({ key: e.key, err }, "ignoring invalid agent record");
+    }
+  }
+
+  get(id: string): AgentView | undefined {
+    return this.#agents.get(id);
+  }
+
+  isLive(view: AgentView, now = Date.now()): boolean {
+    return now - view.heartbeatAt <= this.agentLiveMs;
+  }
+
+  /** Server time of the agent's last heartbeat, or undefined for an unknown agent. */
+  lastHeartbeat(id: string): number | undefined {
+    return this.#agents.get(id)?.heartbeatAt;
+  }
+
+  list(filter: { app?: string; environment?: string } = {}): AgentView[] {
+    return [...this.#agents.values()]
+      .filter((a) => (!filter.environment || a.record.environment === filter.environment) && (!filter.app || a.record.apps.includes(filter.app)))
+      .sort((a, b) => a.record.id.localeCompare(b.record.id));
+  }
+
+  async close(): Promise<void> {
+    this.#watch?.stop();
+    await this.#done?.catch(() => undefined);
+  }
+}

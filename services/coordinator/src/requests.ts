@@ -1,0 +1,144 @@
+// Validation of every gRPC request, in one place. Field names in errors are
+// the proto's (snake_case), so a client sees the field it sent.
+import { createHash } from "node:crypto";
+import {
+  DEPLOYMENT_STATES,
+  ValidationError,
+  asObject,
+  asString,
+  asToken,
+  type Changeset,
+  type DeploymentState,
+  type Strategy,
+} from "../../shared/src/index.js";
+
+const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+const MAX_TARGETS = 100_000;
+
+export interface CreateInput {
+  requestId: string;
+  app: string;
+  environment: string;
+  changeset: Changeset;
+  strategy: Strategy;
+  /** Explicit targets; empty means every live agent of app and environment. */
+  targets: string[];
+  requestedBy: string;
+}
+
+export interface Defaults {
+  deliveryTimeoutMs: number;
+  applyTimeoutMs: number;
+}
+
+function durationMs(v: unknown, field: string, dflt: number): number {
+  if (v === undefined || v === null) return dflt;
+  const o = asObject(v, field);
+  const seconds = Number(o.seconds ?? 0);
+  const nanos = Number(o.nanos ?? 0);
+  if (!Number.isFinite(seconds) || !Number.isFinite(nanos) || seconds < 0 || nanos < 0) {
+    throw new ValidationError(field, "must be a positive duration");
+  }
+  const ms = Math.round(seconds * 1000 + nanos / 1e6);
+  if (ms < 1) throw new ValidationError(field, "must be at least 1 ms");
+  if (ms > MAX_TIMEOUT_MS) throw new ValidationError(field, "must be at most 7 days");
+  return ms;
+}
+
+function optionalCount(v: unknown, field: string, dflt: number, min: number): number {
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== "number" || !Number.isInteger(v)) throw new ValidationError(field, "must be an integer");
+  if (v < min) throw new ValidationError(field, `must be at least ${min}`);
+  if (v > MAX_TARGETS) throw new ValidationError(field, `must be at most ${MAX_TARGETS}`);
+  return v;
+}
+
+export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
+  const r = asObject(req ?? {}, "request");
+  const requestId = asString(r.requestId ?? "", "request_id", { maxLength: 256 });
+  if (!/^[\x21-\x7e]+$/.test(requestId)) throw new ValidationError("request_id", "must be printable ASCII without spaces");
+  const app = asToken(r.app ?? "", "app");
+  const environment = asToken(r.environment ?? "", "environment");
+  if (r.changeset === undefined || r.changeset === null) throw new ValidationError("changeset", "is required");
+  const cs = asObject(r.changeset, "changeset");
+  const version = asString(cs.version ?? "", "changeset.version", { maxLength: 128 });
+  if (!/^[\x21-\x7e]+$/.test(version)) throw new ValidationError("changeset.version", "must be printable ASCII without spaces");
+  const st = r.strategy === undefined || r.strategy === null ? {} : asObject(r.strategy, "strategy");
+  const strategy: Strategy = {
+    maxConcurrency: optionalCount(st.maxConcurrency, "strategy.max_concurrency", 1, 1),
+    maxFailures: optionalCount(st.maxFailures, "strategy.max_failures", 0, 0),
+    deliveryTimeoutMs: durationMs(st.deliveryTimeout, "strategy.delivery_timeout", defaults.deliveryTimeoutMs),
+    applyTimeoutMs: durationMs(st.applyTimeout, "strategy.apply_timeout", defaults.applyTimeoutMs),
+  };
+  const rawTargets = r.targets ?? [];
+  if (!Array.isArray(rawTargets)) throw new ValidationError("targets", "must be a list");
+  if (rawTargets.length > MAX_TARGETS) throw new ValidationError("targets", `must have at most ${MAX_TARGETS} entries`);
+  const targets = rawTargets.map((t, i) => asToken(t, `targets[${i}]`));
+  const seen = new Set<string>();
+  targets.forEach((t, i) => {
+    if (seen.has(t)) throw new ValidationError(`targets[${i}]`, `"${t}" is listed twice`);
+    seen.add(t);
+  });
+  const requestedBy = asString(r.requestedBy ?? "", "requested_by", { maxLength: 256, allowEmpty: true });
+  return { requestId, app, environment, changeset: { version }, strategy, targets, requestedBy };
+}
+
+/**
+ * Hash of everything in the request but its id, after defaults: "the same
+ * body" means the same hash, so a retry that spells a default out (or leaves
+ * it out) is still the same request.
+ */
+export function requestHash(input: CreateInput): string {
+  const canonical = JSON.stringify([input.app, input.environment, input.changeset.version, input.strategy, input.targets, input.requestedBy]);
+  return createHash("sha256").update(canonical).digest("hex");
+}
+
+export function validateDeploymentId(v: unknown, field = "deployment_id"): string {
+  return asToken(v ?? "", field);
+}
+
+export interface ListInput {
+  app?: string;
+  environment?: string;
+  state?: DeploymentState;
+  pageSize: number;
+  pageToken?: string;
+}
+
+export function validateList(req: unknown): ListInput {
+  const r = asObject(req ?? {}, "request");
+  const out: ListInput = { pageSize: 20 };
+  if (r.app) out.app = asToken(r.app, "app");
+  if (r.environment) out.environment = asToken(r.environment, "environment");
+  if (r.state && r.state !== "DEPLOYMENT_STATE_UNSPECIFIED") {
+    const raw = asString(r.state, "state", { maxLength: 64 });
+    const s = raw.replace(/^DEPLOYMENT_STATE_/, "");
+    if (!(DEPLOYMENT_STATES as readonly string[]).includes(s)) throw new ValidationError("state", `unknown state ${raw}`);
+    out.state = s as DeploymentState;
+  }
+  if (r.pageSize !== undefined && r.pageSize !== 0) {
+    if (typeof r.pageSize !== "number" || r.pageSize < 1 || r.pageSize > 200) throw new ValidationError("page_size", "must be between 1 and 200");
+    out.pageSize = r.pageSize;
+  }
+  if (r.pageToken) out.pageToken = asToken(r.pageToken, "page_token");
+  return out;
+}
+
+export function validateAfterSequence(v: unknown): number {
+  if (v === undefined || v === null || v === "") return 0;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0) throw new ValidationError("after_sequence", "must be a non-negative integer");
+  return n;
+}
+
+export function validateAgentFilter(req: unknown): { app?: string; environment?: string } {
+  const r = asObject(req ?? {}, "request");
+  const out: { app?: string; environment?: string } = {};
+  if (r.app) out.app = asToken(r.app, "app");
+  if (r.environment) out.environment = asToken(r.environment, "environment");
+  return out;
+}
+
+export function validateReason(v: unknown): string {
+  return asString(v ?? "", "reason", { maxLength: 1024, allowEmpty: true });
+}

@@ -1,0 +1,79 @@
+// The rollout's decisions, as a pure function of a deployment's folded state
+// and the clock. The reconciler appends what this returns, with
+// compare-and-set, and folds the result before deciding again, so every
+// decision is made on a view that includes the previous ones.
+import {
+  allTargetsTerminal,
+  countTargets,
+  failuresOf,
+  inFlightOf,
+  isTerminalDeployment,
+  type DeploymentRecord,
+  type EventBody,
+} from "../../../shared/src/index.js";
+
+export interface PlanContext {
+  now: number;
+  /** Server time of the agent's last heartbeat, undefined when unknown. */
+  lastHeartbeat: (agentId: string) => number | undefined;
+  agentLiveMs: number;
+  applyTimeoutGraceMs: number;
+}
+
+const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
+
+export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
+  if (isTerminalDeployment(rec.state)) return [];
+  if (rec.state === "PENDING") return [{ type: "deployment.started" }];
+  const { strategy } = rec.spec;
+  const timeouts: EventBody[] = [];
+  for (const [agentId, t] of Object.entries(rec.targets)) {
+    if (t.state === "DISPATCHED" && t.dispatchedAt) {
+      const waited = ctx.now - Date.parse(t.dispatchedAt);
+      if (waited > strategy.deliveryTimeoutMs) {
+        timeouts.push({
+          type: "target.timed_out",
+          agentId,
+          phase: "delivery",
+          message: `agent did not start within delivery_timeout ${secs(strategy.deliveryTimeoutMs)}`,
+        });
+      }
+    } else if (t.state === "APPLYING" && t.startedAt) {
+      const ran = ctx.now - Date.parse(t.startedAt);
+      const hb = ctx.lastHeartbeat(agentId);
+      const silentFor = hb === undefined ? ran : ctx.now - hb;
+      if (ran > strategy.applyTimeoutMs + ctx.applyTimeoutGraceMs) {
+        timeouts.push({ type: "target.timed_out", agentId, phase: "apply", message: `no result within apply_timeout ${secs(strategy.applyTimeoutMs)}` });
+      } else if (silentFor > ctx.agentLiveMs && ran > ctx.agentLiveMs) {
+        timeouts.push({ type: "target.timed_out", agentId, phase: "apply", message: `agent stopped heartbeating ${secs(silentFor)} ago while applying` });
+      }
+    }
+  }
+  if (timeouts.length > 0) return timeouts;
+
+  const counts = countTargets(rec);
+  const failures = failuresOf(counts);
+  if (!rec.halted && !rec.cancelRequested && failures > strategy.maxFailures && counts.PENDING > 0) {
+    return [{ type: "deployment.halted", message: `${failures} failed target(s) exceed max_failures ${strategy.maxFailures}: dispatching stopped` }];
+  }
+  if (!rec.halted && !rec.cancelRequested) {
+    const slots = strategy.maxConcurrency - inFlightOf(counts);
+    if (slots > 0 && counts.PENDING > 0) {
+      const dispatch: EventBody[] = [];
+      for (const agentId of rec.spec.targets) {
+        if (dispatch.length >= slots) break;
+        if (rec.targets[agentId]?.state === "PENDING") dispatch.push({ type: "target.dispatched", agentId });
+      }
+      return dispatch;
+    }
+  }
+  if (allTargetsTerminal(rec)) {
+    const total = rec.spec.targets.length;
+    if (rec.cancelRequested) return [{ type: "deployment.finished", state: "CANCELLED", message: rec.message || "cancelled" }];
+    if (failures > strategy.maxFailures) {
+      return [{ type: "deployment.finished", state: "FAILED", message: `${failures} of ${total} target(s) failed (max_failures ${strategy.maxFailures})` }];
+    }
+    return [{ type: "deployment.finished", state: "SUCCEEDED", message: `${counts.SUCCEEDED} of ${total} target(s) succeeded` }];
+  }
+  return [];
+}

@@ -1,0 +1,59 @@
+// Publishes the command for one (deployment, target). Safe to repeat: the
+// Nats-Msg-Id drops a repeat inside the duplicate window, and the stream's
+// discard-new-per-subject refuses it for as long as the first one is kept.
+import { headers } from "@nats-io/transport-node";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import {
+  COMMAND_SCHEMA,
+  HDR_AGENT_ID,
+  HDR_DEPLOY_ID,
+  UnavailableError,
+  commandMsgId,
+  commandSubject,
+  encode,
+  type Command,
+  type DeploymentSpec,
+  type JsContext,
+} from "../../../shared/src/index.js";
+
+export type PublishOutcome = "published" | "duplicate" | "already-stored";
+
+export function buildCommand(spec: DeploymentSpec, agentId: string): Command {
+  return {
+    schema: COMMAND_SCHEMA,
+    deploymentId: spec.id,
+    agentId,
+    app: spec.app,
+    environment: spec.environment,
+    changeset: spec.changeset,
+    applyTimeoutMs: spec.strategy.applyTimeoutMs,
+    issuedAt: new Date().toISOString(),
+  };
+}
+
+/**
+ * The server's refusal of a second message on a discard-new-per-subject
+ * subject: err_code 10077 "maximum messages per subject exceeded" (pinned by
+ * test/nats-facts.test.ts; the client has no constant for it).
+ */
+const MAX_MSGS_PER_SUBJECT_EXCEEDED = 10077;
+export function isPerSubjectLimit(err: unknown): boolean {
+  return err instanceof JetStreamApiError && err.code === MAX_MSGS_PER_SUBJECT_EXCEEDED;
+}
+
+export async function publishCommand(ctx: Pick<JsContext, "js">, spec: DeploymentSpec, agentId: string): Promise<PublishOutcome> {
+  const h = headers();
+  h.set(HDR_DEPLOY_ID, spec.id);
+  h.set(HDR_AGENT_ID, agentId);
+  h.set("Content-Type", `application/json; schema=${COMMAND_SCHEMA}`);
+  try {
+    const ack = await ctx.js.publish(commandSubject(agentId, spec.id), encode(buildCommand(spec, agentId)), {
+      msgID: commandMsgId(spec.id, agentId),
+      headers: h,
+    });
+    return ack.duplicate ? "duplicate" : "published";
+  } catch (err) {
+    if (isPerSubjectLimit(err)) return "already-stored";
+    throw new UnavailableError(`could not publish the command for ${agentId} of ${spec.id}`, err);
+  }
+}

@@ -1,0 +1,69 @@
+// Errors with a stable `code`. The coordinator maps codes to gRPC status codes
+// in one place (services/coordinator/src/grpc/status.ts); retryability is a
+// property of the class, never a guess at the catch site.
+
+export type ErrorCode =
+  | "INVALID_ARGUMENT"
+  | "ALREADY_EXISTS"
+  | "FAILED_PRECONDITION"
+  | "NOT_FOUND"
+  | "UNAVAILABLE"
+  | "CONFLICT"
+  | "INTERNAL";
+
+export class DeployError extends Error {
+  readonly code: ErrorCode;
+  /** Whether repeating the same operation may succeed. */
+  readonly retryable: boolean;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryable?: boolean }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options?.retryable ?? false;
+  }
+}
+
+/** Input that fails validation; `field` names what is wrong, e.g. `strategy.max_concurrency`. */
+export class ValidationError extends DeployError {
+  readonly field: string;
+  constructor(field: string, problem: string) {
+    super("INVALID_ARGUMENT", `${field}: ${problem}`);
+    this.field = field;
+  }
+}
+
+export class AlreadyExistsError extends DeployError {
+  constructor(message: string) {
+    super("ALREADY_EXISTS", message);
+  }
+}
+
+export class PreconditionError extends DeployError {
+  constructor(message: string) {
+    super("FAILED_PRECONDITION", message);
+  }
+}
+
+export class NotFoundError extends DeployError {
+  constructor(message: string) {
+    super("NOT_FOUND", message);
+  }
+}
+
+/** A compare-and-set lost a race: reload and decide again. */
+export class ConflictError extends DeployError {
+  constructor(message: string, cause?: unknown) {
+    super("CONFLICT", message, { cause, retryable: true });
+  }
+}
+
+/** NATS or another dependency is not answering; the same call may work later. */
+export class UnavailableError extends DeployError {
+  constructor(message: string, cause?: unknown) {
+    super("UNAVAILABLE", message, { cause, retryable: true });
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,27 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../google/protobuf/Timestamp.js';
+
+export interface Agent {
+  'id'?: (string);
+  'environment'?: (string);
+  'apps'?: (string)[];
+  'host'?: (string);
+  'version'?: (string);
+  'lastHeartbeat'?: (_google_protobuf_Timestamp | null);
+  'live'?: (boolean);
+  'labels'?: ({[key: string]: string});
+  'currentReleases'?: ({[key: string]: string});
+}
+
+export interface Agent__Output {
+  'id'?: (string);
+  'environment'?: (string);
+  'apps'?: (string)[];
+  'host'?: (string);
+  'version'?: (string);
+  'lastHeartbeat'?: (_google_protobuf_Timestamp__Output);
+  'live'?: (boolean);
+  'labels'?: ({[key: string]: string});
+  'currentReleases'?: ({[key: string]: string});
+}

@@ -1,0 +1,12 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+
+export interface CancelDeploymentRequest {
+  'deploymentId'?: (string);
+  'reason'?: (string);
+}
+
+export interface CancelDeploymentRequest__Output {
+  'deploymentId'?: (string);
+  'reason'?: (string);
+}

@@ -1,0 +1,24 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+import type { Changeset as _deploy_v1_Changeset, Changeset__Output as _deploy_v1_Changeset__Output } from '../../deploy/v1/Changeset.js';
+import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from '../../deploy/v1/Strategy.js';
+
+export interface CreateDeploymentRequest {
+  'requestId'?: (string);
+  'app'?: (string);
+  'environment'?: (string);
+  'changeset'?: (_deploy_v1_Changeset | null);
+  'strategy'?: (_deploy_v1_Strategy | null);
+  'targets'?: (string)[];
+  'requestedBy'?: (string);
+}
+
+export interface CreateDeploymentRequest__Output {
+  'requestId'?: (string);
+  'app'?: (string);
+  'environment'?: (string);
+  'changeset'?: (_deploy_v1_Changeset__Output);
+  'strategy'?: (_deploy_v1_Strategy__Output);
+  'targets'?: (string)[];
+  'requestedBy'?: (string);
+}

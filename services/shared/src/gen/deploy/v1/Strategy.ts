@@ -1,0 +1,21 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration.js';
+
+export interface Strategy {
+  'maxConcurrency'?: (number);
+  'maxFailures'?: (number);
+  'deliveryTimeout'?: (_google_protobuf_Duration | null);
+  'applyTimeout'?: (_google_protobuf_Duration | null);
+  '_maxConcurrency'?: "maxConcurrency";
+  '_maxFailures'?: "maxFailures";
+}
+
+export interface Strategy__Output {
+  'maxConcurrency'?: (number);
+  'maxFailures'?: (number);
+  'deliveryTimeout'?: (_google_protobuf_Duration__Output);
+  'applyTimeout'?: (_google_protobuf_Duration__Output);
+  '_maxConcurrency'?: "maxConcurrency";
+  '_maxFailures'?: "maxFailures";
+}

@@ -1,0 +1,43 @@
+// Appends one event to DEPLOY_EVENTS. Every state change goes through here
+// before anyone is told of it.
+import { headers } from "@nats-io/transport-node";
+import { JetStreamApiError, JetStreamApiCodes } from "@nats-io/jetstream";
+import { ConflictError, UnavailableError } from "../errors.js";
+import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_DEPLOY_ID, HDR_EVENT_TYPE } from "../names.js";
+import { encode, makeEvent, type EventBody } from "../schemas.js";
+import type { JsContext } from "./context.js";
+
+export interface AppendOptions {
+  /** "coordinator" or the agent id: the last subject token. */
+  source: string;
+  /**
+   * Compare-and-set: the event is stored only if the last message on its
+   * subject has this sequence (0: the subject is empty). Coordinators pass
+   * the last coordinator sequence their decision was based on, so two
+   * coordinators cannot both act on the same view.
+   */
+  expectLastSubjectSeq?: number;
+  /** Nats-Msg-Id, for reports an agent may repeat. */
+  msgId?: string;
+}
+
+export async function appendEvent(ctx: Pick<JsContext, "js">, deploymentId: string, body: EventBody, opts: AppendOptions): Promise<number> {
+  const h = headers();
+  h.set(HDR_DEPLOY_ID, deploymentId);
+  h.set(HDR_EVENT_TYPE, body.type);
+  if ("agentId" in body) h.set(HDR_AGENT_ID, body.agentId);
+  h.set("Content-Type", `application/json; schema=${EVENT_SCHEMA}`);
+  try {
+    const ack = await ctx.js.publish(eventSubject(deploymentId, opts.source), encode(makeEvent(deploymentId, body)), {
+      headers: h,
+      ...(opts.msgId === undefined ? {} : { msgID: opts.msgId }),
+      ...(opts.expectLastSubjectSeq === undefined ? {} : { expect: { lastSubjectSequence: opts.expectLastSubjectSeq } }),
+    });
+    return ack.seq;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+      throw new ConflictError(`another writer appended to ${deploymentId} first`, err);
+    }
+    throw new UnavailableError(`could not append ${body.type} for ${deploymentId}`, err);
+  }
+}

@@ -1,0 +1,45 @@
+// The handles every JetStream operation takes. Agents and coordinators build
+// it the same way; only the coordinator creates streams and buckets
+// (services/coordinator/src/infrastructure.ts), everyone else binds.
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import { Kvm, type KV } from "@nats-io/kv";
+import { AGENTS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
+
+export interface JsContext {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  deployments: KV;
+  agents: KV;
+}
+
+export interface ConnectOptions {
+  url: string;
+  name: string;
+  /** How long a JetStream API call may take before it fails (and is retried by the caller). */
+  apiTimeoutMs?: number;
+}
+
+/**
+ * Connects and keeps reconnecting for ever: a NATS restart must not end a
+ * coordinator or an agent, only pause them.
+ */
+export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
+  return connect({
+    servers: opts.url.split(",").map((s) => s.trim()),
+    name: opts.name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    waitOnFirstConnect: true,
+  });
+}
+
+export async function bindContext(nc: NatsConnection, opts: { apiTimeoutMs?: number } = {}): Promise<JsContext> {
+  const timeout = opts.apiTimeoutMs ?? 5000;
+  const js = jetstream(nc, { timeout });
+  const jsm = await jetstreamManager(nc, { timeout });
+  const kvm = new Kvm(js);
+  const [deployments, agents] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET)]);
+  return { nc, js, jsm, deployments, agents };
+}

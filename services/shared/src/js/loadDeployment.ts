@@ -1,0 +1,60 @@
+// Current state of a deployment: the KV projection, caught up from the event
+// stream. KV is never trusted blindly: it records the last sequence it
+// reflects, and everything after that is folded in here.
+import type { KvEntry } from "@nats-io/kv";
+import { DEPLOYMENT_SCHEMA } from "../names.js";
+import { foldEvent, type DeploymentRecord } from "../fold.js";
+import type { JsContext } from "./context.js";
+import { readEvents } from "./readEvents.js";
+
+export interface LoadedDeployment {
+  record: DeploymentRecord;
+  /** KV revision the record was read at; 0 when KV had no (usable) entry. */
+  kvRevision: number;
+  /** lastSeq of the KV entry; the record is newer when record.lastSeq is larger. */
+  kvLastSeq: number;
+}
+
+/** Reads a projection from KV; undefined when absent or not one we can use. */
+export function parseProjection(entry: KvEntry | null): DeploymentRecord | undefined {
+  if (!entry || entry.operation !== "PUT") return undefined;
+  try {
+    const v = entry.json<DeploymentRecord>();
+    // Our own write, so a shape check suffices; anything else is rebuilt
+    // from the stream rather than trusted.
+    if (v?.schema !== DEPLOYMENT_SCHEMA || typeof v.lastSeq !== "number" || typeof v.targets !== "object") return undefined;
+    return v;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function loadDeployment(
+  ctx: Pick<JsContext, "js" | "jsm" | "deployments">,
+  deploymentId: string,
+  onInvalid?: (seq: number, why: string) => void,
+): Promise<LoadedDeployment | undefined> {
+  const entry = await ctx.deployments.get(deploymentId);
+  const fromKv = parseProjection(entry);
+  return catchUp(ctx, deploymentId, fromKv, fromKv && entry ? entry.revision : 0, onInvalid);
+}
+
+/** Folds everything after `record.lastSeq` into `record` (mutated). */
+export async function catchUp(
+  ctx: Pick<JsContext, "js" | "jsm">,
+  deploymentId: string,
+  record: DeploymentRecord | undefined,
+  kvRevision: number,
+  onInvalid?: (seq: number, why: string) => void,
+): Promise<LoadedDeployment | undefined> {
+  const kvLastSeq = record?.lastSeq ?? 0;
+  let rec = record;
+  for await (const e of readEvents(ctx, deploymentId, { afterSeq: kvLastSeq })) {
+    if (e.invalid !== undefined) {
+      onInvalid?.(e.seq, e.invalid);
+      continue;
+    }
+    rec = foldEvent(rec, e).record;
+  }
+  return rec ? { record: rec, kvRevision, kvLastSeq } : undefined;
+}

@@ -1,0 +1,111 @@
+// Reads a deployment's events back from DEPLOY_EVENTS in stream order.
+import { DeliverPolicy, type JsMsg, type MsgRequest, type StoredMsg } from "@nats-io/jetstream";
+import { errorMessage } from "../errors.js";
+import { deploymentEventFilter, EVENTS_STREAM, parseEventSubject } from "../names.js";
+import { parseEvent } from "../schemas.js";
+import type { StoredEvent } from "../fold.js";
+import type { JsContext } from "./context.js";
+
+/** An event as stored, or why it could not be read (it is skipped by the fold). */
+export type ReadEvent = (StoredEvent & { invalid?: undefined }) | { seq: number; time: string; source: string; invalid: string };
+
+function toReadEvent(subject: string, seq: number, time: Date, data: Uint8Array): ReadEvent {
+  const source = parseEventSubject(subject)?.source ?? "";
+  try {
+    return { seq, time: time.toISOString(), source, event: parseEvent(data) };
+  } catch (err) {
+    return { seq, time: time.toISOString(), source, invalid: errorMessage(err) };
+  }
+}
+
+const fromStored = (m: StoredMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
+const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
+
+// Below this many events, one direct get per event is cheaper than creating,
+// reading and deleting an ordered consumer (3 round trips plus the pull).
+const DIRECT_GET_LIMIT = 16;
+
+/**
+ * Every event of `deploymentId` with a sequence above `afterSeq` (and at most
+ * `untilSeq` when given) that the stream holds now. Ends when caught up.
+ */
+/** The first event of the deployment at or after `seq`, or null (2.9 answers "no message found", the client gives null). */
+function nextEvent(ctx: Pick<JsContext, "jsm">, filter: string, seq: number): Promise<StoredMsg | null> {
+  // MsgRequest's type lacks next_by_subj, which servers since 2.9 accept.
+  const req = { seq, next_by_subj: filter } as unknown as MsgRequest;
+  return ctx.jsm.streams.getMessage(EVENTS_STREAM, req);
+}
+
+/**
+ * Every event of `deploymentId` with a sequence above `afterSeq` (and at most
+ * `untilSeq` when given) that the stream holds now. Ends when caught up.
+ */
+export async function* readEvents(
+  ctx: Pick<JsContext, "js" | "jsm">,
+  deploymentId: string,
+  opts: { afterSeq: number; untilSeq?: number },
+): AsyncGenerator<ReadEvent> {
+  const filter = deploymentEventFilter(deploymentId);
+  const until = opts.untilSeq ?? Number.MAX_SAFE_INTEGER;
+  let next = opts.afterSeq + 1;
+  for (let i = 0; i <= DIRECT_GET_LIMIT; i++) {
+    if (next > until) return;
+    const m = await nextEvent(ctx, filter, next);
+    if (m === null || m.seq > until) return;
+    if (i === DIRECT_GET_LIMIT) break; // more left: switch to a consumer from here
+    yield fromStored(m);
+    next = m.seq + 1;
+  }
+  // Long history: stream the rest through an ordered consumer.
+  const consumer = await ctx.js.consumers.get(EVENTS_STREAM, {
+    filter_subjects: filter,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: next,
+  });
+  try {
+    const messages = await consumer.consume({ max_messages: 512 });
+    try {
+      for await (const m of messages) {
+        if (m.seq > until) break;
+        yield fromJsMsg(m);
+        if (m.info.pending === 0 || m.seq === until) break;
+      }
+    } finally {
+      messages.stop();
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+}
+
+/**
+ * Follows a deployment's events live, from `afterSeq`, until `signal` aborts
+ * or the caller stops iterating. An ordered consumer: after a NATS restart it
+ * recreates itself from the last sequence it delivered, so nothing is missed
+ * or repeated.
+ */
+export async function* followEvents(
+  ctx: Pick<JsContext, "js">,
+  deploymentId: string,
+  opts: { afterSeq: number; signal?: AbortSignal },
+): AsyncGenerator<ReadEvent> {
+  const consumer = await ctx.js.consumers.get(EVENTS_STREAM, {
+    filter_subjects: deploymentEventFilter(deploymentId),
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: opts.afterSeq + 1,
+  });
+  const messages = await consumer.consume({ max_messages: 256 });
+  const stop = (): void => void messages.stop();
+  opts.signal?.addEventListener("abort", stop, { once: true });
+  try {
+    if (opts.signal?.aborted) return;
+    for await (const m of messages) {
+      yield fromJsMsg(m);
+      if (opts.signal?.aborted) break;
+    }
+  } finally {
+    opts.signal?.removeEventListener("abort", stop);
+    messages.stop();
+    await consumer.delete().catch(() => undefined);
+  }
+}

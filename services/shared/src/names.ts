@@ -1,0 +1,64 @@
+// Every name a user sees in the nats CLI lives here, so the design's table of
+// names (DESIGN.md "Names users see") has exactly one implementation.
+
+export const COMMANDS_STREAM = "DEPLOY_COMMANDS";
+export const EVENTS_STREAM = "DEPLOY_EVENTS";
+export const AGENTS_BUCKET = "deploy_agents";
+export const DEPLOYMENTS_BUCKET = "deploy_deployments";
+export const ARTIFACTS_BUCKET = "deploy_artifacts";
+/** Durable consumer shared by all coordinators: each event wakes one of them. */
+export const COORDINATOR_CONSUMER = "coordinator";
+/** Source token of events written by coordinators. */
+export const COORDINATOR_SOURCE = "coordinator";
+
+export const COMMAND_SCHEMA = "deploy.command.v1";
+export const EVENT_SCHEMA = "deploy.event.v1";
+export const DEPLOYMENT_SCHEMA = "deploy.deployment.v1";
+export const AGENT_SCHEMA = "deploy.agent.v1";
+
+export const HDR_DEPLOY_ID = "Deploy-Id";
+export const HDR_AGENT_ID = "Agent-Id";
+export const HDR_EVENT_TYPE = "Deploy-Event";
+
+// A token is one level of a NATS subject: no dots, whitespace, wildcards, and
+// kept to characters that are also safe in KV keys, consumer names and file
+// names (the agent journal is keyed by deployment id).
+const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export function isToken(s: string): boolean {
+  return TOKEN.test(s);
+}
+
+export const TOKEN_RULE = "1-64 characters from A-Z a-z 0-9 _ - (a NATS subject token)";
+
+export const commandSubject = (agentId: string, deploymentId: string): string => `deploy.cmd.${agentId}.${deploymentId}`;
+export const agentCommandFilter = (agentId: string): string => `deploy.cmd.${agentId}.>`;
+export const eventSubject = (deploymentId: string, source: string): string => `deploy.evt.${deploymentId}.${source}`;
+export const deploymentEventFilter = (deploymentId: string): string => `deploy.evt.${deploymentId}.>`;
+export const agentConsumerName = (agentId: string): string => `agent-${agentId}`;
+/** Nats-Msg-Id of a command: a re-publish of the same command is dropped. */
+export const commandMsgId = (deploymentId: string, agentId: string): string => `${deploymentId}.${agentId}`;
+/** Nats-Msg-Id of an agent's report, so a re-report inside the window is dropped. */
+export const agentEventMsgId = (deploymentId: string, agentId: string, kind: string): string =>
+  `${deploymentId}.${agentId}.${kind}`;
+
+/** Parses `deploy.cmd.<agent>.<deployment>`; undefined when it is not one. */
+export function parseCommandSubject(subject: string): { agentId: string; deploymentId: string } | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 4 || parts[0] !== "deploy" || parts[1] !== "cmd") return undefined;
+  return { agentId: parts[2]!, deploymentId: parts[3]! };
+}
+
+/** Parses `deploy.evt.<deployment>.<source>`. */
+export function parseEventSubject(subject: string): { deploymentId: string; source: string } | undefined {
+  const parts = subject.split(".");
+  if (parts.length !== 4 || parts[0] !== "deploy" || parts[1] !== "evt") return undefined;
+  return { deploymentId: parts[2]!, source: parts[3]! };
+}
+
+// KV keys in deploy_deployments besides the deployment ids themselves.
+/** Maps a client request id (hashed: it is free text) to the deployment it made. */
+export const requestKey = (requestHash: string): string => `req.${requestHash}`;
+/** Held by the one active deployment of an (app, environment). */
+export const activeKey = (app: string, environment: string): string => `active.${app}.${environment}`;
+export const ACTIVE_FILTER = "active.>";

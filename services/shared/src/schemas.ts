@@ -1,0 +1,240 @@
+// The messages both sides speak, and the one validator per message type.
+// Everything read from NATS is `unknown` until it passes through here.
+// Readers accept extra fields, so a v1 message that gains fields stays readable.
+import { ValidationError } from "./errors.js";
+import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA } from "./names.js";
+import {
+  asEnum,
+  asInt,
+  asIsoTime,
+  asObject,
+  asOptionalString,
+  asString,
+  asStringArray,
+  asStringMap,
+  asToken,
+  parseJson,
+  type Obj,
+} from "./validate.js";
+
+export const TARGET_STATES = ["PENDING", "DISPATCHED", "APPLYING", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"] as const;
+export type TargetState = (typeof TARGET_STATES)[number];
+export const DEPLOYMENT_STATES = ["PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
+export type DeploymentState = (typeof DEPLOYMENT_STATES)[number];
+export const TERMINAL_DEPLOYMENT_STATES: readonly DeploymentState[] = ["SUCCEEDED", "FAILED", "CANCELLED"];
+export const TERMINAL_TARGET_STATES: readonly TargetState[] = ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"];
+export const isTerminalDeployment = (s: DeploymentState): boolean => TERMINAL_DEPLOYMENT_STATES.includes(s);
+export const isTerminalTarget = (s: TargetState): boolean => TERMINAL_TARGET_STATES.includes(s);
+
+const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
+
+export interface Strategy {
+  maxConcurrency: number;
+  maxFailures: number;
+  deliveryTimeoutMs: number;
+  applyTimeoutMs: number;
+}
+
+export interface Changeset {
+  version: string;
+}
+
+/** What a deployment is: fixed at creation, carried by its first event. */
+export interface DeploymentSpec {
+  id: string;
+  requestId: string;
+  /** SHA-256 of the canonical request body: same id + other body = ALREADY_EXISTS. */
+  requestHash: string;
+  app: string;
+  environment: string;
+  changeset: Changeset;
+  strategy: Strategy;
+  targets: string[];
+  requestedBy: string;
+}
+
+function parseStrategy(v: unknown, field: string): Strategy {
+  const o = asObject(v, field);
+  return {
+    maxConcurrency: asInt(o.maxConcurrency, `${field}.maxConcurrency`, 1, 100_000),
+    maxFailures: asInt(o.maxFailures, `${field}.maxFailures`, 0, 100_000),
+    deliveryTimeoutMs: asInt(o.deliveryTimeoutMs, `${field}.deliveryTimeoutMs`, 1, MAX_TIMEOUT_MS),
+    applyTimeoutMs: asInt(o.applyTimeoutMs, `${field}.applyTimeoutMs`, 1, MAX_TIMEOUT_MS),
+  };
+}
+
+function parseChangeset(v: unknown, field: string): Changeset {
+  const o = asObject(v, field);
+  return { version: asString(o.version, `${field}.version`, { maxLength: 128 }) };
+}
+
+export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
+  const o = asObject(v, field);
+  return {
+    id: asToken(o.id, `${field}.id`),
+    requestId: asString(o.requestId, `${field}.requestId`, { maxLength: 256 }),
+    requestHash: asString(o.requestHash, `${field}.requestHash`, { maxLength: 128 }),
+    app: asToken(o.app, `${field}.app`),
+    environment: asToken(o.environment, `${field}.environment`),
+    changeset: parseChangeset(o.changeset, `${field}.changeset`),
+    strategy: parseStrategy(o.strategy, `${field}.strategy`),
+    targets: asStringArray(o.targets, `${field}.targets`, asToken),
+    requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, 256) ?? "",
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Commands: deploy.cmd.<agent>.<deployment>, one per (deployment, target).
+
+export interface Command {
+  schema: typeof COMMAND_SCHEMA;
+  deploymentId: string;
+  agentId: string;
+  app: string;
+  environment: string;
+  changeset: Changeset;
+  applyTimeoutMs: number;
+  issuedAt: string;
+}
+
+export function parseCommand(data: Uint8Array | string): Command {
+  const o = asObject(parseJson(data, "command"), "command");
+  if (o.schema !== COMMAND_SCHEMA) {
+    throw new ValidationError("command.schema", `expected "${COMMAND_SCHEMA}", got ${JSON.stringify(o.schema)?.slice(0, 80)}`);
+  }
+  return {
+    schema: COMMAND_SCHEMA,
+    deploymentId: asToken(o.deploymentId, "command.deploymentId"),
+    agentId: asToken(o.agentId, "command.agentId"),
+    app: asToken(o.app, "command.app"),
+    environment: asToken(o.environment, "command.environment"),
+    changeset: parseChangeset(o.changeset, "command.changeset"),
+    applyTimeoutMs: asInt(o.applyTimeoutMs, "command.applyTimeoutMs", 1, MAX_TIMEOUT_MS),
+    issuedAt: asIsoTime(o.issuedAt, "command.issuedAt"),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Events: deploy.evt.<deployment>.<source>, the audit log and source of truth.
+
+export type EventBody =
+  | { type: "deployment.created"; spec: DeploymentSpec }
+  | { type: "deployment.started" }
+  | { type: "target.dispatched"; agentId: string }
+  | { type: "target.started"; agentId: string }
+  | { type: "target.progress"; agentId: string; lines: string[]; linesCut: number }
+  | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number }
+  | { type: "target.declined"; agentId: string; reason: string }
+  | { type: "target.timed_out"; agentId: string; phase: "delivery" | "apply"; message: string }
+  | { type: "deployment.halted"; message: string }
+  | { type: "deployment.cancel_requested"; reason: string }
+  | { type: "deployment.finished"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; message: string }
+  | { type: "agent.rejected_message"; agentId: string; subject: string; error: string };
+
+export type EventType = EventBody["type"];
+export type DeployEvent = EventBody & { schema: typeof EVENT_SCHEMA; deploymentId: string; time: string };
+
+export function makeEvent(deploymentId: string, body: EventBody): DeployEvent {
+  return { schema: EVENT_SCHEMA, deploymentId, time: new Date().toISOString(), ...body };
+}
+
+const MAX_LINE = 4096;
+
+function parseEventBody(o: Obj): EventBody {
+  const type = asString(o.type, "event.type", { maxLength: 64 });
+  const agentId = (): string => asToken(o.agentId, "event.agentId");
+  const message = (): string => asString(o.message, "event.message", { maxLength: 16_384, allowEmpty: true });
+  switch (type) {
+    case "deployment.created":
+      return { type, spec: parseSpec(o.spec, "event.spec") };
+    case "deployment.started":
+      return { type };
+    case "target.dispatched":
+    case "target.started":
+      return { type, agentId: agentId() };
+    case "target.progress":
+      return {
+        type,
+        agentId: agentId(),
+        lines: asStringArray(o.lines, "event.lines", (s, f) => asString(s, f, { maxLength: MAX_LINE, allowEmpty: true }), 1000),
+        linesCut: asInt(o.linesCut ?? 0, "event.linesCut", 0, Number.MAX_SAFE_INTEGER),
+      };
+    case "target.result":
+      return {
+        type,
+        agentId: agentId(),
+        outcome: asEnum(o.outcome, "event.outcome", ["SUCCEEDED", "FAILED"] as const),
+        message: message(),
+        exitCode: o.exitCode === null || o.exitCode === undefined ? null : asInt(o.exitCode, "event.exitCode", -1, 255),
+        durationMs: asInt(o.durationMs ?? 0, "event.durationMs", 0, Number.MAX_SAFE_INTEGER),
+      };
+    case "target.declined":
+      return { type, agentId: agentId(), reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }) };
+    case "target.timed_out":
+      return { type, agentId: agentId(), phase: asEnum(o.phase, "event.phase", ["delivery", "apply"] as const), message: message() };
+    case "deployment.halted":
+      return { type, message: message() };
+    case "deployment.cancel_requested":
+      return { type, reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }) };
+    case "deployment.finished":
+      return { type, state: asEnum(o.state, "event.state", ["SUCCEEDED", "FAILED", "CANCELLED"] as const), message: message() };
+    case "agent.rejected_message":
+      return {
+        type,
+        agentId: agentId(),
+        subject: asString(o.subject, "event.subject", { maxLength: 1024 }),
+        error: asString(o.error, "event.error", { maxLength: 4096, allowEmpty: true }),
+      };
+    default:
+      throw new ValidationError("event.type", `unknown event type ${JSON.stringify(type)}`);
+  }
+}
+
+export function parseEvent(data: Uint8Array | string): DeployEvent {
+  const o = asObject(parseJson(data, "event"), "event");
+  if (o.schema !== EVENT_SCHEMA) {
+    throw new ValidationError("event.schema", `expected "${EVENT_SCHEMA}", got ${JSON.stringify(o.schema)?.slice(0, 80)}`);
+  }
+  return {
+    schema: EVENT_SCHEMA,
+    deploymentId: asToken(o.deploymentId, "event.deploymentId"),
+    time: asIsoTime(o.time, "event.time"),
+    ...parseEventBody(o),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Agent registry: deploy_agents/<agent id>, rewritten at every heartbeat.
+
+export interface AgentRecord {
+  schema: typeof AGENT_SCHEMA;
+  id: string;
+  environment: string;
+  apps: string[];
+  host: string;
+  version: string;
+  labels: Record<string, string>;
+  /** Per app, the deployment id last applied successfully. */
+  currentReleases: Record<string, string>;
+  startedAt: string;
+}
+
+export function parseAgentRecord(data: Uint8Array | string): AgentRecord {
+  const o = asObject(parseJson(data, "agent"), "agent");
+  if (o.schema !== AGENT_SCHEMA) throw new ValidationError("agent.schema", `expected "${AGENT_SCHEMA}"`);
+  return {
+    schema: AGENT_SCHEMA,
+    id: asToken(o.id, "agent.id"),
+    environment: asToken(o.environment, "agent.environment"),
+    apps: asStringArray(o.apps, "agent.apps", asToken, 1000),
+    host: asString(o.host, "agent.host", { maxLength: 256, allowEmpty: true }),
+    version: asString(o.version, "agent.version", { maxLength: 64, allowEmpty: true }),
+    labels: asStringMap(o.labels ?? {}, "agent.labels"),
+    currentReleases: asStringMap(o.currentReleases ?? {}, "agent.currentReleases"),
+    startedAt: asIsoTime(o.startedAt, "agent.startedAt"),
+  };
+}
+
+export function encode(v: unknown): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(v));
+}

@@ -1,0 +1,177 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { runExecutable, RunOptionsError, type RunOptions } from "../services/agent/src/runner.js";
+
+const hooks = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "hooks");
+const hook = (name: string): string => path.join(hooks, name);
+
+let tmp: string;
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "agent-runner-"));
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+/** Runs with generous defaults and collects every batch passed to onLines. */
+async function run(overrides: Partial<RunOptions> & Pick<RunOptions, "file">) {
+  const batches: string[][] = [];
+  const result = await runExecutable({
+    env: {},
+    timeoutMs: 30_000,
+    maxLines: 1000,
+    maxLineLength: 200,
+    onLines: (lines) => batches.push(lines),
+    ...overrides,
+  });
+  return { result, batches, lines: batches.flat() };
+}
+
+async function isAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ESRCH") return false;
+    throw err;
+  }
+  // A killed orphan stays a zombie (and kill(pid, 0) keeps succeeding) until
+  // whatever runs as PID 1 reaps it, which in some containers takes seconds
+  // or never happens. A zombie runs nothing, so it counts as gone.
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return !/^\d+ \(.*\) Z/s.test(stat);
+}
+
+async function readPid(file: string): Promise<number> {
+  // The script writes the pid right after starting; poll until it is there.
+  for (;;) {
+    const text = await fs.readFile(file, "utf8").catch(() => "");
+    if (/^\d+\s*$/.test(text)) return Number(text);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("runExecutable", () => {
+  it("reports success with all output lines and the given env", async () => {
+    const { result, lines } = await run({ file: hook("ok.sh"), env: { APP_NAME: "shop" } });
+    expect(result).toMatchObject({
+      outcome: "succeeded",
+      exitCode: 0,
+      signal: null,
+      timedOut: false,
+      aborted: false,
+      linesCut: 0,
+      message: "exit code 0",
+    });
+    // Which pipe Node reads first is not determined, so either last line is fine.
+    expect(["done", "warming up"]).toContain(result.lastLine);
+    expect(result.durationMs).toBeGreaterThanOrEqual(0);
+    // stdout/stderr interleave is up to the OS scheduler; compare as a set.
+    expect([...lines].sort()).toEqual(["deploying shop", "done", "warming up"]);
+  });
+
+  it("does not pass the agent's own environment through", async () => {
+    process.env.RUNNER_TEST_SECRET = "leak";
+    try {
+      const script = path.join(tmp, "env.sh");
+      await fs.writeFile(script, '#!/usr/bin/env bash\necho "secret=${RUNNER_TEST_SECRET:-unset} path=${PATH:+set}"\n', { mode: 0o755 });
+      const { lines } = await run({ file: script });
+      expect(lines).toEqual(["secret=unset path=set"]);
+    } finally {
+      delete process.env.RUNNER_TEST_SECRET;
+    }
+  });
+
+  it("reports a non-zero exit as failed", async () => {
+    const { result, lines } = await run({ file: hook("fail.sh") });
+    expect(result).toMatchObject({ outcome: "failed", exitCode: 3, signal: null, timedOut: false, message: "exit code 3" });
+    expect([...lines].sort()).toEqual(["checking config", "config invalid: missing key"]);
+  });
+
+  it("reports a crash by signal", async () => {
+    const { result, lines } = await run({ file: hook("crash.sh") });
+    expect(result).toMatchObject({ outcome: "failed", exitCode: null, signal: "SIGKILL", timedOut: false, aborted: false });
+    expect(result.message).toBe("killed by SIGKILL");
+    expect(lines).toEqual(["about to crash"]);
+    expect(result.lastLine).toBe("about to crash");
+  });
+
+  it("kills the whole process group, grandchildren included, on timeout", async () => {
+    const pidFile = path.join(tmp, "grandchild.pid");
+    const { result } = await run({ file: hook("hang.sh"), env: { PIDFILE: pidFile }, timeoutMs: 1000 });
+    expect(result).toMatchObject({
+      outcome: "failed",
+      signal: "SIGKILL",
+      timedOut: true,
+      aborted: false,
+      message: "killed after timeout of 1000 ms",
+    });
+    const grandchild = await readPid(pidFile);
+    // The kill is sent before the run resolves, but takes effect asynchronously.
+    await expect.poll(() => isAlive(grandchild), { timeout: 5000 }).toBe(false);
+  });
+
+  it("kills the process group when the signal aborts", async () => {
+    const pidFile = path.join(tmp, "grandchild.pid");
+    const controller = new AbortController();
+    const running = run({ file: hook("hang.sh"), env: { PIDFILE: pidFile }, signal: controller.signal });
+    const grandchild = await readPid(pidFile);
+    expect(await isAlive(grandchild)).toBe(true);
+    controller.abort();
+    const { result } = await running;
+    expect(result).toMatchObject({ outcome: "failed", aborted: true, timedOut: false, message: "interrupted by shutdown" });
+    await expect.poll(() => isAlive(grandchild), { timeout: 5000 }).toBe(false);
+  });
+
+  it("does not start anything when the signal is already aborted", async () => {
+    const marker = path.join(tmp, "ran");
+    const script = path.join(tmp, "touch.sh");
+    await fs.writeFile(script, `#!/usr/bin/env bash\ntouch ${JSON.stringify(marker)}\n`, { mode: 0o755 });
+    const { result } = await run({ file: script, signal: AbortSignal.abort() });
+    expect(result).toMatchObject({ outcome: "failed", aborted: true, message: "interrupted by shutdown" });
+    await expect(fs.access(marker)).rejects.toThrow();
+  });
+
+  it("bounds huge output to maxLines and counts the rest as cut", async () => {
+    const maxLines = 500;
+    const { result, batches, lines } = await run({ file: hook("huge-output.sh"), maxLines, maxLineLength: 40 });
+    expect(result.outcome).toBe("succeeded");
+    expect(lines).toHaveLength(maxLines);
+    // 200000 filler lines + the final marker line.
+    expect(result.linesCut).toBe(200_001 - maxLines);
+    expect(lines[0]).toBe(`${"x".repeat(40)}…`);
+    expect(result.lastLine).toBe("end of output");
+    for (const batch of batches) expect(batch.length).toBeLessThanOrEqual(20);
+  });
+
+  it("truncates a single huge line without a newline", async () => {
+    const script = path.join(tmp, "one-line.sh");
+    // 5 MB on stdout with no newline at all.
+    await fs.writeFile(script, "#!/usr/bin/env bash\nhead -c 5000000 /dev/zero | tr '\\0' 'y'\n", { mode: 0o755 });
+    const { result, lines } = await run({ file: script, maxLineLength: 10 });
+    expect(lines).toEqual(["yyyyyyyyyy…"]);
+    expect(result.lastLine).toBe("yyyyyyyyyy…");
+  });
+
+  it("resolves failed when the file does not exist", async () => {
+    const { result, lines } = await run({ file: path.join(tmp, "no-such-hook.sh") });
+    expect(result).toMatchObject({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false });
+    expect(result.message).toMatch(/^could not start: ENOENT/);
+    expect(lines).toEqual([]);
+  });
+
+  it("resolves failed when the file is not executable", async () => {
+    const script = path.join(tmp, "not-executable.sh");
+    await fs.writeFile(script, "#!/usr/bin/env bash\necho hi\n", { mode: 0o644 });
+    const { result } = await run({ file: script });
+    expect(result.outcome).toBe("failed");
+    expect(result.message).toMatch(/^could not start: EACCES/);
+  });
+
+  it("rejects invalid options as programming errors", async () => {
+    await expect(run({ file: "relative/hook.sh" })).rejects.toBeInstanceOf(RunOptionsError);
+    await expect(run({ file: hook("ok.sh"), timeoutMs: 0 })).rejects.toMatchObject({ code: "RUN_INVALID_OPTIONS" });
+  });
+});
