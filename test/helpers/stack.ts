@@ -1,0 +1,235 @@
+// A real local stack for end-to-end tests: a nats-server (random port, temp
+// store), coordinator and agent processes started from the build (dist/),
+// each killable with real signals and restartable with the same identity and
+// state. Every agent's deploy executable records each run in a file.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { DeployClient } from "./client.js";
+import { freePort, startNatsServer, type NatsServerHandle } from "./nats-server.js";
+
+const ROOT = resolve(import.meta.dirname, "../..");
+const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
+const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
+const RECORD_SCRIPT = join(ROOT, "test/fixtures/deploy/record.sh");
+
+export class Proc {
+  #child: ChildProcess | undefined;
+  #exited: Promise<number | null> = Promise.resolve(null);
+  #output: string[] = [];
+
+  constructor(
+    readonly name: string,
+    private readonly file: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  get pid(): number {
+    return this.#child?.pid ?? -1;
+  }
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  logs(): string {
+    return this.#output.join("");
+  }
+
+  start(): void {
+    const child = spawn(process.execPath, [this.file], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug", ...this.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const keep = (b: Buffer): void => {
+      this.#output.push(b.toString());
+      if (this.#output.length > 5000) this.#output.splice(0, 1000);
+    };
+    child.stdout.on("data", keep);
+    child.stderr.on("data", keep);
+    this.#exited = new Promise((res) => child.once("exit", (code) => res(code)));
+    this.#child = child;
+  }
+
+  /** Waits until the log shows `text` (a fixed pino message). */
+  async waitForLog(text: string, timeoutMs = 20_000): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (!this.logs().includes(text)) {
+      if (!this.running) throw new Error(`${this.name} exited before logging "${text}":\n${this.logs().slice(-3000)}`);
+      if (Date.now() > until) throw new Error(`${this.name} did not log "${text}" in ${timeoutMs} ms:\n${this.logs().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<number | null> {
+    if (!this.running) return this.#exited;
+    this.#child!.kill(signal);
+    return this.#exited;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (this.running) this.#child!.kill(signal);
+  }
+
+  exited(): Promise<number | null> {
+    return this.#exited;
+  }
+}
+
+export interface AgentOptions {
+  environment?: string;
+  apps?: Record<string, { deploy: string }>;
+  env?: Record<string, string>;
+}
+
+export interface StackOptions {
+  /** Agent ids started at once (default a1, a2, a3). */
+  agents?: string[];
+  app?: string;
+  environment?: string;
+  coordinatorEnv?: Record<string, string>;
+  agentEnv?: Record<string, string>;
+  /** Start a coordinator (default true). */
+  coordinator?: boolean;
+}
+
+export class Stack {
+  readonly coordinators: Proc[] = [];
+  readonly agents = new Map<string, Proc>();
+  #clients: DeployClient[] = [];
+  grpcPort = 0;
+
+  private constructor(
+    readonly nats: NatsServerHandle,
+    readonly dir: string,
+    readonly app: string,
+    readonly environment: string,
+    private readonly opts: StackOptions,
+  ) {}
+
+  static async start(opts: StackOptions = {}): Promise<Stack> {
+    if (!existsSync(COORDINATOR_MAIN) || !existsSync(AGENT_MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
+    const dir = await mkdtemp(join(tmpdir(), "deploy-stack-"));
+    await mkdir(join(dir, "records"));
+    await mkdir(join(dir, "control"));
+    const nats = await startNatsServer();
+    const stack = new Stack(nats, dir, opts.app ?? "web", opts.environment ?? "prod", opts);
+    try {
+      if (opts.coordinator !== false) await stack.startCoordinator();
+      await Promise.all((opts.agents ?? ["a1", "a2", "a3"]).map((id) => stack.startAgent(id)));
+    } catch (err) {
+      await stack.stop();
+      throw err;
+    }
+    return stack;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.grpcPort}`;
+  }
+
+  /** A client of the first coordinator's gRPC port; closed by stop(). */
+  client(address = this.address): DeployClient {
+    const c = new DeployClient(address);
+    this.#clients.push(c);
+    return c;
+  }
+
+  async startCoordinator(env: Record<string, string> = {}): Promise<Proc> {
+    const port = this.coordinators.length === 0 && this.grpcPort === 0 ? await freePort() : await freePort();
+    if (this.grpcPort === 0) this.grpcPort = port;
+    const proc = new Proc(`coordinator-${this.coordinators.length + 1}`, COORDINATOR_MAIN, {
+      NATS_URL: this.nats.url,
+      DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
+      DEPLOY_AGENT_LIVE_MS: "3000",
+      DEPLOY_SWEEP_INTERVAL_MS: "250",
+      DEPLOY_APPLY_TIMEOUT_GRACE_MS: "2000",
+      ...this.opts.coordinatorEnv,
+      ...env,
+    });
+    proc.start();
+    await proc.waitForLog("coordinator running");
+    this.coordinators.push(proc);
+    return proc;
+  }
+
+  /** Port of the n-th coordinator (they each listen on their own port). */
+  coordinatorAddress(proc: Proc): string {
+    const m = /"listen":"([^"]+)"/.exec(proc.logs());
+    if (!m) throw new Error(`${proc.name} has not logged its address`);
+    return m[1]!;
+  }
+
+  async startAgent(id: string, o: AgentOptions = {}): Promise<Proc> {
+    const existing = this.agents.get(id);
+    if (existing?.running) throw new Error(`agent ${id} is running`);
+    const proc = existing ?? new Proc(`agent-${id}`, AGENT_MAIN, {
+      NATS_URL: this.nats.url,
+      DEPLOY_AGENT_ID: id,
+      DEPLOY_ENVIRONMENT: o.environment ?? this.environment,
+      DEPLOY_AGENT_APPS: JSON.stringify(o.apps ?? { [this.app]: { deploy: await this.#wrapper() } }),
+      DEPLOY_AGENT_STATE_DIR: join(this.dir, "state", id),
+      DEPLOY_AGENT_HEARTBEAT_MS: "500",
+      DEPLOY_AGENT_ACK_WAIT_MS: "5000",
+      DEPLOY_AGENT_SHUTDOWN_GRACE_MS: "5000",
+      ...this.opts.agentEnv,
+      ...o.env,
+    });
+    proc.start();
+    await proc.waitForLog("agent running");
+    this.agents.set(id, proc);
+    return proc;
+  }
+
+  /** The deploy executable: record.sh with this stack's record and control dirs. */
+  async #wrapper(): Promise<string> {
+    const file = join(this.dir, "deploy.sh");
+    if (!existsSync(file)) {
+      await writeFile(
+        file,
+        `#!/usr/bin/env bash\nexport RECORD_DIR=${JSON.stringify(join(this.dir, "records"))}\nexport CONTROL_DIR=${JSON.stringify(join(this.dir, "control"))}\nexec ${JSON.stringify(RECORD_SCRIPT)}\n`,
+        { mode: 0o755 },
+      );
+    }
+    return file;
+  }
+
+  agent(id: string): Proc {
+    const p = this.agents.get(id);
+    if (!p) throw new Error(`no agent ${id}`);
+    return p;
+  }
+
+  /** Steers agent `id`'s deploy executable: "fail", "hang", or a sleep in seconds. */
+  async control(id: string, what: "fail" | "hang" | { sleep: number }, on = true): Promise<void> {
+    const name = typeof what === "string" ? `${id}.${what}` : `${id}.sleep`;
+    const file = join(this.dir, "control", name);
+    if (!on) return rm(file, { force: true });
+    await writeFile(file, typeof what === "string" ? "1" : String(what.sleep));
+  }
+
+  /** Every execution agent `id`'s deploy executable started, in order. */
+  async runs(id: string): Promise<{ phase: "start" | "end"; at: number; deploymentId: string; agentId: string; rest: string }[]> {
+    const text = await readFile(join(this.dir, "records", `${id}.log`), "utf8").catch(() => "");
+    return text
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => {
+        const [phase, at, deploymentId, agentId, rest] = l.split(" ");
+        return { phase: phase as "start" | "end", at: Number(at), deploymentId: deploymentId!, agentId: agentId!, rest: rest ?? "" };
+      });
+  }
+
+  /** How many times agent `id` started applying `deploymentId`. */
+  async startsOf(id: string, deploymentId: string): Promise<number> {
+    return (await this.runs(id)).filter((r) => r.phase === "start" && r.deploymentId === deploymentId).length;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.#clients) c.close();
+    await Promise.all([...this.agents.values(), ...this.coordinators].map((p) => p.kill("SIGKILL")));
+    await this.nats.cleanup();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

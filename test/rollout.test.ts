@@ -1,0 +1,48 @@
+// Rollout order and overlap, seen from records the deploy executables write.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Stack } from "./helpers/stack.js";
+
+describe("rollout", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["a1", "a2", "a3"] });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("max_concurrency 1 applies one target at a time, in target order", async () => {
+    const client = stack.client();
+    const d = await client.create({ requestId: "conc-1", app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1 } });
+    expect(d.state).toBe("DEPLOYMENT_STATE_PENDING");
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const spans = [];
+    for (const id of ["a1", "a2", "a3"]) {
+      const runs = (await stack.runs(id)).filter((r) => r.deploymentId === d.id);
+      expect(runs.map((r) => r.phase)).toEqual(["start", "end"]);
+      spans.push({ id, start: runs[0]!.at, end: runs[1]!.at });
+    }
+    spans.sort((a, b) => a.start - b.start);
+    expect(spans.map((s) => s.id)).toEqual(["a1", "a2", "a3"]);
+    for (let i = 1; i < spans.length; i++) expect(spans[i]!.start).toBeGreaterThanOrEqual(spans[i - 1]!.end);
+  });
+
+  it("max_concurrency 3 applies all targets together", async () => {
+    const client = stack.client();
+    for (const id of ["a1", "a2", "a3"]) await stack.control(id, { sleep: 1.5 });
+    const d = await client.create({ requestId: "conc-3", app: "web", environment: "prod", changeset: { version: "v2" }, strategy: { maxConcurrency: 3 } });
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const spans = [];
+    for (const id of ["a1", "a2", "a3"]) {
+      const runs = (await stack.runs(id)).filter((r) => r.deploymentId === d.id);
+      expect(runs.map((r) => r.phase)).toEqual(["start", "end"]);
+      spans.push({ start: runs[0]!.at, end: runs[1]!.at });
+    }
+    // All three overlap: each started before any ended.
+    const firstEnd = Math.min(...spans.map((s) => s.end));
+    for (const s of spans) expect(s.start).toBeLessThan(firstEnd);
+    for (const id of ["a1", "a2", "a3"]) await stack.control(id, { sleep: 0 }, false);
+  });
+});
