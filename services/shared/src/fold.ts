@@ -16,6 +16,8 @@ import {
   type TargetState,
 } from "./schemas.js";
 
+const AGENT_EVENTS: ReadonlySet<string> = new Set(["target.started", "target.progress", "target.result", "target.declined", "agent.rejected_message"]);
+
 export interface TargetRecord {
   state: TargetState;
   message: string;
@@ -73,6 +75,7 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
   const e = se.event;
   if (rec === undefined) {
     if (e.type !== "deployment.created") return { record: undefined, ignored: `${e.type} before deployment.created` };
+    if (se.source !== COORDINATOR_SOURCE) return { record: undefined, ignored: `deployment.created from ${se.source}` };
     const targets: Record<string, TargetRecord> = {};
     for (const id of e.spec.targets) targets[id] = { state: "PENDING", message: "" };
     return {
@@ -102,10 +105,12 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
 function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
   const e = se.event;
   const terminal = isTerminalDeployment(rec.state);
-  // Agents may only speak for themselves: an event about agent X must come
-  // from subject deploy.evt.<id>.X.
-  if ("agentId" in e && se.source !== COORDINATOR_SOURCE && se.source !== e.agentId) {
-    return `event from ${se.source} about agent ${e.agentId}`;
+  // Who may say what: decisions come only from coordinators, reports only
+  // from the agent they are about (subject deploy.evt.<id>.<agent>).
+  if (AGENT_EVENTS.has(e.type)) {
+    if (!("agentId" in e) || se.source !== e.agentId) return `${e.type} from ${se.source} about another agent`;
+  } else if (se.source !== COORDINATOR_SOURCE) {
+    return `${e.type} may only come from a coordinator, not ${se.source}`;
   }
   switch (e.type) {
     case "deployment.created":

@@ -1,0 +1,145 @@
+// The state machine as pure functions: fold (events → state) and plan
+// (state + clock → decisions). No NATS needed.
+import { describe, expect, it } from "vitest";
+import { foldAll, foldEvent, makeEvent, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
+import { plan } from "../services/coordinator/src/rollout/plan.js";
+
+const spec: DeploymentSpec = {
+  id: "d-1",
+  requestId: "r-1",
+  requestHash: "h",
+  app: "web",
+  environment: "prod",
+  changeset: { version: "v1" },
+  strategy: { maxConcurrency: 2, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 5000 },
+  targets: ["a1", "a2", "a3"],
+  requestedBy: "",
+};
+
+class Log {
+  seq = 0;
+  readonly events: StoredEvent[] = [];
+  rec: DeploymentRecord | undefined;
+  ignored: (string | undefined)[] = [];
+  add(source: string, body: EventBody, at = 0): this {
+    const se = { seq: ++this.seq, time: new Date(at).toISOString(), source, event: makeEvent("d-1", body) };
+    this.events.push(se);
+    const r = foldEvent(this.rec, se);
+    this.rec = r.record;
+    this.ignored.push(r.ignored);
+    return this;
+  }
+  get lastIgnored(): string | undefined {
+    return this.ignored.at(-1);
+  }
+}
+
+const C = "coordinator";
+const ctx = (now: number) => ({ now, lastHeartbeat: () => now, agentLiveMs: 3000, applyTimeoutGraceMs: 1000 });
+
+function running(): Log {
+  return new Log().add(C, { type: "deployment.created", spec }).add(C, { type: "deployment.started" });
+}
+
+describe("fold", () => {
+  it("walks a target from PENDING to SUCCEEDED and agrees with a fold from scratch", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add("a1", { type: "target.progress", agentId: "a1", lines: ["hello", ""], linesCut: 0 })
+      .add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "exit code 0", exitCode: 0, durationMs: 5 });
+    expect(log.rec!.targets.a1).toMatchObject({ state: "SUCCEEDED", lastOutput: "hello", startedSeq: 4 });
+    expect(log.rec!.lastSeq).toBe(6);
+    expect(log.rec!.lastCoordinatorSeq).toBe(3);
+    expect(foldAll(log.events)).toEqual(log.rec);
+  });
+
+  it("refuses a start claim that arrives after a cancel, and keeps in-flight applies", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add(C, { type: "target.dispatched", agentId: "a2" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add(C, { type: "deployment.cancel_requested", reason: "stop" })
+      .add("a2", { type: "target.started", agentId: "a2" });
+    expect(log.lastIgnored).toMatch(/cancelled/);
+    expect(log.rec!.targets.a1!.state).toBe("APPLYING");
+    expect(log.rec!.targets.a2!.state).toBe("CANCELLED");
+    expect(log.rec!.targets.a3!.state).toBe("CANCELLED");
+  });
+
+  it("ignores a delivery timeout decided before the agent's start reached the stream", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add(C, { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "late" });
+    expect(log.lastIgnored).toMatch(/APPLYING/);
+    expect(log.rec!.targets.a1!.state).toBe("APPLYING");
+  });
+
+  it("records a result after TIMED_OUT as late and never reopens the target", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add(C, { type: "target.timed_out", agentId: "a1", phase: "apply", message: "silent" })
+      .add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "ok", exitCode: 0, durationMs: 1 });
+    expect(log.rec!.targets.a1).toMatchObject({ state: "TIMED_OUT", lateResult: "SUCCEEDED: ok" });
+  });
+
+  it("ignores events an agent publishes about another agent or in a coordinator's name", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" });
+    log.add("a2", { type: "target.started", agentId: "a1" });
+    expect(log.rec!.targets.a1!.state).toBe("DISPATCHED");
+    log.add("a2", { type: "deployment.finished", state: "SUCCEEDED", message: "forged" });
+    expect(log.rec!.state).toBe("RUNNING");
+    log.add(C, { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "forged", exitCode: 0, durationMs: 0 });
+    expect(log.rec!.targets.a1!.state).toBe("DISPATCHED");
+  });
+
+  it("terminal is final", () => {
+    const log = running()
+      .add(C, { type: "deployment.cancel_requested", reason: "" })
+      .add(C, { type: "deployment.finished", state: "CANCELLED", message: "cancelled" })
+      .add(C, { type: "deployment.finished", state: "SUCCEEDED", message: "again" })
+      .add(C, { type: "target.dispatched", agentId: "a1" });
+    expect(log.rec!.state).toBe("CANCELLED");
+    expect(log.rec!.targets.a1!.state).toBe("CANCELLED");
+  });
+});
+
+describe("plan", () => {
+  it("starts, then dispatches up to max_concurrency in target order", () => {
+    const log = new Log().add(C, { type: "deployment.created", spec });
+    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "deployment.started" }]);
+    log.add(C, { type: "deployment.started" });
+    expect(plan(log.rec!, ctx(0))).toEqual([
+      { type: "target.dispatched", agentId: "a1" },
+      { type: "target.dispatched", agentId: "a2" },
+    ]);
+  });
+
+  it("times out a target whose agent does not start within delivery_timeout", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" }, 0);
+    expect(plan(log.rec!, ctx(500)).filter((e) => e.type === "target.timed_out")).toEqual([]);
+    expect(plan(log.rec!, ctx(1500))).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "delivery" })]);
+  });
+
+  it("times out an applying target whose agent stopped heartbeating", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" }, 0).add("a1", { type: "target.started", agentId: "a1" }, 0);
+    const silent = { now: 4000, lastHeartbeat: () => 500, agentLiveMs: 3000, applyTimeoutGraceMs: 1000 };
+    expect(plan(log.rec!, silent)).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "apply" })]);
+  });
+
+  it("halts after more than max_failures failures and finishes FAILED when in-flight targets report", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add(C, { type: "target.dispatched", agentId: "a2" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "exit code 3", exitCode: 3, durationMs: 1 });
+    expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.halted" })]);
+    log.add(C, { type: "deployment.halted", message: "stop" });
+    expect(log.rec!.targets.a3!.state).toBe("SKIPPED");
+    expect(plan(log.rec!, ctx(0))).toEqual([]); // a2 still in flight
+    log.add("a2", { type: "target.started", agentId: "a2" }).add("a2", { type: "target.result", agentId: "a2", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
+    expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "FAILED" })]);
+  });
+});
