@@ -61,6 +61,20 @@ export async function report(deps: Pick<HandlerDeps, "ctx" | "config" | "log" | 
   }
 }
 
+async function retrying<T>(deps: Pick<HandlerDeps, "log" | "closing">, fn: () => Promise<T>): Promise<T> {
+  let delay = 200;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (deps.closing.aborted) throw err;
+      deps.log.warn({ err: errorMessage(err) }, "reading the deployment failed; retrying");
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
 export async function reportJournaled(deps: HandlerDeps, deploymentId: string): Promise<void> {
   const entry = deps.journal.get(deploymentId);
   if (!entry) return;
@@ -163,7 +177,10 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
 
     await journal.markStarted(id);
     const startedSeq = await report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
-    const lost = await whyNot(deps, cmd, startedSeq);
+    // Between the claim and the run a NATS hiccup must not turn into a
+    // failure: retry the read (the journal already says "started", so a
+    // redelivery would report this target interrupted).
+    const lost = await retrying(deps, () => whyNot(deps, cmd, startedSeq));
     if (lost !== undefined) {
       await decline(deps, id, lost);
       m.ack();
