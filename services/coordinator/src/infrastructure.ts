@@ -41,7 +41,8 @@ export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamCo
     discard: DiscardPolicy.New,
     discard_new_per_subject: true,
     max_age: nanos(o.commandsMaxAgeMs),
-    duplicate_window: nanos(120_000),
+    // The server refuses a duplicate window longer than max_age.
+    duplicate_window: nanos(Math.min(120_000, o.commandsMaxAgeMs)),
   };
 }
 

@@ -1,0 +1,93 @@
+// Appending and reading back a deployment's events against a real server:
+// the compare-and-set the coordinators rely on, and catch-up reads both
+// below and above the direct-get limit.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  ConflictError,
+  appendEvent,
+  bindContext,
+  connectNats,
+  loadDeployment,
+  readEvents,
+  saveProjection,
+  type DeploymentSpec,
+  type JsContext,
+} from "../services/shared/src/index.js";
+import { ensureInfrastructure } from "../services/coordinator/src/infrastructure.js";
+import { startNatsServer, type NatsServerHandle } from "./helpers/nats-server.js";
+
+const spec = (id: string, targets: string[]): DeploymentSpec => ({
+  id,
+  requestId: id,
+  requestHash: "h",
+  app: "web",
+  environment: "prod",
+  changeset: { version: "v1" },
+  strategy: { maxConcurrency: 1, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 1000 },
+  targets,
+  requestedBy: "",
+});
+
+describe("event stream operations", () => {
+  let server: NatsServerHandle;
+  let nc: NatsConnection;
+  let ctx: JsContext;
+  beforeAll(async () => {
+    server = await startNatsServer();
+    nc = await connectNats({ url: server.url, name: "test" });
+    await ensureInfrastructure(nc, await jetstreamManager(nc), { replicas: 1, commandsMaxAgeMs: 60_000 });
+    ctx = await bindContext(nc);
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await server?.cleanup();
+  });
+
+  it("creates a deployment at most once (expected last subject sequence 0)", async () => {
+    await appendEvent(ctx, "d-once", { type: "deployment.created", spec: spec("d-once", ["a1"]) }, { source: "coordinator", expectLastSubjectSeq: 0 });
+    await expect(
+      appendEvent(ctx, "d-once", { type: "deployment.created", spec: spec("d-once", ["a1"]) }, { source: "coordinator", expectLastSubjectSeq: 0 }),
+    ).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it("refuses a coordinator decision based on a stale view", async () => {
+    const s1 = await appendEvent(ctx, "d-cas", { type: "deployment.created", spec: spec("d-cas", ["a1"]) }, { source: "coordinator", expectLastSubjectSeq: 0 });
+    await appendEvent(ctx, "d-cas", { type: "deployment.started" }, { source: "coordinator", expectLastSubjectSeq: s1 });
+    await expect(appendEvent(ctx, "d-cas", { type: "deployment.started" }, { source: "coordinator", expectLastSubjectSeq: s1 })).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it.each([5, 60])("reads back %i events in order, from any point, and catches KV up", async (n) => {
+    const id = `d-read-${n}`;
+    const targets = Array.from({ length: n }, (_, i) => `a${i}`);
+    let last = await appendEvent(ctx, id, { type: "deployment.created", spec: spec(id, targets) }, { source: "coordinator", expectLastSubjectSeq: 0 });
+    last = await appendEvent(ctx, id, { type: "deployment.started" }, { source: "coordinator", expectLastSubjectSeq: last });
+    const seqs = [];
+    for (const a of targets) {
+      // interleave another deployment's events: reads must skip them
+      await appendEvent(ctx, `${id}-other`, { type: "deployment.started" }, { source: "coordinator" });
+      last = await appendEvent(ctx, id, { type: "target.dispatched", agentId: a }, { source: "coordinator", expectLastSubjectSeq: last });
+      seqs.push(last);
+    }
+    const all = [];
+    for await (const e of readEvents(ctx, id, { afterSeq: 0 })) all.push(e.seq);
+    expect(all).toHaveLength(n + 2);
+    expect(all.slice(2)).toEqual(seqs);
+    const tail = [];
+    for await (const e of readEvents(ctx, id, { afterSeq: seqs[1]! })) tail.push(e.seq);
+    expect(tail).toEqual(seqs.slice(2));
+    const bounded = [];
+    for await (const e of readEvents(ctx, id, { afterSeq: 0, untilSeq: seqs[2]! })) bounded.push(e.seq);
+    expect(bounded.at(-1)).toBe(seqs[2]);
+
+    // KV holds a projection from halfway; loading catches it up to the end.
+    const full = (await loadDeployment(ctx, id))!;
+    expect(full.record.lastSeq).toBe(last);
+    expect(Object.values(full.record.targets).every((t) => t.state === "DISPATCHED")).toBe(true);
+    await saveProjection(ctx, full.record, 0);
+    const again = (await loadDeployment(ctx, id))!;
+    expect(again.kvLastSeq).toBe(last);
+    expect(again.record).toEqual(full.record);
+  });
+});
