@@ -1,16 +1,21 @@
-// CreateDeployment: one request, one deployment, whatever is retried.
+// CreateDeployment: one request, one deployment, whatever is retried, and a
+// refused request writes nothing.
 //
-// 1. The request id maps to a deployment id through a KV create
-//    (req.<sha256(request id)>): of ten concurrent identical requests exactly
-//    one creates the mapping; the others read it, compare the body hash and
-//    return the same deployment (or ALREADY_EXISTS for a different body).
-// 2. The (app, environment) lock (active.<app>.<env>) is taken by KV create;
-//    a lock whose deployment is terminal, or was never created, is taken over
-//    by compare-and-set.
-// 3. The deployment.created event is appended with expected last subject
-//    sequence 0, so it exists at most once even if steps 1-2 were raced.
+// 1. The request id maps to a deployment id (KV req.<sha256(request id)>).
+//    A mapping with the same body hash means "already accepted": answer with
+//    that deployment (finishing its creation if its creator crashed); another
+//    hash is ALREADY_EXISTS.
+// 2. New request: resolve targets, then take the (app, environment) lock
+//    (KV create of active.<app>.<env>, holding the deployment id and the
+//    request key). Either may refuse the request; nothing is written then.
+//    A lock held by the same request key is a concurrent identical request:
+//    we wait for its deployment and answer with it.
+// 3. Lock holder: record the request mapping (KV create), then append
+//    deployment.created with expected last subject sequence 0, so it exists
+//    at most once.
 // A crash between any two steps leaves state that a retry of the same request
-// completes.
+// completes (the mapping then exists: step 1 finishes it) or that expires (a
+// lock whose deployment never appeared is taken over after 30 s).
 import { randomBytes, createHash } from "node:crypto";
 import {
   AlreadyExistsError,
@@ -35,6 +40,8 @@ import { requestHash, type CreateInput } from "./requests.js";
 
 /** A lock whose deployment never appeared is abandoned after this long (a creator that crashed). */
 const ABANDONED_LOCK_MS = 30_000;
+/** How long a concurrent identical request waits for the winner's deployment to appear. */
+const FOLLOW_MS = 5000;
 
 /** Time-ordered, so listing keys newest first needs no index: d-<ms base36>-<random>. */
 export function newDeploymentId(now = Date.now()): string {
@@ -46,36 +53,26 @@ interface RequestMapping {
   requestHash: string;
 }
 
-function parseMapping(e: KvEntry): RequestMapping | undefined {
+/** Value of active.<app>.<env>. */
+export interface ActiveLock {
+  deploymentId: string;
+  requestKey: string;
+}
+
+function parseJsonEntry<T extends object>(e: KvEntry | null, keys: (keyof T)[]): T | undefined {
+  if (!e || e.operation !== "PUT") return undefined;
   try {
-    const v = e.json<RequestMapping>();
-    return typeof v?.deploymentId === "string" && typeof v.requestHash === "string" ? v : undefined;
+    const v = e.json<T>();
+    return v && keys.every((k) => typeof v[k] === "string") ? v : undefined;
   } catch {
     return undefined;
   }
 }
 
-async function claimRequest(ctx: JsContext, input: CreateInput, hash: string): Promise<string> {
-  const key = requestKey(createHash("sha256").update(input.requestId).digest("hex").slice(0, 40));
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const e = await ctx.deployments.get(key);
-    const existing = e && e.operation === "PUT" ? parseMapping(e) : undefined;
-    if (existing) {
-      if (existing.requestHash !== hash) {
-        throw new AlreadyExistsError(`request_id ${input.requestId} was already used for a different request (deployment ${existing.deploymentId})`);
-      }
-      return existing.deploymentId;
-    }
-    const deploymentId = newDeploymentId();
-    try {
-      await ctx.deployments.create(key, encode({ deploymentId, requestHash: hash } satisfies RequestMapping));
-      return deploymentId;
-    } catch {
-      // Someone else created it between our get and create: read theirs.
-    }
-  }
-  throw new ConflictError(`request_id ${input.requestId}: could not record the request`);
-}
+export const parseLock = (e: KvEntry | null): ActiveLock | undefined => parseJsonEntry<ActiveLock>(e, ["deploymentId", "requestKey"]);
+const parseMapping = (e: KvEntry | null): RequestMapping | undefined => parseJsonEntry<RequestMapping>(e, ["deploymentId", "requestHash"]);
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function resolveTargets(input: CreateInput, registry: Registry, now: number): string[] {
   const serves = (id: string): boolean => {
@@ -97,50 +94,110 @@ function resolveTargets(input: CreateInput, registry: Registry, now: number): st
   return live.map((a) => a.record.id);
 }
 
-async function takeLock(ctx: JsContext, input: CreateInput, deploymentId: string): Promise<void> {
+type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock };
+
+async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock): Promise<LockOutcome> {
   const key = activeKey(input.app, input.environment);
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      await ctx.deployments.create(key, deploymentId);
-      return;
+      await ctx.deployments.create(key, encode(mine));
+      return { kind: "taken" };
     } catch {
       // held: by whom?
     }
     const e = await ctx.deployments.get(key);
     if (!e || e.operation !== "PUT") continue;
-    const holder = e.string();
-    if (holder === deploymentId) return;
-    const other = await loadDeployment(ctx, holder);
-    if (other && !isTerminalDeployment(other.record.state)) {
-      throw new PreconditionError(`deployment ${holder} is still ${other.record.state} for app ${input.app} in environment ${input.environment}`);
+    const holder = parseLock(e);
+    if (holder?.requestKey === mine.requestKey) return { kind: "same-request", holder };
+    const other = holder ? await loadDeployment(ctx, holder.deploymentId) : undefined;
+    if (holder && other && !isTerminalDeployment(other.record.state)) {
+      throw new PreconditionError(`deployment ${holder.deploymentId} is still ${other.record.state} for app ${input.app} in environment ${input.environment}`);
     }
-    if (!other && Date.now() - e.created.getTime() < ABANDONED_LOCK_MS) {
-      throw new PreconditionError(`deployment ${holder} is being created for app ${input.app} in environment ${input.environment}`);
+    if (holder && !other && Date.now() - e.created.getTime() < ABANDONED_LOCK_MS) {
+      throw new PreconditionError(`deployment ${holder.deploymentId} is being created for app ${input.app} in environment ${input.environment}`);
     }
     try {
-      await ctx.deployments.update(key, deploymentId, e.revision);
-      return;
+      // terminal, abandoned or unreadable: take it over by compare-and-set
+      await ctx.deployments.update(key, encode(mine), e.revision);
+      return { kind: "taken" };
     } catch {
       // another creator took it over first: look again
     }
   }
-  throw new ConflictError(`could not take the lock of ${input.app}/${input.environment}`);
+  throw new ConflictError(`could not take the lock of ${input.app}/${input.environment}; retry`);
 }
 
-export async function createDeployment(
-  ctx: JsContext,
-  registry: Registry,
-  input: CreateInput,
-): Promise<DeploymentRecord> {
-  const hash = requestHash(input);
-  const deploymentId = await claimRequest(ctx, input, hash);
-  const existing = await loadDeployment(ctx, deploymentId);
-  if (existing) return existing.record;
+async function releaseLock(ctx: JsContext, input: CreateInput, mine: ActiveLock): Promise<void> {
+  const key = activeKey(input.app, input.environment);
+  const e = await ctx.deployments.get(key);
+  if (parseLock(e)?.deploymentId === mine.deploymentId) await ctx.deployments.delete(key, { previousSeq: e!.revision }).catch(() => undefined);
+}
 
-  const targets = resolveTargets(input, registry, Date.now());
-  await takeLock(ctx, input, deploymentId);
-  const spec: DeploymentSpec = {
-    id: deploymentId,
+/** Appends deployment.created (at most once) and returns the deployment. */
+async function materialize(ctx: JsContext, spec: DeploymentSpec): Promise<DeploymentRecord> {
+  try {
+    await appendEvent(ctx, spec.id, { type: "deployment.created", spec }, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
+  } catch (err) {
+    // Created already (a concurrent identical request, or a retry): that one is ours too.
+    if (!(err instanceof ConflictError)) throw err;
+  }
+  const loaded = await loadDeployment(ctx, spec.id);
+  if (!loaded) throw new ConflictError(`deployment ${spec.id} was not readable after creation; retry`);
+  await saveProjection(ctx, loaded.record, loaded.kvRevision).catch(() => undefined);
+  return loaded.record;
+}
+
+export async function createDeployment(ctx: JsContext, registry: Registry, input: CreateInput): Promise<DeploymentRecord> {
+  const hash = requestHash(input);
+  const reqKey = requestKey(createHash("sha256").update(input.requestId).digest("hex").slice(0, 40));
+  const followUntil = Date.now() + FOLLOW_MS;
+  for (let attempt = 0; ; attempt++) {
+    // 1. Already accepted?
+    const mapping = parseMapping(await ctx.deployments.get(reqKey));
+    if (mapping) {
+      if (mapping.requestHash !== hash) {
+        throw new AlreadyExistsError(`request_id ${input.requestId} was already used for a different request (deployment ${mapping.deploymentId})`);
+      }
+      const existing = await loadDeployment(ctx, mapping.deploymentId);
+      if (existing) return existing.record;
+      // Its creator crashed after recording the request: finish the job.
+      const targets = resolveTargets(input, registry, Date.now());
+      const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
+      const lock = await takeLock(ctx, input, mine);
+      if (lock.kind === "same-request" && lock.holder.deploymentId !== mine.deploymentId) {
+        throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
+      }
+      return materialize(ctx, specOf(input, hash, mapping.deploymentId, targets));
+    }
+
+    // 2. A new request: every refusal happens before anything is written.
+    const targets = resolveTargets(input, registry, Date.now());
+    const mine: ActiveLock = { deploymentId: newDeploymentId(), requestKey: reqKey };
+    const lock = await takeLock(ctx, input, mine);
+    if (lock.kind === "same-request") {
+      // An identical request holds the lock and is creating the deployment:
+      // wait for its mapping, then answer as step 1 does.
+      if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
+      await sleep(Math.min(50 * (attempt + 1), 250));
+      continue;
+    }
+
+    // 3. Ours: record the request, then create.
+    try {
+      await ctx.deployments.create(reqKey, encode({ deploymentId: mine.deploymentId, requestHash: hash } satisfies RequestMapping));
+    } catch {
+      // The same request id was recorded meanwhile (a request that already
+      // ran to completion): give the lock back and answer from the mapping.
+      await releaseLock(ctx, input, mine);
+      continue;
+    }
+    return materialize(ctx, specOf(input, hash, mine.deploymentId, targets));
+  }
+}
+
+function specOf(input: CreateInput, hash: string, id: string, targets: string[]): DeploymentSpec {
+  return {
+    id,
     requestId: input.requestId,
     requestHash: hash,
     app: input.app,
@@ -150,14 +207,4 @@ export async function createDeployment(
     targets,
     requestedBy: input.requestedBy,
   };
-  try {
-    await appendEvent(ctx, deploymentId, { type: "deployment.created", spec }, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
-  } catch (err) {
-    // A concurrent identical request created it first: that one is ours too.
-    if (!(err instanceof ConflictError)) throw err;
-  }
-  const loaded = await loadDeployment(ctx, deploymentId);
-  if (!loaded) throw new ConflictError(`deployment ${deploymentId} was not readable after creation`);
-  await saveProjection(ctx, loaded.record, loaded.kvRevision).catch(() => undefined);
-  return loaded.record;
 }

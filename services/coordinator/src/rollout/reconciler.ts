@@ -25,6 +25,7 @@ import {
   type Logger,
 } from "../../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
+import { parseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import { plan } from "./plan.js";
 import { publishCommand } from "./publishCommand.js";
@@ -95,7 +96,8 @@ export class Reconciler {
       for await (const k of await this.ctx.deployments.keys(ACTIVE_FILTER)) keys.push(k);
       for (const k of keys) {
         const e = await this.ctx.deployments.get(k);
-        if (e && e.operation === "PUT") ids.add(e.string());
+        const lock = parseLock(e);
+        if (lock) ids.add(lock.deploymentId);
       }
       await Promise.all([...ids].map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
     } catch (err) {
@@ -203,9 +205,9 @@ export class Reconciler {
   async #release(record: DeploymentRecord, log: Logger): Promise<void> {
     const key = activeKey(record.spec.app, record.spec.environment);
     const e = await this.ctx.deployments.get(key);
-    if (!e || e.operation !== "PUT" || e.string() !== record.spec.id) return;
+    if (parseLock(e)?.deploymentId !== record.spec.id) return;
     try {
-      await this.ctx.deployments.delete(key, { previousSeq: e.revision });
+      await this.ctx.deployments.delete(key, { previousSeq: e!.revision });
       log.info({ state: record.state }, "deployment finished; lock released");
     } catch (err) {
       log.debug({ err }, "lock changed while releasing");

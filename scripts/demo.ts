@@ -1,0 +1,368 @@
+// `npm run demo`: a real local stack end to end.
+//
+// Starts nats-server (JetStream, temp store under ./.demo/), one coordinator
+// and three agents (web-1..web-3) from dist/, creates a deployment of app
+// "web" to environment "demo" two at a time, prints every WatchDeployment
+// event as it happens, then a summary from GetDeployment and the nats CLI
+// commands to look inside. Exits 0 when the deployment SUCCEEDED, else 1.
+//
+//   node dist/scripts/demo.js [version] [--keep]
+//
+// --keep leaves the stack running after the summary until Ctrl-C.
+// NATS_SERVER_BIN overrides the nats-server found on PATH; DEMO_DEBUG=1
+// prints how long each process took to stop.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { accessSync, constants as fsConstants, existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { delimiter, dirname, join, resolve } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import {
+  loadDeployProto,
+  type DeployServiceClient,
+  type DeploymentEventMsg,
+  type DeploymentMsg,
+} from "../services/shared/src/proto.js";
+
+/** The package root: this file runs as dist/scripts/demo.js. */
+function packageRoot(): string {
+  let dir = import.meta.dirname;
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    dir = dirname(dir);
+  }
+  return resolve(import.meta.dirname, "../..");
+}
+
+const ROOT = packageRoot();
+const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
+const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
+const AGENTS = ["web-1", "web-2", "web-3"];
+const APP = "web";
+const ENVIRONMENT = "demo";
+const TERMINAL = ["DEPLOYMENT_STATE_SUCCEEDED", "DEPLOYMENT_STATE_FAILED", "DEPLOYMENT_STATE_CANCELLED"];
+
+const DEPLOY_SCRIPT = `#!/usr/bin/env bash
+# The demo's deploy executable: what an agent runs for app "web".
+set -euo pipefail
+echo "fetching release $DEPLOY_VERSION for $DEPLOY_APP on $DEPLOY_AGENT_ID"
+sleep 0.4
+echo "migrating"
+sleep 0.4
+echo "restarting"
+sleep 0.4
+echo "healthy"
+`;
+
+// ---------------------------------------------------------------- processes
+
+interface Child {
+  name: string;
+  proc: ChildProcess;
+  exited: Promise<void>;
+  output: string[];
+}
+
+const children: Child[] = [];
+/** This run's directory under ./.demo/: removed after a success, kept after a failure for a look. */
+let runDir: string | undefined;
+let stopping: Promise<void> | undefined;
+/** Cancels the open WatchDeployment, if any: the coordinator drains open calls before it exits. */
+let cancelWatch: (() => void) | undefined;
+
+function running(c: Child): boolean {
+  return c.proc.exitCode === null && c.proc.signalCode === null;
+}
+
+function startChild(name: string, file: string, args: string[], env: Record<string, string>): Child {
+  // Own process group: a Ctrl-C in the terminal reaches only this script,
+  // which then stops agents and coordinator before nats-server.
+  const proc = spawn(file, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const output: string[] = [];
+  const keep = (b: Buffer): void => {
+    output.push(b.toString());
+    if (output.length > 2000) output.splice(0, 500);
+  };
+  proc.stdout?.on("data", keep);
+  proc.stderr?.on("data", keep);
+  const exited = new Promise<void>((res) => proc.once("close", () => res()));
+  proc.once("error", (err) => output.push(`spawn failed: ${err.message}\n`));
+  const child = { name, proc, exited, output };
+  children.push(child);
+  // A child dying while the stack should be up is worth saying out loud.
+  proc.once("exit", (code, signal) => {
+    if (!stopping) process.stderr.write(`demo: ${name} exited unexpectedly (code ${String(code)}, signal ${String(signal)})\n${tail(child)}\n`);
+  });
+  return child;
+}
+
+function tail(c: Child): string {
+  return c.output.join("").split("\n").slice(-15).join("\n");
+}
+
+/** SIGTERM every child (agents and coordinator first, nats-server last), wait; SIGKILL after 15 s. */
+function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    cancelWatch?.();
+    const stopOne = async (c: Child): Promise<void> => {
+      if (!running(c)) return;
+      c.proc.kill("SIGTERM");
+      const timer = setTimeout(() => c.proc.kill("SIGKILL"), 15_000);
+      const t0 = Date.now();
+      await c.exited;
+      clearTimeout(timer);
+      if (process.env.DEMO_DEBUG) console.error(`${c.name} stopped in ${Date.now() - t0} ms`);
+    };
+    const nats = children.filter((c) => c.name === "nats-server");
+    await Promise.all(children.filter((c) => c.name !== "nats-server").map(stopOne));
+    await Promise.all(nats.map(stopOne));
+  })();
+  return stopping;
+}
+
+// Last resort if the script dies without stopping its children.
+process.on("exit", () => {
+  for (const c of children) if (running(c)) c.proc.kill("SIGKILL");
+});
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function findNatsServer(): string {
+  const fromEnv = process.env.NATS_SERVER_BIN;
+  if (fromEnv) {
+    if (!isExecutable(fromEnv)) throw new Error(`NATS_SERVER_BIN=${fromEnv} is not an executable file`);
+    return fromEnv;
+  }
+  for (const dir of (process.env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    const candidate = join(dir, "nats-server");
+    if (isExecutable(candidate)) return candidate;
+  }
+  // Debian's package installs it in /usr/sbin, not on every user's PATH.
+  if (isExecutable("/usr/sbin/nats-server")) return "/usr/sbin/nats-server";
+  throw new Error(
+    "nats-server not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install nats-server`, " +
+      "or run `bash scripts/quickstart.sh`), or set NATS_SERVER_BIN to its path.",
+  );
+}
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once("error", rej);
+    srv.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
+      const addr = srv.address();
+      if (addr === null || typeof addr === "string") return rej(new Error("no port"));
+      srv.close(() => res(addr.port));
+    });
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, watch: Child[] = []): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = watch.find((c) => !running(c));
+    if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${tail(dead)}`);
+    const v = await check().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+async function startNats(bin: string, dir: string): Promise<{ url: string; child: Child }> {
+  const port = await freePort();
+  const child = startChild("nats-server", bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", join(dir, "jetstream")], {});
+  await waitFor("nats-server to be ready", 10_000, () => Promise.resolve(child.output.join("").includes("Server is ready") ? true : undefined), [child]);
+  return { url: `nats://127.0.0.1:${port}`, child };
+}
+
+// ---------------------------------------------------------------- gRPC
+
+function unary<Req, Res>(client: DeployServiceClient, method: string, req: Req, deadlineMs = 10_000): Promise<Res> {
+  return new Promise((res, rej) => {
+    const fn = (client as unknown as Record<string, (r: Req, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>)[method]!;
+    fn.call(client, req, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? rej(e) : res(r as Res)));
+  });
+}
+
+// ---------------------------------------------------------------- output
+
+const short = (s: string | undefined, prefix: string): string => (s ?? "").replace(prefix, "");
+
+function clock(ts: { seconds?: string | number; nanos?: number } | null | undefined): string {
+  if (!ts) return "--:--:--.---";
+  const ms = Number(ts.seconds ?? 0) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+  return new Date(ms).toISOString().slice(11, 23);
+}
+
+function eventLine(e: DeploymentEventMsg): string {
+  const seq = `#${e.sequence ?? "?"}`.padStart(5);
+  const type = (e.type ?? "").padEnd(20);
+  const agent = (e.agentId || "-").padEnd(6);
+  const state = e.agentId ? short(e.targetState, "TARGET_STATE_") : short(e.deploymentState, "DEPLOYMENT_STATE_");
+  const detail = e.lines && e.lines.length > 0 ? e.lines.map((l) => `| ${l}`).join("  ") : (e.message ?? "");
+  return `${clock(e.time)} ${seq} ${type} ${agent} ${state.padEnd(10)} ${detail}`.trimEnd();
+}
+
+function summary(d: DeploymentMsg): string {
+  const rows = (d.targets ?? []).map((t) => [t.agentId ?? "", short(t.state, "TARGET_STATE_"), t.message ?? "", t.lastOutput ?? ""]);
+  const head = ["TARGET", "STATE", "MESSAGE", "LAST OUTPUT"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const fmt = (r: string[]): string => "  " + r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [
+    `deployment ${d.id ?? ""}: ${short(d.state, "DEPLOYMENT_STATE_")} (${d.message ?? ""})`,
+    fmt(head),
+    ...rows.map(fmt),
+  ].join("\n");
+}
+
+// ---------------------------------------------------------------- main
+
+async function main(): Promise<number> {
+  const args = process.argv.slice(2);
+  const keep = args.includes("--keep");
+  const version = args.find((a) => !a.startsWith("--")) ?? "v1.0.0";
+
+  if (!existsSync(COORDINATOR_MAIN) || !existsSync(AGENT_MAIN)) throw new Error("dist/ is missing: run `npm run build` first (or `npm run demo`)");
+  const natsBin = findNatsServer();
+  await mkdir(join(ROOT, ".demo"), { recursive: true });
+  const dir = await mkdtemp(join(ROOT, ".demo", "run-"));
+  runDir = dir;
+  const deployScript = join(dir, "deploy-web.sh");
+  await writeFile(deployScript, DEPLOY_SCRIPT, { mode: 0o755 });
+  console.log(`demo dir: ${dir}`);
+
+  const nats = await startNats(natsBin, dir);
+  console.log(`nats-server: ${nats.url} (JetStream store ${join(dir, "jetstream")})`);
+
+  const grpcAddress = `127.0.0.1:${await freePort()}`;
+  const coordinator = startChild("coordinator", process.execPath, [COORDINATOR_MAIN], {
+    NATS_URL: nats.url,
+    DEPLOY_GRPC_LISTEN: grpcAddress,
+    LOG_LEVEL: "warn",
+  });
+  const agents = AGENTS.map((id) =>
+    startChild(id, process.execPath, [AGENT_MAIN], {
+      NATS_URL: nats.url,
+      DEPLOY_AGENT_ID: id,
+      DEPLOY_ENVIRONMENT: ENVIRONMENT,
+      DEPLOY_AGENT_APPS: JSON.stringify({ [APP]: { deploy: deployScript } }),
+      DEPLOY_AGENT_STATE_DIR: join(dir, "agents", id),
+      DEPLOY_AGENT_HEARTBEAT_MS: "1000",
+      LOG_LEVEL: "warn",
+    }),
+  );
+
+  const { proto } = loadDeployProto();
+  const client = new proto.deploy.v1.DeployService(grpcAddress, grpc.credentials.createInsecure());
+  try {
+    console.log(`coordinator: gRPC ${grpcAddress}; agents: ${AGENTS.join(", ")}`);
+    const live = await waitFor(
+      "3 live agents in ListAgents",
+      30_000,
+      async () => {
+        const r = await unary<object, { agents?: { id?: string; live?: boolean }[] }>(client, "ListAgents", { app: APP, environment: ENVIRONMENT }, 2000);
+        const ids = (r.agents ?? []).filter((a) => a.live).map((a) => a.id ?? "");
+        return ids.length >= AGENTS.length ? ids : undefined;
+      },
+      [nats.child, coordinator, ...agents],
+    );
+    console.log(`live agents: ${live.sort().join(", ")}`);
+
+    const requestId = `demo-${randomUUID()}`;
+    const created = await unary<object, DeploymentMsg>(client, "CreateDeployment", {
+      requestId,
+      app: APP,
+      environment: ENVIRONMENT,
+      changeset: { version },
+      strategy: { maxConcurrency: 2 },
+      requestedBy: "npm run demo",
+    });
+    const id = created.id ?? "";
+    console.log(`\ncreated deployment ${id} (request_id ${requestId}): ${APP} ${version} to ${ENVIRONMENT}, max_concurrency 2`);
+    console.log(`\nevents (WatchDeployment ${id}):`);
+
+    await new Promise<void>((res, rej) => {
+      const call = client.WatchDeployment({ deploymentId: id, afterSequence: "0" });
+      cancelWatch = () => call.cancel();
+      const timer = setTimeout(() => {
+        call.cancel();
+        rej(new Error("the deployment did not finish within 120 s"));
+      }, 120_000);
+      call.on("data", (e: DeploymentEventMsg) => console.log("  " + eventLine(e)));
+      call.on("end", () => {
+        clearTimeout(timer);
+        cancelWatch = undefined;
+        res();
+      });
+      call.on("error", (err: Error) => {
+        clearTimeout(timer);
+        rej(err);
+      });
+    });
+
+    const final = await unary<object, DeploymentMsg>(client, "GetDeployment", { deploymentId: id });
+    console.log("\n" + summary(final));
+    console.log(`
+look inside (nats CLI, https://github.com/nats-io/natscli${keep ? "" : "; run the demo with --keep to leave the stack up for them"}):
+  nats --server ${nats.url} stream view DEPLOY_EVENTS
+  nats --server ${nats.url} kv get deploy_deployments ${id}
+  nats --server ${nats.url} consumer info DEPLOY_COMMANDS agent-web-1`);
+
+    if (keep) {
+      console.log(`\n--keep: stack left running (gRPC ${grpcAddress}, NATS ${nats.url}); Ctrl-C stops it.`);
+      await new Promise<void>((res) => {
+        releaseKeep = res;
+      });
+    }
+    const ok = final.state === "DEPLOYMENT_STATE_SUCCEEDED";
+    if (!TERMINAL.includes(final.state ?? "")) console.error(`deployment is not terminal: ${final.state ?? "?"}`);
+    return ok ? 0 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+/** Set while --keep waits: the first Ctrl-C ends the wait and main() stops normally. */
+let releaseKeep: (() => void) | undefined;
+let interrupted = false;
+const onSignal = (sig: NodeJS.Signals): void => {
+  if (releaseKeep) {
+    releaseKeep();
+    releaseKeep = undefined;
+    return;
+  }
+  if (interrupted) return;
+  interrupted = true;
+  console.error(`\n${sig}: stopping the stack`);
+  void stopAll().then(() => process.exit(130));
+};
+process.on("SIGINT", onSignal);
+process.on("SIGTERM", onSignal);
+
+main().then(
+  async (code) => {
+    console.log("\nstopping the stack…");
+    await stopAll();
+    if (code === 0 && runDir) await rm(runDir, { recursive: true, force: true });
+    else if (runDir) console.log(`kept ${runDir} (agent journals, JetStream store, deploy script)`);
+    process.exit(code);
+  },
+  async (err: unknown) => {
+    if (interrupted) return; // the signal handler is stopping the stack and exits 130
+    console.error(`demo failed: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll();
+    if (runDir) console.error(`kept ${runDir} (agent journals, JetStream store, deploy script)`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,469 @@
+// The public gRPC API, end to end against real processes: idempotent create,
+// validation, preconditions, max_failures, cancel, watch/resume, reads, and
+// the standard health and reflection services.
+import { randomUUID } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { protoPath as healthProtoPath } from "grpc-health-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeployClient, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
+import { Stack } from "./helpers/stack.js";
+
+const rid = (label: string): string => `${label}-${randomUUID()}`;
+
+/** Awaits a call that must fail and returns its gRPC error. */
+async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  throw new Error("expected the call to fail, it succeeded");
+}
+
+async function countDeployments(client: DeployClient): Promise<number> {
+  return ((await client.list({ pageSize: 200 })).deployments ?? []).length;
+}
+
+async function pollUntil<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const targetStates = (d: DeploymentMsg): Record<string, string> => Object.fromEntries((d.targets ?? []).map((t): [string, string] => [t.agentId ?? "", t.state ?? ""]));
+
+describe("CreateDeployment is idempotent", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("same request_id and body twice returns the same deployment, created once", async () => {
+    const client = stack.client();
+    const requestId = rid("idem");
+    const req = { requestId, app: "web", environment: "prod", changeset: { version: "v1" } };
+    const first = await client.create(req);
+    const second = await client.create(req);
+    expect(second.id).toBe(first.id!);
+    // Spelling out the defaults is the same request.
+    const explicit = await client.create({ ...req, strategy: { maxConcurrency: 1, maxFailures: 0 } });
+    expect(explicit.id).toBe(first.id!);
+    const listed = (await client.list({ pageSize: 200 })).deployments.filter((d) => d.requestId === requestId);
+    expect(listed.map((d) => d.id!)).toEqual([first.id!]);
+    await client.waitTerminal(first.id!);
+  });
+
+  it("same request_id with a different body is ALREADY_EXISTS", async () => {
+    const client = stack.client();
+    const requestId = rid("idem-diff");
+    const d = await client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v1" } });
+    const err = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v2" } }));
+    expect(err.code).toBe(grpc.status.ALREADY_EXISTS);
+    await client.waitTerminal(d.id!);
+    // Still refused once the first is terminal.
+    const again = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v2" } }));
+    expect(again.code).toBe(grpc.status.ALREADY_EXISTS);
+  });
+
+  it("10 clients sending the same request at once get one deployment, applied once per agent", async () => {
+    const clients = Array.from({ length: 10 }, () => stack.client());
+    const req = { requestId: rid("idem-10"), app: "web", environment: "prod", changeset: { version: "v10" } };
+    const results = await Promise.all(clients.map((c) => c.create(req)));
+    const ids = new Set(results.map((r) => r.id));
+    expect(ids.size).toBe(1);
+    const id = results[0]!.id!;
+    const done = await clients[0]!.waitTerminal(id);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    for (const a of ["a1", "a2", "a3"]) expect(await stack.startsOf(a, id)).toBe(1);
+    const listed = (await clients[0]!.list({ pageSize: 200 })).deployments.filter((d) => d.requestId === req.requestId);
+    expect(listed).toHaveLength(1);
+  });
+});
+
+describe("CreateDeployment validation", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const base = (): Record<string, unknown> => ({ requestId: rid("val"), app: "web", environment: "prod", changeset: { version: "v1" } });
+  const cases: [string, () => Record<string, unknown>, string][] = [
+    ["missing request_id", () => ({ ...base(), requestId: undefined }), "request_id"],
+    ['app "bad.app"', () => ({ ...base(), app: "bad.app" }), "app"],
+    ['app "a b"', () => ({ ...base(), app: "a b" }), "app"],
+    ['app "*"', () => ({ ...base(), app: "*" }), "app"],
+    ["missing environment", () => ({ ...base(), environment: undefined }), "environment"],
+    ["missing changeset", () => ({ ...base(), changeset: undefined }), "changeset"],
+    ["missing changeset.version", () => ({ ...base(), changeset: {} }), "changeset.version"],
+    ["strategy.max_concurrency 0", () => ({ ...base(), strategy: { maxConcurrency: 0 } }), "strategy.max_concurrency"],
+    ["strategy.delivery_timeout 0s", () => ({ ...base(), strategy: { deliveryTimeout: { seconds: 0, nanos: 0 } } }), "strategy.delivery_timeout"],
+    ["unknown target agent", () => ({ ...base(), targets: ["nosuch"] }), "targets[0]"],
+    ["duplicate target", () => ({ ...base(), targets: ["a1", "a1"] }), "targets[1]"],
+  ];
+
+  for (const [name, make, field] of cases) {
+    it(`${name} → INVALID_ARGUMENT naming ${field}, nothing created`, async () => {
+      const client = stack.client();
+      const before = await countDeployments(client);
+      const err = await grpcError(client.create(make()));
+      expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(err.details.startsWith(`${field}:`), err.details).toBe(true);
+      expect(await countDeployments(client)).toBe(before);
+    });
+  }
+});
+
+describe("CreateDeployment preconditions", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("no live agent for the app/environment → FAILED_PRECONDITION", async () => {
+    const client = stack.client();
+    const err = await grpcError(client.create({ requestId: rid("pre-none"), app: "web", environment: "staging", changeset: { version: "v1" } }));
+    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
+
+  it("a second deployment while one is active → FAILED_PRECONDITION naming it; accepted after it finishes", async () => {
+    const client = stack.client();
+    await stack.control("a1", { sleep: 3 });
+    try {
+      const first = await client.create({ requestId: rid("pre-1"), app: "web", environment: "prod", changeset: { version: "v1" } });
+      const err = await grpcError(client.create({ requestId: rid("pre-2"), app: "web", environment: "prod", changeset: { version: "v2" } }));
+      expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+      expect(err.details).toContain(first.id!);
+      expect((await client.waitTerminal(first.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    } finally {
+      await stack.control("a1", { sleep: 0 }, false);
+    }
+    const next = await client.create({ requestId: rid("pre-3"), app: "web", environment: "prod", changeset: { version: "v3" } });
+    expect((await client.waitTerminal(next.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+  });
+
+  // Regression: a refused request used to record its request_id, so the
+  // corrected request with the same id got ALREADY_EXISTS for a deployment
+  // that never existed.
+  it("a refused request writes nothing: the corrected request with the same request_id is accepted", async () => {
+    const client = stack.client();
+    const requestId = rid("pre-fix");
+    const before = await countDeployments(client);
+    const bad = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v1" }, targets: ["nosuch"] }));
+    expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+    const none = await grpcError(client.create({ requestId, app: "web", environment: "staging", changeset: { version: "v1" } }));
+    expect(none.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(await countDeployments(client)).toBe(before);
+    const ok = await client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v1" } });
+    expect((await client.waitTerminal(ok.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+  });
+});
+
+describe("max_failures", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("max_failures 0: the first failure stops the rollout; the rest are SKIPPED and never run", async () => {
+    const client = stack.client();
+    await stack.control("a1", "fail");
+    try {
+      const d = await client.create({
+        requestId: rid("mf0"),
+        app: "web",
+        environment: "prod",
+        changeset: { version: "v1" },
+        strategy: { maxConcurrency: 1, maxFailures: 0 },
+        targets: ["a1", "a2", "a3"],
+      });
+      const done = await client.waitTerminal(d.id!);
+      expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+      expect(targetStates(done)).toEqual({ a1: "TARGET_STATE_FAILED", a2: "TARGET_STATE_SKIPPED", a3: "TARGET_STATE_SKIPPED" });
+      expect(await stack.startsOf("a1", d.id!)).toBe(1);
+      expect(await stack.startsOf("a2", d.id!)).toBe(0);
+      expect(await stack.startsOf("a3", d.id!)).toBe(0);
+    } finally {
+      await stack.control("a1", "fail", false);
+    }
+  });
+
+  it("max_failures 1 tolerates one failure: the deployment SUCCEEDED although a1 FAILED (failures <= max_failures is success)", async () => {
+    const client = stack.client();
+    await stack.control("a1", "fail");
+    try {
+      const d = await client.create({
+        requestId: rid("mf1"),
+        app: "web",
+        environment: "prod",
+        changeset: { version: "v2" },
+        strategy: { maxConcurrency: 1, maxFailures: 1 },
+        targets: ["a1", "a2", "a3"],
+      });
+      const done = await client.waitTerminal(d.id!);
+      expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect(targetStates(done)).toEqual({ a1: "TARGET_STATE_FAILED", a2: "TARGET_STATE_SUCCEEDED", a3: "TARGET_STATE_SUCCEEDED" });
+      for (const a of ["a1", "a2", "a3"]) expect(await stack.startsOf(a, d.id!)).toBe(1);
+    } finally {
+      await stack.control("a1", "fail", false);
+    }
+  });
+});
+
+describe("CancelDeployment", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("cancel while the first target applies: it finishes SUCCEEDED, the rest CANCELLED and never run; cancelling again changes nothing", async () => {
+    const client = stack.client();
+    for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 2 });
+    try {
+      const d = await client.create({
+        requestId: rid("cancel"),
+        app: "web",
+        environment: "prod",
+        changeset: { version: "v1" },
+        strategy: { maxConcurrency: 1 },
+        targets: ["a1", "a2", "a3"],
+      });
+      // Wait until a1's executable has started (it sleeps 2 s).
+      await pollUntil("a1 to start applying", async () => ((await stack.startsOf("a1", d.id!)) > 0 ? true : undefined));
+      const c = await client.cancel(d.id!, "test");
+      expect(c.cancelRequested).toBe(true);
+      const done = await client.waitTerminal(d.id!);
+      expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+      expect(targetStates(done)).toEqual({ a1: "TARGET_STATE_SUCCEEDED", a2: "TARGET_STATE_CANCELLED", a3: "TARGET_STATE_CANCELLED" });
+      expect(await stack.startsOf("a1", d.id!)).toBe(1);
+      expect(await stack.startsOf("a2", d.id!)).toBe(0);
+      expect(await stack.startsOf("a3", d.id!)).toBe(0);
+
+      // A terminal deployment is returned unchanged.
+      const again = await client.cancel(d.id!, "again");
+      expect(again.state).toBe(done.state);
+      expect(again.lastSequence).toBe(done.lastSequence);
+      expect((await client.get(d.id!)).lastSequence).toBe(done.lastSequence);
+    } finally {
+      for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 0 }, false);
+    }
+  });
+
+  it("cancelling an unknown deployment → NOT_FOUND", async () => {
+    const err = await grpcError(stack.client().cancel("d-000000000-deadbeef"));
+    expect(err.code).toBe(grpc.status.NOT_FOUND);
+  });
+});
+
+describe("WatchDeployment", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const seqs = (es: DeploymentEventMsg[]): number[] => es.map((e) => Number(e.sequence));
+
+  it("replays a finished deployment in order and resumes after any sequence", async () => {
+    const client = stack.client();
+    const d = await client.create({ requestId: rid("watch-1"), app: "web", environment: "prod", changeset: { version: "v1" } });
+    await client.waitTerminal(d.id!);
+    const all = await client.events(d.id!);
+    expect(all.length).toBeGreaterThan(3);
+    const s = seqs(all);
+    for (let i = 1; i < s.length; i++) expect(s[i]!).toBeGreaterThan(s[i - 1]!);
+    expect(all.at(-1)!.type).toBe("deployment.finished");
+    for (const e of all) expect(e.deploymentId).toBe(d.id!);
+
+    const third = all[2]!.sequence;
+    const rest = await client.events(d.id!, Number(third));
+    expect(seqs(rest)).toEqual(s.slice(3));
+
+    expect((await client.get(d.id!)).lastSequence).toBe(all.at(-1)!.sequence);
+  });
+
+  it("a watch cancelled midway and resumed from the last sequence seen misses nothing and repeats nothing", async () => {
+    const client = stack.client();
+    for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 1 });
+    try {
+      const d = await client.create({ requestId: rid("watch-2"), app: "web", environment: "prod", changeset: { version: "v2" }, strategy: { maxConcurrency: 1 } });
+      const seen: DeploymentEventMsg[] = [];
+      let stopped = false;
+      let gotFew!: () => void;
+      const few = new Promise<void>((r) => (gotFew = r));
+      const w = client.watch(d.id!, 0, (e) => {
+        if (stopped) return;
+        seen.push(e);
+        if (seen.length >= 3) gotFew();
+      });
+      await few;
+      stopped = true;
+      w.cancel();
+      await w.done;
+      const before = await client.get(d.id!);
+      expect(before.state).not.toBe("DEPLOYMENT_STATE_SUCCEEDED"); // really midway (3 agents × 1 s)
+      const resumed = await client.events(d.id!, Number(seen.at(-1)!.sequence));
+      const union = [...seqs(seen), ...seqs(resumed)];
+      expect(new Set(union).size).toBe(union.length);
+
+      const full = await client.events(d.id!);
+      expect(union).toEqual(seqs(full));
+      expect(full.at(-1)!.type).toBe("deployment.finished");
+      expect((await client.get(d.id!)).lastSequence).toBe(full.at(-1)!.sequence);
+    } finally {
+      for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 0 }, false);
+    }
+  });
+});
+
+describe("GetDeployment, ListDeployments, ListAgents", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("GetDeployment returns every target's state, message and times, and counts per state", async () => {
+    const client = stack.client();
+    const d = await client.create({ requestId: rid("get"), app: "web", environment: "prod", changeset: { version: "v1" }, requestedBy: "tester" });
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(done.requestedBy).toBe("tester");
+    expect(done.changeset?.version).toBe("v1");
+    const targets = done.targets ?? [];
+    expect(targets.map((t) => t.agentId).sort()).toEqual(["a1", "a2", "a3"]);
+    for (const t of targets) {
+      expect(t.state).toBe("TARGET_STATE_SUCCEEDED");
+      expect(typeof t.message).toBe("string");
+      const ms = (ts: { seconds?: string; nanos?: number } | null | undefined): number => Number(ts?.seconds ?? 0) * 1000 + (ts?.nanos ?? 0) / 1e6;
+      expect(t.dispatchedAt).toBeTruthy();
+      expect(t.startedAt).toBeTruthy();
+      expect(t.finishedAt).toBeTruthy();
+      expect(ms(t.startedAt)).toBeGreaterThanOrEqual(ms(t.dispatchedAt));
+      expect(ms(t.finishedAt)).toBeGreaterThanOrEqual(ms(t.startedAt));
+    }
+    expect(done.counts).toEqual([{ state: "TARGET_STATE_SUCCEEDED", count: 3 }]);
+    expect(done.finishedAt).toBeTruthy();
+  });
+
+  it("ListDeployments is newest first and pages without repeats", async () => {
+    const client = stack.client();
+    const created: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const d = await client.create({ requestId: rid(`list-${i}`), app: "web", environment: "prod", changeset: { version: `v${i}` } });
+      await client.waitTerminal(d.id!);
+      created.push(d.id!);
+    }
+    const all = (await client.list({ pageSize: 200 })).deployments.map((d) => d.id!);
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    expect(all.slice(0, 3)).toEqual([...created].reverse());
+    const createdAt = (await client.list({ pageSize: 200 })).deployments.map((d) => Number(d.createdAt?.seconds ?? 0) * 1000 + (d.createdAt?.nanos ?? 0) / 1e6);
+    for (let i = 1; i < createdAt.length; i++) expect(createdAt[i]!).toBeLessThanOrEqual(createdAt[i - 1]!);
+
+    const paged: string[] = [];
+    let token = "";
+    for (let page = 0; page < all.length + 2; page++) {
+      const res = await client.list({ pageSize: 1, pageToken: token });
+      expect(res.deployments.length).toBeLessThanOrEqual(1);
+      paged.push(...res.deployments.map((d) => d.id!));
+      token = res.nextPageToken;
+      if (!token) break;
+    }
+    expect(token).toBe("");
+    expect(paged).toEqual(all);
+  });
+
+  it("ListAgents lists the live agents; a killed agent becomes not live", async () => {
+    const client = stack.client();
+    const { agents } = await client.agents();
+    expect(agents.map((a) => a.id).sort()).toEqual(["a1", "a2", "a3"]);
+    for (const a of agents) {
+      expect(a.live).toBe(true);
+      expect(a.apps).toEqual(["web"]);
+      expect(a.environment).toBe("prod");
+    }
+    await stack.agent("a3").kill();
+    const a3 = await pollUntil(
+      "a3 to become not live",
+      async () => (await client.agents()).agents.find((a) => a.id === "a3" && !a.live),
+      30_000,
+    );
+    expect(a3.live).toBe(false);
+    const others = (await client.agents()).agents.filter((a) => a.id !== "a3");
+    expect(others.every((a) => a.live)).toBe(true);
+  });
+});
+
+describe("health and reflection", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: [] });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("gRPC health answers SERVING for the server and for deploy.v1.DeployService", async () => {
+    const def = loadSync(healthProtoPath, { keepCase: true, longs: String, enums: String, defaults: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: grpc.ServiceClientConstructor } } } };
+    const health = new pkg.grpc.health.v1.Health(stack.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      Check: (req: { service: string }, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: { status: string }) => void) => void;
+    };
+    try {
+      for (const service of ["", "deploy.v1.DeployService"]) {
+        const res = await new Promise<{ status: string }>((resolve, reject) =>
+          health.Check({ service }, { deadline: Date.now() + 10_000 }, (e, r) => (e ? reject(e) : resolve(r))),
+        );
+        expect(res.status).toBe("SERVING");
+      }
+    } finally {
+      health.close();
+    }
+  });
+
+  it("server reflection lists deploy.v1.DeployService", async () => {
+    const file = new URL("../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto", import.meta.url).pathname;
+    const def = loadSync(file, { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
+    const refl = new pkg.grpc.reflection.v1.ServerReflection(stack.address, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      ServerReflectionInfo: (opts: grpc.CallOptions) => grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
+    };
+    try {
+      const names = await new Promise<string[]>((resolve, reject) => {
+        const call = refl.ServerReflectionInfo({ deadline: Date.now() + 10_000 });
+        call.on("data", (r: { list_services_response?: { service?: { name: string }[] } }) => {
+          resolve((r.list_services_response?.service ?? []).map((s: { name: string }) => s.name));
+          call.end();
+        });
+        call.on("error", reject);
+        call.write({ list_services: "" });
+      });
+      expect(names).toContain("deploy.v1.DeployService");
+    } finally {
+      refl.close();
+    }
+  });
+});

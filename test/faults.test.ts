@@ -1,0 +1,423 @@
+// Faults: processes SIGKILLed at each step of an apply, commands re-published
+// by hand, coordinators killed or doubled, agents that never come back,
+// malformed messages and a NATS server restart. Every terminal deployment is
+// checked against the design's invariants: applied at most once, terminal is
+// final, and KV equals the fold of the event stream.
+import { afterEach, describe, expect, it } from "vitest";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
+import { foldAll, type DeploymentRecord, type StoredEvent } from "../services/shared/src/fold.js";
+import { parseEvent, type DeployEvent } from "../services/shared/src/schemas.js";
+import { Stack } from "./helpers/stack.js";
+import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
+
+const LONG = 180_000;
+const TERMINAL = ["DEPLOYMENT_STATE_SUCCEEDED", "DEPLOYMENT_STATE_FAILED", "DEPLOYMENT_STATE_CANCELLED"];
+
+const stacks: Stack[] = [];
+const conns: NatsConnection[] = [];
+
+afterEach(async () => {
+  await Promise.all(conns.splice(0).map((nc) => (nc.isClosed() ? Promise.resolve() : nc.close().catch(() => undefined))));
+  await Promise.all(stacks.splice(0).map((s) => s.stop()));
+});
+
+async function startStack(agents: string[]): Promise<Stack> {
+  const s = await Stack.start({ agents });
+  stacks.push(s);
+  return s;
+}
+
+async function natsConn(stack: Stack): Promise<NatsConnection> {
+  const nc = await connect({ servers: stack.nats.url, reconnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  conns.push(nc);
+  return nc;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, cond: () => Promise<boolean> | boolean, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+let counter = 0;
+const uniq = (p: string): string => `${p}-${process.pid}-${++counter}-${Math.random().toString(36).slice(2, 8)}`;
+
+function createReq(version: string, strategy: Record<string, unknown> = {}): Parameters<DeployClient["create"]>[0] {
+  return { requestId: uniq("req"), app: "web", environment: "prod", changeset: { version }, strategy };
+}
+
+const targetOf = (d: DeploymentMsg, agentId: string): NonNullable<DeploymentMsg["targets"]>[number] | undefined =>
+  d.targets?.find((t) => t.agentId === agentId);
+
+/** getMessage answering null or throwing "no message found" alike. */
+async function lastBySubject(jsm: JetStreamManager, stream: string, subject: string): Promise<StoredMsg | null> {
+  try {
+    return await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  } catch (err) {
+    if (/no message found/i.test(String(err))) return null;
+    throw err;
+  }
+}
+
+/** Every event of a deployment, as the fold takes them. */
+async function readAllEvents(jsm: JetStreamManager, id: string): Promise<StoredEvent[]> {
+  const out: StoredEvent[] = [];
+  let seq = 1;
+  for (;;) {
+    let m: StoredMsg | null;
+    try {
+      m = await jsm.streams.getMessage("DEPLOY_EVENTS", { seq, next_by_subj: `deploy.evt.${id}.>` } as unknown as { seq: number });
+    } catch (err) {
+      if (/no message found/i.test(String(err))) break;
+      throw err;
+    }
+    if (m === null) break;
+    let event: DeployEvent | undefined;
+    try {
+      event = parseEvent(m.data);
+    } catch {
+      event = undefined; // the fold skips what it cannot read
+    }
+    if (event) out.push({ seq: m.seq, time: m.time.toISOString(), source: m.subject.split(".").at(-1)!, event });
+    seq = m.seq + 1;
+  }
+  return out;
+}
+
+function summary(r: DeploymentRecord | undefined): { state?: string; targets: Record<string, string> } {
+  if (!r) return { targets: {} };
+  return { state: r.state, targets: Object.fromEntries(Object.entries(r.targets).map(([k, t]) => [k, t.state])) };
+}
+
+/** Invariant 5: the KV projection of a deployment equals the fold of its events. */
+async function expectKvMatchesFold(stack: Stack, id: string): Promise<DeploymentRecord> {
+  const nc = await natsConn(stack);
+  try {
+    const jsm = await jetstreamManager(nc);
+    const kv = await new Kvm(nc).open("deploy_deployments");
+    let folded: DeploymentRecord | undefined;
+    let stored: DeploymentRecord | undefined;
+    // KV may trail the stream by one write right after the last event.
+    const agree = async (): Promise<boolean> => {
+      folded = foldAll(await readAllEvents(jsm, id));
+      const e = await kv.get(id);
+      stored = e && e.operation === "PUT" ? e.json<DeploymentRecord>() : undefined;
+      return JSON.stringify(summary(folded)) === JSON.stringify(summary(stored));
+    };
+    await waitFor(`KV of ${id} to equal the fold`, agree, 20_000).catch(() => undefined);
+    expect(folded).toBeDefined();
+    expect(summary(stored)).toEqual(summary(folded));
+    return folded!;
+  } finally {
+    await nc.close();
+  }
+}
+
+async function waitStart(stack: Stack, agentId: string, id: string): Promise<void> {
+  await waitFor(`${agentId} to start ${id}`, async () => (await stack.startsOf(agentId, id)) > 0);
+}
+
+async function waitEnd(stack: Stack, agentId: string, id: string): Promise<void> {
+  await waitFor(`${agentId} to end ${id}`, async () => (await stack.runs(agentId)).some((r) => r.phase === "end" && r.deploymentId === id));
+}
+
+/** Waits until agent `agentId` has published an event of `type` for `id`. */
+async function waitAgentEvent(stack: Stack, id: string, agentId: string, type: string): Promise<void> {
+  const nc = await natsConn(stack);
+  try {
+    const jsm = await jetstreamManager(nc);
+    await waitFor(`${type} from ${agentId} for ${id}`, async () =>
+      (await readAllEvents(jsm, id)).some((e) => e.source === agentId && e.event.type === type),
+    );
+  } finally {
+    await nc.close();
+  }
+}
+
+describe("agent killed around its apply", () => {
+  it("killed right after the deployment is created: ran at most once, terminal", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const d = await client.create(createReq("v1"));
+    await stack.agent("a1").kill("SIGKILL");
+    await sleep(1000);
+    await stack.startAgent("a1");
+    const done = await client.waitTerminal(d.id!, 90_000);
+    expect(TERMINAL).toContain(done.state);
+    expect(await stack.startsOf("a1", d.id!)).toBeLessThanOrEqual(1);
+    await expectKvMatchesFold(stack, d.id!);
+  });
+
+  it("killed during its apply: started once, target FAILED as interrupted, deployment FAILED", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    await stack.control("a1", { sleep: 5 });
+    const d = await client.create(createReq("v1", { maxFailures: 0 }));
+    await waitStart(stack, "a1", d.id!);
+    await stack.agent("a1").kill("SIGKILL");
+    await stack.control("a1", { sleep: 0 }, false);
+    await stack.startAgent("a1");
+    const done = await client.waitTerminal(d.id!, 90_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    const t = targetOf(done, "a1");
+    expect(t?.state).toBe("TARGET_STATE_FAILED");
+    expect(t?.message).toContain("interrupted");
+    expect(await stack.startsOf("a1", d.id!)).toBe(1);
+    await expectKvMatchesFold(stack, d.id!);
+  });
+
+  it("killed after its apply ended, before the ack: ran exactly once, terminal", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const d = await client.create(createReq("v1"));
+    await waitEnd(stack, "a1", d.id!);
+    await stack.agent("a1").kill("SIGKILL");
+    await stack.startAgent("a1");
+    const done = await client.waitTerminal(d.id!, 90_000);
+    expect(TERMINAL).toContain(done.state);
+    // Let the restarted agent go through its redelivered command too.
+    await sleep(2000);
+    expect(await stack.startsOf("a1", d.id!)).toBe(1);
+    expect((await client.get(d.id!)).state).toBe(done.state);
+    await expectKvMatchesFold(stack, d.id!);
+  });
+});
+
+describe("commands re-published by hand", () => {
+  it("the server refuses or drops a second copy of a command; the agent ran once", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const d = await client.create(createReq("v1"));
+    const id = d.id!;
+    expect((await client.waitTerminal(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+
+    const nc = await natsConn(stack);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const subject = `deploy.cmd.a1.${id}`;
+    const original = await lastBySubject(jsm, "DEPLOY_COMMANDS", subject);
+    expect(original).not.toBeNull();
+
+    for (const msgID of [`${id}.a1`, uniq("other-msg-id")]) {
+      let accepted = false;
+      try {
+        const ack = await js.publish(subject, original!.data, { msgID });
+        accepted = !ack.duplicate;
+      } catch {
+        accepted = false; // refused by discard-new-per-subject
+      }
+      expect(accepted, `publish with msgID ${msgID}`).toBe(false);
+    }
+    const info = await jsm.streams.info("DEPLOY_COMMANDS", { subjects_filter: subject });
+    expect(info.state.subjects?.[subject]).toBe(1);
+
+    await waitFor("the agent's consumer to be drained", async () => {
+      const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return ci.num_pending === 0 && ci.num_ack_pending === 0;
+    });
+    await sleep(1000);
+    expect(await stack.startsOf("a1", id)).toBe(1);
+    expect((await client.get(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await expectKvMatchesFold(stack, id);
+  });
+
+  it("a command JetStream forgot and got again is answered from the journal, not run", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const d = await client.create(createReq("v1"));
+    const id = d.id!;
+    expect((await client.waitTerminal(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+
+    const nc = await natsConn(stack);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const subject = `deploy.cmd.a1.${id}`;
+    const original = await lastBySubject(jsm, "DEPLOY_COMMANDS", subject);
+    expect(original).not.toBeNull();
+    await jsm.streams.purge("DEPLOY_COMMANDS", { filter: subject });
+    const ack = await js.publish(subject, original!.data, { msgID: uniq("again") });
+    expect(ack.duplicate).toBe(false);
+
+    await waitFor("the agent's consumer to be drained", async () => {
+      const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return ci.delivered.stream_seq >= ack.seq && ci.num_pending === 0 && ci.num_ack_pending === 0;
+    });
+    expect(await stack.startsOf("a1", id)).toBe(1);
+    expect((await client.get(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
+describe("coordinators", () => {
+  it("a coordinator SIGKILLed mid-rollout: a new one finishes it, each target ran once", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1", "a2", "a3"]);
+    for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 1 });
+    const d = await stack.client().create(createReq("v1", { maxConcurrency: 1 }));
+    const id = d.id!;
+    await waitStart(stack, "a1", id);
+    await stack.coordinators[0]!.kill("SIGKILL");
+    const second = await stack.startCoordinator();
+    const client = stack.client(stack.coordinatorAddress(second));
+    const done = await client.waitTerminal(id, 120_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    for (const a of ["a1", "a2", "a3"]) expect(await stack.startsOf(a, id), a).toBe(1);
+    await expectKvMatchesFold(stack, id);
+  });
+
+  it("two coordinators at once: no target is dispatched twice, each ran once", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1", "a2", "a3"]);
+    const second = await stack.startCoordinator();
+    const clients = [stack.client(), stack.client(stack.coordinatorAddress(second))];
+    for (let round = 0; round < 3; round++) {
+      const d = await clients[round % 2]!.create(createReq(`v${round}`, { maxConcurrency: 1 }));
+      const id = d.id!;
+      const done = await clients[(round + 1) % 2]!.waitTerminal(id, 90_000);
+      expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      const events = await clients[0]!.events(id);
+      for (const a of ["a1", "a2", "a3"]) {
+        expect(events.filter((e) => e.type === "target.dispatched" && e.agentId === a).length, `dispatches of ${a}`).toBe(1);
+        expect(await stack.startsOf(a, id), `starts of ${a}`).toBe(1);
+      }
+      await expectKvMatchesFold(stack, id);
+    }
+  });
+});
+
+describe("an agent that never comes back", () => {
+  it("never picks up its command: TIMED_OUT, FAILED; on its return it runs nothing", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    // Frozen: still live in the registry for a moment, but it cannot start.
+    stack.agent("a1").signal("SIGSTOP");
+    const d = await client.create(createReq("v1", { deliveryTimeout: { seconds: 2 } }));
+    const id = d.id!;
+    await stack.agent("a1").kill("SIGKILL");
+    const done = await client.waitTerminal(id, 90_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+
+    await stack.startAgent("a1");
+    await waitAgentEvent(stack, id, "a1", "target.declined");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    const after = await client.get(id);
+    expect(after.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(after, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+    await expectKvMatchesFold(stack, id);
+  });
+
+  it("dies while applying: heartbeats stop, TIMED_OUT, FAILED; on its return it runs nothing again", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    await stack.control("a1", { sleep: 20 });
+    const d = await client.create(createReq("v1"));
+    const id = d.id!;
+    await waitStart(stack, "a1", id);
+    await stack.agent("a1").kill("SIGKILL");
+    await stack.control("a1", { sleep: 0 }, false);
+    const done = await client.waitTerminal(id, 90_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+
+    await stack.startAgent("a1");
+    // Its journal says "started": it reports the apply interrupted (a late result).
+    await waitAgentEvent(stack, id, "a1", "target.result");
+    expect(await stack.startsOf("a1", id)).toBe(1);
+    const after = await client.get(id);
+    expect(after.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(after, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
+describe("malformed messages on an agent's subject", () => {
+  it("are terminated with an agent.rejected_message event, and the agent keeps working", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const nc = await natsConn(stack);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const enc = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+    const badJson = uniq("bad-json");
+    const badSchema = uniq("bad-schema");
+    const other = uniq("other-agent");
+    const messages: [string, Uint8Array][] = [
+      [badJson, enc("{not json")],
+      [badSchema, enc(JSON.stringify({ schema: "something.else.v9", hello: "world" }))],
+      [
+        other,
+        enc(
+          JSON.stringify({
+            schema: "deploy.command.v1",
+            deploymentId: other,
+            agentId: "a2",
+            app: "web",
+            environment: "prod",
+            changeset: { version: "v1" },
+            applyTimeoutMs: 60_000,
+            issuedAt: new Date().toISOString(),
+          }),
+        ),
+      ],
+    ];
+    for (const [id, data] of messages) await js.publish(`deploy.cmd.a1.${id}`, data);
+    // A subject with an extra token, and a well-formed command of a deployment that does not exist.
+    const deep = uniq("deep");
+    await js.publish(`deploy.cmd.a1.${deep}.extra`, enc("{}"));
+    const ghost = uniq("ghost");
+    await js.publish(
+      `deploy.cmd.a1.${ghost}`,
+      enc(JSON.stringify({ schema: "deploy.command.v1", deploymentId: ghost, agentId: "a1", app: "web", environment: "prod", changeset: { version: "v1" }, applyTimeoutMs: 60_000, issuedAt: new Date().toISOString() })),
+    );
+
+    for (const [id] of messages) {
+      let event: DeployEvent | undefined;
+      await waitFor(`agent.rejected_message for ${id}`, async () => {
+        const m = await lastBySubject(jsm, "DEPLOY_EVENTS", `deploy.evt.${id}.a1`);
+        if (m) event = parseEvent(m.data);
+        return event !== undefined;
+      });
+      expect(event!.type).toBe("agent.rejected_message");
+    }
+    await waitFor("the agent's consumer to be drained", async () => {
+      const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return ci.num_pending === 0 && ci.num_ack_pending === 0;
+    });
+    const redelivered = (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1")).num_redelivered;
+
+    const d = await client.create(createReq("v1"));
+    expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await stack.startsOf("a1", d.id!)).toBe(1);
+    expect(stack.agent("a1").running).toBe(true);
+    const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_redelivered).toBe(redelivered);
+    for (const id of [...messages.map(([i]) => i), deep, ghost]) expect(await stack.startsOf("a1", id)).toBe(0);
+    await expectKvMatchesFold(stack, d.id!);
+  });
+});
+
+describe("NATS server", () => {
+  it("SIGKILLed and restarted mid-rollout: the rollout completes, each target ran at most once", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1", "a2", "a3"]);
+    for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 1 });
+    const client = stack.client();
+    const d = await client.create(createReq("v1", { maxConcurrency: 1 }));
+    const id = d.id!;
+    await waitStart(stack, "a1", id);
+    await stack.nats.kill();
+    await sleep(1000);
+    await stack.nats.restart();
+    const done = await client.waitTerminal(id, 150_000);
+    expect(TERMINAL).toContain(done.state);
+    for (const a of ["a1", "a2", "a3"]) expect(await stack.startsOf(a, id), a).toBeLessThanOrEqual(1);
+    await expectKvMatchesFold(stack, id);
+  });
+});
