@@ -1,6 +1,6 @@
 // DeployService handlers. Each unary call does a bounded amount of JetStream
 // work and answers; long work is observed through WatchDeployment.
-import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream } from "@grpc/grpc-js";
+import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import {
   COORDINATOR_SOURCE,
   ConflictError,
@@ -136,16 +136,32 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
  */
 async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>): Promise<void> {
   const abort = new AbortController();
-  const onEnd = (): void => abort.abort();
-  call.on("cancelled", onEnd);
-  call.on("close", onEnd);
-  deps.shutdown.addEventListener("abort", onEnd, { once: true });
+  let finished = false;
+  // Ends the call once: OK after the terminal event, or with a status. The
+  // status goes out through the stream's "error" event, which grpc-js turns
+  // into the call's status (destroy() would drop it).
+  const finish = (err?: Partial<ServiceError>): void => {
+    if (finished) return;
+    finished = true;
+    abort.abort();
+    if (err) call.emit("error", err);
+    else call.end();
+  };
+  const onClientGone = (): void => {
+    finished = true;
+    abort.abort();
+  };
+  // Not the end of the deployment: the client resumes elsewhere from the last sequence it saw.
+  const onShutdown = (): void => finish({ code: status.UNAVAILABLE, details: "coordinator shutting down; resume with after_sequence" });
+  call.on("cancelled", onClientGone);
+  deps.shutdown.addEventListener("abort", onShutdown, { once: true });
   try {
     const id = validateDeploymentId(call.request.deploymentId);
     const after = validateAfterSequence(call.request.afterSequence);
     await mustLoad(deps, id);
     let rec: DeploymentRecord | undefined;
     for await (const e of followEvents(deps.ctx, id, { afterSeq: 0, signal: abort.signal })) {
+      if (finished) break;
       if (e.invalid !== undefined) continue;
       const { record, ignored } = foldEvent(rec, e);
       rec = record;
@@ -155,17 +171,10 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
       }
       if (rec && isTerminalDeployment(rec.state)) break;
     }
-    if (deps.shutdown.aborted) {
-      // Not the end of the deployment: tell the client to resume elsewhere.
-      call.destroy(Object.assign(new Error("coordinator shutting down; resume with after_sequence"), { code: status.UNAVAILABLE }));
-    } else if (!abort.signal.aborted) {
-      call.end();
-    }
+    finish();
   } catch (err) {
-    if (!abort.signal.aborted) {
-      call.destroy(Object.assign(new Error(toServiceError(err).details), toServiceError(err)));
-    }
+    finish(toServiceError(err));
   } finally {
-    deps.shutdown.removeEventListener("abort", onEnd);
+    deps.shutdown.removeEventListener("abort", onShutdown);
   }
 }
