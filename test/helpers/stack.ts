@@ -170,6 +170,7 @@ export class Stack {
       DEPLOY_ENVIRONMENT: o.environment ?? this.environment,
       DEPLOY_AGENT_APPS: JSON.stringify(o.apps ?? { [this.app]: { deploy: await this.#wrapper() } }),
       DEPLOY_AGENT_STATE_DIR: join(this.dir, "state", id),
+      DEPLOY_AGENT_ROOT: this.rootOf(id),
       DEPLOY_AGENT_HEARTBEAT_MS: "500",
       DEPLOY_AGENT_ACK_WAIT_MS: "5000",
       DEPLOY_AGENT_SHUTDOWN_GRACE_MS: "5000",
@@ -193,6 +194,11 @@ export class Stack {
       );
     }
     return file;
+  }
+
+  /** Where agent `id` keeps its releases (<root>/<app>/releases, <root>/<app>/current). */
+  rootOf(id: string): string {
+    return join(this.dir, "root", id);
   }
 
   agent(id: string): Proc {

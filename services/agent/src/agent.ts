@@ -1,5 +1,6 @@
 // The agent process: starting → running → draining → stopped.
-import { COMMANDS_STREAM, agentConsumerName, parseAgentRecord, bindContext, connectNats, createLogger, errorMessage, type Logger } from "../../shared/src/index.js";
+import { Objm } from "@nats-io/obj";
+import { ARTIFACTS_BUCKET, COMMANDS_STREAM, agentConsumerName, parseAgentRecord, bindContext, connectNats, createLogger, errorMessage, type Logger } from "../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { ensureCommandConsumer } from "./commandConsumer.js";
 import type { AgentConfig } from "./config.js";
@@ -28,9 +29,11 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // The coordinator creates streams and buckets; wait for them rather than
     // create them (an agent may start first on a fresh system).
     let ctx;
+    let artifacts;
     for (let attempt = 0; ; attempt++) {
       try {
         ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
+        artifacts = await new Objm(ctx.js).open(ARTIFACTS_BUCKET);
         await ensureCommandConsumer(ctx.jsm, config.id, config.ackWaitMs);
         break;
       } catch (err) {
@@ -39,7 +42,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       }
     }
     const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog);
-    const deps: HandlerDeps = { ctx, config, journal, registration, log: alog, kill: kill.signal, closing: closing.signal };
+    const deps: HandlerDeps = { ctx, artifacts, config, journal, registration, log: alog, kill: kill.signal, closing: closing.signal };
 
     // Recovery: an apply that was started and never finished was cut short by
     // a crash. It is reported FAILED and never run again; anything finished

@@ -6,8 +6,11 @@ import { isAbsolute } from "node:path";
 import { TOKEN_RULE, configFileFrom, isToken, loadConfig } from "../../shared/src/index.js";
 
 export interface AppConfig {
-  /** Absolute path of the executable that applies a changeset of this app. */
-  deploy: string;
+  /**
+   * Absolute path of the executable that applies a changeset without a
+   * bundle. Optional: an app deployed only as bundles needs none.
+   */
+  deploy?: string;
 }
 
 export interface AgentConfig {
@@ -17,6 +20,8 @@ export interface AgentConfig {
   labels: Record<string, string>;
   nats: { url: string; apiTimeoutMs: number };
   stateDir: string;
+  root: string;
+  maxExpansionRatio: number;
   heartbeatIntervalMs: number;
   ackWaitMs: number;
   maxOutputLines: number;
@@ -42,6 +47,18 @@ const schema = {
     apiTimeoutMs: { doc: "Time limit of one JetStream call", format: "nat", default: 5000, env: "DEPLOY_NATS_API_TIMEOUT_MS" },
   },
   stateDir: { doc: "Directory of the agent's durable journal", format: String, default: "/var/lib/deploy-agent", env: "DEPLOY_AGENT_STATE_DIR" },
+  root: {
+    doc: "Where releases live: <root>/<app>/releases/<release> and the <root>/<app>/current link",
+    format: String,
+    default: "/srv/deploy",
+    env: "DEPLOY_AGENT_ROOT",
+  },
+  maxExpansionRatio: {
+    doc: "A bundle whose unpacked size exceeds this multiple of its compressed size is refused before anything runs",
+    format: "nat",
+    default: 50,
+    env: "DEPLOY_AGENT_MAX_EXPANSION_RATIO",
+  },
   heartbeatIntervalMs: {
     doc: "How often the agent rewrites its registry entry; keep it well under the coordinator's agentLiveMs (15 s)",
     format: "nat",
@@ -75,11 +92,16 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
   if (typeof cfg.apps !== "object" || cfg.apps === null || Array.isArray(cfg.apps)) throw invalid("apps", "must be an object");
   for (const [app, a] of Object.entries(cfg.apps)) {
     if (!isToken(app)) throw invalid(`apps.${app}`, `app name is not valid: use ${TOKEN_RULE}`);
-    if (typeof a !== "object" || a === null || typeof a.deploy !== "string") throw invalid(`apps.${app}.deploy`, "is required");
-    if (!isAbsolute(a.deploy)) throw invalid(`apps.${app}.deploy`, `"${a.deploy}" must be an absolute path`);
+    if (typeof a !== "object" || a === null || Array.isArray(a)) throw invalid(`apps.${app}`, 'must be an object like {"deploy": "/path"} or {}');
+    for (const k of Object.keys(a)) if (k !== "deploy") throw invalid(`apps.${app}.${k}`, "unknown key (allowed: deploy)");
+    if (a.deploy !== undefined && (typeof a.deploy !== "string" || !isAbsolute(a.deploy))) {
+      throw invalid(`apps.${app}.deploy`, `${JSON.stringify(a.deploy)} must be an absolute path`);
+    }
   }
   for (const [k, v] of Object.entries(cfg.labels)) if (typeof v !== "string") throw invalid(`labels.${k}`, "must be a string");
   if (!cfg.stateDir) throw invalid("stateDir", "is required");
+  if (!isAbsolute(cfg.root)) throw invalid("root", `"${cfg.root}" must be an absolute path`);
+  if (cfg.maxExpansionRatio < 1) throw invalid("maxExpansionRatio", "must be at least 1");
   if (cfg.heartbeatIntervalMs < 100) throw invalid("heartbeatIntervalMs", "must be at least 100");
   if (cfg.ackWaitMs < 3000) throw invalid("ackWaitMs", "must be at least 3000");
   return cfg;

@@ -13,6 +13,7 @@
 // A crash anywhere after step 4 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
 import type { JsMsg } from "@nats-io/jetstream";
+import type { ObjectStore } from "@nats-io/obj";
 import {
   agentEventMsgId,
   appendEvent,
@@ -30,10 +31,12 @@ import {
 import type { AgentConfig } from "./config.js";
 import type { Journal, JournalResult } from "./journal.js";
 import type { Registration } from "./registration.js";
-import { runExecutable } from "./runner.js";
+import { applyCommand, releaseName } from "./apply.js";
 
 export interface HandlerDeps {
   ctx: JsContext;
+  /** deploy_artifacts, for changesets with a bundle. */
+  artifacts: ObjectStore;
   config: AgentConfig;
   journal: Journal;
   registration: Registration;
@@ -81,7 +84,12 @@ export async function reportJournaled(deps: HandlerDeps, deploymentId: string): 
   const agentId = deps.config.id;
   if (entry.status === "finished" && entry.result) {
     const r = entry.result;
-    await report(deps, deploymentId, { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs }, "result");
+    await report(
+      deps,
+      deploymentId,
+      { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) },
+      "result",
+    );
   } else if (entry.status === "declined") {
     await report(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "" }, "declined");
   } else {
@@ -187,11 +195,15 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       return;
     }
 
-    dlog.info({ app: cmd.app, version: cmd.changeset.version }, "applying");
-    const result = await apply(deps, cmd, app!.deploy);
+    dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
+    const result = await applyCommand(deps, cmd, app!);
     await journal.markFinished(id, result);
-    dlog.info({ outcome: result.outcome, message: result.message }, "apply finished");
-    if (result.outcome === "SUCCEEDED") deps.registration.setCurrentRelease(cmd.app, id);
+    dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
+    if (result.outcome === "SUCCEEDED") {
+      deps.registration.setCurrentRelease(cmd.app, releaseName(cmd));
+      // Before the result: once the deployment is terminal, ListAgents shows the new release.
+      await deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "heartbeat failed"));
+    }
     await reportJournaled(deps, id);
     m.ack();
   } finally {
@@ -201,48 +213,4 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
 
 export function interrupted(why: string): JournalResult {
   return { outcome: "FAILED", message: `interrupted: ${why}; not run again`, exitCode: null, durationMs: 0, finishedAt: new Date().toISOString() };
-}
-
-async function apply(deps: HandlerDeps, cmd: Command, file: string): Promise<JournalResult> {
-  const id = cmd.deploymentId;
-  const agentId = deps.config.id;
-  // Progress events go out in order, one at a time, without holding up the
-  // executable; the result is reported only after the last one.
-  let chain = Promise.resolve();
-  let batch = 0;
-  const onLines = (lines: string[]): void => {
-    const n = ++batch;
-    chain = chain.then(() =>
-      report(deps, id, { type: "target.progress", agentId, lines, linesCut: 0 }, `progress.${n}`).then(
-        () => undefined,
-        (err: unknown) => deps.log.warn({ deploymentId: id, err: errorMessage(err) }, "progress not reported"),
-      ),
-    );
-  };
-  const r = await runExecutable({
-    file,
-    env: {
-      DEPLOY_ID: id,
-      DEPLOY_APP: cmd.app,
-      DEPLOY_ENVIRONMENT: cmd.environment,
-      DEPLOY_VERSION: cmd.changeset.version,
-      DEPLOY_AGENT_ID: agentId,
-    },
-    timeoutMs: cmd.applyTimeoutMs,
-    maxLines: deps.config.maxOutputLines,
-    maxLineLength: deps.config.maxLineLength,
-    onLines,
-    signal: deps.kill,
-  });
-  await chain;
-  let message = r.message;
-  if (r.linesCut > 0) message += `; ${r.linesCut} output line(s) cut after ${deps.config.maxOutputLines}`;
-  if (r.aborted) message = "interrupted by agent shutdown: the apply was killed";
-  return {
-    outcome: r.outcome === "succeeded" ? "SUCCEEDED" : "FAILED",
-    message,
-    exitCode: r.exitCode,
-    durationMs: r.durationMs,
-    finishedAt: new Date().toISOString(),
-  };
 }

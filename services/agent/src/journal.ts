@@ -20,6 +20,8 @@ import path from "node:path";
 export type JournalResult = {
   outcome: "SUCCEEDED" | "FAILED";
   message: string;
+  /** A bundle apply failed after the switch and went back to the previous release. */
+  rolledBack?: boolean;
   exitCode: number | null;
   durationMs: number;
   finishedAt: string;

@@ -1,5 +1,6 @@
 // Coordinator configuration: every key documented, each overridable from the
 // environment. Units are in the names.
+import { tmpdir } from "node:os";
 import { configFileFrom, loadConfig } from "../../shared/src/index.js";
 
 export interface CoordinatorConfig {
@@ -13,6 +14,7 @@ export interface CoordinatorConfig {
     agentLiveMs: number;
     sweepIntervalMs: number;
   };
+  artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number };
   logLevel: string;
 }
 
@@ -73,6 +75,16 @@ const schema = {
       format: "nat",
       default: 1000,
       env: "DEPLOY_SWEEP_INTERVAL_MS",
+    },
+  },
+  artifacts: {
+    maxBytes: { doc: "Largest artifact UploadArtifact accepts, in bytes", format: "nat", default: 1024 * 1024 * 1024, env: "DEPLOY_ARTIFACT_MAX_BYTES" },
+    tmpDir: { doc: "Where an upload is spooled while it is hashed and checked", format: String, default: tmpdir(), env: "DEPLOY_ARTIFACT_TMP_DIR" },
+    maxExpansionRatio: {
+      doc: "A bundle whose unpacked size exceeds this multiple of its compressed size is refused",
+      format: "nat",
+      default: 50,
+      env: "DEPLOY_ARTIFACT_MAX_EXPANSION_RATIO",
     },
   },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },

@@ -2,7 +2,9 @@
 // → stopped) and a close() that stops taking calls, lets in-flight ones
 // finish within a grace period, then stops hard.
 import type { Server } from "@grpc/grpc-js";
-import { bindContext, connectNats, createLogger, type JsContext, type Logger } from "../../shared/src/index.js";
+import { Objm } from "@nats-io/obj";
+import { ARTIFACTS_BUCKET, bindContext, connectNats, createLogger, type JsContext, type Logger } from "../../shared/src/index.js";
+import { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { CoordinatorConfig } from "./config.js";
 import { startGrpcServer } from "./grpc/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
@@ -33,11 +35,13 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     await registry.start();
     const reconciler = new Reconciler(ctx, registry, config.rollout, log.child({ component: "reconciler" }));
     await reconciler.start();
+    const artifacts = new ArtifactStore(await new Objm(ctx.js).open(ARTIFACTS_BUCKET), config.artifacts, log.child({ component: "artifacts" }));
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc.listen, {
       ctx,
       registry,
       reconciler,
+      artifacts,
       defaults: { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs },
       log: log.child({ component: "grpc" }),
       shutdown: shutdown.signal,

@@ -30,11 +30,13 @@ import {
   loadDeployment,
   requestKey,
   saveProjection,
+  type Changeset,
   type DeploymentRecord,
   type DeploymentSpec,
   type JsContext,
 } from "../../shared/src/index.js";
 import type { KvEntry } from "@nats-io/kv";
+import type { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { Registry } from "./registry.js";
 import { requestHash, type CreateInput } from "./requests.js";
 
@@ -147,7 +149,15 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec): Promise<Deploy
   return loaded.record;
 }
 
-export async function createDeployment(ctx: JsContext, registry: Registry, input: CreateInput): Promise<DeploymentRecord> {
+/** The changeset with its artifact's size, or FAILED_PRECONDITION when the artifact is not stored. */
+async function resolveChangeset(artifacts: ArtifactStore, input: CreateInput): Promise<Changeset> {
+  const a = input.changeset.artifact;
+  if (!a) return { version: input.changeset.version };
+  const stored = await artifacts.require(a.name, a.digest, "changeset.artifact");
+  return { version: input.changeset.version, artifact: { name: a.name, digest: a.digest, size: stored.size } };
+}
+
+export async function createDeployment(ctx: JsContext, registry: Registry, artifacts: ArtifactStore, input: CreateInput): Promise<DeploymentRecord> {
   const hash = requestHash(input);
   const reqKey = requestKey(createHash("sha256").update(input.requestId).digest("hex").slice(0, 40));
   const followUntil = Date.now() + FOLLOW_MS;
@@ -161,16 +171,18 @@ export async function createDeployment(ctx: JsContext, registry: Registry, input
       const existing = await loadDeployment(ctx, mapping.deploymentId);
       if (existing) return existing.record;
       // Its creator crashed after recording the request: finish the job.
+      const changeset = await resolveChangeset(artifacts, input);
       const targets = resolveTargets(input, registry, Date.now());
       const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
       const lock = await takeLock(ctx, input, mine);
       if (lock.kind === "same-request" && lock.holder.deploymentId !== mine.deploymentId) {
         throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
       }
-      return materialize(ctx, specOf(input, hash, mapping.deploymentId, targets));
+      return materialize(ctx, specOf(input, hash, mapping.deploymentId, targets, changeset));
     }
 
     // 2. A new request: every refusal happens before anything is written.
+    const changeset = await resolveChangeset(artifacts, input);
     const targets = resolveTargets(input, registry, Date.now());
     const mine: ActiveLock = { deploymentId: newDeploymentId(), requestKey: reqKey };
     const lock = await takeLock(ctx, input, mine);
@@ -191,18 +203,18 @@ export async function createDeployment(ctx: JsContext, registry: Registry, input
       await releaseLock(ctx, input, mine);
       continue;
     }
-    return materialize(ctx, specOf(input, hash, mine.deploymentId, targets));
+    return materialize(ctx, specOf(input, hash, mine.deploymentId, targets, changeset));
   }
 }
 
-function specOf(input: CreateInput, hash: string, id: string, targets: string[]): DeploymentSpec {
+function specOf(input: CreateInput, hash: string, id: string, targets: string[], changeset: Changeset): DeploymentSpec {
   return {
     id,
     requestId: input.requestId,
     requestHash: hash,
     app: input.app,
     environment: input.environment,
-    changeset: input.changeset,
+    changeset,
     strategy: input.strategy,
     targets,
     requestedBy: input.requestedBy,

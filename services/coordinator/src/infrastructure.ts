@@ -10,10 +10,12 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
+import { Objm } from "@nats-io/obj";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AGENTS_BUCKET,
+  ARTIFACTS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
   DEPLOYMENTS_BUCKET,
@@ -83,6 +85,7 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
     // Kvm.create binds to an existing bucket with the same settings.
     await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas });
   }
+  await new Objm(jetstream(nc)).create(ARTIFACTS_BUCKET, { storage: StorageType.File, replicas: o.replicas });
   const consumer = {
     durable_name: COORDINATOR_CONSUMER,
     filter_subject: "deploy.evt.>",

@@ -7,7 +7,8 @@ import {
   asObject,
   asString,
   asToken,
-  type Changeset,
+  asArtifactName,
+  asDigest,
   type DeploymentState,
   type Strategy,
 } from "../../shared/src/index.js";
@@ -19,7 +20,8 @@ export interface CreateInput {
   requestId: string;
   app: string;
   environment: string;
-  changeset: Changeset;
+  /** The artifact's size is filled in from the store when the deployment is created. */
+  changeset: { version: string; artifact?: { name: string; digest: string } };
   strategy: Strategy;
   /** Explicit targets; empty means every live agent of app and environment. */
   targets: string[];
@@ -63,6 +65,11 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   const cs = asObject(r.changeset, "changeset");
   const version = asString(cs.version ?? "", "changeset.version", { maxLength: 128 });
   if (!/^[\x21-\x7e]+$/.test(version)) throw new ValidationError("changeset.version", "must be printable ASCII without spaces");
+  let artifact: { name: string; digest: string } | undefined;
+  if (cs.artifact !== undefined && cs.artifact !== null) {
+    const a = asObject(cs.artifact, "changeset.artifact");
+    artifact = { name: asArtifactName(a.name, "changeset.artifact.name"), digest: asDigest(a.digest, "changeset.artifact.digest") };
+  }
   const st = r.strategy === undefined || r.strategy === null ? {} : asObject(r.strategy, "strategy");
   const strategy: Strategy = {
     maxConcurrency: optionalCount(st.maxConcurrency, "strategy.max_concurrency", 1, 1),
@@ -80,7 +87,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     seen.add(t);
   });
   const requestedBy = asString(r.requestedBy ?? "", "requested_by", { maxLength: 256, allowEmpty: true });
-  return { requestId, app, environment, changeset: { version }, strategy, targets, requestedBy };
+  return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, requestedBy };
 }
 
 /**
@@ -89,7 +96,8 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
  * it out) is still the same request.
  */
 export function requestHash(input: CreateInput): string {
-  const canonical = JSON.stringify([input.app, input.environment, input.changeset.version, input.strategy, input.targets, input.requestedBy]);
+  const a = input.changeset.artifact;
+  const canonical = JSON.stringify([input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, input.strategy, input.targets, input.requestedBy]);
   return createHash("sha256").update(canonical).digest("hex");
 }
 

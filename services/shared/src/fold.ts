@@ -28,6 +28,8 @@ export interface TargetRecord {
   finishedAt?: string;
   lastOutput?: string;
   lateResult?: string;
+  /** Failed after the release switch and switched back to the previous release. */
+  rolledBack?: boolean;
 }
 
 export interface DeploymentRecord {
@@ -161,6 +163,7 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       t.state = e.outcome;
       t.message = e.message;
       t.finishedAt = se.time;
+      if (e.rolledBack) t.rolledBack = true;
       return undefined;
     }
     case "target.declined":

@@ -10,3 +10,5 @@ export * from "./js/readEvents.js";
 export * from "./js/loadDeployment.js";
 export * from "./js/saveProjection.js";
 export * from "./config.js";
+export * from "./artifacts.js";
+export * from "./bundle/manifest.js";

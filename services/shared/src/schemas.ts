@@ -1,6 +1,7 @@
 // The messages both sides speak, and the one validator per message type.
 // Everything read from NATS is `unknown` until it passes through here.
 // Readers accept extra fields, so a v1 message that gains fields stays readable.
+import { asArtifactName, asDigest, type ArtifactRef } from "./artifacts.js";
 import { ValidationError } from "./errors.js";
 import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA } from "./names.js";
 import {
@@ -37,6 +38,8 @@ export interface Strategy {
 
 export interface Changeset {
   version: string;
+  /** The bundle to install; without it the agent runs the app's deploy executable. */
+  artifact?: ArtifactRef;
 }
 
 /** What a deployment is: fixed at creation, carried by its first event. */
@@ -65,7 +68,17 @@ function parseStrategy(v: unknown, field: string): Strategy {
 
 function parseChangeset(v: unknown, field: string): Changeset {
   const o = asObject(v, field);
-  return { version: asString(o.version, `${field}.version`, { maxLength: 128 }) };
+  const version = asString(o.version, `${field}.version`, { maxLength: 128 });
+  if (o.artifact === undefined || o.artifact === null) return { version };
+  const a = asObject(o.artifact, `${field}.artifact`);
+  return {
+    version,
+    artifact: {
+      name: asArtifactName(a.name, `${field}.artifact.name`),
+      digest: asDigest(a.digest, `${field}.artifact.digest`),
+      size: asInt(a.size, `${field}.artifact.size`, 0, Number.MAX_SAFE_INTEGER),
+    },
+  };
 }
 
 export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
@@ -123,7 +136,7 @@ export type EventBody =
   | { type: "target.dispatched"; agentId: string }
   | { type: "target.started"; agentId: string }
   | { type: "target.progress"; agentId: string; lines: string[]; linesCut: number }
-  | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number }
+  | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number; rolledBack?: boolean }
   | { type: "target.declined"; agentId: string; reason: string }
   | { type: "target.timed_out"; agentId: string; phase: "delivery" | "apply"; message: string }
   | { type: "deployment.halted"; message: string }
@@ -167,6 +180,7 @@ function parseEventBody(o: Obj): EventBody {
         message: message(),
         exitCode: o.exitCode === null || o.exitCode === undefined ? null : asInt(o.exitCode, "event.exitCode", -1, 255),
         durationMs: asInt(o.durationMs ?? 0, "event.durationMs", 0, Number.MAX_SAFE_INTEGER),
+        ...(o.rolledBack === true ? { rolledBack: true } : {}),
       };
     case "target.declined":
       return { type, agentId: agentId(), reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }) };

@@ -7,7 +7,9 @@ import {
   type TargetState,
 } from "../../../shared/src/index.js";
 import type { AgentInput, DeploymentEventInput, DeploymentInput } from "../../../shared/src/proto.js";
+import type { ArtifactInfo } from "../artifacts/artifactStore.js";
 import type { AgentView } from "../registry.js";
+import type { Artifact as ArtifactInput } from "../../../shared/src/gen/deploy/v1/Artifact.js";
 
 export function timestamp(iso: string | undefined): { seconds: string; nanos: number } | null {
   if (!iso) return null;
@@ -26,7 +28,10 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
     requestId: rec.spec.requestId,
     app: rec.spec.app,
     environment: rec.spec.environment,
-    changeset: { version: rec.spec.changeset.version },
+    changeset: {
+      version: rec.spec.changeset.version,
+      artifact: rec.spec.changeset.artifact ? { name: rec.spec.changeset.artifact.name, digest: rec.spec.changeset.artifact.digest } : null,
+    },
     strategy: {
       maxConcurrency: rec.spec.strategy.maxConcurrency,
       maxFailures: rec.spec.strategy.maxFailures,
@@ -46,6 +51,7 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
         finishedAt: timestamp(t.finishedAt),
         lastOutput: t.lastOutput ?? "",
         lateResult: t.lateResult ?? "",
+        rolledBack: t.rolledBack === true,
       };
     }),
     counts: TARGET_STATES.filter((s) => counts[s] > 0).map((s) => ({ state: targetStateEnum(s), count: counts[s] })),
@@ -113,4 +119,10 @@ export function toAgentMessage(a: AgentView, live: boolean): AgentInput {
     labels: a.record.labels,
     currentReleases: a.record.currentReleases,
   };
+}
+
+export type ArtifactMsg = ArtifactInput;
+
+export function toArtifactMessage(a: ArtifactInfo): ArtifactInput {
+  return { name: a.name, digest: a.digest, size: String(a.size), createdAt: timestamp(a.createdAt), hooks: a.hooks };
 }

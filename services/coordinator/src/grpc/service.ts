@@ -1,11 +1,13 @@
 // DeployService handlers. Each unary call does a bounded amount of JetStream
 // work and answers; long work is observed through WatchDeployment.
-import { status, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
+import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import {
   COORDINATOR_SOURCE,
   ConflictError,
   NotFoundError,
   appendEvent,
+  asArtifactName,
+  asDigest,
   catchUp,
   foldEvent,
   followEvents,
@@ -16,6 +18,7 @@ import {
   type Logger,
 } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
+import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
@@ -28,13 +31,14 @@ import {
   validateReason,
   type Defaults,
 } from "../requests.js";
-import { toAgentMessage, toDeploymentMessage, toEventMessage } from "./convert.js";
+import { toAgentMessage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
 import { toServiceError } from "./status.js";
 
 export interface ServiceDeps {
   ctx: JsContext;
   registry: Registry;
   reconciler: Reconciler;
+  artifacts: ArtifactStore;
   defaults: Defaults;
   log: Logger;
   /** Aborted when the coordinator shuts down: open watches end. */
@@ -65,7 +69,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   return {
     CreateDeployment: unary(log, "CreateDeployment", async (req) => {
       const input = validateCreate(req, deps.defaults);
-      const rec = await createDeployment(ctx, deps.registry, input);
+      const rec = await createDeployment(ctx, deps.registry, deps.artifacts, input);
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment }, "deployment accepted");
       // Start the rollout now rather than at the next sweep; the answer does not wait for it.
       deps.reconciler.schedule(rec.spec.id).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
@@ -119,6 +123,30 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       }
       await deps.reconciler.schedule(id);
       return toDeploymentMessage(await mustLoad(deps, id));
+    }),
+
+    UploadArtifact: (call: ServerReadableStream<UploadPart, ArtifactMsg>, callback: sendUnaryData<ArtifactMsg>) => {
+      deps.artifacts.upload(call).then(
+        (a) => callback(null, toArtifactMessage(a)),
+        (err: unknown) => {
+          const se = toServiceError(err);
+          log.info({ method: "UploadArtifact", code: se.code, details: se.details, err }, "call failed");
+          callback(se, null);
+        },
+      );
+    },
+
+    GetArtifact: unary(log, "GetArtifact", async (req) => {
+      const name = asArtifactName(req.name, "name");
+      const digest = asDigest(req.digest, "digest");
+      const a = await deps.artifacts.get(name, digest);
+      if (!a) throw new NotFoundError(`artifact ${name} with digest ${digest} does not exist`);
+      return toArtifactMessage(a);
+    }),
+
+    ListArtifacts: unary(log, "ListArtifacts", async (req) => {
+      const name = req.name ? asArtifactName(req.name, "name") : undefined;
+      return { artifacts: (await deps.artifacts.list(name)).map(toArtifactMessage) };
     }),
 
     ListAgents: unary(log, "ListAgents", (req) => {

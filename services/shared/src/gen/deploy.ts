@@ -2,20 +2,27 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { Agent as _deploy_v1_Agent, Agent__Output as _deploy_v1_Agent__Output } from './deploy/v1/Agent.js';
+import type { Artifact as _deploy_v1_Artifact, Artifact__Output as _deploy_v1_Artifact__Output } from './deploy/v1/Artifact.js';
+import type { ArtifactHeader as _deploy_v1_ArtifactHeader, ArtifactHeader__Output as _deploy_v1_ArtifactHeader__Output } from './deploy/v1/ArtifactHeader.js';
+import type { ArtifactRef as _deploy_v1_ArtifactRef, ArtifactRef__Output as _deploy_v1_ArtifactRef__Output } from './deploy/v1/ArtifactRef.js';
 import type { CancelDeploymentRequest as _deploy_v1_CancelDeploymentRequest, CancelDeploymentRequest__Output as _deploy_v1_CancelDeploymentRequest__Output } from './deploy/v1/CancelDeploymentRequest.js';
 import type { Changeset as _deploy_v1_Changeset, Changeset__Output as _deploy_v1_Changeset__Output } from './deploy/v1/Changeset.js';
 import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, CreateDeploymentRequest__Output as _deploy_v1_CreateDeploymentRequest__Output } from './deploy/v1/CreateDeploymentRequest.js';
 import type { DeployServiceClient as _deploy_v1_DeployServiceClient, DeployServiceDefinition as _deploy_v1_DeployServiceDefinition } from './deploy/v1/DeployService.js';
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from './deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from './deploy/v1/DeploymentEvent.js';
+import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from './deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from './deploy/v1/GetDeploymentRequest.js';
 import type { ListAgentsRequest as _deploy_v1_ListAgentsRequest, ListAgentsRequest__Output as _deploy_v1_ListAgentsRequest__Output } from './deploy/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _deploy_v1_ListAgentsResponse, ListAgentsResponse__Output as _deploy_v1_ListAgentsResponse__Output } from './deploy/v1/ListAgentsResponse.js';
+import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtifactsRequest__Output as _deploy_v1_ListArtifactsRequest__Output } from './deploy/v1/ListArtifactsRequest.js';
+import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from './deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from './deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from './deploy/v1/ListDeploymentsResponse.js';
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from './deploy/v1/Strategy.js';
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from './deploy/v1/TargetCount.js';
+import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from './deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from './deploy/v1/WatchDeploymentRequest.js';
 import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from './google/protobuf/Duration.js';
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from './google/protobuf/Timestamp.js';
@@ -28,6 +35,9 @@ export interface ProtoGrpcType {
   deploy: {
     v1: {
       Agent: MessageTypeDefinition<_deploy_v1_Agent, _deploy_v1_Agent__Output>
+      Artifact: MessageTypeDefinition<_deploy_v1_Artifact, _deploy_v1_Artifact__Output>
+      ArtifactHeader: MessageTypeDefinition<_deploy_v1_ArtifactHeader, _deploy_v1_ArtifactHeader__Output>
+      ArtifactRef: MessageTypeDefinition<_deploy_v1_ArtifactRef, _deploy_v1_ArtifactRef__Output>
       CancelDeploymentRequest: MessageTypeDefinition<_deploy_v1_CancelDeploymentRequest, _deploy_v1_CancelDeploymentRequest__Output>
       Changeset: MessageTypeDefinition<_deploy_v1_Changeset, _deploy_v1_Changeset__Output>
       CreateDeploymentRequest: MessageTypeDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_CreateDeploymentRequest__Output>
@@ -35,15 +45,19 @@ export interface ProtoGrpcType {
       Deployment: MessageTypeDefinition<_deploy_v1_Deployment, _deploy_v1_Deployment__Output>
       DeploymentEvent: MessageTypeDefinition<_deploy_v1_DeploymentEvent, _deploy_v1_DeploymentEvent__Output>
       DeploymentState: EnumTypeDefinition
+      GetArtifactRequest: MessageTypeDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_GetArtifactRequest__Output>
       GetDeploymentRequest: MessageTypeDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_GetDeploymentRequest__Output>
       ListAgentsRequest: MessageTypeDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsRequest__Output>
       ListAgentsResponse: MessageTypeDefinition<_deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsResponse__Output>
+      ListArtifactsRequest: MessageTypeDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsRequest__Output>
+      ListArtifactsResponse: MessageTypeDefinition<_deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsResponse__Output>
       ListDeploymentsRequest: MessageTypeDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsRequest__Output>
       ListDeploymentsResponse: MessageTypeDefinition<_deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsResponse__Output>
       Strategy: MessageTypeDefinition<_deploy_v1_Strategy, _deploy_v1_Strategy__Output>
       Target: MessageTypeDefinition<_deploy_v1_Target, _deploy_v1_Target__Output>
       TargetCount: MessageTypeDefinition<_deploy_v1_TargetCount, _deploy_v1_TargetCount__Output>
       TargetState: EnumTypeDefinition
+      UploadArtifactRequest: MessageTypeDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_UploadArtifactRequest__Output>
       WatchDeploymentRequest: MessageTypeDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_WatchDeploymentRequest__Output>
     }
   }

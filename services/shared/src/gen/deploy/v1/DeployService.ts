@@ -2,15 +2,20 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { Artifact as _deploy_v1_Artifact, Artifact__Output as _deploy_v1_Artifact__Output } from '../../deploy/v1/Artifact.js';
 import type { CancelDeploymentRequest as _deploy_v1_CancelDeploymentRequest, CancelDeploymentRequest__Output as _deploy_v1_CancelDeploymentRequest__Output } from '../../deploy/v1/CancelDeploymentRequest.js';
 import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, CreateDeploymentRequest__Output as _deploy_v1_CreateDeploymentRequest__Output } from '../../deploy/v1/CreateDeploymentRequest.js';
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from '../../deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from '../../deploy/v1/DeploymentEvent.js';
+import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from '../../deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from '../../deploy/v1/GetDeploymentRequest.js';
 import type { ListAgentsRequest as _deploy_v1_ListAgentsRequest, ListAgentsRequest__Output as _deploy_v1_ListAgentsRequest__Output } from '../../deploy/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _deploy_v1_ListAgentsResponse, ListAgentsResponse__Output as _deploy_v1_ListAgentsResponse__Output } from '../../deploy/v1/ListAgentsResponse.js';
+import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtifactsRequest__Output as _deploy_v1_ListArtifactsRequest__Output } from '../../deploy/v1/ListArtifactsRequest.js';
+import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from '../../deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from '../../deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from '../../deploy/v1/ListDeploymentsResponse.js';
+import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from '../../deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from '../../deploy/v1/WatchDeploymentRequest.js';
 
 export interface DeployServiceClient extends grpc.Client {
@@ -32,6 +37,15 @@ export interface DeployServiceClient extends grpc.Client {
   createDeployment(argument: _deploy_v1_CreateDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   createDeployment(argument: _deploy_v1_CreateDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   
+  GetArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  GetArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  GetArtifact(argument: _deploy_v1_GetArtifactRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  GetArtifact(argument: _deploy_v1_GetArtifactRequest, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  getArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  getArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  getArtifact(argument: _deploy_v1_GetArtifactRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  getArtifact(argument: _deploy_v1_GetArtifactRequest, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
+  
   GetDeployment(argument: _deploy_v1_GetDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   GetDeployment(argument: _deploy_v1_GetDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   GetDeployment(argument: _deploy_v1_GetDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
@@ -50,6 +64,15 @@ export interface DeployServiceClient extends grpc.Client {
   listAgents(argument: _deploy_v1_ListAgentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   listAgents(argument: _deploy_v1_ListAgentsRequest, callback: grpc.requestCallback<_deploy_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   
+  ListArtifacts(argument: _deploy_v1_ListArtifactsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  ListArtifacts(argument: _deploy_v1_ListArtifactsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  ListArtifacts(argument: _deploy_v1_ListArtifactsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  ListArtifacts(argument: _deploy_v1_ListArtifactsRequest, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  listArtifacts(argument: _deploy_v1_ListArtifactsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  listArtifacts(argument: _deploy_v1_ListArtifactsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  listArtifacts(argument: _deploy_v1_ListArtifactsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  listArtifacts(argument: _deploy_v1_ListArtifactsRequest, callback: grpc.requestCallback<_deploy_v1_ListArtifactsResponse__Output>): grpc.ClientUnaryCall;
+  
   ListDeployments(argument: _deploy_v1_ListDeploymentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   ListDeployments(argument: _deploy_v1_ListDeploymentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   ListDeployments(argument: _deploy_v1_ListDeploymentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
@@ -58,6 +81,15 @@ export interface DeployServiceClient extends grpc.Client {
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
+  
+  UploadArtifact(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  UploadArtifact(metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  UploadArtifact(options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  UploadArtifact(callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  uploadArtifact(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  uploadArtifact(metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  uploadArtifact(options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
+  uploadArtifact(callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   
   WatchDeployment(argument: _deploy_v1_WatchDeploymentRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_deploy_v1_DeploymentEvent__Output>;
   WatchDeployment(argument: _deploy_v1_WatchDeploymentRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_deploy_v1_DeploymentEvent__Output>;
@@ -71,11 +103,17 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   CreateDeployment: grpc.handleUnaryCall<_deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment>;
   
+  GetArtifact: grpc.handleUnaryCall<_deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact>;
+  
   GetDeployment: grpc.handleUnaryCall<_deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment>;
   
   ListAgents: grpc.handleUnaryCall<_deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse>;
   
+  ListArtifacts: grpc.handleUnaryCall<_deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse>;
+  
   ListDeployments: grpc.handleUnaryCall<_deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse>;
+  
+  UploadArtifact: grpc.handleClientStreamingCall<_deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact>;
   
   WatchDeployment: grpc.handleServerStreamingCall<_deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent>;
   
@@ -84,8 +122,11 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
 export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   CancelDeployment: MethodDefinition<_deploy_v1_CancelDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CancelDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   CreateDeployment: MethodDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  GetArtifact: MethodDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_Artifact, _deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact__Output>
   GetDeployment: MethodDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   ListAgents: MethodDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse__Output>
+  ListArtifacts: MethodDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse__Output>
   ListDeployments: MethodDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse__Output>
+  UploadArtifact: MethodDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_Artifact, _deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact__Output>
   WatchDeployment: MethodDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_DeploymentEvent, _deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent__Output>
 }

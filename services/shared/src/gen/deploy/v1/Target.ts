@@ -12,6 +12,7 @@ export interface Target {
   'finishedAt'?: (_google_protobuf_Timestamp | null);
   'lastOutput'?: (string);
   'lateResult'?: (string);
+  'rolledBack'?: (boolean);
 }
 
 export interface Target__Output {
@@ -23,4 +24,5 @@ export interface Target__Output {
   'finishedAt'?: (_google_protobuf_Timestamp__Output);
   'lastOutput'?: (string);
   'lateResult'?: (string);
+  'rolledBack'?: (boolean);
 }

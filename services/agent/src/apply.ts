@@ -1,0 +1,117 @@
+// Applies one claimed command: a changeset with a bundle is installed as a
+// release (download, verify, unpack, hooks, atomic switch, rollback); one
+// without runs the app's configured deploy executable. Either way the output
+// becomes bounded progress events and the outcome a JournalResult. Never
+// throws for a failing apply: the failure is the result.
+import { join } from "node:path";
+import { errorMessage, type Command } from "../../shared/src/index.js";
+import { fetchArtifact } from "./artifactCache.js";
+import { applyBundle } from "./bundle/applyBundle.js";
+import type { AppConfig } from "./config.js";
+import { report, type HandlerDeps } from "./handleCommand.js";
+import type { JournalResult } from "./journal.js";
+import { runExecutable } from "./runner.js";
+
+/** `<version>-<last 8 of the deployment id>`, safe as a directory name. */
+export function releaseName(cmd: Command): string {
+  return `${cmd.changeset.version.replace(/[^A-Za-z0-9._-]/g, "_")}-${cmd.deploymentId.slice(-8)}`;
+}
+
+/** Progress events go out in order, one at a time, without holding up the apply. */
+function progressReporter(deps: HandlerDeps, cmd: Command): { onLines: (lines: string[]) => void; flushed: () => Promise<void> } {
+  let chain = Promise.resolve();
+  let batch = 0;
+  return {
+    onLines: (lines) => {
+      const n = ++batch;
+      chain = chain.then(() =>
+        report(deps, cmd.deploymentId, { type: "target.progress", agentId: deps.config.id, lines, linesCut: 0 }, `progress.${n}`).then(
+          () => undefined,
+          (err: unknown) => deps.log.warn({ deploymentId: cmd.deploymentId, err: errorMessage(err) }, "progress not reported"),
+        ),
+      );
+    },
+    flushed: () => chain,
+  };
+}
+
+function baseEnv(deps: HandlerDeps, cmd: Command): Record<string, string> {
+  return {
+    DEPLOY_ID: cmd.deploymentId,
+    DEPLOY_APP: cmd.app,
+    DEPLOY_ENVIRONMENT: cmd.environment,
+    DEPLOY_VERSION: cmd.changeset.version,
+    DEPLOY_AGENT_ID: deps.config.id,
+  };
+}
+
+const failed = (message: string, started: number): JournalResult => ({
+  outcome: "FAILED",
+  message,
+  exitCode: null,
+  durationMs: Date.now() - started,
+  finishedAt: new Date().toISOString(),
+});
+
+export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConfig): Promise<JournalResult> {
+  const started = Date.now();
+  const progress = progressReporter(deps, cmd);
+  const cut = (n: number): string => (n > 0 ? `; ${n} output line(s) cut after ${deps.config.maxOutputLines}` : "");
+  try {
+    const artifact = cmd.changeset.artifact;
+    if (artifact) {
+      let file: string;
+      try {
+        file = await fetchArtifact(deps.artifacts, join(deps.config.stateDir, "artifacts"), artifact, deps.kill);
+      } catch (err) {
+        return failed(`artifact ${artifact.name} ${artifact.digest} could not be fetched: ${errorMessage(err)}`, started);
+      }
+      const r = await applyBundle({
+        artifactFile: file,
+        artifactSize: artifact.size,
+        root: deps.config.root,
+        app: cmd.app,
+        releaseName: releaseName(cmd),
+        env: baseEnv(deps, cmd),
+        maxExpansionRatio: deps.config.maxExpansionRatio,
+        deadlineMs: started + cmd.applyTimeoutMs,
+        maxLines: deps.config.maxOutputLines,
+        maxLineLength: deps.config.maxLineLength,
+        onLines: progress.onLines,
+        onPhase: (phase) => deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase"),
+        signal: deps.kill,
+      });
+      await progress.flushed();
+      return {
+        outcome: r.outcome,
+        message: deps.kill.aborted ? `interrupted by agent shutdown: ${r.message}` : r.message + cut(r.linesCut),
+        exitCode: r.exitCode,
+        durationMs: Date.now() - started,
+        finishedAt: new Date().toISOString(),
+        ...(r.rolledBack ? { rolledBack: true } : {}),
+      };
+    }
+    if (!app.deploy) return failed(`app ${cmd.app} has no deploy executable on this agent and the changeset has no artifact`, started);
+    const r = await runExecutable({
+      file: app.deploy,
+      env: baseEnv(deps, cmd),
+      timeoutMs: cmd.applyTimeoutMs,
+      maxLines: deps.config.maxOutputLines,
+      maxLineLength: deps.config.maxLineLength,
+      onLines: progress.onLines,
+      signal: deps.kill,
+    });
+    await progress.flushed();
+    return {
+      outcome: r.outcome === "succeeded" ? "SUCCEEDED" : "FAILED",
+      message: r.aborted ? "interrupted by agent shutdown: the apply was killed" : r.message + cut(r.linesCut),
+      exitCode: r.exitCode,
+      durationMs: r.durationMs,
+      finishedAt: new Date().toISOString(),
+    };
+  } catch (err) {
+    // A bug or an unexpected I/O error: still a result, never a crash.
+    await progress.flushed();
+    return failed(`apply failed: ${errorMessage(err)}`, started);
+  }
+}

@@ -1,0 +1,240 @@
+// Installs one changeset bundle as a new release, CodeDeploy/Capistrano style:
+//
+//   unpack → before_install → after_install   (new release; `current` untouched)
+//   stop                                      (the OLD release's hook, from its own deploy.yaml)
+//   switch `current`                          (atomic: new symlink renamed over the old)
+//   start → validate                          (new release; a failure rolls back)
+//   prune                                     (keep_releases, never current or previous)
+//
+// A failing bundle never throws: every outcome is returned, because the
+// caller has to journal and report it. Only programming errors throw.
+import fs from "node:fs/promises";
+import path from "node:path";
+import { errorMessage, ValidationError } from "../../../shared/src/errors.js";
+import { MANIFEST_FILE, parseManifest, type HookName, type Manifest } from "../../../shared/src/bundle/manifest.js";
+import { runExecutable, type RunResult } from "../runner.js";
+import { unpackBundle } from "./unpack.js";
+import {
+  appDir,
+  checkReleaseName,
+  cleanPartial,
+  installRelease,
+  partialDir,
+  pruneReleases,
+  readCurrent,
+  releaseDir,
+  removeCurrent,
+  switchCurrent,
+} from "./releases.js";
+
+export interface ApplyBundleOptions {
+  /** A verified local .tar.gz. */
+  artifactFile: string;
+  artifactSize: number;
+  root: string;
+  app: string;
+  /** `${version}-${short deployment id}`, chosen by the caller; never reused. */
+  releaseName: string;
+  /** DEPLOY_* vars from the caller; DEPLOY_RELEASE_DIR and DEPLOY_PREVIOUS_RELEASE_DIR are added here. */
+  env: Record<string, string>;
+  maxExpansionRatio: number;
+  /** Absolute Date.now()-based deadline of the whole apply: a hook's timeout is min(its own, time left). */
+  deadlineMs: number;
+  /** Output budget shared by all hooks of this apply. */
+  maxLines: number;
+  maxLineLength: number;
+  /** Hook output, each line prefixed with "[<hook>] ". */
+  onLines: (lines: string[]) => void;
+  /** "prepare", "unpack", "hook:before_install", "hook:stop", "switch", "rollback", "prune", … for logs. */
+  onPhase?: (phase: string) => void;
+  /** Shutdown: kills the running hook; later hooks are not started. */
+  signal?: AbortSignal;
+}
+
+export interface ApplyBundleResult {
+  outcome: "SUCCEEDED" | "FAILED";
+  message: string;
+  rolledBack: boolean;
+  /** Exit code of the hook that failed (null when killed, or when no hook was involved); 0 on success. */
+  exitCode: number | null;
+  /** Output lines of all hooks not passed to onLines. */
+  linesCut: number;
+}
+
+export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleResult> {
+  validateOptions(o);
+  const phase = (p: string): void => {
+    try {
+      o.onPhase?.(p);
+    } catch {
+      // a logging callback must not change the outcome
+    }
+  };
+  let linesDelivered = 0;
+  let linesCut = 0;
+  const failed = (message: string, extra: Partial<ApplyBundleResult> = {}): ApplyBundleResult => ({
+    outcome: "FAILED",
+    message,
+    rolledBack: false,
+    exitCode: null,
+    linesCut,
+    ...extra,
+  });
+
+  // ---- prepare, unpack: nothing has run yet; refusals end here ----
+  phase("prepare");
+  let previous: string | undefined;
+  try {
+    await fs.mkdir(path.join(appDir(o.root, o.app), "releases"), { recursive: true });
+    await cleanPartial(o.root, o.app);
+    previous = await readCurrent(o.root, o.app);
+    const st = await fs.stat(o.artifactFile);
+    if (st.size !== o.artifactSize) return failed(`artifact file is ${st.size} bytes, expected ${o.artifactSize}`);
+  } catch (err) {
+    return failed(`could not prepare the release directory: ${errorMessage(err)}`);
+  }
+  const newDir = releaseDir(o.root, o.app, o.releaseName);
+  const prevDir = previous === undefined ? undefined : releaseDir(o.root, o.app, previous);
+  if (await exists(newDir)) return failed(`release ${o.releaseName} already exists; a release is never overwritten`);
+
+  phase("unpack");
+  let manifest: Manifest;
+  const tmpDir = partialDir(o.root, o.app, o.releaseName);
+  try {
+    manifest = (await unpackBundle(o.artifactFile, tmpDir, { maxExpansionRatio: o.maxExpansionRatio })).manifest;
+    await installRelease(o.root, o.app, tmpDir, o.releaseName);
+  } catch (err) {
+    await fs.rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);
+    return failed(err instanceof ValidationError ? `bundle refused: ${err.message}` : `unpack failed: ${errorMessage(err)}`);
+  }
+
+  // The same for every hook of this apply (cwd says which release a hook belongs to).
+  const env = { ...o.env, DEPLOY_RELEASE_DIR: newDir, DEPLOY_PREVIOUS_RELEASE_DIR: prevDir ?? "" };
+
+  const runHook = async (hook: HookName, m: Manifest, dir: string, label: string = hook): Promise<RunResult | undefined> => {
+    const spec = m.hooks[hook];
+    if (!spec) return undefined;
+    phase(`hook:${label}`);
+    const left = o.deadlineMs - Date.now();
+    if (left <= 0) {
+      return { outcome: "failed", exitCode: null, signal: null, timedOut: true, aborted: false, durationMs: 0, linesCut: 0, lastLine: "", message: "not started: the apply deadline has passed" };
+    }
+    const prefix = `[${hook}] `;
+    const r = await runExecutable({
+      file: path.join(dir, spec.run),
+      cwd: dir,
+      env,
+      timeoutMs: Math.min(spec.timeoutMs, left),
+      maxLines: Math.max(0, o.maxLines - linesDelivered),
+      maxLineLength: o.maxLineLength,
+      onLines: (lines) => {
+        linesDelivered += lines.length;
+        o.onLines(lines.map((l) => prefix + l));
+      },
+      signal: o.signal,
+    });
+    linesCut += r.linesCut;
+    return r;
+  };
+  const hookFailure = (hook: string, r: RunResult, where = ""): string =>
+    `${hook} hook${where} failed: ${r.message}${r.lastLine ? ` (last output: ${r.lastLine})` : ""}`;
+
+  // ---- before the switch: a failure leaves `current` untouched ----
+  for (const hook of ["before_install", "after_install"] as const) {
+    const r = await runHook(hook, manifest, newDir);
+    if (r && r.outcome !== "succeeded") return failed(hookFailure(hook, r), { exitCode: r.exitCode });
+  }
+  if (previous !== undefined && prevDir !== undefined) {
+    let prevManifest: Manifest | undefined;
+    try {
+      prevManifest = parseManifest(await fs.readFile(path.join(prevDir, MANIFEST_FILE), "utf8"));
+    } catch (err) {
+      // A release without deploy.yaml (installed by hand, or a plain script
+      // changeset) has no stop hook; a present but broken one is an error
+      // the operator must see rather than a stop silently skipped.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        return failed(`deploy.yaml of the current release ${previous} is unreadable: ${errorMessage(err)}`);
+      }
+    }
+    if (prevManifest) {
+      const r = await runHook("stop", prevManifest, prevDir);
+      if (r && r.outcome !== "succeeded") return failed(hookFailure("stop", r, ` of release ${previous}`), { exitCode: r.exitCode });
+    }
+  }
+
+  phase("switch");
+  try {
+    await switchCurrent(o.root, o.app, o.releaseName);
+  } catch (err) {
+    // rename(2) is atomic: `current` still points at the previous release.
+    return failed(`could not switch current to ${o.releaseName}: ${errorMessage(err)}`);
+  }
+
+  // ---- after the switch: a failure goes back to the previous release ----
+  for (const hook of ["start", "validate"] as const) {
+    const r = await runHook(hook, manifest, newDir);
+    if (r && r.outcome !== "succeeded") return rollBack(hookFailure(hook, r), r.exitCode);
+  }
+
+  phase("prune");
+  let pruneNote = "";
+  try {
+    await pruneReleases(o.root, o.app, manifest.keepReleases, previous === undefined ? [o.releaseName] : [o.releaseName, previous]);
+  } catch (err) {
+    // Disk hygiene must not turn a working release into a failed deploy.
+    pruneNote = `; pruning old releases failed: ${errorMessage(err)}`;
+  }
+  return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${pruneNote}`, rolledBack: false, exitCode: 0, linesCut };
+
+  async function rollBack(reason: string, exitCode: number | null): Promise<ApplyBundleResult> {
+    phase("rollback");
+    if (previous === undefined || prevDir === undefined) {
+      // A first release that fails start/validate: there is nothing to go
+      // back to. Leaving `current` on it would present a release that failed
+      // its own checks as the live one (and the next deploy would run its
+      // stop hook); removing `current` states plainly that nothing is
+      // installed. The release directory stays for inspection until pruned.
+      try {
+        await removeCurrent(o.root, o.app);
+      } catch (err) {
+        return failed(`${reason}; removing current failed too: ${errorMessage(err)}`, { exitCode });
+      }
+      return failed(`${reason}; no previous release to roll back to, current removed`, { exitCode });
+    }
+    try {
+      await switchCurrent(o.root, o.app, previous);
+    } catch (err) {
+      return failed(`${reason}; rolling back to ${previous} failed: ${errorMessage(err)}`, { exitCode });
+    }
+    let startNote = "";
+    try {
+      const prevManifest = parseManifest(await fs.readFile(path.join(prevDir, MANIFEST_FILE), "utf8"));
+      const r = await runHook("start", prevManifest, prevDir, "rollback:start");
+      if (r && r.outcome !== "succeeded") startNote = `, but its ${hookFailure("start", r)}`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") startNote = `, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
+    }
+    return failed(`${reason}; rolled back to ${previous}${startNote}`, { rolledBack: true, exitCode });
+  }
+}
+
+function validateOptions(o: ApplyBundleOptions): void {
+  checkReleaseName(o.releaseName);
+  appDir(o.root, o.app);
+  if (!path.isAbsolute(o.root)) throw new Error(`root must be an absolute path: ${o.root}`);
+  if (!path.isAbsolute(o.artifactFile)) throw new Error(`artifactFile must be an absolute path: ${o.artifactFile}`);
+  if (!(Number.isInteger(o.artifactSize) && o.artifactSize >= 0)) throw new Error("artifactSize must be a non-negative integer");
+  if (!(Number.isFinite(o.maxExpansionRatio) && o.maxExpansionRatio > 0)) throw new Error("maxExpansionRatio must be a positive number");
+  if (!Number.isFinite(o.deadlineMs)) throw new Error("deadlineMs must be a number");
+  if (!(Number.isInteger(o.maxLines) && o.maxLines >= 0)) throw new Error("maxLines must be a non-negative integer");
+  if (!(Number.isInteger(o.maxLineLength) && o.maxLineLength >= 1)) throw new Error("maxLineLength must be a positive integer");
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,189 @@
+// The release layout of one app on a VM, Capistrano style:
+//
+//   <root>/<app>/releases/<name>/        one directory per installed release
+//   <root>/<app>/current -> releases/<name>   relative symlink, switched atomically
+//   <root>/<app>/.installed/<name>       empty marker whose mtime is the install time
+//
+// Install order is kept in the markers rather than in the release
+// directories' own mtimes, because hooks run inside the release directories
+// and every file they create there bumps the directory's mtime; pruning by it
+// could delete a newer release and keep an old one.
+//
+// Crash safety: a release becomes visible under its name only by a rename of
+// a fully unpacked `<name>.partial-<random>` directory, and `current` changes
+// only by renaming a complete new symlink over it, so after a SIGKILL at any
+// moment `current` points at a complete release (or does not exist), and
+// cleanPartial removes what the crash left behind.
+import { randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import path from "node:path";
+
+const RELEASES = "releases";
+const CURRENT = "current";
+const MARKERS = ".installed";
+const PARTIAL = ".partial-";
+const CURRENT_TMP = `${CURRENT}.tmp-`;
+
+export function appDir(root: string, app: string): string {
+  if (app === "" || app === "." || app === ".." || app.includes("/") || app.includes("\0")) throw new Error(`invalid app name: ${JSON.stringify(app)}`);
+  return path.join(root, app);
+}
+
+export function releasesDir(root: string, app: string): string {
+  return path.join(appDir(root, app), RELEASES);
+}
+
+export function releaseDir(root: string, app: string, name: string): string {
+  checkReleaseName(name);
+  return path.join(releasesDir(root, app), name);
+}
+
+/** Names are chosen by the agent (`<version>-<short deployment id>`); anything else is a programming error. */
+export function checkReleaseName(name: string): void {
+  if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0") || name.includes(PARTIAL) || name.startsWith(".")) {
+    throw new Error(`invalid release name: ${JSON.stringify(name)}`);
+  }
+}
+
+/** A fresh, unused directory path to unpack `name` into before installRelease. */
+export function partialDir(root: string, app: string, name: string): string {
+  checkReleaseName(name);
+  return path.join(releasesDir(root, app), `${name}${PARTIAL}${randomBytes(6).toString("hex")}`);
+}
+
+/** The release `current` points at, or undefined when there is none. */
+export async function readCurrent(root: string, app: string): Promise<string | undefined> {
+  let target: string;
+  try {
+    target = await fs.readlink(path.join(appDir(root, app), CURRENT));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  const parts = target.split("/").filter((s) => s !== "" && s !== ".");
+  if (path.isAbsolute(target) || parts.length !== 2 || parts[0] !== RELEASES) {
+    throw new Error(`${path.join(appDir(root, app), CURRENT)} points at ${target}, not at ${RELEASES}/<name>`);
+  }
+  return parts[1];
+}
+
+/** Moves a fully unpacked directory into place as release `name`; fails if that name is taken. */
+export async function installRelease(root: string, app: string, unpackedDir: string, name: string): Promise<string> {
+  const dest = releaseDir(root, app, name);
+  // rename(2) would silently replace an empty directory: check first. The
+  // agent applies one command per app at a time, so nothing races this.
+  if (await exists(dest)) throw new Error(`release ${name} already exists`);
+  const markers = path.join(appDir(root, app), MARKERS);
+  await fs.mkdir(markers, { recursive: true });
+  // Marker first: an orphan marker is harmless (cleanPartial removes it).
+  await fs.writeFile(path.join(markers, name), "");
+  await fs.rename(unpackedDir, dest);
+  await fsyncDir(releasesDir(root, app));
+  return dest;
+}
+
+/** Points `current` at release `name` atomically: a new symlink renamed over the old one. */
+export async function switchCurrent(root: string, app: string, name: string): Promise<void> {
+  const dir = appDir(root, app);
+  const target = path.join(RELEASES, name);
+  checkReleaseName(name);
+  const st = await fs.stat(path.join(dir, target));
+  if (!st.isDirectory()) throw new Error(`release ${name} is not a directory`);
+  const tmp = path.join(dir, `${CURRENT_TMP}${randomBytes(6).toString("hex")}`);
+  await fs.symlink(target, tmp);
+  try {
+    await fs.rename(tmp, path.join(dir, CURRENT));
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+/** Removes `current` (nothing is installed afterwards). */
+export async function removeCurrent(root: string, app: string): Promise<void> {
+  const dir = appDir(root, app);
+  await fs.rm(path.join(dir, CURRENT), { force: true });
+  await fsyncDir(dir);
+}
+
+/** Complete releases, oldest first by install time (marker mtime, else the directory's own). */
+export async function listReleases(root: string, app: string): Promise<string[]> {
+  const dir = releasesDir(root, app);
+  let names: string[];
+  try {
+    names = (await fs.readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.includes(PARTIAL) && !d.name.startsWith(".")).map((d) => d.name);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const markers = path.join(appDir(root, app), MARKERS);
+  const keyed = await Promise.all(
+    names.map(async (name) => {
+      const st = await fs.stat(path.join(markers, name), { bigint: true }).catch(() => fs.stat(path.join(dir, name), { bigint: true }));
+      return { name, at: st.mtimeNs };
+    }),
+  );
+  keyed.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return keyed.map((k) => k.name);
+}
+
+/**
+ * Deletes all but the newest `keep` releases, never one named in `protect`
+ * (the caller passes current and previous). Returns the deleted names.
+ */
+export async function pruneReleases(root: string, app: string, keep: number, protect: readonly string[]): Promise<string[]> {
+  if (!(Number.isInteger(keep) && keep >= 1)) throw new Error("keep must be a positive integer");
+  const all = await listReleases(root, app);
+  const doomed = all.slice(0, Math.max(0, all.length - keep)).filter((n) => !protect.includes(n));
+  for (const name of doomed) {
+    await fs.rm(releaseDir(root, app, name), { recursive: true, force: true });
+    await fs.rm(path.join(appDir(root, app), MARKERS, name), { force: true });
+  }
+  return doomed;
+}
+
+/** Removes what a crash mid-unpack or mid-switch left: partial release dirs, temporary links, orphan markers. */
+export async function cleanPartial(root: string, app: string): Promise<void> {
+  const dir = appDir(root, app);
+  const rel = releasesDir(root, app);
+  for (const name of await readdirOrEmpty(rel)) {
+    if (name.includes(PARTIAL)) await fs.rm(path.join(rel, name), { recursive: true, force: true });
+  }
+  for (const name of await readdirOrEmpty(dir)) {
+    if (name.startsWith(CURRENT_TMP)) await fs.rm(path.join(dir, name), { force: true });
+  }
+  const releases = new Set(await readdirOrEmpty(rel));
+  for (const name of await readdirOrEmpty(path.join(dir, MARKERS))) {
+    if (!releases.has(name)) await fs.rm(path.join(dir, MARKERS, name), { force: true });
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await fs.readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw err;
+  }
+}
+
+/** Makes a rename or unlink in `dir` durable. */
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

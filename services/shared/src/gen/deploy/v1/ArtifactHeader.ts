@@ -1,0 +1,12 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+
+export interface ArtifactHeader {
+  'name'?: (string);
+  'digest'?: (string);
+}
+
+export interface ArtifactHeader__Output {
+  'name'?: (string);
+  'digest'?: (string);
+}

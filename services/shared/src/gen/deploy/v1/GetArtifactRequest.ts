@@ -1,0 +1,12 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+
+export interface GetArtifactRequest {
+  'name'?: (string);
+  'digest'?: (string);
+}
+
+export interface GetArtifactRequest__Output {
+  'name'?: (string);
+  'digest'?: (string);
+}

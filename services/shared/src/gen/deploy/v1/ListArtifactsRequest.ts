@@ -1,0 +1,10 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+
+export interface ListArtifactsRequest {
+  'name'?: (string);
+}
+
+export interface ListArtifactsRequest__Output {
+  'name'?: (string);
+}

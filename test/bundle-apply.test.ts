@@ -1,0 +1,262 @@
+import fs from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { applyBundle, type ApplyBundleOptions } from "../services/agent/src/bundle/applyBundle.js";
+import { listReleases, readCurrent, cleanPartial, switchCurrent } from "../services/agent/src/bundle/releases.js";
+import { HOOK_NAMES, type HookName } from "../services/shared/src/bundle/manifest.js";
+import { script, writeBundle, type BundleEntry } from "./helpers/bundles.js";
+
+const APP = "shop";
+let tmp: string;
+let root: string;
+let log: string;
+let pidFile: string;
+beforeEach(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), "bundle-apply-"));
+  root = path.join(tmp, "root");
+  log = path.join(tmp, "hooks.log");
+  pidFile = path.join(tmp, "grandchild.pid");
+});
+afterEach(async () => {
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+interface BundleSpec {
+  version: string;
+  fail?: HookName;
+  hang?: HookName;
+  /** Hook that prints this many lines. */
+  noisy?: { hook: HookName; lines: number };
+  keep?: number;
+  extra?: BundleEntry[];
+}
+
+/** A bundle whose every hook appends "<hook>:<version>" to $HOOK_LOG; `fail` exits 3, `hang` leaves a sleeping grandchild. */
+function bundleEntries(s: BundleSpec): BundleEntry[] {
+  const hooks = HOOK_NAMES.map((h) => `  ${h}: { run: hooks/${h}.sh${h === s.hang ? ", timeout: 1s" : ""} }`).join("\n");
+  const entries: BundleEntry[] = [
+    { name: "deploy.yaml", content: `version: 1\nhooks:\n${hooks}\nkeep_releases: ${s.keep ?? 5}\n` },
+    { name: "VERSION", content: s.version },
+  ];
+  for (const h of HOOK_NAMES) {
+    let body = `echo "${h}:${s.version}" >> "$HOOK_LOG"`;
+    if (h === s.fail) body += `\necho "${h} is broken"\nexit 3`;
+    if (h === s.hang) body += `\nsleep 1000 &\necho $! > "$PIDFILE"\nwait`;
+    if (h === s.noisy?.hook) body += `\nfor i in $(seq 1 ${s.noisy.lines}); do echo "line $i"; done`;
+    entries.push({ name: `hooks/${h}.sh`, content: script(body), mode: 0o755 });
+  }
+  return [...entries, ...(s.extra ?? [])];
+}
+
+async function deploy(s: BundleSpec, overrides: Partial<ApplyBundleOptions> = {}) {
+  const file = await writeBundle(tmp, bundleEntries(s));
+  const { size } = await fs.stat(file);
+  const lines: string[] = [];
+  const phases: string[] = [];
+  const result = await applyBundle({
+    artifactFile: file,
+    artifactSize: size,
+    root,
+    app: APP,
+    releaseName: `${s.version}-dep`,
+    env: { HOOK_LOG: log, PIDFILE: pidFile, DEPLOY_VERSION: s.version },
+    maxExpansionRatio: 100,
+    deadlineMs: Date.now() + 60_000,
+    maxLines: 1000,
+    maxLineLength: 200,
+    onLines: (l) => lines.push(...l),
+    onPhase: (p) => phases.push(p),
+    ...overrides,
+  });
+  return { result, lines, phases };
+}
+
+async function hookLog(): Promise<string[]> {
+  const text = await fs.readFile(log, "utf8").catch(() => "");
+  await fs.rm(log, { force: true });
+  return text.split("\n").filter(Boolean);
+}
+
+async function isAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+  return !/^\d+ \(.*\) Z/s.test(stat);
+}
+
+const current = () => readCurrent(root, APP);
+const ALL = ["before_install", "after_install", "start", "validate"];
+
+describe("applyBundle", () => {
+  it("installs a first release and runs its hooks in order with the release env", async () => {
+    const { result, phases } = await deploy({ version: "v1", extra: [] });
+    expect(result).toEqual({ outcome: "SUCCEEDED", message: "release v1-dep is current", rolledBack: false, exitCode: 0, linesCut: 0 });
+    expect(await current()).toBe("v1-dep");
+    expect(await fs.readFile(path.join(root, APP, "current", "VERSION"), "utf8")).toBe("v1");
+    expect(await fs.readlink(path.join(root, APP, "current"))).toBe("releases/v1-dep");
+    expect(await hookLog()).toEqual(ALL.map((h) => `${h}:v1`));
+    expect(phases).toEqual(["prepare", "unpack", "hook:before_install", "hook:after_install", "switch", "hook:start", "hook:validate", "prune"]);
+  });
+
+  it("passes DEPLOY_RELEASE_DIR and DEPLOY_PREVIOUS_RELEASE_DIR and runs in the release dir", async () => {
+    await deploy({ version: "v1" });
+    const file = await writeBundle(tmp, [
+      { name: "deploy.yaml", content: "version: 1\nhooks:\n  start: { run: s.sh }\n" },
+      { name: "s.sh", content: script('echo "rel=$DEPLOY_RELEASE_DIR prev=$DEPLOY_PREVIOUS_RELEASE_DIR cwd=$PWD"'), mode: 0o755 },
+    ]);
+    const lines: string[] = [];
+    const { size } = await fs.stat(file);
+    const r = await applyBundle({
+      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v2-dep", env: { HOOK_LOG: log }, maxExpansionRatio: 100,
+      deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 500, onLines: (l) => lines.push(...l),
+    });
+    expect(r.outcome).toBe("SUCCEEDED");
+    const rel = path.join(root, APP, "releases");
+    expect(lines).toEqual([`[start] rel=${rel}/v2-dep prev=${rel}/v1-dep cwd=${rel}/v2-dep`]);
+  });
+
+  describe.each(["fail", "hang"] as const)("a hook that %ss", (mode) => {
+    const expectKilled = async (): Promise<void> => {
+      if (mode !== "hang") return;
+      const pid = Number(await fs.readFile(pidFile, "utf8"));
+      await expect.poll(() => isAlive(pid), { timeout: 5000 }).toBe(false);
+    };
+    const reason = mode === "fail" ? /failed: exit code 3 \(last output: .* is broken\)/ : /failed: killed after timeout of 1000 ms/;
+
+    it.each(["before_install", "after_install"] as const)("in %s leaves current on the old release", async (hook) => {
+      await deploy({ version: "v1" });
+      await hookLog();
+      const { result } = await deploy({ version: "v2", [mode]: hook });
+      expect(result.outcome).toBe("FAILED");
+      expect(result.rolledBack).toBe(false);
+      expect(result.exitCode).toBe(mode === "fail" ? 3 : null);
+      expect(result.message).toMatch(new RegExp(`^${hook} hook failed`));
+      expect(result.message).toMatch(reason);
+      expect(await current()).toBe("v1-dep");
+      const ran = hook === "before_install" ? ["before_install:v2"] : ["before_install:v2", "after_install:v2"];
+      expect(await hookLog()).toEqual(ran);
+      await expectKilled();
+    });
+
+    it("in the old release's stop leaves current on the old release", async () => {
+      await deploy({ version: "v1", [mode]: "stop" });
+      await hookLog();
+      const { result } = await deploy({ version: "v2" });
+      expect(result).toMatchObject({ outcome: "FAILED", rolledBack: false });
+      expect(result.message).toMatch(/^stop hook of release v1-dep failed/);
+      expect(result.message).toMatch(reason);
+      expect(await current()).toBe("v1-dep");
+      expect(await hookLog()).toEqual(["before_install:v2", "after_install:v2", "stop:v1"]);
+      await expectKilled();
+    });
+
+    it.each(["start", "validate"] as const)("in %s rolls back to the previous release and starts it", async (hook) => {
+      await deploy({ version: "v1" });
+      await hookLog();
+      const { result, phases } = await deploy({ version: "v2", [mode]: hook });
+      expect(result).toMatchObject({ outcome: "FAILED", rolledBack: true, exitCode: mode === "fail" ? 3 : null });
+      expect(result.message).toMatch(new RegExp(`^${hook} hook failed`));
+      expect(result.message).toMatch(reason);
+      expect(result.message).toMatch(/; rolled back to v1-dep$/);
+      expect(await current()).toBe("v1-dep");
+      const upTo = ["start", "validate"].slice(0, hook === "start" ? 1 : 2).map((h) => `${h}:v2`);
+      expect(await hookLog()).toEqual(["before_install:v2", "after_install:v2", "stop:v1", ...upTo, "start:v1"]);
+      expect(phases.slice(-2)).toEqual(["rollback", "hook:rollback:start"]);
+      await expectKilled();
+    });
+  });
+
+  it("a first release failing validate removes current and does not claim a rollback", async () => {
+    const { result } = await deploy({ version: "v1", fail: "validate" });
+    expect(result).toMatchObject({ outcome: "FAILED", rolledBack: false, exitCode: 3 });
+    expect(result.message).toMatch(/^validate hook failed: exit code 3.*; no previous release to roll back to, current removed$/);
+    expect(await current()).toBeUndefined();
+    await expect(fs.lstat(path.join(root, APP, "current"))).rejects.toThrow(/ENOENT/);
+  });
+
+  it("after a first release failed, installs the next and later rolls back to it", async () => {
+    expect((await deploy({ version: "v1", fail: "start" })).result.rolledBack).toBe(false); // current removed
+    await deploy({ version: "v2" });
+    expect(await current()).toBe("v2-dep");
+    // v3 fails validate; rolling back to v2 runs v2's start, which works.
+    const { result } = await deploy({ version: "v3", fail: "validate" });
+    expect(result.message).toMatch(/rolled back to v2-dep$/);
+  });
+
+  it("keeps keep_releases releases, never current or previous", async () => {
+    for (const v of ["v1", "v2", "v3"]) expect((await deploy({ version: v, keep: 2 })).result.outcome).toBe("SUCCEEDED");
+    expect(await listReleases(root, APP)).toEqual(["v2-dep", "v3-dep"]);
+    expect(await current()).toBe("v3-dep");
+    // A failed v4 stays for inspection; the next success prunes by install order, protecting v5 (current) and v3 (previous).
+    await deploy({ version: "v4", fail: "before_install", keep: 2 });
+    expect((await deploy({ version: "v5", keep: 2 })).result.outcome).toBe("SUCCEEDED");
+    expect(await listReleases(root, APP)).toEqual(["v3-dep", "v4-dep", "v5-dep"]);
+  });
+
+  it("caps huge hook output with a budget shared by all hooks", async () => {
+    const { result, lines } = await deploy({ version: "v1", noisy: { hook: "start", lines: 50_000 } }, { maxLines: 100 });
+    expect(result.outcome).toBe("SUCCEEDED");
+    expect(lines).toHaveLength(100);
+    expect(lines[0]).toBe("[start] line 1");
+    expect(result.linesCut).toBe(50_000 - 100);
+  });
+
+  it("refuses a hostile bundle before any hook runs and leaves nothing under the release root", async () => {
+    await deploy({ version: "v1" });
+    await hookLog();
+    for (const bad of [
+      { name: "../x", content: "x" },
+      { name: "/etc/x", content: "x" },
+      { name: "link", type: "symlink", target: "../../etc" },
+      { name: "abs", type: "symlink", target: "/etc" },
+      { name: "hard", type: "link", target: "VERSION" },
+      { name: "null", type: "character-device" },
+      { name: "fifo", type: "fifo" },
+    ] as BundleEntry[]) {
+      const { result } = await deploy({ version: "v2", extra: [bad] });
+      expect(result.outcome).toBe("FAILED");
+      expect(result.message).toMatch(/^bundle refused: bundle: /);
+      expect(await hookLog()).toEqual([]);
+      expect(await current()).toBe("v1-dep");
+      expect(await fs.readdir(path.join(root, APP, "releases"))).toEqual(["v1-dep"]);
+    }
+  });
+
+  it("refuses an expansion bomb and a bad manifest", async () => {
+    const { result } = await deploy({ version: "v1", extra: [{ name: "zeros", type: "zeros", size: 50 * 1024 * 1024 }] }, { maxExpansionRatio: 10 });
+    expect(result.message).toMatch(/^bundle refused: bundle: expands to more than 10 times/);
+    const file = await writeBundle(tmp, [{ name: "deploy.yaml", content: "version: 1\nhooks:\n  start: { run: s.sh, timeout: 5 }\n" }, { name: "s.sh", content: script("true"), mode: 0o755 }]);
+    const { size } = await fs.stat(file);
+    const r = await applyBundle({
+      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v2-dep", env: {}, maxExpansionRatio: 100,
+      deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 500, onLines: () => undefined,
+    });
+    expect(r.message).toMatch(/^bundle refused: hooks.start.timeout: /);
+    expect(await fs.readdir(path.join(root, APP, "releases"))).toEqual([]);
+    expect(await current()).toBeUndefined();
+  });
+
+  it("never overwrites an existing release", async () => {
+    await deploy({ version: "v1" });
+    await hookLog();
+    const { result } = await deploy({ version: "v1" });
+    expect(result).toMatchObject({ outcome: "FAILED", message: "release v1-dep already exists; a release is never overwritten" });
+    expect(await hookLog()).toEqual([]);
+  });
+
+  it("cleans what a crash mid-unpack or mid-switch left behind", async () => {
+    await deploy({ version: "v1" });
+    const app = path.join(root, APP);
+    await fs.mkdir(path.join(app, "releases", "v2-dep.partial-abc123", "deep"), { recursive: true });
+    await fs.symlink("releases/v1-dep", path.join(app, "current.tmp-deadbeef"));
+    await cleanPartial(root, APP);
+    expect((await fs.readdir(app)).sort()).toEqual([".installed", "current", "releases"]);
+    expect(await fs.readdir(path.join(app, "releases"))).toEqual(["v1-dep"]);
+    await switchCurrent(root, APP, "v1-dep");
+    expect(await current()).toBe("v1-dep");
+  });
+});

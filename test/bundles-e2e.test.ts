@@ -1,0 +1,178 @@
+// Bundles end to end: upload through the API, install on real agents
+// (releases, hooks, atomic switch, rollback), crash recovery.
+import * as grpc from "@grpc/grpc-js";
+import { readFile, readlink, readdir } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeBundle, script, type BundleEntry } from "./helpers/bundles.js";
+import { Stack } from "./helpers/stack.js";
+
+const sha = (b: Buffer): string => `sha256:${createHash("sha256").update(b).digest("hex")}`;
+
+/** A bundle whose hooks append "<hook> <release dir>" to $HOOK_LOG; `failing` hooks exit 3. */
+function bundle(version: string, failing: string[] = [], extra: BundleEntry[] = [], sleepIn?: { hook: string; seconds: number }): Promise<Buffer> {
+  const hooks = ["stop", "before_install", "after_install", "start", "validate"];
+  const manifest = `version: 1\nhooks:\n${hooks.map((h) => `  ${h}: { run: hooks/${h}.sh, timeout: 30s }`).join("\n")}\nkeep_releases: 2\n`;
+  return makeBundle([
+    { name: "deploy.yaml", content: manifest },
+    { name: "app/VERSION", content: version },
+    ...hooks.map((h) => ({
+      name: `hooks/${h}.sh`,
+      mode: 0o755,
+      content: script(
+        `echo "${h} ${version} $DEPLOY_ID" >> "$(dirname "$DEPLOY_RELEASE_DIR")/../hooks.log"\necho "running ${h}"\n` +
+          (sleepIn?.hook === h ? `sleep ${sleepIn.seconds}\n` : "") +
+          (failing.includes(h) ? `echo "${h} failed" >&2\nexit 3\n` : "exit 0\n"),
+      ),
+    })),
+    ...extra,
+  ]);
+}
+
+async function hookLog(stack: Stack, agent: string): Promise<string[]> {
+  const text = await readFile(join(stack.rootOf(agent), "web", "hooks.log"), "utf8").catch(() => "");
+  return text.split("\n").filter(Boolean);
+}
+
+async function current(stack: Stack, agent: string): Promise<string | undefined> {
+  return readlink(join(stack.rootOf(agent), "web", "current")).catch(() => undefined);
+}
+
+describe("bundles", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["b1", "b2"] });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("uploads a bundle once (identical content is a no-op) and lists it", async () => {
+    const client = stack.client();
+    const data = await bundle("v0");
+    const a = await client.upload("web", data);
+    expect(a).toMatchObject({ name: "web", digest: sha(data), size: String(data.length) });
+    expect(a.hooks).toEqual(["stop", "before_install", "after_install", "start", "validate"]);
+    const again = await client.upload("web", data, sha(data));
+    expect(again.digest).toBe(a.digest);
+    expect((await client.getArtifact("web", a.digest)).size).toBe(String(data.length));
+    const listed = (await client.listArtifacts("web")).artifacts ?? [];
+    expect(listed.filter((x) => x.digest === a.digest)).toHaveLength(1);
+  });
+
+  it.each([
+    ["not gzip", Buffer.from("hello, not a bundle"), /gzip|tar/i],
+    ["path traversal", undefined, /\.\./],
+    ["missing deploy.yaml", undefined, /deploy\.yaml/],
+  ])("refuses a bad bundle at upload (%s) with INVALID_ARGUMENT", async (what, raw, message) => {
+    const client = stack.client();
+    const data =
+      raw ??
+      (what === "path traversal"
+        ? await makeBundle([{ name: "deploy.yaml", content: "version: 1\n" }, { name: "../evil", content: "x" }])
+        : await makeBundle([{ name: "app/x", content: "x" }]));
+    const err = (await client.upload("web", data).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(message);
+    expect(((await client.listArtifacts("web")).artifacts ?? []).map((x) => x.digest)).not.toContain(sha(data));
+  });
+
+  it("refuses an upload whose content does not have the announced digest", async () => {
+    const client = stack.client();
+    const data = await bundle("v-dig");
+    const err = (await client.upload("web", data, `sha256:${"0".repeat(64)}`).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/header\.digest/);
+  });
+
+  it("a changeset naming an artifact that is not stored → FAILED_PRECONDITION", async () => {
+    const client = stack.client();
+    const err = (await client
+      .create({ requestId: "missing-art", app: "web", environment: "prod", changeset: { version: "v9", artifact: { name: "web", digest: `sha256:${"a".repeat(64)}` } } })
+      .catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/changeset\.artifact/);
+  });
+
+  it("installs releases with hooks in order, switches current, rolls back a failed validate, prunes", async () => {
+    const client = stack.client();
+    const deploy = async (version: string, failing: string[] = []): Promise<{ id: string; state: string; targets: { agentId?: string; state?: string; message?: string; rolledBack?: boolean }[] }> => {
+      const data = await bundle(version, failing);
+      const a = await client.upload("web", data);
+      const d = await client.create({ requestId: `inst-${version}`, app: "web", environment: "prod", changeset: { version, artifact: { name: "web", digest: a.digest } }, strategy: { maxConcurrency: 2 } });
+      const done = await client.waitTerminal(d.id!);
+      return { id: d.id!, state: done.state!, targets: done.targets ?? [] };
+    };
+
+    const v1 = await deploy("v1");
+    expect(v1.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    for (const agent of ["b1", "b2"]) {
+      expect(await current(stack, agent)).toBe(`releases/v1-${v1.id.slice(-8)}`);
+      // first release: no stop hook (nothing was current)
+      expect((await hookLog(stack, agent)).map((l) => l.split(" ")[0])).toEqual(["before_install", "after_install", "start", "validate"]);
+    }
+
+    const v2 = await deploy("v2", ["validate"]);
+    expect(v2.state).toBe("DEPLOYMENT_STATE_FAILED");
+    for (const t of v2.targets) {
+      expect(t.state).toBe("TARGET_STATE_FAILED");
+      expect(t.rolledBack).toBe(true);
+      expect(t.message).toMatch(/validate hook failed.*rolled back/);
+    }
+    for (const agent of ["b1", "b2"]) {
+      expect(await current(stack, agent)).toBe(`releases/v1-${v1.id.slice(-8)}`);
+      const hooks = (await hookLog(stack, agent)).slice(4).map((l) => l.split(" ").slice(0, 2).join(" "));
+      // v2's install hooks, v1's stop, v2's start+validate, then v1's start again
+      expect(hooks).toEqual(["before_install v2", "after_install v2", "stop v1", "start v2", "validate v2", "start v1"]);
+    }
+
+    const v3 = await deploy("v3");
+    const v4 = await deploy("v4");
+    expect([v3.state, v4.state]).toEqual(["DEPLOYMENT_STATE_SUCCEEDED", "DEPLOYMENT_STATE_SUCCEEDED"]);
+    for (const agent of ["b1", "b2"]) {
+      expect(await current(stack, agent)).toBe(`releases/v4-${v4.id.slice(-8)}`);
+      // keep_releases 2: current and previous are kept, older ones pruned
+      const releases = (await readdir(join(stack.rootOf(agent), "web", "releases"))).sort();
+      expect(releases).toEqual([`v3-${v3.id.slice(-8)}`, `v4-${v4.id.slice(-8)}`].sort());
+    }
+    // The registry is a watch of deploy_agents: allow it a moment to see the last heartbeat.
+    const want = `v4-${v4.id.slice(-8)}`;
+    const until = Date.now() + 5000;
+    let agents = await client.agents({ app: "web" });
+    while (agents.agents.some((a) => a.currentReleases.web !== want) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      agents = await client.agents({ app: "web" });
+    }
+    for (const a of agents.agents) expect(a.currentReleases.web).toBe(want);
+  });
+
+  it("an agent SIGKILLed during a hook: after restart current is a complete release and nothing runs again", async () => {
+    const client = stack.client();
+    const data = await bundle("v5", [], [], { hook: "after_install", seconds: 5 });
+    const a = await client.upload("web", data);
+    const before = await current(stack, "b1");
+    const d = await client.create({
+      requestId: "kill-hook",
+      app: "web",
+      environment: "prod",
+      changeset: { version: "v5", artifact: { name: "web", digest: a.digest } },
+      targets: ["b1"],
+    });
+    const until = Date.now() + 20_000;
+    while (!(await hookLog(stack, "b1")).some((l) => l.startsWith("after_install v5"))) {
+      if (Date.now() > until) throw new Error("after_install never started");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await stack.agent("b1").kill("SIGKILL");
+    await stack.startAgent("b1");
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.targets?.[0]?.message).toMatch(/interrupted/);
+    // the switch never happened: current still points at the previous complete release
+    expect(await current(stack, "b1")).toBe(before);
+    await readFile(join(stack.rootOf("b1"), "web", before!, "app", "VERSION"), "utf8");
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await hookLog(stack, "b1")).filter((l) => l.includes(d.id!) && l.startsWith("before_install"))).toHaveLength(1);
+  });
+});
