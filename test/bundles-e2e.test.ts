@@ -21,7 +21,7 @@ function bundle(version: string, failing: string[] = [], extra: BundleEntry[] = 
       name: `hooks/${h}.sh`,
       mode: 0o755,
       content: script(
-        `echo "${h} ${version} $DEPLOY_ID" >> "$(dirname "$DEPLOY_RELEASE_DIR")/../hooks.log"\necho "running ${h}"\n` +
+        `echo "${h} ${version} $DEPLOY_ID $DEPLOY_RELEASE $DEPLOY_HOOK_CONTEXT $(basename "$PWD")" >> "$(dirname "$DEPLOY_RELEASE_DIR")/../hooks.log"\necho "running ${h}"\n` +
           (sleepIn?.hook === h ? `sleep ${sleepIn.seconds}\n` : "") +
           (failing.includes(h) ? `echo "${h} failed" >&2\nexit 3\n` : "exit 0\n"),
       ),
@@ -125,6 +125,12 @@ describe("bundles", () => {
       const hooks = (await hookLog(stack, agent)).slice(4).map((l) => l.split(" ").slice(0, 2).join(" "));
       // v2's install hooks, v1's stop, v2's start+validate, then v1's start again
       expect(hooks).toEqual(["before_install v2", "after_install v2", "stop v1", "start v2", "validate v2", "start v1"]);
+      // each hook runs in, and is told about, its own release
+      const v1name = `v1-${v1.id.slice(-8)}`;
+      const lines = (await hookLog(stack, agent)).slice(4).map((l) => l.split(" "));
+      expect(lines[2]!.slice(3)).toEqual([v1name, "stop-previous", v1name]);
+      expect(lines[5]!.slice(3)).toEqual([v1name, "rollback", v1name]);
+      expect(lines[3]!.slice(3)).toEqual([`v2-${v2.id.slice(-8)}`, "install", `v2-${v2.id.slice(-8)}`]);
     }
 
     const v3 = await deploy("v3");

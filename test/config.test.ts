@@ -63,7 +63,8 @@ describe("agent config", () => {
     [{ environment: "" }, /environment: is required/],
     [{ apps: { "we.b": { deploy: "/bin/true" } } }, /apps\.we\.b/],
     [{ apps: { web: { deploy: "relative/path" } } }, /apps\.web\.deploy: .* absolute/],
-    [{ apps: { web: {} } }, /apps\.web\.deploy/],
+    [{ apps: { web: { deploy: 5 } } }, /apps\.web\.deploy/],
+    [{ apps: { web: { deplyo: "/bin/true" } } }, /apps\.web\.deplyo: unknown key/],
   ])("rejects %j naming the key", (patch, message) => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     const file = join(dir, "a.json");

@@ -108,10 +108,23 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     return failed(err instanceof ValidationError ? `bundle refused: ${err.message}` : `unpack failed: ${errorMessage(err)}`);
   }
 
-  // The same for every hook of this apply (cwd says which release a hook belongs to).
-  const env = { ...o.env, DEPLOY_RELEASE_DIR: newDir, DEPLOY_PREVIOUS_RELEASE_DIR: prevDir ?? "" };
+  // Each hook sees the release it belongs to: the new release's hooks get
+  // DEPLOY_RELEASE_DIR = the new release; the current release's stop hook
+  // and its start hook on rollback get their own (old) release, so a start
+  // script that uses $DEPLOY_RELEASE_DIR starts the release it came with.
+  // DEPLOY_VERSION is always the version being deployed; DEPLOY_HOOK_CONTEXT
+  // says why the hook runs: install, stop-previous or rollback.
+  const envFor = (dir: string, release: string, context: "install" | "stop-previous" | "rollback"): Record<string, string> => ({
+    ...o.env,
+    DEPLOY_RELEASE: release,
+    DEPLOY_RELEASE_DIR: dir,
+    DEPLOY_PREVIOUS_RELEASE_DIR: context === "install" ? (prevDir ?? "") : "",
+    DEPLOY_HOOK_CONTEXT: context,
+  });
 
   const runHook = async (hook: HookName, m: Manifest, dir: string, label: string = hook): Promise<RunResult | undefined> => {
+    const env =
+      dir === newDir ? envFor(newDir, o.releaseName, "install") : envFor(dir, previous ?? "", label.startsWith("rollback") ? "rollback" : "stop-previous");
     const spec = m.hooks[hook];
     if (!spec) return undefined;
     phase(`hook:${label}`);
