@@ -1,0 +1,185 @@
+// The DeployService client deployctl uses: every unary call has a deadline,
+// and calls failing with UNAVAILABLE or DEADLINE_EXCEEDED are retried with
+// exponential backoff inside a bounded budget. Retrying is safe: creation
+// carries a request id, cancel is idempotent, and uploading identical content
+// again is a no-op on the server.
+import { createReadStream } from "node:fs";
+import * as grpc from "@grpc/grpc-js";
+import { loadDeployProto, type DeployServiceClient, type DeploymentEventMsg, type DeploymentMsg, type CreateDeploymentRequestInput } from "../../shared/src/proto.js";
+import type { Artifact__Output } from "../../shared/src/gen/deploy/v1/Artifact.js";
+import type { ListAgentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListAgentsResponse.js";
+import type { ListArtifactsResponse__Output } from "../../shared/src/gen/deploy/v1/ListArtifactsResponse.js";
+import type { ListDeploymentsRequest } from "../../shared/src/gen/deploy/v1/ListDeploymentsRequest.js";
+import type { ListDeploymentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListDeploymentsResponse.js";
+import { UnreachableError, isRetryable } from "./errors.js";
+
+export type { DeploymentEventMsg, DeploymentMsg };
+export type ArtifactMsg = Artifact__Output;
+export type AgentsMsg = ListAgentsResponse__Output;
+export type ArtifactsMsg = ListArtifactsResponse__Output;
+export type DeploymentsMsg = ListDeploymentsResponse__Output;
+
+/** 64 KiB: well under gRPC's 4 MiB message limit, small enough to keep memory flat. */
+export const UPLOAD_CHUNK_BYTES = 64 * 1024;
+
+export interface ClientOptions {
+  address: string;
+  /** Deadline of one unary call. */
+  callTimeoutMs: number;
+  /** Total time retries of one call may take (the last attempt may run one deadline past it). */
+  retryBudgetMs: number;
+  /** Attempts of one call, the first included. */
+  maxAttempts: number;
+}
+
+export const DEFAULT_CLIENT_OPTIONS: Omit<ClientOptions, "address"> = {
+  // CreateDeployment answers once JetStream has recorded the deployment
+  // (a few JetStream round trips, each limited to 5 s on the server).
+  callTimeoutMs: 15_000,
+  retryBudgetMs: 20_000,
+  maxAttempts: 6,
+};
+
+const INITIAL_BACKOFF_MS = 250;
+const MAX_BACKOFF_MS = 4_000;
+
+/** Exponential backoff with jitter inside a time budget; throws UnreachableError when it runs out. */
+export class Backoff {
+  #attempt = 0;
+  #started = Date.now();
+  constructor(private readonly opts: ClientOptions) {}
+
+  reset(): void {
+    this.#attempt = 0;
+    this.#started = Date.now();
+  }
+
+  /** Waits before the next attempt after `err`, or throws if no attempt is left. */
+  async wait(err: grpc.ServiceError, signal?: AbortSignal): Promise<void> {
+    this.#attempt++;
+    const elapsed = Date.now() - this.#started;
+    const base = Math.min(MAX_BACKOFF_MS, INITIAL_BACKOFF_MS * 2 ** (this.#attempt - 1));
+    const delay = Math.round(base * (0.5 + Math.random() * 0.5));
+    if (this.#attempt >= this.opts.maxAttempts || elapsed + delay > this.opts.retryBudgetMs) {
+      throw new UnreachableError(err, this.#attempt, elapsed, this.opts.address);
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, delay);
+      signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+    });
+  }
+}
+
+type UnaryMethod = "CreateDeployment" | "GetDeployment" | "ListDeployments" | "CancelDeployment" | "ListAgents" | "ListArtifacts";
+
+export class Client {
+  readonly raw: DeployServiceClient;
+
+  constructor(readonly opts: ClientOptions) {
+    const { proto } = loadDeployProto();
+    this.raw = new proto.deploy.v1.DeployService(opts.address, grpc.credentials.createInsecure(), {
+      // Reconnect about as fast as we retry, so a coordinator that comes
+      // back is found within the budget (grpc-js defaults to 1 s .. 120 s).
+      "grpc.initial_reconnect_backoff_ms": 200,
+      "grpc.max_reconnect_backoff_ms": 2_000,
+    });
+  }
+
+  close(): void {
+    this.raw.close();
+  }
+
+  async #retrying<T>(attempt: () => Promise<T>): Promise<T> {
+    const backoff = new Backoff(this.opts);
+    for (;;) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        await backoff.wait(err);
+      }
+    }
+  }
+
+  #unary<Req, Res>(method: UnaryMethod, req: Req, deadlineMs = this.opts.callTimeoutMs): Promise<Res> {
+    const raw = this.raw as unknown as Record<UnaryMethod, (req: Req, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>;
+    return this.#retrying(
+      () => new Promise<Res>((resolve, reject) => raw[method](req, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r as Res)))),
+    );
+  }
+
+  createDeployment(req: CreateDeploymentRequestInput): Promise<DeploymentMsg> {
+    return this.#unary("CreateDeployment", req);
+  }
+  getDeployment(deploymentId: string): Promise<DeploymentMsg> {
+    return this.#unary("GetDeployment", { deploymentId });
+  }
+  listDeployments(req: ListDeploymentsRequest): Promise<DeploymentsMsg> {
+    return this.#unary("ListDeployments", req);
+  }
+  cancelDeployment(deploymentId: string, reason: string): Promise<DeploymentMsg> {
+    return this.#unary("CancelDeployment", { deploymentId, reason });
+  }
+  listAgents(req: { app?: string; environment?: string }): Promise<AgentsMsg> {
+    return this.#unary("ListAgents", req);
+  }
+  listArtifacts(name?: string): Promise<ArtifactsMsg> {
+    return this.#unary("ListArtifacts", { name: name ?? "" });
+  }
+
+  /**
+   * Streams `file` to UploadArtifact in 64 KiB chunks after a header with
+   * its name and digest (the server refuses content with another digest).
+   * The deadline grows with the size: 1 s per MiB on top of the call timeout.
+   */
+  uploadArtifact(name: string, digest: string, file: string, size: number): Promise<ArtifactMsg> {
+    const deadlineMs = this.opts.callTimeoutMs + Math.ceil(size / (1024 * 1024)) * 1000;
+    return this.#retrying(() => this.#uploadOnce(name, digest, file, deadlineMs));
+  }
+
+  #uploadOnce(name: string, digest: string, file: string, deadlineMs: number): Promise<ArtifactMsg> {
+    return new Promise<ArtifactMsg>((resolve, reject) => {
+      let settled = false;
+      const call = this.raw.UploadArtifact({ deadline: Date.now() + deadlineMs }, (e, r) => {
+        settled = true;
+        if (e) reject(e);
+        else resolve(r!);
+      });
+      const pump = async (): Promise<void> => {
+        call.write({ header: { name, digest } });
+        for await (const chunk of createReadStream(file, { highWaterMark: UPLOAD_CHUNK_BYTES })) {
+          if (settled) return; // the server answered early (an error): stop sending
+          if (!call.write({ chunk: chunk as Buffer })) await new Promise<void>((r) => call.once("drain", r));
+        }
+        call.end();
+      };
+      pump().catch((err: unknown) => {
+        call.cancel();
+        if (!settled) reject(err instanceof Error ? err : new Error(String(err)));
+      });
+    });
+  }
+
+  /**
+   * One WatchDeployment call: events go to onEvent; resolves when the server
+   * ends the stream (after the terminal event), rejects with its status.
+   * Reconnecting is the caller's job (follow.ts).
+   */
+  watchOnce(deploymentId: string, afterSequence: number, onEvent: (e: DeploymentEventMsg) => void, signal: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const call = this.raw.WatchDeployment({ deploymentId, afterSequence: String(afterSequence) });
+      const onAbort = (): void => call.cancel();
+      signal.addEventListener("abort", onAbort, { once: true });
+      call.on("data", onEvent);
+      call.on("end", () => {
+        signal.removeEventListener("abort", onAbort);
+        resolve();
+      });
+      call.on("error", (e: grpc.ServiceError) => {
+        signal.removeEventListener("abort", onAbort);
+        if (e.code === grpc.status.CANCELLED && signal.aborted) resolve();
+        else reject(e);
+      });
+    });
+  }
+}

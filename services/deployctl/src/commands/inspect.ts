@@ -1,0 +1,124 @@
+// Read-only commands: get, list, agents, artifacts. Tables for people,
+// the server's messages as JSON for scripts.
+import { EXIT, type ExitCode } from "../errors.js";
+import { clientFor, type CommonOptions } from "../options.js";
+import type { DeploymentState } from "../../../shared/src/gen/deploy/v1/DeploymentState.js";
+import { describeDeployment } from "../render/deployment.js";
+import { jsonLine } from "../render/json.js";
+import { ago, bytes, colorState, countOf, isoTime, shortDigest, shortState, table } from "../render/format.js";
+
+const print = (s: string): boolean => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
+
+export async function getCommand(id: string, o: CommonOptions): Promise<ExitCode> {
+  const client = clientFor(o);
+  try {
+    const d = await client.getDeployment(id);
+    print(o.json ? jsonLine(d) : describeDeployment(d));
+    return EXIT.OK;
+  } finally {
+    client.close();
+  }
+}
+
+export interface ListOptions extends CommonOptions {
+  app?: string;
+  env?: string;
+  state?: string;
+  limit?: number;
+}
+
+export async function listCommand(o: ListOptions): Promise<ExitCode> {
+  const client = clientFor(o);
+  try {
+    const res = await client.listDeployments({ app: o.app ?? "", environment: o.env ?? "", state: o.state as DeploymentState | undefined, pageSize: o.limit ?? 20 });
+    const ds = res.deployments ?? [];
+    if (o.json) {
+      print(jsonLine(res));
+      return EXIT.OK;
+    }
+    if (ds.length === 0) {
+      print("no deployments");
+      return EXIT.OK;
+    }
+    const rows = ds.map((d) => [
+      d.id ?? "-",
+      d.app ?? "-",
+      d.environment ?? "-",
+      d.changeset?.version ?? "-",
+      shortState(d.state),
+      `${countOf(d, "SUCCEEDED")}/${d.targets?.length ?? 0}`,
+      isoTime(d.createdAt),
+      d.requestedBy || "-",
+    ]);
+    print(table(["ID", "APP", "ENV", "VERSION", "STATE", "OK/TARGETS", "CREATED", "BY"], rows, (col, row, padded) => (col === 4 ? colorState(ds[row]!.state, padded) : padded)));
+    if (res.nextPageToken) print(`(more: raise --limit, at most 200)`);
+    return EXIT.OK;
+  } finally {
+    client.close();
+  }
+}
+
+export interface AgentsOptions extends CommonOptions {
+  app?: string;
+  env?: string;
+}
+
+export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
+  const client = clientFor(o);
+  try {
+    const res = await client.listAgents({ app: o.app ?? "", environment: o.env ?? "" });
+    const agents = res.agents ?? [];
+    if (o.json) {
+      print(jsonLine(res));
+      return EXIT.OK;
+    }
+    if (agents.length === 0) {
+      print("no agents");
+      return EXIT.OK;
+    }
+    const now = Date.now();
+    const rows = agents.map((a) => [
+      a.id ?? "-",
+      a.environment ?? "-",
+      (a.apps ?? []).join(",") || "-",
+      a.live ? "yes" : "no",
+      ago(a.lastHeartbeat, now),
+      a.host || "-",
+      a.version || "-",
+      Object.entries(a.currentReleases ?? {})
+        .map(([app, rel]) => `${app}=${rel}`)
+        .join(" ") || "-",
+    ]);
+    print(table(["ID", "ENV", "APPS", "LIVE", "HEARTBEAT", "HOST", "VERSION", "CURRENT RELEASES"], rows, (col, row, padded) =>
+      col === 3 ? colorState(agents[row]!.live ? "SUCCEEDED" : "FAILED", padded) : padded,
+    ));
+    return EXIT.OK;
+  } finally {
+    client.close();
+  }
+}
+
+export interface ArtifactsOptions extends CommonOptions {
+  name?: string;
+}
+
+export async function artifactsCommand(o: ArtifactsOptions): Promise<ExitCode> {
+  const client = clientFor(o);
+  try {
+    const res = await client.listArtifacts(o.name);
+    const artifacts = res.artifacts ?? [];
+    if (o.json) {
+      print(jsonLine(res));
+      return EXIT.OK;
+    }
+    if (artifacts.length === 0) {
+      print("no artifacts");
+      return EXIT.OK;
+    }
+    const rows = artifacts.map((a) => [a.name ?? "-", shortDigest(a.digest), bytes(a.size), isoTime(a.createdAt), (a.hooks ?? []).join(",") || "-"]);
+    print(table(["NAME", "DIGEST", "SIZE", "CREATED", "HOOKS"], rows));
+    return EXIT.OK;
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,110 @@
+// Exit codes and the one-line error format. Scripts rely on the codes:
+// 0 succeeded, 1 failed / timed out / cancelled (or an unexpected error),
+// 2 usage or validation error, 3 the coordinator cannot be reached,
+// 130 interrupted (Ctrl-C while following; the deployment goes on).
+import { status, type ServiceError } from "@grpc/grpc-js";
+
+export const EXIT = {
+  OK: 0,
+  FAILED: 1,
+  USAGE: 2,
+  UNREACHABLE: 3,
+  INTERRUPTED: 130,
+} as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+/** An error deployctl reports itself, with the exit code it ends with. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: ExitCode,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "CliError";
+  }
+}
+
+/** Bad arguments or a bad bundle, found before anything was sent. */
+export class UsageError extends CliError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, EXIT.USAGE, options);
+    this.name = "UsageError";
+  }
+}
+
+/** Retries of UNAVAILABLE / DEADLINE_EXCEEDED ran out. */
+export class UnreachableError extends CliError {
+  constructor(
+    readonly last: ServiceError,
+    readonly attempts: number,
+    readonly elapsedMs: number,
+    readonly address: string,
+  ) {
+    super(
+      `${statusLine(last)} (coordinator ${address}; ${attempts} attempt${attempts === 1 ? "" : "s"} in ${(elapsedMs / 1000).toFixed(1)} s)`,
+      EXIT.UNREACHABLE,
+      { cause: last },
+    );
+    this.name = "UnreachableError";
+  }
+}
+
+/** Ctrl-C while following: not a failure of the deployment. */
+export class InterruptedError extends CliError {
+  constructor(readonly deploymentId: string) {
+    super(`stopped following ${deploymentId}`, EXIT.INTERRUPTED);
+    this.name = "InterruptedError";
+  }
+}
+
+export function isServiceError(err: unknown): err is ServiceError {
+  return err instanceof Error && typeof (err as Partial<ServiceError>).code === "number" && "details" in err;
+}
+
+export function codeName(code: status): string {
+  return (status as unknown as Record<number, string>)[code] ?? `CODE_${code}`;
+}
+
+/** Calls failing with these may be retried: every mutating call carries an idempotency key. */
+const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+/** The server refused the request as given: the user must change it. */
+const USAGE_CODES = new Set<status>([
+  status.INVALID_ARGUMENT,
+  status.ALREADY_EXISTS,
+  status.FAILED_PRECONDITION,
+  status.NOT_FOUND,
+  status.OUT_OF_RANGE,
+  status.RESOURCE_EXHAUSTED,
+]);
+
+export function isRetryable(err: unknown): err is ServiceError {
+  return isServiceError(err) && RETRYABLE.has(err.code);
+}
+
+export function exitCodeOf(err: unknown): ExitCode {
+  if (err instanceof CliError) return err.exitCode;
+  if (isServiceError(err)) {
+    if (USAGE_CODES.has(err.code)) return EXIT.USAGE;
+    if (RETRYABLE.has(err.code)) return EXIT.UNREACHABLE;
+  }
+  return EXIT.FAILED;
+}
+
+/** "<GRPC_CODE>: <details>" on one line. */
+export function statusLine(err: ServiceError): string {
+  return `${codeName(err.code)}: ${oneLine(err.details || err.message)}`;
+}
+
+/** One line: `deployctl: <GRPC_CODE>: <details>`; the server's details start with the field they are about. */
+export function formatError(err: unknown): string {
+  if (err instanceof CliError) return `deployctl: ${err.message}`;
+  if (isServiceError(err)) return `deployctl: ${statusLine(err)}`;
+  if (err instanceof Error) return `deployctl: ${oneLine(err.message)}`;
+  return `deployctl: ${oneLine(String(err))}`;
+}
+
+function oneLine(s: string): string {
+  // grpc-js appends an empty "Resolution note:" to connection errors.
+  return s.replace(/\s*\n\s*/g, " ").replace(/\.?\s*Resolution note:\s*$/, "").trim();
+}

@@ -1,0 +1,74 @@
+// Following a deployment until it ends: WatchDeployment from the last event
+// printed, reconnecting with after_sequence when the coordinator goes away
+// (UNAVAILABLE, e.g. a restart or a drained coordinator), the sequence kept in
+// a state file so `deployctl watch <id>` resumes even after a SIGKILL.
+// Ctrl-C stops following only: the deployment goes on.
+import { Backoff, type Client, type DeploymentEventMsg, type DeploymentMsg } from "./client.js";
+import { InterruptedError, isRetryable, statusLine } from "./errors.js";
+import { isTerminalDeployment } from "./render/format.js";
+import type { FollowView } from "./render/view.js";
+import { FollowState } from "./state.js";
+
+export interface FollowOptions {
+  client: Client;
+  deploymentId: string;
+  /** Events after this sequence are shown. */
+  afterSequence: number;
+  view: FollowView;
+  state: FollowState;
+  /** The deployment as last read, to start the view from (read here when absent). */
+  snapshot?: DeploymentMsg;
+}
+
+/** Resolves with the terminal deployment; throws InterruptedError on Ctrl-C. */
+export async function follow(o: FollowOptions): Promise<DeploymentMsg> {
+  const abort = new AbortController();
+  const onSigint = (): void => abort.abort();
+  process.once("SIGINT", onSigint);
+  try {
+    return await followUntilEnd(o, abort.signal);
+  } finally {
+    process.removeListener("SIGINT", onSigint);
+  }
+}
+
+async function followUntilEnd(o: FollowOptions, signal: AbortSignal): Promise<DeploymentMsg> {
+  const { client, deploymentId, view, state } = o;
+  let last = o.afterSequence;
+  const snapshot = o.snapshot ?? (await client.getDeployment(deploymentId));
+  view.begin(snapshot, last);
+  const backoff = new Backoff(client.opts);
+  const interrupted = (): never => {
+    view.interrupt();
+    throw new InterruptedError(deploymentId);
+  };
+  const onEvent = (e: DeploymentEventMsg): void => {
+    const seq = Number(e.sequence ?? 0);
+    if (seq <= last || signal.aborted) return; // a replay after a reconnect overlaps
+    last = seq;
+    view.event(e);
+    state.save(last);
+    backoff.reset();
+  };
+  for (;;) {
+    if (signal.aborted) interrupted();
+    try {
+      await client.watchOnce(deploymentId, last, onEvent, signal);
+      if (signal.aborted) interrupted();
+      // The server ends the stream after the terminal event.
+      const d = await client.getDeployment(deploymentId);
+      if (isTerminalDeployment(d.state)) {
+        view.end(d);
+        return d;
+      }
+      view.reconnecting("stream ended early", last);
+    } catch (err) {
+      if (err instanceof InterruptedError) throw err;
+      if (signal.aborted) interrupted();
+      if (!isRetryable(err)) throw err;
+      view.reconnecting(statusLine(err), last);
+      await backoff.wait(err, signal);
+      if (signal.aborted) interrupted();
+    }
+  }
+}

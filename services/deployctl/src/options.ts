@@ -1,0 +1,102 @@
+// Option values: parsed and checked here, so a bad value is a usage error
+// (exit 2) before anything is sent; and the options every command shares.
+import { InvalidArgumentError, type Command } from "commander";
+import { Client, DEFAULT_CLIENT_OPTIONS, type ClientOptions } from "./client.js";
+import { UsageError } from "./errors.js";
+import { TOKEN_RULE, isToken } from "../../shared/src/names.js";
+
+export const DEFAULT_COORDINATOR = "127.0.0.1:50051";
+
+export interface CommonOptions {
+  json?: boolean;
+  coordinator?: string;
+}
+
+/** --json and --coordinator on every command (so they may follow the command name). */
+export function withCommonOptions(cmd: Command): Command {
+  return cmd
+    .option("--json", "machine-readable output: JSON (newline-delimited records for deploy and watch)")
+    .option("--coordinator <host:port>", `coordinator gRPC address (env DEPLOY_COORDINATOR, default ${DEFAULT_COORDINATOR})`, parseAddress);
+}
+
+export function parseAddress(v: string): string {
+  if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(v) || Number(v.slice(v.lastIndexOf(":") + 1)) > 65535) {
+    throw new InvalidArgumentError(`"${v}" is not host:port`);
+  }
+  return v;
+}
+
+export function intOption(min: number, max = 2 ** 31 - 1): (v: string) => number {
+  return (v) => {
+    if (!/^\d+$/.test(v.trim())) throw new InvalidArgumentError(`"${v}" is not a whole number`);
+    const n = Number(v);
+    if (n < min || n > max) throw new InvalidArgumentError(`must be between ${min} and ${max}`);
+    return n;
+  };
+}
+
+/**
+ * App and environment names are NATS subject tokens: checked here so that a
+ * bad one is refused before the bundle is uploaded under its name.
+ */
+export function tokenOption(v: string): string {
+  if (!isToken(v)) throw new InvalidArgumentError(`"${v}" is not valid: use ${TOKEN_RULE}`);
+  return v;
+}
+
+/** "a,b" → ["a", "b"]. */
+export function listOption(v: string): string[] {
+  const items = v.split(",").map((s) => s.trim());
+  if (items.some((s) => s === "")) throw new InvalidArgumentError(`"${v}" has an empty item`);
+  return items;
+}
+
+const DEPLOYMENT_STATES = ["pending", "running", "succeeded", "failed", "cancelled"];
+
+/** "running", "RUNNING" or "DEPLOYMENT_STATE_RUNNING" → "DEPLOYMENT_STATE_RUNNING". */
+export function parseDeploymentState(v: string): string {
+  const s = v.trim().toLowerCase().replace(/^deployment_state_/, "");
+  if (!DEPLOYMENT_STATES.includes(s)) throw new InvalidArgumentError(`"${v}" is not one of ${DEPLOYMENT_STATES.join(", ")}`);
+  return `DEPLOYMENT_STATE_${s.toUpperCase()}`;
+}
+
+/** Deployment ids are subject tokens; checked here too because one names the state file. */
+export function parseDeploymentId(v: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(v)) throw new InvalidArgumentError(`"${v}" is not a deployment id`);
+  return v;
+}
+
+function envMs(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === "") return fallback;
+  if (!/^\d+$/.test(v)) throw new UsageError(`${name}: "${v}" is not a number of milliseconds`);
+  return Number(v);
+}
+
+export function coordinatorAddress(o: CommonOptions): string {
+  if (o.coordinator) return o.coordinator;
+  const env = process.env.DEPLOY_COORDINATOR;
+  if (env) {
+    try {
+      return parseAddress(env);
+    } catch (err) {
+      throw new UsageError(`DEPLOY_COORDINATOR: ${(err as Error).message}`);
+    }
+  }
+  return DEFAULT_COORDINATOR;
+}
+
+/**
+ * The client for a command. DEPLOYCTL_CALL_TIMEOUT_MS and
+ * DEPLOYCTL_RETRY_BUDGET_MS tune the deadline of one call and the time its
+ * retries may take (defaults 15 s and 20 s).
+ */
+export function clientFor(o: CommonOptions): Client {
+  const opts: ClientOptions = {
+    ...DEFAULT_CLIENT_OPTIONS,
+    address: coordinatorAddress(o),
+    callTimeoutMs: envMs("DEPLOYCTL_CALL_TIMEOUT_MS", DEFAULT_CLIENT_OPTIONS.callTimeoutMs),
+    retryBudgetMs: envMs("DEPLOYCTL_RETRY_BUDGET_MS", DEFAULT_CLIENT_OPTIONS.retryBudgetMs),
+  };
+  return new Client(opts);
+}

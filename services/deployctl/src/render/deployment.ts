@@ -1,0 +1,50 @@
+// A deployment as text: the summary `get` prints and follow ends with.
+import pc from "picocolors";
+import type { DeploymentMsg } from "../client.js";
+import { colorState, countOf, duration, isTerminalTarget, isoTime, shortDigest, shortState, table, tsMs, truncate } from "./format.js";
+
+type TargetMsg = NonNullable<DeploymentMsg["targets"]>[number];
+
+export function targetElapsed(t: TargetMsg, now = Date.now()): number | undefined {
+  const start = tsMs(t.startedAt) ?? tsMs(t.dispatchedAt);
+  if (start === undefined) return undefined;
+  return (isTerminalTarget(t.state) ? (tsMs(t.finishedAt) ?? now) : now) - start;
+}
+
+export function targetStateText(t: { state?: string; rolledBack?: boolean }): string {
+  return shortState(t.state) + (t.rolledBack ? " (rolled back)" : "");
+}
+
+export function targetTable(d: DeploymentMsg, width = 160): string {
+  const rows = (d.targets ?? []).map((t) => [t.agentId ?? "-", targetStateText(t), duration(targetElapsed(t)), truncate(t.message || "-", 48), t.lastOutput || ""]);
+  // Whatever the other columns leave (with the two-space indent and gaps) goes to the last output.
+  const used = [0, 1, 2, 3].reduce((n, i) => n + Math.max(...rows.map((r) => r[i]!.length), 7) + 2, 2);
+  for (const r of rows) r[4] = truncate(r[4]!, Math.max(20, width - used));
+  const states = (d.targets ?? []).map((t) => t.state);
+  return table(["TARGET", "STATE", "ELAPSED", "MESSAGE", "LAST OUTPUT"], rows, (col, row, padded) => (col === 1 ? colorState(states[row], padded) : padded));
+}
+
+/** One line: "SUCCEEDED: 3 of 3 target(s) succeeded". */
+export function outcomeLine(d: DeploymentMsg): string {
+  const total = d.targets?.length ?? 0;
+  return `${colorState(d.state)}${d.message ? `: ${d.message}` : ` (${countOf(d, "SUCCEEDED")} of ${total} target(s) succeeded)`}`;
+}
+
+export function describeDeployment(d: DeploymentMsg, width = process.stdout.columns || 160): string {
+  const s = d.strategy ?? {};
+  const secs = (x: { seconds?: string } | undefined): string => (x?.seconds ? `${x.seconds}s` : "-");
+  const artifact = d.changeset?.artifact?.name ? `${d.changeset.artifact.name}@${shortDigest(d.changeset.artifact.digest)}` : "none (app's deploy executable)";
+  const lines = [
+    `${pc.bold(`deployment ${d.id ?? "?"}`)}  ${outcomeLine(d)}${d.cancelRequested && shortState(d.state) === "RUNNING" ? pc.magenta(" (cancel requested)") : ""}`,
+    `  app ${d.app ?? "-"}  env ${d.environment ?? "-"}  version ${d.changeset?.version ?? "-"}  artifact ${artifact}`,
+    `  request ${d.requestId ?? "-"}  by ${d.requestedBy || "-"}`,
+    `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
+    `  strategy max_concurrency ${s.maxConcurrency ?? "-"}, max_failures ${s.maxFailures ?? "-"}, delivery_timeout ${secs(s.deliveryTimeout)}, apply_timeout ${secs(s.applyTimeout)}`,
+    "",
+    targetTable(d, width)
+      .split("\n")
+      .map((l) => `  ${l}`)
+      .join("\n"),
+  ];
+  return lines.join("\n");
+}

@@ -1,0 +1,29 @@
+// What following a deployment shows: the interface the three views share,
+// and the choice between them.
+import type { DeploymentEventMsg, DeploymentMsg } from "../client.js";
+import { JsonView } from "./json.js";
+import { PlainView } from "./plain.js";
+import { TtyView } from "./tty.js";
+
+export interface FollowView {
+  /** Following starts: the current state, and the sequence events resume after. */
+  begin(d: DeploymentMsg, afterSequence: number): void;
+  event(e: DeploymentEventMsg): void;
+  /** The watch broke and is being resumed. */
+  reconnecting(reason: string, afterSequence: number): void;
+  /** The deployment is terminal: its final state. */
+  end(d: DeploymentMsg): void;
+  /** Ctrl-C: leave the terminal tidy; nothing more is drawn. */
+  interrupt(): void;
+}
+
+/** Lines before following starts (packing, upload, creation): text for people, a record for --json. */
+export interface Notes {
+  note(text: string, record: Record<string, unknown> & { type: string }): void;
+}
+
+export function chooseView(json: boolean, stream: NodeJS.WriteStream = process.stdout): FollowView & Notes {
+  if (json) return new JsonView(stream);
+  if (stream.isTTY && process.env.TERM !== "dumb") return new TtyView(stream);
+  return new PlainView(stream);
+}
