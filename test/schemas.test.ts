@@ -1,0 +1,47 @@
+// Message schemas: a v1 reader still reads a v1 message that gained fields
+// (rolling upgrades), and refuses anything else with an error naming the field.
+import { describe, expect, it } from "vitest";
+import { ValidationError, parseAgentRecord, parseCommand, parseEvent } from "../services/shared/src/index.js";
+
+const command = {
+  schema: "deploy.command.v1",
+  deploymentId: "d-1",
+  agentId: "a1",
+  app: "web",
+  environment: "prod",
+  changeset: { version: "v1" },
+  applyTimeoutMs: 1000,
+  issuedAt: new Date(0).toISOString(),
+};
+
+describe("schemas", () => {
+  it("a v1 command or event that gained fields is still read (the extra fields are dropped)", () => {
+    const c = parseCommand(JSON.stringify({ ...command, priority: 7, changeset: { version: "v1", notes: "x" } }));
+    expect(c).toEqual(command);
+    const e = parseEvent(JSON.stringify({ schema: "deploy.event.v1", deploymentId: "d-1", time: new Date(0).toISOString(), type: "target.started", agentId: "a1", hostLoad: 0.5 }));
+    expect(e).toMatchObject({ type: "target.started", agentId: "a1" });
+    expect(e).not.toHaveProperty("hostLoad");
+  });
+
+  it.each([
+    [{ ...command, schema: "deploy.command.v2" }, "command.schema"],
+    [{ ...command, agentId: "a.b" }, "command.agentId"],
+    [{ ...command, applyTimeoutMs: -1 }, "command.applyTimeoutMs"],
+    [{ ...command, changeset: { version: "v1", artifact: { name: "web", digest: "md5:x", size: 1 } } }, "command.changeset.artifact.digest"],
+  ])("refuses %j naming %s", (msg, field) => {
+    let err: unknown;
+    try {
+      parseCommand(JSON.stringify(msg));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ValidationError);
+    expect((err as ValidationError).field).toBe(field);
+  });
+
+  it("refuses bytes that are not JSON, and unknown event types", () => {
+    expect(() => parseCommand(new Uint8Array([0xff, 0x00]))).toThrow(ValidationError);
+    expect(() => parseEvent(JSON.stringify({ schema: "deploy.event.v1", deploymentId: "d-1", time: new Date(0).toISOString(), type: "target.exploded" }))).toThrow(/event\.type/);
+    expect(() => parseAgentRecord("{}")).toThrow(/agent\.schema/);
+  });
+});
