@@ -90,4 +90,31 @@ describe("event stream operations", () => {
     expect(again.kvLastSeq).toBe(last);
     expect(again.record).toEqual(full.record);
   });
+
+  // Regression: catch-up reads stopped at a message whose `pending` was 0,
+  // which may never come while the deployment is being appended to; 8 of 100
+  // fan-out agents hung in their claim check in the benchmark.
+  it("a catch-up read ends while other writers keep appending", async () => {
+    const id = "d-busy";
+    const targets = Array.from({ length: 300 }, (_, i) => `a${i}`);
+    let last = await appendEvent(ctx, id, { type: "deployment.created", spec: spec(id, targets) }, { source: "coordinator", expectLastSubjectSeq: 0 });
+    last = await appendEvent(ctx, id, { type: "deployment.started" }, { source: "coordinator", expectLastSubjectSeq: last });
+    let writing = true;
+    const writer = (async () => {
+      for (const a of targets) {
+        if (!writing) break;
+        last = await appendEvent(ctx, id, { type: "target.dispatched", agentId: a }, { source: "coordinator", expectLastSubjectSeq: last });
+      }
+    })();
+    try {
+      for (let i = 0; i < 30; i++) {
+        let n = 0;
+        for await (const _ of readEvents(ctx, id, { afterSeq: 0 })) n++;
+        expect(n).toBeGreaterThanOrEqual(2);
+      }
+    } finally {
+      writing = false;
+      await writer;
+    }
+  }, 60_000);
 });

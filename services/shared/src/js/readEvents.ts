@@ -25,10 +25,6 @@ const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time,
 // reading and deleting an ordered consumer (3 round trips plus the pull).
 const DIRECT_GET_LIMIT = 16;
 
-/**
- * Every event of `deploymentId` with a sequence above `afterSeq` (and at most
- * `untilSeq` when given) that the stream holds now. Ends when caught up.
- */
 /** The first event of the deployment at or after `seq`, or null (2.9 answers "no message found", the client gives null). */
 function nextEvent(ctx: Pick<JsContext, "jsm">, filter: string, seq: number): Promise<StoredMsg | null> {
   // MsgRequest's type lacks next_by_subj, which servers since 2.9 accept.
@@ -36,9 +32,20 @@ function nextEvent(ctx: Pick<JsContext, "jsm">, filter: string, seq: number): Pr
   return ctx.jsm.streams.getMessage(EVENTS_STREAM, req);
 }
 
+/** The deployment's last event sequence now (wildcard last_by_subj works on 2.9), or 0. */
+async function lastEventSeq(ctx: Pick<JsContext, "jsm">, filter: string): Promise<number> {
+  const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: filter });
+  return m?.seq ?? 0;
+}
+
 /**
  * Every event of `deploymentId` with a sequence above `afterSeq` (and at most
  * `untilSeq` when given) that the stream holds now. Ends when caught up.
+ *
+ * "Now" is fixed first, as the sequence of the deployment's last event: the
+ * read stops there. (It used to stop at a message whose `pending` was 0; on a
+ * stream being appended to concurrently that message may never come, and a
+ * fan-out of 100 agents hung in their claim checks: see the bench report.)
  */
 export async function* readEvents(
   ctx: Pick<JsContext, "js" | "jsm">,
@@ -46,16 +53,17 @@ export async function* readEvents(
   opts: { afterSeq: number; untilSeq?: number },
 ): AsyncGenerator<ReadEvent> {
   const filter = deploymentEventFilter(deploymentId);
-  const until = opts.untilSeq ?? Number.MAX_SAFE_INTEGER;
+  const last = await lastEventSeq(ctx, filter);
+  const until = Math.min(opts.untilSeq ?? Number.MAX_SAFE_INTEGER, last);
   let next = opts.afterSeq + 1;
-  for (let i = 0; i <= DIRECT_GET_LIMIT; i++) {
+  for (let i = 0; i < DIRECT_GET_LIMIT; i++) {
     if (next > until) return;
     const m = await nextEvent(ctx, filter, next);
     if (m === null || m.seq > until) return;
-    if (i === DIRECT_GET_LIMIT) break; // more left: switch to a consumer from here
     yield fromStored(m);
     next = m.seq + 1;
   }
+  if (next > until) return;
   // Long history: stream the rest through an ordered consumer.
   const consumer = await ctx.js.consumers.get(EVENTS_STREAM, {
     filter_subjects: filter,
@@ -68,7 +76,7 @@ export async function* readEvents(
       for await (const m of messages) {
         if (m.seq > until) break;
         yield fromJsMsg(m);
-        if (m.info.pending === 0 || m.seq === until) break;
+        if (m.seq >= until) break;
       }
     } finally {
       messages.stop();
