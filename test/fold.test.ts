@@ -54,17 +54,30 @@ describe("fold", () => {
     expect(foldAll(log.events)).toEqual(log.rec);
   });
 
-  it("refuses a start claim that arrives after a cancel, and keeps in-flight applies", () => {
+  it("a cancel cancels pending targets at once and dispatched ones by claim; in-flight applies go on", () => {
     const log = running()
       .add(C, { type: "target.dispatched", agentId: "a1" })
       .add(C, { type: "target.dispatched", agentId: "a2" })
       .add("a1", { type: "target.started", agentId: "a1" })
-      .add(C, { type: "deployment.cancel_requested", reason: "stop" })
-      .add("a2", { type: "target.started", agentId: "a2" });
-    expect(log.lastIgnored).toMatch(/cancelled/);
-    expect(log.rec!.targets.a1!.state).toBe("APPLYING");
-    expect(log.rec!.targets.a2!.state).toBe("CANCELLED");
+      .add(C, { type: "deployment.cancel_requested", reason: "stop" });
     expect(log.rec!.targets.a3!.state).toBe("CANCELLED");
+    expect(log.rec!.targets.a2!.state).toBe("DISPATCHED");
+    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.cancelled", agentId: "a2", message: "cancelled: stop" }]);
+    // a2's agent won the claim first: the coordinator leaves it alone
+    expect(plan(log.rec!, { ...ctx(0), claimedByAgent: (a) => a === "a2" })).toEqual([]);
+    log.add(C, { type: "target.cancelled", agentId: "a2", message: "cancelled: stop" });
+    expect(log.rec!.targets.a2!.state).toBe("CANCELLED");
+    expect(log.rec!.targets.a1!.state).toBe("APPLYING");
+    log.add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
+    expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
+  });
+
+  it("a start whose agent won the claim counts even after a cancel was requested", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add(C, { type: "deployment.cancel_requested", reason: "" })
+      .add("a1", { type: "target.started", agentId: "a1" });
+    expect(log.rec!.targets.a1!.state).toBe("APPLYING");
   });
 
   it("ignores a delivery timeout decided before the agent's start reached the stream", () => {
@@ -121,6 +134,16 @@ describe("plan", () => {
     const log = running().add(C, { type: "target.dispatched", agentId: "a1" }, 0);
     expect(plan(log.rec!, ctx(500)).filter((e) => e.type === "target.timed_out")).toEqual([]);
     expect(plan(log.rec!, ctx(1500))).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "delivery" })]);
+  });
+
+  it("a dispatched target its agent claimed is not timed out for delivery, but for silence", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" }, 0);
+    const claimed = { ...ctx(1500), claimedByAgent: () => true };
+    expect(plan(log.rec!, claimed).filter((e) => e.type === "target.timed_out")).toEqual([]);
+    const silent = { now: 5000, lastHeartbeat: () => 500, agentLiveMs: 3000, applyTimeoutGraceMs: 1000, claimedByAgent: () => true };
+    expect(plan(log.rec!, silent)).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "apply" })]);
+    log.add(C, { type: "target.timed_out", agentId: "a1", phase: "apply", message: "silent" });
+    expect(log.rec!.targets.a1!.state).toBe("TIMED_OUT");
   });
 
   it("times out an applying target whose agent stopped heartbeating", () => {

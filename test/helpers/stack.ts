@@ -92,6 +92,8 @@ export interface StackOptions {
   agentEnv?: Record<string, string>;
   /** Start a coordinator (default true). */
   coordinator?: boolean;
+  /** nats-server configuration (e.g. the authorization block of deploy/nats/auth). */
+  natsConfigText?: string;
 }
 
 export class Stack {
@@ -113,7 +115,7 @@ export class Stack {
     const dir = await mkdtemp(join(tmpdir(), "deploy-stack-"));
     await mkdir(join(dir, "records"));
     await mkdir(join(dir, "control"));
-    const nats = await startNatsServer();
+    const nats = await startNatsServer(opts.natsConfigText === undefined ? {} : { configText: opts.natsConfigText });
     const stack = new Stack(nats, dir, opts.app ?? "web", opts.environment ?? "prod", opts);
     try {
       if (opts.coordinator !== false) await stack.startCoordinator();
@@ -164,7 +166,8 @@ export class Stack {
   async startAgent(id: string, o: AgentOptions = {}): Promise<Proc> {
     const existing = this.agents.get(id);
     if (existing?.running) throw new Error(`agent ${id} is running`);
-    const proc = existing ?? new Proc(`agent-${id}`, AGENT_MAIN, {
+    // A restart keeps the agent's environment unless new env is given.
+    const proc = existing && o.env === undefined ? existing : new Proc(`agent-${id}`, AGENT_MAIN, {
       NATS_URL: this.nats.url,
       DEPLOY_AGENT_ID: id,
       DEPLOY_ENVIRONMENT: o.environment ?? this.environment,

@@ -1,12 +1,25 @@
 // The agent process: starting → running → draining → stopped.
 import { Objm } from "@nats-io/obj";
-import { ARTIFACTS_BUCKET, COMMANDS_STREAM, agentConsumerName, parseAgentRecord, bindContext, connectNats, createLogger, errorMessage, type Logger } from "../../shared/src/index.js";
+import {
+  ARTIFACTS_BUCKET,
+  COMMANDS_STREAM,
+  agentConsumerName,
+  parseAgentRecord,
+  bindContext,
+  connectNats,
+  createLogger,
+  errorMessage,
+  readSeedFile,
+  type Logger,
+} from "../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { ensureCommandConsumer } from "./commandConsumer.js";
 import type { AgentConfig } from "./config.js";
 import { handleCommand, interrupted, reportJournaled, type HandlerDeps } from "./handleCommand.js";
 import { Journal } from "./journal.js";
+import { AgentMetrics } from "./metrics.js";
 import { Registration } from "./registration.js";
+import { startMetricsServer } from "../../shared/src/metricsServer.js";
 
 export type AgentState = "starting" | "running" | "draining" | "stopped";
 
@@ -22,7 +35,14 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   let state: AgentState = "starting";
   const alog = log.child({ agentId: config.id });
   const journal = await Journal.open(config.stateDir, { onWarning: (message) => alog.warn({ message }, "journal warning") });
-  const nc = await connectNats({ url: config.nats.url, name: `deploy-agent-${config.id}` });
+  if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
+  else alog.warn("command signatures are NOT checked: anyone who can publish deploy.cmd.> can run code here; set trustedSigners (development only)");
+  const nc = await connectNats({
+    url: config.nats.url,
+    name: `deploy-agent-${config.id}`,
+    ...(config.nats.nkeySeedFile ? { nkeySeed: readSeedFile(config.nats.nkeySeedFile) } : {}),
+    ...(config.nats.inboxPrefix ? { inboxPrefix: config.nats.inboxPrefix } : {}),
+  });
   const kill = new AbortController();
   const closing = new AbortController();
   try {
@@ -42,7 +62,12 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       }
     }
     const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog);
-    const deps: HandlerDeps = { ctx, artifacts, config, journal, registration, log: alog, kill: kill.signal, closing: closing.signal };
+    const metrics = new AgentMetrics();
+    registration.onBeat = () => {
+      metrics.lastHeartbeat = Date.now();
+    };
+    const metricsServer = config.metricsListen ? await startMetricsServer(config.metricsListen, metrics.registry, alog) : undefined;
+    const deps: HandlerDeps = { ctx, artifacts, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal };
 
     // Recovery: an apply that was started and never finished was cut short by
     // a crash. It is reported FAILED and never run again; anything finished
@@ -65,7 +90,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     await registration.start(currentReleases);
 
     const consumer = await ctx.js.consumers.get(COMMANDS_STREAM, agentConsumerName(config.id));
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: 1 });
+    // A pull lives on the consumer's leader. When that server dies (a cluster
+    // losing a node) the pull is lost silently, and the client notices only
+    // when it expires (30 s by default, two missed idle heartbeats): every
+    // command sent meanwhile waits past its delivery timeout. 5 s pulls
+    // (heartbeat 2.5 s) bound that stall; the chaos suite found it
+    // (cluster-stream-leader-kill, seed 1).
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 1, expires: 5000 });
     let inFlight: Promise<void> = Promise.resolve();
     const loop = (async () => {
       for await (const m of messages) {
@@ -100,6 +131,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           await loop.catch(() => undefined);
           closing.abort();
           registration.stop();
+          await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
           await journal.close();
           state = "stopped";

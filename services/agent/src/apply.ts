@@ -56,6 +56,12 @@ const failed = (message: string, started: number): JournalResult => ({
 export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConfig): Promise<JournalResult> {
   const started = Date.now();
   const progress = progressReporter(deps, cmd);
+  // Phase durations for metrics: each phase ends when the next begins.
+  let phase: { name: string; at: number } | undefined;
+  const endPhase = (next: string | undefined): void => {
+    if (phase) deps.metrics?.hookDuration.observe({ phase: phase.name }, (Date.now() - phase.at) / 1000);
+    phase = next === undefined ? undefined : { name: next, at: Date.now() };
+  };
   const cut = (n: number): string => (n > 0 ? `; ${n} output line(s) cut after ${deps.config.maxOutputLines}` : "");
   try {
     const artifact = cmd.changeset.artifact;
@@ -78,9 +84,13 @@ export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConf
         maxLines: deps.config.maxOutputLines,
         maxLineLength: deps.config.maxLineLength,
         onLines: progress.onLines,
-        onPhase: (phase) => deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase"),
+        onPhase: (phase) => {
+          deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase");
+          endPhase(phase);
+        },
         signal: deps.kill,
       });
+      endPhase(undefined);
       await progress.flushed();
       return {
         outcome: r.outcome,

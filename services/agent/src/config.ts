@@ -3,7 +3,7 @@
 // key named.
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { TOKEN_RULE, configFileFrom, isToken, loadConfig } from "../../shared/src/index.js";
+import { TOKEN_RULE, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
 
 export interface AppConfig {
   /**
@@ -18,7 +18,9 @@ export interface AgentConfig {
   environment: string;
   apps: Record<string, AppConfig>;
   labels: Record<string, string>;
-  nats: { url: string; apiTimeoutMs: number };
+  nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string; inboxPrefix: string };
+  /** Public keys ("U…") whose signatures on commands are accepted; empty: unsigned development mode. */
+  trustedSigners: string[];
   stateDir: string;
   root: string;
   maxExpansionRatio: number;
@@ -27,6 +29,7 @@ export interface AgentConfig {
   maxOutputLines: number;
   maxLineLength: number;
   shutdownGraceMs: number;
+  metricsListen: string;
   logLevel: string;
 }
 
@@ -45,6 +48,24 @@ const schema = {
   nats: {
     url: { doc: "NATS server URL(s), comma separated", format: String, default: "nats://127.0.0.1:4222", env: "NATS_URL" },
     apiTimeoutMs: { doc: "Time limit of one JetStream call", format: "nat", default: 5000, env: "DEPLOY_NATS_API_TIMEOUT_MS" },
+    nkeySeedFile: {
+      doc: "File holding this agent's NATS nkey seed (SU…), when the server requires nkey authentication (scripts/gen-credentials.ts)",
+      format: String,
+      default: "",
+      env: "NATS_NKEY_SEED_FILE",
+    },
+    inboxPrefix: {
+      doc: "Prefix of the agent's reply subjects; default _INBOX_<id>, the prefix its generated NATS permissions allow",
+      format: String,
+      default: "",
+      env: "NATS_INBOX_PREFIX",
+    },
+  },
+  trustedSigners: {
+    doc: "Public nkeys (U…) of the coordinators' command signing keys (env: comma separated). Set: unsigned or otherwise signed commands are refused. Empty: commands are not checked (development only)",
+    format: Array,
+    default: [] as string[],
+    env: "DEPLOY_AGENT_TRUSTED_SIGNERS",
   },
   stateDir: { doc: "Directory of the agent's durable journal", format: String, default: "/var/lib/deploy-agent", env: "DEPLOY_AGENT_STATE_DIR" },
   root: {
@@ -79,6 +100,7 @@ const schema = {
     default: 30_000,
     env: "DEPLOY_AGENT_SHUTDOWN_GRACE_MS",
   },
+  metricsListen: { doc: "host:port serving Prometheus metrics on GET /metrics; empty: off", format: String, default: "", env: "DEPLOY_AGENT_METRICS_LISTEN" },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
 };
 
@@ -99,6 +121,19 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
     }
   }
   for (const [k, v] of Object.entries(cfg.labels)) if (typeof v !== "string") throw invalid(`labels.${k}`, "must be a string");
+  cfg.trustedSigners = cfg.trustedSigners.map((k) => (typeof k === "string" ? k.trim() : k)).filter((k) => k !== "");
+  cfg.trustedSigners.forEach((k, i) => {
+    if (typeof k !== "string" || !isSignerPublicKey(k)) throw invalid(`trustedSigners[${i}]`, "must be a public user nkey (U followed by 55 characters)");
+  });
+  if (!cfg.nats.inboxPrefix) cfg.nats.inboxPrefix = `_INBOX_${cfg.id}`;
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(cfg.nats.inboxPrefix)) throw invalid("nats.inboxPrefix", "must be subject tokens separated by dots");
+  if (cfg.nats.nkeySeedFile) {
+    try {
+      readSeedFile(cfg.nats.nkeySeedFile);
+    } catch (err) {
+      throw invalid("nats.nkeySeedFile", errorMessage(err));
+    }
+  }
   if (!cfg.stateDir) throw invalid("stateDir", "is required");
   if (!isAbsolute(cfg.root)) throw invalid("root", `"${cfg.root}" must be an absolute path`);
   if (cfg.maxExpansionRatio < 1) throw invalid("maxExpansionRatio", "must be at least 1");
@@ -107,7 +142,10 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
   return cfg;
 }
 
-export function loadAgentConfig(argv: string[] = process.argv.slice(2), overrides?: Partial<AgentConfig>): AgentConfig {
-  const cfg = loadConfig<AgentConfig>(schema, configFileFrom(argv, "DEPLOY_AGENT_CONFIG"), overrides);
+/** Overrides merge key by key (convict), so a nested group may be given in part. */
+export type AgentConfigOverrides = Partial<Omit<AgentConfig, "nats">> & { nats?: Partial<AgentConfig["nats"]> };
+
+export function loadAgentConfig(argv: string[] = process.argv.slice(2), overrides?: AgentConfigOverrides): AgentConfig {
+  const cfg = loadConfig<AgentConfig>(schema, configFileFrom(argv, "DEPLOY_AGENT_CONFIG"), overrides as Partial<AgentConfig> | undefined);
   return validateAgentConfig(cfg);
 }

@@ -1,28 +1,35 @@
 // One command, applied at most once. The protocol:
 //
+//   0. with trustedSigners configured, verify the signature of the exact
+//      payload bytes before anything else (unsigned, forged, altered or
+//      unknown signer: error event, term());
 //   1. validate the message (invalid: error event, term(), never redelivered);
 //   2. the journal already knows the deployment: re-report what it recorded,
 //      run nothing;
-//   3. the deployment must still be active and this target DISPATCHED;
-//   4. journal "started" (fsync'd), then claim with a target.started event;
-//   5. read the fold back: only if this very started event moved the target
-//      to APPLYING does anything run (a cancel or timeout that reached the
-//      stream first wins, and the agent declines);
-//   6. run, journal "finished", report the result (at-least-once, msg id
-//      deduplicated), ack.
+//   3. a cheap look: the deployment exists and is not finished;
+//   4. journal "started" (fsync'd), then claim the target in deploy_claims
+//      (one KV create): lost to a coordinator that timed it out or cancelled
+//      it first, the agent declines and runs nothing;
+//   5. publish target.started, run, journal "finished", report the result
+//      (at-least-once, msg id deduplicated), ack.
 // A crash anywhere after step 4 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
 import type { JsMsg } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import {
+  COORDINATOR_SOURCE,
+  EVENTS_STREAM,
   agentEventMsgId,
   appendEvent,
+  claimTarget,
+  eventSubject,
+  parseEvent,
+  type ClaimOwner,
   errorMessage,
-  isTerminalDeployment,
   isToken,
-  loadDeployment,
   parseCommand,
   parseCommandSubject,
+  verifySignature,
   type Command,
   type EventBody,
   type JsContext,
@@ -30,6 +37,7 @@ import {
 } from "../../shared/src/index.js";
 import type { AgentConfig } from "./config.js";
 import type { Journal, JournalResult } from "./journal.js";
+import type { AgentMetrics } from "./metrics.js";
 import type { Registration } from "./registration.js";
 import { applyCommand, releaseName } from "./apply.js";
 
@@ -40,6 +48,8 @@ export interface HandlerDeps {
   config: AgentConfig;
   journal: Journal;
   registration: Registration;
+  /** Absent in tools that run agents without metrics. */
+  metrics?: AgentMetrics;
   log: Logger;
   /** Aborted past the shutdown grace period: kill the running apply. */
   kill: AbortSignal;
@@ -101,17 +111,23 @@ export async function reportJournaled(deps: HandlerDeps, deploymentId: string): 
 async function reject(deps: HandlerDeps, m: JsMsg, error: string): Promise<void> {
   const parsed = parseCommandSubject(m.subject);
   const deploymentId = parsed && isToken(parsed.deploymentId) ? parsed.deploymentId : "_invalid";
-  deps.log.warn({ subject: m.subject, error }, "rejecting malformed command");
+  deps.log.warn({ subject: m.subject, error }, "rejecting command");
   try {
     await appendEvent(deps.ctx, deploymentId, { type: "agent.rejected_message", agentId: deps.config.id, subject: m.subject.slice(0, 1024), error: error.slice(0, 4096) }, { source: deps.config.id });
   } catch (err) {
     deps.log.warn({ err: errorMessage(err) }, "could not report the rejected message");
   }
+  deps.metrics?.rejected.inc();
   // No reason: nats-server 2.9 ignores "+TERM <reason>" and redelivers.
   m.term();
 }
 
 function validate(deps: HandlerDeps, m: JsMsg): Command | string {
+  // First: nothing of an unverified payload is parsed or believed.
+  if (deps.config.trustedSigners.length > 0) {
+    const v = verifySignature(m.data, m.headers, deps.config.trustedSigners);
+    if (!v.ok) return v.error;
+  }
   let cmd: Command;
   try {
     cmd = parseCommand(m.data);
@@ -128,32 +144,38 @@ function validate(deps: HandlerDeps, m: JsMsg): Command | string {
 
 async function decline(deps: HandlerDeps, deploymentId: string, reason: string): Promise<void> {
   deps.log.info({ deploymentId, reason }, "declining command");
+  deps.metrics?.declined.inc();
   await deps.journal.markDeclined(deploymentId, reason);
   await reportJournaled(deps, deploymentId);
 }
 
-/** Why the target may not start now, or undefined when it may. */
-async function whyNot(deps: HandlerDeps, cmd: Command, startedSeq?: number): Promise<string | undefined> {
-  const loaded = await loadDeployment(deps.ctx, cmd.deploymentId);
-  if (!loaded) return "deployment does not exist";
-  const rec = loaded.record;
-  const t = rec.targets[deps.config.id];
-  if (!t) return "this agent is not a target of the deployment";
-  if (startedSeq !== undefined) {
-    // The fold is deterministic: the target's startedSeq is set once, by the
-    // started event that won, and never changes.
-    return t.startedSeq === startedSeq ? undefined : `claim refused: target is ${t.state}${rec.cancelRequested ? " (deployment cancelled)" : ""}`;
+/**
+ * A cheap look before claiming: the deployment's last coordinator event
+ * (one direct get). Undefined when the target may be claimed; the claim
+ * itself is what makes starting safe.
+ */
+async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
+  const m = await deps.ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(cmd.deploymentId, COORDINATOR_SOURCE) });
+  if (!m) return "deployment does not exist";
+  try {
+    const last = parseEvent(m.data);
+    if (last.type === "deployment.finished") return `deployment is already ${last.state}`;
+  } catch {
+    // an unreadable event decides nothing here: the claim still does
   }
-  if (isTerminalDeployment(rec.state)) return `deployment is already ${rec.state}`;
-  if (rec.cancelRequested) return "deployment was cancelled";
-  if (t.state !== "DISPATCHED") return `target is ${t.state}`;
   return undefined;
+}
+
+function claimLost(owner: ClaimOwner): string {
+  if (owner.by === "coordinator") return owner.reason === "cancel" ? "the target was cancelled before this agent claimed it" : "the target timed out before this agent claimed it";
+  return "this target was already claimed by this agent (journal lost?): not run again";
 }
 
 export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> {
   const { journal, log } = deps;
   const wip = setInterval(() => m.working(), Math.max(1000, Math.floor(deps.config.ackWaitMs / 3)));
   try {
+    if (m.redelivered) deps.metrics?.redeliveries.inc();
     const cmd = validate(deps, m);
     if (typeof cmd === "string") return await reject(deps, m, cmd);
     const id = cmd.deploymentId;
@@ -166,6 +188,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
         await journal.markFinished(id, interrupted("found started without a result"));
       }
       dlog.info({ status: known.status, redelivered: m.redelivered }, "command already in journal: re-reporting, running nothing");
+      deps.metrics?.journalHits.inc({ status: known.status });
       await reportJournaled(deps, id);
       m.ack();
       return;
@@ -183,22 +206,24 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       return;
     }
 
+    // Journal first (fsync'd): from here a crash reports this apply
+    // interrupted and never runs it. Then the claim decides, once, between
+    // this agent starting and a coordinator timing out or cancelling.
     await journal.markStarted(id);
-    const startedSeq = await report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
-    // Between the claim and the run a NATS hiccup must not turn into a
-    // failure: retry the read (the journal already says "started", so a
-    // redelivery would report this target interrupted).
-    const lost = await retrying(deps, () => whyNot(deps, cmd, startedSeq));
-    if (lost !== undefined) {
-      await decline(deps, id, lost);
+    const claim = await retrying(deps, () => claimTarget(deps.ctx, id, deps.config.id, { by: "agent" }));
+    if (!claim.won) {
+      await decline(deps, id, claimLost(claim.owner));
       m.ack();
       return;
     }
+    await report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const result = await applyCommand(deps, cmd, app!);
     await journal.markFinished(id, result);
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
+    deps.metrics?.applies.inc({ outcome: result.outcome });
+    deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
     if (result.outcome === "SUCCEEDED") {
       deps.registration.setCurrentRelease(cmd.app, releaseName(cmd));
       // Before the result: once the deployment is terminal, ListAgents shows the new release.

@@ -37,8 +37,12 @@ export class Registration {
     }, this.intervalMs);
   }
 
+  /** Called after every heartbeat JetStream acknowledged (metrics). */
+  onBeat: () => void = () => undefined;
+
   async beat(): Promise<void> {
     await this.ctx.agents.put(this.record.id, encode(this.record));
+    this.onBeat();
   }
 
   setCurrentRelease(app: string, deploymentId: string): void {

@@ -1,11 +1,19 @@
 // Coordinator configuration: every key documented, each overridable from the
 // environment. Units are in the names.
 import { tmpdir } from "node:os";
-import { configFileFrom, loadConfig } from "../../shared/src/index.js";
+import { configFileFrom, errorMessage, loadConfig, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
+import { loadTokens } from "./grpc/auth.js";
 
 export interface CoordinatorConfig {
-  nats: { url: string; apiTimeoutMs: number };
-  grpc: { listen: string };
+  nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string };
+  grpc: {
+    listen: string;
+    insecure: boolean;
+    tls: { certFile: string; keyFile: string; clientCaFile: string };
+    tokens: unknown[];
+    tokensFile: string;
+  };
+  signing: { seedFile: string; seed: string };
   streams: { replicas: number; commandsMaxAgeMs: number };
   rollout: {
     defaultDeliveryTimeoutMs: number;
@@ -15,6 +23,7 @@ export interface CoordinatorConfig {
     sweepIntervalMs: number;
   };
   artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number };
+  metrics: { listen: string };
   logLevel: string;
 }
 
@@ -27,9 +36,52 @@ const schema = {
       default: 5000,
       env: "DEPLOY_NATS_API_TIMEOUT_MS",
     },
+    nkeySeedFile: {
+      doc: "File holding this coordinator's NATS nkey seed (SU…), when the server requires nkey authentication (deploy/nats/auth)",
+      format: String,
+      default: "",
+      env: "NATS_NKEY_SEED_FILE",
+    },
   },
   grpc: {
     listen: { doc: "gRPC listen address host:port", format: String, default: "127.0.0.1:50051", env: "DEPLOY_GRPC_LISTEN" },
+    insecure: {
+      doc: "Allow serving without TLS or without tokens (local development; a warning is logged). Production: false, and the coordinator refuses to start unless grpc.tls and tokens are set",
+      format: Boolean,
+      default: true,
+      env: "DEPLOY_GRPC_INSECURE",
+    },
+    tls: {
+      certFile: { doc: "PEM certificate (chain) of the gRPC server; with keyFile, gRPC is served over TLS", format: String, default: "", env: "DEPLOY_GRPC_TLS_CERT" },
+      keyFile: { doc: "PEM private key of the gRPC server", format: String, default: "", env: "DEPLOY_GRPC_TLS_KEY" },
+      clientCaFile: {
+        doc: "PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS)",
+        format: String,
+        default: "",
+        env: "DEPLOY_GRPC_TLS_CLIENT_CA",
+      },
+    },
+    tokens: {
+      doc: 'Bearer tokens, as SHA-256 hashes only: "name:role:sha256hex" (env: comma separated) or {"name", "role", "sha256"}; role viewer or deployer. None: no authentication',
+      format: Array,
+      default: [] as unknown[],
+      env: "DEPLOY_GRPC_TOKENS",
+    },
+    tokensFile: {
+      doc: 'JSON file with more token entries: [{"name", "role", "sha256"}] or {"tokens": [...]}',
+      format: String,
+      default: "",
+      env: "DEPLOY_GRPC_TOKENS_FILE",
+    },
+  },
+  signing: {
+    seedFile: {
+      doc: "File holding the nkey seed (SU…) commands are signed with; agents pin its public key in trustedSigners. Unset (and no seed): commands go out unsigned (development only)",
+      format: String,
+      default: "",
+      env: "DEPLOY_SIGNING_SEED_FILE",
+    },
+    seed: { doc: "The signing seed itself, instead of seedFile (e.g. from a secret store)", format: String, default: "", env: "DEPLOY_SIGNING_SEED", sensitive: true },
   },
   streams: {
     replicas: {
@@ -87,15 +139,34 @@ const schema = {
       env: "DEPLOY_ARTIFACT_MAX_EXPANSION_RATIO",
     },
   },
+  metrics: {
+    listen: { doc: "host:port serving Prometheus metrics on GET /metrics; empty: off", format: String, default: "", env: "DEPLOY_METRICS_LISTEN" },
+  },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
 };
 
-export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), overrides?: Partial<CoordinatorConfig>): CoordinatorConfig {
-  const cfg = loadConfig<CoordinatorConfig>(schema, configFileFrom(argv, "DEPLOY_COORDINATOR_CONFIG"), overrides);
+/** Overrides merge key by key (convict), so a nested group may be given in part. */
+export type CoordinatorConfigOverrides = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] extends object ? Partial<CoordinatorConfig[K]> : CoordinatorConfig[K] };
+
+export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), overrides?: CoordinatorConfigOverrides): CoordinatorConfig {
+  const cfg = loadConfig<CoordinatorConfig>(schema, configFileFrom(argv, "DEPLOY_COORDINATOR_CONFIG"), overrides as Partial<CoordinatorConfig> | undefined);
   if (!/^[^:]+:\d+$/.test(cfg.grpc.listen) && !/^\[.*\]:\d+$/.test(cfg.grpc.listen)) {
     throw new Error(`invalid configuration: grpc.listen: "${cfg.grpc.listen}" is not host:port`);
   }
   if (cfg.rollout.agentLiveMs < 1000) throw new Error("invalid configuration: rollout.agentLiveMs: must be at least 1000");
   if (cfg.rollout.sweepIntervalMs < 50) throw new Error("invalid configuration: rollout.sweepIntervalMs: must be at least 50");
+  // Checked here so that a bad token list, key or seed stops the process at
+  // start (exit 2) rather than at the first call; messages never hold secrets.
+  try {
+    const tokens = loadTokens(cfg.grpc.tokens, cfg.grpc.tokensFile);
+    if (!cfg.grpc.insecure && (!cfg.grpc.tls.certFile || !cfg.grpc.tls.keyFile || tokens.length === 0)) {
+      throw new Error("grpc.insecure is false: grpc.tls.certFile, grpc.tls.keyFile and at least one token (grpc.tokens or grpc.tokensFile) are required");
+    }
+    if (cfg.signing.seed && cfg.signing.seedFile) throw new Error("signing: set seed or seedFile, not both");
+    if (cfg.signing.seed || cfg.signing.seedFile) signerFromSeed(cfg.signing.seed || readSeedFile(cfg.signing.seedFile));
+    if (cfg.nats.nkeySeedFile) readSeedFile(cfg.nats.nkeySeedFile);
+  } catch (err) {
+    throw new Error(`invalid configuration: ${errorMessage(err)}`);
+  }
   return cfg;
 }

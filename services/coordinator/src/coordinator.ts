@@ -3,12 +3,24 @@
 // finish within a grace period, then stops hard.
 import type { Server } from "@grpc/grpc-js";
 import { Objm } from "@nats-io/obj";
-import { ARTIFACTS_BUCKET, bindContext, connectNats, createLogger, type JsContext, type Logger } from "../../shared/src/index.js";
+import {
+  ARTIFACTS_BUCKET,
+  bindContext,
+  connectNats,
+  createLogger,
+  readSeedFile,
+  signerFromSeed,
+  type CommandSigner,
+  type JsContext,
+  type Logger,
+} from "../../shared/src/index.js";
+import { startMetricsServer } from "../../shared/src/metricsServer.js";
 import { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { CoordinatorConfig } from "./config.js";
 import { startGrpcServer } from "./grpc/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
 import { Registry } from "./registry.js";
+import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 
 export type CoordinatorState = "starting" | "running" | "draining" | "stopped";
@@ -25,7 +37,15 @@ export interface Coordinator {
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger = createLogger("coordinator", config.logLevel)): Promise<Coordinator> {
   let state: CoordinatorState = "starting";
-  const nc = await connectNats({ url: config.nats.url, name: "deploy-coordinator" });
+  const seed = config.signing.seed || (config.signing.seedFile ? readSeedFile(config.signing.seedFile) : "");
+  const commandSigner: CommandSigner | undefined = seed ? signerFromSeed(seed) : undefined;
+  if (commandSigner) log.info({ signer: commandSigner.publicKey }, "commands are signed");
+  else log.warn("commands are NOT signed: any NATS client allowed to publish deploy.cmd.> can run code on agents; set signing.seedFile (development only)");
+  const nc = await connectNats({
+    url: config.nats.url,
+    name: "deploy-coordinator",
+    ...(config.nats.nkeySeedFile ? { nkeySeed: readSeedFile(config.nats.nkeySeedFile) } : {}),
+  });
   try {
     const { jetstreamManager } = await import("@nats-io/jetstream");
     const jsm = await jetstreamManager(nc, { timeout: config.nats.apiTimeoutMs });
@@ -33,20 +53,26 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
     const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }));
     await registry.start();
-    const reconciler = new Reconciler(ctx, registry, config.rollout, log.child({ component: "reconciler" }));
+    const metrics = new CoordinatorMetrics();
+    const reconciler = new Reconciler(ctx, registry, { ...config.rollout, commandSigner, metrics }, log.child({ component: "reconciler" }));
     await reconciler.start();
     const artifacts = new ArtifactStore(await new Objm(ctx.js).open(ARTIFACTS_BUCKET), config.artifacts, log.child({ component: "artifacts" }));
     const shutdown = new AbortController();
-    const grpc = await startGrpcServer(config.grpc.listen, {
+    const grpc = await startGrpcServer(config.grpc, {
       ctx,
       registry,
       reconciler,
       artifacts,
+      observe: (method, code, seconds) => {
+        metrics.grpcCalls.inc({ method, code: String(code) });
+        metrics.grpcDuration.observe({ method }, seconds);
+      },
       defaults: { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs },
       log: log.child({ component: "grpc" }),
       shutdown: shutdown.signal,
     });
     const host = config.grpc.listen.slice(0, config.grpc.listen.lastIndexOf(":"));
+    const metricsServer = config.metrics.listen ? await startMetricsServer(config.metrics.listen, metrics.registry, log) : undefined;
     state = "running";
     log.info({ listen: `${host}:${grpc.port}`, nats: config.nats.url }, "coordinator running");
 
@@ -68,6 +94,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await shutdownServer(grpc.server, graceMs);
           await reconciler.close();
           await registry.close();
+          await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
           state = "stopped";
           log.info("coordinator stopped");

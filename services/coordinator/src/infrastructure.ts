@@ -16,6 +16,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AGENTS_BUCKET,
   ARTIFACTS_BUCKET,
+  CLAIMS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
   DEPLOYMENTS_BUCKET,
@@ -85,6 +86,9 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
     // Kvm.create binds to an existing bucket with the same settings.
     await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas });
   }
+  // Claims matter while a command can still be delivered: kept twice as long
+  // as commands are, then dropped by the bucket's age limit.
+  await kvm.create(CLAIMS_BUCKET, { history: 1, storage: StorageType.File, replicas: o.replicas, ttl: 2 * o.commandsMaxAgeMs });
   await new Objm(jetstream(nc)).create(ARTIFACTS_BUCKET, { storage: StorageType.File, replicas: o.replicas });
   const consumer = {
     durable_name: COORDINATOR_CONSUMER,

@@ -30,6 +30,10 @@ export interface ClientOptions {
   retryBudgetMs: number;
   /** Attempts of one call, the first included. */
   maxAttempts: number;
+  /** Sent as "authorization: Bearer <token>" on every call. */
+  token?: string;
+  /** TLS (system CAs unless `ca`); a client certificate when `cert` and `key`. Absent: plaintext. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 export const DEFAULT_CLIENT_OPTIONS: Omit<ClientOptions, "address"> = {
@@ -77,7 +81,12 @@ export class Client {
 
   constructor(readonly opts: ClientOptions) {
     const { proto } = loadDeployProto();
-    this.raw = new proto.deploy.v1.DeployService(opts.address, grpc.credentials.createInsecure(), {
+    const creds = opts.tls ? grpc.credentials.createSsl(opts.tls.ca ?? null, opts.tls.key ?? null, opts.tls.cert ?? null) : grpc.credentials.createInsecure();
+    // grpc-js passes an IP address as the TLS server name, and Node prints a
+    // DEP0123 warning on every connection; the certificate is still checked
+    // against the IP, so the warning is only noise on deployctl's stderr.
+    if (opts.tls && /^(\d{1,3}(\.\d{1,3}){3}|\[.*\]):\d+$/.test(opts.address)) process.noDeprecation = true;
+    this.raw = new proto.deploy.v1.DeployService(opts.address, creds, {
       // Reconnect about as fast as we retry, so a coordinator that comes
       // back is found within the budget (grpc-js defaults to 1 s .. 120 s).
       "grpc.initial_reconnect_backoff_ms": 200,
@@ -87,6 +96,13 @@ export class Client {
 
   close(): void {
     this.raw.close();
+  }
+
+  /** Per-call metadata (the token goes here, not in channel credentials, so it also works over plaintext to localhost). */
+  #metadata(): grpc.Metadata {
+    const md = new grpc.Metadata();
+    if (this.opts.token) md.set("authorization", `Bearer ${this.opts.token}`);
+    return md;
   }
 
   async #retrying<T>(attempt: () => Promise<T>): Promise<T> {
@@ -102,9 +118,9 @@ export class Client {
   }
 
   #unary<Req, Res>(method: UnaryMethod, req: Req, deadlineMs = this.opts.callTimeoutMs): Promise<Res> {
-    const raw = this.raw as unknown as Record<UnaryMethod, (req: Req, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>;
+    const raw = this.raw as unknown as Record<UnaryMethod, (req: Req, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r?: Res) => void) => void>;
     return this.#retrying(
-      () => new Promise<Res>((resolve, reject) => raw[method](req, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r as Res)))),
+      () => new Promise<Res>((resolve, reject) => raw[method](req, this.#metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r as Res)))),
     );
   }
 
@@ -140,7 +156,7 @@ export class Client {
   #uploadOnce(name: string, digest: string, file: string, deadlineMs: number): Promise<ArtifactMsg> {
     return new Promise<ArtifactMsg>((resolve, reject) => {
       let settled = false;
-      const call = this.raw.UploadArtifact({ deadline: Date.now() + deadlineMs }, (e, r) => {
+      const call = this.raw.UploadArtifact(this.#metadata(), { deadline: Date.now() + deadlineMs }, (e, r) => {
         settled = true;
         if (e) reject(e);
         else resolve(r!);
@@ -167,7 +183,7 @@ export class Client {
    */
   watchOnce(deploymentId: string, afterSequence: number, onEvent: (e: DeploymentEventMsg) => void, signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const call = this.raw.WatchDeployment({ deploymentId, afterSequence: String(afterSequence) });
+      const call = this.raw.WatchDeployment({ deploymentId, afterSequence: String(afterSequence) }, this.#metadata());
       const onAbort = (): void => call.cancel();
       signal.addEventListener("abort", onAbort, { once: true });
       call.on("data", onEvent);

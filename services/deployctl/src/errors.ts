@@ -76,6 +76,9 @@ const USAGE_CODES = new Set<status>([
   status.NOT_FOUND,
   status.OUT_OF_RANGE,
   status.RESOURCE_EXHAUSTED,
+  // A missing, wrong or under-privileged token: the user must bring another.
+  status.UNAUTHENTICATED,
+  status.PERMISSION_DENIED,
 ]);
 
 export function isRetryable(err: unknown): err is ServiceError {

@@ -1,5 +1,6 @@
 // Option values: parsed and checked here, so a bad value is a usage error
 // (exit 2) before anything is sent; and the options every command shares.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError, type Command } from "commander";
 import { Client, DEFAULT_CLIENT_OPTIONS, type ClientOptions } from "./client.js";
 import { UsageError } from "./errors.js";
@@ -10,13 +11,23 @@ export const DEFAULT_COORDINATOR = "127.0.0.1:50051";
 export interface CommonOptions {
   json?: boolean;
   coordinator?: string;
+  token?: string;
+  tls?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
 }
 
 /** --json and --coordinator on every command (so they may follow the command name). */
 export function withCommonOptions(cmd: Command): Command {
   return cmd
     .option("--json", "machine-readable output: JSON (newline-delimited records for deploy and watch)")
-    .option("--coordinator <host:port>", `coordinator gRPC address (env DEPLOY_COORDINATOR, default ${DEFAULT_COORDINATOR})`, parseAddress);
+    .option("--coordinator <host:port>", `coordinator gRPC address (env DEPLOY_COORDINATOR, default ${DEFAULT_COORDINATOR})`, parseAddress)
+    .option("--token <token>", "bearer token (env DEPLOY_TOKEN; prefer the env var: arguments show in ps)")
+    .option("--tls", "connect with TLS, trusting the system CAs (env DEPLOY_TLS=1; implied by --ca or --cert)")
+    .option("--ca <file>", "PEM CA certificate(s) to trust for the coordinator's TLS certificate (env DEPLOY_CA)")
+    .option("--cert <file>", "PEM client certificate, when the coordinator requires one (env DEPLOY_CLIENT_CERT)")
+    .option("--key <file>", "PEM private key of --cert (env DEPLOY_CLIENT_KEY)");
 }
 
 export function parseAddress(v: string): string {
@@ -91,9 +102,31 @@ export function coordinatorAddress(o: CommonOptions): string {
  * DEPLOYCTL_RETRY_BUDGET_MS tune the deadline of one call and the time its
  * retries may take (defaults 15 s and 20 s).
  */
+/** --token/--tls/--ca/--cert/--key, each falling back to its env var. */
+export function securityOptions(o: CommonOptions): Pick<ClientOptions, "token" | "tls"> {
+  const token = o.token ?? process.env.DEPLOY_TOKEN ?? "";
+  const ca = o.ca ?? process.env.DEPLOY_CA ?? "";
+  const cert = o.cert ?? process.env.DEPLOY_CLIENT_CERT ?? "";
+  const key = o.key ?? process.env.DEPLOY_CLIENT_KEY ?? "";
+  if (Boolean(cert) !== Boolean(key)) throw new UsageError("--cert and --key go together");
+  const tls = Boolean(o.tls) || ["1", "true"].includes(process.env.DEPLOY_TLS ?? "") || Boolean(ca) || Boolean(cert);
+  const read = (file: string, what: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`${what}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  return {
+    ...(token ? { token } : {}),
+    ...(tls ? { tls: { ...(ca ? { ca: read(ca, "--ca") } : {}), ...(cert ? { cert: read(cert, "--cert"), key: read(key, "--key") } : {}) } } : {}),
+  };
+}
+
 export function clientFor(o: CommonOptions): Client {
   const opts: ClientOptions = {
     ...DEFAULT_CLIENT_OPTIONS,
+    ...securityOptions(o),
     address: coordinatorAddress(o),
     callTimeoutMs: envMs("DEPLOYCTL_CALL_TIMEOUT_MS", DEFAULT_CLIENT_OPTIONS.callTimeoutMs),
     retryBudgetMs: envMs("DEPLOYCTL_RETRY_BUDGET_MS", DEFAULT_CLIENT_OPTIONS.retryBudgetMs),

@@ -13,12 +13,15 @@ Exit codes:
   0    succeeded
   1    the deployment failed, timed out or was cancelled (or an unexpected error)
   2    usage or validation error (also INVALID_ARGUMENT, ALREADY_EXISTS,
-       FAILED_PRECONDITION, NOT_FOUND from the coordinator)
+       FAILED_PRECONDITION, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED from the coordinator)
   3    cannot reach the coordinator (UNAVAILABLE / DEADLINE_EXCEEDED after retries)
   130  Ctrl-C while following (the deployment goes on; resume with deployctl watch <id>)
 
 Environment:
   DEPLOY_COORDINATOR         coordinator address (default 127.0.0.1:50051)
+  DEPLOY_TOKEN               bearer token (role viewer reads; deployer also deploys, cancels, uploads)
+  DEPLOY_TLS, DEPLOY_CA      use TLS (1); CA file to trust (implies TLS)
+  DEPLOY_CLIENT_CERT, DEPLOY_CLIENT_KEY  client certificate and key (mutual TLS)
   DEPLOYCTL_CALL_TIMEOUT_MS  deadline of one call (default 15000)
   DEPLOYCTL_RETRY_BUDGET_MS  time retries of one call may take (default 20000)
   XDG_STATE_HOME             where the last event seen per deployment is kept (deployctl/<id>)

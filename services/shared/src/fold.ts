@@ -134,10 +134,10 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
     case "target.started": {
       const t = target(rec, e.agentId);
       if (!t) return `${e.agentId} is not a target`;
-      // The claim: only a dispatched target of a running, uncancelled
-      // deployment may start. The agent reads this same fold up to its own
-      // started event and runs nothing when the claim was refused.
-      if (rec.state !== "RUNNING" || rec.cancelRequested) return `deployment is ${rec.cancelRequested ? "cancelled" : rec.state}`;
+      // The agent publishes this only after winning the target's claim
+      // (deploy_claims), so no coordinator can have timed out or cancelled
+      // this dispatched target: a cancel requested meanwhile lets it finish.
+      if (terminal) return `deployment is ${rec.state}`;
       if (t.state !== "DISPATCHED") return `target is ${t.state}`;
       t.state = "APPLYING";
       t.startedAt = se.time;
@@ -171,11 +171,22 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
     case "target.timed_out": {
       const t = target(rec, e.agentId);
       if (!t) return `${e.agentId} is not a target`;
-      // A decision made on a stale view loses to what the stream already has:
-      // a delivery timeout after the agent's started event changes nothing.
-      const expected: TargetState = e.phase === "delivery" ? "DISPATCHED" : "APPLYING";
-      if (t.state !== expected || terminal) return `target is ${t.state}`;
+      // A decision made on a stale view loses to what the stream already has.
+      // A delivery timeout needs a target still DISPATCHED (the coordinator
+      // won its claim); an apply timeout also takes one the agent claimed but
+      // never reported started (it died between its claim and its event).
+      const ok = e.phase === "delivery" ? t.state === "DISPATCHED" : t.state === "APPLYING" || t.state === "DISPATCHED";
+      if (!ok || terminal) return `target is ${t.state}`;
       t.state = "TIMED_OUT";
+      t.message = e.message;
+      t.finishedAt = se.time;
+      return undefined;
+    }
+    case "target.cancelled": {
+      const t = target(rec, e.agentId);
+      if (!t) return `${e.agentId} is not a target`;
+      if (t.state !== "DISPATCHED" || terminal) return `target is ${t.state}`;
+      t.state = "CANCELLED";
       t.message = e.message;
       t.finishedAt = se.time;
       return undefined;
@@ -196,8 +207,11 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       if (terminal || rec.cancelRequested) return `deployment is ${rec.cancelRequested ? "already cancelling" : rec.state}`;
       rec.cancelRequested = true;
       rec.message = e.reason ? `cancelled: ${e.reason}` : "cancelled";
+      // Pending targets were never sent a command: cancelled here. Dispatched
+      // ones are cancelled one by one (target.cancelled) once a coordinator
+      // wins their claim; those their agent claimed first finish.
       for (const t of Object.values(rec.targets)) {
-        if (t.state === "PENDING" || t.state === "DISPATCHED") {
+        if (t.state === "PENDING") {
           t.state = "CANCELLED";
           t.message = rec.message;
           t.finishedAt = se.time;

@@ -9,6 +9,8 @@ export * from "./js/appendEvent.js";
 export * from "./js/readEvents.js";
 export * from "./js/loadDeployment.js";
 export * from "./js/saveProjection.js";
+export * from "./js/claimTarget.js";
 export * from "./config.js";
 export * from "./artifacts.js";
 export * from "./bundle/manifest.js";
+export * from "./signing.js";

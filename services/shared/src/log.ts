@@ -15,6 +15,20 @@ export const REDACT_PATHS = [
   "*.env.*",
   "credentials",
   "*.credentials",
+  // nkey seeds (NATS credentials, command signing keys) and request headers.
+  "seed",
+  "*.seed",
+  "*.*.seed",
+  "nkeySeed",
+  "*.nkeySeed",
+  "*.*.token",
+  "*.*.password",
+  "headers.authorization",
+  "*.headers.authorization",
+  "metadata.authorization",
+  "*.metadata.authorization",
+  "secret",
+  "*.secret",
 ];
 
 export function createLogger(name: string, level = process.env.LOG_LEVEL ?? "info"): Logger {

@@ -6,6 +6,11 @@ export const EVENTS_STREAM = "DEPLOY_EVENTS";
 export const AGENTS_BUCKET = "deploy_agents";
 export const DEPLOYMENTS_BUCKET = "deploy_deployments";
 export const ARTIFACTS_BUCKET = "deploy_artifacts";
+/**
+ * Who may act on a dispatched target: the agent (to start it) or a
+ * coordinator (to time it out or cancel it). One KV create decides.
+ */
+export const CLAIMS_BUCKET = "deploy_claims";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */
 export const COORDINATOR_CONSUMER = "coordinator";
 /** Source token of events written by coordinators. */
@@ -62,3 +67,5 @@ export const requestKey = (requestHash: string): string => `req.${requestHash}`;
 /** Held by the one active deployment of an (app, environment). */
 export const activeKey = (app: string, environment: string): string => `active.${app}.${environment}`;
 export const ACTIVE_FILTER = "active.>";
+/** Key in deploy_claims of one (deployment, target). */
+export const claimKey = (deploymentId: string, agentId: string): string => `${deploymentId}.${agentId}`;

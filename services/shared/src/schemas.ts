@@ -139,6 +139,7 @@ export type EventBody =
   | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number; rolledBack?: boolean }
   | { type: "target.declined"; agentId: string; reason: string }
   | { type: "target.timed_out"; agentId: string; phase: "delivery" | "apply"; message: string }
+  | { type: "target.cancelled"; agentId: string; message: string }
   | { type: "deployment.halted"; message: string }
   | { type: "deployment.cancel_requested"; reason: string }
   | { type: "deployment.finished"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; message: string }
@@ -186,6 +187,8 @@ function parseEventBody(o: Obj): EventBody {
       return { type, agentId: agentId(), reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }) };
     case "target.timed_out":
       return { type, agentId: agentId(), phase: asEnum(o.phase, "event.phase", ["delivery", "apply"] as const), message: message() };
+    case "target.cancelled":
+      return { type, agentId: agentId(), message: message() };
     case "deployment.halted":
       return { type, message: message() };
     case "deployment.cancel_requested":

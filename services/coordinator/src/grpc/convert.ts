@@ -73,6 +73,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
   switch (e.type) {
     case "target.result":
     case "target.timed_out":
+    case "target.cancelled":
     case "deployment.halted":
     case "deployment.finished":
       message = e.message;

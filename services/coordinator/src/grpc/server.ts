@@ -3,6 +3,8 @@ import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { loadDeployProto } from "../../../shared/src/proto.js";
+import type { CoordinatorConfig } from "../config.js";
+import { loadTokens, serverCredentials, TokenAuthenticator, withAuth } from "./auth.js";
 import { deployServiceHandlers, type ServiceDeps } from "./service.js";
 
 export interface GrpcServer {
@@ -12,15 +14,27 @@ export interface GrpcServer {
   port: number;
 }
 
-export async function startGrpcServer(listen: string, deps: ServiceDeps): Promise<GrpcServer> {
+export async function startGrpcServer(config: CoordinatorConfig["grpc"], deps: ServiceDeps): Promise<GrpcServer> {
   const { def, proto } = loadDeployProto();
+  const auth = new TokenAuthenticator(loadTokens(config.tokens, config.tokensFile));
+  const credentials = serverCredentials(config.tls);
+  const tls = Boolean(config.tls.certFile);
+  if (!tls || !auth.enabled) {
+    // grpc.insecure is true here (config refuses the rest): say loudly what is missing.
+    deps.log.warn(
+      { tls, authentication: auth.enabled },
+      !tls && !auth.enabled ? "plaintext gRPC without authentication: for local development only; production sets grpc.tls, grpc.tokens and grpc.insecure false"
+        : !tls ? "plaintext gRPC: bearer tokens travel unencrypted; production sets grpc.tls and grpc.insecure false"
+        : "gRPC without authentication: anyone who reaches the port can deploy; production sets grpc.tokens and grpc.insecure false",
+    );
+  }
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
-  server.addService(proto.deploy.v1.DeployService.service, deployServiceHandlers(deps));
+  server.addService(proto.deploy.v1.DeployService.service, withAuth(deployServiceHandlers(deps), auth, deps.log));
   const health = new HealthImplementation({ "": "NOT_SERVING", "deploy.v1.DeployService": "NOT_SERVING" });
   health.addToServer(server);
   new ReflectionService(def).addToServer(server);
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p)));
+    server.bindAsync(config.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
   health.setStatus("", "SERVING");
   health.setStatus("deploy.v1.DeployService", "SERVING");

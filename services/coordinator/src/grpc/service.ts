@@ -41,16 +41,27 @@ export interface ServiceDeps {
   artifacts: ArtifactStore;
   defaults: Defaults;
   log: Logger;
+  /** Metrics of finished unary calls, when enabled. */
+  observe?: CallObserver;
   /** Aborted when the coordinator shuts down: open watches end. */
   shutdown: AbortSignal;
 }
 
-function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<Res>) {
+/** Counts and times a finished call (metrics off: nothing). */
+export type CallObserver = (method: string, code: number, seconds: number) => void;
+
+function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<Res>, observe?: CallObserver) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
+    const started = process.hrtime.bigint();
+    const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     fn(call.request).then(
-      (res) => callback(null, res),
+      (res) => {
+        observe?.(method, status.OK, took());
+        callback(null, res);
+      },
       (err: unknown) => {
         const se = toServiceError(err);
+        observe?.(method, se.code ?? status.UNKNOWN, took());
         log.info({ method, code: se.code, details: se.details, err }, "call failed");
         callback(se, null);
       },
@@ -65,9 +76,11 @@ async function mustLoad(deps: ServiceDeps, id: string): Promise<DeploymentRecord
 }
 
 export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers {
-  const { ctx, log } = deps;
+  const { ctx } = deps;
+  const log = deps.log;
+  const call = <Req, Res>(method: string, fn: (req: Req) => Promise<Res>) => unary(log, method, fn, deps.observe);
   return {
-    CreateDeployment: unary(log, "CreateDeployment", async (req) => {
+    CreateDeployment: call("CreateDeployment", async (req) => {
       const input = validateCreate(req, deps.defaults);
       const rec = await createDeployment(ctx, deps.registry, deps.artifacts, input);
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment }, "deployment accepted");
@@ -76,11 +89,11 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       return toDeploymentMessage(rec);
     }),
 
-    GetDeployment: unary(log, "GetDeployment", async (req) => {
+    GetDeployment: call("GetDeployment", async (req) => {
       return toDeploymentMessage(await mustLoad(deps, validateDeploymentId(req.deploymentId)));
     }),
 
-    ListDeployments: unary(log, "ListDeployments", async (req) => {
+    ListDeployments: call("ListDeployments", async (req) => {
       const q = validateList(req);
       const ids: string[] = [];
       for await (const k of await ctx.deployments.keys()) {
@@ -108,7 +121,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       void watch(deps, call);
     },
 
-    CancelDeployment: unary(log, "CancelDeployment", async (req) => {
+    CancelDeployment: call("CancelDeployment", async (req) => {
       const id = validateDeploymentId(req.deploymentId);
       const reason = validateReason(req.reason);
       let rec = await mustLoad(deps, id);
@@ -136,7 +149,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       );
     },
 
-    GetArtifact: unary(log, "GetArtifact", async (req) => {
+    GetArtifact: call("GetArtifact", async (req) => {
       const name = asArtifactName(req.name, "name");
       const digest = asDigest(req.digest, "digest");
       const a = await deps.artifacts.get(name, digest);
@@ -144,12 +157,12 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       return toArtifactMessage(a);
     }),
 
-    ListArtifacts: unary(log, "ListArtifacts", async (req) => {
+    ListArtifacts: call("ListArtifacts", async (req) => {
       const name = req.name ? asArtifactName(req.name, "name") : undefined;
       return { artifacts: (await deps.artifacts.list(name)).map(toArtifactMessage) };
     }),
 
-    ListAgents: unary(log, "ListAgents", (req) => {
+    ListAgents: call("ListAgents", (req) => {
       const filter = validateAgentFilter(req);
       const now = Date.now();
       return Promise.resolve({ agents: deps.registry.list(filter).map((a) => toAgentMessage(a, deps.registry.isLive(a, now))) });

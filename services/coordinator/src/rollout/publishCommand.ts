@@ -8,10 +8,13 @@ import {
   HDR_AGENT_ID,
   HDR_DEPLOY_ID,
   UnavailableError,
+  HDR_SIGNATURE,
+  HDR_SIGNER,
   commandMsgId,
   commandSubject,
   encode,
   type Command,
+  type CommandSigner,
   type DeploymentSpec,
   type JsContext,
 } from "../../../shared/src/index.js";
@@ -41,13 +44,23 @@ export function isPerSubjectLimit(err: unknown): boolean {
   return err instanceof JetStreamApiError && err.code === MAX_MSGS_PER_SUBJECT_EXCEEDED;
 }
 
-export async function publishCommand(ctx: Pick<JsContext, "js">, spec: DeploymentSpec, agentId: string): Promise<PublishOutcome> {
+/**
+ * With a signer, the signature covers exactly the payload bytes published
+ * (services/shared/src/signing.ts); without one the command goes out
+ * unsigned (development only: the coordinator warns at start).
+ */
+export async function publishCommand(ctx: Pick<JsContext, "js">, spec: DeploymentSpec, agentId: string, signer?: CommandSigner): Promise<PublishOutcome> {
   const h = headers();
   h.set(HDR_DEPLOY_ID, spec.id);
   h.set(HDR_AGENT_ID, agentId);
   h.set("Content-Type", `application/json; schema=${COMMAND_SCHEMA}`);
+  const payload = encode(buildCommand(spec, agentId));
+  if (signer) {
+    h.set(HDR_SIGNER, signer.publicKey);
+    h.set(HDR_SIGNATURE, signer.sign(payload));
+  }
   try {
-    const ack = await ctx.js.publish(commandSubject(agentId, spec.id), encode(buildCommand(spec, agentId)), {
+    const ack = await ctx.js.publish(commandSubject(agentId, spec.id), payload, {
       msgID: commandMsgId(spec.id, agentId),
       headers: h,
     });

@@ -16,17 +16,23 @@ import {
   activeKey,
   appendEvent,
   catchUp,
+  claimTarget,
   isTerminalDeployment,
+  isTerminalTarget,
   loadDeployment,
   parseEventSubject,
   saveProjection,
+  type CommandSigner,
   type DeploymentRecord,
+  type EventBody,
+  type TargetState,
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { parseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
+import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
 import { publishCommand } from "./publishCommand.js";
 
@@ -34,6 +40,18 @@ export interface ReconcilerOptions {
   agentLiveMs: number;
   applyTimeoutGraceMs: number;
   sweepIntervalMs: number;
+  /** Signs every command published; none in unsigned development mode. */
+  commandSigner?: CommandSigner;
+  metrics?: CoordinatorMetrics;
+}
+
+interface Snapshot {
+  state: DeploymentRecord["state"];
+  targets: Map<string, TargetState>;
+}
+
+function snapshot(r: DeploymentRecord): Snapshot {
+  return { state: r.state, targets: new Map(Object.entries(r.targets).map(([id, t]) => [id, t.state])) };
 }
 
 interface Slot {
@@ -47,6 +65,8 @@ const MAX_ROUNDS = 10_000;
 
 export class Reconciler {
   readonly #slots = new Map<string, Slot>();
+  /** Targets whose claim their agent holds (final once seen), "<deployment>.<agent>". */
+  readonly #agentClaims = new Set<string>();
   /** Commands this process already published, "<deployment>.<agent>". */
   readonly #published = new Set<string>();
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -99,6 +119,7 @@ export class Reconciler {
         const lock = parseLock(e);
         if (lock) ids.add(lock.deploymentId);
       }
+      this.opts.metrics?.deploymentsActive.set(ids.size);
       await Promise.all([...ids].map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
     } catch (err) {
       this.log.warn({ err }, "sweep failed");
@@ -152,15 +173,19 @@ export class Reconciler {
     const loaded = await loadDeployment(this.ctx, id, onInvalid);
     if (!loaded) return undefined;
     let { record } = loaded;
+    const before = snapshot(record);
     let rounds = 0;
     for (; rounds < MAX_ROUNDS && !this.#stopped; rounds++) {
-      const decisions = plan(record, {
+      const planned = plan(record, {
         now: Date.now(),
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
         agentLiveMs: this.opts.agentLiveMs,
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,
+        claimedByAgent: (a) => this.#agentClaims.has(`${id}.${a}`),
       });
-      if (decisions.length === 0) break;
+      if (planned.length === 0) break;
+      const decisions = await this.#claimFirst(id, planned);
+      if (decisions.length === 0) continue; // every claim went to an agent: plan again knowing it
       // Chained compare-and-set: each append expects the previous one to be
       // the last coordinator event, so another coordinator's decision in
       // between makes ours fail instead of doubling it.
@@ -168,14 +193,17 @@ export class Reconciler {
       try {
         for (const d of decisions) {
           expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect });
+          this.opts.metrics?.decisions.inc({ type: d.type });
           log.debug({ type: d.type, agentId: "agentId" in d ? d.agentId : undefined, seq: expect }, "decision appended");
         }
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
+        this.opts.metrics?.casConflicts.inc();
         log.debug("another coordinator decided first; reloading");
       }
       record = (await catchUp(this.ctx, id, record, loaded.kvRevision, onInvalid))!.record;
     }
+    this.#observe(before, record);
     if (rounds === MAX_ROUNDS) this.log.warn({ deploymentId: id }, "reconcile stopped after too many rounds");
     await this.#publishCommands(record, log);
     if (record.lastSeq > loaded.kvLastSeq) await saveProjection(this.ctx, record, loaded.kvRevision);
@@ -191,13 +219,49 @@ export class Reconciler {
     // into about one.
     await Promise.all(
       pending.map(async (agentId) => {
-        const outcome = await publishCommand(this.ctx, record.spec, agentId);
+        const outcome = await publishCommand(this.ctx, record.spec, agentId, this.opts.commandSigner);
         this.#published.add(`${record.spec.id}.${agentId}`);
+        this.opts.metrics?.commands.inc({ outcome });
         log.debug({ agentId, outcome }, "command published");
       }),
     );
     if (isTerminalDeployment(record.state)) {
-      for (const agentId of record.spec.targets) this.#published.delete(`${record.spec.id}.${agentId}`);
+      for (const agentId of record.spec.targets) {
+        this.#published.delete(`${record.spec.id}.${agentId}`);
+        this.#agentClaims.delete(`${record.spec.id}.${agentId}`);
+      }
+    }
+  }
+
+  /**
+   * A coordinator may time out (delivery) or cancel a dispatched target only
+   * after winning its claim; a target whose agent claimed it first is left to
+   * the agent (and remembered, so the plan treats it as applying).
+   */
+  async #claimFirst(id: string, planned: EventBody[]): Promise<EventBody[]> {
+    const outcomes = await Promise.all(
+      planned.map(async (d) => {
+        const reason = d.type === "target.cancelled" ? "cancel" : d.type === "target.timed_out" && d.phase === "delivery" ? "timeout" : undefined;
+        if (!reason || !("agentId" in d)) return d;
+        const claim = await claimTarget(this.ctx, id, d.agentId, { by: "coordinator", reason });
+        if (claim.won) return d;
+        this.#agentClaims.add(`${id}.${d.agentId}`);
+        return undefined;
+      }),
+    );
+    return outcomes.filter((d): d is EventBody => d !== undefined);
+  }
+
+  /** Counts the transitions this reconcile folded (metrics only). */
+  #observe(before: Snapshot, after: DeploymentRecord): void {
+    const m = this.opts.metrics;
+    if (!m) return;
+    if (!isTerminalDeployment(before.state) && isTerminalDeployment(after.state)) m.deploymentsFinished.inc({ state: after.state });
+    for (const [agentId, t] of Object.entries(after.targets)) {
+      const was = before.targets.get(agentId);
+      if (was === undefined || isTerminalTarget(was) || !isTerminalTarget(t.state)) continue;
+      m.targetsFinished.inc({ state: t.state });
+      if (t.dispatchedAt && t.finishedAt) m.targetDuration.observe({ state: t.state }, (Date.parse(t.finishedAt) - Date.parse(t.dispatchedAt)) / 1000);
     }
   }
 

@@ -1,10 +1,10 @@
 // The handles every JetStream operation takes. Agents and coordinators build
 // it the same way; only the coordinator creates streams and buckets
 // (services/coordinator/src/infrastructure.ts), everyone else binds.
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { AGENTS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
+import { AGENTS_BUCKET, CLAIMS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
 
 export interface JsContext {
   nc: NatsConnection;
@@ -12,6 +12,7 @@ export interface JsContext {
   jsm: JetStreamManager;
   deployments: KV;
   agents: KV;
+  claims: KV;
 }
 
 export interface ConnectOptions {
@@ -19,6 +20,10 @@ export interface ConnectOptions {
   name: string;
   /** How long a JetStream API call may take before it fails (and is retried by the caller). */
   apiTimeoutMs?: number;
+  /** nkey seed (SU…) when the server requires nkey authentication (deploy/nats/auth). */
+  nkeySeed?: string;
+  /** Reply subjects start with this instead of _INBOX (agents: _INBOX_<id>, so permissions can pin them). */
+  inboxPrefix?: string;
 }
 
 /**
@@ -32,6 +37,8 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
+    ...(opts.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) } : {}),
+    ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
   });
 }
 
@@ -40,6 +47,6 @@ export async function bindContext(nc: NatsConnection, opts: { apiTimeoutMs?: num
   const js = jetstream(nc, { timeout });
   const jsm = await jetstreamManager(nc, { timeout });
   const kvm = new Kvm(js);
-  const [deployments, agents] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET)]);
-  return { nc, js, jsm, deployments, agents };
+  const [deployments, agents, claims] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET), kvm.open(CLAIMS_BUCKET)]);
+  return { nc, js, jsm, deployments, agents, claims };
 }

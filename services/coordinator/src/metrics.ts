@@ -1,0 +1,39 @@
+// The coordinator's Prometheus metrics. Counters count what this coordinator
+// observed or did; with several coordinators, sum them (each transition is
+// observed by the coordinator whose reconcile folded it, possibly by more
+// than one: use them for rates and alerts, and the event stream for audits).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class CoordinatorMetrics {
+  readonly registry = new Registry();
+  readonly deploymentsActive = new Gauge({ name: "deploy_deployments_active", help: "Deployments holding an (app, environment) lock at the last sweep", registers: [this.registry] });
+  readonly deploymentsFinished = new Counter({ name: "deploy_deployments_finished_total", help: "Deployments seen reaching a terminal state", labelNames: ["state"], registers: [this.registry] });
+  readonly targetsFinished = new Counter({ name: "deploy_targets_finished_total", help: "Targets seen reaching a terminal state", labelNames: ["state"], registers: [this.registry] });
+  readonly targetDuration = new Histogram({
+    name: "deploy_target_duration_seconds",
+    help: "From dispatch to the target's terminal state",
+    labelNames: ["state"],
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600],
+    registers: [this.registry],
+  });
+  readonly decisions = new Counter({ name: "deploy_decisions_total", help: "Decision events appended", labelNames: ["type"], registers: [this.registry] });
+  readonly casConflicts = new Counter({ name: "deploy_cas_conflicts_total", help: "Decisions refused because another coordinator decided first", registers: [this.registry] });
+  readonly commands = new Counter({
+    name: "deploy_commands_published_total",
+    help: "Command publishes by outcome (duplicate and already-stored are re-publishes refused by the server)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
+  readonly grpcCalls = new Counter({ name: "deploy_grpc_calls_total", help: "gRPC calls by method and status code", labelNames: ["method", "code"], registers: [this.registry] });
+  readonly grpcDuration = new Histogram({
+    name: "deploy_grpc_duration_seconds",
+    help: "Unary gRPC call duration",
+    labelNames: ["method"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}
