@@ -8,6 +8,8 @@ import {
   ConflictError,
   appendEvent,
   bindContext,
+  claimOwner,
+  claimTarget,
   connectNats,
   loadDeployment,
   readEvents,
@@ -117,4 +119,20 @@ describe("event stream operations", () => {
       await writer;
     }
   }, 60_000);
+
+  it("a target's claim goes to exactly one side: the agent, or the coordinators", async () => {
+    const agentFirst = await claimTarget(ctx, "d-claim", "a1", { by: "agent" });
+    expect(agentFirst.won).toBe(true);
+    const late = await claimTarget(ctx, "d-claim", "a1", { by: "coordinator", reason: "timeout" });
+    expect(late).toEqual({ won: false, owner: { by: "agent" } });
+    // an agent never wins twice (a lost journal must not mean a second run)
+    expect((await claimTarget(ctx, "d-claim", "a1", { by: "agent" })).won).toBe(false);
+
+    const coordFirst = await claimTarget(ctx, "d-claim", "a2", { by: "coordinator", reason: "cancel" });
+    expect(coordFirst.won).toBe(true);
+    // another coordinator going on with the same decision is fine
+    expect((await claimTarget(ctx, "d-claim", "a2", { by: "coordinator", reason: "timeout" })).won).toBe(true);
+    expect(await claimTarget(ctx, "d-claim", "a2", { by: "agent" })).toEqual({ won: false, owner: { by: "coordinator", reason: "cancel" } });
+    expect(await claimOwner(ctx, "d-claim", "a3")).toBeUndefined();
+  });
 });

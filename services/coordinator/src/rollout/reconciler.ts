@@ -19,7 +19,7 @@ import {
   claimTarget,
   isTerminalDeployment,
   isTerminalTarget,
-  loadDeployment,
+  parseProjection,
   parseEventSubject,
   saveProjection,
   type CommandSigner,
@@ -170,10 +170,14 @@ export class Reconciler {
   async reconcile(id: string): Promise<DeploymentRecord | undefined> {
     const log = this.log.child({ deploymentId: id });
     const onInvalid = (seq: number, why: string): void => log.warn({ seq, why }, "skipping invalid event");
-    const loaded = await loadDeployment(this.ctx, id, onInvalid);
+    // loadDeployment, unrolled to see the projection as stored before the
+    // catch-up: transitions since then are the ones to count in metrics.
+    const entry = await this.ctx.deployments.get(id);
+    const stored = parseProjection(entry);
+    const before = stored ? snapshot(stored) : undefined;
+    const loaded = await catchUp(this.ctx, id, stored, stored && entry ? entry.revision : 0, onInvalid);
     if (!loaded) return undefined;
     let { record } = loaded;
-    const before = snapshot(record);
     let rounds = 0;
     for (; rounds < MAX_ROUNDS && !this.#stopped; rounds++) {
       const planned = plan(record, {
@@ -253,13 +257,13 @@ export class Reconciler {
   }
 
   /** Counts the transitions this reconcile folded (metrics only). */
-  #observe(before: Snapshot, after: DeploymentRecord): void {
+  #observe(before: Snapshot | undefined, after: DeploymentRecord): void {
     const m = this.opts.metrics;
     if (!m) return;
-    if (!isTerminalDeployment(before.state) && isTerminalDeployment(after.state)) m.deploymentsFinished.inc({ state: after.state });
+    if (!(before && isTerminalDeployment(before.state)) && isTerminalDeployment(after.state)) m.deploymentsFinished.inc({ state: after.state });
     for (const [agentId, t] of Object.entries(after.targets)) {
-      const was = before.targets.get(agentId);
-      if (was === undefined || isTerminalTarget(was) || !isTerminalTarget(t.state)) continue;
+      const was = before?.targets.get(agentId);
+      if ((was !== undefined && isTerminalTarget(was)) || !isTerminalTarget(t.state)) continue;
       m.targetsFinished.inc({ state: t.state });
       if (t.dispatchedAt && t.finishedAt) m.targetDuration.observe({ state: t.state }, (Date.parse(t.finishedAt) - Date.parse(t.dispatchedAt)) / 1000);
     }
