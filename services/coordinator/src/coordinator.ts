@@ -48,8 +48,20 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
   });
   try {
     const { jetstreamManager } = await import("@nats-io/jetstream");
-    const jsm = await jetstreamManager(nc, { timeout: config.nats.apiTimeoutMs });
-    await ensureInfrastructure(nc, jsm, { replicas: config.streams.replicas, commandsMaxAgeMs: config.streams.commandsMaxAgeMs });
+    // A cluster that has not elected its JetStream meta leader yet (or has
+    // fewer peers than the replicas asked for) answers with timeouts or
+    // "temporarily unavailable": wait for it rather than exit.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: config.nats.apiTimeoutMs });
+        await ensureInfrastructure(nc, jsm, { replicas: config.streams.replicas, commandsMaxAgeMs: config.streams.commandsMaxAgeMs });
+        break;
+      } catch (err) {
+        if (attempt >= 60) throw err;
+        log.warn({ attempt, err: (err as Error).message }, "JetStream not ready; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(500 * attempt, 5000)));
+      }
+    }
     const ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
     const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }));
     await registry.start();

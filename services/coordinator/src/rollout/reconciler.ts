@@ -84,7 +84,9 @@ export class Reconciler {
 
   async start(): Promise<void> {
     const consumer = await this.ctx.js.consumers.get(EVENTS_STREAM, COORDINATOR_CONSUMER);
-    this.#messages = await consumer.consume({ max_messages: 1000 });
+    // A short pull expiry: after a stream leader moves, the next pull finds
+    // the new one within seconds, not the 30 s default.
+    this.#messages = await consumer.consume({ max_messages: 1000, expires: 5000 });
     const messages = this.#messages;
     this.#consuming = (async () => {
       for await (const m of messages) {

@@ -1,0 +1,283 @@
+// `npm run bench`: our overhead against the raw JetStream floor, on the same
+// nats-server and client library, in one run (issue 5).
+//
+//   node dist/scripts/bench.js [--quick] [--no-scale] [--out <file>]
+//        [--shapes fanout:10,sequential:100] [--scale-n 10000]
+//        [--scale-timeout-s 600] [--shape-timeout-s 180] [--scale-max-payload <bytes>] [--cpu-prof <dir>]
+//
+// --quick: fan-out and sequential at N = 10, a small API run, no scale case
+// (what test/bench-smoke.test.ts runs). --cpu-prof writes the coordinator's
+// CPU profiles (node --cpu-prof) into <dir>. Prints a table and writes
+// bench/results.json (bench/results.quick.json with --quick).
+import { spawn } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
+import { runApi, type ApiResult } from "./bench/api.js";
+import { runFloor, type Shape } from "./bench/floor.js";
+import { runFootprint, type FootprintResult } from "./bench/footprint.js";
+import { natsServerVersion, startBenchNatsServer } from "./bench/natsServer.js";
+import { runOurs, type OursResult } from "./bench/ours.js";
+import { NodeProc, memOf } from "./bench/procs.js";
+import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
+import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, startCoordinatorProc } from "./bench/stack.js";
+import { table } from "./bench/stats.js";
+
+interface ShapeResult {
+  shape: Shape;
+  n: number;
+  maxConcurrency: number;
+  floorMs: number;
+  oursMs: number;
+  ratio: number;
+  oursState: string;
+  oursEvents: number;
+  agentStartMs: number;
+  perTargetFloorMs: number;
+  perTargetOursMs: number;
+  /** CPU seconds each process used during ours' timed part. */
+  oursCpuS?: Record<string, number>;
+}
+
+export interface BenchResults {
+  quick: boolean;
+  startedAt: string;
+  durationS: number;
+  machine: Record<string, string | number>;
+  setup: Record<string, string | number>;
+  shapes: ShapeResult[];
+  scale?: ScaleResult | { error: string };
+  api?: ApiResult;
+  footprint?: FootprintResult;
+  coordinator?: { rssMb?: number; peakRssMb?: number };
+  natsServer?: { rssMb?: number; peakRssMb?: number };
+  goals: { goal: string; met: boolean | null; figure: string }[];
+}
+
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+
+function parseShapes(s: string): { shape: Shape; n: number }[] {
+  return s.split(",").map((p) => {
+    const [shape, n] = p.split(":");
+    if ((shape !== "fanout" && shape !== "sequential") || !Number(n)) throw new Error(`--shapes: bad entry "${p}"`);
+    return { shape, n: Number(n) };
+  });
+}
+
+async function execTrueMs(count: number): Promise<number> {
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    await new Promise<void>((res, rej) => spawn("/bin/true", { stdio: "ignore" }).once("exit", () => res()).once("error", rej));
+  }
+  return (performance.now() - t0) / count;
+}
+
+async function runScale(cfg: ScaleConfig): Promise<ScaleResult | { error: string }> {
+  const proc = new NodeProc("scale", join(ROOT, "dist/scripts/bench/scale.js"), {
+    ipc: true,
+    nodeArgs: ["--max-old-space-size=4096"],
+    env: { BENCH_SCALE: JSON.stringify(cfg), ...(process.env.NATS_SERVER_BIN ? { NATS_SERVER_BIN: process.env.NATS_SERVER_BIN } : {}) },
+  });
+  proc.child.stderr!.on("data", (b: Buffer) => process.stderr.write(b));
+  const isScale = (m: unknown): m is { scale: ScaleResult } => typeof m === "object" && m !== null && "scale" in m;
+  try {
+    const m = await proc.waitForMessage(isScale, cfg.timeoutMs + 20 * 60_000);
+    await proc.exited;
+    return m.scale;
+  } catch (err) {
+    await proc.kill();
+    return { error: (err as Error).message.slice(0, 4000) };
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      "no-scale": { type: "boolean", default: false },
+      out: { type: "string" },
+      shapes: { type: "string" },
+      "scale-n": { type: "string", default: "10000" },
+      "scale-timeout-s": { type: "string", default: "600" },
+      "scale-max-payload": { type: "string", default: String(8 * 1024 * 1024) },
+      "scale-hosts": { type: "string", default: "4" },
+      "cpu-prof": { type: "string" },
+      "no-api": { type: "boolean", default: false },
+      "no-footprint": { type: "boolean", default: false },
+      "shape-timeout-s": { type: "string", default: "180" },
+    },
+  });
+  const quick = values.quick;
+  const out = resolve(values.out ?? join(ROOT, quick ? "bench/results.quick.json" : "bench/results.json"));
+  const shapes = values.shapes
+    ? parseShapes(values.shapes)
+    : quick
+      ? parseShapes("fanout:10,sequential:10")
+      : parseShapes("fanout:10,fanout:100,fanout:1000,sequential:100");
+  const withScale = !quick && !values["no-scale"];
+  const started = new Date();
+  const t0 = performance.now();
+  const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+
+  const machine = {
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model ?? "?",
+    memoryMb: Math.round(totalmem() / 1024 / 1024),
+    loadAvg1mAtStart: r2(loadavg()[0]!),
+    node: process.version,
+    natsServer: natsServerVersion(),
+  };
+  const results: BenchResults = {
+    quick,
+    startedAt: started.toISOString(),
+    durationS: 0,
+    machine,
+    setup: {
+      coordinator: "child process (dist/services/coordinator/src/main.js), LOG_LEVEL=info, agentLiveMs " + BENCH_AGENT_LIVE_MS,
+      agents: `real startAgent() instances in an agent-host child process (dist/scripts/bench/agentHost.js), deploy executable /bin/true, heartbeat ${BENCH_HEARTBEAT_MS} ms (default 5000), log level warn, UV_THREADPOOL_SIZE 16`,
+      floor: "one process: N connections each with a durable pull consumer (max_ack_pending 1) on a DEPLOY_COMMANDS-like stream, js.publish result + ack, one ordered-consumer collector",
+      timing: "ours: CreateDeployment call → WatchDeployment stream ends after the terminal event; floor: first command publish → N-th result collected; setup (connections, consumers, agent start) excluded",
+    },
+    shapes: [],
+    goals: [],
+  };
+
+  results.machine.execTrueMs = r2(await execTrueMs(20));
+  const stateRoot = await mkdtemp(join(tmpdir(), "bench-agents-"));
+  const nats = await startBenchNatsServer();
+  log(`nats-server ${nats.url}`);
+  if (values["cpu-prof"]) await mkdir(values["cpu-prof"], { recursive: true });
+  const coord = await startCoordinatorProc(nats.url, values["cpu-prof"] ? { cpuProfDir: resolve(values["cpu-prof"]) } : {});
+  try {
+    for (const { shape, n } of shapes) {
+      log(`floor ${shape} N=${n}`);
+      const floorMs = await runFloor(nats.url, n, shape);
+      log(`floor ${shape} N=${n}: ${r1(floorMs)} ms; ours…`);
+      const ours: OursResult = await runOurs({
+        natsUrl: nats.url,
+        client: coord.client,
+        stateRoot,
+        n,
+        shape,
+        timeoutMs: Number(values["shape-timeout-s"]) * 1000,
+        cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
+        ...(values["cpu-prof"] ? { hostNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${resolve(values["cpu-prof"])}`] } : {}),
+      });
+      log(`ours ${shape} N=${n}: ${r1(ours.ms)} ms ${ours.state}`);
+      results.shapes.push({
+        shape,
+        n,
+        maxConcurrency: shape === "fanout" ? n : 1,
+        floorMs: r1(floorMs),
+        oursMs: r1(ours.ms),
+        ratio: r2(ours.ms / floorMs),
+        oursState: ours.timedOut ? `NOT TERMINAL (${JSON.stringify(ours.counts)})` : ours.state,
+        oursEvents: ours.events,
+        agentStartMs: ours.agentStartMs,
+        perTargetFloorMs: r2(floorMs / n),
+        perTargetOursMs: r2(ours.ms / n),
+        oursCpuS: ours.cpuS,
+      });
+    }
+    if (!values["no-api"]) {
+      log("api latency");
+      results.api = await runApi({ natsUrl: nats.url, address: coord.address, stateRoot, clients: quick ? 5 : 50, perClient: quick ? 2 : 10 });
+    }
+    if (!values["no-footprint"]) {
+      log("idle agent footprint");
+      results.footprint = await runFootprint({ natsUrl: nats.url, stateRoot, idleMs: quick ? 2000 : 12_000 });
+    }
+    results.coordinator = memOf(coord.proc.pid);
+    results.natsServer = memOf(nats.pid);
+  } finally {
+    await coord.stop();
+    await nats.stop();
+    await rm(stateRoot, { recursive: true, force: true });
+  }
+
+  if (withScale) {
+    const n = Number(values["scale-n"]);
+    log(`scale: ${n} agents, one fan-out deployment (child process)`);
+    results.scale = await runScale({
+      n,
+      hostProcesses: Number(values["scale-hosts"]),
+      maxPayload: Number(values["scale-max-payload"]),
+      timeoutMs: Number(values["scale-timeout-s"]) * 1000,
+      ...(values["cpu-prof"] ? { cpuProfDir: resolve(values["cpu-prof"]) } : {}),
+    });
+  }
+  results.durationS = Math.round((performance.now() - t0) / 1000);
+  results.goals = goals(results);
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, JSON.stringify(results, null, 2) + "\n");
+  process.stdout.write(render(results) + `\nwritten: ${out}\n`);
+}
+
+function goals(r: BenchResults): BenchResults["goals"] {
+  const g: BenchResults["goals"] = [];
+  const worst = r.shapes.reduce((m, s) => Math.max(m, s.ratio), 0);
+  g.push({ goal: "ratio ours/floor ≤ 1.5 for every shape", met: r.shapes.length ? worst <= 1.5 : null, figure: `worst ${worst}` });
+  if (r.scale) {
+    const s = r.scale;
+    g.push({ goal: "10,000 agents complete", met: "error" in s ? false : s.completed, figure: "error" in s ? s.error.slice(0, 200) : `${s.n} agents: ${s.state} in ${r1(s.ms / 1000)} s` });
+  }
+  if (r.footprint) g.push({ goal: "idle agent RSS ≤ 60 MB", met: r.footprint.idleAgentRssMb <= 60, figure: `${r.footprint.idleAgentRssMb} MB` });
+  if (r.api) g.push({ goal: "CreateDeployment p99 ≤ 20 ms", met: r.api.create.p99 <= 20, figure: `p99 ${r.api.create.p99} ms` });
+  return g;
+}
+
+function render(r: BenchResults): string {
+  const parts: string[] = [];
+  parts.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryMb} MB, node ${r.machine.node}, ${r.machine.natsServer}, /bin/true spawn ${r.machine.execTrueMs} ms`);
+  parts.push(
+    table(
+      ["shape", "N", "floor ms", "ours ms", "ratio", "floor/target", "ours/target", "state"],
+      r.shapes.map((s) => [s.shape, s.n, s.floorMs, s.oursMs, s.ratio, s.perTargetFloorMs, s.perTargetOursMs, s.oursState.replace("DEPLOYMENT_STATE_", "")]),
+    ),
+  );
+  parts.push(
+    table(
+      ["ours: CPU s during the run", "N", "coordinator", "agent host(s)", "nats-server"],
+      r.shapes.map((s) => {
+        const c = s.oursCpuS ?? {};
+        const hosts = Object.entries(c).filter(([k]) => k.startsWith("agentHost")).reduce((a, [, v]) => a + v, 0);
+        return [s.shape, s.n, c.coordinator ?? "-", r2(hosts), c.natsServer ?? "-"];
+      }),
+    ),
+  );
+  if (r.scale) {
+    const s = r.scale;
+    parts.push(
+      "error" in s
+        ? `scale: FAILED: ${s.error.slice(0, 500)}`
+        : `scale: ${s.n} agents fan-out: ${s.completed ? "completed" : "NOT completed"} (${s.state.replace("DEPLOYMENT_STATE_", "")}) in ${r1(s.ms / 1000)} s; ` +
+            `coordinator RSS ${s.coordinatorRssMb} MB (peak ${s.coordinatorPeakRssMb}), nats-server RSS ${s.natsServerRssMb} MB (peak ${s.natsServerPeakRssMb}); ` +
+            `agent start ${r1(s.agentStartMs / 1000)} s; projection ${s.projectionBytes ?? "?"} bytes; counts ${JSON.stringify(s.counts)}`,
+    );
+  }
+  if (r.api) {
+    parts.push(
+      table(
+        ["API (" + r.api.clients + " clients)", "calls", "p50 ms", "p99 ms", "max ms"],
+        [
+          ["CreateDeployment", r.api.create.n, r.api.create.p50, r.api.create.p99, r.api.create.max],
+          ["GetDeployment", r.api.get.n, r.api.get.p50, r.api.get.p99, r.api.get.max],
+        ],
+      ),
+    );
+  }
+  if (r.footprint) parts.push(`idle agent (own process, after ${r.footprint.idleSeconds} s): RSS ${r.footprint.idleAgentRssMb} MB (peak ${r.footprint.idleAgentPeakRssMb} MB)`);
+  parts.push(table(["goal", "met", "figure"], r.goals.map((g) => [g.goal, g.met === null ? "-" : g.met ? "yes" : "NO", g.figure])));
+  return parts.join("\n\n");
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

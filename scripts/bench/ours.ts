@@ -1,0 +1,121 @@
+// Ours: the same shapes through the real path. gRPC CreateDeployment →
+// coordinator → commands → agents (real startAgent instances, deploy
+// executable /bin/true) → events → the deployment seen terminal through
+// WatchDeployment.
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { BenchClient } from "./client.js";
+import type { Shape } from "./floor.js";
+import { cpuSecondsOf } from "./procs.js";
+import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
+
+export const ENVIRONMENT = "bench";
+const DEPLOY_EXECUTABLE = "/bin/true";
+
+export interface OursResult {
+  deploymentId: string;
+  ms: number;
+  state: string;
+  events: number;
+  /** Time to start the agents (not part of ms). */
+  agentStartMs: number;
+  /** The deployment was not terminal within the time limit: how far it got. */
+  timedOut?: boolean;
+  counts?: Record<string, number>;
+  /** CPU seconds used during the timed part, per process. */
+  cpuS?: Record<string, number>;
+}
+
+export interface OursOptions {
+  natsUrl: string;
+  client: BenchClient;
+  stateRoot: string;
+  n: number;
+  shape: Shape;
+  /** Agent host processes (agents are spread over them). */
+  hostProcesses?: number;
+  hostHeapMb?: number;
+  /** Called with the agents running, before the deployment is created. */
+  onAgentsReady?: (hosts: AgentHosts) => void;
+  /** Called every second while the deployment runs (e.g. to sample RSS). */
+  onTick?: (elapsedMs: number, events: number) => void;
+  timeoutMs?: number;
+  /** Processes whose CPU time is reported (name → pid); the agent hosts are added. */
+  cpuPids?: Record<string, number>;
+  /** Extra node flags of the agent hosts (e.g. --cpu-prof). */
+  hostNodeArgs?: string[];
+}
+
+export async function startShapeAgents(o: OursOptions, app: string, prefix: string): Promise<AgentHosts> {
+  return startAgentHosts(
+    {
+      natsUrl: o.natsUrl,
+      prefix,
+      environment: ENVIRONMENT,
+      apps: [app],
+      stateRoot: join(o.stateRoot, prefix),
+      heartbeatIntervalMs: BENCH_HEARTBEAT_MS,
+      startConcurrency: 64,
+      deployExecutable: DEPLOY_EXECUTABLE,
+      logLevel: "warn",
+    },
+    o.n,
+    o.hostProcesses ?? 1,
+    o.hostHeapMb,
+    o.hostNodeArgs,
+  );
+}
+
+export async function runOurs(o: OursOptions): Promise<OursResult> {
+  const tag = `${o.shape === "fanout" ? "f" : "s"}${o.n}`;
+  const app = `app-${tag}-${randomUUID().slice(0, 6)}`;
+  const hosts = await startShapeAgents(o, app, `${tag}-${randomUUID().slice(0, 4)}-`);
+  try {
+    await waitForLiveAgents(o.client, app, ENVIRONMENT, o.n, 5 * 60_000);
+    o.onAgentsReady?.(hosts);
+    const timeout = { seconds: 3600, nanos: 0 };
+    let events = 0;
+    const pids: Record<string, number> = { ...o.cpuPids };
+    hosts.procs.forEach((p, i) => (pids[`agentHost${hosts.procs.length > 1 ? i : ""}`] = p.pid));
+    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsOf(pid) ?? 0]));
+    const t0 = performance.now();
+    const ticker = o.onTick ? setInterval(() => o.onTick!(performance.now() - t0, events), 1000) : undefined;
+    try {
+      const created = await o.client.create({
+        requestId: `bench-${randomUUID()}`,
+        app,
+        environment: ENVIRONMENT,
+        changeset: { version: "v1" },
+        strategy: {
+          maxConcurrency: o.shape === "fanout" ? o.n : 1,
+          maxFailures: 0,
+          // Generous: the bench measures throughput, not timeouts.
+          deliveryTimeout: timeout,
+          applyTimeout: timeout,
+        },
+        requestedBy: "bench",
+      });
+      const id = created.id!;
+      const watched = o.client.watch(id, () => void events++);
+      const limit = o.timeoutMs ?? 30 * 60_000;
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        watched.then(() => true),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), limit);
+        }),
+      ]).finally(() => clearTimeout(timer));
+      const ms = performance.now() - t0;
+      const cpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, Math.round(((cpuSecondsOf(pid) ?? 0) - cpu0[k]!) * 100) / 100]));
+      // A stalled system may not answer: report what is known rather than nothing.
+      const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
+      const counts = Object.fromEntries((d.counts ?? []).map((c) => [String(c.state), Number(c.count)]));
+      return { deploymentId: id, ms, state: d.state ?? "?", events, agentStartMs: hosts.startMs, counts, cpuS, ...(finished ? {} : { timedOut: true }) };
+    } finally {
+      if (ticker) clearInterval(ticker);
+    }
+  } finally {
+    await hosts.stop();
+  }
+}

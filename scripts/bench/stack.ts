@@ -1,0 +1,137 @@
+// The product's processes for a bench: the coordinator as a child process
+// (dist/services/coordinator/src/main.js, so its RSS and CPU profile are its
+// own) and agents in agent-host child processes (scripts/bench/agentHost.ts).
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { BenchClient } from "./client.js";
+import { freePort } from "./natsServer.js";
+import { NodeProc, sleep } from "./procs.js";
+
+export interface AgentHostConfig {
+  natsUrl: string;
+  /** Agent ids are `${prefix}${index}` (index zero-padded to 5 digits). */
+  prefix: string;
+  from: number;
+  count: number;
+  environment: string;
+  /** Apps every agent serves; its deploy executable does nothing. */
+  apps: string[];
+  /** Apps of one agent only: index → apps (for the API bench). */
+  appsByIndex?: Record<number, string[]>;
+  stateRoot: string;
+  heartbeatIntervalMs: number;
+  /** Agents started at once. */
+  startConcurrency: number;
+  deployExecutable: string;
+  logLevel: string;
+}
+
+export const agentId = (prefix: string, i: number): string => `${prefix}${String(i).padStart(5, "0")}`;
+
+/** The package root: this file runs as dist/scripts/bench/stack.js. */
+export function packageRoot(): string {
+  let dir = import.meta.dirname;
+  for (let i = 0; i < 5; i++) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    dir = dirname(dir);
+  }
+  return resolve(import.meta.dirname, "../../..");
+}
+
+export const ROOT = packageRoot();
+export const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
+export const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
+export const AGENT_HOST_MAIN = join(ROOT, "dist/scripts/bench/agentHost.js");
+
+/**
+ * Bench agents heartbeat every 30 s instead of 5 s to cut idle load with
+ * thousands of agents; the coordinator's agentLiveMs is raised to match.
+ */
+export const BENCH_HEARTBEAT_MS = 30_000;
+export const BENCH_AGENT_LIVE_MS = 120_000;
+
+export interface CoordinatorProc {
+  proc: NodeProc;
+  address: string;
+  client: BenchClient;
+  stop(): Promise<void>;
+}
+
+export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?: string; heapMb?: number } = {}): Promise<CoordinatorProc> {
+  const port = await freePort();
+  const nodeArgs: string[] = [];
+  if (opts.heapMb) nodeArgs.push(`--max-old-space-size=${opts.heapMb}`);
+  if (opts.cpuProfDir) nodeArgs.push("--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`);
+  const proc = new NodeProc("coordinator", COORDINATOR_MAIN, {
+    nodeArgs,
+    env: {
+      NATS_URL: natsUrl,
+      DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
+      DEPLOY_AGENT_LIVE_MS: String(BENCH_AGENT_LIVE_MS),
+      DEPLOY_NATS_API_TIMEOUT_MS: "30000",
+      LOG_LEVEL: "info",
+    },
+  });
+  await proc.waitForLog("coordinator running", 30_000);
+  const address = `127.0.0.1:${port}`;
+  const client = new BenchClient(address);
+  return {
+    proc,
+    address,
+    client,
+    async stop() {
+      client.close();
+      // A graceful stop, so a --cpu-prof profile is written.
+      await proc.stop(15_000);
+    },
+  };
+}
+
+export interface AgentHosts {
+  procs: NodeProc[];
+  startMs: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `count` agents spread over `processes` agent hosts; resolves when all run. */
+export async function startAgentHosts(base: Omit<AgentHostConfig, "from" | "count">, count: number, processes = 1, heapMb?: number, nodeArgs: string[] = []): Promise<AgentHosts> {
+  const per = Math.ceil(count / processes);
+  const procs: NodeProc[] = [];
+  const t0 = Date.now();
+  for (let p = 0; p * per < count; p++) {
+    const cfg: AgentHostConfig = { ...base, from: p * per, count: Math.min(per, count - p * per) };
+    procs.push(
+      new NodeProc(`agent-host-${p}`, AGENT_HOST_MAIN, {
+        ipc: true,
+        nodeArgs: [...(heapMb ? [`--max-old-space-size=${heapMb}`] : []), ...nodeArgs],
+        env: { BENCH_AGENT_HOST: JSON.stringify(cfg), UV_THREADPOOL_SIZE: "16" },
+      }),
+    );
+  }
+  const isReady = (m: unknown): m is { ready: number } => typeof m === "object" && m !== null && "ready" in m;
+  try {
+    await Promise.all(procs.map((p) => p.waitForMessage(isReady, 15 * 60_000)));
+  } catch (err) {
+    await Promise.all(procs.map((p) => p.kill()));
+    throw err;
+  }
+  return {
+    procs,
+    startMs: Date.now() - t0,
+    async stop() {
+      await Promise.all(procs.map((p) => p.stop(5000)));
+    },
+  };
+}
+
+/** Waits until the coordinator's registry shows `n` live agents for the app and environment. */
+export async function waitForLiveAgents(client: BenchClient, app: string, environment: string, n: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await client.agents({ app, environment }).catch(() => ({ agents: [] }));
+    const live = r.agents.filter((a) => a.live).length;
+    if (live >= n) return;
+    if (Date.now() > until) throw new Error(`only ${live} of ${n} agents live for ${app}/${environment} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
+}

@@ -1,0 +1,103 @@
+// `npm run cluster`: the production topology with local processes, up until Ctrl-C.
+//
+// Three nats-servers clustered on loopback ports (server_name n1..n3, store
+// dirs under a temp dir), two coordinators (DEPLOY_STREAM_REPLICAS=3,
+// NATS_URL naming all three nodes) and three agents web-1..web-3 serving app
+// "web" in environment "local". Prints the addresses and how to deploy with
+// deployctl; Ctrl-C (or SIGTERM) stops agents, coordinators, then NATS, and
+// removes the temp dir (unless --dir was given).
+//
+//   node dist/scripts/cluster.js [--dir <dir>] [--log-level <level>]
+//
+// Process logs go to <dir>/logs/<name>.log.
+import { createWriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { LocalCluster, ROOT } from "./cluster/launcher.js";
+import type { ClusterProcess } from "./cluster/processes.js";
+
+let stopping: Promise<void> | undefined;
+let cluster: LocalCluster | undefined;
+
+function stop(code: number): void {
+  stopping ??= (async () => {
+    console.log("\nstopping: agents, coordinators, then NATS…");
+    await cluster?.stop();
+    console.log("stopped");
+    process.exit(code);
+  })();
+}
+
+/** Mirrors each process's output into <dir>/logs/<name>.log while the cluster runs. */
+function tee(p: ClusterProcess, logDir: string): void {
+  const out = createWriteStream(join(logDir, `${p.name}.log`), { flags: "a" });
+  let written = 0;
+  const timer = setInterval(() => {
+    const text = p.logs();
+    // The in-memory buffer is bounded: after a trim, write what is new from the end.
+    if (text.length < written) written = 0;
+    if (text.length > written) {
+      out.write(text.slice(written));
+      written = text.length;
+    }
+  }, 500);
+  timer.unref();
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { dir: { type: "string" }, "log-level": { type: "string", default: "info" } } });
+  process.on("SIGINT", () => stop(0));
+  process.on("SIGTERM", () => stop(0));
+
+  console.log("starting 3 NATS nodes, 2 coordinators, 3 agents…");
+  cluster = await LocalCluster.start({
+    ...(values.dir ? { dir: resolve(values.dir) } : {}),
+    logLevel: values["log-level"],
+    onUnexpectedExit: (p, code, signal) => {
+      if (!stopping) console.error(`cluster: ${p.name} exited (code ${String(code)}, signal ${String(signal)}); last output:\n${p.tail(10)}`);
+    },
+  });
+  const logDir = join(cluster.dir, "logs");
+  await mkdir(logDir, { recursive: true });
+  for (const n of cluster.nats.nodes) tee(n.proc, logDir);
+  for (const p of [...cluster.coordinators, ...cluster.agents.values()]) tee(p, logDir);
+
+  const [c1, c2] = cluster.grpcAddresses;
+  const natsUrl = cluster.nats.url;
+  const leader = await cluster.nats.waitForMetaLeader(10_000).catch(() => "?");
+  const bundle = relative(process.cwd(), join(ROOT, "test/fixtures/bundles/hello")) || ".";
+  const lines = [
+    "",
+    `cluster dir: ${cluster.dir} (process logs in logs/)`,
+    "",
+    "NATS (cluster deploy-local, JetStream meta leader " + leader + "):",
+    ...cluster.nats.nodes.map((n) => `  ${n.name}  client ${n.url}  route 127.0.0.1:${n.routePort}  monitor ${n.monitorUrl}  pid ${n.proc.pid}`),
+    `  NATS_URL=${natsUrl}`,
+    "",
+    "coordinators (DEPLOY_STREAM_REPLICAS=3):",
+    ...cluster.coordinators.map((p, i) => `  ${p.name}  gRPC ${cluster!.grpcAddresses[i]!}  pid ${p.pid}`),
+    "",
+    `agents (app ${cluster.app}, environment ${cluster.environment}):`,
+    ...[...cluster.agents.entries()].map(([id, p]) => `  ${id}  pid ${p.pid}  releases in ${cluster!.rootOf(id)}`),
+    "",
+    "deploy:",
+    `  npx deployctl agents --coordinator ${c1}`,
+    `  npx deployctl deploy ${bundle} --app ${cluster.app} --env ${cluster.environment} --version v1.0.0 --max-concurrency 1 --coordinator ${c1}`,
+    `  npx deployctl list --coordinator ${c2 ?? c1}`,
+    "",
+    "kill a coordinator or a NATS node mid-rollout and watch it finish:",
+    `  kill -9 ${cluster.coordinators[0]?.pid ?? "<pid>"}    # ${cluster.coordinators[0]?.name ?? ""}; then: npx deployctl watch <id> --coordinator ${c2 ?? c1}`,
+    `  nats --server ${natsUrl} stream info DEPLOY_EVENTS   # cluster leader and replicas`,
+    "",
+    "Ctrl-C stops everything.",
+  ];
+  console.log(lines.join("\n"));
+  // Children's pipes keep the event loop alive too; this keeps it alive on its own.
+  setInterval(() => undefined, 1 << 30);
+}
+
+main().catch((err: unknown) => {
+  console.error(`cluster failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+  stop(1);
+});

@@ -1,0 +1,160 @@
+// Three (or more) nats-servers clustered on loopback ports, JetStream on,
+// each with its own store dir and a config file written next to it:
+//
+//   server_name: n1                      # required for JetStream clustering
+//   listen: 127.0.0.1:<client port>
+//   http: 127.0.0.1:<monitor port>       # /healthz, /jsz (meta leader)
+//   jetstream { store_dir: <dir>/n1/jetstream }
+//   cluster { name: deploy-local, listen: 127.0.0.1:<route port>, routes: [every peer] }
+//
+// No `sync_interval: always` here: Debian's 2.9.10 refuses the key (it came
+// with 2.10). The compose files and the production config set it.
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { ClusterProcess, findNatsServer, freePort, sleep } from "./processes.js";
+
+export const CLUSTER_NAME = "deploy-local";
+
+export class NatsNode {
+  readonly proc: ClusterProcess;
+  constructor(
+    readonly name: string,
+    readonly clientPort: number,
+    readonly routePort: number,
+    readonly monitorPort: number,
+    readonly storeDir: string,
+    readonly configFile: string,
+    bin: string,
+  ) {
+    this.proc = new ClusterProcess(`nats-${name}`, bin, ["-c", configFile], {});
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.clientPort}`;
+  }
+
+  get monitorUrl(): string {
+    return `http://127.0.0.1:${this.monitorPort}`;
+  }
+
+  get running(): boolean {
+    return this.proc.running;
+  }
+
+  /** Starts the server (same ports and store as before) and waits for "Server is ready". */
+  async start(timeoutMs = 15_000): Promise<void> {
+    const from = this.proc.logLength;
+    this.proc.start();
+    await this.proc.waitForLog("Server is ready", timeoutMs, from);
+  }
+
+  kill(): Promise<void> {
+    return this.proc.kill("SIGKILL");
+  }
+
+  stop(): Promise<void> {
+    return this.proc.stop(10_000);
+  }
+
+  /** The JetStream meta leader this node knows of, or undefined (not elected yet, or not answering). */
+  async metaLeader(): Promise<string | undefined> {
+    try {
+      const res = await fetch(`${this.monitorUrl}/jsz`, { signal: AbortSignal.timeout(2000) });
+      if (!res.ok) return undefined;
+      const body = (await res.json()) as { meta_cluster?: { leader?: string } };
+      return body.meta_cluster?.leader || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+export function nodeConfig(n: { name: string; clientPort: number; routePort: number; monitorPort: number; storeDir: string }, peers: number[]): string {
+  return [
+    `server_name: ${n.name}`,
+    `listen: 127.0.0.1:${n.clientPort}`,
+    `http: 127.0.0.1:${n.monitorPort}`,
+    `jetstream {`,
+    `  store_dir: ${JSON.stringify(n.storeDir)}`,
+    `}`,
+    `cluster {`,
+    `  name: ${CLUSTER_NAME}`,
+    `  listen: 127.0.0.1:${n.routePort}`,
+    `  routes: [`,
+    ...peers.map((p) => `    nats-route://127.0.0.1:${p}`),
+    `  ]`,
+    `}`,
+    "",
+  ].join("\n");
+}
+
+export class NatsCluster {
+  private constructor(readonly nodes: NatsNode[]) {}
+
+  /** Writes the config files and starts every node; waits until a meta leader is elected that all nodes agree on. */
+  static async start(dir: string, size = 3): Promise<NatsCluster> {
+    const bin = findNatsServer();
+    const ports = await allocatePorts(size * 3);
+    const specs = Array.from({ length: size }, (_, i) => ({
+      name: `n${i + 1}`,
+      clientPort: ports[i * 3]!,
+      routePort: ports[i * 3 + 1]!,
+      monitorPort: ports[i * 3 + 2]!,
+      storeDir: join(dir, `n${i + 1}`, "jetstream"),
+    }));
+    const nodes: NatsNode[] = [];
+    for (const s of specs) {
+      await mkdir(s.storeDir, { recursive: true });
+      const configFile = join(dir, s.name, "nats-server.conf");
+      // Every peer, itself included: a server ignores a route to itself, and
+      // identical route lists are what an operator would template.
+      await writeFile(configFile, nodeConfig(s, specs.map((p) => p.routePort)));
+      nodes.push(new NatsNode(s.name, s.clientPort, s.routePort, s.monitorPort, s.storeDir, configFile, bin));
+    }
+    const cluster = new NatsCluster(nodes);
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      await cluster.waitForMetaLeader(30_000);
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** Client URLs of every node, comma separated, the form NATS_URL takes. */
+  get url(): string {
+    return this.nodes.map((n) => n.url).join(",");
+  }
+
+  node(name: string): NatsNode {
+    const n = this.nodes.find((x) => x.name === name);
+    if (!n) throw new Error(`no NATS node ${name}`);
+    return n;
+  }
+
+  /** Waits until every running node names the same JetStream meta leader; returns its name. */
+  async waitForMetaLeader(timeoutMs: number): Promise<string> {
+    const until = Date.now() + timeoutMs;
+    for (;;) {
+      const running = this.nodes.filter((n) => n.running);
+      if (running.length === 0) throw new Error(`no NATS node is running:\n${this.nodes.map((n) => n.proc.tail(5)).join("\n")}`);
+      const leaders = await Promise.all(running.map((n) => n.metaLeader()));
+      const first = leaders[0];
+      if (first !== undefined && leaders.every((l) => l === first)) return first;
+      if (Date.now() > until) throw new Error(`no JetStream meta leader agreed on within ${timeoutMs} ms (saw ${JSON.stringify(leaders)})`);
+      await sleep(250);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop()));
+  }
+}
+
+/** `count` distinct free ports (freePort() twice in a row may answer the same one). */
+async function allocatePorts(count: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < count) ports.add(await freePort());
+  return [...ports];
+}

@@ -1,0 +1,179 @@
+// The production topology with local processes (scripts/cluster/): three
+// clustered nats-servers, two coordinators with R3 streams, three agents.
+// A rollout finishes SUCCEEDED with every target applied exactly once while
+// a coordinator is SIGKILLed, and while the NATS node leading DEPLOY_EVENTS
+// is SIGKILLed, both in the middle of the rollout.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalCluster } from "../scripts/cluster/launcher.js";
+import { DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
+
+const RECORD_SCRIPT = resolve(import.meta.dirname, "fixtures/deploy/record.sh");
+const AGENTS = ["web-1", "web-2", "web-3"];
+
+let dir: string;
+let cluster: LocalCluster;
+let nc: NatsConnection;
+const clients: DeployClient[] = [];
+
+function client(address: string): DeployClient {
+  const c = new DeployClient(address);
+  clients.push(c);
+  return c;
+}
+
+/** How many times each agent's deploy executable started `deploymentId` (record.sh writes one "start" line per run). */
+async function startsOf(id: string, deploymentId: string): Promise<number> {
+  const text = await readFile(join(dir, "records", `${id}.log`), "utf8").catch(() => "");
+  return text.split("\n").filter((l) => l.startsWith("start ") && l.split(" ")[2] === deploymentId).length;
+}
+
+/** Resolves at the first event of `deploymentId` matching `pred`, seen through `c`'s WatchDeployment. */
+function waitForEvent(c: DeployClient, deploymentId: string, pred: (e: DeploymentEventMsg) => boolean): Promise<DeploymentEventMsg> {
+  return new Promise((res, rej) => {
+    const w = c.watch(deploymentId, 0, (e) => {
+      if (pred(e)) {
+        w.cancel();
+        res(e);
+      }
+    });
+    w.done.then(() => rej(new Error(`watch of ${deploymentId} ended before the awaited event`)), rej);
+  });
+}
+
+async function streamLeader(name: string): Promise<string> {
+  const jsm = await jetstreamManager(nc, { timeout: 5000 });
+  const info = await jsm.streams.info(name);
+  const leader = info.cluster?.leader;
+  if (!leader) throw new Error(`${name} has no leader`);
+  return leader;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "cluster-test-"));
+  await mkdir(join(dir, "records"));
+  await mkdir(join(dir, "control"));
+  // Each apply takes 1.5 s, so the rollout (one target at a time) lasts
+  // several seconds and a kill lands in the middle of it.
+  for (const id of AGENTS) await writeFile(join(dir, "control", `${id}.sleep`), "1.5");
+  const wrapper = join(dir, "deploy.sh");
+  await writeFile(
+    wrapper,
+    `#!/usr/bin/env bash\nexport RECORD_DIR=${JSON.stringify(join(dir, "records"))}\nexport CONTROL_DIR=${JSON.stringify(join(dir, "control"))}\nexec ${JSON.stringify(RECORD_SCRIPT)}\n`,
+    { mode: 0o755 },
+  );
+  cluster = await LocalCluster.start({
+    dir: join(dir, "cluster"),
+    agents: AGENTS,
+    environment: "prod",
+    deployScript: wrapper,
+    logLevel: "debug",
+    coordinatorEnv: { DEPLOY_SWEEP_INTERVAL_MS: "250" },
+    agentEnv: { DEPLOY_AGENT_HEARTBEAT_MS: "500", DEPLOY_AGENT_ACK_WAIT_MS: "5000" },
+  });
+  nc = await connect({ servers: cluster.nats.url.split(","), maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  // Registered and live through either coordinator.
+  const c = client(cluster.grpcAddresses[1]!);
+  for (let i = 0; ; i++) {
+    const live = (await c.agents({ app: "web", environment: "prod" }).catch(() => ({ agents: [] }))).agents.filter((a) => a.live);
+    if (live.length === AGENTS.length) break;
+    if (i > 100) throw new Error(`agents not live: ${JSON.stringify(live)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}, 150_000);
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await nc?.close();
+  await cluster?.stop();
+  await rm(dir, { recursive: true, force: true });
+}, 90_000);
+
+function diagnostics(): string {
+  return [...cluster.coordinators, ...cluster.agents.values(), ...cluster.nats.nodes.map((n) => n.proc)]
+    .map((p) => `--- ${p.name}\n${p.tail(15)}`)
+    .join("\n");
+}
+
+describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
+  it("creates the streams with three replicas", async () => {
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    for (const name of ["DEPLOY_COMMANDS", "DEPLOY_EVENTS", "KV_deploy_deployments", "KV_deploy_agents"]) {
+      const info = await jsm.streams.info(name);
+      expect(info.config.num_replicas, name).toBe(3);
+      expect(info.cluster?.replicas?.length, name).toBe(2);
+    }
+  });
+
+  it("finishes a rollout while a coordinator is SIGKILLed mid-rollout, applying nothing twice", async () => {
+    const [a1, a2] = cluster.grpcAddresses as [string, string];
+    const created = await client(a1).create({
+      requestId: `cluster-coord-${Date.now()}`,
+      app: "web",
+      environment: "prod",
+      changeset: { version: "v1.0.0" },
+      strategy: { maxConcurrency: 1 },
+    });
+    const id = created.id!;
+    const survivor = client(a2);
+    // After the first result, the rollout is between targets: coordinator-1
+    // may hold the event that should dispatch the next one.
+    await waitForEvent(survivor, id, (e) => e.type === "target.result");
+    await cluster.coordinators[0]!.kill("SIGKILL");
+
+    const final = await survivor.waitTerminal(id, 90_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${diagnostics()}`);
+    });
+    expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(final.targets?.map((t) => t.state)).toEqual(AGENTS.map(() => "TARGET_STATE_SUCCEEDED"));
+    for (const a of AGENTS) expect(await startsOf(a, id), a).toBe(1);
+
+    // Back to two coordinators for what follows.
+    await cluster.restartCoordinator(0);
+  });
+
+  it("finishes a rollout while the DEPLOY_EVENTS leader's NATS node is SIGKILLed mid-rollout, applying nothing twice", async () => {
+    const [a1, a2] = cluster.grpcAddresses as [string, string];
+    const leader = await streamLeader("DEPLOY_EVENTS");
+    const created = await client(a1).create({
+      requestId: `cluster-nats-${Date.now()}`,
+      app: "web",
+      environment: "prod",
+      changeset: { version: "v2.0.0" },
+      strategy: { maxConcurrency: 1 },
+    });
+    const id = created.id!;
+    const watcher = client(a2);
+    await waitForEvent(watcher, id, (e) => e.type === "target.result");
+    const node = cluster.nats.node(leader);
+    await node.kill();
+
+    const final = await watcher.waitTerminal(id, 120_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}\n${diagnostics()}`);
+    });
+    expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(final.targets?.map((t) => t.state)).toEqual(AGENTS.map(() => "TARGET_STATE_SUCCEEDED"));
+    for (const a of AGENTS) expect(await startsOf(a, id), a).toBe(1);
+    // The stream elected another leader among the two nodes left.
+    expect(await streamLeader("DEPLOY_EVENTS")).not.toBe(leader);
+
+    // The node rejoins with its store and catches up.
+    await node.start();
+    await cluster.nats.waitForMetaLeader(30_000);
+  });
+
+  it("every agent ran each deployment exactly once in all", async () => {
+    for (const a of AGENTS) {
+      const text = await readFile(join(dir, "records", `${a}.log`), "utf8");
+      const starts = text.split("\n").filter((l) => l.startsWith("start "));
+      const ends = text.split("\n").filter((l) => l.startsWith("end "));
+      expect(starts.length, a).toBe(2);
+      expect(ends.length, a).toBe(2);
+      expect(new Set(starts.map((l) => l.split(" ")[2])).size, a).toBe(2);
+    }
+  });
+});
