@@ -1,6 +1,9 @@
 // The agent's own durable pull consumer on deploy.cmd.<agent>.>. The agent
-// creates it (it is the agent's, not shared infrastructure); a later version
-// with least-privilege credentials can have the coordinator create it instead.
+// creates it (it is the agent's, not shared infrastructure). Under the
+// least-privilege NATS users of scripts/gen-credentials.ts it may do so only
+// through the create subject that carries its own name and filter
+// ($JS.API.CONSUMER.CREATE.DEPLOY_COMMANDS.agent-<id>.deploy.cmd.<id>.>),
+// which is the one the client uses whenever filter_subject is set.
 import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
 import { COMMANDS_STREAM, agentCommandFilter, agentConsumerName } from "../../shared/src/index.js";
 

@@ -54,7 +54,10 @@ function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const started = process.hrtime.bigint();
     const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
-    fn(call.request).then(
+    // Through a promise, so a handler that throws synchronously (a validation
+    // error before its first await) still answers with its status, not
+    // UNKNOWN (found by test/fuzz-grpc.test.ts: ListAgents {environment: " "}).
+    Promise.resolve(call.request).then(fn).then(
       (res) => {
         observe?.(method, status.OK, took());
         callback(null, res);

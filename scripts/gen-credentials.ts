@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// gen-credentials: per-process NATS nkeys, the matching nats-server
+// authorization block (least privilege), and the command signing key.
+//
+//   npm run gen-credentials -- --out ./creds --agents web-1,web-2 [--coordinators 2] [--admin]
+//
+// Writes into --out (files with secrets are mode 0600):
+//   coordinator-<n>.nk   nkey seed of each coordinator (NATS_NKEY_SEED_FILE)
+//   agent-<id>.nk        nkey seed of each agent        (NATS_NKEY_SEED_FILE)
+//   admin.nk             an operator seed for the nats CLI (with --admin)
+//   signing.nk           the command signing seed       (DEPLOY_SIGNING_SEED_FILE on coordinators)
+//   signing.pub          its public key                 (DEPLOY_AGENT_TRUSTED_SIGNERS on agents)
+//   authorization.conf   `include` it from nats-server.conf (see deploy/nats/auth/)
+// Re-running with an existing --out keeps the seeds already there and adds
+// the missing ones, so adding an agent is: re-run with the longer --agents
+// list, copy the new agent's seed, reload nats-server (kill -HUP).
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { parseArgs } from "node:util";
+import { createUser, fromSeed } from "@nats-io/nkeys";
+import {
+  AGENTS_BUCKET,
+  ARTIFACTS_BUCKET,
+  CLAIMS_BUCKET,
+  COMMANDS_STREAM,
+  COORDINATOR_CONSUMER,
+  DEPLOYMENTS_BUCKET,
+  EVENTS_STREAM,
+  agentConsumerName,
+  isToken,
+} from "../services/shared/src/names.js";
+
+export interface Permissions {
+  publish: { allow: string[]; deny?: string[] };
+  subscribe: { allow: string[]; deny?: string[] };
+}
+
+const KV = (b: string): string => `KV_${b}`;
+const OBJ = (b: string): string => `OBJ_${b}`;
+
+/** What one agent may do: its own consumer, its own events, its own heartbeat and claims, reads of what it needs. */
+export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Permissions {
+  const consumer = agentConsumerName(id);
+  return {
+    publish: {
+      allow: [
+        "$JS.API.INFO",
+        ...[KV(DEPLOYMENTS_BUCKET), KV(AGENTS_BUCKET), KV(CLAIMS_BUCKET), OBJ(ARTIFACTS_BUCKET), EVENTS_STREAM, COMMANDS_STREAM].map((s) => `$JS.API.STREAM.INFO.${s}`),
+        // Its own durable consumer, created with its own filter only: the
+        // server refuses a create whose config filter differs from the one
+        // in the subject, so it cannot widen it to another agent's commands.
+        `$JS.API.CONSUMER.INFO.${COMMANDS_STREAM}.${consumer}`,
+        `$JS.API.CONSUMER.CREATE.${COMMANDS_STREAM}.${consumer}.deploy.cmd.${id}.>`,
+        `$JS.API.CONSUMER.MSG.NEXT.${COMMANDS_STREAM}.${consumer}`,
+        `$JS.ACK.${COMMANDS_STREAM}.${consumer}.>`,
+        // Reads: deployments (state, claims), events, artifacts; its own registry entry.
+        `$JS.API.DIRECT.GET.${KV(DEPLOYMENTS_BUCKET)}.>`,
+        `$JS.API.STREAM.MSG.GET.${KV(DEPLOYMENTS_BUCKET)}`,
+        `$JS.API.DIRECT.GET.${KV(CLAIMS_BUCKET)}.>`,
+        `$JS.API.STREAM.MSG.GET.${KV(CLAIMS_BUCKET)}`,
+        `$JS.API.DIRECT.GET.${KV(AGENTS_BUCKET)}.$KV.${AGENTS_BUCKET}.${id}`,
+        `$JS.API.STREAM.MSG.GET.${EVENTS_STREAM}`,
+        `$JS.API.DIRECT.GET.${EVENTS_STREAM}.>`,
+        `$JS.API.DIRECT.GET.${OBJ(ARTIFACTS_BUCKET)}.>`,
+        `$JS.API.STREAM.MSG.GET.${OBJ(ARTIFACTS_BUCKET)}`,
+        // Ordered (ephemeral) consumers to read long histories and artifact chunks.
+        ...[EVENTS_STREAM, OBJ(ARTIFACTS_BUCKET)].flatMap((s) => [
+          `$JS.API.CONSUMER.CREATE.${s}.>`,
+          `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
+          `$JS.API.CONSUMER.DELETE.${s}.>`,
+          `$JS.API.CONSUMER.INFO.${s}.>`,
+        ]),
+        // Writes: its own events, heartbeat and claims only.
+        `deploy.evt.*.${id}`,
+        `$KV.${AGENTS_BUCKET}.${id}`,
+        `$KV.${CLAIMS_BUCKET}.*.${id}`,
+      ],
+      // The coordinators' durable consumer on the event stream is theirs
+      // alone: no create over it, no pulling (stealing) from it, no delete
+      // (found by test/security-nats.test.ts).
+      deny: [
+        `$JS.API.CONSUMER.*.${EVENTS_STREAM}.${COORDINATOR_CONSUMER}`,
+        `$JS.API.CONSUMER.*.${EVENTS_STREAM}.${COORDINATOR_CONSUMER}.>`,
+        `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.${COORDINATOR_CONSUMER}`,
+      ],
+    },
+    subscribe: { allow: [`${inboxPrefix}.>`] },
+  };
+}
+
+/** What a coordinator may do: manage the layout, publish commands and its own events; never delete or purge streams. */
+export function coordinatorPermissions(): Permissions {
+  return {
+    publish: {
+      allow: [
+        "$JS.API.>",
+        "deploy.cmd.>",
+        `deploy.evt.*.coordinator`,
+        `$KV.${DEPLOYMENTS_BUCKET}.>`,
+        `$KV.${CLAIMS_BUCKET}.>`,
+        `$O.${ARTIFACTS_BUCKET}.>`,
+        `$JS.ACK.${EVENTS_STREAM}.>`,
+        `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
+      ],
+      deny: [
+        "$JS.API.STREAM.DELETE.>",
+        `$JS.API.STREAM.PURGE.${EVENTS_STREAM}`,
+        `$JS.API.STREAM.PURGE.${COMMANDS_STREAM}`,
+        `$JS.API.STREAM.MSG.DELETE.${EVENTS_STREAM}`,
+        `$JS.API.STREAM.MSG.DELETE.${COMMANDS_STREAM}`,
+        "$JS.API.ACCOUNT.PURGE.>",
+      ],
+    },
+    subscribe: { allow: ["_INBOX.>"] },
+  };
+}
+
+const q = (s: string): string => JSON.stringify(s);
+const list = (xs: string[]): string => `[${xs.map(q).join(", ")}]`;
+
+function userBlock(nkey: string, comment: string, p: Permissions | undefined): string {
+  if (!p) return `    # ${comment}\n    { nkey: ${q(nkey)} }`;
+  const part = (x: { allow: string[]; deny?: string[] }): string => `{ allow: ${list(x.allow)}${x.deny?.length ? `, deny: ${list(x.deny)}` : ""} }`;
+  return `    # ${comment}\n    { nkey: ${q(nkey)}, permissions: { publish: ${part(p.publish)}, subscribe: ${part(p.subscribe)} } }`;
+}
+
+export interface Principals {
+  coordinators: { name: string; publicKey: string }[];
+  agents: { id: string; publicKey: string }[];
+  /** Full access, for the nats CLI of an operator. */
+  admin?: string;
+}
+
+/** The nats-server `authorization { users = [...] }` block for these keys. */
+export function authorizationBlock(p: Principals): string {
+  const users = [
+    ...p.coordinators.map((c) => userBlock(c.publicKey, `coordinator ${c.name}`, coordinatorPermissions())),
+    ...p.agents.map((a) => userBlock(a.publicKey, `agent ${a.id}`, agentPermissions(a.id))),
+    ...(p.admin ? [userBlock(p.admin, "admin (nats CLI): everything", undefined)] : []),
+  ];
+  return `# Generated by scripts/gen-credentials.ts: least-privilege NATS users.\nauthorization {\n  users = [\n${users.join(",\n")}\n  ]\n}\n`;
+}
+
+function seedOf(file: string): { seed: string; publicKey: string } {
+  if (existsSync(file)) {
+    const seed = readFileSync(file, "utf8").trim();
+    return { seed, publicKey: fromSeed(new TextEncoder().encode(seed)).getPublicKey() };
+  }
+  const kp = createUser();
+  const seed = new TextDecoder().decode(kp.getSeed());
+  writeFileSync(file, `${seed}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return { seed, publicKey: kp.getPublicKey() };
+}
+
+function main(): void {
+  const { values } = parseArgs({
+    options: { out: { type: "string" }, agents: { type: "string", default: "" }, coordinators: { type: "string", default: "1" }, admin: { type: "boolean", default: false } },
+  });
+  if (!values.out) {
+    process.stderr.write("usage: gen-credentials --out DIR --agents id1,id2 [--coordinators N] [--admin]\n");
+    process.exit(2);
+  }
+  const ids = values.agents.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const id of ids) {
+    if (!isToken(id)) {
+      process.stderr.write(`gen-credentials: agent id "${id}" is not a subject token\n`);
+      process.exit(2);
+    }
+  }
+  const n = Number(values.coordinators);
+  if (!Number.isInteger(n) || n < 1) {
+    process.stderr.write("gen-credentials: --coordinators must be at least 1\n");
+    process.exit(2);
+  }
+  const out = resolve(values.out);
+  mkdirSync(out, { recursive: true, mode: 0o700 });
+  const coordinators = Array.from({ length: n }, (_, i) => ({ name: `coordinator-${i + 1}`, publicKey: seedOf(join(out, `coordinator-${i + 1}.nk`)).publicKey }));
+  const agents = ids.map((id) => ({ id, publicKey: seedOf(join(out, `agent-${id}.nk`)).publicKey }));
+  const admin = values.admin ? seedOf(join(out, "admin.nk")).publicKey : undefined;
+  const signing = seedOf(join(out, "signing.nk"));
+  writeFileSync(join(out, "signing.pub"), `${signing.publicKey}\n`);
+  writeFileSync(join(out, "authorization.conf"), authorizationBlock({ coordinators, agents, ...(admin ? { admin } : {}) }));
+  process.stdout.write(
+    [
+      `wrote ${out}/authorization.conf (include it from nats-server.conf), ${coordinators.length} coordinator and ${agents.length} agent seed(s)`,
+      `coordinators: NATS_NKEY_SEED_FILE=${out}/coordinator-<n>.nk DEPLOY_SIGNING_SEED_FILE=${out}/signing.nk`,
+      `agents:       NATS_NKEY_SEED_FILE=${out}/agent-<id>.nk DEPLOY_AGENT_TRUSTED_SIGNERS=${signing.publicKey}`,
+      "",
+    ].join("\n"),
+  );
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) main();
