@@ -1,0 +1,171 @@
+// The invariants checked after every run (DESIGN.md "What must always hold").
+import { foldAll } from "../../services/shared/src/fold.js";
+import { readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
+import type { RunOutcome } from "./scenario.js";
+import type { ChaosStack } from "./stack.js";
+
+export const INVARIANTS = {
+  "at-most-once": "each (deployment, agent) executable ran at most once",
+  "bounded-completion": "every deployment reached a terminal state within its timeouts plus the outage plus the slack",
+  "results-in-stream": "every result (and decline) an agent journaled is in the event stream",
+  "kv-equals-fold": "the KV projection equals the fold of the event stream",
+  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled, or a target already TIMED_OUT",
+  "one-request-one-deployment": "every answer for a request id names the same deployment, and at most one was created",
+} as const;
+export type Invariant = keyof typeof INVARIANTS;
+
+/** Added to each deployment's worst-case time (process restarts, reconnects, sweeps). */
+export const COMPLETION_SLACK_MS = 10_000;
+/**
+ * An agent checks the deployment, then starts the executable: a cancel or
+ * timeout stored in that gap is a race no check can close. Executions that
+ * start this close after such an event are reported as near misses, not
+ * violations.
+ */
+export const START_RACE_TOLERANCE_MS = 250;
+
+export interface Violation {
+  invariant: Invariant;
+  detail: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The suite's own reads, retried while a cluster elects a leader after a fault. */
+async function retried<T>(fn: () => Promise<T>, attempts = 20): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      await sleep(500);
+    }
+  }
+}
+
+/** After the faults: everything back up, every consumer drained, every journal entry reported. */
+export async function settle(stack: ChaosStack, timeoutMs = 12_000): Promise<string | undefined> {
+  await stack.restoreAll();
+  const until = Date.now() + timeoutMs;
+  let why = "";
+  while (Date.now() < until) {
+    try {
+      const jsm = await stack.jsm();
+      why = "";
+      for (const id of stack.agents.keys()) {
+        const ci = await jsm.consumers.info("DEPLOY_COMMANDS", `agent-${id}`).catch(() => undefined);
+        if (ci && (ci.num_pending > 0 || ci.num_ack_pending > 0)) why += `${id}: consumer pending ${ci.num_pending}/${ci.num_ack_pending}; `;
+        const j = await stack.journal(id);
+        const reported = new Set(j.filter((r) => r.op === "reported").map((r) => r.deploymentId));
+        const open = j.filter((r) => (r.op === "finished" || r.op === "declined") && !reported.has(r.deploymentId));
+        if (open.length > 0) why += `${id}: ${open.length} unreported; `;
+      }
+      if (!why) return undefined;
+    } catch (err) {
+      why = String(err);
+    }
+    await sleep(250);
+  }
+  return why;
+}
+
+export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ violations: Violation[]; nearMisses: string[]; checked: Record<Invariant, number> }> {
+  const violations: Violation[] = [];
+  const nearMisses: string[] = [];
+  const checked: Record<Invariant, number> = {
+    "at-most-once": 0,
+    "bounded-completion": 0,
+    "results-in-stream": 0,
+    "kv-equals-fold": 0,
+    "no-run-after-terminal": 0,
+    "one-request-one-deployment": 0,
+  };
+  const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
+  const jsm = await stack.jsm();
+  const nc = await stack.conn();
+  let events = await retried(() => readAllEvents(jsm));
+
+  // at-most-once and no-run-after-terminal
+  for (const agentId of stack.agents.keys()) {
+    const starts = (await stack.executions(agentId)).filter((e) => e.phase === "start");
+    const per = new Map<string, number>();
+    for (const s of starts) per.set(s.deploymentId, (per.get(s.deploymentId) ?? 0) + 1);
+    for (const [dep, n] of per) {
+      checked["at-most-once"]++;
+      if (n > 1) v("at-most-once", `${agentId} ran ${dep} ${n} times`);
+    }
+    for (const s of starts) {
+      checked["no-run-after-terminal"]++;
+      const evs = events.get(s.deploymentId) ?? [];
+      const stops: [string, RunEvent][] = [];
+      for (const e of evs) {
+        if (e.event.type === "deployment.finished") stops.push([`deployment ${e.event.state}`, e]);
+        if (e.event.type === "deployment.cancel_requested") stops.push(["cancel requested", e]);
+        if (e.event.type === "target.timed_out" && e.event.agentId === agentId) stops.push([`target TIMED_OUT (${e.event.phase})`, e]);
+      }
+      for (const [what, e] of stops) {
+        const late = s.atMs - e.timeMs;
+        if (late <= 0) continue;
+        const msg = `${agentId} started ${s.deploymentId} ${late} ms after ${what} (seq ${e.seq})`;
+        if (late <= START_RACE_TOLERANCE_MS) nearMisses.push(msg);
+        else v("no-run-after-terminal", msg);
+      }
+    }
+  }
+
+  // results-in-stream
+  for (const agentId of stack.agents.keys()) {
+    for (const r of await stack.journal(agentId)) {
+      if (r.op !== "finished" && r.op !== "declined") continue;
+      checked["results-in-stream"]++;
+      const type = r.op === "finished" ? "target.result" : "target.declined";
+      const found = (events.get(r.deploymentId) ?? []).some(
+        (e) => e.source === agentId && e.event.type === type && (e.event.type !== "target.result" || e.event.outcome === r.result?.outcome),
+      );
+      if (!found) v("results-in-stream", `${agentId}'s ${r.op} entry for ${r.deploymentId} (${r.result?.outcome ?? r.reason ?? ""}) has no ${type} event`);
+    }
+  }
+
+  // kv-equals-fold: KV may trail the stream by the last write; give it a few seconds.
+  for (const id of events.keys()) {
+    if (id === "_invalid") continue;
+    checked["kv-equals-fold"]++;
+    let ok = false;
+    let last = "";
+    for (let i = 0; i < 20 && !ok; i++) {
+      if (i > 0) {
+        await sleep(250);
+        events = await retried(() => readAllEvents(jsm));
+      }
+      const folded = foldAll(events.get(id) ?? []);
+      const kv = await retried(() => readProjection(nc, id));
+      ok = stable(folded) === stable(kv);
+      if (!ok) last = `fold ${folded?.state}/seq ${folded?.lastSeq} vs KV ${kv?.state}/seq ${kv?.lastSeq}`;
+    }
+    if (!ok) v("kv-equals-fold", `${id}: ${last}`);
+  }
+
+  // bounded-completion and one-request-one-deployment
+  const created = new Map<string, string[]>();
+  for (const [id, evs] of events) {
+    for (const e of evs) if (e.event.type === "deployment.created" && e.source === "coordinator") created.set(e.event.spec.requestId, [...(created.get(e.event.spec.requestId) ?? []), id]);
+  }
+  for (const d of run.deployments) {
+    checked["one-request-one-deployment"]++;
+    const ids = new Set(d.answeredIds);
+    const made = created.get(d.requestId) ?? [];
+    if (ids.size > 1) v("one-request-one-deployment", `${d.key} (${d.requestId}) was answered with ${[...ids].join(", ")}`);
+    if (made.length > 1) v("one-request-one-deployment", `${d.key} (${d.requestId}) created ${made.length} deployments: ${made.join(", ")}`);
+    if (d.createError) v("one-request-one-deployment", `${d.key} (${d.requestId}) never answered after ${d.createAttempts} attempts: ${d.createError}`);
+    if (!d.id) continue;
+    checked["bounded-completion"]++;
+    if (d.finishedAtMs === undefined || d.createdAtMs === undefined) {
+      v("bounded-completion", `${d.key} ${d.id} is still ${d.state ?? "unknown"}`);
+      continue;
+    }
+    const took = d.finishedAtMs - d.createdAtMs;
+    const bound = (d.boundMs ?? 0) + run.outageMs + COMPLETION_SLACK_MS;
+    if (took > bound) v("bounded-completion", `${d.key} ${d.id} took ${took} ms, bound ${bound} ms`);
+  }
+  return { violations, nearMisses, checked };
+}

@@ -1,0 +1,32 @@
+// The suite's gRPC client (a trimmed copy of test/helpers/client.ts).
+import * as grpc from "@grpc/grpc-js";
+import { loadDeployProto, type CreateDeploymentRequestInput, type DeploymentMsg } from "../../services/shared/src/proto.js";
+
+export type { DeploymentMsg };
+
+type Raw = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
+
+export class ChaosClient {
+  readonly #raw: Raw;
+  constructor(readonly address: string) {
+    const { proto } = loadDeployProto();
+    this.#raw = new proto.deploy.v1.DeployService(address, grpc.credentials.createInsecure()) as unknown as Raw;
+  }
+
+  #unary<Res>(method: string, req: object, deadlineMs: number): Promise<Res> {
+    return new Promise((resolve, reject) => {
+      const fn = this.#raw[method] as (req: object, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void;
+      fn.call(this.#raw, req, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r)));
+    });
+  }
+
+  create(req: CreateDeploymentRequestInput, deadlineMs = 10_000): Promise<DeploymentMsg> {
+    return this.#unary("CreateDeployment", req, deadlineMs);
+  }
+  cancel(deploymentId: string, reason: string, deadlineMs = 5000): Promise<DeploymentMsg> {
+    return this.#unary("CancelDeployment", { deploymentId, reason }, deadlineMs);
+  }
+  close(): void {
+    this.#raw.close();
+  }
+}

@@ -1,0 +1,517 @@
+// One chaos run: a seeded PRNG picks the stack, the deployments and the
+// faults; the run drives them against real processes and returns what the
+// checks need (scripts/chaos/checks.ts).
+import { randomBytes } from "node:crypto";
+import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { foldAll, type DeploymentRecord } from "../../services/shared/src/fold.js";
+import type { DeploymentMsg } from "./client.js";
+import { readAllEvents } from "./events.js";
+import { Rng } from "./prng.js";
+import { APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
+
+export const FAULT_KINDS = [
+  "agent-kill-before-apply",
+  "agent-kill-during-apply",
+  "agent-kill-after-apply",
+  "agent-kill-between-report-and-ack",
+  "coordinator-kill",
+  "coordinator-kill-one-of-two",
+  "nats-kill",
+  "cluster-stream-leader-kill",
+  "agent-link-cut",
+  "agent-link-stall",
+  "client-short-deadline-retries",
+  "agent-offline-past-timeout",
+] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+const PRIMARY_WEIGHTS: Record<FaultKind, number> = {
+  "agent-kill-before-apply": 1,
+  "agent-kill-during-apply": 1.5,
+  "agent-kill-after-apply": 1,
+  "agent-kill-between-report-and-ack": 1,
+  "coordinator-kill": 1,
+  "coordinator-kill-one-of-two": 1,
+  "nats-kill": 1,
+  "cluster-stream-leader-kill": 1,
+  "agent-link-cut": 1,
+  "agent-link-stall": 1,
+  "client-short-deadline-retries": 1,
+  "agent-offline-past-timeout": 1,
+};
+const SECONDARY: FaultKind[] = ["agent-kill-during-apply", "agent-kill-after-apply", "agent-link-cut", "agent-link-stall", "agent-kill-before-apply"];
+
+export interface PlannedDeployment {
+  key: string;
+  app: string;
+  requestId: string;
+  maxConcurrency: number;
+  maxFailures: number;
+  deliveryTimeoutMs: number;
+  applyTimeoutMs: number;
+  targets: string[];
+  startDelayMs: number;
+  cancelAfterMs?: number;
+  impatient?: { deadlineMs: number; attempts: number };
+}
+
+export interface Fault {
+  kind: FaultKind;
+  /** Agent or process it hits. */
+  on?: string;
+  atMs?: number;
+  downMs?: number;
+  /** What actually happened (or why it could not be injected). */
+  note?: string;
+  injected: boolean;
+}
+
+export interface ScenarioPlan {
+  seed: number;
+  clustered: boolean;
+  coordinators: 1 | 2;
+  agents: string[];
+  sleeps: Record<string, number>;
+  failing: string[];
+  deployments: PlannedDeployment[];
+  faults: Fault[];
+}
+
+export function planScenario(seed: number): ScenarioPlan {
+  const rng = new Rng(seed);
+  const primary = rng.weighted(PRIMARY_WEIGHTS);
+  const faults: Fault[] = [{ kind: primary, injected: false }];
+  if (rng.chance(0.35)) faults.push({ kind: rng.pick(SECONDARY), injected: false });
+  const clustered = primary === "cluster-stream-leader-kill" || rng.chance(0.08);
+  const coordinators: 1 | 2 = primary === "coordinator-kill-one-of-two" ? 2 : primary === "coordinator-kill" ? 1 : rng.chance(0.3) ? 2 : 1;
+  const agents = Array.from({ length: rng.int(3, 5) }, (_, i) => `a${i + 1}`);
+  const duringKill = faults.some((f) => f.kind === "agent-kill-during-apply");
+  const sleeps = Object.fromEntries(agents.map((a) => [a, duringKill ? rng.int(8, 25) / 10 : rng.int(2, 15) / 10]));
+  const failing = agents.filter(() => rng.chance(0.1));
+  const nDeployments = rng.int(1, 3);
+  const deployments: PlannedDeployment[] = [];
+  for (let i = 0; i < nDeployments; i++) {
+    deployments.push({
+      key: `D${i + 1}`,
+      app: rng.pick(APPS),
+      requestId: `chaos-${seed}-${i + 1}-${randomBytes(3).toString("hex")}`,
+      maxConcurrency: rng.int(1, agents.length),
+      maxFailures: rng.int(0, 2),
+      deliveryTimeoutMs: rng.int(3, 5) * 1000,
+      applyTimeoutMs: rng.int(4, 7) * 1000,
+      targets: [],
+      startDelayMs: i === 0 ? 0 : rng.int(0, 1500),
+      ...(rng.chance(0.12) ? { cancelAfterMs: rng.int(300, 3000) } : {}),
+    });
+  }
+  for (const f of faults) {
+    const agent = rng.pick(agents);
+    switch (f.kind) {
+      case "agent-kill-before-apply":
+        Object.assign(f, { on: agent, atMs: rng.int(0, 300), downMs: rng.int(500, 4000) });
+        break;
+      case "agent-kill-during-apply":
+      case "agent-kill-after-apply":
+      case "agent-kill-between-report-and-ack":
+        Object.assign(f, { on: agent, downMs: rng.int(200, 3000) });
+        break;
+      case "coordinator-kill":
+      case "coordinator-kill-one-of-two":
+        Object.assign(f, { on: `coordinator-${rng.int(1, coordinators)}`, atMs: rng.int(100, 4000), downMs: rng.int(300, 4000) });
+        break;
+      case "nats-kill":
+        Object.assign(f, { on: clustered ? `nats-${rng.int(1, 3)}` : "nats-1", atMs: rng.int(100, 4000), downMs: rng.int(300, 3000) });
+        break;
+      case "cluster-stream-leader-kill":
+        Object.assign(f, { on: rng.pick(["DEPLOY_EVENTS", "DEPLOY_COMMANDS"]), atMs: rng.int(100, 4000), downMs: rng.int(1000, 5000) });
+        break;
+      case "agent-link-cut":
+      case "agent-link-stall":
+        Object.assign(f, { on: agent, atMs: rng.int(0, 4000), downMs: rng.int(1000, 6000) });
+        break;
+      case "client-short-deadline-retries": {
+        const d = deployments[0]!;
+        d.impatient = { deadlineMs: rng.int(2, 60), attempts: rng.int(3, 6) };
+        f.on = d.key;
+        break;
+      }
+      case "agent-offline-past-timeout": {
+        // Offline (killed, or its link cut) just before the first deployment,
+        // which names it explicitly; back only after that deployment is over.
+        const d = deployments[0]!;
+        d.targets = agents;
+        Object.assign(f, { on: agent, note: rng.chance(0.5) ? "link" : "process" });
+        break;
+      }
+    }
+  }
+  return { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface DeploymentOutcome {
+  key: string;
+  app: string;
+  requestId: string;
+  id?: string;
+  /** Every deployment id CreateDeployment answered for this request id. */
+  answeredIds: string[];
+  createAttempts: number;
+  createError?: string;
+  createdAtMs?: number;
+  finishedAtMs?: number;
+  state?: string;
+  boundMs?: number;
+  targets?: Record<string, string>;
+}
+
+export interface RunOutcome {
+  plan: ScenarioPlan;
+  deployments: DeploymentOutcome[];
+  /** Time anything was down (coordinators all down, NATS down), added to the completion bound. */
+  outageMs: number;
+  startedAtMs: number;
+}
+
+const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+/** The suite's view of a deployment: the fold of its events (never through a coordinator). */
+async function foldOf(stack: ChaosStack, id: string): Promise<DeploymentRecord | undefined> {
+  const all = await readAllEvents(await stack.jsm());
+  return foldAll(all.get(id) ?? []);
+}
+
+const isGrpc = (e: unknown, code: grpcStatus): boolean => (e as ServiceError | undefined)?.code === code;
+
+export class Scenario {
+  readonly outcomes: DeploymentOutcome[];
+  #outageMs = 0;
+  #stop = false;
+  readonly #done = new Map<string, Promise<void>>();
+  readonly #resolvers = new Map<string, () => void>();
+  #firstCreated!: Promise<void>;
+  #firstCreatedResolve!: () => void;
+  readonly #t0 = Date.now();
+  readonly log: string[] = [];
+
+  constructor(
+    readonly stack: ChaosStack,
+    readonly plan: ScenarioPlan,
+  ) {
+    this.outcomes = plan.deployments.map((d) => ({ key: d.key, app: d.app, requestId: d.requestId, answeredIds: [], createAttempts: 0 }));
+    for (const d of plan.deployments) this.#done.set(d.key, new Promise<void>((r) => this.#resolvers.set(d.key, r)));
+    this.#firstCreated = new Promise<void>((r) => (this.#firstCreatedResolve = r));
+  }
+
+  note(msg: string): void {
+    this.log.push(`${((Date.now() - this.#t0) / 1000).toFixed(2)}s ${msg}`);
+  }
+
+  async run(): Promise<RunOutcome> {
+    const startedAtMs = Date.now();
+    for (const [a, s] of Object.entries(this.plan.sleeps)) await this.stack.control(a, { sleepS: s, fail: this.plan.failing.includes(a) });
+    const faults = this.plan.faults.map((f) => this.#inject(f).catch((err: unknown) => {
+      f.note = `${f.note ?? ""} injection error: ${String(err)}`.trim();
+    }));
+    // Per app, deployments run one after another (one active per app and environment).
+    const chains = new Map<string, PlannedDeployment[]>();
+    for (const d of this.plan.deployments) chains.set(d.app, [...(chains.get(d.app) ?? []), d]);
+    await Promise.all(
+      [...chains.values()].map(async (chain) => {
+        for (const d of chain) {
+          await sleep(d.startDelayMs);
+          await this.#deploy(d);
+        }
+      }),
+    );
+    this.#stop = true;
+    await Promise.all(faults);
+    return { plan: this.plan, deployments: this.outcomes, outageMs: this.#outageMs, startedAtMs };
+  }
+
+  #outcome(key: string): DeploymentOutcome {
+    return this.outcomes.find((o) => o.key === key)!;
+  }
+
+  /** Worst case of a rollout: each wave waits out delivery, apply and its grace. */
+  #bound(d: PlannedDeployment, targets: number): number {
+    const waves = Math.ceil(Math.max(1, targets) / d.maxConcurrency);
+    return waves * (d.deliveryTimeoutMs + d.applyTimeoutMs + APPLY_GRACE_MS + 2 * SWEEP_MS);
+  }
+
+  async #deploy(d: PlannedDeployment): Promise<void> {
+    const o = this.#outcome(d.key);
+    try {
+      const offline = this.plan.faults.find((f) => f.kind === "agent-offline-past-timeout");
+      if (offline && d.key === "D1") await this.#takeOffline(offline);
+      const req = {
+        requestId: d.requestId,
+        app: d.app,
+        environment: ENVIRONMENT,
+        changeset: { version: `v-${d.key}` },
+        strategy: {
+          maxConcurrency: d.maxConcurrency,
+          maxFailures: d.maxFailures,
+          deliveryTimeout: { seconds: d.deliveryTimeoutMs / 1000 },
+          applyTimeout: { seconds: d.applyTimeoutMs / 1000 },
+        },
+        targets: d.targets,
+        requestedBy: "chaos",
+      };
+      let msg: DeploymentMsg | undefined;
+      if (d.impatient) {
+        // The failure that started the project: a deadline shorter than the
+        // call, retried with backoff with the same request id, alternating
+        // coordinators when there are two.
+        for (let i = 0; i < d.impatient.attempts; i++) {
+          o.createAttempts++;
+          const c = this.stack.client(i);
+          try {
+            const r = await c.create(req, d.impatient.deadlineMs);
+            o.answeredIds.push(r.id!);
+            msg ??= r;
+          } catch (err) {
+            this.note(`${d.key} impatient attempt ${i + 1}: ${(err as Error).message.slice(0, 80)}`);
+          } finally {
+            c.close();
+          }
+          await sleep(25 * 2 ** i);
+        }
+      }
+      const until = Date.now() + 45_000;
+      for (let i = 0; !msg; i++) {
+        o.createAttempts++;
+        const c = this.stack.client(i);
+        try {
+          const r = await c.create(req, 5000);
+          o.answeredIds.push(r.id!);
+          msg = r;
+        } catch (err) {
+          if (isGrpc(err, grpcStatus.ALREADY_EXISTS) || isGrpc(err, grpcStatus.INVALID_ARGUMENT) || Date.now() > until) {
+            o.createError = (err as Error).message;
+            this.note(`${d.key} create failed: ${o.createError}`);
+            return;
+          }
+          await sleep(Math.min(200 * 2 ** i, 2000));
+        } finally {
+          c.close();
+        }
+      }
+      o.id = msg.id!;
+      o.boundMs = this.#bound(d, msg.targets?.length ?? 1);
+      this.note(`${d.key} created ${o.id} (${msg.targets?.length} targets, c=${d.maxConcurrency} f=${d.maxFailures})`);
+      if (d.key === "D1") this.#firstCreatedResolve();
+      if (d.cancelAfterMs !== undefined) void this.#cancelLater(o.id, d.cancelAfterMs);
+      await this.#waitTerminal(o);
+    } finally {
+      if (d.key === "D1") this.#firstCreatedResolve();
+      this.#resolvers.get(d.key)!();
+    }
+  }
+
+  async #cancelLater(id: string, ms: number): Promise<void> {
+    await sleep(ms);
+    for (let i = 0; i < 10; i++) {
+      const c = this.stack.client(i);
+      try {
+        await c.cancel(id, "chaos");
+        this.note(`cancel requested for ${id}`);
+        return;
+      } catch (err) {
+        if (isGrpc(err, grpcStatus.FAILED_PRECONDITION)) return; // already terminal
+        await sleep(300);
+      } finally {
+        c.close();
+      }
+    }
+  }
+
+  async #waitTerminal(o: DeploymentOutcome): Promise<void> {
+    // Generous: the check compares the stream times against the bound; this
+    // only stops a run that hangs.
+    const giveUp = Date.now() + (o.boundMs ?? 0) + this.#outageMs + 60_000;
+    for (;;) {
+      try {
+        const rec = await foldOf(this.stack, o.id!);
+        if (rec && TERMINAL.has(rec.state)) {
+          o.state = rec.state;
+          o.createdAtMs = Date.parse(rec.createdAt);
+          o.finishedAtMs = rec.finishedAt ? Date.parse(rec.finishedAt) : undefined;
+          o.targets = Object.fromEntries(Object.entries(rec.targets).map(([a, t]) => [a, t.state]));
+          this.note(`${o.key} ${rec.state}`);
+          return;
+        }
+        if (rec) {
+          o.state = rec.state;
+          o.createdAtMs = Date.parse(rec.createdAt);
+        }
+      } catch {
+        // NATS down or electing a leader: ask again
+      }
+      if (Date.now() > giveUp + this.#outageMs) {
+        this.note(`${o.key} still ${o.state} when the suite gave up`);
+        return;
+      }
+      await sleep(200);
+    }
+  }
+
+  async #outage<T>(fn: () => Promise<T>): Promise<T> {
+    const t = Date.now();
+    try {
+      return await fn();
+    } finally {
+      this.#outageMs += Date.now() - t;
+    }
+  }
+
+  /** Waits until `cond` holds (polling) or the run's deployments are all over. */
+  async #until(cond: () => Promise<boolean>, pollMs = 15): Promise<boolean> {
+    while (!this.#stop) {
+      if (await cond().catch(() => false)) return true;
+      await sleep(pollMs);
+    }
+    return false;
+  }
+
+  async #restartAgent(id: string): Promise<void> {
+    await this.stack.agent(id).start(30_000).catch((err: unknown) => this.note(`restart of ${id} failed: ${String(err)}`));
+  }
+
+  async #takeOffline(f: Fault): Promise<void> {
+    const id = f.on!;
+    if (f.note === "link") this.stack.proxies.get(id)!.cut(600_000);
+    else await this.stack.agent(id).kill("SIGKILL");
+    f.injected = true;
+    this.note(`${id} offline (${f.note})`);
+  }
+
+  async #inject(f: Fault): Promise<void> {
+    const { stack } = this;
+    switch (f.kind) {
+      case "agent-kill-before-apply": {
+        await this.#firstCreated;
+        await sleep(f.atMs!);
+        await stack.agent(f.on!).kill("SIGKILL");
+        f.injected = true;
+        this.note(`killed ${f.on} (before apply)`);
+        await sleep(f.downMs!);
+        await this.#restartAgent(f.on!);
+        return;
+      }
+      case "agent-kill-during-apply":
+      case "agent-kill-after-apply": {
+        const phase = f.kind === "agent-kill-during-apply" ? "start" : "end";
+        const hit = await this.#until(async () => (await stack.executions(f.on!)).some((e) => e.phase === phase));
+        if (!hit) {
+          f.note = `${f.on} never ${phase === "start" ? "started" : "finished"} an apply`;
+          return;
+        }
+        await stack.agent(f.on!).kill("SIGKILL");
+        f.injected = true;
+        this.note(`killed ${f.on} (${phase === "start" ? "during" : "after"} apply)`);
+        await sleep(f.downMs!);
+        await this.#restartAgent(f.on!);
+        return;
+      }
+      case "agent-kill-between-report-and-ack": {
+        // "reported" is journaled after JetStream acknowledged the result and before the command's ack.
+        const hit = await this.#until(async () => (await stack.journal(f.on!)).some((r) => r.op === "reported"), 5);
+        if (!hit) {
+          f.note = `${f.on} never reported a result`;
+          return;
+        }
+        await stack.agent(f.on!).kill("SIGKILL");
+        f.injected = true;
+        this.note(`killed ${f.on} (between report and ack)`);
+        await sleep(f.downMs!);
+        await this.#restartAgent(f.on!);
+        return;
+      }
+      case "coordinator-kill":
+      case "coordinator-kill-one-of-two": {
+        await this.#firstCreated;
+        await sleep(f.atMs!);
+        const c = stack.coordinators.find((p) => p.name === f.on)!;
+        const alone = stack.coordinators.filter((p) => p.running).length === 1;
+        const down = async (): Promise<void> => {
+          await c.kill("SIGKILL");
+          f.injected = true;
+          this.note(`killed ${f.on}`);
+          await sleep(f.downMs!);
+          await c.start(30_000);
+        };
+        await (alone ? this.#outage(down) : down());
+        return;
+      }
+      case "nats-kill": {
+        await this.#firstCreated;
+        await sleep(f.atMs!);
+        const n = stack.nats.find((x) => x.name === f.on)!;
+        const down = async (): Promise<void> => {
+          await n.kill("SIGKILL");
+          f.injected = true;
+          this.note(`killed ${f.on}`);
+          await sleep(f.downMs!);
+          await n.start();
+          this.note(`${f.on} back`);
+        };
+        await (stack.clustered ? down() : this.#outage(down));
+        return;
+      }
+      case "cluster-stream-leader-kill": {
+        await this.#firstCreated;
+        await sleep(f.atMs!);
+        const jsm = await stack.jsm();
+        const info = await jsm.streams.info(f.on!);
+        const leader = info.cluster?.leader;
+        const n = stack.nats.find((x) => `n${x.name.split("-")[1]}` === leader);
+        if (!n) {
+          f.note = `no leader found for ${f.on} (${String(leader)})`;
+          return;
+        }
+        // A new leader is elected within a few seconds; count that as an outage.
+        await this.#outage(async () => {
+          await n.kill("SIGKILL");
+          f.injected = true;
+          f.note = `${f.on} leader ${leader}`;
+          this.note(`killed ${leader}, leader of ${f.on}`);
+          await sleep(f.downMs!);
+        });
+        await n.start();
+        this.note(`${leader} back`);
+        return;
+      }
+      case "agent-link-cut":
+      case "agent-link-stall": {
+        await this.#firstCreated;
+        await sleep(f.atMs!);
+        const p = stack.proxies.get(f.on!)!;
+        f.injected = true;
+        if (f.kind === "agent-link-cut") {
+          this.note(`cut ${f.on}'s link for ${f.downMs} ms`);
+          p.cut(f.downMs!);
+          await sleep(f.downMs!);
+        } else {
+          this.note(`stalled ${f.on}'s link for ${f.downMs} ms`);
+          await p.stall(f.downMs!);
+        }
+        return;
+      }
+      case "client-short-deadline-retries":
+        f.injected = true; // driven by #deploy
+        return;
+      case "agent-offline-past-timeout": {
+        await this.#done.get("D1");
+        await sleep(500);
+        if (f.note === "link") stack.proxies.get(f.on!)!.cut(0);
+        else await this.#restartAgent(f.on!);
+        this.note(`${f.on} back online`);
+        // Give it time to meet its stale command.
+        await sleep(1500);
+        return;
+      }
+    }
+  }
+}
