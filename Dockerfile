@@ -34,6 +34,8 @@ WORKDIR /app
 # and deployctl reads its version from it.
 COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist/services ./dist/services
+# The web dashboard the coordinator serves when http.listen is set.
+COPY --from=build /src/dist/dashboard ./dist/dashboard
 COPY proto ./proto
 COPY package.json ./
 # tsc does not set the executable bit; the files start with #!/usr/bin/env node.

@@ -246,9 +246,12 @@ async function main(): Promise<number> {
   console.log(`nats-server: ${nats.url} (JetStream store ${join(dir, "jetstream")})`);
 
   const grpcAddress = `127.0.0.1:${await freePort()}`;
+  // The web dashboard (services/dashboard), served by the coordinator; off by default.
+  const httpAddress = `127.0.0.1:${await freePort()}`;
   const coordinator = startChild("coordinator", process.execPath, [COORDINATOR_MAIN], {
     NATS_URL: nats.url,
     DEPLOY_GRPC_LISTEN: grpcAddress,
+    DEPLOY_HTTP_LISTEN: httpAddress,
     LOG_LEVEL: "warn",
   });
   const agents = AGENTS.map((id) =>
@@ -267,6 +270,7 @@ async function main(): Promise<number> {
   const client = new proto.deploy.v1.DeployService(grpcAddress, grpc.credentials.createInsecure());
   try {
     console.log(`coordinator: gRPC ${grpcAddress}; agents: ${AGENTS.join(", ")}`);
+    console.log(`dashboard: http://${httpAddress}/`);
     const live = await waitFor(
       "3 live agents in ListAgents",
       30_000,
@@ -290,6 +294,7 @@ async function main(): Promise<number> {
     });
     const id = created.id ?? "";
     console.log(`\ncreated deployment ${id} (request_id ${requestId}): ${APP} ${version} to ${ENVIRONMENT}, max_concurrency 2`);
+    console.log(`watch it live: http://${httpAddress}/#/deployments/${id}`);
     console.log(`\nevents (WatchDeployment ${id}):`);
 
     await new Promise<void>((res, rej) => {
@@ -320,7 +325,7 @@ look inside (nats CLI, https://github.com/nats-io/natscli${keep ? "" : "; run th
   nats --server ${nats.url} consumer info DEPLOY_COMMANDS agent-web-1`);
 
     if (keep) {
-      console.log(`\n--keep: stack left running (gRPC ${grpcAddress}, NATS ${nats.url}); Ctrl-C stops it.`);
+      console.log(`\n--keep: stack left running (gRPC ${grpcAddress}, dashboard http://${httpAddress}/, NATS ${nats.url}); Ctrl-C stops it.`);
       await new Promise<void>((res) => {
         releaseKeep = res;
       });

@@ -232,7 +232,7 @@ describe("Dockerfile", () => {
   it("copies only dist/, proto/, package.json and node_modules into the runtime", () => {
     const runtime = text.slice(text.search(/^FROM\s+\S+\s+AS\s+runtime/im));
     const copied = [...runtime.matchAll(/^COPY\s+(?:--from=\S+\s+)?(\S+)/gm)].map((m) => m[1]!);
-    for (const c of copied) expect(c, c).toMatch(/^(\/src\/node_modules|\/src\/dist\/services|proto|package\.json)$/);
+    for (const c of copied) expect(c, c).toMatch(/^(\/src\/node_modules|\/src\/dist\/services|\/src\/dist\/dashboard|proto|package\.json)$/);
   });
 
   it("runs as a non-root user", () => {

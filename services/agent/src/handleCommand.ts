@@ -39,7 +39,10 @@ import type { AgentConfig } from "./config.js";
 import type { Journal, JournalResult } from "./journal.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { Registration } from "./registration.js";
-import { applyCommand, releaseName } from "./apply.js";
+// apply.js (execa, the bundle code, tar) is loaded at the first apply, not
+// at start: an idle agent's RSS goal is 60 MB (issue 5).
+let applyModule: Promise<typeof import("./apply.js")> | undefined;
+const loadApply = (): Promise<typeof import("./apply.js")> => (applyModule ??= import("./apply.js"));
 
 export interface HandlerDeps {
   ctx: JsContext;
@@ -219,6 +222,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     await report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
+    const { applyCommand, releaseName } = await loadApply();
     const result = await applyCommand(deps, cmd, app!);
     await journal.markFinished(id, result);
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");

@@ -5,8 +5,8 @@
 // Format: append-only JSON lines in <stateDir>/journal.jsonl, one record per
 // state change, e.g.
 //   {"v":1,"op":"started","deploymentId":"d-1","at":"2025-01-01T00:00:00.000Z"}
-// Every append is fdatasync'd before its promise resolves, so a resolved
-// markStarted() means the record survives power loss.
+// Every append but "reported" is fdatasync'd before its promise resolves, so
+// a resolved markStarted() means the record survives power loss.
 //
 // No compaction: a deployment produces at most three short lines (started,
 // finished, reported; or declined, reported), and the agent applies a
@@ -194,7 +194,12 @@ export class Journal {
       if (typeof next === "string") throw new JournalStateError(next);
       try {
         await writeAll(this.fd, Buffer.from(`${JSON.stringify(record)}\n`, "utf8"));
-        await this.fd.datasync();
+        // "reported" is only an optimisation flag: lost in a crash, the
+        // outcome is reported again and deduplicated (Nats-Msg-Id, and the
+        // fold ignores a repeated result), so it is written without its own
+        // fdatasync (~2 ms); the next fsync'd append makes it durable too.
+        // Bench fan-out 1000: one fsync fewer per apply (3 → 2).
+        if (record.op !== "reported") await this.fd.datasync();
       } catch (err) {
         this.writeFailure = err;
         throw new JournalWriteError(`appending to journal ${this.file} failed`, { cause: err });

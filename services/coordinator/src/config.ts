@@ -24,6 +24,7 @@ export interface CoordinatorConfig {
   };
   artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number };
   metrics: { listen: string };
+  http: { listen: string; assetsDir: string };
   logLevel: string;
 }
 
@@ -142,6 +143,20 @@ const schema = {
   metrics: {
     listen: { doc: "host:port serving Prometheus metrics on GET /metrics; empty: off", format: String, default: "", env: "DEPLOY_METRICS_LISTEN" },
   },
+  http: {
+    listen: {
+      doc: "host:port of the web dashboard and its read-only JSON/Server-Sent Events API (services/coordinator/src/http); empty: off. With grpc.tokens set it asks for a token (viewer reads, deployer may cancel); serve it behind TLS",
+      format: String,
+      default: "",
+      env: "DEPLOY_HTTP_LISTEN",
+    },
+    assetsDir: {
+      doc: "Directory of the built dashboard (npm run build writes dist/dashboard); empty: dist/dashboard of this package",
+      format: String,
+      default: "",
+      env: "DEPLOY_HTTP_ASSETS_DIR",
+    },
+  },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
 };
 
@@ -152,6 +167,9 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
   const cfg = loadConfig<CoordinatorConfig>(schema, configFileFrom(argv, "DEPLOY_COORDINATOR_CONFIG"), overrides as Partial<CoordinatorConfig> | undefined);
   if (!/^[^:]+:\d+$/.test(cfg.grpc.listen) && !/^\[.*\]:\d+$/.test(cfg.grpc.listen)) {
     throw new Error(`invalid configuration: grpc.listen: "${cfg.grpc.listen}" is not host:port`);
+  }
+  if (cfg.http.listen && !/^[^:]+:\d+$/.test(cfg.http.listen) && !/^\[.*\]:\d+$/.test(cfg.http.listen)) {
+    throw new Error(`invalid configuration: http.listen: "${cfg.http.listen}" is not host:port`);
   }
   if (cfg.rollout.agentLiveMs < 1000) throw new Error("invalid configuration: rollout.agentLiveMs: must be at least 1000");
   if (cfg.rollout.sweepIntervalMs < 50) throw new Error("invalid configuration: rollout.sweepIntervalMs: must be at least 50");

@@ -17,7 +17,9 @@ import {
 import { startMetricsServer } from "../../shared/src/metricsServer.js";
 import { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { CoordinatorConfig } from "./config.js";
+import { loadTokens, TokenAuthenticator } from "./grpc/auth.js";
 import { startGrpcServer } from "./grpc/server.js";
+import { startHttpServer } from "./http/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
 import { Registry } from "./registry.js";
 import { CoordinatorMetrics } from "./metrics.js";
@@ -29,6 +31,8 @@ export interface Coordinator {
   readonly state: CoordinatorState;
   /** The bound gRPC port. */
   readonly port: number;
+  /** The bound port of the web dashboard, when http.listen is set. */
+  readonly httpPort: number | undefined;
   readonly address: string;
   readonly ctx: JsContext;
   readonly reconciler: Reconciler;
@@ -85,6 +89,16 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     });
     const host = config.grpc.listen.slice(0, config.grpc.listen.lastIndexOf(":"));
     const metricsServer = config.metrics.listen ? await startMetricsServer(config.metrics.listen, metrics.registry, log) : undefined;
+    const httpServer = config.http.listen
+      ? await startHttpServer(config.http, {
+        ctx,
+        registry,
+        reconciler,
+        auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),
+        log: log.child({ component: "http" }),
+        shutdown: shutdown.signal,
+      })
+      : undefined;
     state = "running";
     log.info({ listen: `${host}:${grpc.port}`, nats: config.nats.url }, "coordinator running");
 
@@ -94,6 +108,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         return state;
       },
       port: grpc.port,
+      httpPort: httpServer?.port,
       address: `${host}:${grpc.port}`,
       ctx,
       reconciler,
@@ -104,6 +119,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           grpc.health.setStatus("deploy.v1.DeployService", "NOT_SERVING");
           shutdown.abort();
           await shutdownServer(grpc.server, graceMs);
+          await httpServer?.close();
           await reconciler.close();
           await registry.close();
           await metricsServer?.close();

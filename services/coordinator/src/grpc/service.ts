@@ -1,25 +1,13 @@
 // DeployService handlers. Each unary call does a bounded amount of JetStream
 // work and answers; long work is observed through WatchDeployment.
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
-import {
-  COORDINATOR_SOURCE,
-  ConflictError,
-  NotFoundError,
-  appendEvent,
-  asArtifactName,
-  asDigest,
-  catchUp,
-  foldEvent,
-  followEvents,
-  isTerminalDeployment,
-  loadDeployment,
-  type DeploymentRecord,
-  type JsContext,
-  type Logger,
-} from "../../../shared/src/index.js";
+import { NotFoundError, asArtifactName, asDigest, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment } from "../createDeployment.js";
+import { cancelDeployment } from "../queries/cancelDeployment.js";
+import { listDeployments } from "../queries/listDeployments.js";
+import { mustLoadDeployment, watchDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import {
@@ -72,12 +60,6 @@ function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<
   };
 }
 
-async function mustLoad(deps: ServiceDeps, id: string): Promise<DeploymentRecord> {
-  const loaded = await loadDeployment(deps.ctx, id);
-  if (!loaded) throw new NotFoundError(`deployment ${id} does not exist`);
-  return loaded.record;
-}
-
 export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers {
   const { ctx } = deps;
   const log = deps.log;
@@ -93,31 +75,12 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     GetDeployment: call("GetDeployment", async (req) => {
-      return toDeploymentMessage(await mustLoad(deps, validateDeploymentId(req.deploymentId)));
+      return toDeploymentMessage(await mustLoadDeployment(ctx, validateDeploymentId(req.deploymentId)));
     }),
 
     ListDeployments: call("ListDeployments", async (req) => {
-      const q = validateList(req);
-      const ids: string[] = [];
-      for await (const k of await ctx.deployments.keys()) {
-        if (k.startsWith("d-") && (!q.pageToken || k < q.pageToken)) ids.push(k);
-      }
-      // Ids are time-ordered: newest first is a reverse sort.
-      ids.sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
-      const page: DeploymentRecord[] = [];
-      let next = "";
-      for (const id of ids) {
-        const loaded = await loadDeployment(ctx, id);
-        if (!loaded) continue;
-        const r = loaded.record;
-        if ((q.app && r.spec.app !== q.app) || (q.environment && r.spec.environment !== q.environment) || (q.state && r.state !== q.state)) continue;
-        if (page.length === q.pageSize) {
-          next = page.at(-1)!.spec.id;
-          break;
-        }
-        page.push(r);
-      }
-      return { deployments: page.map(toDeploymentMessage), nextPageToken: next };
+      const { deployments, nextPageToken } = await listDeployments(ctx, validateList(req));
+      return { deployments: deployments.map(toDeploymentMessage), nextPageToken };
     }),
 
     WatchDeployment: (call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>) => {
@@ -127,18 +90,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     CancelDeployment: call("CancelDeployment", async (req) => {
       const id = validateDeploymentId(req.deploymentId);
       const reason = validateReason(req.reason);
-      let rec = await mustLoad(deps, id);
-      for (let attempt = 0; attempt < 5 && !isTerminalDeployment(rec.state) && !rec.cancelRequested; attempt++) {
-        try {
-          await appendEvent(ctx, id, { type: "deployment.cancel_requested", reason }, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: rec.lastCoordinatorSeq });
-          log.info({ deploymentId: id, reason }, "cancel requested");
-        } catch (err) {
-          if (!(err instanceof ConflictError)) throw err;
-        }
-        rec = (await catchUp(ctx, id, rec, 0))!.record;
-      }
-      await deps.reconciler.schedule(id);
-      return toDeploymentMessage(await mustLoad(deps, id));
+      return toDeploymentMessage(await cancelDeployment(deps, id, reason));
     }),
 
     UploadArtifact: (call: ServerReadableStream<UploadPart, ArtifactMsg>, callback: sendUnaryData<ArtifactMsg>) => {
@@ -173,11 +125,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   };
 }
 
-/**
- * Replays the deployment's events from the start (to know each event's
- * resulting state), sends those after `after_sequence`, then follows live
- * ones and ends after the terminal event.
- */
+/** Streams watchDeployment (queries/watchDeployment.ts) as gRPC messages; ends after the terminal event. */
 async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>): Promise<void> {
   const abort = new AbortController();
   let finished = false;
@@ -202,18 +150,11 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
   try {
     const id = validateDeploymentId(call.request.deploymentId);
     const after = validateAfterSequence(call.request.afterSequence);
-    await mustLoad(deps, id);
-    let rec: DeploymentRecord | undefined;
-    for await (const e of followEvents(deps.ctx, id, { afterSeq: 0, signal: abort.signal })) {
+    await mustLoadDeployment(deps.ctx, id);
+    for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal })) {
       if (finished) break;
-      if (e.invalid !== undefined) continue;
-      const { record, ignored } = foldEvent(rec, e);
-      rec = record;
-      if (e.seq > after) {
-        const ok = call.write(toEventMessage(e, rec, ignored));
-        if (!ok) await new Promise<void>((resolve) => call.once("drain", resolve));
-      }
-      if (rec && isTerminalDeployment(rec.state)) break;
+      const ok = call.write(toEventMessage(event, record, ignored));
+      if (!ok) await new Promise<void>((resolve) => call.once("drain", resolve));
     }
     finish();
   } catch (err) {

@@ -7,6 +7,18 @@
 //
 // It holds nothing that is not rebuilt from JetStream: the in-memory sets
 // below only save repeated work and are empty after a restart.
+//
+// Performance (issue 5; 2 cores, nats-server 2.9.10, a loaded machine): the
+// record of a deployment this process reconciles is kept in memory and only
+// caught up from the stream on the next wake (the stream is the truth, so a
+// cached fold plus the events after its lastSeq is exactly the fold of the
+// stream), instead of a KV get + JSON.parse of the whole projection per
+// event; the projection is written at most every SAVE_INTERVAL_MS (and at
+// once for a new or terminal deployment) instead of after every event (a
+// lagging projection is safe: every read catches it up from the stream);
+// a dispatched target's command goes out as soon as its event is
+// acknowledged instead of after the whole batch; and the sweep skips a
+// deployment reconciled within the last sweep interval.
 import {
   ACTIVE_FILTER,
   COORDINATOR_CONSUMER,
@@ -63,12 +75,34 @@ interface Slot {
 // single deployment cannot starve the others.
 const MAX_ROUNDS = 10_000;
 
+/**
+ * The projection of a running deployment is written at most this often
+ * (~250 KB of JSON at 1,000 targets, once per event before). A skipped write
+ * is made by a timer, so KV lags the stream by at most about this long.
+ */
+export const SAVE_INTERVAL_MS = 250;
+
+interface Cached {
+  /** Exactly the fold of the deployment's events up to record.lastSeq. */
+  record: DeploymentRecord;
+  /** KV revision of the projection last read or written; 0: none. */
+  kvRevision: number;
+  /** lastSeq of that projection. */
+  savedSeq: number;
+  savedAt: number;
+  reconciledAt: number;
+}
+
 export class Reconciler {
   readonly #slots = new Map<string, Slot>();
   /** Targets whose claim their agent holds (final once seen), "<deployment>.<agent>". */
   readonly #agentClaims = new Set<string>();
   /** Commands this process already published, "<deployment>.<agent>". */
   readonly #published = new Set<string>();
+  /** Deployments this process reconciles, caught up from the stream at every wake. */
+  readonly #cache = new Map<string, Cached>();
+  /** Pending deferred projection writes. */
+  readonly #saveTimers = new Map<string, NodeJS.Timeout>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping = false;
   #messages: ConsumerMessages | undefined;
@@ -93,6 +127,15 @@ export class Reconciler {
         const parsed = parseEventSubject(m.subject);
         if (!parsed) {
           m.term();
+          continue;
+        }
+        // Already folded into the record this process holds (its own
+        // decisions, or events a catch-up read first): the reconcile that
+        // folded it plans on it, so there is nothing to wake. Fan-out 1,000
+        // woke ~1,000 reconciles for its own dispatch events before.
+        const known = this.#cache.get(parsed.deploymentId);
+        if (known && m.seq <= known.record.lastSeq) {
+          m.ack();
           continue;
         }
         this.schedule(parsed.deploymentId).then(
@@ -122,7 +165,12 @@ export class Reconciler {
         if (lock) ids.add(lock.deploymentId);
       }
       this.opts.metrics?.deploymentsActive.set(ids.size);
-      await Promise.all([...ids].map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
+      for (const id of this.#cache.keys()) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
+      // A deployment reconciled within the last interval was examined
+      // recently enough: timeouts still fire within two intervals.
+      const now = Date.now();
+      const due = [...ids].filter((id) => now - (this.#cache.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
+      await Promise.all(due.map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
     } catch (err) {
       this.log.warn({ err }, "sweep failed");
     } finally {
@@ -156,6 +204,11 @@ export class Reconciler {
   async #run(id: string): Promise<void> {
     try {
       await this.reconcile(id);
+    } catch (err) {
+      // It may have folded events it did not get to act on: forget the
+      // record, so their redelivery is not taken for "already handled".
+      this.#forget(id);
+      throw err;
     } finally {
       const slot = this.#slots.get(id);
       const again = slot?.again;
@@ -172,14 +225,31 @@ export class Reconciler {
   async reconcile(id: string): Promise<DeploymentRecord | undefined> {
     const log = this.log.child({ deploymentId: id });
     const onInvalid = (seq: number, why: string): void => log.warn({ seq, why }, "skipping invalid event");
-    // loadDeployment, unrolled to see the projection as stored before the
-    // catch-up: transitions since then are the ones to count in metrics.
-    const entry = await this.ctx.deployments.get(id);
-    const stored = parseProjection(entry);
-    const before = stored ? snapshot(stored) : undefined;
-    const loaded = await catchUp(this.ctx, id, stored, stored && entry ? entry.revision : 0, onInvalid);
+    // loadDeployment, unrolled to see the record before the catch-up:
+    // transitions since then are the ones to count in metrics. The cached
+    // record saves a KV get and a parse of the whole projection.
+    const cached = this.#cache.get(id);
+    let stored: DeploymentRecord | undefined;
+    let kvRevision = 0;
+    if (cached) {
+      stored = cached.record;
+      kvRevision = cached.kvRevision;
+    } else {
+      const entry = await this.ctx.deployments.get(id);
+      stored = parseProjection(entry);
+      kvRevision = stored && entry ? entry.revision : 0;
+    }
+    const savedSeq = cached ? cached.savedSeq : (stored?.lastSeq ?? 0);
+    const before = stored && this.opts.metrics ? snapshot(stored) : undefined;
+    const loaded = await catchUp(this.ctx, id, stored, kvRevision, onInvalid);
     if (!loaded) return undefined;
     let { record } = loaded;
+    const entry: Cached = cached ?? { record, kvRevision, savedSeq, savedAt: 0, reconciledAt: 0 };
+    entry.record = record;
+    this.#cache.set(id, entry);
+    // Commands of targets dispatched in this pass, published as soon as
+    // their event is acknowledged (before: after the whole batch).
+    const early: Promise<unknown>[] = [];
     let rounds = 0;
     for (; rounds < MAX_ROUNDS && !this.#stopped; rounds++) {
       const planned = plan(record, {
@@ -199,6 +269,7 @@ export class Reconciler {
       try {
         for (const d of decisions) {
           expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect });
+          if (d.type === "target.dispatched") early.push(this.#publishOne(record.spec, d.agentId, log));
           this.opts.metrics?.decisions.inc({ type: d.type });
           log.debug({ type: d.type, agentId: "agentId" in d ? d.agentId : undefined, seq: expect }, "decision appended");
         }
@@ -208,13 +279,50 @@ export class Reconciler {
         log.debug("another coordinator decided first; reloading");
       }
       record = (await catchUp(this.ctx, id, record, loaded.kvRevision, onInvalid))!.record;
+      entry.record = record;
     }
     this.#observe(before, record);
     if (rounds === MAX_ROUNDS) this.log.warn({ deploymentId: id }, "reconcile stopped after too many rounds");
+    // A failed early publish is retried below, as any unpublished command.
+    await Promise.allSettled(early);
     await this.#publishCommands(record, log);
-    if (record.lastSeq > loaded.kvLastSeq) await saveProjection(this.ctx, record, loaded.kvRevision);
-    if (isTerminalDeployment(record.state)) await this.#release(record, log);
+    const terminal = isTerminalDeployment(record.state);
+    if (record.lastSeq > entry.savedSeq) {
+      const wait = entry.kvRevision === 0 || terminal ? 0 : entry.savedAt + SAVE_INTERVAL_MS - Date.now();
+      if (wait <= 0) {
+        entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
+        entry.savedSeq = record.lastSeq;
+        entry.savedAt = Date.now();
+      } else if (!this.#saveTimers.has(id)) {
+        const timer = setTimeout(() => {
+          this.#saveTimers.delete(id);
+          if (!this.#stopped) this.schedule(id).catch((err: unknown) => log.warn({ err }, "deferred projection write failed"));
+        }, wait);
+        timer.unref();
+        this.#saveTimers.set(id, timer);
+      }
+    }
+    entry.reconciledAt = Date.now();
+    if (terminal) {
+      await this.#release(record, log);
+      this.#forget(id);
+    }
     return record;
+  }
+
+  /** Drops what this process remembers of a deployment (it is reloaded from KV and the stream if woken again). */
+  #forget(id: string): void {
+    this.#cache.delete(id);
+    const t = this.#saveTimers.get(id);
+    if (t) clearTimeout(t);
+    this.#saveTimers.delete(id);
+  }
+
+  async #publishOne(spec: DeploymentRecord["spec"], agentId: string, log: Logger): Promise<void> {
+    const outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner);
+    this.#published.add(`${spec.id}.${agentId}`);
+    this.opts.metrics?.commands.inc({ outcome });
+    log.debug({ agentId, outcome }, "command published");
   }
 
   async #publishCommands(record: DeploymentRecord, log: Logger): Promise<void> {
@@ -223,14 +331,7 @@ export class Reconciler {
       .map(([agentId]) => agentId);
     // Publishes are independent; sending them together turns N round trips
     // into about one.
-    await Promise.all(
-      pending.map(async (agentId) => {
-        const outcome = await publishCommand(this.ctx, record.spec, agentId, this.opts.commandSigner);
-        this.#published.add(`${record.spec.id}.${agentId}`);
-        this.opts.metrics?.commands.inc({ outcome });
-        log.debug({ agentId, outcome }, "command published");
-      }),
-    );
+    await Promise.all(pending.map((agentId) => this.#publishOne(record.spec, agentId, log)));
     if (isTerminalDeployment(record.state)) {
       for (const agentId of record.spec.targets) {
         this.#published.delete(`${record.spec.id}.${agentId}`);
@@ -287,8 +388,14 @@ export class Reconciler {
   async close(): Promise<void> {
     this.#stopped = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    for (const t of this.#saveTimers.values()) clearTimeout(t);
+    this.#saveTimers.clear();
     this.#messages?.stop();
     await this.#consuming?.catch(() => undefined);
     await Promise.allSettled([...this.#slots.values()].map((s) => s.running));
+    // Deferred projection writes, best effort (a lagging projection is caught up on read anyway).
+    await Promise.allSettled(
+      [...this.#cache.values()].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision)),
+    );
   }
 }

@@ -1,6 +1,6 @@
 // Reads a deployment's events back from DEPLOY_EVENTS in stream order.
 import { DeliverPolicy, type JsMsg, type MsgRequest, type StoredMsg } from "@nats-io/jetstream";
-import { errorMessage } from "../errors.js";
+import { UnavailableError, errorMessage } from "../errors.js";
 import { deploymentEventFilter, EVENTS_STREAM, parseEventSubject } from "../names.js";
 import { parseEvent } from "../schemas.js";
 import type { StoredEvent } from "../fold.js";
@@ -24,6 +24,8 @@ const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time,
 // Below this many events, one direct get per event is cheaper than creating,
 // reading and deleting an ordered consumer (3 round trips plus the pull).
 const DIRECT_GET_LIMIT = 16;
+/** A catch-up read that receives nothing for this long fails (and is retried by its caller). */
+const READ_STALL_MS = 10_000;
 
 /** The first event of the deployment at or after `seq`, or null (2.9 answers "no message found", the client gives null). */
 function nextEvent(ctx: Pick<JsContext, "jsm">, filter: string, seq: number): Promise<StoredMsg | null> {
@@ -36,6 +38,17 @@ function nextEvent(ctx: Pick<JsContext, "jsm">, filter: string, seq: number): Pr
 async function lastEventSeq(ctx: Pick<JsContext, "jsm">, filter: string): Promise<number> {
   const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: filter });
   return m?.seq ?? 0;
+}
+
+/**
+ * The event stored at `seq` (one direct get), or undefined when there is none
+ * or it is not an event of `deploymentId`. CreateDeployment reads back the
+ * event it just appended with this: 1 round trip instead of 3.
+ */
+export async function readEventAt(ctx: Pick<JsContext, "jsm">, deploymentId: string, seq: number): Promise<ReadEvent | undefined> {
+  const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { seq });
+  if (!m || parseEventSubject(m.subject)?.deploymentId !== deploymentId) return undefined;
+  return fromStored(m);
 }
 
 /**
@@ -72,8 +85,25 @@ export async function* readEvents(
   });
   try {
     const messages = await consumer.consume({ max_messages: 512 });
+    const it = messages[Symbol.asyncIterator]();
     try {
-      for await (const m of messages) {
+      for (;;) {
+        // A catch-up read is bounded: the events up to `until` exist, so a
+        // read that stops progressing (a stream leader lost mid-read) fails
+        // and its caller retries, instead of holding a reconcile, and with
+        // it a deployment, for ever.
+        let timer: NodeJS.Timeout | undefined;
+        const stalled = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new UnavailableError(`reading the events of ${deploymentId} stalled for ${READ_STALL_MS} ms`)), READ_STALL_MS);
+        });
+        let r: IteratorResult<JsMsg>;
+        try {
+          r = await Promise.race([it.next(), stalled]);
+        } finally {
+          clearTimeout(timer);
+        }
+        if (r.done) throw new UnavailableError(`the event stream closed while reading ${deploymentId}`);
+        const m = r.value;
         if (m.seq > until) break;
         yield fromJsMsg(m);
         if (m.seq >= until) break;

@@ -1,0 +1,103 @@
+// The dashboard's JSON API: the same functions and the same messages as the
+// gRPC API (grpc/convert.ts), so both show the same data. Read-only except
+// POST /api/deployments/:id/cancel, which needs a deployer token.
+//
+//   GET  /api/session                      who is asking; 401 when a token is needed
+//   POST /api/session      {"token"}       log in: sets an HttpOnly cookie
+//   DELETE /api/session                    log out
+//   GET  /api/deployments?app&env&state&pageSize&pageToken   newest first
+//   GET  /api/deployments/:id
+//   GET  /api/deployments/:id/events       Server-Sent Events (events.ts)
+//   POST /api/deployments/:id/cancel {"reason"}
+//   GET  /api/agents?app&environment
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { JsContext, Logger } from "../../../shared/src/index.js";
+import type { TokenAuthenticator } from "../grpc/auth.js";
+import { toAgentMessage, toDeploymentMessage } from "../grpc/convert.js";
+import { cancelDeployment } from "../queries/cancelDeployment.js";
+import { listDeployments } from "../queries/listDeployments.js";
+import { mustLoadDeployment } from "../queries/watchDeployment.js";
+import type { Registry } from "../registry.js";
+import { validateAgentFilter, validateDeploymentId, validateList, validateReason } from "../requests.js";
+import type { Reconciler } from "../rollout/reconciler.js";
+import { afterSequenceOf, streamEvents } from "./events.js";
+import { HttpError, readJsonBody, sendJson } from "./respond.js";
+import { checkSameOrigin, identify, login, logoutCookie, type Caller } from "./session.js";
+
+export interface ApiDeps {
+  ctx: JsContext;
+  registry: Registry;
+  reconciler: Reconciler;
+  auth: TokenAuthenticator;
+  log: Logger;
+  shutdown: AbortSignal;
+}
+
+const sessionBody = (deps: ApiDeps, c: Caller): object => ({
+  authRequired: deps.auth.enabled,
+  name: c.principal?.name ?? "",
+  role: c.principal?.role ?? "",
+  canCancel: c.canCancel,
+});
+
+/** Answers one /api request; throws DeployError or HttpError for the caller to map. */
+export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  const method = req.method ?? "GET";
+  const parts = url.pathname.split("/").filter(Boolean).slice(1); // without "api"
+  const q = url.searchParams;
+  // Behind a TLS-terminating proxy the cookie is marked Secure.
+  const secure = req.headers["x-forwarded-proto"] === "https";
+
+  if (parts.length === 1 && parts[0] === "session") {
+    if (method === "POST") {
+      checkSameOrigin(req);
+      const { caller, cookie } = login((await readJsonBody(req)).token, deps.auth, secure);
+      deps.log.info({ principal: caller.principal?.name, role: caller.principal?.role }, "dashboard login");
+      return sendJson(res, 200, sessionBody(deps, caller), { "Set-Cookie": cookie });
+    }
+    if (method === "DELETE") {
+      checkSameOrigin(req);
+      return sendJson(res, 200, { authRequired: deps.auth.enabled }, { "Set-Cookie": logoutCookie(secure) });
+    }
+    if (method === "GET") return sendJson(res, 200, sessionBody(deps, identify(req, deps.auth)));
+    throw new HttpError(405, `${method} not allowed here`);
+  }
+
+  const caller = identify(req, deps.auth);
+  if (parts[0] === "deployments" && parts.length >= 2 && parts.length <= 3) {
+    const id = validateDeploymentId(parts[1]);
+    if (parts.length === 3 && parts[2] === "cancel") {
+      if (method !== "POST") throw new HttpError(405, "use POST to cancel");
+      checkSameOrigin(req);
+      if (!caller.canCancel) {
+        throw new HttpError(403, deps.auth.enabled ? `cancelling needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}` : "the dashboard is read-only without grpc.tokens: cancel with deployctl");
+      }
+      const reason = validateReason((await readJsonBody(req)).reason);
+      const by = `from the dashboard by ${caller.principal?.name}`;
+      const rec = await cancelDeployment(deps, id, reason ? `${reason} (${by})` : by);
+      return sendJson(res, 200, toDeploymentMessage(rec));
+    }
+    if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
+    if (parts.length === 2) return sendJson(res, 200, toDeploymentMessage(await mustLoadDeployment(deps.ctx, id)));
+    if (parts[2] === "events") return streamEvents(deps, req, res, id, afterSequenceOf(req, q));
+  }
+  if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
+  if (parts.length === 1 && parts[0] === "deployments") {
+    const pageSize = q.get("pageSize");
+    const list = validateList({
+      app: q.get("app") ?? undefined,
+      environment: q.get("env") ?? q.get("environment") ?? undefined,
+      state: q.get("state") ?? undefined,
+      pageSize: pageSize ? Number(pageSize) : undefined,
+      pageToken: q.get("pageToken") ?? undefined,
+    });
+    const { deployments, nextPageToken } = await listDeployments(deps.ctx, list);
+    return sendJson(res, 200, { deployments: deployments.map(toDeploymentMessage), nextPageToken });
+  }
+  if (parts.length === 1 && parts[0] === "agents") {
+    const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });
+    const now = Date.now();
+    return sendJson(res, 200, { agents: deps.registry.list(filter).map((a) => toAgentMessage(a, deps.registry.isLive(a, now))) });
+  }
+  throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
+}

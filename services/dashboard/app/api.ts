@@ -1,0 +1,105 @@
+// The coordinator's JSON API (services/coordinator/src/http/api.ts): the same
+// messages as the gRPC API, as JSON (enums as names, int64 as strings).
+export interface Timestamp {
+  seconds: string;
+  nanos: number;
+}
+
+export interface Target {
+  agentId: string;
+  state: string;
+  message: string;
+  dispatchedAt: Timestamp | null;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  lastOutput: string;
+  lateResult: string;
+  rolledBack: boolean;
+}
+
+export interface Deployment {
+  id: string;
+  requestId: string;
+  app: string;
+  environment: string;
+  changeset: { version: string; artifact: { name: string; digest: string } | null };
+  strategy: { maxConcurrency: number; maxFailures: number; deliveryTimeout: Timestamp; applyTimeout: Timestamp };
+  state: string;
+  message: string;
+  targets: Target[];
+  counts: { state: string; count: number }[];
+  lastSequence: string;
+  createdAt: Timestamp | null;
+  updatedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+  requestedBy: string;
+  cancelRequested: boolean;
+}
+
+export interface DeployEvent {
+  sequence: string;
+  time: Timestamp | null;
+  type: string;
+  deploymentId: string;
+  agentId: string;
+  targetState: string;
+  message: string;
+  deploymentState: string;
+  lines: string[];
+}
+
+export interface Agent {
+  id: string;
+  environment: string;
+  apps: string[];
+  host: string;
+  version: string;
+  lastHeartbeat: Timestamp | null;
+  live: boolean;
+  labels: Record<string, string>;
+  currentReleases: Record<string, string>;
+}
+
+export interface Session {
+  authRequired: boolean;
+  name: string;
+  role: string;
+  canCancel: boolean;
+}
+
+/** A 401: the page shows the login form. */
+export class AuthRequired extends Error {}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(path, { credentials: "same-origin", ...init, headers: { Accept: "application/json", ...(init?.body ? { "Content-Type": "application/json" } : {}) } });
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  if (res.status === 401) throw new AuthRequired(body.error ?? "log in");
+  if (!res.ok) throw new ApiError(res.status, body.error ?? `${res.status} ${res.statusText}`);
+  return body as T;
+}
+
+// Relative paths: the page works under a path prefix too.
+export const api = {
+  session: () => call<Session>("api/session"),
+  login: (token: string) => call<Session>("api/session", { method: "POST", body: JSON.stringify({ token }) }),
+  logout: () => call<object>("api/session", { method: "DELETE" }),
+  deployments: (q: { app?: string; env?: string; state?: string; pageToken?: string }) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v) p.set(k, v);
+    return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`);
+  },
+  deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
+  cancel: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ reason }) }),
+  agents: () => call<{ agents: Agent[] }>("api/agents"),
+};
+
+export const eventsUrl = (id: string, after: number): string => `api/deployments/${encodeURIComponent(id)}/events?after=${after}`;

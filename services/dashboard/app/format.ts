@@ -1,0 +1,31 @@
+import type { Timestamp } from "./api.js";
+
+export const ms = (t: Timestamp | null | undefined): number | undefined => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : undefined);
+
+export function when(t: Timestamp | null | undefined): string {
+  const v = ms(t);
+  return v === undefined ? "—" : new Date(v).toLocaleString();
+}
+
+export function clock(t: Timestamp | null | undefined): string {
+  const v = ms(t);
+  if (v === undefined) return "";
+  const d = new Date(v);
+  return `${d.toLocaleTimeString([], { hour12: false })}.${String(d.getMilliseconds()).padStart(3, "0")}`;
+}
+
+export function ago(t: Timestamp | null | undefined, now = Date.now()): string {
+  const v = ms(t);
+  if (v === undefined) return "never";
+  const s = Math.max(0, Math.round((now - v) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ago`;
+}
+
+export const seconds = (t: Timestamp | null | undefined): string => (t ? `${Number(t.seconds) + t.nanos / 1e9} s` : "—");
+
+/** "TARGET_STATE_APPLYING" → "APPLYING". */
+export const short = (state: string): string => state.replace(/^(TARGET|DEPLOYMENT)_STATE_/, "");
+
+export const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);

@@ -1,0 +1,251 @@
+// The web dashboard (services/dashboard, served by the coordinator's HTTP
+// server) in a real browser against a real stack: Debian's Chromium driven by
+// playwright-core. A deployment started through the gRPC API appears; its
+// targets turn green live; a failing target shows its hook output; a dropped
+// event stream (the page's or the coordinator's) resumes without gaps or
+// repeats; tokens gate the page and a deployer cancels from it.
+import { createHash, randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeployClient } from "./helpers/client.js";
+import { freePort } from "./helpers/nats-server.js";
+import { rawClient } from "./helpers/security.js";
+import { Stack } from "./helpers/stack.js";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const CHROMIUM = [process.env.CHROMIUM_BIN ?? "", "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => p && existsSync(p));
+if (!CHROMIUM) console.warn("test/dashboard.test.ts SKIPPED: no chromium (apt-get install -y chromium; .ci/run installs it), or set CHROMIUM_BIN");
+const describeIfChromium = CHROMIUM ? describe : describe.skip;
+
+// The README's screenshot: written to docs/dashboard.png when missing or with
+// DASHBOARD_SCREENSHOT=1, so an ordinary test run leaves the work tree alone.
+const SCREENSHOT = !existsSync(join(ROOT, "docs/dashboard.png")) || process.env.DASHBOARD_SCREENSHOT === "1" ? join(ROOT, "docs/dashboard.png") : join(tmpdir(), `dashboard-${process.pid}.png`);
+
+async function launch(): Promise<Browser> {
+  // launch() gives every browser a fresh temporary profile (--user-data-dir).
+  return chromium.launch({
+    executablePath: CHROMIUM!,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** Sequences the page's event stream delivered, duplicates included. */
+// The page's test hook (services/dashboard/app/pages/Deployment.tsx). Tests
+// are compiled without the DOM library, hence globalThis; and no string
+// evaluation, which the dashboard's Content-Security-Policy forbids.
+type PageGlobals = { __dashboard?: { received: number[]; reconnect(): void }; __marker?: number };
+const received = (page: Page): Promise<number[]> => page.evaluate(() => (globalThis as unknown as PageGlobals).__dashboard?.received.slice() ?? []);
+const reconnect = (page: Page): Promise<void> => page.evaluate(() => (globalThis as unknown as PageGlobals).__dashboard?.reconnect());
+
+async function grpcSequences(client: DeployClient, id: string): Promise<number[]> {
+  return (await client.events(id)).map((e) => Number(e.sequence));
+}
+
+/** Waits until the page's deployment is terminal and its stream has ended. */
+async function waitFinished(page: Page, timeoutMs = 60_000): Promise<void> {
+  await page.waitForSelector('#live-status:text("finished")', { timeout: timeoutMs });
+}
+
+async function sseIds(url: string, headers: Record<string, string> = {}): Promise<{ ids: number[]; ended: boolean }> {
+  const res = await fetch(url, { headers: { Accept: "text/event-stream", ...headers } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
+  const text = await res.text(); // the server ends the stream after the terminal event
+  return { ids: [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1])), ended: /^event: end$/m.test(text) };
+}
+
+describeIfChromium("dashboard in a browser", () => {
+  let stack: Stack;
+  let browser: Browser;
+  let page: Page;
+  let base: string;
+  let httpPort: number;
+  const agents = ["a1", "a2", "a3", "a4"];
+
+  beforeAll(async () => {
+    httpPort = await freePort();
+    stack = await Stack.start({ agents, coordinatorEnv: { DEPLOY_HTTP_LISTEN: `127.0.0.1:${httpPort}` } });
+    base = `http://127.0.0.1:${httpPort}/`;
+    browser = await launch();
+    page = await browser.newPage({ viewport: { width: 1180, height: 900 } });
+    page.on("pageerror", (err) => console.error("page error:", err));
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it("a deployment started through the API appears, and its targets turn green live", async () => {
+    const client = stack.client();
+    await page.goto(`${base}#/`);
+    await page.waitForSelector("h1:text('Deployments')");
+    for (const a of agents) await stack.control(a, { sleep: 1.2 });
+    const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 2 }, requestedBy: "alice" });
+    await page.click("button:text('Refresh')");
+    await page.click(`tr[data-deployment="${d.id}"] a`);
+    await page.waitForSelector(`.tile[data-agent="a4"]`);
+    await page.evaluate(() => void ((globalThis as unknown as PageGlobals).__marker = 1));
+    // Seen running, then green: the page follows the rollout without a reload.
+    await page.waitForSelector('.tile[data-state="APPLYING"]', { timeout: 20_000 });
+    await expect.poll(() => page.locator('.tile[data-state="SUCCEEDED"]').count(), { timeout: 60_000, interval: 100 }).toBe(4);
+    await waitFinished(page);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__marker)).toBe(1);
+    expect(await page.textContent("#deployment-state")).toBe("SUCCEEDED");
+    expect(await page.textContent("#progress-text")).toContain("4 of 4");
+    expect(await page.textContent(".facts")).toContain("alice");
+    expect(await page.textContent(".facts")).toContain("2 at a time");
+    // The log is exactly WatchDeployment's events.
+    const seqs = (await page.locator("#events tr[data-seq] td:first-child").allTextContents()).map(Number);
+    expect(seqs).toEqual(await grpcSequences(client, d.id!));
+    expect(await page.textContent(`pre[data-output="a1"]`)).toContain("applying web v1 on a1");
+
+    // Filters go into the URL and to ListDeployments.
+    await page.goto(`${base}#/?app=web&env=prod&state=SUCCEEDED`);
+    await page.waitForSelector(`tr[data-deployment="${d.id}"]`);
+    await page.goto(`${base}#/?state=FAILED`);
+    await page.waitForSelector("text=No deployment matches.");
+
+    await page.goto(`${base}#/agents`);
+    await page.waitForSelector('tr[data-agent="a4"]');
+    for (const a of agents) expect(await page.textContent(`tr[data-agent="${a}"]`)).toMatch(/live.*prod.*web/);
+  });
+
+  it("a failing target shows its hook output (and the README's screenshot)", async () => {
+    const client = stack.client();
+    for (const a of agents) await stack.control(a, { sleep: 0.3 });
+    await stack.control("a3", "fail");
+    try {
+      const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v2" }, strategy: { maxConcurrency: 4 }, requestedBy: "bob" });
+      await page.goto(`${base}#/deployments/${d.id}`);
+      await page.waitForSelector('.tile[data-agent="a3"][data-state="FAILED"]', { timeout: 30_000 });
+      await waitFinished(page);
+      expect(await page.textContent('pre[data-output="a3"]')).toContain("validation failed on a3");
+      expect(await page.textContent('tr[data-agent="a3"]')).toMatch(/exit code 3|exit/);
+      expect(await page.locator('.tile[data-state="SUCCEEDED"]').count()).toBe(3);
+      await mkdir(join(ROOT, "docs"), { recursive: true });
+      await page.screenshot({ path: SCREENSHOT, fullPage: false });
+    } finally {
+      await stack.control("a3", "fail", false);
+    }
+  });
+
+  it("a dropped event stream resumes without gaps or repeats: from the page, and across a coordinator restart", async () => {
+    let client = stack.client();
+    for (const a of agents) await stack.control(a, { sleep: 0.8 });
+    const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v3" }, strategy: { maxConcurrency: 1 } });
+    await page.goto(`${base}#/deployments/${d.id}`);
+    await expect.poll(async () => (await received(page)).length, { timeout: 20_000, interval: 100 }).toBeGreaterThanOrEqual(4);
+    // The page drops its EventSource and resumes from the last id (?after=).
+    await reconnect(page);
+    await page.waitForSelector('.tile[data-agent="a2"][data-state="APPLYING"]', { timeout: 30_000 });
+    await reconnect(page);
+    // The coordinator dies mid-rollout: the browser reconnects with Last-Event-ID
+    // to the restarted one (same HTTP port), which resumes the rollout too.
+    await stack.coordinators[0]!.kill("SIGKILL");
+    await new Promise((r) => setTimeout(r, 1500));
+    const restarted = await stack.startCoordinator();
+    client = stack.client(stack.coordinatorAddress(restarted));
+    await waitFinished(page, 90_000);
+    const got = await received(page);
+    const want = await grpcSequences(client, d.id!);
+    expect(got).toEqual(want);
+    for (let i = 1; i < got.length; i++) expect(got[i]!).toBeGreaterThan(got[i - 1]!);
+    expect(await page.textContent("#deployment-state")).toBe("SUCCEEDED");
+  });
+
+  it("serves the API as JSON and the event stream with Last-Event-ID", async () => {
+    const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
+    const list = (await (await fetch(`${base}api/deployments?app=web&env=prod`)).json()) as { deployments: { id: string; state: string }[] };
+    const grpcList = await client.list({ app: "web", environment: "prod" });
+    expect(list.deployments.map((x) => x.id)).toEqual(grpcList.deployments.map((x) => x.id));
+    const id = list.deployments[0]!.id;
+    expect(((await (await fetch(`${base}api/deployments/${id}`)).json()) as { state: string }).state).toBe((await client.get(id)).state);
+    const agentsJson = (await (await fetch(`${base}api/agents`)).json()) as { agents: { id: string; live: boolean }[] };
+    expect(agentsJson.agents.map((a) => a.id)).toEqual(agents);
+
+    const all = await grpcSequences(client, id);
+    const mid = all[Math.floor(all.length / 2)]!;
+    expect(await sseIds(`${base}api/deployments/${id}/events`)).toEqual({ ids: all, ended: true });
+    expect(await sseIds(`${base}api/deployments/${id}/events?after=${mid}`)).toEqual({ ids: all.filter((s) => s > mid), ended: true });
+    // The header wins over ?after: it is what a reconnecting EventSource sends.
+    expect(await sseIds(`${base}api/deployments/${id}/events?after=0`, { "Last-Event-ID": String(mid) })).toEqual({ ids: all.filter((s) => s > mid), ended: true });
+
+    expect((await fetch(`${base}api/deployments/d-nope/events`)).status).toBe(404);
+    expect((await fetch(`${base}api/deployments/${id}/events?after=-1`)).status).toBe(400);
+    expect((await fetch(`${base}api/deployments?state=BOGUS`)).status).toBe(400);
+    expect((await fetch(`${base}api/nothing`)).status).toBe(404);
+    // No tokens configured: read-only.
+    const cancel = await fetch(`${base}api/deployments/${id}/cancel`, { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" });
+    expect(cancel.status).toBe(403);
+    const index = await fetch(base);
+    expect(index.headers.get("content-security-policy")).toContain("default-src 'self'");
+    expect((await fetch(`${base}../../etc/passwd`)).status).toBe(404);
+  });
+});
+
+describeIfChromium("dashboard with tokens", () => {
+  const viewer = `viewer-${randomUUID()}`;
+  const deployer = `deployer-${randomUUID()}`;
+  const sha = (t: string): string => createHash("sha256").update(t).digest("hex");
+  let stack: Stack;
+  let browser: Browser;
+  let base: string;
+
+  beforeAll(async () => {
+    const httpPort = await freePort();
+    stack = await Stack.start({
+      agents: ["a1", "a2", "a3"],
+      coordinatorEnv: { DEPLOY_HTTP_LISTEN: `127.0.0.1:${httpPort}`, DEPLOY_GRPC_TOKENS: `ann:viewer:${sha(viewer)},dan:deployer:${sha(deployer)}` },
+    });
+    base = `http://127.0.0.1:${httpPort}/`;
+    browser = await launch();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  it("asks for a token; a viewer sees, a deployer cancels from the page", async () => {
+    expect((await fetch(`${base}api/deployments`)).status).toBe(401);
+    expect((await fetch(`${base}api/deployments`, { headers: { Authorization: "Bearer wrong" } })).status).toBe(401);
+    expect((await fetch(`${base}api/deployments`, { headers: { Authorization: `Bearer ${viewer}` } })).status).toBe(200);
+
+    const grpcClient = rawClient(stack.address, { token: deployer });
+    await stack.control("a1", { sleep: 3 });
+    const d = await grpcClient.unary<{ id: string }>("CreateDeployment", {
+      requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1 }, targets: ["a1", "a2", "a3"],
+    });
+    const viewerCancel = await fetch(`${base}api/deployments/${d.id}/cancel`, { method: "POST", headers: { Authorization: `Bearer ${viewer}`, "Content-Type": "application/json" }, body: "{}" });
+    expect(viewerCancel.status).toBe(403);
+
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${base}#/deployments/${d.id}`);
+      await page.fill("input[name=token]", "not-a-token");
+      await page.click("button:text('Log in')");
+      await page.waitForSelector("text=invalid token");
+      await page.fill("input[name=token]", viewer);
+      await page.click("button:text('Log in')");
+      await page.waitForSelector('.tile[data-agent="a1"]');
+      expect(await page.$("#cancel")).toBeNull();
+      await page.click("button:text('log out')");
+      await page.fill("input[name=token]", deployer);
+      await page.click("button:text('Log in')");
+      await page.click("#cancel");
+      await page.fill(".cancel input", "wrong build");
+      await page.click("#confirm-cancel");
+      await page.waitForSelector('#deployment-state:text("CANCELLED")', { timeout: 30_000 });
+      const final = await grpcClient.unary<{ state: string; message: string }>("GetDeployment", { deploymentId: d.id });
+      expect(final.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+      expect(final.message).toContain("wrong build (from the dashboard by dan)");
+    } finally {
+      await page.close();
+      grpcClient.close();
+    }
+  });
+});
