@@ -27,9 +27,10 @@ import { parseArgs } from "node:util";
 import { runApi, type ApiResult } from "./bench/api.js";
 import { runFloor, type Shape } from "./bench/floor.js";
 import { runFootprint, type FootprintResult } from "./bench/footprint.js";
+import { runBundleFootprint, type BundleFootprintResult } from "./bench/bundleFootprint.js";
 import { natsServerVersion, startBenchNatsServer } from "./bench/natsServer.js";
 import { runOurs, type OursResult } from "./bench/ours.js";
-import { NodeProc, memOf } from "./bench/procs.js";
+import { NodeProc, memOf, round1 } from "./bench/procs.js";
 import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
 import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, startCoordinatorProc } from "./bench/stack.js";
 import { table } from "./bench/stats.js";
@@ -60,6 +61,7 @@ export interface BenchResults {
   scale?: ScaleResult | { error: string };
   api?: ApiResult;
   footprint?: FootprintResult;
+  bundleFootprint?: BundleFootprintResult | { error: string };
   coordinator?: { rssMb?: number; peakRssMb?: number };
   natsServer?: { rssMb?: number; peakRssMb?: number };
   goals: { goal: string; met: boolean | null; figure: string }[];
@@ -200,6 +202,10 @@ async function main(): Promise<void> {
     if (!values["no-footprint"]) {
       log("idle agent footprint");
       results.footprint = await runFootprint({ natsUrl: nats.url, stateRoot, idleMs: quick ? 2000 : 12_000 });
+      if (!quick) {
+        log("agent footprint while installing a 100 MB bundle");
+        results.bundleFootprint = await runBundleFootprint({ natsUrl: nats.url, stateRoot, megabytes: 100 }).catch((err: unknown) => ({ error: String(err) }));
+      }
     }
     results.coordinator = memOf(coord.proc.pid);
     results.natsServer = memOf(nats.pid);
@@ -281,6 +287,14 @@ function render(r: BenchResults): string {
     );
   }
   if (r.footprint) parts.push(`idle agent (own process, after ${r.footprint.idleSeconds} s): RSS ${r.footprint.idleAgentRssMb} MB (peak ${r.footprint.idleAgentPeakRssMb} MB)`);
+  const b = r.bundleFootprint;
+  if (b) {
+    parts.push(
+      "error" in b
+        ? `100 MB bundle footprint: failed (${b.error})`
+        : `agent installing a ${b.artifactMb} MB bundle: RSS ${b.idleRssMb} MB idle, peak ${b.peakRssDuringApplyMb} MB during the apply (+${round1(b.peakRssDuringApplyMb - b.idleRssMb)} MB), ${b.applyMs} ms, ${b.state}`,
+    );
+  }
   parts.push(table(["goal", "met", "figure"], r.goals.map((g) => [g.goal, g.met === null ? "-" : g.met ? "yes" : "NO", g.figure])));
   return parts.join("\n\n");
 }
