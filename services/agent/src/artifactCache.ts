@@ -4,9 +4,12 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
-import { artifactObjectName, type ArtifactRef } from "../../shared/src/index.js";
+import { ARTIFACTS_BUCKET, artifactObjectName, type ArtifactRef } from "../../shared/src/index.js";
 
+/** Chunks (128 KiB each by default) requested at a time: bounds the download's memory. */
+const CHUNKS_IN_FLIGHT = 8;
 /** Cached artifacts kept besides the one in use; older ones are removed. */
 const KEEP_CACHED = 5;
 
@@ -16,7 +19,38 @@ async function sha256File(file: string): Promise<string> {
   return `sha256:${hash.digest("hex")}`;
 }
 
-export async function fetchArtifact(os: ObjectStore, cacheDir: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string> {
+/**
+ * Reads an object's chunks a few at a time through a pull consumer, writing
+ * each before asking for more. ObjectStore.get() pushes every chunk into an
+ * unbounded stream as fast as the server sends them: installing a 100 MB
+ * bundle took the agent from 55 MB to 192 MB RSS (bench), the whole object
+ * buffered while the disk caught up.
+ */
+async function readChunks(js: JetStreamClient, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>): Promise<void> {
+  if (size === 0) return;
+  const consumer = await js.consumers.get(`OBJ_${ARTIFACTS_BUCKET}`, { filter_subjects: `$O.${ARTIFACTS_BUCKET}.C.${nuid}` });
+  let received = 0;
+  let idle = 0;
+  try {
+    while (received < size) {
+      const batch = await consumer.fetch({ max_messages: CHUNKS_IN_FLIGHT, expires: 5000 });
+      let got = 0;
+      for await (const m of batch) {
+        got++;
+        received += m.data.length;
+        await onChunk(m.data);
+        if (received >= size) break;
+      }
+      idle = got === 0 ? idle + 1 : 0;
+      if (idle >= 6) throw new Error(`download stalled at ${received} of ${size} bytes`);
+    }
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+  if (received !== size) throw new Error(`object has ${received} bytes, expected ${size}`);
+}
+
+export async function fetchArtifact(os: ObjectStore, js: JetStreamClient, cacheDir: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string> {
   await mkdir(cacheDir, { recursive: true });
   const file = join(cacheDir, `${ref.digest.slice("sha256:".length)}.tar.gz`);
   const cached = await stat(file).catch(() => undefined);
@@ -24,22 +58,17 @@ export async function fetchArtifact(os: ObjectStore, cacheDir: string, ref: Arti
     if ((await sha256File(file)) === ref.digest) return file;
     await rm(file, { force: true }); // corrupted on disk: fetch again
   }
-  const result = await os.get(artifactObjectName(ref.name, ref.digest));
-  if (!result) throw new Error("not found in the object store");
+  const info = await os.info(artifactObjectName(ref.name, ref.digest));
+  if (!info || info.deleted) throw new Error("not found in the object store");
   const part = `${file}.part-${randomBytes(4).toString("hex")}`;
   const fh = await open(part, "w");
   const hash = createHash("sha256");
   try {
-    const reader = result.data.getReader();
-    for (;;) {
+    await readChunks(js, info.nuid, info.size, async (data) => {
       if (signal?.aborted) throw new Error("download interrupted by shutdown");
-      const { done, value } = await reader.read();
-      if (done) break;
-      hash.update(value);
-      await fh.write(value);
-    }
-    const err = await result.error;
-    if (err) throw err;
+      hash.update(data);
+      await fh.write(data);
+    });
   } catch (err) {
     await fh.close();
     await rm(part, { force: true });
