@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quick start on a fresh Debian/Ubuntu machine with Node.js 20 and root (or
-# sudo): installs nats-server when it is missing, the npm packages, then runs
+# sudo): installs nats-server (and Chromium, for the browser test) when
+# missing, the npm packages, then runs
 # the end-to-end demo (`npm run demo`). Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,15 @@ if ! find_nats; then
   find_nats || die "nats-server was installed but is not on PATH"
 fi
 echo "quickstart: using $("${NATS_SERVER_BIN:-nats-server}" --version)"
+
+# Debian's Chromium, for the dashboard's browser test in `npm test` (the demo
+# does not need it; the test skips with a message without it).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "quickstart: installing chromium with apt-get (for the browser test)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null || echo "quickstart: chromium could not be installed; the dashboard browser test will be skipped"
+fi
 
 npm ci
 npm run demo -- "$@"
