@@ -32,16 +32,37 @@ interface RunReport {
   timeline?: string[];
 }
 
-const { values: args } = parseArgs({
-  options: {
-    runs: { type: "string", default: "20" },
-    seed: { type: "string", default: "1" },
-    out: { type: "string", default: resolve(ROOT, "bench/chaos-report.json") },
-    minutes: { type: "string" },
-    keep: { type: "boolean", default: false },
-    verbose: { type: "boolean", default: false },
-  },
-});
+const USAGE = "usage: npm run chaos -- [--runs N] [--seed S] [--minutes M] [--out FILE] [--keep] [--verbose]";
+
+function parseCli(): ReturnType<typeof parseChaosArgs> {
+  try {
+    const parsed = parseChaosArgs();
+    if (parsed.values.help) {
+      process.stdout.write(`${USAGE}\n  run i uses seed S+i; --seed S+i --runs 1 replays it exactly\n`);
+      process.exit(0);
+    }
+    return parsed;
+  } catch (err) {
+    process.stderr.write(`chaos: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+function parseChaosArgs() {
+  return parseArgs({
+    options: {
+      runs: { type: "string", default: "20" },
+      seed: { type: "string", default: "1" },
+      out: { type: "string", default: resolve(ROOT, "bench/chaos-report.json") },
+      minutes: { type: "string" },
+      keep: { type: "boolean", default: false },
+      verbose: { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+    },
+  });
+}
+
+const { values: args } = parseCli();
 
 async function oneRun(seed: number): Promise<RunReport> {
   const t0 = Date.now();
