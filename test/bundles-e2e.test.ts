@@ -2,7 +2,7 @@
 // (releases, hooks, atomic switch, rollback), crash recovery.
 import * as grpc from "@grpc/grpc-js";
 import { readFile, readlink, readdir } from "node:fs/promises";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeBundle, script, type BundleEntry } from "./helpers/bundles.js";
@@ -180,5 +180,43 @@ describe("bundles", () => {
     await readFile(join(stack.rootOf("b1"), "web", before!, "app", "VERSION"), "utf8");
     await new Promise((r) => setTimeout(r, 1000));
     expect((await hookLog(stack, "b1")).filter((l) => l.includes(d.id!) && l.startsWith("before_install"))).toHaveLength(1);
+  });
+
+  it("an agent SIGKILLed mid-unpack: after restart current is unchanged, nothing runs, the partial release is cleaned up", async () => {
+    const client = stack.client();
+    // ~24 MB of random bytes: incompressible, so the unpack takes a moment.
+    const data = await makeBundle([
+      { name: "deploy.yaml", content: "version: 1\nhooks:\n  before_install: { run: hooks/bi.sh }\nkeep_releases: 2\n" },
+      { name: "hooks/bi.sh", mode: 0o755, content: script(`echo "before_install unpack $DEPLOY_ID" >> "$(dirname "$DEPLOY_RELEASE_DIR")/../hooks.log"`) },
+      ...Array.from({ length: 24 }, (_, i) => ({ name: `blob/${i}.bin`, content: randomBytes(1024 * 1024) })),
+    ]);
+    const a = await client.upload("web", data);
+    const before = await current(stack, "b2");
+    const d = await client.create({
+      requestId: "kill-unpack",
+      app: "web",
+      environment: "prod",
+      changeset: { version: "v6", artifact: { name: "web", digest: a.digest } },
+      targets: ["b2"],
+    });
+    const releases = join(stack.rootOf("b2"), "web", "releases");
+    const until = Date.now() + 30_000;
+    while (!(await readdir(releases).catch(() => [] as string[])).some((n) => n.includes(".partial-"))) {
+      if (Date.now() > until) throw new Error("the unpack was never seen in progress");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await stack.agent("b2").kill("SIGKILL");
+    await stack.startAgent("b2");
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.targets?.[0]?.message).toMatch(/interrupted/);
+    expect(await current(stack, "b2")).toBe(before);
+    expect((await hookLog(stack, "b2")).filter((l) => l.includes(d.id!))).toEqual([]);
+    // the next install removes what the crash left behind
+    const next = await bundle("v7");
+    const n = await client.upload("web", next);
+    const d2 = await client.create({ requestId: "after-unpack-kill", app: "web", environment: "prod", changeset: { version: "v7", artifact: { name: "web", digest: n.digest } }, targets: ["b2"] });
+    expect((await client.waitTerminal(d2.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect((await readdir(releases)).filter((x) => x.includes(".partial-"))).toEqual([]);
   });
 });
