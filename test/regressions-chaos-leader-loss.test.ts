@@ -26,7 +26,9 @@ describe("stream leader lost in a 3-server cluster", () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  for (const seed of [1, 1030]) {
+  // 3054: the leader of DEPLOY_COMMANDS lost while commands went out; an
+  // early command publish rejected unhandled and ended the coordinator.
+  for (const seed of [1, 1030, 3054]) {
     it(`chaos seed ${seed}: no violation, every agent and coordinator keeps consuming`, { timeout: 5 * 60_000 }, async () => {
       dir ??= await mkdtemp(join(tmpdir(), "chaos-regress-"));
       const out = join(dir, `seed-${seed}.json`);
