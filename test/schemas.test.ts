@@ -44,4 +44,13 @@ describe("schemas", () => {
     expect(() => parseEvent(JSON.stringify({ schema: "deploy.event.v1", deploymentId: "d-1", time: new Date(0).toISOString(), type: "target.exploded" }))).toThrow(/event\.type/);
     expect(() => parseAgentRecord("{}")).toThrow(/agent\.schema/);
   });
+
+  // Regression (found by test/fuzz-messages.test.ts): a map key that is not
+  // a name produced an error naming "agent.currentReleases. " instead of a field.
+  it("refuses an agent record whose map keys are not names, naming the map", () => {
+    const agent = { schema: "deploy.agent.v1", id: "a1", environment: "prod", apps: ["web"], host: "h", version: "1", startedAt: new Date(0).toISOString() };
+    expect(() => parseAgentRecord(JSON.stringify({ ...agent, currentReleases: { " ": "x" } }))).toThrow(/^agent\.currentReleases: key " " is not valid/);
+    expect(() => parseAgentRecord(JSON.stringify({ ...agent, labels: { "": "x" } }))).toThrow(/^agent\.labels: key "" is not valid/);
+    expect(parseAgentRecord(JSON.stringify({ ...agent, labels: { "team/owner": "ops" } })).labels).toEqual({ "team/owner": "ops" });
+  });
 });

@@ -3,7 +3,7 @@
 // key named.
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { TOKEN_RULE, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
+import { MAP_KEY, MAP_KEY_RULE, TOKEN_RULE, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
 
 export interface AppConfig {
   /**
@@ -120,7 +120,11 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
       throw invalid(`apps.${app}.deploy`, `${JSON.stringify(a.deploy)} must be an absolute path`);
     }
   }
-  for (const [k, v] of Object.entries(cfg.labels)) if (typeof v !== "string") throw invalid(`labels.${k}`, "must be a string");
+  for (const [k, v] of Object.entries(cfg.labels)) {
+    // The same rule the registry reader applies: a label it would refuse would hide the agent.
+    if (!MAP_KEY.test(k)) throw invalid("labels", `key ${JSON.stringify(k.slice(0, 40))} is not valid: use ${MAP_KEY_RULE}`);
+    if (typeof v !== "string") throw invalid(`labels.${k}`, "must be a string");
+  }
   cfg.trustedSigners = cfg.trustedSigners.map((k) => (typeof k === "string" ? k.trim() : k)).filter((k) => k !== "");
   cfg.trustedSigners.forEach((k, i) => {
     if (typeof k !== "string" || !isSignerPublicKey(k)) throw invalid(`trustedSigners[${i}]`, "must be a public user nkey (U followed by 55 characters)");

@@ -53,10 +53,19 @@ export function asIsoTime(v: unknown, field: string): string {
   return s;
 }
 
+/** Keys of label-like maps (agent labels, current release per app). */
+export const MAP_KEY = /^[A-Za-z0-9_./-]{1,128}$/;
+export const MAP_KEY_RULE = "1-128 characters from A-Z a-z 0-9 _ . / -";
+
 export function asStringMap(v: unknown, field: string): Record<string, string> {
   const o = asObject(v, field);
   const out: Record<string, string> = {};
-  for (const [k, val] of Object.entries(o)) out[k] = asString(val, `${field}.${k}`, { allowEmpty: true });
+  for (const [k, val] of Object.entries(o)) {
+    // Checked before the key goes into a field name: an error must name a
+    // field a reader can find (fuzzing found "agent.currentReleases. : …").
+    if (!MAP_KEY.test(k)) throw new ValidationError(field, `key ${JSON.stringify(k.slice(0, 40))} is not valid: use ${MAP_KEY_RULE}`);
+    out[k] = asString(val, `${field}.${k}`, { allowEmpty: true });
+  }
   return out;
 }
 
