@@ -34,6 +34,7 @@ import { NodeProc, memOf, round1 } from "./bench/procs.js";
 import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
 import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, startCoordinatorProc } from "./bench/stack.js";
 import { table } from "./bench/stats.js";
+import type { TimelineRow } from "./bench/timeline.js";
 
 interface ShapeResult {
   shape: Shape;
@@ -49,6 +50,8 @@ interface ShapeResult {
   perTargetOursMs: number;
   /** CPU seconds each process used during ours' timed part. */
   oursCpuS?: Record<string, number>;
+  /** Ours' events by type: count, first and last ms after the CreateDeployment call. */
+  oursTimeline?: TimelineRow[];
 }
 
 export interface BenchResults {
@@ -193,6 +196,7 @@ async function main(): Promise<void> {
         perTargetFloorMs: r2(floorMs / n),
         perTargetOursMs: r2(ours.ms / n),
         oursCpuS: ours.cpuS,
+        ...(ours.timeline ? { oursTimeline: ours.timeline } : {}),
       });
     }
     if (!values["no-api"]) {
@@ -265,6 +269,15 @@ function render(r: BenchResults): string {
       }),
     ),
   );
+  for (const s of r.shapes) {
+    if (!s.oursTimeline) continue;
+    parts.push(
+      table(
+        [`ours ${s.shape} ${s.n}: events`, "count", "first ms", "last ms"],
+        s.oursTimeline.map((t) => [t.what, t.count, t.firstMs, t.lastMs]),
+      ),
+    );
+  }
   if (r.scale) {
     const s = r.scale;
     parts.push(

@@ -8,6 +8,7 @@ import { performance } from "node:perf_hooks";
 import type { BenchClient } from "./client.js";
 import type { Shape } from "./floor.js";
 import { cpuSecondsOf } from "./procs.js";
+import { readTimeline, type TimelineRow } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
 
 export const ENVIRONMENT = "bench";
@@ -25,6 +26,8 @@ export interface OursResult {
   counts?: Record<string, number>;
   /** CPU seconds used during the timed part, per process. */
   cpuS?: Record<string, number>;
+  /** The deployment's events by type, relative to the CreateDeployment call (server time). */
+  timeline?: TimelineRow[];
 }
 
 export interface OursOptions {
@@ -79,6 +82,7 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
     const pids: Record<string, number> = { ...o.cpuPids };
     hosts.procs.forEach((p, i) => (pids[`agentHost${hosts.procs.length > 1 ? i : ""}`] = p.pid));
     const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsOf(pid) ?? 0]));
+    const wall0 = Date.now();
     const t0 = performance.now();
     const ticker = o.onTick ? setInterval(() => o.onTick!(performance.now() - t0, events), 1000) : undefined;
     try {
@@ -111,7 +115,18 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
       // A stalled system may not answer: report what is known rather than nothing.
       const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
       const counts = Object.fromEntries((d.counts ?? []).map((c) => [String(c.state), Number(c.count)]));
-      return { deploymentId: id, ms, state: d.state ?? "?", events, agentStartMs: hosts.startMs, counts, cpuS, ...(finished ? {} : { timedOut: true }) };
+      const timeline = await readTimeline(o.natsUrl, id, wall0).catch(() => undefined);
+      return {
+        deploymentId: id,
+        ms,
+        state: d.state ?? "?",
+        events,
+        agentStartMs: hosts.startMs,
+        counts,
+        cpuS,
+        ...(timeline ? { timeline } : {}),
+        ...(finished ? {} : { timedOut: true }),
+      };
     } finally {
       if (ticker) clearInterval(ticker);
     }
