@@ -282,7 +282,8 @@ describe("coordinators", () => {
       expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
       const events = await clients[0]!.events(id);
       for (const a of ["a1", "a2", "a3"]) {
-        expect(events.filter((e) => e.type === "target.dispatched" && e.agentId === a).length, `dispatches of ${a}`).toBe(1);
+        const dispatches = events.filter((e) => (e.type === "target.dispatched" && e.agentId === a) || (e.type === "targets.dispatched" && e.agentIds?.includes(a)));
+        expect(dispatches.length, `dispatches of ${a}`).toBe(1);
         expect(await stack.startsOf(a, id), `starts of ${a}`).toBe(1);
       }
       await expectKvMatchesFold(stack, id);

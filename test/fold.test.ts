@@ -1,7 +1,7 @@
 // The state machine as pure functions: fold (events → state) and plan
 // (state + clock → decisions). No NATS needed.
 import { describe, expect, it } from "vitest";
-import { foldAll, foldEvent, makeEvent, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
+import { MAX_DISPATCH_BATCH, foldAll, foldEvent, makeEvent, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
 import { plan } from "../services/coordinator/src/rollout/plan.js";
 
 const spec: DeploymentSpec = {
@@ -124,10 +124,39 @@ describe("plan", () => {
     const log = new Log().add(C, { type: "deployment.created", spec });
     expect(plan(log.rec!, ctx(0))).toEqual([{ type: "deployment.started" }]);
     log.add(C, { type: "deployment.started" });
-    expect(plan(log.rec!, ctx(0))).toEqual([
-      { type: "target.dispatched", agentId: "a1" },
-      { type: "target.dispatched", agentId: "a2" },
-    ]);
+    // Several targets: one decision (one compare-and-set append).
+    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "targets.dispatched", agentIds: ["a1", "a2"] }]);
+    log.add(C, { type: "targets.dispatched", agentIds: ["a1", "a2"] });
+    expect(log.rec!.targets.a1!.state).toBe("DISPATCHED");
+    expect(log.rec!.targets.a2!.state).toBe("DISPATCHED");
+    log.add("a1", { type: "target.started", agentId: "a1" }).add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
+    // One free slot: the single-target event.
+    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.dispatched", agentId: "a3" }]);
+  });
+
+  it("splits a dispatch of more than MAX_DISPATCH_BATCH targets into several events", () => {
+    const many = Array.from({ length: MAX_DISPATCH_BATCH + 5 }, (_, i) => `t${i}`);
+    const log = new Log()
+      .add(C, { type: "deployment.created", spec: { ...spec, targets: many, strategy: { ...spec.strategy, maxConcurrency: many.length } } })
+      .add(C, { type: "deployment.started" });
+    const decided = plan(log.rec!, ctx(0));
+    expect(decided.map((d) => (d.type === "targets.dispatched" ? d.agentIds.length : 0))).toEqual([MAX_DISPATCH_BATCH, 5]);
+    for (const d of decided) log.add(C, d);
+    expect(Object.values(log.rec!.targets).every((t) => t.state === "DISPATCHED")).toBe(true);
+    expect(foldAll(log.events)).toEqual(log.rec);
+  });
+
+  it("a batch dispatch is checked per target: no effect only when no target was PENDING", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" });
+    log.add(C, { type: "targets.dispatched", agentIds: ["a1", "a2"] });
+    expect(log.lastIgnored).toBeUndefined();
+    expect(log.rec!.targets.a2!.state).toBe("DISPATCHED");
+    log.add(C, { type: "targets.dispatched", agentIds: ["a1", "nobody"] });
+    expect(log.lastIgnored).toMatch(/a1: target is DISPATCHED; nobody: nobody is not a target/);
+    // From an agent: refused like any decision.
+    log.add("a3", { type: "targets.dispatched", agentIds: ["a3"] });
+    expect(log.lastIgnored).toMatch(/may only come from a coordinator/);
+    expect(log.rec!.targets.a3!.state).toBe("PENDING");
   });
 
   it("times out a target whose agent does not start within delivery_timeout", () => {

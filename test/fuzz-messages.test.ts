@@ -24,6 +24,7 @@ const VALID = {
   command: { schema: "deploy.command.v1", deploymentId: "d-1", agentId: "a1", app: "web", environment: "prod", changeset: { version: "v1", artifact: { name: "web", digest: `sha256:${"a".repeat(64)}`, size: 10 } }, applyTimeoutMs: 1000, issuedAt: now },
   events: [
     { schema: "deploy.event.v1", deploymentId: "d-1", time: now, type: "deployment.created", spec: { id: "d-1", requestId: "r", requestHash: "h", app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 1000 }, targets: ["a1"], requestedBy: "me" } },
+    { schema: "deploy.event.v1", deploymentId: "d-1", time: now, type: "targets.dispatched", agentIds: ["a1", "a2"] },
     { schema: "deploy.event.v1", deploymentId: "d-1", time: now, type: "target.progress", agentId: "a1", lines: ["x"], linesCut: 0 },
     { schema: "deploy.event.v1", deploymentId: "d-1", time: now, type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "ok", exitCode: 0, durationMs: 5 },
     { schema: "deploy.event.v1", deploymentId: "d-1", time: now, type: "agent.rejected_message", agentId: "a1", subject: "deploy.cmd.a1.x", error: "bad" },

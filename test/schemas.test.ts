@@ -1,7 +1,7 @@
 // Message schemas: a v1 reader still reads a v1 message that gained fields
 // (rolling upgrades), and refuses anything else with an error naming the field.
 import { describe, expect, it } from "vitest";
-import { ValidationError, parseAgentRecord, parseCommand, parseEvent } from "../services/shared/src/index.js";
+import { MAX_DISPATCH_BATCH, ValidationError, parseAgentRecord, parseCommand, parseEvent } from "../services/shared/src/index.js";
 
 const command = {
   schema: "deploy.command.v1",
@@ -37,6 +37,15 @@ describe("schemas", () => {
     }
     expect(err).toBeInstanceOf(ValidationError);
     expect((err as ValidationError).field).toBe(field);
+  });
+
+  it("a targets.dispatched event names one to MAX_DISPATCH_BATCH distinct agents", () => {
+    const ev = (agentIds: unknown): string => JSON.stringify({ schema: "deploy.event.v1", deploymentId: "d-1", time: new Date(0).toISOString(), type: "targets.dispatched", agentIds });
+    expect(parseEvent(ev(["a1", "a2"]))).toMatchObject({ type: "targets.dispatched", agentIds: ["a1", "a2"] });
+    expect(() => parseEvent(ev([]))).toThrow(/event\.agentIds.*at least one/);
+    expect(() => parseEvent(ev(["a1", "a1"]))).toThrow(/event\.agentIds.*repeat/);
+    expect(() => parseEvent(ev(["a 1"]))).toThrow(/event\.agentIds/);
+    expect(() => parseEvent(ev(Array.from({ length: MAX_DISPATCH_BATCH + 1 }, (_, i) => `a${i}`)))).toThrow(/event\.agentIds/);
   });
 
   it("refuses bytes that are not JSON, and unknown event types", () => {

@@ -46,6 +46,8 @@ export interface DeployEvent {
   message: string;
   deploymentState: string;
   lines: string[];
+  /** targets.dispatched: the targets it dispatched (agentId is empty). */
+  agentIds?: string[];
 }
 
 export interface Agent {

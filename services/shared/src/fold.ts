@@ -104,6 +104,18 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
   return ignored === undefined ? { record: rec } : { record: rec, ignored };
 }
 
+/** PENDING → DISPATCHED, or why not. */
+function dispatch(rec: DeploymentRecord, agentId: string, time: string): string | undefined {
+  const t = target(rec, agentId);
+  if (!t) return `${agentId} is not a target`;
+  if (rec.state !== "RUNNING" || rec.cancelRequested || rec.halted) return "deployment is not dispatching";
+  if (t.state !== "PENDING") return `target is ${t.state}`;
+  t.state = "DISPATCHED";
+  t.dispatchedAt = time;
+  t.message = "";
+  return undefined;
+}
+
 function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
   const e = se.event;
   const terminal = isTerminalDeployment(rec.state);
@@ -121,15 +133,21 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       if (rec.state !== "PENDING") return `deployment is ${rec.state}`;
       rec.state = "RUNNING";
       return undefined;
-    case "target.dispatched": {
-      const t = target(rec, e.agentId);
-      if (!t) return `${e.agentId} is not a target`;
-      if (rec.state !== "RUNNING" || rec.cancelRequested || rec.halted) return "deployment is not dispatching";
-      if (t.state !== "PENDING") return `target is ${t.state}`;
-      t.state = "DISPATCHED";
-      t.dispatchedAt = se.time;
-      t.message = "";
-      return undefined;
+    case "target.dispatched":
+      return dispatch(rec, e.agentId, se.time);
+    case "targets.dispatched": {
+      // One decision for many targets (fan-out: one compare-and-set append
+      // instead of one per target). Each target is checked as a single
+      // dispatch would be; the event has no effect only if none applied.
+      const why: string[] = [];
+      for (const agentId of e.agentIds) {
+        const no = dispatch(rec, agentId, se.time);
+        if (no !== undefined) why.push(`${agentId}: ${no}`);
+      }
+      // Decided by compare-and-set on a current view, so all or none apply
+      // in practice; no effect is reported only when none did.
+      if (why.length < e.agentIds.length) return undefined;
+      return why.slice(0, 5).join("; ") + (why.length > 5 ? `; and ${why.length - 5} more` : "");
     }
     case "target.started": {
       const t = target(rec, e.agentId);

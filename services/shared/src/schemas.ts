@@ -134,6 +134,7 @@ export type EventBody =
   | { type: "deployment.created"; spec: DeploymentSpec }
   | { type: "deployment.started" }
   | { type: "target.dispatched"; agentId: string }
+  | { type: "targets.dispatched"; agentIds: string[] }
   | { type: "target.started"; agentId: string }
   | { type: "target.progress"; agentId: string; lines: string[]; linesCut: number }
   | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number; rolledBack?: boolean }
@@ -153,6 +154,12 @@ export function makeEvent(deploymentId: string, body: EventBody): DeployEvent {
 }
 
 const MAX_LINE = 4096;
+/**
+ * Most targets one targets.dispatched event names (~70 bytes each at the
+ * longest agent id: under 64 KB, far below any max_payload). A coordinator
+ * dispatching more appends several events.
+ */
+export const MAX_DISPATCH_BATCH = 1000;
 
 function parseEventBody(o: Obj): EventBody {
   const type = asString(o.type, "event.type", { maxLength: 64 });
@@ -166,6 +173,12 @@ function parseEventBody(o: Obj): EventBody {
     case "target.dispatched":
     case "target.started":
       return { type, agentId: agentId() };
+    case "targets.dispatched": {
+      const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asToken(s, f), MAX_DISPATCH_BATCH);
+      if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");
+      if (new Set(agentIds).size !== agentIds.length) throw new ValidationError("event.agentIds", "must not repeat an agent");
+      return { type, agentIds };
+    }
     case "target.progress":
       return {
         type,

@@ -91,6 +91,9 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     case "deployment.created":
       message = `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}`;
       break;
+    case "targets.dispatched":
+      message = `${e.agentIds.length} target(s): ${e.agentIds.slice(0, 8).join(", ")}${e.agentIds.length > 8 ? ", …" : ""}`;
+      break;
     default:
       break;
   }
@@ -105,6 +108,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     message,
     deploymentState: rec ? `DEPLOYMENT_STATE_${rec.state}` : "DEPLOYMENT_STATE_UNSPECIFIED",
     lines: e.type === "target.progress" ? e.lines : [],
+    agentIds: e.type === "targets.dispatched" ? e.agentIds : [],
   };
 }
 

@@ -8,6 +8,7 @@ import {
   failuresOf,
   inFlightOf,
   isTerminalDeployment,
+  MAX_DISPATCH_BATCH,
   type DeploymentRecord,
   type EventBody,
 } from "../../../shared/src/index.js";
@@ -84,12 +85,18 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   if (!rec.halted && !rec.cancelRequested) {
     const slots = strategy.maxConcurrency - inFlightOf(counts);
     if (slots > 0 && counts.PENDING > 0) {
-      const dispatch: EventBody[] = [];
+      const ids: string[] = [];
       for (const agentId of rec.spec.targets) {
-        if (dispatch.length >= slots) break;
-        if (rec.targets[agentId]?.state === "PENDING") dispatch.push({ type: "target.dispatched", agentId });
+        if (ids.length >= slots) break;
+        if (rec.targets[agentId]?.state === "PENDING") ids.push(agentId);
       }
-      return dispatch;
+      // One event per MAX_DISPATCH_BATCH targets: a fan-out of 1,000 was
+      // 1,000 chained compare-and-set appends (1.6 s of a 5 s rollout in the
+      // bench); a single target keeps the per-target event.
+      if (ids.length === 1) return [{ type: "target.dispatched", agentId: ids[0]! }];
+      const batches: EventBody[] = [];
+      for (let i = 0; i < ids.length; i += MAX_DISPATCH_BATCH) batches.push({ type: "targets.dispatched", agentIds: ids.slice(i, i + MAX_DISPATCH_BATCH) });
+      return batches;
     }
   }
   if (allTargetsTerminal(rec)) {

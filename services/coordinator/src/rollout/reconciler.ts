@@ -269,15 +269,16 @@ export class Reconciler {
       try {
         for (const d of decisions) {
           expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect });
-          if (d.type === "target.dispatched") {
+          const dispatched = d.type === "target.dispatched" ? [d.agentId] : d.type === "targets.dispatched" ? d.agentIds : [];
+          for (const agentId of dispatched) {
             // Handled here, at once: if this reconcile fails before it awaits
             // these (a NATS leader lost mid-pass), an unhandled rejection
             // would end the process (chaos seed 3054 did exactly that). A
             // failed publish is retried by the next reconcile: the command is
             // not in #published.
             early.push(
-              this.#publishOne(record.spec, d.agentId, log).catch((err: unknown) =>
-                log.warn({ agentId: d.agentId, err: (err as Error).message }, "command not published yet; will retry"),
+              this.#publishOne(record.spec, agentId, log).catch((err: unknown) =>
+                log.warn({ agentId, err: (err as Error).message }, "command not published yet; will retry"),
               ),
             );
           }

@@ -52,6 +52,10 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
     t.state = short(e.targetState);
     if (["target.result", "target.timed_out", "target.cancelled"].includes(e.type) && !e.message.includes("no effect:")) t.message = e.message;
   }
+  for (const id of e.agentIds ?? []) {
+    const v = m.targets.get(id);
+    if (v && v.state === "PENDING") v.state = "DISPATCHED";
+  }
   // A halt or cancel moves pending targets without an event of their own.
   if (e.type === "deployment.halted" || e.type === "deployment.cancel_requested") {
     for (const v of m.targets.values()) if (v.state === "PENDING") v.state = e.type === "deployment.halted" ? "SKIPPED" : "CANCELLED";

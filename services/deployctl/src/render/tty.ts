@@ -66,6 +66,15 @@ export class TtyView implements FollowView, Notes {
     const at = tsMs(e.time) ?? Date.now();
     if (e.deploymentState) this.#state = e.deploymentState;
     if (e.type === "deployment.finished" || e.type === "deployment.halted") this.#message = e.message ?? this.#message;
+    for (const agentId of e.agentIds ?? []) {
+      // targets.dispatched: several targets in one event.
+      const row = this.#rows.get(agentId) ?? { agentId, state: "", lastOutput: "", message: "" };
+      this.#rows.set(agentId, row);
+      if (row.state === "" || row.state === "TARGET_STATE_PENDING") {
+        row.state = "TARGET_STATE_DISPATCHED";
+        row.startedAt ??= at;
+      }
+    }
     if (e.agentId) {
       const row = this.#rows.get(e.agentId) ?? { agentId: e.agentId, state: "", lastOutput: "", message: "" };
       this.#rows.set(e.agentId, row);

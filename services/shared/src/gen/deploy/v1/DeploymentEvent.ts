@@ -15,6 +15,7 @@ export interface DeploymentEvent {
   'message'?: (string);
   'deploymentState'?: (_deploy_v1_DeploymentState);
   'lines'?: (string)[];
+  'agentIds'?: (string)[];
 }
 
 export interface DeploymentEvent__Output {
@@ -27,4 +28,5 @@ export interface DeploymentEvent__Output {
   'message'?: (string);
   'deploymentState'?: (_deploy_v1_DeploymentState__Output);
   'lines'?: (string)[];
+  'agentIds'?: (string)[];
 }
