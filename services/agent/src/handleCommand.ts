@@ -198,21 +198,31 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
 
     const app = deps.config.apps[cmd.app];
-    const pre = cmd.environment !== deps.config.environment
+    const local = cmd.environment !== deps.config.environment
       ? `this agent is in environment ${deps.config.environment}, not ${cmd.environment}`
       : !app
         ? `app ${cmd.app} is not configured on this agent`
-        : await whyNot(deps, cmd);
-    if (pre !== undefined) {
-      await decline(deps, id, pre);
+        : undefined;
+    if (local !== undefined) {
+      await decline(deps, id, local);
       m.ack();
       return;
     }
 
     // Journal first (fsync'd): from here a crash reports this apply
-    // interrupted and never runs it. Then the claim decides, once, between
-    // this agent starting and a coordinator timing out or cancelling.
-    await journal.markStarted(id);
+    // interrupted and never runs it. The look at the deployment runs beside
+    // the fsync (one round trip less per target); a "started" entry that is
+    // then declined is allowed, and a crash in between is reported as an
+    // interrupted apply that ran nothing. Then the claim decides, once,
+    // between this agent starting and a coordinator timing out or cancelling.
+    // A failed look objects to nothing: the claim (retried) still decides.
+    const look = whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the claim decides"));
+    const [pre] = await Promise.all([look, journal.markStarted(id)]);
+    if (pre !== undefined) {
+      await decline(deps, id, pre);
+      m.ack();
+      return;
+    }
     const claim = await retrying(deps, () => claimTarget(deps.ctx, id, deps.config.id, { by: "agent" }));
     if (!claim.won) {
       await decline(deps, id, claimLost(claim.owner));

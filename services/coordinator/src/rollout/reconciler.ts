@@ -101,6 +101,13 @@ export class Reconciler {
   readonly #published = new Set<string>();
   /** Deployments this process reconciles, caught up from the stream at every wake. */
   readonly #cache = new Map<string, Cached>();
+  /**
+   * What woke the next reconcile of a deployment: only events (then the
+   * highest of their sequences: that reconcile catches up to it, a stored
+   * event, without asking for the deployment's last sequence), or anything
+   * else too (a sweep or a timer: "full", catch up to the last event now).
+   */
+  readonly #wakes = new Map<string, { full: boolean; seq: number }>();
   /** Pending deferred projection writes. */
   readonly #saveTimers = new Map<string, NodeJS.Timeout>();
   #sweepTimer: NodeJS.Timeout | undefined;
@@ -138,7 +145,7 @@ export class Reconciler {
           m.ack();
           continue;
         }
-        this.schedule(parsed.deploymentId).then(
+        this.schedule(parsed.deploymentId, m.seq).then(
           () => m.ack(),
           (err: unknown) => {
             this.log.warn({ deploymentId: parsed.deploymentId, err }, "reconcile failed; event will be redelivered");
@@ -182,7 +189,9 @@ export class Reconciler {
    * Runs a reconcile of `id` that starts after this call; concurrent calls for
    * the same deployment share one pending run.
    */
-  schedule(id: string): Promise<void> {
+  schedule(id: string, wokenBySeq?: number): Promise<void> {
+    const wake = this.#wakes.get(id);
+    this.#wakes.set(id, { full: wokenBySeq === undefined || (wake?.full ?? false), seq: Math.max(wake?.seq ?? 0, wokenBySeq ?? 0) });
     const slot = this.#slots.get(id);
     if (!slot) {
       const running = this.#run(id);
@@ -241,7 +250,14 @@ export class Reconciler {
     }
     const savedSeq = cached ? cached.savedSeq : (stored?.lastSeq ?? 0);
     const before = stored && this.opts.metrics ? snapshot(stored) : undefined;
-    const loaded = await catchUp(this.ctx, id, stored, kvRevision, onInvalid);
+    // Woken only by events: catch up to the newest of them (later events
+    // wake another reconcile), one round trip less per wake (sequential 100
+    // in the bench: two reads per target before, one now). Otherwise, or
+    // with no record yet, to the last event now.
+    const wake = this.#wakes.get(id);
+    this.#wakes.delete(id);
+    const until = wake && !wake.full ? wake.seq : undefined;
+    const loaded = await catchUp(this.ctx, id, stored, kvRevision, onInvalid, until);
     if (!loaded) return undefined;
     let { record } = loaded;
     const entry: Cached = cached ?? { record, kvRevision, savedSeq, savedAt: 0, reconciledAt: 0 };
@@ -266,6 +282,8 @@ export class Reconciler {
       // the last coordinator event, so another coordinator's decision in
       // between makes ours fail instead of doubling it.
       let expect = record.lastCoordinatorSeq;
+      // After our own appends, catching up to the last of them suffices.
+      let until: number | undefined;
       try {
         for (const d of decisions) {
           expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect });
@@ -285,12 +303,13 @@ export class Reconciler {
           this.opts.metrics?.decisions.inc({ type: d.type });
           log.debug({ type: d.type, agentId: "agentId" in d ? d.agentId : undefined, seq: expect }, "decision appended");
         }
+        until = expect;
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         this.opts.metrics?.casConflicts.inc();
         log.debug("another coordinator decided first; reloading");
       }
-      record = (await catchUp(this.ctx, id, record, loaded.kvRevision, onInvalid))!.record;
+      record = (await catchUp(this.ctx, id, record, loaded.kvRevision, onInvalid, until))!.record;
       entry.record = record;
     }
     this.#observe(before, record);

@@ -39,17 +39,23 @@ export async function loadDeployment(
   return catchUp(ctx, deploymentId, fromKv, fromKv && entry ? entry.revision : 0, onInvalid);
 }
 
-/** Folds everything after `record.lastSeq` into `record` (mutated). */
+/**
+ * Folds everything after `record.lastSeq` into `record` (mutated): up to the
+ * deployment's last event now, or only up to `untilSeq` when given (a prefix
+ * of the stream is still an exact fold; a reconcile woken by event S needs
+ * no more, and is spared the round trip that asks for the last sequence).
+ */
 export async function catchUp(
   ctx: Pick<JsContext, "js" | "jsm">,
   deploymentId: string,
   record: DeploymentRecord | undefined,
   kvRevision: number,
   onInvalid?: (seq: number, why: string) => void,
+  untilSeq?: number,
 ): Promise<LoadedDeployment | undefined> {
   const kvLastSeq = record?.lastSeq ?? 0;
   let rec = record;
-  for await (const e of readEvents(ctx, deploymentId, { afterSeq: kvLastSeq })) {
+  for await (const e of readEvents(ctx, deploymentId, { afterSeq: kvLastSeq, ...(untilSeq === undefined ? {} : { untilSeq }) })) {
     if (e.invalid !== undefined) {
       onInvalid?.(e.seq, e.invalid);
       continue;

@@ -66,8 +66,9 @@ export async function* readEvents(
   opts: { afterSeq: number; untilSeq?: number },
 ): AsyncGenerator<ReadEvent> {
   const filter = deploymentEventFilter(deploymentId);
-  const last = await lastEventSeq(ctx, filter);
-  const until = Math.min(opts.untilSeq ?? Number.MAX_SAFE_INTEGER, last);
+  // A given bound is an event that exists (the caller saw it stored): no
+  // need to ask for the last sequence.
+  const until = opts.untilSeq ?? (await lastEventSeq(ctx, filter));
   let next = opts.afterSeq + 1;
   for (let i = 0; i < DIRECT_GET_LIMIT; i++) {
     if (next > until) return;
