@@ -3,6 +3,15 @@
 // (app, environment) pairs (one active deployment per pair), so client k's
 // j-th create deploys app api-<run>-k-j, served by agent k; each create
 // starts a real one-target rollout in the background, as in production.
+//
+// Two load models, both with C clients:
+// - paced: each client calls once per `intervalMs` (C calls/s in all at
+//   1000 ms), starting at a random phase: the latency one call sees while C
+//   pipelines use the API at once;
+// - burst: each client calls again as soon as it has its answer (a closed
+//   loop): the machine's throughput. Latency there is queueing: by Little's
+//   law it is C / throughput (50 clients at 250 creates/s: 200 ms), whatever
+//   one call costs.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -11,18 +20,49 @@ import { ENVIRONMENT } from "./ours.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents } from "./stack.js";
 import { summarize } from "./stats.js";
 
+type Summary = ReturnType<typeof summarize>;
+
 export interface ApiResult {
   clients: number;
   createsPerClient: number;
-  create: ReturnType<typeof summarize>;
-  get: ReturnType<typeof summarize>;
+  /** Paced: each client calls once per intervalMs. */
+  intervalMs: number;
+  create: Summary;
+  get: Summary;
+  /** Burst: each client calls again as soon as it is answered. */
+  burst: { create: Summary; get: Summary; createsPerS: number; getsPerS: number };
 }
 
-export async function runApi(o: { natsUrl: string; address: string; stateRoot: string; clients: number; perClient: number }): Promise<ApiResult> {
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `calls` calls per client, each client paced (every intervalMs from a random phase) or back to back (intervalMs 0); the latencies and the wall time. */
+async function drive(clients: number, calls: number, intervalMs: number, call: (k: number, j: number) => Promise<void>): Promise<{ ms: number[]; wallMs: number }> {
+  const ms: number[] = [];
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, k) => {
+      const phase = intervalMs > 0 ? Math.random() * intervalMs : 0;
+      for (let j = 0; j < calls; j++) {
+        if (intervalMs > 0) {
+          const due = t0 + phase + j * intervalMs - performance.now();
+          if (due > 0) await sleep(due);
+        }
+        const t = performance.now();
+        await call(k, j);
+        ms.push(performance.now() - t);
+      }
+    }),
+  );
+  return { ms, wallMs: performance.now() - t0 };
+}
+
+export async function runApi(o: { natsUrl: string; address: string; stateRoot: string; clients: number; perClient: number; intervalMs?: number }): Promise<ApiResult> {
+  const intervalMs = o.intervalMs ?? 1000;
   const run = randomUUID().slice(0, 4);
   const app = (k: number, j: number): string => `api-${run}-${k}-${j}`;
   const appsByIndex: Record<number, string[]> = {};
-  for (let k = 0; k < o.clients; k++) appsByIndex[k] = Array.from({ length: o.perClient }, (_, j) => app(k, j));
+  // Paced creates use j = 0..perClient-1, burst ones perClient..2*perClient-1.
+  for (let k = 0; k < o.clients; k++) appsByIndex[k] = Array.from({ length: 2 * o.perClient }, (_, j) => app(k, j));
   const hosts = await startAgentHosts(
     {
       natsUrl: o.natsUrl,
@@ -43,37 +83,41 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
     await waitForLiveAgents(clients[0]!, app(o.clients - 1, 0), ENVIRONMENT, 1, 60_000);
     // Warm each channel (connection setup is not the API's latency).
     await Promise.all(clients.map((c) => c.agents({ app: "none" })));
-    const creates: number[] = [];
     const ids: string[] = [];
-    await Promise.all(
-      clients.map(async (c, k) => {
-        for (let j = 0; j < o.perClient; j++) {
-          const t0 = performance.now();
-          const d = await c.create({
-            requestId: `api-${run}-${k}-${j}`,
-            app: app(k, j),
-            environment: ENVIRONMENT,
-            changeset: { version: "v1" },
-            strategy: { maxConcurrency: 1 },
-            requestedBy: "bench",
-          });
-          creates.push(performance.now() - t0);
-          ids.push(d.id!);
-        }
-      }),
-    );
-    const gets: number[] = [];
-    await Promise.all(
-      clients.map(async (c, k) => {
-        for (let j = 0; j < o.perClient * 2; j++) {
-          const id = ids[(k * 7 + j * 13) % ids.length]!;
-          const t0 = performance.now();
-          await c.get(id);
-          gets.push(performance.now() - t0);
-        }
-      }),
-    );
-    return { clients: o.clients, createsPerClient: o.perClient, create: summarize(creates), get: summarize(gets) };
+    const create = async (k: number, j: number): Promise<void> => {
+      const d = await clients[k]!.create({
+        requestId: `api-${run}-${k}-${j}`,
+        app: app(k, j),
+        environment: ENVIRONMENT,
+        changeset: { version: "v1" },
+        strategy: { maxConcurrency: 1 },
+        requestedBy: "bench",
+      });
+      ids.push(d.id!);
+    };
+    const get = async (k: number, j: number): Promise<void> => {
+      await clients[k]!.get(ids[(k * 7 + j * 13) % ids.length]!);
+    };
+    const pacedCreates = await drive(o.clients, o.perClient, intervalMs, create);
+    const pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
+    // Let the paced rollouts finish before the burst.
+    await sleep(2000);
+    const burstCreates = await drive(o.clients, o.perClient, 0, (k, j) => create(k, j + o.perClient));
+    const burstGets = await drive(o.clients, o.perClient * 2, 0, get);
+    const perS = (n: number, wallMs: number): number => Math.round((n / wallMs) * 1000);
+    return {
+      clients: o.clients,
+      createsPerClient: o.perClient,
+      intervalMs,
+      create: summarize(pacedCreates.ms),
+      get: summarize(pacedGets.ms),
+      burst: {
+        create: summarize(burstCreates.ms),
+        get: summarize(burstGets.ms),
+        createsPerS: perS(burstCreates.ms.length, burstCreates.wallMs),
+        getsPerS: perS(burstGets.ms.length, burstGets.wallMs),
+      },
+    };
   } finally {
     for (const c of clients) c.close();
     await hosts.stop();
