@@ -1,7 +1,6 @@
 // Artifacts on the agent's disk, cached by digest: downloaded by streaming
 // to a temporary file while hashing, kept only if the digest matches.
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
@@ -13,9 +12,24 @@ const CHUNKS_IN_FLIGHT = 8;
 /** Cached artifacts kept besides the one in use; older ones are removed. */
 const KEEP_CACHED = 5;
 
+/**
+ * Hashes a file through one reused buffer: a read stream allocates a new
+ * 64 KiB buffer per read, and the GC lets tens of MB of them pile up before
+ * it collects (+37 MB RSS hashing a 100 MB file; +1 MB this way).
+ */
 async function sha256File(file: string): Promise<string> {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  const buf = Buffer.allocUnsafe(256 * 1024);
+  const fh = await open(file, "r");
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+  } finally {
+    await fh.close();
+  }
   return `sha256:${hash.digest("hex")}`;
 }
 

@@ -234,15 +234,19 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
     const result = await applyCommand(deps, cmd, app!);
-    await journal.markFinished(id, result);
+    // The heartbeat with the new release goes out beside the journal's fsync
+    // (one round trip less per target), and both before the result: once the
+    // deployment is terminal, ListAgents shows the new release. (It is
+    // already current on disk, so a crash in between reports it truly.)
+    let beat: Promise<void> | undefined;
+    if (result.outcome === "SUCCEEDED") {
+      deps.registration.setCurrentRelease(cmd.app, releaseName(cmd));
+      beat = deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "heartbeat failed"));
+    }
+    await Promise.all([journal.markFinished(id, result), beat]);
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
-    if (result.outcome === "SUCCEEDED") {
-      deps.registration.setCurrentRelease(cmd.app, releaseName(cmd));
-      // Before the result: once the deployment is terminal, ListAgents shows the new release.
-      await deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "heartbeat failed"));
-    }
     await reportJournaled(deps, id);
     m.ack();
   } finally {

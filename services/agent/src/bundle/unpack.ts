@@ -27,7 +27,7 @@ export async function unpackBundle(file: string, destDir: string, opts: UnpackOp
   try {
     const dirModes: [string, number][] = [];
     const info = await walkBundle(
-      createReadStream(file),
+      createReadStream(file, { highWaterMark: 16 * 1024 }),
       { maxExpansionRatio: opts.maxExpansionRatio, compressedSize: size, maxEntries: opts.maxEntries },
       (entry, body) => writeEntry(destDir, entry, body, dirModes),
     );

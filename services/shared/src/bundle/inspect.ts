@@ -231,7 +231,9 @@ export async function walkBundle(source: NodeJS.ReadableStream | AsyncIterable<U
 
   async function* counted(src: AsyncIterable<unknown>): AsyncGenerator<Buffer> {
     for await (const chunk of src) {
-      const buf = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+      // A view, not a copy (Buffer.from(Uint8Array) copies: a 100 MB bundle
+      // made 100 MB more garbage for the GC to catch up with).
+      const buf = typeof chunk === "string" ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from((chunk as Uint8Array).buffer, (chunk as Uint8Array).byteOffset, (chunk as Uint8Array).byteLength);
       if (opts.compressedSize === undefined) compressedBytes += buf.length;
       yield buf;
     }
