@@ -9,6 +9,7 @@ import { jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } fr
 import { Kvm } from "@nats-io/kv";
 import { foldAll, type DeploymentRecord, type StoredEvent } from "../services/shared/src/fold.js";
 import { parseEvent, type DeployEvent } from "../services/shared/src/schemas.js";
+import { appendEvent } from "../services/shared/src/js/appendEvent.js";
 import { Stack } from "./helpers/stack.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 
@@ -288,6 +289,37 @@ describe("coordinators", () => {
       }
       await expectKvMatchesFold(stack, id);
     }
+  });
+});
+
+describe("cancel", () => {
+  it("an agent that gets its command after a cancel was requested declines it, even with no coordinator to claim its target", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const nc = await natsConn(stack);
+    const jsm = await jetstreamManager(nc);
+    // Frozen: its command waits for it.
+    stack.agent("a1").signal("SIGSTOP");
+    const d = await client.create(createReq("v1"));
+    const id = d.id!;
+    await waitFor("a1's command", async () => {
+      const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return ci.num_pending + ci.num_ack_pending > 0;
+    });
+    // No coordinator left to claim (and cancel) the dispatched target: only the agent's own look can stop it.
+    await stack.coordinators[0]!.kill("SIGKILL");
+    const lastCoordinatorSeq = (await readAllEvents(jsm, id)).filter((e) => e.source === "coordinator").at(-1)!.seq;
+    await appendEvent({ js: jetstream(nc) }, id, { type: "deployment.cancel_requested", reason: "stop" }, { source: "coordinator", expectLastSubjectSeq: lastCoordinatorSeq });
+    stack.agent("a1").signal("SIGCONT");
+    await waitAgentEvent(stack, id, "a1", "target.declined");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    // A coordinator back: the target is cancelled by claim (the agent never claimed it).
+    await stack.startCoordinator();
+    const done = await stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!)).waitTerminal(id, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    await expectKvMatchesFold(stack, id);
   });
 });
 

@@ -156,6 +156,11 @@ async function decline(deps: HandlerDeps, deploymentId: string, reason: string):
  * A cheap look before claiming: the deployment's last coordinator event
  * (one direct get). Undefined when the target may be claimed; the claim
  * itself is what makes starting safe.
+ *
+ * A cancel requested (or already cancelling targets) stops a target that is
+ * not claimed yet here too, not only when a coordinator wins its claim: the
+ * fault suite saw four agents start 0.5-0.7 s after a cancel request while
+ * the coordinator that was to claim their targets was slow (seed 5169).
  */
 async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
   const m = await deps.ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(cmd.deploymentId, COORDINATOR_SOURCE) });
@@ -163,6 +168,7 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
   try {
     const last = parseEvent(m.data);
     if (last.type === "deployment.finished") return `deployment is already ${last.state}`;
+    if (last.type === "deployment.cancel_requested" || last.type === "target.cancelled") return "the deployment is being cancelled: not started";
   } catch {
     // an unreadable event decides nothing here: the claim still does
   }
