@@ -9,8 +9,10 @@
 //        [--minutes M]   stop starting new runs after M minutes
 //        [--keep]        keep the run directories of failing runs
 //        [--verbose]     print each run's timeline
-import { mkdir, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { check, COMPLETION_SLACK_MS, INVARIANTS, settle, START_RACE_TOLERANCE_MS, type Invariant, type Violation } from "./chaos/checks.js";
 import { FAULT_KINDS, planScenario, Scenario, type FaultKind } from "./chaos/scenario.js";
@@ -148,6 +150,46 @@ function summarize(runs: RunReport[]) {
   };
 }
 
+/** The code the run tested (its report says so), or "unknown" outside a git checkout. */
+const COMMIT = (() => {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: dirname(fileURLToPath(import.meta.url)), stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  } catch {
+    return "unknown";
+  }
+})();
+
+/** The report as written to --out: after every run (a long run stopped early still leaves one), and at the end. */
+function report(runs: RunReport[], summary: ReturnType<typeof summarize>, startedAt: Date, seed0: number, n: number): object {
+  return {
+    startedAt: startedAt.toISOString(),
+    durationS: Math.round((Date.now() - startedAt.getTime()) / 1000),
+    seed: seed0,
+    requestedRuns: n,
+    commit: COMMIT,
+    settings: {
+      agentLiveMs: AGENT_LIVE_MS,
+      sweepIntervalMs: SWEEP_MS,
+      heartbeatMs: HEARTBEAT_MS,
+      ackWaitMs: ACK_WAIT_MS,
+      applyTimeoutGraceMs: APPLY_GRACE_MS,
+      deliveryTimeoutMs: "3000-5000",
+      applyTimeoutMs: "4000-7000",
+      completionSlackMs: COMPLETION_SLACK_MS,
+      startRaceToleranceMs: START_RACE_TOLERANCE_MS,
+    },
+    summary,
+    runs,
+  };
+}
+
+async function writeReport(out: object): Promise<void> {
+  await mkdir(dirname(args.out), { recursive: true });
+  const tmp = `${args.out}.tmp`;
+  await writeFile(tmp, JSON.stringify(out, null, 2) + "\n");
+  await rename(tmp, args.out);
+}
+
 async function main(): Promise<void> {
   const n = Number(args.runs);
   const seed0 = Number(args.seed);
@@ -168,6 +210,7 @@ async function main(): Promise<void> {
     if (r.unsettled) console.log(`  ? unsettled: ${r.unsettled}`);
     if (r.harnessError) console.log(`  ! ${r.harnessError.split("\n").slice(0, 3).join("\n    ")}`);
     if ((args.verbose || r.violations.length || r.harnessError) && r.timeline) for (const l of r.timeline) console.log(`    ${l}`);
+    await writeReport({ ...report(runs, summarize(runs), startedAt, seed0, n), partial: true });
   }
   const summary = summarize(runs);
   console.log("\ninvariant                    violations  seeds");
@@ -175,27 +218,7 @@ async function main(): Promise<void> {
   console.log("\nfault kind                          planned injected");
   for (const [k, x] of Object.entries(summary.faults)) console.log(`${k.padEnd(36)} ${String(x.planned).padStart(7)} ${String(x.injected).padStart(8)}`);
   console.log(`\nruns ${summary.runs}, deployments ${summary.deployments} ${JSON.stringify(summary.deploymentStates)}, violations ${summary.totalViolations}, near misses ${summary.nearMisses}, unsettled runs ${summary.unsettled.length}, harness errors ${summary.harnessErrors.length}, mean run ${summary.meanRunS}s`);
-  const out = {
-    startedAt: startedAt.toISOString(),
-    durationS: Math.round((Date.now() - startedAt.getTime()) / 1000),
-    seed: seed0,
-    requestedRuns: n,
-    settings: {
-      agentLiveMs: AGENT_LIVE_MS,
-      sweepIntervalMs: SWEEP_MS,
-      heartbeatMs: HEARTBEAT_MS,
-      ackWaitMs: ACK_WAIT_MS,
-      applyTimeoutGraceMs: APPLY_GRACE_MS,
-      deliveryTimeoutMs: "3000-5000",
-      applyTimeoutMs: "4000-7000",
-      completionSlackMs: COMPLETION_SLACK_MS,
-      startRaceToleranceMs: START_RACE_TOLERANCE_MS,
-    },
-    summary,
-    runs,
-  };
-  await mkdir(dirname(args.out), { recursive: true });
-  await writeFile(args.out, JSON.stringify(out, null, 2) + "\n");
+  await writeReport(report(runs, summary, startedAt, seed0, n));
   console.log(`report: ${args.out}`);
   process.exitCode = summary.totalViolations > 0 || summary.harnessErrors.length > 0 ? 1 : 0;
 }
