@@ -2,11 +2,11 @@
 // store), coordinator and agent processes started from the build (dist/),
 // each killable with real signals and restartable with the same identity and
 // state. Every agent's deploy executable records each run in a file.
-import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { ChildProc } from "../../scripts/lib/childProc.js";
 import { DeployClient } from "./client.js";
 import { freePort, startNatsServer, type NatsServerHandle } from "./nats-server.js";
 
@@ -15,65 +15,20 @@ const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
 const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
 const RECORD_SCRIPT = join(ROOT, "test/fixtures/deploy/record.sh");
 
-export class Proc {
-  #child: ChildProcess | undefined;
-  #exited: Promise<number | null> = Promise.resolve(null);
-  #output: string[] = [];
-
-  constructor(
-    readonly name: string,
-    private readonly file: string,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  get pid(): number {
-    return this.#child?.pid ?? -1;
-  }
-  get running(): boolean {
-    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
-  }
-
-  logs(): string {
-    return this.#output.join("");
+/** A node service started from dist/ (LOG_LEVEL debug unless env says otherwise); see scripts/lib/childProc.ts. */
+export class Proc extends ChildProc {
+  constructor(name: string, file: string, env: Record<string, string>) {
+    // Tests read the whole log (start-up lines included): keep plenty.
+    super(name, process.execPath, [file], { env: { LOG_LEVEL: "debug", ...env }, maxLogChars: 32 * 1024 * 1024 });
   }
 
   start(): void {
-    const child = spawn(process.execPath, [this.file], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", LOG_LEVEL: "debug", ...this.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    const keep = (b: Buffer): void => {
-      this.#output.push(b.toString());
-      if (this.#output.length > 5000) this.#output.splice(0, 1000);
-    };
-    child.stdout.on("data", keep);
-    child.stderr.on("data", keep);
-    this.#exited = new Promise((res) => child.once("exit", (code) => res(code)));
-    this.#child = child;
+    this.spawn();
   }
 
-  /** Waits until the log shows `text` (a fixed pino message). */
-  async waitForLog(text: string, timeoutMs = 20_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (!this.logs().includes(text)) {
-      if (!this.running) throw new Error(`${this.name} exited before logging "${text}":\n${this.logs().slice(-3000)}`);
-      if (Date.now() > until) throw new Error(`${this.name} did not log "${text}" in ${timeoutMs} ms:\n${this.logs().slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-
-  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<number | null> {
-    if (!this.running) return this.#exited;
-    this.#child!.kill(signal);
-    return this.#exited;
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    if (this.running) this.#child!.kill(signal);
-  }
-
+  /** The exit code of the current (last) instance, once it is gone. */
   exited(): Promise<number | null> {
-    return this.#exited;
+    return this.waitForExit();
   }
 }
 
