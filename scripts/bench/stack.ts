@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { BenchClient } from "./client.js";
-import { freePort } from "./natsServer.js";
+import { freePort } from "../lib/natsServer.js";
 import { NodeProc, sleep } from "./procs.js";
 
 export interface AgentHostConfig {
