@@ -32,6 +32,9 @@ export class NatsNode extends NatsServer {
   constructor(name: string, port: number, confFile: string) {
     super(port, ["-c", confFile], { name, readyTimeoutMs: 15_000, maxLogChars: MAX_LOG_CHARS });
   }
+  get name(): string {
+    return this.proc.name;
+  }
   /** A no-op if running. */
   override async start(): Promise<void> {
     if (this.running) return;

@@ -166,16 +166,13 @@ export class NatsServer {
     this.proc = new ChildProc(opts.name ?? "nats-server", opts.bin ?? findNatsServerBinary(), args, {
       inheritEnv: true,
       graceMs: opts.graceMs ?? 5_000,
-      ...(opts.detached !== undefined ? { detached: opts.detached } : {}),
-      ...(opts.maxLogChars !== undefined ? { maxLogChars: opts.maxLogChars } : {}),
+      detached: opts.detached,
+      maxLogChars: opts.maxLogChars,
     });
     this.url = `nats://${HOST}:${port}`;
     this.#readyTimeoutMs = opts.readyTimeoutMs ?? 10_000;
   }
 
-  get name(): string {
-    return this.proc.name;
-  }
   /** pid of the current server process (changes after a restart). */
   get pid(): number {
     return this.proc.pid;
@@ -193,7 +190,7 @@ export class NatsServer {
    * and rejects with its output (PortInUseError if the port was taken).
    */
   async start(timeoutMs = this.#readyTimeoutMs): Promise<void> {
-    if (this.running) throw new Error(`${this.name} already running (pid ${this.pid})`);
+    if (this.running) throw new Error(`${this.proc.name} already running (pid ${this.pid})`);
     const from = this.proc.logLength;
     try {
       await this.proc.startAndWait(READY_LINE, timeoutMs);
@@ -204,8 +201,8 @@ export class NatsServer {
       const output = this.proc.logsSince(from);
       const msg =
         (exited
-          ? `${this.name} exited before it was ready (code ${String(exitCode)}, signal ${String(signalCode)})`
-          : `${this.name} not ready within ${timeoutMs} ms`) + `\ncommand: ${this.proc.commandLine}\noutput:\n${output}`;
+          ? `${this.proc.name} exited before it was ready (code ${String(exitCode)}, signal ${String(signalCode)})`
+          : `${this.proc.name} not ready within ${timeoutMs} ms`) + `\ncommand: ${this.proc.commandLine}\noutput:\n${output}`;
       if (exited && PORT_IN_USE.test(output)) throw new PortInUseError(`port ${this.port} on ${HOST} is already in use; ${msg}`);
       throw new Error(msg, { cause: err });
     }
