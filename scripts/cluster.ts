@@ -15,7 +15,7 @@ import { mkdir } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { LocalCluster, ROOT } from "./cluster/launcher.js";
-import type { ClusterProcess } from "./cluster/processes.js";
+import type { ClusterProcess } from "./cluster/launcher.js";
 
 let stopping: Promise<void> | undefined;
 let cluster: LocalCluster | undefined;
@@ -34,12 +34,11 @@ function tee(p: ClusterProcess, logDir: string): void {
   const out = createWriteStream(join(logDir, `${p.name}.log`), { flags: "a" });
   let written = 0;
   const timer = setInterval(() => {
-    const text = p.logs();
-    // The in-memory buffer is bounded: after a trim, write what is new from the end.
-    if (text.length < written) written = 0;
-    if (text.length > written) {
-      out.write(text.slice(written));
-      written = text.length;
+    // logLength counts what the bounded in-memory buffer has dropped too.
+    const length = p.logLength;
+    if (length > written) {
+      out.write(p.logsSince(written));
+      written = length;
     }
   }, 500);
   timer.unref();

@@ -6,8 +6,21 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
+import { ChildProc, sleep } from "../lib/childProc.js";
+import { freePort } from "../lib/natsServer.js";
 import { NatsCluster } from "./natsCluster.js";
-import { ClusterProcess, freePort, sleep } from "./processes.js";
+
+/** A coordinator or agent process of the cluster (see clusterProcess()). */
+export type ClusterProcess = ChildProc;
+
+/**
+ * A node service from dist/ in its own process group (so a Ctrl-C in the
+ * terminal reaches only the launcher, which then stops everything in order),
+ * its last 512 KiB of output kept for diagnostics.
+ */
+function clusterProcess(name: string, file: string, env: Record<string, string>): ClusterProcess {
+  return new ChildProc(name, process.execPath, [file], { env, detached: true, maxLogChars: 512 * 1024, graceMs: 15_000 });
+}
 
 /** The package root: this file runs as scripts/cluster/launcher.ts (tests) or dist/scripts/cluster/launcher.js. */
 function packageRoot(): string {
@@ -111,7 +124,7 @@ export class LocalCluster {
   async startCoordinator(): Promise<ClusterProcess> {
     const index = this.coordinators.length + 1;
     const address = `127.0.0.1:${await freePort()}`;
-    const proc = new ClusterProcess(`coordinator-${index}`, process.execPath, [COORDINATOR_MAIN], {
+    const proc = clusterProcess(`coordinator-${index}`, COORDINATOR_MAIN, {
       NATS_URL: this.nats.url,
       DEPLOY_GRPC_LISTEN: address,
       DEPLOY_STREAM_REPLICAS: "3",
@@ -138,7 +151,7 @@ export class LocalCluster {
     if (existing?.running) throw new Error(`agent ${id} is running`);
     const proc =
       existing ??
-      new ClusterProcess(`agent-${id}`, process.execPath, [AGENT_MAIN], {
+      clusterProcess(`agent-${id}`, AGENT_MAIN, {
         NATS_URL: this.nats.url,
         DEPLOY_AGENT_ID: id,
         DEPLOY_ENVIRONMENT: this.environment,
@@ -149,9 +162,7 @@ export class LocalCluster {
         LOG_LEVEL: this.opts.logLevel ?? "info",
         ...this.opts.agentEnv,
       });
-    const from = proc.logLength;
-    proc.start();
-    await proc.waitForLog("agent running", 60_000, from);
+    await proc.startAndWait("agent running", 60_000);
     proc.onUnexpectedExit = this.opts.onUnexpectedExit;
     this.agents.set(id, proc);
     return proc;
@@ -177,10 +188,8 @@ async function startWithRetry(proc: ClusterProcess, readyLine: string, budgetMs:
   const onExit = proc.onUnexpectedExit;
   proc.onUnexpectedExit = undefined;
   for (let attempt = 1; ; attempt++) {
-    const from = proc.logLength;
-    proc.start();
     try {
-      await proc.waitForLog(readyLine, Math.max(1000, until - Date.now()), from);
+      await proc.startAndWait(readyLine, Math.max(1000, until - Date.now()));
       proc.onUnexpectedExit = onExit;
       return;
     } catch (err) {

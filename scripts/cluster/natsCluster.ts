@@ -11,12 +11,13 @@
 // with 2.10). The compose files and the production config set it.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { ClusterProcess, findNatsServer, freePort, sleep } from "./processes.js";
+import { sleep } from "../lib/childProc.js";
+import { findNatsServerBinary, freePorts, natsConfig, NatsServer } from "../lib/natsServer.js";
 
 export const CLUSTER_NAME = "deploy-local";
 
-export class NatsNode {
-  readonly proc: ClusterProcess;
+/** One node: a nats-server in its own process group (a Ctrl-C reaches only the launcher), output kept in `proc`. */
+export class NatsNode extends NatsServer {
   constructor(
     readonly name: string,
     readonly clientPort: number,
@@ -26,34 +27,11 @@ export class NatsNode {
     readonly configFile: string,
     bin: string,
   ) {
-    this.proc = new ClusterProcess(`nats-${name}`, bin, ["-c", configFile], {});
-  }
-
-  get url(): string {
-    return `nats://127.0.0.1:${this.clientPort}`;
+    super(clientPort, ["-c", configFile], { name: `nats-${name}`, bin, detached: true, readyTimeoutMs: 15_000, graceMs: 10_000, maxLogChars: 512 * 1024 });
   }
 
   get monitorUrl(): string {
     return `http://127.0.0.1:${this.monitorPort}`;
-  }
-
-  get running(): boolean {
-    return this.proc.running;
-  }
-
-  /** Starts the server (same ports and store as before) and waits for "Server is ready". */
-  async start(timeoutMs = 15_000): Promise<void> {
-    const from = this.proc.logLength;
-    this.proc.start();
-    await this.proc.waitForLog("Server is ready", timeoutMs, from);
-  }
-
-  kill(): Promise<void> {
-    return this.proc.kill("SIGKILL");
-  }
-
-  stop(): Promise<void> {
-    return this.proc.stop(10_000);
   }
 
   /** The JetStream meta leader this node knows of, or undefined (not elected yet, or not answering). */
@@ -70,22 +48,13 @@ export class NatsNode {
 }
 
 export function nodeConfig(n: { name: string; clientPort: number; routePort: number; monitorPort: number; storeDir: string }, peers: number[]): string {
-  return [
-    `server_name: ${n.name}`,
-    `listen: 127.0.0.1:${n.clientPort}`,
-    `http: 127.0.0.1:${n.monitorPort}`,
-    `jetstream {`,
-    `  store_dir: ${JSON.stringify(n.storeDir)}`,
-    `}`,
-    `cluster {`,
-    `  name: ${CLUSTER_NAME}`,
-    `  listen: 127.0.0.1:${n.routePort}`,
-    `  routes: [`,
-    ...peers.map((p) => `    nats-route://127.0.0.1:${p}`),
-    `  ]`,
-    `}`,
-    "",
-  ].join("\n");
+  return natsConfig({
+    serverName: n.name,
+    port: n.clientPort,
+    monitorPort: n.monitorPort,
+    storeDir: n.storeDir,
+    cluster: { name: CLUSTER_NAME, port: n.routePort, routes: peers },
+  });
 }
 
 export class NatsCluster {
@@ -93,8 +62,8 @@ export class NatsCluster {
 
   /** Writes the config files and starts every node; waits until a meta leader is elected that all nodes agree on. */
   static async start(dir: string, size = 3): Promise<NatsCluster> {
-    const bin = findNatsServer();
-    const ports = await allocatePorts(size * 3);
+    const bin = findNatsServerBinary();
+    const ports = await freePorts(size * 3);
     const specs = Array.from({ length: size }, (_, i) => ({
       name: `n${i + 1}`,
       clientPort: ports[i * 3]!,
@@ -150,11 +119,4 @@ export class NatsCluster {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.stop()));
   }
-}
-
-/** `count` distinct free ports (freePort() twice in a row may answer the same one). */
-async function allocatePorts(count: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < count) ports.add(await freePort());
-  return [...ports];
 }
