@@ -11,12 +11,10 @@
 // --keep leaves the stack running after the summary until Ctrl-C.
 // NATS_SERVER_BIN overrides the nats-server found on PATH; DEMO_DEBUG=1
 // prints how long each process took to stop.
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { accessSync, constants as fsConstants, existsSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
-import { delimiter, dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import {
   loadDeployProto,
@@ -24,6 +22,8 @@ import {
   type DeploymentEventMsg,
   type DeploymentMsg,
 } from "../services/shared/src/proto.js";
+import { ChildProc, sleep, type ExitListener } from "./lib/childProc.js";
+import { findNatsServerBinary, freePort, startNatsServer, type StandaloneNatsServer } from "./lib/natsServer.js";
 
 /** The package root: this file runs as dist/scripts/demo.js. */
 function packageRoot(): string {
@@ -57,133 +57,56 @@ echo "healthy"
 
 // ---------------------------------------------------------------- processes
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  exited: Promise<void>;
-  output: string[];
-}
-
-const children: Child[] = [];
+/** Coordinator and agents, stopped before nats-server. */
+const services: ChildProc[] = [];
+let natsServer: StandaloneNatsServer | undefined;
 /** This run's directory under ./.demo/: removed after a success, kept after a failure for a look. */
 let runDir: string | undefined;
 let stopping: Promise<void> | undefined;
 /** Cancels the open WatchDeployment, if any: the coordinator drains open calls before it exits. */
 let cancelWatch: (() => void) | undefined;
 
-function running(c: Child): boolean {
-  return c.proc.exitCode === null && c.proc.signalCode === null;
-}
+/** A child dying while the stack should be up is worth saying out loud. */
+const reportExit: ExitListener = (p, code, signal) => {
+  if (!stopping) process.stderr.write(`demo: ${p.name} exited unexpectedly (code ${String(code)}, signal ${String(signal)})\n${p.tail(15)}\n`);
+};
 
-function startChild(name: string, file: string, args: string[], env: Record<string, string>): Child {
+function startService(name: string, file: string, env: Record<string, string>): ChildProc {
   // Own process group: a Ctrl-C in the terminal reaches only this script,
   // which then stops agents and coordinator before nats-server.
-  const proc = spawn(file, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  const output: string[] = [];
-  const keep = (b: Buffer): void => {
-    output.push(b.toString());
-    if (output.length > 2000) output.splice(0, 500);
-  };
-  proc.stdout?.on("data", keep);
-  proc.stderr?.on("data", keep);
-  const exited = new Promise<void>((res) => proc.once("close", () => res()));
-  proc.once("error", (err) => output.push(`spawn failed: ${err.message}\n`));
-  const child = { name, proc, exited, output };
-  children.push(child);
-  // A child dying while the stack should be up is worth saying out loud.
-  proc.once("exit", (code, signal) => {
-    if (!stopping) process.stderr.write(`demo: ${name} exited unexpectedly (code ${String(code)}, signal ${String(signal)})\n${tail(child)}\n`);
-  });
-  return child;
-}
-
-function tail(c: Child): string {
-  return c.output.join("").split("\n").slice(-15).join("\n");
+  const proc = new ChildProc(name, process.execPath, [file], { env, inheritEnv: true, detached: true });
+  proc.onUnexpectedExit = reportExit;
+  proc.spawn();
+  services.push(proc);
+  return proc;
 }
 
 /** SIGTERM every child (agents and coordinator first, nats-server last), wait; SIGKILL after 15 s. */
 function stopAll(): Promise<void> {
   stopping ??= (async () => {
     cancelWatch?.();
-    const stopOne = async (c: Child): Promise<void> => {
-      if (!running(c)) return;
-      c.proc.kill("SIGTERM");
-      const timer = setTimeout(() => c.proc.kill("SIGKILL"), 15_000);
+    const stopOne = async (p: ChildProc): Promise<void> => {
+      if (!p.running) return;
       const t0 = Date.now();
-      await c.exited;
-      clearTimeout(timer);
-      if (process.env.DEMO_DEBUG) console.error(`${c.name} stopped in ${Date.now() - t0} ms`);
+      await p.stop(15_000);
+      if (process.env.DEMO_DEBUG) console.error(`${p.name} stopped in ${Date.now() - t0} ms`);
     };
-    const nats = children.filter((c) => c.name === "nats-server");
-    await Promise.all(children.filter((c) => c.name !== "nats-server").map(stopOne));
-    await Promise.all(nats.map(stopOne));
+    await Promise.all(services.map(stopOne));
+    if (natsServer) await stopOne(natsServer.proc);
   })();
   return stopping;
 }
 
-// Last resort if the script dies without stopping its children.
-process.on("exit", () => {
-  for (const c of children) if (running(c)) c.proc.kill("SIGKILL");
-});
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function findNatsServer(): string {
-  const fromEnv = process.env.NATS_SERVER_BIN;
-  if (fromEnv) {
-    if (!isExecutable(fromEnv)) throw new Error(`NATS_SERVER_BIN=${fromEnv} is not an executable file`);
-    return fromEnv;
-  }
-  for (const dir of (process.env.PATH ?? "").split(delimiter).filter(Boolean)) {
-    const candidate = join(dir, "nats-server");
-    if (isExecutable(candidate)) return candidate;
-  }
-  // Debian's package installs it in /usr/sbin, not on every user's PATH.
-  if (isExecutable("/usr/sbin/nats-server")) return "/usr/sbin/nats-server";
-  throw new Error(
-    "nats-server not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install nats-server`, " +
-      "or run `bash scripts/quickstart.sh`), or set NATS_SERVER_BIN to its path.",
-  );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen({ host: "127.0.0.1", port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      if (addr === null || typeof addr === "string") return rej(new Error("no port"));
-      srv.close(() => res(addr.port));
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, watch: Child[] = []): Promise<T> {
+async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, watch: ChildProc[] = []): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const dead = watch.find((c) => !running(c));
-    if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${tail(dead)}`);
+    const dead = watch.find((c) => !c.running);
+    if (dead) throw new Error(`${dead.name} exited while waiting for ${what}:\n${dead.tail(15)}`);
     const v = await check().catch(() => undefined);
     if (v !== undefined) return v;
     if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(200);
   }
-}
-
-async function startNats(bin: string, dir: string): Promise<{ url: string; child: Child }> {
-  const port = await freePort();
-  const child = startChild("nats-server", bin, ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", join(dir, "jetstream")], {});
-  await waitFor("nats-server to be ready", 10_000, () => Promise.resolve(child.output.join("").includes("Server is ready") ? true : undefined), [child]);
-  return { url: `nats://127.0.0.1:${port}`, child };
 }
 
 // ---------------------------------------------------------------- gRPC
@@ -234,7 +157,7 @@ async function main(): Promise<number> {
   const version = args.find((a) => !a.startsWith("--")) ?? "v1.0.0";
 
   if (!existsSync(COORDINATOR_MAIN) || !existsSync(AGENT_MAIN)) throw new Error("dist/ is missing: run `npm run build` first (or `npm run demo`)");
-  const natsBin = findNatsServer();
+  findNatsServerBinary(); // fails early, with how to install it
   await mkdir(join(ROOT, ".demo"), { recursive: true });
   const dir = await mkdtemp(join(ROOT, ".demo", "run-"));
   runDir = dir;
@@ -242,20 +165,22 @@ async function main(): Promise<number> {
   await writeFile(deployScript, DEPLOY_SCRIPT, { mode: 0o755 });
   console.log(`demo dir: ${dir}`);
 
-  const nats = await startNats(natsBin, dir);
+  const nats = await startNatsServer({ storeDir: join(dir, "jetstream"), detached: true, graceMs: 15_000 });
+  natsServer = nats;
+  nats.proc.onUnexpectedExit = reportExit;
   console.log(`nats-server: ${nats.url} (JetStream store ${join(dir, "jetstream")})`);
 
   const grpcAddress = `127.0.0.1:${await freePort()}`;
   // The web dashboard (services/dashboard), served by the coordinator; off by default.
   const httpAddress = `127.0.0.1:${await freePort()}`;
-  const coordinator = startChild("coordinator", process.execPath, [COORDINATOR_MAIN], {
+  const coordinator = startService("coordinator", COORDINATOR_MAIN, {
     NATS_URL: nats.url,
     DEPLOY_GRPC_LISTEN: grpcAddress,
     DEPLOY_HTTP_LISTEN: httpAddress,
     LOG_LEVEL: "warn",
   });
   const agents = AGENTS.map((id) =>
-    startChild(id, process.execPath, [AGENT_MAIN], {
+    startService(id, AGENT_MAIN, {
       NATS_URL: nats.url,
       DEPLOY_AGENT_ID: id,
       DEPLOY_ENVIRONMENT: ENVIRONMENT,
@@ -279,7 +204,7 @@ async function main(): Promise<number> {
         const ids = (r.agents ?? []).filter((a) => a.live).map((a) => a.id ?? "");
         return ids.length >= AGENTS.length ? ids : undefined;
       },
-      [nats.child, coordinator, ...agents],
+      [nats.proc, coordinator, ...agents],
     );
     console.log(`live agents: ${live.sort().join(", ")}`);
 
