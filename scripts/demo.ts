@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import {
   loadDeployProto,
@@ -24,20 +24,8 @@ import {
 } from "../services/shared/src/proto.js";
 import { ChildProc, sleep, type ExitListener } from "./lib/childProc.js";
 import { findNatsServerBinary, freePort, startNatsServer, type StandaloneNatsServer } from "./lib/natsServer.js";
+import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "./lib/paths.js";
 
-/** The package root: this file runs as dist/scripts/demo.js. */
-function packageRoot(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 4; i++) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    dir = dirname(dir);
-  }
-  return resolve(import.meta.dirname, "../..");
-}
-
-const ROOT = packageRoot();
-const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
-const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
 const AGENTS = ["web-1", "web-2", "web-3"];
 const APP = "web";
 const ENVIRONMENT = "demo";

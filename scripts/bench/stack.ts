@@ -1,10 +1,10 @@
 // The product's processes for a bench: the coordinator as a child process
 // (dist/services/coordinator/src/main.js, so its RSS and CPU profile are its
 // own) and agents in agent-host child processes (scripts/bench/agentHost.ts).
-import { existsSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { BenchClient } from "./client.js";
+import { join } from "node:path";
 import { freePort } from "../lib/natsServer.js";
+import { AGENT_MAIN, COORDINATOR_MAIN, packageRoot, ROOT } from "../lib/paths.js";
+import { BenchClient } from "./client.js";
 import { NodeProc, sleep } from "./procs.js";
 
 export interface AgentHostConfig {
@@ -28,19 +28,7 @@ export interface AgentHostConfig {
 
 export const agentId = (prefix: string, i: number): string => `${prefix}${String(i).padStart(5, "0")}`;
 
-/** The package root: this file runs as dist/scripts/bench/stack.js. */
-export function packageRoot(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    dir = dirname(dir);
-  }
-  return resolve(import.meta.dirname, "../../..");
-}
-
-export const ROOT = packageRoot();
-export const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
-export const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
+export { AGENT_MAIN, COORDINATOR_MAIN, packageRoot, ROOT };
 export const AGENT_HOST_MAIN = join(ROOT, "dist/scripts/bench/agentHost.js");
 
 /**

@@ -4,16 +4,15 @@
 // "end ...") to <dir>/records/<agent>.log, so executions can be counted.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
+import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "../lib/paths.js";
 import { ChaosClient } from "./client.js";
 import { freePort, NatsNode, NodeService, startNats } from "./procs.js";
 import { LinkProxy } from "./proxy.js";
 
-export const ROOT = resolve(import.meta.dirname, "../../..");
-const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
-const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
+export { ROOT };
 
 export const APPS = ["web", "api"] as const;
 export const ENVIRONMENT = "chaos";

@@ -5,9 +5,10 @@
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { ChildProc, sleep } from "../lib/childProc.js";
 import { freePort } from "../lib/natsServer.js";
+import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "../lib/paths.js";
 import { NatsCluster } from "./natsCluster.js";
 
 /** A coordinator or agent process of the cluster (see clusterProcess()). */
@@ -22,19 +23,7 @@ function clusterProcess(name: string, file: string, env: Record<string, string>)
   return new ChildProc(name, process.execPath, [file], { env, detached: true, maxLogChars: 512 * 1024, graceMs: 15_000 });
 }
 
-/** The package root: this file runs as scripts/cluster/launcher.ts (tests) or dist/scripts/cluster/launcher.js. */
-function packageRoot(): string {
-  let dir = import.meta.dirname;
-  for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    dir = dirname(dir);
-  }
-  return resolve(import.meta.dirname, "../..");
-}
-
-export const ROOT = packageRoot();
-const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
-const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
+export { ROOT };
 
 /** How long a coordinator may keep failing at start (no meta leader yet, peers not caught up) before we give up. */
 const COORDINATOR_START_BUDGET_MS = 90_000;

@@ -5,14 +5,12 @@
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { ChildProc } from "../../scripts/lib/childProc.js";
+import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "../../scripts/lib/paths.js";
 import { DeployClient } from "./client.js";
 import { freePort, startNatsServer, type NatsServerHandle } from "./nats-server.js";
 
-const ROOT = resolve(import.meta.dirname, "../..");
-const COORDINATOR_MAIN = join(ROOT, "dist/services/coordinator/src/main.js");
-const AGENT_MAIN = join(ROOT, "dist/services/agent/src/main.js");
 const RECORD_SCRIPT = join(ROOT, "test/fixtures/deploy/record.sh");
 
 /** A node service started from dist/ (LOG_LEVEL debug unless env says otherwise); see scripts/lib/childProc.ts. */
