@@ -41,8 +41,12 @@ interface ShapeResult {
   n: number;
   maxConcurrency: number;
   floorMs: number;
+  /** The floor plus, per target in raw JetStream, the work the invariants require (journal fsyncs, look, claim, started, /bin/true). */
+  protocolFloorMs: number;
   oursMs: number;
   ratio: number;
+  /** ours / protocol floor: what the product's own code costs beyond the protocol. */
+  ratioProtocol: number;
   oursState: string;
   oursEvents: number;
   agentStartMs: number;
@@ -170,7 +174,8 @@ async function main(): Promise<void> {
     for (const { shape, n } of shapes) {
       log(`floor ${shape} N=${n}`);
       const floorMs = await runFloor(nats.url, n, shape);
-      log(`floor ${shape} N=${n}: ${r1(floorMs)} ms; ours…`);
+      const protocolFloorMs = await runFloor(nats.url, n, shape, { protocol: true });
+      log(`floor ${shape} N=${n}: ${r1(floorMs)} ms, protocol floor ${r1(protocolFloorMs)} ms; ours…`);
       const ours: OursResult = await runOurs({
         natsUrl: nats.url,
         client: coord.client,
@@ -188,8 +193,10 @@ async function main(): Promise<void> {
         n,
         maxConcurrency: shape === "fanout" ? n : 1,
         floorMs: r1(floorMs),
+        protocolFloorMs: r1(protocolFloorMs),
         oursMs: r1(ours.ms),
         ratio: r2(ours.ms / floorMs),
+        ratioProtocol: r2(ours.ms / protocolFloorMs),
         oursState: ours.timedOut ? `NOT TERMINAL (${JSON.stringify(ours.counts)})` : ours.state,
         oursEvents: ours.events,
         agentStartMs: ours.agentStartMs,
@@ -258,8 +265,8 @@ function render(r: BenchResults): string {
   parts.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryMb} MB, node ${r.machine.node}, ${r.machine.natsServer}, /bin/true spawn ${r.machine.execTrueMs} ms`);
   parts.push(
     table(
-      ["shape", "N", "floor ms", "ours ms", "ratio", "floor/target", "ours/target", "state"],
-      r.shapes.map((s) => [s.shape, s.n, s.floorMs, s.oursMs, s.ratio, s.perTargetFloorMs, s.perTargetOursMs, s.oursState.replace("DEPLOYMENT_STATE_", "")]),
+      ["shape", "N", "floor ms", "protocol floor ms", "ours ms", "ours/floor", "ours/protocol", "floor/target", "ours/target", "state"],
+      r.shapes.map((s) => [s.shape, s.n, s.floorMs, s.protocolFloorMs, s.oursMs, s.ratio, s.ratioProtocol, s.perTargetFloorMs, s.perTargetOursMs, s.oursState.replace("DEPLOYMENT_STATE_", "")]),
     ),
   );
   parts.push(
