@@ -64,13 +64,13 @@ export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Perm
         `$JS.API.DIRECT.GET.${EVENTS_STREAM}.>`,
         `$JS.API.DIRECT.GET.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.STREAM.MSG.GET.${OBJ(ARTIFACTS_BUCKET)}`,
-        // Ordered (ephemeral) consumers to read long histories and artifact chunks.
-        ...[EVENTS_STREAM, OBJ(ARTIFACTS_BUCKET)].flatMap((s) => [
-          `$JS.API.CONSUMER.CREATE.${s}.>`,
-          `$JS.API.CONSUMER.MSG.NEXT.${s}.>`,
-          `$JS.API.CONSUMER.DELETE.${s}.>`,
-          `$JS.API.CONSUMER.INFO.${s}.>`,
-        ]),
+        // Ordered (ephemeral) consumers to read artifact chunks. None on
+        // DEPLOY_EVENTS: an agent reads one event at a time (direct gets), so
+        // it has no business creating consumers there.
+        `$JS.API.CONSUMER.CREATE.${OBJ(ARTIFACTS_BUCKET)}.>`,
+        `$JS.API.CONSUMER.MSG.NEXT.${OBJ(ARTIFACTS_BUCKET)}.>`,
+        `$JS.API.CONSUMER.DELETE.${OBJ(ARTIFACTS_BUCKET)}.>`,
+        `$JS.API.CONSUMER.INFO.${OBJ(ARTIFACTS_BUCKET)}.>`,
         // Writes: its own events, heartbeat and claims only.
         `deploy.evt.*.${id}`,
         `$KV.${AGENTS_BUCKET}.${id}`,
