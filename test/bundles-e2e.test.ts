@@ -39,6 +39,15 @@ async function current(stack: Stack, agent: string): Promise<string | undefined>
   return readlink(join(stack.rootOf(agent), "web", "current")).catch(() => undefined);
 }
 
+/** Polls `cond` every `everyMs` until it holds; throws `failure` after `timeoutMs`. */
+async function pollUntil(failure: string, timeoutMs: number, everyMs: number, cond: () => Promise<boolean>): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error(failure);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 describe("bundles", () => {
   let stack: Stack;
   beforeAll(async () => {
@@ -165,11 +174,7 @@ describe("bundles", () => {
       changeset: { version: "v5", artifact: { name: "web", digest: a.digest } },
       targets: ["b1"],
     });
-    const until = Date.now() + 20_000;
-    while (!(await hookLog(stack, "b1")).some((l) => l.startsWith("after_install v5"))) {
-      if (Date.now() > until) throw new Error("after_install never started");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await pollUntil("after_install never started", 20_000, 100, async () => (await hookLog(stack, "b1")).some((l) => l.startsWith("after_install v5")));
     await stack.agent("b1").kill("SIGKILL");
     await stack.startAgent("b1");
     const done = await client.waitTerminal(d.id!);
@@ -200,11 +205,7 @@ describe("bundles", () => {
       targets: ["b2"],
     });
     const releases = join(stack.rootOf("b2"), "web", "releases");
-    const until = Date.now() + 30_000;
-    while (!(await readdir(releases).catch(() => [] as string[])).some((n) => n.includes(".partial-"))) {
-      if (Date.now() > until) throw new Error("the unpack was never seen in progress");
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await pollUntil("the unpack was never seen in progress", 30_000, 5, async () => (await readdir(releases).catch(() => [] as string[])).some((n) => n.includes(".partial-")));
     await stack.agent("b2").kill("SIGKILL");
     await stack.startAgent("b2");
     const done = await client.waitTerminal(d.id!);

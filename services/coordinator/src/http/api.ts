@@ -30,6 +30,7 @@ export interface ApiDeps {
   reconciler: Reconciler;
   auth: TokenAuthenticator;
   log: Logger;
+  /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
   shutdown: AbortSignal;
 }
 

@@ -2,23 +2,12 @@
 // web dashboard plus its JSON and Server-Sent Events API (api.ts). It reads
 // what the gRPC API reads, through the same functions; nothing else.
 import { createServer, type Server } from "node:http";
-import type { JsContext, Logger } from "../../../shared/src/index.js";
-import type { TokenAuthenticator } from "../grpc/auth.js";
-import type { Registry } from "../registry.js";
-import type { Reconciler } from "../rollout/reconciler.js";
-import { handleApi } from "./api.js";
+import { handleApi, type ApiDeps } from "./api.js";
 import { errorResponse, sendJson } from "./respond.js";
 import { defaultAssetsDir, loadAssets } from "./static.js";
 
-export interface HttpServerDeps {
-  ctx: JsContext;
-  registry: Registry;
-  reconciler: Reconciler;
-  auth: TokenAuthenticator;
-  log: Logger;
-  /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
-  shutdown: AbortSignal;
-}
+/** What the API needs is all the server needs. */
+export type HttpServerDeps = ApiDeps;
 
 export interface HttpServer {
   port: number;
