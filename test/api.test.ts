@@ -86,6 +86,28 @@ describe("CreateDeployment is idempotent", () => {
     const listed = (await clients[0]!.list({ pageSize: 200 })).deployments.filter((d) => d.requestId === req.requestId);
     expect(listed).toHaveLength(1);
   });
+
+  // CreateDeployment locks before it looks for the request id: a retry of a
+  // finished request takes the free lock for a moment and must give it
+  // back, and a retry that would now be refused is still answered.
+  it("a retry of a finished request gets its deployment, gives the lock back, and is answered even when its target is gone", async () => {
+    const client = stack.client();
+    const req = { requestId: rid("idem-done"), app: "web", environment: "prod", changeset: { version: "v-done" }, targets: ["a3"] };
+    const first = await client.create(req);
+    expect((await client.waitTerminal(first.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect((await client.create(req)).id).toBe(first.id!);
+    // The lock is free again: a new request for the same app/environment is accepted.
+    const next = await client.create({ requestId: rid("idem-next"), app: "web", environment: "prod", changeset: { version: "v-next" } });
+    expect(next.id).not.toBe(first.id!);
+    await client.waitTerminal(next.id!);
+    // a3 no longer registered as live would refuse a new request naming it;
+    // the retry is still the accepted request.
+    await stack.agent("a3").kill();
+    await pollUntil("a3 to become not live", async () => (await client.agents()).agents.find((a) => a.id === "a3" && !a.live), 30_000);
+    expect((await client.create(req)).id).toBe(first.id!);
+    const refused = await grpcError(client.create({ ...req, requestId: rid("idem-gone") }));
+    expect(refused.code).toBe(grpc.status.FAILED_PRECONDITION);
+  });
 });
 
 describe("CreateDeployment validation", () => {

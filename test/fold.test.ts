@@ -122,16 +122,26 @@ describe("fold", () => {
 describe("plan", () => {
   it("starts, then dispatches up to max_concurrency in target order", () => {
     const log = new Log().add(C, { type: "deployment.created", spec });
-    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "deployment.started" }]);
-    log.add(C, { type: "deployment.started" });
-    // Several targets: one decision (one compare-and-set append).
-    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "targets.dispatched", agentIds: ["a1", "a2"] }]);
-    log.add(C, { type: "targets.dispatched", agentIds: ["a1", "a2"] });
+    // Started and the first dispatch in one pass; several targets are one
+    // decision (one compare-and-set append).
+    const first = plan(log.rec!, ctx(0));
+    expect(first).toEqual([{ type: "deployment.started" }, { type: "targets.dispatched", agentIds: ["a1", "a2"] }]);
+    for (const d of first) log.add(C, d);
+    expect(log.rec!.state).toBe("RUNNING");
     expect(log.rec!.targets.a1!.state).toBe("DISPATCHED");
     expect(log.rec!.targets.a2!.state).toBe("DISPATCHED");
     log.add("a1", { type: "target.started", agentId: "a1" }).add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
     // One free slot: the single-target event.
     expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.dispatched", agentId: "a3" }]);
+  });
+
+  it("a deployment cancelled before it started: started, then finished CANCELLED, in one pass; nothing dispatched", () => {
+    const log = new Log().add(C, { type: "deployment.created", spec }).add(C, { type: "deployment.cancel_requested", reason: "no" });
+    const first = plan(log.rec!, ctx(0));
+    expect(first.map((d) => d.type)).toEqual(["deployment.started", "deployment.finished"]);
+    for (const d of first) log.add(C, d);
+    expect(log.rec!.state).toBe("CANCELLED");
+    expect(Object.values(log.rec!.targets).every((t) => t.state === "CANCELLED")).toBe(true);
   });
 
   it("splits a dispatch of more than MAX_DISPATCH_BATCH targets into several events", () => {

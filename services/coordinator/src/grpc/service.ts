@@ -67,11 +67,15 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   return {
     CreateDeployment: call("CreateDeployment", async (req) => {
       const input = validateCreate(req, deps.defaults);
-      const rec = await createDeployment(ctx, deps.registry, deps.artifacts, input);
+      const { record: rec, kvRevision } = await createDeployment(ctx, deps.registry, deps.artifacts, input);
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment }, "deployment accepted");
-      // Start the rollout now rather than at the next sweep; the answer does not wait for it.
-      deps.reconciler.schedule(rec.spec.id).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
-      return toDeploymentMessage(rec);
+      // The answer is made first: the reconciler folds later events into
+      // the record it is handed.
+      const answer = toDeploymentMessage(rec);
+      // Start the rollout now, from the record in hand, rather than at the
+      // next sweep or event; the answer does not wait for it.
+      deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      return answer;
     }),
 
     GetDeployment: call("GetDeployment", async (req) => {

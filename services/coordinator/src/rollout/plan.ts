@@ -31,7 +31,10 @@ const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
 export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   if (isTerminalDeployment(rec.state)) return [];
-  if (rec.state === "PENDING") return [{ type: "deployment.started" }];
+  // Started, and the first decisions made on the started view, in one pass:
+  // the reconciler appends them as one chain, without reading the started
+  // event back first (one round trip less before the first dispatch).
+  if (rec.state === "PENDING") return [{ type: "deployment.started" }, ...plan({ ...rec, state: "RUNNING" }, ctx)];
   const { strategy } = rec.spec;
   const timeouts: EventBody[] = [];
   const claimed = ctx.claimedByAgent ?? ((): boolean => false);

@@ -29,6 +29,8 @@ import {
   appendEvent,
   catchUp,
   claimTarget,
+  foldEvent,
+  fromJsMsg,
   isTerminalDeployment,
   isTerminalTarget,
   parseProjection,
@@ -41,7 +43,7 @@ import {
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
-import type { ConsumerMessages } from "@nats-io/jetstream";
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { parseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
@@ -145,7 +147,7 @@ export class Reconciler {
           m.ack();
           continue;
         }
-        this.schedule(parsed.deploymentId, m.seq).then(
+        this.#wake(parsed.deploymentId, parsed.source, m).then(
           () => m.ack(),
           (err: unknown) => {
             this.log.warn({ deploymentId: parsed.deploymentId, err }, "reconcile failed; event will be redelivered");
@@ -183,6 +185,38 @@ export class Reconciler {
     } finally {
       this.#sweeping = false;
     }
+  }
+
+  /**
+   * An event delivered by the consumer. A deployment's created event holds
+   * its whole first state: the record is folded from it here, not read from
+   * KV and the stream (two round trips before the first decision; the
+   * creating coordinator's own adopt usually comes later than this event).
+   * A redelivered one may be old: that deployment is read as usual.
+   */
+  #wake(id: string, source: string, m: JsMsg): Promise<void> {
+    if (source === COORDINATOR_SOURCE && !m.redelivered && !this.#cache.has(id) && !this.#slots.has(id)) {
+      const e = fromJsMsg(m);
+      const record = e.invalid === undefined && e.event.type === "deployment.created" ? foldEvent(undefined, e).record : undefined;
+      if (record) return this.adopt(record, 0);
+    }
+    return this.schedule(id, m.seq);
+  }
+
+  /**
+   * A deployment this process has just read or created: `record` (an exact
+   * fold of its events, with no projection stored when kvRevision is 0)
+   * becomes the cached one and its first reconcile starts at once, without
+   * a KV get or a look for the last sequence (fan-out 10 in the bench: its
+   * dispatch went out 25 ms after the create's answer before). When this
+   * process already holds or reconciles the deployment, it only wakes it.
+   */
+  adopt(record: DeploymentRecord, kvRevision: number): Promise<void> {
+    const id = record.spec.id;
+    if (this.#stopped) return Promise.resolve();
+    if (this.#cache.has(id) || this.#slots.has(id)) return this.schedule(id, record.lastSeq);
+    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0 });
+    return this.schedule(id, record.lastSeq);
   }
 
   /**

@@ -19,7 +19,8 @@ function toReadEvent(subject: string, seq: number, time: Date, data: Uint8Array)
 }
 
 const fromStored = (m: StoredMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
-const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
+/** The event a consumer delivered, as the stream stores it. */
+export const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
 
 // Below this many events, one direct get per event is cheaper than creating,
 // reading and deleting an ordered consumer (3 round trips plus the pull).
