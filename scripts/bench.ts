@@ -36,7 +36,7 @@ import { NodeProc, memOf, round1 } from "./bench/procs.js";
 import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
 import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, startCoordinatorProc } from "./bench/stack.js";
 import { table } from "./bench/stats.js";
-import type { TimelineRow } from "./bench/timeline.js";
+import type { StageRow, TimelineRow } from "./bench/timeline.js";
 
 interface ShapeResult {
   shape: Shape;
@@ -58,6 +58,8 @@ interface ShapeResult {
   oursCpuS?: Record<string, number>;
   /** Ours' events by type: count, first and last ms after the CreateDeployment call. */
   oursTimeline?: TimelineRow[];
+  /** Each target's stages in ours: p50 and p90 ms over the targets. */
+  oursStages?: StageRow[];
 }
 
 export interface BenchResults {
@@ -205,7 +207,7 @@ async function main(): Promise<void> {
         perTargetFloorMs: r2(floorMs / n),
         perTargetOursMs: r2(ours.ms / n),
         oursCpuS: ours.cpuS,
-        ...(ours.timeline ? { oursTimeline: ours.timeline } : {}),
+        ...(ours.timeline ? { oursTimeline: ours.timeline.rows, oursStages: ours.timeline.stages } : {}),
       });
     }
     if (!values["no-api"]) {
@@ -289,6 +291,9 @@ function render(r: BenchResults): string {
         s.oursTimeline.map((t) => [t.what, t.count, t.firstMs, t.lastMs]),
       ),
     );
+    if (s.oursStages?.length) {
+      parts.push(table([`ours ${s.shape} ${s.n}: per target`, "n", "p50 ms", "p90 ms"], s.oursStages.map((t) => [t.what, t.n, t.p50Ms, t.p90Ms])));
+    }
   }
   if (r.scale) {
     const s = r.scale;

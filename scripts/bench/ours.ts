@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import type { BenchClient } from "./client.js";
 import type { Shape } from "./floor.js";
 import { cpuSecondsOf } from "./procs.js";
-import { readTimeline, type TimelineRow } from "./timeline.js";
+import { readTimeline, type Timeline } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
 
 export const ENVIRONMENT = "bench";
@@ -26,8 +26,8 @@ export interface OursResult {
   counts?: Record<string, number>;
   /** CPU seconds used during the timed part, per process. */
   cpuS?: Record<string, number>;
-  /** The deployment's events by type, relative to the CreateDeployment call (server time). */
-  timeline?: TimelineRow[];
+  /** The deployment's events by type, relative to the CreateDeployment call (server time), and each target's stages. */
+  timeline?: Timeline;
 }
 
 export interface OursOptions {
