@@ -26,6 +26,16 @@ describe("rollout", () => {
     spans.sort((a, b) => a.start - b.start);
     expect(spans.map((s) => s.id)).toEqual(["a1", "a2", "a3"]);
     for (let i = 1; i < spans.length; i++) expect(spans[i]!.start).toBeGreaterThanOrEqual(spans[i - 1]!.end);
+    // The agent runs beside its started event, yet its events stay in
+    // order: started, then the output, then the result.
+    const events = await client.events(d.id!);
+    for (const id of ["a1", "a2", "a3"]) {
+      const mine = events.filter((e) => e.agentId === id && e.type !== "target.dispatched").map((e) => e.type);
+      expect(mine[0]).toBe("target.started");
+      expect(mine.at(-1)).toBe("target.result");
+      expect(mine.slice(1, -1).length).toBeGreaterThan(0);
+      expect(mine.slice(1, -1).every((t) => t === "target.progress")).toBe(true);
+    }
   });
 
   it("max_concurrency 3 applies all targets together", async () => {

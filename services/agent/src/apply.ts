@@ -17,9 +17,9 @@ export function releaseName(cmd: Command): string {
   return `${cmd.changeset.version.replace(/[^A-Za-z0-9._-]/g, "_")}-${cmd.deploymentId.slice(-8)}`;
 }
 
-/** Progress events go out in order, one at a time, without holding up the apply. */
-function progressReporter(deps: HandlerDeps, cmd: Command): { onLines: (lines: string[]) => void; flushed: () => Promise<void> } {
-  let chain = Promise.resolve();
+/** Progress events go out in order, one at a time, after `after` (the started event), without holding up the apply. */
+function progressReporter(deps: HandlerDeps, cmd: Command, after: Promise<void>): { onLines: (lines: string[]) => void; flushed: () => Promise<void> } {
+  let chain = after;
   let batch = 0;
   return {
     onLines: (lines) => {
@@ -53,9 +53,14 @@ const failed = (message: string, started: number): JournalResult => ({
   finishedAt: new Date().toISOString(),
 });
 
-export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConfig): Promise<JournalResult> {
+/**
+ * `after` settles once the target's started event is stored (or will not
+ * be): the apply runs beside that report, its progress events go out after
+ * it.
+ */
+export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConfig, after: Promise<void> = Promise.resolve()): Promise<JournalResult> {
   const started = Date.now();
-  const progress = progressReporter(deps, cmd);
+  const progress = progressReporter(deps, cmd, after);
   // Phase durations for metrics: each phase ends when the next begins.
   let phase: { name: string; at: number } | undefined;
   const endPhase = (next: string | undefined): void => {

@@ -10,8 +10,9 @@
 //   4. journal "started" (fsync'd), then claim the target in deploy_claims
 //      (one KV create): lost to a coordinator that timed it out or cancelled
 //      it first, the agent declines and runs nothing;
-//   5. publish target.started, run, journal "finished", report the result
-//      (at-least-once, msg id deduplicated), ack.
+//   5. publish target.started and run (side by side), journal "finished",
+//      report the result once started is stored (at-least-once, msg id
+//      deduplicated), ack.
 // A crash anywhere after step 4 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
 import type { JsMsg } from "@nats-io/jetstream";
@@ -187,6 +188,9 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     if (m.redelivered) deps.metrics?.redeliveries.inc();
     const cmd = validate(deps, m);
     if (typeof cmd === "string") return await reject(deps, m, cmd);
+    // The apply code loads (once, ~12 ms) while the journal, the look and
+    // the claim below wait on the disk and the network.
+    void loadApply().catch(() => undefined);
     const id = cmd.deploymentId;
     const dlog = log.child({ deploymentId: id });
 
@@ -235,11 +239,20 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       m.ack();
       return;
     }
-    await report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
+    // The claim is won: the apply may start. It starts beside the started
+    // event rather than after its acknowledgement (one round trip less per
+    // target); the result goes out only after the started event, so the
+    // stream keeps their order. Should the report fail (the agent closing),
+    // the result is still journaled and reported at the next start.
+    const startedReport = report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
+    const startedSettled = startedReport.then(
+      () => undefined,
+      () => undefined,
+    );
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
-    const result = await applyCommand(deps, cmd, app!);
+    const result = await applyCommand(deps, cmd, app!, startedSettled);
     // The heartbeat with the new release goes out beside the journal's fsync
     // (one round trip less per target), and both before the result: once the
     // deployment is terminal, ListAgents shows the new release. (It is
@@ -253,6 +266,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
+    await startedReport;
     await reportJournaled(deps, id);
     m.ack();
   } finally {
