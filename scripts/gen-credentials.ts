@@ -28,6 +28,7 @@ import {
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
   agentConsumerName,
+  consumerLeaderElectedSubject,
   isToken,
 } from "../services/shared/src/names.js";
 
@@ -85,7 +86,8 @@ export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Perm
         `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.${COORDINATOR_CONSUMER}`,
       ],
     },
-    subscribe: { allow: [`${inboxPrefix}.>`] },
+    // Replies, and its own consumer's leader elections (it pulls again then).
+    subscribe: { allow: [`${inboxPrefix}.>`, consumerLeaderElectedSubject(COMMANDS_STREAM, consumer)] },
   };
 }
 

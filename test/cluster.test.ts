@@ -10,6 +10,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../scripts/cluster/launcher.js";
+import { agentConsumerName } from "../services/shared/src/index.js";
 import { DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
 
 const RECORD_SCRIPT = resolve(import.meta.dirname, "fixtures/deploy/record.sh");
@@ -166,14 +167,46 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     await cluster.nats.waitForMetaLeader(30_000);
   });
 
+  // An idle agent's pull waits on its consumer's leader. A new leader does
+  // not know the pulls the old one held: the agent learns of the election
+  // (an advisory) and pulls again, instead of waiting for its pull to
+  // expire (30 s) while its command outlives the delivery timeout.
+  it("an idle agent whose consumer gets a new leader takes its next command at once", async () => {
+    const consumer = agentConsumerName("web-1");
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const before = (await jsm.consumers.info("DEPLOY_COMMANDS", consumer)).cluster?.leader;
+    expect(before).toBeTruthy();
+    // Let the agent's pull sit on the current leader, then move leadership.
+    await new Promise((r) => setTimeout(r, 1000));
+    await nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.DEPLOY_COMMANDS.${consumer}`, undefined, { timeout: 5000 });
+    for (let i = 0; ; i++) {
+      const leader = (await jsm.consumers.info("DEPLOY_COMMANDS", consumer).catch(() => undefined))?.cluster?.leader;
+      if (leader && leader !== before) break;
+      if (i > 100) throw new Error(`${consumer} elected no new leader`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const created = await client(cluster.grpcAddresses[0]!).create({
+      requestId: `cluster-stepdown-${Date.now()}`,
+      app: "web",
+      environment: "prod",
+      changeset: { version: "v3.0.0" },
+      targets: ["web-1"],
+      strategy: { deliveryTimeout: { seconds: 10, nanos: 0 } },
+    });
+    const final = await client(cluster.grpcAddresses[1]!).waitTerminal(created.id!, 60_000);
+    expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await startsOf("web-1", created.id!)).toBe(1);
+  });
+
   it("every agent ran each deployment exactly once in all", async () => {
     for (const a of AGENTS) {
       const text = await readFile(join(dir, "records", `${a}.log`), "utf8");
       const starts = text.split("\n").filter((l) => l.startsWith("start "));
       const ends = text.split("\n").filter((l) => l.startsWith("end "));
-      expect(starts.length, a).toBe(2);
-      expect(ends.length, a).toBe(2);
-      expect(new Set(starts.map((l) => l.split(" ")[2])).size, a).toBe(2);
+      const n = a === "web-1" ? 3 : 2;
+      expect(starts.length, a).toBe(n);
+      expect(ends.length, a).toBe(n);
+      expect(new Set(starts.map((l) => l.split(" ")[2])).size, a).toBe(n);
     }
   });
 });

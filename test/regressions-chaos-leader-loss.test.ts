@@ -4,7 +4,9 @@
 // by default): an agent got no command for that long (its targets TIMED_OUT,
 // seed 1) and the coordinators saw no event for that long, so the KV
 // projection of a finished deployment trailed its stream (kv-equals-fold,
-// seed 1030). Pulls now expire after 5 s in the agent and the coordinator.
+// seed 1030). The coordinator's pulls now expire after 5 s; an agent pulls
+// again as soon as its consumer elects a new leader (an advisory), so its
+// pulls can last 30 s (test/cluster.test.ts checks the step-down case).
 // Replays both seeds through the suite and expects no violation and nothing
 // left unsettled.
 import { execFile } from "node:child_process";

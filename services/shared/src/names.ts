@@ -41,6 +41,8 @@ export const agentCommandFilter = (agentId: string): string => `deploy.cmd.${age
 export const eventSubject = (deploymentId: string, source: string): string => `deploy.evt.${deploymentId}.${source}`;
 export const deploymentEventFilter = (deploymentId: string): string => `deploy.evt.${deploymentId}.>`;
 export const agentConsumerName = (agentId: string): string => `agent-${agentId}`;
+/** Published by a clustered server when a consumer gets a new leader (whose outstanding pulls are lost). */
+export const consumerLeaderElectedSubject = (stream: string, consumer: string): string => `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${stream}.${consumer}`;
 /** Nats-Msg-Id of a command: a re-publish of the same command is dropped. */
 export const commandMsgId = (deploymentId: string, agentId: string): string => `${deploymentId}.${agentId}`;
 /** Nats-Msg-Id of an agent's report, so a re-report inside the window is dropped. */
