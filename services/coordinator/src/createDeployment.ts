@@ -192,7 +192,7 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
   const hash = requestHash(input);
   const reqKey = requestKey(createHash("sha256").update(input.requestId).digest("hex").slice(0, 40));
   const followUntil = Date.now() + FOLLOW_MS;
-  /** The answer for a request already accepted (step 1); undefined when its id is not recorded. */
+  /** The answer for a request already accepted (step 2); undefined when its id is not recorded. */
   const accepted = async (): Promise<Created | undefined> => {
     const mapping = parseMapping(await ctx.deployments.get(reqKey));
     if (!mapping) return undefined;
@@ -212,7 +212,7 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
     return materialize(ctx, specOf(input, hash, mapping.deploymentId, targets, changeset));
   };
   for (let attempt = 0; ; attempt++) {
-    // 2. Resolve and lock first: a new request (the usual case) is then not
+    // 1. Resolve and lock first: a new request (the usual case) is then not
     // held up by a look for its id (one round trip less; the paced API
     // bench's p99 is the goal). Every refusal looks first, so a retry of an
     // accepted request is answered, never refused, and a refused request
@@ -251,6 +251,9 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
       await releaseLock(ctx, input, mine);
       const answer = await accepted();
       if (answer) return answer;
+      // Not recorded after all (the create failed otherwise): try again, for a while.
+      if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} could not be recorded; retry`);
+      await sleep(Math.min(50 * (attempt + 1), 250));
       continue;
     }
     return materialize(ctx, specOf(input, hash, mine.deploymentId, targets, changeset));
