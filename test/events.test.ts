@@ -18,6 +18,7 @@ import {
   type JsContext,
 } from "../services/shared/src/index.js";
 import { ensureInfrastructure } from "../services/coordinator/src/infrastructure.js";
+import { watchDeployment } from "../services/coordinator/src/queries/watchDeployment.js";
 import { startNatsServer, type NatsServerHandle } from "./helpers/nats-server.js";
 
 const spec = (id: string, targets: string[]): DeploymentSpec => ({
@@ -134,5 +135,69 @@ describe("event stream operations", () => {
     expect((await claimTarget(ctx, "d-claim", "a2", { by: "coordinator", reason: "timeout" })).won).toBe(true);
     expect(await claimTarget(ctx, "d-claim", "a2", { by: "agent" })).toEqual({ won: false, owner: { by: "coordinator", reason: "cancel" } });
     expect(await claimOwner(ctx, "d-claim", "a3")).toBeUndefined();
+  });
+
+  it("a watch whose event read fails resumes after the last event it gave: in order, nothing repeated", async () => {
+    const id = "d-watch-retry";
+    const C = { source: "coordinator" };
+    await appendEvent(ctx, id, { type: "deployment.created", spec: spec(id, ["a1"]) }, C);
+    await appendEvent(ctx, id, { type: "deployment.started" }, C);
+    await appendEvent(ctx, id, { type: "target.dispatched", agentId: "a1" }, C);
+    // The first read cannot create its consumer; the second breaks after two
+    // events; the third works.
+    let gets = 0;
+    const flaky = {
+      js: {
+        consumers: {
+          get: async (...args: Parameters<JsContext["js"]["consumers"]["get"]>) => {
+            gets++;
+            if (gets === 1) throw new Error("consumer create timed out (injected)");
+            const c = await ctx.js.consumers.get(...args);
+            if (gets !== 2) return c;
+            return {
+              consume: async (o: object) => {
+                const m = await c.consume(o);
+                let n = 0;
+                return {
+                  stop: () => m.stop(),
+                  async *[Symbol.asyncIterator]() {
+                    for await (const x of m) {
+                      if (++n > 2) throw new Error("stream leader lost (injected)");
+                      yield x;
+                    }
+                  },
+                };
+              },
+              delete: () => c.delete(),
+            };
+          },
+        },
+      },
+    } as unknown as Pick<JsContext, "js">;
+    const retries: string[] = [];
+    const seen: { seq: number; type: string }[] = [];
+    const watching = (async () => {
+      const signal = AbortSignal.timeout(30_000);
+      for await (const w of watchDeployment(flaky, id, { afterSeq: 0, signal, onRetry: (err) => retries.push((err as Error).message) })) {
+        seen.push({ seq: w.event.seq, type: w.event.event.type });
+      }
+    })();
+    // Live events, appended while the watch is retrying.
+    await appendEvent(ctx, id, { type: "target.started", agentId: "a1" }, { source: "a1" });
+    await appendEvent(ctx, id, { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "ok", exitCode: 0, durationMs: 1 }, { source: "a1" });
+    await appendEvent(ctx, id, { type: "deployment.finished", state: "SUCCEEDED", message: "1 of 1" }, C);
+    await watching;
+    expect(retries).toEqual(["consumer create timed out (injected)", "stream leader lost (injected)"]);
+    expect(seen.map((e) => e.type)).toEqual([
+      "deployment.created",
+      "deployment.started",
+      "target.dispatched",
+      "target.started",
+      "target.result",
+      "deployment.finished",
+    ]);
+    const seqs = seen.map((e) => e.seq);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+    expect(new Set(seqs).size).toBe(seqs.length);
   });
 });

@@ -1,7 +1,7 @@
 // DeployService handlers. Each unary call does a bounded amount of JetStream
 // work and answers; long work is observed through WatchDeployment.
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
-import { NotFoundError, asArtifactName, asDigest, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment } from "../createDeployment.js";
@@ -155,7 +155,8 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
     const id = validateDeploymentId(call.request.deploymentId);
     const after = validateAfterSequence(call.request.afterSequence);
     await mustLoadDeployment(deps.ctx, id);
-    for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal })) {
+    const onRetry = (err: unknown, attempt: number): void => deps.log.warn({ deploymentId: id, attempt, err: errorMessage(err) }, "watch: reading events failed; resuming");
+    for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
       if (finished) break;
       const ok = call.write(toEventMessage(event, record, ignored));
       if (!ok) await new Promise<void>((resolve) => call.once("drain", resolve));

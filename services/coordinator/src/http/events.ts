@@ -6,7 +6,7 @@
 // connection; the header wins, since EventSource keeps the first URL). The
 // stream ends with `event: end` after the terminal event.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { JsContext, Logger } from "../../../shared/src/index.js";
+import { errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { toEventMessage } from "../grpc/convert.js";
 import { mustLoadDeployment, watchDeployment } from "../queries/watchDeployment.js";
 import { validateAfterSequence } from "../requests.js";
@@ -47,7 +47,8 @@ export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, 
   const keepalive = setInterval(() => res.write(": keep-alive\n\n"), KEEPALIVE_MS);
   let sent = 0;
   try {
-    for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal })) {
+    const onRetry = (err: unknown, attempt: number): void => deps.log.warn({ deploymentId: id, attempt, err: errorMessage(err) }, "event stream: reading events failed; resuming");
+    for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
       if (abort.signal.aborted) break;
       sent++;
       if (!res.write(`id: ${event.seq}\ndata: ${JSON.stringify(toEventMessage(event, record, ignored))}\n\n`)) {

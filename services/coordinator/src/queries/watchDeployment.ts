@@ -29,22 +29,55 @@ export async function mustLoadDeployment(ctx: Pick<JsContext, "js" | "jsm" | "de
 }
 
 /**
+ * How long a watch rides out a failing event stream (consumer creates timing
+ * out on a saturated server, a node lost) before it ends with the error: the
+ * 10,000-agent bench saw watches fail after ~30 s of a saturated nats-server
+ * while the rollout itself went on.
+ */
+export const WATCH_RETRY_MS = 60_000;
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+  });
+
+/**
  * The deployment's events after `afterSeq`, live, ending after the terminal
  * one (or when `signal` aborts). Check that the deployment exists first
  * (mustLoadDeployment): for an unknown id this waits for events that never come.
+ * A read that fails is resumed after the last event seen, in order and
+ * without repeats, for up to WATCH_RETRY_MS without progress.
  */
 export async function* watchDeployment(
   ctx: Pick<JsContext, "js">,
   id: string,
-  opts: { afterSeq: number; signal: AbortSignal },
+  opts: { afterSeq: number; signal: AbortSignal; onRetry?: (err: unknown, attempt: number) => void },
 ): AsyncGenerator<WatchedEvent> {
   let rec: DeploymentRecord | undefined;
-  for await (const e of followEvents(ctx, id, { afterSeq: 0, signal: opts.signal })) {
-    if (opts.signal.aborted) return;
-    if (e.invalid !== undefined) continue;
-    const { record, ignored } = foldEvent(rec, e);
-    rec = record;
-    if (e.seq > opts.afterSeq) yield { event: e, record: rec, ignored };
-    if (rec && isTerminalDeployment(rec.state)) return;
+  let seen = 0;
+  let failingSince: number | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      for await (const e of followEvents(ctx, id, { afterSeq: seen, signal: opts.signal })) {
+        if (opts.signal.aborted) return;
+        seen = e.seq;
+        failingSince = undefined;
+        attempt = 0;
+        if (e.invalid !== undefined) continue;
+        const { record, ignored } = foldEvent(rec, e);
+        rec = record;
+        if (e.seq > opts.afterSeq) yield { event: e, record: rec, ignored };
+        if (rec && isTerminalDeployment(rec.state)) return;
+      }
+      return;
+    } catch (err) {
+      if (opts.signal.aborted) return;
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > WATCH_RETRY_MS) throw err;
+      opts.onRetry?.(err, attempt);
+      await sleep(Math.min(250 * 2 ** attempt, 5000), opts.signal);
+      if (opts.signal.aborted) return;
+    }
   }
 }
