@@ -96,6 +96,15 @@ async function main(): Promise<void> {
       progress,
     };
     process.send?.({ scale: result });
+  } catch (err) {
+    // What the coordinator said about it: its warnings and failed calls.
+    const said = coord.proc
+      .logs()
+      .split("\n")
+      .filter((l) => /"level":(40|50)|call failed/.test(l) && !/command not published yet/.test(l))
+      .slice(-20)
+      .join("\n");
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\ncoordinator warnings and failed calls (last 20):\n${said}`, { cause: err });
   } finally {
     await coord.stop();
     await nats.stop();
