@@ -60,6 +60,14 @@ interface ShapeResult {
   oursTimeline?: TimelineRow[];
   /** Each target's stages in ours: p50 and p90 ms over the targets. */
   oursStages?: StageRow[];
+  /**
+   * A second deployment to the same agents right after the first (which is
+   * what oursMs times: agents fresh from their start). An agent on a VM is
+   * warm like this at every deployment after its first.
+   */
+  oursWarmMs?: number;
+  ratioProtocolWarm?: number;
+  oursWarmStages?: StageRow[];
 }
 
 export interface BenchResults {
@@ -190,8 +198,9 @@ async function main(): Promise<void> {
         ...(Number(values["shape-hosts"]) > 0 ? { hostProcesses: Math.ceil(n / Number(values["shape-hosts"])) } : {}),
         cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
         ...(values["cpu-prof"] ? { hostNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${resolve(values["cpu-prof"])}`] } : {}),
+        warm: true,
       });
-      log(`ours ${shape} N=${n}: ${r1(ours.ms)} ms ${ours.state}`);
+      log(`ours ${shape} N=${n}: ${r1(ours.ms)} ms ${ours.state}${ours.warm ? `; again, warm: ${r1(ours.warm.ms)} ms ${ours.warm.state}` : ""}`);
       results.shapes.push({
         shape,
         n,
@@ -208,6 +217,9 @@ async function main(): Promise<void> {
         perTargetOursMs: r2(ours.ms / n),
         oursCpuS: ours.cpuS,
         ...(ours.timeline ? { oursTimeline: ours.timeline.rows, oursStages: ours.timeline.stages } : {}),
+        ...(ours.warm?.state === "DEPLOYMENT_STATE_SUCCEEDED"
+          ? { oursWarmMs: r1(ours.warm.ms), ratioProtocolWarm: r2(ours.warm.ms / protocolFloorMs), ...(ours.warm.stages ? { oursWarmStages: ours.warm.stages } : {}) }
+          : {}),
       });
     }
     if (!values["no-api"]) {
@@ -269,8 +281,21 @@ function render(r: BenchResults): string {
   parts.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryMb} MB, node ${r.machine.node}, ${r.machine.natsServer}, /bin/true spawn ${r.machine.execTrueMs} ms`);
   parts.push(
     table(
-      ["shape", "N", "floor ms", "protocol floor ms", "ours ms", "ours/floor", "ours/protocol", "floor/target", "ours/target", "state"],
-      r.shapes.map((s) => [s.shape, s.n, s.floorMs, s.protocolFloorMs, s.oursMs, s.ratio, s.ratioProtocol, s.perTargetFloorMs, s.perTargetOursMs, s.oursState.replace("DEPLOYMENT_STATE_", "")]),
+      ["shape", "N", "floor ms", "protocol floor ms", "ours ms", "ours/floor", "ours/protocol", "floor/target", "ours/target", "state", "ours warm ms", "warm/protocol"],
+      r.shapes.map((s) => [
+        s.shape,
+        s.n,
+        s.floorMs,
+        s.protocolFloorMs,
+        s.oursMs,
+        s.ratio,
+        s.ratioProtocol,
+        s.perTargetFloorMs,
+        s.perTargetOursMs,
+        s.oursState.replace("DEPLOYMENT_STATE_", ""),
+        s.oursWarmMs ?? "-",
+        s.ratioProtocolWarm ?? "-",
+      ]),
     ),
   );
   parts.push(
@@ -293,6 +318,9 @@ function render(r: BenchResults): string {
     );
     if (s.oursStages?.length) {
       parts.push(table([`ours ${s.shape} ${s.n}: per target`, "n", "p50 ms", "p90 ms"], s.oursStages.map((t) => [t.what, t.n, t.p50Ms, t.p90Ms])));
+    }
+    if (s.oursWarmStages?.length) {
+      parts.push(table([`ours ${s.shape} ${s.n}, warm: per target`, "n", "p50 ms", "p90 ms"], s.oursWarmStages.map((t) => [t.what, t.n, t.p50Ms, t.p90Ms])));
     }
   }
   if (r.scale) {

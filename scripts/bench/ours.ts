@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import type { BenchClient } from "./client.js";
 import type { Shape } from "./floor.js";
 import { cpuSecondsOf } from "./procs.js";
-import { readTimeline, type Timeline } from "./timeline.js";
+import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
 
 export const ENVIRONMENT = "bench";
@@ -28,6 +28,8 @@ export interface OursResult {
   cpuS?: Record<string, number>;
   /** The deployment's events by type, relative to the CreateDeployment call (server time), and each target's stages. */
   timeline?: Timeline;
+  /** A second deployment to the same agents right after (OursOptions.warm): every process has run its code once. */
+  warm?: { ms: number; state: string; stages?: StageRow[] };
 }
 
 export interface OursOptions {
@@ -48,6 +50,8 @@ export interface OursOptions {
   cpuPids?: Record<string, number>;
   /** Extra node flags of the agent hosts (e.g. --cpu-prof). */
   hostNodeArgs?: string[];
+  /** Time a second deployment to the same agents too (OursResult.warm). */
+  warm?: boolean;
 }
 
 export async function startShapeAgents(o: OursOptions, app: string, prefix: string): Promise<AgentHosts> {
@@ -77,60 +81,76 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
   try {
     await waitForLiveAgents(o.client, app, ENVIRONMENT, o.n, 5 * 60_000);
     o.onAgentsReady?.(hosts);
-    const timeout = { seconds: 3600, nanos: 0 };
-    let events = 0;
     const pids: Record<string, number> = { ...o.cpuPids };
     hosts.procs.forEach((p, i) => (pids[`agentHost${hosts.procs.length > 1 ? i : ""}`] = p.pid));
-    const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsOf(pid) ?? 0]));
-    const wall0 = Date.now();
-    const t0 = performance.now();
-    const ticker = o.onTick ? setInterval(() => o.onTick!(performance.now() - t0, events), 1000) : undefined;
-    try {
-      const created = await o.client.create({
-        requestId: `bench-${randomUUID()}`,
-        app,
-        environment: ENVIRONMENT,
-        changeset: { version: "v1" },
-        strategy: {
-          maxConcurrency: o.shape === "fanout" ? o.n : 1,
-          maxFailures: 0,
-          // Generous: the bench measures throughput, not timeouts.
-          deliveryTimeout: timeout,
-          applyTimeout: timeout,
-        },
-        requestedBy: "bench",
-      });
-      const id = created.id!;
-      const watched = o.client.watch(id, () => void events++);
-      const limit = o.timeoutMs ?? 30 * 60_000;
-      let timer: NodeJS.Timeout | undefined;
-      const finished = await Promise.race([
-        watched.then(() => true),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), limit);
-        }),
-      ]).finally(() => clearTimeout(timer));
-      const ms = performance.now() - t0;
-      const cpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, Math.round(((cpuSecondsOf(pid) ?? 0) - cpu0[k]!) * 100) / 100]));
-      // A stalled system may not answer: report what is known rather than nothing.
-      const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
-      const counts = Object.fromEntries((d.counts ?? []).map((c) => [String(c.state), Number(c.count)]));
-      const timeline = await readTimeline(o.natsUrl, id, wall0).catch(() => undefined);
-      return {
-        deploymentId: id,
-        ms,
-        state: d.state ?? "?",
-        events,
-        agentStartMs: hosts.startMs,
-        counts,
-        cpuS,
-        ...(timeline ? { timeline } : {}),
-        ...(finished ? {} : { timedOut: true }),
-      };
-    } finally {
-      if (ticker) clearInterval(ticker);
-    }
+    const first = await deployOnce(o, app, "v1", pids, hosts.startMs, o.onTick);
+    if (!o.warm || first.timedOut || first.state !== "DEPLOYMENT_STATE_SUCCEEDED") return first;
+    // The same agents again: every process has loaded and run its code once.
+    const warm = await deployOnce(o, app, "v2", pids, hosts.startMs);
+    return { ...first, warm: { ms: warm.ms, state: warm.state, ...(warm.timeline ? { stages: warm.timeline.stages } : {}) } };
   } finally {
     await hosts.stop();
+  }
+}
+
+/** One deployment of `app` to every agent, timed from the CreateDeployment call to SUCCEEDED seen through WatchDeployment. */
+async function deployOnce(
+  o: OursOptions,
+  app: string,
+  version: string,
+  pids: Record<string, number>,
+  agentStartMs: number,
+  onTick?: (elapsedMs: number, events: number) => void,
+): Promise<OursResult> {
+  const timeout = { seconds: 3600, nanos: 0 };
+  let events = 0;
+  const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsOf(pid) ?? 0]));
+  const wall0 = Date.now();
+  const t0 = performance.now();
+  const ticker = onTick ? setInterval(() => onTick(performance.now() - t0, events), 1000) : undefined;
+  try {
+    const created = await o.client.create({
+      requestId: `bench-${randomUUID()}`,
+      app,
+      environment: ENVIRONMENT,
+      changeset: { version },
+      strategy: {
+        maxConcurrency: o.shape === "fanout" ? o.n : 1,
+        maxFailures: 0,
+        // Generous: the bench measures throughput, not timeouts.
+        deliveryTimeout: timeout,
+        applyTimeout: timeout,
+      },
+      requestedBy: "bench",
+    });
+    const id = created.id!;
+    const watched = o.client.watch(id, () => void events++);
+    const limit = o.timeoutMs ?? 30 * 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      watched.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), limit);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const ms = performance.now() - t0;
+    const cpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, Math.round(((cpuSecondsOf(pid) ?? 0) - cpu0[k]!) * 100) / 100]));
+    // A stalled system may not answer: report what is known rather than nothing.
+    const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
+    const counts = Object.fromEntries((d.counts ?? []).map((c) => [String(c.state), Number(c.count)]));
+    const timeline = await readTimeline(o.natsUrl, id, wall0).catch(() => undefined);
+    return {
+      deploymentId: id,
+      ms,
+      state: d.state ?? "?",
+      events,
+      agentStartMs,
+      counts,
+      cpuS,
+      ...(timeline ? { timeline } : {}),
+      ...(finished ? {} : { timedOut: true }),
+    };
+  } finally {
+    if (ticker) clearInterval(ticker);
   }
 }
