@@ -174,6 +174,11 @@ async function main(): Promise<number> {
       DEPLOY_ENVIRONMENT: ENVIRONMENT,
       DEPLOY_AGENT_APPS: JSON.stringify({ [APP]: { deploy: deployScript } }),
       DEPLOY_AGENT_STATE_DIR: join(dir, "agents", id),
+      // Each agent its own release root, inside the demo dir: the default
+      // (/srv/deploy) would be shared by the three agents of this machine,
+      // and a bundle deployed to the stack (--keep) failed on the second
+      // agent ("release … already exists").
+      DEPLOY_AGENT_ROOT: join(dir, "agents", id, "root"),
       DEPLOY_AGENT_HEARTBEAT_MS: "1000",
       LOG_LEVEL: "warn",
     }),
