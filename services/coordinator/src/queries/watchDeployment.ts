@@ -2,6 +2,7 @@
 // Server-Sent Events: replay the deployment's events from the start (so each
 // event carries the state the fold gave after it), hand over those after
 // `afterSeq`, then follow live ones and stop after the terminal event.
+import { setTimeout as delay } from "node:timers/promises";
 import {
   NotFoundError,
   foldEvent,
@@ -35,12 +36,6 @@ export async function mustLoadDeployment(ctx: Pick<JsContext, "js" | "jsm" | "de
  * while the rollout itself went on.
  */
 export const WATCH_RETRY_MS = 60_000;
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 /**
  * The deployment's events after `afterSeq`, live, ending after the terminal
@@ -76,7 +71,7 @@ export async function* watchDeployment(
       failingSince ??= Date.now();
       if (Date.now() - failingSince > WATCH_RETRY_MS) throw err;
       opts.onRetry?.(err, attempt);
-      await sleep(Math.min(250 * 2 ** attempt, 5000), opts.signal);
+      await delay(Math.min(250 * 2 ** attempt, 5000), undefined, { signal: opts.signal }).catch(() => undefined);
       if (opts.signal.aborted) return;
     }
   }
