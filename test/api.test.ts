@@ -5,6 +5,8 @@ import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployClient, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
@@ -175,6 +177,19 @@ describe("CreateDeployment preconditions", () => {
     }
     const next = await client.create({ requestId: rid("pre-3"), app: "web", environment: "prod", changeset: { version: "v3" } });
     expect((await client.waitTerminal(next.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // Released without a trace: a KV delete marker there would cost every
+    // later deployment of the pair 2 more round trips to take the lock, and
+    // every sweep a read of it.
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await pollUntil("the lock of web/prod to leave no message", async () => {
+        const info = await jsm.streams.info("KV_deploy_deployments", { subjects_filter: "$KV.deploy_deployments.active.>" });
+        return Object.keys(info.state.subjects ?? {}).length === 0 ? true : undefined;
+      });
+    } finally {
+      await nc.close();
+    }
   });
 
   // Regression: a refused request used to record its request_id, so the

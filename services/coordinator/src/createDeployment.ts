@@ -28,12 +28,15 @@ import {
   AlreadyExistsError,
   ConflictError,
   COORDINATOR_SOURCE,
+  DEPLOYMENTS_BUCKET,
   PreconditionError,
   ValidationError,
   activeKey,
   appendEvent,
   encode,
   foldEvent,
+  kvKeySubject,
+  kvStreamName,
   isTerminalDeployment,
   loadDeployment,
   readEventAt,
@@ -144,10 +147,21 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock): P
   throw new ConflictError(`could not take the lock of ${input.app}/${input.environment}; retry`);
 }
 
-async function releaseLock(ctx: JsContext, input: CreateInput, mine: ActiveLock): Promise<void> {
-  const key = activeKey(input.app, input.environment);
+/**
+ * Frees active.<app>.<env> when `deploymentId` holds it, leaving no trace: its
+ * revisions up to the one read are purged from the bucket's stream, where a
+ * KV delete would leave a marker behind for ever. A marker costs every later
+ * deployment of the pair 2 more round trips to take the lock (KV create
+ * fails on it, reads it, then updates it: 3 in all, 1 with no marker), and
+ * every sweep reads every marker ever left (ACTIVE_FILTER lists them all). A
+ * purge bounded by sequence is a compare-and-set too: a lock taken over
+ * meanwhile has a later sequence and stays. Returns whether it was held.
+ */
+export async function releaseLock(ctx: JsContext, key: string, deploymentId: string): Promise<boolean> {
   const e = await ctx.deployments.get(key);
-  if (parseLock(e)?.deploymentId === mine.deploymentId) await ctx.deployments.delete(key, { previousSeq: e!.revision }).catch(() => undefined);
+  if (parseLock(e)?.deploymentId !== deploymentId) return false;
+  await ctx.jsm.streams.purge(kvStreamName(DEPLOYMENTS_BUCKET), { filter: kvKeySubject(DEPLOYMENTS_BUCKET, key), seq: e!.revision + 1 });
+  return true;
 }
 
 /**
@@ -248,7 +262,7 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
       // The request id is recorded already (a retry of a request that ran
       // to completion, whose lock was free): give the lock back and answer
       // from the mapping.
-      await releaseLock(ctx, input, mine);
+      await releaseLock(ctx, activeKey(input.app, input.environment), mine.deploymentId).catch(() => undefined);
       const answer = await accepted();
       if (answer) return answer;
       // Not recorded after all (the create failed otherwise): try again, for a while.

@@ -63,6 +63,10 @@ export function parseEventSubject(subject: string): { deploymentId: string; sour
   return { deploymentId: parts[2]!, source: parts[3]! };
 }
 
+/** The stream behind a KV bucket, and the subject of one of its keys. */
+export const kvStreamName = (bucket: string): string => `KV_${bucket}`;
+export const kvKeySubject = (bucket: string, key: string): string => `$KV.${bucket}.${key}`;
+
 // KV keys in deploy_deployments besides the deployment ids themselves.
 /** Maps a client request id (hashed: it is free text) to the deployment it made. */
 export const requestKey = (requestHash: string): string => `req.${requestHash}`;

@@ -44,7 +44,7 @@ import {
   type Logger,
 } from "../../../shared/src/index.js";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import { parseLock } from "../createDeployment.js";
+import { parseLock, releaseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
@@ -437,16 +437,16 @@ export class Reconciler {
     }
   }
 
-  /** Frees the (app, environment) for the next deployment, by compare-and-set. */
+  /** Frees the (app, environment) for the next deployment, by compare-and-set (releaseLock). */
   async #release(record: DeploymentRecord, log: Logger): Promise<void> {
-    const key = activeKey(record.spec.app, record.spec.environment);
-    const e = await this.ctx.deployments.get(key);
-    if (parseLock(e)?.deploymentId !== record.spec.id) return;
     try {
-      await this.ctx.deployments.delete(key, { previousSeq: e!.revision });
-      log.info({ state: record.state }, "deployment finished; lock released");
+      if (await releaseLock(this.ctx, activeKey(record.spec.app, record.spec.environment), record.spec.id)) {
+        log.info({ state: record.state }, "deployment finished; lock released");
+      }
     } catch (err) {
-      log.debug({ err }, "lock changed while releasing");
+      // The next sweep finds the lock still held by a terminal deployment
+      // and releases it again; CreateDeployment takes such a lock over.
+      log.warn({ err }, "could not release the lock; retried by the next sweep");
     }
   }
 
