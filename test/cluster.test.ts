@@ -174,8 +174,13 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
   it("an idle agent whose consumer gets a new leader takes its next command at once", async () => {
     const consumer = agentConsumerName("web-1");
     const jsm = await jetstreamManager(nc, { timeout: 5000 });
-    const before = (await jsm.consumers.info("DEPLOY_COMMANDS", consumer)).cluster?.leader;
-    expect(before).toBeTruthy();
+    // The previous test restarted a node: the consumer may still be electing.
+    let before: string | undefined;
+    for (let i = 0; !before; i++) {
+      before = (await jsm.consumers.info("DEPLOY_COMMANDS", consumer).catch(() => undefined))?.cluster?.leader;
+      if (i > 300) throw new Error(`${consumer} has no leader after 30 s`);
+      if (!before) await new Promise((r) => setTimeout(r, 100));
+    }
     // Let the agent's pull sit on the current leader, then move leadership.
     await new Promise((r) => setTimeout(r, 1000));
     await nc.request(`$JS.API.CONSUMER.LEADER.STEPDOWN.DEPLOY_COMMANDS.${consumer}`, undefined, { timeout: 5000 });
