@@ -55,6 +55,14 @@ describe("CreateDeployment is idempotent", () => {
     const first = await client.create(req);
     const second = await client.create(req);
     expect(second.id).toBe(first.id!);
+    // The first answer is folded from the created event in hand, the second
+    // from the stream: they agree on everything the event holds.
+    const fixed = (d: DeploymentMsg): unknown => ({
+      ...Object.fromEntries(Object.entries(d).filter(([k]) => ["id", "requestId", "app", "environment", "changeset", "strategy", "requestedBy", "createdAt"].includes(k))),
+      targets: (d.targets ?? []).map((t) => t.agentId),
+    });
+    expect(fixed(second)).toEqual(fixed(first));
+    expect(first.createdAt).toBeDefined();
     // Spelling out the defaults is the same request.
     const explicit = await client.create({ ...req, strategy: { maxConcurrency: 1, maxFailures: 0 } });
     expect(explicit.id).toBe(first.id!);

@@ -16,10 +16,12 @@
 //    for a retry of a finished request: give the lock back, answer as in 2),
 //    then append deployment.created with expected last subject sequence 0,
 //    so it exists at most once.
-// A new request costs 4 round trips before its answer: lock, mapping,
-// created, and the created event read back for its server timestamp (6
-// before: a look for the mapping first, and the projection's write, now the
-// reconciler's first pass).
+// A new request costs 3 round trips before its answer: lock, mapping and
+// created (6 before: a look for the mapping first, the projection's write,
+// now the reconciler's first pass, and a read-back of the created event for
+// the stream's time, now the event's own: fold.ts). A lock left by an
+// earlier deployment of the pair costs none more: releaseLock leaves no
+// delete marker.
 // A crash between any two steps leaves state that a retry of the same request
 // completes (the mapping then exists: step 2 finishes it) or that expires (a
 // lock whose deployment never appeared is taken over after 30 s).
@@ -32,14 +34,14 @@ import {
   PreconditionError,
   ValidationError,
   activeKey,
-  appendEvent,
+  appendMadeEvent,
   encode,
   foldEvent,
   kvKeySubject,
   kvStreamName,
   isTerminalDeployment,
   loadDeployment,
-  readEventAt,
+  makeEvent,
   requestKey,
   type Changeset,
   type DeploymentRecord,
@@ -171,19 +173,23 @@ export async function releaseLock(ctx: JsContext, key: string, deploymentId: str
  * one through its lock), so the answer waits one round trip less.
  */
 async function materialize(ctx: JsContext, spec: DeploymentSpec): Promise<Created> {
+  const event = makeEvent(spec.id, { type: "deployment.created", spec });
   let seq = 0;
   try {
-    seq = await appendEvent(ctx, spec.id, { type: "deployment.created", spec }, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
+    seq = await appendMadeEvent(ctx, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
   } catch (err) {
     // Created already (a concurrent identical request, or a retry): that one is ours too.
     if (!(err instanceof ConflictError)) throw err;
   }
-  // Ours: the created event is the deployment's first, so folding it alone
-  // (read back for the server's timestamp) is a valid record, 1 round trip
-  // instead of loadDeployment's 3 (KV get, last sequence, next event).
-  const created = seq > 0 ? await readEventAt(ctx, spec.id, seq) : undefined;
-  const record = created && created.invalid === undefined ? foldEvent(undefined, created).record : undefined;
-  const loaded = record ? { record, kvRevision: 0 } : await loadDeployment(ctx, spec.id);
+  if (seq > 0) {
+    // Ours: the created event is the deployment's first, so folding it alone
+    // is the record (its createdAt is the event's own time: fold.ts), with
+    // no round trip; loadDeployment would take 3 (KV get, last sequence,
+    // next event).
+    const time = new Date().toISOString(); // the stream's time; unused by a created event's fold
+    return { record: foldEvent(undefined, { seq, time, source: COORDINATOR_SOURCE, event }).record!, kvRevision: 0 };
+  }
+  const loaded = await loadDeployment(ctx, spec.id);
   if (!loaded) throw new ConflictError(`deployment ${spec.id} was not readable after creation; retry`);
   return { record: loaded.record, kvRevision: loaded.kvRevision };
 }

@@ -5,7 +5,11 @@
 //
 // Times come from the stream (the server's clock when it stored the event),
 // not from the publisher, so agents with skewed clocks cannot stretch or
-// shrink a timeout.
+// shrink a timeout. One exception: a deployment's createdAt is the time its
+// creating coordinator wrote into deployment.created (only a coordinator's
+// created event is folded), so CreateDeployment answers with the record
+// folded from the event it holds, without reading it back for the stream's
+// time (one round trip). No timeout counts from createdAt.
 import { DEPLOYMENT_SCHEMA, COORDINATOR_SOURCE } from "./names.js";
 import {
   isTerminalDeployment,
@@ -88,8 +92,8 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
         message: "",
         cancelRequested: false,
         halted: false,
-        createdAt: se.time,
-        updatedAt: se.time,
+        createdAt: e.time,
+        updatedAt: e.time,
         lastSeq: se.seq,
         lastCoordinatorSeq: se.source === COORDINATOR_SOURCE ? se.seq : 0,
         targets,

@@ -4,7 +4,7 @@ import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError, JetStreamApiCodes } from "@nats-io/jetstream";
 import { ConflictError, UnavailableError } from "../errors.js";
 import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_DEPLOY_ID, HDR_EVENT_TYPE } from "../names.js";
-import { encode, makeEvent, type EventBody } from "../schemas.js";
+import { encode, makeEvent, type DeployEvent, type EventBody } from "../schemas.js";
 import type { JsContext } from "./context.js";
 
 export interface AppendOptions {
@@ -21,14 +21,21 @@ export interface AppendOptions {
   msgId?: string;
 }
 
-export async function appendEvent(ctx: Pick<JsContext, "js">, deploymentId: string, body: EventBody, opts: AppendOptions): Promise<number> {
+/** Appends `body` as an event made now; the stream sequence it got. */
+export function appendEvent(ctx: Pick<JsContext, "js">, deploymentId: string, body: EventBody, opts: AppendOptions): Promise<number> {
+  return appendMadeEvent(ctx, makeEvent(deploymentId, body), opts);
+}
+
+/** Appends an event made by the caller (who keeps it: CreateDeployment folds its created event without reading it back). */
+export async function appendMadeEvent(ctx: Pick<JsContext, "js">, event: DeployEvent, opts: AppendOptions): Promise<number> {
+  const { deploymentId, type } = event;
   const h = headers();
   h.set(HDR_DEPLOY_ID, deploymentId);
-  h.set(HDR_EVENT_TYPE, body.type);
-  if ("agentId" in body) h.set(HDR_AGENT_ID, body.agentId);
+  h.set(HDR_EVENT_TYPE, type);
+  if ("agentId" in event) h.set(HDR_AGENT_ID, event.agentId);
   h.set("Content-Type", `application/json; schema=${EVENT_SCHEMA}`);
   try {
-    const ack = await ctx.js.publish(eventSubject(deploymentId, opts.source), encode(makeEvent(deploymentId, body)), {
+    const ack = await ctx.js.publish(eventSubject(deploymentId, opts.source), encode(event), {
       headers: h,
       ...(opts.msgId === undefined ? {} : { msgID: opts.msgId }),
       ...(opts.expectLastSubjectSeq === undefined ? {} : { expect: { lastSubjectSequence: opts.expectLastSubjectSeq } }),
@@ -38,6 +45,6 @@ export async function appendEvent(ctx: Pick<JsContext, "js">, deploymentId: stri
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
       throw new ConflictError(`another writer appended to ${deploymentId} first`, err);
     }
-    throw new UnavailableError(`could not append ${body.type} for ${deploymentId}`, err);
+    throw new UnavailableError(`could not append ${type} for ${deploymentId}`, err);
   }
 }

@@ -42,17 +42,6 @@ async function lastEventSeq(ctx: Pick<JsContext, "jsm">, filter: string): Promis
 }
 
 /**
- * The event stored at `seq` (one direct get), or undefined when there is none
- * or it is not an event of `deploymentId`. CreateDeployment reads back the
- * event it just appended with this: 1 round trip instead of 3.
- */
-export async function readEventAt(ctx: Pick<JsContext, "jsm">, deploymentId: string, seq: number): Promise<ReadEvent | undefined> {
-  const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { seq });
-  if (!m || parseEventSubject(m.subject)?.deploymentId !== deploymentId) return undefined;
-  return fromStored(m);
-}
-
-/**
  * Every event of `deploymentId` with a sequence above `afterSeq` (and at most
  * `untilSeq` when given) that the stream holds now. Ends when caught up.
  *
