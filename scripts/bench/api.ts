@@ -56,6 +56,20 @@ async function drive(clients: number, calls: number, intervalMs: number, call: (
   return { ms, wallMs: performance.now() - t0 };
 }
 
+const TERMINAL = new Set(["DEPLOYMENT_STATE_SUCCEEDED", "DEPLOYMENT_STATE_FAILED", "DEPLOYMENT_STATE_CANCELLED"]);
+
+async function waitAllTerminal(clients: BenchClient[], ids: string[], timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  let open = ids;
+  while (open.length > 0) {
+    const states = await Promise.all(open.map((id, i) => clients[i % clients.length]!.get(id).then((d) => d.state ?? "")));
+    open = open.filter((_, i) => !TERMINAL.has(states[i]!));
+    if (open.length === 0) return;
+    if (Date.now() > until) throw new Error(`${open.length} API bench deployments still active after ${timeoutMs} ms, e.g. ${open[0]}`);
+    await sleep(200);
+  }
+}
+
 export async function runApi(o: { natsUrl: string; address: string; stateRoot: string; clients: number; perClient: number; intervalMs?: number }): Promise<ApiResult> {
   const intervalMs = o.intervalMs ?? 1000;
   const run = randomUUID().slice(0, 4);
@@ -104,6 +118,9 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
     await sleep(2000);
     const burstCreates = await drive(o.clients, o.perClient, 0, (k, j) => create(k, j + o.perClient));
     const burstGets = await drive(o.clients, o.perClient * 2, 0, get);
+    // The agents stop next: let the rollouts finish first, so none is left
+    // active (to be timed out minutes later) under the phases that follow.
+    await waitAllTerminal(clients, ids, 60_000);
     const perS = (n: number, wallMs: number): number => Math.round((n / wallMs) * 1000);
     return {
       clients: o.clients,

@@ -7,7 +7,7 @@ import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { listDeployments } from "../queries/listDeployments.js";
-import { mustLoadDeployment, watchDeployment } from "../queries/watchDeployment.js";
+import { mustExist, mustLoadDeployment, watchDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import {
@@ -154,7 +154,7 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
   try {
     const id = validateDeploymentId(call.request.deploymentId);
     const after = validateAfterSequence(call.request.afterSequence);
-    await mustLoadDeployment(deps.ctx, id);
+    await mustExist(deps.ctx, id);
     const onRetry = (err: unknown, attempt: number): void => deps.log.warn({ deploymentId: id, attempt, err: errorMessage(err) }, "watch: reading events failed; resuming");
     for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
       if (finished) break;

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { toEventMessage } from "../grpc/convert.js";
-import { mustLoadDeployment, watchDeployment } from "../queries/watchDeployment.js";
+import { mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import { validateAfterSequence } from "../requests.js";
 
 // A comment line this often keeps proxies from closing an idle stream (nginx's
@@ -32,7 +32,7 @@ export function afterSequenceOf(req: IncomingMessage, query: URLSearchParams): n
 export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, res: ServerResponse, id: string, after: number): Promise<void> {
   // Before the headers: an unknown deployment is a plain 404, which makes
   // EventSource give up rather than retry.
-  await mustLoadDeployment(deps.ctx, id);
+  await mustExist(deps.ctx, id);
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   res.on("close", stop);

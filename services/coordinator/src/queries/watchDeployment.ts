@@ -4,7 +4,10 @@
 // `afterSeq`, then follow live ones and stop after the terminal event.
 import { setTimeout as delay } from "node:timers/promises";
 import {
+  COORDINATOR_SOURCE,
+  EVENTS_STREAM,
   NotFoundError,
+  eventSubject,
   foldEvent,
   followEvents,
   isTerminalDeployment,
@@ -20,6 +23,20 @@ export interface WatchedEvent {
   record: DeploymentRecord | undefined;
   /** Why the event changed nothing, when it did not. */
   ignored: string | undefined;
+}
+
+/**
+ * NotFoundError unless the deployment exists (its created event is stored):
+ * one get of the last event on its coordinator subject, whatever the
+ * deployment's size. A watch needs no more: it folds the events itself.
+ * (It loaded the whole deployment before: at 10,000 targets, in the middle
+ * of the rollout, a catch-up read of the events not yet in KV made of
+ * sequential reads at the seconds each a saturated server then takes, and
+ * a watch received nothing for its first 58 s.)
+ */
+export async function mustExist(ctx: Pick<JsContext, "jsm">, id: string): Promise<void> {
+  const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(id, COORDINATOR_SOURCE) });
+  if (!m) throw new NotFoundError(`deployment ${id} does not exist`);
 }
 
 /** The deployment now, or NotFoundError. */
@@ -40,7 +57,7 @@ export const WATCH_RETRY_MS = 60_000;
 /**
  * The deployment's events after `afterSeq`, live, ending after the terminal
  * one (or when `signal` aborts). Check that the deployment exists first
- * (mustLoadDeployment): for an unknown id this waits for events that never come.
+ * (mustExist): for an unknown id this waits for events that never come.
  * A read that fails is resumed after the last event seen, in order and
  * without repeats, for up to WATCH_RETRY_MS without progress.
  */

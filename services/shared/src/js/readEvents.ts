@@ -123,7 +123,11 @@ export async function* followEvents(
     deliver_policy: DeliverPolicy.StartSequence,
     opt_start_seq: opts.afterSeq + 1,
   });
-  const messages = await consumer.consume({ max_messages: 256 });
+  // Pulls of 4,096: on a saturated server a pull's round trip takes seconds,
+  // and the watch gets at most one batch per round trip. A watch of the
+  // 10,000-agent fan-out in the bench had 512 events after 30 s with pulls
+  // of 256 (the rollout had ~15,000); 8,192 with 4,096, and it kept up.
+  const messages = await consumer.consume({ max_messages: 4096 });
   const stop = (): void => void messages.stop();
   opts.signal?.addEventListener("abort", stop, { once: true });
   try {
