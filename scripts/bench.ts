@@ -330,7 +330,10 @@ function render(r: BenchResults): string {
         ? `scale: FAILED: ${s.error.slice(0, 500)}`
         : `scale: ${s.n} agents fan-out: ${s.completed ? "completed" : "NOT completed"} (${s.state.replace("DEPLOYMENT_STATE_", "")}) in ${r1(s.ms / 1000)} s; ` +
             `coordinator RSS ${s.coordinatorRssMb} MB (peak ${s.coordinatorPeakRssMb}), nats-server RSS ${s.natsServerRssMb} MB (peak ${s.natsServerPeakRssMb}); ` +
-            `agent start ${r1(s.agentStartMs / 1000)} s; projection ${s.projectionBytes ?? "?"} bytes; counts ${JSON.stringify(s.counts)}`,
+            `agent start ${r1(s.agentStartMs / 1000)} s; projection ${s.projectionBytes ?? "?"} bytes; counts ${JSON.stringify(s.counts)}` +
+            (s.getDuringRollout
+              ? `; GetDeployment during the rollout (one call every 2 s): ${s.getDuringRollout.n} answered, p50 ${r1(s.getDuringRollout.p50)} ms, max ${r1(s.getDuringRollout.max)} ms, ${s.getDuringRollout.failed} failed`
+              : ""),
     );
   }
   if (r.api) {

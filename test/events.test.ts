@@ -84,6 +84,12 @@ describe("event stream operations", () => {
     for await (const e of readEvents(ctx, id, { afterSeq: 0, untilSeq: seqs[2]! })) bounded.push(e.seq);
     expect(bounded.at(-1)).toBe(seqs[2]);
 
+    // Out of time (GetDeployment on a saturated server): the record is an
+    // exact prefix, with the created event at least, and says where it stops.
+    const early = (await loadDeployment(ctx, id, undefined, { budgetMs: -1 }))!;
+    expect(early.record.lastSeq).toBeLessThan(last);
+    expect(early.record.spec.targets).toEqual(targets);
+
     // KV holds a projection from halfway; loading catches it up to the end.
     const full = (await loadDeployment(ctx, id))!;
     expect(full.record.lastSeq).toBe(last);

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { BenchClient } from "./client.js";
 import type { Shape } from "./floor.js";
-import { cpuSecondsOf } from "./procs.js";
+import { cpuSecondsOf, sleep } from "./procs.js";
+import { summarize } from "./stats.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
 
@@ -30,6 +31,8 @@ export interface OursResult {
   timeline?: Timeline;
   /** A second deployment to the same agents right after (OursOptions.warm): every process has run its code once. */
   warm?: { ms: number; state: string; stages?: StageRow[] };
+  /** GetDeployment of the deployment while it ran (OursOptions.probeGetEveryMs): latency in ms; failed calls counted apart. */
+  getDuringRollout?: ReturnType<typeof summarize> & { failed: number };
 }
 
 export interface OursOptions {
@@ -52,6 +55,8 @@ export interface OursOptions {
   hostNodeArgs?: string[];
   /** Time a second deployment to the same agents too (OursResult.warm). */
   warm?: boolean;
+  /** Call GetDeployment of the deployment while it runs, one call at a time, this long apart (OursResult.getDuringRollout). */
+  probeGetEveryMs?: number;
 }
 
 export async function startShapeAgents(o: OursOptions, app: string, prefix: string): Promise<AgentHosts> {
@@ -125,6 +130,22 @@ async function deployOnce(
     });
     const id = created.id!;
     const watched = o.client.watch(id, () => void events++);
+    let done = false;
+    const gets: number[] = [];
+    let getsFailed = 0;
+    const every = o.probeGetEveryMs;
+    const probing = every
+      ? (async () => {
+          while (!done) {
+            const t = performance.now();
+            await o.client.get(id).then(
+              () => gets.push(performance.now() - t),
+              () => getsFailed++,
+            );
+            if (!done) await sleep(every);
+          }
+        })()
+      : undefined;
     const limit = o.timeoutMs ?? 30 * 60_000;
     let timer: NodeJS.Timeout | undefined;
     const finished = await Promise.race([
@@ -134,6 +155,8 @@ async function deployOnce(
       }),
     ]).finally(() => clearTimeout(timer));
     const ms = performance.now() - t0;
+    done = true;
+    await probing;
     const cpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, Math.round(((cpuSecondsOf(pid) ?? 0) - cpu0[k]!) * 100) / 100]));
     // A stalled system may not answer: report what is known rather than nothing.
     const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
@@ -149,6 +172,7 @@ async function deployOnce(
       cpuS,
       ...(timeline ? { timeline } : {}),
       ...(finished ? {} : { timedOut: true }),
+      ...(probing ? { getDuringRollout: { ...summarize(gets), failed: getsFailed } } : {}),
     };
   } finally {
     if (ticker) clearInterval(ticker);

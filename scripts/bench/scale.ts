@@ -66,6 +66,7 @@ async function main(): Promise<void> {
       hostHeapMb: 4096,
       timeoutMs: cfg.timeoutMs,
       cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
+      probeGetEveryMs: 2000,
       onAgentsReady: (h) => {
         hostPids = h.procs.map((p) => p.pid);
         agentHostsRssMb = hostPids.map((p) => memOf(p)?.rssMb ?? 0).reduce((a, b) => a + b, 0);

@@ -7,7 +7,7 @@ import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { listDeployments } from "../queries/listDeployments.js";
-import { mustExist, mustLoadDeployment, watchDeployment } from "../queries/watchDeployment.js";
+import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import {
@@ -79,7 +79,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     GetDeployment: call("GetDeployment", async (req) => {
-      return toDeploymentMessage(await mustLoadDeployment(ctx, validateDeploymentId(req.deploymentId)));
+      return toDeploymentMessage(await getDeployment(ctx, validateDeploymentId(req.deploymentId)));
     }),
 
     ListDeployments: call("ListDeployments", async (req) => {

@@ -16,7 +16,7 @@ import type { TokenAuthenticator } from "../grpc/auth.js";
 import { toAgentMessage, toDeploymentMessage } from "../grpc/convert.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { listDeployments } from "../queries/listDeployments.js";
-import { mustLoadDeployment } from "../queries/watchDeployment.js";
+import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
 import { validateAgentFilter, validateDeploymentId, validateList, validateReason } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
@@ -79,7 +79,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       return sendJson(res, 200, toDeploymentMessage(rec));
     }
     if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
-    if (parts.length === 2) return sendJson(res, 200, toDeploymentMessage(await mustLoadDeployment(deps.ctx, id)));
+    if (parts.length === 2) return sendJson(res, 200, toDeploymentMessage(await getDeployment(deps.ctx, id)));
     if (parts[2] === "events") return streamEvents(deps, req, res, id, afterSequenceOf(req, q));
   }
   if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);

@@ -29,14 +29,22 @@ export function parseProjection(entry: KvEntry | null): DeploymentRecord | undef
   }
 }
 
+/**
+ * With `budgetMs`, the catch-up stops folding once that long has passed since
+ * the call (after at least the created event): the record is then exact up
+ * to its lastSeq, a little behind the stream. For reads that must answer in
+ * bounded time on a saturated server (GetDeployment), not for decisions.
+ */
 export async function loadDeployment(
   ctx: Pick<JsContext, "js" | "jsm" | "deployments">,
   deploymentId: string,
   onInvalid?: (seq: number, why: string) => void,
+  opts: { budgetMs?: number } = {},
 ): Promise<LoadedDeployment | undefined> {
+  const deadline = opts.budgetMs === undefined ? undefined : Date.now() + opts.budgetMs;
   const entry = await ctx.deployments.get(deploymentId);
   const fromKv = parseProjection(entry);
-  return catchUp(ctx, deploymentId, fromKv, fromKv && entry ? entry.revision : 0, onInvalid);
+  return catchUp(ctx, deploymentId, fromKv, fromKv && entry ? entry.revision : 0, onInvalid, undefined, deadline);
 }
 
 /**
@@ -52,15 +60,18 @@ export async function catchUp(
   kvRevision: number,
   onInvalid?: (seq: number, why: string) => void,
   untilSeq?: number,
+  /** Stop folding past this time (epoch ms) once there is a record: loadDeployment's budgetMs. */
+  deadline?: number,
 ): Promise<LoadedDeployment | undefined> {
   const kvLastSeq = record?.lastSeq ?? 0;
   let rec = record;
   for await (const e of readEvents(ctx, deploymentId, { afterSeq: kvLastSeq, ...(untilSeq === undefined ? {} : { untilSeq }) })) {
     if (e.invalid !== undefined) {
       onInvalid?.(e.seq, e.invalid);
-      continue;
+    } else {
+      rec = foldEvent(rec, e).record;
     }
-    rec = foldEvent(rec, e).record;
+    if (deadline !== undefined && rec !== undefined && Date.now() > deadline) break;
   }
   return rec ? { record: rec, kvRevision, kvLastSeq } : undefined;
 }
