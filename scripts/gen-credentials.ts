@@ -30,6 +30,7 @@ import {
   agentConsumerName,
   consumerLeaderElectedSubject,
   isToken,
+  kvStreamName,
 } from "../services/shared/src/names.js";
 
 export interface Permissions {
@@ -37,7 +38,7 @@ export interface Permissions {
   subscribe: { allow: string[]; deny?: string[] };
 }
 
-const KV = (b: string): string => `KV_${b}`;
+const KV = kvStreamName;
 const OBJ = (b: string): string => `OBJ_${b}`;
 
 /** What one agent may do: its own consumer, its own events, its own heartbeat and claims, reads of what it needs. */
