@@ -1,4 +1,11 @@
+import { execFileSync } from "node:child_process";
+import { delimiter } from "node:path";
 import { defineConfig } from "vitest/config";
+
+// The pinned nats-server, nats CLI, grpcurl and grpc-health-probe
+// (scripts/tools.sh builds them once into a cache outside the repo): first on
+// PATH for every test and every process a test starts.
+const toolsBin = execFileSync("bash", ["scripts/tools.sh", "--path"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
 
 export default defineConfig({
   test: {
@@ -9,5 +16,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 60_000,
     reporters: ["default"],
+    env: {
+      DEPLOY_TOOLS_BIN: toolsBin,
+      PATH: [toolsBin, process.env["PATH"] ?? ""].join(delimiter),
+    },
   },
 });

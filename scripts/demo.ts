@@ -25,6 +25,7 @@ import {
 import { ChildProc, sleep, type ExitListener } from "./lib/childProc.js";
 import { findNatsServerBinary, freePort, startNatsServer, type StandaloneNatsServer } from "./lib/natsServer.js";
 import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "./lib/paths.js";
+import { toolsBinDir } from "./lib/tools.js";
 
 const AGENTS = ["web-1", "web-2", "web-3"];
 const APP = "web";
@@ -238,8 +239,9 @@ async function main(): Promise<number> {
     console.log("\n" + summary(final));
     console.log(`
 look inside (nats CLI, https://github.com/nats-io/natscli${keep ? "" : "; run the demo with --keep to leave the stack up for them"}):
-  nats --server ${nats.url} stream view DEPLOY_EVENTS
-  nats --server ${nats.url} kv get deploy_deployments ${id}
+  export PATH="${toolsBinDir()}:$PATH"   # the pinned nats CLI (scripts/tools.sh)
+  nats --server ${nats.url} stream view DEPLOY_EVENTS 25
+  nats --server ${nats.url} kv get --raw deploy_deployments ${id}
   nats --server ${nats.url} consumer info DEPLOY_COMMANDS agent-web-1`);
 
     if (keep) {

@@ -1,8 +1,9 @@
 /**
  * Pins down nats-server / nats.js v3 behaviour that our design relies on.
- * The expectations below are what nats-server v2.9.10 (Debian) actually does
- * with @nats-io/{transport-node,jetstream,kv} 3.4: if a server or client
- * upgrade changes any of them, this file is where it shows up first.
+ * The expectations below are what the pinned nats-server (scripts/tools.sh,
+ * v2.15) actually does with @nats-io/{transport-node,jetstream,kv} 3.4: if a
+ * server or client upgrade changes any of them, this file is where it shows
+ * up first. (Two changed from Debian's 2.9.10: see "b." and "d.".)
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
@@ -19,7 +20,8 @@ import {
 import type { JetStreamClient, JetStreamManager, JsMsg, StoredMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
-import { startNatsServer } from "./helpers/nats-server.js";
+import { serverVersionError } from "../services/shared/src/index.js";
+import { freePort, startNatsServer } from "./helpers/nats-server.js";
 import type { NatsServerHandle } from "./helpers/nats-server.js";
 
 /** Not in the client's JetStreamApiCodes table. */
@@ -126,10 +128,20 @@ describe("nats-server facts", () => {
     jsm = await jetstreamManager(nc);
   }
 
-  it("launcher: server is v2.9.x, bound to 127.0.0.1, JetStream enabled", async () => {
+  it("launcher: server is the pinned 2.15.x (>= the 2.11 minimum), bound to 127.0.0.1, JetStream enabled, sync_interval always", async () => {
     await setup();
     expect(server.url).toBe(`nats://127.0.0.1:${server.port}`);
-    expect(nc.info?.version).toMatch(/^2\.9\./);
+    expect(nc.info?.version).toMatch(/^2\.15\./);
+    expect(serverVersionError(nc.info?.version, server.url)).toBeNull();
+    // The launcher's default is production's durability setting; /varz shows it.
+    const monitorPort = await freePort();
+    const monitored = await startNatsServer({ extraArgs: ["-m", String(monitorPort)] });
+    try {
+      const varz = (await (await fetch(`http://127.0.0.1:${monitorPort}/varz`)).json()) as { jetstream?: { config?: { sync_always?: boolean } } };
+      expect(varz.jetstream?.config?.sync_always).toBe(true);
+    } finally {
+      await monitored.cleanup();
+    }
     expect(nc.info?.jetstream).toBe(true);
     const info = await jsm.getAccountInfo();
     expect(info.streams).toBeGreaterThanOrEqual(0);
@@ -248,13 +260,19 @@ describe("nats-server facts", () => {
       expect((await jsm.streams.info(stream)).state.messages).toBe(3);
     });
 
-    it("msgID dedup is checked before the expectation: a retried publish is acked as duplicate", async () => {
+    // 2.9.10 checked the msgID first and acked the retry as a duplicate; 2.15
+    // checks the expectation first. Nothing of ours combines the two (agents'
+    // reports use a msgID, coordinator appends an expectation): a retried
+    // compare-and-set append reads as a conflict and the caller reloads.
+    it("the expectation is checked before msgID dedup: a retried publish fails with 'wrong last sequence'", async () => {
       await setup();
       const stream = uniq("B");
       await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], storage: StorageType.File });
       const opts = { msgID: "once", expect: { lastSubjectSequence: 0 } };
       expect(await js.publish(`${stream}.a`, "1", opts)).toEqual({ stream, seq: 1, duplicate: false });
-      expect(await js.publish(`${stream}.a`, "1", opts)).toEqual({ stream, seq: 1, duplicate: true });
+      const err = asApiError(await rejectionOf(js.publish(`${stream}.a`, "1", opts)));
+      expect(err.code).toBe(JetStreamApiCodes.StreamWrongLastSequence);
+      expect(err.message).toMatch(/wrong last sequence: 1/);
     });
   });
 
@@ -410,12 +428,15 @@ describe("nats-server facts", () => {
       expect(gone?.operation).toBe("DEL");
     });
 
-    it("keys() with several filters needs server 2.10", async () => {
+    it("keys() with several filters (a 2.10 feature, refused by 2.9) lists the union", async () => {
       await setup();
       const kv = await new Kvm(nc).create(uniq("b"), { history: 1, storage: StorageType.File });
       await kv.put("a.1", "1");
-      const err = await rejectionOf(kv.keys(["a.>", "b.>"]));
-      expect(err.message).toMatch(/filter_subjects.*requires server 2\.10/);
+      await kv.put("b.1", "1");
+      await kv.put("c.1", "1");
+      const keys: string[] = [];
+      for await (const k of await kv.keys(["a.>", "b.>"])) keys.push(k);
+      expect(keys.sort()).toEqual(["a.1", "b.1"]);
     });
   });
 });

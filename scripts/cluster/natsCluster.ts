@@ -4,11 +4,11 @@
 //   server_name: n1                      # required for JetStream clustering
 //   listen: 127.0.0.1:<client port>
 //   http: 127.0.0.1:<monitor port>       # /healthz, /jsz (meta leader)
-//   jetstream { store_dir: <dir>/n1/jetstream }
+//   jetstream { store_dir: <dir>/n1/jetstream, sync_interval: always }
 //   cluster { name: deploy-local, listen: 127.0.0.1:<route port>, routes: [every peer] }
 //
-// No `sync_interval: always` here: Debian's 2.9.10 refuses the key (it came
-// with 2.10). The compose files and the production config set it.
+// `sync_interval: always` as in the compose files and the production config:
+// the local cluster and the cluster tests run the durability setting we ship.
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { sleep } from "../lib/childProc.js";

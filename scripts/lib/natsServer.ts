@@ -8,14 +8,13 @@ import { accessSync, constants as fsConstants } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { delimiter, isAbsolute, join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { ChildProc } from "./childProc.js";
+import { toolPath } from "./tools.js";
 
 const HOST = "127.0.0.1";
 const READY_LINE = "Server is ready";
 const PORT_IN_USE = /address already in use/i;
-/** Debian's package installs it here, which is not on every user's PATH. */
-const DEBIAN_BIN = "/usr/sbin/nats-server";
 
 function isExecutable(path: string): boolean {
   try {
@@ -26,24 +25,19 @@ function isExecutable(path: string): boolean {
   }
 }
 
-/** NATS_SERVER_BIN, else `nats-server` on PATH, else /usr/sbin/nats-server. */
+/**
+ * NATS_SERVER_BIN, else the pinned nats-server that scripts/tools.sh builds
+ * (never whatever is on PATH: Debian's is 2.9.10, older than our minimum).
+ */
 export function findNatsServerBinary(): string {
   const fromEnv = process.env["NATS_SERVER_BIN"];
   if (fromEnv !== undefined && fromEnv !== "") {
     if (!isExecutable(fromEnv)) throw new Error(`NATS_SERVER_BIN=${fromEnv} is not an executable file`);
     return fromEnv;
   }
-  const dirs = (process.env["PATH"] ?? "").split(delimiter).filter((d) => d !== "");
-  for (const dir of dirs) {
-    const candidate = join(dir, "nats-server");
-    if (isExecutable(candidate)) return candidate;
-  }
-  if (isExecutable(DEBIAN_BIN)) return DEBIAN_BIN;
-  throw new Error(
-    "nats-server not found on PATH. Install it (Debian/Ubuntu: `sudo apt-get install nats-server`, " +
-      "or run `bash scripts/quickstart.sh`), or set NATS_SERVER_BIN to its path " +
-      `(searched: ${dirs.join(delimiter) || "<empty PATH>"}, ${DEBIAN_BIN})`,
-  );
+  const pinned = toolPath("nats-server");
+  if (!isExecutable(pinned)) throw new Error(`nats-server not found at ${pinned}: run bash scripts/tools.sh`);
+  return pinned;
 }
 
 /** `nats-server --version`, or "unknown". */
@@ -92,6 +86,12 @@ export interface NatsConfig {
   monitorPort?: number;
   /** A cluster block: its route port on 127.0.0.1 and the route ports of its peers. */
   cluster?: { name: string; port: number; routes: number[]; noAdvertise?: boolean };
+  /**
+   * `sync_interval: always`: fsync every JetStream write before it is
+   * acknowledged, the production setting (deploy/nats/nats-server.prod.conf).
+   * Default true; pass false only to measure what it costs.
+   */
+  syncAlways?: boolean;
 }
 
 /**
@@ -102,6 +102,7 @@ export interface NatsConfig {
  *   http: 127.0.0.1:<monitor port>
  *   jetstream {
  *     store_dir: "<dir>"
+ *     sync_interval: always
  *   }
  *   cluster {
  *     name: deploy-local
@@ -110,15 +111,15 @@ export interface NatsConfig {
  *       nats-route://127.0.0.1:<peer route port>
  *     ]
  *   }
- *
- * No `sync_interval: always`: Debian's 2.9.10 refuses the key (it came with 2.10).
  */
 export function natsConfig(c: NatsConfig): string {
   const lines: string[] = [];
   if (c.serverName !== undefined) lines.push(`server_name: ${c.serverName}`);
   lines.push(`listen: ${HOST}:${c.port}`);
   if (c.monitorPort !== undefined) lines.push(`http: ${HOST}:${c.monitorPort}`);
-  lines.push("jetstream {", `  store_dir: ${JSON.stringify(c.storeDir)}`, "}");
+  lines.push("jetstream {", `  store_dir: ${JSON.stringify(c.storeDir)}`);
+  if (c.syncAlways ?? true) lines.push("  sync_interval: always");
+  lines.push("}");
   if (c.cluster) {
     lines.push("cluster {", `  name: ${c.cluster.name}`, `  listen: ${HOST}:${c.cluster.port}`);
     if (c.cluster.noAdvertise) lines.push("  no_advertise: true");
@@ -236,6 +237,8 @@ export interface NatsServerOptions extends Omit<NatsServerProcOptions, "bin"> {
   configText?: string;
   /** Prefix of the temp dir under os.tmpdir() (default "nats-"). */
   tempPrefix?: string;
+  /** `sync_interval: always` when no configText is given (default true, as in production). */
+  syncAlways?: boolean;
 }
 
 export interface NatsServerHandle {
@@ -274,24 +277,28 @@ export class StandaloneNatsServer extends NatsServer implements NatsServerHandle
 }
 
 /**
- * Start a nats-server with `-a 127.0.0.1 -p <port> -js -sd <storeDir>`, wait
+ * Start a nats-server with `-a 127.0.0.1 -p <port> -js -sd <storeDir>` and
+ * (unless configText or syncAlways: false) `sync_interval: always`, wait
  * until it logs "Server is ready" (10 s), retrying once on a new port if the
  * picked port turned out to be taken.
  */
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<StandaloneNatsServer> {
   const bin = findNatsServerBinary();
-  const needTemp = opts.storeDir === undefined || opts.configText !== undefined;
-  const tempDir = needTemp ? await mkdtemp(join(tmpdir(), opts.tempPrefix ?? "nats-")) : undefined;
+  // Always a temp dir: the store dir when none is given, and the config file.
+  const tempDir = await mkdtemp(join(tmpdir(), opts.tempPrefix ?? "nats-"));
   try {
-    const storeDir = opts.storeDir ?? tempDir!;
+    const storeDir = opts.storeDir ?? tempDir;
     if (!isAbsolute(storeDir)) throw new Error(`storeDir must be absolute: ${storeDir}`);
+    // Without a config of the caller's, one with the production durability
+    // setting (`sync_interval: always`; `-js -sd` below set the rest).
+    const configText = opts.configText ?? (opts.syncAlways === false ? undefined : `jetstream {\n  sync_interval: always\n}\n`);
     const configArgs: string[] = [];
-    if (opts.configText !== undefined) {
-      const confPath = join(tempDir!, "server.conf");
-      await writeFile(confPath, opts.configText, "utf8");
+    if (configText !== undefined) {
+      const confPath = join(tempDir, "server.conf");
+      await writeFile(confPath, configText, "utf8");
       configArgs.push("-c", confPath);
     }
-    const { port: fixedPort, extraArgs, configText: _c, tempPrefix: _t, storeDir: _s, ...procOpts } = opts;
+    const { port: fixedPort, extraArgs, configText: _c, tempPrefix: _t, storeDir: _s, syncAlways: _a, ...procOpts } = opts;
     const attempts = fixedPort === undefined ? 2 : 1;
     for (let attempt = 1; ; attempt++) {
       const port = fixedPort ?? (await freePort());
@@ -306,7 +313,7 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Sta
       }
     }
   } catch (err) {
-    if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
+    await rm(tempDir, { recursive: true, force: true });
     throw err;
   }
 }

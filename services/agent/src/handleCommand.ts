@@ -122,8 +122,9 @@ async function reject(deps: HandlerDeps, m: JsMsg, error: string): Promise<void>
     deps.log.warn({ err: errorMessage(err) }, "could not report the rejected message");
   }
   deps.metrics?.rejected.inc();
-  // No reason: nats-server 2.9 ignores "+TERM <reason>" and redelivers.
-  m.term();
+  // The reason shows in the server's $JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED
+  // advisory (2.10+; 2.9 ignored "+TERM <reason>" and redelivered).
+  m.term(error.slice(0, 256));
 }
 
 function validate(deps: HandlerDeps, m: JsMsg): Command | string {

@@ -2,7 +2,7 @@
 // deploy-agent: pulls this VM's commands and applies them, at most once each.
 // SIGTERM/SIGINT: stop pulling, let an in-flight apply finish within
 // shutdownGraceMs; a second signal exits at once.
-import { createLogger } from "../../shared/src/index.js";
+import { createLogger, ServerTooOldError } from "../../shared/src/index.js";
 import { startAgent } from "./agent.js";
 import { loadAgentConfig } from "./config.js";
 
@@ -37,6 +37,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ServerTooOldError) {
+    // An operator's error, not a bug: the message says what to do.
+    process.stderr.write(`deploy-agent: ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`deploy-agent: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // deploy-coordinator: serves the gRPC API and drives rollouts.
 // SIGTERM/SIGINT drain; a second one forces the exit.
-import { createLogger } from "../../shared/src/index.js";
+import { createLogger, ServerTooOldError } from "../../shared/src/index.js";
 import { loadCoordinatorConfig } from "./config.js";
 import { startCoordinator } from "./coordinator.js";
 
@@ -36,6 +36,11 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
+  if (err instanceof ServerTooOldError) {
+    // An operator's error, not a bug: the message says what to do.
+    process.stderr.write(`deploy-coordinator: ${err.message}\n`);
+    process.exit(2);
+  }
   process.stderr.write(`deploy-coordinator: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 });

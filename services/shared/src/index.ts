@@ -5,6 +5,7 @@ export * from "./fold.js";
 export * from "./log.js";
 export * from "./validate.js";
 export * from "./js/context.js";
+export * from "./js/serverVersion.js";
 export * from "./js/appendEvent.js";
 export * from "./js/readEvents.js";
 export * from "./js/loadDeployment.js";

@@ -5,6 +5,7 @@ import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transp
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { AGENTS_BUCKET, CLAIMS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
+import { ServerTooOldError, serverVersionError } from "./serverVersion.js";
 
 export interface JsContext {
   nc: NatsConnection;
@@ -28,10 +29,11 @@ export interface ConnectOptions {
 
 /**
  * Connects and keeps reconnecting for ever: a NATS restart must not end a
- * coordinator or an agent, only pause them.
+ * coordinator or an agent, only pause them. Refuses (closes and throws) a
+ * server older than MIN_SERVER_VERSION, naming the version it found.
  */
 export async function connectNats(opts: ConnectOptions): Promise<NatsConnection> {
-  return connect({
+  const nc = await connect({
     servers: opts.url.split(",").map((s) => s.trim()),
     name: opts.name,
     maxReconnectAttempts: -1,
@@ -44,6 +46,12 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     ...(opts.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) } : {}),
     ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
   });
+  const tooOld = serverVersionError(nc.info?.version, nc.getServer());
+  if (tooOld !== null) {
+    await nc.close();
+    throw new ServerTooOldError(tooOld);
+  }
+  return nc;
 }
 
 export async function bindContext(nc: NatsConnection, opts: { apiTimeoutMs?: number } = {}): Promise<JsContext> {
