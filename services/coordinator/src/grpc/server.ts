@@ -1,10 +1,10 @@
 // The gRPC server: DeployService, standard health checking and reflection.
 import * as grpc from "@grpc/grpc-js";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { loadDeployProto } from "../../../shared/src/proto.js";
 import type { CoordinatorConfig } from "../config.js";
 import { loadTokens, serverCredentials, TokenAuthenticator, withAuth } from "./auth.js";
+import { createReflectionService } from "./reflection.js";
 import { deployServiceHandlers, type ServiceDeps } from "./service.js";
 
 export interface GrpcServer {
@@ -15,7 +15,7 @@ export interface GrpcServer {
 }
 
 export async function startGrpcServer(config: CoordinatorConfig["grpc"], deps: ServiceDeps): Promise<GrpcServer> {
-  const { def, proto } = loadDeployProto();
+  const { proto } = loadDeployProto();
   const auth = new TokenAuthenticator(loadTokens(config.tokens, config.tokensFile));
   const credentials = serverCredentials(config.tls);
   const tls = Boolean(config.tls.certFile);
@@ -32,7 +32,9 @@ export async function startGrpcServer(config: CoordinatorConfig["grpc"], deps: S
   server.addService(proto.deploy.v1.DeployService.service, withAuth(deployServiceHandlers(deps), auth, deps.log));
   const health = new HealthImplementation({ "": "NOT_SERVING", "deploy.v1.DeployService": "NOT_SERVING" });
   health.addToServer(server);
-  new ReflectionService(def).addToServer(server);
+  // Not `def`: its descriptors are camel-cased and merged per package, which
+  // grpcurl and other strict clients reject (see reflection.ts).
+  createReflectionService().addToServer(server);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(config.listen, credentials, (err, p) => (err ? reject(err) : resolve(p)));
   });
