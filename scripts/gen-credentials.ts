@@ -29,7 +29,7 @@ import {
   EVENTS_STREAM,
   agentConsumerName,
   consumerLeaderElectedSubject,
-  isToken,
+  agentIdProblem,
   kvStreamName,
 } from "../services/shared/src/names.js";
 
@@ -167,8 +167,9 @@ function main(): void {
   }
   const ids = values.agents.split(",").map((s) => s.trim()).filter(Boolean);
   for (const id of ids) {
-    if (!isToken(id)) {
-      process.stderr.write(`gen-credentials: agent id "${id}" is not a subject token\n`);
+    const problem = agentIdProblem(id);
+    if (problem !== undefined) {
+      process.stderr.write(`gen-credentials: agent id ${problem}\n`);
       process.exit(2);
     }
   }

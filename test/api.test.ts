@@ -142,6 +142,7 @@ describe("CreateDeployment validation", () => {
     ["strategy.delivery_timeout 0s", () => ({ ...base(), strategy: { deliveryTimeout: { seconds: 0, nanos: 0 } } }), "strategy.delivery_timeout"],
     ["unknown target agent", () => ({ ...base(), targets: ["nosuch"] }), "targets[0]"],
     ["duplicate target", () => ({ ...base(), targets: ["a1", "a1"] }), "targets[1]"],
+    ['target "coordinator" (the protocol\'s own source name)', () => ({ ...base(), targets: ["a1", "coordinator"] }), "targets[1]"],
   ];
 
   for (const [name, make, field] of cases) {

@@ -60,6 +60,7 @@ describe("agent config", () => {
   it.each([
     [{ id: "bad.id" }, /id/],
     [{ id: "vm 1" }, /id/],
+    [{ id: "coordinator" }, /id: "coordinator" is reserved for the protocol's own events/],
     [{ environment: "" }, /environment: is required/],
     [{ apps: { "we.b": { deploy: "/bin/true" } } }, /apps\.we\.b/],
     [{ apps: { web: { deploy: "relative/path" } } }, /apps\.web\.deploy: .* absolute/],

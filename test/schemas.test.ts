@@ -62,4 +62,13 @@ describe("schemas", () => {
     expect(() => parseAgentRecord(JSON.stringify({ ...agent, labels: { "": "x" } }))).toThrow(/^agent\.labels: key "" is not valid/);
     expect(parseAgentRecord(JSON.stringify({ ...agent, labels: { "team/owner": "ops" } })).labels).toEqual({ "team/owner": "ops" });
   });
+
+  // Issue 16: an agent named "coordinator" would write under the coordinator's
+  // event subject and be read as it. No message may carry that agent id.
+  it("refuses the reserved agent id \"coordinator\" in agent records, commands and agent events", () => {
+    const agent = { schema: "deploy.agent.v1", id: "coordinator", environment: "prod", apps: ["web"], host: "h", version: "1", startedAt: new Date(0).toISOString() };
+    expect(() => parseAgentRecord(JSON.stringify(agent))).toThrow(/^agent\.id: "coordinator" is reserved/);
+    const started = { schema: "deploy.event.v1", deploymentId: "d-1", time: new Date(0).toISOString(), type: "target.started", agentId: "coordinator" };
+    expect(() => parseEvent(JSON.stringify(started))).toThrow(/^event\.agentId: "coordinator" is reserved/);
+  });
 });

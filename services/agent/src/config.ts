@@ -3,7 +3,7 @@
 // key named.
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { MAP_KEY, MAP_KEY_RULE, TOKEN_RULE, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
+import { MAP_KEY, MAP_KEY_RULE, TOKEN_RULE, agentIdProblem, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
 
 export interface AppConfig {
   /**
@@ -109,7 +109,8 @@ function invalid(key: string, problem: string): Error {
 }
 
 export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
-  if (!isToken(cfg.id)) throw invalid("id", `"${cfg.id}" is not valid: use ${TOKEN_RULE}`);
+  const idProblem = agentIdProblem(cfg.id);
+  if (idProblem !== undefined) throw invalid("id", idProblem);
   if (!isToken(cfg.environment)) throw invalid("environment", cfg.environment ? `"${cfg.environment}" is not valid: use ${TOKEN_RULE}` : "is required");
   if (typeof cfg.apps !== "object" || cfg.apps === null || Array.isArray(cfg.apps)) throw invalid("apps", "must be an object");
   for (const [app, a] of Object.entries(cfg.apps)) {

@@ -6,6 +6,7 @@ import {
   ValidationError,
   asObject,
   asString,
+  asAgentId,
   asToken,
   asArtifactName,
   asDigest,
@@ -80,7 +81,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   const rawTargets = r.targets ?? [];
   if (!Array.isArray(rawTargets)) throw new ValidationError("targets", "must be a list");
   if (rawTargets.length > MAX_TARGETS) throw new ValidationError("targets", `must have at most ${MAX_TARGETS} entries`);
-  const targets = rawTargets.map((t, i) => asToken(t, `targets[${i}]`));
+  const targets = rawTargets.map((t, i) => asAgentId(t, `targets[${i}]`));
   const seen = new Set<string>();
   targets.forEach((t, i) => {
     if (seen.has(t)) throw new ValidationError(`targets[${i}]`, `"${t}" is listed twice`);

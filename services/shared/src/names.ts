@@ -36,6 +36,25 @@ export function isToken(s: string): boolean {
 
 export const TOKEN_RULE = "1-64 characters from A-Z a-z 0-9 _ - (a NATS subject token)";
 
+/**
+ * Source tokens the protocol writes under for itself
+ * (`deploy.evt.<deployment>.<source>`): an agent with one of these ids could
+ * publish, and be read, as the coordinator. Refused wherever an id enters:
+ * agent config, credentials generation, the API, every parsed message.
+ */
+export const RESERVED_AGENT_IDS: readonly string[] = [COORDINATOR_SOURCE];
+
+/** Why `s` cannot be an agent id, or undefined when it can. */
+export function agentIdProblem(s: string): string | undefined {
+  if (!isToken(s)) return `"${s.slice(0, 80)}" is not valid: use ${TOKEN_RULE}`;
+  if (RESERVED_AGENT_IDS.includes(s)) return `"${s}" is reserved for the protocol's own events (reserved: ${RESERVED_AGENT_IDS.join(", ")})`;
+  return undefined;
+}
+
+export function isAgentId(s: string): boolean {
+  return agentIdProblem(s) === undefined;
+}
+
 export const commandSubject = (agentId: string, deploymentId: string): string => `deploy.cmd.${agentId}.${deploymentId}`;
 export const agentCommandFilter = (agentId: string): string => `deploy.cmd.${agentId}.>`;
 export const eventSubject = (deploymentId: string, source: string): string => `deploy.evt.${deploymentId}.${source}`;

@@ -13,6 +13,7 @@ import {
   asString,
   asStringArray,
   asStringMap,
+  asAgentId,
   asToken,
   parseJson,
   type Obj,
@@ -91,7 +92,7 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     environment: asToken(o.environment, `${field}.environment`),
     changeset: parseChangeset(o.changeset, `${field}.changeset`),
     strategy: parseStrategy(o.strategy, `${field}.strategy`),
-    targets: asStringArray(o.targets, `${field}.targets`, asToken),
+    targets: asStringArray(o.targets, `${field}.targets`, asAgentId),
     requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, 256) ?? "",
   };
 }
@@ -118,7 +119,7 @@ export function parseCommand(data: Uint8Array | string): Command {
   return {
     schema: COMMAND_SCHEMA,
     deploymentId: asToken(o.deploymentId, "command.deploymentId"),
-    agentId: asToken(o.agentId, "command.agentId"),
+    agentId: asAgentId(o.agentId, "command.agentId"),
     app: asToken(o.app, "command.app"),
     environment: asToken(o.environment, "command.environment"),
     changeset: parseChangeset(o.changeset, "command.changeset"),
@@ -163,7 +164,7 @@ export const MAX_DISPATCH_BATCH = 1000;
 
 function parseEventBody(o: Obj): EventBody {
   const type = asString(o.type, "event.type", { maxLength: 64 });
-  const agentId = (): string => asToken(o.agentId, "event.agentId");
+  const agentId = (): string => asAgentId(o.agentId, "event.agentId");
   const message = (): string => asString(o.message, "event.message", { maxLength: 16_384, allowEmpty: true });
   switch (type) {
     case "deployment.created":
@@ -174,7 +175,7 @@ function parseEventBody(o: Obj): EventBody {
     case "target.started":
       return { type, agentId: agentId() };
     case "targets.dispatched": {
-      const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asToken(s, f), MAX_DISPATCH_BATCH);
+      const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asAgentId(s, f), MAX_DISPATCH_BATCH);
       if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");
       if (new Set(agentIds).size !== agentIds.length) throw new ValidationError("event.agentIds", "must not repeat an agent");
       return { type, agentIds };
@@ -254,7 +255,7 @@ export function parseAgentRecord(data: Uint8Array | string): AgentRecord {
   if (o.schema !== AGENT_SCHEMA) throw new ValidationError("agent.schema", `expected "${AGENT_SCHEMA}"`);
   return {
     schema: AGENT_SCHEMA,
-    id: asToken(o.id, "agent.id"),
+    id: asAgentId(o.id, "agent.id"),
     environment: asToken(o.environment, "agent.environment"),
     apps: asStringArray(o.apps, "agent.apps", asToken, 1000),
     host: asString(o.host, "agent.host", { maxLength: 256, allowEmpty: true }),

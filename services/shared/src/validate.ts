@@ -1,7 +1,7 @@
 // Tiny validation helpers: each names the field it rejects, so every schema
 // function can give an error like "strategy.max_concurrency: must be >= 1".
 import { ValidationError } from "./errors.js";
-import { isToken, TOKEN_RULE } from "./names.js";
+import { agentIdProblem, isToken, TOKEN_RULE } from "./names.js";
 
 export type Obj = Record<string, unknown>;
 
@@ -21,6 +21,14 @@ export function asString(v: unknown, field: string, opts: { maxLength?: number; 
 export function asToken(v: unknown, field: string): string {
   const s = asString(v, field, { maxLength: 64 });
   if (!isToken(s)) throw new ValidationError(field, `"${s.slice(0, 80)}" is not valid: use ${TOKEN_RULE}`);
+  return s;
+}
+
+/** A token that is not one of the protocol's reserved source names. */
+export function asAgentId(v: unknown, field: string): string {
+  const s = asString(v, field, { maxLength: 64 });
+  const problem = agentIdProblem(s);
+  if (problem !== undefined) throw new ValidationError(field, problem);
   return s;
 }
 
