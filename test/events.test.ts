@@ -8,6 +8,7 @@ import {
   ConflictError,
   appendEvent,
   bindContext,
+  claimKey,
   claimOwner,
   claimTarget,
   connectNats,
@@ -141,6 +142,16 @@ describe("event stream operations", () => {
     expect((await claimTarget(ctx, "d-claim", "a2", { by: "coordinator", reason: "timeout" })).won).toBe(true);
     expect(await claimTarget(ctx, "d-claim", "a2", { by: "agent" })).toEqual({ won: false, owner: { by: "coordinator", reason: "cancel" } });
     expect(await claimOwner(ctx, "d-claim", "a3")).toBeUndefined();
+  });
+
+  // Issue 16: the reply to the agent's create was lost (a saturated server);
+  // its retry must see that the claim is its own, not decline as if its
+  // journal had been lost (which left 85 targets DISPATCHED at 10,000 agents).
+  it("an agent whose claim reply was lost wins on its retry (same nonce); another attempt does not", async () => {
+    await ctx.claims.create(claimKey("d-claim", "a4"), JSON.stringify({ by: "agent", nonce: "n-1" })); // stored, reply lost
+    expect(await claimTarget(ctx, "d-claim", "a4", { by: "agent", nonce: "n-1" })).toEqual({ won: true, owner: { by: "agent", nonce: "n-1" } });
+    expect((await claimTarget(ctx, "d-claim", "a4", { by: "agent", nonce: "n-2" })).won).toBe(false);
+    expect((await claimTarget(ctx, "d-claim", "a4", { by: "coordinator", reason: "timeout" })).won).toBe(false);
   });
 
   it("a watch whose event read fails resumes after the last event it gave: in order, nothing repeated", async () => {

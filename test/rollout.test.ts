@@ -1,4 +1,6 @@
 // Rollout order and overlap, seen from records the deploy executables write.
+import { connect } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack } from "./helpers/stack.js";
 
@@ -54,5 +56,55 @@ describe("rollout", () => {
     const firstEnd = Math.min(...spans.map((s) => s.end));
     for (const s of spans) expect(s.start).toBeLessThan(firstEnd);
     for (const id of ["a1", "a2", "a3"]) await stack.control(id, { sleep: 0 }, false);
+  });
+});
+
+// Issue 16: an unreadable event on a deployment's coordinator subject used to
+// be skipped without moving the record's sequence bookkeeping past it, so
+// every compare-and-set append conflicted from then on: cancel answered OK
+// without cancelling and the deployment never finished.
+describe("an unreadable event on a running deployment's coordinator subject", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["a1", "a2"] });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  async function startWithPoison(requestId: string): Promise<string> {
+    const client = stack.client();
+    await stack.control("a1", { sleep: 2 });
+    const d = await client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1 } });
+    const id = d.id!;
+    for (;;) {
+      const now = await client.get(id);
+      if (now.targets?.some((t) => t.agentId === "a1" && t.state === "TARGET_STATE_APPLYING")) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      await jetstream(nc).publish(`deploy.evt.${id}.coordinator`, '{"schema":"deploy.event.v1","type":"not.an.event"}');
+    } finally {
+      await nc.close();
+    }
+    return id;
+  }
+
+  it("is skipped: the rollout goes on and the deployment SUCCEEDS", async () => {
+    const id = await startWithPoison("poison-1");
+    const done = await stack.client().waitTerminal(id);
+    expect(done.state, done.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await stack.startsOf("a2", id)).toBe(1);
+    expect(stack.coordinators[0]!.logs()).toMatch(/skipping invalid event/);
+  });
+
+  it("is skipped: a cancel after it still cancels (the target not started is CANCELLED)", async () => {
+    const id = await startWithPoison("poison-2");
+    await stack.client().cancel(id, "poison test");
+    const done = await stack.client().waitTerminal(id);
+    expect(done.state, done.message).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(done.targets?.find((t) => t.agentId === "a2")?.state).toBe("TARGET_STATE_CANCELLED");
+    expect(await stack.startsOf("a2", id)).toBe(0);
   });
 });

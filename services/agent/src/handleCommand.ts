@@ -15,6 +15,7 @@
 //      deduplicated), ack.
 // A crash anywhere after step 4 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
+import { randomUUID } from "node:crypto";
 import type { JsMsg } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import {
@@ -234,7 +235,10 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       m.ack();
       return;
     }
-    const claim = await retrying(deps, () => claimTarget(deps.ctx, id, deps.config.id, { by: "agent" }));
+    // One nonce for every retry of this claim: a retry after a lost reply
+    // recognises the claim its first try made.
+    const nonce = randomUUID();
+    const claim = await retrying(deps, () => claimTarget(deps.ctx, id, deps.config.id, { by: "agent", nonce }));
     if (!claim.won) {
       await decline(deps, id, claimLost(claim.owner));
       m.ack();

@@ -108,6 +108,19 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
   return ignored === undefined ? { record: rec } : { record: rec, ignored };
 }
 
+/**
+ * An event that could not be read changes nothing but the sequence
+ * bookkeeping, which moves past it: the record has seen it, and the next
+ * compare-and-set on the coordinator subject expects it. (Left behind, every
+ * coordinator append would conflict for ever: cancel answered OK without
+ * cancelling, the lock was never released, the deployment never finished.)
+ */
+export function skipUnreadable(rec: DeploymentRecord | undefined, se: { seq: number; source: string }): void {
+  if (rec === undefined || se.seq <= rec.lastSeq) return;
+  rec.lastSeq = se.seq;
+  if (se.source === COORDINATOR_SOURCE) rec.lastCoordinatorSeq = se.seq;
+}
+
 /** PENDING → DISPATCHED, or why not. */
 function dispatch(rec: DeploymentRecord, agentId: string, time: string): string | undefined {
   const t = target(rec, agentId);

@@ -11,7 +11,12 @@
 import { claimKey } from "../names.js";
 import type { JsContext } from "./context.js";
 
-export type ClaimOwner = { by: "agent" } | { by: "coordinator"; reason: "timeout" | "cancel" };
+/**
+ * An agent's claim carries a nonce made for this one attempt: when the reply
+ * to its create is lost (a saturated server), the retry finds the claim and
+ * knows it is its own, instead of reading it as a claim from a lost journal.
+ */
+export type ClaimOwner = { by: "agent"; nonce?: string } | { by: "coordinator"; reason: "timeout" | "cancel" };
 
 export interface ClaimResult {
   won: boolean;
@@ -21,7 +26,7 @@ export interface ClaimResult {
 function parseOwner(text: string): ClaimOwner | undefined {
   try {
     const v = JSON.parse(text) as ClaimOwner;
-    if (v?.by === "agent") return { by: "agent" };
+    if (v?.by === "agent") return typeof v.nonce === "string" ? { by: "agent", nonce: v.nonce } : { by: "agent" };
     if (v?.by === "coordinator" && (v.reason === "timeout" || v.reason === "cancel")) return v;
   } catch {
     // fall through
@@ -32,9 +37,10 @@ function parseOwner(text: string): ClaimOwner | undefined {
 /**
  * Claims (deployment, agent) for `owner`. A coordinator also "wins" a claim
  * another coordinator holds (their decisions are serialised by the event
- * stream's compare-and-set); an agent wins only a fresh claim: an existing
- * agent claim without a journal entry means the journal was lost, and
- * running again could apply twice.
+ * stream's compare-and-set); an agent wins only a fresh claim, or the one
+ * its own attempt made (same nonce) whose reply was lost: any other existing
+ * agent claim without a journal entry means the journal was lost, and running
+ * again could apply twice.
  */
 export async function claimTarget(ctx: Pick<JsContext, "claims">, deploymentId: string, agentId: string, owner: ClaimOwner): Promise<ClaimResult> {
   const key = claimKey(deploymentId, agentId);
@@ -49,7 +55,8 @@ export async function claimTarget(ctx: Pick<JsContext, "claims">, deploymentId: 
         continue; // deleted meanwhile (bucket age limit): try again
       }
       const held = parseOwner(e.string()) ?? { by: "agent" }; // unreadable: assume the agent's, the safe side
-      return { won: owner.by === "coordinator" && held.by === "coordinator", owner: held };
+      const ours = owner.by === "agent" && held.by === "agent" && owner.nonce !== undefined && held.nonce === owner.nonce;
+      return { won: ours || (owner.by === "coordinator" && held.by === "coordinator"), owner: held };
     }
   }
   throw new Error("unreachable");

@@ -3,7 +3,7 @@
 // reflects, and everything after that is folded in here.
 import type { KvEntry } from "@nats-io/kv";
 import { DEPLOYMENT_SCHEMA } from "../names.js";
-import { foldEvent, type DeploymentRecord } from "../fold.js";
+import { foldEvent, skipUnreadable, type DeploymentRecord } from "../fold.js";
 import type { JsContext } from "./context.js";
 import { readEvents } from "./readEvents.js";
 
@@ -68,6 +68,7 @@ export async function catchUp(
   for await (const e of readEvents(ctx, deploymentId, { afterSeq: kvLastSeq, ...(untilSeq === undefined ? {} : { untilSeq }) })) {
     if (e.invalid !== undefined) {
       onInvalid?.(e.seq, e.invalid);
+      skipUnreadable(rec, e);
     } else {
       rec = foldEvent(rec, e).record;
     }
