@@ -323,6 +323,44 @@ describe("cancel", () => {
   });
 });
 
+describe("cancel hidden behind a later coordinator event", () => {
+  // Issue 16: the agent's look reads only the last coordinator event; a
+  // target.timed_out decided after the cancel request used to hide it, and
+  // the agent ran a cancelled deployment. Every coordinator event decided on
+  // a view with the cancel now carries Deploy-Cancel-Requested.
+  it("an agent whose look finds a target.timed_out after cancel_requested still declines", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1", "a2"]);
+    const client = stack.client();
+    const nc = await natsConn(stack);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    stack.agent("a1").signal("SIGSTOP");
+    stack.agent("a2").signal("SIGSTOP");
+    const d = await client.create(createReq("v1", { maxConcurrency: 2 }));
+    const id = d.id!;
+    await waitFor("both commands", async () => {
+      const [c1, c2] = await Promise.all(["agent-a1", "agent-a2"].map((c) => jsm.consumers.info("DEPLOY_COMMANDS", c)));
+      return c1!.num_pending + c1!.num_ack_pending > 0 && c2!.num_pending + c2!.num_ack_pending > 0;
+    });
+    await stack.coordinators[0]!.kill("SIGKILL");
+    // What a coordinator does: the cancel request, then (on a view holding it) a2 timed out.
+    let last = (await readAllEvents(jsm, id)).filter((e) => e.source === "coordinator").at(-1)!.seq;
+    last = await appendEvent({ js }, id, { type: "deployment.cancel_requested", reason: "stop" }, { source: "coordinator", expectLastSubjectSeq: last });
+    await appendEvent({ js }, id, { type: "target.timed_out", agentId: "a2", phase: "delivery", message: "no answer" }, { source: "coordinator", expectLastSubjectSeq: last, cancelRequested: true });
+    stack.agent("a1").signal("SIGCONT");
+    await waitAgentEvent(stack, id, "a1", "target.declined");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    stack.agent("a2").signal("SIGCONT");
+    await stack.startCoordinator();
+    const done = await stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!)).waitTerminal(id, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    expect(await stack.startsOf("a2", id)).toBe(0);
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
 describe("an agent that never comes back", () => {
   it("never picks up its command: TIMED_OUT, FAILED; on its return it runs nothing", { timeout: LONG }, async () => {
     const stack = await startStack(["a1"]);

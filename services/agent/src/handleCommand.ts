@@ -20,6 +20,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import {
   COORDINATOR_SOURCE,
+  HDR_CANCEL_REQUESTED,
   EVENTS_STREAM,
   agentEventMsgId,
   appendEvent,
@@ -168,6 +169,8 @@ async function decline(deps: HandlerDeps, deploymentId: string, reason: string):
 async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
   const m = await deps.ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(cmd.deploymentId, COORDINATOR_SOURCE) });
   if (!m) return "deployment does not exist";
+  // Any coordinator decision after a cancel request carries it (names.ts).
+  if (m.header?.get(HDR_CANCEL_REQUESTED) === "true") return "the deployment is being cancelled: not started";
   try {
     const last = parseEvent(m.data);
     if (last.type === "deployment.finished") return `deployment is already ${last.state}`;

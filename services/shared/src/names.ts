@@ -24,6 +24,14 @@ export const AGENT_SCHEMA = "deploy.agent.v1";
 export const HDR_DEPLOY_ID = "Deploy-Id";
 export const HDR_AGENT_ID = "Agent-Id";
 export const HDR_EVENT_TYPE = "Deploy-Event";
+/**
+ * "true" on every coordinator event decided on a view in which a cancel was
+ * requested. Coordinator events are chained by compare-and-set, so each one
+ * after deployment.cancel_requested was decided on a view that holds it: the
+ * agent's one-get look at the last coordinator event sees the cancel even
+ * when a target.timed_out came after it.
+ */
+export const HDR_CANCEL_REQUESTED = "Deploy-Cancel-Requested";
 
 // A token is one level of a NATS subject: no dots, whitespace, wildcards, and
 // kept to characters that are also safe in KV keys, consumer names and file

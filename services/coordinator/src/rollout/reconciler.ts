@@ -320,7 +320,7 @@ export class Reconciler {
       let until: number | undefined;
       try {
         for (const d of decisions) {
-          expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect });
+          expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect, cancelRequested: record.cancelRequested });
           const dispatched = d.type === "target.dispatched" ? [d.agentId] : d.type === "targets.dispatched" ? d.agentIds : [];
           for (const agentId of dispatched) {
             // Handled here, at once: if this reconcile fails before it awaits

@@ -3,7 +3,7 @@
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError, JetStreamApiCodes } from "@nats-io/jetstream";
 import { ConflictError, UnavailableError } from "../errors.js";
-import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_DEPLOY_ID, HDR_EVENT_TYPE } from "../names.js";
+import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_CANCEL_REQUESTED, HDR_DEPLOY_ID, HDR_EVENT_TYPE } from "../names.js";
 import { encode, makeEvent, type DeployEvent, type EventBody } from "../schemas.js";
 import type { JsContext } from "./context.js";
 
@@ -19,6 +19,8 @@ export interface AppendOptions {
   expectLastSubjectSeq?: number;
   /** Nats-Msg-Id, for reports an agent may repeat. */
   msgId?: string;
+  /** A coordinator decision made on a view with a cancel requested (sets HDR_CANCEL_REQUESTED). */
+  cancelRequested?: boolean;
 }
 
 /** Appends `body` as an event made now; the stream sequence it got. */
@@ -33,6 +35,7 @@ export async function appendMadeEvent(ctx: Pick<JsContext, "js">, event: DeployE
   h.set(HDR_DEPLOY_ID, deploymentId);
   h.set(HDR_EVENT_TYPE, type);
   if ("agentId" in event) h.set(HDR_AGENT_ID, event.agentId);
+  if (opts.cancelRequested || event.type === "deployment.cancel_requested") h.set(HDR_CANCEL_REQUESTED, "true");
   h.set("Content-Type", `application/json; schema=${EVENT_SCHEMA}`);
   try {
     const ack = await ctx.js.publish(eventSubject(deploymentId, opts.source), encode(event), {
