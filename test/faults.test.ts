@@ -361,6 +361,32 @@ describe("cancel hidden behind a later coordinator event", () => {
   });
 });
 
+describe("a declined target", () => {
+  // Issue 16: whatever the reason an agent declines, the target is terminal
+  // with that reason at once, not after the delivery timeout (10 min here).
+  it("is FAILED with the agent's reason at once, and the deployment finishes", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const jsm = await jetstreamManager(await natsConn(stack));
+    stack.agent("a1").signal("SIGSTOP");
+    const d = await client.create(createReq("v1", { deliveryTimeout: { seconds: 600 } }));
+    const id = d.id!;
+    await waitFor("a1's command", async () => {
+      const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return ci.num_pending + ci.num_ack_pending > 0;
+    });
+    // Back, but moved to another environment by its operator: it must decline.
+    await stack.agent("a1").kill("SIGKILL");
+    await stack.startAgent("a1", { environment: "staging", env: {} });
+    const done = await client.waitTerminal(id, 90_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_FAILED");
+    expect(targetOf(done, "a1")?.message).toBe("declined by the agent: this agent is in environment staging, not prod");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
 describe("an agent that never comes back", () => {
   it("never picks up its command: TIMED_OUT, FAILED; on its return it runs nothing", { timeout: LONG }, async () => {
     const stack = await startStack(["a1"]);

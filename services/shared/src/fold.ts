@@ -201,8 +201,19 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       if (e.rolledBack) t.rolledBack = true;
       return undefined;
     }
-    case "target.declined":
-      return "agent declined: nothing ran";
+    case "target.declined": {
+      // The agent ran nothing and never will (its journal says declined): the
+      // target is terminal now, with the agent's reason, rather than when a
+      // delivery timeout runs out. A decline after the target started (a
+      // journal lost, the claim found taken) changes nothing.
+      const t = target(rec, e.agentId);
+      if (!t) return `${e.agentId} is not a target`;
+      if (t.state !== "DISPATCHED" || terminal) return `declined, but the target is ${t.state}`;
+      t.state = rec.cancelRequested ? "CANCELLED" : "FAILED";
+      t.message = `declined by the agent: ${e.reason}`.slice(0, 1024);
+      t.finishedAt = se.time;
+      return undefined;
+    }
     case "target.timed_out": {
       const t = target(rec, e.agentId);
       if (!t) return `${e.agentId} is not a target`;
