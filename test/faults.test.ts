@@ -361,6 +361,36 @@ describe("cancel hidden behind a later coordinator event", () => {
   });
 });
 
+describe("an agent paused right after it wins its claim", () => {
+  // Issue 16: the agent won its claim, was paused (SIGSTOP) past the
+  // coordinator's liveness limit, the coordinator timed the target out and
+  // finished the deployment; on SIGCONT the agent used to run it anyway. Its
+  // start lease (no heartbeat gap longer than 2/3 of agentLiveMs since the
+  // claim) now stops it: it reports a late FAILED and runs nothing.
+  it("is timed out, and on waking runs nothing: start lease expired", { timeout: LONG }, async () => {
+    const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } });
+    stacks.push(stack);
+    await stack.startAgent("a1");
+    const client = stack.client();
+    const d = await client.create(createReq("v1"));
+    const id = d.id!;
+    const done = await client.waitTerminal(id, 90_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+    stack.agent("a1").signal("SIGCONT");
+    await waitAgentEvent(stack, id, "a1", "target.result");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    const after = await client.get(id);
+    expect(after.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(after, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+    expect(targetOf(after, "a1")?.lateResult).toMatch(/^FAILED: not started: start lease expired: \d+ ms without an acknowledged heartbeat/);
+    // Awake again, it serves the next deployment as usual.
+    const next = await client.waitTerminal((await client.create(createReq("v2"))).id!, 60_000);
+    expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
 describe("a declined target", () => {
   // Issue 16: whatever the reason an agent declines, the target is terminal
   // with that reason at once, not after the delivery timeout (10 min here).

@@ -58,7 +58,14 @@ const failed = (message: string, started: number): JournalResult => ({
  * be): the apply runs beside that report, its progress events go out after
  * it.
  */
-export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConfig, after: Promise<void> = Promise.resolve()): Promise<JournalResult> {
+export async function applyCommand(
+  deps: HandlerDeps,
+  cmd: Command,
+  app: AppConfig,
+  after: Promise<void> = Promise.resolve(),
+  /** The start lease: asked right before the first process (executable or hook) starts. */
+  mayStart?: () => string | undefined,
+): Promise<JournalResult> {
   const started = Date.now();
   const progress = progressReporter(deps, cmd, after);
   // Phase durations for metrics: each phase ends when the next begins.
@@ -89,6 +96,7 @@ export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConf
         maxLines: deps.config.maxOutputLines,
         maxLineLength: deps.config.maxLineLength,
         onLines: progress.onLines,
+        ...(mayStart ? { mayStart } : {}),
         onPhase: (phase) => {
           deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase");
           endPhase(phase);
@@ -115,6 +123,7 @@ export async function applyCommand(deps: HandlerDeps, cmd: Command, app: AppConf
       maxLineLength: deps.config.maxLineLength,
       onLines: progress.onLines,
       signal: deps.kill,
+      ...(mayStart ? { mayStart } : {}),
     });
     await progress.flushed();
     return {

@@ -20,6 +20,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
 import {
   COORDINATOR_SOURCE,
+  DEFAULT_START_LEASE_MS,
   HDR_CANCEL_REQUESTED,
   EVENTS_STREAM,
   agentEventMsgId,
@@ -64,6 +65,14 @@ export interface HandlerDeps {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Fault injection for the tests and the fault suite, never set in
+ * production: the agent stops itself (SIGSTOP) right after winning a claim,
+ * as a VM freeze or a long pause would, and goes on when sent SIGCONT. Once
+ * per process.
+ */
+let FAULT_STOP_AFTER_CLAIM = process.env["DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM"] === "1";
 
 /** Publishes an agent event, retrying until JetStream acknowledges it or the agent closes. */
 export async function report(deps: Pick<HandlerDeps, "ctx" | "config" | "log" | "closing">, deploymentId: string, body: EventBody, kind: string): Promise<number> {
@@ -241,6 +250,9 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // One nonce for every retry of this claim: a retry after a lost reply
     // recognises the claim its first try made.
     const nonce = randomUUID();
+    // The start lease counts from before the claim is sent (the earlier, the
+    // safer): see Registration.leaseProblem.
+    const claimAt = performance.now();
     const claim = await retrying(deps, () => claimTarget(deps.ctx, id, deps.config.id, { by: "agent", nonce }));
     if (!claim.won) {
       await decline(deps, id, claimLost(claim.owner));
@@ -260,7 +272,12 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
-    const result = await applyCommand(deps, cmd, app!, startedSettled);
+    if (FAULT_STOP_AFTER_CLAIM) {
+      FAULT_STOP_AFTER_CLAIM = false;
+      process.kill(process.pid, "SIGSTOP");
+    }
+    const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
+    const result = await applyCommand(deps, cmd, app!, startedSettled, () => deps.registration.leaseProblem(claimAt, leaseMs));
     // The heartbeat with the new release goes out beside the journal's fsync
     // (one round trip less per target), and both before the result: once the
     // deployment is terminal, ListAgents shows the new release. (It is

@@ -40,9 +40,54 @@ export class Registration {
   /** Called after every heartbeat JetStream acknowledged (metrics). */
   onBeat: () => void = () => undefined;
 
+  /**
+   * Acknowledged heartbeats, by the performance.now() at which each was sent
+   * (monotonic, and no later than the server's receipt, from which the
+   * coordinator counts silence), each with the gap since the one before.
+   */
+  #beats: { sentAt: number; gap: number }[] = [];
+
   async beat(): Promise<void> {
+    const sentAt = performance.now();
     await this.ctx.agents.put(this.record.id, encode(this.record));
+    this.#acknowledged(sentAt);
     this.onBeat();
+  }
+
+  #acknowledged(sentAt: number): void {
+    const last = this.#beats.at(-1);
+    if (last !== undefined && sentAt <= last.sentAt) return; // an older beat acknowledged late: covered already
+    this.#beats.push({ sentAt, gap: last === undefined ? Number.POSITIVE_INFINITY : sentAt - last.sentAt });
+    // About 14 hours at the default 5 s interval: longer than any claim-to-start.
+    if (this.#beats.length > 10_000) this.#beats.splice(0, this.#beats.length - 10_000);
+  }
+
+  /**
+   * Why starting an apply now would break a start lease of `leaseMs` taken at
+   * `claimAt` (performance.now() before the claim was sent), or undefined.
+   * Starting is safe only if, at every moment since the claim, an
+   * acknowledged heartbeat had been sent less than `leaseMs` before: then no
+   * coordinator, whose liveness limit is longer than the lease, can have
+   * judged this agent silent and timed its target out. A pause (SIGSTOP, a
+   * long GC, a stalled network) shows as a gap, even when heartbeats resumed
+   * after it. (DESIGN.md invariant 3: a paused agent that wakes late runs
+   * nothing.)
+   */
+  leaseProblem(claimAt: number, leaseMs: number): string | undefined {
+    const now = performance.now();
+    let widest = 0;
+    let lastSent = Number.NEGATIVE_INFINITY;
+    for (let i = this.#beats.length - 1; i >= 0; i--) {
+      const b = this.#beats[i]!;
+      if (lastSent === Number.NEGATIVE_INFINITY) lastSent = b.sentAt;
+      if (b.sentAt <= claimAt) break; // the beat in force when the claim was sent
+      widest = Math.max(widest, b.gap);
+    }
+    widest = Math.max(widest, now - lastSent);
+    if (widest <= leaseMs) return undefined;
+    return Number.isFinite(widest)
+      ? `start lease expired: ${Math.round(widest)} ms without an acknowledged heartbeat since this agent claimed the target (lease ${leaseMs} ms; was the agent paused?)`
+      : "start lease expired: no heartbeat acknowledged";
   }
 
   setCurrentRelease(app: string, deploymentId: string): void {

@@ -38,6 +38,12 @@ export interface RunOptions {
   flushMs?: number;
   /** Abort = kill the whole process group now (used on shutdown). */
   signal?: AbortSignal;
+  /**
+   * Asked synchronously right before the spawn: a reason means the process
+   * is not started and the run fails with "not started: <reason>" (the
+   * agent's start lease).
+   */
+  mayStart?: () => string | undefined;
 }
 
 export interface RunResult {
@@ -85,6 +91,10 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: true, message: "interrupted by shutdown" });
   }
 
+  const refused = opts.mayStart?.();
+  if (refused !== undefined) {
+    return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: `not started: ${refused}` });
+  }
   let subprocess: ChildProcess;
   try {
     subprocess = spawn(opts.file, opts.args ?? [], {

@@ -108,8 +108,21 @@ export interface Command {
   environment: string;
   changeset: Changeset;
   applyTimeoutMs: number;
+  /**
+   * The start lease: the agent starts nothing (no executable, no hook) unless
+   * an acknowledged heartbeat had been sent less than this long before, on its
+   * own monotonic clock, at every moment since it claimed the target. The
+   * coordinator that issued the command declares an agent dead only after
+   * half as long again without a heartbeat, so an agent that was paused long
+   * enough to be timed out never starts late. Absent in commands from before
+   * the lease: DEFAULT_START_LEASE_MS.
+   */
+  startLeaseMs?: number;
   issuedAt: string;
 }
+
+/** Two thirds of the coordinator's default agentLiveMs (15 s). */
+export const DEFAULT_START_LEASE_MS = 10_000;
 
 export function parseCommand(data: Uint8Array | string): Command {
   const o = asObject(parseJson(data, "command"), "command");
@@ -124,6 +137,7 @@ export function parseCommand(data: Uint8Array | string): Command {
     environment: asToken(o.environment, "command.environment"),
     changeset: parseChangeset(o.changeset, "command.changeset"),
     applyTimeoutMs: asInt(o.applyTimeoutMs, "command.applyTimeoutMs", 1, MAX_TIMEOUT_MS),
+    ...(o.startLeaseMs === undefined ? {} : { startLeaseMs: asInt(o.startLeaseMs, "command.startLeaseMs", 1, MAX_TIMEOUT_MS) }),
     issuedAt: asIsoTime(o.issuedAt, "command.issuedAt"),
   };
 }

@@ -49,6 +49,12 @@ export interface ApplyBundleOptions {
   onPhase?: (phase: string) => void;
   /** Shutdown: kills the running hook; later hooks are not started. */
   signal?: AbortSignal;
+  /**
+   * Asked once, after the unpack and before the first hook or the switch: a
+   * reason fails the apply with nothing run and `current` untouched (the
+   * agent's start lease).
+   */
+  mayStart?: () => string | undefined;
 }
 
 export interface ApplyBundleResult {
@@ -151,6 +157,9 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   };
   const hookFailure = (hook: string, r: RunResult, where = ""): string =>
     `${hook} hook${where} failed: ${r.message}${r.lastLine ? ` (last output: ${r.lastLine})` : ""}`;
+
+  const refused = o.mayStart?.();
+  if (refused !== undefined) return failed(`not started: ${refused}`);
 
   // ---- before the switch: a failure leaves `current` untouched ----
   for (const hook of ["before_install", "after_install"] as const) {

@@ -21,7 +21,16 @@ import {
 
 export type PublishOutcome = "published" | "duplicate" | "already-stored";
 
-export function buildCommand(spec: DeploymentSpec, agentId: string): Command {
+/**
+ * The start lease a coordinator with liveness limit `agentLiveMs` gives: two
+ * thirds of it. The agent starts only if no gap between its acknowledged
+ * heartbeats since its claim exceeds the lease; the last third is the margin
+ * for clock rate. (Clock offset between coordinator and servers is not
+ * covered: keep them in NTP sync.)
+ */
+export const startLeaseFor = (agentLiveMs: number): number => Math.max(1, Math.floor((agentLiveMs * 2) / 3));
+
+export function buildCommand(spec: DeploymentSpec, agentId: string, startLeaseMs?: number): Command {
   return {
     schema: COMMAND_SCHEMA,
     deploymentId: spec.id,
@@ -30,6 +39,7 @@ export function buildCommand(spec: DeploymentSpec, agentId: string): Command {
     environment: spec.environment,
     changeset: spec.changeset,
     applyTimeoutMs: spec.strategy.applyTimeoutMs,
+    ...(startLeaseMs === undefined ? {} : { startLeaseMs }),
     issuedAt: new Date().toISOString(),
   };
 }
@@ -49,12 +59,18 @@ export function isPerSubjectLimit(err: unknown): boolean {
  * (services/shared/src/signing.ts); without one the command goes out
  * unsigned (development only: the coordinator warns at start).
  */
-export async function publishCommand(ctx: Pick<JsContext, "js">, spec: DeploymentSpec, agentId: string, signer?: CommandSigner): Promise<PublishOutcome> {
+export async function publishCommand(
+  ctx: Pick<JsContext, "js">,
+  spec: DeploymentSpec,
+  agentId: string,
+  signer?: CommandSigner,
+  startLeaseMs?: number,
+): Promise<PublishOutcome> {
   const h = headers();
   h.set(HDR_DEPLOY_ID, spec.id);
   h.set(HDR_AGENT_ID, agentId);
   h.set("Content-Type", `application/json; schema=${COMMAND_SCHEMA}`);
-  const payload = encode(buildCommand(spec, agentId));
+  const payload = encode(buildCommand(spec, agentId, startLeaseMs));
   if (signer) {
     h.set(HDR_SIGNER, signer.publicKey);
     h.set(HDR_SIGNATURE, signer.sign(payload));

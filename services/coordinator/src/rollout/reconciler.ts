@@ -48,7 +48,7 @@ import { parseLock, releaseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
-import { publishCommand } from "./publishCommand.js";
+import { publishCommand, startLeaseFor } from "./publishCommand.js";
 
 export interface ReconcilerOptions {
   agentLiveMs: number;
@@ -384,7 +384,7 @@ export class Reconciler {
   }
 
   async #publishOne(spec: DeploymentRecord["spec"], agentId: string, log: Logger): Promise<void> {
-    const outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner);
+    const outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner, startLeaseFor(this.opts.agentLiveMs));
     this.#published.add(`${spec.id}.${agentId}`);
     this.opts.metrics?.commands.inc({ outcome });
     log.debug({ agentId, outcome }, "command published");

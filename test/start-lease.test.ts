@@ -1,0 +1,62 @@
+// The agent's start lease (issue 16): it starts nothing unless, at every
+// moment since it claimed the target, an acknowledged heartbeat had been sent
+// less than the lease before. Real clocks, small numbers; the end-to-end case
+// (an agent SIGSTOPped after its claim) is in test/faults.test.ts.
+import { setTimeout as sleep } from "node:timers/promises";
+import { describe, expect, it } from "vitest";
+import { Registration } from "../services/agent/src/registration.js";
+import { runExecutable } from "../services/agent/src/runner.js";
+import type { AgentConfig } from "../services/agent/src/config.js";
+import { createLogger } from "../services/shared/src/index.js";
+
+function registration(put: () => Promise<unknown> = async () => 1): Registration {
+  const config = { id: "a1", environment: "prod", apps: {}, labels: {} } as unknown as AgentConfig;
+  return new Registration({ agents: { put } } as never, config, 60_000, createLogger("test", "silent"));
+}
+
+describe("start lease", () => {
+  it("holds while heartbeats keep coming; breaks on a gap since the claim, even after heartbeats resume", async () => {
+    const reg = registration();
+    await reg.beat();
+    const claimAt = performance.now();
+    expect(reg.leaseProblem(claimAt, 1_000)).toBeUndefined();
+    await sleep(60);
+    await reg.beat();
+    expect(reg.leaseProblem(claimAt, 1_000)).toBeUndefined();
+    // A 60 ms gap since the claim is too long for a 30 ms lease, though a beat came after it.
+    expect(reg.leaseProblem(claimAt, 30)).toMatch(/^start lease expired: \d+ ms without an acknowledged heartbeat since this agent claimed the target \(lease 30 ms/);
+    // A gap before the claim does not count.
+    const later = performance.now();
+    await reg.beat();
+    expect(reg.leaseProblem(later, 30)).toBeUndefined();
+  });
+
+  it("breaks with no heartbeat acknowledged at all, or when heartbeats stop being acknowledged", async () => {
+    let fail = false;
+    const reg = registration(async () => {
+      if (fail) throw new Error("no answer");
+      return 1;
+    });
+    expect(reg.leaseProblem(performance.now(), 1_000)).toBe("start lease expired: no heartbeat acknowledged");
+    await reg.beat();
+    const claimAt = performance.now();
+    fail = true;
+    await sleep(50);
+    await reg.beat().catch(() => undefined);
+    expect(reg.leaseProblem(claimAt, 20)).toMatch(/^start lease expired/);
+  });
+
+  it("a run refused by mayStart starts no process", async () => {
+    const r = await runExecutable({
+      file: "/bin/sh",
+      args: ["-c", "exit 0"],
+      env: {},
+      timeoutMs: 5_000,
+      maxLines: 10,
+      maxLineLength: 100,
+      onLines: () => undefined,
+      mayStart: () => "start lease expired: test",
+    });
+    expect(r).toMatchObject({ outcome: "failed", exitCode: null, message: "not started: start lease expired: test" });
+  });
+});
