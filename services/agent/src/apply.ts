@@ -4,7 +4,7 @@
 // becomes bounded progress events and the outcome a JournalResult. Never
 // throws for a failing apply: the failure is the result.
 import { join } from "node:path";
-import { errorMessage, type Command } from "../../shared/src/index.js";
+import { errorMessage, eventBudget, type Command } from "../../shared/src/index.js";
 import { fetchArtifact } from "./artifactCache.js";
 import { applyBundle } from "./bundle/applyBundle.js";
 import type { AppConfig } from "./config.js";
@@ -22,10 +22,11 @@ function progressReporter(deps: HandlerDeps, cmd: Command, after: Promise<void>)
   let chain = after;
   let batch = 0;
   return {
-    onLines: (lines) => {
+    onLines: (all) => {
       const n = ++batch;
+      const { lines, linesCut } = fitLines(all, eventBudget(deps.ctx.nc));
       chain = chain.then(() =>
-        report(deps, cmd.deploymentId, { type: "target.progress", agentId: deps.config.id, lines, linesCut: 0 }, `progress.${n}`).then(
+        report(deps, cmd.deploymentId, { type: "target.progress", agentId: deps.config.id, lines, linesCut }, `progress.${n}`).then(
           () => undefined,
           (err: unknown) => deps.log.warn({ deploymentId: cmd.deploymentId, err: errorMessage(err) }, "progress not reported"),
         ),
@@ -33,6 +34,23 @@ function progressReporter(deps: HandlerDeps, cmd: Command, after: Promise<void>)
     },
     flushed: () => chain,
   };
+}
+
+/**
+ * The longest prefix of `lines` whose progress event fits `budget` bytes (a
+ * server with a small max_payload); the rest are counted as cut. A batch is
+ * at most 20 lines of at most maxLineLength characters, so this is cheap.
+ */
+export function fitLines(lines: string[], budget: number): { lines: string[]; linesCut: number } {
+  // The event's envelope (schema, ids, time, type) is under 400 bytes; JSON escaping may double a line.
+  let size = 400;
+  let n = 0;
+  for (const l of lines) {
+    size += Buffer.byteLength(JSON.stringify(l)) + 1;
+    if (size > budget) break;
+    n++;
+  }
+  return { lines: lines.slice(0, n), linesCut: lines.length - n };
 }
 
 function baseEnv(deps: HandlerDeps, cmd: Command): Record<string, string> {

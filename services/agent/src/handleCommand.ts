@@ -21,6 +21,7 @@ import type { ObjectStore } from "@nats-io/obj";
 import {
   COORDINATOR_SOURCE,
   DEFAULT_START_LEASE_MS,
+  DeployError,
   HDR_CANCEL_REQUESTED,
   EVENTS_STREAM,
   agentEventMsgId,
@@ -82,6 +83,11 @@ export async function report(deps: Pick<HandlerDeps, "ctx" | "config" | "log" | 
       return await appendEvent(deps.ctx, deploymentId, body, { source: deps.config.id, msgId: agentEventMsgId(deploymentId, deps.config.id, kind) });
     } catch (err) {
       if (deps.closing.aborted) throw err;
+      // Refused for good (too large for the server): reported once, not retried for ever.
+      if (err instanceof DeployError && !err.retryable) {
+        deps.log.error({ deploymentId, type: body.type, err: errorMessage(err) }, "report refused; not retrying");
+        throw err;
+      }
       deps.log.warn({ deploymentId, type: body.type, err: errorMessage(err) }, "report failed; retrying");
       await sleep(delay);
       delay = Math.min(delay * 2, 5000);

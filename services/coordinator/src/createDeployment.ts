@@ -35,6 +35,10 @@ import {
   ValidationError,
   activeKey,
   appendMadeEvent,
+  eventBudget,
+  EVENTS_MAX_MSG_SIZE,
+  maxPayload,
+  ResourceExhaustedError,
   encode,
   foldEvent,
   kvKeySubject,
@@ -244,6 +248,7 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
     try {
       changeset = await resolveChangeset(artifacts, input);
       targets = resolveTargets(input, registry, Date.now());
+      checkCreatedFits(ctx, specOf(input, hash, mine.deploymentId, targets, changeset));
       lock = await takeLock(ctx, input, mine);
     } catch (err) {
       const answer = await accepted();
@@ -278,6 +283,23 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
     }
     return materialize(ctx, specOf(input, hash, mine.deploymentId, targets, changeset));
   }
+}
+
+/**
+ * deployment.created holds the whole spec, every target included: one that
+ * the server would refuse is refused here, before the lock or anything else
+ * is written (it used to fail after the lock and the request mapping, so
+ * every retry of the request failed too).
+ */
+function checkCreatedFits(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec): void {
+  const bytes = encode(makeEvent(spec.id, { type: "deployment.created", spec })).length;
+  const budget = eventBudget(ctx.nc);
+  if (bytes <= budget) return;
+  const perTarget = Math.max(1, Math.ceil(bytes / Math.max(1, spec.targets.length)));
+  throw new ResourceExhaustedError(
+    `targets: the deployment of ${spec.targets.length} target(s) would be recorded as a ${bytes}-byte deployment.created event, over the ${budget} bytes an event may take ` +
+      `(DEPLOY_EVENTS max_msg_size ${EVENTS_MAX_MSG_SIZE}, server max_payload ${maxPayload(ctx.nc)}); deploy to at most about ${Math.floor(budget / perTarget)} targets at a time`,
+  );
 }
 
 function specOf(input: CreateInput, hash: string, id: string, targets: string[], changeset: Changeset): DeploymentSpec {

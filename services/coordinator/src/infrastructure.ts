@@ -21,6 +21,7 @@ import {
   COORDINATOR_CONSUMER,
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
+  EVENTS_MAX_MSG_SIZE,
 } from "../../shared/src/index.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -60,7 +61,7 @@ export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConf
     max_age: 0,
     duplicate_window: nanos(120_000),
     // Each event is small; a bound keeps a misbehaving publisher from filling the disk with one message.
-    max_msg_size: 256 * 1024,
+    max_msg_size: EVENTS_MAX_MSG_SIZE,
   };
 }
 

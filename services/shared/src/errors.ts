@@ -9,6 +9,7 @@ export type ErrorCode =
   | "NOT_FOUND"
   | "UNAVAILABLE"
   | "CONFLICT"
+  | "RESOURCE_EXHAUSTED"
   | "INTERNAL";
 
 export class DeployError extends Error {

@@ -1,5 +1,6 @@
 export * from "./names.js";
 export * from "./errors.js";
+export * from "./limits.js";
 export * from "./schemas.js";
 export * from "./fold.js";
 export * from "./log.js";

@@ -10,6 +10,7 @@ const CODES: Record<ErrorCode, status> = {
   NOT_FOUND: status.NOT_FOUND,
   UNAVAILABLE: status.UNAVAILABLE,
   CONFLICT: status.ABORTED,
+  RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
   INTERNAL: status.INTERNAL,
 };
 

@@ -9,6 +9,7 @@ const STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   UNAVAILABLE: 503,
   CONFLICT: 409,
+  RESOURCE_EXHAUSTED: 413,
   INTERNAL: 500,
 };
 

@@ -36,6 +36,7 @@ import {
   parseProjection,
   parseEventSubject,
   saveProjection,
+  ResourceExhaustedError,
   type CommandSigner,
   type DeploymentRecord,
   type EventBody,
@@ -93,6 +94,8 @@ interface Cached {
   savedSeq: number;
   savedAt: number;
   reconciledAt: number;
+  /** Its projection is larger than the server takes: not stored (warned once). */
+  tooLarge?: boolean;
 }
 
 export class Reconciler {
@@ -355,7 +358,15 @@ export class Reconciler {
     if (record.lastSeq > entry.savedSeq) {
       const wait = entry.kvRevision === 0 || terminal ? 0 : entry.savedAt + SAVE_INTERVAL_MS - Date.now();
       if (wait <= 0) {
-        entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
+        try {
+          entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
+        } catch (err) {
+          // Too large for the server: retrying would fail for ever (and, by
+          // failing the reconcile, nak its event for ever). Go on without it.
+          if (!(err instanceof ResourceExhaustedError)) throw err;
+          if (!entry.tooLarge) log.warn({ err: err.message }, "projection not stored");
+          entry.tooLarge = true;
+        }
         entry.savedSeq = record.lastSeq;
         entry.savedAt = Date.now();
       } else if (!this.#saveTimers.has(id)) {

@@ -3,6 +3,7 @@
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError, JetStreamApiCodes } from "@nats-io/jetstream";
 import { ConflictError, UnavailableError } from "../errors.js";
+import { eventBudget, EVENTS_MAX_MSG_SIZE, maxPayload, ResourceExhaustedError } from "../limits.js";
 import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_CANCEL_REQUESTED, HDR_DEPLOY_ID, HDR_EVENT_TYPE } from "../names.js";
 import { encode, makeEvent, type DeployEvent, type EventBody } from "../schemas.js";
 import type { JsContext } from "./context.js";
@@ -24,12 +25,12 @@ export interface AppendOptions {
 }
 
 /** Appends `body` as an event made now; the stream sequence it got. */
-export function appendEvent(ctx: Pick<JsContext, "js">, deploymentId: string, body: EventBody, opts: AppendOptions): Promise<number> {
+export function appendEvent(ctx: Pick<JsContext, "js"> & Partial<Pick<JsContext, "nc">>, deploymentId: string, body: EventBody, opts: AppendOptions): Promise<number> {
   return appendMadeEvent(ctx, makeEvent(deploymentId, body), opts);
 }
 
 /** Appends an event made by the caller (who keeps it: CreateDeployment folds its created event without reading it back). */
-export async function appendMadeEvent(ctx: Pick<JsContext, "js">, event: DeployEvent, opts: AppendOptions): Promise<number> {
+export async function appendMadeEvent(ctx: Pick<JsContext, "js"> & Partial<Pick<JsContext, "nc">>, event: DeployEvent, opts: AppendOptions): Promise<number> {
   const { deploymentId, type } = event;
   const h = headers();
   h.set(HDR_DEPLOY_ID, deploymentId);
@@ -37,8 +38,14 @@ export async function appendMadeEvent(ctx: Pick<JsContext, "js">, event: DeployE
   if ("agentId" in event) h.set(HDR_AGENT_ID, event.agentId);
   if (opts.cancelRequested || event.type === "deployment.cancel_requested") h.set(HDR_CANCEL_REQUESTED, "true");
   h.set("Content-Type", `application/json; schema=${EVENT_SCHEMA}`);
+  const payload = encode(event);
+  const budget = eventBudget(ctx.nc);
+  if (payload.length > budget) {
+    // Refused by the server on every retry: say so once.
+    throw new ResourceExhaustedError(`${type} for ${deploymentId} is ${payload.length} bytes, over the ${budget} bytes an event may take (DEPLOY_EVENTS max_msg_size ${EVENTS_MAX_MSG_SIZE}, server max_payload ${maxPayload(ctx.nc)})`);
+  }
   try {
-    const ack = await ctx.js.publish(eventSubject(deploymentId, opts.source), encode(event), {
+    const ack = await ctx.js.publish(eventSubject(deploymentId, opts.source), payload, {
       headers: h,
       ...(opts.msgId === undefined ? {} : { msgID: opts.msgId }),
       ...(opts.expectLastSubjectSeq === undefined ? {} : { expect: { lastSubjectSequence: opts.expectLastSubjectSeq } }),

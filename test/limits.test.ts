@@ -1,0 +1,90 @@
+// Size limits (issue 16, DESIGN.md invariant 4): on a server whose
+// max_payload is small for the deployment, nothing the system writes may jam
+// it. A deployment.created the server would refuse is refused by
+// CreateDeployment before anything is written; a projection too large for a
+// KV value is not stored (the rollout goes on, reads fold the stream); and an
+// agent's progress lines are cut to fit an event.
+import { writeFile, chmod } from "node:fs/promises";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Kvm, type KV } from "@nats-io/kv";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Stack } from "./helpers/stack.js";
+
+const MAX_PAYLOAD = 4096;
+
+describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
+  let stack: Stack;
+  let nc: NatsConnection;
+  let agents: KV;
+  let deployments: KV;
+
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["a1"], natsConfigText: `max_payload: ${MAX_PAYLOAD}\njetstream {\n  sync_interval: always\n}\n` });
+    nc = await connect({ servers: stack.nats.url });
+    agents = await new Kvm(nc).open("deploy_agents");
+    deployments = await new Kvm(nc).open("deploy_deployments");
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await stack?.stop();
+  });
+
+  /** Registry entries of agents that never run: live for the coordinator's agentLiveMs after this. */
+  async function fakeAgents(environment: string, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      const id = `f-${environment}-${String(i).padStart(3, "0")}`;
+      const record = { schema: "deploy.agent.v1", id, environment, apps: ["web"], host: "fake", version: "0", labels: {}, currentReleases: {}, startedAt: new Date().toISOString() };
+      await agents.put(id, JSON.stringify(record));
+    }
+  }
+
+  async function keys(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const k of await deployments.keys()) out.push(k);
+    return out.sort();
+  }
+
+  it("CreateDeployment refuses a deployment.created over the limit with RESOURCE_EXHAUSTED naming it, and writes nothing", async () => {
+    await fakeAgents("big", 400);
+    const before = await keys();
+    const client = stack.client();
+    const err = await client.create({ requestId: "too-big-1", app: "web", environment: "big", changeset: { version: "v1" } }).then(
+      () => {
+        throw new Error("expected a refusal");
+      },
+      (e: grpc.ServiceError) => e,
+    );
+    expect(err.code, err.details).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(err.details).toMatch(/^targets: the deployment of 400 target\(s\) would be recorded as a \d+-byte deployment\.created event, over the 3072 bytes an event may take \(DEPLOY_EVENTS max_msg_size 262144, server max_payload 4096\); deploy to at most about \d+ targets at a time$/);
+    // No lock, no request mapping, no deployment.
+    expect(await keys()).toEqual(before);
+  });
+
+  it("a deployment whose projection is over the limit still finishes (not stored, warned once), and the next one too", async () => {
+    await fakeAgents("mid", 25);
+    const client = stack.client();
+    const d = await client.create({ requestId: "mid-1", app: "web", environment: "mid", changeset: { version: "v1" }, strategy: { maxConcurrency: 25, deliveryTimeout: { seconds: 1 } } });
+    const done = await client.waitTerminal(d.id!, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.targets?.length).toBe(25);
+    expect(done.targets?.every((t) => t.state === "TARGET_STATE_TIMED_OUT")).toBe(true);
+    expect(stack.coordinators[0]!.logs()).toMatch(/projection not stored[\s\S]*over the 3072 bytes a KV value may take/);
+    const next = await client.waitTerminal((await client.create({ requestId: "prod-1", app: "web", environment: "prod", changeset: { version: "v1" } })).id!, 60_000);
+    expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+  });
+
+  it("an agent whose output would not fit one event cuts lines to fit, and its result still arrives", async () => {
+    const script = join(stack.dir, "loud.sh");
+    await writeFile(script, `#!/bin/sh\nfor i in $(seq 1 40); do printf 'line %03d %0300d\\n' "$i" 0; done\n`);
+    await chmod(script, 0o755);
+    await stack.startAgent("loud", { apps: { web: { deploy: script } }, environment: "loud" });
+    const client = stack.client();
+    const done = await client.waitTerminal((await client.create({ requestId: "loud-1", app: "web", environment: "loud", changeset: { version: "v1" } })).id!, 60_000);
+    expect(done.state, done.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const progress = (await client.events(done.id!)).filter((e) => e.type === "target.progress");
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.some((e) => /^\d+ output line\(s\) cut$/.test(e.message ?? ""))).toBe(true);
+  });
+});
