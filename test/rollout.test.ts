@@ -1,6 +1,6 @@
 // Rollout order and overlap, seen from records the deploy executables write.
 import { connect } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack } from "./helpers/stack.js";
 
@@ -56,6 +56,30 @@ describe("rollout", () => {
     const firstEnd = Math.min(...spans.map((s) => s.end));
     for (const s of spans) expect(s.start).toBeLessThan(firstEnd);
     for (const id of ["a1", "a2", "a3"]) await stack.control(id, { sleep: 0 }, false);
+  });
+});
+
+describe("the sweep", () => {
+  // Issue 16: each sweep listed the locks with KV keys(), whose consumer was
+  // left behind when no lock was held: 20 idle consumers after 20 s at one
+  // sweep a second (the stack here sweeps every 250 ms).
+  it("leaves no consumer behind on deploy_deployments, idle or not", async () => {
+    const stack = await Stack.start({ agents: ["a1"] });
+    try {
+      const client = stack.client();
+      const done = await client.waitTerminal((await client.create({ requestId: "sweep-1", app: "web", environment: "prod", changeset: { version: "v1" } })).id!);
+      expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      await new Promise((r) => setTimeout(r, 3000)); // a dozen idle sweeps
+      const nc = await connect({ servers: stack.nats.url });
+      try {
+        const jsm = await jetstreamManager(nc);
+        expect((await jsm.streams.info("KV_deploy_deployments")).state.consumer_count).toBe(0);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await stack.stop();
+    }
   });
 });
 

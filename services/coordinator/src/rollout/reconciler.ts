@@ -20,7 +20,6 @@
 // acknowledged instead of after the whole batch; and the sweep skips a
 // deployment reconciled within the last sweep interval.
 import {
-  ACTIVE_FILTER,
   COORDINATOR_CONSUMER,
   COORDINATOR_SOURCE,
   ConflictError,
@@ -45,7 +44,7 @@ import {
   type Logger,
 } from "../../../shared/src/index.js";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import { parseLock, releaseLock } from "../createDeployment.js";
+import { activeLocks, releaseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
@@ -168,14 +167,7 @@ export class Reconciler {
     if (this.#sweeping || this.#stopped) return;
     this.#sweeping = true;
     try {
-      const ids = new Set<string>();
-      const keys: string[] = [];
-      for await (const k of await this.ctx.deployments.keys(ACTIVE_FILTER)) keys.push(k);
-      for (const k of keys) {
-        const e = await this.ctx.deployments.get(k);
-        const lock = parseLock(e);
-        if (lock) ids.add(lock.deploymentId);
-      }
+      const ids = new Set((await activeLocks(this.ctx)).map((l) => l.deploymentId));
       this.opts.metrics?.deploymentsActive.set(ids.size);
       for (const id of this.#cache.keys()) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
       // A deployment reconciled within the last interval was examined
