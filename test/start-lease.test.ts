@@ -9,7 +9,7 @@ import { runExecutable } from "../services/agent/src/runner.js";
 import type { AgentConfig } from "../services/agent/src/config.js";
 import { createLogger } from "../services/shared/src/index.js";
 
-function registration(put: () => Promise<unknown> = async () => 1): Registration {
+function registration(put: () => Promise<unknown> = () => Promise.resolve(1)): Registration {
   const config = { id: "a1", environment: "prod", apps: {}, labels: {} } as unknown as AgentConfig;
   return new Registration({ agents: { put } } as never, config, 60_000, createLogger("test", "silent"));
 }
@@ -33,10 +33,7 @@ describe("start lease", () => {
 
   it("breaks with no heartbeat acknowledged at all, or when heartbeats stop being acknowledged", async () => {
     let fail = false;
-    const reg = registration(async () => {
-      if (fail) throw new Error("no answer");
-      return 1;
-    });
+    const reg = registration(() => (fail ? Promise.reject(new Error("no answer")) : Promise.resolve(1)));
     expect(reg.leaseProblem(performance.now(), 1_000)).toBe("start lease expired: no heartbeat acknowledged");
     await reg.beat();
     const claimAt = performance.now();
