@@ -23,13 +23,17 @@ tools_bin=$(bash scripts/tools.sh --path)
 export PATH="$tools_bin:$PATH"
 echo "quickstart: using nats-server $(nats-server --version | sed 's/^nats-server: //'), nats CLI $(nats --version) from $tools_bin"
 
-# Debian's Chromium, for the dashboard's browser test in `npm test` (the demo
-# does not need it; the test skips with a message without it).
-if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+# Debian's Chromium (the dashboard's browser test), tmux and zsh (deployctl's
+# terminal test), for `npm test`; the demo needs none of them, and each test
+# skips with a message without its tool.
+missing=""
+for tool in chromium tmux zsh; do command -v "$tool" >/dev/null || missing="$missing $tool"; done
+if [ -n "$missing" ] && command -v apt-get >/dev/null; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  echo "quickstart: installing chromium with apt-get (for the browser test)"
+  echo "quickstart: installing$missing with apt-get (for the tests)"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null || echo "quickstart: chromium could not be installed; the dashboard browser test will be skipped"
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null || echo "quickstart: could not install$missing; the tests that need them will be skipped"
 fi
 
 npm ci

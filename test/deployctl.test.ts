@@ -82,6 +82,8 @@ describe("deployctl", () => {
       HOME: work,
       XDG_STATE_HOME: join(work, "state"),
       DEPLOY_COORDINATOR: stack.address,
+      // Packed bundles: a CLI SIGKILLed below cannot remove its own; afterAll does.
+      TMPDIR: work,
     };
   });
   afterAll(async () => {
@@ -138,22 +140,20 @@ describe("deployctl", () => {
     expect(again.stdout).toContain(`deployment ${id}:`);
   });
 
-  it("--json prints parseable records whose result matches get --json", async () => {
+  it("--json prints one document whose deployment matches get --json", async () => {
     const r = await cli(["deploy", HELLO, "--app", "web", "--env", "prod", "--version", "v2", "--json"]);
     expect(r.code, r.stderr).toBe(0);
-    const records = r.stdout
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l) as { type: string; sequence?: string; requestId?: string; deployment?: { id: string } });
-    const types = records.map((x) => x.type);
-    expect(types.indexOf("deployctl.request")).toBeLessThan(types.indexOf("deployctl.created"));
+    // One JSON document on stdout; the lines for people (request id first) on stderr.
+    const doc = JSON.parse(r.stdout) as { requestId: string; deployment: { id: string }; events: { type: string; sequence: string }[]; following: string };
+    expect(r.stderr.indexOf(`request id ${doc.requestId}`)).toBeGreaterThanOrEqual(0);
+    expect(r.stderr.indexOf("request id")).toBeLessThan(r.stderr.indexOf(`deployment ${doc.deployment.id}:`));
+    expect(doc.following).toBe("ended");
+    const types = doc.events.map((x) => x.type);
     expect(types).toContain("deployment.created");
-    expect(types).toContain("deployment.finished");
-    expect(types.at(-1)).toBe("deployctl.result");
-    const seqs = records.filter((x) => x.sequence !== undefined).map((x) => Number(x.sequence));
+    expect(types.at(-1)).toBe("deployment.finished");
+    const seqs = doc.events.map((x) => Number(x.sequence));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-    const result = records.at(-1)!.deployment!;
-    expect(await getJson(result.id)).toEqual(result);
+    expect(await getJson(doc.deployment.id)).toEqual(doc.deployment);
   });
 
   it("a failing validate hook exits 1 and the target is rolled back", async () => {

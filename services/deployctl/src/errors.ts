@@ -1,7 +1,8 @@
 // Exit codes and the one-line error format. Scripts rely on the codes:
 // 0 succeeded, 1 failed / timed out / cancelled (or an unexpected error),
 // 2 usage or validation error, 3 the coordinator cannot be reached,
-// 130 interrupted (Ctrl-C while following; the deployment goes on).
+// 130 interrupted (Ctrl-C while following; the deployment goes on),
+// 141 the reader of stdout went away (`deployctl watch <id> | head`).
 import { status, type ServiceError } from "@grpc/grpc-js";
 
 export const EXIT = {
@@ -10,6 +11,8 @@ export const EXIT = {
   USAGE: 2,
   UNREACHABLE: 3,
   INTERRUPTED: 130,
+  /** 128 + SIGPIPE (13): what a shell reports for `seq 1000000 | head -n 1`'s seq (output.ts says why). */
+  OUTPUT_CLOSED: 141,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -55,6 +58,21 @@ export class InterruptedError extends CliError {
   constructor(readonly deploymentId: string) {
     super(`stopped following ${deploymentId}`, EXIT.INTERRUPTED);
     this.name = "InterruptedError";
+  }
+}
+
+/**
+ * A check deployctl makes before sending anything costly (deploy looks at
+ * the agents before uploading): named with the gRPC status the coordinator
+ * would answer, so the line reads like the server's own refusal.
+ */
+export class PreflightError extends CliError {
+  constructor(
+    readonly code: "INVALID_ARGUMENT" | "FAILED_PRECONDITION",
+    details: string,
+  ) {
+    super(`${code}: ${details}`, EXIT.USAGE);
+    this.name = "PreflightError";
   }
 }
 

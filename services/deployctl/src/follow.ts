@@ -24,7 +24,15 @@ export interface FollowOptions {
 export async function follow(o: FollowOptions): Promise<DeploymentMsg> {
   const abort = new AbortController();
   const onSigint = (): void => abort.abort();
-  process.once("SIGINT", onSigint);
+  // `on` and removed below, not `once`: the live view hides the cursor, and
+  // the module restoring it (restore-cursor, through signal-exit) also
+  // listens for SIGINT. When its listener runs and finds itself the only
+  // one, it re-raises SIGINT and the process dies on the spot, before the
+  // view is tidied and "Resume with: deployctl watch <id>" is printed. A
+  // `once` listener has already removed itself by then, so on a terminal
+  // Ctrl-C killed deployctl silently (with stderr redirected the cursor is
+  // never hidden, which is why the line appeared only then).
+  process.on("SIGINT", onSigint);
   try {
     return await followUntilEnd(o, abort.signal);
   } finally {

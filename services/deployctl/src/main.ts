@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // deployctl: the operator's command line for the deployment coordinator.
 import { readFileSync } from "node:fs";
+import { endQuietlyWhenOutputCloses } from "./output.js";
 import { run } from "./program.js";
 
 function packageVersion(): string {
@@ -14,6 +15,7 @@ function packageVersion(): string {
   }
 }
 
+endQuietlyWhenOutputCloses();
 const code = await run(process.argv.slice(2), packageVersion());
 process.exitCode = code;
 // Open handles (a gRPC channel closing, a timer) must not hold the exit up.

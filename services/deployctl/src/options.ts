@@ -21,7 +21,7 @@ export interface CommonOptions {
 /** --json and --coordinator on every command (so they may follow the command name). */
 export function withCommonOptions(cmd: Command): Command {
   return cmd
-    .option("--json", "machine-readable output: JSON (newline-delimited records for deploy and watch)")
+    .option("--json", "machine-readable output: one JSON document on stdout (proto3 JSON mapping); progress lines go to stderr")
     .option("--coordinator <host:port>", `coordinator gRPC address (env DEPLOY_COORDINATOR, default ${DEFAULT_COORDINATOR})`, parseAddress)
     .option("--token <token>", "bearer token (env DEPLOY_TOKEN; prefer the env var: arguments show in ps)")
     .option("--tls", "connect with TLS, trusting the system CAs (env DEPLOY_TLS=1; implied by --ca or --cert)")
@@ -62,7 +62,7 @@ export function listOption(v: string): string[] {
   return items;
 }
 
-const DEPLOYMENT_STATES = ["pending", "running", "succeeded", "failed", "cancelled"];
+export const DEPLOYMENT_STATES = ["pending", "running", "succeeded", "failed", "cancelled"];
 
 /** "running", "RUNNING" or "DEPLOYMENT_STATE_RUNNING" → "DEPLOYMENT_STATE_RUNNING". */
 export function parseDeploymentState(v: string): string {

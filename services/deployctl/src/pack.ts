@@ -2,7 +2,7 @@
 // checked as it is. Either way deploy.yaml must be at the root; the result is
 // a file (so an upload can be retried from the start) and its SHA-256.
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream, rmSync } from "node:fs";
 import { lstat, mkdtemp, readdir, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, posix, relative, sep } from "node:path";
@@ -67,7 +67,14 @@ export async function packDirectory(dir: string): Promise<Bundle> {
 
   const tmp = await mkdtemp(join(tmpdir(), "deployctl-"));
   const file = join(tmp, "bundle.tar.gz");
-  const cleanup = (): Promise<void> => rm(tmp, { recursive: true, force: true });
+  // Also on process.exit(), which skips `finally` blocks: deployctl exits
+  // there when its reader goes away (output.ts) or a close hangs (main.ts).
+  const removeOnExit = (): void => rmSync(tmp, { recursive: true, force: true });
+  process.once("exit", removeOnExit);
+  const cleanup = async (): Promise<void> => {
+    process.removeListener("exit", removeOnExit);
+    await rm(tmp, { recursive: true, force: true });
+  };
   const epoch = process.env.SOURCE_DATE_EPOCH ? new Date(Number(process.env.SOURCE_DATE_EPOCH) * 1000) : undefined;
   try {
     const pack = tar.pack();

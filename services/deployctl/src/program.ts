@@ -1,31 +1,26 @@
 // The command line: commander defines every command and option; usage
 // errors are reported on one line and end with exit code 2.
-import { Command, CommanderError } from "commander";
+import { Argument, Command, CommanderError } from "commander";
 import { agentsCommand, artifactsCommand, getCommand, listCommand } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
+import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
 import { watchCommand } from "./commands/watch.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
+import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
 import { intOption, listOption, parseDeploymentId, parseDeploymentState, tokenOption, withCommonOptions } from "./options.js";
 
-const EXIT_CODES_HELP = `
-Exit codes:
-  0    succeeded
-  1    the deployment failed, timed out or was cancelled (or an unexpected error)
-  2    usage or validation error (also INVALID_ARGUMENT, ALREADY_EXISTS,
-       FAILED_PRECONDITION, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED from the coordinator)
-  3    cannot reach the coordinator (UNAVAILABLE / DEADLINE_EXCEEDED after retries)
-  130  Ctrl-C while following (the deployment goes on; resume with deployctl watch <id>)
-
-Environment:
-  DEPLOY_COORDINATOR         coordinator address (default 127.0.0.1:50051)
-  DEPLOY_TOKEN               bearer token (role viewer reads; deployer also deploys, cancels, uploads)
-  DEPLOY_TLS, DEPLOY_CA      use TLS (1); CA file to trust (implies TLS)
-  DEPLOY_CLIENT_CERT, DEPLOY_CLIENT_KEY  client certificate and key (mutual TLS)
-  DEPLOYCTL_CALL_TIMEOUT_MS  deadline of one call (default 15000)
-  DEPLOYCTL_RETRY_BUDGET_MS  time retries of one call may take (default 20000)
-  XDG_STATE_HOME             where the last event seen per deployment is kept (deployctl/<id>)
-`;
+/**
+ * A subcommand whose usage errors point at its own help (commander copies
+ * the program's "(run … for usage)" line into every subcommand, which would
+ * name no command), with its examples after the generated help.
+ */
+function subcommand(program: Command, name: string): Command {
+  return program
+    .command(name)
+    .showHelpAfterError(`(run deployctl ${name} --help for usage)`)
+    .addHelpText("after", (COMMAND_HELP_AFTER[name] ?? "").trimEnd());
+}
 
 export function buildProgram(setExit: (code: ExitCode) => void, version: string): Command {
   const program = new Command("deployctl")
@@ -33,18 +28,20 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
     .version(version, "-V, --cli-version", "print deployctl's version")
     // Program options only before the command: `deploy --version v1` is the deploy's own option.
     .enablePositionalOptions()
-    .showHelpAfterError("(run deployctl <command> --help for usage)")
-    .addHelpText("after", EXIT_CODES_HELP)
+    .showHelpAfterError("(run deployctl --help for usage)")
+    .addHelpText("after", PROGRAM_HELP_AFTER)
     .exitOverride()
     .configureOutput({ outputError: (s, write) => write(s.replace(/^error: /, "deployctl: ")) });
 
   const run = (p: Promise<ExitCode>): Promise<void> => p.then(setExit);
 
   withCommonOptions(
-    program
-      .command("deploy")
-      .description("pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it")
-      .argument("<bundle>", "directory or .tar.gz bundle")
+    subcommand(program, "deploy")
+      .description(
+        "pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it; " +
+          "with --executable, deploy without a bundle",
+      )
+      .argument("[bundle]", "directory or .tar.gz bundle (none with --executable)")
       .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
       .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
       .requiredOption("--version <version>", "version label (DEPLOY_VERSION on the agents)")
@@ -53,24 +50,23 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--targets <ids>", "comma-separated agent ids (default: every live agent of the app and environment)", listOption)
       .option("--request-id <id>", "idempotency key: re-running with the same id never deploys twice (default: a new UUID, printed)")
       .option("--requested-by <who>", "who asked, for the audit log (default user@host)")
+      .option("--executable", "no bundle: each agent runs the deploy executable configured for the app (DEPLOY_VERSION set to --version)")
       .option("--detach", "return once the deployment is created, without following it"),
-  ).action((bundle: string, o: DeployOptions) => run(deployCommand(bundle, o)));
+  ).action((bundle: string | undefined, o: DeployOptions) => run(deployCommand(bundle, o)));
 
   withCommonOptions(
-    program
-      .command("watch")
+    subcommand(program, "watch")
       .description("follow a deployment until it ends, from the last event deployctl printed for it")
       .argument("<id>", "deployment id", parseDeploymentId)
       .option("--after <sequence>", "show events after this sequence (0: the whole history)", intOption(0, Number.MAX_SAFE_INTEGER)),
   ).action((id: string, o: { after?: number; json?: boolean; coordinator?: string }) => run(watchCommand(id, o)));
 
-  withCommonOptions(program.command("get").description("show a deployment and its targets").argument("<id>", "deployment id", parseDeploymentId)).action(
+  withCommonOptions(subcommand(program, "get").description("show a deployment and its targets").argument("<id>", "deployment id", parseDeploymentId)).action(
     (id: string, o: { json?: boolean; coordinator?: string }) => run(getCommand(id, o)),
   );
 
   withCommonOptions(
-    program
-      .command("list")
+    subcommand(program, "list")
       .description("list deployments, newest first")
       .option("--app <app>", "only this app")
       .option("--env <environment>", "only this environment")
@@ -79,20 +75,24 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   ).action((o: Parameters<typeof listCommand>[0]) => run(listCommand(o)));
 
   withCommonOptions(
-    program
-      .command("cancel")
+    subcommand(program, "cancel")
       .description("stop a deployment: targets not yet started are cancelled, in-flight applies finish")
       .argument("<id>", "deployment id", parseDeploymentId)
       .option("--reason <text>", "why (recorded in the audit log)"),
   ).action((id: string, o: { reason?: string; json?: boolean; coordinator?: string }) => run(cancelCommand(id, o)));
 
   withCommonOptions(
-    program.command("agents").description("list registered agents").option("--app <app>", "only agents running this app").option("--env <environment>", "only this environment"),
+    subcommand(program, "agents").description("list registered agents, with their labels").option("--app <app>", "only agents running this app").option("--env <environment>", "only this environment"),
   ).action((o: Parameters<typeof agentsCommand>[0]) => run(agentsCommand(o)));
 
-  withCommonOptions(program.command("artifacts").description("list uploaded bundles").option("--name <name>", "only artifacts of this name")).action(
+  withCommonOptions(subcommand(program, "artifacts").description("list uploaded bundles").option("--name <name>", "only artifacts of this name")).action(
     (o: { name?: string; json?: boolean; coordinator?: string }) => run(artifactsCommand(o)),
   );
+
+  subcommand(program, "completion")
+    .description("print a shell completion script for deployctl's commands and options")
+    .addArgument(new Argument("<shell>", "bash or zsh").choices(SHELLS))
+    .action((shell: Shell) => run(completionCommand(program, shell)));
 
   return program;
 }

@@ -3,7 +3,7 @@
 import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { isTerminalDeployment, shortState } from "../render/format.js";
-import { jsonLine } from "../render/json.js";
+import { jsonDocument } from "../render/json.js";
 
 export interface CancelOptions extends CommonOptions {
   reason?: string;
@@ -14,7 +14,7 @@ export async function cancelCommand(id: string, o: CancelOptions): Promise<ExitC
   try {
     const before = await client.getDeployment(id);
     const d = await client.cancelDeployment(id, o.reason ?? "");
-    if (o.json) process.stdout.write(jsonLine(d));
+    if (o.json) process.stdout.write(jsonDocument("deploy.v1.Deployment", d));
     else if (isTerminalDeployment(before.state)) process.stdout.write(`${id} was already ${shortState(before.state)}: nothing to cancel\n`);
     else {
       process.stdout.write(

@@ -1,12 +1,17 @@
-// deployctl deploy <directory or .tar.gz>: pack, upload, create, follow.
+// deployctl deploy: pack, check the agents, upload, create, follow. With
+// --executable there is no bundle: the changeset carries only the version,
+// and each agent runs the deploy executable configured for the app.
 import { randomUUID } from "node:crypto";
 import { hostname, userInfo } from "node:os";
-import { EXIT, type ExitCode } from "../errors.js";
+import { status } from "@grpc/grpc-js";
+import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
+import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
-import { loadBundle } from "../pack.js";
+import { loadBundle, type Bundle } from "../pack.js";
 import { bytes } from "../render/format.js";
 import { chooseView } from "../render/view.js";
 import { followToExit, resumeCommand } from "./following.js";
+import { preflightProblem } from "./preflight.js";
 
 export interface DeployOptions extends CommonOptions {
   app: string;
@@ -18,6 +23,8 @@ export interface DeployOptions extends CommonOptions {
   requestId?: string;
   requestedBy?: string;
   detach?: boolean;
+  /** No bundle: each agent runs the app's configured deploy executable. */
+  executable?: boolean;
 }
 
 /** Who asked, as the audit log shows it. Part of the request body, so it must be stable across retries. */
@@ -31,47 +38,80 @@ export function defaultRequestedBy(): string {
   return `${user}@${hostname()} (deployctl)`;
 }
 
-export async function deployCommand(path: string, o: DeployOptions): Promise<ExitCode> {
+/** A bundle, or --executable: exactly one (checked before anything is read or sent). */
+function checkMode(path: string | undefined, o: DeployOptions): void {
+  if (path !== undefined && o.executable) throw new UsageError("give a bundle or --executable, not both");
+  if (path === undefined && !o.executable) {
+    throw new UsageError("deploy needs a bundle (a directory or .tar.gz with deploy.yaml at its root), or --executable to have each agent run the app's configured deploy executable");
+  }
+}
+
+export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {
+  checkMode(path, o);
   const view = chooseView(o.json === true);
-  const bundle = await loadBundle(path);
-  const client = clientFor(o);
+  let bundle: Bundle | undefined;
+  let client: ReturnType<typeof clientFor> | undefined;
   try {
-    view.note(
-      bundle.entries !== undefined
-        ? `packed ${path}: ${bundle.entries} entries, ${bytes(bundle.size)}, ${bundle.digest}`
-        : `bundle ${path}: ${bytes(bundle.size)}, ${bundle.digest}`,
-      { type: "deployctl.bundle", path, digest: bundle.digest, size: bundle.size },
-    );
-    const artifact = await client.uploadArtifact(o.app, bundle.digest, bundle.file, bundle.size);
-    view.note(`uploaded artifact ${artifact.name ?? o.app} ${artifact.digest ?? bundle.digest} (hooks: ${artifact.hooks?.join(", ") || "none"})`, {
-      type: "deployctl.artifact",
-      artifact,
-    });
+    bundle = path === undefined ? undefined : await loadBundle(path);
+    client = clientFor(o);
+    if (bundle) {
+      view.note(
+        bundle.entries !== undefined
+          ? `packed ${path}: ${bundle.entries} entries, ${bytes(bundle.size)}, ${bundle.digest}`
+          : `bundle ${path}: ${bytes(bundle.size)}, ${bundle.digest}`,
+      );
+    } else {
+      view.note(`no bundle: each agent runs the deploy executable it has configured for app ${o.app}`);
+    }
+
+    // The agents first: an environment nobody serves is refused before a
+    // bundle is uploaded for nothing.
+    const problem = await preflightProblem(client, { app: o.app, environment: o.env, targets: o.targets });
+    // A retry with --request-id of a request the coordinator accepted earlier
+    // is answered with that deployment whatever the agents are now: ask it
+    // (without uploading) before refusing.
+    if (problem && o.requestId === undefined) throw problem;
+    if (problem) view.note(`${problem.message}; asking the coordinator whether request ${o.requestId} was accepted before (nothing uploaded)`);
+
+    let artifact: ArtifactRef | undefined;
+    if (bundle && !problem) {
+      const uploaded = await client.uploadArtifact(o.app, bundle.digest, bundle.file, bundle.size);
+      artifact = { name: uploaded.name || o.app, digest: uploaded.digest || bundle.digest };
+      view.note(`uploaded artifact ${artifact.name} ${artifact.digest} (hooks: ${uploaded.hooks?.join(", ") || "none"})`, { artifact: uploaded });
+    } else if (bundle) {
+      artifact = { name: o.app, digest: bundle.digest };
+    }
 
     // Printed before the call: if it times out or this process dies, the
     // same command with this id is answered with the same deployment.
     const requestId = o.requestId ?? randomUUID();
-    view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { type: "deployctl.request", requestId });
-    const d = await client.createDeployment({
-      requestId,
-      app: o.app,
-      environment: o.env,
-      changeset: { version: o.version, artifact: { name: artifact.name ?? o.app, digest: artifact.digest ?? bundle.digest } },
-      strategy: { maxConcurrency: o.maxConcurrency, maxFailures: o.maxFailures },
-      targets: o.targets ?? [],
-      requestedBy: o.requestedBy ?? defaultRequestedBy(),
-    });
-    view.note(`deployment ${d.id ?? "?"}: ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${d.targets?.length ?? 0} target(s)`, {
-      type: "deployctl.created",
-      deployment: d,
-    });
+    view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
+    const d = await client
+      .createDeployment({
+        requestId,
+        app: o.app,
+        environment: o.env,
+        changeset: { version: o.version, ...(artifact ? { artifact } : {}) },
+        strategy: { maxConcurrency: o.maxConcurrency, maxFailures: o.maxFailures },
+        targets: o.targets ?? [],
+        requestedBy: o.requestedBy ?? defaultRequestedBy(),
+      })
+      .catch((err: unknown) => {
+        // Not accepted before, and refused for the agents (or the bundle
+        // deliberately not uploaded): the agents' problem is the clearer
+        // answer. ALREADY_EXISTS and the like say more as they are.
+        const refused = isServiceError(err) && (err.code === status.FAILED_PRECONDITION || err.code === status.INVALID_ARGUMENT);
+        throw problem && refused ? problem : err;
+      });
+    view.note(`deployment ${d.id ?? "?"}: ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${d.targets?.length ?? 0} target(s)`, { deployment: d });
     if (o.detach) {
-      view.note(`detached; follow it with: ${resumeCommand(d.id ?? "", o.coordinator)}`, { type: "deployctl.detached", deploymentId: d.id ?? "" });
+      view.note(`detached; follow it with: ${resumeCommand(d.id ?? "", o.coordinator)}`);
       return EXIT.OK;
     }
     return await followToExit(client, view, d, 0, o.coordinator);
   } finally {
-    client.close();
-    await bundle.cleanup();
+    view.close();
+    client?.close();
+    await bundle?.cleanup();
   }
 }

@@ -4,7 +4,7 @@ import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import type { DeploymentState } from "../../../shared/src/gen/deploy/v1/DeploymentState.js";
 import { describeDeployment } from "../render/deployment.js";
-import { jsonLine } from "../render/json.js";
+import { jsonDocument } from "../render/json.js";
 import { ago, bytes, colorState, countOf, isoTime, shortDigest, shortState, table } from "../render/format.js";
 
 const print = (s: string): boolean => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
@@ -13,7 +13,7 @@ export async function getCommand(id: string, o: CommonOptions): Promise<ExitCode
   const client = clientFor(o);
   try {
     const d = await client.getDeployment(id);
-    print(o.json ? jsonLine(d) : describeDeployment(d));
+    print(o.json ? jsonDocument("deploy.v1.Deployment", d) : describeDeployment(d));
     return EXIT.OK;
   } finally {
     client.close();
@@ -33,7 +33,7 @@ export async function listCommand(o: ListOptions): Promise<ExitCode> {
     const res = await client.listDeployments({ app: o.app ?? "", environment: o.env ?? "", state: o.state as DeploymentState | undefined, pageSize: o.limit ?? 20 });
     const ds = res.deployments ?? [];
     if (o.json) {
-      print(jsonLine(res));
+      print(jsonDocument("deploy.v1.ListDeploymentsResponse", res));
       return EXIT.OK;
     }
     if (ds.length === 0) {
@@ -69,7 +69,7 @@ export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
     const res = await client.listAgents({ app: o.app ?? "", environment: o.env ?? "" });
     const agents = res.agents ?? [];
     if (o.json) {
-      print(jsonLine(res));
+      print(jsonDocument("deploy.v1.ListAgentsResponse", res));
       return EXIT.OK;
     }
     if (agents.length === 0) {
@@ -85,17 +85,24 @@ export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
       ago(a.lastHeartbeat, now),
       a.host || "-",
       a.version || "-",
+      labelsText(a.labels),
       Object.entries(a.currentReleases ?? {})
         .map(([app, rel]) => `${app}=${rel}`)
         .join(" ") || "-",
     ]);
-    print(table(["ID", "ENV", "APPS", "LIVE", "HEARTBEAT", "HOST", "VERSION", "CURRENT RELEASES"], rows, (col, row, padded) =>
+    print(table(["ID", "ENV", "APPS", "LIVE", "HEARTBEAT", "HOST", "VERSION", "LABELS", "CURRENT RELEASES"], rows, (col, row, padded) =>
       col === 3 ? colorState(agents[row]!.live ? "SUCCEEDED" : "FAILED", padded) : padded,
     ));
     return EXIT.OK;
   } finally {
     client.close();
   }
+}
+
+/** "tier=web,zone=eu-1": sorted by key, so the column reads the same on every call; "-" when none. */
+export function labelsText(labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.map(([k, v]) => `${k}=${v}`).join(",") || "-";
 }
 
 export interface ArtifactsOptions extends CommonOptions {
@@ -108,7 +115,7 @@ export async function artifactsCommand(o: ArtifactsOptions): Promise<ExitCode> {
     const res = await client.listArtifacts(o.name);
     const artifacts = res.artifacts ?? [];
     if (o.json) {
-      print(jsonLine(res));
+      print(jsonDocument("deploy.v1.ListArtifactsResponse", res));
       return EXIT.OK;
     }
     if (artifacts.length === 0) {

@@ -18,6 +18,7 @@ export async function watchCommand(id: string, o: WatchOptions): Promise<ExitCod
     const d = await client.getDeployment(id);
     return await followToExit(client, view, d, after, o.coordinator);
   } finally {
+    view.close();
     client.close();
   }
 }

@@ -38,4 +38,7 @@ export class PlainView implements FollowView, Notes {
   interrupt(): void {
     // Nothing drawn in place: nothing to tidy.
   }
+  close(): void {
+    // Every line is out already.
+  }
 }

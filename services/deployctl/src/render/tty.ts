@@ -106,6 +106,11 @@ export class TtyView implements FollowView, Notes {
     this.#log.done();
   }
 
+  close(): void {
+    // An error ended following: stop redrawing, keep the last frame, show the cursor.
+    if (this.#timer) this.interrupt();
+  }
+
   #stopTimer(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;

@@ -1,6 +1,6 @@
 // What following a deployment shows: the interface the three views share,
 // and the choice between them.
-import type { DeploymentEventMsg, DeploymentMsg } from "../client.js";
+import type { ArtifactMsg, DeploymentEventMsg, DeploymentMsg } from "../client.js";
 import { JsonView } from "./json.js";
 import { PlainView } from "./plain.js";
 import { TtyView } from "./tty.js";
@@ -15,15 +15,24 @@ export interface FollowView {
   end(d: DeploymentMsg): void;
   /** Ctrl-C: leave the terminal tidy; nothing more is drawn. */
   interrupt(): void;
+  /** The command is done with the view, however it ended (--json prints its one document now). */
+  close(): void;
 }
 
-/** Lines before following starts (packing, upload, creation): text for people, a record for --json. */
+/** What deploy learns before following, for the --json document. */
+export interface DeployFacts {
+  requestId?: string;
+  artifact?: ArtifactMsg;
+  deployment?: DeploymentMsg;
+}
+
+/** Lines before following starts (packing, upload, creation): text for people (stderr with --json), facts for the document. */
 export interface Notes {
-  note(text: string, record: Record<string, unknown> & { type: string }): void;
+  note(text: string, facts?: DeployFacts): void;
 }
 
-export function chooseView(json: boolean, stream: NodeJS.WriteStream = process.stdout): FollowView & Notes {
-  if (json) return new JsonView(stream);
+export function chooseView(json: boolean, stream: NodeJS.WriteStream = process.stdout, errStream: NodeJS.WriteStream = process.stderr): FollowView & Notes {
+  if (json) return new JsonView(stream, errStream);
   if (stream.isTTY && process.env.TERM !== "dumb") return new TtyView(stream);
   return new PlainView(stream);
 }

@@ -1,0 +1,98 @@
+// Help text shown after commander's generated usage: exit codes and the
+// environment for the program, and examples for every command (as kubectl
+// and nomad print them).
+
+export const PROGRAM_HELP_AFTER = `
+Exit codes:
+  0    succeeded
+  1    the deployment failed, timed out or was cancelled (or an unexpected error)
+  2    usage or validation error (also INVALID_ARGUMENT, ALREADY_EXISTS,
+       FAILED_PRECONDITION, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED from the coordinator)
+  3    cannot reach the coordinator (UNAVAILABLE / DEADLINE_EXCEEDED after retries)
+  130  Ctrl-C while following (the deployment goes on; resume with deployctl watch <id>)
+  141  stdout was closed by its reader (e.g. | head); the deployment goes on
+
+Environment:
+  DEPLOY_COORDINATOR         coordinator address (default 127.0.0.1:50051)
+  DEPLOY_TOKEN               bearer token (role viewer reads; deployer also deploys, cancels, uploads)
+  DEPLOY_TLS, DEPLOY_CA      use TLS (1); CA file to trust (implies TLS)
+  DEPLOY_CLIENT_CERT, DEPLOY_CLIENT_KEY  client certificate and key (mutual TLS)
+  DEPLOYCTL_CALL_TIMEOUT_MS  deadline of one call (default 15000)
+  DEPLOYCTL_RETRY_BUDGET_MS  time retries of one call may take (default 20000)
+  XDG_STATE_HOME             where the last event seen per deployment is kept (deployctl/<id>)
+
+--json prints one JSON document on stdout (proto3 JSON: RFC 3339 times, durations
+as "60s", enum names, 64-bit integers as strings); progress lines go to stderr.
+Shell completion: deployctl completion bash|zsh (deployctl completion --help).
+`;
+
+const FOLLOW_DOCUMENT = `
+--json prints one document when following is over:
+  {"requestId": …, "artifact": {…}, "deployment": {…}, "events": [{…}, …], "following": "ended"}
+  requestId and artifact (deploy only; no artifact with --executable); deployment: the final
+  state (as get --json prints it), as created with --detach, or as last read when following
+  stopped early; events: those received while following; following: "ended", "detached" or
+  "stopped" (Ctrl-C or the coordinator lost: exit 130 or 3). Progress lines go to stderr.`;
+
+/** Examples per command, shown by `deployctl <command> --help`. */
+export const COMMAND_HELP_AFTER: Record<string, string> = {
+  deploy: `${FOLLOW_DOCUMENT}
+
+Examples:
+  # pack ./site, upload it, roll it out to every live agent of web in prod, two at a time
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --max-concurrency 2
+  # a prebuilt bundle, to two agents only, returning once the deployment is created
+  $ deployctl deploy web-1.4.2.tar.gz --app web --env prod --version v1.4.2 --targets web-1,web-2 --detach
+  # no bundle: each agent runs the deploy executable it has configured for the app
+  $ deployctl deploy --executable --app web --env prod --version v1.4.2
+  # in a script: one JSON document on stdout
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --json | jq -r .deployment.state
+`,
+  watch: `${FOLLOW_DOCUMENT}
+
+Examples:
+  # follow from the last event deployctl printed for it (Ctrl-C stops following only)
+  $ deployctl watch d-0mwxzpgab-3e1e5ad5
+  # the whole history again
+  $ deployctl watch d-0mwxzpgab-3e1e5ad5 --after 0
+  $ deployctl watch d-0mwxzpgab-3e1e5ad5 --json | jq '.events | length'
+`,
+  get: `
+Examples:
+  $ deployctl get d-0mwxzpgab-3e1e5ad5
+  $ deployctl get d-0mwxzpgab-3e1e5ad5 --json | jq -r '.targets[] | "\\(.agentId) \\(.state)"'
+`,
+  list: `
+Examples:
+  $ deployctl list --app web --env prod
+  $ deployctl list --state failed --limit 5
+  $ deployctl list --json | jq -r '.deployments[].id'
+`,
+  cancel: `
+Examples:
+  $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "wrong version"
+  # then see it end
+  $ deployctl watch d-0mwxzpgab-3e1e5ad5
+`,
+  agents: `
+Examples:
+  $ deployctl agents --env prod
+  $ deployctl agents --app web --json | jq -r '.agents[] | select(.live) | .id'
+`,
+  artifacts: `
+Examples:
+  $ deployctl artifacts
+  $ deployctl artifacts --name web --json | jq -r '.artifacts[].digest'
+`,
+  completion: `
+Examples:
+  # this shell only
+  $ source <(deployctl completion bash)
+  # every new bash (bash-completion's directory)
+  $ deployctl completion bash > ~/.local/share/bash-completion/completions/deployctl
+  # zsh, from a directory on $fpath (compinit must be loaded), then start a new shell
+  $ deployctl completion zsh > "\${fpath[1]}/_deployctl"
+  # or in ~/.zshrc, after compinit
+  $ source <(deployctl completion zsh)
+`,
+};
