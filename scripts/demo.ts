@@ -164,6 +164,7 @@ async function main(): Promise<number> {
   const httpAddress = `127.0.0.1:${await freePort()}`;
   const coordinator = startService("coordinator", COORDINATOR_MAIN, {
     NATS_URL: nats.url,
+    DEPLOY_DEV_MODE: "1", // loopback only; see the README's Security section for production
     DEPLOY_GRPC_LISTEN: grpcAddress,
     DEPLOY_HTTP_LISTEN: httpAddress,
     LOG_LEVEL: "warn",
@@ -171,6 +172,7 @@ async function main(): Promise<number> {
   const agents = AGENTS.map((id) =>
     startService(id, AGENT_MAIN, {
       NATS_URL: nats.url,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_AGENT_ID: id,
       DEPLOY_ENVIRONMENT: ENVIRONMENT,
       DEPLOY_AGENT_APPS: JSON.stringify({ [APP]: { deploy: deployScript } }),

@@ -3,6 +3,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createUser } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
 import { loadAgentConfig } from "../services/agent/src/config.js";
 import { loadCoordinatorConfig } from "../services/coordinator/src/config.js";
@@ -15,8 +16,8 @@ function run(main: string, env: Record<string, string>, args: string[] = []): { 
 }
 
 describe("coordinator config", () => {
-  it("has defaults", () => {
-    const c = loadCoordinatorConfig([]);
+  it("has defaults (in development mode: production needs credentials)", () => {
+    const c = loadCoordinatorConfig([], { devMode: true });
     expect(c.grpc.listen).toBe("127.0.0.1:50051");
     expect(c.rollout.defaultDeliveryTimeoutMs).toBeGreaterThan(0);
   });
@@ -24,7 +25,7 @@ describe("coordinator config", () => {
   it("reads a file given with --config, with the environment overriding it", () => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     const file = join(dir, "c.json");
-    writeFileSync(file, JSON.stringify({ grpc: { listen: "127.0.0.1:6000" }, rollout: { agentLiveMs: 9000 } }));
+    writeFileSync(file, JSON.stringify({ devMode: true, grpc: { listen: "127.0.0.1:6000" }, rollout: { agentLiveMs: 9000 } }));
     const c = loadCoordinatorConfig(["--config", file]);
     expect(c.grpc.listen).toBe("127.0.0.1:6000");
     expect(c.rollout.agentLiveMs).toBe(9000);
@@ -45,10 +46,35 @@ describe("coordinator config", () => {
     writeFileSync(file, JSON.stringify({ grpc: { listne: "x" } }));
     expect(() => loadCoordinatorConfig(["--config", file])).toThrow(/listne/);
   });
+
+  // Issue 18: secure unless told otherwise.
+  it("refuses to start in production mode without TLS, tokens, a signing key and a NATS nkey, naming each", () => {
+    const r = run("dist/services/coordinator/src/main.js", {});
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain("production mode needs grpc.tls.certFile and grpc.tls.keyFile (DEPLOY_GRPC_TLS_CERT, DEPLOY_GRPC_TLS_KEY)");
+    expect(r.stderr).toContain("at least one token (grpc.tokens or grpc.tokensFile");
+    expect(r.stderr).toContain("a command signing key (signing.seedFile: DEPLOY_SIGNING_SEED_FILE)");
+    expect(r.stderr).toContain("a NATS nkey (nats.nkeySeedFile: NATS_NKEY_SEED_FILE)");
+    expect(r.stderr).toContain("npm run gen-credentials");
+    expect(r.stderr).toContain("DEPLOY_DEV_MODE=1");
+  });
+
+  it("development mode listens on loopback only", () => {
+    for (const [key, env] of [
+      ["grpc.listen", { DEPLOY_GRPC_LISTEN: "0.0.0.0:50051" }],
+      ["http.listen", { DEPLOY_HTTP_LISTEN: "10.1.2.3:8080" }],
+      ["metrics.listen", { DEPLOY_METRICS_LISTEN: "[::]:9464" }],
+    ] as const) {
+      const r = run("dist/services/coordinator/src/main.js", { DEPLOY_DEV_MODE: "1", ...env });
+      expect(r.status, key).toBe(2);
+      expect(r.stderr, key).toMatch(new RegExp(`${key.replace(".", "\\.")}: ".*" is not a loopback address; development mode`));
+    }
+    expect(loadCoordinatorConfig([], { devMode: true, grpc: { listen: "localhost:1" }, http: { listen: "127.0.0.2:2" }, metrics: { listen: "[::1]:3" } }).devMode).toBe(true);
+  });
 });
 
 describe("agent config", () => {
-  const base = { environment: "prod", stateDir: "/tmp/x", apps: { web: { deploy: "/bin/true" } } };
+  const base = { devMode: true, environment: "prod", stateDir: "/tmp/x", apps: { web: { deploy: "/bin/true" } } };
 
   it("accepts a valid config", () => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
@@ -77,5 +103,18 @@ describe("agent config", () => {
     const r = run("dist/services/agent/src/main.js", { DEPLOY_AGENT_ID: "a.b", DEPLOY_ENVIRONMENT: "prod", DEPLOY_AGENT_STATE_DIR: "/tmp/x" });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/invalid configuration: id/);
+  });
+
+  // Issue 18: an agent refuses unsigned commands unless in development mode,
+  // so it refuses to start without a trusted signer (and its own nkey).
+  it("refuses to start in production mode without trusted signers or its NATS nkey", () => {
+    const env = { DEPLOY_AGENT_ID: "a1", DEPLOY_ENVIRONMENT: "prod", DEPLOY_AGENT_STATE_DIR: "/tmp/x" };
+    const r = run("dist/services/agent/src/main.js", env);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/invalid configuration: trustedSigners: is required in production mode \(DEPLOY_AGENT_TRUSTED_SIGNERS: .*npm run gen-credentials.*DEPLOY_DEV_MODE=1/);
+    const signer = createUser().getPublicKey();
+    const r2 = run("dist/services/agent/src/main.js", { ...env, DEPLOY_AGENT_TRUSTED_SIGNERS: signer });
+    expect(r2.status).toBe(2);
+    expect(r2.stderr).toMatch(/invalid configuration: nats\.nkeySeedFile: is required in production mode \(NATS_NKEY_SEED_FILE/);
   });
 });

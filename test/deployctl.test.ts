@@ -209,6 +209,7 @@ describe("deployctl", () => {
     await stack.coordinators[0]!.kill("SIGTERM");
     const again = new Proc("coordinator-again", COORDINATOR_MAIN, {
       NATS_URL: stack.nats.url,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: stack.address,
       DEPLOY_AGENT_LIVE_MS: "3000",
       DEPLOY_SWEEP_INTERVAL_MS: "250",

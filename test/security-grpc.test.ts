@@ -63,7 +63,6 @@ describe("gRPC with TLS and bearer tokens", () => {
     stack = await Stack.start({
       agents: ["a1"],
       coordinatorEnv: {
-        DEPLOY_GRPC_INSECURE: "false",
         DEPLOY_GRPC_TLS_CERT: certs.serverCert,
         DEPLOY_GRPC_TLS_KEY: certs.serverKey,
         DEPLOY_GRPC_TOKENS: `ci:deployer:${hashToken(DEPLOYER)},dashboard:viewer:${hashToken(VIEWER)}`,
@@ -203,9 +202,9 @@ describe("insecure mode and the production guard", () => {
     }
   });
 
-  it("grpc.insecure false without TLS and tokens: the coordinator refuses to start (exit 2), naming the keys", async () => {
+  it("production mode (the default) without TLS: the coordinator refuses to start (exit 2), naming the keys", async () => {
     const child = spawn(process.execPath, [COORDINATOR_MAIN], {
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", DEPLOY_GRPC_INSECURE: "false", DEPLOY_GRPC_TOKENS: `x:viewer:${hashToken("t")}` },
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", DEPLOY_GRPC_TOKENS: `x:viewer:${hashToken("t")}` },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";

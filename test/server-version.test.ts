@@ -75,7 +75,7 @@ describe("server version check", () => {
     }
 
     it("the coordinator exits 2 naming the version found and the minimum", async () => {
-      const proc = new Proc("coordinator", COORDINATOR_MAIN, { NATS_URL: fake.url, DEPLOY_GRPC_LISTEN: `127.0.0.1:${await freePort()}` });
+      const proc = new Proc("coordinator", COORDINATOR_MAIN, { NATS_URL: fake.url, DEPLOY_DEV_MODE: "1", DEPLOY_GRPC_LISTEN: `127.0.0.1:${await freePort()}` });
       const { code, logs } = await exitOf(proc);
       expect(code, logs).toBe(2);
       expect(logs).toContain("deploy-coordinator: nats-server at 127.0.0.1:");
@@ -86,6 +86,7 @@ describe("server version check", () => {
     it("the agent exits 2 naming the version found and the minimum", async () => {
       const proc = new Proc("agent", AGENT_MAIN, {
         NATS_URL: fake.url,
+        DEPLOY_DEV_MODE: "1",
         DEPLOY_AGENT_ID: "a1",
         DEPLOY_ENVIRONMENT: "e",
         DEPLOY_AGENT_APPS: JSON.stringify({ web: { deploy: "/bin/true" } }),

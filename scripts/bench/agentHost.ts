@@ -15,6 +15,7 @@ function configFor(h: AgentHostConfig, i: number): AgentConfig {
   const stateDir = join(h.stateRoot, id);
   // Through the agent's own config loader, so keys added later get their defaults.
   const cfg = loadAgentConfig([], {
+    devMode: true,
     id,
     environment: h.environment,
     apps: Object.fromEntries(apps.map((a) => [a, { deploy: h.deployExecutable }])),

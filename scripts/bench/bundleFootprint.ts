@@ -44,6 +44,7 @@ export async function runBundleFootprint(o: { natsUrl: string; stateRoot: string
   const agent = new NodeProc("bundle-agent", AGENT_MAIN, {
     env: {
       NATS_URL: o.natsUrl,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_AGENT_ID: "bundle-footprint",
       DEPLOY_ENVIRONMENT: "footprint",
       DEPLOY_AGENT_APPS: JSON.stringify({ big: {} }),

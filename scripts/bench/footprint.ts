@@ -14,6 +14,7 @@ export async function runFootprint(o: { natsUrl: string; stateRoot: string; idle
   const proc = new NodeProc("idle-agent", AGENT_MAIN, {
     env: {
       NATS_URL: o.natsUrl,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_AGENT_ID: "idle-footprint",
       DEPLOY_ENVIRONMENT: "footprint",
       DEPLOY_AGENT_APPS: JSON.stringify({ idle: { deploy: "/bin/true" } }),

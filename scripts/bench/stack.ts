@@ -54,6 +54,7 @@ export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?:
     nodeArgs,
     env: {
       NATS_URL: natsUrl,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
       DEPLOY_AGENT_LIVE_MS: String(BENCH_AGENT_LIVE_MS),
       DEPLOY_NATS_API_TIMEOUT_MS: "30000",

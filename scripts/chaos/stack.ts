@@ -100,6 +100,7 @@ export class ChaosStack {
     const address = `127.0.0.1:${port}`;
     const c = new NodeService(`coordinator-${this.coordinators.length + 1}`, COORDINATOR_MAIN, {
       NATS_URL: this.natsUrls,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: address,
       DEPLOY_STREAM_REPLICAS: this.clustered ? "3" : "1",
       DEPLOY_AGENT_LIVE_MS: String(AGENT_LIVE_MS),
@@ -151,6 +152,7 @@ export class ChaosStack {
     const apps = Object.fromEntries(APPS.map((a) => [a, { deploy: this.deployScript }]));
     const agent = new NodeService(`agent-${id}`, AGENT_MAIN, {
       NATS_URL: proxy.url,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_AGENT_ID: id,
       DEPLOY_ENVIRONMENT: ENVIRONMENT,
       DEPLOY_AGENT_APPS: JSON.stringify(apps),

@@ -115,6 +115,7 @@ export class LocalCluster {
     const address = `127.0.0.1:${await freePort()}`;
     const proc = clusterProcess(`coordinator-${index}`, COORDINATOR_MAIN, {
       NATS_URL: this.nats.url,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: address,
       DEPLOY_STREAM_REPLICAS: "3",
       LOG_LEVEL: this.opts.logLevel ?? "info",
@@ -142,6 +143,7 @@ export class LocalCluster {
       existing ??
       clusterProcess(`agent-${id}`, AGENT_MAIN, {
         NATS_URL: this.nats.url,
+        DEPLOY_DEV_MODE: "1",
         DEPLOY_AGENT_ID: id,
         DEPLOY_ENVIRONMENT: this.environment,
         DEPLOY_AGENT_APPS: JSON.stringify({ [this.app]: { deploy: this.deployScript } }),

@@ -96,6 +96,8 @@ export class Stack {
     if (this.grpcPort === 0) this.grpcPort = port;
     const proc = new Proc(`coordinator-${this.coordinators.length + 1}`, COORDINATOR_MAIN, {
       NATS_URL: this.nats.url,
+      // Development mode unless a test says otherwise (the security tests do).
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
       DEPLOY_AGENT_LIVE_MS: "3000",
       DEPLOY_SWEEP_INTERVAL_MS: "250",
@@ -122,6 +124,7 @@ export class Stack {
     // A restart keeps the agent's environment unless new env is given.
     const proc = existing && o.env === undefined ? existing : new Proc(`agent-${id}`, AGENT_MAIN, {
       NATS_URL: this.nats.url,
+      DEPLOY_DEV_MODE: "1",
       DEPLOY_AGENT_ID: id,
       DEPLOY_ENVIRONMENT: o.environment ?? this.environment,
       DEPLOY_AGENT_APPS: JSON.stringify(o.apps ?? { [this.app]: { deploy: await this.#wrapper() } }),

@@ -38,9 +38,12 @@ const PULL_EXPIRES_MS = 30_000;
 export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent", config.logLevel)): Promise<Agent> {
   let state: AgentState = "starting";
   const alog = log.child({ agentId: config.id });
+  if (config.devMode) {
+    alog.warn("DEVELOPMENT MODE: unsigned commands are accepted and NATS credentials are not required. Never use it on a fleet (unset DEPLOY_DEV_MODE)");
+  }
   const journal = await Journal.open(config.stateDir, { onWarning: (message) => alog.warn({ message }, "journal warning") });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
-  else alog.warn("command signatures are NOT checked: anyone who can publish deploy.cmd.> can run code here; set trustedSigners (development only)");
+  else alog.warn("command signatures are NOT checked (development mode): anyone who can publish deploy.cmd.> can run code here");
   const nc = await connectNats({
     url: config.nats.url,
     name: `deploy-agent-${config.id}`,

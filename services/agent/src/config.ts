@@ -20,6 +20,7 @@ export interface AgentConfig {
   labels: Record<string, string>;
   nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string; inboxPrefix: string };
   /** Public keys ("U…") whose signatures on commands are accepted; empty: unsigned development mode. */
+  devMode: boolean;
   trustedSigners: string[];
   stateDir: string;
   root: string;
@@ -60,6 +61,12 @@ const schema = {
       default: "",
       env: "NATS_INBOX_PREFIX",
     },
+  },
+  devMode: {
+    doc: "Development mode: accept unsigned commands and connect to NATS without credentials. Off (production): trustedSigners and nats.nkeySeedFile are required, or the agent refuses to start",
+    format: Boolean,
+    default: false,
+    env: "DEPLOY_DEV_MODE",
   },
   trustedSigners: {
     doc: "Public nkeys (U…) of the coordinators' command signing keys (env: comma separated). Set: unsigned or otherwise signed commands are refused. Empty: commands are not checked (development only)",
@@ -138,6 +145,11 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
     } catch (err) {
       throw invalid("nats.nkeySeedFile", errorMessage(err));
     }
+  }
+  if (!cfg.devMode) {
+    const how = "generate it with `npm run gen-credentials`, or start in development mode (devMode, DEPLOY_DEV_MODE=1: unsigned commands accepted)";
+    if (cfg.trustedSigners.length === 0) throw invalid("trustedSigners", `is required in production mode (DEPLOY_AGENT_TRUSTED_SIGNERS: the coordinators' signing public key): ${how}`);
+    if (!cfg.nats.nkeySeedFile) throw invalid("nats.nkeySeedFile", `is required in production mode (NATS_NKEY_SEED_FILE: this agent's own nkey): ${how}`);
   }
   if (!cfg.stateDir) throw invalid("stateDir", "is required");
   if (!isAbsolute(cfg.root)) throw invalid("root", `"${cfg.root}" must be an absolute path`);

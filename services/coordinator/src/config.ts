@@ -5,10 +5,10 @@ import { configFileFrom, errorMessage, loadConfig, readSeedFile, signerFromSeed 
 import { loadTokens } from "./grpc/auth.js";
 
 export interface CoordinatorConfig {
+  devMode: boolean;
   nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string };
   grpc: {
     listen: string;
-    insecure: boolean;
     tls: { certFile: string; keyFile: string; clientCaFile: string };
     tokens: unknown[];
     tokensFile: string;
@@ -29,6 +29,12 @@ export interface CoordinatorConfig {
 }
 
 const schema = {
+  devMode: {
+    doc: "Development mode: serve without TLS, tokens or a command signing key and connect to NATS without credentials, on loopback addresses only (every listener must be 127.0.0.0/8, ::1 or localhost). Off (production): TLS, at least one token, a signing key and a NATS nkey are required, or the coordinator refuses to start",
+    format: Boolean,
+    default: false,
+    env: "DEPLOY_DEV_MODE",
+  },
   nats: {
     url: { doc: "NATS server URL(s), comma separated", format: String, default: "nats://127.0.0.1:4222", env: "NATS_URL" },
     apiTimeoutMs: {
@@ -46,12 +52,6 @@ const schema = {
   },
   grpc: {
     listen: { doc: "gRPC listen address host:port", format: String, default: "127.0.0.1:50051", env: "DEPLOY_GRPC_LISTEN" },
-    insecure: {
-      doc: "Allow serving without TLS or without tokens (local development; a warning is logged). Production: false, and the coordinator refuses to start unless grpc.tls and tokens are set",
-      format: Boolean,
-      default: true,
-      env: "DEPLOY_GRPC_INSECURE",
-    },
     tls: {
       certFile: { doc: "PEM certificate (chain) of the gRPC server; with keyFile, gRPC is served over TLS", format: String, default: "", env: "DEPLOY_GRPC_TLS_CERT" },
       keyFile: { doc: "PEM private key of the gRPC server", format: String, default: "", env: "DEPLOY_GRPC_TLS_KEY" },
@@ -163,6 +163,12 @@ const schema = {
 /** Overrides merge key by key (convict), so a nested group may be given in part. */
 export type CoordinatorConfigOverrides = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] extends object ? Partial<CoordinatorConfig[K]> : CoordinatorConfig[K] };
 
+/** host:port whose host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackListen(hostPort: string): boolean {
+  const host = hostPort.replace(/:\d+$/, "").replace(/^\[(.*)\]$/, "$1");
+  return host === "localhost" || host === "::1" || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
 export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), overrides?: CoordinatorConfigOverrides): CoordinatorConfig {
   const cfg = loadConfig<CoordinatorConfig>(schema, configFileFrom(argv, "DEPLOY_COORDINATOR_CONFIG"), overrides as Partial<CoordinatorConfig> | undefined);
   if (!/^[^:]+:\d+$/.test(cfg.grpc.listen) && !/^\[.*\]:\d+$/.test(cfg.grpc.listen)) {
@@ -177,8 +183,23 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
   // start (exit 2) rather than at the first call; messages never hold secrets.
   try {
     const tokens = loadTokens(cfg.grpc.tokens, cfg.grpc.tokensFile);
-    if (!cfg.grpc.insecure && (!cfg.grpc.tls.certFile || !cfg.grpc.tls.keyFile || tokens.length === 0)) {
-      throw new Error("grpc.insecure is false: grpc.tls.certFile, grpc.tls.keyFile and at least one token (grpc.tokens or grpc.tokensFile) are required");
+    if (cfg.devMode) {
+      for (const [key, addr] of [["grpc.listen", cfg.grpc.listen], ["http.listen", cfg.http.listen], ["metrics.listen", cfg.metrics.listen]] as const) {
+        if (addr && !isLoopbackListen(addr)) throw new Error(`${key}: "${addr}" is not a loopback address; development mode (devMode, DEPLOY_DEV_MODE) listens on 127.0.0.0/8, ::1 or localhost only`);
+      }
+    } else {
+      const missing = [
+        ...(!cfg.grpc.tls.certFile || !cfg.grpc.tls.keyFile ? ["grpc.tls.certFile and grpc.tls.keyFile (DEPLOY_GRPC_TLS_CERT, DEPLOY_GRPC_TLS_KEY)"] : []),
+        ...(tokens.length === 0 ? ["at least one token (grpc.tokens or grpc.tokensFile: DEPLOY_GRPC_TOKENS, DEPLOY_GRPC_TOKENS_FILE)"] : []),
+        ...(!cfg.signing.seed && !cfg.signing.seedFile ? ["a command signing key (signing.seedFile: DEPLOY_SIGNING_SEED_FILE)"] : []),
+        ...(!cfg.nats.nkeySeedFile ? ["a NATS nkey (nats.nkeySeedFile: NATS_NKEY_SEED_FILE)"] : []),
+      ];
+      if (missing.length > 0) {
+        throw new Error(
+          `production mode needs ${missing.join("; ")}. Generate them with \`npm run gen-credentials\` (docs in the README's Security section), ` +
+            "or start in development mode (devMode, DEPLOY_DEV_MODE=1: loopback only, no TLS, tokens or signing)",
+        );
+      }
     }
     if (cfg.signing.seed && cfg.signing.seedFile) throw new Error("signing: set seed or seedFile, not both");
     if (cfg.signing.seed || cfg.signing.seedFile) signerFromSeed(cfg.signing.seed || readSeedFile(cfg.signing.seedFile));

@@ -41,10 +41,16 @@ export interface Coordinator {
 
 export async function startCoordinator(config: CoordinatorConfig, log: Logger = createLogger("coordinator", config.logLevel)): Promise<Coordinator> {
   let state: CoordinatorState = "starting";
+  if (config.devMode) {
+    log.warn(
+      { grpc: config.grpc.listen },
+      "DEVELOPMENT MODE: loopback listeners only; TLS, tokens, command signing and NATS credentials are not required. Never use it for a fleet (unset DEPLOY_DEV_MODE)",
+    );
+  }
   const seed = config.signing.seed || (config.signing.seedFile ? readSeedFile(config.signing.seedFile) : "");
   const commandSigner: CommandSigner | undefined = seed ? signerFromSeed(seed) : undefined;
   if (commandSigner) log.info({ signer: commandSigner.publicKey }, "commands are signed");
-  else log.warn("commands are NOT signed: any NATS client allowed to publish deploy.cmd.> can run code on agents; set signing.seedFile (development only)");
+  else log.warn("commands are NOT signed (development mode): any NATS client allowed to publish deploy.cmd.> can run code on agents");
   const nc = await connectNats({
     url: config.nats.url,
     name: "deploy-coordinator",

@@ -20,12 +20,12 @@ export async function startGrpcServer(config: CoordinatorConfig["grpc"], deps: S
   const credentials = serverCredentials(config.tls);
   const tls = Boolean(config.tls.certFile);
   if (!tls || !auth.enabled) {
-    // grpc.insecure is true here (config refuses the rest): say loudly what is missing.
+    // Development mode only (config refuses the rest): say what is missing.
     deps.log.warn(
       { tls, authentication: auth.enabled },
-      !tls && !auth.enabled ? "plaintext gRPC without authentication: for local development only; production sets grpc.tls, grpc.tokens and grpc.insecure false"
-        : !tls ? "plaintext gRPC: bearer tokens travel unencrypted; production sets grpc.tls and grpc.insecure false"
-        : "gRPC without authentication: anyone who reaches the port can deploy; production sets grpc.tokens and grpc.insecure false",
+      !tls && !auth.enabled ? "plaintext gRPC without authentication (development mode)"
+        : !tls ? "plaintext gRPC: bearer tokens travel unencrypted (development mode)"
+        : "gRPC without authentication: anyone who reaches the port can deploy (development mode)",
     );
   }
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
