@@ -3,6 +3,7 @@
 // authorization block (least privilege), and the command signing key.
 //
 //   npm run gen-credentials -- --out ./creds --agents web-1,web-2 [--coordinators 2] [--admin]
+//        [--tls-hosts localhost,127.0.0.1,coord.example.com] [--paths-as /etc/nats-deploy] [--owner 1000:1000]
 //
 // Writes into --out (files with secrets are mode 0600):
 //   coordinator-<n>.nk   nkey seed of each coordinator (NATS_NKEY_SEED_FILE)
@@ -11,10 +12,22 @@
 //   signing.nk           the command signing seed       (DEPLOY_SIGNING_SEED_FILE on coordinators)
 //   signing.pub          its public key                 (DEPLOY_AGENT_TRUSTED_SIGNERS on agents)
 //   authorization.conf   `include` it from nats-server.conf (see deploy/nats/auth/)
+//   ca.pem, ca.key       a CA; server.pem, server.key: a certificate it signs for --tls-hosts
+//                        (coordinators' gRPC: DEPLOY_GRPC_TLS_CERT/KEY; NATS servers: tls.conf)
+//   tls.conf             `include` it from nats-server.conf: clients must use TLS
+//   deployer.token, viewer.token   bearer tokens for deployctl (DEPLOY_TOKEN)
+//   tokens.json          their SHA-256 hashes and roles (DEPLOY_GRPC_TOKENS_FILE)
+//   coordinator-<n>.env, agent-<id>.env   each process's environment (EnvironmentFile=, env_file:)
+// --paths-as DIR writes the paths in the .env and tls.conf files as they will
+// be on the machines or containers (default: --out); --owner UID[:GID]
+// hands the files to the containers' user (run as root).
 // Re-running with an existing --out keeps the seeds already there and adds
 // the missing ones, so adding an agent is: re-run with the longer --agents
 // list, copy the new agent's seed, reload nats-server (kill -HUP).
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
@@ -157,12 +170,67 @@ function seedOf(file: string): { seed: string; publicKey: string } {
   return { seed, publicKey: kp.getPublicKey() };
 }
 
+/** A secret file (0600) holding `text`, kept when it exists. */
+function writeSecretOnce(file: string, make: () => string): string {
+  if (existsSync(file)) return readFileSync(file, "utf8").trim();
+  const text = make();
+  writeFileSync(file, `${text}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return text;
+}
+
+function openssl(args: string[], cwd: string): void {
+  try {
+    execFileSync("openssl", args, { cwd, stdio: ["ignore", "ignore", "pipe"] });
+  } catch (err) {
+    throw new Error(`openssl ${args[0]} failed (is openssl installed?): ${(err as { stderr?: Buffer }).stderr?.toString().trim() ?? String(err)}`, { cause: err });
+  }
+}
+
+/**
+ * A CA (ca.pem, ca.key; kept when present) and one server certificate it
+ * signs (server.pem, server.key) for every host in `hosts` (DNS names and IP
+ * addresses): the coordinators' gRPC and the NATS servers present it.
+ * ECDSA P-256, 825 days (the longest browsers accept).
+ */
+function writeTls(out: string, hosts: string[]): void {
+  if (!existsSync(join(out, "ca.pem"))) {
+    openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "825", "-subj", "/CN=nats-deploy CA"], out);
+  }
+  const san = hosts.map((h) => (isIP(h) ? `IP:${h}` : `DNS:${h}`)).join(",");
+  writeFileSync(join(out, "server.ext"), `subjectAltName=${san}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n`);
+  openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=nats-deploy"], out);
+  openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "825", "-extfile", "server.ext"], out);
+  for (const f of ["ca.key", "server.key"]) chmodSync(join(out, f), 0o600);
+  for (const f of ["server.csr", "server.ext", "ca.srl"]) rmSync(join(out, f), { force: true });
+}
+
+/** deployer.token and viewer.token (kept when present) and tokens.json with their SHA-256 only, for grpc.tokensFile. */
+function writeTokens(out: string): { name: string; role: string; sha256: string }[] {
+  const tokens = (["deployer", "viewer"] as const).map((role) => {
+    const token = writeSecretOnce(join(out, `${role}.token`), () => randomBytes(32).toString("base64url"));
+    return { name: role, role, sha256: createHash("sha256").update(token).digest("hex") };
+  });
+  writeFileSync(join(out, "tokens.json"), `${JSON.stringify(tokens, null, 2)}\n`);
+  return tokens;
+}
+
 function main(): void {
   const { values } = parseArgs({
-    options: { out: { type: "string" }, agents: { type: "string", default: "" }, coordinators: { type: "string", default: "1" }, admin: { type: "boolean", default: false } },
+    options: {
+      out: { type: "string" },
+      agents: { type: "string", default: "" },
+      coordinators: { type: "string", default: "1" },
+      admin: { type: "boolean", default: false },
+      "tls-hosts": { type: "string", default: "localhost,127.0.0.1" },
+      "paths-as": { type: "string" },
+      owner: { type: "string" },
+    },
   });
   if (!values.out) {
-    process.stderr.write("usage: gen-credentials --out DIR --agents id1,id2 [--coordinators N] [--admin]\n");
+    process.stderr.write(
+      "usage: gen-credentials --out DIR --agents id1,id2 [--coordinators N] [--admin] [--tls-hosts h1,h2] [--paths-as DIR] [--owner UID[:GID]]\n",
+    );
     process.exit(2);
   }
   const ids = values.agents.split(",").map((s) => s.trim()).filter(Boolean);
@@ -178,7 +246,10 @@ function main(): void {
     process.stderr.write("gen-credentials: --coordinators must be at least 1\n");
     process.exit(2);
   }
+  const hosts = values["tls-hosts"].split(",").map((h) => h.trim()).filter(Boolean);
   const out = resolve(values.out);
+  // Where the files will be on the machines (or in the containers) that use them.
+  const at = values["paths-as"] ?? out;
   mkdirSync(out, { recursive: true, mode: 0o700 });
   const coordinators = Array.from({ length: n }, (_, i) => ({ name: `coordinator-${i + 1}`, publicKey: seedOf(join(out, `coordinator-${i + 1}.nk`)).publicKey }));
   const agents = ids.map((id) => ({ id, publicKey: seedOf(join(out, `agent-${id}.nk`)).publicKey }));
@@ -186,11 +257,48 @@ function main(): void {
   const signing = seedOf(join(out, "signing.nk"));
   writeFileSync(join(out, "signing.pub"), `${signing.publicKey}\n`);
   writeFileSync(join(out, "authorization.conf"), authorizationBlock({ coordinators, agents, ...(admin ? { admin } : {}) }));
+  try {
+    writeTls(out, hosts);
+  } catch (err) {
+    process.stderr.write(`gen-credentials: ${(err as Error).message}\n`);
+    process.exit(1);
+  }
+  writeTokens(out);
+  // For nats-server: `include` it (a path relative to the including file).
+  writeFileSync(join(out, "tls.conf"), `# Generated by scripts/gen-credentials.ts: clients must use TLS.\ntls {\n  cert_file: ${JSON.stringify(join(at, "server.pem"))}\n  key_file: ${JSON.stringify(join(at, "server.key"))}\n}\n`);
+  // One environment file per process (systemd EnvironmentFile=, compose env_file:).
+  for (const c of coordinators) {
+    writeFileSync(
+      join(out, `${c.name}.env`),
+      [
+        `NATS_NKEY_SEED_FILE=${join(at, `${c.name}.nk`)}`,
+        `NATS_CA_FILE=${join(at, "ca.pem")}`,
+        `DEPLOY_SIGNING_SEED_FILE=${join(at, "signing.nk")}`,
+        `DEPLOY_GRPC_TLS_CERT=${join(at, "server.pem")}`,
+        `DEPLOY_GRPC_TLS_KEY=${join(at, "server.key")}`,
+        `DEPLOY_GRPC_TOKENS_FILE=${join(at, "tokens.json")}`,
+        "",
+      ].join("\n"),
+    );
+  }
+  for (const a of agents) {
+    writeFileSync(
+      join(out, `agent-${a.id}.env`),
+      [`DEPLOY_AGENT_ID=${a.id}`, `NATS_NKEY_SEED_FILE=${join(at, `agent-${a.id}.nk`)}`, `NATS_CA_FILE=${join(at, "ca.pem")}`, `DEPLOY_AGENT_TRUSTED_SIGNERS=${signing.publicKey}`, ""].join("\n"),
+    );
+  }
+  if (values.owner) {
+    // The containers' user (node: 1000) must read its seeds; needs root.
+    const [uid, gid] = values.owner.split(":").map(Number);
+    for (const f of readdirSync(out)) chownSync(join(out, f), uid!, gid ?? uid!);
+    chownSync(out, uid!, gid ?? uid!);
+  }
   process.stdout.write(
     [
-      `wrote ${out}/authorization.conf (include it from nats-server.conf), ${coordinators.length} coordinator and ${agents.length} agent seed(s)`,
-      `coordinators: NATS_NKEY_SEED_FILE=${out}/coordinator-<n>.nk DEPLOY_SIGNING_SEED_FILE=${out}/signing.nk`,
-      `agents:       NATS_NKEY_SEED_FILE=${out}/agent-<id>.nk DEPLOY_AGENT_TRUSTED_SIGNERS=${signing.publicKey}`,
+      `wrote ${out}: nkeys of ${coordinators.length} coordinator(s) and ${agents.length} agent(s), the signing key, authorization.conf and tls.conf for nats-server,`,
+      `  a CA (ca.pem) and a server certificate for ${hosts.join(", ")}, tokens (deployer.token, viewer.token; tokens.json holds their hashes),`,
+      `  and one environment file per process (coordinator-<n>.env, agent-<id>.env) naming files under ${at}`,
+      `deployctl: DEPLOY_TLS=1 DEPLOY_CA=${join(at, "ca.pem")} DEPLOY_TOKEN=$(cat ${join(at, "deployer.token")})`,
       "",
     ].join("\n"),
   );

@@ -3,7 +3,9 @@
 // them (services, cluster routes, ports, environment, volumes, health checks,
 // multi-stage build, non-root user). The sample bundle is checked with the
 // product's own manifest parser.
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
@@ -21,6 +23,7 @@ interface Service {
   volumes?: string[];
   depends_on?: Record<string, { condition?: string }> | string[];
   healthcheck?: { test?: string[] | string };
+  env_file?: string | string[];
   init?: boolean;
   stop_grace_period?: string;
 }
@@ -180,10 +183,53 @@ describe("docker-compose.yml", () => {
       const test = [services[n]!.healthcheck?.test ?? []].flat().join(" ");
       expect(test, n).toContain("http://127.0.0.1:8222/healthz");
     }
-    for (const c of COORDINATORS) expect([services[c]!.healthcheck?.test ?? []].flat().join(" "), c).toContain("127.0.0.1:50051");
+    for (const c of COORDINATORS) expect([services[c]!.healthcheck?.test ?? []].flat().join(" "), c).toContain("--tls --ca /etc/nats-deploy/ca.pem --coordinator localhost:50051");
     for (const n of [...COORDINATORS, ...AGENTS, "nats-box"]) {
       const deps = services[n]!.depends_on as Record<string, { condition?: string }>;
       for (const nats of NATS) expect(deps[nats]?.condition, `${n} depends on ${nats}`).toBe("service_healthy");
+    }
+  });
+
+  // Issue 18: what we ship for production runs secured.
+  it("has no unauthenticated listener: no development mode, credentials for every coordinator, agent and NATS node", () => {
+    for (const n of names) expect(env(services[n]!).DEPLOY_DEV_MODE, `${n} DEPLOY_DEV_MODE`).toBeUndefined();
+    const mountsCredentials = (n: string): boolean => (services[n]!.volumes ?? []).includes("./deploy/compose/credentials:/etc/nats-deploy:ro");
+    for (const [i, c] of COORDINATORS.entries()) {
+      expect(services[c]!.env_file, c).toBe(`./deploy/compose/credentials/coordinator-${i + 1}.env`);
+      expect(mountsCredentials(c), c).toBe(true);
+    }
+    for (const a of AGENTS) {
+      expect(services[a]!.env_file, a).toBe(`./deploy/compose/credentials/agent-${env(services[a]!).DEPLOY_AGENT_ID}.env`);
+      expect(mountsCredentials(a), a).toBe(true);
+    }
+    for (const n of NATS) {
+      const { text } = natsConfigOf(n);
+      expect(text, n).toMatch(/^include \.\.\/nats-deploy\/authorization\.conf$/m);
+      expect(text, n).toMatch(/^include \.\.\/nats-deploy\/tls\.conf$/m);
+      expect(mountsCredentials(n), n).toBe(true);
+    }
+    expect(env(services["nats-box"]!).NATS_NKEY).toBe("/etc/nats-deploy/admin.nk");
+    expect(mountsCredentials("nats-box")).toBe(true);
+  });
+
+  it("the credentials command in its header writes every env file it names (gen-credentials, run for real)", () => {
+    const header = read("docker-compose.yml");
+    const args = /npm run gen-credentials -- --out deploy\/compose\/credentials \\\n#\s+(.*) \\\n#\s+(.*) \\\n#\s+(.*)\n/.exec(header);
+    expect(args, "the gen-credentials command in docker-compose.yml's header").not.toBeNull();
+    const argv = [args![1], args![2], args![3]].join(" ").replace(/--owner \S+/, "").split(/\s+/).filter(Boolean);
+    const out = mkdtempSync(join(tmpdir(), "compose-creds-"));
+    try {
+      execFileSync(process.execPath, [join(ROOT, "dist/scripts/gen-credentials.js"), "--out", out, ...argv], { stdio: "pipe" });
+      for (const n of [...COORDINATORS, ...AGENTS]) {
+        const file = String(services[n]!.env_file).split("/").at(-1)!;
+        expect(existsSync(join(out, file)), `${n}: ${file}`).toBe(true);
+        for (const line of readFileSync(join(out, file), "utf8").split("\n").filter((l) => l.includes("/etc/nats-deploy/"))) {
+          expect(existsSync(join(out, line.slice(line.indexOf("/etc/nats-deploy/") + "/etc/nats-deploy/".length))), `${file}: ${line}`).toBe(true);
+        }
+      }
+      for (const f of ["authorization.conf", "tls.conf", "admin.nk", "ca.pem", "viewer.token"]) expect(existsSync(join(out, f)), f).toBe(true);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
     }
   });
 

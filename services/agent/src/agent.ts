@@ -49,6 +49,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     name: `deploy-agent-${config.id}`,
     ...(config.nats.nkeySeedFile ? { nkeySeed: readSeedFile(config.nats.nkeySeedFile) } : {}),
     ...(config.nats.inboxPrefix ? { inboxPrefix: config.nats.inboxPrefix } : {}),
+    ...(config.nats.tlsCaFile ? { tlsCaFile: config.nats.tlsCaFile } : {}),
   });
   const kill = new AbortController();
   const closing = new AbortController();

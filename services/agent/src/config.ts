@@ -18,7 +18,7 @@ export interface AgentConfig {
   environment: string;
   apps: Record<string, AppConfig>;
   labels: Record<string, string>;
-  nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string; inboxPrefix: string };
+  nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string; tlsCaFile: string; inboxPrefix: string };
   /** Public keys ("U…") whose signatures on commands are accepted; empty: unsigned development mode. */
   devMode: boolean;
   trustedSigners: string[];
@@ -54,6 +54,12 @@ const schema = {
       format: String,
       default: "",
       env: "NATS_NKEY_SEED_FILE",
+    },
+    tlsCaFile: {
+      doc: "PEM CA bundle the NATS servers' certificates are checked against; set: the connection uses TLS (scripts/gen-credentials.ts writes ca.pem)",
+      format: String,
+      default: "",
+      env: "NATS_CA_FILE",
     },
     inboxPrefix: {
       doc: "Prefix of the agent's reply subjects; default _INBOX_<id>, the prefix its generated NATS permissions allow",

@@ -6,7 +6,7 @@ import { loadTokens } from "./grpc/auth.js";
 
 export interface CoordinatorConfig {
   devMode: boolean;
-  nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string };
+  nats: { url: string; apiTimeoutMs: number; nkeySeedFile: string; tlsCaFile: string };
   grpc: {
     listen: string;
     tls: { certFile: string; keyFile: string; clientCaFile: string };
@@ -48,6 +48,12 @@ const schema = {
       format: String,
       default: "",
       env: "NATS_NKEY_SEED_FILE",
+    },
+    tlsCaFile: {
+      doc: "PEM CA bundle the NATS servers' certificates are checked against; set: the connection uses TLS (scripts/gen-credentials.ts writes ca.pem)",
+      format: String,
+      default: "",
+      env: "NATS_CA_FILE",
     },
   },
   grpc: {

@@ -55,6 +55,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     url: config.nats.url,
     name: "deploy-coordinator",
     ...(config.nats.nkeySeedFile ? { nkeySeed: readSeedFile(config.nats.nkeySeedFile) } : {}),
+    ...(config.nats.tlsCaFile ? { tlsCaFile: config.nats.tlsCaFile } : {}),
   });
   try {
     const { jetstreamManager } = await import("@nats-io/jetstream");

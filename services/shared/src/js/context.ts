@@ -25,6 +25,8 @@ export interface ConnectOptions {
   nkeySeed?: string;
   /** Reply subjects start with this instead of _INBOX (agents: _INBOX_<id>, so permissions can pin them). */
   inboxPrefix?: string;
+  /** PEM CA the servers' certificates are checked against: the connection uses TLS. */
+  tlsCaFile?: string;
 }
 
 /**
@@ -45,6 +47,7 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     noAsyncTraces: true,
     ...(opts.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) } : {}),
     ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
+    ...(opts.tlsCaFile ? { tls: { caFile: opts.tlsCaFile } } : {}),
   });
   const tooOld = serverVersionError(nc.info?.version, nc.getServer());
   if (tooOld !== null) {

@@ -1,0 +1,110 @@
+// The production mode end to end (issue 18): everything `npm run
+// gen-credentials` writes, used as the README says, on real processes. A
+// nats-server with the generated least-privilege users and TLS; a
+// coordinator in production mode (no DEPLOY_DEV_MODE) with gRPC TLS, tokens,
+// signing and its nkey, talking TLS to NATS; an agent with its nkey and the
+// trusted signer; and deployctl with the CA and the deployer token. A
+// deployment succeeds, and each credential is shown to be needed.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AGENT_MAIN, ROOT } from "../scripts/lib/paths.js";
+import { toolPath } from "../scripts/lib/tools.js";
+import { runCli } from "./helpers/deployctl.js";
+import { Proc, Stack } from "./helpers/stack.js";
+
+const GEN = join(ROOT, "dist/scripts/gen-credentials.js");
+
+/** KEY=value lines of a generated .env file. */
+function envFile(file: string): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("="))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+}
+
+describe("production mode with the generated credentials", () => {
+  let dir: string;
+  let stack: Stack;
+  let cli: Record<string, string>;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "creds-"));
+    execFileSync(process.execPath, [GEN, "--out", dir, "--agents", "a1", "--coordinators", "1", "--admin", "--tls-hosts", "localhost,127.0.0.1"], { stdio: "pipe" });
+    // nats-server's include takes paths relative to its config file, which
+    // the helper writes in a temp dir of its own: the generated blocks inline.
+    const natsConfig = [readFileSync(join(dir, "authorization.conf"), "utf8"), readFileSync(join(dir, "tls.conf"), "utf8"), "jetstream {\n  sync_interval: always\n}\n"].join("\n");
+    stack = await Stack.start({
+      agents: [],
+      natsConfigText: natsConfig,
+      coordinatorEnv: { ...envFile(join(dir, "coordinator-1.env")), DEPLOY_DEV_MODE: "false" },
+    });
+    await stack.startAgent("a1", { env: { ...envFile(join(dir, "agent-a1.env")), DEPLOY_DEV_MODE: "false" } });
+    cli = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: dir,
+      DEPLOY_COORDINATOR: `localhost:${stack.grpcPort}`,
+      DEPLOY_TLS: "1",
+      DEPLOY_CA: join(dir, "ca.pem"),
+      DEPLOY_TOKEN: readFileSync(join(dir, "deployer.token"), "utf8").trim(),
+      DEPLOYCTL_RETRY_BUDGET_MS: "3000",
+    };
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("runs without development mode: signed commands, TLS, tokens, nkeys", () => {
+    const logs = stack.coordinators[0]!.logs();
+    expect(logs).not.toContain("DEVELOPMENT MODE");
+    expect(logs).toContain("commands are signed");
+    expect(stack.agent("a1").logs()).toContain("only signed commands are accepted");
+    expect(stack.agent("a1").logs()).not.toContain("DEVELOPMENT MODE");
+  });
+
+  it("deployctl with the CA and the deployer token deploys; the deployment SUCCEEDS", async () => {
+    const r = await runCli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v1"], { env: cli });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/SUCCEEDED/);
+  });
+
+  it("without the token: UNAUTHENTICATED; with the viewer's: reads only", async () => {
+    const { DEPLOY_TOKEN: _t, ...noToken } = cli;
+    const r = await runCli(["list"], { env: noToken });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/UNAUTHENTICATED/);
+    const viewer = { ...cli, DEPLOY_TOKEN: readFileSync(join(dir, "viewer.token"), "utf8").trim() };
+    expect((await runCli(["list"], { env: viewer })).code).toBe(0);
+    const denied = await runCli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v2"], { env: viewer });
+    expect(denied.stderr).toMatch(/PERMISSION_DENIED/);
+  });
+
+  it("the nats CLI reads the streams with the admin nkey and the CA, and is refused without the nkey", () => {
+    const nats = (args: string[]): { code: number; out: string } => {
+      try {
+        return { code: 0, out: execFileSync(toolPath("nats"), ["--server", stack.nats.url, "--tlsca", join(dir, "ca.pem"), ...args], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "", HOME: dir } }) };
+      } catch (err) {
+        const e = err as { status: number; stdout: string; stderr: string };
+        return { code: e.status, out: `${e.stdout}${e.stderr}` };
+      }
+    };
+    const ok = nats(["--nkey", join(dir, "admin.nk"), "stream", "info", "DEPLOY_EVENTS"]);
+    expect(ok.code, ok.out).toBe(0);
+    expect(ok.out).toContain("deploy.evt.>");
+    const refused = nats(["stream", "info", "DEPLOY_EVENTS"]);
+    expect(refused.code, refused.out).not.toBe(0);
+    expect(refused.out).toMatch(/authorization violation/i);
+  });
+
+  it("an agent without its nkey refuses to start in production mode", async () => {
+    const a2 = new Proc("agent-a2", AGENT_MAIN, { ...envFile(join(dir, "agent-a1.env")), NATS_NKEY_SEED_FILE: "", NATS_URL: stack.nats.url, DEPLOY_AGENT_ID: "a2", DEPLOY_ENVIRONMENT: "prod", DEPLOY_AGENT_STATE_DIR: join(dir, "a2") });
+    a2.start();
+    expect(await a2.exited()).toBe(2);
+    expect(a2.logs()).toMatch(/nats\.nkeySeedFile: is required in production mode/);
+  });
+});
