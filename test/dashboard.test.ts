@@ -1,9 +1,12 @@
 // The web dashboard (services/dashboard, served by the coordinator's HTTP
 // server) in a real browser against a real stack: Debian's Chromium driven by
 // playwright-core. A deployment started through the gRPC API appears; its
-// targets turn green live; a failing target shows its hook output; a dropped
-// event stream (the page's or the coordinator's) resumes without gaps or
-// repeats; tokens gate the page and a deployer cancels from it.
+// targets turn green live; the lists follow changes without a reload; the
+// first paint shows the deployment, not "loading…"; a failing target shows
+// its hook output and a bar coloured by outcome; a rollback is marked and the
+// newest output line is in view; a dropped event stream (the page's or the
+// coordinator's) resumes without gaps or repeats; tokens gate the page and a
+// deployer cancels from it.
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -11,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeBundle, script } from "./helpers/bundles.js";
 import { DeployClient } from "./helpers/client.js";
 import { freePort } from "./helpers/nats-server.js";
 import { rawClient } from "./helpers/security.js";
@@ -41,6 +45,28 @@ async function launch(): Promise<Browser> {
 type PageGlobals = { __dashboard?: { received: number[]; reconnect(): void }; __marker?: number };
 const received = (page: Page): Promise<number[]> => page.evaluate(() => (globalThis as unknown as PageGlobals).__dashboard?.received.slice() ?? []);
 const reconnect = (page: Page): Promise<void> => page.evaluate(() => (globalThis as unknown as PageGlobals).__dashboard?.reconnect());
+
+// Tests are compiled without the DOM library: elements are opaque here.
+type El = Record<string, unknown>;
+type Styled = { getComputedStyle(e: unknown): { backgroundColor: string } };
+const backgroundOf = (page: Page, selector: string): Promise<string> =>
+  page.locator(selector).first().evaluate((el) => (globalThis as unknown as Styled).getComputedStyle(el).backgroundColor);
+/** Tags an element; `isTagged` later tells whether the page kept that very node (updated in place, no flicker). */
+const tag = (page: Page, selector: string): Promise<void> => page.locator(selector).evaluate((el) => void ((el as unknown as El).__kept = true));
+const isTagged = (page: Page, selector: string): Promise<boolean> => page.locator(selector).evaluate((el) => (el as unknown as El).__kept === true);
+// style.css: --succeeded, --failed, --applying.
+const GREEN = "rgb(34, 160, 107)";
+const RED = "rgb(220, 53, 69)";
+const BLUE = "rgb(59, 130, 246)";
+
+/** A bundle whose start hook prints `lines` numbered lines with $DEPLOY_VERSION (as the issue's "[start] starting web v3.1.0"); `failValidate`: its validate hook fails. */
+function startBundle(version: string, lines: number, failValidate: boolean): Promise<Buffer> {
+  return makeBundle([
+    { name: "deploy.yaml", content: "version: 1\nhooks:\n  start: { run: hooks/start.sh, timeout: 30s }\n  validate: { run: hooks/validate.sh, timeout: 30s }\nkeep_releases: 3\n" },
+    { name: "hooks/start.sh", mode: 0o755, content: script(`for i in $(seq 1 ${lines}); do echo "starting web $DEPLOY_VERSION ($i/${lines}) from ${version}"; done`) },
+    { name: "hooks/validate.sh", mode: 0o755, content: script(failValidate ? 'echo "health check failed" >&2\nexit 3' : 'echo "healthy"') },
+  ]);
+}
 
 async function grpcSequences(client: DeployClient, id: string): Promise<number[]> {
   return (await client.events(id)).map((e) => Number(e.sequence));
@@ -86,8 +112,8 @@ describeIfChromium("dashboard in a browser", () => {
     await page.waitForSelector("h1:text('Deployments')");
     for (const a of agents) await stack.control(a, { sleep: 1.2 });
     const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 2 }, requestedBy: "alice" });
-    await page.click("button:text('Refresh')");
-    await page.click(`tr[data-deployment="${d.id}"] a`);
+    // No Refresh: the list follows.
+    await page.click(`tr[data-deployment="${d.id}"] a`, { timeout: 20_000 });
     await page.waitForSelector(`.tile[data-agent="a4"]`);
     await page.evaluate(() => void ((globalThis as unknown as PageGlobals).__marker = 1));
     // Seen running, then green: the page follows the rollout without a reload.
@@ -96,7 +122,7 @@ describeIfChromium("dashboard in a browser", () => {
     await waitFinished(page);
     expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__marker)).toBe(1);
     expect(await page.textContent("#deployment-state")).toBe("SUCCEEDED");
-    expect(await page.textContent("#progress-text")).toContain("4 of 4");
+    expect(await page.textContent("#progress-text")).toBe("4 succeeded of 4");
     expect(await page.textContent(".facts")).toContain("alice");
     expect(await page.textContent(".facts")).toContain("2 at a time");
     // The log is exactly WatchDeployment's events.
@@ -115,6 +141,63 @@ describeIfChromium("dashboard in a browser", () => {
     for (const a of agents) expect(await page.textContent(`tr[data-agent="${a}"]`)).toMatch(/live.*prod.*web/);
   });
 
+  it("the deployments and agents lists follow changes without a reload, in place, keeping their filters", async () => {
+    const client = stack.client();
+    await page.goto(`${base}#/?app=web&env=prod`);
+    await page.waitForSelector("h1:text('Deployments')");
+    await page.evaluate(() => void ((globalThis as unknown as PageGlobals).__marker = 2));
+    // Applies long enough that the list sees the deployment before it ends.
+    for (const a of agents) await stack.control(a, { sleep: 4 });
+    const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1-live" }, strategy: { maxConcurrency: 4 } });
+    const row = `tr[data-deployment="${d.id}"]`;
+    await page.waitForSelector(`${row} .state:text-matches("PENDING|RUNNING")`, { timeout: 20_000 });
+    await tag(page, row);
+    await tag(page, "table.deployments");
+    await page.waitForSelector(`${row} .state:text("SUCCEEDED")`, { timeout: 60_000 });
+    expect(await page.textContent(`${row} .outcome-text`)).toBe("4 succeeded of 4");
+    // The same row and table, updated in place; no reload; the filters still applied and shown.
+    expect(await isTagged(page, row)).toBe(true);
+    expect(await isTagged(page, "table.deployments")).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__marker)).toBe(2);
+    expect(await page.inputValue("input[name=app]")).toBe("web");
+    expect(await page.inputValue("input[name=env]")).toBe("prod");
+
+    // Agents: the current release (<version>-<end of the deployment id>) moves on without a reload.
+    for (const a of agents) await stack.control(a, { sleep: 0.3 });
+    await page.goto(`${base}#/agents`);
+    await page.waitForSelector('tr[data-agent="a4"]');
+    await tag(page, 'tr[data-agent="a1"]');
+    const next = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1-next" }, strategy: { maxConcurrency: 4 } });
+    await page.waitForSelector(`tr[data-agent="a1"]:has-text("web: v1-next-${next.id!.slice(-8)}")`, { timeout: 30_000 });
+    expect(await isTagged(page, 'tr[data-agent="a1"]')).toBe(true);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).__marker)).toBe(2);
+    await client.waitTerminal(next.id!);
+  });
+
+  it("the first paint of a running deployment shows its id at once and its targets from the first answer, not \"loading…\"", async () => {
+    const client = stack.client();
+    for (const a of agents) await stack.control(a, { sleep: 2 });
+    const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1-paint" }, strategy: { maxConcurrency: 2 } });
+    // A fresh page: a full load, as a headless screenshot tool does it.
+    const fresh = await browser.newPage({ viewport: { width: 1180, height: 900 } });
+    try {
+      await fresh.goto(`${base}#/deployments/${d.id}`);
+      // Right after the load event, before any answer: the shell and the id.
+      expect(await fresh.textContent("main h1")).toBe(d.id);
+      expect(await fresh.textContent("body")).not.toContain("loading…");
+      // The first JSON answer draws the targets (the event stream may not have said anything yet).
+      await fresh.waitForSelector('#targets .tile[data-agent="a4"]');
+      await fresh.screenshot({ path: join(tmpdir(), `dashboard-first-paint-${process.pid}.png`) });
+      expect(await fresh.textContent("body")).not.toContain("loading…");
+      expect(await fresh.locator("#targets .tile").count()).toBe(4);
+      expect(await fresh.textContent("#deployment-state")).toMatch(/PENDING|RUNNING/);
+      expect(await fresh.textContent("#progress-text")).toMatch(/ of 4$/);
+    } finally {
+      await fresh.close();
+    }
+    await client.waitTerminal(d.id!);
+  });
+
   it("a failing target shows its hook output (and the README's screenshot)", async () => {
     const client = stack.client();
     for (const a of agents) await stack.control(a, { sleep: 0.3 });
@@ -127,11 +210,62 @@ describeIfChromium("dashboard in a browser", () => {
       expect(await page.textContent('pre[data-output="a3"]')).toContain("validation failed on a3");
       expect(await page.textContent('tr[data-agent="a3"]')).toMatch(/exit code 3|exit/);
       expect(await page.locator('.tile[data-state="SUCCEEDED"]').count()).toBe(3);
+      // The bar says how it turned out: green and red, nothing blue, no "done".
+      expect(await page.textContent("#deployment-state")).toBe("FAILED");
+      expect(await page.textContent("#progress-text")).toBe("3 succeeded, 1 failed of 4");
+      expect(await page.locator('.outcome [data-part="failed"]').getAttribute("data-count")).toBe("1");
+      expect(await backgroundOf(page, '.outcome [data-part="failed"]')).toBe(RED);
+      expect(await backgroundOf(page, '.outcome [data-part="succeeded"]')).toBe(GREEN);
+      for (const seg of await page.locator(".outcome .seg").all()) expect(await seg.evaluate((el) => (globalThis as unknown as Styled).getComputedStyle(el).backgroundColor)).not.toBe(BLUE);
+      expect(await page.textContent(".progress")).not.toMatch(/\bdone\b/);
       await mkdir(join(ROOT, "docs"), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: false });
+
+      // The list: not a full bar, the failed count, in red.
+      await page.goto(`${base}#/?state=FAILED`);
+      const row = `tr[data-deployment="${d.id}"]`;
+      await page.waitForSelector(row);
+      expect(await page.textContent(`${row} .outcome-text`)).toBe("3 succeeded, 1 failed of 4");
+      expect(await backgroundOf(page, `${row} [data-part="failed"]`)).toBe(RED);
+      expect(await page.locator(`${row} .seg-run`).count()).toBe(0);
     } finally {
       await stack.control("a3", "fail", false);
     }
+  });
+
+  it("a rollback is marked on its target, and the output box keeps the newest line in view", async () => {
+    const client = stack.client();
+    const deployBundle = async (version: string, failValidate: boolean): Promise<string> => {
+      const art = await client.upload("web", await startBundle(version, 14, failValidate));
+      const d = await client.create({
+        requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version, artifact: { name: "web", digest: art.digest } }, targets: ["a1"],
+      });
+      return d.id!;
+    };
+    const good = await deployBundle("v3.0.0", false);
+    expect((await client.waitTerminal(good)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const bad = await deployBundle("v3.1.0", true);
+    await page.goto(`${base}#/deployments/${bad}`);
+    await waitFinished(page);
+    expect(await page.textContent("#deployment-state")).toBe("FAILED");
+    expect(await page.textContent("#progress-text")).toBe("1 failed of 1");
+    // The record says the target rolled back: marked on the tile and the row.
+    await page.waitForSelector('.tile[data-agent="a1"] .rolled-back');
+    await page.waitForSelector('tr[data-agent="a1"] .rolled-back');
+    expect(await page.textContent('tr[data-agent="a1"]')).toMatch(/validate hook failed.*rolled back/);
+    // The rollback's start hook (the previous release's) is labelled as such, not as the new release's start.
+    expect(await page.textContent('tr[data-agent="a1"] .rollback-note')).toContain("[rollback:start]");
+
+    // The newest line: inside the box's visible rectangle, although the box overflows.
+    const out = 'pre[data-output="a1"]';
+    const last = page.locator(`${out} .line`).last();
+    expect(await last.textContent()).toBe("[rollback:start] starting web v3.1.0 (14/14) from v3.0.0");
+    expect(await page.locator(out).evaluate((el) => (el as unknown as { scrollHeight: number; clientHeight: number }).scrollHeight > (el as unknown as { clientHeight: number }).clientHeight)).toBe(true);
+    const box = (await page.locator(out).boundingBox())!;
+    const line = (await last.boundingBox())!;
+    expect(line.height).toBeGreaterThan(0);
+    expect(line.y).toBeGreaterThanOrEqual(box.y - 0.5);
+    expect(line.y + line.height).toBeLessThanOrEqual(box.y + box.height + 0.5);
   });
 
   it("a dropped event stream resumes without gaps or repeats: from the page, and across a coordinator restart", async () => {

@@ -94,14 +94,14 @@ export const api = {
   session: () => call<Session>("api/session"),
   login: (token: string) => call<Session>("api/session", { method: "POST", body: JSON.stringify({ token }) }),
   logout: () => call<object>("api/session", { method: "DELETE" }),
-  deployments: (q: { app?: string; env?: string; state?: string; pageToken?: string }) => {
+  deployments: (q: { app?: string; env?: string; state?: string; pageSize?: number; pageToken?: string }, signal?: AbortSignal) => {
     const p = new URLSearchParams();
-    for (const [k, v] of Object.entries(q)) if (v) p.set(k, v);
-    return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`);
+    for (const [k, v] of Object.entries(q)) if (v) p.set(k, String(v));
+    return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`, { signal });
   },
   deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
   cancel: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ reason }) }),
-  agents: () => call<{ agents: Agent[] }>("api/agents"),
+  agents: (signal?: AbortSignal) => call<{ agents: Agent[] }>("api/agents", { signal }),
 };
 
 export const eventsUrl = (id: string, after: number): string => `api/deployments/${encodeURIComponent(id)}/events?after=${after}`;

@@ -27,7 +27,8 @@ function parseRoute(hash: string): Route {
 
 function App() {
   const [route, setRoute] = useState(() => parseRoute(location.hash));
-  // undefined: asking; null: a token is needed.
+  // undefined: asking (the page is drawn meanwhile: its own request gets the
+  // same 401 if a token is needed); null: a token is needed.
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [error, setError] = useState("");
 
@@ -46,7 +47,6 @@ function App() {
 
   let body;
   if (error) body = <p class="error">{error}</p>;
-  else if (session === undefined) body = <p class="muted">loading…</p>;
   else if (session === null) body = <LoginPage onLogin={setSession} />;
   else if (route.page === "deployment") body = <DeploymentPage key={route.id} id={route.id} session={session} onAuthLost={() => setSession(null)} />;
   else if (route.page === "agents") body = <AgentsPage onAuthLost={() => setSession(null)} />;

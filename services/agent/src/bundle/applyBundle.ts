@@ -138,7 +138,9 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     if (left <= 0) {
       return { outcome: "failed", exitCode: null, signal: null, timedOut: true, aborted: false, durationMs: 0, linesCut: 0, lastLine: "", message: "not started: the apply deadline has passed" };
     }
-    const prefix = `[${hook}] `;
+    // The label, not the hook's name: a rollback's start hook of the previous
+    // release prints as "[rollback:start] …", never as the new release's start.
+    const prefix = `[${label}] `;
     const r = await runExecutable({
       file: path.join(dir, spec.run),
       cwd: dir,

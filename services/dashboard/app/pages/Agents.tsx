@@ -1,27 +1,33 @@
-import { useEffect, useState } from "preact/hooks";
+// Agents: labels, current release per app, last heartbeat, live or not;
+// kept current by polling (poll.ts says why not a stream: "live" is the age
+// of a heartbeat, which changes with no event at all).
+import { useState } from "preact/hooks";
 import { api, AuthRequired, type Agent } from "../api.js";
 import { ago, when } from "../format.js";
+import { usePoll } from "../poll.js";
 
 export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
   const [agents, setAgents] = useState<Agent[] | undefined>(undefined);
   const [error, setError] = useState("");
   const [loadedAt, setLoadedAt] = useState(Date.now());
-  const load = (): void => {
-    api.agents().then(
-      (r) => {
-        setAgents(r.agents);
-        setLoadedAt(Date.now());
-        setError("");
-      },
-      (err: unknown) => (err instanceof AuthRequired ? onAuthLost() : setError(String(err))),
-    );
-  };
-  useEffect(load, []);
+  const refresh = usePoll(async (signal) => {
+    const r = await api.agents(signal).catch((err: unknown) => {
+      if (signal.aborted) throw err;
+      if (err instanceof AuthRequired) onAuthLost();
+      else setError(err instanceof Error ? err.message : String(err)); // the rows shown stay
+      throw err;
+    });
+    if (signal.aborted) return;
+    // Rows are keyed by agent id: a refresh changes only the cells that changed.
+    setAgents(r.agents);
+    setLoadedAt(Date.now());
+    setError("");
+  }, []);
   return (
     <section>
       <div class="bar">
         <h1>Agents</h1>
-        <button onClick={load}>Refresh</button>
+        <button onClick={refresh}>Refresh</button>
         {agents && <span class="muted">{agents.filter((a) => a.live).length} of {agents.length} live, as of {new Date(loadedAt).toLocaleTimeString()}</span>}
       </div>
       {error && <p class="error">{error}</p>}

@@ -2,19 +2,35 @@
 // event from the start over Server-Sent Events. Events up to the snapshot's
 // lastSequence only fill the log and the output lines (the snapshot already
 // has their effect); later ones move the targets.
+//
+// First paint does not wait for anything: the id is in the URL, so the page
+// shows it at once; the first JSON answer draws the header, the progress and
+// the targets grid (with each target's last output line from the snapshot),
+// and the event stream fills in the log and the output boxes after that.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, AuthRequired, type DeployEvent, type Deployment, type Session } from "../api.js";
 import { clock, seconds, short, TERMINAL, when } from "../format.js";
 import { follow, type Follow, type LiveStatus } from "../live.js";
+import { OutcomeBar, outcomeOf } from "../outcome.js";
+import { OutputBox } from "../output.js";
 
 const TARGET_STATES = ["PENDING", "DISPATCHED", "APPLYING", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"];
-const LINES_KEPT = 8;
+// The output box shows about 6 lines and scrolls; the rest is scrollback.
+const LINES_KEPT = 20;
 const LOG_SHOWN = 500;
+// A target's result event does not say whether it rolled back; the record
+// does. One re-read of the snapshot this long after a burst of results.
+const RESULT_REREAD_MS = 500;
 
 interface TargetView {
   state: string;
   message: string;
+  /** Output lines from the event stream. */
   lines: string[];
+  /** The snapshot's last output line: shown until the stream has delivered lines. */
+  lastOutput: string;
+  /** Failed after the release switch and switched back to the previous release. */
+  rolledBack: boolean;
 }
 
 interface Model {
@@ -35,7 +51,7 @@ declare global {
 
 function modelOf(d: Deployment): Model {
   const targets = new Map<string, TargetView>();
-  for (const t of d.targets) targets.set(t.agentId, { state: short(t.state), message: t.message, lines: [] });
+  for (const t of d.targets) targets.set(t.agentId, { state: short(t.state), message: t.message, lines: [], lastOutput: t.lastOutput, rolledBack: t.rolledBack });
   return { snapshotSeq: Number(d.lastSequence), state: short(d.state), targets, events: [], received: [], lastSeq: 0 };
 }
 
@@ -62,7 +78,19 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
   }
 }
 
-export function DeploymentPage({ id, session, onAuthLost }: { id: string; session: Session; onAuthLost: () => void }) {
+/** Takes what the event stream does not carry from a newer snapshot; `final`: the deployment has ended, take everything. */
+function mergeSnapshot(m: Model, d: Deployment, final: boolean): void {
+  for (const t of d.targets) {
+    const v = m.targets.get(t.agentId);
+    if (!v) continue;
+    if (t.rolledBack) v.rolledBack = true;
+    if (final) Object.assign(v, { state: short(t.state), message: t.message });
+  }
+  if (final) m.state = short(d.state);
+}
+
+/** `session` is undefined while it is being asked for: the page does not wait for it. */
+export function DeploymentPage({ id, session, onAuthLost }: { id: string; session: Session | undefined; onAuthLost: () => void }) {
   const [dep, setDep] = useState<Deployment | undefined>(undefined);
   const [error, setError] = useState("");
   const [status, setStatus] = useState<LiveStatus>("connecting");
@@ -77,7 +105,11 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
 
   useEffect(() => {
     let frame = 0;
+    let reread: number | undefined;
     let live = true;
+    const failLive = (err: unknown): void => {
+      if (live) fail(err);
+    };
     // Re-render at most once a frame: a replay of a large rollout is tens of thousands of events.
     const redraw = (): void => {
       if (frame) return;
@@ -91,44 +123,72 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
       setDep(d);
       const m = modelOf(d);
       model.current = m;
+      let ended = false;
+      // Whether a target rolled back is in the record, not in its result
+      // event: read the record again shortly after results (one read per
+      // burst), which also brings the header's message up to date.
+      const rereadSoon = (): void => {
+        if (reread !== undefined || ended) return;
+        reread = window.setTimeout(() => {
+          api.deployment(id).then(
+            (f) => {
+              reread = undefined;
+              if (!live || ended) return; // the final read below wins
+              setDep(f);
+              mergeSnapshot(m, f, false);
+              redraw();
+            },
+            () => void (reread = undefined), // the next result or the end reads it again
+          );
+        }, RESULT_REREAD_MS);
+      };
       stream.current = follow(id, 0, {
         event: (e, seq) => {
           applyEvent(m, e, seq);
+          if (e.type === "target.result" && seq > m.snapshotSeq) rereadSoon();
           redraw();
         },
         status: setStatus,
         // The terminal event was the last: take the final record (messages, finish time).
         end: () => {
+          ended = true;
+          window.clearTimeout(reread);
           api.deployment(id).then((f) => {
             if (!live) return;
             setDep(f);
-            for (const t of f.targets) {
-              const v = m.targets.get(t.agentId);
-              if (v) Object.assign(v, { state: short(t.state), message: t.message });
-            }
-            m.state = short(f.state);
+            mergeSnapshot(m, f, true);
             redraw();
-          }, fail);
+          }, failLive);
         },
       });
       window.__dashboard = { received: m.received, reconnect: () => stream.current?.reconnect() };
-    }, fail);
+    }, failLive);
     return () => {
       live = false;
       cancelAnimationFrame(frame);
+      window.clearTimeout(reread);
       stream.current?.close();
     };
   }, [id]);
 
-  if (error) return <p class="error">{error}</p>;
   const m = model.current;
-  if (!dep || !m) return <p class="muted">loading…</p>;
+  if (!dep || !m) {
+    // Before the first answer: what the URL already says.
+    return (
+      <section class="deployment">
+        <div class="bar">
+          <h1 class="mono">{id}</h1>
+          {error ? <span class="error">{error}</span> : <span class="live connecting">asking the coordinator…</span>}
+        </div>
+      </section>
+    );
+  }
 
   const counts = new Map<string, number>();
   for (const t of m.targets.values()) counts.set(t.state, (counts.get(t.state) ?? 0) + 1);
-  const total = m.targets.size;
-  const done = total - (counts.get("PENDING") ?? 0) - (counts.get("DISPATCHED") ?? 0) - (counts.get("APPLYING") ?? 0);
+  const outcome = outcomeOf([...m.targets.values()].map((t) => t.state), m.state);
   const terminal = TERMINAL.has(m.state);
+  const linesOf = (t: TargetView): string[] => (t.lines.length > 0 ? t.lines : t.lastOutput ? [t.lastOutput] : []);
 
   return (
     <section class="deployment" data-state={m.state}>
@@ -136,8 +196,9 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         <h1 class="mono">{dep.id}</h1>
         <span class={`state big s-${m.state}`} id="deployment-state">{m.state}</span>
         <span class={`live ${status}`} id="live-status">{status === "ended" ? "finished" : status}</span>
-        {session.canCancel && !terminal && !dep.cancelRequested && <CancelButton id={id} onDone={setDep} onError={fail} />}
+        {session?.canCancel && !terminal && !dep.cancelRequested && <CancelButton id={id} onDone={setDep} onError={fail} />}
       </div>
+      {error && <p class="error">{error}</p>}
       {dep.message && <p class="message">{dep.message}</p>}
       <dl class="facts">
         <dt>App</dt><dd>{dep.app} <span class="mono">{dep.changeset.version}</span></dd>
@@ -152,7 +213,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
       </dl>
 
       <div class="progress">
-        <progress max={total || 1} value={done} /> <span id="progress-text">{done} of {total} target(s) done</span>
+        <OutcomeBar outcome={outcome} textId="progress-text" />
         <span class="counts">
           {TARGET_STATES.filter((s) => counts.get(s)).map((s) => <span key={s} class={`state s-${s}`}>{s} {counts.get(s)}</span>)}
         </span>
@@ -162,8 +223,11 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         {[...m.targets.entries()].map(([agentId, t]) => (
           <div key={agentId} class={`tile s-${t.state}`} data-agent={agentId} data-state={t.state} title={t.message || t.state}>
             <div class="agent mono">{agentId}</div>
-            <div class="tstate">{t.state}</div>
-            <div class="last mono">{t.lines.at(-1) ?? ""}</div>
+            <div class="tstate">
+              {t.state}
+              {t.rolledBack && <span class="rolled-back">rolled back</span>}
+            </div>
+            <div class="last mono">{linesOf(t).at(-1) ?? ""}</div>
           </div>
         ))}
       </div>
@@ -175,9 +239,19 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
           {[...m.targets.entries()].map(([agentId, t]) => (
             <tr key={agentId} data-agent={agentId}>
               <td class="mono">{agentId}</td>
-              <td><span class={`state s-${t.state}`}>{t.state}</span></td>
+              <td>
+                <span class={`state s-${t.state}`}>{t.state}</span>
+                {t.rolledBack && <span class="rolled-back">rolled back</span>}
+              </td>
               <td>{t.message}</td>
-              <td><pre class="output" data-output={agentId}>{t.lines.join("\n")}</pre></td>
+              <td>
+                <OutputBox agentId={agentId} lines={linesOf(t)} />
+                {t.rolledBack && (
+                  // The agent labels the previous release's start hook, run again on a
+                  // rollback, "[rollback:start] ", so its lines tell themselves apart.
+                  <p class="rollback-note">Rolled back to the previous release: its start hook ran again (lines labelled [rollback:start]).</p>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

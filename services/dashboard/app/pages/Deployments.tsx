@@ -1,13 +1,17 @@
-import { useEffect, useState } from "preact/hooks";
+// Deployments, newest first, filtered by the URL (#/?app=&env=&state=), kept
+// current by polling (poll.ts says why not a stream). A refresh re-reads as
+// many rows as are shown ("More" included) and replaces them in place, keyed
+// by id: no flicker, the filter form keeps what is typed in it.
+import { useRef, useState } from "preact/hooks";
 import { api, AuthRequired, type Deployment } from "../api.js";
 import { short, when } from "../format.js";
+import { OutcomeBar, outcomeOf } from "../outcome.js";
+import { usePoll } from "../poll.js";
 
 const STATES = ["", "PENDING", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"];
-
-export function progressOf(d: Pick<Deployment, "targets">): { done: number; total: number } {
-  const done = d.targets.filter((t) => !["PENDING", "DISPATCHED", "APPLYING"].includes(short(t.state))).length;
-  return { done, total: d.targets.length };
-}
+const PAGE_SIZE = 20;
+/** ListDeployments' largest page (services/coordinator/src/requests.ts). */
+const MAX_PAGE_SIZE = 200;
 
 export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams; onAuthLost: () => void }) {
   const filters = { app: query.get("app") ?? "", env: query.get("env") ?? "", state: query.get("state") ?? "" };
@@ -15,23 +19,58 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
   const [next, setNext] = useState("");
   const [error, setError] = useState("");
   const [form, setForm] = useState(filters);
+  const [asOf, setAsOf] = useState(0);
+  // How many rows the reader has asked to see; a refresh re-reads that many.
+  const shown = useRef(PAGE_SIZE);
+  const lastAnswer = useRef("");
 
-  const load = (pageToken = ""): void => {
-    api.deployments({ ...filters, pageToken }).then(
+  const report = (err: unknown): void => {
+    if (err instanceof AuthRequired) onAuthLost();
+    else setError(err instanceof Error ? err.message : String(err));
+  };
+
+  const refresh = usePoll(
+    async (signal) => {
+      const want = shown.current;
+      const r = await api.deployments({ ...filters, pageSize: Math.min(MAX_PAGE_SIZE, want) }, signal).catch((err: unknown) => {
+        if (!signal.aborted) report(err); // the rows shown stay; the poll backs off
+        throw err;
+      });
+      // Filters changed (signal) or "More" was pressed meanwhile: this answer is stale.
+      if (signal.aborted || want !== shown.current) return;
+      setError("");
+      setAsOf(Date.now());
+      const text = JSON.stringify(r);
+      if (text === lastAnswer.current) return; // nothing changed: the rows keep their identity
+      lastAnswer.current = text;
+      setRows(r.deployments);
+      setNext(r.nextPageToken);
+    },
+    [filters.app, filters.env, filters.state],
+  );
+
+  const more = (): void => {
+    api.deployments({ ...filters, pageToken: next }).then(
       (r) => {
-        setRows((prev) => (pageToken ? [...(prev ?? []), ...r.deployments] : r.deployments));
+        // Dedupe: a refresh may have moved the window since the token was issued.
+        setRows((prev) => {
+          const have = new Set((prev ?? []).map((d) => d.id));
+          const all = [...(prev ?? []), ...r.deployments.filter((d) => !have.has(d.id))];
+          shown.current = Math.max(PAGE_SIZE, all.length);
+          return all;
+        });
         setNext(r.nextPageToken);
-        setError("");
+        lastAnswer.current = "";
       },
-      (err: unknown) => (err instanceof AuthRequired ? onAuthLost() : setError(err instanceof Error ? err.message : String(err))),
+      report,
     );
   };
-  useEffect(() => load(), [filters.app, filters.env, filters.state]);
 
   const apply = (e: Event): void => {
     e.preventDefault();
     const p = new URLSearchParams();
     for (const [k, v] of Object.entries(form)) if (v.trim()) p.set(k, v.trim());
+    shown.current = PAGE_SIZE;
     location.hash = `#/?${p.toString()}`;
   };
 
@@ -46,8 +85,9 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
             {STATES.map((s) => <option key={s} value={s}>{s || "any state"}</option>)}
           </select>
           <button type="submit">Filter</button>
-          <button type="button" onClick={() => load()}>Refresh</button>
+          <button type="button" onClick={refresh}>Refresh</button>
         </form>
+        {asOf > 0 && <span class="muted" id="as-of" title="refreshed every 2 s while the page is visible">as of {new Date(asOf).toLocaleTimeString()}</span>}
       </div>
       {error && <p class="error">{error}</p>}
       {rows?.length === 0 && <p class="muted">No deployment matches.</p>}
@@ -57,25 +97,22 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
             <tr><th>Deployment</th><th>App</th><th>Environment</th><th>Version</th><th>State</th><th>Progress</th><th>Requested by</th><th>Created</th></tr>
           </thead>
           <tbody>
-            {rows.map((d) => {
-              const p = progressOf(d);
-              return (
-                <tr key={d.id} data-deployment={d.id}>
-                  <td class="mono"><a href={`#/deployments/${encodeURIComponent(d.id)}`}>{d.id}</a></td>
-                  <td>{d.app}</td>
-                  <td>{d.environment}</td>
-                  <td class="mono">{d.changeset.version}</td>
-                  <td><span class={`state s-${short(d.state)}`}>{short(d.state)}</span></td>
-                  <td><progress max={p.total || 1} value={p.done} /> {p.done}/{p.total}</td>
-                  <td>{d.requestedBy || "—"}</td>
-                  <td>{when(d.createdAt)}</td>
-                </tr>
-              );
-            })}
+            {rows.map((d) => (
+              <tr key={d.id} data-deployment={d.id}>
+                <td class="mono"><a href={`#/deployments/${encodeURIComponent(d.id)}`}>{d.id}</a></td>
+                <td>{d.app}</td>
+                <td>{d.environment}</td>
+                <td class="mono">{d.changeset.version}</td>
+                <td><span class={`state s-${short(d.state)}`}>{short(d.state)}</span></td>
+                <td class="progress-cell"><OutcomeBar outcome={outcomeOf(d.targets.map((t) => t.state), d.state)} /></td>
+                <td>{d.requestedBy || "—"}</td>
+                <td>{when(d.createdAt)}</td>
+              </tr>
+            ))}
           </tbody>
         </table>
       )}
-      {next && <button onClick={() => load(next)}>More</button>}
+      {next && <button onClick={more}>More</button>}
     </section>
   );
 }
