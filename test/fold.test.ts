@@ -205,3 +205,64 @@ describe("plan", () => {
     expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "FAILED" })]);
   });
 });
+
+describe("the verdict (plan.ts finishOf): max_failures decides whether the rollout goes on, never whether it succeeded", () => {
+  /** A log for `targets`, each run to `outcome` in turn with max_failures `maxFailures` and one target at a time. */
+  function rollout(outcomes: Record<string, "SUCCEEDED" | "FAILED" | "TIMED_OUT">, maxFailures: number): Log {
+    const s: DeploymentSpec = { ...spec, targets: Object.keys(outcomes), strategy: { ...spec.strategy, maxConcurrency: 1, maxFailures } };
+    const log = new Log().add(C, { type: "deployment.created", spec: s });
+    // Decide, fold, decide again, as the reconciler does, until the deployment is finished.
+    for (let i = 0; i < 50 && log.rec!.state !== "SUCCEEDED" && log.rec!.state !== "FAILED"; i++) {
+      const decided = plan(log.rec!, ctx(0));
+      if (decided.length === 0) {
+        // An agent's turn: run the one dispatched target to its outcome.
+        const [agentId] = Object.entries(log.rec!.targets).find(([, t]) => t.state === "DISPATCHED")!;
+        const outcome = outcomes[agentId]!;
+        if (outcome === "TIMED_OUT") log.add(C, { type: "target.timed_out", agentId, phase: "delivery", message: "late" });
+        else log.add(agentId, { type: "target.started", agentId }).add(agentId, { type: "target.result", agentId, outcome, message: "", exitCode: outcome === "FAILED" ? 3 : 0, durationMs: 1 });
+        continue;
+      }
+      for (const body of decided) log.add(C, body);
+    }
+    return log;
+  }
+
+  it("every target succeeded: SUCCEEDED", () => {
+    const rec = rollout({ a1: "SUCCEEDED", a2: "SUCCEEDED", a3: "SUCCEEDED" }, 0).rec!;
+    expect([rec.state, rec.message]).toEqual(["SUCCEEDED", "3 of 3 target(s) succeeded"]);
+  });
+
+  it("failures within max_failures: every target ran, and the deployment is FAILED, saying the rollout went on", () => {
+    const rec = rollout({ a1: "FAILED", a2: "SUCCEEDED", a3: "SUCCEEDED" }, 1).rec!;
+    expect([rec.state, rec.message]).toEqual(["FAILED", "2 of 3 target(s) succeeded, 1 failed (rollout continued: within max_failures 1)"]);
+    expect(rec.halted).toBe(false);
+  });
+
+  it("two targets, both failing, max_failures 2: FAILED, not SUCCEEDED '0 of 2'", () => {
+    const rec = rollout({ a1: "FAILED", a2: "FAILED" }, 2).rec!;
+    expect([rec.state, rec.message]).toEqual(["FAILED", "0 of 2 target(s) succeeded, 2 failed (rollout continued: within max_failures 2)"]);
+  });
+
+  it("a timeout is a failure, named as such", () => {
+    const rec = rollout({ a1: "SUCCEEDED", a2: "TIMED_OUT", a3: "SUCCEEDED" }, 1).rec!;
+    expect([rec.state, rec.message]).toEqual(["FAILED", "2 of 3 target(s) succeeded, 1 timed out (rollout continued: within max_failures 1)"]);
+  });
+
+  it("more failures than max_failures: halted, the rest SKIPPED, FAILED saying so", () => {
+    const rec = rollout({ a1: "SUCCEEDED", a2: "FAILED", a3: "SUCCEEDED" }, 0).rec!;
+    expect(rec.targets.a3!.state).toBe("SKIPPED");
+    expect([rec.state, rec.message]).toEqual(["FAILED", "1 of 3 target(s) succeeded, 1 failed, 1 skipped (rollout halted: more than max_failures 0)"]);
+  });
+
+  it("the last target failing past max_failures leaves nothing to halt: FAILED without 'halted'", () => {
+    const rec = rollout({ a1: "SUCCEEDED", a2: "SUCCEEDED", a3: "FAILED" }, 0).rec!;
+    expect([rec.state, rec.message]).toEqual(["FAILED", "2 of 3 target(s) succeeded, 1 failed (more than max_failures 0)"]);
+  });
+
+  it("a cancel requested still ends CANCELLED, failures or not", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" }).add("a1", { type: "target.started", agentId: "a1" });
+    log.add(C, { type: "deployment.cancel_requested", reason: "stop" });
+    log.add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "", exitCode: 3, durationMs: 1 });
+    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "deployment.finished", state: "CANCELLED", message: "cancelled: stop" }]);
+  });
+});

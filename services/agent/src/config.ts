@@ -45,7 +45,7 @@ const schema = {
     default: {} as Record<string, AppConfig>,
     env: "DEPLOY_AGENT_APPS",
   },
-  labels: { doc: "Free-form labels shown in ListAgents", format: Object, default: {} as Record<string, string>, env: "DEPLOY_AGENT_LABELS" },
+  labels: { doc: "Labels (JSON object, e.g. {\"role\":\"web\",\"zone\":\"a\"}) shown in ListAgents and matched by a deployment's selector", format: Object, default: {} as Record<string, string>, env: "DEPLOY_AGENT_LABELS" },
   nats: {
     url: { doc: "NATS server URL(s), comma separated", format: String, default: "nats://127.0.0.1:4222", env: "NATS_URL" },
     apiTimeoutMs: { doc: "Time limit of one JetStream call", format: "nat", default: 5000, env: "DEPLOY_NATS_API_TIMEOUT_MS" },

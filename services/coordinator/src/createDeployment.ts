@@ -1,11 +1,12 @@
 // CreateDeployment: one request, one deployment, whatever is retried, and a
 // refused request writes nothing.
 //
-// 1. Resolve the targets and the artifact, then take the (app, environment)
-//    lock (KV create of active.<app>.<env>, holding the deployment id and the
-//    request key). Any of them may refuse the request; nothing is written
-//    then. A lock held by the same request key is this request, already
-//    accepted or being created by a concurrent identical call.
+// 1. Resolve the targets and the strategy (resolveRequest.ts) and the
+//    artifact, then take the (app, environment) lock (KV create of
+//    active.<app>.<env>, holding the deployment id and the request key).
+//    Any of them may refuse the request; nothing is written then. A lock
+//    held by the same request key is this request, already accepted or
+//    being created by a concurrent identical call.
 // 2. Before any refusal, and when the lock is this request's: the request id
 //    maps to a deployment id (KV req.<sha256(request id)>). A mapping with
 //    the same body hash means "already accepted": answer with that
@@ -32,7 +33,6 @@ import {
   COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
   PreconditionError,
-  ValidationError,
   ACTIVE_FILTER,
   activeKey,
   appendMadeEvent,
@@ -58,6 +58,7 @@ import type { KvEntry } from "@nats-io/kv";
 import type { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { Registry } from "./registry.js";
 import { requestHash, type CreateInput } from "./requests.js";
+import { resolveStrategy, resolveTargets } from "./resolveRequest.js";
 
 /** Header the KV client marks deletes and purges with. */
 const KV_OPERATION_HDR = "KV-Operation";
@@ -133,26 +134,6 @@ export async function activeLocks(ctx: Pick<JsContext, "jsm" | "deployments">): 
 const parseMapping = (e: KvEntry | null): RequestMapping | undefined => parseJsonEntry<RequestMapping>(e, ["deploymentId", "requestHash"]);
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function resolveTargets(input: CreateInput, registry: Registry, now: number): string[] {
-  const serves = (id: string): boolean => {
-    const a = registry.get(id)!;
-    return a.record.environment === input.environment && a.record.apps.includes(input.app);
-  };
-  if (input.targets.length > 0) {
-    input.targets.forEach((id, i) => {
-      const a = registry.get(id);
-      if (!a) throw new ValidationError(`targets[${i}]`, `agent "${id}" is not registered`);
-      if (!serves(id)) throw new ValidationError(`targets[${i}]`, `agent "${id}" does not serve app ${input.app} in environment ${input.environment}`);
-    });
-    const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
-    if (dead.length > 0) throw new PreconditionError(`target(s) not live (no recent heartbeat): ${dead.join(", ")}`);
-    return input.targets;
-  }
-  const live = registry.list({ app: input.app, environment: input.environment }).filter((a) => registry.isLive(a, now));
-  if (live.length === 0) throw new PreconditionError(`no live agent serves app ${input.app} in environment ${input.environment}`);
-  return live.map((a) => a.record.id);
-}
 
 type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock };
 
@@ -351,8 +332,9 @@ function specOf(input: CreateInput, hash: string, id: string, targets: string[],
     app: input.app,
     environment: input.environment,
     changeset,
-    strategy: input.strategy,
+    strategy: resolveStrategy(input.strategy, targets.length),
     targets,
     requestedBy: input.requestedBy,
+    ...(input.selector ? { selector: input.selector.text } : {}),
   };
 }

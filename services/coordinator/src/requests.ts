@@ -3,15 +3,21 @@
 import { createHash } from "node:crypto";
 import {
   DEPLOYMENT_STATES,
+  MAX_SELECTOR_LENGTH,
   ValidationError,
+  amountText,
   asObject,
   asString,
   asAgentId,
   asToken,
   asArtifactName,
   asDigest,
+  formatSelector,
+  parsePercent,
+  parseSelector,
+  type Amount,
   type DeploymentState,
-  type Strategy,
+  type Selector,
 } from "../../shared/src/index.js";
 
 const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
@@ -23,10 +29,20 @@ export interface CreateInput {
   environment: string;
   /** The artifact's size is filled in from the store when the deployment is created. */
   changeset: { version: string; artifact?: { name: string; digest: string } };
-  strategy: Strategy;
-  /** Explicit targets; empty means every live agent of app and environment. */
+  /** As asked: counts or percentages, resolved against the targets when the deployment is created. */
+  strategy: StrategyInput;
+  /** Explicit targets; empty means every live agent of app and environment (or those the selector matches). */
   targets: string[];
+  /** A label selector (never together with targets): the parsed requirements and their canonical text. */
+  selector?: { text: string; requirements: Selector };
   requestedBy: string;
+}
+
+export interface StrategyInput {
+  maxConcurrency: Amount;
+  maxFailures: Amount;
+  deliveryTimeoutMs: number;
+  applyTimeoutMs: number;
 }
 
 export interface Defaults {
@@ -56,6 +72,17 @@ function optionalCount(v: unknown, field: string, dflt: number, min: number): nu
   return v;
 }
 
+/**
+ * A count (`field`, proto3 optional: absent is the default) or a percentage
+ * (`field`_percent, a string: empty is unset), never both.
+ */
+function amount(count: unknown, percent: unknown, field: string, dflt: number, min: number): Amount {
+  const pct = asString(percent ?? "", `${field}_percent`, { maxLength: 64, allowEmpty: true });
+  if (pct === "") return { count: optionalCount(count, field, dflt, min) };
+  if (count !== undefined && count !== null) throw new ValidationError(`${field}_percent`, `give ${field} or ${field}_percent, not both`);
+  return { percent: parsePercent(pct, `${field}_percent`, min) };
+}
+
 export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   const r = asObject(req ?? {}, "request");
   const requestId = asString(r.requestId ?? "", "request_id", { maxLength: 256 });
@@ -72,9 +99,9 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     artifact = { name: asArtifactName(a.name, "changeset.artifact.name"), digest: asDigest(a.digest, "changeset.artifact.digest") };
   }
   const st = r.strategy === undefined || r.strategy === null ? {} : asObject(r.strategy, "strategy");
-  const strategy: Strategy = {
-    maxConcurrency: optionalCount(st.maxConcurrency, "strategy.max_concurrency", 1, 1),
-    maxFailures: optionalCount(st.maxFailures, "strategy.max_failures", 0, 0),
+  const strategy: StrategyInput = {
+    maxConcurrency: amount(st.maxConcurrency, st.maxConcurrencyPercent, "strategy.max_concurrency", 1, 1),
+    maxFailures: amount(st.maxFailures, st.maxFailuresPercent, "strategy.max_failures", 0, 0),
     deliveryTimeoutMs: durationMs(st.deliveryTimeout, "strategy.delivery_timeout", defaults.deliveryTimeoutMs),
     applyTimeoutMs: durationMs(st.applyTimeout, "strategy.apply_timeout", defaults.applyTimeoutMs),
   };
@@ -88,7 +115,15 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     seen.add(t);
   });
   const requestedBy = asString(r.requestedBy ?? "", "requested_by", { maxLength: 256, allowEmpty: true });
-  return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, requestedBy };
+  // proto3: an empty string is no selector.
+  const selectorText = asString(r.selector ?? "", "selector", { maxLength: MAX_SELECTOR_LENGTH, allowEmpty: true });
+  let selector: CreateInput["selector"];
+  if (selectorText !== "") {
+    if (targets.length > 0) throw new ValidationError("selector", "give targets or a selector, not both");
+    const requirements = parseSelector(selectorText, "selector");
+    selector = { text: formatSelector(requirements), requirements };
+  }
+  return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, ...(selector ? { selector } : {}), requestedBy };
 }
 
 /**
@@ -98,8 +133,16 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
  */
 export function requestHash(input: CreateInput): string {
   const a = input.changeset.artifact;
-  const canonical = JSON.stringify([input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, input.strategy, input.targets, input.requestedBy]);
-  return createHash("sha256").update(canonical).digest("hex");
+  const st = input.strategy;
+  // Counts hash as the numbers they always did, so a retry across an upgrade
+  // of a request accepted before it is still the same request; a percentage
+  // hashes as its text ("10%"), never equal to a count.
+  const amount = (x: Amount): number | string => ("count" in x ? x.count : amountText(x));
+  const strategy = { maxConcurrency: amount(st.maxConcurrency), maxFailures: amount(st.maxFailures), deliveryTimeoutMs: st.deliveryTimeoutMs, applyTimeoutMs: st.applyTimeoutMs };
+  const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.requestedBy];
+  // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
+  if (input.selector) body.push({ selector: input.selector.text });
+  return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 
 export function validateDeploymentId(v: unknown, field = "deployment_id"): string {

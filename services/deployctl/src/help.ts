@@ -4,8 +4,9 @@
 
 export const PROGRAM_HELP_AFTER = `
 Exit codes:
-  0    succeeded
-  1    the deployment failed, timed out or was cancelled (or an unexpected error)
+  0    succeeded: every target succeeded
+  1    the deployment failed (any target failed or timed out, even within --max-failures)
+       or was cancelled (or an unexpected error)
   2    usage or validation error (also INVALID_ARGUMENT, ALREADY_EXISTS,
        FAILED_PRECONDITION, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED from the coordinator)
   3    cannot reach the coordinator (UNAVAILABLE / DEADLINE_EXCEEDED after retries)
@@ -45,6 +46,8 @@ Examples:
   $ deployctl deploy web-1.4.2.tar.gz --app web --env prod --version v1.4.2 --targets web-1,web-2 --detach
   # no bundle: each agent runs the deploy executable it has configured for the app
   $ deployctl deploy --executable --app web --env prod --version v1.4.2
+  # the agents labelled role=web in zone a or b, a quarter of them at a time, going on after up to 10% fail
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --selector 'role=web,zone in (a,b)' --max-concurrency 25% --max-failures 10%
   # in a script: one JSON document on stdout
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --json | jq -r .deployment.state
 `,

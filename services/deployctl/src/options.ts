@@ -5,6 +5,9 @@ import { InvalidArgumentError, type Command } from "commander";
 import { Client, DEFAULT_CLIENT_OPTIONS, type ClientOptions } from "./client.js";
 import { UsageError } from "./errors.js";
 import { TOKEN_RULE, isToken } from "../../shared/src/names.js";
+import { looksLikePercent, parsePercent, type Amount } from "../../shared/src/amounts.js";
+import { ValidationError } from "../../shared/src/errors.js";
+import { parseSelector } from "../../shared/src/selector.js";
 
 export const DEFAULT_COORDINATOR = "127.0.0.1:50051";
 
@@ -52,6 +55,33 @@ export function intOption(min: number, max = 2 ** 31 - 1): (v: string) => number
  */
 export function tokenOption(v: string): string {
   if (!isToken(v)) throw new InvalidArgumentError(`"${v}" is not valid: use ${TOKEN_RULE}`);
+  return v;
+}
+
+/**
+ * A count or a percentage of the targets: "3" → {count: 3}, "10%" →
+ * {percent: 10}. `min` bounds both (1 for --max-concurrency, 0 for
+ * --max-failures); a percentage is at most 100%.
+ */
+export function amountOption(min: number): (v: string) => Amount {
+  const count = intOption(min);
+  return (v) => {
+    if (!looksLikePercent(v)) return { count: count(v) };
+    try {
+      return { percent: parsePercent(v.trim(), "value", min) };
+    } catch (err) {
+      throw new InvalidArgumentError(err instanceof ValidationError ? err.message.replace(/^value: /, "") : String(err));
+    }
+  };
+}
+
+/** A label selector, checked here (exit 2 before anything is sent); sent as given, the coordinator records its canonical form. */
+export function selectorOption(v: string): string {
+  try {
+    parseSelector(v, "selector");
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof ValidationError ? err.message.replace(/^selector: /, "") : String(err));
+  }
   return v;
 }
 

@@ -1,6 +1,6 @@
 // The command line: commander defines every command and option; usage
 // errors are reported on one line and end with exit code 2.
-import { Argument, Command, CommanderError } from "commander";
+import { Argument, Command, CommanderError, Option } from "commander";
 import { agentsCommand, artifactsCommand, getCommand, listCommand } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
@@ -8,7 +8,7 @@ import { deployCommand, type DeployOptions } from "./commands/deploy.js";
 import { watchCommand } from "./commands/watch.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
 import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
-import { intOption, listOption, parseDeploymentId, parseDeploymentState, tokenOption, withCommonOptions } from "./options.js";
+import { amountOption, intOption, listOption, parseDeploymentId, parseDeploymentState, selectorOption, tokenOption, withCommonOptions } from "./options.js";
 
 /**
  * A subcommand whose usage errors point at its own help (commander copies
@@ -45,9 +45,18 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
       .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
       .requiredOption("--version <version>", "version label (DEPLOY_VERSION on the agents)")
-      .option("--max-concurrency <n>", "targets applying at once (server default 1)", intOption(1))
-      .option("--max-failures <n>", "failures tolerated before the rollout stops (server default 0)", intOption(0))
+      .option("--max-concurrency <n|p%>", "targets applying at once: a count, or a percentage of the targets such as 10% (server default 1)", amountOption(1))
+      .option(
+        "--max-failures <n|p%>",
+        "failures the rollout goes on after, a count or a percentage such as 25%; one more stops it (server default 0). Any failure still fails the deployment",
+        amountOption(0),
+      )
       .option("--targets <ids>", "comma-separated agent ids (default: every live agent of the app and environment)", listOption)
+      .addOption(
+        new Option("--selector <selector>", "choose the targets by agent labels, Kubernetes syntax: role=web,zone in (a,b) (also k!=v, k notin (x,y), k, !k; comma = AND)")
+          .argParser(selectorOption)
+          .conflicts("targets"),
+      )
       .option("--request-id <id>", "idempotency key: re-running with the same id never deploys twice (default: a new UUID, printed)")
       .option("--requested-by <who>", "who asked, for the audit log (default user@host)")
       .option("--executable", "no bundle: each agent runs the deploy executable configured for the app (DEPLOY_VERSION set to --version)")

@@ -4,6 +4,7 @@
 import { asArtifactName, asDigest, type ArtifactRef } from "./artifacts.js";
 import { ValidationError } from "./errors.js";
 import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA } from "./names.js";
+import { MAX_SELECTOR_LENGTH } from "./selector.js";
 import {
   asEnum,
   asInt,
@@ -31,8 +32,14 @@ export const isTerminalTarget = (s: TargetState): boolean => TERMINAL_TARGET_STA
 const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
 
 export interface Strategy {
+  /** Resolved count: what the planner uses (a percentage given is resolved at creation). */
   maxConcurrency: number;
+  /** Resolved count: failures beyond it stop the rollout (never the verdict: any failure fails the deployment). */
   maxFailures: number;
+  /** The percentage of the targets max_concurrency was given as (1-100), for display; absent when given as a count. */
+  maxConcurrencyPercent?: number;
+  /** The percentage of the targets max_failures was given as (0-100), for display; absent when given as a count. */
+  maxFailuresPercent?: number;
   deliveryTimeoutMs: number;
   applyTimeoutMs: number;
 }
@@ -55,6 +62,12 @@ export interface DeploymentSpec {
   strategy: Strategy;
   targets: string[];
   requestedBy: string;
+  /**
+   * The label selector the targets were chosen by (canonical form:
+   * selector.ts), when one was given. For display and the audit log: the
+   * targets above are what the rollout uses.
+   */
+  selector?: string;
 }
 
 function parseStrategy(v: unknown, field: string): Strategy {
@@ -62,6 +75,8 @@ function parseStrategy(v: unknown, field: string): Strategy {
   return {
     maxConcurrency: asInt(o.maxConcurrency, `${field}.maxConcurrency`, 1, 100_000),
     maxFailures: asInt(o.maxFailures, `${field}.maxFailures`, 0, 100_000),
+    ...(o.maxConcurrencyPercent === undefined ? {} : { maxConcurrencyPercent: asInt(o.maxConcurrencyPercent, `${field}.maxConcurrencyPercent`, 1, 100) }),
+    ...(o.maxFailuresPercent === undefined ? {} : { maxFailuresPercent: asInt(o.maxFailuresPercent, `${field}.maxFailuresPercent`, 0, 100) }),
     deliveryTimeoutMs: asInt(o.deliveryTimeoutMs, `${field}.deliveryTimeoutMs`, 1, MAX_TIMEOUT_MS),
     applyTimeoutMs: asInt(o.applyTimeoutMs, `${field}.applyTimeoutMs`, 1, MAX_TIMEOUT_MS),
   };
@@ -94,6 +109,9 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     strategy: parseStrategy(o.strategy, `${field}.strategy`),
     targets: asStringArray(o.targets, `${field}.targets`, asAgentId),
     requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, 256) ?? "",
+    // Read as text, not parsed again: the targets were resolved from it at
+    // creation, and a reader must not lose a deployment to a grammar change.
+    ...(o.selector === undefined ? {} : { selector: asString(o.selector, `${field}.selector`, { maxLength: MAX_SELECTOR_LENGTH }) }),
   };
 }
 

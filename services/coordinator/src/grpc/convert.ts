@@ -35,6 +35,9 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
     strategy: {
       maxConcurrency: rec.spec.strategy.maxConcurrency,
       maxFailures: rec.spec.strategy.maxFailures,
+      // The form given, beside the resolved count in force.
+      maxConcurrencyPercent: rec.spec.strategy.maxConcurrencyPercent === undefined ? "" : `${rec.spec.strategy.maxConcurrencyPercent}%`,
+      maxFailuresPercent: rec.spec.strategy.maxFailuresPercent === undefined ? "" : `${rec.spec.strategy.maxFailuresPercent}%`,
       deliveryTimeout: duration(rec.spec.strategy.deliveryTimeoutMs),
       applyTimeout: duration(rec.spec.strategy.applyTimeoutMs),
     },
@@ -61,6 +64,7 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
     finishedAt: timestamp(rec.finishedAt),
     requestedBy: rec.spec.requestedBy,
     cancelRequested: rec.cancelRequested,
+    selector: rec.spec.selector ?? "",
   };
 }
 
@@ -89,7 +93,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
       message = e.linesCut > 0 ? `${e.linesCut} output line(s) cut` : "";
       break;
     case "deployment.created":
-      message = `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}`;
+      message = `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}${e.spec.selector ? ` (selector ${e.spec.selector})` : ""}`;
       break;
     case "targets.dispatched":
       message = `${e.agentIds.length} target(s): ${e.agentIds.slice(0, 8).join(", ")}${e.agentIds.length > 8 ? ", …" : ""}`;

@@ -11,6 +11,7 @@ import {
   MAX_DISPATCH_BATCH,
   type DeploymentRecord,
   type EventBody,
+  type TargetState,
 } from "../../../shared/src/index.js";
 
 export interface PlanContext {
@@ -102,13 +103,37 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
       return batches;
     }
   }
-  if (allTargetsTerminal(rec)) {
-    const total = rec.spec.targets.length;
-    if (rec.cancelRequested) return [{ type: "deployment.finished", state: "CANCELLED", message: rec.message || "cancelled" }];
-    if (failures > strategy.maxFailures) {
-      return [{ type: "deployment.finished", state: "FAILED", message: `${failures} of ${total} target(s) failed (max_failures ${strategy.maxFailures})` }];
-    }
-    return [{ type: "deployment.finished", state: "SUCCEEDED", message: `${counts.SUCCEEDED} of ${total} target(s) succeeded` }];
-  }
+  if (allTargetsTerminal(rec)) return [finishOf(rec, counts)];
   return [];
+}
+
+/**
+ * The verdict of a deployment whose targets are all terminal: the one place
+ * it is decided (fold.ts only records the deployment.finished it is given).
+ * max_failures decides whether the rollout goes on after failures (SSM's
+ * max-errors), never the verdict: SUCCEEDED only when every target
+ * SUCCEEDED; any FAILED or TIMED_OUT target makes it FAILED, and the message
+ * says whether the rollout went on (within max_failures) or was halted. A
+ * cancel requested ends CANCELLED, as before.
+ */
+export function finishOf(rec: DeploymentRecord, counts: Record<TargetState, number>): EventBody {
+  const total = rec.spec.targets.length;
+  if (rec.cancelRequested) return { type: "deployment.finished", state: "CANCELLED", message: rec.message || "cancelled" };
+  const succeeded = `${counts.SUCCEEDED} of ${total} target(s) succeeded`;
+  if (counts.SUCCEEDED === total) return { type: "deployment.finished", state: "SUCCEEDED", message: succeeded };
+  const { maxFailures } = rec.spec.strategy;
+  const failures = failuresOf(counts);
+  const parts = [succeeded];
+  if (counts.FAILED > 0) parts.push(`${counts.FAILED} failed`);
+  if (counts.TIMED_OUT > 0) parts.push(`${counts.TIMED_OUT} timed out`);
+  if (counts.SKIPPED > 0) parts.push(`${counts.SKIPPED} skipped`);
+  if (counts.CANCELLED > 0) parts.push(`${counts.CANCELLED} cancelled`);
+  if (failures === 0) return { type: "deployment.finished", state: "FAILED", message: parts.join(", ") };
+  const why =
+    failures <= maxFailures
+      ? `rollout continued: within max_failures ${maxFailures}`
+      : rec.halted
+        ? `rollout halted: more than max_failures ${maxFailures}`
+        : `more than max_failures ${maxFailures}`;
+  return { type: "deployment.finished", state: "FAILED", message: `${parts.join(", ")} (${why})` };
 }

@@ -4,7 +4,9 @@
 import { randomUUID } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 import { status } from "@grpc/grpc-js";
+import { amountText, type Amount } from "../../../shared/src/amounts.js";
 import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
+import type { Strategy } from "../../../shared/src/gen/deploy/v1/Strategy.js";
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
@@ -17,9 +19,11 @@ export interface DeployOptions extends CommonOptions {
   app: string;
   env: string;
   version: string;
-  maxConcurrency?: number;
-  maxFailures?: number;
+  maxConcurrency?: Amount;
+  maxFailures?: Amount;
   targets?: string[];
+  /** A label selector (never with targets): the live agents whose labels match. */
+  selector?: string;
   requestId?: string;
   requestedBy?: string;
   detach?: boolean;
@@ -36,6 +40,20 @@ export function defaultRequestedBy(): string {
     // No passwd entry (some containers): keep "unknown".
   }
   return `${user}@${hostname()} (deployctl)`;
+}
+
+/** A count goes in the integer field, a percentage in its _percent twin ("10%"); neither when not given (the server's default). */
+function strategyOf(o: DeployOptions): Strategy {
+  const st: Strategy = {};
+  if (o.maxConcurrency !== undefined) {
+    if ("count" in o.maxConcurrency) st.maxConcurrency = o.maxConcurrency.count;
+    else st.maxConcurrencyPercent = amountText(o.maxConcurrency);
+  }
+  if (o.maxFailures !== undefined) {
+    if ("count" in o.maxFailures) st.maxFailures = o.maxFailures.count;
+    else st.maxFailuresPercent = amountText(o.maxFailures);
+  }
+  return st;
 }
 
 /** A bundle, or --executable: exactly one (checked before anything is read or sent). */
@@ -66,7 +84,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
 
     // The agents first: an environment nobody serves is refused before a
     // bundle is uploaded for nothing.
-    const problem = await preflightProblem(client, { app: o.app, environment: o.env, targets: o.targets });
+    const problem = await preflightProblem(client, { app: o.app, environment: o.env, targets: o.targets, selector: o.selector });
     // A retry with --request-id of a request the coordinator accepted earlier
     // is answered with that deployment whatever the agents are now: ask it
     // (without uploading) before refusing.
@@ -92,8 +110,9 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
         app: o.app,
         environment: o.env,
         changeset: { version: o.version, ...(artifact ? { artifact } : {}) },
-        strategy: { maxConcurrency: o.maxConcurrency, maxFailures: o.maxFailures },
+        strategy: strategyOf(o),
         targets: o.targets ?? [],
+        ...(o.selector ? { selector: o.selector } : {}),
         requestedBy: o.requestedBy ?? defaultRequestedBy(),
       })
       .catch((err: unknown) => {

@@ -4,6 +4,7 @@
 // bundle of any size has been uploaded for nothing. ListAgents answers in
 // one round trip; the messages follow the coordinator's own.
 import type { Client } from "../client.js";
+import { formatSelector, matchesSelector, parseSelector } from "../../../shared/src/selector.js";
 import { PreflightError } from "../errors.js";
 
 export interface PreflightInput {
@@ -11,6 +12,8 @@ export interface PreflightInput {
   environment: string;
   /** Explicit targets; empty or absent: every live agent of app and environment. */
   targets?: string[];
+  /** A label selector (already checked by the option parser): the live agents whose labels match. */
+  selector?: string;
 }
 
 /** Undefined when the agents are there, else the refusal CreateDeployment would answer. */
@@ -27,6 +30,19 @@ export async function preflightProblem(client: Client, input: PreflightInput): P
     }
     const dead = targets.filter((id) => !byId.get(id)!.live);
     if (dead.length > 0) return new PreflightError("FAILED_PRECONDITION", `target(s) not live (no recent heartbeat): ${dead.join(", ")}`);
+    return undefined;
+  }
+  if (input.selector) {
+    const sel = parseSelector(input.selector);
+    const text = formatSelector(sel);
+    const matching = agents.filter((a) => matchesSelector(sel, a.labels ?? {}));
+    if (matching.length === 0) {
+      return new PreflightError("FAILED_PRECONDITION", `selector "${text}" matches no agent registered for ${where} (${agents.length} registered; deployctl agents --app ${app} --env ${environment} shows their labels)`);
+    }
+    if (!matching.some((a) => a.live)) {
+      const ids = matching.map((a) => a.id ?? "?");
+      return new PreflightError("FAILED_PRECONDITION", `selector "${text}" matches ${ids.length} agent(s) of ${where}, none live (no recent heartbeat): ${ids.join(", ")}`);
+    }
     return undefined;
   }
   if (agents.length === 0) {

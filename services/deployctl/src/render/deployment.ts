@@ -30,6 +30,9 @@ export function outcomeLine(d: DeploymentMsg): string {
   return `${colorState(d.state)}${d.message ? `: ${d.message}` : ` (${countOf(d, "SUCCEEDED")} of ${total} target(s) succeeded)`}`;
 }
 
+/** "2", or "2 (50%)" when given as a percentage of the targets. */
+const amount = (count: number | undefined, percent: string | undefined): string => `${count ?? "-"}${percent ? ` (${percent})` : ""}`;
+
 export function describeDeployment(d: DeploymentMsg, width = process.stdout.columns || 160): string {
   const s = d.strategy ?? {};
   const secs = (x: { seconds?: string } | undefined): string => (x?.seconds ? `${x.seconds}s` : "-");
@@ -37,9 +40,10 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
   const lines = [
     `${pc.bold(`deployment ${d.id ?? "?"}`)}  ${outcomeLine(d)}${d.cancelRequested && shortState(d.state) === "RUNNING" ? pc.magenta(" (cancel requested)") : ""}`,
     `  app ${d.app ?? "-"}  env ${d.environment ?? "-"}  version ${d.changeset?.version ?? "-"}  artifact ${artifact}`,
+    ...(d.selector ? [`  targets chosen by selector ${d.selector}`] : []),
     `  request ${d.requestId ?? "-"}  by ${d.requestedBy || "-"}`,
     `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
-    `  strategy max_concurrency ${s.maxConcurrency ?? "-"}, max_failures ${s.maxFailures ?? "-"}, delivery_timeout ${secs(s.deliveryTimeout)}, apply_timeout ${secs(s.applyTimeout)}`,
+    `  strategy max_concurrency ${amount(s.maxConcurrency, s.maxConcurrencyPercent)}, max_failures ${amount(s.maxFailures, s.maxFailuresPercent)}, delivery_timeout ${secs(s.deliveryTimeout)}, apply_timeout ${secs(s.applyTimeout)}`,
     "",
     targetTable(d, width)
       .split("\n")

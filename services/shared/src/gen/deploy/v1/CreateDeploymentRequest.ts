@@ -11,6 +11,7 @@ export interface CreateDeploymentRequest {
   'strategy'?: (_deploy_v1_Strategy | null);
   'targets'?: (string)[];
   'requestedBy'?: (string);
+  'selector'?: (string);
 }
 
 export interface CreateDeploymentRequest__Output {
@@ -21,4 +22,5 @@ export interface CreateDeploymentRequest__Output {
   'strategy'?: (_deploy_v1_Strategy__Output);
   'targets'?: (string)[];
   'requestedBy'?: (string);
+  'selector'?: (string);
 }

@@ -25,6 +25,7 @@ export interface Deployment {
   'finishedAt'?: (_google_protobuf_Timestamp | null);
   'requestedBy'?: (string);
   'cancelRequested'?: (boolean);
+  'selector'?: (string);
 }
 
 export interface Deployment__Output {
@@ -44,4 +45,5 @@ export interface Deployment__Output {
   'finishedAt'?: (_google_protobuf_Timestamp__Output);
   'requestedBy'?: (string);
   'cancelRequested'?: (boolean);
+  'selector'?: (string);
 }

@@ -7,6 +7,8 @@ export interface Strategy {
   'maxFailures'?: (number);
   'deliveryTimeout'?: (_google_protobuf_Duration | null);
   'applyTimeout'?: (_google_protobuf_Duration | null);
+  'maxConcurrencyPercent'?: (string);
+  'maxFailuresPercent'?: (string);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
 }
@@ -16,6 +18,8 @@ export interface Strategy__Output {
   'maxFailures'?: (number);
   'deliveryTimeout'?: (_google_protobuf_Duration__Output);
   'applyTimeout'?: (_google_protobuf_Duration__Output);
+  'maxConcurrencyPercent'?: (string);
+  'maxFailuresPercent'?: (string);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
 }

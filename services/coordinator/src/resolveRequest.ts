@@ -1,0 +1,79 @@
+// What a CreateDeployment request means against the fleet as it is now: its
+// targets (an explicit list, the agents a label selector matches, or every
+// live agent of the app and environment) and its strategy, with percentages
+// resolved against the number of targets. Resolved once, at creation: the
+// deployment records the result and never resolves again.
+import {
+  PreconditionError,
+  ValidationError,
+  matchesSelector,
+  resolveMaxConcurrency,
+  resolveMaxFailures,
+  type Strategy,
+} from "../../shared/src/index.js";
+import type { Registry } from "./registry.js";
+import type { CreateInput, StrategyInput } from "./requests.js";
+
+/**
+ * The agent ids to deploy to. Explicit targets must be registered for the
+ * app and environment (INVALID_ARGUMENT naming the entry) and live
+ * (FAILED_PRECONDITION); otherwise the live agents of app and environment,
+ * those the selector matches when one is given.
+ */
+export function resolveTargets(input: CreateInput, registry: Registry, now: number): string[] {
+  if (input.selector) return selectTargets(input, input.selector, registry, now);
+  const serves = (id: string): boolean => {
+    const a = registry.get(id)!;
+    return a.record.environment === input.environment && a.record.apps.includes(input.app);
+  };
+  if (input.targets.length > 0) {
+    input.targets.forEach((id, i) => {
+      const a = registry.get(id);
+      if (!a) throw new ValidationError(`targets[${i}]`, `agent "${id}" is not registered`);
+      if (!serves(id)) throw new ValidationError(`targets[${i}]`, `agent "${id}" does not serve app ${input.app} in environment ${input.environment}`);
+    });
+    const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
+    if (dead.length > 0) throw new PreconditionError(`target(s) not live (no recent heartbeat): ${dead.join(", ")}`);
+    return input.targets;
+  }
+  const live = registry.list({ app: input.app, environment: input.environment }).filter((a) => registry.isLive(a, now));
+  if (live.length === 0) throw new PreconditionError(`no live agent serves app ${input.app} in environment ${input.environment}`);
+  return live.map((a) => a.record.id);
+}
+
+/**
+ * The live agents of app and environment whose labels match the selector.
+ * None matching, or none of those live: FAILED_PRECONDITION naming it.
+ */
+function selectTargets(input: CreateInput, selector: NonNullable<CreateInput["selector"]>, registry: Registry, now: number): string[] {
+  const where = `app ${input.app} in environment ${input.environment}`;
+  const registered = registry.list({ app: input.app, environment: input.environment });
+  const matching = registered.filter((a) => matchesSelector(selector.requirements, a.record.labels));
+  if (matching.length === 0) {
+    throw new PreconditionError(`selector "${selector.text}" matches no agent registered for ${where} (${registered.length} registered)`);
+  }
+  const live = matching.filter((a) => registry.isLive(a, now));
+  if (live.length === 0) {
+    const ids = matching.map((a) => a.record.id);
+    throw new PreconditionError(
+      `selector "${selector.text}" matches ${ids.length} agent(s) of ${where}, none live (no recent heartbeat): ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", …" : ""}`,
+    );
+  }
+  return live.map((a) => a.record.id);
+}
+
+/**
+ * The strategy in force: a percentage resolved against the targets chosen
+ * now (never again: the rollout keeps these counts), kept beside the count
+ * for display.
+ */
+export function resolveStrategy(st: StrategyInput, targets: number): Strategy {
+  return {
+    maxConcurrency: resolveMaxConcurrency(st.maxConcurrency, targets),
+    maxFailures: resolveMaxFailures(st.maxFailures, targets),
+    ...("percent" in st.maxConcurrency ? { maxConcurrencyPercent: st.maxConcurrency.percent } : {}),
+    ...("percent" in st.maxFailures ? { maxFailuresPercent: st.maxFailures.percent } : {}),
+    deliveryTimeoutMs: st.deliveryTimeoutMs,
+    applyTimeoutMs: st.applyTimeoutMs,
+  };
+}
