@@ -9,6 +9,7 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Stack } from "./helpers/stack.js";
 
@@ -86,5 +87,68 @@ describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
     const progress = (await client.events(done.id!)).filter((e) => e.type === "target.progress");
     expect(progress.length).toBeGreaterThan(0);
     expect(progress.some((e) => /^\d+ output line\(s\) cut$/.test(e.message ?? ""))).toBe(true);
+  });
+});
+
+// Issue 18 item 3 / issue 16 item 4: DEPLOY_EVENTS has a retention limit and
+// per-subject limit, so one source cannot fill the stream; past a limit the
+// server refuses (discard new, nothing acknowledged is dropped), and the
+// agent reports the refusal once instead of retrying for ever.
+describe("DEPLOY_EVENTS limits", () => {
+  let stack: Stack;
+  let nc: NatsConnection;
+  const PER_SUBJECT = 5;
+
+  beforeAll(async () => {
+    stack = await Stack.start({
+      agents: [],
+      coordinatorEnv: { DEPLOY_EVENTS_MAX_MSGS_PER_SUBJECT: String(PER_SUBJECT), DEPLOY_EVENTS_MAX_AGE_MS: String(3600_000) },
+    });
+    nc = await connect({ servers: stack.nats.url });
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await stack?.stop();
+  });
+
+  it("the stream is configured with the retention, the per-subject limit and discard new", async () => {
+    const info = await (await jetstreamManager(nc)).streams.info("DEPLOY_EVENTS");
+    expect(info.config.max_age).toBe(3600_000 * 1_000_000);
+    expect(info.config.max_msgs_per_subject).toBe(PER_SUBJECT);
+    expect(info.config.discard).toBe("new");
+    expect(info.config.discard_new_per_subject).toBe(true);
+  });
+
+  it("a source flooding one deployment's subject is refused by the server past the limit", async () => {
+    const js = jetstream(nc);
+    const outcomes: string[] = [];
+    for (let i = 0; i < PER_SUBJECT + 3; i++) {
+      outcomes.push(await js.publish("deploy.evt.d-flood.a9", "{}").then(
+        () => "stored",
+        (e: Error) => e.message,
+      ));
+    }
+    expect(outcomes.slice(0, PER_SUBJECT)).toEqual(Array(PER_SUBJECT).fill("stored"));
+    expect(outcomes.slice(PER_SUBJECT)).toEqual(Array(3).fill("maximum messages per subject exceeded"));
+  });
+
+  it("an agent over the limit reports the refusal once, acks its command, and its target times out", async () => {
+    const script = join(stack.dir, "chatty.sh");
+    // Batches of output a few hundred ms apart: one progress event each.
+    await writeFile(script, `#!/bin/sh\nfor i in $(seq 1 10); do echo "batch $i"; sleep 0.4; done\n`);
+    await chmod(script, 0o755);
+    await stack.startAgent("c1", { apps: { web: { deploy: script } }, environment: "chatty" });
+    const client = stack.client();
+    const d = await client.create({ requestId: "chatty-1", app: "web", environment: "chatty", changeset: { version: "v1" }, strategy: { applyTimeout: { seconds: 6 } } });
+    const done = await client.waitTerminal(d.id!, 90_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.targets?.[0]?.state).toBe("TARGET_STATE_TIMED_OUT");
+    const logs = stack.agent("c1").logs();
+    expect(logs).toMatch(/report refused; not retrying.*maximum messages per subject exceeded|maximum messages per subject exceeded.*report refused; not retrying/);
+    expect(logs).not.toMatch(/report failed; retrying[^\n]*maximum messages per subject/);
+    const ci = await (await jetstreamManager(nc)).consumers.info("DEPLOY_COMMANDS", "agent-c1");
+    expect(ci.num_ack_pending).toBe(0);
+    expect(ci.num_redelivered).toBe(0);
+    expect(stack.agent("c1").running).toBe(true);
   });
 });

@@ -113,18 +113,25 @@ export async function reportJournaled(deps: HandlerDeps, deploymentId: string): 
   const entry = deps.journal.get(deploymentId);
   if (!entry) return;
   const agentId = deps.config.id;
-  if (entry.status === "finished" && entry.result) {
-    const r = entry.result;
-    await report(
-      deps,
-      deploymentId,
-      { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) },
-      "result",
-    );
-  } else if (entry.status === "declined") {
-    await report(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "" }, "declined");
-  } else {
-    return;
+  try {
+    if (entry.status === "finished" && entry.result) {
+      const r = entry.result;
+      await report(
+        deps,
+        deploymentId,
+        { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) },
+        "result",
+      );
+    } else if (entry.status === "declined") {
+      await report(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "" }, "declined");
+    } else {
+      return;
+    }
+  } catch (err) {
+    // Refused for good by a server limit: journaled as reported, so neither a
+    // redelivery nor a restart sends it again (report() logged the refusal).
+    // The coordinator times the target out.
+    if (!(err instanceof DeployError) || err.retryable) throw err;
   }
   await deps.journal.markReported(deploymentId);
 }
@@ -297,7 +304,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
-    await startedReport;
+    await startedSettled;
     await reportJournaled(deps, id);
     m.ack();
   } finally {

@@ -14,7 +14,7 @@ export interface CoordinatorConfig {
     tokensFile: string;
   };
   signing: { seedFile: string; seed: string };
-  streams: { replicas: number; commandsMaxAgeMs: number };
+  streams: { replicas: number; commandsMaxAgeMs: number; eventsMaxAgeMs: number; eventsMaxBytes: number; eventsMaxMsgsPerSubject: number };
   rollout: {
     defaultDeliveryTimeoutMs: number;
     defaultApplyTimeoutMs: number;
@@ -102,6 +102,24 @@ const schema = {
       format: "nat",
       default: 7 * 24 * 3600 * 1000,
       env: "DEPLOY_COMMANDS_MAX_AGE_MS",
+    },
+    eventsMaxAgeMs: {
+      doc: "How long an event is kept in DEPLOY_EVENTS, the audit log (0: for ever). A deployment stays readable from its KV projection after its events expire; WatchDeployment replays only what is left",
+      format: "nat",
+      default: 90 * 24 * 3600 * 1000,
+      env: "DEPLOY_EVENTS_MAX_AGE_MS",
+    },
+    eventsMaxBytes: {
+      doc: "Bytes DEPLOY_EVENTS may hold per replica (-1: no limit). Past it the server refuses new events (discard new) rather than drop acknowledged ones: size it for eventsMaxAgeMs of your traffic",
+      format: "int",
+      default: -1,
+      env: "DEPLOY_EVENTS_MAX_BYTES",
+    },
+    eventsMaxMsgsPerSubject: {
+      doc: "Events one source may write about one deployment (deploy.evt.<deployment>.<source>); past it the server refuses that source's further events there, so one agent cannot fill the stream. A well-behaved agent writes at most its maxOutputLines (default 200) + 4",
+      format: "nat",
+      default: 100_000,
+      env: "DEPLOY_EVENTS_MAX_MSGS_PER_SUBJECT",
     },
   },
   rollout: {

@@ -65,7 +65,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     for (let attempt = 1; ; attempt++) {
       try {
         const jsm = await jetstreamManager(nc, { timeout: config.nats.apiTimeoutMs });
-        await ensureInfrastructure(nc, jsm, { replicas: config.streams.replicas, commandsMaxAgeMs: config.streams.commandsMaxAgeMs });
+        await ensureInfrastructure(nc, jsm, config.streams);
         break;
       } catch (err) {
         if (attempt >= 60) throw err;

@@ -29,6 +29,10 @@ const nanos = (ms: number): number => ms * 1_000_000;
 export interface InfrastructureOptions {
   replicas: number;
   commandsMaxAgeMs: number;
+  /** DEPLOY_EVENTS retention (streams.events* in the coordinator config); absent: kept for ever, no limits. */
+  eventsMaxAgeMs?: number;
+  eventsMaxBytes?: number;
+  eventsMaxMsgsPerSubject?: number;
 }
 
 export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
@@ -57,9 +61,15 @@ export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConf
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: o.replicas,
-    // The audit log: kept until an operator decides otherwise.
-    max_age: 0,
-    duplicate_window: nanos(120_000),
+    // The audit log: kept for eventsMaxAgeMs (0: for ever). Limits refuse
+    // new events (discard new) instead of dropping acknowledged ones: a full
+    // stream stops deployments with a clear error, it never loses history.
+    max_age: nanos(o.eventsMaxAgeMs ?? 0),
+    max_bytes: o.eventsMaxBytes ?? -1,
+    max_msgs_per_subject: o.eventsMaxMsgsPerSubject ?? -1,
+    discard: DiscardPolicy.New,
+    discard_new_per_subject: (o.eventsMaxMsgsPerSubject ?? -1) > 0,
+    duplicate_window: nanos(Math.min(120_000, o.eventsMaxAgeMs || 120_000)),
     // Each event is small; a bound keeps a misbehaving publisher from filling the disk with one message.
     max_msg_size: EVENTS_MAX_MSG_SIZE,
   };

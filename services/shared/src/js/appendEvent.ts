@@ -24,6 +24,13 @@ export interface AppendOptions {
   cancelRequested?: boolean;
 }
 
+/**
+ * The server's refusal of a message over a stream limit with discard new:
+ * "maximum messages per subject exceeded", "maximum bytes exceeded" (pinned
+ * by test/limits.test.ts; the client has no constant for it).
+ */
+const STREAM_LIMIT_EXCEEDED = 10077;
+
 /** Appends `body` as an event made now; the stream sequence it got. */
 export function appendEvent(ctx: Pick<JsContext, "js"> & Partial<Pick<JsContext, "nc">>, deploymentId: string, body: EventBody, opts: AppendOptions): Promise<number> {
   return appendMadeEvent(ctx, makeEvent(deploymentId, body), opts);
@@ -54,6 +61,11 @@ export async function appendMadeEvent(ctx: Pick<JsContext, "js"> & Partial<Pick<
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
       throw new ConflictError(`another writer appended to ${deploymentId} first`, err);
+    }
+    // A limit of DEPLOY_EVENTS (messages per subject, bytes): refused again on
+    // every retry, so not retryable; the caller reports it once.
+    if (err instanceof JetStreamApiError && err.code === STREAM_LIMIT_EXCEEDED) {
+      throw new ResourceExhaustedError(`${type} for ${deploymentId} refused by DEPLOY_EVENTS: ${err.message}`);
     }
     throw new UnavailableError(`could not append ${type} for ${deploymentId}`, err);
   }
