@@ -365,7 +365,7 @@ describe("an agent paused right after it wins its claim", () => {
   // Issue 16: the agent won its claim, was paused (SIGSTOP) past the
   // coordinator's liveness limit, the coordinator timed the target out and
   // finished the deployment; on SIGCONT the agent used to run it anyway. Its
-  // start lease (no heartbeat gap longer than 2/3 of agentLiveMs since the
+  // start lease (no heartbeat gap longer than 90 % of agentLiveMs since the
   // claim) now stops it: it reports a late FAILED and runs nothing.
   it("is timed out, and on waking runs nothing: start lease expired", { timeout: LONG }, async () => {
     const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } });
