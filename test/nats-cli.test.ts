@@ -147,13 +147,14 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout, shown(r)).toMatch(line("Messages", "1"));
   });
 
-  it("stream info DEPLOY_EVENTS: subjects deploy.evt.>, kept forever, 256 KiB messages", async () => {
+  it("stream info DEPLOY_EVENTS: subjects deploy.evt.>, kept 90 days, 256 KiB messages, 100,000 per subject", async () => {
     const r = await nats(["stream", "info", "DEPLOY_EVENTS"]);
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout, shown(r)).toMatch(line("Subjects", "deploy.evt.>"));
     expect(r.stdout, shown(r)).toMatch(line("Storage", "File"));
-    expect(r.stdout, shown(r)).toMatch(line("Maximum Age", "unlimited"));
+    expect(r.stdout, shown(r)).toMatch(/^\s*Maximum Age: 90d/m); // streams.eventsMaxAgeMs: 90 days by default
     expect(r.stdout, shown(r)).toMatch(line("Maximum Message Size", "256 KiB"));
+    expect(r.stdout, shown(r)).toMatch(line("Maximum Per Subject", "100,000"));
   });
 
   it("stream subjects DEPLOY_COMMANDS: one command on deploy.cmd.<agent>.<deployment>", async () => {
