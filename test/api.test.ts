@@ -58,7 +58,7 @@ describe("CreateDeployment is idempotent", () => {
     // The first answer is folded from the created event in hand, the second
     // from the stream: they agree on everything the event holds.
     const fixed = (d: DeploymentMsg): unknown => ({
-      ...Object.fromEntries(Object.entries(d).filter(([k]) => ["id", "requestId", "app", "environment", "changeset", "strategy", "requestedBy", "createdAt"].includes(k))),
+      ...Object.fromEntries(Object.entries(d).filter(([k]) => ["id", "requestId", "app", "environment", "changeset", "strategy", "requestedBy", "requestedByNote", "createdAt"].includes(k))),
       targets: (d.targets ?? []).map((t) => t.agentId),
     });
     expect(fixed(second)).toEqual(fixed(first));
@@ -399,7 +399,9 @@ describe("GetDeployment, ListDeployments, ListAgents", () => {
     const d = await client.create({ requestId: rid("get"), app: "web", environment: "prod", changeset: { version: "v1" }, requestedBy: "tester" });
     const done = await client.waitTerminal(d.id!);
     expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
-    expect(done.requestedBy).toBe("tester");
+    // Who asked is the caller's identity (no tokens here: development mode); what it wrote is the note.
+    expect(done.requestedBy).toBe("anonymous (development mode)");
+    expect(done.requestedByNote).toBe("tester");
     expect(done.changeset?.version).toBe("v1");
     const targets = done.targets ?? [];
     expect(targets.map((t) => t.agentId).sort()).toEqual(["a1", "a2", "a3"]);

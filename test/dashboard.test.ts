@@ -374,9 +374,13 @@ describeIfChromium("dashboard with tokens", () => {
       await page.fill(".cancel input", "wrong build");
       await page.click("#confirm-cancel");
       await page.waitForSelector('#deployment-state:text("CANCELLED")', { timeout: 30_000 });
-      const final = await grpcClient.unary<{ state: string; message: string }>("GetDeployment", { deploymentId: d.id });
+      const final = await grpcClient.unary<{ state: string; message: string; requestedBy: string; cancelledBy: string }>("GetDeployment", { deploymentId: d.id });
       expect(final.state).toBe("DEPLOYMENT_STATE_CANCELLED");
-      expect(final.message).toContain("wrong build (from the dashboard by dan)");
+      expect(final.message).toContain("wrong build (from the dashboard)");
+      // Who: the dashboard token's name; the deployment was created with the gRPC deployer token, also dan.
+      expect(final.cancelledBy).toBe("dan");
+      expect(final.requestedBy).toBe("dan");
+      expect(await page.textContent("#cancelled-by")).toBe("dan");
     } finally {
       await page.close();
       grpcClient.close();

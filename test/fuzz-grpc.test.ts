@@ -68,6 +68,7 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   ListDeployments: fc.record({ app: nasty, environment: nasty, state: deploymentState, pageSize: u32, pageToken: nasty }, { requiredKeys: [] }),
   CancelDeployment: fc.record({ deploymentId: nasty, reason: nasty }, { requiredKeys: [] }),
   ListAgents: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
+  GetRelease: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
   GetArtifact: fc.record({ name: nasty, digest: nasty }, { requiredKeys: [] }),
   ListArtifacts: fc.record({ name: nasty }, { requiredKeys: [] }),
 };

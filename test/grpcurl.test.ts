@@ -98,6 +98,7 @@ interface DeploymentJson {
   environment: string;
   state: string;
   requestedBy: string;
+  requestedByNote: string;
   changeset: { version: string };
   strategy: { maxConcurrency: number; applyTimeout: string };
   targets: { agentId: string }[];
@@ -204,7 +205,7 @@ describe("grpcurl calls the API by reflection", () => {
     // grpcurl prints responses with the JSON (lowerCamel) names.
     const d = JSON.parse(created.stdout) as DeploymentJson;
     expect(d.id, shown(created)).toMatch(/\S/);
-    expect(d, shown(created)).toMatchObject({ requestId, app: stack.app, environment: stack.environment, requestedBy: "grpcurl", changeset: { version: "v-grpcurl" } });
+    expect(d, shown(created)).toMatchObject({ requestId, app: stack.app, environment: stack.environment, requestedBy: "anonymous (development mode)", requestedByNote: "grpcurl", changeset: { version: "v-grpcurl" } });
     expect(d.strategy, shown(created)).toMatchObject({ maxConcurrency: 2, applyTimeout: "60s" });
     expect(d.targets.map((t) => t.agentId).sort(), shown(created)).toEqual(["a1", "a2"]);
 

@@ -24,6 +24,7 @@ const READS: [string, object][] = [
   ["GetDeployment", { deploymentId: "d-none" }],
   ["ListDeployments", {}],
   ["ListAgents", {}],
+  ["GetRelease", { app: "web", environment: "prod" }],
   ["GetArtifact", { name: "web", digest: `sha256:${"0".repeat(64)}` }],
   ["ListArtifacts", {}],
 ];

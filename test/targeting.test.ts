@@ -81,7 +81,7 @@ describe("label selectors, percentages and the verdict", () => {
     // The audit log's first event says how the targets were chosen; listings carry it too.
     const created = (await client.events(d.id!))[0]!;
     expect(created.type).toBe("deployment.created");
-    expect(created.message).toBe("web@v1 to 2 target(s) in prod (selector role=web,zone in (a,b))");
+    expect(created.message).toBe("web@v1 to 2 target(s) in prod (selector role=web,zone in (a,b)), requested by anonymous (development mode)");
     const listed = (await client.list({ app: "web", environment: "prod", pageSize: 200 })).deployments.find((x) => x.id === d.id);
     expect(listed?.selector).toBe("role=web,zone in (a,b)");
 

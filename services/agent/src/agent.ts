@@ -11,6 +11,7 @@ import {
   createLogger,
   errorMessage,
   readSeedFile,
+  type AgentRelease,
   type Logger,
 } from "../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
@@ -93,8 +94,9 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // What this VM runs survives restarts in its registry entry.
     const previous = await ctx.agents.get(config.id).catch(() => null);
     let currentReleases: Record<string, string> = {};
+    let releases: Record<string, AgentRelease> = {};
     try {
-      if (previous?.operation === "PUT") currentReleases = parseAgentRecord(previous.value).currentReleases;
+      if (previous?.operation === "PUT") ({ currentReleases, releases = {} } = parseAgentRecord(previous.value));
     } catch {
       // an unreadable old entry is simply replaced
     }
@@ -105,7 +107,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       }
       if (!journal.get(e.deploymentId)!.reported) await reportJournaled(deps, e.deploymentId);
     }
-    await registration.start(currentReleases);
+    await registration.start(currentReleases, releases);
 
     const consumer = await ctx.js.consumers.get(COMMANDS_STREAM, agentConsumerName(config.id));
     // A pull lives on the consumer's leader, which forgets it when

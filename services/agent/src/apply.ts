@@ -4,7 +4,7 @@
 // becomes bounded progress events and the outcome a JournalResult. Never
 // throws for a failing apply: the failure is the result.
 import { join } from "node:path";
-import { errorMessage, eventBudget, type Command } from "../../shared/src/index.js";
+import { errorMessage, eventBudget, releaseName as sharedReleaseName, type Command } from "../../shared/src/index.js";
 import { fetchArtifact } from "./artifactCache.js";
 import { applyBundle } from "./bundle/applyBundle.js";
 import type { AppConfig } from "./config.js";
@@ -12,9 +12,9 @@ import { report, type HandlerDeps } from "./handleCommand.js";
 import type { JournalResult } from "./journal.js";
 import { runExecutable } from "./runner.js";
 
-/** `<version>-<last 8 of the deployment id>`, safe as a directory name. */
+/** `<version>-<last 8 of the deployment id>`, safe as a directory name (names.ts: the coordinator names the desired release the same way). */
 export function releaseName(cmd: Command): string {
-  return `${cmd.changeset.version.replace(/[^A-Za-z0-9._-]/g, "_")}-${cmd.deploymentId.slice(-8)}`;
+  return sharedReleaseName(cmd.changeset.version, cmd.deploymentId);
 }
 
 /** Progress events go out in order, one at a time, after `after` (the started event), without holding up the apply. */
@@ -110,6 +110,8 @@ export async function applyCommand(
         releaseName: releaseName(cmd),
         env: baseEnv(deps, cmd),
         maxExpansionRatio: deps.config.maxExpansionRatio,
+        maxUnpackedBytes: deps.config.maxUnpackedBytes,
+        maxFiles: deps.config.maxFiles,
         deadlineMs: started + cmd.applyTimeoutMs,
         maxLines: deps.config.maxOutputLines,
         maxLineLength: deps.config.maxLineLength,

@@ -3,6 +3,7 @@
 // key named.
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
 import { MAP_KEY, MAP_KEY_RULE, TOKEN_RULE, agentIdProblem, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
 
 export interface AppConfig {
@@ -25,6 +26,8 @@ export interface AgentConfig {
   stateDir: string;
   root: string;
   maxExpansionRatio: number;
+  maxUnpackedBytes: number;
+  maxFiles: number;
   heartbeatIntervalMs: number;
   ackWaitMs: number;
   maxOutputLines: number;
@@ -93,6 +96,18 @@ const schema = {
     default: 50,
     env: "DEPLOY_AGENT_MAX_EXPANSION_RATIO",
   },
+  maxUnpackedBytes: {
+    doc: "A bundle whose files add up to more than this many bytes is refused while unpacking: the unpack stops at the cap, the partial release is removed, nothing runs",
+    format: "nat",
+    default: DEFAULT_MAX_UNPACKED_BYTES,
+    env: "DEPLOY_AGENT_MAX_UNPACKED_BYTES",
+  },
+  maxFiles: {
+    doc: "A bundle with more entries than this (files, directories and links) is refused while unpacking, the same way",
+    format: "nat",
+    default: DEFAULT_MAX_ENTRIES,
+    env: "DEPLOY_AGENT_MAX_FILES",
+  },
   heartbeatIntervalMs: {
     doc: "How often the agent rewrites its registry entry; keep it well under the coordinator's agentLiveMs (15 s)",
     format: "nat",
@@ -160,6 +175,8 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
   if (!cfg.stateDir) throw invalid("stateDir", "is required");
   if (!isAbsolute(cfg.root)) throw invalid("root", `"${cfg.root}" must be an absolute path`);
   if (cfg.maxExpansionRatio < 1) throw invalid("maxExpansionRatio", "must be at least 1");
+  if (cfg.maxUnpackedBytes < 1) throw invalid("maxUnpackedBytes", "must be at least 1");
+  if (cfg.maxFiles < 2) throw invalid("maxFiles", "must be at least 2 (deploy.yaml and one more entry)");
   if (cfg.heartbeatIntervalMs < 100) throw invalid("heartbeatIntervalMs", "must be at least 100");
   if (cfg.ackWaitMs < 3000) throw invalid("ackWaitMs", "must be at least 3000");
   return cfg;

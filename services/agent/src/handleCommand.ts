@@ -297,7 +297,13 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // already current on disk, so a crash in between reports it truly.)
     let beat: Promise<void> | undefined;
     if (result.outcome === "SUCCEEDED") {
-      deps.registration.setCurrentRelease(cmd.app, releaseName(cmd));
+      const a = cmd.changeset.artifact;
+      deps.registration.setCurrentRelease(cmd.app, {
+        release: releaseName(cmd),
+        deploymentId: cmd.deploymentId,
+        version: cmd.changeset.version,
+        ...(a ? { artifact: { name: a.name, digest: a.digest } } : {}),
+      });
       beat = deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "heartbeat failed"));
     }
     await Promise.all([journal.markFinished(id, result), beat]);

@@ -1,7 +1,7 @@
 // The agent's entry in deploy_agents, rewritten every heartbeat. The
 // coordinator judges liveness by the server's timestamp of the last write.
 import { hostname } from "node:os";
-import { AGENT_SCHEMA, encode, type AgentRecord, type JsContext, type Logger } from "../../shared/src/index.js";
+import { AGENT_SCHEMA, encode, type AgentRecord, type AgentRelease, type JsContext, type Logger } from "../../shared/src/index.js";
 import type { AgentConfig } from "./config.js";
 
 export const AGENT_VERSION = "0.1.0";
@@ -29,8 +29,12 @@ export class Registration {
     };
   }
 
-  async start(currentReleases: Record<string, string>): Promise<void> {
+  /** `releases`: what each current release is (deployment, version, artifact), as the entry before this start said. */
+  async start(currentReleases: Record<string, string>, releases: Record<string, AgentRelease> = {}): Promise<void> {
     this.record.currentReleases = currentReleases;
+    // Only for releases still current: a name without what it is stays so.
+    const known = Object.entries(releases).filter(([app, r]) => currentReleases[app] === r.release);
+    if (known.length > 0) this.record.releases = Object.fromEntries(known);
     await this.beat();
     this.#timer = setInterval(() => {
       this.beat().catch((err: unknown) => this.log.warn({ err }, "heartbeat failed"));
@@ -90,8 +94,13 @@ export class Registration {
       : "start lease expired: no heartbeat acknowledged";
   }
 
-  setCurrentRelease(app: string, deploymentId: string): void {
-    this.record.currentReleases[app] = deploymentId;
+  /**
+   * The release now current for `app`, and what it is: the coordinator
+   * compares that with the desired release (ListAgents' status, convergence).
+   */
+  setCurrentRelease(app: string, release: AgentRelease): void {
+    this.record.currentReleases[app] = release.release;
+    this.record.releases = { ...this.record.releases, [app]: release };
   }
 
   stop(): void {

@@ -1,7 +1,8 @@
 // Coordinator configuration: every key documented, each overridable from the
 // environment. Units are in the names.
 import { tmpdir } from "node:os";
-import { configFileFrom, errorMessage, loadConfig, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
+import { TOKEN_RULE, configFileFrom, errorMessage, isToken, loadConfig, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
 import { loadTokens } from "./grpc/auth.js";
 
 export interface CoordinatorConfig {
@@ -21,8 +22,9 @@ export interface CoordinatorConfig {
     applyTimeoutGraceMs: number;
     agentLiveMs: number;
     sweepIntervalMs: number;
+    convergenceOff: string[];
   };
-  artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number };
+  artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number; maxUnpackedBytes: number; maxFiles: number };
   metrics: { listen: string };
   http: { listen: string; assetsDir: string };
   logLevel: string;
@@ -153,6 +155,12 @@ const schema = {
       default: 1000,
       env: "DEPLOY_SWEEP_INTERVAL_MS",
     },
+    convergenceOff: {
+      doc: "Environments in which convergence is off (env: comma separated): an agent that registers or comes back there on another release than the desired one is shown outdated and left alone, and a deployment with offline targets there ends FAILED",
+      format: Array,
+      default: [] as string[],
+      env: "DEPLOY_CONVERGENCE_OFF",
+    },
   },
   artifacts: {
     maxBytes: { doc: "Largest artifact UploadArtifact accepts, in bytes", format: "nat", default: 1024 * 1024 * 1024, env: "DEPLOY_ARTIFACT_MAX_BYTES" },
@@ -162,6 +170,18 @@ const schema = {
       format: "nat",
       default: 50,
       env: "DEPLOY_ARTIFACT_MAX_EXPANSION_RATIO",
+    },
+    maxUnpackedBytes: {
+      doc: "A bundle whose files add up to more than this many bytes is refused at upload (keep it at or below the agents' maxUnpackedBytes, or agents refuse what was accepted)",
+      format: "nat",
+      default: DEFAULT_MAX_UNPACKED_BYTES,
+      env: "DEPLOY_ARTIFACT_MAX_UNPACKED_BYTES",
+    },
+    maxFiles: {
+      doc: "A bundle with more entries than this (files, directories and links) is refused at upload (keep it at or below the agents' maxFiles)",
+      format: "nat",
+      default: DEFAULT_MAX_ENTRIES,
+      env: "DEPLOY_ARTIFACT_MAX_FILES",
     },
   },
   metrics: {
@@ -203,6 +223,10 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
   }
   if (cfg.rollout.agentLiveMs < 1000) throw new Error("invalid configuration: rollout.agentLiveMs: must be at least 1000");
   if (cfg.rollout.sweepIntervalMs < 50) throw new Error("invalid configuration: rollout.sweepIntervalMs: must be at least 50");
+  cfg.rollout.convergenceOff = cfg.rollout.convergenceOff.map((e) => String(e).trim()).filter((e) => e !== "");
+  for (const e of cfg.rollout.convergenceOff) {
+    if (!isToken(e)) throw new Error(`invalid configuration: rollout.convergenceOff: "${e.slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);
+  }
   // Checked here so that a bad token list, key or seed stops the process at
   // start (exit 2) rather than at the first call; messages never hold secrets.
   try {
@@ -220,7 +244,7 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
       ];
       if (missing.length > 0) {
         throw new Error(
-          `production mode needs ${missing.join("; ")}. Generate them with \`npm run gen-credentials\` (docs in the README's Security section), ` +
+          `production mode needs ${missing.join("; ")}. Generate them with \`npm run gen-credentials\` (docs/production.md), ` +
             "or start in development mode (devMode, DEPLOY_DEV_MODE=1: loopback only, no TLS, tokens or signing)",
         );
       }

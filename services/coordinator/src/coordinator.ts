@@ -2,9 +2,11 @@
 // → stopped) and a close() that stops taking calls, lets in-flight ones
 // finish within a grace period, then stops hard.
 import type { Server } from "@grpc/grpc-js";
+import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import {
   ARTIFACTS_BUCKET,
+  RELEASES_BUCKET,
   bindContext,
   connectNats,
   createLogger,
@@ -24,6 +26,8 @@ import { ensureInfrastructure } from "./infrastructure.js";
 import { Registry } from "./registry.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
+import { Convergence } from "./releases/convergence.js";
+import { ReleaseBook } from "./releases/releaseBook.js";
 
 export type CoordinatorState = "starting" | "running" | "draining" | "stopped";
 
@@ -76,21 +80,42 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
     const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }));
     await registry.start();
+    const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
+    await releases.start();
     const metrics = new CoordinatorMetrics();
-    const reconciler = new Reconciler(ctx, registry, { ...config.rollout, commandSigner, metrics }, log.child({ component: "reconciler" }));
+    // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
+    const late: { convergence?: Convergence } = {};
+    const reconciler = new Reconciler(
+      ctx,
+      registry,
+      { ...config.rollout, commandSigner, metrics, releases, onLockReleased: (app, env) => late.convergence?.considerPair(app, env) },
+      log.child({ component: "reconciler" }),
+    );
     await reconciler.start();
     const artifacts = new ArtifactStore(await new Objm(ctx.js).open(ARTIFACTS_BUCKET), config.artifacts, log.child({ component: "artifacts" }));
+    const defaults = { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs };
+    const converge = new Convergence(
+      { ctx, registry, releases, artifacts, reconciler },
+      { off: config.rollout.convergenceOff, defaults, retryMs: Math.max(1000, config.rollout.sweepIntervalMs) },
+      log.child({ component: "convergence" }),
+    );
+    late.convergence = converge;
+    registry.onChange = (view) => converge.considerAgent(view);
+    releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
+    converge.considerAll();
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc, {
       ctx,
       registry,
       reconciler,
       artifacts,
+      releases,
+      convergence: converge,
       observe: (method, code, seconds) => {
         metrics.grpcCalls.inc({ method, code: String(code) });
         metrics.grpcDuration.observe({ method }, seconds);
       },
-      defaults: { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs },
+      defaults,
       log: log.child({ component: "grpc" }),
       shutdown: shutdown.signal,
     });
@@ -101,6 +126,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         ctx,
         registry,
         reconciler,
+        releases,
         auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),
         log: log.child({ component: "http" }),
         shutdown: shutdown.signal,
@@ -127,8 +153,10 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           shutdown.abort();
           await shutdownServer(grpc.server, graceMs);
           await httpServer?.close();
+          converge.close();
           await reconciler.close();
           await registry.close();
+          await releases.close();
           await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
           state = "stopped";

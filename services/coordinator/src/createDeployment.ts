@@ -11,8 +11,10 @@
 //    maps to a deployment id (KV req.<sha256(request id)>). A mapping with
 //    the same body hash means "already accepted": answer with that
 //    deployment (finishing its creation if its creator crashed); another
-//    hash is ALREADY_EXISTS. No mapping yet behind a lock of this request: a
-//    concurrent identical call is creating it; wait for it.
+//    hash is ALREADY_EXISTS, and so is another caller's identity (request
+//    ids are scoped to who sends them; see below). No mapping yet behind a
+//    lock of this request: a concurrent identical call is creating it; wait
+//    for it.
 // 3. Lock holder: record the request mapping (KV create; it exists already
 //    for a retry of a finished request: give the lock back, answer as in 2),
 //    then append deployment.created with expected last subject sequence 0,
@@ -26,7 +28,17 @@
 // A crash between any two steps leaves state that a retry of the same request
 // completes (the mapping then exists: step 2 finishes it) or that expires (a
 // lock whose deployment never appeared is taken over after 30 s).
-import { randomBytes, createHash } from "node:crypto";
+//
+// Who asked is the authenticated identity (grpc/identity.ts), recorded in the
+// spec and in the request mapping. It is not in the body hash: the same
+// client retrying is the same identity anyway, and a request accepted before
+// identities were recorded (a mapping without one) is still answered. A
+// different identity re-using a request id gets ALREADY_EXISTS, never the
+// other caller's deployment: it did not ask for that deployment, and being
+// answered with it would make it believe its own request was recorded while
+// the audit log names someone else (request ids are scoped per caller, as
+// payment APIs scope idempotency keys per account).
+import { randomBytes } from "node:crypto";
 import {
   AlreadyExistsError,
   ConflictError,
@@ -48,17 +60,19 @@ import {
   isTerminalDeployment,
   loadDeployment,
   makeEvent,
-  requestKey,
   type Changeset,
+  sameIdentity,
   type DeploymentRecord,
   type DeploymentSpec,
+  type Identity,
+  type IdentitySource,
   type JsContext,
 } from "../../shared/src/index.js";
 import type { KvEntry } from "@nats-io/kv";
 import type { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { Registry } from "./registry.js";
-import { requestHash, type CreateInput } from "./requests.js";
-import { resolveStrategy, resolveTargets } from "./resolveRequest.js";
+import { requestHash, requestKeyOf, type CreateInput } from "./requests.js";
+import { resolveStrategy, resolveTargets, type ResolvedTargets } from "./resolveRequest.js";
 
 /** Header the KV client marks deletes and purges with. */
 const KV_OPERATION_HDR = "KV-Operation";
@@ -76,6 +90,9 @@ export function newDeploymentId(now = Date.now()): string {
 interface RequestMapping {
   deploymentId: string;
   requestHash: string;
+  /** Who sent the request; absent in mappings from before identities were recorded. */
+  requestedBy?: string;
+  requestedByVia?: IdentitySource;
 }
 
 /** Value of active.<app>.<env>. */
@@ -137,7 +154,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock };
 
-async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock): Promise<LockOutcome> {
+async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions): Promise<LockOutcome> {
   const key = activeKey(input.app, input.environment);
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
@@ -164,6 +181,12 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock): P
       }
       throw new PreconditionError(`deployment ${holder.deploymentId} is being created for app ${input.app} in environment ${input.environment}`);
     }
+    // A holder that SUCCEEDED whose coordinator died between its finished
+    // event and recording the desired release (it does so before giving
+    // the lock back): recorded here, before the pair's next deployment can
+    // exist, so the desired release never skips it. A failure refuses this
+    // request; nothing is written.
+    if (other?.record.state === "SUCCEEDED") await fleet.recordDesired?.(other.record);
     try {
       // terminal, abandoned or unreadable: take it over by compare-and-set
       await ctx.deployments.update(key, encode(mine), e.revision);
@@ -234,9 +257,25 @@ export interface Created {
   kvRevision: number;
 }
 
-export async function createDeployment(ctx: JsContext, registry: Registry, artifacts: ArtifactStore, input: CreateInput): Promise<Created> {
+/** What the fleet's desired releases need from a creation (releases/): both optional. */
+export interface FleetOptions {
+  /** Whether convergence is on for an environment (rollout.convergenceOff); absent: on. Recorded with offline targets (spec.convergeOffline). */
+  convergence?: (environment: string) => boolean;
+  /** Records the desired release a SUCCEEDED deployment made (releases/recordDesiredRelease.ts), for a lock taken over from one. */
+  recordDesired?: (rec: DeploymentRecord) => Promise<unknown>;
+}
+
+/** `requester`: the authenticated identity of the caller (never from the request: grpc/identity.ts). */
+export async function createDeployment(
+  ctx: JsContext,
+  registry: Registry,
+  artifacts: ArtifactStore,
+  input: CreateInput,
+  requester: Identity,
+  fleet: FleetOptions = {},
+): Promise<Created> {
   const hash = requestHash(input);
-  const reqKey = requestKey(createHash("sha256").update(input.requestId).digest("hex").slice(0, 40));
+  const reqKey = requestKeyOf(input.requestId);
   const followUntil = Date.now() + FOLLOW_MS;
   /** The answer for a request already accepted (step 2); undefined when its id is not recorded. */
   const accepted = async (): Promise<Created | undefined> => {
@@ -245,17 +284,20 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
     if (mapping.requestHash !== hash) {
       throw new AlreadyExistsError(`request_id ${input.requestId} was already used for a different request (deployment ${mapping.deploymentId})`);
     }
+    if (mapping.requestedBy !== undefined && mapping.requestedByVia !== undefined && !sameIdentity({ name: mapping.requestedBy, via: mapping.requestedByVia }, requester)) {
+      throw new AlreadyExistsError(`request_id ${input.requestId} was already used by another caller (deployment ${mapping.deploymentId}); choose another request_id`);
+    }
     const existing = await loadDeployment(ctx, mapping.deploymentId);
     if (existing) return existing;
     // Its creator crashed after recording the request: finish the job.
     const changeset = await resolveChangeset(artifacts, input);
     const targets = resolveTargets(input, registry, Date.now());
     const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
-    const lock = await takeLock(ctx, input, mine);
+    const lock = await takeLock(ctx, input, mine, fleet);
     if (lock.kind === "same-request" && lock.holder.deploymentId !== mine.deploymentId) {
       throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
     }
-    return materialize(ctx, specOf(input, hash, mapping.deploymentId, targets, changeset));
+    return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet));
   };
   for (let attempt = 0; ; attempt++) {
     // 1. Resolve and lock first: a new request (the usual case) is then not
@@ -265,13 +307,13 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
     // still writes nothing.
     const mine: ActiveLock = { deploymentId: newDeploymentId(), requestKey: reqKey };
     let changeset: Changeset;
-    let targets: string[];
+    let targets: ResolvedTargets;
     let lock: LockOutcome;
     try {
       changeset = await resolveChangeset(artifacts, input);
       targets = resolveTargets(input, registry, Date.now());
-      checkCreatedFits(ctx, specOf(input, hash, mine.deploymentId, targets, changeset));
-      lock = await takeLock(ctx, input, mine);
+      checkCreatedFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet));
+      lock = await takeLock(ctx, input, mine, fleet);
     } catch (err) {
       const answer = await accepted();
       if (answer) return answer;
@@ -290,7 +332,8 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
 
     // 3. Ours: record the request, then create.
     try {
-      await ctx.deployments.create(reqKey, encode({ deploymentId: mine.deploymentId, requestHash: hash } satisfies RequestMapping));
+      const mapping: RequestMapping = { deploymentId: mine.deploymentId, requestHash: hash, requestedBy: requester.name, requestedByVia: requester.via };
+      await ctx.deployments.create(reqKey, encode(mapping));
     } catch {
       // The request id is recorded already (a retry of a request that ran
       // to completion, whose lock was free): give the lock back and answer
@@ -303,7 +346,7 @@ export async function createDeployment(ctx: JsContext, registry: Registry, artif
       await sleep(Math.min(50 * (attempt + 1), 250));
       continue;
     }
-    return materialize(ctx, specOf(input, hash, mine.deploymentId, targets, changeset));
+    return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet));
   }
 }
 
@@ -324,7 +367,8 @@ function checkCreatedFits(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec): voi
   );
 }
 
-function specOf(input: CreateInput, hash: string, id: string, targets: string[], changeset: Changeset): DeploymentSpec {
+function specOf(input: CreateInput, requester: Identity, hash: string, id: string, resolved: ResolvedTargets, changeset: Changeset, fleet: FleetOptions): DeploymentSpec {
+  const offline = Object.keys(resolved.offline).length;
   return {
     id,
     requestId: input.requestId,
@@ -332,9 +376,15 @@ function specOf(input: CreateInput, hash: string, id: string, targets: string[],
     app: input.app,
     environment: input.environment,
     changeset,
-    strategy: resolveStrategy(input.strategy, targets.length),
-    targets,
-    requestedBy: input.requestedBy,
+    // Percentages of the targets deployed to: the offline ones are skipped.
+    strategy: resolveStrategy(input.strategy, resolved.targets.length - offline),
+    targets: resolved.targets,
+    requestedBy: requester.name,
+    requestedByVia: requester.via,
+    ...(input.note ? { requestedByNote: input.note } : {}),
     ...(input.selector ? { selector: input.selector.text } : {}),
+    selection: input.selector ? "selector" : input.targets.length > 0 ? "targets" : "all",
+    ...(offline > 0 ? { offlineTargets: resolved.offline, convergeOffline: fleet.convergence?.(input.environment) ?? true } : {}),
+    ...(input.convergesTo ? { convergesTo: input.convergesTo } : {}),
   };
 }

@@ -22,7 +22,9 @@ import {
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
   EVENTS_MAX_MSG_SIZE,
+  RELEASES_BUCKET,
 } from "../../shared/src/index.js";
+import { RELEASE_HISTORY } from "./releases/releaseBook.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
 
@@ -100,6 +102,11 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // Claims matter while a command can still be delivered: kept twice as long
   // as commands are, then dropped by the bucket's age limit.
   await kvm.create(CLAIMS_BUCKET, { history: 1, storage: StorageType.File, replicas: o.replicas, ttl: 2 * o.commandsMaxAgeMs });
+  // The desired release of each (app, environment): one small key per pair,
+  // kept for ever (it must outlive DEPLOY_EVENTS' retention: convergence
+  // reads it, not the events that made it), its last 64 revisions (the KV
+  // maximum) the release history GetRelease shows.
+  await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas });
   await new Objm(jetstream(nc)).create(ARTIFACTS_BUCKET, { storage: StorageType.File, replicas: o.replicas });
   const consumer = {
     durable_name: COORDINATOR_CONSUMER,

@@ -16,6 +16,8 @@ export class Registry {
   readonly #agents = new Map<string, AgentView>();
   #watch: QueuedIterator<KvEntry> | undefined;
   #done: Promise<void> | undefined;
+  /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
+  onChange: (view: AgentView) => void = () => undefined;
 
   constructor(
     private readonly kv: KV,
@@ -46,12 +48,20 @@ export class Registry {
       this.#agents.delete(e.key);
       return;
     }
+    let view: AgentView;
     try {
       const record = parseAgentRecord(e.value);
       if (record.id !== e.key) throw new Error(`record id ${record.id} under key ${e.key}`);
-      this.#agents.set(e.key, { record, heartbeatAt: e.created.getTime(), revision: e.revision });
+      view = { record, heartbeatAt: e.created.getTime(), revision: e.revision };
+      this.#agents.set(e.key, view);
     } catch (err) {
       this.log.warn({ key: e.key, err }, "ignoring invalid agent record");
+      return;
+    }
+    try {
+      this.onChange(view);
+    } catch (err) {
+      this.log.warn({ agentId: e.key, err }, "agent change not handled");
     }
   }
 

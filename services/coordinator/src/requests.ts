@@ -15,6 +15,7 @@ import {
   formatSelector,
   parsePercent,
   parseSelector,
+  requestKey,
   type Amount,
   type DeploymentState,
   type Selector,
@@ -35,7 +36,17 @@ export interface CreateInput {
   targets: string[];
   /** A label selector (never together with targets): the parsed requirements and their canonical text. */
   selector?: { text: string; requirements: Selector };
-  requestedBy: string;
+  /**
+   * The client's free-text note (request field requested_by): recorded and
+   * shown, never taken as who asked: that is the authenticated identity,
+   * which createDeployment is given apart.
+   */
+  note: string;
+  /**
+   * Set by convergence only (never from a gRPC request): the deployment
+   * whose desired release this one brings its one target to.
+   */
+  convergesTo?: string;
 }
 
 export interface StrategyInput {
@@ -114,7 +125,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     if (seen.has(t)) throw new ValidationError(`targets[${i}]`, `"${t}" is listed twice`);
     seen.add(t);
   });
-  const requestedBy = asString(r.requestedBy ?? "", "requested_by", { maxLength: 256, allowEmpty: true });
+  const note = asString(r.requestedBy ?? "", "requested_by", { maxLength: 256, allowEmpty: true });
   // proto3: an empty string is no selector.
   const selectorText = asString(r.selector ?? "", "selector", { maxLength: MAX_SELECTOR_LENGTH, allowEmpty: true });
   let selector: CreateInput["selector"];
@@ -123,13 +134,15 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     const requirements = parseSelector(selectorText, "selector");
     selector = { text: formatSelector(requirements), requirements };
   }
-  return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, ...(selector ? { selector } : {}), requestedBy };
+  return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, ...(selector ? { selector } : {}), note };
 }
 
 /**
  * Hash of everything in the request but its id, after defaults: "the same
  * body" means the same hash, so a retry that spells a default out (or leaves
- * it out) is still the same request.
+ * it out) is still the same request. The caller's identity is not part of
+ * the body (createDeployment compares it apart, so this hash, and with it a
+ * retry across an upgrade, stays what it was); the note is, as it always was.
  */
 export function requestHash(input: CreateInput): string {
   const a = input.changeset.artifact;
@@ -139,10 +152,16 @@ export function requestHash(input: CreateInput): string {
   // hashes as its text ("10%"), never equal to a count.
   const amount = (x: Amount): number | string => ("count" in x ? x.count : amountText(x));
   const strategy = { maxConcurrency: amount(st.maxConcurrency), maxFailures: amount(st.maxFailures), deliveryTimeoutMs: st.deliveryTimeoutMs, applyTimeoutMs: st.applyTimeoutMs };
-  const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.requestedBy];
+  const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.note];
   // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
   if (input.selector) body.push({ selector: input.selector.text });
+  if (input.convergesTo) body.push({ convergesTo: input.convergesTo });
   return createHash("sha256").update(JSON.stringify(body)).digest("hex");
+}
+
+/** KV key (deploy_deployments) of the mapping of a request id (free text, so hashed) to its deployment. */
+export function requestKeyOf(requestId: string): string {
+  return requestKey(createHash("sha256").update(requestId).digest("hex").slice(0, 40));
 }
 
 export function validateDeploymentId(v: unknown, field = "deployment_id"): string {
@@ -189,6 +208,12 @@ export function validateAgentFilter(req: unknown): { app?: string; environment?:
   if (r.app) out.app = asToken(r.app, "app");
   if (r.environment) out.environment = asToken(r.environment, "environment");
   return out;
+}
+
+/** GetRelease: both required. */
+export function validateReleaseRequest(req: unknown): { app: string; environment: string } {
+  const r = asObject(req ?? {}, "request");
+  return { app: asToken(r.app ?? "", "app"), environment: asToken(r.environment ?? "", "environment") };
 }
 
 export function validateReason(v: unknown): string {

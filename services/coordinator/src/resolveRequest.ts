@@ -1,7 +1,8 @@
 // What a CreateDeployment request means against the fleet as it is now: its
 // targets (an explicit list, the agents a label selector matches, or every
-// live agent of the app and environment) and its strategy, with percentages
-// resolved against the number of targets. Resolved once, at creation: the
+// agent registered for the app and environment, those not live recorded as
+// offline) and its strategy, with percentages resolved against the number
+// of targets that will be deployed to. Resolved once, at creation: the
 // deployment records the result and never resolves again.
 import {
   PreconditionError,
@@ -11,16 +12,32 @@ import {
   resolveMaxFailures,
   type Strategy,
 } from "../../shared/src/index.js";
-import type { Registry } from "./registry.js";
+import type { AgentView, Registry } from "./registry.js";
 import type { CreateInput, StrategyInput } from "./requests.js";
+
+/** The targets of a deployment, in rollout order, and those of them that are not live now. */
+export interface ResolvedTargets {
+  targets: string[];
+  /**
+   * Agent id → last heartbeat (ISO time) of the targets that are registered
+   * but not live: recorded in the spec (offlineTargets) and SKIPPED from the
+   * start, never dropped silently. Empty for explicit targets, which must
+   * all be live.
+   */
+  offline: Record<string, string>;
+}
 
 /**
  * The agent ids to deploy to. Explicit targets must be registered for the
  * app and environment (INVALID_ARGUMENT naming the entry) and live
- * (FAILED_PRECONDITION); otherwise the live agents of app and environment,
- * those the selector matches when one is given.
+ * (FAILED_PRECONDITION): the caller named them, so one that cannot be
+ * reached is refused, not skipped. Otherwise every agent registered for the
+ * app and environment (those the selector matches when one is given): the
+ * live ones are deployed to, the others are targets recorded as offline. At
+ * least one must be live (FAILED_PRECONDITION): a deployment that can reach
+ * nobody does nothing.
  */
-export function resolveTargets(input: CreateInput, registry: Registry, now: number): string[] {
+export function resolveTargets(input: CreateInput, registry: Registry, now: number): ResolvedTargets {
   if (input.selector) return selectTargets(input, input.selector, registry, now);
   const serves = (id: string): boolean => {
     const a = registry.get(id)!;
@@ -34,32 +51,38 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
     });
     const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
     if (dead.length > 0) throw new PreconditionError(`target(s) not live (no recent heartbeat): ${dead.join(", ")}`);
-    return input.targets;
+    return { targets: input.targets, offline: {} };
   }
-  const live = registry.list({ app: input.app, environment: input.environment }).filter((a) => registry.isLive(a, now));
-  if (live.length === 0) throw new PreconditionError(`no live agent serves app ${input.app} in environment ${input.environment}`);
-  return live.map((a) => a.record.id);
+  const registered = registry.list({ app: input.app, environment: input.environment });
+  if (!registered.some((a) => registry.isLive(a, now))) throw new PreconditionError(`no live agent serves app ${input.app} in environment ${input.environment}`);
+  return withOffline(registered, registry, now);
+}
+
+function withOffline(agents: AgentView[], registry: Registry, now: number): ResolvedTargets {
+  const offline: Record<string, string> = {};
+  for (const a of agents) if (!registry.isLive(a, now)) offline[a.record.id] = new Date(a.heartbeatAt).toISOString();
+  return { targets: agents.map((a) => a.record.id), offline };
 }
 
 /**
- * The live agents of app and environment whose labels match the selector.
- * None matching, or none of those live: FAILED_PRECONDITION naming it.
+ * The agents of app and environment whose labels match the selector: the
+ * live ones are deployed to, the others recorded as offline. None matching,
+ * or none of those live: FAILED_PRECONDITION naming it.
  */
-function selectTargets(input: CreateInput, selector: NonNullable<CreateInput["selector"]>, registry: Registry, now: number): string[] {
+function selectTargets(input: CreateInput, selector: NonNullable<CreateInput["selector"]>, registry: Registry, now: number): ResolvedTargets {
   const where = `app ${input.app} in environment ${input.environment}`;
   const registered = registry.list({ app: input.app, environment: input.environment });
   const matching = registered.filter((a) => matchesSelector(selector.requirements, a.record.labels));
   if (matching.length === 0) {
     throw new PreconditionError(`selector "${selector.text}" matches no agent registered for ${where} (${registered.length} registered)`);
   }
-  const live = matching.filter((a) => registry.isLive(a, now));
-  if (live.length === 0) {
+  if (!matching.some((a) => registry.isLive(a, now))) {
     const ids = matching.map((a) => a.record.id);
     throw new PreconditionError(
       `selector "${selector.text}" matches ${ids.length} agent(s) of ${where}, none live (no recent heartbeat): ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", …" : ""}`,
     );
   }
-  return live.map((a) => a.record.id);
+  return withOffline(matching, registry, now);
 }
 
 /**

@@ -32,8 +32,15 @@ export interface Deployment {
   createdAt: Timestamp | null;
   updatedAt: Timestamp | null;
   finishedAt: Timestamp | null;
+  /** Who asked: the authenticated identity (token name, certificate CN, or "anonymous (development mode)"). */
   requestedBy: string;
+  /** The client's free-text note, never the identity. */
+  requestedByNote: string;
   cancelRequested: boolean;
+  /** Who requested the cancel (authenticated); empty without one. */
+  cancelledBy: string;
+  /** A convergence deployment: the deployment whose desired release it brings its target to; empty otherwise. */
+  convergesTo?: string;
 }
 
 export interface DeployEvent {
@@ -48,6 +55,8 @@ export interface DeployEvent {
   lines: string[];
   /** targets.dispatched: the targets it dispatched (agentId is empty). */
   agentIds?: string[];
+  /** deployment.created, deployment.cancel_requested: who asked (authenticated). */
+  actor?: string;
 }
 
 export interface Agent {
@@ -60,6 +69,25 @@ export interface Agent {
   live: boolean;
   labels: Record<string, string>;
   currentReleases: Record<string, string>;
+  /** Per app the agent serves: its current release, the desired one and whether it is on it. */
+  releases?: AgentRelease[];
+}
+
+/** The desired release of an app in an environment: the last deployment that succeeded there. */
+export interface Release {
+  deploymentId: string;
+  version: string;
+  artifact: { name: string; digest: string } | null;
+  release: string;
+  succeededAt: Timestamp | null;
+}
+
+export interface AgentRelease {
+  app: string;
+  current: string;
+  desired: Release | null;
+  /** RELEASE_STATUS_CURRENT | _OUTDATED | _OFFLINE | _NO_DESIRED_RELEASE */
+  status: string;
 }
 
 export interface Session {

@@ -7,6 +7,7 @@ import { createReadStream } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { loadDeployProto, type DeployServiceClient, type DeploymentEventMsg, type DeploymentMsg, type CreateDeploymentRequestInput } from "../../shared/src/proto.js";
 import type { Artifact__Output } from "../../shared/src/gen/deploy/v1/Artifact.js";
+import type { GetReleaseResponse__Output } from "../../shared/src/gen/deploy/v1/GetReleaseResponse.js";
 import type { ListAgentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListAgentsResponse.js";
 import type { ListArtifactsResponse__Output } from "../../shared/src/gen/deploy/v1/ListArtifactsResponse.js";
 import type { ListDeploymentsRequest } from "../../shared/src/gen/deploy/v1/ListDeploymentsRequest.js";
@@ -18,6 +19,7 @@ export type ArtifactMsg = Artifact__Output;
 export type AgentsMsg = ListAgentsResponse__Output;
 export type ArtifactsMsg = ListArtifactsResponse__Output;
 export type DeploymentsMsg = ListDeploymentsResponse__Output;
+export type ReleaseMsg = GetReleaseResponse__Output;
 
 /** 64 KiB: well under gRPC's 4 MiB message limit, small enough to keep memory flat. */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
@@ -74,7 +76,7 @@ export class Backoff {
   }
 }
 
-type UnaryMethod = "CreateDeployment" | "GetDeployment" | "ListDeployments" | "CancelDeployment" | "ListAgents" | "ListArtifacts";
+type UnaryMethod = "CreateDeployment" | "GetDeployment" | "ListDeployments" | "CancelDeployment" | "ListAgents" | "GetRelease" | "ListArtifacts";
 
 export class Client {
   readonly raw: DeployServiceClient;
@@ -138,6 +140,9 @@ export class Client {
   }
   listAgents(req: { app?: string; environment?: string }): Promise<AgentsMsg> {
     return this.#unary("ListAgents", req);
+  }
+  getRelease(app: string, environment: string): Promise<ReleaseMsg> {
+    return this.#unary("GetRelease", { app, environment });
   }
   listArtifacts(name?: string): Promise<ArtifactsMsg> {
     return this.#unary("ListArtifacts", { name: name ?? "" });

@@ -78,9 +78,24 @@ Examples:
   $ deployctl watch d-0mwxzpgab-3e1e5ad5
 `,
   agents: `
+Status, per app: current (on the desired release), outdated (live, on another
+release or none), offline (not live), none (no deployment has succeeded yet).
+
 Examples:
   $ deployctl agents --env prod
   $ deployctl agents --app web --json | jq -r '.agents[] | select(.live) | .id'
+  # the agents not on the desired release of web
+  $ deployctl agents --app web --json | jq -r '.agents[] | select(.releases[] | .app == "web" and .status != "RELEASE_STATUS_CURRENT") | .id'
+`,
+  releases: `
+The first row (*) is the desired release: agents that register or come back on
+another release are brought to it (convergence), unless it is off for the
+environment. The others are the desired releases before it, newest first.
+
+Examples:
+  $ deployctl releases web prod
+  # the release to roll back to
+  $ deployctl releases web prod --json | jq -r '.desired.previous.deploymentId'
 `,
   artifacts: `
 Examples:

@@ -3,6 +3,7 @@
 import { Argument, Command, CommanderError, Option } from "commander";
 import { agentsCommand, artifactsCommand, getCommand, listCommand } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
+import { releasesCommand } from "./commands/releases.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
 import { watchCommand } from "./commands/watch.js";
@@ -58,7 +59,9 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
           .conflicts("targets"),
       )
       .option("--request-id <id>", "idempotency key: re-running with the same id never deploys twice (default: a new UUID, printed)")
-      .option("--requested-by <who>", "who asked, for the audit log (default user@host)")
+      .option("--note <text>", "a note recorded with the deployment, beside who asked (that is your authenticated identity: token name or certificate); default user@host (deployctl)")
+      // The old name of --note: it never was the identity the audit records.
+      .addOption(new Option("--requested-by <text>", "old name of --note").hideHelp().conflicts("note"))
       .option("--executable", "no bundle: each agent runs the deploy executable configured for the app (DEPLOY_VERSION set to --version)")
       .option("--detach", "return once the deployment is created, without following it"),
   ).action((bundle: string | undefined, o: DeployOptions) => run(deployCommand(bundle, o)));
@@ -91,8 +94,18 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   ).action((id: string, o: { reason?: string; json?: boolean; coordinator?: string }) => run(cancelCommand(id, o)));
 
   withCommonOptions(
-    subcommand(program, "agents").description("list registered agents, with their labels").option("--app <app>", "only agents running this app").option("--env <environment>", "only this environment"),
+    subcommand(program, "agents")
+      .description("list registered agents: labels, and per app the current release, the desired one and the status (current, outdated, offline)")
+      .option("--app <app>", "only agents running this app")
+      .option("--env <environment>", "only this environment"),
   ).action((o: Parameters<typeof agentsCommand>[0]) => run(agentsCommand(o)));
+
+  withCommonOptions(
+    subcommand(program, "releases")
+      .description("show the desired release of an app in an environment (the last deployment that succeeded there) and the ones before it")
+      .argument("<app>", "app", tokenOption)
+      .argument("<env>", "environment", tokenOption),
+  ).action((app: string, env: string, o: { json?: boolean; coordinator?: string }) => run(releasesCommand(app, env, o)));
 
   withCommonOptions(subcommand(program, "artifacts").description("list uploaded bundles").option("--name <name>", "only artifacts of this name")).action(
     (o: { name?: string; json?: boolean; coordinator?: string }) => run(artifactsCommand(o)),

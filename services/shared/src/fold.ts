@@ -20,6 +20,9 @@ import {
   type TargetState,
 } from "./schemas.js";
 
+/** Start of the message of a target that was registered but not live when its deployment was created (SKIPPED from the start). */
+export const OFFLINE_AT_CREATION = "offline at creation";
+
 const AGENT_EVENTS: ReadonlySet<string> = new Set(["target.started", "target.progress", "target.result", "target.declined", "agent.rejected_message"]);
 
 export interface TargetRecord {
@@ -42,10 +45,18 @@ export interface DeploymentRecord {
   state: DeploymentState;
   message: string;
   cancelRequested: boolean;
+  /** Who asked for the cancel (its event's `by`: the authenticated identity), once one is requested. */
+  cancelledBy?: string;
   halted: boolean;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
+  /**
+   * Sequence of the deployment.finished event (absent in projections from
+   * before it was kept: the last coordinator event is that one then, as no
+   * coordinator decides anything after it).
+   */
+  finishedSeq?: number;
   /** Last event sequence folded into this record. */
   lastSeq: number;
   /** Last sequence on deploy.evt.<id>.coordinator: the compare-and-set point for coordinator decisions. */
@@ -84,6 +95,11 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
     if (se.source !== COORDINATOR_SOURCE) return { record: undefined, ignored: `deployment.created from ${se.source}` };
     const targets: Record<string, TargetRecord> = {};
     for (const id of e.spec.targets) targets[id] = { state: "PENDING", message: "" };
+    // Registered but not live when the deployment was created: a target all
+    // the same, recorded as skipped with the reason, never dropped silently.
+    for (const [id, lastHeartbeat] of Object.entries(e.spec.offlineTargets ?? {})) {
+      if (targets[id]) targets[id] = { state: "SKIPPED", message: `${OFFLINE_AT_CREATION}: last heartbeat ${lastHeartbeat}`, finishedAt: e.time };
+    }
     return {
       record: {
         schema: DEPLOYMENT_SCHEMA,
@@ -252,6 +268,7 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
     case "deployment.cancel_requested":
       if (terminal || rec.cancelRequested) return `deployment is ${rec.cancelRequested ? "already cancelling" : rec.state}`;
       rec.cancelRequested = true;
+      if (e.by !== undefined) rec.cancelledBy = e.by;
       rec.message = e.reason ? `cancelled: ${e.reason}` : "cancelled";
       // Pending targets were never sent a command: cancelled here. Dispatched
       // ones are cancelled one by one (target.cancelled) once a coordinator
@@ -269,6 +286,7 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       rec.state = e.state;
       rec.message = e.message;
       rec.finishedAt = se.time;
+      rec.finishedSeq = se.seq;
       return undefined;
     case "agent.rejected_message":
       return "agent rejected a malformed message";
@@ -293,3 +311,10 @@ export const failuresOf = (c: Record<TargetState, number>): number => c.FAILED +
 export const inFlightOf = (c: Record<TargetState, number>): number => c.DISPATCHED + c.APPLYING;
 export const allTargetsTerminal = (rec: DeploymentRecord): boolean =>
   Object.values(rec.targets).every((t) => isTerminalTarget(t.state));
+
+/** Targets SKIPPED because they were offline when the deployment was created (the rest of the SKIPPED were halted). */
+export function offlineSkippedOf(rec: DeploymentRecord): number {
+  let n = 0;
+  for (const id of Object.keys(rec.spec.offlineTargets ?? {})) if (rec.targets[id]?.state === "SKIPPED") n++;
+  return n;
+}

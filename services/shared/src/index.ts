@@ -2,6 +2,8 @@ export * from "./names.js";
 export * from "./errors.js";
 export * from "./limits.js";
 export * from "./schemas.js";
+export * from "./release.js";
+export * from "./identity.js";
 export * from "./selector.js";
 export * from "./amounts.js";
 export * from "./fold.js";

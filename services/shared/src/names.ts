@@ -11,6 +11,13 @@ export const ARTIFACTS_BUCKET = "deploy_artifacts";
  * coordinator (to time it out or cancel it). One KV create decides.
  */
 export const CLAIMS_BUCKET = "deploy_claims";
+/**
+ * The desired release of each (app, environment): the last deployment that
+ * succeeded there, one key per pair, its revisions the release history.
+ * Written by coordinators only (compare-and-set), after the deployment's
+ * finished event.
+ */
+export const RELEASES_BUCKET = "deploy_releases";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */
 export const COORDINATOR_CONSUMER = "coordinator";
 /** Source token of events written by coordinators. */
@@ -20,6 +27,7 @@ export const COMMAND_SCHEMA = "deploy.command.v1";
 export const EVENT_SCHEMA = "deploy.event.v1";
 export const DEPLOYMENT_SCHEMA = "deploy.deployment.v1";
 export const AGENT_SCHEMA = "deploy.agent.v1";
+export const RELEASE_SCHEMA = "deploy.release.v1";
 
 export const HDR_DEPLOY_ID = "Deploy-Id";
 export const HDR_AGENT_ID = "Agent-Id";
@@ -102,3 +110,24 @@ export const activeKey = (app: string, environment: string): string => `active.$
 export const ACTIVE_FILTER = "active.>";
 /** Key in deploy_claims of one (deployment, target). */
 export const claimKey = (deploymentId: string, agentId: string): string => `${deploymentId}.${agentId}`;
+
+/** Key in deploy_releases of an (app, environment). */
+export const releaseKey = (app: string, environment: string): string => `${app}.${environment}`;
+
+/**
+ * The name an agent installs a deployment's changeset under (its release
+ * directory, and what ListAgents shows as current):
+ * `<version>-<last 8 of the deployment id>`, safe as a directory name.
+ */
+export function releaseName(version: string, deploymentId: string): string {
+  return `${version.replace(/[^A-Za-z0-9._-]/g, "_")}-${deploymentId.slice(-8)}`;
+}
+
+/**
+ * request_id of the deployment that brings `agentId` to the desired release
+ * `desiredDeploymentId` made: the same on every coordinator and at every
+ * retry, so it is created once (and, once it has run, never again: a failed
+ * convergence is not retried by itself).
+ */
+export const convergenceRequestId = (app: string, environment: string, agentId: string, desiredDeploymentId: string): string =>
+  `converge.${app}.${environment}.${agentId}.${desiredDeploymentId}`;

@@ -3,9 +3,12 @@
 // Readers accept extra fields, so a v1 message that gains fields stays readable.
 import { asArtifactName, asDigest, type ArtifactRef } from "./artifacts.js";
 import { ValidationError } from "./errors.js";
+import { IDENTITY_SOURCES, MAX_IDENTITY_LENGTH, type IdentitySource } from "./identity.js";
 import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA } from "./names.js";
+import { SELECTIONS, type Selection } from "./release.js";
 import { MAX_SELECTOR_LENGTH } from "./selector.js";
 import {
+  asBoolean,
   asEnum,
   asInt,
   asIsoTime,
@@ -61,13 +64,67 @@ export interface DeploymentSpec {
   changeset: Changeset;
   strategy: Strategy;
   targets: string[];
+  /**
+   * Who asked: the authenticated identity (a token's name, a client
+   * certificate's CN, or "anonymous (development mode)"), never what the
+   * client wrote. In specs from before identities were recorded (no
+   * requestedByVia) it is the client's free text: read it with requesterOf.
+   */
   requestedBy: string;
+  /** How requestedBy was established; absent in specs from before identities were recorded. */
+  requestedByVia?: IdentitySource;
+  /** The client's free-text note (CreateDeploymentRequest.requested_by): shown, never trusted as the identity. */
+  requestedByNote?: string;
   /**
    * The label selector the targets were chosen by (canonical form:
    * selector.ts), when one was given. For display and the audit log: the
    * targets above are what the rollout uses.
    */
   selector?: string;
+  /**
+   * The agents among the targets that were registered for the app and
+   * environment (and matched the selector, when one was given) but not live
+   * when the deployment was created, with their last heartbeat. They are
+   * targets all the same, SKIPPED from the start by the fold ("offline at
+   * creation: last heartbeat <time>"): recorded, never dropped silently.
+   */
+  offlineTargets?: Record<string, string>;
+  /**
+   * Whether convergence was on for the environment when the deployment was
+   * created (set only with offlineTargets): the offline targets are then
+   * brought to the release when they come back, and a deployment whose only
+   * shortfall is offline targets SUCCEEDS (rollout/plan.ts finishOf).
+   * Recorded, so the verdict is a function of the stream, not of a
+   * coordinator's configuration at the time it finishes.
+   */
+  convergeOffline?: boolean;
+  /**
+   * Set on a convergence deployment: the id of the deployment that made the
+   * desired release this one brings its target to. A convergence
+   * deployment never becomes the desired release itself.
+   */
+  convergesTo?: string;
+  /**
+   * How the targets were chosen: every agent of the app and environment
+   * ("all"), a selector, or an explicit list ("targets"). Decides which
+   * agents convergence brings to this deployment's release once it is the
+   * desired one. Absent in specs from before it was recorded (read as
+   * "targets": spread to no one).
+   */
+  selection?: Selection;
+}
+
+/** `offlineTargets`: agent id → last heartbeat, every key one of `targets`. */
+function parseOfflineTargets(v: unknown, field: string, targets: readonly string[]): Record<string, string> {
+  const o = asObject(v, field);
+  const known = new Set(targets);
+  const out: Record<string, string> = {};
+  for (const [id, at] of Object.entries(o)) {
+    asAgentId(id, `${field} key`);
+    if (!known.has(id)) throw new ValidationError(field, `${id} is not one of the targets`);
+    out[id] = asIsoTime(at, `${field}.${id}`);
+  }
+  return out;
 }
 
 function parseStrategy(v: unknown, field: string): Strategy {
@@ -108,10 +165,16 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     changeset: parseChangeset(o.changeset, `${field}.changeset`),
     strategy: parseStrategy(o.strategy, `${field}.strategy`),
     targets: asStringArray(o.targets, `${field}.targets`, asAgentId),
-    requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, 256) ?? "",
+    requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, MAX_IDENTITY_LENGTH) ?? "",
+    ...(o.requestedByVia === undefined ? {} : { requestedByVia: asEnum(o.requestedByVia, `${field}.requestedByVia`, IDENTITY_SOURCES) }),
+    ...(o.requestedByNote === undefined ? {} : { requestedByNote: asString(o.requestedByNote, `${field}.requestedByNote`, { maxLength: 256, allowEmpty: true }) }),
     // Read as text, not parsed again: the targets were resolved from it at
     // creation, and a reader must not lose a deployment to a grammar change.
     ...(o.selector === undefined ? {} : { selector: asString(o.selector, `${field}.selector`, { maxLength: MAX_SELECTOR_LENGTH }) }),
+    ...(o.offlineTargets === undefined ? {} : { offlineTargets: parseOfflineTargets(o.offlineTargets, `${field}.offlineTargets`, asStringArray(o.targets, `${field}.targets`, asAgentId)) }),
+    ...(o.convergeOffline === undefined ? {} : { convergeOffline: asBoolean(o.convergeOffline, `${field}.convergeOffline`) }),
+    ...(o.convergesTo === undefined ? {} : { convergesTo: asToken(o.convergesTo, `${field}.convergesTo`) }),
+    ...(o.selection === undefined ? {} : { selection: asEnum(o.selection, `${field}.selection`, SELECTIONS) }),
   };
 }
 
@@ -175,7 +238,8 @@ export type EventBody =
   | { type: "target.timed_out"; agentId: string; phase: "delivery" | "apply"; message: string }
   | { type: "target.cancelled"; agentId: string; message: string }
   | { type: "deployment.halted"; message: string }
-  | { type: "deployment.cancel_requested"; reason: string }
+  /** `by`: who asked (the authenticated identity); absent in events from before it was recorded. */
+  | { type: "deployment.cancel_requested"; reason: string; by?: string; byVia?: IdentitySource }
   | { type: "deployment.finished"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; message: string }
   | { type: "agent.rejected_message"; agentId: string; subject: string; error: string };
 
@@ -238,7 +302,12 @@ function parseEventBody(o: Obj): EventBody {
     case "deployment.halted":
       return { type, message: message() };
     case "deployment.cancel_requested":
-      return { type, reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }) };
+      return {
+        type,
+        reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }),
+        ...(o.by === undefined ? {} : { by: asString(o.by, "event.by", { maxLength: MAX_IDENTITY_LENGTH }) }),
+        ...(o.byVia === undefined ? {} : { byVia: asEnum(o.byVia, "event.byVia", IDENTITY_SOURCES) }),
+      };
     case "deployment.finished":
       return { type, state: asEnum(o.state, "event.state", ["SUCCEEDED", "FAILED", "CANCELLED"] as const), message: message() };
     case "agent.rejected_message":
@@ -277,9 +346,44 @@ export interface AgentRecord {
   host: string;
   version: string;
   labels: Record<string, string>;
-  /** Per app, the deployment id last applied successfully. */
+  /** Per app, the release last installed successfully: `<version>-<last 8 of the deployment id>` (names.ts releaseName). */
   currentReleases: Record<string, string>;
+  /**
+   * Per app, what that release is: the deployment that installed it, its
+   * version and artifact. The coordinator compares it with the desired
+   * release (same version and artifact: on it) and dates it (deployment ids
+   * are time-ordered) to decide whether the agent missed that release.
+   * Absent for releases installed by an agent from before it was reported.
+   */
+  releases?: Record<string, AgentRelease>;
   startedAt: string;
+}
+
+export interface AgentRelease {
+  /** The release's name, as in currentReleases. */
+  release: string;
+  deploymentId: string;
+  version: string;
+  /** The bundle installed; absent when the app's deploy executable ran (executable mode). */
+  artifact?: { name: string; digest: string };
+}
+
+function parseAgentReleases(v: unknown, field: string): Record<string, AgentRelease> {
+  const o = asObject(v, field);
+  const out: Record<string, AgentRelease> = {};
+  for (const [app, r] of Object.entries(o)) {
+    asToken(app, `${field} key`);
+    const f = `${field}.${app}`;
+    const x = asObject(r, f);
+    const a = x.artifact === undefined || x.artifact === null ? undefined : asObject(x.artifact, `${f}.artifact`);
+    out[app] = {
+      release: asString(x.release, `${f}.release`, { maxLength: 256 }),
+      deploymentId: asToken(x.deploymentId, `${f}.deploymentId`),
+      version: asString(x.version, `${f}.version`, { maxLength: 128 }),
+      ...(a ? { artifact: { name: asArtifactName(a.name, `${f}.artifact.name`), digest: asDigest(a.digest, `${f}.artifact.digest`) } } : {}),
+    };
+  }
+  return out;
 }
 
 export function parseAgentRecord(data: Uint8Array | string): AgentRecord {
@@ -294,6 +398,7 @@ export function parseAgentRecord(data: Uint8Array | string): AgentRecord {
     version: asString(o.version, "agent.version", { maxLength: 64, allowEmpty: true }),
     labels: asStringMap(o.labels ?? {}, "agent.labels"),
     currentReleases: asStringMap(o.currentReleases ?? {}, "agent.currentReleases"),
+    ...(o.releases === undefined ? {} : { releases: parseAgentReleases(o.releases, "agent.releases") }),
     startedAt: asIsoTime(o.startedAt, "agent.startedAt"),
   };
 }

@@ -38,6 +38,11 @@ export function asInt(v: unknown, field: string, min: number, max: number): numb
   return v;
 }
 
+export function asBoolean(v: unknown, field: string): boolean {
+  if (typeof v !== "boolean") throw new ValidationError(field, "must be true or false");
+  return v;
+}
+
 export function asOptionalString(v: unknown, field: string, maxLength = 4096): string | undefined {
   return v === undefined || v === null ? undefined : asString(v, field, { maxLength, allowEmpty: true });
 }

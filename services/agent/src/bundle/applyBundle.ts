@@ -38,6 +38,10 @@ export interface ApplyBundleOptions {
   /** DEPLOY_* vars from the caller; DEPLOY_RELEASE_DIR and DEPLOY_PREVIOUS_RELEASE_DIR are added here. */
   env: Record<string, string>;
   maxExpansionRatio: number;
+  /** Cap on the bytes of the bundle's files, checked while unpacking (agent config maxUnpackedBytes); default 2 GiB. */
+  maxUnpackedBytes?: number;
+  /** Cap on the bundle's entries: files, directories, links (agent config maxFiles); default 100,000. */
+  maxFiles?: number;
   /** Absolute Date.now()-based deadline of the whole apply: a hook's timeout is min(its own, time left). */
   deadlineMs: number;
   /** Output budget shared by all hooks of this apply. */
@@ -56,6 +60,9 @@ export interface ApplyBundleOptions {
    */
   mayStart?: () => string | undefined;
 }
+
+/** How a refusal names the agent's caps (config.ts). */
+const AGENT_LIMIT_NAMES = { entries: "the agent's maxFiles (DEPLOY_AGENT_MAX_FILES)", bytes: "the agent's maxUnpackedBytes (DEPLOY_AGENT_MAX_UNPACKED_BYTES)" };
 
 export interface ApplyBundleResult {
   outcome: "SUCCEEDED" | "FAILED";
@@ -91,7 +98,8 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   phase("prepare");
   let previous: string | undefined;
   try {
-    await fs.mkdir(path.join(appDir(o.root, o.app), "releases"), { recursive: true });
+    // Never group- or world-writable, whatever the umask: hooks run from here as the agent's user.
+    await fs.mkdir(path.join(appDir(o.root, o.app), "releases"), { recursive: true, mode: 0o755 });
     await cleanPartial(o.root, o.app);
     previous = await readCurrent(o.root, o.app);
     const st = await fs.stat(o.artifactFile);
@@ -107,7 +115,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   let manifest: Manifest;
   const tmpDir = partialDir(o.root, o.app, o.releaseName);
   try {
-    manifest = (await unpackBundle(o.artifactFile, tmpDir, { maxExpansionRatio: o.maxExpansionRatio })).manifest;
+    manifest = (await unpackBundle(o.artifactFile, tmpDir, { maxExpansionRatio: o.maxExpansionRatio, maxUnpackedBytes: o.maxUnpackedBytes, maxEntries: o.maxFiles, limitNames: AGENT_LIMIT_NAMES })).manifest;
     await installRelease(o.root, o.app, tmpDir, o.releaseName);
   } catch (err) {
     await fs.rm(tmpDir, { recursive: true, force: true }).catch(() => undefined);

@@ -3,16 +3,27 @@
 // never trusts that the coordinator checked. Nothing is written through a
 // link (checkEntry refuses entries under a symlink, and files are opened
 // with O_EXCL), so a hostile archive cannot write outside destDir even
-// before the whole-archive checks run at the end.
+// before the whole-archive checks run at the end. The caps on entries and
+// unpacked bytes are checked at each entry's header, before its bytes are
+// written: an oversize bundle stops at the cap and destDir is removed.
+// Nothing is group- or world-writable (checkEntry's modes, and 0o755 for
+// directories the archive only implies), whatever the agent's umask.
 import { createReadStream } from "node:fs";
 import fs from "node:fs/promises";
 import path from "node:path";
-import { walkBundle, type BundleInfo, type CheckedEntry } from "../../../shared/src/bundle/inspect.js";
+import { walkBundle, type BundleInfo, type CheckedEntry, type LimitNames } from "../../../shared/src/bundle/inspect.js";
 
 export interface UnpackOptions {
   maxExpansionRatio: number;
+  /** Files, directories and links; default DEFAULT_MAX_ENTRIES. */
   maxEntries?: number;
+  /** Bytes of regular files in all; default DEFAULT_MAX_UNPACKED_BYTES. */
+  maxUnpackedBytes?: number;
+  limitNames?: LimitNames;
 }
+
+/** Directories the archive implies (or lists before their mode is applied): never more open than this. */
+const DIR_MODE = 0o755;
 
 /**
  * Extracts `file` (.tar.gz) into `destDir`, which must not exist (its parent
@@ -23,12 +34,12 @@ export interface UnpackOptions {
 export async function unpackBundle(file: string, destDir: string, opts: UnpackOptions): Promise<BundleInfo> {
   const { size } = await fs.stat(file);
   await fs.mkdir(path.dirname(destDir), { recursive: true });
-  await fs.mkdir(destDir, { mode: 0o755 }); // EEXIST: never unpack over something
+  await fs.mkdir(destDir, { mode: DIR_MODE }); // EEXIST: never unpack over something
   try {
     const dirModes: [string, number][] = [];
     const info = await walkBundle(
       createReadStream(file, { highWaterMark: 16 * 1024 }),
-      { maxExpansionRatio: opts.maxExpansionRatio, compressedSize: size, maxEntries: opts.maxEntries },
+      { ...opts, compressedSize: size },
       (entry, body) => writeEntry(destDir, entry, body, dirModes),
     );
     // Modes of directories last, deepest first, so a read-only directory
@@ -44,12 +55,12 @@ export async function unpackBundle(file: string, destDir: string, opts: UnpackOp
 async function writeEntry(destDir: string, entry: CheckedEntry, body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, dirModes: [string, number][]): Promise<void> {
   const target = path.join(destDir, entry.path);
   if (entry.kind === "directory") {
-    await fs.mkdir(target, { recursive: true });
+    await fs.mkdir(target, { recursive: true, mode: DIR_MODE });
     // The owner always keeps rwx: pruning must be able to delete the release.
     dirModes.push([target, entry.mode | 0o700]);
     return;
   }
-  await fs.mkdir(path.dirname(target), { recursive: true });
+  await fs.mkdir(path.dirname(target), { recursive: true, mode: DIR_MODE });
   if (entry.kind === "symlink") {
     await fs.symlink(entry.target, target);
     return;

@@ -35,7 +35,13 @@ export interface ArtifactStoreOptions {
   maxBytes: number;
   tmpDir: string;
   maxExpansionRatio: number;
+  /** The same absolute caps the agents apply while unpacking (agent config maxUnpackedBytes, maxFiles): refused here, at upload, first. */
+  maxUnpackedBytes: number;
+  maxFiles: number;
 }
+
+/** How a refusal names the coordinator's caps (config.ts). */
+const LIMIT_NAMES = { entries: "the coordinator's artifacts.maxFiles (DEPLOY_ARTIFACT_MAX_FILES)", bytes: "the coordinator's artifacts.maxUnpackedBytes (DEPLOY_ARTIFACT_MAX_UNPACKED_BYTES)" };
 
 /** One message of an UploadArtifact stream, as grpc-js decodes it. */
 export interface UploadPart {
@@ -90,7 +96,13 @@ export class ArtifactStore {
       const digest = `sha256:${hash.digest("hex")}`;
       if (expected && expected !== digest) throw new ValidationError("header.digest", `the content has digest ${digest}, not ${expected}`);
 
-      const bundle = await inspectBundle(createReadStream(file), { maxExpansionRatio: this.opts.maxExpansionRatio, compressedSize: size });
+      const bundle = await inspectBundle(createReadStream(file), {
+        maxExpansionRatio: this.opts.maxExpansionRatio,
+        compressedSize: size,
+        maxUnpackedBytes: this.opts.maxUnpackedBytes,
+        maxEntries: this.opts.maxFiles,
+        limitNames: LIMIT_NAMES,
+      });
       const hooks = HOOK_NAMES.filter((h) => bundle.manifest.hooks[h] !== undefined);
       const objectName = artifactObjectName(name, digest);
       const existing = await this.os.info(objectName);

@@ -12,7 +12,8 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Metadata, ServerCredentials, status, type ServiceError, type UntypedHandleCall } from "@grpc/grpc-js";
-import type { Logger } from "../../../shared/src/index.js";
+import { ANONYMOUS, type Identity, type Logger } from "../../../shared/src/index.js";
+import { certificateIdentity, setCallIdentity, tokenIdentity, type CallWithAuthContext } from "./identity.js";
 
 export const ROLES = ["viewer", "deployer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -26,6 +27,7 @@ export const METHOD_ROLES: Record<string, Role> = {
   ListDeployments: "viewer",
   WatchDeployment: "viewer",
   ListAgents: "viewer",
+  GetRelease: "viewer",
   GetArtifact: "viewer",
   ListArtifacts: "viewer",
 };
@@ -123,26 +125,35 @@ export class TokenAuthenticator {
   }
 }
 
-type AnyCall = { metadata: Metadata; emit(event: "error", err: unknown): boolean; getPeer(): string };
+type AnyCall = { metadata: Metadata; emit(event: "error", err: unknown): boolean; getPeer(): string } & CallWithAuthContext;
 type Callback = (err: Partial<ServiceError> | null, value?: unknown) => void;
 
 /**
  * Wraps every DeployService handler: the token is checked before the handler
- * runs. Server-streaming handlers take one argument (the call); unary and
+ * runs, and the caller's identity recorded for it (identity.ts): the token's
+ * name; without tokens, the client certificate's CN when `mutualTls` (the
+ * TLS layer verified it), else "anonymous (development mode)".
+ * Server-streaming handlers take one argument (the call); unary and
  * client-streaming ones also a callback.
  */
-export function withAuth<H extends object>(handlers: H, auth: TokenAuthenticator, log: Logger): H {
-  if (!auth.enabled) return handlers;
+export function withAuth<H extends object>(handlers: H, auth: TokenAuthenticator, log: Logger, opts: { mutualTls: boolean } = { mutualTls: false }): H {
   const out: Record<string, UntypedHandleCall> = {};
   for (const [method, handler] of Object.entries(handlers as Record<string, (...args: unknown[]) => void>)) {
     out[method] = ((call: AnyCall, callback?: Callback) => {
-      const { principal, error } = auth.check(method, call.metadata);
-      if (error) {
-        log.warn({ method, peer: call.getPeer(), code: error.code, principal: principal?.name }, "call refused");
-        if (callback) callback(error, null);
-        else call.emit("error", error);
-        return;
+      let identity: Identity;
+      if (auth.enabled) {
+        const { principal, error } = auth.check(method, call.metadata);
+        if (error) {
+          log.warn({ method, peer: call.getPeer(), code: error.code, principal: principal?.name }, "call refused");
+          if (callback) callback(error, null);
+          else call.emit("error", error);
+          return;
+        }
+        identity = tokenIdentity(principal!);
+      } else {
+        identity = (opts.mutualTls ? certificateIdentity(call) : undefined) ?? ANONYMOUS;
       }
+      setCallIdentity(call, identity);
       handler(call, callback);
     }) as UntypedHandleCall;
   }

@@ -2,6 +2,7 @@
 import {
   TARGET_STATES,
   countTargets,
+  requesterOf,
   type DeploymentRecord,
   type StoredEvent,
   type TargetState,
@@ -23,6 +24,7 @@ export const targetStateEnum = (s: TargetState): `TARGET_STATE_${TargetState}` =
 
 export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
   const counts = countTargets(rec);
+  const requester = requesterOf(rec.spec);
   return {
     id: rec.spec.id,
     requestId: rec.spec.requestId,
@@ -62,9 +64,12 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
     createdAt: timestamp(rec.createdAt),
     updatedAt: timestamp(rec.updatedAt),
     finishedAt: timestamp(rec.finishedAt),
-    requestedBy: rec.spec.requestedBy,
+    requestedBy: requester.identity,
     cancelRequested: rec.cancelRequested,
     selector: rec.spec.selector ?? "",
+    requestedByNote: requester.note,
+    cancelledBy: rec.cancelledBy ?? "",
+    convergesTo: rec.spec.convergesTo ?? "",
   };
 }
 
@@ -74,6 +79,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
   const agentId = "agentId" in e ? e.agentId : "";
   const t = agentId && rec ? rec.targets[agentId] : undefined;
   let message = "";
+  let actor = "";
   switch (e.type) {
     case "target.result":
     case "target.timed_out":
@@ -83,6 +89,9 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
       message = e.message;
       break;
     case "deployment.cancel_requested":
+      message = e.reason;
+      actor = e.by ?? "";
+      break;
     case "target.declined":
       message = e.reason;
       break;
@@ -92,9 +101,14 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     case "target.progress":
       message = e.linesCut > 0 ? `${e.linesCut} output line(s) cut` : "";
       break;
-    case "deployment.created":
-      message = `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}${e.spec.selector ? ` (selector ${e.spec.selector})` : ""}`;
+    case "deployment.created": {
+      const { identity, note } = requesterOf(e.spec);
+      message =
+        `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}${e.spec.selector ? ` (selector ${e.spec.selector})` : ""}` +
+        `${identity ? `, requested by ${identity}` : ""}${note ? ` (note: ${note})` : ""}`;
+      actor = identity;
       break;
+    }
     case "targets.dispatched":
       message = `${e.agentIds.length} target(s): ${e.agentIds.slice(0, 8).join(", ")}${e.agentIds.length > 8 ? ", …" : ""}`;
       break;
@@ -113,10 +127,12 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     deploymentState: rec ? `DEPLOYMENT_STATE_${rec.state}` : "DEPLOYMENT_STATE_UNSPECIFIED",
     lines: e.type === "target.progress" ? e.lines : [],
     agentIds: e.type === "targets.dispatched" ? e.agentIds : [],
+    actor,
   };
 }
 
-export function toAgentMessage(a: AgentView, live: boolean): AgentInput {
+/** `releases`: per app, the agent against the desired release (convertRelease.ts toAgentReleases). */
+export function toAgentMessage(a: AgentView, live: boolean, releases: AgentInput["releases"] = []): AgentInput {
   return {
     id: a.record.id,
     environment: a.record.environment,
@@ -127,6 +143,7 @@ export function toAgentMessage(a: AgentView, live: boolean): AgentInput {
     live,
     labels: a.record.labels,
     currentReleases: a.record.currentReleases,
+    releases,
   };
 }
 

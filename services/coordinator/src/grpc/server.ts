@@ -29,7 +29,7 @@ export async function startGrpcServer(config: CoordinatorConfig["grpc"], deps: S
     );
   }
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
-  server.addService(proto.deploy.v1.DeployService.service, withAuth(deployServiceHandlers(deps), auth, deps.log));
+  server.addService(proto.deploy.v1.DeployService.service, withAuth(deployServiceHandlers(deps), auth, deps.log, { mutualTls: tls && Boolean(config.tls.clientCaFile) }));
   const health = new HealthImplementation({ "": "NOT_SERVING", "deploy.v1.DeployService": "NOT_SERVING" });
   health.addToServer(server);
   // Not `def`: its descriptors are camel-cased and merged per package, which

@@ -10,6 +10,8 @@ import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
+import type { Convergence } from "../releases/convergence.js";
+import type { ReleaseBook } from "../releases/releaseBook.js";
 import {
   validateAfterSequence,
   validateAgentFilter,
@@ -17,9 +19,12 @@ import {
   validateDeploymentId,
   validateList,
   validateReason,
+  validateReleaseRequest,
   type Defaults,
 } from "../requests.js";
 import { toAgentMessage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
+import { toAgentReleases, toReleaseMessage } from "./convertRelease.js";
+import { callIdentity } from "./identity.js";
 import { toServiceError } from "./status.js";
 
 export interface ServiceDeps {
@@ -27,6 +32,10 @@ export interface ServiceDeps {
   registry: Registry;
   reconciler: Reconciler;
   artifacts: ArtifactStore;
+  /** Desired releases (ListAgents, GetRelease). */
+  releases: ReleaseBook;
+  /** Whether convergence is on per environment, and what every creation records for it. */
+  convergence: Convergence;
   defaults: Defaults;
   log: Logger;
   /** Metrics of finished unary calls, when enabled. */
@@ -38,14 +47,14 @@ export interface ServiceDeps {
 /** Counts and times a finished call (metrics off: nothing). */
 export type CallObserver = (method: string, code: number, seconds: number) => void;
 
-function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<Res>, observe?: CallObserver) {
+function unary<Req, Res>(log: Logger, method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>, observe?: CallObserver) {
   return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>): void => {
     const started = process.hrtime.bigint();
     const took = (): number => Number(process.hrtime.bigint() - started) / 1e9;
     // Through a promise, so a handler that throws synchronously (a validation
     // error before its first await) still answers with its status, not
     // UNKNOWN (found by test/fuzz-grpc.test.ts: ListAgents {environment: " "}).
-    Promise.resolve(call.request).then(fn).then(
+    Promise.resolve(call.request).then((req) => fn(req, call)).then(
       (res) => {
         observe?.(method, status.OK, took());
         callback(null, res);
@@ -63,12 +72,13 @@ function unary<Req, Res>(log: Logger, method: string, fn: (req: Req) => Promise<
 export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers {
   const { ctx } = deps;
   const log = deps.log;
-  const call = <Req, Res>(method: string, fn: (req: Req) => Promise<Res>) => unary(log, method, fn, deps.observe);
+  const call = <Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) => unary(log, method, fn, deps.observe);
   return {
-    CreateDeployment: call("CreateDeployment", async (req) => {
+    CreateDeployment: call("CreateDeployment", async (req, c) => {
       const input = validateCreate(req, deps.defaults);
-      const { record: rec, kvRevision } = await createDeployment(ctx, deps.registry, deps.artifacts, input);
-      log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment }, "deployment accepted");
+      const requester = callIdentity(c);
+      const { record: rec, kvRevision } = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
+      log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, requestedBy: requester.name }, "deployment accepted");
       // The answer is made first: the reconciler folds later events into
       // the record it is handed.
       const answer = toDeploymentMessage(rec);
@@ -91,10 +101,10 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       void watch(deps, call);
     },
 
-    CancelDeployment: call("CancelDeployment", async (req) => {
+    CancelDeployment: call("CancelDeployment", async (req, c) => {
       const id = validateDeploymentId(req.deploymentId);
       const reason = validateReason(req.reason);
-      return toDeploymentMessage(await cancelDeployment(deps, id, reason));
+      return toDeploymentMessage(await cancelDeployment(deps, id, reason, callIdentity(c)));
     }),
 
     UploadArtifact: (call: ServerReadableStream<UploadPart, ArtifactMsg>, callback: sendUnaryData<ArtifactMsg>) => {
@@ -124,7 +134,20 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     ListAgents: call("ListAgents", (req) => {
       const filter = validateAgentFilter(req);
       const now = Date.now();
-      return Promise.resolve({ agents: deps.registry.list(filter).map((a) => toAgentMessage(a, deps.registry.isLive(a, now))) });
+      const desiredOf = (app: string, env: string) => deps.releases.get(app, env);
+      return Promise.resolve({
+        agents: deps.registry.list(filter).map((a) => {
+          const live = deps.registry.isLive(a, now);
+          return toAgentMessage(a, live, toAgentReleases(a.record, live, desiredOf));
+        }),
+      });
+    }),
+
+    GetRelease: call("GetRelease", async (req) => {
+      const { app, environment } = validateReleaseRequest(req);
+      const [desired, ...history] = await deps.releases.history(app, environment);
+      if (!desired) throw new NotFoundError(`no deployment of app ${app} to environment ${environment} has succeeded yet: there is no desired release`);
+      return { desired: toReleaseMessage(desired), history: history.map((r) => toReleaseMessage(r, false)), convergence: deps.convergence.isOn(environment) };
     }),
   };
 }

@@ -9,11 +9,14 @@
 //   GET  /api/deployments/:id
 //   GET  /api/deployments/:id/events       Server-Sent Events (events.ts)
 //   POST /api/deployments/:id/cancel {"reason"}
-//   GET  /api/agents?app&environment
+//   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
+import { tokenIdentity } from "../grpc/identity.js";
 import { toAgentMessage, toDeploymentMessage } from "../grpc/convert.js";
+import { toAgentReleases } from "../grpc/convertRelease.js";
+import type { ReleaseBook } from "../releases/releaseBook.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
@@ -27,6 +30,8 @@ import { checkSameOrigin, identify, login, logoutCookie, type Caller } from "./s
 export interface ApiDeps {
   ctx: JsContext;
   registry: Registry;
+  /** Desired releases, for the agents' status. */
+  releases: ReleaseBook;
   reconciler: Reconciler;
   auth: TokenAuthenticator;
   log: Logger;
@@ -74,8 +79,9 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
         throw new HttpError(403, deps.auth.enabled ? `cancelling needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}` : "the dashboard is read-only without grpc.tokens: cancel with deployctl");
       }
       const reason = validateReason((await readJsonBody(req)).reason);
-      const by = `from the dashboard by ${caller.principal?.name}`;
-      const rec = await cancelDeployment(deps, id, reason ? `${reason} (${by})` : by);
+      // canCancel implies a deployer token: its name is who cancels (the
+      // event's `by`); the reason says where from.
+      const rec = await cancelDeployment(deps, id, reason ? `${reason} (from the dashboard)` : "from the dashboard", tokenIdentity(caller.principal!));
       return sendJson(res, 200, toDeploymentMessage(rec));
     }
     if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
@@ -98,7 +104,13 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   if (parts.length === 1 && parts[0] === "agents") {
     const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });
     const now = Date.now();
-    return sendJson(res, 200, { agents: deps.registry.list(filter).map((a) => toAgentMessage(a, deps.registry.isLive(a, now))) });
+    const desiredOf = (app: string, env: string) => deps.releases.get(app, env);
+    return sendJson(res, 200, {
+      agents: deps.registry.list(filter).map((a) => {
+        const live = deps.registry.isLive(a, now);
+        return toAgentMessage(a, live, toAgentReleases(a.record, live, desiredOf));
+      }),
+    });
   }
   throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
 }

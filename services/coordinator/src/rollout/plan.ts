@@ -9,6 +9,7 @@ import {
   inFlightOf,
   isTerminalDeployment,
   MAX_DISPATCH_BATCH,
+  offlineSkippedOf,
   type DeploymentRecord,
   type EventBody,
   type TargetState,
@@ -115,19 +116,34 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
  * SUCCEEDED; any FAILED or TIMED_OUT target makes it FAILED, and the message
  * says whether the rollout went on (within max_failures) or was halted. A
  * cancel requested ends CANCELLED, as before.
+ *
+ * Targets that were offline when the deployment was created (SKIPPED from
+ * the start) are a shortfall, never a failure of the apply: when every
+ * other target SUCCEEDED the deployment SUCCEEDS if convergence was on for
+ * the environment at creation (spec.convergeOffline: they are brought to
+ * this release when they come back, which needs it to be the desired
+ * release), and says so; with convergence off nothing will ever bring them
+ * to it, so it is FAILED ("… 1 offline (skipped; convergence is off …)").
  */
 export function finishOf(rec: DeploymentRecord, counts: Record<TargetState, number>): EventBody {
   const total = rec.spec.targets.length;
   if (rec.cancelRequested) return { type: "deployment.finished", state: "CANCELLED", message: rec.message || "cancelled" };
   const succeeded = `${counts.SUCCEEDED} of ${total} target(s) succeeded`;
   if (counts.SUCCEEDED === total) return { type: "deployment.finished", state: "SUCCEEDED", message: succeeded };
+  const offline = offlineSkippedOf(rec);
+  const halted = counts.SKIPPED - offline;
   const { maxFailures } = rec.spec.strategy;
   const failures = failuresOf(counts);
   const parts = [succeeded];
   if (counts.FAILED > 0) parts.push(`${counts.FAILED} failed`);
   if (counts.TIMED_OUT > 0) parts.push(`${counts.TIMED_OUT} timed out`);
-  if (counts.SKIPPED > 0) parts.push(`${counts.SKIPPED} skipped`);
+  if (halted > 0) parts.push(`${halted} skipped`);
   if (counts.CANCELLED > 0) parts.push(`${counts.CANCELLED} cancelled`);
+  if (offline > 0) {
+    const converge = rec.spec.convergeOffline === true;
+    parts.push(`${offline} offline (skipped; ${converge ? "converges when back" : `convergence is off in ${rec.spec.environment}`})`);
+    if (converge && counts.SUCCEEDED + offline === total) return { type: "deployment.finished", state: "SUCCEEDED", message: parts.join(", ") };
+  }
   if (failures === 0) return { type: "deployment.finished", state: "FAILED", message: parts.join(", ") };
   const why =
     failures <= maxFailures

@@ -57,6 +57,10 @@ export interface ReconcilerOptions {
   /** Signs every command published; none in unsigned development mode. */
   commandSigner?: CommandSigner;
   metrics?: CoordinatorMetrics;
+  /** Records the desired release of a deployment that SUCCEEDED (releases/releaseBook.ts), before its lock is given back. */
+  releases?: { record(rec: DeploymentRecord): Promise<unknown> };
+  /** Called when this process frees an (app, environment) lock: convergence waiting on it goes on. */
+  onLockReleased?: (app: string, environment: string) => void;
 }
 
 interface Snapshot {
@@ -72,6 +76,13 @@ interface Slot {
   running: Promise<void>;
   again?: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 }
+
+/**
+ * Fault injection for the tests (test/convergence.test.ts): the process
+ * kills itself between a deployment's finished SUCCEEDED event and the
+ * desired release it makes, the crash the next reconcile repairs.
+ */
+const FAULT_KILL_BEFORE_DESIRED = process.env["DEPLOY_COORDINATOR_FAULT_KILL_BEFORE_DESIRED"] === "1";
 
 // A rollout of N targets makes about N decisions; this bounds one pass so a
 // single deployment cannot starve the others.
@@ -440,11 +451,29 @@ export class Reconciler {
     }
   }
 
-  /** Frees the (app, environment) for the next deployment, by compare-and-set (releaseLock). */
+  /**
+   * Records the desired release a SUCCEEDED deployment made, then frees the
+   * (app, environment) for the next deployment, by compare-and-set
+   * (releaseLock). In that order: while a terminal deployment holds the
+   * lock every sweep comes back here, so a crash (or a failed write)
+   * between its finished event and the desired release is repaired by the
+   * next reconcile, and the pair's next deployment cannot exist before it
+   * (CreateDeployment records it too before taking such a lock over).
+   */
   async #release(record: DeploymentRecord, log: Logger): Promise<void> {
+    if (record.state === "SUCCEEDED" && this.opts.releases) {
+      if (FAULT_KILL_BEFORE_DESIRED) process.kill(process.pid, "SIGKILL");
+      try {
+        await this.opts.releases.record(record);
+      } catch (err) {
+        log.warn({ err }, "could not record the desired release; the lock is kept and the next sweep tries again");
+        return;
+      }
+    }
     try {
       if (await releaseLock(this.ctx, activeKey(record.spec.app, record.spec.environment), record.spec.id)) {
         log.info({ state: record.state }, "deployment finished; lock released");
+        this.opts.onLockReleased?.(record.spec.app, record.spec.environment);
       }
     } catch (err) {
       // The next sweep finds the lock still held by a terminal deployment

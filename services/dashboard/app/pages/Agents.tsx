@@ -1,10 +1,29 @@
-// Agents: labels, current release per app, last heartbeat, live or not;
+// Agents: labels, per app the current release, the desired one and the
+// status (current, outdated, offline), last heartbeat, live or not;
 // kept current by polling (poll.ts says why not a stream: "live" is the age
 // of a heartbeat, which changes with no event at all).
 import { useState } from "preact/hooks";
-import { api, AuthRequired, type Agent } from "../api.js";
+import { api, AuthRequired, type Agent, type AgentRelease } from "../api.js";
 import { ago, when } from "../format.js";
 import { usePoll } from "../poll.js";
+
+const STATUS_TEXT: Record<string, [string, string]> = {
+  RELEASE_STATUS_CURRENT: ["current", "on the desired release"],
+  RELEASE_STATUS_OUTDATED: ["outdated", "live, on another release"],
+  RELEASE_STATUS_OFFLINE: ["offline", "not live"],
+  RELEASE_STATUS_NO_DESIRED_RELEASE: ["none", "no deployment of the app has succeeded in this environment yet"],
+};
+
+function ReleaseStatusBadge({ status }: { status: string }) {
+  const [text, title] = STATUS_TEXT[status] ?? ["—", ""];
+  return <span class={`badge rs-${text}`} data-status={text} title={title}>{text}</span>;
+}
+
+/** Per app: from the API, or (an older coordinator) the current releases alone. */
+function releasesOf(a: Agent): AgentRelease[] {
+  if (a.releases) return a.releases;
+  return a.apps.map((app) => ({ app, current: a.currentReleases?.[app] ?? "", desired: null, status: "" }));
+}
 
 export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
   const [agents, setAgents] = useState<Agent[] | undefined>(undefined);
@@ -35,7 +54,7 @@ export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
       {agents && agents.length > 0 && (
         <table class="agents">
           <thead>
-            <tr><th>Agent</th><th>Live</th><th>Environment</th><th>Apps</th><th>Current release</th><th>Labels</th><th>Host</th><th>Version</th><th>Last heartbeat</th></tr>
+            <tr><th>Agent</th><th>Live</th><th>Environment</th><th>Apps</th><th>Current release</th><th>Desired release</th><th>Status</th><th>Labels</th><th>Host</th><th>Version</th><th>Last heartbeat</th></tr>
           </thead>
           <tbody>
             {agents.map((a) => (
@@ -44,7 +63,15 @@ export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
                 <td><span class={`badge ${a.live ? "ok" : "down"}`}>{a.live ? "live" : "not live"}</span></td>
                 <td>{a.environment}</td>
                 <td>{a.apps.join(", ")}</td>
-                <td class="mono">{Object.entries(a.currentReleases ?? {}).map(([app, rel]) => <div key={app}>{app}: {rel}</div>)}</td>
+                <td class="mono">{releasesOf(a).map((r) => <div key={r.app}>{r.app}: {r.current || "—"}</div>)}</td>
+                <td class="mono">
+                  {releasesOf(a).map((r) => (
+                    <div key={r.app} title={r.desired ? `deployment ${r.desired.deploymentId}, succeeded ${when(r.desired.succeededAt)}` : "no deployment has succeeded yet"}>
+                      {r.app}: {r.desired ? <a href={`#/deployments/${encodeURIComponent(r.desired.deploymentId)}`}>{r.desired.release}</a> : "—"}
+                    </div>
+                  ))}
+                </td>
+                <td>{releasesOf(a).map((r) => <div key={r.app}><ReleaseStatusBadge status={r.status} /></div>)}</td>
                 <td>{Object.entries(a.labels ?? {}).map(([k, v]) => <span class="label" key={k}>{k}={v}</span>)}</td>
                 <td class="mono">{a.host}</td>
                 <td class="mono">{a.version}</td>

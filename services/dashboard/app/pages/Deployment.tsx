@@ -41,6 +41,8 @@ interface Model {
   /** Every sequence received, duplicates included (read by the browser test through window.__dashboard). */
   received: number[];
   lastSeq: number;
+  /** Who requested the cancel: from the snapshot, or from a later deployment.cancel_requested event. */
+  cancelledBy: string;
 }
 
 declare global {
@@ -52,7 +54,7 @@ declare global {
 function modelOf(d: Deployment): Model {
   const targets = new Map<string, TargetView>();
   for (const t of d.targets) targets.set(t.agentId, { state: short(t.state), message: t.message, lines: [], lastOutput: t.lastOutput, rolledBack: t.rolledBack });
-  return { snapshotSeq: Number(d.lastSequence), state: short(d.state), targets, events: [], received: [], lastSeq: 0 };
+  return { snapshotSeq: Number(d.lastSequence), state: short(d.state), targets, events: [], received: [], lastSeq: 0, cancelledBy: d.cancelledBy ?? "" };
 }
 
 function applyEvent(m: Model, e: DeployEvent, seq: number): void {
@@ -72,6 +74,7 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
     const v = m.targets.get(id);
     if (v && v.state === "PENDING") v.state = "DISPATCHED";
   }
+  if (e.type === "deployment.cancel_requested" && e.actor) m.cancelledBy = e.actor;
   // A halt or cancel moves pending targets without an event of their own.
   if (e.type === "deployment.halted" || e.type === "deployment.cancel_requested") {
     for (const v of m.targets.values()) if (v.state === "PENDING") v.state = e.type === "deployment.halted" ? "SKIPPED" : "CANCELLED";
@@ -203,7 +206,13 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
       <dl class="facts">
         <dt>App</dt><dd>{dep.app} <span class="mono">{dep.changeset.version}</span></dd>
         <dt>Environment</dt><dd>{dep.environment}</dd>
-        <dt>Requested by</dt><dd>{dep.requestedBy || "—"} at {when(dep.createdAt)}</dd>
+        {dep.convergesTo && (<><dt>Convergence</dt><dd id="converges-to">brings {dep.targets.map((t) => t.agentId).join(", ")} to the desired release of <a class="mono" href={`#/deployments/${encodeURIComponent(dep.convergesTo)}`}>{dep.convergesTo}</a></dd></>)}
+        <dt>Requested by</dt>
+        <dd>
+          <span id="requested-by">{dep.requestedBy || "—"}</span>
+          {dep.requestedByNote && <span class="note" id="requested-by-note"> (note: {dep.requestedByNote})</span>} at {when(dep.createdAt)}
+        </dd>
+        {(dep.cancelRequested || m.cancelledBy) && (<><dt>Cancelled by</dt><dd id="cancelled-by">{m.cancelledBy || dep.cancelledBy || "—"}</dd></>)}
         <dt>Strategy</dt>
         <dd>
           {dep.strategy.maxConcurrency} at a time, halt when more than {dep.strategy.maxFailures} fail; delivery timeout {seconds(dep.strategy.deliveryTimeout)}, apply timeout {seconds(dep.strategy.applyTimeout)}

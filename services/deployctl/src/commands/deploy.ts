@@ -25,13 +25,16 @@ export interface DeployOptions extends CommonOptions {
   /** A label selector (never with targets): the live agents whose labels match. */
   selector?: string;
   requestId?: string;
+  /** Free text recorded as the deployment's note (request field requested_by); who asked is the caller's authenticated identity. */
+  note?: string;
+  /** Old name of note. */
   requestedBy?: string;
   detach?: boolean;
   /** No bundle: each agent runs the app's configured deploy executable. */
   executable?: boolean;
 }
 
-/** Who asked, as the audit log shows it. Part of the request body, so it must be stable across retries. */
+/** The default note: who ran deployctl where. Part of the request body, so it must be stable across retries. */
 export function defaultRequestedBy(): string {
   let user = "unknown";
   try {
@@ -113,7 +116,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
         strategy: strategyOf(o),
         targets: o.targets ?? [],
         ...(o.selector ? { selector: o.selector } : {}),
-        requestedBy: o.requestedBy ?? defaultRequestedBy(),
+        requestedBy: o.note ?? o.requestedBy ?? defaultRequestedBy(),
       })
       .catch((err: unknown) => {
         // Not accepted before, and refused for the agents (or the bundle

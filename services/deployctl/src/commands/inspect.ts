@@ -5,7 +5,7 @@ import { clientFor, type CommonOptions } from "../options.js";
 import type { DeploymentState } from "../../../shared/src/gen/deploy/v1/DeploymentState.js";
 import { describeDeployment } from "../render/deployment.js";
 import { jsonDocument } from "../render/json.js";
-import { ago, bytes, colorState, countOf, isoTime, shortDigest, shortState, table } from "../render/format.js";
+import { ago, bytes, colorReleaseStatus, colorState, countOf, isoTime, releaseStatusText, shortDigest, shortState, table } from "../render/format.js";
 
 const print = (s: string): boolean => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 
@@ -77,22 +77,35 @@ export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
       return EXIT.OK;
     }
     const now = Date.now();
-    const rows = agents.map((a) => [
-      a.id ?? "-",
-      a.environment ?? "-",
-      (a.apps ?? []).join(",") || "-",
-      a.live ? "yes" : "no",
-      ago(a.lastHeartbeat, now),
-      a.host || "-",
-      a.version || "-",
-      labelsText(a.labels),
-      Object.entries(a.currentReleases ?? {})
-        .map(([app, rel]) => `${app}=${rel}`)
-        .join(" ") || "-",
-    ]);
-    print(table(["ID", "ENV", "APPS", "LIVE", "HEARTBEAT", "HOST", "VERSION", "LABELS", "CURRENT RELEASES"], rows, (col, row, padded) =>
-      col === 3 ? colorState(agents[row]!.live ? "SUCCEEDED" : "FAILED", padded) : padded,
-    ));
+    // One row per (agent, app): its current release, the desired one and the status.
+    const rows: string[][] = [];
+    const statuses: (string | undefined)[] = [];
+    const lives: boolean[] = [];
+    for (const a of agents) {
+      const apps = (a.releases ?? []).length > 0 ? a.releases! : [{ app: undefined, current: undefined, desired: undefined, status: undefined }];
+      for (const r of apps) {
+        rows.push([
+          a.id ?? "-",
+          a.environment ?? "-",
+          a.live ? "yes" : "no",
+          ago(a.lastHeartbeat, now),
+          a.host || "-",
+          a.version || "-",
+          labelsText(a.labels),
+          r.app || "-",
+          r.current || "-",
+          r.desired?.release || "-",
+          releaseStatusText(r.status),
+        ]);
+        statuses.push(r.status);
+        lives.push(a.live === true);
+      }
+    }
+    print(
+      table(["ID", "ENV", "LIVE", "HEARTBEAT", "HOST", "VERSION", "LABELS", "APP", "CURRENT", "DESIRED", "STATUS"], rows, (col, row, padded) =>
+        col === 2 ? colorState(lives[row] ? "SUCCEEDED" : "FAILED", padded) : col === 10 ? colorReleaseStatus(statuses[row], padded) : padded,
+      ),
+    );
     return EXIT.OK;
   } finally {
     client.close();

@@ -30,6 +30,11 @@ export function outcomeLine(d: DeploymentMsg): string {
   return `${colorState(d.state)}${d.message ? `: ${d.message}` : ` (${countOf(d, "SUCCEEDED")} of ${total} target(s) succeeded)`}`;
 }
 
+/** "requested by ci (note: alice@laptop (deployctl))": the authenticated identity, and the client's note apart. */
+export function requestedByText(d: Pick<DeploymentMsg, "requestedBy" | "requestedByNote">): string {
+  return `requested by ${d.requestedBy || "-"}${d.requestedByNote ? ` (note: ${d.requestedByNote})` : ""}`;
+}
+
 /** "2", or "2 (50%)" when given as a percentage of the targets. */
 const amount = (count: number | undefined, percent: string | undefined): string => `${count ?? "-"}${percent ? ` (${percent})` : ""}`;
 
@@ -41,7 +46,9 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
     `${pc.bold(`deployment ${d.id ?? "?"}`)}  ${outcomeLine(d)}${d.cancelRequested && shortState(d.state) === "RUNNING" ? pc.magenta(" (cancel requested)") : ""}`,
     `  app ${d.app ?? "-"}  env ${d.environment ?? "-"}  version ${d.changeset?.version ?? "-"}  artifact ${artifact}`,
     ...(d.selector ? [`  targets chosen by selector ${d.selector}`] : []),
-    `  request ${d.requestId ?? "-"}  by ${d.requestedBy || "-"}`,
+    ...(d.convergesTo ? [`  convergence: brings ${(d.targets ?? []).map((t) => t.agentId).join(", ") || "-"} to the desired release of ${d.convergesTo}`] : []),
+    `  request ${d.requestId ?? "-"}  ${requestedByText(d)}`,
+    ...(d.cancelRequested ? [`  cancel requested by ${d.cancelledBy || "-"}`] : []),
     `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
     `  strategy max_concurrency ${amount(s.maxConcurrency, s.maxConcurrencyPercent)}, max_failures ${amount(s.maxFailures, s.maxFailuresPercent)}, delivery_timeout ${secs(s.deliveryTimeout)}, apply_timeout ${secs(s.applyTimeout)}`,
     "",

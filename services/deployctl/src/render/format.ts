@@ -41,6 +41,26 @@ export function colorState(state: string | undefined, text = shortState(state)):
   }
 }
 
+/** "RELEASE_STATUS_OUTDATED" → "outdated"; no desired release: "none"; none at all: "-". */
+export function releaseStatusText(status: string | undefined): string {
+  if (!status || status === "RELEASE_STATUS_UNSPECIFIED") return "-";
+  if (status === "RELEASE_STATUS_NO_DESIRED_RELEASE") return "none";
+  return status.replace(/^RELEASE_STATUS_/, "").toLowerCase();
+}
+
+export function colorReleaseStatus(status: string | undefined, text = releaseStatusText(status)): string {
+  switch (status) {
+    case "RELEASE_STATUS_CURRENT":
+      return pc.green(text);
+    case "RELEASE_STATUS_OUTDATED":
+      return pc.yellow(text);
+    case "RELEASE_STATUS_OFFLINE":
+      return pc.red(text);
+    default:
+      return pc.dim(text);
+  }
+}
+
 export function tsMs(t: Timestamp): number | undefined {
   if (!t || t.seconds === undefined) return undefined;
   return Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);

@@ -17,6 +17,8 @@ export interface BundleInfo {
   files: string[];
   /** Uncompressed size of the tar stream (headers included): what maxExpansionRatio limits. */
   totalBytes: number;
+  /** Sum of the regular files' sizes: what the bundle takes on disk, and what maxUnpackedBytes limits. */
+  unpackedBytes: number;
 }
 
 export interface InspectOptions {
@@ -28,11 +30,33 @@ export interface InspectOptions {
    * counted as they are read and the ratio is checked at the end.
    */
   compressedSize?: number;
-  /** Default 100 000. */
+  /**
+   * Most entries (files, directories and links: each is an inode on the
+   * VM). Default DEFAULT_MAX_ENTRIES.
+   */
   maxEntries?: number;
+  /**
+   * Most bytes of regular files in all, checked against each entry's
+   * declared size before any of its bytes are read (an unpacker stops at the
+   * cap, not after it). Default DEFAULT_MAX_UNPACKED_BYTES. An absolute cap:
+   * the expansion ratio alone lets a 1 GB upload unpack to 50 GB.
+   */
+  maxUnpackedBytes?: number;
+  /** How refusals name the two caps (the configuration of the side checking): default "maxFiles", "maxUnpackedBytes". */
+  limitNames?: LimitNames;
+}
+
+export interface LimitNames {
+  /** Names maxEntries. */
+  entries: string;
+  /** Names maxUnpackedBytes. */
+  bytes: string;
 }
 
 export const DEFAULT_MAX_ENTRIES = 100_000;
+/** 2 GiB: far above any application release we ship, far below a full disk. */
+export const DEFAULT_MAX_UNPACKED_BYTES = 2 * 1024 ** 3;
+const DEFAULT_LIMIT_NAMES: LimitNames = { entries: "maxFiles", bytes: "maxUnpackedBytes" };
 /** deploy.yaml is a few lines; 64 KB leaves room for comments without letting a bundle make us buffer much. */
 export const MAX_MANIFEST_BYTES = 64 * 1024;
 
@@ -58,13 +82,19 @@ export interface EntryHeader {
 /** What checkEntry remembers across entries of one archive. */
 export class BundleState {
   entries = 0;
+  /** Declared sizes of the regular files so far. */
+  unpackedBytes = 0;
   /** Regular file path → mode bits. */
   readonly files = new Map<string, number>();
   /** Explicit and implied directories ("" is the root). */
   readonly dirs = new Set<string>([""]);
   /** Symlink path → target as written in the archive. */
   readonly symlinks = new Map<string, string>();
-  constructor(readonly maxEntries: number) {}
+  constructor(
+    readonly maxEntries: number,
+    readonly maxUnpackedBytes: number = DEFAULT_MAX_UNPACKED_BYTES,
+    readonly limitNames: LimitNames = DEFAULT_LIMIT_NAMES,
+  ) {}
 }
 
 const entryField = (p: string): string => `bundle: ${p}`;
@@ -77,7 +107,9 @@ const entryField = (p: string): string => `bundle: ${p}`;
  */
 export function checkEntry(header: EntryHeader, state: BundleState): CheckedEntry | undefined {
   state.entries++;
-  if (state.entries > state.maxEntries) throw new ValidationError("bundle", `has more than ${state.maxEntries} entries`);
+  if (state.entries > state.maxEntries) {
+    throw new ValidationError("bundle", `has more than ${state.maxEntries} entries (files, directories and links), the limit set by ${state.limitNames.entries}`);
+  }
   const raw = header.name;
   if (raw.includes("\0")) throw new ValidationError("bundle", "has an entry name containing a NUL byte");
   if (raw.startsWith("/")) throw new ValidationError(entryField(raw), "absolute paths are not allowed");
@@ -94,7 +126,7 @@ export function checkEntry(header: EntryHeader, state: BundleState): CheckedEntr
     if (state.files.has(p) || state.symlinks.has(p)) throw new ValidationError(entryField(raw), "appears twice in the archive");
     // A repeated directory entry is harmless (some tools write them).
     state.dirs.add(p);
-    return { kind: "directory", path: p, mode: (header.mode ?? 0o755) & 0o777 };
+    return { kind: "directory", path: p, mode: (header.mode ?? 0o755) & SAFE_MODE_BITS };
   }
   if (p === "") throw new ValidationError(entryField(raw), `a ${type} entry needs a name`);
 
@@ -132,11 +164,26 @@ export function checkEntry(header: EntryHeader, state: BundleState): CheckedEntr
   if (p === MANIFEST_FILE && (header.size ?? 0) > MAX_MANIFEST_BYTES) {
     throw new ValidationError(entryField(raw), `is larger than ${MAX_MANIFEST_BYTES} bytes`);
   }
-  // No setuid/setgid/sticky: a bundle must not install privilege.
-  const mode = (header.mode ?? 0o644) & 0o777;
+  const size = header.size ?? 0;
+  if (state.unpackedBytes + size > state.maxUnpackedBytes) {
+    throw new ValidationError(
+      "bundle",
+      `unpacks to more than ${state.maxUnpackedBytes} bytes, the limit set by ${state.limitNames.bytes}: ${p} (${size} bytes) would take it to ${state.unpackedBytes + size}`,
+    );
+  }
+  state.unpackedBytes += size;
+  const mode = (header.mode ?? 0o644) & SAFE_MODE_BITS;
   state.files.set(p, mode);
-  return { kind: "file", path: p, mode, size: header.size ?? 0 };
+  return { kind: "file", path: p, mode, size };
 }
+
+/**
+ * Permission bits a release may have: no setuid/setgid/sticky (a bundle must
+ * not install privilege) and no group or world write (0o022): the privileged
+ * agent later runs hooks from the release, so nobody but its owner may
+ * change them. 0o777 becomes 0o755, 0o666 becomes 0o644.
+ */
+const SAFE_MODE_BITS = 0o755;
 
 /** Every parent must be a directory, never a file or a symlink: nothing is written through a link. */
 function checkParents(parts: string[], raw: string, state: BundleState): void {
@@ -198,7 +245,7 @@ export function finishBundle(state: BundleState, manifestText: string | undefine
       throw new ValidationError(`hooks.${name}.run`, `script "${hook.run}" is not executable (mode ${mode.toString(8).padStart(4, "0")}): set its execute bit before packing`);
     }
   }
-  return { manifest, files: [...state.files.keys()], totalBytes };
+  return { manifest, files: [...state.files.keys()], totalBytes, unpackedBytes: state.unpackedBytes };
 }
 
 /** Called for each checked entry with its contents; must consume `body` or leave it (the walker drains the rest). */
@@ -211,7 +258,10 @@ export type EntryHandler = (entry: CheckedEntry, body: AsyncIterable<Uint8Array>
  */
 export async function walkBundle(source: NodeJS.ReadableStream | AsyncIterable<Uint8Array>, opts: InspectOptions, onEntry?: EntryHandler): Promise<BundleInfo> {
   if (!(Number.isFinite(opts.maxExpansionRatio) && opts.maxExpansionRatio > 0)) throw new TypeError("maxExpansionRatio must be a positive number");
-  const state = new BundleState(opts.maxEntries ?? DEFAULT_MAX_ENTRIES);
+  for (const [key, v] of [["maxEntries", opts.maxEntries], ["maxUnpackedBytes", opts.maxUnpackedBytes]] as const) {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) throw new TypeError(`${key} must be a non-negative integer`);
+  }
+  const state = new BundleState(opts.maxEntries ?? DEFAULT_MAX_ENTRIES, opts.maxUnpackedBytes ?? DEFAULT_MAX_UNPACKED_BYTES, opts.limitNames ?? DEFAULT_LIMIT_NAMES);
   const streamingLimit = opts.compressedSize === undefined ? Infinity : opts.maxExpansionRatio * Math.max(opts.compressedSize, 1);
   const tooBig = (): ValidationError =>
     new ValidationError("bundle", `expands to more than ${opts.maxExpansionRatio} times its compressed size (${compressedBytes} bytes)`);

@@ -2,6 +2,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { Agent as _deploy_v1_Agent, Agent__Output as _deploy_v1_Agent__Output } from './deploy/v1/Agent.js';
+import type { AgentRelease as _deploy_v1_AgentRelease, AgentRelease__Output as _deploy_v1_AgentRelease__Output } from './deploy/v1/AgentRelease.js';
 import type { Artifact as _deploy_v1_Artifact, Artifact__Output as _deploy_v1_Artifact__Output } from './deploy/v1/Artifact.js';
 import type { ArtifactHeader as _deploy_v1_ArtifactHeader, ArtifactHeader__Output as _deploy_v1_ArtifactHeader__Output } from './deploy/v1/ArtifactHeader.js';
 import type { ArtifactRef as _deploy_v1_ArtifactRef, ArtifactRef__Output as _deploy_v1_ArtifactRef__Output } from './deploy/v1/ArtifactRef.js';
@@ -13,12 +14,15 @@ import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from './deploy/v1/DeploymentEvent.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from './deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from './deploy/v1/GetDeploymentRequest.js';
+import type { GetReleaseRequest as _deploy_v1_GetReleaseRequest, GetReleaseRequest__Output as _deploy_v1_GetReleaseRequest__Output } from './deploy/v1/GetReleaseRequest.js';
+import type { GetReleaseResponse as _deploy_v1_GetReleaseResponse, GetReleaseResponse__Output as _deploy_v1_GetReleaseResponse__Output } from './deploy/v1/GetReleaseResponse.js';
 import type { ListAgentsRequest as _deploy_v1_ListAgentsRequest, ListAgentsRequest__Output as _deploy_v1_ListAgentsRequest__Output } from './deploy/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _deploy_v1_ListAgentsResponse, ListAgentsResponse__Output as _deploy_v1_ListAgentsResponse__Output } from './deploy/v1/ListAgentsResponse.js';
 import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtifactsRequest__Output as _deploy_v1_ListArtifactsRequest__Output } from './deploy/v1/ListArtifactsRequest.js';
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from './deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from './deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from './deploy/v1/ListDeploymentsResponse.js';
+import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Release__Output } from './deploy/v1/Release.js';
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from './deploy/v1/Strategy.js';
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from './deploy/v1/TargetCount.js';
@@ -35,6 +39,7 @@ export interface ProtoGrpcType {
   deploy: {
     v1: {
       Agent: MessageTypeDefinition<_deploy_v1_Agent, _deploy_v1_Agent__Output>
+      AgentRelease: MessageTypeDefinition<_deploy_v1_AgentRelease, _deploy_v1_AgentRelease__Output>
       Artifact: MessageTypeDefinition<_deploy_v1_Artifact, _deploy_v1_Artifact__Output>
       ArtifactHeader: MessageTypeDefinition<_deploy_v1_ArtifactHeader, _deploy_v1_ArtifactHeader__Output>
       ArtifactRef: MessageTypeDefinition<_deploy_v1_ArtifactRef, _deploy_v1_ArtifactRef__Output>
@@ -47,12 +52,16 @@ export interface ProtoGrpcType {
       DeploymentState: EnumTypeDefinition
       GetArtifactRequest: MessageTypeDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_GetArtifactRequest__Output>
       GetDeploymentRequest: MessageTypeDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_GetDeploymentRequest__Output>
+      GetReleaseRequest: MessageTypeDefinition<_deploy_v1_GetReleaseRequest, _deploy_v1_GetReleaseRequest__Output>
+      GetReleaseResponse: MessageTypeDefinition<_deploy_v1_GetReleaseResponse, _deploy_v1_GetReleaseResponse__Output>
       ListAgentsRequest: MessageTypeDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsRequest__Output>
       ListAgentsResponse: MessageTypeDefinition<_deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsResponse__Output>
       ListArtifactsRequest: MessageTypeDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsRequest__Output>
       ListArtifactsResponse: MessageTypeDefinition<_deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsResponse__Output>
       ListDeploymentsRequest: MessageTypeDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsRequest__Output>
       ListDeploymentsResponse: MessageTypeDefinition<_deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsResponse__Output>
+      Release: MessageTypeDefinition<_deploy_v1_Release, _deploy_v1_Release__Output>
+      ReleaseStatus: EnumTypeDefinition
       Strategy: MessageTypeDefinition<_deploy_v1_Strategy, _deploy_v1_Strategy__Output>
       Target: MessageTypeDefinition<_deploy_v1_Target, _deploy_v1_Target__Output>
       TargetCount: MessageTypeDefinition<_deploy_v1_TargetCount, _deploy_v1_TargetCount__Output>

@@ -1,6 +1,7 @@
 // Original file: proto/deploy/v1/deploy.proto
 
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../google/protobuf/Timestamp.js';
+import type { AgentRelease as _deploy_v1_AgentRelease, AgentRelease__Output as _deploy_v1_AgentRelease__Output } from '../../deploy/v1/AgentRelease.js';
 
 export interface Agent {
   'id'?: (string);
@@ -12,6 +13,7 @@ export interface Agent {
   'live'?: (boolean);
   'labels'?: ({[key: string]: string});
   'currentReleases'?: ({[key: string]: string});
+  'releases'?: (_deploy_v1_AgentRelease)[];
 }
 
 export interface Agent__Output {
@@ -24,4 +26,5 @@ export interface Agent__Output {
   'live'?: (boolean);
   'labels'?: ({[key: string]: string});
   'currentReleases'?: ({[key: string]: string});
+  'releases'?: (_deploy_v1_AgentRelease__Output)[];
 }

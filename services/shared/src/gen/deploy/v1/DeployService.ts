@@ -9,6 +9,8 @@ import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from '../../deploy/v1/DeploymentEvent.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from '../../deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from '../../deploy/v1/GetDeploymentRequest.js';
+import type { GetReleaseRequest as _deploy_v1_GetReleaseRequest, GetReleaseRequest__Output as _deploy_v1_GetReleaseRequest__Output } from '../../deploy/v1/GetReleaseRequest.js';
+import type { GetReleaseResponse as _deploy_v1_GetReleaseResponse, GetReleaseResponse__Output as _deploy_v1_GetReleaseResponse__Output } from '../../deploy/v1/GetReleaseResponse.js';
 import type { ListAgentsRequest as _deploy_v1_ListAgentsRequest, ListAgentsRequest__Output as _deploy_v1_ListAgentsRequest__Output } from '../../deploy/v1/ListAgentsRequest.js';
 import type { ListAgentsResponse as _deploy_v1_ListAgentsResponse, ListAgentsResponse__Output as _deploy_v1_ListAgentsResponse__Output } from '../../deploy/v1/ListAgentsResponse.js';
 import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtifactsRequest__Output as _deploy_v1_ListArtifactsRequest__Output } from '../../deploy/v1/ListArtifactsRequest.js';
@@ -54,6 +56,15 @@ export interface DeployServiceClient extends grpc.Client {
   getDeployment(argument: _deploy_v1_GetDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   getDeployment(argument: _deploy_v1_GetDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   getDeployment(argument: _deploy_v1_GetDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  GetRelease(argument: _deploy_v1_GetReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  GetRelease(argument: _deploy_v1_GetReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  GetRelease(argument: _deploy_v1_GetReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  GetRelease(argument: _deploy_v1_GetReleaseRequest, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  getRelease(argument: _deploy_v1_GetReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  getRelease(argument: _deploy_v1_GetReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  getRelease(argument: _deploy_v1_GetReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
+  getRelease(argument: _deploy_v1_GetReleaseRequest, callback: grpc.requestCallback<_deploy_v1_GetReleaseResponse__Output>): grpc.ClientUnaryCall;
   
   ListAgents(argument: _deploy_v1_ListAgentsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
   ListAgents(argument: _deploy_v1_ListAgentsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListAgentsResponse__Output>): grpc.ClientUnaryCall;
@@ -107,6 +118,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   GetDeployment: grpc.handleUnaryCall<_deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment>;
   
+  GetRelease: grpc.handleUnaryCall<_deploy_v1_GetReleaseRequest__Output, _deploy_v1_GetReleaseResponse>;
+  
   ListAgents: grpc.handleUnaryCall<_deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse>;
   
   ListArtifacts: grpc.handleUnaryCall<_deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse>;
@@ -124,6 +137,7 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   CreateDeployment: MethodDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   GetArtifact: MethodDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_Artifact, _deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact__Output>
   GetDeployment: MethodDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  GetRelease: MethodDefinition<_deploy_v1_GetReleaseRequest, _deploy_v1_GetReleaseResponse, _deploy_v1_GetReleaseRequest__Output, _deploy_v1_GetReleaseResponse__Output>
   ListAgents: MethodDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse__Output>
   ListArtifacts: MethodDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse__Output>
   ListDeployments: MethodDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse__Output>

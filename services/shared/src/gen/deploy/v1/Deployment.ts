@@ -26,6 +26,9 @@ export interface Deployment {
   'requestedBy'?: (string);
   'cancelRequested'?: (boolean);
   'selector'?: (string);
+  'requestedByNote'?: (string);
+  'cancelledBy'?: (string);
+  'convergesTo'?: (string);
 }
 
 export interface Deployment__Output {
@@ -46,4 +49,7 @@ export interface Deployment__Output {
   'requestedBy'?: (string);
   'cancelRequested'?: (boolean);
   'selector'?: (string);
+  'requestedByNote'?: (string);
+  'cancelledBy'?: (string);
+  'convergesTo'?: (string);
 }

@@ -16,6 +16,7 @@ export interface DeploymentEvent {
   'deploymentState'?: (_deploy_v1_DeploymentState);
   'lines'?: (string)[];
   'agentIds'?: (string)[];
+  'actor'?: (string);
 }
 
 export interface DeploymentEvent__Output {
@@ -29,4 +30,5 @@ export interface DeploymentEvent__Output {
   'deploymentState'?: (_deploy_v1_DeploymentState__Output);
   'lines'?: (string)[];
   'agentIds'?: (string)[];
+  'actor'?: (string);
 }

@@ -1,0 +1,91 @@
+// The coordinator's view of deploy_releases: the desired release of every
+// (app, environment), rebuilt from the bucket at start and kept current by a
+// watch (as registry.ts does for agents), so ListAgents and convergence
+// compare agents with it without a round trip. Writes go through
+// recordDesiredRelease; GetRelease reads the bucket itself (the key's
+// revisions are the history).
+import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
+import type { QueuedIterator } from "@nats-io/transport-node";
+import { parseDesiredRelease, releaseKey, type DeploymentRecord, type DesiredRelease, type Logger } from "../../../shared/src/index.js";
+import { recordDesiredRelease, releaseOfEntry, type RecordOutcome } from "./recordDesiredRelease.js";
+
+/** Revisions of one key the bucket keeps (the KV maximum): the history GetRelease shows. */
+export const RELEASE_HISTORY = 64;
+
+export class ReleaseBook {
+  readonly #releases = new Map<string, { release: DesiredRelease; revision: number }>();
+  #watch: QueuedIterator<KvEntry> | undefined;
+  #done: Promise<void> | undefined;
+  /** Called when a desired release changes (after start). */
+  onChange: (release: DesiredRelease) => void = () => undefined;
+
+  constructor(
+    readonly kv: KV,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    // Watch first (updates only), then load what is there: an update racing
+    // the load is kept by comparing revisions.
+    this.#watch = await this.kv.watch({ include: KvWatchInclude.UpdatesOnly });
+    const w = this.#watch;
+    this.#done = (async () => {
+      for await (const e of w) this.#apply(e, true);
+    })();
+    const keys: string[] = [];
+    for await (const k of await this.kv.keys()) keys.push(k);
+    for (let i = 0; i < keys.length; i += 64) {
+      const entries = await Promise.all(keys.slice(i, i + 64).map((k) => this.kv.get(k)));
+      for (const e of entries) if (e) this.#apply(e, false);
+    }
+  }
+
+  #apply(e: KvEntry, notify: boolean): void {
+    const prev = this.#releases.get(e.key);
+    if (prev && prev.revision >= e.revision) return;
+    if (e.operation !== "PUT") {
+      this.#releases.delete(e.key);
+      return;
+    }
+    try {
+      const release = parseDesiredRelease(e.value);
+      if (releaseKey(release.app, release.environment) !== e.key) throw new Error(`release of ${release.app}/${release.environment} under key ${e.key}`);
+      this.#releases.set(e.key, { release, revision: e.revision });
+      if (notify) this.onChange(release);
+    } catch (err) {
+      this.log.warn({ key: e.key, err }, "ignoring invalid desired release");
+    }
+  }
+
+  /** The desired release of `app` in `environment` as last seen. */
+  get(app: string, environment: string): DesiredRelease | undefined {
+    return this.#releases.get(releaseKey(app, environment))?.release;
+  }
+
+  /** Makes `rec` (a deployment that SUCCEEDED) the desired release of its pair, unless it already is or a later one is. */
+  async record(rec: DeploymentRecord): Promise<RecordOutcome> {
+    const outcome = await recordDesiredRelease(this.kv, rec);
+    if (outcome === "recorded") this.log.info({ deploymentId: rec.spec.id, app: rec.spec.app, environment: rec.spec.environment }, "desired release recorded");
+    return outcome;
+  }
+
+  /**
+   * The desired release of `app` in `environment` read from the bucket, and
+   * the ones before it, newest first (as many as the bucket keeps); none
+   * when nothing has succeeded there.
+   */
+  async history(app: string, environment: string): Promise<DesiredRelease[]> {
+    const out: DesiredRelease[] = [];
+    // An ordered consumer over the key's revisions; it ends after the last.
+    for await (const e of await this.kv.history({ key: releaseKey(app, environment) })) {
+      const r = releaseOfEntry(e);
+      if (r) out.push(r);
+    }
+    return out.reverse();
+  }
+
+  async close(): Promise<void> {
+    this.#watch?.stop();
+    await this.#done?.catch(() => undefined);
+  }
+}
