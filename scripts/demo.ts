@@ -164,7 +164,7 @@ async function main(): Promise<number> {
   const httpAddress = `127.0.0.1:${await freePort()}`;
   const coordinator = startService("coordinator", COORDINATOR_MAIN, {
     NATS_URL: nats.url,
-    DEPLOY_DEV_MODE: "1", // loopback only; see the README's Security section for production
+    DEPLOY_DEV_MODE: "1", // loopback only; see docs/production.md for production
     DEPLOY_GRPC_LISTEN: grpcAddress,
     DEPLOY_HTTP_LISTEN: httpAddress,
     LOG_LEVEL: "warn",
@@ -247,7 +247,16 @@ look inside (nats CLI, https://github.com/nats-io/natscli${keep ? "" : "; run th
   nats --server ${nats.url} consumer info DEPLOY_COMMANDS agent-web-1`);
 
     if (keep) {
-      console.log(`\n--keep: stack left running (gRPC ${grpcAddress}, dashboard http://${httpAddress}/, NATS ${nats.url}); Ctrl-C stops it.`);
+      // What to type next, as typed in a clone (test/demo.test.ts runs these lines).
+      console.log(`
+--keep: stack left running (gRPC ${grpcAddress}, dashboard http://${httpAddress}/, NATS ${nats.url}); Ctrl-C stops it.
+try it, in another shell in this directory:
+  export DEPLOY_COORDINATOR=${grpcAddress}
+  npx deployctl agents
+  npx deployctl deploy examples/hello --app web --env demo --version v2
+  npx deployctl deploy examples/bad --app web --env demo --version v3    # its validate hook fails: rolled back, FAILED (exit 1)
+  npx deployctl deploy --executable --app web --env demo --version v4
+  npx deployctl list`);
       await new Promise<void>((res) => {
         releaseKeep = res;
       });
