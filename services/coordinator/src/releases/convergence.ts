@@ -28,6 +28,7 @@ import {
   PreconditionError,
   convergenceRequestId,
   errorMessage,
+  parseAgentRecord,
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
@@ -180,6 +181,21 @@ export class Convergence {
     if (!d || !needsConvergence(view.record, q.app, d)) return "not-needed";
     const requestId = convergenceRequestId(q.app, q.environment, agentId, d.deploymentId);
     if (this.#done.has(requestId)) return "exists";
+    // The registry's view trails KV by up to a watch delivery: just after a
+    // deployment succeeds, an agent it updated can still look outdated here
+    // (a full test run saw a spurious convergence take the pair's lock). The
+    // agent writes its entry, with the new release, before its result: act
+    // only on an entry read now and written after the desired release
+    // succeeded; an older one is looked at again at the agent's next beat.
+    const entry = await ctx.agents.get(agentId);
+    if (!entry || entry.operation !== "PUT" || entry.created.getTime() <= Date.parse(d.succeededAt)) return "not-needed";
+    let fresh;
+    try {
+      fresh = parseAgentRecord(entry.value);
+    } catch {
+      return "not-needed";
+    }
+    if (!needsConvergence(fresh, q.app, d)) return "not-needed";
     // Asked for already, by this or another coordinator, now or long ago, and
     // whatever became of it: one KV get, and never again.
     const mapping = await ctx.deployments.get(requestKeyOf(requestId));
