@@ -10,6 +10,7 @@ import { Kvm } from "@nats-io/kv";
 import { foldAll, type DeploymentRecord, type StoredEvent } from "../services/shared/src/fold.js";
 import { parseEvent, type DeployEvent } from "../services/shared/src/schemas.js";
 import { appendEvent } from "../services/shared/src/js/appendEvent.js";
+import { requestKeyOf } from "../services/coordinator/src/requests.js";
 import { Stack } from "./helpers/stack.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 
@@ -388,6 +389,24 @@ describe("an agent paused right after it wins its claim", () => {
     const next = await client.waitTerminal((await client.create(createReq("v2"))).id!, 60_000);
     expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     await expectKvMatchesFold(stack, id);
+  });
+});
+
+describe("a lock left by a failed create of the same request", () => {
+  // A create that took the (app, environment) lock and failed before
+  // recording its request id (and could not give the lock back) used to
+  // wedge that request: every retry found "its own" lock and waited for a
+  // mapping that never came (DEADLINE_EXCEEDED, chaos seed 7018).
+  it("is taken over once it is older than the follow time: the retry creates the deployment", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const nc = await natsConn(stack);
+    const kv = await new Kvm(nc).open("deploy_deployments");
+    const req = createReq("v1");
+    await kv.create("active.web.prod", JSON.stringify({ deploymentId: "d-0mx000000-deadbeef", requestKey: requestKeyOf(req.requestId as string) }));
+    await new Promise((r) => setTimeout(r, 5500)); // FOLLOW_MS: the creator would have recorded the request by now
+    const d = await stack.client().create(req);
+    expect((await stack.client().waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await stack.startsOf("a1", d.id!)).toBe(1);
   });
 });
 

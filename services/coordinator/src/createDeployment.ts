@@ -166,7 +166,22 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     const e = await ctx.deployments.get(key);
     if (!e || e.operation !== "PUT") continue;
     const holder = parseLock(e);
-    if (holder?.requestKey === mine.requestKey) return { kind: "same-request", holder };
+    if (holder?.requestKey === mine.requestKey) {
+      // This request's own lock. Its creator records the request mapping
+      // right after taking it; a lock of ours with no mapping FOLLOW_MS later
+      // was left by a creator that failed in between and could not give it
+      // back. Taken over like an abandoned lock: otherwise every retry of
+      // this request waits on it and times out, for good (the fault suite's
+      // seed 7018 saw 45 s of DEADLINE_EXCEEDED).
+      const orphaned = Date.now() - e.created.getTime() > FOLLOW_MS && !parseMapping(await ctx.deployments.get(mine.requestKey));
+      if (!orphaned) return { kind: "same-request", holder };
+      try {
+        await ctx.deployments.update(key, encode(mine), e.revision);
+        return { kind: "taken" };
+      } catch {
+        continue; // another retry took it first: look again
+      }
+    }
     const other = holder ? await loadDeployment(ctx, holder.deploymentId) : undefined;
     if (holder && other && !isTerminalDeployment(other.record.state)) {
       throw new PreconditionError(`deployment ${holder.deploymentId} is still ${other.record.state} for app ${input.app} in environment ${input.environment}`);
