@@ -8,20 +8,10 @@ import { protoPath as healthProtoPath } from "grpc-health-check";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DeployClient, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
+import { DeployClient, grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
 
 const rid = (label: string): string => `${label}-${randomUUID()}`;
-
-/** Awaits a call that must fail and returns its gRPC error. */
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  throw new Error("expected the call to fail, it succeeded");
-}
 
 async function countDeployments(client: DeployClient): Promise<number> {
   return ((await client.list({ pageSize: 200 })).deployments ?? []).length;

@@ -10,20 +10,11 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CreateDeploymentRequestInput } from "../services/shared/src/proto.js";
-import type { DeploymentEventMsg, DeploymentMsg } from "./helpers/client.js";
+import { grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { runCli } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 
 const rid = (label: string): string => `${label}-${randomUUID()}`;
-
-async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as grpc.ServiceError;
-  }
-  throw new Error("expected the call to fail, it succeeded");
-}
 
 const targetStates = (d: DeploymentMsg): Record<string, string> => Object.fromEntries((d.targets ?? []).map((t): [string, string] => [t.agentId ?? "", t.state ?? ""]));
 

@@ -87,3 +87,13 @@ export class DeployClient {
     this.raw.close();
   }
 }
+
+/** Awaits a call that must fail and returns its gRPC error. */
+export async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await p;
+  } catch (err) {
+    return err as grpc.ServiceError;
+  }
+  throw new Error("expected the call to fail, it succeeded");
+}
