@@ -30,6 +30,21 @@ export class DeployClient {
   cancel(deploymentId: string, reason = ""): Promise<DeploymentMsg> {
     return this.#unary("CancelDeployment", { deploymentId, reason });
   }
+  release(app: string, environment: string): Promise<{ desired?: { deploymentId?: string; version?: string }; history?: { deploymentId?: string }[] }> {
+    return this.#unary("GetRelease", { app, environment });
+  }
+  pause(deploymentId: string, reason = ""): Promise<DeploymentMsg> {
+    return this.#unary("PauseDeployment", { deploymentId, reason });
+  }
+  resume(deploymentId: string): Promise<DeploymentMsg> {
+    return this.#unary("ResumeDeployment", { deploymentId });
+  }
+  promote(deploymentId: string): Promise<DeploymentMsg> {
+    return this.#unary("PromoteDeployment", { deploymentId });
+  }
+  rollback(req: { requestId: string; app: string; environment: string; strategy?: object; requestedBy?: string }): Promise<DeploymentMsg> {
+    return this.#unary("RollbackRelease", req);
+  }
   agents(req: { app?: string; environment?: string } = {}): Promise<{ agents: { id: string; live: boolean; apps: string[]; environment: string; currentReleases: Record<string, string> }[] }> {
     return this.#unary("ListAgents", req);
   }

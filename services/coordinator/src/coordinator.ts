@@ -13,6 +13,7 @@ import {
   readSeedFile,
   signerFromSeed,
   type CommandSigner,
+  type DeploymentRecord,
   type JsContext,
   type Logger,
 } from "../../shared/src/index.js";
@@ -28,6 +29,7 @@ import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
 import { ReleaseBook } from "./releases/releaseBook.js";
+import { startRevert } from "./releases/rollback.js";
 
 export type CoordinatorState = "starting" | "running" | "draining" | "stopped";
 
@@ -84,11 +86,19 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     await releases.start();
     const metrics = new CoordinatorMetrics();
     // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
-    const late: { convergence?: Convergence } = {};
+    const late: { convergence?: Convergence; revert?: (rec: DeploymentRecord) => Promise<void> } = {};
     const reconciler = new Reconciler(
       ctx,
       registry,
-      { ...config.rollout, commandSigner, metrics, releases, onLockReleased: (app, env) => late.convergence?.considerPair(app, env) },
+      {
+        ...config.rollout,
+        commandSigner,
+        metrics,
+        releases,
+        onLockReleased: (app, env) => late.convergence?.considerPair(app, env),
+        // Before the gRPC server is up (a sweep may finish a deployment first): not yet, the next sweep.
+        revert: (rec) => (late.revert ? late.revert(rec) : Promise.reject(new Error("starting up"))),
+      },
       log.child({ component: "reconciler" }),
     );
     await reconciler.start();
@@ -100,6 +110,13 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       log.child({ component: "convergence" }),
     );
     late.convergence = converge;
+    const rollbackDeps = { ctx, registry, artifacts, releases, fleet: converge.fleet };
+    late.revert = async (rec) => {
+      const created = await startRevert(rollbackDeps, rec);
+      if (!created) return;
+      log.info({ deploymentId: created.record.spec.id, reverts: rec.spec.id, restores: rec.spec.revertTo?.release }, "auto_revert requested");
+      reconciler.adopt(created.record, created.kvRevision).catch((err: unknown) => log.warn({ deploymentId: created.record.spec.id, err }, "first reconcile failed"));
+    };
     registry.onChange = (view) => converge.considerAgent(view);
     releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
     converge.considerAll();

@@ -67,6 +67,7 @@ import {
   type Identity,
   type IdentitySource,
   type JsContext,
+  type RestoredRelease,
 } from "../../shared/src/index.js";
 import type { KvEntry } from "@nats-io/kv";
 import type { ArtifactStore } from "./artifacts/artifactStore.js";
@@ -149,6 +150,11 @@ export async function activeLocks(ctx: Pick<JsContext, "jsm" | "deployments">): 
   return locks;
 }
 const parseMapping = (e: KvEntry | null): RequestMapping | undefined => parseJsonEntry<RequestMapping>(e, ["deploymentId", "requestHash"]);
+
+/** The deployment a request id was accepted as, if it was. */
+export async function deploymentOfRequest(ctx: Pick<JsContext, "deployments">, requestId: string): Promise<string | undefined> {
+  return parseMapping(await ctx.deployments.get(requestKeyOf(requestId)))?.deploymentId;
+}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -278,6 +284,8 @@ export interface FleetOptions {
   convergence?: (environment: string) => boolean;
   /** Records the desired release a SUCCEEDED deployment made (releases/recordDesiredRelease.ts), for a lock taken over from one. */
   recordDesired?: (rec: DeploymentRecord) => Promise<unknown>;
+  /** The desired release of a pair, read now (strategy.auto_revert records it as the release to revert to). */
+  desiredRelease?: (app: string, environment: string) => Promise<RestoredRelease | undefined>;
 }
 
 /** `requester`: the authenticated identity of the caller (never from the request: grpc/identity.ts). */
@@ -312,7 +320,8 @@ export async function createDeployment(
     if (lock.kind === "same-request" && lock.holder.deploymentId !== mine.deploymentId) {
       throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
     }
-    return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet));
+    const revertTo = await revertTarget(input, fleet);
+    return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo));
   };
   for (let attempt = 0; ; attempt++) {
     // 1. Resolve and lock first: a new request (the usual case) is then not
@@ -327,7 +336,9 @@ export async function createDeployment(
     try {
       changeset = await resolveChangeset(artifacts, input);
       targets = resolveTargets(input, registry, Date.now());
-      checkCreatedFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet));
+      // The release to revert to is read again once the lock is ours (a
+      // deployment of the pair may succeed in between); this one sizes the event.
+      checkCreatedFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
       lock = await takeLock(ctx, input, mine, fleet);
     } catch (err) {
       const answer = await accepted();
@@ -361,8 +372,14 @@ export async function createDeployment(
       await sleep(Math.min(50 * (attempt + 1), 250));
       continue;
     }
-    return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet));
+    return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
   }
+}
+
+/** With strategy.auto_revert: the pair's desired release now, which a FAILED deployment's changed targets are brought back to. */
+async function revertTarget(input: CreateInput, fleet: FleetOptions): Promise<RestoredRelease | undefined> {
+  if (!input.strategy.autoRevert) return undefined;
+  return fleet.desiredRelease?.(input.app, input.environment);
 }
 
 /**
@@ -382,7 +399,16 @@ function checkCreatedFits(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec): voi
   );
 }
 
-function specOf(input: CreateInput, requester: Identity, hash: string, id: string, resolved: ResolvedTargets, changeset: Changeset, fleet: FleetOptions): DeploymentSpec {
+function specOf(
+  input: CreateInput,
+  requester: Identity,
+  hash: string,
+  id: string,
+  resolved: ResolvedTargets,
+  changeset: Changeset,
+  fleet: FleetOptions,
+  revertTo: RestoredRelease | undefined,
+): DeploymentSpec {
   const offline = Object.keys(resolved.offline).length;
   return {
     id,
@@ -401,5 +427,8 @@ function specOf(input: CreateInput, requester: Identity, hash: string, id: strin
     selection: input.selector ? "selector" : input.targets.length > 0 ? "targets" : "all",
     ...(offline > 0 ? { offlineTargets: resolved.offline, convergeOffline: fleet.convergence?.(input.environment) ?? true } : {}),
     ...(input.convergesTo ? { convergesTo: input.convergesTo } : {}),
+    ...(revertTo ? { revertTo } : {}),
+    ...(input.reverts ? { reverts: input.reverts } : {}),
+    ...(input.restores ? { restores: input.restores } : {}),
   };
 }

@@ -1,6 +1,7 @@
 // Validation of every gRPC request, in one place. Field names in errors are
 // the proto's (snake_case), so a client sees the field it sent.
 import { createHash } from "node:crypto";
+import type { RollbackInput } from "./releases/rollback.js";
 import {
   DEPLOYMENT_STATES,
   MAX_SELECTOR_LENGTH,
@@ -18,7 +19,10 @@ import {
   requestKey,
   type Amount,
   type DeploymentState,
+  type Obj,
+  type RestoredRelease,
   type Selector,
+  DEFAULT_MAX_PAUSE_MS,
 } from "../../shared/src/index.js";
 
 const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
@@ -47,6 +51,16 @@ export interface CreateInput {
    * whose desired release this one brings its one target to.
    */
   convergesTo?: string;
+  /** Set by an automatic revert only: the FAILED deployment it reverts. */
+  reverts?: string;
+  /** Set by a revert or RollbackRelease only: the release it restores (its changeset). */
+  restores?: RestoredRelease;
+  /**
+   * Set by an automatic revert only: explicit targets that are registered
+   * but not live are recorded offline (SKIPPED), not refused, and none
+   * need be live: the revert must exist whatever became of the fleet.
+   */
+  offlineAllowed?: boolean;
 }
 
 export interface StrategyInput {
@@ -54,6 +68,12 @@ export interface StrategyInput {
   maxFailures: Amount;
   deliveryTimeoutMs: number;
   applyTimeoutMs: number;
+  /** The canary wave, as asked; absent (or a count of 0): none. */
+  canary?: Amount;
+  canarySoakMs?: number;
+  /** Absent: DEFAULT_MAX_PAUSE_MS. */
+  maxPauseMs?: number;
+  autoRevert?: boolean;
 }
 
 export interface Defaults {
@@ -94,6 +114,16 @@ function amount(count: unknown, percent: unknown, field: string, dflt: number, m
   return { percent: parsePercent(pct, `${field}_percent`, min) };
 }
 
+/** The canary wave: a count (0 is none) or a percentage, and its soak time (only with a wave). */
+function canaryOf(st: Obj): Pick<StrategyInput, "canary" | "canarySoakMs"> {
+  const canary = amount(st.canary, st.canaryPercent, "strategy.canary", 0, 0);
+  const none = "count" in canary && canary.count === 0;
+  if ("percent" in canary && canary.percent === 0) throw new ValidationError("strategy.canary_percent", "must be from 1% to 100% (leave it empty for no canary wave)");
+  const soak = st.canarySoak === undefined || st.canarySoak === null ? undefined : durationMs(st.canarySoak, "strategy.canary_soak", 0);
+  if (none && soak !== undefined) throw new ValidationError("strategy.canary_soak", "needs a canary wave (strategy.canary or strategy.canary_percent)");
+  return { ...(none ? {} : { canary }), ...(soak === undefined ? {} : { canarySoakMs: soak }) };
+}
+
 export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   const r = asObject(req ?? {}, "request");
   const requestId = asString(r.requestId ?? "", "request_id", { maxLength: 256 });
@@ -115,6 +145,9 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     maxFailures: amount(st.maxFailures, st.maxFailuresPercent, "strategy.max_failures", 0, 0),
     deliveryTimeoutMs: durationMs(st.deliveryTimeout, "strategy.delivery_timeout", defaults.deliveryTimeoutMs),
     applyTimeoutMs: durationMs(st.applyTimeout, "strategy.apply_timeout", defaults.applyTimeoutMs),
+    ...canaryOf(st),
+    maxPauseMs: durationMs(st.maxPause, "strategy.max_pause", DEFAULT_MAX_PAUSE_MS),
+    autoRevert: st.autoRevert === true,
   };
   const rawTargets = r.targets ?? [];
   if (!Array.isArray(rawTargets)) throw new ValidationError("targets", "must be a list");
@@ -137,6 +170,13 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, ...(selector ? { selector } : {}), note };
 }
 
+/** RollbackRelease: its request id, pair, strategy and note are validated as CreateDeployment's. */
+export function validateRollback(req: unknown, defaults: Defaults): RollbackInput {
+  const r = asObject(req ?? {}, "request");
+  const input = validateCreate({ requestId: r.requestId, app: r.app, environment: r.environment, changeset: { version: "rollback" }, strategy: r.strategy, requestedBy: r.requestedBy }, defaults);
+  return { requestId: input.requestId, app: input.app, environment: input.environment, strategy: input.strategy, note: input.note };
+}
+
 /**
  * Hash of everything in the request but its id, after defaults: "the same
  * body" means the same hash, so a retry that spells a default out (or leaves
@@ -151,11 +191,19 @@ export function requestHash(input: CreateInput): string {
   // of a request accepted before it is still the same request; a percentage
   // hashes as its text ("10%"), never equal to a count.
   const amount = (x: Amount): number | string => ("count" in x ? x.count : amountText(x));
-  const strategy = { maxConcurrency: amount(st.maxConcurrency), maxFailures: amount(st.maxFailures), deliveryTimeoutMs: st.deliveryTimeoutMs, applyTimeoutMs: st.applyTimeoutMs };
+  const strategy: Record<string, unknown> = { maxConcurrency: amount(st.maxConcurrency), maxFailures: amount(st.maxFailures), deliveryTimeoutMs: st.deliveryTimeoutMs, applyTimeoutMs: st.applyTimeoutMs };
+  // Later fields only when they differ from their default, so a request
+  // accepted before they existed hashes as it did.
+  if (st.canary) strategy["canary"] = amount(st.canary);
+  if (st.canarySoakMs !== undefined) strategy["canarySoakMs"] = st.canarySoakMs;
+  if (st.maxPauseMs !== undefined && st.maxPauseMs !== DEFAULT_MAX_PAUSE_MS) strategy["maxPauseMs"] = st.maxPauseMs;
+  if (st.autoRevert) strategy["autoRevert"] = true;
   const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.note];
   // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
   if (input.selector) body.push({ selector: input.selector.text });
   if (input.convergesTo) body.push({ convergesTo: input.convergesTo });
+  if (input.reverts) body.push({ reverts: input.reverts });
+  if (input.restores) body.push({ restores: input.restores.deploymentId });
   return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 

@@ -5,6 +5,7 @@
 // of targets that will be deployed to. Resolved once, at creation: the
 // deployment records the result and never resolves again.
 import {
+  DEFAULT_MAX_PAUSE_MS,
   PreconditionError,
   ValidationError,
   matchesSelector,
@@ -49,6 +50,7 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
       if (!a) throw new ValidationError(`targets[${i}]`, `agent "${id}" is not registered`);
       if (!serves(id)) throw new ValidationError(`targets[${i}]`, `agent "${id}" does not serve app ${input.app} in environment ${input.environment}`);
     });
+    if (input.offlineAllowed) return withOffline(input.targets.map((id) => registry.get(id)!), registry, now);
     const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
     if (dead.length > 0) throw new PreconditionError(`target(s) not live (no recent heartbeat): ${dead.join(", ")}`);
     return { targets: input.targets, offline: {} };
@@ -98,5 +100,27 @@ export function resolveStrategy(st: StrategyInput, targets: number): Strategy {
     ...("percent" in st.maxFailures ? { maxFailuresPercent: st.maxFailures.percent } : {}),
     deliveryTimeoutMs: st.deliveryTimeoutMs,
     applyTimeoutMs: st.applyTimeoutMs,
+    ...canaryWave(st, targets),
+    ...(st.maxPauseMs !== undefined && st.maxPauseMs !== DEFAULT_MAX_PAUSE_MS ? { maxPauseMs: st.maxPauseMs } : {}),
+    ...(st.autoRevert ? { autoRevert: true } : {}),
+  };
+}
+
+/**
+ * The canary wave against the targets deployed to: a percentage as
+ * max(1, ceil(p% × targets)); a count larger than the targets is refused
+ * (INVALID_ARGUMENT): a wave of everything is no canary, and a caller who
+ * asked for one should know.
+ */
+function canaryWave(st: StrategyInput, targets: number): Pick<Strategy, "canary" | "canaryPercent" | "canarySoakMs"> {
+  if (!st.canary) return {};
+  const canary = resolveMaxConcurrency(st.canary, targets);
+  if ("count" in st.canary && canary > targets) {
+    throw new ValidationError("strategy.canary", `${canary} is more than the ${targets} target(s) deployed to`);
+  }
+  return {
+    canary,
+    ...("percent" in st.canary ? { canaryPercent: st.canary.percent } : {}),
+    ...(st.canarySoakMs === undefined ? {} : { canarySoakMs: st.canarySoakMs }),
   };
 }

@@ -48,6 +48,12 @@ export interface DeploymentRecord {
   /** Who asked for the cancel (its event's `by`: the authenticated identity), once one is requested. */
   cancelledBy?: string;
   halted: boolean;
+  /** Dispatching stopped by deployment.paused (until deployment.resumed): who, and why. */
+  paused?: { by: string; reason: string; at: string };
+  /** Every canary SUCCEEDED (deployment.canary_done): when; the rollout waits for a promote. */
+  canaryDoneAt?: string;
+  /** Who promoted the canary wave (deployment.promoted); the rollout goes on to every target. */
+  promotedBy?: string;
   createdAt: string;
   updatedAt: string;
   finishedAt?: string;
@@ -141,7 +147,10 @@ export function skipUnreadable(rec: DeploymentRecord | undefined, se: { seq: num
 function dispatch(rec: DeploymentRecord, agentId: string, time: string): string | undefined {
   const t = target(rec, agentId);
   if (!t) return `${agentId} is not a target`;
-  if (rec.state !== "RUNNING" || rec.cancelRequested || rec.halted) return "deployment is not dispatching";
+  if (rec.state !== "RUNNING" || rec.cancelRequested || rec.halted || rec.paused) return "deployment is not dispatching";
+  if ((rec.spec.strategy.canary ?? 0) > 0 && rec.promotedBy === undefined && !canaryTargetsOf(rec).includes(agentId)) {
+    return "only the canary wave is dispatched before a promote";
+  }
   if (t.state !== "PENDING") return `target is ${t.state}`;
   t.state = "DISPATCHED";
   t.dispatchedAt = time;
@@ -290,7 +299,50 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       return undefined;
     case "agent.rejected_message":
       return "agent rejected a malformed message";
+    case "deployment.paused":
+      if (terminal || rec.paused) return `deployment is ${rec.paused ? "already paused" : rec.state}`;
+      rec.paused = { by: e.by, reason: e.reason, at: se.time };
+      return undefined;
+    case "deployment.resumed":
+      if (terminal || !rec.paused) return `deployment is ${terminal ? rec.state : "not paused"}`;
+      delete rec.paused;
+      return undefined;
+    case "deployment.canary_done":
+      if (terminal || rec.canaryDoneAt !== undefined || rec.promotedBy !== undefined) return "no canary wave is waiting";
+      rec.canaryDoneAt = se.time;
+      rec.message = e.message;
+      return undefined;
+    case "deployment.promoted":
+      if (terminal || rec.promotedBy !== undefined || !(rec.spec.strategy.canary ?? 0)) return "no canary wave to promote";
+      rec.promotedBy = e.by;
+      rec.message = "";
+      return undefined;
   }
+}
+
+/**
+ * The targets a deployment changed, or may have: every one that started
+ * applying (its hooks ran). What an automatic revert brings back.
+ */
+export function changedTargetsOf(rec: DeploymentRecord): string[] {
+  return rec.spec.targets.filter((id) => rec.targets[id]?.startedAt !== undefined);
+}
+
+/**
+ * The canary wave: the first strategy.canary targets in rollout order,
+ * leaving out those offline at creation (never dispatched). Empty without
+ * a canary wave.
+ */
+export function canaryTargetsOf(rec: DeploymentRecord): string[] {
+  const n = rec.spec.strategy.canary ?? 0;
+  if (n <= 0) return [];
+  const offline = rec.spec.offlineTargets ?? {};
+  const wave: string[] = [];
+  for (const id of rec.spec.targets) {
+    if (wave.length >= n) break;
+    if (!Object.hasOwn(offline, id)) wave.push(id);
+  }
+  return wave;
 }
 
 export function foldAll(events: Iterable<StoredEvent>): DeploymentRecord | undefined {

@@ -45,6 +45,40 @@ export interface Strategy {
   maxFailuresPercent?: number;
   deliveryTimeoutMs: number;
   applyTimeoutMs: number;
+  /**
+   * Resolved count of the canary wave: the first this-many targets of the
+   * rollout order (offline ones left out) are deployed, then the rollout
+   * waits for a promote (or canarySoakMs). Absent or 0: no canary wave.
+   */
+  canary?: number;
+  /** The percentage canary was given as (1-100), for display. */
+  canaryPercent?: number;
+  /** Promote by itself this long after the canary wave succeeded; absent: wait for PromoteDeployment. */
+  canarySoakMs?: number;
+  /**
+   * How long the rollout may wait, paused or for a promote, before the
+   * coordinator cancels what is left (DESIGN.md: every deployment finishes
+   * in bounded time). Absent in specs from before pauses: DEFAULT_MAX_PAUSE_MS.
+   */
+  maxPauseMs?: number;
+  /** On FAILED, bring the targets that started back to spec.revertTo (a linked deployment). */
+  autoRevert?: boolean;
+}
+
+/** 24 hours. */
+export const DEFAULT_MAX_PAUSE_MS = 24 * 3600 * 1000;
+
+/**
+ * A release a deployment restores: a desired release (releases/) as
+ * recorded when the deployment was created.
+ */
+export interface RestoredRelease {
+  /** The deployment that made it the desired release. */
+  deploymentId: string;
+  version: string;
+  /** What agents install it as (names.ts releaseName). */
+  release: string;
+  artifact?: { name: string; digest: string };
 }
 
 export interface Changeset {
@@ -112,6 +146,27 @@ export interface DeploymentSpec {
    * "targets": spread to no one).
    */
   selection?: Selection;
+  /**
+   * With strategy.autoRevert: the desired release when this deployment was
+   * created, which its changed targets are brought back to if it FAILS.
+   * Absent when there was none (nothing to revert to: the finish says so).
+   */
+  revertTo?: RestoredRelease;
+  /** An automatic revert: the FAILED deployment whose changed targets this one brings back. */
+  reverts?: string;
+  /** A revert or a RollbackRelease: the release this deployment restores (its changeset is that release's). */
+  restores?: RestoredRelease;
+}
+
+function parseRestored(v: unknown, field: string): RestoredRelease {
+  const o = asObject(v, field);
+  const a = o.artifact === undefined || o.artifact === null ? undefined : asObject(o.artifact, `${field}.artifact`);
+  return {
+    deploymentId: asToken(o.deploymentId, `${field}.deploymentId`),
+    version: asString(o.version, `${field}.version`, { maxLength: 128 }),
+    release: asString(o.release, `${field}.release`, { maxLength: 256 }),
+    ...(a ? { artifact: { name: asArtifactName(a.name, `${field}.artifact.name`), digest: asDigest(a.digest, `${field}.artifact.digest`) } } : {}),
+  };
 }
 
 /** `offlineTargets`: agent id → last heartbeat, every key one of `targets`. */
@@ -136,6 +191,11 @@ function parseStrategy(v: unknown, field: string): Strategy {
     ...(o.maxFailuresPercent === undefined ? {} : { maxFailuresPercent: asInt(o.maxFailuresPercent, `${field}.maxFailuresPercent`, 0, 100) }),
     deliveryTimeoutMs: asInt(o.deliveryTimeoutMs, `${field}.deliveryTimeoutMs`, 1, MAX_TIMEOUT_MS),
     applyTimeoutMs: asInt(o.applyTimeoutMs, `${field}.applyTimeoutMs`, 1, MAX_TIMEOUT_MS),
+    ...(o.canary === undefined ? {} : { canary: asInt(o.canary, `${field}.canary`, 0, 100_000) }),
+    ...(o.canaryPercent === undefined ? {} : { canaryPercent: asInt(o.canaryPercent, `${field}.canaryPercent`, 1, 100) }),
+    ...(o.canarySoakMs === undefined ? {} : { canarySoakMs: asInt(o.canarySoakMs, `${field}.canarySoakMs`, 1, MAX_TIMEOUT_MS) }),
+    ...(o.maxPauseMs === undefined ? {} : { maxPauseMs: asInt(o.maxPauseMs, `${field}.maxPauseMs`, 1, MAX_TIMEOUT_MS) }),
+    ...(o.autoRevert === undefined ? {} : { autoRevert: asBoolean(o.autoRevert, `${field}.autoRevert`) }),
   };
 }
 
@@ -175,6 +235,9 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     ...(o.convergeOffline === undefined ? {} : { convergeOffline: asBoolean(o.convergeOffline, `${field}.convergeOffline`) }),
     ...(o.convergesTo === undefined ? {} : { convergesTo: asToken(o.convergesTo, `${field}.convergesTo`) }),
     ...(o.selection === undefined ? {} : { selection: asEnum(o.selection, `${field}.selection`, SELECTIONS) }),
+    ...(o.revertTo === undefined ? {} : { revertTo: parseRestored(o.revertTo, `${field}.revertTo`) }),
+    ...(o.reverts === undefined ? {} : { reverts: asToken(o.reverts, `${field}.reverts`) }),
+    ...(o.restores === undefined ? {} : { restores: parseRestored(o.restores, `${field}.restores`) }),
   };
 }
 
@@ -241,6 +304,13 @@ export type EventBody =
   /** `by`: who asked (the authenticated identity); absent in events from before it was recorded. */
   | { type: "deployment.cancel_requested"; reason: string; by?: string; byVia?: IdentitySource }
   | { type: "deployment.finished"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; message: string }
+  /** Dispatching stops until deployment.resumed; `by` as for a cancel. */
+  | { type: "deployment.paused"; reason: string; by: string; byVia?: IdentitySource }
+  | { type: "deployment.resumed"; by: string; byVia?: IdentitySource }
+  /** Every canary SUCCEEDED: the rollout waits for deployment.promoted. */
+  | { type: "deployment.canary_done"; message: string }
+  /** `by` "canary_soak" when the soak time promoted it. */
+  | { type: "deployment.promoted"; by: string; byVia?: IdentitySource }
   | { type: "agent.rejected_message"; agentId: string; subject: string; error: string };
 
 export type EventType = EventBody["type"];
@@ -310,6 +380,13 @@ function parseEventBody(o: Obj): EventBody {
       };
     case "deployment.finished":
       return { type, state: asEnum(o.state, "event.state", ["SUCCEEDED", "FAILED", "CANCELLED"] as const), message: message() };
+    case "deployment.paused":
+      return { type, reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }), ...actor(o) };
+    case "deployment.resumed":
+    case "deployment.promoted":
+      return { type, ...actor(o) };
+    case "deployment.canary_done":
+      return { type, message: message() };
     case "agent.rejected_message":
       return {
         type,
@@ -320,6 +397,14 @@ function parseEventBody(o: Obj): EventBody {
     default:
       throw new ValidationError("event.type", `unknown event type ${JSON.stringify(type)}`);
   }
+}
+
+/** `by` (required) and `byVia` of an operator's decision. */
+function actor(o: Obj): { by: string; byVia?: IdentitySource } {
+  return {
+    by: asString(o.by, "event.by", { maxLength: MAX_IDENTITY_LENGTH }),
+    ...(o.byVia === undefined ? {} : { byVia: asEnum(o.byVia, "event.byVia", IDENTITY_SOURCES) }),
+  };
 }
 
 export function parseEvent(data: Uint8Array | string): DeployEvent {

@@ -6,7 +6,7 @@
 // entry, or how much of one, matched.
 //
 // Roles: `viewer` reads (Get/List/Watch, agents, artifacts); `deployer` also
-// creates, cancels and uploads. Health checking and reflection are served
+// creates, cancels, pauses, resumes, promotes, rolls back and uploads. Health checking and reflection are served
 // outside DeployService and stay open (reflection only describes the public
 // proto).
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -22,6 +22,10 @@ export type Role = (typeof ROLES)[number];
 export const METHOD_ROLES: Record<string, Role> = {
   CreateDeployment: "deployer",
   CancelDeployment: "deployer",
+  PauseDeployment: "deployer",
+  ResumeDeployment: "deployer",
+  PromoteDeployment: "deployer",
+  RollbackRelease: "deployer",
   UploadArtifact: "deployer",
   GetDeployment: "viewer",
   ListDeployments: "viewer",

@@ -1,7 +1,11 @@
 // Domain records → API messages.
 import {
+  DEFAULT_MAX_PAUSE_MS,
   TARGET_STATES,
+  canaryTargetsOf,
   countTargets,
+  isTerminalDeployment,
+  type RestoredRelease,
   requesterOf,
   type DeploymentRecord,
   type StoredEvent,
@@ -22,8 +26,20 @@ const duration = (ms: number): { seconds: string; nanos: number } => ({ seconds:
 
 export const targetStateEnum = (s: TargetState): `TARGET_STATE_${TargetState}` => `TARGET_STATE_${s}`;
 
-export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
+const restoredMessage = (r: RestoredRelease | undefined): DeploymentInput["restores"] =>
+  r
+    ? {
+        deploymentId: r.deploymentId,
+        version: r.version,
+        release: r.release,
+        artifact: r.artifact ? { name: r.artifact.name, digest: r.artifact.digest } : null,
+      }
+    : null;
+
+/** `revertedBy`: the automatic revert of this deployment, when one exists (looked up by the caller: rollback.ts revertRequestId). */
+export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = ""): DeploymentInput {
   const counts = countTargets(rec);
+  const st = rec.spec.strategy;
   const requester = requesterOf(rec.spec);
   return {
     id: rec.spec.id,
@@ -42,6 +58,11 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
       maxFailuresPercent: rec.spec.strategy.maxFailuresPercent === undefined ? "" : `${rec.spec.strategy.maxFailuresPercent}%`,
       deliveryTimeout: duration(rec.spec.strategy.deliveryTimeoutMs),
       applyTimeout: duration(rec.spec.strategy.applyTimeoutMs),
+      ...(st.canary ? { canary: st.canary } : {}),
+      canaryPercent: st.canaryPercent === undefined ? "" : `${st.canaryPercent}%`,
+      canarySoak: st.canarySoakMs === undefined ? null : duration(st.canarySoakMs),
+      autoRevert: st.autoRevert === true,
+      maxPause: duration(st.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS),
     },
     state: `DEPLOYMENT_STATE_${rec.state}`,
     message: rec.message,
@@ -70,8 +91,20 @@ export function toDeploymentMessage(rec: DeploymentRecord): DeploymentInput {
     requestedByNote: requester.note,
     cancelledBy: rec.cancelledBy ?? "",
     convergesTo: rec.spec.convergesTo ?? "",
+    paused: rec.paused !== undefined,
+    pausedBy: rec.paused?.by ?? "",
+    awaitingPromotion: awaitingPromotion(rec),
+    promoteAt: awaitingPromotion(rec) && st.canarySoakMs !== undefined ? timestamp(new Date(Date.parse(rec.canaryDoneAt!) + st.canarySoakMs).toISOString()) : null,
+    promotedBy: rec.promotedBy ?? "",
+    canaryTargets: canaryTargetsOf(rec),
+    reverts: rec.spec.reverts ?? "",
+    restores: restoredMessage(rec.spec.restores),
+    revertedBy,
   };
 }
+
+/** Every canary succeeded and the rollout waits for a promote (or its soak time). */
+export const awaitingPromotion = (rec: DeploymentRecord): boolean => rec.canaryDoneAt !== undefined && rec.promotedBy === undefined && !isTerminalDeployment(rec.state);
 
 /** One event as a watcher sees it, with the states the fold gave after it. */
 export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefined, ignored: string | undefined): DeploymentEventInput {
@@ -91,6 +124,17 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     case "deployment.cancel_requested":
       message = e.reason;
       actor = e.by ?? "";
+      break;
+    case "deployment.paused":
+      message = e.reason;
+      actor = e.by;
+      break;
+    case "deployment.resumed":
+    case "deployment.promoted":
+      actor = e.by;
+      break;
+    case "deployment.canary_done":
+      message = e.message;
       break;
     case "target.declined":
       message = e.reason;

@@ -4,8 +4,10 @@ import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableSt
 import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
-import { createDeployment } from "../createDeployment.js";
+import { createDeployment, deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
+import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
+import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
@@ -20,6 +22,7 @@ import {
   validateList,
   validateReason,
   validateReleaseRequest,
+  validateRollback,
   type Defaults,
 } from "../requests.js";
 import { toAgentMessage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
@@ -89,12 +92,15 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     GetDeployment: call("GetDeployment", async (req) => {
-      return toDeploymentMessage(await getDeployment(ctx, validateDeploymentId(req.deploymentId)));
+      const rec = await getDeployment(ctx, validateDeploymentId(req.deploymentId));
+      // The automatic revert of a FAILED deployment is found by its fixed request id (one KV get).
+      const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(ctx, revertRequestId(rec.spec.id)) : undefined;
+      return toDeploymentMessage(rec, revertedBy ?? "");
     }),
 
     ListDeployments: call("ListDeployments", async (req) => {
       const { deployments, nextPageToken } = await listDeployments(ctx, validateList(req));
-      return { deployments: deployments.map(toDeploymentMessage), nextPageToken };
+      return { deployments: deployments.map((d) => toDeploymentMessage(d)), nextPageToken };
     }),
 
     WatchDeployment: (call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>) => {
@@ -105,6 +111,29 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const id = validateDeploymentId(req.deploymentId);
       const reason = validateReason(req.reason);
       return toDeploymentMessage(await cancelDeployment(deps, id, reason, callIdentity(c)));
+    }),
+
+    PauseDeployment: call("PauseDeployment", async (req, c) => {
+      const id = validateDeploymentId(req.deploymentId);
+      const reason = validateReason(req.reason);
+      return toDeploymentMessage(await pauseDeployment(deps, id, reason, callIdentity(c)));
+    }),
+
+    ResumeDeployment: call("ResumeDeployment", async (req, c) => {
+      return toDeploymentMessage(await resumeDeployment(deps, validateDeploymentId(req.deploymentId), callIdentity(c)));
+    }),
+
+    PromoteDeployment: call("PromoteDeployment", async (req, c) => {
+      return toDeploymentMessage(await promoteDeployment(deps, validateDeploymentId(req.deploymentId), callIdentity(c)));
+    }),
+
+    RollbackRelease: call("RollbackRelease", async (req, c) => {
+      const input = validateRollback(req, deps.defaults);
+      const rollbackDeps = { ctx, registry: deps.registry, artifacts: deps.artifacts, releases: deps.releases, fleet: deps.convergence.fleet };
+      const { record: rec, kvRevision } = await rollbackRelease(rollbackDeps, input, callIdentity(c), log);
+      const answer = toDeploymentMessage(rec);
+      deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      return answer;
     }),
 
     UploadArtifact: (call: ServerReadableStream<UploadPart, ArtifactMsg>, callback: sendUnaryData<ArtifactMsg>) => {

@@ -99,7 +99,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       pageToken: q.get("pageToken") ?? undefined,
     });
     const { deployments, nextPageToken } = await listDeployments(deps.ctx, list);
-    return sendJson(res, 200, { deployments: deployments.map(toDeploymentMessage), nextPageToken });
+    return sendJson(res, 200, { deployments: deployments.map((d) => toDeploymentMessage(d)), nextPageToken });
   }
   if (parts.length === 1 && parts[0] === "agents") {
     const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });

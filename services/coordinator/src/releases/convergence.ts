@@ -38,6 +38,7 @@ import type { AgentView, Registry } from "../registry.js";
 import { requestKeyOf, type CreateInput, type Defaults } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { needsConvergence } from "./agentReleases.js";
+import { restoredOf } from "./rollback.js";
 import type { ReleaseBook } from "./releaseBook.js";
 
 export interface ConvergenceOptions {
@@ -90,7 +91,11 @@ export class Convergence {
 
   /** What createDeployment needs to know of convergence and desired releases (every creation, not only ours). */
   get fleet(): FleetOptions {
-    return { convergence: (env) => this.isOn(env), recordDesired: (rec) => this.deps.releases.record(rec) };
+    return {
+      convergence: (env) => this.isOn(env),
+      recordDesired: (rec) => this.deps.releases.record(rec),
+      desiredRelease: async (app, env) => restoredOf(await this.deps.releases.read(app, env)),
+    };
   }
 
   /** Every registered agent (at start). */

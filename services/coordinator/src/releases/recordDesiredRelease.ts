@@ -24,9 +24,10 @@ import {
 /** What `rec` makes the desired release (without its predecessor); undefined unless it SUCCEEDED and is no convergence deployment. */
 export function desiredReleaseOf(rec: DeploymentRecord): DesiredRelease | undefined {
   const { spec } = rec;
-  // A convergence deployment brings one agent to the desired release; it
-  // never defines one (it installs the same changeset under its own id).
-  if (rec.state !== "SUCCEEDED" || spec.convergesTo !== undefined) return undefined;
+  // A convergence deployment brings one agent to the desired release, an
+  // automatic revert the targets a failed deployment changed back to it;
+  // neither defines one (each installs the same changeset under its own id).
+  if (rec.state !== "SUCCEEDED" || spec.convergesTo !== undefined || spec.reverts !== undefined) return undefined;
   const a = spec.changeset.artifact;
   return {
     schema: RELEASE_SCHEMA,

@@ -62,6 +62,11 @@ export class ReleaseBook {
     return this.#releases.get(releaseKey(app, environment))?.release;
   }
 
+  /** The desired release of `app` in `environment` read from the bucket now (one round trip). */
+  async read(app: string, environment: string): Promise<DesiredRelease | undefined> {
+    return releaseOfEntry(await this.kv.get(releaseKey(app, environment)));
+  }
+
   /** Makes `rec` (a deployment that SUCCEEDED) the desired release of its pair, unless it already is or a later one is. */
   async record(rec: DeploymentRecord): Promise<RecordOutcome> {
     const outcome = await recordDesiredRelease(this.kv, rec);

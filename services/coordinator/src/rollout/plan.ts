@@ -3,7 +3,10 @@
 // compare-and-set, and folds the result before deciding again, so every
 // decision is made on a view that includes the previous ones.
 import {
+  DEFAULT_MAX_PAUSE_MS,
   allTargetsTerminal,
+  canaryTargetsOf,
+  changedTargetsOf,
   countTargets,
   failuresOf,
   inFlightOf,
@@ -87,11 +90,42 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   if (!rec.halted && !rec.cancelRequested && failures > strategy.maxFailures && counts.PENDING > 0) {
     return [{ type: "deployment.halted", message: `${failures} failed target(s) exceed max_failures ${strategy.maxFailures}: dispatching stopped` }];
   }
-  if (!rec.halted && !rec.cancelRequested) {
+  // Before a promote only the canary wave is dispatched; one canary that
+  // fails stops the rollout whatever max_failures allows (the wave is there
+  // to find a bad release before the rest of the fleet gets it).
+  const inCanary = (strategy.canary ?? 0) > 0 && rec.promotedBy === undefined;
+  const wave = inCanary ? canaryTargetsOf(rec) : [];
+  if (inCanary && !rec.halted && !rec.cancelRequested && counts.PENDING > 0) {
+    const failed = wave.find((id) => rec.targets[id]?.state === "FAILED" || rec.targets[id]?.state === "TIMED_OUT");
+    if (failed !== undefined) {
+      return [{ type: "deployment.halted", message: `canary ${failed} ${rec.targets[failed]!.state.toLowerCase().replace("_", " ")}: rollout halted before the other targets` }];
+    }
+  }
+  // Waiting (paused, or for a promote) is bounded: DESIGN.md, every
+  // deployment finishes. What is left is cancelled after max_pause.
+  if (!rec.halted && !rec.cancelRequested && counts.PENDING > 0) {
+    const since = rec.paused ? rec.paused.at : inCanary ? rec.canaryDoneAt : undefined;
+    const maxPause = strategy.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS;
+    if (since !== undefined && ctx.now - Date.parse(since) > maxPause) {
+      const what = rec.paused ? "paused" : "waiting for a promote";
+      return [{ type: "deployment.cancel_requested", reason: `${what} for longer than max_pause ${secs(maxPause)}`, by: "coordinator", byVia: "coordinator" }];
+    }
+  }
+  if (inCanary && !rec.halted && !rec.cancelRequested && !rec.paused && counts.PENDING > 0) {
+    if (rec.canaryDoneAt === undefined && wave.every((id) => rec.targets[id]?.state === "SUCCEEDED")) {
+      const soak = strategy.canarySoakMs;
+      const next = soak === undefined ? `waiting for a promote (deployctl promote ${rec.spec.id})` : `promoting by itself after canary_soak ${secs(soak)}`;
+      return [{ type: "deployment.canary_done", message: `canary wave of ${wave.length} succeeded; ${next}` }];
+    }
+    if (rec.canaryDoneAt !== undefined && strategy.canarySoakMs !== undefined && ctx.now - Date.parse(rec.canaryDoneAt) >= strategy.canarySoakMs) {
+      return [{ type: "deployment.promoted", by: "canary_soak", byVia: "coordinator" }];
+    }
+  }
+  if (!rec.halted && !rec.cancelRequested && !rec.paused) {
     const slots = strategy.maxConcurrency - inFlightOf(counts);
     if (slots > 0 && counts.PENDING > 0) {
       const ids: string[] = [];
-      for (const agentId of rec.spec.targets) {
+      for (const agentId of inCanary ? wave : rec.spec.targets) {
         if (ids.length >= slots) break;
         if (rec.targets[agentId]?.state === "PENDING") ids.push(agentId);
       }
@@ -126,6 +160,27 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
  * to it, so it is FAILED ("… 1 offline (skipped; convergence is off …)").
  */
 export function finishOf(rec: DeploymentRecord, counts: Record<TargetState, number>): EventBody {
+  const verdict = verdictOf(rec, counts);
+  const r = rec.spec.restores;
+  // A revert or rollback names the release it restored (or failed to).
+  if (r && verdict.state !== "CANCELLED") {
+    const what = `${rec.spec.app} ${r.version} (release ${r.release}, from ${r.deploymentId})`;
+    verdict.message = `${verdict.state === "SUCCEEDED" ? "restored" : "restoring"} ${what}${verdict.state === "SUCCEEDED" ? "" : " failed"}: ${verdict.message}`;
+  }
+  if (verdict.state === "FAILED" && rec.spec.strategy.autoRevert) verdict.message += `; auto_revert: ${revertNote(rec)}`;
+  return verdict;
+}
+
+/** What an automatic revert of this FAILED deployment does (releases/autoRevert.ts acts on the same facts). */
+function revertNote(rec: DeploymentRecord): string {
+  const to = rec.spec.revertTo;
+  if (!to) return `nothing to restore (no deployment of ${rec.spec.app} to ${rec.spec.environment} had succeeded before this one)`;
+  const changed = changedTargetsOf(rec).length;
+  if (changed === 0) return "nothing to restore (no target started applying)";
+  return `bringing ${changed} changed target(s) back to ${to.version} (release ${to.release})`;
+}
+
+function verdictOf(rec: DeploymentRecord, counts: Record<TargetState, number>): Extract<EventBody, { type: "deployment.finished" }> {
   const total = rec.spec.targets.length;
   if (rec.cancelRequested) return { type: "deployment.finished", state: "CANCELLED", message: rec.message || "cancelled" };
   const succeeded = `${counts.SUCCEEDED} of ${total} target(s) succeeded`;

@@ -36,6 +36,8 @@ import {
   parseEventSubject,
   saveProjection,
   ResourceExhaustedError,
+  PreconditionError,
+  errorMessage,
   type CommandSigner,
   type DeploymentRecord,
   type EventBody,
@@ -61,6 +63,11 @@ export interface ReconcilerOptions {
   releases?: { record(rec: DeploymentRecord): Promise<unknown> };
   /** Called when this process frees an (app, environment) lock: convergence waiting on it goes on. */
   onLockReleased?: (app: string, environment: string) => void;
+  /**
+   * Asks for the automatic revert of a FAILED deployment with auto_revert
+   * (releases/rollback.ts), before its lock is given back; idempotent.
+   */
+  revert?: (rec: DeploymentRecord) => Promise<void>;
 }
 
 interface Snapshot {
@@ -461,6 +468,21 @@ export class Reconciler {
    * (CreateDeployment records it too before taking such a lock over).
    */
   async #release(record: DeploymentRecord, log: Logger): Promise<void> {
+    // The revert takes the lock over from this terminal deployment; until it
+    // exists the lock is kept, so the next sweep asks again. Another
+    // deployment of the pair that took the lock first wins (the revert is
+    // then refused, and this lock is no longer ours to give back).
+    if (record.state === "FAILED" && record.spec.strategy.autoRevert && this.opts.revert) {
+      try {
+        await this.opts.revert(record);
+      } catch (err) {
+        if (!(err instanceof PreconditionError)) {
+          log.warn({ err: errorMessage(err) }, "auto_revert not requested yet; the lock is kept and the next sweep tries again");
+          return;
+        }
+        log.warn({ err: err.message }, "auto_revert not made: another deployment of the pair started first");
+      }
+    }
     if (record.state === "SUCCEEDED" && this.opts.releases) {
       if (FAULT_KILL_BEFORE_DESIRED) process.kill(process.pid, "SIGKILL");
       try {

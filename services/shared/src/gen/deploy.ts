@@ -22,7 +22,11 @@ import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtif
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from './deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from './deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from './deploy/v1/ListDeploymentsResponse.js';
+import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from './deploy/v1/PauseDeploymentRequest.js';
+import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from './deploy/v1/PromoteDeploymentRequest.js';
 import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Release__Output } from './deploy/v1/Release.js';
+import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from './deploy/v1/ResumeDeploymentRequest.js';
+import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from './deploy/v1/RollbackReleaseRequest.js';
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from './deploy/v1/Strategy.js';
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from './deploy/v1/TargetCount.js';
@@ -60,8 +64,12 @@ export interface ProtoGrpcType {
       ListArtifactsResponse: MessageTypeDefinition<_deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsResponse__Output>
       ListDeploymentsRequest: MessageTypeDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsRequest__Output>
       ListDeploymentsResponse: MessageTypeDefinition<_deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsResponse__Output>
+      PauseDeploymentRequest: MessageTypeDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_PauseDeploymentRequest__Output>
+      PromoteDeploymentRequest: MessageTypeDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_PromoteDeploymentRequest__Output>
       Release: MessageTypeDefinition<_deploy_v1_Release, _deploy_v1_Release__Output>
       ReleaseStatus: EnumTypeDefinition
+      ResumeDeploymentRequest: MessageTypeDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_ResumeDeploymentRequest__Output>
+      RollbackReleaseRequest: MessageTypeDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_RollbackReleaseRequest__Output>
       Strategy: MessageTypeDefinition<_deploy_v1_Strategy, _deploy_v1_Strategy__Output>
       Target: MessageTypeDefinition<_deploy_v1_Target, _deploy_v1_Target__Output>
       TargetCount: MessageTypeDefinition<_deploy_v1_TargetCount, _deploy_v1_TargetCount__Output>

@@ -17,6 +17,10 @@ import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtif
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from '../../deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from '../../deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from '../../deploy/v1/ListDeploymentsResponse.js';
+import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from '../../deploy/v1/PauseDeploymentRequest.js';
+import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from '../../deploy/v1/PromoteDeploymentRequest.js';
+import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from '../../deploy/v1/ResumeDeploymentRequest.js';
+import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from '../../deploy/v1/RollbackReleaseRequest.js';
 import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from '../../deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from '../../deploy/v1/WatchDeploymentRequest.js';
 
@@ -93,6 +97,42 @@ export interface DeployServiceClient extends grpc.Client {
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   
+  PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  pauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  pauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  pauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  pauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  PromoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  PromoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  PromoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  PromoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  promoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  promoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  promoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  promoteDeployment(argument: _deploy_v1_PromoteDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  ResumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  ResumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  ResumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  ResumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  resumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  resumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  resumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  resumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
   UploadArtifact(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   UploadArtifact(metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   UploadArtifact(options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
@@ -126,6 +166,14 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   ListDeployments: grpc.handleUnaryCall<_deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse>;
   
+  PauseDeployment: grpc.handleUnaryCall<_deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment>;
+  
+  PromoteDeployment: grpc.handleUnaryCall<_deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment>;
+  
+  ResumeDeployment: grpc.handleUnaryCall<_deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment>;
+  
+  RollbackRelease: grpc.handleUnaryCall<_deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment>;
+  
   UploadArtifact: grpc.handleClientStreamingCall<_deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact>;
   
   WatchDeployment: grpc.handleServerStreamingCall<_deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent>;
@@ -141,6 +189,10 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   ListAgents: MethodDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse__Output>
   ListArtifacts: MethodDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse__Output>
   ListDeployments: MethodDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse__Output>
+  PauseDeployment: MethodDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  PromoteDeployment: MethodDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  ResumeDeployment: MethodDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  RollbackRelease: MethodDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_Deployment, _deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment__Output>
   UploadArtifact: MethodDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_Artifact, _deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact__Output>
   WatchDeployment: MethodDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_DeploymentEvent, _deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent__Output>
 }

@@ -6,6 +6,7 @@ import type { DeploymentState as _deploy_v1_DeploymentState, DeploymentState__Ou
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from '../../deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from '../../deploy/v1/TargetCount.js';
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../google/protobuf/Timestamp.js';
+import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Release__Output } from '../../deploy/v1/Release.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Deployment {
@@ -29,6 +30,15 @@ export interface Deployment {
   'requestedByNote'?: (string);
   'cancelledBy'?: (string);
   'convergesTo'?: (string);
+  'paused'?: (boolean);
+  'pausedBy'?: (string);
+  'awaitingPromotion'?: (boolean);
+  'promoteAt'?: (_google_protobuf_Timestamp | null);
+  'promotedBy'?: (string);
+  'canaryTargets'?: (string)[];
+  'reverts'?: (string);
+  'restores'?: (_deploy_v1_Release | null);
+  'revertedBy'?: (string);
 }
 
 export interface Deployment__Output {
@@ -52,4 +62,13 @@ export interface Deployment__Output {
   'requestedByNote'?: (string);
   'cancelledBy'?: (string);
   'convergesTo'?: (string);
+  'paused'?: (boolean);
+  'pausedBy'?: (string);
+  'awaitingPromotion'?: (boolean);
+  'promoteAt'?: (_google_protobuf_Timestamp__Output);
+  'promotedBy'?: (string);
+  'canaryTargets'?: (string)[];
+  'reverts'?: (string);
+  'restores'?: (_deploy_v1_Release__Output);
+  'revertedBy'?: (string);
 }

@@ -9,8 +9,14 @@ export interface Strategy {
   'applyTimeout'?: (_google_protobuf_Duration | null);
   'maxConcurrencyPercent'?: (string);
   'maxFailuresPercent'?: (string);
+  'canary'?: (number);
+  'canaryPercent'?: (string);
+  'canarySoak'?: (_google_protobuf_Duration | null);
+  'autoRevert'?: (boolean);
+  'maxPause'?: (_google_protobuf_Duration | null);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
+  '_canary'?: "canary";
 }
 
 export interface Strategy__Output {
@@ -20,6 +26,12 @@ export interface Strategy__Output {
   'applyTimeout'?: (_google_protobuf_Duration__Output);
   'maxConcurrencyPercent'?: (string);
   'maxFailuresPercent'?: (string);
+  'canary'?: (number);
+  'canaryPercent'?: (string);
+  'canarySoak'?: (_google_protobuf_Duration__Output);
+  'autoRevert'?: (boolean);
+  'maxPause'?: (_google_protobuf_Duration__Output);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
+  '_canary'?: "canary";
 }

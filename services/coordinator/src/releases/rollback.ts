@@ -1,0 +1,140 @@
+// Going back to an earlier release, by a deployment like any other (every
+// invariant holds for its targets), in two ways:
+//
+// - Automatic revert (strategy.auto_revert): when a deployment ends FAILED,
+//   the targets it changed (those that started applying) are brought back to
+//   the desired release recorded in its spec when it was created
+//   (spec.revertTo), by a linked deployment (spec.reverts) with request id
+//   revert.<failed id>. The reconciler asks for it before it gives the
+//   pair's lock back (rollout/reconciler.ts #release), and the revert takes
+//   that lock over from the terminal deployment: a crash in between is
+//   repaired by the next sweep, and a retry finds the same deployment. An
+//   operator's deployment of the pair that takes the lock first wins: the
+//   revert is then not made (logged). A revert never becomes the desired
+//   release (it was one already) and is never reverted itself.
+// - RollbackRelease (deployctl rollback): the release before the desired one
+//   is deployed to the agents the desired one covered; it becomes the
+//   desired release when it succeeds, so a second rollback undoes the first.
+import {
+  AUTO_REVERT,
+  PreconditionError,
+  ValidationError,
+  changedTargetsOf,
+  formatSelector,
+  loadDeployment,
+  parseSelector,
+  type DeploymentRecord,
+  type Identity,
+  type JsContext,
+  type Logger,
+  type ReleaseSummary,
+  type RestoredRelease,
+} from "../../../shared/src/index.js";
+import type { ArtifactStore } from "../artifacts/artifactStore.js";
+import { createDeployment, type Created, type FleetOptions } from "../createDeployment.js";
+import type { Registry } from "../registry.js";
+import type { CreateInput, StrategyInput } from "../requests.js";
+import type { ReleaseBook } from "./releaseBook.js";
+
+/** A desired release as a deployment restores it. */
+export function restoredOf(d: ReleaseSummary | undefined): RestoredRelease | undefined {
+  if (!d) return undefined;
+  return { deploymentId: d.deploymentId, version: d.version, release: d.release, ...(d.artifact ? { artifact: { name: d.artifact.name, digest: d.artifact.digest } } : {}) };
+}
+
+const changesetOf = (r: RestoredRelease): CreateInput["changeset"] =>
+  r.artifact ? { version: r.version, artifact: { name: r.artifact.name, digest: r.artifact.digest } } : { version: r.version };
+
+export interface RollbackDeps {
+  ctx: JsContext;
+  registry: Registry;
+  artifacts: ArtifactStore;
+  releases: ReleaseBook;
+  fleet: FleetOptions;
+}
+
+export const revertRequestId = (deploymentId: string): string => `revert.${deploymentId}`;
+
+/**
+ * The revert of a FAILED deployment with auto_revert, created (or found: the
+ * request id is fixed); undefined when there is nothing to revert (the
+ * finished message says why: plan.ts finishOf). Throws PreconditionError
+ * when another deployment of the pair took the lock first.
+ */
+export async function startRevert(deps: RollbackDeps, rec: DeploymentRecord): Promise<Created | undefined> {
+  const { spec } = rec;
+  const to = spec.revertTo;
+  if (rec.state !== "FAILED" || !spec.strategy.autoRevert || !to || spec.reverts !== undefined) return undefined;
+  // Agents gone from the registry, or moved to another environment or app,
+  // are no longer this pair's to bring back.
+  const targets = changedTargetsOf(rec).filter((id) => {
+    const a = deps.registry.get(id);
+    return a !== undefined && a.record.environment === spec.environment && a.record.apps.includes(spec.app);
+  });
+  if (targets.length === 0) return undefined;
+  const input: CreateInput = {
+    requestId: revertRequestId(spec.id),
+    app: spec.app,
+    environment: spec.environment,
+    changeset: changesetOf(to),
+    strategy: {
+      maxConcurrency: { count: spec.strategy.maxConcurrency },
+      // Bring back as many as possible: one that fails does not stop the others.
+      maxFailures: { count: targets.length },
+      deliveryTimeoutMs: spec.strategy.deliveryTimeoutMs,
+      applyTimeoutMs: spec.strategy.applyTimeoutMs,
+    },
+    targets,
+    note: `auto_revert of ${spec.id}: back to ${to.version} (release ${to.release})`,
+    reverts: spec.id,
+    restores: to,
+    offlineAllowed: true,
+  };
+  return createDeployment(deps.ctx, deps.registry, deps.artifacts, input, AUTO_REVERT, deps.fleet);
+}
+
+export interface RollbackInput {
+  requestId: string;
+  app: string;
+  environment: string;
+  strategy: StrategyInput;
+  note: string;
+}
+
+/**
+ * RollbackRelease: the release before the desired one, deployed to the
+ * agents the desired one covers (every agent of the pair, its selector, or
+ * its deployment's explicit targets).
+ */
+export async function rollbackRelease(deps: RollbackDeps, input: RollbackInput, requester: Identity, log: Logger): Promise<Created> {
+  const [desired] = await deps.releases.history(input.app, input.environment);
+  if (!desired) throw new PreconditionError(`no deployment of app ${input.app} to environment ${input.environment} has succeeded: there is no release to roll back`);
+  const previous = restoredOf(desired.previous);
+  if (!previous) {
+    throw new PreconditionError(`${input.app} in ${input.environment} has had one desired release only (${desired.release}, deployment ${desired.deploymentId}): there is no earlier release to roll back to`);
+  }
+  const create: CreateInput = {
+    requestId: input.requestId,
+    app: input.app,
+    environment: input.environment,
+    changeset: changesetOf(previous),
+    strategy: input.strategy,
+    targets: [],
+    note: input.note || `rollback of ${desired.release} (deployment ${desired.deploymentId}) to ${previous.release}`,
+    restores: previous,
+  };
+  if (desired.selection === "selector" && desired.selector) {
+    const requirements = parseSelector(desired.selector, "selector");
+    create.selector = { text: formatSelector(requirements), requirements };
+  } else if (desired.selection === "targets") {
+    const d = await loadDeployment(deps.ctx, desired.deploymentId);
+    if (!d) throw new PreconditionError(`deployment ${desired.deploymentId} of the desired release is not readable (expired from DEPLOY_EVENTS?): deploy ${previous.version} with deployctl deploy instead`);
+    const live = d.record.spec.targets.filter((id) => deps.registry.get(id) !== undefined);
+    if (live.length === 0) throw new ValidationError("app", `no agent the desired release ${desired.release} was deployed to is registered any more`);
+    create.targets = live;
+    create.offlineAllowed = true;
+  }
+  const created = await createDeployment(deps.ctx, deps.registry, deps.artifacts, create, requester, deps.fleet);
+  log.info({ deploymentId: created.record.spec.id, app: input.app, environment: input.environment, restores: previous.release, requestedBy: requester.name }, "rollback requested");
+  return created;
+}
