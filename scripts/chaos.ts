@@ -83,7 +83,7 @@ async function oneRun(seed: number): Promise<RunReport> {
   let stack: ChaosStack | undefined;
   let scenario: Scenario | undefined;
   try {
-    stack = await ChaosStack.start({ clustered: plan.clustered, coordinators: plan.coordinators, agents: plan.agents });
+    stack = await ChaosStack.start({ clustered: plan.clustered, coordinators: plan.coordinators, agents: plan.agents, ...(plan.stopAfterClaim ? { stopAfterClaim: plan.stopAfterClaim } : {}) });
     scenario = new Scenario(stack, plan);
     const outcome = await scenario.run();
     const unsettled = await settle(stack);

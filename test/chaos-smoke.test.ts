@@ -1,7 +1,8 @@
 // The fault suite's short run (issue 6): 20 seeded scenarios against real
 // processes (SIGKILLed agents, coordinators and nats-servers, a 3-server
 // cluster losing a stream leader, cut and stalled agent links, an impatient
-// client retrying CreateDeployment, an agent offline past its timeout).
+// client retrying CreateDeployment, an agent offline past its timeout, an
+// agent frozen right after winning a target, a failing canary wave).
 // Asserts no invariant is violated; timings are printed, never asserted.
 // The long run is `npm run chaos -- --runs 500 --seed S` (README "Fault suite").
 import { execFile } from "node:child_process";

@@ -1,5 +1,5 @@
 // The invariants checked after every run (DESIGN.md "What must always hold").
-import { foldAll } from "../../services/shared/src/fold.js";
+import { canaryTargetsOf, foldAll } from "../../services/shared/src/fold.js";
 import { readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
 import type { ChaosStack } from "./stack.js";
@@ -11,6 +11,7 @@ export const INVARIANTS = {
   "kv-equals-fold": "the KV projection equals the fold of the event stream",
   "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled, or a target already TIMED_OUT",
   "one-request-one-deployment": "every answer for a request id names the same deployment, and at most one was created",
+  "canary-first": "before its promote, a deployment with a canary wave dispatched only the wave, and a failed canary was never promoted",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
 
@@ -79,6 +80,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "kv-equals-fold": 0,
     "no-run-after-terminal": 0,
     "one-request-one-deployment": 0,
+    "canary-first": 0,
   };
   const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
   const jsm = await stack.jsm();
@@ -143,6 +145,26 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
       if (!ok) last = `fold ${folded?.state}/seq ${folded?.lastSeq} vs KV ${kv?.state}/seq ${kv?.lastSeq}`;
     }
     if (!ok) v("kv-equals-fold", `${id}: ${last}`);
+  }
+
+  // canary-first: read from the stream alone.
+  for (const [id, evs] of events) {
+    if (id === "_invalid") continue;
+    const rec = foldAll(evs);
+    if (!rec || !(rec.spec.strategy.canary ?? 0)) continue;
+    checked["canary-first"]++;
+    const wave = new Set(canaryTargetsOf(rec));
+    const promoted = evs.find((e) => e.event.type === "deployment.promoted");
+    for (const e of evs) {
+      if (promoted && e.seq >= promoted.seq) break;
+      const ids = e.event.type === "target.dispatched" ? [e.event.agentId] : e.event.type === "targets.dispatched" ? e.event.agentIds : [];
+      for (const a of ids) if (!wave.has(a)) v("canary-first", `${id}: ${a} (not a canary) dispatched at seq ${e.seq}, before any promote`);
+    }
+    if (promoted) {
+      const before = foldAll(evs.filter((e) => e.seq < promoted.seq));
+      const bad = [...wave].filter((a) => before?.targets[a]?.state !== "SUCCEEDED");
+      if (bad.length > 0) v("canary-first", `${id}: promoted at seq ${promoted.seq} while canary ${bad.join(", ")} had not succeeded`);
+    }
   }
 
   // bounded-completion and one-request-one-deployment

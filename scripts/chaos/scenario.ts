@@ -2,12 +2,13 @@
 // faults; the run drives them against real processes and returns what the
 // checks need (scripts/chaos/checks.ts).
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { foldAll, type DeploymentRecord } from "../../services/shared/src/fold.js";
 import type { DeploymentMsg } from "./client.js";
 import { readAllEvents } from "./events.js";
 import { Rng } from "./prng.js";
-import { APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
+import { AGENT_LIVE_MS, APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
 
 export const FAULT_KINDS = [
   "agent-kill-before-apply",
@@ -22,6 +23,8 @@ export const FAULT_KINDS = [
   "agent-link-stall",
   "client-short-deadline-retries",
   "agent-offline-past-timeout",
+  "agent-paused-after-claim",
+  "canary-wave-fails",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -38,6 +41,8 @@ const PRIMARY_WEIGHTS: Record<FaultKind, number> = {
   "agent-link-stall": 1,
   "client-short-deadline-retries": 1,
   "agent-offline-past-timeout": 1,
+  "agent-paused-after-claim": 1,
+  "canary-wave-fails": 1,
 };
 const SECONDARY: FaultKind[] = ["agent-kill-during-apply", "agent-kill-after-apply", "agent-link-cut", "agent-link-stall", "agent-kill-before-apply"];
 
@@ -53,6 +58,9 @@ export interface PlannedDeployment {
   startDelayMs: number;
   cancelAfterMs?: number;
   impatient?: { deadlineMs: number; attempts: number };
+  /** A canary wave (a count or a percentage of the targets) promoted by itself after canarySoakMs. */
+  canary?: { count: number } | { percent: number };
+  canarySoakMs?: number;
 }
 
 export interface Fault {
@@ -75,6 +83,8 @@ export interface ScenarioPlan {
   failing: string[];
   deployments: PlannedDeployment[];
   faults: Fault[];
+  /** The agent started with DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM (it stops itself right after winning a target). */
+  stopAfterClaim?: string;
 }
 
 export function planScenario(seed: number): ScenarioPlan {
@@ -102,8 +112,11 @@ export function planScenario(seed: number): ScenarioPlan {
       targets: [],
       startDelayMs: i === 0 ? 0 : rng.int(0, 1500),
       ...(rng.chance(0.12) ? { cancelAfterMs: rng.int(300, 3000) } : {}),
+      // A percentage always resolves to 1..targets, whoever is offline.
+      ...(rng.chance(0.2) ? { canary: { percent: rng.int(20, 60) }, canarySoakMs: rng.int(200, 800) } : {}),
     });
   }
+  let stopAfterClaim: string | undefined;
   for (const f of faults) {
     const agent = rng.pick(agents);
     switch (f.kind) {
@@ -143,12 +156,42 @@ export function planScenario(seed: number): ScenarioPlan {
         Object.assign(f, { on: agent, note: rng.chance(0.5) ? "link" : "process" });
         break;
       }
+      case "agent-paused-after-claim":
+        // Frozen right after it wins a target, and woken only after the
+        // coordinators declared it dead: its start lease has run out, so it
+        // must start nothing (DESIGN.md: terminal is final after a pause).
+        stopAfterClaim = agent;
+        Object.assign(f, { on: agent, downMs: AGENT_LIVE_MS + 4 * SWEEP_MS + rng.int(0, 3000) });
+        break;
+      case "canary-wave-fails": {
+        // The first target of D1 is its one canary, and it fails: nothing
+        // else of D1 may run.
+        const d = deployments[0]!;
+        d.targets = agents;
+        d.canary = { count: 1 };
+        d.canarySoakMs = rng.int(200, 800);
+        if (!failing.includes(agents[0]!)) failing.push(agents[0]!);
+        f.on = agents[0]!;
+        f.injected = true;
+        break;
+      }
     }
   }
-  return { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults };
+  return { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults, ...(stopAfterClaim ? { stopAfterClaim } : {}) };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The state letter of a process in /proc/<pid>/stat ("T": stopped); "" when it is gone. */
+function processState(pid: number): string {
+  if (pid <= 0) return "";
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0] ?? "";
+  } catch {
+    return "";
+  }
+}
 
 export interface DeploymentOutcome {
   key: string;
@@ -236,8 +279,9 @@ export class Scenario {
 
   /** Worst case of a rollout: each wave waits out delivery, apply and its grace. */
   #bound(d: PlannedDeployment, targets: number): number {
-    const waves = Math.ceil(Math.max(1, targets) / d.maxConcurrency);
-    return waves * (d.deliveryTimeoutMs + d.applyTimeoutMs + APPLY_GRACE_MS + 2 * SWEEP_MS);
+    // A canary wave is one wave more, then its soak.
+    const waves = Math.ceil(Math.max(1, targets) / d.maxConcurrency) + (d.canary ? 1 : 0);
+    return waves * (d.deliveryTimeoutMs + d.applyTimeoutMs + APPLY_GRACE_MS + 2 * SWEEP_MS) + (d.canarySoakMs ?? 0);
   }
 
   async #deploy(d: PlannedDeployment): Promise<void> {
@@ -255,6 +299,8 @@ export class Scenario {
           maxFailures: d.maxFailures,
           deliveryTimeout: { seconds: d.deliveryTimeoutMs / 1000 },
           applyTimeout: { seconds: d.applyTimeoutMs / 1000 },
+          ...(d.canary ? ("count" in d.canary ? { canary: d.canary.count } : { canaryPercent: `${d.canary.percent}%` }) : {}),
+          ...(d.canarySoakMs ? { canarySoak: { seconds: Math.floor(d.canarySoakMs / 1000), nanos: (d.canarySoakMs % 1000) * 1e6 } } : {}),
         },
         targets: d.targets,
         requestedBy: "chaos",
@@ -500,8 +546,23 @@ export class Scenario {
         return;
       }
       case "client-short-deadline-retries":
-        f.injected = true; // driven by #deploy
+      case "canary-wave-fails":
+        // driven by #deploy and the plan
         return;
+      case "agent-paused-after-claim": {
+        // It stops itself (SIGSTOP) after each claim it wins, until the run ends.
+        const agent = stack.agent(f.on!);
+        while (!this.#stop) {
+          const stopped = await this.#until(async () => processState(agent.pid) === "T", 20);
+          if (!stopped) return;
+          f.injected = true;
+          this.note(`${f.on} stopped itself after a claim; SIGCONT in ${f.downMs} ms`);
+          await sleep(f.downMs!);
+          if (agent.pid > 0) process.kill(agent.pid, "SIGCONT");
+          this.note(`${f.on} continued`);
+        }
+        return;
+      }
       case "agent-offline-past-timeout": {
         await this.#done.get("D1");
         await sleep(500);

@@ -51,7 +51,8 @@ export class ChaosStack {
     return this.nats.map((n) => n.url).join(",");
   }
 
-  static async start(o: { clustered: boolean; coordinators: 1 | 2; agents: string[] }): Promise<ChaosStack> {
+  /** `stopAfterClaim`: an agent that stops itself (SIGSTOP) right after each target it wins (the agent-paused-after-claim fault). */
+  static async start(o: { clustered: boolean; coordinators: 1 | 2; agents: string[]; stopAfterClaim?: string }): Promise<ChaosStack> {
     const dir = await mkdtemp(join(tmpdir(), "deploy-chaos-"));
     await mkdir(join(dir, "records"));
     await mkdir(join(dir, "control"));
@@ -61,7 +62,7 @@ export class ChaosStack {
       if (o.clustered) await stack.#waitJetStream();
       for (let i = 0; i < o.coordinators; i++) await stack.#addCoordinator();
       await stack.#writeDeployScript();
-      await Promise.all(o.agents.map((id) => stack.#addAgent(id)));
+      await Promise.all(o.agents.map((id) => stack.#addAgent(id, id === o.stopAfterClaim ? { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } : {})));
     } catch (err) {
       await stack.stop();
       throw err;
@@ -145,7 +146,7 @@ export class ChaosStack {
     return join(this.dir, "state", id);
   }
 
-  async #addAgent(id: string): Promise<void> {
+  async #addAgent(id: string, env: Record<string, string>): Promise<void> {
     const proxy = new LinkProxy(() => this.nats.filter((n) => n.running).map((n) => n.port));
     await proxy.start();
     this.proxies.set(id, proxy);
@@ -162,6 +163,7 @@ export class ChaosStack {
       DEPLOY_AGENT_ACK_WAIT_MS: String(ACK_WAIT_MS),
       DEPLOY_AGENT_SHUTDOWN_GRACE_MS: "2000",
       DEPLOY_NATS_API_TIMEOUT_MS: "2000",
+      ...env,
     }, "agent running");
     this.agents.set(id, agent);
     await agent.start(30_000);
@@ -211,6 +213,8 @@ export class ChaosStack {
     await Promise.all(this.nats.filter((n) => !n.running).map((n) => n.start()));
     for (const c of this.coordinators) if (!c.running) await c.start(30_000);
     await Promise.all([...this.agents.values()].filter((a) => !a.running).map((a) => a.start(30_000)));
+    // An agent that stopped itself after a claim once the faults were over.
+    for (const a of this.agents.values()) if (a.running && a.pid > 0) process.kill(a.pid, "SIGCONT");
   }
 
   async stop(keep = false): Promise<void> {
