@@ -7,6 +7,7 @@ import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeployClient, grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
@@ -505,5 +506,60 @@ describe("health and reflection", () => {
     } finally {
       refl.close();
     }
+  });
+});
+
+describe("ListDeployments' index", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["a1", "a2"] });
+    await stack.startAgent("s1", { environment: "staging" });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("filters by app, environment and state, and a restarted coordinator rebuilds lost entries", async () => {
+    const client = stack.client();
+    const ok = await client.waitTerminal((await client.create({ requestId: rid("idx-ok"), app: "web", environment: "prod", changeset: { version: "v1" } })).id!);
+    expect(ok.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await stack.control("a1", "fail");
+    let failed: DeploymentMsg;
+    try {
+      failed = await client.waitTerminal((await client.create({ requestId: rid("idx-f"), app: "web", environment: "prod", changeset: { version: "vf" }, targets: ["a1"] })).id!);
+    } finally {
+      await stack.control("a1", "fail", false);
+    }
+    expect(failed.state).toBe("DEPLOYMENT_STATE_FAILED");
+    const staging = await client.waitTerminal((await client.create({ requestId: rid("idx-s"), app: "web", environment: "staging", changeset: { version: "vs" } })).id!);
+    const ids = async (c: DeployClient, q: { app?: string; environment?: string; state?: string }): Promise<string[]> =>
+      ((await c.list({ pageSize: 200, ...q })).deployments ?? []).map((d) => d.id!);
+    expect(await ids(client, {})).toEqual([staging.id, failed.id, ok.id]);
+    expect(await ids(client, { environment: "staging" })).toEqual([staging.id]);
+    expect(await ids(client, { environment: "prod" })).toEqual([failed.id, ok.id]);
+    expect(await ids(client, { app: "api" })).toEqual([]);
+    expect(await ids(client, { state: "DEPLOYMENT_STATE_FAILED" })).toEqual([failed.id]);
+    expect(await ids(client, { environment: "prod", state: "DEPLOYMENT_STATE_SUCCEEDED" })).toEqual([ok.id]);
+    expect(await ids(client, { state: "DEPLOYMENT_STATE_RUNNING" })).toEqual([]);
+    const page1 = await client.list({ environment: "prod", pageSize: 1 });
+    expect(page1.deployments.map((d) => d.id)).toEqual([failed.id]);
+    expect((await client.list({ environment: "prod", pageSize: 1, pageToken: page1.nextPageToken })).deployments.map((d) => d.id)).toEqual([ok.id]);
+
+    // An entry lost (or a deployment from before the index): rebuilt when a coordinator starts.
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const kv = await new Kvm(nc).open("deploy_deployments");
+      await kv.purge(`idx.web.staging.${staging.id}`);
+    } finally {
+      await nc.close();
+    }
+    expect(await ids(client, { environment: "staging" })).toEqual([]);
+    const coordinator = stack.coordinators[0]!;
+    await coordinator.kill("SIGTERM");
+    const from = coordinator.logs().length;
+    coordinator.start();
+    await coordinator.waitForLog("coordinator running", 30_000, from);
+    await coordinator.waitForLog("list index: deployments from before it indexed", 30_000, from);
+    expect(await ids(stack.client(), { environment: "staging" })).toEqual([staging.id]);
   });
 });

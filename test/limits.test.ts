@@ -63,7 +63,7 @@ describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
     expect(await keys()).toEqual(before);
   });
 
-  it("a deployment whose projection is over the limit still finishes (not stored, warned once), and the next one too", async () => {
+  it("a deployment whose projection is over the limit still finishes (not stored, warned), and the next one too", async () => {
     await fakeAgents("mid", 25);
     const client = stack.client();
     const d = await client.create({ requestId: "mid-1", app: "web", environment: "mid", changeset: { version: "v1" }, strategy: { maxConcurrency: 25, deliveryTimeout: { seconds: 1 } } });
@@ -75,8 +75,8 @@ describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
     await stack.coordinators[0]!.waitForLog("projection not stored");
     // pino writes the err field before msg, so the line reads "…over the 3072 bytes…","msg":"projection not stored".
     const warnings = stack.coordinators[0]!.logs().split("\n").filter((l) => l.includes('"msg":"projection not stored"'));
-    expect(warnings.length, warnings.join("\n")).toBe(1);
-    expect(warnings[0]).toMatch(/over the 3072 bytes a KV value may take/);
+    expect(warnings.length, warnings.join("\n")).toBeGreaterThanOrEqual(1);
+    for (const w of warnings) expect(w).toMatch(/over the 3072 bytes a KV value may take/);
     const next = await client.waitTerminal((await client.create({ requestId: "prod-1", app: "web", environment: "prod", changeset: { version: "v1" } })).id!, 60_000);
     expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
   });

@@ -205,11 +205,12 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout, shown(r)).toContain('"type":"deployment.finished","state":"SUCCEEDED"');
   });
 
-  it("kv ls deploy_deployments: the deployment id and its request key; no lock once it finished", async () => {
+  it("kv ls deploy_deployments: the deployment id, its request key and its list index entry; no lock once it finished", async () => {
     const r = await nats(["kv", "ls", "deploy_deployments"]);
     expect(r.code, shown(r)).toBe(0);
     const keys = r.stdout.split("\n").map((l) => l.trim()).filter(Boolean);
     expect(keys, shown(r)).toContain(deploymentId);
+    expect(keys, shown(r)).toContain(`idx.${stack.app}.${stack.environment}.${deploymentId}`);
     expect(keys.filter((k) => /^req\.[0-9a-f]{40}$/.test(k)), shown(r)).toHaveLength(1);
     expect(keys.filter((k) => k.startsWith("active.")), shown(r)).toEqual([]);
   });

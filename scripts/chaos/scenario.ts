@@ -553,7 +553,7 @@ export class Scenario {
         // It stops itself (SIGSTOP) after each claim it wins, until the run ends.
         const agent = stack.agent(f.on!);
         while (!this.#stop) {
-          const stopped = await this.#until(async () => processState(agent.pid) === "T", 20);
+          const stopped = await this.#until(() => Promise.resolve(processState(agent.pid) === "T"), 20);
           if (!stopped) return;
           f.injected = true;
           this.note(`${f.on} stopped itself after a claim; SIGCONT in ${f.downMs} ms`);

@@ -30,6 +30,7 @@ import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
 import { ReleaseBook } from "./releases/releaseBook.js";
 import { startRevert } from "./releases/rollback.js";
+import { backfillIndex } from "./queries/deploymentIndex.js";
 
 export type CoordinatorState = "starting" | "running" | "draining" | "stopped";
 
@@ -102,6 +103,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       log.child({ component: "reconciler" }),
     );
     await reconciler.start();
+    // Deployments recorded before the list index existed (once; a no-op after).
+    void backfillIndex(ctx, log.child({ component: "index" })).catch((err: unknown) => log.warn({ err }, "list index backfill failed"));
     const artifacts = new ArtifactStore(await new Objm(ctx.js).open(ARTIFACTS_BUCKET), config.artifacts, log.child({ component: "artifacts" }));
     const defaults = { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs };
     const converge = new Convergence(

@@ -48,7 +48,7 @@ import {
   ACTIVE_FILTER,
   activeKey,
   appendMadeEvent,
-  errorMessage,
+  kvLastValues,
   eventBudget,
   EVENTS_MAX_MSG_SIZE,
   maxPayload,
@@ -74,9 +74,6 @@ import type { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { Registry } from "./registry.js";
 import { requestHash, requestKeyOf, type CreateInput } from "./requests.js";
 import { resolveStrategy, resolveTargets, type ResolvedTargets } from "./resolveRequest.js";
-
-/** Header the KV client marks deletes and purges with. */
-const KV_OPERATION_HDR = "KV-Operation";
 
 /** A lock whose deployment never appeared is abandoned after this long (a creator that crashed). */
 const ABANDONED_LOCK_MS = 30_000;
@@ -114,38 +111,16 @@ function parseJsonEntry<T extends object>(e: KvEntry | null, keys: (keyof T)[]):
 
 export const parseLock = (e: KvEntry | null): ActiveLock | undefined => parseJsonEntry<ActiveLock>(e, ["deploymentId", "requestKey"]);
 
-/**
- * Every (app, environment) lock held now: one batched direct get of the last
- * message of each active.> key (nats-server 2.11+), where KV keys() made an
- * ordered consumer per call and, when no lock was held, left it behind (about
- * 300 idle consumers per coordinator sweeping every second). A server
- * answers "too many results" past its batch limit (1,500 locks did, in a
- * test on 2.15.2): then
- * the keys are listed and read one by one, as before.
- */
+/** Every (app, environment) lock held now: one batched direct get (kvLastValues), no consumer. */
 export async function activeLocks(ctx: Pick<JsContext, "jsm" | "deployments">): Promise<ActiveLock[]> {
   const locks: ActiveLock[] = [];
-  try {
-    const it = await ctx.jsm.direct.getLastMessagesFor(kvStreamName(DEPLOYMENTS_BUCKET), { multi_last: [kvKeySubject(DEPLOYMENTS_BUCKET, ACTIVE_FILTER)] });
-    for await (const m of it) {
-      const op = m.header?.get(KV_OPERATION_HDR);
-      if (op === "DEL" || op === "PURGE") continue;
-      try {
-        const v = m.json<ActiveLock>();
-        if (typeof v?.deploymentId === "string" && typeof v.requestKey === "string") locks.push(v);
-      } catch {
-        // not a lock of ours: nothing to sweep
-      }
+  for (const { value } of await kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, ACTIVE_FILTER)) {
+    try {
+      const v = JSON.parse(new TextDecoder().decode(value)) as Partial<ActiveLock> | null;
+      if (typeof v?.deploymentId === "string" && typeof v.requestKey === "string") locks.push({ deploymentId: v.deploymentId, requestKey: v.requestKey });
+    } catch {
+      // not a lock of ours: nothing to sweep
     }
-    return locks;
-  } catch (err) {
-    if (!/too many results/i.test(errorMessage(err))) throw err;
-  }
-  const keys: string[] = [];
-  for await (const k of await ctx.deployments.keys(ACTIVE_FILTER)) keys.push(k);
-  for (const k of keys) {
-    const lock = parseLock(await ctx.deployments.get(k));
-    if (lock) locks.push(lock);
   }
   return locks;
 }

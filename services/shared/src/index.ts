@@ -16,6 +16,7 @@ export * from "./js/readEvents.js";
 export * from "./js/loadDeployment.js";
 export * from "./js/saveProjection.js";
 export * from "./js/claimTarget.js";
+export * from "./js/kvLastValues.js";
 export * from "./config.js";
 export * from "./artifacts.js";
 export * from "./bundle/manifest.js";

@@ -108,6 +108,13 @@ export const requestKey = (requestHash: string): string => `req.${requestHash}`;
 /** Held by the one active deployment of an (app, environment). */
 export const activeKey = (app: string, environment: string): string => `active.${app}.${environment}`;
 export const ACTIVE_FILTER = "active.>";
+/**
+ * The list index: one small entry per deployment under its app and
+ * environment (coordinator/src/queries/deploymentIndex.ts), so ListDeployments
+ * filters by key and state without loading every deployment.
+ */
+export const indexKey = (app: string, environment: string, deploymentId: string): string => `idx.${app}.${environment}.${deploymentId}`;
+export const indexFilter = (app?: string, environment?: string): string => `idx.${app ?? "*"}.${environment ?? "*"}.*`;
 /** Key in deploy_claims of one (deployment, target). */
 export const claimKey = (deploymentId: string, agentId: string): string => `${deploymentId}.${agentId}`;
 

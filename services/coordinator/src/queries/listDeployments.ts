@@ -1,43 +1,67 @@
-// ListDeployments: newest first, filtered, paged; shared by gRPC and the dashboard's HTTP API.
-import { ACTIVE_FILTER, loadDeployment, type DeploymentRecord, type JsContext } from "../../../shared/src/index.js";
-import { parseLock } from "../createDeployment.js";
+// ListDeployments: newest first, filtered, paged; shared by gRPC and the
+// dashboard's HTTP API. It reads the list index (deploymentIndex.ts) of the
+// app and environment asked for, keys and states in one batched direct get,
+// and loads only the deployments it may return; before the index it loaded
+// every deployment until a page was full.
+import {
+  ACTIVE_FILTER,
+  DEPLOYMENTS_BUCKET,
+  indexFilter,
+  isTerminalDeployment,
+  kvLastValues,
+  loadDeployment,
+  type DeploymentRecord,
+  type JsContext,
+} from "../../../shared/src/index.js";
 import type { ListInput } from "../requests.js";
-
-const ACTIVE_PREFIX = ACTIVE_FILTER.slice(0, -1);
+import { parseIndexValue, type IndexEntry } from "./deploymentIndex.js";
 
 export async function listDeployments(
   ctx: Pick<JsContext, "js" | "jsm" | "deployments">,
   q: ListInput,
 ): Promise<{ deployments: DeploymentRecord[]; nextPageToken: string }> {
-  const found = new Set<string>();
-  const locks: string[] = [];
-  for await (const k of await ctx.deployments.keys()) {
-    if (k.startsWith("d-")) found.add(k);
-    else if (k.startsWith(ACTIVE_PREFIX)) locks.push(k);
+  // The pair's index entries, and the locks: a deployment created moments
+  // ago is not indexed yet; its lock names it.
+  const [entries, locks] = await Promise.all([
+    kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, indexFilter(q.app, q.environment)),
+    kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, ACTIVE_FILTER),
+  ]);
+  const candidates = new Map<string, IndexEntry | undefined>();
+  for (const { key, value } of entries) candidates.set(key.slice(key.lastIndexOf(".") + 1), parseIndexValue(value));
+  for (const { key, value } of locks) {
+    const [, app, env] = key.split(".");
+    if ((q.app && app !== q.app) || (q.environment && env !== q.environment)) continue;
+    try {
+      const id = (JSON.parse(new TextDecoder().decode(value)) as { deploymentId?: unknown } | null)?.deploymentId;
+      if (typeof id === "string" && !candidates.has(id)) candidates.set(id, undefined);
+    } catch {
+      // not a lock of ours
+    }
   }
-  // A deployment just created has no projection until its first reconcile
-  // writes one (CreateDeployment answers without waiting for it): its lock
-  // names it. One whose creation is under way is not readable yet and is
-  // skipped below.
-  for (const k of locks) {
-    const lock = parseLock(await ctx.deployments.get(k));
-    if (lock) found.add(lock.deploymentId);
-  }
+  // A lagging entry may name an earlier state than the deployment's: only a
+  // terminal one (final) rules a deployment out without loading it.
+  const mayMatch = (e: IndexEntry | undefined): boolean => !q.state || !e || !isTerminalDeployment(e.state) || e.state === q.state;
   // Ids are time-ordered: newest first is a reverse sort.
-  const ids = [...found].filter((id) => !q.pageToken || id < q.pageToken);
-  ids.sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  const ids = [...candidates.keys()]
+    .filter((id) => (!q.pageToken || id < q.pageToken) && mayMatch(candidates.get(id)))
+    .sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
   const page: DeploymentRecord[] = [];
   let next = "";
-  for (const id of ids) {
-    const loaded = await loadDeployment(ctx, id);
-    if (!loaded) continue;
-    const r = loaded.record;
-    if ((q.app && r.spec.app !== q.app) || (q.environment && r.spec.environment !== q.environment) || (q.state && r.state !== q.state)) continue;
-    if (page.length === q.pageSize) {
-      next = page.at(-1)!.spec.id;
-      break;
+  // Loaded a page's worth at a time, together; every one is checked against
+  // the filter itself (the index may lag).
+  const batch = q.pageSize + 1;
+  for (let i = 0; i < ids.length && !next; i += batch) {
+    const loaded = await Promise.all(ids.slice(i, i + batch).map((id) => loadDeployment(ctx, id).catch(() => undefined)));
+    for (const l of loaded) {
+      if (!l) continue;
+      const r = l.record;
+      if ((q.app && r.spec.app !== q.app) || (q.environment && r.spec.environment !== q.environment) || (q.state && r.state !== q.state)) continue;
+      if (page.length === q.pageSize) {
+        next = page.at(-1)!.spec.id;
+        break;
+      }
+      page.push(r);
     }
-    page.push(r);
   }
   return { deployments: page, nextPageToken: next };
 }

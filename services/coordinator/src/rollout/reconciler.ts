@@ -50,6 +50,7 @@ import { activeLocks, releaseLock } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
+import { indexDeployment } from "../queries/deploymentIndex.js";
 import { publishCommand, startLeaseFor } from "./publishCommand.js";
 
 export interface ReconcilerOptions {
@@ -111,8 +112,10 @@ interface Cached {
   savedSeq: number;
   savedAt: number;
   reconciledAt: number;
-  /** Its projection is larger than the server takes: not stored (warned once). */
+  /** Its projection is larger than the server takes: not stored (warned once while it is cached). */
   tooLarge?: boolean;
+  /** The state this process last wrote to the list index (queries/deploymentIndex.ts). */
+  indexedState?: DeploymentRecord["state"];
 }
 
 export class Reconciler {
@@ -364,6 +367,16 @@ export class Reconciler {
     // A failed early publish is retried below, as any unpublished command.
     await Promise.allSettled(early);
     await this.#publishCommands(record, log);
+    if (entry.indexedState !== record.state) {
+      // Best effort: ListDeployments checks what it returns against the
+      // deployment itself, so a lagging entry costs a load, never a wrong answer.
+      try {
+        await indexDeployment(this.ctx, record);
+        entry.indexedState = record.state;
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, "list index not updated; retried by the next reconcile");
+      }
+    }
     const terminal = isTerminalDeployment(record.state);
     if (record.lastSeq > entry.savedSeq) {
       const wait = entry.kvRevision === 0 || terminal ? 0 : entry.savedAt + SAVE_INTERVAL_MS - Date.now();
