@@ -79,7 +79,9 @@ describe("deployctl through pipes", () => {
     expect(doc.artifact).toMatchObject({ name: "web", hooks: ["before_install", "start", "validate"] });
     expect(doc.artifact.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const strategy = doc.deployment.strategy as Json;
-    expect(Object.keys(strategy)).toEqual(["maxConcurrency", "maxFailures", "deliveryTimeout", "applyTimeout"]);
+    // The strategy in force: max_pause is always filled in (24 h by default).
+    expect(Object.keys(strategy)).toEqual(["maxConcurrency", "maxFailures", "deliveryTimeout", "applyTimeout", "maxPause"]);
+    expect(strategy.maxPause).toBe("86400s");
     expect([strategy.maxConcurrency, strategy.maxFailures]).toEqual([2, 0]); // proto3 optional: 0 is printed
     expect(strategy.deliveryTimeout).toMatch(DURATION);
     expect(strategy.applyTimeout).toMatch(DURATION);
