@@ -8,10 +8,9 @@ import {
   ConflictError,
   appendEvent,
   bindContext,
-  claimKey,
-  claimOwner,
-  claimTarget,
   connectNats,
+  lastOnTarget,
+  raceForTarget,
   loadDeployment,
   readEvents,
   saveProjection,
@@ -128,30 +127,38 @@ describe("event stream operations", () => {
     }
   }, 60_000);
 
-  it("a target's claim goes to exactly one side: the agent, or the coordinators", async () => {
-    const agentFirst = await claimTarget(ctx, "d-claim", "a1", { by: "agent" });
-    expect(agentFirst.won).toBe(true);
-    const late = await claimTarget(ctx, "d-claim", "a1", { by: "coordinator", reason: "timeout" });
-    expect(late).toEqual({ won: false, owner: { by: "agent" } });
-    // an agent never wins twice (a lost journal must not mean a second run)
-    expect((await claimTarget(ctx, "d-claim", "a1", { by: "agent" })).won).toBe(false);
+  // The per-target race (js/raceForTarget.ts): the agent's start and a
+  // coordinator's delivery timeout or cancel, appended on the target's own
+  // subject by compare-and-set; the server stores exactly one.
+  it("a target's race goes to exactly one side: the agent's start, or a coordinator's decision", async () => {
+    const id = "d-race";
+    const timeout = { type: "target.timed_out" as const, agentId: "a1", phase: "delivery" as const, message: "late" };
+    // The agent first: the coordinator's decision (expecting an empty subject) is refused.
+    expect(await raceForTarget(ctx, id, "a1", "n-1", { seq: 0 })).toMatchObject({ won: true });
+    await expect(appendEvent(ctx, id, timeout, { source: "a1", expectLastSubjectSeq: 0 })).rejects.toBeInstanceOf(ConflictError);
+    // A second attempt with another nonce (a lost journal) does not run again.
+    expect(await raceForTarget(ctx, id, "a1", "n-2", { seq: 0 })).toEqual({ won: false, reason: "this target was already started by this agent (journal lost?): not run again" });
 
-    const coordFirst = await claimTarget(ctx, "d-claim", "a2", { by: "coordinator", reason: "cancel" });
-    expect(coordFirst.won).toBe(true);
-    // another coordinator going on with the same decision is fine
-    expect((await claimTarget(ctx, "d-claim", "a2", { by: "coordinator", reason: "timeout" })).won).toBe(true);
-    expect(await claimTarget(ctx, "d-claim", "a2", { by: "agent" })).toEqual({ won: false, owner: { by: "coordinator", reason: "cancel" } });
-    expect(await claimOwner(ctx, "d-claim", "a3")).toBeUndefined();
+    // The coordinator first: the agent loses, with the reason.
+    await appendEvent(ctx, id, { ...timeout, agentId: "a2" }, { source: "a2", expectLastSubjectSeq: 0 });
+    expect(await raceForTarget(ctx, id, "a2", "n-3", { seq: 0 })).toEqual({ won: false, reason: "the target timed out before this agent started it" });
+    await appendEvent(ctx, id, { type: "target.cancelled", agentId: "a3", message: "stop" }, { source: "a3", expectLastSubjectSeq: 0 });
+    expect(await raceForTarget(ctx, id, "a3", "n-4", await lastOnTarget(ctx, id, "a3"))).toEqual({ won: false, reason: "the target was cancelled before this agent started it" });
+
+    // A message on the subject that decides nothing (a rejected command): the race goes on after it.
+    const rejected = await appendEvent(ctx, id, { type: "agent.rejected_message", agentId: "a5", subject: "deploy.cmd.a5.x", error: "bad" }, { source: "a5" });
+    expect(await raceForTarget(ctx, id, "a5", "n-5", { seq: 0 })).toMatchObject({ won: true });
+    expect((await lastOnTarget(ctx, id, "a5")).seq).toBeGreaterThan(rejected);
   });
 
-  // Issue 16: the reply to the agent's create was lost (a saturated server);
-  // its retry must see that the claim is its own, not decline as if its
+  // Issue 16: the reply to the agent's append was lost (a saturated server);
+  // its retry must see that the start is its own, not decline as if its
   // journal had been lost (which left 85 targets DISPATCHED at 10,000 agents).
-  it("an agent whose claim reply was lost wins on its retry (same nonce); another attempt does not", async () => {
-    await ctx.claims.create(claimKey("d-claim", "a4"), JSON.stringify({ by: "agent", nonce: "n-1" })); // stored, reply lost
-    expect(await claimTarget(ctx, "d-claim", "a4", { by: "agent", nonce: "n-1" })).toEqual({ won: true, owner: { by: "agent", nonce: "n-1" } });
-    expect((await claimTarget(ctx, "d-claim", "a4", { by: "agent", nonce: "n-2" })).won).toBe(false);
-    expect((await claimTarget(ctx, "d-claim", "a4", { by: "coordinator", reason: "timeout" })).won).toBe(false);
+  it("an agent whose start reply was lost wins on its retry (same nonce); another attempt does not", async () => {
+    const id = "d-race-lost";
+    const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a4", nonce: "n-1" }, { source: "a4", expectLastSubjectSeq: 0, msgId: "other" }); // stored, reply lost
+    expect(await raceForTarget(ctx, id, "a4", "n-1", { seq: 0 })).toEqual({ won: true, seq: stored });
+    expect((await raceForTarget(ctx, id, "a4", "n-2", { seq: 0 })).won).toBe(false);
   });
 
   it("a watch whose event read fails resumes after the last event it gave: in order, nothing repeated", async () => {

@@ -54,7 +54,7 @@ describe("fold", () => {
     expect(foldAll(log.events)).toEqual(log.rec);
   });
 
-  it("a cancel cancels pending targets at once and dispatched ones by claim; in-flight applies go on", () => {
+  it("a cancel cancels pending targets at once and dispatched ones by their race; in-flight applies go on", () => {
     const log = running()
       .add(C, { type: "target.dispatched", agentId: "a1" })
       .add(C, { type: "target.dispatched", agentId: "a2" })
@@ -63,16 +63,15 @@ describe("fold", () => {
     expect(log.rec!.targets.a3!.state).toBe("CANCELLED");
     expect(log.rec!.targets.a2!.state).toBe("DISPATCHED");
     expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.cancelled", agentId: "a2", message: "cancelled: stop" }]);
-    // a2's agent won the claim first: the coordinator leaves it alone
-    expect(plan(log.rec!, { ...ctx(0), claimedByAgent: (a) => a === "a2" })).toEqual([]);
-    log.add(C, { type: "target.cancelled", agentId: "a2", message: "cancelled: stop" });
+    // Appended on a2's own subject (the race its agent's start would have lost).
+    log.add("a2", { type: "target.cancelled", agentId: "a2", message: "cancelled: stop" });
     expect(log.rec!.targets.a2!.state).toBe("CANCELLED");
     expect(log.rec!.targets.a1!.state).toBe("APPLYING");
     log.add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
     expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
   });
 
-  it("a start whose agent won the claim counts even after a cancel was requested", () => {
+  it("a start whose agent won the race counts even after a cancel was requested", () => {
     const log = running()
       .add(C, { type: "target.dispatched", agentId: "a1" })
       .add(C, { type: "deployment.cancel_requested", reason: "" })
@@ -175,14 +174,20 @@ describe("plan", () => {
     expect(plan(log.rec!, ctx(1500))).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "delivery" })]);
   });
 
-  it("a dispatched target its agent claimed is not timed out for delivery, but for silence", () => {
-    const log = running().add(C, { type: "target.dispatched", agentId: "a1" }, 0);
-    const claimed = { ...ctx(1500), claimedByAgent: () => true };
-    expect(plan(log.rec!, claimed).filter((e) => e.type === "target.timed_out")).toEqual([]);
-    const silent = { now: 5000, lastHeartbeat: () => 500, agentLiveMs: 3000, applyTimeoutGraceMs: 1000, claimedByAgent: () => true };
-    expect(plan(log.rec!, silent)).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "apply" })]);
-    log.add(C, { type: "target.timed_out", agentId: "a1", phase: "apply", message: "silent" });
+  it("race decisions on a target's own subject are folded, and move its subject sequence; another agent's subject cannot carry them", () => {
+    const log = running().add(C, { type: "target.dispatched", agentId: "a1" }, 0).add(C, { type: "target.dispatched", agentId: "a2" }, 0);
+    log.add("a1", { type: "agent.rejected_message", agentId: "a1", subject: "deploy.cmd.a1.x", error: "bad" });
+    const rejectedSeq = log.rec!.lastSeq;
+    expect(log.rec!.targets.a1!.subjectSeq).toBe(rejectedSeq);
+    log.add("a1", { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "late" });
     expect(log.rec!.targets.a1!.state).toBe("TIMED_OUT");
+    expect(log.rec!.targets.a1!.subjectSeq).toBe(log.rec!.lastSeq);
+    log.add("a1", { type: "target.cancelled", agentId: "a2", message: "forged" });
+    expect(log.lastIgnored).toMatch(/from a1 about another agent/);
+    expect(log.rec!.targets.a2!.state).toBe("DISPATCHED");
+    // An apply timeout is never a race decision: only a coordinator's.
+    log.add("a2", { type: "target.timed_out", agentId: "a2", phase: "apply", message: "forged" });
+    expect(log.lastIgnored).toMatch(/may only come from a coordinator/);
   });
 
   it("times out an applying target whose agent stopped heartbeating", () => {

@@ -6,12 +6,13 @@
 //   1. validate the message (invalid: error event, term(), never redelivered);
 //   2. the journal already knows the deployment: re-report what it recorded,
 //      run nothing;
-//   3. a cheap look: the deployment exists and is not finished;
-//   4. journal "started" (fsync'd), then claim the target in deploy_claims
-//      (one KV create): lost to a coordinator that timed it out or cancelled
-//      it first, the agent declines and runs nothing;
-//   5. publish target.started and run (side by side), journal "finished",
-//      report the result once started is stored (at-least-once, msg id
+//   3. a cheap look: the deployment exists and is not finished (its last
+//      coordinator event), and what its target's own subject holds;
+//   4. journal "started" (fsync'd), then race for the target: target.started
+//      appended on the target's subject by compare-and-set
+//      (js/raceForTarget.ts): lost to a coordinator that timed it out or
+//      cancelled it first, the agent declines and runs nothing;
+//   5. run, journal "finished", report the result (at-least-once, msg id
 //      deduplicated), ack.
 // A crash anywhere after step 4 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
@@ -26,10 +27,10 @@ import {
   EVENTS_STREAM,
   agentEventMsgId,
   appendEvent,
-  claimTarget,
   eventSubject,
+  lastOnTarget,
   parseEvent,
-  type ClaimOwner,
+  raceForTarget,
   errorMessage,
   isToken,
   parseCommand,
@@ -203,11 +204,6 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
   return undefined;
 }
 
-function claimLost(owner: ClaimOwner): string {
-  if (owner.by === "coordinator") return owner.reason === "cancel" ? "the target was cancelled before this agent claimed it" : "the target timed out before this agent claimed it";
-  return "this target was already claimed by this agent (journal lost?): not run again";
-}
-
 export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> {
   const { journal, log } = deps;
   const wip = setInterval(() => m.working(), Math.max(1000, Math.floor(deps.config.ackWaitMs / 3)));
@@ -253,35 +249,37 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // interrupted apply that ran nothing. Then the claim decides, once,
     // between this agent starting and a coordinator timing out or cancelling.
     // A failed look objects to nothing: the claim (retried) still decides.
-    const look = whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the claim decides"));
-    const [pre] = await Promise.all([look, journal.markStarted(id)]);
+    const look = whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decides"));
+    const onSubject = lastOnTarget(deps.ctx, id, deps.config.id).catch(() => ({ seq: 0 }));
+    const [pre, onTarget] = await Promise.all([look, onSubject, journal.markStarted(id)]);
     if (pre !== undefined) {
       await decline(deps, id, pre);
       m.ack();
       return;
     }
-    // One nonce for every retry of this claim: a retry after a lost reply
-    // recognises the claim its first try made.
+    // One nonce for every retry of this race: a retry after a lost reply
+    // recognises the started event its first try stored.
     const nonce = randomUUID();
-    // The start lease counts from before the claim is sent (the earlier, the
+    // The start lease counts from before the race is run (the earlier, the
     // safer): see Registration.leaseProblem.
     const claimAt = performance.now();
-    const claim = await retrying(deps, () => claimTarget(deps.ctx, id, deps.config.id, { by: "agent", nonce }));
-    if (!claim.won) {
-      await decline(deps, id, claimLost(claim.owner));
+    let last: Awaited<ReturnType<typeof lastOnTarget>> = onTarget;
+    const race = await retrying(deps, async () => {
+      try {
+        return await raceForTarget(deps.ctx, id, deps.config.id, nonce, last);
+      } catch (err) {
+        // Unknown whether it was stored: look again before the retry.
+        last = await lastOnTarget(deps.ctx, id, deps.config.id);
+        throw err;
+      }
+    });
+    if (!race.won) {
+      await decline(deps, id, race.reason);
       m.ack();
       return;
     }
-    // The claim is won: the apply may start. It starts beside the started
-    // event rather than after its acknowledgement (one round trip less per
-    // target); the result goes out only after the started event, so the
-    // stream keeps their order. Should the report fail (the agent closing),
-    // the result is still journaled and reported at the next start.
-    const startedReport = report(deps, id, { type: "target.started", agentId: deps.config.id }, "started");
-    const startedSettled = startedReport.then(
-      () => undefined,
-      () => undefined,
-    );
+    // Won, and target.started is stored: the apply may start.
+    const startedSettled = Promise.resolve();
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();

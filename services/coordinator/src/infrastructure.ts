@@ -16,7 +16,6 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AGENTS_BUCKET,
   ARTIFACTS_BUCKET,
-  CLAIMS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
   DEPLOYMENTS_BUCKET,
@@ -99,9 +98,8 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
     // Kvm.create binds to an existing bucket with the same settings.
     await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas });
   }
-  // Claims matter while a command can still be delivered: kept twice as long
-  // as commands are, then dropped by the bucket's age limit.
-  await kvm.create(CLAIMS_BUCKET, { history: 1, storage: StorageType.File, replicas: o.replicas, ttl: 2 * o.commandsMaxAgeMs });
+  // No claims bucket any more: a target's race is decided on its own event
+  // subject (js/raceForTarget.ts). One left by an older version is unused.
   // The desired release of each (app, environment): one small key per pair,
   // kept for ever (it must outlive DEPLOY_EVENTS' retention: convergence
   // reads it, not the events that made it), its last 64 revisions (the KV

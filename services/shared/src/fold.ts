@@ -14,6 +14,7 @@ import { DEPLOYMENT_SCHEMA, COORDINATOR_SOURCE } from "./names.js";
 import {
   isTerminalDeployment,
   isTerminalTarget,
+  type EventBody,
   type DeployEvent,
   type DeploymentSpec,
   type DeploymentState,
@@ -30,8 +31,14 @@ export interface TargetRecord {
   message: string;
   dispatchedAt?: string;
   startedAt?: string;
-  /** Sequence of the target.started event that won the claim. */
+  /** Sequence of the target.started event that won the target's race. */
   startedSeq?: number;
+  /**
+   * Sequence of the last event on the target's own subject
+   * (deploy.evt.<deployment>.<agent>), read or not: the compare-and-set
+   * point of the per-target race (js/raceForTarget.ts).
+   */
+  subjectSeq?: number;
   finishedAt?: string;
   lastOutput?: string;
   lateResult?: string;
@@ -123,8 +130,7 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
     };
   }
   if (se.seq <= rec.lastSeq) return { record: rec, ignored: `sequence ${se.seq} already folded` };
-  rec.lastSeq = se.seq;
-  if (se.source === COORDINATOR_SOURCE) rec.lastCoordinatorSeq = se.seq;
+  moveSeqs(rec, se);
   const ignored = apply(rec, se);
   if (ignored === undefined) rec.updatedAt = se.time;
   return ignored === undefined ? { record: rec } : { record: rec, ignored };
@@ -139,8 +145,25 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): F
  */
 export function skipUnreadable(rec: DeploymentRecord | undefined, se: { seq: number; source: string }): void {
   if (rec === undefined || se.seq <= rec.lastSeq) return;
+  moveSeqs(rec, se);
+}
+
+/** The sequence bookkeeping of an event read or not: the record's, its subject's. */
+function moveSeqs(rec: DeploymentRecord, se: { seq: number; source: string }): void {
   rec.lastSeq = se.seq;
   if (se.source === COORDINATOR_SOURCE) rec.lastCoordinatorSeq = se.seq;
+  else {
+    const t = target(rec, se.source);
+    if (t) t.subjectSeq = se.seq;
+  }
+}
+
+/**
+ * Decisions a coordinator appends on a target's own subject (the
+ * per-target race): a delivery timeout or a cancel of a DISPATCHED target.
+ */
+export function isRaceDecision(e: EventBody): boolean {
+  return (e.type === "target.timed_out" && e.phase === "delivery") || e.type === "target.cancelled";
 }
 
 /** PENDING → DISPATCHED, or why not. */
@@ -165,6 +188,9 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
   // from the agent they are about (subject deploy.evt.<id>.<agent>).
   if (AGENT_EVENTS.has(e.type)) {
     if (!("agentId" in e) || se.source !== e.agentId) return `${e.type} from ${se.source} about another agent`;
+  } else if (isRaceDecision(e)) {
+    // On the coordinator subject (before the per-target race) or on the target's own.
+    if (se.source !== COORDINATOR_SOURCE && (!("agentId" in e) || se.source !== e.agentId)) return `${e.type} from ${se.source} about another agent`;
   } else if (se.source !== COORDINATOR_SOURCE) {
     return `${e.type} may only come from a coordinator, not ${se.source}`;
   }
@@ -194,9 +220,9 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
     case "target.started": {
       const t = target(rec, e.agentId);
       if (!t) return `${e.agentId} is not a target`;
-      // The agent publishes this only after winning the target's claim
-      // (deploy_claims), so no coordinator can have timed out or cancelled
-      // this dispatched target: a cancel requested meanwhile lets it finish.
+      // Stored only if it won the target's race (js/raceForTarget.ts): no
+      // coordinator timed out or cancelled this dispatched target before it,
+      // and a cancel requested meanwhile lets it finish.
       if (terminal) return `deployment is ${rec.state}`;
       if (t.state !== "DISPATCHED") return `target is ${t.state}`;
       t.state = "APPLYING";

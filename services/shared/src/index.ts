@@ -15,7 +15,7 @@ export * from "./js/appendEvent.js";
 export * from "./js/readEvents.js";
 export * from "./js/loadDeployment.js";
 export * from "./js/saveProjection.js";
-export * from "./js/claimTarget.js";
+export * from "./js/raceForTarget.js";
 export * from "./js/kvLastValues.js";
 export * from "./config.js";
 export * from "./artifacts.js";

@@ -10,6 +10,7 @@ export const ARTIFACTS_BUCKET = "deploy_artifacts";
  * Who may act on a dispatched target: the agent (to start it) or a
  * coordinator (to time it out or cancel it). One KV create decides.
  */
+/** The claims bucket of versions before the per-target race (unused; scripts/gen-credentials.ts still names it for them). */
 export const CLAIMS_BUCKET = "deploy_claims";
 /**
  * The desired release of each (app, environment): the last deployment that
@@ -115,8 +116,6 @@ export const ACTIVE_FILTER = "active.>";
  */
 export const indexKey = (app: string, environment: string, deploymentId: string): string => `idx.${app}.${environment}.${deploymentId}`;
 export const indexFilter = (app?: string, environment?: string): string => `idx.${app ?? "*"}.${environment ?? "*"}.*`;
-/** Key in deploy_claims of one (deployment, target). */
-export const claimKey = (deploymentId: string, agentId: string): string => `${deploymentId}.${agentId}`;
 
 /** Key in deploy_releases of an (app, environment). */
 export const releaseKey = (app: string, environment: string): string => `${app}.${environment}`;

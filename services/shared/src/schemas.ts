@@ -294,7 +294,14 @@ export type EventBody =
   | { type: "deployment.started" }
   | { type: "target.dispatched"; agentId: string }
   | { type: "targets.dispatched"; agentIds: string[] }
-  | { type: "target.started"; agentId: string }
+  /**
+   * The agent's side of the per-target race (js/raceForTarget.ts): appended
+   * on the target's own subject by compare-and-set, so it and a
+   * coordinator's delivery timeout or cancel of the target cannot both be
+   * stored. `nonce` tells the agent that a stored start is its own when the
+   * reply to its append was lost.
+   */
+  | { type: "target.started"; agentId: string; nonce?: string }
   | { type: "target.progress"; agentId: string; lines: string[]; linesCut: number }
   | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number; rolledBack?: boolean }
   | { type: "target.declined"; agentId: string; reason: string }
@@ -338,8 +345,9 @@ function parseEventBody(o: Obj): EventBody {
     case "deployment.started":
       return { type };
     case "target.dispatched":
-    case "target.started":
       return { type, agentId: agentId() };
+    case "target.started":
+      return { type, agentId: agentId(), ...(o.nonce === undefined ? {} : { nonce: asString(o.nonce, "event.nonce", { maxLength: 64 }) }) };
     case "targets.dispatched": {
       const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asAgentId(s, f), MAX_DISPATCH_BATCH);
       if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");

@@ -24,12 +24,6 @@ export interface PlanContext {
   lastHeartbeat: (agentId: string) => number | undefined;
   agentLiveMs: number;
   applyTimeoutGraceMs: number;
-  /**
-   * Whether the agent is known to hold the target's claim (it may start, or
-   * may have died after claiming). Such a DISPATCHED target is not timed out
-   * or cancelled by claim: it is treated like an applying one.
-   */
-  claimedByAgent?: (agentId: string) => boolean;
 }
 
 const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
@@ -41,19 +35,12 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   // event back first (one round trip less before the first dispatch).
   if (rec.state === "PENDING") return [{ type: "deployment.started" }, ...plan({ ...rec, state: "RUNNING" }, ctx)];
   const { strategy } = rec.spec;
+  // A delivery timeout (and a cancel, below) of a DISPATCHED target races
+  // its agent's start on the target's own subject: whichever the server
+  // stores first decides (js/raceForTarget.ts).
   const timeouts: EventBody[] = [];
-  const claimed = ctx.claimedByAgent ?? ((): boolean => false);
   for (const [agentId, t] of Object.entries(rec.targets)) {
-    if (t.state === "DISPATCHED" && t.dispatchedAt && claimed(agentId)) {
-      // Claimed by its agent but not (yet) reported started: alive and about
-      // to start, or dead right after its claim. Heartbeats tell.
-      const since = ctx.now - Date.parse(t.dispatchedAt);
-      const hb = ctx.lastHeartbeat(agentId);
-      const silentFor = hb === undefined ? since : ctx.now - hb;
-      if (since > strategy.deliveryTimeoutMs + strategy.applyTimeoutMs + ctx.applyTimeoutGraceMs || (silentFor > ctx.agentLiveMs && since > ctx.agentLiveMs)) {
-        timeouts.push({ type: "target.timed_out", agentId, phase: "apply", message: `agent claimed the target but reported nothing (silent for ${secs(silentFor)})` });
-      }
-    } else if (t.state === "DISPATCHED" && t.dispatchedAt) {
+    if (t.state === "DISPATCHED" && t.dispatchedAt) {
       const waited = ctx.now - Date.parse(t.dispatchedAt);
       if (waited > strategy.deliveryTimeoutMs) {
         timeouts.push({
@@ -76,11 +63,11 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   }
   if (timeouts.length > 0) return timeouts;
 
-  // A cancel stops dispatched targets whose agent has not claimed them yet.
+  // A cancel stops dispatched targets whose agent has not started them yet.
   if (rec.cancelRequested) {
     const cancels: EventBody[] = [];
     for (const [agentId, t] of Object.entries(rec.targets)) {
-      if (t.state === "DISPATCHED" && !claimed(agentId)) cancels.push({ type: "target.cancelled", agentId, message: rec.message || "cancelled" });
+      if (t.state === "DISPATCHED") cancels.push({ type: "target.cancelled", agentId, message: rec.message || "cancelled" });
     }
     if (cancels.length > 0) return cancels;
   }

@@ -27,7 +27,7 @@ import {
   activeKey,
   appendEvent,
   catchUp,
-  claimTarget,
+  isRaceDecision,
   foldEvent,
   fromJsMsg,
   isTerminalDeployment,
@@ -120,8 +120,6 @@ interface Cached {
 
 export class Reconciler {
   readonly #slots = new Map<string, Slot>();
-  /** Targets whose claim their agent holds (final once seen), "<deployment>.<agent>". */
-  readonly #agentClaims = new Set<string>();
   /** Commands this process already published, "<deployment>.<agent>". */
   readonly #published = new Set<string>();
   /** Deployments this process reconciles, caught up from the stream at every wake. */
@@ -323,17 +321,20 @@ export class Reconciler {
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
         agentLiveMs: this.opts.agentLiveMs,
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,
-        claimedByAgent: (a) => this.#agentClaims.has(`${id}.${a}`),
       });
       if (planned.length === 0) break;
-      const decisions = await this.#claimFirst(id, planned);
-      if (decisions.length === 0) continue; // every claim went to an agent: plan again knowing it
+      // A delivery timeout or a cancel of a dispatched target races its
+      // agent's start on the target's own subject (js/raceForTarget.ts); the
+      // other decisions are chained on the coordinator subject.
+      const raced = await this.#race(id, record, planned.filter(isRaceDecision), log);
+      const decisions = planned.filter((d) => !isRaceDecision(d));
       // Chained compare-and-set: each append expects the previous one to be
       // the last coordinator event, so another coordinator's decision in
       // between makes ours fail instead of doubling it.
       let expect = record.lastCoordinatorSeq;
-      // After our own appends, catching up to the last of them suffices.
-      let until: number | undefined;
+      // After our own appends, catching up to the last of them suffices
+      // (unless a race was lost: then to what won it).
+      let until: number | undefined = raced.lost ? undefined : raced.lastSeq;
       try {
         for (const d of decisions) {
           expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect, cancelRequested: record.cancelRequested });
@@ -353,11 +354,12 @@ export class Reconciler {
           this.opts.metrics?.decisions.inc({ type: d.type });
           log.debug({ type: d.type, agentId: "agentId" in d ? d.agentId : undefined, seq: expect }, "decision appended");
         }
-        until = expect;
+        if (until !== undefined && decisions.length > 0) until = Math.max(until, expect);
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         this.opts.metrics?.casConflicts.inc();
         log.debug("another coordinator decided first; reloading");
+        until = undefined;
       }
       record = (await catchUp(this.ctx, id, record, loaded.kvRevision, onInvalid, until))!.record;
       entry.record = record;
@@ -432,30 +434,41 @@ export class Reconciler {
     // into about one.
     await Promise.all(pending.map((agentId) => this.#publishOne(record.spec, agentId, log)));
     if (isTerminalDeployment(record.state)) {
-      for (const agentId of record.spec.targets) {
-        this.#published.delete(`${record.spec.id}.${agentId}`);
-        this.#agentClaims.delete(`${record.spec.id}.${agentId}`);
-      }
+      for (const agentId of record.spec.targets) this.#published.delete(`${record.spec.id}.${agentId}`);
     }
   }
 
   /**
-   * A coordinator may time out (delivery) or cancel a dispatched target only
-   * after winning its claim; a target whose agent claimed it first is left to
-   * the agent (and remembered, so the plan treats it as applying).
+   * Appends each race decision on its target's own subject, expecting the
+   * last sequence the record knows there: refused when the agent started
+   * the target (or anyone wrote there) since. Returns the last sequence
+   * stored, and whether any was refused (then the record must be caught up
+   * to what won).
    */
-  async #claimFirst(id: string, planned: EventBody[]): Promise<EventBody[]> {
-    const outcomes = await Promise.all(
-      planned.map(async (d) => {
-        const reason = d.type === "target.cancelled" ? "cancel" : d.type === "target.timed_out" && d.phase === "delivery" ? "timeout" : undefined;
-        if (!reason || !("agentId" in d)) return d;
-        const claim = await claimTarget(this.ctx, id, d.agentId, { by: "coordinator", reason });
-        if (claim.won) return d;
-        this.#agentClaims.add(`${id}.${d.agentId}`);
-        return undefined;
+  async #race(id: string, record: DeploymentRecord, races: EventBody[], log: Logger): Promise<{ lastSeq: number; lost: boolean }> {
+    let lastSeq = 0;
+    let lost = false;
+    await Promise.all(
+      races.map(async (d) => {
+        if (!("agentId" in d)) return;
+        try {
+          const seq = await appendEvent(this.ctx, id, d, {
+            source: d.agentId,
+            expectLastSubjectSeq: record.targets[d.agentId]?.subjectSeq ?? 0,
+            cancelRequested: record.cancelRequested,
+          });
+          lastSeq = Math.max(lastSeq, seq);
+          this.opts.metrics?.decisions.inc({ type: d.type });
+          log.debug({ type: d.type, agentId: d.agentId, seq }, "race decision appended");
+        } catch (err) {
+          if (!(err instanceof ConflictError)) throw err;
+          lost = true;
+          this.opts.metrics?.casConflicts.inc();
+          log.debug({ type: d.type, agentId: d.agentId }, "the agent (or another coordinator) wrote on the target first; reloading");
+        }
       }),
     );
-    return outcomes.filter((d): d is EventBody => d !== undefined);
+    return { lastSeq, lost };
   }
 
   /** Counts the transitions this reconcile folded (metrics only). */

@@ -4,7 +4,7 @@
 import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { AGENTS_BUCKET, CLAIMS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
+import { AGENTS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
 import { ServerTooOldError, serverVersionError } from "./serverVersion.js";
 
 export interface JsContext {
@@ -13,7 +13,6 @@ export interface JsContext {
   jsm: JetStreamManager;
   deployments: KV;
   agents: KV;
-  claims: KV;
 }
 
 export interface ConnectOptions {
@@ -62,6 +61,6 @@ export async function bindContext(nc: NatsConnection, opts: { apiTimeoutMs?: num
   const js = jetstream(nc, { timeout });
   const jsm = await jetstreamManager(nc, { timeout });
   const kvm = new Kvm(js);
-  const [deployments, agents, claims] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET), kvm.open(CLAIMS_BUCKET)]);
-  return { nc, js, jsm, deployments, agents, claims };
+  const [deployments, agents] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET)]);
+  return { nc, js, jsm, deployments, agents };
 }
