@@ -113,9 +113,10 @@ export function coordinatorPermissions(): Permissions {
       allow: [
         "$JS.API.>",
         "deploy.cmd.>",
-        `deploy.evt.*.coordinator`,
+        // Its own decisions, and the per-target race decisions (a delivery
+        // timeout or a cancel) on each target's own subject.
+        "deploy.evt.>",
         `$KV.${DEPLOYMENTS_BUCKET}.>`,
-        `$KV.${CLAIMS_BUCKET}.>`,
         `$KV.${RELEASES_BUCKET}.>`,
         `$O.${ARTIFACTS_BUCKET}.>`,
         `$JS.ACK.${EVENTS_STREAM}.>`,

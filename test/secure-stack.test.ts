@@ -73,6 +73,28 @@ describe("production mode with the generated credentials", () => {
     expect(r.stdout + r.stderr).toMatch(/SUCCEEDED/);
   });
 
+  it("the coordinator's race decision on a target's own subject is allowed: a cancel of a dispatched target lands", async () => {
+    // a1 frozen: its command waits, and the cancel races (and beats) its start.
+    const pid = stack.agent("a1").pid;
+    process.kill(pid, "SIGSTOP");
+    try {
+      const r = await runCli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v-cancel", "--detach", "--json"], { env: cli });
+      expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+      const id = (JSON.parse(r.stdout) as { deployment: { id: string } }).deployment.id;
+      const c = await runCli(["cancel", id, "--reason", "frozen agent"], { env: cli });
+      expect(c.code, `${c.stdout}\n${c.stderr}`).toBe(0);
+      let last = "";
+      for (let i = 0; i < 100 && !/CANCELLED/.test(last); i++) {
+        last = (await runCli(["get", id], { env: cli })).stdout;
+        if (!/DEPLOYMENT_STATE_CANCELLED|CANCELLED/.test(last)) await new Promise((res) => setTimeout(res, 200));
+      }
+      expect(last).toMatch(/CANCELLED/);
+      expect(stack.coordinators[0]!.logs()).not.toMatch(/Permissions Violation/i);
+    } finally {
+      process.kill(pid, "SIGCONT");
+    }
+  });
+
   it("without the token: UNAUTHENTICATED; with the viewer's: reads only", async () => {
     const { DEPLOY_TOKEN: _t, ...noToken } = cli;
     const r = await runCli(["list"], { env: noToken });
