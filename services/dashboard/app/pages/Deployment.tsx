@@ -240,11 +240,12 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
       <div class="bar">
         <h1 class="mono">{dep.id}</h1>
         <span class={`state big s-${m.state}`} id="deployment-state">{m.state}</span>
-        {!terminal && m.pausedBy !== "" && <span key="paused" class="badge waiting" id="paused-badge">paused</span>}
-        {!terminal && m.awaitingPromotion && <span key="awaiting" class="badge waiting" id="awaiting-badge">awaiting promotion</span>}
-        <span key="live" class={`live ${status}`} id="live-status">{status === "ended" ? "finished" : status}</span>
+        {/* Always rendered (hidden when they do not apply): the bar keeps one shape, so the cancel confirmation below is never re-created while it is open. */}
+        <span class="badge waiting" id="paused-badge" hidden={terminal || m.pausedBy === ""}>paused</span>
+        <span class="badge waiting" id="awaiting-badge" hidden={terminal || !m.awaitingPromotion}>awaiting promotion</span>
+        <span class={`live ${status}`} id="live-status">{status === "ended" ? "finished" : status}</span>
         {session?.canCancel === true && !terminal && !dep.cancelRequested && (
-          <span key="actions" class="actions">
+          <span class="actions">
             <DecisionButtons id={id} canary={canaryTargets.length > 0} paused={m.pausedBy !== ""} promoted={m.promotedBy !== ""} onDone={decided} onError={fail} />
             <CancelButton id={id} onDone={setDep} onError={fail} />
           </span>
