@@ -79,10 +79,12 @@ describe("deployctl through pipes", () => {
     expect(doc.artifact).toMatchObject({ name: "web", hooks: ["before_install", "start", "validate"] });
     expect(doc.artifact.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     const strategy = doc.deployment.strategy as Json;
-    expect(Object.keys(strategy)).toEqual(["maxConcurrency", "maxFailures", "deliveryTimeout", "applyTimeout"]);
+    // max_pause is always set by the server (its default, 24 h, when not asked): a message field, so printed.
+    expect(Object.keys(strategy)).toEqual(["maxConcurrency", "maxFailures", "deliveryTimeout", "applyTimeout", "maxPause"]);
     expect([strategy.maxConcurrency, strategy.maxFailures]).toEqual([2, 0]); // proto3 optional: 0 is printed
     expect(strategy.deliveryTimeout).toMatch(DURATION);
     expect(strategy.applyTimeout).toMatch(DURATION);
+    expect(strategy.maxPause).toBe("86400s");
     const types = doc.events.map((e) => e.type);
     expect(types[0]).toBe("deployment.created");
     expect(types.at(-1)).toBe("deployment.finished");
