@@ -43,7 +43,12 @@ async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coord
   }
   const id = d.id ?? "";
   if (!last.revertedBy) {
-    view.note(`auto_revert: no revert deployment of ${id} yet; \`deployctl get ${id}\` shows it (reverted by) once the coordinator has made it`);
+    // Either later (a coordinator crashed: the next sweep makes it) or never
+    // (another deployment of the pair took the lock first: the coordinator logs it).
+    view.note(
+      `auto_revert: no revert deployment of ${id} yet (none is made if another deployment of ${d.app ?? "the app"} in ${d.environment ?? "the environment"} ` +
+        `took the lock first); deployctl get ${id} shows "reverted by" once it exists`,
+    );
     return last;
   }
   const revert = await client.getDeployment(last.revertedBy).catch(() => undefined);
