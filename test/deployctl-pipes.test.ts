@@ -12,8 +12,8 @@ import { Stack } from "./helpers/stack.js";
 
 type Json = Record<string, unknown>;
 
-const TIME_KEYS = new Set(["createdAt", "updatedAt", "finishedAt", "dispatchedAt", "startedAt", "time", "lastHeartbeat"]);
-const DURATION_KEYS = new Set(["deliveryTimeout", "applyTimeout"]);
+const TIME_KEYS = new Set(["createdAt", "updatedAt", "finishedAt", "dispatchedAt", "startedAt", "time", "lastHeartbeat", "promoteAt"]);
+const DURATION_KEYS = new Set(["deliveryTimeout", "applyTimeout", "maxPause", "canarySoak"]);
 const INT64_KEYS = new Set(["lastSequence", "sequence", "size"]);
 
 /** The canonical proto3 JSON mapping, checked on every value of a document. */
