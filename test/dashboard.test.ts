@@ -6,7 +6,8 @@
 // its hook output and a bar coloured by outcome; a rollback is marked and the
 // newest output line is in view; a dropped event stream (the page's or the
 // coordinator's) resumes without gaps or repeats; tokens gate the page and a
-// deployer cancels from it.
+// deployer cancels, pauses, promotes and resumes from it; an automatic
+// revert links both ways.
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
@@ -381,6 +382,73 @@ describeIfChromium("dashboard with tokens", () => {
       expect(final.cancelledBy).toBe("dan");
       expect(final.requestedBy).toBe("dan");
       expect(await page.textContent("#cancelled-by")).toBe("dan");
+    } finally {
+      await page.close();
+      grpcClient.close();
+    }
+  });
+
+  it("a deployer pauses, promotes and resumes a canary deployment from the page; the list marks it; a FAILED auto_revert links its revert", async () => {
+    const grpcClient = rawClient(stack.address, { token: deployer });
+    await stack.control("a1", { sleep: 3 }, false);
+    const d = await grpcClient.unary<{ id: string }>("CreateDeployment", {
+      requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v2" }, strategy: { maxConcurrency: 3, canary: 1 }, targets: ["a1", "a2", "a3"],
+    });
+    const asViewer = (what: string): Promise<Response> =>
+      fetch(`${base}api/deployments/${d.id}/${what}`, { method: "POST", headers: { Authorization: `Bearer ${viewer}`, "Content-Type": "application/json" }, body: "{}" });
+    for (const what of ["pause", "resume", "promote"]) expect((await asViewer(what)).status, what).toBe(403);
+
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${base}#/deployments/${d.id}`);
+      await page.fill("input[name=token]", deployer);
+      await page.click("button:text('Log in')");
+      await page.waitForSelector("#awaiting-badge", { timeout: 30_000 });
+      expect(await page.textContent("#canary")).toMatch(/^a1 succeeded; awaiting promotion$/);
+      await page.goto(`${base}#/`);
+      await page.waitForSelector(`tr[data-deployment="${d.id}"] .badge:text("awaiting promotion")`);
+
+      await page.goto(`${base}#/deployments/${d.id}`);
+      await page.click("#pause");
+      await page.fill(".pause input", "checking graphs");
+      await page.click("#confirm-pause");
+      await page.waitForSelector('#paused-by:has-text("dan")');
+      await page.click("#promote");
+      await page.waitForSelector('#promoted-by:text("promoted by dan")');
+      // Promoted but paused: nothing beyond the canary is dispatched (the fold refuses it).
+      const held = await grpcClient.unary<{ paused: boolean; targets: { agentId: string; state: string }[] }>("GetDeployment", { deploymentId: d.id });
+      expect(held.paused).toBe(true);
+      expect(held.targets.find((t) => t.agentId === "a2")?.state).toBe("TARGET_STATE_PENDING");
+      await page.click("#resume");
+      await page.waitForSelector('#deployment-state:text("SUCCEEDED")', { timeout: 30_000 });
+      await page.waitForSelector('#events td:text("checking graphs (from the dashboard)")');
+
+      // v2 is the desired release now: a FAILED deployment with auto_revert is reverted to it.
+      await stack.control("a2", "fail");
+      let failedId = "";
+      try {
+        const bad = await grpcClient.unary<{ id: string }>("CreateDeployment", {
+          requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v3" }, strategy: { maxConcurrency: 1, autoRevert: true }, targets: ["a1", "a2", "a3"],
+        });
+        failedId = bad.id;
+        await page.goto(`${base}#/deployments/${bad.id}`);
+        await page.waitForSelector('#deployment-state:text("FAILED")', { timeout: 30_000 });
+      } finally {
+        await stack.control("a2", "fail", false);
+      }
+      // reverted_by shows once the revert exists (made as the deployment finished): reload until it does.
+      let revertId = "";
+      for (let i = 0; i < 100 && !revertId; i++) {
+        const got = (await (await fetch(`${base}api/deployments/${failedId}`, { headers: { Authorization: `Bearer ${viewer}` } })).json()) as { revertedBy?: string };
+        revertId = got.revertedBy ?? "";
+        if (!revertId) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(revertId).toMatch(/^d-/);
+      await page.reload();
+      await page.waitForSelector(`#reverted-by a:text("${revertId}")`);
+      await page.click(`#reverted-by a`);
+      await page.waitForSelector(`#reverts a:text("${failedId}")`);
+      expect(await page.textContent("#restores")).toMatch(/^v2 \(release v2-\S+, from d-\S+\)$/);
     } finally {
       await page.close();
       grpcClient.close();

@@ -12,8 +12,8 @@ import { Stack } from "./helpers/stack.js";
 
 type Json = Record<string, unknown>;
 
-const TIME_KEYS = new Set(["createdAt", "updatedAt", "finishedAt", "dispatchedAt", "startedAt", "time", "lastHeartbeat"]);
-const DURATION_KEYS = new Set(["deliveryTimeout", "applyTimeout"]);
+const TIME_KEYS = new Set(["createdAt", "updatedAt", "finishedAt", "dispatchedAt", "startedAt", "time", "lastHeartbeat", "promoteAt"]);
+const DURATION_KEYS = new Set(["deliveryTimeout", "applyTimeout", "maxPause", "canarySoak"]);
 const INT64_KEYS = new Set(["lastSequence", "sequence", "size"]);
 
 /** The canonical proto3 JSON mapping, checked on every value of a document. */
@@ -85,6 +85,7 @@ describe("deployctl through pipes", () => {
     expect([strategy.maxConcurrency, strategy.maxFailures]).toEqual([2, 0]); // proto3 optional: 0 is printed
     expect(strategy.deliveryTimeout).toMatch(DURATION);
     expect(strategy.applyTimeout).toMatch(DURATION);
+    expect(strategy.maxPause).toBe("86400s");
     const types = doc.events.map((e) => e.type);
     expect(types[0]).toBe("deployment.created");
     expect(types.at(-1)).toBe("deployment.finished");

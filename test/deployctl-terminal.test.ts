@@ -81,6 +81,23 @@ describe.skipIf(!Tmux.available())("deployctl on a terminal", () => {
     expect((JSON.parse(d.stdout) as { state: string }).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
   });
 
+  it("the live view says when it waits for a promote or a resume, and what to run; then follows to the end", async () => {
+    tmux.start("canary", await terminalScript([deployctl("deploy --executable --app web --env prod --version v-canary --canary 1 --max-concurrency 2"), 'echo "EXIT=$?"']));
+    const id = (await tmux.waitFor("canary", /deployment (d-\S+):/))[1]!;
+    await tmux.waitFor("canary", new RegExp(`RUNNING \\(awaiting promotion\\)[\\s\\S]*canary wave of 1 succeeded; waiting for a promote \\(deployctl promote ${id}\\)`));
+    const paused = await runCli(["pause", id, "--reason", "lunch"], { env });
+    expect(paused.code, paused.stderr).toBe(0);
+    await tmux.waitFor("canary", /RUNNING \(paused\)[\s\S]*paused by anonymous \(development mode\): lunch/);
+    expect((await runCli(["promote", id], { env })).code).toBe(0);
+    await tmux.waitFor("canary", /promoted by anonymous \(development mode\): going on to every target/);
+    expect((await runCli(["resume", id], { env })).code).toBe(0);
+    const exit = await tmux.waitFor("canary", /EXIT=(\d+)/);
+    const screen = tmux.screen("canary");
+    expect(exit[1], screen).toBe("0");
+    expect(screen).toMatch(new RegExp(`deployment ${id}\\s+SUCCEEDED`));
+    expect(screen).toContain("canary t1: promoted by anonymous (development mode)");
+  });
+
   it("bash completion: commands, flags and values complete with Tab in an interactive bash", async () => {
     // A deployctl on PATH, as an installed one would be. (capture-pane -J
     // keeps trailing blanks: a completed word is followed by one or more.)

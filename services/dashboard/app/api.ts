@@ -23,7 +23,17 @@ export interface Deployment {
   app: string;
   environment: string;
   changeset: { version: string; artifact: { name: string; digest: string } | null };
-  strategy: { maxConcurrency: number; maxFailures: number; deliveryTimeout: Timestamp; applyTimeout: Timestamp };
+  strategy: {
+    maxConcurrency: number;
+    maxFailures: number;
+    deliveryTimeout: Timestamp;
+    applyTimeout: Timestamp;
+    /** The canary wave's size (absent: none); canarySoak: promotes by itself after it. */
+    canary?: number;
+    canarySoak?: Timestamp | null;
+    autoRevert?: boolean;
+    maxPause?: Timestamp | null;
+  };
   state: string;
   message: string;
   targets: Target[];
@@ -41,6 +51,21 @@ export interface Deployment {
   cancelledBy: string;
   /** A convergence deployment: the deployment whose desired release it brings its target to; empty otherwise. */
   convergesTo?: string;
+  /** Dispatching stopped by PauseDeployment (running applies go on), and by whom. */
+  paused?: boolean;
+  pausedBy?: string;
+  /** Every canary succeeded; the rollout waits for a promote (or promoteAt, with a canary soak). */
+  awaitingPromotion?: boolean;
+  promoteAt?: Timestamp | null;
+  /** Who promoted the canary wave ("canary_soak" when it promoted itself). */
+  promotedBy?: string;
+  canaryTargets?: string[];
+  /** An automatic revert: the FAILED deployment it reverts. */
+  reverts?: string;
+  /** A revert or rollback: the release it brings back. */
+  restores?: Release | null;
+  /** A FAILED deployment with auto_revert: the deployment that reverts it. */
+  revertedBy?: string;
 }
 
 export interface DeployEvent {
@@ -55,7 +80,7 @@ export interface DeployEvent {
   lines: string[];
   /** targets.dispatched: the targets it dispatched (agentId is empty). */
   agentIds?: string[];
-  /** deployment.created, deployment.cancel_requested: who asked (authenticated). */
+  /** deployment.created, .cancel_requested, .paused, .resumed, .promoted: who asked (authenticated). */
   actor?: string;
 }
 
@@ -129,6 +154,9 @@ export const api = {
   },
   deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
   cancel: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ reason }) }),
+  pause: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/pause`, { method: "POST", body: JSON.stringify({ reason }) }),
+  resume: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/resume`, { method: "POST", body: "{}" }),
+  promote: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/promote`, { method: "POST", body: "{}" }),
   agents: (signal?: AbortSignal) => call<{ agents: Agent[] }>("api/agents", { signal }),
 };
 

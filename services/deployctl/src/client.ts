@@ -1,8 +1,8 @@
 // The DeployService client deployctl uses: every unary call has a deadline,
 // and calls failing with UNAVAILABLE or DEADLINE_EXCEEDED are retried with
 // exponential backoff inside a bounded budget. Retrying is safe: creation
-// carries a request id, cancel is idempotent, and uploading identical content
-// again is a no-op on the server.
+// and rollback carry a request id; cancel, pause, resume and promote are
+// idempotent; and uploading identical content again is a no-op on the server.
 import { createReadStream } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
 import { loadDeployProto, type DeployServiceClient, type DeploymentEventMsg, type DeploymentMsg, type CreateDeploymentRequestInput } from "../../shared/src/proto.js";
@@ -11,6 +11,7 @@ import type { GetReleaseResponse__Output } from "../../shared/src/gen/deploy/v1/
 import type { ListAgentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListAgentsResponse.js";
 import type { ListArtifactsResponse__Output } from "../../shared/src/gen/deploy/v1/ListArtifactsResponse.js";
 import type { ListDeploymentsRequest } from "../../shared/src/gen/deploy/v1/ListDeploymentsRequest.js";
+import type { RollbackReleaseRequest } from "../../shared/src/gen/deploy/v1/RollbackReleaseRequest.js";
 import type { ListDeploymentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListDeploymentsResponse.js";
 import { UnreachableError, isRetryable } from "./errors.js";
 
@@ -76,7 +77,18 @@ export class Backoff {
   }
 }
 
-type UnaryMethod = "CreateDeployment" | "GetDeployment" | "ListDeployments" | "CancelDeployment" | "ListAgents" | "GetRelease" | "ListArtifacts";
+type UnaryMethod =
+  | "CreateDeployment"
+  | "GetDeployment"
+  | "ListDeployments"
+  | "CancelDeployment"
+  | "PauseDeployment"
+  | "ResumeDeployment"
+  | "PromoteDeployment"
+  | "RollbackRelease"
+  | "ListAgents"
+  | "GetRelease"
+  | "ListArtifacts";
 
 export class Client {
   readonly raw: DeployServiceClient;
@@ -137,6 +149,20 @@ export class Client {
   }
   cancelDeployment(deploymentId: string, reason: string): Promise<DeploymentMsg> {
     return this.#unary("CancelDeployment", { deploymentId, reason });
+  }
+  /** Pause, resume and promote are idempotent on the server: asking again returns the deployment unchanged. */
+  pauseDeployment(deploymentId: string, reason: string): Promise<DeploymentMsg> {
+    return this.#unary("PauseDeployment", { deploymentId, reason });
+  }
+  resumeDeployment(deploymentId: string): Promise<DeploymentMsg> {
+    return this.#unary("ResumeDeployment", { deploymentId });
+  }
+  promoteDeployment(deploymentId: string): Promise<DeploymentMsg> {
+    return this.#unary("PromoteDeployment", { deploymentId });
+  }
+  /** Carries a request id, as createDeployment: a retry is answered with the same deployment. */
+  rollbackRelease(req: RollbackReleaseRequest): Promise<DeploymentMsg> {
+    return this.#unary("RollbackRelease", req);
   }
   listAgents(req: { app?: string; environment?: string }): Promise<AgentsMsg> {
     return this.#unary("ListAgents", req);

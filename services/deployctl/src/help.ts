@@ -15,7 +15,8 @@ Exit codes:
 
 Environment:
   DEPLOY_COORDINATOR         coordinator address (default 127.0.0.1:50051)
-  DEPLOY_TOKEN               bearer token (role viewer reads; deployer also deploys, cancels, uploads)
+  DEPLOY_TOKEN               bearer token (role viewer reads; deployer also deploys, cancels,
+                             pauses, resumes, promotes, rolls back, uploads)
   DEPLOY_TLS, DEPLOY_CA      use TLS (1); CA file to trust (implies TLS)
   DEPLOY_CLIENT_CERT, DEPLOY_CLIENT_KEY  client certificate and key (mutual TLS)
   DEPLOYCTL_CALL_TIMEOUT_MS  deadline of one call (default 15000)
@@ -30,10 +31,11 @@ Shell completion: deployctl completion bash|zsh (deployctl completion --help).
 const FOLLOW_DOCUMENT = `
 --json prints one document when following is over:
   {"requestId": …, "artifact": {…}, "deployment": {…}, "events": [{…}, …], "following": "ended"}
-  requestId and artifact (deploy only; no artifact with --executable); deployment: the final
-  state (as get --json prints it), as created with --detach, or as last read when following
-  stopped early; events: those received while following; following: "ended", "detached" or
-  "stopped" (Ctrl-C or the coordinator lost: exit 130 or 3). Progress lines go to stderr.`;
+  requestId (deploy and rollback) and artifact (deploy only; none with --executable);
+  deployment: the final state (as get --json prints it), as created with --detach, or as
+  last read when following stopped early; events: those received while following;
+  following: "ended", "detached" or "stopped" (Ctrl-C or the coordinator lost: exit 130
+  or 3). Progress lines go to stderr.`;
 
 /** Examples per command, shown by `deployctl <command> --help`. */
 export const COMMAND_HELP_AFTER: Record<string, string> = {
@@ -50,6 +52,15 @@ Examples:
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --selector 'role=web,zone in (a,b)' --max-concurrency 25% --max-failures 10%
   # in a script: one JSON document on stdout
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --json | jq -r .deployment.state
+  # one canary first; the rest waits for: deployctl promote <id>
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --canary 1
+  # 10% of the agents first, going on by itself after 15 minutes without a failure
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --canary 10% --canary-soak 15m
+  # if it fails, bring the agents it changed back to the release desired before it
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --auto-revert
+
+Following goes on while the deployment is paused or waits for a promote; the
+lines say who paused or promoted it, and what to run next.
 `,
   watch: `${FOLLOW_DOCUMENT}
 
@@ -76,6 +87,38 @@ Examples:
   $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "wrong version"
   # then see it end
   $ deployctl watch d-0mwxzpgab-3e1e5ad5
+`,
+  promote: `
+Promoting a deployment already promoted is a no-op. Refused (FAILED_PRECONDITION,
+exit 2) without a canary wave, or once it ended, is being cancelled or halted
+(a canary failed).
+
+Examples:
+  $ deployctl promote d-0mwxzpgab-3e1e5ad5
+  $ deployctl watch d-0mwxzpgab-3e1e5ad5
+`,
+  pause: `
+Pausing a paused deployment (or one that ended) changes nothing. A deployment
+paused longer than its max_pause (default 24h) is cancelled: every deployment ends.
+
+Examples:
+  $ deployctl pause d-0mwxzpgab-3e1e5ad5 --reason "error rate up on web-1"
+  $ deployctl resume d-0mwxzpgab-3e1e5ad5
+`,
+  resume: `
+Examples:
+  $ deployctl resume d-0mwxzpgab-3e1e5ad5
+`,
+  rollback: `${FOLLOW_DOCUMENT}
+
+The release rolled back to is the one before the desired release (deployctl
+releases <app> <env> shows both). Exit codes as deploy: 0 when it succeeded.
+
+Examples:
+  $ deployctl rollback web prod
+  # a canary first, then the rest after deployctl promote <id>
+  $ deployctl rollback web prod --canary 1 --note "v1.4.2 breaks logins"
+  $ deployctl rollback web prod --detach --json | jq -r .deployment.id
 `,
   agents: `
 Status, per app: current (on the desired release), outdated (live, on another

@@ -75,6 +75,31 @@ export function amountOption(min: number): (v: string) => Amount {
   };
 }
 
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** The coordinator refuses strategy durations longer than this (requests.ts). */
+export const MAX_STRATEGY_DURATION_MS = 7 * 24 * 3_600_000;
+
+/**
+ * A duration as deploy.yaml's hook timeouts write it: "90s", "10m",
+ * "1h30m", "500ms" → milliseconds, from 1 ms to 7 days (168h), the range
+ * the coordinator accepts for strategy durations.
+ */
+export function durationOption(v: string): number {
+  const text = v.trim();
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  if (text === "" || matched !== text.length) throw new InvalidArgumentError(`"${v}" is not a duration such as 90s, 10m or 1h30m`);
+  const ms = Math.round(total);
+  if (ms < 1) throw new InvalidArgumentError("must be longer than 0");
+  if (ms > MAX_STRATEGY_DURATION_MS) throw new InvalidArgumentError("must be at most 168h (7 days)");
+  return ms;
+}
+
 /** A label selector, checked here (exit 2 before anything is sent); sent as given, the coordinator records its canonical form. */
 export function selectorOption(v: string): string {
   try {

@@ -3,13 +3,16 @@
 import { Argument, Command, CommanderError, Option } from "commander";
 import { agentsCommand, artifactsCommand, getCommand, listCommand } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
+import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
+import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
 import { releasesCommand } from "./commands/releases.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
 import { watchCommand } from "./commands/watch.js";
+import { withStrategyOptions } from "./commands/strategy.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
 import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
-import { amountOption, intOption, listOption, parseDeploymentId, parseDeploymentState, selectorOption, tokenOption, withCommonOptions } from "./options.js";
+import { intOption, listOption, parseDeploymentId, parseDeploymentState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
 
 /**
  * A subcommand whose usage errors point at its own help (commander copies
@@ -25,7 +28,7 @@ function subcommand(program: Command, name: string): Command {
 
 export function buildProgram(setExit: (code: ExitCode) => void, version: string): Command {
   const program = new Command("deployctl")
-    .description("Deploy bundles to VMs through the deployment coordinator, and watch, inspect or cancel deployments.")
+    .description("Deploy bundles to VMs through the deployment coordinator; watch, inspect, pause, promote or cancel deployments; roll a release back.")
     .version(version, "-V, --cli-version", "print deployctl's version")
     // Program options only before the command: `deploy --version v1` is the deploy's own option.
     .enablePositionalOptions()
@@ -37,21 +40,17 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   const run = (p: Promise<ExitCode>): Promise<void> => p.then(setExit);
 
   withCommonOptions(
-    subcommand(program, "deploy")
-      .description(
-        "pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it; " +
-          "with --executable, deploy without a bundle",
-      )
-      .argument("[bundle]", "directory or .tar.gz bundle (none with --executable)")
-      .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
-      .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
-      .requiredOption("--version <version>", "version label (DEPLOY_VERSION on the agents)")
-      .option("--max-concurrency <n|p%>", "targets applying at once: a count, or a percentage of the targets such as 10% (server default 1)", amountOption(1))
-      .option(
-        "--max-failures <n|p%>",
-        "failures the rollout goes on after, a count or a percentage such as 25%; one more stops it (server default 0). Any failure still fails the deployment",
-        amountOption(0),
-      )
+    withStrategyOptions(
+      subcommand(program, "deploy")
+        .description(
+          "pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it; " +
+            "with --executable, deploy without a bundle",
+        )
+        .argument("[bundle]", "directory or .tar.gz bundle (none with --executable)")
+        .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
+        .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
+        .requiredOption("--version <version>", "version label (DEPLOY_VERSION on the agents)"),
+    )
       .option("--targets <ids>", "comma-separated agent ids (default: every live agent of the app and environment)", listOption)
       .addOption(
         new Option("--selector <selector>", "choose the targets by agent labels, Kubernetes syntax: role=web,zone in (a,b) (also k!=v, k notin (x,y), k, !k; comma = AND)")
@@ -92,6 +91,40 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .argument("<id>", "deployment id", parseDeploymentId)
       .option("--reason <text>", "why (recorded in the audit log)"),
   ).action((id: string, o: { reason?: string; json?: boolean; coordinator?: string }) => run(cancelCommand(id, o)));
+
+  withCommonOptions(
+    subcommand(program, "promote")
+      .description("let a deployment waiting after its canary wave go on to every target (also before the wave is done)")
+      .argument("<id>", "deployment id", parseDeploymentId),
+  ).action((id: string, o: CommonOptions) => run(promoteCommand(id, o)));
+
+  withCommonOptions(
+    subcommand(program, "pause")
+      .description("stop dispatching new targets (in-flight applies finish and are reported) until deployctl resume; bounded by the deployment's max_pause")
+      .argument("<id>", "deployment id", parseDeploymentId)
+      .option("--reason <text>", "why (recorded in the audit log and shown to whoever follows it)"),
+  ).action((id: string, o: PauseOptions) => run(pauseCommand(id, o)));
+
+  withCommonOptions(
+    subcommand(program, "resume")
+      .description("dispatch again after deployctl pause (a canary wave still waits for its promote)")
+      .argument("<id>", "deployment id", parseDeploymentId),
+  ).action((id: string, o: CommonOptions) => run(resumeDeploymentCommand(id, o)));
+
+  withCommonOptions(
+    withStrategyOptions(
+      subcommand(program, "rollback")
+        .description(
+          "deploy the release before the desired one of an app in an environment to the agents the desired one covered, and follow it; " +
+            "it becomes the desired release when it succeeds",
+        )
+        .argument("<app>", "app", tokenOption)
+        .argument("<env>", "environment", tokenOption),
+    )
+      .option("--request-id <id>", "idempotency key: re-running with the same id never rolls back twice (default: a new UUID, printed)")
+      .option("--note <text>", "a note recorded with the deployment, beside who asked; default user@host (deployctl)")
+      .option("--detach", "return once the deployment is created, without following it"),
+  ).action((app: string, env: string, o: RollbackOptions) => run(rollbackCommand(app, env, o)));
 
   withCommonOptions(
     subcommand(program, "agents")

@@ -1,6 +1,7 @@
 // The dashboard's JSON API: the same functions and the same messages as the
 // gRPC API (grpc/convert.ts), so both show the same data. Read-only except
-// POST /api/deployments/:id/cancel, which needs a deployer token.
+// POST /api/deployments/:id/{cancel,pause,resume,promote}, which need a
+// deployer token.
 //
 //   GET  /api/session                      who is asking; 401 when a token is needed
 //   POST /api/session      {"token"}       log in: sets an HttpOnly cookie
@@ -9,6 +10,7 @@
 //   GET  /api/deployments/:id
 //   GET  /api/deployments/:id/events       Server-Sent Events (events.ts)
 //   POST /api/deployments/:id/cancel {"reason"}
+//   POST /api/deployments/:id/pause {"reason"}, …/resume, …/promote   as the gRPC calls
 //   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
@@ -17,7 +19,10 @@ import { tokenIdentity } from "../grpc/identity.js";
 import { toAgentMessage, toDeploymentMessage } from "../grpc/convert.js";
 import { toAgentReleases } from "../grpc/convertRelease.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
+import { deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
+import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
+import { revertRequestId } from "../releases/rollback.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
@@ -38,6 +43,14 @@ export interface ApiDeps {
   /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
   shutdown: AbortSignal;
 }
+
+/** The operator's decisions the page may make: POST /api/deployments/:id/<name>. */
+const DECISIONS: Record<string, { gerund: string; takesReason: boolean }> = {
+  cancel: { gerund: "cancelling", takesReason: true },
+  pause: { gerund: "pausing", takesReason: true },
+  resume: { gerund: "resuming", takesReason: false },
+  promote: { gerund: "promoting", takesReason: false },
+};
 
 const sessionBody = (deps: ApiDeps, c: Caller): object => ({
   authRequired: deps.auth.enabled,
@@ -72,20 +85,41 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   const caller = identify(req, deps.auth);
   if (parts[0] === "deployments" && parts.length >= 2 && parts.length <= 3) {
     const id = validateDeploymentId(parts[1]);
-    if (parts.length === 3 && parts[2] === "cancel") {
-      if (method !== "POST") throw new HttpError(405, "use POST to cancel");
+    const decision = parts.length === 3 ? DECISIONS[parts[2]!] : undefined;
+    if (decision) {
+      if (method !== "POST") throw new HttpError(405, `use POST to ${parts[2]}`);
       checkSameOrigin(req);
       if (!caller.canCancel) {
-        throw new HttpError(403, deps.auth.enabled ? `cancelling needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}` : "the dashboard is read-only without grpc.tokens: cancel with deployctl");
+        throw new HttpError(
+          403,
+          deps.auth.enabled
+            ? `${decision.gerund} needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}`
+            : `the dashboard is read-only without grpc.tokens: ${parts[2]} with deployctl`,
+        );
       }
-      const reason = validateReason((await readJsonBody(req)).reason);
-      // canCancel implies a deployer token: its name is who cancels (the
-      // event's `by`); the reason says where from.
-      const rec = await cancelDeployment(deps, id, reason ? `${reason} (from the dashboard)` : "from the dashboard", tokenIdentity(caller.principal!));
+      // canCancel implies a deployer token: its name is who decides (the
+      // event's `by`); a reason says where from.
+      const by = tokenIdentity(caller.principal!);
+      const body = decision.takesReason ? await readJsonBody(req) : {};
+      const reason = decision.takesReason ? validateReason(body.reason) : "";
+      const from = reason ? `${reason} (from the dashboard)` : "from the dashboard";
+      const rec =
+        parts[2] === "cancel"
+          ? await cancelDeployment(deps, id, from, by)
+          : parts[2] === "pause"
+            ? await pauseDeployment(deps, id, from, by)
+            : parts[2] === "resume"
+              ? await resumeDeployment(deps, id, by)
+              : await promoteDeployment(deps, id, by);
       return sendJson(res, 200, toDeploymentMessage(rec));
     }
     if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
-    if (parts.length === 2) return sendJson(res, 200, toDeploymentMessage(await getDeployment(deps.ctx, id)));
+    if (parts.length === 2) {
+      const rec = await getDeployment(deps.ctx, id);
+      // As GetDeployment: the automatic revert of a FAILED deployment, by its fixed request id.
+      const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(deps.ctx, revertRequestId(rec.spec.id)) : undefined;
+      return sendJson(res, 200, toDeploymentMessage(rec, revertedBy ?? ""));
+    }
     if (parts[2] === "events") return streamEvents(deps, req, res, id, afterSequenceOf(req, q));
   }
   if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);

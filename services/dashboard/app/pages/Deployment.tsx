@@ -21,6 +21,7 @@ const LOG_SHOWN = 500;
 // A target's result event does not say whether it rolled back; the record
 // does. One re-read of the snapshot this long after a burst of results.
 const RESULT_REREAD_MS = 500;
+const DECISION_EVENTS = new Set(["deployment.paused", "deployment.resumed", "deployment.canary_done", "deployment.promoted"]);
 
 interface TargetView {
   state: string;
@@ -43,6 +44,10 @@ interface Model {
   lastSeq: number;
   /** Who requested the cancel: from the snapshot, or from a later deployment.cancel_requested event. */
   cancelledBy: string;
+  /** The operator's decisions, from the snapshot and then from deployment.paused / resumed / canary_done / promoted. */
+  pausedBy: string;
+  awaitingPromotion: boolean;
+  promotedBy: string;
 }
 
 declare global {
@@ -54,7 +59,18 @@ declare global {
 function modelOf(d: Deployment): Model {
   const targets = new Map<string, TargetView>();
   for (const t of d.targets) targets.set(t.agentId, { state: short(t.state), message: t.message, lines: [], lastOutput: t.lastOutput, rolledBack: t.rolledBack });
-  return { snapshotSeq: Number(d.lastSequence), state: short(d.state), targets, events: [], received: [], lastSeq: 0, cancelledBy: d.cancelledBy ?? "" };
+  return {
+    snapshotSeq: Number(d.lastSequence),
+    state: short(d.state),
+    targets,
+    events: [],
+    received: [],
+    lastSeq: 0,
+    cancelledBy: d.cancelledBy ?? "",
+    pausedBy: d.paused ? d.pausedBy || "—" : "",
+    awaitingPromotion: d.awaitingPromotion === true,
+    promotedBy: d.promotedBy ?? "",
+  };
 }
 
 function applyEvent(m: Model, e: DeployEvent, seq: number): void {
@@ -75,6 +91,17 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
     if (v && v.state === "PENDING") v.state = "DISPATCHED";
   }
   if (e.type === "deployment.cancel_requested" && e.actor) m.cancelledBy = e.actor;
+  if (e.type === "deployment.paused") m.pausedBy = e.actor || "—";
+  if (e.type === "deployment.resumed") m.pausedBy = "";
+  if (e.type === "deployment.canary_done") m.awaitingPromotion = true;
+  if (e.type === "deployment.promoted") {
+    m.awaitingPromotion = false;
+    m.promotedBy = e.actor || "—";
+  }
+  if (e.type === "deployment.finished") {
+    m.pausedBy = "";
+    m.awaitingPromotion = false;
+  }
   // A halt or cancel moves pending targets without an event of their own.
   if (e.type === "deployment.halted" || e.type === "deployment.cancel_requested") {
     for (const v of m.targets.values()) if (v.state === "PENDING") v.state = e.type === "deployment.halted" ? "SKIPPED" : "CANCELLED";
@@ -90,6 +117,12 @@ function mergeSnapshot(m: Model, d: Deployment, final: boolean): void {
     if (final) Object.assign(v, { state: short(t.state), message: t.message });
   }
   if (final) m.state = short(d.state);
+  // The decisions: from a snapshot at least as new as the events received.
+  if (final || Number(d.lastSequence) >= m.lastSeq) {
+    m.pausedBy = d.paused ? d.pausedBy || "—" : "";
+    m.awaitingPromotion = d.awaitingPromotion === true;
+    m.promotedBy = d.promotedBy ?? "";
+  }
 }
 
 /** `session` is undefined while it is being asked for: the page does not wait for it. */
@@ -148,7 +181,8 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
       stream.current = follow(id, 0, {
         event: (e, seq) => {
           applyEvent(m, e, seq);
-          if (e.type === "target.result" && seq > m.snapshotSeq) rereadSoon();
+          // Results (rolled back?) and decisions (promote_at, the message) are in the record, not the event.
+          if (seq > m.snapshotSeq && (e.type === "target.result" || DECISION_EVENTS.has(e.type))) rereadSoon();
           redraw();
         },
         status: setStatus,
@@ -192,14 +226,30 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
   const outcome = outcomeOf([...m.targets.values()].map((t) => t.state), m.state);
   const terminal = TERMINAL.has(m.state);
   const linesOf = (t: TargetView): string[] => (t.lines.length > 0 ? t.lines : t.lastOutput ? [t.lastOutput] : []);
+  const canaryTargets = dep.canaryTargets ?? [];
+  // A decision's answer is the deployment after it: the header, and the model's decisions, at once.
+  const decided = (d: Deployment): void => {
+    setDep(d);
+    mergeSnapshot(m, d, false);
+  };
+  const link = (to: string) => <a class="mono" href={`#/deployments/${encodeURIComponent(to)}`}>{to}</a>;
+  const restores = dep.restores;
 
   return (
     <section class="deployment" data-state={m.state}>
       <div class="bar">
         <h1 class="mono">{dep.id}</h1>
         <span class={`state big s-${m.state}`} id="deployment-state">{m.state}</span>
+        {/* Always rendered (hidden when they do not apply): the bar keeps one shape, so the cancel confirmation below is never re-created while it is open. */}
+        <span class="badge waiting" id="paused-badge" hidden={terminal || m.pausedBy === ""}>paused</span>
+        <span class="badge waiting" id="awaiting-badge" hidden={terminal || !m.awaitingPromotion}>awaiting promotion</span>
         <span class={`live ${status}`} id="live-status">{status === "ended" ? "finished" : status}</span>
-        {session?.canCancel && !terminal && !dep.cancelRequested && <CancelButton id={id} onDone={setDep} onError={fail} />}
+        {session?.canCancel === true && !terminal && !dep.cancelRequested && (
+          <span class="actions">
+            <DecisionButtons id={id} canary={canaryTargets.length > 0} paused={m.pausedBy !== ""} promoted={m.promotedBy !== ""} onDone={decided} onError={fail} />
+            <CancelButton id={id} onDone={setDep} onError={fail} />
+          </span>
+        )}
       </div>
       {error && <p class="error">{error}</p>}
       {dep.message && <p class="message">{dep.message}</p>}
@@ -213,9 +263,35 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
           {dep.requestedByNote && <span class="note" id="requested-by-note"> (note: {dep.requestedByNote})</span>} at {when(dep.createdAt)}
         </dd>
         {(dep.cancelRequested || m.cancelledBy) && (<><dt>Cancelled by</dt><dd id="cancelled-by">{m.cancelledBy || dep.cancelledBy || "—"}</dd></>)}
+        {!terminal && m.pausedBy !== "" && (<><dt>Paused by</dt><dd id="paused-by">{m.pausedBy} <span class="muted">(running applies go on; nothing new starts until resumed)</span></dd></>)}
+        {canaryTargets.length > 0 && (
+          <>
+            <dt>Canary</dt>
+            <dd id="canary">
+              <span class="mono">{canaryTargets.join(", ")}</span>{" "}
+              {m.promotedBy ? (
+                <span id="promoted-by">promoted by {m.promotedBy}</span>
+              ) : m.awaitingPromotion && !terminal ? (
+                <span id="awaiting-promotion">succeeded; awaiting promotion{dep.promoteAt ? `, promotes by itself at ${when(dep.promoteAt)}` : ""}</span>
+              ) : terminal ? (
+                "not promoted"
+              ) : (
+                "running"
+              )}
+            </dd>
+          </>
+        )}
+        {Boolean(dep.reverts) && (<><dt>Reverts</dt><dd id="reverts">{link(dep.reverts!)} (auto_revert: brings the targets it changed back)</dd></>)}
+        {Boolean(restores?.release) && (
+          <><dt>Restores</dt><dd id="restores"><span class="mono">{restores!.version}</span> (release <span class="mono">{restores!.release}</span>, from {link(restores!.deploymentId)})</dd></>
+        )}
+        {Boolean(dep.revertedBy) && (<><dt>Reverted by</dt><dd id="reverted-by">{link(dep.revertedBy!)} (auto_revert)</dd></>)}
         <dt>Strategy</dt>
         <dd>
           {dep.strategy.maxConcurrency} at a time, halt when more than {dep.strategy.maxFailures} fail; delivery timeout {seconds(dep.strategy.deliveryTimeout)}, apply timeout {seconds(dep.strategy.applyTimeout)}
+          {dep.strategy.canary ? `; canary ${dep.strategy.canary}${dep.strategy.canarySoak ? `, soak ${seconds(dep.strategy.canarySoak)}` : ""}` : ""}
+          {dep.strategy.autoRevert ? "; auto_revert" : ""}
+          {dep.strategy.maxPause?.seconds && (dep.strategy.canary || dep.strategy.maxPause.seconds !== "86400") ? `; max pause ${seconds(dep.strategy.maxPause)}` : ""}
         </dd>
         {dep.changeset.artifact && (<><dt>Artifact</dt><dd class="mono">{dep.changeset.artifact.name} {dep.changeset.artifact.digest.slice(0, 19)}…</dd></>)}
         <dt>Finished</dt><dd>{when(dep.finishedAt)}</dd>
@@ -284,6 +360,30 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         </tbody>
       </table>
     </section>
+  );
+}
+
+/** Pause (with a reason) or resume, and promote a canary wave not yet promoted: each answered with the deployment after it. */
+function DecisionButtons(p: { id: string; canary: boolean; paused: boolean; promoted: boolean; onDone: (d: Deployment) => void; onError: (e: unknown) => void }) {
+  const [asking, setAsking] = useState(false);
+  const [reason, setReason] = useState("");
+  const done = (d: Deployment): void => {
+    setAsking(false);
+    p.onDone(d);
+  };
+  return (
+    <span class="decisions">
+      {p.canary && !p.promoted && <button id="promote" onClick={() => void api.promote(p.id).then(done, p.onError)}>Promote</button>}
+      {p.paused && <button id="resume" onClick={() => void api.resume(p.id).then(done, p.onError)}>Resume</button>}
+      {!p.paused && !asking && <button id="pause" onClick={() => setAsking(true)}>Pause…</button>}
+      {!p.paused && asking && (
+        <span class="pause">
+          <input placeholder="reason (optional)" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+          <button id="confirm-pause" onClick={() => void api.pause(p.id, reason).then(done, p.onError)}>Confirm pause</button>
+          <button onClick={() => setAsking(false)}>Keep going</button>
+        </span>
+      )}
+    </span>
   );
 }
 

@@ -103,7 +103,13 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
                 <td>{d.app}</td>
                 <td>{d.environment}</td>
                 <td class="mono">{d.changeset.version}</td>
-                <td><span class={`state s-${short(d.state)}`}>{short(d.state)}</span></td>
+                <td>
+                  <span class={`state s-${short(d.state)}`}>{short(d.state)}</span>
+                  {d.paused && <span class="badge waiting">paused</span>}
+                  {d.awaitingPromotion && <span class="badge waiting">awaiting promotion</span>}
+                  {d.reverts && <span class="badge waiting" title={`auto_revert of ${d.reverts}`}>revert</span>}
+                  {!d.reverts && d.restores?.release && <span class="badge waiting" title={`restores ${d.restores.release}`}>rollback</span>}
+                </td>
                 <td class="progress-cell"><OutcomeBar outcome={outcomeOf(d.targets.map((t) => t.state), d.state)} /></td>
                 <td>{d.requestedBy || "—"}</td>
                 <td>{when(d.createdAt)}</td>

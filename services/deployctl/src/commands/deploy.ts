@@ -4,9 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { hostname, userInfo } from "node:os";
 import { status } from "@grpc/grpc-js";
-import { amountText, type Amount } from "../../../shared/src/amounts.js";
 import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
-import type { Strategy } from "../../../shared/src/gen/deploy/v1/Strategy.js";
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
@@ -14,13 +12,12 @@ import { bytes } from "../render/format.js";
 import { chooseView } from "../render/view.js";
 import { followToExit, resumeCommand } from "./following.js";
 import { preflightProblem } from "./preflight.js";
+import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
 
-export interface DeployOptions extends CommonOptions {
+export interface DeployOptions extends CommonOptions, StrategyOptions {
   app: string;
   env: string;
   version: string;
-  maxConcurrency?: Amount;
-  maxFailures?: Amount;
   targets?: string[];
   /** A label selector (never with targets): the live agents whose labels match. */
   selector?: string;
@@ -45,20 +42,6 @@ export function defaultRequestedBy(): string {
   return `${user}@${hostname()} (deployctl)`;
 }
 
-/** A count goes in the integer field, a percentage in its _percent twin ("10%"); neither when not given (the server's default). */
-function strategyOf(o: DeployOptions): Strategy {
-  const st: Strategy = {};
-  if (o.maxConcurrency !== undefined) {
-    if ("count" in o.maxConcurrency) st.maxConcurrency = o.maxConcurrency.count;
-    else st.maxConcurrencyPercent = amountText(o.maxConcurrency);
-  }
-  if (o.maxFailures !== undefined) {
-    if ("count" in o.maxFailures) st.maxFailures = o.maxFailures.count;
-    else st.maxFailuresPercent = amountText(o.maxFailures);
-  }
-  return st;
-}
-
 /** A bundle, or --executable: exactly one (checked before anything is read or sent). */
 function checkMode(path: string | undefined, o: DeployOptions): void {
   if (path !== undefined && o.executable) throw new UsageError("give a bundle or --executable, not both");
@@ -69,6 +52,7 @@ function checkMode(path: string | undefined, o: DeployOptions): void {
 
 export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {
   checkMode(path, o);
+  checkStrategy(o);
   const view = chooseView(o.json === true);
   let bundle: Bundle | undefined;
   let client: ReturnType<typeof clientFor> | undefined;

@@ -4,7 +4,7 @@ import type { Client, DeploymentMsg } from "../client.js";
 import { CliError, EXIT, InterruptedError, UnreachableError, type ExitCode } from "../errors.js";
 import { follow } from "../follow.js";
 import { shortState } from "../render/format.js";
-import type { FollowView } from "../render/view.js";
+import type { FollowView, Notes } from "../render/view.js";
 import { FollowState } from "../state.js";
 
 export function resumeCommand(deploymentId: string, coordinatorFlag: string | undefined): string {
@@ -16,9 +16,54 @@ export function exitCodeFor(d: DeploymentMsg): ExitCode {
   return shortState(d.state) === "SUCCEEDED" ? EXIT.OK : EXIT.FAILED;
 }
 
+/**
+ * How long to look for the automatic revert of a FAILED deployment with
+ * auto_revert. The coordinator creates it as the deployment finishes,
+ * before it gives the pair's lock back, so it exists within moments;
+ * after a coordinator crash the next sweep creates it, which may be later:
+ * then `deployctl get <id>` shows reverted_by.
+ */
+const REVERT_LOOKUP_MS = 10_000;
+const REVERT_POLL_MS = 250;
+
+/**
+ * A FAILED deployment with auto_revert: the deployment that brings its
+ * changed targets back (reverted_by), read again until it shows, and a line
+ * naming it and how to follow it. Nothing when there was nothing to revert
+ * (the finished message says why).
+ */
+async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coordinatorFlag: string | undefined): Promise<DeploymentMsg> {
+  if (shortState(d.state) !== "FAILED" || !d.strategy?.autoRevert || d.reverts) return d;
+  if (/auto_revert: nothing to restore/.test(d.message ?? "")) return d;
+  const end = Date.now() + REVERT_LOOKUP_MS;
+  let last = d;
+  while (!last.revertedBy && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, REVERT_POLL_MS));
+    last = await client.getDeployment(d.id ?? "").catch(() => last);
+  }
+  const id = d.id ?? "";
+  if (!last.revertedBy) {
+    // Either later (a coordinator crashed: the next sweep makes it) or never
+    // (another deployment of the pair took the lock first: the coordinator logs it).
+    view.note(
+      `auto_revert: no revert deployment of ${id} yet (none is made if another deployment of ${d.app ?? "the app"} in ${d.environment ?? "the environment"} ` +
+        `took the lock first); deployctl get ${id} shows "reverted by" once it exists`,
+    );
+    return last;
+  }
+  const revert = await client.getDeployment(last.revertedBy).catch(() => undefined);
+  const to = revert?.restores?.version ? ` back to ${revert.restores.version} (release ${revert.restores.release ?? "?"})` : " back";
+  const n = revert?.targets?.length;
+  view.note(
+    `auto_revert: deployment ${last.revertedBy} brings ${n === undefined ? "the changed" : n} target(s) of ${id}${to}; follow it with: ${resumeCommand(last.revertedBy, coordinatorFlag)}`,
+    { deployment: last },
+  );
+  return last;
+}
+
 export async function followToExit(
   client: Client,
-  view: FollowView,
+  view: FollowView & Notes,
   snapshot: DeploymentMsg,
   afterSequence: number,
   coordinatorFlag: string | undefined,
@@ -27,6 +72,7 @@ export async function followToExit(
   const resume = resumeCommand(id, coordinatorFlag);
   try {
     const d = await follow({ client, deploymentId: id, afterSequence, view, state: new FollowState(id), snapshot });
+    await reportRevert(client, view, d, coordinatorFlag);
     return exitCodeFor(d);
   } catch (err) {
     if (err instanceof InterruptedError) {

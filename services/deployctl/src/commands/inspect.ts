@@ -45,7 +45,8 @@ export async function listCommand(o: ListOptions): Promise<ExitCode> {
       d.app ?? "-",
       d.environment ?? "-",
       d.changeset?.version ?? "-",
-      shortState(d.state),
+      // Running but waiting for someone: the STATE column says so.
+      shortState(d.state) + (d.paused ? " (paused)" : d.awaitingPromotion ? " (awaiting promotion)" : ""),
       `${countOf(d, "SUCCEEDED")}/${d.targets?.length ?? 0}`,
       isoTime(d.createdAt),
       d.requestedBy || "-",

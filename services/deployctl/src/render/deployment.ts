@@ -1,7 +1,7 @@
 // A deployment as text: the summary `get` prints and follow ends with.
 import pc from "picocolors";
 import type { DeploymentMsg } from "../client.js";
-import { colorState, countOf, duration, isTerminalTarget, isoTime, shortDigest, shortState, table, tsMs, truncate } from "./format.js";
+import { colorState, countOf, duration, isTerminalDeployment, isTerminalTarget, isoTime, shortDigest, shortState, table, tsMs, truncate } from "./format.js";
 
 type TargetMsg = NonNullable<DeploymentMsg["targets"]>[number];
 
@@ -38,9 +38,52 @@ export function requestedByText(d: Pick<DeploymentMsg, "requestedBy" | "requeste
 /** "2", or "2 (50%)" when given as a percentage of the targets. */
 const amount = (count: number | undefined, percent: string | undefined): string => `${count ?? "-"}${percent ? ` (${percent})` : ""}`;
 
+const secs = (x: { seconds?: string } | undefined): string => (x?.seconds ? `${x.seconds}s` : "-");
+
+/** The strategy as one line: the fields every deployment has, then the canary wave, auto_revert and max_pause when set. */
+export function strategyText(s: NonNullable<DeploymentMsg["strategy"]>): string {
+  const parts = [
+    `max_concurrency ${amount(s.maxConcurrency, s.maxConcurrencyPercent)}`,
+    `max_failures ${amount(s.maxFailures, s.maxFailuresPercent)}`,
+    `delivery_timeout ${secs(s.deliveryTimeout)}`,
+    `apply_timeout ${secs(s.applyTimeout)}`,
+    ...(s.canary ? [`canary ${amount(s.canary, s.canaryPercent)}${s.canarySoak ? ` (soak ${secs(s.canarySoak)})` : ""}`] : []),
+    ...(s.autoRevert ? ["auto_revert"] : []),
+    // The default (24 h) only beside a canary wave, which waits; a coordinator from before max_pause sends none.
+    ...(s.maxPause?.seconds && (s.canary || s.maxPause.seconds !== "86400") ? [`max_pause ${secs(s.maxPause)}`] : []),
+  ];
+  return parts.join(", ");
+}
+
+/**
+ * The canary wave, pause, promote and revert facts of a deployment, one
+ * line each (none for a deployment without them), with the command that
+ * moves a waiting deployment on.
+ */
+export function operatorLines(d: DeploymentMsg): string[] {
+  const id = d.id ?? "?";
+  const terminal = isTerminalDeployment(d.state);
+  const lines: string[] = [];
+  if ((d.canaryTargets ?? []).length > 0) {
+    let status = "";
+    if (d.promotedBy) status = `promoted by ${d.promotedBy}`;
+    else if (d.awaitingPromotion) {
+      status = d.promoteAt ? `succeeded; promotes by itself at ${isoTime(d.promoteAt)} (or now: deployctl promote ${id})` : `succeeded; awaiting promotion: deployctl promote ${id}`;
+    } else if (!terminal) status = "running";
+    else status = "not promoted";
+    lines.push(`  canary ${d.canaryTargets!.join(", ")}: ${pc.magenta(status)}`);
+  }
+  if (d.paused) lines.push(`  ${pc.magenta(`paused by ${d.pausedBy || "-"}`)}: running applies go on, nothing new starts; resume with: deployctl resume ${id}`);
+  const r = d.restores;
+  const restored = r?.release ? `${r.version ?? "?"} (release ${r.release}, from ${r.deploymentId || "-"})` : "";
+  if (d.reverts) lines.push(`  auto_revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
+  else if (restored) lines.push(`  rollback: restores ${restored}`);
+  if (d.revertedBy) lines.push(`  reverted by ${d.revertedBy} (auto_revert); follow it with: deployctl watch ${d.revertedBy}`);
+  return lines;
+}
+
 export function describeDeployment(d: DeploymentMsg, width = process.stdout.columns || 160): string {
   const s = d.strategy ?? {};
-  const secs = (x: { seconds?: string } | undefined): string => (x?.seconds ? `${x.seconds}s` : "-");
   const artifact = d.changeset?.artifact?.name ? `${d.changeset.artifact.name}@${shortDigest(d.changeset.artifact.digest)}` : "none (app's deploy executable)";
   const lines = [
     `${pc.bold(`deployment ${d.id ?? "?"}`)}  ${outcomeLine(d)}${d.cancelRequested && shortState(d.state) === "RUNNING" ? pc.magenta(" (cancel requested)") : ""}`,
@@ -50,7 +93,8 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
     `  request ${d.requestId ?? "-"}  ${requestedByText(d)}`,
     ...(d.cancelRequested ? [`  cancel requested by ${d.cancelledBy || "-"}`] : []),
     `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
-    `  strategy max_concurrency ${amount(s.maxConcurrency, s.maxConcurrencyPercent)}, max_failures ${amount(s.maxFailures, s.maxFailuresPercent)}, delivery_timeout ${secs(s.deliveryTimeout)}, apply_timeout ${secs(s.applyTimeout)}`,
+    `  strategy ${strategyText(s)}`,
+    ...operatorLines(d),
     "",
     targetTable(d, width)
       .split("\n")

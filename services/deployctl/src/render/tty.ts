@@ -6,6 +6,7 @@ import pc from "picocolors";
 import type { DeploymentEventMsg, DeploymentMsg } from "../client.js";
 import { describeDeployment } from "./deployment.js";
 import { colorState, duration, isTerminalTarget, shortState, table, truncate, tsMs } from "./format.js";
+import { eventMessage } from "./plain.js";
 import type { FollowView, Notes } from "./view.js";
 
 interface Row {
@@ -29,6 +30,9 @@ export class TtyView implements FollowView, Notes {
   #began = Date.now();
   #timer: NodeJS.Timeout | undefined;
   #note = "";
+  /** Why nothing new is dispatched although the deployment runs (shown beside its state). */
+  #paused = false;
+  #awaitingPromotion = false;
 
   constructor(private readonly out: NodeJS.WriteStream) {
     this.#log = createLogUpdate(out, { showCursor: false });
@@ -42,6 +46,9 @@ export class TtyView implements FollowView, Notes {
     this.#d = d;
     this.#state = d.state ?? "";
     this.#message = d.message ?? "";
+    this.#paused = d.paused === true;
+    this.#awaitingPromotion = d.awaitingPromotion === true;
+    if (d.paused) this.#message = `paused by ${d.pausedBy || "-"} (deployctl resume ${d.id ?? ""})`;
     // The snapshot already reflects events up to last_sequence: replayed
     // ones before it must not move rows backwards.
     this.#snapshotSeq = Number(d.lastSequence ?? 0);
@@ -66,6 +73,13 @@ export class TtyView implements FollowView, Notes {
     const at = tsMs(e.time) ?? Date.now();
     if (e.deploymentState) this.#state = e.deploymentState;
     if (e.type === "deployment.finished" || e.type === "deployment.halted") this.#message = e.message ?? this.#message;
+    // An operator's decision, or the canary wave waiting for one: the line under the table says which, and what to run.
+    if (e.type === "deployment.canary_done" || e.type === "deployment.paused" || e.type === "deployment.resumed" || e.type === "deployment.promoted") {
+      this.#message = eventMessage(e);
+    }
+    if (e.type === "deployment.paused" || e.type === "deployment.resumed") this.#paused = e.type === "deployment.paused";
+    if (e.type === "deployment.canary_done" || e.type === "deployment.promoted") this.#awaitingPromotion = e.type === "deployment.canary_done";
+    if (e.type === "deployment.finished") this.#paused = this.#awaitingPromotion = false;
     for (const agentId of e.agentIds ?? []) {
       // targets.dispatched: several targets in one event.
       const row = this.#rows.get(agentId) ?? { agentId, state: "", lastOutput: "", message: "" };
@@ -127,7 +141,7 @@ export class TtyView implements FollowView, Notes {
     const bar = pc.green("█".repeat(filled)) + pc.dim("░".repeat(barWidth - filled));
     const d = this.#d;
     const head =
-      `${pc.bold(d.id ?? "?")}  ${d.app ?? "?"} ${d.changeset?.version ?? ""} → ${d.environment ?? "?"}  ${colorState(this.#state)}  ` +
+      `${pc.bold(d.id ?? "?")}  ${d.app ?? "?"} ${d.changeset?.version ?? ""} → ${d.environment ?? "?"}  ${colorState(this.#state)}${this.#paused ? pc.magenta(" (paused)") : this.#awaitingPromotion ? pc.magenta(" (awaiting promotion)") : ""}  ` +
       `${bar} ${done}/${rows.length} done${failed ? pc.red(`, ${failed} failed`) : ""}  ${duration(Date.now() - this.#began)}`;
     const now = Date.now();
     // Leave room for the header, the table header, a message and a "more" line.

@@ -1,0 +1,43 @@
+// deployctl rollback <app> <env>: RollbackRelease, then following the new
+// deployment as deploy does. The coordinator picks the release before the
+// desired one and the agents the desired one covered; the rollback becomes
+// the desired release when it succeeds (so a second rollback undoes it).
+import { randomUUID } from "node:crypto";
+import { EXIT, type ExitCode } from "../errors.js";
+import { clientFor, type CommonOptions } from "../options.js";
+import { chooseView } from "../render/view.js";
+import { defaultRequestedBy } from "./deploy.js";
+import { followToExit, resumeCommand } from "./following.js";
+import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
+
+export interface RollbackOptions extends CommonOptions, StrategyOptions {
+  requestId?: string;
+  note?: string;
+  detach?: boolean;
+}
+
+export async function rollbackCommand(app: string, env: string, o: RollbackOptions): Promise<ExitCode> {
+  checkStrategy(o);
+  const view = chooseView(o.json === true);
+  const client = clientFor(o);
+  try {
+    // Printed before the call, as deploy does: the same command with this id is answered with the same deployment.
+    const requestId = o.requestId ?? randomUUID();
+    view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
+    const d = await client.rollbackRelease({ requestId, app, environment: env, strategy: strategyOf(o), requestedBy: o.note ?? defaultRequestedBy() });
+    const r = d.restores;
+    view.note(
+      `deployment ${d.id ?? "?"}: rollback of ${d.app ?? app} in ${d.environment ?? env} to ${r?.version ?? d.changeset?.version ?? "?"}` +
+        `${r?.release ? ` (release ${r.release}, from ${r.deploymentId || "-"})` : ""}, ${d.targets?.length ?? 0} target(s)`,
+      { deployment: d },
+    );
+    if (o.detach) {
+      view.note(`detached; follow it with: ${resumeCommand(d.id ?? "", o.coordinator)}`);
+      return EXIT.OK;
+    }
+    return await followToExit(client, view, d, 0, o.coordinator);
+  } finally {
+    view.close();
+    client.close();
+  }
+}
