@@ -186,6 +186,9 @@ describe("canary, promote, pause, auto_revert and rollback", () => {
     });
     expect(release.desired?.version).toBe("v-paused");
     expect(release.history?.[0]?.deploymentId).toBe(before.id);
+    // A retry of the same request, after it succeeded, is answered with it.
+    const again = await client.rollback({ requestId: rb.requestId!, app: "web", environment: "prod" });
+    expect(again.id).toBe(rb.id);
     const none = await grpcError(client.rollback({ requestId: rid("rollback"), app: "web", environment: "nowhere" }));
     expect(none?.code).toBe(9);
     expect(none?.details).toMatch(/no deployment of app web to environment nowhere has succeeded/);

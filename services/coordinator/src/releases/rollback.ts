@@ -17,6 +17,8 @@
 //   desired release when it succeeds, so a second rollback undoes the first.
 import {
   AUTO_REVERT,
+  AlreadyExistsError,
+  sameIdentity,
   PreconditionError,
   ValidationError,
   changedTargetsOf,
@@ -31,7 +33,7 @@ import {
   type RestoredRelease,
 } from "../../../shared/src/index.js";
 import type { ArtifactStore } from "../artifacts/artifactStore.js";
-import { createDeployment, type Created, type FleetOptions } from "../createDeployment.js";
+import { createDeployment, deploymentOfRequest, type Created, type FleetOptions } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CreateInput, StrategyInput } from "../requests.js";
 import type { ReleaseBook } from "./releaseBook.js";
@@ -107,6 +109,18 @@ export interface RollbackInput {
  * its deployment's explicit targets).
  */
 export async function rollbackRelease(deps: RollbackDeps, input: RollbackInput, requester: Identity, log: Logger): Promise<Created> {
+  // A retry of a rollback already accepted is answered with it, even once it
+  // has succeeded (it is the desired release then, and "the release before"
+  // has changed: resolved again, the same request would be another).
+  const existing = await deploymentOfRequest(deps.ctx, input.requestId);
+  if (existing) {
+    const loaded = await loadDeployment(deps.ctx, existing);
+    const spec = loaded?.record.spec;
+    if (loaded && spec?.restores && spec.app === input.app && spec.environment === input.environment && sameIdentity({ name: spec.requestedBy, via: spec.requestedByVia ?? "none" }, requester)) {
+      return loaded;
+    }
+    throw new AlreadyExistsError(`request_id ${input.requestId} was already used for another request (deployment ${existing}); choose another request_id`);
+  }
   const [desired] = await deps.releases.history(input.app, input.environment);
   if (!desired) throw new PreconditionError(`no deployment of app ${input.app} to environment ${input.environment} has succeeded: there is no release to roll back`);
   const previous = restoredOf(desired.previous);
