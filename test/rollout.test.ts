@@ -2,6 +2,7 @@
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../scripts/lib/natsServer.js";
 import { Stack } from "./helpers/stack.js";
 
 describe("rollout", () => {
@@ -78,6 +79,50 @@ describe("the sweep", () => {
         await nc.close();
       }
     } finally {
+      await stack.stop();
+    }
+  });
+});
+
+// Issue 16: every coordinator swept every active deployment (a second one
+// added conflicts, not capacity). Now each active deployment is swept by one
+// live coordinator (rollout/membership.ts); two coordinators split them, and
+// when one stops its share moves to the other.
+describe("two coordinators", () => {
+  it("split the active deployments between them (each swept by one), and one takes all when the other stops", async () => {
+    const stack = await Stack.start({ agents: [], coordinator: false });
+    try {
+      const ports = [await freePort(), await freePort()];
+      for (const p of ports) await stack.startCoordinator({ DEPLOY_METRICS_LISTEN: `127.0.0.1:${p}` });
+      const envs = ["e1", "e2", "e3", "e4", "e5", "e6"];
+      for (const e of envs) await stack.startAgent(`x-${e}`, { environment: e });
+      // Frozen agents: each deployment waits, active, for its (long) delivery timeout.
+      for (const e of envs) process.kill(stack.agent(`x-${e}`).pid, "SIGSTOP");
+      const client = stack.client();
+      for (const e of envs) await client.create({ requestId: `own-${e}`, app: "web", environment: e, changeset: { version: "v1" }, strategy: { deliveryTimeout: { seconds: 120 } } });
+      const gauge = async (port: number, name: string): Promise<number> => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const m = new RegExp(`^${name} (\\d+)$`, "m").exec(text);
+        return m ? Number(m[1]) : -1;
+      };
+      const split = async (): Promise<number[]> => Promise.all(ports.map((p) => gauge(p, "deploy_deployments_owned")));
+      let owned: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        owned = await split();
+        if (owned[0]! + owned[1]! === envs.length && (await gauge(ports[0]!, "deploy_deployments_active")) === envs.length) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(owned[0]! + owned[1]!).toBe(envs.length);
+      // The second stops cleanly: the first takes every deployment at once.
+      await stack.coordinators[1]!.kill("SIGTERM");
+      let alone = 0;
+      for (let i = 0; i < 100 && alone !== envs.length; i++) {
+        alone = await gauge(ports[0]!, "deploy_deployments_owned");
+        if (alone !== envs.length) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(alone).toBe(envs.length);
+    } finally {
+      for (const a of stack.agents.values()) if (a.pid > 0) process.kill(a.pid, "SIGCONT");
       await stack.stop();
     }
   });

@@ -6,6 +6,7 @@ import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import {
   ARTIFACTS_BUCKET,
+  COORDINATORS_BUCKET,
   RELEASES_BUCKET,
   bindContext,
   connectNats,
@@ -30,6 +31,7 @@ import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
 import { ReleaseBook } from "./releases/releaseBook.js";
 import { startRevert } from "./releases/rollback.js";
+import { Membership } from "./rollout/membership.js";
 import { backfillIndex } from "./queries/deploymentIndex.js";
 
 export type CoordinatorState = "starting" | "running" | "draining" | "stopped";
@@ -86,6 +88,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
     const metrics = new CoordinatorMetrics();
+    const membership = new Membership(await new Kvm(ctx.js).open(COORDINATORS_BUCKET), config.rollout.agentLiveMs, log.child({ component: "membership" }));
+    await membership.start();
     // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
     const late: { convergence?: Convergence; revert?: (rec: DeploymentRecord) => Promise<void> } = {};
     const reconciler = new Reconciler(
@@ -99,6 +103,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         onLockReleased: (app, env) => late.convergence?.considerPair(app, env),
         // Before the gRPC server is up (a sweep may finish a deployment first): not yet, the next sweep.
         revert: (rec) => (late.revert ? late.revert(rec) : Promise.reject(new Error("starting up"))),
+        owner: () => membership.owner(),
       },
       log.child({ component: "reconciler" }),
     );
@@ -175,6 +180,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await httpServer?.close();
           converge.close();
           await reconciler.close();
+          await membership.close();
           await registry.close();
           await releases.close();
           await metricsServer?.close();

@@ -22,6 +22,7 @@ import {
   EVENTS_STREAM,
   EVENTS_MAX_MSG_SIZE,
   RELEASES_BUCKET,
+  COORDINATORS_BUCKET,
 } from "../../shared/src/index.js";
 import { RELEASE_HISTORY } from "./releases/releaseBook.js";
 
@@ -105,6 +106,8 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // reads it, not the events that made it), its last 64 revisions (the KV
   // maximum) the release history GetRelease shows.
   await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas });
+  // Coordinators' heartbeats: a key left by one that died expires after an hour.
+  await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
   await new Objm(jetstream(nc)).create(ARTIFACTS_BUCKET, { storage: StorageType.File, replicas: o.replicas });
   const consumer = {
     durable_name: COORDINATOR_CONSUMER,

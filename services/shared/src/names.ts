@@ -19,6 +19,8 @@ export const CLAIMS_BUCKET = "deploy_claims";
  * finished event.
  */
 export const RELEASES_BUCKET = "deploy_releases";
+/** One key per running coordinator, rewritten as its heartbeat (rollout/membership.ts). */
+export const COORDINATORS_BUCKET = "deploy_coordinators";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */
 export const COORDINATOR_CONSUMER = "coordinator";
 /** Source token of events written by coordinators. */

@@ -69,6 +69,8 @@ export interface ReconcilerOptions {
    * (releases/rollback.ts), before its lock is given back; idempotent.
    */
   revert?: (rec: DeploymentRecord) => Promise<void>;
+  /** Which active deployments this coordinator sweeps (rollout/membership.ts); absent: all. */
+  owner?: () => (deploymentId: string) => boolean;
 }
 
 interface Snapshot {
@@ -189,10 +191,14 @@ export class Reconciler {
       const ids = new Set((await activeLocks(this.ctx)).map((l) => l.deploymentId));
       this.opts.metrics?.deploymentsActive.set(ids.size);
       for (const id of this.#cache.keys()) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
-      // A deployment reconciled within the last interval was examined
-      // recently enough: timeouts still fire within two intervals.
+      // Each active deployment is swept by one live coordinator (its share);
+      // events wake any. A deployment reconciled within the last interval
+      // was examined recently enough: timeouts still fire within two intervals.
+      const mine = this.opts.owner?.() ?? ((): boolean => true);
+      const owned = [...ids].filter(mine);
+      this.opts.metrics?.deploymentsOwned.set(owned.length);
       const now = Date.now();
-      const due = [...ids].filter((id) => now - (this.#cache.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
+      const due = owned.filter((id) => now - (this.#cache.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
       await Promise.all(due.map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
     } catch (err) {
       this.log.warn({ err }, "sweep failed");
