@@ -10,6 +10,7 @@ import {
   bindContext,
   connectNats,
   createLogger,
+  readBindingsFile,
   readSeedFile,
   signerFromSeed,
   type CommandSigner,
@@ -78,11 +79,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       }
     }
     const ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
-    const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }));
+    const metrics = new CoordinatorMetrics();
+    const bindings = config.agents.bindingsFile ? readBindingsFile(config.agents.bindingsFile) : undefined;
+    if (bindings) log.info({ bindingsFile: config.agents.bindingsFile, agents: bindings.size }, "agents are held to their bindings");
+    else log.warn("no agent bindings (development mode): an agent may register for any environment and apps");
+    const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }), {
+      ...(bindings ? { bindings } : {}),
+      onRefused: () => metrics.agentEntriesRefused.inc(),
+    });
+    metrics.refusedAgents = () => registry.refusedCount;
     await registry.start();
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
-    const metrics = new CoordinatorMetrics();
     // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
     const late: { convergence?: Convergence } = {};
     const reconciler = new Reconciler(

@@ -20,3 +20,4 @@ export * from "./config.js";
 export * from "./artifacts.js";
 export * from "./bundle/manifest.js";
 export * from "./signing.js";
+export * from "./bindings.js";
