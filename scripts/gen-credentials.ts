@@ -43,6 +43,7 @@ import {
   CLAIMS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
+  COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
   RELEASES_BUCKET,
@@ -63,14 +64,23 @@ export interface Permissions {
 const KV = kvStreamName;
 const OBJ = (b: string): string => `OBJ_${b}`;
 
-/** What one agent may do: its own consumer, its own events, its own heartbeat and claims, reads of what it needs. */
+/**
+ * What one agent may do: its own consumer, its own events, its own heartbeat
+ * and claims; read its own registry entry and claims, the coordinators'
+ * decisions, and artifacts. Every read it has names what it reads in the
+ * request subject (direct gets), so none of them reaches another agent's
+ * commands, events or claims, or a deployment's record.
+ */
 export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Permissions {
   const consumer = agentConsumerName(id);
   return {
     publish: {
       allow: [
         "$JS.API.INFO",
-        ...[KV(DEPLOYMENTS_BUCKET), KV(AGENTS_BUCKET), KV(CLAIMS_BUCKET), OBJ(ARTIFACTS_BUCKET), EVENTS_STREAM, COMMANDS_STREAM].map((s) => `$JS.API.STREAM.INFO.${s}`),
+        // Binding the buckets and the object store. No STREAM.INFO of
+        // DEPLOY_COMMANDS or DEPLOY_EVENTS: with a subjects filter it lists
+        // every subject, i.e. every agent's commands and every deployment.
+        ...[KV(AGENTS_BUCKET), KV(CLAIMS_BUCKET), OBJ(ARTIFACTS_BUCKET)].map((s) => `$JS.API.STREAM.INFO.${s}`),
         // Its own durable consumer, created with its own filter only: the
         // server refuses a create whose config filter differs from the one
         // in the subject, so it cannot widen it to another agent's commands.
@@ -78,19 +88,20 @@ export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Perm
         `$JS.API.CONSUMER.CREATE.${COMMANDS_STREAM}.${consumer}.deploy.cmd.${id}.>`,
         `$JS.API.CONSUMER.MSG.NEXT.${COMMANDS_STREAM}.${consumer}`,
         `$JS.ACK.${COMMANDS_STREAM}.${consumer}.>`,
-        // Reads: deployments (state, claims), events, artifacts; its own registry entry.
-        `$JS.API.DIRECT.GET.${KV(DEPLOYMENTS_BUCKET)}.>`,
-        `$JS.API.STREAM.MSG.GET.${KV(DEPLOYMENTS_BUCKET)}`,
-        `$JS.API.DIRECT.GET.${KV(CLAIMS_BUCKET)}.>`,
-        `$JS.API.STREAM.MSG.GET.${KV(CLAIMS_BUCKET)}`,
+        // Reads by direct get, the subject read in the request subject (never
+        // STREAM.MSG.GET, whose body can name any subject or sequence): its
+        // own registry entry and claims, and the coordinators' last decision
+        // about a deployment (handleCommand's look before it claims). Not
+        // deploy_deployments: an agent never reads a deployment's record.
         `$JS.API.DIRECT.GET.${KV(AGENTS_BUCKET)}.$KV.${AGENTS_BUCKET}.${id}`,
-        `$JS.API.STREAM.MSG.GET.${EVENTS_STREAM}`,
-        `$JS.API.DIRECT.GET.${EVENTS_STREAM}.>`,
+        `$JS.API.DIRECT.GET.${KV(CLAIMS_BUCKET)}.$KV.${CLAIMS_BUCKET}.*.${id}`,
+        `$JS.API.DIRECT.GET.${EVENTS_STREAM}.deploy.evt.*.${COORDINATOR_SOURCE}`,
+        // Artifacts: object metadata, and ordered (ephemeral) consumers to read
+        // their chunks. Object subjects carry no app (names are base64, chunks
+        // a nuid), so an agent can read every artifact (docs/security.md).
+        // None on DEPLOY_EVENTS.
         `$JS.API.DIRECT.GET.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.STREAM.MSG.GET.${OBJ(ARTIFACTS_BUCKET)}`,
-        // Ordered (ephemeral) consumers to read artifact chunks. None on
-        // DEPLOY_EVENTS: an agent reads one event at a time (direct gets), so
-        // it has no business creating consumers there.
         `$JS.API.CONSUMER.CREATE.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.CONSUMER.MSG.NEXT.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.CONSUMER.DELETE.${OBJ(ARTIFACTS_BUCKET)}.>`,

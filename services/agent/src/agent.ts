@@ -61,7 +61,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     let artifacts;
     for (let attempt = 0; ; attempt++) {
       try {
-        ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
+        ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs, directGets: true });
         artifacts = await new Objm(ctx.js).open(ARTIFACTS_BUCKET);
         await ensureCommandConsumer(ctx.jsm, config.id, config.ackWaitMs);
         break;
