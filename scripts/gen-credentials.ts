@@ -315,6 +315,16 @@ function bindingProblemOf(a: { environment: string; apps: string[] }): string | 
   return bad === undefined ? undefined : `app "${bad.slice(0, 80)}" is not valid: use ${TOKEN_RULE}`;
 }
 
+/** KEY=value lines of a .env file gen-credentials wrote. */
+export function readEnvFile(file: string): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("=") && !l.startsWith("#"))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+}
+
 /** `--agent web-1:prod:web,api` → its id, environment and apps. */
 export function parseAgentSpec(spec: string): { id: string; environment: string; apps: string[] } {
   const [id = "", environment = "", apps = "", ...rest] = spec.split(":");
