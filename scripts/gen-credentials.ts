@@ -27,8 +27,9 @@
 // Re-running with an existing --out keeps the seeds already there and adds
 // the missing ones, so adding an agent is: re-run with the longer list of
 // agents, copy the new agent's seed, reload nats-server (kill -HUP), copy
-// bindings.json to the coordinators and restart them one at a time. Moving an
-// agent to another environment or app is the same re-run with its new binding.
+// bindings.json to the coordinators and send them SIGHUP (they re-read it).
+// Moving an agent to another environment or app is the same re-run with its
+// new binding.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -16,7 +16,6 @@ import { authorizationBlock } from "../scripts/gen-credentials.js";
 import { AGENT_MAIN, ROOT } from "../scripts/lib/paths.js";
 import { bindingsJson, parseAgentRecord } from "../services/shared/src/index.js";
 import { grpcError } from "./helpers/client.js";
-import { freePort } from "./helpers/nats-server.js";
 import { newKey, sleep, uniq, waitFor, type Key } from "./helpers/security.js";
 import { Proc, Stack } from "./helpers/stack.js";
 
@@ -35,6 +34,8 @@ function agentEnv(id: string): Record<string, string> {
 }
 
 async function metric(name: string): Promise<number> {
+  // Port 0: the coordinator binds a free port and logs it (a port chosen here could collide with the stack's own).
+  metricsPort ||= Number(/"listen":"127\.0\.0\.1:(\d+)"[^\n]*"msg":"metrics listening"/.exec(stack.coordinators[0]!.logs())?.[1]);
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
   return m ? Number(m[1]) : Number.NaN;
@@ -51,7 +52,6 @@ beforeAll(async () => {
       ["b3", { environment: "prod", apps: ["web"] }],
     ]),
   );
-  metricsPort = await freePort();
   stack = await Stack.start({
     agents: [],
     natsConfigText: authorizationBlock({
@@ -63,7 +63,7 @@ beforeAll(async () => {
       NATS_NKEY_SEED_FILE: join(dir, "coordinator.nk"),
       DEPLOY_SIGNING_SEED: signing.seed,
       DEPLOY_AGENT_BINDINGS_FILE: join(dir, "bindings.json"),
-      DEPLOY_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+      DEPLOY_METRICS_LISTEN: "127.0.0.1:0",
     },
   });
   await stack.startAgent("b1", { env: agentEnv("b1") });
@@ -155,6 +155,33 @@ describe("agents bound to what their credentials give them", () => {
     expect(d.targets!.map((t) => t.agentId)).toEqual(["b2"]);
     expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await metric("deploy_agents_refused")).toBe(1);
+  });
+
+  it("an operator widens a binding: the new bindings.json and SIGHUP take b3 at once; a broken file changes nothing", { timeout: 60_000 }, async () => {
+    const coordinator = stack.coordinators[0]!;
+    writeFileSync(
+      join(dir, "bindings.json"),
+      bindingsJson([
+        ["b1", { environment: "prod", apps: ["web"] }],
+        ["b2", { environment: "staging", apps: ["web"] }],
+        ["b3", { environment: "prod", apps: ["web", "api"] }],
+      ]),
+    );
+    let from = coordinator.logLength;
+    process.kill(coordinator.pid, "SIGHUP");
+    await coordinator.waitForLog("agent bindings reloaded", 10_000, from);
+    const client = stack.client();
+    await waitFor("b3 listed", async () => (await client.agents()).agents.some((a) => a.id === "b3"));
+    expect(await metric("deploy_agents_refused")).toBe(0);
+    const d = await client.create({ requestId: uniq("r"), app: "api", environment: "prod", changeset: { version: "v1" } });
+    expect(d.targets!.map((t) => t.agentId)).toEqual(["b3"]);
+    expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+
+    writeFileSync(join(dir, "bindings.json"), '{"schema": "deploy.bindings.v1", "agents": {"b3": ');
+    from = coordinator.logLength;
+    process.kill(coordinator.pid, "SIGHUP");
+    await coordinator.waitForLog("agent bindings not reloaded; the previous ones stay in force", 10_000, from);
+    expect((await client.agents()).agents.map((a) => a.id)).toEqual(["b1", "b2", "b3"]);
   });
 
   it("gen-credentials gives each agent its binding, and refuses an agent without an environment and apps", () => {

@@ -95,7 +95,7 @@ const schema = {
   },
   agents: {
     bindingsFile: {
-      doc: "bindings.json (written by `npm run gen-credentials`): each agent id's environment and apps. An agent entry claiming an environment or app its binding does not give is refused: never a target, not listed. Required in production mode; unset in development mode: every entry is taken",
+      doc: "bindings.json (written by `npm run gen-credentials`): each agent id's environment and apps. An agent entry claiming an environment or app its binding does not give is refused: never a target, not listed. Read at start and again on SIGHUP. Required in production mode; unset in development mode: every entry is taken",
       format: String,
       default: "",
       env: "DEPLOY_AGENT_BINDINGS_FILE",

@@ -41,6 +41,11 @@ export interface Coordinator {
   readonly address: string;
   readonly ctx: JsContext;
   readonly reconciler: Reconciler;
+  /**
+   * Reads agents.bindingsFile again (SIGHUP) and judges every agent entry by
+   * it at once. An unreadable file changes nothing and throws.
+   */
+  reloadBindings(): void;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -153,6 +158,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       address: `${host}:${grpc.port}`,
       ctx,
       reconciler,
+      reloadBindings() {
+        if (!config.agents.bindingsFile) throw new Error("no agents.bindingsFile to reload (development mode without bindings)");
+        const next = readBindingsFile(config.agents.bindingsFile);
+        registry.setBindings(next);
+        log.info({ bindingsFile: config.agents.bindingsFile, agents: next.size, refused: registry.refusedCount }, "agent bindings reloaded");
+      },
       close(graceMs = 10_000) {
         closing ??= (async () => {
           state = "draining";

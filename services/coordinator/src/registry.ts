@@ -28,8 +28,9 @@ export interface RegistryOptions {
 
 export class Registry {
   readonly #agents = new Map<string, AgentView>();
-  /** Entries refused for their binding: agent id → why, and the revision refused. */
-  readonly #refused = new Map<string, { reason: string; revision: number }>();
+  /** Entries refused for their binding: agent id → why, and the entry (looked at again when the bindings change). */
+  readonly #refused = new Map<string, { reason: string; view: AgentView }>();
+  #bindings: AgentBindings | undefined;
   #watch: QueuedIterator<KvEntry> | undefined;
   #done: Promise<void> | undefined;
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
@@ -40,7 +41,9 @@ export class Registry {
     private readonly agentLiveMs: number,
     private readonly log: Logger,
     private readonly opts: RegistryOptions = {},
-  ) {}
+  ) {
+    this.#bindings = opts.bindings;
+  }
 
   async start(): Promise<void> {
     // Watch first (updates only), then load what is there: an update racing
@@ -62,7 +65,7 @@ export class Registry {
     const prev = this.#agents.get(e.key);
     if (prev && prev.revision >= e.revision) return;
     const refused = this.#refused.get(e.key);
-    if (refused && refused.revision >= e.revision) return;
+    if (refused && refused.view.revision >= e.revision) return;
     if (e.operation !== "PUT") {
       this.#agents.delete(e.key);
       this.#refused.delete(e.key);
@@ -72,35 +75,58 @@ export class Registry {
     try {
       const record = parseAgentRecord(e.value);
       if (record.id !== e.key) throw new Error(`record id ${record.id} under key ${e.key}`);
-      const problem = this.problemOf(record);
-      if (problem !== undefined) {
-        // Out of the view at once: a target it had goes silent and times out.
-        this.#agents.delete(e.key);
-        this.#refused.set(e.key, { reason: problem, revision: e.revision });
-        if (refused?.reason !== problem) {
-          this.log.warn({ agentId: record.id, environment: record.environment, apps: record.apps, reason: problem }, "agent entry refused: it claims more than its binding");
-        }
-        this.opts.onRefused?.(record.id);
-        return;
-      }
-      if (refused) this.log.info({ agentId: record.id }, "agent entry within its binding again");
-      this.#refused.delete(e.key);
       view = { record, heartbeatAt: e.created.getTime(), revision: e.revision };
-      this.#agents.set(e.key, view);
     } catch (err) {
       this.log.warn({ key: e.key, err }, "ignoring invalid agent record");
       return;
     }
+    if (this.#admit(view, true)) this.#changed(view);
+  }
+
+  /** Puts `view` in the view, or among the refused when its binding does not allow it; true when it is in the view. */
+  #admit(view: AgentView, written: boolean): boolean {
+    const { record } = view;
+    const refused = this.#refused.get(record.id);
+    const problem = this.problemOf(record);
+    if (problem !== undefined) {
+      // Out of the view at once: a target it had goes silent and times out.
+      this.#agents.delete(record.id);
+      this.#refused.set(record.id, { reason: problem, view });
+      if (refused?.reason !== problem) {
+        this.log.warn({ agentId: record.id, environment: record.environment, apps: record.apps, reason: problem }, "agent entry refused: it claims more than its binding");
+      }
+      if (written) this.opts.onRefused?.(record.id);
+      return false;
+    }
+    if (refused) this.log.info({ agentId: record.id }, "agent entry within its binding again");
+    this.#refused.delete(record.id);
+    this.#agents.set(record.id, view);
+    return true;
+  }
+
+  #changed(view: AgentView): void {
     try {
       this.onChange(view);
     } catch (err) {
-      this.log.warn({ agentId: e.key, err }, "agent change not handled");
+      this.log.warn({ agentId: view.record.id, err }, "agent change not handled");
+    }
+  }
+
+  /**
+   * New bindings (the coordinator re-read agents.bindingsFile on SIGHUP):
+   * every entry, taken or refused, is judged again at once.
+   */
+  setBindings(bindings: AgentBindings): void {
+    this.#bindings = bindings;
+    for (const view of [...this.#agents.values(), ...[...this.#refused.values()].map((r) => r.view)]) {
+      const wasIn = this.#agents.has(view.record.id);
+      if (this.#admit(view, false) && !wasIn) this.#changed(view);
     }
   }
 
   /** Why `record` is refused for its binding, or undefined (always, without bindings). */
   problemOf(record: Pick<AgentRecord, "id" | "environment" | "apps">): string | undefined {
-    return this.opts.bindings ? bindingProblem(this.opts.bindings, record.id, record.environment, record.apps) : undefined;
+    return this.#bindings ? bindingProblem(this.#bindings, record.id, record.environment, record.apps) : undefined;
   }
 
   /** Agent entries refused now for their binding. */
