@@ -78,10 +78,10 @@ export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Perm
     publish: {
       allow: [
         "$JS.API.INFO",
-        // Binding the buckets and the object store. No STREAM.INFO of
-        // DEPLOY_COMMANDS or DEPLOY_EVENTS: with a subjects filter it lists
-        // every subject, i.e. every agent's commands and every deployment.
-        ...[KV(AGENTS_BUCKET), KV(CLAIMS_BUCKET), OBJ(ARTIFACTS_BUCKET)].map((s) => `$JS.API.STREAM.INFO.${s}`),
+        // Opening the object store. No other STREAM.INFO (binding a KV
+        // bucket needs none): with a subjects filter it lists every subject,
+        // i.e. every agent's commands, claims and entry, and every deployment.
+        `$JS.API.STREAM.INFO.${OBJ(ARTIFACTS_BUCKET)}`,
         // Its own durable consumer, created with its own filter only: the
         // server refuses a create whose config filter differs from the one
         // in the subject, so it cannot widen it to another agent's commands.

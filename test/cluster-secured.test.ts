@@ -81,6 +81,15 @@ describe("npm run cluster (secured unless --dev)", () => {
       else expect(text, f).toContain("only signed commands are accepted");
     }
 
+    // Least privilege cost nothing: no process was refused anything it did (deploying a bundle included).
+    const natsLogs = readdirSync(logs).filter((f) => f.startsWith("nats-"));
+    expect(natsLogs).toHaveLength(3);
+    for (const f of natsLogs) {
+      const text = readFileSync(join(logs, f), "utf8");
+      expect(text, f).toContain("Server is ready");
+      expect(text, f).not.toMatch(/(Publish|Subscription) Violation/);
+    }
+
     child.kill("SIGINT");
     expect(await exited, out).toBe(0);
   });
