@@ -22,10 +22,17 @@ describe("npm run cluster (secured unless --dev)", () => {
   const dir = mkdtempSync(join(tmpdir(), "cluster-secured-"));
   let child: ChildProcessWithoutNullStreams | undefined;
   let out = "";
-  afterAll(() => {
-    if (child && child.exitCode === null) child.kill("SIGKILL");
+  afterAll(async () => {
+    // After a failure: Ctrl-C, so the launcher stops the processes it started
+    // (each in its own process group: a SIGKILL of the launcher leaves them).
+    if (child && child.exitCode === null) {
+      const gone = new Promise((r) => child!.once("exit", r));
+      child.kill("SIGINT");
+      await Promise.race([gone, new Promise((r) => setTimeout(r, 60_000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, 90_000);
 
   it("prints commands that work as printed, with TLS, a token and nkeys; nothing in development mode; Ctrl-C stops it", { timeout: 240_000 }, async () => {
     child = spawn(process.execPath, [CLUSTER, "--dir", join(dir, "cluster")], { cwd: ROOT, env: { ...process.env, FORCE_COLOR: "0" }, stdio: ["pipe", "pipe", "pipe"] });
