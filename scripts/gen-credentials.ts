@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // gen-credentials: per-process NATS nkeys, the matching nats-server
-// authorization block (least privilege), and the command signing key.
+// authorization block (least privilege), each agent's binding (environment
+// and apps) and the command signing key.
 //
-//   npm run gen-credentials -- --out ./creds --agents web-1,web-2 [--coordinators 2] [--admin]
+//   npm run gen-credentials -- --out ./creds --agent web-1:prod:web,api --agent web-2:prod:web [--coordinators 2] [--admin]
 //        [--tls-hosts localhost,127.0.0.1,coord.example.com] [--paths-as /etc/nats-deploy] [--owner 1000:1000]
+//   (or --agents web-1,web-2 --environment prod --apps web,api: the same binding for each)
 //
 // Writes into --out (files with secrets are mode 0600):
 //   coordinator-<n>.nk   nkey seed of each coordinator (NATS_NKEY_SEED_FILE)
@@ -12,6 +14,7 @@
 //   signing.nk           the command signing seed       (DEPLOY_SIGNING_SEED_FILE on coordinators)
 //   signing.pub          its public key                 (DEPLOY_AGENT_TRUSTED_SIGNERS on agents)
 //   authorization.conf   `include` it from nats-server.conf (see deploy/nats/auth/)
+//   bindings.json        each agent's environment and apps (DEPLOY_AGENT_BINDINGS_FILE on coordinators)
 //   ca.pem, ca.key       a CA; server.pem, server.key: a certificate it signs for --tls-hosts
 //                        (coordinators' gRPC: DEPLOY_GRPC_TLS_CERT/KEY; NATS servers: tls.conf)
 //   tls.conf             `include` it from nats-server.conf: clients must use TLS
@@ -22,8 +25,11 @@
 // be on the machines or containers (default: --out); --owner UID[:GID]
 // hands the files to the containers' user (run as root).
 // Re-running with an existing --out keeps the seeds already there and adds
-// the missing ones, so adding an agent is: re-run with the longer --agents
-// list, copy the new agent's seed, reload nats-server (kill -HUP).
+// the missing ones, so adding an agent is: re-run with the longer list of
+// agents, copy the new agent's seed, reload nats-server (kill -HUP), copy
+// bindings.json to the coordinators and send them SIGHUP (they re-read it).
+// Moving an agent to another environment or app is the same re-run with its
+// new binding.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -35,17 +41,20 @@ import { createUser, fromSeed } from "@nats-io/nkeys";
 import {
   AGENTS_BUCKET,
   ARTIFACTS_BUCKET,
-  CLAIMS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
+  COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
   RELEASES_BUCKET,
   agentConsumerName,
   consumerLeaderElectedSubject,
+  TOKEN_RULE,
   agentIdProblem,
+  isToken,
   kvStreamName,
 } from "../services/shared/src/names.js";
+import { bindingsJson } from "../services/shared/src/bindings.js";
 
 export interface Permissions {
   publish: { allow: string[]; deny?: string[] };
@@ -55,14 +64,24 @@ export interface Permissions {
 const KV = kvStreamName;
 const OBJ = (b: string): string => `OBJ_${b}`;
 
-/** What one agent may do: its own consumer, its own events, its own heartbeat and claims, reads of what it needs. */
+/**
+ * What one agent may do: its own consumer, its own events (its start, the
+ * per-target race, included), its own heartbeat; read its own registry
+ * entry, its own event subjects (the race), the coordinators' decisions, and
+ * artifacts. Every read it has names what it reads in the request subject
+ * (direct gets), so none of them reaches another agent's commands or events,
+ * or a deployment's record.
+ */
 export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Permissions {
   const consumer = agentConsumerName(id);
   return {
     publish: {
       allow: [
         "$JS.API.INFO",
-        ...[KV(DEPLOYMENTS_BUCKET), KV(AGENTS_BUCKET), KV(CLAIMS_BUCKET), OBJ(ARTIFACTS_BUCKET), EVENTS_STREAM, COMMANDS_STREAM].map((s) => `$JS.API.STREAM.INFO.${s}`),
+        // Opening the object store. No other STREAM.INFO (binding a KV
+        // bucket needs none): with a subjects filter it lists every subject,
+        // i.e. every agent's commands and entry, and every deployment.
+        `$JS.API.STREAM.INFO.${OBJ(ARTIFACTS_BUCKET)}`,
         // Its own durable consumer, created with its own filter only: the
         // server refuses a create whose config filter differs from the one
         // in the subject, so it cannot widen it to another agent's commands.
@@ -70,27 +89,29 @@ export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Perm
         `$JS.API.CONSUMER.CREATE.${COMMANDS_STREAM}.${consumer}.deploy.cmd.${id}.>`,
         `$JS.API.CONSUMER.MSG.NEXT.${COMMANDS_STREAM}.${consumer}`,
         `$JS.ACK.${COMMANDS_STREAM}.${consumer}.>`,
-        // Reads: deployments (state, claims), events, artifacts; its own registry entry.
-        `$JS.API.DIRECT.GET.${KV(DEPLOYMENTS_BUCKET)}.>`,
-        `$JS.API.STREAM.MSG.GET.${KV(DEPLOYMENTS_BUCKET)}`,
-        `$JS.API.DIRECT.GET.${KV(CLAIMS_BUCKET)}.>`,
-        `$JS.API.STREAM.MSG.GET.${KV(CLAIMS_BUCKET)}`,
+        // Reads by direct get, the subject read in the request subject (never
+        // STREAM.MSG.GET, whose body can name any subject or sequence): its
+        // own registry entry, the last event on its own subject of a
+        // deployment (the per-target race: js/raceForTarget.ts), and the
+        // coordinators' last decision about a deployment (handleCommand's
+        // look before it races). Not deploy_deployments: an agent never
+        // reads a deployment's record.
         `$JS.API.DIRECT.GET.${KV(AGENTS_BUCKET)}.$KV.${AGENTS_BUCKET}.${id}`,
-        `$JS.API.STREAM.MSG.GET.${EVENTS_STREAM}`,
-        `$JS.API.DIRECT.GET.${EVENTS_STREAM}.>`,
+        `$JS.API.DIRECT.GET.${EVENTS_STREAM}.deploy.evt.*.${id}`,
+        `$JS.API.DIRECT.GET.${EVENTS_STREAM}.deploy.evt.*.${COORDINATOR_SOURCE}`,
+        // Artifacts: object metadata, and ordered (ephemeral) consumers to read
+        // their chunks. Object subjects carry no app (names are base64, chunks
+        // a nuid), so an agent can read every artifact (docs/security.md).
+        // None on DEPLOY_EVENTS.
         `$JS.API.DIRECT.GET.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.STREAM.MSG.GET.${OBJ(ARTIFACTS_BUCKET)}`,
-        // Ordered (ephemeral) consumers to read artifact chunks. None on
-        // DEPLOY_EVENTS: an agent reads one event at a time (direct gets), so
-        // it has no business creating consumers there.
         `$JS.API.CONSUMER.CREATE.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.CONSUMER.MSG.NEXT.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.CONSUMER.DELETE.${OBJ(ARTIFACTS_BUCKET)}.>`,
         `$JS.API.CONSUMER.INFO.${OBJ(ARTIFACTS_BUCKET)}.>`,
-        // Writes: its own events, heartbeat and claims only.
+        // Writes: its own events and heartbeat only.
         `deploy.evt.*.${id}`,
         `$KV.${AGENTS_BUCKET}.${id}`,
-        `$KV.${CLAIMS_BUCKET}.*.${id}`,
       ],
       // The coordinators' durable consumer on the event stream is theirs
       // alone: no create over it, no pulling (stealing) from it, no delete
@@ -218,54 +239,41 @@ function writeTokens(out: string): { name: string; role: string; sha256: string 
   return tokens;
 }
 
-function main(): void {
-  const { values } = parseArgs({
-    options: {
-      out: { type: "string" },
-      agents: { type: "string", default: "" },
-      coordinators: { type: "string", default: "1" },
-      admin: { type: "boolean", default: false },
-      "tls-hosts": { type: "string", default: "localhost,127.0.0.1" },
-      "paths-as": { type: "string" },
-      owner: { type: "string" },
-    },
-  });
-  if (!values.out) {
-    process.stderr.write(
-      "usage: gen-credentials --out DIR --agents id1,id2 [--coordinators N] [--admin] [--tls-hosts h1,h2] [--paths-as DIR] [--owner UID[:GID]]\n",
-    );
-    process.exit(2);
+export interface CredentialsOptions {
+  out: string;
+  /** Each agent with the environment and apps its credentials bind it to. */
+  agents: { id: string; environment: string; apps: string[] }[];
+  coordinators: number;
+  admin?: boolean;
+  tlsHosts: string[];
+  /** Where the files will be on the machines that use them (default: out). */
+  pathsAs?: string;
+}
+
+/**
+ * Writes (or completes) the credentials directory `out`; every seed, key and
+ * token already there is kept. Throws on an invalid agent id or binding.
+ */
+export function generateCredentials(o: CredentialsOptions): { out: string; signingPublicKey: string } {
+  for (const a of o.agents) {
+    const problem = agentIdProblem(a.id) ?? bindingProblemOf(a);
+    if (problem !== undefined) throw new Error(`agent ${a.id.slice(0, 80)}: ${problem}`);
   }
-  const ids = values.agents.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const id of ids) {
-    const problem = agentIdProblem(id);
-    if (problem !== undefined) {
-      process.stderr.write(`gen-credentials: agent id ${problem}\n`);
-      process.exit(2);
-    }
-  }
-  const n = Number(values.coordinators);
-  if (!Number.isInteger(n) || n < 1) {
-    process.stderr.write("gen-credentials: --coordinators must be at least 1\n");
-    process.exit(2);
-  }
-  const hosts = values["tls-hosts"].split(",").map((h) => h.trim()).filter(Boolean);
-  const out = resolve(values.out);
-  // Where the files will be on the machines (or in the containers) that use them.
-  const at = values["paths-as"] ?? out;
+  const dup = o.agents.find((a, i) => o.agents.findIndex((b) => b.id === a.id) !== i);
+  if (dup) throw new Error(`agent ${dup.id} is given twice`);
+  if (!Number.isInteger(o.coordinators) || o.coordinators < 1) throw new Error("--coordinators must be at least 1");
+  const out = resolve(o.out);
+  const at = o.pathsAs ?? out;
   mkdirSync(out, { recursive: true, mode: 0o700 });
-  const coordinators = Array.from({ length: n }, (_, i) => ({ name: `coordinator-${i + 1}`, publicKey: seedOf(join(out, `coordinator-${i + 1}.nk`)).publicKey }));
-  const agents = ids.map((id) => ({ id, publicKey: seedOf(join(out, `agent-${id}.nk`)).publicKey }));
-  const admin = values.admin ? seedOf(join(out, "admin.nk")).publicKey : undefined;
+  const coordinators = Array.from({ length: o.coordinators }, (_, i) => ({ name: `coordinator-${i + 1}`, publicKey: seedOf(join(out, `coordinator-${i + 1}.nk`)).publicKey }));
+  const agents = o.agents.map((a) => ({ ...a, publicKey: seedOf(join(out, `agent-${a.id}.nk`)).publicKey }));
+  const admin = o.admin ? seedOf(join(out, "admin.nk")).publicKey : undefined;
   const signing = seedOf(join(out, "signing.nk"));
   writeFileSync(join(out, "signing.pub"), `${signing.publicKey}\n`);
   writeFileSync(join(out, "authorization.conf"), authorizationBlock({ coordinators, agents, ...(admin ? { admin } : {}) }));
-  try {
-    writeTls(out, hosts);
-  } catch (err) {
-    process.stderr.write(`gen-credentials: ${(err as Error).message}\n`);
-    process.exit(1);
-  }
+  // The coordinators hold each agent to the environment and apps given here.
+  writeFileSync(join(out, "bindings.json"), bindingsJson(agents.map((a) => [a.id, { environment: a.environment, apps: a.apps }])));
+  writeTls(out, o.tlsHosts);
   writeTokens(out);
   // For nats-server: `include` it (a path relative to the including file).
   writeFileSync(join(out, "tls.conf"), `# Generated by scripts/gen-credentials.ts: clients must use TLS.\ntls {\n  cert_file: ${JSON.stringify(join(at, "server.pem"))}\n  key_file: ${JSON.stringify(join(at, "server.key"))}\n}\n`);
@@ -280,6 +288,7 @@ function main(): void {
         `DEPLOY_GRPC_TLS_CERT=${join(at, "server.pem")}`,
         `DEPLOY_GRPC_TLS_KEY=${join(at, "server.key")}`,
         `DEPLOY_GRPC_TOKENS_FILE=${join(at, "tokens.json")}`,
+        `DEPLOY_AGENT_BINDINGS_FILE=${join(at, "bindings.json")}`,
         "",
       ].join("\n"),
     );
@@ -287,9 +296,99 @@ function main(): void {
   for (const a of agents) {
     writeFileSync(
       join(out, `agent-${a.id}.env`),
-      [`DEPLOY_AGENT_ID=${a.id}`, `NATS_NKEY_SEED_FILE=${join(at, `agent-${a.id}.nk`)}`, `NATS_CA_FILE=${join(at, "ca.pem")}`, `DEPLOY_AGENT_TRUSTED_SIGNERS=${signing.publicKey}`, ""].join("\n"),
+      [
+        `DEPLOY_AGENT_ID=${a.id}`,
+        // Its bound environment. Its apps (with their deploy executables) stay
+        // in its own config: any of the bound ones (${a.apps.join(", ")}).
+        `DEPLOY_ENVIRONMENT=${a.environment}`,
+        `NATS_NKEY_SEED_FILE=${join(at, `agent-${a.id}.nk`)}`,
+        `NATS_CA_FILE=${join(at, "ca.pem")}`,
+        `DEPLOY_AGENT_TRUSTED_SIGNERS=${signing.publicKey}`,
+        "",
+      ].join("\n"),
     );
   }
+  return { out, signingPublicKey: signing.publicKey };
+}
+
+function bindingProblemOf(a: { environment: string; apps: string[] }): string | undefined {
+  if (!isToken(a.environment)) return `environment "${a.environment.slice(0, 80)}" is not valid: use ${TOKEN_RULE}`;
+  if (a.apps.length === 0) return "needs at least one app";
+  const bad = a.apps.find((x) => !isToken(x));
+  return bad === undefined ? undefined : `app "${bad.slice(0, 80)}" is not valid: use ${TOKEN_RULE}`;
+}
+
+/** KEY=value lines of a .env file gen-credentials wrote. */
+export function readEnvFile(file: string): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(file, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("=") && !l.startsWith("#"))
+      .map((l) => [l.slice(0, l.indexOf("=")), l.slice(l.indexOf("=") + 1)]),
+  );
+}
+
+/** `--agent web-1:prod:web,api` → its id, environment and apps. */
+export function parseAgentSpec(spec: string): { id: string; environment: string; apps: string[] } {
+  const [id = "", environment = "", apps = "", ...rest] = spec.split(":");
+  if (rest.length > 0 || !id || !environment || !apps) throw new Error(`--agent ${spec}: expected <id>:<environment>:<app>[,<app>…]`);
+  return { id, environment, apps: apps.split(",").map((x) => x.trim()).filter(Boolean) };
+}
+
+const USAGE =
+  "usage: gen-credentials --out DIR (--agent ID:ENV:APP[,APP…] …| --agents ID,ID --environment ENV --apps APP[,APP…]) [--coordinators N] [--admin] [--tls-hosts h1,h2] [--paths-as DIR] [--owner UID[:GID]]\n";
+
+function main(): void {
+  const { values } = parseArgs({
+    options: {
+      out: { type: "string" },
+      agent: { type: "string", multiple: true, default: [] },
+      agents: { type: "string", default: "" },
+      environment: { type: "string" },
+      apps: { type: "string" },
+      coordinators: { type: "string", default: "1" },
+      admin: { type: "boolean", default: false },
+      "tls-hosts": { type: "string", default: "localhost,127.0.0.1" },
+      "paths-as": { type: "string" },
+      owner: { type: "string" },
+    },
+  });
+  const fail = (message: string, code = 2): never => {
+    process.stderr.write(`gen-credentials: ${message}\n`);
+    process.exit(code);
+  };
+  if (!values.out) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
+  const agents: CredentialsOptions["agents"] = [];
+  try {
+    for (const spec of values.agent) agents.push(parseAgentSpec(spec));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const ids = values.agents.split(",").map((s) => s.trim()).filter(Boolean);
+  if (ids.length > 0) {
+    // An agent's environment and apps are the operator's to give, never the agent's to claim.
+    if (!values.environment || !values.apps) fail("--agents needs --environment and --apps (or give each agent as --agent <id>:<environment>:<app>,<app>)");
+    const apps = values.apps!.split(",").map((x) => x.trim()).filter(Boolean);
+    for (const id of ids) agents.push({ id, environment: values.environment!, apps });
+  }
+  const hosts = values["tls-hosts"].split(",").map((h) => h.trim()).filter(Boolean);
+  let out = "";
+  try {
+    out = generateCredentials({
+      out: values.out,
+      agents,
+      coordinators: Number(values.coordinators),
+      admin: values.admin,
+      tlsHosts: hosts,
+      ...(values["paths-as"] ? { pathsAs: values["paths-as"] } : {}),
+    }).out;
+  } catch (err) {
+    fail((err as Error).message, /openssl/.test((err as Error).message) ? 1 : 2);
+  }
+  const at = values["paths-as"] ?? out;
   if (values.owner) {
     // The containers' user (node: 1000) must read its seeds; needs root.
     const [uid, gid] = values.owner.split(":").map(Number);
@@ -298,7 +397,8 @@ function main(): void {
   }
   process.stdout.write(
     [
-      `wrote ${out}: nkeys of ${coordinators.length} coordinator(s) and ${agents.length} agent(s), the signing key, authorization.conf and tls.conf for nats-server,`,
+      `wrote ${out}: nkeys of ${values.coordinators} coordinator(s) and ${agents.length} agent(s), the signing key, authorization.conf and tls.conf for nats-server,`,
+      `  bindings.json (each agent's environment and apps, for the coordinators),`,
       `  a CA (ca.pem) and a server certificate for ${hosts.join(", ")}, tokens (deployer.token, viewer.token; tokens.json holds their hashes),`,
       `  and one environment file per process (coordinator-<n>.env, agent-<id>.env) naming files under ${at}`,
       `deployctl: DEPLOY_TLS=1 DEPLOY_CA=${join(at, "ca.pem")} DEPLOY_TOKEN=$(cat ${join(at, "deployer.token")})`,

@@ -129,7 +129,7 @@ describe("caps end to end: the coordinator at upload, the agent for a bundle sen
   beforeAll(async () => {
     stack = await Stack.start({
       agents: ["c1"],
-      coordinatorEnv: { DEPLOY_ARTIFACT_MAX_UNPACKED_BYTES: "100000", DEPLOY_ARTIFACT_MAX_FILES: "20" },
+      coordinatorEnv: { DEPLOY_ARTIFACT_MAX_UNPACKED_BYTES: "100000", DEPLOY_ARTIFACT_MAX_FILES: "20", DEPLOY_ARTIFACT_MAX_BYTES: "200000" },
       agentEnv: { DEPLOY_AGENT_MAX_UNPACKED_BYTES: "100000", DEPLOY_AGENT_MAX_FILES: "20" },
     });
     nc = await connectNats({ url: stack.nats.url, name: "bundle-limits-test" });
@@ -177,6 +177,15 @@ describe("caps end to end: the coordinator at upload, the agent for a bundle sen
     const after = await fs.readdir(path.join(stack.rootOf("c1"), "web", "releases"));
     expect(after.sort()).toEqual([...before].sort());
     expect(after.filter((n) => n.includes(".partial-") || n.startsWith("big-"))).toEqual([]);
+  });
+
+  it("an upload past artifacts.maxBytes is refused while it streams, naming the limit, and nothing is stored", async () => {
+    const client = stack.client();
+    const data = randomBytes(250_000); // more than the 200,000 bytes allowed, whatever it holds
+    const err = (await client.upload("web", data).catch((e: unknown) => e)) as grpc.ServiceError;
+    expect(err.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/^chunk: artifact exceeds the limit of 200000 bytes$/);
+    expect(((await client.listArtifacts("web")).artifacts ?? []).map((x) => x.digest)).not.toContain(sha(data));
   });
 
   it("a bundle with 0777 files and directories installs them as 0755 (0666 as 0644)", async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { parseManifest, serverVersionError } from "../services/shared/src/index.js";
+import { bindingProblem, parseManifest, readBindingsFile, serverVersionError } from "../services/shared/src/index.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const read = (p: string): string => readFileSync(join(ROOT, p), "utf8");
@@ -228,6 +228,13 @@ describe("docker-compose.yml", () => {
         }
       }
       for (const f of ["authorization.conf", "tls.conf", "admin.nk", "ca.pem", "viewer.token"]) expect(existsSync(join(out, f)), f).toBe(true);
+      // Each agent is bound to the environment and apps its service runs: the coordinators would refuse more.
+      const bindings = readBindingsFile(join(out, "bindings.json"));
+      for (const a of AGENTS) {
+        const e = env(services[a]!);
+        const apps = Object.keys(JSON.parse(e.DEPLOY_AGENT_APPS!) as object);
+        expect(bindingProblem(bindings, e.DEPLOY_AGENT_ID!, e.DEPLOY_ENVIRONMENT!, apps), a).toBeUndefined();
+      }
     } finally {
       rmSync(out, { recursive: true, force: true });
     }

@@ -55,8 +55,25 @@ describe("coordinator config", () => {
     expect(r.stderr).toContain("at least one token (grpc.tokens or grpc.tokensFile");
     expect(r.stderr).toContain("a command signing key (signing.seedFile: DEPLOY_SIGNING_SEED_FILE)");
     expect(r.stderr).toContain("a NATS nkey (nats.nkeySeedFile: NATS_NKEY_SEED_FILE)");
+    expect(r.stderr).toContain("agent bindings (agents.bindingsFile: DEPLOY_AGENT_BINDINGS_FILE)");
     expect(r.stderr).toContain("npm run gen-credentials");
     expect(r.stderr).toContain("DEPLOY_DEV_MODE=1");
+  });
+
+  it("reads agent bindings, and refuses a bindings file it cannot read, naming the entry", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cfg-"));
+    const file = join(dir, "bindings.json");
+    writeFileSync(file, JSON.stringify({ schema: "deploy.bindings.v1", agents: { "web-1": { environment: "prod", apps: ["web"] } } }));
+    expect(loadCoordinatorConfig([], { devMode: true, agents: { bindingsFile: file } }).agents.bindingsFile).toBe(file);
+    for (const [bad, message] of [
+      [{ schema: "deploy.bindings.v1", agents: { "web-1": { environment: "pr od", apps: ["web"] } } }, /agents\.bindingsFile: bindings\.agents\.web-1\.environment/],
+      [{ schema: "deploy.bindings.v1", agents: { coordinator: { environment: "prod", apps: [] } } }, /bindings\.agents\.coordinator: "coordinator" is reserved/],
+      [{ agents: {} }, /bindings\.schema/],
+    ] as const) {
+      writeFileSync(file, JSON.stringify(bad));
+      expect(() => loadCoordinatorConfig([], { devMode: true, agents: { bindingsFile: file } })).toThrow(message);
+    }
+    expect(() => loadCoordinatorConfig([], { devMode: true, agents: { bindingsFile: join(dir, "missing.json") } })).toThrow(/agents\.bindingsFile: .*ENOENT/);
   });
 
   it("development mode listens on loopback only", () => {

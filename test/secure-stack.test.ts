@@ -34,7 +34,7 @@ describe("production mode with the generated credentials", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "creds-"));
-    execFileSync(process.execPath, [GEN, "--out", dir, "--agents", "a1", "--coordinators", "1", "--admin", "--tls-hosts", "localhost,127.0.0.1"], { stdio: "pipe" });
+    execFileSync(process.execPath, [GEN, "--out", dir, "--agent", "a1:prod:web", "--coordinators", "1", "--admin", "--tls-hosts", "localhost,127.0.0.1"], { stdio: "pipe" });
     // nats-server's include takes paths relative to its config file, which
     // the helper writes in a temp dir of its own: the generated blocks inline.
     const natsConfig = [readFileSync(join(dir, "authorization.conf"), "utf8"), readFileSync(join(dir, "tls.conf"), "utf8"), "jetstream {\n  sync_interval: always\n}\n"].join("\n");

@@ -1,7 +1,8 @@
 // Signed commands, end to end with real processes: a signed stack deploys;
 // commands published by hand that are unsigned, forged, altered, signed by an
-// unknown key or badly signed are refused (agent.rejected_message, +TERM) and
-// never run; keys rotate without downtime.
+// unknown key or badly signed, or a genuine signed command moved to another
+// agent's or deployment's subject, are refused (agent.rejected_message,
+// +TERM) and never run; keys rotate without downtime.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -106,6 +107,34 @@ describe("signed commands", () => {
     const after = await client.create(create("v2"));
     expect((await client.waitTerminal(after.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await stack.startsOf("a1", after.id!)).toBe(1);
+  });
+
+  it("a genuinely signed command moved to another agent's or another deployment's subject is refused and never runs", { timeout: LONG }, async () => {
+    const k1 = newKey();
+    const stack = await Stack.start({ agents: ["a1", "a2"], coordinatorEnv: { DEPLOY_SIGNING_SEED: k1.seed }, agentEnv: { DEPLOY_AGENT_TRUSTED_SIGNERS: k1.publicKey } });
+    stacks.push(stack);
+    const client = stack.client();
+    const nc = await natsConn(stack);
+    const jsm = await jetstreamManager(nc);
+    // The coordinator's own signed command to a1, unchanged: signature, signer and bytes.
+    const real = await client.create({ ...create("v1"), targets: ["a1"] });
+    expect((await client.waitTerminal(real.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const stored = (await lastBySubject(jsm, "DEPLOY_COMMANDS", `deploy.cmd.a1.${real.id!}`))!;
+    const sig = { signer: stored.header.get("Deploy-Signer"), signature: stored.header.get("Deploy-Signature") };
+    // To a2, same deployment: a2 refuses (the payload names a1).
+    await publishRaw(nc, `deploy.cmd.a2.${real.id!}`, stored.data, sig);
+    const toA2 = await waitAgentEvent(jsm, real.id!, "a2");
+    expect(toA2.type).toBe("agent.rejected_message");
+    expect((toA2 as { error: string }).error).toMatch(/addressed to agent a1, not a2/);
+    // To a1, another deployment's subject: refused (the payload names the deployment).
+    const other = uniq("moved");
+    await publishRaw(nc, `deploy.cmd.a1.${other}`, stored.data, sig);
+    const moved = await waitAgentEvent(jsm, other, "a1");
+    expect(moved.type).toBe("agent.rejected_message");
+    expect((moved as { error: string }).error).toMatch(/does not match the command/);
+    expect(await stack.startsOf("a2", real.id!)).toBe(0);
+    expect(await stack.startsOf("a1", other)).toBe(0);
+    expect(await stack.startsOf("a1", real.id!)).toBe(1);
   });
 
   it("an agent with trusted signers refuses an unsigned coordinator's commands: nothing runs", { timeout: LONG }, async () => {

@@ -2,10 +2,16 @@
 // on loopback ports, two coordinators (streams and buckets at three
 // replicas, NATS_URL naming every node) and three agents, all from dist/.
 // Used by `npm run cluster` (scripts/cluster.ts) and test/cluster.test.ts.
+//
+// With `secure`, it runs as production does: gen-credentials' code writes
+// <dir>/credentials (nkeys, TLS, tokens, signing key, bindings), the NATS
+// nodes require nkeys and TLS from clients, and coordinators and agents run
+// in production mode with their generated .env files.
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { generateCredentials, readEnvFile } from "../gen-credentials.js";
 import { ChildProc, sleep } from "../lib/childProc.js";
 import { freePort } from "../lib/natsServer.js";
 import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "../lib/paths.js";
@@ -24,6 +30,8 @@ function clusterProcess(name: string, file: string, env: Record<string, string>)
 }
 
 export { ROOT };
+
+const DEFAULT_AGENTS = ["web-1", "web-2", "web-3"];
 
 /** How long a coordinator may keep failing at start (no meta leader yet, peers not caught up) before we give up. */
 const COORDINATOR_START_BUDGET_MS = 90_000;
@@ -56,12 +64,16 @@ export interface LocalClusterOptions {
   logLevel?: string;
   /** Called when a process exits while the cluster is meant to be up. */
   onUnexpectedExit?: (p: ClusterProcess, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Production mode with generated credentials (npm run cluster without --dev); default development mode. */
+  secure?: boolean;
 }
 
 export class LocalCluster {
   readonly coordinators: ClusterProcess[] = [];
   readonly grpcAddresses: string[] = [];
   readonly agents = new Map<string, ClusterProcess>();
+  /** Secured: the generated credentials' directory; undefined in development mode. */
+  readonly credentials: string | undefined;
 
   private constructor(
     readonly nats: NatsCluster,
@@ -71,7 +83,22 @@ export class LocalCluster {
     readonly deployScript: string,
     private readonly ownsDir: boolean,
     private readonly opts: LocalClusterOptions,
-  ) {}
+  ) {
+    this.credentials = opts.secure ? join(dir, "credentials") : undefined;
+  }
+
+  /** What deployctl needs to reach the coordinators: TLS with the CA and the deployer token when secured. */
+  async clientEnv(): Promise<Record<string, string>> {
+    if (!this.credentials) return {};
+    return { DEPLOY_TLS: "1", DEPLOY_CA: join(this.credentials, "ca.pem"), DEPLOY_TOKEN: (await readFile(join(this.credentials, "deployer.token"), "utf8")).trim() };
+  }
+
+  /** gRPC address of coordinator i as a client names it (localhost when secured: the certificate's name). */
+  clientAddress(i: number): string {
+    const a = this.grpcAddresses[i];
+    if (a === undefined) throw new Error(`no coordinator ${i}`);
+    return this.credentials ? a.replace(/^127\.0\.0\.1:/, "localhost:") : a;
+  }
 
   static async start(opts: LocalClusterOptions = {}): Promise<LocalCluster> {
     if (!existsSync(COORDINATOR_MAIN) || !existsSync(AGENT_MAIN)) throw new Error("dist/ is missing: run `npm run build` first");
@@ -83,20 +110,30 @@ export class LocalCluster {
       deployScript = join(dir, "deploy-web.sh");
       await writeFile(deployScript, SAMPLE_DEPLOY_SCRIPT, { mode: 0o755 });
     }
+    const app = opts.app ?? "web";
+    const environment = opts.environment ?? "local";
     let nats: NatsCluster;
     try {
-      nats = await NatsCluster.start(join(dir, "nats"));
+      let extraConfig: string | undefined;
+      if (opts.secure) {
+        // Each agent bound to the cluster's app and environment; an admin nkey for the nats CLI.
+        const out = join(dir, "credentials");
+        const agents = (opts.agents ?? DEFAULT_AGENTS).map((id) => ({ id, environment, apps: [app] }));
+        generateCredentials({ out, agents, coordinators: opts.coordinators ?? 2, admin: true, tlsHosts: ["localhost", "127.0.0.1"] });
+        extraConfig = [await readFile(join(out, "authorization.conf"), "utf8"), await readFile(join(out, "tls.conf"), "utf8")].join("\n");
+      }
+      nats = await NatsCluster.start(join(dir, "nats"), 3, extraConfig === undefined ? {} : { extraConfig });
     } catch (err) {
       if (ownsDir) await rm(dir, { recursive: true, force: true });
       throw err;
     }
     for (const n of nats.nodes) n.proc.onUnexpectedExit = opts.onUnexpectedExit;
-    const cluster = new LocalCluster(nats, dir, opts.app ?? "web", opts.environment ?? "local", deployScript, ownsDir, opts);
+    const cluster = new LocalCluster(nats, dir, app, environment, deployScript, ownsDir, opts);
     try {
       // One after the other: the first creates the R3 streams and buckets,
       // the second finds them.
       for (let i = 0; i < (opts.coordinators ?? 2); i++) await cluster.startCoordinator();
-      await Promise.all((opts.agents ?? ["web-1", "web-2", "web-3"]).map((id) => cluster.startAgent(id)));
+      await Promise.all((opts.agents ?? DEFAULT_AGENTS).map((id) => cluster.startAgent(id)));
     } catch (err) {
       await cluster.stop();
       throw err;
@@ -115,7 +152,7 @@ export class LocalCluster {
     const address = `127.0.0.1:${await freePort()}`;
     const proc = clusterProcess(`coordinator-${index}`, COORDINATOR_MAIN, {
       NATS_URL: this.nats.url,
-      DEPLOY_DEV_MODE: "1",
+      ...this.#modeEnv(`coordinator-${index}.env`),
       DEPLOY_GRPC_LISTEN: address,
       DEPLOY_STREAM_REPLICAS: "3",
       LOG_LEVEL: this.opts.logLevel ?? "info",
@@ -143,7 +180,7 @@ export class LocalCluster {
       existing ??
       clusterProcess(`agent-${id}`, AGENT_MAIN, {
         NATS_URL: this.nats.url,
-        DEPLOY_DEV_MODE: "1",
+        ...this.#modeEnv(`agent-${id}.env`),
         DEPLOY_AGENT_ID: id,
         DEPLOY_ENVIRONMENT: this.environment,
         DEPLOY_AGENT_APPS: JSON.stringify({ [this.app]: { deploy: this.deployScript } }),
@@ -157,6 +194,14 @@ export class LocalCluster {
     proc.onUnexpectedExit = this.opts.onUnexpectedExit;
     this.agents.set(id, proc);
     return proc;
+  }
+
+  /** Development mode, or (secured) the process's generated environment file. */
+  #modeEnv(envFile: string): Record<string, string> {
+    if (!this.credentials) return { DEPLOY_DEV_MODE: "1" };
+    const file = join(this.credentials, envFile);
+    if (!existsSync(file)) throw new Error(`no credentials for ${envFile.replace(/\.env$/, "")} in ${this.credentials} (generated for the processes the cluster started with)`);
+    return readEnvFile(file);
   }
 
   /** Where agent `id` keeps its releases. */

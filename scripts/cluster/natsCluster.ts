@@ -60,8 +60,13 @@ export function nodeConfig(n: { name: string; clientPort: number; routePort: num
 export class NatsCluster {
   private constructor(readonly nodes: NatsNode[]) {}
 
-  /** Writes the config files and starts every node; waits until a meta leader is elected that all nodes agree on. */
-  static async start(dir: string, size = 3): Promise<NatsCluster> {
+  /**
+   * Writes the config files and starts every node; waits until a meta leader
+   * is elected that all nodes agree on. `extraConfig` is appended to every
+   * node's config (the secured cluster: gen-credentials' authorization and
+   * tls blocks, which apply to clients; routes stay on loopback).
+   */
+  static async start(dir: string, size = 3, opts: { extraConfig?: string } = {}): Promise<NatsCluster> {
     const bin = findNatsServerBinary();
     const ports = await freePorts(size * 3);
     const specs = Array.from({ length: size }, (_, i) => ({
@@ -77,7 +82,7 @@ export class NatsCluster {
       const configFile = join(dir, s.name, "nats-server.conf");
       // Every peer, itself included: a server ignores a route to itself, and
       // identical route lists are what an operator would template.
-      await writeFile(configFile, nodeConfig(s, specs.map((p) => p.routePort)));
+      await writeFile(configFile, nodeConfig(s, specs.map((p) => p.routePort)) + (opts.extraConfig ?? ""));
       nodes.push(new NatsNode(s.name, s.clientPort, s.routePort, s.monitorPort, s.storeDir, configFile, bin));
     }
     const cluster = new NatsCluster(nodes);

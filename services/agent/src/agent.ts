@@ -61,12 +61,17 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     let artifacts;
     for (let attempt = 0; ; attempt++) {
       try {
-        ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
+        ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs, directGets: true });
         artifacts = await new Objm(ctx.js).open(ARTIFACTS_BUCKET);
         await ensureCommandConsumer(ctx.jsm, config.id, config.ackWaitMs);
         break;
       } catch (err) {
-        if (attempt % 10 === 0) alog.warn({ err: errorMessage(err) }, "JetStream layout not ready (is a coordinator running?); waiting");
+        if (attempt % 10 === 0) {
+          const message = errorMessage(err);
+          // The server lets an nkey act only as the agent id it was generated for.
+          if (/permissions violation/i.test(message)) alog.error({ err: message }, "NATS refuses this agent's requests: is its nkey the one gen-credentials made for this agent id (DEPLOY_AGENT_ID)? waiting");
+          else alog.warn({ err: message }, "JetStream layout not ready (is a coordinator running?); waiting");
+        }
         await sleep(1000);
       }
     }

@@ -5,7 +5,7 @@ import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { ObjectStore } from "@nats-io/obj";
-import { ARTIFACTS_BUCKET, artifactObjectName, type ArtifactRef } from "../../shared/src/index.js";
+import { ARTIFACTS_BUCKET, artifactObjectName, errorMessage, type ArtifactRef } from "../../shared/src/index.js";
 
 /** Chunks (128 KiB each by default) requested at a time: bounds the download's memory. */
 const CHUNKS_IN_FLIGHT = 8;
@@ -45,15 +45,26 @@ async function readChunks(js: JetStreamClient, nuid: string, size: number, onChu
   const consumer = await js.consumers.get(`OBJ_${ARTIFACTS_BUCKET}`, { filter_subjects: `$O.${ARTIFACTS_BUCKET}.C.${nuid}` });
   let received = 0;
   let idle = 0;
+  let unheard = 0;
   try {
     while (received < size) {
-      const batch = await consumer.fetch({ max_messages: CHUNKS_IN_FLIGHT, expires: 5000 });
       let got = 0;
-      for await (const m of batch) {
-        got++;
-        received += m.data.length;
-        await onChunk(m.data);
-        if (received >= size) break;
+      try {
+        const batch = await consumer.fetch({ max_messages: CHUNKS_IN_FLIGHT, expires: 5000 });
+        for await (const m of batch) {
+          got++;
+          received += m.data.length;
+          await onChunk(m.data);
+          if (received >= size) break;
+        }
+      } catch (err) {
+        // On a cluster the consumer just made may live on another server
+        // whose interest in its pull subject has not reached ours yet: the
+        // pull gets "no responders" (3.5 % of 200 fetches right after
+        // creation on the local 3-node cluster). Ask again shortly.
+        if (!/no responders/i.test(errorMessage(err)) || ++unheard > 5) throw err;
+        await new Promise((r) => setTimeout(r, 100 * unheard));
+        continue;
       }
       idle = got === 0 ? idle + 1 : 0;
       if (idle >= 6) throw new Error(`download stalled at ${received} of ${size} bytes`);

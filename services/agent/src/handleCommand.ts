@@ -190,7 +190,9 @@ async function decline(deps: HandlerDeps, deploymentId: string, reason: string):
  * the coordinator that was to claim their targets was slow (seed 5169).
  */
 async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
-  const m = await deps.ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(cmd.deploymentId, COORDINATOR_SOURCE) });
+  // A direct get names the subject in its request subject, so the agent's
+  // permissions allow it coordinator events only (not other agents' output).
+  const m = await deps.ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(cmd.deploymentId, COORDINATOR_SOURCE) });
   if (!m) return "deployment does not exist";
   // Any coordinator decision after a cancel request carries it (names.ts).
   if (m.header?.get(HDR_CANCEL_REQUESTED) === "true") return "the deployment is being cancelled: not started";

@@ -1,7 +1,7 @@
 // Coordinator configuration: every key documented, each overridable from the
 // environment. Units are in the names.
 import { tmpdir } from "node:os";
-import { TOKEN_RULE, configFileFrom, errorMessage, isToken, loadConfig, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
+import { TOKEN_RULE, configFileFrom, errorMessage, isToken, loadConfig, readBindingsFile, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
 import { loadTokens } from "./grpc/auth.js";
 
@@ -15,6 +15,7 @@ export interface CoordinatorConfig {
     tokensFile: string;
   };
   signing: { seedFile: string; seed: string };
+  agents: { bindingsFile: string };
   streams: { replicas: number; commandsMaxAgeMs: number; eventsMaxAgeMs: number; eventsMaxBytes: number; eventsMaxMsgsPerSubject: number };
   rollout: {
     defaultDeliveryTimeoutMs: number;
@@ -91,6 +92,14 @@ const schema = {
       env: "DEPLOY_SIGNING_SEED_FILE",
     },
     seed: { doc: "The signing seed itself, instead of seedFile (e.g. from a secret store)", format: String, default: "", env: "DEPLOY_SIGNING_SEED", sensitive: true },
+  },
+  agents: {
+    bindingsFile: {
+      doc: "bindings.json (written by `npm run gen-credentials`): each agent id's environment and apps. An agent entry claiming an environment or app its binding does not give is refused: never a target, not listed. Read at start and again on SIGHUP. Required in production mode; unset in development mode: every entry is taken",
+      format: String,
+      default: "",
+      env: "DEPLOY_AGENT_BINDINGS_FILE",
+    },
   },
   streams: {
     replicas: {
@@ -241,6 +250,7 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
         ...(tokens.length === 0 ? ["at least one token (grpc.tokens or grpc.tokensFile: DEPLOY_GRPC_TOKENS, DEPLOY_GRPC_TOKENS_FILE)"] : []),
         ...(!cfg.signing.seed && !cfg.signing.seedFile ? ["a command signing key (signing.seedFile: DEPLOY_SIGNING_SEED_FILE)"] : []),
         ...(!cfg.nats.nkeySeedFile ? ["a NATS nkey (nats.nkeySeedFile: NATS_NKEY_SEED_FILE)"] : []),
+        ...(!cfg.agents.bindingsFile ? ["agent bindings (agents.bindingsFile: DEPLOY_AGENT_BINDINGS_FILE)"] : []),
       ];
       if (missing.length > 0) {
         throw new Error(
@@ -252,6 +262,13 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
     if (cfg.signing.seed && cfg.signing.seedFile) throw new Error("signing: set seed or seedFile, not both");
     if (cfg.signing.seed || cfg.signing.seedFile) signerFromSeed(cfg.signing.seed || readSeedFile(cfg.signing.seedFile));
     if (cfg.nats.nkeySeedFile) readSeedFile(cfg.nats.nkeySeedFile);
+    if (cfg.agents.bindingsFile) {
+      try {
+        readBindingsFile(cfg.agents.bindingsFile);
+      } catch (err) {
+        throw new Error(`agents.bindingsFile: ${errorMessage(err)}`);
+      }
+    }
   } catch (err) {
     throw new Error(`invalid configuration: ${errorMessage(err)}`);
   }

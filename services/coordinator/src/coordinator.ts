@@ -11,6 +11,7 @@ import {
   bindContext,
   connectNats,
   createLogger,
+  readBindingsFile,
   readSeedFile,
   signerFromSeed,
   type CommandSigner,
@@ -45,6 +46,11 @@ export interface Coordinator {
   readonly address: string;
   readonly ctx: JsContext;
   readonly reconciler: Reconciler;
+  /**
+   * Reads agents.bindingsFile again (SIGHUP) and judges every agent entry by
+   * it at once. An unreadable file changes nothing and throws.
+   */
+  reloadBindings(): void;
   close(graceMs?: number): Promise<void>;
 }
 
@@ -83,11 +89,18 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       }
     }
     const ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs });
-    const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }));
+    const metrics = new CoordinatorMetrics();
+    const bindings = config.agents.bindingsFile ? readBindingsFile(config.agents.bindingsFile) : undefined;
+    if (bindings) log.info({ bindingsFile: config.agents.bindingsFile, agents: bindings.size }, "agents are held to their bindings");
+    else log.warn("no agent bindings (development mode): an agent may register for any environment and apps");
+    const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }), {
+      ...(bindings ? { bindings } : {}),
+      onRefused: () => metrics.agentEntriesRefused.inc(),
+    });
+    metrics.refusedAgents = () => registry.refusedCount;
     await registry.start();
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
-    const metrics = new CoordinatorMetrics();
     const membership = new Membership(await new Kvm(ctx.js).open(COORDINATORS_BUCKET), config.rollout.agentLiveMs, log.child({ component: "membership" }));
     await membership.start();
     // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
@@ -170,6 +183,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       address: `${host}:${grpc.port}`,
       ctx,
       reconciler,
+      reloadBindings() {
+        if (!config.agents.bindingsFile) throw new Error("no agents.bindingsFile to reload (development mode without bindings)");
+        const next = readBindingsFile(config.agents.bindingsFile);
+        registry.setBindings(next);
+        log.info({ bindingsFile: config.agents.bindingsFile, agents: next.size, refused: registry.refusedCount }, "agent bindings reloaded");
+      },
       close(graceMs = 10_000) {
         closing ??= (async () => {
           state = "draining";

@@ -74,6 +74,10 @@ export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConf
     duplicate_window: nanos(Math.min(120_000, o.eventsMaxAgeMs || 120_000)),
     // Each event is small; a bound keeps a misbehaving publisher from filling the disk with one message.
     max_msg_size: EVENTS_MAX_MSG_SIZE,
+    // Agents read the last coordinator event of their deployment with a
+    // direct get, which their permissions can limit by subject
+    // (deploy.evt.*.coordinator): no agent reads another's output.
+    allow_direct: true,
   };
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // deploy-coordinator: serves the gRPC API and drives rollouts.
-// SIGTERM/SIGINT drain; a second one forces the exit.
+// SIGTERM/SIGINT drain; a second one forces the exit. SIGHUP reads the agent
+// bindings file again (docs/security.md).
 import { createLogger, ServerTooOldError } from "../../shared/src/index.js";
 import { loadCoordinatorConfig } from "./config.js";
 import { startCoordinator } from "./coordinator.js";
@@ -33,6 +34,14 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  process.on("SIGHUP", () => {
+    try {
+      coordinator.reloadBindings();
+    } catch (err) {
+      // The bindings in force stay: a half-written file never opens the fleet.
+      log.error({ err: (err as Error).message }, "agent bindings not reloaded; the previous ones stay in force");
+    }
+  });
 }
 
 main().catch((err: unknown) => {

@@ -34,7 +34,24 @@ export class CoordinatorMetrics {
     registers: [this.registry],
   });
 
+  readonly agentEntriesRefused = new Counter({
+    name: "deploy_agent_entries_refused_total",
+    help: "Agent registry writes (heartbeats) refused because they claim an environment or app the agent's binding does not give",
+    registers: [this.registry],
+  });
+  /** Read at each scrape: how many agents' entries are refused now (set by the coordinator to its registry's count). */
+  refusedAgents: () => number = () => 0;
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+    const refused = (): number => this.refusedAgents();
+    new Gauge({
+      name: "deploy_agents_refused",
+      help: "Agents whose registry entry is refused now for claiming more than their binding (not listed, never targeted)",
+      registers: [this.registry],
+      collect() {
+        this.set(refused());
+      },
+    });
   }
 }

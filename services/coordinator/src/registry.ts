@@ -2,9 +2,16 @@
 // start and kept current by a watch, so resolving targets and checking
 // heartbeats costs no round trip. Liveness uses the server's timestamp of the
 // last heartbeat write, never the agent's clock.
+//
+// With agent bindings (agents.bindingsFile, docs/security.md), an entry that
+// claims an environment or an app its binding does not give is refused: it is
+// not in the view at all, so it is never a target, never converged and not
+// listed; the coordinator logs it once per claim and counts it
+// (deploy_agents_refused). NATS permissions already keep an agent to its own
+// key, so the id under which an entry is written is the agent's own.
 import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
-import { parseAgentRecord, type AgentRecord, type Logger } from "../../shared/src/index.js";
+import { bindingProblem, parseAgentRecord, type AgentBindings, type AgentRecord, type Logger } from "../../shared/src/index.js";
 
 export interface AgentView {
   record: AgentRecord;
@@ -12,8 +19,18 @@ export interface AgentView {
   revision: number;
 }
 
+export interface RegistryOptions {
+  /** Set: every entry must keep to its agent's binding. Unset (development mode without a bindings file): every entry is taken. */
+  bindings?: AgentBindings;
+  /** Called with each entry refused for its binding (metrics). */
+  onRefused?: (agentId: string) => void;
+}
+
 export class Registry {
   readonly #agents = new Map<string, AgentView>();
+  /** Entries refused for their binding: agent id → why, and the entry (looked at again when the bindings change). */
+  readonly #refused = new Map<string, { reason: string; view: AgentView }>();
+  #bindings: AgentBindings | undefined;
   #watch: QueuedIterator<KvEntry> | undefined;
   #done: Promise<void> | undefined;
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
@@ -23,7 +40,10 @@ export class Registry {
     private readonly kv: KV,
     private readonly agentLiveMs: number,
     private readonly log: Logger,
-  ) {}
+    private readonly opts: RegistryOptions = {},
+  ) {
+    this.#bindings = opts.bindings;
+  }
 
   async start(): Promise<void> {
     // Watch first (updates only), then load what is there: an update racing
@@ -44,8 +64,11 @@ export class Registry {
   #apply(e: KvEntry): void {
     const prev = this.#agents.get(e.key);
     if (prev && prev.revision >= e.revision) return;
+    const refused = this.#refused.get(e.key);
+    if (refused && refused.view.revision >= e.revision) return;
     if (e.operation !== "PUT") {
       this.#agents.delete(e.key);
+      this.#refused.delete(e.key);
       return;
     }
     let view: AgentView;
@@ -53,16 +76,62 @@ export class Registry {
       const record = parseAgentRecord(e.value);
       if (record.id !== e.key) throw new Error(`record id ${record.id} under key ${e.key}`);
       view = { record, heartbeatAt: e.created.getTime(), revision: e.revision };
-      this.#agents.set(e.key, view);
     } catch (err) {
       this.log.warn({ key: e.key, err }, "ignoring invalid agent record");
       return;
     }
+    if (this.#admit(view, true)) this.#changed(view);
+  }
+
+  /** Puts `view` in the view, or among the refused when its binding does not allow it; true when it is in the view. */
+  #admit(view: AgentView, written: boolean): boolean {
+    const { record } = view;
+    const refused = this.#refused.get(record.id);
+    const problem = this.problemOf(record);
+    if (problem !== undefined) {
+      // Out of the view at once: a target it had goes silent and times out.
+      this.#agents.delete(record.id);
+      this.#refused.set(record.id, { reason: problem, view });
+      if (refused?.reason !== problem) {
+        this.log.warn({ agentId: record.id, environment: record.environment, apps: record.apps, reason: problem }, "agent entry refused: it claims more than its binding");
+      }
+      if (written) this.opts.onRefused?.(record.id);
+      return false;
+    }
+    if (refused) this.log.info({ agentId: record.id }, "agent entry within its binding again");
+    this.#refused.delete(record.id);
+    this.#agents.set(record.id, view);
+    return true;
+  }
+
+  #changed(view: AgentView): void {
     try {
       this.onChange(view);
     } catch (err) {
-      this.log.warn({ agentId: e.key, err }, "agent change not handled");
+      this.log.warn({ agentId: view.record.id, err }, "agent change not handled");
     }
+  }
+
+  /**
+   * New bindings (the coordinator re-read agents.bindingsFile on SIGHUP):
+   * every entry, taken or refused, is judged again at once.
+   */
+  setBindings(bindings: AgentBindings): void {
+    this.#bindings = bindings;
+    for (const view of [...this.#agents.values(), ...[...this.#refused.values()].map((r) => r.view)]) {
+      const wasIn = this.#agents.has(view.record.id);
+      if (this.#admit(view, false) && !wasIn) this.#changed(view);
+    }
+  }
+
+  /** Why `record` is refused for its binding, or undefined (always, without bindings). */
+  problemOf(record: Pick<AgentRecord, "id" | "environment" | "apps">): string | undefined {
+    return this.#bindings ? bindingProblem(this.#bindings, record.id, record.environment, record.apps) : undefined;
+  }
+
+  /** Agent entries refused now for their binding. */
+  get refusedCount(): number {
+    return this.#refused.size;
   }
 
   get(id: string): AgentView | undefined {

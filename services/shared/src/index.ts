@@ -21,3 +21,4 @@ export * from "./config.js";
 export * from "./artifacts.js";
 export * from "./bundle/manifest.js";
 export * from "./signing.js";
+export * from "./bindings.js";

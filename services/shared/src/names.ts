@@ -10,8 +10,6 @@ export const ARTIFACTS_BUCKET = "deploy_artifacts";
  * Who may act on a dispatched target: the agent (to start it) or a
  * coordinator (to time it out or cancel it). One KV create decides.
  */
-/** The claims bucket of versions before the per-target race (unused; scripts/gen-credentials.ts still names it for them). */
-export const CLAIMS_BUCKET = "deploy_claims";
 /**
  * The desired release of each (app, environment): the last deployment that
  * succeeded there, one key per pair, its revisions the release history.

@@ -200,7 +200,8 @@ export class Convergence {
     } catch {
       return "not-needed";
     }
-    if (!needsConvergence(fresh, q.app, d)) return "not-needed";
+    // Read past the registry's view: hold it to the agent's binding here too.
+    if (registry.problemOf(fresh) !== undefined || !needsConvergence(fresh, q.app, d)) return "not-needed";
     // Asked for already, by this or another coordinator, now or long ago, and
     // whatever became of it: one KV get, and never again.
     const mapping = await ctx.deployments.get(requestKeyOf(requestId));

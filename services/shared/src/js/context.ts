@@ -56,11 +56,22 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
   return nc;
 }
 
-export async function bindContext(nc: NatsConnection, opts: { apiTimeoutMs?: number } = {}): Promise<JsContext> {
+/**
+ * `directGets` (agents): read deploy_agents keys with
+ * direct gets, whose request subject names the key
+ * ($JS.API.DIRECT.GET.<stream>.$KV.<bucket>.<key>), so an agent's NATS
+ * permissions can allow its own keys only; a plain get names the key in its
+ * body, which permissions cannot see. Any replica answers a direct get and a
+ * follower may trail the leader by a moment: what the agent reads that way
+ * tolerates it (its own entry, written before it started). Coordinators
+ * keep leader reads.
+ */
+export async function bindContext(nc: NatsConnection, opts: { apiTimeoutMs?: number; directGets?: boolean } = {}): Promise<JsContext> {
   const timeout = opts.apiTimeoutMs ?? 5000;
   const js = jetstream(nc, { timeout });
   const jsm = await jetstreamManager(nc, { timeout });
   const kvm = new Kvm(js);
-  const [deployments, agents] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET)]);
+  const direct = opts.directGets ? { allow_direct: true } : {};
+  const [deployments, agents] = await Promise.all([kvm.open(DEPLOYMENTS_BUCKET), kvm.open(AGENTS_BUCKET, direct)]);
   return { nc, js, jsm, deployments, agents };
 }

@@ -19,9 +19,15 @@ export type RaceOutcome =
   | { won: true; seq: number }
   | { won: false; reason: string };
 
-/** The last message on the target's own subject: its sequence (0: none) and event, if readable. */
+/**
+ * The last message on the target's own subject: its sequence (0: none) and
+ * event, if readable. A direct get (the subject read is in the request
+ * subject, so an agent's permissions can allow its own subjects only); any
+ * replica answers it, and one that trails the leader only makes the append
+ * after it conflict and look again.
+ */
 export async function lastOnTarget(ctx: Pick<JsContext, "jsm">, deploymentId: string, agentId: string): Promise<{ seq: number; event?: DeployEvent }> {
-  const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, agentId) });
+  const m = await ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, agentId) });
   if (!m) return { seq: 0 };
   try {
     return { seq: m.seq, event: parseEvent(m.data) };
@@ -74,7 +80,9 @@ export async function raceForTarget(
       return { won: true, seq };
     } catch (err) {
       if (!(err instanceof ConflictError)) throw err;
-      // Someone appended first (or our own append landed and its reply was lost): look.
+      // Someone appended first (or our own append landed and its reply was
+      // lost): look, giving a trailing replica a moment.
+      if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * attempt));
       last = await lastOnTarget(ctx, deploymentId, agentId);
     }
   }
