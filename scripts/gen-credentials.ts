@@ -47,6 +47,7 @@ import {
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
   RELEASES_BUCKET,
+  COORDINATORS_BUCKET,
   agentConsumerName,
   consumerLeaderElectedSubject,
   TOKEN_RULE,
@@ -139,6 +140,8 @@ export function coordinatorPermissions(): Permissions {
         "deploy.evt.>",
         `$KV.${DEPLOYMENTS_BUCKET}.>`,
         `$KV.${RELEASES_BUCKET}.>`,
+        // Its heartbeat (rollout/membership.ts: who sweeps which deployment).
+        `$KV.${COORDINATORS_BUCKET}.>`,
         `$O.${ARTIFACTS_BUCKET}.>`,
         `$JS.ACK.${EVENTS_STREAM}.>`,
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
