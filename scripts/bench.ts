@@ -2,8 +2,8 @@
 // nats-server and client library, in one run.
 //
 //   node dist/scripts/bench.js [--quick] [--no-scale] [--out <file>]
-//        [--shapes fanout:10,sequential:100] [--scale-n 10000]
-//        [--scale-timeout-s 600] [--shape-timeout-s 180] [--scale-max-payload <bytes>]
+//        [--shapes fanout:10,sequential:100|none] [--scale-n 10000]
+//        [--scale-timeout-s 300] [--shape-timeout-s 180] [--scale-max-payload <bytes>]
 //        [--idle-s 60] [--scale-protocol-floor] [--no-liveness] [--no-ansible]
 //        [--cpu-prof <dir>] [--shape-hosts <agents per host process>]
 //
@@ -36,10 +36,10 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { runAnsible } from "./bench/ansible.js";
 import { runApi } from "./bench/api.js";
-import { runFloor, warmUpFloor, type FloorResult, type Shape } from "./bench/floor.js";
+import { runFloors, warmUpFloor, type Shape } from "./bench/floor.js";
 import { runFootprint } from "./bench/footprint.js";
 import { runBundleFootprint } from "./bench/bundleFootprint.js";
-import { natsServerVersion, startBenchNatsServer } from "./bench/natsServer.js";
+import { BENCH_DEFAULT_MAX_CONSUMERS, natsServerVersion, startBenchNatsServer } from "./bench/natsServer.js";
 import { runOurs, type OursResult } from "./bench/ours.js";
 import { NodeProc, memOf } from "./bench/procs.js";
 import { alarms, goals, render, shapeRow, type BenchResults } from "./bench/report.js";
@@ -48,7 +48,9 @@ import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, startCoordinatorProc } f
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
+/** "fanout:10,sequential:100"; "none": no shapes (e.g. the scale case alone). */
 function parseShapes(s: string): { shape: Shape; n: number }[] {
+  if (s === "none") return [];
   return s.split(",").map((p) => {
     const [shape, n] = p.split(":");
     if ((shape !== "fanout" && shape !== "sequential") || !Number(n)) throw new Error(`--shapes: bad entry "${p}"`);
@@ -90,7 +92,7 @@ async function main(): Promise<void> {
       out: { type: "string" },
       shapes: { type: "string" },
       "scale-n": { type: "string" },
-      "scale-timeout-s": { type: "string", default: "600" },
+      "scale-timeout-s": { type: "string", default: "300" },
       "scale-max-payload": { type: "string", default: String(8 * 1024 * 1024) },
       "scale-hosts": { type: "string" },
       "scale-protocol-floor": { type: "boolean", default: false },
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
     durationS: 0,
     machine,
     setup: {
-      natsServer: "one nats-server per part (shapes and API; the scale case its own), JetStream sync_interval: always, monitoring on 127.0.0.1",
+      natsServer: `one nats-server per part (shapes and API; the scale case its own), JetStream sync_interval: always, limits.default_max_consumers ${BENCH_DEFAULT_MAX_CONSUMERS} (2.15 caps a stream at 1,000 consumers otherwise), monitoring on 127.0.0.1`,
       coordinator: "child process (dist/services/coordinator/src/main.js), development mode, LOG_LEVEL=info, agentLiveMs " + BENCH_AGENT_LIVE_MS,
       agents: `real startAgent() instances in agent-host child processes (dist/scripts/bench/agentHost.js), ${shapeHosts > 0 ? `at most ${shapeHosts} per process` : "all in one"}, deploy executable /bin/true, heartbeat ${BENCH_HEARTBEAT_MS} ms (default 5000), log level warn, UV_THREADPOOL_SIZE 16`,
       floors:
@@ -155,10 +157,7 @@ async function main(): Promise<void> {
     await warmUpFloor(nats.url);
     for (const { shape, n } of shapes) {
       const hostProcesses = hostsFor(n);
-      const floors: { bare?: FloorResult; apply?: FloorResult; protocol?: FloorResult } = {};
-      for (const kind of ["bare", "apply", "protocol"] as const) {
-        floors[kind] = await runFloor(nats.url, n, shape, { kind, hostProcesses, monitorUrl: nats.monitorUrl });
-      }
+      const floors = await runFloors(nats.url, n, shape, ["bare", "apply", "protocol"], { hostProcesses, monitorUrl: nats.monitorUrl, timeoutMs: Number(values["shape-timeout-s"]) * 1000 });
       log(`floors ${shape} N=${n}: bare ${Math.round(floors.bare!.ms)} ms, apply ${Math.round(floors.apply!.ms)} ms, protocol ${Math.round(floors.protocol!.ms)} ms; ours…`);
       const ours: OursResult = await runOurs({
         natsUrl: nats.url,
@@ -265,6 +264,10 @@ async function main(): Promise<void> {
   for (const a of alarms(results)) log(a);
   process.stdout.write(render(results) + `\nwritten: ${out}\n`);
 }
+
+// A signal exits through process.exit, so the child processes' exit hook
+// (scripts/lib/childProc.ts) kills the nats-server, coordinator and hosts.
+for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => process.exit(130));
 
 main().then(
   () => process.exit(0),

@@ -52,7 +52,7 @@ describe("bench --quick", () => {
     dir = await mkdtemp(join(tmpdir(), "bench-smoke-"));
     const out = join(dir, "results.json");
     const { stdout } = await new Promise<{ stdout: string }>((res, rej) => {
-      execFile(process.execPath, [BENCH, "--quick", "--shape-timeout-s", "60", "--scale-timeout-s", "60", "--out", out], { timeout: 170_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) =>
+      execFile(process.execPath, [BENCH, "--quick", "--shape-timeout-s", "60", "--scale-timeout-s", "60", "--out", out], { timeout: 290_000, maxBuffer: 8 * 1024 * 1024 }, (err, stdout, stderr) =>
         err ? rej(new Error(`bench --quick failed: ${err.message}\n${stderr}`)) : res({ stdout }),
       );
     });
@@ -85,5 +85,5 @@ describe("bench --quick", () => {
     }
     for (const g of r.goals) expect(g.figure.length).toBeGreaterThan(0);
     expect(stdout).toMatch(/total duration: \d+ s/);
-  }, 180_000);
+  }, 300_000);
 });

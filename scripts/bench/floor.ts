@@ -22,7 +22,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { FloorHostConfig, FloorKind } from "./floorHost.js";
 import { readCounters, workOf, type JsWork } from "./monitor.js";
 import { NodeProc } from "./procs.js";
@@ -36,6 +36,8 @@ const CLAIMS = "bench_floor_claims";
 const RESULTS = "BENCH_FLOOR_RESULTS";
 const FLOOR_HOST_MAIN = join(ROOT, "dist/scripts/bench/floorHost.js");
 const nanos = (ms: number): number => ms * 1_000_000;
+/** Command publishes in flight at once in a fan-out (every one at once up to N = 1,000). */
+const PUBLISH_WINDOW = 1000;
 
 async function ensureStreams(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -60,11 +62,12 @@ async function ensureStreams(nc: NatsConnection): Promise<void> {
 }
 
 export interface FloorOptions {
-  kind: FloorKind;
   /** Child processes the consumers are spread over (default 1). */
   hostProcesses?: number;
   /** The server's monitoring endpoint: the run's JetStream work is read from it. */
   monitorUrl?: string;
+  /** The run fails when not every result is in after this long (default 10 minutes). */
+  timeoutMs?: number;
 }
 
 export interface FloorResult {
@@ -74,32 +77,60 @@ export interface FloorResult {
 
 /** An untimed small run: a fresh server's first stream writes and consumers are slower than any later ones. */
 export async function warmUpFloor(url: string): Promise<void> {
-  await runFloor(url, 10, "fanout", { kind: "bare" });
+  await runFloors(url, n10, "fanout", ["bare"], {});
 }
+const n10 = 10;
 
-/** Runs one floor measurement; ms is from the first command publish to the N-th result collected (setup excluded). */
-export async function runFloor(url: string, n: number, shape: Shape, opts: FloorOptions): Promise<FloorResult> {
+export type FloorResults = Partial<Record<FloorKind, FloorResult>>;
+
+/**
+ * Measures each of `kinds`, one after another on the same consumers (set up
+ * once: 10,000 connections and consumers take minutes on a loaded machine);
+ * each ms is from the first command publish to the N-th result collected.
+ */
+export async function runFloors(url: string, n: number, shape: Shape, kinds: FloorKind[], opts: FloorOptions): Promise<FloorResults> {
   const run = `r${randomBytes(3).toString("hex")}`;
   const main = await connect({ servers: url, name: "bench-floor" });
   const journalDir = await mkdtemp(join(tmpdir(), "bench-floor-journal-"));
   const hosts: NodeProc[] = [];
+  let stopCollector: (() => void) | undefined;
   try {
     await ensureStreams(main);
-    if (opts.kind === "protocol") await new Kvm(main).create(CLAIMS, { history: 1, storage: StorageType.File });
-    const js = jetstream(main);
-    const jsm = await jetstreamManager(main);
+    if (kinds.includes("protocol")) await new Kvm(main).create(CLAIMS, { history: 1, storage: StorageType.File });
+    const js = jetstream(main, { timeout: 30_000 });
     // Setup (not timed): the consumers, in their host processes.
     const processes = Math.max(1, Math.min(opts.hostProcesses ?? 1, n));
     const per = Math.ceil(n / processes);
     for (let p = 0; p * per < n; p++) {
-      const cfg: FloorHostConfig = { url, run, from: p * per, count: Math.min(per, n - p * per), kind: opts.kind, journalDir, cmdStream: CMDS, resultStream: RESULTS, claimsBucket: CLAIMS };
+      const cfg: FloorHostConfig = { url, run, from: p * per, count: Math.min(per, n - p * per), kinds, journalDir, cmdStream: CMDS, resultStream: RESULTS, claimsBucket: CLAIMS };
       hosts.push(new NodeProc(`floor-host-${p}`, FLOOR_HOST_MAIN, { ipc: true, env: { BENCH_FLOOR_HOST: JSON.stringify(cfg), UV_THREADPOOL_SIZE: "16" } }));
     }
     const isReady = (m: unknown): m is { ready: number } => typeof m === "object" && m !== null && "ready" in m;
     await Promise.all(hosts.map((h) => h.waitForMessage(isReady, 15 * 60_000)));
+    const out: FloorResults = {};
+    for (const kind of kinds) out[kind] = await timedRun(js, run, n, shape, kind, opts, (stop) => {
+        stopCollector = stop;
+      });
+    return out;
+  } finally {
+    stopCollector?.();
+    await Promise.all(hosts.map((h) => h.stop(10_000)));
+    // This run's streams and consumers go, whatever happened, so later runs
+    // start from the same server state: one stream delete takes its
+    // consumers with it (10,000 consumer deletes took minutes).
+    const jsm = await jetstreamManager(main, { timeout: 60_000 });
+    for (const stream of [CMDS, RESULTS, `KV_${CLAIMS}`]) await jsm.streams.delete(stream).catch(() => undefined);
+    await rm(journalDir, { recursive: true, force: true });
+    await main.close();
+  }
+}
+
+/** One kind's timed run on consumers already pulling. */
+async function timedRun(js: JetStreamClient, run: string, n: number, shape: Shape, kind: FloorKind, opts: FloorOptions, onCollector: (stop: () => void) => void): Promise<FloorResult> {
     // The collector: an ordered consumer on this run's results.
-    const collector = await js.consumers.get(RESULTS, { filter_subjects: `bench.res.${run}.*` });
+    const collector = await js.consumers.get(RESULTS, { filter_subjects: `bench.res.${run}.${kind}.*` });
     const results = await collector.consume({ max_messages: 1024 });
+    onCollector(() => results.stop());
     let received = 0;
     let waiter: (() => void) | undefined;
     const done = (async () => {
@@ -120,20 +151,36 @@ export async function runFloor(url: string, n: number, shape: Shape, opts: Floor
         };
       });
     const publish = (i: number): Promise<unknown> =>
-      js.publish(`bench.cmd.${run}-${i}.d1`, JSON.stringify({ schema: "bench.command.v1", i, run }), { msgID: `d1.${run}-${i}` });
+      js.publish(`bench.cmd.${run}-${i}.${kind}`, JSON.stringify({ schema: "bench.command.v1", i, run, kind }), { msgID: `${kind}.${run}-${i}` });
 
     const before = opts.monitorUrl ? await readCounters(opts.monitorUrl) : undefined;
+    const limitMs = opts.timeoutMs ?? 10 * 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${kind} floor ${shape} N=${n}: ${received} of ${n} results after ${limitMs} ms`)), limitMs);
+    });
     const t0 = performance.now();
-    if (shape === "fanout") {
-      await Promise.all(Array.from({ length: n }, (_, i) => publish(i)));
-      await done;
-    } else {
-      for (let i = 0; i < n; i++) {
-        await publish(i);
-        await waitFor(i + 1);
+    const timed = async (): Promise<void> => {
+      if (shape === "fanout") {
+      // At most PUBLISH_WINDOW commands awaiting their acknowledgement: all
+      // 10,000 at once time out (docs/performance.md); ours dispatches 1,000
+      // targets per event and publishes those together.
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(PUBLISH_WINDOW, n) }, async () => {
+          while (next < n) await publish(next++);
+        }),
+      );
+        await done;
+      } else {
+        for (let i = 0; i < n; i++) {
+          await publish(i);
+          await waitFor(i + 1);
+        }
+        await done;
       }
-      await done;
-    }
+    };
+    await Promise.race([timed(), timedOut]).finally(() => clearTimeout(timer));
     const ms = performance.now() - t0;
     // The consumers' last acks and pulls follow the results: counted after a
     // settle, as ours' trailing writes are (ours.ts).
@@ -143,15 +190,5 @@ export async function runFloor(url: string, n: number, shape: Shape, opts: Floor
       work = workOf(before, await readCounters(opts.monitorUrl), n);
     }
     results.stop();
-    // Clean up this run's consumers so later shapes start from the same server state.
-    await Promise.all(hosts.map((h) => h.stop(10_000)));
-    for (let i = 0; i < n; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, k) => jsm.consumers.delete(CMDS, `floor-${run}-${i + k}`).catch(() => undefined)));
-    }
     return { ms, ...(work ? { work } : {}) };
-  } finally {
-    await Promise.all(hosts.map((h) => h.kill()));
-    await rm(journalDir, { recursive: true, force: true });
-    await main.close();
-  }
 }

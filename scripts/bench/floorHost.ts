@@ -7,7 +7,7 @@
 // JSON in BENCH_FLOOR_HOST; it tells its parent over IPC when every consumer
 // is pulling ({ready}) or that one failed ({error}).
 //
-// Per command, by kind:
+// Per command, by the kind it names:
 // - bare: publish the result, ack;
 // - apply: one fdatasync'd record appended to the consumer's own file, spawn
 //   /bin/true and wait for it, then publish the result and ack: the least any
@@ -30,7 +30,8 @@ export interface FloorHostConfig {
   run: string;
   from: number;
   count: number;
-  kind: FloorKind;
+  /** The kinds this run measures, one after another on the same consumers; each command names its kind. */
+  kinds: FloorKind[];
   /** Where each consumer keeps its file (apply, protocol). */
   journalDir: string;
   cmdStream: string;
@@ -47,7 +48,8 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
   const nc = await connect({ servers: h.url, name: `bench-floor-${h.run}-${idx}` });
   conns.push(nc);
   const name = `floor-${h.run}-${idx}`;
-  const jsm = await jetstreamManager(nc);
+  // The agents' API timeout (30 s): at 10,000 consumers the server answers slowly.
+  const jsm = await jetstreamManager(nc, { timeout: 30_000 });
   await jsm.consumers.add(h.cmdStream, {
     durable_name: name,
     filter_subject: `bench.cmd.${h.run}-${idx}.>`,
@@ -56,33 +58,34 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
     deliver_policy: DeliverPolicy.All,
     max_ack_pending: 1,
   });
-  const js = jetstream(nc);
+  const js = jetstream(nc, { timeout: 30_000 });
   const consumer = await js.consumers.get(h.cmdStream, name);
   const msgs = await consumer.consume({ max_messages: 1 });
   iters.push(msgs);
-  const file = h.kind === "bare" ? undefined : await open(join(h.journalDir, `${idx}.jsonl`), "a");
+  const file = h.kinds.some((k) => k !== "bare") ? await open(join(h.journalDir, `${idx}.jsonl`), "a") : undefined;
   if (file) files.push(file);
-  const claims = h.kind === "protocol" ? await new Kvm(nc).open(h.claimsBucket) : undefined;
+  const claims = h.kinds.includes("protocol") ? await new Kvm(nc).open(h.claimsBucket) : undefined;
   const record = async (what: string): Promise<void> => {
     await file!.write(`{"op":"${what}","run":"${h.run}","i":${idx}}\n`);
     await file!.datasync();
   };
-  const result = `bench.res.${h.run}.${idx}`;
   void (async () => {
     for await (const m of msgs) {
-      if (h.kind === "apply") {
+      const kind = (m.json<{ kind: FloorKind }>()).kind;
+      const result = `bench.res.${h.run}.${kind}.${idx}`;
+      if (kind === "apply") {
         await record("applied");
         await runTrue();
-      } else if (h.kind === "protocol") {
+      } else if (kind === "protocol") {
         // The look: one direct get, as the agent's ("no message found": null).
         const look = jsm.streams.getMessage(h.resultStream, { last_by_subj: `${result}.started` }).catch(() => null);
         await Promise.all([record("started"), look]);
         await claims!.create(`${h.run}.${idx}`, m.data);
-        await js.publish(`${result}.started`, m.data, { msgID: `${h.run}.${idx}.started` });
+        await js.publish(`${result}.started`, m.data, { msgID: `${h.run}.${kind}.${idx}.started` });
         await runTrue();
         await record("finished");
       }
-      await js.publish(result, m.data, { msgID: `${h.run}.${idx}.result` });
+      await js.publish(result, m.data, { msgID: `${h.run}.${kind}.${idx}.result` });
       m.ack();
     }
   })().catch((err: unknown) => process.stderr.write(`floor host: consumer ${idx}: ${String(err)}\n`));

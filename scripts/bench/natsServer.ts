@@ -8,6 +8,18 @@ import { freePort, startNatsServer } from "../lib/natsServer.js";
 
 export { findNatsServerBinary, freePort, natsServerVersion } from "../lib/natsServer.js";
 
+/**
+ * nats-server 2.15 caps every stream that sets no max_consumers of its own
+ * at 1,000 consumers (jetstream.limits.default_max_consumers, default 1,000;
+ * a stream's -1 counts as not set). DEPLOY_COMMANDS sets none and has one
+ * consumer per agent, so on a stock 2.15 server agent 1,001 is refused
+ * ("maximum consumers limit reached") and retries its start every second,
+ * for ever: the 10,000-agent case cannot complete. The bench lifts the cap
+ * (-1: no default) so that what lies beyond it can be measured; the product
+ * must set DEPLOY_COMMANDS' max_consumers itself (docs/performance.md).
+ */
+export const BENCH_DEFAULT_MAX_CONSUMERS = -1;
+
 export interface BenchNatsServer {
   url: string;
   pid: number;
@@ -24,7 +36,15 @@ export async function startBenchNatsServer(opts: { configText?: string } = {}): 
   // One config for every server of the bench: before, a configText replaced
   // the default config and with it sync_interval: always (the scale case ran
   // without it).
-  const configText = [`http: 127.0.0.1:${monitorPort}`, "jetstream {", "  sync_interval: always", "}", opts.configText ?? "", ""].join("\n");
+  const configText = [
+    `http: 127.0.0.1:${monitorPort}`,
+    "jetstream {",
+    "  sync_interval: always",
+    `  limits { default_max_consumers: ${BENCH_DEFAULT_MAX_CONSUMERS} }`,
+    "}",
+    opts.configText ?? "",
+    "",
+  ].join("\n");
   const server = await startNatsServer({ tempPrefix: "nats-bench-", configText });
   return {
     url: server.url,

@@ -51,7 +51,9 @@ export interface OursOptions {
   onAgentsReady?: (hosts: AgentHosts, app: string) => void | Promise<void>;
   /** The agents' heartbeat (default BENCH_HEARTBEAT_MS). */
   heartbeatMs?: number;
-  /** Called after the deployments, with the agents still running (e.g. to stop one and time its detection). */
+  /** One more agent, serving only probeAppOf(app): no deployment targets it; it can be stopped to time its detection. */
+  probeAgent?: boolean;
+  /** Called after the deployments, with the agents still running. */
   afterDeployments?: (hosts: AgentHosts, app: string) => Promise<void>;
   /** The server's monitoring endpoint: each deployment's JetStream work is read from it. */
   monitorUrl?: string;
@@ -68,9 +70,14 @@ export interface OursOptions {
   probeGetEveryMs?: number;
 }
 
+/** The app of the probe agent (OursOptions.probeAgent): it serves only this one. */
+export const probeAppOf = (app: string): string => `${app}-probe`;
+
 export async function startShapeAgents(o: OursOptions, app: string, prefix: string): Promise<AgentHosts> {
   return startAgentHosts(
     {
+      // The probe agent, index n, in the last host process.
+      ...(o.probeAgent ? { appsByIndex: { [o.n]: [probeAppOf(app)] } } : {}),
       natsUrl: o.natsUrl,
       prefix,
       environment: ENVIRONMENT,
@@ -81,7 +88,7 @@ export async function startShapeAgents(o: OursOptions, app: string, prefix: stri
       deployExecutable: DEPLOY_EXECUTABLE,
       logLevel: "warn",
     },
-    o.n,
+    o.n + (o.probeAgent ? 1 : 0),
     o.hostProcesses ?? 1,
     o.hostHeapMb,
     o.hostNodeArgs,

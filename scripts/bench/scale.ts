@@ -5,16 +5,18 @@
 //    consumers spread over as many processes as the agents;
 // 2. the N agents started; the idle fleet measured over cfg.idleMs;
 // 3. one fan-out deployment of all of them (cold), then a second (warm);
-// 4. one agent stopped, and the time until the coordinator shows it not live.
+// 4. liveness: one more agent (serving an app of its own, so no deployment
+//    targets it) stops as the idle window starts; the time until the
+//    coordinator shows it not live.
 // Reports over IPC: times, counts by target state, CPU seconds and peak RSS
 // of the coordinator and nats-server, JetStream work per target.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { runFloor, warmUpFloor, type FloorResult } from "./floor.js";
+import { runFloors, warmUpFloor, type FloorResult } from "./floor.js";
 import { measureIdle, measureLiveness, type IdleResult, type LivenessResult } from "./idle.js";
 import { startBenchNatsServer } from "./natsServer.js";
-import { ENVIRONMENT, runOurs, type OursResult } from "./ours.js";
+import { ENVIRONMENT, probeAppOf, runOurs, type OursResult } from "./ours.js";
 import { cpuSecondsOf, memOf, resetPeakRss } from "./procs.js";
 import { agentId, startCoordinatorProc } from "./stack.js";
 import { connect } from "@nats-io/transport-node";
@@ -44,7 +46,7 @@ export interface ScaleConfig {
   agentLiveMs: number;
   /** Also the protocol floor at N (slow at 10,000). */
   protocolFloor: boolean;
-  /** Stop one agent after the deployments and time its detection. */
+  /** Stop a probe agent as the idle window starts and time its detection. */
   liveness: boolean;
   cpuProfDir?: string;
 }
@@ -84,16 +86,17 @@ async function main(): Promise<void> {
   let agentHostsRssMb: number | undefined;
   let idle: IdleResult | undefined;
   let liveness: LivenessResult | undefined;
+  let livenessRun: Promise<LivenessResult> | undefined;
   try {
     await warmUpFloor(nats.url);
-    for (const kind of ["bare", "apply", ...(cfg.protocolFloor ? ["protocol" as const] : [])] as const) {
-      say(`${kind} floor, fan-out ${cfg.n}`);
-      try {
-        floors[kind] = await runFloor(nats.url, cfg.n, "fanout", { kind, hostProcesses: cfg.hostProcesses, monitorUrl: nats.monitorUrl });
-        say(`${kind} floor: ${Math.round(floors[kind].ms)} ms`);
-      } catch (err) {
-        floors.errors.push(`${kind}: ${err instanceof Error ? err.message.slice(0, 1000) : String(err)}`);
-      }
+    const kinds = ["bare", "apply", ...(cfg.protocolFloor ? ["protocol" as const] : [])] as const;
+    say(`floors (${kinds.join(", ")}), fan-out ${cfg.n}`);
+    try {
+      Object.assign(floors, await runFloors(nats.url, cfg.n, "fanout", [...kinds], { hostProcesses: cfg.hostProcesses, monitorUrl: nats.monitorUrl, timeoutMs: cfg.timeoutMs }));
+      say(`floors: ${kinds.map((k) => `${k} ${Math.round(floors[k]?.ms ?? NaN)} ms`).join(", ")}`);
+    } catch (err) {
+      floors.errors.push(err instanceof Error ? err.message.slice(0, 1000) : String(err));
+      say(`floors FAILED: ${floors.errors.at(-1)!}`);
     }
     const peakResetAfterFloors = resetPeakRss(nats.pid) && resetPeakRss(coord.proc.pid);
     const cpu0 = { coordinator: cpuSecondsOf(coord.proc.pid) ?? 0, natsServer: cpuSecondsOf(nats.pid) ?? 0 };
@@ -109,12 +112,26 @@ async function main(): Promise<void> {
       heartbeatMs: cfg.heartbeatMs,
       timeoutMs: cfg.timeoutMs,
       warm: true,
+      probeAgent: cfg.liveness,
       cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
       probeGetEveryMs: 2000,
       onAgentsReady: async (h, app) => {
         const hostPids = h.procs.map((p) => p.pid);
         agentHostsRssMb = hostPids.map((p) => memOf(p)?.rssMb ?? 0).reduce((a, b) => a + b, 0);
         say(`${cfg.n} agents running after ${h.startMs} ms`);
+        if (cfg.liveness) {
+          // The probe agent stops now; its detection is timed while the idle
+          // fleet is measured and the deployments run (agentLiveMs is long).
+          livenessRun = measureLiveness({
+            client: coord.client,
+            host: h.procs.at(-1)!,
+            agentId: agentId(h.prefix, cfg.n),
+            app: probeAppOf(app),
+            environment: ENVIRONMENT,
+            limitMs: cfg.agentLiveMs,
+            pollMs: Math.max(250, Math.min(2000, cfg.agentLiveMs / 20)),
+          });
+        }
         if (cfg.idleMs > 0) {
           say(`idle fleet: ${cfg.idleMs / 1000} s`);
           idle = await measureIdle({
@@ -132,18 +149,8 @@ async function main(): Promise<void> {
           say(`idle fleet: ${JSON.stringify(idle.cpuPct)} % of a core`);
         }
       },
-      afterDeployments: async (h, app) => {
-        if (!cfg.liveness) return;
-        say("one agent stopped: waiting for the coordinator to see it not live");
-        liveness = await measureLiveness({
-          client: coord.client,
-          host: h.procs[0]!,
-          agentId: agentId(h.prefix, 0),
-          app,
-          environment: ENVIRONMENT,
-          limitMs: cfg.agentLiveMs,
-          pollMs: Math.max(250, Math.min(5000, cfg.agentLiveMs / 20)),
-        });
+      afterDeployments: async () => {
+        liveness = await livenessRun;
       },
       onTick: (ms, events) => {
         const s = Math.round(ms / 1000);
@@ -193,6 +200,10 @@ async function main(): Promise<void> {
     await rm(stateRoot, { recursive: true, force: true });
   }
 }
+
+// A signal exits through process.exit, so the child processes' exit hook
+// (scripts/lib/childProc.ts) kills the nats-server, coordinator and hosts.
+for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => process.exit(130));
 
 main().then(
   () => process.exit(0),
