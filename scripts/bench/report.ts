@@ -167,9 +167,12 @@ export function goals(r: BenchResults): BenchResults["goals"] {
     g.push({
       goal: `idle fleet: liveness within agentLiveMs (${i.agentLiveMs / 1000} s here)`,
       met: i.liveAtEnd === i.n && (l ? l.detectedMs !== undefined && l.detectedMs <= l.limitMs : true),
-      figure: `${i.liveAtEnd} of ${i.n} live at the end` + (l ? `; a stopped agent seen not live after ${l.detectedMs === undefined ? `more than ${fmtMs(l.limitMs + 30_000)}` : fmtMs(l.detectedMs)}` : "; stop not timed"),
+      figure:
+        `${i.liveAtEnd} of ${i.n} live at the end` +
+        (l ? (l.error ? `; stop not timed: ${l.error}` : `; a stopped agent seen not live after ${l.detectedMs === undefined ? `more than ${fmtMs(l.limitMs + 30_000)}` : fmtMs(l.detectedMs)}`) : "; stop not timed"),
     });
   }
+  if (r.scale && !("error" in r.scale) && r.scale.idleError) g.push({ goal: "idle fleet", met: false, figure: `not measured: ${r.scale.idleError}` });
   // (5) The API.
   if (r.api) {
     const a = r.api;

@@ -71,6 +71,7 @@ export interface ScaleResult extends OursResult {
   agentHostsRssMb?: number;
   projectionBytes?: number;
   idle?: IdleResult;
+  idleError?: string;
   liveness?: LivenessResult;
   progress: { s: number; events: number }[];
 }
@@ -87,6 +88,7 @@ async function main(): Promise<void> {
   let idle: IdleResult | undefined;
   let liveness: LivenessResult | undefined;
   let livenessRun: Promise<LivenessResult> | undefined;
+  let idleError: string | undefined;
   try {
     await warmUpFloor(nats.url);
     const kinds = ["bare", "apply", ...(cfg.protocolFloor ? ["protocol" as const] : [])] as const;
@@ -130,23 +132,28 @@ async function main(): Promise<void> {
             environment: ENVIRONMENT,
             limitMs: cfg.agentLiveMs,
             pollMs: Math.max(250, Math.min(2000, cfg.agentLiveMs / 20)),
-          });
+          }).catch((err: unknown) => ({ agentId: agentId(h.prefix, cfg.n), limitMs: cfg.agentLiveMs, error: String(err).slice(0, 500) }));
         }
         if (cfg.idleMs > 0) {
           say(`idle fleet: ${cfg.idleMs / 1000} s`);
-          idle = await measureIdle({
-            client: coord.client,
-            app,
-            environment: ENVIRONMENT,
-            n: cfg.n,
-            ms: cfg.idleMs,
-            pids: { coordinator: coord.proc.pid, natsServer: nats.pid },
-            agentHostPids: hostPids,
-            monitorUrl: nats.monitorUrl,
-            heartbeatMs: cfg.heartbeatMs,
-            agentLiveMs: cfg.agentLiveMs,
-          });
-          say(`idle fleet: ${JSON.stringify(idle.cpuPct)} % of a core`);
+          try {
+            idle = await measureIdle({
+              client: coord.client,
+              app,
+              environment: ENVIRONMENT,
+              n: cfg.n,
+              ms: cfg.idleMs,
+              pids: { coordinator: coord.proc.pid, natsServer: nats.pid },
+              agentHostPids: hostPids,
+              monitorUrl: nats.monitorUrl,
+              heartbeatMs: cfg.heartbeatMs,
+              agentLiveMs: cfg.agentLiveMs,
+            });
+            say(`idle fleet: ${JSON.stringify(idle.cpuPct)} % of a core`);
+          } catch (err) {
+            idleError = String(err).slice(0, 500);
+            say(`idle fleet FAILED: ${idleError}`);
+          }
         }
       },
       afterDeployments: async () => {
@@ -181,6 +188,7 @@ async function main(): Promise<void> {
       agentHostsRssMb,
       projectionBytes,
       ...(idle ? { idle } : {}),
+      ...(idleError ? { idleError } : {}),
       ...(liveness ? { liveness } : {}),
       progress,
     };
