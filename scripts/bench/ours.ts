@@ -9,6 +9,9 @@ import type { BenchClient } from "./client.js";
 import type { Shape } from "./floor.js";
 import { cpuSecondsOf, sleep } from "./procs.js";
 import { summarize } from "./stats.js";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { deploymentEventFilter, EVENTS_STREAM } from "../../services/shared/src/index.js";
 import { readCounters, workOf, type JsWork } from "./monitor.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
@@ -197,8 +200,13 @@ async function deployOnce(
       work = workOf(counters0, await readCounters(o.monitorUrl), o.n);
     }
     // A stalled system may not answer: report what is known rather than nothing.
-    const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
-    const counts = Object.fromEntries((d.counts ?? []).map((c) => [String(c.state), Number(c.count)]));
+    const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: undefined }));
+    // When the coordinator cannot answer (a saturated server), the counts
+    // come from the agents' events in the stream instead, so that a failure
+    // still says how far the rollout got.
+    const counts = d.counts
+      ? Object.fromEntries(d.counts.map((c) => [String(c.state), Number(c.count)]))
+      : await countsFromEvents(o.natsUrl, id, o.n).catch((err: unknown) => ({ [`no counts (${String(err).slice(0, 200)})`]: 0 }));
     const timeline = await readTimeline(o.natsUrl, id, wall0).catch(() => undefined);
     return {
       deploymentId: id,
@@ -215,5 +223,28 @@ async function deployOnce(
     };
   } finally {
     if (ticker) clearInterval(ticker);
+  }
+}
+
+/** Targets by how many events their agent wrote for the deployment (DEPLOY_EVENTS' per-subject counts). */
+async function countsFromEvents(natsUrl: string, id: string, n: number): Promise<Record<string, number>> {
+  const nc = await connect({ servers: natsUrl, name: "bench-counts" });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 60_000 });
+    const si = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: deploymentEventFilter(id) });
+    let reported = 0;
+    let one = 0;
+    for (const [subject, count] of Object.entries(si.state.subjects ?? {})) {
+      if (subject.endsWith(".coordinator")) continue;
+      if (count >= 2) reported++;
+      else one++;
+    }
+    return {
+      "from DEPLOY_EVENTS: agent wrote started and result": reported,
+      "from DEPLOY_EVENTS: agent wrote one event (started, declined or refused)": one,
+      "from DEPLOY_EVENTS: no event from the agent (PENDING or DISPATCHED)": n - reported - one,
+    };
+  } finally {
+    await nc.close();
   }
 }
