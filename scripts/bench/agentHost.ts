@@ -48,6 +48,14 @@ async function main(): Promise<void> {
     }),
   );
   process.send?.({ ready: agents.length, startMs: Math.round(performance.now() - t0) });
+  // {close: id}: that agent stops (its heartbeats with it), as a VM that goes
+  // away; the parent times how long the coordinator takes to see it not live.
+  process.on("message", (m: unknown) => {
+    const id = typeof m === "object" && m !== null && "close" in m ? String(m.close) : undefined;
+    const agent = id === undefined ? undefined : agents.find((a) => a.id === id);
+    if (!agent) return;
+    void agent.close(0).then(() => process.send?.({ closed: id }));
+  });
   // Stopping: the bench does not care about a graceful drain of idle agents.
   const exit = (): void => process.exit(0);
   process.on("SIGTERM", exit);

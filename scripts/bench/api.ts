@@ -12,10 +12,18 @@
 //   loop): the machine's throughput. Latency there is queueing: by Little's
 //   law it is C / throughput (50 clients at 250 creates/s: 200 ms), whatever
 //   one call costs.
+//
+// The yardstick (issue 17, goal p99 ≤ 2× it): a bare grpc-js unary call whose
+// server (its own process, bareUnary.ts) makes one JetStream publish, driven
+// by the same C clients with the same pacing, in the same run, just before
+// the paced creates.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { BenchClient } from "./client.js";
+import { BareClient } from "./bareUnary.js";
+import { NodeProc } from "./procs.js";
+import { ROOT } from "../lib/paths.js";
 import { ENVIRONMENT } from "./ours.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents } from "./stack.js";
 import { summarize } from "./stats.js";
@@ -29,6 +37,8 @@ export interface ApiResult {
   intervalMs: number;
   create: Summary;
   get: Summary;
+  /** Paced, same clients and pacing: a bare grpc-js unary call that makes one JetStream publish. */
+  bareUnaryPublish: Summary;
   /** Burst: each client calls again as soon as it is answered. */
   burst: { create: Summary; get: Summary; createsPerS: number; getsPerS: number };
 }
@@ -112,6 +122,7 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
     const get = async (k: number, j: number): Promise<void> => {
       await clients[k]!.get(ids[(k * 7 + j * 13) % ids.length]!);
     };
+    const bare = await pacedBare(o.natsUrl, o.clients, o.perClient, intervalMs);
     const pacedCreates = await drive(o.clients, o.perClient, intervalMs, create);
     const pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
     // Let the paced rollouts finish before the burst.
@@ -127,6 +138,7 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
       createsPerClient: o.perClient,
       intervalMs,
       create: summarize(pacedCreates.ms),
+      bareUnaryPublish: summarize(bare),
       get: summarize(pacedGets.ms),
       burst: {
         create: summarize(burstCreates.ms),
@@ -138,5 +150,24 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
   } finally {
     for (const c of clients) c.close();
     await hosts.stop();
+  }
+}
+
+/** The bare unary + publish call, paced like the creates; its latencies. */
+async function pacedBare(natsUrl: string, clients: number, perClient: number, intervalMs: number): Promise<number[]> {
+  const server = new NodeProc("bare-unary", join(ROOT, "dist/scripts/bench/bareUnary.js"), { ipc: true, env: { NATS_URL: natsUrl, BENCH_BARE_UNARY: "1" } });
+  const bare: BareClient[] = [];
+  try {
+    const isReady = (m: unknown): m is { ready: string } => typeof m === "object" && m !== null && "ready" in m;
+    const { ready: address } = await server.waitForMessage(isReady, 30_000);
+    for (let k = 0; k < clients; k++) bare.push(new BareClient(address));
+    // Warm each channel, as the create clients are.
+    await Promise.all(bare.map((c) => c.call(Buffer.from("{}"))));
+    // A payload the size of a small created event.
+    const payload = Buffer.from(JSON.stringify({ schema: "bench.bare.v1", pad: "x".repeat(400) }));
+    return (await drive(clients, perClient, intervalMs, (k) => bare[k]!.call(payload))).ms;
+  } finally {
+    for (const c of bare) c.close();
+    await server.stop(5000);
   }
 }

@@ -1,42 +1,43 @@
-// The floor: the least JetStream messaging a rollout of N targets needs, with
-// the same server and client library as the product. N commands (msg id, one
-// subject per consumer, a stream configured like DEPLOY_COMMANDS), N durable
-// pull consumers (max_ack_pending 1, like an agent's) each on its own
-// connection, each publishing a result to a stream (like DEPLOY_EVENTS) and
-// acking; one ordered consumer collecting all N results.
-//
-// With `protocol`, each target also does, in raw JetStream and nothing of
-// ours, the work the invariants make every agent do (DESIGN: applied at most
-// once, nothing acknowledged lost): an fdatasync'd journal record beside a
-// look at the last event, a claim (one KV create), a started event, the
-// executable (/bin/true), a second fdatasync'd journal record, then the
-// result (msg id) and the ack. ours / protocol floor is then the cost of the
-// product's own code: coordinator, fold, gRPC, watch, registry.
-import { spawn } from "node:child_process";
-import { mkdtemp, open, rm, type FileHandle } from "node:fs/promises";
+// The floors: the least a rollout of N targets needs, on the same server and
+// client library as the product, in three kinds (floorHost.ts does the
+// per-target work):
+// - bare: N commands (msg id, one subject per consumer, a stream configured
+//   like DEPLOY_COMMANDS), N durable pull consumers (max_ack_pending 1, like
+//   an agent's) each on its own connection, each publishing a result to a
+//   stream (like DEPLOY_EVENTS) and acking; one ordered consumer collecting
+//   all N results;
+// - apply: the bare floor in which each consumer, before publishing its
+//   result, appends one fdatasync'd record to a file of its own and spawns
+//   /bin/true and waits for it: what any agent that really runs a deploy
+//   executable at most once must do. ours / apply floor is the yardstick
+//   (issue 17): everything beyond it is ours to make cheap;
+// - protocol: our own protocol's per-target work in raw JetStream (look,
+//   claim, started event, two journal records): ours / protocol floor is the
+//   cost of our code given our protocol's choices.
+// The consumers are spread over as many child processes as ours' agents.
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Kvm } from "@nats-io/kv";
-import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import {
-  AckPolicy,
-  DeliverPolicy,
-  DiscardPolicy,
-  RetentionPolicy,
-  StorageType,
-  jetstream,
-  jetstreamManager,
-  type ConsumerMessages,
-} from "@nats-io/jetstream";
+import { DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
+import type { FloorHostConfig, FloorKind } from "./floorHost.js";
+import { readCounters, workOf, type JsWork } from "./monitor.js";
+import { NodeProc } from "./procs.js";
+import { ROOT } from "../lib/paths.js";
 
 export type Shape = "fanout" | "sequential";
+export type { FloorKind };
 
 const CMDS = "BENCH_FLOOR_COMMANDS";
 const CLAIMS = "bench_floor_claims";
 const RESULTS = "BENCH_FLOOR_RESULTS";
+const FLOOR_HOST_MAIN = join(ROOT, "dist/scripts/bench/floorHost.js");
 const nanos = (ms: number): number => ms * 1_000_000;
+/** Command publishes in flight at once in a fan-out (every one at once up to N = 1,000). */
+const PUBLISH_WINDOW = 1000;
 
 async function ensureStreams(nc: NatsConnection): Promise<void> {
   const jsm = await jetstreamManager(nc);
@@ -60,72 +61,76 @@ async function ensureStreams(nc: NatsConnection): Promise<void> {
   await add({ name: RESULTS, subjects: ["bench.res.>"], retention: RetentionPolicy.Limits, storage: StorageType.File, duplicate_window: nanos(120_000) });
 }
 
-/** Runs one floor measurement; returns the elapsed milliseconds (setup excluded). */
-const runTrue = (): Promise<void> =>
-  new Promise<void>((resolve, reject) => spawn("/bin/true", { stdio: "ignore", detached: true }).once("close", () => resolve()).once("error", reject));
+export interface FloorOptions {
+  /** Child processes the consumers are spread over (default 1). */
+  hostProcesses?: number;
+  /** The server's monitoring endpoint: the run's JetStream work is read from it. */
+  monitorUrl?: string;
+  /** The run fails when not every result is in after this long (default 10 minutes). */
+  timeoutMs?: number;
+}
 
-export async function runFloor(url: string, n: number, shape: Shape, opts: { protocol?: boolean } = {}): Promise<number> {
+export interface FloorResult {
+  ms: number;
+  work?: JsWork;
+}
+
+/** An untimed small run: a fresh server's first stream writes and consumers are slower than any later ones. */
+export async function warmUpFloor(url: string): Promise<void> {
+  await runFloors(url, n10, "fanout", ["bare"], {});
+}
+const n10 = 10;
+
+export type FloorResults = Partial<Record<FloorKind, FloorResult>>;
+
+/**
+ * Measures each of `kinds`, one after another on the same consumers (set up
+ * once: 10,000 connections and consumers take minutes on a loaded machine);
+ * each ms is from the first command publish to the N-th result collected.
+ */
+export async function runFloors(url: string, n: number, shape: Shape, kinds: FloorKind[], opts: FloorOptions): Promise<FloorResults> {
   const run = `r${randomBytes(3).toString("hex")}`;
   const main = await connect({ servers: url, name: "bench-floor" });
-  const conns: NatsConnection[] = [];
-  const iters: ConsumerMessages[] = [];
-  const journals: FileHandle[] = [];
-  const journalDir = opts.protocol ? await mkdtemp(join(tmpdir(), "bench-floor-journal-")) : undefined;
+  const journalDir = await mkdtemp(join(tmpdir(), "bench-floor-journal-"));
+  const hosts: NodeProc[] = [];
+  let stopCollector: (() => void) | undefined;
   try {
     await ensureStreams(main);
-    const claims = opts.protocol ? await new Kvm(main).create(CLAIMS, { history: 1, storage: StorageType.File }) : undefined;
-    const js = jetstream(main);
-    const jsm = await jetstreamManager(main);
-    // Setup (not timed): one connection and durable pull consumer per target.
-    for (let i = 0; i < n; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, n - i) }, async (_, k) => {
-          const idx = i + k;
-          const nc = await connect({ servers: url, name: `bench-floor-${run}-${idx}` });
-          conns.push(nc);
-          const name = `floor-${run}-${idx}`;
-          await jsm.consumers.add(CMDS, {
-            durable_name: name,
-            filter_subject: `bench.cmd.${run}-${idx}.>`,
-            ack_policy: AckPolicy.Explicit,
-            ack_wait: nanos(30_000),
-            deliver_policy: DeliverPolicy.All,
-            max_ack_pending: 1,
-          });
-          const cjs = jetstream(nc);
-          const consumer = await cjs.consumers.get(CMDS, name);
-          const msgs = await consumer.consume({ max_messages: 1 });
-          iters.push(msgs);
-          const journal = journalDir ? await open(join(journalDir, `${idx}.jsonl`), "a") : undefined;
-          if (journal) journals.push(journal);
-          const myClaims = claims ? await new Kvm(nc).open(CLAIMS) : undefined;
-          const myJsm = claims ? await jetstreamManager(nc) : undefined;
-          const record = async (what: string): Promise<void> => {
-            await journal!.write(`{"op":"${what}","run":"${run}"}\n`);
-            await journal!.datasync();
-          };
-          void (async () => {
-            for await (const m of msgs) {
-              if (journal && myClaims) {
-                // The look: one direct get, as the agent's (2.9 answers "no message found": null).
-                const look = myJsm!.streams.getMessage(RESULTS, { last_by_subj: `bench.res.${run}.${idx}.started` }).catch(() => null);
-                await Promise.all([record("started"), look]);
-                await myClaims.create(`${run}.${idx}`, m.data);
-                await cjs.publish(`bench.res.${run}.${idx}.started`, m.data, { msgID: `${run}.${idx}.started` });
-                await runTrue();
-                await record("finished");
-              }
-              await cjs.publish(`bench.res.${run}.${idx}`, m.data, { msgID: `${run}.${idx}.result` });
-              m.ack();
-            }
-          })().catch(() => undefined);
-        }),
-      );
+    if (kinds.includes("protocol")) await new Kvm(main).create(CLAIMS, { history: 1, storage: StorageType.File });
+    const js = jetstream(main, { timeout: 30_000 });
+    // Setup (not timed): the consumers, in their host processes.
+    const processes = Math.max(1, Math.min(opts.hostProcesses ?? 1, n));
+    const per = Math.ceil(n / processes);
+    for (let p = 0; p * per < n; p++) {
+      const cfg: FloorHostConfig = { url, run, from: p * per, count: Math.min(per, n - p * per), kinds, journalDir, cmdStream: CMDS, resultStream: RESULTS, claimsBucket: CLAIMS };
+      hosts.push(new NodeProc(`floor-host-${p}`, FLOOR_HOST_MAIN, { ipc: true, env: { BENCH_FLOOR_HOST: JSON.stringify(cfg), UV_THREADPOOL_SIZE: "16" } }));
     }
+    const isReady = (m: unknown): m is { ready: number } => typeof m === "object" && m !== null && "ready" in m;
+    await Promise.all(hosts.map((h) => h.waitForMessage(isReady, 15 * 60_000)));
+    const out: FloorResults = {};
+    for (const kind of kinds) out[kind] = await timedRun(js, run, n, shape, kind, opts, (stop) => {
+        stopCollector = stop;
+      });
+    return out;
+  } finally {
+    stopCollector?.();
+    await Promise.all(hosts.map((h) => h.stop(10_000)));
+    // This run's streams and consumers go, whatever happened, so later runs
+    // start from the same server state: one stream delete takes its
+    // consumers with it (10,000 consumer deletes took minutes).
+    const jsm = await jetstreamManager(main, { timeout: 60_000 });
+    for (const stream of [CMDS, RESULTS, `KV_${CLAIMS}`]) await jsm.streams.delete(stream).catch(() => undefined);
+    await rm(journalDir, { recursive: true, force: true });
+    await main.close();
+  }
+}
+
+/** One kind's timed run on consumers already pulling. */
+async function timedRun(js: JetStreamClient, run: string, n: number, shape: Shape, kind: FloorKind, opts: FloorOptions, onCollector: (stop: () => void) => void): Promise<FloorResult> {
     // The collector: an ordered consumer on this run's results.
-    const collector = await js.consumers.get(RESULTS, { filter_subjects: `bench.res.${run}.*` });
+    const collector = await js.consumers.get(RESULTS, { filter_subjects: `bench.res.${run}.${kind}.*` });
     const results = await collector.consume({ max_messages: 1024 });
-    iters.push(results);
+    onCollector(() => results.stop());
     let received = 0;
     let waiter: (() => void) | undefined;
     const done = (async () => {
@@ -146,31 +151,44 @@ export async function runFloor(url: string, n: number, shape: Shape, opts: { pro
         };
       });
     const publish = (i: number): Promise<unknown> =>
-      js.publish(`bench.cmd.${run}-${i}.d1`, JSON.stringify({ schema: "bench.command.v1", i, run }), { msgID: `d1.${run}-${i}` });
+      js.publish(`bench.cmd.${run}-${i}.${kind}`, JSON.stringify({ schema: "bench.command.v1", i, run, kind }), { msgID: `${kind}.${run}-${i}` });
 
+    const before = opts.monitorUrl ? await readCounters(opts.monitorUrl) : undefined;
+    const limitMs = opts.timeoutMs ?? 10 * 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${kind} floor ${shape} N=${n}: ${received} of ${n} results after ${limitMs} ms`)), limitMs);
+    });
     const t0 = performance.now();
-    if (shape === "fanout") {
-      await Promise.all(Array.from({ length: n }, (_, i) => publish(i)));
-      await done;
-    } else {
-      for (let i = 0; i < n; i++) {
-        await publish(i);
-        await waitFor(i + 1);
+    const timed = async (): Promise<void> => {
+      if (shape === "fanout") {
+      // At most PUBLISH_WINDOW commands awaiting their acknowledgement: all
+      // 10,000 at once time out (docs/performance.md); ours dispatches 1,000
+      // targets per event and publishes those together.
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(PUBLISH_WINDOW, n) }, async () => {
+          while (next < n) await publish(next++);
+        }),
+      );
+        await done;
+      } else {
+        for (let i = 0; i < n; i++) {
+          await publish(i);
+          await waitFor(i + 1);
+        }
+        await done;
       }
-      await done;
-    }
+    };
+    await Promise.race([timed(), timedOut]).finally(() => clearTimeout(timer));
     const ms = performance.now() - t0;
-    // Clean up this run's consumers so later shapes start from the same server state.
-    for (const it of iters) it.stop();
-    for (let i = 0; i < n; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, n - i) }, (_, k) => jsm.consumers.delete(CMDS, `floor-${run}-${i + k}`).catch(() => undefined)));
+    // The consumers' last acks and pulls follow the results: counted after a
+    // settle, as ours' trailing writes are (ours.ts).
+    let work: JsWork | undefined;
+    if (before && opts.monitorUrl) {
+      await new Promise((r) => setTimeout(r, 500));
+      work = workOf(before, await readCounters(opts.monitorUrl), n);
     }
-    return ms;
-  } finally {
-    for (const it of iters) it.stop();
-    await Promise.all(journals.map((j) => j.close().catch(() => undefined)));
-    if (journalDir) await rm(journalDir, { recursive: true, force: true });
-    await Promise.all(conns.map((c) => c.close().catch(() => undefined)));
-    await main.close();
-  }
+    results.stop();
+    return { ms, ...(work ? { work } : {}) };
 }

@@ -9,6 +9,10 @@ import type { BenchClient } from "./client.js";
 import type { Shape } from "./floor.js";
 import { cpuSecondsOf, sleep } from "./procs.js";
 import { summarize } from "./stats.js";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { deploymentEventFilter, EVENTS_STREAM } from "../../services/shared/src/index.js";
+import { readCounters, workOf, type JsWork } from "./monitor.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
 
@@ -27,10 +31,12 @@ export interface OursResult {
   counts?: Record<string, number>;
   /** CPU seconds used during the timed part, per process. */
   cpuS?: Record<string, number>;
+  /** The server's JetStream work from the CreateDeployment call to 500 ms after the terminal event (OursOptions.monitorUrl). */
+  work?: JsWork;
   /** The deployment's events by type, relative to the CreateDeployment call (server time), and each target's stages. */
   timeline?: Timeline;
   /** A second deployment to the same agents right after (OursOptions.warm): every process has run its code once. */
-  warm?: { ms: number; state: string; stages?: StageRow[] };
+  warm?: { ms: number; state: string; stages?: StageRow[]; counts?: Record<string, number>; cpuS?: Record<string, number>; work?: JsWork };
   /** GetDeployment of the deployment while it ran (OursOptions.probeGetEveryMs): latency in ms; failed calls counted apart. */
   getDuringRollout?: ReturnType<typeof summarize> & { failed: number };
 }
@@ -44,8 +50,16 @@ export interface OursOptions {
   /** Agent host processes (agents are spread over them). */
   hostProcesses?: number;
   hostHeapMb?: number;
-  /** Called with the agents running, before the deployment is created. */
-  onAgentsReady?: (hosts: AgentHosts) => void;
+  /** Called with the agents running and live, before the deployment is created (e.g. to measure the idle fleet). */
+  onAgentsReady?: (hosts: AgentHosts, app: string) => void | Promise<void>;
+  /** The agents' heartbeat (default BENCH_HEARTBEAT_MS). */
+  heartbeatMs?: number;
+  /** One more agent, serving only probeAppOf(app): no deployment targets it; it can be stopped to time its detection. */
+  probeAgent?: boolean;
+  /** Called after the deployments, with the agents still running. */
+  afterDeployments?: (hosts: AgentHosts, app: string) => Promise<void>;
+  /** The server's monitoring endpoint: each deployment's JetStream work is read from it. */
+  monitorUrl?: string;
   /** Called every second while the deployment runs (e.g. to sample RSS). */
   onTick?: (elapsedMs: number, events: number) => void;
   timeoutMs?: number;
@@ -59,20 +73,25 @@ export interface OursOptions {
   probeGetEveryMs?: number;
 }
 
+/** The app of the probe agent (OursOptions.probeAgent): it serves only this one. */
+export const probeAppOf = (app: string): string => `${app}-probe`;
+
 export async function startShapeAgents(o: OursOptions, app: string, prefix: string): Promise<AgentHosts> {
   return startAgentHosts(
     {
+      // The probe agent, index n, in the last host process.
+      ...(o.probeAgent ? { appsByIndex: { [o.n]: [probeAppOf(app)] } } : {}),
       natsUrl: o.natsUrl,
       prefix,
       environment: ENVIRONMENT,
       apps: [app],
       stateRoot: join(o.stateRoot, prefix),
-      heartbeatIntervalMs: BENCH_HEARTBEAT_MS,
+      heartbeatIntervalMs: o.heartbeatMs ?? BENCH_HEARTBEAT_MS,
       startConcurrency: 64,
       deployExecutable: DEPLOY_EXECUTABLE,
       logLevel: "warn",
     },
-    o.n,
+    o.n + (o.probeAgent ? 1 : 0),
     o.hostProcesses ?? 1,
     o.hostHeapMb,
     o.hostNodeArgs,
@@ -85,14 +104,28 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
   const hosts = await startShapeAgents(o, app, `${tag}-${randomUUID().slice(0, 4)}-`);
   try {
     await waitForLiveAgents(o.client, app, ENVIRONMENT, o.n, 5 * 60_000);
-    o.onAgentsReady?.(hosts);
+    await o.onAgentsReady?.(hosts, app);
     const pids: Record<string, number> = { ...o.cpuPids };
     hosts.procs.forEach((p, i) => (pids[`agentHost${hosts.procs.length > 1 ? i : ""}`] = p.pid));
     const first = await deployOnce(o, app, "v1", pids, hosts.startMs, o.onTick);
-    if (!o.warm || first.timedOut || first.state !== "DEPLOYMENT_STATE_SUCCEEDED") return first;
+    if (!o.warm || first.timedOut || first.state !== "DEPLOYMENT_STATE_SUCCEEDED") {
+      await o.afterDeployments?.(hosts, app);
+      return first;
+    }
     // The same agents again: every process has loaded and run its code once.
-    const warm = await deployOnce(o, app, "v2", pids, hosts.startMs);
-    return { ...first, warm: { ms: warm.ms, state: warm.state, ...(warm.timeline ? { stages: warm.timeline.stages } : {}) } };
+    const warm = await deployOnce(o, app, "v2", pids, hosts.startMs, o.onTick);
+    await o.afterDeployments?.(hosts, app);
+    return {
+      ...first,
+      warm: {
+        ms: warm.ms,
+        state: warm.timedOut ? `NOT TERMINAL (${warm.state})` : warm.state,
+        ...(warm.timeline ? { stages: warm.timeline.stages } : {}),
+        ...(warm.counts ? { counts: warm.counts } : {}),
+        ...(warm.cpuS ? { cpuS: warm.cpuS } : {}),
+        ...(warm.work ? { work: warm.work } : {}),
+      },
+    };
   } finally {
     await hosts.stop();
   }
@@ -109,6 +142,7 @@ async function deployOnce(
 ): Promise<OursResult> {
   const timeout = { seconds: 3600, nanos: 0 };
   let events = 0;
+  const counters0 = o.monitorUrl ? await readCounters(o.monitorUrl) : undefined;
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsOf(pid) ?? 0]));
   const wall0 = Date.now();
   const t0 = performance.now();
@@ -158,9 +192,21 @@ async function deployOnce(
     done = true;
     await probing;
     const cpuS = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, Math.round(((cpuSecondsOf(pid) ?? 0) - cpu0[k]!) * 100) / 100]));
+    // What the targets' trailing writes (an agent's registry entry with its
+    // new release) add: counted after a short settle.
+    let work: JsWork | undefined;
+    if (counters0 && o.monitorUrl) {
+      await sleep(500);
+      work = workOf(counters0, await readCounters(o.monitorUrl), o.n);
+    }
     // A stalled system may not answer: report what is known rather than nothing.
-    const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: [] }));
-    const counts = Object.fromEntries((d.counts ?? []).map((c) => [String(c.state), Number(c.count)]));
+    const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: undefined }));
+    // When the coordinator cannot answer (a saturated server), the counts
+    // come from the agents' events in the stream instead, so that a failure
+    // still says how far the rollout got.
+    const counts = d.counts
+      ? Object.fromEntries(d.counts.map((c) => [String(c.state), Number(c.count)]))
+      : await countsFromEvents(o.natsUrl, id, o.n).catch((err: unknown) => ({ [`no counts (${String(err).slice(0, 200)})`]: 0 }));
     const timeline = await readTimeline(o.natsUrl, id, wall0).catch(() => undefined);
     return {
       deploymentId: id,
@@ -170,11 +216,35 @@ async function deployOnce(
       agentStartMs,
       counts,
       cpuS,
+      ...(work ? { work } : {}),
       ...(timeline ? { timeline } : {}),
       ...(finished ? {} : { timedOut: true }),
       ...(probing ? { getDuringRollout: { ...summarize(gets), failed: getsFailed } } : {}),
     };
   } finally {
     if (ticker) clearInterval(ticker);
+  }
+}
+
+/** Targets by how many events their agent wrote for the deployment (DEPLOY_EVENTS' per-subject counts). */
+async function countsFromEvents(natsUrl: string, id: string, n: number): Promise<Record<string, number>> {
+  const nc = await connect({ servers: natsUrl, name: "bench-counts" });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 60_000 });
+    const si = await jsm.streams.info(EVENTS_STREAM, { subjects_filter: deploymentEventFilter(id) });
+    let reported = 0;
+    let one = 0;
+    for (const [subject, count] of Object.entries(si.state.subjects ?? {})) {
+      if (subject.endsWith(".coordinator")) continue;
+      if (count >= 2) reported++;
+      else one++;
+    }
+    return {
+      "from DEPLOY_EVENTS: agent wrote started and result": reported,
+      "from DEPLOY_EVENTS: agent wrote one event (started, declined or refused)": one,
+      "from DEPLOY_EVENTS: no event from the agent (PENDING or DISPATCHED)": n - reported - one,
+    };
+  } finally {
+    await nc.close();
   }
 }

@@ -1,5 +1,5 @@
 // Child processes and their memory, read from /proc.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { ChildProc, sleep } from "../lib/childProc.js";
 
 export { sleep };
@@ -12,6 +12,16 @@ export function memOf(pid: number): { rssMb: number; peakRssMb: number } | undef
     return { rssMb: round1(kb("VmRSS") / 1024), peakRssMb: round1(kb("VmHWM") / 1024) };
   } catch {
     return undefined;
+  }
+}
+
+/** Resets a process's peak RSS (VmHWM) to its current RSS (Linux: clear_refs 5); false when not allowed. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, "5");
+    return true;
+  } catch {
+    return false;
   }
 }
 

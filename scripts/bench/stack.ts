@@ -45,7 +45,7 @@ export interface CoordinatorProc {
   stop(): Promise<void>;
 }
 
-export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?: string; heapMb?: number } = {}): Promise<CoordinatorProc> {
+export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?: string; heapMb?: number; agentLiveMs?: number } = {}): Promise<CoordinatorProc> {
   const port = await freePort();
   const nodeArgs: string[] = [];
   if (opts.heapMb) nodeArgs.push(`--max-old-space-size=${opts.heapMb}`);
@@ -56,7 +56,7 @@ export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?:
       NATS_URL: natsUrl,
       DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
-      DEPLOY_AGENT_LIVE_MS: String(BENCH_AGENT_LIVE_MS),
+      DEPLOY_AGENT_LIVE_MS: String(opts.agentLiveMs ?? BENCH_AGENT_LIVE_MS),
       DEPLOY_NATS_API_TIMEOUT_MS: "30000",
       LOG_LEVEL: "info",
     },
@@ -78,6 +78,8 @@ export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?:
 
 export interface AgentHosts {
   procs: NodeProc[];
+  /** The agents' id prefix (agentId(prefix, i)). */
+  prefix: string;
   startMs: number;
   stop(): Promise<void>;
 }
@@ -106,6 +108,7 @@ export async function startAgentHosts(base: Omit<AgentHostConfig, "from" | "coun
   }
   return {
     procs,
+    prefix: base.prefix,
     startMs: Date.now() - t0,
     async stop() {
       await Promise.all(procs.map((p) => p.stop(5000)));
