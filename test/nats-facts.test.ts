@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
+  AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
   JetStreamApiCodes,
@@ -21,6 +22,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg, StoredMsg } from "@nats-
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { serverVersionError } from "../services/shared/src/index.js";
+import { MAX_AGENT_CONSUMERS, commandsStreamConfig } from "../services/coordinator/src/infrastructure.js";
 import { freePort, startNatsServer } from "./helpers/nats-server.js";
 import type { NatsServerHandle } from "./helpers/nats-server.js";
 
@@ -145,6 +147,26 @@ describe("nats-server facts", () => {
     expect(nc.info?.jetstream).toBe(true);
     const info = await jsm.getAccountInfo();
     expect(info.streams).toBeGreaterThanOrEqual(0);
+  });
+
+  it("2.15 caps a stream that sets no max_consumers at the server's default_max_consumers; DEPLOY_COMMANDS sets its own", async () => {
+    // The default is 1,000 (agent 1,001 was refused for ever in the 10,000-agent bench); 3 here.
+    const small = await startNatsServer({ configText: "jetstream {\n  sync_interval: always\n  limits { default_max_consumers: 3 }\n}\n" });
+    const snc = await connectTo(small);
+    try {
+      const sjsm = await jetstreamManager(snc);
+      await sjsm.streams.add({ name: "CAPPED", subjects: ["capped.>"] });
+      for (let i = 0; i < 3; i++) await sjsm.consumers.add("CAPPED", { durable_name: `c${i}`, ack_policy: AckPolicy.Explicit });
+      await expect(sjsm.consumers.add("CAPPED", { durable_name: "c3", ack_policy: AckPolicy.Explicit })).rejects.toThrow(/maximum consumers limit reached/);
+      const cmds = commandsStreamConfig({ replicas: 1, commandsMaxAgeMs: 60_000 });
+      expect(cmds.max_consumers).toBe(MAX_AGENT_CONSUMERS);
+      await sjsm.streams.add(cmds);
+      for (let i = 0; i < 4; i++) await sjsm.consumers.add(cmds.name, { durable_name: `agent-${i}`, ack_policy: AckPolicy.Explicit, filter_subject: `deploy.cmd.${i}.>` });
+      expect((await sjsm.streams.info(cmds.name)).state.consumer_count).toBe(4);
+    } finally {
+      await snc.close();
+      await small.cleanup();
+    }
   });
 
   describe("a. max_msgs_per_subject=1 + discard new per subject", () => {

@@ -53,8 +53,15 @@ export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamCo
     max_age: nanos(o.commandsMaxAgeMs),
     // The server refuses a duplicate window longer than max_age.
     duplicate_window: nanos(Math.min(120_000, o.commandsMaxAgeMs)),
+    // One durable consumer per agent. nats-server 2.15 gives a stream that
+    // sets no limit of its own (-1 counts as none) its default_max_consumers,
+    // 1,000: agent 1,001 was refused for ever (found by the 10,000-agent bench).
+    max_consumers: MAX_AGENT_CONSUMERS,
   };
 }
+
+/** DEPLOY_COMMANDS' consumer limit: the most agents one fleet may have. */
+export const MAX_AGENT_CONSUMERS = 1_000_000;
 
 export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
   return {
@@ -85,7 +92,14 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   const name = config.name;
   try {
     const info = await jsm.streams.info(name);
-    await jsm.streams.update(name, { ...info.config, ...config });
+    try {
+      await jsm.streams.update(name, { ...info.config, ...config });
+    } catch (err) {
+      // A server before 2.12 cannot change a stream's max_consumers: keep it.
+      if (config.max_consumers === undefined || config.max_consumers === info.config.max_consumers || !/consumers/i.test((err as Error).message)) throw err;
+      const keep: Partial<StreamConfig> = { ...info.config, ...config, max_consumers: info.config.max_consumers };
+      await jsm.streams.update(name, keep);
+    }
   } catch (err) {
     if ((err as { name?: string }).name !== "StreamNotFoundError") throw err;
     await jsm.streams.add(config);
