@@ -7,18 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { grpcError } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
 
 const rid = (label: string): string => `${label}-${randomUUID()}`;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const stateOf = (d: DeploymentMsg, agentId: string): string => d.targets?.find((t) => t.agentId === agentId)?.state ?? "";
 

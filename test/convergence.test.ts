@@ -18,6 +18,7 @@ import type { ListAgentsResponse__Output } from "../services/shared/src/gen/depl
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { runCli, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
 
 const rid = (label: string): string => `${label}-${randomUUID()}`;
 
@@ -30,16 +31,6 @@ function unary<T>(client: DeployClient, method: string, req: object): Promise<T>
 
 const getRelease = (c: DeployClient, app: string, environment: string): Promise<GetReleaseResponse__Output> => unary(c, "GetRelease", { app, environment });
 const listAgents = (c: DeployClient, environment: string): Promise<ListAgentsResponse__Output> => unary(c, "ListAgents", { app: "web", environment });
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** The agent's view in ListAgents: live, and for app web its current release, desired deployment and status. */
 async function agentView(c: DeployClient, environment: string, id: string): Promise<{ live: boolean; current: string; desired: string; status: string } | undefined> {

@@ -11,16 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { CLI, runCli, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false | null>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined && v !== false && v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { until } from "./helpers/wait.js";
 
 const stateOf = (d: DeploymentMsg, agentId: string): string => d.targets?.find((t) => t.agentId === agentId)?.state ?? "";
 const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
