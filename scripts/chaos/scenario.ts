@@ -25,11 +25,12 @@ export const FAULT_KINDS = [
   "agent-offline-past-timeout",
   "agent-paused-after-claim",
   "canary-wave-fails",
+  "coordinator-paused",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Kinds added after the regression seeds were recorded: drawn apart (planScenario). */
-const LATER_KINDS = ["agent-paused-after-claim", "canary-wave-fails"] as const satisfies readonly FaultKind[];
+const LATER_KINDS = ["agent-paused-after-claim", "canary-wave-fails", "coordinator-paused"] as const satisfies readonly FaultKind[];
 type EarlierKind = Exclude<FaultKind, (typeof LATER_KINDS)[number]>;
 
 const PRIMARY_WEIGHTS: Record<EarlierKind, number> = {
@@ -98,7 +99,9 @@ export function planScenario(seed: number): ScenarioPlan {
   // (22: the first salt under which those three seeds still draw no later kind and no canary.)
   const later = new Rng(seed * 2654435761 + 22);
   const earlier: FaultKind = rng.weighted(PRIMARY_WEIGHTS);
-  const primary: FaultKind = later.chance(LATER_KINDS.length / (Object.keys(PRIMARY_WEIGHTS).length + LATER_KINDS.length)) ? later.pick(LATER_KINDS) : earlier;
+  // A fixed share (1 in 7), so adding a later kind changes only which later
+  // kind a seed draws, never which seeds draw one.
+  const primary: FaultKind = later.chance(1 / 7) ? later.pick(LATER_KINDS) : earlier;
   const faults: Fault[] = [{ kind: primary, injected: false }];
   if (rng.chance(0.35)) faults.push({ kind: rng.pick(SECONDARY), injected: false });
   const clustered = primary === "cluster-stream-leader-kill" || rng.chance(0.08);
@@ -171,6 +174,12 @@ export function planScenario(seed: number): ScenarioPlan {
         // must start nothing (DESIGN.md: terminal is final after a pause).
         stopAfterClaim = agent;
         Object.assign(f, { on: agent, downMs: AGENT_LIVE_MS + 4 * SWEEP_MS + rng.int(0, 3000) });
+        break;
+      case "coordinator-paused":
+        // Frozen (SIGSTOP) longer than the liveness limit, then woken: the
+        // other coordinator (if any) took its share of the sweep meanwhile,
+        // and it wakes on a stale view that every compare-and-set must catch.
+        Object.assign(f, { on: `coordinator-${later.int(1, coordinators)}`, atMs: later.int(100, 3000), downMs: AGENT_LIVE_MS + later.int(500, 3000) });
         break;
       case "canary-wave-fails": {
         // The first target of D1 is its one canary, and it fails: nothing
@@ -558,6 +567,23 @@ export class Scenario {
       case "canary-wave-fails":
         // driven by #deploy and the plan
         return;
+      case "coordinator-paused": {
+        await this.#firstCreated;
+        await sleep(f.atMs!);
+        const c = stack.coordinators.find((p) => p.name === f.on)!;
+        const alone = stack.coordinators.filter((p) => p.running).length === 1;
+        const pause = async (): Promise<void> => {
+          if (c.pid <= 0) return;
+          process.kill(c.pid, "SIGSTOP");
+          f.injected = true;
+          this.note(`paused ${f.on} for ${f.downMs} ms`);
+          await sleep(f.downMs!);
+          if (c.pid > 0) process.kill(c.pid, "SIGCONT");
+          this.note(`${f.on} continued`);
+        };
+        await (alone ? this.#outage(pause) : pause());
+        return;
+      }
       case "agent-paused-after-claim": {
         // It stops itself (SIGSTOP) after each claim it wins, until the run ends.
         const agent = stack.agent(f.on!);

@@ -214,7 +214,7 @@ export class ChaosStack {
     for (const c of this.coordinators) if (!c.running) await c.start(30_000);
     await Promise.all([...this.agents.values()].filter((a) => !a.running).map((a) => a.start(30_000)));
     // An agent that stopped itself after a claim once the faults were over.
-    for (const a of this.agents.values()) if (a.running && a.pid > 0) process.kill(a.pid, "SIGCONT");
+    for (const p of [...this.agents.values(), ...this.coordinators]) if (p.running && p.pid > 0) process.kill(p.pid, "SIGCONT");
   }
 
   async stop(keep = false): Promise<void> {
