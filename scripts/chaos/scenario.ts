@@ -564,9 +564,10 @@ export class Scenario {
         return;
       }
       case "client-short-deadline-retries":
-      case "canary-wave-fails":
-        // driven by #deploy and the plan
+        f.injected = true; // driven by #deploy
         return;
+      case "canary-wave-fails":
+        return; // made by the plan (injected there)
       case "coordinator-paused": {
         await this.#firstCreated;
         await sleep(f.atMs!);
