@@ -39,6 +39,10 @@ describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
       const record = { schema: "deploy.agent.v1", id, environment, apps: ["web"], host: "fake", version: "0", labels: {}, currentReleases: {}, startedAt: new Date().toISOString() };
       await agents.put(id, JSON.stringify(record));
     }
+    // The coordinator's registry follows deploy_agents by a watch: wait until it sees them all
+    // (a clean-clone run created the deployment while it had seen 24 of 25).
+    const client = stack.client();
+    for (let i = 0; i < 200 && (await client.agents({ environment })).agents.length < n; i++) await new Promise((r) => setTimeout(r, 50));
   }
 
   async function keys(): Promise<string[]> {
