@@ -44,3 +44,51 @@ export function workOf(before: ServerCounters, after: ServerCounters, n: number)
   };
   return { ...d, n, inPerTarget: r2(d.inMsgs / n), apiPerTarget: r2(d.apiTotal / n), outPerTarget: r2(d.outMsgs / n) };
 }
+
+/**
+ * What the messages were, by kind (BENCH_TRACE_SUBJECTS=1): a `>`
+ * subscription beside the run counts every message published in the account
+ * by subject class. Profiling only: the subscription itself costs the server
+ * one delivery per message, so the figures of a traced run are not the
+ * bench's.
+ */
+export interface SubjectTrace {
+  stop(n: number): Promise<Record<string, number>>;
+}
+
+export function subjectClass(subject: string): string {
+  const t = subject.split(".");
+  if (subject.startsWith("_INBOX")) return "reply to a client (server → client)";
+  if (subject.startsWith("$JS.ACK.")) return `ack ${t[2]}`;
+  if (subject.startsWith("$JS.API.DIRECT.GET.")) return `direct get ${t[4]}${t.length > 5 ? ` ${t.slice(5, 7).join(".")}.*` : ""}`;
+  if (subject.startsWith("$JS.API.CONSUMER.MSG.NEXT.")) return `pull ${t[5]}`;
+  if (subject.startsWith("$JS.API.STREAM.MSG.GET.")) return `msg get ${t[5]}`;
+  if (subject.startsWith("$JS.API.")) return t.slice(0, 5).join(".");
+  if (subject.startsWith("$KV.")) return `kv ${t[1]}`;
+  if (subject.startsWith("$JS.EVENT.")) return t.slice(0, 5).join(".");
+  if (subject.startsWith("deploy.evt.")) return `event by ${t[3] === "coordinator" ? "coordinator" : "agent"}`;
+  if (subject.startsWith("deploy.cmd.")) return "command";
+  return t.slice(0, 2).join(".");
+}
+
+export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
+  const { connect } = await import("@nats-io/transport-node");
+  const nc = await connect({ servers: natsUrl, name: "bench-trace" });
+  const counts = new Map<string, number>();
+  const sub = nc.subscribe(">", {
+    callback: (_err, m) => {
+      // A consumer's delivery shows the stream subject, with an ack reply.
+      const k = m.reply?.startsWith("$JS.ACK.") ? `delivered: ${subjectClass(m.subject)}` : subjectClass(m.subject);
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    },
+  });
+  await nc.flush();
+  return {
+    async stop(n: number) {
+      await nc.flush();
+      sub.unsubscribe();
+      await nc.close();
+      return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, r2(v / n)]));
+    },
+  };
+}

@@ -12,7 +12,7 @@ import { summarize } from "./stats.js";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { deploymentEventFilter, EVENTS_STREAM } from "../../services/shared/src/index.js";
-import { readCounters, workOf, type JsWork } from "./monitor.js";
+import { readCounters, traceSubjects, workOf, type JsWork } from "./monitor.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
 import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
 
@@ -143,6 +143,7 @@ async function deployOnce(
   const timeout = { seconds: 3600, nanos: 0 };
   let events = 0;
   const counters0 = o.monitorUrl ? await readCounters(o.monitorUrl) : undefined;
+  const trace = process.env["BENCH_TRACE_SUBJECTS"] === "1" ? await traceSubjects(o.natsUrl) : undefined;
   const cpu0 = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, cpuSecondsOf(pid) ?? 0]));
   const wall0 = Date.now();
   const t0 = performance.now();
@@ -199,6 +200,7 @@ async function deployOnce(
       await sleep(500);
       work = workOf(counters0, await readCounters(o.monitorUrl), o.n);
     }
+    if (trace) console.log(`messages per target by kind (${o.shape} ${o.n}):`, await trace.stop(o.n));
     // A stalled system may not answer: report what is known rather than nothing.
     const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: undefined }));
     // When the coordinator cannot answer (a saturated server), the counts

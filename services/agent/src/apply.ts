@@ -17,9 +17,9 @@ export function releaseName(cmd: Command): string {
   return sharedReleaseName(cmd.changeset.version, cmd.deploymentId);
 }
 
-/** Progress events go out in order, one at a time, after `after` (the started event), without holding up the apply. */
-function progressReporter(deps: HandlerDeps, cmd: Command, after: Promise<void>): { onLines: (lines: string[]) => void; flushed: () => Promise<void> } {
-  let chain = after;
+/** Progress events go out in order, one at a time, without holding up the apply (the started event is stored before the apply begins). */
+function progressReporter(deps: HandlerDeps, cmd: Command): { onLines: (lines: string[]) => void; flushed: () => Promise<void> } {
+  let chain: Promise<void> = Promise.resolve();
   let batch = 0;
   return {
     onLines: (all) => {
@@ -80,12 +80,11 @@ export async function applyCommand(
   deps: HandlerDeps,
   cmd: Command,
   app: AppConfig,
-  after: Promise<void> = Promise.resolve(),
   /** The start lease: asked right before the first process (executable or hook) starts. */
   mayStart?: () => string | undefined,
 ): Promise<JournalResult> {
   const started = Date.now();
-  const progress = progressReporter(deps, cmd, after);
+  const progress = progressReporter(deps, cmd);
   // Phase durations for metrics: each phase ends when the next begins.
   let phase: { name: string; at: number } | undefined;
   const endPhase = (next: string | undefined): void => {

@@ -7,7 +7,7 @@
 //   2. the journal already knows the deployment: re-report what it recorded,
 //      run nothing;
 //   3. a cheap look: the deployment exists and is not finished (its last
-//      coordinator event), and what its target's own subject holds;
+//      coordinator event);
 //   4. journal "started" (fsync'd), then race for the target: target.started
 //      appended on the target's subject by compare-and-set
 //      (js/raceForTarget.ts): lost to a coordinator that timed it out or
@@ -252,8 +252,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // between this agent starting and a coordinator timing out or cancelling.
     // A failed look objects to nothing: the claim (retried) still decides.
     const look = whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decides"));
-    const onSubject = lastOnTarget(deps.ctx, id, deps.config.id).catch(() => ({ seq: 0 }));
-    const [pre, onTarget] = await Promise.all([look, onSubject, journal.markStarted(id)]);
+    const [pre] = await Promise.all([look, journal.markStarted(id)]);
     if (pre !== undefined) {
       await decline(deps, id, pre);
       m.ack();
@@ -265,7 +264,13 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // The start lease counts from before the race is run (the earlier, the
     // safer): see Registration.leaseProblem.
     const claimAt = performance.now();
-    let last: Awaited<ReturnType<typeof lastOnTarget>> = onTarget;
+    // The race expects the target's subject to be empty, without reading it
+    // first: nothing is written there before the agent starts but a
+    // coordinator's timeout or cancel (which must make the start fail) or an
+    // earlier attempt's event, and either makes the append conflict, after
+    // which raceForTarget reads what is there. One direct get less per
+    // target.
+    let last: Awaited<ReturnType<typeof lastOnTarget>> = { seq: 0 };
     const race = await retrying(deps, async () => {
       try {
         return await raceForTarget(deps.ctx, id, deps.config.id, nonce, last);
@@ -281,7 +286,6 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       return;
     }
     // Won, and target.started is stored: the apply may start.
-    const startedSettled = Promise.resolve();
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
@@ -290,7 +294,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       process.kill(process.pid, "SIGSTOP");
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
-    const result = await applyCommand(deps, cmd, app!, startedSettled, () => deps.registration.leaseProblem(claimAt, leaseMs));
+    const result = await applyCommand(deps, cmd, app!, () => deps.registration.leaseProblem(claimAt, leaseMs));
     // The heartbeat with the new release goes out beside the journal's fsync
     // (one round trip less per target), and both before the result: once the
     // deployment is terminal, ListAgents shows the new release. (It is
@@ -310,7 +314,6 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
-    await startedSettled;
     await reportJournaled(deps, id);
     m.ack();
   } finally {

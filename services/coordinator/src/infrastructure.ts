@@ -127,19 +127,29 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
   await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
   await new Objm(jetstream(nc)).create(ARTIFACTS_BUCKET, { storage: StorageType.File, replicas: o.replicas });
+  // The coordinators' wake-up consumer acknowledges nothing (ack none): an
+  // event only wakes a reconcile, the stream keeps it, and the sweep
+  // reconciles every active deployment each interval, so a wake lost with a
+  // coordinator (or a failed reconcile) costs a sweep interval, not an
+  // event. An ack per event was a message per event to the server, for
+  // redeliveries that were already the sweep's job.
   const consumer = {
     durable_name: COORDINATOR_CONSUMER,
     filter_subject: "deploy.evt.>",
-    ack_policy: AckPolicy.Explicit,
-    ack_wait: nanos(30_000),
+    ack_policy: AckPolicy.None,
     // Only events from now on wake a new consumer: the sweep covers every
     // active deployment anyway.
     deliver_policy: DeliverPolicy.New,
-    max_ack_pending: 20_000,
-    max_deliver: -1,
   };
   try {
-    await jsm.consumers.info(EVENTS_STREAM, COORDINATOR_CONSUMER);
+    const info = await jsm.consumers.info(EVENTS_STREAM, COORDINATOR_CONSUMER);
+    // An older version's consumer acknowledged every event; a consumer's ack
+    // policy cannot be changed, so it is replaced (an older coordinator still
+    // consuming it only loses its wake-ups until it is upgraded: it sweeps).
+    if (info.config.ack_policy !== AckPolicy.None) {
+      await jsm.consumers.delete(EVENTS_STREAM, COORDINATOR_CONSUMER);
+      await jsm.consumers.add(EVENTS_STREAM, consumer);
+    }
   } catch (err) {
     if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
     await jsm.consumers.add(EVENTS_STREAM, consumer);

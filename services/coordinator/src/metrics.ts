@@ -18,6 +18,12 @@ export class CoordinatorMetrics {
     registers: [this.registry],
   });
   readonly decisions = new Counter({ name: "deploy_decisions_total", help: "Decision events appended", labelNames: ["type"], registers: [this.registry] });
+  readonly catchUps = new Counter({
+    name: "deploy_catchups_total",
+    help: "Reconciles brought up to date, by where the events came from: the ones delivered to this coordinator, or a read of the stream",
+    labelNames: ["from"],
+    registers: [this.registry],
+  });
   readonly casConflicts = new Counter({ name: "deploy_cas_conflicts_total", help: "Decisions refused because another coordinator decided first", registers: [this.registry] });
   readonly commands = new Counter({
     name: "deploy_commands_published_total",

@@ -28,6 +28,7 @@ import {
   appendEvent,
   catchUp,
   isRaceDecision,
+  skipUnreadable,
   foldEvent,
   fromJsMsg,
   isTerminalDeployment,
@@ -43,7 +44,9 @@ import {
   type EventBody,
   type TargetState,
   type JsContext,
+  type LoadedDeployment,
   type Logger,
+  type ReadEvent,
 } from "../../../shared/src/index.js";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { activeLocks, releaseLock } from "../createDeployment.js";
@@ -135,6 +138,20 @@ export class Reconciler {
   readonly #wakes = new Map<string, { full: boolean; seq: number }>();
   /** Pending deferred projection writes. */
   readonly #saveTimers = new Map<string, NodeJS.Timeout>();
+  /**
+   * Stream sequences [from, to] of which every message was delivered to this
+   * process (consumer deliveries one after another: the consumer's filter is
+   * the whole stream, and with ack none nothing is delivered twice); the
+   * delivery sequence of the last one.
+   */
+  #window = { from: 0, to: 0, delivery: -1 };
+  /**
+   * Per deployment this process reconciles: the events delivered to it since
+   * the collection began (at `from`, the last stream sequence delivered
+   * then), not yet folded. With the window they spare a reconcile the read
+   * of events it was just given (deliveredUpTo).
+   */
+  readonly #delivered = new Map<string, { from: number; events: ReadEvent[] }>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping = false;
   #messages: ConsumerMessages | undefined;
@@ -156,26 +173,22 @@ export class Reconciler {
     const messages = this.#messages;
     this.#consuming = (async () => {
       for await (const m of messages) {
+        const w = this.#window;
+        const delivery = m.info.deliverySequence;
+        this.#window = delivery === w.delivery + 1 && m.seq > w.to ? { from: w.from, to: m.seq, delivery } : { from: m.seq, to: m.seq, delivery };
         const parsed = parseEventSubject(m.subject);
-        if (!parsed) {
-          m.term();
-          continue;
-        }
+        if (!parsed) continue;
         // Already folded into the record this process holds (its own
         // decisions, or events a catch-up read first): the reconcile that
         // folded it plans on it, so there is nothing to wake. Fan-out 1,000
         // woke ~1,000 reconciles for its own dispatch events before.
         const known = this.#cache.get(parsed.deploymentId);
-        if (known && m.seq <= known.record.lastSeq) {
-          m.ack();
-          continue;
-        }
-        this.#wake(parsed.deploymentId, parsed.source, m).then(
-          () => m.ack(),
-          (err: unknown) => {
-            this.log.warn({ deploymentId: parsed.deploymentId, err }, "reconcile failed; event will be redelivered");
-            m.nak(1000);
-          },
+        if (known && m.seq <= known.record.lastSeq) continue;
+        this.#delivered.get(parsed.deploymentId)?.events.push(fromJsMsg(m));
+        // Nothing to acknowledge or redeliver (infrastructure.ts): a failed
+        // reconcile is tried again by the sweep.
+        this.#wake(parsed.deploymentId, parsed.source, m).catch((err: unknown) =>
+          this.log.warn({ deploymentId: parsed.deploymentId, err }, "reconcile failed; the sweep tries again"),
         );
       }
     })();
@@ -215,7 +228,7 @@ export class Reconciler {
    * A redelivered one may be old: that deployment is read as usual.
    */
   #wake(id: string, source: string, m: JsMsg): Promise<void> {
-    if (source === COORDINATOR_SOURCE && !m.redelivered && !this.#cache.has(id) && !this.#slots.has(id)) {
+    if (source === COORDINATOR_SOURCE && !this.#cache.has(id) && !this.#slots.has(id)) {
       const e = fromJsMsg(m);
       const record = e.invalid === undefined && e.event.type === "deployment.created" ? foldEvent(undefined, e).record : undefined;
       if (record) return this.adopt(record, 0);
@@ -235,6 +248,7 @@ export class Reconciler {
     const id = record.spec.id;
     if (this.#stopped) return Promise.resolve();
     if (this.#cache.has(id) || this.#slots.has(id)) return this.schedule(id, record.lastSeq);
+    this.#collect(id);
     this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0 });
     return this.schedule(id, record.lastSeq);
   }
@@ -298,6 +312,9 @@ export class Reconciler {
       stored = cached.record;
       kvRevision = cached.kvRevision;
     } else {
+      // From here every event delivered for it is kept: those after what
+      // the reads below return are folded from what was delivered.
+      this.#collect(id);
       const entry = await this.ctx.deployments.get(id);
       stored = parseProjection(entry);
       kvRevision = stored && entry ? entry.revision : 0;
@@ -311,7 +328,7 @@ export class Reconciler {
     const wake = this.#wakes.get(id);
     this.#wakes.delete(id);
     const until = wake && !wake.full ? wake.seq : undefined;
-    const loaded = await catchUp(this.ctx, id, stored, kvRevision, onInvalid, until);
+    const loaded = await this.#catchUp(id, stored, kvRevision, onInvalid, until);
     if (!loaded) return undefined;
     let { record } = loaded;
     const entry: Cached = cached ?? { record, kvRevision, savedSeq, savedAt: 0, reconciledAt: 0 };
@@ -367,7 +384,7 @@ export class Reconciler {
         log.debug("another coordinator decided first; reloading");
         until = undefined;
       }
-      record = (await catchUp(this.ctx, id, record, loaded.kvRevision, onInvalid, until))!.record;
+      record = (await this.#catchUp(id, record, loaded.kvRevision, onInvalid, until))!.record;
       entry.record = record;
     }
     this.#observe(before, record);
@@ -417,9 +434,59 @@ export class Reconciler {
     return record;
   }
 
+  /** Starts keeping the events delivered for `id` (those of the stream delivered from now on). */
+  #collect(id: string): void {
+    this.#delivered.set(id, { from: this.#window.to, events: [] });
+  }
+
+  /**
+   * catchUp, from the events delivered to this process when they are known
+   * to be all of the deployment's up to `untilSeq`: the record was folded
+   * past the start of their collection, and every stream message from the
+   * record's last sequence to `untilSeq` was delivered here. Otherwise (no
+   * bound: a sweep or a timer; other coordinators taking deliveries; this
+   * process's own appends, not delivered yet) it reads the stream: each
+   * event read back was a request to the server.
+   */
+  async #catchUp(
+    id: string,
+    record: DeploymentRecord | undefined,
+    kvRevision: number,
+    onInvalid: (seq: number, why: string) => void,
+    untilSeq: number | undefined,
+  ): Promise<LoadedDeployment | undefined> {
+    const kept = this.#delivered.get(id);
+    const w = this.#window;
+    let loaded: LoadedDeployment | undefined;
+    if (kept && record && untilSeq !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= w.from && untilSeq <= w.to) {
+      const kvLastSeq = record.lastSeq;
+      let rec = record;
+      for (const e of [...kept.events].sort((a, b) => a.seq - b.seq)) {
+        if (e.seq <= rec.lastSeq || e.seq > untilSeq) continue;
+        if (e.invalid !== undefined) {
+          onInvalid(e.seq, e.invalid);
+          skipUnreadable(rec, e);
+        } else {
+          rec = foldEvent(rec, e).record ?? rec;
+        }
+      }
+      this.opts.metrics?.catchUps.inc({ from: "deliveries" });
+      loaded = { record: rec, kvRevision, kvLastSeq };
+    } else {
+      loaded = await catchUp(this.ctx, id, record, kvRevision, onInvalid, untilSeq);
+      this.opts.metrics?.catchUps.inc({ from: "stream" });
+    }
+    if (kept && loaded) {
+      const last = loaded.record.lastSeq;
+      kept.events = kept.events.filter((e) => e.seq > last);
+    }
+    return loaded;
+  }
+
   /** Drops what this process remembers of a deployment (it is reloaded from KV and the stream if woken again). */
   #forget(id: string): void {
     this.#cache.delete(id);
+    this.#delivered.delete(id);
     const t = this.#saveTimers.get(id);
     if (t) clearTimeout(t);
     this.#saveTimers.delete(id);
