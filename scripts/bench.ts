@@ -139,7 +139,7 @@ async function main(): Promise<void> {
       agents: `real startAgent() instances in agent-host child processes (dist/scripts/bench/agentHost.js), ${shapeHosts > 0 ? `at most ${shapeHosts} per process` : "all in one"}, deploy executable /bin/true, heartbeat ${BENCH_HEARTBEAT_MS} ms (default 5000), log level warn, UV_THREADPOOL_SIZE 16`,
       floors:
         "floor-host child processes (as many as ours' agent hosts), each consumer on its own connection with a durable pull consumer (max_ack_pending 1) on a DEPLOY_COMMANDS-like stream; " +
-        "bare: publish result + ack; apply: + one fdatasync'd record in its own file and /bin/true spawned and waited for, before the result; protocol: + look, claim, started event, two records; one ordered-consumer collector",
+        "bare: publish result + ack; apply: + one fdatasync'd record in its own file and /bin/true spawned and waited for, before the result; protocol: + look, the race (started event with expected-last-subject-sequence 0), two records; one ordered-consumer collector",
       timing: "ours: CreateDeployment call → WatchDeployment stream ends after the terminal event; floors: first command publish → N-th result collected; setup (connections, consumers, agent start) excluded",
       work: "nats-server /varz in_msgs (every message clients sent it, JetStream API requests included) and /jsz api.total, read before and after each run (ours: until 500 ms after the terminal event), over N",
     },

@@ -20,7 +20,6 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { FloorHostConfig, FloorKind } from "./floorHost.js";
@@ -32,7 +31,6 @@ export type Shape = "fanout" | "sequential";
 export type { FloorKind };
 
 const CMDS = "BENCH_FLOOR_COMMANDS";
-const CLAIMS = "bench_floor_claims";
 const RESULTS = "BENCH_FLOOR_RESULTS";
 const FLOOR_HOST_MAIN = join(ROOT, "dist/scripts/bench/floorHost.js");
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -96,13 +94,12 @@ export async function runFloors(url: string, n: number, shape: Shape, kinds: Flo
   let stopCollector: (() => void) | undefined;
   try {
     await ensureStreams(main);
-    if (kinds.includes("protocol")) await new Kvm(main).create(CLAIMS, { history: 1, storage: StorageType.File });
     const js = jetstream(main, { timeout: 30_000 });
     // Setup (not timed): the consumers, in their host processes.
     const processes = Math.max(1, Math.min(opts.hostProcesses ?? 1, n));
     const per = Math.ceil(n / processes);
     for (let p = 0; p * per < n; p++) {
-      const cfg: FloorHostConfig = { url, run, from: p * per, count: Math.min(per, n - p * per), kinds, journalDir, cmdStream: CMDS, resultStream: RESULTS, claimsBucket: CLAIMS };
+      const cfg: FloorHostConfig = { url, run, from: p * per, count: Math.min(per, n - p * per), kinds, journalDir, cmdStream: CMDS, resultStream: RESULTS };
       hosts.push(new NodeProc(`floor-host-${p}`, FLOOR_HOST_MAIN, { ipc: true, env: { BENCH_FLOOR_HOST: JSON.stringify(cfg), UV_THREADPOOL_SIZE: "16" } }));
     }
     const isReady = (m: unknown): m is { ready: number } => typeof m === "object" && m !== null && "ready" in m;
@@ -119,7 +116,7 @@ export async function runFloors(url: string, n: number, shape: Shape, kinds: Flo
     // start from the same server state: one stream delete takes its
     // consumers with it (10,000 consumer deletes took minutes).
     const jsm = await jetstreamManager(main, { timeout: 60_000 });
-    for (const stream of [CMDS, RESULTS, `KV_${CLAIMS}`]) await jsm.streams.delete(stream).catch(() => undefined);
+    for (const stream of [CMDS, RESULTS]) await jsm.streams.delete(stream).catch(() => undefined);
     await rm(journalDir, { recursive: true, force: true });
     await main.close();
   }

@@ -13,13 +13,13 @@
 //   /bin/true and wait for it, then publish the result and ack: the least any
 //   agent that really runs a deploy executable at most once must do;
 // - protocol: what our protocol makes an agent do, in raw JetStream: an
-//   fdatasync'd journal record beside a look at the last event, a claim (one
-//   KV create), a started event, /bin/true, a second fdatasync'd record,
-//   then the result and the ack.
+//   fdatasync'd journal record beside a look at the last event, the race (a
+//   started event appended with expected-last-subject-sequence 0 on the
+//   target's own subject), /bin/true, a second fdatasync'd record, then the
+//   result and the ack.
 import { spawn } from "node:child_process";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
-import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 
@@ -36,7 +36,6 @@ export interface FloorHostConfig {
   journalDir: string;
   cmdStream: string;
   resultStream: string;
-  claimsBucket: string;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -64,7 +63,6 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
   iters.push(msgs);
   const file = h.kinds.some((k) => k !== "bare") ? await open(join(h.journalDir, `${idx}.jsonl`), "a") : undefined;
   if (file) files.push(file);
-  const claims = h.kinds.includes("protocol") ? await new Kvm(nc).open(h.claimsBucket) : undefined;
   const record = async (what: string): Promise<void> => {
     await file!.write(`{"op":"${what}","run":"${h.run}","i":${idx}}\n`);
     await file!.datasync();
@@ -80,8 +78,7 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
         // The look: one direct get, as the agent's ("no message found": null).
         const look = jsm.streams.getMessage(h.resultStream, { last_by_subj: `${result}.started` }).catch(() => null);
         await Promise.all([record("started"), look]);
-        await claims!.create(`${h.run}.${idx}`, m.data);
-        await js.publish(`${result}.started`, m.data, { msgID: `${h.run}.${kind}.${idx}.started` });
+        await js.publish(`${result}.started`, m.data, { expect: { lastSubjectSequence: 0 } });
         await runTrue();
         await record("finished");
       }

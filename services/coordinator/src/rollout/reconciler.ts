@@ -1,77 +1,51 @@
 // Drives rollouts. Woken by every event (through the coordinators' shared
-// durable consumer) and by a periodic sweep of active deployments, it loads a
-// deployment (KV caught up from the stream), appends the plan's decisions by
-// compare-and-set on the deployment's coordinator subject, publishes the
-// commands of dispatched targets, stores the projection, and releases the
-// (app, environment) lock once the deployment is terminal.
-//
-// It holds nothing that is not rebuilt from JetStream: the in-memory sets
-// below only save repeated work and are empty after a restart.
-//
-// Performance (issue 5; 2 cores, nats-server 2.9.10, a loaded machine): the
-// record of a deployment this process reconciles is kept in memory and only
-// caught up from the stream on the next wake (the stream is the truth, so a
-// cached fold plus the events after its lastSeq is exactly the fold of the
-// stream), instead of a KV get + JSON.parse of the whole projection per
-// event; the projection is written at most every SAVE_INTERVAL_MS (and at
-// once for a new or terminal deployment) instead of after every event (a
-// lagging projection is safe: every read catches it up from the stream);
-// a dispatched target's command goes out as soon as its event is
-// acknowledged instead of after the whole batch; and the sweep skips a
-// deployment reconciled within the last sweep interval.
+// wake-up consumer) and by a periodic sweep of its share of the active
+// deployments, a reconcile of one deployment:
+//   1. reads its state (deploymentStates.ts: the cached fold, caught up from
+//      the events delivered or the stream),
+//   2. decides (plan.ts, a pure function of the fold and the clock),
+//   3. writes the decisions (decisions.ts: compare-and-set appends),
+//   4. publishes the commands of dispatched targets (commands.ts),
+//   5. projects (projector.ts: the KV projection and the list index),
+//   6. and once the deployment is terminal finishes it (finish.ts: the
+//      desired release or the revert, then the lock given back).
+// Reconciles of one deployment never overlap; a wake during one runs
+// another after it. Nothing here is not rebuilt from JetStream: what is held
+// in memory only saves repeated work and is empty after a restart.
+import type { ConsumerMessages } from "@nats-io/jetstream";
 import {
   COORDINATOR_CONSUMER,
   COORDINATOR_SOURCE,
-  ConflictError,
   EVENTS_STREAM,
-  activeKey,
-  appendEvent,
-  catchUp,
   isRaceDecision,
-  skipUnreadable,
   foldEvent,
   fromJsMsg,
   isTerminalDeployment,
   isTerminalTarget,
-  parseProjection,
   parseEventSubject,
-  saveProjection,
-  ResourceExhaustedError,
-  PreconditionError,
-  errorMessage,
   type CommandSigner,
   type DeploymentRecord,
-  type EventBody,
   type TargetState,
   type JsContext,
-  type LoadedDeployment,
   type Logger,
-  type ReadEvent,
 } from "../../../shared/src/index.js";
-import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
-import { activeLocks, releaseLock } from "../createDeployment.js";
+import { activeLocks } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
-import { indexDeployment } from "../queries/deploymentIndex.js";
-import { publishCommand, startLeaseFor } from "./publishCommand.js";
+import { DeploymentStates, type Cached } from "./deploymentStates.js";
+import { appendChained, appendRaces, dispatchedBy } from "./decisions.js";
+import { CommandPublisher } from "./commands.js";
+import { Projector } from "./projector.js";
+import { finishDeployment, type FinishOptions } from "./finish.js";
 
-export interface ReconcilerOptions {
+export interface ReconcilerOptions extends FinishOptions {
   agentLiveMs: number;
   applyTimeoutGraceMs: number;
   sweepIntervalMs: number;
   /** Signs every command published; none in unsigned development mode. */
   commandSigner?: CommandSigner;
   metrics?: CoordinatorMetrics;
-  /** Records the desired release of a deployment that SUCCEEDED (releases/releaseBook.ts), before its lock is given back. */
-  releases?: { record(rec: DeploymentRecord): Promise<unknown> };
-  /** Called when this process frees an (app, environment) lock: convergence waiting on it goes on. */
-  onLockReleased?: (app: string, environment: string) => void;
-  /**
-   * Asks for the automatic revert of a FAILED deployment with auto_revert
-   * (releases/rollback.ts), before its lock is given back; idempotent.
-   */
-  revert?: (rec: DeploymentRecord) => Promise<void>;
   /** Which active deployments this coordinator sweeps (rollout/membership.ts); absent: all. */
   owner?: () => (deploymentId: string) => boolean;
 }
@@ -90,45 +64,15 @@ interface Slot {
   again?: { promise: Promise<void>; resolve: () => void; reject: (e: unknown) => void };
 }
 
-/**
- * Fault injection for the tests (test/convergence.test.ts): the process
- * kills itself between a deployment's finished SUCCEEDED event and the
- * desired release it makes, the crash the next reconcile repairs.
- */
-const FAULT_KILL_BEFORE_DESIRED = process.env["DEPLOY_COORDINATOR_FAULT_KILL_BEFORE_DESIRED"] === "1";
-
 // A rollout of N targets makes about N decisions; this bounds one pass so a
 // single deployment cannot starve the others.
 const MAX_ROUNDS = 10_000;
 
-/**
- * The projection of a running deployment is written at most this often
- * (~250 KB of JSON at 1,000 targets, once per event before). A skipped write
- * is made by a timer, so KV lags the stream by at most about this long.
- */
-export const SAVE_INTERVAL_MS = 250;
-
-interface Cached {
-  /** Exactly the fold of the deployment's events up to record.lastSeq. */
-  record: DeploymentRecord;
-  /** KV revision of the projection last read or written; 0: none. */
-  kvRevision: number;
-  /** lastSeq of that projection. */
-  savedSeq: number;
-  savedAt: number;
-  reconciledAt: number;
-  /** Its projection is larger than the server takes: not stored (warned once while it is cached). */
-  tooLarge?: boolean;
-  /** The state this process last wrote to the list index (queries/deploymentIndex.ts). */
-  indexedState?: DeploymentRecord["state"];
-}
-
 export class Reconciler {
   readonly #slots = new Map<string, Slot>();
-  /** Commands this process already published, "<deployment>.<agent>". */
-  readonly #published = new Set<string>();
-  /** Deployments this process reconciles, caught up from the stream at every wake. */
-  readonly #cache = new Map<string, Cached>();
+  readonly #states: DeploymentStates;
+  readonly #commands: CommandPublisher;
+  readonly #projector: Projector;
   /**
    * What woke the next reconcile of a deployment: only events (then the
    * highest of their sequences: that reconcile catches up to it, a stored
@@ -136,22 +80,6 @@ export class Reconciler {
    * else too (a sweep or a timer: "full", catch up to the last event now).
    */
   readonly #wakes = new Map<string, { full: boolean; seq: number }>();
-  /** Pending deferred projection writes. */
-  readonly #saveTimers = new Map<string, NodeJS.Timeout>();
-  /**
-   * Stream sequences [from, to] of which every message was delivered to this
-   * process (consumer deliveries one after another: the consumer's filter is
-   * the whole stream, and with ack none nothing is delivered twice); the
-   * delivery sequence of the last one.
-   */
-  #window = { from: 0, to: 0, delivery: -1 };
-  /**
-   * Per deployment this process reconciles: the events delivered to it since
-   * the collection began (at `from`, the last stream sequence delivered
-   * then), not yet folded. With the window they spare a reconcile the read
-   * of events it was just given (deliveredUpTo).
-   */
-  readonly #delivered = new Map<string, { from: number; events: ReadEvent[] }>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping = false;
   #messages: ConsumerMessages | undefined;
@@ -163,7 +91,13 @@ export class Reconciler {
     private readonly registry: Registry,
     private readonly opts: ReconcilerOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.#states = new DeploymentStates(ctx, opts.metrics);
+    this.#commands = new CommandPublisher(ctx, opts);
+    this.#projector = new Projector(ctx, (id) => {
+      if (!this.#stopped) this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "deferred projection write failed"));
+    });
+  }
 
   async start(): Promise<void> {
     const consumer = await this.ctx.js.consumers.get(EVENTS_STREAM, COORDINATOR_CONSUMER);
@@ -173,18 +107,10 @@ export class Reconciler {
     const messages = this.#messages;
     this.#consuming = (async () => {
       for await (const m of messages) {
-        const w = this.#window;
-        const delivery = m.info.deliverySequence;
-        this.#window = delivery === w.delivery + 1 && m.seq > w.to ? { from: w.from, to: m.seq, delivery } : { from: m.seq, to: m.seq, delivery };
         const parsed = parseEventSubject(m.subject);
-        if (!parsed) continue;
-        // Already folded into the record this process holds (its own
-        // decisions, or events a catch-up read first): the reconcile that
-        // folded it plans on it, so there is nothing to wake. Fan-out 1,000
-        // woke ~1,000 reconciles for its own dispatch events before.
-        const known = this.#cache.get(parsed.deploymentId);
-        if (known && m.seq <= known.record.lastSeq) continue;
-        this.#delivered.get(parsed.deploymentId)?.events.push(fromJsMsg(m));
+        // Folded already (its own decisions, or events a catch-up read
+        // first): the reconcile that folded it plans on it, nothing to wake.
+        if (!this.#states.delivered(m, parsed?.deploymentId) || !parsed) continue;
         // Nothing to acknowledge or redeliver (infrastructure.ts): a failed
         // reconcile is tried again by the sweep.
         this.#wake(parsed.deploymentId, parsed.source, m).catch((err: unknown) =>
@@ -196,14 +122,14 @@ export class Reconciler {
     void this.sweep();
   }
 
-  /** Every active deployment, every sweepIntervalMs: timeouts fire even when no event arrives. */
+  /** Every active deployment of this coordinator's share, every sweepIntervalMs: timeouts fire even when no event arrives. */
   async sweep(): Promise<void> {
     if (this.#sweeping || this.#stopped) return;
     this.#sweeping = true;
     try {
       const ids = new Set((await activeLocks(this.ctx)).map((l) => l.deploymentId));
       this.opts.metrics?.deploymentsActive.set(ids.size);
-      for (const id of this.#cache.keys()) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
+      for (const id of [...this.#states.ids()]) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
       // Each active deployment is swept by one live coordinator (its share);
       // events wake any. A deployment reconciled within the last interval
       // was examined recently enough: timeouts still fire within two intervals.
@@ -211,7 +137,7 @@ export class Reconciler {
       const owned = [...ids].filter(mine);
       this.opts.metrics?.deploymentsOwned.set(owned.length);
       const now = Date.now();
-      const due = owned.filter((id) => now - (this.#cache.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
+      const due = owned.filter((id) => now - (this.#states.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
       await Promise.all(due.map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
     } catch (err) {
       this.log.warn({ err }, "sweep failed");
@@ -223,12 +149,10 @@ export class Reconciler {
   /**
    * An event delivered by the consumer. A deployment's created event holds
    * its whole first state: the record is folded from it here, not read from
-   * KV and the stream (two round trips before the first decision; the
-   * creating coordinator's own adopt usually comes later than this event).
-   * A redelivered one may be old: that deployment is read as usual.
+   * KV and the stream (two round trips before the first decision).
    */
-  #wake(id: string, source: string, m: JsMsg): Promise<void> {
-    if (source === COORDINATOR_SOURCE && !this.#cache.has(id) && !this.#slots.has(id)) {
+  #wake(id: string, source: string, m: Parameters<typeof fromJsMsg>[0]): Promise<void> {
+    if (source === COORDINATOR_SOURCE && !this.#states.has(id) && !this.#slots.has(id)) {
       const e = fromJsMsg(m);
       const record = e.invalid === undefined && e.event.type === "deployment.created" ? foldEvent(undefined, e).record : undefined;
       if (record) return this.adopt(record, 0);
@@ -240,16 +164,13 @@ export class Reconciler {
    * A deployment this process has just read or created: `record` (an exact
    * fold of its events, with no projection stored when kvRevision is 0)
    * becomes the cached one and its first reconcile starts at once, without
-   * a KV get or a look for the last sequence (fan-out 10 in the bench: its
-   * dispatch went out 25 ms after the create's answer before). When this
-   * process already holds or reconciles the deployment, it only wakes it.
+   * a KV get or a look for the last sequence. When this process already
+   * holds or reconciles the deployment, it only wakes it.
    */
   adopt(record: DeploymentRecord, kvRevision: number): Promise<void> {
     const id = record.spec.id;
     if (this.#stopped) return Promise.resolve();
-    if (this.#cache.has(id) || this.#slots.has(id)) return this.schedule(id, record.lastSeq);
-    this.#collect(id);
-    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0 });
+    if (!this.#states.has(id) && !this.#slots.has(id)) this.#states.adopt(record, kvRevision);
     return this.schedule(id, record.lastSeq);
   }
 
@@ -283,7 +204,7 @@ export class Reconciler {
       await this.reconcile(id);
     } catch (err) {
       // It may have folded events it did not get to act on: forget the
-      // record, so their redelivery is not taken for "already handled".
+      // record, so the next reconcile reads them again.
       this.#forget(id);
       throw err;
     } finally {
@@ -302,43 +223,26 @@ export class Reconciler {
   async reconcile(id: string): Promise<DeploymentRecord | undefined> {
     const log = this.log.child({ deploymentId: id });
     const onInvalid = (seq: number, why: string): void => log.warn({ seq, why }, "skipping invalid event");
-    // loadDeployment, unrolled to see the record before the catch-up:
-    // transitions since then are the ones to count in metrics. The cached
-    // record saves a KV get and a parse of the whole projection.
-    const cached = this.#cache.get(id);
-    let stored: DeploymentRecord | undefined;
-    let kvRevision = 0;
-    if (cached) {
-      stored = cached.record;
-      kvRevision = cached.kvRevision;
-    } else {
-      // From here every event delivered for it is kept: those after what
-      // the reads below return are folded from what was delivered.
-      this.#collect(id);
-      const entry = await this.ctx.deployments.get(id);
-      stored = parseProjection(entry);
-      kvRevision = stored && entry ? entry.revision : 0;
-    }
-    const savedSeq = cached ? cached.savedSeq : (stored?.lastSeq ?? 0);
-    const before = stored && this.opts.metrics ? snapshot(stored) : undefined;
+    // 1. Read.
+    const stored = await this.#states.stored(id);
+    const before = stored.record && this.opts.metrics ? snapshot(stored.record) : undefined;
     // Woken only by events: catch up to the newest of them (later events
-    // wake another reconcile), one round trip less per wake (sequential 100
-    // in the bench: two reads per target before, one now). Otherwise, or
-    // with no record yet, to the last event now.
+    // wake another reconcile), without asking for the last sequence.
+    // Otherwise, or with no record yet, to the last event now.
     const wake = this.#wakes.get(id);
     this.#wakes.delete(id);
-    const until = wake && !wake.full ? wake.seq : undefined;
-    const loaded = await this.#catchUp(id, stored, kvRevision, onInvalid, until);
+    const loaded = await this.#states.catchUp(id, stored.record, stored.kvRevision, onInvalid, wake && !wake.full ? wake.seq : undefined);
     if (!loaded) return undefined;
-    let { record } = loaded;
-    const entry: Cached = cached ?? { record, kvRevision, savedSeq, savedAt: 0, reconciledAt: 0 };
-    entry.record = record;
-    this.#cache.set(id, entry);
+    const entry: Cached = stored.cached ?? { record: loaded.record, kvRevision: stored.kvRevision, savedSeq: stored.savedSeq, savedAt: 0, reconciledAt: 0 };
+    entry.record = loaded.record;
+    this.#states.keep(id, entry);
     // Commands of targets dispatched in this pass, published as soon as
-    // their event is acknowledged (before: after the whole batch).
+    // their decision is stored, not after the whole batch.
     const early: Promise<unknown>[] = [];
     let rounds = 0;
     for (; rounds < MAX_ROUNDS && !this.#stopped; rounds++) {
+      // 2. Decide.
+      const record = entry.record;
       const planned = plan(record, {
         now: Date.now(),
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
@@ -346,202 +250,49 @@ export class Reconciler {
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,
       });
       if (planned.length === 0) break;
-      // A delivery timeout or a cancel of a dispatched target races its
-      // agent's start on the target's own subject (js/raceForTarget.ts); the
-      // other decisions are chained on the coordinator subject.
-      const raced = await this.#race(id, record, planned.filter(isRaceDecision), log);
+      // 3. Write.
+      const raced = await appendRaces(this.ctx, record, planned.filter(isRaceDecision), log, this.opts.metrics);
       const decisions = planned.filter((d) => !isRaceDecision(d));
-      // Chained compare-and-set: each append expects the previous one to be
-      // the last coordinator event, so another coordinator's decision in
-      // between makes ours fail instead of doubling it.
-      let expect = record.lastCoordinatorSeq;
-      // After our own appends, catching up to the last of them suffices
-      // (unless a race was lost: then to what won it).
-      let until: number | undefined = raced.lost ? undefined : raced.lastSeq;
-      try {
-        for (const d of decisions) {
-          expect = await appendEvent(this.ctx, id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect, cancelRequested: record.cancelRequested });
-          const dispatched = d.type === "target.dispatched" ? [d.agentId] : d.type === "targets.dispatched" ? d.agentIds : [];
-          for (const agentId of dispatched) {
-            // Handled here, at once: if this reconcile fails before it awaits
-            // these (a NATS leader lost mid-pass), an unhandled rejection
-            // would end the process (chaos seed 3054 did exactly that). A
-            // failed publish is retried by the next reconcile: the command is
-            // not in #published.
-            early.push(
-              this.#publishOne(record.spec, agentId, log).catch((err: unknown) =>
-                log.warn({ agentId, err: (err as Error).message }, "command not published yet; will retry"),
-              ),
-            );
+      const last = await appendChained(
+        this.ctx,
+        record,
+        decisions,
+        (d) => {
+          for (const agentId of dispatchedBy(d)) {
+            // 4. Publish. Handled here, at once: if this reconcile fails
+            // before it awaits these (a NATS leader lost mid-pass), an
+            // unhandled rejection would end the process. A failed publish
+            // is retried below and by the next reconcile.
+            early.push(this.#commands.publish(record.spec, agentId, log).catch((err: unknown) => log.warn({ agentId, err: (err as Error).message }, "command not published yet; will retry")));
           }
-          this.opts.metrics?.decisions.inc({ type: d.type });
-          log.debug({ type: d.type, agentId: "agentId" in d ? d.agentId : undefined, seq: expect }, "decision appended");
-        }
-        if (until !== undefined && decisions.length > 0) until = Math.max(until, expect);
-      } catch (err) {
-        if (!(err instanceof ConflictError)) throw err;
-        this.opts.metrics?.casConflicts.inc();
-        log.debug("another coordinator decided first; reloading");
-        until = undefined;
-      }
-      record = (await this.#catchUp(id, record, loaded.kvRevision, onInvalid, until))!.record;
-      entry.record = record;
+        },
+        log,
+        this.opts.metrics,
+      );
+      // After our own appends, catching up to the last of them suffices;
+      // after a lost race or a conflict, to the last event now.
+      const until = raced.lost || last === undefined ? undefined : decisions.length > 0 ? Math.max(raced.lastSeq, last) : raced.lastSeq;
+      entry.record = (await this.#states.catchUp(id, record, loaded.kvRevision, onInvalid, until))!.record;
     }
+    const record = entry.record;
     this.#observe(before, record);
-    if (rounds === MAX_ROUNDS) this.log.warn({ deploymentId: id }, "reconcile stopped after too many rounds");
-    // A failed early publish is retried below, as any unpublished command.
+    if (rounds === MAX_ROUNDS) log.warn("reconcile stopped after too many rounds");
     await Promise.allSettled(early);
-    await this.#publishCommands(record, log);
-    if (entry.indexedState !== record.state) {
-      // Best effort: ListDeployments checks what it returns against the
-      // deployment itself, so a lagging entry costs a load, never a wrong answer.
-      try {
-        await indexDeployment(this.ctx, record);
-        entry.indexedState = record.state;
-      } catch (err) {
-        log.warn({ err: errorMessage(err) }, "list index not updated; retried by the next reconcile");
-      }
-    }
-    const terminal = isTerminalDeployment(record.state);
-    if (record.lastSeq > entry.savedSeq) {
-      const wait = entry.kvRevision === 0 || terminal ? 0 : entry.savedAt + SAVE_INTERVAL_MS - Date.now();
-      if (wait <= 0) {
-        try {
-          entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
-        } catch (err) {
-          // Too large for the server: retrying would fail for ever (and, by
-          // failing the reconcile, nak its event for ever). Go on without it.
-          if (!(err instanceof ResourceExhaustedError)) throw err;
-          if (!entry.tooLarge) log.warn({ err: err.message }, "projection not stored");
-          entry.tooLarge = true;
-        }
-        entry.savedSeq = record.lastSeq;
-        entry.savedAt = Date.now();
-      } else if (!this.#saveTimers.has(id)) {
-        const timer = setTimeout(() => {
-          this.#saveTimers.delete(id);
-          if (!this.#stopped) this.schedule(id).catch((err: unknown) => log.warn({ err }, "deferred projection write failed"));
-        }, wait);
-        timer.unref();
-        this.#saveTimers.set(id, timer);
-      }
-    }
+    await this.#commands.publishPending(record, log);
+    // 5. Project.
+    await this.#projector.project(entry, log);
     entry.reconciledAt = Date.now();
-    if (terminal) {
-      await this.#release(record, log);
+    // 6. Finish.
+    if (isTerminalDeployment(record.state)) {
+      await finishDeployment(this.ctx, record, this.opts, log);
       this.#forget(id);
     }
     return record;
   }
 
-  /** Starts keeping the events delivered for `id` (those of the stream delivered from now on). */
-  #collect(id: string): void {
-    this.#delivered.set(id, { from: this.#window.to, events: [] });
-  }
-
-  /**
-   * catchUp, from the events delivered to this process when they are known
-   * to be all of the deployment's up to `untilSeq`: the record was folded
-   * past the start of their collection, and every stream message from the
-   * record's last sequence to `untilSeq` was delivered here. Otherwise (no
-   * bound: a sweep or a timer; other coordinators taking deliveries; this
-   * process's own appends, not delivered yet) it reads the stream: each
-   * event read back was a request to the server.
-   */
-  async #catchUp(
-    id: string,
-    record: DeploymentRecord | undefined,
-    kvRevision: number,
-    onInvalid: (seq: number, why: string) => void,
-    untilSeq: number | undefined,
-  ): Promise<LoadedDeployment | undefined> {
-    const kept = this.#delivered.get(id);
-    const w = this.#window;
-    let loaded: LoadedDeployment | undefined;
-    if (kept && record && untilSeq !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= w.from && untilSeq <= w.to) {
-      const kvLastSeq = record.lastSeq;
-      let rec = record;
-      for (const e of [...kept.events].sort((a, b) => a.seq - b.seq)) {
-        if (e.seq <= rec.lastSeq || e.seq > untilSeq) continue;
-        if (e.invalid !== undefined) {
-          onInvalid(e.seq, e.invalid);
-          skipUnreadable(rec, e);
-        } else {
-          rec = foldEvent(rec, e).record ?? rec;
-        }
-      }
-      this.opts.metrics?.catchUps.inc({ from: "deliveries" });
-      loaded = { record: rec, kvRevision, kvLastSeq };
-    } else {
-      loaded = await catchUp(this.ctx, id, record, kvRevision, onInvalid, untilSeq);
-      this.opts.metrics?.catchUps.inc({ from: "stream" });
-    }
-    if (kept && loaded) {
-      const last = loaded.record.lastSeq;
-      kept.events = kept.events.filter((e) => e.seq > last);
-    }
-    return loaded;
-  }
-
-  /** Drops what this process remembers of a deployment (it is reloaded from KV and the stream if woken again). */
   #forget(id: string): void {
-    this.#cache.delete(id);
-    this.#delivered.delete(id);
-    const t = this.#saveTimers.get(id);
-    if (t) clearTimeout(t);
-    this.#saveTimers.delete(id);
-  }
-
-  async #publishOne(spec: DeploymentRecord["spec"], agentId: string, log: Logger): Promise<void> {
-    const outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner, startLeaseFor(this.opts.agentLiveMs));
-    this.#published.add(`${spec.id}.${agentId}`);
-    this.opts.metrics?.commands.inc({ outcome });
-    log.debug({ agentId, outcome }, "command published");
-  }
-
-  async #publishCommands(record: DeploymentRecord, log: Logger): Promise<void> {
-    const pending = Object.entries(record.targets)
-      .filter(([agentId, t]) => t.state === "DISPATCHED" && !this.#published.has(`${record.spec.id}.${agentId}`))
-      .map(([agentId]) => agentId);
-    // Publishes are independent; sending them together turns N round trips
-    // into about one.
-    await Promise.all(pending.map((agentId) => this.#publishOne(record.spec, agentId, log)));
-    if (isTerminalDeployment(record.state)) {
-      for (const agentId of record.spec.targets) this.#published.delete(`${record.spec.id}.${agentId}`);
-    }
-  }
-
-  /**
-   * Appends each race decision on its target's own subject, expecting the
-   * last sequence the record knows there: refused when the agent started
-   * the target (or anyone wrote there) since. Returns the last sequence
-   * stored, and whether any was refused (then the record must be caught up
-   * to what won).
-   */
-  async #race(id: string, record: DeploymentRecord, races: EventBody[], log: Logger): Promise<{ lastSeq: number; lost: boolean }> {
-    let lastSeq = 0;
-    let lost = false;
-    await Promise.all(
-      races.map(async (d) => {
-        if (!("agentId" in d)) return;
-        try {
-          const seq = await appendEvent(this.ctx, id, d, {
-            source: d.agentId,
-            expectLastSubjectSeq: record.targets[d.agentId]?.subjectSeq ?? 0,
-            cancelRequested: record.cancelRequested,
-          });
-          lastSeq = Math.max(lastSeq, seq);
-          this.opts.metrics?.decisions.inc({ type: d.type });
-          log.debug({ type: d.type, agentId: d.agentId, seq }, "race decision appended");
-        } catch (err) {
-          if (!(err instanceof ConflictError)) throw err;
-          lost = true;
-          this.opts.metrics?.casConflicts.inc();
-          log.debug({ type: d.type, agentId: d.agentId }, "the agent (or another coordinator) wrote on the target first; reloading");
-        }
-      }),
-    );
-    return { lastSeq, lost };
+    this.#states.forget(id);
+    this.#projector.cancel(id);
   }
 
   /** Counts the transitions this reconcile folded (metrics only). */
@@ -557,63 +308,12 @@ export class Reconciler {
     }
   }
 
-  /**
-   * Records the desired release a SUCCEEDED deployment made, then frees the
-   * (app, environment) for the next deployment, by compare-and-set
-   * (releaseLock). In that order: while a terminal deployment holds the
-   * lock every sweep comes back here, so a crash (or a failed write)
-   * between its finished event and the desired release is repaired by the
-   * next reconcile, and the pair's next deployment cannot exist before it
-   * (CreateDeployment records it too before taking such a lock over).
-   */
-  async #release(record: DeploymentRecord, log: Logger): Promise<void> {
-    // The revert takes the lock over from this terminal deployment; until it
-    // exists the lock is kept, so the next sweep asks again. Another
-    // deployment of the pair that took the lock first wins (the revert is
-    // then refused, and this lock is no longer ours to give back).
-    if (record.state === "FAILED" && record.spec.strategy.autoRevert && this.opts.revert) {
-      try {
-        await this.opts.revert(record);
-      } catch (err) {
-        if (!(err instanceof PreconditionError)) {
-          log.warn({ err: errorMessage(err) }, "auto_revert not requested yet; the lock is kept and the next sweep tries again");
-          return;
-        }
-        log.warn({ err: err.message }, "auto_revert not made: another deployment of the pair started first");
-      }
-    }
-    if (record.state === "SUCCEEDED" && this.opts.releases) {
-      if (FAULT_KILL_BEFORE_DESIRED) process.kill(process.pid, "SIGKILL");
-      try {
-        await this.opts.releases.record(record);
-      } catch (err) {
-        log.warn({ err }, "could not record the desired release; the lock is kept and the next sweep tries again");
-        return;
-      }
-    }
-    try {
-      if (await releaseLock(this.ctx, activeKey(record.spec.app, record.spec.environment), record.spec.id)) {
-        log.info({ state: record.state }, "deployment finished; lock released");
-        this.opts.onLockReleased?.(record.spec.app, record.spec.environment);
-      }
-    } catch (err) {
-      // The next sweep finds the lock still held by a terminal deployment
-      // and releases it again; CreateDeployment takes such a lock over.
-      log.warn({ err }, "could not release the lock; retried by the next sweep");
-    }
-  }
-
   async close(): Promise<void> {
     this.#stopped = true;
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    for (const t of this.#saveTimers.values()) clearTimeout(t);
-    this.#saveTimers.clear();
     this.#messages?.stop();
     await this.#consuming?.catch(() => undefined);
     await Promise.allSettled([...this.#slots.values()].map((s) => s.running));
-    // Deferred projection writes, best effort (a lagging projection is caught up on read anyway).
-    await Promise.allSettled(
-      [...this.#cache.values()].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision)),
-    );
+    await this.#projector.flush(this.#states.entries());
   }
 }

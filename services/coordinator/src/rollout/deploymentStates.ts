@@ -1,0 +1,172 @@
+// Reading state: the deployments this coordinator reconciles, each an exact
+// fold of its events up to record.lastSeq, kept in memory between wakes and
+// caught up from what the stream holds beyond it. The stream is the truth: a
+// cached fold plus the events after its lastSeq is exactly the fold of the
+// stream, so a wake costs the new events, not a KV get and a parse of the
+// whole projection.
+//
+// The events delivered to this process (the coordinators' wake-up consumer)
+// are kept per deployment too: when every message of the stream since the
+// record's last event was delivered here, the catch-up folds those instead
+// of asking the server for them again.
+import type { JsMsg } from "@nats-io/jetstream";
+import {
+  catchUp,
+  foldEvent,
+  fromJsMsg,
+  parseProjection,
+  skipUnreadable,
+  type DeploymentRecord,
+  type JsContext,
+  type LoadedDeployment,
+  type ReadEvent,
+} from "../../../shared/src/index.js";
+import type { CoordinatorMetrics } from "../metrics.js";
+
+export interface Cached {
+  /** Exactly the fold of the deployment's events up to record.lastSeq. */
+  record: DeploymentRecord;
+  /** KV revision of the projection last read or written; 0: none. */
+  kvRevision: number;
+  /** lastSeq of that projection. */
+  savedSeq: number;
+  savedAt: number;
+  reconciledAt: number;
+  /** Its projection is larger than the server takes: not stored (warned once while it is cached). */
+  tooLarge?: boolean;
+  /** The state this process last wrote to the list index (queries/deploymentIndex.ts). */
+  indexedState?: DeploymentRecord["state"];
+}
+
+type OnInvalid = (seq: number, why: string) => void;
+
+export class DeploymentStates {
+  readonly #cache = new Map<string, Cached>();
+  /**
+   * Stream sequences [from, to] of which every message was delivered to this
+   * process (consumer deliveries one after another: the consumer's filter is
+   * the whole stream, and with ack none nothing is delivered twice); the
+   * delivery sequence of the last one.
+   */
+  #window = { from: 0, to: 0, delivery: -1 };
+  /**
+   * Per deployment being reconciled here: the events delivered since the
+   * collection began (`from`: the last stream sequence delivered then), not
+   * folded yet.
+   */
+  readonly #delivered = new Map<string, { from: number; events: ReadEvent[] }>();
+
+  constructor(
+    private readonly ctx: Pick<JsContext, "js" | "jsm" | "deployments">,
+    private readonly metrics?: CoordinatorMetrics,
+  ) {}
+
+  get(id: string): Cached | undefined {
+    return this.#cache.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.#cache.has(id);
+  }
+
+  ids(): IterableIterator<string> {
+    return this.#cache.keys();
+  }
+
+  entries(): IterableIterator<Cached> {
+    return this.#cache.values();
+  }
+
+  /**
+   * A message the consumer delivered: extends or restarts the window, and is
+   * kept for its deployment when that one is being collected. False when the
+   * event is folded already (nothing to wake).
+   */
+  delivered(m: JsMsg, deploymentId: string | undefined): boolean {
+    const w = this.#window;
+    const delivery = m.info.deliverySequence;
+    this.#window = delivery === w.delivery + 1 && m.seq > w.to ? { from: w.from, to: m.seq, delivery } : { from: m.seq, to: m.seq, delivery };
+    if (deploymentId === undefined) return false;
+    const known = this.#cache.get(deploymentId);
+    if (known && m.seq <= known.record.lastSeq) return false;
+    this.#delivered.get(deploymentId)?.events.push(fromJsMsg(m));
+    return true;
+  }
+
+  /** A record this process made or read whole (a created event): cached as is, no projection stored when kvRevision is 0. */
+  adopt(record: DeploymentRecord, kvRevision: number): void {
+    const id = record.spec.id;
+    this.#collect(id);
+    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0 });
+  }
+
+  /**
+   * The cached entry, or the stored projection read from KV (not cached yet:
+   * see keep) with every event delivered from now on kept, so that those
+   * after what the reads return can be folded from what was delivered.
+   */
+  async stored(id: string): Promise<{ cached?: Cached; record?: DeploymentRecord; kvRevision: number; savedSeq: number }> {
+    const cached = this.#cache.get(id);
+    if (cached) return { cached, record: cached.record, kvRevision: cached.kvRevision, savedSeq: cached.savedSeq };
+    this.#collect(id);
+    const entry = await this.ctx.deployments.get(id);
+    const record = parseProjection(entry);
+    const kvRevision = record && entry ? entry.revision : 0;
+    return { ...(record ? { record } : {}), kvRevision, savedSeq: record?.lastSeq ?? 0 };
+  }
+
+  /** Caches a record first read by stored(). */
+  keep(id: string, entry: Cached): void {
+    this.#cache.set(id, entry);
+  }
+
+  /** Drops what this process remembers of a deployment (it is read again from KV and the stream if woken again). */
+  forget(id: string): void {
+    this.#cache.delete(id);
+    this.#delivered.delete(id);
+  }
+
+  /**
+   * Folds the events after record.lastSeq, up to `untilSeq` when given (a
+   * prefix of the stream is still an exact fold) or the deployment's last
+   * event now. From the events delivered here when they are known to be
+   * all of the deployment's in that range: the record was folded past the
+   * start of their collection, and every stream message from the record's
+   * last sequence to `untilSeq` was delivered here. Otherwise (no bound: a
+   * sweep or a timer; other coordinators taking deliveries; this process's
+   * own appends, not delivered yet) from the stream, each event a request
+   * to the server.
+   */
+  async catchUp(id: string, record: DeploymentRecord | undefined, kvRevision: number, onInvalid: OnInvalid, untilSeq: number | undefined): Promise<LoadedDeployment | undefined> {
+    const kept = this.#delivered.get(id);
+    const w = this.#window;
+    let loaded: LoadedDeployment | undefined;
+    if (kept && record && untilSeq !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= w.from && untilSeq <= w.to) {
+      const kvLastSeq = record.lastSeq;
+      let rec = record;
+      for (const e of [...kept.events].sort((a, b) => a.seq - b.seq)) {
+        if (e.seq <= rec.lastSeq || e.seq > untilSeq) continue;
+        if (e.invalid !== undefined) {
+          onInvalid(e.seq, e.invalid);
+          skipUnreadable(rec, e);
+        } else {
+          rec = foldEvent(rec, e).record ?? rec;
+        }
+      }
+      this.metrics?.catchUps.inc({ from: "deliveries" });
+      loaded = { record: rec, kvRevision, kvLastSeq };
+    } else {
+      loaded = await catchUp(this.ctx, id, record, kvRevision, onInvalid, untilSeq);
+      this.metrics?.catchUps.inc({ from: "stream" });
+    }
+    if (kept && loaded) {
+      const last = loaded.record.lastSeq;
+      kept.events = kept.events.filter((e) => e.seq > last);
+    }
+    return loaded;
+  }
+
+  #collect(id: string): void {
+    this.#delivered.set(id, { from: this.#window.to, events: [] });
+  }
+}

@@ -1,0 +1,76 @@
+// Projecting: the deployment's projection in KV (what reads start from
+// before catching up from the stream) and its entry in the list index
+// (queries/deploymentIndex.ts). Both are caches of the stream, so both may
+// lag it: a running deployment's projection is written at most every
+// SAVE_INTERVAL_MS (at once when it is new or terminal) by a timer that
+// reconciles it again, and every read catches a lagging one up.
+import { isTerminalDeployment, ResourceExhaustedError, saveProjection, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { indexDeployment } from "../queries/deploymentIndex.js";
+import type { Cached } from "./deploymentStates.js";
+
+/** The projection of a running deployment is written at most this often (a whole projection is ~250 KB of JSON at 1,000 targets). */
+export const SAVE_INTERVAL_MS = 250;
+
+export class Projector {
+  /** Pending deferred projection writes. */
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(
+    private readonly ctx: JsContext,
+    /** Reconciles a deployment again (a deferred write is made by that reconcile). */
+    private readonly again: (id: string) => void,
+  ) {}
+
+  /** Brings the index entry and (now or by a timer) the projection up to entry.record. */
+  async project(entry: Cached, log: Logger): Promise<void> {
+    const record = entry.record;
+    const id = record.spec.id;
+    if (entry.indexedState !== record.state) {
+      // Best effort: ListDeployments checks what it returns against the
+      // deployment itself, so a lagging entry costs a load, never a wrong answer.
+      try {
+        await indexDeployment(this.ctx, record);
+        entry.indexedState = record.state;
+      } catch (err) {
+        log.warn({ err: errorMessage(err) }, "list index not updated; retried by the next reconcile");
+      }
+    }
+    if (record.lastSeq <= entry.savedSeq) return;
+    const wait = entry.kvRevision === 0 || isTerminalDeployment(record.state) ? 0 : entry.savedAt + SAVE_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      if (!this.#timers.has(id)) {
+        const timer = setTimeout(() => {
+          this.#timers.delete(id);
+          this.again(id);
+        }, wait);
+        timer.unref();
+        this.#timers.set(id, timer);
+      }
+      return;
+    }
+    try {
+      entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
+    } catch (err) {
+      // Too large for the server: retrying would fail for ever (and, by
+      // failing the reconcile, stall the deployment). Go on without it.
+      if (!(err instanceof ResourceExhaustedError)) throw err;
+      if (!entry.tooLarge) log.warn({ err: err.message }, "projection not stored");
+      entry.tooLarge = true;
+    }
+    entry.savedSeq = record.lastSeq;
+    entry.savedAt = Date.now();
+  }
+
+  cancel(id: string): void {
+    const t = this.#timers.get(id);
+    if (t) clearTimeout(t);
+    this.#timers.delete(id);
+  }
+
+  /** At close: no more deferred writes; the lagging projections written now, best effort (reads catch them up anyway). */
+  async flush(entries: Iterable<Cached>): Promise<void> {
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    await Promise.allSettled([...entries].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision)));
+  }
+}
