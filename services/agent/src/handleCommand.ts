@@ -45,8 +45,8 @@ import type { AgentConfig } from "./config.js";
 import type { Journal, JournalResult } from "./journal.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { Registration } from "./registration.js";
-// apply.js (execa, the bundle code, tar) is loaded at the first apply, not
-// at start: an idle agent's RSS goal is 60 MB (issue 5).
+// apply.js (the bundle code, tar) is loaded at the first apply, not at
+// start: an idle agent stays small.
 let applyModule: Promise<typeof import("./apply.js")> | undefined;
 const loadApply = (): Promise<typeof import("./apply.js")> => (applyModule ??= import("./apply.js"));
 
@@ -185,9 +185,8 @@ async function decline(deps: HandlerDeps, deploymentId: string, reason: string):
  * itself is what makes starting safe.
  *
  * A cancel requested (or already cancelling targets) stops a target that is
- * not claimed yet here too, not only when a coordinator wins its claim: the
- * fault suite saw four agents start 0.5-0.7 s after a cancel request while
- * the coordinator that was to claim their targets was slow (seed 5169).
+ * not started yet here too, not only when a coordinator wins its race: a
+ * slow coordinator may append its cancels well after the request.
  */
 async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
   // A direct get names the subject in its request subject, so the agent's

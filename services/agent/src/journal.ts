@@ -197,8 +197,7 @@ export class Journal {
         // "reported" is only an optimisation flag: lost in a crash, the
         // outcome is reported again and deduplicated (Nats-Msg-Id, and the
         // fold ignores a repeated result), so it is written without its own
-        // fdatasync (~2 ms); the next fsync'd append makes it durable too.
-        // Bench fan-out 1000: one fsync fewer per apply (3 → 2).
+        // fdatasync; the next fsync'd append makes it durable too.
         if (record.op !== "reported") await this.fd.datasync();
       } catch (err) {
         this.writeFailure = err;

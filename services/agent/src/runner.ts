@@ -5,10 +5,9 @@
 // "failed", because the caller has to journal and report every attempt. It
 // only rejects for programming errors (invalid options).
 //
-// node:child_process directly, not execa: importing execa cost 77-150 ms at
-// an agent's first apply (measured: fan-out 10 in the bench spent ~110 ms
-// between target.started and target.result, nearly all of it that import)
-// and ~4 MB of RSS, for a spawn we configure fully ourselves anyway.
+// node:child_process directly, not execa: importing execa costs an agent's
+// first apply a noticeable delay and some RSS, for a spawn we configure
+// fully ourselves anyway.
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";

@@ -40,8 +40,8 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     waitOnFirstConnect: true,
-    // No stack captured per request (two Error objects per JetStream call:
-    // 13% of the coordinator's CPU in the API bench). Failures keep their
+    // No stack captured per request: two Error objects per JetStream call
+    // are a large share of a busy coordinator's CPU. Failures keep their
     // message and our own context (UnavailableError "could not …").
     noAsyncTraces: true,
     ...(opts.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) } : {}),

@@ -46,9 +46,8 @@ async function lastEventSeq(ctx: Pick<JsContext, "jsm">, filter: string): Promis
  * `untilSeq` when given) that the stream holds now. Ends when caught up.
  *
  * "Now" is fixed first, as the sequence of the deployment's last event: the
- * read stops there. (It used to stop at a message whose `pending` was 0; on a
- * stream being appended to concurrently that message may never come, and a
- * fan-out of 100 agents hung in their claim checks: see the bench report.)
+ * read stops there. Waiting instead for a message whose `pending` is 0 could
+ * wait for ever on a stream being appended to concurrently.
  */
 export async function* readEvents(
   ctx: Pick<JsContext, "js" | "jsm">,
@@ -124,9 +123,8 @@ export async function* followEvents(
     opt_start_seq: opts.afterSeq + 1,
   });
   // Pulls of 4,096: on a saturated server a pull's round trip takes seconds,
-  // and the watch gets at most one batch per round trip. A watch of the
-  // 10,000-agent fan-out in the bench had 512 events after 30 s with pulls
-  // of 256 (the rollout had ~15,000); 8,192 with 4,096, and it kept up.
+  // and the watch gets at most one batch per round trip, so small pulls
+  // fall behind a large rollout's events.
   const messages = await consumer.consume({ max_messages: 4096 });
   const stop = (): void => void messages.stop();
   opts.signal?.addEventListener("abort", stop, { once: true });
