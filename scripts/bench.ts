@@ -6,6 +6,7 @@
 //        [--scale-timeout-s 300] [--shape-timeout-s 180] [--scale-max-payload <bytes>]
 //        [--idle-s 60] [--scale-protocol-floor] [--no-liveness] [--no-ansible]
 //        [--cpu-prof <dir>] [--shape-hosts <agents per host process>]
+//        [--no-security] [--only security]
 //
 // Per shape: the bare floor, the apply floor (the bare floor with, per
 // consumer, one fdatasync'd record and /bin/true spawned and waited for),
@@ -14,10 +15,18 @@
 // work the server counted. Then the API against a bare unary call that makes
 // one publish, an idle agent's RSS, the Ansible peer, and the scale case in
 // its own process (scale.ts: 10,000 agents, their floors, the idle fleet,
-// cold and warm, liveness). Goals and figures: scripts/bench/report.ts.
+// cold and warm, liveness), and the cost of security (security.ts: a
+// fan-out of 100 and paced CreateDeployment with security off and on, each
+// on its own nats-server and coordinator). Goals and figures:
+// scripts/bench/report.ts.
+//
+// --only security: that part alone (about 2 minutes instead of the full
+// run's 15), written to bench/results.security.json
+// (bench/results.security.quick.json with --quick).
 //
 // --quick: every part at tiny sizes (fan-out and sequential at N = 10, the
-// scale case with 20 agents and a 3 s idle window, 5 API clients): what
+// scale case with 20 agents and a 3 s idle window, 5 API clients, security
+// off and on with a fan-out of 10 and 5 API clients): what
 // test/bench-smoke.test.ts runs. --cpu-prof writes the coordinator's CPU
 // profiles (node --cpu-prof) into <dir>. Writes bench/results.json
 // (bench/results.quick.json with --quick).
@@ -43,6 +52,7 @@ import { BENCH_DEFAULT_MAX_CONSUMERS, natsServerVersion, startBenchNatsServer } 
 import { runOurs, type OursResult } from "./bench/ours.js";
 import { NodeProc, memOf } from "./bench/procs.js";
 import { alarms, goals, render, shapeRow, type BenchResults } from "./bench/report.js";
+import { runSecurity } from "./bench/security.js";
 import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
 import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, startCoordinatorProc } from "./bench/stack.js";
 
@@ -104,16 +114,25 @@ async function main(): Promise<void> {
       "no-footprint": { type: "boolean", default: false },
       "shape-timeout-s": { type: "string", default: "180" },
       "shape-hosts": { type: "string", default: "250" },
+      "no-security": { type: "boolean", default: false },
+      only: { type: "string" },
     },
   });
   const quick = values.quick;
-  const out = resolve(values.out ?? join(ROOT, quick ? "bench/results.quick.json" : "bench/results.json"));
-  const shapes = values.shapes
+  // --only <part>: one part alone, its own results file (the full run's stays).
+  const ONLY_PARTS = ["security"];
+  if (values.only !== undefined && !ONLY_PARTS.includes(values.only)) throw new Error(`--only: unknown part "${values.only}" (known: ${ONLY_PARTS.join(", ")})`);
+  const only = values.only;
+  const out = resolve(values.out ?? join(ROOT, `bench/results${only ? `.${only}` : ""}${quick ? ".quick" : ""}.json`));
+  const shapes = only
+    ? []
+    : values.shapes
     ? parseShapes(values.shapes)
     : quick
       ? parseShapes("fanout:10,sequential:10")
       : parseShapes("fanout:10,fanout:100,fanout:1000,sequential:100");
-  const withScale = !values["no-scale"];
+  const withScale = !values["no-scale"] && !only;
+  const withSecurity = only === "security" || (!only && !values["no-security"]);
   const shapeHosts = Number(values["shape-hosts"]);
   const hostsFor = (n: number): number => (shapeHosts > 0 ? Math.ceil(n / shapeHosts) : 1);
   const started = new Date();
@@ -149,71 +168,88 @@ async function main(): Promise<void> {
 
   results.machine.execTrueMs = r2(await execTrueMs(20));
   const stateRoot = await mkdtemp(join(tmpdir(), "bench-agents-"));
-  const nats = await startBenchNatsServer();
-  log(`nats-server ${nats.url}, monitoring ${nats.monitorUrl}`);
-  if (values["cpu-prof"]) await mkdir(values["cpu-prof"], { recursive: true });
-  const coord = await startCoordinatorProc(nats.url, values["cpu-prof"] ? { cpuProfDir: resolve(values["cpu-prof"]) } : {});
-  try {
-    await warmUpFloor(nats.url);
-    for (const { shape, n } of shapes) {
-      const hostProcesses = hostsFor(n);
-      const floors = await runFloors(nats.url, n, shape, ["bare", "apply", "protocol"], { hostProcesses, monitorUrl: nats.monitorUrl, timeoutMs: Number(values["shape-timeout-s"]) * 1000 });
-      log(`floors ${shape} N=${n}: bare ${Math.round(floors.bare!.ms)} ms, apply ${Math.round(floors.apply!.ms)} ms, protocol ${Math.round(floors.protocol!.ms)} ms; ours…`);
-      const ours: OursResult = await runOurs({
-        natsUrl: nats.url,
-        monitorUrl: nats.monitorUrl,
-        client: coord.client,
-        stateRoot,
-        n,
-        shape,
-        timeoutMs: Number(values["shape-timeout-s"]) * 1000,
-        hostProcesses,
-        cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
-        ...(values["cpu-prof"] ? { hostNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${resolve(values["cpu-prof"])}`] } : {}),
-        warm: true,
-      });
-      log(`ours ${shape} N=${n}: ${Math.round(ours.ms)} ms ${ours.state}${ours.warm ? `; again, warm: ${Math.round(ours.warm.ms)} ms ${ours.warm.state}` : ""}`);
-      results.shapes.push(
-        shapeRow({
-          shape,
+  if (!only) {
+    const nats = await startBenchNatsServer();
+    log(`nats-server ${nats.url}, monitoring ${nats.monitorUrl}`);
+    if (values["cpu-prof"]) await mkdir(values["cpu-prof"], { recursive: true });
+    const coord = await startCoordinatorProc(nats.url, values["cpu-prof"] ? { cpuProfDir: resolve(values["cpu-prof"]) } : {});
+    try {
+      await warmUpFloor(nats.url);
+      for (const { shape, n } of shapes) {
+        const hostProcesses = hostsFor(n);
+        const floors = await runFloors(nats.url, n, shape, ["bare", "apply", "protocol"], { hostProcesses, monitorUrl: nats.monitorUrl, timeoutMs: Number(values["shape-timeout-s"]) * 1000 });
+        log(`floors ${shape} N=${n}: bare ${Math.round(floors.bare!.ms)} ms, apply ${Math.round(floors.apply!.ms)} ms, protocol ${Math.round(floors.protocol!.ms)} ms; ours…`);
+        const ours: OursResult = await runOurs({
+          natsUrl: nats.url,
+          monitorUrl: nats.monitorUrl,
+          client: coord.client,
+          stateRoot,
           n,
-          maxConcurrency: shape === "fanout" ? n : 1,
-          floors,
-          oursMs: ours.ms,
-          oursState: ours.timedOut ? `NOT TERMINAL (${ours.state})` : ours.state,
-          ...(ours.counts ? { oursCounts: ours.counts } : {}),
-          ...(ours.warm ? { oursWarmMs: ours.warm.ms, oursWarmState: ours.warm.state } : {}),
-          oursEvents: ours.events,
-          agentStartMs: ours.agentStartMs,
+          shape,
+          timeoutMs: Number(values["shape-timeout-s"]) * 1000,
           hostProcesses,
-          work: { ...(ours.work ? { ours: ours.work } : {}), ...(ours.warm?.work ? { oursWarm: ours.warm.work } : {}) },
-          ...(ours.cpuS ? { oursCpuS: ours.cpuS } : {}),
-          ...(ours.timeline ? { oursTimeline: ours.timeline.rows, oursStages: ours.timeline.stages } : {}),
-          ...(ours.warm?.stages ? { oursWarmStages: ours.warm.stages } : {}),
-        }),
-      );
-    }
-    if (!values["no-api"]) {
-      log("api latency");
-      results.api = await runApi({ natsUrl: nats.url, address: coord.address, stateRoot, clients: quick ? 5 : 50, perClient: quick ? 2 : 10, intervalMs: quick ? 200 : 1000 });
-    }
-    if (!values["no-footprint"]) {
-      log("idle agent footprint");
-      results.footprint = await runFootprint({ natsUrl: nats.url, stateRoot, idleMs: quick ? 2000 : 12_000 });
-      if (!quick) {
-        log("agent footprint while installing a 100 MB bundle");
-        results.bundleFootprint = await runBundleFootprint({ natsUrl: nats.url, stateRoot, megabytes: 100 }).catch((err: unknown) => ({ error: String(err) }));
+          cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
+          ...(values["cpu-prof"] ? { hostNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${resolve(values["cpu-prof"])}`] } : {}),
+          warm: true,
+        });
+        log(`ours ${shape} N=${n}: ${Math.round(ours.ms)} ms ${ours.state}${ours.warm ? `; again, warm: ${Math.round(ours.warm.ms)} ms ${ours.warm.state}` : ""}`);
+        results.shapes.push(
+          shapeRow({
+            shape,
+            n,
+            maxConcurrency: shape === "fanout" ? n : 1,
+            floors,
+            oursMs: ours.ms,
+            oursState: ours.timedOut ? `NOT TERMINAL (${ours.state})` : ours.state,
+            ...(ours.counts ? { oursCounts: ours.counts } : {}),
+            ...(ours.warm ? { oursWarmMs: ours.warm.ms, oursWarmState: ours.warm.state } : {}),
+            oursEvents: ours.events,
+            agentStartMs: ours.agentStartMs,
+            hostProcesses,
+            work: { ...(ours.work ? { ours: ours.work } : {}), ...(ours.warm?.work ? { oursWarm: ours.warm.work } : {}) },
+            ...(ours.cpuS ? { oursCpuS: ours.cpuS } : {}),
+            ...(ours.timeline ? { oursTimeline: ours.timeline.rows, oursStages: ours.timeline.stages } : {}),
+            ...(ours.warm?.stages ? { oursWarmStages: ours.warm.stages } : {}),
+          }),
+        );
       }
+      if (!values["no-api"]) {
+        log("api latency");
+        results.api = await runApi({ natsUrl: nats.url, address: coord.address, stateRoot, clients: quick ? 5 : 50, perClient: quick ? 2 : 10, intervalMs: quick ? 200 : 1000 });
+      }
+      if (!values["no-footprint"]) {
+        log("idle agent footprint");
+        results.footprint = await runFootprint({ natsUrl: nats.url, stateRoot, idleMs: quick ? 2000 : 12_000 });
+        if (!quick) {
+          log("agent footprint while installing a 100 MB bundle");
+          results.bundleFootprint = await runBundleFootprint({ natsUrl: nats.url, stateRoot, megabytes: 100 }).catch((err: unknown) => ({ error: String(err) }));
+        }
+      }
+      results.coordinator = memOf(coord.proc.pid);
+      results.natsServer = memOf(nats.pid);
+    } finally {
+      await coord.stop();
+      await nats.stop();
     }
-    results.coordinator = memOf(coord.proc.pid);
-    results.natsServer = memOf(nats.pid);
-  } finally {
-    await coord.stop();
-    await nats.stop();
-    await rm(stateRoot, { recursive: true, force: true });
   }
 
-  if (!values["no-ansible"]) {
+  if (withSecurity) {
+    const n = quick ? 10 : 100;
+    log(`security: fan-out ${n} and paced CreateDeployment, off then on`);
+    results.security = await runSecurity({
+      n,
+      clients: quick ? 5 : 50,
+      perClient: quick ? 2 : 10,
+      intervalMs: quick ? 200 : 1000,
+      stateRoot,
+      timeoutMs: Number(values["shape-timeout-s"]) * 1000,
+      hostProcesses: hostsFor(n),
+      log,
+    });
+  }
+  await rm(stateRoot, { recursive: true, force: true });
+
+  if (!values["no-ansible"] && !only) {
     log("peer: Ansible");
     results.ansible = await runAnsible(quick ? [2] : [10, 100]);
   }

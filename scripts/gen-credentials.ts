@@ -40,7 +40,6 @@ import { parseArgs } from "node:util";
 import { createUser, fromSeed } from "@nats-io/nkeys";
 import {
   AGENTS_BUCKET,
-  ARTIFACTS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
   COORDINATOR_SOURCE,
@@ -49,11 +48,13 @@ import {
   RELEASES_BUCKET,
   COORDINATORS_BUCKET,
   agentConsumerName,
+  artifactsBucket,
   consumerLeaderElectedSubject,
   TOKEN_RULE,
   agentIdProblem,
   isToken,
   kvStreamName,
+  objStreamName,
 } from "../services/shared/src/names.js";
 import { bindingsJson } from "../services/shared/src/bindings.js";
 
@@ -63,7 +64,7 @@ export interface Permissions {
 }
 
 const KV = kvStreamName;
-const OBJ = (b: string): string => `OBJ_${b}`;
+const OBJ = objStreamName;
 
 /**
  * What one agent may do: its own consumer, its own events (its start, the
@@ -71,18 +72,35 @@ const OBJ = (b: string): string => `OBJ_${b}`;
  * entry, its own event subjects (the race), the coordinators' decisions, and
  * artifacts. Every read it has names what it reads in the request subject
  * (direct gets), so none of them reaches another agent's commands or events,
- * or a deployment's record.
+ * or a deployment's record. Artifacts: only the buckets of `apps`, the apps
+ * it is bound to.
  */
-export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Permissions {
+export function agentPermissions(id: string, apps: readonly string[], inboxPrefix = `_INBOX_${id}`): Permissions {
   const consumer = agentConsumerName(id);
+  // Each bound app's bucket (deploy_artifacts_<app>): opening it (stream
+  // info: an object store's subjects name only objects), object metadata
+  // by direct get, and ephemeral consumers to read an object's chunks.
+  // Object subjects carry no app (names are base64, chunks a nuid), so
+  // the bucket is the only place an app can be told apart.
+  const artifacts = apps.flatMap((app) => {
+    const stream = OBJ(artifactsBucket(app));
+    return [
+      `$JS.API.STREAM.INFO.${stream}`,
+      `$JS.API.DIRECT.GET.${stream}.>`,
+      `$JS.API.STREAM.MSG.GET.${stream}`,
+      `$JS.API.CONSUMER.CREATE.${stream}.>`,
+      `$JS.API.CONSUMER.MSG.NEXT.${stream}.>`,
+      `$JS.API.CONSUMER.DELETE.${stream}.>`,
+      `$JS.API.CONSUMER.INFO.${stream}.>`,
+    ];
+  });
   return {
     publish: {
       allow: [
         "$JS.API.INFO",
-        // Opening the object store. No other STREAM.INFO (binding a KV
-        // bucket needs none): with a subjects filter it lists every subject,
-        // i.e. every agent's commands and entry, and every deployment.
-        `$JS.API.STREAM.INFO.${OBJ(ARTIFACTS_BUCKET)}`,
+        // No STREAM.INFO but its apps' object stores' (binding a KV bucket
+        // needs none): with a subjects filter it lists every subject, i.e.
+        // every agent's commands and entry, and every deployment.
         // Its own durable consumer, created with its own filter only: the
         // server refuses a create whose config filter differs from the one
         // in the subject, so it cannot widen it to another agent's commands.
@@ -100,16 +118,8 @@ export function agentPermissions(id: string, inboxPrefix = `_INBOX_${id}`): Perm
         `$JS.API.DIRECT.GET.${KV(AGENTS_BUCKET)}.$KV.${AGENTS_BUCKET}.${id}`,
         `$JS.API.DIRECT.GET.${EVENTS_STREAM}.deploy.evt.*.${id}`,
         `$JS.API.DIRECT.GET.${EVENTS_STREAM}.deploy.evt.*.${COORDINATOR_SOURCE}`,
-        // Artifacts: object metadata, and ordered (ephemeral) consumers to read
-        // their chunks. Object subjects carry no app (names are base64, chunks
-        // a nuid), so an agent can read every artifact (docs/security.md).
-        // None on DEPLOY_EVENTS.
-        `$JS.API.DIRECT.GET.${OBJ(ARTIFACTS_BUCKET)}.>`,
-        `$JS.API.STREAM.MSG.GET.${OBJ(ARTIFACTS_BUCKET)}`,
-        `$JS.API.CONSUMER.CREATE.${OBJ(ARTIFACTS_BUCKET)}.>`,
-        `$JS.API.CONSUMER.MSG.NEXT.${OBJ(ARTIFACTS_BUCKET)}.>`,
-        `$JS.API.CONSUMER.DELETE.${OBJ(ARTIFACTS_BUCKET)}.>`,
-        `$JS.API.CONSUMER.INFO.${OBJ(ARTIFACTS_BUCKET)}.>`,
+        // Artifacts of its bound apps only (docs/security.md). None on DEPLOY_EVENTS.
+        ...artifacts,
         // Writes: its own events and heartbeat only.
         `deploy.evt.*.${id}`,
         `$KV.${AGENTS_BUCKET}.${id}`,
@@ -142,7 +152,9 @@ export function coordinatorPermissions(): Permissions {
         `$KV.${RELEASES_BUCKET}.>`,
         // Its heartbeat (rollout/membership.ts: who sweeps which deployment).
         `$KV.${COORDINATORS_BUCKET}.>`,
-        `$O.${ARTIFACTS_BUCKET}.>`,
+        // Every app's artifact bucket (deploy_artifacts_<app>; a subject
+        // token cannot be matched by prefix) and the old shared one.
+        "$O.>",
         `$JS.ACK.${EVENTS_STREAM}.>`,
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
       ],
@@ -170,7 +182,7 @@ function userBlock(nkey: string, comment: string, p: Permissions | undefined): s
 
 export interface Principals {
   coordinators: { name: string; publicKey: string }[];
-  agents: { id: string; publicKey: string }[];
+  agents: { id: string; publicKey: string; apps: readonly string[] }[];
   /** Full access, for the nats CLI of an operator. */
   admin?: string;
 }
@@ -179,7 +191,7 @@ export interface Principals {
 export function authorizationBlock(p: Principals): string {
   const users = [
     ...p.coordinators.map((c) => userBlock(c.publicKey, `coordinator ${c.name}`, coordinatorPermissions())),
-    ...p.agents.map((a) => userBlock(a.publicKey, `agent ${a.id}`, agentPermissions(a.id))),
+    ...p.agents.map((a) => userBlock(a.publicKey, `agent ${a.id}`, agentPermissions(a.id, a.apps))),
     ...(p.admin ? [userBlock(p.admin, "admin (nats CLI): everything", undefined)] : []),
   ];
   return `# Generated by scripts/gen-credentials.ts: least-privilege NATS users.\nauthorization {\n  users = [\n${users.join(",\n")}\n  ]\n}\n`;

@@ -1,7 +1,8 @@
 // The benchmark's quick variant runs with the tests so it cannot rot: every
 // part at tiny sizes (fan-out and sequential at N = 10 with the bare, apply
 // and protocol floors, cold and warm; the scale case with 20 agents, its
-// idle fleet and liveness; the API against the bare unary call; the peer).
+// idle fleet and liveness; the API against the bare unary call; the peer;
+// the cost of security: a fan-out of 10 and paced creates, off and on).
 // Its figures are printed, never asserted: timing goals live in
 // `npm run bench` (docs/performance.md).
 import { execFile } from "node:child_process";
@@ -36,6 +37,7 @@ interface QuickResults {
   api?: { create: { n: number; p99: number }; get: { n: number; p99: number }; bareUnaryPublish: { n: number; p99: number } };
   ansible?: { skipped: string } | { runs: { hosts: number; ms: number }[] };
   footprint?: { idleAgentRssMb: number };
+  security?: Record<"off" | "on", { error?: string; fanout: { ms: number; warmMs?: number; state: string; warmState?: string }; api: { create: { n: number; p99: number } } }>;
   goals: { goal: string; met: boolean | null; figure: string }[];
   durationS: number;
 }
@@ -78,6 +80,15 @@ describe("bench --quick", () => {
     expect(finite(r.api?.bareUnaryPublish.p99)).toBe(true);
     expect(r.ansible).toBeDefined();
     expect(Number.isFinite(r.footprint?.idleAgentRssMb)).toBe(true);
+    // Security off and on: both complete, with their figures (the "on" run is production mode: a failure there is an error in the record).
+    for (const mode of ["off", "on"] as const) {
+      const m = r.security?.[mode];
+      expect(m?.error, mode).toBeUndefined();
+      expect(m?.fanout.state, mode).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect(m?.fanout.warmState, mode).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      for (const x of [m?.fanout.ms, m?.fanout.warmMs, m?.api.create.p99]) expect(finite(x), mode).toBe(true);
+    }
+    expect(stdout).toMatch(/security: off vs on, same run/);
     // Every goal is printed with its figure and met / not met (or "-" when it has none, e.g. the peer).
     const goals = r.goals.map((g) => g.goal);
     for (const g of [/ours\/apply floor.*fan-out 10, cold/, /ours\/apply floor.*sequential 10, warm/, /agents complete/, /JetStream work/, /idle fleet: nats-server/, /idle fleet: coordinator/, /bare unary\+publish/, /round trips/, /peer/]) {

@@ -13,7 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { ARTIFACTS_BUCKET, ValidationError, artifactObjectName, connectNats } from "../services/shared/src/index.js";
+import { ValidationError, artifactsBucket, artifactObjectName, connectNats } from "../services/shared/src/index.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES, inspectBundle, walkBundle } from "../services/shared/src/bundle/inspect.js";
 import { unpackBundle } from "../services/agent/src/bundle/unpack.js";
 import { applyBundle } from "../services/agent/src/bundle/applyBundle.js";
@@ -163,9 +163,9 @@ describe("caps end to end: the coordinator at upload, the agent for a bundle sen
     expect(err.details).toMatch(atUpload);
     expect(((await client.listArtifacts("web")).artifacts ?? []).map((x) => x.digest)).not.toContain(digest);
 
-    // Around the coordinator's check: straight into deploy_artifacts, as a
+    // Around the coordinator's check: straight into the app's bucket, as a
     // writer with store access (or an older coordinator) could.
-    const store = await new Objm(nc).open(ARTIFACTS_BUCKET);
+    const store = await new Objm(nc).create(artifactsBucket("web"));
     await store.putBlob({ name: artifactObjectName("web", digest), metadata: { name: "web", digest, hooks: "start" } }, data);
     const before = await fs.readdir(path.join(stack.rootOf("c1"), "web", "releases")).catch(() => []);
     const d = await client.create({ requestId: `oversize-${what.replaceAll(" ", "-")}`, app: "web", environment: "prod", changeset: { version: "big", artifact: { name: "web", digest } } });

@@ -258,7 +258,7 @@ describe("deployctl", () => {
 
     const artifacts = await cli(["artifacts", "--name", "web"]);
     expect(artifacts.code, artifacts.stderr).toBe(0);
-    expect(artifacts.stdout).toMatch(/^web\s+sha256:/m);
+    expect(artifacts.stdout).toMatch(/^web\s+web\s+sha256:/m);
 
     const id = /^(d-\S+)/m.exec((await cli(["list", "--limit", "1"])).stdout.split("\n")[1]!)![1]!;
     const cancel = await cli(["cancel", id, "--reason", "test"]);

@@ -14,7 +14,7 @@ import { Stack } from "./helpers/stack.js";
 import { rawClient, uniq, waitFor, type GrpcClient } from "./helpers/security.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
-const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "OBJ_deploy_artifacts"];
+const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments"];
 const SERVICE = "deploy.v1.DeployService";
 /** Statuses a refused request may get; UNKNOWN and crashes are not among them. */
 const CLEAR = new Set([
@@ -36,7 +36,11 @@ let jsm: JetStreamManager;
 let existing = "";
 
 async function snapshot(): Promise<string> {
-  const out: Record<string, number> = {};
+  const out: Record<string, number | string> = {};
+  // No new stream either (an app's artifact bucket is made by its first upload).
+  const names: string[] = [];
+  for await (const n of jsm.streams.names()) names.push(n);
+  out.streams = names.sort().join(",");
   for (const s of STREAMS) {
     const info = await jsm.streams.info(s);
     out[`${s}.last`] = info.state.last_seq;

@@ -282,9 +282,9 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout, shown(r)).toMatch(line("Ack Policy", "Explicit"));
   });
 
-  it("object ls deploy_artifacts: the uploaded bundle as <name>@sha256:<hex>", async () => {
+  it("object ls deploy_artifacts_web: the uploaded bundle as <name>@sha256:<hex>", async () => {
     expect(objectName).toMatch(/^web@sha256:[0-9a-f]{64}$/);
-    const r = await nats(["object", "ls", "deploy_artifacts"]);
+    const r = await nats(["object", "ls", "deploy_artifacts_web"]);
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout, shown(r)).toMatch(new RegExp(`│ ${escapeRe(objectName)}\\s*│`));
   });

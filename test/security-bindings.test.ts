@@ -56,7 +56,7 @@ beforeAll(async () => {
     agents: [],
     natsConfigText: authorizationBlock({
       coordinators: [{ name: "c1", publicKey: keys.coordinator!.publicKey }],
-      agents: AGENTS.map((id) => ({ id, publicKey: keys[id]!.publicKey })),
+      agents: AGENTS.map((id) => ({ id, publicKey: keys[id]!.publicKey, apps: id === "b3" ? ["web", "api"] : ["web"] })),
       admin: keys.admin!.publicKey,
     }),
     coordinatorEnv: {

@@ -25,6 +25,14 @@ function configFor(h: AgentHostConfig, i: number): AgentConfig {
     heartbeatIntervalMs: h.heartbeatIntervalMs,
     shutdownGraceMs: 1000,
     logLevel: h.logLevel,
+    // Production mode: its own nkey, TLS to NATS, signed commands only.
+    ...(h.secure
+      ? {
+          devMode: false,
+          nats: { url: h.natsUrl, apiTimeoutMs: 30_000, nkeySeedFile: join(h.secure.credsDir, `agent-${id}.nk`), tlsCaFile: h.secure.caFile },
+          trustedSigners: [h.secure.trustedSigner],
+        }
+      : {}),
   });
   // Releases (when the agent has them) go under the agent's temp dir too.
   if ("root" in cfg) (cfg as unknown as Record<string, unknown>).root = join(stateDir, "root");

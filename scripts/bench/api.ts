@@ -20,12 +20,12 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { BenchClient } from "./client.js";
+import { BenchClient, type BenchClientOptions } from "./client.js";
 import { BareClient } from "./bareUnary.js";
 import { NodeProc } from "./procs.js";
 import { ROOT } from "../lib/paths.js";
 import { ENVIRONMENT } from "./ours.js";
-import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents } from "./stack.js";
+import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type SecureAgents } from "./stack.js";
 import { summarize } from "./stats.js";
 
 type Summary = ReturnType<typeof summarize>;
@@ -80,17 +80,41 @@ async function waitAllTerminal(clients: BenchClient[], ids: string[], timeoutMs:
   }
 }
 
-export async function runApi(o: { natsUrl: string; address: string; stateRoot: string; clients: number; perClient: number; intervalMs?: number }): Promise<ApiResult> {
-  const intervalMs = o.intervalMs ?? 1000;
-  const run = randomUUID().slice(0, 4);
+export interface ApiOptions {
+  natsUrl: string;
+  address: string;
+  stateRoot: string;
+  clients: number;
+  perClient: number;
+  intervalMs?: number;
+  /** Names the run's apps and agents (apiAgents); default: random. */
+  run?: string;
+  /** TLS and a token (a coordinator in production mode: security.ts). */
+  clientOptions?: BenchClientOptions;
+  /** Agents in production mode (security.ts). */
+  secure?: SecureAgents;
+}
+
+/**
+ * The API bench's agents: client k's agent `api-<run>-<k, 5 digits>` serves
+ * apps api-<run>-k-j, j < 2 × perClient (paced creates use j < perClient,
+ * burst ones the rest), one per create (one active deployment per pair).
+ */
+export function apiAgents(run: string, clients: number, perClient: number): { prefix: string; appsByIndex: Record<number, string[]>; app: (k: number, j: number) => string } {
   const app = (k: number, j: number): string => `api-${run}-${k}-${j}`;
   const appsByIndex: Record<number, string[]> = {};
-  // Paced creates use j = 0..perClient-1, burst ones perClient..2*perClient-1.
-  for (let k = 0; k < o.clients; k++) appsByIndex[k] = Array.from({ length: 2 * o.perClient }, (_, j) => app(k, j));
+  for (let k = 0; k < clients; k++) appsByIndex[k] = Array.from({ length: 2 * perClient }, (_, j) => app(k, j));
+  return { prefix: `api-${run}-`, appsByIndex, app };
+}
+
+/** The agents and channels of an API run, and its create and get calls. */
+async function apiRun(o: ApiOptions): Promise<{ create: (k: number, j: number) => Promise<void>; get: (k: number, j: number) => Promise<void>; clients: BenchClient[]; ids: string[]; close: () => Promise<void> }> {
+  const run = o.run ?? randomUUID().slice(0, 4);
+  const { prefix, appsByIndex, app } = apiAgents(run, o.clients, o.perClient);
   const hosts = await startAgentHosts(
     {
       natsUrl: o.natsUrl,
-      prefix: `api-${run}-`,
+      prefix,
       environment: ENVIRONMENT,
       apps: [],
       appsByIndex,
@@ -99,29 +123,67 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
       startConcurrency: 25,
       deployExecutable: "/bin/true",
       logLevel: "warn",
+      ...(o.secure ? { secure: o.secure } : {}),
     },
     o.clients,
   );
-  const clients = Array.from({ length: o.clients }, () => new BenchClient(o.address));
+  const clients = Array.from({ length: o.clients }, () => new BenchClient(o.address, o.clientOptions));
+  const close = async (): Promise<void> => {
+    for (const c of clients) c.close();
+    await hosts.stop();
+  };
   try {
     await waitForLiveAgents(clients[0]!, app(o.clients - 1, 0), ENVIRONMENT, 1, 60_000);
-    // Warm each channel (connection setup is not the API's latency).
+    // Warm each channel (connection setup, a TLS handshake included, is not the API's latency).
     await Promise.all(clients.map((c) => c.agents({ app: "none" })));
-    const ids: string[] = [];
-    const create = async (k: number, j: number): Promise<void> => {
-      const d = await clients[k]!.create({
-        requestId: `api-${run}-${k}-${j}`,
-        app: app(k, j),
-        environment: ENVIRONMENT,
-        changeset: { version: "v1" },
-        strategy: { maxConcurrency: 1 },
-        requestedBy: "bench",
-      });
-      ids.push(d.id!);
-    };
-    const get = async (k: number, j: number): Promise<void> => {
-      await clients[k]!.get(ids[(k * 7 + j * 13) % ids.length]!);
-    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const ids: string[] = [];
+  const create = async (k: number, j: number): Promise<void> => {
+    const d = await clients[k]!.create({
+      requestId: `api-${run}-${k}-${j}`,
+      app: app(k, j),
+      environment: ENVIRONMENT,
+      changeset: { version: "v1" },
+      strategy: { maxConcurrency: 1 },
+      requestedBy: "bench",
+    });
+    ids.push(d.id!);
+  };
+  const get = async (k: number, j: number): Promise<void> => {
+    await clients[k]!.get(ids[(k * 7 + j * 13) % ids.length]!);
+  };
+  return { create, get, clients, ids, close };
+}
+
+export interface PacedApiResult {
+  clients: number;
+  createsPerClient: number;
+  intervalMs: number;
+  create: Summary;
+  get: Summary;
+}
+
+/** runApi's paced creates and gets alone (security.ts runs them with security off and on). */
+export async function runPacedApi(o: ApiOptions): Promise<PacedApiResult> {
+  const intervalMs = o.intervalMs ?? 1000;
+  const { create, get, clients, ids, close } = await apiRun(o);
+  try {
+    const pacedCreates = await drive(o.clients, o.perClient, intervalMs, create);
+    const pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
+    await waitAllTerminal(clients, ids, 60_000);
+    return { clients: o.clients, createsPerClient: o.perClient, intervalMs, create: summarize(pacedCreates.ms), get: summarize(pacedGets.ms) };
+  } finally {
+    await close();
+  }
+}
+
+export async function runApi(o: ApiOptions): Promise<ApiResult> {
+  const intervalMs = o.intervalMs ?? 1000;
+  const { create, get, clients, ids, close } = await apiRun(o);
+  try {
     const bare = await pacedBare(o.natsUrl, o.clients, o.perClient, intervalMs);
     const pacedCreates = await drive(o.clients, o.perClient, intervalMs, create);
     const pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
@@ -148,8 +210,7 @@ export async function runApi(o: { natsUrl: string; address: string; stateRoot: s
       },
     };
   } finally {
-    for (const c of clients) c.close();
-    await hosts.stop();
+    await close();
   }
 }
 

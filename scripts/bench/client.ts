@@ -6,19 +6,31 @@ export type { DeploymentMsg, DeploymentEventMsg };
 
 type Raw = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 
+/** TLS and a bearer token, for a coordinator in production mode (security.ts). */
+export interface BenchClientOptions {
+  ca: Buffer;
+  token: string;
+  /** The name the server certificate is for (the client connects to 127.0.0.1). */
+  servername: string;
+}
+
 export class BenchClient {
   readonly raw: Raw;
-  constructor(address: string) {
+  readonly #metadata: grpc.Metadata;
+  constructor(address: string, secure?: BenchClientOptions) {
     const { proto } = loadDeployProto();
-    this.raw = new proto.deploy.v1.DeployService(address, grpc.credentials.createInsecure(), {
+    this.#metadata = new grpc.Metadata();
+    if (secure) this.#metadata.set("authorization", `Bearer ${secure.token}`);
+    this.raw = new proto.deploy.v1.DeployService(address, secure ? grpc.credentials.createSsl(secure.ca) : grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
+      ...(secure ? { "grpc.ssl_target_name_override": secure.servername, "grpc.default_authority": secure.servername } : {}),
     }) as unknown as Raw;
   }
 
   #unary<Res>(method: string, req: object, deadlineMs = 60_000): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const fn = this.raw[method] as (req: object, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void;
-      fn.call(this.raw, req, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r)));
+      const fn = this.raw[method] as (req: object, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void;
+      fn.call(this.raw, req, this.#metadata, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r)));
     });
   }
 
@@ -34,10 +46,11 @@ export class BenchClient {
 
   /** Resolves when the server ends the stream (after the terminal event); counts events. */
   watch(deploymentId: string, onEvent: (e: DeploymentEventMsg) => void = () => undefined): Promise<void> {
-    const call = (this.raw.WatchDeployment as (req: object) => grpc.ClientReadableStream<DeploymentEventMsg>).call(this.raw, {
-      deploymentId,
-      afterSequence: "0",
-    });
+    const call = (this.raw.WatchDeployment as (req: object, md: grpc.Metadata) => grpc.ClientReadableStream<DeploymentEventMsg>).call(
+      this.raw,
+      { deploymentId, afterSequence: "0" },
+      this.#metadata,
+    );
     return new Promise<void>((resolve, reject) => {
       call.on("data", onEvent);
       call.on("end", () => resolve());

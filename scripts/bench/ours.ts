@@ -14,7 +14,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { deploymentEventFilter, EVENTS_STREAM } from "../../services/shared/src/index.js";
 import { readCounters, traceSubjects, workOf, type JsWork } from "./monitor.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
-import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts } from "./stack.js";
+import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts, type SecureAgents } from "./stack.js";
 
 export const ENVIRONMENT = "bench";
 const DEPLOY_EXECUTABLE = "/bin/true";
@@ -71,6 +71,13 @@ export interface OursOptions {
   warm?: boolean;
   /** Call GetDeployment of the deployment while it runs, one call at a time, this long apart (OursResult.getDuringRollout). */
   probeGetEveryMs?: number;
+  /** The app and the agents' id prefix, when credentials were made for them beforehand (security.ts); default: random. */
+  app?: string;
+  agentPrefix?: string;
+  /** Agents in production mode (security.ts). */
+  secure?: SecureAgents;
+  /** The bench's own NATS credentials on a secured server (an admin nkey and the CA), for the timeline. */
+  natsAuth?: { nkeySeed: string; tlsCaFile: string };
 }
 
 /** The app of the probe agent (OursOptions.probeAgent): it serves only this one. */
@@ -90,6 +97,7 @@ export async function startShapeAgents(o: OursOptions, app: string, prefix: stri
       startConcurrency: 64,
       deployExecutable: DEPLOY_EXECUTABLE,
       logLevel: "warn",
+      ...(o.secure ? { secure: o.secure } : {}),
     },
     o.n + (o.probeAgent ? 1 : 0),
     o.hostProcesses ?? 1,
@@ -100,8 +108,8 @@ export async function startShapeAgents(o: OursOptions, app: string, prefix: stri
 
 export async function runOurs(o: OursOptions): Promise<OursResult> {
   const tag = `${o.shape === "fanout" ? "f" : "s"}${o.n}`;
-  const app = `app-${tag}-${randomUUID().slice(0, 6)}`;
-  const hosts = await startShapeAgents(o, app, `${tag}-${randomUUID().slice(0, 4)}-`);
+  const app = o.app ?? `app-${tag}-${randomUUID().slice(0, 6)}`;
+  const hosts = await startShapeAgents(o, app, o.agentPrefix ?? `${tag}-${randomUUID().slice(0, 4)}-`);
   try {
     await waitForLiveAgents(o.client, app, ENVIRONMENT, o.n, 5 * 60_000);
     await o.onAgentsReady?.(hosts, app);
@@ -209,7 +217,7 @@ async function deployOnce(
     const counts = d.counts
       ? Object.fromEntries(d.counts.map((c) => [String(c.state), Number(c.count)]))
       : await countsFromEvents(o.natsUrl, id, o.n).catch((err: unknown) => ({ [`no counts (${String(err).slice(0, 200)})`]: 0 }));
-    const timeline = await readTimeline(o.natsUrl, id, wall0).catch(() => undefined);
+    const timeline = await readTimeline(o.natsUrl, id, wall0, o.natsAuth).catch(() => undefined);
     return {
       deploymentId: id,
       ms,

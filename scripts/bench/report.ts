@@ -8,6 +8,7 @@ import type { FootprintResult } from "./footprint.js";
 import type { JsWork } from "./monitor.js";
 import { round1 } from "./procs.js";
 import type { ScaleResult } from "./scale.js";
+import type { SecurityModeResult, SecurityResult } from "./security.js";
 import { table } from "./stats.js";
 import type { StageRow, TimelineRow } from "./timeline.js";
 
@@ -74,6 +75,8 @@ export interface BenchResults {
   shapes: ShapeResult[];
   scale?: ScaleResult | { error: string };
   api?: ApiResult;
+  /** The cost of security: a fan-out and paced CreateDeployment with security off and on (security.ts). */
+  security?: SecurityResult;
   ansible?: AnsibleResult;
   footprint?: FootprintResult;
   bundleFootprint?: BundleFootprintResult | { error: string };
@@ -222,7 +225,8 @@ export function render(r: BenchResults): string {
   const parts: string[] = [];
   parts.push(`machine: ${r.machine.nproc} cores (${r.machine.cpu}), ${r.machine.memoryMb} MB, node ${r.machine.node}, ${r.machine.natsServer}, /bin/true spawn ${r.machine.execTrueMs} ms, load ${r.machine.loadAvg1mAtStart} at the start`);
   parts.push(...alarms(r));
-  parts.push(
+  // No shape rows (e.g. --only security): no empty tables.
+  if (r.shapes.length > 0) parts.push(
     table(
       ["shape", "N", "bare floor", "apply floor", "protocol floor", "ours (cold)", "ours/apply", "ours warm", "warm/apply", "ours/bare", "ours/protocol", "state"],
       r.shapes.map((s) => [
@@ -242,13 +246,13 @@ export function render(r: BenchResults): string {
     ),
   );
   const w = (x: JsWork | undefined): string => (x ? `${x.inPerTarget} (${x.apiPerTarget})` : "-");
-  parts.push(
+  if (r.shapes.length > 0) parts.push(
     table(
       [`JetStream messages per target (of which API calls); goal ≤ ${WORK_GOAL}`, "N", "bare floor", "apply floor", "protocol floor", "ours", "ours warm", "ours out/target", "goal"],
       r.shapes.map((s) => [s.shape, s.n, w(s.work.bare), w(s.work.apply), w(s.work.protocol), w(s.work.ours), w(s.work.oursWarm), s.work.ours?.outPerTarget ?? "-", s.work.ours ? (s.work.ours.inPerTarget <= WORK_GOAL ? "met" : "not met") : "-"]),
     ),
   );
-  parts.push(
+  if (r.shapes.length > 0) parts.push(
     table(
       ["ours (cold): CPU s during the run", "N", "coordinator", "agent host(s)", "nats-server"],
       r.shapes.map((s) => {
@@ -299,6 +303,7 @@ export function render(r: BenchResults): string {
     );
     parts.push(`CreateDeployment makes ${CREATE_ROUND_TRIPS} sequential round trips to nats-server before it answers (counted in services/coordinator/src/createDeployment.ts; goal ${ROUND_TRIPS_GOAL})`);
   }
+  if (r.security) parts.push(renderSecurity(r.security));
   if (r.ansible) {
     const a = r.ansible;
     parts.push(
@@ -319,4 +324,46 @@ export function render(r: BenchResults): string {
   parts.push(table(["goal", "met", "figure"], r.goals.map((g) => [g.goal, g.met === null ? "-" : g.met ? "met" : "NOT MET", g.figure])));
   parts.push(`total duration: ${r.durationS} s (${round1(r.durationS / 60)} min)`);
   return parts.join("\n\n");
+}
+
+/** The security part: each figure off and on, and the difference (on − off, and on / off). */
+export function renderSecurity(s: SecurityResult): string {
+  const lines: string[] = [];
+  for (const [mode, m] of [["off", s.off], ["on", s.on]] as const) if ("error" in m) lines.push(`security ${mode}: failed: ${m.error.split("\n")[0]}`);
+  if ("error" in s.off || "error" in s.on) return lines.join("\n");
+  const off: SecurityModeResult = s.off;
+  const on: SecurityModeResult = s.on;
+  const row = (what: string, a: number | undefined, b: number | undefined): (string | number)[] => [
+    what,
+    a === undefined ? "-" : round1(a),
+    b === undefined ? "-" : round1(b),
+    a === undefined || b === undefined ? "-" : `${b - a >= 0 ? "+" : ""}${round1(b - a)}`,
+    a === undefined || b === undefined || a === 0 ? "-" : `${(b / a).toFixed(2)}×`,
+  ];
+  const api = on.api;
+  lines.push(
+    table(
+      ["security: off vs on, same run (ms)", "off", "on", "on − off", "on / off"],
+      [
+        row(`fan-out ${s.n}, cold`, off.fanout.ms, on.fanout.ms),
+        row(`fan-out ${s.n}, warm`, off.fanout.warmMs, on.fanout.warmMs),
+        row(`CreateDeployment p50 (${api.clients} clients, paced 1 per ${api.intervalMs} ms each)`, off.api.create.p50, on.api.create.p50),
+        row("CreateDeployment p99", off.api.create.p99, on.api.create.p99),
+        row(`GetDeployment p50 (paced 1 per ${api.intervalMs / 2} ms each)`, off.api.get.p50, on.api.get.p50),
+        row("GetDeployment p99", off.api.get.p99, on.api.get.p99),
+        row(`agents' start (${s.n}, not timed above)`, off.fanout.agentStartMs, on.fanout.agentStartMs),
+      ],
+    ),
+  );
+  const cpu = (m: SecurityModeResult, k: string): string => String(m.fanout.cpuS?.[k] ?? "-");
+  lines.push(
+    `security: fan-out states off ${stateOf(off.fanout.state)} / ${stateOf(off.fanout.warmState)}, on ${stateOf(on.fanout.state)} / ${stateOf(on.fanout.warmState)}; ` +
+      `cold fan-out CPU s coordinator ${cpu(off, "coordinator")} → ${cpu(on, "coordinator")}, nats-server ${cpu(off, "natsServer")} → ${cpu(on, "natsServer")}; ` +
+      `JetStream messages per target ${off.fanout.work?.inPerTarget ?? "-"} → ${on.fanout.work?.inPerTarget ?? "-"}`,
+  );
+  const stages = new Map<string, [number | undefined, number | undefined]>();
+  for (const t of off.fanout.stages ?? []) stages.set(t.what, [t.p50Ms, undefined]);
+  for (const t of on.fanout.stages ?? []) stages.set(t.what, [stages.get(t.what)?.[0], t.p50Ms]);
+  if (stages.size > 0) lines.push(table([`security: fan-out ${s.n}, cold, per target p50 (ms)`, "off", "on", "on − off", "on / off"], [...stages].map(([what, [a, b]]) => row(what, a, b))));
+  return lines.join("\n");
 }

@@ -4,7 +4,7 @@
 import { join } from "node:path";
 import { freePort } from "../lib/natsServer.js";
 import { AGENT_MAIN, COORDINATOR_MAIN, packageRoot, ROOT } from "../lib/paths.js";
-import { BenchClient } from "./client.js";
+import { BenchClient, type BenchClientOptions } from "./client.js";
 import { NodeProc, sleep } from "./procs.js";
 
 export interface AgentHostConfig {
@@ -24,6 +24,15 @@ export interface AgentHostConfig {
   startConcurrency: number;
   deployExecutable: string;
   logLevel: string;
+  /** Production mode (security.ts): each agent's nkey from `${credsDir}/agent-<id>.nk`, TLS to NATS, signed commands only. */
+  secure?: SecureAgents;
+}
+
+/** What agents need to run in production mode, from gen-credentials' output. */
+export interface SecureAgents {
+  credsDir: string;
+  caFile: string;
+  trustedSigner: string;
 }
 
 export const agentId = (prefix: string, i: number): string => `${prefix}${String(i).padStart(5, "0")}`;
@@ -45,7 +54,16 @@ export interface CoordinatorProc {
   stop(): Promise<void>;
 }
 
-export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?: string; heapMb?: number; agentLiveMs?: number } = {}): Promise<CoordinatorProc> {
+export async function startCoordinatorProc(
+  natsUrl: string,
+  opts: {
+    cpuProfDir?: string;
+    heapMb?: number;
+    agentLiveMs?: number;
+    /** Production mode (security.ts): the coordinator's generated environment (TLS, tokens, nkey, signing, bindings). */
+    secure?: { env: Record<string, string>; client: BenchClientOptions };
+  } = {},
+): Promise<CoordinatorProc> {
   const port = await freePort();
   const nodeArgs: string[] = [];
   if (opts.heapMb) nodeArgs.push(`--max-old-space-size=${opts.heapMb}`);
@@ -59,11 +77,12 @@ export async function startCoordinatorProc(natsUrl: string, opts: { cpuProfDir?:
       DEPLOY_AGENT_LIVE_MS: String(opts.agentLiveMs ?? BENCH_AGENT_LIVE_MS),
       DEPLOY_NATS_API_TIMEOUT_MS: "30000",
       LOG_LEVEL: "info",
+      ...(opts.secure ? { ...opts.secure.env, DEPLOY_DEV_MODE: "false" } : {}),
     },
   });
   await proc.waitForLog("coordinator running", 30_000);
   const address = `127.0.0.1:${port}`;
-  const client = new BenchClient(address);
+  const client = new BenchClient(address, opts.secure?.client);
   return {
     proc,
     address,

@@ -31,8 +31,9 @@ function stage(what: string, ms: number[]): StageRow | undefined {
   return { what, n: s.length, p50Ms: at(0.5), p90Ms: at(0.9) };
 }
 
-export async function readTimeline(natsUrl: string, deploymentId: string, wall0: number): Promise<Timeline> {
-  const nc = await connectNats({ url: natsUrl, name: "bench-timeline" });
+/** `auth`: an nkey and the CA, on a secured server (security.ts). */
+export async function readTimeline(natsUrl: string, deploymentId: string, wall0: number, auth: { nkeySeed?: string; tlsCaFile?: string } = {}): Promise<Timeline> {
+  const nc = await connectNats({ url: natsUrl, name: "bench-timeline", ...auth });
   try {
     const ctx = await bindContext(nc);
     const rows = new Map<string, TimelineRow>();

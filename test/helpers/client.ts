@@ -82,20 +82,20 @@ export class DeployClient {
   }
 
   /** Streams `data` to UploadArtifact in 64 KiB chunks. */
-  upload(name: string, data: Buffer, digest?: string): Promise<{ name: string; digest: string; size: string; hooks?: string[] }> {
+  upload(name: string, data: Buffer, digest?: string, app?: string): Promise<{ app?: string; name: string; digest: string; size: string; hooks?: string[] }> {
     return new Promise((resolve, reject) => {
       const fn = this.raw.UploadArtifact as (opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: { name: string; digest: string; size: string; hooks?: string[] }) => void) => grpc.ClientWritableStream<object>;
       const call = fn.call(this.raw, { deadline: Date.now() + 60_000 }, (e, r) => (e ? reject(e) : resolve(r)));
-      call.write({ header: { name, ...(digest ? { digest } : {}) } });
+      call.write({ header: { name, ...(digest ? { digest } : {}), ...(app ? { app } : {}) } });
       for (let i = 0; i < data.length; i += 64 * 1024) call.write({ chunk: data.subarray(i, i + 64 * 1024) });
       call.end();
     });
   }
-  getArtifact(name: string, digest: string): Promise<{ name: string; digest: string; size: string; hooks?: string[] }> {
-    return this.#unary("GetArtifact", { name, digest });
+  getArtifact(name: string, digest: string, app?: string): Promise<{ app?: string; name: string; digest: string; size: string; hooks?: string[] }> {
+    return this.#unary("GetArtifact", { name, digest, ...(app ? { app } : {}) });
   }
-  listArtifacts(name?: string): Promise<{ artifacts?: { name: string; digest: string; size: string }[] }> {
-    return this.#unary("ListArtifacts", name ? { name } : {});
+  listArtifacts(name?: string, app?: string): Promise<{ artifacts?: { app?: string; name: string; digest: string; size: string }[] }> {
+    return this.#unary("ListArtifacts", { ...(name ? { name } : {}), ...(app ? { app } : {}) });
   }
 
   close(): void {

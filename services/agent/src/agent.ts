@@ -1,7 +1,5 @@
 // The agent process: starting → running → draining → stopped.
-import { Objm } from "@nats-io/obj";
 import {
-  ARTIFACTS_BUCKET,
   COMMANDS_STREAM,
   agentConsumerName,
   consumerLeaderElectedSubject,
@@ -58,11 +56,9 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // The coordinator creates streams and buckets; wait for them rather than
     // create them (an agent may start first on a fresh system).
     let ctx;
-    let artifacts;
     for (let attempt = 0; ; attempt++) {
       try {
         ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs, directGets: true });
-        artifacts = await new Objm(ctx.js).open(ARTIFACTS_BUCKET);
         await ensureCommandConsumer(ctx.jsm, config.id, config.ackWaitMs);
         break;
       } catch (err) {
@@ -91,7 +87,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       };
       metricsServer = await startMetricsServer(config.metricsListen, m.registry, alog);
     }
-    const deps: HandlerDeps = { ctx, artifacts, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal };
+    const deps: HandlerDeps = { ctx, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal };
 
     // Recovery: an apply that was started and never finished was cut short by
     // a crash. It is reported FAILED and never run again; anything finished

@@ -97,7 +97,7 @@ export async function applyCommand(
     if (artifact) {
       let file: string;
       try {
-        file = await fetchArtifact(deps.artifacts, deps.ctx.js, join(deps.config.stateDir, "artifacts"), artifact, deps.kill);
+        file = await fetchArtifact(deps.ctx.js, cmd.app, join(deps.config.stateDir, "artifacts"), artifact, deps.kill);
       } catch (err) {
         return failed(`artifact ${artifact.name} ${artifact.digest} could not be fetched: ${errorMessage(err)}`, started);
       }

@@ -4,8 +4,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
-import { ARTIFACTS_BUCKET, artifactObjectName, errorMessage, type ArtifactRef } from "../../shared/src/index.js";
+import { Objm } from "@nats-io/obj";
+import { artifactObjectName, artifactsBucket, errorMessage, objStreamName, type ArtifactRef } from "../../shared/src/index.js";
 
 /** Chunks (128 KiB each by default) requested at a time: bounds the download's memory. */
 const CHUNKS_IN_FLIGHT = 8;
@@ -40,9 +40,9 @@ async function sha256File(file: string): Promise<string> {
  * bundle took the agent from 55 MB to 192 MB RSS (bench), the whole object
  * buffered while the disk caught up.
  */
-async function readChunks(js: JetStreamClient, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>): Promise<void> {
+async function readChunks(js: JetStreamClient, bucket: string, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>): Promise<void> {
   if (size === 0) return;
-  const consumer = await js.consumers.get(`OBJ_${ARTIFACTS_BUCKET}`, { filter_subjects: `$O.${ARTIFACTS_BUCKET}.C.${nuid}` });
+  const consumer = await js.consumers.get(objStreamName(bucket), { filter_subjects: `$O.${bucket}.C.${nuid}` });
   let received = 0;
   let idle = 0;
   let unheard = 0;
@@ -75,7 +75,11 @@ async function readChunks(js: JetStreamClient, nuid: string, size: number, onChu
   if (received !== size) throw new Error(`object has ${received} bytes, expected ${size}`);
 }
 
-export async function fetchArtifact(os: ObjectStore, js: JetStreamClient, cacheDir: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string> {
+/**
+ * The artifact `ref` of `app`, from `app`'s bucket (deploy_artifacts_<app>:
+ * the agent's permissions allow only its bound apps' buckets).
+ */
+export async function fetchArtifact(js: JetStreamClient, app: string, cacheDir: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string> {
   await mkdir(cacheDir, { recursive: true });
   const file = join(cacheDir, `${ref.digest.slice("sha256:".length)}.tar.gz`);
   const cached = await stat(file).catch(() => undefined);
@@ -83,13 +87,17 @@ export async function fetchArtifact(os: ObjectStore, js: JetStreamClient, cacheD
     if ((await sha256File(file)) === ref.digest) return file;
     await rm(file, { force: true }); // corrupted on disk: fetch again
   }
+  const bucket = artifactsBucket(app);
+  const os = await new Objm(js).open(bucket).catch((err: unknown) => {
+    throw new Error(`object store ${bucket} cannot be opened: ${errorMessage(err)}`, { cause: err });
+  });
   const info = await os.info(artifactObjectName(ref.name, ref.digest));
   if (!info || info.deleted) throw new Error("not found in the object store");
   const part = `${file}.part-${randomBytes(4).toString("hex")}`;
   const fh = await open(part, "w");
   const hash = createHash("sha256");
   try {
-    await readChunks(js, info.nuid, info.size, async (data) => {
+    await readChunks(js, bucket, info.nuid, info.size, async (data) => {
       if (signal?.aborted) throw new Error("download interrupted by shutdown");
       hash.update(data);
       await fh.write(data);

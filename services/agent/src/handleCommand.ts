@@ -18,7 +18,6 @@
 // reports as interrupted, and never runs again.
 import { randomUUID } from "node:crypto";
 import type { JsMsg } from "@nats-io/jetstream";
-import type { ObjectStore } from "@nats-io/obj";
 import {
   COORDINATOR_SOURCE,
   DEFAULT_START_LEASE_MS,
@@ -52,8 +51,6 @@ const loadApply = (): Promise<typeof import("./apply.js")> => (applyModule ??= i
 
 export interface HandlerDeps {
   ctx: JsContext;
-  /** deploy_artifacts, for changesets with a bundle. */
-  artifacts: ObjectStore;
   config: AgentConfig;
   journal: Journal;
   registration: Registration;

@@ -3,9 +3,7 @@
 // finish within a grace period, then stops hard.
 import type { Server } from "@grpc/grpc-js";
 import { Kvm } from "@nats-io/kv";
-import { Objm } from "@nats-io/obj";
 import {
-  ARTIFACTS_BUCKET,
   COORDINATORS_BUCKET,
   RELEASES_BUCKET,
   bindContext,
@@ -123,7 +121,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     await reconciler.start();
     // Deployments recorded before the list index existed (once; a no-op after).
     void backfillIndex(ctx, log.child({ component: "index" })).catch((err: unknown) => log.warn({ err }, "list index backfill failed"));
-    const artifacts = new ArtifactStore(await new Objm(ctx.js).open(ARTIFACTS_BUCKET), config.artifacts, log.child({ component: "artifacts" }));
+    const artifacts = new ArtifactStore(ctx.js, { ...config.artifacts, replicas: config.streams.replicas }, log.child({ component: "artifacts" }));
     const defaults = { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs };
     const converge = new Convergence(
       { ctx, registry, releases, artifacts, reconciler },

@@ -243,7 +243,7 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec): Promise<Create
 async function resolveChangeset(artifacts: ArtifactStore, input: CreateInput): Promise<Changeset> {
   const a = input.changeset.artifact;
   if (!a) return { version: input.changeset.version };
-  const stored = await artifacts.require(a.name, a.digest, "changeset.artifact");
+  const stored = await artifacts.require(input.app, a.name, a.digest, "changeset.artifact");
   return { version: input.changeset.version, artifact: { name: a.name, digest: a.digest, size: stored.size } };
 }
 

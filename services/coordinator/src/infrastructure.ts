@@ -10,12 +10,10 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { Objm } from "@nats-io/obj";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   AGENTS_BUCKET,
-  ARTIFACTS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
   DEPLOYMENTS_BUCKET,
@@ -126,7 +124,10 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas });
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
   await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
-  await new Objm(jetstream(nc)).create(ARTIFACTS_BUCKET, { storage: StorageType.File, replicas: o.replicas });
+  // Artifacts: one object store bucket per app (deploy_artifacts_<app>),
+  // made by the first upload for the app (artifacts/artifactStore.ts). The
+  // shared deploy_artifacts of earlier versions is no longer made.
+
   // The coordinators' wake-up consumer acknowledges nothing (ack none): an
   // event only wakes a reconcile, the stream keeps it, and the sweep
   // reconciles every active deployment each interval, so a wake lost with a

@@ -170,8 +170,8 @@ export class Client {
   getRelease(app: string, environment: string): Promise<ReleaseMsg> {
     return this.#unary("GetRelease", { app, environment });
   }
-  listArtifacts(name?: string): Promise<ArtifactsMsg> {
-    return this.#unary("ListArtifacts", { name: name ?? "" });
+  listArtifacts(name?: string, app?: string): Promise<ArtifactsMsg> {
+    return this.#unary("ListArtifacts", { name: name ?? "", app: app ?? "" });
   }
 
   /**

@@ -140,8 +140,8 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .argument("<env>", "environment", tokenOption),
   ).action((app: string, env: string, o: { json?: boolean; coordinator?: string }) => run(releasesCommand(app, env, o)));
 
-  withCommonOptions(subcommand(program, "artifacts").description("list uploaded bundles").option("--name <name>", "only artifacts of this name")).action(
-    (o: { name?: string; json?: boolean; coordinator?: string }) => run(artifactsCommand(o)),
+  withCommonOptions(subcommand(program, "artifacts").description("list uploaded bundles").option("--name <name>", "only artifacts of this name").option("--app <app>", "only artifacts of this app", tokenOption)).action(
+    (o: { name?: string; app?: string; json?: boolean; coordinator?: string }) => run(artifactsCommand(o)),
   );
 
   subcommand(program, "completion")

@@ -5,7 +5,22 @@ export const COMMANDS_STREAM = "DEPLOY_COMMANDS";
 export const EVENTS_STREAM = "DEPLOY_EVENTS";
 export const AGENTS_BUCKET = "deploy_agents";
 export const DEPLOYMENTS_BUCKET = "deploy_deployments";
-export const ARTIFACTS_BUCKET = "deploy_artifacts";
+/**
+ * Changeset bundles: one object store bucket per app, so an agent's NATS
+ * permissions can allow the buckets of the apps it is bound to and no
+ * other (object subjects carry no app: names are base64, chunks a nuid).
+ */
+export const ARTIFACTS_BUCKET_PREFIX = "deploy_artifacts_";
+export const artifactsBucket = (app: string): string => `${ARTIFACTS_BUCKET_PREFIX}${app}`;
+/** The stream behind an object store bucket. */
+export const objStreamName = (bucket: string): string => `OBJ_${bucket}`;
+/**
+ * The one bucket every artifact went to before per-app buckets, which every
+ * agent could read. Never written any more; coordinators read it as a
+ * fallback and copy what a deployment names into its app's bucket
+ * (coordinator/src/artifacts/artifactStore.ts).
+ */
+export const LEGACY_ARTIFACTS_BUCKET = "deploy_artifacts";
 /**
  * Who may act on a dispatched target: the agent (to start it) or a
  * coordinator (to time it out or cancel it). One KV create decides.

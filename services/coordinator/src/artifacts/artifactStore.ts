@@ -1,5 +1,6 @@
-// Changeset bundles in the deploy_artifacts object store, content-addressed
-// as "<name>@sha256:<hex>".
+// Changeset bundles, one object store bucket per app (deploy_artifacts_<app>:
+// an agent may read only its apps' buckets), content-addressed as
+// "<name>@sha256:<hex>".
 //
 // An upload streams to a temporary file on the coordinator's disk while its
 // SHA-256 is computed (never the whole bundle in memory), is checked as a
@@ -10,20 +11,29 @@ import { createReadStream } from "node:fs";
 import { mkdtemp, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import type { ObjectInfo, ObjectStore } from "@nats-io/obj";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { Objm, StorageType, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
 import {
+  ARTIFACTS_BUCKET_PREFIX,
   HOOK_NAMES,
+  LEGACY_ARTIFACTS_BUCKET,
   PreconditionError,
   ValidationError,
   artifactObjectName,
   asArtifactName,
+  artifactsBucket,
   asDigest,
+  errorMessage,
+  isToken,
   parseArtifactObjectName,
+  TOKEN_RULE,
   type Logger,
 } from "../../../shared/src/index.js";
 import { inspectBundle } from "../../../shared/src/bundle/inspect.js";
 
 export interface ArtifactInfo {
+  /** The app whose bucket holds it (whose agents may read it); "" for the old shared bucket. */
+  app: string;
   name: string;
   digest: string;
   size: number;
@@ -38,6 +48,8 @@ export interface ArtifactStoreOptions {
   /** The same absolute caps the agents apply while unpacking (agent config maxUnpackedBytes, maxFiles): refused here, at upload, first. */
   maxUnpackedBytes: number;
   maxFiles: number;
+  /** Replicas of a new app bucket (streams.replicas). */
+  replicas: number;
 }
 
 /** How a refusal names the coordinator's caps (config.ts). */
@@ -45,29 +57,67 @@ const LIMIT_NAMES = { entries: "the coordinator's artifacts.maxFiles (DEPLOY_ART
 
 /** One message of an UploadArtifact stream, as grpc-js decodes it. */
 export interface UploadPart {
-  header?: { name?: string; digest?: string } | null;
+  header?: { name?: string; digest?: string; app?: string } | null;
   chunk?: Buffer | Uint8Array | null;
 }
 
-function toInfo(o: ObjectInfo): ArtifactInfo | undefined {
+function toInfo(app: string, o: ObjectInfo): ArtifactInfo | undefined {
   const ref = parseArtifactObjectName(o.name);
   if (!ref || o.deleted) return undefined;
   const hooks = (o.metadata?.hooks ?? "").split(",").filter((h) => (HOOK_NAMES as readonly string[]).includes(h));
-  return { name: ref.name, digest: ref.digest, size: o.size, createdAt: o.mtime, hooks };
+  return { app, name: ref.name, digest: ref.digest, size: o.size, createdAt: o.mtime, hooks };
+}
+
+/**
+ * The app an artifact belongs to: `app` when given, else its name (deployctl
+ * uploads a bundle under its app's name), which must then be a valid app.
+ */
+export function artifactApp(app: string | undefined | null, name: string, field: string): string {
+  if (app) {
+    if (!isToken(app)) throw new ValidationError(field, `"${app.slice(0, 80)}" is not valid: use ${TOKEN_RULE}`);
+    return app;
+  }
+  if (!isToken(name)) throw new ValidationError(field, `is required when the name ("${name.slice(0, 80)}") is not an app name (${TOKEN_RULE}): the app whose agents may read the artifact`);
+  return name;
 }
 
 export class ArtifactStore {
+  private readonly objm: Objm;
+  /** Buckets opened (or created) so far, by name. */
+  private readonly buckets = new Map<string, ObjectStore>();
+
   constructor(
-    private readonly os: ObjectStore,
+    js: JetStreamClient,
     private readonly opts: ArtifactStoreOptions,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.objm = new Objm(js);
+  }
+
+  /** An app's bucket (created when `create`), or the old shared one for app ""; undefined when it does not exist. */
+  private async bucket(app: string, create: boolean): Promise<ObjectStore | undefined> {
+    const name = app === "" ? LEGACY_ARTIFACTS_BUCKET : artifactsBucket(app);
+    const known = this.buckets.get(name);
+    if (known) return known;
+    let os: ObjectStore;
+    try {
+      // Creating an existing bucket opens it; concurrent creates are one.
+      os = create ? await this.objm.create(name, { storage: StorageType.File, replicas: this.opts.replicas }) : await this.objm.open(name);
+    } catch (err) {
+      if (!create && /not found/i.test(errorMessage(err))) return undefined;
+      throw err;
+    }
+    // Only a bucket that exists is remembered: one made later is seen then.
+    this.buckets.set(name, os);
+    return os;
+  }
 
   async upload(parts: AsyncIterable<UploadPart>): Promise<ArtifactInfo> {
     const dir = await mkdtemp(join(this.opts.tmpDir, "deploy-upload-"));
     const file = join(dir, "bundle.tar.gz");
     try {
       let name: string | undefined;
+      let app = "";
       let expected: string | undefined;
       const hash = createHash("sha256");
       let size = 0;
@@ -77,6 +127,7 @@ export class ArtifactStore {
           if (name === undefined) {
             if (!part.header) throw new ValidationError("header", "the first message must carry the header (name)");
             name = asArtifactName(part.header.name, "header.name");
+            app = artifactApp(part.header.app, name, "header.app");
             if (part.header.digest) expected = asDigest(part.header.digest, "header.digest");
             continue;
           }
@@ -105,41 +156,82 @@ export class ArtifactStore {
       });
       const hooks = HOOK_NAMES.filter((h) => bundle.manifest.hooks[h] !== undefined);
       const objectName = artifactObjectName(name, digest);
-      const existing = await this.os.info(objectName);
+      const os = (await this.bucket(app, true))!;
+      const existing = await os.info(objectName);
       if (existing && !existing.deleted) {
-        this.log.info({ artifact: objectName }, "artifact already stored");
-        return toInfo(existing)!;
+        this.log.info({ app, artifact: objectName }, "artifact already stored");
+        return toInfo(app, existing)!;
       }
-      const info = await this.os.put(
+      const info = await os.put(
         { name: objectName, description: `changeset bundle ${name}`, metadata: { name, digest, hooks: hooks.join(",") } },
         Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
       );
-      this.log.info({ artifact: objectName, size }, "artifact stored");
-      return toInfo(info)!;
+      this.log.info({ app, artifact: objectName, size }, "artifact stored");
+      return toInfo(app, info)!;
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   }
 
-  async get(name: string, digest: string): Promise<ArtifactInfo | undefined> {
-    const o = await this.os.info(artifactObjectName(name, digest));
-    return o ? toInfo(o) : undefined;
+  /** The artifact in `app`'s bucket (app "": the old shared bucket). */
+  async get(app: string, name: string, digest: string): Promise<ArtifactInfo | undefined> {
+    const os = await this.bucket(app, false);
+    const o = await os?.info(artifactObjectName(name, digest));
+    return o ? toInfo(app, o) : undefined;
   }
 
-  /** The artifact a changeset names; FAILED_PRECONDITION when it is not stored. */
-  async require(name: string, digest: string, field: string): Promise<ArtifactInfo> {
-    const a = await this.get(name, digest);
+  /**
+   * The artifact a changeset of `app` names; FAILED_PRECONDITION when it is
+   * not stored. One that is only in the old shared bucket (uploaded before
+   * per-app buckets) is copied into the app's bucket first, once: its agents
+   * can no longer read the shared one. The copy takes as long as the bytes
+   * take to stream through the coordinator (bounded by artifacts.maxBytes).
+   */
+  async require(app: string, name: string, digest: string, field: string): Promise<ArtifactInfo> {
+    const a = (await this.get(app, name, digest)) ?? (await this.copyFromLegacy(app, name, digest));
     if (!a) {
-      const others = (await this.list(name)).map((x) => x.digest);
+      const others = (await this.list(app, name)).map((x) => x.digest);
       throw new PreconditionError(
-        `${field}: artifact ${name} with digest ${digest} is not stored${others.length ? ` (stored digests of ${name}: ${others.slice(0, 3).join(", ")})` : ""}`,
+        `${field}: artifact ${name} with digest ${digest} is not stored for app ${app}${others.length ? ` (stored digests of ${name}: ${others.slice(0, 3).join(", ")})` : ""}`,
       );
     }
     return a;
   }
 
-  async list(name?: string): Promise<ArtifactInfo[]> {
-    const all = (await this.os.list()).map(toInfo).filter((a): a is ArtifactInfo => a !== undefined);
-    return all.filter((a) => !name || a.name === name).sort((a, b) => a.name.localeCompare(b.name) || b.createdAt.localeCompare(a.createdAt));
+  private async copyFromLegacy(app: string, name: string, digest: string): Promise<ArtifactInfo | undefined> {
+    const legacy = await this.bucket("", false);
+    const objectName = artifactObjectName(name, digest);
+    const old = await legacy?.info(objectName);
+    if (!legacy || !old || old.deleted) return undefined;
+    const source = await legacy.get(objectName);
+    if (!source) return undefined;
+    const os = (await this.bucket(app, true))!;
+    // The stored digest is checked by the agent against the bytes it reads,
+    // so a copy that went wrong is refused there, never installed.
+    const info = await os.put({ name: objectName, description: old.description, metadata: old.metadata ?? {} }, source.data);
+    this.log.info({ app, artifact: objectName, size: info.size, from: LEGACY_ARTIFACTS_BUCKET }, "artifact copied into its app's bucket");
+    return toInfo(app, info);
+  }
+
+  /** Artifacts of one app (every app's, and the old shared bucket's, when none is given), optionally of one name. */
+  async list(app?: string, name?: string): Promise<ArtifactInfo[]> {
+    const apps: string[] = [];
+    if (app !== undefined) apps.push(app);
+    else {
+      for await (const s of this.objm.list()) {
+        if (s.bucket.startsWith(ARTIFACTS_BUCKET_PREFIX)) apps.push(s.bucket.slice(ARTIFACTS_BUCKET_PREFIX.length));
+        else if (s.bucket === LEGACY_ARTIFACTS_BUCKET) apps.push("");
+      }
+    }
+    const all: ArtifactInfo[] = [];
+    for (const a of apps) {
+      const os = await this.bucket(a, false);
+      if (!os) continue;
+      for (const o of await os.list()) {
+        const info = toInfo(a, o);
+        if (info && (!name || info.name === name)) all.push(info);
+      }
+    }
+    return all.sort((a, b) => a.app.localeCompare(b.app) || a.name.localeCompare(b.name) || b.createdAt.localeCompare(a.createdAt));
   }
 }

@@ -194,5 +194,5 @@ export function toAgentMessage(a: AgentView, live: boolean, releases: AgentInput
 export type ArtifactMsg = ArtifactInput;
 
 export function toArtifactMessage(a: ArtifactInfo): ArtifactInput {
-  return { name: a.name, digest: a.digest, size: String(a.size), createdAt: timestamp(a.createdAt), hooks: a.hooks };
+  return { app: a.app, name: a.name, digest: a.digest, size: String(a.size), createdAt: timestamp(a.createdAt), hooks: a.hooks };
 }

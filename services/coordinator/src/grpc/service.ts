@@ -3,7 +3,7 @@
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
 import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
-import type { ArtifactStore, UploadPart } from "../artifacts/artifactStore.js";
+import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment, deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
@@ -150,14 +150,16 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     GetArtifact: call("GetArtifact", async (req) => {
       const name = asArtifactName(req.name, "name");
       const digest = asDigest(req.digest, "digest");
-      const a = await deps.artifacts.get(name, digest);
-      if (!a) throw new NotFoundError(`artifact ${name} with digest ${digest} does not exist`);
+      const app = artifactApp(req.app, name, "app");
+      const a = await deps.artifacts.get(app, name, digest);
+      if (!a) throw new NotFoundError(`artifact ${name} with digest ${digest} does not exist for app ${app}`);
       return toArtifactMessage(a);
     }),
 
     ListArtifacts: call("ListArtifacts", async (req) => {
       const name = req.name ? asArtifactName(req.name, "name") : undefined;
-      return { artifacts: (await deps.artifacts.list(name)).map(toArtifactMessage) };
+      const app = req.app ? artifactApp(req.app, "", "app") : undefined;
+      return { artifacts: (await deps.artifacts.list(app, name)).map(toArtifactMessage) };
     }),
 
     ListAgents: call("ListAgents", (req) => {

@@ -121,12 +121,13 @@ export function labelsText(labels: Record<string, string> | undefined): string {
 
 export interface ArtifactsOptions extends CommonOptions {
   name?: string;
+  app?: string;
 }
 
 export async function artifactsCommand(o: ArtifactsOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
-    const res = await client.listArtifacts(o.name);
+    const res = await client.listArtifacts(o.name, o.app);
     const artifacts = res.artifacts ?? [];
     if (o.json) {
       print(jsonDocument("deploy.v1.ListArtifactsResponse", res));
@@ -136,8 +137,9 @@ export async function artifactsCommand(o: ArtifactsOptions): Promise<ExitCode> {
       print("no artifacts");
       return EXIT.OK;
     }
-    const rows = artifacts.map((a) => [a.name ?? "-", shortDigest(a.digest), bytes(a.size), isoTime(a.createdAt), (a.hooks ?? []).join(",") || "-"]);
-    print(table(["NAME", "DIGEST", "SIZE", "CREATED", "HOOKS"], rows));
+    // APP: the bucket it is in, which only that app's agents may read ("-": the shared bucket of earlier versions).
+    const rows = artifacts.map((a) => [a.app || "-", a.name ?? "-", shortDigest(a.digest), bytes(a.size), isoTime(a.createdAt), (a.hooks ?? []).join(",") || "-"]);
+    print(table(["APP", "NAME", "DIGEST", "SIZE", "CREATED", "HOOKS"], rows));
     return EXIT.OK;
   } finally {
     client.close();

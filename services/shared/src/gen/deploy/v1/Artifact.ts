@@ -9,6 +9,7 @@ export interface Artifact {
   'size'?: (number | string | Long);
   'createdAt'?: (_google_protobuf_Timestamp | null);
   'hooks'?: (string)[];
+  'app'?: (string);
 }
 
 export interface Artifact__Output {
@@ -17,4 +18,5 @@ export interface Artifact__Output {
   'size'?: (string);
   'createdAt'?: (_google_protobuf_Timestamp__Output);
   'hooks'?: (string)[];
+  'app'?: (string);
 }

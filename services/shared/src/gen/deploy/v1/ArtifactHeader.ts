@@ -4,9 +4,11 @@
 export interface ArtifactHeader {
   'name'?: (string);
   'digest'?: (string);
+  'app'?: (string);
 }
 
 export interface ArtifactHeader__Output {
   'name'?: (string);
   'digest'?: (string);
+  'app'?: (string);
 }

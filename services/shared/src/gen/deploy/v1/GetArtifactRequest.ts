@@ -4,9 +4,11 @@
 export interface GetArtifactRequest {
   'name'?: (string);
   'digest'?: (string);
+  'app'?: (string);
 }
 
 export interface GetArtifactRequest__Output {
   'name'?: (string);
   'digest'?: (string);
+  'app'?: (string);
 }

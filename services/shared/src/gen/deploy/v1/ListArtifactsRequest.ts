@@ -3,8 +3,10 @@
 
 export interface ListArtifactsRequest {
   'name'?: (string);
+  'app'?: (string);
 }
 
 export interface ListArtifactsRequest__Output {
   'name'?: (string);
+  'app'?: (string);
 }
