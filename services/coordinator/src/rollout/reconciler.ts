@@ -287,7 +287,10 @@ export class Reconciler {
 
   async reconcile(id: string): Promise<DeploymentRecord | undefined> {
     const log = this.log.child({ deploymentId: id });
-    const onInvalid = (seq: number, why: string): void => log.warn({ seq, why }, "skipping invalid event");
+    const onInvalid = (seq: number, why: string): void => {
+      log.warn({ seq, why }, "skipping invalid event");
+      this.opts.metrics?.eventsUnreadable.inc();
+    };
     // loadDeployment, unrolled to see the record before the catch-up:
     // transitions since then are the ones to count in metrics. The cached
     // record saves a KV get and a parse of the whole projection.
@@ -323,7 +326,8 @@ export class Reconciler {
     let rounds = 0;
     for (; rounds < MAX_ROUNDS && !this.#stopped; rounds++) {
       const planned = plan(record, {
-        now: Date.now(),
+        // The servers' clock: the times compared with it are the stream's.
+        now: this.registry.clock.now(),
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
         agentLiveMs: this.opts.agentLiveMs,
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,
