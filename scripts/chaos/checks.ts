@@ -1,4 +1,5 @@
 // The invariants checked after every run (DESIGN.md "What must always hold").
+import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
 import { canaryTargetsOf, foldAll } from "../../services/shared/src/fold.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
@@ -9,7 +10,7 @@ export const INVARIANTS = {
   "bounded-completion": "every deployment reached a terminal state within its timeouts plus the outage plus the slack",
   "results-in-stream": "every result (and decline) an agent journaled is in the event stream",
   "kv-equals-fold": "the KV projection equals the fold of the event stream",
-  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled, or a target already TIMED_OUT",
+  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled (unless its start won before the cancel), or a target already TIMED_OUT, or later than the start lease after its start won",
   "one-request-one-deployment": "every answer for a request id names the same deployment, and at most one was created",
   "canary-first": "before its promote, a deployment with a canary wave dispatched only the wave, and a failed canary was never promoted",
   "poison-skipped": "every unreadable message in a running deployment's events was skipped and logged by a coordinator (its deployment still finishes: bounded-completion)",
@@ -28,6 +29,8 @@ export const COMPLETION_SLACK_MS = 10_000;
  * violations.
  */
 export const START_RACE_TOLERANCE_MS = 250;
+/** The start lease the suite's coordinators give (90 % of the liveness limit): a start that won may begin only this long after. */
+export const START_LEASE_MS = startLeaseFor(AGENT_LIVE_MS);
 
 export interface Violation {
   invariant: Invariant;
@@ -108,9 +111,20 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
       checked["no-run-after-terminal"]++;
       const evs = events.get(s.deploymentId) ?? [];
       const stops: [string, RunEvent][] = [];
+      // The agent's start that won the target's race: a cancel requested
+      // after it lets the target finish (fold.ts), so the apply may begin
+      // after the cancel if its start won before it (the reply to a won
+      // start lost: the agent learns it won up to the start lease later).
+      const won = evs.find((e) => e.source === agentId && e.event.type === "target.started");
+      if (won) {
+        const after = s.atMs - won.timeMs;
+        const msg = `${agentId} started ${s.deploymentId} ${after} ms after its start won (seq ${won.seq}; start lease ${START_LEASE_MS} ms)`;
+        if (after > START_LEASE_MS + START_RACE_TOLERANCE_MS) v("no-run-after-terminal", msg);
+        else if (after > START_LEASE_MS) nearMisses.push(msg);
+      }
       for (const e of evs) {
         if (e.event.type === "deployment.finished") stops.push([`deployment ${e.event.state}`, e]);
-        if (e.event.type === "deployment.cancel_requested") stops.push(["cancel requested", e]);
+        if (e.event.type === "deployment.cancel_requested" && !(won && won.seq < e.seq)) stops.push(["cancel requested", e]);
         if (e.event.type === "target.timed_out" && e.event.agentId === agentId) stops.push([`target TIMED_OUT (${e.event.phase})`, e]);
       }
       for (const [what, e] of stops) {
