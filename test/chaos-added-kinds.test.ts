@@ -7,6 +7,7 @@
 // 10011 is also the regression of the clock-offset finding: a coordinator
 // 2 min ahead timed out every dispatched target 7-21 ms after its dispatch
 // (server-clock), before the coordinator judged time on the servers' clock.
+// 20256: the check fix for a start that won before a cancel request.
 import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -25,6 +26,9 @@ const CASES = [
   { seed: 10022, kind: "poison-event", invariant: "poison-skipped" },
   { seed: 10004, kind: "small-max-payload", invariant: "oversize-refused" },
   { seed: 10011, kind: "clock-offset", invariant: undefined },
+  // A start won just before a cancel request, learned 2 s later (its reply
+  // dropped): it may run after the cancel, within the start lease.
+  { seed: 20256, kind: "lost-race-reply", invariant: "no-run-after-terminal" },
 ];
 
 describe("added fault kinds", () => {
