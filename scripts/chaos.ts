@@ -9,6 +9,7 @@
 //        [--minutes M]   stop starting new runs after M minutes
 //        [--keep]        keep the run directories of failing runs
 //        [--verbose]     print each run's timeline
+//        [--dry-run]     print each run's plan (stack, faults, canary waves) and run nothing
 import { execFileSync } from "node:child_process";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
@@ -27,6 +28,8 @@ interface RunReport {
   outageMs: number;
   durationMs: number;
   violations: Violation[];
+  /** How many cases of each invariant the run checked. */
+  checked?: Record<Invariant, number>;
   nearMisses: string[];
   harnessError?: string;
   /** Left over after the run: a consumer still holding commands or a journal entry not reported (a liveness finding, not one of the invariants). */
@@ -34,7 +37,7 @@ interface RunReport {
   timeline?: string[];
 }
 
-const USAGE = "usage: npm run chaos -- [--runs N] [--seed S] [--minutes M] [--out FILE] [--keep] [--verbose]";
+const USAGE = "usage: npm run chaos -- [--runs N] [--seed S] [--minutes M] [--out FILE] [--keep] [--verbose] [--dry-run]";
 
 function parseCli(): ReturnType<typeof parseChaosArgs> {
   try {
@@ -59,6 +62,7 @@ function parseChaosArgs() {
       minutes: { type: "string" },
       keep: { type: "boolean", default: false },
       verbose: { type: "boolean", default: false },
+      "dry-run": { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
   });
@@ -83,7 +87,15 @@ async function oneRun(seed: number): Promise<RunReport> {
   let stack: ChaosStack | undefined;
   let scenario: Scenario | undefined;
   try {
-    stack = await ChaosStack.start({ clustered: plan.clustered, coordinators: plan.coordinators, agents: plan.agents, ...(plan.stopAfterClaim ? { stopAfterClaim: plan.stopAfterClaim } : {}) });
+    stack = await ChaosStack.start({
+      clustered: plan.clustered,
+      coordinators: plan.coordinators,
+      agents: plan.agents,
+      ...(plan.stopAfterClaim ? { stopAfterClaim: plan.stopAfterClaim } : {}),
+      ...(plan.maxPayload ? { maxPayload: plan.maxPayload } : {}),
+      ...(plan.clockOffsets ? { clockOffsets: plan.clockOffsets } : {}),
+      ...(plan.dropRaceReplies ? { dropRaceReplies: plan.dropRaceReplies } : {}),
+    });
     scenario = new Scenario(stack, plan);
     const outcome = await scenario.run();
     const unsettled = await settle(stack);
@@ -91,8 +103,9 @@ async function oneRun(seed: number): Promise<RunReport> {
       report.unsettled = unsettled;
       scenario.note(`not settled: ${unsettled}`);
     }
-    const { violations, nearMisses } = await check(stack, outcome);
+    const { violations, nearMisses, checked } = await check(stack, outcome);
     report.violations = violations;
+    report.checked = checked;
     report.nearMisses = nearMisses;
     report.outageMs = outcome.outageMs;
     report.deployments = outcome.deployments.map((d) => ({
@@ -131,9 +144,10 @@ function summarize(runs: RunReport[]) {
   const invariants = Object.fromEntries(
     (Object.keys(INVARIANTS) as Invariant[]).map((k) => {
       const bad = runs.filter((r) => r.violations.some((v) => v.invariant === k));
-      return [k, { description: INVARIANTS[k], violations: bad.reduce((s, r) => s + r.violations.filter((v) => v.invariant === k).length, 0), seeds: bad.map((r) => r.seed) }];
+      const checked = runs.reduce((s, r) => s + (r.checked?.[k] ?? 0), 0);
+      return [k, { description: INVARIANTS[k], checked, violations: bad.reduce((s, r) => s + r.violations.filter((v) => v.invariant === k).length, 0), seeds: bad.map((r) => r.seed) }];
     }),
-  ) as Record<Invariant, { description: string; violations: number; seeds: number[] }>;
+  ) as Record<Invariant, { description: string; checked: number; violations: number; seeds: number[] }>;
   const states: Record<string, number> = {};
   for (const r of runs) for (const d of r.deployments) states[d.state ?? "not created"] = (states[d.state ?? "not created"] ?? 0) + 1;
   return {
@@ -190,11 +204,22 @@ async function writeReport(out: object): Promise<void> {
   await rename(tmp, args.out);
 }
 
+/** One line per plan (--dry-run): what a seed would run. */
+function describePlan(p: ReturnType<typeof planScenario>): string {
+  const faults = p.faults.map((f) => `${f.kind}${f.on ? `(${f.on})` : ""}`).join(" + ");
+  const deps = p.deployments.map((d) => `${d.key} ${d.app} c=${d.maxConcurrency} f=${d.maxFailures}${d.canary ? ` canary ${"count" in d.canary ? d.canary.count : `${d.canary.percent}%`}` : ""}${d.cancelAfterMs !== undefined ? " cancelled" : ""}`).join(", ");
+  return `plan seed=${p.seed} [${p.clustered ? "3-node cluster R3" : "1 nats-server"}, ${p.coordinators} coordinator(s), ${p.agents.length} agents] ${faults} | ${deps}`;
+}
+
 async function main(): Promise<void> {
   const n = Number(args.runs);
   const seed0 = Number(args.seed);
   if (!Number.isInteger(n) || n < 1 || !Number.isInteger(seed0)) throw new Error("--runs and --seed must be integers (runs >= 1)");
   const stopAt = args.minutes ? Date.now() + Number(args.minutes) * 60_000 : Infinity;
+  if (args["dry-run"]) {
+    for (let i = 0; i < n; i++) console.log(describePlan(planScenario(seed0 + i)));
+    return;
+  }
   const startedAt = new Date();
   const runs: RunReport[] = [];
   console.log(`chaos: ${n} run(s) from seed ${seed0}; replay run S with --seed S --runs 1`);
@@ -213,8 +238,8 @@ async function main(): Promise<void> {
     await writeReport({ ...report(runs, summarize(runs), startedAt, seed0, n), partial: true });
   }
   const summary = summarize(runs);
-  console.log("\ninvariant                    violations  seeds");
-  for (const [k, x] of Object.entries(summary.invariants)) console.log(`${k.padEnd(28)} ${String(x.violations).padStart(10)}  ${x.seeds.join(",")}`);
+  console.log("\ninvariant                    checked violations  seeds");
+  for (const [k, x] of Object.entries(summary.invariants)) console.log(`${k.padEnd(28)} ${String(x.checked).padStart(7)} ${String(x.violations).padStart(10)}  ${x.seeds.join(",")}`);
   console.log("\nfault kind                          planned injected");
   for (const [k, x] of Object.entries(summary.faults)) console.log(`${k.padEnd(36)} ${String(x.planned).padStart(7)} ${String(x.injected).padStart(8)}`);
   console.log(`\nruns ${summary.runs}, deployments ${summary.deployments} ${JSON.stringify(summary.deploymentStates)}, violations ${summary.totalViolations}, near misses ${summary.nearMisses}, unsettled runs ${summary.unsettled.length}, harness errors ${summary.harnessErrors.length}, mean run ${summary.meanRunS}s`);

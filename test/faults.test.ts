@@ -362,6 +362,41 @@ describe("cancel hidden behind a later coordinator event", () => {
   });
 });
 
+describe("an unreadable message on a target's own subject", () => {
+  // Found by reasoning over the fault suite's poison-event kind: the agent
+  // reads only the last message on its target's subject before it races; an
+  // unreadable one after a coordinator's target.timed_out hid the timeout,
+  // the agent's started (expecting the unreadable one's sequence) was
+  // stored, and it ran a target already TIMED_OUT.
+  it("hides nothing: an agent whose target's subject ends with one does not start (it declines), even after a timeout", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1", "a2"]);
+    const client = stack.client();
+    const nc = await natsConn(stack);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    stack.agent("a1").signal("SIGSTOP");
+    const d = await client.create(createReq("v1", { maxConcurrency: 2, maxFailures: 2 }));
+    const id = d.id!;
+    await waitFor("a1's command", async () => {
+      const c = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return c.num_pending + c.num_ack_pending > 0;
+    });
+    await stack.coordinators[0]!.kill("SIGKILL");
+    // What a coordinator does when a1 is late: a1 timed out on a1's own subject (the race), then poison after it.
+    await appendEvent({ js }, id, { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "no answer" }, { source: "a1", expectLastSubjectSeq: 0 });
+    await js.publish(`deploy.evt.${id}.a1`, new TextEncoder().encode("{not json"));
+    stack.agent("a1").signal("SIGCONT");
+    await waitAgentEvent(stack, id, "a1", "target.declined");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    await stack.startCoordinator();
+    const done = await stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!)).waitTerminal(id, 60_000);
+    expect(TERMINAL).toContain(done.state);
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
 describe("an agent paused right after it wins its claim", () => {
   // Issue 16: the agent won its claim, was paused (SIGSTOP) past the
   // coordinator's liveness limit, the coordinator timed the target out and

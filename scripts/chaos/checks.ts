@@ -1,17 +1,22 @@
 // The invariants checked after every run (DESIGN.md "What must always hold").
+import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
 import { canaryTargetsOf, foldAll } from "../../services/shared/src/fold.js";
-import { readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
+import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
-import type { ChaosStack } from "./stack.js";
+import { AGENT_LIVE_MS, APPLY_GRACE_MS, type ChaosStack } from "./stack.js";
 
 export const INVARIANTS = {
   "at-most-once": "each (deployment, agent) executable ran at most once",
   "bounded-completion": "every deployment reached a terminal state within its timeouts plus the outage plus the slack",
   "results-in-stream": "every result (and decline) an agent journaled is in the event stream",
   "kv-equals-fold": "the KV projection equals the fold of the event stream",
-  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled, or a target already TIMED_OUT",
+  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled (unless its start won before the cancel), or a target already TIMED_OUT, or later than the start lease after its start won",
   "one-request-one-deployment": "every answer for a request id names the same deployment, and at most one was created",
   "canary-first": "before its promote, a deployment with a canary wave dispatched only the wave, and a failed canary was never promoted",
+  "poison-skipped": "every unreadable message in a running deployment's events was skipped and logged by a coordinator (its deployment still finishes: bounded-completion)",
+  "lost-reply-recovered": "an agent whose target.started reply was lost, but which was stored, went on and reported the target's result (never left to time out)",
+  "server-clock": "every timeout was stored at least its limit after what it times out, and every agent skipped as offline was last heard from at least the liveness limit before (both on the servers' clock)",
+  "oversize-refused": "a deployment too large for the server's max_payload was refused at creation with RESOURCE_EXHAUSTED and wrote no deployment",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
 
@@ -24,6 +29,8 @@ export const COMPLETION_SLACK_MS = 10_000;
  * violations.
  */
 export const START_RACE_TOLERANCE_MS = 250;
+/** The start lease the suite's coordinators give (90 % of the liveness limit): a start that won may begin only this long after. */
+export const START_LEASE_MS = startLeaseFor(AGENT_LIVE_MS);
 
 export interface Violation {
   invariant: Invariant;
@@ -81,6 +88,10 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "no-run-after-terminal": 0,
     "one-request-one-deployment": 0,
     "canary-first": 0,
+    "poison-skipped": 0,
+    "lost-reply-recovered": 0,
+    "server-clock": 0,
+    "oversize-refused": 0,
   };
   const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
   const jsm = await stack.jsm();
@@ -100,9 +111,20 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
       checked["no-run-after-terminal"]++;
       const evs = events.get(s.deploymentId) ?? [];
       const stops: [string, RunEvent][] = [];
+      // The agent's start that won the target's race: a cancel requested
+      // after it lets the target finish (fold.ts), so the apply may begin
+      // after the cancel if its start won before it (the reply to a won
+      // start lost: the agent learns it won up to the start lease later).
+      const won = evs.find((e) => e.source === agentId && e.event.type === "target.started");
+      if (won) {
+        const after = s.atMs - won.timeMs;
+        const msg = `${agentId} started ${s.deploymentId} ${after} ms after its start won (seq ${won.seq}; start lease ${START_LEASE_MS} ms)`;
+        if (after > START_LEASE_MS + START_RACE_TOLERANCE_MS) v("no-run-after-terminal", msg);
+        else if (after > START_LEASE_MS) nearMisses.push(msg);
+      }
       for (const e of evs) {
         if (e.event.type === "deployment.finished") stops.push([`deployment ${e.event.state}`, e]);
-        if (e.event.type === "deployment.cancel_requested") stops.push(["cancel requested", e]);
+        if (e.event.type === "deployment.cancel_requested" && !(won && won.seq < e.seq)) stops.push(["cancel requested", e]);
         if (e.event.type === "target.timed_out" && e.event.agentId === agentId) stops.push([`target TIMED_OUT (${e.event.phase})`, e]);
       }
       for (const [what, e] of stops) {
@@ -139,7 +161,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
         await sleep(250);
         events = await retried(() => readAllEvents(jsm));
       }
-      const folded = foldAll(events.get(id) ?? []);
+      const folded = foldRun(events, id);
       const kv = await retried(() => readProjection(nc, id));
       ok = stable(folded) === stable(kv);
       if (!ok) last = `fold ${folded?.state}/seq ${folded?.lastSeq} vs KV ${kv?.state}/seq ${kv?.lastSeq}`;
@@ -188,6 +210,72 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     const took = d.finishedAtMs - d.createdAtMs;
     const bound = (d.boundMs ?? 0) + run.outageMs + COMPLETION_SLACK_MS;
     if (took > bound) v("bounded-completion", `${d.key} ${d.id} took ${took} ms, bound ${bound} ms`);
+  }
+  // poison-skipped: each unreadable message of a deployment not yet finished
+  // when it was stored is in a coordinator's log as skipped.
+  const logs = stack.coordinators.map((c) => c.logs()).join("\n");
+  for (const id of deploymentsOf(events)) {
+    const bad = events.unreadable.get(id) ?? [];
+    if (bad.length === 0) continue;
+    const rec = foldRun(events, id);
+    for (const u of bad) {
+      if (!rec || (rec.finishedSeq !== undefined && rec.finishedSeq < u.seq)) continue;
+      checked["poison-skipped"]++;
+      const logged = logs.split("\n").some((l) => l.includes("skipping invalid event") && l.includes(`"seq":${u.seq},`) && l.includes(id));
+      if (!logged) v("poison-skipped", `${id}: unreadable message seq ${u.seq} on ${u.source} (${u.why.slice(0, 80)}) was never logged as skipped`);
+    }
+  }
+
+  // lost-reply-recovered: the agent's started was stored, so it must have
+  // gone on to a result (unless another fault hit that agent).
+  const hitAgain = new Set(run.plan.faults.filter((f) => f.kind !== "lost-race-reply" && f.kind !== "clock-offset" && f.kind !== "poison-event").map((f) => f.on));
+  for (const drop of new Map(stack.droppedRaceReplies.map((d) => [`${d.deploymentId}/${d.agentId}`, d])).values()) {
+    const evs = events.get(drop.deploymentId) ?? [];
+    const started = evs.some((e) => e.source === drop.agentId && e.event.type === "target.started");
+    if (!started || hitAgain.has(drop.agentId)) continue;
+    checked["lost-reply-recovered"]++;
+    const t = foldRun(events, drop.deploymentId)?.targets[drop.agentId];
+    const result = evs.some((e) => e.source === drop.agentId && e.event.type === "target.result");
+    if (!result) v("lost-reply-recovered", `${drop.agentId} lost the reply to its stored target.started for ${drop.deploymentId} and never reported a result (target ${t?.state ?? "?"}: ${t?.message ?? ""})`);
+  }
+
+  // server-clock: read from the stream alone (server times on both sides).
+  for (const [id, evs] of events) {
+    if (id === "_invalid") continue;
+    const rec = foldAll(evs);
+    if (!rec) continue;
+    const st = rec.spec.strategy;
+    const created = evs.find((e) => e.event.type === "deployment.created");
+    for (const [agent, lastHeartbeat] of Object.entries(rec.spec.offlineTargets ?? {})) {
+      checked["server-clock"]++;
+      const silent = (created?.timeMs ?? 0) - Date.parse(lastHeartbeat);
+      if (silent < AGENT_LIVE_MS) v("server-clock", `${id}: ${agent} skipped as offline at creation, last heard from ${silent} ms before (liveness limit ${AGENT_LIVE_MS} ms)`);
+    }
+    const dispatchedAt = new Map<string, number>();
+    const startedAt = new Map<string, number>();
+    for (const e of evs) {
+      const ev = e.event;
+      if (ev.type === "target.dispatched") dispatchedAt.set(ev.agentId, e.timeMs);
+      if (ev.type === "targets.dispatched") for (const a of ev.agentIds) dispatchedAt.set(a, e.timeMs);
+      if (ev.type === "target.started" && e.source === ev.agentId && !startedAt.has(ev.agentId)) startedAt.set(ev.agentId, e.timeMs);
+      if (ev.type !== "target.timed_out") continue;
+      // Only timeouts that took effect (the fold says what it timed out).
+      const t = rec.targets[ev.agentId];
+      if (t?.state !== "TIMED_OUT" || t.message !== ev.message) continue;
+      checked["server-clock"]++;
+      const from = ev.phase === "delivery" ? dispatchedAt.get(ev.agentId) : startedAt.get(ev.agentId) ?? dispatchedAt.get(ev.agentId);
+      // An apply timeout: no result within apply + grace, or no heartbeat for the liveness limit (and ran that long).
+      const limit = ev.phase === "delivery" ? st.deliveryTimeoutMs : Math.min(st.applyTimeoutMs + APPLY_GRACE_MS, AGENT_LIVE_MS);
+      if (from !== undefined && e.timeMs - from < limit) v("server-clock", `${id}: ${ev.agentId} timed out (${ev.phase}) ${e.timeMs - from} ms after it was ${ev.phase === "delivery" ? "dispatched" : "started"} (limit ${limit} ms; seq ${e.seq})`);
+    }
+  }
+
+  // oversize-refused
+  if (run.oversize) {
+    checked["oversize-refused"]++;
+    const o = run.oversize;
+    if (o.code !== "RESOURCE_EXHAUSTED" || !/max_payload/.test(o.details)) v("oversize-refused", `a create of ${o.targets} targets over max_payload ${run.plan.maxPayload} was answered ${o.code}: ${o.details.slice(0, 200)}`);
+    if (created.has(o.requestId)) v("oversize-refused", `the refused create ${o.requestId} wrote deployment(s) ${created.get(o.requestId)!.join(", ")}`);
   }
   return { violations, nearMisses, checked };
 }

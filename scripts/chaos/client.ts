@@ -26,6 +26,9 @@ export class ChaosClient {
   cancel(deploymentId: string, reason: string, deadlineMs = 5000): Promise<DeploymentMsg> {
     return this.#unary("CancelDeployment", { deploymentId, reason }, deadlineMs);
   }
+  agents(req: { app?: string; environment?: string }, deadlineMs = 5000): Promise<{ agents?: { id: string }[] }> {
+    return this.#unary("ListAgents", req, deadlineMs);
+  }
   close(): void {
     this.#raw.close();
   }

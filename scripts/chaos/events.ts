@@ -3,7 +3,7 @@
 import type { JetStreamManager, MsgRequest, StoredMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { DeploymentRecord, StoredEvent } from "../../services/shared/src/fold.js";
+import { foldEvent, skipUnreadable, type DeploymentRecord, type StoredEvent } from "../../services/shared/src/fold.js";
 import { parseEvent } from "../../services/shared/src/schemas.js";
 
 export interface RunEvent extends StoredEvent {
@@ -11,9 +11,22 @@ export interface RunEvent extends StoredEvent {
   timeMs: number;
 }
 
-/** Every readable event in DEPLOY_EVENTS, grouped by deployment, in stream order. */
-export async function readAllEvents(jsm: JetStreamManager): Promise<Map<string, RunEvent[]>> {
-  const out = new Map<string, RunEvent[]>();
+/** A message in DEPLOY_EVENTS that is no event (poison-event), and why. */
+export interface Unreadable {
+  seq: number;
+  source: string;
+  timeMs: number;
+  why: string;
+}
+
+/**
+ * Every readable event in DEPLOY_EVENTS, grouped by deployment, in stream
+ * order; the unreadable messages, by deployment, are in `unreadable`.
+ */
+export type RunEvents = Map<string, RunEvent[]> & { unreadable: Map<string, Unreadable[]> };
+
+export async function readAllEvents(jsm: JetStreamManager): Promise<RunEvents> {
+  const out = Object.assign(new Map<string, RunEvent[]>(), { unreadable: new Map<string, Unreadable[]>() });
   let seq = 1;
   for (;;) {
     let m: StoredMsg | null;
@@ -32,11 +45,37 @@ export async function readAllEvents(jsm: JetStreamManager): Promise<Map<string, 
       const list = out.get(deploymentId) ?? [];
       list.push({ seq: m.seq, time: m.time.toISOString(), timeMs: m.time.getTime(), source: parts.at(-1)!, event, deploymentId });
       out.set(deploymentId, list);
-    } catch {
-      // the fold skips what it cannot read, and so do we
+    } catch (err) {
+      // The fold skips what it cannot read, moving its sequences past it (foldRun).
+      const list = out.unreadable.get(deploymentId) ?? [];
+      list.push({ seq: m.seq, source: parts.at(-1)!, timeMs: m.time.getTime(), why: String(err) });
+      out.unreadable.set(deploymentId, list);
     }
   }
   return out;
+}
+
+/**
+ * The fold of a deployment as the system folds it (js/loadDeployment.ts):
+ * readable events folded, unreadable ones skipped with every sequence moved
+ * past them (skipUnreadable), in stream order.
+ */
+export function foldRun(all: RunEvents, id: string): DeploymentRecord | undefined {
+  const readable = all.get(id) ?? [];
+  const bad = all.unreadable.get(id) ?? [];
+  let rec: DeploymentRecord | undefined;
+  let j = 0;
+  for (const e of readable) {
+    for (; j < bad.length && bad[j]!.seq < e.seq; j++) skipUnreadable(rec, bad[j]!);
+    rec = foldEvent(rec, e).record;
+  }
+  for (; j < bad.length; j++) skipUnreadable(rec, bad[j]!);
+  return rec;
+}
+
+/** Every deployment with an event, readable or not. */
+export function deploymentsOf(all: RunEvents): string[] {
+  return [...new Set([...all.keys(), ...all.unreadable.keys()])];
 }
 
 export async function readProjection(nc: NatsConnection, id: string): Promise<DeploymentRecord | undefined> {

@@ -46,7 +46,7 @@ export class NatsNode extends NatsServer {
  * One nats-server, or three in a JetStream cluster (no_advertise, so a
  * client behind the suite's proxy is not told the servers' own addresses).
  */
-export async function startNats(dir: string, size: 1 | 3): Promise<NatsNode[]> {
+export async function startNats(dir: string, size: 1 | 3, maxPayload?: number): Promise<NatsNode[]> {
   const ports = await freePorts(size > 1 ? size * 2 : size);
   const nodes: NatsNode[] = [];
   for (let i = 0; i < size; i++) {
@@ -57,6 +57,7 @@ export async function startNats(dir: string, size: 1 | 3): Promise<NatsNode[]> {
       serverName: `n${i + 1}`,
       port: ports[i]!,
       storeDir: store,
+      ...(maxPayload === undefined ? {} : { maxPayload }),
       ...(size > 1 ? { cluster: { name: "chaos", port: routePorts[i]!, routes: routePorts.filter((_, j) => j !== i), noAdvertise: true } } : {}),
     });
     const conf = join(dir, `nats-${i + 1}.conf`);

@@ -1,8 +1,18 @@
 // A TCP proxy between one agent and NATS that the suite controls: it can cut
 // the link (drop every connection and refuse new ones for a while) or stall
 // it (hold every byte in both directions, then deliver them late). With a
-// cluster it forwards to the first upstream that accepts.
+// cluster it forwards to the first upstream that accepts. With
+// `dropRaceReplies` (the lost-race-reply fault) it reads the NATS protocol
+// both ways and drops the server's reply to each target.started the agent
+// publishes: the server stored the event, the agent never hears so.
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { NatsFramer, type Frame } from "./natsFrames.js";
+
+export interface DropRaceReplies {
+  agentId: string;
+  /** Called with the deployment of each reply dropped. */
+  onDrop: (deploymentId: string) => void;
+}
 
 interface Pair {
   client: Socket;
@@ -18,7 +28,10 @@ export class LinkProxy {
   #next = 0;
   port = 0;
 
-  constructor(private readonly upstreams: () => number[]) {}
+  constructor(
+    private readonly upstreams: () => number[],
+    private readonly dropRaceReplies?: DropRaceReplies,
+  ) {}
 
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
@@ -64,17 +77,42 @@ export class LinkProxy {
   #pipe(client: Socket, upstream: Socket): void {
     const pair = { client, upstream };
     this.#pairs.add(pair);
-    const forward = (from: Socket, to: Socket): void => {
-      from.on("data", (b: Buffer) => {
-        if (this.#stalled) {
-          const q = this.#held.get(to) ?? [];
-          q.push(b);
-          this.#held.set(to, q);
-        } else if (!to.destroyed) to.write(b);
-      });
+    const send = (to: Socket, b: Buffer): void => {
+      if (this.#stalled) {
+        const q = this.#held.get(to) ?? [];
+        q.push(b);
+        this.#held.set(to, q);
+      } else if (!to.destroyed) to.write(b);
     };
-    forward(client, upstream);
-    forward(upstream, client);
+    const drop = this.dropRaceReplies;
+    if (!drop) {
+      client.on("data", (b: Buffer) => send(upstream, b));
+      upstream.on("data", (b: Buffer) => send(client, b));
+    } else {
+      // Reply subject of each target.started publish → its deployment.
+      const awaited = new Map<string, string>();
+      const started = new RegExp(`^deploy\\.evt\\.([^.]+)\\.${drop.agentId}$`);
+      const up = new NatsFramer();
+      const down = new NatsFramer();
+      client.on("data", (b: Buffer) => {
+        for (const f of up.push(b)) {
+          const dep = f.op === "HPUB" && f.reply ? isStarted(f, started) : undefined;
+          if (dep !== undefined) awaited.set(f.reply!, dep);
+          send(upstream, f.bytes);
+        }
+      });
+      upstream.on("data", (b: Buffer) => {
+        for (const f of down.push(b)) {
+          const dep = (f.op === "MSG" || f.op === "HMSG") && f.subject ? awaited.get(f.subject) : undefined;
+          if (dep !== undefined) {
+            awaited.delete(f.subject!);
+            drop.onDrop(dep);
+            continue;
+          }
+          send(client, f.bytes);
+        }
+      });
+    }
     const close = (): void => {
       this.#pairs.delete(pair);
       this.#held.delete(client);
@@ -112,4 +150,11 @@ export class LinkProxy {
     }
     await new Promise<void>((res) => (this.#server ? this.#server.close(() => res()) : res()));
   }
+}
+
+/** The deployment of a target.started publish (its subject and its Deploy-Event header), or undefined. */
+function isStarted(f: Frame, subject: RegExp): string | undefined {
+  const m = subject.exec(f.subject ?? "");
+  if (!m) return undefined;
+  return /^Deploy-Event:\s*target\.started\s*$/im.test(f.headers) ? m[1] : undefined;
 }

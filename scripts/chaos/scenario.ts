@@ -2,11 +2,13 @@
 // faults; the run drives them against real processes and returns what the
 // checks need (scripts/chaos/checks.ts).
 import { randomBytes } from "node:crypto";
+import { jetstream } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { readFileSync } from "node:fs";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
-import { foldAll, type DeploymentRecord } from "../../services/shared/src/fold.js";
+import type { DeploymentRecord } from "../../services/shared/src/fold.js";
 import type { DeploymentMsg } from "./client.js";
-import { readAllEvents } from "./events.js";
+import { foldRun, readAllEvents, type RunEvents } from "./events.js";
 import { Rng } from "./prng.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
 
@@ -26,12 +28,31 @@ export const FAULT_KINDS = [
   "agent-paused-after-claim",
   "canary-wave-fails",
   "coordinator-paused",
+  "lost-race-reply",
+  "poison-event",
+  "small-max-payload",
+  "clock-offset",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Kinds added after the regression seeds were recorded: drawn apart (planScenario). */
 const LATER_KINDS = ["agent-paused-after-claim", "canary-wave-fails", "coordinator-paused"] as const satisfies readonly FaultKind[];
-type EarlierKind = Exclude<FaultKind, (typeof LATER_KINDS)[number]>;
+/**
+ * Kinds added with issue 16: drawn as faults added to a run (each with its
+ * own share) from a third generator, never replacing the primary, so every
+ * seed recorded before plans what it planned, plus these.
+ */
+export const ADDED_KINDS = ["lost-race-reply", "poison-event", "small-max-payload", "clock-offset"] as const satisfies readonly FaultKind[];
+/** Each added kind's share of runs: about 40 of each in 500 runs. */
+const ADDED_SHARE = 0.08;
+/**
+ * The added kinds' generator salt: the first under which none of the seeds
+ * the tests pin (1, 1030, 3054 and the smoke seeds 7000-7019) draws one, so
+ * those replay exactly (test/chaos-added-kinds.test.ts replays one seed of
+ * each added kind instead).
+ */
+export const ADDED_SALT = 4287;
+type EarlierKind = Exclude<FaultKind, (typeof LATER_KINDS)[number] | (typeof ADDED_KINDS)[number]>;
 
 const PRIMARY_WEIGHTS: Record<EarlierKind, number> = {
   "agent-kill-before-apply": 1,
@@ -88,6 +109,12 @@ export interface ScenarioPlan {
   faults: Fault[];
   /** The agent started with DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM (it stops itself right after winning a target). */
   stopAfterClaim?: string;
+  /** small-max-payload: the nats-servers' max_payload, in bytes. */
+  maxPayload?: number;
+  /** clock-offset: process name (agent id or coordinator-N) → wall clock offset in ms. */
+  clockOffsets?: Record<string, number>;
+  /** lost-race-reply: the agent whose proxy drops the replies to its target.started publishes. */
+  dropRaceReplies?: string;
 }
 
 export function planScenario(seed: number): ScenarioPlan {
@@ -195,8 +222,72 @@ export function planScenario(seed: number): ScenarioPlan {
       }
     }
   }
-  return { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults, ...(stopAfterClaim ? { stopAfterClaim } : {}) };
+  const plan: ScenarioPlan = { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults, ...(stopAfterClaim ? { stopAfterClaim } : {}) };
+  planAdded(plan, new Rng(seed * 40503 + 1 + ADDED_SALT));
+  return plan;
 }
+
+/** The added kinds (ADDED_KINDS), each drawn with its own share from their own generator. */
+function planAdded(plan: ScenarioPlan, rng: Rng): void {
+  for (const kind of ADDED_KINDS) {
+    if (!rng.chance(ADDED_SHARE)) continue;
+    switch (kind) {
+      case "lost-race-reply": {
+        // The agent's proxy drops the server's reply to each target.started
+        // it publishes: stored, but the agent never hears so.
+        const on = rng.pick(plan.agents);
+        plan.dropRaceReplies = on;
+        plan.faults.push({ kind, on, injected: false });
+        break;
+      }
+      case "poison-event": {
+        // Unreadable messages on D1's coordinator subject and on one
+        // agent's subject, through the suite's own (fully privileged)
+        // connection, while D1 runs.
+        const on = rng.pick(plan.agents);
+        const poison = [rng.pick(POISONS), rng.pick(POISONS)];
+        plan.faults.push({ kind, on, atMs: rng.int(0, 2500), note: poison.join(","), injected: false });
+        break;
+      }
+      case "small-max-payload": {
+        // Every nats-server with a small max_payload; a deployment too large
+        // for it (fake agents of another environment) must be refused at
+        // creation, and the others run as usual.
+        plan.maxPayload = rng.pick(SMALL_MAX_PAYLOADS);
+        plan.faults.push({ kind, on: `max_payload ${plan.maxPayload}`, injected: false });
+        break;
+      }
+      case "clock-offset": {
+        // A wall clock minutes away from the servers' (a Date.now() shift
+        // preloaded into that process only): an agent, a coordinator, or one
+        // of each.
+        const offsets: Record<string, number> = {};
+        const minutes = (): number => (rng.chance(0.5) ? -1 : 1) * rng.int(2, 6) * 60_000;
+        const which = rng.int(0, 2);
+        if (which !== 1) offsets[rng.pick(plan.agents)] = minutes();
+        if (which !== 0) offsets[`coordinator-${rng.int(1, plan.coordinators)}`] = minutes();
+        plan.clockOffsets = offsets;
+        plan.faults.push({ kind, on: Object.entries(offsets).map(([p, ms]) => `${p} ${ms > 0 ? "+" : ""}${ms / 60_000} min`).join(", "), injected: true });
+        break;
+      }
+    }
+  }
+}
+
+/** What poison-event publishes: not JSON, JSON of another schema, an event of a type no one knows. */
+export const POISONS = ["invalid-json", "wrong-schema", "unknown-type"] as const;
+
+function poisonPayload(kind: (typeof POISONS)[number], deploymentId: string, agentId: string): Uint8Array {
+  const text =
+    kind === "invalid-json"
+      ? `{"schema":"deploy.event.v1","type":"target.started",` // cut short
+      : kind === "wrong-schema"
+        ? JSON.stringify({ schema: "deploy.event.v0", deploymentId, time: new Date().toISOString(), type: "target.started", agentId, nonce: "poison" })
+        : JSON.stringify({ schema: "deploy.event.v1", deploymentId, time: new Date().toISOString(), type: "target.teleported", agentId });
+  return new TextEncoder().encode(text);
+}
+/** small-max-payload's choices, in bytes (docs/fault-suite.md says why not smaller). */
+const SMALL_MAX_PAYLOADS = [16 * 1024, 32 * 1024, 64 * 1024];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -227,8 +318,18 @@ export interface DeploymentOutcome {
   targets?: Record<string, string>;
 }
 
+/** small-max-payload: the create too large for the server, and its answer. */
+export interface OversizeOutcome {
+  requestId: string;
+  targets: number;
+  /** gRPC status name of the answer (OK if it was created). */
+  code: string;
+  details: string;
+}
+
 export interface RunOutcome {
   plan: ScenarioPlan;
+  oversize?: OversizeOutcome;
   deployments: DeploymentOutcome[];
   /** Time anything was down (coordinators all down, NATS down), added to the completion bound. */
   outageMs: number;
@@ -237,10 +338,15 @@ export interface RunOutcome {
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
 
-/** The suite's view of a deployment: the fold of its events (never through a coordinator). */
-async function foldOf(stack: ChaosStack, id: string): Promise<DeploymentRecord | undefined> {
+/**
+ * The suite's view of a deployment: the fold of its events (never through a
+ * coordinator), and the stream's time of its created event (createdAt is
+ * its coordinator's wall clock, which clock-offset moves).
+ */
+async function foldOf(stack: ChaosStack, id: string): Promise<{ rec: DeploymentRecord | undefined; createdMs?: number; all: RunEvents }> {
   const all = await readAllEvents(await stack.jsm());
-  return foldAll(all.get(id) ?? []);
+  const created = (all.get(id) ?? []).find((e) => e.event.type === "deployment.created");
+  return { rec: foldRun(all, id), ...(created ? { createdMs: created.timeMs } : {}), all };
 }
 
 const isGrpc = (e: unknown, code: grpcStatus): boolean => (e as ServiceError | undefined)?.code === code;
@@ -255,6 +361,7 @@ export class Scenario {
   #firstCreatedResolve!: () => void;
   readonly #t0 = Date.now();
   readonly log: string[] = [];
+  oversize: OversizeOutcome | undefined;
 
   constructor(
     readonly stack: ChaosStack,
@@ -288,7 +395,7 @@ export class Scenario {
     );
     this.#stop = true;
     await Promise.all(faults);
-    return { plan: this.plan, deployments: this.outcomes, outageMs: this.#outageMs, startedAtMs };
+    return { plan: this.plan, deployments: this.outcomes, outageMs: this.#outageMs, startedAtMs, ...(this.oversize ? { oversize: this.oversize } : {}) };
   }
 
   #outcome(key: string): DeploymentOutcome {
@@ -397,10 +504,10 @@ export class Scenario {
     const giveUp = Date.now() + (o.boundMs ?? 0) + this.#outageMs + 60_000;
     for (;;) {
       try {
-        const rec = await foldOf(this.stack, o.id!);
+        const { rec, createdMs } = await foldOf(this.stack, o.id!);
         if (rec && TERMINAL.has(rec.state)) {
           o.state = rec.state;
-          o.createdAtMs = Date.parse(rec.createdAt);
+          o.createdAtMs = createdMs ?? Date.parse(rec.createdAt);
           o.finishedAtMs = rec.finishedAt ? Date.parse(rec.finishedAt) : undefined;
           o.targets = Object.fromEntries(Object.entries(rec.targets).map(([a, t]) => [a, t.state]));
           this.note(`${o.key} ${rec.state}`);
@@ -408,7 +515,7 @@ export class Scenario {
         }
         if (rec) {
           o.state = rec.state;
-          o.createdAtMs = Date.parse(rec.createdAt);
+          o.createdAtMs = createdMs ?? Date.parse(rec.createdAt);
         }
       } catch {
         // NATS down or electing a leader: ask again
@@ -449,6 +556,76 @@ export class Scenario {
     else await this.stack.agent(id).kill("SIGKILL");
     f.injected = true;
     this.note(`${id} offline (${f.note})`);
+  }
+
+  /** poison-event: unreadable messages on D1's coordinator subject and on one agent's, while D1 runs. */
+  async #poison(f: Fault): Promise<void> {
+    await this.#firstCreated;
+    await sleep(f.atMs!);
+    const d1 = this.#outcome("D1");
+    if (!d1.id) {
+      f.note = `${f.note}: D1 was not created`;
+      return;
+    }
+    const js = jetstream(await this.stack.conn(), { timeout: 3000 });
+    const kinds = f.note!.split(",") as (typeof POISONS)[number][];
+    const subjects = [`deploy.evt.${d1.id}.coordinator`, `deploy.evt.${d1.id}.${f.on}`];
+    for (let i = 0; i < subjects.length; i++) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await js.publish(subjects[i]!, poisonPayload(kinds[i]!, d1.id, f.on!));
+          break;
+        } catch (err) {
+          if (attempt >= 10) throw err;
+          await sleep(300); // a cluster electing a leader
+        }
+      }
+      f.injected = true;
+      this.note(`published ${kinds[i]} on ${subjects[i]}`);
+    }
+  }
+
+  /**
+   * small-max-payload: a deployment too large for the server (fake agents
+   * of another environment, each with a 64-character id) must be refused at
+   * creation with RESOURCE_EXHAUSTED naming the limit, and write nothing.
+   */
+  async #oversize(f: Fault): Promise<void> {
+    await this.#firstCreated;
+    const maxPayload = this.plan.maxPayload!;
+    // At least 67 bytes per live target in deployment.created (its quoted
+    // 64-character id); a quarter more than fits.
+    const n = Math.ceil((maxPayload / 64) * 1.25);
+    const environment = "chaos-oversize";
+    const nc = await this.stack.conn();
+    const kv = await new Kvm(nc).open("deploy_agents");
+    const ids = Array.from({ length: n }, (_, i) => `oversize-${String(i).padStart(5, "0")}-${"x".repeat(64 - 15)}`);
+    const put = (): Promise<unknown> =>
+      Promise.all(ids.map((id) => kv.put(id, JSON.stringify({ schema: "deploy.agent.v1", id, environment, apps: ["web"], host: "fake", version: "0", labels: {}, currentReleases: {}, startedAt: new Date().toISOString() }))));
+    const requestId = `chaos-${this.plan.seed}-oversize-${randomBytes(3).toString("hex")}`;
+    const c = this.stack.client();
+    try {
+      await put();
+      // The coordinator's registry follows deploy_agents by a watch: create only once it has them all.
+      for (let i = 0; i < 100; i++) {
+        const seen = (await c.agents({ environment }).catch(() => ({ agents: [] }))).agents?.length ?? 0;
+        if (seen >= n) break;
+        await sleep(100);
+      }
+      await put(); // live again (a 3 s liveness limit)
+      const req = { requestId, app: "web", environment, changeset: { version: "v-oversize" }, requestedBy: "chaos" };
+      try {
+        await c.create(req, 10_000);
+        this.oversize = { requestId, targets: n, code: "OK", details: "created" };
+      } catch (err) {
+        const e = err as ServiceError;
+        this.oversize = { requestId, targets: n, code: grpcStatus[e.code] ?? String(e.code), details: e.details ?? e.message };
+      }
+      f.injected = true;
+      this.note(`oversize create of ${n} targets: ${this.oversize.code} ${this.oversize.details.slice(0, 160)}`);
+    } finally {
+      c.close();
+    }
   }
 
   async #inject(f: Fault): Promise<void> {
@@ -599,6 +776,20 @@ export class Scenario {
         }
         return;
       }
+      case "lost-race-reply": {
+        // The proxy drops the replies (stack.droppedRaceReplies); count them at the end.
+        await this.#until(() => Promise.resolve(false), 100);
+        const n = stack.droppedRaceReplies.length;
+        f.injected = n > 0;
+        f.note = n > 0 ? `${n} target.started repl${n === 1 ? "y" : "ies"} dropped` : `${f.on} published no target.started`;
+        return;
+      }
+      case "poison-event":
+        return this.#poison(f);
+      case "small-max-payload":
+        return this.#oversize(f);
+      case "clock-offset":
+        return; // made by the stack (injected at its start)
       case "agent-offline-past-timeout": {
         await this.#done.get("D1");
         await sleep(500);

@@ -32,8 +32,33 @@ export interface Execution {
   atMs: number;
 }
 
+/** The clock-offset preload (compiled next to this file). */
+const CLOCK_OFFSET_PRELOAD = join(import.meta.dirname, "clockOffset.js");
+
+/** Environment of a process whose wall clock is `offsetMs` away (clock-offset fault); none for 0. */
+function clockOffsetEnv(offsetMs: number | undefined): Record<string, string> {
+  if (!offsetMs) return {};
+  return { NODE_OPTIONS: `--import=${CLOCK_OFFSET_PRELOAD}`, DEPLOY_CHAOS_CLOCK_OFFSET_MS: String(offsetMs) };
+}
+
+export interface StackOptions {
+  clustered: boolean;
+  coordinators: 1 | 2;
+  agents: string[];
+  /** An agent that stops itself (SIGSTOP) right after each target it wins (the agent-paused-after-claim fault). */
+  stopAfterClaim?: string;
+  /** small-max-payload: every nats-server's max_payload. */
+  maxPayload?: number;
+  /** clock-offset: process name (agent id, coordinator-N) → wall clock offset in ms. */
+  clockOffsets?: Record<string, number>;
+  /** lost-race-reply: the agent whose proxy drops the replies to its target.started publishes. */
+  dropRaceReplies?: string;
+}
+
 export class ChaosStack {
   readonly coordinators: NodeService[] = [];
+  /** lost-race-reply: each reply the proxy dropped (agent, deployment, when). */
+  readonly droppedRaceReplies: { agentId: string; deploymentId: string; atMs: number }[] = [];
   readonly agents = new Map<string, NodeService>();
   readonly proxies = new Map<string, LinkProxy>();
   readonly grpcAddresses: string[] = [];
@@ -42,6 +67,7 @@ export class ChaosStack {
   private constructor(
     readonly dir: string,
     readonly nats: NatsNode[],
+    readonly clockOffsets: Record<string, number>,
   ) {}
 
   get clustered(): boolean {
@@ -51,18 +77,17 @@ export class ChaosStack {
     return this.nats.map((n) => n.url).join(",");
   }
 
-  /** `stopAfterClaim`: an agent that stops itself (SIGSTOP) right after each target it wins (the agent-paused-after-claim fault). */
-  static async start(o: { clustered: boolean; coordinators: 1 | 2; agents: string[]; stopAfterClaim?: string }): Promise<ChaosStack> {
+  static async start(o: StackOptions): Promise<ChaosStack> {
     const dir = await mkdtemp(join(tmpdir(), "deploy-chaos-"));
     await mkdir(join(dir, "records"));
     await mkdir(join(dir, "control"));
-    const nats = await startNats(dir, o.clustered ? 3 : 1);
-    const stack = new ChaosStack(dir, nats);
+    const nats = await startNats(dir, o.clustered ? 3 : 1, o.maxPayload);
+    const stack = new ChaosStack(dir, nats, o.clockOffsets ?? {});
     try {
       if (o.clustered) await stack.#waitJetStream();
       for (let i = 0; i < o.coordinators; i++) await stack.#addCoordinator();
       await stack.#writeDeployScript();
-      await Promise.all(o.agents.map((id) => stack.#addAgent(id, id === o.stopAfterClaim ? { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } : {})));
+      await Promise.all(o.agents.map((id) => stack.#addAgent(id, id === o.stopAfterClaim ? { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } : {}, id === o.dropRaceReplies)));
     } catch (err) {
       await stack.stop();
       throw err;
@@ -99,7 +124,8 @@ export class ChaosStack {
   async #addCoordinator(): Promise<void> {
     const port = await freePort();
     const address = `127.0.0.1:${port}`;
-    const c = new NodeService(`coordinator-${this.coordinators.length + 1}`, COORDINATOR_MAIN, {
+    const name = `coordinator-${this.coordinators.length + 1}`;
+    const c = new NodeService(name, COORDINATOR_MAIN, {
       NATS_URL: this.natsUrls,
       DEPLOY_DEV_MODE: "1",
       DEPLOY_GRPC_LISTEN: address,
@@ -110,6 +136,7 @@ export class ChaosStack {
       DEPLOY_DEFAULT_DELIVERY_TIMEOUT_MS: "4000",
       DEPLOY_DEFAULT_APPLY_TIMEOUT_MS: "6000",
       DEPLOY_NATS_API_TIMEOUT_MS: "2000",
+      ...clockOffsetEnv(this.clockOffsets[name]),
     }, "coordinator running");
     await c.start(30_000);
     this.coordinators.push(c);
@@ -146,8 +173,9 @@ export class ChaosStack {
     return join(this.dir, "state", id);
   }
 
-  async #addAgent(id: string, env: Record<string, string>): Promise<void> {
-    const proxy = new LinkProxy(() => this.nats.filter((n) => n.running).map((n) => n.port));
+  async #addAgent(id: string, env: Record<string, string>, dropRaceReplies: boolean): Promise<void> {
+    const drop = dropRaceReplies ? { agentId: id, onDrop: (deploymentId: string) => void this.droppedRaceReplies.push({ agentId: id, deploymentId, atMs: Date.now() }) } : undefined;
+    const proxy = new LinkProxy(() => this.nats.filter((n) => n.running).map((n) => n.port), drop);
     await proxy.start();
     this.proxies.set(id, proxy);
     const apps = Object.fromEntries(APPS.map((a) => [a, { deploy: this.deployScript }]));
@@ -163,6 +191,7 @@ export class ChaosStack {
       DEPLOY_AGENT_ACK_WAIT_MS: String(ACK_WAIT_MS),
       DEPLOY_AGENT_SHUTDOWN_GRACE_MS: "2000",
       DEPLOY_NATS_API_TIMEOUT_MS: "2000",
+      ...clockOffsetEnv(this.clockOffsets[id]),
       ...env,
     }, "agent running");
     this.agents.set(id, agent);

@@ -86,6 +86,8 @@ export interface NatsConfig {
   monitorPort?: number;
   /** A cluster block: its route port on 127.0.0.1 and the route ports of its peers. */
   cluster?: { name: string; port: number; routes: number[]; noAdvertise?: boolean };
+  /** max_payload in bytes (the server's default, 1 MiB, when absent). */
+  maxPayload?: number;
   /**
    * `sync_interval: always`: fsync every JetStream write before it is
    * acknowledged, the production setting (deploy/nats/nats-server.prod.conf).
@@ -116,6 +118,7 @@ export function natsConfig(c: NatsConfig): string {
   const lines: string[] = [];
   if (c.serverName !== undefined) lines.push(`server_name: ${c.serverName}`);
   lines.push(`listen: ${HOST}:${c.port}`);
+  if (c.maxPayload !== undefined) lines.push(`max_payload: ${c.maxPayload}`);
   if (c.monitorPort !== undefined) lines.push(`http: ${HOST}:${c.monitorPort}`);
   lines.push("jetstream {", `  store_dir: ${JSON.stringify(c.storeDir)}`);
   if (c.syncAlways ?? true) lines.push("  sync_interval: always");

@@ -99,7 +99,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     await registry.start();
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
-    const membership = new Membership(await new Kvm(ctx.js).open(COORDINATORS_BUCKET), config.rollout.agentLiveMs, log.child({ component: "membership" }));
+    // Membership feeds the registry's clock with the servers' time of its own heartbeats (serverClock.ts).
+    const membership = new Membership(await new Kvm(ctx.js).open(COORDINATORS_BUCKET), config.rollout.agentLiveMs, log.child({ component: "membership" }), registry.clock);
     await membership.start();
     // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
     const late: { convergence?: Convergence; revert?: (rec: DeploymentRecord) => Promise<void> } = {};

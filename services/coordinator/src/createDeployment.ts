@@ -135,7 +135,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock };
 
-async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions): Promise<LockOutcome> {
+/** `serverNow`: the servers' clock, as the lock ages compared with it are KV created times. */
+async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions, serverNow: () => number): Promise<LockOutcome> {
   const key = activeKey(input.app, input.environment);
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
@@ -154,7 +155,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
       // back. Taken over like an abandoned lock: otherwise every retry of
       // this request waits on it and times out, for good (the fault suite's
       // seed 7018 saw 45 s of DEADLINE_EXCEEDED).
-      const orphaned = Date.now() - e.created.getTime() > FOLLOW_MS && !parseMapping(await ctx.deployments.get(mine.requestKey));
+      const orphaned = serverNow() - e.created.getTime() > FOLLOW_MS && !parseMapping(await ctx.deployments.get(mine.requestKey));
       if (!orphaned) return { kind: "same-request", holder };
       try {
         await ctx.deployments.update(key, encode(mine), e.revision);
@@ -167,7 +168,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     if (holder && other && !isTerminalDeployment(other.record.state)) {
       throw new PreconditionError(`deployment ${holder.deploymentId} is still ${other.record.state} for app ${input.app} in environment ${input.environment}`);
     }
-    if (holder && !other && Date.now() - e.created.getTime() < ABANDONED_LOCK_MS) {
+    if (holder && !other && serverNow() - e.created.getTime() < ABANDONED_LOCK_MS) {
       // Being created (its deployment appears within milliseconds), or held
       // for a moment by a retry of a finished request that gives it back:
       // look again (up to 250 ms in all) before refusing.
@@ -216,9 +217,12 @@ export async function releaseLock(ctx: JsContext, key: string, deploymentId: str
  * projection is not written here: the reconciler this record is handed to
  * writes it in its first pass (ListDeployments finds a deployment without
  * one through its lock), so the answer waits one round trip less.
+ * `serverNow`: the servers' clock now; the created event's time is the
+ * deployment's createdAt, so it is on the servers' clock like every other
+ * time of the deployment.
  */
-async function materialize(ctx: JsContext, spec: DeploymentSpec): Promise<Created> {
-  const event = makeEvent(spec.id, { type: "deployment.created", spec });
+async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: number): Promise<Created> {
+  const event = { ...makeEvent(spec.id, { type: "deployment.created", spec }), time: new Date(serverNow).toISOString() };
   let seq = 0;
   try {
     seq = await appendMadeEvent(ctx, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
@@ -289,14 +293,14 @@ export async function createDeployment(
     if (existing) return existing;
     // Its creator crashed after recording the request: finish the job.
     const changeset = await resolveChangeset(artifacts, input);
-    const targets = resolveTargets(input, registry, Date.now());
+    const targets = resolveTargets(input, registry, registry.clock.now());
     const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
-    const lock = await takeLock(ctx, input, mine, fleet);
+    const lock = await takeLock(ctx, input, mine, fleet, () => registry.clock.now());
     if (lock.kind === "same-request" && lock.holder.deploymentId !== mine.deploymentId) {
       throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
     }
     const revertTo = await revertTarget(input, fleet);
-    return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo));
+    return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo), registry.clock.now());
   };
   for (let attempt = 0; ; attempt++) {
     // 1. Resolve and lock first: a new request (the usual case) is then not
@@ -304,17 +308,17 @@ export async function createDeployment(
     // bench's p99 is the goal). Every refusal looks first, so a retry of an
     // accepted request is answered, never refused, and a refused request
     // still writes nothing.
-    const mine: ActiveLock = { deploymentId: newDeploymentId(), requestKey: reqKey };
+    const mine: ActiveLock = { deploymentId: newDeploymentId(registry.clock.now()), requestKey: reqKey };
     let changeset: Changeset;
     let targets: ResolvedTargets;
     let lock: LockOutcome;
     try {
       changeset = await resolveChangeset(artifacts, input);
-      targets = resolveTargets(input, registry, Date.now());
+      targets = resolveTargets(input, registry, registry.clock.now());
       // The release to revert to is read again once the lock is ours (a
       // deployment of the pair may succeed in between); this one sizes the event.
       checkCreatedFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
-      lock = await takeLock(ctx, input, mine, fleet);
+      lock = await takeLock(ctx, input, mine, fleet, () => registry.clock.now());
     } catch (err) {
       const answer = await accepted();
       if (answer) return answer;
@@ -347,7 +351,7 @@ export async function createDeployment(
       await sleep(Math.min(50 * (attempt + 1), 250));
       continue;
     }
-    return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
+    return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)), registry.clock.now());
   }
 }
 

@@ -24,6 +24,11 @@ export class CoordinatorMetrics {
     labelNames: ["from"],
     registers: [this.registry],
   });
+  readonly eventsUnreadable = new Counter({
+    name: "deploy_events_unreadable_total",
+    help: "Messages in a deployment's events that are no readable event (invalid JSON, another schema, an unknown type): skipped, with the deployment's sequences moved past them",
+    registers: [this.registry],
+  });
   readonly casConflicts = new Counter({ name: "deploy_cas_conflicts_total", help: "Decisions refused because another coordinator decided first", registers: [this.registry] });
   readonly commands = new Counter({
     name: "deploy_commands_published_total",

@@ -12,6 +12,7 @@
 import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
 import { bindingProblem, parseAgentRecord, type AgentBindings, type AgentRecord, type Logger } from "../../shared/src/index.js";
+import { ServerClock } from "./serverClock.js";
 
 export interface AgentView {
   record: AgentRecord;
@@ -24,6 +25,8 @@ export interface RegistryOptions {
   bindings?: AgentBindings;
   /** Called with each entry refused for its binding (metrics). */
   onRefused?: (agentId: string) => void;
+  /** The servers' clock (liveness compares it with the server's time of a heartbeat); a fresh one, reading the local clock until fed, when absent. */
+  clock?: ServerClock;
 }
 
 export class Registry {
@@ -43,7 +46,11 @@ export class Registry {
     private readonly opts: RegistryOptions = {},
   ) {
     this.#bindings = opts.bindings;
+    this.clock = opts.clock ?? new ServerClock();
   }
+
+  /** The servers' clock: heartbeat times are the server's, so liveness is judged on it. */
+  readonly clock: ServerClock;
 
   async start(): Promise<void> {
     // Watch first (updates only), then load what is there: an update racing
@@ -138,7 +145,7 @@ export class Registry {
     return this.#agents.get(id);
   }
 
-  isLive(view: AgentView, now = Date.now()): boolean {
+  isLive(view: AgentView, now = this.clock.now()): boolean {
     return now - view.heartbeatAt <= this.agentLiveMs;
   }
 

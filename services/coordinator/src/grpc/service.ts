@@ -164,7 +164,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
 
     ListAgents: call("ListAgents", (req) => {
       const filter = validateAgentFilter(req);
-      const now = Date.now();
+      const now = deps.registry.clock.now();
       const desiredOf = (app: string, env: string) => deps.releases.get(app, env);
       return Promise.resolve({
         agents: deps.registry.list(filter).map((a) => {

@@ -137,7 +137,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   }
   if (parts.length === 1 && parts[0] === "agents") {
     const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });
-    const now = Date.now();
+    const now = deps.registry.clock.now();
     const desiredOf = (app: string, env: string) => deps.releases.get(app, env);
     return sendJson(res, 200, {
       agents: deps.registry.list(filter).map((a) => {

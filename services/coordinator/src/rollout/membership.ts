@@ -20,6 +20,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
 import type { Logger } from "../../../shared/src/index.js";
+import type { ServerClock } from "../serverClock.js";
 
 /** Rendezvous hashing: the member with the highest hash of (member, key). */
 export function ownerOf(members: readonly string[], key: string): string | undefined {
@@ -48,6 +49,8 @@ export class Membership {
     private readonly kv: KV,
     private readonly liveMs: number,
     private readonly log: Logger,
+    /** Fed the server's time of each of this coordinator's own heartbeats as it comes back. */
+    private readonly clock?: ServerClock,
   ) {}
 
   async start(): Promise<void> {
@@ -58,11 +61,21 @@ export class Membership {
       for await (const e of w) {
         if (e.operation === "PUT") this.#seen.set(e.key, performance.now());
         else this.#seen.delete(e.key);
+        if (e.key === this.id && e.operation === "PUT") this.#observe(e.created.getTime());
       }
     })();
     // Four beats per liveness window: a member is given up after about four missed.
     this.#timer = setInterval(() => void this.#beat(), Math.max(100, Math.floor(this.liveMs / 4)));
     this.#timer.unref();
+  }
+
+  #observe(serverMs: number): void {
+    if (!this.clock) return;
+    const first = !this.clock.synced;
+    this.clock.observe(serverMs);
+    const offsetMs = this.clock.localOffsetMs();
+    // Beyond ordinary NTP error: say so once (correctness does not depend on it).
+    if (first && Math.abs(offsetMs) > 1000) this.log.warn({ offsetMs }, "this host's clock is off from the NATS servers'; timeouts and liveness use the servers' clock");
   }
 
   async #beat(): Promise<void> {

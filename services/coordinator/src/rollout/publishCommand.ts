@@ -29,8 +29,9 @@ export type PublishOutcome = "published" | "duplicate" | "already-stored";
  * earlier than its send), so the lease needs a margin only for clock rate
  * and the check-to-spawn instant: 10 % is ample. Two thirds (tried first)
  * refused starts on a loaded 2-core machine: one test in a full suite run
- * beside another saw a 2 s gap at a 3 s limit. (Clock offset between a
- * coordinator and the servers is not covered: keep them in NTP sync.)
+ * beside another saw a 2 s gap at a 3 s limit. (A coordinator's wall clock
+ * offset from the servers' changes nothing: it judges silence on the
+ * servers' clock, serverClock.ts.)
  */
 export const startLeaseFor = (agentLiveMs: number): number => Math.max(1, Math.floor(agentLiveMs * 0.9));
 

@@ -222,7 +222,10 @@ export class Reconciler {
 
   async reconcile(id: string): Promise<DeploymentRecord | undefined> {
     const log = this.log.child({ deploymentId: id });
-    const onInvalid = (seq: number, why: string): void => log.warn({ seq, why }, "skipping invalid event");
+    const onInvalid = (seq: number, why: string): void => {
+      log.warn({ seq, why }, "skipping invalid event");
+      this.opts.metrics?.eventsUnreadable.inc();
+    };
     // 1. Read.
     const stored = await this.#states.stored(id);
     const before = stored.record && this.opts.metrics ? snapshot(stored.record) : undefined;
@@ -244,7 +247,8 @@ export class Reconciler {
       // 2. Decide.
       const record = entry.record;
       const planned = plan(record, {
-        now: Date.now(),
+        // The servers' clock: the times compared with it are the stream's.
+        now: this.registry.clock.now(),
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
         agentLiveMs: this.opts.agentLiveMs,
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,

@@ -21,18 +21,18 @@ export type RaceOutcome =
 
 /**
  * The last message on the target's own subject: its sequence (0: none) and
- * event, if readable. A direct get (the subject read is in the request
+ * event, or `unreadable` when it is no event. A direct get (the subject read is in the request
  * subject, so an agent's permissions can allow its own subjects only); any
  * replica answers it, and one that trails the leader only makes the append
  * after it conflict and look again.
  */
-export async function lastOnTarget(ctx: Pick<JsContext, "jsm">, deploymentId: string, agentId: string): Promise<{ seq: number; event?: DeployEvent }> {
+export async function lastOnTarget(ctx: Pick<JsContext, "jsm">, deploymentId: string, agentId: string): Promise<{ seq: number; event?: DeployEvent; unreadable?: true }> {
   const m = await ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, agentId) });
   if (!m) return { seq: 0 };
   try {
     return { seq: m.seq, event: parseEvent(m.data) };
   } catch {
-    return { seq: m.seq };
+    return { seq: m.seq, unreadable: true };
   }
 }
 
@@ -65,11 +65,17 @@ export async function raceForTarget(
   deploymentId: string,
   agentId: string,
   nonce: string,
-  known: { seq: number; event?: DeployEvent },
+  known: { seq: number; event?: DeployEvent; unreadable?: true },
 ): Promise<RaceOutcome> {
   let last = known;
   for (let attempt = 0; attempt < 5; attempt++) {
     if (last.event?.type === "target.started" && last.event.nonce === nonce) return { won: true, seq: last.seq };
+    // An unreadable last message may hide a timeout or a cancel before it
+    // (the agent can read only the last message of its subject), and an
+    // append expecting its sequence would win over that decision: the
+    // agent ran a target already TIMED_OUT (test/faults.test.ts). Not
+    // started; the target fails with this reason (or times out).
+    if (last.unreadable) return { won: false, reason: `the last message on this target's subject (sequence ${last.seq}) is unreadable and may hide a timeout or cancel: not started` };
     const no = decided(last.event, nonce);
     if (no) return no;
     try {
