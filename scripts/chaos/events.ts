@@ -5,6 +5,7 @@ import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { DeploymentRecord, StoredEvent } from "../../services/shared/src/fold.js";
 import { parseEvent } from "../../services/shared/src/schemas.js";
+import { readProjection as readStoredProjection } from "../../services/shared/src/js/loadDeployment.js";
 
 export interface RunEvent extends StoredEvent {
   deploymentId: string;
@@ -39,10 +40,10 @@ export async function readAllEvents(jsm: JetStreamManager): Promise<Map<string, 
   return out;
 }
 
+/** The projection as stored: one value, or a large deployment's summary and shards put together (projectionShards.ts). */
 export async function readProjection(nc: NatsConnection, id: string): Promise<DeploymentRecord | undefined> {
-  const kv = await new Kvm(nc).open("deploy_deployments");
-  const e = await kv.get(id);
-  return e && e.operation === "PUT" ? e.json<DeploymentRecord>() : undefined;
+  const deployments = await new Kvm(nc).open("deploy_deployments");
+  return (await readStoredProjection({ deployments }, id))?.record;
 }
 
 /** JSON with sorted keys, so two records compare by content. */

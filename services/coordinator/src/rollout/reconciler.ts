@@ -22,6 +22,8 @@
 import {
   COORDINATOR_CONSUMER,
   COORDINATOR_SOURCE,
+  TARGETS_SOURCE,
+  eventBudget,
   ConflictError,
   EVENTS_STREAM,
   activeKey,
@@ -32,7 +34,7 @@ import {
   fromJsMsg,
   isTerminalDeployment,
   isTerminalTarget,
-  parseProjection,
+  readProjection,
   parseEventSubject,
   saveProjection,
   ResourceExhaustedError,
@@ -44,6 +46,7 @@ import {
   type TargetState,
   type JsContext,
   type Logger,
+  type ShardMemo,
 } from "../../../shared/src/index.js";
 import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import { activeLocks, releaseLock } from "../createDeployment.js";
@@ -116,6 +119,8 @@ interface Cached {
   reconciledAt: number;
   /** Its projection is larger than the server takes: not stored (warned once while it is cached). */
   tooLarge?: boolean;
+  /** The shards of a large deployment's projection this process stored last: only changed ones are written again. */
+  shards: ShardMemo;
   /** The state this process last wrote to the list index (queries/deploymentIndex.ts). */
   indexedState?: DeploymentRecord["state"];
 }
@@ -159,6 +164,13 @@ export class Reconciler {
         const parsed = parseEventSubject(m.subject);
         if (!parsed) {
           m.term();
+          continue;
+        }
+        // A large deployment's target chunk, stored before its created
+        // event: nothing to decide on (a reconcile would read every chunk
+        // so far for nothing); its created event wakes the deployment.
+        if (parsed.source === TARGETS_SOURCE) {
+          m.ack();
           continue;
         }
         // Already folded into the record this process holds (its own
@@ -235,7 +247,7 @@ export class Reconciler {
     const id = record.spec.id;
     if (this.#stopped) return Promise.resolve();
     if (this.#cache.has(id) || this.#slots.has(id)) return this.schedule(id, record.lastSeq);
-    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0 });
+    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0, shards: { digests: [], revisions: [] } });
     return this.schedule(id, record.lastSeq);
   }
 
@@ -298,9 +310,9 @@ export class Reconciler {
       stored = cached.record;
       kvRevision = cached.kvRevision;
     } else {
-      const entry = await this.ctx.deployments.get(id);
-      stored = parseProjection(entry);
-      kvRevision = stored && entry ? entry.revision : 0;
+      const fromKv = await readProjection(this.ctx, id);
+      stored = fromKv?.record;
+      kvRevision = fromKv?.revision ?? 0;
     }
     const savedSeq = cached ? cached.savedSeq : (stored?.lastSeq ?? 0);
     const before = stored && this.opts.metrics ? snapshot(stored) : undefined;
@@ -314,7 +326,7 @@ export class Reconciler {
     const loaded = await catchUp(this.ctx, id, stored, kvRevision, onInvalid, until);
     if (!loaded) return undefined;
     let { record } = loaded;
-    const entry: Cached = cached ?? { record, kvRevision, savedSeq, savedAt: 0, reconciledAt: 0 };
+    const entry: Cached = cached ?? { record, kvRevision, savedSeq, savedAt: 0, reconciledAt: 0, shards: { digests: [], revisions: [] } };
     entry.record = record;
     this.#cache.set(id, entry);
     // Commands of targets dispatched in this pass, published as soon as
@@ -327,6 +339,7 @@ export class Reconciler {
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
         agentLiveMs: this.opts.agentLiveMs,
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,
+        eventBudgetBytes: eventBudget(this.ctx.nc),
       });
       if (planned.length === 0) break;
       // A delivery timeout or a cancel of a dispatched target races its
@@ -390,7 +403,7 @@ export class Reconciler {
       const wait = entry.kvRevision === 0 || terminal ? 0 : entry.savedAt + SAVE_INTERVAL_MS - Date.now();
       if (wait <= 0) {
         try {
-          entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
+          entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision, entry.shards);
         } catch (err) {
           // Too large for the server: retrying would fail for ever (and, by
           // failing the reconcile, nak its event for ever). Go on without it.
@@ -546,7 +559,7 @@ export class Reconciler {
     await Promise.allSettled([...this.#slots.values()].map((s) => s.running));
     // Deferred projection writes, best effort (a lagging projection is caught up on read anyway).
     await Promise.allSettled(
-      [...this.#cache.values()].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision)),
+      [...this.#cache.values()].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision, c.shards)),
     );
   }
 }
