@@ -142,7 +142,8 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
         batch.push(id);
         bytes += id.length + 3;
       }
-      batches.push(batch.length === 1 ? { type: "target.dispatched", agentId: batch[0]! } : { type: "targets.dispatched", agentIds: batch });
+      // (None: a canary wave waiting for its promote has free slots and no target to give them.)
+      if (batch.length > 0) batches.push(batch.length === 1 ? { type: "target.dispatched", agentId: batch[0]! } : { type: "targets.dispatched", agentIds: batch });
       return batches;
     }
   }
