@@ -166,7 +166,9 @@ describe(`a deployment of ${DEAD + LIVE.length} targets on a server with default
     expect(largestEvent).toBeLessThanOrEqual(budget - 1024);
     expect(largestKv).toBeLessThanOrEqual(maxPayload - 1024);
     expect(shards).toBe(Math.ceil((DEAD + LIVE.length) / 1000));
+    const r0 = performance.now();
     const kv = await readProjection({ deployments }, created.id!);
+    console.log(`[large] reading the projection (summary and shards) in the test process: ${(performance.now() - r0).toFixed(0)} ms`);
     expect(kv).toBeDefined();
     const folded = foldAll(events);
     expect(kv!.record.lastSeq).toBe(folded!.lastSeq);
