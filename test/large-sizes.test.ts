@@ -144,4 +144,30 @@ describe(`a deployment of ${MAX_TARGETS} targets with the longest ids`, () => {
     );
     expect(() => checkCreationFits({ nc: undefined as never }, { ...bigSpec(), targets: [...targets, "one-more"] })).toThrow(/over the 100000 a deployment may have/);
   });
+
+  it("a creator that died half-way leaves chunks no created event lists: the fold ignores them, and a chunk after the created event", () => {
+    const spec = bigSpec();
+    const split = splitSpec(spec, budget);
+    const held: HeldChunks = new Map();
+    const at = (seq: number, source: string, body: EventBody): { seq: number; time: string; source: string; event: ReturnType<typeof makeEvent> } => ({ seq, time: heartbeat, source, event: makeEvent(id, body) });
+    // Attempt 1 wrote two chunks and died; attempt 2 wrote them all, then the created event.
+    foldEvent(undefined, at(1, "targets", { type: "deployment.targets", agentIds: ["orphan-1"] }), held);
+    foldEvent(undefined, at(2, "targets", split.chunks[0]!), held);
+    const seqs = split.chunks.map((c, i) => {
+      foldEvent(undefined, at(10 + i, "targets", c), held);
+      return 10 + i;
+    });
+    // A created event naming a chunk that was not read is no deployment.
+    const missing = foldEvent(undefined, at(500, "coordinator", { type: "deployment.created", spec: { ...split.created, targetChunks: [...seqs.slice(1), 499] } }), new Map(held));
+    expect(missing.record).toBeUndefined();
+    expect(missing.ignored).toMatch(/target chunk at sequence 499 was not read/);
+    const { record } = foldEvent(undefined, at(501, "coordinator", { type: "deployment.created", spec: { ...split.created, targetChunks: seqs } }), held);
+    expect(record!.spec.targets).toEqual(spec.targets);
+    expect(record!.targets["orphan-1"]).toBeUndefined();
+    // A chunk written after (a slow creator that lost): changes nothing but the sequence bookkeeping.
+    const late = foldEvent(record, at(502, "targets", { type: "deployment.targets", agentIds: ["late-1"] }));
+    expect(late.ignored).toMatch(/not part of it/);
+    expect(record!.targets["late-1"]).toBeUndefined();
+    expect(record!.spec.targets).toHaveLength(MAX_TARGETS);
+  });
 });
