@@ -6,7 +6,6 @@
 // agent's progress lines are cut to fit an event.
 import { writeFile, chmod } from "node:fs/promises";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
@@ -19,13 +18,11 @@ describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
   let stack: Stack;
   let nc: NatsConnection;
   let agents: KV;
-  let deployments: KV;
 
   beforeAll(async () => {
     stack = await Stack.start({ agents: ["a1"], natsConfigText: `max_payload: ${MAX_PAYLOAD}\njetstream {\n  sync_interval: always\n}\n` });
     nc = await connect({ servers: stack.nats.url });
     agents = await new Kvm(nc).open("deploy_agents");
-    deployments = await new Kvm(nc).open("deploy_deployments");
   });
   afterAll(async () => {
     await nc?.close();
@@ -45,26 +42,27 @@ describe(`a server with max_payload ${MAX_PAYLOAD}`, () => {
     for (let i = 0; i < 200 && (await client.agents({ environment })).agents.length < n; i++) await new Promise((r) => setTimeout(r, 50));
   }
 
-  async function keys(): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await deployments.keys()) out.push(k);
-    return out.sort();
-  }
-
-  it("CreateDeployment refuses a deployment.created over the limit with RESOURCE_EXHAUSTED naming it, and writes nothing", async () => {
+  it("a deployment whose targets do not fit one event is recorded in chunks that each fit, and runs", async () => {
+    // 400 targets were refused here before chunking (a 5 KB deployment.created
+    // over the 3,072 bytes an event may take); what CreateDeployment still
+    // refuses on such a server is checked in test/large-sizes.test.ts.
     await fakeAgents("big", 400);
-    const before = await keys();
     const client = stack.client();
-    const err = await client.create({ requestId: "too-big-1", app: "web", environment: "big", changeset: { version: "v1" } }).then(
-      () => {
-        throw new Error("expected a refusal");
-      },
-      (e: grpc.ServiceError) => e,
-    );
-    expect(err.code, err.details).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(err.details).toMatch(/^targets: the deployment of 400 target\(s\) would be recorded as a \d+-byte deployment\.created event, over the 3072 bytes an event may take \(DEPLOY_EVENTS max_msg_size 262144, server max_payload 4096\); deploy to at most about \d+ targets at a time$/);
-    // No lock, no request mapping, no deployment.
-    expect(await keys()).toEqual(before);
+    const d = await client.create({ requestId: "big-1", app: "web", environment: "big", changeset: { version: "v1" }, strategy: { maxConcurrency: 400, deliveryTimeout: { seconds: 1 } } });
+    expect(d.targetCount).toBe(400);
+    const done = await client.waitTerminal(d.id!, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.counts).toEqual([{ state: "TARGET_STATE_TIMED_OUT", count: 400 }]);
+    const events = await client.events(d.id!);
+    const chunks = events.filter((e) => e.type === "deployment.targets");
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(chunks.map((e) => Number(/^(\d+) target/.exec(e.message ?? "")?.[1])).reduce((a, b) => a + b, 0)).toBe(400);
+    // Every message of the deployment in DEPLOY_EVENTS is within the server's max_payload.
+    const jsm = await jetstreamManager(nc);
+    for (const e of events) {
+      const m = await jsm.streams.getMessage("DEPLOY_EVENTS", { seq: Number(e.sequence) });
+      expect(m!.data.length, e.type).toBeLessThanOrEqual(MAX_PAYLOAD - 1024);
+    }
   });
 
   it("a deployment whose projection is over the limit still finishes (not stored, warned), and the next one too", async () => {

@@ -3,8 +3,9 @@
 import type { JetStreamManager, MsgRequest, StoredMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { foldEvent, skipUnreadable, type DeploymentRecord, type StoredEvent } from "../../services/shared/src/fold.js";
+import { foldEvent, skipUnreadable, type DeploymentRecord, type HeldChunks, type StoredEvent } from "../../services/shared/src/fold.js";
 import { parseEvent } from "../../services/shared/src/schemas.js";
+import { readProjection as readStoredProjection } from "../../services/shared/src/js/loadDeployment.js";
 
 export interface RunEvent extends StoredEvent {
   deploymentId: string;
@@ -64,10 +65,11 @@ export function foldRun(all: RunEvents, id: string): DeploymentRecord | undefine
   const readable = all.get(id) ?? [];
   const bad = all.unreadable.get(id) ?? [];
   let rec: DeploymentRecord | undefined;
+  const held: HeldChunks = new Map();
   let j = 0;
   for (const e of readable) {
     for (; j < bad.length && bad[j]!.seq < e.seq; j++) skipUnreadable(rec, bad[j]!);
-    rec = foldEvent(rec, e).record;
+    rec = foldEvent(rec, e, held).record;
   }
   for (; j < bad.length; j++) skipUnreadable(rec, bad[j]!);
   return rec;
@@ -78,10 +80,10 @@ export function deploymentsOf(all: RunEvents): string[] {
   return [...new Set([...all.keys(), ...all.unreadable.keys()])];
 }
 
+/** The projection as stored: one value, or a large deployment's summary and shards put together (projectionShards.ts). */
 export async function readProjection(nc: NatsConnection, id: string): Promise<DeploymentRecord | undefined> {
-  const kv = await new Kvm(nc).open("deploy_deployments");
-  const e = await kv.get(id);
-  return e && e.operation === "PUT" ? e.json<DeploymentRecord>() : undefined;
+  const deployments = await new Kvm(nc).open("deploy_deployments");
+  return (await readStoredProjection({ deployments }, id))?.record;
 }
 
 /** JSON with sorted keys, so two records compare by content. */

@@ -47,7 +47,15 @@ import {
   PreconditionError,
   ACTIVE_FILTER,
   activeKey,
+  appendEvent,
   appendMadeEvent,
+  DEFAULT_START_LEASE_MS,
+  ENVELOPE_BYTES,
+  MAX_TARGETS,
+  splitProblem,
+  splitSpec,
+  TARGETS_SOURCE,
+  type HeldChunks,
   kvLastValues,
   eventBudget,
   EVENTS_MAX_MSG_SIZE,
@@ -72,6 +80,7 @@ import {
 import type { KvEntry } from "@nats-io/kv";
 import type { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { Registry } from "./registry.js";
+import { buildCommand } from "./rollout/publishCommand.js";
 import { requestHash, requestKeyOf, type CreateInput } from "./requests.js";
 import { resolveStrategy, resolveTargets, type ResolvedTargets } from "./resolveRequest.js";
 
@@ -217,12 +226,35 @@ export async function releaseLock(ctx: JsContext, key: string, deploymentId: str
  * projection is not written here: the reconciler this record is handed to
  * writes it in its first pass (ListDeployments finds a deployment without
  * one through its lock), so the answer waits one round trip less.
+ *
+ * A deployment too large for one event (targetChunks.ts) first writes its
+ * target chunks on deploy.evt.<id>.targets, together (one round trip), each
+ * with a Nats-Msg-Id of this attempt (a publish retried after a lost reply
+ * is dropped by the server); then the created event, listing the chunks'
+ * sequences, is the commit point: before it the deployment does not exist
+ * (reads, the lock's holder check and every retry see no deployment). A
+ * creator that dies half-way leaves chunks no created event lists, which the
+ * fold ignores; the retry of the request (its mapping is recorded) writes
+ * its own chunks and created event, and of two such writers only one
+ * created event is stored (expected last subject sequence 0).
+ *
  * `serverNow`: the servers' clock now; the created event's time is the
  * deployment's createdAt, so it is on the servers' clock like every other
  * time of the deployment.
  */
 async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: number): Promise<Created> {
-  const event = { ...makeEvent(spec.id, { type: "deployment.created", spec }), time: new Date(serverNow).toISOString() };
+  const split = splitSpec(spec, eventBudget(ctx.nc));
+  const held: HeldChunks = new Map();
+  let created = split.created;
+  if (split.chunks.length > 0) {
+    const attempt = randomBytes(4).toString("hex");
+    const seqs = await Promise.all(
+      split.chunks.map((c, i) => appendEvent(ctx, spec.id, c, { source: TARGETS_SOURCE, msgId: `${spec.id}.targets.${attempt}.${i}` })),
+    );
+    split.chunks.forEach((c, i) => held.set(seqs[i]!, { agentIds: c.agentIds, ...(c.offline ? { offline: c.offline } : {}) }));
+    created = { ...split.created, targetChunks: seqs };
+  }
+  const event = { ...makeEvent(spec.id, { type: "deployment.created", spec: created }), time: new Date(serverNow).toISOString() };
   let seq = 0;
   try {
     seq = await appendMadeEvent(ctx, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
@@ -232,11 +264,13 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: numb
   }
   if (seq > 0) {
     // Ours: the created event is the deployment's first, so folding it alone
-    // is the record (its createdAt is the event's own time: fold.ts), with
-    // no round trip; loadDeployment would take 3 (KV get, last sequence,
-    // next event).
+    // (with the chunks it lists, in hand) is the record (its createdAt is
+    // the event's own time: fold.ts), with no round trip; loadDeployment
+    // would take 3 (KV get, last sequence, next event).
     const time = new Date().toISOString(); // the stream's time; unused by a created event's fold
-    return { record: foldEvent(undefined, { seq, time, source: COORDINATOR_SOURCE, event }).record!, kvRevision: 0 };
+    const folded = foldEvent(undefined, { seq, time, source: COORDINATOR_SOURCE, event }, held);
+    if (!folded.record) throw new ConflictError(`deployment ${spec.id} could not be folded from its created event (${folded.ignored ?? "?"}); retry`);
+    return { record: folded.record, kvRevision: 0 };
   }
   const loaded = await loadDeployment(ctx, spec.id);
   if (!loaded) throw new ConflictError(`deployment ${spec.id} was not readable after creation; retry`);
@@ -317,7 +351,7 @@ export async function createDeployment(
       targets = resolveTargets(input, registry, registry.clock.now());
       // The release to revert to is read again once the lock is ours (a
       // deployment of the pair may succeed in between); this one sizes the event.
-      checkCreatedFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
+      checkCreationFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
       lock = await takeLock(ctx, input, mine, fleet, () => registry.clock.now());
     } catch (err) {
       const answer = await accepted();
@@ -362,20 +396,29 @@ async function revertTarget(input: CreateInput, fleet: FleetOptions): Promise<Re
 }
 
 /**
- * deployment.created holds the whole spec, every target included: one that
- * the server would refuse is refused here, before the lock or anything else
+ * Every message a creation writes, sized before the lock or anything else
  * is written (it used to fail after the lock and the request mapping, so
- * every retry of the request failed too).
+ * every retry of the request failed too): the created event and the target
+ * chunks (targetChunks.ts: what still grows with the targets is the number
+ * of chunks), and a command (one per target: the changeset and the longest
+ * agent id). The request's fields are bounded by validation (requests.ts),
+ * so none of this fails on a default server; it does on one whose
+ * max_payload is set very low, and then says which limit.
  */
-function checkCreatedFits(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec): void {
-  const bytes = encode(makeEvent(spec.id, { type: "deployment.created", spec })).length;
+export function checkCreationFits(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec): void {
+  const limits = `(DEPLOY_EVENTS max_msg_size ${EVENTS_MAX_MSG_SIZE}, server max_payload ${maxPayload(ctx.nc)})`;
+  if (spec.targets.length > MAX_TARGETS) {
+    throw new ResourceExhaustedError(`targets: the request resolves to ${spec.targets.length} targets, over the ${MAX_TARGETS} a deployment may have; narrow it with a selector`);
+  }
   const budget = eventBudget(ctx.nc);
-  if (bytes <= budget) return;
-  const perTarget = Math.max(1, Math.ceil(bytes / Math.max(1, spec.targets.length)));
-  throw new ResourceExhaustedError(
-    `targets: the deployment of ${spec.targets.length} target(s) would be recorded as a ${bytes}-byte deployment.created event, over the ${budget} bytes an event may take ` +
-      `(DEPLOY_EVENTS max_msg_size ${EVENTS_MAX_MSG_SIZE}, server max_payload ${maxPayload(ctx.nc)}); deploy to at most about ${Math.floor(budget / perTarget)} targets at a time`,
-  );
+  const problem = splitProblem(splitSpec(spec, budget), budget);
+  if (problem) throw new ResourceExhaustedError(`targets: the deployment of ${spec.targets.length} target(s) cannot be recorded: ${problem} ${limits}`);
+  const longest = spec.targets.reduce((a, b) => (b.length > a.length ? b : a), "");
+  const command = encode(buildCommand(spec, longest, DEFAULT_START_LEASE_MS)).length;
+  const commandBudget = maxPayload(ctx.nc) - ENVELOPE_BYTES;
+  if (command > commandBudget) {
+    throw new ResourceExhaustedError(`changeset: a command would be ${command} bytes, over the ${commandBudget} bytes a message may take (server max_payload ${maxPayload(ctx.nc)})`);
+  }
 }
 
 function specOf(

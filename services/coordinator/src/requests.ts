@@ -23,10 +23,12 @@ import {
   type RestoredRelease,
   type Selector,
   DEFAULT_MAX_PAUSE_MS,
+  MAX_TARGETS,
+  TARGET_STATES,
+  type TargetState,
 } from "../../shared/src/index.js";
 
 const MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000;
-const MAX_TARGETS = 100_000;
 
 export interface CreateInput {
   requestId: string;
@@ -240,6 +242,43 @@ export function validateList(req: unknown): ListInput {
     out.pageSize = r.pageSize;
   }
   if (r.pageToken) out.pageToken = asToken(r.pageToken, "page_token");
+  return out;
+}
+
+/** GetDeployment's page of targets (convert.ts targetPage). */
+export interface TargetPageInput {
+  pageSize: number;
+  /** Index in the rollout order (spec.targets) to start from. */
+  start: number;
+  state?: TargetState;
+}
+
+/** Targets a page holds unless asked for fewer or more: every target of a deployment of up to this many, as before paging. */
+export const DEFAULT_TARGET_PAGE = 1000;
+export const MAX_TARGET_PAGE = 10_000;
+
+export function validateTargetPage(req: unknown): TargetPageInput {
+  const r = asObject(req ?? {}, "request");
+  const out: TargetPageInput = { pageSize: DEFAULT_TARGET_PAGE, start: 0 };
+  if (r.pageSize !== undefined && r.pageSize !== 0) {
+    if (typeof r.pageSize !== "number" || !Number.isInteger(r.pageSize) || r.pageSize < 1 || r.pageSize > MAX_TARGET_PAGE) {
+      throw new ValidationError("page_size", `must be between 1 and ${MAX_TARGET_PAGE}`);
+    }
+    out.pageSize = r.pageSize;
+  }
+  if (r.pageToken !== undefined && r.pageToken !== "") {
+    const t = asString(r.pageToken, "page_token", { maxLength: 32 });
+    // The token is the index of the next target in rollout order ("t<index>").
+    const m = /^t(0|[1-9][0-9]{0,8})$/.exec(t);
+    if (!m) throw new ValidationError("page_token", "is not a token GetDeployment returned (next_page_token)");
+    out.start = Number(m[1]);
+  }
+  if (r.targetState !== undefined && r.targetState !== "TARGET_STATE_UNSPECIFIED" && r.targetState !== 0) {
+    const raw = asString(r.targetState, "target_state", { maxLength: 64 });
+    const st = raw.replace(/^TARGET_STATE_/, "");
+    if (!(TARGET_STATES as readonly string[]).includes(st)) throw new ValidationError("target_state", `unknown state ${raw}`);
+    out.state = st as TargetState;
+  }
   return out;
 }
 

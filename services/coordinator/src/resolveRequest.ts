@@ -52,7 +52,8 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
     });
     if (input.offlineAllowed) return withOffline(input.targets.map((id) => registry.get(id)!), registry, now);
     const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
-    if (dead.length > 0) throw new PreconditionError(`target(s) not live (no recent heartbeat): ${dead.join(", ")}`);
+    // Named up to 20: the error of a 100,000-target request stays readable (and under gRPC's limits).
+    if (dead.length > 0) throw new PreconditionError(`${dead.length} target(s) not live (no recent heartbeat): ${dead.slice(0, 20).join(", ")}${dead.length > 20 ? ", …" : ""}`);
     return { targets: input.targets, offline: {} };
   }
   const registered = registry.list({ app: input.app, environment: input.environment });

@@ -141,8 +141,9 @@ export class Client {
   createDeployment(req: CreateDeploymentRequestInput): Promise<DeploymentMsg> {
     return this.#unary("CreateDeployment", req);
   }
-  getDeployment(deploymentId: string): Promise<DeploymentMsg> {
-    return this.#unary("GetDeployment", { deploymentId });
+  /** `page`: which targets (GetDeploymentRequest page_size, page_token, target_state); default the first 1,000. */
+  getDeployment(deploymentId: string, page: { pageSize?: number; pageToken?: string; targetState?: string } = {}): Promise<DeploymentMsg> {
+    return this.#unary("GetDeployment", { deploymentId, ...page });
   }
   listDeployments(req: ListDeploymentsRequest): Promise<DeploymentsMsg> {
     return this.#unary("ListDeployments", req);

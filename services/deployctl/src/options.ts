@@ -126,6 +126,14 @@ export function parseDeploymentState(v: string): string {
   return `DEPLOYMENT_STATE_${s.toUpperCase()}`;
 }
 
+const TARGET_STATES = ["pending", "dispatched", "applying", "succeeded", "failed", "timed_out", "cancelled", "skipped"];
+
+export function parseTargetState(v: string): string {
+  const s = v.trim().toLowerCase().replace(/^target_state_/, "").replace("-", "_");
+  if (!TARGET_STATES.includes(s)) throw new InvalidArgumentError(`"${v}" is not one of ${TARGET_STATES.join(", ")}`);
+  return `TARGET_STATE_${s.toUpperCase()}`;
+}
+
 /** Deployment ids are subject tokens; checked here too because one names the state file. */
 export function parseDeploymentId(v: string): string {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(v)) throw new InvalidArgumentError(`"${v}" is not a deployment id`);

@@ -1,7 +1,7 @@
 // The command line: commander defines every command and option; usage
 // errors are reported on one line and end with exit code 2.
 import { Argument, Command, CommanderError, Option } from "commander";
-import { agentsCommand, artifactsCommand, getCommand, listCommand } from "./commands/inspect.js";
+import { agentsCommand, artifactsCommand, getCommand, listCommand, type GetOptions } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
 import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
@@ -12,7 +12,7 @@ import { watchCommand } from "./commands/watch.js";
 import { withStrategyOptions } from "./commands/strategy.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
 import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
-import { intOption, listOption, parseDeploymentId, parseDeploymentState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
+import { intOption, listOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
 
 /**
  * A subcommand whose usage errors point at its own help (commander copies
@@ -72,9 +72,14 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--after <sequence>", "show events after this sequence (0: the whole history)", intOption(0, Number.MAX_SAFE_INTEGER)),
   ).action((id: string, o: { after?: number; json?: boolean; coordinator?: string }) => run(watchCommand(id, o)));
 
-  withCommonOptions(subcommand(program, "get").description("show a deployment and its targets").argument("<id>", "deployment id", parseDeploymentId)).action(
-    (id: string, o: { json?: boolean; coordinator?: string }) => run(getCommand(id, o)),
-  );
+  withCommonOptions(
+    subcommand(program, "get")
+      .description("show a deployment, its targets counted by state, and a page of its targets")
+      .argument("<id>", "deployment id", parseDeploymentId)
+      .option("--page-size <n>", "targets to show (default 1000, at most 10000)", intOption(1, 10_000))
+      .option("--page-token <token>", "show the page of targets this token names (printed under a page that has more)")
+      .option("--state <state>", "only targets in this state: pending, dispatched, applying, succeeded, failed, timed_out, cancelled, skipped", parseTargetState),
+  ).action((id: string, o: GetOptions) => run(getCommand(id, o)));
 
   withCommonOptions(
     subcommand(program, "list")

@@ -10,7 +10,7 @@
 // created event is folded), so CreateDeployment answers with the record
 // folded from the event it holds, without reading it back for the stream's
 // time (one round trip). No timeout counts from createdAt.
-import { DEPLOYMENT_SCHEMA, COORDINATOR_SOURCE } from "./names.js";
+import { DEPLOYMENT_SCHEMA, COORDINATOR_SOURCE, TARGETS_SOURCE } from "./names.js";
 import {
   isTerminalDeployment,
   isTerminalTarget,
@@ -101,22 +101,58 @@ function target(rec: DeploymentRecord, agentId: string): TargetRecord | undefine
  * Folds one event into `rec`, mutating it (a rollout of 10,000 targets folds
  * 40,000 events; copying the record each time would be quadratic).
  */
-export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent): FoldResult {
+/**
+ * A large deployment's target chunks (deployment.targets) read before its
+ * created event, by stream sequence: whoever folds a deployment from its
+ * first event passes one (empty) map and the same map for every event, and
+ * deployment.created takes the chunks it lists from it. Empty for a
+ * deployment whose targets are in its created event.
+ */
+export type HeldChunks = Map<number, { agentIds: string[]; offline?: Record<string, string> }>;
+
+/**
+ * The spec of a created event with its chunked targets filled in from
+ * `held`, or why it cannot be (a chunk not read, a count that does not add
+ * up: a created event no creator writes).
+ */
+export function assembleSpec(spec: DeploymentSpec, held: HeldChunks | undefined): DeploymentSpec | string {
+  if (spec.targetChunks === undefined) return spec;
+  const targets: string[] = [];
+  const offline: Record<string, string> = {};
+  for (const seq of spec.targetChunks) {
+    const c = held?.get(seq);
+    if (!c) return `its target chunk at sequence ${seq} was not read`;
+    for (const id of c.agentIds) targets.push(id);
+    if (c.offline) Object.assign(offline, c.offline);
+  }
+  if (targets.length !== spec.targetCount) return `its target chunks hold ${targets.length} targets, not targetCount ${spec.targetCount}`;
+  if (new Set(targets).size !== targets.length) return "its target chunks repeat a target";
+  return { ...spec, targets, ...(Object.keys(offline).length > 0 ? { offlineTargets: offline } : {}) };
+}
+
+export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent, held?: HeldChunks): FoldResult {
   const e = se.event;
   if (rec === undefined) {
+    if (e.type === "deployment.targets" && se.source === TARGETS_SOURCE) {
+      held?.set(se.seq, { agentIds: e.agentIds, ...(e.offline ? { offline: e.offline } : {}) });
+      return { record: undefined, ignored: "target chunk held until its deployment.created" };
+    }
     if (e.type !== "deployment.created") return { record: undefined, ignored: `${e.type} before deployment.created` };
     if (se.source !== COORDINATOR_SOURCE) return { record: undefined, ignored: `deployment.created from ${se.source}` };
+    const spec = assembleSpec(e.spec, held);
+    if (typeof spec === "string") return { record: undefined, ignored: `deployment.created: ${spec}` };
+    held?.clear();
     const targets: Record<string, TargetRecord> = {};
-    for (const id of e.spec.targets) targets[id] = { state: "PENDING", message: "" };
+    for (const id of spec.targets) targets[id] = { state: "PENDING", message: "" };
     // Registered but not live when the deployment was created: a target all
     // the same, recorded as skipped with the reason, never dropped silently.
-    for (const [id, lastHeartbeat] of Object.entries(e.spec.offlineTargets ?? {})) {
+    for (const [id, lastHeartbeat] of Object.entries(spec.offlineTargets ?? {})) {
       if (targets[id]) targets[id] = { state: "SKIPPED", message: `${OFFLINE_AT_CREATION}: last heartbeat ${lastHeartbeat}`, finishedAt: e.time };
     }
     return {
       record: {
         schema: DEPLOYMENT_SCHEMA,
-        spec: e.spec,
+        spec,
         state: "PENDING",
         message: "",
         cancelRequested: false,
@@ -191,12 +227,14 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
   } else if (isRaceDecision(e)) {
     // On the coordinator subject (before the per-target race) or on the target's own.
     if (se.source !== COORDINATOR_SOURCE && (!("agentId" in e) || se.source !== e.agentId)) return `${e.type} from ${se.source} about another agent`;
-  } else if (se.source !== COORDINATOR_SOURCE) {
+  } else if (se.source !== COORDINATOR_SOURCE && !(e.type === "deployment.targets" && se.source === TARGETS_SOURCE)) {
     return `${e.type} may only come from a coordinator, not ${se.source}`;
   }
   switch (e.type) {
     case "deployment.created":
       return "deployment already created";
+    case "deployment.targets":
+      return "target chunk after deployment.created: not part of it";
     case "deployment.started":
       if (rec.state !== "PENDING") return `deployment is ${rec.state}`;
       rec.state = "RUNNING";
@@ -373,7 +411,8 @@ export function canaryTargetsOf(rec: DeploymentRecord): string[] {
 
 export function foldAll(events: Iterable<StoredEvent>): DeploymentRecord | undefined {
   let rec: DeploymentRecord | undefined;
-  for (const se of events) rec = foldEvent(rec, se).record;
+  const held: HeldChunks = new Map();
+  for (const se of events) rec = foldEvent(rec, se, held).record;
   return rec;
 }
 

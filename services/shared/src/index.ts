@@ -7,6 +7,8 @@ export * from "./identity.js";
 export * from "./selector.js";
 export * from "./amounts.js";
 export * from "./fold.js";
+export * from "./targetChunks.js";
+export * from "./projectionShards.js";
 export * from "./log.js";
 export * from "./validate.js";
 export * from "./js/context.js";

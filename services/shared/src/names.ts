@@ -38,6 +38,13 @@ export const COORDINATORS_BUCKET = "deploy_coordinators";
 export const COORDINATOR_CONSUMER = "coordinator";
 /** Source token of events written by coordinators. */
 export const COORDINATOR_SOURCE = "coordinator";
+/**
+ * Source token of a large deployment's target chunks (deployment.targets),
+ * written by its creating coordinator before deployment.created: a subject
+ * of their own, so the created event's compare-and-set on the coordinator
+ * subject (expected last sequence 0: created at most once) is unchanged.
+ */
+export const TARGETS_SOURCE = "targets";
 
 export const COMMAND_SCHEMA = "deploy.command.v1";
 export const EVENT_SCHEMA = "deploy.event.v1";
@@ -74,7 +81,7 @@ export const TOKEN_RULE = "1-64 characters from A-Z a-z 0-9 _ - (a NATS subject 
  * publish, and be read, as the coordinator. Refused wherever an id enters:
  * agent config, credentials generation, the API, every parsed message.
  */
-export const RESERVED_AGENT_IDS: readonly string[] = [COORDINATOR_SOURCE];
+export const RESERVED_AGENT_IDS: readonly string[] = [COORDINATOR_SOURCE, TARGETS_SOURCE];
 
 /** Why `s` cannot be an agent id, or undefined when it can. */
 export function agentIdProblem(s: string): string | undefined {
@@ -131,6 +138,12 @@ export const ACTIVE_FILTER = "active.>";
  */
 export const indexKey = (app: string, environment: string, deploymentId: string): string => `idx.${app}.${environment}.${deploymentId}`;
 export const indexFilter = (app?: string, environment?: string): string => `idx.${app ?? "*"}.${environment ?? "*"}.*`;
+
+/**
+ * One shard of a large deployment's projection (js/projection.ts): the
+ * deployment's key holds a summary, these its targets in fixed-size pieces.
+ */
+export const shardKey = (deploymentId: string, index: number): string => `shard.${deploymentId}.${index}`;
 
 /** Key in deploy_releases of an (app, environment). */
 export const releaseKey = (app: string, environment: string): string => `${app}.${environment}`;

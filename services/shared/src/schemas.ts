@@ -97,7 +97,21 @@ export interface DeploymentSpec {
   environment: string;
   changeset: Changeset;
   strategy: Strategy;
+  /**
+   * Every target, in rollout order. In a deployment.created event whose
+   * targets are chunked (targetChunks) it is empty there, and the fold fills
+   * it in from the chunks: a folded record always holds them all.
+   */
   targets: string[];
+  /**
+   * A large deployment's created event lists its targets (and offline
+   * targets) in deployment.targets events instead of here: the stream
+   * sequences of those chunks, in order, all stored before the created event
+   * (the commit point). Absent when the targets fit in the created event.
+   */
+  targetChunks?: number[];
+  /** With targetChunks: how many targets the chunks hold (checked by the fold). */
+  targetCount?: number;
   /**
    * Who asked: the authenticated identity (a token's name, a client
    * certificate's CN, or "anonymous (development mode)"), never what the
@@ -182,6 +196,19 @@ function parseOfflineTargets(v: unknown, field: string, targets: readonly string
   return out;
 }
 
+/** The most targets one deployment may have (CreateDeploymentRequest: requests.ts). */
+export const MAX_TARGETS = 100_000;
+/** The most deployment.targets chunks one deployment may have: 100,000 targets of the longest id fit in ~30. */
+export const MAX_TARGET_CHUNKS = 1000;
+/** The most targets one deployment.targets chunk may name (chunks are cut by bytes first: limits.ts). */
+export const MAX_CHUNK_TARGETS = 20_000;
+
+function asIntArray(v: unknown, field: string, maxItems: number): number[] {
+  if (!Array.isArray(v)) throw new ValidationError(field, "must be an array");
+  if (v.length === 0 || v.length > maxItems) throw new ValidationError(field, `must have 1 to ${maxItems} items`);
+  return v.map((x, i) => asInt(x, `${field}[${i}]`, 1, Number.MAX_SAFE_INTEGER));
+}
+
 function parseStrategy(v: unknown, field: string): Strategy {
   const o = asObject(v, field);
   return {
@@ -224,7 +251,9 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     environment: asToken(o.environment, `${field}.environment`),
     changeset: parseChangeset(o.changeset, `${field}.changeset`),
     strategy: parseStrategy(o.strategy, `${field}.strategy`),
-    targets: asStringArray(o.targets, `${field}.targets`, asAgentId),
+    targets: asStringArray(o.targets, `${field}.targets`, asAgentId, MAX_TARGETS),
+    ...(o.targetChunks === undefined ? {} : { targetChunks: asIntArray(o.targetChunks, `${field}.targetChunks`, MAX_TARGET_CHUNKS) }),
+    ...(o.targetCount === undefined ? {} : { targetCount: asInt(o.targetCount, `${field}.targetCount`, 1, MAX_TARGETS) }),
     requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, MAX_IDENTITY_LENGTH) ?? "",
     ...(o.requestedByVia === undefined ? {} : { requestedByVia: asEnum(o.requestedByVia, `${field}.requestedByVia`, IDENTITY_SOURCES) }),
     ...(o.requestedByNote === undefined ? {} : { requestedByNote: asString(o.requestedByNote, `${field}.requestedByNote`, { maxLength: 256, allowEmpty: true }) }),
@@ -291,6 +320,14 @@ export function parseCommand(data: Uint8Array | string): Command {
 
 export type EventBody =
   | { type: "deployment.created"; spec: DeploymentSpec }
+  /**
+   * A chunk of a large deployment's targets, in rollout order, with those of
+   * them offline at creation (agent id → last heartbeat). Written on
+   * deploy.evt.<id>.targets before deployment.created, which lists the
+   * sequences of the chunks it is made of (spec.targetChunks); a chunk it
+   * does not list (left by a creator that died half-way) changes nothing.
+   */
+  | { type: "deployment.targets"; agentIds: string[]; offline?: Record<string, string> }
   | { type: "deployment.started" }
   | { type: "target.dispatched"; agentId: string }
   | { type: "targets.dispatched"; agentIds: string[] }
@@ -342,6 +379,11 @@ function parseEventBody(o: Obj): EventBody {
   switch (type) {
     case "deployment.created":
       return { type, spec: parseSpec(o.spec, "event.spec") };
+    case "deployment.targets": {
+      const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asAgentId(s, f), MAX_CHUNK_TARGETS);
+      if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");
+      return { type, agentIds, ...(o.offline === undefined ? {} : { offline: parseOfflineTargets(o.offline, "event.offline", agentIds) }) };
+    }
     case "deployment.started":
       return { type };
     case "target.dispatched":

@@ -14,6 +14,7 @@ import {
 import type { AgentInput, DeploymentEventInput, DeploymentInput } from "../../../shared/src/proto.js";
 import type { ArtifactInfo } from "../artifacts/artifactStore.js";
 import type { AgentView } from "../registry.js";
+import { DEFAULT_TARGET_PAGE } from "../requests.js";
 import type { Artifact as ArtifactInput } from "../../../shared/src/gen/deploy/v1/Artifact.js";
 
 export function timestamp(iso: string | undefined): { seconds: string; nanos: number } | null {
@@ -36,11 +37,62 @@ const restoredMessage = (r: RestoredRelease | undefined): DeploymentInput["resto
       }
     : null;
 
+/** A page of targets: from index `start` of the rollout order, at most `pageSize`, only those in `state` when given. */
+export interface TargetPage {
+  pageSize: number;
+  start: number;
+  state?: TargetState;
+}
+
+/** What a page of targets may take: about half of gRPC's default 4 MiB receive limit, the rest for everything else. */
+export const TARGET_PAGE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The targets of one page and the token of the next (empty on the last).
+ * Without a page: the first DEFAULT_TARGET_PAGE (ListDeployments, and the
+ * answers of CancelDeployment and the other decisions): every target of a
+ * deployment of up to 1,000, as before paging; GetDeployment pages the rest.
+ */
+function targetPage(rec: DeploymentRecord, page: TargetPage): { targets: DeploymentInput["targets"]; next: string } {
+  const out: NonNullable<DeploymentInput["targets"]> = [];
+  const ids = rec.spec.targets;
+  let bytes = 0;
+  let i = page.start;
+  for (; i < ids.length && out.length < page.pageSize && bytes < TARGET_PAGE_BYTES; i++) {
+    const agentId = ids[i]!;
+    const t = rec.targets[agentId]!;
+    if (page.state !== undefined && t.state !== page.state) continue;
+    // Protobuf bytes are about the strings' lengths plus tags and times.
+    bytes += agentId.length + t.message.length + (t.lastOutput?.length ?? 0) + (t.lateResult?.length ?? 0) + 64;
+    out.push({
+      agentId,
+      state: targetStateEnum(t.state),
+      message: t.message,
+      dispatchedAt: timestamp(t.dispatchedAt),
+      startedAt: timestamp(t.startedAt),
+      finishedAt: timestamp(t.finishedAt),
+      lastOutput: t.lastOutput ?? "",
+      lateResult: t.lateResult ?? "",
+      rolledBack: t.rolledBack === true,
+    });
+  }
+  // Another target in the filter after this page? Only then a token.
+  let more = false;
+  for (let k = i; k < ids.length; k++) {
+    if (page.state === undefined || rec.targets[ids[k]!]!.state === page.state) {
+      more = true;
+      break;
+    }
+  }
+  return { targets: out, next: more ? `t${i}` : "" };
+}
+
 /** `revertedBy`: the automatic revert of this deployment, when one exists (looked up by the caller: rollback.ts revertRequestId). */
-export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = ""): DeploymentInput {
+export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page: TargetPage = { pageSize: DEFAULT_TARGET_PAGE, start: 0 }): DeploymentInput {
   const counts = countTargets(rec);
   const st = rec.spec.strategy;
   const requester = requesterOf(rec.spec);
+  const { targets, next } = targetPage(rec, page);
   return {
     id: rec.spec.id,
     requestId: rec.spec.requestId,
@@ -66,20 +118,9 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = ""): Dep
     },
     state: `DEPLOYMENT_STATE_${rec.state}`,
     message: rec.message,
-    targets: rec.spec.targets.map((agentId) => {
-      const t = rec.targets[agentId]!;
-      return {
-        agentId,
-        state: targetStateEnum(t.state),
-        message: t.message,
-        dispatchedAt: timestamp(t.dispatchedAt),
-        startedAt: timestamp(t.startedAt),
-        finishedAt: timestamp(t.finishedAt),
-        lastOutput: t.lastOutput ?? "",
-        lateResult: t.lateResult ?? "",
-        rolledBack: t.rolledBack === true,
-      };
-    }),
+    targets,
+    targetCount: rec.spec.targets.length,
+    nextPageToken: next,
     counts: TARGET_STATES.filter((s) => counts[s] > 0).map((s) => ({ state: targetStateEnum(s), count: counts[s] })),
     lastSequence: String(rec.lastSeq),
     createdAt: timestamp(rec.createdAt),
@@ -148,11 +189,15 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     case "deployment.created": {
       const { identity, note } = requesterOf(e.spec);
       message =
-        `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targets.length} target(s) in ${e.spec.environment}${e.spec.selector ? ` (selector ${e.spec.selector})` : ""}` +
+        `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targetCount ?? e.spec.targets.length} target(s) in ${e.spec.environment}${e.spec.selector ? ` (selector ${e.spec.selector})` : ""}` +
         `${identity ? `, requested by ${identity}` : ""}${note ? ` (note: ${note})` : ""}`;
       actor = identity;
       break;
     }
+    case "deployment.targets":
+      // Up to 20,000 ids: named by count only, so a watch's events stay small.
+      message = `${e.agentIds.length} target(s) recorded${e.offline ? ` (${Object.keys(e.offline).length} offline)` : ""}`;
+      break;
     case "targets.dispatched":
       message = `${e.agentIds.length} target(s): ${e.agentIds.slice(0, 8).join(", ")}${e.agentIds.length > 8 ? ", …" : ""}`;
       break;

@@ -23,6 +23,7 @@ import {
   validateReason,
   validateReleaseRequest,
   validateRollback,
+  validateTargetPage,
   type Defaults,
 } from "../requests.js";
 import { toAgentMessage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
@@ -92,10 +93,12 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     GetDeployment: call("GetDeployment", async (req) => {
-      const rec = await getDeployment(ctx, validateDeploymentId(req.deploymentId));
+      const id = validateDeploymentId(req.deploymentId);
+      const page = validateTargetPage(req);
+      const rec = await getDeployment(ctx, id);
       // The automatic revert of a FAILED deployment is found by its fixed request id (one KV get).
       const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(ctx, revertRequestId(rec.spec.id)) : undefined;
-      return toDeploymentMessage(rec, revertedBy ?? "");
+      return toDeploymentMessage(rec, revertedBy ?? "", page);
     }),
 
     ListDeployments: call("ListDeployments", async (req) => {

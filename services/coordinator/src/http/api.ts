@@ -26,7 +26,7 @@ import { revertRequestId } from "../releases/rollback.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
-import { validateAgentFilter, validateDeploymentId, validateList, validateReason } from "../requests.js";
+import { validateAgentFilter, validateDeploymentId, validateList, validateReason, validateTargetPage } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { afterSequenceOf, streamEvents } from "./events.js";
 import { HttpError, readJsonBody, sendJson } from "./respond.js";
@@ -115,10 +115,17 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     }
     if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
     if (parts.length === 2) {
+      // Paged as GetDeployment: ?pageSize=&pageToken=&targetState=
+      const pageSize = q.get("pageSize");
+      const page = validateTargetPage({
+        pageSize: pageSize === null ? undefined : Number(pageSize),
+        pageToken: q.get("pageToken") ?? undefined,
+        targetState: q.get("targetState") ?? undefined,
+      });
       const rec = await getDeployment(deps.ctx, id);
       // As GetDeployment: the automatic revert of a FAILED deployment, by its fixed request id.
       const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(deps.ctx, revertRequestId(rec.spec.id)) : undefined;
-      return sendJson(res, 200, toDeploymentMessage(rec, revertedBy ?? ""));
+      return sendJson(res, 200, toDeploymentMessage(rec, revertedBy ?? "", page));
     }
     if (parts[2] === "events") return streamEvents(deps, req, res, id, afterSequenceOf(req, q));
   }

@@ -13,6 +13,7 @@ import {
   isTerminalDeployment,
   loadDeployment,
   type DeploymentRecord,
+  type HeldChunks,
   type JsContext,
   type StoredEvent,
 } from "../../../shared/src/index.js";
@@ -83,6 +84,7 @@ export async function* watchDeployment(
   opts: { afterSeq: number; signal: AbortSignal; onRetry?: (err: unknown, attempt: number) => void },
 ): AsyncGenerator<WatchedEvent> {
   let rec: DeploymentRecord | undefined;
+  const held: HeldChunks = new Map();
   let seen = 0;
   let failingSince: number | undefined;
   for (let attempt = 0; ; attempt++) {
@@ -93,7 +95,7 @@ export async function* watchDeployment(
         failingSince = undefined;
         attempt = 0;
         if (e.invalid !== undefined) continue;
-        const { record, ignored } = foldEvent(rec, e);
+        const { record, ignored } = foldEvent(rec, e, held);
         rec = record;
         if (e.seq > opts.afterSeq) yield { event: e, record: rec, ignored };
         if (rec && isTerminalDeployment(rec.state)) return;

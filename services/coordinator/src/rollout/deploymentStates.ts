@@ -14,12 +14,13 @@ import {
   catchUp,
   foldEvent,
   fromJsMsg,
-  parseProjection,
+  readProjection,
   skipUnreadable,
   type DeploymentRecord,
   type JsContext,
   type LoadedDeployment,
   type ReadEvent,
+  type ShardMemo,
 } from "../../../shared/src/index.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 
@@ -34,6 +35,8 @@ export interface Cached {
   reconciledAt: number;
   /** Its projection is larger than the server takes: not stored (warned once while it is cached). */
   tooLarge?: boolean;
+  /** The shards of a large deployment's projection this process stored last: only changed ones are written again. */
+  shards: ShardMemo;
   /** The state this process last wrote to the list index (queries/deploymentIndex.ts). */
   indexedState?: DeploymentRecord["state"];
 }
@@ -97,7 +100,7 @@ export class DeploymentStates {
   adopt(record: DeploymentRecord, kvRevision: number): void {
     const id = record.spec.id;
     this.#collect(id);
-    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0 });
+    this.#cache.set(id, { record, kvRevision, savedSeq: kvRevision === 0 ? 0 : record.lastSeq, savedAt: 0, reconciledAt: 0, shards: { digests: [], revisions: [] } });
   }
 
   /**
@@ -109,10 +112,9 @@ export class DeploymentStates {
     const cached = this.#cache.get(id);
     if (cached) return { cached, record: cached.record, kvRevision: cached.kvRevision, savedSeq: cached.savedSeq };
     this.#collect(id);
-    const entry = await this.ctx.deployments.get(id);
-    const record = parseProjection(entry);
-    const kvRevision = record && entry ? entry.revision : 0;
-    return { ...(record ? { record } : {}), kvRevision, savedSeq: record?.lastSeq ?? 0 };
+    const fromKv = await readProjection(this.ctx, id);
+    const record = fromKv?.record;
+    return { ...(record ? { record } : {}), kvRevision: fromKv?.revision ?? 0, savedSeq: record?.lastSeq ?? 0 };
   }
 
   /** Caches a record first read by stored(). */

@@ -24,7 +24,12 @@ export interface PlanContext {
   lastHeartbeat: (agentId: string) => number | undefined;
   agentLiveMs: number;
   applyTimeoutGraceMs: number;
+  /** The largest event the server takes (limits.ts eventBudget); absent: batches are cut by count only. */
+  eventBudgetBytes?: number;
 }
+
+/** A targets.dispatched event's bytes besides its ids (schema, deployment id, time, type: ~150), with room to spare. */
+const DISPATCH_EVENT_BYTES = 256;
 
 const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
@@ -118,10 +123,27 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
       }
       // One event per MAX_DISPATCH_BATCH targets: a fan-out of 1,000 was
       // 1,000 chained compare-and-set appends (1.6 s of a 5 s rollout in the
-      // bench); a single target keeps the per-target event.
+      // bench); a single target keeps the per-target event. A batch also
+      // ends before its event would pass the budget (ctx.eventBudgetBytes):
+      // 1,000 ids of 64 characters take 67 KB, over what a server with a
+      // small max_payload takes (4 KiB: ~50 ids).
       if (ids.length === 1) return [{ type: "target.dispatched", agentId: ids[0]! }];
       const batches: EventBody[] = [];
-      for (let i = 0; i < ids.length; i += MAX_DISPATCH_BATCH) batches.push({ type: "targets.dispatched", agentIds: ids.slice(i, i + MAX_DISPATCH_BATCH) });
+      const budget = (ctx.eventBudgetBytes ?? Number.MAX_SAFE_INTEGER) - DISPATCH_EVENT_BYTES;
+      let batch: string[] = [];
+      let bytes = 0;
+      for (const id of ids) {
+        // JSON: the id in quotes and a comma.
+        if (batch.length > 0 && (batch.length >= MAX_DISPATCH_BATCH || bytes + id.length + 3 > budget)) {
+          batches.push({ type: "targets.dispatched", agentIds: batch });
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(id);
+        bytes += id.length + 3;
+      }
+      // (None: a canary wave waiting for its promote has free slots and no target to give them.)
+      if (batch.length > 0) batches.push(batch.length === 1 ? { type: "target.dispatched", agentId: batch[0]! } : { type: "targets.dispatched", agentIds: batch });
       return batches;
     }
   }

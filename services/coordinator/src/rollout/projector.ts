@@ -49,7 +49,7 @@ export class Projector {
       return;
     }
     try {
-      entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision);
+      entry.kvRevision = await saveProjection(this.ctx, record, entry.kvRevision, entry.shards);
     } catch (err) {
       // Too large for the server: retrying would fail for ever (and, by
       // failing the reconcile, stall the deployment). Go on without it.
@@ -71,6 +71,6 @@ export class Projector {
   async flush(entries: Iterable<Cached>): Promise<void> {
     for (const t of this.#timers.values()) clearTimeout(t);
     this.#timers.clear();
-    await Promise.allSettled([...entries].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision)));
+    await Promise.allSettled([...entries].filter((c) => c.record.lastSeq > c.savedSeq).map((c) => saveProjection(this.ctx, c.record, c.kvRevision, c.shards)));
   }
 }

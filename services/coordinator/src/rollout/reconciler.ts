@@ -16,6 +16,8 @@ import type { ConsumerMessages } from "@nats-io/jetstream";
 import {
   COORDINATOR_CONSUMER,
   COORDINATOR_SOURCE,
+  TARGETS_SOURCE,
+  eventBudget,
   EVENTS_STREAM,
   isRaceDecision,
   foldEvent,
@@ -111,6 +113,9 @@ export class Reconciler {
         // Folded already (its own decisions, or events a catch-up read
         // first): the reconcile that folded it plans on it, nothing to wake.
         if (!this.#states.delivered(m, parsed?.deploymentId) || !parsed) continue;
+        // A large deployment's target chunk, stored before its created
+        // event: nothing to decide on; its created event wakes the deployment.
+        if (parsed.source === TARGETS_SOURCE) continue;
         // Nothing to acknowledge or redeliver (infrastructure.ts): a failed
         // reconcile is tried again by the sweep.
         this.#wake(parsed.deploymentId, parsed.source, m).catch((err: unknown) =>
@@ -236,7 +241,7 @@ export class Reconciler {
     this.#wakes.delete(id);
     const loaded = await this.#states.catchUp(id, stored.record, stored.kvRevision, onInvalid, wake && !wake.full ? wake.seq : undefined);
     if (!loaded) return undefined;
-    const entry: Cached = stored.cached ?? { record: loaded.record, kvRevision: stored.kvRevision, savedSeq: stored.savedSeq, savedAt: 0, reconciledAt: 0 };
+    const entry: Cached = stored.cached ?? { record: loaded.record, kvRevision: stored.kvRevision, savedSeq: stored.savedSeq, savedAt: 0, reconciledAt: 0, shards: { digests: [], revisions: [] } };
     entry.record = loaded.record;
     this.#states.keep(id, entry);
     // Commands of targets dispatched in this pass, published as soon as
@@ -252,6 +257,7 @@ export class Reconciler {
         lastHeartbeat: (a) => this.registry.lastHeartbeat(a),
         agentLiveMs: this.opts.agentLiveMs,
         applyTimeoutGraceMs: this.opts.applyTimeoutGraceMs,
+        eventBudgetBytes: eventBudget(this.ctx.nc),
       });
       if (planned.length === 0) break;
       // 3. Write.

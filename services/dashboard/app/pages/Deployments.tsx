@@ -110,7 +110,7 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
                   {d.reverts && <span class="badge waiting" title={`auto_revert of ${d.reverts}`}>revert</span>}
                   {!d.reverts && d.restores?.release && <span class="badge waiting" title={`restores ${d.restores.release}`}>rollback</span>}
                 </td>
-                <td class="progress-cell"><OutcomeBar outcome={outcomeOf(d.targets.map((t) => t.state), d.state)} /></td>
+                <td class="progress-cell"><OutcomeBar outcome={outcomeOf(statesOf(d), d.state)} /></td>
                 <td>{d.requestedBy || "—"}</td>
                 <td>{when(d.createdAt)}</td>
               </tr>
@@ -121,4 +121,9 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
       {next && <button onClick={more}>More</button>}
     </section>
   );
+}
+
+/** Every target's state, from the counts: `targets` holds only the first 1,000 of a large deployment. */
+function statesOf(d: Deployment): string[] {
+  return d.counts.flatMap((c) => Array<string>(c.count).fill(c.state));
 }

@@ -9,11 +9,31 @@ import { ago, bytes, colorReleaseStatus, colorState, countOf, isoTime, releaseSt
 
 const print = (s: string): boolean => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 
-export async function getCommand(id: string, o: CommonOptions): Promise<ExitCode> {
+export interface GetOptions extends CommonOptions {
+  pageSize?: number;
+  pageToken?: string;
+  /** TARGET_STATE_… */
+  state?: string;
+}
+
+export async function getCommand(id: string, o: GetOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
-    const d = await client.getDeployment(id);
-    print(o.json ? jsonDocument("deploy.v1.Deployment", d) : describeDeployment(d));
+    const d = await client.getDeployment(id, {
+      ...(o.pageSize === undefined ? {} : { pageSize: o.pageSize }),
+      ...(o.pageToken === undefined ? {} : { pageToken: o.pageToken }),
+      ...(o.state === undefined ? {} : { targetState: o.state }),
+    });
+    if (o.json) {
+      print(jsonDocument("deploy.v1.Deployment", d));
+      return EXIT.OK;
+    }
+    print(describeDeployment(d));
+    // A large deployment's targets come a page at a time: say how to see the next.
+    if (d.nextPageToken) {
+      const more = [`--page-token ${d.nextPageToken}`, ...(o.pageSize === undefined ? [] : [`--page-size ${o.pageSize}`]), ...(o.state === undefined ? [] : [`--state ${o.state.replace(/^TARGET_STATE_/, "").toLowerCase()}`])];
+      print(`  (${d.targets?.length ?? 0} of ${d.targetCount ?? "?"} targets shown; next page: deployctl get ${id} ${more.join(" ")})`);
+    }
     return EXIT.OK;
   } finally {
     client.close();
@@ -47,7 +67,7 @@ export async function listCommand(o: ListOptions): Promise<ExitCode> {
       d.changeset?.version ?? "-",
       // Running but waiting for someone: the STATE column says so.
       shortState(d.state) + (d.paused ? " (paused)" : d.awaitingPromotion ? " (awaiting promotion)" : ""),
-      `${countOf(d, "SUCCEEDED")}/${d.targets?.length ?? 0}`,
+      `${countOf(d, "SUCCEEDED")}/${d.targetCount || (d.targets?.length ?? 0)}`,
       isoTime(d.createdAt),
       d.requestedBy || "-",
     ]);

@@ -26,13 +26,19 @@ export function targetTable(d: DeploymentMsg, width = 160): string {
 
 /** One line: "SUCCEEDED: 3 of 3 target(s) succeeded". */
 export function outcomeLine(d: DeploymentMsg): string {
-  const total = d.targets?.length ?? 0;
+  // targets holds a page of them (the first 1,000 by default); target_count all.
+  const total = d.targetCount || (d.targets?.length ?? 0);
   return `${colorState(d.state)}${d.message ? `: ${d.message}` : ` (${countOf(d, "SUCCEEDED")} of ${total} target(s) succeeded)`}`;
 }
 
 /** "requested by ci (note: alice@laptop (deployctl))": the authenticated identity, and the client's note apart. */
 export function requestedByText(d: Pick<DeploymentMsg, "requestedBy" | "requestedByNote">): string {
   return `requested by ${d.requestedBy || "-"}${d.requestedByNote ? ` (note: ${d.requestedByNote})` : ""}`;
+}
+
+/** "3 succeeded, 99997 skipped": every target counted by state, whatever page of them the message holds. */
+function countsText(d: DeploymentMsg): string {
+  return (d.counts ?? []).map((c) => `${c.count ?? 0} ${shortState(c.state).toLowerCase()}`).join(", ") || "-";
 }
 
 /** "2", or "2 (50%)" when given as a percentage of the targets. */
@@ -94,6 +100,7 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
     ...(d.cancelRequested ? [`  cancel requested by ${d.cancelledBy || "-"}`] : []),
     `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
     `  strategy ${strategyText(s)}`,
+    `  targets ${d.targetCount || (d.targets?.length ?? 0)}: ${countsText(d)}`,
     ...operatorLines(d),
     "",
     targetTable(d, width)

@@ -39,6 +39,8 @@ export interface Deployment {
   'reverts'?: (string);
   'restores'?: (_deploy_v1_Release | null);
   'revertedBy'?: (string);
+  'targetCount'?: (number);
+  'nextPageToken'?: (string);
 }
 
 export interface Deployment__Output {
@@ -71,4 +73,6 @@ export interface Deployment__Output {
   'reverts'?: (string);
   'restores'?: (_deploy_v1_Release__Output);
   'revertedBy'?: (string);
+  'targetCount'?: (number);
+  'nextPageToken'?: (string);
 }

@@ -1,0 +1,107 @@
+// The layout of a deployment's projection in KV (deploy_deployments).
+//
+// Up to SHARD_TARGETS targets: one value under the deployment's id, the
+// whole record, as it always was. Above: the same key holds a summary (the
+// record without its targets, and the spec without its target list and
+// offline targets) that names the KV revision of each shard it goes with;
+// shard.<id>.<n> holds targets n*SHARD_TARGETS.. of the rollout order with
+// their records. The summary is the commit point: a reader gets it, then
+// each shard at the revision it names, so it reads one consistent record
+// even while a writer is replacing shards (KV keeps 5 revisions a key).
+import { DEPLOYMENT_SCHEMA } from "./names.js";
+import type { DeploymentRecord, TargetRecord } from "./fold.js";
+
+/**
+ * Targets per shard. A target's record is ~150 bytes of JSON (a SKIPPED one
+ * with its "offline at creation" message; a SUCCEEDED one with its times):
+ * ~150 KB a shard, well under the 1 MiB of a default max_payload, and 100
+ * shards for 100,000 targets. A shard whose targets carry unusually long
+ * messages can still exceed the server's limit: that projection is then not
+ * stored (reads fold the stream: exact, slower), and the coordinator says so.
+ */
+export const SHARD_TARGETS = 1000;
+export const SHARD_SCHEMA = "deploy.deployment.shard.v1";
+
+/** The value of shard.<id>.<n>. */
+export interface ShardValue {
+  schema: typeof SHARD_SCHEMA;
+  deploymentId: string;
+  index: number;
+  /** The targets of the shard, in rollout order, and their records (same order). */
+  ids: string[];
+  records: TargetRecord[];
+  /** Those of them offline at creation (spec.offlineTargets). */
+  offline?: Record<string, string>;
+}
+
+/** The value under a sharded deployment's id. */
+export type ProjectionSummary = DeploymentRecord & { shards: { size: number; revisions: number[] } };
+
+export const isSharded = (rec: DeploymentRecord): boolean => rec.spec.targets.length > SHARD_TARGETS;
+
+/** The shards of `rec`, in order (only for isSharded records). */
+export function shardsOf(rec: DeploymentRecord): ShardValue[] {
+  const out: ShardValue[] = [];
+  const ids = rec.spec.targets;
+  const offlineAll = rec.spec.offlineTargets;
+  for (let i = 0, index = 0; i < ids.length; i += SHARD_TARGETS, index++) {
+    const part = ids.slice(i, i + SHARD_TARGETS);
+    const offline: Record<string, string> = {};
+    let offlineCount = 0;
+    if (offlineAll) {
+      for (const id of part) {
+        if (Object.hasOwn(offlineAll, id)) {
+          offline[id] = offlineAll[id]!;
+          offlineCount++;
+        }
+      }
+    }
+    out.push({
+      schema: SHARD_SCHEMA,
+      deploymentId: rec.spec.id,
+      index,
+      ids: part,
+      records: part.map((id) => rec.targets[id]!),
+      ...(offlineCount > 0 ? { offline } : {}),
+    });
+  }
+  return out;
+}
+
+/** The summary of `rec` that goes with shards at `revisions`. */
+export function projectionSummaryOf(rec: DeploymentRecord, revisions: number[]): ProjectionSummary {
+  const { targets: _ids, offlineTargets: _offline, ...spec } = rec.spec;
+  return { ...rec, spec: { ...spec, targets: [] }, targets: {}, shards: { size: SHARD_TARGETS, revisions } };
+}
+
+/** The record a summary and its shards (in order) make, or why they do not make one. */
+export function assembleProjection(summary: ProjectionSummary, shards: unknown[]): DeploymentRecord | string {
+  const targetIds: string[] = [];
+  const targets: Record<string, TargetRecord> = {};
+  const offline: Record<string, string> = {};
+  let anyOffline = false;
+  for (const [i, v] of shards.entries()) {
+    const s = v as Partial<ShardValue> | null;
+    if (s?.schema !== SHARD_SCHEMA || s.deploymentId !== summary.spec.id || s.index !== i || !Array.isArray(s.ids) || !Array.isArray(s.records) || s.ids.length !== s.records.length) {
+      return `shard ${i} is not shard ${i} of ${summary.spec.id}`;
+    }
+    s.ids.forEach((id, k) => {
+      targetIds.push(id);
+      targets[id] = s.records![k]!;
+    });
+    if (s.offline) {
+      Object.assign(offline, s.offline);
+      anyOffline = true;
+    }
+  }
+  const { shards: _shards, ...rec } = summary;
+  return { ...rec, spec: { ...rec.spec, targets: targetIds, ...(anyOffline ? { offlineTargets: offline } : {}) }, targets };
+}
+
+/** Whether a KV value is a usable projection (ours: a shape check suffices) and whether it is a sharded one's summary. */
+export function projectionShape(v: unknown): "whole" | "summary" | undefined {
+  const r = v as Partial<ProjectionSummary> | null;
+  if (r?.schema !== DEPLOYMENT_SCHEMA || typeof r.lastSeq !== "number" || typeof r.targets !== "object") return undefined;
+  if (r.shards === undefined) return "whole";
+  return Array.isArray(r.shards.revisions) ? "summary" : undefined;
+}
