@@ -143,6 +143,7 @@ Examples:
   artifacts: `
 Examples:
   $ deployctl artifacts
+  $ deployctl artifacts --app web      # the bundles web's agents may read (bucket deploy_artifacts_web)
   $ deployctl artifacts --name web --json | jq -r '.artifacts[].digest'
 `,
   completion: `
