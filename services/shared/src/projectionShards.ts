@@ -1,10 +1,11 @@
 // The layout of a deployment's projection in KV (deploy_deployments).
 //
-// Up to SHARD_TARGETS targets: one value under the deployment's id, the
-// whole record, as it always was. Above: the same key holds a summary (the
+// Up to SHARD_TARGETS targets (fewer on a server with a small max_payload:
+// shardTargetsFor): one value under the deployment's id, the whole record,
+// as it always was. Above: the same key holds a summary (the
 // record without its targets, and the spec without its target list and
 // offline targets) that names the KV revision of each shard it goes with;
-// shard.<id>.<n> holds targets n*SHARD_TARGETS.. of the rollout order with
+// shard.<id>.<n> holds targets n*size.. of the rollout order with
 // their records. The summary is the commit point: a reader gets it, then
 // each shard at the revision it names, so it reads one consistent record
 // even while a writer is replacing shards (KV keeps 5 revisions a key).
@@ -20,6 +21,17 @@ import type { DeploymentRecord, TargetRecord } from "./fold.js";
  * stored (reads fold the stream: exact, slower), and the coordinator says so.
  */
 export const SHARD_TARGETS = 1000;
+/**
+ * Room a shard gives each target, for a server whose max_payload is small:
+ * 2.5-3 times a usual target record, so a shard of targets with long
+ * messages still fits.
+ */
+const SHARD_BYTES_PER_TARGET = 512;
+
+/** Targets per shard on a server that takes KV values of `budget` bytes: SHARD_TARGETS, fewer when max_payload is small. */
+export function shardTargetsFor(budget: number): number {
+  return Math.max(1, Math.min(SHARD_TARGETS, Math.floor(budget / SHARD_BYTES_PER_TARGET)));
+}
 export const SHARD_SCHEMA = "deploy.deployment.shard.v1";
 
 /** The value of shard.<id>.<n>. */
@@ -37,15 +49,15 @@ export interface ShardValue {
 /** The value under a sharded deployment's id. */
 export type ProjectionSummary = DeploymentRecord & { shards: { size: number; revisions: number[] } };
 
-export const isSharded = (rec: DeploymentRecord): boolean => rec.spec.targets.length > SHARD_TARGETS;
+export const isSharded = (rec: DeploymentRecord, size = SHARD_TARGETS): boolean => rec.spec.targets.length > size;
 
-/** The shards of `rec`, in order (only for isSharded records). */
-export function shardsOf(rec: DeploymentRecord): ShardValue[] {
+/** The shards of `rec` of `size` targets each, in order (only for isSharded records). */
+export function shardsOf(rec: DeploymentRecord, size = SHARD_TARGETS): ShardValue[] {
   const out: ShardValue[] = [];
   const ids = rec.spec.targets;
   const offlineAll = rec.spec.offlineTargets;
-  for (let i = 0, index = 0; i < ids.length; i += SHARD_TARGETS, index++) {
-    const part = ids.slice(i, i + SHARD_TARGETS);
+  for (let i = 0, index = 0; i < ids.length; i += size, index++) {
+    const part = ids.slice(i, i + size);
     const offline: Record<string, string> = {};
     let offlineCount = 0;
     if (offlineAll) {
@@ -69,9 +81,9 @@ export function shardsOf(rec: DeploymentRecord): ShardValue[] {
 }
 
 /** The summary of `rec` that goes with shards at `revisions`. */
-export function projectionSummaryOf(rec: DeploymentRecord, revisions: number[]): ProjectionSummary {
+export function projectionSummaryOf(rec: DeploymentRecord, revisions: number[], size = SHARD_TARGETS): ProjectionSummary {
   const { targets: _ids, offlineTargets: _offline, ...spec } = rec.spec;
-  return { ...rec, spec: { ...spec, targets: [] }, targets: {}, shards: { size: SHARD_TARGETS, revisions } };
+  return { ...rec, spec: { ...spec, targets: [] }, targets: {}, shards: { size, revisions } };
 }
 
 /** The record a summary and its shards (in order) make, or why they do not make one. */

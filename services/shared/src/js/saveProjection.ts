@@ -8,7 +8,7 @@ import { ConflictError } from "../errors.js";
 import { kvValueBudget, maxPayload, ResourceExhaustedError } from "../limits.js";
 import type { DeploymentRecord } from "../fold.js";
 import { shardKey } from "../names.js";
-import { isSharded, shardsOf, projectionSummaryOf } from "../projectionShards.js";
+import { isSharded, shardsOf, shardTargetsFor, projectionSummaryOf } from "../projectionShards.js";
 import { encode } from "../schemas.js";
 import type { JsContext } from "./context.js";
 import { projectionLastSeq } from "./loadDeployment.js";
@@ -29,7 +29,7 @@ const sha1 = (b: Uint8Array): string => createHash("sha1").update(b).digest("bas
 
 /**
  * Returns the KV revision now holding a projection at least as new as
- * `record`. A projection (a shard, or a whole one of up to SHARD_TARGETS
+ * `record`. A projection (a shard, or a whole one of up to shardTargetsFor
  * targets) larger than the server takes is not written:
  * ResourceExhaustedError, which the caller notes and goes on from (the
  * projection is a cache of the stream; reads fold the events after the last
@@ -49,8 +49,9 @@ export async function saveProjection(
     );
   let value: Uint8Array;
   let stored: ShardMemo | undefined;
-  if (isSharded(record)) {
-    const shards = shardsOf(record).map((s) => encode(s));
+  const size = shardTargetsFor(budget);
+  if (isSharded(record, size)) {
+    const shards = shardsOf(record, size).map((s) => encode(s));
     for (const [i, v] of shards.entries()) if (v.length > budget) throw tooLarge(`shard ${i}`, v.length);
     const digests = shards.map(sha1);
     // Written together: one round trip for all that changed.
@@ -61,7 +62,7 @@ export async function saveProjection(
       }),
     );
     stored = { digests, revisions };
-    value = encode(projectionSummaryOf(record, revisions));
+    value = encode(projectionSummaryOf(record, revisions, size));
     if (value.length > budget) throw tooLarge("the summary", value.length);
   } else {
     value = encode(record);
