@@ -131,30 +131,51 @@ export async function createOversize(stack: ChaosStack, seed: number, maxPayload
   // 64-character id); a quarter more than fits.
   const n = Math.ceil((maxPayload / 64) * 1.25);
   const environment = "chaos-oversize";
-  const kv = await new Kvm(await stack.conn()).open("deploy_agents");
   const ids = Array.from({ length: n }, (_, i) => `oversize-${String(i).padStart(5, "0")}-${"x".repeat(64 - 15)}`);
+  // Retried: another fault of the run may have NATS down (seed 20261, with nats-kill).
   const put = (): Promise<unknown> =>
-    Promise.all(ids.map((id) => kv.put(id, JSON.stringify({ schema: "deploy.agent.v1", id, environment, apps: ["web"], host: "fake", version: "0", labels: {}, currentReleases: {}, startedAt: new Date().toISOString() }))));
+    retried(async () => {
+      const kv = await new Kvm(await stack.conn()).open("deploy_agents");
+      await Promise.all(ids.map((id) => kv.put(id, JSON.stringify({ schema: "deploy.agent.v1", id, environment, apps: ["web"], host: "fake", version: "0", labels: {}, currentReleases: {}, startedAt: new Date().toISOString() }))));
+    });
   const requestId = `chaos-${seed}-oversize-${randomBytes(3).toString("hex")}`;
-  const c = stack.client();
-  try {
-    await put();
-    // The coordinator's registry follows deploy_agents by a watch: create only once it has them all.
-    for (let i = 0; i < 100; i++) {
-      const seen = (await c.agents({ environment }).catch(() => ({ agents: [] }))).agents?.length ?? 0;
-      if (seen >= n) break;
-      await sleep(100);
-    }
-    await put(); // live again (a 3 s liveness limit)
-    const req = { requestId, app: "web", environment, changeset: { version: "v-oversize" }, requestedBy: "chaos" };
+  const req = { requestId, app: "web", environment, changeset: { version: "v-oversize" }, requestedBy: "chaos" };
+  let last: OversizeOutcome | undefined;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const c = stack.client(attempt);
     try {
-      await c.create(req, 10_000);
-      return { requestId, targets: n, code: "OK", details: "created" };
-    } catch (err) {
-      const e = err as ServiceError;
-      return { requestId, targets: n, code: grpcStatus[e.code] ?? String(e.code), details: e.details ?? e.message };
+      await put();
+      // The coordinator's registry follows deploy_agents by a watch: create only once it has them all.
+      for (let i = 0; i < 100; i++) {
+        const seen = (await c.agents({ environment }).catch(() => ({ agents: [] }))).agents?.length ?? 0;
+        if (seen >= n) break;
+        await sleep(100);
+      }
+      await put(); // live again (a 3 s liveness limit)
+      try {
+        await c.create(req, 10_000);
+        return { requestId, targets: n, code: "OK", details: "created" };
+      } catch (err) {
+        const e = err as ServiceError;
+        last = { requestId, targets: n, code: grpcStatus[e.code] ?? String(e.code), details: e.details ?? e.message };
+        // A coordinator or NATS down or restarting (another fault): ask again; any other answer is the verdict.
+        if (e.code !== grpcStatus.UNAVAILABLE && e.code !== grpcStatus.DEADLINE_EXCEEDED && e.code !== grpcStatus.FAILED_PRECONDITION) return last;
+      }
+    } finally {
+      c.close();
     }
-  } finally {
-    c.close();
+    await sleep(500);
+  }
+  return last!;
+}
+
+async function retried<T>(fn: () => Promise<T>, attempts = 20): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (i >= attempts) throw err;
+      await sleep(500);
+    }
   }
 }
