@@ -228,7 +228,9 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
 
   // lost-reply-recovered: the agent's started was stored, so it must have
   // gone on to a result (unless another fault hit that agent).
-  const hitAgain = new Set(run.plan.faults.filter((f) => f.kind !== "lost-race-reply" && f.kind !== "clock-offset" && f.kind !== "poison-event").map((f) => f.on));
+  // (A poison on its subject counts: after its start, it makes the agent's
+  // retry decline rather than read past it.)
+  const hitAgain = new Set(run.plan.faults.filter((f) => f.kind !== "lost-race-reply").map((f) => f.on));
   for (const drop of new Map(stack.droppedRaceReplies.map((d) => [`${d.deploymentId}/${d.agentId}`, d])).values()) {
     const evs = events.get(drop.deploymentId) ?? [];
     const started = evs.some((e) => e.source === drop.agentId && e.event.type === "target.started");

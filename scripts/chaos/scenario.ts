@@ -2,12 +2,11 @@
 // faults; the run drives them against real processes and returns what the
 // checks need (scripts/chaos/checks.ts).
 import { randomBytes } from "node:crypto";
-import { jetstream } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
 import { readFileSync } from "node:fs";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import type { DeploymentRecord } from "../../services/shared/src/fold.js";
 import type { DeploymentMsg } from "./client.js";
+import { ADDED_KINDS, ADDED_SALT, createOversize, planAdded, publishPoison, type OversizeOutcome } from "./addedKinds.js";
 import { foldRun, readAllEvents, type RunEvents } from "./events.js";
 import { Rng } from "./prng.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
@@ -37,21 +36,6 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Kinds added after the regression seeds were recorded: drawn apart (planScenario). */
 const LATER_KINDS = ["agent-paused-after-claim", "canary-wave-fails", "coordinator-paused"] as const satisfies readonly FaultKind[];
-/**
- * Kinds added with issue 16: drawn as faults added to a run (each with its
- * own share) from a third generator, never replacing the primary, so every
- * seed recorded before plans what it planned, plus these.
- */
-export const ADDED_KINDS = ["lost-race-reply", "poison-event", "small-max-payload", "clock-offset"] as const satisfies readonly FaultKind[];
-/** Each added kind's share of runs: about 40 of each in 500 runs. */
-const ADDED_SHARE = 0.08;
-/**
- * The added kinds' generator salt: the first under which none of the seeds
- * the tests pin (1, 1030, 3054 and the smoke seeds 7000-7019) draws one, so
- * those replay exactly (test/chaos-added-kinds.test.ts replays one seed of
- * each added kind instead).
- */
-export const ADDED_SALT = 4287;
 type EarlierKind = Exclude<FaultKind, (typeof LATER_KINDS)[number] | (typeof ADDED_KINDS)[number]>;
 
 const PRIMARY_WEIGHTS: Record<EarlierKind, number> = {
@@ -227,67 +211,7 @@ export function planScenario(seed: number): ScenarioPlan {
   return plan;
 }
 
-/** The added kinds (ADDED_KINDS), each drawn with its own share from their own generator. */
-function planAdded(plan: ScenarioPlan, rng: Rng): void {
-  for (const kind of ADDED_KINDS) {
-    if (!rng.chance(ADDED_SHARE)) continue;
-    switch (kind) {
-      case "lost-race-reply": {
-        // The agent's proxy drops the server's reply to each target.started
-        // it publishes: stored, but the agent never hears so.
-        const on = rng.pick(plan.agents);
-        plan.dropRaceReplies = on;
-        plan.faults.push({ kind, on, injected: false });
-        break;
-      }
-      case "poison-event": {
-        // Unreadable messages on D1's coordinator subject and on one
-        // agent's subject, through the suite's own (fully privileged)
-        // connection, while D1 runs.
-        const on = rng.pick(plan.agents);
-        const poison = [rng.pick(POISONS), rng.pick(POISONS)];
-        plan.faults.push({ kind, on, atMs: rng.int(0, 2500), note: poison.join(","), injected: false });
-        break;
-      }
-      case "small-max-payload": {
-        // Every nats-server with a small max_payload; a deployment too large
-        // for it (fake agents of another environment) must be refused at
-        // creation, and the others run as usual.
-        plan.maxPayload = rng.pick(SMALL_MAX_PAYLOADS);
-        plan.faults.push({ kind, on: `max_payload ${plan.maxPayload}`, injected: false });
-        break;
-      }
-      case "clock-offset": {
-        // A wall clock minutes away from the servers' (a Date.now() shift
-        // preloaded into that process only): an agent, a coordinator, or one
-        // of each.
-        const offsets: Record<string, number> = {};
-        const minutes = (): number => (rng.chance(0.5) ? -1 : 1) * rng.int(2, 6) * 60_000;
-        const which = rng.int(0, 2);
-        if (which !== 1) offsets[rng.pick(plan.agents)] = minutes();
-        if (which !== 0) offsets[`coordinator-${rng.int(1, plan.coordinators)}`] = minutes();
-        plan.clockOffsets = offsets;
-        plan.faults.push({ kind, on: Object.entries(offsets).map(([p, ms]) => `${p} ${ms > 0 ? "+" : ""}${ms / 60_000} min`).join(", "), injected: true });
-        break;
-      }
-    }
-  }
-}
 
-/** What poison-event publishes: not JSON, JSON of another schema, an event of a type no one knows. */
-export const POISONS = ["invalid-json", "wrong-schema", "unknown-type"] as const;
-
-function poisonPayload(kind: (typeof POISONS)[number], deploymentId: string, agentId: string): Uint8Array {
-  const text =
-    kind === "invalid-json"
-      ? `{"schema":"deploy.event.v1","type":"target.started",` // cut short
-      : kind === "wrong-schema"
-        ? JSON.stringify({ schema: "deploy.event.v0", deploymentId, time: new Date().toISOString(), type: "target.started", agentId, nonce: "poison" })
-        : JSON.stringify({ schema: "deploy.event.v1", deploymentId, time: new Date().toISOString(), type: "target.teleported", agentId });
-  return new TextEncoder().encode(text);
-}
-/** small-max-payload's choices, in bytes (docs/fault-suite.md says why not smaller). */
-const SMALL_MAX_PAYLOADS = [16 * 1024, 32 * 1024, 64 * 1024];
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -318,14 +242,8 @@ export interface DeploymentOutcome {
   targets?: Record<string, string>;
 }
 
-/** small-max-payload: the create too large for the server, and its answer. */
-export interface OversizeOutcome {
-  requestId: string;
-  targets: number;
-  /** gRPC status name of the answer (OK if it was created). */
-  code: string;
-  details: string;
-}
+
+export type { OversizeOutcome };
 
 export interface RunOutcome {
   plan: ScenarioPlan;
@@ -558,6 +476,8 @@ export class Scenario {
     this.note(`${id} offline (${f.note})`);
   }
 
+
+
   /** poison-event: unreadable messages on D1's coordinator subject and on one agent's, while D1 runs. */
   async #poison(f: Fault): Promise<void> {
     await this.#firstCreated;
@@ -567,65 +487,15 @@ export class Scenario {
       f.note = `${f.note}: D1 was not created`;
       return;
     }
-    const js = jetstream(await this.stack.conn(), { timeout: 3000 });
-    const kinds = f.note!.split(",") as (typeof POISONS)[number][];
-    const subjects = [`deploy.evt.${d1.id}.coordinator`, `deploy.evt.${d1.id}.${f.on}`];
-    for (let i = 0; i < subjects.length; i++) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await js.publish(subjects[i]!, poisonPayload(kinds[i]!, d1.id, f.on!));
-          break;
-        } catch (err) {
-          if (attempt >= 10) throw err;
-          await sleep(300); // a cluster electing a leader
-        }
-      }
-      f.injected = true;
-      this.note(`published ${kinds[i]} on ${subjects[i]}`);
-    }
+    await publishPoison(this.stack, d1.id, f, (m) => this.note(m));
   }
 
-  /**
-   * small-max-payload: a deployment too large for the server (fake agents
-   * of another environment, each with a 64-character id) must be refused at
-   * creation with RESOURCE_EXHAUSTED naming the limit, and write nothing.
-   */
+  /** small-max-payload: a create too large for the server, once D1 exists. */
   async #oversize(f: Fault): Promise<void> {
     await this.#firstCreated;
-    const maxPayload = this.plan.maxPayload!;
-    // At least 67 bytes per live target in deployment.created (its quoted
-    // 64-character id); a quarter more than fits.
-    const n = Math.ceil((maxPayload / 64) * 1.25);
-    const environment = "chaos-oversize";
-    const nc = await this.stack.conn();
-    const kv = await new Kvm(nc).open("deploy_agents");
-    const ids = Array.from({ length: n }, (_, i) => `oversize-${String(i).padStart(5, "0")}-${"x".repeat(64 - 15)}`);
-    const put = (): Promise<unknown> =>
-      Promise.all(ids.map((id) => kv.put(id, JSON.stringify({ schema: "deploy.agent.v1", id, environment, apps: ["web"], host: "fake", version: "0", labels: {}, currentReleases: {}, startedAt: new Date().toISOString() }))));
-    const requestId = `chaos-${this.plan.seed}-oversize-${randomBytes(3).toString("hex")}`;
-    const c = this.stack.client();
-    try {
-      await put();
-      // The coordinator's registry follows deploy_agents by a watch: create only once it has them all.
-      for (let i = 0; i < 100; i++) {
-        const seen = (await c.agents({ environment }).catch(() => ({ agents: [] }))).agents?.length ?? 0;
-        if (seen >= n) break;
-        await sleep(100);
-      }
-      await put(); // live again (a 3 s liveness limit)
-      const req = { requestId, app: "web", environment, changeset: { version: "v-oversize" }, requestedBy: "chaos" };
-      try {
-        await c.create(req, 10_000);
-        this.oversize = { requestId, targets: n, code: "OK", details: "created" };
-      } catch (err) {
-        const e = err as ServiceError;
-        this.oversize = { requestId, targets: n, code: grpcStatus[e.code] ?? String(e.code), details: e.details ?? e.message };
-      }
-      f.injected = true;
-      this.note(`oversize create of ${n} targets: ${this.oversize.code} ${this.oversize.details.slice(0, 160)}`);
-    } finally {
-      c.close();
-    }
+    this.oversize = await createOversize(this.stack, this.plan.seed, this.plan.maxPayload!);
+    f.injected = true;
+    this.note(`oversize create of ${this.oversize.targets} targets: ${this.oversize.code} ${this.oversize.details.slice(0, 160)}`);
   }
 
   async #inject(f: Fault): Promise<void> {

@@ -82,8 +82,22 @@ export async function applyCommand(
   app: AppConfig,
   /** The start lease: asked right before the first process (executable or hook) starts. */
   mayStart?: () => string | undefined,
+  /**
+   * performance.now() before the agent raced for its target. The apply's
+   * time counts from there, not from now: the coordinator's apply timeout
+   * counts from the stored start, which an agent that learned late that it
+   * won (a lost reply, a slow server) may hear of seconds after. Counted
+   * from the race, the apply is killed (or never begins) before the
+   * coordinator can time the target out.
+   */
+  racedAt: number = performance.now(),
 ): Promise<JournalResult> {
   const started = Date.now();
+  const left = (): number => racedAt + cmd.applyTimeoutMs - performance.now();
+  const mayBegin = (): string | undefined =>
+    left() <= 0
+      ? `the apply timeout of ${cmd.applyTimeoutMs} ms, counted from this agent's start, had run out before it could begin (its start was confirmed ${Math.round(performance.now() - racedAt)} ms after it was sent)`
+      : mayStart?.();
   const progress = progressReporter(deps, cmd);
   // Phase durations for metrics: each phase ends when the next begins.
   let phase: { name: string; at: number } | undefined;
@@ -111,11 +125,11 @@ export async function applyCommand(
         maxExpansionRatio: deps.config.maxExpansionRatio,
         maxUnpackedBytes: deps.config.maxUnpackedBytes,
         maxFiles: deps.config.maxFiles,
-        deadlineMs: started + cmd.applyTimeoutMs,
+        deadlineMs: Date.now() + left(),
         maxLines: deps.config.maxOutputLines,
         maxLineLength: deps.config.maxLineLength,
         onLines: progress.onLines,
-        ...(mayStart ? { mayStart } : {}),
+        mayStart: mayBegin,
         onPhase: (phase) => {
           deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase");
           endPhase(phase);
@@ -134,15 +148,17 @@ export async function applyCommand(
       };
     }
     if (!app.deploy) return failed(`app ${cmd.app} has no deploy executable on this agent and the changeset has no artifact`, started);
+    const notNow = mayBegin();
+    if (notNow !== undefined) return failed(`not started: ${notNow}`, started);
     const r = await runExecutable({
       file: app.deploy,
       env: baseEnv(deps, cmd),
-      timeoutMs: cmd.applyTimeoutMs,
+      timeoutMs: Math.max(1, Math.floor(left())),
       maxLines: deps.config.maxOutputLines,
       maxLineLength: deps.config.maxLineLength,
       onLines: progress.onLines,
       signal: deps.kill,
-      ...(mayStart ? { mayStart } : {}),
+      mayStart: mayBegin,
     });
     await progress.flushed();
     return {

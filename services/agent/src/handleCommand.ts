@@ -290,7 +290,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       process.kill(process.pid, "SIGSTOP");
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
-    const result = await applyCommand(deps, cmd, app!, () => deps.registration.leaseProblem(claimAt, leaseMs));
+    const result = await applyCommand(deps, cmd, app!, () => deps.registration.leaseProblem(claimAt, leaseMs), claimAt);
     // The heartbeat with the new release goes out beside the journal's fsync
     // (one round trip less per target), and both before the result: once the
     // deployment is terminal, ListAgents shows the new release. (It is
