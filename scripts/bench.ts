@@ -103,7 +103,7 @@ async function main(): Promise<void> {
       shapes: { type: "string" },
       "scale-n": { type: "string" },
       "scale-timeout-s": { type: "string", default: "300" },
-      "scale-max-payload": { type: "string", default: String(8 * 1024 * 1024) },
+      "scale-max-payload": { type: "string", default: "0" },
       "scale-hosts": { type: "string" },
       "scale-protocol-floor": { type: "boolean", default: false },
       "idle-s": { type: "string" },
