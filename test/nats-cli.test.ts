@@ -273,13 +273,13 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout, shown(r)).toMatch(line("Max Ack Pending", "1"));
   });
 
-  it("consumer info DEPLOY_EVENTS coordinator: filter deploy.evt.>, explicit ack, deliver new", async () => {
+  it("consumer info DEPLOY_EVENTS coordinator: filter deploy.evt.>, ack none (the sweep makes up a lost wake), deliver new", async () => {
     const r = await nats(["consumer", "info", "DEPLOY_EVENTS", "coordinator"]);
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout, shown(r)).toContain("Information for Consumer DEPLOY_EVENTS > coordinator");
     expect(r.stdout, shown(r)).toMatch(line("Filter Subject", "deploy.evt.>"));
     expect(r.stdout, shown(r)).toMatch(line("Deliver Policy", "New"));
-    expect(r.stdout, shown(r)).toMatch(line("Ack Policy", "Explicit"));
+    expect(r.stdout, shown(r)).toMatch(line("Ack Policy", "None"));
   });
 
   it("object ls deploy_artifacts_web: the uploaded bundle as <name>@sha256:<hex>", async () => {
