@@ -43,6 +43,25 @@ describe("start lease", () => {
     expect(reg.leaseProblem(claimAt, 20)).toMatch(/^start lease expired/);
   });
 
+  it("breaks when beats sent on time are acknowledged late (a stalled link delivers them late: the coordinator heard nothing meanwhile)", async () => {
+    let stalledUntil = 0;
+    const reg = registration(() => sleep(Math.max(0, stalledUntil - performance.now())).then(() => 1));
+    await reg.beat();
+    const claimAt = performance.now();
+    // The link stalls for 90 ms; beats go out every 20 ms meanwhile and all arrive when it resumes.
+    stalledUntil = performance.now() + 90;
+    const beats: Promise<void>[] = [];
+    for (let i = 0; i < 4; i++) {
+      beats.push(reg.beat());
+      await sleep(20);
+    }
+    await Promise.all(beats);
+    await reg.beat();
+    // Sent every 20 ms, yet the server heard nothing for ~90 ms.
+    expect(reg.leaseProblem(claimAt, 60)).toMatch(/^start lease expired/);
+    expect(reg.leaseProblem(claimAt, 1_000)).toBeUndefined();
+  });
+
   it("a run refused by mayStart starts no process", async () => {
     const r = await runExecutable({
       file: "/bin/sh",

@@ -47,7 +47,12 @@ export class Registration {
   /**
    * Acknowledged heartbeats, by the performance.now() at which each was sent
    * (monotonic, and no later than the server's receipt, from which the
-   * coordinator counts silence), each with the gap since the one before.
+   * coordinator counts silence), each with the longest the coordinator may
+   * have seen between the one before and it: from the one before's send to
+   * this one's acknowledgement. The server received each somewhere in
+   * between its send and its ack, and a beat held up on the way (a stalled
+   * link delivers it seconds late) is a silence to the coordinator, however
+   * regularly it was sent.
    */
   #beats: { sentAt: number; gap: number }[] = [];
 
@@ -61,7 +66,7 @@ export class Registration {
   #acknowledged(sentAt: number): void {
     const last = this.#beats.at(-1);
     if (last !== undefined && sentAt <= last.sentAt) return; // an older beat acknowledged late: covered already
-    this.#beats.push({ sentAt, gap: last === undefined ? Number.POSITIVE_INFINITY : sentAt - last.sentAt });
+    this.#beats.push({ sentAt, gap: last === undefined ? Number.POSITIVE_INFINITY : performance.now() - last.sentAt });
     // About 14 hours at the default 5 s interval: longer than any claim-to-start.
     if (this.#beats.length > 10_000) this.#beats.splice(0, this.#beats.length - 10_000);
   }
