@@ -29,6 +29,10 @@ const CASES = [
   // A start won just before a cancel request, learned 2 s later (its reply
   // dropped): it may run after the cancel, within the start lease.
   { seed: 20256, kind: "lost-race-reply", invariant: "no-run-after-terminal" },
+  // Heartbeats sent on time through a stalled link reached the server late:
+  // the coordinator timed the started target out for silence, and the agent,
+  // whose start lease counted gaps between sends, started it after that.
+  { seed: 30015, kind: "lost-race-reply", invariant: "no-run-after-terminal" },
 ];
 
 describe("added fault kinds", () => {
