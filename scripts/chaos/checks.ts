@@ -164,7 +164,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
       const folded = foldRun(events, id);
       const kv = await retried(() => readProjection(nc, id));
       ok = stable(folded) === stable(kv);
-      if (!ok) last = `fold ${folded?.state}/seq ${folded?.lastSeq} vs KV ${kv?.state}/seq ${kv?.lastSeq}`;
+      if (!ok) last = `fold ${folded?.state}/seq ${folded?.lastSeq} vs KV ${kv?.state}/seq ${kv?.lastSeq}; first difference: ${firstDifference(folded, kv)}`;
     }
     if (!ok) v("kv-equals-fold", `${id}: ${last}`);
   }
@@ -285,4 +285,17 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     }
   }
   return { violations, nearMisses, checked };
+}
+
+/** Where two records first differ (a path and both values, cut short): what a kv-equals-fold violation reports. */
+function firstDifference(a: unknown, b: unknown, path = ""): string {
+  if (stable(a) === stable(b)) return "none";
+  if (a && b && typeof a === "object" && typeof b === "object" && !Array.isArray(a) === !Array.isArray(b)) {
+    const ra = a as Record<string, unknown>;
+    const rb = b as Record<string, unknown>;
+    for (const k of [...new Set([...Object.keys(ra), ...Object.keys(rb)])].sort()) {
+      if (stable(ra[k]) !== stable(rb[k])) return firstDifference(ra[k], rb[k], `${path}.${k}`);
+    }
+  }
+  return `${path || "."}: fold ${JSON.stringify(a)?.slice(0, 160)} vs KV ${JSON.stringify(b)?.slice(0, 160)}`;
 }

@@ -19,8 +19,18 @@ function toReadEvent(subject: string, seq: number, time: Date, data: Uint8Array)
 }
 
 const fromStored = (m: StoredMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
+/**
+ * The stream's time of a delivered message, in whole milliseconds as a
+ * stored message's (Date.parse truncates the nanoseconds). Not JsMsg.time:
+ * it divides the nanoseconds as a float, which past 2^53 rounds them to 256
+ * ns and can land a millisecond later than the same message read back (the
+ * fault suite's kv-equals-fold saw a projection folded from deliveries
+ * differ from the stream's fold that way).
+ */
+export const deliveredTime = (m: JsMsg): Date => new Date(Number(m.timestampNanos / BigInt(1_000_000)));
+
 /** The event a consumer delivered, as the stream stores it. */
-export const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, m.time, m.data);
+export const fromJsMsg = (m: JsMsg): ReadEvent => toReadEvent(m.subject, m.seq, deliveredTime(m), m.data);
 
 // Below this many events, one direct get per event is cheaper than creating,
 // reading and deleting an ordered consumer (3 round trips plus the pull).
