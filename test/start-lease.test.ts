@@ -62,6 +62,14 @@ describe("start lease", () => {
     expect(reg.leaseProblem(claimAt, 1_000)).toBeUndefined();
   });
 
+  it("breaks when the agent learns of its win later than the lease after racing (a lost or delayed reply), heartbeats or not", () => {
+    expect(Registration.confirmationProblem(1_000, 3_000, 2_700)).toBeUndefined();
+    // Seed 40271 of the fault suite: two replies to target.started dropped, the win learned 3.2 s after the race.
+    expect(Registration.confirmationProblem(1_000, 4_249, 2_700)).toBe(
+      "start lease expired: this agent learned it had won the target 3249 ms after racing for it (lease 2700 ms; a lost or delayed reply)",
+    );
+  });
+
   it("a run refused by mayStart starts no process", async () => {
     const r = await runExecutable({
       file: "/bin/sh",

@@ -43,7 +43,7 @@ import {
 import type { AgentConfig } from "./config.js";
 import type { Journal, JournalResult } from "./journal.js";
 import type { AgentMetrics } from "./metrics.js";
-import type { Registration } from "./registration.js";
+import { Registration } from "./registration.js";
 // apply.js (the bundle code, tar) is loaded at the first apply, not at
 // start: an idle agent stays small.
 let applyModule: Promise<typeof import("./apply.js")> | undefined;
@@ -281,7 +281,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       m.ack();
       return;
     }
-    // Won, and target.started is stored: the apply may start.
+    // Won, and target.started is stored: the apply may start, within the lease.
+    const confirmedAt = performance.now();
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
@@ -290,7 +291,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       process.kill(process.pid, "SIGSTOP");
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
-    const result = await applyCommand(deps, cmd, app!, () => deps.registration.leaseProblem(claimAt, leaseMs), claimAt);
+    const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
+    const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt);
     // The heartbeat with the new release goes out beside the journal's fsync
     // (one round trip less per target), and both before the result: once the
     // deployment is terminal, ListAgents shows the new release. (It is

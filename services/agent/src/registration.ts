@@ -100,6 +100,22 @@ export class Registration {
   }
 
   /**
+   * Why an agent that learned at `confirmedAt` that its race (sent at
+   * `claimAt`) was won must not start: the lease bounds how late a won start
+   * may begin, from the race, however regular the heartbeats were meanwhile.
+   * A reply lost or held up (a saturated server, a stalled link) can tell the
+   * agent it won seconds after the win was stored; a cancel requested after
+   * the win lets the target finish (fold.ts) on the promise that it begins
+   * within the lease, so an agent that hears of its win later runs nothing
+   * and reports so.
+   */
+  static confirmationProblem(claimAt: number, confirmedAt: number, leaseMs: number): string | undefined {
+    const took = confirmedAt - claimAt;
+    if (took <= leaseMs) return undefined;
+    return `start lease expired: this agent learned it had won the target ${Math.round(took)} ms after racing for it (lease ${leaseMs} ms; a lost or delayed reply)`;
+  }
+
+  /**
    * The release now current for `app`, and what it is: the coordinator
    * compares that with the desired release (ListAgents' status, convergence).
    */
