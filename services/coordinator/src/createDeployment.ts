@@ -6,8 +6,9 @@
 // 2. Together (one round trip): take the (app, environment) lock (KV create
 //    of active.<app>.<env>, holding a new deployment id and the request key)
 //    and record the request mapping (KV create of req.<sha256(request id)>,
-//    holding the same deployment id and the body hash). Who recorded the
-//    mapping creates the deployment; nobody else ever does.
+//    holding the same deployment id and the body hash). Only a holder of
+//    the mapping (its writer, or a call that adopted it: below) creates the
+//    deployment it names.
 //    - Both ours: go on to 3.
 //    - Mapping ours, lock refused (another non-terminal deployment holds it,
 //      or any failure): the mapping is withdrawn (withdrawMapping: a purge
@@ -391,7 +392,7 @@ export async function createDeployment(
     if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} ${what}; retry`);
     await sleep(Math.min(50 * (attempt + 1), 250));
   };
-  /** The answer for a request already accepted (step 3); undefined when its id is not recorded. */
+  /** The answer for a request already accepted (step 2, mapping not ours); undefined when its id is not recorded. */
   const accepted = async (): Promise<Created | undefined> => {
     /** The deployment whose lock this call took for a mapping it then could not adopt. */
     let took: string | undefined;
