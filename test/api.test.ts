@@ -5,10 +5,12 @@ import { randomUUID } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
-import { Kvm } from "@nats-io/kv";
+import { Kvm, type KV } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { adoptMapping, newDeploymentId, withdrawMapping } from "../services/coordinator/src/createDeployment.js";
+import { requestKeyOf } from "../services/coordinator/src/requests.js";
 import { DeployClient, grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
 
@@ -26,6 +28,18 @@ async function pollUntil<T>(what: string, fn: () => Promise<T | undefined>, time
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** deploy_deployments, read and written as the coordinator does, on the stack's server. */
+async function deploymentsBucket(stack: Stack): Promise<{ kv: KV; jsm: JetStreamManager; close: () => Promise<void> }> {
+  const nc = await connect({ servers: stack.nats.url });
+  return { kv: await new Kvm(nc).open("deploy_deployments"), jsm: await jetstreamManager(nc), close: () => nc.close() };
+}
+
+/** Messages left on a KV key's subject (a KV delete would leave a marker: one). */
+async function keyMessages(jsm: JetStreamManager, key: string): Promise<number> {
+  const info = await jsm.streams.info("KV_deploy_deployments", { subjects_filter: `$KV.deploy_deployments.${key}` });
+  return Object.values(info.state.subjects ?? {}).reduce((a, b) => a + b, 0);
 }
 
 const targetStates = (d: DeploymentMsg): Record<string, string> => Object.fromEntries((d.targets ?? []).map((t): [string, string] => [t.agentId ?? "", t.state ?? ""]));
@@ -86,6 +100,83 @@ describe("CreateDeployment is idempotent", () => {
     for (const a of ["a1", "a2", "a3"]) expect(await stack.startsOf(a, id)).toBe(1);
     const listed = (await clients[0]!.list({ pageSize: 200 })).deployments.filter((d) => d.requestId === req.requestId);
     expect(listed).toHaveLength(1);
+  });
+
+  // The lock and the request mapping are written together: concurrent
+  // identical calls may split them (one takes the lock, another records the
+  // mapping). Whoever recorded the mapping creates; the others answer with it.
+  it("8 identical creates at once, 4 rounds: every caller answered gets the same deployment (ABORTED at worst), and only it exists", async () => {
+    const clients = Array.from({ length: 8 }, () => stack.client());
+    for (let round = 0; round < 4; round++) {
+      const req = { requestId: rid(`idem-8-${round}`), app: "web", environment: "prod", changeset: { version: `v8-${round}` }, targets: ["a1"] };
+      const results = await Promise.allSettled(clients.map((c) => c.create(req)));
+      for (const r of results) if (r.status === "rejected") expect((r.reason as grpc.ServiceError).code, String(r.reason)).toBe(grpc.status.ABORTED);
+      const ids = new Set(results.flatMap((r) => (r.status === "fulfilled" ? [r.value.id!] : [])));
+      expect(ids.size).toBe(1);
+      const [id] = [...ids] as [string];
+      expect((await clients[0]!.create(req)).id).toBe(id);
+      expect((await clients[0]!.waitTerminal(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect(await stack.startsOf("a1", id)).toBe(1);
+      const listed = (await clients[0]!.list({ pageSize: 200 })).deployments.filter((d) => d.requestId === req.requestId);
+      expect(listed.map((d) => d.id)).toEqual([id]);
+    }
+  });
+
+  // A creator whose lock is refused withdraws the mapping it wrote; an
+  // identical call may read it first and finish the job with its deployment
+  // id. The finisher adopts the mapping (a new revision) before it creates,
+  // and the withdrawal removes the creator's revision only.
+  it("a mapping adopted by the call that finishes it survives its creator's withdrawal: retries get that deployment", async () => {
+    const client = stack.client();
+    const body = { app: "web", environment: "prod", changeset: { version: "v-adopt" }, targets: ["a1"] };
+    const { kv, jsm, close } = await deploymentsBucket(stack);
+    try {
+      // The body's hash as the coordinator computes it (it leaves the request id out), from an earlier request with the same body.
+      const modelId = rid("adopt-model");
+      const model = await client.create({ requestId: modelId, ...body });
+      await client.waitTerminal(model.id!);
+      const { requestHash } = (await kv.get(requestKeyOf(modelId)))!.json<{ requestHash: string }>();
+      // A creator's mapping, written in its step 2 (its lock refused, or never taken: it crashed).
+      const requestId = rid("adopt");
+      const key = requestKeyOf(requestId);
+      const id = newDeploymentId();
+      const creatorRevision = await kv.create(key, JSON.stringify({ deploymentId: id, requestHash }));
+      const finished = await client.create({ requestId, ...body });
+      expect(finished.id).toBe(id);
+      const adopted = (await kv.get(key))!;
+      expect(adopted.revision).toBeGreaterThan(creatorRevision);
+      // The creator's withdrawal, late.
+      await withdrawMapping({ jsm }, key, creatorRevision);
+      expect((await kv.get(key))?.json<{ deploymentId: string }>().deploymentId).toBe(id);
+      expect(await keyMessages(jsm, key)).toBe(1);
+      expect((await client.create({ requestId, ...body })).id).toBe(id);
+      expect((await client.waitTerminal(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect((await client.create({ requestId, ...body })).id).toBe(id);
+      expect(await stack.startsOf("a1", id)).toBe(1);
+      const listed = (await client.list({ pageSize: 200 })).deployments.filter((d) => d.requestId === requestId);
+      expect(listed.map((d) => d.id)).toEqual([id]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("a mapping withdrawn before a finisher adopts it: the adoption fails on the revision, nothing is left, and the request id is free", async () => {
+    const { kv, jsm, close } = await deploymentsBucket(stack);
+    try {
+      const key = requestKeyOf(rid("withdrawn"));
+      const revision = await kv.create(key, JSON.stringify({ deploymentId: newDeploymentId(), requestHash: "h" }));
+      const read = (await kv.get(key))!;
+      await withdrawMapping({ jsm }, key, revision);
+      expect(await adoptMapping({ deployments: kv }, read)).toBe(false);
+      expect(await kv.get(key)).toBeNull();
+      expect(await keyMessages(jsm, key)).toBe(0);
+      // The next creator records it; the same withdrawal repeated late leaves that one.
+      const next = await kv.create(key, JSON.stringify({ deploymentId: newDeploymentId(), requestHash: "h" }));
+      await withdrawMapping({ jsm }, key, revision);
+      expect((await kv.get(key))?.revision).toBe(next);
+    } finally {
+      await close();
+    }
   });
 
   // CreateDeployment locks before it looks for the request id: a retry of a
@@ -189,6 +280,39 @@ describe("CreateDeployment preconditions", () => {
       });
     } finally {
       await nc.close();
+    }
+  });
+
+  // The request mapping is written together with the lock: refused, the
+  // request withdraws it without a trace.
+  it("a request refused while another deployment runs leaves no request mapping; retried once that one finished, it is a new deployment", async () => {
+    const client = stack.client();
+    const req = { requestId: rid("pre-held"), app: "web", environment: "prod", changeset: { version: "v-held" } };
+    const key = requestKeyOf(req.requestId);
+    const { kv, jsm, close } = await deploymentsBucket(stack);
+    let blocker: DeploymentMsg;
+    try {
+      await stack.control("a1", { sleep: 3 });
+      try {
+        blocker = await client.create({ requestId: rid("pre-blocker"), app: "web", environment: "prod", changeset: { version: "v-blocker" } });
+        for (let i = 0; i < 3; i++) {
+          const err = await grpcError(client.create(req));
+          expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+          expect(err.details).toContain(blocker.id!);
+          expect(await kv.get(key)).toBeNull();
+          expect(await keyMessages(jsm, key)).toBe(0);
+        }
+        expect((await client.waitTerminal(blocker.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      } finally {
+        await stack.control("a1", { sleep: 0 }, false);
+      }
+      const ok = await client.create(req);
+      expect(ok.id).not.toBe(blocker.id!);
+      expect((await client.waitTerminal(ok.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect((await client.create(req)).id).toBe(ok.id!);
+      expect((await kv.get(key))?.json<{ deploymentId: string }>().deploymentId).toBe(ok.id!);
+    } finally {
+      await close();
     }
   });
 

@@ -2,32 +2,50 @@
 // refused request writes nothing.
 //
 // 1. Resolve the targets and the strategy (resolveRequest.ts) and the
-//    artifact, then take the (app, environment) lock (KV create of
-//    active.<app>.<env>, holding the deployment id and the request key).
-//    Any of them may refuse the request; nothing is written then. A lock
-//    held by the same request key is this request, already accepted or
-//    being created by a concurrent identical call.
-// 2. Before any refusal, and when the lock is this request's: the request id
-//    maps to a deployment id (KV req.<sha256(request id)>). A mapping with
-//    the same body hash means "already accepted": answer with that
-//    deployment (finishing its creation if its creator crashed); another
-//    hash is ALREADY_EXISTS, and so is another caller's identity (request
-//    ids are scoped to who sends them; see below). No mapping yet behind a
-//    lock of this request: a concurrent identical call is creating it; wait
-//    for it.
-// 3. Lock holder: record the request mapping (KV create; it exists already
-//    for a retry of a finished request: give the lock back, answer as in 2),
-//    then append deployment.created with expected last subject sequence 0,
-//    so it exists at most once.
-// A new request costs 3 round trips before its answer: lock, mapping and
-// created (6 before: a look for the mapping first, the projection's write,
-// now the reconciler's first pass, and a read-back of the created event for
-// the stream's time, now the event's own: fold.ts). A lock left by an
-// earlier deployment of the pair costs none more: releaseLock leaves no
-// delete marker.
+//    artifact. A refusal here writes nothing.
+// 2. Together (one round trip): take the (app, environment) lock (KV create
+//    of active.<app>.<env>, holding a new deployment id and the request key)
+//    and record the request mapping (KV create of req.<sha256(request id)>,
+//    holding the same deployment id and the body hash). Only a holder of
+//    the mapping (its writer, or a call that adopted it: below) creates the
+//    deployment it names.
+//    - Both ours: go on to 3.
+//    - Mapping ours, lock refused (another non-terminal deployment holds it,
+//      or any failure): the mapping is withdrawn (withdrawMapping: a purge
+//      of our revision only) and the request refused, unless an identical
+//      call adopted the mapping meanwhile (below): then it is answered.
+//    - Mapping ours, lock held by the same request key under another
+//      deployment id: a concurrent identical call took it and lost the
+//      mapping, so that id is never created; claimLock takes the lock over.
+//    - Mapping not ours: the request id is recorded (a retry, or a
+//      concurrent identical call). Our lock, if taken, is given back; the
+//      answer comes from the mapping. The same body hash means "already
+//      accepted": answer with that deployment; another hash is
+//      ALREADY_EXISTS, and so is another caller's identity (request ids are
+//      scoped to who sends them; see below). A mapping whose deployment does
+//      not exist yet is finished by this call: take the lock for its
+//      deployment id, then ADOPT the mapping (adoptMapping: the same content
+//      rewritten by compare-and-set on the revision read), then create. A
+//      mapping's creator that was refused withdraws only its own revision,
+//      so an adopted mapping survives it and the deployment created from it
+//      stays the request's; an adoption after the withdrawal fails on the
+//      revision, and the call reads again (no mapping: a new request).
+//    Every refusal looks for the mapping first, so a retry of an accepted
+//    request is answered, never refused.
+// 3. Append deployment.created with expected last subject sequence 0, so it
+//    exists at most once (identical calls finishing the same mapping race
+//    there, and the loser reads the winner's).
+// A new request costs 2 sequential round trips before its answer: lock ∥
+// mapping, then created (the projection is written by the reconciler's
+// first pass, and the created event's time is its own: fold.ts). A refused
+// request costs one more (the withdrawal). A lock left by an earlier
+// deployment of the pair costs none more: releaseLock leaves no delete marker.
 // A crash between any two steps leaves state that a retry of the same request
 // completes (the mapping then exists: step 2 finishes it) or that expires (a
-// lock whose deployment never appeared is taken over after 30 s).
+// lock whose deployment never appeared is taken over after 30 s). A creator
+// that crashes after its mapping is written and before it is withdrawn
+// leaves the request recorded, as if accepted: a retry finishes it once the
+// pair's lock is free.
 //
 // Who asked is the authenticated identity (grpc/identity.ts), recorded in the
 // spec and in the request mapping. It is not in the body hash: the same
@@ -142,7 +160,8 @@ export async function deploymentOfRequest(ctx: Pick<JsContext, "deployments">, r
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock };
+/** `revision`: the lock's, as read (claimLock takes it over from it). */
+type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock; revision: number };
 
 /** `serverNow`: the servers' clock, as the lock ages compared with it are KV created times. */
 async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions, serverNow: () => number): Promise<LockOutcome> {
@@ -159,13 +178,13 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     const holder = parseLock(e);
     if (holder?.requestKey === mine.requestKey) {
       // This request's own lock. Its creator records the request mapping
-      // right after taking it; a lock of ours with no mapping FOLLOW_MS later
-      // was left by a creator that failed in between and could not give it
-      // back. Taken over like an abandoned lock: otherwise every retry of
-      // this request waits on it and times out, for good (the fault suite's
-      // seed 7018 saw 45 s of DEADLINE_EXCEEDED).
+      // together with taking it; a lock of ours with no mapping FOLLOW_MS
+      // later was left by a creator whose mapping write failed and that
+      // could not give the lock back. Taken over like an abandoned lock:
+      // otherwise every retry of this request waits on it and times out, for
+      // good (the fault suite's seed 7018 saw 45 s of DEADLINE_EXCEEDED).
       const orphaned = serverNow() - e.created.getTime() > FOLLOW_MS && !parseMapping(await ctx.deployments.get(mine.requestKey));
-      if (!orphaned) return { kind: "same-request", holder };
+      if (!orphaned) return { kind: "same-request", holder, revision: e.revision };
       try {
         await ctx.deployments.update(key, encode(mine), e.revision);
         return { kind: "taken" };
@@ -219,6 +238,59 @@ export async function releaseLock(ctx: JsContext, key: string, deploymentId: str
   if (parseLock(e)?.deploymentId !== deploymentId) return false;
   await ctx.jsm.streams.purge(kvStreamName(DEPLOYMENTS_BUCKET), { filter: kvKeySubject(DEPLOYMENTS_BUCKET, key), seq: e!.revision + 1 });
   return true;
+}
+
+/**
+ * Removes a request mapping this call wrote (KV create, at `revision`) for a
+ * request that was then refused: a refused request leaves no trace (the
+ * corrected request with the same id must be accepted). Like releaseLock, a
+ * purge bounded by sequence, never a KV delete (its marker would stay): it
+ * removes our revision only, so a mapping adopted meanwhile (adoptMapping,
+ * a later revision) survives, and with it the deployment its adopter creates.
+ */
+export async function withdrawMapping(ctx: Pick<JsContext, "jsm">, reqKey: string, revision: number): Promise<void> {
+  await ctx.jsm.streams.purge(kvStreamName(DEPLOYMENTS_BUCKET), { filter: kvKeySubject(DEPLOYMENTS_BUCKET, reqKey), seq: revision + 1 });
+}
+
+/**
+ * Makes a request mapping read as `entry` this call's own before it creates
+ * the deployment the mapping names: the same content written again by
+ * compare-and-set on the revision read. Its creator may be about to
+ * withdraw it (withdrawMapping: its lock was refused, ours was not); that
+ * purge stops at the creator's revision, so the adopted one stays, and a
+ * later retry of the request finds the deployment created from it. Fails
+ * (false) when the revision read is not the last any more: withdrawn, or
+ * adopted by another call first; read it again.
+ */
+export async function adoptMapping(ctx: Pick<JsContext, "deployments">, entry: KvEntry): Promise<boolean> {
+  try {
+    await ctx.deployments.update(entry.key, entry.value, entry.revision);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes the lock name `mine.deploymentId`, for a caller that holds the
+ * request's mapping naming it (created or adopted). A lock of the same
+ * request naming another deployment id was taken by a concurrent identical
+ * call whose mapping create failed: that deployment id is never created
+ * (only a holder of the mapping creates), so the lock is taken over by
+ * compare-and-set. Throws when refused, like takeLock.
+ */
+async function claimLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions, serverNow: () => number, lock: LockOutcome): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    if (lock.kind === "taken" || lock.holder.deploymentId === mine.deploymentId) return;
+    try {
+      await ctx.deployments.update(activeKey(input.app, input.environment), encode(mine), lock.revision);
+      return;
+    } catch {
+      // changed since it was read (given back, or claimed by another holder of the mapping): look again
+    }
+    if (attempt >= 4) throw new ConflictError(`could not take the lock of ${input.app}/${input.environment} for request_id ${input.requestId}; retry`);
+    lock = await takeLock(ctx, input, mine, fleet, serverNow);
+  }
 }
 
 /**
@@ -312,80 +384,106 @@ export async function createDeployment(
 ): Promise<Created> {
   const hash = requestHash(input);
   const reqKey = requestKeyOf(input.requestId);
+  const lockKey = activeKey(input.app, input.environment);
+  const serverNow = (): number => registry.clock.now();
   const followUntil = Date.now() + FOLLOW_MS;
-  /** The answer for a request already accepted (step 2); undefined when its id is not recorded. */
+  /** Waits before another look, or gives up with a retryable error once FOLLOW_MS is spent. */
+  const follow = async (attempt: number, what: string): Promise<void> => {
+    if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} ${what}; retry`);
+    await sleep(Math.min(50 * (attempt + 1), 250));
+  };
+  /** The answer for a request already accepted (step 2, mapping not ours); undefined when its id is not recorded. */
   const accepted = async (): Promise<Created | undefined> => {
-    const mapping = parseMapping(await ctx.deployments.get(reqKey));
-    if (!mapping) return undefined;
-    if (mapping.requestHash !== hash) {
-      throw new AlreadyExistsError(`request_id ${input.requestId} was already used for a different request (deployment ${mapping.deploymentId})`);
+    /** The deployment whose lock this call took for a mapping it then could not adopt. */
+    let took: string | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const entry = await ctx.deployments.get(reqKey);
+      const mapping = parseMapping(entry);
+      if (took !== undefined && mapping?.deploymentId !== took) {
+        // Withdrawn by its refused creator before we could adopt it: nobody
+        // can create that deployment now (creating takes the mapping).
+        await releaseLock(ctx, lockKey, took).catch(() => undefined);
+        took = undefined;
+      }
+      if (!mapping || !entry) return undefined;
+      if (mapping.requestHash !== hash) {
+        throw new AlreadyExistsError(`request_id ${input.requestId} was already used for a different request (deployment ${mapping.deploymentId})`);
+      }
+      if (mapping.requestedBy !== undefined && mapping.requestedByVia !== undefined && !sameIdentity({ name: mapping.requestedBy, via: mapping.requestedByVia }, requester)) {
+        throw new AlreadyExistsError(`request_id ${input.requestId} was already used by another caller (deployment ${mapping.deploymentId}); choose another request_id`);
+      }
+      const existing = await loadDeployment(ctx, mapping.deploymentId);
+      if (existing) return existing;
+      // Its creator crashed after recording the request, or is creating it
+      // now, or was refused the lock and is withdrawing the mapping: finish
+      // the job. The lock first, then adopt the mapping: refused here, this
+      // call has written nothing and the creator's withdrawal leaves no
+      // trace; adopted, no withdrawal can remove it.
+      if (attempt > 0 && Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
+      const changeset = await resolveChangeset(artifacts, input);
+      const targets = resolveTargets(input, registry, serverNow());
+      const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
+      const lock = await takeLock(ctx, input, mine, fleet, serverNow);
+      if (!(await adoptMapping(ctx, entry))) {
+        // Withdrawn (the lock taken is given back on the next look), or
+        // adopted by another call first (its deployment: look again).
+        if (lock.kind === "taken") took = mine.deploymentId;
+        continue;
+      }
+      await claimLock(ctx, input, mine, fleet, serverNow, lock);
+      const revertTo = await revertTarget(input, fleet);
+      return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo), serverNow());
     }
-    if (mapping.requestedBy !== undefined && mapping.requestedByVia !== undefined && !sameIdentity({ name: mapping.requestedBy, via: mapping.requestedByVia }, requester)) {
-      throw new AlreadyExistsError(`request_id ${input.requestId} was already used by another caller (deployment ${mapping.deploymentId}); choose another request_id`);
-    }
-    const existing = await loadDeployment(ctx, mapping.deploymentId);
-    if (existing) return existing;
-    // Its creator crashed after recording the request: finish the job.
-    const changeset = await resolveChangeset(artifacts, input);
-    const targets = resolveTargets(input, registry, registry.clock.now());
-    const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
-    const lock = await takeLock(ctx, input, mine, fleet, () => registry.clock.now());
-    if (lock.kind === "same-request" && lock.holder.deploymentId !== mine.deploymentId) {
-      throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
-    }
-    const revertTo = await revertTarget(input, fleet);
-    return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo), registry.clock.now());
   };
   for (let attempt = 0; ; attempt++) {
-    // 1. Resolve and lock first: a new request (the usual case) is then not
-    // held up by a look for its id (one round trip less; the paced API
-    // bench's p99 is the goal). Every refusal looks first, so a retry of an
-    // accepted request is answered, never refused, and a refused request
-    // still writes nothing.
-    const mine: ActiveLock = { deploymentId: newDeploymentId(registry.clock.now()), requestKey: reqKey };
+    // 1. Resolve: every refusal looks for the request id first, so a retry
+    // of an accepted request is answered, never refused.
+    const mine: ActiveLock = { deploymentId: newDeploymentId(serverNow()), requestKey: reqKey };
     let changeset: Changeset;
     let targets: ResolvedTargets;
-    let lock: LockOutcome;
     try {
       changeset = await resolveChangeset(artifacts, input);
-      targets = resolveTargets(input, registry, registry.clock.now());
+      targets = resolveTargets(input, registry, serverNow());
       // The release to revert to is read again once the lock is ours (a
       // deployment of the pair may succeed in between); this one sizes the event.
       checkCreationFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
-      lock = await takeLock(ctx, input, mine, fleet, () => registry.clock.now());
     } catch (err) {
       const answer = await accepted();
       if (answer) return answer;
       throw err;
     }
-    if (lock.kind === "same-request") {
-      // The same request id holds the lock: this request, accepted (answer
-      // from its mapping), or being created by a concurrent identical call
-      // (wait for its mapping).
-      const answer = await accepted();
-      if (answer) return answer;
-      if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
-      await sleep(Math.min(50 * (attempt + 1), 250));
-      continue;
+    // 2. The lock and the request mapping, together: one round trip for a
+    // new request (the paced API bench's p99 is the goal).
+    const mapping: RequestMapping = { deploymentId: mine.deploymentId, requestHash: hash, requestedBy: requester.name, requestedByVia: requester.via };
+    const [lock, recorded] = await Promise.allSettled([takeLock(ctx, input, mine, fleet, serverNow), ctx.deployments.create(reqKey, encode(mapping))]);
+    if (recorded.status === "fulfilled") {
+      // The request is ours to create, once the lock names our deployment.
+      try {
+        if (lock.status === "rejected") throw lock.reason;
+        await claimLock(ctx, input, mine, fleet, serverNow, lock.value);
+      } catch (err) {
+        // Refused: withdraw the mapping. An identical call that got the
+        // lock may have adopted it meanwhile: then the request is accepted
+        // after all, and answered.
+        await withdrawMapping(ctx, reqKey, recorded.value);
+        const answer = await accepted();
+        if (answer) return answer;
+        throw err;
+      }
+      // 3. Create.
+      return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)), serverNow());
     }
-
-    // 3. Ours: record the request, then create.
-    try {
-      const mapping: RequestMapping = { deploymentId: mine.deploymentId, requestHash: hash, requestedBy: requester.name, requestedByVia: requester.via };
-      await ctx.deployments.create(reqKey, encode(mapping));
-    } catch {
-      // The request id is recorded already (a retry of a request that ran
-      // to completion, whose lock was free): give the lock back and answer
-      // from the mapping.
-      await releaseLock(ctx, activeKey(input.app, input.environment), mine.deploymentId).catch(() => undefined);
-      const answer = await accepted();
-      if (answer) return answer;
-      // Not recorded after all (the create failed otherwise): try again, for a while.
-      if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} could not be recorded; retry`);
-      await sleep(Math.min(50 * (attempt + 1), 250));
-      continue;
-    }
-    return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)), registry.clock.now());
+    // The request id is recorded already: a retry of a request accepted
+    // (running, or finished: its lock was free and is given back) or being
+    // created by a concurrent identical call (whose lock ours may be: it
+    // claims it). Answered from the mapping.
+    if (lock.status === "fulfilled" && (lock.value.kind === "taken" || lock.value.holder.deploymentId === mine.deploymentId)) await releaseLock(ctx, lockKey, mine.deploymentId).catch(() => undefined);
+    const answer = await accepted();
+    if (answer) return answer;
+    if (lock.status === "rejected") throw lock.reason;
+    // Not recorded after all (the create failed otherwise, or the mapping
+    // was withdrawn since): try again, for a while.
+    await follow(attempt, "could not be recorded");
   }
 }
 

@@ -28,14 +28,15 @@ import {
   PreconditionError,
   convergenceRequestId,
   errorMessage,
+  loadDeployment,
   parseAgentRecord,
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
 import type { ArtifactStore } from "../artifacts/artifactStore.js";
-import { createDeployment, type FleetOptions } from "../createDeployment.js";
+import { createDeployment, deploymentOfRequest, type FleetOptions } from "../createDeployment.js";
 import type { AgentView, Registry } from "../registry.js";
-import { requestKeyOf, type CreateInput, type Defaults } from "../requests.js";
+import type { CreateInput, Defaults } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { needsConvergence } from "./agentReleases.js";
 import { restoredOf } from "./rollback.js";
@@ -203,9 +204,13 @@ export class Convergence {
     // Read past the registry's view: hold it to the agent's binding here too.
     if (registry.problemOf(fresh) !== undefined || !needsConvergence(fresh, q.app, d)) return "not-needed";
     // Asked for already, by this or another coordinator, now or long ago, and
-    // whatever became of it: one KV get, and never again.
-    const mapping = await ctx.deployments.get(requestKeyOf(requestId));
-    if (mapping?.operation === "PUT") {
+    // whatever became of it: one KV get, and never again. A mapping counts
+    // once its deployment exists: a creator refused the pair's lock withdraws
+    // the mapping it wrote (createDeployment.ts), and one seen in between
+    // must not end convergence here; createDeployment below answers or
+    // finishes a request that is recorded.
+    const existing = await deploymentOfRequest(ctx, requestId);
+    if (existing !== undefined && (await loadDeployment(ctx, existing))) {
       this.#done.add(requestId);
       return "exists";
     }
