@@ -79,6 +79,7 @@ import {
   EVENTS_MAX_MSG_SIZE,
   maxPayload,
   ResourceExhaustedError,
+  saveProjection,
   encode,
   foldEvent,
   kvKeySubject,
@@ -212,6 +213,12 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     // exist, so the desired release never skips it. A failure refuses this
     // request; nothing is written.
     if (other?.record.state === "SUCCEEDED") await fleet.recordDesired?.(other.record);
+    // A terminal holder whose last projection write failed (a stream leader
+    // lost as it finished) is swept again only while it holds the lock:
+    // written here, before the lock is taken from it, or it would lag its
+    // stream for good (the fault suite's seed 40127). Best effort: reads
+    // catch a lagging projection up anyway.
+    if (other && other.record.lastSeq > other.kvLastSeq) await saveProjection(ctx, other.record, other.kvRevision).catch(() => undefined);
     try {
       // terminal, abandoned or unreadable: take it over by compare-and-set
       await ctx.deployments.update(key, encode(mine), e.revision);
