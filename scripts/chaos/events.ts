@@ -61,9 +61,9 @@ export async function readAllEvents(jsm: JetStreamManager): Promise<RunEvents> {
  * readable events folded, unreadable ones skipped with every sequence moved
  * past them (skipUnreadable), in stream order.
  */
-export function foldRun(all: RunEvents, id: string): DeploymentRecord | undefined {
-  const readable = all.get(id) ?? [];
-  const bad = all.unreadable.get(id) ?? [];
+export function foldRun(all: RunEvents, id: string, untilSeq = Number.POSITIVE_INFINITY): DeploymentRecord | undefined {
+  const readable = (all.get(id) ?? []).filter((e) => e.seq <= untilSeq);
+  const bad = (all.unreadable.get(id) ?? []).filter((e) => e.seq <= untilSeq);
   let rec: DeploymentRecord | undefined;
   const held: HeldChunks = new Map();
   let j = 0;
