@@ -122,7 +122,19 @@ export class ChaosStack {
   }
 
   async #addCoordinator(): Promise<void> {
-    const port = await freePort();
+    // freePort's port can be taken before the coordinator binds it (the
+    // other suite process running beside this one: seed 60092's
+    // EADDRINUSE): a start refused that way is tried again on another port.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#addCoordinatorOn(await freePort());
+      } catch (err) {
+        if (attempt >= 3 || !/EADDRINUSE/.test(String(err))) throw err;
+      }
+    }
+  }
+
+  async #addCoordinatorOn(port: number): Promise<void> {
     const address = `127.0.0.1:${port}`;
     const name = `coordinator-${this.coordinators.length + 1}`;
     const c = new NodeService(name, COORDINATOR_MAIN, {
