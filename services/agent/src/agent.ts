@@ -44,8 +44,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * asking for the consumer's info. A busy server delays heartbeats for every
  * agent at once, and those info requests (~340 a second at 10,000 agents as
  * a rollout began) queue in the JetStream API ahead of the rollout's own
- * calls. The consumer is durable and this agent's own: a pull that finds it
- * gone fails and is retried like any other.
+ * calls. The cost: a consumer deleted under a running agent is not reported
+ * by the client (it keeps pulling, after each two missed heartbeats); the
+ * consumer is durable, this agent's own, and made again at its start.
  */
 const PULL = { max_messages: 1, expires: 120_000, idle_heartbeat: 15_000, bind: true } as const;
 
