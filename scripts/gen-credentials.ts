@@ -50,6 +50,9 @@ import {
   agentConsumerName,
   artifactsBucket,
   consumerLeaderElectedSubject,
+  HEARTBEAT_REQUEST_SUBJECT,
+  HEARTBEAT_SUBJECTS,
+  heartbeatSubject,
   TOKEN_RULE,
   agentIdProblem,
   isToken,
@@ -61,6 +64,8 @@ import { bindingsJson } from "../services/shared/src/bindings.js";
 export interface Permissions {
   publish: { allow: string[]; deny?: string[] };
   subscribe: { allow: string[]; deny?: string[] };
+  /** May answer a request it received on the request's reply subject (one reply each). */
+  allowResponses?: boolean;
 }
 
 const KV = kvStreamName;
@@ -120,9 +125,10 @@ export function agentPermissions(id: string, apps: readonly string[], inboxPrefi
         `$JS.API.DIRECT.GET.${EVENTS_STREAM}.deploy.evt.*.${COORDINATOR_SOURCE}`,
         // Artifacts of its bound apps only (docs/security.md). None on DEPLOY_EVENTS.
         ...artifacts,
-        // Writes: its own events and heartbeat only.
+        // Writes: its own events, entry and heartbeats only.
         `deploy.evt.*.${id}`,
         `$KV.${AGENTS_BUCKET}.${id}`,
+        heartbeatSubject(id),
       ],
       // The coordinators' durable consumer on the event stream is theirs
       // alone: no create over it, no pulling (stealing) from it, no delete
@@ -133,8 +139,9 @@ export function agentPermissions(id: string, apps: readonly string[], inboxPrefi
         `$JS.API.CONSUMER.MSG.NEXT.${EVENTS_STREAM}.${COORDINATOR_CONSUMER}`,
       ],
     },
-    // Replies, and its own consumer's leader elections (it pulls again then).
-    subscribe: { allow: [`${inboxPrefix}.>`, consumerLeaderElectedSubject(COMMANDS_STREAM, consumer)] },
+    // Replies, its own consumer's leader elections (it pulls again then), and
+    // a starting coordinator's request for a heartbeat.
+    subscribe: { allow: [`${inboxPrefix}.>`, consumerLeaderElectedSubject(COMMANDS_STREAM, consumer), HEARTBEAT_REQUEST_SUBJECT] },
   };
 }
 
@@ -157,6 +164,8 @@ export function coordinatorPermissions(): Permissions {
         "$O.>",
         `$JS.ACK.${EVENTS_STREAM}.>`,
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
+        // Asks every agent for a heartbeat when it starts (registry.ts).
+        HEARTBEAT_REQUEST_SUBJECT,
       ],
       deny: [
         "$JS.API.STREAM.DELETE.>",
@@ -167,7 +176,11 @@ export function coordinatorPermissions(): Permissions {
         "$JS.API.ACCOUNT.PURGE.>",
       ],
     },
-    subscribe: { allow: ["_INBOX.>"] },
+    // Agents' idle heartbeats, answered on the agent's own inbox: a reply
+    // to a request it received (allow_responses), so no agent's inbox is
+    // otherwise open to it.
+    subscribe: { allow: ["_INBOX.>", HEARTBEAT_SUBJECTS] },
+    allowResponses: true,
   };
 }
 
@@ -177,7 +190,7 @@ const list = (xs: string[]): string => `[${xs.map(q).join(", ")}]`;
 function userBlock(nkey: string, comment: string, p: Permissions | undefined): string {
   if (!p) return `    # ${comment}\n    { nkey: ${q(nkey)} }`;
   const part = (x: { allow: string[]; deny?: string[] }): string => `{ allow: ${list(x.allow)}${x.deny?.length ? `, deny: ${list(x.deny)}` : ""} }`;
-  return `    # ${comment}\n    { nkey: ${q(nkey)}, permissions: { publish: ${part(p.publish)}, subscribe: ${part(p.subscribe)} } }`;
+  return `    # ${comment}\n    { nkey: ${q(nkey)}, permissions: { publish: ${part(p.publish)}, subscribe: ${part(p.subscribe)}${p.allowResponses ? ", allow_responses: true" : ""} } }`;
 }
 
 export interface Principals {

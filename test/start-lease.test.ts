@@ -62,6 +62,23 @@ describe("start lease", () => {
     expect(reg.leaseProblem(claimAt, 1_000)).toBeUndefined();
   });
 
+  it("counts the won race as the beat in force at the claim: an idle agent stores no heartbeat (registration.ts)", async () => {
+    const reg = registration();
+    await reg.beat();
+    await sleep(100); // idle: heartbeats go unstored
+    const claimAt = performance.now();
+    // Without the claim, the last stored beat is 100 ms old.
+    expect(reg.leaseProblem(claimAt, 50)).toMatch(/^start lease expired/);
+    const idle = reg.busy(claimAt);
+    expect(reg.leaseProblem(claimAt, 50)).toBeUndefined();
+    await reg.beat();
+    expect(reg.leaseProblem(claimAt, 50)).toBeUndefined();
+    await sleep(60);
+    expect(reg.leaseProblem(claimAt, 50)).toMatch(/^start lease expired: \d+ ms without an acknowledged heartbeat/);
+    idle();
+    reg.stop();
+  });
+
   it("breaks when the agent learns of its win later than the lease after racing (a lost or delayed reply), heartbeats or not", () => {
     expect(Registration.confirmationProblem(1_000, 3_000, 2_700)).toBeUndefined();
     // Seed 40271 of the fault suite: two replies to target.started dropped, the win learned 3.2 s after the race.

@@ -40,6 +40,10 @@ export class BenchClient {
   get(deploymentId: string): Promise<DeploymentMsg> {
     return this.#unary("GetDeployment", { deploymentId });
   }
+  /** A few of the deployment's targets in `targetState` (a failure names what went wrong). */
+  targetsIn(deploymentId: string, targetState: string, pageSize = 5): Promise<DeploymentMsg> {
+    return this.#unary("GetDeployment", { deploymentId, targetState, pageSize });
+  }
   agents(req: { app?: string; environment?: string }): Promise<{ agents: { id: string; live: boolean }[] }> {
     return this.#unary("ListAgents", req);
   }

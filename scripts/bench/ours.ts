@@ -29,6 +29,8 @@ export interface OursResult {
   /** The deployment was not terminal within the time limit: how far it got. */
   timedOut?: boolean;
   counts?: Record<string, number>;
+  /** Up to 5 targets of each state but SUCCEEDED: "agent STATE: message" (why a run did not succeed). */
+  unsuccessful?: string[];
   /** CPU seconds used during the timed part, per process. */
   cpuS?: Record<string, number>;
   /** The server's JetStream work from the CreateDeployment call to 500 ms after the terminal event (OursOptions.monitorUrl). */
@@ -36,7 +38,7 @@ export interface OursResult {
   /** The deployment's events by type, relative to the CreateDeployment call (server time), and each target's stages. */
   timeline?: Timeline;
   /** A second deployment to the same agents right after (OursOptions.warm): every process has run its code once. */
-  warm?: { ms: number; state: string; stages?: StageRow[]; counts?: Record<string, number>; cpuS?: Record<string, number>; work?: JsWork };
+  warm?: { ms: number; state: string; stages?: StageRow[]; counts?: Record<string, number>; unsuccessful?: string[]; cpuS?: Record<string, number>; work?: JsWork };
   /** GetDeployment of the deployment while it ran (OursOptions.probeGetEveryMs): latency in ms; failed calls counted apart. */
   getDuringRollout?: ReturnType<typeof summarize> & { failed: number };
 }
@@ -130,6 +132,7 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
         state: warm.timedOut ? `NOT TERMINAL (${warm.state})` : warm.state,
         ...(warm.timeline ? { stages: warm.timeline.stages } : {}),
         ...(warm.counts ? { counts: warm.counts } : {}),
+        ...(warm.unsuccessful ? { unsuccessful: warm.unsuccessful } : {}),
         ...(warm.cpuS ? { cpuS: warm.cpuS } : {}),
         ...(warm.work ? { work: warm.work } : {}),
       },
@@ -218,6 +221,7 @@ async function deployOnce(
       ? Object.fromEntries(d.counts.map((c) => [String(c.state), Number(c.count)]))
       : await countsFromEvents(o.natsUrl, id, o.n).catch((err: unknown) => ({ [`no counts (${String(err).slice(0, 200)})`]: 0 }));
     const timeline = await readTimeline(o.natsUrl, id, wall0, o.natsAuth).catch(() => undefined);
+    const unsuccessful = await unsuccessfulTargets(o.client, id, counts);
     return {
       deploymentId: id,
       ms,
@@ -225,6 +229,7 @@ async function deployOnce(
       events,
       agentStartMs,
       counts,
+      ...(unsuccessful.length > 0 ? { unsuccessful } : {}),
       cpuS,
       ...(work ? { work } : {}),
       ...(timeline ? { timeline } : {}),
@@ -234,6 +239,21 @@ async function deployOnce(
   } finally {
     if (ticker) clearInterval(ticker);
   }
+}
+
+/** Up to 5 targets of each state in `counts` but SUCCEEDED, with their messages; what GetDeployment could not answer is said so. */
+async function unsuccessfulTargets(client: BenchClient, id: string, counts: Record<string, number>): Promise<string[]> {
+  const out: string[] = [];
+  for (const state of Object.keys(counts)) {
+    if (state === "TARGET_STATE_SUCCEEDED" || !state.startsWith("TARGET_STATE_")) continue;
+    try {
+      const d = await client.targetsIn(id, state);
+      for (const t of d.targets ?? []) out.push(`${t.agentId ?? "?"} ${String(t.state ?? state).replace("TARGET_STATE_", "")}: ${t.message ?? ""}`.slice(0, 300));
+    } catch (err) {
+      out.push(`${state}: GetDeployment failed (${(err as Error).message.split("\n")[0]})`);
+    }
+  }
+  return out;
 }
 
 /** Targets by how many events their agent wrote for the deployment (DEPLOY_EVENTS' per-subject counts). */

@@ -91,6 +91,8 @@ const SUCCEEDED = "DEPLOYMENT_STATE_SUCCEEDED";
 const fmtMs = (ms: number | undefined): string => (ms === undefined ? "-" : ms >= 10_000 ? `${round1(ms / 1000)} s` : `${round1(ms)} ms`);
 const label = (s: { shape: Shape; n: number }): string => `${s.shape === "fanout" ? "fan-out" : "sequential"} ${s.n.toLocaleString("en-US")}`;
 const stateOf = (s: string | undefined): string => (s ?? "-").replace(/DEPLOYMENT_STATE_/g, "");
+/** A few of the targets that did not succeed, and why (OursResult.unsuccessful). */
+const examples = (xs: string[] | undefined): string => (xs?.length ? `; e.g. ${xs.join(" | ")}` : "");
 
 /** A shape's row from its parts; ratios only where both sides exist. */
 export function shapeRow(
@@ -145,8 +147,8 @@ export function goals(r: BenchResults): BenchResults["goals"] {
         goal: `${s.n.toLocaleString("en-US")} agents complete, cold and warm`,
         met: s.completed && s.completedWarm,
         figure:
-          (s.completed ? `cold ${fmtMs(s.ms)}` : `cold NOT COMPLETE (${stateOf(s.state)}) after ${fmtMs(s.ms)}, targets by state ${JSON.stringify(s.counts)}`) +
-          (s.warm ? (s.completedWarm ? `, warm ${fmtMs(s.warm.ms)}` : `, warm NOT COMPLETE (${stateOf(s.warm.state)}), targets by state ${JSON.stringify(s.warm.counts)}`) : ", warm not run") +
+          (s.completed ? `cold ${fmtMs(s.ms)}` : `cold NOT COMPLETE (${stateOf(s.state)}) after ${fmtMs(s.ms)}, targets by state ${JSON.stringify(s.counts)}${examples(s.unsuccessful)}`) +
+          (s.warm ? (s.completedWarm ? `, warm ${fmtMs(s.warm.ms)}` : `, warm NOT COMPLETE (${stateOf(s.warm.state)}), targets by state ${JSON.stringify(s.warm.counts)}${examples(s.warm.unsuccessful)}`) : ", warm not run") +
           `; ${res}`,
       });
     }
@@ -216,7 +218,10 @@ export function alarms(r: BenchResults): string[] {
   const s = r.scale;
   if (s && "error" in s) out.push(`GOAL FAILED: the scale case did not run to its end: ${s.error.slice(0, 500)}`);
   else if (s && !(s.completed && s.completedWarm)) {
-    out.push(`GOAL FAILED: ${s.n} agents did not complete: cold ${stateOf(s.state)} ${JSON.stringify(s.counts)}${s.warm ? `, warm ${stateOf(s.warm.state)} ${JSON.stringify(s.warm.counts)}` : ""}`);
+    out.push(
+      `GOAL FAILED: ${s.n} agents did not complete: cold ${stateOf(s.state)} ${JSON.stringify(s.counts)}${examples(s.unsuccessful)}` +
+        (s.warm ? `, warm ${stateOf(s.warm.state)} ${JSON.stringify(s.warm.counts)}${examples(s.warm.unsuccessful)}` : ""),
+    );
   }
   for (const x of r.shapes) if (x.oursState !== SUCCEEDED) out.push(`GOAL FAILED: ${label(x)} ended ${stateOf(x.oursState)} ${JSON.stringify(x.oursCounts ?? {})}`);
   return out;

@@ -87,7 +87,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         await sleep(1000);
       }
     }
-    const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog);
+    const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog, nc);
     // Metrics only when they are served: prom-client and its default
     // collectors (an event-loop-delay histogram, GC observers) cost an idle
     // agent ~10 MB of RSS. Bench footprint, with apply.js loaded lazily

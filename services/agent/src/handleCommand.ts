@@ -205,6 +205,7 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
 export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> {
   const { journal, log } = deps;
   const wip = setInterval(() => m.working(), Math.max(1000, Math.floor(deps.config.ackWaitMs / 3)));
+  let unbusy: (() => void) | undefined;
   try {
     if (m.redelivered) deps.metrics?.redeliveries.inc();
     const cmd = validate(deps, m);
@@ -283,6 +284,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
     // Won, and target.started is stored: the apply may start, within the lease.
     const confirmedAt = performance.now();
+    // Until the result: heartbeats are stored, the lease's evidence (registration.ts).
+    unbusy = deps.registration.busy(claimAt);
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
@@ -316,6 +319,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     m.ack();
   } finally {
     clearInterval(wip);
+    unbusy?.();
   }
 }
 

@@ -24,7 +24,7 @@ import { loadTokens, TokenAuthenticator } from "./grpc/auth.js";
 import { startGrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
-import { Registry } from "./registry.js";
+import { listenForHeartbeats, Registry } from "./registry.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
@@ -139,6 +139,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     };
     registry.onChange = (view) => converge.considerAgent(view);
     releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
+    const heartbeats = listenForHeartbeats(nc, registry, log.child({ component: "registry" }));
     converge.considerAll();
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc, {
@@ -199,6 +200,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           converge.close();
           await reconciler.close();
           await membership.close();
+          heartbeats.unsubscribe();
           await registry.close();
           await releases.close();
           await metricsServer?.close();

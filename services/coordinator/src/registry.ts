@@ -1,7 +1,11 @@
 // The coordinator's view of deploy_agents: a cache rebuilt from the bucket at
 // start and kept current by a watch, so resolving targets and checking
-// heartbeats costs no round trip. Liveness uses the server's timestamp of the
-// last heartbeat write, never the agent's clock.
+// heartbeats costs no round trip. An agent's last heartbeat is the later of
+// the server's timestamp of its entry's last write (an agent stores its
+// heartbeats from a won race until its result: the start lease's evidence)
+// and the time this coordinator last heard its idle heartbeat (a core NATS
+// request on deploy.hb.<id>, answered here: listenForHeartbeats), both on
+// the servers' clock (serverClock.ts), never the agent's.
 //
 // With agent bindings (agents.bindingsFile, docs/security.md), an entry that
 // claims an environment or an app its binding does not give is refused: it is
@@ -10,8 +14,18 @@
 // (deploy_agents_refused). NATS permissions already keep an agent to its own
 // key, so the id under which an entry is written is the agent's own.
 import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
-import type { QueuedIterator } from "@nats-io/transport-node";
-import { bindingProblem, parseAgentRecord, type AgentBindings, type AgentRecord, type Logger } from "../../shared/src/index.js";
+import type { NatsConnection, QueuedIterator, Subscription } from "@nats-io/transport-node";
+import {
+  bindingProblem,
+  errorMessage,
+  HEARTBEAT_REGISTER,
+  HEARTBEAT_REQUEST_SUBJECT,
+  HEARTBEAT_SUBJECTS,
+  parseAgentRecord,
+  type AgentBindings,
+  type AgentRecord,
+  type Logger,
+} from "../../shared/src/index.js";
 import { ServerClock } from "./serverClock.js";
 
 export interface AgentView {
@@ -82,7 +96,9 @@ export class Registry {
     try {
       const record = parseAgentRecord(e.value);
       if (record.id !== e.key) throw new Error(`record id ${record.id} under key ${e.key}`);
-      view = { record, heartbeatAt: e.created.getTime(), revision: e.revision };
+      // An idle heartbeat heard after the write is later than the write.
+      const heard = prev?.heartbeatAt ?? refused?.view.heartbeatAt ?? 0;
+      view = { record, heartbeatAt: Math.max(e.created.getTime(), heard), revision: e.revision };
     } catch (err) {
       this.log.warn({ key: e.key, err }, "ignoring invalid agent record");
       return;
@@ -141,6 +157,18 @@ export class Registry {
     return this.#refused.size;
   }
 
+  /**
+   * An idle heartbeat of `id` heard now. False when this coordinator has no
+   * entry for it, taken or refused: the agent is asked to write it again.
+   */
+  heard(id: string): boolean {
+    const view = this.#agents.get(id);
+    if (!view) return this.#refused.has(id);
+    view.heartbeatAt = Math.max(view.heartbeatAt, this.clock.now());
+    this.#changed(view);
+    return true;
+  }
+
   get(id: string): AgentView | undefined {
     return this.#agents.get(id);
   }
@@ -164,4 +192,27 @@ export class Registry {
     this.#watch?.stop();
     await this.#done?.catch(() => undefined);
   }
+}
+
+/**
+ * Answers every agent's idle heartbeat (deploy.hb.<id>: the subject names the
+ * agent, and NATS permissions keep an agent to its own) and, once listening,
+ * asks every agent for one, so that liveness is known a second after this
+ * coordinator starts rather than a heartbeat interval.
+ */
+export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): Subscription {
+  const prefix = HEARTBEAT_SUBJECTS.slice(0, -1);
+  const register = new TextEncoder().encode(HEARTBEAT_REGISTER);
+  const sub = nc.subscribe(HEARTBEAT_SUBJECTS, {
+    callback: (err, m) => {
+      if (err) {
+        log.error({ err: errorMessage(err) }, "cannot hear agents' heartbeats: agents are shown offline between their stored heartbeats");
+        return;
+      }
+      const known = registry.heard(m.subject.slice(prefix.length));
+      m.respond(known ? undefined : register);
+    },
+  });
+  nc.publish(HEARTBEAT_REQUEST_SUBJECT);
+  return sub;
 }

@@ -1,0 +1,87 @@
+// Agent liveness (issue 17): an idle agent's heartbeat is a core NATS request
+// every coordinator answers and none stores; an agent stores its heartbeats
+// (rewrites its deploy_agents entry) only from a won race until its result,
+// the start lease's evidence. A real nats-server, coordinator and agents.
+import { Kvm, type KV } from "@nats-io/kv";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterEach, describe, expect, it } from "vitest";
+import { AGENTS_BUCKET } from "../services/shared/src/index.js";
+import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
+
+const stacks: Stack[] = [];
+const conns: NatsConnection[] = [];
+afterEach(async () => {
+  await Promise.all(conns.splice(0).map((nc) => nc.close()));
+  await Promise.all(stacks.splice(0).map((s) => s.stop()));
+});
+
+async function agentsKv(stack: Stack): Promise<KV> {
+  const nc = await connect({ servers: stack.nats.url });
+  conns.push(nc);
+  return new Kvm(nc).open(AGENTS_BUCKET);
+}
+
+const revisionOf = async (kv: KV, id: string): Promise<number> => (await kv.get(id))?.revision ?? 0;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe("agent liveness", () => {
+  it("an idle agent stays live without writing its entry; a stopped one goes offline", { timeout: 60_000 }, async () => {
+    // Heartbeat 500 ms, liveness 3 s (the stack's defaults).
+    const stack = await Stack.start({ agents: ["a1", "a2"] });
+    stacks.push(stack);
+    const kv = await agentsKv(stack);
+    const before = await revisionOf(kv, "a1");
+    await sleep(4_000); // 8 heartbeats, longer than the liveness window
+    expect(await revisionOf(kv, "a1")).toBe(before);
+    const client = stack.client();
+    const live = (await client.agents()).agents;
+    expect(live.map((a) => [a.id, a.live])).toEqual([["a1", true], ["a2", true]]);
+    await stack.agent("a2").kill("SIGKILL");
+    await until("a2 shown offline", async () => (await client.agents()).agents.find((a) => a.id === "a2")?.live === false, 15_000, 200);
+    expect((await client.agents()).agents.find((a) => a.id === "a1")?.live).toBe(true);
+  });
+
+  it("an applying agent stores its heartbeats; idle again, it stops", { timeout: 60_000 }, async () => {
+    const stack = await Stack.start({ agents: ["a1"] });
+    stacks.push(stack);
+    const kv = await agentsKv(stack);
+    await stack.control("a1", { sleep: 3 });
+    const before = await revisionOf(kv, "a1");
+    const client = stack.client();
+    const d = await client.create({ requestId: `live-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
+    const done = await client.waitTerminal(d.id!, 30_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // 3 s of apply at 500 ms: about six stored heartbeats, plus the entry with the new release.
+    const after = await revisionOf(kv, "a1");
+    expect(after - before).toBeGreaterThanOrEqual(4);
+    await sleep(2_000);
+    expect(await revisionOf(kv, "a1")).toBe(after);
+  });
+
+  it("a coordinator that starts hears every agent at once, however long their interval; an agent it has no entry for writes it again", { timeout: 60_000 }, async () => {
+    // A heartbeat a minute, a liveness window of 3 s: between heartbeats
+    // the agents look offline, until a starting coordinator asks them.
+    const stack = await Stack.start({ agents: ["a1", "a2"], agentEnv: { DEPLOY_AGENT_HEARTBEAT_MS: "60000" } });
+    stacks.push(stack);
+    const kv = await agentsKv(stack);
+    const client = stack.client();
+    await until("agents offline between their heartbeats", async () => (await client.agents()).agents.every((a) => !a.live), 15_000, 200);
+    await stack.coordinators[0]!.kill("SIGTERM");
+    await kv.delete("a1");
+    const second = await stack.startCoordinator();
+    const c2 = stack.client(stack.coordinatorAddress(second));
+    const agents = await until(
+      "both agents live at the new coordinator",
+      async () => {
+        const list = (await c2.agents()).agents;
+        return list.length === 2 && list.every((a) => a.live) && list;
+      },
+      10_000,
+      100,
+    );
+    expect(agents.map((a) => a.id)).toEqual(["a1", "a2"]);
+    expect((await kv.get("a1"))?.operation).toBe("PUT");
+    expect(stack.agent("a1").logs()).not.toContain("no coordinator answered");
+  });
+});
