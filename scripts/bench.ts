@@ -80,7 +80,11 @@ async function runScale(cfg: ScaleConfig): Promise<ScaleResult | { error: string
   const proc = new NodeProc("scale", join(ROOT, "dist/scripts/bench/scale.js"), {
     ipc: true,
     nodeArgs: ["--max-old-space-size=4096"],
-    env: { BENCH_SCALE: JSON.stringify(cfg), ...(process.env.NATS_SERVER_BIN ? { NATS_SERVER_BIN: process.env.NATS_SERVER_BIN } : {}) },
+    env: {
+      BENCH_SCALE: JSON.stringify(cfg),
+      ...(process.env.NATS_SERVER_BIN ? { NATS_SERVER_BIN: process.env.NATS_SERVER_BIN } : {}),
+      ...(process.env.BENCH_NATS_PROF ? { BENCH_NATS_PROF: process.env.BENCH_NATS_PROF } : {}),
+    },
   });
   proc.child.stderr!.on("data", (b: Buffer) => process.stderr.write(b));
   const isScale = (m: unknown): m is { scale: ScaleResult } => typeof m === "object" && m !== null && "scale" in m;

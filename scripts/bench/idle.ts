@@ -30,6 +30,8 @@ export interface LivenessResult {
   /** From the agent's stop until ListAgents showed it not live; undefined when not within limitMs. */
   detectedMs?: number;
   limitMs: number;
+  /** How often ListAgents was asked: the measurement's resolution (a detection up to limitMs + pollMs is within the limit). */
+  pollMs?: number;
 }
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -79,7 +81,7 @@ export async function measureLiveness(o: { client: BenchClient; host: NodeProc; 
     await sleep(o.pollMs);
     const r = await o.client.agents({ app: o.app, environment: o.environment }).catch(() => undefined);
     const a = r?.agents.find((x) => x.id === o.agentId);
-    if (a && !a.live) return { agentId: o.agentId, detectedMs: Math.round(performance.now() - t0), limitMs: o.limitMs };
+    if (a && !a.live) return { agentId: o.agentId, detectedMs: Math.round(performance.now() - t0), limitMs: o.limitMs, pollMs: o.pollMs };
   }
-  return { agentId: o.agentId, limitMs: o.limitMs };
+  return { agentId: o.agentId, limitMs: o.limitMs, pollMs: o.pollMs };
 }

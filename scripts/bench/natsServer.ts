@@ -33,6 +33,10 @@ export interface BenchNatsServer {
 /** Starts nats-server; `configText` is added to the config file (e.g. "max_payload: 8MB"). */
 export async function startBenchNatsServer(opts: { configText?: string } = {}): Promise<BenchNatsServer> {
   const monitorPort = await freePort();
+  // BENCH_NATS_PROF=1: each bench server serves its CPU profile on a port of
+  // its own, printed (go tool pprof -top <url>/debug/pprof/profile?seconds=30).
+  const profPort = process.env.BENCH_NATS_PROF === "1" ? await freePort() : undefined;
+  if (profPort !== undefined) process.stderr.write(`bench: nats-server profile http://127.0.0.1:${profPort}/debug/pprof\n`);
   // One config for every server of the bench: before, a configText replaced
   // the default config and with it sync_interval: always (the scale case ran
   // without it).
@@ -43,6 +47,7 @@ export async function startBenchNatsServer(opts: { configText?: string } = {}): 
     `  limits { default_max_consumers: ${BENCH_DEFAULT_MAX_CONSUMERS} }`,
     "}",
     opts.configText ?? "",
+    profPort === undefined ? "" : `prof_port: ${profPort}`,
     "",
   ].join("\n");
   const server = await startNatsServer({ tempPrefix: "nats-bench-", configText });
