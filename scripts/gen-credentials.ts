@@ -64,8 +64,6 @@ import { bindingsJson } from "../services/shared/src/bindings.js";
 export interface Permissions {
   publish: { allow: string[]; deny?: string[] };
   subscribe: { allow: string[]; deny?: string[] };
-  /** May answer a request it received on the request's reply subject (one reply each). */
-  allowResponses?: boolean;
 }
 
 const KV = kvStreamName;
@@ -164,7 +162,8 @@ export function coordinatorPermissions(): Permissions {
         "$O.>",
         `$JS.ACK.${EVENTS_STREAM}.>`,
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
-        // Asks every agent for a heartbeat when it starts (registry.ts).
+        // Asks every agent for a heartbeat when it starts, and agents it
+        // hears without an entry to write it again (registry.ts).
         HEARTBEAT_REQUEST_SUBJECT,
       ],
       deny: [
@@ -176,11 +175,8 @@ export function coordinatorPermissions(): Permissions {
         "$JS.API.ACCOUNT.PURGE.>",
       ],
     },
-    // Agents' idle heartbeats, answered on the agent's own inbox: a reply
-    // to a request it received (allow_responses), so no agent's inbox is
-    // otherwise open to it.
+    // Agents' idle heartbeats (answered by nothing).
     subscribe: { allow: ["_INBOX.>", HEARTBEAT_SUBJECTS] },
-    allowResponses: true,
   };
 }
 
@@ -190,7 +186,7 @@ const list = (xs: string[]): string => `[${xs.map(q).join(", ")}]`;
 function userBlock(nkey: string, comment: string, p: Permissions | undefined): string {
   if (!p) return `    # ${comment}\n    { nkey: ${q(nkey)} }`;
   const part = (x: { allow: string[]; deny?: string[] }): string => `{ allow: ${list(x.allow)}${x.deny?.length ? `, deny: ${list(x.deny)}` : ""} }`;
-  return `    # ${comment}\n    { nkey: ${q(nkey)}, permissions: { publish: ${part(p.publish)}, subscribe: ${part(p.subscribe)}${p.allowResponses ? ", allow_responses: true" : ""} } }`;
+  return `    # ${comment}\n    { nkey: ${q(nkey)}, permissions: { publish: ${part(p.publish)}, subscribe: ${part(p.subscribe)} } }`;
 }
 
 export interface Principals {

@@ -261,6 +261,12 @@ describe("the nats CLI commands printed in the README", () => {
     for (const field of ["host", "version", "labels", "currentReleases"]) expect(rec, shown(raw)).toHaveProperty(field);
   });
 
+  it("sub 'deploy.hb.*': idle agents' heartbeats, core NATS messages stored in no stream", async () => {
+    const r = await nats(["sub", "--count", "2", "deploy.hb.*"]);
+    expect(r.code, shown(r)).toBe(0);
+    expect(r.stdout + r.stderr, shown(r)).toMatch(/Received on "deploy\.hb\.[\w-]+"/);
+  });
+
   it("consumer info DEPLOY_COMMANDS agent-<agent_id>: pull consumer filtered on deploy.cmd.<agent>.>, deliver all, one at a time", async () => {
     const r = await nats(["consumer", "info", "DEPLOY_COMMANDS", `agent-${AGENT}`]);
     expect(r.code, shown(r)).toBe(0);

@@ -1,23 +1,25 @@
 // The agent's entry in deploy_agents and its heartbeats. The entry is
 // written when the agent starts and when what it runs changes. Heartbeats
-// are of two kinds (measured at 10,000 idle agents, heartbeat 30 s, nats-server
-// 2.15 with sync_interval always: a KV put per heartbeat cost the server
-// 10.0 % of a core, the core NATS request below about 1 %):
-// - idle: a core NATS request on deploy.hb.<id>, answered by every
-//   coordinator, stored nowhere; liveness for ListAgents, targeting and
-//   convergence, where a heartbeat lost only shows a live agent as offline
-//   for a while;
+// are of two kinds:
+// - idle: a core NATS publish on deploy.hb.<id>, heard by every
+//   coordinator, answered and stored nowhere: liveness for ListAgents,
+//   targeting and convergence, where a heartbeat lost only shows a live
+//   agent as offline for a while;
 // - from a won race until its result: the entry rewritten (a KV put,
 //   acknowledged by JetStream, seen by every coordinator's watch with the
 //   server's timestamp): the start lease's evidence, on which a coordinator
 //   may time out an applying target (DESIGN.md invariant 3).
+// Measured at 10,000 idle agents, heartbeat 30 s, nats-server 2.15 with
+// sync_interval always: nats-server used 24.9 % of a core with a KV put per
+// heartbeat, 17.5 % with a request a coordinator answered; most of what is
+// left is writes to 10,000 connections, one syscall each, so an idle
+// heartbeat is now answered by nothing (see docs/performance.md).
 import { hostname } from "node:os";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import {
   AGENT_SCHEMA,
   encode,
   errorMessage,
-  HEARTBEAT_REGISTER,
   HEARTBEAT_REQUEST_SUBJECT,
   heartbeatSubject,
   type AgentRecord,
@@ -35,8 +37,6 @@ export class Registration {
   #requests: Subscription | undefined;
   /** Applies between a won race and their result: heartbeats are stored meanwhile. */
   #busy = 0;
-  /** Whether the last idle heartbeat was answered (logged when it changes). */
-  #heard: boolean | undefined;
   #stopped = false;
 
   /** `nc` unset (unit tests): every heartbeat is stored, as while busy. */
@@ -69,19 +69,38 @@ export class Registration {
     await this.beat();
     this.#schedule(this.intervalMs);
     if (this.nc) {
-      // A coordinator that starts asks for a heartbeat: answered within a
-      // second (spread, so 10,000 agents do not answer in one burst).
       this.#requests = this.nc.subscribe(HEARTBEAT_REQUEST_SUBJECT, {
-        callback: (err) => {
+        callback: (err, m) => {
           if (err) {
             // Credentials from before this subscription: a starting coordinator waits one interval instead.
             this.log.warn({ err: errorMessage(err) }, "cannot follow coordinators' heartbeat requests");
             return;
           }
-          const t = setTimeout(() => this.#tick(), Math.random() * Math.min(1000, this.intervalMs));
-          t.unref();
+          this.#requested(m.data);
         },
       });
+    }
+  }
+
+  /** A coordinator's request (HEARTBEAT_REQUEST_SUBJECT): a heartbeat now, or the entry written again. */
+  #requested(data: Uint8Array): void {
+    if (data.length === 0) {
+      // A coordinator that starts: answered within a second, spread, so
+      // that 10,000 agents do not answer in one burst.
+      const t = setTimeout(() => this.#tick(), Math.random() * Math.min(1000, this.intervalMs));
+      t.unref();
+      return;
+    }
+    let register: unknown;
+    try {
+      register = (JSON.parse(new TextDecoder().decode(data)) as { register?: unknown }).register;
+    } catch {
+      this.log.debug("ignoring an unreadable heartbeat request");
+      return;
+    }
+    if (Array.isArray(register) && register.includes(this.record.id)) {
+      this.log.info("a coordinator has no entry for this agent: writing it again");
+      this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not write this agent's entry"));
     }
   }
 
@@ -96,25 +115,17 @@ export class Registration {
 
   #tick(): void {
     if (this.#stopped) return;
-    (this.#busy > 0 || !this.nc ? this.beat() : this.#idleBeat()).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "heartbeat failed"));
-  }
-
-  /** The idle heartbeat: a request every coordinator answers; none stored. */
-  async #idleBeat(): Promise<void> {
-    let reply;
-    try {
-      reply = await this.nc!.request(heartbeatSubject(this.record.id), undefined, { timeout: Math.min(this.intervalMs, 5000) });
-    } catch (err) {
-      // No coordinator running (no responders), or none answered in time.
-      if (this.#heard !== false) this.log.warn({ err: errorMessage(err) }, "no coordinator answered this agent's heartbeat; still trying");
-      this.#heard = false;
+    if (this.#busy > 0 || !this.nc) {
+      this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "heartbeat failed"));
       return;
     }
-    if (this.#heard === false) this.log.info("a coordinator answers this agent's heartbeats again");
-    this.#heard = true;
-    // The entry is gone (deleted by hand, or a bucket recreated): write it again.
-    if (reply.string() === HEARTBEAT_REGISTER) await this.beat();
-    else this.onBeat();
+    // Idle: heard by every coordinator, answered and stored nowhere.
+    try {
+      this.nc.publish(heartbeatSubject(this.record.id));
+      this.onBeat();
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, "heartbeat failed");
+    }
   }
 
   /**
@@ -139,7 +150,7 @@ export class Registration {
     };
   }
 
-  /** Called after every heartbeat acknowledged, stored or answered (metrics). */
+  /** Called after every heartbeat sent when idle, or stored while applying (metrics). */
   onBeat: () => void = () => undefined;
 
   /**

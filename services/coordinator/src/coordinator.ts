@@ -200,7 +200,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           converge.close();
           await reconciler.close();
           await membership.close();
-          heartbeats.unsubscribe();
+          heartbeats.stop();
           await registry.close();
           await releases.close();
           await metricsServer?.close();

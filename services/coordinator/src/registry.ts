@@ -4,8 +4,8 @@
 // the server's timestamp of its entry's last write (an agent stores its
 // heartbeats from a won race until its result: the start lease's evidence)
 // and the time this coordinator last heard its idle heartbeat (a core NATS
-// request on deploy.hb.<id>, answered here: listenForHeartbeats), both on
-// the servers' clock (serverClock.ts), never the agent's.
+// publish on deploy.hb.<id>: listenForHeartbeats), both on the servers'
+// clock (serverClock.ts), never the agent's.
 //
 // With agent bindings (agents.bindingsFile, docs/security.md), an entry that
 // claims an environment or an app its binding does not give is refused: it is
@@ -14,11 +14,10 @@
 // (deploy_agents_refused). NATS permissions already keep an agent to its own
 // key, so the id under which an entry is written is the agent's own.
 import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
-import type { NatsConnection, QueuedIterator, Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
 import {
   bindingProblem,
   errorMessage,
-  HEARTBEAT_REGISTER,
   HEARTBEAT_REQUEST_SUBJECT,
   HEARTBEAT_SUBJECTS,
   parseAgentRecord,
@@ -159,7 +158,7 @@ export class Registry {
 
   /**
    * An idle heartbeat of `id` heard now. False when this coordinator has no
-   * entry for it, taken or refused: the agent is asked to write it again.
+   * entry for it, taken or refused: the agent is to write it again.
    */
   heard(id: string): boolean {
     const view = this.#agents.get(id);
@@ -194,25 +193,50 @@ export class Registry {
   }
 }
 
+/** Agent ids per register request: 1,000 ids of at most 64 characters stay well under the default max_payload (1 MiB). */
+const REGISTER_CHUNK = 1000;
+
 /**
- * Answers every agent's idle heartbeat (deploy.hb.<id>: the subject names the
+ * Hears every agent's idle heartbeat (deploy.hb.<id>: the subject names the
  * agent, and NATS permissions keep an agent to its own) and, once listening,
  * asks every agent for one, so that liveness is known a second after this
- * coordinator starts rather than a heartbeat interval.
+ * coordinator starts rather than a heartbeat interval. Agents it hears but
+ * has no entry for (deleted by hand) are asked, once a second, to write it
+ * again. Nothing is answered: a reply to each heartbeat was one more write
+ * to each agent's connection (docs/performance.md).
  */
-export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): Subscription {
+export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): { stop(): void } {
   const prefix = HEARTBEAT_SUBJECTS.slice(0, -1);
-  const register = new TextEncoder().encode(HEARTBEAT_REGISTER);
+  const unknown = new Set<string>();
   const sub = nc.subscribe(HEARTBEAT_SUBJECTS, {
     callback: (err, m) => {
       if (err) {
         log.error({ err: errorMessage(err) }, "cannot hear agents' heartbeats: agents are shown offline between their stored heartbeats");
         return;
       }
-      const known = registry.heard(m.subject.slice(prefix.length));
-      m.respond(known ? undefined : register);
+      const id = m.subject.slice(prefix.length);
+      if (!registry.heard(id)) unknown.add(id);
     },
   });
+  const timer = setInterval(() => {
+    if (unknown.size === 0) return;
+    const ids = [...unknown];
+    unknown.clear();
+    log.info({ agents: ids.length }, "heard agents with no registry entry: asking them to write it again");
+    for (let i = 0; i < ids.length; i += REGISTER_CHUNK) {
+      try {
+        nc.publish(HEARTBEAT_REQUEST_SUBJECT, JSON.stringify({ register: ids.slice(i, i + REGISTER_CHUNK) }));
+      } catch (e) {
+        log.warn({ err: errorMessage(e) }, "could not ask agents to register again");
+      }
+    }
+  }, 1000);
+  timer.unref();
   nc.publish(HEARTBEAT_REQUEST_SUBJECT);
-  return sub;
+  return {
+    stop() {
+      clearInterval(timer);
+      sub.unsubscribe();
+    },
+  };
 }

@@ -99,17 +99,20 @@ export const agentCommandFilter = (agentId: string): string => `deploy.cmd.${age
 export const eventSubject = (deploymentId: string, source: string): string => `deploy.evt.${deploymentId}.${source}`;
 export const deploymentEventFilter = (deploymentId: string): string => `deploy.evt.${deploymentId}.>`;
 /**
- * An idle agent's heartbeat: a core NATS request on its own subject, answered
- * by every coordinator (registry.ts), stored nowhere. Only an agent between a
- * won race and its result stores its heartbeats (deploy_agents): the start
- * lease's evidence. docs/how-it-works.md#liveness.
+ * An idle agent's heartbeat: a core NATS publish on its own subject, heard
+ * by every coordinator (registry.ts), answered and stored nowhere. Only an
+ * agent between a won race and its result stores its heartbeats
+ * (deploy_agents): the start lease's evidence. docs/how-it-works.md.
  */
 export const heartbeatSubject = (agentId: string): string => `deploy.hb.${agentId}`;
 export const HEARTBEAT_SUBJECTS = "deploy.hb.*";
-/** A coordinator that starts asks every agent for a heartbeat at once, rather than wait a heartbeat interval. */
+/**
+ * A coordinator's request to every agent: empty, a heartbeat now (a
+ * coordinator that starts, rather than wait an interval); with
+ * `{"register": [ids]}`, those agents write their entry again (heard, but
+ * unknown to it: the entry was deleted).
+ */
 export const HEARTBEAT_REQUEST_SUBJECT = "deploy.hb-request";
-/** A coordinator's answer to the heartbeat of an agent it has no entry for: write it again. */
-export const HEARTBEAT_REGISTER = "register";
 export const agentConsumerName = (agentId: string): string => `agent-${agentId}`;
 /** Published by a clustered server when a consumer gets a new leader (whose outstanding pulls are lost). */
 export const consumerLeaderElectedSubject = (stream: string, consumer: string): string => `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${stream}.${consumer}`;
