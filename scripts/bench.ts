@@ -31,6 +31,9 @@
 // profiles (node --cpu-prof) into <dir>. Writes bench/results.json
 // (bench/results.quick.json with --quick).
 //
+// BENCH_NATS_PROF=1: every bench nats-server serves its CPU profile on a
+// port of its own, printed at its start (scripts/bench/natsServer.ts).
+//
 // --shape-hosts K spreads a shape's agents, and the floors' consumers, over
 // ceil(N / K) processes (default 250: one up to N = 250, four at N = 1,000;
 // 0: all in one). Each apply forks /bin/true, and libuv's spawn blocks its
