@@ -167,6 +167,10 @@ describe("agents bound to what their credentials give them", () => {
         ["b3", { environment: "prod", apps: ["web", "api"] }],
       ]),
     );
+    // Refused for longer than the liveness window (3 s) first: its idle
+    // heartbeats, not the entry it wrote at its start, keep it live (a
+    // clean-clone run found b3 offline once taken: "no live agent serves app api").
+    await new Promise((r) => setTimeout(r, 3_500));
     let from = coordinator.logLength;
     process.kill(coordinator.pid, "SIGHUP");
     await coordinator.waitForLog("agent bindings reloaded", 10_000, from);

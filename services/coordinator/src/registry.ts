@@ -161,10 +161,18 @@ export class Registry {
    * entry for it, taken or refused: the agent is to write it again.
    */
   heard(id: string): boolean {
+    const now = this.clock.now();
     const view = this.#agents.get(id);
-    if (!view) return this.#refused.has(id);
-    view.heartbeatAt = Math.max(view.heartbeatAt, this.clock.now());
-    this.#changed(view);
+    if (view) {
+      view.heartbeatAt = Math.max(view.heartbeatAt, now);
+      this.#changed(view);
+      return true;
+    }
+    const refused = this.#refused.get(id);
+    if (!refused) return false;
+    // Kept current though refused: bindings widened later (SIGHUP) take a
+    // live agent at once, not one last heard when it wrote its entry.
+    refused.view.heartbeatAt = Math.max(refused.view.heartbeatAt, now);
     return true;
   }
 
