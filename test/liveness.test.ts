@@ -5,7 +5,10 @@
 import { Kvm, type KV } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
-import { AGENTS_BUCKET } from "../services/shared/src/index.js";
+import type { AgentConfig } from "../services/agent/src/config.js";
+import { Registration } from "../services/agent/src/registration.js";
+import { AGENTS_BUCKET, createLogger } from "../services/shared/src/index.js";
+import { startNatsServer } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -83,5 +86,31 @@ describe("agent liveness", () => {
     expect(agents.map((a) => a.id)).toEqual(["a1", "a2"]);
     expect((await kv.get("a1"))?.operation).toBe("PUT");
     expect(stack.agent("a1").logs()).toContain("a coordinator has no entry for this agent: writing it again");
+  });
+});
+
+describe("an agent whose credentials predate idle heartbeats", () => {
+  it("stores every heartbeat once the server refuses its idle one, and says to re-run gen-credentials", { timeout: 30_000 }, async () => {
+    // A user allowed what an agent's old credentials allowed: no deploy.hb.a9.
+    const server = await startNatsServer({
+      configText: 'authorization { users = [ { user: "a9", password: "p", permissions: { publish: { allow: ["_INBOX.>"] }, subscribe: { allow: ["_INBOX.>"] } } } ] }\n',
+    });
+    const nc = await connect({ servers: server.url, user: "a9", pass: "p" });
+    conns.push(nc);
+    const warnings: string[] = [];
+    const log = createLogger("test", "warn");
+    const logger = Object.assign(Object.create(log) as typeof log, { warn: (o: unknown, msg?: string) => void warnings.push(`${msg ?? ""} ${JSON.stringify(o)}`) });
+    let stored = 0;
+    const config = { id: "a9", environment: "prod", apps: {}, labels: {} } as unknown as AgentConfig;
+    const reg = new Registration({ agents: { put: () => Promise.resolve(++stored) } } as never, config, 100, logger, nc);
+    try {
+      await reg.start({});
+      expect(stored).toBe(1); // the entry, at its start
+      await until("heartbeats stored", () => Promise.resolve(stored >= 4), 10_000, 50);
+      expect(warnings.join("\n")).toContain("NATS refuses this agent's idle heartbeat (credentials from before it): storing every heartbeat instead; re-run gen-credentials");
+    } finally {
+      reg.stop();
+      await server.stop();
+    }
   });
 });

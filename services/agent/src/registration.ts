@@ -38,6 +38,9 @@ export class Registration {
   /** Applies between a won race and their result: heartbeats are stored meanwhile. */
   #busy = 0;
   #stopped = false;
+  /** The server refused this agent's idle heartbeat (credentials from before it): every heartbeat is stored instead. */
+  #storeAll = false;
+  #status: { stop?(): void } | undefined;
 
   /** `nc` unset (unit tests): every heartbeat is stored, as while busy. */
   constructor(
@@ -69,6 +72,7 @@ export class Registration {
     await this.beat();
     this.#schedule(this.intervalMs);
     if (this.nc) {
+      this.#watchPermissions(this.nc);
       this.#requests = this.nc.subscribe(HEARTBEAT_REQUEST_SUBJECT, {
         callback: (err, m) => {
           if (err) {
@@ -80,6 +84,29 @@ export class Registration {
         },
       });
     }
+  }
+
+  /**
+   * Credentials made before idle heartbeats (no publish on deploy.hb.<id>):
+   * the server refuses each one asynchronously and the coordinators would
+   * see this agent go silent, so the agent stores every heartbeat instead,
+   * as before, and says to re-run gen-credentials.
+   */
+  #watchPermissions(nc: NatsConnection): void {
+    const subject = heartbeatSubject(this.record.id);
+    const status = nc.status();
+    this.#status = status as { stop?(): void };
+    void (async () => {
+      for await (const s of status) {
+        if (s.type !== "error") continue;
+        const e = s.error as { name?: string; operation?: string; subject?: string };
+        if (e.name === "PermissionViolationError" && e.operation === "publish" && e.subject === subject && !this.#storeAll) {
+          this.#storeAll = true;
+          this.log.warn({ subject }, "NATS refuses this agent's idle heartbeat (credentials from before it): storing every heartbeat instead; re-run gen-credentials for this agent");
+          this.#tick();
+        }
+      }
+    })().catch(() => undefined);
   }
 
   /** A coordinator's request (HEARTBEAT_REQUEST_SUBJECT): a heartbeat now, or the entry written again. */
@@ -115,7 +142,7 @@ export class Registration {
 
   #tick(): void {
     if (this.#stopped) return;
-    if (this.#busy > 0 || !this.nc) {
+    if (this.#busy > 0 || !this.nc || this.#storeAll) {
       this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "heartbeat failed"));
       return;
     }
@@ -237,5 +264,6 @@ export class Registration {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#requests?.unsubscribe();
+    this.#status?.stop?.();
   }
 }
