@@ -79,6 +79,14 @@ describe("start lease", () => {
     reg.stop();
   });
 
+  it("the entry's first write is retried when JetStream is not ready yet, rather than the agent exiting", async () => {
+    let calls = 0;
+    const reg = registration(() => (++calls < 3 ? Promise.reject(new Error("jetstream is not enabled")) : Promise.resolve(1)));
+    await reg.start({});
+    expect(calls).toBe(3);
+    reg.stop();
+  });
+
   it("breaks when the agent learns of its win later than the lease after racing (a lost or delayed reply), heartbeats or not", () => {
     expect(Registration.confirmationProblem(1_000, 3_000, 2_700)).toBeUndefined();
     // Seed 40271 of the fault suite: two replies to target.started dropped, the win learned 3.2 s after the race.

@@ -69,7 +69,19 @@ export class Registration {
     // Only for releases still current: a name without what it is stays so.
     const known = Object.entries(releases).filter(([app, r]) => currentReleases[app] === r.release);
     if (known.length > 0) this.record.releases = Object.fromEntries(known);
-    await this.beat();
+    // The first write may meet a JetStream still settling (demo.test.ts saw
+    // "jetstream is not enabled" right after the layout was there): retried
+    // for a while, as the layout wait before it, rather than exit.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.beat();
+        break;
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        this.log.warn({ attempt, err: errorMessage(err) }, "could not write this agent's entry; retrying");
+        await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
+      }
+    }
     this.#schedule(this.intervalMs);
     if (this.nc) {
       this.#watchPermissions(this.nc);
