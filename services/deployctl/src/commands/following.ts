@@ -51,7 +51,13 @@ async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coord
     );
     return last;
   }
-  const revert = await client.getDeployment(last.revertedBy).catch(() => undefined);
+  // Read until it answers, within the same wait: a clean-clone test run saw
+  // this read fail once, right after reverted_by showed.
+  let revert = await client.getDeployment(last.revertedBy).catch(() => undefined);
+  while (revert === undefined && Date.now() < end) {
+    await new Promise((r) => setTimeout(r, REVERT_POLL_MS));
+    revert = await client.getDeployment(last.revertedBy).catch(() => undefined);
+  }
   const to = revert?.restores?.version ? ` back to ${revert.restores.version} (release ${revert.restores.release ?? "?"})` : " back";
   const n = revert?.targets?.length;
   view.note(
