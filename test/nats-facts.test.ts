@@ -169,6 +169,32 @@ describe("nats-server facts", () => {
     }
   });
 
+  it("a consume of 100 on a max_ack_pending 1 consumer gets one message at a time, the next after the ack, on the same pull (the agent's PULL)", async () => {
+    await setup();
+    const stream = uniq("PULL");
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], storage: StorageType.File });
+    await jsm.consumers.add(stream, { durable_name: "one", ack_policy: AckPolicy.Explicit, max_ack_pending: 1, deliver_policy: DeliverPolicy.All });
+    for (let i = 0; i < 10; i++) await js.publish(`${stream}.c`, String(i));
+    let pulls = 0;
+    const spy = nc.subscribe(`$JS.API.CONSUMER.MSG.NEXT.${stream}.one`, { callback: () => void pulls++ });
+    await nc.flush();
+    const consumer = await js.consumers.get(stream, "one");
+    const messages = await consumer.consume({ max_messages: 100, expires: 30_000, bind: true });
+    const seen: string[] = [];
+    for await (const m of messages) {
+      seen.push(m.string());
+      // Nothing else arrives while this one is unacked (max_ack_pending 1, no 409 for the rest of the pull).
+      const info = await jsm.consumers.info(stream, "one");
+      expect(info.num_ack_pending).toBe(1);
+      m.ack();
+      if (seen.length === 10) break;
+    }
+    await nc.flush();
+    spy.unsubscribe();
+    expect(seen).toEqual(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    expect(pulls).toBe(1);
+  });
+
   describe("a. max_msgs_per_subject=1 + discard new per subject", () => {
     it("same msgID within the duplicate window -> PubAck{duplicate:true, seq: the original seq}", async () => {
       await setup();
