@@ -13,6 +13,7 @@ import { adoptMapping, newDeploymentId, withdrawMapping } from "../services/coor
 import { requestKeyOf } from "../services/coordinator/src/requests.js";
 import { DeployClient, grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
 
 const rid = (label: string): string => `${label}-${randomUUID()}`;
 
@@ -685,5 +686,38 @@ describe("ListDeployments' index", () => {
     await coordinator.waitForLog("coordinator running", 30_000, from);
     await coordinator.waitForLog("list index: deployments from before it indexed", 30_000, from);
     expect(await ids(stack.client(), { environment: "staging" })).toEqual([staging.id]);
+  });
+
+  it("a running deployment is listed through its lock, unindexed; once terminal it is indexed, once", async () => {
+    const client = stack.client();
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const kv = await new Kvm(nc).open("deploy_deployments");
+      const fast = await client.waitTerminal((await client.create({ requestId: rid("idx-fast"), app: "web", environment: "prod", changeset: { version: "v1" }, targets: ["a2"] })).id!);
+      expect(fast.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      const revisions = async (key: string): Promise<number> => {
+        let n = 0;
+        for await (const e of await kv.history({ key })) if (e.operation === "PUT") n++;
+        return n;
+      };
+      await until("the fast deployment's index entry", async () => (await revisions(`idx.web.prod.${fast.id}`)) === 1);
+
+      await stack.control("a2", { sleep: 3 });
+      try {
+        const running = (await client.create({ requestId: rid("idx-run"), app: "web", environment: "prod", changeset: { version: "v2" }, targets: ["a2"] })).id!;
+        await until("the deployment running", async () => (await client.get(running)).state === "DEPLOYMENT_STATE_RUNNING");
+        const listed = (await client.list({ app: "web", environment: "prod", state: "DEPLOYMENT_STATE_RUNNING", pageSize: 10 })).deployments.map((d) => d.id);
+        expect(listed).toEqual([running]);
+        expect(await kv.get(`idx.web.prod.${running}`)).toBeNull();
+        const done = await client.waitTerminal(running);
+        expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+        expect(await revisions(`idx.web.prod.${running}`)).toBe(1);
+        expect((await client.list({ app: "web", environment: "prod", pageSize: 10 })).deployments.map((d) => d.id).slice(0, 2)).toEqual([running, fast.id]);
+      } finally {
+        await stack.control("a2", { sleep: 3 }, false);
+      }
+    } finally {
+      await nc.close();
+    }
   });
 });

@@ -1,7 +1,11 @@
 // The list index of deploy_deployments: idx.<app>.<env>.<deployment id> →
-// {state, lastSeq}, one small entry per deployment, written by the
-// reconciler when a deployment's state changes (PENDING, RUNNING, terminal:
-// at most three writes in its life). ListDeployments lists the keys of the
+// {state, lastSeq}, one small entry per finished deployment, written by the
+// reconciler once, when it is terminal, before the pair's lock is given
+// back. A deployment that is not terminal holds its pair's lock, which names
+// it, and an entry with a state that is not terminal rules nothing out (it
+// may lag), so such entries (written by earlier versions, at PENDING and
+// RUNNING) told ListDeployments nothing the lock does not: dropping them
+// saved a read and a write per deployment. ListDeployments lists the keys of the
 // app and environment asked for (a subject filter on the server: none of
 // the other pairs' keys are sent), newest first (ids are time-ordered),
 // reads the index values of a page's worth of candidates to filter by
@@ -50,22 +54,33 @@ export function parseIndexValue(value: Uint8Array): IndexEntry | undefined {
 
 const parseIndexEntry = (e: KvEntry | null): IndexEntry | undefined => (e && e.operation === "PUT" ? parseIndexValue(e.value) : undefined);
 
-/** Records `rec`'s state in the index unless it already holds it or a later one; compare-and-set. */
-export async function indexDeployment(ctx: Pick<JsContext, "deployments">, rec: DeploymentRecord): Promise<void> {
+/**
+ * Records `rec`'s terminal state in the index unless it already holds it;
+ * compare-and-set. Returns whether it wrote. A deployment that is not
+ * terminal is not indexed (its lock names it). The entry is created without
+ * reading first: there is none but an earlier version's or a concurrent
+ * writer's, and then the create fails and the entry is read.
+ */
+export async function indexDeployment(ctx: Pick<JsContext, "deployments">, rec: DeploymentRecord): Promise<boolean> {
+  if (!isTerminalDeployment(rec.state)) return false;
   const key = indexKey(rec.spec.app, rec.spec.environment, rec.spec.id);
   const value = encode({ state: rec.state, lastSeq: rec.lastSeq } satisfies IndexEntry);
+  let e: KvEntry | null | undefined;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const e = await ctx.deployments.get(key);
-    const cur = parseIndexEntry(e);
-    if (cur && (cur.state === rec.state || isTerminalDeployment(cur.state) || cur.lastSeq >= rec.lastSeq)) return;
+    if (attempt > 0) {
+      e = await ctx.deployments.get(key);
+      const cur = parseIndexEntry(e);
+      if (cur && (cur.state === rec.state || isTerminalDeployment(cur.state) || cur.lastSeq >= rec.lastSeq)) return false;
+    }
     try {
       if (e && e.operation === "PUT") await ctx.deployments.update(key, value, e.revision);
       else await ctx.deployments.create(key, value);
-      return;
+      return true;
     } catch {
-      // another writer first: look again
+      // an entry there (an earlier version's, another writer's): look at it
     }
   }
+  return false;
 }
 
 /**
@@ -87,8 +102,7 @@ export async function backfillIndex(ctx: Pick<JsContext, "js" | "jsm" | "deploym
     if (indexed.has(id)) continue;
     const loaded = await loadDeployment(ctx, id).catch(() => undefined);
     if (!loaded) continue;
-    await indexDeployment(ctx, loaded.record);
-    n++;
+    if (await indexDeployment(ctx, loaded.record)) n++;
   }
   if (n > 0) log.info({ indexed: n }, "list index: deployments from before it indexed");
   return n;

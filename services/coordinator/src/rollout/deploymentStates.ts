@@ -31,13 +31,16 @@ export interface Cached {
   kvRevision: number;
   /** lastSeq of that projection. */
   savedSeq: number;
+  /** When this process last wrote the projection (epoch ms; 0: never). */
   savedAt: number;
+  /** When this process first projected the deployment (epoch ms): a new one's first write waits SAVE_INTERVAL_MS from here (projector.ts). */
+  firstProjectedAt?: number;
   reconciledAt: number;
   /** Its projection is larger than the server takes: not stored (warned once while it is cached). */
   tooLarge?: boolean;
   /** The shards of a large deployment's projection this process stored last: only changed ones are written again. */
   shards: ShardMemo;
-  /** The state this process last wrote to the list index (queries/deploymentIndex.ts). */
+  /** The terminal state this process wrote to the list index (queries/deploymentIndex.ts). */
   indexedState?: DeploymentRecord["state"];
 }
 
