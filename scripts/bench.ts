@@ -53,6 +53,7 @@ import { runFootprint } from "./bench/footprint.js";
 import { runBundleFootprint } from "./bench/bundleFootprint.js";
 import { BENCH_DEFAULT_MAX_CONSUMERS, natsServerVersion, startBenchNatsServer } from "./bench/natsServer.js";
 import { runOurs, type OursResult } from "./bench/ours.js";
+import type { JsWork } from "./bench/monitor.js";
 import { NodeProc, memOf } from "./bench/procs.js";
 import { alarms, goals, render, shapeRow, type BenchResults } from "./bench/report.js";
 import { runSecurity } from "./bench/security.js";
@@ -284,6 +285,9 @@ async function main(): Promise<void> {
     });
     results.scale = scale;
     if (!("error" in scale) && (scale.floors.bare || scale.floors.apply)) {
+      // The idle fleet's own messages over a shape's count (its deployment's time plus the 500 ms after: ours.ts).
+      const idleRate = scale.idle?.inMsgsPerS;
+      const withBackground = (w: JsWork, ms: number): JsWork => (idleRate === undefined ? w : { ...w, backgroundPerTarget: r2((idleRate * (ms + 500)) / 1000 / w.n) });
       results.shapes.push(
         shapeRow({
           shape: "fanout",
@@ -297,7 +301,7 @@ async function main(): Promise<void> {
           oursEvents: scale.events,
           agentStartMs: scale.agentStartMs,
           hostProcesses: Number(values["scale-hosts"] ?? (quick ? 1 : 4)),
-          work: { ...(scale.work ? { ours: scale.work } : {}), ...(scale.warm?.work ? { oursWarm: scale.warm.work } : {}) },
+          work: { ...(scale.work ? { ours: withBackground(scale.work, scale.ms) } : {}), ...(scale.warm?.work ? { oursWarm: withBackground(scale.warm.work, scale.warm.ms) } : {}) },
           ...(scale.cpuS ? { oursCpuS: scale.cpuS } : {}),
           ...(scale.timeline ? { oursTimeline: scale.timeline.rows, oursStages: scale.timeline.stages } : {}),
           ...(scale.warm?.stages ? { oursWarmStages: scale.warm.stages } : {}),

@@ -19,6 +19,13 @@ export interface JsWork extends ServerCounters {
   apiPerTarget: number;
   /** Messages the server delivered per target (deliveries, API replies, publish acks). */
   outPerTarget: number;
+  /**
+   * The scale case: how many of inPerTarget the fleet sends anyway, idle
+   * (heartbeats), at the rate measured over the idle window, for as long as
+   * the shape was counted. Reported, not subtracted: the goal is judged on
+   * inPerTarget.
+   */
+  backgroundPerTarget?: number;
 }
 
 async function getJson(url: string): Promise<Record<string, unknown>> {

@@ -160,7 +160,7 @@ export function goals(r: BenchResults): BenchResults["goals"] {
     g.push({
       goal: `JetStream work ≤ ${WORK_GOAL} messages per target, ${label(s)}`,
       met: w.inPerTarget <= WORK_GOAL,
-      figure: `${w.inPerTarget} (of which ${w.apiPerTarget} JS API calls; apply floor ${s.work.apply?.inPerTarget ?? "-"})`,
+      figure: `${w.inPerTarget} (of which ${w.apiPerTarget} JS API calls${w.backgroundPerTarget !== undefined ? ` and ≈ ${w.backgroundPerTarget} the idle fleet's heartbeats at its idle rate` : ""}; apply floor ${s.work.apply?.inPerTarget ?? "-"})`,
     });
   }
   // (4) The idle fleet.
