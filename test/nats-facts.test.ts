@@ -21,7 +21,7 @@ import {
 import type { JetStreamClient, JetStreamManager, JsMsg, StoredMsg } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
-import { serverVersionError } from "../services/shared/src/index.js";
+import { requestCancelPatched, serverVersionError } from "../services/shared/src/index.js";
 import { MAX_AGENT_CONSUMERS, commandsStreamConfig } from "../services/coordinator/src/infrastructure.js";
 import { freePort, startNatsServer } from "./helpers/nats-server.js";
 import type { NatsServerHandle } from "./helpers/nats-server.js";
@@ -167,6 +167,24 @@ describe("nats-server facts", () => {
       await snc.close();
       await small.cleanup();
     }
+  });
+
+  it("nats.js's RequestOne.cancel is ours on the pinned client (requestCancel.ts), and requests still answer, time out and fail as before", async () => {
+    expect(requestCancelPatched).toBe(true);
+    const c = await connect({ servers: server.url, noAsyncTraces: true });
+    open.push(c);
+    c.subscribe("facts.echo", { callback: (_e, m) => void m.respond(m.data) });
+    await c.flush();
+    expect((await c.request("facts.echo", "hi", { timeout: 2000 })).string()).toBe("hi");
+    const none = await rejectionOf(c.request("facts.nobody", "x", { timeout: 2000 }));
+    expect(none.message).toMatch(/no responders/);
+    c.subscribe("facts.silent", { callback: () => undefined });
+    await c.flush();
+    expect((await rejectionOf(c.request("facts.silent", "x", { timeout: 200 }))).name).toBe("TimeoutError");
+    // Cancelled by the connection closing: its own error, not the shared one.
+    const pending = c.request("facts.silent", "x", { timeout: 10_000 });
+    await c.close();
+    expect((await rejectionOf(pending)).message).toMatch(/closed/);
   });
 
   it("a consume of 100 on a max_ack_pending 1 consumer gets one message at a time, the next after the ack, on the same pull (the agent's PULL)", async () => {

@@ -4,6 +4,8 @@
 // clients and pacing as CreateDeployment, in the same run.
 import * as grpc from "@grpc/grpc-js";
 import { jetstream, jetstreamManager, RetentionPolicy, StorageType } from "@nats-io/jetstream";
+// The same client as the product's: nats.js without its thrown-away Error per request.
+import "../../services/shared/src/js/requestCancel.js";
 import { connect } from "@nats-io/transport-node";
 
 const identity = (b: Buffer): Buffer => b;
@@ -41,7 +43,8 @@ export class BareClient {
 }
 
 async function main(): Promise<void> {
-  const nc = await connect({ servers: process.env.NATS_URL ?? "", name: "bench-bare-unary" });
+  // As the product connects (services/shared/src/js/context.ts): no stack captured per request.
+  const nc = await connect({ servers: process.env.NATS_URL ?? "", name: "bench-bare-unary", noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
   await jsm.streams.add({ name: BARE_STREAM, subjects: ["bench.bare.>"], retention: RetentionPolicy.Limits, storage: StorageType.File, max_msgs: 100_000 });
   const js = jetstream(nc);

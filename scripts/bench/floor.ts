@@ -20,6 +20,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
+// The same client as the product's: nats.js without its thrown-away Error per request.
+import "../../services/shared/src/js/requestCancel.js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { FloorHostConfig, FloorKind } from "./floorHost.js";
@@ -88,7 +90,7 @@ export type FloorResults = Partial<Record<FloorKind, FloorResult>>;
  */
 export async function runFloors(url: string, n: number, shape: Shape, kinds: FloorKind[], opts: FloorOptions): Promise<FloorResults> {
   const run = `r${randomBytes(3).toString("hex")}`;
-  const main = await connect({ servers: url, name: "bench-floor" });
+  const main = await connect({ servers: url, name: "bench-floor", noAsyncTraces: true });
   const journalDir = await mkdtemp(join(tmpdir(), "bench-floor-journal-"));
   const hosts: NodeProc[] = [];
   let stopCollector: (() => void) | undefined;

@@ -20,6 +20,8 @@
 import { spawn } from "node:child_process";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
+// The same client as the product's: nats.js without its thrown-away Error per request.
+import "../../services/shared/src/js/requestCancel.js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type ConsumerMessages } from "@nats-io/jetstream";
 
@@ -44,7 +46,8 @@ const runTrue = (): Promise<void> =>
   new Promise<void>((resolve, reject) => spawn("/bin/true", { stdio: "ignore", detached: true }).once("close", () => resolve()).once("error", reject));
 
 async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnection[], iters: ConsumerMessages[], files: FileHandle[]): Promise<void> {
-  const nc = await connect({ servers: h.url, name: `bench-floor-${h.run}-${idx}` });
+  // As the product connects (services/shared/src/js/context.ts): no stack captured per request.
+  const nc = await connect({ servers: h.url, name: `bench-floor-${h.run}-${idx}`, noAsyncTraces: true });
   conns.push(nc);
   const name = `floor-${h.run}-${idx}`;
   // The agents' API timeout (30 s): at 10,000 consumers the server answers slowly.

@@ -13,6 +13,7 @@ export * from "./log.js";
 export * from "./validate.js";
 export * from "./js/context.js";
 export * from "./js/serverVersion.js";
+export { patched as requestCancelPatched } from "./js/requestCancel.js";
 export * from "./js/appendEvent.js";
 export * from "./js/readEvents.js";
 export * from "./js/loadDeployment.js";

@@ -6,6 +6,8 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { Kvm, type KV } from "@nats-io/kv";
 import { AGENTS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
 import { ServerTooOldError, serverVersionError } from "./serverVersion.js";
+// Every connection made here: requests without a thrown-away Error each (requestCancel.ts).
+import "./requestCancel.js";
 
 export interface JsContext {
   nc: NatsConnection;
