@@ -18,6 +18,7 @@
 // through its pair's lock. An entry is never moved backwards: a write with
 // an older lastSeq, or over a terminal state, is dropped.
 import {
+  ConflictError,
   DEPLOYMENTS_BUCKET,
   DEPLOYMENT_STATES,
   kvStreamName,
@@ -56,10 +57,11 @@ const parseIndexEntry = (e: KvEntry | null): IndexEntry | undefined => (e && e.o
 
 /**
  * Records `rec`'s terminal state in the index unless it already holds it;
- * compare-and-set. Returns whether it wrote. A deployment that is not
- * terminal is not indexed (its lock names it). The entry is created without
- * reading first: there is none but an earlier version's or a concurrent
- * writer's, and then the create fails and the entry is read.
+ * compare-and-set. Returns whether it wrote; throws when the entry could
+ * not be made to hold it. A deployment that is not terminal is not indexed
+ * (its lock names it). The entry is created without reading first: there
+ * is none but an earlier version's or a concurrent writer's, and then the
+ * create fails and the entry is read.
  */
 export async function indexDeployment(ctx: Pick<JsContext, "deployments">, rec: DeploymentRecord): Promise<boolean> {
   if (!isTerminalDeployment(rec.state)) return false;
@@ -80,7 +82,7 @@ export async function indexDeployment(ctx: Pick<JsContext, "deployments">, rec: 
       // an entry there (an earlier version's, another writer's): look at it
     }
   }
-  return false;
+  throw new ConflictError(`list index entry ${key} not written: too many concurrent writers`);
 }
 
 /**
@@ -102,7 +104,7 @@ export async function backfillIndex(ctx: Pick<JsContext, "js" | "jsm" | "deploym
     if (indexed.has(id)) continue;
     const loaded = await loadDeployment(ctx, id).catch(() => undefined);
     if (!loaded) continue;
-    if (await indexDeployment(ctx, loaded.record)) n++;
+    if (await indexDeployment(ctx, loaded.record).catch(() => false)) n++;
   }
   if (n > 0) log.info({ indexed: n }, "list index: deployments from before it indexed");
   return n;

@@ -11,7 +11,7 @@
 // deployment, each write an fsync on a server with sync_interval always.
 // A read of a deployment with no projection folds it from its first event;
 // the running one is listed through its pair's lock.
-import { isTerminalDeployment, ResourceExhaustedError, saveProjection, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { isTerminalDeployment, ResourceExhaustedError, saveProjection, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { indexDeployment } from "../queries/deploymentIndex.js";
 import type { Cached } from "./deploymentStates.js";
 
@@ -33,16 +33,12 @@ export class Projector {
     const record = entry.record;
     const id = record.spec.id;
     if (isTerminalDeployment(record.state) && entry.indexedState !== record.state) {
-      // Best effort: ListDeployments checks what it returns against the
-      // deployment itself, so a lagging entry costs a load, never a wrong answer.
-      // Written before finish.ts gives the pair's lock back: the deployment
-      // is never named by neither.
-      try {
-        await indexDeployment(this.ctx, record);
-        entry.indexedState = record.state;
-      } catch (err) {
-        log.warn({ err: errorMessage(err) }, "list index not updated; retried by the next reconcile");
-      }
+      // Not best effort: finish.ts gives the pair's lock back after this,
+      // and from then on the entry is all that lists the deployment. A
+      // failure fails the reconcile, which the sweep runs again (the lock,
+      // still held, names the deployment to it).
+      await indexDeployment(this.ctx, record);
+      entry.indexedState = record.state;
     }
     if (record.lastSeq <= entry.savedSeq) return;
     entry.firstProjectedAt ??= Date.now();
