@@ -427,6 +427,42 @@ describe("an agent paused right after it wins its claim", () => {
   });
 });
 
+describe("a cancel requested between the agent's look and its race", () => {
+  // Chaos seed 81043: a2 looked at its deployment, its race was retried
+  // through a DEPLOY_EVENTS leader election, and it won 418 ms after a
+  // cancel was requested, before the coordinator had written its
+  // target.cancelled: it ran. A race won long after its look is now
+  // followed by a second look, which sees the cancel. Here the agent waits
+  // 3 s between its look and its race (a fault hook), and the coordinator
+  // is stopped so that nothing but the look can stop the start.
+  it("is seen by a second look after a slow race: the target runs nothing", { timeout: LONG }, async () => {
+    const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RACE_MS: "3000" } });
+    stacks.push(stack);
+    const agent = await stack.startAgent("a1");
+    const client = stack.client();
+    const id = (await client.create(createReq("v1"))).id!;
+    await agent.waitForLog("fault: delaying the race", 30_000);
+    const coordinator = stack.coordinators[0]!;
+    coordinator.signal("SIGSTOP");
+    try {
+      // What CancelDeployment appends, by compare-and-set on the coordinator's subject.
+      const nc = await natsConn(stack);
+      const jsm = await jetstreamManager(nc);
+      const last = await lastBySubject(jsm, "DEPLOY_EVENTS", `deploy.evt.${id}.coordinator`);
+      await appendEvent({ js: jetstream(nc) }, id, { type: "deployment.cancel_requested", reason: "test", by: "test", byVia: "none" }, { source: "coordinator", expectLastSubjectSeq: last!.seq });
+      await waitAgentEvent(stack, id, "a1", "target.result");
+    } finally {
+      coordinator.signal("SIGCONT");
+    }
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    const done = await client.waitTerminal(id, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_FAILED");
+    expect(targetOf(done, "a1")?.message).toMatch(/^not started: the deployment is being cancelled \(seen after this agent's start was stored, \d+ ms after its first look\)/);
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
 describe("a lock left by a failed create of the same request", () => {
   // A create that took the (app, environment) lock and failed before
   // recording its request id (and could not give the lock back) used to

@@ -72,6 +72,16 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * per process.
  */
 let FAULT_STOP_AFTER_CLAIM = process.env["DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM"] === "1";
+/** The same, never in production: the agent waits this long between its look and its race, once per process, as a race retried through a leader election does. */
+let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"] ?? 0);
+
+/**
+ * A look answered longer than this before the race was won is looked at
+ * again after it (see handleCommand). The fault suite allows 250 ms between
+ * a cancel request and a start that won after it (a gap no check closes);
+ * a race won a few ms after its look, as usual, costs no second look.
+ */
+export const RELOOK_AFTER_MS = 100;
 
 /** Publishes an agent event, retrying until JetStream acknowledges it or the agent closes. */
 export async function report(deps: Pick<HandlerDeps, "ctx" | "config" | "log" | "closing">, deploymentId: string, body: EventBody, kind: string): Promise<number> {
@@ -248,12 +258,25 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // interrupted apply that ran nothing. Then the claim decides, once,
     // between this agent starting and a coordinator timing out or cancelling.
     // A failed look objects to nothing: the claim (retried) still decides.
-    const look = whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decides"));
+    // When the look was answered (undefined: it failed).
+    let lookedAt: number | undefined;
+    const look = whyNot(deps, cmd).then(
+      (why) => {
+        lookedAt = performance.now();
+        return why;
+      },
+      (err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decides"),
+    );
     const [pre] = await Promise.all([look, journal.markStarted(id)]);
     if (pre !== undefined) {
       await decline(deps, id, pre);
       m.ack();
       return;
+    }
+    if (FAULT_DELAY_RACE_MS > 0) {
+      dlog.info({ ms: FAULT_DELAY_RACE_MS }, "fault: delaying the race");
+      await sleep(FAULT_DELAY_RACE_MS);
+      FAULT_DELAY_RACE_MS = 0;
     }
     // One nonce for every retry of this race: a retry after a lost reply
     // recognises the started event its first try stored.
@@ -286,6 +309,18 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     const confirmedAt = performance.now();
     // Until the result: heartbeats are stored, the lease's evidence (registration.ts).
     unbusy = deps.registration.busy(claimAt);
+    // A cancel requested after the look and before the race was won is not
+    // caught by the race (the coordinator writes its target.cancelled after
+    // the request, and a cancel lets a start that won finish), only by the
+    // look. A race that took long (retried through a leader election, a slow
+    // server: chaos seed 81043 started 418 ms after a cancel request), or a
+    // look that failed, leaves that gap open: look again now, one message
+    // only then. A cancel seen stops the start ("not started"); a failed
+    // look objects to nothing, as before the race.
+    const relook =
+      lookedAt === undefined || confirmedAt - lookedAt > RELOOK_AFTER_MS
+        ? await whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment again"))
+        : undefined;
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand, releaseName } = await loadApply();
@@ -294,7 +329,11 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       process.kill(process.pid, "SIGSTOP");
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
-    const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
+    const late =
+      Registration.confirmationProblem(claimAt, confirmedAt, leaseMs) ??
+      (relook === undefined
+        ? undefined
+        : `${relook.replace(/: not started$/, "")} (seen after this agent's start was stored, ${lookedAt === undefined ? "its first look having failed" : `${Math.round(confirmedAt - lookedAt)} ms after its first look`})`);
     const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt);
     // The heartbeat with the new release goes out beside the journal's fsync
     // (one round trip less per target), and both before the result: once the
