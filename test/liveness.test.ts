@@ -89,6 +89,27 @@ describe("agent liveness", () => {
   });
 });
 
+describe("a coordinator that restarts", () => {
+  // Found by test/cluster.test.ts: a deployment created through a coordinator
+  // just restarted skipped live targets as offline. An idle agent's stored
+  // entry is as old as its start; until it answers the new coordinator's
+  // request for a heartbeat (within a second) it looked offline there. The
+  // coordinator now serves nothing before the answers are in.
+  it("serves only once it has heard its idle agents: a deployment created at once skips none", { timeout: 60_000 }, async () => {
+    const stack = await Stack.start({ agents: ["a1", "a2"], agentEnv: { DEPLOY_AGENT_HEARTBEAT_MS: "60000" } });
+    stacks.push(stack);
+    await until("agents offline between their heartbeats", async () => (await stack.client().agents()).agents.every((a) => !a.live), 15_000, 200);
+    await stack.coordinators[0]!.kill("SIGTERM");
+    const second = await stack.startCoordinator();
+    const c2 = stack.client(stack.coordinatorAddress(second));
+    expect((await c2.agents()).agents.map((a) => [a.id, a.live])).toEqual([["a1", true], ["a2", true]]);
+    const d = await c2.create({ requestId: `restart-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
+    const done = await c2.waitTerminal(d.id!, 30_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(done.targets?.map((t) => t.state)).toEqual(["TARGET_STATE_SUCCEEDED", "TARGET_STATE_SUCCEEDED"]);
+  });
+});
+
 describe("an agent whose credentials predate idle heartbeats", () => {
   it("stores every heartbeat once the server refuses its idle one, and says to re-run gen-credentials", { timeout: 30_000 }, async () => {
     // A user allowed what an agent's old credentials allowed: no deploy.hb.a9.

@@ -102,6 +102,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     // Membership feeds the registry's clock with the servers' time of its own heartbeats (serverClock.ts).
     const membership = new Membership(await new Kvm(ctx.js).open(COORDINATORS_BUCKET), config.rollout.agentLiveMs, log.child({ component: "membership" }), registry.clock);
     await membership.start();
+    // Idle agents are heard over core NATS only: nothing that judges
+    // liveness (the reconciler, convergence, the API) starts before they
+    // have answered this coordinator's request for a heartbeat.
+    const heartbeats = listenForHeartbeats(nc, registry, log.child({ component: "registry" }));
+    await heartbeats.answered;
     // Convergence needs the reconciler (to start what it creates), which tells it when a lock is freed.
     const late: { convergence?: Convergence; revert?: (rec: DeploymentRecord) => Promise<void> } = {};
     const reconciler = new Reconciler(
@@ -139,7 +144,6 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     };
     registry.onChange = (view) => converge.considerAgent(view);
     releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
-    const heartbeats = listenForHeartbeats(nc, registry, log.child({ component: "registry" }));
     converge.considerAll();
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc, {

@@ -205,15 +205,26 @@ export class Registry {
 const REGISTER_CHUNK = 1000;
 
 /**
+ * How long after asking every agent for a heartbeat a starting coordinator
+ * waits before it judges liveness: agents answer within a second, spread
+ * (agent/src/registration.ts), and 500 ms more covers their delivery.
+ */
+export const HEARTBEAT_ANSWER_WAIT_MS = 1500;
+
+/**
  * Hears every agent's idle heartbeat (deploy.hb.<id>: the subject names the
  * agent, and NATS permissions keep an agent to its own) and, once listening,
  * asks every agent for one, so that liveness is known a second after this
- * coordinator starts rather than a heartbeat interval. Agents it hears but
+ * coordinator starts rather than a heartbeat interval: `answered` settles
+ * HEARTBEAT_ANSWER_WAIT_MS after the request, and the coordinator judges no
+ * liveness before (an idle agent's stored entry is as old as its start, so
+ * until it is heard it looks offline; deployments created right after a
+ * restart skipped live targets, test/cluster.test.ts). Agents it hears but
  * has no entry for (deleted by hand) are asked, once a second, to write it
  * again. Nothing is answered: a reply to each heartbeat was one more write
  * to each agent's connection (docs/performance.md).
  */
-export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): { stop(): void } {
+export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): { stop(): void; answered: Promise<void> } {
   const prefix = HEARTBEAT_SUBJECTS.slice(0, -1);
   const unknown = new Set<string>();
   const sub = nc.subscribe(HEARTBEAT_SUBJECTS, {
@@ -240,8 +251,14 @@ export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log:
     }
   }, 1000);
   timer.unref();
-  nc.publish(HEARTBEAT_REQUEST_SUBJECT);
+  const answered = (async () => {
+    // The subscription is on the server before anyone is asked.
+    await nc.flush().catch(() => undefined);
+    nc.publish(HEARTBEAT_REQUEST_SUBJECT);
+    await new Promise((r) => setTimeout(r, HEARTBEAT_ANSWER_WAIT_MS));
+  })();
   return {
+    answered,
     stop() {
       clearInterval(timer);
       sub.unsubscribe();
