@@ -119,12 +119,12 @@ describe("fold", () => {
 });
 
 describe("plan", () => {
-  it("starts, then dispatches up to max_concurrency in target order", () => {
+  it("starts by dispatching up to max_concurrency in target order", () => {
     const log = new Log().add(C, { type: "deployment.created", spec });
-    // Started and the first dispatch in one pass; several targets are one
-    // decision (one compare-and-set append).
+    // The first dispatch starts the deployment (no deployment.started before
+    // it); several targets are one decision (one compare-and-set append).
     const first = plan(log.rec!, ctx(0));
-    expect(first).toEqual([{ type: "deployment.started" }, { type: "targets.dispatched", agentIds: ["a1", "a2"] }]);
+    expect(first).toEqual([{ type: "targets.dispatched", agentIds: ["a1", "a2"] }]);
     for (const d of first) log.add(C, d);
     expect(log.rec!.state).toBe("RUNNING");
     expect(log.rec!.targets.a1!.state).toBe("DISPATCHED");
@@ -132,6 +132,15 @@ describe("plan", () => {
     log.add("a1", { type: "target.started", agentId: "a1" }).add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
     // One free slot: the single-target event.
     expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.dispatched", agentId: "a3" }]);
+  });
+
+  it("a first dispatch that dispatches nothing leaves the deployment PENDING; an explicit deployment.started (older coordinators) still starts it", () => {
+    const log = new Log().add(C, { type: "deployment.created", spec }).add(C, { type: "target.dispatched", agentId: "nobody" });
+    expect(log.rec!.state).toBe("PENDING");
+    expect(log.lastIgnored).toContain("not a target");
+    log.add(C, { type: "deployment.started" }).add(C, { type: "target.dispatched", agentId: "a1" });
+    expect(log.rec!.state).toBe("RUNNING");
+    expect(log.rec!.targets.a1!.state).toBe("DISPATCHED");
   });
 
   it("a deployment cancelled before it started: started, then finished CANCELLED, in one pass; nothing dispatched", () => {

@@ -240,19 +240,25 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       rec.state = "RUNNING";
       return undefined;
     case "target.dispatched":
-      return dispatch(rec, e.agentId, se.time);
     case "targets.dispatched": {
+      // A deployment's first dispatch starts it (plan.ts appends no
+      // deployment.started before it); with no target dispatched, it stays
+      // PENDING.
+      const starting = rec.state === "PENDING" && !rec.cancelRequested;
+      if (starting) rec.state = "RUNNING";
       // One decision for many targets (fan-out: one compare-and-set append
       // instead of one per target). Each target is checked as a single
       // dispatch would be; the event has no effect only if none applied.
+      const ids = e.type === "target.dispatched" ? [e.agentId] : e.agentIds;
       const why: string[] = [];
-      for (const agentId of e.agentIds) {
+      for (const agentId of ids) {
         const no = dispatch(rec, agentId, se.time);
-        if (no !== undefined) why.push(`${agentId}: ${no}`);
+        if (no !== undefined) why.push(ids.length === 1 ? no : `${agentId}: ${no}`);
       }
       // Decided by compare-and-set on a current view, so all or none apply
       // in practice; no effect is reported only when none did.
-      if (why.length < e.agentIds.length) return undefined;
+      if (why.length < ids.length) return undefined;
+      if (starting) rec.state = "PENDING";
       return why.slice(0, 5).join("; ") + (why.length > 5 ? `; and ${why.length - 5} more` : "");
     }
     case "target.started": {

@@ -31,14 +31,21 @@ export interface PlanContext {
 /** A targets.dispatched event's bytes besides its ids (schema, deployment id, time, type: ~150), with room to spare. */
 const DISPATCH_EVENT_BYTES = 256;
 
+const isDispatch = (e: EventBody): boolean => e.type === "target.dispatched" || e.type === "targets.dispatched";
+
 const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
 export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   if (isTerminalDeployment(rec.state)) return [];
-  // Started, and the first decisions made on the started view, in one pass:
-  // the reconciler appends them as one chain, without reading the started
-  // event back first (one round trip less before the first dispatch).
-  if (rec.state === "PENDING") return [{ type: "deployment.started" }, ...plan({ ...rec, state: "RUNNING" }, ctx)];
+  // The first decisions, made on the started view. A first dispatch starts
+  // the deployment itself (fold.ts): no deployment.started before it, one
+  // stored event and one round trip less before the first command. Anything
+  // else (a cancel, a finish with nothing to dispatch) follows an explicit
+  // deployment.started, in the same chain.
+  if (rec.state === "PENDING") {
+    const first = plan({ ...rec, state: "RUNNING" }, ctx);
+    return first[0] !== undefined && isDispatch(first[0]) ? first : [{ type: "deployment.started" }, ...first];
+  }
   const { strategy } = rec.spec;
   // A delivery timeout (and a cancel, below) of a DISPATCHED target races
   // its agent's start on the target's own subject: whichever the server

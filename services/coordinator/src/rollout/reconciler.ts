@@ -19,6 +19,7 @@ import {
   TARGETS_SOURCE,
   eventBudget,
   EVENTS_STREAM,
+  HDR_EVENT_TYPE,
   isRaceDecision,
   foldEvent,
   fromJsMsg,
@@ -116,6 +117,13 @@ export class Reconciler {
         // A large deployment's target chunk, stored before its created
         // event: nothing to decide on; its created event wakes the deployment.
         if (parsed.source === TARGETS_SOURCE) continue;
+        // A deployment's last event: the reconcile that appended it goes on
+        // to finish the deployment (projection, index, desired release,
+        // lock), and if it fails or its coordinator dies first, the lock it
+        // still holds makes the sweep finish it. Woken by it, a reconcile
+        // only read the deployment back to find nothing to do (a KV get, a
+        // stream read, a refused index write: traced, fan-out 1).
+        if (parsed.source === COORDINATOR_SOURCE && m.headers?.get(HDR_EVENT_TYPE) === "deployment.finished") continue;
         // Nothing to acknowledge or redeliver (infrastructure.ts): a failed
         // reconcile is tried again by the sweep.
         this.#wake(parsed.deploymentId, parsed.source, m).catch((err: unknown) =>
