@@ -27,8 +27,9 @@
 // --quick: every part at tiny sizes (fan-out and sequential at N = 10, the
 // scale case with 20 agents and a 3 s idle window, 5 API clients, security
 // off and on with a fan-out of 10 and 5 API clients): what
-// test/bench-smoke.test.ts runs. --cpu-prof writes the coordinator's CPU
-// profiles (node --cpu-prof) into <dir>. Writes bench/results.json
+// test/bench-smoke.test.ts runs. --cpu-prof writes the CPU profiles (node
+// --cpu-prof) of the coordinator, the agent hosts and the floors' hosts
+// into <dir> (summarise one: node dist/scripts/bench/profileSummary.js). Writes bench/results.json
 // (bench/results.quick.json with --quick).
 //
 // BENCH_NATS_PROF=1: every bench nats-server serves its CPU profile on a
@@ -185,7 +186,12 @@ async function main(): Promise<void> {
       await warmUpFloor(nats.url);
       for (const { shape, n } of shapes) {
         const hostProcesses = hostsFor(n);
-        const floors = await runFloors(nats.url, n, shape, ["bare", "apply", "protocol"], { hostProcesses, monitorUrl: nats.monitorUrl, timeoutMs: Number(values["shape-timeout-s"]) * 1000 });
+        const floors = await runFloors(nats.url, n, shape, ["bare", "apply", "protocol"], {
+          hostProcesses,
+          monitorUrl: nats.monitorUrl,
+          timeoutMs: Number(values["shape-timeout-s"]) * 1000,
+          ...(values["cpu-prof"] ? { cpuProfDir: resolve(values["cpu-prof"]) } : {}),
+        });
         log(`floors ${shape} N=${n}: bare ${Math.round(floors.bare!.ms)} ms, apply ${Math.round(floors.apply!.ms)} ms, protocol ${Math.round(floors.protocol!.ms)} ms; ours…`);
         const ours: OursResult = await runOurs({
           natsUrl: nats.url,
