@@ -23,6 +23,7 @@ import {
   DEFAULT_START_LEASE_MS,
   DeployError,
   HDR_CANCEL_REQUESTED,
+  HDR_EVENT_TYPE,
   EVENTS_STREAM,
   agentEventMsgId,
   appendEvent,
@@ -202,6 +203,13 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
   if (!m) return "deployment does not exist";
   // Any coordinator decision after a cancel request carries it (names.ts).
   if (m.header?.get(HDR_CANCEL_REQUESTED) === "true") return "the deployment is being cancelled: not started";
+  // The type is in a header (appendEvent.ts): the body is parsed only for a
+  // finished deployment's state. In a fan-out the last coordinator event is
+  // a dispatch naming up to 1,000 targets, which every agent's look used to
+  // parse and validate id by id (fan-out 1,000: 8 % of an agent host's CPU).
+  const type = m.header?.get(HDR_EVENT_TYPE) ?? "";
+  if (type === "deployment.cancel_requested" || type === "target.cancelled") return "the deployment is being cancelled: not started";
+  if (type !== "" && type !== "deployment.finished") return undefined;
   try {
     const last = parseEvent(m.data);
     if (last.type === "deployment.finished") return `deployment is already ${last.state}`;
