@@ -89,6 +89,7 @@ async function runScale(cfg: ScaleConfig): Promise<ScaleResult | { error: string
       BENCH_SCALE: JSON.stringify(cfg),
       ...(process.env.NATS_SERVER_BIN ? { NATS_SERVER_BIN: process.env.NATS_SERVER_BIN } : {}),
       ...(process.env.BENCH_NATS_PROF ? { BENCH_NATS_PROF: process.env.BENCH_NATS_PROF } : {}),
+      ...(process.env.BENCH_TRACE_SUBJECTS ? { BENCH_TRACE_SUBJECTS: process.env.BENCH_TRACE_SUBJECTS } : {}),
     },
   });
   proc.child.stderr!.on("data", (b: Buffer) => process.stderr.write(b));

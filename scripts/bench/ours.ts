@@ -211,7 +211,8 @@ async function deployOnce(
       await sleep(500);
       work = workOf(counters0, await readCounters(o.monitorUrl), o.n);
     }
-    if (trace) console.log(`messages per target by kind (${o.shape} ${o.n}):`, await trace.stop(o.n));
+    // On stderr: the 10,000-agent case runs in a child whose stderr the bench forwards.
+    if (trace) console.error(`messages per target by kind (${o.shape} ${o.n}):`, await trace.stop(o.n));
     // A stalled system may not answer: report what is known rather than nothing.
     const d = await o.client.get(id).catch((err: unknown) => ({ state: `unknown (GetDeployment: ${(err as Error).message.split("\n")[0]})`, counts: undefined }));
     // When the coordinator cannot answer (a saturated server), the counts
