@@ -58,6 +58,25 @@ describe("rollout", () => {
     for (const s of spans) expect(s.start).toBeLessThan(firstEnd);
     for (const id of ["a1", "a2", "a3"]) await stack.control(id, { sleep: 0 }, false);
   });
+
+  it("an apply longer than the agent's ack_wait (5 s here) is delivered once: in-progress acks keep its command", async () => {
+    const client = stack.client();
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const delivered = async (): Promise<number> => (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1")).delivered.consumer_seq;
+      const before = await delivered();
+      await stack.control("a1", { sleep: 7 });
+      const d = await client.create({ requestId: "long-apply", app: "web", environment: "prod", changeset: { version: "v3" }, strategy: { maxConcurrency: 3 } });
+      const done = await client.waitTerminal(d.id!);
+      expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect(await delivered()).toBe(before + 1);
+      expect((await stack.runs("a1")).filter((r) => r.deploymentId === d.id).map((r) => r.phase)).toEqual(["start", "end"]);
+    } finally {
+      await stack.control("a1", { sleep: 0 }, false);
+      await nc.close();
+    }
+  });
 });
 
 describe("the sweep", () => {
