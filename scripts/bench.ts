@@ -29,8 +29,8 @@
 // off and on with a fan-out of 10 and 5 API clients): what
 // test/bench-smoke.test.ts runs. --cpu-prof writes the CPU profiles (node
 // --cpu-prof) of the coordinator, the agent hosts and the floors' hosts
-// into <dir> (summarise one: node dist/scripts/bench/profileSummary.js). Writes bench/results.json
-// (bench/results.quick.json with --quick).
+// into <dir> (summarise one: node dist/scripts/bench/profileSummary.js).
+// Writes bench/results.json (bench/results.quick.json with --quick).
 //
 // BENCH_NATS_PROF=1: every bench nats-server serves its CPU profile on a
 // port of its own, printed at its start (scripts/bench/natsServer.ts).

@@ -3,6 +3,7 @@ import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../scripts/lib/natsServer.js";
+import { COMMANDS_STREAM, agentConsumerName } from "../services/shared/src/index.js";
 import { Stack } from "./helpers/stack.js";
 
 describe("rollout", () => {
@@ -64,7 +65,7 @@ describe("rollout", () => {
     const nc = await connect({ servers: stack.nats.url });
     try {
       const jsm = await jetstreamManager(nc);
-      const delivered = async (): Promise<number> => (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1")).delivered.consumer_seq;
+      const delivered = async (): Promise<number> => (await jsm.consumers.info(COMMANDS_STREAM, agentConsumerName("a1"))).delivered.consumer_seq;
       const before = await delivered();
       await stack.control("a1", { sleep: 7 });
       const d = await client.create({ requestId: "long-apply", app: "web", environment: "prod", changeset: { version: "v3" }, strategy: { maxConcurrency: 3 } });

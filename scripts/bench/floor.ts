@@ -104,11 +104,13 @@ export async function runFloors(url: string, n: number, shape: Shape, kinds: Flo
     const per = Math.ceil(n / processes);
     for (let p = 0; p * per < n; p++) {
       const cfg: FloorHostConfig = { url, run, from: p * per, count: Math.min(per, n - p * per), kinds, journalDir, cmdStream: CMDS, resultStream: RESULTS };
-      hosts.push(new NodeProc(`floor-host-${p}`, FLOOR_HOST_MAIN, {
+      hosts.push(
+        new NodeProc(`floor-host-${p}`, FLOOR_HOST_MAIN, {
           ipc: true,
           env: { BENCH_FLOOR_HOST: JSON.stringify(cfg), UV_THREADPOOL_SIZE: "16" },
           ...(opts.cpuProfDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${opts.cpuProfDir}`] } : {}),
-        }));
+        }),
+      );
     }
     const isReady = (m: unknown): m is { ready: number } => typeof m === "object" && m !== null && "ready" in m;
     await Promise.all(hosts.map((h) => h.waitForMessage(isReady, 15 * 60_000)));

@@ -207,16 +207,18 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
   // finished deployment's state. In a fan-out the last coordinator event is
   // a dispatch naming up to 1,000 targets, which every agent's look used to
   // parse and validate id by id (fan-out 1,000: 8 % of an agent host's CPU).
-  const type = m.header?.get(HDR_EVENT_TYPE) ?? "";
-  if (type === "deployment.cancel_requested" || type === "target.cancelled") return "the deployment is being cancelled: not started";
-  if (type !== "" && type !== "deployment.finished") return undefined;
-  try {
-    const last = parseEvent(m.data);
-    if (last.type === "deployment.finished") return `deployment is already ${last.state}`;
-    if (last.type === "deployment.cancel_requested" || last.type === "target.cancelled") return "the deployment is being cancelled: not started";
-  } catch {
-    // an unreadable event decides nothing here: the claim still does
+  const header = m.header?.get(HDR_EVENT_TYPE) ?? "";
+  let last: ReturnType<typeof parseEvent> | undefined;
+  if (header === "" || header === "deployment.finished") {
+    try {
+      last = parseEvent(m.data);
+    } catch {
+      // an unreadable event decides nothing here: the claim still does
+    }
   }
+  if (last?.type === "deployment.finished") return `deployment is already ${last.state}`;
+  const type = header || last?.type;
+  if (type === "deployment.cancel_requested" || type === "target.cancelled") return "the deployment is being cancelled: not started";
   return undefined;
 }
 
@@ -226,11 +228,9 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
  * command stored longer than a third of it ago (held up on its way to the
  * agent, as in a rollout to 10,000 agents, whose ack_wait runs from its
  * delivery). A redelivery is harmless (the journal answers it: a re-report
- * and an ack) but costs three messages. Every third of ack_wait, as before,
- * this was 4.05-4.17 acks a target in the 10,000-agent bench (each agent
- * holds its command 40-60 s there); every half, 2.92. A quarter to two
- * thirds of the warm rollout's commands there are delivered twice whatever
- * the interval (not explained yet).
+ * and an ack) but costs three messages; so does each in-progress ack more
+ * than needed, one per agent holding a command. Half of ack_wait leaves the
+ * other half for an ack held up on its way.
  */
 function keepInProgress(m: JsMsg, ackWaitMs: number): NodeJS.Timeout {
   if (Date.now() - m.time.getTime() > ackWaitMs / 3) m.working();

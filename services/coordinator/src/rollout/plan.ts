@@ -17,6 +17,7 @@ import {
   type EventBody,
   type TargetState,
 } from "../../../shared/src/index.js";
+import { dispatchedBy } from "./decisions.js";
 
 export interface PlanContext {
   now: number;
@@ -31,8 +32,6 @@ export interface PlanContext {
 /** A targets.dispatched event's bytes besides its ids (schema, deployment id, time, type: ~150), with room to spare. */
 const DISPATCH_EVENT_BYTES = 256;
 
-const isDispatch = (e: EventBody): boolean => e.type === "target.dispatched" || e.type === "targets.dispatched";
-
 const secs = (ms: number): string => `${Math.round(ms / 100) / 10}s`;
 
 export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
@@ -44,7 +43,7 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   // deployment.started, in the same chain.
   if (rec.state === "PENDING") {
     const first = plan({ ...rec, state: "RUNNING" }, ctx);
-    return first[0] !== undefined && isDispatch(first[0]) ? first : [{ type: "deployment.started" }, ...first];
+    return first[0] !== undefined && dispatchedBy(first[0]).length > 0 ? first : [{ type: "deployment.started" }, ...first];
   }
   const { strategy } = rec.spec;
   // A delivery timeout (and a cancel, below) of a DISPATCHED target races
