@@ -78,6 +78,27 @@ export function subjectClass(subject: string): string {
   return t.slice(0, 2).join(".");
 }
 
+/** An ack's kind by its payload: an ack (empty or +ACK), an in-progress ack (+WPI), +NAK or +TERM. */
+function ackKind(subject: string, data: Uint8Array): string {
+  const body = new TextDecoder().decode(data.subarray(0, 5));
+  const kind = body === "" || body === "+ACK" ? "ack" : body === "+WPI" ? "in-progress ack" : body.trim();
+  return `  of which ${kind} ${subject.split(".")[2]}`;
+}
+
+/**
+ * A delivery's ack reply ($JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<stored ns>.<pending>):
+ * a redelivery, and how long after the message was stored, in buckets.
+ */
+function redelivery(reply: string): string | undefined {
+  const t = reply.split(".");
+  if (t.length !== 9) return undefined;
+  const delivered = Number(t[4]);
+  if (!(delivered > 1)) return undefined;
+  const ageS = (Date.now() - Number(BigInt(t[7]!) / 1_000_000n)) / 1000;
+  const bucket = [5, 10, 20, 30, 45, 60, 90, 120].find((b) => ageS < b);
+  return `  redelivered ${t[2]} (delivery ${delivered}), ${bucket === undefined ? "≥ 120" : `< ${bucket}`} s after it was stored`;
+}
+
 export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
   const { connect } = await import("@nats-io/transport-node");
   const nc = await connect({ servers: natsUrl, name: "bench-trace" });
@@ -87,14 +108,39 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
       // A consumer's delivery shows the stream subject, with an ack reply.
       const k = m.reply?.startsWith("$JS.ACK.") ? `delivered: ${subjectClass(m.subject)}` : subjectClass(m.subject);
       counts.set(k, (counts.get(k) ?? 0) + 1);
+      const more = m.reply?.startsWith("$JS.ACK.") ? redelivery(m.reply) : m.subject.startsWith("$JS.ACK.") ? ackKind(m.subject, m.data) : undefined;
+      if (more !== undefined) counts.set(more, (counts.get(more) ?? 0) + 1);
+      timeline(m.subject, m.reply, m.data);
     },
   });
+  // Commands only: each (consumer, stream seq)'s deliveries and acks, by the time this subscriber saw them.
+  const lines = new Map<string, { at: number; what: string }[]>();
+  const timeline = (subject: string, reply: string | undefined, data: Uint8Array): void => {
+    const now = performance.now();
+    if (reply?.startsWith("$JS.ACK.DEPLOY_COMMANDS.")) {
+      const t = reply.split(".");
+      const k = `${t[3]}.${t[5]}`;
+      const l = lines.get(k) ?? [];
+      l.push({ at: now, what: `d${t[4]}` });
+      lines.set(k, l);
+    } else if (subject.startsWith("$JS.ACK.DEPLOY_COMMANDS.")) {
+      const t = subject.split(".");
+      const k = `${t[3]}.${t[5]}`;
+      const body = new TextDecoder().decode(data.subarray(0, 5));
+      lines.get(k)?.push({ at: now, what: body === "+WPI" ? "w" : "a" });
+    }
+  };
   await nc.flush();
   return {
     async stop(n: number) {
       await nc.flush();
       sub.unsubscribe();
       await nc.close();
+      const red = [...lines.values()].filter((l) => l.some((e) => e.what === "d2"));
+      const firstWpi = [...lines.values()].map((l) => (l.find((e) => e.what === "w")?.at ?? NaN) - l[0]!.at).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+      const q = (a: number[], p: number): number => Math.round(a[Math.min(a.length - 1, Math.floor(p * a.length))] ?? NaN);
+      process.stderr.write(`commands: ${lines.size}, redelivered ${red.length}; first in-progress ack after delivery ms p50 ${q(firstWpi, 0.5)} p90 ${q(firstWpi, 0.9)} max ${q(firstWpi, 1)}\n`);
+      for (const l of red.slice(0, 8)) process.stderr.write(`  ${l.map((e) => `${e.what}@${Math.round((e.at - l[0]!.at) / 100) / 10}`).join(" ")}\n`);
       return Object.fromEntries([...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, r2(v / n)]));
     },
   };
