@@ -94,6 +94,9 @@ describe("desired release and convergence", () => {
     const d1 = await deploy("v1");
     expect(d1.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     v1 = d1.id!;
+    // Terminal here only once this coordinator noted each target's release
+    // (the agents write theirs beside their results): ListAgents shows it at once.
+    for (const id of ["a1", "a2", "a3"]) expect((await agentView(client, "prod", id))?.current).toBe(`v1-${v1.slice(-8)}`);
     const r = await desiredIs("prod", v1);
     expect(r.desired).toMatchObject({ app: "web", environment: "prod", deploymentId: v1, version: "v1", release: `v1-${v1.slice(-8)}`, selection: "all", finishedSequence: d1.lastSequence });
     expect(r.desired?.artifact).toBeFalsy();

@@ -135,3 +135,43 @@ describe("an agent whose credentials predate idle heartbeats", () => {
     }
   });
 });
+
+describe("an agent's entry after a new release", () => {
+  it("a write of the new release that failed is made again at the next heartbeat, not left until the next apply", { timeout: 30_000 }, async () => {
+    const server = await startNatsServer();
+    const nc = await connect({ servers: server.url });
+    conns.push(nc);
+    const log = createLogger("test", "silent");
+    const written: string[] = [];
+    let failNext = false;
+    const agents = {
+      put: (_key: string, value: Uint8Array) => {
+        if (failNext) {
+          failNext = false;
+          return Promise.reject(new Error("no responders"));
+        }
+        written.push((JSON.parse(new TextDecoder().decode(value)) as { currentReleases: Record<string, string> }).currentReleases.web ?? "");
+        return Promise.resolve(written.length);
+      },
+    };
+    const config = { id: "a8", environment: "prod", apps: { web: {} }, labels: {} } as unknown as AgentConfig;
+    const reg = new Registration({ agents } as never, config, 100, log, nc);
+    try {
+      await reg.start({});
+      await sleep(350);
+      // Idle: heartbeats are publishes, nothing more is stored.
+      expect(written).toEqual([""]);
+      reg.setCurrentRelease("web", { release: "v2-abcdefgh", deploymentId: "d-1-abcdefgh", version: "v2" });
+      failNext = true;
+      await expect(reg.beat()).rejects.toThrow("no responders");
+      await until("the new release stored at a later heartbeat", () => Promise.resolve(written.includes("v2-abcdefgh")), 5_000, 20);
+      // Once stored, idle again.
+      const n = written.length;
+      await sleep(350);
+      expect(written.length).toBe(n);
+    } finally {
+      reg.stop();
+      await server.stop();
+    }
+  });
+});

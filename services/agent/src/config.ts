@@ -115,7 +115,7 @@ const schema = {
     env: "DEPLOY_AGENT_HEARTBEAT_MS",
   },
   ackWaitMs: {
-    doc: "ack_wait of the agent's consumer; while a command is handled, in-progress acks go out every half of it (and at once for a command stored more than a third of it ago)",
+    doc: "ack_wait of the agent's consumer; while a command is handled, in-progress acks go out from a third of it after the command was stored, then every half of it",
     format: "nat",
     default: 30_000,
     env: "DEPLOY_AGENT_ACK_WAIT_MS",

@@ -41,6 +41,8 @@ export class Registration {
   /** The server refused this agent's idle heartbeat (credentials from before it): every heartbeat is stored instead. */
   #storeAll = false;
   #status: { stop?(): void } | undefined;
+  /** What the entry says is behind the record (a new release whose write failed): the next heartbeat is stored. */
+  #unwritten = false;
 
   /** `nc` unset (unit tests): every heartbeat is stored, as while busy. */
   constructor(
@@ -154,7 +156,7 @@ export class Registration {
 
   #tick(): void {
     if (this.#stopped) return;
-    if (this.#busy > 0 || !this.nc || this.#storeAll) {
+    if (this.#busy > 0 || !this.nc || this.#storeAll || this.#unwritten) {
       this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "heartbeat failed"));
       return;
     }
@@ -204,9 +206,34 @@ export class Registration {
    */
   #beats: { sentAt: number; gap: number }[] = [];
 
+  /** Writes of the entry sent and not answered yet (settled()). */
+  readonly #inflight = new Set<Promise<unknown>>();
+
+  /**
+   * Resolves when every write of the entry sent before this call is
+   * answered (stored or failed). The agent waits for it before it reports a
+   * result: an entry written before the new release (a stored heartbeat of
+   * the apply) is then stored before the result, never after the
+   * deployment it ends succeeded (releases/convergence.ts counts on it).
+   */
+  async settled(): Promise<void> {
+    if (this.#inflight.size > 0) await Promise.allSettled([...this.#inflight]);
+  }
+
   async beat(): Promise<void> {
     const sentAt = performance.now();
-    await this.ctx.agents.put(this.record.id, encode(this.record));
+    const unwritten = this.#unwritten;
+    this.#unwritten = false;
+    const put = this.ctx.agents.put(this.record.id, encode(this.record));
+    this.#inflight.add(put);
+    try {
+      await put;
+    } catch (err) {
+      this.#unwritten ||= unwritten;
+      throw err;
+    } finally {
+      this.#inflight.delete(put);
+    }
     this.#acknowledged(sentAt);
     this.onBeat();
   }
@@ -270,6 +297,9 @@ export class Registration {
   setCurrentRelease(app: string, release: AgentRelease): void {
     this.record.currentReleases[app] = release.release;
     this.record.releases = { ...this.record.releases, [app]: release };
+    // Until a write of it is acknowledged, heartbeats are stored (a failed
+    // write is tried again at the next one, not left until the next apply).
+    this.#unwritten = true;
   }
 
   stop(): void {

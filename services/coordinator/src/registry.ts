@@ -23,6 +23,7 @@ import {
   parseAgentRecord,
   type AgentBindings,
   type AgentRecord,
+  type AgentRelease,
   type Logger,
 } from "../../shared/src/index.js";
 import { ServerClock } from "./serverClock.js";
@@ -47,6 +48,12 @@ export class Registry {
   /** Entries refused for their binding: agent id → why, and the entry (looked at again when the bindings change). */
   readonly #refused = new Map<string, { reason: string; view: AgentView }>();
   #bindings: AgentBindings | undefined;
+  /**
+   * Releases this coordinator folded from its deployments' results, ahead of
+   * the agents' own entries (noteRelease): agent id → app → the release and
+   * until when (Date.now()) it is kept.
+   */
+  readonly #noted = new Map<string, Map<string, { release: AgentRelease; until: number }>>();
   #watch: QueuedIterator<KvEntry> | undefined;
   #done: Promise<void> | undefined;
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
@@ -93,7 +100,7 @@ export class Registry {
     }
     let view: AgentView;
     try {
-      const record = parseAgentRecord(e.value);
+      const record = this.#withNoted(parseAgentRecord(e.value));
       if (record.id !== e.key) throw new Error(`record id ${record.id} under key ${e.key}`);
       // An idle heartbeat heard after the write is later than the write.
       const heard = prev?.heartbeatAt ?? refused?.view.heartbeatAt ?? 0;
@@ -144,6 +151,46 @@ export class Registry {
       const wasIn = this.#agents.has(view.record.id);
       if (this.#admit(view, false) && !wasIn) this.#changed(view);
     }
+  }
+
+  /**
+   * The agent succeeded in deployment `release.deploymentId` of `app`, as
+   * folded by this coordinator: shown as its release of `app` (ListAgents,
+   * convergence) at once. The agent writes its entry with it beside its
+   * result (agent/src/handleCommand.ts), so a deployment that is terminal
+   * here may be ahead of the entry this coordinator has seen: until an
+   * entry shows this release, or a later one, and for at most agentLiveMs,
+   * the noted release stands over an entry written before it.
+   */
+  noteRelease(agentId: string, app: string, release: AgentRelease): void {
+    const view = this.#agents.get(agentId);
+    if (!view || view.record.releases?.[app]?.deploymentId === release.deploymentId) return;
+    const mine = view.record.releases?.[app];
+    if (mine && mine.deploymentId > release.deploymentId) return;
+    const apps = this.#noted.get(agentId) ?? new Map<string, { release: AgentRelease; until: number }>();
+    this.#noted.set(agentId, apps);
+    apps.set(app, { release, until: Date.now() + this.agentLiveMs });
+    view.record = this.#withNoted(view.record);
+  }
+
+  /** `record` with the releases noted for its agent that it does not show yet; notes it shows, and old ones, are dropped. */
+  #withNoted(record: AgentRecord): AgentRecord {
+    const apps = this.#noted.get(record.id);
+    if (!apps) return record;
+    const now = Date.now();
+    let out = record;
+    for (const [app, n] of apps) {
+      const has = record.releases?.[app];
+      // Caught up (this release or a later one), or noted long enough ago
+      // that the entry, whatever it says, is the agent's word.
+      if ((has && has.deploymentId >= n.release.deploymentId) || (!has && record.currentReleases[app] === n.release.release) || now > n.until) {
+        apps.delete(app);
+        continue;
+      }
+      out = { ...out, currentReleases: { ...out.currentReleases, [app]: n.release.release }, releases: { ...out.releases, [app]: n.release } };
+    }
+    if (apps.size === 0) this.#noted.delete(record.id);
+    return out;
   }
 
   /** Why `record` is refused for its binding, or undefined (always, without bindings). */

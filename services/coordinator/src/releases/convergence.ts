@@ -187,11 +187,13 @@ export class Convergence {
     if (!d || !needsConvergence(view.record, q.app, d)) return "not-needed";
     const requestId = convergenceRequestId(q.app, q.environment, agentId, d.deploymentId);
     if (this.#done.has(requestId)) return "exists";
-    // The registry's view trails KV by up to a watch delivery: just after a
-    // deployment succeeds, an agent it updated can still look outdated here
-    // (a full test run saw a spurious convergence take the pair's lock). The
-    // agent writes its entry, with the new release, before its result: act
-    // only on an entry read now and written after the desired release
+    // The registry's view trails KV by up to a watch delivery, and an
+    // agent's entry trails its result: just after a deployment succeeds, an
+    // agent it updated can still look outdated here (a full test run saw a
+    // spurious convergence take the pair's lock). The agent writes its entry
+    // with the new release beside its result, and every write it sent
+    // before that is stored before the result (agent/src/handleCommand.ts):
+    // act only on an entry read now and written after the desired release
     // succeeded; an older one is looked at again at the agent's next beat.
     const entry = await ctx.agents.get(agentId);
     if (!entry || entry.operation !== "PUT" || entry.created.getTime() <= Date.parse(d.succeededAt)) return "not-needed";

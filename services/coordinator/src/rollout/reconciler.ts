@@ -26,6 +26,7 @@ import {
   isTerminalDeployment,
   isTerminalTarget,
   parseEventSubject,
+  releaseName,
   type CommandSigner,
   type DeploymentRecord,
   type TargetState,
@@ -268,6 +269,9 @@ export class Reconciler {
         eventBudgetBytes: eventBudget(this.ctx.nc),
       });
       if (planned.length === 0) break;
+      // Before the finished event is stored: a client that sees the
+      // deployment terminal finds its agents on its release here.
+      if (planned.some((d) => d.type === "deployment.finished")) noteReleases(this.registry, record);
       // 3. Write.
       const raced = await appendRaces(this.ctx, record, planned.filter(isRaceDecision), log, this.opts.metrics);
       const decisions = planned.filter((d) => !isRaceDecision(d));
@@ -334,4 +338,22 @@ export class Reconciler {
     await Promise.allSettled([...this.#slots.values()].map((s) => s.running));
     await this.#projector.flush(this.#states.entries());
   }
+}
+
+/**
+ * What each target that SUCCEEDED in `rec`, about to finish, runs now,
+ * noted in this coordinator's registry ahead of its agent's own entry
+ * (Registry.noteRelease): once a deployment is terminal, ListAgents here
+ * shows its agents on its release.
+ */
+function noteReleases(registry: Registry, rec: DeploymentRecord): void {
+  const { spec } = rec;
+  const a = spec.changeset.artifact;
+  const release = {
+    release: releaseName(spec.changeset.version, spec.id),
+    deploymentId: spec.id,
+    version: spec.changeset.version,
+    ...(a ? { artifact: { name: a.name, digest: a.digest } } : {}),
+  };
+  for (const [agentId, t] of Object.entries(rec.targets)) if (t.state === "SUCCEEDED") registry.noteRelease(agentId, spec.app, release);
 }
