@@ -374,10 +374,10 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // The entry with the new release is written beside the result, both
     // after the journal's fsync: the result no longer waits for it (one
     // stored round trip less per target). The coordinator that folds the
-    // result shows the new release in ListAgents from then on
-    // (rollout/reconciler.ts), so a terminal deployment's agents read as
-    // on its release there at once; other coordinators see it with this
-    // write. Convergence acts only on an entry written after the desired
+    // results notes each succeeded target's release before it stores the
+    // finished event (rollout/reconciler.ts), so a terminal deployment's
+    // agents show on its release there at once; other coordinators see it
+    // with this write. Convergence acts only on an entry written after the desired
     // release succeeded (releases/convergence.ts): every write of the entry
     // sent before the new release is answered before the result goes out.
     if (result.outcome === "SUCCEEDED") {
