@@ -171,7 +171,7 @@ describe("an agent's entry after a new release", () => {
       expect(written.length).toBe(n);
     } finally {
       reg.stop();
-      await server.stop();
+      await server.cleanup();
     }
   });
 });

@@ -54,7 +54,7 @@ describe("a release noted from a deployment's results", () => {
   afterAll(async () => {
     for (const r of registries) await r.close();
     await nc?.close();
-    await server?.stop();
+    await server?.cleanup();
   });
 
   const startRegistry = async (agentLiveMs = 60_000): Promise<Registry> => {
