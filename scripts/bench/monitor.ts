@@ -78,9 +78,12 @@ export function subjectClass(subject: string): string {
   return t.slice(0, 2).join(".");
 }
 
+/** An ack's verb: "" or +ACK (an ack), +WPI (in progress), +NAK, +TERM. */
+const ackBody = (data: Uint8Array): string => new TextDecoder().decode(data.subarray(0, 5));
+
 /** An ack's kind by its payload: an ack (empty or +ACK), an in-progress ack (+WPI), +NAK or +TERM. */
 function ackKind(subject: string, data: Uint8Array): string {
-  const body = new TextDecoder().decode(data.subarray(0, 5));
+  const body = ackBody(data);
   const kind = body === "" || body === "+ACK" ? "ack" : body === "+WPI" ? "in-progress ack" : body.trim();
   return `  of which ${kind} ${subject.split(".")[2]}`;
 }
@@ -126,8 +129,7 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
     } else if (subject.startsWith("$JS.ACK.DEPLOY_COMMANDS.")) {
       const t = subject.split(".");
       const k = `${t[3]}.${t[5]}`;
-      const body = new TextDecoder().decode(data.subarray(0, 5));
-      lines.get(k)?.push({ at: now, what: body === "+WPI" ? "w" : "a" });
+      lines.get(k)?.push({ at: now, what: ackBody(data) === "+WPI" ? "w" : "a" });
     }
   };
   await nc.flush();

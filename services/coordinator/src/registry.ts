@@ -164,9 +164,9 @@ export class Registry {
    */
   noteRelease(agentId: string, app: string, release: AgentRelease): void {
     const view = this.#agents.get(agentId);
-    if (!view || view.record.releases?.[app]?.deploymentId === release.deploymentId) return;
-    const mine = view.record.releases?.[app];
-    if (mine && mine.deploymentId > release.deploymentId) return;
+    const shown = view?.record.releases?.[app];
+    // Shown already, or a later release is.
+    if (!view || (shown && shown.deploymentId >= release.deploymentId)) return;
     const apps = this.#noted.get(agentId) ?? new Map<string, { release: AgentRelease; until: number }>();
     this.#noted.set(agentId, apps);
     apps.set(app, { release, until: Date.now() + this.agentLiveMs });

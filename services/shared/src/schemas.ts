@@ -4,7 +4,7 @@
 import { asArtifactName, asDigest, type ArtifactRef } from "./artifacts.js";
 import { ValidationError } from "./errors.js";
 import { IDENTITY_SOURCES, MAX_IDENTITY_LENGTH, type IdentitySource } from "./identity.js";
-import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA } from "./names.js";
+import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA, releaseName } from "./names.js";
 import { SELECTIONS, type Selection } from "./release.js";
 import { MAX_SELECTOR_LENGTH } from "./selector.js";
 import {
@@ -501,6 +501,21 @@ export interface AgentRelease {
   version: string;
   /** The bundle installed; absent when the app's deploy executable ran (executable mode). */
   artifact?: { name: string; digest: string };
+}
+
+/**
+ * What an agent runs once it has applied `changeset` of deployment
+ * `deploymentId`: the agent writes it in its entry, and the coordinator that
+ * folds the result notes the same (Registry.noteRelease), so both agree.
+ */
+export function agentReleaseOf(deploymentId: string, changeset: Changeset): AgentRelease {
+  const a = changeset.artifact;
+  return {
+    release: releaseName(changeset.version, deploymentId),
+    deploymentId,
+    version: changeset.version,
+    ...(a ? { artifact: { name: a.name, digest: a.digest } } : {}),
+  };
 }
 
 function parseAgentReleases(v: unknown, field: string): Record<string, AgentRelease> {

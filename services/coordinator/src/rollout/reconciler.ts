@@ -26,7 +26,7 @@ import {
   isTerminalDeployment,
   isTerminalTarget,
   parseEventSubject,
-  releaseName,
+  agentReleaseOf,
   type CommandSigner,
   type DeploymentRecord,
   type TargetState,
@@ -348,12 +348,6 @@ export class Reconciler {
  */
 function noteReleases(registry: Registry, rec: DeploymentRecord): void {
   const { spec } = rec;
-  const a = spec.changeset.artifact;
-  const release = {
-    release: releaseName(spec.changeset.version, spec.id),
-    deploymentId: spec.id,
-    version: spec.changeset.version,
-    ...(a ? { artifact: { name: a.name, digest: a.digest } } : {}),
-  };
+  const release = agentReleaseOf(spec.id, spec.changeset);
   for (const [agentId, t] of Object.entries(rec.targets)) if (t.state === "SUCCEEDED") registry.noteRelease(agentId, spec.app, release);
 }
