@@ -271,6 +271,22 @@ describe("desired release and convergence", () => {
   });
 });
 
+describe("an agent whose entry with the new release is written late", () => {
+  it("is shown on the deployment's release as soon as the deployment is terminal: its coordinator noted it from the result", { timeout: 60_000 }, async () => {
+    // The agent reports its result at once and writes its entry 5 s later.
+    const stack = await Stack.start({ agents: ["a1"], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS: "5000" } });
+    try {
+      const client = stack.client();
+      const d = await client.create({ requestId: rid("late-entry"), app: "web", environment: "prod", changeset: { version: "v7" }, targets: [] });
+      const done = await client.waitTerminal(d.id!);
+      expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect(await agentView(client, "prod", "a1")).toMatchObject({ live: true, current: `v7-${d.id!.slice(-8)}` });
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 describe("a crash between the finished event and the desired release", () => {
   let stack: Stack;
   beforeAll(async () => {

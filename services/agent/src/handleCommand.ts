@@ -26,6 +26,7 @@ import {
   HDR_EVENT_TYPE,
   EVENTS_STREAM,
   agentEventMsgId,
+  agentReleaseOf,
   appendEvent,
   eventSubject,
   lastOnTarget,
@@ -75,6 +76,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 let FAULT_STOP_AFTER_CLAIM = process.env["DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM"] === "1";
 /** The same, never in production: the agent waits this long between its look and its race, once per process, as a race retried through a leader election does. */
 let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"] ?? 0);
+
+/** The same, never in production: the write of a new release to the agent's entry waits this long after its result (a write held up on its way), every time. */
+const FAULT_DELAY_RELEASE_WRITE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS"] ?? 0);
 
 /**
  * A look answered longer than this before the race was won is looked at
@@ -359,7 +363,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
         : undefined;
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
-    const { applyCommand, releaseName } = await loadApply();
+    const { applyCommand } = await loadApply();
     if (FAULT_STOP_AFTER_CLAIM) {
       FAULT_STOP_AFTER_CLAIM = false;
       process.kill(process.pid, "SIGSTOP");
@@ -377,25 +381,20 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // results notes each succeeded target's release before it stores the
     // finished event (rollout/reconciler.ts), so a terminal deployment's
     // agents show on its release there at once; other coordinators see it
-    // with this write. Convergence acts only on an entry written after the desired
-    // release succeeded (releases/convergence.ts): every write of the entry
-    // sent before the new release is answered before the result goes out.
-    if (result.outcome === "SUCCEEDED") {
-      const a = cmd.changeset.artifact;
-      deps.registration.setCurrentRelease(cmd.app, {
-        release: releaseName(cmd),
-        deploymentId: cmd.deploymentId,
-        version: cmd.changeset.version,
-        ...(a ? { artifact: { name: a.name, digest: a.digest } } : {}),
-      });
-    }
+    // with this write. Convergence acts only on an entry written after the
+    // desired release succeeded (releases/convergence.ts): every write of
+    // the entry sent before the new release is answered before the result
+    // goes out.
+    if (result.outcome === "SUCCEEDED") deps.registration.setCurrentRelease(cmd.app, agentReleaseOf(cmd.deploymentId, cmd.changeset));
     await Promise.all([journal.markFinished(id, result), deps.registration.settled()]);
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
-    const beat =
-      result.outcome === "SUCCEEDED" ? deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "writing the new release to this agent's entry failed")) : undefined;
-    await Promise.all([reportJournaled(deps, id), beat]);
+    const writeRelease = async (): Promise<void> => {
+      if (FAULT_DELAY_RELEASE_WRITE_MS > 0) await sleep(FAULT_DELAY_RELEASE_WRITE_MS);
+      await deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "writing the new release to this agent's entry failed"));
+    };
+    await Promise.all([reportJournaled(deps, id), result.outcome === "SUCCEEDED" ? writeRelease() : undefined]);
     m.ack();
   } finally {
     stopInProgress();
