@@ -79,6 +79,27 @@ describe("fold", () => {
     expect(log.rec!.targets.a1!.state).toBe("APPLYING");
   });
 
+  it("a decline after the agent's own start won ends the target; any other decline after a start changes nothing", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add(C, { type: "target.dispatched", agentId: "a2" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add("a2", { type: "target.started", agentId: "a2" })
+      .add(C, { type: "deployment.cancel_requested", reason: "stop" });
+    // a1's look after its race saw the cancel: it ran nothing.
+    log.add("a1", { type: "target.declined", agentId: "a1", reason: "the deployment is being cancelled: not started", afterStart: true });
+    expect(log.rec!.targets.a1).toMatchObject({ state: "CANCELLED", message: "declined by the agent: the deployment is being cancelled: not started" });
+    // a2 lost its journal and found its target's race taken: that start may have run.
+    log.add("a2", { type: "target.declined", agentId: "a2", reason: "the target's start is already stored: not started" });
+    expect(log.lastIgnored).toMatch(/APPLYING/);
+    expect(log.rec!.targets.a2!.state).toBe("APPLYING");
+    // Without a cancel, a decline after the start is a failure of that target.
+    const other = running().add(C, { type: "target.dispatched", agentId: "a1" }).add("a1", { type: "target.started", agentId: "a1" });
+    other.add("a1", { type: "target.declined", agentId: "a1", reason: "deployment does not exist", afterStart: true });
+    expect(other.rec!.targets.a1!.state).toBe("FAILED");
+    expect(foldAll(log.events)).toEqual(log.rec);
+  });
+
   it("ignores a delivery timeout decided before the agent's start reached the stream", () => {
     const log = running()
       .add(C, { type: "target.dispatched", agentId: "a1" })

@@ -148,6 +148,17 @@ describe("Journal", () => {
     await journal.close();
   });
 
+  it("declines a started entry after its start won, and keeps that across a reopen", async () => {
+    const journal = await open();
+    await expect(journal.markDeclined("d-1", "cancelled", true)).rejects.toBeInstanceOf(JournalStateError);
+    await journal.markStarted("d-1");
+    await journal.markDeclined("d-1", "the deployment is being cancelled: not started", true);
+    await journal.close();
+    const reopened = await open();
+    expect(reopened.get("d-1")).toEqual({ deploymentId: "d-1", status: "declined", declineReason: "the deployment is being cancelled: not started", declinedAfterStart: true, reported: false });
+    await reopened.close();
+  });
+
   it("rejects transitions out of order", async () => {
     const journal = await open();
     await expect(journal.markFinished("d-1", result)).rejects.toBeInstanceOf(JournalStateError);

@@ -80,7 +80,8 @@ export async function waitAgentEvent(jsm: JetStreamManager, deploymentId: string
   await waitFor(`an event from ${agentId} about ${deploymentId}`, async () => {
     const m = await lastBySubject(jsm, "DEPLOY_EVENTS", `deploy.evt.${deploymentId}.${agentId}`);
     if (m) event = parseEvent(m.data);
-    return event !== undefined;
+    // A start that won is followed by what the agent made of it.
+    return event !== undefined && event.type !== "target.started";
   }, timeoutMs);
   return event!;
 }

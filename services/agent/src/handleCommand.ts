@@ -6,15 +6,16 @@
 //   1. validate the message (invalid: error event, term(), never redelivered);
 //   2. the journal already knows the deployment: re-report what it recorded,
 //      run nothing;
-//   3. a cheap look: the deployment exists and is not finished (its last
-//      coordinator event);
-//   4. journal "started" (fsync'd), then race for the target: target.started
+//   3. journal "started" (fsync'd), then race for the target: target.started
 //      appended on the target's subject by compare-and-set
 //      (js/raceForTarget.ts): lost to a coordinator that timed it out or
 //      cancelled it first, the agent declines and runs nothing;
+//   4. won: a look at the deployment (its last coordinator event): being
+//      cancelled, finished or gone, the agent declines after its start
+//      (target.declined, afterStart) and runs nothing;
 //   5. run, journal "finished", report the result (at-least-once, msg id
 //      deduplicated), ack.
-// A crash anywhere after step 4 leaves a "started" entry that the next start
+// A crash anywhere after step 3 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
 import { randomUUID } from "node:crypto";
 import type { JsMsg } from "@nats-io/jetstream";
@@ -74,19 +75,11 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  * per process.
  */
 let FAULT_STOP_AFTER_CLAIM = process.env["DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM"] === "1";
-/** The same, never in production: the agent waits this long between its look and its race, once per process, as a race retried through a leader election does. */
+/** The same, never in production: the agent waits this long between its journal and its race, once per process, as a race retried through a leader election does. */
 let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"] ?? 0);
 
 /** The same, never in production: the write of a new release to the agent's entry waits this long after its result (a write held up on its way), every time. */
 const FAULT_DELAY_RELEASE_WRITE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS"] ?? 0);
-
-/**
- * A look answered longer than this before the race was won is looked at
- * again after it (see handleCommand). The fault suite allows 250 ms between
- * a cancel request and a start that won after it (a gap no check closes);
- * a race won a few ms after its look, as usual, costs no second look.
- */
-export const RELOOK_AFTER_MS = 100;
 
 /** Publishes an agent event, retrying until JetStream acknowledges it or the agent closes. */
 export async function report(deps: Pick<HandlerDeps, "ctx" | "config" | "log" | "closing">, deploymentId: string, body: EventBody, kind: string): Promise<number> {
@@ -122,23 +115,20 @@ async function retrying<T>(deps: Pick<HandlerDeps, "log" | "closing">, fn: () =>
   }
 }
 
-export async function reportJournaled(deps: HandlerDeps, deploymentId: string): Promise<void> {
-  const entry = deps.journal.get(deploymentId);
-  if (!entry) return;
+/** Reports an apply's result or a decline: undefined once acknowledged, or refused for good. */
+async function reportOutcome(deps: HandlerDeps, deploymentId: string, outcome: { result: JournalResult } | { declined: string; afterStart: boolean }): Promise<void> {
   const agentId = deps.config.id;
   try {
-    if (entry.status === "finished" && entry.result) {
-      const r = entry.result;
+    if ("result" in outcome) {
+      const r = outcome.result;
       await report(
         deps,
         deploymentId,
         { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) },
         "result",
       );
-    } else if (entry.status === "declined") {
-      await report(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "" }, "declined");
     } else {
-      return;
+      await report(deps, deploymentId, { type: "target.declined", agentId, reason: outcome.declined, ...(outcome.afterStart ? { afterStart: true as const } : {}) }, "declined");
     }
   } catch (err) {
     // Refused for good by a server limit: journaled as reported, so neither a
@@ -146,6 +136,13 @@ export async function reportJournaled(deps: HandlerDeps, deploymentId: string): 
     // The coordinator times the target out.
     if (!(err instanceof DeployError) || err.retryable) throw err;
   }
+}
+
+export async function reportJournaled(deps: HandlerDeps, deploymentId: string): Promise<void> {
+  const entry = deps.journal.get(deploymentId);
+  if (entry?.status === "finished" && entry.result) await reportOutcome(deps, deploymentId, { result: entry.result });
+  else if (entry?.status === "declined") await reportOutcome(deps, deploymentId, { declined: entry.declineReason ?? "", afterStart: entry.declinedAfterStart === true });
+  else return;
   await deps.journal.markReported(deploymentId);
 }
 
@@ -184,21 +181,22 @@ function validate(deps: HandlerDeps, m: JsMsg): Command | string {
   return cmd;
 }
 
-async function decline(deps: HandlerDeps, deploymentId: string, reason: string): Promise<void> {
-  deps.log.info({ deploymentId, reason }, "declining command");
+async function decline(deps: HandlerDeps, deploymentId: string, reason: string, afterStart = false): Promise<void> {
+  deps.log.info({ deploymentId, reason, afterStart }, "declining command");
   deps.metrics?.declined.inc();
-  await deps.journal.markDeclined(deploymentId, reason);
+  await deps.journal.markDeclined(deploymentId, reason, afterStart);
   await reportJournaled(deps, deploymentId);
 }
 
 /**
- * A cheap look before claiming: the deployment's last coordinator event
- * (one direct get). Undefined when the target may be claimed; the claim
- * itself is what makes starting safe.
+ * The look after the race: the deployment's last coordinator event (one
+ * direct get). Undefined when the won start may run.
  *
- * A cancel requested (or already cancelling targets) stops a target that is
- * not started yet here too, not only when a coordinator wins its race: a
- * slow coordinator may append its cancels well after the request.
+ * A cancel requested stops a target whose start won here, not only when a
+ * coordinator wins the target's race first: the coordinator appends its
+ * target.cancelled after the request (a slow one well after), and a cancel
+ * lets a start stored before it finish. Asked after the start was stored,
+ * the look sees every cancel requested before that start.
  */
 async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
   // A direct get names the subject in its request subject, so the agent's
@@ -260,8 +258,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     if (m.redelivered) deps.metrics?.redeliveries.inc();
     const cmd = validate(deps, m);
     if (typeof cmd === "string") return await reject(deps, m, cmd);
-    // The apply code loads (once, ~12 ms) while the journal, the look and
-    // the claim below wait on the disk and the network.
+    // The apply code loads (once, ~12 ms) while the journal, the race and
+    // the look below wait on the disk and the network.
     void loadApply().catch(() => undefined);
     const id = cmd.deploymentId;
     const dlog = log.child({ deploymentId: id });
@@ -292,27 +290,9 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
 
     // Journal first (fsync'd): from here a crash reports this apply
-    // interrupted and never runs it. The look at the deployment runs beside
-    // the fsync (one round trip less per target); a "started" entry that is
-    // then declined is allowed, and a crash in between is reported as an
-    // interrupted apply that ran nothing. Then the claim decides, once,
-    // between this agent starting and a coordinator timing out or cancelling.
-    // A failed look objects to nothing: the claim (retried) still decides.
-    // When the look was answered (undefined: it failed).
-    let lookedAt: number | undefined;
-    const look = whyNot(deps, cmd).then(
-      (why) => {
-        lookedAt = performance.now();
-        return why;
-      },
-      (err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decides"),
-    );
-    const [pre] = await Promise.all([look, journal.markStarted(id)]);
-    if (pre !== undefined) {
-      await decline(deps, id, pre);
-      m.ack();
-      return;
-    }
+    // interrupted and never runs it. Then the race decides, once, between
+    // this agent starting and a coordinator timing out or cancelling.
+    await journal.markStarted(id);
     if (FAULT_DELAY_RACE_MS > 0) {
       dlog.info({ ms: FAULT_DELAY_RACE_MS }, "fault: delaying the race");
       await sleep(FAULT_DELAY_RACE_MS);
@@ -349,18 +329,23 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     const confirmedAt = performance.now();
     // Until the result: heartbeats are stored, the lease's evidence (registration.ts).
     unbusy = deps.registration.busy(claimAt);
-    // A cancel requested after the look and before the race was won is not
-    // caught by the race (the coordinator writes its target.cancelled after
-    // the request, and a cancel lets a start that won finish), only by the
-    // look. A race that took long (retried through a leader election, a slow
-    // server: chaos seed 81043 started 418 ms after a cancel request), or a
-    // look that failed, leaves that gap open: look again now, one message
-    // only then. A cancel seen stops the start ("not started"); a failed
-    // look objects to nothing, as before the race.
-    const relook =
-      lookedAt === undefined || confirmedAt - lookedAt > RELOOK_AFTER_MS
-        ? await whyNot(deps, cmd).catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment again"))
-        : undefined;
+    // The look comes after the race, not before it or beside the journal
+    // as it used to: a look before the race missed a cancel requested
+    // between the two (chaos seed 81043: a race retried through a leader
+    // election won 418 ms after a cancel request, and ran), so a race won
+    // more than 100 ms after its look was looked at again, which at
+    // fan-out 1,000 was every race: two looks a target. One look, after,
+    // closes that gap whatever the race took. A failed look is asked once
+    // more, then objects to nothing: the race decided, and the lease still
+    // bounds the start.
+    const why = await whyNot(deps, cmd)
+      .catch(() => whyNot(deps, cmd))
+      .catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decided"));
+    if (why !== undefined) {
+      await decline(deps, id, why, true);
+      m.ack();
+      return;
+    }
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
     const { applyCommand } = await loadApply();
@@ -369,11 +354,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       process.kill(process.pid, "SIGSTOP");
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
-    const late =
-      Registration.confirmationProblem(claimAt, confirmedAt, leaseMs) ??
-      (relook === undefined
-        ? undefined
-        : `${relook.replace(/: not started$/, "")} (seen after this agent's start was stored, ${lookedAt === undefined ? "its first look having failed" : `${Math.round(confirmedAt - lookedAt)} ms after its first look`})`);
+    const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
     const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt);
     // The entry with the new release is written beside the result, both
     // after the journal's fsync: the result no longer waits for it (one

@@ -35,6 +35,8 @@ export interface JournalEntry {
   /** Set when finished. */
   result?: JournalResult;
   declineReason?: string;
+  /** Declined after this agent's own start won the target's race (its look after the race said no): nothing ran. */
+  declinedAfterStart?: boolean;
   /** The result/decline event was acknowledged by JetStream. */
   reported: boolean;
 }
@@ -83,7 +85,7 @@ const VERSION = 1;
 type JournalRecord =
   | { v: 1; op: "started"; deploymentId: string; at: string }
   | { v: 1; op: "finished"; deploymentId: string; at: string; result: JournalResult }
-  | { v: 1; op: "declined"; deploymentId: string; at: string; reason: string }
+  | { v: 1; op: "declined"; deploymentId: string; at: string; reason: string; afterStart?: true }
   | { v: 1; op: "reported"; deploymentId: string; at: string };
 
 export class Journal {
@@ -161,8 +163,8 @@ export class Journal {
     await this.append(() => ({ v: VERSION, op: "finished", deploymentId, at: now(), result: { ...result } }));
   }
 
-  async markDeclined(deploymentId: string, reason: string): Promise<void> {
-    await this.append(() => ({ v: VERSION, op: "declined", deploymentId, at: now(), reason }));
+  async markDeclined(deploymentId: string, reason: string, afterStart = false): Promise<void> {
+    await this.append(() => ({ v: VERSION, op: "declined", deploymentId, at: now(), reason, ...(afterStart ? { afterStart: true as const } : {}) }));
   }
 
   /** Idempotent: marking an already reported entry writes nothing. */
@@ -222,8 +224,10 @@ function transition(entry: JournalEntry | undefined, record: JournalRecord): Jou
       // Declining is only honest if nothing ran: no entry, or a started entry
       // whose claim the agent then lost (it records "started" before it
       // publishes its claim, and runs nothing until the claim is confirmed).
+      // After a start that won, only from that started entry.
       if (entry && entry.status !== "started") return `deployment ${id} cannot be declined, it is already ${entry.status}`;
-      return { deploymentId: id, status: "declined", declineReason: record.reason, reported: false };
+      if (record.afterStart && !entry) return `deployment ${id} cannot be declined after its start, it was not started`;
+      return { deploymentId: id, status: "declined", declineReason: record.reason, ...(record.afterStart ? { declinedAfterStart: true } : {}), reported: false };
     case "finished":
       if (entry?.status !== "started") return `deployment ${id} cannot finish, it is ${entry ? entry.status : "not started"}`;
       return { ...entry, status: "finished", result: { ...record.result } };
@@ -294,7 +298,7 @@ function decodeRecord(line: string): JournalRecord | undefined {
     case "reported":
       return { v: VERSION, op, deploymentId, at };
     case "declined":
-      return typeof value.reason === "string" ? { v: VERSION, op, deploymentId, at, reason: value.reason } : undefined;
+      return typeof value.reason === "string" ? { v: VERSION, op, deploymentId, at, reason: value.reason, ...(value.afterStart === true ? { afterStart: true as const } : {}) } : undefined;
     case "finished": {
       const result = decodeResult(value.result);
       return result ? { v: VERSION, op, deploymentId, at, result } : undefined;

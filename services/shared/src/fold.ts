@@ -299,11 +299,15 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
     case "target.declined": {
       // The agent ran nothing and never will (its journal says declined): the
       // target is terminal now, with the agent's reason, rather than when a
-      // delivery timeout runs out. A decline after the target started (a
-      // journal lost, the claim found taken) changes nothing.
+      // delivery timeout runs out. So does a decline marked afterStart: the
+      // agent's own start won, and its look after the race (handleCommand.ts)
+      // found the deployment being cancelled. Any other decline after the
+      // target started (a journal lost, the race found taken) changes
+      // nothing: that start may have run.
       const t = target(rec, e.agentId);
       if (!t) return `${e.agentId} is not a target`;
-      if (t.state !== "DISPATCHED" || terminal) return `declined, but the target is ${t.state}`;
+      const open = t.state === "DISPATCHED" || (e.afterStart === true && t.state === "APPLYING");
+      if (!open || terminal) return `declined, but the target is ${t.state}`;
       t.state = rec.cancelRequested ? "CANCELLED" : "FAILED";
       t.message = `declined by the agent: ${e.reason}`.slice(0, 1024);
       t.finishedAt = se.time;

@@ -341,7 +341,12 @@ export type EventBody =
   | { type: "target.started"; agentId: string; nonce?: string }
   | { type: "target.progress"; agentId: string; lines: string[]; linesCut: number }
   | { type: "target.result"; agentId: string; outcome: "SUCCEEDED" | "FAILED"; message: string; exitCode: number | null; durationMs: number; rolledBack?: boolean }
-  | { type: "target.declined"; agentId: string; reason: string }
+  /**
+   * `afterStart`: the agent's own start had won the target's race, and its
+   * look after the race found the deployment cancelled, finished or gone:
+   * it ran nothing (fold.ts ends the APPLYING target).
+   */
+  | { type: "target.declined"; agentId: string; reason: string; afterStart?: true }
   | { type: "target.timed_out"; agentId: string; phase: "delivery" | "apply"; message: string }
   | { type: "target.cancelled"; agentId: string; message: string }
   | { type: "deployment.halted"; message: string }
@@ -414,7 +419,7 @@ function parseEventBody(o: Obj): EventBody {
         ...(o.rolledBack === true ? { rolledBack: true } : {}),
       };
     case "target.declined":
-      return { type, agentId: agentId(), reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }) };
+      return { type, agentId: agentId(), reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }), ...(o.afterStart === true ? { afterStart: true as const } : {}) };
     case "target.timed_out":
       return { type, agentId: agentId(), phase: asEnum(o.phase, "event.phase", ["delivery", "apply"] as const), message: message() };
     case "target.cancelled":
