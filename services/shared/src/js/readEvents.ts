@@ -112,7 +112,8 @@ export async function* readEvents(
       messages.stop();
     }
   } finally {
-    await consumer.delete().catch(() => undefined);
+    // Not awaited, as in followEvents: the read is done.
+    void consumer.delete().catch(() => undefined);
   }
 }
 
@@ -147,6 +148,9 @@ export async function* followEvents(
   } finally {
     opts.signal?.removeEventListener("abort", stop);
     messages.stop();
-    await consumer.delete().catch(() => undefined);
+    // Not awaited: a watch ends with its terminal event, not one API round
+    // trip later (the server drops an ordered consumer left behind once it
+    // is inactive).
+    void consumer.delete().catch(() => undefined);
   }
 }
