@@ -115,20 +115,23 @@ async function retrying<T>(deps: Pick<HandlerDeps, "log" | "closing">, fn: () =>
   }
 }
 
-/** Reports an apply's result or a decline: undefined once acknowledged, or refused for good. */
-async function reportOutcome(deps: HandlerDeps, deploymentId: string, outcome: { result: JournalResult } | { declined: string; afterStart: boolean }): Promise<void> {
+export async function reportJournaled(deps: HandlerDeps, deploymentId: string): Promise<void> {
+  const entry = deps.journal.get(deploymentId);
+  if (!entry) return;
   const agentId = deps.config.id;
   try {
-    if ("result" in outcome) {
-      const r = outcome.result;
+    if (entry.status === "finished" && entry.result) {
+      const r = entry.result;
       await report(
         deps,
         deploymentId,
         { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) },
         "result",
       );
+    } else if (entry.status === "declined") {
+      await report(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "", ...(entry.declinedAfterStart ? { afterStart: true as const } : {}) }, "declined");
     } else {
-      await report(deps, deploymentId, { type: "target.declined", agentId, reason: outcome.declined, ...(outcome.afterStart ? { afterStart: true as const } : {}) }, "declined");
+      return;
     }
   } catch (err) {
     // Refused for good by a server limit: journaled as reported, so neither a
@@ -136,13 +139,6 @@ async function reportOutcome(deps: HandlerDeps, deploymentId: string, outcome: {
     // The coordinator times the target out.
     if (!(err instanceof DeployError) || err.retryable) throw err;
   }
-}
-
-export async function reportJournaled(deps: HandlerDeps, deploymentId: string): Promise<void> {
-  const entry = deps.journal.get(deploymentId);
-  if (entry?.status === "finished" && entry.result) await reportOutcome(deps, deploymentId, { result: entry.result });
-  else if (entry?.status === "declined") await reportOutcome(deps, deploymentId, { declined: entry.declineReason ?? "", afterStart: entry.declinedAfterStart === true });
-  else return;
   await deps.journal.markReported(deploymentId);
 }
 
