@@ -46,8 +46,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { parseArgs } from "node:util";
 import { runAnsible } from "./bench/ansible.js";
+import { parseCli, usageError } from "./lib/cli.js";
 import { runApi } from "./bench/api.js";
 import { runFloors, warmUpFloor, type Shape } from "./bench/floor.js";
 import { runFootprint } from "./bench/footprint.js";
@@ -68,7 +68,7 @@ function parseShapes(s: string): { shape: Shape; n: number }[] {
   if (s === "none") return [];
   return s.split(",").map((p) => {
     const [shape, n] = p.split(":");
-    if ((shape !== "fanout" && shape !== "sequential") || !Number(n)) throw new Error(`--shapes: bad entry "${p}"`);
+    if ((shape !== "fanout" && shape !== "sequential") || !Number.isInteger(Number(n)) || Number(n) < 1) throw new Error(`--shapes: bad entry "${p}" (expected fanout:N or sequential:N, N a whole number >= 1, or none)`);
     return { shape, n: Number(n) };
   });
 }
@@ -104,40 +104,65 @@ async function runScale(cfg: ScaleConfig): Promise<ScaleResult | { error: string
   }
 }
 
+const USAGE = `usage: node dist/scripts/bench.js [--quick] [--no-scale] [--out <file>]
+       [--shapes fanout:10,sequential:100|none] [--scale-n 10000] [--scale-hosts 4]
+       [--scale-timeout-s 300] [--shape-timeout-s 180] [--scale-max-payload <bytes>]
+       [--idle-s 120] [--scale-protocol-floor] [--no-liveness] [--no-ansible] [--no-api]
+       [--no-footprint] [--cpu-prof <dir>] [--shape-hosts <agents per host process>]
+       [--no-security] [--only security]`;
+
+/** A numeric option's value: a number, at least `min`; a clear error naming the option otherwise. */
+function numberOption(name: string, value: string | undefined, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n) || n < min) usageError("bench", USAGE, `--${name}: "${value}" is not a number >= ${min}`);
+  return n;
+}
+
+/** --shapes, or the usage and exit 2 naming the bad entry. */
+function shapesOption(v: string): { shape: Shape; n: number }[] {
+  try {
+    return parseShapes(v);
+  } catch (err) {
+    return usageError("bench", USAGE, (err as Error).message);
+  }
+}
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: "boolean", default: false },
-      "no-scale": { type: "boolean", default: false },
-      out: { type: "string" },
-      shapes: { type: "string" },
-      "scale-n": { type: "string" },
-      "scale-timeout-s": { type: "string", default: "300" },
-      "scale-max-payload": { type: "string", default: "0" },
-      "scale-hosts": { type: "string" },
-      "scale-protocol-floor": { type: "boolean", default: false },
-      "idle-s": { type: "string" },
-      "no-liveness": { type: "boolean", default: false },
-      "no-ansible": { type: "boolean", default: false },
-      "cpu-prof": { type: "string" },
-      "no-api": { type: "boolean", default: false },
-      "no-footprint": { type: "boolean", default: false },
-      "shape-timeout-s": { type: "string", default: "180" },
-      "shape-hosts": { type: "string", default: "250" },
-      "no-security": { type: "boolean", default: false },
-      only: { type: "string" },
-    },
+  const { values } = parseCli("bench", USAGE, {
+    quick: { type: "boolean", default: false },
+    "no-scale": { type: "boolean", default: false },
+    out: { type: "string" },
+    shapes: { type: "string" },
+    "scale-n": { type: "string" },
+    "scale-timeout-s": { type: "string", default: "300" },
+    "scale-max-payload": { type: "string", default: "0" },
+    "scale-hosts": { type: "string" },
+    "scale-protocol-floor": { type: "boolean", default: false },
+    "idle-s": { type: "string" },
+    "no-liveness": { type: "boolean", default: false },
+    "no-ansible": { type: "boolean", default: false },
+    "cpu-prof": { type: "string" },
+    "no-api": { type: "boolean", default: false },
+    "no-footprint": { type: "boolean", default: false },
+    "shape-timeout-s": { type: "string", default: "180" },
+    "shape-hosts": { type: "string", default: "250" },
+    "no-security": { type: "boolean", default: false },
+    only: { type: "string" },
   });
   const quick = values.quick;
   // --only <part>: one part alone, its own results file (the full run's stays).
   const ONLY_PARTS = ["security"];
-  if (values.only !== undefined && !ONLY_PARTS.includes(values.only)) throw new Error(`--only: unknown part "${values.only}" (known: ${ONLY_PARTS.join(", ")})`);
+  if (values.only !== undefined && !ONLY_PARTS.includes(values.only)) usageError("bench", USAGE, `--only: unknown part "${values.only}" (known: ${ONLY_PARTS.join(", ")})`);
+  for (const [name, min] of [["scale-n", 1], ["scale-hosts", 1], ["scale-timeout-s", 1], ["shape-timeout-s", 1], ["scale-max-payload", 0], ["idle-s", 0], ["shape-hosts", 0]] as const) {
+    numberOption(name, values[name], min);
+  }
   const only = values.only;
   const out = resolve(values.out ?? join(ROOT, `bench/results${only ? `.${only}` : ""}${quick ? ".quick" : ""}.json`));
   const shapes = only
     ? []
     : values.shapes
-    ? parseShapes(values.shapes)
+    ? shapesOption(values.shapes)
     : quick
       ? parseShapes("fanout:10,sequential:10")
       : parseShapes("fanout:10,fanout:100,fanout:1000,sequential:100");

@@ -14,10 +14,10 @@ import { execFileSync } from "node:child_process";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { check, COMPLETION_SLACK_MS, INVARIANTS, settle, START_RACE_TOLERANCE_MS, type Invariant, type Violation } from "./chaos/checks.js";
 import { FAULT_KINDS, planScenario, Scenario, type FaultKind } from "./chaos/scenario.js";
 import { ACK_WAIT_MS, AGENT_LIVE_MS, APPLY_GRACE_MS, ChaosStack, HEARTBEAT_MS, ROOT, SWEEP_MS } from "./chaos/stack.js";
+import { parseCli, usageError } from "./lib/cli.js";
 
 interface RunReport {
   seed: number;
@@ -37,38 +37,17 @@ interface RunReport {
   timeline?: string[];
 }
 
-const USAGE = "usage: npm run chaos -- [--runs N] [--seed S] [--minutes M] [--out FILE] [--keep] [--verbose] [--dry-run]";
+const USAGE = "usage: npm run chaos -- [--runs N] [--seed S] [--minutes M] [--out FILE] [--keep] [--verbose] [--dry-run]\n  run i uses seed S+i; --seed S+i --runs 1 replays it exactly";
 
-function parseCli(): ReturnType<typeof parseChaosArgs> {
-  try {
-    const parsed = parseChaosArgs();
-    if (parsed.values.help) {
-      process.stdout.write(`${USAGE}\n  run i uses seed S+i; --seed S+i --runs 1 replays it exactly\n`);
-      process.exit(0);
-    }
-    return parsed;
-  } catch (err) {
-    process.stderr.write(`chaos: ${(err as Error).message}\n${USAGE}\n`);
-    process.exit(2);
-  }
-}
-
-function parseChaosArgs() {
-  return parseArgs({
-    options: {
-      runs: { type: "string", default: "20" },
-      seed: { type: "string", default: "1" },
-      out: { type: "string", default: resolve(ROOT, "bench/chaos-report.json") },
-      minutes: { type: "string" },
-      keep: { type: "boolean", default: false },
-      verbose: { type: "boolean", default: false },
-      "dry-run": { type: "boolean", default: false },
-      help: { type: "boolean", default: false },
-    },
-  });
-}
-
-const { values: args } = parseCli();
+const { values: args } = parseCli("chaos", USAGE, {
+  runs: { type: "string", default: "20" },
+  seed: { type: "string", default: "1" },
+  out: { type: "string", default: resolve(ROOT, "bench/chaos-report.json") },
+  minutes: { type: "string" },
+  keep: { type: "boolean", default: false },
+  verbose: { type: "boolean", default: false },
+  "dry-run": { type: "boolean", default: false },
+});
 
 async function oneRun(seed: number): Promise<RunReport> {
   const t0 = Date.now();
@@ -214,8 +193,11 @@ function describePlan(p: ReturnType<typeof planScenario>): string {
 async function main(): Promise<void> {
   const n = Number(args.runs);
   const seed0 = Number(args.seed);
-  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(seed0)) throw new Error("--runs and --seed must be integers (runs >= 1)");
-  const stopAt = args.minutes ? Date.now() + Number(args.minutes) * 60_000 : Infinity;
+  if (!Number.isInteger(n) || n < 1) usageError("chaos", USAGE, `--runs: "${args.runs}" is not a whole number of runs >= 1`);
+  if (!Number.isInteger(seed0)) usageError("chaos", USAGE, `--seed: "${args.seed}" is not an integer`);
+  const minutes = args.minutes === undefined ? undefined : Number(args.minutes);
+  if (minutes !== undefined && !(minutes > 0)) usageError("chaos", USAGE, `--minutes: "${args.minutes}" is not a positive number of minutes`);
+  const stopAt = minutes !== undefined ? Date.now() + minutes * 60_000 : Infinity;
   if (args["dry-run"]) {
     for (let i = 0; i < n; i++) console.log(describePlan(planScenario(seed0 + i)));
     return;

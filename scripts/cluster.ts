@@ -18,8 +18,8 @@
 import { createWriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { LocalCluster, ROOT } from "./cluster/launcher.js";
+import { parseCli } from "./lib/cli.js";
 import type { ClusterProcess } from "./cluster/launcher.js";
 
 let stopping: Promise<void> | undefined;
@@ -50,7 +50,11 @@ function tee(p: ClusterProcess, logDir: string): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { dir: { type: "string" }, "log-level": { type: "string", default: "info" }, dev: { type: "boolean", default: false } } });
+  const { values } = parseCli("cluster", "usage: node dist/scripts/cluster.js [--dir <dir>] [--log-level <level>] [--dev]", {
+    dir: { type: "string" },
+    "log-level": { type: "string", default: "info" },
+    dev: { type: "boolean", default: false },
+  });
   process.on("SIGINT", () => stop(0));
   process.on("SIGTERM", () => stop(0));
 

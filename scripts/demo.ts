@@ -23,6 +23,7 @@ import {
   type DeploymentMsg,
 } from "../services/shared/src/proto.js";
 import { ChildProc, sleep, type ExitListener } from "./lib/childProc.js";
+import { parseCli, usageError } from "./lib/cli.js";
 import { findNatsServerBinary, freePort, startNatsServer, type StandaloneNatsServer } from "./lib/natsServer.js";
 import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "./lib/paths.js";
 import { toolsBinDir } from "./lib/tools.js";
@@ -141,9 +142,10 @@ function summary(d: DeploymentMsg): string {
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<number> {
-  const args = process.argv.slice(2);
-  const keep = args.includes("--keep");
-  const version = args.find((a) => !a.startsWith("--")) ?? "v1.0.0";
+  const { values, positionals } = parseCli("demo", "usage: node dist/scripts/demo.js [version] [--keep]\n  version: the changeset version to deploy (default v1.0.0); --keep leaves the stack running until Ctrl-C", { keep: { type: "boolean", default: false } }, true);
+  if (positionals.length > 1) usageError("demo", "usage: node dist/scripts/demo.js [version] [--keep]", `one version at most, got ${positionals.length}: ${positionals.join(" ")}`);
+  const keep = values.keep;
+  const version = positionals[0] ?? "v1.0.0";
 
   if (!existsSync(COORDINATOR_MAIN) || !existsSync(AGENT_MAIN)) throw new Error("dist/ is missing: run `npm run build` first (or `npm run demo`)");
   findNatsServerBinary(); // fails early, with how to install it
