@@ -9,6 +9,14 @@
 // are kept per deployment too: when every message of the stream since the
 // record's last event was delivered here, the catch-up folds those instead
 // of asking the server for them again.
+//
+// A catch-up to this process's own appends (a reconcile's decisions) comes
+// a moment after their publish acknowledgement and before their delivery:
+// it waits for the delivery (at most DELIVERY_WAIT_MS) rather than reading
+// them back, one request per event. The fold needs the stream's time of each
+// event, which an acknowledgement does not carry. It waits only while the
+// deliveries have been this process's alone for a while: with several
+// coordinators the consumer shares them out, and ours may go elsewhere.
 import type { JsMsg } from "@nats-io/jetstream";
 import {
   catchUp,
@@ -46,6 +54,16 @@ export interface Cached {
 
 type OnInvalid = (seq: number, why: string) => void;
 
+/**
+ * The longest a catch-up waits for the delivery of an event stored already
+ * (its own append). Deliveries come within about a millisecond of the
+ * acknowledgement; a stalled consumer (a stream leader moving) costs this
+ * once per catch-up before it reads the stream instead.
+ */
+export const DELIVERY_WAIT_MS = 50;
+/** Deliveries one after another for this long: no other coordinator takes any (a shared consumer's deliveries have gaps). */
+const SOLE_CONSUMER_MS = 2_000;
+
 export class DeploymentStates {
   readonly #cache = new Map<string, Cached>();
   /**
@@ -55,6 +73,10 @@ export class DeploymentStates {
    * delivery sequence of the last one.
    */
   #window = { from: 0, to: 0, delivery: -1 };
+  /** When the window last began (epoch ms): a gap in the deliveries, or the first one. */
+  #windowSince = 0;
+  /** Catch-ups waiting for the delivery of stream sequence `seq` (or a gap). */
+  readonly #waiting = new Set<{ seq: number; done: () => void }>();
   /**
    * Per deployment being reconciled here: the events delivered since the
    * collection began (`from`: the last stream sequence delivered then), not
@@ -91,12 +113,41 @@ export class DeploymentStates {
   delivered(m: JsMsg, deploymentId: string | undefined): boolean {
     const w = this.#window;
     const delivery = m.info.deliverySequence;
-    this.#window = delivery === w.delivery + 1 && m.seq > w.to ? { from: w.from, to: m.seq, delivery } : { from: m.seq, to: m.seq, delivery };
-    if (deploymentId === undefined) return false;
-    const known = this.#cache.get(deploymentId);
-    if (known && m.seq <= known.record.lastSeq) return false;
-    this.#delivered.get(deploymentId)?.events.push(fromJsMsg(m));
-    return true;
+    const extends_ = delivery === w.delivery + 1 && m.seq > w.to;
+    this.#window = extends_ ? { from: w.from, to: m.seq, delivery } : { from: m.seq, to: m.seq, delivery };
+    if (!extends_) this.#windowSince = Date.now();
+    let fresh = false;
+    if (deploymentId !== undefined) {
+      const known = this.#cache.get(deploymentId);
+      if (!known || m.seq > known.record.lastSeq) {
+        this.#delivered.get(deploymentId)?.events.push(fromJsMsg(m));
+        fresh = true;
+      }
+    }
+    // After the event is kept: a waiting catch-up folds it.
+    for (const waiter of this.#waiting) if (!extends_ || m.seq >= waiter.seq) waiter.done();
+    return fresh;
+  }
+
+  /**
+   * Waits until the consumer has delivered stream sequence `seq` here, when
+   * every message before it was delivered here and nothing else takes
+   * deliveries; at most DELIVERY_WAIT_MS, or until a gap in the deliveries.
+   */
+  async #awaitDelivery(seq: number): Promise<void> {
+    if (this.#window.to >= seq || this.#windowSince === 0 || Date.now() - this.#windowSince < SOLE_CONSUMER_MS) return;
+    await new Promise<void>((resolve) => {
+      const waiter = {
+        seq,
+        done: (): void => {
+          clearTimeout(timer);
+          this.#waiting.delete(waiter);
+          resolve();
+        },
+      };
+      const timer = setTimeout(waiter.done, DELIVERY_WAIT_MS);
+      this.#waiting.add(waiter);
+    });
   }
 
   /** A record this process made or read whole (a created event): cached as is, no projection stored when kvRevision is 0. */
@@ -144,9 +195,10 @@ export class DeploymentStates {
    */
   async catchUp(id: string, record: DeploymentRecord | undefined, kvRevision: number, onInvalid: OnInvalid, untilSeq: number | undefined): Promise<LoadedDeployment | undefined> {
     const kept = this.#delivered.get(id);
-    const w = this.#window;
+    const contiguous = (): boolean => kept !== undefined && record !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= this.#window.from;
+    if (untilSeq !== undefined && untilSeq > this.#window.to && contiguous()) await this.#awaitDelivery(untilSeq);
     let loaded: LoadedDeployment | undefined;
-    if (kept && record && untilSeq !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= w.from && untilSeq <= w.to) {
+    if (kept && record && untilSeq !== undefined && contiguous() && untilSeq <= this.#window.to) {
       const kvLastSeq = record.lastSeq;
       let rec = record;
       for (const e of [...kept.events].sort((a, b) => a.seq - b.seq)) {

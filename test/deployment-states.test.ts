@@ -1,0 +1,105 @@
+// The coordinator's cached folds (rollout/deploymentStates.ts): a catch-up to
+// its own appends waits for their delivery instead of reading them back from
+// the stream, only while the deliveries are this process's alone, and not
+// for long. The stream here is a fake that counts reads: what is checked is
+// which of the two sources a catch-up used, with the same fold either way.
+import type { JsMsg } from "@nats-io/jetstream";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { COORDINATOR_SOURCE, encode, eventSubject, foldEvent, makeEvent, type DeploymentRecord, type DeploymentSpec, type EventBody, type JsContext } from "../services/shared/src/index.js";
+import { DELIVERY_WAIT_MS, DeploymentStates } from "../services/coordinator/src/rollout/deploymentStates.js";
+
+const ID = "d-states";
+const spec: DeploymentSpec = {
+  id: ID,
+  requestId: "r-states",
+  requestHash: "h",
+  app: "web",
+  environment: "prod",
+  changeset: { version: "v1" },
+  strategy: { maxConcurrency: 1, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 5000 },
+  targets: ["a1"],
+  requestedBy: "",
+};
+const T0 = Date.parse("2026-12-03T10:00:00Z");
+
+interface Stored {
+  seq: number;
+  body: EventBody;
+}
+
+/** The stream: its messages in order, and the reads a catch-up made of it. */
+function fakeStream(messages: Stored[]): { ctx: Pick<JsContext, "js" | "jsm" | "deployments">; reads: () => number } {
+  let reads = 0;
+  const getMessage = (_stream: string, req: { seq: number }) => {
+    reads++;
+    const m = messages.find((x) => x.seq >= req.seq);
+    return Promise.resolve(m ? { subject: eventSubject(ID, COORDINATOR_SOURCE), seq: m.seq, time: new Date(T0 + m.seq), data: encode(makeEvent(ID, m.body)) } : null);
+  };
+  const ctx = { js: {}, jsm: { streams: { getMessage } }, deployments: {} } as unknown as Pick<JsContext, "js" | "jsm" | "deployments">;
+  return { ctx, reads: () => reads };
+}
+
+/** A consumer delivery of stream message `m`, the `delivery`-th of the consumer. */
+function delivery(m: Stored, delivery: number): JsMsg {
+  return {
+    subject: eventSubject(ID, COORDINATOR_SOURCE),
+    seq: m.seq,
+    info: { deliverySequence: delivery },
+    data: encode(makeEvent(ID, m.body)),
+    timestampNanos: BigInt(T0 + m.seq) * 1_000_000n,
+  } as unknown as JsMsg;
+}
+
+const created: Stored = { seq: 1, body: { type: "deployment.created", spec } };
+const dispatched: Stored = { seq: 2, body: { type: "target.dispatched", agentId: "a1" } };
+
+function createdRecord(): DeploymentRecord {
+  return foldEvent(undefined, { seq: 1, time: new Date(T0 + 1).toISOString(), source: COORDINATOR_SOURCE, event: makeEvent(ID, created.body) }).record!;
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("a catch-up to this coordinator's own append", () => {
+  it("waits for its delivery when the deliveries have been this process's alone, and reads nothing back", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    // Later than the sole-consumer span after the first delivery.
+    vi.spyOn(Date, "now").mockReturnValue(Date.now() + 10_000);
+    // The append of seq 2 was acknowledged; its delivery comes a moment later.
+    const caughtUp = states.catchUp(ID, createdRecord(), 0, () => undefined, 2);
+    setTimeout(() => states.delivered(delivery(dispatched, 2), ID), 5);
+    const loaded = await caughtUp;
+    expect(reads()).toBe(0);
+    expect(loaded?.record.lastSeq).toBe(2);
+    expect(loaded?.record.targets.a1?.state).toBe("DISPATCHED");
+  });
+
+  it("reads the stream at once after a gap in the deliveries (another coordinator takes some)", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    // Delivery 1 went to another coordinator: this one's window begins now.
+    states.delivered(delivery(created, 2), ID);
+    const t = Date.now();
+    const loaded = await states.catchUp(ID, createdRecord(), 0, () => undefined, 2);
+    expect(Date.now() - t).toBeLessThan(DELIVERY_WAIT_MS);
+    expect(reads()).toBeGreaterThan(0);
+    expect(loaded?.record.lastSeq).toBe(2);
+  });
+
+  it("reads the stream when the delivery does not come within the wait", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    vi.spyOn(Date, "now").mockReturnValue(Date.now() + 10_000);
+    const loaded = await states.catchUp(ID, createdRecord(), 0, () => undefined, 2);
+    expect(reads()).toBeGreaterThan(0);
+    expect(loaded?.record.lastSeq).toBe(2);
+    expect(loaded?.record.targets.a1?.state).toBe("DISPATCHED");
+  });
+});
