@@ -15,7 +15,7 @@ export const INVARIANTS = {
   "one-request-one-deployment": "every answer for a request id names the same deployment, and at most one was created",
   "canary-first": "before its promote, a deployment with a canary wave dispatched only the wave, and a failed canary was never promoted",
   "poison-skipped": "every unreadable message in a running deployment's events was skipped and logged by a coordinator (its deployment still finishes: bounded-completion)",
-  "lost-reply-recovered": "an agent whose target.started reply was lost, but which was stored, went on and reported the target's result (never left to time out)",
+  "lost-reply-recovered": "an agent whose target.started reply was lost, but which was stored, went on and reported the target's result, or a decline after its start when the deployment was cancelled or finished meanwhile (never left to time out)",
   "server-clock": "every timeout was stored at least its limit after what it times out, and every agent skipped as offline was last heard from at least the liveness limit before (both on the servers' clock)",
   "oversize-handled": "a deployment whose targets alone exceed the server's max_payload was created with its targets in chunks (and then held to every other invariant), or refused at creation with RESOURCE_EXHAUSTED naming the limit, writing no deployment",
 } as const;
@@ -236,7 +236,11 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
   }
 
   // lost-reply-recovered: the agent's started was stored, so it must have
-  // gone on to a result (unless another fault hit that agent).
+  // gone on to a result (unless another fault hit that agent), or, having
+  // learnt it won, to a decline after its start: its look found the
+  // deployment cancelled or finished meanwhile (target.declined with
+  // afterStart; the target ends CANCELLED or FAILED at once, never left to
+  // time out). Seeds 98009 and 98019 cancelled such a deployment.
   // (A poison on its subject counts: after its start, it makes the agent's
   // retry decline rather than read past it.)
   const hitAgain = new Set(run.plan.faults.filter((f) => f.kind !== "lost-race-reply").map((f) => f.on));
@@ -246,8 +250,8 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     if (!started || hitAgain.has(drop.agentId)) continue;
     checked["lost-reply-recovered"]++;
     const t = foldRun(events, drop.deploymentId)?.targets[drop.agentId];
-    const result = evs.some((e) => e.source === drop.agentId && e.event.type === "target.result");
-    if (!result) v("lost-reply-recovered", `${drop.agentId} lost the reply to its stored target.started for ${drop.deploymentId} and never reported a result (target ${t?.state ?? "?"}: ${t?.message ?? ""})`);
+    const result = evs.some((e) => e.source === drop.agentId && (e.event.type === "target.result" || (e.event.type === "target.declined" && e.event.afterStart === true)));
+    if (!result) v("lost-reply-recovered", `${drop.agentId} lost the reply to its stored target.started for ${drop.deploymentId} and never reported a result or a decline after its start (target ${t?.state ?? "?"}: ${t?.message ?? ""})`);
   }
 
   // server-clock: read from the stream alone (server times on both sides).
