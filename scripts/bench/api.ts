@@ -16,7 +16,11 @@
 // The yardstick (issue 17, goal p99 ≤ 2× it): a bare grpc-js unary call whose
 // server (its own process, bareUnary.ts) makes one JetStream publish, driven
 // by the same C clients with the same pacing, in the same run, just before
-// the paced creates.
+// the paced creates, on a machine with nothing else to do. The same bare
+// call is driven once more beside a second round of paced creates (another
+// C clients, at once): what one publish costs while the creates' own
+// rollouts (50 a second) share the machine. That figure is information; the
+// goal stays against the first.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -39,6 +43,8 @@ export interface ApiResult {
   get: Summary;
   /** Paced, same clients and pacing: a bare grpc-js unary call that makes one JetStream publish. */
   bareUnaryPublish: Summary;
+  /** The same bare call, paced, while another C clients make paced creates (their rollouts running), and those creates. */
+  besideCreates?: { bareUnaryPublish: Summary; create: Summary };
   /** Burst: each client calls again as soon as it is answered. */
   burst: { create: Summary; get: Summary; createsPerS: number; getsPerS: number };
 }
@@ -97,13 +103,14 @@ export interface ApiOptions {
 
 /**
  * The API bench's agents: client k's agent `api-<run>-<k, 5 digits>` serves
- * apps api-<run>-k-j, j < 2 × perClient (paced creates use j < perClient,
- * burst ones the rest), one per create (one active deployment per pair).
+ * apps api-<run>-k-j, j < 3 × perClient (paced creates use j < perClient,
+ * burst ones the next perClient, the creates beside the bare call the
+ * rest), one per create (one active deployment per pair).
  */
 export function apiAgents(run: string, clients: number, perClient: number): { prefix: string; appsByIndex: Record<number, string[]>; app: (k: number, j: number) => string } {
   const app = (k: number, j: number): string => `api-${run}-${k}-${j}`;
   const appsByIndex: Record<number, string[]> = {};
-  for (let k = 0; k < clients; k++) appsByIndex[k] = Array.from({ length: 2 * perClient }, (_, j) => app(k, j));
+  for (let k = 0; k < clients; k++) appsByIndex[k] = Array.from({ length: 3 * perClient }, (_, j) => app(k, j));
   return { prefix: `api-${run}-`, appsByIndex, app };
 }
 
@@ -184,9 +191,24 @@ export async function runApi(o: ApiOptions): Promise<ApiResult> {
   const intervalMs = o.intervalMs ?? 1000;
   const { create, get, clients, ids, close } = await apiRun(o);
   try {
-    const bare = await pacedBare(o.natsUrl, o.clients, o.perClient, intervalMs);
-    const pacedCreates = await drive(o.clients, o.perClient, intervalMs, create);
-    const pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
+    const bareServer = await startBare(o.natsUrl, o.clients);
+    let bare: number[];
+    let pacedCreates: Awaited<ReturnType<typeof drive>>;
+    let pacedGets: Awaited<ReturnType<typeof drive>>;
+    let beside: [Awaited<ReturnType<typeof drive>>, Awaited<ReturnType<typeof drive>>];
+    try {
+      bare = (await drive(o.clients, o.perClient, intervalMs, bareServer.call)).ms;
+      pacedCreates = await drive(o.clients, o.perClient, intervalMs, create);
+      pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
+      // Let the paced rollouts finish, then the bare call beside creates.
+      await sleep(2000);
+      beside = await Promise.all([
+        drive(o.clients, o.perClient, intervalMs, bareServer.call),
+        drive(o.clients, o.perClient, intervalMs, (k, j) => create(k, j + 2 * o.perClient)),
+      ]);
+    } finally {
+      await bareServer.stop();
+    }
     // Let the paced rollouts finish before the burst.
     await sleep(2000);
     const burstCreates = await drive(o.clients, o.perClient, 0, (k, j) => create(k, j + o.perClient));
@@ -201,6 +223,7 @@ export async function runApi(o: ApiOptions): Promise<ApiResult> {
       intervalMs,
       create: summarize(pacedCreates.ms),
       bareUnaryPublish: summarize(bare),
+      besideCreates: { bareUnaryPublish: summarize(beside[0].ms), create: summarize(beside[1].ms) },
       get: summarize(pacedGets.ms),
       burst: {
         create: summarize(burstCreates.ms),
@@ -214,21 +237,25 @@ export async function runApi(o: ApiOptions): Promise<ApiResult> {
   }
 }
 
-/** The bare unary + publish call, paced like the creates; its latencies. */
-async function pacedBare(natsUrl: string, clients: number, perClient: number, intervalMs: number): Promise<number[]> {
+/** The bare unary + publish server and its C clients (channels warmed); `call(k)` is client k's call. */
+async function startBare(natsUrl: string, clients: number): Promise<{ call: (k: number) => Promise<void>; stop: () => Promise<void> }> {
   const server = new NodeProc("bare-unary", join(ROOT, "dist/scripts/bench/bareUnary.js"), { ipc: true, env: { NATS_URL: natsUrl, BENCH_BARE_UNARY: "1" } });
   const bare: BareClient[] = [];
+  const stop = async (): Promise<void> => {
+    for (const c of bare) c.close();
+    await server.stop(5000);
+  };
   try {
     const isReady = (m: unknown): m is { ready: string } => typeof m === "object" && m !== null && "ready" in m;
     const { ready: address } = await server.waitForMessage(isReady, 30_000);
     for (let k = 0; k < clients; k++) bare.push(new BareClient(address));
     // Warm each channel, as the create clients are.
     await Promise.all(bare.map((c) => c.call(Buffer.from("{}"))));
-    // A payload the size of a small created event.
-    const payload = Buffer.from(JSON.stringify({ schema: "bench.bare.v1", pad: "x".repeat(400) }));
-    return (await drive(clients, perClient, intervalMs, (k) => bare[k]!.call(payload))).ms;
-  } finally {
-    for (const c of bare) c.close();
-    await server.stop(5000);
+  } catch (err) {
+    await stop();
+    throw err;
   }
+  // A payload the size of a small created event.
+  const payload = Buffer.from(JSON.stringify({ schema: "bench.bare.v1", pad: "x".repeat(400) }));
+  return { call: (k) => bare[k]!.call(payload), stop };
 }
