@@ -111,12 +111,11 @@ const USAGE = `usage: node dist/scripts/bench.js [--quick] [--no-scale] [--out <
        [--no-footprint] [--cpu-prof <dir>] [--shape-hosts <agents per host process>]
        [--no-security] [--only security]`;
 
-/** A numeric option's value: a number, at least `min`; a clear error naming the option otherwise. */
-function numberOption(name: string, value: string | undefined, min: number): number | undefined {
-  if (value === undefined) return undefined;
+/** A numeric option, when given, is a number of at least `min`; otherwise a clear error naming it. */
+function checkNumberOption(name: string, value: string | undefined, min: number): void {
+  if (value === undefined) return;
   const n = Number(value);
   if (value.trim() === "" || !Number.isFinite(n) || n < min) usageError("bench", USAGE, `--${name}: "${value}" is not a number >= ${min}`);
-  return n;
 }
 
 /** --shapes, or the usage and exit 2 naming the bad entry. */
@@ -155,7 +154,7 @@ async function main(): Promise<void> {
   const ONLY_PARTS = ["security"];
   if (values.only !== undefined && !ONLY_PARTS.includes(values.only)) usageError("bench", USAGE, `--only: unknown part "${values.only}" (known: ${ONLY_PARTS.join(", ")})`);
   for (const [name, min] of [["scale-n", 1], ["scale-hosts", 1], ["scale-timeout-s", 1], ["shape-timeout-s", 1], ["scale-max-payload", 0], ["idle-s", 0], ["shape-hosts", 0]] as const) {
-    numberOption(name, values[name], min);
+    checkNumberOption(name, values[name], min);
   }
   const only = values.only;
   const out = resolve(values.out ?? join(ROOT, `bench/results${only ? `.${only}` : ""}${quick ? ".quick" : ""}.json`));

@@ -141,9 +141,11 @@ function summary(d: DeploymentMsg): string {
 
 // ---------------------------------------------------------------- main
 
+const USAGE = "usage: node dist/scripts/demo.js [version] [--keep]\n  version: the changeset version to deploy (default v1.0.0); --keep leaves the stack running until Ctrl-C";
+
 async function main(): Promise<number> {
-  const { values, positionals } = parseCli("demo", "usage: node dist/scripts/demo.js [version] [--keep]\n  version: the changeset version to deploy (default v1.0.0); --keep leaves the stack running until Ctrl-C", { keep: { type: "boolean", default: false } }, true);
-  if (positionals.length > 1) usageError("demo", "usage: node dist/scripts/demo.js [version] [--keep]", `one version at most, got ${positionals.length}: ${positionals.join(" ")}`);
+  const { values, positionals } = parseCli("demo", USAGE, { keep: { type: "boolean", default: false } }, true);
+  if (positionals.length > 1) usageError("demo", USAGE, `one version at most, got ${positionals.length}: ${positionals.join(" ")}`);
   const keep = values.keep;
   const version = positionals[0] ?? "v1.0.0";
 
