@@ -25,3 +25,4 @@ export * from "./artifacts.js";
 export * from "./bundle/manifest.js";
 export * from "./signing.js";
 export * from "./bindings.js";
+export * from "./turns.js";
