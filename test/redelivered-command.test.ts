@@ -1,0 +1,98 @@
+// A command delivered again after its apply (an ack or in-progress ack that
+// reached the server late): the journal answers it, nothing runs, and an
+// outcome the stream already acknowledged is not sent again; one it did not
+// acknowledge yet is. The agent's handler runs here against its real journal
+// on disk and a fake JetStream that records what is published.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { JsMsg } from "@nats-io/jetstream";
+import { afterEach, describe, expect, it } from "vitest";
+import { commandSubject, createLogger, encode, type DeploymentSpec, type JsContext } from "../services/shared/src/index.js";
+import { buildCommand } from "../services/coordinator/src/rollout/publishCommand.js";
+import { loadAgentConfig } from "../services/agent/src/config.js";
+import { handleCommand, type HandlerDeps } from "../services/agent/src/handleCommand.js";
+import { Journal } from "../services/agent/src/journal.js";
+
+const AGENT = "a1";
+const spec: DeploymentSpec = {
+  id: "d-redelivered",
+  requestId: "r-redelivered",
+  requestHash: "h",
+  app: "web",
+  environment: "prod",
+  changeset: { version: "v1" },
+  strategy: { maxConcurrency: 1, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 5000 },
+  targets: [AGENT],
+  requestedBy: "",
+};
+
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function setup(): Promise<{ deps: HandlerDeps; journal: Journal; published: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), "redelivered-"));
+  dirs.push(dir);
+  const journal = await Journal.open(join(dir, "state"));
+  const published: string[] = [];
+  const publish = (subject: string) => {
+    published.push(subject);
+    return Promise.resolve({ stream: "DEPLOY_EVENTS", seq: published.length, duplicate: false });
+  };
+  const config = loadAgentConfig([], { devMode: true, id: AGENT, environment: "prod", apps: { web: { deploy: "/bin/true" } }, stateDir: join(dir, "state") });
+  const deps = {
+    ctx: { js: { publish } } as unknown as JsContext,
+    config,
+    journal,
+    registration: {} as never,
+    log: createLogger("test", "silent"),
+    kill: new AbortController().signal,
+    closing: new AbortController().signal,
+  } satisfies HandlerDeps;
+  return { deps, journal, published };
+}
+
+/** The command as delivered a second time. */
+function redelivery(): { m: JsMsg; acks: () => number } {
+  let acks = 0;
+  const m = {
+    subject: commandSubject(AGENT, spec.id),
+    data: encode(buildCommand(spec, AGENT)),
+    headers: undefined,
+    redelivered: true,
+    time: new Date(),
+    working: () => undefined,
+    ack: () => void acks++,
+    term: () => undefined,
+  } as unknown as JsMsg;
+  return { m, acks: () => acks };
+}
+
+const result = { outcome: "SUCCEEDED" as const, message: "ok", exitCode: 0, durationMs: 5, finishedAt: new Date().toISOString() };
+
+describe("a command delivered again after its apply", () => {
+  it("whose outcome the stream acknowledged: acked, nothing run or sent", async () => {
+    const { deps, journal, published } = await setup();
+    await journal.markStarted(spec.id);
+    await journal.markFinished(spec.id, result);
+    await journal.markReported(spec.id);
+    const { m, acks } = redelivery();
+    await handleCommand(deps, m);
+    expect(acks()).toBe(1);
+    expect(published).toEqual([]);
+    expect(journal.get(spec.id)?.status).toBe("finished");
+  });
+
+  it("whose outcome was not acknowledged yet: the result sent once, then acked", async () => {
+    const { deps, journal, published } = await setup();
+    await journal.markStarted(spec.id);
+    await journal.markFinished(spec.id, result);
+    const { m, acks } = redelivery();
+    await handleCommand(deps, m);
+    expect(acks()).toBe(1);
+    expect(published).toEqual([`deploy.evt.${spec.id}.${AGENT}`]);
+    expect(journal.get(spec.id)?.reported).toBe(true);
+  });
+});
