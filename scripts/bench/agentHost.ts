@@ -6,7 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadAgentConfig, startAgent, type Agent, type AgentConfig } from "../../services/agent/src/index.js";
-import { createLogger } from "../../services/shared/src/index.js";
+import { createLogger, turns } from "../../services/shared/src/index.js";
 import { agentId, type AgentHostConfig } from "./stack.js";
 
 function configFor(h: AgentHostConfig, i: number): AgentConfig {
@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   const log = createLogger("agent", h.logLevel);
   await mkdir(h.stateRoot, { recursive: true });
   const agents: Agent[] = [];
+  const options = h.admitAtOnce === undefined ? {} : { admit: turns(h.admitAtOnce) };
   const t0 = performance.now();
   let next = h.from;
   const end = h.from + h.count;
@@ -51,7 +52,7 @@ async function main(): Promise<void> {
     Array.from({ length: Math.min(h.startConcurrency, h.count) }, async () => {
       while (next < end) {
         const i = next++;
-        agents.push(await startAgent(configFor(h, i), log));
+        agents.push(await startAgent(configFor(h, i), log, options));
       }
     }),
   );

@@ -52,6 +52,8 @@ export interface OursOptions {
   /** Agent host processes (agents are spread over them). */
   hostProcesses?: number;
   hostHeapMb?: number;
+  /** Commands each host process's agents take past their journals at once (AgentHostConfig.admitAtOnce); unset: all. */
+  admitAtOnce?: number;
   /** Called with the agents running and live, before the deployment is created (e.g. to measure the idle fleet). */
   onAgentsReady?: (hosts: AgentHosts, app: string) => void | Promise<void>;
   /** The agents' heartbeat (default BENCH_HEARTBEAT_MS). */
@@ -100,6 +102,7 @@ export async function startShapeAgents(o: OursOptions, app: string, prefix: stri
       deployExecutable: DEPLOY_EXECUTABLE,
       logLevel: "warn",
       ...(o.secure ? { secure: o.secure } : {}),
+      ...(o.admitAtOnce === undefined ? {} : { admitAtOnce: o.admitAtOnce }),
     },
     o.n + (o.probeAgent ? 1 : 0),
     o.hostProcesses ?? 1,

@@ -18,7 +18,7 @@ import { measureIdle, measureLiveness, type IdleResult, type LivenessResult } fr
 import { startBenchNatsServer } from "./natsServer.js";
 import { ENVIRONMENT, probeAppOf, runOurs, type OursResult } from "./ours.js";
 import { cpuSecondsOf, memOf, resetPeakRss } from "./procs.js";
-import { agentId, startCoordinatorProc } from "./stack.js";
+import { agentId, SCALE_ADMIT_AT_ONCE, startCoordinatorProc } from "./stack.js";
 import { connect } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
@@ -111,6 +111,7 @@ async function main(): Promise<void> {
       shape: "fanout",
       hostProcesses: cfg.hostProcesses,
       hostHeapMb: 4096,
+      admitAtOnce: SCALE_ADMIT_AT_ONCE,
       heartbeatMs: cfg.heartbeatMs,
       timeoutMs: cfg.timeoutMs,
       warm: true,

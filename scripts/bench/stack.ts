@@ -26,6 +26,8 @@ export interface AgentHostConfig {
   logLevel: string;
   /** Production mode (security.ts): each agent's nkey from `${credsDir}/agent-<id>.nk`, TLS to NATS, signed commands only. */
   secure?: SecureAgents;
+  /** Commands the host's agents take past their journals at once (StartAgentOptions.admit); unset: all. */
+  admitAtOnce?: number;
 }
 
 /** What agents need to run in production mode, from gen-credentials' output. */
@@ -34,6 +36,20 @@ export interface SecureAgents {
   caFile: string;
   trustedSigner: string;
 }
+
+/**
+ * Commands each agent-host process's agents take past their journals at
+ * once in the scale case (StartAgentOptions.admit); the rest wait their
+ * turn with in-progress acks. 2,500 agents share each host process, and
+ * the processes share two cores with the server: all at once, every apply
+ * lasted about as long as the rollout (started → result p50 80-107 s), with
+ * its stored heartbeats and in-progress acks, and in one run 116 of 10,000
+ * targets failed as their start lease ran out. A VM applies its one command
+ * at once on its own CPU. Measured on a 2-core AMD EPYC VM, the case alone:
+ * 32 at a time, started → result p50 0.8 s, 12.9 JetStream messages per
+ * target instead of 15.8, cold 110 s instead of 136 s.
+ */
+export const SCALE_ADMIT_AT_ONCE = 32;
 
 export const agentId = (prefix: string, i: number): string => `${prefix}${String(i).padStart(5, "0")}`;
 

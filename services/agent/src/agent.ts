@@ -31,6 +31,19 @@ export interface Agent {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+export interface StartAgentOptions {
+  /**
+   * For a process that hosts many agents on a few cores (the bench's scale
+   * case: 2,500 in a process), never on a VM: resolves when this agent may
+   * take its command past its journal (the journal, the race, the apply,
+   * the result), with the function that frees the turn. A redelivery the
+   * journal answers does not wait. Thousands of applies run at once on a
+   * quarter of two cores each last about as long as the whole rollout, with
+   * its stored heartbeats and in-progress acks (scripts/bench/stack.ts).
+   */
+  admit?: () => Promise<() => void>;
+}
+
 /**
  * The command pull. A pull lost at a consumer leader change is replaced at
  * the election (below) and one lost at a reconnect by the client itself; any
@@ -59,7 +72,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
  */
 const PULL = { max_messages: 100, expires: 300_000, idle_heartbeat: 30_000, bind: true } as const;
 
-export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent", config.logLevel)): Promise<Agent> {
+export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent", config.logLevel), options: StartAgentOptions = {}): Promise<Agent> {
   let state: AgentState = "starting";
   const alog = log.child({ agentId: config.id });
   if (config.devMode) {
@@ -112,7 +125,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       };
       metricsServer = await startMetricsServer(config.metricsListen, m.registry, alog);
     }
-    const deps: HandlerDeps = { ctx, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal };
+    const deps: HandlerDeps = { ctx, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal, ...(options.admit ? { admit: options.admit } : {}) };
 
     // Recovery: an apply that was started and never finished was cut short by
     // a crash. It is reported FAILED and never run again; anything finished

@@ -64,6 +64,8 @@ export interface HandlerDeps {
   kill: AbortSignal;
   /** Aborted when the agent starts closing: stop retrying reports (the journal keeps them). */
   closing: AbortSignal;
+  /** Absent on a VM. Set by a process that hosts many agents (the bench): see StartAgentOptions.admit. */
+  admit?: () => Promise<() => void>;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -250,6 +252,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
   const { journal, log } = deps;
   const stopInProgress = keepInProgress(m, deps.config.ackWaitMs);
   let unbusy: (() => void) | undefined;
+  let unadmit: (() => void) | undefined;
   try {
     if (m.redelivered) deps.metrics?.redeliveries.inc();
     const cmd = validate(deps, m);
@@ -293,6 +296,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       return;
     }
 
+    // Not before the journal: a redelivery answered from it never waits.
+    unadmit = await deps.admit?.();
     // Journal first (fsync'd): from here a crash reports this apply
     // interrupted and never runs it. Then the race decides, once, between
     // this agent starting and a coordinator timing out or cancelling.
@@ -384,6 +389,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
   } finally {
     stopInProgress();
     unbusy?.();
+    unadmit?.();
   }
 }
 

@@ -1,2 +1,2 @@
-export { startAgent, type Agent, type AgentState } from "./agent.js";
+export { startAgent, type Agent, type AgentState, type StartAgentOptions } from "./agent.js";
 export { loadAgentConfig, validateAgentConfig, type AgentConfig } from "./config.js";
