@@ -1,7 +1,7 @@
 // The state machine as pure functions: fold (events → state) and plan
 // (state + clock → decisions). No NATS needed.
 import { describe, expect, it } from "vitest";
-import { MAX_DISPATCH_BATCH, foldAll, foldEvent, makeEvent, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
+import { MAX_DISPATCH_BATCH, allTargetsTerminal, countTargets, foldAll, foldEvent, makeEvent, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
 import { plan } from "../services/coordinator/src/rollout/plan.js";
 
 const spec: DeploymentSpec = {
@@ -299,5 +299,30 @@ describe("the verdict (plan.ts finishOf): max_failures decides whether the rollo
     log.add(C, { type: "deployment.cancel_requested", reason: "stop" });
     log.add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "", exitCode: 3, durationMs: 1 });
     expect(plan(log.rec!, ctx(0))).toEqual([{ type: "deployment.finished", state: "CANCELLED", message: "cancelled: stop" }]);
+  });
+});
+
+describe("target ids, counts and the end of a rollout", () => {
+  it("lists a record's targets once per targets object and counts them as they move, to the finish", () => {
+    const log = running();
+    const ids = targetIds(log.rec!);
+    expect(ids).toEqual(["a1", "a2", "a3"]);
+    // The same list while the fold moves the targets on (their keys never change).
+    log.add(C, { type: "targets.dispatched", agentIds: ["a1", "a2"] }).add("a1", { type: "target.started", agentId: "a1" });
+    expect(targetIds(log.rec!)).toBe(ids);
+    expect(countTargets(log.rec!)).toMatchObject({ PENDING: 1, DISPATCHED: 1, APPLYING: 1 });
+    expect(allTargetsTerminal(log.rec!)).toBe(false);
+    const ok = (a: string): EventBody => ({ type: "target.result", agentId: a, outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
+    log.add("a1", ok("a1")).add("a2", { type: "target.started", agentId: "a2" }).add("a2", ok("a2"));
+    expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.dispatched", agentId: "a3" }]);
+    log.add(C, { type: "target.dispatched", agentId: "a3" }).add("a3", { type: "target.started", agentId: "a3" });
+    expect(plan(log.rec!, ctx(0))).toEqual([]);
+    log.add("a3", ok("a3"));
+    expect(allTargetsTerminal(log.rec!)).toBe(true);
+    expect(plan(log.rec!, ctx(0))).toMatchObject([{ type: "deployment.finished", state: "SUCCEEDED" }]);
+    // A fold from scratch makes a new targets object: its own list, the same ids.
+    const again = foldAll(log.events)!;
+    expect(targetIds(again)).not.toBe(ids);
+    expect(targetIds(again)).toEqual(ids);
   });
 });

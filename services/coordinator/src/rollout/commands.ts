@@ -2,7 +2,7 @@
 // stored, and again by a later reconcile for any whose publish failed.
 // Repeating one is safe (publishCommand.ts); the set only spares the
 // server the repeats.
-import { isTerminalDeployment, turns, type CommandSigner, type DeploymentRecord, type DeploymentSpec, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { isTerminalDeployment, targetIds, turns, type CommandSigner, type DeploymentRecord, type DeploymentSpec, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { publishCommand, startLeaseFor } from "./publishCommand.js";
 
@@ -44,9 +44,7 @@ export class CommandPublisher {
 
   /** Every dispatched target's command not published by this process yet; forgets a terminal deployment's. */
   async publishPending(record: DeploymentRecord, log: Logger): Promise<void> {
-    const pending = Object.entries(record.targets)
-      .filter(([agentId, t]) => t.state === "DISPATCHED" && !this.#published.has(`${record.spec.id}.${agentId}`))
-      .map(([agentId]) => agentId);
+    const pending = targetIds(record).filter((agentId) => record.targets[agentId]!.state === "DISPATCHED" && !this.#published.has(`${record.spec.id}.${agentId}`));
     // Publishes are independent; sent together, N round trips take about one.
     await Promise.all(pending.map((agentId) => this.publish(record.spec, agentId, log)));
     if (isTerminalDeployment(record.state)) {

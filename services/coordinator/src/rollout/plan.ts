@@ -4,7 +4,7 @@
 // decision is made on a view that includes the previous ones.
 import {
   DEFAULT_MAX_PAUSE_MS,
-  allTargetsTerminal,
+  targetIds,
   canaryTargetsOf,
   changedTargetsOf,
   countTargets,
@@ -50,7 +50,8 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   // its agent's start on the target's own subject: whichever the server
   // stores first decides (js/raceForTarget.ts).
   const timeouts: EventBody[] = [];
-  for (const [agentId, t] of Object.entries(rec.targets)) {
+  for (const agentId of targetIds(rec)) {
+    const t = rec.targets[agentId]!;
     if (t.state === "DISPATCHED" && t.dispatchedAt) {
       const waited = ctx.now - Date.parse(t.dispatchedAt);
       if (waited > strategy.deliveryTimeoutMs) {
@@ -77,8 +78,8 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   // A cancel stops dispatched targets whose agent has not started them yet.
   if (rec.cancelRequested) {
     const cancels: EventBody[] = [];
-    for (const [agentId, t] of Object.entries(rec.targets)) {
-      if (t.state === "DISPATCHED") cancels.push({ type: "target.cancelled", agentId, message: rec.message || "cancelled" });
+    for (const agentId of targetIds(rec)) {
+      if (rec.targets[agentId]!.state === "DISPATCHED") cancels.push({ type: "target.cancelled", agentId, message: rec.message || "cancelled" });
     }
     if (cancels.length > 0) return cancels;
   }
@@ -153,7 +154,7 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
       return batches;
     }
   }
-  if (allTargetsTerminal(rec)) return [finishOf(rec, counts)];
+  if (counts.PENDING + counts.DISPATCHED + counts.APPLYING === 0) return [finishOf(rec, counts)];
   return [];
 }
 

@@ -25,11 +25,11 @@ import {
   fromJsMsg,
   isTerminalDeployment,
   isTerminalTarget,
+  targetIds,
   parseEventSubject,
   agentReleaseOf,
   type CommandSigner,
   type DeploymentRecord,
-  type TargetState,
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
@@ -56,11 +56,12 @@ export interface ReconcilerOptions extends FinishOptions {
 
 interface Snapshot {
   state: DeploymentRecord["state"];
-  targets: Map<string, TargetState>;
+  /** The targets not terminal yet: only these can finish in a pass. */
+  open: string[];
 }
 
 function snapshot(r: DeploymentRecord): Snapshot {
-  return { state: r.state, targets: new Map(Object.entries(r.targets).map(([id, t]) => [id, t.state])) };
+  return { state: r.state, open: targetIds(r).filter((id) => !isTerminalTarget(r.targets[id]!.state)) };
 }
 
 interface Slot {
@@ -322,9 +323,10 @@ export class Reconciler {
     const m = this.opts.metrics;
     if (!m) return;
     if (!(before && isTerminalDeployment(before.state)) && isTerminalDeployment(after.state)) m.deploymentsFinished.inc({ state: after.state });
-    for (const [agentId, t] of Object.entries(after.targets)) {
-      const was = before?.targets.get(agentId);
-      if ((was !== undefined && isTerminalTarget(was)) || !isTerminalTarget(t.state)) continue;
+    // Without a record before (its first load here), every terminal target counts.
+    for (const agentId of before ? before.open : targetIds(after)) {
+      const t = after.targets[agentId]!;
+      if (!isTerminalTarget(t.state)) continue;
       m.targetsFinished.inc({ state: t.state });
       if (t.dispatchedAt && t.finishedAt) m.targetDuration.observe({ state: t.state }, (Date.parse(t.finishedAt) - Date.parse(t.dispatchedAt)) / 1000);
     }
@@ -349,5 +351,5 @@ export class Reconciler {
 function noteReleases(registry: Registry, rec: DeploymentRecord): void {
   const { spec } = rec;
   const release = agentReleaseOf(spec.id, spec.changeset);
-  for (const [agentId, t] of Object.entries(rec.targets)) if (t.state === "SUCCEEDED") registry.noteRelease(agentId, spec.app, release);
+  for (const agentId of targetIds(rec)) if (rec.targets[agentId]!.state === "SUCCEEDED") registry.noteRelease(agentId, spec.app, release);
 }
