@@ -1,14 +1,17 @@
 // A command delivered again after its apply (an ack or in-progress ack that
 // reached the server late): the journal answers it, nothing runs, and an
 // outcome the stream already acknowledged is not sent again; one it did not
-// acknowledge yet is. The agent's handler runs here against its real journal
-// on disk and a fake JetStream that records what is published.
+// acknowledge yet is. And where an agent in a process that admits applies in
+// turns (StartAgentOptions.admit) takes its turn: after the journal's answer
+// to a redelivery, before the journal's "started". The agent's handler runs
+// here against its real journal on disk and a fake JetStream that records
+// what is published.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandSubject, createLogger, encode, type DeploymentSpec, type JsContext } from "../services/shared/src/index.js";
+import { commandSubject, createLogger, encode, turns, type DeploymentSpec, type JsContext } from "../services/shared/src/index.js";
 import { buildCommand } from "../services/coordinator/src/rollout/publishCommand.js";
 import { loadAgentConfig } from "../services/agent/src/config.js";
 import { handleCommand, type HandlerDeps } from "../services/agent/src/handleCommand.js";
@@ -32,12 +35,14 @@ afterEach(async () => {
   await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-async function setup(): Promise<{ deps: HandlerDeps; journal: Journal; published: string[] }> {
+/** `failing`: every publish fails (and the handler gives up at once: closing). */
+async function setup(failing = false): Promise<{ deps: HandlerDeps; journal: Journal; published: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), "redelivered-"));
   dirs.push(dir);
   const journal = await Journal.open(join(dir, "state"));
   const published: string[] = [];
   const publish = (subject: string) => {
+    if (failing) return Promise.reject(new Error("no server"));
     published.push(subject);
     return Promise.resolve({ stream: "DEPLOY_EVENTS", seq: published.length, duplicate: false });
   };
@@ -49,19 +54,19 @@ async function setup(): Promise<{ deps: HandlerDeps; journal: Journal; published
     registration: {} as never,
     log: createLogger("test", "silent"),
     kill: new AbortController().signal,
-    closing: new AbortController().signal,
+    closing: failing ? AbortSignal.abort() : new AbortController().signal,
   } satisfies HandlerDeps;
   return { deps, journal, published };
 }
 
-/** The command as delivered a second time. */
-function redelivery(): { m: JsMsg; acks: () => number } {
+/** The command as delivered a second time (or the first). */
+function redelivery(redelivered = true): { m: JsMsg; acks: () => number } {
   let acks = 0;
   const m = {
     subject: commandSubject(AGENT, spec.id),
     data: encode(buildCommand(spec, AGENT)),
     headers: undefined,
-    redelivered: true,
+    redelivered,
     time: new Date(),
     working: () => undefined,
     ack: () => void acks++,
@@ -94,5 +99,32 @@ describe("a command delivered again after its apply", () => {
     expect(acks()).toBe(1);
     expect(published).toEqual([`deploy.evt.${spec.id}.${AGENT}`]);
     expect(journal.get(spec.id)?.reported).toBe(true);
+  });
+});
+
+describe("an agent in a process that admits applies in turns", () => {
+  it("takes its turn before its journal's start, gives it back whatever happens next, and a redelivery asks for none", async () => {
+    const { deps, journal } = await setup(true);
+    const take = turns(1);
+    const asked: (string | undefined)[] = [];
+    const admitted: HandlerDeps = {
+      ...deps,
+      admit: async () => {
+        asked.push(journal.get(spec.id)?.status);
+        return take();
+      },
+    };
+    // The race cannot be run (every publish fails): the handler ends there.
+    await expect(handleCommand(admitted, redelivery(false).m)).rejects.toThrow();
+    // Asked before anything was journaled; the journal then says started.
+    expect(asked).toEqual([undefined]);
+    expect(journal.get(spec.id)?.status).toBe("started");
+    // The turn came back: another can take it at once.
+    const again = await Promise.race([take(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]);
+    expect(again).toBeTypeOf("function");
+    again!();
+    // A redelivery the journal answers does not ask for a turn.
+    await handleCommand(admitted, redelivery().m).catch(() => undefined);
+    expect(asked).toHaveLength(1);
   });
 });

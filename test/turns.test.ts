@@ -1,18 +1,9 @@
 // turns() (services/shared/src/turns.ts): at most n holders, first come
 // first served, a turn given back once however often its function is called.
-// And where the agent takes its turn when a host process sets
-// StartAgentOptions.admit: after the journal's answer to a redelivery, before
-// the journal's "started".
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { JsMsg } from "@nats-io/jetstream";
-import { afterEach, describe, expect, it } from "vitest";
-import { commandSubject, createLogger, encode, turns, type DeploymentSpec, type JsContext } from "../services/shared/src/index.js";
-import { buildCommand } from "../services/coordinator/src/rollout/publishCommand.js";
-import { loadAgentConfig } from "../services/agent/src/config.js";
-import { handleCommand, type HandlerDeps } from "../services/agent/src/handleCommand.js";
-import { Journal } from "../services/agent/src/journal.js";
+// Where the agent takes its turn (StartAgentOptions.admit) is checked in
+// redelivered-command.test.ts, beside the journal's answers.
+import { describe, expect, it } from "vitest";
+import { turns } from "../services/shared/src/index.js";
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -34,71 +25,5 @@ describe("turns", () => {
     (await later[0]!)();
     await tick();
     expect(order).toEqual([3, 4, 5]);
-  });
-});
-
-const AGENT = "a1";
-const spec: DeploymentSpec = {
-  id: "d-turns",
-  requestId: "r-turns",
-  requestHash: "h",
-  app: "web",
-  environment: "prod",
-  changeset: { version: "v1" },
-  strategy: { maxConcurrency: 1, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 5000 },
-  targets: [AGENT],
-  requestedBy: "",
-};
-
-const dirs: string[] = [];
-afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
-});
-
-function delivery(redelivered: boolean): JsMsg {
-  return {
-    subject: commandSubject(AGENT, spec.id),
-    data: encode(buildCommand(spec, AGENT)),
-    headers: undefined,
-    redelivered,
-    time: new Date(),
-    working: () => undefined,
-    ack: () => undefined,
-    term: () => undefined,
-  } as unknown as JsMsg;
-}
-
-describe("an agent in a process that admits applies in turns", () => {
-  it("takes its turn before its journal's start, and gives it back whatever happens next", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "turns-"));
-    dirs.push(dir);
-    const journal = await Journal.open(join(dir, "state"));
-    const take = turns(1);
-    const asked: (string | undefined)[] = [];
-    const deps = {
-      // A server that fails every call: the race cannot be run.
-      ctx: { js: { publish: () => Promise.reject(new Error("no server")) } } as unknown as JsContext,
-      config: loadAgentConfig([], { devMode: true, id: AGENT, environment: "prod", apps: { web: { deploy: "/bin/true" } }, stateDir: join(dir, "state") }),
-      journal,
-      registration: {} as never,
-      log: createLogger("test", "silent"),
-      kill: new AbortController().signal,
-      closing: AbortSignal.abort(), // no retries: the failed race ends the handler
-      admit: async () => {
-        asked.push(journal.get(spec.id)?.status);
-        return take();
-      },
-    } satisfies HandlerDeps;
-    await expect(handleCommand(deps, delivery(false))).rejects.toThrow();
-    // Asked before anything was journaled; the journal then says started.
-    expect(asked).toEqual([undefined]);
-    expect(journal.get(spec.id)?.status).toBe("started");
-    // The turn came back: another can take it at once.
-    const again = await Promise.race([take(), new Promise<undefined>((r) => setTimeout(() => r(undefined), 200))]);
-    expect(again).toBeTypeOf("function");
-    again!();
-    // A redelivery the journal answers does not ask for a turn.
-    await handleCommand(deps, delivery(true)).catch(() => undefined);
-    expect(asked).toHaveLength(1);
   });
 });
