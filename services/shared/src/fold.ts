@@ -13,7 +13,6 @@
 import { DEPLOYMENT_SCHEMA, COORDINATOR_SOURCE, TARGETS_SOURCE } from "./names.js";
 import {
   isTerminalDeployment,
-  isTerminalTarget,
   type EventBody,
   type DeployEvent,
   type DeploymentSpec,
@@ -456,7 +455,6 @@ export function countTargets(rec: DeploymentRecord): Record<TargetState, number>
 
 export const failuresOf = (c: Record<TargetState, number>): number => c.FAILED + c.TIMED_OUT;
 export const inFlightOf = (c: Record<TargetState, number>): number => c.DISPATCHED + c.APPLYING;
-export const allTargetsTerminal = (rec: DeploymentRecord): boolean => targetIds(rec).every((id) => isTerminalTarget(rec.targets[id]!.state));
 
 /** Targets SKIPPED because they were offline when the deployment was created (the rest of the SKIPPED were halted). */
 export function offlineSkippedOf(rec: DeploymentRecord): number {
