@@ -17,6 +17,7 @@ import { ensureCommandConsumer } from "./commandConsumer.js";
 import type { AgentConfig } from "./config.js";
 import { handleCommand, interrupted, reportJournaled, type HandlerDeps } from "./handleCommand.js";
 import { Journal } from "./journal.js";
+import { AGENT_PING_INTERVAL_MS, checkLinkOnMissedHeartbeats } from "./linkCheck.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { MetricsServer } from "../../shared/src/metricsServer.js";
 import { Registration } from "./registration.js";
@@ -56,7 +57,8 @@ export interface StartAgentOptions {
  * connections) has nats-server's time mostly in writes to the agents'
  * connections, one syscall each, and the consumers' idle heartbeats were
  * 667 of the ~1,100 messages a second it wrote: so the idle heartbeat is
- * 30 s, not 15 s.
+ * 30 s, not 15 s. The same idle heartbeats tell the agent its link is
+ * alive, so it sends no PINGs of its own while they come (linkCheck.ts).
  * `bind`: after missed idle heartbeats the client pulls again without first
  * asking for the consumer's info. A busy server delays heartbeats for every
  * agent at once, and those info requests (~340 a second at 10,000 agents as
@@ -87,6 +89,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     ...(config.nats.nkeySeedFile ? { nkeySeed: readSeedFile(config.nats.nkeySeedFile) } : {}),
     ...(config.nats.inboxPrefix ? { inboxPrefix: config.nats.inboxPrefix } : {}),
     ...(config.nats.tlsCaFile ? { tlsCaFile: config.nats.tlsCaFile } : {}),
+    pingIntervalMs: AGENT_PING_INTERVAL_MS,
   });
   const kill = new AbortController();
   const closing = new AbortController();
@@ -156,7 +159,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // chaos suite found it: cluster-stream-leader-kill, seed 1). The agent
     // listens for its consumer's leader elections and pulls again at once.
     // With that, pulls can be long (PULL).
-    let messages: ConsumerMessages = await consumer.consume(PULL);
+    // The pull's idle heartbeats are also how the agent finds a dead link (linkCheck.ts).
+    const pull = async (): Promise<ConsumerMessages> => {
+      const m = await consumer.consume(PULL);
+      checkLinkOnMissedHeartbeats(nc, m.status(), alog).catch((err: unknown) => alog.warn({ err: errorMessage(err) }, "stopped checking the NATS connection"));
+      return m;
+    };
+    let messages = await pull();
     let repull = false;
     let stopping = false;
     const elections = nc.subscribe(consumerLeaderElectedSubject(COMMANDS_STREAM, agentConsumerName(config.id)), {
@@ -189,7 +198,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         repull = false;
         for (let attempt = 0; ; attempt++) {
           try {
-            messages = await consumer.consume(PULL);
+            messages = await pull();
             break;
           } catch (err) {
             if (stopping) return;

@@ -28,6 +28,8 @@ export interface ConnectOptions {
   inboxPrefix?: string;
   /** PEM CA the servers' certificates are checked against: the connection uses TLS. */
   tlsCaFile?: string;
+  /** How often the client PINGs the server (nats.js's default: 2 minutes); agents check their link otherwise (agent/src/linkCheck.ts). */
+  pingIntervalMs?: number;
 }
 
 /**
@@ -49,6 +51,7 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     ...(opts.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) } : {}),
     ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
     ...(opts.tlsCaFile ? { tls: { caFile: opts.tlsCaFile } } : {}),
+    ...(opts.pingIntervalMs ? { pingInterval: opts.pingIntervalMs } : {}),
   });
   const tooOld = serverVersionError(nc.info?.version, nc.getServer());
   if (tooOld !== null) {
