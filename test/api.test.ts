@@ -467,6 +467,43 @@ describe("WatchDeployment", () => {
     expect((await client.get(d.id!)).lastSequence).toBe(all.at(-1)!.sequence);
   });
 
+  it("GetDeployment during a rollout, served from the coordinator's own fold, agrees with the stream at its last_sequence", async () => {
+    const client = stack.client();
+    for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 0.5 });
+    try {
+      const d = await client.create({ requestId: rid("get-fold"), app: "web", environment: "prod", changeset: { version: "v-fold" }, strategy: { maxConcurrency: 1 } });
+      const answers: DeploymentMsg[] = [];
+      for (;;) {
+        const g = await client.get(d.id!);
+        answers.push(g);
+        if (g.state !== "DEPLOYMENT_STATE_RUNNING" && g.state !== "DEPLOYMENT_STATE_PENDING") break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // The stream's account: each event with the states the fold gave after it.
+      const events = await client.events(d.id!);
+      const targetsAt = new Map<string, Map<string, string>>();
+      const stateAt = new Map<string, string>();
+      const targets = new Map<string, string>();
+      for (const e of events) {
+        for (const a of e.agentIds ?? []) targets.set(a, "TARGET_STATE_DISPATCHED");
+        if (e.agentId && e.targetState && e.targetState !== "TARGET_STATE_UNSPECIFIED") targets.set(e.agentId, String(e.targetState));
+        targetsAt.set(String(e.sequence), new Map(targets));
+        stateAt.set(String(e.sequence), String(e.deploymentState));
+      }
+      // Answers mid-rollout: more than the first and the last.
+      expect(new Set(answers.map((a) => a.lastSequence)).size).toBeGreaterThan(3);
+      for (const a of answers) {
+        const at = String(a.lastSequence);
+        expect(stateAt.get(at)).toBe(a.state);
+        const want = targetsAt.get(at)!;
+        for (const t of a.targets ?? []) if (want.has(t.agentId!)) expect(t.state, `${t.agentId} at ${at}`).toBe(want.get(t.agentId!));
+      }
+      expect(answers.at(-1)!.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    } finally {
+      for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 0 }, false);
+    }
+  });
+
   it("a watch cancelled midway and resumed from the last sequence seen misses nothing and repeats nothing", async () => {
     const client = stack.client();
     for (const a of ["a1", "a2", "a3"]) await stack.control(a, { sleep: 1 });

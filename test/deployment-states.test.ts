@@ -7,6 +7,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { COORDINATOR_SOURCE, encode, eventSubject, foldEvent, makeEvent, type DeploymentRecord, type DeploymentSpec, type EventBody, type JsContext } from "../services/shared/src/index.js";
 import { DELIVERY_WAIT_MS, DeploymentStates } from "../services/coordinator/src/rollout/deploymentStates.js";
+import { getDeployment } from "../services/coordinator/src/queries/watchDeployment.js";
 
 const ID = "d-states";
 const spec: DeploymentSpec = {
@@ -30,9 +31,9 @@ interface Stored {
 /** The stream: its messages in order, and the reads a catch-up made of it. */
 function fakeStream(messages: Stored[]): { ctx: Pick<JsContext, "js" | "jsm" | "deployments">; reads: () => number } {
   let reads = 0;
-  const getMessage = (_stream: string, req: { seq: number }) => {
+  const getMessage = (_stream: string, req: { seq?: number; last_by_subj?: string }) => {
     reads++;
-    const m = messages.find((x) => x.seq >= req.seq);
+    const m = req.last_by_subj !== undefined ? messages.at(-1) : messages.find((x) => x.seq >= req.seq!);
     return Promise.resolve(m ? { subject: eventSubject(ID, COORDINATOR_SOURCE), seq: m.seq, time: new Date(T0 + m.seq), data: encode(makeEvent(ID, m.body)) } : null);
   };
   const ctx = { js: {}, jsm: { streams: { getMessage } }, deployments: {} } as unknown as Pick<JsContext, "js" | "jsm" | "deployments">;
@@ -101,5 +102,34 @@ describe("a catch-up to this coordinator's own append", () => {
     expect(reads()).toBeGreaterThan(0);
     expect(loaded?.record.lastSeq).toBe(2);
     expect(loaded?.record.targets.a1?.state).toBe("DISPATCHED");
+  });
+});
+
+describe("GetDeployment from the fold this coordinator holds", () => {
+  const held = (states: DeploymentStates) => ({ foldOf: (id: string) => states.copyOf(id) });
+
+  it("folds only the events after it, reads no projection, and leaves the held fold as it was", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    // The fake has no KV: reading the projection would throw.
+    const rec = await getDeployment(ctx, ID, held(states));
+    expect(rec.lastSeq).toBe(2);
+    expect(rec.targets.a1?.state).toBe("DISPATCHED");
+    // The last sequence, then the one event after the fold.
+    expect(reads()).toBe(2);
+    expect(states.get(ID)?.record.lastSeq).toBe(1);
+    expect(states.get(ID)?.record.targets.a1?.state).toBe("PENDING");
+    expect(rec.spec).toBe(states.get(ID)?.record.spec);
+  });
+
+  it("reads the projection for a deployment this coordinator does not hold", async () => {
+    const { ctx } = fakeStream([created, dispatched]);
+    let kvReads = 0;
+    const withKv = { ...ctx, deployments: { get: () => (kvReads++, Promise.resolve(null)) } } as unknown as typeof ctx;
+    const rec = await getDeployment(withKv, ID, held(new DeploymentStates(withKv)));
+    expect(kvReads).toBeGreaterThan(0);
+    expect(rec.lastSeq).toBe(2);
+    expect(rec.targets.a1?.state).toBe("DISPATCHED");
   });
 });

@@ -95,7 +95,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     GetDeployment: call("GetDeployment", async (req) => {
       const id = validateDeploymentId(req.deploymentId);
       const page = validateTargetPage(req);
-      const rec = await getDeployment(ctx, id);
+      const rec = await getDeployment(ctx, id, deps.reconciler);
       // The automatic revert of a FAILED deployment is found by its fixed request id (one KV get).
       const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(ctx, revertRequestId(rec.spec.id)) : undefined;
       return toDeploymentMessage(rec, revertedBy ?? "", page);

@@ -122,7 +122,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
         pageToken: q.get("pageToken") ?? undefined,
         targetState: q.get("targetState") ?? undefined,
       });
-      const rec = await getDeployment(deps.ctx, id);
+      const rec = await getDeployment(deps.ctx, id, deps.reconciler);
       // As GetDeployment: the automatic revert of a FAILED deployment, by its fixed request id.
       const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(deps.ctx, revertRequestId(rec.spec.id)) : undefined;
       return sendJson(res, 200, toDeploymentMessage(rec, revertedBy ?? "", page));
