@@ -52,8 +52,12 @@ describe("the agent's link check", () => {
     try {
       const seen = statuses(nc);
       const consumer = await jetstream(nc).consumers.get("LINK", "agent");
-      const messages = await consumer.consume({ max_messages: 10, expires: 30_000, idle_heartbeat: 1000 });
-      const checked = checkLinkOnMissedHeartbeats(nc, messages.status(), log, 500);
+      // `bind` as the agent's pull (agent.ts PULL): after the reconnect the
+      // client pulls again at once, with no consumer info first (an info
+      // sent into the held link fails and backs off for the pull's expiry).
+      const messages = await consumer.consume({ max_messages: 10, expires: 30_000, idle_heartbeat: 1000, bind: true });
+      const outcomes: string[] = [];
+      const checked = checkLinkOnMissedHeartbeats(nc, messages.status(), log, { answerWithinMs: 500, onCheck: (o) => outcomes.push(o) });
       const got: string[] = [];
       void (async () => {
         for await (const m of messages) {
@@ -65,6 +69,7 @@ describe("the agent's link check", () => {
       // The link holds everything: no heartbeat arrives, no PONG either.
       const stalled = proxy.stall(15_000);
       await until("a disconnect forced by the link check", () => Promise.resolve(seen.includes("disconnect")), 14_000);
+      expect(outcomes[0]).toBe("reconnected");
       await stalled;
       await until("the reconnect", () => Promise.resolve(seen.includes("reconnect")), 20_000);
 
@@ -95,12 +100,13 @@ describe("the agent's link check", () => {
       const events: AsyncIterable<{ type: string }> = {
         [Symbol.asyncIterator]: () => ({ next: () => new Promise((r) => (push = r)) }),
       };
-      const checked = checkLinkOnMissedHeartbeats(counted, events, log, 500);
+      const outcomes: string[] = [];
+      const checked = checkLinkOnMissedHeartbeats(counted, events, log, { answerWithinMs: 500, onCheck: (o) => outcomes.push(o) });
       await until("the check to wait for a status", () => Promise.resolve(push !== undefined), 2000);
       push!({ value: { type: "heartbeats_missed" }, done: false });
       await until("the PING", () => Promise.resolve(pings === 1), 2000);
       await new Promise((r) => setTimeout(r, 1500));
-      expect({ pings, reconnects }).toEqual({ pings: 1, reconnects: 0 });
+      expect({ pings, reconnects, outcomes }).toEqual({ pings: 1, reconnects: 0, outcomes: ["answered"] });
       expect(seen).not.toContain("disconnect");
       push!({ value: undefined, done: true });
       await checked;

@@ -162,7 +162,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // The pull's idle heartbeats are also how the agent finds a dead link (linkCheck.ts).
     const pull = async (): Promise<ConsumerMessages> => {
       const m = await consumer.consume(PULL);
-      checkLinkOnMissedHeartbeats(nc, m.status(), alog).catch((err: unknown) => alog.warn({ err: errorMessage(err) }, "stopped checking the NATS connection"));
+      checkLinkOnMissedHeartbeats(nc, m.status(), alog, { onCheck: (outcome) => metrics?.linkChecks.inc({ outcome }) }).catch((err: unknown) => alog.warn({ err: errorMessage(err) }, "stopped checking the NATS connection"));
       return m;
     };
     let messages = await pull();

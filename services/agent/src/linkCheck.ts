@@ -32,17 +32,21 @@ export const AGENT_PING_INTERVAL_MS = 10 * 60_000;
  */
 export const LINK_ANSWER_MS = 60_000;
 
+export type LinkCheckOutcome = "answered" | "reconnected";
+
 /**
  * Watches `status` (a command pull's notifications, ConsumerMessages.status())
- * until it ends; on missed heartbeats, checks the link as above. One check
- * at a time: nats.js reports missed heartbeats again every interval.
+ * until it ends; on missed heartbeats, checks the link as above and tells
+ * `onCheck` how it went (the agent's metrics). One check at a time: nats.js
+ * reports missed heartbeats again every interval.
  */
 export async function checkLinkOnMissedHeartbeats(
   nc: Pick<NatsConnection, "flush" | "reconnect" | "isClosed">,
   status: AsyncIterable<{ type: string }>,
   log: Logger,
-  answerWithinMs = LINK_ANSWER_MS,
+  opts: { answerWithinMs?: number; onCheck?: (outcome: LinkCheckOutcome) => void } = {},
 ): Promise<void> {
+  const answerWithinMs = opts.answerWithinMs ?? LINK_ANSWER_MS;
   let checking = false;
   for await (const s of status) {
     if (s.type !== "heartbeats_missed" || checking || nc.isClosed()) continue;
@@ -50,7 +54,9 @@ export async function checkLinkOnMissedHeartbeats(
     log.info("missed the command pull's idle heartbeats: checking the NATS connection");
     void answered(nc, answerWithinMs)
       .then(async (ok) => {
-        if (ok || nc.isClosed()) return;
+        if (nc.isClosed()) return;
+        opts.onCheck?.(ok ? "answered" : "reconnected");
+        if (ok) return;
         log.warn({ answerWithinMs }, "the NATS server did not answer a PING: reconnecting");
         await nc.reconnect().catch((err: unknown) => log.warn({ err: errorMessage(err) }, "could not reconnect to NATS"));
       })

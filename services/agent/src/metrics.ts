@@ -27,6 +27,12 @@ export class AgentMetrics {
   });
   readonly declined = new Counter({ name: "deploy_agent_declined_total", help: "Commands declined because the deployment was no longer active or the claim was refused", registers: [this.registry] });
   readonly rejected = new Counter({ name: "deploy_agent_rejected_messages_total", help: "Malformed or foreign commands terminated", registers: [this.registry] });
+  readonly linkChecks = new Counter({
+    name: "deploy_agent_nats_link_checks_total",
+    help: "Checks of the NATS connection after the command pull's idle heartbeats stopped: answered (the server answered a PING) or reconnected (it did not)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
   lastHeartbeat = Date.now();
   readonly heartbeatAge: Gauge;
 
