@@ -175,6 +175,11 @@ export class Reconciler {
     return this.schedule(id, m.seq);
   }
 
+  /** A copy of the fold this coordinator holds for `id`, or undefined (queries/watchDeployment.ts getDeployment). */
+  foldOf(id: string): DeploymentRecord | undefined {
+    return this.#states.copyOf(id);
+  }
+
   /**
    * A deployment this process has just read or created: `record` (an exact
    * fold of its events, with no projection stored when kvRevision is 0)
@@ -182,11 +187,6 @@ export class Reconciler {
    * a KV get or a look for the last sequence. When this process already
    * holds or reconciles the deployment, it only wakes it.
    */
-  /** A copy of the fold this coordinator holds for `id`, or undefined (queries/watchDeployment.ts getDeployment). */
-  foldOf(id: string): DeploymentRecord | undefined {
-    return this.#states.copyOf(id);
-  }
-
   adopt(record: DeploymentRecord, kvRevision: number): Promise<void> {
     const id = record.spec.id;
     if (this.#stopped) return Promise.resolve();
