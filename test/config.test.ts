@@ -109,6 +109,7 @@ describe("agent config", () => {
     [{ apps: { web: { deploy: "relative/path" } } }, /apps\.web\.deploy: .* absolute/],
     [{ apps: { web: { deploy: 5 } } }, /apps\.web\.deploy/],
     [{ apps: { web: { deplyo: "/bin/true" } } }, /apps\.web\.deplyo: unknown key/],
+    [{ heartbeatIntervalMs: 5000, idleHeartbeatIntervalMs: 1000 }, /idleHeartbeatIntervalMs: must be 0 \(heartbeatIntervalMs\) or at least heartbeatIntervalMs \(5000\)/],
   ])("rejects %j naming the key", (patch, message) => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     const file = join(dir, "a.json");

@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
 import type { AgentConfig } from "../services/agent/src/config.js";
 import { Registration } from "../services/agent/src/registration.js";
-import { AGENTS_BUCKET, createLogger } from "../services/shared/src/index.js";
+import { AGENTS_BUCKET, HEARTBEAT_REQUEST_SUBJECT, createLogger } from "../services/shared/src/index.js";
 import { startNatsServer } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
@@ -62,6 +62,27 @@ describe("agent liveness", () => {
     expect(await revisionOf(kv, "a1")).toBe(after);
   });
 
+  it("an idle interval of its own spaces idle heartbeats only: an applying agent stores its heartbeats at heartbeatIntervalMs, the lease's evidence", { timeout: 60_000 }, async () => {
+    // Idle heartbeats a minute apart, stored ones every 500 ms, liveness
+    // 3 s: a 3 s apply whose agent stored nothing would be timed out.
+    const stack = await Stack.start({ agents: ["a1"], agentEnv: { DEPLOY_AGENT_IDLE_HEARTBEAT_MS: "60000" } });
+    stacks.push(stack);
+    const kv = await agentsKv(stack);
+    const client = stack.client();
+    await until("the agent offline between its idle heartbeats", async () => (await client.agents()).agents.every((a) => !a.live), 15_000, 200);
+    await stack.control("a1", { sleep: 3 });
+    const before = await revisionOf(kv, "a1");
+    // An explicit target must be live: one asked for, as a coordinator that starts asks.
+    const nc = await connect({ servers: stack.nats.url });
+    conns.push(nc);
+    nc.publish(HEARTBEAT_REQUEST_SUBJECT);
+    await until("the agent live once asked", async () => (await client.agents()).agents.every((a) => a.live), 10_000, 100);
+    const d = await client.create({ requestId: `idle-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
+    const done = await client.waitTerminal(d.id!, 30_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await revisionOf(kv, "a1") - before).toBeGreaterThanOrEqual(4);
+  });
+
   it("a coordinator that starts hears every agent at once, however long their interval; an agent it has no entry for writes it again", { timeout: 60_000 }, async () => {
     // A heartbeat a minute, a liveness window of 3 s: between heartbeats
     // the agents look offline, until a starting coordinator asks them.
@@ -107,6 +128,33 @@ describe("a coordinator that restarts", () => {
     const done = await c2.waitTerminal(d.id!, 30_000);
     expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(done.targets?.map((t) => t.state)).toEqual(["TARGET_STATE_SUCCEEDED", "TARGET_STATE_SUCCEEDED"]);
+  });
+});
+
+describe("a NATS restart", () => {
+  // Idle heartbeats sent while the coordinator was cut off are lost: with a
+  // long idle interval its idle agents would look offline until their next
+  // one. The coordinator asks every agent for one when it reconnects, and
+  // each agent sends one when it does (one of the two may be back first;
+  // with the coordinator's ask alone this test failed).
+  it("idle agents are live again within seconds, not an idle interval: the coordinator asks for a heartbeat, and each agent beats, on reconnecting", { timeout: 60_000 }, async () => {
+    const stack = await Stack.start({ agents: ["a1", "a2"], agentEnv: { DEPLOY_AGENT_IDLE_HEARTBEAT_MS: "60000" } });
+    stacks.push(stack);
+    const client = stack.client();
+    await until("agents offline between their heartbeats", async () => (await client.agents()).agents.every((a) => !a.live), 15_000, 200);
+    await stack.nats.kill();
+    await stack.nats.restart();
+    const agents = await until(
+      "both agents live after the coordinator reconnected",
+      async () => {
+        const list = (await client.agents().catch(() => ({ agents: [] }))).agents;
+        return list.length === 2 && list.every((a) => a.live) && list;
+      },
+      20_000,
+      100,
+    );
+    expect(agents.map((a) => a.id)).toEqual(["a1", "a2"]);
+    expect(stack.coordinators[0]!.logs()).toContain("reconnected to NATS: asking every agent for a heartbeat");
   });
 });
 

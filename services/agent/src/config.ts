@@ -29,6 +29,8 @@ export interface AgentConfig {
   maxUnpackedBytes: number;
   maxFiles: number;
   heartbeatIntervalMs: number;
+  /** 0: heartbeatIntervalMs (the default). */
+  idleHeartbeatIntervalMs: number;
   ackWaitMs: number;
   maxOutputLines: number;
   maxLineLength: number;
@@ -109,10 +111,16 @@ const schema = {
     env: "DEPLOY_AGENT_MAX_FILES",
   },
   heartbeatIntervalMs: {
-    doc: "How often the agent rewrites its registry entry; keep it well under the coordinator's agentLiveMs (15 s)",
+    doc: "How often the agent heartbeats while it applies (a rewrite of its registry entry: the start lease's evidence), and when idle unless idleHeartbeatIntervalMs is set; keep it well under the coordinator's agentLiveMs (15 s)",
     format: "nat",
     default: 5000,
     env: "DEPLOY_AGENT_HEARTBEAT_MS",
+  },
+  idleHeartbeatIntervalMs: {
+    doc: "How often the agent heartbeats when idle (a core NATS message); 0: heartbeatIntervalMs. At most half the coordinator's agentLiveMs; for large fleets see docs/production.md",
+    format: "nat",
+    default: 0,
+    env: "DEPLOY_AGENT_IDLE_HEARTBEAT_MS",
   },
   ackWaitMs: {
     doc: "ack_wait of the agent's consumer; while a command is handled, in-progress acks go out from a third of it after the command was stored, then every half of it",
@@ -178,6 +186,9 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
   if (cfg.maxUnpackedBytes < 1) throw invalid("maxUnpackedBytes", "must be at least 1");
   if (cfg.maxFiles < 2) throw invalid("maxFiles", "must be at least 2 (deploy.yaml and one more entry)");
   if (cfg.heartbeatIntervalMs < 100) throw invalid("heartbeatIntervalMs", "must be at least 100");
+  if (cfg.idleHeartbeatIntervalMs !== 0 && cfg.idleHeartbeatIntervalMs < cfg.heartbeatIntervalMs) {
+    throw invalid("idleHeartbeatIntervalMs", `must be 0 (heartbeatIntervalMs) or at least heartbeatIntervalMs (${cfg.heartbeatIntervalMs})`);
+  }
   if (cfg.ackWaitMs < 3000) throw invalid("ackWaitMs", "must be at least 3000");
   return cfg;
 }

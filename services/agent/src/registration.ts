@@ -9,6 +9,11 @@
 //   acknowledged by JetStream, seen by every coordinator's watch with the
 //   server's timestamp): the start lease's evidence, on which a coordinator
 //   may time out an applying target (DESIGN.md invariant 3).
+// The two have intervals of their own (config: idleHeartbeatIntervalMs,
+// heartbeatIntervalMs): an idle beat only keeps the agent shown live, and
+// every idle agent of the fleet sends one, so a large fleet spaces them
+// out; a stored beat is the lease's evidence, and only applying agents
+// send them.
 // Measured at 10,000 idle agents, heartbeat 30 s, nats-server 2.15 with
 // sync_interval always: nats-server used 24.9 % of a core with a KV put per
 // heartbeat, 17.5 % with a request a coordinator answered; most of what is
@@ -43,8 +48,10 @@ export class Registration {
   #status: { stop?(): void } | undefined;
   /** What the entry says is behind the record (a new release whose write failed): the next heartbeat is stored. */
   #unwritten = false;
+  /** Between idle heartbeats (config.idleHeartbeatIntervalMs; 0: intervalMs). */
+  readonly #idleMs: number;
 
-  /** `nc` unset (unit tests): every heartbeat is stored, as while busy. */
+  /** `intervalMs`: between stored heartbeats while applying. `nc` unset (unit tests): every heartbeat is stored, as while busy. */
   constructor(
     private readonly ctx: Pick<JsContext, "agents">,
     config: AgentConfig,
@@ -52,6 +59,7 @@ export class Registration {
     private readonly log: Logger,
     private readonly nc?: NatsConnection,
   ) {
+    this.#idleMs = config.idleHeartbeatIntervalMs || intervalMs;
     this.record = {
       schema: AGENT_SCHEMA,
       id: config.id,
@@ -84,9 +92,9 @@ export class Registration {
         await new Promise((r) => setTimeout(r, Math.min(250 * attempt, 2000)));
       }
     }
-    this.#schedule(this.intervalMs);
+    this.#schedule(this.#nextInMs());
     if (this.nc) {
-      this.#watchPermissions(this.nc);
+      this.#watchStatus(this.nc);
       this.#requests = this.nc.subscribe(HEARTBEAT_REQUEST_SUBJECT, {
         callback: (err, m) => {
           if (err) {
@@ -104,14 +112,23 @@ export class Registration {
    * Credentials made before idle heartbeats (no publish on deploy.hb.<id>):
    * the server refuses each one asynchronously and the coordinators would
    * see this agent go silent, so the agent stores every heartbeat instead,
-   * as before, and says to re-run gen-credentials.
+   * as before, and says to re-run gen-credentials. And a reconnect: a
+   * heartbeat at once.
    */
-  #watchPermissions(nc: NatsConnection): void {
+  #watchStatus(nc: NatsConnection): void {
     const subject = heartbeatSubject(this.record.id);
     const status = nc.status();
     this.#status = status as { stop?(): void };
     void (async () => {
       for await (const s of status) {
+        if (s.type === "reconnect") {
+          // Beats sent while cut off were lost, and the coordinators' request
+          // for one (sent when they reconnect) may have come before this
+          // agent was back: with a long idle interval it would look offline
+          // until its next beat.
+          this.#soon();
+          continue;
+        }
         if (s.type !== "error") continue;
         const e = s.error as { name?: string; operation?: string; subject?: string };
         if (e.name === "PermissionViolationError" && e.operation === "publish" && e.subject === subject && !this.#storeAll) {
@@ -126,10 +143,7 @@ export class Registration {
   /** A coordinator's request (HEARTBEAT_REQUEST_SUBJECT): a heartbeat now, or the entry written again. */
   #requested(data: Uint8Array): void {
     if (data.length === 0) {
-      // A coordinator that starts: answered within a second, spread, so
-      // that 10,000 agents do not answer in one burst.
-      const t = setTimeout(() => this.#tick(), Math.random() * Math.min(1000, this.intervalMs));
-      t.unref();
+      this.#soon();
       return;
     }
     let register: unknown;
@@ -145,13 +159,24 @@ export class Registration {
     }
   }
 
+  /** A heartbeat within a second, spread, so that 10,000 agents asked at once (or back at once) do not answer in one burst. */
+  #soon(): void {
+    const t = setTimeout(() => this.#tick(), Math.random() * Math.min(1000, this.intervalMs));
+    t.unref();
+  }
+
   #schedule(firstInMs: number): void {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#tick();
-      this.#schedule(this.intervalMs);
+      this.#schedule(this.#nextInMs());
     }, firstInMs);
+  }
+
+  /** Stored beats (applying, or the entry behind the record) at intervalMs; idle ones at the idle interval. */
+  #nextInMs(): number {
+    return this.#busy > 0 || this.#unwritten ? this.intervalMs : this.#idleMs;
   }
 
   #tick(): void {

@@ -269,7 +269,10 @@ export const HEARTBEAT_ANSWER_WAIT_MS = 1500;
  * restart skipped live targets, test/cluster.test.ts). Agents it hears but
  * has no entry for (deleted by hand) are asked, once a second, to write it
  * again. Nothing is answered: a reply to each heartbeat was one more write
- * to each agent's connection (docs/performance.md).
+ * to each agent's connection (docs/performance.md). After a reconnect it
+ * asks every agent again: heartbeats sent while it was cut off were lost,
+ * and with a long idle interval (a large fleet's, docs/production.md) its
+ * idle agents would otherwise look offline for up to that interval.
  */
 export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): { stop(): void; answered: Promise<void> } {
   const prefix = HEARTBEAT_SUBJECTS.slice(0, -1);
@@ -304,11 +307,25 @@ export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log:
     nc.publish(HEARTBEAT_REQUEST_SUBJECT);
     await new Promise((r) => setTimeout(r, HEARTBEAT_ANSWER_WAIT_MS));
   })();
+  const status = nc.status();
+  void (async () => {
+    for await (const s of status) {
+      if (s.type !== "reconnect") continue;
+      log.info("reconnected to NATS: asking every agent for a heartbeat");
+      try {
+        // The client resubscribed before it reports the reconnect.
+        nc.publish(HEARTBEAT_REQUEST_SUBJECT);
+      } catch (e) {
+        log.warn({ err: errorMessage(e) }, "could not ask agents for a heartbeat after a reconnect");
+      }
+    }
+  })().catch(() => undefined);
   return {
     answered,
     stop() {
       clearInterval(timer);
       sub.unsubscribe();
+      (status as { stop?(): void }).stop?.();
     },
   };
 }
