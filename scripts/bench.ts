@@ -59,7 +59,7 @@ import { NodeProc, memOf } from "./bench/procs.js";
 import { alarms, goals, render, shapeRow, type BenchResults } from "./bench/report.js";
 import { runSecurity } from "./bench/security.js";
 import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
-import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, ROOT, SCALE_ADMIT_AT_ONCE, startCoordinatorProc } from "./bench/stack.js";
+import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, BENCH_IDLE_HEARTBEAT_MS, ROOT, SCALE_ADMIT_AT_ONCE, startCoordinatorProc } from "./bench/stack.js";
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 
@@ -189,7 +189,7 @@ async function main(): Promise<void> {
     setup: {
       natsServer: `one nats-server per part (shapes and API; the scale case its own), JetStream sync_interval: always, limits.default_max_consumers ${BENCH_DEFAULT_MAX_CONSUMERS} (2.15 caps a stream at 1,000 consumers otherwise), monitoring on 127.0.0.1`,
       coordinator: "child process (dist/services/coordinator/src/main.js), development mode, LOG_LEVEL=info, agentLiveMs " + BENCH_AGENT_LIVE_MS,
-      agents: `real startAgent() instances in agent-host child processes (dist/scripts/bench/agentHost.js), ${shapeHosts > 0 ? `at most ${shapeHosts} per process` : "all in one"}, deploy executable /bin/true, heartbeat ${BENCH_HEARTBEAT_MS} ms (default 5000), log level warn, UV_THREADPOOL_SIZE 16; in the scale case each host process's agents take ${SCALE_ADMIT_AT_ONCE} commands past their journals at once, the rest waiting their turn (StartAgentOptions.admit; a VM applies its one command at once)`,
+      agents: `real startAgent() instances in agent-host child processes (dist/scripts/bench/agentHost.js), ${shapeHosts > 0 ? `at most ${shapeHosts} per process` : "all in one"}, deploy executable /bin/true, heartbeat ${BENCH_HEARTBEAT_MS} ms while applying and ${BENCH_IDLE_HEARTBEAT_MS} ms idle (default 5000 for both), log level warn, UV_THREADPOOL_SIZE 16; in the scale case each host process's agents take ${SCALE_ADMIT_AT_ONCE} commands past their journals at once, the rest waiting their turn (StartAgentOptions.admit; a VM applies its one command at once)`,
       floors:
         "floor-host child processes (as many as ours' agent hosts), each consumer on its own connection with a durable pull consumer (max_ack_pending 1) on a DEPLOY_COMMANDS-like stream; " +
         "bare: publish result + ack; apply: + one fdatasync'd record in its own file and /bin/true spawned and waited for, before the result; protocol: + look, the race (started event with expected-last-subject-sequence 0), two records; one ordered-consumer collector",
@@ -309,6 +309,7 @@ async function main(): Promise<void> {
       idleMs: Number(values["idle-s"] ?? (quick ? 3 : 120)) * 1000,
       // Quick: a short heartbeat and liveness limit, so that the stopped agent's detection is timed in seconds.
       heartbeatMs: quick ? 1000 : BENCH_HEARTBEAT_MS,
+      idleHeartbeatMs: quick ? 1000 : BENCH_IDLE_HEARTBEAT_MS,
       agentLiveMs: quick ? 4000 : BENCH_AGENT_LIVE_MS,
       protocolFloor: values["scale-protocol-floor"],
       liveness: !values["no-liveness"],

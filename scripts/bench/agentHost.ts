@@ -23,6 +23,7 @@ function configFor(h: AgentHostConfig, i: number): AgentConfig {
     nats: { url: h.natsUrl, apiTimeoutMs: 30_000 },
     stateDir,
     heartbeatIntervalMs: h.heartbeatIntervalMs,
+    ...(h.idleHeartbeatIntervalMs ? { idleHeartbeatIntervalMs: h.idleHeartbeatIntervalMs } : {}),
     shutdownGraceMs: 1000,
     logLevel: h.logLevel,
     // Production mode: its own nkey, TLS to NATS, signed commands only.

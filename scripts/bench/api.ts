@@ -29,7 +29,7 @@ import { BareClient } from "./bareUnary.js";
 import { NodeProc } from "./procs.js";
 import { ROOT } from "../lib/paths.js";
 import { ENVIRONMENT } from "./ours.js";
-import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type SecureAgents } from "./stack.js";
+import { BENCH_HEARTBEAT_MS, BENCH_IDLE_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type SecureAgents } from "./stack.js";
 import { summarize } from "./stats.js";
 
 type Summary = ReturnType<typeof summarize>;
@@ -127,6 +127,7 @@ async function apiRun(o: ApiOptions): Promise<{ create: (k: number, j: number) =
       appsByIndex,
       stateRoot: join(o.stateRoot, `api-${run}`),
       heartbeatIntervalMs: BENCH_HEARTBEAT_MS,
+      idleHeartbeatIntervalMs: BENCH_IDLE_HEARTBEAT_MS,
       startConcurrency: 25,
       deployExecutable: "/bin/true",
       logLevel: "warn",

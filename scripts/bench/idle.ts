@@ -19,6 +19,7 @@ export interface IdleResult {
   apiPerS?: number;
   /** Agents the coordinator showed live at the end of the window. */
   liveAtEnd: number;
+  /** The agents' idle heartbeat. */
   heartbeatMs: number;
   agentLiveMs: number;
 }

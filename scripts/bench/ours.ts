@@ -14,7 +14,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { deploymentEventFilter, EVENTS_STREAM } from "../../services/shared/src/index.js";
 import { readCounters, traceSubjects, workOf, type JsWork } from "./monitor.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
-import { BENCH_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts, type SecureAgents } from "./stack.js";
+import { BENCH_HEARTBEAT_MS, BENCH_IDLE_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts, type SecureAgents } from "./stack.js";
 
 export const ENVIRONMENT = "bench";
 const DEPLOY_EXECUTABLE = "/bin/true";
@@ -56,8 +56,10 @@ export interface OursOptions {
   admitAtOnce?: number;
   /** Called with the agents running and live, before the deployment is created (e.g. to measure the idle fleet). */
   onAgentsReady?: (hosts: AgentHosts, app: string) => void | Promise<void>;
-  /** The agents' heartbeat (default BENCH_HEARTBEAT_MS). */
+  /** The agents' heartbeat while applying (default BENCH_HEARTBEAT_MS). */
   heartbeatMs?: number;
+  /** The agents' idle heartbeat (default BENCH_IDLE_HEARTBEAT_MS). */
+  idleHeartbeatMs?: number;
   /** One more agent, serving only probeAppOf(app): no deployment targets it; it can be stopped to time its detection. */
   probeAgent?: boolean;
   /** Called after the deployments, with the agents still running. */
@@ -98,6 +100,7 @@ export async function startShapeAgents(o: OursOptions, app: string, prefix: stri
       apps: [app],
       stateRoot: join(o.stateRoot, prefix),
       heartbeatIntervalMs: o.heartbeatMs ?? BENCH_HEARTBEAT_MS,
+      idleHeartbeatIntervalMs: o.idleHeartbeatMs ?? BENCH_IDLE_HEARTBEAT_MS,
       startConcurrency: 64,
       deployExecutable: DEPLOY_EXECUTABLE,
       logLevel: "warn",

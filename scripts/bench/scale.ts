@@ -42,7 +42,9 @@ export interface ScaleConfig {
   timeoutMs: number;
   /** The idle fleet's window (0: not measured). */
   idleMs: number;
+  /** The agents' heartbeat while applying, and when idle. */
   heartbeatMs: number;
+  idleHeartbeatMs: number;
   agentLiveMs: number;
   /** Also the protocol floor at N (slow at 10,000). */
   protocolFloor: boolean;
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
       hostHeapMb: 4096,
       admitAtOnce: SCALE_ADMIT_AT_ONCE,
       heartbeatMs: cfg.heartbeatMs,
+      idleHeartbeatMs: cfg.idleHeartbeatMs,
       timeoutMs: cfg.timeoutMs,
       warm: true,
       probeAgent: cfg.liveness,
@@ -147,7 +150,7 @@ async function main(): Promise<void> {
               pids: { coordinator: coord.proc.pid, natsServer: nats.pid },
               agentHostPids: hostPids,
               monitorUrl: nats.monitorUrl,
-              heartbeatMs: cfg.heartbeatMs,
+              heartbeatMs: cfg.idleHeartbeatMs,
               agentLiveMs: cfg.agentLiveMs,
             });
             say(`idle fleet: ${JSON.stringify(idle.cpuPct)} % of a core`);
