@@ -308,8 +308,8 @@ export function render(r: BenchResults): string {
       table(
         ["API (" + a.clients + " clients)", "load", "calls", "p50 ms", "p99 ms", "max ms", "calls/s"],
         [
-          ["bare unary + 1 publish", `paced, 1 per ${a.intervalMs} ms each`, a.bareUnaryPublish.n, a.bareUnaryPublish.p50, a.bareUnaryPublish.p99, a.bareUnaryPublish.max, "-"],
-          ["CreateDeployment", `paced, 1 per ${a.intervalMs} ms each`, a.create.n, a.create.p50, a.create.p99, a.create.max, "-"],
+          ["bare unary + 1 publish", `paced, 1 per ${a.intervalMs} ms each, in turns`, a.bareUnaryPublish.n, a.bareUnaryPublish.p50, a.bareUnaryPublish.p99, a.bareUnaryPublish.max, "-"],
+          ["CreateDeployment", `paced, 1 per ${a.intervalMs} ms each, in turns`, a.create.n, a.create.p50, a.create.p99, a.create.max, "-"],
           ...(a.besideCreates
             ? [
                 ["bare unary + 1 publish", `beside ${a.clients} paced creators`, a.besideCreates.bareUnaryPublish.n, a.besideCreates.bareUnaryPublish.p50, a.besideCreates.bareUnaryPublish.p99, a.besideCreates.bareUnaryPublish.max, "-"],
