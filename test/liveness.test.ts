@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { AgentConfig } from "../services/agent/src/config.js";
 import { Registration } from "../services/agent/src/registration.js";
 import { AGENTS_BUCKET, HEARTBEAT_REQUEST_SUBJECT, createLogger } from "../services/shared/src/index.js";
-import { startNatsServer } from "./helpers/nats-server.js";
+import { freePort, startNatsServer } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -155,6 +155,29 @@ describe("a NATS restart", () => {
     );
     expect(agents.map((a) => a.id)).toEqual(["a1", "a2"]);
     expect(stack.coordinators[0]!.logs()).toContain("reconnected to NATS: asking every agent for a heartbeat");
+  });
+});
+
+describe("idle heartbeats further apart than agentLiveMs", () => {
+  // A fleet's idle interval raised without the coordinators' agentLiveMs:
+  // every idle agent flaps offline between its heartbeats, and deployments
+  // skip it. The coordinator counts and says so.
+  it("are counted and reported by the coordinator, naming the setting", { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    // Liveness 3 s (the stack's), idle heartbeats every 4.5 s.
+    const stack = await Stack.start({ agents: ["a1"], agentEnv: { DEPLOY_AGENT_IDLE_HEARTBEAT_MS: "4500" }, coordinatorEnv: { DEPLOY_METRICS_LISTEN: `127.0.0.1:${port}` } });
+    stacks.push(stack);
+    const silences = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(/^deploy_agents_heard_after_silence_total (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    expect(await silences()).toBe(0);
+    await until("two silences counted", async () => (await silences()) >= 2, 30_000, 250);
+    const log = stack.coordinators[0]!.logs();
+    expect(log).toContain("agents heard again after a silence longer than agentLiveMs");
+    expect(log).toContain("DEPLOY_AGENT_IDLE_HEARTBEAT_MS");
+    // Reported once a minute at most: one line for both.
+    expect(log.split("agents heard again after a silence").length - 1).toBe(1);
   });
 });
 

@@ -94,6 +94,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }), {
       ...(bindings ? { bindings } : {}),
       onRefused: () => metrics.agentEntriesRefused.inc(),
+      onHeardAfterSilence: () => metrics.agentsHeardAfterSilence.inc(),
     });
     metrics.refusedAgents = () => registry.refusedCount;
     await registry.start();

@@ -50,6 +50,11 @@ export class CoordinatorMetrics {
     help: "Agent registry writes (heartbeats) refused because they claim an environment or app the agent's binding does not give",
     registers: [this.registry],
   });
+  readonly agentsHeardAfterSilence = new Counter({
+    name: "deploy_agents_heard_after_silence_total",
+    help: "Idle heartbeats heard from an agent silent longer than agentLiveMs (shown offline meanwhile): an idle heartbeat interval too long for agentLiveMs, or links to NATS that were down",
+    registers: [this.registry],
+  });
   /** Read at each scrape: how many agents' entries are refused now (set by the coordinator to its registry's count). */
   refusedAgents: () => number = () => 0;
 

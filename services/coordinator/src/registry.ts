@@ -39,6 +39,8 @@ export interface RegistryOptions {
   bindings?: AgentBindings;
   /** Called with each entry refused for its binding (metrics). */
   onRefused?: (agentId: string) => void;
+  /** Called with each idle heartbeat heard after a silence longer than agentLiveMs (metrics). */
+  onHeardAfterSilence?: (agentId: string, silentMs: number) => void;
   /** The servers' clock (liveness compares it with the server's time of a heartbeat); a fresh one, reading the local clock until fed, when absent. */
   clock?: ServerClock;
 }
@@ -56,6 +58,15 @@ export class Registry {
   readonly #noted = new Map<string, Map<string, { release: AgentRelease; until: number }>>();
   #watch: QueuedIterator<KvEntry> | undefined;
   #done: Promise<void> | undefined;
+  /**
+   * Agents this coordinator has heard since it started or last reconnected:
+   * only for them is a silence before a heartbeat the agent's own (an entry
+   * loaded at start is as old as the agent's start, and heartbeats sent
+   * while this coordinator was cut off were lost on its side).
+   */
+  readonly #heardHere = new Set<string>();
+  /** Agents heard again after a silence longer than agentLiveMs since the last report, which is made at most once a minute. */
+  #silences = { reportedAt: 0, count: 0 };
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
   onChange: (view: AgentView) => void = () => undefined;
 
@@ -211,6 +222,9 @@ export class Registry {
     const now = this.clock.now();
     const view = this.#agents.get(id);
     if (view) {
+      const silentMs = now - view.heartbeatAt;
+      if (silentMs > this.agentLiveMs && this.#heardHere.has(id)) this.#heardAfterSilence(id, silentMs);
+      this.#heardHere.add(id);
       view.heartbeatAt = Math.max(view.heartbeatAt, now);
       this.#changed(view);
       return true;
@@ -221,6 +235,31 @@ export class Registry {
     // live agent at once, not one last heard when it wrote its entry.
     refused.view.heartbeatAt = Math.max(refused.view.heartbeatAt, now);
     return true;
+  }
+
+  /**
+   * An idle agent heard again after it was shown offline: it flaps. Either
+   * its idle heartbeats are further apart than agentLiveMs (a fleet's idle
+   * interval raised without the coordinators' agentLiveMs: every idle agent
+   * flaps at every heartbeat, and deployments skip them as offline) or its
+   * link to NATS was down. Counted (metrics) and logged at most once a
+   * minute with the count since the last report.
+   */
+  #heardAfterSilence(id: string, silentMs: number): void {
+    this.opts.onHeardAfterSilence?.(id, silentMs);
+    this.#silences.count++;
+    const now = Date.now();
+    if (now - this.#silences.reportedAt < SILENCE_REPORT_MS) return;
+    this.log.warn(
+      { agents: this.#silences.count, agentId: id, silentS: Math.round(silentMs / 1000), agentLiveS: this.agentLiveMs / 1000 },
+      "agents heard again after a silence longer than agentLiveMs: shown offline meanwhile, and skipped by deployments created then. If their idle heartbeat interval (DEPLOY_AGENT_IDLE_HEARTBEAT_MS, else DEPLOY_AGENT_HEARTBEAT_MS) is over half of agentLiveMs, raise agentLiveMs (docs/production.md, sizing heartbeats); else their link to NATS was down",
+    );
+    this.#silences = { reportedAt: now, count: 0 };
+  }
+
+  /** After this coordinator reconnects to NATS: the silences it sees next are its own. */
+  forgetHeard(): void {
+    this.#heardHere.clear();
   }
 
   get(id: string): AgentView | undefined {
@@ -247,6 +286,9 @@ export class Registry {
     await this.#done?.catch(() => undefined);
   }
 }
+
+/** At most one report a minute of agents heard again after a silence (Registry.heardAfterSilence). */
+const SILENCE_REPORT_MS = 60_000;
 
 /** Agent ids per register request: 1,000 ids of at most 64 characters stay well under the default max_payload (1 MiB). */
 const REGISTER_CHUNK = 1000;
@@ -311,6 +353,7 @@ export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log:
   void (async () => {
     for await (const s of status) {
       if (s.type !== "reconnect") continue;
+      registry.forgetHeard();
       log.info("reconnected to NATS: asking every agent for a heartbeat");
       try {
         // The client resubscribed before it reports the reconnect.
