@@ -64,7 +64,8 @@ describe("agent liveness", () => {
 
   it("an idle interval of its own spaces idle heartbeats only: an applying agent stores its heartbeats at heartbeatIntervalMs, the lease's evidence", { timeout: 60_000 }, async () => {
     // Idle heartbeats a minute apart, stored ones every 500 ms, liveness
-    // 3 s: a 3 s apply whose agent stored nothing would be timed out.
+    // 3 s: a 3 s apply stores at least 4 beats (with every beat at the idle
+    // interval: 2, the first one after the claim and the new release's entry).
     const stack = await Stack.start({ agents: ["a1"], agentEnv: { DEPLOY_AGENT_IDLE_HEARTBEAT_MS: "60000" } });
     stacks.push(stack);
     const kv = await agentsKv(stack);

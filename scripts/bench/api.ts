@@ -206,24 +206,21 @@ export async function runApi(o: ApiOptions): Promise<ApiResult> {
   try {
     const bareServer = await startBare(o.natsUrl, o.clients);
     let bare: number[];
-    let pacedCreates: Awaited<ReturnType<typeof drive>>;
+    const pacedCreates: number[] = [];
     let pacedGets: Awaited<ReturnType<typeof drive>>;
     let beside: [Awaited<ReturnType<typeof drive>>, Awaited<ReturnType<typeof drive>>];
     try {
       bare = [];
-      const createMs: number[] = [];
-      const t0 = performance.now();
       const rounds = Math.min(API_ROUNDS, o.perClient);
       for (let r = 0, done = 0; r < rounds; r++) {
         // Calls per client in this round: perClient spread over the rounds.
         const calls = Math.floor((o.perClient * (r + 1)) / rounds) - done;
         bare.push(...(await drive(o.clients, calls, intervalMs, bareServer.call)).ms);
         const from = done;
-        createMs.push(...(await drive(o.clients, calls, intervalMs, (k, j) => create(k, from + j))).ms);
+        pacedCreates.push(...(await drive(o.clients, calls, intervalMs, (k, j) => create(k, from + j))).ms);
         done += calls;
         await sleep(ROLLOUTS_SETTLE_MS);
       }
-      pacedCreates = { ms: createMs, wallMs: performance.now() - t0 };
       pacedGets = await drive(o.clients, o.perClient * 2, intervalMs / 2, get);
       // Let the paced rollouts finish, then the bare call beside creates.
       await sleep(2000);
@@ -246,7 +243,7 @@ export async function runApi(o: ApiOptions): Promise<ApiResult> {
       clients: o.clients,
       createsPerClient: o.perClient,
       intervalMs,
-      create: summarize(pacedCreates.ms),
+      create: summarize(pacedCreates),
       bareUnaryPublish: summarize(bare),
       besideCreates: { bareUnaryPublish: summarize(beside[0].ms), create: summarize(beside[1].ms) },
       get: summarize(pacedGets.ms),

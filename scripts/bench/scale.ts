@@ -42,8 +42,9 @@ export interface ScaleConfig {
   timeoutMs: number;
   /** The idle fleet's window (0: not measured). */
   idleMs: number;
-  /** The agents' heartbeat while applying, and when idle. */
+  /** The agents' heartbeat while applying. */
   heartbeatMs: number;
+  /** The agents' heartbeat when idle. */
   idleHeartbeatMs: number;
   agentLiveMs: number;
   /** Also the protocol floor at N (slow at 10,000). */

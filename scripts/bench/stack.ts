@@ -63,8 +63,8 @@ export const AGENT_HOST_MAIN = join(ROOT, "dist/scripts/bench/agentHost.js");
  * idle one every 60 s, instead of 5 s for both, to cut idle load with
  * thousands of agents (docs/production.md, sizing heartbeats); the
  * coordinator's agentLiveMs is raised to match. At 10,000 idle agents on a
- * 2-core AMD EPYC VM, one run each: idle every 30 s, nats-server 13.1-13.3 %
- * of a core and the coordinator 4.3-4.9 %; every 60 s, 11.1 % and 3.1 %.
+ * 2-core AMD EPYC VM: idle every 30 s, nats-server 13.1-13.3 % of a core and
+ * the coordinator 4.3-4.9 %; every 60 s, 11.1-11.8 % and 3.1-3.7 %.
  */
 export const BENCH_HEARTBEAT_MS = 30_000;
 export const BENCH_IDLE_HEARTBEAT_MS = 60_000;

@@ -107,6 +107,7 @@ export class Registry {
     if (e.operation !== "PUT") {
       this.#agents.delete(e.key);
       this.#refused.delete(e.key);
+      this.#heardHere.delete(e.key);
       return;
     }
     let view: AgentView;
