@@ -14,6 +14,8 @@ export interface IdleResult {
   seconds: number;
   /** % of one core over the window, per process (agentHosts: all of them). */
   cpuPct: Record<string, number>;
+  /** nats-server's % of one core in each SAMPLE_MS of the window, in order: a transient (a GC, the fleet's start settling) shows here, not in the average. */
+  natsServerSamplesPct?: number[];
   /** Messages clients sent the server per second over the window, and JetStream API calls per second. */
   inMsgsPerS?: number;
   apiPerS?: number;
@@ -36,6 +38,8 @@ export interface LivenessResult {
 }
 
 const r1 = (x: number): number => Math.round(x * 10) / 10;
+/** The idle window's sampling period for nats-server's CPU. */
+const SAMPLE_MS = 10_000;
 
 export async function measureIdle(o: {
   client: BenchClient;
@@ -56,7 +60,15 @@ export async function measureIdle(o: {
   const c0: ServerCounters | undefined = o.monitorUrl ? await readCounters(o.monitorUrl) : undefined;
   const cpu0 = cpu();
   const t0 = performance.now();
-  await sleep(o.ms);
+  const samples: number[] = [];
+  const nats = o.pids["natsServer"];
+  for (let at = t0, last = nats !== undefined ? cpuSecondsOf(nats) : undefined; performance.now() - t0 < o.ms; ) {
+    await sleep(Math.min(SAMPLE_MS, o.ms - (performance.now() - t0)));
+    const now = performance.now();
+    const cur = nats !== undefined ? cpuSecondsOf(nats) : undefined;
+    if (last !== undefined && cur !== undefined && now > at) samples.push(r1(((cur - last) / ((now - at) / 1000)) * 100));
+    [at, last] = [now, cur];
+  }
   const cpu1 = cpu();
   const s = (performance.now() - t0) / 1000;
   const c1 = o.monitorUrl ? await readCounters(o.monitorUrl) : undefined;
@@ -65,6 +77,7 @@ export async function measureIdle(o: {
     n: o.n,
     seconds: r1(s),
     cpuPct: Object.fromEntries(Object.keys(cpu0).map((k) => [k, r1(((cpu1[k]! - cpu0[k]!) / s) * 100)])),
+    ...(samples.length > 0 ? { natsServerSamplesPct: samples } : {}),
     ...(c0 && c1 ? { inMsgsPerS: r1((c1.inMsgs - c0.inMsgs) / s), apiPerS: r1((c1.apiTotal - c0.apiTotal) / s) } : {}),
     liveAtEnd: r.agents.filter((a) => a.live).length,
     heartbeatMs: o.heartbeatMs,

@@ -298,6 +298,7 @@ export function render(r: BenchResults): string {
         `idle fleet: ${i.n} agents (idle heartbeat ${i.heartbeatMs / 1000} s, agentLiveMs ${i.agentLiveMs / 1000} s) over ${i.seconds} s: nats-server ${i.cpuPct.natsServer}% of a core (goal ≤ ${IDLE_NATS_GOAL_PCT}%: ${i.cpuPct.natsServer! <= IDLE_NATS_GOAL_PCT ? "met" : "not met"}), ` +
           `coordinator ${i.cpuPct.coordinator}% (goal ≤ ${IDLE_COORDINATOR_GOAL_PCT}%: ${i.cpuPct.coordinator! <= IDLE_COORDINATOR_GOAL_PCT ? "met" : "not met"}), agent hosts ${i.cpuPct.agentHosts}%; ` +
           `${i.inMsgsPerS ?? "?"} messages/s to the server (${i.apiPerS ?? "?"} JS API calls/s); ${i.liveAtEnd} of ${i.n} live at the end` +
+          (i.natsServerSamplesPct ? `; nats-server every 10 s: ${i.natsServerSamplesPct.join(" ")} %` : "") +
           (s.liveness ? `; a stopped agent seen not live after ${s.liveness.detectedMs === undefined ? "NOT within the limit" : fmtMs(s.liveness.detectedMs)} (limit ${fmtMs(s.liveness.limitMs)})` : ""),
       );
     }

@@ -154,7 +154,7 @@ async function main(): Promise<void> {
               heartbeatMs: cfg.idleHeartbeatMs,
               agentLiveMs: cfg.agentLiveMs,
             });
-            say(`idle fleet: ${JSON.stringify(idle.cpuPct)} % of a core`);
+            say(`idle fleet: ${JSON.stringify(idle.cpuPct)} % of a core; nats-server every 10 s: ${idle.natsServerSamplesPct?.join(" ") ?? "-"} %`);
           } catch (err) {
             idleError = String(err).slice(0, 500);
             say(`idle fleet FAILED: ${idleError}`);
