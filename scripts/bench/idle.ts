@@ -66,7 +66,8 @@ export async function measureIdle(o: {
     await sleep(Math.min(SAMPLE_MS, o.ms - (performance.now() - t0)));
     const now = performance.now();
     const cur = nats !== undefined ? cpuSecondsOf(nats) : undefined;
-    if (last !== undefined && cur !== undefined && now > at) samples.push(r1(((cur - last) / ((now - at) / 1000)) * 100));
+    // A tail shorter than a second is left out: its figure would be noise.
+    if (last !== undefined && cur !== undefined && now - at >= 1000) samples.push(r1(((cur - last) / ((now - at) / 1000)) * 100));
     [at, last] = [now, cur];
   }
   const cpu1 = cpu();
