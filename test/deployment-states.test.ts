@@ -105,6 +105,68 @@ describe("a catch-up to this coordinator's own append", () => {
   });
 });
 
+describe("a deferred projection write's catch-up (deliveredThrough)", () => {
+  const third: Stored = { seq: 3, body: { type: "target.started", agentId: "a1", nonce: "n" } };
+
+  it("goes as far as the deliveries made here, when they are all of the events after the fold, and reads nothing", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    states.delivered(delivery(dispatched, 2), ID);
+    expect(states.deliveredThrough(ID)).toBe(2);
+    const loaded = await states.catchUp(ID, createdRecord(), 0, () => undefined, states.deliveredThrough(ID));
+    expect(reads()).toBe(0);
+    expect(loaded?.record.lastSeq).toBe(2);
+    expect(loaded?.record.targets.a1?.state).toBe("DISPATCHED");
+  });
+
+  it("is the fold itself when it is ahead of the deliveries (its own append, not delivered yet), and such a catch-up neither reads nor waits", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    // The reconcile folded its own append of seq 2, whose delivery is still to come.
+    const folded = foldEvent(createdRecord(), { seq: 2, time: new Date(T0 + 2).toISOString(), source: COORDINATOR_SOURCE, event: makeEvent(ID, dispatched.body) }).record!;
+    states.get(ID)!.record = folded;
+    // Long a sole consumer: a catch-up past the deliveries would wait for one.
+    vi.spyOn(Date, "now").mockReturnValue(Date.now() + 10_000);
+    expect(states.deliveredThrough(ID)).toBe(2);
+    const t = performance.now();
+    const loaded = await states.catchUp(ID, folded, 0, () => undefined, states.deliveredThrough(ID));
+    expect(performance.now() - t).toBeLessThan(DELIVERY_WAIT_MS);
+    expect(reads()).toBe(0);
+    expect(loaded?.record).toBe(folded);
+  });
+
+  it("is undefined after a gap in the deliveries (another coordinator took an event of it): catch up from the stream", () => {
+    const { ctx } = fakeStream([created, dispatched, third]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    // Delivery 2 (stream seq 2) went to another coordinator.
+    states.delivered(delivery(third, 3), ID);
+    expect(states.deliveredThrough(ID)).toBeUndefined();
+  });
+
+  it("a catch-up to the last event now (a sweep) asks only for that sequence when every event after the fold was delivered here", async () => {
+    const { ctx, reads } = fakeStream([created, dispatched, third]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    states.delivered(delivery(dispatched, 2), ID);
+    states.delivered(delivery(third, 3), ID);
+    const loaded = await states.catchUp(ID, createdRecord(), 0, () => undefined, undefined);
+    expect(reads()).toBe(1);
+    expect(loaded?.record.lastSeq).toBe(3);
+  });
+
+  it("is undefined for a deployment not held here", () => {
+    const { ctx } = fakeStream([created]);
+    expect(new DeploymentStates(ctx).deliveredThrough(ID)).toBeUndefined();
+  });
+});
+
 describe("GetDeployment from the fold this coordinator holds", () => {
   const held = (states: DeploymentStates) => ({ foldOf: (id: string) => states.copyOf(id) });
 

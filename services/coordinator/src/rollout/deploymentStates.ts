@@ -21,6 +21,7 @@ import type { JsMsg } from "@nats-io/jetstream";
 import {
   catchUp,
   foldEvent,
+  lastDeploymentEventSeq,
   fromJsMsg,
   readProjection,
   skipUnreadable,
@@ -215,8 +216,17 @@ export class DeploymentStates {
    * to the server.
    */
   async catchUp(id: string, record: DeploymentRecord | undefined, kvRevision: number, onInvalid: OnInvalid, untilSeq: number | undefined): Promise<LoadedDeployment | undefined> {
+    // Folded that far already (a deferred projection write with nothing
+    // delivered since): nothing to read, nothing to wait for.
+    if (record && untilSeq !== undefined && untilSeq <= record.lastSeq) return { record, kvRevision, kvLastSeq: record.lastSeq };
     const kept = this.#delivered.get(id);
-    const contiguous = (): boolean => kept !== undefined && record !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= this.#window.from;
+    const contiguous = (): boolean => this.#contiguous(kept, record);
+    // To the last event now (a sweep, a timer), with every event after the
+    // fold delivered here: one request for that sequence, then the
+    // deliveries, instead of reading back what was delivered (a request per
+    // event, past 16 an ordered consumer). Sweeps of a fan-out of 1,000
+    // read 3-4 times a deployment up to ~800 events each that way.
+    if (untilSeq === undefined && contiguous()) untilSeq = await lastDeploymentEventSeq(this.ctx, id);
     if (untilSeq !== undefined && untilSeq > this.#window.to && contiguous()) await this.#awaitDelivery(untilSeq);
     let loaded: LoadedDeployment | undefined;
     if (kept && record && untilSeq !== undefined && contiguous() && untilSeq <= this.#window.to) {
@@ -242,6 +252,26 @@ export class DeploymentStates {
       kept.events = kept.events.filter((e) => e.seq > last);
     }
     return loaded;
+  }
+
+  /** Every event after `record` that the stream holds up to the window's end was delivered here (and kept, when not folded yet). */
+  #contiguous(kept: { from: number } | undefined, record: DeploymentRecord | undefined): boolean {
+    return kept !== undefined && record !== undefined && record.lastSeq >= kept.from && record.lastSeq + 1 >= this.#window.from;
+  }
+
+  /**
+   * How far a reconcile that needs no look at the stream's end (a deferred
+   * projection write) can catch `id` up from this process's deliveries
+   * alone: the last of its events delivered here, when every event after
+   * the cached fold was delivered here; otherwise undefined (catch up to the
+   * deployment's last event now, from the stream). Events stored and not
+   * delivered yet wake reconciles of their own.
+   */
+  deliveredThrough(id: string): number | undefined {
+    const cached = this.#cache.get(id);
+    const kept = this.#delivered.get(id);
+    if (!cached || !kept || !this.#contiguous(kept, cached.record)) return undefined;
+    return kept.events.reduce((seq, e) => Math.max(seq, e.seq), cached.record.lastSeq);
   }
 
   #collect(id: string): void {

@@ -51,6 +51,9 @@ async function lastEventSeq(ctx: Pick<JsContext, "jsm">, filter: string): Promis
   return m?.seq ?? 0;
 }
 
+/** The sequence of `deploymentId`'s last event now, or 0 (one request). */
+export const lastDeploymentEventSeq = (ctx: Pick<JsContext, "jsm">, deploymentId: string): Promise<number> => lastEventSeq(ctx, deploymentEventFilter(deploymentId));
+
 /**
  * Every event of `deploymentId` with a sequence above `afterSeq` (and at most
  * `untilSeq` when given) that the stream holds now. Ends when caught up.
