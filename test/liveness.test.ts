@@ -182,6 +182,36 @@ describe("idle heartbeats further apart than agentLiveMs", () => {
   });
 });
 
+describe("a coordinator that was stalled itself", () => {
+  // Paused (a VM frozen, SIGSTOP) longer than agentLiveMs with its
+  // connection kept: every heartbeat it handles after the pause looks like
+  // an agent's long silence. Those silences are its own: not counted, no
+  // warning blaming the agents' links or their settings.
+  it("counts no agent as heard after a silence", { timeout: 60_000 }, async () => {
+    const port = await freePort();
+    // Liveness 3 s (the stack's), idle heartbeats every second.
+    const stack = await Stack.start({ agents: ["a1"], agentEnv: { DEPLOY_AGENT_IDLE_HEARTBEAT_MS: "1000", DEPLOY_AGENT_HEARTBEAT_MS: "1000" }, coordinatorEnv: { DEPLOY_METRICS_LISTEN: `127.0.0.1:${port}` } });
+    stacks.push(stack);
+    const silences = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      return Number(/^deploy_agents_heard_after_silence_total (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    const client = stack.client();
+    await until("the agent live", async () => (await client.agents()).agents.every((a) => a.live), 15_000, 200);
+    // Heard here a few times.
+    await new Promise((r) => setTimeout(r, 2500));
+    const coordinator = stack.coordinators[0]!;
+    coordinator.signal("SIGSTOP");
+    await new Promise((r) => setTimeout(r, 4500));
+    coordinator.signal("SIGCONT");
+    await until("the agent live again", async () => (await client.agents()).agents.every((a) => a.live), 15_000, 100);
+    // More heartbeats heard after the pause.
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(await silences()).toBe(0);
+    expect(coordinator.logs()).not.toContain("agents heard again after a silence");
+  });
+});
+
 describe("an agent whose credentials predate idle heartbeats", () => {
   it("stores every heartbeat once the server refuses its idle one, and says to re-run gen-credentials", { timeout: 30_000 }, async () => {
     // A user allowed what an agent's old credentials allowed: no deploy.hb.a9.

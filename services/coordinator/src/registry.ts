@@ -67,6 +67,9 @@ export class Registry {
   readonly #heardHere = new Set<string>();
   /** Agents heard again after a silence longer than agentLiveMs since the last report, which is made at most once a minute. */
   #silences = { reportedAt: 0, count: 0 };
+  /** When this process last ran its tick (performance.now()): a late one means it was stalled itself (ownStall). */
+  #tickAt = performance.now();
+  #ticker: NodeJS.Timeout | undefined;
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
   onChange: (view: AgentView) => void = () => undefined;
 
@@ -84,6 +87,17 @@ export class Registry {
   readonly clock: ServerClock;
 
   async start(): Promise<void> {
+    // A stall of this process (a VM frozen, a SIGSTOP, a long GC) with its
+    // connection kept delays every heartbeat it handles after: those
+    // silences are its own, not the agents'. Seen either by the tick coming
+    // late or by a heartbeat handled before the late tick ran (after a
+    // stall, I/O callbacks may run before the timers').
+    this.#tickAt = performance.now();
+    this.#ticker = setInterval(() => {
+      this.#ownStall();
+      this.#tickAt = performance.now();
+    }, TICK_MS);
+    this.#ticker.unref();
     // Watch first (updates only), then load what is there: an update racing
     // the load is kept by comparing revisions.
     this.#watch = await this.kv.watch({ include: KvWatchInclude.UpdatesOnly });
@@ -223,6 +237,7 @@ export class Registry {
     const now = this.clock.now();
     const view = this.#agents.get(id);
     if (view) {
+      this.#ownStall();
       const silentMs = now - view.heartbeatAt;
       if (silentMs > this.agentLiveMs && this.#heardHere.has(id)) this.#heardAfterSilence(id, silentMs);
       this.#heardHere.add(id);
@@ -263,6 +278,14 @@ export class Registry {
     this.#heardHere.clear();
   }
 
+  /** This process has not run its tick for over STALL_MS: it was stalled, and the silences it sees next are its own. */
+  #ownStall(): void {
+    if (this.#ticker === undefined || performance.now() - this.#tickAt <= TICK_MS + STALL_MS) return;
+    this.forgetHeard();
+    // Once per stall: the next tick starts from now.
+    this.#tickAt = performance.now();
+  }
+
   get(id: string): AgentView | undefined {
     return this.#agents.get(id);
   }
@@ -283,6 +306,7 @@ export class Registry {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.#ticker);
     this.#watch?.stop();
     await this.#done?.catch(() => undefined);
   }
@@ -290,6 +314,9 @@ export class Registry {
 
 /** At most one report a minute of agents heard again after a silence (Registry.heardAfterSilence). */
 const SILENCE_REPORT_MS = 60_000;
+/** The registry's tick, and how late it may run before this process counts as having stalled (Registry.ownStall): the silences a stall adds are its own. */
+const TICK_MS = 500;
+const STALL_MS = 1000;
 
 /** Agent ids per register request: 1,000 ids of at most 64 characters stay well under the default max_payload (1 MiB). */
 const REGISTER_CHUNK = 1000;
