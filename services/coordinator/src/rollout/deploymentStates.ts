@@ -210,10 +210,11 @@ export class DeploymentStates {
    * event now. From the events delivered here when they are known to be
    * all of the deployment's in that range: the record was folded past the
    * start of their collection, and every stream message from the record's
-   * last sequence to `untilSeq` was delivered here. Otherwise (no bound: a
-   * sweep or a timer; other coordinators taking deliveries; this process's
-   * own appends, not delivered yet) from the stream, each event a request
-   * to the server.
+   * last sequence to `untilSeq` was delivered here (with no bound, that
+   * sequence is asked for first: one request). Otherwise (other
+   * coordinators taking deliveries; this process's own appends, not
+   * delivered within DELIVERY_WAIT_MS) from the stream, each event a
+   * request to the server.
    */
   async catchUp(id: string, record: DeploymentRecord | undefined, kvRevision: number, onInvalid: OnInvalid, untilSeq: number | undefined): Promise<LoadedDeployment | undefined> {
     // Folded that far already (a deferred projection write with nothing
