@@ -103,8 +103,9 @@ export class Reconciler {
     // been delivered: it needs no look at the stream's end. Woken "full" as
     // before, each read the events since the last pass back from the stream
     // (a last-sequence get, up to 16 gets, then an ordered consumer): at
-    // fan-out 1,000, 10 such reads a deployment of up to 630 events each,
-    // 0.1 gets per target. Timeouts stay the sweep's (full) to fire.
+    // fan-out 1,000, with the sweeps' reads, about 10 a deployment of up to
+    // 800 events each, 0.1 gets per target. Timeouts stay the sweep's (full)
+    // to fire.
     this.#projector = new Projector(ctx, (id) => {
       if (!this.#stopped) this.schedule(id, this.#states.deliveredThrough(id)).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "deferred projection write failed"));
     });
