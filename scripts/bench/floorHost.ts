@@ -59,6 +59,10 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
     ack_wait: nanos(30_000),
     deliver_policy: DeliverPolicy.All,
     max_ack_pending: 1,
+    // As the agents' command consumers keep their state
+    // (services/agent/src/commandConsumer.ts): the floor stands for the
+    // same server doing the least, not for a costlier consumer than ours.
+    mem_storage: true,
   });
   const js = jetstream(nc, { timeout: 30_000 });
   const consumer = await js.consumers.get(h.cmdStream, name);

@@ -13,7 +13,7 @@ import {
   type Logger,
 } from "../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import { ensureCommandConsumer } from "./commandConsumer.js";
+import { CommandCursor, ensureCommandConsumer, type CommandConsumerOptions } from "./commandConsumer.js";
 import type { AgentConfig } from "./config.js";
 import { handleCommand, interrupted, reportJournaled, type HandlerDeps } from "./handleCommand.js";
 import { Journal } from "./journal.js";
@@ -81,6 +81,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     alog.warn("DEVELOPMENT MODE: unsigned commands are accepted and NATS credentials are not required. Never use it on a fleet (unset DEPLOY_DEV_MODE)");
   }
   const journal = await Journal.open(config.stateDir, { onWarning: (message) => alog.warn({ message }, "journal warning") });
+  const cursor = await CommandCursor.open(config.stateDir, (message) => alog.warn({ message }, "command cursor"));
+  const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt() });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
   else alog.warn("command signatures are NOT checked (development mode): anyone who can publish deploy.cmd.> can run code here");
   const nc = await connectNats({
@@ -100,7 +102,11 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     for (let attempt = 0; ; attempt++) {
       try {
         ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs, directGets: true });
-        await ensureCommandConsumer(ctx.jsm, config.id, config.ackWaitMs);
+        const made = await ensureCommandConsumer(ctx.jsm, config.id, consumerOptions());
+        if (made.created) alog.info({ storage: made.storage, startAt: consumerOptions().startAt }, "made the command consumer");
+        else if (made.storage !== config.commandConsumerStorage) {
+          alog.info({ storage: made.storage, commandConsumerStorage: config.commandConsumerStorage }, "the command consumer keeps its storage until it is deleted (docs/production.md)");
+        }
         break;
       } catch (err) {
         if (attempt % 10 === 0) {
@@ -160,14 +166,31 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // listens for its consumer's leader elections and pulls again at once.
     // With that, pulls can be long (PULL).
     // The pull's idle heartbeats are also how the agent finds a dead link (linkCheck.ts).
+    // A pull to a consumer that is not there is answered "no responders"
+    // (503), and one waiting on a consumer that is deleted "consumer
+    // deleted" (409); with `bind` the client goes on pulling in vain. After a
+    // restart of a single nats-server that is every consumer kept in memory
+    // (commandConsumer.ts): the client's pull after its reconnect finds it
+    // gone, and the agent makes it again and pulls again.
+    const watchConsumer = async (status: AsyncIterable<{ type: string }>): Promise<void> => {
+      for await (const s of status) {
+        if ((s.type !== "no_responders" && s.type !== "consumer_deleted") || stopping || remake) continue;
+        alog.warn({ reason: s.type }, "the command consumer is gone: making it again");
+        remake = true;
+        repull = true;
+        messages.stop();
+      }
+    };
     const pull = async (): Promise<ConsumerMessages> => {
       const m = await consumer.consume(PULL);
       checkLinkOnMissedHeartbeats(nc, m.status(), alog, { onCheck: (outcome) => metrics?.linkChecks.inc({ outcome }) }).catch((err: unknown) => alog.warn({ err: errorMessage(err) }, "stopped checking the NATS connection"));
+      watchConsumer(m.status()).catch((err: unknown) => alog.warn({ err: errorMessage(err) }, "stopped watching the command consumer"));
       return m;
     };
-    let messages = await pull();
     let repull = false;
+    let remake = false;
     let stopping = false;
+    let messages = await pull();
     const elections = nc.subscribe(consumerLeaderElectedSubject(COMMANDS_STREAM, agentConsumerName(config.id)), {
       callback: (err) => {
         if (err) {
@@ -186,7 +209,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     const loop = (async () => {
       for (;;) {
         for await (const m of messages) {
-          inFlight = handleCommand(deps, m).catch((err: unknown) => {
+          inFlight = handleCommand(deps, m).then(() => cursor.handled(m.time), (err: unknown) => {
             // The journal decides what a redelivery does; an error here (NATS
             // down while reporting) leaves the message unacked for redelivery.
             alog.error({ subject: m.subject, err: errorMessage(err) }, "command handling failed");
@@ -198,6 +221,12 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         repull = false;
         for (let attempt = 0; ; attempt++) {
           try {
+            if (remake) {
+              const made = await ensureCommandConsumer(ctx.jsm, config.id, consumerOptions());
+              if (made.created) metrics?.consumersMade.inc();
+              alog.info({ created: made.created, storage: made.storage, startAt: consumerOptions().startAt }, made.created ? "made the command consumer again" : "the command consumer is there again");
+              remake = false;
+            }
             messages = await pull();
             break;
           } catch (err) {
@@ -235,7 +264,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           registration.stop();
           await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
-          await journal.close();
+          await Promise.all([journal.close(), cursor.settled()]);
           state = "stopped";
           alog.info("agent stopped");
         })();

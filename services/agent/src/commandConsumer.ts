@@ -4,26 +4,147 @@
 // through the create subject that carries its own name and filter
 // ($JS.API.CONSUMER.CREATE.DEPLOY_COMMANDS.agent-<id>.deploy.cmd.<id>.>),
 // which is the one the client uses whenever filter_subject is set.
-import { AckPolicy, DeliverPolicy, type JetStreamManager } from "@nats-io/jetstream";
-import { COMMANDS_STREAM, agentCommandFilter, agentConsumerName } from "../../shared/src/index.js";
+//
+// Its state (what was delivered and acknowledged) is kept in the server's
+// memory by default, not in a file: the commands themselves are in the
+// file-stored stream either way. With a file, every delivery and every ack
+// rewrote the consumer's state file (a temporary file, an fsync, a rename):
+// 18-30 % of nats-server's CPU in profiles of the bench's rollout to 10,000
+// agents (docs/performance.md). The price is paid after a restart of a
+// single nats-server (on a cluster, only when every server restarts): the
+// consumer is gone, and the agent makes it again (agent.ts), from shortly
+// before the last command it handled (CommandCursor). Whatever is delivered
+// again is answered from the journal or declined by the race, as any
+// redelivery is: nothing runs twice.
+import { readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamManager } from "@nats-io/jetstream";
+import { COMMANDS_STREAM, agentCommandFilter, agentConsumerName, errorMessage } from "../../shared/src/index.js";
 
-export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: string, ackWaitMs: number): Promise<void> {
+export type ConsumerStorage = "memory" | "file";
+
+export interface CommandConsumerOptions {
+  ackWaitMs: number;
+  storage: ConsumerStorage;
+  /** Made from scratch: start at commands stored from this time on, instead of every command the stream keeps. */
+  startAt?: Date;
+}
+
+/** What ensureCommandConsumer found: the consumer as it was, or made now. */
+export interface EnsuredConsumer {
+  created: boolean;
+  /** The storage of the consumer in place, which may differ from the one asked for (an existing consumer keeps its own). */
+  storage: ConsumerStorage;
+}
+
+const nanos = (ms: number): number => ms * 1_000_000;
+
+export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: string, o: CommandConsumerOptions): Promise<EnsuredConsumer> {
   const name = agentConsumerName(agentId);
-  const config = {
+  try {
+    const ci = await jsm.consumers.info(COMMANDS_STREAM, name);
+    // Only what differs is updated: one JetStream call less per agent start.
+    if (ci.config.ack_wait !== nanos(o.ackWaitMs) || ci.config.max_ack_pending !== 1) {
+      await jsm.consumers.update(COMMANDS_STREAM, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: 1 });
+    }
+    // Storage cannot be changed on a consumer; it is made again (with the
+    // storage asked for) only when deleted, which an agent's own NATS user
+    // may not do (docs/production.md: "Command consumers").
+    return { created: false, storage: ci.config.mem_storage === true ? "memory" : "file" };
+  } catch (err) {
+    if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
+  }
+  const config: Partial<ConsumerConfig> = {
     durable_name: name,
     filter_subject: agentCommandFilter(agentId),
     ack_policy: AckPolicy.Explicit,
-    ack_wait: ackWaitMs * 1_000_000,
-    deliver_policy: DeliverPolicy.All,
+    ack_wait: nanos(o.ackWaitMs),
+    ...(o.startAt ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: o.startAt.toISOString() } : { deliver_policy: DeliverPolicy.All }),
     // One apply at a time per VM.
     max_ack_pending: 1,
     max_deliver: -1,
+    ...(o.storage === "memory" ? { mem_storage: true } : {}),
   };
-  try {
-    await jsm.consumers.info(COMMANDS_STREAM, name);
-    await jsm.consumers.update(COMMANDS_STREAM, name, { ack_wait: config.ack_wait, max_ack_pending: 1 });
-  } catch (err) {
-    if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
-    await jsm.consumers.add(COMMANDS_STREAM, config);
+  await jsm.consumers.add(COMMANDS_STREAM, config);
+  return { created: true, storage: o.storage };
+}
+
+/**
+ * How far this agent got through its commands, so that a consumer made
+ * again (after a nats-server restart forgot one kept in memory) does not
+ * deliver every command the stream keeps (7 days by default) a second time:
+ * the stored time of the latest command whose handling ended in an ack or a
+ * term, in <stateDir>/command-cursor.json. A time, not a stream sequence: a
+ * stream made again from nothing starts its sequences at 1 again, while its
+ * times go on. The consumer starts CURSOR_MARGIN_MS before it, which covers
+ * a server clock stepped back by as much; anything before that was handled
+ * (one apply at a time, in stream order: a later command is delivered only
+ * after the ack of every earlier one). Lost or unreadable: every kept
+ * command is delivered again, and answered as redeliveries are. So it is
+ * written without an fsync, the latest value only, one write at a time.
+ */
+export class CommandCursor {
+  static readonly FILE = "command-cursor.json";
+  /** Delivered again from this long before the cursor: at most the commands of one minute. */
+  static readonly CURSOR_MARGIN_MS = 60_000;
+
+  #storedAtMs: number;
+  #writing: Promise<void> | undefined;
+  #dirty = false;
+
+  private constructor(
+    readonly file: string,
+    storedAtMs: number,
+    readonly onError: (message: string) => void,
+  ) {
+    this.#storedAtMs = storedAtMs;
+  }
+
+  static async open(stateDir: string, onError: (message: string) => void): Promise<CommandCursor> {
+    const file = join(stateDir, CommandCursor.FILE);
+    let at = 0;
+    try {
+      const v = (JSON.parse(await readFile(file, "utf8")) as { storedAt?: unknown }).storedAt;
+      const ms = typeof v === "string" ? Date.parse(v) : NaN;
+      if (Number.isFinite(ms)) at = ms;
+      else onError(`${file}: no valid storedAt; a consumer made again will deliver every kept command`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") onError(`${file}: ${errorMessage(err)}; a consumer made again will deliver every kept command`);
+    }
+    return new CommandCursor(file, at, onError);
+  }
+
+  /** Where a consumer made again should start; undefined: from the first kept command. */
+  startAt(): Date | undefined {
+    return this.#storedAtMs > 0 ? new Date(this.#storedAtMs - CommandCursor.CURSOR_MARGIN_MS) : undefined;
+  }
+
+  /** The command stored at `storedAt` was acknowledged or terminated. */
+  handled(storedAt: Date): void {
+    const ms = storedAt.getTime();
+    if (!(ms > this.#storedAtMs)) return;
+    this.#storedAtMs = ms;
+    this.#dirty = true;
+    this.#writing ??= this.#flush();
+  }
+
+  /** Resolves when the latest value is on disk (or its write failed and was reported). */
+  async settled(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  async #flush(): Promise<void> {
+    try {
+      while (this.#dirty) {
+        this.#dirty = false;
+        const tmp = `${this.file}.tmp`;
+        await writeFile(tmp, `${JSON.stringify({ storedAt: new Date(this.#storedAtMs).toISOString() })}\n`);
+        await rename(tmp, this.file);
+      }
+    } catch (err) {
+      this.onError(`${this.file}: ${errorMessage(err)}`);
+    } finally {
+      this.#writing = undefined;
+    }
   }
 }

@@ -32,6 +32,8 @@ export interface AgentConfig {
   /** 0: heartbeatIntervalMs (the default). */
   idleHeartbeatIntervalMs: number;
   ackWaitMs: number;
+  /** Where nats-server keeps the state of a command consumer the agent makes (an existing consumer keeps its own). */
+  commandConsumerStorage: "memory" | "file";
   maxOutputLines: number;
   maxLineLength: number;
   shutdownGraceMs: number;
@@ -127,6 +129,12 @@ const schema = {
     format: "nat",
     default: 30_000,
     env: "DEPLOY_AGENT_ACK_WAIT_MS",
+  },
+  commandConsumerStorage: {
+    doc: "Where nats-server keeps the delivery state of the command consumer this agent makes: memory (no state file written per delivery and ack; after a restart of a single nats-server the agent makes it again, from its last command) or file. An existing consumer keeps its own until deleted (docs/production.md)",
+    format: ["memory", "file"],
+    default: "memory" as "memory" | "file",
+    env: "DEPLOY_AGENT_COMMAND_CONSUMER_STORAGE",
   },
   maxOutputLines: { doc: "Output lines of one apply sent as progress events; the rest are counted as cut", format: "nat", default: 200, env: "DEPLOY_AGENT_MAX_OUTPUT_LINES" },
   maxLineLength: { doc: "Longer output lines are truncated", format: "nat", default: 1000, env: "DEPLOY_AGENT_MAX_LINE_LENGTH" },

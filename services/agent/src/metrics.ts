@@ -33,6 +33,11 @@ export class AgentMetrics {
     labelNames: ["outcome"],
     registers: [this.registry],
   });
+  readonly consumersMade = new Counter({
+    name: "deploy_agent_command_consumers_made_total",
+    help: "Times the agent found its command consumer gone while running (a nats-server restart forgot one kept in memory, or it was deleted) and made it again",
+    registers: [this.registry],
+  });
   lastHeartbeat = Date.now();
   readonly heartbeatAge: Gauge;
 
