@@ -73,6 +73,27 @@ describe("production mode with the generated credentials", () => {
     expect(r.stdout + r.stderr).toMatch(/SUCCEEDED/);
   });
 
+  // The agent's command consumer is kept in memory: a restart of the server
+  // forgets it, and the agent makes it again with its own least-privilege
+  // user (the create subject that names its consumer and filter).
+  it("after a nats-server restart the agent makes its consumer again with its own nkey, and the next deployment SUCCEEDS", async () => {
+    await stack.nats.kill();
+    await stack.nats.restart();
+    for (let i = 0; !stack.agent("a1").logs().includes("made the command consumer again"); i++) {
+      if (i > 300) throw new Error(`a1 did not make its consumer again:\n${stack.agent("a1").logs().slice(-3000)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    expect(stack.agent("a1").logs()).not.toMatch(/Permissions Violation/i);
+    // The coordinator too (until then a create answers ABORTED, "retry").
+    for (let i = 0; !stack.coordinators[0]!.logs().includes("reconnected to NATS"); i++) {
+      if (i > 300) throw new Error("the coordinator did not reconnect to NATS");
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const r = await runCli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v-after-restart"], { env: cli });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/SUCCEEDED/);
+  });
+
   it("the coordinator's race decision on a target's own subject is allowed: a cancel of a dispatched target lands", async () => {
     // a1 frozen: its command waits, and the cancel races (and beats) its start.
     const pid = stack.agent("a1").pid;
