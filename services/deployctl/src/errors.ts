@@ -84,8 +84,14 @@ export function codeName(code: status): string {
   return (status as unknown as Record<number, string>)[code] ?? `CODE_${code}`;
 }
 
-/** Calls failing with these may be retried: every mutating call carries an idempotency key. */
-const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]);
+/**
+ * Calls failing with these may be retried: every mutating call carries an
+ * idempotency key. ABORTED is the coordinator's "retry" (it could not record
+ * the request in time: writers racing, or NATS unreachable behind it): a
+ * deploy sent during a 3 s NATS outage got it after 5 s and exited 1 while
+ * the same request id succeeded on the next try (test/deployctl-retry.test.ts).
+ */
+const RETRYABLE = new Set<status>([status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED]);
 /** The server refused the request as given: the user must change it. */
 const USAGE_CODES = new Set<status>([
   status.INVALID_ARGUMENT,

@@ -9,7 +9,7 @@ Exit codes:
        or was cancelled (or an unexpected error)
   2    usage or validation error (also INVALID_ARGUMENT, ALREADY_EXISTS,
        FAILED_PRECONDITION, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED from the coordinator)
-  3    cannot reach the coordinator (UNAVAILABLE / DEADLINE_EXCEEDED after retries)
+  3    cannot reach the coordinator, or it cannot record the request (UNAVAILABLE / DEADLINE_EXCEEDED / ABORTED after retries)
   130  Ctrl-C while following (the deployment goes on; resume with deployctl watch <id>)
   141  stdout was closed by its reader (e.g. | head); the deployment goes on
 
