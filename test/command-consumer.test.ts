@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { jetstreamManager, type ConsumerInfo, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterEach, describe, expect, it } from "vitest";
+import { PULL_EXPIRES_SPREAD_MS, pullOptions } from "../services/agent/src/agent.js";
 import { CommandCursor } from "../services/agent/src/commandConsumer.js";
 import { COMMANDS_STREAM, agentConsumerName } from "../services/shared/src/index.js";
 import { toolPath } from "../scripts/lib/tools.js";
@@ -130,5 +131,15 @@ describe("CommandCursor", () => {
     expect(c.startAt()).toBeUndefined();
     expect(errors).toHaveLength(1);
     expect(errors[0]).toContain(CommandCursor.FILE);
+  });
+});
+
+describe("pullOptions", () => {
+  it("each agent's pull expires after its own time, 300 to 360 s, so that a fleet that pulled together does not renew together", () => {
+    expect(pullOptions(() => 0).expires).toBe(300_000);
+    expect(pullOptions(() => 0.999_999).expires).toBe(300_000 + PULL_EXPIRES_SPREAD_MS - 1);
+    const spread = new Set(Array.from({ length: 100 }, () => pullOptions().expires));
+    expect(spread.size).toBeGreaterThan(90);
+    expect(pullOptions().idle_heartbeat).toBe(30_000);
   });
 });
