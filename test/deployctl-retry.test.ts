@@ -6,6 +6,8 @@
 import { spawn } from "node:child_process";
 import { resolve } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { isRetryable } from "../services/deployctl/src/errors.js";
 import { Stack } from "./helpers/stack.js";
 
 const CLI = resolve(import.meta.dirname, "../dist/services/deployctl/src/main.js");
@@ -44,5 +46,34 @@ describe("deployctl retries", () => {
     expect(list.code, list.stderr).toBe(0);
     const versions = (JSON.parse(list.stdout) as { deployments: { changeset?: { version?: string }; version?: string }[] }).deployments;
     expect(versions).toHaveLength(1);
+  });
+});
+
+describe("CreateDeployment through a short NATS outage", () => {
+  // Any gRPC client, with one call and no retry of its own: the coordinator
+  // gives a create whose first round trips timed out in the outage another
+  // FOLLOW_MS once they failed, instead of answering ABORTED at once.
+  it("one call sent while NATS is down behind the coordinator is answered with the deployment once NATS is back", { timeout: 90_000 }, async () => {
+    const stack = await Stack.start({ agents: ["a1"] });
+    stacks.push(stack);
+    await stack.nats.kill();
+    const client = stack.client();
+    const created = client.create({ requestId: `outage-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v-outage" } }, 30_000);
+    await new Promise((r) => setTimeout(r, 3000));
+    await stack.nats.restart();
+    const d = await created.catch((err: ServiceError) => {
+      throw new Error(`CreateDeployment failed: ${err.code} ${err.details}`);
+    });
+    expect((await client.waitTerminal(d.id!, 60_000)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+  });
+});
+
+describe("deployctl's retryable codes", () => {
+  // The coordinator's ABORTED says "retry" (concurrent writers, or NATS
+  // unreachable for longer than its follow): with the request id, it is safe.
+  it("UNAVAILABLE, DEADLINE_EXCEEDED and ABORTED are retried; a refusal is not", () => {
+    const err = (code: status): ServiceError => Object.assign(new Error("x"), { code, details: "x", metadata: undefined as never });
+    for (const c of [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED]) expect(isRetryable(err(c)), status[c]).toBe(true);
+    for (const c of [status.INVALID_ARGUMENT, status.ALREADY_EXISTS, status.FAILED_PRECONDITION, status.NOT_FOUND]) expect(isRetryable(err(c)), status[c]).toBe(false);
   });
 });

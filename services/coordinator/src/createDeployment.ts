@@ -393,10 +393,18 @@ export async function createDeployment(
   const reqKey = requestKeyOf(input.requestId);
   const lockKey = activeKey(input.app, input.environment);
   const serverNow = (): number => registry.clock.now();
-  const followUntil = Date.now() + FOLLOW_MS;
+  /**
+   * FOLLOW_MS counts from the first look that needs another, not from the
+   * call's start: a create sent while NATS was unreachable behind the
+   * coordinator spent its first round trips' 5 s timeouts, and answered
+   * ABORTED at once although NATS was back (test/deployctl-retry.test.ts).
+   * NATS still down, the next look fails (UNAVAILABLE) instead.
+   */
+  let followUntil: number | undefined;
+  const followOver = (): boolean => Date.now() > (followUntil ??= Date.now() + FOLLOW_MS);
   /** Waits before another look, or gives up with a retryable error once FOLLOW_MS is spent. */
   const follow = async (attempt: number, what: string): Promise<void> => {
-    if (Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} ${what}; retry`);
+    if (followOver()) throw new ConflictError(`request_id ${input.requestId} ${what}; retry`);
     await sleep(Math.min(50 * (attempt + 1), 250));
   };
   /** The answer for a request already accepted (step 2, mapping not ours); undefined when its id is not recorded. */
@@ -426,7 +434,7 @@ export async function createDeployment(
       // the job. The lock first, then adopt the mapping: refused here, this
       // call has written nothing and the creator's withdrawal leaves no
       // trace; adopted, no withdrawal can remove it.
-      if (attempt > 0 && Date.now() > followUntil) throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
+      if (attempt > 0 && followOver()) throw new ConflictError(`request_id ${input.requestId} is being created concurrently; retry`);
       const changeset = await resolveChangeset(artifacts, input);
       const targets = resolveTargets(input, registry, serverNow());
       const mine = { deploymentId: mapping.deploymentId, requestKey: reqKey };
