@@ -15,6 +15,7 @@ import { PULL_EXPIRES_SPREAD_MS, pullOptions } from "../services/agent/src/agent
 import { CommandCursor } from "../services/agent/src/commandConsumer.js";
 import { COMMANDS_STREAM, agentConsumerName } from "../services/shared/src/index.js";
 import { toolPath } from "../scripts/lib/tools.js";
+import { freePort } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -48,10 +49,14 @@ const cursorOf = async (stack: Stack, id: string): Promise<string> =>
 
 describe("command consumer", () => {
   it("kept in memory; after a nats-server restart forgets it, the agent makes it again from its last command and nothing runs twice", { timeout: 120_000 }, async () => {
-    const stack = await Stack.start({ agents: ["a1", "a2"] });
+    const stack = await Stack.start({ agents: ["a2"] });
     stacks.push(stack);
+    const metricsPort = await freePort();
+    await stack.startAgent("a1", { env: { DEPLOY_AGENT_METRICS_LISTEN: `127.0.0.1:${metricsPort}` } });
+    const made = async (): Promise<string> => /deploy_agent_command_consumers_made_total (\d+)/.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1] ?? "?";
     const jsm = await manager(stack);
     expect((await consumerOf(jsm, "a1"))?.config.mem_storage).toBe(true);
+    expect(await made()).toBe("0");
     const first = await deploy(stack, "v1");
     await until("a1's cursor written", async () => (await cursorOf(stack, "a1").catch(() => "")) !== "", 10_000, 50);
     const storedAt = Date.parse(await cursorOf(stack, "a1"));
@@ -61,6 +66,7 @@ describe("command consumer", () => {
     await until("a1 and a2 make their consumers again", async () => Boolean((await consumerOf(jsm, "a1")) && (await consumerOf(jsm, "a2"))), 30_000, 100);
     const remade = (await consumerOf(jsm, "a1"))!;
     expect(remade.config.mem_storage).toBe(true);
+    expect(await made()).toBe("1");
     expect(remade.config.deliver_policy).toBe("by_start_time");
     expect(Date.parse(remade.config.opt_start_time!)).toBe(storedAt - CommandCursor.CURSOR_MARGIN_MS);
 
