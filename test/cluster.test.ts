@@ -229,13 +229,20 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     }
     // The state was forgotten: every command kept was delivered again (2 or 3 an agent), and the journal answered it.
     for (const a of AGENTS) expect(answered(a) - answeredBefore.get(a)!, a).toBeGreaterThanOrEqual(2);
-    const created = await client(cluster.grpcAddresses[0]!).create({
-      requestId: `cluster-restart-all-${Date.now()}`,
-      app: "web",
-      environment: "prod",
-      changeset: { version: "v4.0.0" },
-      strategy: { maxConcurrency: 3 },
-    });
+    // The streams may still be electing leaders or catching up after a
+    // whole-cluster restart: a create may be answered UNAVAILABLE (or
+    // ABORTED) for a while, and is retried with its request id, as clients do.
+    const req = { requestId: `cluster-restart-all-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v4.0.0" }, strategy: { maxConcurrency: 3 } };
+    let created;
+    for (let i = 0; !created; i++) {
+      created = await client(cluster.grpcAddresses[0]!)
+        .create(req)
+        .catch((err: { code?: number; details?: string }) => {
+          if ((err.code !== 14 && err.code !== 10) || i > 60) throw new Error(`CreateDeployment: ${err.code} ${err.details}\n${diagnostics()}`);
+          return undefined;
+        });
+      if (!created) await new Promise((r) => setTimeout(r, 1000));
+    }
     const final = await client(cluster.grpcAddresses[1]!).waitTerminal(created.id!, 120_000).catch((err: unknown) => {
       throw new Error(`${String(err)}\n${diagnostics()}`);
     });
