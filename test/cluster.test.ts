@@ -46,12 +46,19 @@ function waitForEvent(c: DeployClient, deploymentId: string, pred: (e: Deploymen
   });
 }
 
+/** The stream's leader; asked again for up to 30 s (this test's own connection may be on a node just killed, and reconnecting). */
 async function streamLeader(name: string): Promise<string> {
-  const jsm = await jetstreamManager(nc, { timeout: 5000 });
-  const info = await jsm.streams.info(name);
-  const leader = info.cluster?.leader;
-  if (!leader) throw new Error(`${name} has no leader`);
-  return leader;
+  for (let i = 0; ; i++) {
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 5000 });
+      const leader = (await jsm.streams.info(name)).cluster?.leader;
+      if (leader) return leader;
+      if (i >= 30) throw new Error(`${name} has no leader`);
+    } catch (err) {
+      if (i >= 30) throw err;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 beforeAll(async () => {
@@ -247,6 +254,7 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
       throw new Error(`${String(err)}\n${diagnostics()}`);
     });
     expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(final.targets?.map((t) => `${t.agentId} ${t.state}`), `${JSON.stringify(final.targets)}\n${diagnostics()}`).toEqual(AGENTS.map((a) => `${a} TARGET_STATE_SUCCEEDED`));
     for (const a of AGENTS) expect(await startsOf(a, created.id!), a).toBe(1);
   });
 

@@ -159,6 +159,52 @@ describe("a NATS restart", () => {
   });
 });
 
+describe("a deployment created the moment the coordinator is back", () => {
+  // NATS down longer than agentLiveMs: every agent's last heartbeat, as this
+  // coordinator heard it, is older than the limit. Its first create after
+  // the reconnect judged them offline before their answers arrived: refused
+  // "no live agent" here, 3 runs of 3, and a live agent skipped in the
+  // cluster test's full restart. A create waits until the agents asked have
+  // answered (at most HEARTBEAT_ANSWER_WAIT_MS after the reconnect); one
+  // made while the coordinator is cut off waits for it to be back, for at
+  // most 10 s, then is answered UNAVAILABLE: retried with its request id,
+  // it is the same request.
+  it("skips no live agent; cut off for longer than a create waits, it is answered UNAVAILABLE", { timeout: 90_000 }, async () => {
+    const stack = await Stack.start({ agents: ["a1", "a2", "a3"] });
+    stacks.push(stack);
+    const client = stack.client();
+    await until("agents live", async () => (await client.agents()).agents.every((a) => a.live), 15_000, 200);
+    await stack.nats.kill();
+    await sleep(4_000); // liveness 3 s (the stack's)
+    const req = { requestId: `back-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } };
+    const down = await client.create(req, 20_000).then(
+      () => undefined,
+      (err: { code?: number; details?: string }) => err,
+    );
+    expect(down?.code, down?.details).toBe(14);
+    expect(down?.details).toContain("cut off from NATS");
+
+    const coordinator = stack.coordinators[0]!;
+    const reconnects = (): number => coordinator.logs().split("reconnected to NATS").length - 1;
+    const before = reconnects();
+    await stack.nats.restart();
+    // The moment the coordinator says it is back.
+    await until("the coordinator reconnected", () => Promise.resolve(reconnects() > before), 20_000, 5);
+    let created;
+    for (let i = 0; !created; i++) {
+      created = await client.create(req).catch((err: { code?: number; details?: string }) => {
+        // UNAVAILABLE and ABORTED are retried with the same request id, as clients do.
+        if (![14, 10].includes(err.code ?? -1) || i > 100) throw new Error(`CreateDeployment: ${err.code} ${err.details}`);
+        return undefined;
+      });
+      if (!created) await sleep(100);
+    }
+    const done = await client.waitTerminal(created.id!, 30_000);
+    expect(done.state, done.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(done.targets?.map((t) => [t.agentId, t.state])).toEqual(["a1", "a2", "a3"].map((a) => [a, "TARGET_STATE_SUCCEEDED"]));
+  });
+});
+
 describe("idle heartbeats further apart than agentLiveMs", () => {
   // A fleet's idle interval raised without the coordinators' agentLiveMs:
   // every idle agent flaps offline between its heartbeats, and deployments

@@ -389,6 +389,8 @@ export async function createDeployment(
   requester: Identity,
   fleet: FleetOptions = {},
 ): Promise<Created> {
+  // Targets are picked from who is live: not before the agents asked after a reconnect have answered.
+  await registry.hearing();
   const hash = requestHash(input);
   const reqKey = requestKeyOf(input.requestId);
   const lockKey = activeKey(input.app, input.environment);

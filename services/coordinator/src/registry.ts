@@ -25,6 +25,7 @@ import {
   type AgentRecord,
   type AgentRelease,
   type Logger,
+  UnavailableError,
 } from "../../shared/src/index.js";
 import { ServerClock } from "./serverClock.js";
 
@@ -70,6 +71,12 @@ export class Registry {
   /** When this process last ran its tick (performance.now()): a late one means it was stalled itself (ownStall). */
   #tickAt = performance.now();
   #ticker: NodeJS.Timeout | undefined;
+  /** Cut off from NATS (its connection down): no heartbeat is heard, so no silence means anything. */
+  #cutOff = false;
+  /** performance.now() until which the agents asked for a heartbeat after a reconnect are still answering (asked()). */
+  #answersUntil = 0;
+  /** Resolved when this coordinator is back on NATS (asked()); replaced at each cut. */
+  #back = backSignal();
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
   onChange: (view: AgentView) => void = () => undefined;
 
@@ -273,6 +280,46 @@ export class Registry {
     this.#silences = { reportedAt: now, count: 0 };
   }
 
+  /** This coordinator's NATS connection is down: heartbeats sent meanwhile are lost on its side. */
+  cutOff(): void {
+    if (!this.#cutOff) this.#back = backSignal();
+    this.#cutOff = true;
+  }
+
+  /** Back on NATS, and every agent was just asked for a heartbeat: their answers arrive within HEARTBEAT_ANSWER_WAIT_MS. */
+  asked(): void {
+    this.#cutOff = false;
+    this.#answersUntil = performance.now() + HEARTBEAT_ANSWER_WAIT_MS;
+    this.#back.resolve();
+  }
+
+  /**
+   * Resolves once this coordinator's liveness view can be trusted to pick
+   * targets: at once, except in the HEARTBEAT_ANSWER_WAIT_MS after a
+   * reconnect (the agents asked are answering). NATS down longer than
+   * agentLiveMs leaves every agent's last heartbeat older than the limit,
+   * and a deployment created the moment the coordinator was back skipped
+   * the live agents not heard yet, or was refused with "no live agent"
+   * (test/liveness.test.ts). While cut off, it waits for the reconnect,
+   * for at most CUT_OFF_WAIT_MS (one call spanning a short outage is
+   * answered with its deployment: test/deployctl-retry.test.ts), then
+   * UNAVAILABLE, and the caller retries with the same request id.
+   */
+  async hearing(): Promise<void> {
+    const giveUpAt = performance.now() + CUT_OFF_WAIT_MS;
+    for (;;) {
+      const left = giveUpAt - performance.now();
+      if (this.#cutOff && left <= 0) throw new UnavailableError("this coordinator is cut off from NATS and cannot tell which agents are live; retry with the same request_id");
+      const wait = this.#cutOff ? left : this.#answersUntil - performance.now();
+      if (wait <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      const elapsed = new Promise((r) => (timer = setTimeout(r, wait)));
+      // Only while cut off: once back, #back is resolved and would spin this loop.
+      await (this.#cutOff ? Promise.race([this.#back.promise, elapsed]) : elapsed);
+      clearTimeout(timer);
+    }
+  }
+
   /** After this coordinator reconnects to NATS: the silences it sees next are its own. */
   forgetHeard(): void {
     this.#heardHere.clear();
@@ -320,6 +367,19 @@ const STALL_MS = 1000;
 
 /** Agent ids per register request: 1,000 ids of at most 64 characters stay well under the default max_payload (1 MiB). */
 const REGISTER_CHUNK = 1000;
+
+/**
+ * How long a create waits for a coordinator cut off from NATS to be back
+ * (Registry.hearing): what its first round trip (5 s) and the follow after
+ * it (FOLLOW_MS, createDeployment.ts) took before it waited.
+ */
+const CUT_OFF_WAIT_MS = 10_000;
+
+function backSignal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => undefined;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
 
 /**
  * How long after asking every agent for a heartbeat a starting coordinator
@@ -380,6 +440,7 @@ export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log:
   const status = nc.status();
   void (async () => {
     for await (const s of status) {
+      if (s.type === "disconnect") registry.cutOff();
       if (s.type !== "reconnect") continue;
       registry.forgetHeard();
       log.info("reconnected to NATS: asking every agent for a heartbeat");
@@ -389,6 +450,7 @@ export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log:
       } catch (e) {
         log.warn({ err: errorMessage(e) }, "could not ask agents for a heartbeat after a reconnect");
       }
+      registry.asked();
     }
   })().catch(() => undefined);
   return {
