@@ -220,6 +220,7 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     const JOURNAL_ANSWER = "command already in journal";
     const answered = (a: string): number => cluster.agents.get(a)!.logs().split(JOURNAL_ANSWER).length - 1;
     const answeredBefore = new Map(AGENTS.map((a) => [a, answered(a)]));
+    const rewatchesBefore = cluster.coordinators.map((c) => c.logs().split("watching it again").length - 1);
     await Promise.all(cluster.nats.nodes.map((n) => n.kill()));
     await Promise.all(cluster.nats.nodes.map((n) => n.start()));
     await cluster.nats.waitForMetaLeader(60_000);
@@ -256,6 +257,22 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(final.targets?.map((t) => `${t.agentId} ${t.state}`), `${JSON.stringify(final.targets)}\n${diagnostics()}`).toEqual(AGENTS.map((a) => `${a} TARGET_STATE_SUCCEEDED`));
     for (const a of AGENTS) expect(await startsOf(a, created.id!), a).toBe(1);
+
+    // The coordinators' bucket is kept in memory and came back empty, its
+    // sequence numbers from 1: a watch resuming after its last sequence was
+    // deaf for about as long as the cluster had been up. Each coordinator
+    // watches it again once its own heartbeats stop coming back (within
+    // agentLiveMs, 15 s), says so, and takes the other for live again.
+    const REWATCH = "watching it again";
+    const lastCount = (c: { logs(): string }): number | undefined => {
+      const line = c.logs().split("\n").findLast((l) => l.includes("live coordinators changed"));
+      return line === undefined ? undefined : (JSON.parse(line) as { coordinators: number }).coordinators;
+    };
+    const settled = (c: { logs(): string }, i: number): boolean => c.logs().split(REWATCH).length - 1 > rewatchesBefore[i]! && lastCount(c) === 2;
+    for (let i = 0; !cluster.coordinators.every(settled); i++) {
+      if (i > 600) throw new Error(`coordinators have not watched their bucket again, or do not see each other, 60 s after the restart: ${cluster.coordinators.map(lastCount).join(", ")}\n${diagnostics()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 
   it("every agent ran each deployment exactly once in all", async () => {

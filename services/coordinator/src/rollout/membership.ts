@@ -16,6 +16,15 @@
 // coordinator that dies (or is paused) leaves its share unswept for at most
 // the liveness limit; one that stops cleanly deletes its key, and its share
 // moves at once.
+//
+// The bucket is kept in memory. When every NATS node restarts at once it
+// comes back empty, its sequence numbers start again from 1, and a watch
+// resumes after the last sequence it saw: it heard nothing until the new
+// sequence passed the old one, for about as long as the cluster had been
+// up (45 s up, 49 s deaf; a day up, a day with every coordinator taking
+// itself for alone and sweeping every deployment). Each coordinator sees
+// its own beats come back; when its stored beats stop coming back for a
+// liveness window, it watches again from what the bucket holds now.
 import { createHash, randomBytes } from "node:crypto";
 import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
 import type { QueuedIterator } from "@nats-io/transport-node";
@@ -44,6 +53,9 @@ export class Membership {
   #watch: QueuedIterator<KvEntry> | undefined;
   #watching: Promise<void> | undefined;
   #lastCount = 0;
+  /** performance.now() of the first of this coordinator's stored beats that the watch has not delivered back since, if any. */
+  #unseenSince: number | undefined;
+  #restarting = false;
 
   constructor(
     private readonly kv: KV,
@@ -55,18 +67,45 @@ export class Membership {
 
   async start(): Promise<void> {
     await this.#beat();
-    this.#watch = await this.kv.watch({ include: KvWatchInclude.LastValue });
-    const w = this.#watch;
+    await this.#startWatch();
+    // Four beats per liveness window: a member is given up after about four missed.
+    this.#timer = setInterval(() => void this.#beat().then(() => this.#checkWatch()), Math.max(100, Math.floor(this.liveMs / 4)));
+    this.#timer.unref();
+  }
+
+  async #startWatch(): Promise<void> {
+    this.#unseenSince = undefined;
+    const w = await this.kv.watch({ include: KvWatchInclude.LastValue });
+    this.#watch = w;
     this.#watching = (async () => {
       for await (const e of w) {
         if (e.operation === "PUT") this.#seen.set(e.key, performance.now());
         else this.#seen.delete(e.key);
-        if (e.key === this.id && e.operation === "PUT") this.#observe(e.created.getTime());
+        if (e.key === this.id && e.operation === "PUT") {
+          this.#unseenSince = undefined;
+          this.#observe(e.created.getTime());
+        }
       }
     })();
-    // Four beats per liveness window: a member is given up after about four missed.
-    this.#timer = setInterval(() => void this.#beat(), Math.max(100, Math.floor(this.liveMs / 4)));
-    this.#timer.unref();
+  }
+
+  /** Stored beats of its own not delivered back for a liveness window: the watch is deaf (see above); it watches again. */
+  async #checkWatch(): Promise<void> {
+    if (!this.#watch || this.#restarting || this.#unseenSince === undefined || performance.now() - this.#unseenSince <= this.liveMs) return;
+    this.#restarting = true;
+    try {
+      this.log.warn(
+        { silentMs: Math.round(performance.now() - this.#unseenSince) },
+        "the coordinators' watch delivers none of this coordinator's own heartbeats (deploy_coordinators emptied: every NATS node restarted at once?): watching it again",
+      );
+      this.#watch.stop();
+      await this.#watching?.catch(() => undefined);
+      await this.#startWatch();
+    } catch (err) {
+      this.log.warn({ err }, "could not watch the coordinators' bucket again; trying at the next heartbeat");
+    } finally {
+      this.#restarting = false;
+    }
   }
 
   #observe(serverMs: number): void {
@@ -81,6 +120,7 @@ export class Membership {
   async #beat(): Promise<void> {
     try {
       await this.kv.put(this.id, JSON.stringify({ at: new Date().toISOString(), pid: process.pid }));
+      this.#unseenSince ??= performance.now();
     } catch (err) {
       this.log.debug({ err }, "coordinator heartbeat failed");
     }
