@@ -169,7 +169,7 @@ describe("a deployment created the moment the coordinator is back", () => {
   // made while the coordinator is cut off waits for it to be back, for at
   // most 10 s, then is answered UNAVAILABLE: retried with its request id,
   // it is the same request.
-  it("skips no live agent; cut off for longer than a create waits, it is answered UNAVAILABLE", { timeout: 90_000 }, async () => {
+  it("skips no live agent; cut off for longer than a create waits, it is answered UNAVAILABLE, and so is ListAgents", { timeout: 90_000 }, async () => {
     const stack = await Stack.start({ agents: ["a1", "a2", "a3"] });
     stacks.push(stack);
     const client = stack.client();
@@ -183,6 +183,13 @@ describe("a deployment created the moment the coordinator is back", () => {
     );
     expect(down?.code, down?.details).toBe(14);
     expect(down?.details).toContain("cut off from NATS");
+    // ListAgents says so too, at once, rather than show every agent offline.
+    const listed = await client.agents().then(
+      () => undefined,
+      (err: { code?: number; details?: string }) => err,
+    );
+    expect(listed?.code, listed?.details).toBe(14);
+    expect(listed?.details).toContain("cut off from NATS");
 
     const coordinator = stack.coordinators[0]!;
     const reconnects = (): number => coordinator.logs().split("reconnected to NATS").length - 1;

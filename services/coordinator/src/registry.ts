@@ -301,15 +301,16 @@ export class Registry {
    * and a deployment created the moment the coordinator was back skipped
    * the live agents not heard yet, or was refused with "no live agent"
    * (test/liveness.test.ts). While cut off, it waits for the reconnect,
-   * for at most CUT_OFF_WAIT_MS (one call spanning a short outage is
-   * answered with its deployment: test/deployctl-retry.test.ts), then
-   * UNAVAILABLE, and the caller retries with the same request id.
+   * for at most `cutOffWaitMs` (a create: CUT_OFF_WAIT_MS, so one call
+   * spanning a short outage is answered with its deployment,
+   * test/deployctl-retry.test.ts), then UNAVAILABLE: retry (a create with
+   * the same request id).
    */
-  async hearing(): Promise<void> {
-    const giveUpAt = performance.now() + CUT_OFF_WAIT_MS;
+  async hearing(cutOffWaitMs = CUT_OFF_WAIT_MS): Promise<void> {
+    const giveUpAt = performance.now() + cutOffWaitMs;
     for (;;) {
       const left = giveUpAt - performance.now();
-      if (this.#cutOff && left <= 0) throw new UnavailableError("this coordinator is cut off from NATS and cannot tell which agents are live; retry with the same request_id");
+      if (this.#cutOff && left <= 0) throw new UnavailableError("this coordinator is cut off from NATS and cannot tell which agents are live; retry (a create with the same request_id)");
       const wait = this.#cutOff ? left : this.#answersUntil - performance.now();
       if (wait <= 0) return;
       let timer: NodeJS.Timeout | undefined;

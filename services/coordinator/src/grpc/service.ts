@@ -8,6 +8,7 @@ import { createDeployment, deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
+import { listAgents } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
@@ -26,8 +27,8 @@ import {
   validateTargetPage,
   type Defaults,
 } from "../requests.js";
-import { toAgentMessage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
-import { toAgentReleases, toReleaseMessage } from "./convertRelease.js";
+import { toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
+import { toReleaseMessage } from "./convertRelease.js";
 import { callIdentity } from "./identity.js";
 import { toServiceError } from "./status.js";
 
@@ -165,17 +166,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       return { artifacts: (await deps.artifacts.list(app, name)).map(toArtifactMessage) };
     }),
 
-    ListAgents: call("ListAgents", (req) => {
-      const filter = validateAgentFilter(req);
-      const now = deps.registry.clock.now();
-      const desiredOf = (app: string, env: string) => deps.releases.get(app, env);
-      return Promise.resolve({
-        agents: deps.registry.list(filter).map((a) => {
-          const live = deps.registry.isLive(a, now);
-          return toAgentMessage(a, live, toAgentReleases(a.record, live, desiredOf));
-        }),
-      });
-    }),
+    ListAgents: call("ListAgents", async (req) => ({ agents: await listAgents(deps.registry, deps.releases, validateAgentFilter(req)) })),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

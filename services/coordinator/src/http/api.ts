@@ -16,13 +16,13 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
-import { toAgentMessage, toDeploymentMessage } from "../grpc/convert.js";
-import { toAgentReleases } from "../grpc/convertRelease.js";
+import { toDeploymentMessage } from "../grpc/convert.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId } from "../releases/rollback.js";
+import { listAgents } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
@@ -144,14 +144,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   }
   if (parts.length === 1 && parts[0] === "agents") {
     const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });
-    const now = deps.registry.clock.now();
-    const desiredOf = (app: string, env: string) => deps.releases.get(app, env);
-    return sendJson(res, 200, {
-      agents: deps.registry.list(filter).map((a) => {
-        const live = deps.registry.isLive(a, now);
-        return toAgentMessage(a, live, toAgentReleases(a.record, live, desiredOf));
-      }),
-    });
+    return sendJson(res, 200, { agents: await listAgents(deps.registry, deps.releases, filter) });
   }
   throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
 }
