@@ -212,6 +212,26 @@ describe("a deployment created the moment the coordinator is back", () => {
   });
 });
 
+describe("NATS down longer than agentLiveMs while an agent applies", () => {
+  // The coordinator was cut off too: the silence it sees is its own, not
+  // the agent's, which went on applying. Only the silence it could have
+  // heard counts; the result that comes after NATS is back decides.
+  it("the target is not timed out for the outage: its result decides", { timeout: 90_000 }, async () => {
+    const stack = await Stack.start({ agents: ["a1"] });
+    stacks.push(stack);
+    await stack.control("a1", { sleep: 12 });
+    const client = stack.client();
+    const d = await client.create({ requestId: `outage-apply-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { applyTimeout: { seconds: 60, nanos: 0 } } });
+    await until("a1 applying", async () => (await stack.startsOf("a1", d.id!)) === 1, 15_000, 100);
+    await stack.nats.kill();
+    await sleep(5_000); // liveness 3 s (the stack's)
+    await stack.nats.restart();
+    const done = await client.waitTerminal(d.id!, 60_000);
+    expect(done.targets?.map((t) => [t.agentId, t.state, t.message])).toEqual([["a1", "TARGET_STATE_SUCCEEDED", "exit code 0"]]);
+    expect(done.state, done.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+  });
+});
+
 describe("idle heartbeats further apart than agentLiveMs", () => {
   // A fleet's idle interval raised without the coordinators' agentLiveMs:
   // every idle agent flaps offline between its heartbeats, and deployments

@@ -77,6 +77,12 @@ export class Registry {
   #answersUntil = 0;
   /** Resolved when this coordinator is back on NATS (asked()); replaced at each cut. */
   #back = backSignal();
+  /**
+   * The last span, on the servers' clock, in which this coordinator could
+   * not hear heartbeats: from its cut until its request's answers were in
+   * (`to` unset while still cut off). Silence inside it is not the agents'.
+   */
+  #deaf: { from: number; to: number | undefined } | undefined;
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
   onChange: (view: AgentView) => void = () => undefined;
 
@@ -282,7 +288,10 @@ export class Registry {
 
   /** This coordinator's NATS connection is down: heartbeats sent meanwhile are lost on its side. */
   cutOff(): void {
-    if (!this.#cutOff) this.#back = backSignal();
+    if (!this.#cutOff) {
+      this.#back = backSignal();
+      this.#deaf = { from: this.clock.now(), to: undefined };
+    }
     this.#cutOff = true;
   }
 
@@ -290,7 +299,26 @@ export class Registry {
   asked(): void {
     this.#cutOff = false;
     this.#answersUntil = performance.now() + HEARTBEAT_ANSWER_WAIT_MS;
+    if (this.#deaf && this.#deaf.to === undefined) this.#deaf.to = this.clock.now() + HEARTBEAT_ANSWER_WAIT_MS;
     this.#back.resolve();
+  }
+
+  /**
+   * The agent's last heartbeat as evidence of its silence: moved later by
+   * the part of this coordinator's last deaf span that came after it.
+   * NATS down longer than agentLiveMs while an agent applied timed its
+   * target out the moment the coordinator was back, though the agent had
+   * gone on applying and its result came seconds later
+   * (test/liveness.test.ts). Only ever later than the heartbeat, so the
+   * coordinator judges a silence no sooner than before, and an agent's
+   * start lease (which assumes no coordinator judges it sooner) holds.
+   */
+  #heardAt(view: AgentView): number {
+    const hb = view.heartbeatAt;
+    const d = this.#deaf;
+    if (!d || (d.to !== undefined && hb >= d.to)) return hb;
+    const end = Math.min(d.to ?? Number.POSITIVE_INFINITY, this.clock.now());
+    return hb + Math.max(0, end - Math.max(hb, d.from));
   }
 
   /**
@@ -339,12 +367,13 @@ export class Registry {
   }
 
   isLive(view: AgentView, now = this.clock.now()): boolean {
-    return now - view.heartbeatAt <= this.agentLiveMs;
+    return now - this.#heardAt(view) <= this.agentLiveMs;
   }
 
-  /** Server time of the agent's last heartbeat, or undefined for an unknown agent. */
+  /** Server time from which the agent's silence counts (its last heartbeat, after this coordinator's own deafness: heardAt), or undefined for an unknown agent. */
   lastHeartbeat(id: string): number | undefined {
-    return this.#agents.get(id)?.heartbeatAt;
+    const view = this.#agents.get(id);
+    return view && this.#heardAt(view);
   }
 
   list(filter: { app?: string; environment?: string } = {}): AgentView[] {
