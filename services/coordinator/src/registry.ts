@@ -71,18 +71,14 @@ export class Registry {
   /** When this process last ran its tick (performance.now()): a late one means it was stalled itself (ownStall). */
   #tickAt = performance.now();
   #ticker: NodeJS.Timeout | undefined;
-  /** Cut off from NATS (its connection down): no heartbeat is heard, so no silence means anything. */
-  #cutOff = false;
-  /** performance.now() until which the agents asked for a heartbeat after a reconnect are still answering (asked()). */
-  #answersUntil = 0;
-  /** Resolved when this coordinator is back on NATS (asked()); replaced at each cut. */
-  #back = backSignal();
   /**
    * The last span, on the servers' clock, in which this coordinator could
    * not hear heartbeats: from its cut until its request's answers were in
    * (`to` unset while still cut off). Silence inside it is not the agents'.
    */
   #deaf: { from: number; to: number | undefined } | undefined;
+  /** Resolved when this coordinator is back on NATS (asked()); replaced at each cut. */
+  #back = backSignal();
   /** Called with every agent entry read or written (each heartbeat): convergence looks at it. */
   onChange: (view: AgentView) => void = () => undefined;
 
@@ -288,19 +284,21 @@ export class Registry {
 
   /** This coordinator's NATS connection is down: heartbeats sent meanwhile are lost on its side. */
   cutOff(): void {
-    if (!this.#cutOff) {
-      this.#back = backSignal();
-      this.#deaf = { from: this.clock.now(), to: undefined };
-    }
-    this.#cutOff = true;
+    if (this.#isCutOff) return;
+    this.#back = backSignal();
+    this.#deaf = { from: this.clock.now(), to: undefined };
   }
 
   /** Back on NATS, and every agent was just asked for a heartbeat: their answers arrive within HEARTBEAT_ANSWER_WAIT_MS. */
   asked(): void {
-    this.#cutOff = false;
-    this.#answersUntil = performance.now() + HEARTBEAT_ANSWER_WAIT_MS;
-    if (this.#deaf && this.#deaf.to === undefined) this.#deaf.to = this.clock.now() + HEARTBEAT_ANSWER_WAIT_MS;
+    const to = this.clock.now() + HEARTBEAT_ANSWER_WAIT_MS;
+    // A reconnect not seen cut off first (no disconnect status) discounts no silence: an empty span, only the wait.
+    this.#deaf = { from: this.#isCutOff ? this.#deaf!.from : to, to };
     this.#back.resolve();
+  }
+
+  get #isCutOff(): boolean {
+    return this.#deaf !== undefined && this.#deaf.to === undefined;
   }
 
   /**
@@ -337,14 +335,15 @@ export class Registry {
   async hearing(cutOffWaitMs = CUT_OFF_WAIT_MS): Promise<void> {
     const giveUpAt = performance.now() + cutOffWaitMs;
     for (;;) {
+      const cut = this.#isCutOff;
       const left = giveUpAt - performance.now();
-      if (this.#cutOff && left <= 0) throw new UnavailableError("this coordinator is cut off from NATS and cannot tell which agents are live; retry (a create with the same request_id)");
-      const wait = this.#cutOff ? left : this.#answersUntil - performance.now();
+      if (cut && left <= 0) throw new UnavailableError("this coordinator is cut off from NATS and cannot tell which agents are live; retry (a create with the same request_id)");
+      const wait = cut ? left : (this.#deaf?.to ?? 0) - this.clock.now();
       if (wait <= 0) return;
       let timer: NodeJS.Timeout | undefined;
       const elapsed = new Promise((r) => (timer = setTimeout(r, wait)));
       // Only while cut off: once back, #back is resolved and would spin this loop.
-      await (this.#cutOff ? Promise.race([this.#back.promise, elapsed]) : elapsed);
+      await (cut ? Promise.race([this.#back.promise, elapsed]) : elapsed);
       clearTimeout(timer);
     }
   }
