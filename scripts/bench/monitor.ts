@@ -106,6 +106,9 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
   const { connect } = await import("@nats-io/transport-node");
   const nc = await connect({ servers: natsUrl, name: "bench-trace" });
   const counts = new Map<string, number>();
+  // BENCH_TRACE_SUBJECTS_ALL=1 as well: every message with its time since the first, printed at the end (a small shape only: fan-out 10 prints ~300 lines).
+  const everyMessage = process.env["BENCH_TRACE_SUBJECTS_ALL"] === "1";
+  const all: { at: number; what: string }[] = [];
   const sub = nc.subscribe(">", {
     callback: (_err, m) => {
       // A consumer's delivery shows the stream subject, with an ack reply.
@@ -114,6 +117,7 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
       const more = m.reply?.startsWith("$JS.ACK.") ? redelivery(m.reply) : m.subject.startsWith("$JS.ACK.") ? ackKind(m.subject, m.data) : undefined;
       if (more !== undefined) counts.set(more, (counts.get(more) ?? 0) + 1);
       timeline(m.subject, m.reply, m.data);
+      if (everyMessage) all.push({ at: performance.now(), what: `${m.reply?.startsWith("$JS.ACK.") ? "delivered: " : ""}${subjectClass(m.subject)} ${m.subject.slice(0, 60)}` });
     },
   });
   // Commands only: each (consumer, stream seq)'s deliveries and acks, by the time this subscriber saw them.
@@ -138,6 +142,7 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
       await nc.flush();
       sub.unsubscribe();
       await nc.close();
+      if (everyMessage && all.length > 0) for (const e of all) process.stderr.write(`${(e.at - all[0]!.at).toFixed(1).padStart(8)} ${e.what}\n`);
       const red = [...lines.values()].filter((l) => l.some((e) => e.what === "d2"));
       const firstWpi = [...lines.values()].map((l) => (l.find((e) => e.what === "w")?.at ?? NaN) - l[0]!.at).filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
       const q = (a: number[], p: number): number => Math.round(a[Math.min(a.length - 1, Math.floor(p * a.length))] ?? NaN);

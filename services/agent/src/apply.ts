@@ -5,12 +5,20 @@
 // throws for a failing apply: the failure is the result.
 import { join } from "node:path";
 import { errorMessage, eventBudget, releaseName as sharedReleaseName, type Command } from "../../shared/src/index.js";
-import { fetchArtifact } from "./artifactCache.js";
-import { applyBundle } from "./bundle/applyBundle.js";
 import type { AppConfig } from "./config.js";
 import { report, type HandlerDeps } from "./handleCommand.js";
 import type { JournalResult } from "./journal.js";
 import { runExecutable } from "./runner.js";
+
+// The bundle code (tar, the object store client) loads at the first apply
+// of a bundle, not with this module: compiling it took 24-33 ms of the
+// event loop (and 2-6 MB), which the first apply of a deploy executable
+// paid on its way to the spawn (fan-out 10, cold, one host process: its
+// agents' spawns began 18 ms after their look; 0.1 ms once loaded).
+let bundleCode: Promise<[typeof import("./artifactCache.js"), typeof import("./bundle/applyBundle.js")]> | undefined;
+/** Starts loading the bundle code (once): called as a command with an artifact arrives, so it loads while the journal and the race wait. */
+export const loadBundleCode = (): Promise<[typeof import("./artifactCache.js"), typeof import("./bundle/applyBundle.js")]> =>
+  (bundleCode ??= Promise.all([import("./artifactCache.js"), import("./bundle/applyBundle.js")]));
 
 /** `<version>-<last 8 of the deployment id>`, safe as a directory name (names.ts: the coordinator names the desired release the same way). */
 export function releaseName(cmd: Command): string {
@@ -109,6 +117,7 @@ export async function applyCommand(
   try {
     const artifact = cmd.changeset.artifact;
     if (artifact) {
+      const [{ fetchArtifact }, { applyBundle }] = await loadBundleCode();
       let file: string;
       try {
         file = await fetchArtifact(deps.ctx.js, cmd.app, join(deps.config.stateDir, "artifacts"), artifact, deps.kill);

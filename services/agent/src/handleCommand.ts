@@ -257,9 +257,12 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     if (m.redelivered) deps.metrics?.redeliveries.inc();
     const cmd = validate(deps, m);
     if (typeof cmd === "string") return await reject(deps, m, cmd);
-    // The apply code loads (once, ~12 ms) while the journal, the race and
-    // the look below wait on the disk and the network.
-    void loadApply().catch(() => undefined);
+    // The apply code loads (once: 2-3 ms, and the bundle code 24-33 ms more
+    // for a changeset with an artifact) while the journal, the race and the
+    // look below wait on the disk and the network.
+    void loadApply()
+      .then((a) => (cmd.changeset.artifact ? a.loadBundleCode() : undefined))
+      .catch(() => undefined);
     const id = cmd.deploymentId;
     const dlog = log.child({ deploymentId: id });
 
