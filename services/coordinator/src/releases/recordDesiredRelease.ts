@@ -47,6 +47,13 @@ export function desiredReleaseOf(rec: DeploymentRecord): DesiredRelease | undefi
   };
 }
 
+/** The key's revision now (0: never written) and the desired release it holds. */
+async function current(kv: KV, key: string): Promise<{ revision: number; release?: DesiredRelease }> {
+  const e = await kv.get(key);
+  const release = releaseOfEntry(e);
+  return { revision: e?.revision ?? 0, ...(release ? { release } : {}) };
+}
+
 /** The desired release stored in `e`; undefined when none (or not one this version can read: replaced). */
 export function releaseOfEntry(e: KvEntry | null): DesiredRelease | undefined {
   if (!e || e.operation !== "PUT") return undefined;
@@ -65,21 +72,26 @@ export type RecordOutcome = "recorded" | "already" | "newer" | "not-a-release";
  * release it replaces (`previous`), so history and rollback find it even
  * past the bucket's history.
  */
-export async function recordDesiredRelease(kv: KV, rec: DeploymentRecord): Promise<RecordOutcome> {
+export async function recordDesiredRelease(kv: KV, rec: DeploymentRecord, known?: { release: DesiredRelease; revision: number }): Promise<RecordOutcome> {
   const mine = desiredReleaseOf(rec);
   if (!mine) return "not-a-release";
   const key = releaseKey(mine.app, mine.environment);
   let failed: { revision: number; err: unknown } | undefined;
   for (let attempt = 0; attempt < 10; attempt++) {
-    const e = await kv.get(key);
+    // The first try goes by `known`, the caller's watched copy of the key
+    // (releaseBook.ts), when it has one: a read less before the lock of a
+    // deployment that succeeded is given back. A copy can only trail the
+    // bucket, whose releases only move to later finished events: a later
+    // one there makes this compare-and-set fail, and the next try reads.
+    const e = attempt === 0 && known ? { revision: known.revision, release: known.release } : await current(kv, key);
     // A write that failed on a revision still current lost no race: report it.
-    if (failed && (e?.revision ?? 0) === failed.revision) throw failed.err;
-    const theirs = releaseOfEntry(e);
+    if (failed && e.revision === failed.revision) throw failed.err;
+    const theirs = e.release;
     if (theirs && theirs.finishedSeq >= mine.finishedSeq) return theirs.deploymentId === mine.deploymentId ? "already" : "newer";
     const value = encode(theirs ? { ...mine, previous: summaryOf(theirs) } : mine);
     try {
       // Compare-and-set on the revision read (create when there is none).
-      if (e) await kv.update(key, value, e.revision);
+      if (e.revision > 0) await kv.update(key, value, e.revision);
       else await kv.create(key, value);
       return "recorded";
     } catch (err) {

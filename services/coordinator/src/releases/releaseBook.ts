@@ -69,7 +69,7 @@ export class ReleaseBook {
 
   /** Makes `rec` (a deployment that SUCCEEDED) the desired release of its pair, unless it already is or a later one is. */
   async record(rec: DeploymentRecord): Promise<RecordOutcome> {
-    const outcome = await recordDesiredRelease(this.kv, rec);
+    const outcome = await recordDesiredRelease(this.kv, rec, this.#releases.get(releaseKey(rec.spec.app, rec.spec.environment)));
     if (outcome === "recorded") this.log.info({ deploymentId: rec.spec.id, app: rec.spec.app, environment: rec.spec.environment }, "desired release recorded");
     return outcome;
   }
