@@ -71,6 +71,24 @@ describe("recording the desired release from a watched copy", () => {
     await server?.cleanup();
   });
 
+  /** How many reads of the bucket's keys `fn` made (direct or stream gets, seen by a second connection). */
+  const readsDuring = async <T>(fn: () => Promise<T>): Promise<{ value: T; reads: number }> => {
+    const watcher = await connectNats({ url: server.url, name: "test-reads" });
+    let reads = 0;
+    for (const subject of [`$JS.API.DIRECT.GET.KV_${RELEASES_BUCKET}.>`, `$JS.API.DIRECT.GET.KV_${RELEASES_BUCKET}`, `$JS.API.STREAM.MSG.GET.KV_${RELEASES_BUCKET}`]) {
+      watcher.subscribe(subject, { callback: () => void reads++ });
+    }
+    await watcher.flush();
+    try {
+      const value = await fn();
+      await nc.flush();
+      await watcher.flush();
+      return { value, reads };
+    } finally {
+      await watcher.close();
+    }
+  };
+
   it("a current copy saves the read; a stale one is corrected by the bucket, and later releases are never replaced", async () => {
     const d1 = succeeded(1, 10);
     const d2 = succeeded(2, 20);
@@ -79,14 +97,14 @@ describe("recording the desired release from a watched copy", () => {
     const one = await stored();
     expect(one.release.deploymentId).toBe(d1.spec.id);
 
-    // The copy is current: recorded on its revision, naming d1 before it.
-    expect(await recordDesiredRelease(kv, d2, one)).toBe("recorded");
+    // The copy is current: recorded on its revision, naming d1 before it, without a read.
+    expect(await readsDuring(() => recordDesiredRelease(kv, d2, one))).toEqual({ value: "recorded", reads: 0 });
     const two = await stored();
     expect([two.release.deploymentId, two.release.previous?.deploymentId, two.revision]).toEqual([d2.spec.id, d1.spec.id, one.revision + 1]);
 
     // The copy trails (still d1): its compare-and-set fails, the bucket is
-    // read, and d3 names d2, not d1, as the release it replaced.
-    expect(await recordDesiredRelease(kv, d3, one)).toBe("recorded");
+    // read (once), and d3 names d2, not d1, as the release it replaced.
+    expect(await readsDuring(() => recordDesiredRelease(kv, d3, one))).toEqual({ value: "recorded", reads: 1 });
     const three = await stored();
     expect([three.release.deploymentId, three.release.previous?.deploymentId]).toEqual([d3.spec.id, d2.spec.id]);
 

@@ -15,10 +15,10 @@ import { runExecutable } from "./runner.js";
 // event loop (and 2-6 MB), which the first apply of a deploy executable
 // paid on its way to the spawn (fan-out 10, cold, one host process: its
 // agents' spawns began 18 ms after their look; 0.1 ms once loaded).
-let bundleCode: Promise<[typeof import("./artifactCache.js"), typeof import("./bundle/applyBundle.js")]> | undefined;
+type BundleCode = [typeof import("./artifactCache.js"), typeof import("./bundle/applyBundle.js")];
+let bundleCode: Promise<BundleCode> | undefined;
 /** Starts loading the bundle code (once): called as a command with an artifact arrives, so it loads while the journal and the race wait. */
-export const loadBundleCode = (): Promise<[typeof import("./artifactCache.js"), typeof import("./bundle/applyBundle.js")]> =>
-  (bundleCode ??= Promise.all([import("./artifactCache.js"), import("./bundle/applyBundle.js")]));
+export const loadBundleCode = (): Promise<BundleCode> => (bundleCode ??= Promise.all([import("./artifactCache.js"), import("./bundle/applyBundle.js")]));
 
 /** `<version>-<last 8 of the deployment id>`, safe as a directory name (names.ts: the coordinator names the desired release the same way). */
 export function releaseName(cmd: Command): string {
