@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { loadAgentConfig, startAgent, type Agent, type AgentConfig } from "../../services/agent/src/index.js";
 import { createLogger, turns } from "../../services/shared/src/index.js";
-import { agentId, type AgentHostConfig } from "./stack.js";
+import { agentId, type AgentHostConfig } from "./hostConfig.js";
 
 function configFor(h: AgentHostConfig, i: number): AgentConfig {
   const id = agentId(h.prefix, i);

@@ -6,38 +6,9 @@ import { freePort } from "../lib/natsServer.js";
 import { AGENT_MAIN, COORDINATOR_MAIN, packageRoot, ROOT } from "../lib/paths.js";
 import { BenchClient, type BenchClientOptions } from "./client.js";
 import { NodeProc, sleep } from "./procs.js";
+import type { AgentHostConfig } from "./hostConfig.js";
 
-export interface AgentHostConfig {
-  natsUrl: string;
-  /** Agent ids are `${prefix}${index}` (index zero-padded to 5 digits). */
-  prefix: string;
-  from: number;
-  count: number;
-  environment: string;
-  /** Apps every agent serves; its deploy executable does nothing. */
-  apps: string[];
-  /** Apps of one agent only: index → apps (for the API bench). */
-  appsByIndex?: Record<number, string[]>;
-  stateRoot: string;
-  heartbeatIntervalMs: number;
-  /** Between idle heartbeats (the agent's idleHeartbeatIntervalMs); unset: heartbeatIntervalMs. */
-  idleHeartbeatIntervalMs?: number;
-  /** Agents started at once. */
-  startConcurrency: number;
-  deployExecutable: string;
-  logLevel: string;
-  /** Production mode (security.ts): each agent's nkey from `${credsDir}/agent-<id>.nk`, TLS to NATS, signed commands only. */
-  secure?: SecureAgents;
-  /** Commands the host's agents take past their journals at once (StartAgentOptions.admit); unset: all. */
-  admitAtOnce?: number;
-}
-
-/** What agents need to run in production mode, from gen-credentials' output. */
-export interface SecureAgents {
-  credsDir: string;
-  caFile: string;
-  trustedSigner: string;
-}
+export { agentId, type AgentHostConfig, type SecureAgents } from "./hostConfig.js";
 
 /**
  * Commands each agent-host process's agents take past their journals at
@@ -53,7 +24,6 @@ export interface SecureAgents {
  */
 export const SCALE_ADMIT_AT_ONCE = 32;
 
-export const agentId = (prefix: string, i: number): string => `${prefix}${String(i).padStart(5, "0")}`;
 
 export { AGENT_MAIN, COORDINATOR_MAIN, packageRoot, ROOT };
 export const AGENT_HOST_MAIN = join(ROOT, "dist/scripts/bench/agentHost.js");
