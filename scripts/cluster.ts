@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     "",
     `cluster dir: ${cluster.dir} (process logs in logs/)`,
     creds
-      ? `secured: credentials in ${creds} (NATS: nkeys and TLS; gRPC: TLS and tokens; signed commands; agents bound to app ${cluster.app} in ${cluster.environment})`
+      ? `secured: credentials in ${creds} (NATS: nkeys and TLS, routes with TLS; gRPC: TLS and tokens; signed commands; agents bound to app ${cluster.app} in ${cluster.environment})`
       : "DEVELOPMENT MODE (--dev): no TLS, tokens, signing or NATS credentials",
     "",
     "NATS (cluster deploy-local, JetStream meta leader " + leader + "):",

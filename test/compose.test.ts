@@ -78,7 +78,7 @@ describe("docker-compose.yml", () => {
     }
   });
 
-  it("clusters the NATS nodes: distinct server names, one cluster name, routes naming every peer, JetStream synced always", () => {
+  it("clusters the NATS nodes: distinct server names, one cluster name, routes naming every peer over TLS, JetStream synced always", () => {
     const serverNames = new Set<string>();
     const clusterNames = new Set<string>();
     for (const n of NATS) {
@@ -92,6 +92,8 @@ describe("docker-compose.yml", () => {
       expect(new Set(routes), `${file}: routes`).toEqual(new Set(NATS.filter((p) => p !== n)));
       for (const peer of routes) expect(names, `${file}: route to ${peer}`).toContain(peer);
       expect(text, `${file}: cluster port`).toMatch(/cluster\s*\{[^}]*listen:\s*0\.0\.0\.0:6222/s);
+      // Routes use TLS with the generated route certificate (test/route-tls.test.ts runs that block).
+      expect(text, `${file}: route TLS`).toMatch(/cluster\s*\{[^}]*include\s+\.\.\/nats-deploy\/route-tls\.conf\s*\n\}/s);
       expect(text, `${file}: monitoring port`).toMatch(/^http:\s*0\.0\.0\.0:8222/m);
       // The store survives a container restart.
       expect(services[n]!.volumes!.some((v) => v.endsWith(":/data")), `${n} data volume`).toBe(true);
@@ -227,7 +229,7 @@ describe("docker-compose.yml", () => {
           expect(existsSync(join(out, line.slice(line.indexOf("/etc/nats-deploy/") + "/etc/nats-deploy/".length))), `${file}: ${line}`).toBe(true);
         }
       }
-      for (const f of ["authorization.conf", "tls.conf", "admin.nk", "ca.pem", "viewer.token"]) expect(existsSync(join(out, f)), f).toBe(true);
+      for (const f of ["authorization.conf", "tls.conf", "route-tls.conf", "route.pem", "route.key", "admin.nk", "ca.pem", "viewer.token"]) expect(existsSync(join(out, f)), f).toBe(true);
       // Each agent is bound to the environment and apps its service runs: the coordinators would refuse more.
       const bindings = readBindingsFile(join(out, "bindings.json"));
       for (const a of AGENTS) {

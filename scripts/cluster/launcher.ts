@@ -5,8 +5,9 @@
 //
 // With `secure`, it runs as production does: gen-credentials' code writes
 // <dir>/credentials (nkeys, TLS, tokens, signing key, bindings), the NATS
-// nodes require nkeys and TLS from clients, and coordinators and agents run
-// in production mode with their generated .env files.
+// nodes require nkeys and TLS from clients and TLS with a certificate the
+// CA signed from each other on their routes, and coordinators and agents
+// run in production mode with their generated .env files.
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -114,15 +115,18 @@ export class LocalCluster {
     const environment = opts.environment ?? "local";
     let nats: NatsCluster;
     try {
-      let extraConfig: string | undefined;
+      let secured: { extraConfig: string; clusterExtra: string } | undefined;
       if (opts.secure) {
         // Each agent bound to the cluster's app and environment; an admin nkey for the nats CLI.
         const out = join(dir, "credentials");
         const agents = (opts.agents ?? DEFAULT_AGENTS).map((id) => ({ id, environment, apps: [app] }));
         generateCredentials({ out, agents, coordinators: opts.coordinators ?? 2, admin: true, tlsHosts: ["localhost", "127.0.0.1"] });
-        extraConfig = [await readFile(join(out, "authorization.conf"), "utf8"), await readFile(join(out, "tls.conf"), "utf8")].join("\n");
+        secured = {
+          extraConfig: [await readFile(join(out, "authorization.conf"), "utf8"), await readFile(join(out, "tls.conf"), "utf8")].join("\n"),
+          clusterExtra: await readFile(join(out, "route-tls.conf"), "utf8"),
+        };
       }
-      nats = await NatsCluster.start(join(dir, "nats"), 3, extraConfig === undefined ? {} : { extraConfig });
+      nats = await NatsCluster.start(join(dir, "nats"), 3, secured ?? {});
     } catch (err) {
       if (ownsDir) await rm(dir, { recursive: true, force: true });
       throw err;

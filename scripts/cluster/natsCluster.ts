@@ -6,6 +6,7 @@
 //   http: 127.0.0.1:<monitor port>       # /healthz, /jsz (meta leader)
 //   jetstream { store_dir: <dir>/n1/jetstream, sync_interval: always }
 //   cluster { name: deploy-local, listen: 127.0.0.1:<route port>, routes: [every peer] }
+//                                        # secured (npm run cluster): and route-tls.conf's tls block
 //
 // `sync_interval: always` as in the compose files and the production config:
 // the local cluster and the cluster tests run the durability setting we ship.
@@ -47,13 +48,14 @@ export class NatsNode extends NatsServer {
   }
 }
 
-export function nodeConfig(n: { name: string; clientPort: number; routePort: number; monitorPort: number; storeDir: string }, peers: number[]): string {
+/** `clusterExtra`: lines inside the cluster block (the secured cluster: gen-credentials' route-tls.conf). */
+export function nodeConfig(n: { name: string; clientPort: number; routePort: number; monitorPort: number; storeDir: string }, peers: number[], clusterExtra?: string): string {
   return natsConfig({
     serverName: n.name,
     port: n.clientPort,
     monitorPort: n.monitorPort,
     storeDir: n.storeDir,
-    cluster: { name: CLUSTER_NAME, port: n.routePort, routes: peers },
+    cluster: { name: CLUSTER_NAME, port: n.routePort, routes: peers, ...(clusterExtra ? { extra: clusterExtra } : {}) },
   });
 }
 
@@ -63,10 +65,11 @@ export class NatsCluster {
   /**
    * Writes the config files and starts every node; waits until a meta leader
    * is elected that all nodes agree on. `extraConfig` is appended to every
-   * node's config (the secured cluster: gen-credentials' authorization and
-   * tls blocks, which apply to clients; routes stay on loopback).
+   * node's config and `clusterExtra` put inside its cluster block (the
+   * secured cluster: gen-credentials' authorization and tls blocks for
+   * clients, and its route-tls block for the routes).
    */
-  static async start(dir: string, size = 3, opts: { extraConfig?: string } = {}): Promise<NatsCluster> {
+  static async start(dir: string, size = 3, opts: { extraConfig?: string; clusterExtra?: string } = {}): Promise<NatsCluster> {
     const bin = findNatsServerBinary();
     const ports = await freePorts(size * 3);
     const specs = Array.from({ length: size }, (_, i) => ({
@@ -82,7 +85,7 @@ export class NatsCluster {
       const configFile = join(dir, s.name, "nats-server.conf");
       // Every peer, itself included: a server ignores a route to itself, and
       // identical route lists are what an operator would template.
-      await writeFile(configFile, nodeConfig(s, specs.map((p) => p.routePort)) + (opts.extraConfig ?? ""));
+      await writeFile(configFile, nodeConfig(s, specs.map((p) => p.routePort), opts.clusterExtra) + (opts.extraConfig ?? ""));
       nodes.push(new NatsNode(s.name, s.clientPort, s.routePort, s.monitorPort, s.storeDir, configFile, bin));
     }
     const cluster = new NatsCluster(nodes);

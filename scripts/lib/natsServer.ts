@@ -84,8 +84,8 @@ export interface NatsConfig {
   storeDir: string;
   /** HTTP monitoring port on 127.0.0.1 (/healthz, /jsz). */
   monitorPort?: number;
-  /** A cluster block: its route port on 127.0.0.1 and the route ports of its peers. */
-  cluster?: { name: string; port: number; routes: number[]; noAdvertise?: boolean };
+  /** A cluster block: its route port on 127.0.0.1 and the route ports of its peers; `extra`: lines inside the block (route TLS). */
+  cluster?: { name: string; port: number; routes: number[]; noAdvertise?: boolean; extra?: string };
   /** max_payload in bytes (the server's default, 1 MiB, when absent). */
   maxPayload?: number;
   /**
@@ -126,7 +126,9 @@ export function natsConfig(c: NatsConfig): string {
   if (c.cluster) {
     lines.push("cluster {", `  name: ${c.cluster.name}`, `  listen: ${HOST}:${c.cluster.port}`);
     if (c.cluster.noAdvertise) lines.push("  no_advertise: true");
-    lines.push("  routes: [", ...c.cluster.routes.map((p) => `    nats-route://${HOST}:${p}`), "  ]", "}");
+    lines.push("  routes: [", ...c.cluster.routes.map((p) => `    nats-route://${HOST}:${p}`), "  ]");
+    if (c.cluster.extra) lines.push(c.cluster.extra.trimEnd());
+    lines.push("}");
   }
   lines.push("");
   return lines.join("\n");
