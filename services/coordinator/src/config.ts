@@ -25,7 +25,7 @@ export interface CoordinatorConfig {
     sweepIntervalMs: number;
     convergenceOff: string[];
   };
-  artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number; maxUnpackedBytes: number; maxFiles: number };
+  artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number; maxUnpackedBytes: number; maxFiles: number; keepPerApp: number };
   metrics: { listen: string };
   http: { listen: string; assetsDir: string };
   logLevel: string;
@@ -191,6 +191,12 @@ const schema = {
       format: "nat",
       default: DEFAULT_MAX_ENTRIES,
       env: "DEPLOY_ARTIFACT_MAX_FILES",
+    },
+    keepPerApp: {
+      doc: "After each new upload of an app, its newest this many artifacts are kept, and every artifact one of its releases (desired or in the history rollbacks use) or active deployments names; the others are deleted. 0: keep every artifact",
+      format: "nat",
+      default: 20,
+      env: "DEPLOY_ARTIFACT_KEEP",
     },
   },
   metrics: {

@@ -19,6 +19,7 @@ import {
 } from "../../shared/src/index.js";
 import { startMetricsServer } from "../../shared/src/metricsServer.js";
 import { ArtifactStore } from "./artifacts/artifactStore.js";
+import { artifactsInUse } from "./artifacts/retention.js";
 import type { CoordinatorConfig } from "./config.js";
 import { loadTokens, TokenAuthenticator } from "./grpc/auth.js";
 import { startGrpcServer } from "./grpc/server.js";
@@ -129,6 +130,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     // Deployments recorded before the list index existed (once; a no-op after).
     void backfillIndex(ctx, log.child({ component: "index" })).catch((err: unknown) => log.warn({ err }, "list index backfill failed"));
     const artifacts = new ArtifactStore(ctx.js, { ...config.artifacts, replicas: config.streams.replicas }, log.child({ component: "artifacts" }));
+    artifacts.inUse = (app) => artifactsInUse(ctx, releases, app);
     const defaults = { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs };
     const converge = new Convergence(
       { ctx, registry, releases, artifacts, reconciler },

@@ -50,6 +50,8 @@ export interface ArtifactStoreOptions {
   maxFiles: number;
   /** Replicas of a new app bucket (streams.replicas). */
   replicas: number;
+  /** Newest artifacts of an app a prune keeps besides those in use (artifacts.keepPerApp; retention.ts); 0 or unset: none is deleted. */
+  keepPerApp?: number;
 }
 
 /** How a refusal names the coordinator's caps (config.ts). */
@@ -85,6 +87,14 @@ export class ArtifactStore {
   private readonly objm: Objm;
   /** Buckets opened (or created) so far, by name. */
   private readonly buckets = new Map<string, ObjectStore>();
+  /**
+   * The object names of an app's artifacts that a release or an active
+   * deployment names (retention.ts artifactsInUse), which a prune keeps.
+   * Set by the coordinator once its release book runs; unset: no prune.
+   */
+  inUse: ((app: string) => Promise<Set<string>>) | undefined;
+  /** The prune running per app, and whether another upload asked for one since it began. */
+  readonly #pruning = new Map<string, { again: boolean; done: Promise<void> }>();
 
   constructor(
     js: JetStreamClient,
@@ -167,6 +177,9 @@ export class ArtifactStore {
         Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
       );
       this.log.info({ app, artifact: objectName, size }, "artifact stored");
+      // Answered once the old ones are gone (a few round trips, never an
+      // error): after an upload, the bucket holds what retention keeps.
+      await this.prune(app);
       return toInfo(app, info)!;
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -211,6 +224,52 @@ export class ArtifactStore {
     const info = await os.put({ name: objectName, description: old.description, metadata: old.metadata ?? {} }, source.data);
     this.log.info({ app, artifact: objectName, size: info.size, from: LEGACY_ARTIFACTS_BUCKET }, "artifact copied into its app's bucket");
     return toInfo(app, info);
+  }
+
+  /**
+   * Deletes the artifacts of `app` that are neither among its newest
+   * keepPerApp nor in use (retention.ts). One prune per app at a time; an
+   * upload during one makes one more run after it. Never rejects: a prune
+   * that fails (what is in use could not be read) deletes nothing more and
+   * is logged; the next upload tries again.
+   */
+  prune(app: string): Promise<void> {
+    const running = this.#pruning.get(app);
+    if (running) {
+      running.again = true;
+      return running.done;
+    }
+    const slot = { again: false, done: Promise.resolve() };
+    slot.done = (async () => {
+      do {
+        slot.again = false;
+        await this.#pruneOnce(app).catch((err: unknown) => this.log.warn({ app, err: errorMessage(err) }, "pruning old artifacts failed; the next upload of the app tries again"));
+      } while (slot.again);
+      this.#pruning.delete(app);
+    })();
+    this.#pruning.set(app, slot);
+    return slot.done;
+  }
+
+  async #pruneOnce(app: string): Promise<void> {
+    const keep = this.opts.keepPerApp ?? 0;
+    if (keep <= 0 || app === "" || !this.inUse) return;
+    const os = await this.bucket(app, false);
+    if (!os) return;
+    const stored = (await os.list()).filter((o) => !o.deleted && parseArtifactObjectName(o.name) !== undefined).sort((a, b) => Date.parse(b.mtime) - Date.parse(a.mtime));
+    if (stored.length <= keep) return;
+    const inUse = await this.inUse(app);
+    for (const o of stored.slice(keep)) {
+      if (inUse.has(o.name)) continue;
+      try {
+        await os.delete(o.name);
+      } catch (err) {
+        // Deleted meanwhile by another coordinator's prune, most likely.
+        this.log.debug({ app, artifact: o.name, err: errorMessage(err) }, "artifact not deleted");
+        continue;
+      }
+      this.log.info({ app, artifact: o.name, size: o.size, uploadedAt: o.mtime }, "artifact deleted: older than the app's newest artifacts.keepPerApp, and no release or active deployment names it");
+    }
   }
 
   /** Artifacts of one app (every app's, and the old shared bucket's, when none is given), optionally of one name. */
