@@ -185,6 +185,35 @@ describe("canary, promote, pause, auto_revert and rollback", () => {
     expect(none?.details).toMatch(/no deployment of app web to environment nowhere has succeeded/);
   });
 
+  it("RollbackRelease with `to` goes further back, by a version or a deployment id; one the history lacks, or the desired one, is refused", async () => {
+    const history = async (): Promise<{ deploymentId?: string; version?: string }[]> => {
+      const r = await client.release("web", "prod");
+      return [r.desired!, ...(r.history ?? [])];
+    };
+    const before = await history();
+    const v3 = before.find((r) => r.version === "v3")!.deploymentId!;
+    // By version: the newest release of v1, three and more releases back.
+    const toV1 = await client.rollback({ requestId: rid("rollback-to"), app: "web", environment: "prod", to: "v1" });
+    expect(toV1.restores?.version).toBe("v1");
+    expect(toV1.restores?.deploymentId).toBe(before.find((r) => r.version === "v1")!.deploymentId);
+    expect((await client.waitTerminal(toV1.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await until("v1 desired again", async () => ((await history())[0]?.deploymentId === toV1.id ? true : undefined));
+    // By deployment id.
+    const toV3 = await client.rollback({ requestId: rid("rollback-to"), app: "web", environment: "prod", to: v3 });
+    expect(toV3.restores?.deploymentId).toBe(v3);
+    expect(toV3.changeset?.version).toBe("v3");
+    expect((await client.waitTerminal(toV3.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // Refused, naming why, and nothing is created.
+    const unknown = await grpcError(client.rollback({ requestId: rid("rollback-to"), app: "web", environment: "prod", to: "v-never" }));
+    expect(unknown?.code).toBe(9);
+    expect(unknown?.details).toMatch(/^to: "v-never" is neither the deployment id nor the version of a release of web in prod that the history keeps/);
+    const desired = await until("v3 desired", async () => ((await history())[0]?.deploymentId === toV3.id ? toV3.id : undefined));
+    const same = await grpcError(client.rollback({ requestId: rid("rollback-to"), app: "web", environment: "prod", to: desired }));
+    expect(same?.code).toBe(9);
+    expect(same?.details).toMatch(/is the desired release of web in prod already/);
+    expect((await history())[0]?.deploymentId).toBe(toV3.id);
+  });
+
   it("bad canary input is refused, naming the field, and writes nothing", async () => {
     const tooMany = await grpcError(deploy("v-x", { canary: 4 }));
     expect(tooMany?.code).toBe(3);

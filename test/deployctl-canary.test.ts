@@ -180,6 +180,11 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
       return x.stdout.includes(`(deployment ${id})`) ? x : undefined;
     });
     expect(releases.stdout).toMatch(/desired release v1-/);
+    // --to names an earlier release by its version: v2, which the rollback replaced.
+    const to = await cli(["rollback", "web", "prod", "--to", "v2"]);
+    expect(to.code, shown(to)).toBe(0);
+    expect(to.stdout).toMatch(/^deployment d-\S+: rollback of web in prod to v2 \(release v2-\S+, from d-\S+\), 3 target\(s\)$/m);
+    expect(to.stdout).toMatch(/SUCCEEDED: restored web v2 \(release v2-/);
   });
 
   it("refusals exit 2 with one line", async () => {
@@ -198,5 +203,8 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     const nowhere = await cli(["rollback", "web", "nowhere", "--detach"]);
     expect(nowhere.code).toBe(2);
     expect(nowhere.stderr).toMatch(/^deployctl: FAILED_PRECONDITION: no deployment of app web to environment nowhere has succeeded/);
+    const never = await cli(["rollback", "web", "prod", "--to", "v-never", "--detach"]);
+    expect(never.code).toBe(2);
+    expect(never.stderr).toMatch(/^deployctl: FAILED_PRECONDITION: to: "v-never" is neither the deployment id nor the version of a release of web in prod that the history keeps/);
   });
 });

@@ -30,7 +30,7 @@ export class DeployClient {
   cancel(deploymentId: string, reason = ""): Promise<DeploymentMsg> {
     return this.#unary("CancelDeployment", { deploymentId, reason });
   }
-  release(app: string, environment: string): Promise<{ desired?: { deploymentId?: string; version?: string }; history?: { deploymentId?: string }[] }> {
+  release(app: string, environment: string): Promise<{ desired?: { deploymentId?: string; version?: string }; history?: { deploymentId?: string; version?: string }[] }> {
     return this.#unary("GetRelease", { app, environment });
   }
   pause(deploymentId: string, reason = ""): Promise<DeploymentMsg> {
@@ -42,7 +42,7 @@ export class DeployClient {
   promote(deploymentId: string): Promise<DeploymentMsg> {
     return this.#unary("PromoteDeployment", { deploymentId });
   }
-  rollback(req: { requestId: string; app: string; environment: string; strategy?: object; requestedBy?: string }): Promise<DeploymentMsg> {
+  rollback(req: { requestId: string; app: string; environment: string; strategy?: object; requestedBy?: string; to?: string }): Promise<DeploymentMsg> {
     return this.#unary("RollbackRelease", req);
   }
   agents(req: { app?: string; environment?: string } = {}): Promise<{ agents: { id: string; live: boolean; apps: string[]; environment: string; currentReleases: Record<string, string> }[] }> {

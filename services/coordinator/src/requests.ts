@@ -176,7 +176,8 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
 export function validateRollback(req: unknown, defaults: Defaults): RollbackInput {
   const r = asObject(req ?? {}, "request");
   const input = validateCreate({ requestId: r.requestId, app: r.app, environment: r.environment, changeset: { version: "rollback" }, strategy: r.strategy, requestedBy: r.requestedBy }, defaults);
-  return { requestId: input.requestId, app: input.app, environment: input.environment, strategy: input.strategy, note: input.note };
+  const to = r.to === undefined || r.to === null || r.to === "" ? undefined : asString(r.to, "to", { maxLength: 128 });
+  return { requestId: input.requestId, app: input.app, environment: input.environment, strategy: input.strategy, note: input.note, ...(to === undefined ? {} : { to }) };
 }
 
 /**

@@ -111,11 +111,15 @@ Examples:
 `,
   rollback: `${FOLLOW_DOCUMENT}
 
-The release rolled back to is the one before the desired release (deployctl
-releases <app> <env> shows both). Exit codes as deploy: 0 when it succeeded.
+The release rolled back to is the one before the desired release, or the one
+--to names (deployctl releases <app> <env> lists them). Exit codes as deploy:
+0 when it succeeded.
 
 Examples:
   $ deployctl rollback web prod
+  # further back: the release of a deployment, or the newest of a version
+  $ deployctl rollback web prod --to d-0mwxzpgab-3e1e5ad5
+  $ deployctl rollback web prod --to v1.4.0
   # a canary first, then the rest after deployctl promote <id>
   $ deployctl rollback web prod --canary 1 --note "v1.4.2 breaks logins"
   $ deployctl rollback web prod --detach --json | jq -r .deployment.id

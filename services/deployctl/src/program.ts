@@ -120,12 +120,13 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
     withStrategyOptions(
       subcommand(program, "rollback")
         .description(
-          "deploy the release before the desired one of an app in an environment to the agents the desired one covered, and follow it; " +
+          "deploy the release before the desired one of an app in an environment (or an earlier one, --to) to the agents the desired one covered, and follow it; " +
             "it becomes the desired release when it succeeds",
         )
         .argument("<app>", "app", tokenOption)
         .argument("<env>", "environment", tokenOption),
     )
+      .option("--to <deployment-id|version>", "the release to go back to, from deployctl releases <app> <env>: the deployment that made it, or its version (the newest of that version); default: the release before the desired one")
       .option("--request-id <id>", "idempotency key: re-running with the same id never rolls back twice (default: a new UUID, printed)")
       .option("--note <text>", "a note recorded with the deployment, beside who asked; default user@host (deployctl)")
       .option("--detach", "return once the deployment is created, without following it"),

@@ -13,8 +13,10 @@
 //   revert is then not made (logged). A revert never becomes the desired
 //   release (it was one already) and is never reverted itself.
 // - RollbackRelease (deployctl rollback): the release before the desired one
-//   is deployed to the agents the desired one covered; it becomes the
-//   desired release when it succeeds, so a second rollback undoes the first.
+//   (or an earlier one the request names, `to`: a deployment id or a version
+//   from the history) is deployed to the agents the desired one covered; it
+//   becomes the desired release when it succeeds, so a second rollback
+//   undoes the first.
 import {
   AUTO_REVERT,
   AlreadyExistsError,
@@ -26,6 +28,7 @@ import {
   loadDeployment,
   parseSelector,
   type DeploymentRecord,
+  type DesiredRelease,
   type Identity,
   type JsContext,
   type Logger,
@@ -101,6 +104,19 @@ export interface RollbackInput {
   environment: string;
   strategy: StrategyInput;
   note: string;
+  /** The release to go back to: a deployment id or a version of the history; absent: the one before the desired release. */
+  to?: string;
+}
+
+/**
+ * The release of `history` (GetRelease's, newest first: the desired one,
+ * then the ones before it) that `to` names: the one its deployment made,
+ * else the newest of that version. Each entry also names the release before
+ * it, so the oldest kept entry's predecessor counts too.
+ */
+export function releaseNamed(history: readonly DesiredRelease[], to: string): ReleaseSummary | undefined {
+  const known: ReleaseSummary[] = history.flatMap((r) => (r.previous ? [r, r.previous] : [r]));
+  return known.find((r) => r.deploymentId === to) ?? known.find((r) => r.version === to);
 }
 
 /**
@@ -121,11 +137,26 @@ export async function rollbackRelease(deps: RollbackDeps, input: RollbackInput, 
     }
     throw new AlreadyExistsError(`request_id ${input.requestId} was already used for another request (deployment ${existing}); choose another request_id`);
   }
-  const [desired] = await deps.releases.history(input.app, input.environment);
+  const history = await deps.releases.history(input.app, input.environment);
+  const desired = history[0];
   if (!desired) throw new PreconditionError(`no deployment of app ${input.app} to environment ${input.environment} has succeeded: there is no release to roll back`);
-  const previous = restoredOf(desired.previous);
-  if (!previous) {
-    throw new PreconditionError(`${input.app} in ${input.environment} has had one desired release only (${desired.release}, deployment ${desired.deploymentId}): there is no earlier release to roll back to`);
+  let previous: RestoredRelease | undefined;
+  if (input.to === undefined) {
+    previous = restoredOf(desired.previous);
+    if (!previous) {
+      throw new PreconditionError(`${input.app} in ${input.environment} has had one desired release only (${desired.release}, deployment ${desired.deploymentId}): there is no earlier release to roll back to`);
+    }
+  } else {
+    const named = releaseNamed(history, input.to);
+    if (!named) {
+      throw new PreconditionError(
+        `to: "${input.to.slice(0, 128)}" is neither the deployment id nor the version of a release of ${input.app} in ${input.environment} that the history keeps (deployctl releases ${input.app} ${input.environment} lists them)`,
+      );
+    }
+    if (named.deploymentId === desired.deploymentId || named.release === desired.release) {
+      throw new PreconditionError(`to: ${input.to.slice(0, 128)} is the desired release of ${input.app} in ${input.environment} already (${desired.release}, deployment ${desired.deploymentId})`);
+    }
+    previous = restoredOf(named)!;
   }
   const create: CreateInput = {
     requestId: input.requestId,

@@ -1,7 +1,9 @@
-// deployctl rollback <app> <env>: RollbackRelease, then following the new
-// deployment as deploy does. The coordinator picks the release before the
-// desired one and the agents the desired one covered; the rollback becomes
-// the desired release when it succeeds (so a second rollback undoes it).
+// deployctl rollback <app> <env> [--to <deployment id|version>]:
+// RollbackRelease, then following the new deployment as deploy does. The
+// coordinator picks the release before the desired one (or the one --to
+// names from the history) and the agents the desired one covered; the
+// rollback becomes the desired release when it succeeds (so a second
+// rollback undoes it).
 import { randomUUID } from "node:crypto";
 import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
@@ -14,6 +16,7 @@ export interface RollbackOptions extends CommonOptions, StrategyOptions {
   requestId?: string;
   note?: string;
   detach?: boolean;
+  to?: string;
 }
 
 export async function rollbackCommand(app: string, env: string, o: RollbackOptions): Promise<ExitCode> {
@@ -24,7 +27,7 @@ export async function rollbackCommand(app: string, env: string, o: RollbackOptio
     // Printed before the call, as deploy does: the same command with this id is answered with the same deployment.
     const requestId = o.requestId ?? randomUUID();
     view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
-    const d = await client.rollbackRelease({ requestId, app, environment: env, strategy: strategyOf(o), requestedBy: o.note ?? defaultRequestedBy() });
+    const d = await client.rollbackRelease({ requestId, app, environment: env, strategy: strategyOf(o), requestedBy: o.note ?? defaultRequestedBy(), ...(o.to ? { to: o.to } : {}) });
     const r = d.restores;
     view.note(
       `deployment ${d.id ?? "?"}: rollback of ${d.app ?? app} in ${d.environment ?? env} to ${r?.version ?? d.changeset?.version ?? "?"}` +

@@ -8,6 +8,7 @@ export interface RollbackReleaseRequest {
   'environment'?: (string);
   'strategy'?: (_deploy_v1_Strategy | null);
   'requestedBy'?: (string);
+  'to'?: (string);
 }
 
 export interface RollbackReleaseRequest__Output {
@@ -16,4 +17,5 @@ export interface RollbackReleaseRequest__Output {
   'environment'?: (string);
   'strategy'?: (_deploy_v1_Strategy__Output);
   'requestedBy'?: (string);
+  'to'?: (string);
 }
