@@ -2,7 +2,7 @@
 // environment. Units are in the names.
 import { tmpdir } from "node:os";
 import { TOKEN_RULE, configFileFrom, errorMessage, isToken, loadConfig, readBindingsFile, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
-import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
 import { loadTokens } from "./grpc/auth.js";
 
 export interface CoordinatorConfig {
@@ -177,7 +177,7 @@ const schema = {
     maxExpansionRatio: {
       doc: "A bundle whose unpacked size exceeds this multiple of its compressed size is refused",
       format: "nat",
-      default: 50,
+      default: DEFAULT_MAX_EXPANSION_RATIO,
       env: "DEPLOY_ARTIFACT_MAX_EXPANSION_RATIO",
     },
     maxUnpackedBytes: {

@@ -194,9 +194,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
       }
     }
     const other = holder ? await loadDeployment(ctx, holder.deploymentId) : undefined;
-    if (holder && other && !isTerminalDeployment(other.record.state)) {
-      throw new PreconditionError(`deployment ${holder.deploymentId} is still ${other.record.state} for app ${input.app} in environment ${input.environment}`);
-    }
+    if (holder && other) refuseWhileActive(input, holder, other.record);
     if (holder && !other && serverNow() - e.created.getTime() < ABANDONED_LOCK_MS) {
       // Being created (its deployment appears within milliseconds), or held
       // for a moment by a retry of a finished request that gives it back:
@@ -228,6 +226,44 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     }
   }
   throw new ConflictError(`could not take the lock of ${input.app}/${input.environment}; retry`);
+}
+
+/** The refusal of a create while the deployment holding the pair's lock is not terminal. */
+function refuseWhileActive(input: CreateInput, holder: ActiveLock, other: DeploymentRecord): void {
+  if (!isTerminalDeployment(other.state)) {
+    throw new PreconditionError(`deployment ${holder.deploymentId} is still ${other.state} for app ${input.app} in environment ${input.environment}`);
+  }
+}
+
+/**
+ * CreateDeployment with validate_only: the checks a create makes before it
+ * writes (the artifact, the targets, the strategy, the sizes) and whether
+ * another deployment holds the pair, then the deployment it would create,
+ * folded here from the created event it would append. Nothing is written,
+ * and the request id is neither recorded nor looked up (a retry of an
+ * accepted request is answered by the create itself, not by this).
+ */
+export async function previewDeployment(
+  ctx: JsContext,
+  registry: Registry,
+  artifacts: ArtifactStore,
+  input: CreateInput,
+  requester: Identity,
+  fleet: FleetOptions = {},
+): Promise<DeploymentRecord> {
+  await registry.hearing();
+  const now = registry.clock.now();
+  const changeset = await resolveChangeset(artifacts, input);
+  const targets = resolveTargets(input, registry, now);
+  const spec = specOf(input, requester, requestHash(input), newDeploymentId(now), targets, changeset, fleet, await revertTarget(input, fleet));
+  checkCreationFits(ctx, spec);
+  const holder = parseLock(await ctx.deployments.get(activeKey(input.app, input.environment)));
+  const other = holder ? await loadDeployment(ctx, holder.deploymentId) : undefined;
+  if (holder && other) refuseWhileActive(input, holder, other.record);
+  const event = { ...makeEvent(spec.id, { type: "deployment.created", spec }), time: new Date(now).toISOString() };
+  const folded = foldEvent(undefined, { seq: 1, time: event.time, source: COORDINATOR_SOURCE, event });
+  if (!folded.record) throw new Error(`the deployment could not be folded from its created event (${folded.ignored ?? "?"})`);
+  return folded.record;
 }
 
 /**

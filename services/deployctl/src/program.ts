@@ -62,7 +62,8 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       // The old name of --note: it never was the identity the audit records.
       .addOption(new Option("--requested-by <text>", "old name of --note").hideHelp().conflicts("note"))
       .option("--executable", "no bundle: each agent runs the deploy executable configured for the app (DEPLOY_VERSION set to --version)")
-      .option("--detach", "return once the deployment is created, without following it"),
+      .option("--detach", "return once the deployment is created, without following it")
+      .option("--dry-run", "check everything and show the targets and strategy it would have; upload and create nothing (the bundle is checked here)"),
   ).action((bundle: string | undefined, o: DeployOptions) => run(deployCommand(bundle, o)));
 
   withCommonOptions(

@@ -4,7 +4,7 @@ import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableSt
 import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/artifactStore.js";
-import { createDeployment, deploymentOfRequest } from "../createDeployment.js";
+import { createDeployment, deploymentOfRequest, previewDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
@@ -82,6 +82,11 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     CreateDeployment: call("CreateDeployment", async (req, c) => {
       const input = validateCreate(req, deps.defaults);
       const requester = callIdentity(c);
+      if (req.validateOnly === true) {
+        // Checked, and nothing written: the deployment it would be, without an id.
+        const would = await previewDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
+        return { ...toDeploymentMessage(would), id: "", message: "validate_only: the request is valid; nothing was created" };
+      }
       const { record: rec, kvRevision } = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, requestedBy: requester.name }, "deployment accepted");
       // The answer is made first: the reconciler folds later events into

@@ -2,10 +2,13 @@
 // --executable there is no bundle: the changeset carries only the version,
 // and each agent runs the deploy executable configured for the app.
 import { randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { status } from "@grpc/grpc-js";
 import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES, inspectBundle } from "../../../shared/src/bundle/inspect.js";
+import { errorMessage } from "../../../shared/src/index.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
 import { bytes } from "../render/format.js";
@@ -29,6 +32,8 @@ export interface DeployOptions extends CommonOptions, StrategyOptions {
   detach?: boolean;
   /** No bundle: each agent runs the app's configured deploy executable. */
   executable?: boolean;
+  /** Check and show what the deployment would be (CreateDeployment validate_only); upload and create nothing. */
+  dryRun?: boolean;
 }
 
 /** The default note: who ran deployctl where. Part of the request body, so it must be stable across retries. */
@@ -40,6 +45,46 @@ export function defaultRequestedBy(): string {
     // No passwd entry (some containers): keep "unknown".
   }
   return `${user}@${hostname()} (deployctl)`;
+}
+
+/**
+ * --dry-run: the bundle checked here as the coordinator would check it at
+ * upload (not uploaded: an upload is a write, and prunes old artifacts),
+ * then CreateDeployment with validate_only and the changeset's version
+ * only, which checks the rest and answers with the deployment it would be.
+ */
+async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typeof chooseView>, bundle: Bundle | undefined, o: DeployOptions): Promise<ExitCode> {
+  if (bundle) {
+    const info = await inspectBundle(createReadStream(bundle.file), { maxExpansionRatio: DEFAULT_MAX_EXPANSION_RATIO, compressedSize: bundle.size, maxUnpackedBytes: DEFAULT_MAX_UNPACKED_BYTES, maxEntries: DEFAULT_MAX_ENTRIES }).catch(
+      (err: unknown) => {
+        throw new UsageError(errorMessage(err));
+      },
+    );
+    const hooks = Object.keys(info.manifest.hooks);
+    view.note(`bundle checked here (hooks: ${hooks.join(", ") || "none"}); not uploaded`);
+  }
+  const d = await client.createDeployment({
+    requestId: o.requestId ?? randomUUID(),
+    app: o.app,
+    environment: o.env,
+    changeset: { version: o.version },
+    strategy: strategyOf(o),
+    targets: o.targets ?? [],
+    ...(o.selector ? { selector: o.selector } : {}),
+    requestedBy: o.note ?? o.requestedBy ?? defaultRequestedBy(),
+    validateOnly: true,
+  });
+  const targets = d.targets ?? [];
+  const skipped = targets.filter((t) => t.state === "TARGET_STATE_SKIPPED");
+  const s = d.strategy;
+  view.note(
+    `dry run: would deploy ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${targets.length} target(s)` +
+      `${skipped.length > 0 ? ` (${skipped.length} offline, would be SKIPPED)` : ""}; max concurrency ${s?.maxConcurrency ?? "?"}, max failures ${s?.maxFailures ?? "?"}` +
+      `${s?.canary ? `, canary ${s.canary}` : ""}; nothing was uploaded or created`,
+    { deployment: d, dryRun: true },
+  );
+  for (const t of targets) view.note(`  ${t.agentId ?? "?"}${t.state === "TARGET_STATE_SKIPPED" ? `  SKIPPED: ${t.message ?? ""}` : ""}`);
+  return EXIT.OK;
 }
 
 /** A bundle, or --executable: exactly one (checked before anything is read or sent). */
@@ -78,6 +123,10 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
     if (problem && o.requestId === undefined) throw problem;
     if (problem) view.note(`${problem.message}; asking the coordinator whether request ${o.requestId} was accepted before (nothing uploaded)`);
 
+    if (o.dryRun) {
+      if (problem) throw problem;
+      return await dryRun(client, view, bundle, o);
+    }
     let artifact: ArtifactRef | undefined;
     if (bundle && !problem) {
       const uploaded = await client.uploadArtifact(o.app, bundle.digest, bundle.file, bundle.size);

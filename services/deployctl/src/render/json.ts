@@ -10,7 +10,9 @@
 //               as created with --detach; as last read when following stopped early
 //   events      the DeploymentEvents received while following, in order
 //   following   "ended" | "detached" | "stopped" (Ctrl-C or the coordinator lost:
-//               stderr says which, and the exit code is 130 or 3)
+//               stderr says which, and the exit code is 130 or 3) | "dry-run"
+//               (deploy --dry-run: the deployment it would be, without an id;
+//               nothing was uploaded or created)
 import type { ArtifactMsg, DeploymentEventMsg, DeploymentMsg } from "../client.js";
 import { toProto3Json, type JsonObject, type PrintedType } from "./protoJson.js";
 import type { DeployFacts, FollowView, Notes } from "./view.js";
@@ -25,7 +27,7 @@ export interface FollowDocument {
   artifact?: JsonObject;
   deployment: JsonObject;
   events: JsonObject[];
-  following: "ended" | "detached" | "stopped";
+  following: "ended" | "detached" | "stopped" | "dry-run";
 }
 
 export class JsonView implements FollowView, Notes {
@@ -46,6 +48,7 @@ export class JsonView implements FollowView, Notes {
     this.#requestId = facts.requestId ?? this.#requestId;
     this.#artifact = facts.artifact ?? this.#artifact;
     this.#deployment = facts.deployment ?? this.#deployment;
+    if (facts.dryRun) this.#following = "dry-run";
   }
   begin(d: DeploymentMsg, _afterSequence: number): void {
     this.#deployment = d;

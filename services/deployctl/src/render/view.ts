@@ -24,6 +24,8 @@ export interface DeployFacts {
   requestId?: string;
   artifact?: ArtifactMsg;
   deployment?: DeploymentMsg;
+  /** deploy --dry-run: `deployment` is what it would be; nothing was created. */
+  dryRun?: boolean;
 }
 
 /** Lines before following starts (packing, upload, creation): text for people (stderr with --json), facts for the document. */

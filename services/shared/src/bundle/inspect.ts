@@ -54,6 +54,8 @@ export interface LimitNames {
 }
 
 export const DEFAULT_MAX_ENTRIES = 100_000;
+/** The coordinator's default artifacts.maxExpansionRatio. */
+export const DEFAULT_MAX_EXPANSION_RATIO = 50;
 /** 2 GiB: far above any application release we ship, far below a full disk. */
 export const DEFAULT_MAX_UNPACKED_BYTES = 2 * 1024 ** 3;
 const DEFAULT_LIMIT_NAMES: LimitNames = { entries: "maxFiles", bytes: "maxUnpackedBytes" };

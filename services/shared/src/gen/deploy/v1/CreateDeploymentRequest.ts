@@ -12,6 +12,7 @@ export interface CreateDeploymentRequest {
   'targets'?: (string)[];
   'requestedBy'?: (string);
   'selector'?: (string);
+  'validateOnly'?: (boolean);
 }
 
 export interface CreateDeploymentRequest__Output {
@@ -23,4 +24,5 @@ export interface CreateDeploymentRequest__Output {
   'targets'?: (string)[];
   'requestedBy'?: (string);
   'selector'?: (string);
+  'validateOnly'?: (boolean);
 }
