@@ -139,10 +139,10 @@ function parseJsonEntry<T extends object>(e: KvEntry | null, keys: (keyof T)[]):
 
 export const parseLock = (e: KvEntry | null): ActiveLock | undefined => parseJsonEntry<ActiveLock>(e, ["deploymentId", "requestKey"]);
 
-/** Every (app, environment) lock held now: one batched direct get (kvLastValues), no consumer. */
-export async function activeLocks(ctx: Pick<JsContext, "jsm" | "deployments">): Promise<ActiveLock[]> {
+/** Every (app, environment) lock held now (`filter`: of one app, activeKey(app, "*")): one batched direct get (kvLastValues), no consumer. */
+export async function activeLocks(ctx: Pick<JsContext, "jsm" | "deployments">, filter = ACTIVE_FILTER): Promise<ActiveLock[]> {
   const locks: ActiveLock[] = [];
-  for (const { value } of await kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, ACTIVE_FILTER)) {
+  for (const { value } of await kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, filter)) {
     try {
       const v = JSON.parse(new TextDecoder().decode(value)) as Partial<ActiveLock> | null;
       if (typeof v?.deploymentId === "string" && typeof v.requestKey === "string") locks.push({ deploymentId: v.deploymentId, requestKey: v.requestKey });

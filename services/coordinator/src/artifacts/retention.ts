@@ -13,10 +13,9 @@
 // (neither among the newest nor in use) while another upload of the same
 // app prunes. Its lock may be taken after the prune looked at the active
 // deployments; the deployment then names an artifact that is gone, and its
-// agents report it FAILED ("artifact ... not found"). Upload it again and
+// agents report it FAILED ("not found in the object store"). Upload it again and
 // deploy again. (docs/limitations.md)
 import {
-  DEPLOYMENTS_BUCKET,
   RELEASES_BUCKET,
   activeKey,
   artifactObjectName,
@@ -25,6 +24,7 @@ import {
   releaseKey,
   type JsContext,
 } from "../../../shared/src/index.js";
+import { activeLocks } from "../createDeployment.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 
 /**
@@ -52,14 +52,7 @@ export async function artifactsInUse(ctx: Pick<JsContext, "jsm" | "js" | "deploy
     }
   }
   // Active deployments of the app: its locks name them.
-  for (const { value } of await kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, activeKey(app, "*"))) {
-    let lock: { deploymentId?: unknown } | null;
-    try {
-      lock = JSON.parse(new TextDecoder().decode(value)) as { deploymentId?: unknown } | null;
-    } catch {
-      continue; // not a lock of ours
-    }
-    if (typeof lock?.deploymentId !== "string") continue;
+  for (const lock of await activeLocks(ctx, activeKey(app, "*"))) {
     const d = await loadDeployment(ctx, lock.deploymentId);
     add(d?.record.spec.changeset.artifact);
   }

@@ -6,6 +6,7 @@ import { createReadStream } from "node:fs";
 import { hostname, userInfo } from "node:os";
 import { status } from "@grpc/grpc-js";
 import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
+import type { CreateDeploymentRequest } from "../../../shared/src/gen/deploy/v1/CreateDeploymentRequest.js";
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES, inspectBundle } from "../../../shared/src/bundle/inspect.js";
 import { errorMessage } from "../../../shared/src/index.js";
@@ -47,6 +48,20 @@ export function defaultRequestedBy(): string {
   return `${user}@${hostname()} (deployctl)`;
 }
 
+/** The CreateDeployment request of a deploy (or its dry run, without the artifact). */
+function createRequest(o: DeployOptions, requestId: string, artifact?: ArtifactRef): CreateDeploymentRequest {
+  return {
+    requestId,
+    app: o.app,
+    environment: o.env,
+    changeset: { version: o.version, ...(artifact ? { artifact } : {}) },
+    strategy: strategyOf(o),
+    targets: o.targets ?? [],
+    ...(o.selector ? { selector: o.selector } : {}),
+    requestedBy: o.note ?? o.requestedBy ?? defaultRequestedBy(),
+  };
+}
+
 /**
  * --dry-run: the bundle checked here as the coordinator would check it at
  * upload (not uploaded: an upload is a write, and prunes old artifacts),
@@ -63,17 +78,7 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
     const hooks = Object.keys(info.manifest.hooks);
     view.note(`bundle checked here (hooks: ${hooks.join(", ") || "none"}); not uploaded`);
   }
-  const d = await client.createDeployment({
-    requestId: o.requestId ?? randomUUID(),
-    app: o.app,
-    environment: o.env,
-    changeset: { version: o.version },
-    strategy: strategyOf(o),
-    targets: o.targets ?? [],
-    ...(o.selector ? { selector: o.selector } : {}),
-    requestedBy: o.note ?? o.requestedBy ?? defaultRequestedBy(),
-    validateOnly: true,
-  });
+  const d = await client.createDeployment({ ...createRequest(o, o.requestId ?? randomUUID()), validateOnly: true });
   const targets = d.targets ?? [];
   const skipped = targets.filter((t) => t.state === "TARGET_STATE_SKIPPED");
   const s = d.strategy;
@@ -141,16 +146,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
     const requestId = o.requestId ?? randomUUID();
     view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
     const d = await client
-      .createDeployment({
-        requestId,
-        app: o.app,
-        environment: o.env,
-        changeset: { version: o.version, ...(artifact ? { artifact } : {}) },
-        strategy: strategyOf(o),
-        targets: o.targets ?? [],
-        ...(o.selector ? { selector: o.selector } : {}),
-        requestedBy: o.note ?? o.requestedBy ?? defaultRequestedBy(),
-      })
+      .createDeployment(createRequest(o, requestId, artifact))
       .catch((err: unknown) => {
         // Not accepted before, and refused for the agents (or the bundle
         // deliberately not uploaded): the agents' problem is the clearer
