@@ -50,6 +50,7 @@ import {
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
   RELEASES_BUCKET,
+  CORDONS_BUCKET,
   COORDINATORS_BUCKET,
   agentConsumerName,
   artifactsBucket,
@@ -159,6 +160,7 @@ export function coordinatorPermissions(): Permissions {
         "deploy.evt.>",
         `$KV.${DEPLOYMENTS_BUCKET}.>`,
         `$KV.${RELEASES_BUCKET}.>`,
+        `$KV.${CORDONS_BUCKET}.>`,
         // Its heartbeat (rollout/membership.ts: who sweeps which deployment).
         `$KV.${COORDINATORS_BUCKET}.>`,
         // Every app's artifact bucket (deploy_artifacts_<app>; a subject

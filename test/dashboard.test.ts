@@ -140,6 +140,18 @@ describeIfChromium("dashboard in a browser", () => {
     await page.goto(`${base}#/agents`);
     await page.waitForSelector('tr[data-agent="a4"]');
     for (const a of agents) expect(await page.textContent(`tr[data-agent="${a}"]`)).toMatch(/live.*prod.*web/);
+    // A cordoned agent says so (the page polls), with who and why on hover; gone once uncordoned.
+    const cordon = (method: "CordonAgent" | "UncordonAgent"): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        const c = stack.client();
+        const fn = c.raw[method] as (req: object, cb: (e: Error | null, r: unknown) => void) => void;
+        fn.call(c.raw, { agentId: "a4", reason: "disk swap" }, (e, r) => (e ? reject(e) : resolve(r)));
+      });
+    await cordon("CordonAgent");
+    const badge = await page.waitForSelector('tr[data-agent="a4"] [data-cordoned]');
+    expect(await badge.getAttribute("title")).toMatch(/^cordoned by anonymous \(development mode\) at .+: disk swap: takes no new deployment$/);
+    await cordon("UncordonAgent");
+    await page.waitForSelector('tr[data-agent="a4"] [data-cordoned]', { state: "detached" });
   });
 
   it("the deployments and agents lists follow changes without a reload, in place, keeping their filters", async () => {

@@ -116,6 +116,20 @@ describe("production mode with the generated credentials", () => {
     }
   });
 
+  // The coordinator's generated NATS user writes deploy_cordons; the cordon records the token's name.
+  it("deployctl cordon and uncordon with the deployer token; the viewer's is refused", async () => {
+    const c = await runCli(["cordon", "a1", "--reason", "patching"], { env: cli });
+    expect(c.code, `${c.stdout}\n${c.stderr}`).toBe(0);
+    const agents = await runCli(["agents", "--json"], { env: cli });
+    const a1 = (JSON.parse(agents.stdout) as { agents: { id: string; cordon?: { reason: string; cordonedBy: string } }[] }).agents.find((a) => a.id === "a1");
+    expect(a1?.cordon?.reason).toBe("patching");
+    expect(a1?.cordon?.cordonedBy).not.toMatch(/anonymous/);
+    const viewer = { ...cli, DEPLOY_TOKEN: readFileSync(join(dir, "viewer.token"), "utf8").trim() };
+    expect((await runCli(["uncordon", "a1"], { env: viewer })).stderr).toMatch(/PERMISSION_DENIED/);
+    const u = await runCli(["uncordon", "a1"], { env: cli });
+    expect(u.code, `${u.stdout}\n${u.stderr}`).toBe(0);
+  });
+
   it("without the token: UNAUTHENTICATED; with the viewer's: reads only", async () => {
     const { DEPLOY_TOKEN: _t, ...noToken } = cli;
     const r = await runCli(["list"], { env: noToken });

@@ -31,6 +31,8 @@ const READS: [string, object][] = [
 const WRITES: [string, object][] = [
   ["CreateDeployment", { requestId: "r-1", app: "web", environment: "prod", changeset: { version: "v1" } }],
   ["CancelDeployment", { deploymentId: "d-none" }],
+  ["CordonAgent", { agentId: "a1", reason: "viewer tries" }],
+  ["UncordonAgent", { agentId: "a1" }],
 ];
 
 function healthStatus(address: string, creds: grpc.ChannelCredentials): Promise<string> {

@@ -6,6 +6,7 @@ import { Kvm } from "@nats-io/kv";
 import {
   COORDINATORS_BUCKET,
   RELEASES_BUCKET,
+  CORDONS_BUCKET,
   bindContext,
   connectNats,
   createLogger,
@@ -25,7 +26,8 @@ import { loadTokens, TokenAuthenticator } from "./grpc/auth.js";
 import { startGrpcServer } from "./grpc/server.js";
 import { startHttpServer } from "./http/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
-import { listenForHeartbeats, Registry } from "./registry.js";
+import { askToRegister, listenForHeartbeats, Registry } from "./registry.js";
+import { Cordons } from "./cordons.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
@@ -92,7 +94,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const bindings = config.agents.bindingsFile ? readBindingsFile(config.agents.bindingsFile) : undefined;
     if (bindings) log.info({ bindingsFile: config.agents.bindingsFile, agents: bindings.size }, "agents are held to their bindings");
     else log.warn("no agent bindings (development mode): an agent may register for any environment and apps");
+    // Before the registry: targets are resolved without cordoned agents from the first create.
+    const cordons = new Cordons(await new Kvm(ctx.js).open(CORDONS_BUCKET), log.child({ component: "cordons" }));
+    await cordons.start();
     const registry = new Registry(ctx.agents, config.rollout.agentLiveMs, log.child({ component: "registry" }), {
+      cordons,
       ...(bindings ? { bindings } : {}),
       onRefused: () => metrics.agentEntriesRefused.inc(),
       onHeardAfterSilence: () => metrics.agentsHeardAfterSilence.inc(),
@@ -146,6 +152,19 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       reconciler.adopt(created.record, created.kvRevision).catch((err: unknown) => log.warn({ deploymentId: created.record.spec.id, err }, "first reconcile failed"));
     };
     registry.onChange = (view) => converge.considerAgent(view);
+    // An uncordoned agent's entry may predate the desired release, which
+    // convergence does not act on (convergence.ts): it is asked to write it
+    // again, and every coordinator's watch brings it to convergence.
+    cordons.onChange = (agentId, cordon) => {
+      if (cordon) return;
+      try {
+        askToRegister(nc, [agentId]);
+      } catch (err) {
+        log.warn({ agentId, err: (err as Error).message }, "could not ask an uncordoned agent to write its entry again");
+      }
+      const view = registry.get(agentId);
+      if (view) converge.considerAgent(view);
+    };
     releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
     converge.considerAll();
     const shutdown = new AbortController();
@@ -155,6 +174,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       reconciler,
       artifacts,
       releases,
+      cordons,
       convergence: converge,
       observe: (method, code, seconds) => {
         metrics.grpcCalls.inc({ method, code: String(code) });
@@ -210,6 +230,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           heartbeats.stop();
           await registry.close();
           await releases.close();
+          await cordons.close();
           await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
           state = "stopped";

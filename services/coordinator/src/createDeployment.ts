@@ -250,7 +250,7 @@ export async function previewDeployment(
   input: CreateInput,
   requester: Identity,
   fleet: FleetOptions = {},
-): Promise<DeploymentRecord> {
+): Promise<{ record: DeploymentRecord; cordoned: string[] }> {
   await registry.hearing();
   const now = registry.clock.now();
   const changeset = await resolveChangeset(artifacts, input);
@@ -263,7 +263,7 @@ export async function previewDeployment(
   const event = { ...makeEvent(spec.id, { type: "deployment.created", spec }), time: new Date(now).toISOString() };
   const folded = foldEvent(undefined, { seq: 1, time: event.time, source: COORDINATOR_SOURCE, event });
   if (!folded.record) throw new Error(`the deployment could not be folded from its created event (${folded.ignored ?? "?"})`);
-  return folded.record;
+  return { record: folded.record, cordoned: targets.cordoned };
 }
 
 /**

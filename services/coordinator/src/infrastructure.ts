@@ -21,6 +21,7 @@ import {
   EVENTS_MAX_MSG_SIZE,
   RELEASES_BUCKET,
   COORDINATORS_BUCKET,
+  CORDONS_BUCKET,
 } from "../../shared/src/index.js";
 import { RELEASE_HISTORY } from "./releases/releaseBook.js";
 
@@ -122,6 +123,9 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // reads it, not the events that made it), its last 64 revisions (the KV
   // maximum) the release history GetRelease shows.
   await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas });
+  // Cordoned agents (CordonAgent): one small key per agent ever cordoned,
+  // kept for ever; its last 16 revisions say who cordoned and uncordoned it.
+  await kvm.create(CORDONS_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
   await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),

@@ -13,8 +13,8 @@
 // listed; the coordinator logs it once per claim and counts it
 // (deploy_agents_refused). NATS permissions already keep an agent to its own
 // key, so the id under which an entry is written is the agent's own.
-import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
-import type { NatsConnection, QueuedIterator } from "@nats-io/transport-node";
+import type { KV, KvEntry } from "@nats-io/kv";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   bindingProblem,
   errorMessage,
@@ -24,9 +24,11 @@ import {
   type AgentBindings,
   type AgentRecord,
   type AgentRelease,
+  type CordonRecord,
   type Logger,
   UnavailableError,
 } from "../../shared/src/index.js";
+import { followBucket, type BucketFollower } from "./followBucket.js";
 import { ServerClock } from "./serverClock.js";
 
 export interface AgentView {
@@ -44,6 +46,8 @@ export interface RegistryOptions {
   onHeardAfterSilence?: (agentId: string, silentMs: number) => void;
   /** The servers' clock (liveness compares it with the server's time of a heartbeat); a fresh one, reading the local clock until fed, when absent. */
   clock?: ServerClock;
+  /** Agents taken out of new deployments (cordons.ts); absent: none is. */
+  cordons?: { get(agentId: string): CordonRecord | undefined };
 }
 
 export class Registry {
@@ -57,8 +61,7 @@ export class Registry {
    * until when (Date.now()) it is kept.
    */
   readonly #noted = new Map<string, Map<string, { release: AgentRelease; until: number }>>();
-  #watch: QueuedIterator<KvEntry> | undefined;
-  #done: Promise<void> | undefined;
+  #follower: BucketFollower | undefined;
   /**
    * Agents this coordinator has heard since it started or last reconnected:
    * only for them is a silence before a heartbeat the agent's own (an entry
@@ -107,19 +110,7 @@ export class Registry {
       this.#tickAt = performance.now();
     }, TICK_MS);
     this.#ticker.unref();
-    // Watch first (updates only), then load what is there: an update racing
-    // the load is kept by comparing revisions.
-    this.#watch = await this.kv.watch({ include: KvWatchInclude.UpdatesOnly });
-    const w = this.#watch;
-    this.#done = (async () => {
-      for await (const e of w) this.#apply(e);
-    })();
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys()) keys.push(k);
-    for (let i = 0; i < keys.length; i += 64) {
-      const entries = await Promise.all(keys.slice(i, i + 64).map((k) => this.kv.get(k)));
-      for (const e of entries) if (e) this.#apply(e);
-    }
+    this.#follower = await followBucket(this.kv, (e) => this.#apply(e));
   }
 
   #apply(e: KvEntry): void {
@@ -365,6 +356,11 @@ export class Registry {
     return this.#agents.get(id);
   }
 
+  /** The agent's cordon while it is cordoned: it takes no new deployment (resolveRequest.ts, convergence). */
+  cordonOf(id: string): CordonRecord | undefined {
+    return this.opts.cordons?.get(id);
+  }
+
   isLive(view: AgentView, now = this.clock.now()): boolean {
     return now - this.#heardAt(view) <= this.agentLiveMs;
   }
@@ -383,8 +379,7 @@ export class Registry {
 
   async close(): Promise<void> {
     clearInterval(this.#ticker);
-    this.#watch?.stop();
-    await this.#done?.catch(() => undefined);
+    await this.#follower?.stop();
   }
 }
 
@@ -433,6 +428,11 @@ export const HEARTBEAT_ANSWER_WAIT_MS = 1500;
  * and with a long idle interval (a large fleet's, docs/production.md) its
  * idle agents would otherwise look offline for up to that interval.
  */
+/** Asks these agents to write their registry entry again (a stored heartbeat, which every coordinator's watch sees). */
+export function askToRegister(nc: NatsConnection, ids: readonly string[]): void {
+  for (let i = 0; i < ids.length; i += REGISTER_CHUNK) nc.publish(HEARTBEAT_REQUEST_SUBJECT, JSON.stringify({ register: ids.slice(i, i + REGISTER_CHUNK) }));
+}
+
 export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log: Logger): { stop(): void; answered: Promise<void> } {
   const prefix = HEARTBEAT_SUBJECTS.slice(0, -1);
   const unknown = new Set<string>();
@@ -451,12 +451,10 @@ export function listenForHeartbeats(nc: NatsConnection, registry: Registry, log:
     const ids = [...unknown];
     unknown.clear();
     log.info({ agents: ids.length }, "heard agents with no registry entry: asking them to write it again");
-    for (let i = 0; i < ids.length; i += REGISTER_CHUNK) {
-      try {
-        nc.publish(HEARTBEAT_REQUEST_SUBJECT, JSON.stringify({ register: ids.slice(i, i + REGISTER_CHUNK) }));
-      } catch (e) {
-        log.warn({ err: errorMessage(e) }, "could not ask agents to register again");
-      }
+    try {
+      askToRegister(nc, ids);
+    } catch (e) {
+      log.warn({ err: errorMessage(e) }, "could not ask agents to register again");
     }
   }, 1000);
   timer.unref();

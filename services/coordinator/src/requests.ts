@@ -298,6 +298,12 @@ export function validateAgentFilter(req: unknown): { app?: string; environment?:
   return out;
 }
 
+/** CordonAgent, UncordonAgent: the agent's id, required. */
+export function validateAgentId(v: unknown): string {
+  if (v === undefined || v === null || v === "") throw new ValidationError("agent_id", "is required");
+  return asAgentId(v, "agent_id");
+}
+
 /** GetRelease: both required. */
 export function validateReleaseRequest(req: unknown): { app: string; environment: string } {
   const r = asObject(req ?? {}, "request");

@@ -5,6 +5,7 @@
 // of targets that will be deployed to. Resolved once, at creation: the
 // deployment records the result and never resolves again.
 import {
+  cordonText,
   DEFAULT_MAX_PAUSE_MS,
   PreconditionError,
   ValidationError,
@@ -26,6 +27,29 @@ export interface ResolvedTargets {
    * all be live.
    */
   offline: Record<string, string>;
+  /**
+   * Cordoned agents the selection would have had and left out (CordonAgent):
+   * not targets at all, as an ineligible node is no candidate. Said in the
+   * log and in a validate_only answer.
+   */
+  cordoned: string[];
+}
+
+/** Up to `max` of the agents, each with its cordon: for a refusal. */
+function cordonedText(ids: readonly string[], registry: Registry, max = 5): string {
+  const shown = ids.slice(0, max).map((id) => `${id} (${cordonText(registry.cordonOf(id)!)})`);
+  return `${shown.join(", ")}${ids.length > max ? `, and ${ids.length - max} more` : ""}`;
+}
+
+/** `agents` without the cordoned ones, and those. */
+function withoutCordoned(agents: AgentView[], registry: Registry): { eligible: AgentView[]; cordoned: string[] } {
+  const eligible: AgentView[] = [];
+  const cordoned: string[] = [];
+  for (const a of agents) {
+    if (registry.cordonOf(a.record.id)) cordoned.push(a.record.id);
+    else eligible.push(a);
+  }
+  return { eligible, cordoned };
 }
 
 /**
@@ -37,6 +61,12 @@ export interface ResolvedTargets {
  * live ones are deployed to, the others are targets recorded as offline. At
  * least one must be live (FAILED_PRECONDITION): a deployment that can reach
  * nobody does nothing.
+ *
+ * Cordoned agents take no new deployment: named as targets they are refused
+ * (FAILED_PRECONDITION naming the cordon: uncordon them or leave them out),
+ * except in the lists the coordinator makes itself (a rollback's or an
+ * automatic revert's, offlineAllowed), which leave them out as a selection
+ * does.
  */
 export function resolveTargets(input: CreateInput, registry: Registry, now: number): ResolvedTargets {
   if (input.selector) return selectTargets(input, input.selector, registry, now);
@@ -50,18 +80,25 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
       if (!a) throw new ValidationError(`targets[${i}]`, `agent "${id}" is not registered`);
       if (!serves(id)) throw new ValidationError(`targets[${i}]`, `agent "${id}" does not serve app ${input.app} in environment ${input.environment}`);
     });
-    if (input.offlineAllowed) return withOffline(input.targets.map((id) => registry.get(id)!), registry, now);
+    const { eligible, cordoned } = withoutCordoned(input.targets.map((id) => registry.get(id)!), registry);
+    if (cordoned.length > 0 && (!input.offlineAllowed || eligible.length === 0)) {
+      throw new PreconditionError(`${cordoned.length} target(s) cordoned (they take no new deployment): ${cordonedText(cordoned, registry)}; uncordon them (deployctl uncordon <agent>) or leave them out`);
+    }
+    if (input.offlineAllowed) return { ...withOffline(eligible, registry, now), cordoned };
     const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
     // Named up to 20: the error of a 100,000-target request stays readable (and under gRPC's limits).
     if (dead.length > 0) throw new PreconditionError(`${dead.length} target(s) not live (no recent heartbeat): ${dead.slice(0, 20).join(", ")}${dead.length > 20 ? ", …" : ""}`);
-    return { targets: input.targets, offline: {} };
+    return { targets: input.targets, offline: {}, cordoned: [] };
   }
-  const registered = registry.list({ app: input.app, environment: input.environment });
-  if (!registered.some((a) => registry.isLive(a, now))) throw new PreconditionError(`no live agent serves app ${input.app} in environment ${input.environment}`);
-  return withOffline(registered, registry, now);
+  const { eligible, cordoned } = withoutCordoned(registry.list({ app: input.app, environment: input.environment }), registry);
+  if (!eligible.some((a) => registry.isLive(a, now))) {
+    const also = cordoned.length > 0 ? ` that is not cordoned (cordoned: ${cordonedText(cordoned, registry)})` : "";
+    throw new PreconditionError(`no live agent${also} serves app ${input.app} in environment ${input.environment}`);
+  }
+  return { ...withOffline(eligible, registry, now), cordoned };
 }
 
-function withOffline(agents: AgentView[], registry: Registry, now: number): ResolvedTargets {
+function withOffline(agents: AgentView[], registry: Registry, now: number): Omit<ResolvedTargets, "cordoned"> {
   const offline: Record<string, string> = {};
   for (const a of agents) if (!registry.isLive(a, now)) offline[a.record.id] = new Date(a.heartbeatAt).toISOString();
   return { targets: agents.map((a) => a.record.id), offline };
@@ -75,7 +112,13 @@ function withOffline(agents: AgentView[], registry: Registry, now: number): Reso
 function selectTargets(input: CreateInput, selector: NonNullable<CreateInput["selector"]>, registry: Registry, now: number): ResolvedTargets {
   const where = `app ${input.app} in environment ${input.environment}`;
   const registered = registry.list({ app: input.app, environment: input.environment });
-  const matching = registered.filter((a) => matchesSelector(selector.requirements, a.record.labels));
+  const { eligible: matching, cordoned } = withoutCordoned(
+    registered.filter((a) => matchesSelector(selector.requirements, a.record.labels)),
+    registry,
+  );
+  if (matching.length === 0 && cordoned.length > 0) {
+    throw new PreconditionError(`selector "${selector.text}" matches ${cordoned.length} agent(s) of ${where}, all cordoned: ${cordonedText(cordoned, registry)}`);
+  }
   if (matching.length === 0) {
     throw new PreconditionError(`selector "${selector.text}" matches no agent registered for ${where} (${registered.length} registered)`);
   }
@@ -85,7 +128,7 @@ function selectTargets(input: CreateInput, selector: NonNullable<CreateInput["se
       `selector "${selector.text}" matches ${ids.length} agent(s) of ${where}, none live (no recent heartbeat): ${ids.slice(0, 20).join(", ")}${ids.length > 20 ? ", …" : ""}`,
     );
   }
-  return withOffline(matching, registry, now);
+  return { ...withOffline(matching, registry, now), cordoned };
 }
 
 /**

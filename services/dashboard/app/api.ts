@@ -96,6 +96,8 @@ export interface Agent {
   currentReleases: Record<string, string>;
   /** Per app the agent serves: its current release, the desired one and whether it is on it. */
   releases?: AgentRelease[];
+  /** Set while the agent is cordoned: it takes no new deployment (deployctl cordon). */
+  cordon?: { reason: string; cordonedBy: string; cordonedAt: Timestamp | null };
 }
 
 /** The desired release of an app in an environment: the last deployment that succeeded there. */

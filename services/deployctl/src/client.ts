@@ -9,6 +9,7 @@ import { loadDeployProto, type DeployServiceClient, type DeploymentEventMsg, typ
 import type { Artifact__Output } from "../../shared/src/gen/deploy/v1/Artifact.js";
 import type { GetReleaseResponse__Output } from "../../shared/src/gen/deploy/v1/GetReleaseResponse.js";
 import type { ListAgentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListAgentsResponse.js";
+import type { Agent__Output } from "../../shared/src/gen/deploy/v1/Agent.js";
 import type { ListArtifactsResponse__Output } from "../../shared/src/gen/deploy/v1/ListArtifactsResponse.js";
 import type { ListDeploymentsRequest } from "../../shared/src/gen/deploy/v1/ListDeploymentsRequest.js";
 import type { RollbackReleaseRequest } from "../../shared/src/gen/deploy/v1/RollbackReleaseRequest.js";
@@ -18,6 +19,7 @@ import { UnreachableError, isRetryable } from "./errors.js";
 export type { DeploymentEventMsg, DeploymentMsg };
 export type ArtifactMsg = Artifact__Output;
 export type AgentsMsg = ListAgentsResponse__Output;
+export type AgentMsg = Agent__Output;
 export type ArtifactsMsg = ListArtifactsResponse__Output;
 export type DeploymentsMsg = ListDeploymentsResponse__Output;
 export type ReleaseMsg = GetReleaseResponse__Output;
@@ -87,6 +89,8 @@ type UnaryMethod =
   | "PromoteDeployment"
   | "RollbackRelease"
   | "ListAgents"
+  | "CordonAgent"
+  | "UncordonAgent"
   | "GetRelease"
   | "ListArtifacts";
 
@@ -167,6 +171,12 @@ export class Client {
   }
   listAgents(req: { app?: string; environment?: string }): Promise<AgentsMsg> {
     return this.#unary("ListAgents", req);
+  }
+  cordonAgent(agentId: string, reason: string): Promise<AgentMsg> {
+    return this.#unary("CordonAgent", { agentId, reason });
+  }
+  uncordonAgent(agentId: string): Promise<AgentMsg> {
+    return this.#unary("UncordonAgent", { agentId });
   }
   getRelease(app: string, environment: string): Promise<ReleaseMsg> {
     return this.#unary("GetRelease", { app, environment });

@@ -134,6 +134,27 @@ Examples:
   # the agents not on the desired release of web
   $ deployctl agents --app web --json | jq -r '.agents[] | select(.releases[] | .app == "web" and .status != "RELEASE_STATUS_CURRENT") | .id'
 `,
+  cordon: `
+A cordoned agent takes no new deployment: a deployment to every agent of its
+app and environment, or to a selector, leaves it out (a validate_only/--dry-run
+answer names it), one naming it in --targets is refused (exit 2), and
+convergence leaves it on its release. Deployments already created go on.
+Cordoning again replaces the reason. deployctl agents shows who cordoned it,
+when and why.
+
+Examples:
+  $ deployctl cordon web-3 --reason "disk replacement, ticket OPS-1234"
+  $ deployctl agents --env prod --json | jq -r '.agents[] | select(.cordon) | .id'
+  $ deployctl uncordon web-3
+`,
+  uncordon: `
+Uncordoning an agent that is not cordoned changes nothing. Once uncordoned,
+convergence brings it to the desired release of each app it serves (when
+convergence is on for its environment and the desired release covers it).
+
+Examples:
+  $ deployctl uncordon web-3
+`,
   releases: `
 The first row (*) is the desired release: agents that register or come back on
 another release are brought to it (convergence), unless it is off for the

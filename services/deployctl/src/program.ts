@@ -1,6 +1,7 @@
 // The command line: commander defines every command and option; usage
 // errors are reported on one line and end with exit code 2.
 import { Argument, Command, CommanderError, Option } from "commander";
+import { cordonCommand, uncordonCommand, type CordonOptions } from "./commands/cordon.js";
 import { agentsCommand, artifactsCommand, getCommand, listCommand, type GetOptions } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
@@ -139,6 +140,19 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--app <app>", "only agents running this app")
       .option("--env <environment>", "only this environment"),
   ).action((o: Parameters<typeof agentsCommand>[0]) => run(agentsCommand(o)));
+
+  withCommonOptions(
+    subcommand(program, "cordon")
+      .description("take an agent out of new deployments (a VM in maintenance): deployments to every agent or to a selector leave it out, naming it as a target is refused, convergence waits; running deployments go on")
+      .argument("<agent>", "agent id", tokenOption)
+      .option("--reason <text>", "why (recorded with who asked; shown by deployctl agents and in refusals)"),
+  ).action((agent: string, o: CordonOptions) => run(cordonCommand(agent, o)));
+
+  withCommonOptions(
+    subcommand(program, "uncordon")
+      .description("let a cordoned agent take new deployments again; convergence then brings it to the desired release")
+      .argument("<agent>", "agent id", tokenOption),
+  ).action((agent: string, o: CommonOptions) => run(uncordonCommand(agent, o)));
 
   withCommonOptions(
     subcommand(program, "releases")

@@ -3,6 +3,7 @@ export * from "./errors.js";
 export * from "./limits.js";
 export * from "./schemas.js";
 export * from "./release.js";
+export * from "./cordon.js";
 export * from "./identity.js";
 export * from "./selector.js";
 export * from "./amounts.js";

@@ -32,6 +32,13 @@ export const LEGACY_ARTIFACTS_BUCKET = "deploy_artifacts";
  * finished event.
  */
 export const RELEASES_BUCKET = "deploy_releases";
+/**
+ * Agents taken out of new deployments (CordonAgent): one key per agent id,
+ * written by coordinators only; its revisions say who cordoned and
+ * uncordoned it, when and why.
+ */
+export const CORDONS_BUCKET = "deploy_cordons";
+export const CORDON_SCHEMA = "deploy.cordon.v1";
 /** One key per running coordinator, rewritten as its heartbeat (rollout/membership.ts). */
 export const COORDINATORS_BUCKET = "deploy_coordinators";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */

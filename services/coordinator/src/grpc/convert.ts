@@ -10,6 +10,7 @@ import {
   type DeploymentRecord,
   type StoredEvent,
   type TargetState,
+  type CordonRecord,
 } from "../../../shared/src/index.js";
 import type { AgentInput, DeploymentEventInput, DeploymentInput } from "../../../shared/src/proto.js";
 import type { ArtifactInfo } from "../artifacts/artifactStore.js";
@@ -221,7 +222,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
 }
 
 /** `releases`: per app, the agent against the desired release (convertRelease.ts toAgentReleases). */
-export function toAgentMessage(a: AgentView, live: boolean, releases: AgentInput["releases"] = []): AgentInput {
+export function toAgentMessage(a: AgentView, live: boolean, releases: AgentInput["releases"] = [], cordon?: CordonRecord): AgentInput {
   return {
     id: a.record.id,
     environment: a.record.environment,
@@ -233,6 +234,7 @@ export function toAgentMessage(a: AgentView, live: boolean, releases: AgentInput
     labels: a.record.labels,
     currentReleases: a.record.currentReleases,
     releases,
+    ...(cordon ? { cordon: { reason: cordon.reason, cordonedBy: cordon.by.name, cordonedAt: timestamp(cordon.at) } } : {}),
   };
 }
 

@@ -8,9 +8,10 @@ import { createDeployment, deploymentOfRequest, previewDeployment } from "../cre
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
-import { listAgents } from "../queries/listAgents.js";
+import { cordonAgent, listAgents } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
+import type { Cordons } from "../cordons.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import type { Convergence } from "../releases/convergence.js";
@@ -18,6 +19,7 @@ import type { ReleaseBook } from "../releases/releaseBook.js";
 import {
   validateAfterSequence,
   validateAgentFilter,
+  validateAgentId,
   validateCreate,
   validateDeploymentId,
   validateList,
@@ -39,6 +41,8 @@ export interface ServiceDeps {
   artifacts: ArtifactStore;
   /** Desired releases (ListAgents, GetRelease). */
   releases: ReleaseBook;
+  /** Agents taken out of new deployments (CordonAgent). */
+  cordons: Cordons;
   /** Whether convergence is on per environment, and what every creation records for it. */
   convergence: Convergence;
   defaults: Defaults;
@@ -85,7 +89,9 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       if (req.validateOnly === true) {
         // Checked, and nothing written: the deployment it would be, without an id.
         const would = await previewDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
-        return { ...toDeploymentMessage(would), id: "", message: "validate_only: the request is valid; nothing was created" };
+        const n = would.cordoned.length;
+        const left = n > 0 ? `; ${n} cordoned agent(s) left out: ${would.cordoned.slice(0, 20).join(", ")}${n > 20 ? ", …" : ""}` : "";
+        return { ...toDeploymentMessage(would.record), id: "", message: `validate_only: the request is valid; nothing was created${left}` };
       }
       const { record: rec, kvRevision } = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, requestedBy: requester.name }, "deployment accepted");
@@ -172,6 +178,14 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     ListAgents: call("ListAgents", async (req) => ({ agents: await listAgents(deps.registry, deps.releases, validateAgentFilter(req)) })),
+
+    CordonAgent: call("CordonAgent", async (req, c) => {
+      const agentId = validateAgentId(req.agentId);
+      const reason = validateReason(req.reason);
+      return cordonAgent(deps, agentId, true, reason, callIdentity(c));
+    }),
+
+    UncordonAgent: call("UncordonAgent", async (req, c) => cordonAgent(deps, validateAgentId(req.agentId), false, "", callIdentity(c))),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

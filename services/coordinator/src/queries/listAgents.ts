@@ -1,21 +1,51 @@
 // ListAgents (gRPC) and GET /api/agents (the dashboard): every registered
 // agent of the filter, live or not, with its releases against the desired
-// ones. Liveness is this coordinator's view: cut off from NATS it hears no
-// heartbeat, and showed every agent offline once agentLiveMs had passed,
-// so it answers UNAVAILABLE naming that instead; in the 1.5 s after a
-// reconnect it waits for the agents' answers (Registry.hearing).
+// ones and its cordon. Liveness is this coordinator's view: cut off from
+// NATS it hears no heartbeat, and showed every agent offline once
+// agentLiveMs had passed, so it answers UNAVAILABLE naming that instead; in
+// the 1.5 s after a reconnect it waits for the agents' answers
+// (Registry.hearing). CordonAgent and UncordonAgent answer with the agent
+// as ListAgents shows it.
+import { NotFoundError, type Identity, type Logger } from "../../../shared/src/index.js";
 import type { AgentInput } from "../../../shared/src/proto.js";
+import type { Cordons } from "../cordons.js";
 import { toAgentMessage } from "../grpc/convert.js";
 import { toAgentReleases } from "../grpc/convertRelease.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
-import type { Registry } from "../registry.js";
+import type { AgentView, Registry } from "../registry.js";
+
+function agentMessage(registry: Registry, releases: ReleaseBook, a: AgentView, now: number): AgentInput {
+  const live = registry.isLive(a, now);
+  return toAgentMessage(a, live, toAgentReleases(a.record, live, (app, env) => releases.get(app, env)), registry.cordonOf(a.record.id));
+}
 
 export async function listAgents(registry: Registry, releases: ReleaseBook, filter: { app?: string; environment?: string }): Promise<AgentInput[]> {
   await registry.hearing(0);
   const now = registry.clock.now();
-  const desiredOf = (app: string, env: string) => releases.get(app, env);
-  return registry.list(filter).map((a) => {
-    const live = registry.isLive(a, now);
-    return toAgentMessage(a, live, toAgentReleases(a.record, live, desiredOf));
-  });
+  return registry.list(filter).map((a) => agentMessage(registry, releases, a, now));
+}
+
+/**
+ * Cordons or uncordons a registered agent (NOT_FOUND otherwise, except to
+ * uncordon one still cordoned whose entry is gone). Asking for what is
+ * already so writes nothing: a retry leaves no second record.
+ */
+export async function cordonAgent(
+  deps: { registry: Registry; releases: ReleaseBook; cordons: Cordons; log: Logger },
+  agentId: string,
+  cordon: boolean,
+  reason: string,
+  by: Identity,
+): Promise<AgentInput> {
+  const { registry, cordons } = deps;
+  const view = registry.get(agentId);
+  const current = cordons.get(agentId);
+  if (!view && !(current && !cordon)) throw new NotFoundError(`agent ${agentId} is not registered`);
+  const same = cordon ? current !== undefined && current.reason === reason && current.by.name === by.name && current.by.via === by.via : current === undefined;
+  if (!same) {
+    await cordons.set(agentId, cordon, reason, by);
+    deps.log.info({ agentId, by: by.name, reason: cordon ? reason : undefined }, cordon ? "agent cordoned: it takes no new deployment" : "agent uncordoned");
+  }
+  if (!view) return { id: agentId };
+  return agentMessage(registry, deps.releases, view, registry.clock.now());
 }

@@ -7,7 +7,7 @@
 // - Level-triggered: each coordinator looks at an agent whenever its
 //   registry entry changes (every heartbeat, a registration) and at every
 //   agent of a pair whose desired release changed or whose lock it freed.
-//   An agent needs converging when it is live, not on the desired release,
+//   An agent needs converging when it is live, not cordoned, not on the desired release,
 //   missed it (what it runs was installed before it, or nothing is), and
 //   the desired release's deployment covers it (releases/agentReleases.ts).
 // - Once per (agent, desired release): the request id is
@@ -108,7 +108,8 @@ export class Convergence {
   considerAgent(view: AgentView): void {
     if (this.#stopped) return;
     const { record } = view;
-    if (!this.isOn(record.environment) || !this.deps.registry.isLive(view)) return;
+    // A cordoned agent takes no new deployment; UncordonAgent asks it to write its entry again, which brings it back here.
+    if (!this.isOn(record.environment) || !this.deps.registry.isLive(view) || this.deps.registry.cordonOf(record.id)) return;
     for (const app of record.apps) {
       const d = this.deps.releases.get(app, record.environment);
       if (!d || !needsConvergence(record, app, d)) continue;
@@ -182,7 +183,7 @@ export class Convergence {
     const { registry, releases, ctx } = this.deps;
     // Looked at again now: the queue may be a while old.
     const view = registry.get(agentId);
-    if (!view || !registry.isLive(view) || view.record.environment !== q.environment || !view.record.apps.includes(q.app) || !this.isOn(q.environment)) return "not-needed";
+    if (!view || !registry.isLive(view) || registry.cordonOf(agentId) || view.record.environment !== q.environment || !view.record.apps.includes(q.app) || !this.isOn(q.environment)) return "not-needed";
     const d = releases.get(q.app, q.environment);
     if (!d || !needsConvergence(view.record, q.app, d)) return "not-needed";
     const requestId = convergenceRequestId(q.app, q.environment, agentId, d.deploymentId);

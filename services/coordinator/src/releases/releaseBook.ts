@@ -4,8 +4,8 @@
 // compare agents with it without a round trip. Writes go through
 // recordDesiredRelease; GetRelease reads the bucket itself (the key's
 // revisions are the history).
-import { KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
-import type { QueuedIterator } from "@nats-io/transport-node";
+import type { KV, KvEntry } from "@nats-io/kv";
+import { followBucket, type BucketFollower } from "../followBucket.js";
 import { parseDesiredRelease, releaseKey, type DeploymentRecord, type DesiredRelease, type Logger } from "../../../shared/src/index.js";
 import { recordDesiredRelease, releaseOfEntry, type RecordOutcome } from "./recordDesiredRelease.js";
 
@@ -14,8 +14,7 @@ export const RELEASE_HISTORY = 64;
 
 export class ReleaseBook {
   readonly #releases = new Map<string, { release: DesiredRelease; revision: number }>();
-  #watch: QueuedIterator<KvEntry> | undefined;
-  #done: Promise<void> | undefined;
+  #follower: BucketFollower | undefined;
   /** Called when a desired release changes (after start). */
   onChange: (release: DesiredRelease) => void = () => undefined;
 
@@ -25,19 +24,7 @@ export class ReleaseBook {
   ) {}
 
   async start(): Promise<void> {
-    // Watch first (updates only), then load what is there: an update racing
-    // the load is kept by comparing revisions.
-    this.#watch = await this.kv.watch({ include: KvWatchInclude.UpdatesOnly });
-    const w = this.#watch;
-    this.#done = (async () => {
-      for await (const e of w) this.#apply(e, true);
-    })();
-    const keys: string[] = [];
-    for await (const k of await this.kv.keys()) keys.push(k);
-    for (let i = 0; i < keys.length; i += 64) {
-      const entries = await Promise.all(keys.slice(i, i + 64).map((k) => this.kv.get(k)));
-      for (const e of entries) if (e) this.#apply(e, false);
-    }
+    this.#follower = await followBucket(this.kv, (e, live) => this.#apply(e, live));
   }
 
   #apply(e: KvEntry, notify: boolean): void {
@@ -90,7 +77,6 @@ export class ReleaseBook {
   }
 
   async close(): Promise<void> {
-    this.#watch?.stop();
-    await this.#done?.catch(() => undefined);
+    await this.#follower?.stop();
   }
 }

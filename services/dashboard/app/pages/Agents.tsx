@@ -60,7 +60,14 @@ export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
             {agents.map((a) => (
               <tr key={a.id} data-agent={a.id}>
                 <td class="mono">{a.id}</td>
-                <td><span class={`badge ${a.live ? "ok" : "down"}`}>{a.live ? "live" : "not live"}</span></td>
+                <td>
+                  <span class={`badge ${a.live ? "ok" : "down"}`}>{a.live ? "live" : "not live"}</span>
+                  {a.cordon && (
+                    <span class="badge cordoned" data-cordoned="true" title={`cordoned by ${a.cordon.cordonedBy} at ${when(a.cordon.cordonedAt)}${a.cordon.reason ? `: ${a.cordon.reason}` : ""}: takes no new deployment`}>
+                      cordoned
+                    </span>
+                  )}
+                </td>
                 <td>{a.environment}</td>
                 <td>{a.apps.join(", ")}</td>
                 <td class="mono">{releasesOf(a).map((r) => <div key={r.app}>{r.app}: {r.current || "—"}</div>)}</td>

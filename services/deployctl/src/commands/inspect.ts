@@ -108,7 +108,7 @@ export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
         rows.push([
           a.id ?? "-",
           a.environment ?? "-",
-          a.live ? "yes" : "no",
+          (a.live ? "yes" : "no") + (a.cordon ? " (cordoned)" : ""),
           ago(a.lastHeartbeat, now),
           a.host || "-",
           a.version || "-",
@@ -127,10 +127,17 @@ export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
         col === 2 ? colorState(lives[row] ? "SUCCEEDED" : "FAILED", padded) : col === 10 ? colorReleaseStatus(statuses[row], padded) : padded,
       ),
     );
+    // Why each cordoned agent takes no new deployment, and since when.
+    for (const a of agents) if (a.cordon) print(`${a.id} is ${cordonLine(a.cordon)}; deployctl uncordon ${a.id} to deploy to it again`);
     return EXIT.OK;
   } finally {
     client.close();
   }
+}
+
+/** `cordoned by alice at <time>: disk swap` */
+export function cordonLine(c: { reason?: string; cordonedBy?: string; cordonedAt?: { seconds?: string | number; nanos?: number } | null }): string {
+  return `cordoned by ${c.cordonedBy || "-"} at ${isoTime(c.cordonedAt)}${c.reason ? `: ${c.reason}` : ""}`;
 }
 
 /** "tier=web,zone=eu-1": sorted by key, so the column reads the same on every call; "-" when none. */

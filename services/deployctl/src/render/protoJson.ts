@@ -27,6 +27,7 @@ export type PrintedType =
   | "deploy.v1.Artifact"
   | "deploy.v1.ListDeploymentsResponse"
   | "deploy.v1.ListAgentsResponse"
+  | "deploy.v1.Agent"
   | "deploy.v1.GetReleaseResponse"
   | "deploy.v1.ListArtifactsResponse";
 

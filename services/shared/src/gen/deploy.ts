@@ -2,12 +2,14 @@ import type * as grpc from '@grpc/grpc-js';
 import type { EnumTypeDefinition, MessageTypeDefinition } from '@grpc/proto-loader';
 
 import type { Agent as _deploy_v1_Agent, Agent__Output as _deploy_v1_Agent__Output } from './deploy/v1/Agent.js';
+import type { AgentCordon as _deploy_v1_AgentCordon, AgentCordon__Output as _deploy_v1_AgentCordon__Output } from './deploy/v1/AgentCordon.js';
 import type { AgentRelease as _deploy_v1_AgentRelease, AgentRelease__Output as _deploy_v1_AgentRelease__Output } from './deploy/v1/AgentRelease.js';
 import type { Artifact as _deploy_v1_Artifact, Artifact__Output as _deploy_v1_Artifact__Output } from './deploy/v1/Artifact.js';
 import type { ArtifactHeader as _deploy_v1_ArtifactHeader, ArtifactHeader__Output as _deploy_v1_ArtifactHeader__Output } from './deploy/v1/ArtifactHeader.js';
 import type { ArtifactRef as _deploy_v1_ArtifactRef, ArtifactRef__Output as _deploy_v1_ArtifactRef__Output } from './deploy/v1/ArtifactRef.js';
 import type { CancelDeploymentRequest as _deploy_v1_CancelDeploymentRequest, CancelDeploymentRequest__Output as _deploy_v1_CancelDeploymentRequest__Output } from './deploy/v1/CancelDeploymentRequest.js';
 import type { Changeset as _deploy_v1_Changeset, Changeset__Output as _deploy_v1_Changeset__Output } from './deploy/v1/Changeset.js';
+import type { CordonAgentRequest as _deploy_v1_CordonAgentRequest, CordonAgentRequest__Output as _deploy_v1_CordonAgentRequest__Output } from './deploy/v1/CordonAgentRequest.js';
 import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, CreateDeploymentRequest__Output as _deploy_v1_CreateDeploymentRequest__Output } from './deploy/v1/CreateDeploymentRequest.js';
 import type { DeployServiceClient as _deploy_v1_DeployServiceClient, DeployServiceDefinition as _deploy_v1_DeployServiceDefinition } from './deploy/v1/DeployService.js';
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from './deploy/v1/Deployment.js';
@@ -30,6 +32,7 @@ import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, Rollb
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from './deploy/v1/Strategy.js';
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from './deploy/v1/TargetCount.js';
+import type { UncordonAgentRequest as _deploy_v1_UncordonAgentRequest, UncordonAgentRequest__Output as _deploy_v1_UncordonAgentRequest__Output } from './deploy/v1/UncordonAgentRequest.js';
 import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from './deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from './deploy/v1/WatchDeploymentRequest.js';
 import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from './google/protobuf/Duration.js';
@@ -43,12 +46,14 @@ export interface ProtoGrpcType {
   deploy: {
     v1: {
       Agent: MessageTypeDefinition<_deploy_v1_Agent, _deploy_v1_Agent__Output>
+      AgentCordon: MessageTypeDefinition<_deploy_v1_AgentCordon, _deploy_v1_AgentCordon__Output>
       AgentRelease: MessageTypeDefinition<_deploy_v1_AgentRelease, _deploy_v1_AgentRelease__Output>
       Artifact: MessageTypeDefinition<_deploy_v1_Artifact, _deploy_v1_Artifact__Output>
       ArtifactHeader: MessageTypeDefinition<_deploy_v1_ArtifactHeader, _deploy_v1_ArtifactHeader__Output>
       ArtifactRef: MessageTypeDefinition<_deploy_v1_ArtifactRef, _deploy_v1_ArtifactRef__Output>
       CancelDeploymentRequest: MessageTypeDefinition<_deploy_v1_CancelDeploymentRequest, _deploy_v1_CancelDeploymentRequest__Output>
       Changeset: MessageTypeDefinition<_deploy_v1_Changeset, _deploy_v1_Changeset__Output>
+      CordonAgentRequest: MessageTypeDefinition<_deploy_v1_CordonAgentRequest, _deploy_v1_CordonAgentRequest__Output>
       CreateDeploymentRequest: MessageTypeDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_CreateDeploymentRequest__Output>
       DeployService: SubtypeConstructor<typeof grpc.Client, _deploy_v1_DeployServiceClient> & { service: _deploy_v1_DeployServiceDefinition }
       Deployment: MessageTypeDefinition<_deploy_v1_Deployment, _deploy_v1_Deployment__Output>
@@ -74,6 +79,7 @@ export interface ProtoGrpcType {
       Target: MessageTypeDefinition<_deploy_v1_Target, _deploy_v1_Target__Output>
       TargetCount: MessageTypeDefinition<_deploy_v1_TargetCount, _deploy_v1_TargetCount__Output>
       TargetState: EnumTypeDefinition
+      UncordonAgentRequest: MessageTypeDefinition<_deploy_v1_UncordonAgentRequest, _deploy_v1_UncordonAgentRequest__Output>
       UploadArtifactRequest: MessageTypeDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_UploadArtifactRequest__Output>
       WatchDeploymentRequest: MessageTypeDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_WatchDeploymentRequest__Output>
     }

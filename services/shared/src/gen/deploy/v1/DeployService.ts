@@ -2,8 +2,10 @@
 
 import type * as grpc from '@grpc/grpc-js'
 import type { MethodDefinition } from '@grpc/proto-loader'
+import type { Agent as _deploy_v1_Agent, Agent__Output as _deploy_v1_Agent__Output } from '../../deploy/v1/Agent.js';
 import type { Artifact as _deploy_v1_Artifact, Artifact__Output as _deploy_v1_Artifact__Output } from '../../deploy/v1/Artifact.js';
 import type { CancelDeploymentRequest as _deploy_v1_CancelDeploymentRequest, CancelDeploymentRequest__Output as _deploy_v1_CancelDeploymentRequest__Output } from '../../deploy/v1/CancelDeploymentRequest.js';
+import type { CordonAgentRequest as _deploy_v1_CordonAgentRequest, CordonAgentRequest__Output as _deploy_v1_CordonAgentRequest__Output } from '../../deploy/v1/CordonAgentRequest.js';
 import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, CreateDeploymentRequest__Output as _deploy_v1_CreateDeploymentRequest__Output } from '../../deploy/v1/CreateDeploymentRequest.js';
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from '../../deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from '../../deploy/v1/DeploymentEvent.js';
@@ -21,6 +23,7 @@ import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, Pause
 import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from '../../deploy/v1/PromoteDeploymentRequest.js';
 import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from '../../deploy/v1/ResumeDeploymentRequest.js';
 import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from '../../deploy/v1/RollbackReleaseRequest.js';
+import type { UncordonAgentRequest as _deploy_v1_UncordonAgentRequest, UncordonAgentRequest__Output as _deploy_v1_UncordonAgentRequest__Output } from '../../deploy/v1/UncordonAgentRequest.js';
 import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from '../../deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from '../../deploy/v1/WatchDeploymentRequest.js';
 
@@ -33,6 +36,15 @@ export interface DeployServiceClient extends grpc.Client {
   cancelDeployment(argument: _deploy_v1_CancelDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   cancelDeployment(argument: _deploy_v1_CancelDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   cancelDeployment(argument: _deploy_v1_CancelDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  CordonAgent(argument: _deploy_v1_CordonAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  CordonAgent(argument: _deploy_v1_CordonAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  CordonAgent(argument: _deploy_v1_CordonAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  CordonAgent(argument: _deploy_v1_CordonAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  cordonAgent(argument: _deploy_v1_CordonAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  cordonAgent(argument: _deploy_v1_CordonAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  cordonAgent(argument: _deploy_v1_CordonAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  cordonAgent(argument: _deploy_v1_CordonAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   
   CreateDeployment(argument: _deploy_v1_CreateDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   CreateDeployment(argument: _deploy_v1_CreateDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
@@ -133,6 +145,15 @@ export interface DeployServiceClient extends grpc.Client {
   rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   
+  UncordonAgent(argument: _deploy_v1_UncordonAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  UncordonAgent(argument: _deploy_v1_UncordonAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  UncordonAgent(argument: _deploy_v1_UncordonAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  UncordonAgent(argument: _deploy_v1_UncordonAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  uncordonAgent(argument: _deploy_v1_UncordonAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  uncordonAgent(argument: _deploy_v1_UncordonAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  uncordonAgent(argument: _deploy_v1_UncordonAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  uncordonAgent(argument: _deploy_v1_UncordonAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  
   UploadArtifact(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   UploadArtifact(metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   UploadArtifact(options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
@@ -151,6 +172,8 @@ export interface DeployServiceClient extends grpc.Client {
 
 export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation {
   CancelDeployment: grpc.handleUnaryCall<_deploy_v1_CancelDeploymentRequest__Output, _deploy_v1_Deployment>;
+  
+  CordonAgent: grpc.handleUnaryCall<_deploy_v1_CordonAgentRequest__Output, _deploy_v1_Agent>;
   
   CreateDeployment: grpc.handleUnaryCall<_deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment>;
   
@@ -174,6 +197,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   RollbackRelease: grpc.handleUnaryCall<_deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment>;
   
+  UncordonAgent: grpc.handleUnaryCall<_deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent>;
+  
   UploadArtifact: grpc.handleClientStreamingCall<_deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact>;
   
   WatchDeployment: grpc.handleServerStreamingCall<_deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent>;
@@ -182,6 +207,7 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
 
 export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   CancelDeployment: MethodDefinition<_deploy_v1_CancelDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CancelDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  CordonAgent: MethodDefinition<_deploy_v1_CordonAgentRequest, _deploy_v1_Agent, _deploy_v1_CordonAgentRequest__Output, _deploy_v1_Agent__Output>
   CreateDeployment: MethodDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   GetArtifact: MethodDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_Artifact, _deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact__Output>
   GetDeployment: MethodDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment__Output>
@@ -193,6 +219,7 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   PromoteDeployment: MethodDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   ResumeDeployment: MethodDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   RollbackRelease: MethodDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_Deployment, _deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment__Output>
+  UncordonAgent: MethodDefinition<_deploy_v1_UncordonAgentRequest, _deploy_v1_Agent, _deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent__Output>
   UploadArtifact: MethodDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_Artifact, _deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact__Output>
   WatchDeployment: MethodDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_DeploymentEvent, _deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent__Output>
 }
