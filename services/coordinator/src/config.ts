@@ -16,7 +16,15 @@ export interface CoordinatorConfig {
   };
   signing: { seedFile: string; seed: string };
   agents: { bindingsFile: string };
-  streams: { replicas: number; commandsMaxAgeMs: number; eventsMaxAgeMs: number; eventsMaxBytes: number; eventsMaxMsgsPerSubject: number };
+  streams: {
+    replicas: number;
+    commandsMaxAgeMs: number;
+    eventsMaxAgeMs: number;
+    eventsMaxBytes: number;
+    eventsMaxMsgsPerSubject: number;
+    deploymentsMaxAgeMs: number;
+    deploymentsExpiryIntervalMs: number;
+  };
   rollout: {
     defaultDeliveryTimeoutMs: number;
     defaultApplyTimeoutMs: number;
@@ -119,6 +127,18 @@ const schema = {
       format: "nat",
       default: 90 * 24 * 3600 * 1000,
       env: "DEPLOY_EVENTS_MAX_AGE_MS",
+    },
+    deploymentsMaxAgeMs: {
+      doc: "How long a finished deployment's records are kept in deploy_deployments (projection, shards, list index entry, request mapping) after it finished; then they are purged, unless a release of its app and environment names it or it converges agents to the desired release (0: kept for ever). Never less than streams.eventsMaxAgeMs, and never while events are kept for ever. Its request_id is remembered as long",
+      format: "nat",
+      default: 365 * 24 * 3600 * 1000,
+      env: "DEPLOY_DEPLOYMENTS_MAX_AGE_MS",
+    },
+    deploymentsExpiryIntervalMs: {
+      doc: "How often each coordinator purges the expired deployments it sweeps (streams.deploymentsMaxAgeMs)",
+      format: "nat",
+      default: 3600 * 1000,
+      env: "DEPLOY_DEPLOYMENTS_EXPIRY_INTERVAL_MS",
     },
     eventsMaxBytes: {
       doc: "Bytes DEPLOY_EVENTS may hold per replica (-1: no limit). Past it the server refuses new events (discard new) rather than drop acknowledged ones: size it for eventsMaxAgeMs of your traffic",
@@ -238,6 +258,7 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
   }
   if (cfg.rollout.agentLiveMs < 1000) throw new Error("invalid configuration: rollout.agentLiveMs: must be at least 1000");
   if (cfg.rollout.sweepIntervalMs < 50) throw new Error("invalid configuration: rollout.sweepIntervalMs: must be at least 50");
+  if (cfg.streams.deploymentsExpiryIntervalMs < 100) throw new Error("invalid configuration: streams.deploymentsExpiryIntervalMs: must be at least 100");
   cfg.rollout.convergenceOff = cfg.rollout.convergenceOff.map((e) => String(e).trim()).filter((e) => e !== "");
   for (const e of cfg.rollout.convergenceOff) {
     if (!isToken(e)) throw new Error(`invalid configuration: rollout.convergenceOff: "${e.slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);

@@ -28,6 +28,7 @@ import { startHttpServer } from "./http/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
 import { askToRegister, listenForHeartbeats, Registry } from "./registry.js";
 import { Cordons } from "./cordons.js";
+import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
@@ -167,6 +168,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     };
     releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
     converge.considerAll();
+    const expiry = startExpiry(
+      ctx,
+      releases,
+      { maxAgeMs: expiryAgeMs(config.streams), intervalMs: config.streams.deploymentsExpiryIntervalMs, owner: () => membership.owner() },
+      log.child({ component: "expiry" }),
+    );
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc, {
       ctx,
@@ -224,6 +231,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           shutdown.abort();
           await shutdownServer(grpc.server, graceMs);
           await httpServer?.close();
+          expiry.stop();
           converge.close();
           await reconciler.close();
           await membership.close();
