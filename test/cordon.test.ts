@@ -96,6 +96,10 @@ describe("cordoned agents take no new deployment", () => {
     expect(dry.message).toContain("1 cordoned agent(s) left out: a2");
     const bySelector = await client.create({ requestId: rid("dry-sel"), app: "web", environment: "prod", changeset: { version: "v1" }, selector: "!role", validateOnly: true });
     expect(targetIds(bySelector)).toEqual(["a1", "a3"]);
+    const cli1 = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v1", "--dry-run"]);
+    expect(cli1.code, cli1.stderr).toBe(0);
+    expect(cli1.stdout).toMatch(/^1 cordoned agent\(s\) left out: a2$/m);
+    expect(cli1.stdout).not.toMatch(/^  a2\b/m);
 
     const d = await deploy("v1");
     expect(d.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");

@@ -41,6 +41,8 @@ describe("validate_only and deploy --dry-run", () => {
     expect(would.state).toBe("DEPLOYMENT_STATE_PENDING");
     expect(would.message).toBe("validate_only: the request is valid; nothing was created");
     expect((would.targets ?? []).map((t) => t.agentId).sort()).toEqual(["a1", "a2"]);
+    // What each target runs now: nothing yet.
+    for (const t of would.targets ?? []) expect(t.message).toBe("no release of web installed");
     expect(would.strategy?.maxConcurrency).toBe(2);
     expect((await client.list({ app: "web", environment: "prod" })).deployments ?? []).toEqual([]);
     // Not recorded: the same request id, for real, is a new deployment.
@@ -62,7 +64,10 @@ describe("validate_only and deploy --dry-run", () => {
     const exe = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v2", "--max-concurrency", "50%", "--dry-run"]);
     expect(exe.code, shown(exe)).toBe(0);
     expect(exe.stdout).toMatch(/^dry run: would deploy web v2 to prod, 3 target\(s\); max concurrency 2, max failures 0; nothing was uploaded or created$/m);
-    for (const id of ["a1", "a2", "a3"]) expect(exe.stdout).toMatch(new RegExp(`^  ${id}$`, "m"));
+    // Each target with what it runs now: a1 and a2 got v1 (zone=a) above, a3 nothing.
+    const v1 = (await client.list({ app: "web", environment: "prod" })).deployments[0]!;
+    for (const id of ["a1", "a2"]) expect(exe.stdout).toMatch(new RegExp(`^  ${id}  now on v1-${v1.id!.slice(-8)}$`, "m"));
+    expect(exe.stdout).toMatch(/^  a3  no release of web installed$/m);
 
     const bundle = await cli(["deploy", HELLO, "--app", "web", "--env", "prod", "--version", "v3", "--dry-run", "--json"]);
     expect(bundle.code, shown(bundle)).toBe(0);

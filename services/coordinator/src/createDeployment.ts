@@ -263,6 +263,13 @@ export async function previewDeployment(
   const event = { ...makeEvent(spec.id, { type: "deployment.created", spec }), time: new Date(now).toISOString() };
   const folded = foldEvent(undefined, { seq: 1, time: event.time, source: COORDINATOR_SOURCE, event });
   if (!folded.record) throw new Error(`the deployment could not be folded from its created event (${folded.ignored ?? "?"})`);
+  // What each target would go from (as nomad job plan shows a diff): its
+  // release of the app now, from the registry.
+  for (const [id, t] of Object.entries(folded.record.targets)) {
+    if (t.state !== "PENDING") continue;
+    const current = registry.get(id)?.record.currentReleases[input.app];
+    t.message = current ? `now on ${current}` : `no release of ${input.app} installed`;
+  }
   return { record: folded.record, cordoned: targets.cordoned };
 }
 

@@ -29,8 +29,8 @@ export interface ResolvedTargets {
   offline: Record<string, string>;
   /**
    * Cordoned agents the selection would have had and left out (CordonAgent):
-   * not targets at all, as an ineligible node is no candidate. Said in the
-   * log and in a validate_only answer.
+   * not targets at all, as an ineligible node is no candidate. Named in a
+   * validate_only answer; the deployment itself does not record them.
    */
   cordoned: string[];
 }

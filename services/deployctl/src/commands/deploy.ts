@@ -88,7 +88,11 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
       `${s?.canary ? `, canary ${s.canary}` : ""}; nothing was uploaded or created`,
     { deployment: d, dryRun: true },
   );
-  for (const t of targets) view.note(`  ${t.agentId ?? "?"}${t.state === "TARGET_STATE_SKIPPED" ? `  SKIPPED: ${t.message ?? ""}` : ""}`);
+  // Each target with what it runs now (or why it would be skipped).
+  for (const t of targets) view.note(`  ${t.agentId ?? "?"}  ${t.state === "TARGET_STATE_SKIPPED" ? "SKIPPED: " : ""}${t.message ?? ""}`.trimEnd());
+  // Agents the coordinator left out (cordoned), after its standard sentence.
+  const left = /; (\d+ cordoned agent\(s\) left out: .*)$/.exec(d.message ?? "");
+  if (left) view.note(left[1]!);
   return EXIT.OK;
 }
 
