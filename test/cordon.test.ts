@@ -15,6 +15,7 @@ import type { Agent__Output } from "../services/shared/src/gen/deploy/v1/Agent.j
 import type { ListAgentsResponse__Output } from "../services/shared/src/gen/deploy/v1/ListAgentsResponse.js";
 import { DeployClient, type DeploymentMsg } from "./helpers/client.js";
 import { runCli, type CliResult } from "./helpers/deployctl.js";
+import { freePort } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -52,8 +53,16 @@ describe("cordoned agents take no new deployment", () => {
     return client.waitTerminal(d.id!);
   };
 
+  let metricsPort = 0;
+  const gauge = async (name: string): Promise<number | undefined> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+
   beforeAll(async () => {
-    stack = await Stack.start();
+    metricsPort = await freePort();
+    stack = await Stack.start({ coordinatorEnv: { DEPLOY_METRICS_LISTEN: `127.0.0.1:${metricsPort}` } });
     addr = stack.address;
     client = stack.client();
   });
@@ -68,6 +77,7 @@ describe("cordoned agents take no new deployment", () => {
     expect(Number(a.cordon?.cordonedAt?.seconds)).toBeGreaterThan(0);
     expect((await agent("a2"))?.cordon?.reason).toBe("disk swap, OPS-1");
     expect((await agent("a1"))?.cordon).toBeFalsy();
+    expect(await gauge("deploy_agents_cordoned")).toBe(1);
     // The same request again (a retry): the record it shows is the first one.
     const again = await cordon("a2", "disk swap, OPS-1");
     expect(again.cordon).toEqual(a.cordon);
@@ -187,7 +197,8 @@ describe("cordoned agents take no new deployment", () => {
     expect(JSON.parse(kv.stdout)).toMatchObject({ schema: "deploy.cordon.v1", agentId: "a3", cordoned: true, reason: "kernel upgrade", by: { name: "anonymous (development mode)", via: "none" } });
 
     await stack.coordinators[0]!.kill("SIGKILL");
-    const second = await stack.startCoordinator();
+    // Without metrics: its log would name that port first.
+    const second = await stack.startCoordinator({ DEPLOY_METRICS_LISTEN: "" });
     addr = stack.coordinatorAddress(second);
     client = stack.client(addr);
     expect((await agent("a3"))?.cordon?.reason).toBe("kernel upgrade");

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toolPath } from "../scripts/lib/tools.js";
 import { deploymentIdTime, expiryAgeMs } from "../services/coordinator/src/expireDeployments.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
+import { freePort } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -52,9 +53,17 @@ describe("finished deployments expire", () => {
     return client.waitTerminal(d.id!);
   };
 
+  let metricsPort = 0;
+
   beforeAll(async () => {
+    metricsPort = await freePort();
     stack = await Stack.start({
-      coordinatorEnv: { DEPLOY_EVENTS_MAX_AGE_MS: "2000", DEPLOY_DEPLOYMENTS_MAX_AGE_MS: "2000", DEPLOY_DEPLOYMENTS_EXPIRY_INTERVAL_MS: "300" },
+      coordinatorEnv: {
+        DEPLOY_EVENTS_MAX_AGE_MS: "2000",
+        DEPLOY_DEPLOYMENTS_MAX_AGE_MS: "2000",
+        DEPLOY_DEPLOYMENTS_EXPIRY_INTERVAL_MS: "300",
+        DEPLOY_METRICS_LISTEN: `127.0.0.1:${metricsPort}`,
+      },
     });
     client = stack.client();
   });
@@ -75,6 +84,8 @@ describe("finished deployments expire", () => {
 
     await until("v2 purged from deploy_deployments", async () => !(await kvKeys()).some((k) => k.includes(v2.id!)), 30_000);
     expect(await code(client.get(v2.id!))).toBe(grpc.status.NOT_FOUND);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(Number(/^deploy_deployments_expired_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     expect((await client.list({ pageSize: 200 })).deployments.map((d) => d.id)).not.toContain(v2.id);
     // v3 is the desired release, v1 the one before it: kept, readable after their events expired.
     const keys = await kvKeys();

@@ -105,6 +105,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       onHeardAfterSilence: () => metrics.agentsHeardAfterSilence.inc(),
     });
     metrics.refusedAgents = () => registry.refusedCount;
+    metrics.cordonedAgents = () => cordons.count;
     await registry.start();
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
@@ -171,7 +172,12 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const expiry = startExpiry(
       ctx,
       releases,
-      { maxAgeMs: expiryAgeMs(config.streams), intervalMs: config.streams.deploymentsExpiryIntervalMs, owner: () => membership.owner() },
+      {
+        maxAgeMs: expiryAgeMs(config.streams),
+        intervalMs: config.streams.deploymentsExpiryIntervalMs,
+        owner: () => membership.owner(),
+        onExpired: () => metrics.deploymentsExpired.inc(),
+      },
       log.child({ component: "expiry" }),
     );
     const shutdown = new AbortController();

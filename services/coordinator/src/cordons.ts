@@ -44,6 +44,13 @@ export class Cordons {
     if (notify && record.cordoned !== (prev?.record.cordoned ?? false)) this.onChange(e.key, record.cordoned ? record : undefined);
   }
 
+  /** How many agents are cordoned now. */
+  get count(): number {
+    let n = 0;
+    for (const { record } of this.#records.values()) if (record.cordoned) n++;
+    return n;
+  }
+
   /** The agent's cordon, when it is cordoned. */
   get(agentId: string): CordonRecord | undefined {
     const r = this.#records.get(agentId)?.record;

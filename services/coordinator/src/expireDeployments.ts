@@ -32,6 +32,8 @@ export interface ExpiryOptions {
   intervalMs: number;
   /** Which deployments this coordinator sweeps (rollout/membership.ts); absent: all. */
   owner?: () => (deploymentId: string) => boolean;
+  /** Called with each deployment purged (metrics). */
+  onExpired?: () => void;
 }
 
 /**
@@ -88,6 +90,7 @@ export async function expireDeployments(ctx: JsContext, releases: ReleaseBook, o
     const mapping = rec && (await deploymentOfRequest(ctx, rec.spec.requestId)) === id ? [requestKeyOf(rec.spec.requestId)] : [];
     for (const k of [`shard.${id}.*`, ...mapping, id, key]) await purge(ctx, k);
     expired.push(id);
+    opts.onExpired?.();
   }
   if (expired.length > 0) log.info({ expired: expired.length, first: expired[0], maxAgeMs: opts.maxAgeMs }, "expired finished deployments purged from deploy_deployments");
   return expired;

@@ -55,8 +55,15 @@ export class CoordinatorMetrics {
     help: "Idle heartbeats heard from an agent silent longer than agentLiveMs (shown offline meanwhile): an idle heartbeat interval too long for agentLiveMs, or links to NATS that were down",
     registers: [this.registry],
   });
+  readonly deploymentsExpired = new Counter({
+    name: "deploy_deployments_expired_total",
+    help: "Finished deployments whose records this coordinator purged from deploy_deployments (streams.deploymentsMaxAgeMs)",
+    registers: [this.registry],
+  });
   /** Read at each scrape: how many agents' entries are refused now (set by the coordinator to its registry's count). */
   refusedAgents: () => number = () => 0;
+  /** Read at each scrape: how many agents are cordoned now (set by the coordinator). */
+  cordonedAgents: () => number = () => 0;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -67,6 +74,15 @@ export class CoordinatorMetrics {
       registers: [this.registry],
       collect() {
         this.set(refused());
+      },
+    });
+    const cordoned = (): number => this.cordonedAgents();
+    new Gauge({
+      name: "deploy_agents_cordoned",
+      help: "Agents cordoned now (CordonAgent): they take no new deployment and are not converged",
+      registers: [this.registry],
+      collect() {
+        this.set(cordoned());
       },
     });
   }
