@@ -67,7 +67,7 @@ describe("validate_only and deploy --dry-run", () => {
     // Each target with what it runs now: a1 and a2 got v1 (zone=a) above, a3 nothing.
     const v1 = (await client.list({ app: "web", environment: "prod" })).deployments[0]!;
     for (const id of ["a1", "a2"]) expect(exe.stdout).toMatch(new RegExp(`^  ${id}  now on v1-${v1.id!.slice(-8)}$`, "m"));
-    expect(exe.stdout).toMatch(/^  a3  no release of web installed$/m);
+    expect(exe.stdout).toMatch(/^ {2}a3 {2}no release of web installed$/m);
 
     const bundle = await cli(["deploy", HELLO, "--app", "web", "--env", "prod", "--version", "v3", "--dry-run", "--json"]);
     expect(bundle.code, shown(bundle)).toBe(0);

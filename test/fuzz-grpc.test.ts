@@ -14,7 +14,7 @@ import { Stack } from "./helpers/stack.js";
 import { rawClient, uniq, waitFor, type GrpcClient } from "./helpers/security.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
-const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "KV_deploy_cordons"];
+const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "KV_deploy_cordons", "KV_deploy_agents"];
 const SERVICE = "deploy.v1.DeployService";
 /** Statuses a refused request may get; UNKNOWN and crashes are not among them. */
 const CLEAR = new Set([
@@ -75,6 +75,7 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   // Never the one registered agent (a1): cordoning it would be a state change, and right.
   CordonAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1"), reason: nasty }, { requiredKeys: [] }),
   UncordonAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1") }, { requiredKeys: [] }),
+  DeregisterAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1") }, { requiredKeys: [] }),
   GetRelease: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
   GetArtifact: fc.record({ name: nasty, digest: nasty }, { requiredKeys: [] }),
   ListArtifacts: fc.record({ name: nasty }, { requiredKeys: [] }),

@@ -33,6 +33,7 @@ const WRITES: [string, object][] = [
   ["CancelDeployment", { deploymentId: "d-none" }],
   ["CordonAgent", { agentId: "a1", reason: "viewer tries" }],
   ["UncordonAgent", { agentId: "a1" }],
+  ["DeregisterAgent", { agentId: "a1" }],
 ];
 
 function healthStatus(address: string, creds: grpc.ChannelCredentials): Promise<string> {

@@ -11,6 +11,11 @@ export class DeployClient {
     this.raw = new proto.deploy.v1.DeployService(address, grpc.credentials.createInsecure()) as unknown as DeployClient["raw"];
   }
 
+  /** Any unary method by name (one this class has no wrapper for: CordonAgent, ListAgents, …). */
+  call<Res>(method: string, req: object, deadlineMs = 10_000): Promise<Res> {
+    return this.#unary(method, req, deadlineMs);
+  }
+
   #unary<Res>(method: string, req: object, deadlineMs = 10_000): Promise<Res> {
     return new Promise((resolve, reject) => {
       const fn = this.raw[method] as (req: object, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: Res) => void) => void;

@@ -91,6 +91,7 @@ type UnaryMethod =
   | "ListAgents"
   | "CordonAgent"
   | "UncordonAgent"
+  | "DeregisterAgent"
   | "GetRelease"
   | "ListArtifacts";
 
@@ -177,6 +178,9 @@ export class Client {
   }
   uncordonAgent(agentId: string): Promise<AgentMsg> {
     return this.#unary("UncordonAgent", { agentId });
+  }
+  deregisterAgent(agentId: string): Promise<AgentMsg> {
+    return this.#unary("DeregisterAgent", { agentId });
   }
   getRelease(app: string, environment: string): Promise<ReleaseMsg> {
     return this.#unary("GetRelease", { app, environment });

@@ -155,6 +155,17 @@ convergence is on for its environment and the desired release covers it).
 Examples:
   $ deployctl uncordon web-3
 `,
+  deregister: `
+Only an agent that is not live can be deregistered (FAILED_PRECONDITION,
+exit 2, while it is: stop it first, or cordon it to keep it out of
+deployments while it runs). Its registry entry and command consumer are
+deleted and a cordon is lifted; deployments already created keep it as a
+target (a dead one times out). An agent that starts again registers again.
+
+Examples:
+  $ deployctl agents --env prod --json | jq -r '.agents[] | select(.live | not) | .id'
+  $ deployctl deregister web-7
+`,
   releases: `
 The first row (*) is the desired release: agents that register or come back on
 another release are brought to it (convergence), unless it is off for the

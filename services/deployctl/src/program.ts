@@ -1,7 +1,7 @@
 // The command line: commander defines every command and option; usage
 // errors are reported on one line and end with exit code 2.
 import { Argument, Command, CommanderError, Option } from "commander";
-import { cordonCommand, uncordonCommand, type CordonOptions } from "./commands/cordon.js";
+import { cordonCommand, deregisterCommand, uncordonCommand, type CordonOptions } from "./commands/cordon.js";
 import { agentsCommand, artifactsCommand, getCommand, listCommand, type GetOptions } from "./commands/inspect.js";
 import { cancelCommand } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
@@ -153,6 +153,12 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .description("let a cordoned agent take new deployments again; convergence then brings it to the desired release")
       .argument("<agent>", "agent id", tokenOption),
   ).action((agent: string, o: CommonOptions) => run(uncordonCommand(agent, o)));
+
+  withCommonOptions(
+    subcommand(program, "deregister")
+      .description("forget an agent that is not live (a decommissioned VM): no longer listed, deployed to (not even as SKIPPED) or converged; it registers again if it starts again")
+      .argument("<agent>", "agent id", tokenOption),
+  ).action((agent: string, o: CommonOptions) => run(deregisterCommand(agent, o)));
 
   withCommonOptions(
     subcommand(program, "releases")

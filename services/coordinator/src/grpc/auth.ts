@@ -6,8 +6,8 @@
 // entry, or how much of one, matched.
 //
 // Roles: `viewer` reads (Get/List/Watch, agents, artifacts); `deployer` also
-// creates, cancels, pauses, resumes, promotes, rolls back, cordons and
-// uncordons agents, and uploads. Health checking and reflection are served
+// creates, cancels, pauses, resumes, promotes, rolls back, cordons,
+// uncordons and deregisters agents, and uploads. Health checking and reflection are served
 // outside DeployService and stay open (reflection only describes the public
 // proto).
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -29,6 +29,7 @@ export const METHOD_ROLES: Record<string, Role> = {
   RollbackRelease: "deployer",
   CordonAgent: "deployer",
   UncordonAgent: "deployer",
+  DeregisterAgent: "deployer",
   UploadArtifact: "deployer",
   GetDeployment: "viewer",
   ListDeployments: "viewer",

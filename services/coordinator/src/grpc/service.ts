@@ -8,7 +8,7 @@ import { createDeployment, deploymentOfRequest, previewDeployment } from "../cre
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
-import { cordonAgent, listAgents } from "../queries/listAgents.js";
+import { cordonAgent, deregisterAgent, listAgents } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Cordons } from "../cordons.js";
@@ -186,6 +186,8 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     UncordonAgent: call("UncordonAgent", async (req, c) => cordonAgent(deps, validateAgentId(req.agentId), false, "", callIdentity(c))),
+
+    DeregisterAgent: call("DeregisterAgent", async (req, c) => deregisterAgent({ ...deps, ctx }, validateAgentId(req.agentId), callIdentity(c))),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

@@ -6,7 +6,17 @@
 // the 1.5 s after a reconnect it waits for the agents' answers
 // (Registry.hearing). CordonAgent and UncordonAgent answer with the agent
 // as ListAgents shows it.
-import { NotFoundError, type Identity, type Logger } from "../../../shared/src/index.js";
+import {
+  AGENTS_BUCKET,
+  COMMANDS_STREAM,
+  NotFoundError,
+  PreconditionError,
+  agentConsumerName,
+  errorMessage,
+  type Identity,
+  type JsContext,
+  type Logger,
+} from "../../../shared/src/index.js";
 import type { AgentInput } from "../../../shared/src/proto.js";
 import type { Cordons } from "../cordons.js";
 import { toAgentMessage } from "../grpc/convert.js";
@@ -48,4 +58,36 @@ export async function cordonAgent(
   }
   if (!view) return { id: agentId };
   return agentMessage(registry, deps.releases, view, registry.clock.now());
+}
+
+/**
+ * Forgets an agent that is not live: its registry entry (a KV purge, which
+ * every coordinator's watch sees), its command consumer, and its cordon.
+ * Answers with the agent as it was. An agent that starts again writes its
+ * entry again: it is back, as new.
+ */
+export async function deregisterAgent(
+  deps: { ctx: JsContext; registry: Registry; releases: ReleaseBook; cordons: Cordons; log: Logger },
+  agentId: string,
+  by: Identity,
+): Promise<AgentInput> {
+  const { registry } = deps;
+  await registry.hearing(0);
+  const view = registry.get(agentId);
+  if (!view) throw new NotFoundError(`agent ${agentId} is not registered`);
+  const now = registry.clock.now();
+  if (registry.isLive(view, now)) {
+    throw new PreconditionError(
+      `agent ${agentId} is live (last heartbeat ${new Date(view.heartbeatAt).toISOString()}): stop it first (it registers again while it runs); to keep it out of deployments while it runs, cordon it`,
+    );
+  }
+  const was = agentMessage(registry, deps.releases, view, now);
+  await deps.ctx.agents.purge(agentId);
+  await deps.ctx.jsm.consumers.delete(COMMANDS_STREAM, agentConsumerName(agentId)).catch((err: unknown) => {
+    // Gone already (a nats-server restart forgets a consumer kept in memory): nothing to delete.
+    if (!/not found/i.test(errorMessage(err))) throw err;
+  });
+  if (deps.cordons.get(agentId)) await deps.cordons.set(agentId, false, "", by);
+  deps.log.info({ agentId, by: by.name, bucket: AGENTS_BUCKET, lastHeartbeat: new Date(view.heartbeatAt).toISOString() }, "agent deregistered: no longer listed or deployed to");
+  return was;
 }

@@ -2,7 +2,8 @@
 // (a VM in maintenance) and let it take them again. Both are idempotent on
 // the coordinator (asking for what is already so writes nothing), so safe to
 // repeat; an agent that is not registered is NOT_FOUND: exit 2, one line
-// (errors.ts).
+// (errors.ts). deployctl deregister <agent>: forget an agent that is not
+// live (a decommissioned VM).
 import type { AgentMsg, Client } from "../client.js";
 import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
@@ -41,5 +42,13 @@ export function uncordonCommand(agentId: string, o: CommonOptions): Promise<Exit
     o,
     (c) => c.uncordonAgent(agentId),
     () => `${agentId} takes new deployments again; convergence brings it to the desired release of each app it serves`,
+  );
+}
+
+export function deregisterCommand(agentId: string, o: CommonOptions): Promise<ExitCode> {
+  return change(
+    o,
+    (c) => c.deregisterAgent(agentId),
+    () => `deregistered ${agentId}: it is no longer listed, deployed to or converged (its command consumer is deleted); if its agent starts again, it registers again`,
   );
 }

@@ -14,6 +14,7 @@ import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, Cre
 import type { DeployServiceClient as _deploy_v1_DeployServiceClient, DeployServiceDefinition as _deploy_v1_DeployServiceDefinition } from './deploy/v1/DeployService.js';
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from './deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from './deploy/v1/DeploymentEvent.js';
+import type { DeregisterAgentRequest as _deploy_v1_DeregisterAgentRequest, DeregisterAgentRequest__Output as _deploy_v1_DeregisterAgentRequest__Output } from './deploy/v1/DeregisterAgentRequest.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from './deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from './deploy/v1/GetDeploymentRequest.js';
 import type { GetReleaseRequest as _deploy_v1_GetReleaseRequest, GetReleaseRequest__Output as _deploy_v1_GetReleaseRequest__Output } from './deploy/v1/GetReleaseRequest.js';
@@ -59,6 +60,7 @@ export interface ProtoGrpcType {
       Deployment: MessageTypeDefinition<_deploy_v1_Deployment, _deploy_v1_Deployment__Output>
       DeploymentEvent: MessageTypeDefinition<_deploy_v1_DeploymentEvent, _deploy_v1_DeploymentEvent__Output>
       DeploymentState: EnumTypeDefinition
+      DeregisterAgentRequest: MessageTypeDefinition<_deploy_v1_DeregisterAgentRequest, _deploy_v1_DeregisterAgentRequest__Output>
       GetArtifactRequest: MessageTypeDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_GetArtifactRequest__Output>
       GetDeploymentRequest: MessageTypeDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_GetDeploymentRequest__Output>
       GetReleaseRequest: MessageTypeDefinition<_deploy_v1_GetReleaseRequest, _deploy_v1_GetReleaseRequest__Output>

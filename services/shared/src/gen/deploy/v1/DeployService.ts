@@ -9,6 +9,7 @@ import type { CordonAgentRequest as _deploy_v1_CordonAgentRequest, CordonAgentRe
 import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, CreateDeploymentRequest__Output as _deploy_v1_CreateDeploymentRequest__Output } from '../../deploy/v1/CreateDeploymentRequest.js';
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from '../../deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from '../../deploy/v1/DeploymentEvent.js';
+import type { DeregisterAgentRequest as _deploy_v1_DeregisterAgentRequest, DeregisterAgentRequest__Output as _deploy_v1_DeregisterAgentRequest__Output } from '../../deploy/v1/DeregisterAgentRequest.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from '../../deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from '../../deploy/v1/GetDeploymentRequest.js';
 import type { GetReleaseRequest as _deploy_v1_GetReleaseRequest, GetReleaseRequest__Output as _deploy_v1_GetReleaseRequest__Output } from '../../deploy/v1/GetReleaseRequest.js';
@@ -54,6 +55,15 @@ export interface DeployServiceClient extends grpc.Client {
   createDeployment(argument: _deploy_v1_CreateDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   createDeployment(argument: _deploy_v1_CreateDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   createDeployment(argument: _deploy_v1_CreateDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  DeregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  DeregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  DeregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  DeregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   
   GetArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
   GetArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
@@ -177,6 +187,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   CreateDeployment: grpc.handleUnaryCall<_deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment>;
   
+  DeregisterAgent: grpc.handleUnaryCall<_deploy_v1_DeregisterAgentRequest__Output, _deploy_v1_Agent>;
+  
   GetArtifact: grpc.handleUnaryCall<_deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact>;
   
   GetDeployment: grpc.handleUnaryCall<_deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment>;
@@ -209,6 +221,7 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   CancelDeployment: MethodDefinition<_deploy_v1_CancelDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CancelDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   CordonAgent: MethodDefinition<_deploy_v1_CordonAgentRequest, _deploy_v1_Agent, _deploy_v1_CordonAgentRequest__Output, _deploy_v1_Agent__Output>
   CreateDeployment: MethodDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  DeregisterAgent: MethodDefinition<_deploy_v1_DeregisterAgentRequest, _deploy_v1_Agent, _deploy_v1_DeregisterAgentRequest__Output, _deploy_v1_Agent__Output>
   GetArtifact: MethodDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_Artifact, _deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact__Output>
   GetDeployment: MethodDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   GetRelease: MethodDefinition<_deploy_v1_GetReleaseRequest, _deploy_v1_GetReleaseResponse, _deploy_v1_GetReleaseRequest__Output, _deploy_v1_GetReleaseResponse__Output>
