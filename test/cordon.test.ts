@@ -209,6 +209,26 @@ describe("cordoned agents take no new deployment", () => {
     expect(nf.code).toBe(2);
     expect(nf.stderr.trim().split("\n")).toHaveLength(1);
     expect(nf.stderr).toContain("agent nope is not registered");
+    // Every agent a selector matches (none of these have labels: !role matches all), and the usage errors.
+    const sel = await cli(["cordon", "--selector", "!role", "--env", "prod", "--reason", "zone maintenance"]);
+    expect(sel.code, sel.stderr).toBe(0);
+    for (const id of ["a1", "a2", "a3"]) expect(sel.stdout).toMatch(new RegExp(`^cordoned ${id} \\(cordoned by .*: zone maintenance\\)$`, "m"));
+    const unsel = await cli(["uncordon", "--selector", "!role", "--env", "prod", "--json"]);
+    expect(unsel.code, unsel.stderr).toBe(0);
+    expect((JSON.parse(unsel.stdout) as { agents: { id: string; cordon?: unknown }[] }).agents.map((a) => [a.id, a.cordon])).toEqual([
+      ["a1", undefined],
+      ["a2", undefined],
+      ["a3", undefined],
+    ]);
+    const both = await cli(["cordon", "a1", "--selector", "!role"]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("name one agent, or give --selector (not both)");
+    const none = await cli(["cordon", "--selector", "role=db", "--env", "prod"]);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(`selector "role=db" matches none of the 3 registered agent(s) of environment prod`);
+    expect((await agent("a2"))?.cordon).toBeFalsy();
+    // The uncordon by selector lifted a1's cordon too: cordon it again for the last step.
+    await cordon("a1", "maintenance window");
     const u = await cli(["uncordon", "a1", "--json"]);
     expect(u.code, u.stderr).toBe(0);
     const after = JSON.parse(u.stdout) as { id: string; cordon?: unknown };

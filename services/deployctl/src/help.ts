@@ -144,6 +144,9 @@ when and why.
 
 Examples:
   $ deployctl cordon web-3 --reason "disk replacement, ticket OPS-1234"
+  # every agent of a zone in maintenance (one line each; exit 1 if one failed)
+  $ deployctl cordon --selector zone=eu-1a --env prod --reason "zone maintenance"
+  $ deployctl uncordon --selector zone=eu-1a --env prod
   $ deployctl agents --env prod --json | jq -r '.agents[] | select(.cordon) | .id'
   $ deployctl uncordon web-3
 `,

@@ -144,15 +144,21 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   withCommonOptions(
     subcommand(program, "cordon")
       .description("take an agent out of new deployments (a VM in maintenance): deployments to every agent or to a selector leave it out, naming it as a target is refused, convergence waits; running deployments go on")
-      .argument("<agent>", "agent id", tokenOption)
-      .option("--reason <text>", "why (recorded with who asked; shown by deployctl agents and in refusals)"),
-  ).action((agent: string, o: CordonOptions) => run(cordonCommand(agent, o)));
+      .argument("[agent]", "agent id (or --selector)", tokenOption)
+      .option("--reason <text>", "why (recorded with who asked; shown by deployctl agents and in refusals)")
+      .addOption(new Option("--selector <selector>", "every registered agent whose labels match instead (a zone in maintenance): role=web,zone in (a,b)").argParser(selectorOption))
+      .option("--app <app>", "with --selector: only agents running this app", tokenOption)
+      .option("--env <environment>", "with --selector: only this environment", tokenOption),
+  ).action((agent: string | undefined, o: CordonOptions) => run(cordonCommand(agent, o)));
 
   withCommonOptions(
     subcommand(program, "uncordon")
       .description("let a cordoned agent take new deployments again; convergence then brings it to the desired release")
-      .argument("<agent>", "agent id", tokenOption),
-  ).action((agent: string, o: CommonOptions) => run(uncordonCommand(agent, o)));
+      .argument("[agent]", "agent id (or --selector)", tokenOption)
+      .addOption(new Option("--selector <selector>", "every registered agent whose labels match instead").argParser(selectorOption))
+      .option("--app <app>", "with --selector: only agents running this app", tokenOption)
+      .option("--env <environment>", "with --selector: only this environment", tokenOption),
+  ).action((agent: string | undefined, o: CordonOptions) => run(uncordonCommand(agent, o)));
 
   withCommonOptions(
     subcommand(program, "deregister")

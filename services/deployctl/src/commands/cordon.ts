@@ -4,14 +4,57 @@
 // repeat; an agent that is not registered is NOT_FOUND: exit 2, one line
 // (errors.ts). deployctl deregister <agent>: forget an agent that is not
 // live (a decommissioned VM).
+import { errorMessage, matchesSelector, parseSelector } from "../../../shared/src/index.js";
 import type { AgentMsg, Client } from "../client.js";
-import { EXIT, type ExitCode } from "../errors.js";
+import { EXIT, UsageError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { jsonDocument } from "../render/json.js";
 import { cordonLine } from "./inspect.js";
 
 export interface CordonOptions extends CommonOptions {
   reason?: string;
+  /** Every registered agent whose labels match (of --app and --env when given), instead of one named. */
+  selector?: string;
+  app?: string;
+  env?: string;
+}
+
+/**
+ * --selector: the same call for every registered agent the selector matches
+ * (e.g. a zone in maintenance), one line each; one that fails is reported
+ * and the others still go (exit 1 if any failed).
+ */
+async function changeMatching(o: CordonOptions, call: (client: Client, agentId: string) => Promise<AgentMsg>, verb: string): Promise<ExitCode> {
+  const requirements = parseSelector(o.selector!, "--selector");
+  const client = clientFor(o);
+  try {
+    const all = (await client.listAgents({ app: o.app ?? "", environment: o.env ?? "" })).agents ?? [];
+    const matching = all.filter((a) => matchesSelector(requirements, a.labels ?? {}));
+    const where = [o.app ? `app ${o.app}` : "", o.env ? `environment ${o.env}` : ""].filter(Boolean).join(" in ");
+    if (matching.length === 0) throw new UsageError(`selector "${o.selector}" matches none of the ${all.length} registered agent(s)${where ? ` of ${where}` : ""}`);
+    const done: AgentMsg[] = [];
+    let failed = 0;
+    for (const a of matching) {
+      try {
+        const after = await call(client, a.id ?? "");
+        done.push(after);
+        if (!o.json) print(`${verb} ${a.id}${after.cordon ? ` (${cordonLine(after.cordon)})` : ""}`);
+      } catch (err) {
+        failed++;
+        process.stderr.write(`deployctl: ${a.id}: ${errorMessage(err)}\n`);
+      }
+    }
+    if (o.json) print(jsonDocument("deploy.v1.ListAgentsResponse", { agents: done }).trimEnd());
+    return failed > 0 ? EXIT.FAILED : EXIT.OK;
+  } finally {
+    client.close();
+  }
+}
+
+/** Exactly one of an agent id and --selector. */
+function oneTarget(agentId: string | undefined, o: CordonOptions): void {
+  if ((agentId === undefined) === (o.selector === undefined)) throw new UsageError("name one agent, or give --selector (not both)");
+  if (agentId !== undefined && (o.app !== undefined || o.env !== undefined)) throw new UsageError("--app and --env narrow --selector; with an agent id, leave them out");
 }
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -27,7 +70,9 @@ async function change(o: CommonOptions, call: (client: Client) => Promise<AgentM
   }
 }
 
-export function cordonCommand(agentId: string, o: CordonOptions): Promise<ExitCode> {
+export async function cordonCommand(agentId: string | undefined, o: CordonOptions): Promise<ExitCode> {
+  oneTarget(agentId, o);
+  if (agentId === undefined) return changeMatching(o, (c, id) => c.cordonAgent(id, o.reason ?? ""), "cordoned");
   return change(
     o,
     (c) => c.cordonAgent(agentId, o.reason ?? ""),
@@ -37,7 +82,9 @@ export function cordonCommand(agentId: string, o: CordonOptions): Promise<ExitCo
   );
 }
 
-export function uncordonCommand(agentId: string, o: CommonOptions): Promise<ExitCode> {
+export async function uncordonCommand(agentId: string | undefined, o: CordonOptions): Promise<ExitCode> {
+  oneTarget(agentId, o);
+  if (agentId === undefined) return changeMatching(o, (c, id) => c.uncordonAgent(id), "uncordoned");
   return change(
     o,
     (c) => c.uncordonAgent(agentId),
