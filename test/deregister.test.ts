@@ -2,7 +2,8 @@
 // agents from dist/): refused while it is live, NOT_FOUND when unknown;
 // once done the agent is not listed, not a target (not even SKIPPED as
 // offline), its command consumer and its cordon are gone; started again, it
-// registers again.
+// registers again. Agents silent longer than agents.forgetAfterMs are
+// deregistered by the coordinator, except cordoned ones.
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
@@ -65,3 +66,31 @@ describe("deregistering an agent", () => {
     expect(back.cordon).toBeFalsy();
   });
 });
+
+describe("agents silent longer than agents.forgetAfterMs", () => {
+  let stack: Stack;
+  let client: DeployClient;
+  const ids = async (): Promise<string[]> => ((await client.call<ListAgentsResponse__Output>("ListAgents", {})).agents ?? []).map((a) => a.id ?? "").sort();
+
+  beforeAll(async () => {
+    // Liveness 3 s (the stack's), forgotten after 4 s of silence.
+    stack = await Stack.start({ coordinatorEnv: { DEPLOY_AGENT_FORGET_AFTER_MS: "4000" } });
+    client = stack.client();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("are deregistered, except a cordoned one; live agents stay; one that starts again registers again", async () => {
+    await client.call("CordonAgent", { agentId: "a3", reason: "long maintenance" });
+    await stack.agent("a2").kill("SIGKILL");
+    await stack.agent("a3").kill("SIGKILL");
+    await until("a2 forgotten", async () => !(await ids()).includes("a2"), 30_000);
+    // Checked once more after another 4 s of silence: the cordoned a3 is kept, the live a1 too.
+    await new Promise((r) => setTimeout(r, 4000));
+    expect(await ids()).toEqual(["a1", "a3"]);
+    await stack.startAgent("a2");
+    await until("a2 back", async () => (await ids()).includes("a2"));
+  });
+});
+

@@ -15,7 +15,7 @@ export interface CoordinatorConfig {
     tokensFile: string;
   };
   signing: { seedFile: string; seed: string };
-  agents: { bindingsFile: string };
+  agents: { bindingsFile: string; forgetAfterMs: number };
   streams: {
     replicas: number;
     commandsMaxAgeMs: number;
@@ -107,6 +107,12 @@ const schema = {
       format: String,
       default: "",
       env: "DEPLOY_AGENT_BINDINGS_FILE",
+    },
+    forgetAfterMs: {
+      doc: "An agent silent this long (no heartbeat: a VM gone for good) is deregistered, as DeregisterAgent does: no longer listed, deployed to or converged; it registers again if it starts again. A cordoned agent is kept. 0: never; otherwise at least rollout.agentLiveMs",
+      format: "nat",
+      default: 7 * 24 * 3600 * 1000,
+      env: "DEPLOY_AGENT_FORGET_AFTER_MS",
     },
   },
   streams: {
@@ -258,6 +264,9 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
   }
   if (cfg.rollout.agentLiveMs < 1000) throw new Error("invalid configuration: rollout.agentLiveMs: must be at least 1000");
   if (cfg.rollout.sweepIntervalMs < 50) throw new Error("invalid configuration: rollout.sweepIntervalMs: must be at least 50");
+  if (cfg.agents.forgetAfterMs !== 0 && cfg.agents.forgetAfterMs < cfg.rollout.agentLiveMs) {
+    throw new Error("invalid configuration: agents.forgetAfterMs: must be 0 (never) or at least rollout.agentLiveMs");
+  }
   if (cfg.streams.deploymentsExpiryIntervalMs < 100) throw new Error("invalid configuration: streams.deploymentsExpiryIntervalMs: must be at least 100");
   cfg.rollout.convergenceOff = cfg.rollout.convergenceOff.map((e) => String(e).trim()).filter((e) => e !== "");
   for (const e of cfg.rollout.convergenceOff) {

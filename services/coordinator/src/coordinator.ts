@@ -28,6 +28,7 @@ import { startHttpServer } from "./http/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
 import { askToRegister, listenForHeartbeats, Registry } from "./registry.js";
 import { Cordons } from "./cordons.js";
+import { forgetSilentAgents } from "./queries/listAgents.js";
 import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
@@ -169,6 +170,17 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     };
     releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
     converge.considerAll();
+    // Agents silent longer than agents.forgetAfterMs are deregistered (a VM gone for good).
+    const forgetTimer =
+      config.agents.forgetAfterMs > 0
+        ? setInterval(
+          () =>
+            void forgetSilentAgents({ ctx, registry, releases, cordons, log: log.child({ component: "registry" }) }, config.agents.forgetAfterMs, membership.owner()).catch((err: unknown) =>
+              log.warn({ err: (err as Error).message }, "forgetting silent agents failed"),
+            ),
+          Math.max(250, Math.min(60_000, Math.floor(config.agents.forgetAfterMs / 4))),
+        ).unref()
+        : undefined;
     const expiry = startExpiry(
       ctx,
       releases,
@@ -238,6 +250,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await shutdownServer(grpc.server, graceMs);
           await httpServer?.close();
           expiry.stop();
+          clearInterval(forgetTimer);
           converge.close();
           await reconciler.close();
           await membership.close();

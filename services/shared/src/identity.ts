@@ -30,6 +30,9 @@ export const CONVERGENCE: Identity = { name: "convergence", via: "coordinator" }
 /** Who asks for the deployment that reverts a FAILED one with strategy.auto_revert (releases/rollback.ts). */
 export const AUTO_REVERT: Identity = { name: "auto-revert", via: "coordinator" };
 
+/** Who deregisters an agent silent longer than agents.forgetAfterMs (queries/listAgents.ts forgetSilentAgents). */
+export const AGENT_EXPIRY: Identity = { name: "agent-expiry", via: "coordinator" };
+
 /** Who a call comes from when nothing authenticates it (development mode only: production requires tokens). */
 export const ANONYMOUS: Identity = { name: "anonymous (development mode)", via: "none" };
 

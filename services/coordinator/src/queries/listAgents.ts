@@ -7,6 +7,7 @@
 // (Registry.hearing). CordonAgent and UncordonAgent answer with the agent
 // as ListAgents shows it.
 import {
+  AGENT_EXPIRY,
   AGENTS_BUCKET,
   COMMANDS_STREAM,
   NotFoundError,
@@ -90,4 +91,33 @@ export async function deregisterAgent(
   if (deps.cordons.get(agentId)) await deps.cordons.set(agentId, false, "", by);
   deps.log.info({ agentId, by: by.name, bucket: AGENTS_BUCKET, lastHeartbeat: new Date(view.heartbeatAt).toISOString() }, "agent deregistered: no longer listed or deployed to");
   return was;
+}
+
+/**
+ * Deregisters every agent this coordinator sweeps (the same share as its
+ * deployments: one coordinator per agent) that has been silent longer than
+ * `forgetAfterMs`, except a cordoned one (an operator keeps it out on
+ * purpose; forgetting would lift the cordon). A live agent deregistered by
+ * mistake is asked to register again at its next heartbeat.
+ */
+export async function forgetSilentAgents(
+  deps: { ctx: JsContext; registry: Registry; releases: ReleaseBook; cordons: Cordons; log: Logger },
+  forgetAfterMs: number,
+  owner: (agentId: string) => boolean,
+): Promise<string[]> {
+  const { registry } = deps;
+  const now = registry.clock.now();
+  const forgotten: string[] = [];
+  for (const view of registry.list()) {
+    const id = view.record.id;
+    const last = registry.lastHeartbeat(id);
+    if (last === undefined || now - last <= forgetAfterMs || deps.cordons.get(id) || !owner(id)) continue;
+    try {
+      await deregisterAgent(deps, id, AGENT_EXPIRY);
+      forgotten.push(id);
+    } catch (err) {
+      deps.log.warn({ agentId: id, err: errorMessage(err) }, "could not deregister an agent silent longer than agents.forgetAfterMs; trying again later");
+    }
+  }
+  return forgotten;
 }
