@@ -8,7 +8,6 @@
 // as ListAgents shows it.
 import {
   AGENT_EXPIRY,
-  AGENTS_BUCKET,
   COMMANDS_STREAM,
   NotFoundError,
   PreconditionError,
@@ -19,6 +18,7 @@ import {
   type Logger,
 } from "../../../shared/src/index.js";
 import type { AgentInput } from "../../../shared/src/proto.js";
+import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import type { Cordons } from "../cordons.js";
 import { toAgentMessage } from "../grpc/convert.js";
 import { toAgentReleases } from "../grpc/convertRelease.js";
@@ -83,13 +83,20 @@ export async function deregisterAgent(
     );
   }
   const was = agentMessage(registry, deps.releases, view, now);
-  await deps.ctx.agents.purge(agentId);
+  // Compare-and-set on the revision judged not live: an agent that came back
+  // and wrote its entry meanwhile is not purged.
+  await deps.ctx.agents.purge(agentId, { previousSeq: view.revision }).catch((err: unknown) => {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+      throw new PreconditionError(`agent ${agentId} wrote its registry entry just now (it may be back): look again with ListAgents`);
+    }
+    throw err;
+  });
   await deps.ctx.jsm.consumers.delete(COMMANDS_STREAM, agentConsumerName(agentId)).catch((err: unknown) => {
     // Gone already (a nats-server restart forgets a consumer kept in memory): nothing to delete.
     if (!/not found/i.test(errorMessage(err))) throw err;
   });
   if (deps.cordons.get(agentId)) await deps.cordons.set(agentId, false, "", by);
-  deps.log.info({ agentId, by: by.name, bucket: AGENTS_BUCKET, lastHeartbeat: new Date(view.heartbeatAt).toISOString() }, "agent deregistered: no longer listed or deployed to");
+  deps.log.info({ agentId, by: by.name, lastHeartbeat: new Date(view.heartbeatAt).toISOString() }, "agent deregistered: no longer listed or deployed to");
   return was;
 }
 
