@@ -8,6 +8,7 @@
 import { describe, expect, it } from "vitest";
 import {
   MAX_TARGETS,
+  assembleProjection,
   ResourceExhaustedError,
   encode,
   eventBudget,
@@ -85,6 +86,33 @@ describe(`a deployment of ${MAX_TARGETS} targets with the longest ids`, () => {
     expect(Object.keys(record.targets).length).toBe(MAX_TARGETS);
     expect(record.targets[agent(1)]!.state).toBe("SKIPPED");
     expect(record.targets[agent(0)]!.state).toBe("PENDING");
+  });
+
+  it("with only_outdated, all but one target already current: the chunks, the fold, the verdict and the shards keep them", () => {
+    const spec = bigSpec();
+    const release = `${"v".repeat(128)}-188a5428`; // the longest release name
+    spec.currentTargets = Object.fromEntries(targets.slice(1).map((t) => [t, release]));
+    delete spec.offlineTargets;
+    delete spec.convergeOffline;
+    spec.strategy = { ...spec.strategy, canary: 0, onlyOutdated: true };
+    expect(() => checkCreationFits({ nc: undefined as never }, spec)).not.toThrow();
+    const { record, largest, events } = created(spec);
+    console.log(`[sizes] created with ${MAX_TARGETS - 1} current targets: ${events} events, largest ${largest} bytes of ${budget}`);
+    expect(largest).toBeLessThanOrEqual(budget);
+    expect(record.spec.currentTargets).toEqual(spec.currentTargets);
+    expect(record.targets[agent(1)]).toMatchObject({ state: "SKIPPED", message: `already on ${release}` });
+    expect(record.targets[agent(0)]!.state).toBe("PENDING");
+    // The one outdated target succeeds: the verdict counts the others as done.
+    Object.assign(record.targets[agent(0)]!, { state: "SUCCEEDED" });
+    record.state = "RUNNING";
+    const ctx = { now: Date.now(), lastHeartbeat: () => Date.now(), agentLiveMs: 15_000, applyTimeoutGraceMs: 2000, eventBudgetBytes: budget };
+    expect(plan(record, ctx)).toEqual([{ type: "deployment.finished", state: "SUCCEEDED", message: `1 of ${MAX_TARGETS} target(s) succeeded, ${MAX_TARGETS - 1} already on ${spec.changeset.version}` }]);
+    const shards = shardsOf(record);
+    const summary = projectionSummaryOf(record, shards.map(() => 1));
+    expect(Math.max(...shards.map((x) => encode(x).length), encode(summary).length)).toBeLessThanOrEqual(kvValueBudget(undefined));
+    const back = assembleProjection(JSON.parse(JSON.stringify(summary)) as typeof summary, JSON.parse(JSON.stringify(shards)) as unknown[]);
+    expect(typeof back).not.toBe("string");
+    expect((back as DeploymentRecord).spec.currentTargets).toEqual(spec.currentTargets);
   });
 
   it("every decision the rollout writes fits: dispatches of 100,000 at once, a cancel, a halt, the verdict", () => {

@@ -373,7 +373,7 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: numb
     const seqs = await Promise.all(
       split.chunks.map((c, i) => appendEvent(ctx, spec.id, c, { source: TARGETS_SOURCE, msgId: `${spec.id}.targets.${attempt}.${i}` })),
     );
-    split.chunks.forEach((c, i) => held.set(seqs[i]!, { agentIds: c.agentIds, ...(c.offline ? { offline: c.offline } : {}) }));
+    split.chunks.forEach((c, i) => held.set(seqs[i]!, { agentIds: c.agentIds, ...(c.offline ? { offline: c.offline } : {}), ...(c.current ? { current: c.current } : {}) }));
     created = { ...split.created, targetChunks: seqs };
   }
   const event = { ...makeEvent(spec.id, { type: "deployment.created", spec: created }), time: new Date(serverNow).toISOString() };
@@ -590,6 +590,7 @@ function specOf(
   revertTo: RestoredRelease | undefined,
 ): DeploymentSpec {
   const offline = Object.keys(resolved.offline).length;
+  const current = Object.keys(resolved.current).length;
   return {
     id,
     requestId: input.requestId,
@@ -597,8 +598,8 @@ function specOf(
     app: input.app,
     environment: input.environment,
     changeset,
-    // Percentages of the targets deployed to: the offline ones are skipped.
-    strategy: resolveStrategy(input.strategy, resolved.targets.length - offline),
+    // Percentages of the targets deployed to: the offline and current ones are skipped.
+    strategy: resolveStrategy(input.strategy, resolved.targets.length - offline - current),
     targets: resolved.targets,
     requestedBy: requester.name,
     requestedByVia: requester.via,
@@ -606,6 +607,7 @@ function specOf(
     ...(input.selector ? { selector: input.selector.text } : {}),
     selection: input.selector ? "selector" : input.targets.length > 0 ? "targets" : "all",
     ...(offline > 0 ? { offlineTargets: resolved.offline, convergeOffline: fleet.convergence?.(input.environment) ?? true } : {}),
+    ...(current > 0 ? { currentTargets: resolved.current } : {}),
     ...(input.convergesTo ? { convergesTo: input.convergesTo } : {}),
     ...(revertTo ? { revertTo } : {}),
     ...(input.reverts ? { reverts: input.reverts } : {}),

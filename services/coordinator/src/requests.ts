@@ -76,6 +76,8 @@ export interface StrategyInput {
   /** Absent: DEFAULT_MAX_PAUSE_MS. */
   maxPauseMs?: number;
   autoRevert?: boolean;
+  /** Leave out the targets already on the changeset (resolveRequest.ts currentOf). */
+  onlyOutdated?: boolean;
 }
 
 export interface Defaults {
@@ -150,6 +152,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     ...canaryOf(st),
     maxPauseMs: durationMs(st.maxPause, "strategy.max_pause", DEFAULT_MAX_PAUSE_MS),
     autoRevert: st.autoRevert === true,
+    onlyOutdated: st.onlyOutdated === true,
   };
   const rawTargets = r.targets ?? [];
   if (!Array.isArray(rawTargets)) throw new ValidationError("targets", "must be a list");
@@ -201,6 +204,7 @@ export function requestHash(input: CreateInput): string {
   if (st.canarySoakMs !== undefined) strategy["canarySoakMs"] = st.canarySoakMs;
   if (st.maxPauseMs !== undefined && st.maxPauseMs !== DEFAULT_MAX_PAUSE_MS) strategy["maxPauseMs"] = st.maxPauseMs;
   if (st.autoRevert) strategy["autoRevert"] = true;
+  if (st.onlyOutdated) strategy["onlyOutdated"] = true;
   const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.note];
   // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
   if (input.selector) body.push({ selector: input.selector.text });

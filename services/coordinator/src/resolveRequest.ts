@@ -15,6 +15,7 @@ import {
   type Strategy,
 } from "../../shared/src/index.js";
 import type { AgentView, Registry } from "./registry.js";
+import { runsChangeset } from "./releases/agentReleases.js";
 import type { CreateInput, StrategyInput } from "./requests.js";
 
 /** The targets of a deployment, in rollout order, and those of them that are not live now. */
@@ -27,6 +28,14 @@ export interface ResolvedTargets {
    * all be live.
    */
   offline: Record<string, string>;
+  /**
+   * With strategy.only_outdated: agent id → the release it runs, of the
+   * targets whose agent reports this changeset (the same version and
+   * artifact) installed: recorded in the spec (currentTargets) and SKIPPED
+   * from the start as done. Taken out of `offline` (what it runs is what
+   * matters, not whether it is live now). Empty without only_outdated.
+   */
+  current: Record<string, string>;
   /**
    * Cordoned agents the selection would have had and left out (CordonAgent):
    * not targets at all, as an ineligible node is no candidate. Named in a
@@ -69,6 +78,28 @@ function withoutCordoned(agents: AgentView[], registry: Registry): { eligible: A
  * does.
  */
 export function resolveTargets(input: CreateInput, registry: Registry, now: number): ResolvedTargets {
+  const resolved = resolveAll(input, registry, now);
+  return input.strategy.onlyOutdated ? withCurrent(input, resolved, registry) : resolved;
+}
+
+/** `resolved` with the targets already on the changeset moved to `current` (strategy.only_outdated). */
+function withCurrent(input: CreateInput, resolved: ResolvedTargets, registry: Registry): ResolvedTargets {
+  const current: Record<string, string> = {};
+  let offline = resolved.offline;
+  for (const id of resolved.targets) {
+    const agent = registry.get(id);
+    const release = agent ? runsChangeset(agent.record, input.app, input.changeset) : undefined;
+    if (release === undefined) continue;
+    current[id] = release;
+    if (Object.hasOwn(offline, id)) {
+      if (offline === resolved.offline) offline = { ...offline };
+      delete offline[id];
+    }
+  }
+  return { ...resolved, offline, current };
+}
+
+function resolveAll(input: CreateInput, registry: Registry, now: number): ResolvedTargets {
   if (input.selector) return selectTargets(input, input.selector, registry, now);
   const serves = (id: string): boolean => {
     const a = registry.get(id)!;
@@ -88,7 +119,7 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
     const dead = input.targets.filter((id) => !registry.isLive(registry.get(id)!, now));
     // Named up to 20: the error of a 100,000-target request stays readable (and under gRPC's limits).
     if (dead.length > 0) throw new PreconditionError(`${dead.length} target(s) not live (no recent heartbeat): ${dead.slice(0, 20).join(", ")}${dead.length > 20 ? ", …" : ""}`);
-    return { targets: input.targets, offline: {}, cordoned: [] };
+    return { targets: input.targets, offline: {}, current: {}, cordoned: [] };
   }
   const { eligible, cordoned } = withoutCordoned(registry.list({ app: input.app, environment: input.environment }), registry);
   if (!eligible.some((a) => registry.isLive(a, now))) {
@@ -101,7 +132,7 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
 function withOffline(agents: AgentView[], registry: Registry, now: number): Omit<ResolvedTargets, "cordoned"> {
   const offline: Record<string, string> = {};
   for (const a of agents) if (!registry.isLive(a, now)) offline[a.record.id] = new Date(a.heartbeatAt).toISOString();
-  return { targets: agents.map((a) => a.record.id), offline };
+  return { targets: agents.map((a) => a.record.id), offline, current: {} };
 }
 
 /**
@@ -147,6 +178,7 @@ export function resolveStrategy(st: StrategyInput, targets: number): Strategy {
     ...canaryWave(st, targets),
     ...(st.maxPauseMs !== undefined && st.maxPauseMs !== DEFAULT_MAX_PAUSE_MS ? { maxPauseMs: st.maxPauseMs } : {}),
     ...(st.autoRevert ? { autoRevert: true } : {}),
+    ...(st.onlyOutdated ? { onlyOutdated: true } : {}),
   };
 }
 
@@ -158,7 +190,11 @@ export function resolveStrategy(st: StrategyInput, targets: number): Strategy {
  */
 function canaryWave(st: StrategyInput, targets: number): Pick<Strategy, "canary" | "canaryPercent" | "canarySoakMs"> {
   if (!st.canary) return {};
-  const canary = resolveMaxConcurrency(st.canary, targets);
+  // With only_outdated the caller cannot know how many targets are left
+  // to deploy to: a wave larger than them is all of them (a rollout that
+  // finishes once they are done), and with none left there is no wave.
+  if (st.onlyOutdated && targets === 0) return {};
+  const canary = st.onlyOutdated ? Math.min(resolveMaxConcurrency(st.canary, targets), targets) : resolveMaxConcurrency(st.canary, targets);
   if ("count" in st.canary && canary > targets) {
     throw new ValidationError("strategy.canary", `${canary} is more than the ${targets} target(s) deployed to`);
   }

@@ -58,6 +58,8 @@ Examples:
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --canary 10% --canary-soak 15m
   # if it fails, bring the agents it changed back to the release desired before it
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --auto-revert
+  # again after a partial failure: only the agents not on v1.4.2 yet (the others are SKIPPED, already on it)
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --only-outdated
 
 Following goes on while the deployment is paused or waits for a promote; the
 lines say who paused or promoted it, and what to run next.

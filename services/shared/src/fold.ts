@@ -20,6 +20,8 @@ import {
   type TargetState,
 } from "./schemas.js";
 
+/** Start of the message of a target that already ran the changeset when its deployment was created with strategy.only_outdated (SKIPPED from the start). */
+export const ALREADY_CURRENT = "already on";
 /** Start of the message of a target that was registered but not live when its deployment was created (SKIPPED from the start). */
 export const OFFLINE_AT_CREATION = "offline at creation";
 
@@ -107,7 +109,7 @@ function target(rec: DeploymentRecord, agentId: string): TargetRecord | undefine
  * deployment.created takes the chunks it lists from it. Empty for a
  * deployment whose targets are in its created event.
  */
-export type HeldChunks = Map<number, { agentIds: string[]; offline?: Record<string, string> }>;
+export type HeldChunks = Map<number, { agentIds: string[]; offline?: Record<string, string>; current?: Record<string, string> }>;
 
 /**
  * The spec of a created event with its chunked targets filled in from
@@ -118,22 +120,29 @@ export function assembleSpec(spec: DeploymentSpec, held: HeldChunks | undefined)
   if (spec.targetChunks === undefined) return spec;
   const targets: string[] = [];
   const offline: Record<string, string> = {};
+  const current: Record<string, string> = {};
   for (const seq of spec.targetChunks) {
     const c = held?.get(seq);
     if (!c) return `its target chunk at sequence ${seq} was not read`;
     for (const id of c.agentIds) targets.push(id);
     if (c.offline) Object.assign(offline, c.offline);
+    if (c.current) Object.assign(current, c.current);
   }
   if (targets.length !== spec.targetCount) return `its target chunks hold ${targets.length} targets, not targetCount ${spec.targetCount}`;
   if (new Set(targets).size !== targets.length) return "its target chunks repeat a target";
-  return { ...spec, targets, ...(Object.keys(offline).length > 0 ? { offlineTargets: offline } : {}) };
+  return {
+    ...spec,
+    targets,
+    ...(Object.keys(offline).length > 0 ? { offlineTargets: offline } : {}),
+    ...(Object.keys(current).length > 0 ? { currentTargets: current } : {}),
+  };
 }
 
 export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent, held?: HeldChunks): FoldResult {
   const e = se.event;
   if (rec === undefined) {
     if (e.type === "deployment.targets" && se.source === TARGETS_SOURCE) {
-      held?.set(se.seq, { agentIds: e.agentIds, ...(e.offline ? { offline: e.offline } : {}) });
+      held?.set(se.seq, { agentIds: e.agentIds, ...(e.offline ? { offline: e.offline } : {}), ...(e.current ? { current: e.current } : {}) });
       return { record: undefined, ignored: "target chunk held until its deployment.created" };
     }
     if (e.type !== "deployment.created") return { record: undefined, ignored: `${e.type} before deployment.created` };
@@ -147,6 +156,10 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent, he
     // the same, recorded as skipped with the reason, never dropped silently.
     for (const [id, lastHeartbeat] of Object.entries(spec.offlineTargets ?? {})) {
       if (targets[id]) targets[id] = { state: "SKIPPED", message: `${OFFLINE_AT_CREATION}: last heartbeat ${lastHeartbeat}`, finishedAt: e.time };
+    }
+    // Already on this changeset (strategy.only_outdated): done before it began.
+    for (const [id, release] of Object.entries(spec.currentTargets ?? {})) {
+      if (targets[id]?.state === "PENDING") targets[id] = { state: "SKIPPED", message: `${ALREADY_CURRENT} ${release}`, finishedAt: e.time };
     }
     return {
       record: {
@@ -403,17 +416,18 @@ export function changedTargetsOf(rec: DeploymentRecord): string[] {
 
 /**
  * The canary wave: the first strategy.canary targets in rollout order,
- * leaving out those offline at creation (never dispatched). Empty without
- * a canary wave.
+ * leaving out those offline or already current at creation (never
+ * dispatched). Empty without a canary wave.
  */
 export function canaryTargetsOf(rec: DeploymentRecord): string[] {
   const n = rec.spec.strategy.canary ?? 0;
   if (n <= 0) return [];
   const offline = rec.spec.offlineTargets ?? {};
+  const current = rec.spec.currentTargets ?? {};
   const wave: string[] = [];
   for (const id of rec.spec.targets) {
     if (wave.length >= n) break;
-    if (!Object.hasOwn(offline, id)) wave.push(id);
+    if (!Object.hasOwn(offline, id) && !Object.hasOwn(current, id)) wave.push(id);
   }
   return wave;
 }
@@ -456,9 +470,16 @@ export function countTargets(rec: DeploymentRecord): Record<TargetState, number>
 export const failuresOf = (c: Record<TargetState, number>): number => c.FAILED + c.TIMED_OUT;
 export const inFlightOf = (c: Record<TargetState, number>): number => c.DISPATCHED + c.APPLYING;
 
-/** Targets SKIPPED because they were offline when the deployment was created (the rest of the SKIPPED were halted). */
+/** Targets SKIPPED because they were offline when the deployment was created (the rest of the SKIPPED were halted, or already current). */
 export function offlineSkippedOf(rec: DeploymentRecord): number {
   let n = 0;
   for (const id of Object.keys(rec.spec.offlineTargets ?? {})) if (rec.targets[id]?.state === "SKIPPED") n++;
+  return n;
+}
+
+/** Targets SKIPPED because they already ran the changeset when the deployment was created (strategy.only_outdated). */
+export function currentSkippedOf(rec: DeploymentRecord): number {
+  let n = 0;
+  for (const id of Object.keys(rec.spec.currentTargets ?? {})) if (rec.targets[id]?.state === "SKIPPED") n++;
   return n;
 }

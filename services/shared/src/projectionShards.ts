@@ -44,6 +44,8 @@ export interface ShardValue {
   records: TargetRecord[];
   /** Those of them offline at creation (spec.offlineTargets). */
   offline?: Record<string, string>;
+  /** Those of them already current at creation (spec.currentTargets). */
+  current?: Record<string, string>;
 }
 
 /** The value under a sharded deployment's id. */
@@ -55,26 +57,31 @@ export const isSharded = (rec: DeploymentRecord, size = SHARD_TARGETS): boolean 
 export function shardsOf(rec: DeploymentRecord, size = SHARD_TARGETS): ShardValue[] {
   const out: ShardValue[] = [];
   const ids = rec.spec.targets;
-  const offlineAll = rec.spec.offlineTargets;
-  for (let i = 0, index = 0; i < ids.length; i += size, index++) {
-    const part = ids.slice(i, i + size);
-    const offline: Record<string, string> = {};
-    let offlineCount = 0;
-    if (offlineAll) {
-      for (const id of part) {
-        if (Object.hasOwn(offlineAll, id)) {
-          offline[id] = offlineAll[id]!;
-          offlineCount++;
-        }
+  /** The entries of `all` for the ids of `part`, or undefined when none. */
+  const pick = (all: Record<string, string> | undefined, part: string[]): Record<string, string> | undefined => {
+    if (!all) return undefined;
+    const some: Record<string, string> = {};
+    let n = 0;
+    for (const id of part) {
+      if (Object.hasOwn(all, id)) {
+        some[id] = all[id]!;
+        n++;
       }
     }
+    return n > 0 ? some : undefined;
+  };
+  for (let i = 0, index = 0; i < ids.length; i += size, index++) {
+    const part = ids.slice(i, i + size);
+    const offline = pick(rec.spec.offlineTargets, part);
+    const current = pick(rec.spec.currentTargets, part);
     out.push({
       schema: SHARD_SCHEMA,
       deploymentId: rec.spec.id,
       index,
       ids: part,
       records: part.map((id) => rec.targets[id]!),
-      ...(offlineCount > 0 ? { offline } : {}),
+      ...(offline ? { offline } : {}),
+      ...(current ? { current } : {}),
     });
   }
   return out;
@@ -82,7 +89,7 @@ export function shardsOf(rec: DeploymentRecord, size = SHARD_TARGETS): ShardValu
 
 /** The summary of `rec` that goes with shards at `revisions`. */
 export function projectionSummaryOf(rec: DeploymentRecord, revisions: number[], size = SHARD_TARGETS): ProjectionSummary {
-  const { targets: _ids, offlineTargets: _offline, ...spec } = rec.spec;
+  const { targets: _ids, offlineTargets: _offline, currentTargets: _current, ...spec } = rec.spec;
   return { ...rec, spec: { ...spec, targets: [] }, targets: {}, shards: { size, revisions } };
 }
 
@@ -91,7 +98,9 @@ export function assembleProjection(summary: ProjectionSummary, shards: unknown[]
   const targetIds: string[] = [];
   const targets: Record<string, TargetRecord> = {};
   const offline: Record<string, string> = {};
+  const current: Record<string, string> = {};
   let anyOffline = false;
+  let anyCurrent = false;
   for (const [i, v] of shards.entries()) {
     const s = v as Partial<ShardValue> | null;
     if (s?.schema !== SHARD_SCHEMA || s.deploymentId !== summary.spec.id || s.index !== i || !Array.isArray(s.ids) || !Array.isArray(s.records) || s.ids.length !== s.records.length) {
@@ -105,9 +114,17 @@ export function assembleProjection(summary: ProjectionSummary, shards: unknown[]
       Object.assign(offline, s.offline);
       anyOffline = true;
     }
+    if (s.current) {
+      Object.assign(current, s.current);
+      anyCurrent = true;
+    }
   }
   const { shards: _shards, ...rec } = summary;
-  return { ...rec, spec: { ...rec.spec, targets: targetIds, ...(anyOffline ? { offlineTargets: offline } : {}) }, targets };
+  return {
+    ...rec,
+    spec: { ...rec.spec, targets: targetIds, ...(anyOffline ? { offlineTargets: offline } : {}), ...(anyCurrent ? { currentTargets: current } : {}) },
+    targets,
+  };
 }
 
 /** Whether a KV value is a usable projection (ours: a shape check suffices) and whether it is a sharded one's summary. */

@@ -63,6 +63,12 @@ export interface Strategy {
   maxPauseMs?: number;
   /** On FAILED, bring the targets that started back to spec.revertTo (a linked deployment). */
   autoRevert?: boolean;
+  /**
+   * Only the targets not already on this changeset were deployed to (the
+   * others are spec.currentTargets, SKIPPED from the start). Recorded for
+   * display and the audit; the targets were resolved with it at creation.
+   */
+  onlyOutdated?: boolean;
 }
 
 /** 24 hours. */
@@ -147,6 +153,14 @@ export interface DeploymentSpec {
    */
   convergeOffline?: boolean;
   /**
+   * With strategy.onlyOutdated: the live targets that already ran this
+   * changeset (the same version and artifact) when the deployment was
+   * created, with the release they ran. Targets all the same, SKIPPED from
+   * the start by the fold ("already on <release>") and counted as done by
+   * the verdict: never dispatched, never a failure.
+   */
+  currentTargets?: Record<string, string>;
+  /**
    * Set on a convergence deployment: the id of the deployment that made the
    * desired release this one brings its target to. A convergence
    * deployment never becomes the desired release itself.
@@ -183,18 +197,24 @@ function parseRestored(v: unknown, field: string): RestoredRelease {
   };
 }
 
-/** `offlineTargets`: agent id → last heartbeat, every key one of `targets`. */
-function parseOfflineTargets(v: unknown, field: string, targets: readonly string[]): Record<string, string> {
+/** A map of agent id → `value`, every key one of `targets`. */
+function parseTargetMap(v: unknown, field: string, targets: readonly string[], value: (v: unknown, field: string) => string): Record<string, string> {
   const o = asObject(v, field);
   const known = new Set(targets);
   const out: Record<string, string> = {};
-  for (const [id, at] of Object.entries(o)) {
+  for (const [id, x] of Object.entries(o)) {
     asAgentId(id, `${field} key`);
     if (!known.has(id)) throw new ValidationError(field, `${id} is not one of the targets`);
-    out[id] = asIsoTime(at, `${field}.${id}`);
+    out[id] = value(x, `${field}.${id}`);
   }
   return out;
 }
+
+/** `offlineTargets`: agent id → last heartbeat. */
+const parseOfflineTargets = (v: unknown, field: string, targets: readonly string[]): Record<string, string> => parseTargetMap(v, field, targets, asIsoTime);
+/** `currentTargets`: agent id → the release it ran (names.ts releaseName). */
+const parseCurrentTargets = (v: unknown, field: string, targets: readonly string[]): Record<string, string> =>
+  parseTargetMap(v, field, targets, (x, f) => asString(x, f, { maxLength: 256 }));
 
 /** The most targets one deployment may have (CreateDeploymentRequest: requests.ts). */
 export const MAX_TARGETS = 100_000;
@@ -223,6 +243,7 @@ function parseStrategy(v: unknown, field: string): Strategy {
     ...(o.canarySoakMs === undefined ? {} : { canarySoakMs: asInt(o.canarySoakMs, `${field}.canarySoakMs`, 1, MAX_TIMEOUT_MS) }),
     ...(o.maxPauseMs === undefined ? {} : { maxPauseMs: asInt(o.maxPauseMs, `${field}.maxPauseMs`, 1, MAX_TIMEOUT_MS) }),
     ...(o.autoRevert === undefined ? {} : { autoRevert: asBoolean(o.autoRevert, `${field}.autoRevert`) }),
+    ...(o.onlyOutdated === undefined ? {} : { onlyOutdated: asBoolean(o.onlyOutdated, `${field}.onlyOutdated`) }),
   };
 }
 
@@ -262,6 +283,7 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     ...(o.selector === undefined ? {} : { selector: asString(o.selector, `${field}.selector`, { maxLength: MAX_SELECTOR_LENGTH }) }),
     ...(o.offlineTargets === undefined ? {} : { offlineTargets: parseOfflineTargets(o.offlineTargets, `${field}.offlineTargets`, asStringArray(o.targets, `${field}.targets`, asAgentId)) }),
     ...(o.convergeOffline === undefined ? {} : { convergeOffline: asBoolean(o.convergeOffline, `${field}.convergeOffline`) }),
+    ...(o.currentTargets === undefined ? {} : { currentTargets: parseCurrentTargets(o.currentTargets, `${field}.currentTargets`, asStringArray(o.targets, `${field}.targets`, asAgentId)) }),
     ...(o.convergesTo === undefined ? {} : { convergesTo: asToken(o.convergesTo, `${field}.convergesTo`) }),
     ...(o.selection === undefined ? {} : { selection: asEnum(o.selection, `${field}.selection`, SELECTIONS) }),
     ...(o.revertTo === undefined ? {} : { revertTo: parseRestored(o.revertTo, `${field}.revertTo`) }),
@@ -327,7 +349,7 @@ export type EventBody =
    * sequences of the chunks it is made of (spec.targetChunks); a chunk it
    * does not list (left by a creator that died half-way) changes nothing.
    */
-  | { type: "deployment.targets"; agentIds: string[]; offline?: Record<string, string> }
+  | { type: "deployment.targets"; agentIds: string[]; offline?: Record<string, string>; current?: Record<string, string> }
   | { type: "deployment.started" }
   | { type: "target.dispatched"; agentId: string }
   | { type: "targets.dispatched"; agentIds: string[] }
@@ -387,7 +409,12 @@ function parseEventBody(o: Obj): EventBody {
     case "deployment.targets": {
       const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asAgentId(s, f), MAX_CHUNK_TARGETS);
       if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");
-      return { type, agentIds, ...(o.offline === undefined ? {} : { offline: parseOfflineTargets(o.offline, "event.offline", agentIds) }) };
+      return {
+        type,
+        agentIds,
+        ...(o.offline === undefined ? {} : { offline: parseOfflineTargets(o.offline, "event.offline", agentIds) }),
+        ...(o.current === undefined ? {} : { current: parseCurrentTargets(o.current, "event.current", agentIds) }),
+      };
     }
     case "deployment.started":
       return { type };

@@ -2,7 +2,7 @@
 // deployment.created event (DEPLOY_EVENTS takes 256 KiB a message: about
 // 3,000 targets offline at creation, 15,000 live ones of 11-character ids).
 // The spec goes in the created event without its target list; the targets
-// (and which of them were offline at creation) go in deployment.targets
+// (and which of them were offline at creation, or already current) go in deployment.targets
 // chunks, each cut to fit the event budget by its encoded bytes, written
 // before the created event, which lists their sequences (fold.ts
 // assembleSpec puts them back together).
@@ -11,7 +11,7 @@ import { MAX_CHUNK_TARGETS, MAX_TARGET_CHUNKS, encode, makeEvent, type Deploymen
 export type TargetsChunk = Extract<EventBody, { type: "deployment.targets" }>;
 
 export interface SplitSpec {
-  /** What deployment.created holds: the whole spec, or (chunked) the spec without targets and offlineTargets, with targetCount. */
+  /** What deployment.created holds: the whole spec, or (chunked) the spec without targets, offlineTargets and currentTargets, with targetCount. */
   created: DeploymentSpec;
   /** Empty when the targets are in the created event. */
   chunks: TargetsChunk[];
@@ -35,33 +35,43 @@ export function createdEventBytes(spec: DeploymentSpec, chunks: number): number 
  */
 export function splitSpec(spec: DeploymentSpec, budget: number): SplitSpec {
   if (createdEventBytes(spec, 0) <= budget) return { created: spec, chunks: [] };
-  const { offlineTargets, targets, ...rest } = spec;
+  const { offlineTargets, currentTargets, targets, ...rest } = spec;
   const created: DeploymentSpec = { ...rest, targets: [], targetCount: targets.length };
   // An empty chunk's event, for the bytes every chunk takes besides its ids
   // (schema, deployment id, time, type: ~150 bytes).
-  const fixed = encode(makeEvent(spec.id, { type: "deployment.targets", agentIds: [], offline: {} })).length;
+  const fixed = encode(makeEvent(spec.id, { type: "deployment.targets", agentIds: [], offline: {}, current: {} })).length;
   const chunks: TargetsChunk[] = [];
   let ids: string[] = [];
   let offline: Record<string, string> = {};
+  let current: Record<string, string> = {};
   let offlineCount = 0;
+  let currentCount = 0;
   let bytes = fixed;
   const flush = (): void => {
-    chunks.push({ type: "deployment.targets", agentIds: ids, ...(offlineCount > 0 ? { offline } : {}) });
+    chunks.push({ type: "deployment.targets", agentIds: ids, ...(offlineCount > 0 ? { offline } : {}), ...(currentCount > 0 ? { current } : {}) });
     ids = [];
     offline = {};
+    current = {};
     offlineCount = 0;
+    currentCount = 0;
     bytes = fixed;
   };
+  // Agent ids are subject tokens: JSON writes them as they are, in quotes,
+  // after a comma; an offline or current one once more as a key with its value.
+  const entry = (id: string, v: string | undefined): number => (v === undefined ? 0 : id.length + 3 + JSON.stringify(v).length + 1);
   for (const id of targets) {
-    // Agent ids are subject tokens: JSON writes them as they are, in quotes,
-    // after a comma; an offline one once more as a key with its heartbeat.
     const hb = offlineTargets?.[id];
-    const cost = id.length + 3 + (hb === undefined ? 0 : id.length + 3 + JSON.stringify(hb).length + 1);
+    const release = currentTargets?.[id];
+    const cost = id.length + 3 + entry(id, hb) + entry(id, release);
     if (ids.length > 0 && (bytes + cost > budget || ids.length >= MAX_CHUNK_TARGETS)) flush();
     ids.push(id);
     if (hb !== undefined) {
       offline[id] = hb;
       offlineCount++;
+    }
+    if (release !== undefined) {
+      current[id] = release;
+      currentCount++;
     }
     bytes += cost;
   }

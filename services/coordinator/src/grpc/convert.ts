@@ -115,6 +115,7 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
       canaryPercent: st.canaryPercent === undefined ? "" : `${st.canaryPercent}%`,
       canarySoak: st.canarySoakMs === undefined ? null : duration(st.canarySoakMs),
       autoRevert: st.autoRevert === true,
+      onlyOutdated: st.onlyOutdated === true,
       maxPause: duration(st.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS),
     },
     state: `DEPLOYMENT_STATE_${rec.state}`,
@@ -197,7 +198,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     }
     case "deployment.targets":
       // Up to 20,000 ids: named by count only, so a watch's events stay small.
-      message = `${e.agentIds.length} target(s) recorded${e.offline ? ` (${Object.keys(e.offline).length} offline)` : ""}`;
+      message = `${e.agentIds.length} target(s) recorded${e.offline ? ` (${Object.keys(e.offline).length} offline)` : ""}${e.current ? ` (${Object.keys(e.current).length} already current)` : ""}`;
       break;
     case "targets.dispatched":
       message = `${e.agentIds.length} target(s): ${e.agentIds.slice(0, 8).join(", ")}${e.agentIds.length > 8 ? ", …" : ""}`;

@@ -2,6 +2,7 @@
 // on it (ListAgents' status) and whether convergence should bring it there.
 // Pure functions of the agent's registry entry and the desired release.
 import { matchesSelector, parseSelector, type AgentRecord, type DesiredRelease, type ReleaseSummary, type Selector } from "../../../shared/src/index.js";
+import type { CreateInput } from "../requests.js";
 
 export const RELEASE_STATUSES = ["CURRENT", "OUTDATED", "OFFLINE", "NO_DESIRED_RELEASE"] as const;
 export type ReleaseStatus = (typeof RELEASE_STATUSES)[number];
@@ -20,6 +21,17 @@ export function onRelease(agent: AgentRecord, app: string, d: ReleaseSummary): b
   const r = agent.releases?.[app];
   if (r) return r.deploymentId === d.deploymentId || (r.version === d.version && sameArtifact(r.artifact, d.artifact));
   return agent.currentReleases[app] === d.release;
+}
+
+/**
+ * The release the agent runs for `app` when it is `changeset` (the same
+ * version and artifact, whichever deployment installed it): what
+ * strategy.only_outdated leaves out. Undefined for an agent that does not
+ * say what its release is (one from before it reported it): outdated.
+ */
+export function runsChangeset(agent: AgentRecord, app: string, changeset: CreateInput["changeset"]): string | undefined {
+  const r = agent.releases?.[app];
+  return r && r.version === changeset.version && sameArtifact(r.artifact, changeset.artifact) ? r.release : undefined;
 }
 
 export function releaseStatus(agent: AgentRecord, live: boolean, app: string, d: DesiredRelease | undefined): ReleaseStatus {

@@ -13,6 +13,7 @@ import {
   isTerminalDeployment,
   MAX_DISPATCH_BATCH,
   offlineSkippedOf,
+  currentSkippedOf,
   type DeploymentRecord,
   type EventBody,
   type TargetState,
@@ -199,10 +200,12 @@ function revertNote(rec: DeploymentRecord): string {
 function verdictOf(rec: DeploymentRecord, counts: Record<TargetState, number>): Extract<EventBody, { type: "deployment.finished" }> {
   const total = rec.spec.targets.length;
   if (rec.cancelRequested) return { type: "deployment.finished", state: "CANCELLED", message: rec.message || "cancelled" };
-  const succeeded = `${counts.SUCCEEDED} of ${total} target(s) succeeded`;
-  if (counts.SUCCEEDED === total) return { type: "deployment.finished", state: "SUCCEEDED", message: succeeded };
+  // Already on the changeset at creation (strategy.only_outdated): done, as if succeeded.
+  const current = currentSkippedOf(rec);
+  const succeeded = `${counts.SUCCEEDED} of ${total} target(s) succeeded${current > 0 ? `, ${current} already on ${rec.spec.changeset.version}` : ""}`;
+  if (counts.SUCCEEDED + current === total) return { type: "deployment.finished", state: "SUCCEEDED", message: succeeded };
   const offline = offlineSkippedOf(rec);
-  const halted = counts.SKIPPED - offline;
+  const halted = counts.SKIPPED - offline - current;
   const { maxFailures } = rec.spec.strategy;
   const failures = failuresOf(counts);
   const parts = [succeeded];
@@ -213,7 +216,7 @@ function verdictOf(rec: DeploymentRecord, counts: Record<TargetState, number>): 
   if (offline > 0) {
     const converge = rec.spec.convergeOffline === true;
     parts.push(`${offline} offline (skipped; ${converge ? "converges when back" : `convergence is off in ${rec.spec.environment}`})`);
-    if (converge && counts.SUCCEEDED + offline === total) return { type: "deployment.finished", state: "SUCCEEDED", message: parts.join(", ") };
+    if (converge && counts.SUCCEEDED + current + offline === total) return { type: "deployment.finished", state: "SUCCEEDED", message: parts.join(", ") };
   }
   if (failures === 0) return { type: "deployment.finished", state: "FAILED", message: parts.join(", ") };
   const why =

@@ -9,7 +9,7 @@ import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.
 import type { CreateDeploymentRequest } from "../../../shared/src/gen/deploy/v1/CreateDeploymentRequest.js";
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES, inspectBundle } from "../../../shared/src/bundle/inspect.js";
-import { errorMessage } from "../../../shared/src/index.js";
+import { ALREADY_CURRENT, errorMessage } from "../../../shared/src/index.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
 import { bytes } from "../render/format.js";
@@ -81,10 +81,12 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
   const d = await client.createDeployment({ ...createRequest(o, o.requestId ?? randomUUID()), validateOnly: true });
   const targets = d.targets ?? [];
   const skipped = targets.filter((t) => t.state === "TARGET_STATE_SKIPPED");
+  const current = skipped.filter((t) => t.message?.startsWith(ALREADY_CURRENT)).length;
+  const why = [...(skipped.length > current ? [`${skipped.length - current} offline`] : []), ...(current > 0 ? [`${current} already on ${o.version}`] : [])];
   const s = d.strategy;
   view.note(
     `dry run: would deploy ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${targets.length} target(s)` +
-      `${skipped.length > 0 ? ` (${skipped.length} offline, would be SKIPPED)` : ""}; max concurrency ${s?.maxConcurrency ?? "?"}, max failures ${s?.maxFailures ?? "?"}` +
+      `${why.length > 0 ? ` (${why.join(", ")}: would be SKIPPED)` : ""}; max concurrency ${s?.maxConcurrency ?? "?"}, max failures ${s?.maxFailures ?? "?"}` +
       `${s?.canary ? `, canary ${s.canary}` : ""}; nothing was uploaded or created`,
     { deployment: d, dryRun: true },
   );

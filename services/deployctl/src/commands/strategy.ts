@@ -16,6 +16,7 @@ export interface StrategyOptions {
   canarySoak?: number;
   autoRevert?: boolean;
   maxPause?: number;
+  onlyOutdated?: boolean;
 }
 
 export function withStrategyOptions(cmd: Command): Command {
@@ -36,6 +37,10 @@ export function withStrategyOptions(cmd: Command): Command {
         .argParser(durationOption),
     )
     .option("--auto-revert", "if the deployment FAILS, bring the targets it changed back to the release that was desired before it (a linked deployment)")
+    .option(
+      "--only-outdated",
+      "leave out the targets that already run this version and artifact: they are recorded SKIPPED (already on <release>) and count as done, so a retry after a partial failure deploys only to the rest",
+    )
     .addOption(
       new Option("--max-pause <duration>", "how long it may stay paused or wait for a promote before the rest is cancelled (server default 24h, at most 168h)")
         .argParser(durationOption),
@@ -66,6 +71,7 @@ export function strategyOf(o: StrategyOptions): Strategy {
   }
   if (o.canarySoak !== undefined) st.canarySoak = duration(o.canarySoak);
   if (o.autoRevert) st.autoRevert = true;
+  if (o.onlyOutdated) st.onlyOutdated = true;
   if (o.maxPause !== undefined) st.maxPause = duration(o.maxPause);
   return st;
 }

@@ -14,6 +14,7 @@ export interface Strategy {
   'canarySoak'?: (_google_protobuf_Duration | null);
   'autoRevert'?: (boolean);
   'maxPause'?: (_google_protobuf_Duration | null);
+  'onlyOutdated'?: (boolean);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
   '_canary'?: "canary";
@@ -31,6 +32,7 @@ export interface Strategy__Output {
   'canarySoak'?: (_google_protobuf_Duration__Output);
   'autoRevert'?: (boolean);
   'maxPause'?: (_google_protobuf_Duration__Output);
+  'onlyOutdated'?: (boolean);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
   '_canary'?: "canary";
