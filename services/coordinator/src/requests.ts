@@ -2,6 +2,7 @@
 // the proto's (snake_case), so a client sees the field it sent.
 import { createHash } from "node:crypto";
 import type { RollbackInput } from "./releases/rollback.js";
+import { RELEASE_STATUSES, type ReleaseStatus } from "./releases/agentReleases.js";
 import {
   DEPLOYMENT_STATES,
   MAX_SELECTOR_LENGTH,
@@ -299,6 +300,41 @@ export function validateAgentFilter(req: unknown): { app?: string; environment?:
   const out: { app?: string; environment?: string } = {};
   if (r.app) out.app = asToken(r.app, "app");
   if (r.environment) out.environment = asToken(r.environment, "environment");
+  return out;
+}
+
+/** ListAgents: the filter, the label selector and release status the agents must match, and the page. */
+export interface ListAgentsInput {
+  filter: { app?: string; environment?: string };
+  selector?: Selector;
+  /** A ReleaseStatus without its prefix. */
+  status?: ReleaseStatus;
+  pageSize: number;
+  /** The id of the last agent of the previous page. */
+  pageToken?: string;
+}
+
+export const LIST_AGENTS_DEFAULT_PAGE = 1000;
+export const LIST_AGENTS_MAX_PAGE = 10_000;
+
+export function validateListAgents(req: unknown): ListAgentsInput {
+  const r = asObject(req ?? {}, "request");
+  const out: ListAgentsInput = { filter: validateAgentFilter(req), pageSize: LIST_AGENTS_DEFAULT_PAGE };
+  const selectorText = asString(r.selector ?? "", "selector", { maxLength: MAX_SELECTOR_LENGTH, allowEmpty: true });
+  if (selectorText !== "") out.selector = parseSelector(selectorText, "selector");
+  if (r.status && r.status !== "RELEASE_STATUS_UNSPECIFIED") {
+    const raw = asString(r.status, "status", { maxLength: 64 });
+    const s = raw.replace(/^RELEASE_STATUS_/, "");
+    if (!(RELEASE_STATUSES as readonly string[]).includes(s)) throw new ValidationError("status", `unknown release status ${raw}`);
+    out.status = s as ReleaseStatus;
+  }
+  if (r.pageSize !== undefined && r.pageSize !== 0) {
+    if (typeof r.pageSize !== "number" || !Number.isInteger(r.pageSize) || r.pageSize < 1 || r.pageSize > LIST_AGENTS_MAX_PAGE) {
+      throw new ValidationError("page_size", `must be between 1 and ${LIST_AGENTS_MAX_PAGE}`);
+    }
+    out.pageSize = r.pageSize;
+  }
+  if (r.pageToken !== undefined && r.pageToken !== "") out.pageToken = asAgentId(r.pageToken, "page_token");
   return out;
 }
 

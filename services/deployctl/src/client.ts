@@ -170,8 +170,25 @@ export class Client {
   rollbackRelease(req: RollbackReleaseRequest): Promise<DeploymentMsg> {
     return this.#unary("RollbackRelease", req);
   }
-  listAgents(req: { app?: string; environment?: string }): Promise<AgentsMsg> {
-    return this.#unary("ListAgents", req);
+  /**
+   * Every agent the filter matches: ListAgents page after page (a page is at
+   * most ~2 MiB, so a fleet of 10,000 is several), as one answer. A
+   * coordinator from before pages answers them all at once.
+   */
+  async listAgents(req: { app?: string; environment?: string; selector?: string; status?: string }): Promise<AgentsMsg> {
+    const agents: NonNullable<AgentsMsg["agents"]> = [];
+    const seen = new Set<string>();
+    let pageToken = "";
+    let total = 0;
+    for (;;) {
+      const page: AgentsMsg = await this.#unary("ListAgents", { ...req, pageToken });
+      agents.push(...(page.agents ?? []));
+      total = page.total ?? agents.length;
+      if (!page.nextPageToken || seen.has(page.nextPageToken)) break;
+      seen.add(page.nextPageToken);
+      pageToken = page.nextPageToken;
+    }
+    return { agents, nextPageToken: "", total: Math.max(total, agents.length) };
   }
   cordonAgent(agentId: string, reason: string): Promise<AgentMsg> {
     return this.#unary("CordonAgent", { agentId, reason });

@@ -133,8 +133,10 @@ release or none), offline (not live), none (no deployment has succeeded yet).
 Examples:
   $ deployctl agents --env prod
   $ deployctl agents --app web --json | jq -r '.agents[] | select(.live) | .id'
-  # the agents not on the desired release of web
-  $ deployctl agents --app web --json | jq -r '.agents[] | select(.releases[] | .app == "web" and .status != "RELEASE_STATUS_CURRENT") | .id'
+  # the agents not on the desired release of web, and those in one zone
+  $ deployctl agents --app web --status outdated
+  $ deployctl agents --app web --selector 'zone=eu-1a'
+  $ deployctl agents --app web --status outdated --json | jq -r '.agents[].id'
 `,
   cordon: `
 A cordoned agent takes no new deployment: a deployment to every agent of its

@@ -138,7 +138,9 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
     subcommand(program, "agents")
       .description("list registered agents: labels, and per app the current release, the desired one and the status (current, outdated, offline)")
       .option("--app <app>", "only agents running this app")
-      .option("--env <environment>", "only this environment"),
+      .option("--env <environment>", "only this environment")
+      .addOption(new Option("--selector <selector>", "only the agents whose labels match: role=web,zone in (a,b)").argParser(selectorOption))
+      .addOption(new Option("--status <status>", "only the agents with a release in this status (of --app when given)").choices(["current", "outdated", "offline", "none"])),
   ).action((o: Parameters<typeof agentsCommand>[0]) => run(agentsCommand(o)));
 
   withCommonOptions(

@@ -8,7 +8,7 @@ import { createDeployment, deploymentOfRequest, previewDeployment } from "../cre
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
-import { cordonAgent, deregisterAgent, listAgents } from "../queries/listAgents.js";
+import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Cordons } from "../cordons.js";
@@ -18,7 +18,7 @@ import type { Convergence } from "../releases/convergence.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import {
   validateAfterSequence,
-  validateAgentFilter,
+  validateListAgents,
   validateAgentId,
   validateCreate,
   validateDeploymentId,
@@ -177,7 +177,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       return { artifacts: (await deps.artifacts.list(app, name)).map(toArtifactMessage) };
     }),
 
-    ListAgents: call("ListAgents", async (req) => ({ agents: await listAgents(deps.registry, deps.releases, validateAgentFilter(req)) })),
+    ListAgents: call("ListAgents", async (req) => listAgentsPage(deps.registry, deps.releases, validateListAgents(req))),
 
     CordonAgent: call("CordonAgent", async (req, c) => {
       const agentId = validateAgentId(req.agentId);

@@ -1,5 +1,6 @@
 // Read-only commands: get, list, agents, artifacts. Tables for people,
 // the server's messages as JSON for scripts.
+import { matchesSelector, parseSelector } from "../../../shared/src/selector.js";
 import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import type { DeploymentState } from "../../../shared/src/gen/deploy/v1/DeploymentState.js";
@@ -82,13 +83,22 @@ export async function listCommand(o: ListOptions): Promise<ExitCode> {
 export interface AgentsOptions extends CommonOptions {
   app?: string;
   env?: string;
+  selector?: string;
+  status?: "current" | "outdated" | "offline" | "none";
 }
+
+const STATUS_ENUM = { current: "RELEASE_STATUS_CURRENT", outdated: "RELEASE_STATUS_OUTDATED", offline: "RELEASE_STATUS_OFFLINE", none: "RELEASE_STATUS_NO_DESIRED_RELEASE" } as const;
 
 export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
-    const res = await client.listAgents({ app: o.app ?? "", environment: o.env ?? "" });
-    const agents = res.agents ?? [];
+    const status = o.status ? STATUS_ENUM[o.status] : undefined;
+    const fetched = await client.listAgents({ app: o.app ?? "", environment: o.env ?? "", selector: o.selector ?? "", ...(status ? { status } : {}) });
+    // The coordinator filters; so does this, for one from before the filters.
+    const sel = o.selector ? parseSelector(o.selector, "--selector") : undefined;
+    const has = (r: { app?: string; status?: string }): boolean => r.status === status && (!o.app || r.app === o.app);
+    const res = { ...fetched, agents: (fetched.agents ?? []).filter((a) => (!sel || matchesSelector(sel, a.labels ?? {})) && (!status || (a.releases ?? []).some(has))) };
+    const agents = res.agents;
     if (o.json) {
       print(jsonDocument("deploy.v1.ListAgentsResponse", res));
       return EXIT.OK;
@@ -103,7 +113,8 @@ export async function agentsCommand(o: AgentsOptions): Promise<ExitCode> {
     const statuses: (string | undefined)[] = [];
     const lives: boolean[] = [];
     for (const a of agents) {
-      const apps = (a.releases ?? []).length > 0 ? a.releases! : [{ app: undefined, current: undefined, desired: undefined, status: undefined }];
+      const all = (a.releases ?? []).filter((r) => !status || has(r));
+      const apps = all.length > 0 ? all : [{ app: undefined, current: undefined, desired: undefined, status: undefined }];
       for (const r of apps) {
         rows.push([
           a.id ?? "-",

@@ -4,8 +4,12 @@ import type { Agent as _deploy_v1_Agent, Agent__Output as _deploy_v1_Agent__Outp
 
 export interface ListAgentsResponse {
   'agents'?: (_deploy_v1_Agent)[];
+  'nextPageToken'?: (string);
+  'total'?: (number);
 }
 
 export interface ListAgentsResponse__Output {
   'agents'?: (_deploy_v1_Agent__Output)[];
+  'nextPageToken'?: (string);
+  'total'?: (number);
 }
