@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { TOKEN_RULE, configFileFrom, errorMessage, isToken, loadConfig, readBindingsFile, readSeedFile, signerFromSeed } from "../../shared/src/index.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
 import { loadTokens } from "./grpc/auth.js";
+import { readNotifySecret } from "./notifier.js";
 
 export interface CoordinatorConfig {
   devMode: boolean;
@@ -36,6 +37,7 @@ export interface CoordinatorConfig {
   artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number; maxUnpackedBytes: number; maxFiles: number; keepPerApp: number };
   metrics: { listen: string };
   http: { listen: string; assetsDir: string };
+  notify: { url: string; secretFile: string; events: string[]; retryMs: number; maxAttempts: number; timeoutMs: number };
   logLevel: string;
 }
 
@@ -242,11 +244,71 @@ const schema = {
       env: "DEPLOY_HTTP_ASSETS_DIR",
     },
   },
+  notify: {
+    url: {
+      doc: "Webhook the coordinators POST deployment notifications to (JSON with a `text` line Slack and Mattermost incoming webhooks show as it is); empty: off. https only in production mode. Delivered at least once (docs/operations.md#notifications)",
+      format: String,
+      default: "",
+      env: "DEPLOY_NOTIFY_URL",
+    },
+    secretFile: {
+      doc: "File holding the secret each notification is signed with: header Deploy-Signature: sha256=<HMAC-SHA256 of the body, hex>; empty: unsigned",
+      format: String,
+      default: "",
+      env: "DEPLOY_NOTIFY_SECRET_FILE",
+    },
+    events: {
+      doc: "Event types notified (env: comma separated): deployment.finished (every end: SUCCEEDED, FAILED, CANCELLED), deployment.halted (dispatching stopped after failures), deployment.canary_done (waiting for a promote), deployment.paused, deployment.cancel_requested",
+      format: Array,
+      default: ["deployment.finished", "deployment.halted", "deployment.canary_done"] as string[],
+      env: "DEPLOY_NOTIFY_EVENTS",
+    },
+    retryMs: { doc: "Wait before the first retry of a notification the webhook did not take (no answer, or not 2xx); doubled each time, up to 5 minutes", format: "nat", default: 2000, env: "DEPLOY_NOTIFY_RETRY_MS" },
+    maxAttempts: {
+      doc: "Attempts per notification before it is given up (logged as an error, deploy_notifications_total{outcome=\"given_up\"}); 20 at the defaults is about an hour",
+      format: "nat",
+      default: 20,
+      env: "DEPLOY_NOTIFY_MAX_ATTEMPTS",
+    },
+    timeoutMs: { doc: "Time limit of one POST", format: "nat", default: 10_000, env: "DEPLOY_NOTIFY_TIMEOUT_MS" },
+  },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
 };
 
 /** Overrides merge key by key (convict), so a nested group may be given in part. */
 export type CoordinatorConfigOverrides = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] extends object ? Partial<CoordinatorConfig[K]> : CoordinatorConfig[K] };
+
+/** Event types a notification may be about (notify.events). */
+export const NOTIFY_EVENT_TYPES = ["deployment.finished", "deployment.halted", "deployment.canary_done", "deployment.paused", "deployment.cancel_requested"] as const;
+
+function checkNotify(cfg: CoordinatorConfig): void {
+  const n = cfg.notify;
+  n.events = n.events.map((e) => String(e).trim()).filter((e) => e !== "");
+  for (const e of n.events) {
+    if (!(NOTIFY_EVENT_TYPES as readonly string[]).includes(e)) throw new Error(`invalid configuration: notify.events: "${e.slice(0, 80)}" is not one of ${NOTIFY_EVENT_TYPES.join(", ")}`);
+  }
+  if (!n.url) return;
+  let url: URL;
+  try {
+    url = new URL(n.url);
+  } catch {
+    throw new Error("invalid configuration: notify.url: not a URL");
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error(`invalid configuration: notify.url: ${url.protocol} is not http or https`);
+  // A notification names the fleet's apps, versions and who deployed: not in clear text over the network.
+  if (!cfg.devMode && url.protocol !== "https:") throw new Error("invalid configuration: notify.url: must be https in production mode");
+  if (n.events.length === 0) throw new Error("invalid configuration: notify.events: at least one event type with notify.url set");
+  if (n.maxAttempts < 1) throw new Error("invalid configuration: notify.maxAttempts: must be at least 1");
+  if (n.retryMs < 100) throw new Error("invalid configuration: notify.retryMs: must be at least 100");
+  if (n.timeoutMs < 100) throw new Error("invalid configuration: notify.timeoutMs: must be at least 100");
+  if (n.secretFile) {
+    try {
+      readNotifySecret(n.secretFile);
+    } catch (err) {
+      throw new Error(`invalid configuration: ${errorMessage(err)}`);
+    }
+  }
+}
 
 /** host:port whose host is a loopback address (127.0.0.0/8, ::1, localhost). */
 export function isLoopbackListen(hostPort: string): boolean {
@@ -272,6 +334,7 @@ export function loadCoordinatorConfig(argv: string[] = process.argv.slice(2), ov
   for (const e of cfg.rollout.convergenceOff) {
     if (!isToken(e)) throw new Error(`invalid configuration: rollout.convergenceOff: "${e.slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);
   }
+  checkNotify(cfg);
   // Checked here so that a bad token list, key or seed stops the process at
   // start (exit 2) rather than at the first call; messages never hold secrets.
   try {

@@ -30,6 +30,7 @@ import { askToRegister, listenForHeartbeats, Registry } from "./registry.js";
 import { Cordons } from "./cordons.js";
 import { forgetSilentAgents } from "./queries/listAgents.js";
 import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
+import { startNotifier } from "./notifier.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { Convergence } from "./releases/convergence.js";
@@ -192,6 +193,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       },
       log.child({ component: "expiry" }),
     );
+    const notifier = config.notify.url
+      ? startNotifier(config.notify, { ctx, log: log.child({ component: "notify" }), onOutcome: (outcome) => metrics.notifications.inc({ outcome }) })
+      : undefined;
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc, {
       ctx,
@@ -250,6 +254,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await shutdownServer(grpc.server, graceMs);
           await httpServer?.close();
           expiry.stop();
+          await notifier?.stop();
           clearInterval(forgetTimer);
           converge.close();
           await reconciler.close();

@@ -55,6 +55,12 @@ export class CoordinatorMetrics {
     help: "Idle heartbeats heard from an agent silent longer than agentLiveMs (shown offline meanwhile): an idle heartbeat interval too long for agentLiveMs, or links to NATS that were down",
     registers: [this.registry],
   });
+  readonly notifications = new Counter({
+    name: "deploy_notifications_total",
+    help: "Webhook notifications (notify.url) by outcome: delivered (2xx), retried (not taken; tried again later), given_up (after notify.maxAttempts)",
+    labelNames: ["outcome"],
+    registers: [this.registry],
+  });
   readonly deploymentsExpired = new Counter({
     name: "deploy_deployments_expired_total",
     help: "Finished deployments whose records this coordinator purged from deploy_deployments (streams.deploymentsMaxAgeMs)",

@@ -43,6 +43,8 @@ export const CORDON_SCHEMA = "deploy.cordon.v1";
 export const COORDINATORS_BUCKET = "deploy_coordinators";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */
 export const COORDINATOR_CONSUMER = "coordinator";
+/** The coordinators' shared durable consumer of their own events on DEPLOY_EVENTS, made when notifications are on (coordinator/src/notifier.ts). */
+export const NOTIFIER_CONSUMER = "notifier";
 /** Source token of events written by coordinators. */
 export const COORDINATOR_SOURCE = "coordinator";
 /**

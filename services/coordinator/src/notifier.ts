@@ -1,0 +1,281 @@
+// Deployment notifications: a POST to a webhook (notify.url) for each event
+// of the types notify.events names: a deployment's end, a halted rollout, a
+// canary wave waiting for its promote. Operators hear of what nobody
+// watches: a convergence or an automatic revert that failed, a pipeline's
+// deployment after its job gave up following it.
+//
+// At least once, durably: the coordinators share one durable pull consumer
+// on DEPLOY_EVENTS (NOTIFIER_CONSUMER, the coordinators' own events only),
+// and a notification is acknowledged after the webhook answered 2xx. One the
+// webhook did not take is delivered again after a wait that doubles
+// (notify.retryMs up to 5 minutes), by whichever coordinator pulls it,
+// until notify.maxAttempts, then given up (an error log and a metric). A
+// coordinator that dies mid-POST leaves it to the others after the ack
+// wait. So a receiver may see one twice: Deploy-Delivery (the event's
+// stream sequence) is the same each time. Events of other types are acked
+// as they come (one ack each, only while notifications are on).
+import { createHmac } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
+import {
+  COORDINATOR_SOURCE,
+  EVENTS_STREAM,
+  HDR_EVENT_TYPE,
+  NOTIFIER_CONSUMER,
+  countTargets,
+  errorMessage,
+  loadDeployment,
+  parseEvent,
+  parseEventSubject,
+  requesterOf,
+  type DeployEvent,
+  type DeploymentRecord,
+  type JsContext,
+  type Logger,
+} from "../../shared/src/index.js";
+import type { CoordinatorConfig } from "./config.js";
+
+const MAX_RETRY_MS = 5 * 60_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The JSON body of a notification. */
+export interface Notification {
+  /** One line for people (Slack and Mattermost incoming webhooks show it as it is). */
+  text: string;
+  event: string;
+  /** The event's stream sequence: the same on every delivery of this notification. */
+  delivery: string;
+  time: string;
+  deployment: {
+    id: string;
+    app: string;
+    environment: string;
+    version: string;
+    artifact?: { name: string; digest: string };
+    /** Its state when the notification was made (for deployment.finished: the final one). */
+    state: string;
+    message: string;
+    requestedBy: string;
+    /** Target counts by state, when the notification was made. */
+    counts: Record<string, number>;
+    /** What made it, when not an operator: a convergence, an automatic revert, a rollback. */
+    kind: "deployment" | "convergence" | "automatic revert" | "rollback";
+  };
+}
+
+function kindOf(rec: DeploymentRecord): Notification["deployment"]["kind"] {
+  if (rec.spec.convergesTo) return "convergence";
+  if (rec.spec.reverts) return "automatic revert";
+  if (rec.spec.restores) return "rollback";
+  return "deployment";
+}
+
+/** The notification of `e` (appended to `rec`'s stream at `seq`). */
+export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecord): Notification {
+  const { spec } = rec;
+  const counts = Object.fromEntries(Object.entries(countTargets(rec)).filter(([, n]) => n > 0));
+  const kind = kindOf(rec);
+  const what = `${kind === "deployment" ? "" : `${kind}: `}${spec.app} ${spec.changeset.version} to ${spec.environment} (${spec.id})`;
+  let line: string;
+  switch (e.type) {
+    case "deployment.finished":
+      line = `${e.state}: ${e.message}`;
+      break;
+    case "deployment.halted":
+      line = `rollout halted: ${e.message}`;
+      break;
+    case "deployment.canary_done":
+      line = e.message;
+      break;
+    case "deployment.paused":
+      line = `paused by ${e.by}${e.reason ? `: ${e.reason}` : ""}`;
+      break;
+    case "deployment.cancel_requested":
+      line = `cancel requested${e.by ? ` by ${e.by}` : ""}${e.reason ? `: ${e.reason}` : ""}`;
+      break;
+    default:
+      line = e.type;
+  }
+  const a = spec.changeset.artifact;
+  return {
+    text: `${what}: ${line}`,
+    event: e.type,
+    delivery: String(seq),
+    time: e.time,
+    deployment: {
+      id: spec.id,
+      app: spec.app,
+      environment: spec.environment,
+      version: spec.changeset.version,
+      ...(a ? { artifact: { name: a.name, digest: a.digest } } : {}),
+      state: e.type === "deployment.finished" ? e.state : rec.state,
+      message: e.type === "deployment.finished" ? e.message : rec.message,
+      requestedBy: requesterOf(spec).identity,
+      counts,
+      kind,
+    },
+  };
+}
+
+/** Deploy-Signature of `body`: sha256=<HMAC-SHA256 with the secret, hex> (as GitHub signs its webhooks). */
+export function signature(secret: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+}
+
+/** The secret of notify.secretFile (its content, trimmed); throws naming the file, never the content. */
+export function readNotifySecret(file: string): string {
+  let secret: string;
+  try {
+    secret = readFileSync(file, "utf8").trim();
+  } catch (err) {
+    throw new Error(`notify.secretFile: ${errorMessage(err)}`);
+  }
+  if (secret.length < 16) throw new Error(`notify.secretFile: ${file} holds fewer than 16 characters`);
+  return secret;
+}
+
+export interface NotifierDeps {
+  ctx: JsContext;
+  log: Logger;
+  /** Counts each notification's outcome: delivered, retried, given_up. */
+  onOutcome?: (outcome: "delivered" | "retried" | "given_up") => void;
+}
+
+/** Makes the shared durable consumer when it is not there (every coordinator with notifications on asks). */
+async function ensureConsumer(ctx: JsContext, ackWaitMs: number): Promise<void> {
+  try {
+    await ctx.jsm.consumers.info(EVENTS_STREAM, NOTIFIER_CONSUMER);
+    return;
+  } catch (err) {
+    if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
+  }
+  await ctx.jsm.consumers.add(EVENTS_STREAM, {
+    durable_name: NOTIFIER_CONSUMER,
+    filter_subject: `deploy.evt.*.${COORDINATOR_SOURCE}`,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: ackWaitMs * 1_000_000,
+    // From the moment notifications are first turned on: not every event the stream keeps.
+    deliver_policy: DeliverPolicy.New,
+    max_deliver: -1,
+    max_ack_pending: 1000,
+  });
+}
+
+/** Starts pulling notifications; stop() ends the loop after the batch in hand. */
+export function startNotifier(config: CoordinatorConfig["notify"], deps: NotifierDeps): { stop: () => Promise<void> } {
+  const { ctx, log } = deps;
+  const secret = config.secretFile ? readNotifySecret(config.secretFile) : undefined;
+  const wanted = new Set(config.events);
+  const ackWaitMs = config.timeoutMs + 30_000;
+  let stopped = false;
+  let pulling: { stop: () => void } | undefined;
+
+  const post = async (n: Notification): Promise<string | undefined> => {
+    const body = JSON.stringify(n);
+    try {
+      const res = await fetch(config.url, {
+        method: "POST",
+        body,
+        // A redirect would send the body elsewhere than configured.
+        redirect: "error",
+        signal: AbortSignal.timeout(config.timeoutMs),
+        headers: {
+          "content-type": "application/json",
+          "user-agent": "nats-deploy-coordinator",
+          "deploy-event": n.event,
+          "deploy-delivery": n.delivery,
+          ...(secret ? { "deploy-signature": signature(secret, body) } : {}),
+        },
+      });
+      await res.body?.cancel().catch(() => undefined);
+      return res.ok ? undefined : `HTTP ${res.status}`;
+    } catch (err) {
+      return errorMessage(err);
+    }
+  };
+
+  const handle = async (m: JsMsg): Promise<void> => {
+    const type = m.headers?.get(HDR_EVENT_TYPE) ?? "";
+    // Events of other types (dispatches, timeouts) only pass by. An event
+    // without the header (from an older coordinator) is read to know.
+    let event: DeployEvent | undefined;
+    if (type === "") {
+      try {
+        event = parseEvent(m.data);
+      } catch {
+        m.ack();
+        return;
+      }
+    }
+    if (!wanted.has(type || event!.type)) {
+      m.ack();
+      return;
+    }
+    const parsed = parseEventSubject(m.subject);
+    let why: string | undefined;
+    let n: Notification | undefined;
+    try {
+      event ??= parseEvent(m.data);
+      const loaded = parsed ? await loadDeployment(ctx, parsed.deploymentId) : undefined;
+      if (!loaded) {
+        // Expired, or never readable: nothing to say it about.
+        log.warn({ subject: m.subject, seq: m.seq }, "notification dropped: its deployment cannot be read");
+        m.term("deployment not readable");
+        return;
+      }
+      n = notificationOf(event, m.seq, loaded.record);
+      why = await post(n);
+    } catch (err) {
+      why = errorMessage(err);
+    }
+    const attempt = m.info.deliveryCount;
+    const mlog = { deploymentId: parsed?.deploymentId, event: type || event?.type, delivery: m.seq, attempt };
+    if (why === undefined) {
+      m.ack();
+      deps.onOutcome?.("delivered");
+      log.info(mlog, "notification delivered");
+    } else if (attempt >= config.maxAttempts) {
+      m.term(`notification given up: ${why}`.slice(0, 256));
+      deps.onOutcome?.("given_up");
+      log.error({ ...mlog, err: why, text: n?.text }, `notification given up after ${attempt} attempts`);
+    } else {
+      const delay = Math.min(config.retryMs * 2 ** (attempt - 1), MAX_RETRY_MS);
+      m.nak(delay);
+      deps.onOutcome?.("retried");
+      log.warn({ ...mlog, err: why, retryInMs: delay }, "notification not taken by the webhook; retrying");
+    }
+  };
+
+  const loop = (async () => {
+    let failures = 0;
+    while (!stopped) {
+      try {
+        await ensureConsumer(ctx, ackWaitMs);
+        const consumer = await ctx.js.consumers.get(EVENTS_STREAM, NOTIFIER_CONSUMER);
+        while (!stopped) {
+          // Bounded pulls: a stream leader that moves is found at the next one.
+          const batch = await consumer.fetch({ max_messages: 64, expires: 5000 });
+          pulling = batch;
+          if (stopped) batch.stop();
+          const handling: Promise<void>[] = [];
+          for await (const m of batch) handling.push(handle(m));
+          await Promise.all(handling);
+          failures = 0;
+        }
+      } catch (err) {
+        if (stopped) break;
+        failures++;
+        log.warn({ err: errorMessage(err), failures }, "pulling notifications failed; retrying");
+        await sleep(Math.min(500 * 2 ** Math.min(failures, 4), 5000));
+      }
+    }
+  })();
+  log.info({ url: new URL(config.url).origin, events: config.events, signed: secret !== undefined }, "notifications on");
+  return {
+    stop: async () => {
+      stopped = true;
+      pulling?.stop();
+      await loop;
+    },
+  };
+}

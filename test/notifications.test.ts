@@ -1,0 +1,138 @@
+// Webhook notifications (notify.url) end to end, on a real nats-server,
+// coordinator and agents from dist/, and a webhook receiver on loopback: a
+// deployment's end, a halted rollout and a canary wave waiting for its
+// promote are POSTed, signed (Deploy-Signature: HMAC-SHA256 of the body), with
+// a text line; a receiver that refuses is tried again with the same
+// Deploy-Delivery until it takes it; a notification outlives the
+// coordinator that had it to send; events of other types are not sent.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Notification } from "../services/coordinator/src/notifier.js";
+import { signature } from "../services/coordinator/src/notifier.js";
+import { loadCoordinatorConfig } from "../services/coordinator/src/config.js";
+import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
+import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
+
+const SECRET = `s-${randomUUID()}`;
+
+interface Received {
+  body: Notification;
+  raw: string;
+  headers: Record<string, string | string[] | undefined>;
+  answered: number;
+}
+
+describe("webhook notifications", () => {
+  let stack: Stack;
+  let client: DeployClient;
+  let server: Server;
+  const received: Received[] = [];
+  /** The answers the receiver gives next (then 200). */
+  const refusals: number[] = [];
+
+  const deploy = async (version: string, strategy: Record<string, unknown> = {}): Promise<DeploymentMsg> => {
+    const d = await client.create({ requestId: `${version}-${randomUUID()}`, app: "web", environment: "prod", changeset: { version }, strategy: { maxConcurrency: 3, ...strategy } });
+    return d;
+  };
+  const taken = (id: string, event: string): Received[] => received.filter((r) => r.answered === 200 && r.body.deployment.id === id && r.body.event === event);
+  const arrives = (id: string, event: string): Promise<Received> => until(`${event} of ${id} delivered`, () => Promise.resolve(taken(id, event)[0]), 30_000);
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let raw = "";
+      req.on("data", (c: Buffer) => (raw += c.toString()));
+      req.on("end", () => {
+        const answered = refusals.shift() ?? 200;
+        received.push({ body: JSON.parse(raw) as Notification, raw, headers: req.headers, answered });
+        res.writeHead(answered).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const dir = mkdtempSync(join(tmpdir(), "notify-"));
+    writeFileSync(join(dir, "secret"), `${SECRET}\n`);
+    stack = await Stack.start({
+      coordinatorEnv: {
+        DEPLOY_NOTIFY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/deploy`,
+        DEPLOY_NOTIFY_SECRET_FILE: join(dir, "secret"),
+        DEPLOY_NOTIFY_RETRY_MS: "200",
+      },
+    });
+    client = stack.client();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    server?.close();
+  });
+
+  it("a deployment's end is POSTed once, signed, with a text line, its counts and the same delivery id in header and body", async () => {
+    const d = await deploy("v1");
+    await client.waitTerminal(d.id!);
+    const r = await arrives(d.id!, "deployment.finished");
+    expect(r.body).toMatchObject({
+      event: "deployment.finished",
+      deployment: { id: d.id, app: "web", environment: "prod", version: "v1", state: "SUCCEEDED", counts: { SUCCEEDED: 3 }, kind: "deployment", requestedBy: "anonymous (development mode)" },
+    });
+    expect(r.body.text).toBe(`web v1 to prod (${d.id}): SUCCEEDED: 3 of 3 target(s) succeeded`);
+    expect(r.headers["deploy-signature"]).toBe(signature(SECRET, r.raw));
+    expect(r.headers["deploy-event"]).toBe("deployment.finished");
+    expect(r.headers["deploy-delivery"]).toBe(r.body.delivery);
+    expect(r.headers["content-type"]).toBe("application/json");
+    // Nothing else of it (created, dispatches, started) was sent.
+    expect(received.filter((x) => x.body.deployment.id === d.id).map((x) => x.body.event)).toEqual(["deployment.finished"]);
+  });
+
+  it("a halted rollout and its FAILED end; a canary wave waiting for its promote, then its cancel's end", async () => {
+    await stack.control("a1", "fail");
+    const failing = await deploy("v2", { maxConcurrency: 1 });
+    await client.waitTerminal(failing.id!);
+    await stack.control("a1", "fail", false);
+    expect((await arrives(failing.id!, "deployment.halted")).body.text).toMatch(/: rollout halted: 1 failed target\(s\) exceed max_failures 0/);
+    expect((await arrives(failing.id!, "deployment.finished")).body.deployment).toMatchObject({ state: "FAILED" });
+
+    const canary = await deploy("v3", { canary: 1 });
+    expect((await arrives(canary.id!, "deployment.canary_done")).body.text).toContain("waiting for a promote");
+    await client.cancel(canary.id!, "not today");
+    await client.waitTerminal(canary.id!);
+    expect((await arrives(canary.id!, "deployment.finished")).body.deployment.state).toBe("CANCELLED");
+  });
+
+  it("a receiver that refuses gets it again, with the same delivery id, until it takes it", async () => {
+    refusals.push(503, 500);
+    const d = await deploy("v4");
+    await client.waitTerminal(d.id!);
+    const r = await arrives(d.id!, "deployment.finished");
+    const tries = received.filter((x) => x.body.deployment.id === d.id && x.body.event === "deployment.finished");
+    expect(tries.map((x) => x.answered)).toEqual([503, 500, 200]);
+    expect(new Set(tries.map((x) => x.headers["deploy-delivery"]))).toEqual(new Set([r.body.delivery]));
+  });
+
+  it("outlives its coordinator: refused until the coordinator is replaced, then delivered by the new one", async () => {
+    refusals.push(...Array.from({ length: 1000 }, () => 503));
+    const d = await deploy("v5");
+    await client.waitTerminal(d.id!);
+    await until("a refused attempt", () => Promise.resolve(received.some((x) => x.body.deployment.id === d.id && x.answered === 503)), 30_000);
+    await stack.coordinators[0]!.kill("SIGKILL");
+    stack.coordinators.splice(0, 1);
+    refusals.length = 0;
+    await stack.startCoordinator();
+    await arrives(d.id!, "deployment.finished");
+  });
+});
+
+describe("notify configuration", () => {
+  it("refuses at start what would not work, naming the key", () => {
+    expect(() => loadCoordinatorConfig([], { notify: { url: "http://hooks.example.com/x" } })).toThrow(/notify\.url: must be https in production mode/);
+    expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "ftp://x" } })).toThrow(/notify\.url: ftp: is not http or https/);
+    expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", events: ["deployment.finishd"] } })).toThrow(/notify\.events: "deployment\.finishd" is not one of/);
+    const dir = mkdtempSync(join(tmpdir(), "notify-cfg-"));
+    writeFileSync(join(dir, "short"), "abc");
+    expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", secretFile: join(dir, "short") } })).toThrow(/notify\.secretFile: .* fewer than 16 characters/);
+    expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done"]);
+  });
+});
