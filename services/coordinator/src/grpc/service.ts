@@ -29,7 +29,7 @@ import {
   validateTargetPage,
   type Defaults,
 } from "../requests.js";
-import { toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
+import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
 import { toReleaseMessage } from "./convertRelease.js";
 import { callIdentity } from "./identity.js";
 import { toServiceError } from "./status.js";
@@ -115,7 +115,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
 
     ListDeployments: call("ListDeployments", async (req) => {
       const { deployments, nextPageToken } = await listDeployments(ctx, validateList(req));
-      return { deployments: deployments.map((d) => toDeploymentMessage(d)), nextPageToken };
+      return { deployments: listPage(deployments), nextPageToken };
     }),
 
     WatchDeployment: (call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>) => {

@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
-import { toDeploymentMessage } from "../grpc/convert.js";
+import { listPage, toDeploymentMessage } from "../grpc/convert.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
@@ -140,7 +140,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       pageToken: q.get("pageToken") ?? undefined,
     });
     const { deployments, nextPageToken } = await listDeployments(deps.ctx, list);
-    return sendJson(res, 200, { deployments: deployments.map((d) => toDeploymentMessage(d)), nextPageToken });
+    return sendJson(res, 200, { deployments: listPage(deployments), nextPageToken });
   }
   if (parts.length === 1 && parts[0] === "agents") {
     const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });
