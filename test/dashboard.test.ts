@@ -152,6 +152,14 @@ describeIfChromium("dashboard in a browser", () => {
     expect(await badge.getAttribute("title")).toMatch(/^cordoned by anonymous \(development mode\) at .+: disk swap: takes no new deployment$/);
     await cordon("UncordonAgent");
     await page.waitForSelector('tr[data-agent="a4"] [data-cordoned]', { state: "detached" });
+    // Filtered on the coordinator (a fleet of 10,000 is a page of 1,000 at a time): a selector no agent matches, then every agent again.
+    await page.fill('input[name="selector"]', "zone=nowhere");
+    await page.click('form.filters button[type="submit"]');
+    await page.waitForSelector("text=No agent matches.");
+    expect(page.url()).toContain("#/agents?selector=zone%3Dnowhere");
+    await page.goto(`${base}#/agents?selector=${encodeURIComponent("!zone")}`);
+    await page.waitForSelector('tr[data-agent="a4"]');
+    expect(await page.textContent("#agents-count")).toMatch(/^4 of 4 live/);
   });
 
   it("the deployments and agents lists follow changes without a reload, in place, keeping their filters", async () => {
@@ -314,6 +322,12 @@ describeIfChromium("dashboard in a browser", () => {
     expect(((await (await fetch(`${base}api/deployments/${id}`)).json()) as { state: string }).state).toBe((await client.get(id)).state);
     const agentsJson = (await (await fetch(`${base}api/agents`)).json()) as { agents: { id: string; live: boolean }[] };
     expect(agentsJson.agents.map((a) => a.id)).toEqual(agents);
+    // A page at a time, as ListAgents: the token is the page's last id.
+    const first = (await (await fetch(`${base}api/agents?pageSize=3`)).json()) as { agents: { id: string }[]; nextPageToken: string; total: number; live: number };
+    expect(first).toMatchObject({ nextPageToken: "a3", total: 4, live: 4 });
+    const rest = (await (await fetch(`${base}api/agents?pageSize=3&pageToken=${first.nextPageToken}`)).json()) as { agents: { id: string }[]; nextPageToken: string };
+    expect(rest.agents.map((a) => a.id)).toEqual(["a4"]);
+    expect((await fetch(`${base}api/agents?selector=${encodeURIComponent("zone in (")}`)).status).toBe(400);
 
     const all = await grpcSequences(client, id);
     const mid = all[Math.floor(all.length / 2)]!;

@@ -159,7 +159,12 @@ export const api = {
   pause: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/pause`, { method: "POST", body: JSON.stringify({ reason }) }),
   resume: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/resume`, { method: "POST", body: "{}" }),
   promote: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/promote`, { method: "POST", body: "{}" }),
-  agents: (signal?: AbortSignal) => call<{ agents: Agent[] }>("api/agents", { signal }),
+  /** One page of agents (1,000 by default) of the filter; total and live count every page. */
+  agents: (q: { status?: string; selector?: string; pageToken?: string }, signal?: AbortSignal) => {
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(q)) if (v) p.set(k, v);
+    return call<{ agents: Agent[]; nextPageToken: string; total: number; live: number }>(`api/agents?${p.toString()}`, { signal });
+  },
 };
 
 export const eventsUrl = (id: string, after: number): string => `api/deployments/${encodeURIComponent(id)}/events?after=${after}`;

@@ -1,7 +1,7 @@
 // The dashboard: a small single-page app with hash routes.
 //   #/                       deployments (filters in the query: #/?app=web&env=prod&state=RUNNING)
 //   #/deployments/<id>       one deployment, live
-//   #/agents                 agents
+//   #/agents                 agents (filters in the query: #/agents?status=outdated&selector=zone%3Da)
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, AuthRequired, type Session } from "./api.js";
@@ -49,7 +49,7 @@ function App() {
   if (error) body = <p class="error">{error}</p>;
   else if (session === null) body = <LoginPage onLogin={setSession} />;
   else if (route.page === "deployment") body = <DeploymentPage key={route.id} id={route.id} session={session} onAuthLost={() => setSession(null)} />;
-  else if (route.page === "agents") body = <AgentsPage onAuthLost={() => setSession(null)} />;
+  else if (route.page === "agents") body = <AgentsPage query={route.query} onAuthLost={() => setSession(null)} />;
   else body = <DeploymentsPage query={route.query} onAuthLost={() => setSession(null)} />;
 
   return (

@@ -180,15 +180,17 @@ export class Client {
     const seen = new Set<string>();
     let pageToken = "";
     let total = 0;
+    let live: number | undefined;
     for (;;) {
       const page: AgentsMsg = await this.#unary("ListAgents", { ...req, pageToken });
       agents.push(...(page.agents ?? []));
       total = page.total ?? agents.length;
+      live = page.live;
       if (!page.nextPageToken || seen.has(page.nextPageToken)) break;
       seen.add(page.nextPageToken);
       pageToken = page.nextPageToken;
     }
-    return { agents, nextPageToken: "", total: Math.max(total, agents.length) };
+    return { agents, nextPageToken: "", total: Math.max(total, agents.length), live: live ?? agents.filter((a) => a.live).length };
   }
   cordonAgent(agentId: string, reason: string): Promise<AgentMsg> {
     return this.#unary("CordonAgent", { agentId, reason });

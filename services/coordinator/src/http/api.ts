@@ -22,11 +22,11 @@ import { deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
 import { revertRequestId } from "../releases/rollback.js";
-import { listAgents } from "../queries/listAgents.js";
+import { listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
-import { validateAgentFilter, validateDeploymentId, validateList, validateReason, validateTargetPage } from "../requests.js";
+import { validateDeploymentId, validateListAgents, validateList, validateReason, validateTargetPage } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { afterSequenceOf, streamEvents } from "./events.js";
 import { HttpError, readJsonBody, sendJson } from "./respond.js";
@@ -143,8 +143,18 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     return sendJson(res, 200, { deployments: listPage(deployments), nextPageToken });
   }
   if (parts.length === 1 && parts[0] === "agents") {
-    const filter = validateAgentFilter({ app: q.get("app") ?? undefined, environment: q.get("env") ?? q.get("environment") ?? undefined });
-    return sendJson(res, 200, { agents: await listAgents(deps.registry, deps.releases, filter) });
+    // As ListAgents, a page at a time (status by its short name too: outdated).
+    const status = q.get("status") ?? "";
+    const pageSize = q.get("pageSize");
+    const query = validateListAgents({
+      app: q.get("app") ?? undefined,
+      environment: q.get("env") ?? q.get("environment") ?? undefined,
+      selector: q.get("selector") ?? undefined,
+      status: status === "" || status.startsWith("RELEASE_STATUS_") ? status : `RELEASE_STATUS_${status === "none" ? "NO_DESIRED_RELEASE" : status.toUpperCase()}`,
+      pageSize: pageSize ? Number(pageSize) : undefined,
+      pageToken: q.get("pageToken") ?? undefined,
+    });
+    return sendJson(res, 200, await listAgentsPage(deps.registry, deps.releases, query));
   }
   throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
 }

@@ -1,6 +1,6 @@
-// ListAgents (gRPC) and GET /api/agents (the dashboard): every registered
-// agent of the filter, live or not, with its releases against the desired
-// ones and its cordon. Liveness is this coordinator's view: cut off from
+// ListAgents (gRPC) and GET /api/agents (the dashboard): the registered
+// agents of the filter, live or not, a page at a time, with their releases
+// against the desired ones and their cordon. Liveness is this coordinator's view: cut off from
 // NATS it hears no heartbeat, and showed every agent offline once
 // agentLiveMs had passed, so it answers UNAVAILABLE naming that instead; in
 // the 1.5 s after a reconnect it waits for the agents' answers
@@ -32,12 +32,6 @@ function agentMessage(registry: Registry, releases: ReleaseBook, a: AgentView, n
   return toAgentMessage(a, live, toAgentReleases(a.record, live, (app, env) => releases.get(app, env)), registry.cordonOf(a.record.id));
 }
 
-export async function listAgents(registry: Registry, releases: ReleaseBook, filter: { app?: string; environment?: string }): Promise<AgentInput[]> {
-  await registry.hearing(0);
-  const now = registry.clock.now();
-  return registry.list(filter).map((a) => agentMessage(registry, releases, a, now));
-}
-
 /**
  * What a page of ListAgents may hold, estimated as JSON (longer than the
  * protobuf the client receives): 10,000 agents serving two apps from
@@ -53,15 +47,17 @@ const PAGE_BYTES = 2 * 1024 * 1024;
  * not a position: an agent registered or forgotten between two pages moves
  * no other agent to another page.
  */
-export async function listAgentsPage(registry: Registry, releases: ReleaseBook, q: ListAgentsInput): Promise<{ agents: AgentInput[]; nextPageToken: string; total: number }> {
+export async function listAgentsPage(registry: Registry, releases: ReleaseBook, q: ListAgentsInput): Promise<{ agents: AgentInput[]; nextPageToken: string; total: number; live: number }> {
   await registry.hearing(0);
   const now = registry.clock.now();
   const matching: AgentInput[] = [];
+  let live = 0;
   for (const a of registry.list(q.filter)) {
     if (q.selector && !matchesSelector(q.selector, a.record.labels)) continue;
     const m = agentMessage(registry, releases, a, now);
     if (q.status && !(m.releases ?? []).some((r) => r.status === `RELEASE_STATUS_${q.status}` && (!q.filter.app || r.app === q.filter.app))) continue;
     matching.push(m);
+    if (m.live) live++;
   }
   // Ids sort the same here as in registry.list (localeCompare) for the ids
   // agents may have (subject tokens); the page starts after the token.
@@ -76,7 +72,7 @@ export async function listAgentsPage(registry: Registry, releases: ReleaseBook, 
     page.push(m);
     bytes += size;
   }
-  return { agents: page, nextPageToken: page.length < rest.length ? (page.at(-1)?.id ?? "") : "", total: matching.length };
+  return { agents: page, nextPageToken: page.length < rest.length ? (page.at(-1)?.id ?? "") : "", total: matching.length, live };
 }
 
 /**

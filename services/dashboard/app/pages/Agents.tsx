@@ -1,7 +1,9 @@
 // Agents: labels, per app the current release, the desired one and the
 // status (current, outdated, offline), last heartbeat, live or not;
 // kept current by polling (poll.ts says why not a stream: "live" is the age
-// of a heartbeat, which changes with no event at all).
+// of a heartbeat, which changes with no event at all). A page of 1,000 at a
+// time, filtered by status and label selector on the coordinator: a fleet
+// of 10,000 was ~9 MB every 2 s, and as many rows to render.
 import { useState } from "preact/hooks";
 import { api, AuthRequired, type Agent, type AgentRelease } from "../api.js";
 import { ago, when } from "../format.js";
@@ -25,12 +27,21 @@ function releasesOf(a: Agent): AgentRelease[] {
   return a.apps.map((app) => ({ app, current: a.currentReleases?.[app] ?? "", desired: null, status: "" }));
 }
 
-export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
+const STATUSES = ["", "current", "outdated", "offline", "none"];
+
+export function AgentsPage({ query, onAuthLost }: { query: URLSearchParams; onAuthLost: () => void }) {
+  const filters = { status: query.get("status") ?? "", selector: query.get("selector") ?? "" };
+  const [form, setForm] = useState(filters);
   const [agents, setAgents] = useState<Agent[] | undefined>(undefined);
+  const [counts, setCounts] = useState({ total: 0, live: 0 });
+  // The tokens of the pages before this one (the first page's is ""), and the next one's.
+  const [pages, setPages] = useState<string[]>([]);
+  const [next, setNext] = useState("");
   const [error, setError] = useState("");
   const [loadedAt, setLoadedAt] = useState(Date.now());
+  const pageToken = pages.at(-1) ?? "";
   const refresh = usePoll(async (signal) => {
-    const r = await api.agents(signal).catch((err: unknown) => {
+    const r = await api.agents({ ...filters, pageToken }, signal).catch((err: unknown) => {
       if (signal.aborted) throw err;
       if (err instanceof AuthRequired) onAuthLost();
       else setError(err instanceof Error ? err.message : String(err)); // the rows shown stay
@@ -39,18 +50,39 @@ export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
     if (signal.aborted) return;
     // Rows are keyed by agent id: a refresh changes only the cells that changed.
     setAgents(r.agents);
+    setCounts({ total: r.total ?? r.agents.length, live: r.live ?? r.agents.filter((a) => a.live).length });
+    setNext(r.nextPageToken ?? "");
     setLoadedAt(Date.now());
     setError("");
-  }, []);
+  }, [filters.status, filters.selector, pageToken]);
+  const apply = (e: Event): void => {
+    e.preventDefault();
+    const p = new URLSearchParams();
+    for (const [k, v] of Object.entries(form)) if (v.trim()) p.set(k, v.trim());
+    setPages([]);
+    location.hash = `#/agents?${p.toString()}`;
+  };
+  const filtered = filters.status !== "" || filters.selector !== "";
   return (
     <section>
       <div class="bar">
         <h1>Agents</h1>
-        <button onClick={refresh}>Refresh</button>
-        {agents && <span class="muted">{agents.filter((a) => a.live).length} of {agents.length} live, as of {new Date(loadedAt).toLocaleTimeString()}</span>}
+        <form class="filters" onSubmit={apply}>
+          <select name="status" value={form.status} onChange={(e) => setForm({ ...form, status: e.currentTarget.value })}>
+            {STATUSES.map((s) => <option key={s} value={s}>{s || "any status"}</option>)}
+          </select>
+          <input name="selector" placeholder="labels: zone=a,role in (web)" value={form.selector} onInput={(e) => setForm({ ...form, selector: e.currentTarget.value })} />
+          <button type="submit">Filter</button>
+          <button type="button" onClick={refresh}>Refresh</button>
+        </form>
+        {agents && (
+          <span class="muted" id="agents-count">
+            {counts.live} of {counts.total} live{agents.length < counts.total ? `, ${agents.length} shown` : ""}, as of {new Date(loadedAt).toLocaleTimeString()}
+          </span>
+        )}
       </div>
       {error && <p class="error">{error}</p>}
-      {agents?.length === 0 && <p class="muted">No agent has registered.</p>}
+      {agents?.length === 0 && <p class="muted">{filtered ? "No agent matches." : "No agent has registered."}</p>}
       {agents && agents.length > 0 && (
         <table class="agents">
           <thead>
@@ -88,6 +120,8 @@ export function AgentsPage({ onAuthLost }: { onAuthLost: () => void }) {
           </tbody>
         </table>
       )}
+      {pages.length > 0 && <button onClick={() => setPages(pages.slice(0, -1))}>Previous</button>}
+      {next && <button onClick={() => setPages([...pages, next])}>Next</button>}
     </section>
   );
 }

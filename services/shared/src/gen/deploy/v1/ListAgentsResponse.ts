@@ -6,10 +6,12 @@ export interface ListAgentsResponse {
   'agents'?: (_deploy_v1_Agent)[];
   'nextPageToken'?: (string);
   'total'?: (number);
+  'live'?: (number);
 }
 
 export interface ListAgentsResponse__Output {
   'agents'?: (_deploy_v1_Agent__Output)[];
   'nextPageToken'?: (string);
   'total'?: (number);
+  'live'?: (number);
 }
