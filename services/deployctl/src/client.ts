@@ -171,6 +171,15 @@ export class Client {
     return this.#unary("RollbackRelease", req);
   }
   /**
+   * How many agents the filter matches and how many of them are live, in
+   * one call of one agent (ListAgents' total and live); undefined from a
+   * coordinator from before it counted them.
+   */
+  async agentCounts(req: { app?: string; environment?: string; selector?: string }): Promise<{ total: number; live: number } | undefined> {
+    const page: AgentsMsg = await this.#unary("ListAgents", { ...req, pageSize: 1 });
+    return page.total === undefined || page.live === undefined ? undefined : { total: page.total, live: page.live };
+  }
+  /**
    * Every agent the filter matches: ListAgents page after page (a page is at
    * most ~2 MiB, so a fleet of 10,000 is several), as one answer. A
    * coordinator from before pages answers them all at once.

@@ -19,9 +19,17 @@ export interface PreflightInput {
 /** Undefined when the agents are there, else the refusal CreateDeployment would answer. */
 export async function preflightProblem(client: Client, input: PreflightInput): Promise<PreflightError | undefined> {
   const { app, environment } = input;
-  const agents = (await client.listAgents({ app, environment })).agents ?? [];
   const where = `app ${app} in environment ${environment}`;
   const targets = input.targets ?? [];
+  // Without explicit targets, the counts answer (one agent's worth of
+  // answer, where the whole list of a fleet of 10,000 is ~10 MB); the list
+  // is read only to name agents in a refusal.
+  if (targets.length === 0) {
+    const selector = input.selector ? formatSelector(parseSelector(input.selector)) : "";
+    const counts = await client.agentCounts({ app, environment, selector });
+    if (counts && counts.live > 0) return undefined;
+  }
+  const agents = (await client.listAgents({ app, environment })).agents ?? [];
   if (targets.length > 0) {
     const byId = new Map(agents.map((a) => [a.id ?? "", a]));
     const unknown = targets.findIndex((id) => !byId.has(id));
