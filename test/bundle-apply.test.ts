@@ -30,13 +30,15 @@ interface BundleSpec {
   noisy?: { hook: HookName; lines: number };
   keep?: number;
   extra?: BundleEntry[];
+  /** More deploy.yaml lines (shared_dirs, shared_files). */
+  manifest?: string;
 }
 
 /** A bundle whose every hook appends "<hook>:<version>" to $HOOK_LOG; `fail` exits 3, `hang` leaves a sleeping grandchild. */
 function bundleEntries(s: BundleSpec): BundleEntry[] {
   const hooks = HOOK_NAMES.map((h) => `  ${h}: { run: hooks/${h}.sh${h === s.hang ? ", timeout: 1s" : ""} }`).join("\n");
   const entries: BundleEntry[] = [
-    { name: "deploy.yaml", content: `version: 1\nhooks:\n${hooks}\nkeep_releases: ${s.keep ?? 5}\n` },
+    { name: "deploy.yaml", content: `version: 1\nhooks:\n${hooks}\nkeep_releases: ${s.keep ?? 5}\n${s.manifest ?? ""}` },
     { name: "VERSION", content: s.version },
   ];
   for (const h of HOOK_NAMES) {
@@ -240,6 +242,76 @@ describe("applyBundle", () => {
     expect(await current()).toBeUndefined();
   });
 
+  describe("shared paths (shared_dirs, shared_files)", () => {
+    const SHARED = "shared_dirs: [storage, var/log]\nshared_files: [config/.env]\n";
+    const sharedOf = (p: string): string => path.join(root, APP, "shared", p);
+    const inCurrent = (p: string): string => path.join(root, APP, "current", p);
+
+    it("the first release seeds them from the bundle; later releases link to them and never overwrite them", async () => {
+      // Each version ships its own seed, .env and (not shared) app.yaml.
+      const release = (version: string, env: string): ReturnType<typeof deploy> =>
+        deploy({
+          version,
+          manifest: SHARED,
+          extra: [
+            { name: "storage/seed.txt", content: `from ${version}` },
+            { name: "config/.env", content: env },
+            { name: "config/app.yaml", content: `name: shop ${version}\n` },
+          ],
+        });
+      const v1 = await release("v1", "A=1\n");
+      expect(v1.result.outcome, v1.result.message).toBe("SUCCEEDED");
+      expect(v1.phases).toContain("shared");
+      expect(await fs.readFile(sharedOf("storage/seed.txt"), "utf8")).toBe("from v1");
+      expect(await fs.readFile(sharedOf("config/.env"), "utf8")).toBe("A=1\n");
+      expect((await fs.stat(sharedOf("var/log"))).isDirectory()).toBe(true); // not in the bundle: made empty
+      for (const p of ["storage", "var/log", "config/.env"]) expect(await fs.readlink(path.join(root, APP, "releases", "v1-dep", p))).toBe(sharedOf(p));
+      // The app writes its data through the links.
+      await fs.writeFile(inCurrent("storage/upload.bin"), "user data");
+      await fs.writeFile(inCurrent("config/.env"), "A=edited on the VM\n");
+
+      const v2 = await release("v2", "A=2\n");
+      expect(v2.result.outcome, v2.result.message).toBe("SUCCEEDED");
+      expect(await fs.readFile(inCurrent("storage/upload.bin"), "utf8")).toBe("user data");
+      expect(await fs.readFile(inCurrent("storage/seed.txt"), "utf8")).toBe("from v1");
+      expect(await fs.readFile(inCurrent("config/.env"), "utf8")).toBe("A=edited on the VM\n");
+      // What is not shared comes from the release.
+      expect(await fs.readFile(inCurrent("config/app.yaml"), "utf8")).toBe("name: shop v2\n");
+    });
+
+    it("hooks get DEPLOY_SHARED_DIR, and see the links from before_install on", async () => {
+      const file = await writeBundle(tmp, [
+        { name: "deploy.yaml", content: "version: 1\nhooks:\n  before_install: { run: b.sh }\nshared_dirs: [data]\n" },
+        { name: "b.sh", content: script('echo "shared=$DEPLOY_SHARED_DIR data=$(readlink data)"'), mode: 0o755 },
+      ]);
+      const lines: string[] = [];
+      const { size } = await fs.stat(file);
+      const r = await applyBundle({
+        artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v1-dep", env: {}, maxExpansionRatio: 100,
+        deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 500, onLines: (l) => lines.push(...l),
+      });
+      expect(r.outcome, r.message).toBe("SUCCEEDED");
+      expect(lines).toEqual([`[before_install] shared=${path.join(root, APP, "shared")} data=${sharedOf("data")}`]);
+    });
+
+    it("a bundle with a file where a directory is shared is refused before any hook, current untouched", async () => {
+      await deploy({ version: "v1" });
+      await hookLog();
+      const { result } = await deploy({ version: "v2", manifest: "shared_dirs: [storage]\n", extra: [{ name: "storage", content: "a file" }] });
+      expect(result).toMatchObject({ outcome: "FAILED", message: 'bundle refused: shared_dirs: "storage" is not a directory in the bundle' });
+      expect(await hookLog()).toEqual([]);
+      expect(await current()).toBe("v1-dep");
+    });
+
+    it("deploy.yaml refuses shared paths that overlap, hold a hook's script, or climb out", async () => {
+      const bad = async (manifest: string): Promise<string> => (await deploy({ version: `v-${Math.random().toString(36).slice(2, 8)}`, manifest })).result.message;
+      expect(await bad("shared_dirs: [var, var/log]\n")).toMatch(/shared_dirs\[1\]: "var\/log" and shared_dirs\[0\] "var" are inside one another/);
+      expect(await bad("shared_dirs: [hooks]\n")).toMatch(/shared_dirs\[0\]: "hooks" holds the script of hooks\.\w+/);
+      expect(await bad("shared_files: [../etc/passwd]\n")).toMatch(/shared_files\[0\]: "..\/etc\/passwd" must not contain ".."/);
+      expect(await bad("shared_files: [deploy.yaml]\n")).toMatch(/deploy\.yaml cannot be shared/);
+    });
+  });
+
   it("never overwrites an existing release", async () => {
     await deploy({ version: "v1" });
     await hookLog();
@@ -254,7 +326,7 @@ describe("applyBundle", () => {
     await fs.mkdir(path.join(app, "releases", "v2-dep.partial-abc123", "deep"), { recursive: true });
     await fs.symlink("releases/v1-dep", path.join(app, "current.tmp-deadbeef"));
     await cleanPartial(root, APP);
-    expect((await fs.readdir(app)).sort()).toEqual([".installed", "current", "releases"]);
+    expect((await fs.readdir(app)).sort()).toEqual([".installed", "current", "releases", "shared"]);
     expect(await fs.readdir(path.join(app, "releases"))).toEqual(["v1-dep"]);
     await switchCurrent(root, APP, "v1-dep");
     expect(await current()).toBe("v1-dep");

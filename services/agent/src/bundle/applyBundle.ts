@@ -1,6 +1,6 @@
 // Installs one changeset bundle as a new release, CodeDeploy/Capistrano style:
 //
-//   unpack → before_install → after_install   (new release; `current` untouched)
+//   unpack → shared links → before_install → after_install   (new release; `current` untouched)
 //   stop                                      (the OLD release's hook, from its own deploy.yaml)
 //   switch `current`                          (atomic: new symlink renamed over the old)
 //   start → validate                          (new release; a failure rolls back)
@@ -14,6 +14,7 @@ import { errorMessage, ValidationError } from "../../../shared/src/errors.js";
 import { MANIFEST_FILE, parseManifest, type HookName, type Manifest } from "../../../shared/src/bundle/manifest.js";
 import { runExecutable, type RunResult } from "../runner.js";
 import { unpackBundle } from "./unpack.js";
+import { linkShared, sharedDir } from "./shared.js";
 import {
   appDir,
   checkReleaseName,
@@ -100,6 +101,10 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   try {
     // Never group- or world-writable, whatever the umask: hooks run from here as the agent's user.
     await fs.mkdir(path.join(appDir(o.root, o.app), "releases"), { recursive: true, mode: 0o755 });
+    // DEPLOY_SHARED_DIR exists for every hook, shared paths declared or not.
+    await fs.mkdir(sharedDir(o.root, o.app), { mode: 0o755 }).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    });
     await cleanPartial(o.root, o.app);
     previous = await readCurrent(o.root, o.app);
     const st = await fs.stat(o.artifactFile);
@@ -134,6 +139,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     DEPLOY_RELEASE_DIR: dir,
     DEPLOY_PREVIOUS_RELEASE_DIR: context === "install" ? (prevDir ?? "") : "",
     DEPLOY_HOOK_CONTEXT: context,
+    DEPLOY_SHARED_DIR: sharedDir(o.root, o.app),
   });
 
   const runHook = async (hook: HookName, m: Manifest, dir: string, label: string = hook): Promise<RunResult | undefined> => {
@@ -170,6 +176,15 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
 
   const refused = o.mayStart?.();
   if (refused !== undefined) return failed(`not started: ${refused}`);
+
+  if (manifest.sharedDirs.length + manifest.sharedFiles.length > 0) {
+    phase("shared");
+    try {
+      await linkShared(o.root, o.app, newDir, manifest);
+    } catch (err) {
+      return failed(err instanceof ValidationError ? `bundle refused: ${err.message}` : `linking the shared paths failed: ${errorMessage(err)}`);
+    }
+  }
 
   // ---- before the switch: a failure leaves `current` untouched ----
   for (const hook of ["before_install", "after_install"] as const) {

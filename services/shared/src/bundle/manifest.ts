@@ -19,7 +19,18 @@ export interface Manifest {
   version: 1;
   hooks: Partial<Record<HookName, Hook>>;
   keepReleases: number;
+  /**
+   * Paths of the release that live in <root>/<app>/shared instead, kept from
+   * release to release (uploads, logs, a local .env): each is a symlink there
+   * in every release (Capistrano's linked_dirs / linked_files, Deployer's
+   * shared_dirs / shared_files). Normalised, none inside another.
+   */
+  sharedDirs: string[];
+  sharedFiles: string[];
 }
+
+/** The most entries shared_dirs and shared_files may each have. */
+export const MAX_SHARED = 100;
 
 export const DEFAULT_HOOK_TIMEOUT_MS = 300_000;
 export const DEFAULT_KEEP_RELEASES = 5;
@@ -71,7 +82,7 @@ export function parseManifest(text: string, files?: ReadonlySet<string>): Manife
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw new ValidationError(MANIFEST_FILE, "must be a mapping");
   const o = doc as Record<string, unknown>;
-  checkKeys(o, ["version", "hooks", "keep_releases"], "");
+  checkKeys(o, ["version", "hooks", "keep_releases", "shared_dirs", "shared_files"], "");
   if (o.version !== 1) throw new ValidationError("version", "must be 1");
   const hooks: Partial<Record<HookName, Hook>> = {};
   if (o.hooks !== undefined && o.hooks !== null) {
@@ -97,5 +108,37 @@ export function parseManifest(text: string, files?: ReadonlySet<string>): Manife
     }
     keepReleases = o.keep_releases;
   }
-  return { version: 1, hooks, keepReleases };
+  const sharedDirs = sharedList(o.shared_dirs, "shared_dirs");
+  const sharedFiles = sharedList(o.shared_files, "shared_files");
+  checkShared(sharedDirs, sharedFiles, hooks);
+  return { version: 1, hooks, keepReleases, sharedDirs, sharedFiles };
+}
+
+function sharedList(v: unknown, field: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ValidationError(field, "must be a list of paths relative to the bundle root");
+  if (v.length > MAX_SHARED) throw new ValidationError(field, `must have at most ${MAX_SHARED} entries`);
+  return v.map((p, i) => {
+    if (typeof p !== "string") throw new ValidationError(`${field}[${i}]`, "must be a path");
+    return normaliseBundlePath(p, `${field}[${i}]`);
+  });
+}
+
+/**
+ * No shared path twice or inside another (a link inside a link), none the
+ * manifest, and no hook script in one: a hook runs from the release that
+ * brought it, never from data a release left behind.
+ */
+function checkShared(dirs: string[], files: string[], hooks: Partial<Record<HookName, Hook>>): void {
+  const all = [...dirs.map((p, i) => ({ p, field: `shared_dirs[${i}]` })), ...files.map((p, i) => ({ p, field: `shared_files[${i}]` }))];
+  for (const [i, a] of all.entries()) {
+    if (a.p === MANIFEST_FILE) throw new ValidationError(a.field, `${MANIFEST_FILE} cannot be shared`);
+    for (const b of all.slice(0, i)) {
+      if (a.p === b.p) throw new ValidationError(a.field, `"${a.p}" is also ${b.field}`);
+      if (a.p.startsWith(`${b.p}/`) || b.p.startsWith(`${a.p}/`)) throw new ValidationError(a.field, `"${a.p}" and ${b.field} "${b.p}" are inside one another`);
+    }
+    for (const [name, h] of Object.entries(hooks)) {
+      if (h && (h.run === a.p || h.run.startsWith(`${a.p}/`))) throw new ValidationError(a.field, `"${a.p}" holds the script of hooks.${name}: hooks run from the release, not from shared data`);
+    }
+  }
 }
