@@ -242,6 +242,20 @@ describe("applyBundle", () => {
     expect(await current()).toBeUndefined();
   });
 
+  it("ignore_stop_failures: a release in place whose stop hook fails no longer blocks every deploy after it", async () => {
+    expect((await deploy({ version: "v1", fail: "stop" })).result.outcome).toBe("SUCCEEDED");
+    const blocked = await deploy({ version: "v2" });
+    expect(blocked.result.message).toMatch(/^stop hook of release v1-dep failed: exit code 3/);
+    expect(await current()).toBe("v1-dep");
+    await hookLog();
+    const { result, lines } = await deploy({ version: "v3" }, { ignoreStopFailures: true, releaseName: "v3-dep" });
+    expect(result.outcome, result.message).toBe("SUCCEEDED");
+    expect(result.message).toMatch(/^release v3-dep is current; the stop hook of release v1-dep failed: exit code 3 .*, ignored \(ignore_stop_failures\)$/);
+    expect(lines).toContain("[stop] failed, ignored (ignore_stop_failures): exit code 3");
+    expect(await current()).toBe("v3-dep");
+    expect(await hookLog()).toEqual(["before_install:v3", "after_install:v3", "stop:v1", "start:v3", "validate:v3"]);
+  });
+
   describe("shared paths (shared_dirs, shared_files)", () => {
     const SHARED = "shared_dirs: [storage, var/log]\nshared_files: [config/.env]\n";
     const sharedOf = (p: string): string => path.join(root, APP, "shared", p);

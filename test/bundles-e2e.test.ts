@@ -221,3 +221,31 @@ describe("bundles", () => {
     expect((await readdir(releases)).filter((x) => x.includes(".partial-"))).toEqual([]);
   });
 });
+
+describe("strategy.ignore_stop_failures", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["s1"] });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("a release in place with a broken stop hook fails every deploy after it, except one that ignores stop failures", async () => {
+    const client = stack.client();
+    const deploy = async (version: string, failing: string[], strategy: object = {}): Promise<{ state: string; message: string; targetMessage: string; ignore: boolean }> => {
+      const a = await client.upload("web", await bundle(version, failing));
+      const d = await client.create({ requestId: `stop-${version}-${randomBytes(4).toString("hex")}`, app: "web", environment: "prod", changeset: { version, artifact: { name: "web", digest: a.digest } }, strategy });
+      const done = await client.waitTerminal(d.id!);
+      return { state: done.state!, message: done.message ?? "", targetMessage: done.targets?.[0]?.message ?? "", ignore: done.strategy?.ignoreStopFailures === true };
+    };
+    expect((await deploy("v1", ["stop"])).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const blocked = await deploy("v2", []);
+    expect(blocked.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(blocked.targetMessage).toMatch(/^stop hook of release v1-\w+ failed: exit code 3/);
+    const through = await deploy("v2", [], { ignoreStopFailures: true });
+    expect(through.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(through.ignore).toBe(true);
+    expect(through.targetMessage).toMatch(/^release v2-\w+ is current; the stop hook of release v1-\w+ failed: exit code 3 .*, ignored \(ignore_stop_failures\)$/);
+  });
+});

@@ -139,6 +139,7 @@ export async function applyCommand(
         maxLineLength: deps.config.maxLineLength,
         onLines: progress.onLines,
         mayStart: mayBegin,
+        ignoreStopFailures: cmd.ignoreStopFailures === true,
         onPhase: (phase) => {
           deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase");
           endPhase(phase);

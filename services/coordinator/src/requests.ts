@@ -79,6 +79,7 @@ export interface StrategyInput {
   autoRevert?: boolean;
   /** Leave out the targets already on the changeset (resolveRequest.ts currentOf). */
   onlyOutdated?: boolean;
+  ignoreStopFailures?: boolean;
 }
 
 export interface Defaults {
@@ -154,6 +155,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     maxPauseMs: durationMs(st.maxPause, "strategy.max_pause", DEFAULT_MAX_PAUSE_MS),
     autoRevert: st.autoRevert === true,
     onlyOutdated: st.onlyOutdated === true,
+    ignoreStopFailures: st.ignoreStopFailures === true,
   };
   const rawTargets = r.targets ?? [];
   if (!Array.isArray(rawTargets)) throw new ValidationError("targets", "must be a list");
@@ -206,6 +208,7 @@ export function requestHash(input: CreateInput): string {
   if (st.maxPauseMs !== undefined && st.maxPauseMs !== DEFAULT_MAX_PAUSE_MS) strategy["maxPauseMs"] = st.maxPauseMs;
   if (st.autoRevert) strategy["autoRevert"] = true;
   if (st.onlyOutdated) strategy["onlyOutdated"] = true;
+  if (st.ignoreStopFailures) strategy["ignoreStopFailures"] = true;
   const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.note];
   // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
   if (input.selector) body.push({ selector: input.selector.text });

@@ -179,6 +179,7 @@ export function resolveStrategy(st: StrategyInput, targets: number): Strategy {
     ...(st.maxPauseMs !== undefined && st.maxPauseMs !== DEFAULT_MAX_PAUSE_MS ? { maxPauseMs: st.maxPauseMs } : {}),
     ...(st.autoRevert ? { autoRevert: true } : {}),
     ...(st.onlyOutdated ? { onlyOutdated: true } : {}),
+    ...(st.ignoreStopFailures ? { ignoreStopFailures: true } : {}),
   };
 }
 

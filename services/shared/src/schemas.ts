@@ -63,6 +63,8 @@ export interface Strategy {
   maxPauseMs?: number;
   /** On FAILED, bring the targets that started back to spec.revertTo (a linked deployment). */
   autoRevert?: boolean;
+  /** A failing stop hook of the release being replaced does not fail the install (Command.ignoreStopFailures). */
+  ignoreStopFailures?: boolean;
   /**
    * Only the targets not already on this changeset were deployed to (the
    * others are spec.currentTargets, SKIPPED from the start). Recorded for
@@ -244,6 +246,7 @@ function parseStrategy(v: unknown, field: string): Strategy {
     ...(o.maxPauseMs === undefined ? {} : { maxPauseMs: asInt(o.maxPauseMs, `${field}.maxPauseMs`, 1, MAX_TIMEOUT_MS) }),
     ...(o.autoRevert === undefined ? {} : { autoRevert: asBoolean(o.autoRevert, `${field}.autoRevert`) }),
     ...(o.onlyOutdated === undefined ? {} : { onlyOutdated: asBoolean(o.onlyOutdated, `${field}.onlyOutdated`) }),
+    ...(o.ignoreStopFailures === undefined ? {} : { ignoreStopFailures: asBoolean(o.ignoreStopFailures, `${field}.ignoreStopFailures`) }),
   };
 }
 
@@ -303,6 +306,8 @@ export interface Command {
   environment: string;
   changeset: Changeset;
   applyTimeoutMs: number;
+  /** strategy.ignore_stop_failures: the release being replaced failing its stop hook does not fail the install. */
+  ignoreStopFailures?: boolean;
   /**
    * The start lease: the agent starts nothing (no executable, no hook) unless
    * an acknowledged heartbeat had been sent less than this long before, on its
@@ -332,6 +337,7 @@ export function parseCommand(data: Uint8Array | string): Command {
     environment: asToken(o.environment, "command.environment"),
     changeset: parseChangeset(o.changeset, "command.changeset"),
     applyTimeoutMs: asInt(o.applyTimeoutMs, "command.applyTimeoutMs", 1, MAX_TIMEOUT_MS),
+    ...(o.ignoreStopFailures === undefined ? {} : { ignoreStopFailures: asBoolean(o.ignoreStopFailures, "command.ignoreStopFailures") }),
     ...(o.startLeaseMs === undefined ? {} : { startLeaseMs: asInt(o.startLeaseMs, "command.startLeaseMs", 1, MAX_TIMEOUT_MS) }),
     issuedAt: asIsoTime(o.issuedAt, "command.issuedAt"),
   };

@@ -60,6 +60,12 @@ export interface ApplyBundleOptions {
    * agent's start lease).
    */
   mayStart?: () => string | undefined;
+  /**
+   * The release being replaced failing its stop hook does not fail the
+   * install (strategy.ignore_stop_failures): a broken stop hook in the
+   * release in place would otherwise fail every deploy after it.
+   */
+  ignoreStopFailures?: boolean;
 }
 
 /** How a refusal names the agent's caps (config.ts). */
@@ -191,6 +197,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     const r = await runHook(hook, manifest, newDir);
     if (r && r.outcome !== "succeeded") return failed(hookFailure(hook, r), { exitCode: r.exitCode });
   }
+  let stopNote = "";
   if (previous !== undefined && prevDir !== undefined) {
     let prevManifest: Manifest | undefined;
     try {
@@ -205,7 +212,12 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     }
     if (prevManifest) {
       const r = await runHook("stop", prevManifest, prevDir);
-      if (r && r.outcome !== "succeeded") return failed(hookFailure("stop", r, ` of release ${previous}`), { exitCode: r.exitCode });
+      if (r && r.outcome !== "succeeded") {
+        if (!o.ignoreStopFailures || o.signal?.aborted) return failed(hookFailure("stop", r, ` of release ${previous}`), { exitCode: r.exitCode });
+        stopNote = `; the ${hookFailure("stop", r, ` of release ${previous}`)}, ignored (ignore_stop_failures)`;
+        o.onLines([`[stop] failed, ignored (ignore_stop_failures): ${r.message}`]);
+        linesDelivered++;
+      }
     }
   }
 
@@ -231,7 +243,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     // Disk hygiene must not turn a working release into a failed deploy.
     pruneNote = `; pruning old releases failed: ${errorMessage(err)}`;
   }
-  return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${pruneNote}`, rolledBack: false, exitCode: 0, linesCut };
+  return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${stopNote}${pruneNote}`, rolledBack: false, exitCode: 0, linesCut };
 
   async function rollBack(reason: string, exitCode: number | null): Promise<ApplyBundleResult> {
     phase("rollback");

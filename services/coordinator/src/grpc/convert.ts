@@ -137,6 +137,7 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
       canarySoak: st.canarySoakMs === undefined ? null : duration(st.canarySoakMs),
       autoRevert: st.autoRevert === true,
       onlyOutdated: st.onlyOutdated === true,
+      ignoreStopFailures: st.ignoreStopFailures === true,
       maxPause: duration(st.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS),
     },
     state: `DEPLOYMENT_STATE_${rec.state}`,

@@ -44,6 +44,7 @@ export function buildCommand(spec: DeploymentSpec, agentId: string, startLeaseMs
     environment: spec.environment,
     changeset: spec.changeset,
     applyTimeoutMs: spec.strategy.applyTimeoutMs,
+    ...(spec.strategy.ignoreStopFailures ? { ignoreStopFailures: true } : {}),
     ...(startLeaseMs === undefined ? {} : { startLeaseMs }),
     issuedAt: new Date().toISOString(),
   };

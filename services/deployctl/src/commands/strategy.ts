@@ -17,6 +17,7 @@ export interface StrategyOptions {
   autoRevert?: boolean;
   maxPause?: number;
   onlyOutdated?: boolean;
+  ignoreStopFailures?: boolean;
 }
 
 export function withStrategyOptions(cmd: Command): Command {
@@ -37,6 +38,10 @@ export function withStrategyOptions(cmd: Command): Command {
         .argParser(durationOption),
     )
     .option("--auto-revert", "if the deployment FAILS, bring the targets it changed back to the release that was desired before it (a linked deployment)")
+    .option(
+      "--ignore-stop-failures",
+      "when the release in place fails its stop hook, install the new one all the same (the way out of a broken stop hook); the target's message says so",
+    )
     .option(
       "--only-outdated",
       "leave out the targets that already run this version and artifact: they are recorded SKIPPED (already on <release>) and count as done, so a retry after a partial failure deploys only to the rest",
@@ -72,6 +77,7 @@ export function strategyOf(o: StrategyOptions): Strategy {
   if (o.canarySoak !== undefined) st.canarySoak = duration(o.canarySoak);
   if (o.autoRevert) st.autoRevert = true;
   if (o.onlyOutdated) st.onlyOutdated = true;
+  if (o.ignoreStopFailures) st.ignoreStopFailures = true;
   if (o.maxPause !== undefined) st.maxPause = duration(o.maxPause);
   return st;
 }

@@ -56,6 +56,7 @@ export function strategyText(s: NonNullable<DeploymentMsg["strategy"]>): string 
     ...(s.canary ? [`canary ${amount(s.canary, s.canaryPercent)}${s.canarySoak ? ` (soak ${secs(s.canarySoak)})` : ""}`] : []),
     ...(s.autoRevert ? ["auto_revert"] : []),
     ...(s.onlyOutdated ? ["only_outdated"] : []),
+    ...(s.ignoreStopFailures ? ["ignore_stop_failures"] : []),
     // The default (24 h) only beside a canary wave, which waits; a coordinator from before max_pause sends none.
     ...(s.maxPause?.seconds && (s.canary || s.maxPause.seconds !== "86400") ? [`max_pause ${secs(s.maxPause)}`] : []),
   ];

@@ -15,6 +15,7 @@ export interface Strategy {
   'autoRevert'?: (boolean);
   'maxPause'?: (_google_protobuf_Duration | null);
   'onlyOutdated'?: (boolean);
+  'ignoreStopFailures'?: (boolean);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
   '_canary'?: "canary";
@@ -33,6 +34,7 @@ export interface Strategy__Output {
   'autoRevert'?: (boolean);
   'maxPause'?: (_google_protobuf_Duration__Output);
   'onlyOutdated'?: (boolean);
+  'ignoreStopFailures'?: (boolean);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
   '_canary'?: "canary";
