@@ -11,6 +11,8 @@ import type { AddressInfo } from "node:net";
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Notification } from "../services/coordinator/src/notifier.js";
 import { signature } from "../services/coordinator/src/notifier.js";
@@ -61,8 +63,10 @@ describe("webhook notifications", () => {
         DEPLOY_NOTIFY_URL: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/deploy`,
         DEPLOY_NOTIFY_SECRET_FILE: join(dir, "secret"),
         DEPLOY_NOTIFY_RETRY_MS: "200",
+        DEPLOY_NOTIFY_ENVIRONMENTS: "prod",
       },
     });
+    await stack.startAgent("st1", { environment: "staging" });
     client = stack.client();
   });
   afterAll(async () => {
@@ -112,6 +116,23 @@ describe("webhook notifications", () => {
     expect(new Set(tries.map((x) => x.headers["deploy-delivery"]))).toEqual(new Set([r.body.delivery]));
   });
 
+  it("only the environments of notify.environments: a staging deployment is passed over", async () => {
+    const staging = await client.create({ requestId: `st-${randomUUID()}`, app: "web", environment: "staging", changeset: { version: "s1" }, strategy: {} });
+    await client.waitTerminal(staging.id!);
+    // Every event the notifier was given has been handled (acked) once its consumer has none pending.
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await until("the notifier consumer drained", async () => {
+        const ci = await jsm.consumers.info("DEPLOY_EVENTS", "notifier");
+        return ci.num_pending === 0 && ci.num_ack_pending === 0;
+      }, 30_000);
+    } finally {
+      await nc.close();
+    }
+    expect(received.filter((x) => x.body.deployment.id === staging.id)).toEqual([]);
+  });
+
   it("outlives its coordinator: refused until the coordinator is replaced, then delivered by the new one", async () => {
     refusals.push(...Array.from({ length: 1000 }, () => 503));
     const d = await deploy("v5");
@@ -134,5 +155,6 @@ describe("notify configuration", () => {
     writeFileSync(join(dir, "short"), "abc");
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", secretFile: join(dir, "short") } })).toThrow(/notify\.secretFile: .* fewer than 16 characters/);
     expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done"]);
+    expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", environments: ["prod", "no such env"] } })).toThrow(/notify\.environments: "no such env" is not an environment name/);
   });
 });

@@ -37,7 +37,7 @@ export interface CoordinatorConfig {
   artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number; maxUnpackedBytes: number; maxFiles: number; keepPerApp: number };
   metrics: { listen: string };
   http: { listen: string; assetsDir: string };
-  notify: { url: string; secretFile: string; events: string[]; retryMs: number; maxAttempts: number; timeoutMs: number };
+  notify: { url: string; secretFile: string; events: string[]; environments: string[]; retryMs: number; maxAttempts: number; timeoutMs: number };
   logLevel: string;
 }
 
@@ -263,6 +263,12 @@ const schema = {
       default: ["deployment.finished", "deployment.halted", "deployment.canary_done"] as string[],
       env: "DEPLOY_NOTIFY_EVENTS",
     },
+    environments: {
+      doc: "Only deployments to these environments are notified (env: comma separated); empty: every environment",
+      format: Array,
+      default: [] as string[],
+      env: "DEPLOY_NOTIFY_ENVIRONMENTS",
+    },
     retryMs: { doc: "Wait before the first retry of a notification the webhook did not take (no answer, or not 2xx); doubled each time, up to 5 minutes", format: "nat", default: 2000, env: "DEPLOY_NOTIFY_RETRY_MS" },
     maxAttempts: {
       doc: "Attempts per notification before it is given up (logged as an error, deploy_notifications_total{outcome=\"given_up\"}); 20 at the defaults is about an hour",
@@ -286,6 +292,10 @@ function checkNotify(cfg: CoordinatorConfig): void {
   n.events = n.events.map((e) => String(e).trim()).filter((e) => e !== "");
   for (const e of n.events) {
     if (!(NOTIFY_EVENT_TYPES as readonly string[]).includes(e)) throw new Error(`invalid configuration: notify.events: "${e.slice(0, 80)}" is not one of ${NOTIFY_EVENT_TYPES.join(", ")}`);
+  }
+  n.environments = n.environments.map((e) => String(e).trim()).filter((e) => e !== "");
+  for (const e of n.environments) {
+    if (!isToken(e)) throw new Error(`invalid configuration: notify.environments: "${e.slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);
   }
   if (!n.url) return;
   let url: URL;

@@ -166,6 +166,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
   const { ctx, log } = deps;
   const secret = config.secretFile ? readNotifySecret(config.secretFile) : undefined;
   const wanted = new Set(config.events);
+  const environments = config.environments.length > 0 ? new Set(config.environments) : undefined;
   const ackWaitMs = config.timeoutMs + 30_000;
   let stopped = false;
   let pulling: { stop: () => void } | undefined;
@@ -221,6 +222,10 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
         // Expired, or never readable: nothing to say it about.
         log.warn({ subject: m.subject, seq: m.seq }, "notification dropped: its deployment cannot be read");
         m.term("deployment not readable");
+        return;
+      }
+      if (environments && !environments.has(loaded.record.spec.environment)) {
+        m.ack();
         return;
       }
       n = notificationOf(event, m.seq, loaded.record);
