@@ -32,6 +32,8 @@ export interface Deployment {
     canary?: number;
     canarySoak?: Timestamp | null;
     autoRevert?: boolean;
+    onlyOutdated?: boolean;
+    ignoreStopFailures?: boolean;
     maxPause?: Timestamp | null;
   };
   state: string;

@@ -291,6 +291,8 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
           {dep.strategy.maxConcurrency} at a time, halt when more than {dep.strategy.maxFailures} fail; delivery timeout {seconds(dep.strategy.deliveryTimeout)}, apply timeout {seconds(dep.strategy.applyTimeout)}
           {dep.strategy.canary ? `; canary ${dep.strategy.canary}${dep.strategy.canarySoak ? `, soak ${seconds(dep.strategy.canarySoak)}` : ""}` : ""}
           {dep.strategy.autoRevert ? "; auto_revert" : ""}
+          {dep.strategy.onlyOutdated ? "; only_outdated" : ""}
+          {dep.strategy.ignoreStopFailures ? "; ignore_stop_failures" : ""}
           {dep.strategy.maxPause?.seconds && (dep.strategy.canary || dep.strategy.maxPause.seconds !== "86400") ? `; max pause ${seconds(dep.strategy.maxPause)}` : ""}
         </dd>
         {dep.changeset.artifact && (<><dt>Artifact</dt><dd class="mono">{dep.changeset.artifact.name} {dep.changeset.artifact.digest.slice(0, 19)}…</dd></>)}
