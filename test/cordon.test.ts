@@ -100,6 +100,11 @@ describe("cordoned agents take no new deployment", () => {
     expect(targetIds(d)).toEqual(["a1", "a3"]);
     v1 = d.id!;
     expect(await stack.startsOf("a2", v1)).toBe(0);
+    // The deployment records whom it left out (the audit: why a2 did not get v1).
+    expect(d.cordonedLeftOut).toEqual(["a2"]);
+    expect(d.cordonedLeftOutCount).toBe(1);
+    const shown = await cli(["get", v1]);
+    expect(shown.stdout).toMatch(/^ {2}left out, cordoned at creation: a2$/m);
     // a2 stays behind: ListAgents says so.
     const a2 = await agent("a2");
     expect(a2?.releases?.find((r) => r.app === "web")?.status).toBe("RELEASE_STATUS_OUTDATED");

@@ -163,6 +163,12 @@ export interface DeploymentSpec {
    */
   currentTargets?: Record<string, string>;
   /**
+   * Cordoned agents the selection left out at creation (not targets): the
+   * first MAX_CORDONED_RECORDED ids, and how many in all. For the audit:
+   * why an agent of the app and environment did not get this release.
+   */
+  cordonedLeftOut?: { ids: string[]; count: number };
+  /**
    * Set on a convergence deployment: the id of the deployment that made the
    * desired release this one brings its target to. A convergence
    * deployment never becomes the desired release itself.
@@ -217,6 +223,15 @@ const parseOfflineTargets = (v: unknown, field: string, targets: readonly string
 /** `currentTargets`: agent id → the release it ran (names.ts releaseName). */
 const parseCurrentTargets = (v: unknown, field: string, targets: readonly string[]): Record<string, string> =>
   parseTargetMap(v, field, targets, (x, f) => asString(x, f, { maxLength: 256 }));
+
+/** The most cordoned agents a deployment names as left out (spec.cordonedLeftOut): the rest are counted. */
+export const MAX_CORDONED_RECORDED = 100;
+
+function parseCordonedLeftOut(v: unknown, field: string): { ids: string[]; count: number } {
+  const o = asObject(v, field);
+  const ids = asStringArray(o.ids, `${field}.ids`, asAgentId, MAX_CORDONED_RECORDED);
+  return { ids, count: asInt(o.count, `${field}.count`, ids.length, MAX_TARGETS) };
+}
 
 /** The most targets one deployment may have (CreateDeploymentRequest: requests.ts). */
 export const MAX_TARGETS = 100_000;
@@ -287,6 +302,7 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     ...(o.offlineTargets === undefined ? {} : { offlineTargets: parseOfflineTargets(o.offlineTargets, `${field}.offlineTargets`, asStringArray(o.targets, `${field}.targets`, asAgentId)) }),
     ...(o.convergeOffline === undefined ? {} : { convergeOffline: asBoolean(o.convergeOffline, `${field}.convergeOffline`) }),
     ...(o.currentTargets === undefined ? {} : { currentTargets: parseCurrentTargets(o.currentTargets, `${field}.currentTargets`, asStringArray(o.targets, `${field}.targets`, asAgentId)) }),
+    ...(o.cordonedLeftOut === undefined ? {} : { cordonedLeftOut: parseCordonedLeftOut(o.cordonedLeftOut, `${field}.cordonedLeftOut`) }),
     ...(o.convergesTo === undefined ? {} : { convergesTo: asToken(o.convergesTo, `${field}.convergesTo`) }),
     ...(o.selection === undefined ? {} : { selection: asEnum(o.selection, `${field}.selection`, SELECTIONS) }),
     ...(o.revertTo === undefined ? {} : { revertTo: parseRestored(o.revertTo, `${field}.revertTo`) }),

@@ -145,6 +145,8 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
     targets,
     targetCount: rec.spec.targets.length,
     nextPageToken: next,
+    cordonedLeftOut: rec.spec.cordonedLeftOut?.ids ?? [],
+    cordonedLeftOutCount: rec.spec.cordonedLeftOut?.count ?? 0,
     counts: TARGET_STATES.filter((s) => counts[s] > 0).map((s) => ({ state: targetStateEnum(s), count: counts[s] })),
     lastSequence: String(rec.lastSeq),
     createdAt: timestamp(rec.createdAt),

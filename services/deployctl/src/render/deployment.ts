@@ -87,6 +87,9 @@ export function operatorLines(d: DeploymentMsg): string[] {
   if (d.reverts) lines.push(`  auto_revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
   else if (restored) lines.push(`  rollback: restores ${restored}`);
   if (d.revertedBy) lines.push(`  reverted by ${d.revertedBy} (auto_revert); follow it with: deployctl watch ${d.revertedBy}`);
+  const left = d.cordonedLeftOut ?? [];
+  const leftCount = d.cordonedLeftOutCount ?? left.length;
+  if (leftCount > 0) lines.push(`  left out, cordoned at creation: ${left.join(", ")}${leftCount > left.length ? ` and ${leftCount - left.length} more` : ""}`);
   return lines;
 }
 

@@ -41,6 +41,8 @@ export interface Deployment {
   'revertedBy'?: (string);
   'targetCount'?: (number);
   'nextPageToken'?: (string);
+  'cordonedLeftOut'?: (string)[];
+  'cordonedLeftOutCount'?: (number);
 }
 
 export interface Deployment__Output {
@@ -75,4 +77,6 @@ export interface Deployment__Output {
   'revertedBy'?: (string);
   'targetCount'?: (number);
   'nextPageToken'?: (string);
+  'cordonedLeftOut'?: (string)[];
+  'cordonedLeftOutCount'?: (number);
 }
