@@ -237,6 +237,20 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     }
     // The state was forgotten: every command kept was delivered again (2 or 3 an agent), and the journal answered it.
     for (const a of AGENTS) expect(answered(a) - answeredBefore.get(a)!, a).toBeGreaterThanOrEqual(2);
+    // An agent that reconnected last beats soon after (registration.ts, up
+    // to a second): a create before its beat reaches the coordinator records
+    // it offline at creation, SKIPPED (seen once in a full run: web-2 back
+    // 100 ms before the create). The deployment is created once every agent
+    // is live again to the coordinator that creates it.
+    const creator = client(cluster.grpcAddresses[0]!);
+    for (let i = 0; ; i++) {
+      const r = await creator
+        .call<{ agents?: { id?: string; live?: boolean }[] }>("ListAgents", { app: "web", environment: "prod" })
+        .catch(() => undefined);
+      if (AGENTS.every((a) => r?.agents?.find((x) => x.id === a)?.live === true)) break;
+      if (i > 600) throw new Error(`agents not all live 60 s after the restart\n${diagnostics()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     // The streams may still be electing leaders or catching up after a
     // whole-cluster restart: a create may be answered UNAVAILABLE (or
     // ABORTED), or not within the client's 10 s deadline (seen once in a
