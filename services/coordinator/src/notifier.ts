@@ -197,18 +197,24 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
 
   const handle = async (m: JsMsg): Promise<void> => {
     const type = m.headers?.get(HDR_EVENT_TYPE) ?? "";
-    // Events of other types (dispatches, timeouts) only pass by. An event
-    // without the header (from an older coordinator) is read to know.
-    let event: DeployEvent | undefined;
-    if (type === "") {
-      try {
-        event = parseEvent(m.data);
-      } catch {
-        m.ack();
-        return;
-      }
+    // Events of other types (dispatches, timeouts) only pass by, told by
+    // their header without being parsed (a dispatch names up to 1,000
+    // targets). An event without the header (from an older coordinator) is
+    // read to know. An unreadable one is skipped, as the fold skips it: never
+    // retried (DESIGN.md invariant 7).
+    if (type !== "" && !wanted.has(type)) {
+      m.ack();
+      return;
     }
-    if (!wanted.has(type || event!.type)) {
+    let event: DeployEvent;
+    try {
+      event = parseEvent(m.data);
+    } catch (err) {
+      if (type !== "") log.warn({ subject: m.subject, seq: m.seq, err: errorMessage(err) }, "notification dropped: its event is unreadable");
+      m.term("unreadable event");
+      return;
+    }
+    if (!wanted.has(event.type)) {
       m.ack();
       return;
     }
@@ -216,7 +222,6 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
     let why: string | undefined;
     let n: Notification | undefined;
     try {
-      event ??= parseEvent(m.data);
       const loaded = parsed ? await loadDeployment(ctx, parsed.deploymentId) : undefined;
       if (!loaded) {
         // Expired, or never readable: nothing to say it about.
@@ -234,7 +239,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
       why = errorMessage(err);
     }
     const attempt = m.info.deliveryCount;
-    const mlog = { deploymentId: parsed?.deploymentId, event: type || event?.type, delivery: m.seq, attempt };
+    const mlog = { deploymentId: parsed?.deploymentId, event: event.type, delivery: m.seq, attempt };
     if (why === undefined) {
       m.ack();
       deps.onOutcome?.("delivered");

@@ -85,16 +85,13 @@ export function resolveTargets(input: CreateInput, registry: Registry, now: numb
 /** `resolved` with the targets already on the changeset moved to `current` (strategy.only_outdated). */
 function withCurrent(input: CreateInput, resolved: ResolvedTargets, registry: Registry): ResolvedTargets {
   const current: Record<string, string> = {};
-  let offline = resolved.offline;
+  const offline = { ...resolved.offline };
   for (const id of resolved.targets) {
     const agent = registry.get(id);
     const release = agent ? runsChangeset(agent.record, input.app, input.changeset) : undefined;
     if (release === undefined) continue;
     current[id] = release;
-    if (Object.hasOwn(offline, id)) {
-      if (offline === resolved.offline) offline = { ...offline };
-      delete offline[id];
-    }
+    delete offline[id];
   }
   return { ...resolved, offline, current };
 }
