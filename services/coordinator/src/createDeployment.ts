@@ -62,7 +62,7 @@ import {
   ConflictError,
   COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
-  PreconditionError,
+  PairBusyError,
   ACTIVE_FILTER,
   activeKey,
   appendEvent,
@@ -204,7 +204,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
         await sleep(25 * (attempt + 1));
         continue;
       }
-      throw new PreconditionError(`deployment ${holder.deploymentId} is being created for app ${input.app} in environment ${input.environment}`);
+      throw new PairBusyError(`deployment ${holder.deploymentId} is being created for app ${input.app} in environment ${input.environment}`, holder.deploymentId);
     }
     // A holder that SUCCEEDED whose coordinator died between its finished
     // event and recording the desired release (it does so before giving
@@ -232,7 +232,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
 /** The refusal of a create while the deployment holding the pair's lock is not terminal. */
 function refuseWhileActive(input: CreateInput, holder: ActiveLock, other: DeploymentRecord): void {
   if (!isTerminalDeployment(other.state)) {
-    throw new PreconditionError(`deployment ${holder.deploymentId} is still ${other.state} for app ${input.app} in environment ${input.environment}`);
+    throw new PairBusyError(`deployment ${holder.deploymentId} is still ${other.state} for app ${input.app} in environment ${input.environment}`, holder.deploymentId);
   }
 }
 

@@ -60,6 +60,10 @@ Examples:
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --auto-revert
   # again after a partial failure: only the agents not on v1.4.2 yet (the others are SKIPPED, already on it)
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --only-outdated
+  # from a pipeline: if another deployment of web in prod is running, wait for it (up to 30 minutes), then deploy
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --wait-active 30m
+  # or replace it: cancel the running one, wait for its applies in flight, then deploy
+  $ deployctl deploy ./site --app web --env prod --version v1.4.2 --cancel-active
 
 Following goes on while the deployment is paused or waits for a promote; the
 lines say who paused or promoted it, and what to run next.

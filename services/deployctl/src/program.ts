@@ -6,6 +6,7 @@ import { agentsCommand, artifactsCommand, getCommand, listCommand, type GetOptio
 import { cancelCommand } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
 import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
+import { withBusyOptions } from "./commands/busy.js";
 import { releasesCommand } from "./commands/releases.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
@@ -41,7 +42,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   const run = (p: Promise<ExitCode>): Promise<void> => p.then(setExit);
 
   withCommonOptions(
-    withStrategyOptions(
+    withBusyOptions(withStrategyOptions(
       subcommand(program, "deploy")
         .description(
           "pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it; " +
@@ -51,7 +52,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
         .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
         .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
         .requiredOption("--version <version>", "version label (DEPLOY_VERSION on the agents)"),
-    )
+    ))
       .option("--targets <ids>", "comma-separated agent ids (default: every live agent of the app and environment)", listOption)
       .addOption(
         new Option("--selector <selector>", "choose the targets by agent labels, Kubernetes syntax: role=web,zone in (a,b) (also k!=v, k notin (x,y), k, !k; comma = AND)")
@@ -119,7 +120,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   ).action((id: string, o: CommonOptions) => run(resumeDeploymentCommand(id, o)));
 
   withCommonOptions(
-    withStrategyOptions(
+    withBusyOptions(withStrategyOptions(
       subcommand(program, "rollback")
         .description(
           "deploy the release before the desired one of an app in an environment (or an earlier one, --to) to the agents the desired one covered, and follow it; " +
@@ -127,7 +128,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
         )
         .argument("<app>", "app", tokenOption)
         .argument("<env>", "environment", tokenOption),
-    )
+    ))
       .option("--to <deployment-id|version>", "the release to go back to, from deployctl releases <app> <env>: the deployment that made it, or its version (the newest of that version); default: the release before the desired one")
       .option("--request-id <id>", "idempotency key: re-running with the same id never rolls back twice (default: a new UUID, printed)")
       .option("--note <text>", "a note recorded with the deployment, beside who asked; default user@host (deployctl)")

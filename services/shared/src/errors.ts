@@ -45,6 +45,24 @@ export class PreconditionError extends DeployError {
   }
 }
 
+/**
+ * FAILED_PRECONDITION because another deployment holds the (app,
+ * environment) pair: not terminal yet, or being created. Its id goes out
+ * with the error (the gRPC trailer `active-deployment-id`, the HTTP body's
+ * `activeDeploymentId`), so a client can wait for it, or cancel it, and
+ * send the same request again (deployctl deploy --wait-active, --cancel-active).
+ */
+export class PairBusyError extends PreconditionError {
+  /** The gRPC trailer that carries activeDeploymentId (docs/api.md). */
+  static readonly TRAILER = "active-deployment-id";
+  constructor(
+    message: string,
+    readonly activeDeploymentId: string,
+  ) {
+    super(message);
+  }
+}
+
 export class NotFoundError extends DeployError {
   constructor(message: string) {
     super("NOT_FOUND", message);

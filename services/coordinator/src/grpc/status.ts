@@ -1,7 +1,7 @@
 // The one mapping from our error codes to gRPC status codes.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { DeployError, type ErrorCode } from "../../../shared/src/index.js";
+import { DeployError, PairBusyError, type ErrorCode } from "../../../shared/src/index.js";
 
 const CODES: Record<ErrorCode, status> = {
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
@@ -18,6 +18,7 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   const metadata = new Metadata();
   if (err instanceof DeployError) {
     if ("field" in err && typeof err.field === "string") metadata.set("field", err.field);
+    if (err instanceof PairBusyError) metadata.set(PairBusyError.TRAILER, err.activeDeploymentId);
     return { code: CODES[err.code], details: err.message, metadata };
   }
   // Unknown errors are most often NATS not answering (timeouts while it

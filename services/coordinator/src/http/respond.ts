@@ -1,6 +1,6 @@
 // JSON answers and the one mapping from our error codes to HTTP statuses.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { DeployError, type ErrorCode } from "../../../shared/src/index.js";
+import { DeployError, PairBusyError, type ErrorCode } from "../../../shared/src/index.js";
 
 const STATUS: Record<ErrorCode, number> = {
   INVALID_ARGUMENT: 400,
@@ -30,11 +30,12 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /** Status and body of an error; unknown errors (most often NATS not answering) stay generic, as in gRPC. */
-export function errorResponse(err: unknown): { status: number; body: { error: string; code: string; field?: string } } {
+export function errorResponse(err: unknown): { status: number; body: { error: string; code: string; field?: string; activeDeploymentId?: string } } {
   if (err instanceof HttpError) return { status: err.status, body: { error: err.message, code: String(err.status) } };
   if (err instanceof DeployError) {
     const field = "field" in err && typeof err.field === "string" ? err.field : undefined;
-    return { status: STATUS[err.code], body: { error: err.message, code: err.code, ...(field ? { field } : {}) } };
+    const busy = err instanceof PairBusyError ? { activeDeploymentId: err.activeDeploymentId } : {};
+    return { status: STATUS[err.code], body: { error: err.message, code: err.code, ...(field ? { field } : {}), ...busy } };
   }
   return { status: 503, body: { error: "the coordinator could not complete the request; retry", code: "UNAVAILABLE" } };
 }

@@ -14,11 +14,12 @@ import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
 import { bytes } from "../render/format.js";
 import { chooseView } from "../render/view.js";
+import { createWhenFree, type BusyOptions } from "./busy.js";
 import { followToExit, resumeCommand } from "./following.js";
 import { preflightProblem } from "./preflight.js";
 import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
 
-export interface DeployOptions extends CommonOptions, StrategyOptions {
+export interface DeployOptions extends CommonOptions, StrategyOptions, BusyOptions {
   app: string;
   env: string;
   version: string;
@@ -109,6 +110,7 @@ function checkMode(path: string | undefined, o: DeployOptions): void {
 export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {
   checkMode(path, o);
   checkStrategy(o);
+  if (o.dryRun && (o.waitActive !== undefined || o.cancelActive)) throw new UsageError("--dry-run creates nothing: --wait-active and --cancel-active do not apply to it");
   const view = chooseView(o.json === true);
   let bundle: Bundle | undefined;
   let client: ReturnType<typeof clientFor> | undefined;
@@ -151,8 +153,9 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
     // same command with this id is answered with the same deployment.
     const requestId = o.requestId ?? randomUUID();
     view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
-    const d = await client
-      .createDeployment(createRequest(o, requestId, artifact))
+    const c = client;
+    const what = `deployctl deploy of ${o.app} ${o.version} to ${o.env} (request ${requestId})`;
+    const d = await createWhenFree(c, view, o, what, () => c.createDeployment(createRequest(o, requestId, artifact)))
       .catch((err: unknown) => {
         // Not accepted before, and refused for the agents (or the bundle
         // deliberately not uploaded): the agents' problem is the clearer

@@ -9,10 +9,11 @@ import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { chooseView } from "../render/view.js";
 import { defaultRequestedBy } from "./deploy.js";
+import { createWhenFree, type BusyOptions } from "./busy.js";
 import { followToExit, resumeCommand } from "./following.js";
 import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
 
-export interface RollbackOptions extends CommonOptions, StrategyOptions {
+export interface RollbackOptions extends CommonOptions, StrategyOptions, BusyOptions {
   requestId?: string;
   note?: string;
   detach?: boolean;
@@ -27,7 +28,8 @@ export async function rollbackCommand(app: string, env: string, o: RollbackOptio
     // Printed before the call, as deploy does: the same command with this id is answered with the same deployment.
     const requestId = o.requestId ?? randomUUID();
     view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
-    const d = await client.rollbackRelease({ requestId, app, environment: env, strategy: strategyOf(o), requestedBy: o.note ?? defaultRequestedBy(), ...(o.to ? { to: o.to } : {}) });
+    const request = { requestId, app, environment: env, strategy: strategyOf(o), requestedBy: o.note ?? defaultRequestedBy(), ...(o.to ? { to: o.to } : {}) };
+    const d = await createWhenFree(client, view, o, `deployctl rollback of ${app} in ${env} (request ${requestId})`, () => client.rollbackRelease(request));
     const r = d.restores;
     view.note(
       `deployment ${d.id ?? "?"}: rollback of ${d.app ?? app} in ${d.environment ?? env} to ${r?.version ?? d.changeset?.version ?? "?"}` +

@@ -1,0 +1,128 @@
+// deploy and rollback when another deployment of the app and environment is
+// active: the coordinator refuses the create (one active deployment per
+// pair) and names that deployment in the trailer `active-deployment-id`.
+// By default deployctl says so and how to wait; with --wait-active it waits
+// for that deployment to end and sends the same request again (same
+// request_id: never two deployments), as many times as another one took the
+// pair first, until the time given runs out; with --cancel-active it
+// cancels the active deployment first (Nomad's "a new version replaces the
+// running deployment"), then waits for it to end (its applies in flight
+// finish) and creates.
+//
+// The wait is deployctl's, not the coordinator's: CreateDeployment still
+// answers at once (no long calls), and a pipeline that gives up loses
+// nothing (nothing was created).
+import { status, type ServiceError } from "@grpc/grpc-js";
+import { Option, type Command } from "commander";
+import { PairBusyError } from "../../../shared/src/errors.js";
+import type { Client, DeploymentMsg } from "../client.js";
+import { CliError, EXIT, isRetryable, isServiceError, statusLine } from "../errors.js";
+import { isTerminalDeployment, shortState } from "../render/format.js";
+import { durationOption } from "../options.js";
+import type { Notes } from "../render/view.js";
+
+
+/** --cancel-active without --wait-active: how long the cancelled deployment's applies in flight may take to finish. */
+export const CANCEL_ACTIVE_DEFAULT_WAIT_MS = 10 * 60_000;
+/** How often the active deployment is read while waiting (one GetDeployment with a page of one target). */
+const POLL_MS = 1000;
+
+export interface BusyOptions {
+  /** --wait-active: wait up to this long for the active deployment of the pair to end. */
+  waitActive?: number;
+  /** --cancel-active: cancel the active deployment of the pair, then wait for it to end. */
+  cancelActive?: boolean;
+}
+
+export function withBusyOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        "--wait-active <duration>",
+        "when another deployment of the app and environment is active, wait up to this long for it to end (e.g. 30m), then create this one (the same request: never twice)",
+      ).argParser(durationOption),
+    )
+    .option(
+      "--cancel-active",
+      `when another deployment of the app and environment is active, cancel it (its applies in flight finish), wait for it to end (up to --wait-active, default ${CANCEL_ACTIVE_DEFAULT_WAIT_MS / 60_000}m), then create this one`,
+    );
+}
+
+/** The deployment a FAILED_PRECONDITION names as holding the pair, if that is why it was refused. */
+export function activeDeploymentOf(err: unknown): string | undefined {
+  if (!isServiceError(err) || err.code !== status.FAILED_PRECONDITION) return undefined;
+  const v = err.metadata?.get(PairBusyError.TRAILER)[0];
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+/** 2s, 10m, 9m58s: as --wait-active is written. */
+function minutes(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  if (s < 60) return `${s}s`;
+  return `${Math.floor(s / 60)}m${s % 60 > 0 ? `${s % 60}s` : ""}`;
+}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Reads `id` until it is terminal (true) or `deadline` passes (false). A
+ * deployment not found yet is being created (its lock comes first); a
+ * coordinator restarting answers UNAVAILABLE for a moment: both are read
+ * again.
+ */
+async function waitForEnd(client: Client, id: string, deadline: number): Promise<boolean> {
+  for (;;) {
+    const d = await client.getDeployment(id, { pageSize: 1 }).catch((err: unknown) => {
+      if (isRetryable(err) || (isServiceError(err) && err.code === status.NOT_FOUND)) return undefined;
+      throw err;
+    });
+    if (d && isTerminalDeployment(d.state)) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+  }
+}
+
+/**
+ * `create` (the same request every time) until it is not refused for an
+ * active deployment of the pair, waiting for each such deployment to end
+ * (cancelling it first with cancelActive) while the time allows.
+ * `what` names the request in the cancel's reason and the notes.
+ */
+export async function createWhenFree(client: Client, view: Notes, o: BusyOptions, what: string, create: () => Promise<DeploymentMsg>): Promise<DeploymentMsg> {
+  const waitMs = o.waitActive ?? (o.cancelActive ? CANCEL_ACTIVE_DEFAULT_WAIT_MS : 0);
+  const deadline = Date.now() + waitMs;
+  const cancelled = new Set<string>();
+  for (;;) {
+    let active: string | undefined;
+    let refusal: ServiceError;
+    try {
+      return await create();
+    } catch (err) {
+      active = activeDeploymentOf(err);
+      if (active === undefined) throw err;
+      refusal = err as ServiceError;
+    }
+    if (waitMs === 0) {
+      throw new CliError(
+        `${statusLine(refusal)}; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active`,
+        EXIT.USAGE,
+        { cause: refusal },
+      );
+    }
+    if (Date.now() >= deadline) {
+      throw new CliError(`${statusLine(refusal)}; still active after waiting ${minutes(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
+    }
+    if (o.cancelActive && !cancelled.has(active)) {
+      cancelled.add(active);
+      const d = await client.cancelDeployment(active, `replaced by ${what} (deployctl --cancel-active)`);
+      // A deployment with nothing in flight (waiting for a promote, paused) ends at once.
+      const ended = isTerminalDeployment(d.state);
+      view.note(`cancelled deployment ${active} (--cancel-active): ${ended ? `now ${shortState(d.state)}` : "targets not yet started are cancelled, applies in flight finish"}`);
+      if (ended) continue;
+    }
+    view.note(`deployment ${active} is active for this app and environment; waiting for it to end (up to ${minutes(Math.max(0, deadline - Date.now()))} more; follow it with deployctl watch ${active})`);
+    if (!(await waitForEnd(client, active, deadline))) {
+      throw new CliError(`${statusLine(refusal)}; still active after waiting ${minutes(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
+    }
+    view.note(`deployment ${active} ended; sending the request again`);
+  }
+}
