@@ -82,6 +82,19 @@ Examples:
   $ deployctl get d-0mwxzpgab-3e1e5ad5
   $ deployctl get d-0mwxzpgab-3e1e5ad5 --json | jq -r '.targets[] | "\\(.agentId) \\(.state)"'
 `,
+  logs: `
+Each apply sends its first 200 output lines (the agent's DEPLOY_AGENT_MAX_OUTPUT_LINES;
+the rest are counted as cut, said on stderr), kept as long as the deployment's
+events. stdout has the lines only: "<agent> | <line>", or the bare line with
+--target, whose state and message then follow on stderr.
+
+Examples:
+  # why did web-2 fail? its hook's output, without SSH
+  $ deployctl logs d-0mwxzpgab-3e1e5ad5 --target web-2
+  $ deployctl logs d-0mwxzpgab-3e1e5ad5 | grep -i error
+  # as it happens, until the deployment ends
+  $ deployctl logs d-0mwxzpgab-3e1e5ad5 --follow
+`,
   list: `
 Examples:
   $ deployctl list --app web --env prod

@@ -7,6 +7,7 @@ import { cancelCommand } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
 import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
 import { withBusyOptions } from "./commands/busy.js";
+import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { releasesCommand } from "./commands/releases.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
@@ -83,6 +84,14 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--page-token <token>", "show the page of targets this token names (printed under a page that has more)")
       .option("--state <state>", "only targets in this state: pending, dispatched, applying, succeeded, failed, timed_out, cancelled, skipped", parseTargetState),
   ).action((id: string, o: GetOptions) => run(getCommand(id, o)));
+
+  withCommonOptions(
+    subcommand(program, "logs")
+      .description("print what the agents' applies printed (deploy executable or hooks), read back from the deployment's events: no shell on the VM needed")
+      .argument("<id>", "deployment id", parseDeploymentId)
+      .option("--target <agent>", "only this target's lines, without the agent id in front")
+      .option("--follow", "go on printing lines as they come, until the deployment ends"),
+  ).action((id: string, o: LogsOptions) => run(logsCommand(id, o)));
 
   withCommonOptions(
     subcommand(program, "list")
