@@ -256,6 +256,27 @@ describe("applyBundle", () => {
     expect(await hookLog()).toEqual(["before_install:v3", "after_install:v3", "stop:v1", "start:v3", "validate:v3"]);
   });
 
+  it("a kill of the apply (a cancel with kill_running) stops the new release's hook and goes back to the previous release, whose start hook runs", async () => {
+    expect((await deploy({ version: "v1" })).result.outcome).toBe("SUCCEEDED");
+    await hookLog();
+    await fs.rm(pidFile, { force: true });
+    const kill = new AbortController();
+    // Killed while validate runs (its grandchild is up), well before its 1 s timeout.
+    const killer = (async () => {
+      while (!(await fs.readFile(pidFile, "utf8").catch(() => ""))) await new Promise((r) => setTimeout(r, 10));
+      kill.abort("killed: the deployment was cancelled with kill_running by alice");
+    })();
+    const { result, phases } = await deploy({ version: "v2", hang: "validate" }, { signal: kill.signal, rollbackSignal: new AbortController().signal });
+    await killer;
+    expect(result.outcome).toBe("FAILED");
+    expect(result.message).toBe("validate hook failed: killed: the deployment was cancelled with kill_running by alice; rolled back to v1-dep");
+    expect(result.rolledBack).toBe(true);
+    expect(await current()).toBe("v1-dep");
+    expect(await hookLog()).toEqual(["before_install:v2", "after_install:v2", "stop:v1", "start:v2", "validate:v2", "start:v1"]);
+    expect(phases.slice(-2)).toEqual(["rollback", "hook:rollback:start"]);
+    expect(await isAlive(Number(await fs.readFile(pidFile, "utf8")))).toBe(false);
+  });
+
   describe("shared paths (shared_dirs, shared_files)", () => {
     const SHARED = "shared_dirs: [storage, var/log]\nshared_files: [config/.env]\n";
     const sharedOf = (p: string): string => path.join(root, APP, "shared", p);

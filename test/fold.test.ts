@@ -71,6 +71,28 @@ describe("fold", () => {
     expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
   });
 
+  it("kill_running: on the first cancel, or added by a second; a second without it, or a third, changes nothing", () => {
+    const killing = running().add(C, { type: "target.dispatched", agentId: "a1" }).add(C, { type: "deployment.cancel_requested", reason: "stop", kill: true });
+    expect(killing.rec).toMatchObject({ cancelRequested: true, killRequested: true, message: "cancelled: stop" });
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add(C, { type: "deployment.cancel_requested", reason: "stop" });
+    expect(log.rec!.killRequested).toBeUndefined();
+    log.add(C, { type: "deployment.cancel_requested", reason: "again" });
+    expect(log.lastIgnored).toBe("deployment is already cancelling");
+    log.add(C, { type: "deployment.cancel_requested", reason: "kill it", kill: true });
+    expect(log.lastIgnored).toBeUndefined();
+    // The first cancel's reason stays the deployment's message.
+    expect(log.rec).toMatchObject({ cancelRequested: true, killRequested: true, message: "cancelled: stop" });
+    log.add(C, { type: "deployment.cancel_requested", reason: "", kill: true });
+    expect(log.lastIgnored).toBe("deployment is already cancelling");
+    // The killed apply's result ends the target FAILED, and the deployment CANCELLED.
+    log.add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "killed: the deployment was cancelled with kill_running", exitCode: null, durationMs: 1 });
+    expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
+    expect(foldAll(log.events)).toEqual(log.rec);
+  });
+
   it("a start whose agent won the race counts even after a cancel was requested", () => {
     const log = running()
       .add(C, { type: "target.dispatched", agentId: "a1" })

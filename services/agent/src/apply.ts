@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { errorMessage, eventBudget, releaseName as sharedReleaseName, type Command } from "../../shared/src/index.js";
 import type { AppConfig } from "./config.js";
-import { report, type HandlerDeps } from "./handleCommand.js";
+import { report, type HandlerDeps, type KillWatch } from "./handleCommand.js";
 import type { JournalResult } from "./journal.js";
 import { runExecutable } from "./runner.js";
 
@@ -99,8 +99,14 @@ export async function applyCommand(
    * coordinator can time the target out.
    */
   racedAt: number = performance.now(),
+  /** A kill asked with the deployment's cancel (kill_running): stops the apply as the agent's shutdown does, but a bundle still goes back to its previous release. */
+  killed?: KillWatch,
 ): Promise<JournalResult> {
   const started = Date.now();
+  // What stops the apply's processes: the agent's shutdown, or the kill.
+  const stop = killed ? AbortSignal.any([deps.kill, killed.signal]) : deps.kill;
+  /** The result's message when a kill (not the shutdown) stopped it. */
+  const killedMessage = (): string | undefined => (killed?.signal.aborted && !deps.kill.aborted ? String(killed.signal.reason) : undefined);
   const left = (): number => racedAt + cmd.applyTimeoutMs - performance.now();
   const mayBegin = (): string | undefined =>
     left() <= 0
@@ -120,9 +126,9 @@ export async function applyCommand(
       const [{ fetchArtifact }, { applyBundle }] = await loadBundleCode();
       let file: string;
       try {
-        file = await fetchArtifact(deps.ctx.js, cmd.app, join(deps.config.stateDir, "artifacts"), artifact, deps.kill);
+        file = await fetchArtifact(deps.ctx.js, cmd.app, join(deps.config.stateDir, "artifacts"), artifact, stop);
       } catch (err) {
-        return failed(`artifact ${artifact.name} ${artifact.digest} could not be fetched: ${errorMessage(err)}`, started);
+        return failed(killedMessage() ?? `artifact ${artifact.name} ${artifact.digest} could not be fetched: ${errorMessage(err)}`, started);
       }
       const r = await applyBundle({
         artifactFile: file,
@@ -140,11 +146,13 @@ export async function applyCommand(
         onLines: progress.onLines,
         mayStart: mayBegin,
         ignoreStopFailures: cmd.ignoreStopFailures === true,
+        // A kill stops the new release's hooks; going back to the previous release runs its start hook all the same.
+        rollbackSignal: deps.kill,
         onPhase: (phase) => {
           deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase");
           endPhase(phase);
         },
-        signal: deps.kill,
+        signal: stop,
       });
       endPhase(undefined);
       await progress.flushed();
@@ -167,13 +175,13 @@ export async function applyCommand(
       maxLines: deps.config.maxOutputLines,
       maxLineLength: deps.config.maxLineLength,
       onLines: progress.onLines,
-      signal: deps.kill,
+      signal: stop,
       mayStart: mayBegin,
     });
     await progress.flushed();
     return {
       outcome: r.outcome === "succeeded" ? "SUCCEEDED" : "FAILED",
-      message: r.aborted ? "interrupted by agent shutdown: the apply was killed" : r.message + cut(r.linesCut),
+      message: r.aborted ? (killedMessage() ?? "interrupted by agent shutdown: the apply was killed") : r.message + cut(r.linesCut),
       exitCode: r.exitCode,
       durationMs: r.durationMs,
       finishedAt: new Date().toISOString(),

@@ -32,6 +32,8 @@ export interface AgentConfig {
   /** 0: heartbeatIntervalMs (the default). */
   idleHeartbeatIntervalMs: number;
   ackWaitMs: number;
+  /** While an apply runs: how often the agent looks whether its deployment's cancel asked to kill it (kill_running). */
+  killLookMs: number;
   /** Where nats-server keeps the state of a command consumer the agent makes (an existing consumer keeps its own). */
   commandConsumerStorage: "memory" | "file";
   maxOutputLines: number;
@@ -129,6 +131,12 @@ const schema = {
     format: "nat",
     default: 30_000,
     env: "DEPLOY_AGENT_ACK_WAIT_MS",
+  },
+  killLookMs: {
+    doc: "While an apply runs, how often the agent looks at its deployment's last coordinator event (one direct get) for a cancel with kill_running, which kills the apply; the first look comes this long after the start, so a shorter apply makes none",
+    format: "nat",
+    default: 5000,
+    env: "DEPLOY_AGENT_KILL_LOOK_MS",
   },
   commandConsumerStorage: {
     doc: "Where nats-server keeps the delivery state of the command consumer this agent makes: memory (no state file written per delivery and ack; after a restart of a single nats-server the agent makes it again, from its last command) or file. An existing consumer keeps its own until deleted (docs/production.md)",

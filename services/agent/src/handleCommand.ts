@@ -24,6 +24,7 @@ import {
   DEFAULT_START_LEASE_MS,
   DeployError,
   HDR_CANCEL_REQUESTED,
+  HDR_KILL_REQUESTED,
   HDR_EVENT_TYPE,
   EVENTS_STREAM,
   agentEventMsgId,
@@ -222,6 +223,53 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
   return undefined;
 }
 
+/** A running apply's kill: `signal` aborts when a cancel with kill_running is seen (`by`: who asked). */
+export interface KillWatch {
+  readonly signal: AbortSignal;
+  readonly by: () => string | undefined;
+  stop(): void;
+}
+
+/**
+ * While the apply runs: every config.killLookMs (the first that long after
+ * its start, so a short apply makes no look) the deployment's last
+ * coordinator event, one direct get as the look before the start; once it
+ * carries HDR_KILL_REQUESTED (a cancel with kill_running, and every
+ * coordinator event after it), `signal` aborts and the apply's process
+ * group is killed. A failed look is tried again at the next tick.
+ */
+function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): KillWatch {
+  const ac = new AbortController();
+  let by: string | undefined;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const look = async (): Promise<void> => {
+    const m = await deps.ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, COORDINATOR_SOURCE) }).catch(() => null);
+    if (stopped || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return;
+    try {
+      const e = parseEvent(m.data);
+      by = e.type === "deployment.cancel_requested" ? e.by : undefined;
+    } catch {
+      // who asked is only for the message
+    }
+    log.warn({ by }, "the deployment was cancelled with kill_running: killing the apply");
+    ac.abort(`killed: the deployment was cancelled with kill_running${by ? ` by ${by}` : ""}`);
+  };
+  const tick = (): void => {
+    timer = setTimeout(() => void look().finally(() => !stopped && !ac.signal.aborted && tick()), deps.config.killLookMs);
+    timer.unref();
+  };
+  if (deps.config.killLookMs > 0) tick();
+  return {
+    signal: ac.signal,
+    by: () => by,
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /**
  * In-progress acks (+WPI) while the command is handled, so the server does
  * not redeliver it after ack_wait: the first a third of ack_wait after the
@@ -367,7 +415,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
     const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
-    const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt);
+    const killed = watchForKill(deps, cmd.deploymentId, dlog);
+    const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt, killed).finally(() => killed.stop());
     // The entry with the new release is written beside the result, both
     // after the journal's fsync: the result no longer waits for it (one
     // stored round trip less per target). The coordinator that folds the

@@ -85,9 +85,9 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     };
   };
 
-  // Nothing should start once shutdown has begun.
+  // Nothing should start once shutdown has begun (or a kill was asked).
   if (opts.signal?.aborted) {
-    return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: true, message: "interrupted by shutdown" });
+    return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: true, message: abortMessage(opts.signal) });
   }
 
   const refused = opts.mayStart?.();
@@ -160,7 +160,7 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     const { exitCode, signal } = result;
     const base = { exitCode, signal, timedOut, aborted };
     // Abort wins over timeout: on shutdown the cause that matters is ours.
-    if (aborted) return finish({ ...base, outcome: "failed", message: "interrupted by shutdown" });
+    if (aborted) return finish({ ...base, outcome: "failed", message: abortMessage(opts.signal) });
     if (timedOut) return finish({ ...base, outcome: "failed", message: `killed after timeout of ${opts.timeoutMs} ms` });
     if (signal !== null) return finish({ ...base, outcome: "failed", message: `killed by ${signal}` });
     if (exitCode === null) return finish({ ...base, outcome: "failed", message: "failed: no exit code or signal" });
@@ -321,4 +321,9 @@ class LineSink {
       // a deploy that ran into an unreported crash of the runner.
     }
   }
+}
+
+/** Why a run was stopped: the abort's reason when it is a sentence (a kill asked with the deployment's cancel: handleCommand.ts), else the agent's shutdown. */
+function abortMessage(signal: AbortSignal | undefined): string {
+  return typeof signal?.reason === "string" ? signal.reason : "interrupted by shutdown";
 }

@@ -153,8 +153,8 @@ export class Client {
   listDeployments(req: ListDeploymentsRequest): Promise<DeploymentsMsg> {
     return this.#unary("ListDeployments", req);
   }
-  cancelDeployment(deploymentId: string, reason: string): Promise<DeploymentMsg> {
-    return this.#unary("CancelDeployment", { deploymentId, reason });
+  cancelDeployment(deploymentId: string, reason: string, killRunning = false): Promise<DeploymentMsg> {
+    return this.#unary("CancelDeployment", { deploymentId, reason, ...(killRunning ? { killRunning } : {}) });
   }
   /** Pause, resume and promote are idempotent on the server: asking again returns the deployment unchanged. */
   pauseDeployment(deploymentId: string, reason: string): Promise<DeploymentMsg> {

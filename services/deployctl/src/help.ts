@@ -104,6 +104,8 @@ Examples:
   cancel: `
 Examples:
   $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "wrong version"
+  # and stop the applies running now (a bundle goes back to its previous release)
+  $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "hangs in migrate" --kill
   # then see it end
   $ deployctl watch d-0mwxzpgab-3e1e5ad5
 `,

@@ -3,7 +3,7 @@
 import { Argument, Command, CommanderError, Option } from "commander";
 import { cordonCommand, deregisterCommand, uncordonCommand, type CordonOptions } from "./commands/cordon.js";
 import { agentsCommand, artifactsCommand, getCommand, listCommand, type GetOptions } from "./commands/inspect.js";
-import { cancelCommand } from "./commands/cancel.js";
+import { cancelCommand, type CancelOptions } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
 import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
 import { withBusyOptions } from "./commands/busy.js";
@@ -106,8 +106,9 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
     subcommand(program, "cancel")
       .description("stop a deployment: targets not yet started are cancelled, in-flight applies finish")
       .argument("<id>", "deployment id", parseDeploymentId)
-      .option("--reason <text>", "why (recorded in the audit log)"),
-  ).action((id: string, o: { reason?: string; json?: boolean; coordinator?: string }) => run(cancelCommand(id, o)));
+      .option("--reason <text>", "why (recorded in the audit log)")
+      .option("--kill", "also kill the applies in flight (deploy executable or hook; a bundle goes back to its previous release): they end FAILED"),
+  ).action((id: string, o: CancelOptions) => run(cancelCommand(id, o)));
 
   withCommonOptions(
     subcommand(program, "promote")

@@ -53,6 +53,8 @@ export interface DeploymentRecord {
   state: DeploymentState;
   message: string;
   cancelRequested: boolean;
+  /** A cancel with kill_running: the applies in flight are being killed (their agents look for it while they run). */
+  killRequested?: boolean;
   /** Who asked for the cancel (its event's `by`: the authenticated identity), once one is requested. */
   cancelledBy?: string;
   halted: boolean;
@@ -361,8 +363,15 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       }
       return undefined;
     case "deployment.cancel_requested":
-      if (terminal || rec.cancelRequested) return `deployment is ${rec.cancelRequested ? "already cancelling" : rec.state}`;
+      if (terminal) return `deployment is ${rec.state}`;
+      if (rec.cancelRequested) {
+        // A second cancel that adds kill_running to a first one without it: the applies still running are killed.
+        if (e.kill !== true || rec.killRequested) return "deployment is already cancelling";
+        rec.killRequested = true;
+        return undefined;
+      }
       rec.cancelRequested = true;
+      if (e.kill === true) rec.killRequested = true;
       if (e.by !== undefined) rec.cancelledBy = e.by;
       rec.message = e.reason ? `cancelled: ${e.reason}` : "cancelled";
       // Pending targets were never sent a command: cancelled here. Dispatched

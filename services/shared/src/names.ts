@@ -72,6 +72,13 @@ export const HDR_EVENT_TYPE = "Deploy-Event";
  * when a target.timed_out came after it.
  */
 export const HDR_CANCEL_REQUESTED = "Deploy-Cancel-Requested";
+/**
+ * Set on every coordinator event from a cancel with kill_running on: an
+ * agent applying the deployment looks for it while the apply runs, and
+ * kills it (services/agent/src/handleCommand.ts). Its own header, not a
+ * value of HDR_CANCEL_REQUESTED: agents from before read that one as "true".
+ */
+export const HDR_KILL_REQUESTED = "Deploy-Kill-Requested";
 
 // A token is one level of a NATS subject: no dots, whitespace, wildcards, and
 // kept to characters that are also safe in KV keys, consumer names and file

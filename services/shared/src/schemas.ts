@@ -395,7 +395,7 @@ export type EventBody =
   | { type: "target.cancelled"; agentId: string; message: string }
   | { type: "deployment.halted"; message: string }
   /** `by`: who asked (the authenticated identity); absent in events from before it was recorded. */
-  | { type: "deployment.cancel_requested"; reason: string; by?: string; byVia?: IdentitySource }
+  | { type: "deployment.cancel_requested"; reason: string; by?: string; byVia?: IdentitySource; kill?: true }
   | { type: "deployment.finished"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; message: string }
   /** Dispatching stops until deployment.resumed; `by` as for a cancel. */
   | { type: "deployment.paused"; reason: string; by: string; byVia?: IdentitySource }
@@ -481,6 +481,7 @@ function parseEventBody(o: Obj): EventBody {
         reason: asString(o.reason, "event.reason", { maxLength: 4096, allowEmpty: true }),
         ...(o.by === undefined ? {} : { by: asString(o.by, "event.by", { maxLength: MAX_IDENTITY_LENGTH }) }),
         ...(o.byVia === undefined ? {} : { byVia: asEnum(o.byVia, "event.byVia", IDENTITY_SOURCES) }),
+        ...(o.kill === true ? { kill: true as const } : {}),
       };
     case "deployment.finished":
       return { type, state: asEnum(o.state, "event.state", ["SUCCEEDED", "FAILED", "CANCELLED"] as const), message: message() };

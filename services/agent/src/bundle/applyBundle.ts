@@ -54,6 +54,8 @@ export interface ApplyBundleOptions {
   onPhase?: (phase: string) => void;
   /** Shutdown: kills the running hook; later hooks are not started. */
   signal?: AbortSignal;
+  /** For the previous release's start hook when going back to it (default: signal): a kill of the apply stops the new release's hooks, not the way back. */
+  rollbackSignal?: AbortSignal;
   /**
    * Asked once, after the unpack and before the first hook or the switch: a
    * reason fails the apply with nothing run and `current` untouched (the
@@ -172,7 +174,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
         linesDelivered += lines.length;
         o.onLines(lines.map((l) => prefix + l));
       },
-      signal: o.signal,
+      signal: label.startsWith("rollback") ? (o.rollbackSignal ?? o.signal) : o.signal,
     });
     linesCut += r.linesCut;
     return r;

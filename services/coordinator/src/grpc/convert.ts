@@ -154,6 +154,7 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
     finishedAt: timestamp(rec.finishedAt),
     requestedBy: requester.identity,
     cancelRequested: rec.cancelRequested,
+    killRequested: rec.killRequested === true,
     selector: rec.spec.selector ?? "",
     requestedByNote: requester.note,
     cancelledBy: rec.cancelledBy ?? "",
@@ -189,7 +190,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
       message = e.message;
       break;
     case "deployment.cancel_requested":
-      message = e.reason;
+      message = e.kill === true ? `${e.reason ? `${e.reason}; ` : ""}kill_running: the applies in flight are killed` : e.reason;
       actor = e.by ?? "";
       break;
     case "deployment.paused":

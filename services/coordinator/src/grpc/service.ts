@@ -125,7 +125,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     CancelDeployment: call("CancelDeployment", async (req, c) => {
       const id = validateDeploymentId(req.deploymentId);
       const reason = validateReason(req.reason);
-      return toDeploymentMessage(await cancelDeployment(deps, id, reason, callIdentity(c)));
+      return toDeploymentMessage(await cancelDeployment(deps, id, reason, callIdentity(c), req.killRunning === true));
     }),
 
     PauseDeployment: call("PauseDeployment", async (req, c) => {

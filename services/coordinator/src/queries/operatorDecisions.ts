@@ -37,7 +37,7 @@ async function decideOnce(deps: DecisionDeps, id: string, what: string, by: Iden
     const event = decide(rec);
     if (!event) break;
     try {
-      await appendEvent(ctx, id, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: rec.lastCoordinatorSeq, cancelRequested: rec.cancelRequested });
+      await appendEvent(ctx, id, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: rec.lastCoordinatorSeq, cancelRequested: rec.cancelRequested, killRequested: rec.killRequested === true });
       log.info({ deploymentId: id, by: by.name }, `${what} requested`);
       rec = (await catchUp(ctx, id, rec, 0))!.record;
       break;

@@ -79,7 +79,7 @@ export async function appendChained(
   let expect = record.lastCoordinatorSeq;
   try {
     for (const d of decisions) {
-      expect = await appendEvent(ctx, record.spec.id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect, cancelRequested: record.cancelRequested });
+      expect = await appendEvent(ctx, record.spec.id, d, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: expect, cancelRequested: record.cancelRequested, killRequested: record.killRequested === true });
       onStored(d);
       metrics?.decisions.inc({ type: d.type });
       log.debug({ type: d.type, agentId: "agentId" in d ? d.agentId : undefined, seq: expect }, "decision appended");

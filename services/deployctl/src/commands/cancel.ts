@@ -1,5 +1,8 @@
-// deployctl cancel <id>: stop dispatching. Targets not yet started become
-// CANCELLED; in-flight applies finish and are reported. Safe to repeat.
+// deployctl cancel <id> [--kill]: stop dispatching. Targets not yet started
+// become CANCELLED; in-flight applies finish and are reported, or with
+// --kill are killed (their agents look for it every DEPLOY_AGENT_KILL_LOOK_MS
+// while they apply) and end FAILED. Safe to repeat; --kill after a plain
+// cancel kills what still runs.
 import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { isTerminalDeployment, shortState } from "../render/format.js";
@@ -7,18 +10,20 @@ import { jsonDocument } from "../render/json.js";
 
 export interface CancelOptions extends CommonOptions {
   reason?: string;
+  kill?: boolean;
 }
 
 export async function cancelCommand(id: string, o: CancelOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
     const before = await client.getDeployment(id);
-    const d = await client.cancelDeployment(id, o.reason ?? "");
+    const d = await client.cancelDeployment(id, o.reason ?? "", o.kill === true);
     if (o.json) process.stdout.write(jsonDocument("deploy.v1.Deployment", d));
     else if (isTerminalDeployment(before.state)) process.stdout.write(`${id} was already ${shortState(before.state)}: nothing to cancel\n`);
     else {
       process.stdout.write(
-        `cancel requested for ${id}: now ${shortState(d.state)}; targets not yet started are cancelled, in-flight applies finish. ` +
+        `cancel requested for ${id}: now ${shortState(d.state)}; targets not yet started are cancelled, ` +
+          `${o.kill ? "in-flight applies are killed (a bundle goes back to its previous release) and end FAILED" : "in-flight applies finish (--kill stops them)"}. ` +
           `Follow with: deployctl watch ${id}\n`,
       );
     }

@@ -102,7 +102,7 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
     ...(d.selector ? [`  targets chosen by selector ${d.selector}`] : []),
     ...(d.convergesTo ? [`  convergence: brings ${(d.targets ?? []).map((t) => t.agentId).join(", ") || "-"} to the desired release of ${d.convergesTo}`] : []),
     `  request ${d.requestId ?? "-"}  ${requestedByText(d)}`,
-    ...(d.cancelRequested ? [`  cancel requested by ${d.cancelledBy || "-"}`] : []),
+    ...(d.cancelRequested ? [`  cancel requested by ${d.cancelledBy || "-"}${d.killRequested ? ", with kill_running (the applies in flight are killed)" : ""}`] : []),
     `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
     `  strategy ${strategyText(s)}`,
     `  targets ${d.targetCount || (d.targets?.length ?? 0)}: ${countsText(d)}`,

@@ -4,7 +4,7 @@ import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError, JetStreamApiCodes } from "@nats-io/jetstream";
 import { ConflictError, UnavailableError } from "../errors.js";
 import { eventBudget, EVENTS_MAX_MSG_SIZE, maxPayload, ResourceExhaustedError } from "../limits.js";
-import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_CANCEL_REQUESTED, HDR_DEPLOY_ID, HDR_EVENT_TYPE } from "../names.js";
+import { eventSubject, EVENT_SCHEMA, HDR_AGENT_ID, HDR_CANCEL_REQUESTED, HDR_DEPLOY_ID, HDR_KILL_REQUESTED, HDR_EVENT_TYPE } from "../names.js";
 import { encode, makeEvent, type DeployEvent, type EventBody } from "../schemas.js";
 import type { JsContext } from "./context.js";
 
@@ -22,6 +22,8 @@ export interface AppendOptions {
   msgId?: string;
   /** A coordinator decision made on a view with a cancel requested (sets HDR_CANCEL_REQUESTED). */
   cancelRequested?: boolean;
+  /** ... and with kill_running (sets HDR_KILL_REQUESTED). */
+  killRequested?: boolean;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function appendMadeEvent(ctx: Pick<JsContext, "js"> & Partial<Pick<
   h.set(HDR_EVENT_TYPE, type);
   if ("agentId" in event) h.set(HDR_AGENT_ID, event.agentId);
   if (opts.cancelRequested || event.type === "deployment.cancel_requested") h.set(HDR_CANCEL_REQUESTED, "true");
+  if (opts.killRequested || (event.type === "deployment.cancel_requested" && event.kill === true)) h.set(HDR_KILL_REQUESTED, "true");
   h.set("Content-Type", `application/json; schema=${EVENT_SCHEMA}`);
   const payload = encode(event);
   const budget = eventBudget(ctx.nc);

@@ -4,9 +4,11 @@
 export interface CancelDeploymentRequest {
   'deploymentId'?: (string);
   'reason'?: (string);
+  'killRunning'?: (boolean);
 }
 
 export interface CancelDeploymentRequest__Output {
   'deploymentId'?: (string);
   'reason'?: (string);
+  'killRunning'?: (boolean);
 }

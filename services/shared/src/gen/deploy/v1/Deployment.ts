@@ -43,6 +43,7 @@ export interface Deployment {
   'nextPageToken'?: (string);
   'cordonedLeftOut'?: (string)[];
   'cordonedLeftOutCount'?: (number);
+  'killRequested'?: (boolean);
 }
 
 export interface Deployment__Output {
@@ -79,4 +80,5 @@ export interface Deployment__Output {
   'nextPageToken'?: (string);
   'cordonedLeftOut'?: (string)[];
   'cordonedLeftOutCount'?: (number);
+  'killRequested'?: (boolean);
 }

@@ -1,0 +1,119 @@
+// CancelDeployment with kill_running (deployctl cancel --kill): the applies
+// in flight are killed, not waited for. End to end: the built CLI against a
+// real stack (nats-server, a coordinator, two agents whose deploy executable
+// hangs), the agents looking for the kill every 200 ms.
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
+import { runCli, type CliResult } from "./helpers/deployctl.js";
+import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
+
+const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+const KILLED = "killed: the deployment was cancelled with kill_running by anonymous (development mode)";
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("cancel --kill", () => {
+  let stack: Stack;
+  let client: DeployClient;
+  let work: string;
+  let env: Record<string, string>;
+
+  const cli = (args: string[]): Promise<CliResult> => runCli(args, { env });
+  const idOf = (r: CliResult): string => {
+    const m = /^deployment (d-\S+):/m.exec(r.stdout);
+    if (!m) throw new Error(`no deployment id printed:\n${shown(r)}`);
+    return m[1]!;
+  };
+  /** A deployment of web to a1 and a2 whose applies hang (each leaves its sleep's pid in <work>/<agent>.pid), once both apply. */
+  const hanging = async (version: string): Promise<string> => {
+    for (const a of ["a1", "a2"]) await rm(join(work, `${a}.pid`), { force: true });
+    const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", version, "--max-concurrency", "2", "--detach"]);
+    expect(r.code, shown(r)).toBe(0);
+    const id = idOf(r);
+    await until("both applying, their sleep started", async () => {
+      const d = await client.get(id);
+      const applying = d.targets?.filter((t) => t.state === "TARGET_STATE_APPLYING").length;
+      const pids = await Promise.all(["a1", "a2"].map((a) => readFile(join(work, `${a}.pid`), "utf8").catch(() => "")));
+      return applying === 2 && pids.every((p) => p.trim() !== "") ? true : undefined;
+    });
+    return id;
+  };
+  const pidsOf = async (): Promise<number[]> => Promise.all(["a1", "a2"].map(async (a) => Number((await readFile(join(work, `${a}.pid`), "utf8")).trim())));
+  const ended = (id: string): Promise<DeploymentMsg> =>
+    until(`${id} ended`, async () => {
+      const d = await client.get(id);
+      return d.state === "DEPLOYMENT_STATE_CANCELLED" || d.state === "DEPLOYMENT_STATE_FAILED" || d.state === "DEPLOYMENT_STATE_SUCCEEDED" ? d : undefined;
+    });
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), "cancel-kill-"));
+    const script = join(work, "deploy.sh");
+    // The deploy executable's sleep runs in its process group, as a hook's child would.
+    await writeFile(script, `#!/usr/bin/env bash\necho "applying $DEPLOY_VERSION"\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
+    await chmod(script, 0o755);
+    stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "200" } });
+    for (const id of ["a1", "a2"]) await stack.startAgent(id, { apps: { web: { deploy: script } } });
+    client = stack.client();
+    env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, XDG_STATE_HOME: join(work, "state"), DEPLOY_COORDINATOR: stack.address };
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("kills the applies in flight: the targets end FAILED (killed), the deployment CANCELLED, their processes are gone", async () => {
+    const id = await hanging("v1");
+    const pids = await pidsOf();
+    const r = await cli(["cancel", id, "--kill", "--reason", "bad build"]);
+    expect(r.code, shown(r)).toBe(0);
+    expect(r.stdout).toContain(`cancel requested for ${id}: now RUNNING; targets not yet started are cancelled, in-flight applies are killed`);
+    const d = await ended(id);
+    expect(d.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(d.killRequested).toBe(true);
+    for (const t of d.targets ?? []) {
+      expect(t.state, t.agentId).toBe("TARGET_STATE_FAILED");
+      expect(t.message, t.agentId).toBe(KILLED);
+    }
+    for (const pid of pids) await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+    const got = await cli(["get", id]);
+    expect(got.stdout).toContain("cancel requested by anonymous (development mode), with kill_running (the applies in flight are killed)");
+    const watched = await cli(["watch", id, "--after", "0"]);
+    expect(watched.stdout).toMatch(/deployment\.cancel_requested .*bad build; kill_running: the applies in flight are killed/);
+  });
+
+  it("a cancel without it lets the applies run; --kill asked after it kills them", async () => {
+    const id = await hanging("v2");
+    const plain = await cli(["cancel", id]);
+    expect(plain.code, shown(plain)).toBe(0);
+    expect(plain.stdout).toContain("in-flight applies finish (--kill stops them)");
+    // The agents look every 200 ms: a second later they still apply.
+    await new Promise((r) => setTimeout(r, 1000));
+    const still = await client.get(id);
+    expect(still.cancelRequested).toBe(true);
+    expect(still.killRequested ?? false).toBe(false);
+    expect(still.targets?.map((t) => t.state)).toEqual(["TARGET_STATE_APPLYING", "TARGET_STATE_APPLYING"]);
+
+    const kill = await cli(["cancel", id, "--kill"]);
+    expect(kill.code, shown(kill)).toBe(0);
+    const d = await ended(id);
+    expect(d.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(d.targets?.map((t) => t.message)).toEqual([KILLED, KILLED]);
+    // Asked again: nothing more is recorded.
+    const events: string[] = [];
+    await client.watch(id, 0, (e) => events.push(e.type ?? "")).done;
+    expect(events.filter((t) => t === "deployment.cancel_requested")).toHaveLength(2);
+    const again = await cli(["cancel", id, "--kill"]);
+    expect(again.stdout).toBe(`${id} was already CANCELLED: nothing to cancel\n`);
+  });
+});
