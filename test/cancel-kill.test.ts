@@ -7,11 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
-import { runCli, type CliResult } from "./helpers/deployctl.js";
+import { deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
-const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 const KILLED = "killed: the deployment was cancelled with kill_running by anonymous (development mode)";
 
 function isAlive(pid: number): boolean {
@@ -30,17 +29,12 @@ describe("cancel --kill", () => {
   let env: Record<string, string>;
 
   const cli = (args: string[]): Promise<CliResult> => runCli(args, { env });
-  const idOf = (r: CliResult): string => {
-    const m = /^deployment (d-\S+):/m.exec(r.stdout);
-    if (!m) throw new Error(`no deployment id printed:\n${shown(r)}`);
-    return m[1]!;
-  };
   /** A deployment of web to a1 and a2 whose applies hang (each leaves its sleep's pid in <work>/<agent>.pid), once both apply. */
   const hanging = async (version: string): Promise<string> => {
     for (const a of ["a1", "a2"]) await rm(join(work, `${a}.pid`), { force: true });
     const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", version, "--max-concurrency", "2", "--detach"]);
     expect(r.code, shown(r)).toBe(0);
-    const id = idOf(r);
+    const id = deploymentIdOf(r);
     await until("both applying, their sleep started", async () => {
       const d = await client.get(id);
       const applying = d.targets?.filter((t) => t.state === "TARGET_STATE_APPLYING").length;

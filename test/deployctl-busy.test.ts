@@ -11,11 +11,10 @@ import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeployClient } from "./helpers/client.js";
-import { CLI, runCli, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
+import { CLI, deploymentIdOf, runCli, shown, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
-const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 describe("deploy while another deployment of the pair is active", () => {
   let stack: Stack;
@@ -25,16 +24,11 @@ describe("deploy while another deployment of the pair is active", () => {
 
   const cli = (args: string[]): Promise<CliResult> => runCli(args, { env });
   const deployArgs = (version: string, ...flags: string[]): string[] => ["deploy", "--executable", "--app", "web", "--env", "prod", "--version", version, "--max-concurrency", "3", ...flags];
-  const idOf = (r: CliResult): string => {
-    const m = /^deployment (d-\S+):/m.exec(r.stdout);
-    if (!m) throw new Error(`no deployment id printed:\n${shown(r)}`);
-    return m[1]!;
-  };
   /** A deployment of web to prod waiting for its promote after a canary of one: it holds the pair. */
   const holder = async (version: string): Promise<string> => {
     const r = await cli(deployArgs(version, "--canary", "1", "--detach"));
     expect(r.code, shown(r)).toBe(0);
-    const id = idOf(r);
+    const id = deploymentIdOf(r);
     await until("awaiting promotion", async () => ((await client.get(id)).awaitingPromotion ? true : undefined));
     return id;
   };

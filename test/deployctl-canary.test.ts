@@ -9,12 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
-import { CLI, runCli, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
+import { CLI, deploymentIdOf, runCli, shown, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
 const stateOf = (d: DeploymentMsg, agentId: string): string => d.targets?.find((t) => t.agentId === agentId)?.state ?? "";
-const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 describe("deployctl canary, promote, pause, resume, auto_revert and rollback", () => {
   let stack: Stack;
@@ -23,11 +22,6 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
   let env: Record<string, string>;
 
   const cli = (args: string[]): Promise<CliResult> => runCli(args, { env });
-  const idOf = (r: CliResult): string => {
-    const m = /^deployment (d-\S+):/m.exec(r.stdout);
-    if (!m) throw new Error(`no deployment id printed:\n${shown(r)}`);
-    return m[1]!;
-  };
   /** `deployctl deploy --executable` of web to prod: each agent runs the stack's deploy script. */
   const deploy = (version: string, ...flags: string[]): Promise<CliResult> => cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", version, ...flags]);
 
@@ -56,7 +50,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
   it("deploy --canary 1 --detach waits after its canary; watch says so and what to run; promote lets it go on to SUCCEEDED", async () => {
     const created = await deploy("v1", "--canary", "1", "--max-concurrency", "3", "--detach");
     expect(created.code, shown(created)).toBe(0);
-    const id = idOf(created);
+    const id = deploymentIdOf(created);
     expect((await client.get(id)).canaryTargets).toEqual(["a1"]);
 
     const watch = startShell(`node ${shQuote(CLI)} watch ${id}`, env);
@@ -99,7 +93,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
   it("pause and resume: following goes on through both and names who did it; a promote while paused waits for the resume", async () => {
     const created = await deploy("v2", "--canary", "1", "--max-concurrency", "3", "--detach");
     expect(created.code, shown(created)).toBe(0);
-    const id = idOf(created);
+    const id = deploymentIdOf(created);
     const watch = startShell(`node ${shQuote(CLI)} watch ${id}`, env);
     await watch.waitFor(/deployment\.canary_done/);
 
@@ -143,7 +137,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     const r = await deploy("bad-v3", "--auto-revert");
     // The deployment failed: deploy's own exit code for it.
     expect(r.code, shown(r)).toBe(1);
-    const id = idOf(r);
+    const id = deploymentIdOf(r);
     expect(r.stdout).toMatch(/FAILED: .*; auto_revert: bringing 2 changed target\(s\) back to v2 \(release v2-/);
     const m = /^auto_revert: deployment (d-\S+) brings 2 target\(s\) of (d-\S+) back to v2 \(release v2-\S+\); follow it with: deployctl watch (d-\S+)$/m.exec(r.stdout);
     expect(m, shown(r)).not.toBeNull();
@@ -171,7 +165,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout).toMatch(/^request id [0-9a-f-]{36} \(to retry safely, re-run with --request-id [0-9a-f-]{36}\)$/m);
     expect(r.stdout).toMatch(/^deployment d-\S+: rollback of web in prod to v1 \(release v1-\S+, from d-\S+\), 3 target\(s\)$/m);
-    const id = idOf(r);
+    const id = deploymentIdOf(r);
     expect(r.stdout).toContain(`following ${id} (web v1 to prod, 3 target(s), rollback to v1 (release v1-`);
     expect(r.stdout).toMatch(/SUCCEEDED: restored web v1 \(release v1-/);
     expect(r.stdout).toMatch(/rollback: restores v1 \(release v1-\S+, from d-\S+\)/);
@@ -191,7 +185,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     // Its outcome does not matter here: only that it has no canary wave.
     const plain = await deploy("v4", "--detach");
     expect(plain.code, shown(plain)).toBe(0);
-    const noWave = await cli(["promote", idOf(plain)]);
+    const noWave = await cli(["promote", deploymentIdOf(plain)]);
     expect(noWave.code).toBe(2);
     expect(noWave.stderr).toMatch(/^deployctl: FAILED_PRECONDITION: deployment d-\S+ has no canary wave to promote \(strategy\.canary is not set\)\n$/);
     const soakAlone = await deploy("v5", "--canary-soak", "5m");

@@ -7,11 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeployClient } from "./helpers/client.js";
-import { CLI, runCli, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
+import { CLI, deploymentIdOf, runCli, shown, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
-const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
 
 describe("deployctl logs", () => {
   let stack: Stack;
@@ -21,11 +20,6 @@ describe("deployctl logs", () => {
   let failed: string;
 
   const cli = (args: string[]): Promise<CliResult> => runCli(args, { env });
-  const idOf = (r: CliResult): string => {
-    const m = /^deployment (d-\S+):/m.exec(r.stdout);
-    if (!m) throw new Error(`no deployment id printed:\n${shown(r)}`);
-    return m[1]!;
-  };
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "deployctl-logs-"));
@@ -54,7 +48,7 @@ describe("deployctl logs", () => {
     env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, XDG_STATE_HOME: join(work, "state"), DEPLOY_COORDINATOR: stack.address };
     const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "bad1", "--max-concurrency", "3", "--max-failures", "1"]);
     expect(r.code, shown(r)).toBe(1);
-    failed = idOf(r);
+    failed = deploymentIdOf(r);
   });
   afterAll(async () => {
     await stack?.stop();
@@ -106,7 +100,7 @@ describe("deployctl logs", () => {
   it("--follow prints lines as they come and ends with the deployment; without it, a running deployment's lines so far and a note", async () => {
     const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "gated1", "--max-concurrency", "3", "--targets", "a1", "--detach"]);
     expect(r.code, shown(r)).toBe(0);
-    const id = idOf(r);
+    const id = deploymentIdOf(r);
     await until("a1's first line", async () => {
       const so = await cli(["logs", id, "--target", "a1"]);
       return so.stdout.includes("applying gated1 on a1") ? so : undefined;

@@ -22,6 +22,16 @@ export interface CliResult {
   stderr: string;
 }
 
+/** A run's exit code and output, for an assertion's message. */
+export const shown = (r: CliResult): string => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+
+/** The id in deploy's (or rollback's) "deployment d-…:" line; throws, showing the run, when there is none. */
+export function deploymentIdOf(r: CliResult): string {
+  const m = /^deployment (d-\S+):/m.exec(r.stdout);
+  if (!m) throw new Error(`no deployment id printed:\n${shown(r)}`);
+  return m[1]!;
+}
+
 export interface RunOptions {
   env: Record<string, string>;
   /** Close the read end of stdout's pipe before deployctl writes anything: a reader that went away. */

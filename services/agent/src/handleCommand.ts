@@ -223,10 +223,9 @@ async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefin
   return undefined;
 }
 
-/** A running apply's kill: `signal` aborts when a cancel with kill_running is seen (`by`: who asked). */
+/** A running apply's kill: `signal` aborts, its reason the result's message, when a cancel with kill_running is seen. */
 export interface KillWatch {
   readonly signal: AbortSignal;
-  readonly by: () => string | undefined;
   stop(): void;
 }
 
@@ -240,12 +239,12 @@ export interface KillWatch {
  */
 function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): KillWatch {
   const ac = new AbortController();
-  let by: string | undefined;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const look = async (): Promise<void> => {
     const m = await deps.ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, COORDINATOR_SOURCE) }).catch(() => null);
     if (stopped || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return;
+    let by: string | undefined;
     try {
       const e = parseEvent(m.data);
       by = e.type === "deployment.cancel_requested" ? e.by : undefined;
@@ -262,7 +261,6 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): Kil
   if (deps.config.killLookMs > 0) tick();
   return {
     signal: ac.signal,
-    by: () => by,
     stop() {
       stopped = true;
       clearTimeout(timer);
