@@ -9,7 +9,11 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { status, type ServiceError } from "@grpc/grpc-js";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newDeploymentId } from "../services/coordinator/src/createDeployment.js";
+import { activeKey, DEPLOYMENTS_BUCKET, encode } from "../services/shared/src/index.js";
 import type { DeployClient } from "./helpers/client.js";
 import { CLI, deploymentIdOf, runCli, shown, shQuote, startShell, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
@@ -117,4 +121,21 @@ describe("deploy while another deployment of the pair is active", () => {
     expect(again.stdout).not.toContain("cancelled deployment");
     expect((await versionsOf()).filter((v) => v === "v6")).toHaveLength(1);
   });
+
+  it("--wait-active on a lock whose deployment never appears (its creator died): asks again until the lock is taken over as abandoned (30 s)", async () => {
+    const ghost = newDeploymentId();
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      await (await new Kvm(nc).open(DEPLOYMENTS_BUCKET)).create(activeKey("web", "prod"), encode({ deploymentId: ghost, requestKey: "req.gone" }));
+    } finally {
+      await nc.close();
+    }
+    const refused = await cli(deployArgs("v7"));
+    expect(refused.stderr).toContain(`FAILED_PRECONDITION: deployment ${ghost} is being created for app web in environment prod; wait for it with --wait-active`);
+    const r = await cli(deployArgs("v7", "--wait-active", "2m"));
+    expect(r.code, shown(r)).toBe(0);
+    // Announced once, though it was asked about again and again.
+    expect(r.stdout.split(`deployment ${ghost} is active for this app and environment`)).toHaveLength(2);
+    expect(r.stdout).toMatch(/SUCCEEDED: 3 of 3 target\(s\) succeeded/);
+  }, 120_000);
 });

@@ -63,21 +63,27 @@ function minutes(ms: number): string {
 }
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+const isNotFound = (err: unknown): boolean => isServiceError(err) && err.code === status.NOT_FOUND;
+
 /**
- * Reads `id` until it is terminal (true) or `deadline` passes (false). A
- * deployment not found yet is being created (its lock comes first); a
- * coordinator restarting answers UNAVAILABLE for a moment: both are read
- * again.
+ * Reads `id` until it is terminal ("ended"), not found ("absent": it is
+ * being created, its lock coming first, or its creator died and the lock
+ * is taken over once abandoned: the create is asked again, and decides),
+ * or `deadline` passes ("timeout"). A coordinator restarting answers
+ * UNAVAILABLE for a moment: read again.
  */
-async function waitForEnd(client: Client, id: string, deadline: number): Promise<boolean> {
+async function waitForEnd(client: Client, id: string, deadline: number): Promise<"ended" | "absent" | "timeout"> {
   for (;;) {
+    let absent = false;
     const d = await client.getDeployment(id, { pageSize: 1 }).catch((err: unknown) => {
-      if (isRetryable(err) || (isServiceError(err) && err.code === status.NOT_FOUND)) return undefined;
-      throw err;
+      if (isNotFound(err)) absent = true;
+      else if (!isRetryable(err)) throw err;
+      return undefined;
     });
-    if (d && isTerminalDeployment(d.state)) return true;
-    if (Date.now() >= deadline) return false;
+    if (d && isTerminalDeployment(d.state)) return "ended";
+    if (Date.now() >= deadline) return "timeout";
     await sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())));
+    if (absent) return "absent";
   }
 }
 
@@ -91,6 +97,8 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
   const waitMs = o.waitActive ?? (o.cancelActive ? CANCEL_ACTIVE_DEFAULT_WAIT_MS : 0);
   const deadline = Date.now() + waitMs;
   const cancelled = new Set<string>();
+  /** Deployments whose wait was announced (one that is being created is asked about again and again). */
+  const noted = new Set<string>();
   for (;;) {
     let active: string | undefined;
     let refusal: ServiceError;
@@ -112,17 +120,27 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
       throw new CliError(`${statusLine(refusal)}; still active after waiting ${minutes(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
     }
     if (o.cancelActive && !cancelled.has(active)) {
-      cancelled.add(active);
-      const d = await client.cancelDeployment(active, `replaced by ${what} (deployctl --cancel-active)`);
-      // A deployment with nothing in flight (waiting for a promote, paused) ends at once.
-      const ended = isTerminalDeployment(d.state);
-      view.note(`cancelled deployment ${active} (--cancel-active): ${ended ? `now ${shortState(d.state)}` : "targets not yet started are cancelled, applies in flight finish"}`);
-      if (ended) continue;
+      // Not found: being created (cancelled on the next round, once it exists).
+      const d = await client.cancelDeployment(active, `replaced by ${what} (deployctl --cancel-active)`).catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      });
+      if (d) {
+        cancelled.add(active);
+        // A deployment with nothing in flight (waiting for a promote, paused) ends at once.
+        const ended = isTerminalDeployment(d.state);
+        view.note(`cancelled deployment ${active} (--cancel-active): ${ended ? `now ${shortState(d.state)}` : "targets not yet started are cancelled, applies in flight finish"}`);
+        if (ended) continue;
+      }
     }
-    view.note(`deployment ${active} is active for this app and environment; waiting for it to end (up to ${minutes(Math.max(0, deadline - Date.now()))} more; follow it with deployctl watch ${active})`);
-    if (!(await waitForEnd(client, active, deadline))) {
+    if (!noted.has(active)) {
+      noted.add(active);
+      view.note(`deployment ${active} is active for this app and environment; waiting for it to end (up to ${minutes(Math.max(0, deadline - Date.now()))} more; follow it with deployctl watch ${active})`);
+    }
+    const outcome = await waitForEnd(client, active, deadline);
+    if (outcome === "timeout") {
       throw new CliError(`${statusLine(refusal)}; still active after waiting ${minutes(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
     }
-    view.note(`deployment ${active} ended; sending the request again`);
+    if (outcome === "ended") view.note(`deployment ${active} ended; sending the request again`);
   }
 }
