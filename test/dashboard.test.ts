@@ -362,6 +362,8 @@ describeIfChromium("dashboard with tokens", () => {
     stack = await Stack.start({
       agents: ["a1", "a2", "a3"],
       coordinatorEnv: { DEPLOY_HTTP_LISTEN: `127.0.0.1:${httpPort}`, DEPLOY_GRPC_TOKENS: `ann:viewer:${sha(viewer)},dan:deployer:${sha(deployer)}` },
+      // The page's cancel kills a1's apply within this.
+      agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "200" },
     });
     base = `http://127.0.0.1:${httpPort}/`;
     browser = await launch();
@@ -377,12 +379,16 @@ describeIfChromium("dashboard with tokens", () => {
     expect((await fetch(`${base}api/deployments`, { headers: { Authorization: `Bearer ${viewer}` } })).status).toBe(200);
 
     const grpcClient = rawClient(stack.address, { token: deployer });
-    await stack.control("a1", { sleep: 3 });
+    // a1 applies until the page's cancel kills it.
+    await stack.control("a1", { sleep: 60 });
     const d = await grpcClient.unary<{ id: string }>("CreateDeployment", {
       requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1 }, targets: ["a1", "a2", "a3"],
     });
     const viewerCancel = await fetch(`${base}api/deployments/${d.id}/cancel`, { method: "POST", headers: { Authorization: `Bearer ${viewer}`, "Content-Type": "application/json" }, body: "{}" });
     expect(viewerCancel.status).toBe(403);
+    const badKill = await fetch(`${base}api/deployments/${d.id}/cancel`, { method: "POST", headers: { Authorization: `Bearer ${deployer}`, "Content-Type": "application/json" }, body: '{"kill":"yes"}' });
+    expect(badKill.status).toBe(400);
+    expect(await badKill.json()).toMatchObject({ error: "kill: must be true or false" });
 
     const page = await browser.newPage();
     try {
@@ -399,10 +405,18 @@ describeIfChromium("dashboard with tokens", () => {
       await page.click("button:text('Log in')");
       await page.click("#cancel");
       await page.fill(".cancel input", "wrong build");
+      // And kill a1's apply (it sleeps 60 s), not wait for it.
+      await page.check("#cancel-kill");
       await page.click("#confirm-cancel");
       await page.waitForSelector('#deployment-state:text("CANCELLED")', { timeout: 30_000 });
-      const final = await grpcClient.unary<{ state: string; message: string; requestedBy: string; cancelledBy: string }>("GetDeployment", { deploymentId: d.id });
+      const final = await grpcClient.unary<{ state: string; message: string; requestedBy: string; cancelledBy: string; killRequested: boolean; targets: { agentId: string; state: string; message: string }[] }>(
+        "GetDeployment",
+        { deploymentId: d.id },
+      );
       expect(final.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+      expect(final.killRequested).toBe(true);
+      expect(final.targets.find((t) => t.agentId === "a1")).toMatchObject({ state: "TARGET_STATE_FAILED", message: "killed: the deployment was cancelled with kill_running by dan" });
+      expect(await page.textContent("#kill-requested")).toBe("the applies in flight are killed");
       expect(final.message).toContain("wrong build (from the dashboard)");
       // Who: the dashboard token's name; the deployment was created with the gRPC deployer token, also dan.
       expect(final.cancelledBy).toBe("dan");

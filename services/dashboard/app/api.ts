@@ -49,6 +49,8 @@ export interface Deployment {
   /** The client's free-text note, never the identity. */
   requestedByNote: string;
   cancelRequested: boolean;
+  /** The cancel asked to kill the applies in flight (kill_running). */
+  killRequested?: boolean;
   /** Who requested the cancel (authenticated); empty without one. */
   cancelledBy: string;
   /** A convergence deployment: the deployment whose desired release it brings its target to; empty otherwise. */
@@ -157,7 +159,8 @@ export const api = {
     return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`, { signal });
   },
   deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
-  cancel: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ reason }) }),
+  cancel: (id: string, reason: string, kill = false) =>
+    call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify(kill ? { reason, kill } : { reason }) }),
   pause: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/pause`, { method: "POST", body: JSON.stringify({ reason }) }),
   resume: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/resume`, { method: "POST", body: "{}" }),
   promote: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/promote`, { method: "POST", body: "{}" }),

@@ -9,7 +9,7 @@
 //   GET  /api/deployments?app&env&state&pageSize&pageToken   newest first
 //   GET  /api/deployments/:id
 //   GET  /api/deployments/:id/events       Server-Sent Events (events.ts)
-//   POST /api/deployments/:id/cancel {"reason"}
+//   POST /api/deployments/:id/cancel {"reason", "kill"}  kill: CancelDeployment's kill_running
 //   POST /api/deployments/:id/pause {"reason"}, …/resume, …/promote   as the gRPC calls
 //   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -103,9 +103,10 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       const body = decision.takesReason ? await readJsonBody(req) : {};
       const reason = decision.takesReason ? validateReason(body.reason) : "";
       const from = reason ? `${reason} (from the dashboard)` : "from the dashboard";
+      if (body.kill !== undefined && typeof body.kill !== "boolean") throw new HttpError(400, "kill: must be true or false");
       const rec =
         parts[2] === "cancel"
-          ? await cancelDeployment(deps, id, from, by)
+          ? await cancelDeployment(deps, id, from, by, body.kill === true)
           : parts[2] === "pause"
             ? await pauseDeployment(deps, id, from, by)
             : parts[2] === "resume"

@@ -44,6 +44,8 @@ interface Model {
   lastSeq: number;
   /** Who requested the cancel: from the snapshot, or from a later deployment.cancel_requested event. */
   cancelledBy: string;
+  /** The cancel asked to kill the applies in flight: from the snapshot, or a cancel_requested event saying so. */
+  killRequested: boolean;
   /** The operator's decisions, from the snapshot and then from deployment.paused / resumed / canary_done / promoted. */
   pausedBy: string;
   awaitingPromotion: boolean;
@@ -67,6 +69,7 @@ function modelOf(d: Deployment): Model {
     received: [],
     lastSeq: 0,
     cancelledBy: d.cancelledBy ?? "",
+    killRequested: d.killRequested === true,
     pausedBy: d.paused ? d.pausedBy || "—" : "",
     awaitingPromotion: d.awaitingPromotion === true,
     promotedBy: d.promotedBy ?? "",
@@ -91,6 +94,8 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
     if (v && v.state === "PENDING") v.state = "DISPATCHED";
   }
   if (e.type === "deployment.cancel_requested" && e.actor) m.cancelledBy = e.actor;
+  // The event's message ends so when it asked to kill (grpc/convert.ts).
+  if (e.type === "deployment.cancel_requested" && e.message.endsWith("kill_running: the applies in flight are killed")) m.killRequested = true;
   if (e.type === "deployment.paused") m.pausedBy = e.actor || "—";
   if (e.type === "deployment.resumed") m.pausedBy = "";
   if (e.type === "deployment.canary_done") m.awaitingPromotion = true;
@@ -262,7 +267,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
           <span id="requested-by">{dep.requestedBy || "—"}</span>
           {dep.requestedByNote && <span class="note" id="requested-by-note"> (note: {dep.requestedByNote})</span>} at {when(dep.createdAt)}
         </dd>
-        {(dep.cancelRequested || m.cancelledBy) && (<><dt>Cancelled by</dt><dd id="cancelled-by">{m.cancelledBy || dep.cancelledBy || "—"}</dd></>)}
+        {(dep.cancelRequested || m.cancelledBy) && (<><dt>Cancelled by</dt><dd id="cancelled-by">{m.cancelledBy || dep.cancelledBy || "—"}</dd>{(m.killRequested || dep.killRequested === true) && <dd id="kill-requested">the applies in flight are killed</dd>}</>)}
         {!terminal && m.pausedBy !== "" && (<><dt>Paused by</dt><dd id="paused-by">{m.pausedBy} <span class="muted">(running applies go on; nothing new starts until resumed)</span></dd></>)}
         {canaryTargets.length > 0 && (
           <>
@@ -392,11 +397,15 @@ function DecisionButtons(p: { id: string; canary: boolean; paused: boolean; prom
 function CancelButton({ id, onDone, onError }: { id: string; onDone: (d: Deployment) => void; onError: (e: unknown) => void }) {
   const [asking, setAsking] = useState(false);
   const [reason, setReason] = useState("");
+  const [kill, setKill] = useState(false);
   if (!asking) return <button class="danger" id="cancel" onClick={() => setAsking(true)}>Cancel deployment…</button>;
   return (
     <span class="cancel">
       <input placeholder="reason (optional)" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
-      <button class="danger" id="confirm-cancel" onClick={() => void api.cancel(id, reason).then(onDone, onError)}>Confirm cancel</button>
+      <label title="kill the deploy executables and hooks running now (a bundle goes back to its previous release); they end FAILED">
+        <input type="checkbox" id="cancel-kill" checked={kill} onChange={(e) => setKill(e.currentTarget.checked)} /> also kill the applies running now
+      </label>
+      <button class="danger" id="confirm-cancel" onClick={() => void api.cancel(id, reason, kill).then(onDone, onError)}>Confirm cancel</button>
       <button onClick={() => setAsking(false)}>Keep running</button>
     </span>
   );
