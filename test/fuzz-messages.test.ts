@@ -50,7 +50,11 @@ function mutate(base: unknown): fc.Arbitrary<unknown> {
   return fc.array(op, { minLength: 1, maxLength: 4 }).map((ops) => {
     const copy = structuredClone(base) as Record<string, unknown>;
     let root: unknown = copy;
-    for (const [p, v] of ops) {
+    for (const [p, drawn] of ops) {
+      // A copy of each object drawn: the constants [] and {} are one instance
+      // for every draw, so setting the root to {} and then a key to {} made
+      // the value contain itself (JSON.stringify threw, once in a full run).
+      const v = drawn !== null && typeof drawn === "object" ? structuredClone(drawn) : drawn;
       if (p.length === 0) {
         root = v === Symbol.for("delete") ? undefined : v;
         continue;

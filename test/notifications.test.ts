@@ -64,9 +64,11 @@ describe("webhook notifications", () => {
         DEPLOY_NOTIFY_SECRET_FILE: join(dir, "secret"),
         DEPLOY_NOTIFY_RETRY_MS: "200",
         DEPLOY_NOTIFY_ENVIRONMENTS: "prod",
+        DEPLOY_NOTIFY_APPS: "web,shop",
       },
     });
     await stack.startAgent("st1", { environment: "staging" });
+    await stack.startAgent("api1", { apps: { api: { deploy: "/bin/true" } } });
     client = stack.client();
   });
   afterAll(async () => {
@@ -116,9 +118,11 @@ describe("webhook notifications", () => {
     expect(new Set(tries.map((x) => x.headers["deploy-delivery"]))).toEqual(new Set([r.body.delivery]));
   });
 
-  it("only the environments of notify.environments: a staging deployment is passed over", async () => {
+  it("only the environments of notify.environments and the apps of notify.apps: a staging deployment and one of app api are passed over", async () => {
     const staging = await client.create({ requestId: `st-${randomUUID()}`, app: "web", environment: "staging", changeset: { version: "s1" }, strategy: {} });
+    const api = await client.create({ requestId: `api-${randomUUID()}`, app: "api", environment: "prod", changeset: { version: "a1" }, strategy: {} });
     await client.waitTerminal(staging.id!);
+    expect((await client.waitTerminal(api.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     // Every event the notifier was given has been handled (acked) once its consumer has none pending.
     const nc = await connect({ servers: stack.nats.url });
     try {
@@ -130,7 +134,7 @@ describe("webhook notifications", () => {
     } finally {
       await nc.close();
     }
-    expect(received.filter((x) => x.body.deployment.id === staging.id)).toEqual([]);
+    expect(received.filter((x) => x.body.deployment.id === staging.id || x.body.deployment.id === api.id)).toEqual([]);
   });
 
   it("outlives its coordinator: refused until the coordinator is replaced, then delivered by the new one", async () => {
@@ -156,5 +160,6 @@ describe("notify configuration", () => {
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", secretFile: join(dir, "short") } })).toThrow(/notify\.secretFile: .* fewer than 16 characters/);
     expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done"]);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", environments: ["prod", "no such env"] } })).toThrow(/notify\.environments: "no such env" is not an environment name/);
+    expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", apps: ["web", "a.b"] } })).toThrow(/notify\.apps: "a\.b" is not an app name/);
   });
 });

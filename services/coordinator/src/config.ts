@@ -37,7 +37,7 @@ export interface CoordinatorConfig {
   artifacts: { maxBytes: number; tmpDir: string; maxExpansionRatio: number; maxUnpackedBytes: number; maxFiles: number; keepPerApp: number };
   metrics: { listen: string };
   http: { listen: string; assetsDir: string };
-  notify: { url: string; secretFile: string; events: string[]; environments: string[]; retryMs: number; maxAttempts: number; timeoutMs: number };
+  notify: { url: string; secretFile: string; events: string[]; environments: string[]; apps: string[]; retryMs: number; maxAttempts: number; timeoutMs: number };
   logLevel: string;
 }
 
@@ -269,6 +269,12 @@ const schema = {
       default: [] as string[],
       env: "DEPLOY_NOTIFY_ENVIRONMENTS",
     },
+    apps: {
+      doc: "Only deployments of these apps are notified (env: comma separated); empty: every app",
+      format: Array,
+      default: [] as string[],
+      env: "DEPLOY_NOTIFY_APPS",
+    },
     retryMs: { doc: "Wait before the first retry of a notification the webhook did not take (no answer, or not 2xx); doubled each time, up to 5 minutes", format: "nat", default: 2000, env: "DEPLOY_NOTIFY_RETRY_MS" },
     maxAttempts: {
       doc: "Attempts per notification before it is given up (logged as an error, deploy_notifications_total{outcome=\"given_up\"}); 20 at the defaults is about an hour",
@@ -296,6 +302,10 @@ function checkNotify(cfg: CoordinatorConfig): void {
   n.environments = n.environments.map((e) => String(e).trim()).filter((e) => e !== "");
   for (const e of n.environments) {
     if (!isToken(e)) throw new Error(`invalid configuration: notify.environments: "${e.slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);
+  }
+  n.apps = n.apps.map((a) => String(a).trim()).filter((a) => a !== "");
+  for (const a of n.apps) {
+    if (!isToken(a)) throw new Error(`invalid configuration: notify.apps: "${a.slice(0, 80)}" is not an app name (${TOKEN_RULE})`);
   }
   if (!n.url) return;
   let url: URL;

@@ -167,6 +167,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
   const secret = config.secretFile ? readNotifySecret(config.secretFile) : undefined;
   const wanted = new Set(config.events);
   const environments = config.environments.length > 0 ? new Set(config.environments) : undefined;
+  const apps = config.apps.length > 0 ? new Set(config.apps) : undefined;
   const ackWaitMs = config.timeoutMs + 30_000;
   let stopped = false;
   let pulling: { stop: () => void } | undefined;
@@ -229,7 +230,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
         m.term("deployment not readable");
         return;
       }
-      if (environments && !environments.has(loaded.record.spec.environment)) {
+      if ((environments && !environments.has(loaded.record.spec.environment)) || (apps && !apps.has(loaded.record.spec.app))) {
         m.ack();
         return;
       }
