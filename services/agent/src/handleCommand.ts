@@ -188,6 +188,16 @@ async function decline(deps: HandlerDeps, deploymentId: string, reason: string, 
 }
 
 /**
+ * The deployment's last coordinator event: one direct get, which names the
+ * subject in its request subject, so the agent's permissions allow it
+ * coordinator events only (not other agents' output). The look before the
+ * start and the kill watch during the apply both read it.
+ */
+function lastCoordinatorEvent(deps: HandlerDeps, deploymentId: string): ReturnType<HandlerDeps["ctx"]["jsm"]["direct"]["getMessage"]> {
+  return deps.ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, COORDINATOR_SOURCE) });
+}
+
+/**
  * The look after the race: the deployment's last coordinator event (one
  * direct get). Undefined when the won start may run.
  *
@@ -198,9 +208,7 @@ async function decline(deps: HandlerDeps, deploymentId: string, reason: string, 
  * the look sees every cancel requested before that start.
  */
 async function whyNot(deps: HandlerDeps, cmd: Command): Promise<string | undefined> {
-  // A direct get names the subject in its request subject, so the agent's
-  // permissions allow it coordinator events only (not other agents' output).
-  const m = await deps.ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(cmd.deploymentId, COORDINATOR_SOURCE) });
+  const m = await lastCoordinatorEvent(deps, cmd.deploymentId);
   if (!m) return "deployment does not exist";
   // Any coordinator decision after a cancel request carries it (names.ts).
   if (m.header?.get(HDR_CANCEL_REQUESTED) === "true") return "the deployment is being cancelled: not started";
@@ -232,7 +240,7 @@ export interface KillWatch {
 /**
  * While the apply runs: every config.killLookMs (the first that long after
  * its start, so a short apply makes no look) the deployment's last
- * coordinator event, one direct get as the look before the start; once it
+ * coordinator event, as the look before the start reads it; once it
  * carries HDR_KILL_REQUESTED (a cancel with kill_running, and every
  * coordinator event after it), `signal` aborts and the apply's process
  * group is killed. A failed look is tried again at the next tick.
@@ -242,7 +250,7 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): Kil
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const look = async (): Promise<void> => {
-    const m = await deps.ctx.jsm.direct.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(deploymentId, COORDINATOR_SOURCE) }).catch(() => null);
+    const m = await lastCoordinatorEvent(deps, deploymentId).catch(() => null);
     if (stopped || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return;
     let by: string | undefined;
     try {

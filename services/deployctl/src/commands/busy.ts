@@ -56,7 +56,7 @@ export function activeDeploymentOf(err: unknown): string | undefined {
 }
 
 /** 2s, 10m, 9m58s: as --wait-active is written. */
-function minutes(ms: number): string {
+function durationText(ms: number): string {
   const s = Math.max(0, Math.ceil(ms / 1000));
   if (s < 60) return `${s}s`;
   return `${Math.floor(s / 60)}m${s % 60 > 0 ? `${s % 60}s` : ""}`;
@@ -117,7 +117,7 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
       );
     }
     if (Date.now() >= deadline) {
-      throw new CliError(`${statusLine(refusal)}; still active after waiting ${minutes(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
+      throw new CliError(`${statusLine(refusal)}; still active after waiting ${durationText(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
     }
     if (o.cancelActive && !cancelled.has(active)) {
       // Not found: being created (cancelled on the next round, once it exists).
@@ -135,11 +135,11 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
     }
     if (!noted.has(active)) {
       noted.add(active);
-      view.note(`deployment ${active} is active for this app and environment; waiting for it to end (up to ${minutes(Math.max(0, deadline - Date.now()))} more; follow it with deployctl watch ${active})`);
+      view.note(`deployment ${active} is active for this app and environment; waiting for it to end (up to ${durationText(Math.max(0, deadline - Date.now()))} more; follow it with deployctl watch ${active})`);
     }
     const outcome = await waitForEnd(client, active, deadline);
     if (outcome === "timeout") {
-      throw new CliError(`${statusLine(refusal)}; still active after waiting ${minutes(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
+      throw new CliError(`${statusLine(refusal)}; still active after waiting ${durationText(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
     }
     if (outcome === "ended") view.note(`deployment ${active} ended; sending the request again`);
   }

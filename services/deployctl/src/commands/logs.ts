@@ -47,7 +47,9 @@ interface OutputLine {
 export async function logsCommand(id: string, o: LogsOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
-    const first = await client.getDeployment(id, { pageSize: TARGET_PAGE });
+    // Targets are read only to find --target's: otherwise a page of one.
+    const pageSize = o.target === undefined ? 1 : TARGET_PAGE;
+    const first = await client.getDeployment(id, { pageSize });
     if (o.target !== undefined && !(await findTarget(client, first, o.target))) {
       throw new CliError(`NOT_FOUND: agent ${o.target} is not a target of deployment ${id} (deployctl get ${id} lists them)`, EXIT.USAGE);
     }
@@ -70,14 +72,14 @@ export async function logsCommand(id: string, o: LogsOptions): Promise<ExitCode>
       }
     };
     const last = await readEvents(client, id, upTo, onEvent);
-    const d = await client.getDeployment(id, { pageSize: 1 });
+    const d = await client.getDeployment(id, { pageSize });
     if (o.json) {
       process.stdout.write(JSON.stringify({ deploymentId: id, state: d.state, lastSequence: String(last), lines: collected }) + "\n");
       return EXIT.OK;
     }
     // What the lines do not say, on stderr: how the target ended, and lines the agents did not send.
     if (o.target !== undefined) {
-      const t = await findTarget(client, await client.getDeployment(id, { pageSize: TARGET_PAGE }), o.target);
+      const t = await findTarget(client, d, o.target);
       process.stderr.write(`${o.target}: ${shortState(t?.state)}${t?.message ? `: ${t.message}` : ""}\n`);
     }
     for (const [agent, n] of cut) process.stderr.write(`${agent}: ${n} more output line(s) not sent by the agent (its DEPLOY_AGENT_MAX_OUTPUT_LINES)\n`);
