@@ -51,6 +51,7 @@ import {
   EVENTS_STREAM,
   RELEASES_BUCKET,
   CORDONS_BUCKET,
+  FREEZES_BUCKET,
   COORDINATORS_BUCKET,
   agentConsumerName,
   artifactsBucket,
@@ -161,6 +162,7 @@ export function coordinatorPermissions(): Permissions {
         `$KV.${DEPLOYMENTS_BUCKET}.>`,
         `$KV.${RELEASES_BUCKET}.>`,
         `$KV.${CORDONS_BUCKET}.>`,
+        `$KV.${FREEZES_BUCKET}.>`,
         // Its heartbeat (rollout/membership.ts: who sweeps which deployment).
         `$KV.${COORDINATORS_BUCKET}.>`,
         // Every app's artifact bucket (deploy_artifacts_<app>; a subject

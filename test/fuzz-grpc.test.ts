@@ -9,12 +9,13 @@ import fc from "fast-check";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isToken } from "../services/shared/src/index.js";
 import { loadDeployProto } from "../services/shared/src/proto.js";
 import { Stack } from "./helpers/stack.js";
 import { rawClient, uniq, waitFor, type GrpcClient } from "./helpers/security.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
-const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "KV_deploy_cordons", "KV_deploy_agents"];
+const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "KV_deploy_cordons", "KV_deploy_freezes", "KV_deploy_agents"];
 const SERVICE = "deploy.v1.DeployService";
 /** Statuses a refused request may get; UNKNOWN and crashes are not among them. */
 const CLEAR = new Set([
@@ -65,7 +66,7 @@ const afterSequence = fc.oneof(fc.constantFrom("0", "18446744073709551615", "900
 
 const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   CreateDeployment: fc.record(
-    { requestId: nasty, app: nasty, environment: nasty, changeset, strategy, targets: fc.array(nasty, { maxLength: 20 }), requestedBy: nasty },
+    { requestId: nasty, app: nasty, environment: nasty, changeset, strategy, targets: fc.array(nasty, { maxLength: 20 }), requestedBy: nasty, freezeOverrideReason: nasty },
     { requiredKeys: [] },
   ),
   GetDeployment: fc.record({ deploymentId: nasty }, { requiredKeys: [] }),
@@ -76,6 +77,11 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   CordonAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1"), reason: nasty }, { requiredKeys: [] }),
   UncordonAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1") }, { requiredKeys: [] }),
   DeregisterAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1") }, { requiredKeys: [] }),
+  // Never a valid environment: a freeze of one would be a state change, and right.
+  FreezeEnvironment: fc.record({ environment: nasty.filter((s) => !isToken(s)), reason: nasty, duration, until: duration }, { requiredKeys: [] }),
+  // Nothing is frozen, so a valid one changes nothing either.
+  UnfreezeEnvironment: fc.record({ environment: nasty }, { requiredKeys: [] }),
+  ListFreezes: fc.record({}),
   GetRelease: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
   GetArtifact: fc.record({ name: nasty, digest: nasty }, { requiredKeys: [] }),
   ListArtifacts: fc.record({ name: nasty }, { requiredKeys: [] }),

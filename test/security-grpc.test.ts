@@ -24,6 +24,7 @@ const READS: [string, object][] = [
   ["GetDeployment", { deploymentId: "d-none" }],
   ["ListDeployments", {}],
   ["ListAgents", {}],
+  ["ListFreezes", {}],
   ["GetRelease", { app: "web", environment: "prod" }],
   ["GetArtifact", { name: "web", digest: `sha256:${"0".repeat(64)}` }],
   ["ListArtifacts", {}],
@@ -34,6 +35,8 @@ const WRITES: [string, object][] = [
   ["CordonAgent", { agentId: "a1", reason: "viewer tries" }],
   ["UncordonAgent", { agentId: "a1" }],
   ["DeregisterAgent", { agentId: "a1" }],
+  ["FreezeEnvironment", { environment: "prod", reason: "viewer tries" }],
+  ["UnfreezeEnvironment", { environment: "prod" }],
 ];
 
 function healthStatus(address: string, creds: grpc.ChannelCredentials): Promise<string> {

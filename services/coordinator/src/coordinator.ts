@@ -7,6 +7,7 @@ import {
   COORDINATORS_BUCKET,
   RELEASES_BUCKET,
   CORDONS_BUCKET,
+  FREEZES_BUCKET,
   bindContext,
   connectNats,
   createLogger,
@@ -28,6 +29,7 @@ import { startHttpServer } from "./http/server.js";
 import { ensureInfrastructure } from "./infrastructure.js";
 import { askToRegister, listenForHeartbeats, Registry } from "./registry.js";
 import { Cordons } from "./cordons.js";
+import { Freezes } from "./freezes.js";
 import { forgetSilentAgents } from "./queries/listAgents.js";
 import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
 import { startNotifier } from "./notifier.js";
@@ -109,6 +111,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     metrics.refusedAgents = () => registry.refusedCount;
     metrics.cordonedAgents = () => cordons.count;
     await registry.start();
+    const freezes = new Freezes(await new Kvm(ctx.js).open(FREEZES_BUCKET), () => registry.clock.now(), log.child({ component: "freezes" }));
+    await freezes.start();
+    metrics.frozenEnvironments = () => freezes.count;
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
     // Membership feeds the registry's clock with the servers' time of its own heartbeats (serverClock.ts).
@@ -143,7 +148,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     artifacts.inUse = (app) => artifactsInUse(ctx, releases, app);
     const defaults = { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs };
     const converge = new Convergence(
-      { ctx, registry, releases, artifacts, reconciler },
+      { ctx, registry, releases, artifacts, reconciler, freezes },
       { off: config.rollout.convergenceOff, defaults, retryMs: Math.max(1000, config.rollout.sweepIntervalMs) },
       log.child({ component: "convergence" }),
     );
@@ -204,6 +209,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       artifacts,
       releases,
       cordons,
+      freezes,
       convergence: converge,
       observe: (method, code, seconds) => {
         metrics.grpcCalls.inc({ method, code: String(code) });
@@ -263,6 +269,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await registry.close();
           await releases.close();
           await cordons.close();
+          await freezes.close();
           await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
           state = "stopped";

@@ -63,6 +63,11 @@ import {
   COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
   PairBusyError,
+  PreconditionError,
+  freezeOverrideOf,
+  freezeText,
+  type FreezeOverride,
+  type FreezeRecord,
   ACTIVE_FILTER,
   activeKey,
   appendEvent,
@@ -254,6 +259,7 @@ export async function previewDeployment(
 ): Promise<{ record: DeploymentRecord; cordoned: string[] }> {
   await registry.hearing();
   const now = registry.clock.now();
+  refuseWhileFrozen(input, fleet);
   const changeset = await resolveChangeset(artifacts, input);
   const targets = resolveTargets(input, registry, now);
   const spec = specOf(input, requester, requestHash(input), newDeploymentId(now), targets, changeset, fleet, await revertTarget(input, fleet));
@@ -422,6 +428,24 @@ export interface FleetOptions {
   recordDesired?: (rec: DeploymentRecord) => Promise<unknown>;
   /** The desired release of a pair, read now (strategy.auto_revert records it as the release to revert to). */
   desiredRelease?: (app: string, environment: string) => Promise<RestoredRelease | undefined>;
+  /** The environment's freeze in force now (freezes.ts); absent: nothing is ever frozen. */
+  frozen?: (environment: string) => FreezeRecord | undefined;
+}
+
+/**
+ * The freeze that refuses this creation, if any: its environment is frozen,
+ * and the request neither restores a release (RollbackRelease, an automatic
+ * revert) nor converges an agent, nor overrides the freeze with a reason.
+ * Checked with the other refusals of step 1, so a retry of a request
+ * accepted before the freeze is still answered.
+ */
+function refuseWhileFrozen(input: CreateInput, fleet: FleetOptions): void {
+  if (input.restores || input.convergesTo || input.freezeOverride !== undefined) return;
+  const f = fleet.frozen?.(input.environment);
+  if (!f) return;
+  throw new PreconditionError(
+    `environment ${input.environment} is ${freezeText(f)}; rollbacks and convergence still run; to deploy anyway give freeze_override_reason (deployctl deploy --override-freeze "<why>"), which is recorded with the deployment`,
+  );
 }
 
 /** `requester`: the authenticated identity of the caller (never from the request: grpc/identity.ts). */
@@ -504,6 +528,7 @@ export async function createDeployment(
     let targets: ResolvedTargets;
     try {
       changeset = await resolveChangeset(artifacts, input);
+      refuseWhileFrozen(input, fleet);
       targets = resolveTargets(input, registry, serverNow());
       // The release to revert to is read again once the lock is ours (a
       // deployment of the pair may succeed in between); this one sizes the event.
@@ -614,5 +639,13 @@ function specOf(
     ...(revertTo ? { revertTo } : {}),
     ...(input.reverts ? { reverts: input.reverts } : {}),
     ...(input.restores ? { restores: input.restores } : {}),
+    ...freezeOverrideFor(input, fleet),
   };
+}
+
+/** spec.freezeOverride: recorded only when the request overrode a freeze in force (an override of nothing records nothing). */
+function freezeOverrideFor(input: CreateInput, fleet: FleetOptions): { freezeOverride?: FreezeOverride } {
+  if (input.freezeOverride === undefined || input.restores || input.convergesTo) return {};
+  const f = fleet.frozen?.(input.environment);
+  return f ? { freezeOverride: freezeOverrideOf(input.freezeOverride, f) } : {};
 }

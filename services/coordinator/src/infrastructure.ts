@@ -22,6 +22,7 @@ import {
   RELEASES_BUCKET,
   COORDINATORS_BUCKET,
   CORDONS_BUCKET,
+  FREEZES_BUCKET,
 } from "../../shared/src/index.js";
 import { RELEASE_HISTORY } from "./releases/releaseBook.js";
 
@@ -126,6 +127,10 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // Cordoned agents (CordonAgent): one small key per agent ever cordoned,
   // kept for ever; its last 16 revisions say who cordoned and uncordoned it.
   await kvm.create(CORDONS_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
+  // Frozen environments (FreezeEnvironment): one small key per environment
+  // ever frozen, kept for ever; its last 16 revisions say who froze and
+  // unfroze it, when, why and until when.
+  await kvm.create(FREEZES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
   await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),

@@ -70,6 +70,8 @@ export class CoordinatorMetrics {
   refusedAgents: () => number = () => 0;
   /** Read at each scrape: how many agents are cordoned now (set by the coordinator). */
   cordonedAgents: () => number = () => 0;
+  /** Read at each scrape: how many environments are frozen now (set by the coordinator). */
+  frozenEnvironments: () => number = () => 0;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -89,6 +91,15 @@ export class CoordinatorMetrics {
       registers: [this.registry],
       collect() {
         this.set(cordoned());
+      },
+    });
+    const frozen = (): number => this.frozenEnvironments();
+    new Gauge({
+      name: "deploy_environments_frozen",
+      help: "Environments frozen now (FreezeEnvironment): new deployments to them are refused unless they override the freeze",
+      registers: [this.registry],
+      collect() {
+        this.set(frozen());
       },
     });
   }

@@ -24,6 +24,7 @@ import {
   type RestoredRelease,
   type Selector,
   DEFAULT_MAX_PAUSE_MS,
+  MAX_FREEZE_REASON,
   MAX_TARGETS,
   TARGET_STATES,
   type TargetState,
@@ -58,6 +59,12 @@ export interface CreateInput {
   reverts?: string;
   /** Set by a revert or RollbackRelease only: the release it restores (its changeset). */
   restores?: RestoredRelease;
+  /**
+   * Why this request deploys to a frozen environment anyway
+   * (freeze_override_reason): recorded with the freeze in the spec. Not part
+   * of the request's hash: a retry with or without it is the same request.
+   */
+  freezeOverride?: string;
   /**
    * Set by an automatic revert only: explicit targets that are registered
    * but not live are recorded offline (SKIPPED), not refused, and none
@@ -99,6 +106,47 @@ function durationMs(v: unknown, field: string, dflt: number): number {
   if (ms < 1) throw new ValidationError(field, "must be at least 1 ms");
   if (ms > MAX_TIMEOUT_MS) throw new ValidationError(field, "must be at most 7 days");
   return ms;
+}
+
+/** The longest a freeze may last when it is given an end (a year: a freeze without an end lasts until unfrozen). */
+export const MAX_FREEZE_MS = 366 * 24 * 3600 * 1000;
+
+export interface FreezeInput {
+  environment: string;
+  reason: string;
+  /** When it ends by itself, on the servers' clock; absent: when unfrozen. */
+  untilMs?: number;
+}
+
+/** google.protobuf.Timestamp (or Duration) as ms; undefined when unset. */
+function protoMs(v: unknown, field: string, what: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = asObject(v, field);
+  const seconds = Number(o.seconds ?? 0);
+  const nanos = Number(o.nanos ?? 0);
+  if (!Number.isFinite(seconds) || !Number.isFinite(nanos) || nanos < 0) throw new ValidationError(field, `must be a valid ${what}`);
+  return Math.round(seconds * 1000 + nanos / 1e6);
+}
+
+/** An environment named alone (UnfreezeEnvironment). */
+export function validateEnvironment(v: unknown): string {
+  return asToken(v ?? "", "environment");
+}
+
+/** FreezeEnvironment: a reason is required (everyone refused sees it); a duration or an end, not both, neither: until unfrozen. */
+export function validateFreeze(req: unknown, nowMs: number): FreezeInput {
+  const r = asObject(req ?? {}, "request");
+  const environment = asToken(r.environment ?? "", "environment");
+  const reason = asString(r.reason ?? "", "reason", { maxLength: MAX_FREEZE_REASON });
+  if (reason.trim() === "") throw new ValidationError("reason", "is required: everyone whose deployment is refused reads it");
+  const duration = protoMs(r.duration, "duration", "duration");
+  const until = protoMs(r.until, "until", "time");
+  if (duration !== undefined && until !== undefined) throw new ValidationError("duration", "give a duration or an end (until), not both");
+  if (duration !== undefined && duration <= 0) throw new ValidationError("duration", "must be positive");
+  if (until !== undefined && until <= nowMs) throw new ValidationError("until", `must be in the future (it is ${new Date(until).toISOString()}, now is ${new Date(nowMs).toISOString()})`);
+  const untilMs = duration !== undefined ? nowMs + duration : until;
+  if (untilMs !== undefined && untilMs - nowMs > MAX_FREEZE_MS) throw new ValidationError(duration !== undefined ? "duration" : "until", "must end within 366 days (leave it unset for a freeze until unfrozen)");
+  return { environment, reason, ...(untilMs !== undefined ? { untilMs } : {}) };
 }
 
 function optionalCount(v: unknown, field: string, dflt: number, min: number): number {
@@ -175,7 +223,18 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     const requirements = parseSelector(selectorText, "selector");
     selector = { text: formatSelector(requirements), requirements };
   }
-  return { requestId, app, environment, changeset: artifact ? { version, artifact } : { version }, strategy, targets, ...(selector ? { selector } : {}), note };
+  const freezeOverride = asString(r.freezeOverrideReason ?? "", "freeze_override_reason", { maxLength: MAX_FREEZE_REASON, allowEmpty: true });
+  return {
+    requestId,
+    app,
+    environment,
+    changeset: artifact ? { version, artifact } : { version },
+    strategy,
+    targets,
+    ...(selector ? { selector } : {}),
+    note,
+    ...(freezeOverride.trim() !== "" ? { freezeOverride } : {}),
+  };
 }
 
 /** RollbackRelease: its request id, pair, strategy and note are validated as CreateDeployment's. */

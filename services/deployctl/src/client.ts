@@ -14,6 +14,8 @@ import type { ListArtifactsResponse__Output } from "../../shared/src/gen/deploy/
 import type { ListDeploymentsRequest } from "../../shared/src/gen/deploy/v1/ListDeploymentsRequest.js";
 import type { RollbackReleaseRequest } from "../../shared/src/gen/deploy/v1/RollbackReleaseRequest.js";
 import type { ListDeploymentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListDeploymentsResponse.js";
+import type { EnvironmentFreeze__Output } from "../../shared/src/gen/deploy/v1/EnvironmentFreeze.js";
+import type { ListFreezesResponse__Output } from "../../shared/src/gen/deploy/v1/ListFreezesResponse.js";
 import { UnreachableError, isRetryable } from "./errors.js";
 
 export type { DeploymentEventMsg, DeploymentMsg };
@@ -23,6 +25,8 @@ export type AgentMsg = Agent__Output;
 export type ArtifactsMsg = ListArtifactsResponse__Output;
 export type DeploymentsMsg = ListDeploymentsResponse__Output;
 export type ReleaseMsg = GetReleaseResponse__Output;
+export type FreezeMsg = EnvironmentFreeze__Output;
+export type FreezesMsg = ListFreezesResponse__Output;
 
 /** 64 KiB: well under gRPC's 4 MiB message limit, small enough to keep memory flat. */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
@@ -92,6 +96,9 @@ type UnaryMethod =
   | "CordonAgent"
   | "UncordonAgent"
   | "DeregisterAgent"
+  | "FreezeEnvironment"
+  | "UnfreezeEnvironment"
+  | "ListFreezes"
   | "GetRelease"
   | "ListArtifacts";
 
@@ -209,6 +216,22 @@ export class Client {
   }
   deregisterAgent(agentId: string): Promise<AgentMsg> {
     return this.#unary("DeregisterAgent", { agentId });
+  }
+  /** `untilMs` (absolute, the caller's clock) or `forMs`; neither: until unfrozen. */
+  freezeEnvironment(environment: string, reason: string, end: { forMs?: number; untilMs?: number }): Promise<FreezeMsg> {
+    const t = (ms: number): { seconds: string; nanos: number } => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+    return this.#unary("FreezeEnvironment", {
+      environment,
+      reason,
+      ...(end.forMs !== undefined ? { duration: t(end.forMs) } : {}),
+      ...(end.untilMs !== undefined ? { until: t(end.untilMs) } : {}),
+    });
+  }
+  unfreezeEnvironment(environment: string): Promise<FreezeMsg> {
+    return this.#unary("UnfreezeEnvironment", { environment });
+  }
+  listFreezes(): Promise<FreezesMsg> {
+    return this.#unary("ListFreezes", {});
   }
   getRelease(app: string, environment: string): Promise<ReleaseMsg> {
     return this.#unary("GetRelease", { app, environment });

@@ -192,6 +192,39 @@ Examples:
   $ deployctl agents --env prod --json | jq -r '.agents[] | select(.live | not) | .id'
   $ deployctl deregister web-7
 `,
+  freeze: `
+While an environment is frozen, deployctl deploy to it is refused (exit 2,
+naming who froze it, why and until when), and so is any other client's
+CreateDeployment. deployctl rollback, automatic reverts (--auto-revert) and
+convergence still run: a freeze must not close the way back. Deployments
+already running go on (deployctl pause or cancel stops them; the answer lists
+them). deploy --override-freeze "<why>" goes through and records who, why and
+which freeze with the deployment (deployctl get shows it). Freezing again
+replaces the reason and the end; without --for or --until it lasts until
+deployctl unfreeze. The deploy_freezes KV bucket keeps each environment's
+last 16 freezes and unfreezes.
+
+Examples:
+  $ deployctl freeze prod --reason "incident INC-204: checkout errors" --for 2h
+  $ deployctl freeze prod --reason "year-end change freeze" --until 2027-01-04T08:00:00Z
+  $ deployctl freezes
+  $ deployctl deploy ./site --app web --env prod --version v1.4.3 --override-freeze "hotfix for INC-204"
+  $ deployctl unfreeze prod
+`,
+  unfreeze: `
+Unfreezing an environment that is not frozen changes nothing. A freeze given
+--for or --until ends by itself.
+
+Examples:
+  $ deployctl unfreeze prod
+`,
+  freezes: `
+Only freezes in force are listed (one that has ended is not).
+
+Examples:
+  $ deployctl freezes
+  $ deployctl freezes --json | jq -r '.freezes[].environment'
+`,
   releases: `
 The first row (*) is the desired release: agents that register or come back on
 another release are brought to it (convergence), unless it is off for the

@@ -75,7 +75,7 @@ export function amountOption(min: number): (v: string) => Amount {
   };
 }
 
-const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 /** The coordinator refuses strategy durations longer than this (requests.ts). */
 export const MAX_STRATEGY_DURATION_MS = 7 * 24 * 3_600_000;
 
@@ -85,18 +85,36 @@ export const MAX_STRATEGY_DURATION_MS = 7 * 24 * 3_600_000;
  * the coordinator accepts for strategy durations.
  */
 export function durationOption(v: string): number {
+  const ms = parseDurationText(v, /(\d+(?:\.\d+)?)(ms|s|m|h)/gy, "90s, 10m or 1h30m");
+  if (ms > MAX_STRATEGY_DURATION_MS) throw new InvalidArgumentError("must be at most 168h (7 days)");
+  return ms;
+}
+
+/** A freeze's length: durationOption's units and days ("2h", "3d", "1d12h"), up to 366 days as the coordinator allows. */
+export function freezeDurationOption(v: string): number {
+  const ms = parseDurationText(v, /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy, "30m, 2h or 3d");
+  if (ms > 366 * DURATION_UNITS_MS["d"]!) throw new InvalidArgumentError("must be at most 366d (leave --for out for a freeze until unfrozen)");
+  return ms;
+}
+
+function parseDurationText(v: string, re: RegExp, examples: string): number {
   const text = v.trim();
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
   let total = 0;
   let matched = 0;
   for (let m = re.exec(text); m; m = re.exec(text)) {
     total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
     matched = re.lastIndex;
   }
-  if (text === "" || matched !== text.length) throw new InvalidArgumentError(`"${v}" is not a duration such as 90s, 10m or 1h30m`);
+  if (text === "" || matched !== text.length) throw new InvalidArgumentError(`"${v}" is not a duration such as ${examples}`);
   const ms = Math.round(total);
   if (ms < 1) throw new InvalidArgumentError("must be longer than 0");
-  if (ms > MAX_STRATEGY_DURATION_MS) throw new InvalidArgumentError("must be at most 168h (7 days)");
+  return ms;
+}
+
+/** An absolute time (ISO-8601 with a zone, e.g. 2026-12-28T08:00:00Z) as ms. */
+export function timeOption(v: string): number {
+  const ms = Date.parse(v);
+  if (Number.isNaN(ms) || !/(Z|[+-]\d\d:?\d\d)$/i.test(v.trim())) throw new InvalidArgumentError(`"${v}" is not a time such as 2026-12-28T08:00:00Z (ISO-8601, with its zone)`);
   return ms;
 }
 

@@ -9,13 +9,14 @@ import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
 import { withBusyOptions } from "./commands/busy.js";
 import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { releasesCommand } from "./commands/releases.js";
+import { freezeCommand, freezesCommand, unfreezeCommand, type FreezeOptions } from "./commands/freeze.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
 import { watchCommand } from "./commands/watch.js";
 import { withStrategyOptions } from "./commands/strategy.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
 import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
-import { intOption, listOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
+import { freezeDurationOption, intOption, listOption, timeOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
 
 /**
  * A subcommand whose usage errors point at its own help (commander copies
@@ -66,7 +67,8 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .addOption(new Option("--requested-by <text>", "old name of --note").hideHelp().conflicts("note"))
       .option("--executable", "no bundle: each agent runs the deploy executable configured for the app (DEPLOY_VERSION set to --version)")
       .option("--detach", "return once the deployment is created, without following it")
-      .option("--dry-run", "check everything and show the targets and strategy it would have; upload and create nothing (the bundle is checked here)"),
+      .option("--dry-run", "check everything and show the targets and strategy it would have; upload and create nothing (the bundle is checked here)")
+      .option("--override-freeze <reason>", "deploy although the environment is frozen (deployctl freezes), and why: recorded with the deployment"),
   ).action((bundle: string | undefined, o: DeployOptions) => run(deployCommand(bundle, o)));
 
   withCommonOptions(
@@ -178,6 +180,25 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .description("forget an agent that is not live (a decommissioned VM): no longer listed, deployed to (not even as SKIPPED) or converged; it registers again if it starts again")
       .argument("<agent>", "agent id", tokenOption),
   ).action((agent: string, o: CommonOptions) => run(deregisterCommand(agent, o)));
+
+  withCommonOptions(
+    subcommand(program, "freeze")
+      .description("freeze an environment (a release window, an incident): new deployments to it are refused unless they --override-freeze; rollbacks, automatic reverts and convergence still run; running deployments go on")
+      .argument("<env>", "environment", tokenOption)
+      .option("--reason <text>", "why (required: shown to everyone whose deployment is refused)")
+      .option("--for <duration>", "how long: 30m, 2h, 3d (default: until deployctl unfreeze)", freezeDurationOption)
+      .option("--until <time>", "when it ends, e.g. 2026-12-28T08:00:00Z (not with --for)", timeOption),
+  ).action((env: string, o: FreezeOptions) => run(freezeCommand(env, o)));
+
+  withCommonOptions(
+    subcommand(program, "unfreeze")
+      .description("lift an environment's freeze: deployments to it are accepted again")
+      .argument("<env>", "environment", tokenOption),
+  ).action((env: string, o: CommonOptions) => run(unfreezeCommand(env, o)));
+
+  withCommonOptions(subcommand(program, "freezes").description("list the environments frozen now: who froze them, since when, until when and why")).action((o: CommonOptions) =>
+    run(freezesCommand(o)),
+  );
 
   withCommonOptions(
     subcommand(program, "releases")

@@ -4,6 +4,7 @@ export * from "./limits.js";
 export * from "./schemas.js";
 export * from "./release.js";
 export * from "./cordon.js";
+export * from "./freeze.js";
 export * from "./identity.js";
 export * from "./selector.js";
 export * from "./amounts.js";

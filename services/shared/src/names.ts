@@ -39,6 +39,13 @@ export const RELEASES_BUCKET = "deploy_releases";
  */
 export const CORDONS_BUCKET = "deploy_cordons";
 export const CORDON_SCHEMA = "deploy.cordon.v1";
+/**
+ * Environments frozen (FreezeEnvironment): one key per environment, written
+ * by coordinators only; its revisions say who froze and unfroze it, when,
+ * why and until when.
+ */
+export const FREEZES_BUCKET = "deploy_freezes";
+export const FREEZE_SCHEMA = "deploy.freeze.v1";
 /** One key per running coordinator, rewritten as its heartbeat (rollout/membership.ts). */
 export const COORDINATORS_BUCKET = "deploy_coordinators";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */

@@ -3,6 +3,7 @@
 // Readers accept extra fields, so a v1 message that gains fields stays readable.
 import { asArtifactName, asDigest, type ArtifactRef } from "./artifacts.js";
 import { ValidationError } from "./errors.js";
+import { parseFreezeOverride, type FreezeOverride } from "./freeze.js";
 import { IDENTITY_SOURCES, MAX_IDENTITY_LENGTH, type IdentitySource } from "./identity.js";
 import { AGENT_SCHEMA, COMMAND_SCHEMA, EVENT_SCHEMA, releaseName } from "./names.js";
 import { SELECTIONS, type Selection } from "./release.js";
@@ -192,6 +193,8 @@ export interface DeploymentSpec {
   reverts?: string;
   /** A revert or a RollbackRelease: the release this deployment restores (its changeset is that release's). */
   restores?: RestoredRelease;
+  /** Created while its environment was frozen, by a request that overrode the freeze: why, and which freeze. */
+  freezeOverride?: FreezeOverride;
 }
 
 function parseRestored(v: unknown, field: string): RestoredRelease {
@@ -308,6 +311,7 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     ...(o.revertTo === undefined ? {} : { revertTo: parseRestored(o.revertTo, `${field}.revertTo`) }),
     ...(o.reverts === undefined ? {} : { reverts: asToken(o.reverts, `${field}.reverts`) }),
     ...(o.restores === undefined ? {} : { restores: parseRestored(o.restores, `${field}.restores`) }),
+    ...(o.freezeOverride === undefined ? {} : { freezeOverride: parseFreezeOverride(o.freezeOverride, `${field}.freezeOverride`) }),
   };
 }
 

@@ -11,7 +11,10 @@ import {
   type StoredEvent,
   type TargetState,
   type CordonRecord,
+  type FreezeOverride,
+  type FreezeRecord,
 } from "../../../shared/src/index.js";
+import type { EnvironmentFreeze } from "../../../shared/src/gen/deploy/v1/EnvironmentFreeze.js";
 import type { AgentInput, DeploymentEventInput, DeploymentInput } from "../../../shared/src/proto.js";
 import type { ArtifactInfo } from "../artifacts/artifactStore.js";
 import type { AgentView } from "../registry.js";
@@ -167,6 +170,7 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
     canaryTargets: canaryTargetsOf(rec),
     reverts: rec.spec.reverts ?? "",
     restores: restoredMessage(rec.spec.restores),
+    freezeOverride: freezeOverrideMessage(rec.spec.environment, rec.spec.freezeOverride),
     revertedBy,
   };
 }
@@ -268,4 +272,13 @@ export type ArtifactMsg = ArtifactInput;
 
 export function toArtifactMessage(a: ArtifactInfo): ArtifactInput {
   return { app: a.app, name: a.name, digest: a.digest, size: String(a.size), createdAt: timestamp(a.createdAt), hooks: a.hooks };
+}
+
+export function toFreezeMessage(f: FreezeRecord): EnvironmentFreeze {
+  return { environment: f.environment, frozen: f.frozen, reason: f.reason, by: f.by.name, at: timestamp(f.at), until: timestamp(f.until) };
+}
+
+function freezeOverrideMessage(environment: string, o: FreezeOverride | undefined): { reason: string; freeze: EnvironmentFreeze } | null {
+  if (!o) return null;
+  return { reason: o.reason, freeze: { environment, frozen: true, reason: o.freeze.reason, by: o.freeze.by, at: timestamp(o.freeze.at), until: timestamp(o.freeze.until) } };
 }

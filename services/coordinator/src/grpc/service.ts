@@ -12,6 +12,7 @@ import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAge
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Cordons } from "../cordons.js";
+import type { Freezes } from "../freezes.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import type { Convergence } from "../releases/convergence.js";
@@ -22,6 +23,8 @@ import {
   validateAgentId,
   validateCreate,
   validateDeploymentId,
+  validateEnvironment,
+  validateFreeze,
   validateList,
   validateReason,
   validateReleaseRequest,
@@ -29,7 +32,7 @@ import {
   validateTargetPage,
   type Defaults,
 } from "../requests.js";
-import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, type ArtifactMsg } from "./convert.js";
+import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, toFreezeMessage, type ArtifactMsg } from "./convert.js";
 import { toReleaseMessage } from "./convertRelease.js";
 import { callIdentity } from "./identity.js";
 import { toServiceError } from "./status.js";
@@ -43,6 +46,8 @@ export interface ServiceDeps {
   releases: ReleaseBook;
   /** Agents taken out of new deployments (CordonAgent). */
   cordons: Cordons;
+  /** Environments frozen (FreezeEnvironment). */
+  freezes: Freezes;
   /** Whether convergence is on per environment, and what every creation records for it. */
   convergence: Convergence;
   defaults: Defaults;
@@ -188,6 +193,24 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     UncordonAgent: call("UncordonAgent", async (req, c) => cordonAgent(deps, validateAgentId(req.agentId), false, "", callIdentity(c))),
 
     DeregisterAgent: call("DeregisterAgent", async (req, c) => deregisterAgent({ ...deps, ctx }, validateAgentId(req.agentId), callIdentity(c))),
+
+    FreezeEnvironment: call("FreezeEnvironment", async (req, c) => {
+      const f = validateFreeze(req, deps.registry.clock.now());
+      const by = callIdentity(c);
+      const rec = await deps.freezes.set(f.environment, true, f.reason, by, f.untilMs);
+      log.info({ environment: f.environment, by: by.name, reason: f.reason, until: rec.until ?? "unfrozen" }, "environment frozen");
+      return toFreezeMessage(rec);
+    }),
+
+    UnfreezeEnvironment: call("UnfreezeEnvironment", async (req, c) => {
+      const environment = validateEnvironment(req.environment);
+      const by = callIdentity(c);
+      const rec = await deps.freezes.set(environment, false, "", by);
+      log.info({ environment, by: by.name }, "environment unfrozen");
+      return toFreezeMessage(rec);
+    }),
+
+    ListFreezes: call("ListFreezes", () => Promise.resolve({ freezes: deps.freezes.active().map(toFreezeMessage) })),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

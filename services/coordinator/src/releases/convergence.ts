@@ -34,6 +34,7 @@ import {
   type Logger,
 } from "../../../shared/src/index.js";
 import type { ArtifactStore } from "../artifacts/artifactStore.js";
+import type { Freezes } from "../freezes.js";
 import { createDeployment, deploymentOfRequest, type FleetOptions } from "../createDeployment.js";
 import type { AgentView, Registry } from "../registry.js";
 import type { CreateInput, Defaults } from "../requests.js";
@@ -57,6 +58,8 @@ export interface ConvergenceDeps {
   releases: ReleaseBook;
   artifacts: ArtifactStore;
   reconciler: Reconciler;
+  /** Environments frozen (every creation asks; convergence itself is not refused by a freeze). */
+  freezes?: Freezes;
 }
 
 interface PairQueue {
@@ -96,6 +99,7 @@ export class Convergence {
       convergence: (env) => this.isOn(env),
       recordDesired: (rec) => this.deps.releases.record(rec),
       desiredRelease: async (app, env) => restoredOf(await this.deps.releases.read(app, env)),
+      frozen: (env) => this.deps.freezes?.get(env),
     };
   }
 

@@ -36,6 +36,8 @@ export interface DeployOptions extends CommonOptions, StrategyOptions, BusyOptio
   executable?: boolean;
   /** Check and show what the deployment would be (CreateDeployment validate_only); upload and create nothing. */
   dryRun?: boolean;
+  /** Deploy although the environment is frozen, and why (freeze_override_reason: recorded with the deployment). */
+  overrideFreeze?: string;
 }
 
 /** The default note: who ran deployctl where. Part of the request body, so it must be stable across retries. */
@@ -60,6 +62,7 @@ function createRequest(o: DeployOptions, requestId: string, artifact?: ArtifactR
     targets: o.targets ?? [],
     ...(o.selector ? { selector: o.selector } : {}),
     requestedBy: o.note ?? o.requestedBy ?? defaultRequestedBy(),
+    ...(o.overrideFreeze ? { freezeOverrideReason: o.overrideFreeze } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 // A deployment as text: the summary `get` prints and follow ends with.
 import pc from "picocolors";
 import type { DeploymentMsg } from "../client.js";
-import { colorState, countOf, duration, isTerminalDeployment, isTerminalTarget, isoTime, shortDigest, shortState, table, tsMs, truncate } from "./format.js";
+import { colorState, countOf, duration, freezeLine, isTerminalDeployment, isTerminalTarget, isoTime, shortDigest, shortState, table, tsMs, truncate } from "./format.js";
 
 type TargetMsg = NonNullable<DeploymentMsg["targets"]>[number];
 
@@ -87,6 +87,8 @@ export function operatorLines(d: DeploymentMsg): string[] {
   if (d.reverts) lines.push(`  auto_revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
   else if (restored) lines.push(`  rollback: restores ${restored}`);
   if (d.revertedBy) lines.push(`  reverted by ${d.revertedBy} (auto_revert); follow it with: deployctl watch ${d.revertedBy}`);
+  const fo = d.freezeOverride;
+  if (fo?.freeze) lines.push(`  ${pc.magenta("deployed through a freeze")} (${freezeLine(fo.freeze)}), by ${d.requestedBy || "-"}: ${fo.reason ?? ""}`);
   const left = d.cordonedLeftOut ?? [];
   const leftCount = d.cordonedLeftOutCount ?? left.length;
   if (leftCount > 0) lines.push(`  left out, cordoned at creation: ${left.join(", ")}${leftCount > left.length ? ` and ${leftCount - left.length} more` : ""}`);

@@ -85,6 +85,13 @@ export function duration(ms: number | undefined): string {
   return `${Math.floor(ms / 3_600_000)}h${Math.floor((ms % 3_600_000) / 60_000)}m`;
 }
 
+/** `frozen by alice at <time> until <time> (1h59m left): incident 42` */
+export function freezeLine(f: { by?: string; at?: Timestamp; until?: Timestamp; reason?: string }, now = Date.now()): string {
+  const end = tsMs(f.until);
+  const until = end === undefined ? "until unfrozen" : `until ${isoTime(f.until)} (${duration(end - now)} left)`;
+  return `frozen by ${f.by || "-"} at ${isoTime(f.at)} ${until}${f.reason ? `: ${f.reason}` : ""}`;
+}
+
 export function ago(t: Timestamp, now = Date.now()): string {
   const ms = tsMs(t);
   return ms === undefined ? "never" : `${duration(now - ms)} ago`;

@@ -29,7 +29,9 @@ export type PrintedType =
   | "deploy.v1.ListAgentsResponse"
   | "deploy.v1.Agent"
   | "deploy.v1.GetReleaseResponse"
-  | "deploy.v1.ListArtifactsResponse";
+  | "deploy.v1.ListArtifactsResponse"
+  | "deploy.v1.EnvironmentFreeze"
+  | "deploy.v1.ListFreezesResponse";
 
 const TIMESTAMP = ".google.protobuf.Timestamp";
 const DURATION = ".google.protobuf.Duration";

@@ -15,6 +15,9 @@ import type { DeployServiceClient as _deploy_v1_DeployServiceClient, DeployServi
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from './deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from './deploy/v1/DeploymentEvent.js';
 import type { DeregisterAgentRequest as _deploy_v1_DeregisterAgentRequest, DeregisterAgentRequest__Output as _deploy_v1_DeregisterAgentRequest__Output } from './deploy/v1/DeregisterAgentRequest.js';
+import type { EnvironmentFreeze as _deploy_v1_EnvironmentFreeze, EnvironmentFreeze__Output as _deploy_v1_EnvironmentFreeze__Output } from './deploy/v1/EnvironmentFreeze.js';
+import type { FreezeEnvironmentRequest as _deploy_v1_FreezeEnvironmentRequest, FreezeEnvironmentRequest__Output as _deploy_v1_FreezeEnvironmentRequest__Output } from './deploy/v1/FreezeEnvironmentRequest.js';
+import type { FreezeOverride as _deploy_v1_FreezeOverride, FreezeOverride__Output as _deploy_v1_FreezeOverride__Output } from './deploy/v1/FreezeOverride.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from './deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from './deploy/v1/GetDeploymentRequest.js';
 import type { GetReleaseRequest as _deploy_v1_GetReleaseRequest, GetReleaseRequest__Output as _deploy_v1_GetReleaseRequest__Output } from './deploy/v1/GetReleaseRequest.js';
@@ -25,6 +28,8 @@ import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtif
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from './deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from './deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from './deploy/v1/ListDeploymentsResponse.js';
+import type { ListFreezesRequest as _deploy_v1_ListFreezesRequest, ListFreezesRequest__Output as _deploy_v1_ListFreezesRequest__Output } from './deploy/v1/ListFreezesRequest.js';
+import type { ListFreezesResponse as _deploy_v1_ListFreezesResponse, ListFreezesResponse__Output as _deploy_v1_ListFreezesResponse__Output } from './deploy/v1/ListFreezesResponse.js';
 import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from './deploy/v1/PauseDeploymentRequest.js';
 import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from './deploy/v1/PromoteDeploymentRequest.js';
 import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Release__Output } from './deploy/v1/Release.js';
@@ -34,6 +39,7 @@ import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_St
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from './deploy/v1/TargetCount.js';
 import type { UncordonAgentRequest as _deploy_v1_UncordonAgentRequest, UncordonAgentRequest__Output as _deploy_v1_UncordonAgentRequest__Output } from './deploy/v1/UncordonAgentRequest.js';
+import type { UnfreezeEnvironmentRequest as _deploy_v1_UnfreezeEnvironmentRequest, UnfreezeEnvironmentRequest__Output as _deploy_v1_UnfreezeEnvironmentRequest__Output } from './deploy/v1/UnfreezeEnvironmentRequest.js';
 import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from './deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from './deploy/v1/WatchDeploymentRequest.js';
 import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from './google/protobuf/Duration.js';
@@ -61,6 +67,9 @@ export interface ProtoGrpcType {
       DeploymentEvent: MessageTypeDefinition<_deploy_v1_DeploymentEvent, _deploy_v1_DeploymentEvent__Output>
       DeploymentState: EnumTypeDefinition
       DeregisterAgentRequest: MessageTypeDefinition<_deploy_v1_DeregisterAgentRequest, _deploy_v1_DeregisterAgentRequest__Output>
+      EnvironmentFreeze: MessageTypeDefinition<_deploy_v1_EnvironmentFreeze, _deploy_v1_EnvironmentFreeze__Output>
+      FreezeEnvironmentRequest: MessageTypeDefinition<_deploy_v1_FreezeEnvironmentRequest, _deploy_v1_FreezeEnvironmentRequest__Output>
+      FreezeOverride: MessageTypeDefinition<_deploy_v1_FreezeOverride, _deploy_v1_FreezeOverride__Output>
       GetArtifactRequest: MessageTypeDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_GetArtifactRequest__Output>
       GetDeploymentRequest: MessageTypeDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_GetDeploymentRequest__Output>
       GetReleaseRequest: MessageTypeDefinition<_deploy_v1_GetReleaseRequest, _deploy_v1_GetReleaseRequest__Output>
@@ -71,6 +80,8 @@ export interface ProtoGrpcType {
       ListArtifactsResponse: MessageTypeDefinition<_deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsResponse__Output>
       ListDeploymentsRequest: MessageTypeDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsRequest__Output>
       ListDeploymentsResponse: MessageTypeDefinition<_deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsResponse__Output>
+      ListFreezesRequest: MessageTypeDefinition<_deploy_v1_ListFreezesRequest, _deploy_v1_ListFreezesRequest__Output>
+      ListFreezesResponse: MessageTypeDefinition<_deploy_v1_ListFreezesResponse, _deploy_v1_ListFreezesResponse__Output>
       PauseDeploymentRequest: MessageTypeDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_PauseDeploymentRequest__Output>
       PromoteDeploymentRequest: MessageTypeDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_PromoteDeploymentRequest__Output>
       Release: MessageTypeDefinition<_deploy_v1_Release, _deploy_v1_Release__Output>
@@ -82,6 +93,7 @@ export interface ProtoGrpcType {
       TargetCount: MessageTypeDefinition<_deploy_v1_TargetCount, _deploy_v1_TargetCount__Output>
       TargetState: EnumTypeDefinition
       UncordonAgentRequest: MessageTypeDefinition<_deploy_v1_UncordonAgentRequest, _deploy_v1_UncordonAgentRequest__Output>
+      UnfreezeEnvironmentRequest: MessageTypeDefinition<_deploy_v1_UnfreezeEnvironmentRequest, _deploy_v1_UnfreezeEnvironmentRequest__Output>
       UploadArtifactRequest: MessageTypeDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_UploadArtifactRequest__Output>
       WatchDeploymentRequest: MessageTypeDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_WatchDeploymentRequest__Output>
     }

@@ -13,6 +13,7 @@ export interface CreateDeploymentRequest {
   'requestedBy'?: (string);
   'selector'?: (string);
   'validateOnly'?: (boolean);
+  'freezeOverrideReason'?: (string);
 }
 
 export interface CreateDeploymentRequest__Output {
@@ -25,4 +26,5 @@ export interface CreateDeploymentRequest__Output {
   'requestedBy'?: (string);
   'selector'?: (string);
   'validateOnly'?: (boolean);
+  'freezeOverrideReason'?: (string);
 }

@@ -10,6 +10,8 @@ import type { CreateDeploymentRequest as _deploy_v1_CreateDeploymentRequest, Cre
 import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy_v1_Deployment__Output } from '../../deploy/v1/Deployment.js';
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from '../../deploy/v1/DeploymentEvent.js';
 import type { DeregisterAgentRequest as _deploy_v1_DeregisterAgentRequest, DeregisterAgentRequest__Output as _deploy_v1_DeregisterAgentRequest__Output } from '../../deploy/v1/DeregisterAgentRequest.js';
+import type { EnvironmentFreeze as _deploy_v1_EnvironmentFreeze, EnvironmentFreeze__Output as _deploy_v1_EnvironmentFreeze__Output } from '../../deploy/v1/EnvironmentFreeze.js';
+import type { FreezeEnvironmentRequest as _deploy_v1_FreezeEnvironmentRequest, FreezeEnvironmentRequest__Output as _deploy_v1_FreezeEnvironmentRequest__Output } from '../../deploy/v1/FreezeEnvironmentRequest.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from '../../deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from '../../deploy/v1/GetDeploymentRequest.js';
 import type { GetReleaseRequest as _deploy_v1_GetReleaseRequest, GetReleaseRequest__Output as _deploy_v1_GetReleaseRequest__Output } from '../../deploy/v1/GetReleaseRequest.js';
@@ -20,11 +22,14 @@ import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtif
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from '../../deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from '../../deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from '../../deploy/v1/ListDeploymentsResponse.js';
+import type { ListFreezesRequest as _deploy_v1_ListFreezesRequest, ListFreezesRequest__Output as _deploy_v1_ListFreezesRequest__Output } from '../../deploy/v1/ListFreezesRequest.js';
+import type { ListFreezesResponse as _deploy_v1_ListFreezesResponse, ListFreezesResponse__Output as _deploy_v1_ListFreezesResponse__Output } from '../../deploy/v1/ListFreezesResponse.js';
 import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from '../../deploy/v1/PauseDeploymentRequest.js';
 import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from '../../deploy/v1/PromoteDeploymentRequest.js';
 import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from '../../deploy/v1/ResumeDeploymentRequest.js';
 import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from '../../deploy/v1/RollbackReleaseRequest.js';
 import type { UncordonAgentRequest as _deploy_v1_UncordonAgentRequest, UncordonAgentRequest__Output as _deploy_v1_UncordonAgentRequest__Output } from '../../deploy/v1/UncordonAgentRequest.js';
+import type { UnfreezeEnvironmentRequest as _deploy_v1_UnfreezeEnvironmentRequest, UnfreezeEnvironmentRequest__Output as _deploy_v1_UnfreezeEnvironmentRequest__Output } from '../../deploy/v1/UnfreezeEnvironmentRequest.js';
 import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from '../../deploy/v1/UploadArtifactRequest.js';
 import type { WatchDeploymentRequest as _deploy_v1_WatchDeploymentRequest, WatchDeploymentRequest__Output as _deploy_v1_WatchDeploymentRequest__Output } from '../../deploy/v1/WatchDeploymentRequest.js';
 
@@ -64,6 +69,15 @@ export interface DeployServiceClient extends grpc.Client {
   deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   deregisterAgent(argument: _deploy_v1_DeregisterAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
+  
+  FreezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  FreezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  FreezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  FreezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  freezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  freezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  freezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  freezeEnvironment(argument: _deploy_v1_FreezeEnvironmentRequest, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
   
   GetArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
   GetArtifact(argument: _deploy_v1_GetArtifactRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientUnaryCall;
@@ -119,6 +133,15 @@ export interface DeployServiceClient extends grpc.Client {
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   
+  ListFreezes(argument: _deploy_v1_ListFreezesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  ListFreezes(argument: _deploy_v1_ListFreezesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  ListFreezes(argument: _deploy_v1_ListFreezesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  ListFreezes(argument: _deploy_v1_ListFreezesRequest, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  listFreezes(argument: _deploy_v1_ListFreezesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  listFreezes(argument: _deploy_v1_ListFreezesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  listFreezes(argument: _deploy_v1_ListFreezesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  listFreezes(argument: _deploy_v1_ListFreezesRequest, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
+  
   PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   PauseDeployment(argument: _deploy_v1_PauseDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
@@ -164,6 +187,15 @@ export interface DeployServiceClient extends grpc.Client {
   uncordonAgent(argument: _deploy_v1_UncordonAgentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   uncordonAgent(argument: _deploy_v1_UncordonAgentRequest, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   
+  UnfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  UnfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  UnfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  UnfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  unfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  unfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  unfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  unfreezeEnvironment(argument: _deploy_v1_UnfreezeEnvironmentRequest, callback: grpc.requestCallback<_deploy_v1_EnvironmentFreeze__Output>): grpc.ClientUnaryCall;
+  
   UploadArtifact(metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   UploadArtifact(metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
   UploadArtifact(options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Artifact__Output>): grpc.ClientWritableStream<_deploy_v1_UploadArtifactRequest>;
@@ -189,6 +221,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   DeregisterAgent: grpc.handleUnaryCall<_deploy_v1_DeregisterAgentRequest__Output, _deploy_v1_Agent>;
   
+  FreezeEnvironment: grpc.handleUnaryCall<_deploy_v1_FreezeEnvironmentRequest__Output, _deploy_v1_EnvironmentFreeze>;
+  
   GetArtifact: grpc.handleUnaryCall<_deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact>;
   
   GetDeployment: grpc.handleUnaryCall<_deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment>;
@@ -201,6 +235,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   ListDeployments: grpc.handleUnaryCall<_deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse>;
   
+  ListFreezes: grpc.handleUnaryCall<_deploy_v1_ListFreezesRequest__Output, _deploy_v1_ListFreezesResponse>;
+  
   PauseDeployment: grpc.handleUnaryCall<_deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment>;
   
   PromoteDeployment: grpc.handleUnaryCall<_deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment>;
@@ -210,6 +246,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   RollbackRelease: grpc.handleUnaryCall<_deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment>;
   
   UncordonAgent: grpc.handleUnaryCall<_deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent>;
+  
+  UnfreezeEnvironment: grpc.handleUnaryCall<_deploy_v1_UnfreezeEnvironmentRequest__Output, _deploy_v1_EnvironmentFreeze>;
   
   UploadArtifact: grpc.handleClientStreamingCall<_deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact>;
   
@@ -222,17 +260,20 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   CordonAgent: MethodDefinition<_deploy_v1_CordonAgentRequest, _deploy_v1_Agent, _deploy_v1_CordonAgentRequest__Output, _deploy_v1_Agent__Output>
   CreateDeployment: MethodDefinition<_deploy_v1_CreateDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_CreateDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   DeregisterAgent: MethodDefinition<_deploy_v1_DeregisterAgentRequest, _deploy_v1_Agent, _deploy_v1_DeregisterAgentRequest__Output, _deploy_v1_Agent__Output>
+  FreezeEnvironment: MethodDefinition<_deploy_v1_FreezeEnvironmentRequest, _deploy_v1_EnvironmentFreeze, _deploy_v1_FreezeEnvironmentRequest__Output, _deploy_v1_EnvironmentFreeze__Output>
   GetArtifact: MethodDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_Artifact, _deploy_v1_GetArtifactRequest__Output, _deploy_v1_Artifact__Output>
   GetDeployment: MethodDefinition<_deploy_v1_GetDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_GetDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   GetRelease: MethodDefinition<_deploy_v1_GetReleaseRequest, _deploy_v1_GetReleaseResponse, _deploy_v1_GetReleaseRequest__Output, _deploy_v1_GetReleaseResponse__Output>
   ListAgents: MethodDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse__Output>
   ListArtifacts: MethodDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse__Output>
   ListDeployments: MethodDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse__Output>
+  ListFreezes: MethodDefinition<_deploy_v1_ListFreezesRequest, _deploy_v1_ListFreezesResponse, _deploy_v1_ListFreezesRequest__Output, _deploy_v1_ListFreezesResponse__Output>
   PauseDeployment: MethodDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   PromoteDeployment: MethodDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   ResumeDeployment: MethodDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   RollbackRelease: MethodDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_Deployment, _deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment__Output>
   UncordonAgent: MethodDefinition<_deploy_v1_UncordonAgentRequest, _deploy_v1_Agent, _deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent__Output>
+  UnfreezeEnvironment: MethodDefinition<_deploy_v1_UnfreezeEnvironmentRequest, _deploy_v1_EnvironmentFreeze, _deploy_v1_UnfreezeEnvironmentRequest__Output, _deploy_v1_EnvironmentFreeze__Output>
   UploadArtifact: MethodDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_Artifact, _deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact__Output>
   WatchDeployment: MethodDefinition<_deploy_v1_WatchDeploymentRequest, _deploy_v1_DeploymentEvent, _deploy_v1_WatchDeploymentRequest__Output, _deploy_v1_DeploymentEvent__Output>
 }

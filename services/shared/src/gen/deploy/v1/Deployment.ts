@@ -7,6 +7,7 @@ import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from '../../deploy/v1/TargetCount.js';
 import type { Timestamp as _google_protobuf_Timestamp, Timestamp__Output as _google_protobuf_Timestamp__Output } from '../../google/protobuf/Timestamp.js';
 import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Release__Output } from '../../deploy/v1/Release.js';
+import type { FreezeOverride as _deploy_v1_FreezeOverride, FreezeOverride__Output as _deploy_v1_FreezeOverride__Output } from '../../deploy/v1/FreezeOverride.js';
 import type { Long } from '@grpc/proto-loader';
 
 export interface Deployment {
@@ -44,6 +45,7 @@ export interface Deployment {
   'cordonedLeftOut'?: (string)[];
   'cordonedLeftOutCount'?: (number);
   'killRequested'?: (boolean);
+  'freezeOverride'?: (_deploy_v1_FreezeOverride | null);
 }
 
 export interface Deployment__Output {
@@ -81,4 +83,5 @@ export interface Deployment__Output {
   'cordonedLeftOut'?: (string)[];
   'cordonedLeftOutCount'?: (number);
   'killRequested'?: (boolean);
+  'freezeOverride'?: (_deploy_v1_FreezeOverride__Output);
 }

@@ -1,0 +1,91 @@
+// deployctl freeze <env> | unfreeze <env> | freezes: an environment freeze
+// (a release window, an incident). While it holds, deployments to the
+// environment are refused unless `deploy --override-freeze "<why>"` (recorded
+// with the deployment); rollbacks, automatic reverts and convergence still
+// run, and deployments already running go on. Both are safe to repeat:
+// freezing again replaces the reason and the end, unfreezing an environment
+// that is not frozen changes nothing.
+import type { Client } from "../client.js";
+import { EXIT, UsageError, type ExitCode } from "../errors.js";
+import { clientFor, type CommonOptions } from "../options.js";
+import { duration, freezeLine, isoTime, table, tsMs } from "../render/format.js";
+import { jsonDocument } from "../render/json.js";
+
+export interface FreezeOptions extends CommonOptions {
+  reason?: string;
+  /** How long (ms), or --until; neither: until unfrozen. */
+  for?: number;
+  until?: number;
+}
+
+const print = (s: string): boolean => process.stdout.write(s + "\n");
+
+async function withClient(o: CommonOptions, fn: (c: Client) => Promise<ExitCode>): Promise<ExitCode> {
+  const client = clientFor(o);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
+}
+
+export function freezeCommand(env: string, o: FreezeOptions): Promise<ExitCode> {
+  if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the freeze refuses reads it");
+  if (o.for !== undefined && o.until !== undefined) throw new UsageError("give --for or --until, not both (neither: until deployctl unfreeze)");
+  if (o.until !== undefined && o.until <= Date.now()) throw new UsageError(`--until ${new Date(o.until).toISOString()} has passed`);
+  return withClient(o, async (c) => {
+    const f = await c.freezeEnvironment(env, o.reason!, { ...(o.for !== undefined ? { forMs: o.for } : {}), ...(o.until !== undefined ? { untilMs: o.until } : {}) });
+    if (o.json) {
+      print(jsonDocument("deploy.v1.EnvironmentFreeze", f).trimEnd());
+      return EXIT.OK;
+    }
+    print(
+      `${env} is ${freezeLine(f)}.\n` +
+        `New deployments to ${env} are refused (deployctl deploy --override-freeze "<why>" goes through, recorded); ` +
+        `rollbacks, automatic reverts and convergence still run. Lift it with: deployctl unfreeze ${env}`,
+    );
+    // A freeze stops nothing that runs: say what does, so it can be paused or cancelled.
+    const running = (await c.listDeployments({ environment: env, state: "DEPLOYMENT_STATE_RUNNING", pageSize: 20 })).deployments ?? [];
+    if (running.length > 0) {
+      print(`Still running in ${env} (the freeze does not stop them; deployctl pause or cancel does):`);
+      for (const d of running) print(`  ${d.id}  ${d.app} ${d.changeset?.version ?? ""}  by ${d.requestedBy || "-"}`);
+    }
+    return EXIT.OK;
+  });
+}
+
+export function unfreezeCommand(env: string, o: CommonOptions): Promise<ExitCode> {
+  return withClient(o, async (c) => {
+    const before = ((await c.listFreezes()).freezes ?? []).find((f) => f.environment === env);
+    const f = await c.unfreezeEnvironment(env);
+    if (o.json) print(jsonDocument("deploy.v1.EnvironmentFreeze", f).trimEnd());
+    else print(before ? `${env} is no longer frozen (it was ${freezeLine(before)}); deployments to it are accepted again` : `${env} was not frozen: nothing changed`);
+    return EXIT.OK;
+  });
+}
+
+export function freezesCommand(o: CommonOptions): Promise<ExitCode> {
+  return withClient(o, async (c) => {
+    const res = await c.listFreezes();
+    if (o.json) {
+      print(jsonDocument("deploy.v1.ListFreezesResponse", res).trimEnd());
+      return EXIT.OK;
+    }
+    const freezes = res.freezes ?? [];
+    if (freezes.length === 0) {
+      print("no environment is frozen");
+      return EXIT.OK;
+    }
+    const now = Date.now();
+    print(
+      table(
+        ["ENVIRONMENT", "FROZEN BY", "SINCE", "UNTIL", "REASON"],
+        freezes.map((f) => {
+          const end = tsMs(f.until ?? null);
+          return [f.environment ?? "", f.by || "-", isoTime(f.at ?? null), end === undefined ? "unfrozen" : `${isoTime(f.until ?? null)} (${duration(end - now)} left)`, f.reason ?? ""];
+        }),
+      ),
+    );
+    return EXIT.OK;
+  });
+}

@@ -1,0 +1,10 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+
+export interface UnfreezeEnvironmentRequest {
+  'environment'?: (string);
+}
+
+export interface UnfreezeEnvironmentRequest__Output {
+  'environment'?: (string);
+}

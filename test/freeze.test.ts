@@ -1,0 +1,204 @@
+// Environment freezes end to end, on a real nats-server, coordinator and
+// agents from dist/: a frozen environment refuses new deployments (and their
+// dry runs) naming who froze it, why and until when, and writes nothing; a
+// retry of a request accepted before the freeze is still answered; rollbacks
+// and convergence go on; a create that overrides the freeze goes through and
+// records it; a freeze with an end lifts itself; the freeze is stored
+// (deploy_freezes: the nats CLI shows it) and survives a coordinator restart;
+// deployctl freeze / freezes / unfreeze / deploy --override-freeze / get.
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { tmpdir } from "node:os";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { toolPath } from "../scripts/lib/tools.js";
+import type { EnvironmentFreeze__Output } from "../services/shared/src/gen/deploy/v1/EnvironmentFreeze.js";
+import type { ListFreezesResponse__Output } from "../services/shared/src/gen/deploy/v1/ListFreezesResponse.js";
+import { grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
+import { runCli, shown, deploymentIdOf, type CliResult } from "./helpers/deployctl.js";
+import { freePort } from "./helpers/nats-server.js";
+import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
+
+const rid = (label: string): string => `${label}-${randomUUID()}`;
+const ANON = "anonymous (development mode)";
+
+describe("environment freezes", () => {
+  let stack: Stack;
+  let client: DeployClient;
+  let addr = "";
+  let metricsPort = 0;
+  const freeze = (req: object): Promise<EnvironmentFreeze__Output> => client.call("FreezeEnvironment", { environment: "prod", ...req });
+  const unfreeze = (environment = "prod"): Promise<EnvironmentFreeze__Output> => client.call("UnfreezeEnvironment", { environment });
+  const freezes = async (): Promise<EnvironmentFreeze__Output[]> => (await client.call<ListFreezesResponse__Output>("ListFreezes", {})).freezes ?? [];
+  const create = (version: string, more: object = {}): Promise<DeploymentMsg> =>
+    client.create({ requestId: rid(version), app: "web", environment: "prod", changeset: { version }, strategy: { maxConcurrency: 3 }, ...more });
+  /** Created (retried while the pair is still held by the one before) and followed to its end. */
+  const deploy = async (version: string, more: object = {}): Promise<DeploymentMsg> => client.waitTerminal((await until(`${version} accepted`, () => create(version, more).catch(() => undefined))).id!);
+  const cli = (args: string[]): Promise<CliResult> =>
+    runCli(args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir(), DEPLOY_COORDINATOR: addr, DEPLOYCTL_RETRY_BUDGET_MS: "2000", NO_COLOR: "1" } });
+  const gauge = async (name: string): Promise<number | undefined> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+  const requestIds = async (): Promise<string[]> => (await client.list({ pageSize: 200 })).deployments.map((d) => d.requestId ?? "");
+
+  beforeAll(async () => {
+    metricsPort = await freePort();
+    stack = await Stack.start({ agents: ["a1", "a2"], coordinatorEnv: { DEPLOY_METRICS_LISTEN: `127.0.0.1:${metricsPort}` } });
+    addr = stack.address;
+    client = stack.client();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("bad freezes are INVALID_ARGUMENT naming the field, and freeze nothing", async () => {
+    const noReason = await grpcError(freeze({ reason: "  " }));
+    expect(noReason.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(noReason.details).toMatch(/^reason: is required/);
+    const both = await grpcError(freeze({ reason: "x", duration: { seconds: "60" }, until: { seconds: String(Math.floor(Date.now() / 1000) + 3600) } }));
+    expect(both.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(both.details).toMatch(/^duration: give a duration or an end/);
+    const past = await grpcError(freeze({ reason: "x", until: { seconds: "1000" } }));
+    expect(past.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(past.details).toMatch(/^until: must be in the future/);
+    const long = await grpcError(freeze({ reason: "x", duration: { seconds: String(400 * 86400) } }));
+    expect(long.details).toMatch(/^duration: must end within 366 days/);
+    const env = await grpcError(freeze({ environment: "pr od", reason: "x" }));
+    expect(env.details).toMatch(/^environment: /);
+    expect(await freezes()).toEqual([]);
+  });
+
+  let v1 = "";
+  let accepted: DeploymentMsg | undefined;
+
+  it("a frozen environment refuses new deployments and their dry runs, naming the freeze, and writes nothing", async () => {
+    const d1 = await deploy("v1");
+    expect(d1.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    v1 = d1.id!;
+    expect((await deploy("v2")).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // Accepted before the freeze; its retry during the freeze is answered below.
+    accepted = await create("v3");
+    await client.waitTerminal(accepted.id!);
+
+    const f = await freeze({ reason: "incident INC-204", duration: { seconds: "3600" } });
+    expect(f).toMatchObject({ environment: "prod", frozen: true, reason: "incident INC-204", by: ANON });
+    const untilMs = Number(f.until?.seconds) * 1000;
+    expect(untilMs - Date.now()).toBeGreaterThan(3500_000);
+    expect(untilMs - Date.now()).toBeLessThanOrEqual(3600_000);
+    expect((await freezes()).map((x) => x.environment)).toEqual(["prod"]);
+    expect(await gauge("deploy_environments_frozen")).toBe(1);
+
+    const before = await requestIds();
+    const requestId = rid("frozen");
+    const err = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v4" } }));
+    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/^environment prod is frozen by anonymous \(development mode\) at \S+ until \S+: incident INC-204; rollbacks and convergence still run; to deploy anyway give freeze_override_reason/);
+    const dry = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v4" }, validateOnly: true }));
+    expect(dry.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(dry.details).toContain("incident INC-204");
+    expect(await requestIds()).toEqual(before);
+
+    // A retry of a request accepted before the freeze: the same deployment.
+    const again = await client.create({ requestId: accepted.requestId!, app: "web", environment: "prod", changeset: { version: "v3" }, strategy: { maxConcurrency: 3 } });
+    expect(again.id).toBe(accepted.id);
+  });
+
+  it("rollbacks and convergence still run while frozen", async () => {
+    const rb = await until("a rollback accepted", () => client.rollback({ requestId: rid("rollback"), app: "web", environment: "prod", to: v1 }).catch(() => undefined));
+    expect((await client.waitTerminal(rb.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // A new agent joins: convergence brings it to the desired release (the rollback's).
+    await stack.startAgent("a3");
+    const converged = await until("a3 converged", async () => {
+      const d = (await client.list({ pageSize: 200 })).deployments.find((x) => x.convergesTo === rb.id && x.targets?.[0]?.agentId === "a3");
+      return d && d.state === "DEPLOYMENT_STATE_SUCCEEDED" ? d : undefined;
+    }, 30_000);
+    expect(converged.changeset?.version).toBe("v1");
+  });
+
+  it("freeze_override_reason goes through and records the override with the freeze", async () => {
+    const d = await until("the override accepted", () => create("v5", { freezeOverrideReason: "hotfix for INC-204" }).catch(() => undefined));
+    expect(d.freezeOverride).toMatchObject({ reason: "hotfix for INC-204", freeze: { environment: "prod", frozen: true, reason: "incident INC-204", by: ANON } });
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(done.freezeOverride?.reason).toBe("hotfix for INC-204");
+    const got = await cli(["get", d.id!]);
+    expect(got.stdout, shown(got)).toMatch(/^ {2}deployed through a freeze \(frozen by anonymous \(development mode\) at \S+ until \S+ \(\S+ left\): incident INC-204\), by anonymous \(development mode\): hotfix for INC-204$/m);
+  });
+
+  it("the freeze is stored (the nats CLI shows it) and a restarted coordinator keeps it; unfreeze lifts it", async () => {
+    const kv = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(toolPath("nats"), ["--server", stack.nats.url, "kv", "get", "--raw", "deploy_freezes", "prod"], (err, stdout) => resolve({ code: err ? 1 : 0, stdout })),
+    );
+    expect(kv.code).toBe(0);
+    expect(JSON.parse(kv.stdout)).toMatchObject({ schema: "deploy.freeze.v1", environment: "prod", frozen: true, reason: "incident INC-204", by: { name: ANON, via: "none" } });
+
+    await stack.coordinators[0]!.kill("SIGKILL");
+    const second = await stack.startCoordinator({ DEPLOY_METRICS_LISTEN: "" });
+    addr = stack.coordinatorAddress(second);
+    client = stack.client(addr);
+    expect((await freezes()).map((x) => x.reason)).toEqual(["incident INC-204"]);
+    const err = await grpcError(create("v6"));
+    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err.details).toContain("incident INC-204");
+
+    const off = await unfreeze();
+    expect(off).toMatchObject({ environment: "prod", frozen: false, by: ANON });
+    expect(await freezes()).toEqual([]);
+    // An override of nothing (not frozen) records nothing.
+    const v6 = await deploy("v6", { freezeOverrideReason: "nothing to override" });
+    expect(v6.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(v6.freezeOverride).toBeFalsy();
+    // Again: nothing changes.
+    expect((await unfreeze()).frozen).toBe(false);
+  });
+
+  it("a freeze with an end lifts itself", async () => {
+    await freeze({ reason: "a short window", duration: { seconds: "2" } });
+    expect((await grpcError(create("v7"))).code).toBe(grpc.status.FAILED_PRECONDITION);
+    await new Promise((r) => setTimeout(r, 2100));
+    expect(await freezes()).toEqual([]);
+    expect((await deploy("v7")).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+  });
+
+  it("deployctl freeze, freezes, deploy (refused, exit 2; --override-freeze), unfreeze", async () => {
+    const usage = await cli(["freeze", "prod"]);
+    expect(usage.code, shown(usage)).toBe(2);
+    expect(usage.stderr).toMatch(/--reason is required/);
+    const bad = await cli(["freeze", "prod", "--reason", "x", "--for", "soon"]);
+    expect(bad.code, shown(bad)).toBe(2);
+    expect(bad.stderr).toMatch(/is not a duration such as 30m, 2h or 3d/);
+
+    const f = await cli(["freeze", "prod", "--reason", "year-end change freeze", "--for", "3d"]);
+    expect(f.code, shown(f)).toBe(0);
+    expect(f.stdout).toMatch(/^prod is frozen by anonymous \(development mode\) at \S+ until \S+ \(7[12]h\d+m left\): year-end change freeze\.$/m);
+    expect(f.stdout).toContain("Lift it with: deployctl unfreeze prod");
+    const list = await cli(["freezes"]);
+    expect(list.code, shown(list)).toBe(0);
+    expect(list.stdout).toMatch(/^ENVIRONMENT\s+FROZEN BY\s+SINCE\s+UNTIL\s+REASON$/m);
+    expect(list.stdout).toMatch(/^prod\s+anonymous \(development mode\)\s+\S+Z\s+\S+Z \(\S+ left\)\s+year-end change freeze$/m);
+    const json = await cli(["freezes", "--json"]);
+    const doc = JSON.parse(json.stdout) as { freezes: { environment: string; frozen: boolean; reason: string; at: string; until: string }[] };
+    expect(doc.freezes).toEqual([expect.objectContaining({ environment: "prod", frozen: true, reason: "year-end change freeze" })]);
+    expect(doc.freezes[0]!.until).toMatch(/Z$/);
+
+    const refused = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v8"]);
+    expect(refused.code, shown(refused)).toBe(2);
+    expect(refused.stderr).toMatch(/environment prod is frozen by .*: year-end change freeze/);
+    const through = await until("the override accepted", async () => {
+      const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v8", "--override-freeze", "security patch CVE-1"]);
+      return r.code === 0 ? r : undefined;
+    });
+    const got = await cli(["get", deploymentIdOf(through)]);
+    expect(got.stdout).toMatch(/deployed through a freeze \(frozen by .*: year-end change freeze\), by .*: security patch CVE-1$/m);
+
+    const un = await cli(["unfreeze", "prod"]);
+    expect(un.code, shown(un)).toBe(0);
+    expect(un.stdout).toMatch(/^prod is no longer frozen \(it was frozen by anonymous \(development mode\) at .*: year-end change freeze\); deployments to it are accepted again$/m);
+    const un2 = await cli(["unfreeze", "prod"]);
+    expect(un2.stdout.trim()).toBe("prod was not frozen: nothing changed");
+    expect((await cli(["freezes"])).stdout.trim()).toBe("no environment is frozen");
+  });
+});
