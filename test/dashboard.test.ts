@@ -20,6 +20,7 @@ import { DeployClient } from "./helpers/client.js";
 import { freePort } from "./helpers/nats-server.js";
 import { rawClient } from "./helpers/security.js";
 import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const CHROMIUM = [process.env.CHROMIUM_BIN ?? "", "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => p && existsSync(p));
@@ -311,6 +312,30 @@ describeIfChromium("dashboard in a browser", () => {
     expect(got).toEqual(want);
     for (let i = 1; i < got.length; i++) expect(got[i]!).toBeGreaterThan(got[i - 1]!);
     expect(await page.textContent("#deployment-state")).toBe("SUCCEEDED");
+  });
+
+  it("a frozen environment is shown above the deployments; a deployment through the freeze says so", async () => {
+    const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
+    await client.call("FreezeEnvironment", { environment: "prod", reason: "incident INC-7", duration: { seconds: "3600" } });
+    try {
+      expect(((await (await fetch(`${base}api/freezes`)).json()) as { freezes: { environment: string; reason: string }[] }).freezes).toEqual([
+        expect.objectContaining({ environment: "prod", frozen: true, reason: "incident INC-7", by: "anonymous (development mode)" }),
+      ]);
+      await page.goto(`${base}#/`);
+      const banner = await page.waitForSelector('[data-frozen="prod"]');
+      expect(await banner.textContent()).toMatch(/^prod is frozen: new deployments to it are refused \(rollbacks and convergence still run\)\. frozen by anonymous \(development mode\) at .+ until .+: incident INC-7$/);
+      const d = await until("the override accepted", () =>
+        client.create({ requestId: `freeze-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v-hotfix" }, freezeOverrideReason: "hotfix for INC-7" }).catch(() => undefined),
+      );
+      await client.waitTerminal(d.id!);
+      await page.waitForSelector(`tr[data-deployment="${d.id}"] [data-freeze-override]`);
+      await page.goto(`${base}#/deployments/${d.id}`);
+      expect(await (await page.waitForSelector("#freeze-override")).textContent()).toMatch(/^deployed through a freeze of prod \(frozen by anonymous \(development mode\) at .+: incident INC-7\), by anonymous \(development mode\): hotfix for INC-7$/);
+    } finally {
+      await client.call("UnfreezeEnvironment", { environment: "prod" });
+    }
+    await page.goto(`${base}#/`);
+    await page.waitForSelector('[data-frozen="prod"]', { state: "detached" });
   });
 
   it("serves the API as JSON and the event stream with Last-Event-ID", async () => {

@@ -29,7 +29,7 @@ describe("environment freezes", () => {
   let addr = "";
   let metricsPort = 0;
   const freeze = (req: object): Promise<EnvironmentFreeze__Output> => client.call("FreezeEnvironment", { environment: "prod", ...req });
-  const unfreeze = (environment = "prod"): Promise<EnvironmentFreeze__Output> => client.call("UnfreezeEnvironment", { environment });
+  const unfreeze = (environment = "prod", name = ""): Promise<EnvironmentFreeze__Output> => client.call("UnfreezeEnvironment", { environment, name });
   const freezes = async (): Promise<EnvironmentFreeze__Output[]> => (await client.call<ListFreezesResponse__Output>("ListFreezes", {})).freezes ?? [];
   const create = (version: string, more: object = {}): Promise<DeploymentMsg> =>
     client.create({ requestId: rid(version), app: "web", environment: "prod", changeset: { version }, strategy: { maxConcurrency: 3 }, ...more });
@@ -163,6 +163,30 @@ describe("environment freezes", () => {
     expect((await deploy("v7")).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
   });
 
+  it("a named freeze with weekly windows refuses only within them, beside the unnamed one; unfreeze by name", async () => {
+    const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    const dayIn = (days: number): string => DAYS[(new Date(Date.now() + days * 86_400_000).getUTCDay() + 6) % 7]!;
+    // Today and tomorrow (UTC), whatever the time: in force now. Three days on, for an hour: not now.
+    const now = await freeze({ name: "now", reason: "this window", windows: [`${dayIn(0)} 00:00-${dayIn(2)} 00:00`] });
+    expect(now).toMatchObject({ name: "now", windows: [`${dayIn(0)} 00:00-${dayIn(2)} 00:00`], timeZone: "UTC", inForce: true });
+    const later = await freeze({ name: "later", reason: "a later window", windows: [`${dayIn(3)} 00:00-${dayIn(3)} 01:00`], timeZone: "Europe/Berlin" });
+    expect(later).toMatchObject({ name: "later", timeZone: "Europe/Berlin", inForce: false });
+    expect((await freezes()).map((f) => [f.name, f.inForce])).toEqual([["later", false], ["now", true]]);
+    const err = await grpcError(create("v8"));
+    expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/^environment prod is frozen \("now", every \w{3} 00:00-\w{3} 00:00 \(UTC\)\) by anonymous \(development mode\) at \S+ until unfrozen: this window;/);
+    const off = await unfreeze("prod", "now");
+    expect(off).toMatchObject({ name: "now", frozen: false });
+    // "later" holds but is not in force: deployments go through.
+    expect((await deploy("v8")).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect((await freezes()).map((f) => f.name)).toEqual(["later"]);
+    expect((await grpcError(freeze({ name: "bad", reason: "x", windows: ["fri 15:00-08:00"] }))).details).toMatch(/^windows\[0\]: "fri 15:00-08:00": give a day on both sides/);
+    expect((await grpcError(freeze({ name: "bad", reason: "x", windows: ["18:00-08:00"], timeZone: "Mars/Olympus" }))).details).toMatch(/^time_zone: "Mars\/Olympus" is not an IANA time zone/);
+    expect((await grpcError(freeze({ name: "bad", reason: "x", timeZone: "UTC" }))).details).toMatch(/^time_zone: only with windows/);
+    await unfreeze("prod", "later");
+    expect(await freezes()).toEqual([]);
+  });
+
   it("deployctl freeze, freezes, deploy (refused, exit 2; --override-freeze), unfreeze", async () => {
     const usage = await cli(["freeze", "prod"]);
     expect(usage.code, shown(usage)).toBe(2);
@@ -177,8 +201,8 @@ describe("environment freezes", () => {
     expect(f.stdout).toContain("Lift it with: deployctl unfreeze prod");
     const list = await cli(["freezes"]);
     expect(list.code, shown(list)).toBe(0);
-    expect(list.stdout).toMatch(/^ENVIRONMENT\s+FROZEN BY\s+SINCE\s+UNTIL\s+REASON$/m);
-    expect(list.stdout).toMatch(/^prod\s+anonymous \(development mode\)\s+\S+Z\s+\S+Z \(\S+ left\)\s+year-end change freeze$/m);
+    expect(list.stdout).toMatch(/^ENVIRONMENT\s+NAME\s+IN FORCE\s+WHEN\s+FROZEN BY\s+SINCE\s+UNTIL\s+REASON$/m);
+    expect(list.stdout).toMatch(/^prod\s+-\s+yes\s+always\s+anonymous \(development mode\)\s+\S+Z\s+\S+Z \(\S+ left\)\s+year-end change freeze$/m);
     const json = await cli(["freezes", "--json"]);
     const doc = JSON.parse(json.stdout) as { freezes: { environment: string; frozen: boolean; reason: string; at: string; until: string }[] };
     expect(doc.freezes).toEqual([expect.objectContaining({ environment: "prod", frozen: true, reason: "year-end change freeze" })]);
@@ -194,9 +218,23 @@ describe("environment freezes", () => {
     const got = await cli(["get", deploymentIdOf(through)]);
     expect(got.stdout).toMatch(/deployed through a freeze \(frozen by .*: year-end change freeze\), by .*: security patch CVE-1$/m);
 
+    const weekly = await cli(["freeze", "prod", "--name", "nights", "--window", "Sat 22:00 - Sun 23:00", "--window", "wed 01:00-wed 02:00", "--tz", "Europe/Berlin", "--reason", "batch jobs"]);
+    expect(weekly.code, shown(weekly)).toBe(0);
+    expect(weekly.stdout).toMatch(/^prod is frozen \("nights", every sat 22:00-sun 23:00, wed 01:00-wed 02:00 \(Europe\/Berlin\)\) by .* until unfrozen: batch jobs \(in force now: (yes|no)\)\.$/m);
+    expect(weekly.stdout).toContain("Lift it with: deployctl unfreeze prod --name nights");
+    const table = await cli(["freezes"]);
+    expect(table.stdout).toMatch(/^ENVIRONMENT\s+NAME\s+IN FORCE\s+WHEN\s+FROZEN BY\s+SINCE\s+UNTIL\s+REASON$/m);
+    expect(table.stdout).toMatch(/^prod\s+nights\s+(yes|no)\s+every sat 22:00-sun 23:00, wed 01:00-wed 02:00 \(Europe\/Berlin\)\s+/m);
+    const tzOnly = await cli(["freeze", "prod", "--reason", "x", "--tz", "UTC"]);
+    expect(tzOnly.code).toBe(2);
+    expect(tzOnly.stderr).toMatch(/--tz only with --window/);
+
     const un = await cli(["unfreeze", "prod"]);
     expect(un.code, shown(un)).toBe(0);
-    expect(un.stdout).toMatch(/^prod is no longer frozen \(it was frozen by anonymous \(development mode\) at .*: year-end change freeze\); deployments to it are accepted again$/m);
+    expect(un.stdout).toMatch(/^prod is lifted \(it was frozen by anonymous \(development mode\) at .*: year-end change freeze\)$/m);
+    expect(un.stdout).toMatch(/^prod is still frozen \("nights", .*\) by .*: batch jobs \((not )?in force now\); lift it with: deployctl unfreeze prod --name nights$/m);
+    const unNights = await cli(["unfreeze", "prod", "--name", "nights"]);
+    expect(unNights.stdout).toMatch(/^prod's freeze "nights" is lifted \(it was .*\)\ndeployments to prod are accepted again$/m);
     const un2 = await cli(["unfreeze", "prod"]);
     expect(un2.stdout.trim()).toBe("prod was not frozen: nothing changed");
     expect((await cli(["freezes"])).stdout.trim()).toBe("no environment is frozen");

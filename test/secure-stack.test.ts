@@ -130,6 +130,21 @@ describe("production mode with the generated credentials", () => {
     expect(u.code, `${u.stdout}\n${u.stderr}`).toBe(0);
   });
 
+  // The coordinator's generated NATS user writes deploy_freezes; the freeze records the token's name.
+  it("deployctl freeze and unfreeze with the deployer token; the viewer lists freezes and is refused a freeze", async () => {
+    const f = await runCli(["freeze", "staging", "--reason", "audit window", "--for", "1h"], { env: cli });
+    expect(f.code, `${f.stdout}\n${f.stderr}`).toBe(0);
+    expect(f.stdout).not.toMatch(/anonymous/);
+    const viewer = { ...cli, DEPLOY_TOKEN: readFileSync(join(dir, "viewer.token"), "utf8").trim() };
+    const listed = await runCli(["freezes", "--json"], { env: viewer });
+    expect(listed.code, `${listed.stdout}\n${listed.stderr}`).toBe(0);
+    expect((JSON.parse(listed.stdout) as { freezes: { environment: string; reason: string }[] }).freezes).toEqual([expect.objectContaining({ environment: "staging", reason: "audit window" })]);
+    expect((await runCli(["unfreeze", "staging"], { env: viewer })).stderr).toMatch(/PERMISSION_DENIED/);
+    const u = await runCli(["unfreeze", "staging"], { env: cli });
+    expect(u.code, `${u.stdout}\n${u.stderr}`).toBe(0);
+    expect(stack.coordinators[0]!.logs()).not.toMatch(/Permissions Violation/i);
+  });
+
   it("without the token: UNAUTHENTICATED; with the viewer's: reads only", async () => {
     const { DEPLOY_TOKEN: _t, ...noToken } = cli;
     const r = await runCli(["list"], { env: noToken });

@@ -227,6 +227,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         registry,
         reconciler,
         releases,
+        freezes,
         auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),
         log: log.child({ component: "http" }),
         shutdown: shutdown.signal,

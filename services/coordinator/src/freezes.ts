@@ -1,12 +1,13 @@
 // The coordinator's view of deploy_freezes (FreezeEnvironment,
 // UnfreezeEnvironment): rebuilt from the bucket at start and kept current by
-// a watch, as cordons.ts does, so a create asks it without a round trip. A
+// a watch, as cordons.ts does, so a create asks it without a round trip.
+// Keyed as stored: <environment>, or <environment>.<name> for a named freeze. A
 // coordinator applies its own write at once (the answer and its next create
 // see it); the others see it with the watch, a delivery later. A freeze with
 // an end needs nothing to lift it: it is compared with the server's clock
 // whenever it is asked.
 import type { KV, KvEntry } from "@nats-io/kv";
-import { errorMessage, freezeActive, freezeRecord, parseFreezeRecord, type FreezeRecord, type Identity, type Logger } from "../../shared/src/index.js";
+import { errorMessage, freezeActive, freezeHolds, freezeKey, freezeRecord, parseFreezeRecord, type FreezeRecord, type Identity, type Logger } from "../../shared/src/index.js";
 import { followBucket, type BucketFollower } from "./followBucket.js";
 
 export class Freezes {
@@ -40,41 +41,61 @@ export class Freezes {
     }
   }
 
-  /** The environment's freeze, when it is frozen now. */
+  /** The environment's freeze in force now, if any (its unnamed one first, then by name). */
   get(environment: string): FreezeRecord | undefined {
-    const r = this.#records.get(environment)?.record;
-    return freezeActive(r, this.now()) ? r : undefined;
+    const now = this.now();
+    return this.#sorted().find((r) => r.environment === environment && freezeActive(r, now));
   }
 
-  /** Every freeze in force now, by environment. */
-  active(): FreezeRecord[] {
+  /** Every freeze set and not ended (in force now, or waiting for its next window), with whether it is in force now. */
+  list(): { record: FreezeRecord; inForce: boolean }[] {
     const now = this.now();
-    return [...this.#records.values()]
-      .map((x) => x.record)
-      .filter((r) => freezeActive(r, now))
-      .sort((a, b) => a.environment.localeCompare(b.environment));
+    return this.#sorted()
+      .filter((r) => freezeHolds(r, now))
+      .map((record) => ({ record, inForce: freezeActive(record, now) }));
+  }
+
+  /** Whether the record refuses deployments now. */
+  inForce(r: FreezeRecord): boolean {
+    return freezeActive(r, this.now());
   }
 
   /** How many environments are frozen now. */
   get count(): number {
-    return this.active().length;
+    const now = this.now();
+    return new Set(this.#sorted().filter((r) => freezeActive(r, now)).map((r) => r.environment)).size;
+  }
+
+  /** By environment, the unnamed freeze first, then by name. */
+  #sorted(): FreezeRecord[] {
+    return [...this.#records.values()]
+      .map((x) => x.record)
+      .sort((a, b) => a.environment.localeCompare(b.environment) || (a.name ?? "").localeCompare(b.name ?? ""));
   }
 
   /**
-   * Freezes (until `untilMs`, or until unfrozen) or unfreezes the
-   * environment; stored before it returns. Unfreezing an environment that
-   * is not frozen writes nothing and answers with its last record (or none).
+   * Freezes (until `more.untilMs`, or until unfrozen; within `more.windows`
+   * only, when given) or unfreezes the environment's freeze `more.name`
+   * (none: its unnamed one); stored before it returns. Unfreezing a freeze
+   * that does not hold writes nothing and answers with its last record (or
+   * an unfreeze's, never stored).
    */
-  async set(environment: string, frozen: boolean, reason: string, by: Identity, untilMs?: number): Promise<FreezeRecord> {
+  async set(environment: string, frozen: boolean, reason: string, by: Identity, more: { name?: string; untilMs?: number; windows?: string[]; timeZone?: string } = {}): Promise<FreezeRecord> {
     const now = this.now();
+    const key = freezeKey(environment, more.name);
     if (!frozen) {
-      const prev = this.#records.get(environment)?.record;
-      if (!freezeActive(prev, now)) return prev ?? freezeRecord(environment, false, "", by, new Date(now));
+      const prev = this.#records.get(key)?.record;
+      if (!freezeHolds(prev, now)) return prev ?? freezeRecord(environment, false, "", by, new Date(now), { ...(more.name ? { name: more.name } : {}) });
     }
-    const record = freezeRecord(environment, frozen, reason, by, new Date(now), untilMs === undefined ? undefined : new Date(untilMs));
-    const revision = await this.kv.put(environment, JSON.stringify(record));
-    const prev = this.#records.get(environment);
-    if (!prev || prev.revision < revision) this.#records.set(environment, { record, revision });
+    const record = freezeRecord(environment, frozen, reason, by, new Date(now), {
+      ...(more.name ? { name: more.name } : {}),
+      ...(more.untilMs !== undefined ? { until: new Date(more.untilMs) } : {}),
+      ...(more.windows ? { windows: more.windows } : {}),
+      ...(more.timeZone ? { timeZone: more.timeZone } : {}),
+    });
+    const revision = await this.kv.put(key, JSON.stringify(record));
+    const prev = this.#records.get(key);
+    if (!prev || prev.revision < revision) this.#records.set(key, { record, revision });
     return record;
   }
 

@@ -25,6 +25,9 @@ import {
   type Selector,
   DEFAULT_MAX_PAUSE_MS,
   MAX_FREEZE_REASON,
+  MAX_FREEZE_WINDOWS,
+  canonicalWindow,
+  checkTimeZone,
   MAX_TARGETS,
   TARGET_STATES,
   type TargetState,
@@ -113,7 +116,12 @@ export const MAX_FREEZE_MS = 366 * 24 * 3600 * 1000;
 
 export interface FreezeInput {
   environment: string;
+  /** A named freeze; absent: the environment's unnamed one. */
+  name?: string;
   reason: string;
+  /** Weekly windows (canonical text) it is in force in; absent: all the time. */
+  windows?: string[];
+  timeZone?: string;
   /** When it ends by itself, on the servers' clock; absent: when unfrozen. */
   untilMs?: number;
 }
@@ -128,9 +136,12 @@ function protoMs(v: unknown, field: string, what: string): number | undefined {
   return Math.round(seconds * 1000 + nanos / 1e6);
 }
 
-/** An environment named alone (UnfreezeEnvironment). */
-export function validateEnvironment(v: unknown): string {
-  return asToken(v ?? "", "environment");
+/** UnfreezeEnvironment: the environment, and the freeze's name (empty: the unnamed one). */
+export function validateUnfreeze(req: unknown): { environment: string; name?: string } {
+  const r = asObject(req ?? {}, "request");
+  const environment = asToken(r.environment ?? "", "environment");
+  const name = r.name === undefined || r.name === "" ? undefined : asToken(r.name, "name");
+  return { environment, ...(name ? { name } : {}) };
 }
 
 /** FreezeEnvironment: a reason is required (everyone refused sees it); a duration or an end, not both, neither: until unfrozen. */
@@ -146,7 +157,29 @@ export function validateFreeze(req: unknown, nowMs: number): FreezeInput {
   if (until !== undefined && until <= nowMs) throw new ValidationError("until", `must be in the future (it is ${new Date(until).toISOString()}, now is ${new Date(nowMs).toISOString()})`);
   const untilMs = duration !== undefined ? nowMs + duration : until;
   if (untilMs !== undefined && untilMs - nowMs > MAX_FREEZE_MS) throw new ValidationError(duration !== undefined ? "duration" : "until", "must end within 366 days (leave it unset for a freeze until unfrozen)");
-  return { environment, reason, ...(untilMs !== undefined ? { untilMs } : {}) };
+  const name = r.name === undefined || r.name === "" ? undefined : asToken(r.name, "name");
+  const rawWindows = r.windows ?? [];
+  if (!Array.isArray(rawWindows)) throw new ValidationError("windows", "must be a list");
+  if (rawWindows.length > MAX_FREEZE_WINDOWS) throw new ValidationError("windows", `must have at most ${MAX_FREEZE_WINDOWS} entries`);
+  const windows = rawWindows.map((w, i) => {
+    try {
+      return canonicalWindow(asString(w, `windows[${i}]`, { maxLength: 64 }));
+    } catch (err) {
+      throw err instanceof ValidationError ? new ValidationError(`windows[${i}]`, err.message.replace(/^windows(\[\d+\])?: /, "")) : err;
+    }
+  });
+  const timeZone = asString(r.timeZone ?? "", "time_zone", { maxLength: 64, allowEmpty: true });
+  if (timeZone !== "") {
+    if (windows.length === 0) throw new ValidationError("time_zone", "only with windows (a freeze without windows holds all the time)");
+    checkTimeZone(timeZone);
+  }
+  return {
+    environment,
+    ...(name ? { name } : {}),
+    reason,
+    ...(untilMs !== undefined ? { untilMs } : {}),
+    ...(windows.length > 0 ? { windows, ...(timeZone ? { timeZone } : {}) } : {}),
+  };
 }
 
 function optionalCount(v: unknown, field: string, dflt: number, min: number): number {

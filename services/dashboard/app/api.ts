@@ -70,6 +70,26 @@ export interface Deployment {
   restores?: Release | null;
   /** A FAILED deployment with auto_revert: the deployment that reverts it. */
   revertedBy?: string;
+  /** Created through a freeze of its environment (deployctl deploy --override-freeze): why, and which freeze. */
+  freezeOverride?: { reason: string; freeze: Freeze } | null;
+}
+
+/** An environment's freeze (deployctl freeze): new deployments to it are refused. */
+export interface Freeze {
+  environment: string;
+  frozen: boolean;
+  reason: string;
+  by: string;
+  at: Timestamp | null;
+  /** Absent: until unfrozen. */
+  until: Timestamp | null;
+  /** A named freeze ("weekends"); empty: the environment's unnamed one. */
+  name?: string;
+  /** Weekly windows it is in force in, read in timeZone; empty: all the time. */
+  windows?: string[];
+  timeZone?: string;
+  /** Refusing deployments now (a recurring freeze between its windows: false). */
+  inForce?: boolean;
 }
 
 export interface DeployEvent {
@@ -158,6 +178,7 @@ export const api = {
     for (const [k, v] of Object.entries(q)) if (v) p.set(k, String(v));
     return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`, { signal });
   },
+  freezes: (signal?: AbortSignal) => call<{ freezes: Freeze[] }>("api/freezes", { signal }),
   deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
   cancel: (id: string, reason: string, kill = false) =>
     call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify(kill ? { reason, kill } : { reason }) }),

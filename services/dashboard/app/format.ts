@@ -1,4 +1,4 @@
-import type { Timestamp } from "./api.js";
+import type { Freeze, Timestamp } from "./api.js";
 
 export const ms = (t: Timestamp | null | undefined): number | undefined => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : undefined);
 
@@ -29,3 +29,10 @@ export const seconds = (t: Timestamp | null | undefined): string => (t ? `${Numb
 export const short = (state: string): string => state.replace(/^(TARGET|DEPLOYMENT)_STATE_/, "");
 
 export const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+/** "frozen by alice at <time> until <time>: incident 42" (deployctl's wording). */
+export function freezeText(f: Pick<Freeze, "by" | "at" | "until" | "reason" | "name" | "windows" | "timeZone">): string {
+  const windows = f.windows?.length ? `every ${f.windows.join(", ")} (${f.timeZone || "UTC"})` : "";
+  const what = [f.name ? `"${f.name}"` : "", windows].filter(Boolean).join(", ");
+  return `frozen${what ? ` (${what})` : ""} by ${f.by || "—"} at ${when(f.at)} ${f.until ? `until ${when(f.until)}` : "until unfrozen"}${f.reason ? `: ${f.reason}` : ""}`;
+}

@@ -217,18 +217,21 @@ export class Client {
   deregisterAgent(agentId: string): Promise<AgentMsg> {
     return this.#unary("DeregisterAgent", { agentId });
   }
-  /** `untilMs` (absolute, the caller's clock) or `forMs`; neither: until unfrozen. */
-  freezeEnvironment(environment: string, reason: string, end: { forMs?: number; untilMs?: number }): Promise<FreezeMsg> {
+  /** `untilMs` (absolute, the caller's clock) or `forMs`; neither: until unfrozen. `windows`: in force only within them, read in `timeZone`. */
+  freezeEnvironment(environment: string, reason: string, end: { forMs?: number; untilMs?: number; name?: string; windows?: string[]; timeZone?: string }): Promise<FreezeMsg> {
     const t = (ms: number): { seconds: string; nanos: number } => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
     return this.#unary("FreezeEnvironment", {
       environment,
       reason,
       ...(end.forMs !== undefined ? { duration: t(end.forMs) } : {}),
       ...(end.untilMs !== undefined ? { until: t(end.untilMs) } : {}),
+      ...(end.name ? { name: end.name } : {}),
+      ...(end.windows?.length ? { windows: end.windows } : {}),
+      ...(end.timeZone ? { timeZone: end.timeZone } : {}),
     });
   }
-  unfreezeEnvironment(environment: string): Promise<FreezeMsg> {
-    return this.#unary("UnfreezeEnvironment", { environment });
+  unfreezeEnvironment(environment: string, name?: string): Promise<FreezeMsg> {
+    return this.#unary("UnfreezeEnvironment", { environment, ...(name ? { name } : {}) });
   }
   listFreezes(): Promise<FreezesMsg> {
     return this.#unary("ListFreezes", {});

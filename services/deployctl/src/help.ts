@@ -201,25 +201,31 @@ already running go on (deployctl pause or cancel stops them; the answer lists
 them). deploy --override-freeze "<why>" goes through and records who, why and
 which freeze with the deployment (deployctl get shows it). Freezing again
 replaces the reason and the end; without --for or --until it lasts until
-deployctl unfreeze. The deploy_freezes KV bucket keeps each environment's
-last 16 freezes and unfreezes.
+deployctl unfreeze. --window makes it recurring: in force only within weekly
+windows of --tz ("fri 15:00-mon 08:00", or "18:00-08:00" every day); give it
+a --name so an incident's freeze does not replace it. The deploy_freezes KV
+bucket keeps each freeze's last 16 changes.
 
 Examples:
   $ deployctl freeze prod --reason "incident INC-204: checkout errors" --for 2h
   $ deployctl freeze prod --reason "year-end change freeze" --until 2027-01-04T08:00:00Z
+  $ deployctl freeze prod --name weekends --window "fri 15:00-mon 08:00" --tz Europe/Berlin --reason "no weekend deploys"
   $ deployctl freezes
   $ deployctl deploy ./site --app web --env prod --version v1.4.3 --override-freeze "hotfix for INC-204"
   $ deployctl unfreeze prod
 `,
   unfreeze: `
 Unfreezing an environment that is not frozen changes nothing. A freeze given
---for or --until ends by itself.
+--for or --until ends by itself. Other freezes of the environment (named
+ones) still hold: the answer lists them.
 
 Examples:
   $ deployctl unfreeze prod
+  $ deployctl unfreeze prod --name weekends
 `,
   freezes: `
-Only freezes in force are listed (one that has ended is not).
+Freezes in force are listed, and recurring ones between their windows
+(IN FORCE no); one that has ended is not.
 
 Examples:
   $ deployctl freezes

@@ -187,16 +187,20 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .argument("<env>", "environment", tokenOption)
       .option("--reason <text>", "why (required: shown to everyone whose deployment is refused)")
       .option("--for <duration>", "how long: 30m, 2h, 3d (default: until deployctl unfreeze)", freezeDurationOption)
-      .option("--until <time>", "when it ends, e.g. 2026-12-28T08:00:00Z (not with --for)", timeOption),
+      .option("--until <time>", "when it ends, e.g. 2026-12-28T08:00:00Z (not with --for)", timeOption)
+      .option("--name <name>", "a named freeze, beside the environment's others (a recurring window, an incident's); default: the unnamed one", tokenOption)
+      .option("--window <window>", 'in force only within this weekly window: "fri 15:00-mon 08:00", or "18:00-08:00" every day (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+      .option("--tz <zone>", "the IANA time zone of --window (default UTC), e.g. Europe/Berlin"),
   ).action((env: string, o: FreezeOptions) => run(freezeCommand(env, o)));
 
   withCommonOptions(
     subcommand(program, "unfreeze")
-      .description("lift an environment's freeze: deployments to it are accepted again")
-      .argument("<env>", "environment", tokenOption),
-  ).action((env: string, o: CommonOptions) => run(unfreezeCommand(env, o)));
+      .description("lift an environment's freeze: deployments to it are accepted again (unless another of its freezes holds)")
+      .argument("<env>", "environment", tokenOption)
+      .option("--name <name>", "the named freeze to lift (default: the unnamed one)", tokenOption),
+  ).action((env: string, o: CommonOptions & { name?: string }) => run(unfreezeCommand(env, o)));
 
-  withCommonOptions(subcommand(program, "freezes").description("list the environments frozen now: who froze them, since when, until when and why")).action((o: CommonOptions) =>
+  withCommonOptions(subcommand(program, "freezes").description("list the freezes that hold (in force now, or waiting for their next weekly window): who froze, since when, until when and why")).action((o: CommonOptions) =>
     run(freezesCommand(o)),
   );
 

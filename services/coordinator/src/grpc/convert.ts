@@ -274,11 +274,25 @@ export function toArtifactMessage(a: ArtifactInfo): ArtifactInput {
   return { app: a.app, name: a.name, digest: a.digest, size: String(a.size), createdAt: timestamp(a.createdAt), hooks: a.hooks };
 }
 
-export function toFreezeMessage(f: FreezeRecord): EnvironmentFreeze {
-  return { environment: f.environment, frozen: f.frozen, reason: f.reason, by: f.by.name, at: timestamp(f.at), until: timestamp(f.until) };
+export function toFreezeMessage(f: FreezeRecord, inForce: boolean): EnvironmentFreeze {
+  return {
+    environment: f.environment,
+    frozen: f.frozen,
+    reason: f.reason,
+    by: f.by.name,
+    at: timestamp(f.at),
+    until: timestamp(f.until),
+    name: f.name ?? "",
+    windows: f.windows ?? [],
+    timeZone: f.windows ? (f.timeZone ?? "UTC") : "",
+    inForce,
+  };
 }
 
 function freezeOverrideMessage(environment: string, o: FreezeOverride | undefined): { reason: string; freeze: EnvironmentFreeze } | null {
   if (!o) return null;
-  return { reason: o.reason, freeze: { environment, frozen: true, reason: o.freeze.reason, by: o.freeze.by, at: timestamp(o.freeze.at), until: timestamp(o.freeze.until) } };
+  return {
+    reason: o.reason,
+    freeze: { environment, frozen: true, reason: o.freeze.reason, by: o.freeze.by, at: timestamp(o.freeze.at), until: timestamp(o.freeze.until), name: o.freeze.name ?? "", inForce: true },
+  };
 }

@@ -23,7 +23,7 @@ import {
   validateAgentId,
   validateCreate,
   validateDeploymentId,
-  validateEnvironment,
+  validateUnfreeze,
   validateFreeze,
   validateList,
   validateReason,
@@ -197,20 +197,20 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     FreezeEnvironment: call("FreezeEnvironment", async (req, c) => {
       const f = validateFreeze(req, deps.registry.clock.now());
       const by = callIdentity(c);
-      const rec = await deps.freezes.set(f.environment, true, f.reason, by, f.untilMs);
-      log.info({ environment: f.environment, by: by.name, reason: f.reason, until: rec.until ?? "unfrozen" }, "environment frozen");
-      return toFreezeMessage(rec);
+      const rec = await deps.freezes.set(f.environment, true, f.reason, by, f);
+      log.info({ environment: f.environment, name: f.name, windows: f.windows, timeZone: f.timeZone, by: by.name, reason: f.reason, until: rec.until ?? "unfrozen" }, "environment frozen");
+      return toFreezeMessage(rec, deps.freezes.inForce(rec));
     }),
 
     UnfreezeEnvironment: call("UnfreezeEnvironment", async (req, c) => {
-      const environment = validateEnvironment(req.environment);
+      const { environment, name } = validateUnfreeze(req);
       const by = callIdentity(c);
-      const rec = await deps.freezes.set(environment, false, "", by);
-      log.info({ environment, by: by.name }, "environment unfrozen");
-      return toFreezeMessage(rec);
+      const rec = await deps.freezes.set(environment, false, "", by, name ? { name } : {});
+      log.info({ environment, name, by: by.name }, "environment unfrozen");
+      return toFreezeMessage(rec, deps.freezes.inForce(rec));
     }),
 
-    ListFreezes: call("ListFreezes", () => Promise.resolve({ freezes: deps.freezes.active().map(toFreezeMessage) })),
+    ListFreezes: call("ListFreezes", () => Promise.resolve({ freezes: deps.freezes.list().map((f) => toFreezeMessage(f.record, f.inForce)) })),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

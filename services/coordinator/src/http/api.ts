@@ -16,7 +16,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
-import { listPage, toDeploymentMessage } from "../grpc/convert.js";
+import { listPage, toDeploymentMessage, toFreezeMessage } from "../grpc/convert.js";
+import type { Freezes } from "../freezes.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
@@ -38,6 +39,8 @@ export interface ApiDeps {
   /** Desired releases, for the agents' status. */
   releases: ReleaseBook;
   reconciler: Reconciler;
+  /** Environments frozen now (the deployments page shows them). */
+  freezes: Freezes;
   auth: TokenAuthenticator;
   log: Logger;
   /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
@@ -142,6 +145,10 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     });
     const { deployments, nextPageToken } = await listDeployments(deps.ctx, list);
     return sendJson(res, 200, { deployments: listPage(deployments), nextPageToken });
+  }
+  if (parts.length === 1 && parts[0] === "freezes") {
+    // As ListFreezes: the environments frozen now.
+    return sendJson(res, 200, { freezes: deps.freezes.list().map((f) => toFreezeMessage(f.record, f.inForce)) });
   }
   if (parts.length === 1 && parts[0] === "agents") {
     // As ListAgents, a page at a time (status by its short name too: outdated).

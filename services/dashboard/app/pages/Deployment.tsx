@@ -9,7 +9,7 @@
 // and the event stream fills in the log and the output boxes after that.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, AuthRequired, type DeployEvent, type Deployment, type Session } from "../api.js";
-import { clock, seconds, short, TERMINAL, when } from "../format.js";
+import { freezeText, clock, seconds, short, TERMINAL, when } from "../format.js";
 import { follow, type Follow, type LiveStatus } from "../live.js";
 import { OutcomeBar, outcomeOf } from "../outcome.js";
 import { OutputBox } from "../output.js";
@@ -289,6 +289,14 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         {Boolean(dep.reverts) && (<><dt>Reverts</dt><dd id="reverts">{link(dep.reverts!)} (auto_revert: brings the targets it changed back)</dd></>)}
         {Boolean(restores?.release) && (
           <><dt>Restores</dt><dd id="restores"><span class="mono">{restores!.version}</span> (release <span class="mono">{restores!.release}</span>, from {link(restores!.deploymentId)})</dd></>
+        )}
+        {dep.freezeOverride?.freeze && (
+          <>
+            <dt>Freeze override</dt>
+            <dd id="freeze-override">
+              deployed through a freeze of {dep.environment} ({freezeText(dep.freezeOverride.freeze)}), by {dep.requestedBy || "—"}: {dep.freezeOverride.reason}
+            </dd>
+          </>
         )}
         {Boolean(dep.revertedBy) && (<><dt>Reverted by</dt><dd id="reverted-by">{link(dep.revertedBy!)} (auto_revert)</dd></>)}
         <dt>Strategy</dt>

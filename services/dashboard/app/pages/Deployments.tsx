@@ -3,8 +3,8 @@
 // many rows as are shown ("More" included) and replaces them in place, keyed
 // by id: no flicker, the filter form keeps what is typed in it.
 import { useRef, useState } from "preact/hooks";
-import { api, AuthRequired, type Deployment } from "../api.js";
-import { short, when } from "../format.js";
+import { api, AuthRequired, type Deployment, type Freeze } from "../api.js";
+import { freezeText, short, when } from "../format.js";
 import { OutcomeBar, outcomeOf } from "../outcome.js";
 import { usePoll } from "../poll.js";
 
@@ -16,6 +16,7 @@ const MAX_PAGE_SIZE = 200;
 export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams; onAuthLost: () => void }) {
   const filters = { app: query.get("app") ?? "", env: query.get("env") ?? "", state: query.get("state") ?? "" };
   const [rows, setRows] = useState<Deployment[] | undefined>(undefined);
+  const [freezes, setFreezes] = useState<Freeze[]>([]);
   const [next, setNext] = useState("");
   const [error, setError] = useState("");
   const [form, setForm] = useState(filters);
@@ -32,6 +33,8 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
   const refresh = usePoll(
     async (signal) => {
       const want = shown.current;
+      // Beside the rows: the environments frozen now (a failed read keeps the banner as it was).
+      void api.freezes(signal).then((f) => !signal.aborted && setFreezes(f.freezes), () => undefined);
       const r = await api.deployments({ ...filters, pageSize: Math.min(MAX_PAGE_SIZE, want) }, signal).catch((err: unknown) => {
         if (!signal.aborted) report(err); // the rows shown stay; the poll backs off
         throw err;
@@ -90,6 +93,11 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
         {asOf > 0 && <span class="muted" id="as-of" title="refreshed every 2 s while the page is visible">as of {new Date(asOf).toLocaleTimeString()}</span>}
       </div>
       {error && <p class="error">{error}</p>}
+      {freezes.filter((f) => f.inForce !== false).map((f) => (
+        <p class="frozen" key={`${f.environment}.${f.name ?? ""}`} data-frozen={f.environment}>
+          <strong>{f.environment} is frozen</strong>: new deployments to it are refused (rollbacks and convergence still run). {freezeText(f)}
+        </p>
+      ))}
       {rows?.length === 0 && <p class="muted">No deployment matches.</p>}
       {rows && rows.length > 0 && (
         <table class="deployments">
@@ -109,6 +117,7 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
                   {d.awaitingPromotion && <span class="badge waiting">awaiting promotion</span>}
                   {d.reverts && <span class="badge waiting" title={`auto_revert of ${d.reverts}`}>revert</span>}
                   {!d.reverts && d.restores?.release && <span class="badge waiting" title={`restores ${d.restores.release}`}>rollback</span>}
+                  {d.freezeOverride?.freeze && <span class="badge waiting" data-freeze-override="true" title={`through a freeze: ${d.freezeOverride.reason}`}>freeze override</span>}
                 </td>
                 <td class="progress-cell"><OutcomeBar outcome={outcomeOf(statesOf(d), d.state)} /></td>
                 <td>{d.requestedBy || "—"}</td>

@@ -8,7 +8,7 @@
 import type { Client } from "../client.js";
 import { EXIT, UsageError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
-import { duration, freezeLine, isoTime, table, tsMs } from "../render/format.js";
+import { duration, freezeLine, isoTime, table, tsMs, windowsLine } from "../render/format.js";
 import { jsonDocument } from "../render/json.js";
 
 export interface FreezeOptions extends CommonOptions {
@@ -16,6 +16,11 @@ export interface FreezeOptions extends CommonOptions {
   /** How long (ms), or --until; neither: until unfrozen. */
   for?: number;
   until?: number;
+  /** A named freeze (a recurring window beside an incident's); absent: the environment's unnamed one. */
+  name?: string;
+  /** Weekly windows it is in force in ("fri 15:00-mon 08:00"); absent: all the time. */
+  window?: string[];
+  tz?: string;
 }
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -33,16 +38,24 @@ export function freezeCommand(env: string, o: FreezeOptions): Promise<ExitCode> 
   if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the freeze refuses reads it");
   if (o.for !== undefined && o.until !== undefined) throw new UsageError("give --for or --until, not both (neither: until deployctl unfreeze)");
   if (o.until !== undefined && o.until <= Date.now()) throw new UsageError(`--until ${new Date(o.until).toISOString()} has passed`);
+  if (o.tz !== undefined && !o.window?.length) throw new UsageError("--tz only with --window (a freeze without windows holds all the time)");
   return withClient(o, async (c) => {
-    const f = await c.freezeEnvironment(env, o.reason!, { ...(o.for !== undefined ? { forMs: o.for } : {}), ...(o.until !== undefined ? { untilMs: o.until } : {}) });
+    const f = await c.freezeEnvironment(env, o.reason!, {
+      ...(o.for !== undefined ? { forMs: o.for } : {}),
+      ...(o.until !== undefined ? { untilMs: o.until } : {}),
+      ...(o.name ? { name: o.name } : {}),
+      ...(o.window?.length ? { windows: o.window } : {}),
+      ...(o.tz ? { timeZone: o.tz } : {}),
+    });
     if (o.json) {
       print(jsonDocument("deploy.v1.EnvironmentFreeze", f).trimEnd());
       return EXIT.OK;
     }
+    const unfreeze = `deployctl unfreeze ${env}${f.name ? ` --name ${f.name}` : ""}`;
     print(
-      `${env} is ${freezeLine(f)}.\n` +
-        `New deployments to ${env} are refused (deployctl deploy --override-freeze "<why>" goes through, recorded); ` +
-        `rollbacks, automatic reverts and convergence still run. Lift it with: deployctl unfreeze ${env}`,
+      `${env} is ${freezeLine(f)}${f.windows?.length ? ` (in force now: ${f.inForce ? "yes" : "no"})` : ""}.\n` +
+        `${f.windows?.length ? "Within its windows, new" : "New"} deployments to ${env} are refused (deployctl deploy --override-freeze "<why>" goes through, recorded); ` +
+        `rollbacks, automatic reverts and convergence still run. Lift it with: ${unfreeze}`,
     );
     // A freeze stops nothing that runs: say what does, so it can be paused or cancelled.
     const running = (await c.listDeployments({ environment: env, state: "DEPLOYMENT_STATE_RUNNING", pageSize: 20 })).deployments ?? [];
@@ -54,12 +67,21 @@ export function freezeCommand(env: string, o: FreezeOptions): Promise<ExitCode> 
   });
 }
 
-export function unfreezeCommand(env: string, o: CommonOptions): Promise<ExitCode> {
+export function unfreezeCommand(env: string, o: CommonOptions & { name?: string }): Promise<ExitCode> {
   return withClient(o, async (c) => {
-    const before = ((await c.listFreezes()).freezes ?? []).find((f) => f.environment === env);
-    const f = await c.unfreezeEnvironment(env);
-    if (o.json) print(jsonDocument("deploy.v1.EnvironmentFreeze", f).trimEnd());
-    else print(before ? `${env} is no longer frozen (it was ${freezeLine(before)}); deployments to it are accepted again` : `${env} was not frozen: nothing changed`);
+    const all = (await c.listFreezes()).freezes ?? [];
+    const before = all.find((f) => f.environment === env && (f.name ?? "") === (o.name ?? ""));
+    const f = await c.unfreezeEnvironment(env, o.name);
+    if (o.json) {
+      print(jsonDocument("deploy.v1.EnvironmentFreeze", f).trimEnd());
+      return EXIT.OK;
+    }
+    const what = o.name ? `${env}'s freeze "${o.name}"` : env;
+    print(before ? `${what} is lifted (it was ${freezeLine(before)})` : `${what} was not frozen: nothing changed`);
+    // Other freezes of the environment still hold: say so, or the operator believes it open.
+    const others = all.filter((x) => x.environment === env && x !== before);
+    for (const x of others) print(`${env} is still ${freezeLine(x)}${x.inForce ? " (in force now)" : " (not in force now)"}; lift it with: deployctl unfreeze ${env}${x.name ? ` --name ${x.name}` : ""}`);
+    if (before && others.every((x) => !x.inForce)) print(`deployments to ${env} are accepted again`);
     return EXIT.OK;
   });
 }
@@ -79,10 +101,19 @@ export function freezesCommand(o: CommonOptions): Promise<ExitCode> {
     const now = Date.now();
     print(
       table(
-        ["ENVIRONMENT", "FROZEN BY", "SINCE", "UNTIL", "REASON"],
+        ["ENVIRONMENT", "NAME", "IN FORCE", "WHEN", "FROZEN BY", "SINCE", "UNTIL", "REASON"],
         freezes.map((f) => {
           const end = tsMs(f.until ?? null);
-          return [f.environment ?? "", f.by || "-", isoTime(f.at ?? null), end === undefined ? "unfrozen" : `${isoTime(f.until ?? null)} (${duration(end - now)} left)`, f.reason ?? ""];
+          return [
+            f.environment ?? "",
+            f.name || "-",
+            f.inForce ? "yes" : "no",
+            windowsLine(f) || "always",
+            f.by || "-",
+            isoTime(f.at ?? null),
+            end === undefined ? "unfrozen" : `${isoTime(f.until ?? null)} (${duration(end - now)} left)`,
+            f.reason ?? "",
+          ];
         }),
       ),
     );

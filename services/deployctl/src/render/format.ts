@@ -86,10 +86,16 @@ export function duration(ms: number | undefined): string {
 }
 
 /** `frozen by alice at <time> until <time> (1h59m left): incident 42` */
-export function freezeLine(f: { by?: string; at?: Timestamp; until?: Timestamp; reason?: string }, now = Date.now()): string {
+export function freezeLine(f: { by?: string; at?: Timestamp; until?: Timestamp; reason?: string; name?: string; windows?: string[]; timeZone?: string }, now = Date.now()): string {
   const end = tsMs(f.until);
   const until = end === undefined ? "until unfrozen" : `until ${isoTime(f.until)} (${duration(end - now)} left)`;
-  return `frozen by ${f.by || "-"} at ${isoTime(f.at)} ${until}${f.reason ? `: ${f.reason}` : ""}`;
+  const what = [f.name ? `"${f.name}"` : "", windowsLine(f)].filter(Boolean).join(", ");
+  return `frozen${what ? ` (${what})` : ""} by ${f.by || "-"} at ${isoTime(f.at)} ${until}${f.reason ? `: ${f.reason}` : ""}`;
+}
+
+/** "every fri 15:00-mon 08:00 (Europe/Berlin)", or "" for a freeze in force all the time. */
+export function windowsLine(f: { windows?: string[]; timeZone?: string }): string {
+  return f.windows?.length ? `every ${f.windows.join(", ")} (${f.timeZone || "UTC"})` : "";
 }
 
 export function ago(t: Timestamp, now = Date.now()): string {

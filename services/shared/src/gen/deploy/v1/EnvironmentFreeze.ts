@@ -9,6 +9,10 @@ export interface EnvironmentFreeze {
   'by'?: (string);
   'at'?: (_google_protobuf_Timestamp | null);
   'until'?: (_google_protobuf_Timestamp | null);
+  'name'?: (string);
+  'windows'?: (string)[];
+  'timeZone'?: (string);
+  'inForce'?: (boolean);
 }
 
 export interface EnvironmentFreeze__Output {
@@ -18,4 +22,8 @@ export interface EnvironmentFreeze__Output {
   'by'?: (string);
   'at'?: (_google_protobuf_Timestamp__Output);
   'until'?: (_google_protobuf_Timestamp__Output);
+  'name'?: (string);
+  'windows'?: (string)[];
+  'timeZone'?: (string);
+  'inForce'?: (boolean);
 }

@@ -8,6 +8,9 @@ export interface FreezeEnvironmentRequest {
   'reason'?: (string);
   'duration'?: (_google_protobuf_Duration | null);
   'until'?: (_google_protobuf_Timestamp | null);
+  'name'?: (string);
+  'windows'?: (string)[];
+  'timeZone'?: (string);
 }
 
 export interface FreezeEnvironmentRequest__Output {
@@ -15,4 +18,7 @@ export interface FreezeEnvironmentRequest__Output {
   'reason'?: (string);
   'duration'?: (_google_protobuf_Duration__Output);
   'until'?: (_google_protobuf_Timestamp__Output);
+  'name'?: (string);
+  'windows'?: (string)[];
+  'timeZone'?: (string);
 }

@@ -3,8 +3,10 @@
 
 export interface UnfreezeEnvironmentRequest {
   'environment'?: (string);
+  'name'?: (string);
 }
 
 export interface UnfreezeEnvironmentRequest__Output {
   'environment'?: (string);
+  'name'?: (string);
 }
