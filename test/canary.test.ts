@@ -60,6 +60,23 @@ describe("canary, promote, pause, auto_revert and rollback", () => {
     v1 = d.id!;
   });
 
+  it("strategy.soak: each target that succeeded keeps its slot that long before the next one is dispatched", async () => {
+    const d = await deploy("v-soak", { maxConcurrency: 1, soak: { seconds: 1 } });
+    expect(d.strategy?.soak).toMatchObject({ seconds: "1" });
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const events = await client.events(d.id!);
+    const at = (type: string, agentId: string): number => {
+      const e = events.find((x) => x.type === type && x.agentId === agentId);
+      return Number(e?.time?.seconds ?? 0) * 1000 + Math.floor((e?.time?.nanos ?? 0) / 1e6);
+    };
+    // Event times are the server's, the soak measured on the coordinator's estimate of that clock (a few ms of slack): a2 dispatched the soak after a1's result, a3 after a2's.
+    expect(at("target.dispatched", "a2") - at("target.result", "a1")).toBeGreaterThanOrEqual(900);
+    expect(at("target.dispatched", "a3") - at("target.result", "a2")).toBeGreaterThanOrEqual(900);
+    const bad = await grpcError(deploy("v-x", { soak: { seconds: String(8 * 86400) } }));
+    expect(bad?.details).toMatch(/^strategy\.soak: must be at most 7 days/);
+  });
+
   it("canary_soak promotes by itself once the wave has succeeded", async () => {
     const d = await deploy("v1b", { canaryPercent: "50%", canarySoak: { seconds: 1 } });
     // 50% of 3: ceil(1.5) = 2 canaries.

@@ -54,7 +54,11 @@ describe("cancel --kill", () => {
     work = await mkdtemp(join(tmpdir(), "cancel-kill-"));
     const script = join(work, "deploy.sh");
     // The deploy executable's sleep runs in its process group, as a hook's child would.
-    await writeFile(script, `#!/usr/bin/env bash\necho "applying $DEPLOY_VERSION"\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
+    // A version named fix-* applies at once (the replacement of a hung one).
+    await writeFile(
+      script,
+      `#!/usr/bin/env bash\necho "applying $DEPLOY_VERSION"\ncase "$DEPLOY_VERSION" in fix-*) exit 0;; esac\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`,
+    );
     await chmod(script, 0o755);
     stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "200" } });
     for (const id of ["a1", "a2"]) await stack.startAgent(id, { apps: { web: { deploy: script } } });
@@ -109,5 +113,21 @@ describe("cancel --kill", () => {
     expect(events.filter((t) => t === "deployment.cancel_requested")).toHaveLength(2);
     const again = await cli(["cancel", id, "--kill"]);
     expect(again.stdout).toBe(`${id} was already CANCELLED: nothing to cancel\n`);
+  });
+
+  it("deploy --kill-active replaces a deployment hung in its applies: it is cancelled with kill_running, its applies killed, and the new one runs", async () => {
+    const id = await hanging("v3");
+    const pids = await pidsOf();
+    const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "fix-v3", "--max-concurrency", "2", "--kill-active"]);
+    expect(r.code, shown(r)).toBe(0);
+    expect(r.stdout).toContain(`cancelled deployment ${id} (--kill-active): targets not yet started are cancelled, applies in flight are killed`);
+    const fixed = await client.get(deploymentIdOf(r));
+    expect(fixed.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const old = await client.get(id);
+    expect(old.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(old.killRequested).toBe(true);
+    expect(old.cancelledBy).toBe("anonymous (development mode)");
+    expect(old.targets?.map((t) => t.message)).toEqual([KILLED, KILLED]);
+    for (const pid of pids) await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
   });
 });

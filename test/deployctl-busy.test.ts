@@ -64,7 +64,7 @@ describe("deploy while another deployment of the pair is active", () => {
     const refused = await cli(deployArgs("v2"));
     expect(refused.code, shown(refused)).toBe(2);
     expect(refused.stderr).toContain(
-      `deployctl: FAILED_PRECONDITION: deployment ${active} is still RUNNING for app web in environment prod; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active`,
+      `deployctl: FAILED_PRECONDITION: deployment ${active} is still RUNNING for app web in environment prod; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active (--kill-active also kills its applies running now)`,
     );
 
     const gaveUp = await cli(deployArgs("v2", "--wait-active", "2s"));
@@ -75,7 +75,7 @@ describe("deploy while another deployment of the pair is active", () => {
 
     const dry = await cli(deployArgs("v2", "--dry-run", "--wait-active", "1m"));
     expect(dry.code, shown(dry)).toBe(2);
-    expect(dry.stderr).toContain("--dry-run creates nothing: --wait-active and --cancel-active do not apply to it");
+    expect(dry.stderr).toContain("--dry-run creates nothing: --wait-active, --cancel-active and --kill-active do not apply to it");
 
     await client.promote(active);
     await until("v1 done", async () => ((await client.get(active)).state === "DEPLOYMENT_STATE_SUCCEEDED" ? true : undefined));

@@ -177,6 +177,25 @@ describe("plan", () => {
     expect(plan(log.rec!, ctx(0))).toEqual([{ type: "target.dispatched", agentId: "a3" }]);
   });
 
+  it("strategy.soak: a target that succeeded keeps its slot for the soak, then the next target takes it; the last one's soak does not delay the verdict", () => {
+    const soaked: DeploymentSpec = { ...spec, targets: ["a1", "a2"], strategy: { ...spec.strategy, maxConcurrency: 1, soakMs: 10_000 } };
+    const log = new Log().add(C, { type: "deployment.created", spec: soaked });
+    for (const d of plan(log.rec!, ctx(0))) log.add(C, d);
+    log.add("a1", { type: "target.started", agentId: "a1" }, 100).add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 }, 1000);
+    // Soaking until 11,000: nothing to do (no timeout either).
+    expect(plan(log.rec!, ctx(1000))).toEqual([]);
+    expect(plan(log.rec!, ctx(10_999))).toEqual([]);
+    expect(plan(log.rec!, ctx(11_000))).toEqual([{ type: "target.dispatched", agentId: "a2" }]);
+    log.add(C, { type: "target.dispatched", agentId: "a2" }, 11_000);
+    log.add("a2", { type: "target.started", agentId: "a2" }, 11_100).add("a2", { type: "target.result", agentId: "a2", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 }, 12_000);
+    expect(plan(log.rec!, ctx(12_001))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "SUCCEEDED" })]);
+    // A failed target holds no slot: only a success is soaked.
+    const failing = new Log().add(C, { type: "deployment.created", spec: { ...soaked, strategy: { ...soaked.strategy, maxFailures: 1 } } });
+    for (const d of plan(failing.rec!, ctx(0))) failing.add(C, d);
+    failing.add("a1", { type: "target.started", agentId: "a1" }, 100).add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "x", exitCode: 1, durationMs: 1 }, 1000);
+    expect(plan(failing.rec!, ctx(1001))).toEqual([{ type: "target.dispatched", agentId: "a2" }]);
+  });
+
   it("a first dispatch that dispatches nothing leaves the deployment PENDING; an explicit deployment.started (older coordinators) still starts it", () => {
     const log = new Log().add(C, { type: "deployment.created", spec }).add(C, { type: "target.dispatched", agentId: "nobody" });
     expect(log.rec!.state).toBe("PENDING");

@@ -96,6 +96,8 @@ describe("environment freezes", () => {
     const err = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v4" } }));
     expect(err.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(err.details).toMatch(/^environment prod is frozen by anonymous \(development mode\) at \S+ until \S+: incident INC-204; rollbacks and convergence still run; to deploy anyway give freeze_override_reason/);
+    // The trailer tells a freeze from any other refusal.
+    expect(err.metadata.get("environment-frozen")).toEqual(["prod"]);
     const dry = await grpcError(client.create({ requestId, app: "web", environment: "prod", changeset: { version: "v4" }, validateOnly: true }));
     expect(dry.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(dry.details).toContain("incident INC-204");
@@ -209,7 +211,8 @@ describe("environment freezes", () => {
     expect(doc.freezes[0]!.until).toMatch(/Z$/);
 
     const refused = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v8"]);
-    expect(refused.code, shown(refused)).toBe(2);
+    // 4: frozen, nothing created (a pipeline may skip its deploy on it).
+    expect(refused.code, shown(refused)).toBe(4);
     expect(refused.stderr).toMatch(/environment prod is frozen by .*: year-end change freeze/);
     const through = await until("the override accepted", async () => {
       const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v8", "--override-freeze", "security patch CVE-1"]);

@@ -63,7 +63,7 @@ import {
   COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
   PairBusyError,
-  PreconditionError,
+  EnvironmentFrozenError,
   freezeOverrideOf,
   freezeText,
   type FreezeOverride,
@@ -443,8 +443,9 @@ function refuseWhileFrozen(input: CreateInput, fleet: FleetOptions): void {
   if (input.restores || input.convergesTo || input.freezeOverride !== undefined) return;
   const f = fleet.frozen?.(input.environment);
   if (!f) return;
-  throw new PreconditionError(
+  throw new EnvironmentFrozenError(
     `environment ${input.environment} is ${freezeText(f)}; rollbacks and convergence still run; to deploy anyway give freeze_override_reason (deployctl deploy --override-freeze "<why>"), which is recorded with the deployment`,
+    input.environment,
   );
 }
 

@@ -77,15 +77,16 @@ export class Freezes {
    * Freezes (until `more.untilMs`, or until unfrozen; within `more.windows`
    * only, when given) or unfreezes the environment's freeze `more.name`
    * (none: its unnamed one); stored before it returns. Unfreezing a freeze
-   * that does not hold writes nothing and answers with its last record (or
-   * an unfreeze's, never stored).
+   * that does not hold writes nothing and answers with its last unfreeze
+   * (or, never frozen or ended by itself, an unfreeze's record not stored).
    */
   async set(environment: string, frozen: boolean, reason: string, by: Identity, more: { name?: string; untilMs?: number; windows?: string[]; timeZone?: string } = {}): Promise<FreezeRecord> {
     const now = this.now();
     const key = freezeKey(environment, more.name);
     if (!frozen) {
       const prev = this.#records.get(key)?.record;
-      if (!freezeHolds(prev, now)) return prev ?? freezeRecord(environment, false, "", by, new Date(now), { ...(more.name ? { name: more.name } : {}) });
+      // Nothing holds (never frozen, lifted, or ended by itself): nothing to write.
+      if (!freezeHolds(prev, now)) return prev && !prev.frozen ? prev : freezeRecord(environment, false, "", by, new Date(now), { ...(more.name ? { name: more.name } : {}) });
     }
     const record = freezeRecord(environment, frozen, reason, by, new Date(now), {
       ...(more.name ? { name: more.name } : {}),

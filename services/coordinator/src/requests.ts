@@ -90,6 +90,8 @@ export interface StrategyInput {
   /** Leave out the targets already on the changeset (resolveRequest.ts currentOf). */
   onlyOutdated?: boolean;
   ignoreStopFailures?: boolean;
+  /** Bake time per succeeded target (Strategy.soakMs); absent: none. */
+  soakMs?: number;
 }
 
 export interface Defaults {
@@ -237,6 +239,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     autoRevert: st.autoRevert === true,
     onlyOutdated: st.onlyOutdated === true,
     ignoreStopFailures: st.ignoreStopFailures === true,
+    ...(st.soak === undefined || st.soak === null ? {} : { soakMs: durationMs(st.soak, "strategy.soak", 0) }),
   };
   const rawTargets = r.targets ?? [];
   if (!Array.isArray(rawTargets)) throw new ValidationError("targets", "must be a list");
@@ -301,6 +304,7 @@ export function requestHash(input: CreateInput): string {
   if (st.autoRevert) strategy["autoRevert"] = true;
   if (st.onlyOutdated) strategy["onlyOutdated"] = true;
   if (st.ignoreStopFailures) strategy["ignoreStopFailures"] = true;
+  if (st.soakMs !== undefined) strategy["soakMs"] = st.soakMs;
   const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.note];
   // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
   if (input.selector) body.push({ selector: input.selector.text });

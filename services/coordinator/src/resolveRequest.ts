@@ -177,6 +177,7 @@ export function resolveStrategy(st: StrategyInput, targets: number): Strategy {
     ...(st.autoRevert ? { autoRevert: true } : {}),
     ...(st.onlyOutdated ? { onlyOutdated: true } : {}),
     ...(st.ignoreStopFailures ? { ignoreStopFailures: true } : {}),
+    ...(st.soakMs !== undefined ? { soakMs: st.soakMs } : {}),
   };
 }
 

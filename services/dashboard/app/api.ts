@@ -33,6 +33,8 @@ export interface Deployment {
     canarySoak?: Timestamp | null;
     autoRevert?: boolean;
     onlyOutdated?: boolean;
+    /** Bake time: a target that succeeded keeps its slot this long. */
+    soak?: Timestamp | null;
     ignoreStopFailures?: boolean;
     maxPause?: Timestamp | null;
   };

@@ -1,15 +1,19 @@
 // Exit codes and the one-line error format. Scripts rely on the codes:
 // 0 succeeded, 1 failed / timed out / cancelled (or an unexpected error),
-// 2 usage or validation error, 3 the coordinator cannot be reached,
+// 2 usage or validation error, 3 the coordinator cannot be reached, 4 the
+// environment is frozen (nothing created),
 // 130 interrupted (Ctrl-C while following; the deployment goes on),
 // 141 the reader of stdout went away (`deployctl watch <id> | head`).
 import { status, type ServiceError } from "@grpc/grpc-js";
+import { EnvironmentFrozenError } from "../../shared/src/errors.js";
 
 export const EXIT = {
   OK: 0,
   FAILED: 1,
   USAGE: 2,
   UNREACHABLE: 3,
+  /** The environment is frozen (FreezeEnvironment): nothing was created; a pipeline may skip its deploy on it. */
+  FROZEN: 4,
   INTERRUPTED: 130,
   /** 128 + SIGPIPE (13): what a shell reports for `seq 1000000 | head -n 1`'s seq (output.ts says why). */
   OUTPUT_CLOSED: 141,
@@ -112,6 +116,7 @@ export function isRetryable(err: unknown): err is ServiceError {
 export function exitCodeOf(err: unknown): ExitCode {
   if (err instanceof CliError) return err.exitCode;
   if (isServiceError(err)) {
+    if (err.code === status.FAILED_PRECONDITION && (err.metadata?.get(EnvironmentFrozenError.TRAILER).length ?? 0) > 0) return EXIT.FROZEN;
     if (USAGE_CODES.has(err.code)) return EXIT.USAGE;
     if (RETRYABLE.has(err.code)) return EXIT.UNREACHABLE;
   }

@@ -193,7 +193,7 @@ Examples:
   $ deployctl deregister web-7
 `,
   freeze: `
-While an environment is frozen, deployctl deploy to it is refused (exit 2,
+While an environment is frozen, deployctl deploy to it is refused (exit 4,
 naming who froze it, why and until when), and so is any other client's
 CreateDeployment. deployctl rollback, automatic reverts (--auto-revert) and
 convergence still run: a freeze must not close the way back. Deployments

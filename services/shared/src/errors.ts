@@ -63,6 +63,23 @@ export class PairBusyError extends PreconditionError {
   }
 }
 
+/**
+ * FAILED_PRECONDITION because the deployment's environment is frozen
+ * (FreezeEnvironment). The environment goes out with the error (the gRPC
+ * trailer `environment-frozen`), so a pipeline can tell a freeze from any
+ * other refusal and skip its deploy (deployctl exits 4).
+ */
+export class EnvironmentFrozenError extends PreconditionError {
+  /** The gRPC trailer that carries the environment (docs/api.md). */
+  static readonly TRAILER = "environment-frozen";
+  constructor(
+    message: string,
+    readonly environment: string,
+  ) {
+    super(message);
+  }
+}
+
 export class NotFoundError extends DeployError {
   constructor(message: string) {
     super("NOT_FOUND", message);

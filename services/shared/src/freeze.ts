@@ -65,13 +65,13 @@ export function freezeRecord(
 }
 
 /** Set and not ended: in force now, or at the next of its windows. */
-export function freezeHolds(r: FreezeRecord | undefined, nowMs: number): r is FreezeRecord {
+export function freezeHolds(r: FreezeRecord | undefined, nowMs: number): boolean {
   return r !== undefined && r.frozen && (r.until === undefined || Date.parse(r.until) > nowMs);
 }
 
 /** Whether the record freezes its environment at `nowMs`: set, not ended, and (with windows) within one of them. */
-export function freezeActive(r: FreezeRecord | undefined, nowMs: number): r is FreezeRecord {
-  return freezeHolds(r, nowMs) && (r.windows === undefined || inWindows(r.windows, r.timeZone ?? "UTC", nowMs));
+export function freezeActive(r: FreezeRecord | undefined, nowMs: number): boolean {
+  return r !== undefined && freezeHolds(r, nowMs) && (r.windows === undefined || inWindows(r.windows, r.timeZone ?? "UTC", nowMs));
 }
 
 // ---------------------------------------------------------------------------

@@ -66,6 +66,8 @@ export interface Strategy {
   autoRevert?: boolean;
   /** A failing stop hook of the release being replaced does not fail the install (Command.ignoreStopFailures). */
   ignoreStopFailures?: boolean;
+  /** Bake time: a target that SUCCEEDED keeps its slot this long before the next target takes it; absent: none. */
+  soakMs?: number;
   /**
    * Only the targets not already on this changeset were deployed to (the
    * others are spec.currentTargets, SKIPPED from the start). Recorded for
@@ -265,6 +267,7 @@ function parseStrategy(v: unknown, field: string): Strategy {
     ...(o.autoRevert === undefined ? {} : { autoRevert: asBoolean(o.autoRevert, `${field}.autoRevert`) }),
     ...(o.onlyOutdated === undefined ? {} : { onlyOutdated: asBoolean(o.onlyOutdated, `${field}.onlyOutdated`) }),
     ...(o.ignoreStopFailures === undefined ? {} : { ignoreStopFailures: asBoolean(o.ignoreStopFailures, `${field}.ignoreStopFailures`) }),
+    ...(o.soakMs === undefined ? {} : { soakMs: asInt(o.soakMs, `${field}.soakMs`, 1, MAX_TIMEOUT_MS) }),
   };
 }
 

@@ -142,6 +142,7 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
       onlyOutdated: st.onlyOutdated === true,
       ignoreStopFailures: st.ignoreStopFailures === true,
       maxPause: duration(st.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS),
+      soak: st.soakMs === undefined ? null : duration(st.soakMs),
     },
     state: `DEPLOYMENT_STATE_${rec.state}`,
     message: rec.message,

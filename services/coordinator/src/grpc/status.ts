@@ -1,7 +1,7 @@
 // The one mapping from our error codes to gRPC status codes.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { DeployError, PairBusyError, type ErrorCode } from "../../../shared/src/index.js";
+import { DeployError, EnvironmentFrozenError, PairBusyError, type ErrorCode } from "../../../shared/src/index.js";
 
 const CODES: Record<ErrorCode, status> = {
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
@@ -19,6 +19,7 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
   if (err instanceof DeployError) {
     if ("field" in err && typeof err.field === "string") metadata.set("field", err.field);
     if (err instanceof PairBusyError) metadata.set(PairBusyError.TRAILER, err.activeDeploymentId);
+    if (err instanceof EnvironmentFrozenError) metadata.set(EnvironmentFrozenError.TRAILER, err.environment);
     return { code: CODES[err.code], details: err.message, metadata };
   }
   // Unknown errors are most often NATS not answering (timeouts while it

@@ -122,7 +122,10 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
     }
   }
   if (!rec.halted && !rec.cancelRequested && !rec.paused) {
-    const slots = strategy.maxConcurrency - inFlightOf(counts);
+    // strategy.soak: a target that succeeded keeps its slot that long (bake
+    // time), so the next target starts only once it has been watched. Ended
+    // by the sweep that comes after (rollout.sweepIntervalMs), as canary_soak.
+    const slots = strategy.maxConcurrency - inFlightOf(counts) - soakingOf(rec, ctx.now);
     if (slots > 0 && counts.PENDING > 0) {
       const ids: string[] = [];
       for (const agentId of inCanary ? wave : rec.spec.targets) {
@@ -157,6 +160,15 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   }
   if (counts.PENDING + counts.DISPATCHED + counts.APPLYING === 0) return [finishOf(rec, counts)];
   return [];
+}
+
+/** Targets that SUCCEEDED less than strategy.soakMs ago: each still holds its slot. */
+function soakingOf(rec: DeploymentRecord, now: number): number {
+  const soak = rec.spec.strategy.soakMs;
+  if (soak === undefined) return 0;
+  let n = 0;
+  for (const t of Object.values(rec.targets)) if (t.state === "SUCCEEDED" && t.finishedAt !== undefined && now - Date.parse(t.finishedAt) < soak) n++;
+  return n;
 }
 
 /**

@@ -303,6 +303,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         <dd>
           {dep.strategy.maxConcurrency} at a time, halt when more than {dep.strategy.maxFailures} fail; delivery timeout {seconds(dep.strategy.deliveryTimeout)}, apply timeout {seconds(dep.strategy.applyTimeout)}
           {dep.strategy.canary ? `; canary ${dep.strategy.canary}${dep.strategy.canarySoak ? `, soak ${seconds(dep.strategy.canarySoak)}` : ""}` : ""}
+          {dep.strategy.soak ? `; soak ${seconds(dep.strategy.soak)} after each target` : ""}
           {dep.strategy.autoRevert ? "; auto_revert" : ""}
           {dep.strategy.onlyOutdated ? "; only_outdated" : ""}
           {dep.strategy.ignoreStopFailures ? "; ignore_stop_failures" : ""}

@@ -7,7 +7,9 @@
 // pair first, until the time given runs out; with --cancel-active it
 // cancels the active deployment first (Nomad's "a new version replaces the
 // running deployment"), then waits for it to end (its applies in flight
-// finish) and creates.
+// finish) and creates; --kill-active cancels it with kill_running, so its
+// applies in flight are killed rather than waited for (a deployment hung in
+// a hook, replaced by its fix).
 //
 // The wait is deployctl's, not the coordinator's: CreateDeployment still
 // answers at once (no long calls), and a pipeline that gives up loses
@@ -32,6 +34,8 @@ export interface BusyOptions {
   waitActive?: number;
   /** --cancel-active: cancel the active deployment of the pair, then wait for it to end. */
   cancelActive?: boolean;
+  /** --kill-active: as cancelActive, with kill_running (its applies in flight are killed). */
+  killActive?: boolean;
 }
 
 export function withBusyOptions(cmd: Command): Command {
@@ -45,7 +49,8 @@ export function withBusyOptions(cmd: Command): Command {
     .option(
       "--cancel-active",
       `when another deployment of the app and environment is active, cancel it (its applies in flight finish), wait for it to end (up to --wait-active, default ${CANCEL_ACTIVE_DEFAULT_WAIT_MS / 60_000}m), then create this one`,
-    );
+    )
+    .option("--kill-active", "as --cancel-active, and kill the active deployment's applies running now (deployctl cancel --kill): for one hung in a hook");
 }
 
 /** The deployment a FAILED_PRECONDITION names as holding the pair, if that is why it was refused. */
@@ -94,7 +99,8 @@ async function waitForEnd(client: Client, id: string, deadline: number): Promise
  * `what` names the request in the cancel's reason and the notes.
  */
 export async function createWhenFree(client: Client, view: Notes, o: BusyOptions, what: string, create: () => Promise<DeploymentMsg>): Promise<DeploymentMsg> {
-  const waitMs = o.waitActive ?? (o.cancelActive ? CANCEL_ACTIVE_DEFAULT_WAIT_MS : 0);
+  const replace = o.cancelActive === true || o.killActive === true;
+  const waitMs = o.waitActive ?? (replace ? CANCEL_ACTIVE_DEFAULT_WAIT_MS : 0);
   const deadline = Date.now() + waitMs;
   const cancelled = new Set<string>();
   /** Deployments whose wait was announced (one that is being created is asked about again and again). */
@@ -111,7 +117,7 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
     }
     if (waitMs === 0) {
       throw new CliError(
-        `${statusLine(refusal)}; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active`,
+        `${statusLine(refusal)}; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active (--kill-active also kills its applies running now)`,
         EXIT.USAGE,
         { cause: refusal },
       );
@@ -119,9 +125,10 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
     if (Date.now() >= deadline) {
       throw new CliError(`${statusLine(refusal)}; still active after waiting ${durationText(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
     }
-    if (o.cancelActive && !cancelled.has(active)) {
+    if (replace && !cancelled.has(active)) {
+      const flag = o.killActive ? "--kill-active" : "--cancel-active";
       // Not found: being created (cancelled on the next round, once it exists).
-      const d = await client.cancelDeployment(active, `replaced by ${what} (deployctl --cancel-active)`).catch((err: unknown) => {
+      const d = await client.cancelDeployment(active, `replaced by ${what} (deployctl ${flag})`, o.killActive === true).catch((err: unknown) => {
         if (isNotFound(err)) return undefined;
         throw err;
       });
@@ -129,7 +136,8 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
         cancelled.add(active);
         // A deployment with nothing in flight (waiting for a promote, paused) ends at once.
         const ended = isTerminalDeployment(d.state);
-        view.note(`cancelled deployment ${active} (--cancel-active): ${ended ? `now ${shortState(d.state)}` : "targets not yet started are cancelled, applies in flight finish"}`);
+        const inFlight = o.killActive ? "applies in flight are killed" : "applies in flight finish";
+        view.note(`cancelled deployment ${active} (${flag}): ${ended ? `now ${shortState(d.state)}` : `targets not yet started are cancelled, ${inFlight}`}`);
         if (ended) continue;
       }
     }

@@ -113,7 +113,7 @@ function checkMode(path: string | undefined, o: DeployOptions): void {
 export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {
   checkMode(path, o);
   checkStrategy(o);
-  if (o.dryRun && (o.waitActive !== undefined || o.cancelActive)) throw new UsageError("--dry-run creates nothing: --wait-active and --cancel-active do not apply to it");
+  if (o.dryRun && (o.waitActive !== undefined || o.cancelActive || o.killActive)) throw new UsageError("--dry-run creates nothing: --wait-active, --cancel-active and --kill-active do not apply to it");
   const view = chooseView(o.json === true);
   let bundle: Bundle | undefined;
   let client: ReturnType<typeof clientFor> | undefined;

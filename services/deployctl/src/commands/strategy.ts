@@ -18,6 +18,8 @@ export interface StrategyOptions {
   maxPause?: number;
   onlyOutdated?: boolean;
   ignoreStopFailures?: boolean;
+  /** Bake time: a target that succeeded keeps its slot this long. */
+  soak?: number;
 }
 
 export function withStrategyOptions(cmd: Command): Command {
@@ -36,6 +38,12 @@ export function withStrategyOptions(cmd: Command): Command {
     .addOption(
       new Option("--canary-soak <duration>", "promote by itself once every canary succeeded and this long has passed without a failure (e.g. 10m); needs --canary")
         .argParser(durationOption),
+    )
+    .addOption(
+      new Option(
+        "--soak <duration>",
+        "bake time: each target that succeeds keeps its --max-concurrency slot this long before the next target starts (e.g. 5m), time to watch the release before it goes further",
+      ).argParser(durationOption),
     )
     .option("--auto-revert", "if the deployment FAILS, bring the targets it changed back to the release that was desired before it (a linked deployment)")
     .option(
@@ -79,5 +87,6 @@ export function strategyOf(o: StrategyOptions): Strategy {
   if (o.onlyOutdated) st.onlyOutdated = true;
   if (o.ignoreStopFailures) st.ignoreStopFailures = true;
   if (o.maxPause !== undefined) st.maxPause = duration(o.maxPause);
+  if (o.soak !== undefined) st.soak = duration(o.soak);
   return st;
 }

@@ -54,6 +54,7 @@ export function strategyText(s: NonNullable<DeploymentMsg["strategy"]>): string 
     `delivery_timeout ${secs(s.deliveryTimeout)}`,
     `apply_timeout ${secs(s.applyTimeout)}`,
     ...(s.canary ? [`canary ${amount(s.canary, s.canaryPercent)}${s.canarySoak ? ` (soak ${secs(s.canarySoak)})` : ""}`] : []),
+    ...(s.soak?.seconds || s.soak?.nanos ? [`soak ${secs(s.soak)}`] : []),
     ...(s.autoRevert ? ["auto_revert"] : []),
     ...(s.onlyOutdated ? ["only_outdated"] : []),
     ...(s.ignoreStopFailures ? ["ignore_stop_failures"] : []),

@@ -16,6 +16,7 @@ export interface Strategy {
   'maxPause'?: (_google_protobuf_Duration | null);
   'onlyOutdated'?: (boolean);
   'ignoreStopFailures'?: (boolean);
+  'soak'?: (_google_protobuf_Duration | null);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
   '_canary'?: "canary";
@@ -35,6 +36,7 @@ export interface Strategy__Output {
   'maxPause'?: (_google_protobuf_Duration__Output);
   'onlyOutdated'?: (boolean);
   'ignoreStopFailures'?: (boolean);
+  'soak'?: (_google_protobuf_Duration__Output);
   '_maxConcurrency'?: "maxConcurrency";
   '_maxFailures'?: "maxFailures";
   '_canary'?: "canary";
