@@ -189,7 +189,7 @@ describe("environment freezes", () => {
     expect(await freezes()).toEqual([]);
   });
 
-  it("deployctl freeze, freezes, deploy (refused, exit 2; --override-freeze), unfreeze", async () => {
+  it("deployctl freeze, freezes, deploy (refused, exit 4; --override-freeze), unfreeze", async () => {
     const usage = await cli(["freeze", "prod"]);
     expect(usage.code, shown(usage)).toBe(2);
     expect(usage.stderr).toMatch(/--reason is required/);
@@ -241,5 +241,41 @@ describe("environment freezes", () => {
     const un2 = await cli(["unfreeze", "prod"]);
     expect(un2.stdout.trim()).toBe("prod was not frozen: nothing changed");
     expect((await cli(["freezes"])).stdout.trim()).toBe("no environment is frozen");
+  });
+
+  it("deployctl status: the desired release, what runs, the freezes and the agents by release status", async () => {
+    const d = await until("a canary deployment accepted", () => create("v9", { strategy: { maxConcurrency: 3, canary: 1 } }).catch(() => undefined));
+    await until("awaiting promotion", async () => ((await client.get(d.id!)).awaitingPromotion ? true : undefined));
+    try {
+      // --pause-running pauses what runs there (the canary deployment waiting for its promote).
+      const paused = await cli(["freeze", "prod", "--reason", "status check", "--for", "10m", "--pause-running"]);
+      expect(paused.code, shown(paused)).toBe(0);
+      expect(paused.stdout).toContain(`paused ${d.id} (web v9): its applies in flight finish, nothing new starts; resume with: deployctl resume ${d.id}`);
+      expect((await client.get(d.id!)).paused).toBe(true);
+      const r = await cli(["status", "web", "prod"]);
+      expect(r.code, shown(r)).toBe(0);
+      expect(r.stdout).toMatch(/^web in prod$/m);
+      expect(r.stdout).toMatch(/^ {2}desired release {2}v8-\S+ \(v8, deployment d-\S+, succeeded \S+\); convergence on$/m);
+      expect(r.stdout).toContain(`  running          ${d.id} v9: 1 of 3 target(s) succeeded (paused by anonymous (development mode), awaiting promotion), by anonymous (development mode)`);
+      expect(r.stdout).toMatch(/^ {2}frozen {11}yes: new deployments are refused \(rollbacks and convergence still run\)$/m);
+      expect(r.stdout).toMatch(/^ {19}frozen by anonymous \(development mode\) at \S+ until \S+ \(\S+ left\): status check$/m);
+      expect(r.stdout).toMatch(/^ {2}agents {11}3 registered, 3 live: 2 current, 1 outdated, 0 offline$/m);
+      expect(r.stdout).toMatch(/^ {2}outdated {9}a1 \(on v9-\S+\)$/m);
+      const json = await cli(["status", "web", "prod", "--json"]);
+      const doc = JSON.parse(json.stdout) as { release: { desired: { version: string } }; running: { id: string }[]; freezes: { reason: string }[]; agents: { outdated: string[]; current: string[] } };
+      expect(doc.release.desired.version).toBe("v8");
+      expect(doc.running.map((x) => x.id)).toEqual([d.id]);
+      expect(doc.freezes.map((f) => f.reason)).toEqual(["status check"]);
+      expect(doc.agents).toMatchObject({ outdated: ["a1"], current: ["a2", "a3"] });
+      const none = await cli(["status", "web", "nowhere"]);
+      expect(none.code, shown(none)).toBe(0);
+      expect(none.stdout).toMatch(/^ {2}desired release {2}none: no deployment has succeeded here yet$/m);
+      expect(none.stdout).toMatch(/^ {2}agents {11}0 registered, 0 live: 0 current, 0 outdated, 0 offline$/m);
+    } finally {
+      await unfreeze();
+    }
+    await client.call("ResumeDeployment", { deploymentId: d.id });
+    await client.promote(d.id!);
+    expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
   });
 });

@@ -2,7 +2,8 @@
 // refused request writes nothing.
 //
 // 1. Resolve the targets and the strategy (resolveRequest.ts) and the
-//    artifact. A refusal here writes nothing.
+//    artifact, and refuse a frozen environment (freezes.ts). A refusal here
+//    writes nothing.
 // 2. Together (one round trip): take the (app, environment) lock (KV create
 //    of active.<app>.<env>, holding a new deployment id and the request key)
 //    and record the request mapping (KV create of req.<sha256(request id)>,

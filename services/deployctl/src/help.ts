@@ -197,8 +197,8 @@ While an environment is frozen, deployctl deploy to it is refused (exit 4,
 naming who froze it, why and until when), and so is any other client's
 CreateDeployment. deployctl rollback, automatic reverts (--auto-revert) and
 convergence still run: a freeze must not close the way back. Deployments
-already running go on (deployctl pause or cancel stops them; the answer lists
-them). deploy --override-freeze "<why>" goes through and records who, why and
+already running go on (the answer lists them; --pause-running pauses them,
+rollbacks and reverts left running; deployctl resume <id> goes on). deploy --override-freeze "<why>" goes through and records who, why and
 which freeze with the deployment (deployctl get shows it). Freezing again
 replaces the reason and the end; without --for or --until it lasts until
 deployctl unfreeze. --window makes it recurring: in force only within weekly
@@ -207,7 +207,7 @@ a --name so an incident's freeze does not replace it. The deploy_freezes KV
 bucket keeps each freeze's last 16 changes.
 
 Examples:
-  $ deployctl freeze prod --reason "incident INC-204: checkout errors" --for 2h
+  $ deployctl freeze prod --reason "incident INC-204: checkout errors" --for 2h --pause-running
   $ deployctl freeze prod --reason "year-end change freeze" --until 2027-01-04T08:00:00Z
   $ deployctl freeze prod --name weekends --window "fri 15:00-mon 08:00" --tz Europe/Berlin --reason "no weekend deploys"
   $ deployctl freezes
@@ -230,6 +230,16 @@ Freezes in force are listed, and recurring ones between their windows
 Examples:
   $ deployctl freezes
   $ deployctl freezes --json | jq -r '.freezes[].environment'
+`,
+  status: `
+Four reads, nothing written: GetRelease, ListDeployments (running),
+ListFreezes and ListAgents. Outdated and offline agents are named (the first
+10, then counted). Exit 0 whatever it shows; --json gives the same as one
+document (release, running, freezes, agents by status).
+
+Examples:
+  $ deployctl status web prod
+  $ deployctl status web prod --json | jq -r '.agents.outdated[]'
 `,
   releases: `
 The first row (*) is the desired release: agents that register or come back on

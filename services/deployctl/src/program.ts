@@ -9,6 +9,7 @@ import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
 import { withBusyOptions } from "./commands/busy.js";
 import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { releasesCommand } from "./commands/releases.js";
+import { statusCommand } from "./commands/status.js";
 import { freezeCommand, freezesCommand, unfreezeCommand, type FreezeOptions } from "./commands/freeze.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
@@ -190,7 +191,8 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--until <time>", "when it ends, e.g. 2026-12-28T08:00:00Z (not with --for)", timeOption)
       .option("--name <name>", "a named freeze, beside the environment's others (a recurring window, an incident's); default: the unnamed one", tokenOption)
       .option("--window <window>", 'in force only within this weekly window: "fri 15:00-mon 08:00", or "18:00-08:00" every day (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-      .option("--tz <zone>", "the IANA time zone of --window (default UTC), e.g. Europe/Berlin"),
+      .option("--tz <zone>", "the IANA time zone of --window (default UTC), e.g. Europe/Berlin")
+      .option("--pause-running", "also pause the deployments running in the environment now (not rollbacks or reverts); deployctl resume <id> goes on"),
   ).action((env: string, o: FreezeOptions) => run(freezeCommand(env, o)));
 
   withCommonOptions(
@@ -203,6 +205,13 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   withCommonOptions(subcommand(program, "freezes").description("list the freezes that hold (in force now, or waiting for their next weekly window): who froze, since when, until when and why")).action((o: CommonOptions) =>
     run(freezesCommand(o)),
   );
+
+  withCommonOptions(
+    subcommand(program, "status")
+      .description("one screen on an app in an environment: the desired release, the deployments running, the freezes, and the agents by release status (naming the outdated and offline ones)")
+      .argument("<app>", "app", tokenOption)
+      .argument("<env>", "environment", tokenOption),
+  ).action((app: string, env: string, o: CommonOptions) => run(statusCommand(app, env, o)));
 
   withCommonOptions(
     subcommand(program, "releases")

@@ -5,6 +5,7 @@
 // run, and deployments already running go on. Both are safe to repeat:
 // freezing again replaces the reason and the end, unfreezing an environment
 // that is not frozen changes nothing.
+import { errorMessage } from "../../../shared/src/index.js";
 import type { Client } from "../client.js";
 import { EXIT, UsageError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
@@ -21,6 +22,8 @@ export interface FreezeOptions extends CommonOptions {
   /** Weekly windows it is in force in ("fri 15:00-mon 08:00"); absent: all the time. */
   window?: string[];
   tz?: string;
+  /** Also pause the deployments running in the environment (not rollbacks or reverts: the way back stays open). */
+  pauseRunning?: boolean;
 }
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -57,13 +60,32 @@ export function freezeCommand(env: string, o: FreezeOptions): Promise<ExitCode> 
         `${f.windows?.length ? "Within its windows, new" : "New"} deployments to ${env} are refused (deployctl deploy --override-freeze "<why>" goes through, recorded); ` +
         `rollbacks, automatic reverts and convergence still run. Lift it with: ${unfreeze}`,
     );
-    // A freeze stops nothing that runs: say what does, so it can be paused or cancelled.
-    const running = (await c.listDeployments({ environment: env, state: "DEPLOYMENT_STATE_RUNNING", pageSize: 20 })).deployments ?? [];
-    if (running.length > 0) {
-      print(`Still running in ${env} (the freeze does not stop them; deployctl pause or cancel does):`);
+    // A freeze stops nothing that runs: say what does, so it can be paused
+    // or cancelled; with --pause-running, pause them (a rollback or a revert
+    // goes on: the way back stays open).
+    const running = (await c.listDeployments({ environment: env, state: "DEPLOYMENT_STATE_RUNNING", pageSize: 200 })).deployments ?? [];
+    if (running.length === 0) return EXIT.OK;
+    const wayBack = (d: (typeof running)[number]): boolean => Boolean(d.restores?.release || d.reverts);
+    if (!o.pauseRunning) {
+      print(`Still running in ${env} (the freeze does not stop them; deployctl pause or cancel does, or freeze with --pause-running):`);
       for (const d of running) print(`  ${d.id}  ${d.app} ${d.changeset?.version ?? ""}  by ${d.requestedBy || "-"}`);
+      return EXIT.OK;
     }
-    return EXIT.OK;
+    let failed = 0;
+    for (const d of running) {
+      if (wayBack(d)) {
+        print(`left running: ${d.id} (${d.app} ${d.changeset?.version ?? ""}) restores an earlier release`);
+        continue;
+      }
+      try {
+        const p = await c.pauseDeployment(d.id ?? "", `environment frozen: ${o.reason!} (deployctl freeze --pause-running)`);
+        print(`paused ${d.id} (${d.app} ${d.changeset?.version ?? ""}): ${p.paused ? "its applies in flight finish, nothing new starts" : `now ${(p.state ?? "").replace(/^DEPLOYMENT_STATE_/, "")}`}; resume with: deployctl resume ${d.id}`);
+      } catch (err) {
+        failed++;
+        process.stderr.write(`deployctl: pausing ${d.id}: ${errorMessage(err)}\n`);
+      }
+    }
+    return failed > 0 ? EXIT.FAILED : EXIT.OK;
   });
 }
 
