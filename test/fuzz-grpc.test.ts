@@ -78,9 +78,12 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   UncordonAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1") }, { requiredKeys: [] }),
   DeregisterAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1") }, { requiredKeys: [] }),
   // Never a valid environment: a freeze of one would be a state change, and right.
-  FreezeEnvironment: fc.record({ environment: nasty.filter((s) => !isToken(s)), reason: nasty, duration, until: duration }, { requiredKeys: [] }),
+  FreezeEnvironment: fc.record(
+    { environment: nasty.filter((s) => !isToken(s)), reason: nasty, duration, until: duration, name: nasty, windows: fc.array(nasty, { maxLength: 40 }), timeZone: nasty },
+    { requiredKeys: [] },
+  ),
   // Nothing is frozen, so a valid one changes nothing either.
-  UnfreezeEnvironment: fc.record({ environment: nasty }, { requiredKeys: [] }),
+  UnfreezeEnvironment: fc.record({ environment: nasty, name: nasty }, { requiredKeys: [] }),
   ListFreezes: fc.record({}),
   GetRelease: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
   GetArtifact: fc.record({ name: nasty, digest: nasty }, { requiredKeys: [] }),
