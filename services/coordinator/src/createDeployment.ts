@@ -441,9 +441,8 @@ export interface FleetOptions {
  * accepted before the freeze is still answered.
  */
 function refuseWhileFrozen(input: CreateInput, fleet: FleetOptions): void {
-  if (input.restores || input.convergesTo || input.freezeOverride !== undefined) return;
-  const f = fleet.frozen?.(input.environment);
-  if (!f) return;
+  const f = freezeOn(input, fleet);
+  if (!f || input.freezeOverride !== undefined) return;
   throw new EnvironmentFrozenError(
     `environment ${input.environment} is ${freezeText(f)}; rollbacks and convergence still run; to deploy anyway give freeze_override_reason (deployctl deploy --override-freeze "<why>"), which is recorded with the deployment`,
     input.environment,
@@ -645,9 +644,13 @@ function specOf(
   };
 }
 
+/** The freeze in force that applies to this creation: none to one that restores a release or converges an agent. */
+function freezeOn(input: CreateInput, fleet: FleetOptions): FreezeRecord | undefined {
+  return input.restores || input.convergesTo ? undefined : fleet.frozen?.(input.environment);
+}
+
 /** spec.freezeOverride: recorded only when the request overrode a freeze in force (an override of nothing records nothing). */
 function freezeOverrideFor(input: CreateInput, fleet: FleetOptions): { freezeOverride?: FreezeOverride } {
-  if (input.freezeOverride === undefined || input.restores || input.convergesTo) return {};
-  const f = fleet.frozen?.(input.environment);
-  return f ? { freezeOverride: freezeOverrideOf(input.freezeOverride, f) } : {};
+  const f = input.freezeOverride === undefined ? undefined : freezeOn(input, fleet);
+  return f ? { freezeOverride: freezeOverrideOf(input.freezeOverride!, f) } : {};
 }

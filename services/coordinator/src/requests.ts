@@ -94,20 +94,28 @@ export interface StrategyInput {
   soakMs?: number;
 }
 
+/**
+ * google.protobuf.Duration (or Timestamp) as ms; undefined when unset.
+ * `invalid` is the error for parts that are not numbers, or negative
+ * (seconds may be negative when `signed`).
+ */
+function protoMs(v: unknown, field: string, invalid: string, signed = false): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = asObject(v, field);
+  const seconds = Number(o.seconds ?? 0);
+  const nanos = Number(o.nanos ?? 0);
+  if (!Number.isFinite(seconds) || !Number.isFinite(nanos) || nanos < 0 || (!signed && seconds < 0)) throw new ValidationError(field, invalid);
+  return Math.round(seconds * 1000 + nanos / 1e6);
+}
+
 export interface Defaults {
   deliveryTimeoutMs: number;
   applyTimeoutMs: number;
 }
 
 function durationMs(v: unknown, field: string, dflt: number): number {
-  if (v === undefined || v === null) return dflt;
-  const o = asObject(v, field);
-  const seconds = Number(o.seconds ?? 0);
-  const nanos = Number(o.nanos ?? 0);
-  if (!Number.isFinite(seconds) || !Number.isFinite(nanos) || seconds < 0 || nanos < 0) {
-    throw new ValidationError(field, "must be a positive duration");
-  }
-  const ms = Math.round(seconds * 1000 + nanos / 1e6);
+  const ms = protoMs(v, field, "must be a positive duration");
+  if (ms === undefined) return dflt;
   if (ms < 1) throw new ValidationError(field, "must be at least 1 ms");
   if (ms > MAX_TIMEOUT_MS) throw new ValidationError(field, "must be at most 7 days");
   return ms;
@@ -128,21 +136,14 @@ export interface FreezeInput {
   untilMs?: number;
 }
 
-/** google.protobuf.Timestamp (or Duration) as ms; undefined when unset. */
-function protoMs(v: unknown, field: string, what: string): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  const o = asObject(v, field);
-  const seconds = Number(o.seconds ?? 0);
-  const nanos = Number(o.nanos ?? 0);
-  if (!Number.isFinite(seconds) || !Number.isFinite(nanos) || nanos < 0) throw new ValidationError(field, `must be a valid ${what}`);
-  return Math.round(seconds * 1000 + nanos / 1e6);
-}
+/** A freeze's name (FreezeEnvironment, UnfreezeEnvironment); empty or unset: the environment's unnamed freeze. */
+const freezeNameOf = (r: Obj): string | undefined => (r.name === undefined || r.name === "" ? undefined : asToken(r.name, "name"));
 
 /** UnfreezeEnvironment: the environment, and the freeze's name (empty: the unnamed one). */
 export function validateUnfreeze(req: unknown): { environment: string; name?: string } {
   const r = asObject(req ?? {}, "request");
   const environment = asToken(r.environment ?? "", "environment");
-  const name = r.name === undefined || r.name === "" ? undefined : asToken(r.name, "name");
+  const name = freezeNameOf(r);
   return { environment, ...(name ? { name } : {}) };
 }
 
@@ -152,24 +153,18 @@ export function validateFreeze(req: unknown, nowMs: number): FreezeInput {
   const environment = asToken(r.environment ?? "", "environment");
   const reason = asString(r.reason ?? "", "reason", { maxLength: MAX_FREEZE_REASON });
   if (reason.trim() === "") throw new ValidationError("reason", "is required: everyone whose deployment is refused reads it");
-  const duration = protoMs(r.duration, "duration", "duration");
-  const until = protoMs(r.until, "until", "time");
+  const duration = protoMs(r.duration, "duration", "must be a valid duration", true);
+  const until = protoMs(r.until, "until", "must be a valid time", true);
   if (duration !== undefined && until !== undefined) throw new ValidationError("duration", "give a duration or an end (until), not both");
   if (duration !== undefined && duration <= 0) throw new ValidationError("duration", "must be positive");
   if (until !== undefined && until <= nowMs) throw new ValidationError("until", `must be in the future (it is ${new Date(until).toISOString()}, now is ${new Date(nowMs).toISOString()})`);
   const untilMs = duration !== undefined ? nowMs + duration : until;
   if (untilMs !== undefined && untilMs - nowMs > MAX_FREEZE_MS) throw new ValidationError(duration !== undefined ? "duration" : "until", "must end within 366 days (leave it unset for a freeze until unfrozen)");
-  const name = r.name === undefined || r.name === "" ? undefined : asToken(r.name, "name");
+  const name = freezeNameOf(r);
   const rawWindows = r.windows ?? [];
   if (!Array.isArray(rawWindows)) throw new ValidationError("windows", "must be a list");
   if (rawWindows.length > MAX_FREEZE_WINDOWS) throw new ValidationError("windows", `must have at most ${MAX_FREEZE_WINDOWS} entries`);
-  const windows = rawWindows.map((w, i) => {
-    try {
-      return canonicalWindow(asString(w, `windows[${i}]`, { maxLength: 64 }));
-    } catch (err) {
-      throw err instanceof ValidationError ? new ValidationError(`windows[${i}]`, err.message.replace(/^windows(\[\d+\])?: /, "")) : err;
-    }
-  });
+  const windows = rawWindows.map((w, i) => canonicalWindow(asString(w, `windows[${i}]`, { maxLength: 64 }), `windows[${i}]`));
   const timeZone = asString(r.timeZone ?? "", "time_zone", { maxLength: 64, allowEmpty: true });
   if (timeZone !== "") {
     if (windows.length === 0) throw new ValidationError("time_zone", "only with windows (a freeze without windows holds all the time)");

@@ -5,7 +5,7 @@
 // idempotent; and uploading identical content again is a no-op on the server.
 import { createReadStream } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { loadDeployProto, type DeployServiceClient, type DeploymentEventMsg, type DeploymentMsg, type CreateDeploymentRequestInput } from "../../shared/src/proto.js";
+import { loadDeployProto, protoTime, type DeployServiceClient, type DeploymentEventMsg, type DeploymentMsg, type CreateDeploymentRequestInput } from "../../shared/src/proto.js";
 import type { Artifact__Output } from "../../shared/src/gen/deploy/v1/Artifact.js";
 import type { GetReleaseResponse__Output } from "../../shared/src/gen/deploy/v1/GetReleaseResponse.js";
 import type { ListAgentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListAgentsResponse.js";
@@ -219,12 +219,11 @@ export class Client {
   }
   /** `untilMs` (absolute, the caller's clock) or `forMs`; neither: until unfrozen. `windows`: in force only within them, read in `timeZone`. */
   freezeEnvironment(environment: string, reason: string, end: { forMs?: number; untilMs?: number; name?: string; windows?: string[]; timeZone?: string }): Promise<FreezeMsg> {
-    const t = (ms: number): { seconds: string; nanos: number } => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
     return this.#unary("FreezeEnvironment", {
       environment,
       reason,
-      ...(end.forMs !== undefined ? { duration: t(end.forMs) } : {}),
-      ...(end.untilMs !== undefined ? { until: t(end.untilMs) } : {}),
+      ...(end.forMs !== undefined ? { duration: protoTime(end.forMs) } : {}),
+      ...(end.untilMs !== undefined ? { until: protoTime(end.untilMs) } : {}),
       ...(end.name ? { name: end.name } : {}),
       ...(end.windows?.length ? { windows: end.windows } : {}),
       ...(end.timeZone ? { timeZone: end.timeZone } : {}),

@@ -85,27 +85,27 @@ const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
 const WEEK = 7 * 24 * 60;
 const WINDOW_RE = /^(?:(mon|tue|wed|thu|fri|sat|sun)\s+)?([01]?\d|2[0-3]):([0-5]\d)\s*-\s*(?:(mon|tue|wed|thu|fri|sat|sun)\s+)?([01]?\d|2[0-3]):([0-5]\d)$/i;
 
-/** [start, end) spans in minutes of the week. */
-function spansOf(window: string): [number, number][] {
+/** [start, end) spans in minutes of the week; a malformed window is a ValidationError naming `field`. */
+function spansOf(window: string, field = "windows"): [number, number][] {
   const m = WINDOW_RE.exec(window.trim());
-  if (!m) throw new ValidationError("windows", `"${window.slice(0, 80)}" is not a window such as "fri 15:00-mon 08:00" or "18:00-08:00" (every day)`);
+  if (!m) throw new ValidationError(field, `"${window.slice(0, 80)}" is not a window such as "fri 15:00-mon 08:00" or "18:00-08:00" (every day)`);
   const [, d1, h1, m1, d2, h2, m2] = m;
-  if ((d1 === undefined) !== (d2 === undefined)) throw new ValidationError("windows", `"${window}": give a day on both sides ("fri 15:00-mon 08:00") or on neither ("18:00-08:00": every day)`);
+  if ((d1 === undefined) !== (d2 === undefined)) throw new ValidationError(field, `"${window}": give a day on both sides ("fri 15:00-mon 08:00") or on neither ("18:00-08:00": every day)`);
   const t1 = Number(h1) * 60 + Number(m1);
   const t2 = Number(h2) * 60 + Number(m2);
   if (d1 === undefined) {
-    if (t1 === t2) throw new ValidationError("windows", `"${window}" starts where it ends`);
+    if (t1 === t2) throw new ValidationError(field, `"${window}" starts where it ends`);
     return DAYS.map((_, i) => [i * 1440 + t1, i * 1440 + t2 + (t2 < t1 ? 1440 : 0)]);
   }
   const s = DAYS.indexOf(d1.toLowerCase() as (typeof DAYS)[number]) * 1440 + t1;
   const e = DAYS.indexOf(d2!.toLowerCase() as (typeof DAYS)[number]) * 1440 + t2;
-  if (s === e) throw new ValidationError("windows", `"${window}" starts where it ends (a freeze all week needs no window)`);
+  if (s === e) throw new ValidationError(field, `"${window}" starts where it ends (a freeze all week needs no window)`);
   return [[s, e > s ? e : e + WEEK]];
 }
 
 /** The canonical text of a window ("Fri 15:00 - Mon 8:00" → "fri 15:00-mon 08:00"); throws ValidationError naming it. */
-export function canonicalWindow(window: string): string {
-  spansOf(window);
+export function canonicalWindow(window: string, field = "windows"): string {
+  spansOf(window, field);
   const m = WINDOW_RE.exec(window.trim())!;
   const t = (h: string, min: string): string => `${h.padStart(2, "0")}:${min}`;
   const day = (d: string | undefined): string => (d ? `${d.toLowerCase()} ` : "");
@@ -131,13 +131,8 @@ export function minuteOfWeek(nowMs: number, timeZone: string): number {
 
 export function inWindows(windows: readonly string[], timeZone: string, nowMs: number): boolean {
   const now = minuteOfWeek(nowMs, timeZone);
-  return windows.some((w) => {
-    try {
-      return spansOf(w).some(([s, e]) => (now >= s && now < e) || (now + WEEK >= s && now + WEEK < e));
-    } catch {
-      return false; // stored by a coordinator that checked it; unreadable here freezes nothing
-    }
-  });
+  // Every stored window passed canonicalWindow (parseFreezeRecord, validateFreeze).
+  return windows.some((w) => spansOf(w).some(([s, e]) => (now >= s && now < e) || (now + WEEK >= s && now + WEEK < e)));
 }
 
 /** A stored freeze record; `key` is the KV key it was read under, which must be freezeKey(environment, name). */
@@ -149,7 +144,7 @@ export function parseFreezeRecord(data: Uint8Array, key: string): FreezeRecord {
   if (freezeKey(environment, name) !== key) throw new ValidationError("freeze.environment", `${freezeKey(environment, name)} stored under key ${key}`);
   if (typeof o.frozen !== "boolean") throw new ValidationError("freeze.frozen", "must be true or false");
   const by = asObject(o.by, "freeze.by");
-  const windows = o.windows === undefined ? undefined : asStringArray(o.windows, "freeze.windows", (v, f) => canonicalWindow(asString(v, f, { maxLength: 64 })), MAX_FREEZE_WINDOWS);
+  const windows = o.windows === undefined ? undefined : asStringArray(o.windows, "freeze.windows", (v, f) => canonicalWindow(asString(v, f, { maxLength: 64 }), f), MAX_FREEZE_WINDOWS);
   return {
     schema: FREEZE_SCHEMA,
     environment,

@@ -41,3 +41,8 @@ export type { Deployment__Output as DeploymentMsg, Deployment as DeploymentInput
 export type { DeploymentEvent__Output as DeploymentEventMsg, DeploymentEvent as DeploymentEventInput } from "./gen/deploy/v1/DeploymentEvent.js";
 export type { CreateDeploymentRequest as CreateDeploymentRequestInput, CreateDeploymentRequest__Output as CreateDeploymentRequestMsg } from "./gen/deploy/v1/CreateDeploymentRequest.js";
 export type { Agent as AgentInput, Agent__Output as AgentMsg } from "./gen/deploy/v1/Agent.js";
+
+/** Milliseconds as a google.protobuf.Duration or Timestamp message (proto-loader's form). */
+export function protoTime(ms: number): { seconds: string; nanos: number } {
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 };
+}

@@ -290,6 +290,11 @@ export function toFreezeMessage(f: FreezeRecord, inForce: boolean): EnvironmentF
   };
 }
 
+/** ListFreezes (and GET /api/freezes): every freeze that holds, with whether it is in force now. */
+export function toFreezesMessage(list: { record: FreezeRecord; inForce: boolean }[]): { freezes: EnvironmentFreeze[] } {
+  return { freezes: list.map((f) => toFreezeMessage(f.record, f.inForce)) };
+}
+
 function freezeOverrideMessage(environment: string, o: FreezeOverride | undefined): { reason: string; freeze: EnvironmentFreeze } | null {
   if (!o) return null;
   return {

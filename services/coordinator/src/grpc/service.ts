@@ -32,7 +32,7 @@ import {
   validateTargetPage,
   type Defaults,
 } from "../requests.js";
-import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, toFreezeMessage, type ArtifactMsg } from "./convert.js";
+import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, toFreezeMessage, toFreezesMessage, type ArtifactMsg } from "./convert.js";
 import { toReleaseMessage } from "./convertRelease.js";
 import { callIdentity } from "./identity.js";
 import { toServiceError } from "./status.js";
@@ -210,7 +210,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       return toFreezeMessage(rec, deps.freezes.inForce(rec));
     }),
 
-    ListFreezes: call("ListFreezes", () => Promise.resolve({ freezes: deps.freezes.list().map((f) => toFreezeMessage(f.record, f.inForce)) })),
+    ListFreezes: call("ListFreezes", () => Promise.resolve(toFreezesMessage(deps.freezes.list()))),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

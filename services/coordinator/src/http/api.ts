@@ -12,11 +12,12 @@
 //   POST /api/deployments/:id/cancel {"reason", "kill"}  kill: CancelDeployment's kill_running
 //   POST /api/deployments/:id/pause {"reason"}, …/resume, …/promote   as the gRPC calls
 //   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
+//   GET  /api/freezes                      as ListFreezes
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
-import { listPage, toDeploymentMessage, toFreezeMessage } from "../grpc/convert.js";
+import { listPage, toDeploymentMessage, toFreezesMessage } from "../grpc/convert.js";
 import type { Freezes } from "../freezes.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { deploymentOfRequest } from "../createDeployment.js";
@@ -148,7 +149,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   }
   if (parts.length === 1 && parts[0] === "freezes") {
     // As ListFreezes: the environments frozen now.
-    return sendJson(res, 200, { freezes: deps.freezes.list().map((f) => toFreezeMessage(f.record, f.inForce)) });
+    return sendJson(res, 200, toFreezesMessage(deps.freezes.list()));
   }
   if (parts.length === 1 && parts[0] === "agents") {
     // As ListAgents, a page at a time (status by its short name too: outdated).

@@ -9,7 +9,7 @@ import { errorMessage } from "../../../shared/src/index.js";
 import type { Client } from "../client.js";
 import { EXIT, UsageError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
-import { duration, freezeLine, isoTime, table, tsMs, windowsLine } from "../render/format.js";
+import { duration, freezeLine, isoTime, shortState, table, tsMs, windowsLine } from "../render/format.js";
 import { jsonDocument } from "../render/json.js";
 
 export interface FreezeOptions extends CommonOptions {
@@ -79,7 +79,7 @@ export function freezeCommand(env: string, o: FreezeOptions): Promise<ExitCode> 
       }
       try {
         const p = await c.pauseDeployment(d.id ?? "", `environment frozen: ${o.reason!} (deployctl freeze --pause-running)`);
-        print(`paused ${d.id} (${d.app} ${d.changeset?.version ?? ""}): ${p.paused ? "its applies in flight finish, nothing new starts" : `now ${(p.state ?? "").replace(/^DEPLOYMENT_STATE_/, "")}`}; resume with: deployctl resume ${d.id}`);
+        print(`paused ${d.id} (${d.app} ${d.changeset?.version ?? ""}): ${p.paused ? "its applies in flight finish, nothing new starts" : `now ${shortState(p.state)}`}; resume with: deployctl resume ${d.id}`);
       } catch (err) {
         failed++;
         process.stderr.write(`deployctl: pausing ${d.id}: ${errorMessage(err)}\n`);

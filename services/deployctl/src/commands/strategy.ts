@@ -5,6 +5,7 @@ import { Option, type Command } from "commander";
 import { amountText, type Amount } from "../../../shared/src/amounts.js";
 import type { Duration } from "../../../shared/src/gen/google/protobuf/Duration.js";
 import type { Strategy } from "../../../shared/src/gen/deploy/v1/Strategy.js";
+import { protoTime } from "../../../shared/src/proto.js";
 import { UsageError } from "../errors.js";
 import { amountOption, durationOption } from "../options.js";
 
@@ -65,7 +66,7 @@ export function checkStrategy(o: StrategyOptions): void {
   if (o.canarySoak !== undefined && o.canary === undefined) throw new UsageError("--canary-soak needs --canary (the wave it lets soak)");
 }
 
-const duration = (ms: number): Duration => ({ seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 });
+const duration = (ms: number): Duration => protoTime(ms);
 
 /** A count goes in the integer field, a percentage in its _percent twin ("10%"); neither when not given (the server's default). */
 export function strategyOf(o: StrategyOptions): Strategy {
