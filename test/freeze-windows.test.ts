@@ -2,7 +2,7 @@
 // which instants a window holds, across the week's end, midnight and a
 // daylight saving change, and the errors that name what is wrong.
 import { describe, expect, it } from "vitest";
-import { canonicalWindow, checkTimeZone, freezeActive, freezeRecord, inWindows, minuteOfWeek, ANONYMOUS, ValidationError } from "../services/shared/src/index.js";
+import { canonicalWindow, checkTimeZone, freezeActive, freezeRecord, inWindows, minuteOfWeek, parseFreezeRecord, ANONYMOUS, ValidationError } from "../services/shared/src/index.js";
 
 const at = (iso: string): number => Date.parse(iso);
 
@@ -62,6 +62,13 @@ describe("weekly freeze windows", () => {
     expect(problem("08:00-08:00")).toMatch(/starts where it ends/);
     expect(() => checkTimeZone("Mars/Olympus")).toThrow(/time_zone: "Mars\/Olympus" is not an IANA time zone/);
     expect(() => checkTimeZone("Europe/Berlin")).not.toThrow();
+  });
+
+  it("a stored freeze whose time zone is unknown is refused as a record (it would make every create throw), naming the field", () => {
+    const rec = freezeRecord("prod", true, "x", ANONYMOUS, new Date("2026-12-01T00:00:00Z"), { name: "n", windows: ["18:00-08:00"], timeZone: "Europe/Berlin" });
+    expect(parseFreezeRecord(new TextEncoder().encode(JSON.stringify(rec)), "prod.n")).toEqual(rec);
+    const bad = new TextEncoder().encode(JSON.stringify({ ...rec, timeZone: "Mars/Olympus" }));
+    expect(() => parseFreezeRecord(bad, "prod.n")).toThrow(/^freeze\.timeZone: "Mars\/Olympus" is not an IANA time zone/);
   });
 
   it("a freeze with windows is in force only within them; an ended one never", () => {

@@ -112,12 +112,12 @@ export function canonicalWindow(window: string, field = "windows"): string {
   return `${day(m[1])}${t(m[2]!, m[3]!)}-${day(m[4])}${t(m[5]!, m[6]!)}`;
 }
 
-/** Throws ValidationError (field time_zone) unless `tz` is an IANA time zone this runtime knows. */
-export function checkTimeZone(tz: string): void {
+/** Throws ValidationError (naming `field`) unless `tz` is an IANA time zone this runtime knows. */
+export function checkTimeZone(tz: string, field = "time_zone"): void {
   try {
     new Intl.DateTimeFormat("en-US", { timeZone: tz });
   } catch {
-    throw new ValidationError("time_zone", `"${tz.slice(0, 80)}" is not an IANA time zone such as Europe/Berlin or UTC`);
+    throw new ValidationError(field, `"${tz.slice(0, 80)}" is not an IANA time zone such as Europe/Berlin or UTC`);
   }
 }
 
@@ -155,8 +155,15 @@ export function parseFreezeRecord(data: Uint8Array, key: string): FreezeRecord {
     at: asIsoTime(o.at, "freeze.at"),
     ...(o.until === undefined ? {} : { until: asIsoTime(o.until, "freeze.until") }),
     ...(windows ? { windows } : {}),
-    ...(o.timeZone === undefined ? {} : { timeZone: asString(o.timeZone, "freeze.timeZone", { maxLength: 64 }) }),
+    // Checked here too: a zone this runtime does not know (a value put with
+    // the nats CLI) would make every create to the environment throw.
+    ...(o.timeZone === undefined ? {} : { timeZone: zoneOf(asString(o.timeZone, "freeze.timeZone", { maxLength: 64 })) }),
   };
+}
+
+function zoneOf(tz: string): string {
+  checkTimeZone(tz, "freeze.timeZone");
+  return tz;
 }
 
 /** "every fri 15:00-mon 08:00 (Europe/Berlin)" */
