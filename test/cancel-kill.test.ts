@@ -1,6 +1,8 @@
 // CancelDeployment with kill_running (deployctl cancel --kill): the applies
-// in flight are killed, not waited for. End to end: the built CLI against a
-// real stack (nats-server, a coordinator, two agents whose deploy executable
+// in flight are killed, not waited for; and with revert (deployctl cancel
+// --revert): "stop and roll back", the targets it changed brought back to
+// the release desired before it. End to end: the built CLI against a real
+// stack (nats-server, a coordinator, two agents whose deploy executable
 // hangs), the agents looking for the kill every 200 ms.
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -22,7 +24,7 @@ function isAlive(pid: number): boolean {
   }
 }
 
-describe("cancel --kill", () => {
+describe("cancel --kill and --revert", () => {
   let stack: Stack;
   let client: DeployClient;
   let work: string;
@@ -68,6 +70,26 @@ describe("cancel --kill", () => {
   afterAll(async () => {
     await stack?.stop();
     if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("cancel --revert with no release desired before is refused, naming why, and records nothing", async () => {
+    const id = await hanging("v0");
+    const r = await cli(["cancel", id, "--revert"]);
+    expect(r.code, shown(r)).toBe(2);
+    expect(r.stderr).toContain(`deployment ${id} cannot be reverted: no deployment of web to prod succeeded before it, so there is no release to go back to; cancel it without revert`);
+    const after = await client.get(id);
+    expect(after.cancelRequested).toBe(false);
+    expect(after.state).toBe("DEPLOYMENT_STATE_RUNNING");
+    // Cleared out of the way, and a --revert asked of it once it ended is refused too.
+    expect((await cli(["cancel", id, "--kill"])).code).toBe(0);
+    expect((await ended(id)).state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    // One cancel recorded: the kill's; the refused revert wrote nothing.
+    const events: string[] = [];
+    await client.watch(id, 0, (e) => events.push(e.type ?? "")).done;
+    expect(events.filter((t) => t === "deployment.cancel_requested")).toHaveLength(1);
+    const late = await cli(["cancel", id, "--revert"]);
+    expect(late.code, shown(late)).toBe(2);
+    expect(late.stderr).toContain(`deployment ${id} cannot be reverted: it is CANCELLED already`);
   });
 
   it("kills the applies in flight: the targets end FAILED (killed), the deployment CANCELLED, their processes are gone", async () => {
@@ -129,5 +151,58 @@ describe("cancel --kill", () => {
     expect(old.cancelledBy).toBe("anonymous (development mode)");
     expect(old.targets?.map((t) => t.message)).toEqual([KILLED, KILLED]);
     for (const pid of pids) await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+  });
+
+  it("cancel --kill --revert stops the deployment and brings the targets it changed back to the release desired before it", async () => {
+    // The kill-active case left fix-v3 desired.
+    const desired = (await client.release("web", "prod")).desired;
+    expect(desired?.version).toBe("fix-v3");
+    const id = await hanging("v4");
+    const r = await cli(["cancel", id, "--kill", "--revert", "--reason", "error rate up"]);
+    expect(r.code, shown(r)).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`cancel requested for ${id}: .*in-flight applies are killed.*; then the targets it changed go back to fix-v3 \\(release fix-v3-\\S+\\)`));
+    const d = await ended(id);
+    expect(d.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(d.cancelRevertsTo?.deploymentId).toBe(desired?.deploymentId);
+    expect(d.message).toMatch(/^cancelled: error rate up; revert: bringing 2 changed target\(s\) back to fix-v3 \(release fix-v3-\S+\)$/);
+    const revertedBy = await until("reverted_by", async () => (await client.get(id)).revertedBy || undefined);
+    const revert = await client.waitTerminal(revertedBy);
+    expect(revert.state, revert.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(revert.reverts).toBe(id);
+    expect(revert.restores?.deploymentId).toBe(desired?.deploymentId);
+    expect(revert.targets?.map((t) => t.agentId).sort()).toEqual(["a1", "a2"]);
+    expect(revert.requestedByNote).toBe(`revert of ${id}, cancelled by anonymous (development mode) with revert: back to fix-v3 (release ${revert.restores?.release})`);
+    // The agents run fix-v3 again (installed by the revert: named after it), and it is still the desired release.
+    const { agents } = await client.agents({ app: "web", environment: "prod" });
+    for (const a of agents) expect(a.currentReleases["web"], a.id).toBe(`fix-v3-${revertedBy.slice(-8)}`);
+    expect((await client.release("web", "prod")).desired?.deploymentId).toBe(desired?.deploymentId);
+    // Shown by get and watch; asked again, nothing more is recorded.
+    const got = await cli(["get", id]);
+    expect(got.stdout).toContain("cancel requested by anonymous (development mode), with kill_running (the applies in flight are killed) and with revert (to fix-v3-");
+    expect(got.stdout).toContain(`reverted by ${revertedBy} (cancel --revert)`);
+    const watched = await cli(["watch", id, "--after", "0"]);
+    expect(watched.code).toBe(1);
+    expect(watched.stdout).toMatch(/deployment\.cancel_requested .*error rate up; kill_running: the applies in flight are killed; revert: the changed targets go back to fix-v3/);
+    expect(watched.stdout + watched.stderr).toContain(`revert: deployment ${revertedBy} brings 2 target(s) of ${id} back to fix-v3`);
+    const again = await cli(["cancel", id, "--revert"]);
+    expect(again.code, shown(again)).toBe(0);
+    expect(again.stdout).toContain(`${id} was already CANCELLED: nothing to cancel; then the targets it changed go back to fix-v3`);
+    const events: string[] = [];
+    await client.watch(id, 0, (e) => events.push(e.type ?? "")).done;
+    expect(events.filter((t) => t === "deployment.cancel_requested")).toHaveLength(1);
+  });
+
+  it("a cancel --revert of a deployment that installs the desired release itself is refused", async () => {
+    // Its canary wave done, it waits for a promote: still running.
+    const r = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "fix-v3", "--canary", "1", "--detach"]);
+    expect(r.code, shown(r)).toBe(0);
+    const id = deploymentIdOf(r);
+    await until("awaiting promotion", async () => ((await client.get(id)).awaitingPromotion ? true : undefined));
+    const c = await cli(["cancel", id, "--revert"]);
+    expect(c.code, shown(c)).toBe(2);
+    expect(c.stderr).toMatch(new RegExp(`deployment ${id} cannot be reverted: it installs the desired release of web in prod itself \\(fix-v3-\\S+\\); cancel it without revert`));
+    expect((await client.get(id)).cancelRequested).toBe(false);
+    expect((await cli(["cancel", id])).code).toBe(0);
+    expect((await ended(id)).state).toBe("DEPLOYMENT_STATE_CANCELLED");
   });
 });

@@ -414,6 +414,9 @@ describeIfChromium("dashboard with tokens", () => {
     const badKill = await fetch(`${base}api/deployments/${d.id}/cancel`, { method: "POST", headers: { Authorization: `Bearer ${deployer}`, "Content-Type": "application/json" }, body: '{"kill":"yes"}' });
     expect(badKill.status).toBe(400);
     expect(await badKill.json()).toMatchObject({ error: "kill: must be true or false" });
+    const badRevert = await fetch(`${base}api/deployments/${d.id}/cancel`, { method: "POST", headers: { Authorization: `Bearer ${deployer}`, "Content-Type": "application/json" }, body: '{"revert":1}' });
+    expect(badRevert.status).toBe(400);
+    expect(await badRevert.json()).toMatchObject({ error: "revert: must be true or false" });
 
     const page = await browser.newPage();
     try {
@@ -432,6 +435,8 @@ describeIfChromium("dashboard with tokens", () => {
       await page.fill(".cancel input", "wrong build");
       // And kill a1's apply (it sleeps 60 s), not wait for it.
       await page.check("#cancel-kill");
+      // (Not rolled back: the box stays unticked.)
+      expect(await page.isChecked("#cancel-revert")).toBe(false);
       await page.click("#confirm-cancel");
       await page.waitForSelector('#deployment-state:text("CANCELLED")', { timeout: 30_000 });
       const final = await grpcClient.unary<{ state: string; message: string; requestedBy: string; cancelledBy: string; killRequested: boolean; targets: { agentId: string; state: string; message: string }[] }>(

@@ -152,7 +152,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     const watched = await cli(["watch", revertId]);
     expect(watched.code, shown(watched)).toBe(0);
     expect(watched.stdout).toContain(`auto_revert of ${id})`);
-    expect(watched.stdout).toMatch(new RegExp(`auto_revert of ${id}: brings its changed targets back to v2 \\(release v2-\\S+, from d-\\S+\\)`));
+    expect(watched.stdout).toMatch(new RegExp(`revert of ${id}: brings its changed targets back to v2 \\(release v2-\\S+, from d-\\S+\\)`));
     expect(watched.stdout).toMatch(/SUCCEEDED: restored web v2 \(release v2-/);
     const revertJson = JSON.parse((await cli(["get", revertId, "--json"])).stdout) as Record<string, unknown>;
     expect(revertJson).toMatchObject({ reverts: id, requestId: `revert.${id}`, requestedBy: "auto-revert", restores: { version: "v2" } });

@@ -1,7 +1,7 @@
 // The state machine as pure functions: fold (events → state) and plan
 // (state + clock → decisions). No NATS needed.
 import { describe, expect, it } from "vitest";
-import { MAX_DISPATCH_BATCH, countTargets, foldAll, foldEvent, makeEvent, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
+import { MAX_DISPATCH_BATCH, countTargets, foldAll, foldEvent, makeEvent, revertToOf, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
 import { plan } from "../services/coordinator/src/rollout/plan.js";
 
 const spec: DeploymentSpec = {
@@ -91,6 +91,31 @@ describe("fold", () => {
     log.add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "killed: the deployment was cancelled with kill_running", exitCode: null, durationMs: 1 });
     expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
     expect(foldAll(log.events)).toEqual(log.rec);
+  });
+
+  it("a revert on the first cancel, or added by a second: the verdict names it, and revertToOf gives the release; a second revert changes nothing", () => {
+    const v0 = { deploymentId: "d-0", version: "v0", release: "v0-00000000" };
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add("a1", { type: "target.started", agentId: "a1" })
+      .add(C, { type: "deployment.cancel_requested", reason: "alarm" });
+    expect(log.rec!.cancelRevertTo).toBeUndefined();
+    log.add(C, { type: "deployment.cancel_requested", reason: "roll back too", revertTo: v0 });
+    expect(log.lastIgnored).toBeUndefined();
+    expect(log.rec).toMatchObject({ cancelRequested: true, cancelRevertTo: v0, message: "cancelled: alarm" });
+    expect(log.rec!.killRequested).toBeUndefined();
+    log.add(C, { type: "deployment.cancel_requested", reason: "", revertTo: { ...v0, version: "other" } });
+    expect(log.lastIgnored).toBe("deployment is already cancelling");
+    expect(revertToOf(log.rec!)).toBeUndefined(); // not terminal yet
+    log.add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
+    const [finished] = plan(log.rec!, ctx(0));
+    expect(finished).toEqual({ type: "deployment.finished", state: "CANCELLED", message: "cancelled: alarm; revert: bringing 1 changed target(s) back to v0 (release v0-00000000)" });
+    log.add(C, finished!);
+    expect(revertToOf(log.rec!)).toEqual(v0);
+    expect(foldAll(log.events)).toEqual(log.rec);
+    // Nothing started: nothing to bring back, and the verdict says so.
+    const none = running().add(C, { type: "deployment.cancel_requested", reason: "", revertTo: v0 });
+    expect(plan(none.rec!, ctx(0))).toEqual([{ type: "deployment.finished", state: "CANCELLED", message: "cancelled; revert: nothing to restore (no target started applying)" }]);
   });
 
   it("a start whose agent won the race counts even after a cancel was requested", () => {

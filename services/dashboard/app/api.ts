@@ -72,6 +72,8 @@ export interface Deployment {
   restores?: Release | null;
   /** A FAILED deployment with auto_revert: the deployment that reverts it. */
   revertedBy?: string;
+  /** A cancel asked with revert: the release its changed targets go back to once it is CANCELLED. */
+  cancelRevertsTo?: Release | null;
   /** Created through a freeze of its environment (deployctl deploy --override-freeze): why, and which freeze. */
   freezeOverride?: { reason: string; freeze: Freeze } | null;
 }
@@ -182,8 +184,8 @@ export const api = {
   },
   freezes: (signal?: AbortSignal) => call<{ freezes: Freeze[] }>("api/freezes", { signal }),
   deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
-  cancel: (id: string, reason: string, kill = false) =>
-    call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify(kill ? { reason, kill } : { reason }) }),
+  cancel: (id: string, reason: string, kill = false, revert = false) =>
+    call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ reason, ...(kill ? { kill } : {}), ...(revert ? { revert } : {}) }) }),
   pause: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/pause`, { method: "POST", body: JSON.stringify({ reason }) }),
   resume: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/resume`, { method: "POST", body: "{}" }),
   promote: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/promote`, { method: "POST", body: "{}" }),

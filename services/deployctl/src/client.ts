@@ -160,8 +160,8 @@ export class Client {
   listDeployments(req: ListDeploymentsRequest): Promise<DeploymentsMsg> {
     return this.#unary("ListDeployments", req);
   }
-  cancelDeployment(deploymentId: string, reason: string, killRunning = false): Promise<DeploymentMsg> {
-    return this.#unary("CancelDeployment", { deploymentId, reason, ...(killRunning ? { killRunning } : {}) });
+  cancelDeployment(deploymentId: string, reason: string, killRunning = false, revert = false): Promise<DeploymentMsg> {
+    return this.#unary("CancelDeployment", { deploymentId, reason, ...(killRunning ? { killRunning } : {}), ...(revert ? { revert } : {}) });
   }
   /** Pause, resume and promote are idempotent on the server: asking again returns the deployment unchanged. */
   pauseDeployment(deploymentId: string, reason: string): Promise<DeploymentMsg> {

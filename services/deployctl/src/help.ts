@@ -10,6 +10,7 @@ Exit codes:
   2    usage or validation error (also INVALID_ARGUMENT, ALREADY_EXISTS,
        FAILED_PRECONDITION, NOT_FOUND, UNAUTHENTICATED, PERMISSION_DENIED from the coordinator)
   3    cannot reach the coordinator, or it cannot record the request (UNAVAILABLE / DEADLINE_EXCEEDED / ABORTED after retries)
+  4    the environment is frozen (deployctl freezes): nothing was created; --override-freeze "<why>" deploys anyway
   130  Ctrl-C while following (the deployment goes on; resume with deployctl watch <id>)
   141  stdout was closed by its reader (e.g. | head); the deployment goes on
 
@@ -106,6 +107,8 @@ Examples:
   $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "wrong version"
   # and stop the applies running now (a bundle goes back to its previous release)
   $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "hangs in migrate" --kill
+  # stop and roll back: the targets it changed go back to the release desired before it
+  $ deployctl cancel d-0mwxzpgab-3e1e5ad5 --reason "error rate alarm" --kill --revert
   # then see it end
   $ deployctl watch d-0mwxzpgab-3e1e5ad5
 `,

@@ -110,7 +110,11 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .description("stop a deployment: targets not yet started are cancelled, in-flight applies finish")
       .argument("<id>", "deployment id", parseDeploymentId)
       .option("--reason <text>", "why (recorded in the audit log)")
-      .option("--kill", "also kill the applies in flight (deploy executable or hook; a bundle goes back to its previous release): they end FAILED"),
+      .option("--kill", "also kill the applies in flight (deploy executable or hook; a bundle goes back to its previous release): they end FAILED")
+      .option(
+        "--revert",
+        "stop and roll back: once it is cancelled, bring the targets it changed back to the release desired before it (a linked deployment, as --auto-revert makes for a failed one)",
+      ),
   ).action((id: string, o: CancelOptions) => run(cancelCommand(id, o)));
 
   withCommonOptions(

@@ -17,6 +17,7 @@ import {
   type DeployEvent,
   type DeploymentSpec,
   type DeploymentState,
+  type RestoredRelease,
   type TargetState,
 } from "./schemas.js";
 
@@ -55,6 +56,8 @@ export interface DeploymentRecord {
   cancelRequested: boolean;
   /** A cancel with kill_running: the applies in flight are being killed (their agents look for it while they run). */
   killRequested?: boolean;
+  /** A cancel asked with revert: the release the targets it changed are brought back to once it is CANCELLED (revertToOf). */
+  cancelRevertTo?: RestoredRelease;
   /** Who asked for the cancel (its event's `by`: the authenticated identity), once one is requested. */
   cancelledBy?: string;
   halted: boolean;
@@ -365,13 +368,18 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
     case "deployment.cancel_requested":
       if (terminal) return `deployment is ${rec.state}`;
       if (rec.cancelRequested) {
-        // A second cancel that adds kill_running to a first one without it: the applies still running are killed.
-        if (e.kill !== true || rec.killRequested) return "deployment is already cancelling";
-        rec.killRequested = true;
+        // A second cancel that adds kill_running (the applies still running
+        // are killed) or a revert to a first one without them.
+        const kill = e.kill === true && !rec.killRequested;
+        const revert = e.revertTo !== undefined && rec.cancelRevertTo === undefined;
+        if (!kill && !revert) return "deployment is already cancelling";
+        if (kill) rec.killRequested = true;
+        if (revert) rec.cancelRevertTo = e.revertTo;
         return undefined;
       }
       rec.cancelRequested = true;
       if (e.kill === true) rec.killRequested = true;
+      if (e.revertTo !== undefined) rec.cancelRevertTo = e.revertTo;
       if (e.by !== undefined) rec.cancelledBy = e.by;
       rec.message = e.reason ? `cancelled: ${e.reason}` : "cancelled";
       // Pending targets were never sent a command: cancelled here. Dispatched
@@ -421,6 +429,21 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
  */
 export function changedTargetsOf(rec: DeploymentRecord): string[] {
   return rec.spec.targets.filter((id) => rec.targets[id]?.startedAt !== undefined);
+}
+
+/**
+ * The release a deployment's changed targets are brought back to when it
+ * ends: a FAILED one with strategy.auto_revert, to the desired release at its
+ * creation (spec.revertTo); a CANCELLED one whose cancel asked for a revert,
+ * to the release the cancel named (cancelRevertTo). Never for a revert
+ * itself. Undefined: nothing is reverted. `state`: the verdict, for a record
+ * not yet terminal (plan.ts finishOf).
+ */
+export function revertToOf(rec: DeploymentRecord, state: DeploymentState = rec.state): RestoredRelease | undefined {
+  if (rec.spec.reverts !== undefined) return undefined;
+  if (state === "FAILED" && rec.spec.strategy.autoRevert) return rec.spec.revertTo;
+  if (state === "CANCELLED") return rec.cancelRevertTo;
+  return undefined;
 }
 
 /**

@@ -402,7 +402,8 @@ export type EventBody =
   | { type: "target.cancelled"; agentId: string; message: string }
   | { type: "deployment.halted"; message: string }
   /** `by`: who asked (the authenticated identity); absent in events from before it was recorded. */
-  | { type: "deployment.cancel_requested"; reason: string; by?: string; byVia?: IdentitySource; kill?: true }
+  /** `revertTo`: the cancel asked for a revert (CancelDeployment's revert): the release the changed targets go back to once CANCELLED. */
+  | { type: "deployment.cancel_requested"; reason: string; by?: string; byVia?: IdentitySource; kill?: true; revertTo?: RestoredRelease }
   | { type: "deployment.finished"; state: "SUCCEEDED" | "FAILED" | "CANCELLED"; message: string }
   /** Dispatching stops until deployment.resumed; `by` as for a cancel. */
   | { type: "deployment.paused"; reason: string; by: string; byVia?: IdentitySource }
@@ -489,6 +490,7 @@ function parseEventBody(o: Obj): EventBody {
         ...(o.by === undefined ? {} : { by: asString(o.by, "event.by", { maxLength: MAX_IDENTITY_LENGTH }) }),
         ...(o.byVia === undefined ? {} : { byVia: asEnum(o.byVia, "event.byVia", IDENTITY_SOURCES) }),
         ...(o.kill === true ? { kill: true as const } : {}),
+        ...(o.revertTo === undefined ? {} : { revertTo: parseRestored(o.revertTo, "event.revertTo") }),
       };
     case "deployment.finished":
       return { type, state: asEnum(o.state, "event.state", ["SUCCEEDED", "FAILED", "CANCELLED"] as const), message: message() };

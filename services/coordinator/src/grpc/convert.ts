@@ -173,6 +173,7 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
     restores: restoredMessage(rec.spec.restores),
     freezeOverride: freezeOverrideMessage(rec.spec.environment, rec.spec.freezeOverride),
     revertedBy,
+    cancelRevertsTo: restoredMessage(rec.cancelRevertTo),
   };
 }
 
@@ -195,7 +196,9 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
       message = e.message;
       break;
     case "deployment.cancel_requested":
-      message = e.kill === true ? `${e.reason ? `${e.reason}; ` : ""}kill_running: the applies in flight are killed` : e.reason;
+      message = [e.reason, e.kill === true ? "kill_running: the applies in flight are killed" : "", e.revertTo ? `revert: the changed targets go back to ${e.revertTo.version} (release ${e.revertTo.release})` : ""]
+        .filter((part) => part !== "")
+        .join("; ");
       actor = e.by ?? "";
       break;
     case "deployment.paused":

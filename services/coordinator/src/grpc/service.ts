@@ -4,10 +4,10 @@ import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableSt
 import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/artifactStore.js";
-import { createDeployment, deploymentOfRequest, previewDeployment } from "../createDeployment.js";
+import { createDeployment, previewDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
-import { revertRequestId, rollbackRelease } from "../releases/rollback.js";
+import { revertOf, rollbackRelease } from "../releases/rollback.js";
 import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
@@ -113,9 +113,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const id = validateDeploymentId(req.deploymentId);
       const page = validateTargetPage(req);
       const rec = await getDeployment(ctx, id, deps.reconciler);
-      // The automatic revert of a FAILED deployment is found by its fixed request id (one KV get).
-      const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(ctx, revertRequestId(rec.spec.id)) : undefined;
-      return toDeploymentMessage(rec, revertedBy ?? "", page);
+      return toDeploymentMessage(rec, await revertOf(ctx, rec), page);
     }),
 
     ListDeployments: call("ListDeployments", async (req) => {
@@ -130,7 +128,8 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     CancelDeployment: call("CancelDeployment", async (req, c) => {
       const id = validateDeploymentId(req.deploymentId);
       const reason = validateReason(req.reason);
-      return toDeploymentMessage(await cancelDeployment(deps, id, reason, callIdentity(c), req.killRunning === true));
+      const rec = await cancelDeployment(deps, id, reason, callIdentity(c), { kill: req.killRunning === true, revert: req.revert === true });
+      return toDeploymentMessage(rec, await revertOf(ctx, rec));
     }),
 
     PauseDeployment: call("PauseDeployment", async (req, c) => {

@@ -20,10 +20,9 @@ import { tokenIdentity } from "../grpc/identity.js";
 import { listPage, toDeploymentMessage, toFreezesMessage } from "../grpc/convert.js";
 import type { Freezes } from "../freezes.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
-import { deploymentOfRequest } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
-import { revertRequestId } from "../releases/rollback.js";
+import { revertOf } from "../releases/rollback.js";
 import { listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
@@ -107,16 +106,18 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       const body = decision.takesReason ? await readJsonBody(req) : {};
       const reason = decision.takesReason ? validateReason(body.reason) : "";
       const from = reason ? `${reason} (from the dashboard)` : "from the dashboard";
-      if (body.kill !== undefined && typeof body.kill !== "boolean") throw new HttpError(400, "kill: must be true or false");
+      for (const flag of ["kill", "revert"] as const) {
+        if (body[flag] !== undefined && typeof body[flag] !== "boolean") throw new HttpError(400, `${flag}: must be true or false`);
+      }
       const rec =
         parts[2] === "cancel"
-          ? await cancelDeployment(deps, id, from, by, body.kill === true)
+          ? await cancelDeployment(deps, id, from, by, { kill: body.kill === true, revert: body.revert === true })
           : parts[2] === "pause"
             ? await pauseDeployment(deps, id, from, by)
             : parts[2] === "resume"
               ? await resumeDeployment(deps, id, by)
               : await promoteDeployment(deps, id, by);
-      return sendJson(res, 200, toDeploymentMessage(rec));
+      return sendJson(res, 200, toDeploymentMessage(rec, await revertOf(deps.ctx, rec)));
     }
     if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
     if (parts.length === 2) {
@@ -128,9 +129,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
         targetState: q.get("targetState") ?? undefined,
       });
       const rec = await getDeployment(deps.ctx, id, deps.reconciler);
-      // As GetDeployment: the automatic revert of a FAILED deployment, by its fixed request id.
-      const revertedBy = rec.state === "FAILED" && rec.spec.strategy.autoRevert ? await deploymentOfRequest(deps.ctx, revertRequestId(rec.spec.id)) : undefined;
-      return sendJson(res, 200, toDeploymentMessage(rec, revertedBy ?? "", page));
+      return sendJson(res, 200, toDeploymentMessage(rec, await revertOf(deps.ctx, rec), page));
     }
     if (parts[2] === "events") return streamEvents(deps, req, res, id, afterSequenceOf(req, q));
   }

@@ -7,7 +7,7 @@ import type { CreateInput } from "../requests.js";
 export const RELEASE_STATUSES = ["CURRENT", "OUTDATED", "OFFLINE", "NO_DESIRED_RELEASE"] as const;
 export type ReleaseStatus = (typeof RELEASE_STATUSES)[number];
 
-const sameArtifact = (a: { name: string; digest: string } | undefined, b: { name: string; digest: string } | undefined): boolean =>
+export const sameArtifact = (a: { name: string; digest: string } | undefined, b: { name: string; digest: string } | undefined): boolean =>
   a === undefined || b === undefined ? a === b : a.name === b.name && a.digest === b.digest;
 
 /**

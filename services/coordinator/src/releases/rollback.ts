@@ -24,6 +24,7 @@ import {
   PreconditionError,
   ValidationError,
   changedTargetsOf,
+  revertToOf,
   formatSelector,
   loadDeployment,
   parseSelector,
@@ -60,16 +61,22 @@ export interface RollbackDeps {
 
 export const revertRequestId = (deploymentId: string): string => `revert.${deploymentId}`;
 
+/** The deployment that reverts `rec` (reverted_by), found by its fixed request id (one KV get); "" when none is asked for or made yet. */
+export async function revertOf(ctx: Pick<JsContext, "deployments">, rec: DeploymentRecord): Promise<string> {
+  return revertToOf(rec) ? ((await deploymentOfRequest(ctx, revertRequestId(rec.spec.id))) ?? "") : "";
+}
+
 /**
- * The revert of a FAILED deployment with auto_revert, created (or found: the
+ * The revert of a FAILED deployment with auto_revert, or of a CANCELLED one
+ * whose cancel asked for it (fold.ts revertToOf), created (or found: the
  * request id is fixed); undefined when there is nothing to revert (the
  * finished message says why: plan.ts finishOf). Throws PreconditionError
  * when another deployment of the pair took the lock first.
  */
 export async function startRevert(deps: RollbackDeps, rec: DeploymentRecord): Promise<Created | undefined> {
   const { spec } = rec;
-  const to = spec.revertTo;
-  if (rec.state !== "FAILED" || !spec.strategy.autoRevert || !to || spec.reverts !== undefined) return undefined;
+  const to = revertToOf(rec);
+  if (!to) return undefined;
   // Agents gone from the registry, or moved to another environment or app,
   // are no longer this pair's to bring back.
   const targets = changedTargetsOf(rec).filter((id) => {
@@ -90,7 +97,7 @@ export async function startRevert(deps: RollbackDeps, rec: DeploymentRecord): Pr
       applyTimeoutMs: spec.strategy.applyTimeoutMs,
     },
     targets,
-    note: `auto_revert of ${spec.id}: back to ${to.version} (release ${to.release})`,
+    note: `${rec.state === "CANCELLED" ? `revert of ${spec.id}, cancelled by ${rec.cancelledBy ?? "?"} with revert` : `auto_revert of ${spec.id}`}: back to ${to.version} (release ${to.release})`,
     reverts: spec.id,
     restores: to,
     offlineAllowed: true,

@@ -1,6 +1,6 @@
 // Finishing: what a terminal deployment leaves to do before its (app,
 // environment) lock is given back, and the release of the lock.
-import { activeKey, errorMessage, PreconditionError, type DeploymentRecord, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { activeKey, errorMessage, PreconditionError, revertToOf, type DeploymentRecord, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { releaseLock } from "../createDeployment.js";
 
 export interface FinishOptions {
@@ -8,7 +8,7 @@ export interface FinishOptions {
   releases?: { record(rec: DeploymentRecord): Promise<unknown> };
   /** Called when this process frees an (app, environment) lock: convergence waiting on it goes on. */
   onLockReleased?: (app: string, environment: string) => void;
-  /** Asks for the automatic revert of a FAILED deployment with auto_revert (releases/rollback.ts), before its lock is given back; idempotent. */
+  /** Asks for the revert of a FAILED deployment with auto_revert or a CANCELLED one whose cancel asked for it (releases/rollback.ts), before its lock is given back; idempotent. */
   revert?: (rec: DeploymentRecord) => Promise<void>;
 }
 
@@ -20,7 +20,7 @@ export interface FinishOptions {
 const FAULT_KILL_BEFORE_DESIRED = process.env["DEPLOY_COORDINATOR_FAULT_KILL_BEFORE_DESIRED"] === "1";
 
 /**
- * Asks for the automatic revert a FAILED deployment needs, records the
+ * Asks for the revert a deployment needs (fold.ts revertToOf), records the
  * desired release a SUCCEEDED one made, then frees the (app, environment)
  * for the next deployment, by compare-and-set (releaseLock). In that order:
  * while a terminal deployment holds the lock every sweep comes back here, so
@@ -33,7 +33,7 @@ export async function finishDeployment(ctx: JsContext, record: DeploymentRecord,
   // exists the lock is kept, so the next sweep asks again. Another
   // deployment of the pair that took the lock first wins (the revert is
   // then refused, and this lock is no longer ours to give back).
-  if (record.state === "FAILED" && record.spec.strategy.autoRevert && opts.revert) {
+  if (revertToOf(record) && opts.revert) {
     try {
       await opts.revert(record);
     } catch (err) {

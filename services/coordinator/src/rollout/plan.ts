@@ -14,8 +14,10 @@ import {
   MAX_DISPATCH_BATCH,
   offlineSkippedOf,
   currentSkippedOf,
+  revertToOf,
   type DeploymentRecord,
   type EventBody,
+  type RestoredRelease,
   type TargetState,
 } from "../../../shared/src/index.js";
 import { dispatchedBy } from "./decisions.js";
@@ -196,13 +198,14 @@ export function finishOf(rec: DeploymentRecord, counts: Record<TargetState, numb
     const what = `${rec.spec.app} ${r.version} (release ${r.release}, from ${r.deploymentId})`;
     verdict.message = `${verdict.state === "SUCCEEDED" ? "restored" : "restoring"} ${what}${verdict.state === "SUCCEEDED" ? "" : " failed"}: ${verdict.message}`;
   }
-  if (verdict.state === "FAILED" && rec.spec.strategy.autoRevert) verdict.message += `; auto_revert: ${revertNote(rec)}`;
+  if (verdict.state === "FAILED" && rec.spec.strategy.autoRevert) verdict.message += `; auto_revert: ${revertNote(rec, rec.spec.revertTo)}`;
+  // A cancel that asked for a revert named a release to go back to (queries/cancelDeployment.ts).
+  else if (verdict.state === "CANCELLED" && rec.cancelRevertTo) verdict.message += `; revert: ${revertNote(rec, revertToOf(rec, "CANCELLED"))}`;
   return verdict;
 }
 
-/** What an automatic revert of this FAILED deployment does (releases/autoRevert.ts acts on the same facts). */
-function revertNote(rec: DeploymentRecord): string {
-  const to = rec.spec.revertTo;
+/** What the revert of this deployment does (releases/rollback.ts startRevert acts on the same facts: fold.ts revertToOf). */
+function revertNote(rec: DeploymentRecord, to: RestoredRelease | undefined): string {
   if (!to) return `nothing to restore (no deployment of ${rec.spec.app} to ${rec.spec.environment} had succeeded before this one)`;
   const changed = changedTargetsOf(rec).length;
   if (changed === 0) return "nothing to restore (no target started applying)";

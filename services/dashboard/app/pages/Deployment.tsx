@@ -95,7 +95,7 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
   }
   if (e.type === "deployment.cancel_requested" && e.actor) m.cancelledBy = e.actor;
   // The event's message ends so when it asked to kill (grpc/convert.ts).
-  if (e.type === "deployment.cancel_requested" && e.message.endsWith("kill_running: the applies in flight are killed")) m.killRequested = true;
+  if (e.type === "deployment.cancel_requested" && e.message.includes("kill_running: the applies in flight are killed")) m.killRequested = true;
   if (e.type === "deployment.paused") m.pausedBy = e.actor || "—";
   if (e.type === "deployment.resumed") m.pausedBy = "";
   if (e.type === "deployment.canary_done") m.awaitingPromotion = true;
@@ -286,7 +286,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
             </dd>
           </>
         )}
-        {Boolean(dep.reverts) && (<><dt>Reverts</dt><dd id="reverts">{link(dep.reverts!)} (auto_revert: brings the targets it changed back)</dd></>)}
+        {Boolean(dep.reverts) && (<><dt>Reverts</dt><dd id="reverts">{link(dep.reverts!)} (brings the targets it changed back)</dd></>)}
         {Boolean(restores?.release) && (
           <><dt>Restores</dt><dd id="restores"><span class="mono">{restores!.version}</span> (release <span class="mono">{restores!.release}</span>, from {link(restores!.deploymentId)})</dd></>
         )}
@@ -298,7 +298,10 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
             </dd>
           </>
         )}
-        {Boolean(dep.revertedBy) && (<><dt>Reverted by</dt><dd id="reverted-by">{link(dep.revertedBy!)} (auto_revert)</dd></>)}
+        {Boolean(dep.cancelRevertsTo?.release) && !dep.revertedBy && (
+          <><dt>Revert</dt><dd id="cancel-reverts-to">once cancelled, the targets it changed go back to {dep.cancelRevertsTo!.version} (release {dep.cancelRevertsTo!.release})</dd></>
+        )}
+        {Boolean(dep.revertedBy) && (<><dt>Reverted by</dt><dd id="reverted-by">{link(dep.revertedBy!)} ({dep.cancelRevertsTo?.release ? "cancel with revert" : "auto_revert"})</dd></>)}
         <dt>Strategy</dt>
         <dd>
           {dep.strategy.maxConcurrency} at a time, halt when more than {dep.strategy.maxFailures} fail; delivery timeout {seconds(dep.strategy.deliveryTimeout)}, apply timeout {seconds(dep.strategy.applyTimeout)}
@@ -407,6 +410,7 @@ function CancelButton({ id, onDone, onError }: { id: string; onDone: (d: Deploym
   const [asking, setAsking] = useState(false);
   const [reason, setReason] = useState("");
   const [kill, setKill] = useState(false);
+  const [revert, setRevert] = useState(false);
   if (!asking) return <button class="danger" id="cancel" onClick={() => setAsking(true)}>Cancel deployment…</button>;
   return (
     <span class="cancel">
@@ -414,7 +418,10 @@ function CancelButton({ id, onDone, onError }: { id: string; onDone: (d: Deploym
       <label title="kill the deploy executables and hooks running now (a bundle goes back to its previous release); they end FAILED">
         <input type="checkbox" id="cancel-kill" checked={kill} onChange={(e) => setKill(e.currentTarget.checked)} /> also kill the applies running now
       </label>
-      <button class="danger" id="confirm-cancel" onClick={() => void api.cancel(id, reason, kill).then(onDone, onError)}>Confirm cancel</button>
+      <label title="once cancelled, bring the targets it changed back to the release desired before it (a linked deployment); refused when there is none">
+        <input type="checkbox" id="cancel-revert" checked={revert} onChange={(e) => setRevert(e.currentTarget.checked)} /> and roll back the targets it changed
+      </label>
+      <button class="danger" id="confirm-cancel" onClick={() => void api.cancel(id, reason, kill, revert).then(onDone, onError)}>Confirm cancel</button>
       <button onClick={() => setAsking(false)}>Keep running</button>
     </span>
   );

@@ -17,8 +17,8 @@ export function exitCodeFor(d: DeploymentMsg): ExitCode {
 }
 
 /**
- * How long to look for the automatic revert of a FAILED deployment with
- * auto_revert. The coordinator creates it as the deployment finishes,
+ * How long to look for the revert of a FAILED deployment with auto_revert
+ * (or a CANCELLED one whose cancel asked for it). The coordinator creates it as the deployment finishes,
  * before it gives the pair's lock back, so it exists within moments;
  * after a coordinator crash the next sweep creates it, which may be later:
  * then `deployctl get <id>` shows reverted_by.
@@ -27,14 +27,17 @@ const REVERT_LOOKUP_MS = 10_000;
 const REVERT_POLL_MS = 250;
 
 /**
- * A FAILED deployment with auto_revert: the deployment that brings its
- * changed targets back (reverted_by), read again until it shows, and a line
- * naming it and how to follow it. Nothing when there was nothing to revert
- * (the finished message says why).
+ * A FAILED deployment with auto_revert, or a CANCELLED one whose cancel
+ * asked for a revert: the deployment that brings its changed targets back
+ * (reverted_by), read again until it shows, and a line naming it and how to
+ * follow it. Nothing when there was nothing to revert (the finished message
+ * says why).
  */
 async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coordinatorFlag: string | undefined): Promise<DeploymentMsg> {
-  if (shortState(d.state) !== "FAILED" || !d.strategy?.autoRevert || d.reverts) return d;
-  if (/auto_revert: nothing to restore/.test(d.message ?? "")) return d;
+  const state = shortState(d.state);
+  const kind = state === "FAILED" && d.strategy?.autoRevert && !d.reverts ? "auto_revert" : state === "CANCELLED" && d.cancelRevertsTo?.release ? "revert" : undefined;
+  if (!kind) return d;
+  if (new RegExp(`${kind}: nothing to restore`).test(d.message ?? "")) return d;
   const end = Date.now() + REVERT_LOOKUP_MS;
   let last = d;
   while (!last.revertedBy && Date.now() < end) {
@@ -46,7 +49,7 @@ async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coord
     // Either later (a coordinator crashed: the next sweep makes it) or never
     // (another deployment of the pair took the lock first: the coordinator logs it).
     view.note(
-      `auto_revert: no revert deployment of ${id} yet (none is made if another deployment of ${d.app ?? "the app"} in ${d.environment ?? "the environment"} ` +
+      `${kind}: no revert deployment of ${id} yet (none is made if another deployment of ${d.app ?? "the app"} in ${d.environment ?? "the environment"} ` +
         `took the lock first); deployctl get ${id} shows "reverted by" once it exists`,
     );
     return last;
@@ -61,7 +64,7 @@ async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coord
   const to = revert?.restores?.version ? ` back to ${revert.restores.version} (release ${revert.restores.release ?? "?"})` : " back";
   const n = revert?.targets?.length;
   view.note(
-    `auto_revert: deployment ${last.revertedBy} brings ${n === undefined ? "the changed" : n} target(s) of ${id}${to}; follow it with: ${resumeCommand(last.revertedBy, coordinatorFlag)}`,
+    `${kind}: deployment ${last.revertedBy} brings ${n === undefined ? "the changed" : n} target(s) of ${id}${to}; follow it with: ${resumeCommand(last.revertedBy, coordinatorFlag)}`,
     { deployment: last },
   );
   return last;

@@ -85,9 +85,11 @@ export function operatorLines(d: DeploymentMsg): string[] {
   if (d.paused) lines.push(`  ${pc.magenta(`paused by ${d.pausedBy || "-"}`)}: running applies go on, nothing new starts; resume with: deployctl resume ${id}`);
   const r = d.restores;
   const restored = r?.release ? `${r.version ?? "?"} (release ${r.release}, from ${r.deploymentId || "-"})` : "";
-  if (d.reverts) lines.push(`  auto_revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
+  if (d.reverts) lines.push(`  revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
   else if (restored) lines.push(`  rollback: restores ${restored}`);
-  if (d.revertedBy) lines.push(`  reverted by ${d.revertedBy} (auto_revert); follow it with: deployctl watch ${d.revertedBy}`);
+  const back = d.cancelRevertsTo;
+  if (back?.release && !d.revertedBy) lines.push(`  cancelled with revert: its changed targets go back to ${back.version ?? "?"} (release ${back.release}) once it ends`);
+  if (d.revertedBy) lines.push(`  reverted by ${d.revertedBy} (${back?.release ? "cancel --revert" : "auto_revert"}); follow it with: deployctl watch ${d.revertedBy}`);
   const fo = d.freezeOverride;
   if (fo?.freeze) lines.push(`  ${pc.magenta("deployed through a freeze")} (${freezeLine(fo.freeze)}), by ${d.requestedBy || "-"}: ${fo.reason ?? ""}`);
   const left = d.cordonedLeftOut ?? [];
@@ -105,7 +107,12 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
     ...(d.selector ? [`  targets chosen by selector ${d.selector}`] : []),
     ...(d.convergesTo ? [`  convergence: brings ${(d.targets ?? []).map((t) => t.agentId).join(", ") || "-"} to the desired release of ${d.convergesTo}`] : []),
     `  request ${d.requestId ?? "-"}  ${requestedByText(d)}`,
-    ...(d.cancelRequested ? [`  cancel requested by ${d.cancelledBy || "-"}${d.killRequested ? ", with kill_running (the applies in flight are killed)" : ""}`] : []),
+    ...(d.cancelRequested
+      ? [
+          `  cancel requested by ${d.cancelledBy || "-"}${d.killRequested ? ", with kill_running (the applies in flight are killed)" : ""}` +
+            `${d.cancelRevertsTo?.release ? `${d.killRequested ? " and" : ","} with revert (to ${d.cancelRevertsTo.release})` : ""}`,
+        ]
+      : []),
     `  created ${isoTime(d.createdAt)}  finished ${isoTime(d.finishedAt)}  last event #${d.lastSequence ?? "0"}`,
     `  strategy ${strategyText(s)}`,
     `  targets ${d.targetCount || (d.targets?.length ?? 0)}: ${countsText(d)}`,

@@ -5,10 +5,12 @@ export interface CancelDeploymentRequest {
   'deploymentId'?: (string);
   'reason'?: (string);
   'killRunning'?: (boolean);
+  'revert'?: (boolean);
 }
 
 export interface CancelDeploymentRequest__Output {
   'deploymentId'?: (string);
   'reason'?: (string);
   'killRunning'?: (boolean);
+  'revert'?: (boolean);
 }

@@ -46,6 +46,7 @@ export interface Deployment {
   'cordonedLeftOutCount'?: (number);
   'killRequested'?: (boolean);
   'freezeOverride'?: (_deploy_v1_FreezeOverride | null);
+  'cancelRevertsTo'?: (_deploy_v1_Release | null);
 }
 
 export interface Deployment__Output {
@@ -84,4 +85,5 @@ export interface Deployment__Output {
   'cordonedLeftOutCount'?: (number);
   'killRequested'?: (boolean);
   'freezeOverride'?: (_deploy_v1_FreezeOverride__Output);
+  'cancelRevertsTo'?: (_deploy_v1_Release__Output);
 }
