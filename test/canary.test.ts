@@ -243,4 +243,19 @@ describe("canary, promote, pause, auto_revert and rollback", () => {
     const err = await grpcError(client.promote(plain.id!));
     expect(err?.details).toMatch(/has no canary wave to promote/);
   });
+
+  it("a rollback between releases of 128-character versions is readable: the note the coordinator writes is cut to fit", async () => {
+    // Its note names both releases (2 × 137 characters), over the 256 a
+    // recorded note may take: written whole, the created event could not be
+    // read back, and the rollback would never run.
+    const long = (c: string): string => `${c}${"x".repeat(127)}`;
+    for (const v of [long("a"), long("b")]) expect((await client.waitTerminal((await deploy(v, {})).id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await until("b desired", async () => ((await client.release("web", "prod")).desired?.version === long("b") ? true : undefined));
+    const rb = await until("a rollback accepted", () => client.rollback({ requestId: rid("rollback-long"), app: "web", environment: "prod" }));
+    const done = await client.waitTerminal(rb.id!);
+    expect(done.state, done.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(done.restores?.version).toBe(long("a"));
+    expect(done.requestedByNote).toHaveLength(256);
+    expect(done.requestedByNote).toMatch(/^rollback of bx+-\w{8} \(deployment d-[\w-]+\) to ax+…$/);
+  });
 });

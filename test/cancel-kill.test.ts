@@ -31,6 +31,8 @@ describe("cancel --kill and --revert", () => {
   let env: Record<string, string>;
 
   const cli = (args: string[]): Promise<CliResult> => runCli(args, { env });
+  /** A deployment cancelled (without revert) before later ones succeeded. */
+  let cancelledEarly = "";
   /** A deployment of web to a1 and a2 whose applies hang (each leaves its sleep's pid in <work>/<agent>.pid), once both apply. */
   const hanging = async (version: string): Promise<string> => {
     for (const a of ["a1", "a2"]) await rm(join(work, `${a}.pid`), { force: true });
@@ -114,6 +116,7 @@ describe("cancel --kill and --revert", () => {
 
   it("a cancel without it lets the applies run; --kill asked after it kills them", async () => {
     const id = await hanging("v2");
+    cancelledEarly = id;
     const plain = await cli(["cancel", id]);
     expect(plain.code, shown(plain)).toBe(0);
     expect(plain.stdout).toContain("in-flight applies finish (--kill stops them)");
@@ -204,5 +207,44 @@ describe("cancel --kill and --revert", () => {
     expect((await client.get(id)).cancelRequested).toBe(false);
     expect((await cli(["cancel", id])).code).toBe(0);
     expect((await ended(id)).state).toBe("DEPLOYMENT_STATE_CANCELLED");
+  });
+
+  it("deployctl revert brings back what a deployment cancelled without --revert changed, once; what it cannot revert is refused, naming why", async () => {
+    const desired = (await client.release("web", "prod")).desired;
+    const id = await hanging("v6");
+    const running = await cli(["revert", id]);
+    expect(running.code, shown(running)).toBe(2);
+    expect(running.stderr).toContain(`deployment ${id} cannot be reverted: it is still RUNNING; to stop it and roll back, cancel it with revert (deployctl cancel ${id} --revert)`);
+    expect((await cli(["cancel", id, "--kill"])).code).toBe(0);
+    expect((await ended(id)).revertedBy ?? "").toBe("");
+
+    const r = await cli(["revert", id, "--note", "after the fact"]);
+    expect(r.code, shown(r)).toBe(0);
+    const revertId = (await client.get(id)).revertedBy ?? "";
+    expect(revertId).not.toBe("");
+    expect(r.stdout).toContain(`deployment ${revertId}: revert of ${id}, 2 target(s) back to fix-v3 (release fix-v3-`);
+    const revert = await client.get(revertId);
+    expect(revert.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(revert.reverts).toBe(id);
+    expect(revert.restores?.deploymentId).toBe(desired?.deploymentId);
+    expect(revert.requestedBy).toBe("anonymous (development mode)");
+    expect(revert.requestedByNote).toBe(`revert of ${id}: after the fact: back to fix-v3 (release ${revert.restores?.release})`);
+    expect((await cli(["get", id])).stdout).toContain(`reverted by ${revertId} (deployctl revert)`);
+    // Asked again: the same revert, followed to its end.
+    const again = await cli(["revert", id, "--detach", "--json"]);
+    expect(again.code, shown(again)).toBe(0);
+    expect((JSON.parse(again.stdout) as { deployment: { id: string } }).deployment.id).toBe(revertId);
+    // Not revertible: a revert, a deployment that succeeded, one that later ones overtook.
+    const ofRevert = await cli(["revert", revertId]);
+    expect(ofRevert.code, shown(ofRevert)).toBe(2);
+    expect(ofRevert.stderr).toContain(`deployment ${revertId} cannot be reverted: it is the revert of ${id} itself`);
+    const ok = await cli(["revert", desired!.deploymentId!]);
+    expect(ok.code, shown(ok)).toBe(2);
+    expect(ok.stderr).toContain(`it SUCCEEDED, so it made a desired release; to go back from that, deployctl rollback web prod`);
+    const stale = await cli(["revert", cancelledEarly]);
+    expect(stale.code, shown(stale)).toBe(2);
+    expect(stale.stderr).toContain(`deployment ${cancelledEarly} cannot be reverted: deployment ${desired?.deploymentId} (fix-v3-`);
+    expect(stale.stderr).toContain("succeeded after it ended, and is the desired release");
+    expect((await client.get(cancelledEarly)).revertedBy ?? "").toBe("");
   });
 });

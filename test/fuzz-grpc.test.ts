@@ -71,7 +71,9 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   ),
   GetDeployment: fc.record({ deploymentId: nasty }, { requiredKeys: [] }),
   ListDeployments: fc.record({ app: nasty, environment: nasty, state: deploymentState, pageSize: u32, pageToken: nasty }, { requiredKeys: [] }),
-  CancelDeployment: fc.record({ deploymentId: nasty, reason: nasty }, { requiredKeys: [] }),
+  CancelDeployment: fc.record({ deploymentId: nasty, reason: nasty, killRunning: fc.boolean(), revert: fc.boolean() }, { requiredKeys: [] }),
+  // The real deployment SUCCEEDED: never revertible (a state change otherwise, and right).
+  RevertDeployment: fc.record({ deploymentId: nasty, requestedBy: nasty }, { requiredKeys: [] }),
   ListAgents: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
   // Never the one registered agent (a1): cordoning it would be a state change, and right.
   CordonAgent: fc.record({ agentId: nasty.filter((s) => s !== "a1"), reason: nasty }, { requiredKeys: [] }),
@@ -120,7 +122,7 @@ describe("typed requests with random, oversized and hostile values", () => {
     it(`${method}: a clear status, no state change`, async () => {
       const before = await snapshot();
       // Half the runs aim at the real deployment id, so lookups get past NOT_FOUND.
-      const req = method === "GetDeployment" || method === "CancelDeployment" ? fc.oneof(arb, arb.map((r) => ({ ...r, deploymentId: existing }))) : arb;
+      const req = method === "GetDeployment" || method === "CancelDeployment" || method === "RevertDeployment" ? fc.oneof(arb, arb.map((r) => ({ ...r, deploymentId: existing }))) : arb;
       await fc.assert(
         fc.asyncProperty(req, async (r) => {
           const code = await client.code(method, r);

@@ -32,6 +32,7 @@ const READS: [string, object][] = [
 const WRITES: [string, object][] = [
   ["CreateDeployment", { requestId: "r-1", app: "web", environment: "prod", changeset: { version: "v1" } }],
   ["CancelDeployment", { deploymentId: "d-none" }],
+  ["RevertDeployment", { deploymentId: "d-none" }],
   ["CordonAgent", { agentId: "a1", reason: "viewer tries" }],
   ["UncordonAgent", { agentId: "a1" }],
   ["DeregisterAgent", { agentId: "a1" }],

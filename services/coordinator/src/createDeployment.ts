@@ -85,6 +85,7 @@ import {
   eventBudget,
   EVENTS_MAX_MSG_SIZE,
   maxPayload,
+  noteWithin,
   ResourceExhaustedError,
   saveProjection,
   encode,
@@ -630,7 +631,8 @@ function specOf(
     targets: resolved.targets,
     requestedBy: requester.name,
     requestedByVia: requester.via,
-    ...(input.note ? { requestedByNote: input.note } : {}),
+    // A client's note is at most MAX_NOTE_LENGTH (requests.ts); one the coordinator made is cut to it.
+    ...(input.note ? { requestedByNote: noteWithin(input.note) } : {}),
     ...(input.selector ? { selector: input.selector.text } : {}),
     selection: input.selector ? "selector" : input.targets.length > 0 ? "targets" : "all",
     ...(offline > 0 ? { offlineTargets: resolved.offline, convergeOffline: fleet.convergence?.(input.environment) ?? true } : {}),

@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import type { RollbackInput } from "./releases/rollback.js";
 import { RELEASE_STATUSES, type ReleaseStatus } from "./releases/agentReleases.js";
 import {
+  MAX_NOTE_LENGTH,
   DEPLOYMENT_STATES,
   MAX_SELECTOR_LENGTH,
   ValidationError,
@@ -245,7 +246,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     if (seen.has(t)) throw new ValidationError(`targets[${i}]`, `"${t}" is listed twice`);
     seen.add(t);
   });
-  const note = asString(r.requestedBy ?? "", "requested_by", { maxLength: 256, allowEmpty: true });
+  const note = validateNote(r.requestedBy);
   // proto3: an empty string is no selector.
   const selectorText = asString(r.selector ?? "", "selector", { maxLength: MAX_SELECTOR_LENGTH, allowEmpty: true });
   let selector: CreateInput["selector"];
@@ -442,6 +443,11 @@ export function validateAgentId(v: unknown): string {
 export function validateReleaseRequest(req: unknown): { app: string; environment: string } {
   const r = asObject(req ?? {}, "request");
   return { app: asToken(r.app ?? "", "app"), environment: asToken(r.environment ?? "", "environment") };
+}
+
+/** A client's free-text note (a request's requested_by). */
+export function validateNote(v: unknown): string {
+  return asString(v ?? "", "requested_by", { maxLength: MAX_NOTE_LENGTH, allowEmpty: true });
 }
 
 export function validateReason(v: unknown): string {

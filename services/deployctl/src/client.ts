@@ -92,6 +92,7 @@ type UnaryMethod =
   | "ResumeDeployment"
   | "PromoteDeployment"
   | "RollbackRelease"
+  | "RevertDeployment"
   | "ListAgents"
   | "CordonAgent"
   | "UncordonAgent"
@@ -176,6 +177,10 @@ export class Client {
   /** Carries a request id, as createDeployment: a retry is answered with the same deployment. */
   rollbackRelease(req: RollbackReleaseRequest): Promise<DeploymentMsg> {
     return this.#unary("RollbackRelease", req);
+  }
+  /** At most one revert per deployment on the server: asking again answers with it. */
+  revertDeployment(deploymentId: string, note: string): Promise<DeploymentMsg> {
+    return this.#unary("RevertDeployment", { deploymentId, requestedBy: note });
   }
   /**
    * How many agents the filter matches and how many of them are live, in

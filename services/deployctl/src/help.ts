@@ -148,6 +148,17 @@ Examples:
   $ deployctl rollback web prod --canary 1 --note "v1.4.2 breaks logins"
   $ deployctl rollback web prod --detach --json | jq -r .deployment.id
 `,
+  revert: `${FOLLOW_DOCUMENT}
+
+For a deployment that ended FAILED or CANCELLED without a revert: the targets
+it changed go back to the release desired before it, which stays the desired
+release (rollback would move it one further back). One revert per deployment:
+re-running follows the one made. Exit codes as deploy: 0 when it succeeded.
+
+Examples:
+  $ deployctl revert d-0mwxzpgab-3e1e5ad5
+  $ deployctl revert d-0mwxzpgab-3e1e5ad5 --note "v3 breaks logins" --detach
+`,
   agents: `
 Status, per app: current (on the desired release), outdated (live, on another
 release or none), offline (not live), none (no deployment has succeeded yet).

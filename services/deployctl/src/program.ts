@@ -6,6 +6,7 @@ import { agentsCommand, artifactsCommand, getCommand, listCommand, type GetOptio
 import { cancelCommand, type CancelOptions } from "./commands/cancel.js";
 import { pauseCommand, promoteCommand, resumeDeploymentCommand, type PauseOptions } from "./commands/operate.js";
 import { rollbackCommand, type RollbackOptions } from "./commands/rollback.js";
+import { revertCommand, type RevertOptions } from "./commands/revert.js";
 import { withBusyOptions } from "./commands/busy.js";
 import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { releasesCommand } from "./commands/releases.js";
@@ -151,6 +152,18 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--note <text>", "a note recorded with the deployment, beside who asked; default user@host (deployctl)")
       .option("--detach", "return once the deployment is created, without following it"),
   ).action((app: string, env: string, o: RollbackOptions) => run(rollbackCommand(app, env, o)));
+
+  withCommonOptions(
+    withBusyOptions(
+      subcommand(program, "revert")
+        .description(
+          "bring the targets a FAILED or CANCELLED deployment changed back to the release desired before it (what --auto-revert or cancel --revert would have done), and follow it",
+        )
+        .argument("<id>", "deployment id", parseDeploymentId),
+    )
+      .option("--note <text>", "a note recorded with the revert, beside who asked; default user@host (deployctl)")
+      .option("--detach", "return once the revert is created, without following it"),
+  ).action((id: string, o: RevertOptions) => run(revertCommand(id, o)));
 
   withCommonOptions(
     subcommand(program, "agents")

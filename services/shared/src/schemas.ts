@@ -79,6 +79,19 @@ export interface Strategy {
 /** 24 hours. */
 export const DEFAULT_MAX_PAUSE_MS = 24 * 3600 * 1000;
 
+/** The longest note a deployment records (spec.requestedByNote): a client's is refused over it, one the coordinator writes is cut to it. */
+export const MAX_NOTE_LENGTH = 256;
+
+/**
+ * A note the coordinator writes (a rollback's, a revert's, a convergence's)
+ * cut to MAX_NOTE_LENGTH: they name releases, whose versions may take 128
+ * characters each, and a spec whose note is longer is unreadable (the
+ * parse above refuses it).
+ */
+export function noteWithin(note: string): string {
+  return note.length <= MAX_NOTE_LENGTH ? note : `${note.slice(0, MAX_NOTE_LENGTH - 1)}…`;
+}
+
 /**
  * A release a deployment restores: a desired release (releases/) as
  * recorded when the deployment was created.
@@ -301,7 +314,7 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     ...(o.targetCount === undefined ? {} : { targetCount: asInt(o.targetCount, `${field}.targetCount`, 1, MAX_TARGETS) }),
     requestedBy: asOptionalString(o.requestedBy, `${field}.requestedBy`, MAX_IDENTITY_LENGTH) ?? "",
     ...(o.requestedByVia === undefined ? {} : { requestedByVia: asEnum(o.requestedByVia, `${field}.requestedByVia`, IDENTITY_SOURCES) }),
-    ...(o.requestedByNote === undefined ? {} : { requestedByNote: asString(o.requestedByNote, `${field}.requestedByNote`, { maxLength: 256, allowEmpty: true }) }),
+    ...(o.requestedByNote === undefined ? {} : { requestedByNote: asString(o.requestedByNote, `${field}.requestedByNote`, { maxLength: MAX_NOTE_LENGTH, allowEmpty: true }) }),
     // Read as text, not parsed again: the targets were resolved from it at
     // creation, and a reader must not lose a deployment to a grammar change.
     ...(o.selector === undefined ? {} : { selector: asString(o.selector, `${field}.selector`, { maxLength: MAX_SELECTOR_LENGTH }) }),

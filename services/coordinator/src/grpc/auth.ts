@@ -27,6 +27,7 @@ export const METHOD_ROLES: Record<string, Role> = {
   ResumeDeployment: "deployer",
   PromoteDeployment: "deployer",
   RollbackRelease: "deployer",
+  RevertDeployment: "deployer",
   CordonAgent: "deployer",
   UncordonAgent: "deployer",
   FreezeEnvironment: "deployer",

@@ -7,7 +7,7 @@ import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/a
 import { createDeployment, previewDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
-import { revertOf, rollbackRelease } from "../releases/rollback.js";
+import { revertDeployment, revertOf, rollbackRelease } from "../releases/rollback.js";
 import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
@@ -26,6 +26,7 @@ import {
   validateUnfreeze,
   validateFreeze,
   validateList,
+  validateNote,
   validateReason,
   validateReleaseRequest,
   validateRollback,
@@ -151,6 +152,17 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const rollbackDeps = { ctx, registry: deps.registry, artifacts: deps.artifacts, releases: deps.releases, fleet: deps.convergence.fleet };
       const { record: rec, kvRevision } = await rollbackRelease(rollbackDeps, input, callIdentity(c), log);
       const answer = toDeploymentMessage(rec);
+      deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      return answer;
+    }),
+
+    RevertDeployment: call("RevertDeployment", async (req, c) => {
+      const id = validateDeploymentId(req.deploymentId);
+      const note = validateNote(req.requestedBy);
+      const rollbackDeps = { ctx, registry: deps.registry, artifacts: deps.artifacts, releases: deps.releases, fleet: deps.convergence.fleet };
+      const { record: rec, kvRevision } = await revertDeployment(rollbackDeps, id, note, callIdentity(c), log);
+      const answer = toDeploymentMessage(rec);
+      // A revert found (made before) is adopted too: the reconciler ignores one it already drives.
       deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
       return answer;
     }),

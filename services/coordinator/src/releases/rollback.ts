@@ -1,7 +1,11 @@
 // Going back to an earlier release, by a deployment like any other (every
 // invariant holds for its targets), in two ways:
 //
-// - Automatic revert (strategy.auto_revert): when a deployment ends FAILED,
+// - A revert: the targets a deployment changed back to the release desired
+//   before it, made at most once per deployment (request id revert.<id>),
+//   asked by strategy.auto_revert, by a cancel with revert (the same, when
+//   it ends CANCELLED: the release is in its cancel event), or afterwards
+//   by RevertDeployment. Automatic revert: when a deployment ends FAILED,
 //   the targets it changed (those that started applying) are brought back to
 //   the desired release recorded in its spec when it was created
 //   (spec.revertTo), by a linked deployment (spec.reverts) with request id
@@ -20,8 +24,10 @@
 import {
   AUTO_REVERT,
   AlreadyExistsError,
+  NotFoundError,
   sameIdentity,
   PreconditionError,
+  isTerminalDeployment,
   ValidationError,
   changedTargetsOf,
   revertToOf,
@@ -40,6 +46,7 @@ import type { ArtifactStore } from "../artifacts/artifactStore.js";
 import { createDeployment, deploymentOfRequest, type Created, type FleetOptions } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CreateInput, StrategyInput } from "../requests.js";
+import { sameArtifact } from "./agentReleases.js";
 import type { ReleaseBook } from "./releaseBook.js";
 
 /** A desired release as a deployment restores it. */
@@ -61,9 +68,48 @@ export interface RollbackDeps {
 
 export const revertRequestId = (deploymentId: string): string => `revert.${deploymentId}`;
 
-/** The deployment that reverts `rec` (reverted_by), found by its fixed request id (one KV get); "" when none is asked for or made yet. */
+/**
+ * The deployment that reverts `rec` (reverted_by), found by its fixed request
+ * id (one KV get); "" when none exists. Any FAILED or CANCELLED deployment
+ * may have one: by auto_revert, a cancel with revert, or RevertDeployment.
+ */
 export async function revertOf(ctx: Pick<JsContext, "deployments">, rec: DeploymentRecord): Promise<string> {
-  return revertToOf(rec) ? ((await deploymentOfRequest(ctx, revertRequestId(rec.spec.id))) ?? "") : "";
+  const mayHaveOne = (rec.state === "FAILED" || rec.state === "CANCELLED") && rec.spec.reverts === undefined;
+  return mayHaveOne ? ((await deploymentOfRequest(ctx, revertRequestId(rec.spec.id))) ?? "") : "";
+}
+
+/**
+ * The request of the revert of `rec` to `to`: its changed targets (those
+ * that started applying it) still registered in its app and environment,
+ * one at a time as `rec` went, every failure tolerated (bring back as many as
+ * possible). Undefined when no such target is left.
+ */
+function revertRequest(deps: RollbackDeps, rec: DeploymentRecord, to: RestoredRelease, note: string): CreateInput | undefined {
+  const { spec } = rec;
+  // Agents gone from the registry, or moved to another environment or app,
+  // are no longer this pair's to bring back.
+  const targets = changedTargetsOf(rec).filter((id) => {
+    const a = deps.registry.get(id);
+    return a !== undefined && a.record.environment === spec.environment && a.record.apps.includes(spec.app);
+  });
+  if (targets.length === 0) return undefined;
+  return {
+    requestId: revertRequestId(spec.id),
+    app: spec.app,
+    environment: spec.environment,
+    changeset: changesetOf(to),
+    strategy: {
+      maxConcurrency: { count: spec.strategy.maxConcurrency },
+      maxFailures: { count: targets.length },
+      deliveryTimeoutMs: spec.strategy.deliveryTimeoutMs,
+      applyTimeoutMs: spec.strategy.applyTimeoutMs,
+    },
+    targets,
+    note,
+    reverts: spec.id,
+    restores: to,
+    offlineAllowed: true,
+  };
 }
 
 /**
@@ -77,32 +123,69 @@ export async function startRevert(deps: RollbackDeps, rec: DeploymentRecord): Pr
   const { spec } = rec;
   const to = revertToOf(rec);
   if (!to) return undefined;
-  // Agents gone from the registry, or moved to another environment or app,
-  // are no longer this pair's to bring back.
-  const targets = changedTargetsOf(rec).filter((id) => {
-    const a = deps.registry.get(id);
-    return a !== undefined && a.record.environment === spec.environment && a.record.apps.includes(spec.app);
-  });
-  if (targets.length === 0) return undefined;
-  const input: CreateInput = {
-    requestId: revertRequestId(spec.id),
-    app: spec.app,
-    environment: spec.environment,
-    changeset: changesetOf(to),
-    strategy: {
-      maxConcurrency: { count: spec.strategy.maxConcurrency },
-      // Bring back as many as possible: one that fails does not stop the others.
-      maxFailures: { count: targets.length },
-      deliveryTimeoutMs: spec.strategy.deliveryTimeoutMs,
-      applyTimeoutMs: spec.strategy.applyTimeoutMs,
-    },
-    targets,
-    note: `${rec.state === "CANCELLED" ? `revert of ${spec.id}, cancelled by ${rec.cancelledBy ?? "?"} with revert` : `auto_revert of ${spec.id}`}: back to ${to.version} (release ${to.release})`,
-    reverts: spec.id,
-    restores: to,
-    offlineAllowed: true,
-  };
-  return createDeployment(deps.ctx, deps.registry, deps.artifacts, input, AUTO_REVERT, deps.fleet);
+  const why = rec.state === "CANCELLED" ? `revert of ${spec.id}, cancelled by ${rec.cancelledBy ?? "?"} with revert` : `auto_revert of ${spec.id}`;
+  const input = revertRequest(deps, rec, to, `${why}: back to ${to.version} (release ${to.release})`);
+  return input ? createRevert(deps, input, AUTO_REVERT) : undefined;
+}
+
+/** The revert of `input.reverts`, for whoever creates it: another caller may have made it first (RevertDeployment beside the coordinator's own), and then that one is the revert. */
+async function createRevert(deps: RollbackDeps, input: CreateInput, requester: Identity): Promise<Created> {
+  try {
+    return await createDeployment(deps.ctx, deps.registry, deps.artifacts, input, requester, deps.fleet);
+  } catch (err) {
+    if (err instanceof AlreadyExistsError) {
+      const other = await revertMade(deps, input.reverts!);
+      if (other) return other;
+    }
+    throw err;
+  }
+}
+
+/** The revert of deployment `id`, whoever made it; undefined when none exists. */
+async function revertMade(deps: RollbackDeps, id: string): Promise<Created | undefined> {
+  const revertId = await deploymentOfRequest(deps.ctx, revertRequestId(id));
+  return revertId ? loadDeployment(deps.ctx, revertId) : undefined;
+}
+
+/**
+ * RevertDeployment: the revert of a deployment that ended FAILED or
+ * CANCELLED without one (no auto_revert, a cancel without revert), asked
+ * afterwards: its changed targets back to the release desired before it.
+ * The same request id as every revert of it (revertRequestId), so it is made
+ * once whoever asks, and asked again it answers with the one made (by
+ * anyone: auto_revert, a cancel with revert, another operator).
+ * FAILED_PRECONDITION, nothing written, when there is nothing to revert: the
+ * deployment is running (cancel it with revert), SUCCEEDED (it is a desired
+ * release: RollbackRelease), a revert itself, changed no target still
+ * registered, or another deployment of the pair succeeded since it ended
+ * (its targets may have been deployed again; deploy what you want instead).
+ */
+export async function revertDeployment(deps: RollbackDeps, id: string, note: string, requester: Identity, log: Logger): Promise<Created> {
+  const rec = (await loadDeployment(deps.ctx, id))?.record;
+  if (!rec) throw new NotFoundError(`deployment ${id} not found`);
+  const existing = await revertMade(deps, id);
+  if (existing) return existing;
+  const { spec } = rec;
+  const what = `deployment ${id} cannot be reverted`;
+  if (!isTerminalDeployment(rec.state)) throw new PreconditionError(`${what}: it is still ${rec.state}; to stop it and roll back, cancel it with revert (deployctl cancel ${id} --revert)`);
+  if (spec.reverts !== undefined) throw new PreconditionError(`${what}: it is the revert of ${spec.reverts} itself`);
+  if (rec.state === "SUCCEEDED") throw new PreconditionError(`${what}: it SUCCEEDED, so it made a desired release; to go back from that, deployctl rollback ${spec.app} ${spec.environment}`);
+  const desired = await deps.releases.read(spec.app, spec.environment);
+  if (!desired) throw new PreconditionError(`${what}: no deployment of ${spec.app} to ${spec.environment} has succeeded, so there is no release to go back to`);
+  if (desired.finishedSeq > (rec.finishedSeq ?? rec.lastSeq)) {
+    throw new PreconditionError(
+      `${what}: deployment ${desired.deploymentId} (${desired.release}) succeeded after it ended, and is the desired release; its targets may have been deployed again since: deploy the release you want instead`,
+    );
+  }
+  const to = restoredOf(desired)!;
+  if (to.version === spec.changeset.version && sameArtifact(to.artifact, spec.changeset.artifact)) {
+    throw new PreconditionError(`${what}: it installs the desired release of ${spec.app} in ${spec.environment} itself (${to.release})`);
+  }
+  const input = revertRequest(deps, rec, to, `revert of ${spec.id}${note ? `: ${note}` : ""}: back to ${to.version} (release ${to.release})`);
+  if (!input) throw new PreconditionError(`${what}: no target of it started applying, or none of them is registered in ${spec.environment} for ${spec.app} any more: nothing changed to bring back`);
+  const created = await createRevert(deps, input, requester);
+  log.info({ deploymentId: created.record.spec.id, reverts: id, restores: to.release, requestedBy: requester.name }, "revert requested");
+  return created;
 }
 
 export interface RollbackInput {

@@ -301,7 +301,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         {Boolean(dep.cancelRevertsTo?.release) && !dep.revertedBy && (
           <><dt>Revert</dt><dd id="cancel-reverts-to">once cancelled, the targets it changed go back to {dep.cancelRevertsTo!.version} (release {dep.cancelRevertsTo!.release})</dd></>
         )}
-        {Boolean(dep.revertedBy) && (<><dt>Reverted by</dt><dd id="reverted-by">{link(dep.revertedBy!)} ({dep.cancelRevertsTo?.release ? "cancel with revert" : "auto_revert"})</dd></>)}
+        {Boolean(dep.revertedBy) && (<><dt>Reverted by</dt><dd id="reverted-by">{link(dep.revertedBy!)} ({dep.cancelRevertsTo?.release ? "cancel with revert" : dep.state === "DEPLOYMENT_STATE_FAILED" && dep.strategy.autoRevert ? "auto_revert" : "asked after it ended"})</dd></>)}
         <dt>Strategy</dt>
         <dd>
           {dep.strategy.maxConcurrency} at a time, halt when more than {dep.strategy.maxFailures} fail; delivery timeout {seconds(dep.strategy.deliveryTimeout)}, apply timeout {seconds(dep.strategy.applyTimeout)}

@@ -15,7 +15,7 @@ import { loadBundle, type Bundle } from "../pack.js";
 import { bytes } from "../render/format.js";
 import { chooseView } from "../render/view.js";
 import { createWhenFree, type BusyOptions } from "./busy.js";
-import { followToExit, resumeCommand } from "./following.js";
+import { detachOrFollow } from "./following.js";
 import { preflightProblem } from "./preflight.js";
 import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
 
@@ -167,11 +167,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
         throw problem && refused ? problem : err;
       });
     view.note(`deployment ${d.id ?? "?"}: ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${d.targets?.length ?? 0} target(s)`, { deployment: d });
-    if (o.detach) {
-      view.note(`detached; follow it with: ${resumeCommand(d.id ?? "", o.coordinator)}`);
-      return EXIT.OK;
-    }
-    return await followToExit(client, view, d, 0, o.coordinator);
+    return await detachOrFollow(client, view, d, o);
   } finally {
     view.close();
     client?.close();

@@ -70,6 +70,18 @@ async function reportRevert(client: Client, view: Notes, d: DeploymentMsg, coord
   return last;
 }
 
+/** How deploy, rollback and revert end once their deployment exists: with --detach, a line saying how to follow it; else following it to its exit code. */
+export async function detachOrFollow(client: Client, view: FollowView & Notes, d: DeploymentMsg, o: { detach?: boolean; coordinator?: string }): Promise<ExitCode> {
+  if (o.detach) {
+    view.note(`detached; follow it with: ${resumeCommand(d.id ?? "", o.coordinator)}`);
+    return EXIT.OK;
+  }
+  return followToExit(client, view, d, 0, o.coordinator);
+}
+
+/** " (release <release>, from <deployment>)" for a deployment that restores a release; "" otherwise. */
+export const restoredText = (d: DeploymentMsg): string => (d.restores?.release ? ` (release ${d.restores.release}, from ${d.restores.deploymentId || "-"})` : "");
+
 export async function followToExit(
   client: Client,
   view: FollowView & Notes,

@@ -5,12 +5,12 @@
 // rollback becomes the desired release when it succeeds (so a second
 // rollback undoes it).
 import { randomUUID } from "node:crypto";
-import { EXIT, type ExitCode } from "../errors.js";
+import type { ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { chooseView } from "../render/view.js";
 import { defaultRequestedBy } from "./deploy.js";
 import { createWhenFree, type BusyOptions } from "./busy.js";
-import { followToExit, resumeCommand } from "./following.js";
+import { detachOrFollow, restoredText } from "./following.js";
 import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
 
 export interface RollbackOptions extends CommonOptions, StrategyOptions, BusyOptions {
@@ -30,17 +30,11 @@ export async function rollbackCommand(app: string, env: string, o: RollbackOptio
     view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
     const request = { requestId, app, environment: env, strategy: strategyOf(o), requestedBy: o.note ?? defaultRequestedBy(), ...(o.to ? { to: o.to } : {}) };
     const d = await createWhenFree(client, view, o, `deployctl rollback of ${app} in ${env} (request ${requestId})`, () => client.rollbackRelease(request));
-    const r = d.restores;
     view.note(
-      `deployment ${d.id ?? "?"}: rollback of ${d.app ?? app} in ${d.environment ?? env} to ${r?.version ?? d.changeset?.version ?? "?"}` +
-        `${r?.release ? ` (release ${r.release}, from ${r.deploymentId || "-"})` : ""}, ${d.targets?.length ?? 0} target(s)`,
+      `deployment ${d.id ?? "?"}: rollback of ${d.app ?? app} in ${d.environment ?? env} to ${d.restores?.version ?? d.changeset?.version ?? "?"}${restoredText(d)}, ${d.targets?.length ?? 0} target(s)`,
       { deployment: d },
     );
-    if (o.detach) {
-      view.note(`detached; follow it with: ${resumeCommand(d.id ?? "", o.coordinator)}`);
-      return EXIT.OK;
-    }
-    return await followToExit(client, view, d, 0, o.coordinator);
+    return await detachOrFollow(client, view, d, o);
   } finally {
     view.close();
     client.close();

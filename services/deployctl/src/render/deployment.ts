@@ -89,7 +89,10 @@ export function operatorLines(d: DeploymentMsg): string[] {
   else if (restored) lines.push(`  rollback: restores ${restored}`);
   const back = d.cancelRevertsTo;
   if (back?.release && !d.revertedBy) lines.push(`  cancelled with revert: its changed targets go back to ${back.version ?? "?"} (release ${back.release}) once it ends`);
-  if (d.revertedBy) lines.push(`  reverted by ${d.revertedBy} (${back?.release ? "cancel --revert" : "auto_revert"}); follow it with: deployctl watch ${d.revertedBy}`);
+  if (d.revertedBy) {
+    const how = back?.release ? "cancel --revert" : shortState(d.state) === "FAILED" && d.strategy?.autoRevert ? "auto_revert" : "deployctl revert";
+    lines.push(`  reverted by ${d.revertedBy} (${how}); follow it with: deployctl watch ${d.revertedBy}`);
+  }
   const fo = d.freezeOverride;
   if (fo?.freeze) lines.push(`  ${pc.magenta("deployed through a freeze")} (${freezeLine(fo.freeze)}), by ${d.requestedBy || "-"}: ${fo.reason ?? ""}`);
   const left = d.cordonedLeftOut ?? [];

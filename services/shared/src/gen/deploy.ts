@@ -34,6 +34,7 @@ import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, Pause
 import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from './deploy/v1/PromoteDeploymentRequest.js';
 import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Release__Output } from './deploy/v1/Release.js';
 import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from './deploy/v1/ResumeDeploymentRequest.js';
+import type { RevertDeploymentRequest as _deploy_v1_RevertDeploymentRequest, RevertDeploymentRequest__Output as _deploy_v1_RevertDeploymentRequest__Output } from './deploy/v1/RevertDeploymentRequest.js';
 import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from './deploy/v1/RollbackReleaseRequest.js';
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from './deploy/v1/Strategy.js';
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
@@ -87,6 +88,7 @@ export interface ProtoGrpcType {
       Release: MessageTypeDefinition<_deploy_v1_Release, _deploy_v1_Release__Output>
       ReleaseStatus: EnumTypeDefinition
       ResumeDeploymentRequest: MessageTypeDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_ResumeDeploymentRequest__Output>
+      RevertDeploymentRequest: MessageTypeDefinition<_deploy_v1_RevertDeploymentRequest, _deploy_v1_RevertDeploymentRequest__Output>
       RollbackReleaseRequest: MessageTypeDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_RollbackReleaseRequest__Output>
       Strategy: MessageTypeDefinition<_deploy_v1_Strategy, _deploy_v1_Strategy__Output>
       Target: MessageTypeDefinition<_deploy_v1_Target, _deploy_v1_Target__Output>

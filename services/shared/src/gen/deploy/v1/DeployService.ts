@@ -27,6 +27,7 @@ import type { ListFreezesResponse as _deploy_v1_ListFreezesResponse, ListFreezes
 import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from '../../deploy/v1/PauseDeploymentRequest.js';
 import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, PromoteDeploymentRequest__Output as _deploy_v1_PromoteDeploymentRequest__Output } from '../../deploy/v1/PromoteDeploymentRequest.js';
 import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from '../../deploy/v1/ResumeDeploymentRequest.js';
+import type { RevertDeploymentRequest as _deploy_v1_RevertDeploymentRequest, RevertDeploymentRequest__Output as _deploy_v1_RevertDeploymentRequest__Output } from '../../deploy/v1/RevertDeploymentRequest.js';
 import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from '../../deploy/v1/RollbackReleaseRequest.js';
 import type { UncordonAgentRequest as _deploy_v1_UncordonAgentRequest, UncordonAgentRequest__Output as _deploy_v1_UncordonAgentRequest__Output } from '../../deploy/v1/UncordonAgentRequest.js';
 import type { UnfreezeEnvironmentRequest as _deploy_v1_UnfreezeEnvironmentRequest, UnfreezeEnvironmentRequest__Output as _deploy_v1_UnfreezeEnvironmentRequest__Output } from '../../deploy/v1/UnfreezeEnvironmentRequest.js';
@@ -169,6 +170,15 @@ export interface DeployServiceClient extends grpc.Client {
   resumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   resumeDeployment(argument: _deploy_v1_ResumeDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   
+  RevertDeployment(argument: _deploy_v1_RevertDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  RevertDeployment(argument: _deploy_v1_RevertDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  RevertDeployment(argument: _deploy_v1_RevertDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  RevertDeployment(argument: _deploy_v1_RevertDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  revertDeployment(argument: _deploy_v1_RevertDeploymentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  revertDeployment(argument: _deploy_v1_RevertDeploymentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  revertDeployment(argument: _deploy_v1_RevertDeploymentRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  revertDeployment(argument: _deploy_v1_RevertDeploymentRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
   RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   RollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
@@ -243,6 +253,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   ResumeDeployment: grpc.handleUnaryCall<_deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment>;
   
+  RevertDeployment: grpc.handleUnaryCall<_deploy_v1_RevertDeploymentRequest__Output, _deploy_v1_Deployment>;
+  
   RollbackRelease: grpc.handleUnaryCall<_deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment>;
   
   UncordonAgent: grpc.handleUnaryCall<_deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent>;
@@ -271,6 +283,7 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   PauseDeployment: MethodDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   PromoteDeployment: MethodDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   ResumeDeployment: MethodDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment__Output>
+  RevertDeployment: MethodDefinition<_deploy_v1_RevertDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_RevertDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   RollbackRelease: MethodDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_Deployment, _deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment__Output>
   UncordonAgent: MethodDefinition<_deploy_v1_UncordonAgentRequest, _deploy_v1_Agent, _deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent__Output>
   UnfreezeEnvironment: MethodDefinition<_deploy_v1_UnfreezeEnvironmentRequest, _deploy_v1_EnvironmentFreeze, _deploy_v1_UnfreezeEnvironmentRequest__Output, _deploy_v1_EnvironmentFreeze__Output>
