@@ -246,8 +246,10 @@ describe("canary, promote, pause, auto_revert and rollback", () => {
 
   it("a rollback between releases of 128-character versions is readable: the note the coordinator writes is cut to fit", async () => {
     // Its note names both releases (2 × 137 characters), over the 256 a
-    // recorded note may take: written whole, the created event could not be
-    // read back, and the rollback would never run.
+    // recorded note may take: written whole (324 characters, before the
+    // fix), the created event fails its parse when read back from the
+    // stream, so only the coordinator holding it in memory knew the
+    // rollback: another one, or this one restarted, would not find it.
     const long = (c: string): string => `${c}${"x".repeat(127)}`;
     for (const v of [long("a"), long("b")]) expect((await client.waitTerminal((await deploy(v, {})).id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     await until("b desired", async () => ((await client.release("web", "prod")).desired?.version === long("b") ? true : undefined));
