@@ -42,7 +42,7 @@ describe("webhook notifications", () => {
     const d = await client.create({ requestId: `${version}-${randomUUID()}`, app: "web", environment: "prod", changeset: { version }, strategy: { maxConcurrency: 3, ...strategy } });
     return d;
   };
-  const taken = (id: string, event: string): Received[] => received.filter((r) => r.answered === 200 && r.body.deployment.id === id && r.body.event === event);
+  const taken = (id: string, event: string): Received[] => received.filter((r) => r.answered === 200 && r.body.deployment?.id === id && r.body.event === event);
   const arrives = (id: string, event: string): Promise<Received> => until(`${event} of ${id} delivered`, () => Promise.resolve(taken(id, event)[0]), 30_000);
 
   beforeAll(async () => {
@@ -90,7 +90,7 @@ describe("webhook notifications", () => {
     expect(r.headers["deploy-delivery"]).toBe(r.body.delivery);
     expect(r.headers["content-type"]).toBe("application/json");
     // Nothing else of it (created, dispatches, started) was sent.
-    expect(received.filter((x) => x.body.deployment.id === d.id).map((x) => x.body.event)).toEqual(["deployment.finished"]);
+    expect(received.filter((x) => x.body.deployment?.id === d.id).map((x) => x.body.event)).toEqual(["deployment.finished"]);
   });
 
   it("a halted rollout and its FAILED end; a canary wave waiting for its promote, then its cancel's end", async () => {
@@ -105,7 +105,7 @@ describe("webhook notifications", () => {
     expect((await arrives(canary.id!, "deployment.canary_done")).body.text).toContain("waiting for a promote");
     await client.cancel(canary.id!, "not today");
     await client.waitTerminal(canary.id!);
-    expect((await arrives(canary.id!, "deployment.finished")).body.deployment.state).toBe("CANCELLED");
+    expect((await arrives(canary.id!, "deployment.finished")).body.deployment?.state).toBe("CANCELLED");
   });
 
   it("a receiver that refuses gets it again, with the same delivery id, until it takes it", async () => {
@@ -113,7 +113,7 @@ describe("webhook notifications", () => {
     const d = await deploy("v4");
     await client.waitTerminal(d.id!);
     const r = await arrives(d.id!, "deployment.finished");
-    const tries = received.filter((x) => x.body.deployment.id === d.id && x.body.event === "deployment.finished");
+    const tries = received.filter((x) => x.body.deployment?.id === d.id && x.body.event === "deployment.finished");
     expect(tries.map((x) => x.answered)).toEqual([503, 500, 200]);
     expect(new Set(tries.map((x) => x.headers["deploy-delivery"]))).toEqual(new Set([r.body.delivery]));
   });
@@ -134,14 +134,46 @@ describe("webhook notifications", () => {
     } finally {
       await nc.close();
     }
-    expect(received.filter((x) => x.body.deployment.id === staging.id || x.body.deployment.id === api.id)).toEqual([]);
+    expect(received.filter((x) => x.body.deployment?.id === staging.id || x.body.deployment?.id === api.id)).toEqual([]);
+  });
+
+  it("a freeze and its lift are POSTed once each, signed, naming who and why; a freeze of an environment not in notify.environments is passed over", async () => {
+    const freezes = (): Received[] => received.filter((x) => x.body.freeze !== undefined && x.answered === 200);
+    await client.call("FreezeEnvironment", { environment: "staging", reason: "not notified" });
+    await client.call("FreezeEnvironment", { environment: "prod", reason: "incident INC-7", duration: { seconds: 3600 } });
+    const frozen = await until("environment.frozen delivered", () => Promise.resolve(freezes().find((x) => x.body.event === "environment.frozen")), 30_000);
+    expect(frozen.body.text).toMatch(/^environment prod is frozen by anonymous \(development mode\) at \S+ until \S+: incident INC-7$/);
+    expect(frozen.body.freeze).toMatchObject({ environment: "prod", frozen: true, reason: "incident INC-7", by: { name: "anonymous (development mode)" } });
+    expect(frozen.body.delivery).toMatch(/^freeze\.\d+$/);
+    expect(frozen.headers["deploy-delivery"]).toBe(frozen.body.delivery);
+    expect(frozen.headers["deploy-event"]).toBe("environment.frozen");
+    expect(frozen.headers["deploy-signature"]).toBe(signature(SECRET, frozen.raw));
+    await client.call("UnfreezeEnvironment", { environment: "prod" });
+    const lifted = await until("environment.unfrozen delivered", () => Promise.resolve(freezes().find((x) => x.body.event === "environment.unfrozen")), 30_000);
+    expect(lifted.body.text).toMatch(/^environment prod unfrozen by anonymous \(development mode\) at \S+$/);
+    // Every write to deploy_freezes has been handled once its consumer has none pending: the staging one was not sent.
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await until("the freeze notifier drained", async () => {
+        const ci = await jsm.consumers.info("KV_deploy_freezes", "notifier");
+        return ci.num_pending === 0 && ci.num_ack_pending === 0 ? true : undefined;
+      }, 30_000);
+    } finally {
+      await nc.close();
+    }
+    expect(freezes().map((x) => [x.body.event, x.body.freeze?.environment])).toEqual([
+      ["environment.frozen", "prod"],
+      ["environment.unfrozen", "prod"],
+    ]);
+    await client.call("UnfreezeEnvironment", { environment: "staging" });
   });
 
   it("outlives its coordinator: refused until the coordinator is replaced, then delivered by the new one", async () => {
     refusals.push(...Array.from({ length: 1000 }, () => 503));
     const d = await deploy("v5");
     await client.waitTerminal(d.id!);
-    await until("a refused attempt", () => Promise.resolve(received.some((x) => x.body.deployment.id === d.id && x.answered === 503)), 30_000);
+    await until("a refused attempt", () => Promise.resolve(received.some((x) => x.body.deployment?.id === d.id && x.answered === 503)), 30_000);
     await stack.coordinators[0]!.kill("SIGKILL");
     stack.coordinators.splice(0, 1);
     refusals.length = 0;
@@ -158,7 +190,7 @@ describe("notify configuration", () => {
     const dir = mkdtempSync(join(tmpdir(), "notify-cfg-"));
     writeFileSync(join(dir, "short"), "abc");
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", secretFile: join(dir, "short") } })).toThrow(/notify\.secretFile: .* fewer than 16 characters/);
-    expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done"]);
+    expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done", "environment.frozen", "environment.unfrozen"]);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", environments: ["prod", "no such env"] } })).toThrow(/notify\.environments: "no such env" is not an environment name/);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", apps: ["web", "a.b"] } })).toThrow(/notify\.apps: "a\.b" is not an app name/);
   });

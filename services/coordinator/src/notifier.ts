@@ -14,12 +14,24 @@
 // wait. So a receiver may see one twice: Deploy-Delivery (the event's
 // stream sequence) is the same each time. Events of other types are acked
 // as they come (one ack each, only while notifications are on).
+//
+// Freezes (environment.frozen, environment.unfrozen) are KV entries, not
+// events: a second durable consumer of the same name on the bucket's
+// stream (KV_deploy_freezes) delivers each freeze and unfreeze written, with
+// the same at-least-once handling; Deploy-Delivery is "freeze.<its
+// sequence>" there, so it never equals a deployment event's.
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
 import {
+  AUTO_REVERT,
   COORDINATOR_SOURCE,
   EVENTS_STREAM,
+  FREEZES_BUCKET,
+  freezeText,
+  kvStreamName,
+  parseFreezeRecord,
+  type FreezeRecord,
   HDR_EVENT_TYPE,
   NOTIFIER_CONSUMER,
   countTargets,
@@ -38,14 +50,28 @@ import type { CoordinatorConfig } from "./config.js";
 const MAX_RETRY_MS = 5 * 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The JSON body of a notification. */
-export interface Notification {
+/** The JSON body of a notification: about a deployment, or about a freeze. */
+export type Notification = DeploymentNotification | FreezeNotification;
+
+export interface FreezeNotification {
+  text: string;
+  event: "environment.frozen" | "environment.unfrozen";
+  /** freeze.<the KV stream's sequence of the write>: the same on every delivery of this notification. */
+  delivery: string;
+  time: string;
+  deployment?: undefined;
+  /** The freeze as written (for an unfreeze: who lifted it, and when). */
+  freeze: FreezeRecord;
+}
+
+export interface DeploymentNotification {
   /** One line for people (Slack and Mattermost incoming webhooks show it as it is). */
   text: string;
   event: string;
   /** The event's stream sequence: the same on every delivery of this notification. */
   delivery: string;
   time: string;
+  freeze?: undefined;
   deployment: {
     id: string;
     app: string;
@@ -58,20 +84,20 @@ export interface Notification {
     requestedBy: string;
     /** Target counts by state, when the notification was made. */
     counts: Record<string, number>;
-    /** What made it, when not an operator: a convergence, an automatic revert, a rollback. */
-    kind: "deployment" | "convergence" | "automatic revert" | "rollback";
+    /** What made it, when not an operator's deployment: a convergence, an automatic revert (auto_revert, a cancel with revert), a revert asked afterwards, a rollback. */
+    kind: "deployment" | "convergence" | "automatic revert" | "revert" | "rollback";
   };
 }
 
-function kindOf(rec: DeploymentRecord): Notification["deployment"]["kind"] {
+function kindOf(rec: DeploymentRecord): DeploymentNotification["deployment"]["kind"] {
   if (rec.spec.convergesTo) return "convergence";
-  if (rec.spec.reverts) return "automatic revert";
+  if (rec.spec.reverts) return rec.spec.requestedBy === AUTO_REVERT.name ? "automatic revert" : "revert";
   if (rec.spec.restores) return "rollback";
   return "deployment";
 }
 
 /** The notification of `e` (appended to `rec`'s stream at `seq`). */
-export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecord): Notification {
+export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecord): DeploymentNotification {
   const { spec } = rec;
   const counts = Object.fromEntries(Object.entries(countTargets(rec)).filter(([, n]) => n > 0));
   const kind = kindOf(rec);
@@ -117,6 +143,18 @@ export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecor
   };
 }
 
+/** The notification of a freeze or unfreeze written to deploy_freezes at `seq`. */
+export function freezeNotificationOf(f: FreezeRecord, seq: number): FreezeNotification {
+  const which = `environment ${f.environment}${f.name ? ` ("${f.name}")` : ""}`;
+  return {
+    text: f.frozen ? `${which} is ${freezeText(f)}` : `${which} unfrozen by ${f.by.name} at ${f.at}${f.reason ? `: ${f.reason}` : ""}`,
+    event: f.frozen ? "environment.frozen" : "environment.unfrozen",
+    delivery: `freeze.${seq}`,
+    time: f.at,
+    freeze: f,
+  };
+}
+
 /** Deploy-Signature of `body`: sha256=<HMAC-SHA256 with the secret, hex> (as GitHub signs its webhooks). */
 export function signature(secret: string, body: string): string {
   return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
@@ -141,17 +179,17 @@ export interface NotifierDeps {
   onOutcome?: (outcome: "delivered" | "retried" | "given_up") => void;
 }
 
-/** Makes the shared durable consumer when it is not there (every coordinator with notifications on asks). */
-async function ensureConsumer(ctx: JsContext, ackWaitMs: number): Promise<void> {
+/** Makes a shared durable consumer when it is not there (every coordinator with notifications on asks). */
+async function ensureConsumer(ctx: JsContext, stream: string, filter: string, ackWaitMs: number): Promise<void> {
   try {
-    await ctx.jsm.consumers.info(EVENTS_STREAM, NOTIFIER_CONSUMER);
+    await ctx.jsm.consumers.info(stream, NOTIFIER_CONSUMER);
     return;
   } catch (err) {
     if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
   }
-  await ctx.jsm.consumers.add(EVENTS_STREAM, {
+  await ctx.jsm.consumers.add(stream, {
     durable_name: NOTIFIER_CONSUMER,
-    filter_subject: `deploy.evt.*.${COORDINATOR_SOURCE}`,
+    filter_subject: filter,
     ack_policy: AckPolicy.Explicit,
     ack_wait: ackWaitMs * 1_000_000,
     // From the moment notifications are first turned on: not every event the stream keeps.
@@ -170,7 +208,6 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
   const apps = config.apps.length > 0 ? new Set(config.apps) : undefined;
   const ackWaitMs = config.timeoutMs + 30_000;
   let stopped = false;
-  let pulling: { stop: () => void } | undefined;
 
   const post = async (n: Notification): Promise<string | undefined> => {
     const body = JSON.stringify(n);
@@ -194,6 +231,46 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
     } catch (err) {
       return errorMessage(err);
     }
+  };
+
+  /** Acknowledges a notification the webhook took, or has it delivered again later, or gives it up. */
+  const settle = (m: JsMsg, why: string | undefined, mlog: Record<string, unknown>, text: string | undefined): void => {
+    const attempt = m.info.deliveryCount;
+    if (why === undefined) {
+      m.ack();
+      deps.onOutcome?.("delivered");
+      log.info({ ...mlog, attempt }, "notification delivered");
+    } else if (attempt >= config.maxAttempts) {
+      m.term(`notification given up: ${why}`.slice(0, 256));
+      deps.onOutcome?.("given_up");
+      log.error({ ...mlog, attempt, err: why, text }, `notification given up after ${attempt} attempts`);
+    } else {
+      const delay = Math.min(config.retryMs * 2 ** (attempt - 1), MAX_RETRY_MS);
+      m.nak(delay);
+      deps.onOutcome?.("retried");
+      log.warn({ ...mlog, attempt, err: why, retryInMs: delay }, "notification not taken by the webhook; retrying");
+    }
+  };
+
+  /** A write to deploy_freezes: a freeze or an unfreeze (a delete or purge, which nothing here makes, says nothing). */
+  const handleFreeze = async (m: JsMsg): Promise<void> => {
+    const key = m.subject.slice(`$KV.${FREEZES_BUCKET}.`.length);
+    const op = m.headers?.get("KV-Operation") ?? "";
+    let f: FreezeRecord;
+    try {
+      if (op === "DEL" || op === "PURGE") throw new Error(`a ${op}`);
+      f = parseFreezeRecord(m.data, key);
+    } catch (err) {
+      m.term("not a freeze");
+      if (op === "") log.warn({ key, seq: m.seq, err: errorMessage(err) }, "freeze notification dropped: the entry is unreadable");
+      return;
+    }
+    const n = freezeNotificationOf(f, m.seq);
+    if (!wanted.has(n.event) || (environments && !environments.has(f.environment))) {
+      m.ack();
+      return;
+    }
+    settle(m, await post(n).catch((err: unknown) => errorMessage(err)), { environment: f.environment, event: n.event, delivery: n.delivery }, n.text);
   };
 
   const handle = async (m: JsMsg): Promise<void> => {
@@ -239,54 +316,46 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
     } catch (err) {
       why = errorMessage(err);
     }
-    const attempt = m.info.deliveryCount;
-    const mlog = { deploymentId: parsed?.deploymentId, event: event.type, delivery: m.seq, attempt };
-    if (why === undefined) {
-      m.ack();
-      deps.onOutcome?.("delivered");
-      log.info(mlog, "notification delivered");
-    } else if (attempt >= config.maxAttempts) {
-      m.term(`notification given up: ${why}`.slice(0, 256));
-      deps.onOutcome?.("given_up");
-      log.error({ ...mlog, err: why, text: n?.text }, `notification given up after ${attempt} attempts`);
-    } else {
-      const delay = Math.min(config.retryMs * 2 ** (attempt - 1), MAX_RETRY_MS);
-      m.nak(delay);
-      deps.onOutcome?.("retried");
-      log.warn({ ...mlog, err: why, retryInMs: delay }, "notification not taken by the webhook; retrying");
-    }
+    settle(m, why, { deploymentId: parsed?.deploymentId, event: event.type, delivery: m.seq }, n?.text);
   };
 
-  const loop = (async () => {
+  const pulling = new Set<{ stop: () => void }>();
+  const pull = async (stream: string, filter: string, onMessage: (m: JsMsg) => Promise<void>): Promise<void> => {
     let failures = 0;
     while (!stopped) {
       try {
-        await ensureConsumer(ctx, ackWaitMs);
-        const consumer = await ctx.js.consumers.get(EVENTS_STREAM, NOTIFIER_CONSUMER);
+        await ensureConsumer(ctx, stream, filter, ackWaitMs);
+        const consumer = await ctx.js.consumers.get(stream, NOTIFIER_CONSUMER);
         while (!stopped) {
           // Bounded pulls: a stream leader that moves is found at the next one.
           const batch = await consumer.fetch({ max_messages: 64, expires: 5000 });
-          pulling = batch;
+          pulling.add(batch);
           if (stopped) batch.stop();
           const handling: Promise<void>[] = [];
-          for await (const m of batch) handling.push(handle(m));
+          for await (const m of batch) handling.push(onMessage(m));
+          pulling.delete(batch);
           await Promise.all(handling);
           failures = 0;
         }
       } catch (err) {
         if (stopped) break;
         failures++;
-        log.warn({ err: errorMessage(err), failures }, "pulling notifications failed; retrying");
+        log.warn({ err: errorMessage(err), failures, stream }, "pulling notifications failed; retrying");
         await sleep(Math.min(500 * 2 ** Math.min(failures, 4), 5000));
       }
     }
-  })();
+  };
+  const loops = [pull(EVENTS_STREAM, `deploy.evt.*.${COORDINATOR_SOURCE}`, handle)];
+  if (FREEZE_EVENTS.some((e) => wanted.has(e))) loops.push(pull(kvStreamName(FREEZES_BUCKET), `$KV.${FREEZES_BUCKET}.>`, handleFreeze));
   log.info({ url: new URL(config.url).origin, events: config.events, signed: secret !== undefined }, "notifications on");
   return {
     stop: async () => {
       stopped = true;
-      pulling?.stop();
-      await loop;
+      for (const p of pulling) p.stop();
+      await Promise.all(loops);
     },
   };
 }
+
+/** The notification types about freezes (notify.events), told from the deployments' events. */
+export const FREEZE_EVENTS = ["environment.frozen", "environment.unfrozen"] as const;
