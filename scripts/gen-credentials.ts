@@ -46,6 +46,7 @@ import {
   AGENTS_BUCKET,
   COMMANDS_STREAM,
   COORDINATOR_CONSUMER,
+  NOTIFIER_CONSUMER,
   COORDINATOR_SOURCE,
   DEPLOYMENTS_BUCKET,
   EVENTS_STREAM,
@@ -170,6 +171,8 @@ export function coordinatorPermissions(): Permissions {
         "$O.>",
         `$JS.ACK.${EVENTS_STREAM}.>`,
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
+        // The freeze notifications' consumer (notifier.ts).
+        `$JS.ACK.${KV(FREEZES_BUCKET)}.${NOTIFIER_CONSUMER}.>`,
         // Asks every agent for a heartbeat when it starts, and agents it
         // hears without an entry to write it again (registry.ts).
         HEARTBEAT_REQUEST_SUBJECT,
