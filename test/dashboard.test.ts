@@ -458,7 +458,7 @@ describeIfChromium("dashboard with tokens", () => {
     }
   });
 
-  it("a deployer pauses, promotes and resumes a canary deployment from the page; the list marks it; a FAILED auto_revert links its revert", async () => {
+  it("a deployer pauses, promotes and resumes a canary deployment from the page; the list marks it; a FAILED auto_revert links its revert; a FAILED one without it is reverted from the page", async () => {
     const grpcClient = rawClient(stack.address, { token: deployer });
     await stack.control("a1", { sleep: 3 }, false);
     const d = await grpcClient.unary<{ id: string }>("CreateDeployment", {
@@ -519,6 +519,29 @@ describeIfChromium("dashboard with tokens", () => {
       await page.click(`#reverted-by a`);
       await page.waitForSelector(`#reverts a:text("${failedId}")`);
       expect(await page.textContent("#restores")).toMatch(/^v2 \(release v2-\S+, from d-\S+\)$/);
+      await page.waitForSelector('#deployment-state:text("SUCCEEDED")', { timeout: 30_000 });
+
+      // Without auto_revert: reverted from the page afterwards (RevertDeployment), by a deployer only.
+      await stack.control("a2", "fail");
+      let v4 = "";
+      try {
+        v4 = (await grpcClient.unary<{ id: string }>("CreateDeployment", {
+          requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v4" }, strategy: { maxConcurrency: 1 }, targets: ["a1", "a2", "a3"],
+        })).id;
+        await page.goto(`${base}#/deployments/${v4}`);
+        await page.waitForSelector('#deployment-state:text("FAILED")', { timeout: 30_000 });
+      } finally {
+        await stack.control("a2", "fail", false);
+      }
+      expect((await fetch(`${base}api/deployments/${v4}/revert`, { method: "POST", headers: { Authorization: `Bearer ${viewer}`, "Content-Type": "application/json" }, body: "{}" })).status).toBe(403);
+      await page.click("#revert");
+      await page.click("#confirm-revert");
+      await page.waitForSelector(`#reverts a:text("${v4}")`);
+      expect(await page.textContent("#restores")).toMatch(/^v2 \(release v2-\S+, from d-\S+\)$/);
+      await page.waitForSelector('#deployment-state:text("SUCCEEDED")', { timeout: 30_000 });
+      await page.goto(`${base}#/deployments/${v4}`);
+      await page.waitForSelector('#reverted-by:has-text("asked after it ended")');
+      expect(await page.$("#revert")).toBeNull();
     } finally {
       await page.close();
       grpcClient.close();

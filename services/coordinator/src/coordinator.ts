@@ -228,6 +228,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         reconciler,
         releases,
         freezes,
+        rollback: rollbackDeps,
         auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),
         log: log.child({ component: "http" }),
         shutdown: shutdown.signal,

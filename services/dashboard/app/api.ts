@@ -189,6 +189,8 @@ export const api = {
   pause: (id: string, reason: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/pause`, { method: "POST", body: JSON.stringify({ reason }) }),
   resume: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/resume`, { method: "POST", body: "{}" }),
   promote: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/promote`, { method: "POST", body: "{}" }),
+  /** The revert deployment (RevertDeployment), not `id`. */
+  revert: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/revert`, { method: "POST", body: "{}" }),
   /** One page of agents (1,000 by default) of the filter; total and live count every page. */
   agents: (q: { status?: string; selector?: string; pageToken?: string }, signal?: AbortSignal) => {
     const p = new URLSearchParams();

@@ -1,7 +1,7 @@
 // The dashboard's JSON API: the same functions and the same messages as the
 // gRPC API (grpc/convert.ts), so both show the same data. Read-only except
-// POST /api/deployments/:id/{cancel,pause,resume,promote}, which need a
-// deployer token.
+// POST /api/deployments/:id/{cancel,pause,resume,promote,revert}, which need
+// a deployer token.
 //
 //   GET  /api/session                      who is asking; 401 when a token is needed
 //   POST /api/session      {"token"}       log in: sets an HttpOnly cookie
@@ -9,8 +9,9 @@
 //   GET  /api/deployments?app&env&state&pageSize&pageToken   newest first
 //   GET  /api/deployments/:id
 //   GET  /api/deployments/:id/events       Server-Sent Events (events.ts)
-//   POST /api/deployments/:id/cancel {"reason", "kill"}  kill: CancelDeployment's kill_running
+//   POST /api/deployments/:id/cancel {"reason", "kill", "revert"}  as CancelDeployment's kill_running, revert
 //   POST /api/deployments/:id/pause {"reason"}, …/resume, …/promote   as the gRPC calls
+//   POST /api/deployments/:id/revert        RevertDeployment: answers with the revert deployment
 //   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
 //   GET  /api/freezes                      as ListFreezes
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -22,7 +23,7 @@ import type { Freezes } from "../freezes.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
-import { revertOf } from "../releases/rollback.js";
+import { revertDeployment, revertOf, type RollbackDeps } from "../releases/rollback.js";
 import { listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
@@ -41,6 +42,8 @@ export interface ApiDeps {
   reconciler: Reconciler;
   /** Environments frozen now (the deployments page shows them). */
   freezes: Freezes;
+  /** What a revert asked from the page needs (RevertDeployment's). */
+  rollback: RollbackDeps;
   auth: TokenAuthenticator;
   log: Logger;
   /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
@@ -53,6 +56,8 @@ const DECISIONS: Record<string, { gerund: string; takesReason: boolean }> = {
   pause: { gerund: "pausing", takesReason: true },
   resume: { gerund: "resuming", takesReason: false },
   promote: { gerund: "promoting", takesReason: false },
+  // Answered with the revert deployment (RevertDeployment), not this one.
+  revert: { gerund: "reverting", takesReason: false },
 };
 
 const sessionBody = (deps: ApiDeps, c: Caller): object => ({
@@ -108,6 +113,11 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       const from = reason ? `${reason} (from the dashboard)` : "from the dashboard";
       for (const flag of ["kill", "revert"] as const) {
         if (body[flag] !== undefined && typeof body[flag] !== "boolean") throw new HttpError(400, `${flag}: must be true or false`);
+      }
+      if (parts[2] === "revert") {
+        const { record, kvRevision } = await revertDeployment(deps.rollback, id, "from the dashboard", by, deps.log);
+        deps.reconciler.adopt(record, kvRevision).catch((err: unknown) => deps.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
+        return sendJson(res, 200, toDeploymentMessage(record));
       }
       const rec =
         parts[2] === "cancel"

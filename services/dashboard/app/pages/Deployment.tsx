@@ -255,6 +255,11 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
             <CancelButton id={id} onDone={setDep} onError={fail} />
           </span>
         )}
+        {session?.canCancel === true && (m.state === "FAILED" || m.state === "CANCELLED") && !dep.reverts && !dep.revertedBy && (
+          <span class="actions">
+            <RevertButton id={id} onError={fail} />
+          </span>
+        )}
       </div>
       {error && <p class="error">{error}</p>}
       {dep.message && <p class="message">{dep.message}</p>}
@@ -402,6 +407,19 @@ function DecisionButtons(p: { id: string; canary: boolean; paused: boolean; prom
           <button onClick={() => setAsking(false)}>Keep going</button>
         </span>
       )}
+    </span>
+  );
+}
+
+/** RevertDeployment: the targets it changed back to the release desired before it; then the revert's own page. */
+function RevertButton({ id, onError }: { id: string; onError: (e: unknown) => void }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) return <button id="revert" onClick={() => setAsking(true)}>Revert…</button>;
+  return (
+    <span class="revert">
+      bring the targets it changed back to the release desired before it?
+      <button class="danger" id="confirm-revert" onClick={() => void api.revert(id).then((r) => (location.hash = `#/deployments/${encodeURIComponent(r.id)}`), onError)}>Confirm revert</button>
+      <button onClick={() => setAsking(false)}>Keep as it is</button>
     </span>
   );
 }
