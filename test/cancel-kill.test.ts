@@ -91,7 +91,7 @@ describe("cancel --kill and --revert", () => {
     expect(events.filter((t) => t === "deployment.cancel_requested")).toHaveLength(1);
     const late = await cli(["cancel", id, "--revert"]);
     expect(late.code, shown(late)).toBe(2);
-    expect(late.stderr).toContain(`deployment ${id} cannot be reverted: it is CANCELLED already`);
+    expect(late.stderr).toContain(`deployment ${id} cannot be reverted: it is CANCELLED already; a cancel with revert applies to a deployment still running; to bring back what it changed, deployctl revert ${id}`);
   });
 
   it("kills the applies in flight: the targets end FAILED (killed), the deployment CANCELLED, their processes are gone", async () => {

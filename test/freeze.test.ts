@@ -274,8 +274,16 @@ describe("environment freezes", () => {
     } finally {
       await unfreeze();
     }
-    await client.call("ResumeDeployment", { deploymentId: d.id });
-    await client.promote(d.id!);
-    expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // Cancelled after its canary: a1 stays on v9, and status names the way back.
+    await client.cancel(d.id!, "not v9");
+    expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    const left = await cli(["status", "web", "prod"]);
+    expect(left.stdout).toContain(`  not reverted     ${d.id} (v9) CANCELLED and left a1 on it: deployctl revert ${d.id}`);
+    expect((JSON.parse((await cli(["status", "web", "prod", "--json"])).stdout) as { unreverted: unknown[] }).unreverted).toEqual([{ deploymentId: d.id, state: "CANCELLED", agents: ["a1"] }]);
+    const back = await cli(["revert", d.id!]);
+    expect(back.code, shown(back)).toBe(0);
+    const after = await cli(["status", "web", "prod"]);
+    expect(after.stdout).toMatch(/^ {2}agents {11}3 registered, 3 live: 3 current, 0 outdated, 0 offline$/m);
+    expect(after.stdout).not.toContain("not reverted");
   });
 });

@@ -247,9 +247,12 @@ Examples:
 `,
   status: `
 Four reads, nothing written: GetRelease, ListDeployments (running),
-ListFreezes and ListAgents. Outdated and offline agents are named (the first
-10, then counted). Exit 0 whatever it shows; --json gives the same as one
-document (release, running, freezes, agents by status).
+ListFreezes and ListAgents, then GetDeployment for the deployments outdated
+agents run (up to 5). Outdated and offline agents are named (the first 10,
+then counted), and a deployment that ended FAILED or CANCELLED leaving agents
+on its release, not reverted, with "deployctl revert <id>". Exit 0 whatever it
+shows; --json gives the same as one document (release, running, freezes,
+agents by status, unreverted).
 
 Examples:
   $ deployctl status web prod

@@ -69,18 +69,24 @@ export async function cancelDeployment(
   if (ask.revert && rec.cancelRevertTo === undefined) {
     // Ended before the cancel was recorded (or it ended earlier): nothing
     // was cancelled, so nothing is reverted.
-    throw new PreconditionError(`deployment ${id} is ${rec.state}${rec.cancelRequested ? ", cancelled without a revert" : ""}: a cancel with revert applies to a deployment still running; to go back, deployctl rollback ${rec.spec.app} ${rec.spec.environment} (or deploy the release you want)`);
+    throw new PreconditionError(`deployment ${id} is ${rec.state}${rec.cancelRequested ? ", cancelled without a revert" : ""}: a cancel with revert applies to a deployment still running; ${wayBack(rec)}`);
   }
   await deps.reconciler.schedule(id);
   return mustLoadDeployment(ctx, id);
 }
+
+/** What brings back what an ended deployment changed: RevertDeployment, or for one that SUCCEEDED (a desired release) RollbackRelease. */
+const wayBack = (rec: DeploymentRecord): string =>
+  rec.state === "SUCCEEDED"
+    ? `to go back from it, deployctl rollback ${rec.spec.app} ${rec.spec.environment}`
+    : `to bring back what it changed, deployctl revert ${rec.spec.id} (RevertDeployment)`;
 
 /** The release a cancel with revert brings the changed targets back to, or PreconditionError naming why there is none. */
 async function revertTargetOf(deps: { releases: Pick<ReleaseBook, "read"> }, rec: DeploymentRecord): Promise<RestoredRelease> {
   const { spec } = rec;
   const what = `deployment ${spec.id} cannot be reverted`;
   if (isTerminalDeployment(rec.state)) {
-    throw new PreconditionError(`${what}: it is ${rec.state} already; a cancel with revert applies to a deployment still running; to go back, deployctl rollback ${spec.app} ${spec.environment} (or deploy the release you want)`);
+    throw new PreconditionError(`${what}: it is ${rec.state} already; a cancel with revert applies to a deployment still running; ${wayBack(rec)}`);
   }
   if (spec.reverts !== undefined) throw new PreconditionError(`${what}: it is the revert of ${spec.reverts} itself; cancel it without revert`);
   const to = spec.revertTo ?? restoredOf(await deps.releases.read(spec.app, spec.environment));

@@ -1,14 +1,16 @@
 // deployctl status <app> <env>: one screen on an app in an environment, the
 // question an operator asks first ("what runs in prod, and can I deploy?"):
 // the desired release, the deployments running, the freezes, and the agents
-// by release status, naming the ones not on the desired release. Four reads
-// made together (GetRelease, ListDeployments, ListFreezes, ListAgents);
-// nothing is written. Exit 0 whatever it shows: it reports, it does not judge.
+// by release status, naming the ones not on the desired release, and the
+// deployments that left agents outdated and ended without a revert (with
+// the command that brings them back). Four reads made together (GetRelease,
+// ListDeployments, ListFreezes, ListAgents), then a GetDeployment per such
+// deployment (up to 5); nothing is written. Exit 0 whatever it shows: it reports, it does not judge.
 import { status as grpcStatus } from "@grpc/grpc-js";
-import type { AgentMsg, DeploymentMsg, FreezeMsg, ReleaseMsg } from "../client.js";
+import type { AgentMsg, Client, DeploymentMsg, FreezeMsg, ReleaseMsg } from "../client.js";
 import { EXIT, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
-import { ago, countOf, freezeLine, isoTime } from "../render/format.js";
+import { ago, countOf, freezeLine, isoTime, shortState } from "../render/format.js";
 import { toProto3Json } from "../render/protoJson.js";
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -37,6 +39,28 @@ function progress(d: DeploymentMsg): string {
   return `${parts.join(", ")}${waits.length ? ` (${waits.join(", ")})` : ""}`;
 }
 
+/** Deployments read to tell why agents are outdated, at most. */
+const LOOKED_UP = 5;
+
+/**
+ * The deployments that left outdated agents on their release and ended
+ * FAILED or CANCELLED without a revert (RevertDeployment brings those agents
+ * back), with those agents: read by the deployment each agent reports its
+ * release from (up to LOOKED_UP deployments).
+ */
+async function unrevertedOf(client: Client, outdated: AgentMsg[], app: string): Promise<{ d: DeploymentMsg; agents: string[] }[]> {
+  const agentsOf = new Map<string, string[]>();
+  for (const a of outdated) {
+    const id = (a.releases ?? []).find((x) => x.app === app)?.currentDeploymentId;
+    if (id) agentsOf.set(id, [...(agentsOf.get(id) ?? []), a.id ?? ""]);
+  }
+  const ids = [...agentsOf.keys()].slice(0, LOOKED_UP);
+  const found = await Promise.all(ids.map((id) => client.getDeployment(id, { pageSize: 1 }).catch(() => undefined)));
+  return found
+    .filter((d): d is DeploymentMsg => d !== undefined && ["FAILED", "CANCELLED"].includes(shortState(d.state)) && !d.revertedBy && !d.reverts)
+    .map((d) => ({ d, agents: agentsOf.get(d.id ?? "") ?? [] }));
+}
+
 export async function statusCommand(app: string, env: string, o: CommonOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
@@ -55,6 +79,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
     for (const a of list) by[statusOf(a, app).status].push(a);
     const cordoned = list.filter((a) => a.cordon).map((a) => a.id ?? "");
     const active = running.deployments ?? [];
+    const unreverted = await unrevertedOf(client, by.outdated, app);
 
     if (o.json) {
       const ids = (xs: AgentMsg[]): string[] => xs.map((a) => a.id ?? "");
@@ -74,6 +99,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
             none: ids(by.none),
             cordoned,
           },
+          unreverted: unreverted.map((u) => ({ deploymentId: u.d.id, state: shortState(u.d.state), agents: u.agents })),
         }),
       );
       return EXIT.OK;
@@ -92,6 +118,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
     const counts = [`${by.current.length} current`, `${by.outdated.length} outdated`, `${by.offline.length} offline`, ...(by.none.length > 0 ? [`${by.none.length} without a desired release`] : [])];
     print(`  agents           ${list.length} registered, ${list.filter((a) => a.live).length} live: ${counts.join(", ")}${cordoned.length > 0 ? `; ${cordoned.length} cordoned (${named(cordoned)})` : ""}`);
     if (by.outdated.length > 0) print(`  outdated         ${named(by.outdated.map((a) => `${a.id} (on ${statusOf(a, app).current || "nothing"})`))}`);
+    for (const u of unreverted) print(`  not reverted     ${u.d.id} (${u.d.changeset?.version ?? "?"}) ${shortState(u.d.state)} and left ${named(u.agents)} on it: deployctl revert ${u.d.id}`);
     if (by.offline.length > 0) print(`  offline          ${named(by.offline.map((a) => `${a.id} (last heartbeat ${ago(a.lastHeartbeat)})`))}`);
     return EXIT.OK;
   } finally {
