@@ -29,6 +29,7 @@ import {
   EVENTS_STREAM,
   FREEZES_BUCKET,
   freezeText,
+  kvKeySubject,
   kvStreamName,
   parseFreezeRecord,
   type FreezeRecord,
@@ -254,7 +255,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
 
   /** A write to deploy_freezes: a freeze or an unfreeze (a delete or purge, which nothing here makes, says nothing). */
   const handleFreeze = async (m: JsMsg): Promise<void> => {
-    const key = m.subject.slice(`$KV.${FREEZES_BUCKET}.`.length);
+    const key = m.subject.slice(kvKeySubject(FREEZES_BUCKET, "").length);
     const op = m.headers?.get("KV-Operation") ?? "";
     let f: FreezeRecord;
     try {
@@ -270,7 +271,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
       m.ack();
       return;
     }
-    settle(m, await post(n).catch((err: unknown) => errorMessage(err)), { environment: f.environment, event: n.event, delivery: n.delivery }, n.text);
+    settle(m, await post(n), { environment: f.environment, event: n.event, delivery: n.delivery }, n.text);
   };
 
   const handle = async (m: JsMsg): Promise<void> => {
@@ -346,7 +347,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
     }
   };
   const loops = [pull(EVENTS_STREAM, `deploy.evt.*.${COORDINATOR_SOURCE}`, handle)];
-  if (FREEZE_EVENTS.some((e) => wanted.has(e))) loops.push(pull(kvStreamName(FREEZES_BUCKET), `$KV.${FREEZES_BUCKET}.>`, handleFreeze));
+  if (FREEZE_EVENTS.some((e) => wanted.has(e))) loops.push(pull(kvStreamName(FREEZES_BUCKET), kvKeySubject(FREEZES_BUCKET, ">"), handleFreeze));
   log.info({ url: new URL(config.url).origin, events: config.events, signed: secret !== undefined }, "notifications on");
   return {
     stop: async () => {
