@@ -3,6 +3,8 @@
 // malformed messages and a NATS server restart. Every terminal deployment is
 // checked against the design's invariants: applied at most once, terminal is
 // final, and KV equals the fold of the event stream.
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamManager, type StoredMsg } from "@nats-io/jetstream";
@@ -189,6 +191,42 @@ describe("agent killed around its apply", () => {
     expect(await stack.startsOf("a1", d.id!)).toBe(1);
     expect((await client.get(d.id!)).state).toBe(done.state);
     await expectKvMatchesFold(stack, d.id!);
+  });
+});
+
+describe("an agent killed between its stored result and its journal's finished record", () => {
+  // The result goes out beside the "finished" record (handleCommand.ts), so
+  // a crash can leave the result in the stream and only "started" in the
+  // journal. Made here by cutting the journal back to that.
+  it("journals the stored result at its restart instead of reporting the apply interrupted", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const d = await client.create(createReq("v1"));
+    const id = d.id!;
+    expect((await client.waitTerminal(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await stack.agent("a1").kill("SIGKILL");
+    const file = join(stack.dir, "state", "a1", "journal.jsonl");
+    type Rec = { op: string; deploymentId: string; result?: { outcome: string; message: string } };
+    const records = async (): Promise<Rec[]> => (await readFile(file, "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as Rec);
+    const journaled = async (): Promise<Rec[]> => (await records()).filter((r) => r.deploymentId === id);
+    const kept = (await records()).filter((r) => r.deploymentId !== id || r.op === "started");
+    await writeFile(file, kept.map((r) => `${JSON.stringify(r)}\n`).join(""));
+
+    await stack.startAgent("a1");
+    // The helper may match the first run's "agent running" line, logged
+    // after its recovery: wait for the journal instead.
+    await waitFor("the restarted agent to journal the deployment's outcome", async () => (await journaled()).some((r) => r.op === "reported"));
+    const after = await journaled();
+    expect(after.map((r) => r.op)).toEqual(["started", "finished", "reported"]);
+    expect(after[1]!.result).toMatchObject({ outcome: "SUCCEEDED" });
+    expect(after[1]!.result!.message).not.toContain("interrupted");
+
+    const nc = await natsConn(stack);
+    const results = (await readAllEvents(await jetstreamManager(nc), id)).filter((e) => e.source === "a1" && e.event.type === "target.result");
+    expect(results).toHaveLength(1);
+    expect(await stack.startsOf("a1", id)).toBe(1);
+    expect((await client.get(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await expectKvMatchesFold(stack, id);
   });
 });
 

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
 import { afterEach, describe, expect, it } from "vitest";
-import { commandSubject, createLogger, encode, turns, type DeploymentSpec, type JsContext } from "../services/shared/src/index.js";
+import { commandSubject, createLogger, encode, parseEvent, turns, type DeploymentSpec, type EventBody, type JsContext } from "../services/shared/src/index.js";
 import { buildCommand } from "../services/coordinator/src/rollout/publishCommand.js";
 import { loadAgentConfig } from "../services/agent/src/config.js";
 import { handleCommand, type HandlerDeps } from "../services/agent/src/handleCommand.js";
@@ -36,14 +36,16 @@ afterEach(async () => {
 });
 
 /** `failing`: every publish fails (and the handler gives up at once: closing). */
-async function setup(failing = false): Promise<{ deps: HandlerDeps; journal: Journal; published: string[] }> {
+async function setup(failing = false): Promise<{ deps: HandlerDeps; journal: Journal; published: string[]; events: EventBody[] }> {
   const dir = await mkdtemp(join(tmpdir(), "redelivered-"));
   dirs.push(dir);
   const journal = await Journal.open(join(dir, "state"));
   const published: string[] = [];
-  const publish = (subject: string) => {
+  const events: EventBody[] = [];
+  const publish = (subject: string, data: Uint8Array) => {
     if (failing) return Promise.reject(new Error("no server"));
     published.push(subject);
+    events.push(parseEvent(data));
     return Promise.resolve({ stream: "DEPLOY_EVENTS", seq: published.length, duplicate: false });
   };
   const config = loadAgentConfig([], { devMode: true, id: AGENT, environment: "prod", apps: { web: { deploy: "/bin/true" } }, stateDir: join(dir, "state") });
@@ -56,7 +58,7 @@ async function setup(failing = false): Promise<{ deps: HandlerDeps; journal: Jou
     kill: new AbortController().signal,
     closing: failing ? AbortSignal.abort() : new AbortController().signal,
   } satisfies HandlerDeps;
-  return { deps, journal, published };
+  return { deps, journal, published, events };
 }
 
 /** The command as delivered a second time (or the first). */
@@ -126,5 +128,19 @@ describe("an agent in a process that admits applies in turns", () => {
     // A redelivery the journal answers does not ask for a turn.
     await handleCommand(admitted, redelivery().m).catch(() => undefined);
     expect(asked).toHaveLength(1);
+  });
+});
+
+describe("a journal that cannot record the start", () => {
+  it("runs nothing: the start the race stored is declined at once with the journal's error, and the command is not acked", async () => {
+    const { deps, journal, events } = await setup();
+    await journal.close();
+    const { m, acks } = redelivery(false);
+    await expect(handleCommand(deps, m)).rejects.toThrow(/closed/);
+    expect(events.map((e) => e.type)).toEqual(["target.started", "target.declined"]);
+    const declined = events[1] as Extract<EventBody, { type: "target.declined" }>;
+    expect(declined.afterStart).toBe(true);
+    expect(declined.reason).toMatch(/^could not journal the start: journal .* is closed/);
+    expect(acks()).toBe(0);
   });
 });

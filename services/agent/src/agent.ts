@@ -15,7 +15,7 @@ import {
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { CommandCursor, ensureCommandConsumer, type CommandConsumerOptions } from "./commandConsumer.js";
 import type { AgentConfig } from "./config.js";
-import { handleCommand, interrupted, reportJournaled, type HandlerDeps } from "./handleCommand.js";
+import { handleCommand, interrupted, reportJournaled, storedResult, type HandlerDeps } from "./handleCommand.js";
 import { Journal } from "./journal.js";
 import { AGENT_PING_INTERVAL_MS, checkLinkOnMissedHeartbeats } from "./linkCheck.js";
 import type { AgentMetrics } from "./metrics.js";
@@ -152,8 +152,9 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     const deps: HandlerDeps = { ctx, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal, ...(options.admit ? { admit: options.admit } : {}) };
 
     // Recovery: an apply that was started and never finished was cut short by
-    // a crash. It is reported FAILED and never run again; anything finished
-    // but not yet acknowledged by JetStream is reported now.
+    // a crash. It is reported FAILED and never run again, unless its result
+    // is in the stream (a crash between the result and its journal record);
+    // anything finished but not yet acknowledged by JetStream is reported now.
     // What this VM runs survives restarts in its registry entry.
     const previous = await ctx.agents.get(config.id).catch(() => null);
     let currentReleases: Record<string, string> = {};
@@ -165,8 +166,15 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     }
     for (const e of journal.entries()) {
       if (e.status === "started") {
-        alog.warn({ deploymentId: e.deploymentId }, "apply was interrupted by an agent restart; reporting it failed");
-        await journal.markFinished(e.deploymentId, interrupted("the agent restarted during the apply"));
+        const stored = await storedResult(deps, e.deploymentId);
+        if (stored) {
+          alog.warn({ deploymentId: e.deploymentId, outcome: stored.outcome }, "the agent restarted after its result was stored: journaling that result");
+          await journal.markFinished(e.deploymentId, stored);
+          await journal.markReported(e.deploymentId);
+        } else {
+          alog.warn({ deploymentId: e.deploymentId }, "apply was interrupted by an agent restart; reporting it failed");
+          await journal.markFinished(e.deploymentId, interrupted("the agent restarted during the apply"));
+        }
       }
       if (!journal.get(e.deploymentId)!.reported) await reportJournaled(deps, e.deploymentId);
     }

@@ -6,7 +6,7 @@
 //   1. validate the message (invalid: error event, term(), never redelivered);
 //   2. the journal already knows the deployment: re-report what it recorded,
 //      run nothing;
-//   3. journal "started" (fsync'd), then race for the target: target.started
+//   3. journal "started" (fsync'd) and, at once, race for the target: target.started
 //      appended on the target's subject by compare-and-set
 //      (js/raceForTarget.ts): lost to a coordinator that timed it out or
 //      cancelled it first, the agent declines and runs nothing;
@@ -122,20 +122,25 @@ export async function reportJournaled(deps: HandlerDeps, deploymentId: string): 
   const entry = deps.journal.get(deploymentId);
   if (!entry) return;
   const agentId = deps.config.id;
+  if (entry.status === "finished" && entry.result) {
+    await reportResult(deps, deploymentId, entry.result);
+  } else if (entry.status === "declined") {
+    await reportOutcome(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "", ...(entry.declinedAfterStart ? { afterStart: true as const } : {}) }, "declined");
+  }
+}
+
+/**
+ * Reports a result, then journals it reported. Its "finished" record may
+ * still be on its way to the disk (journal appends keep their order).
+ */
+function reportResult(deps: HandlerDeps, deploymentId: string, r: JournalResult): Promise<void> {
+  const body: EventBody = { type: "target.result", agentId: deps.config.id, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) };
+  return reportOutcome(deps, deploymentId, body, "result");
+}
+
+async function reportOutcome(deps: HandlerDeps, deploymentId: string, body: EventBody, kind: string): Promise<void> {
   try {
-    if (entry.status === "finished" && entry.result) {
-      const r = entry.result;
-      await report(
-        deps,
-        deploymentId,
-        { type: "target.result", agentId, outcome: r.outcome, message: r.message, exitCode: r.exitCode, durationMs: r.durationMs, ...(r.rolledBack ? { rolledBack: true } : {}) },
-        "result",
-      );
-    } else if (entry.status === "declined") {
-      await report(deps, deploymentId, { type: "target.declined", agentId, reason: entry.declineReason ?? "", ...(entry.declinedAfterStart ? { afterStart: true as const } : {}) }, "declined");
-    } else {
-      return;
-    }
+    await report(deps, deploymentId, body, kind);
   } catch (err) {
     // Refused for good by a server limit: journaled as reported, so neither a
     // redelivery nor a restart sends it again (report() logged the refusal).
@@ -143,6 +148,20 @@ export async function reportJournaled(deps: HandlerDeps, deploymentId: string): 
     if (!(err instanceof DeployError) || err.retryable) throw err;
   }
   await deps.journal.markReported(deploymentId);
+}
+
+/**
+ * What a "started" entry found at the agent's start ran to, if its result
+ * is stored: the result goes out beside the journal's "finished" record
+ * (handleCommand), so a crash between the two leaves the result in the
+ * stream and only "started" here. Undefined when the stream has none (or
+ * cannot be read): the apply was interrupted.
+ */
+export async function storedResult(deps: Pick<HandlerDeps, "ctx" | "config">, deploymentId: string): Promise<JournalResult | undefined> {
+  const last = await lastOnTarget(deps.ctx, deploymentId, deps.config.id).catch(() => undefined);
+  const e = last?.event;
+  if (e?.type !== "target.result" || e.agentId !== deps.config.id) return undefined;
+  return { outcome: e.outcome, message: e.message, exitCode: e.exitCode, durationMs: e.durationMs, finishedAt: e.time, ...(e.rolledBack ? { rolledBack: true } : {}) };
 }
 
 async function reject(deps: HandlerDeps, m: JsMsg, error: string): Promise<void> {
@@ -355,10 +374,21 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
 
     // Not before the journal: a redelivery answered from it never waits.
     unadmit = await deps.admit?.();
-    // Journal first (fsync'd): from here a crash reports this apply
-    // interrupted and never runs it. Then the race decides, once, between
-    // this agent starting and a coordinator timing out or cancelling.
-    await journal.markStarted(id);
+    // The journal's started record (fsync'd) and the race go out together,
+    // and nothing runs before both are done: from the record on, a crash
+    // reports this apply interrupted and never runs it. The race decides,
+    // once, between this agent starting and a coordinator timing out or
+    // cancelling. Run one after the other, the fsync waited in front of
+    // the race (sequential 10 traced: 1.9 ms from the command's delivery
+    // to the race's publish). A crash after the race is stored and before
+    // the record is durable ran nothing; the redelivered command then finds
+    // the target started, by an attempt this journal does not know, and is
+    // declined: the target ends at its apply timeout, as after a lost
+    // journal.
+    const journaled = journal.markStarted(id).then(
+      () => undefined,
+      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+    );
     if (FAULT_DELAY_RACE_MS > 0) {
       dlog.info({ ms: FAULT_DELAY_RACE_MS }, "fault: delaying the race");
       await sleep(FAULT_DELAY_RACE_MS);
@@ -385,7 +415,17 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
         last = await lastOnTarget(deps.ctx, id, deps.config.id);
         throw err;
       }
-    });
+    }).finally(() => journaled);
+    const journalFailed = await journaled;
+    if (journalFailed !== undefined) {
+      // Nothing runs without the record. A start already stored is ended
+      // at once, with the reason, rather than at its apply timeout (best
+      // effort: nothing journals this report).
+      if (race.won) {
+        await report(deps, id, { type: "target.declined", agentId: deps.config.id, reason: `could not journal the start: ${errorMessage(journalFailed)}`.slice(0, 1024), afterStart: true }, "declined").catch(() => undefined);
+      }
+      throw journalFailed;
+    }
     if (!race.won) {
       await decline(deps, id, race.reason);
       m.ack();
@@ -434,7 +474,14 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // the entry sent before the new release is answered before the result
     // goes out.
     if (result.outcome === "SUCCEEDED") deps.registration.setCurrentRelease(cmd.app, agentReleaseOf(cmd.deploymentId, cmd.changeset));
-    await Promise.all([journal.markFinished(id, result), deps.registration.settled()]);
+    // The result goes out beside the journal's "finished" record, not after
+    // its fsync (which waited in front of it: sequential 10 traced). A
+    // crash between the two leaves "started" here and the result in the
+    // stream, which the next start finds (agent.ts, storedResult) instead
+    // of reporting the apply interrupted.
+    const finished = journal.markFinished(id, result);
+    finished.catch(() => undefined); // awaited below
+    await deps.registration.settled();
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
@@ -442,7 +489,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       if (FAULT_DELAY_RELEASE_WRITE_MS > 0) await sleep(FAULT_DELAY_RELEASE_WRITE_MS);
       await deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "writing the new release to this agent's entry failed"));
     };
-    await Promise.all([reportJournaled(deps, id), result.outcome === "SUCCEEDED" ? writeRelease() : undefined]);
+    await Promise.all([finished, reportResult(deps, id, result), result.outcome === "SUCCEEDED" ? writeRelease() : undefined]);
     m.ack();
   } finally {
     stopInProgress();
