@@ -218,10 +218,15 @@ describe("cancel --kill and --revert", () => {
     expect((await cli(["cancel", id, "--kill"])).code).toBe(0);
     expect((await ended(id)).revertedBy ?? "").toBe("");
 
-    const r = await cli(["revert", id, "--note", "after the fact"]);
+    // Two operators at once: one revert (createRevert answers the one made
+    // first, whoever made it), both told its id.
+    const [r, twin] = await Promise.all([cli(["revert", id, "--note", "after the fact"]), cli(["revert", id, "--note", "after the fact", "--detach", "--json"])]);
     expect(r.code, shown(r)).toBe(0);
+    expect(twin.code, shown(twin)).toBe(0);
     const revertId = (await client.get(id)).revertedBy ?? "";
     expect(revertId).not.toBe("");
+    expect((JSON.parse(twin.stdout) as { deployment: { id: string } }).deployment.id).toBe(revertId);
+    expect((await client.list({ app: "web", environment: "prod", pageSize: 100 })).deployments.filter((d) => d.reverts === id).map((d) => d.id)).toEqual([revertId]);
     expect(r.stdout).toContain(`deployment ${revertId}: revert of ${id}, 2 target(s) back to fix-v3 (release fix-v3-`);
     const revert = await client.get(revertId);
     expect(revert.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");

@@ -1,6 +1,6 @@
 // The invariants checked after every run (DESIGN.md "What must always hold").
 import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
-import { canaryTargetsOf, foldAll } from "../../services/shared/src/fold.js";
+import { canaryTargetsOf, changedTargetsOf, foldAll, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
 import { isTerminalDeployment } from "../../services/shared/src/index.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
@@ -18,6 +18,7 @@ export const INVARIANTS = {
   "lost-reply-recovered": "an agent whose target.started reply was lost, but which was stored, went on and reported the target's result, or a decline after its start when the deployment was cancelled or finished meanwhile (never left to time out)",
   "server-clock": "every timeout was stored at least its limit after what it times out, and every agent skipped as offline was last heard from at least the liveness limit before (both on the servers' clock)",
   "oversize-handled": "a deployment whose targets alone exceed the server's max_payload was created with its targets in chunks (and then held to every other invariant), or refused at creation with RESOURCE_EXHAUSTED naming the limit, writing no deployment",
+  "revert-made": "a deployment that ended FAILED with auto_revert, or CANCELLED by a cancel with revert, and changed a target has exactly one revert (request id revert.<id>), to the release it recorded, of exactly the targets it changed, and that revert ended; or none because a later deployment of the pair took its lock first",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
 
@@ -93,6 +94,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "lost-reply-recovered": 0,
     "server-clock": 0,
     "oversize-handled": 0,
+    "revert-made": 0,
   };
   const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
   const jsm = await stack.jsm();
@@ -296,6 +298,38 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     } else if (!created.has(o.requestId)) {
       v("oversize-handled", `the create ${o.requestId} of ${o.targets} targets was answered OK but no deployment.created is in the stream`);
     }
+  }
+
+  // revert-made: read from the stream alone.
+  const records = new Map<string, DeploymentRecord>();
+  for (const id of deploymentsOf(events)) {
+    const rec = foldRun(events, id);
+    if (rec) records.set(id, rec);
+  }
+  for (const [id, rec] of records) {
+    const to = isTerminalDeployment(rec.state) ? revertToOf(rec) : undefined;
+    const changed = changedTargetsOf(rec);
+    if (!to || changed.length === 0) continue;
+    checked["revert-made"]++;
+    const reverts = [...records.values()].filter((r) => r.spec.reverts === id);
+    if (reverts.length > 1) v("revert-made", `${id} has ${reverts.length} reverts: ${reverts.map((r) => r.spec.id).join(", ")}`);
+    const r = reverts[0];
+    if (!r) {
+      // The lock is given back only once the revert exists; a create of the
+      // pair that took it over first is the one way to have none.
+      const finishedSeq = rec.finishedSeq ?? Number.POSITIVE_INFINITY;
+      const overtaken = [...records.values()].some(
+        (o) => o.spec.app === rec.spec.app && o.spec.environment === rec.spec.environment && (events.get(o.spec.id)?.[0]?.seq ?? 0) > finishedSeq,
+      );
+      if (!overtaken) v("revert-made", `${id} ended ${rec.state} with a revert to ${to.version} due for ${changed.join(", ")}, and none was made`);
+      continue;
+    }
+    if (r.spec.requestId !== `revert.${id}`) v("revert-made", `${r.spec.id} reverts ${id} under request id ${r.spec.requestId}`);
+    if (r.spec.changeset.version !== to.version) v("revert-made", `${r.spec.id} (revert of ${id}) installs ${r.spec.changeset.version}, not ${to.version}`);
+    const want = [...changed].sort().join(",");
+    const got = [...r.spec.targets].sort().join(",");
+    if (got !== want) v("revert-made", `${r.spec.id} (revert of ${id}) targets ${got}, not the changed ${want}`);
+    if (!isTerminalDeployment(r.state)) v("revert-made", `${r.spec.id} (revert of ${id}) is still ${r.state}`);
   }
   return { violations, nearMisses, checked };
 }

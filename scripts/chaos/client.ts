@@ -23,8 +23,11 @@ export class ChaosClient {
   create(req: CreateDeploymentRequestInput, deadlineMs = 10_000): Promise<DeploymentMsg> {
     return this.#unary("CreateDeployment", req, deadlineMs);
   }
-  cancel(deploymentId: string, reason: string, deadlineMs = 5000): Promise<DeploymentMsg> {
-    return this.#unary("CancelDeployment", { deploymentId, reason }, deadlineMs);
+  cancel(deploymentId: string, reason: string, revert = false, deadlineMs = 5000): Promise<DeploymentMsg> {
+    return this.#unary("CancelDeployment", { deploymentId, reason, ...(revert ? { revert: true } : {}) }, deadlineMs);
+  }
+  get(deploymentId: string, deadlineMs = 5000): Promise<DeploymentMsg> {
+    return this.#unary("GetDeployment", { deploymentId }, deadlineMs);
   }
   agents(req: { app?: string; environment?: string }, deadlineMs = 5000): Promise<{ agents?: { id: string }[] }> {
     return this.#unary("ListAgents", req, deadlineMs);

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
-import type { DeploymentRecord } from "../../services/shared/src/fold.js";
+import { changedTargetsOf, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
 import type { DeploymentMsg } from "./client.js";
 import { ADDED_KINDS, ADDED_SALT, createOversize, planAdded, publishPoison, type OversizeOutcome } from "./addedKinds.js";
 import { foldRun, readAllEvents, type RunEvents } from "./events.js";
@@ -65,6 +65,12 @@ export interface PlannedDeployment {
   targets: string[];
   startDelayMs: number;
   cancelAfterMs?: number;
+  /** The cancel asks for a revert (CancelDeployment.revert): drawn only where an earlier deployment of the app may have made a desired release. */
+  cancelRevert?: true;
+  /** strategy.auto_revert, drawn as cancelRevert. */
+  autoRevert?: true;
+  /** An agent whose executable fails during this deployment only (so that it fails, and a revert is due). */
+  failOn?: string;
   impatient?: { deadlineMs: number; attempts: number };
   /** A canary wave (a count or a percentage of the targets) promoted by itself after canarySoakMs. */
   canary?: { count: number } | { percent: number };
@@ -208,12 +214,46 @@ export function planScenario(seed: number): ScenarioPlan {
   }
   const plan: ScenarioPlan = { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults, ...(stopAfterClaim ? { stopAfterClaim } : {}) };
   planAdded(plan, new Rng(seed * 40503 + 1 + ADDED_SALT));
+  planReverts(plan, new Rng(seed * 69069 + REVERT_SALT));
   return plan;
+}
+
+/**
+ * Chosen so that the seeds test/regressions-chaos-leader-loss.test.ts
+ * replays (1, 1030, 3054) draw no revert: they replay what they recorded.
+ */
+export const REVERT_SALT = 10;
+
+/**
+ * Reverts (drawn from a generator of their own, so every other draw of a
+ * seed stays what it was): a deployment after an earlier one of the same
+ * app, which may have made the desired release a revert goes back to, gets
+ * auto_revert or a cancel with revert. Run after its deployment ends, the
+ * revert is followed as a deployment of the run (Scenario: "<key>r").
+ */
+export function planReverts(plan: ScenarioPlan, rng: Rng): void {
+  const seen = new Set<string>();
+  for (const d of plan.deployments) {
+    const after = seen.has(d.app);
+    seen.add(d.app);
+    if (!after) continue;
+    if (rng.chance(0.4)) {
+      d.autoRevert = true;
+      if (rng.chance(0.6)) d.failOn = rng.pick(plan.agents);
+    }
+    if (rng.chance(0.3)) {
+      d.cancelRevert = true;
+      d.cancelAfterMs ??= rng.int(300, 3000);
+    }
+  }
 }
 
 
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How long a run waits for a due revert to be made (a sweep or two after a coordinator's restart). */
+const REVERT_WAIT_MS = 15_000;
 
 /** The state letter of a process in /proc/<pid>/stat ("T": stopped); "" when it is gone. */
 function processState(pid: number): string {
@@ -342,12 +382,14 @@ export class Scenario {
           maxFailures: d.maxFailures,
           deliveryTimeout: { seconds: d.deliveryTimeoutMs / 1000 },
           applyTimeout: { seconds: d.applyTimeoutMs / 1000 },
+          ...(d.autoRevert ? { autoRevert: true } : {}),
           ...(d.canary ? ("count" in d.canary ? { canary: d.canary.count } : { canaryPercent: `${d.canary.percent}%` }) : {}),
           ...(d.canarySoakMs ? { canarySoak: { seconds: Math.floor(d.canarySoakMs / 1000), nanos: (d.canarySoakMs % 1000) * 1e6 } } : {}),
         },
         targets: d.targets,
         requestedBy: "chaos",
       };
+      if (d.failOn) await this.stack.control(d.failOn, { fail: true });
       let msg: DeploymentMsg | undefined;
       if (d.impatient) {
         // The failure that started the project: a deadline shorter than the
@@ -391,29 +433,78 @@ export class Scenario {
       o.boundMs = this.#bound(d, msg.targets?.length ?? 1);
       this.note(`${d.key} created ${o.id} (${msg.targets?.length} targets, c=${d.maxConcurrency} f=${d.maxFailures})`);
       if (d.key === "D1") this.#firstCreatedResolve();
-      if (d.cancelAfterMs !== undefined) void this.#cancelLater(o.id, d.cancelAfterMs);
+      if (d.cancelAfterMs !== undefined) void this.#cancelLater(o.id, d.cancelAfterMs, d.cancelRevert === true);
       await this.#waitTerminal(o);
+      if (d.failOn && !this.plan.failing.includes(d.failOn)) await this.stack.control(d.failOn, { fail: false });
+      await this.#followRevert(d, o);
     } finally {
+      // (Also when the create failed.)
+      if (d.failOn && !this.plan.failing.includes(d.failOn)) await this.stack.control(d.failOn, { fail: false }).catch(() => undefined);
       if (d.key === "D1") this.#firstCreatedResolve();
       this.#resolvers.get(d.key)!();
     }
   }
 
-  async #cancelLater(id: string, ms: number): Promise<void> {
+  async #cancelLater(id: string, ms: number, revert: boolean): Promise<void> {
     await sleep(ms);
     for (let i = 0; i < 10; i++) {
       const c = this.stack.client(i);
       try {
-        await c.cancel(id, "chaos");
-        this.note(`cancel requested for ${id}`);
+        await c.cancel(id, "chaos", revert);
+        this.note(`cancel${revert ? " with revert" : ""} requested for ${id}`);
         return;
       } catch (err) {
-        if (isGrpc(err, grpcStatus.FAILED_PRECONDITION)) return; // already terminal
-        await sleep(300);
+        if (!isGrpc(err, grpcStatus.FAILED_PRECONDITION)) {
+          await sleep(300);
+          continue;
+        }
+        // No release to go back to (nothing of the app succeeded before it,
+        // or it installs the desired release itself): refused, nothing
+        // written; it is cancelled without. Otherwise it is terminal.
+        if (!revert || !/cancel it without revert/.test((err as Error).message)) return;
+        this.note(`cancel with revert refused for ${id}: ${(err as Error).message.slice(0, 120)}`);
+        revert = false;
       } finally {
         c.close();
       }
     }
+  }
+
+  /**
+   * The revert a deployment that just ended asked for (fold.ts revertToOf:
+   * FAILED with auto_revert, or CANCELLED by a cancel with revert), when it
+   * changed a target: found through reverted_by and followed to its end as
+   * a deployment of the run ("<key>r", held to every check), before the
+   * app's next deployment is created (the revert holds the pair's lock).
+   * None found within its wait is left to the revert-made check.
+   */
+  async #followRevert(d: PlannedDeployment, o: DeploymentOutcome): Promise<void> {
+    if (!o.id || !(d.autoRevert || d.cancelRevert)) return;
+    const { rec } = await foldOf(this.stack, o.id).catch(() => ({ rec: undefined }));
+    if (!rec || !revertToOf(rec) || changedTargetsOf(rec).length === 0) return;
+    const r: DeploymentOutcome = { key: `${d.key}r`, app: d.app, requestId: `revert.${o.id}`, answeredIds: [], createAttempts: 0 };
+    const until = Date.now() + REVERT_WAIT_MS + this.#outageMs;
+    for (let i = 0; !r.id && Date.now() < until; i++) {
+      const c = this.stack.client(i);
+      try {
+        const got = await c.get(o.id);
+        if (got.revertedBy) r.id = got.revertedBy;
+      } catch {
+        // a coordinator down: ask another
+      } finally {
+        c.close();
+      }
+      if (!r.id) await sleep(250);
+    }
+    if (!r.id) {
+      this.note(`${d.key}: no revert of ${o.id} within ${REVERT_WAIT_MS} ms`);
+      return;
+    }
+    const revert = (await foldOf(this.stack, r.id).catch(() => ({ rec: undefined }))).rec;
+    r.boundMs = this.#bound(d, revert?.spec.targets.length ?? changedTargetsOf(rec).length);
+    this.outcomes.push(r);
+    this.note(`${r.key} revert ${r.id} of ${o.id}`);
+    await this.#waitTerminal(r);
   }
 
   async #waitTerminal(o: DeploymentOutcome): Promise<void> {

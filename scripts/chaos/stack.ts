@@ -217,6 +217,7 @@ export class ChaosStack {
   async control(agentId: string, o: { sleepS?: number; fail?: boolean }): Promise<void> {
     if (o.sleepS !== undefined) await writeFile(join(this.dir, "control", `${agentId}.sleep`), String(o.sleepS));
     if (o.fail) await writeFile(join(this.dir, "control", `${agentId}.fail`), "1");
+    if (o.fail === false) await rm(join(this.dir, "control", `${agentId}.fail`), { force: true });
   }
 
   client(i = 0): ChaosClient {
