@@ -458,6 +458,57 @@ describeIfChromium("dashboard with tokens", () => {
     }
   });
 
+  it("a deployer freezes an environment from the page and lifts the freeze; a viewer may not; bad input is refused, naming it", async () => {
+    const post = (path: string, token: string, body: object): Promise<Response> =>
+      fetch(`${base}${path}`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const byViewer = await post("api/freezes", viewer, { environment: "dash-freeze", reason: "no" });
+    expect(byViewer.status).toBe(403);
+    expect(await byViewer.json()).toMatchObject({ error: "freezing needs role deployer; ann has role viewer" });
+    expect((await post("api/freezes/unfreeze", viewer, { environment: "dash-freeze" })).status).toBe(403);
+    for (const [body, error] of [
+      [{ environment: "dash-freeze" }, /^reason: is required/],
+      [{ environment: "dash-freeze", reason: "x", for: "2 weeks" }, /^for: "2 weeks" is not a duration such as 30m, 2h or 3d/],
+      [{ environment: "dash-freeze", reason: "x", windows: ["sat 00:00-sun 00:00"] }, /^windows: a recurring freeze is set with deployctl freeze --window/],
+      [{ environment: "dash freeze", reason: "x" }, /^environment: /],
+    ] as const) {
+      const r = await post("api/freezes", deployer, body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(((await r.json()) as { error: string }).error).toMatch(error);
+    }
+    const grpcClient = rawClient(stack.address, { token: deployer });
+    type FreezeMsg = { environment: string; reason: string; by: string; until?: { seconds: string } };
+    const frozen = async (): Promise<FreezeMsg[]> => (await grpcClient.unary<{ freezes?: FreezeMsg[] }>("ListFreezes", {})).freezes?.filter((f) => f.environment === "dash-freeze") ?? [];
+    expect(await frozen()).toEqual([]);
+
+    const page = await browser.newPage();
+    try {
+      await page.goto(base);
+      await page.fill("input[name=token]", deployer);
+      await page.click("button:text('Log in')");
+      await page.click("#freeze");
+      await page.fill("#freeze-env", "dash-freeze");
+      await page.fill("#freeze-reason", "INC-9: error rate up");
+      await page.fill("#freeze-for", "2h");
+      await page.click("#confirm-freeze");
+      const banner = await page.waitForSelector('[data-frozen="dash-freeze"]');
+      expect(await banner.textContent()).toMatch(/^dash-freeze is frozen: new deployments to it are refused .* by dan at .+ until .+: INC-9: error rate up/);
+      const [f] = await frozen();
+      expect(f).toMatchObject({ reason: "INC-9: error rate up", by: "dan" });
+      // 2 h from now, within the minute.
+      expect(Math.abs(Number(f!.until!.seconds) * 1000 - Date.now() - 2 * 3_600_000)).toBeLessThan(60_000);
+      // New deployments to it are refused, as from deployctl.
+      await expect(grpcClient.unary("CreateDeployment", { requestId: `dash-${randomUUID()}`, app: "web", environment: "dash-freeze", changeset: { version: "v1" } })).rejects.toThrow(/frozen/);
+
+      await page.click('[data-frozen="dash-freeze"] button.unfreeze');
+      await page.click('[data-frozen="dash-freeze"] .confirm-unfreeze');
+      await page.waitForSelector('[data-frozen="dash-freeze"]', { state: "detached" });
+      expect(await frozen()).toEqual([]);
+    } finally {
+      await page.close();
+      grpcClient.close();
+    }
+  });
+
   it("a deployer pauses, promotes and resumes a canary deployment from the page; the list marks it; a FAILED auto_revert links its revert; a FAILED one without it is reverted from the page", async () => {
     const grpcClient = rawClient(stack.address, { token: deployer });
     await stack.control("a1", { sleep: 3 }, false);

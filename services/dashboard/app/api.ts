@@ -183,6 +183,10 @@ export const api = {
     return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`, { signal });
   },
   freezes: (signal?: AbortSignal) => call<{ freezes: Freeze[] }>("api/freezes", { signal }),
+  /** FreezeEnvironment: for a while ("2h", "3d") or, with `for` empty, until unfrozen. */
+  freeze: (environment: string, reason: string, forText: string) =>
+    call<Freeze>("api/freezes", { method: "POST", body: JSON.stringify({ environment, reason, ...(forText ? { for: forText } : {}) }) }),
+  unfreeze: (environment: string, name?: string) => call<Freeze>("api/freezes/unfreeze", { method: "POST", body: JSON.stringify({ environment, ...(name ? { name } : {}) }) }),
   deployment: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}`),
   cancel: (id: string, reason: string, kill = false, revert = false) =>
     call<Deployment>(`api/deployments/${encodeURIComponent(id)}/cancel`, { method: "POST", body: JSON.stringify({ reason, ...(kill ? { kill } : {}), ...(revert ? { revert } : {}) }) }),

@@ -50,7 +50,7 @@ function App() {
   else if (session === null) body = <LoginPage onLogin={setSession} />;
   else if (route.page === "deployment") body = <DeploymentPage key={route.id} id={route.id} session={session} onAuthLost={() => setSession(null)} />;
   else if (route.page === "agents") body = <AgentsPage query={route.query} onAuthLost={() => setSession(null)} />;
-  else body = <DeploymentsPage query={route.query} onAuthLost={() => setSession(null)} />;
+  else body = <DeploymentsPage query={route.query} session={session} onAuthLost={() => setSession(null)} />;
 
   return (
     <>

@@ -1,7 +1,7 @@
 // The dashboard's JSON API: the same functions and the same messages as the
 // gRPC API (grpc/convert.ts), so both show the same data. Read-only except
-// POST /api/deployments/:id/{cancel,pause,resume,promote,revert}, which need
-// a deployer token.
+// POST /api/deployments/:id/{cancel,pause,resume,promote,revert} and POST
+// /api/freezes[/unfreeze], which need a deployer token.
 //
 //   GET  /api/session                      who is asking; 401 when a token is needed
 //   POST /api/session      {"token"}       log in: sets an HttpOnly cookie
@@ -14,11 +14,13 @@
 //   POST /api/deployments/:id/revert        RevertDeployment: answers with the revert deployment
 //   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
 //   GET  /api/freezes                      as ListFreezes
+//   POST /api/freezes {"environment", "reason", "for", "name"}   as FreezeEnvironment ("for": 30m, 2h, 3d; none: until unfrozen)
+//   POST /api/freezes/unfreeze {"environment", "name"}           as UnfreezeEnvironment
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { JsContext, Logger } from "../../../shared/src/index.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
-import { listPage, toDeploymentMessage, toFreezesMessage } from "../grpc/convert.js";
+import { listPage, toDeploymentMessage, toFreezeMessage, toFreezesMessage } from "../grpc/convert.js";
 import type { Freezes } from "../freezes.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
@@ -28,7 +30,7 @@ import { listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
-import { validateDeploymentId, validateListAgents, validateList, validateReason, validateTargetPage } from "../requests.js";
+import { validateDeploymentId, validateFreeze, validateListAgents, validateList, validateReason, validateTargetPage, validateUnfreeze } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { afterSequenceOf, streamEvents } from "./events.js";
 import { HttpError, readJsonBody, sendJson } from "./respond.js";
@@ -143,6 +145,34 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     }
     if (parts[2] === "events") return streamEvents(deps, req, res, id, afterSequenceOf(req, q));
   }
+  if (parts[0] === "freezes" && method === "POST" && (parts.length === 1 || (parts.length === 2 && parts[1] === "unfreeze"))) {
+    checkSameOrigin(req);
+    const verb = parts.length === 1 ? "freezing" : "unfreezing";
+    if (!caller.canCancel) {
+      throw new HttpError(
+        403,
+        deps.auth.enabled ? `${verb} needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}` : `the dashboard is read-only without grpc.tokens: ${parts.length === 1 ? "freeze" : "unfreeze"} with deployctl`,
+      );
+    }
+    const by = tokenIdentity(caller.principal!);
+    const body = await readJsonBody(req);
+    if (parts.length === 2) {
+      const { environment, name } = validateUnfreeze(body);
+      const rec = await deps.freezes.set(environment, false, "", by, name ? { name } : {});
+      deps.log.info({ environment, name, by: by.name, from: "dashboard" }, "environment unfrozen");
+      return sendJson(res, 200, toFreezeMessage(rec, deps.freezes.inForce(rec)));
+    }
+    // Weekly windows are deployctl's (freeze --window): the page freezes now, for a while or until unfrozen.
+    if (body.windows !== undefined) throw new HttpError(400, "windows: a recurring freeze is set with deployctl freeze --window");
+    const forMs = body.for === undefined || body.for === "" ? undefined : freezeForMs(body.for);
+    const f = validateFreeze(
+      { environment: body.environment, reason: body.reason, name: body.name, ...(forMs === undefined ? {} : { duration: { seconds: Math.floor(forMs / 1000), nanos: (forMs % 1000) * 1e6 } }) },
+      deps.registry.clock.now(),
+    );
+    const rec = await deps.freezes.set(f.environment, true, f.reason, by, f);
+    deps.log.info({ environment: f.environment, name: f.name, by: by.name, reason: f.reason, until: rec.until ?? "unfrozen", from: "dashboard" }, "environment frozen");
+    return sendJson(res, 200, toFreezeMessage(rec, deps.freezes.inForce(rec)));
+  }
   if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
   if (parts.length === 1 && parts[0] === "deployments") {
     const pageSize = q.get("pageSize");
@@ -175,4 +205,20 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     return sendJson(res, 200, await listAgentsPage(deps.registry, deps.releases, query));
   }
   throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
+}
+
+const FOR_UNITS_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A freeze's "for": "30m", "2h", "3d", "1d12h" (as deployctl freeze --for); the freeze's own limit (366 days) is validateFreeze's. */
+function freezeForMs(v: unknown): number {
+  const text = typeof v === "string" ? v.trim() : "";
+  const re = /(\d+)(m|h|d)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * FOR_UNITS_MS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  if (text === "" || matched !== text.length || total <= 0) throw new HttpError(400, `for: ${JSON.stringify(v)?.slice(0, 40)} is not a duration such as 30m, 2h or 3d (leave it out for a freeze until unfrozen)`);
+  return total;
 }

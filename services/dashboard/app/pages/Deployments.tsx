@@ -3,7 +3,7 @@
 // many rows as are shown ("More" included) and replaces them in place, keyed
 // by id: no flicker, the filter form keeps what is typed in it.
 import { useRef, useState } from "preact/hooks";
-import { api, AuthRequired, type Deployment, type Freeze } from "../api.js";
+import { api, AuthRequired, type Deployment, type Freeze, type Session } from "../api.js";
 import { freezeText, short, when } from "../format.js";
 import { OutcomeBar, outcomeOf } from "../outcome.js";
 import { usePoll } from "../poll.js";
@@ -13,7 +13,7 @@ const PAGE_SIZE = 20;
 /** ListDeployments' largest page (services/coordinator/src/requests.ts). */
 const MAX_PAGE_SIZE = 200;
 
-export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams; onAuthLost: () => void }) {
+export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSearchParams; session?: Session | undefined; onAuthLost: () => void }) {
   const filters = { app: query.get("app") ?? "", env: query.get("env") ?? "", state: query.get("state") ?? "" };
   const [rows, setRows] = useState<Deployment[] | undefined>(undefined);
   const [freezes, setFreezes] = useState<Freeze[]>([]);
@@ -96,8 +96,10 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
       {freezes.filter((f) => f.inForce !== false).map((f) => (
         <p class="frozen" key={`${f.environment}.${f.name ?? ""}`} data-frozen={f.environment}>
           <strong>{f.environment} is frozen</strong>: new deployments to it are refused (rollbacks and convergence still run). {freezeText(f)}
+          {session?.canCancel === true && <UnfreezeButton freeze={f} onDone={refresh} onError={report} />}
         </p>
       ))}
+      {session?.canCancel === true && <FreezeForm onDone={refresh} onError={report} />}
       {rows?.length === 0 && <p class="muted">No deployment matches.</p>}
       {rows && rows.length > 0 && (
         <table class="deployments">
@@ -135,4 +137,48 @@ export function DeploymentsPage({ query, onAuthLost }: { query: URLSearchParams;
 /** Every target's state, from the counts: `targets` holds only the first 1,000 of a large deployment. */
 function statesOf(d: Deployment): string[] {
   return d.counts.flatMap((c) => Array<string>(c.count).fill(c.state));
+}
+
+/**
+ * FreezeEnvironment from the page: an incident's freeze, for a while or
+ * until unfrozen. Weekly windows and named freezes are deployctl's (freeze
+ * --window, --name); the page lifts any of them.
+ */
+function FreezeForm({ onDone, onError }: { onDone: () => void; onError: (e: unknown) => void }) {
+  const [asking, setAsking] = useState(false);
+  const [environment, setEnvironment] = useState("");
+  const [reason, setReason] = useState("");
+  const [forText, setFor] = useState("");
+  if (!asking) return <p><button id="freeze" onClick={() => setAsking(true)}>Freeze an environment…</button></p>;
+  const submit = (e: Event): void => {
+    e.preventDefault();
+    api.freeze(environment.trim(), reason, forText.trim()).then(() => {
+      setAsking(false);
+      setReason("");
+      setFor("");
+      onDone();
+    }, onError);
+  };
+  return (
+    <form class="freeze" onSubmit={submit}>
+      <input id="freeze-env" placeholder="environment" value={environment} onInput={(e) => setEnvironment(e.currentTarget.value)} />
+      <input id="freeze-reason" placeholder="reason (required: whoever is refused reads it)" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
+      <input id="freeze-for" placeholder="for: 2h, 3d (empty: until unfrozen)" value={forText} onInput={(e) => setFor(e.currentTarget.value)} />
+      <button class="danger" id="confirm-freeze" type="submit">Freeze</button>
+      <button type="button" onClick={() => setAsking(false)}>Keep open</button>
+    </form>
+  );
+}
+
+/** UnfreezeEnvironment of this freeze (its name, if any). */
+function UnfreezeButton({ freeze, onDone, onError }: { freeze: Freeze; onDone: () => void; onError: (e: unknown) => void }) {
+  const [asking, setAsking] = useState(false);
+  if (!asking) return <> <button class="unfreeze" onClick={() => setAsking(true)}>Unfreeze…</button></>;
+  return (
+    <span class="unfreeze">
+      {" "}accept deployments to {freeze.environment} again{freeze.name ? ` (lifts "${freeze.name}" only)` : ""}?
+      <button class="danger confirm-unfreeze" onClick={() => void api.unfreeze(freeze.environment, freeze.name).then(onDone, onError)}>Confirm unfreeze</button>
+      <button onClick={() => setAsking(false)}>Keep frozen</button>
+    </span>
+  );
 }
