@@ -273,7 +273,7 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     const final = await client(cluster.grpcAddresses[1]!).waitTerminal(created.id!, 120_000).catch((err: unknown) => {
       throw new Error(`${String(err)}\n${diagnostics()}`);
     });
-    expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(final.state, `${final.message}\n${JSON.stringify(final.targets)}\n${diagnostics()}`).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(final.targets?.map((t) => `${t.agentId} ${t.state}`), `${JSON.stringify(final.targets)}\n${diagnostics()}`).toEqual(AGENTS.map((a) => `${a} TARGET_STATE_SUCCEEDED`));
     for (const a of AGENTS) expect(await startsOf(a, created.id!), a).toBe(1);
 

@@ -642,6 +642,7 @@ function specOf(
     ...(revertTo ? { revertTo } : {}),
     ...(input.reverts ? { reverts: input.reverts } : {}),
     ...(input.restores ? { restores: input.restores } : {}),
+    ...(input.promotedFrom ? { promotedFrom: input.promotedFrom } : {}),
     ...freezeOverrideFor(input, fleet),
   };
 }

@@ -22,6 +22,7 @@ import {
   type Amount,
   type DeploymentState,
   type Obj,
+  type PromotedRelease,
   type RestoredRelease,
   type Selector,
   DEFAULT_MAX_PAUSE_MS,
@@ -63,6 +64,14 @@ export interface CreateInput {
   reverts?: string;
   /** Set by a revert or RollbackRelease only: the release it restores (its changeset). */
   restores?: RestoredRelease;
+  /**
+   * promote_from: the environment whose desired release this deploys. The
+   * changeset is empty until releases/promote.ts resolves it (and sets
+   * promotedFrom); the hash covers this name, not what it resolved to.
+   */
+  promoteFrom?: string;
+  /** Set by releases/promote.ts: the release promote_from resolved to (its changeset). */
+  promotedFrom?: PromotedRelease;
   /**
    * Why this request deploys to a frozen environment anyway
    * (freeze_override_reason): recorded with the freeze in the spec. Not part
@@ -215,10 +224,17 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   if (!/^[\x21-\x7e]+$/.test(requestId)) throw new ValidationError("request_id", "must be printable ASCII without spaces");
   const app = asToken(r.app ?? "", "app");
   const environment = asToken(r.environment ?? "", "environment");
-  if (r.changeset === undefined || r.changeset === null) throw new ValidationError("changeset", "is required");
-  const cs = asObject(r.changeset, "changeset");
-  const version = asString(cs.version ?? "", "changeset.version", { maxLength: 128 });
-  if (!/^[\x21-\x7e]+$/.test(version)) throw new ValidationError("changeset.version", "must be printable ASCII without spaces");
+  // proto3: an empty string is none.
+  const promoteFrom = r.promoteFrom === undefined || r.promoteFrom === null || r.promoteFrom === "" ? undefined : asToken(r.promoteFrom, "promote_from");
+  if (promoteFrom !== undefined) {
+    if (r.changeset !== undefined && r.changeset !== null) throw new ValidationError("promote_from", "give a changeset or promote_from, not both: promote_from deploys that environment's desired release as it is");
+    if (promoteFrom === environment) throw new ValidationError("promote_from", `is the environment deployed to (${environment}): name the environment whose desired release to deploy here`);
+  } else if (r.changeset === undefined || r.changeset === null) {
+    throw new ValidationError("changeset", "is required (or promote_from, to deploy another environment's desired release)");
+  }
+  const cs = promoteFrom === undefined ? asObject(r.changeset, "changeset") : {};
+  const version = promoteFrom === undefined ? asString(cs.version ?? "", "changeset.version", { maxLength: 128 }) : "";
+  if (promoteFrom === undefined && !/^[\x21-\x7e]+$/.test(version)) throw new ValidationError("changeset.version", "must be printable ASCII without spaces");
   let artifact: { name: string; digest: string } | undefined;
   if (cs.artifact !== undefined && cs.artifact !== null) {
     const a = asObject(cs.artifact, "changeset.artifact");
@@ -266,6 +282,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     ...(selector ? { selector } : {}),
     note,
     ...(freezeOverride.trim() !== "" ? { freezeOverride } : {}),
+    ...(promoteFrom !== undefined ? { promoteFrom } : {}),
   };
 }
 
@@ -301,12 +318,15 @@ export function requestHash(input: CreateInput): string {
   if (st.onlyOutdated) strategy["onlyOutdated"] = true;
   if (st.ignoreStopFailures) strategy["ignoreStopFailures"] = true;
   if (st.soakMs !== undefined) strategy["soakMs"] = st.soakMs;
-  const body: unknown[] = [input.app, input.environment, input.changeset.version, a ? [a.name, a.digest] : null, strategy, input.targets, input.note];
+  // A promotion hashes as the environment it names, not the release that resolved to (it moves).
+  const promoted = input.promoteFrom !== undefined;
+  const body: unknown[] = [input.app, input.environment, promoted ? "" : input.changeset.version, a && !promoted ? [a.name, a.digest] : null, strategy, input.targets, input.note];
   // Only when given, for the same reason; its canonical text, so spacing or order is the same request.
   if (input.selector) body.push({ selector: input.selector.text });
   if (input.convergesTo) body.push({ convergesTo: input.convergesTo });
   if (input.reverts) body.push({ reverts: input.reverts });
   if (input.restores) body.push({ restores: input.restores.deploymentId });
+  if (promoted) body.push({ promoteFrom: input.promoteFrom });
   return createHash("sha256").update(JSON.stringify(body)).digest("hex");
 }
 

@@ -70,6 +70,8 @@ export interface Deployment {
   reverts?: string;
   /** A revert or rollback: the release it brings back. */
   restores?: Release | null;
+  /** Created with promote_from (deployctl deploy --from-env): the other environment's desired release it deploys. */
+  promotedFrom?: (Release & { environment?: string }) | null;
   /** A FAILED deployment with auto_revert: the deployment that reverts it. */
   revertedBy?: string;
   /** A cancel asked with revert: the release its changed targets go back to once it is CANCELLED. */

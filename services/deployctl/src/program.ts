@@ -52,10 +52,11 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
           "pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it; " +
             "with --executable, deploy without a bundle",
         )
-        .argument("[bundle]", "directory or .tar.gz bundle (none with --executable)")
+        .argument("[bundle]", "directory or .tar.gz bundle (none with --executable or --from-env)")
         .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
         .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
-        .requiredOption("--version <version>", "version label (DEPLOY_VERSION on the agents)"),
+        .option("--version <version>", "version label (DEPLOY_VERSION on the agents); required but with --from-env")
+        .option("--from-env <environment>", "no bundle: deploy the desired release of the app in this other environment as it is, the same version and bundle (build once, deploy many)", tokenOption),
     ))
       .option("--targets <ids>", "comma-separated agent ids (default: every live agent of the app and environment)", listOption)
       .addOption(

@@ -105,6 +105,11 @@ export interface RestoredRelease {
   artifact?: { name: string; digest: string };
 }
 
+/** A desired release of another environment, which a deployment promotes (CreateDeploymentRequest.promote_from). */
+export interface PromotedRelease extends RestoredRelease {
+  environment: string;
+}
+
 export interface Changeset {
   version: string;
   /** The bundle to install; without it the agent runs the app's deploy executable. */
@@ -208,8 +213,15 @@ export interface DeploymentSpec {
   reverts?: string;
   /** A revert or a RollbackRelease: the release this deployment restores (its changeset is that release's). */
   restores?: RestoredRelease;
+  /** Created with promote_from: the desired release of its app in that environment when it was created (its changeset is that release's). */
+  promotedFrom?: PromotedRelease;
   /** Created while its environment was frozen, by a request that overrode the freeze: why, and which freeze. */
   freezeOverride?: FreezeOverride;
+}
+
+function parsePromoted(v: unknown, field: string): PromotedRelease {
+  const o = asObject(v, field);
+  return { environment: asToken(o.environment, `${field}.environment`), ...parseRestored(v, field) };
 }
 
 function parseRestored(v: unknown, field: string): RestoredRelease {
@@ -327,6 +339,7 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
     ...(o.revertTo === undefined ? {} : { revertTo: parseRestored(o.revertTo, `${field}.revertTo`) }),
     ...(o.reverts === undefined ? {} : { reverts: asToken(o.reverts, `${field}.reverts`) }),
     ...(o.restores === undefined ? {} : { restores: parseRestored(o.restores, `${field}.restores`) }),
+    ...(o.promotedFrom === undefined ? {} : { promotedFrom: parsePromoted(o.promotedFrom, `${field}.promotedFrom`) }),
     ...(o.freezeOverride === undefined ? {} : { freezeOverride: parseFreezeOverride(o.freezeOverride, `${field}.freezeOverride`) }),
   };
 }

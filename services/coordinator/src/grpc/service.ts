@@ -7,6 +7,7 @@ import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/a
 import { createDeployment, previewDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
+import { resolvePromotion } from "../releases/promote.js";
 import { revertDeployment, revertOf, rollbackRelease } from "../releases/rollback.js";
 import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
@@ -90,7 +91,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   const call = <Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) => unary(log, method, fn, deps.observe);
   return {
     CreateDeployment: call("CreateDeployment", async (req, c) => {
-      const input = validateCreate(req, deps.defaults);
+      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults));
       const requester = callIdentity(c);
       if (req.validateOnly === true) {
         // Checked, and nothing written: the deployment it would be, without an id.

@@ -55,7 +55,7 @@ export function restoredOf(d: ReleaseSummary | undefined): RestoredRelease | und
   return { deploymentId: d.deploymentId, version: d.version, release: d.release, ...(d.artifact ? { artifact: { name: d.artifact.name, digest: d.artifact.digest } } : {}) };
 }
 
-const changesetOf = (r: RestoredRelease): CreateInput["changeset"] =>
+export const changesetOf = (r: RestoredRelease): CreateInput["changeset"] =>
   r.artifact ? { version: r.version, artifact: { name: r.artifact.name, digest: r.artifact.digest } } : { version: r.version };
 
 export interface RollbackDeps {

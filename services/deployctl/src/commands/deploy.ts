@@ -7,6 +7,7 @@ import { hostname, userInfo } from "node:os";
 import { status } from "@grpc/grpc-js";
 import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
 import type { CreateDeploymentRequest } from "../../../shared/src/gen/deploy/v1/CreateDeploymentRequest.js";
+import type { Release__Output as Release } from "../../../shared/src/gen/deploy/v1/Release.js";
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES, inspectBundle } from "../../../shared/src/bundle/inspect.js";
 import { ALREADY_CURRENT, errorMessage } from "../../../shared/src/index.js";
@@ -22,7 +23,10 @@ import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
 export interface DeployOptions extends CommonOptions, StrategyOptions, BusyOptions {
   app: string;
   env: string;
-  version: string;
+  /** Required but with fromEnv (checkMode). */
+  version?: string;
+  /** No bundle: the desired release of the app in this environment (promote_from). */
+  fromEnv?: string;
   targets?: string[];
   /** A label selector (never with targets): the live agents whose labels match. */
   selector?: string;
@@ -57,7 +61,7 @@ function createRequest(o: DeployOptions, requestId: string, artifact?: ArtifactR
     requestId,
     app: o.app,
     environment: o.env,
-    changeset: { version: o.version, ...(artifact ? { artifact } : {}) },
+    ...(o.fromEnv ? { promoteFrom: o.fromEnv } : { changeset: { version: o.version ?? "", ...(artifact ? { artifact } : {}) } }),
     strategy: strategyOf(o),
     targets: o.targets ?? [],
     ...(o.selector ? { selector: o.selector } : {}),
@@ -86,10 +90,11 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
   const targets = d.targets ?? [];
   const skipped = targets.filter((t) => t.state === "TARGET_STATE_SKIPPED");
   const current = skipped.filter((t) => t.message?.startsWith(ALREADY_CURRENT)).length;
-  const why = [...(skipped.length > current ? [`${skipped.length - current} offline`] : []), ...(current > 0 ? [`${current} already on ${o.version}`] : [])];
+  const version = d.changeset?.version ?? o.version;
+  const why = [...(skipped.length > current ? [`${skipped.length - current} offline`] : []), ...(current > 0 ? [`${current} already on ${version}`] : [])];
   const s = d.strategy;
   view.note(
-    `dry run: would deploy ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${targets.length} target(s)` +
+    `dry run: would deploy ${d.app ?? o.app} ${version} to ${d.environment ?? o.env}${promotedText(d.promotedFrom)}, ${targets.length} target(s)` +
       `${why.length > 0 ? ` (${why.join(", ")}: would be SKIPPED)` : ""}; max concurrency ${s?.maxConcurrency ?? "?"}, max failures ${s?.maxFailures ?? "?"}` +
       `${s?.canary ? `, canary ${s.canary}` : ""}; nothing was uploaded or created`,
     { deployment: d, dryRun: true },
@@ -102,12 +107,25 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
   return EXIT.OK;
 }
 
-/** A bundle, or --executable: exactly one (checked before anything is read or sent). */
+/** A bundle, --executable or --from-env: exactly one, and a version but with --from-env (checked before anything is read or sent). */
 function checkMode(path: string | undefined, o: DeployOptions): void {
+  if (o.fromEnv !== undefined) {
+    const other = [path !== undefined ? "a bundle" : "", o.executable ? "--executable" : "", o.version !== undefined ? "--version" : ""].filter(Boolean);
+    if (other.length > 0) throw new UsageError(`--from-env deploys the release of ${o.fromEnv} as it is: not with ${other.join(", ")}`);
+    if (o.fromEnv === o.env) throw new UsageError(`--from-env ${o.fromEnv} is the environment deployed to: name the environment whose release to deploy to ${o.env}`);
+    return;
+  }
   if (path !== undefined && o.executable) throw new UsageError("give a bundle or --executable, not both");
   if (path === undefined && !o.executable) {
-    throw new UsageError("deploy needs a bundle (a directory or .tar.gz with deploy.yaml at its root), or --executable to have each agent run the app's configured deploy executable");
+    throw new UsageError("deploy needs a bundle (a directory or .tar.gz with deploy.yaml at its root) or --executable to have each agent run the app's configured deploy executable (or --from-env to deploy another environment's release)");
   }
+  if (o.version === undefined) throw new UsageError("--version is required (but with --from-env)");
+}
+
+/** ", promoted from staging (release v2-1a2b3c4d, deployment d-…, artifact sha256:…)", or "". */
+export function promotedText(p: Release | null | undefined): string {
+  if (!p?.environment) return "";
+  return `, promoted from ${p.environment} (release ${p.release ?? "?"}, deployment ${p.deploymentId ?? "?"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"})`;
 }
 
 export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {
@@ -126,6 +144,8 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
           ? `packed ${path}: ${bundle.entries} entries, ${bytes(bundle.size)}, ${bundle.digest}`
           : `bundle ${path}: ${bytes(bundle.size)}, ${bundle.digest}`,
       );
+    } else if (o.fromEnv) {
+      view.note(`no bundle: the desired release of ${o.app} in ${o.fromEnv}, as it is (its version and bundle)`);
     } else {
       view.note(`no bundle: each agent runs the deploy executable it has configured for app ${o.app}`);
     }
@@ -157,7 +177,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
     const requestId = o.requestId ?? randomUUID();
     view.note(`request id ${requestId} (to retry safely, re-run with --request-id ${requestId})`, { requestId });
     const c = client;
-    const what = `deployctl deploy of ${o.app} ${o.version} to ${o.env} (request ${requestId})`;
+    const what = `deployctl deploy of ${o.app} ${o.fromEnv ? `(the release of ${o.fromEnv})` : o.version} to ${o.env} (request ${requestId})`;
     const d = await createWhenFree(c, view, o, what, () => c.createDeployment(createRequest(o, requestId, artifact)))
       .catch((err: unknown) => {
         // Not accepted before, and refused for the agents (or the bundle
@@ -166,7 +186,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
         const refused = isServiceError(err) && (err.code === status.FAILED_PRECONDITION || err.code === status.INVALID_ARGUMENT);
         throw problem && refused ? problem : err;
       });
-    view.note(`deployment ${d.id ?? "?"}: ${d.app ?? o.app} ${o.version} to ${d.environment ?? o.env}, ${d.targets?.length ?? 0} target(s)`, { deployment: d });
+    view.note(`deployment ${d.id ?? "?"}: ${d.app ?? o.app} ${d.changeset?.version ?? o.version} to ${d.environment ?? o.env}, ${d.targets?.length ?? 0} target(s)${promotedText(d.promotedFrom)}`, { deployment: d });
     return await detachOrFollow(client, view, d, o);
   } finally {
     view.close();

@@ -87,6 +87,8 @@ export function operatorLines(d: DeploymentMsg): string[] {
   const restored = r?.release ? `${r.version ?? "?"} (release ${r.release}, from ${r.deploymentId || "-"})` : "";
   if (d.reverts) lines.push(`  revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
   else if (restored) lines.push(`  rollback: restores ${restored}`);
+  const p = d.promotedFrom;
+  if (p?.environment) lines.push(`  promoted from ${p.environment}: its desired release ${p.version ?? "?"} (release ${p.release ?? "?"}, deployment ${p.deploymentId || "-"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"})`);
   const back = d.cancelRevertsTo;
   if (back?.release && !d.revertedBy) lines.push(`  cancelled with revert: its changed targets go back to ${back.version ?? "?"} (release ${back.release}) once it ends`);
   if (d.revertedBy) {

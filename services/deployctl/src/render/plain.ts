@@ -38,6 +38,7 @@ export function eventLine(e: DeploymentEventMsg): string[] {
 export function linkText(d: DeploymentMsg): string {
   if (d.reverts) return `, auto_revert of ${d.reverts}`;
   if (d.restores?.release) return `, rollback to ${d.restores.version ?? "?"} (release ${d.restores.release})`;
+  if (d.promotedFrom?.environment) return `, promoted from ${d.promotedFrom.environment} (release ${d.promotedFrom.release ?? "?"})`;
   return "";
 }
 

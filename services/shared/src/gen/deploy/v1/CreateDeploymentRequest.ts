@@ -14,6 +14,7 @@ export interface CreateDeploymentRequest {
   'selector'?: (string);
   'validateOnly'?: (boolean);
   'freezeOverrideReason'?: (string);
+  'promoteFrom'?: (string);
 }
 
 export interface CreateDeploymentRequest__Output {
@@ -27,4 +28,5 @@ export interface CreateDeploymentRequest__Output {
   'selector'?: (string);
   'validateOnly'?: (boolean);
   'freezeOverrideReason'?: (string);
+  'promoteFrom'?: (string);
 }

@@ -47,6 +47,7 @@ export interface Deployment {
   'killRequested'?: (boolean);
   'freezeOverride'?: (_deploy_v1_FreezeOverride | null);
   'cancelRevertsTo'?: (_deploy_v1_Release | null);
+  'promotedFrom'?: (_deploy_v1_Release | null);
 }
 
 export interface Deployment__Output {
@@ -86,4 +87,5 @@ export interface Deployment__Output {
   'killRequested'?: (boolean);
   'freezeOverride'?: (_deploy_v1_FreezeOverride__Output);
   'cancelRevertsTo'?: (_deploy_v1_Release__Output);
+  'promotedFrom'?: (_deploy_v1_Release__Output);
 }
