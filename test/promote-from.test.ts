@@ -7,6 +7,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encode, foldAll, makeEvent, parseEvent, type DeploymentSpec } from "../services/shared/src/index.js";
+import { notificationOf } from "../services/coordinator/src/notifier.js";
 import type { DeployClient } from "./helpers/client.js";
 import { HELLO, deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
@@ -83,5 +85,30 @@ describe("deploy --from-env (promote_from)", () => {
     const noVersion = await cli(["deploy", "--executable", "--app", "web", "--env", "prod"]);
     expect(noVersion.code, shown(noVersion)).toBe(2);
     expect(noVersion.stderr).toContain("--version is required (but with --from-env)");
+  });
+});
+
+describe("a promotion's record", () => {
+  const spec: DeploymentSpec = {
+    id: "d-prod-1",
+    requestId: "r-1",
+    requestHash: "h",
+    app: "web",
+    environment: "prod",
+    changeset: { version: "v1", artifact: { name: "web", digest: `sha256:${"a".repeat(64)}`, size: 100 } },
+    strategy: { maxConcurrency: 1, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 5000 },
+    targets: ["p1"],
+    requestedBy: "ci",
+    promotedFrom: { environment: "staging", deploymentId: "d-stage-1", version: "v1", release: "v1-stage-1", artifact: { name: "web", digest: `sha256:${"a".repeat(64)}` } },
+  };
+
+  it("survives the stream (the created event read back keeps promotedFrom), and its notification says where it came from", () => {
+    const created = parseEvent(encode(makeEvent(spec.id, { type: "deployment.created", spec })));
+    expect(created.type === "deployment.created" && created.spec.promotedFrom).toEqual(spec.promotedFrom);
+    const finished = makeEvent(spec.id, { type: "deployment.finished", state: "SUCCEEDED", message: "1 of 1 target(s) succeeded" });
+    const rec = foldAll([{ seq: 1, time: new Date(0).toISOString(), source: "coordinator", event: created }])!;
+    const n = notificationOf(finished, 9, rec);
+    expect(n.text).toBe("web v1 to prod (d-prod-1, promoted from staging): SUCCEEDED: 1 of 1 target(s) succeeded");
+    expect(n.deployment.promotedFrom).toEqual({ environment: "staging", deploymentId: "d-stage-1", release: "v1-stage-1" });
   });
 });

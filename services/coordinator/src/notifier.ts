@@ -87,6 +87,8 @@ export interface DeploymentNotification {
     counts: Record<string, number>;
     /** What made it, when not an operator's deployment: a convergence, an automatic revert (auto_revert, a cancel with revert), a revert asked afterwards, a rollback. */
     kind: "deployment" | "convergence" | "automatic revert" | "revert" | "rollback";
+    /** Created with promote_from: the other environment's desired release it deploys. */
+    promotedFrom?: { environment: string; deploymentId: string; release: string };
   };
 }
 
@@ -102,7 +104,8 @@ export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecor
   const { spec } = rec;
   const counts = Object.fromEntries(Object.entries(countTargets(rec)).filter(([, n]) => n > 0));
   const kind = kindOf(rec);
-  const what = `${kind === "deployment" ? "" : `${kind}: `}${spec.app} ${spec.changeset.version} to ${spec.environment} (${spec.id})`;
+  const p = spec.promotedFrom;
+  const what = `${kind === "deployment" ? "" : `${kind}: `}${spec.app} ${spec.changeset.version} to ${spec.environment} (${spec.id}${p ? `, promoted from ${p.environment}` : ""})`;
   let line: string;
   switch (e.type) {
     case "deployment.finished":
@@ -140,6 +143,7 @@ export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecor
       requestedBy: requesterOf(spec).identity,
       counts,
       kind,
+      ...(p ? { promotedFrom: { environment: p.environment, deploymentId: p.deploymentId, release: p.release } } : {}),
     },
   };
 }
