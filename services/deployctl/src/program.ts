@@ -50,7 +50,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       subcommand(program, "deploy")
         .description(
           "pack a directory (or take a .tar.gz) with deploy.yaml at its root, upload it, create a deployment and follow it; " +
-            "with --executable, deploy without a bundle",
+            "with --executable, deploy without a bundle; with --from-env, deploy another environment's release as it is",
         )
         .argument("[bundle]", "directory or .tar.gz bundle (none with --executable or --from-env)")
         .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
