@@ -372,6 +372,18 @@ describeIfChromium("dashboard in a browser", () => {
     expect(index.headers.get("content-security-policy")).toContain("default-src 'self'");
     expect((await fetch(`${base}../../etc/passwd`)).status).toBe(404);
   });
+
+  it("a promotion says which environment's release it deployed and when that release succeeded there", async () => {
+    const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
+    await stack.startAgent("s1", { environment: "staging" });
+    const staged = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "staging", changeset: { version: "v-stage" } });
+    expect((await client.waitTerminal(staged.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const promoted = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", promoteFrom: "staging", targets: ["a1"] });
+    expect((await client.waitTerminal(promoted.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await page.goto(`${base}#/deployments/${promoted.id}`);
+    const row = await page.waitForSelector("#promoted-from");
+    expect(await row.textContent()).toMatch(new RegExp(`^staging: its desired release v-stage \\(release v-stage-${staged.id!.slice(-8)}, from ${staged.id}, succeeded there .+\\)$`));
+  });
 });
 
 describeIfChromium("dashboard with tokens", () => {

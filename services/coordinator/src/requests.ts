@@ -70,6 +70,12 @@ export interface CreateInput {
    * promotedFrom); the hash covers this name, not what it resolved to.
    */
   promoteFrom?: string;
+  /**
+   * promote_min_soak: the least time since promote_from's desired release
+   * succeeded there (releases/promote.ts). Not part of the request's hash:
+   * a gate on the release, not what is deployed.
+   */
+  promoteMinSoakMs?: number;
   /** Set by releases/promote.ts: the release promote_from resolved to (its changeset). */
   promotedFrom?: PromotedRelease;
   /**
@@ -232,6 +238,8 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
   } else if (r.changeset === undefined || r.changeset === null) {
     throw new ValidationError("changeset", "is required (or promote_from, to deploy another environment's desired release)");
   }
+  const minSoak = r.promoteMinSoak === undefined || r.promoteMinSoak === null ? undefined : durationMs(r.promoteMinSoak, "promote_min_soak", 0);
+  if (minSoak !== undefined && promoteFrom === undefined) throw new ValidationError("promote_min_soak", "needs promote_from: it is how long the release promoted must have been the desired release there");
   const cs = promoteFrom === undefined ? asObject(r.changeset, "changeset") : {};
   const version = promoteFrom === undefined ? asString(cs.version ?? "", "changeset.version", { maxLength: 128 }) : "";
   if (promoteFrom === undefined && !/^[\x21-\x7e]+$/.test(version)) throw new ValidationError("changeset.version", "must be printable ASCII without spaces");
@@ -283,6 +291,7 @@ export function validateCreate(req: unknown, defaults: Defaults): CreateInput {
     note,
     ...(freezeOverride.trim() !== "" ? { freezeOverride } : {}),
     ...(promoteFrom !== undefined ? { promoteFrom } : {}),
+    ...(minSoak !== undefined ? { promoteMinSoakMs: minSoak } : {}),
   };
 }
 

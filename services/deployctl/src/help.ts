@@ -61,6 +61,8 @@ Examples:
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --auto-revert
   # what staging runs (its desired release: the same version and bundle), to prod, a quarter at a time
   $ deployctl deploy --app web --env prod --from-env staging --max-concurrency 25%
+  # the same, only if that release succeeded in staging at least 2 hours ago
+  $ deployctl deploy --app web --env prod --from-env staging --min-soak 2h
   # again after a partial failure: only the agents not on v1.4.2 yet (the others are SKIPPED, already on it)
   $ deployctl deploy ./site --app web --env prod --version v1.4.2 --only-outdated
   # from a pipeline: if another deployment of web in prod is running, wait for it (up to 30 minutes), then deploy

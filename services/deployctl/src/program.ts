@@ -18,7 +18,7 @@ import { watchCommand } from "./commands/watch.js";
 import { withStrategyOptions } from "./commands/strategy.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
 import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
-import { freezeDurationOption, intOption, listOption, timeOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
+import { durationOption, freezeDurationOption, intOption, listOption, timeOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
 
 /**
  * A subcommand whose usage errors point at its own help (commander copies
@@ -56,7 +56,11 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
         .requiredOption("--app <app>", "app to deploy (also the artifact name)", tokenOption)
         .requiredOption("--env <environment>", "environment to deploy to", tokenOption)
         .option("--version <version>", "version label (DEPLOY_VERSION on the agents); required but with --from-env")
-        .option("--from-env <environment>", "no bundle: deploy the desired release of the app in this other environment as it is, the same version and bundle (build once, deploy many)", tokenOption),
+        .option("--from-env <environment>", "no bundle: deploy the desired release of the app in this other environment as it is, the same version and bundle (build once, deploy many)", tokenOption)
+        .addOption(
+          new Option("--min-soak <duration>", "with --from-env: promote only a release whose deployment succeeded there at least this long ago (e.g. 2h); refused otherwise, naming when it can be")
+            .argParser(durationOption),
+        ),
     ))
       .option("--targets <ids>", "comma-separated agent ids (default: every live agent of the app and environment)", listOption)
       .addOption(

@@ -108,6 +108,8 @@ export interface RestoredRelease {
 /** A desired release of another environment, which a deployment promotes (CreateDeploymentRequest.promote_from). */
 export interface PromotedRelease extends RestoredRelease {
   environment: string;
+  /** When its deployment succeeded there (stream time of its finished event); absent in a spec from before 2026-12-05. */
+  succeededAt?: string;
 }
 
 export interface Changeset {
@@ -221,7 +223,11 @@ export interface DeploymentSpec {
 
 function parsePromoted(v: unknown, field: string): PromotedRelease {
   const o = asObject(v, field);
-  return { environment: asToken(o.environment, `${field}.environment`), ...parseRestored(v, field) };
+  return {
+    environment: asToken(o.environment, `${field}.environment`),
+    ...parseRestored(v, field),
+    ...(o.succeededAt === undefined ? {} : { succeededAt: asIsoTime(o.succeededAt, `${field}.succeededAt`) }),
+  };
 }
 
 function parseRestored(v: unknown, field: string): RestoredRelease {

@@ -171,7 +171,14 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
     canaryTargets: canaryTargetsOf(rec),
     reverts: rec.spec.reverts ?? "",
     restores: restoredMessage(rec.spec.restores),
-    promotedFrom: rec.spec.promotedFrom ? { ...restoredMessage(rec.spec.promotedFrom), app: rec.spec.app, environment: rec.spec.promotedFrom.environment } : null,
+    promotedFrom: rec.spec.promotedFrom
+      ? {
+          ...restoredMessage(rec.spec.promotedFrom),
+          app: rec.spec.app,
+          environment: rec.spec.promotedFrom.environment,
+          ...(rec.spec.promotedFrom.succeededAt ? { succeededAt: timestamp(rec.spec.promotedFrom.succeededAt) } : {}),
+        }
+      : null,
     freezeOverride: freezeOverrideMessage(rec.spec.environment, rec.spec.freezeOverride),
     revertedBy,
     cancelRevertsTo: restoredMessage(rec.cancelRevertTo),

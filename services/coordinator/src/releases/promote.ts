@@ -4,7 +4,7 @@
 // in one bucket for all its environments), never a bundle packed again.
 // The release it resolved to is recorded in the spec (promotedFrom) and
 // shown as Deployment.promoted_from.
-import { PreconditionError } from "../../../shared/src/index.js";
+import { PreconditionError, type PromotedRelease } from "../../../shared/src/index.js";
 import type { CreateInput } from "../requests.js";
 import type { ReleaseBook } from "./releaseBook.js";
 import { changesetOf, restoredOf } from "./rollback.js";
@@ -17,12 +17,62 @@ import { changesetOf, restoredOf } from "./rollback.js";
  * (requests.ts requestHash), so the retry is answered with the deployment
  * the first call made.
  */
-export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, input: CreateInput): Promise<CreateInput> {
+export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, input: CreateInput, gate: SoakGate): Promise<CreateInput> {
   const from = input.promoteFrom;
   if (from === undefined) return input;
-  const desired = restoredOf((await releases.history(input.app, from))[0]);
-  if (!desired) {
+  const current = (await releases.history(input.app, from))[0];
+  const desired = restoredOf(current);
+  if (!current || !desired) {
     throw new PreconditionError(`promote_from: no deployment of app ${input.app} to environment ${from} has succeeded, so it has no desired release to promote (deployctl releases ${input.app} ${from})`);
   }
-  return { ...input, changeset: changesetOf(desired), promotedFrom: { environment: from, ...desired } };
+  const promotedFrom = { environment: from, ...desired, succeededAt: current.succeededAt };
+  const unsoaked = soakProblem(input, promotedFrom, gate.now());
+  // A retry of a promotion already created is answered with its deployment
+  // (createDeployment), whatever the environment holds now: the gate is
+  // asked of new requests only (one KV get, and only when it refuses).
+  if (unsoaked !== undefined && (await gate.createdAs(input.requestId)) === undefined) throw new PreconditionError(unsoaked);
+  return { ...input, changeset: changesetOf(desired), promotedFrom };
+}
+
+export interface SoakGate {
+  /** Now, on the servers' clock: a release's succeededAt is its finished event's stream time. */
+  now: () => number;
+  /** The deployment a request id was already accepted as (createDeployment.ts deploymentOfRequest). */
+  createdAs: (requestId: string) => Promise<string | undefined>;
+}
+
+/**
+ * Why `promoted` has not soaked long enough for promote_min_soak (undefined:
+ * it has, or none was asked): how long it has been the desired release of
+ * its environment, and when it will have soaked.
+ */
+export function soakProblem(input: Pick<CreateInput, "app" | "promoteMinSoakMs">, promoted: PromotedRelease, nowMs: number): string | undefined {
+  const min = input.promoteMinSoakMs;
+  if (min === undefined || promoted.succeededAt === undefined) return undefined;
+  const since = Date.parse(promoted.succeededAt);
+  const soaked = nowMs - since;
+  if (soaked >= min) return undefined;
+  return (
+    `promote_min_soak: the desired release of app ${input.app} in ${promoted.environment} (${promoted.version}, release ${promoted.release}, deployment ${promoted.deploymentId}) ` +
+    `succeeded ${soakText(Math.max(0, soaked))} ago, at ${promoted.succeededAt}; it can be promoted with a soak of ${soakText(min)} from ${new Date(since + min).toISOString()}`
+  );
+}
+
+/** 45s, 12m30s, 2h5m, 3d4h: as deployctl's --min-soak is written, to the second. */
+export function soakText(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const parts: [number, string][] = [
+    [Math.floor(s / 86_400), "d"],
+    [Math.floor((s % 86_400) / 3600), "h"],
+    [Math.floor((s % 3600) / 60), "m"],
+    [s % 60, "s"],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first === -1) return `${ms}ms`;
+  // The two largest units: "2h5m", not "2h5m12s".
+  return parts
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, u]) => `${n}${u}`)
+    .join("");
 }

@@ -293,7 +293,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         )}
         {Boolean(dep.reverts) && (<><dt>Reverts</dt><dd id="reverts">{link(dep.reverts!)} (brings the targets it changed back)</dd></>)}
         {Boolean(dep.promotedFrom?.environment) && (
-          <><dt>Promoted from</dt><dd id="promoted-from">{dep.promotedFrom!.environment}: its desired release <span class="mono">{dep.promotedFrom!.version}</span> (release <span class="mono">{dep.promotedFrom!.release}</span>, from {link(dep.promotedFrom!.deploymentId)})</dd></>
+          <><dt>Promoted from</dt><dd id="promoted-from">{dep.promotedFrom!.environment}: its desired release <span class="mono">{dep.promotedFrom!.version}</span> (release <span class="mono">{dep.promotedFrom!.release}</span>, from {link(dep.promotedFrom!.deploymentId)}{dep.promotedFrom!.succeededAt ? <>, succeeded there {when(dep.promotedFrom!.succeededAt)}</> : null})</dd></>
         )}
         {Boolean(restores?.release) && (
           <><dt>Restores</dt><dd id="restores"><span class="mono">{restores!.version}</span> (release <span class="mono">{restores!.release}</span>, from {link(restores!.deploymentId)})</dd></>

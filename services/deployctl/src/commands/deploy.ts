@@ -11,9 +11,10 @@ import type { Release__Output as Release } from "../../../shared/src/gen/deploy/
 import { EXIT, UsageError, isServiceError, type ExitCode } from "../errors.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES, inspectBundle } from "../../../shared/src/bundle/inspect.js";
 import { ALREADY_CURRENT, errorMessage } from "../../../shared/src/index.js";
+import { protoTime } from "../../../shared/src/proto.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
-import { bytes } from "../render/format.js";
+import { bytes, isoTime } from "../render/format.js";
 import { chooseView } from "../render/view.js";
 import { createWhenFree, type BusyOptions } from "./busy.js";
 import { detachOrFollow } from "./following.js";
@@ -27,6 +28,8 @@ export interface DeployOptions extends CommonOptions, StrategyOptions, BusyOptio
   version?: string;
   /** No bundle: the desired release of the app in this environment (promote_from). */
   fromEnv?: string;
+  /** With fromEnv: the least time since that release succeeded there (promote_min_soak), ms. */
+  minSoak?: number;
   targets?: string[];
   /** A label selector (never with targets): the live agents whose labels match. */
   selector?: string;
@@ -62,6 +65,7 @@ function createRequest(o: DeployOptions, requestId: string, artifact?: ArtifactR
     app: o.app,
     environment: o.env,
     ...(o.fromEnv ? { promoteFrom: o.fromEnv } : { changeset: { version: o.version ?? "", ...(artifact ? { artifact } : {}) } }),
+    ...(o.fromEnv && o.minSoak !== undefined ? { promoteMinSoak: protoTime(o.minSoak) } : {}),
     strategy: strategyOf(o),
     targets: o.targets ?? [],
     ...(o.selector ? { selector: o.selector } : {}),
@@ -109,6 +113,7 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
 
 /** A bundle, --executable or --from-env: exactly one, and a version but with --from-env (checked before anything is read or sent). */
 function checkMode(path: string | undefined, o: DeployOptions): void {
+  if (o.minSoak !== undefined && o.fromEnv === undefined) throw new UsageError("--min-soak needs --from-env: it is how long the release promoted must have succeeded there");
   if (o.fromEnv !== undefined) {
     const other = [path !== undefined ? "a bundle" : "", o.executable ? "--executable" : "", o.version !== undefined ? "--version" : ""].filter(Boolean);
     if (other.length > 0) throw new UsageError(`--from-env deploys the release of ${o.fromEnv} as it is: not with ${other.join(", ")}`);
@@ -125,7 +130,8 @@ function checkMode(path: string | undefined, o: DeployOptions): void {
 /** ", promoted from staging (release v2-1a2b3c4d, deployment d-…, artifact sha256:…)", or "". */
 export function promotedText(p: Release | null | undefined): string {
   if (!p?.environment) return "";
-  return `, promoted from ${p.environment} (release ${p.release ?? "?"}, deployment ${p.deploymentId ?? "?"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"})`;
+  const at = isoTime(p.succeededAt);
+  return `, promoted from ${p.environment} (release ${p.release ?? "?"}, deployment ${p.deploymentId ?? "?"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"}${at !== "-" ? `, succeeded there ${at}` : ""})`;
 }
 
 export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {

@@ -88,7 +88,12 @@ export function operatorLines(d: DeploymentMsg): string[] {
   if (d.reverts) lines.push(`  revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
   else if (restored) lines.push(`  rollback: restores ${restored}`);
   const p = d.promotedFrom;
-  if (p?.environment) lines.push(`  promoted from ${p.environment}: its desired release ${p.version ?? "?"} (release ${p.release ?? "?"}, deployment ${p.deploymentId || "-"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"})`);
+  if (p?.environment) {
+    const at = isoTime(p.succeededAt);
+    lines.push(
+      `  promoted from ${p.environment}: its desired release ${p.version ?? "?"} (release ${p.release ?? "?"}, deployment ${p.deploymentId || "-"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"}${at !== "-" ? `, succeeded there ${at}` : ""})`,
+    );
+  }
   const back = d.cancelRevertsTo;
   if (back?.release && !d.revertedBy) lines.push(`  cancelled with revert: its changed targets go back to ${back.version ?? "?"} (release ${back.release}) once it ends`);
   if (d.revertedBy) {

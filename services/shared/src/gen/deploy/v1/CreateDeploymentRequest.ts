@@ -2,6 +2,7 @@
 
 import type { Changeset as _deploy_v1_Changeset, Changeset__Output as _deploy_v1_Changeset__Output } from '../../deploy/v1/Changeset.js';
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from '../../deploy/v1/Strategy.js';
+import type { Duration as _google_protobuf_Duration, Duration__Output as _google_protobuf_Duration__Output } from '../../google/protobuf/Duration.js';
 
 export interface CreateDeploymentRequest {
   'requestId'?: (string);
@@ -15,6 +16,7 @@ export interface CreateDeploymentRequest {
   'validateOnly'?: (boolean);
   'freezeOverrideReason'?: (string);
   'promoteFrom'?: (string);
+  'promoteMinSoak'?: (_google_protobuf_Duration | null);
 }
 
 export interface CreateDeploymentRequest__Output {
@@ -29,4 +31,5 @@ export interface CreateDeploymentRequest__Output {
   'validateOnly'?: (boolean);
   'freezeOverrideReason'?: (string);
   'promoteFrom'?: (string);
+  'promoteMinSoak'?: (_google_protobuf_Duration__Output);
 }
