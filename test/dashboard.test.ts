@@ -610,4 +610,63 @@ describeIfChromium("dashboard with tokens", () => {
       grpcClient.close();
     }
   });
+
+  it("a deployer promotes the release of a deployment that SUCCEEDED to another environment from its page; a viewer may not; one its environment has moved on from is refused", async () => {
+    const grpcClient = rawClient(stack.address, { token: deployer });
+    await stack.startAgent("s1", { environment: "staging" });
+    const stage = async (version: string): Promise<string> => {
+      const { id } = await grpcClient.unary<{ id: string }>("CreateDeployment", { requestId: `dash-${randomUUID()}`, app: "web", environment: "staging", changeset: { version } });
+      for (let i = 0; (await grpcClient.unary<{ state: string }>("GetDeployment", { deploymentId: id })).state !== "DEPLOYMENT_STATE_SUCCEEDED"; i++) {
+        if (i > 300) throw new Error(`${id} did not succeed in staging`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return id;
+    };
+    const staged = await stage("v-stage");
+    const post = (token: string, body: object): Promise<Response> =>
+      fetch(`${base}api/promotions`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const body = { requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", from: "staging", deploymentId: staged, maxConcurrency: "3" };
+    const byViewer = await post(viewer, body);
+    expect(byViewer.status).toBe(403);
+    expect(await byViewer.json()).toMatchObject({ error: "promoting a release needs role deployer; ann has role viewer" });
+    for (const [bad, status, error] of [
+      [{ ...body, maxConcurrency: "lots" }, 400, /^maxConcurrency: "lots" is neither a count nor a percentage/],
+      [{ ...body, from: undefined }, 400, /^from: is required/],
+      [{ ...body, minSoak: "2 weeks" }, 400, /^minSoak: "2 weeks" is not a duration/],
+      [{ ...body, minSoak: "2h" }, 409, /^promote_min_soak: the desired release of app web in staging \(v-stage, /],
+    ] as const) {
+      const r = await post(deployer, bad);
+      expect(r.status, JSON.stringify(bad)).toBe(status);
+      expect(((await r.json()) as { error: string }).error).toMatch(error);
+    }
+
+    const page = await browser.newPage();
+    try {
+      await page.goto(`${base}#/deployments/${staged}`);
+      await page.fill("input[name=token]", deployer);
+      await page.click("button:text('Log in')");
+      await page.click("#promote-release");
+      await page.fill("#promote-env", "prod");
+      await page.fill("#promote-at", "3");
+      await page.click("#confirm-promote-release");
+      const row = await page.waitForSelector("#promoted-from");
+      expect(await row.textContent()).toMatch(new RegExp(`^staging: its desired release v-stage \\(release v-stage-${staged.slice(-8)}, from ${staged}, succeeded there .+\\)$`));
+      const promoted = decodeURIComponent(new URL(page.url()).hash.replace("#/deployments/", ""));
+      await page.waitForSelector('#deployment-state:text("SUCCEEDED")', { timeout: 30_000 });
+      const d = await grpcClient.unary<{ requestedBy: string; requestedByNote: string; changeset: { version: string }; strategy: { maxConcurrency: number } }>("GetDeployment", { deploymentId: promoted });
+      expect(d).toMatchObject({ requestedBy: "dan", requestedByNote: "from the dashboard", changeset: { version: "v-stage" }, strategy: { maxConcurrency: 3 } });
+
+      // Staging moves on: the old page's promotion is refused, naming the release staging has now.
+      const next = await stage("v-stage2");
+      await page.goto(`${base}#/deployments/${staged}`);
+      await page.click("#promote-release");
+      await page.fill("#promote-env", "prod");
+      await page.click("#confirm-promote-release");
+      const error = await page.waitForSelector("p.error");
+      expect(await error.textContent()).toContain(`the desired release of web in staging is now v-stage2 (deployment ${next}), not ${staged}'s: promote from its page`);
+    } finally {
+      await page.close();
+      grpcClient.close();
+    }
+  });
 });

@@ -229,6 +229,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         releases,
         freezes,
         rollback: rollbackDeps,
+        defaults,
         auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),
         log: log.child({ component: "http" }),
         shutdown: shutdown.signal,

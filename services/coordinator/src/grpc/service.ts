@@ -4,10 +4,10 @@ import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableSt
 import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/artifactStore.js";
-import { createDeployment, deploymentOfRequest, previewDeployment } from "../createDeployment.js";
+import { createDeployment, previewDeployment } from "../createDeployment.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
-import { resolvePromotion } from "../releases/promote.js";
+import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import { revertDeployment, revertOf, rollbackRelease } from "../releases/rollback.js";
 import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
@@ -91,11 +91,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   const call = <Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) => unary(log, method, fn, deps.observe);
   return {
     CreateDeployment: call("CreateDeployment", async (req, c) => {
-      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults), {
-        now: () => deps.registry.clock.now(),
-        // A dry run is not a retry: it is refused as a new request would be.
-        createdAs: (requestId) => (req.validateOnly === true ? Promise.resolve(undefined) : deploymentOfRequest(ctx, requestId)),
-      });
+      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults), promotionGate(ctx, () => deps.registry.clock.now(), { dryRun: req.validateOnly === true }));
       const requester = callIdentity(c);
       if (req.validateOnly === true) {
         // Checked, and nothing written: the deployment it would be, without an id.

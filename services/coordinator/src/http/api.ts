@@ -1,7 +1,8 @@
 // The dashboard's JSON API: the same functions and the same messages as the
 // gRPC API (grpc/convert.ts), so both show the same data. Read-only except
-// POST /api/deployments/:id/{cancel,pause,resume,promote,revert} and POST
-// /api/freezes[/unfreeze], which need a deployer token.
+// POST /api/deployments/:id/{cancel,pause,resume,promote,revert}, POST
+// /api/freezes[/unfreeze] and POST /api/promotions, which need a deployer
+// token.
 //
 //   GET  /api/session                      who is asking; 401 when a token is needed
 //   POST /api/session      {"token"}       log in: sets an HttpOnly cookie
@@ -16,8 +17,13 @@
 //   GET  /api/freezes                      as ListFreezes
 //   POST /api/freezes {"environment", "reason", "for", "name"}   as FreezeEnvironment ("for": 30m, 2h, 3d; none: until unfrozen)
 //   POST /api/freezes/unfreeze {"environment", "name"}           as UnfreezeEnvironment
+//   POST /api/promotions {"requestId", "app", "environment", "from", "deploymentId", "maxConcurrency", "minSoak"}
+//        CreateDeployment with promote_from (deployctl deploy --from-env): deploys the desired release of
+//        `from`, refused when that is no longer `deploymentId`'s (the page's); maxConcurrency 3 or "25%"
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { JsContext, Logger } from "../../../shared/src/index.js";
+import type { Identity, JsContext, Logger } from "../../../shared/src/index.js";
+import { createDeployment } from "../createDeployment.js";
+import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
 import { listPage, toDeploymentMessage, toFreezeMessage, toFreezesMessage } from "../grpc/convert.js";
@@ -30,7 +36,7 @@ import { listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
-import { validateDeploymentId, validateFreeze, validateListAgents, validateList, validateReason, validateTargetPage, validateUnfreeze } from "../requests.js";
+import { validateCreate, validateDeploymentId, validateFreeze, validateListAgents, validateList, validateReason, validateTargetPage, validateUnfreeze, type Defaults } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { afterSequenceOf, streamEvents } from "./events.js";
 import { HttpError, readJsonBody, sendJson } from "./respond.js";
@@ -44,8 +50,10 @@ export interface ApiDeps {
   reconciler: Reconciler;
   /** Environments frozen now (the deployments page shows them). */
   freezes: Freezes;
-  /** What a revert asked from the page needs (RevertDeployment's). */
+  /** What a revert asked from the page needs (RevertDeployment's), and a promotion (CreateDeployment's). */
   rollback: RollbackDeps;
+  /** CreateDeployment's timeouts when a request gives none. */
+  defaults: Defaults;
   auth: TokenAuthenticator;
   log: Logger;
   /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
@@ -173,6 +181,16 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     deps.log.info({ environment: f.environment, name: f.name, by: by.name, reason: f.reason, until: rec.until ?? "unfrozen", from: "dashboard" }, "environment frozen");
     return sendJson(res, 200, toFreezeMessage(rec, deps.freezes.inForce(rec)));
   }
+  if (parts.length === 1 && parts[0] === "promotions" && method === "POST") {
+    checkSameOrigin(req);
+    if (!caller.canCancel) {
+      throw new HttpError(
+        403,
+        deps.auth.enabled ? `promoting a release needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}` : "the dashboard is read-only without grpc.tokens: deployctl deploy --from-env",
+      );
+    }
+    return sendJson(res, 200, await promoteRelease(deps, await readJsonBody(req), tokenIdentity(caller.principal!)));
+  }
   if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
   if (parts.length === 1 && parts[0] === "deployments") {
     const pageSize = q.get("pageSize");
@@ -207,10 +225,49 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
 }
 
+/**
+ * The page's "Promote to…" on a deployment that SUCCEEDED: CreateDeployment
+ * with promote_from its environment, validated, gated and created as the
+ * gRPC call does, recorded with the token's name. The page promotes the
+ * release it shows: when the desired release of `from` is another
+ * deployment's by now, a new request is refused rather than deploying that.
+ */
+async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: Identity): Promise<object> {
+  if (typeof body.from !== "string" || body.from === "") throw new HttpError(400, "from: is required: the environment whose desired release to promote");
+  const minSoakMs = body.minSoak === undefined || body.minSoak === "" ? undefined : durationFieldMs("minSoak", body.minSoak, "(leave it out for no soak)");
+  const at = body.maxConcurrency;
+  const strategy = typeof at === "string" && at.trim().endsWith("%") ? { maxConcurrencyPercent: at.trim() } : at === undefined || at === "" ? {} : { maxConcurrency: Number(at) };
+  if ("maxConcurrency" in strategy && !Number.isInteger(strategy.maxConcurrency)) throw new HttpError(400, `maxConcurrency: ${JSON.stringify(at)?.slice(0, 40)} is neither a count nor a percentage such as 25%`);
+  const input = await resolvePromotion(
+    deps.releases,
+    validateCreate(
+      {
+        requestId: body.requestId,
+        app: body.app,
+        environment: body.environment,
+        promoteFrom: body.from,
+        strategy,
+        requestedBy: "from the dashboard",
+        ...(minSoakMs === undefined ? {} : { promoteMinSoak: { seconds: Math.floor(minSoakMs / 1000), nanos: (minSoakMs % 1000) * 1e6 } }),
+      },
+      deps.defaults,
+    ),
+    promotionGate(deps.ctx, () => deps.registry.clock.now(), typeof body.deploymentId === "string" ? { shown: body.deploymentId } : {}),
+  );
+  const { record, kvRevision } = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet);
+  deps.log.info({ deploymentId: record.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, promoteFrom: input.promoteFrom, requestedBy: by.name, from: "dashboard" }, "deployment accepted");
+  const answer = toDeploymentMessage(record);
+  deps.reconciler.adopt(record, kvRevision).catch((err: unknown) => deps.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
+  return answer;
+}
+
 const FOR_UNITS_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** A freeze's "for": "30m", "2h", "3d", "1d12h" (as deployctl freeze --for); the freeze's own limit (366 days) is validateFreeze's. */
-function freezeForMs(v: unknown): number {
+const freezeForMs = (v: unknown): number => durationFieldMs("for", v, "(leave it out for a freeze until unfrozen)");
+
+/** "30m", "2h", "3d", "1d12h" as ms; the limits are the request's validation's. */
+function durationFieldMs(field: string, v: unknown, none: string): number {
   const text = typeof v === "string" ? v.trim() : "";
   const re = /(\d+)(m|h|d)/gy;
   let total = 0;
@@ -219,6 +276,6 @@ function freezeForMs(v: unknown): number {
     total += Number(m[1]) * FOR_UNITS_MS[m[2]!]!;
     matched = re.lastIndex;
   }
-  if (text === "" || matched !== text.length || total <= 0) throw new HttpError(400, `for: ${JSON.stringify(v)?.slice(0, 40)} is not a duration such as 30m, 2h or 3d (leave it out for a freeze until unfrozen)`);
+  if (text === "" || matched !== text.length || total <= 0) throw new HttpError(400, `${field}: ${JSON.stringify(v)?.slice(0, 40)} is not a duration such as 30m, 2h or 3d ${none}`);
   return total;
 }

@@ -4,7 +4,8 @@
 // in one bucket for all its environments), never a bundle packed again.
 // The release it resolved to is recorded in the spec (promotedFrom) and
 // shown as Deployment.promoted_from.
-import { PreconditionError, type PromotedRelease } from "../../../shared/src/index.js";
+import { PreconditionError, type JsContext, type PromotedRelease } from "../../../shared/src/index.js";
+import { deploymentOfRequest } from "../createDeployment.js";
 import type { CreateInput } from "../requests.js";
 import type { ReleaseBook } from "./releaseBook.js";
 import { changesetOf, restoredOf } from "./rollback.js";
@@ -17,7 +18,7 @@ import { changesetOf, restoredOf } from "./rollback.js";
  * (requests.ts requestHash), so the retry is answered with the deployment
  * the first call made.
  */
-export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, input: CreateInput, gate: SoakGate): Promise<CreateInput> {
+export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, input: CreateInput, gate: PromotionGate): Promise<CreateInput> {
   const from = input.promoteFrom;
   if (from === undefined) return input;
   const current = (await releases.history(input.app, from))[0];
@@ -26,19 +27,30 @@ export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, i
     throw new PreconditionError(`promote_from: no deployment of app ${input.app} to environment ${from} has succeeded, so it has no desired release to promote (deployctl releases ${input.app} ${from})`);
   }
   const promotedFrom = { environment: from, ...desired, succeededAt: current.succeededAt };
-  const unsoaked = soakProblem(input, promotedFrom, gate.now());
+  const moved =
+    gate.shown !== undefined && desired.deploymentId !== gate.shown
+      ? `the desired release of ${input.app} in ${from} is now ${desired.version} (deployment ${desired.deploymentId}), not ${gate.shown}'s: promote from its page`
+      : undefined;
+  const refused = moved ?? soakProblem(input, promotedFrom, gate.now());
   // A retry of a promotion already created is answered with its deployment
   // (createDeployment), whatever the environment holds now: the gate is
   // asked of new requests only (one KV get, and only when it refuses).
-  if (unsoaked !== undefined && (await gate.createdAs(input.requestId)) === undefined) throw new PreconditionError(unsoaked);
+  if (refused !== undefined && (await gate.createdAs(input.requestId)) === undefined) throw new PreconditionError(refused);
   return { ...input, changeset: changesetOf(desired), promotedFrom };
 }
 
-export interface SoakGate {
+/** The gate of a CreateDeployment (or the dashboard's promotion): a dry run is not a retry, and is refused as a new request would be. */
+export function promotionGate(ctx: Pick<JsContext, "deployments">, now: () => number, more: { dryRun?: boolean; shown?: string } = {}): PromotionGate {
+  return { now, createdAs: (requestId) => (more.dryRun === true ? Promise.resolve(undefined) : deploymentOfRequest(ctx, requestId)), ...(more.shown !== undefined ? { shown: more.shown } : {}) };
+}
+
+export interface PromotionGate {
   /** Now, on the servers' clock: a release's succeededAt is its finished event's stream time. */
   now: () => number;
   /** The deployment a request id was already accepted as (createDeployment.ts deploymentOfRequest). */
   createdAs: (requestId: string) => Promise<string | undefined>;
+  /** The deployment whose release the caller means (the dashboard's page): refused when the desired release is another's by now. */
+  shown?: string;
 }
 
 /**

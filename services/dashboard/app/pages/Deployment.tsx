@@ -261,6 +261,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
           </span>
         )}
       </div>
+      {session?.canCancel === true && m.state === "SUCCEEDED" && <PromoteReleaseForm dep={dep} onError={fail} />}
       {error && <p class="error">{error}</p>}
       {dep.message && <p class="message">{dep.message}</p>}
       <dl class="facts">
@@ -411,6 +412,44 @@ function DecisionButtons(p: { id: string; canary: boolean; paused: boolean; prom
         </span>
       )}
     </span>
+  );
+}
+
+/** A request id made once per form opened: a second click (or a retry after a lost answer) is the same request. */
+function newRequestId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `dashboard-promote-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+/**
+ * Build once, deploy many, from the page of a deployment that SUCCEEDED: the
+ * desired release of its environment, as it is, to another environment
+ * (deployctl deploy --from-env); then the new deployment's page. Refused
+ * when that desired release is another deployment's by now.
+ */
+function PromoteReleaseForm({ dep, onError }: { dep: Deployment; onError: (e: unknown) => void }) {
+  const [requestId, setRequestId] = useState<string | undefined>(undefined);
+  const [environment, setEnvironment] = useState("");
+  const [atOnce, setAtOnce] = useState("1");
+  const [minSoak, setMinSoak] = useState("");
+  if (requestId === undefined) {
+    return <p><button id="promote-release" onClick={() => setRequestId(newRequestId())}>Promote this release to another environment…</button></p>;
+  }
+  const submit = (e: Event): void => {
+    e.preventDefault();
+    api
+      .promoteRelease({ requestId, app: dep.app, environment: environment.trim(), from: dep.environment, deploymentId: dep.id, maxConcurrency: atOnce.trim(), minSoak: minSoak.trim() })
+      .then((d) => (location.hash = `#/deployments/${encodeURIComponent(d.id)}`), onError);
+  };
+  return (
+    <form class="promote-release" onSubmit={submit}>
+      deploy {dep.app} <span class="mono">{dep.changeset.version}</span> as {dep.environment} has it (the same bundle) to
+      <input id="promote-env" placeholder="environment" value={environment} onInput={(e) => setEnvironment(e.currentTarget.value)} />
+      <input id="promote-at" placeholder="at a time: 3 or 25%" value={atOnce} onInput={(e) => setAtOnce(e.currentTarget.value)} />
+      <input id="promote-soak" placeholder={`only if it succeeded in ${dep.environment} this long ago: 2h`} value={minSoak} onInput={(e) => setMinSoak(e.currentTarget.value)} />
+      <button class="danger" id="confirm-promote-release" type="submit">Promote</button>
+      <button type="button" onClick={() => setRequestId(undefined)}>Not now</button>
+    </form>
   );
 }
 
