@@ -151,7 +151,7 @@ describe("desired release and convergence", () => {
     const releases = await cli(["releases", "web", "prod"]);
     expect(releases.code, releases.stderr).toBe(0);
     const lines = releases.stdout.trimEnd().split("\n");
-    expect(lines[0]).toBe(`web in prod: desired release v3-${v3.slice(-8)} (deployment ${v3}); convergence on`);
+    expect(lines[0]).toMatch(new RegExp(`^web in prod: desired release v3-${v3.slice(-8)} \\(deployment ${v3}, succeeded [\\d.]+s ago\\); convergence on$`));
     expect(lines[2]).toMatch(new RegExp(`^\\*\\s+v3-${v3.slice(-8)}\\s+v3\\s+none \\(executable\\)\\s+${v3}\\s+\\S+Z\\s+targets$`));
     expect(lines[3]).toMatch(new RegExp(`^\\s+v1-${v1.slice(-8)}\\s+v1\\s+.*\\sall$`));
     const doc = JSON.parse((await cli(["releases", "web", "prod", "--json"])).stdout) as { desired: { deploymentId: string; previous: { deploymentId: string } }; history: { deploymentId: string }[]; convergence: boolean };

@@ -171,7 +171,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     expect(r.stdout).toMatch(/rollback: restores v1 \(release v1-\S+, from d-\S+\)/);
     const releases = await until("the rollback as the desired release", async () => {
       const x = await cli(["releases", "web", "prod"]);
-      return x.stdout.includes(`(deployment ${id})`) ? x : undefined;
+      return x.stdout.includes(`(deployment ${id}, succeeded `) ? x : undefined;
     });
     expect(releases.stdout).toMatch(/desired release v1-/);
     // --to names an earlier release by its version: v2, which the rollback replaced.
