@@ -56,6 +56,7 @@ describe("deploy --from-env (promote_from)", () => {
     const d = await client.get(prodId);
     // When it succeeded in staging: the time of staging's finished event, as GetRelease says.
     const stagingRelease = await desiredOf("staging");
+    expect(stagingRelease?.succeededAt?.seconds).toMatch(/^\d+$/);
     expect(d.promotedFrom?.succeededAt).toEqual(stagingRelease?.succeededAt);
     expect(d.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(d.changeset).toMatchObject({ version: "v1", artifact: { name: "web", digest } });

@@ -22,6 +22,7 @@
 //        `from`, refused when that is no longer `deploymentId`'s (the page's); maxConcurrency 3 or "25%"
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Identity, JsContext, Logger } from "../../../shared/src/index.js";
+import { protoTime } from "../../../shared/src/proto.js";
 import { createDeployment } from "../createDeployment.js";
 import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
@@ -174,7 +175,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     if (body.windows !== undefined) throw new HttpError(400, "windows: a recurring freeze is set with deployctl freeze --window");
     const forMs = body.for === undefined || body.for === "" ? undefined : freezeForMs(body.for);
     const f = validateFreeze(
-      { environment: body.environment, reason: body.reason, name: body.name, ...(forMs === undefined ? {} : { duration: { seconds: Math.floor(forMs / 1000), nanos: (forMs % 1000) * 1e6 } }) },
+      { environment: body.environment, reason: body.reason, name: body.name, ...(forMs === undefined ? {} : { duration: protoTime(forMs) }) },
       deps.registry.clock.now(),
     );
     const rec = await deps.freezes.set(f.environment, true, f.reason, by, f);
@@ -248,7 +249,7 @@ async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: 
         promoteFrom: body.from,
         strategy,
         requestedBy: "from the dashboard",
-        ...(minSoakMs === undefined ? {} : { promoteMinSoak: { seconds: Math.floor(minSoakMs / 1000), nanos: (minSoakMs % 1000) * 1e6 } }),
+        ...(minSoakMs === undefined ? {} : { promoteMinSoak: protoTime(minSoakMs) }),
       },
       deps.defaults,
     ),

@@ -14,7 +14,8 @@ import { ALREADY_CURRENT, errorMessage } from "../../../shared/src/index.js";
 import { protoTime } from "../../../shared/src/proto.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { loadBundle, type Bundle } from "../pack.js";
-import { bytes, isoTime } from "../render/format.js";
+import { promotedDetail } from "../render/deployment.js";
+import { bytes } from "../render/format.js";
 import { chooseView } from "../render/view.js";
 import { createWhenFree, type BusyOptions } from "./busy.js";
 import { detachOrFollow } from "./following.js";
@@ -129,9 +130,7 @@ function checkMode(path: string | undefined, o: DeployOptions): void {
 
 /** ", promoted from staging (release v2-1a2b3c4d, deployment d-…, artifact sha256:…)", or "". */
 export function promotedText(p: Release | null | undefined): string {
-  if (!p?.environment) return "";
-  const at = isoTime(p.succeededAt);
-  return `, promoted from ${p.environment} (release ${p.release ?? "?"}, deployment ${p.deploymentId ?? "?"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"}${at !== "-" ? `, succeeded there ${at}` : ""})`;
+  return p?.environment ? `, promoted from ${p.environment} (${promotedDetail(p)})` : "";
 }
 
 export async function deployCommand(path: string | undefined, o: DeployOptions): Promise<ExitCode> {

@@ -88,12 +88,7 @@ export function operatorLines(d: DeploymentMsg): string[] {
   if (d.reverts) lines.push(`  revert of ${d.reverts}: brings its changed targets back to ${restored || "-"}`);
   else if (restored) lines.push(`  rollback: restores ${restored}`);
   const p = d.promotedFrom;
-  if (p?.environment) {
-    const at = isoTime(p.succeededAt);
-    lines.push(
-      `  promoted from ${p.environment}: its desired release ${p.version ?? "?"} (release ${p.release ?? "?"}, deployment ${p.deploymentId || "-"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"}${at !== "-" ? `, succeeded there ${at}` : ""})`,
-    );
-  }
+  if (p?.environment) lines.push(`  promoted from ${p.environment}: its desired release ${p.version ?? "?"} (${promotedDetail(p)})`);
   const back = d.cancelRevertsTo;
   if (back?.release && !d.revertedBy) lines.push(`  cancelled with revert: its changed targets go back to ${back.version ?? "?"} (release ${back.release}) once it ends`);
   if (d.revertedBy) {
@@ -134,4 +129,10 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
       .join("\n"),
   ];
   return lines.join("\n");
+}
+
+/** "release v2-1a2b3c4d, deployment d-…, artifact sha256:…, succeeded there <time>": what Deployment.promoted_from names. */
+export function promotedDetail(p: NonNullable<DeploymentMsg["promotedFrom"]>): string {
+  const at = isoTime(p.succeededAt);
+  return `release ${p.release || "?"}, deployment ${p.deploymentId || "?"}${p.artifact?.digest ? `, artifact ${p.artifact.digest}` : ", no bundle"}${at !== "-" ? `, succeeded there ${at}` : ""}`;
 }
