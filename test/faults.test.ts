@@ -27,8 +27,8 @@ afterEach(async () => {
   await Promise.all(stacks.splice(0).map((s) => s.stop()));
 });
 
-async function startStack(agents: string[]): Promise<Stack> {
-  const s = await Stack.start({ agents });
+async function startStack(agents: string[], coordinatorEnv?: Record<string, string>): Promise<Stack> {
+  const s = await Stack.start({ agents, ...(coordinatorEnv ? { coordinatorEnv } : {}) });
   stacks.push(s);
   return s;
 }
@@ -331,9 +331,17 @@ describe("coordinators", () => {
   });
 });
 
+/**
+ * Commands as a coordinator from before the fenced cancel (2026-12-05)
+ * issued them, without cancelFenced: their agents look at the deployment
+ * after the race, and only the look can stop a start after such a
+ * coordinator's cancel request (it wrote target.cancelled after it).
+ */
+const UNFENCED = { DEPLOY_COORDINATOR_FAULT_UNFENCED_COMMANDS: "1" };
+
 describe("cancel", () => {
   it("an agent that gets its command after a cancel was requested declines it, even with no coordinator to claim its target", { timeout: LONG }, async () => {
-    const stack = await startStack(["a1"]);
+    const stack = await startStack(["a1"], UNFENCED);
     const client = stack.client();
     const nc = await natsConn(stack);
     const jsm = await jetstreamManager(nc);
@@ -362,13 +370,52 @@ describe("cancel", () => {
   });
 });
 
+describe("a cancel whose caller died half-way", () => {
+  // A cancel stores its target.cancelled before its request
+  // (rollout/plan.ts cancelDecisions). A caller that dies between the two
+  // leaves a cancel under way: the freed slot goes to no other target, and
+  // the coordinator makes the request itself 5 s later, so the deployment
+  // still finishes, CANCELLED, in the caller's words.
+  it("is completed by the coordinator: nothing else is dispatched, and the deployment ends CANCELLED", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1", "a2"]);
+    const client = stack.client();
+    const nc = await natsConn(stack);
+    const jsm = await jetstreamManager(nc);
+    for (const a of ["a1", "a2"]) stack.agent(a).signal("SIGSTOP");
+    const id = (await client.create(createReq("v1", { maxConcurrency: 1 }))).id!;
+    let first = "";
+    await waitFor("the first command", async () => {
+      for (const a of ["a1", "a2"]) {
+        const ci = await jsm.consumers.info("DEPLOY_COMMANDS", `agent-${a}`);
+        if (ci.num_pending + ci.num_ack_pending > 0) first = a;
+      }
+      return first !== "";
+    });
+    const other = first === "a1" ? "a2" : "a1";
+    // What the caller wrote before it died: the dispatched target's target.cancelled, on its own subject.
+    await appendEvent({ js: jetstream(nc) }, id, { type: "target.cancelled", agentId: first, message: "cancelled: stop" }, { source: first, expectLastSubjectSeq: 0 });
+    for (const a of ["a1", "a2"]) stack.agent(a).signal("SIGCONT");
+    const done = await client.waitTerminal(id, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(done.message).toBe("cancelled: stop (completed by the coordinator: its caller did not finish it)");
+    expect(targetOf(done, first)?.state).toBe("TARGET_STATE_CANCELLED");
+    // Never dispatched into the slot the cancel freed.
+    expect(targetOf(done, other)?.state).toBe("TARGET_STATE_CANCELLED");
+    const events = await client.events(id);
+    expect(events.filter((e) => e.type === "target.dispatched" || e.type === "targets.dispatched")).toHaveLength(1);
+    await waitAgentEvent(stack, id, first, "target.declined");
+    for (const a of ["a1", "a2"]) expect(await stack.startsOf(a, id), a).toBe(0);
+    await expectKvMatchesFold(stack, id);
+  });
+});
+
 describe("cancel hidden behind a later coordinator event", () => {
   // Issue 16: the agent's look reads only the last coordinator event; a
   // target.timed_out decided after the cancel request used to hide it, and
   // the agent ran a cancelled deployment. Every coordinator event decided on
   // a view with the cancel now carries Deploy-Cancel-Requested.
   it("an agent whose look finds a target.timed_out after cancel_requested still declines", { timeout: LONG }, async () => {
-    const stack = await startStack(["a1", "a2"]);
+    const stack = await startStack(["a1", "a2"], UNFENCED);
     const client = stack.client();
     const nc = await natsConn(stack);
     const js = jetstream(nc);
@@ -469,12 +516,42 @@ describe("a cancel requested before the agent's start was stored", () => {
   // Chaos seed 81043: a2 looked at its deployment, its race was retried
   // through a DEPLOY_EVENTS leader election, and it won 418 ms after a
   // cancel was requested, before the coordinator had written its
-  // target.cancelled: it ran. The look now comes after the race, so it
-  // sees any cancel requested before the start was stored. Here the agent
-  // waits 3 s between its journal and its race (a fault hook), and the
-  // coordinator is stopped so that nothing but the look can stop the start.
-  it("is seen by the look after a slow race: the target runs nothing and is CANCELLED", { timeout: LONG }, async () => {
+  // target.cancelled: it ran. A cancel now writes each dispatched target's
+  // target.cancelled before its request (rollout/plan.ts cancelDecisions),
+  // so the race alone decides. Here the agent waits 3 s between its journal
+  // and its race (a fault hook), and the coordinator is stopped once the
+  // cancel is answered, so that only what the cancel wrote can stop the start.
+  it("is decided by the target's race: the slow start loses to the cancel's target.cancelled, and runs nothing", { timeout: LONG }, async () => {
     const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RACE_MS: "3000" } });
+    stacks.push(stack);
+    const agent = await stack.startAgent("a1");
+    const client = stack.client();
+    const id = (await client.create(createReq("v1"))).id!;
+    await agent.waitForLog("fault: delaying the race", 30_000);
+    const cancelled = await client.cancel(id, "test");
+    expect(cancelled.cancelRequested).toBe(true);
+    expect(targetOf(cancelled, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
+    const coordinator = stack.coordinators[0]!;
+    coordinator.signal("SIGSTOP");
+    try {
+      await waitAgentEvent(stack, id, "a1", "target.declined");
+    } finally {
+      coordinator.signal("SIGCONT");
+    }
+    expect(await stack.startsOf("a1", id)).toBe(0);
+    const done = await client.waitTerminal(id, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
+    expect(targetOf(done, "a1")?.message).toBe("cancelled: test");
+    await expectKvMatchesFold(stack, id);
+  });
+
+  // A coordinator from before the fence (here a fault hook that issues its
+  // commands) appends the request first and its target.cancelled after: its
+  // commands do not say cancelFenced, and the agent looks at its deployment
+  // after the race, which sees any cancel requested before the start was stored.
+  it("from an older coordinator, is seen by the look after a slow race: the target runs nothing and is CANCELLED", { timeout: LONG }, async () => {
+    const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RACE_MS: "3000" }, coordinatorEnv: UNFENCED });
     stacks.push(stack);
     const agent = await stack.startAgent("a1");
     const client = stack.client();

@@ -2,7 +2,7 @@
 // (state + clock → decisions). No NATS needed.
 import { describe, expect, it } from "vitest";
 import { MAX_DISPATCH_BATCH, countTargets, foldAll, foldEvent, makeEvent, revertToOf, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
-import { plan } from "../services/coordinator/src/rollout/plan.js";
+import { CANCEL_COMPLETE_MS, cancelDecisions, plan } from "../services/coordinator/src/rollout/plan.js";
 
 const spec: DeploymentSpec = {
   id: "d-1",
@@ -69,6 +69,39 @@ describe("fold", () => {
     expect(log.rec!.targets.a1!.state).toBe("APPLYING");
     log.add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
     expect(plan(log.rec!, ctx(0))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
+  });
+
+  it("a cancel is written target.cancelled first, then its request; one under way frees no slot, and one left half-way is completed", () => {
+    const log = running()
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add(C, { type: "target.dispatched", agentId: "a2" })
+      .add("a1", { type: "target.started", agentId: "a1" });
+    const request = { type: "deployment.cancel_requested" as const, reason: "stop", by: "dan", byVia: "token" as const };
+    // queries/cancelDeployment.ts and max_pause write these, in this order.
+    expect(cancelDecisions(log.rec!, request)).toEqual([{ type: "target.cancelled", agentId: "a2", message: "cancelled: stop" }, request]);
+    // Its caller dies after the target.cancelled (at 1 s on the stream's clock).
+    log.add("a2", { type: "target.cancelled", agentId: "a2", message: "cancelled: stop" }, 1000);
+    log.add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 });
+    // a2's slot is not given to a3, and nothing finishes the deployment FAILED meanwhile.
+    expect(plan(log.rec!, ctx(1000 + CANCEL_COMPLETE_MS - 1))).toEqual([]);
+    const completed = plan(log.rec!, ctx(1000 + CANCEL_COMPLETE_MS));
+    expect(completed).toEqual([{ type: "deployment.cancel_requested", reason: "stop (completed by the coordinator: its caller did not finish it)", by: "coordinator", byVia: "coordinator" }]);
+    for (const d of completed) log.add(C, d);
+    expect(log.rec!.targets.a3).toMatchObject({ state: "CANCELLED", message: "cancelled: stop (completed by the coordinator: its caller did not finish it)" });
+    expect(plan(log.rec!, ctx(7000))).toEqual([expect.objectContaining({ type: "deployment.finished", state: "CANCELLED" })]);
+    expect(foldAll(log.events)).toEqual(log.rec);
+  });
+
+  it("max_pause cancels the dispatched targets before its request, as a caller's cancel does", () => {
+    const paused = new Log()
+      .add(C, { type: "deployment.created", spec: { ...spec, strategy: { ...spec.strategy, maxPauseMs: 1000, deliveryTimeoutMs: 60_000 } } })
+      .add(C, { type: "deployment.started" })
+      .add(C, { type: "target.dispatched", agentId: "a1" })
+      .add(C, { type: "deployment.paused", reason: "look", by: "dan" });
+    expect(plan(paused.rec!, ctx(1001))).toEqual([
+      { type: "target.cancelled", agentId: "a1", message: "cancelled: paused for longer than max_pause 1s" },
+      { type: "deployment.cancel_requested", reason: "paused for longer than max_pause 1s", by: "coordinator", byVia: "coordinator" },
+    ]);
   });
 
   it("kill_running: on the first cancel, or added by a second; a second without it, or a third, changes nothing", () => {

@@ -11,9 +11,9 @@
 //   /bin/true and waits for it: what any agent that really runs a deploy
 //   executable at most once must do. ours / apply floor is the yardstick
 //   (issue 17): everything beyond it is ours to make cheap;
-// - protocol: our own protocol's per-target work in raw JetStream (look,
-//   claim, started event, two journal records): ours / protocol floor is the
-//   cost of our code given our protocol's choices.
+// - protocol: our own protocol's per-target work in raw JetStream (the race's
+//   started event, two journal records, each beside its message): ours /
+//   protocol floor is the cost of our code given our protocol's choices.
 // The consumers are spread over as many child processes as ours' agents.
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";

@@ -12,11 +12,11 @@
 // - apply: one fdatasync'd record appended to the consumer's own file, spawn
 //   /bin/true and wait for it, then publish the result and ack: the least any
 //   agent that really runs a deploy executable at most once must do;
-// - protocol: what our protocol makes an agent do, in raw JetStream: an
-//   fdatasync'd journal record beside a look at the last event, the race (a
-//   started event appended with expected-last-subject-sequence 0 on the
-//   target's own subject), /bin/true, a second fdatasync'd record, then the
-//   result and the ack.
+// - protocol: what our protocol makes an agent do, in raw JetStream: the race
+//   (a started event appended with expected-last-subject-sequence 0 on the
+//   target's own subject) beside an fdatasync'd journal record, /bin/true,
+//   the result beside a second fdatasync'd record, then the ack. (Before
+//   2026-12-05 a look at the deployment came first: the agent makes none now.)
 import { spawn } from "node:child_process";
 import { open, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
@@ -82,12 +82,12 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
         await record("applied");
         await runTrue();
       } else if (kind === "protocol") {
-        // The look: one direct get, as the agent's ("no message found": null).
-        const look = jsm.streams.getMessage(h.resultStream, { last_by_subj: `${result}.started` }).catch(() => null);
-        await Promise.all([record("started"), look]);
-        await js.publish(`${result}.started`, m.data, { expect: { lastSubjectSequence: 0 } });
+        // As the agent: each journal record beside the message it goes with.
+        await Promise.all([record("started"), js.publish(`${result}.started`, m.data, { expect: { lastSubjectSequence: 0 } })]);
         await runTrue();
-        await record("finished");
+        await Promise.all([record("finished"), js.publish(result, m.data, { msgID: `${h.run}.${kind}.${idx}.result` })]);
+        m.ack();
+        continue;
       }
       await js.publish(result, m.data, { msgID: `${h.run}.${kind}.${idx}.result` });
       m.ack();

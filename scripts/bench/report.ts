@@ -41,7 +41,7 @@ export interface ShapeResult {
   floorMs: number;
   /** The bare floor with, per consumer, one fdatasync'd record and /bin/true spawned and waited for. */
   applyFloorMs: number;
-  /** The floor plus, per target in raw JetStream, our protocol's work (journal fsyncs, look, the race: a started event by compare-and-set, /bin/true). */
+  /** The floor plus, per target in raw JetStream, our protocol's work (journal fsyncs, the race: a started event by compare-and-set, /bin/true). */
   protocolFloorMs?: number;
   /** Agents fresh from their start. */
   oursMs: number;

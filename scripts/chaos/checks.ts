@@ -11,7 +11,7 @@ export const INVARIANTS = {
   "bounded-completion": "every deployment reached a terminal state within its timeouts plus the outage plus the slack",
   "results-in-stream": "every result (and decline) an agent journaled is in the event stream",
   "kv-equals-fold": "the KV projection equals the fold of the event stream (a terminal deployment's may trail it by events the fold ignores)",
-  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled (unless its start won before the cancel), or a target already TIMED_OUT, or later than the start lease after its start won",
+  "no-run-after-terminal": "nothing ran for a deployment already terminal or cancelled (unless its start won before the cancel), or a target already TIMED_OUT or CANCELLED, or later than the start lease after its start won",
   "one-request-one-deployment": "every answer for a request id names the same deployment, and at most one was created",
   "canary-first": "before its promote, a deployment with a canary wave dispatched only the wave, and a failed canary was never promoted",
   "poison-skipped": "every unreadable message in a running deployment's events was skipped and logged by a coordinator (its deployment still finishes: bounded-completion)",
@@ -129,6 +129,8 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
         if (e.event.type === "deployment.finished") stops.push([`deployment ${e.event.state}`, e]);
         if (e.event.type === "deployment.cancel_requested" && !(won && won.seq < e.seq)) stops.push(["cancel requested", e]);
         if (e.event.type === "target.timed_out" && e.event.agentId === agentId) stops.push([`target TIMED_OUT (${e.event.phase})`, e]);
+        // A cancel's target.cancelled comes before its request (rollout/plan.ts cancelDecisions): a start after it lost its race.
+        if (e.event.type === "target.cancelled" && e.event.agentId === agentId) stops.push(["target CANCELLED", e]);
       }
       for (const [what, e] of stops) {
         const late = s.atMs - e.timeMs;

@@ -444,9 +444,18 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // closes that gap whatever the race took. A failed look is asked once
     // more, then objects to nothing: the race decided, and the lease still
     // bounds the start.
-    const why = await whyNot(deps, cmd)
-      .catch(() => whyNot(deps, cmd))
-      .catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decided"));
+    //
+    // A command that says cancelFenced needs no look: its coordinator
+    // stored a target.cancelled on this target's subject before any cancel
+    // request (rollout/plan.ts cancelDecisions), and a deployment finishes
+    // only once every dispatched target's subject holds its end, so the race
+    // just won already decided against both. One direct get and one round
+    // trip less a target.
+    const why = cmd.cancelFenced
+      ? undefined
+      : await whyNot(deps, cmd)
+          .catch(() => whyNot(deps, cmd))
+          .catch((err: unknown) => void dlog.debug({ err: errorMessage(err) }, "could not look at the deployment; the race decided"));
     if (why !== undefined) {
       await decline(deps, id, why, true);
       m.ack();

@@ -35,6 +35,7 @@ import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
 import { startNotifier } from "./notifier.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
+import { fencedCancels } from "./rollout/publishCommand.js";
 import { Convergence } from "./releases/convergence.js";
 import { ReleaseBook } from "./releases/releaseBook.js";
 import { startRevert } from "./releases/rollback.js";
@@ -132,6 +133,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       {
         ...config.rollout,
         commandSigner,
+        cancelFenced: fencedCancels(config.streams),
         metrics,
         releases,
         onLockReleased: (app, env) => late.convergence?.considerPair(app, env),

@@ -600,7 +600,7 @@ export function checkCreationFits(ctx: Pick<JsContext, "nc">, spec: DeploymentSp
   const problem = splitProblem(splitSpec(spec, budget), budget);
   if (problem) throw new ResourceExhaustedError(`targets: the deployment of ${spec.targets.length} target(s) cannot be recorded: ${problem} ${limits}`);
   const longest = spec.targets.reduce((a, b) => (b.length > a.length ? b : a), "");
-  const command = encode(buildCommand(spec, longest, DEFAULT_START_LEASE_MS)).length;
+  const command = encode(buildCommand(spec, longest, DEFAULT_START_LEASE_MS, true)).length;
   const commandBudget = maxPayload(ctx.nc) - ENVELOPE_BYTES;
   if (command > commandBudget) {
     throw new ResourceExhaustedError(`changeset: a command would be ${command} bytes, over the ${commandBudget} bytes a message may take (server max_payload ${maxPayload(ctx.nc)})`);

@@ -373,6 +373,16 @@ export interface Command {
    * the lease: DEFAULT_START_LEASE_MS.
    */
   startLeaseMs?: number;
+  /**
+   * The issuing coordinator fences every cancel on the targets' own subjects:
+   * it stores a cancel's target.cancelled on each dispatched target before
+   * the request itself (rollout/plan.ts cancelDecisions), and keeps events
+   * at least as long as commands, so the target's race alone decides
+   * whether this start comes before a cancel or a finish, and the agent
+   * makes no look at the deployment. Absent (a coordinator from before
+   * 2026-12-05, or events kept shorter than commands): the agent looks.
+   */
+  cancelFenced?: boolean;
   issuedAt: string;
 }
 
@@ -394,6 +404,7 @@ export function parseCommand(data: Uint8Array | string): Command {
     applyTimeoutMs: asInt(o.applyTimeoutMs, "command.applyTimeoutMs", 1, MAX_TIMEOUT_MS),
     ...(o.ignoreStopFailures === undefined ? {} : { ignoreStopFailures: asBoolean(o.ignoreStopFailures, "command.ignoreStopFailures") }),
     ...(o.startLeaseMs === undefined ? {} : { startLeaseMs: asInt(o.startLeaseMs, "command.startLeaseMs", 1, MAX_TIMEOUT_MS) }),
+    ...(o.cancelFenced === undefined ? {} : { cancelFenced: asBoolean(o.cancelFenced, "command.cancelFenced") }),
     issuedAt: asIsoTime(o.issuedAt, "command.issuedAt"),
   };
 }

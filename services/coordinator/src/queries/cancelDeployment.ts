@@ -1,7 +1,11 @@
-// CancelDeployment: appends deployment.cancel_requested (compare-and-set on
-// the coordinator subject, retried on a lost race) unless the deployment is
-// terminal or already cancelling (with kill_running: already killing; with
-// revert: already reverting); shared by gRPC and the dashboard's HTTP API.
+// CancelDeployment: cancels every dispatched target its agent has not
+// started (target.cancelled, racing the start on the target's subject), then
+// appends deployment.cancel_requested (compare-and-set on the coordinator
+// subject after the view the targets were read from; on a lost race, again
+// from a new view), unless the deployment is terminal or already cancelling
+// (with kill_running: already killing; with revert: already reverting):
+// rollout/plan.ts cancelDecisions says why in that order. Shared by gRPC and
+// the dashboard's HTTP API.
 // With `kill`, every later coordinator event carries HDR_KILL_REQUESTED,
 // which the agents applying it look for while they run
 // (services/agent/src/handleCommand.ts). With `revert`, the event names the
@@ -16,6 +20,7 @@ import {
   PreconditionError,
   appendEvent,
   catchUp,
+  isRaceDecision,
   isTerminalDeployment,
   type DeploymentRecord,
   type Identity,
@@ -26,6 +31,8 @@ import {
 import { sameArtifact } from "../releases/agentReleases.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { restoredOf } from "../releases/rollback.js";
+import { appendRaces } from "../rollout/decisions.js";
+import { cancelDecisions } from "../rollout/plan.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import { mustLoadDeployment } from "./watchDeployment.js";
 
@@ -59,6 +66,8 @@ export async function cancelDeployment(
         ...(kill ? { kill: true as const } : {}),
         ...(revertTo ? { revertTo } : {}),
       };
+      // A second cancel (adding kill_running or a revert) finds its targets cancelled by the first.
+      if (!rec.cancelRequested) await appendRaces(ctx, rec, cancelDecisions(rec, event).filter(isRaceDecision), log);
       await appendEvent(ctx, id, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: rec.lastCoordinatorSeq, cancelRequested: rec.cancelRequested, killRequested: rec.killRequested === true });
       log.info({ deploymentId: id, reason, by: by.name, kill, revertTo: revertTo?.release }, kill ? "cancel requested, killing the applies in flight" : "cancel requested");
     } catch (err) {

@@ -26,14 +26,14 @@ export class CommandPublisher {
 
   constructor(
     private readonly ctx: Pick<JsContext, "js">,
-    private readonly opts: { agentLiveMs: number; commandSigner?: CommandSigner; metrics?: CoordinatorMetrics },
+    private readonly opts: { agentLiveMs: number; commandSigner?: CommandSigner; metrics?: CoordinatorMetrics; cancelFenced?: boolean },
   ) {}
 
   async publish(spec: DeploymentSpec, agentId: string, log: Logger): Promise<void> {
     const done = await this.#turn();
     let outcome;
     try {
-      outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner, startLeaseFor(this.opts.agentLiveMs));
+      outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner, startLeaseFor(this.opts.agentLiveMs), this.opts.cancelFenced === true);
     } finally {
       done();
     }

@@ -12,17 +12,28 @@ import {
   COORDINATOR_SOURCE,
   ConflictError,
   appendEvent,
+  turns,
   type DeploymentRecord,
   type EventBody,
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
 import type { CoordinatorMetrics } from "../metrics.js";
+import { COMMANDS_IN_FLIGHT } from "./commands.js";
 
 /** Targets a decision dispatches (their commands go out once it is stored). */
 export function dispatchedBy(d: EventBody): string[] {
   return d.type === "target.dispatched" ? [d.agentId] : d.type === "targets.dispatched" ? d.agentIds : [];
 }
+
+/**
+ * Race decisions awaiting their acknowledgement at once, per process, for
+ * the reason commands have a window (COMMANDS_IN_FLIGHT): a cancel of
+ * 10,000 dispatched targets is 10,000 appends, stored one fsync after
+ * another, and sent all at once the last would wait past the publish
+ * timeout.
+ */
+const racesInFlight = turns(COMMANDS_IN_FLIGHT);
 
 /**
  * Appends each race decision on its target's own subject. Returns the last
@@ -41,6 +52,7 @@ export async function appendRaces(
   await Promise.all(
     races.map(async (d) => {
       if (!("agentId" in d)) return;
+      const done = await racesInFlight();
       try {
         const seq = await appendEvent(ctx, record.spec.id, d, {
           source: d.agentId,
@@ -55,6 +67,8 @@ export async function appendRaces(
         lost = true;
         metrics?.casConflicts.inc();
         log.debug({ type: d.type, agentId: d.agentId }, "the agent (or another coordinator) wrote on the target first; reloading");
+      } finally {
+        done();
       }
     }),
   );

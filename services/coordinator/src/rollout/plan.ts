@@ -78,13 +78,26 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   }
   if (timeouts.length > 0) return timeouts;
 
-  // A cancel stops dispatched targets whose agent has not started them yet.
+  // A cancel requested stops dispatched targets whose agent has not started
+  // them yet. A cancel of this coordinator's cancelled them before its
+  // request was stored (cancelDecisions); these are an older coordinator's,
+  // or dispatched after the view the request was decided on.
   if (rec.cancelRequested) {
-    const cancels: EventBody[] = [];
-    for (const agentId of targetIds(rec)) {
-      if (rec.targets[agentId]!.state === "DISPATCHED") cancels.push({ type: "target.cancelled", agentId, message: rec.message || "cancelled" });
-    }
+    const cancels = cancelsOfDispatched(rec, rec.message || "cancelled");
     if (cancels.length > 0) return cancels;
+  } else {
+    // A cancel under way: its target.cancelled are stored, its request not
+    // yet. The slots they freed go to no other target, and nothing else is
+    // decided (a halt, a promote, a finish that is not CANCELLED) until the
+    // request comes; a request that has not come CANCEL_COMPLETE_MS after
+    // its last target.cancelled (its caller died between the two) is made
+    // here, with the caller's reason.
+    const begun = cancelUnderWay(rec);
+    if (begun !== undefined) {
+      if (ctx.now - begun.at < CANCEL_COMPLETE_MS) return [];
+      const completed = "completed by the coordinator: its caller did not finish it";
+      return cancelDecisions(rec, { type: "deployment.cancel_requested", reason: begun.reason ? `${begun.reason} (${completed})` : completed, by: "coordinator", byVia: "coordinator" });
+    }
   }
 
   const counts = countTargets(rec);
@@ -110,7 +123,7 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
     const maxPause = strategy.maxPauseMs ?? DEFAULT_MAX_PAUSE_MS;
     if (since !== undefined && ctx.now - Date.parse(since) > maxPause) {
       const what = rec.paused ? "paused" : "waiting for a promote";
-      return [{ type: "deployment.cancel_requested", reason: `${what} for longer than max_pause ${secs(maxPause)}`, by: "coordinator", byVia: "coordinator" }];
+      return cancelDecisions(rec, { type: "deployment.cancel_requested", reason: `${what} for longer than max_pause ${secs(maxPause)}`, by: "coordinator", byVia: "coordinator" });
     }
   }
   if (inCanary && !rec.halted && !rec.cancelRequested && !rec.paused && counts.PENDING > 0) {
@@ -162,6 +175,53 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   }
   if (counts.PENDING + counts.DISPATCHED + counts.APPLYING === 0) return [finishOf(rec, counts)];
   return [];
+}
+
+/** How long a cancel's request may follow its target.cancelled before the coordinator makes it (plan: a cancel under way). */
+export const CANCEL_COMPLETE_MS = 5000;
+
+type CancelRequest = Extract<EventBody, { type: "deployment.cancel_requested" }>;
+
+/** The message of a target a cancel stops: as the fold words a cancelled deployment's (fold.ts). */
+export const cancelMessage = (reason: string): string => (reason ? `cancelled: ${reason}` : "cancelled");
+
+function cancelsOfDispatched(rec: DeploymentRecord, message: string): EventBody[] {
+  return targetIds(rec)
+    .filter((agentId) => rec.targets[agentId]!.state === "DISPATCHED")
+    .map((agentId) => ({ type: "target.cancelled" as const, agentId, message }));
+}
+
+/**
+ * What cancels a running deployment, in the order it is written: a
+ * target.cancelled for every target DISPATCHED and not started, each racing
+ * its agent's start on the target's own subject (appendRaces), then the
+ * request, chained on the coordinator subject after the last coordinator
+ * event of the view they were decided on (appendChained). So a target
+ * dispatched after that view makes the request fail, and the next view
+ * cancels it too: when the request is stored, every target dispatched
+ * before it has its target.cancelled or a start stored before it, and no
+ * start can be stored after it. The race on the target's subject is the
+ * whole of an agent's check against a cancel: it makes no look at the
+ * deployment (Command.cancelFenced). A start that won keeps running, as
+ * before (or is killed, with kill_running).
+ */
+export function cancelDecisions(rec: DeploymentRecord, request: CancelRequest): EventBody[] {
+  return [...cancelsOfDispatched(rec, cancelMessage(request.reason)), request];
+}
+
+/**
+ * A cancel whose target.cancelled are stored and its request not (only a
+ * cancel stores a target.cancelled, and only before its request): when
+ * the last was stored, and the reason it gives.
+ */
+function cancelUnderWay(rec: DeploymentRecord): { at: number; reason: string } | undefined {
+  let last: { at: number; reason: string } | undefined;
+  for (const t of Object.values(rec.targets)) {
+    if (t.state !== "CANCELLED" || t.finishedAt === undefined) continue;
+    const at = Date.parse(t.finishedAt);
+    if (last === undefined || at > last.at) last = { at, reason: (t.message ?? "").replace(/^cancelled(: )?/, "") };
+  }
+  return last;
 }
 
 /** Targets that SUCCEEDED less than strategy.soakMs ago: each still holds its slot. */

@@ -35,7 +35,26 @@ export type PublishOutcome = "published" | "duplicate" | "already-stored";
  */
 export const startLeaseFor = (agentLiveMs: number): number => Math.max(1, Math.floor(agentLiveMs * 0.9));
 
-export function buildCommand(spec: DeploymentSpec, agentId: string, startLeaseMs?: number): Command {
+/**
+ * Whether this coordinator's commands say Command.cancelFenced (the agent
+ * makes no look at its deployment before it starts). Its cancels are fenced
+ * on the targets' own subjects (plan.ts cancelDecisions); what is left is a
+ * command that outlives its target's events: kept shorter than commands
+ * (streams.eventsMaxAgeMs below commandsMaxAgeMs), a command held for an
+ * agent away that long could find its target's subject emptied by max_age
+ * and win a race for a deployment long finished. Those commands ask for the
+ * look, whose "deployment does not exist" stops it. Every event of a target
+ * is stored after its command, so with events kept at least as long the
+ * command always goes first. DEPLOY_COORDINATOR_FAULT_UNFENCED_COMMANDS=1
+ * issues the commands of a coordinator from before this (test/faults.test.ts).
+ */
+export function fencedCancels(s: { eventsMaxAgeMs: number; commandsMaxAgeMs: number }): boolean {
+  if (process.env["DEPLOY_COORDINATOR_FAULT_UNFENCED_COMMANDS"] === "1") return false;
+  return s.eventsMaxAgeMs === 0 || s.eventsMaxAgeMs >= s.commandsMaxAgeMs;
+}
+
+/** `cancelFenced`: this coordinator fences cancels on the targets' subjects (Command.cancelFenced; fencedCancels in coordinator.ts). */
+export function buildCommand(spec: DeploymentSpec, agentId: string, startLeaseMs?: number, cancelFenced = false): Command {
   return {
     schema: COMMAND_SCHEMA,
     deploymentId: spec.id,
@@ -46,6 +65,7 @@ export function buildCommand(spec: DeploymentSpec, agentId: string, startLeaseMs
     applyTimeoutMs: spec.strategy.applyTimeoutMs,
     ...(spec.strategy.ignoreStopFailures ? { ignoreStopFailures: true } : {}),
     ...(startLeaseMs === undefined ? {} : { startLeaseMs }),
+    ...(cancelFenced ? { cancelFenced: true } : {}),
     issuedAt: new Date().toISOString(),
   };
 }
@@ -71,12 +91,13 @@ export async function publishCommand(
   agentId: string,
   signer?: CommandSigner,
   startLeaseMs?: number,
+  cancelFenced = false,
 ): Promise<PublishOutcome> {
   const h = headers();
   h.set(HDR_DEPLOY_ID, spec.id);
   h.set(HDR_AGENT_ID, agentId);
   h.set("Content-Type", `application/json; schema=${COMMAND_SCHEMA}`);
-  const payload = encode(buildCommand(spec, agentId, startLeaseMs));
+  const payload = encode(buildCommand(spec, agentId, startLeaseMs, cancelFenced));
   if (signer) {
     h.set(HDR_SIGNER, signer.publicKey);
     h.set(HDR_SIGNATURE, signer.sign(payload));

@@ -49,6 +49,8 @@ export interface ReconcilerOptions extends FinishOptions {
   sweepIntervalMs: number;
   /** Signs every command published; none in unsigned development mode. */
   commandSigner?: CommandSigner;
+  /** Commands say the agent need not look at its deployment (Command.cancelFenced; fencedCancels in coordinator.ts). */
+  cancelFenced?: boolean;
   metrics?: CoordinatorMetrics;
   /** Which active deployments this coordinator sweeps (rollout/membership.ts); absent: all. */
   owner?: () => (deploymentId: string) => boolean;
