@@ -255,7 +255,8 @@ describe("environment freezes", () => {
       const r = await cli(["status", "web", "prod"]);
       expect(r.code, shown(r)).toBe(0);
       expect(r.stdout).toMatch(/^web in prod$/m);
-      expect(r.stdout).toMatch(/^ {2}desired release {2}v8-\S+ \(v8, deployment d-\S+, succeeded \S+\); convergence on$/m);
+      // How long it has been desired: what deploy --from-env --min-soak asks of a promotion.
+      expect(r.stdout).toMatch(/^ {2}desired release {2}v8-\S+ \(v8, deployment d-\S+, succeeded \S+, [\d.smh]+ ago\); convergence on$/m);
       expect(r.stdout).toContain(`  running          ${d.id} v9: 1 of 3 target(s) succeeded (paused by anonymous (development mode), awaiting promotion), by anonymous (development mode)`);
       expect(r.stdout).toMatch(/^ {2}frozen {11}yes: new deployments are refused \(rollbacks and convergence still run\)$/m);
       expect(r.stdout).toMatch(/^ {19}frozen by anonymous \(development mode\) at \S+ until \S+ \(\S+ left\): status check$/m);

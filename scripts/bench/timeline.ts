@@ -75,7 +75,7 @@ export async function readTimeline(natsUrl: string, deploymentId: string, wall0:
     }
     const stages = [
       stage("dispatched -> started (command delivery, journal, race: agent)", toStarted),
-      stage("started -> result (look, run the executable, journal: agent)", toResult),
+      stage("started -> result (run the executable, journal: agent)", toResult),
       stage("result -> next dispatch (wake, catch up, decide, publish: coordinator)", resultToDispatch),
     ].filter((x): x is StageRow => x !== undefined);
     return { rows: [...rows.values()].sort((a, b) => a.firstMs - b.firstMs), stages };

@@ -5,7 +5,7 @@ import type { ReleaseMsg } from "../client.js";
 import { EXIT, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { jsonDocument } from "../render/json.js";
-import { duration, isoTime, shortDigest, table, tsMs } from "../render/format.js";
+import { ago, isoTime, shortDigest, table, tsMs } from "../render/format.js";
 
 const print = (s: string): boolean => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 
@@ -29,8 +29,7 @@ export async function releasesCommand(app: string, environment: string, o: Commo
     }
     const all = [desired, ...(res.history ?? [])];
     // How long it has been the desired release (deploy --from-env --min-soak asks it of a promotion), on this machine's clock.
-    const since = tsMs(desired.succeededAt);
-    const age = since === undefined ? "" : `, succeeded ${duration(Math.max(0, Date.now() - since))} ago`;
+    const age = tsMs(desired.succeededAt) === undefined ? "" : `, succeeded ${ago(desired.succeededAt)}`;
     print(`${app} in ${environment}: desired release ${desired.release} (deployment ${desired.deploymentId}${age}); convergence ${res.convergence ? "on" : "off"}`);
     print(
       table(

@@ -108,7 +108,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
     const d = release?.desired;
     print(`${app} in ${env}`);
     print(
-      `  desired release  ${d ? `${d.release} (${d.version}, deployment ${d.deploymentId}, succeeded ${isoTime(d.succeededAt)}); convergence ${release.convergence ? "on" : "off"}` : "none: no deployment has succeeded here yet"}`,
+      `  desired release  ${d ? `${d.release} (${d.version}, deployment ${d.deploymentId}, succeeded ${isoTime(d.succeededAt)}, ${ago(d.succeededAt)}); convergence ${release.convergence ? "on" : "off"}` : "none: no deployment has succeeded here yet"}`,
     );
     if (active.length === 0) print("  running          none");
     for (const [i, x] of active.entries()) print(`  ${i === 0 ? "running         " : "                "} ${x.id} ${x.changeset?.version ?? ""}: ${progress(x)}, by ${x.requestedBy || "-"}`);

@@ -100,7 +100,8 @@ export function windowsLine(f: { windows?: string[]; timeZone?: string }): strin
 
 export function ago(t: Timestamp, now = Date.now()): string {
   const ms = tsMs(t);
-  return ms === undefined ? "never" : `${duration(now - ms)} ago`;
+  // A time a moment ahead of this machine's clock (the servers' clock set it) is "0.0s ago", not "- ago".
+  return ms === undefined ? "never" : `${duration(Math.max(0, now - ms))} ago`;
 }
 
 export function bytes(n: number | string | undefined): string {
