@@ -2,7 +2,8 @@
 // which instants a window holds, across the week's end, midnight and a
 // daylight saving change, and the errors that name what is wrong.
 import { describe, expect, it } from "vitest";
-import { canonicalWindow, checkTimeZone, freezeActive, freezeRecord, inWindows, minuteOfWeek, parseFreezeRecord, ANONYMOUS, ValidationError } from "../services/shared/src/index.js";
+import { canonicalWindow, checkTimeZone, createLogger, freezeActive, freezeRecord, inWindows, minuteOfWeek, parseFreezeRecord, ANONYMOUS, ValidationError } from "../services/shared/src/index.js";
+import { edgeTime, FreezeEdgeWatcher, parseFreezeEdge } from "../services/coordinator/src/freezeEdges.js";
 
 const at = (iso: string): number => Date.parse(iso);
 
@@ -78,5 +79,60 @@ describe("weekly freeze windows", () => {
     const ended = freezeRecord("prod", true, "x", ANONYMOUS, new Date("2026-12-01T00:00:00Z"), { until: new Date("2026-12-02T00:00:00Z") });
     expect(freezeActive(ended, at("2026-12-01T12:00:00Z"))).toBe(true);
     expect(freezeActive(ended, at("2026-12-02T00:00:00Z"))).toBe(false);
+  });
+});
+
+describe("a freeze's edges (freezeEdges.ts): what the notifier hears of though nothing is written", () => {
+  const stored = new Map<string, string>();
+  const kv = {
+    create: (key: string, value: string): Promise<number> => {
+      if (stored.has(key)) return Promise.reject(new Error("wrong last sequence"));
+      stored.set(key, value);
+      return Promise.resolve(stored.size);
+    },
+    keys: () => Promise.reject(new Error("not asked in this test")),
+  };
+  const noCleanup = { jsm: {} as never };
+  const log = createLogger("test", "silent");
+
+  it("a window's opening and closing, and a timed freeze's end, each at its exact millisecond, recorded once by two coordinators ticking apart", async () => {
+    stored.clear();
+    const weekend = freezeRecord("prod", true, "weekend", ANONYMOUS, new Date("2026-12-01T00:00:00Z"), { name: "weekend", windows: ["fri 15:00-mon 08:00"], timeZone: "Europe/Berlin" });
+    const brief = freezeRecord("prod", true, "incident", ANONYMOUS, new Date("2026-12-04T13:00:00Z"), { until: new Date("2026-12-04T14:10:00.250Z") });
+    const entries = [
+      { key: "prod.weekend", record: weekend, revision: 1 },
+      { key: "prod", record: brief, revision: 2 },
+    ];
+    const one = new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log);
+    const two = new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log);
+    for (const [w, t] of [[one, "2026-12-04T13:59:58Z"], [two, "2026-12-04T13:59:59.5Z"], [one, "2026-12-04T14:00:03Z"], [two, "2026-12-04T14:00:01.7Z"], [one, "2026-12-04T14:10:04Z"], [two, "2026-12-04T14:10:02Z"], [one, "2026-12-07T07:00:04Z"], [two, "2026-12-07T07:00:00.001Z"]] as const) {
+      await w.check(at(t));
+    }
+    const edges = [...stored.entries()].map(([k, v]) => [k, parseFreezeEdge(new TextEncoder().encode(v), k)] as const);
+    expect(edges.map(([k, e]) => [k, e.edge, e.at])).toEqual([
+      ["=edge.prod.weekend.1796392800000", "window_opened", "2026-12-04T14:00:00.000Z"], // Fri 15:00 in Berlin
+      ["=edge.prod.1796393400250", "ended", "2026-12-04T14:10:00.250Z"],
+      ["=edge.prod.weekend.1796626800000", "window_closed", "2026-12-07T07:00:00.000Z"], // Mon 08:00 in Berlin
+    ]);
+    expect(edges[0]![1].freeze).toEqual(weekend);
+    expect(at("2026-12-04T14:00:00Z")).toBe(1796392800000);
+  });
+
+  it("a freeze rewritten between two looks is no edge (its write is notified), nor is a first look", async () => {
+    stored.clear();
+    const r1 = freezeRecord("prod", true, "a", ANONYMOUS, new Date("2026-12-04T13:00:00Z"));
+    const r2 = freezeRecord("prod", false, "", ANONYMOUS, new Date("2026-12-04T13:30:00Z"));
+    let entries = [{ key: "prod", record: r1, revision: 1 }];
+    const w = new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log);
+    await w.check(at("2026-12-04T13:20:00Z"));
+    entries = [{ key: "prod", record: r2, revision: 2 }];
+    await w.check(at("2026-12-04T13:40:00Z"));
+    expect(stored.size).toBe(0);
+    expect(edgeTime((ms) => ms >= 1000, 0, 5000)).toBe(1000);
+    // Written while watched and ended before the next look (a freeze of 2 s, looks every 5 s): compared from its write.
+    const short = freezeRecord("prod", true, "b", ANONYMOUS, new Date("2026-12-04T13:40:01Z"), { until: new Date("2026-12-04T13:40:03Z") });
+    entries = [{ key: "prod", record: short, revision: 3 }];
+    await w.check(at("2026-12-04T13:40:05Z"));
+    expect([...stored.keys()]).toEqual([`=edge.prod.${at("2026-12-04T13:40:03Z")}`]);
   });
 });

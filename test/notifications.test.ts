@@ -169,6 +169,30 @@ describe("webhook notifications", () => {
     await client.call("UnfreezeEnvironment", { environment: "staging" });
   });
 
+  it("a freeze that ends by itself is POSTed once, at its end, though two coordinators watch it (freezeEdges.ts)", async () => {
+    const second = await stack.startCoordinator();
+    try {
+      const edges = (): Received[] => received.filter((x) => x.body.edge !== undefined && x.answered === 200);
+      await client.call("FreezeEnvironment", { environment: "prod", name: "brief", reason: "a short one", duration: { seconds: 2 } });
+      const ended = await until("the freeze's end delivered", () => Promise.resolve(edges().find((x) => x.body.freeze?.name === "brief")), 30_000);
+      expect(ended.body.event).toBe("environment.unfrozen");
+      expect(ended.body.edge).toBe("ended");
+      // At the freeze's own end, to the millisecond, whichever coordinator saw it first.
+      expect(ended.body.time).toBe(ended.body.freeze!.until);
+      expect(ended.body.text).toBe(`environment prod ("brief") unfrozen at ${ended.body.time}: the freeze ended by itself (frozen ("brief") by anonymous (development mode) at ${ended.body.freeze!.at} until ${ended.body.time}: a short one)`);
+      expect(ended.headers["deploy-event"]).toBe("environment.unfrozen");
+      expect(ended.headers["deploy-signature"]).toBe(signature(SECRET, ended.raw));
+      // Both coordinators ticked past it (every 5 s): still one.
+      await new Promise((r) => setTimeout(r, 6000));
+      expect(edges().filter((x) => x.body.freeze?.name === "brief")).toHaveLength(1);
+      // The marker is no freeze: no coordinator tried to read it as one.
+      for (const c of stack.coordinators) expect(c.logs()).not.toContain("ignoring invalid freeze record");
+    } finally {
+      await second.kill("SIGTERM");
+      stack.coordinators.splice(stack.coordinators.indexOf(second), 1);
+    }
+  });
+
   it("outlives its coordinator: refused until the coordinator is replaced, then delivered by the new one", async () => {
     refusals.push(...Array.from({ length: 1000 }, () => 503));
     const d = await deploy("v5");

@@ -32,7 +32,8 @@ import { Cordons } from "./cordons.js";
 import { Freezes } from "./freezes.js";
 import { forgetSilentAgents } from "./queries/listAgents.js";
 import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
-import { startNotifier } from "./notifier.js";
+import { FREEZE_EVENTS, startNotifier } from "./notifier.js";
+import { watchFreezeEdges } from "./freezeEdges.js";
 import { CoordinatorMetrics } from "./metrics.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { fencedCancels } from "./rollout/publishCommand.js";
@@ -203,6 +204,11 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const notifier = config.notify.url
       ? startNotifier(config.notify, { ctx, log: log.child({ component: "notify" }), onOutcome: (outcome) => metrics.notifications.inc({ outcome }) })
       : undefined;
+    // Only the notifier reads a freeze's edges (freezeEdges.ts).
+    const edges =
+      config.notify.url && FREEZE_EVENTS.some((e) => config.notify.events.includes(e))
+        ? watchFreezeEdges(ctx, freezes.kv, freezes, () => registry.clock.now(), log.child({ component: "freeze-edges" }))
+        : undefined;
     const shutdown = new AbortController();
     const grpc = await startGrpcServer(config.grpc, {
       ctx,
@@ -265,6 +271,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await shutdownServer(grpc.server, graceMs);
           await httpServer?.close();
           expiry.stop();
+          await edges?.stop();
           await notifier?.stop();
           clearInterval(forgetTimer);
           converge.close();

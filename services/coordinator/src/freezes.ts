@@ -9,6 +9,7 @@
 import type { KV, KvEntry } from "@nats-io/kv";
 import { errorMessage, freezeActive, freezeHolds, freezeKey, freezeRecord, parseFreezeRecord, type FreezeRecord, type Identity, type Logger } from "../../shared/src/index.js";
 import { followBucket, type BucketFollower } from "./followBucket.js";
+import { isEdgeKey } from "./freezeEdges.js";
 
 export class Freezes {
   readonly #records = new Map<string, { record: FreezeRecord; revision: number }>();
@@ -26,6 +27,8 @@ export class Freezes {
   }
 
   #apply(e: KvEntry): void {
+    // A window's edge, recorded for the notifier (freezeEdges.ts): not a freeze.
+    if (isEdgeKey(e.key)) return;
     const prev = this.#records.get(e.key);
     if (prev && prev.revision >= e.revision) return;
     if (e.operation !== "PUT") {
@@ -53,6 +56,11 @@ export class Freezes {
     return this.#sorted()
       .filter((r) => freezeHolds(r, now))
       .map((record) => ({ record, inForce: freezeActive(record, now) }));
+  }
+
+  /** Every freeze as stored, with its key and revision (freezeEdges.ts compares them tick by tick). */
+  entries(): { key: string; record: FreezeRecord; revision: number }[] {
+    return [...this.#records.entries()].map(([key, { record, revision }]) => ({ key, record, revision }));
   }
 
   /** Whether the record refuses deployments now. */

@@ -47,6 +47,7 @@ import {
   type Logger,
 } from "../../shared/src/index.js";
 import type { CoordinatorConfig } from "./config.js";
+import { isEdgeKey, parseFreezeEdge, type EdgeKind, type FreezeEdge } from "./freezeEdges.js";
 
 const MAX_RETRY_MS = 5 * 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -63,6 +64,8 @@ export interface FreezeNotification {
   deployment?: undefined;
   /** The freeze as written (for an unfreeze: who lifted it, and when). */
   freeze: FreezeRecord;
+  /** Present when nothing was written: a window of the freeze opened or closed, or a timed freeze ended (freezeEdges.ts). */
+  edge?: EdgeKind;
 }
 
 export interface DeploymentNotification {
@@ -73,6 +76,7 @@ export interface DeploymentNotification {
   delivery: string;
   time: string;
   freeze?: undefined;
+  edge?: undefined;
   deployment: {
     id: string;
     app: string;
@@ -158,6 +162,19 @@ export function freezeNotificationOf(f: FreezeRecord, seq: number): FreezeNotifi
     time: f.at,
     freeze: f,
   };
+}
+
+/** The notification of a freeze's edge (freezeEdges.ts), its marker stored at `seq`. */
+export function freezeEdgeNotificationOf(e: FreezeEdge, seq: number): FreezeNotification {
+  const f = e.freeze;
+  const which = `environment ${f.environment}${f.name ? ` ("${f.name}")` : ""}`;
+  const text =
+    e.edge === "window_opened"
+      ? `${which} is frozen from ${e.at}: a freeze window opened (${freezeText(f)})`
+      : e.edge === "window_closed"
+        ? `${which}: a freeze window closed at ${e.at}; the freeze waits for its next window (${freezeText(f)})`
+        : `${which} unfrozen at ${e.at}: the freeze ended by itself (${freezeText(f)})`;
+  return { text, event: e.edge === "window_opened" ? "environment.frozen" : "environment.unfrozen", delivery: `freeze.${seq}`, time: e.at, freeze: f, edge: e.edge };
 }
 
 /** Deploy-Signature of `body`: sha256=<HMAC-SHA256 with the secret, hex> (as GitHub signs its webhooks). */
@@ -261,16 +278,16 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
   const handleFreeze = async (m: JsMsg): Promise<void> => {
     const key = m.subject.slice(kvKeySubject(FREEZES_BUCKET, "").length);
     const op = m.headers?.get("KV-Operation") ?? "";
-    let f: FreezeRecord;
+    let n: FreezeNotification;
     try {
       if (op === "DEL" || op === "PURGE") throw new Error(`a ${op}`);
-      f = parseFreezeRecord(m.data, key);
+      n = isEdgeKey(key) ? freezeEdgeNotificationOf(parseFreezeEdge(m.data, key), m.seq) : freezeNotificationOf(parseFreezeRecord(m.data, key), m.seq);
     } catch (err) {
       m.term("not a freeze");
       if (op === "") log.warn({ key, seq: m.seq, err: errorMessage(err) }, "freeze notification dropped: the entry is unreadable");
       return;
     }
-    const n = freezeNotificationOf(f, m.seq);
+    const f = n.freeze;
     if (!wanted.has(n.event) || (environments && !environments.has(f.environment))) {
       m.ack();
       return;
