@@ -7,6 +7,7 @@ import { createUser } from "@nats-io/nkeys";
 import { describe, expect, it } from "vitest";
 import { loadAgentConfig } from "../services/agent/src/config.js";
 import { loadCoordinatorConfig } from "../services/coordinator/src/config.js";
+import { fencedCancels } from "../services/coordinator/src/rollout/publishCommand.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 
@@ -20,6 +21,15 @@ describe("coordinator config", () => {
     const c = loadCoordinatorConfig([], { devMode: true });
     expect(c.grpc.listen).toBe("127.0.0.1:50051");
     expect(c.rollout.defaultDeliveryTimeoutMs).toBeGreaterThan(0);
+  });
+
+  it("commands say cancelFenced (the agent makes no look) only while events outlive commands", () => {
+    const { streams } = loadCoordinatorConfig([], { devMode: true });
+    expect(streams.eventsMaxAgeMs).toBeGreaterThanOrEqual(streams.commandsMaxAgeMs); // the defaults: 90 days and 7
+    expect(fencedCancels(streams)).toBe(true);
+    expect(fencedCancels({ eventsMaxAgeMs: 0, commandsMaxAgeMs: 60_000 })).toBe(true); // events kept for ever
+    // A command held for an agent away could outlive its target's events, and win a race on an emptied subject: the look stops it.
+    expect(fencedCancels({ eventsMaxAgeMs: 2000, commandsMaxAgeMs: 60_000 })).toBe(false);
   });
 
   it("reads a file given with --config, with the environment overriding it", () => {

@@ -521,19 +521,23 @@ describe("a cancel requested before the agent's start was stored", () => {
   // so the race alone decides. Here the agent waits 3 s between its journal
   // and its race (a fault hook), and the coordinator is stopped once the
   // cancel is answered, so that only what the cancel wrote can stop the start.
-  it("is decided by the target's race: the slow start loses to the cancel's target.cancelled, and runs nothing", { timeout: LONG }, async () => {
-    const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RACE_MS: "3000" } });
+  /** A stack whose one agent waits 3 s before its race, and a deployment to it whose agent is waiting there. */
+  async function slowRace(coordinatorEnv?: Record<string, string>): Promise<{ stack: Stack; client: DeployClient; id: string }> {
+    const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RACE_MS: "3000" }, ...(coordinatorEnv ? { coordinatorEnv } : {}) });
     stacks.push(stack);
     const agent = await stack.startAgent("a1");
     const client = stack.client();
     const id = (await client.create(createReq("v1"))).id!;
     await agent.waitForLog("fault: delaying the race", 30_000);
-    const cancelled = await client.cancel(id, "test");
-    expect(cancelled.cancelRequested).toBe(true);
-    expect(targetOf(cancelled, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
+    return { stack, client, id };
+  }
+
+  /** With the coordinator stopped, a1 declines; it ran nothing, and the deployment and a1 end CANCELLED with `message`. */
+  async function declinedWhileStopped(stack: Stack, client: DeployClient, id: string, message: string, meanwhile: () => Promise<void> = async () => {}): Promise<void> {
     const coordinator = stack.coordinators[0]!;
     coordinator.signal("SIGSTOP");
     try {
+      await meanwhile();
       await waitAgentEvent(stack, id, "a1", "target.declined");
     } finally {
       coordinator.signal("SIGCONT");
@@ -542,8 +546,16 @@ describe("a cancel requested before the agent's start was stored", () => {
     const done = await client.waitTerminal(id, 60_000);
     expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
     expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
-    expect(targetOf(done, "a1")?.message).toBe("cancelled: test");
+    expect(targetOf(done, "a1")?.message).toBe(message);
     await expectKvMatchesFold(stack, id);
+  }
+
+  it("is decided by the target's race: the slow start loses to the cancel's target.cancelled, and runs nothing", { timeout: LONG }, async () => {
+    const { stack, client, id } = await slowRace();
+    const cancelled = await client.cancel(id, "test");
+    expect(cancelled.cancelRequested).toBe(true);
+    expect(targetOf(cancelled, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
+    await declinedWhileStopped(stack, client, id, "cancelled: test");
   });
 
   // A coordinator from before the fence (here a fault hook that issues its
@@ -551,31 +563,15 @@ describe("a cancel requested before the agent's start was stored", () => {
   // commands do not say cancelFenced, and the agent looks at its deployment
   // after the race, which sees any cancel requested before the start was stored.
   it("from an older coordinator, is seen by the look after a slow race: the target runs nothing and is CANCELLED", { timeout: LONG }, async () => {
-    const stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_FAULT_DELAY_RACE_MS: "3000" }, coordinatorEnv: UNFENCED });
-    stacks.push(stack);
-    const agent = await stack.startAgent("a1");
-    const client = stack.client();
-    const id = (await client.create(createReq("v1"))).id!;
-    await agent.waitForLog("fault: delaying the race", 30_000);
-    const coordinator = stack.coordinators[0]!;
-    coordinator.signal("SIGSTOP");
-    try {
-      // What CancelDeployment appends, by compare-and-set on the coordinator's subject.
+    const { stack, client, id } = await slowRace(UNFENCED);
+    // Its start won (target.started is stored), and the decline after it ends the target.
+    await declinedWhileStopped(stack, client, id, "declined by the agent: the deployment is being cancelled: not started", async () => {
+      // What that coordinator's CancelDeployment appends, by compare-and-set on the coordinator's subject.
       const nc = await natsConn(stack);
       const jsm = await jetstreamManager(nc);
       const last = await lastBySubject(jsm, "DEPLOY_EVENTS", `deploy.evt.${id}.coordinator`);
       await appendEvent({ js: jetstream(nc) }, id, { type: "deployment.cancel_requested", reason: "test", by: "test", byVia: "none" }, { source: "coordinator", expectLastSubjectSeq: last!.seq });
-      await waitAgentEvent(stack, id, "a1", "target.declined");
-    } finally {
-      coordinator.signal("SIGCONT");
-    }
-    expect(await stack.startsOf("a1", id)).toBe(0);
-    const done = await client.waitTerminal(id, 60_000);
-    expect(done.state).toBe("DEPLOYMENT_STATE_CANCELLED");
-    // Its start won (target.started is stored), and the decline after it ends the target.
-    expect(targetOf(done, "a1")?.state).toBe("TARGET_STATE_CANCELLED");
-    expect(targetOf(done, "a1")?.message).toBe("declined by the agent: the deployment is being cancelled: not started");
-    await expectKvMatchesFold(stack, id);
+    });
   });
 });
 
