@@ -112,7 +112,9 @@ describeIfChromium("dashboard in a browser", () => {
     const client = stack.client();
     await page.goto(`${base}#/`);
     await page.waitForSelector("h1:text('Deployments')");
-    for (const a of agents) await stack.control(a, { sleep: 1.2 });
+    // Long enough that a page loaded under a full suite's load still sees a
+    // target running (1.2 s, two waves: one run in a full suite found it all green).
+    for (const a of agents) await stack.control(a, { sleep: 3 });
     const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 2 }, requestedBy: "alice" });
     // No Refresh: the list follows.
     await page.click(`tr[data-deployment="${d.id}"] a`, { timeout: 20_000 });

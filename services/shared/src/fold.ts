@@ -211,6 +211,9 @@ function moveSeqs(rec: DeploymentRecord, se: { seq: number; source: string }): v
   }
 }
 
+/** A cancelled deployment's message, and its targets': "cancelled: <reason>" (coordinator/rollout/plan.ts reads the reason back from a target's). */
+export const cancelMessage = (reason: string): string => (reason ? `cancelled: ${reason}` : "cancelled");
+
 /**
  * Decisions a coordinator appends on a target's own subject (the
  * per-target race): a delivery timeout or a cancel of a DISPATCHED target.
@@ -381,7 +384,7 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       if (e.kill === true) rec.killRequested = true;
       if (e.revertTo !== undefined) rec.cancelRevertTo = e.revertTo;
       if (e.by !== undefined) rec.cancelledBy = e.by;
-      rec.message = e.reason ? `cancelled: ${e.reason}` : "cancelled";
+      rec.message = cancelMessage(e.reason);
       // Pending targets were never sent a command: cancelled here. Dispatched
       // ones are cancelled one by one (target.cancelled) once a coordinator
       // wins their claim; those their agent claimed first finish.

@@ -12,6 +12,7 @@ import {
   inFlightOf,
   isTerminalDeployment,
   MAX_DISPATCH_BATCH,
+  cancelMessage,
   offlineSkippedOf,
   currentSkippedOf,
   revertToOf,
@@ -181,9 +182,6 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
 export const CANCEL_COMPLETE_MS = 5000;
 
 type CancelRequest = Extract<EventBody, { type: "deployment.cancel_requested" }>;
-
-/** The message of a target a cancel stops: as the fold words a cancelled deployment's (fold.ts). */
-export const cancelMessage = (reason: string): string => (reason ? `cancelled: ${reason}` : "cancelled");
 
 function cancelsOfDispatched(rec: DeploymentRecord, message: string): EventBody[] {
   return targetIds(rec)
