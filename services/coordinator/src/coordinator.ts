@@ -161,7 +161,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       const created = await startRevert(rollbackDeps, rec);
       if (!created) return;
       log.info({ deploymentId: created.record.spec.id, reverts: rec.spec.id, restores: rec.spec.revertTo?.release }, "auto_revert requested");
-      reconciler.adopt(created.record, created.kvRevision).catch((err: unknown) => log.warn({ deploymentId: created.record.spec.id, err }, "first reconcile failed"));
+      reconciler.launch(created.record, created.kvRevision);
     };
     registry.onChange = (view) => converge.considerAgent(view);
     // An uncordoned agent's entry may predate the desired release, which

@@ -107,7 +107,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const answer = toDeploymentMessage(rec);
       // Start the rollout now, from the record in hand, rather than at the
       // next sweep or event; the answer does not wait for it.
-      deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      deps.reconciler.launch(rec, kvRevision);
       return answer;
     }),
 
@@ -153,7 +153,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const rollbackDeps = { ctx, registry: deps.registry, artifacts: deps.artifacts, releases: deps.releases, fleet: deps.convergence.fleet };
       const { record: rec, kvRevision } = await rollbackRelease(rollbackDeps, input, callIdentity(c), log);
       const answer = toDeploymentMessage(rec);
-      deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      deps.reconciler.launch(rec, kvRevision);
       return answer;
     }),
 
@@ -164,7 +164,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const { record: rec, kvRevision } = await revertDeployment(rollbackDeps, id, note, callIdentity(c), log);
       const answer = toDeploymentMessage(rec);
       // A revert found (made before) is adopted too: the reconciler ignores one it already drives.
-      deps.reconciler.adopt(rec, kvRevision).catch((err: unknown) => log.warn({ deploymentId: rec.spec.id, err }, "first reconcile failed"));
+      deps.reconciler.launch(rec, kvRevision);
       return answer;
     }),
 

@@ -127,7 +127,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       }
       if (parts[2] === "revert") {
         const { record, kvRevision } = await revertDeployment(deps.rollback, id, "from the dashboard", by, deps.log);
-        deps.reconciler.adopt(record, kvRevision).catch((err: unknown) => deps.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
+        deps.reconciler.launch(record, kvRevision);
         return sendJson(res, 200, toDeploymentMessage(record));
       }
       const rec =
@@ -258,7 +258,7 @@ async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: 
   const { record, kvRevision } = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet);
   deps.log.info({ deploymentId: record.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, promoteFrom: input.promoteFrom, requestedBy: by.name, from: "dashboard" }, "deployment accepted");
   const answer = toDeploymentMessage(record);
-  deps.reconciler.adopt(record, kvRevision).catch((err: unknown) => deps.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
+  deps.reconciler.launch(record, kvRevision);
   return answer;
 }
 

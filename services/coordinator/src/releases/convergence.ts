@@ -236,7 +236,7 @@ export class Convergence {
       this.#done.add(requestId);
       // Created by this call, or by another coordinator's identical one at the same moment: the same deployment either way.
       this.log.info({ deploymentId: record.spec.id, agentId, app: q.app, environment: q.environment, convergesTo: d.deploymentId }, "convergence deployment requested");
-      this.deps.reconciler.adopt(record, kvRevision).catch((err: unknown) => this.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
+      this.deps.reconciler.launch(record, kvRevision);
       return "created";
     } catch (err) {
       if (err instanceof AlreadyExistsError) {

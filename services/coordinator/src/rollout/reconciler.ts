@@ -204,6 +204,15 @@ export class Reconciler {
   }
 
   /**
+   * adopt, for a caller that answers without waiting for the first
+   * reconcile (a create, a rollback, a revert, a convergence): a failure is
+   * logged, and the next sweep or event reconciles it again.
+   */
+  launch(record: DeploymentRecord, kvRevision: number): void {
+    this.adopt(record, kvRevision).catch((err: unknown) => this.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
+  }
+
+  /**
    * Runs a reconcile of `id` that starts after this call; concurrent calls for
    * the same deployment share one pending run.
    */
