@@ -53,6 +53,7 @@ import {
   RELEASES_BUCKET,
   CORDONS_BUCKET,
   FREEZES_BUCKET,
+  POLICIES_BUCKET,
   COORDINATORS_BUCKET,
   agentConsumerName,
   artifactsBucket,
@@ -164,6 +165,7 @@ export function coordinatorPermissions(): Permissions {
         `$KV.${RELEASES_BUCKET}.>`,
         `$KV.${CORDONS_BUCKET}.>`,
         `$KV.${FREEZES_BUCKET}.>`,
+        `$KV.${POLICIES_BUCKET}.>`,
         // Its heartbeat (rollout/membership.ts: who sweeps which deployment).
         `$KV.${COORDINATORS_BUCKET}.>`,
         // Every app's artifact bucket (deploy_artifacts_<app>; a subject

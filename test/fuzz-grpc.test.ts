@@ -15,7 +15,7 @@ import { Stack } from "./helpers/stack.js";
 import { rawClient, uniq, waitFor, type GrpcClient } from "./helpers/security.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 150);
-const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "KV_deploy_cordons", "KV_deploy_freezes", "KV_deploy_agents"];
+const STREAMS = ["DEPLOY_EVENTS", "DEPLOY_COMMANDS", "KV_deploy_deployments", "KV_deploy_cordons", "KV_deploy_freezes", "KV_deploy_policies", "KV_deploy_agents"];
 const SERVICE = "deploy.v1.DeployService";
 /** Statuses a refused request may get; UNKNOWN and crashes are not among them. */
 const CLEAR = new Set([
@@ -87,6 +87,11 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   // Nothing is frozen, so a valid one changes nothing either.
   UnfreezeEnvironment: fc.record({ environment: nasty, name: nasty }, { requiredKeys: [] }),
   ListFreezes: fc.record({}),
+  SetEnvironmentPolicy: fc.record(
+    { environment: nasty.filter((s) => !isToken(s)), promoteFrom: nasty, minSoak: duration, requireCanary: fc.boolean(), reason: nasty },
+    { requiredKeys: [] },
+  ),
+  ListEnvironmentPolicies: fc.record({}),
   GetRelease: fc.record({ app: nasty, environment: nasty }, { requiredKeys: [] }),
   GetArtifact: fc.record({ name: nasty, digest: nasty }, { requiredKeys: [] }),
   ListArtifacts: fc.record({ name: nasty }, { requiredKeys: [] }),

@@ -25,6 +25,7 @@ const READS: [string, object][] = [
   ["ListDeployments", {}],
   ["ListAgents", {}],
   ["ListFreezes", {}],
+  ["ListEnvironmentPolicies", {}],
   ["GetRelease", { app: "web", environment: "prod" }],
   ["GetArtifact", { name: "web", digest: `sha256:${"0".repeat(64)}` }],
   ["ListArtifacts", {}],
@@ -38,6 +39,7 @@ const WRITES: [string, object][] = [
   ["DeregisterAgent", { agentId: "a1" }],
   ["FreezeEnvironment", { environment: "prod", reason: "viewer tries" }],
   ["UnfreezeEnvironment", { environment: "prod" }],
+  ["SetEnvironmentPolicy", { environment: "prod", requireCanary: true, reason: "viewer tries" }],
 ];
 
 function healthStatus(address: string, creds: grpc.ChannelCredentials): Promise<string> {

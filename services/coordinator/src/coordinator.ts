@@ -8,6 +8,7 @@ import {
   RELEASES_BUCKET,
   CORDONS_BUCKET,
   FREEZES_BUCKET,
+  POLICIES_BUCKET,
   bindContext,
   connectNats,
   createLogger,
@@ -30,6 +31,7 @@ import { ensureInfrastructure } from "./infrastructure.js";
 import { askToRegister, listenForHeartbeats, Registry } from "./registry.js";
 import { Cordons } from "./cordons.js";
 import { Freezes } from "./freezes.js";
+import { Policies } from "./policies.js";
 import { forgetSilentAgents } from "./queries/listAgents.js";
 import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
 import { FREEZE_EVENTS, startNotifier } from "./notifier.js";
@@ -116,6 +118,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     const freezes = new Freezes(await new Kvm(ctx.js).open(FREEZES_BUCKET), () => registry.clock.now(), log.child({ component: "freezes" }));
     await freezes.start();
     metrics.frozenEnvironments = () => freezes.count;
+    const policies = new Policies(await new Kvm(ctx.js).open(POLICIES_BUCKET), () => registry.clock.now(), log.child({ component: "policies" }));
+    await policies.start();
     const releases = new ReleaseBook(await new Kvm(ctx.js).open(RELEASES_BUCKET), log.child({ component: "releases" }));
     await releases.start();
     // Membership feeds the registry's clock with the servers' time of its own heartbeats (serverClock.ts).
@@ -151,7 +155,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     artifacts.inUse = (app) => artifactsInUse(ctx, releases, app);
     const defaults = { deliveryTimeoutMs: config.rollout.defaultDeliveryTimeoutMs, applyTimeoutMs: config.rollout.defaultApplyTimeoutMs };
     const converge = new Convergence(
-      { ctx, registry, releases, artifacts, reconciler, freezes },
+      { ctx, registry, releases, artifacts, reconciler, freezes, policies },
       { off: config.rollout.convergenceOff, defaults, retryMs: Math.max(1000, config.rollout.sweepIntervalMs) },
       log.child({ component: "convergence" }),
     );
@@ -218,6 +222,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       releases,
       cordons,
       freezes,
+      policies,
       convergence: converge,
       observe: (method, code, seconds) => {
         metrics.grpcCalls.inc({ method, code: String(code) });
@@ -282,6 +287,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           await releases.close();
           await cordons.close();
           await freezes.close();
+          await policies.close();
           await metricsServer?.close();
           await nc.drain().catch(() => nc.close());
           state = "stopped";

@@ -2,7 +2,8 @@
 // refused request writes nothing.
 //
 // 1. Resolve the targets and the strategy (resolveRequest.ts) and the
-//    artifact, and refuse a frozen environment (freezes.ts). A refusal here
+//    artifact, and refuse what the environment's policy does not accept
+//    (policies.ts) or a frozen environment (freezes.ts). A refusal here
 //    writes nothing.
 // 2. Together (one round trip): take the (app, environment) lock (KV create
 //    of active.<app>.<env>, holding a new deployment id and the request key)
@@ -69,6 +70,8 @@ import {
   freezeText,
   type FreezeOverride,
   type FreezeRecord,
+  type PolicyRecord,
+  PreconditionError,
   ACTIVE_FILTER,
   activeKey,
   appendEvent,
@@ -109,6 +112,7 @@ import type { ArtifactStore } from "./artifacts/artifactStore.js";
 import type { Registry } from "./registry.js";
 import { buildCommand } from "./rollout/publishCommand.js";
 import { requestHash, requestKeyOf, type CreateInput } from "./requests.js";
+import { policyRefusal } from "./policies.js";
 import { resolveStrategy, resolveTargets, type ResolvedTargets } from "./resolveRequest.js";
 
 /** A lock whose deployment never appeared is abandoned after this long (a creator that crashed). */
@@ -261,7 +265,7 @@ export async function previewDeployment(
 ): Promise<{ record: DeploymentRecord; cordoned: string[] }> {
   await registry.hearing();
   const now = registry.clock.now();
-  refuseWhileFrozen(input, fleet);
+  refuseByEnvironment(input, fleet);
   const changeset = await resolveChangeset(artifacts, input);
   const targets = resolveTargets(input, registry, now);
   const spec = specOf(input, requester, requestHash(input), newDeploymentId(now), targets, changeset, fleet, await revertTarget(input, fleet));
@@ -432,16 +436,22 @@ export interface FleetOptions {
   desiredRelease?: (app: string, environment: string) => Promise<RestoredRelease | undefined>;
   /** The environment's freeze in force now (freezes.ts); absent: nothing is ever frozen. */
   frozen?: (environment: string) => FreezeRecord | undefined;
+  /** The environment's policy (policies.ts); absent: no environment has one. */
+  policy?: (environment: string) => PolicyRecord | undefined;
 }
 
 /**
- * The freeze that refuses this creation, if any: its environment is frozen,
+ * What the environment's policy refuses (policies.ts policyRefusal), then
+ * the freeze that refuses this creation, if any: its environment is frozen,
  * and the request neither restores a release (RollbackRelease, an automatic
  * revert) nor converges an agent, nor overrides the freeze with a reason.
  * Checked with the other refusals of step 1, so a retry of a request
  * accepted before the freeze is still answered.
  */
-function refuseWhileFrozen(input: CreateInput, fleet: FleetOptions): void {
+function refuseByEnvironment(input: CreateInput, fleet: FleetOptions): void {
+  // The environment's policy first: an override of a freeze is no way around it.
+  const refused = policyRefusal(input, fleet.policy?.(input.environment));
+  if (refused !== undefined) throw new PreconditionError(refused);
   const f = freezeOn(input, fleet);
   if (!f || input.freezeOverride !== undefined) return;
   throw new EnvironmentFrozenError(
@@ -530,7 +540,7 @@ export async function createDeployment(
     let targets: ResolvedTargets;
     try {
       changeset = await resolveChangeset(artifacts, input);
-      refuseWhileFrozen(input, fleet);
+      refuseByEnvironment(input, fleet);
       targets = resolveTargets(input, registry, serverNow());
       // The release to revert to is read again once the lock is ours (a
       // deployment of the pair may succeed in between); this one sizes the event.

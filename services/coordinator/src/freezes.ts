@@ -6,42 +6,30 @@
 // see it); the others see it with the watch, a delivery later. A freeze with
 // an end needs nothing to lift it: it is compared with the server's clock
 // whenever it is asked.
-import type { KV, KvEntry } from "@nats-io/kv";
-import { errorMessage, freezeActive, freezeHolds, freezeKey, freezeRecord, parseFreezeRecord, type FreezeRecord, type Identity, type Logger } from "../../shared/src/index.js";
-import { followBucket, type BucketFollower } from "./followBucket.js";
+import type { KV } from "@nats-io/kv";
+import { freezeActive, freezeHolds, freezeKey, freezeRecord, parseFreezeRecord, type FreezeRecord, type Identity, type Logger } from "../../shared/src/index.js";
+import { FollowedRecords } from "./followBucket.js";
 import { isEdgeKey } from "./freezeEdges.js";
 
 export class Freezes {
-  readonly #records = new Map<string, { record: FreezeRecord; revision: number }>();
-  #follower: BucketFollower | undefined;
+  readonly #book: FollowedRecords<FreezeRecord>;
 
   constructor(
-    readonly kv: KV,
+    kv: KV,
     /** The server's clock (serverClock.ts), in ms: a freeze's start and end are on it. */
     private readonly now: () => number,
-    private readonly log: Logger,
-  ) {}
-
-  async start(): Promise<void> {
-    this.#follower = await followBucket(this.kv, (e) => this.#apply(e));
+    log: Logger,
+  ) {
+    // A window's edge, recorded for the notifier (freezeEdges.ts), is not a freeze.
+    this.#book = new FollowedRecords(kv, "freeze", parseFreezeRecord, log, isEdgeKey);
   }
 
-  #apply(e: KvEntry): void {
-    // A window's edge, recorded for the notifier (freezeEdges.ts): not a freeze.
-    if (isEdgeKey(e.key)) return;
-    const prev = this.#records.get(e.key);
-    if (prev && prev.revision >= e.revision) return;
-    if (e.operation !== "PUT") {
-      // Deleted or purged with the nats CLI: nothing says it is frozen any more.
-      this.#records.delete(e.key);
-      return;
-    }
-    try {
-      this.#records.set(e.key, { record: parseFreezeRecord(e.value, e.key), revision: e.revision });
-    } catch (err) {
-      // Only coordinators write here; an unreadable value freezes nothing, and says so.
-      this.log.warn({ key: e.key, err: errorMessage(err) }, "ignoring invalid freeze record");
-    }
+  get kv(): KV {
+    return this.#book.kv;
+  }
+
+  start(): Promise<void> {
+    return this.#book.start();
   }
 
   /** The environment's freeze in force now, if any (its unnamed one first, then by name). */
@@ -60,7 +48,7 @@ export class Freezes {
 
   /** Every freeze as stored, with its key and revision (freezeEdges.ts compares them tick by tick). */
   entries(): { key: string; record: FreezeRecord; revision: number }[] {
-    return [...this.#records.entries()].map(([key, { record, revision }]) => ({ key, record, revision }));
+    return this.#book.entries();
   }
 
   /** Whether the record refuses deployments now. */
@@ -76,8 +64,8 @@ export class Freezes {
 
   /** By environment, the unnamed freeze first, then by name. */
   #sorted(): FreezeRecord[] {
-    return [...this.#records.values()]
-      .map((x) => x.record)
+    return this.#book
+      .records()
       .sort((a, b) => a.environment.localeCompare(b.environment) || (a.name ?? "").localeCompare(b.name ?? ""));
   }
 
@@ -92,7 +80,7 @@ export class Freezes {
     const now = this.now();
     const key = freezeKey(environment, more.name);
     if (!frozen) {
-      const prev = this.#records.get(key)?.record;
+      const prev = this.#book.get(key);
       // Nothing holds (never frozen, lifted, or ended by itself): nothing to write.
       if (!freezeHolds(prev, now)) return prev && !prev.frozen ? prev : freezeRecord(environment, false, "", by, new Date(now), { ...(more.name ? { name: more.name } : {}) });
     }
@@ -102,13 +90,10 @@ export class Freezes {
       ...(more.windows ? { windows: more.windows } : {}),
       ...(more.timeZone ? { timeZone: more.timeZone } : {}),
     });
-    const revision = await this.kv.put(key, JSON.stringify(record));
-    const prev = this.#records.get(key);
-    if (!prev || prev.revision < revision) this.#records.set(key, { record, revision });
-    return record;
+    return this.#book.put(key, record);
   }
 
-  async close(): Promise<void> {
-    await this.#follower?.stop();
+  close(): Promise<void> {
+    return this.#book.stop();
   }
 }

@@ -23,6 +23,7 @@ import {
   COORDINATORS_BUCKET,
   CORDONS_BUCKET,
   FREEZES_BUCKET,
+  POLICIES_BUCKET,
 } from "../../shared/src/index.js";
 import { RELEASE_HISTORY } from "./releases/releaseBook.js";
 
@@ -131,6 +132,10 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // ever frozen, kept for ever; its last 16 revisions say who froze and
   // unfroze it, when, why and until when.
   await kvm.create(FREEZES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
+  // Environment policies (SetEnvironmentPolicy): one small key per
+  // environment ever given one, kept for ever; its last 16 revisions say who
+  // set or cleared which rules, when and why.
+  await kvm.create(POLICIES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
   await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),

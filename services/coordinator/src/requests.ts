@@ -27,6 +27,9 @@ import {
   type Selector,
   DEFAULT_MAX_PAUSE_MS,
   MAX_FREEZE_REASON,
+  MAX_POLICY_REASON,
+  checkPolicyRules,
+  type PolicyRules,
   MAX_FREEZE_WINDOWS,
   canonicalWindow,
   checkTimeZone,
@@ -193,6 +196,24 @@ export function validateFreeze(req: unknown, nowMs: number): FreezeInput {
     ...(untilMs !== undefined ? { untilMs } : {}),
     ...(windows.length > 0 ? { windows, ...(timeZone ? { timeZone } : {}) } : {}),
   };
+}
+
+/** SetEnvironmentPolicy: the rules (none: clear the policy) and a reason, which is required either way. */
+export function validatePolicy(req: unknown): { environment: string; rules: PolicyRules; reason: string } {
+  const r = asObject(req ?? {}, "request");
+  const environment = asToken(r.environment ?? "", "environment");
+  const reason = asString(r.reason ?? "", "reason", { maxLength: MAX_POLICY_REASON });
+  if (reason.trim() === "") throw new ValidationError("reason", "is required: everyone whose deployment the policy refuses reads it, and so does whoever reads its history");
+  const promoteFrom = r.promoteFrom === undefined || r.promoteFrom === "" ? undefined : asToken(r.promoteFrom, "promote_from");
+  const minSoakMs = protoMs(r.minSoak, "min_soak", "must be a positive duration");
+  if (r.requireCanary !== undefined && r.requireCanary !== null && typeof r.requireCanary !== "boolean") throw new ValidationError("require_canary", "must be true or false");
+  const rules: PolicyRules = {
+    ...(promoteFrom !== undefined ? { promoteFrom } : {}),
+    ...(minSoakMs !== undefined ? { minSoakMs } : {}),
+    ...(r.requireCanary === true ? { requireCanary: true } : {}),
+  };
+  checkPolicyRules(environment, rules);
+  return { environment, rules, reason };
 }
 
 function optionalCount(v: unknown, field: string, dflt: number, min: number): number {

@@ -16,6 +16,8 @@ import type { RollbackReleaseRequest } from "../../shared/src/gen/deploy/v1/Roll
 import type { ListDeploymentsResponse__Output } from "../../shared/src/gen/deploy/v1/ListDeploymentsResponse.js";
 import type { EnvironmentFreeze__Output } from "../../shared/src/gen/deploy/v1/EnvironmentFreeze.js";
 import type { ListFreezesResponse__Output } from "../../shared/src/gen/deploy/v1/ListFreezesResponse.js";
+import type { EnvironmentPolicy__Output } from "../../shared/src/gen/deploy/v1/EnvironmentPolicy.js";
+import type { ListEnvironmentPoliciesResponse__Output } from "../../shared/src/gen/deploy/v1/ListEnvironmentPoliciesResponse.js";
 import { UnreachableError, isRetryable } from "./errors.js";
 
 export type { DeploymentEventMsg, DeploymentMsg };
@@ -27,6 +29,8 @@ export type DeploymentsMsg = ListDeploymentsResponse__Output;
 export type ReleaseMsg = GetReleaseResponse__Output;
 export type FreezeMsg = EnvironmentFreeze__Output;
 export type FreezesMsg = ListFreezesResponse__Output;
+export type PolicyMsg = EnvironmentPolicy__Output;
+export type PoliciesMsg = ListEnvironmentPoliciesResponse__Output;
 
 /** 64 KiB: well under gRPC's 4 MiB message limit, small enough to keep memory flat. */
 export const UPLOAD_CHUNK_BYTES = 64 * 1024;
@@ -100,6 +104,8 @@ type UnaryMethod =
   | "FreezeEnvironment"
   | "UnfreezeEnvironment"
   | "ListFreezes"
+  | "SetEnvironmentPolicy"
+  | "ListEnvironmentPolicies"
   | "GetRelease"
   | "ListArtifacts";
 
@@ -239,6 +245,19 @@ export class Client {
   }
   listFreezes(): Promise<FreezesMsg> {
     return this.#unary("ListFreezes", {});
+  }
+  /** Setting the same rules again is the same policy (a new revision, the same effect): safe to retry. */
+  setEnvironmentPolicy(environment: string, rules: { promoteFrom?: string; minSoakMs?: number; requireCanary?: boolean }, reason: string): Promise<PolicyMsg> {
+    return this.#unary("SetEnvironmentPolicy", {
+      environment,
+      reason,
+      ...(rules.promoteFrom ? { promoteFrom: rules.promoteFrom } : {}),
+      ...(rules.minSoakMs !== undefined ? { minSoak: protoTime(rules.minSoakMs) } : {}),
+      ...(rules.requireCanary ? { requireCanary: true } : {}),
+    });
+  }
+  listEnvironmentPolicies(): Promise<PoliciesMsg> {
+    return this.#unary("ListEnvironmentPolicies", {});
   }
   getRelease(app: string, environment: string): Promise<ReleaseMsg> {
     return this.#unary("GetRelease", { app, environment });

@@ -232,6 +232,29 @@ Examples:
   $ deployctl deploy ./site --app web --env prod --version v1.4.3 --override-freeze "hotfix for INC-204"
   $ deployctl unfreeze prod
 `,
+  policy: `
+An environment's policy says what deployments to it the coordinator
+accepts; any other CreateDeployment (deployctl's or another client's) is
+refused with exit 2, naming the rule, who set it and why, and nothing is
+created. --promote-from <env>: only promotions of that environment's
+desired release (deployctl deploy --from-env <env>: the same version and
+bundle, never one packed again); --min-soak: only once that release has
+been desired there this long (the larger of this and deploy --min-soak
+applies); --require-canary: only deployments with --canary. deployctl
+rollback, deployctl revert, automatic reverts and convergence still run:
+they bring back or spread a release the environment already had, and a
+policy must not close the way back. Deployments already running go on.
+Setting a policy replaces the environment's rules; --clear lifts them.
+Anyone who may deploy may change it (it guards against mistakes, not
+against a deployer); the deploy_policies KV bucket keeps each environment's
+last 16 changes, who made them and why.
+
+Examples:
+  $ deployctl policy prod --promote-from staging --min-soak 2h --require-canary --reason "prod runs only what staging ran for 2h"
+  $ deployctl deploy --app web --env prod --from-env staging --canary 1
+  $ deployctl policies
+  $ deployctl policy prod --clear --reason "hotfix INC-204 straight from a build"
+`,
   unfreeze: `
 Unfreezing an environment that is not frozen changes nothing. A freeze given
 --for or --until ends by itself. Other freezes of the environment (named

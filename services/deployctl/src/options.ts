@@ -90,6 +90,13 @@ export function durationOption(v: string): number {
   return ms;
 }
 
+/** A policy's least soak: durationOption's units and days ("2h", "1d"), up to 30 days as the coordinator allows. */
+export function policySoakOption(v: string): number {
+  const ms = parseDurationText(v, /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy, "30m, 2h or 1d");
+  if (ms < 1000 || ms > 30 * DURATION_UNITS_MS["d"]!) throw new InvalidArgumentError("must be from 1s to 30d");
+  return ms;
+}
+
 /** A freeze's length: durationOption's units and days ("2h", "3d", "1d12h"), up to 366 days as the coordinator allows. */
 export function freezeDurationOption(v: string): number {
   const ms = parseDurationText(v, /(\d+(?:\.\d+)?)(ms|s|m|h|d)/gy, "30m, 2h or 3d");
@@ -213,4 +220,14 @@ export function clientFor(o: CommonOptions): Client {
     retryBudgetMs: envMs("DEPLOYCTL_RETRY_BUDGET_MS", DEFAULT_CLIENT_OPTIONS.retryBudgetMs),
   };
   return new Client(opts);
+}
+
+/** Runs `fn` with a client of the coordinator, closed after. */
+export async function withClient<T>(o: CommonOptions, fn: (c: Client) => Promise<T>): Promise<T> {
+  const client = clientFor(o);
+  try {
+    return await fn(client);
+  } finally {
+    client.close();
+  }
 }

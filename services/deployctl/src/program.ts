@@ -12,13 +12,14 @@ import { logsCommand, type LogsOptions } from "./commands/logs.js";
 import { releasesCommand } from "./commands/releases.js";
 import { statusCommand } from "./commands/status.js";
 import { freezeCommand, freezesCommand, unfreezeCommand, type FreezeOptions } from "./commands/freeze.js";
+import { policiesCommand, policyCommand, type PolicyOptions } from "./commands/policy.js";
 import { SHELLS, completionCommand, type Shell } from "./commands/completion.js";
 import { deployCommand, type DeployOptions } from "./commands/deploy.js";
 import { watchCommand } from "./commands/watch.js";
 import { withStrategyOptions } from "./commands/strategy.js";
 import { EXIT, exitCodeOf, formatError, type ExitCode } from "./errors.js";
 import { COMMAND_HELP_AFTER, PROGRAM_HELP_AFTER } from "./help.js";
-import { durationOption, freezeDurationOption, intOption, listOption, timeOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
+import { durationOption, freezeDurationOption, policySoakOption, intOption, listOption, timeOption, parseDeploymentId, parseDeploymentState, parseTargetState, selectorOption, tokenOption, withCommonOptions, type CommonOptions } from "./options.js";
 
 /**
  * A subcommand whose usage errors point at its own help (commander copies
@@ -229,8 +230,23 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
   );
 
   withCommonOptions(
+    subcommand(program, "policy")
+      .description("set what an environment accepts: only promotions from another environment (deploy --from-env), after a least soak there, or only deployments with a canary wave; others are refused, rollbacks, reverts and convergence still run")
+      .argument("<env>", "environment", tokenOption)
+      .option("--reason <text>", "why (required: shown to everyone whose deployment the policy refuses)")
+      .option("--promote-from <env>", "accept only promotions of this environment's desired release (deployctl deploy --from-env <env>)", tokenOption)
+      .option("--min-soak <duration>", "with --promote-from: only a release desired there at least this long (e.g. 2h, 1d; at most 30d)", policySoakOption)
+      .option("--require-canary", "accept only deployments with a canary wave (deployctl deploy --canary)")
+      .option("--clear", "lift every rule: every deployment is accepted again"),
+  ).action((env: string, o: PolicyOptions) => run(policyCommand(env, o)));
+
+  withCommonOptions(subcommand(program, "policies").description("list the environments' policies: what each accepts, who set it, when and why")).action((o: CommonOptions) =>
+    run(policiesCommand(o)),
+  );
+
+  withCommonOptions(
     subcommand(program, "status")
-      .description("one screen on an app in an environment: the desired release, the deployments running, the freezes, and the agents by release status (naming the outdated and offline ones)")
+      .description("one screen on an app in an environment: the desired release, the deployments running, the freezes, the policy, and the agents by release status (naming the outdated and offline ones)")
       .argument("<app>", "app", tokenOption)
       .argument("<env>", "environment", tokenOption),
   ).action((app: string, env: string, o: CommonOptions) => run(statusCommand(app, env, o)));

@@ -5,6 +5,7 @@ export * from "./schemas.js";
 export * from "./release.js";
 export * from "./cordon.js";
 export * from "./freeze.js";
+export * from "./policy.js";
 export * from "./identity.js";
 export * from "./selector.js";
 export * from "./amounts.js";

@@ -46,6 +46,13 @@ export const CORDON_SCHEMA = "deploy.cordon.v1";
  */
 export const FREEZES_BUCKET = "deploy_freezes";
 export const FREEZE_SCHEMA = "deploy.freeze.v1";
+/**
+ * Environment policies (SetEnvironmentPolicy): one key per environment,
+ * written by coordinators only; its revisions say who set or cleared which
+ * rules, when and why.
+ */
+export const POLICIES_BUCKET = "deploy_policies";
+export const POLICY_SCHEMA = "deploy.policy.v1";
 /** One key per running coordinator, rewritten as its heartbeat (rollout/membership.ts). */
 export const COORDINATORS_BUCKET = "deploy_coordinators";
 /** Durable consumer shared by all coordinators: each event wakes one of them. */

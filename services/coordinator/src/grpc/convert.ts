@@ -13,8 +13,10 @@ import {
   type CordonRecord,
   type FreezeOverride,
   type FreezeRecord,
+  type PolicyRecord,
 } from "../../../shared/src/index.js";
 import type { EnvironmentFreeze } from "../../../shared/src/gen/deploy/v1/EnvironmentFreeze.js";
+import type { EnvironmentPolicy } from "../../../shared/src/gen/deploy/v1/EnvironmentPolicy.js";
 import type { AgentInput, DeploymentEventInput, DeploymentInput } from "../../../shared/src/proto.js";
 import type { ArtifactInfo } from "../artifacts/artifactStore.js";
 import type { AgentView } from "../registry.js";
@@ -298,6 +300,19 @@ export function toFreezeMessage(f: FreezeRecord, inForce: boolean): EnvironmentF
     windows: f.windows ?? [],
     timeZone: f.windows ? (f.timeZone ?? "UTC") : "",
     inForce,
+  };
+}
+
+/** SetEnvironmentPolicy's answer and ListEnvironmentPolicies' entries (a cleared policy: no rules). */
+export function toPolicyMessage(p: PolicyRecord): EnvironmentPolicy {
+  return {
+    environment: p.environment,
+    promoteFrom: p.promoteFrom ?? "",
+    minSoak: p.minSoakMs === undefined ? null : duration(p.minSoakMs),
+    requireCanary: p.requireCanary === true,
+    reason: p.reason,
+    by: p.by.name,
+    at: timestamp(p.at),
   };
 }
 

@@ -1,7 +1,7 @@
 // DeployService handlers. Each unary call does a bounded amount of JetStream
 // work and answers; long work is observed through WatchDeployment.
 import { status, type sendUnaryData, type ServerUnaryCall, type ServerReadableStream, type ServerWritableStream, type ServiceError } from "@grpc/grpc-js";
-import { NotFoundError, asArtifactName, asDigest, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { NotFoundError, asArtifactName, asDigest, errorMessage, policyHasRules, type JsContext, type Logger } from "../../../shared/src/index.js";
 import type { DeployServiceHandlers } from "../../../shared/src/proto.js";
 import { artifactApp, type ArtifactStore, type UploadPart } from "../artifacts/artifactStore.js";
 import { createDeployment, previewDeployment } from "../createDeployment.js";
@@ -14,6 +14,7 @@ import { listDeployments } from "../queries/listDeployments.js";
 import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
 import type { Cordons } from "../cordons.js";
 import type { Freezes } from "../freezes.js";
+import type { Policies } from "../policies.js";
 import type { Registry } from "../registry.js";
 import type { Reconciler } from "../rollout/reconciler.js";
 import type { Convergence } from "../releases/convergence.js";
@@ -26,6 +27,7 @@ import {
   validateDeploymentId,
   validateUnfreeze,
   validateFreeze,
+  validatePolicy,
   validateList,
   validateNote,
   validateReason,
@@ -34,7 +36,7 @@ import {
   validateTargetPage,
   type Defaults,
 } from "../requests.js";
-import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, toFreezeMessage, toFreezesMessage, type ArtifactMsg } from "./convert.js";
+import { listPage, toArtifactMessage, toDeploymentMessage, toEventMessage, toFreezeMessage, toFreezesMessage, toPolicyMessage, type ArtifactMsg } from "./convert.js";
 import { toReleaseMessage } from "./convertRelease.js";
 import { callIdentity } from "./identity.js";
 import { toServiceError } from "./status.js";
@@ -50,6 +52,8 @@ export interface ServiceDeps {
   cordons: Cordons;
   /** Environments frozen (FreezeEnvironment). */
   freezes: Freezes;
+  /** Environment policies (SetEnvironmentPolicy). */
+  policies: Policies;
   /** Whether convergence is on per environment, and what every creation records for it. */
   convergence: Convergence;
   defaults: Defaults;
@@ -91,7 +95,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   const call = <Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) => unary(log, method, fn, deps.observe);
   return {
     CreateDeployment: call("CreateDeployment", async (req, c) => {
-      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults), promotionGate(ctx, () => deps.registry.clock.now(), { dryRun: req.validateOnly === true }));
+      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults), promotionGate(ctx, () => deps.registry.clock.now(), { dryRun: req.validateOnly === true, policy: (env) => deps.policies.get(env) }));
       const requester = callIdentity(c);
       if (req.validateOnly === true) {
         // Checked, and nothing written: the deployment it would be, without an id.
@@ -223,6 +227,16 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     ListFreezes: call("ListFreezes", () => Promise.resolve(toFreezesMessage(deps.freezes.list()))),
+
+    SetEnvironmentPolicy: call("SetEnvironmentPolicy", async (req, c) => {
+      const { environment, rules, reason } = validatePolicy(req);
+      const by = callIdentity(c);
+      const rec = await deps.policies.set(environment, rules, reason, by);
+      log.info({ environment, ...rules, by: by.name, reason }, policyHasRules(rules) ? "environment policy set" : "environment policy cleared");
+      return toPolicyMessage(rec);
+    }),
+
+    ListEnvironmentPolicies: call("ListEnvironmentPolicies", () => Promise.resolve({ policies: deps.policies.list().map(toPolicyMessage) })),
 
     GetRelease: call("GetRelease", async (req) => {
       const { app, environment } = validateReleaseRequest(req);

@@ -253,7 +253,10 @@ async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: 
       },
       deps.defaults,
     ),
-    promotionGate(deps.ctx, () => deps.registry.clock.now(), typeof body.deploymentId === "string" ? { shown: body.deploymentId } : {}),
+    promotionGate(deps.ctx, () => deps.registry.clock.now(), {
+      ...(typeof body.deploymentId === "string" ? { shown: body.deploymentId } : {}),
+      ...(deps.rollback.fleet.policy ? { policy: deps.rollback.fleet.policy } : {}),
+    }),
   );
   const { record, kvRevision } = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet);
   deps.log.info({ deploymentId: record.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, promoteFrom: input.promoteFrom, requestedBy: by.name, from: "dashboard" }, "deployment accepted");

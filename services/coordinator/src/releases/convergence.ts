@@ -35,6 +35,7 @@ import {
 } from "../../../shared/src/index.js";
 import type { ArtifactStore } from "../artifacts/artifactStore.js";
 import type { Freezes } from "../freezes.js";
+import type { Policies } from "../policies.js";
 import { createDeployment, deploymentOfRequest, type FleetOptions } from "../createDeployment.js";
 import type { AgentView, Registry } from "../registry.js";
 import type { CreateInput, Defaults } from "../requests.js";
@@ -60,6 +61,8 @@ export interface ConvergenceDeps {
   reconciler: Reconciler;
   /** Environments frozen (every creation asks; convergence itself is not refused by a freeze). */
   freezes?: Freezes;
+  /** Environment policies (every creation asks; convergence itself is not refused by one). */
+  policies?: Policies;
 }
 
 interface PairQueue {
@@ -100,6 +103,7 @@ export class Convergence {
       recordDesired: (rec) => this.deps.releases.record(rec),
       desiredRelease: async (app, env) => restoredOf(await this.deps.releases.read(app, env)),
       frozen: (env) => this.deps.freezes?.get(env),
+      policy: (env) => this.deps.policies?.get(env),
     };
   }
 

@@ -6,9 +6,8 @@
 // freezing again replaces the reason and the end, unfreezing an environment
 // that is not frozen changes nothing.
 import { errorMessage } from "../../../shared/src/index.js";
-import type { Client } from "../client.js";
 import { EXIT, UsageError, type ExitCode } from "../errors.js";
-import { clientFor, type CommonOptions } from "../options.js";
+import { withClient, type CommonOptions } from "../options.js";
 import { duration, freezeLine, isoTime, shortState, table, tsMs, windowsLine } from "../render/format.js";
 import { jsonDocument } from "../render/json.js";
 
@@ -27,15 +26,6 @@ export interface FreezeOptions extends CommonOptions {
 }
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
-
-async function withClient(o: CommonOptions, fn: (c: Client) => Promise<ExitCode>): Promise<ExitCode> {
-  const client = clientFor(o);
-  try {
-    return await fn(client);
-  } finally {
-    client.close();
-  }
-}
 
 export function freezeCommand(env: string, o: FreezeOptions): Promise<ExitCode> {
   if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the freeze refuses reads it");

@@ -11,6 +11,7 @@ import type { AgentMsg, Client, DeploymentMsg, FreezeMsg, ReleaseMsg } from "../
 import { EXIT, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { ago, countOf, freezeLine, isoTime, shortState } from "../render/format.js";
+import { policyRules } from "./policy.js";
 import { toProto3Json } from "../render/protoJson.js";
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -64,7 +65,7 @@ async function unrevertedOf(client: Client, outdated: AgentMsg[], app: string): 
 export async function statusCommand(app: string, env: string, o: CommonOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
-    const [release, running, freezes, agents] = await Promise.all([
+    const [release, running, freezes, agents, policies] = await Promise.all([
       client.getRelease(app, env).catch((err: unknown): ReleaseMsg | undefined => {
         if (isServiceError(err) && err.code === grpcStatus.NOT_FOUND) return undefined; // nothing has succeeded there yet
         throw err;
@@ -72,7 +73,10 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
       client.listDeployments({ app, environment: env, state: "DEPLOYMENT_STATE_RUNNING", pageSize: 20 }),
       client.listFreezes(),
       client.listAgents({ app, environment: env }),
+      // A coordinator older than policies (UNIMPLEMENTED): none shown.
+      client.listEnvironmentPolicies().catch(() => undefined),
     ]);
+    const policy = policies?.policies?.find((p) => p.environment === env);
     const envFreezes: FreezeMsg[] = (freezes.freezes ?? []).filter((f) => f.environment === env);
     const list = agents.agents ?? [];
     const by: Record<Status, AgentMsg[]> = { current: [], outdated: [], offline: [], none: [] };
@@ -90,6 +94,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
           release: release ? toProto3Json("deploy.v1.GetReleaseResponse", release) : null,
           running: active.map((d) => toProto3Json("deploy.v1.Deployment", d)),
           freezes: envFreezes.map((f) => toProto3Json("deploy.v1.EnvironmentFreeze", f)),
+          policy: policy ? toProto3Json("deploy.v1.EnvironmentPolicy", policy) : null,
           agents: {
             total: list.length,
             live: list.filter((a) => a.live).length,
@@ -115,6 +120,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
     const inForce = envFreezes.filter((f) => f.inForce);
     print(`  frozen           ${inForce.length > 0 ? "yes" : "no"}${inForce.length > 0 ? ": new deployments are refused (rollbacks and convergence still run)" : ""}`);
     for (const f of envFreezes) print(`                   ${freezeLine(f)}${f.inForce ? "" : " (not in force now)"}`);
+    print(`  policy           ${policy ? `accepts ${policyRules(policy)} (set by ${policy.by || "-"} at ${isoTime(policy.at ?? null)}: ${policy.reason})` : "none: every deployment is accepted"}`);
     const counts = [`${by.current.length} current`, `${by.outdated.length} outdated`, `${by.offline.length} offline`, ...(by.none.length > 0 ? [`${by.none.length} without a desired release`] : [])];
     print(`  agents           ${list.length} registered, ${list.filter((a) => a.live).length} live: ${counts.join(", ")}${cordoned.length > 0 ? `; ${cordoned.length} cordoned (${named(cordoned)})` : ""}`);
     if (by.outdated.length > 0) print(`  outdated         ${named(by.outdated.map((a) => `${a.id} (on ${statusOf(a, app).current || "nothing"})`))}`);

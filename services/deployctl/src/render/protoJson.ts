@@ -31,7 +31,9 @@ export type PrintedType =
   | "deploy.v1.GetReleaseResponse"
   | "deploy.v1.ListArtifactsResponse"
   | "deploy.v1.EnvironmentFreeze"
-  | "deploy.v1.ListFreezesResponse";
+  | "deploy.v1.ListFreezesResponse"
+  | "deploy.v1.EnvironmentPolicy"
+  | "deploy.v1.ListEnvironmentPoliciesResponse";
 
 const TIMESTAMP = ".google.protobuf.Timestamp";
 const DURATION = ".google.protobuf.Duration";

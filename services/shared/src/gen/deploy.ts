@@ -16,6 +16,7 @@ import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from './deploy/v1/DeploymentEvent.js';
 import type { DeregisterAgentRequest as _deploy_v1_DeregisterAgentRequest, DeregisterAgentRequest__Output as _deploy_v1_DeregisterAgentRequest__Output } from './deploy/v1/DeregisterAgentRequest.js';
 import type { EnvironmentFreeze as _deploy_v1_EnvironmentFreeze, EnvironmentFreeze__Output as _deploy_v1_EnvironmentFreeze__Output } from './deploy/v1/EnvironmentFreeze.js';
+import type { EnvironmentPolicy as _deploy_v1_EnvironmentPolicy, EnvironmentPolicy__Output as _deploy_v1_EnvironmentPolicy__Output } from './deploy/v1/EnvironmentPolicy.js';
 import type { FreezeEnvironmentRequest as _deploy_v1_FreezeEnvironmentRequest, FreezeEnvironmentRequest__Output as _deploy_v1_FreezeEnvironmentRequest__Output } from './deploy/v1/FreezeEnvironmentRequest.js';
 import type { FreezeOverride as _deploy_v1_FreezeOverride, FreezeOverride__Output as _deploy_v1_FreezeOverride__Output } from './deploy/v1/FreezeOverride.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from './deploy/v1/GetArtifactRequest.js';
@@ -28,6 +29,8 @@ import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtif
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from './deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from './deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from './deploy/v1/ListDeploymentsResponse.js';
+import type { ListEnvironmentPoliciesRequest as _deploy_v1_ListEnvironmentPoliciesRequest, ListEnvironmentPoliciesRequest__Output as _deploy_v1_ListEnvironmentPoliciesRequest__Output } from './deploy/v1/ListEnvironmentPoliciesRequest.js';
+import type { ListEnvironmentPoliciesResponse as _deploy_v1_ListEnvironmentPoliciesResponse, ListEnvironmentPoliciesResponse__Output as _deploy_v1_ListEnvironmentPoliciesResponse__Output } from './deploy/v1/ListEnvironmentPoliciesResponse.js';
 import type { ListFreezesRequest as _deploy_v1_ListFreezesRequest, ListFreezesRequest__Output as _deploy_v1_ListFreezesRequest__Output } from './deploy/v1/ListFreezesRequest.js';
 import type { ListFreezesResponse as _deploy_v1_ListFreezesResponse, ListFreezesResponse__Output as _deploy_v1_ListFreezesResponse__Output } from './deploy/v1/ListFreezesResponse.js';
 import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from './deploy/v1/PauseDeploymentRequest.js';
@@ -36,6 +39,7 @@ import type { Release as _deploy_v1_Release, Release__Output as _deploy_v1_Relea
 import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from './deploy/v1/ResumeDeploymentRequest.js';
 import type { RevertDeploymentRequest as _deploy_v1_RevertDeploymentRequest, RevertDeploymentRequest__Output as _deploy_v1_RevertDeploymentRequest__Output } from './deploy/v1/RevertDeploymentRequest.js';
 import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from './deploy/v1/RollbackReleaseRequest.js';
+import type { SetEnvironmentPolicyRequest as _deploy_v1_SetEnvironmentPolicyRequest, SetEnvironmentPolicyRequest__Output as _deploy_v1_SetEnvironmentPolicyRequest__Output } from './deploy/v1/SetEnvironmentPolicyRequest.js';
 import type { Strategy as _deploy_v1_Strategy, Strategy__Output as _deploy_v1_Strategy__Output } from './deploy/v1/Strategy.js';
 import type { Target as _deploy_v1_Target, Target__Output as _deploy_v1_Target__Output } from './deploy/v1/Target.js';
 import type { TargetCount as _deploy_v1_TargetCount, TargetCount__Output as _deploy_v1_TargetCount__Output } from './deploy/v1/TargetCount.js';
@@ -69,6 +73,7 @@ export interface ProtoGrpcType {
       DeploymentState: EnumTypeDefinition
       DeregisterAgentRequest: MessageTypeDefinition<_deploy_v1_DeregisterAgentRequest, _deploy_v1_DeregisterAgentRequest__Output>
       EnvironmentFreeze: MessageTypeDefinition<_deploy_v1_EnvironmentFreeze, _deploy_v1_EnvironmentFreeze__Output>
+      EnvironmentPolicy: MessageTypeDefinition<_deploy_v1_EnvironmentPolicy, _deploy_v1_EnvironmentPolicy__Output>
       FreezeEnvironmentRequest: MessageTypeDefinition<_deploy_v1_FreezeEnvironmentRequest, _deploy_v1_FreezeEnvironmentRequest__Output>
       FreezeOverride: MessageTypeDefinition<_deploy_v1_FreezeOverride, _deploy_v1_FreezeOverride__Output>
       GetArtifactRequest: MessageTypeDefinition<_deploy_v1_GetArtifactRequest, _deploy_v1_GetArtifactRequest__Output>
@@ -81,6 +86,8 @@ export interface ProtoGrpcType {
       ListArtifactsResponse: MessageTypeDefinition<_deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsResponse__Output>
       ListDeploymentsRequest: MessageTypeDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsRequest__Output>
       ListDeploymentsResponse: MessageTypeDefinition<_deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsResponse__Output>
+      ListEnvironmentPoliciesRequest: MessageTypeDefinition<_deploy_v1_ListEnvironmentPoliciesRequest, _deploy_v1_ListEnvironmentPoliciesRequest__Output>
+      ListEnvironmentPoliciesResponse: MessageTypeDefinition<_deploy_v1_ListEnvironmentPoliciesResponse, _deploy_v1_ListEnvironmentPoliciesResponse__Output>
       ListFreezesRequest: MessageTypeDefinition<_deploy_v1_ListFreezesRequest, _deploy_v1_ListFreezesRequest__Output>
       ListFreezesResponse: MessageTypeDefinition<_deploy_v1_ListFreezesResponse, _deploy_v1_ListFreezesResponse__Output>
       PauseDeploymentRequest: MessageTypeDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_PauseDeploymentRequest__Output>
@@ -90,6 +97,7 @@ export interface ProtoGrpcType {
       ResumeDeploymentRequest: MessageTypeDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_ResumeDeploymentRequest__Output>
       RevertDeploymentRequest: MessageTypeDefinition<_deploy_v1_RevertDeploymentRequest, _deploy_v1_RevertDeploymentRequest__Output>
       RollbackReleaseRequest: MessageTypeDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_RollbackReleaseRequest__Output>
+      SetEnvironmentPolicyRequest: MessageTypeDefinition<_deploy_v1_SetEnvironmentPolicyRequest, _deploy_v1_SetEnvironmentPolicyRequest__Output>
       Strategy: MessageTypeDefinition<_deploy_v1_Strategy, _deploy_v1_Strategy__Output>
       Target: MessageTypeDefinition<_deploy_v1_Target, _deploy_v1_Target__Output>
       TargetCount: MessageTypeDefinition<_deploy_v1_TargetCount, _deploy_v1_TargetCount__Output>

@@ -11,6 +11,7 @@ import type { Deployment as _deploy_v1_Deployment, Deployment__Output as _deploy
 import type { DeploymentEvent as _deploy_v1_DeploymentEvent, DeploymentEvent__Output as _deploy_v1_DeploymentEvent__Output } from '../../deploy/v1/DeploymentEvent.js';
 import type { DeregisterAgentRequest as _deploy_v1_DeregisterAgentRequest, DeregisterAgentRequest__Output as _deploy_v1_DeregisterAgentRequest__Output } from '../../deploy/v1/DeregisterAgentRequest.js';
 import type { EnvironmentFreeze as _deploy_v1_EnvironmentFreeze, EnvironmentFreeze__Output as _deploy_v1_EnvironmentFreeze__Output } from '../../deploy/v1/EnvironmentFreeze.js';
+import type { EnvironmentPolicy as _deploy_v1_EnvironmentPolicy, EnvironmentPolicy__Output as _deploy_v1_EnvironmentPolicy__Output } from '../../deploy/v1/EnvironmentPolicy.js';
 import type { FreezeEnvironmentRequest as _deploy_v1_FreezeEnvironmentRequest, FreezeEnvironmentRequest__Output as _deploy_v1_FreezeEnvironmentRequest__Output } from '../../deploy/v1/FreezeEnvironmentRequest.js';
 import type { GetArtifactRequest as _deploy_v1_GetArtifactRequest, GetArtifactRequest__Output as _deploy_v1_GetArtifactRequest__Output } from '../../deploy/v1/GetArtifactRequest.js';
 import type { GetDeploymentRequest as _deploy_v1_GetDeploymentRequest, GetDeploymentRequest__Output as _deploy_v1_GetDeploymentRequest__Output } from '../../deploy/v1/GetDeploymentRequest.js';
@@ -22,6 +23,8 @@ import type { ListArtifactsRequest as _deploy_v1_ListArtifactsRequest, ListArtif
 import type { ListArtifactsResponse as _deploy_v1_ListArtifactsResponse, ListArtifactsResponse__Output as _deploy_v1_ListArtifactsResponse__Output } from '../../deploy/v1/ListArtifactsResponse.js';
 import type { ListDeploymentsRequest as _deploy_v1_ListDeploymentsRequest, ListDeploymentsRequest__Output as _deploy_v1_ListDeploymentsRequest__Output } from '../../deploy/v1/ListDeploymentsRequest.js';
 import type { ListDeploymentsResponse as _deploy_v1_ListDeploymentsResponse, ListDeploymentsResponse__Output as _deploy_v1_ListDeploymentsResponse__Output } from '../../deploy/v1/ListDeploymentsResponse.js';
+import type { ListEnvironmentPoliciesRequest as _deploy_v1_ListEnvironmentPoliciesRequest, ListEnvironmentPoliciesRequest__Output as _deploy_v1_ListEnvironmentPoliciesRequest__Output } from '../../deploy/v1/ListEnvironmentPoliciesRequest.js';
+import type { ListEnvironmentPoliciesResponse as _deploy_v1_ListEnvironmentPoliciesResponse, ListEnvironmentPoliciesResponse__Output as _deploy_v1_ListEnvironmentPoliciesResponse__Output } from '../../deploy/v1/ListEnvironmentPoliciesResponse.js';
 import type { ListFreezesRequest as _deploy_v1_ListFreezesRequest, ListFreezesRequest__Output as _deploy_v1_ListFreezesRequest__Output } from '../../deploy/v1/ListFreezesRequest.js';
 import type { ListFreezesResponse as _deploy_v1_ListFreezesResponse, ListFreezesResponse__Output as _deploy_v1_ListFreezesResponse__Output } from '../../deploy/v1/ListFreezesResponse.js';
 import type { PauseDeploymentRequest as _deploy_v1_PauseDeploymentRequest, PauseDeploymentRequest__Output as _deploy_v1_PauseDeploymentRequest__Output } from '../../deploy/v1/PauseDeploymentRequest.js';
@@ -29,6 +32,7 @@ import type { PromoteDeploymentRequest as _deploy_v1_PromoteDeploymentRequest, P
 import type { ResumeDeploymentRequest as _deploy_v1_ResumeDeploymentRequest, ResumeDeploymentRequest__Output as _deploy_v1_ResumeDeploymentRequest__Output } from '../../deploy/v1/ResumeDeploymentRequest.js';
 import type { RevertDeploymentRequest as _deploy_v1_RevertDeploymentRequest, RevertDeploymentRequest__Output as _deploy_v1_RevertDeploymentRequest__Output } from '../../deploy/v1/RevertDeploymentRequest.js';
 import type { RollbackReleaseRequest as _deploy_v1_RollbackReleaseRequest, RollbackReleaseRequest__Output as _deploy_v1_RollbackReleaseRequest__Output } from '../../deploy/v1/RollbackReleaseRequest.js';
+import type { SetEnvironmentPolicyRequest as _deploy_v1_SetEnvironmentPolicyRequest, SetEnvironmentPolicyRequest__Output as _deploy_v1_SetEnvironmentPolicyRequest__Output } from '../../deploy/v1/SetEnvironmentPolicyRequest.js';
 import type { UncordonAgentRequest as _deploy_v1_UncordonAgentRequest, UncordonAgentRequest__Output as _deploy_v1_UncordonAgentRequest__Output } from '../../deploy/v1/UncordonAgentRequest.js';
 import type { UnfreezeEnvironmentRequest as _deploy_v1_UnfreezeEnvironmentRequest, UnfreezeEnvironmentRequest__Output as _deploy_v1_UnfreezeEnvironmentRequest__Output } from '../../deploy/v1/UnfreezeEnvironmentRequest.js';
 import type { UploadArtifactRequest as _deploy_v1_UploadArtifactRequest, UploadArtifactRequest__Output as _deploy_v1_UploadArtifactRequest__Output } from '../../deploy/v1/UploadArtifactRequest.js';
@@ -134,6 +138,15 @@ export interface DeployServiceClient extends grpc.Client {
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   listDeployments(argument: _deploy_v1_ListDeploymentsRequest, callback: grpc.requestCallback<_deploy_v1_ListDeploymentsResponse__Output>): grpc.ClientUnaryCall;
   
+  ListEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  ListEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  ListEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  ListEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  listEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  listEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  listEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  listEnvironmentPolicies(argument: _deploy_v1_ListEnvironmentPoliciesRequest, callback: grpc.requestCallback<_deploy_v1_ListEnvironmentPoliciesResponse__Output>): grpc.ClientUnaryCall;
+  
   ListFreezes(argument: _deploy_v1_ListFreezesRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
   ListFreezes(argument: _deploy_v1_ListFreezesRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
   ListFreezes(argument: _deploy_v1_ListFreezesRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_ListFreezesResponse__Output>): grpc.ClientUnaryCall;
@@ -187,6 +200,15 @@ export interface DeployServiceClient extends grpc.Client {
   rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
   rollbackRelease(argument: _deploy_v1_RollbackReleaseRequest, callback: grpc.requestCallback<_deploy_v1_Deployment__Output>): grpc.ClientUnaryCall;
+  
+  SetEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  SetEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  SetEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  SetEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  setEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  setEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  setEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
+  setEnvironmentPolicy(argument: _deploy_v1_SetEnvironmentPolicyRequest, callback: grpc.requestCallback<_deploy_v1_EnvironmentPolicy__Output>): grpc.ClientUnaryCall;
   
   UncordonAgent(argument: _deploy_v1_UncordonAgentRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
   UncordonAgent(argument: _deploy_v1_UncordonAgentRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_deploy_v1_Agent__Output>): grpc.ClientUnaryCall;
@@ -245,6 +267,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   
   ListDeployments: grpc.handleUnaryCall<_deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse>;
   
+  ListEnvironmentPolicies: grpc.handleUnaryCall<_deploy_v1_ListEnvironmentPoliciesRequest__Output, _deploy_v1_ListEnvironmentPoliciesResponse>;
+  
   ListFreezes: grpc.handleUnaryCall<_deploy_v1_ListFreezesRequest__Output, _deploy_v1_ListFreezesResponse>;
   
   PauseDeployment: grpc.handleUnaryCall<_deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment>;
@@ -256,6 +280,8 @@ export interface DeployServiceHandlers extends grpc.UntypedServiceImplementation
   RevertDeployment: grpc.handleUnaryCall<_deploy_v1_RevertDeploymentRequest__Output, _deploy_v1_Deployment>;
   
   RollbackRelease: grpc.handleUnaryCall<_deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment>;
+  
+  SetEnvironmentPolicy: grpc.handleUnaryCall<_deploy_v1_SetEnvironmentPolicyRequest__Output, _deploy_v1_EnvironmentPolicy>;
   
   UncordonAgent: grpc.handleUnaryCall<_deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent>;
   
@@ -279,12 +305,14 @@ export interface DeployServiceDefinition extends grpc.ServiceDefinition {
   ListAgents: MethodDefinition<_deploy_v1_ListAgentsRequest, _deploy_v1_ListAgentsResponse, _deploy_v1_ListAgentsRequest__Output, _deploy_v1_ListAgentsResponse__Output>
   ListArtifacts: MethodDefinition<_deploy_v1_ListArtifactsRequest, _deploy_v1_ListArtifactsResponse, _deploy_v1_ListArtifactsRequest__Output, _deploy_v1_ListArtifactsResponse__Output>
   ListDeployments: MethodDefinition<_deploy_v1_ListDeploymentsRequest, _deploy_v1_ListDeploymentsResponse, _deploy_v1_ListDeploymentsRequest__Output, _deploy_v1_ListDeploymentsResponse__Output>
+  ListEnvironmentPolicies: MethodDefinition<_deploy_v1_ListEnvironmentPoliciesRequest, _deploy_v1_ListEnvironmentPoliciesResponse, _deploy_v1_ListEnvironmentPoliciesRequest__Output, _deploy_v1_ListEnvironmentPoliciesResponse__Output>
   ListFreezes: MethodDefinition<_deploy_v1_ListFreezesRequest, _deploy_v1_ListFreezesResponse, _deploy_v1_ListFreezesRequest__Output, _deploy_v1_ListFreezesResponse__Output>
   PauseDeployment: MethodDefinition<_deploy_v1_PauseDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PauseDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   PromoteDeployment: MethodDefinition<_deploy_v1_PromoteDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_PromoteDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   ResumeDeployment: MethodDefinition<_deploy_v1_ResumeDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_ResumeDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   RevertDeployment: MethodDefinition<_deploy_v1_RevertDeploymentRequest, _deploy_v1_Deployment, _deploy_v1_RevertDeploymentRequest__Output, _deploy_v1_Deployment__Output>
   RollbackRelease: MethodDefinition<_deploy_v1_RollbackReleaseRequest, _deploy_v1_Deployment, _deploy_v1_RollbackReleaseRequest__Output, _deploy_v1_Deployment__Output>
+  SetEnvironmentPolicy: MethodDefinition<_deploy_v1_SetEnvironmentPolicyRequest, _deploy_v1_EnvironmentPolicy, _deploy_v1_SetEnvironmentPolicyRequest__Output, _deploy_v1_EnvironmentPolicy__Output>
   UncordonAgent: MethodDefinition<_deploy_v1_UncordonAgentRequest, _deploy_v1_Agent, _deploy_v1_UncordonAgentRequest__Output, _deploy_v1_Agent__Output>
   UnfreezeEnvironment: MethodDefinition<_deploy_v1_UnfreezeEnvironmentRequest, _deploy_v1_EnvironmentFreeze, _deploy_v1_UnfreezeEnvironmentRequest__Output, _deploy_v1_EnvironmentFreeze__Output>
   UploadArtifact: MethodDefinition<_deploy_v1_UploadArtifactRequest, _deploy_v1_Artifact, _deploy_v1_UploadArtifactRequest__Output, _deploy_v1_Artifact__Output>

@@ -1,0 +1,84 @@
+// deployctl policy <env> | policies: what an environment accepts. With
+// --promote-from, only promotions of that environment's desired release
+// (deploy --from-env), with --min-soak only once it has been desired there
+// that long; with --require-canary, only deployments with a canary wave.
+// Rollbacks, reverts and convergence still run. --clear lifts every rule.
+// Setting the same rules again changes nothing but who and why.
+import type { PolicyMsg } from "../client.js";
+import { EXIT, UsageError, type ExitCode } from "../errors.js";
+import { withClient, type CommonOptions } from "../options.js";
+import { duration, isoTime, table } from "../render/format.js";
+import { jsonDocument } from "../render/json.js";
+
+export interface PolicyOptions extends CommonOptions {
+  reason?: string;
+  promoteFrom?: string;
+  /** ms */
+  minSoak?: number;
+  requireCanary?: boolean;
+  clear?: boolean;
+}
+
+const print = (s: string): boolean => process.stdout.write(s + "\n");
+
+const msOf = (d: { seconds?: string | number; nanos?: number } | null | undefined): number | undefined =>
+  d ? Number(d.seconds ?? 0) * 1000 + Math.round((d.nanos ?? 0) / 1e6) : undefined;
+
+/** "only promotions from staging, desired there at least 2h0m; a canary wave", or "" for none. */
+export function policyRules(p: PolicyMsg): string {
+  const soak = msOf(p.minSoak);
+  const rules = [
+    p.promoteFrom ? `only promotions from ${p.promoteFrom}${soak !== undefined ? `, desired there at least ${duration(soak)}` : ""}` : "",
+    p.requireCanary ? "a canary wave" : "",
+  ].filter(Boolean);
+  return rules.join("; ");
+}
+
+export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> {
+  if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the policy refuses reads it");
+  const rules = o.promoteFrom !== undefined || o.minSoak !== undefined || o.requireCanary === true;
+  if (o.clear && rules) throw new UsageError("--clear lifts every rule: give it alone, or give the rules without it");
+  if (!o.clear && !rules) throw new UsageError("give the rules (--promote-from <env>, --min-soak <duration>, --require-canary), or --clear to lift them");
+  if (o.minSoak !== undefined && o.promoteFrom === undefined) throw new UsageError("--min-soak needs --promote-from: it is how long a release must have been desired there");
+  if (o.promoteFrom === env) throw new UsageError(`--promote-from must name another environment than ${env}`);
+  return withClient(o, async (c) => {
+    const p = await c.setEnvironmentPolicy(
+      env,
+      o.clear ? {} : { ...(o.promoteFrom ? { promoteFrom: o.promoteFrom } : {}), ...(o.minSoak !== undefined ? { minSoakMs: o.minSoak } : {}), ...(o.requireCanary ? { requireCanary: true } : {}) },
+      o.reason!,
+    );
+    if (o.json) {
+      print(jsonDocument("deploy.v1.EnvironmentPolicy", p).trimEnd());
+      return EXIT.OK;
+    }
+    const text = policyRules(p);
+    print(
+      text
+        ? `${env} accepts ${text} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason}).\nOther deployments to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env} --clear --reason "<why>"`
+        : `${env} has no policy: every deployment to it is accepted (unless it is frozen)`,
+    );
+    return EXIT.OK;
+  });
+}
+
+export function policiesCommand(o: CommonOptions): Promise<ExitCode> {
+  return withClient(o, async (c) => {
+    const res = await c.listEnvironmentPolicies();
+    if (o.json) {
+      print(jsonDocument("deploy.v1.ListEnvironmentPoliciesResponse", res).trimEnd());
+      return EXIT.OK;
+    }
+    const policies = res.policies ?? [];
+    if (policies.length === 0) {
+      print("no environment has a policy");
+      return EXIT.OK;
+    }
+    print(
+      table(
+        ["ENVIRONMENT", "ACCEPTS", "SET BY", "AT", "REASON"],
+        policies.map((p) => [p.environment ?? "", policyRules(p), p.by || "-", isoTime(p.at ?? null), p.reason ?? ""]),
+      ),
+    );
+    return EXIT.OK;
+  });
+}

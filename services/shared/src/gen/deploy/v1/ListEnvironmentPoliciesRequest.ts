@@ -1,0 +1,8 @@
+// Original file: proto/deploy/v1/deploy.proto
+
+
+export interface ListEnvironmentPoliciesRequest {
+}
+
+export interface ListEnvironmentPoliciesRequest__Output {
+}
