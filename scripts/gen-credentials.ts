@@ -175,6 +175,7 @@ export function coordinatorPermissions(): Permissions {
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
         // The freeze notifications' consumer (notifier.ts).
         `$JS.ACK.${KV(FREEZES_BUCKET)}.${NOTIFIER_CONSUMER}.>`,
+        `$JS.ACK.${KV(POLICIES_BUCKET)}.${NOTIFIER_CONSUMER}.>`,
         // Asks every agent for a heartbeat when it starts, and agents it
         // hears without an entry to write it again (registry.ts).
         HEARTBEAT_REQUEST_SUBJECT,

@@ -340,6 +340,24 @@ describeIfChromium("dashboard in a browser", () => {
     await page.waitForSelector('[data-frozen="prod"]', { state: "detached" });
   });
 
+  it("an environment's policy is shown above the deployments, and goes when it is cleared", async () => {
+    const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
+    await client.call("SetEnvironmentPolicy", { environment: "prod", promoteFrom: "staging", minSoak: { seconds: "7200" }, requireCanary: true, reason: "prod runs what staging ran" });
+    try {
+      expect(((await (await fetch(`${base}api/policies`)).json()) as { policies: object[] }).policies).toEqual([
+        expect.objectContaining({ environment: "prod", promoteFrom: "staging", requireCanary: true, reason: "prod runs what staging ran", by: "anonymous (development mode)" }),
+      ]);
+      await page.goto(`${base}#/`);
+      const banner = await page.waitForSelector('[data-policy="prod"]');
+      expect(await banner.textContent()).toMatch(
+        /^prod accepts only promotions from staging, desired there at least 2h; a canary wave: other deployments to it are refused \(rollbacks, reverts and convergence still run\)\. Set by anonymous \(development mode\) at .+: prod runs what staging ran \(deployctl policy\)$/,
+      );
+    } finally {
+      await client.call("SetEnvironmentPolicy", { environment: "prod", reason: "dashboard test done" });
+    }
+    await page.waitForSelector('[data-policy="prod"]', { state: "detached", timeout: 15_000 });
+  });
+
   it("serves the API as JSON and the event stream with Last-Event-ID", async () => {
     const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
     const list = (await (await fetch(`${base}api/deployments?app=web&env=prod`)).json()) as { deployments: { id: string; state: string }[] };

@@ -169,6 +169,34 @@ describe("webhook notifications", () => {
     await client.call("UnfreezeEnvironment", { environment: "staging" });
   });
 
+  it("a policy set and cleared is POSTed once each, signed, naming who, why and the rules; one of an environment not in notify.environments is passed over", async () => {
+    const policies = (): Received[] => received.filter((x) => x.body.policy !== undefined && x.answered === 200);
+    await client.call("SetEnvironmentPolicy", { environment: "staging", requireCanary: true, reason: "not notified" });
+    await client.call("SetEnvironmentPolicy", { environment: "prod", promoteFrom: "staging", minSoak: { seconds: 7200 }, requireCanary: true, reason: "prod runs what staging ran" });
+    const set = await until("the policy set delivered", () => Promise.resolve(policies()[0]), 30_000);
+    expect(set.body.event).toBe("environment.policy_changed");
+    expect(set.body.text).toMatch(/^environment prod's policy set by anonymous \(development mode\) at \S+: prod runs what staging ran; it accepts only promotions from staging, desired there at least 2h; a canary wave$/);
+    expect(set.body.policy).toMatchObject({ environment: "prod", promoteFrom: "staging", minSoakMs: 7_200_000, requireCanary: true });
+    expect(set.body.delivery).toMatch(/^policy\.\d+$/);
+    expect(set.headers["deploy-event"]).toBe("environment.policy_changed");
+    expect(set.headers["deploy-signature"]).toBe(signature(SECRET, set.raw));
+    await client.call("SetEnvironmentPolicy", { environment: "prod", reason: "hotfix INC-9 straight from a build" });
+    const cleared = await until("the policy cleared delivered", () => Promise.resolve(policies()[1]), 30_000);
+    expect(cleared.body.text).toMatch(/^environment prod's policy cleared by anonymous \(development mode\) at \S+: hotfix INC-9 straight from a build; every deployment to it is accepted$/);
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      await until("the policy notifier drained", async () => {
+        const ci = await jsm.consumers.info("KV_deploy_policies", "notifier");
+        return ci.num_pending === 0 && ci.num_ack_pending === 0 ? true : undefined;
+      }, 30_000);
+    } finally {
+      await nc.close();
+    }
+    expect(policies().map((x) => x.body.policy?.environment)).toEqual(["prod", "prod"]);
+    await client.call("SetEnvironmentPolicy", { environment: "staging", reason: "done" });
+  });
+
   it("a freeze that ends by itself is POSTed once, at its end, though two coordinators watch it (freezeEdges.ts)", async () => {
     const second = await stack.startCoordinator();
     try {
@@ -214,7 +242,7 @@ describe("notify configuration", () => {
     const dir = mkdtempSync(join(tmpdir(), "notify-cfg-"));
     writeFileSync(join(dir, "short"), "abc");
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", secretFile: join(dir, "short") } })).toThrow(/notify\.secretFile: .* fewer than 16 characters/);
-    expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done", "environment.frozen", "environment.unfrozen"]);
+    expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done", "environment.frozen", "environment.unfrozen", "environment.policy_changed"]);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", environments: ["prod", "no such env"] } })).toThrow(/notify\.environments: "no such env" is not an environment name/);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", apps: ["web", "a.b"] } })).toThrow(/notify\.apps: "a\.b" is not an app name/);
   });

@@ -241,6 +241,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         reconciler,
         releases,
         freezes,
+        policies,
         rollback: rollbackDeps,
         defaults,
         auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),

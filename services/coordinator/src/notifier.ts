@@ -19,7 +19,10 @@
 // events: a second durable consumer of the same name on the bucket's
 // stream (KV_deploy_freezes) delivers each freeze and unfreeze written, with
 // the same at-least-once handling; Deploy-Delivery is "freeze.<its
-// sequence>" there, so it never equals a deployment event's.
+// sequence>" there, so it never equals a deployment event's. Policies
+// (environment.policy_changed: SetEnvironmentPolicy, a policy set or
+// cleared) the same, on KV_deploy_policies, as "policy.<its sequence>": a
+// policy cleared to get a hotfix through is heard of when it happens.
 import { createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { AckPolicy, DeliverPolicy, type JsMsg } from "@nats-io/jetstream";
@@ -28,6 +31,10 @@ import {
   COORDINATOR_SOURCE,
   EVENTS_STREAM,
   FREEZES_BUCKET,
+  POLICIES_BUCKET,
+  parsePolicyRecord,
+  policyHasRules,
+  type PolicyRecord,
   freezeText,
   kvKeySubject,
   kvStreamName,
@@ -48,12 +55,26 @@ import {
 } from "../../shared/src/index.js";
 import type { CoordinatorConfig } from "./config.js";
 import { isEdgeKey, parseFreezeEdge, type EdgeKind, type FreezeEdge } from "./freezeEdges.js";
+import { soakText } from "./releases/promote.js";
 
 const MAX_RETRY_MS = 5 * 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The JSON body of a notification: about a deployment, or about a freeze. */
-export type Notification = DeploymentNotification | FreezeNotification;
+/** The JSON body of a notification: about a deployment, a freeze, or a policy. */
+export type Notification = DeploymentNotification | FreezeNotification | PolicyNotification;
+
+export interface PolicyNotification {
+  text: string;
+  event: "environment.policy_changed";
+  /** policy.<the KV stream's sequence of the write>: the same on every delivery of this notification. */
+  delivery: string;
+  time: string;
+  deployment?: undefined;
+  freeze?: undefined;
+  edge?: undefined;
+  /** The policy as written (cleared: no rules, who cleared it and why). */
+  policy: PolicyRecord;
+}
 
 export interface FreezeNotification {
   text: string;
@@ -66,6 +87,7 @@ export interface FreezeNotification {
   freeze: FreezeRecord;
   /** Present when nothing was written: a window of the freeze opened or closed, or a timed freeze ended (freezeEdges.ts). */
   edge?: EdgeKind;
+  policy?: undefined;
 }
 
 export interface DeploymentNotification {
@@ -77,6 +99,7 @@ export interface DeploymentNotification {
   time: string;
   freeze?: undefined;
   edge?: undefined;
+  policy?: undefined;
   deployment: {
     id: string;
     app: string;
@@ -161,6 +184,24 @@ export function freezeNotificationOf(f: FreezeRecord, seq: number): FreezeNotifi
     delivery: `freeze.${seq}`,
     time: f.at,
     freeze: f,
+  };
+}
+
+/** The notification of a policy written at `seq` (set, or cleared: no rules). */
+export function policyNotificationOf(p: PolicyRecord, seq: number): PolicyNotification {
+  const rules = [
+    p.promoteFrom !== undefined ? `only promotions from ${p.promoteFrom}${p.minSoakMs !== undefined ? `, desired there at least ${soakText(p.minSoakMs)}` : ""}` : "",
+    p.requireCanary === true ? "a canary wave" : "",
+  ].filter(Boolean);
+  const why = p.reason ? `: ${p.reason}` : "";
+  return {
+    text: policyHasRules(p)
+      ? `environment ${p.environment}'s policy set by ${p.by.name} at ${p.at}${why}; it accepts ${rules.join("; ")}`
+      : `environment ${p.environment}'s policy cleared by ${p.by.name} at ${p.at}${why}; every deployment to it is accepted`,
+    event: "environment.policy_changed",
+    delivery: `policy.${seq}`,
+    time: p.at,
+    policy: p,
   };
 }
 
@@ -295,6 +336,26 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
     settle(m, await post(n), { environment: f.environment, event: n.event, delivery: n.delivery }, n.text);
   };
 
+  /** A write to deploy_policies: a policy set or cleared (a delete or purge, which nothing here makes, says nothing). */
+  const handlePolicy = async (m: JsMsg): Promise<void> => {
+    const key = m.subject.slice(kvKeySubject(POLICIES_BUCKET, "").length);
+    const op = m.headers?.get("KV-Operation") ?? "";
+    let n: PolicyNotification;
+    try {
+      if (op === "DEL" || op === "PURGE") throw new Error(`a ${op}`);
+      n = policyNotificationOf(parsePolicyRecord(m.data, key), m.seq);
+    } catch (err) {
+      m.term("not a policy");
+      if (op === "") log.warn({ key, seq: m.seq, err: errorMessage(err) }, "policy notification dropped: the entry is unreadable");
+      return;
+    }
+    if (environments && !environments.has(n.policy.environment)) {
+      m.ack();
+      return;
+    }
+    settle(m, await post(n), { environment: n.policy.environment, event: n.event, delivery: n.delivery }, n.text);
+  };
+
   const handle = async (m: JsMsg): Promise<void> => {
     const type = m.headers?.get(HDR_EVENT_TYPE) ?? "";
     // Events of other types (dispatches, timeouts) only pass by, told by
@@ -369,6 +430,7 @@ export function startNotifier(config: CoordinatorConfig["notify"], deps: Notifie
   };
   const loops = [pull(EVENTS_STREAM, `deploy.evt.*.${COORDINATOR_SOURCE}`, handle)];
   if (FREEZE_EVENTS.some((e) => wanted.has(e))) loops.push(pull(kvStreamName(FREEZES_BUCKET), kvKeySubject(FREEZES_BUCKET, ">"), handleFreeze));
+  if (wanted.has("environment.policy_changed")) loops.push(pull(kvStreamName(POLICIES_BUCKET), kvKeySubject(POLICIES_BUCKET, ">"), handlePolicy));
   log.info({ url: new URL(config.url).origin, events: config.events, signed: secret !== undefined }, "notifications on");
   return {
     stop: async () => {

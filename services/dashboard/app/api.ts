@@ -81,6 +81,18 @@ export interface Deployment {
 }
 
 /** An environment's freeze (deployctl freeze): new deployments to it are refused. */
+/** An environment's policy (ListEnvironmentPolicies): what deployments to it are accepted. */
+export interface Policy {
+  environment: string;
+  /** Only promotions from this environment; empty: any. */
+  promoteFrom: string;
+  minSoak: { seconds: string | number; nanos?: number } | null;
+  requireCanary: boolean;
+  reason: string;
+  by: string;
+  at: Timestamp | null;
+}
+
 export interface Freeze {
   environment: string;
   frozen: boolean;
@@ -185,6 +197,7 @@ export const api = {
     return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`, { signal });
   },
   freezes: (signal?: AbortSignal) => call<{ freezes: Freeze[] }>("api/freezes", { signal }),
+  policies: (signal?: AbortSignal) => call<{ policies: Policy[] }>("api/policies", { signal }),
   /** FreezeEnvironment: for a while ("2h", "3d") or, with `for` empty, until unfrozen. */
   freeze: (environment: string, reason: string, forText: string) =>
     call<Freeze>("api/freezes", { method: "POST", body: JSON.stringify({ environment, reason, ...(forText ? { for: forText } : {}) }) }),

@@ -1,4 +1,4 @@
-import type { Freeze, Timestamp } from "./api.js";
+import type { Freeze, Policy, Timestamp } from "./api.js";
 
 export const ms = (t: Timestamp | null | undefined): number | undefined => (t ? Number(t.seconds) * 1000 + Math.floor(t.nanos / 1e6) : undefined);
 
@@ -35,4 +35,11 @@ export function freezeText(f: Pick<Freeze, "by" | "at" | "until" | "reason" | "n
   const windows = f.windows?.length ? `every ${f.windows.join(", ")} (${f.timeZone || "UTC"})` : "";
   const what = [f.name ? `"${f.name}"` : "", windows].filter(Boolean).join(", ");
   return `frozen${what ? ` (${what})` : ""} by ${f.by || "—"} at ${when(f.at)} ${f.until ? `until ${when(f.until)}` : "until unfrozen"}${f.reason ? `: ${f.reason}` : ""}`;
+}
+
+/** "only promotions from staging, desired there at least 2h; a canary wave" */
+export function policyText(p: Pick<Policy, "promoteFrom" | "minSoak" | "requireCanary">): string {
+  const soakS = p.minSoak ? Number(p.minSoak.seconds) : undefined;
+  const soak = soakS === undefined ? "" : `, desired there at least ${soakS % 3600 === 0 ? `${soakS / 3600}h` : soakS % 60 === 0 ? `${soakS / 60}m` : `${soakS}s`}`;
+  return [p.promoteFrom ? `only promotions from ${p.promoteFrom}${soak}` : "", p.requireCanary ? "a canary wave" : ""].filter(Boolean).join("; ");
 }

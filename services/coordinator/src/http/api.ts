@@ -15,6 +15,7 @@
 //   POST /api/deployments/:id/revert        RevertDeployment: answers with the revert deployment
 //   GET  /api/agents?app&environment      each with, per app, its current and desired release and status
 //   GET  /api/freezes                      as ListFreezes
+//   GET  /api/policies                     as ListEnvironmentPolicies
 //   POST /api/freezes {"environment", "reason", "for", "name"}   as FreezeEnvironment ("for": 30m, 2h, 3d; none: until unfrozen)
 //   POST /api/freezes/unfreeze {"environment", "name"}           as UnfreezeEnvironment
 //   POST /api/promotions {"requestId", "app", "environment", "from", "deploymentId", "maxConcurrency", "minSoak"}
@@ -27,8 +28,9 @@ import { createDeployment } from "../createDeployment.js";
 import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
-import { listPage, toDeploymentMessage, toFreezeMessage, toFreezesMessage } from "../grpc/convert.js";
+import { listPage, toDeploymentMessage, toFreezeMessage, toFreezesMessage, toPolicyMessage } from "../grpc/convert.js";
 import type { Freezes } from "../freezes.js";
+import type { Policies } from "../policies.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 import { cancelDeployment } from "../queries/cancelDeployment.js";
 import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries/operatorDecisions.js";
@@ -51,6 +53,8 @@ export interface ApiDeps {
   reconciler: Reconciler;
   /** Environments frozen now (the deployments page shows them). */
   freezes: Freezes;
+  /** Environment policies (the deployments page shows them). */
+  policies: Policies;
   /** What a revert asked from the page needs (RevertDeployment's), and a promotion (CreateDeployment's). */
   rollback: RollbackDeps;
   /** CreateDeployment's timeouts when a request gives none. */
@@ -208,6 +212,10 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   if (parts.length === 1 && parts[0] === "freezes") {
     // As ListFreezes: the environments frozen now.
     return sendJson(res, 200, toFreezesMessage(deps.freezes.list()));
+  }
+  if (parts.length === 1 && parts[0] === "policies") {
+    // As ListEnvironmentPolicies.
+    return sendJson(res, 200, { policies: deps.policies.list().map(toPolicyMessage) });
   }
   if (parts.length === 1 && parts[0] === "agents") {
     // As ListAgents, a page at a time (status by its short name too: outdated).

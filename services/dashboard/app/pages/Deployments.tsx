@@ -3,8 +3,8 @@
 // many rows as are shown ("More" included) and replaces them in place, keyed
 // by id: no flicker, the filter form keeps what is typed in it.
 import { useRef, useState } from "preact/hooks";
-import { api, AuthRequired, type Deployment, type Freeze, type Session } from "../api.js";
-import { freezeText, short, when } from "../format.js";
+import { api, AuthRequired, type Deployment, type Freeze, type Policy, type Session } from "../api.js";
+import { freezeText, policyText, short, when } from "../format.js";
 import { OutcomeBar, outcomeOf } from "../outcome.js";
 import { usePoll } from "../poll.js";
 
@@ -17,6 +17,7 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
   const filters = { app: query.get("app") ?? "", env: query.get("env") ?? "", state: query.get("state") ?? "" };
   const [rows, setRows] = useState<Deployment[] | undefined>(undefined);
   const [freezes, setFreezes] = useState<Freeze[]>([]);
+  const [policies, setPolicies] = useState<Policy[]>([]);
   const [next, setNext] = useState("");
   const [error, setError] = useState("");
   const [form, setForm] = useState(filters);
@@ -35,6 +36,8 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
       const want = shown.current;
       // Beside the rows: the environments frozen now (a failed read keeps the banner as it was).
       void api.freezes(signal).then((f) => !signal.aborted && setFreezes(f.freezes), () => undefined);
+      // And their policies (a coordinator older than policies: none shown).
+      void api.policies(signal).then((p) => !signal.aborted && setPolicies(p.policies), () => undefined);
       const r = await api.deployments({ ...filters, pageSize: Math.min(MAX_PAGE_SIZE, want) }, signal).catch((err: unknown) => {
         if (!signal.aborted) report(err); // the rows shown stay; the poll backs off
         throw err;
@@ -97,6 +100,12 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
         <p class="frozen" key={`${f.environment}.${f.name ?? ""}`} data-frozen={f.environment}>
           <strong>{f.environment} is frozen</strong>: new deployments to it are refused (rollbacks and convergence still run). {freezeText(f)}
           {session?.canCancel === true && <UnfreezeButton freeze={f} onDone={refresh} onError={report} />}
+        </p>
+      ))}
+      {policies.map((p) => (
+        <p class="policy" key={p.environment} data-policy={p.environment}>
+          <strong>{p.environment} accepts {policyText(p)}</strong>: other deployments to it are refused (rollbacks, reverts and convergence still run). Set by {p.by || "—"} at {when(p.at)}
+          {p.reason ? `: ${p.reason}` : ""} (deployctl policy)
         </p>
       ))}
       {session?.canCancel === true && <FreezeForm onDone={refresh} onError={report} />}
