@@ -233,6 +233,17 @@ describe("grpcurl calls the API by reflection", () => {
     const done = await invoke("deploy.v1.DeployService/GetDeployment", { deployment_id: d.id });
     expect((JSON.parse(done.stdout) as DeploymentJson).state, shown(done)).toBe("DEPLOYMENT_STATE_SUCCEEDED");
   });
+
+  it("SetEnvironmentPolicy with a snake_case JSON body, ListEnvironmentPolicies, then cleared", async () => {
+    const set = await invoke("deploy.v1.DeployService/SetEnvironmentPolicy", { environment: "qa", promote_from: "staging", min_soak: "7200s", require_canary: true, reason: "qa runs what staging ran" });
+    expect(JSON.parse(set.stdout), shown(set)).toMatchObject({ environment: "qa", promoteFrom: "staging", minSoak: "7200s", requireCanary: true, reason: "qa runs what staging ran", by: "anonymous (development mode)" });
+    const listed = await invoke("deploy.v1.DeployService/ListEnvironmentPolicies", {});
+    expect((JSON.parse(listed.stdout) as { policies: { environment: string }[] }).policies.map((p) => p.environment), shown(listed)).toEqual(["qa"]);
+    const cleared = await invoke("deploy.v1.DeployService/SetEnvironmentPolicy", { environment: "qa", reason: "done" });
+    expect(JSON.parse(cleared.stdout), shown(cleared)).toMatchObject({ environment: "qa", reason: "done" });
+    const none = await invoke("deploy.v1.DeployService/ListEnvironmentPolicies", {});
+    expect(JSON.parse(none.stdout), shown(none)).toEqual({});
+  });
 });
 
 describe("standard health checking", () => {
