@@ -7,14 +7,18 @@
 //
 // Roles: `viewer` reads (Get/List/Watch, agents, artifacts); `deployer` also
 // creates, cancels, pauses, resumes, promotes, rolls back, cordons,
-// uncordons and deregisters agents, and uploads. Health checking and reflection are served
+// uncordons and deregisters agents, and uploads. A deployer token may be
+// scoped to environments ("environments": ["staging", "qa"], or
+// "name:deployer:sha256hex:staging+qa"): it changes nothing elsewhere
+// (scope.ts); it still reads everything. Health checking and reflection are served
 // outside DeployService and stay open (reflection only describes the public
 // proto).
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Metadata, ServerCredentials, status, type ServiceError, type UntypedHandleCall } from "@grpc/grpc-js";
-import { ANONYMOUS, type Identity, type Logger } from "../../../shared/src/index.js";
+import { ANONYMOUS, isToken, TOKEN_RULE, type Logger } from "../../../shared/src/index.js";
 import { certificateIdentity, setCallIdentity, tokenIdentity, type CallWithAuthContext } from "./identity.js";
+import { scopeRefusal, type ScopeTable } from "./scope.js";
 
 export const ROLES = ["viewer", "deployer"] as const;
 export type Role = (typeof ROLES)[number];
@@ -53,11 +57,14 @@ export interface TokenEntry {
   name: string;
   role: Role;
   sha256: Buffer;
+  /** A deployer's environments: it changes nothing in any other (scope.ts). Absent: every environment. */
+  environments?: readonly string[];
 }
 
 export interface Principal {
   name: string;
   role: Role;
+  environments?: readonly string[];
 }
 
 export class AuthConfigError extends Error {}
@@ -68,23 +75,38 @@ export function hashToken(token: string): string {
 }
 
 function parseEntry(v: unknown, field: string): TokenEntry {
-  let name: unknown, role: unknown, hash: unknown;
+  let name: unknown, role: unknown, hash: unknown, environments: unknown;
   if (typeof v === "string") {
-    // "name:role:sha256hex" (the env form), or "role:sha256hex".
+    // "name:role:sha256hex" (the env form), or "role:sha256hex"; a deployer
+    // scoped to environments: "name:deployer:sha256hex:staging+qa" (+, not
+    // a comma: the env form is a comma-separated list of entries).
     const parts = v.trim().split(":");
-    if (parts.length === 4 && parts[2] === "sha256") [name, role, , hash] = parts;
+    if (parts.length === 5 && parts[2] === "sha256") [name, role, , hash, environments] = parts;
+    else if (parts.length === 4 && parts[2] === "sha256") [name, role, , hash] = parts;
+    else if (parts.length === 4) [name, role, hash, environments] = parts;
     else if (parts.length === 3) [name, role, hash] = parts;
     else if (parts.length === 2) [role, hash] = parts;
-    else throw new AuthConfigError(`${field}: expected "name:role:sha256hex"`);
+    else throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or "name:deployer:sha256hex:env1+env2"`);
+    if (typeof environments === "string") environments = environments.split("+");
   } else if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-    ({ name, role, sha256: hash } = v as Record<string, unknown>);
+    ({ name, role, sha256: hash, environments } = v as Record<string, unknown>);
   } else {
-    throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or {"name", "role", "sha256"}`);
+    throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or {"name", "role", "sha256", "environments"}`);
   }
   if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) throw new AuthConfigError(`${field}.role: must be one of ${ROLES.join(", ")}`);
   const hex = typeof hash === "string" ? hash.replace(/^sha256:/, "").toLowerCase() : "";
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new AuthConfigError(`${field}.sha256: must be the 64 hex digits of the token's SHA-256 (never the token itself)`);
-  return { name: typeof name === "string" && name !== "" ? name.slice(0, 64) : `${role}-${hex.slice(0, 8)}`, role: role as Role, sha256: Buffer.from(hex, "hex") };
+  const scope = environmentsOf(environments, role as Role, `${field}.environments`);
+  return { name: typeof name === "string" && name !== "" ? name.slice(0, 64) : `${role}-${hex.slice(0, 8)}`, role: role as Role, sha256: Buffer.from(hex, "hex"), ...(scope ? { environments: scope } : {}) };
+}
+
+/** A deployer token's environments: a non-empty list of environment names; none for a viewer (it only reads, and reads everything). */
+function environmentsOf(v: unknown, role: Role, field: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (role !== "deployer") throw new AuthConfigError(`${field}: only a deployer token is scoped to environments (a viewer reads every one)`);
+  if (!Array.isArray(v) || v.length === 0) throw new AuthConfigError(`${field}: must be a non-empty list of environment names (leave it out for every environment)`);
+  for (const e of v) if (typeof e !== "string" || !isToken(e)) throw new AuthConfigError(`${field}: "${String(e).slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);
+  return [...new Set(v as string[])].sort();
 }
 
 /** Entries from `grpc.tokens` (strings or objects) and the JSON file `grpc.tokensFile` (an array, or {"tokens": [...]}) */
@@ -119,7 +141,7 @@ export class TokenAuthenticator {
       // Every entry is compared, match or not.
       if (timingSafeEqual(digest, e.sha256) && !found) found = e;
     }
-    return found && { name: found.name, role: found.role };
+    return found && { name: found.name, role: found.role, ...(found.environments ? { environments: found.environments } : {}) };
   }
 
   /** Null when the call may go on, else the status to end it with. */
@@ -139,7 +161,7 @@ export class TokenAuthenticator {
   }
 }
 
-type AnyCall = { metadata: Metadata; emit(event: "error", err: unknown): boolean; getPeer(): string } & CallWithAuthContext;
+type AnyCall = { metadata: Metadata; request?: unknown; emit(event: "error", err: unknown): boolean; getPeer(): string } & CallWithAuthContext;
 type Callback = (err: Partial<ServiceError> | null, value?: unknown) => void;
 
 /**
@@ -150,25 +172,32 @@ type Callback = (err: Partial<ServiceError> | null, value?: unknown) => void;
  * Server-streaming handlers take one argument (the call); unary and
  * client-streaming ones also a callback.
  */
-export function withAuth<H extends object>(handlers: H, auth: TokenAuthenticator, log: Logger, opts: { mutualTls: boolean } = { mutualTls: false }): H {
+export function withAuth<H extends object>(handlers: H, auth: TokenAuthenticator, log: Logger, opts: { mutualTls: boolean; scope?: ScopeTable } = { mutualTls: false }): H {
   const out: Record<string, UntypedHandleCall> = {};
   for (const [method, handler] of Object.entries(handlers as Record<string, (...args: unknown[]) => void>)) {
     out[method] = ((call: AnyCall, callback?: Callback) => {
-      let identity: Identity;
-      if (auth.enabled) {
-        const { principal, error } = auth.check(method, call.metadata);
-        if (error) {
-          log.warn({ method, peer: call.getPeer(), code: error.code, principal: principal?.name }, "call refused");
-          if (callback) callback(error, null);
-          else call.emit("error", error);
-          return;
-        }
-        identity = tokenIdentity(principal!);
-      } else {
-        identity = (opts.mutualTls ? certificateIdentity(call) : undefined) ?? ANONYMOUS;
+      const refuse = (error: Partial<ServiceError>, principal?: Principal): void => {
+        log.warn({ method, peer: call.getPeer(), code: error.code, principal: principal?.name, details: error.details }, "call refused");
+        if (callback) callback(error, null);
+        else call.emit("error", error);
+      };
+      if (!auth.enabled) {
+        setCallIdentity(call, (opts.mutualTls ? certificateIdentity(call) : undefined) ?? ANONYMOUS);
+        handler(call, callback);
+        return;
       }
-      setCallIdentity(call, identity);
-      handler(call, callback);
+      const { principal, error } = auth.check(method, call.metadata);
+      if (error) return refuse(error, principal);
+      setCallIdentity(call, tokenIdentity(principal!));
+      if (!principal!.environments || !opts.scope?.[method]) {
+        handler(call, callback);
+        return;
+      }
+      // A deployer scoped to environments: the one this call acts in first.
+      scopeRefusal(opts.scope, principal, method, call.request).then(
+        (why) => (why === undefined ? handler(call, callback) : refuse({ code: status.PERMISSION_DENIED, details: why }, principal)),
+        (err: unknown) => refuse({ code: status.UNAVAILABLE, details: `cannot tell which environment ${method} acts in: ${(err as Error).message}` }, principal),
+      );
     }) as UntypedHandleCall;
   }
   return out as H;

@@ -4,6 +4,7 @@ import { HealthImplementation } from "grpc-health-check";
 import { loadDeployProto } from "../../../shared/src/proto.js";
 import type { CoordinatorConfig } from "../config.js";
 import { loadTokens, serverCredentials, TokenAuthenticator, withAuth } from "./auth.js";
+import { scopeTable } from "./scope.js";
 import { createReflectionService } from "./reflection.js";
 import { deployServiceHandlers, type ServiceDeps } from "./service.js";
 
@@ -29,7 +30,7 @@ export async function startGrpcServer(config: CoordinatorConfig["grpc"], deps: S
     );
   }
   const server = new grpc.Server({ "grpc.max_receive_message_length": 16 * 1024 * 1024 });
-  server.addService(proto.deploy.v1.DeployService.service, withAuth(deployServiceHandlers(deps), auth, deps.log, { mutualTls: tls && Boolean(config.tls.clientCaFile) }));
+  server.addService(proto.deploy.v1.DeployService.service, withAuth(deployServiceHandlers(deps), auth, deps.log, { mutualTls: tls && Boolean(config.tls.clientCaFile), scope: scopeTable(deps) }));
   const health = new HealthImplementation({ "": "NOT_SERVING", "deploy.v1.DeployService": "NOT_SERVING" });
   health.addToServer(server);
   // Not `def`: its descriptors are camel-cased and merged per package, which

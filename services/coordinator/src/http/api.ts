@@ -28,6 +28,7 @@ import { createDeployment } from "../createDeployment.js";
 import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import type { TokenAuthenticator } from "../grpc/auth.js";
 import { tokenIdentity } from "../grpc/identity.js";
+import { scopeRefusal, scopeTable } from "../grpc/scope.js";
 import { listPage, toDeploymentMessage, toFreezeMessage, toFreezesMessage, toPolicyMessage } from "../grpc/convert.js";
 import type { Freezes } from "../freezes.js";
 import type { Policies } from "../policies.js";
@@ -66,13 +67,13 @@ export interface ApiDeps {
 }
 
 /** The operator's decisions the page may make: POST /api/deployments/:id/<name>. */
-const DECISIONS: Record<string, { gerund: string; takesReason: boolean }> = {
-  cancel: { gerund: "cancelling", takesReason: true },
-  pause: { gerund: "pausing", takesReason: true },
-  resume: { gerund: "resuming", takesReason: false },
-  promote: { gerund: "promoting", takesReason: false },
+const DECISIONS: Record<string, { gerund: string; takesReason: boolean; grpcMethod: string }> = {
+  cancel: { gerund: "cancelling", takesReason: true, grpcMethod: "CancelDeployment" },
+  pause: { gerund: "pausing", takesReason: true, grpcMethod: "PauseDeployment" },
+  resume: { gerund: "resuming", takesReason: false, grpcMethod: "ResumeDeployment" },
+  promote: { gerund: "promoting", takesReason: false, grpcMethod: "PromoteDeployment" },
   // Answered with the revert deployment (RevertDeployment), not this one.
-  revert: { gerund: "reverting", takesReason: false },
+  revert: { gerund: "reverting", takesReason: false, grpcMethod: "RevertDeployment" },
 };
 
 const sessionBody = (deps: ApiDeps, c: Caller): object => ({
@@ -106,6 +107,11 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   }
 
   const caller = identify(req, deps.auth);
+  /** A deployer token scoped to environments changes nothing elsewhere, here as over gRPC (grpc/scope.ts). */
+  const inScope = async (grpcMethod: string, request: object): Promise<void> => {
+    const why = await scopeRefusal(scopeTable(deps), caller.principal, grpcMethod, request);
+    if (why !== undefined) throw new HttpError(403, why);
+  };
   if (parts[0] === "deployments" && parts.length >= 2 && parts.length <= 3) {
     const id = validateDeploymentId(parts[1]);
     const decision = parts.length === 3 ? DECISIONS[parts[2]!] : undefined;
@@ -120,6 +126,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
             : `the dashboard is read-only without grpc.tokens: ${parts[2]} with deployctl`,
         );
       }
+      await inScope(decision.grpcMethod, { deploymentId: id });
       // canCancel implies a deployer token: its name is who decides (the
       // event's `by`); a reason says where from.
       const by = tokenIdentity(caller.principal!);
@@ -169,6 +176,7 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
     }
     const by = tokenIdentity(caller.principal!);
     const body = await readJsonBody(req);
+    await inScope(parts.length === 2 ? "UnfreezeEnvironment" : "FreezeEnvironment", body);
     if (parts.length === 2) {
       const { environment, name } = validateUnfreeze(body);
       const rec = await deps.freezes.set(environment, false, "", by, name ? { name } : {});
@@ -194,7 +202,9 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
         deps.auth.enabled ? `promoting a release needs role deployer; ${caller.principal?.name} has role ${caller.principal?.role}` : "the dashboard is read-only without grpc.tokens: deployctl deploy --from-env",
       );
     }
-    return sendJson(res, 200, await promoteRelease(deps, await readJsonBody(req), tokenIdentity(caller.principal!)));
+    const body = await readJsonBody(req);
+    await inScope("CreateDeployment", body);
+    return sendJson(res, 200, await promoteRelease(deps, body, tokenIdentity(caller.principal!)));
   }
   if (method !== "GET") throw new HttpError(405, `${method} not allowed here`);
   if (parts.length === 1 && parts[0] === "deployments") {
