@@ -90,8 +90,16 @@ describe("a freeze's edges (freezeEdges.ts): what the notifier hears of though n
       stored.set(key, value);
       return Promise.resolve(stored.size);
     },
-    keys: () => Promise.reject(new Error("not asked in this test")),
-  };
+    // As KV: keys(filter) with a last-token wildcard, get by key.
+    keys: (filter: string | string[] = ">") => {
+      const f = String(filter);
+      const prefix = f.endsWith(".*") ? f.slice(0, -1) : f;
+      const matching = [...stored.keys()].filter((k) => k.startsWith(prefix) && !k.slice(prefix.length).includes("."));
+      // An iterable is what `for await` over kv.keys() needs.
+      return Promise.resolve(matching);
+    },
+    get: (key: string) => Promise.resolve(stored.has(key) ? { operation: "PUT", value: new TextEncoder().encode(stored.get(key)) } : null),
+  } as unknown as ConstructorParameters<typeof FreezeEdgeWatcher>[1];
   const noCleanup = { jsm: {} as never };
   const log = createLogger("test", "silent");
 
@@ -116,6 +124,37 @@ describe("a freeze's edges (freezeEdges.ts): what the notifier hears of though n
     ]);
     expect(edges[0]![1].freeze).toEqual(weekend);
     expect(at("2026-12-04T14:00:00Z")).toBe(1796392800000);
+  });
+
+  it("an edge while no coordinator ran is recorded by the next one's first look, late, at its own time, once; a state last told over 7 days ago is only learnt", async () => {
+    stored.clear();
+    const weekend = freezeRecord("prod", true, "weekend", ANONYMOUS, new Date("2026-12-01T00:00:00Z"), { name: "weekend", windows: ["fri 15:00-mon 08:00"], timeZone: "Europe/Berlin" });
+    const entries = [{ key: "prod.weekend", record: weekend, revision: 1 }];
+    // A coordinator looks before the window, then none runs until Saturday.
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log).check(at("2026-12-04T13:59:58Z"));
+    expect(stored.size).toBe(0);
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log).check(at("2026-12-05T10:00:00Z"));
+    expect([...stored.keys()]).toEqual([`=edge.prod.weekend.${at("2026-12-04T14:00:00Z")}`]);
+    // The next coordinator to start finds it told: nothing more.
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log).check(at("2026-12-05T11:00:00Z"));
+    expect(stored.size).toBe(1);
+    // Down again until Monday morning: the window's close, from the marker's state.
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log).check(at("2026-12-07T09:00:00Z"));
+    const edges = [...stored.entries()].map(([k, v]) => parseFreezeEdge(new TextEncoder().encode(v), k));
+    expect(edges.map((e) => [e.edge, e.at])).toEqual([
+      ["window_opened", "2026-12-04T14:00:00.000Z"],
+      ["window_closed", "2026-12-07T07:00:00.000Z"],
+    ]);
+    // Down for the whole of the next weekend: opened and closed again, the state now as last told: nothing to tell.
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log).check(at("2026-12-14T09:00:00Z"));
+    expect(stored.size).toBe(2);
+    // Last told over 7 days before (markers of that age are purged): only learnt.
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => entries }, log).check(at("2026-12-19T10:00:00Z"));
+    expect(stored.size).toBe(2);
+    // A timed freeze that ended while none ran: told at its end.
+    const brief = freezeRecord("qa", true, "brief", ANONYMOUS, new Date("2026-12-05T10:00:00Z"), { until: new Date("2026-12-05T12:00:00.500Z") });
+    await new FreezeEdgeWatcher(noCleanup, kv, { entries: () => [{ key: "qa", record: brief, revision: 1 }] }, log).check(at("2026-12-05T15:00:00Z"));
+    expect(stored.has(`=edge.qa.${at("2026-12-05T12:00:00.500Z")}`)).toBe(true);
   });
 
   it("a freeze rewritten between two looks is no edge (its write is notified), nor is a first look", async () => {

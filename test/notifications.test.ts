@@ -232,6 +232,19 @@ describe("webhook notifications", () => {
     await stack.startCoordinator();
     await arrives(d.id!, "deployment.finished");
   });
+
+  it("a freeze that ends while no coordinator runs is told by the next one to start, late, at its own end", async () => {
+    const c = stack.client(stack.coordinatorAddress(stack.coordinators[0]!));
+    await c.call("FreezeEnvironment", { environment: "prod", name: "gap", reason: "ends unwatched", duration: { seconds: 3 } });
+    await until("the freeze delivered", () => Promise.resolve(received.find((x) => x.body.freeze?.name === "gap" && x.body.edge === undefined && x.answered === 200)), 30_000);
+    await stack.coordinators[0]!.kill("SIGKILL");
+    stack.coordinators.splice(0, 1);
+    await new Promise((r) => setTimeout(r, 4000));
+    await stack.startCoordinator();
+    const ended = await until("the end told late", () => Promise.resolve(received.find((x) => x.body.freeze?.name === "gap" && x.body.edge === "ended" && x.answered === 200)), 30_000);
+    expect(ended.body.time).toBe(ended.body.freeze!.until);
+    expect(ended.body.event).toBe("environment.unfrozen");
+  });
 });
 
 describe("notify configuration", () => {

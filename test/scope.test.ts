@@ -119,6 +119,9 @@ describe("a deployer token scoped to staging", () => {
       const prod = await a.unary<{ id: string }>("CreateDeployment", { requestId: `r-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v3" } });
       const post = (path: string, body: object): Promise<Response> =>
         fetch(`${base}${path}`, { method: "POST", headers: { Authorization: `Bearer ${ci}`, "Content-Type": "application/json", Origin: base.slice(0, -1) }, body: JSON.stringify(body) });
+      // The page says what the token may change.
+      const session = await fetch(`${base}api/session`, { headers: { Authorization: `Bearer ${ci}` } });
+      expect(await session.json()).toMatchObject({ name: "ci", role: "deployer", canCancel: true, environments: ["staging"] });
       const cancel = await post(`api/deployments/${prod.id}/cancel`, {});
       expect(cancel.status).toBe(403);
       expect(await cancel.json()).toMatchObject({ error: "token ci may change environment staging only; CancelDeployment acts in environment prod" });

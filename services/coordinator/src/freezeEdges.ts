@@ -12,9 +12,14 @@
 //
 // "=" is in no environment name (names.ts TOKEN), so a marker is never read
 // as a freeze (freezes.ts). A change of the freeze itself (its revision) is
-// not an edge: its write is notified. An edge while no coordinator runs is
-// not notified (nothing remembers the state before it). Markers older than
-// EDGE_MARKERS_KEPT_MS are purged (no delete marker left), hourly.
+// not an edge: its write is notified. An edge while no coordinator ran is
+// found by the first look after: the state last told of a freeze is its
+// last marker's (for this very freeze), else its write's; when the state
+// now differs, the last edge since then is recorded, late, at its own time
+// (an outage that spans several edges tells of the last one only, the one
+// that explains the state now). Markers older than EDGE_MARKERS_KEPT_MS are
+// purged (no delete marker left), hourly; a state last told of longer ago
+// than that is only learnt.
 import type { KV } from "@nats-io/kv";
 import {
   FREEZES_BUCKET,
@@ -70,6 +75,24 @@ export function edgeTime(active: (ms: number) => boolean, fromMs: number, toMs: 
   return hi;
 }
 
+/**
+ * The last edge in (fromMs, toMs], for `active` different at the two ends:
+ * found a minute at a time back from `toMs` (a window's edges are on
+ * minutes; a timed freeze ends on any millisecond), then to the millisecond.
+ * Between two looks 5 s apart it is edgeTime; after an outage, the edge
+ * that explains the state now.
+ */
+export function lastEdgeTime(active: (ms: number) => boolean, fromMs: number, toMs: number, stepMs = 60_000): number {
+  const now = active(toMs);
+  let hi = toMs;
+  let lo = Math.max(fromMs, hi - stepMs);
+  while (lo > fromMs && active(lo) === now) {
+    hi = lo;
+    lo = Math.max(fromMs, lo - stepMs);
+  }
+  return edgeTime(active, lo, hi);
+}
+
 /** Which edge a change of state at `atMs` is. */
 function kindOf(r: FreezeRecord, nowActive: boolean, atMs: number): EdgeKind {
   if (nowActive) return "window_opened";
@@ -95,13 +118,47 @@ export class FreezeEdgeWatcher {
   #lastCleanup = 0;
   /** The first look's time: a freeze written since is compared from its write. */
   #since: number | undefined;
+  #firstDone = false;
 
   constructor(
     private readonly ctx: Pick<JsContext, "jsm">,
-    private readonly kv: Pick<KV, "create" | "keys">,
+    private readonly kv: Pick<KV, "create" | "keys" | "get">,
     private readonly freezes: FreezeEdgeSource,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * The state last told of a freeze written before the first look, and
+   * when: its last edge marker for this very freeze (a marker holds the
+   * freeze as it was: the same `at`), else its write. Undefined when that
+   * is older than the markers are kept (purged markers would make it
+   * wrong), when the markers cannot be read, or after the first look (a
+   * freeze appearing later was written while watched).
+   */
+  async #lastTold(key: string, record: FreezeRecord, t: number): Promise<{ active: boolean; atMs: number } | undefined> {
+    if (this.#firstDone) return undefined;
+    const written = Date.parse(record.at);
+    let told = { active: freezeActive(record, written), atMs: written };
+    try {
+      const times: number[] = [];
+      for await (const k of await this.kv.keys(`${EDGE_PREFIX}${key}.*`)) {
+        const ms = Number(k.slice(`${EDGE_PREFIX}${key}.`.length));
+        if (Number.isInteger(ms) && ms > written && ms <= t) times.push(ms);
+      }
+      for (const ms of times.sort((a, b) => b - a)) {
+        const e = await this.kv.get(edgeKey(key, ms));
+        if (!e || e.operation !== "PUT") continue;
+        const edge = parseFreezeEdge(e.value, edgeKey(key, ms));
+        if (edge.freeze.at !== record.at) continue;
+        told = { active: edge.edge === "window_opened", atMs: ms };
+        break;
+      }
+    } catch (err) {
+      this.log.debug({ key, err: errorMessage(err) }, "cannot read this freeze's edges; its state now is only learnt");
+      return undefined;
+    }
+    return t - told.atMs <= EDGE_MARKERS_KEPT_MS ? told : undefined;
+  }
 
   async check(t: number): Promise<void> {
     this.#since ??= t;
@@ -115,13 +172,16 @@ export class FreezeEdgeWatcher {
         // New to this look, or rewritten since the last: its write was
         // notified as it was then; what changed after it, within our
         // watch, is an edge (a freeze of 2 s ends between two looks).
-        // Written before our first look: that look only learns its state.
+        // Written before our first look: compared from what was last told
+        // of it (its last marker, or its write), so an edge while no
+        // coordinator ran is told late rather than never.
         const written = Date.parse(record.at);
-        if (!(written >= this.#since && written < t)) continue;
-        before = { revision, active: freezeActive(record, written), atMs: written };
+        const known = written >= this.#since && written < t ? { active: freezeActive(record, written), atMs: written } : await this.#lastTold(key, record, t);
+        if (!known) continue;
+        before = { revision, ...known };
       }
       if (before.active === active) continue;
-      const at = edgeTime((ms) => freezeActive(record, ms), before.atMs, t);
+      const at = lastEdgeTime((ms) => freezeActive(record, ms), before.atMs, t);
       const edge: FreezeEdge = { edge: kindOf(record, active, at), at: new Date(at).toISOString(), freeze: record };
       try {
         await this.kv.create(edgeKey(key, at), JSON.stringify(edge));
@@ -132,6 +192,7 @@ export class FreezeEdgeWatcher {
       }
     }
     for (const key of this.#seen.keys()) if (!present.has(key)) this.#seen.delete(key);
+    this.#firstDone = true;
     if (t - this.#lastCleanup >= CLEANUP_EVERY_MS) {
       this.#lastCleanup = t;
       await purgeOldEdges(this.ctx, this.kv, t).catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not purge old freeze edges; next hour"));

@@ -164,6 +164,8 @@ export interface Session {
   name: string;
   role: string;
   canCancel: boolean;
+  /** A deployer token scoped to these environments: it changes nothing elsewhere. */
+  environments?: string[];
 }
 
 /** A 401: the page shows the login form. */

@@ -81,6 +81,8 @@ const sessionBody = (deps: ApiDeps, c: Caller): object => ({
   name: c.principal?.name ?? "",
   role: c.principal?.role ?? "",
   canCancel: c.canCancel,
+  // A deployer scoped to environments (grpc/scope.ts): the page says which.
+  ...(c.principal?.environments ? { environments: c.principal.environments } : {}),
 });
 
 /** Answers one /api request; throws DeployError or HttpError for the caller to map. */
