@@ -651,6 +651,7 @@ describeIfChromium("dashboard with tokens", () => {
     expect(await byViewer.json()).toMatchObject({ error: "promoting a release needs role deployer; ann has role viewer" });
     for (const [bad, status, error] of [
       [{ ...body, maxConcurrency: "lots" }, 400, /^maxConcurrency: "lots" is neither a count nor a percentage/],
+      [{ ...body, canary: "a few" }, 400, /^canary: "a few" is neither a count nor a percentage/],
       [{ ...body, from: undefined }, 400, /^from: is required/],
       [{ ...body, minSoak: "2 weeks" }, 400, /^minSoak: "2 weeks" is not a duration/],
       [{ ...body, minSoak: "2h" }, 409, /^promote_min_soak: the desired release of app web in staging \(v-stage, /],
@@ -684,6 +685,13 @@ describeIfChromium("dashboard with tokens", () => {
       await page.click("#confirm-promote-release");
       const error = await page.waitForSelector("p.error");
       expect(await error.textContent()).toContain(`the desired release of web in staging is now v-stage2 (deployment ${next}), not ${staged}'s: promote from its page`);
+
+      // With a canary wave, as a policy asking for one needs: it waits for its promote.
+      const withCanary = await post(deployer, { requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", from: "staging", deploymentId: next, maxConcurrency: "3", canary: "1" });
+      expect(withCanary.status).toBe(200);
+      const canaried = (await withCanary.json()) as { id: string; strategy: { canary?: number } };
+      expect(canaried.strategy.canary).toBe(1);
+      await grpcClient.unary("CancelDeployment", { deploymentId: canaried.id, reason: "test done" });
     } finally {
       await page.close();
       grpcClient.close();

@@ -213,7 +213,7 @@ export const api = {
   /** The revert deployment (RevertDeployment), not `id`. */
   revert: (id: string) => call<Deployment>(`api/deployments/${encodeURIComponent(id)}/revert`, { method: "POST", body: "{}" }),
   /** A new deployment of the desired release of `from` to `environment` (promote_from), refused unless that is still `deploymentId`'s. */
-  promoteRelease: (p: { requestId: string; app: string; environment: string; from: string; deploymentId: string; maxConcurrency: string; minSoak: string }) =>
+  promoteRelease: (p: { requestId: string; app: string; environment: string; from: string; deploymentId: string; maxConcurrency: string; canary: string; minSoak: string }) =>
     call<Deployment>("api/promotions", { method: "POST", body: JSON.stringify(p) }),
   /** One page of agents (1,000 by default) of the filter; total and live count every page. */
   agents: (q: { status?: string; selector?: string; pageToken?: string }, signal?: AbortSignal) => {

@@ -18,7 +18,7 @@
 //   GET  /api/policies                     as ListEnvironmentPolicies
 //   POST /api/freezes {"environment", "reason", "for", "name"}   as FreezeEnvironment ("for": 30m, 2h, 3d; none: until unfrozen)
 //   POST /api/freezes/unfreeze {"environment", "name"}           as UnfreezeEnvironment
-//   POST /api/promotions {"requestId", "app", "environment", "from", "deploymentId", "maxConcurrency", "minSoak"}
+//   POST /api/promotions {"requestId", "app", "environment", "from", "deploymentId", "maxConcurrency", "canary", "minSoak"}
 //        CreateDeployment with promote_from (deployctl deploy --from-env): deploys the desired release of
 //        `from`, refused when that is no longer `deploymentId`'s (the page's); maxConcurrency 3 or "25%"
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -253,12 +253,20 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
  * release it shows: when the desired release of `from` is another
  * deployment's by now, a new request is refused rather than deploying that.
  */
+/** A count or a percentage as the page sends it ("3", "25%", empty for the default), as the strategy's `field` or `field`Percent. */
+function amountField(body: Record<string, unknown>, field: "maxConcurrency" | "canary"): Record<string, number | string> {
+  const v = body[field];
+  if (v === undefined || v === "") return {};
+  if (typeof v === "string" && v.trim().endsWith("%")) return { [`${field}Percent`]: v.trim() };
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new HttpError(400, `${field}: ${JSON.stringify(v)?.slice(0, 40)} is neither a count nor a percentage such as 25%`);
+  return { [field]: n };
+}
+
 async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: Identity): Promise<object> {
   if (typeof body.from !== "string" || body.from === "") throw new HttpError(400, "from: is required: the environment whose desired release to promote");
   const minSoakMs = body.minSoak === undefined || body.minSoak === "" ? undefined : durationFieldMs("minSoak", body.minSoak, "(leave it out for no soak)");
-  const at = body.maxConcurrency;
-  const strategy = typeof at === "string" && at.trim().endsWith("%") ? { maxConcurrencyPercent: at.trim() } : at === undefined || at === "" ? {} : { maxConcurrency: Number(at) };
-  if ("maxConcurrency" in strategy && !Number.isInteger(strategy.maxConcurrency)) throw new HttpError(400, `maxConcurrency: ${JSON.stringify(at)?.slice(0, 40)} is neither a count nor a percentage such as 25%`);
+  const strategy = { ...amountField(body, "maxConcurrency"), ...amountField(body, "canary") };
   const input = await resolvePromotion(
     deps.releases,
     validateCreate(

@@ -432,13 +432,14 @@ function PromoteReleaseForm({ dep, onError }: { dep: Deployment; onError: (e: un
   const [environment, setEnvironment] = useState("");
   const [atOnce, setAtOnce] = useState("1");
   const [minSoak, setMinSoak] = useState("");
+  const [canary, setCanary] = useState("");
   if (requestId === undefined) {
     return <p><button id="promote-release" onClick={() => setRequestId(newRequestId())}>Promote this release to another environment…</button></p>;
   }
   const submit = (e: Event): void => {
     e.preventDefault();
     api
-      .promoteRelease({ requestId, app: dep.app, environment: environment.trim(), from: dep.environment, deploymentId: dep.id, maxConcurrency: atOnce.trim(), minSoak: minSoak.trim() })
+      .promoteRelease({ requestId, app: dep.app, environment: environment.trim(), from: dep.environment, deploymentId: dep.id, maxConcurrency: atOnce.trim(), canary: canary.trim(), minSoak: minSoak.trim() })
       .then((d) => (location.hash = `#/deployments/${encodeURIComponent(d.id)}`), onError);
   };
   return (
@@ -446,6 +447,7 @@ function PromoteReleaseForm({ dep, onError }: { dep: Deployment; onError: (e: un
       deploy {dep.app} <span class="mono">{dep.changeset.version}</span> as {dep.environment} has it (the same bundle) to
       <input id="promote-env" placeholder="environment" value={environment} onInput={(e) => setEnvironment(e.currentTarget.value)} />
       <input id="promote-at" placeholder="at a time: 3 or 25%" value={atOnce} onInput={(e) => setAtOnce(e.currentTarget.value)} />
+      <input id="promote-canary" placeholder="canary first: 1 or 10% (then promote it here)" value={canary} onInput={(e) => setCanary(e.currentTarget.value)} />
       <input id="promote-soak" placeholder={`only if it succeeded in ${dep.environment} this long ago: 2h`} value={minSoak} onInput={(e) => setMinSoak(e.currentTarget.value)} />
       <button class="danger" id="confirm-promote-release" type="submit">Promote</button>
       <button type="button" onClick={() => setRequestId(undefined)}>Not now</button>
