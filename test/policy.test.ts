@@ -150,11 +150,18 @@ describe("environment policies", () => {
     expect(listed.stdout).toMatch(/^prod +only promotions from staging; a canary wave +anonymous \(development mode\) +\S+ +prod runs what staging ran$/m);
   });
 
-  it("a rollback still runs under a policy (reverts, as rollbacks, restore a release: policy-rules.test.ts)", async () => {
+  it("a rollback and convergence still run under a policy (reverts, as rollbacks, restore a release: policy-rules.test.ts)", async () => {
     const rb = await until("a rollback accepted", () => client.rollback({ requestId: rid("rollback"), app: "web", environment: "prod", to: v1 }).catch(() => undefined));
     const done = await client.waitTerminal(rb.id!);
     expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(done.changeset?.version).toBe("v1");
+    // A new agent joins prod: convergence brings it to the desired release, the policy notwithstanding.
+    await stack.startAgent("p3");
+    const converged = await until("p3 converged", async () => {
+      const d = (await client.list({ pageSize: 200 })).deployments.find((x) => x.convergesTo === rb.id && x.targets?.[0]?.agentId === "p3");
+      return d && d.state === "DEPLOYMENT_STATE_SUCCEEDED" ? d : undefined;
+    }, 30_000);
+    expect(converged.changeset?.version).toBe("v1");
   });
 
   it("is stored in deploy_policies, survives a coordinator restart, and --clear lifts it", async () => {
