@@ -28,15 +28,65 @@ describe("token scopes, configured", () => {
     expect(Object.keys(table).filter((m) => METHOD_ROLES[m] !== "deployer")).toEqual([]);
   });
 
-  it("reads environments from the string and the object form, and refuses what cannot be meant", () => {
-    expect(loadTokens([`ci:deployer:${HEX}:staging+qa`, { name: "ops", role: "deployer", sha256: HEX, environments: ["prod"] }, `all:deployer:${HEX}`], "").map((t) => [t.name, t.environments])).toEqual([
-      ["ci", ["qa", "staging"]],
-      ["ops", ["prod"]],
-      ["all", undefined],
+  it("reads environments and apps from the string and the object form, and refuses what cannot be meant", () => {
+    expect(
+      loadTokens(
+        [
+          `ci:deployer:${HEX}:staging+qa`,
+          { name: "ops", role: "deployer", sha256: HEX, environments: ["prod"] },
+          `all:deployer:${HEX}`,
+          `web:deployer:${HEX}:*:web`,
+          `webprod:deployer:sha256:${HEX}:prod:web+shop`,
+          { name: "api", role: "deployer", sha256: HEX, apps: ["api"] },
+        ],
+        "",
+      ).map((t) => [t.name, t.environments, t.apps]),
+    ).toEqual([
+      ["ci", ["qa", "staging"], undefined],
+      ["ops", ["prod"], undefined],
+      ["all", undefined, undefined],
+      ["web", undefined, ["web"]],
+      ["webprod", ["prod"], ["shop", "web"]],
+      ["api", undefined, ["api"]],
     ]);
+    expect(() => loadTokens([{ name: "v", role: "viewer", sha256: HEX, apps: ["web"] }], "")).toThrow(/^grpc\.tokens\[0\]\.apps: only a deployer token is scoped to apps/);
     expect(() => loadTokens([`v:viewer:${HEX}:staging`], "")).toThrow(/^grpc\.tokens\[0\]\.environments: only a deployer token is scoped to environments/);
     expect(() => loadTokens([{ name: "x", role: "deployer", sha256: HEX, environments: [] }], "")).toThrow(/environments: must be a non-empty list/);
     expect(() => loadTokens([`x:deployer:${HEX}:pr od`], "")).toThrow(/environments: "pr od" is not an environment name/);
+  });
+});
+
+describe("a deployer token scoped to an app", () => {
+  const team = `team-${randomUUID()}`;
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await Stack.start({ agents: ["p1"], coordinatorEnv: { DEPLOY_GRPC_TOKENS: `team-web:deployer:${sha(team)}:*:web` } });
+    await stack.startAgent("q1", { apps: { api: { deploy: "/bin/true" } } });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("deploys and acts on its app only; a freeze, a policy and an agent that serves another app are refused", async () => {
+    const c = rawClient(stack.address, { token: team });
+    try {
+      const web = await c.unary<{ id: string }>("CreateDeployment", { requestId: `r-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
+      expect(web.id).toMatch(/^d-/);
+      const refused = await c.unary("CreateDeployment", { requestId: `r-${randomUUID()}`, app: "api", environment: "prod", changeset: { version: "v1" } }).then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(refused?.code).toBe(grpc.status.PERMISSION_DENIED);
+      expect(refused?.details).toBe("token team-web may change app web only; CreateDeployment acts on app api");
+      const freeze = await c.unary("FreezeEnvironment", { environment: "prod", reason: "team tries" }).then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(freeze?.details).toBe("token team-web may change app web only; FreezeEnvironment acts on every app of environment prod");
+      expect(await c.code("SetEnvironmentPolicy", { environment: "prod", requireCanary: true, reason: "team tries" })).toBe(grpc.status.PERMISSION_DENIED);
+      const cordon = await c.unary("CordonAgent", { agentId: "q1", reason: "team tries" }).then(() => undefined, (e: grpc.ServiceError) => e);
+      expect(cordon?.details).toBe("token team-web may change app web only; CordonAgent acts on agent q1, which serves app api");
+      // p1 serves web only: its own.
+      expect(await c.code("CordonAgent", { agentId: "p1", reason: "team may" })).toBe(grpc.status.OK);
+      expect(await c.code("UncordonAgent", { agentId: "p1" })).toBe(grpc.status.OK);
+      await until("web's deployment ended", async () => ((await c.unary<{ state: string }>("GetDeployment", { deploymentId: web.id })).state === "DEPLOYMENT_STATE_SUCCEEDED" ? true : undefined));
+    } finally {
+      c.close();
+    }
   });
 });
 
@@ -70,7 +120,7 @@ describe("a deployer token scoped to staging", () => {
       const prodRequest = { requestId: `r-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1 } };
       const refused = await c.unary("CreateDeployment", prodRequest).then(() => undefined, (e: grpc.ServiceError) => e);
       expect(refused?.code).toBe(grpc.status.PERMISSION_DENIED);
-      expect(refused?.details).toBe("token ci may change environment staging only; CreateDeployment acts in environment prod");
+      expect(refused?.details).toBe("token ci may change environment staging only; CreateDeployment acts on environment prod");
       // Nothing was created: the admin's identical request is a new one.
       const prod = await a.unary<{ id: string; requestedBy: string }>("CreateDeployment", prodRequest);
       expect(prod.requestedBy).toBe("admin");
@@ -110,7 +160,7 @@ describe("a deployer token scoped to staging", () => {
   it("deployctl and the dashboard's API refuse it the same way", async () => {
     const r = await cli(ci, ["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v2"]);
     expect(r.code, shown(r)).toBe(2);
-    expect(r.stderr).toContain("token ci may change environment staging only; CreateDeployment acts in environment prod");
+    expect(r.stderr).toContain("token ci may change environment staging only; CreateDeployment acts on environment prod");
     const ok = await cli(ci, ["deploy", "--executable", "--app", "web", "--env", "staging", "--version", "v2"]);
     expect(ok.code, shown(ok)).toBe(0);
 
@@ -124,7 +174,7 @@ describe("a deployer token scoped to staging", () => {
       expect(await session.json()).toMatchObject({ name: "ci", role: "deployer", canCancel: true, environments: ["staging"] });
       const cancel = await post(`api/deployments/${prod.id}/cancel`, {});
       expect(cancel.status).toBe(403);
-      expect(await cancel.json()).toMatchObject({ error: "token ci may change environment staging only; CancelDeployment acts in environment prod" });
+      expect(await cancel.json()).toMatchObject({ error: "token ci may change environment staging only; CancelDeployment acts on environment prod" });
       const freeze = await post("api/freezes", { environment: "prod", reason: "ci tries" });
       expect(freeze.status).toBe(403);
       const promote = await post("api/promotions", { requestId: `r-${randomUUID()}`, app: "web", environment: "prod", from: "staging" });

@@ -82,13 +82,13 @@ const schema = {
       },
     },
     tokens: {
-      doc: 'Bearer tokens, as SHA-256 hashes only: "name:role:sha256hex" (env: comma separated) or {"name", "role", "sha256"}; role viewer or deployer. A deployer scoped to environments: "name:deployer:sha256hex:staging+qa" or "environments": ["staging", "qa"] (it changes nothing elsewhere, reads everything). None: no authentication',
+      doc: 'Bearer tokens, as SHA-256 hashes only: "name:role:sha256hex" (env: comma separated) or {"name", "role", "sha256"}; role viewer or deployer. A deployer scoped to environments and apps: "name:deployer:sha256hex:staging+qa[:web+api]" ("*": every environment) or "environments": [...], "apps": [...] (it changes nothing elsewhere, reads everything). None: no authentication',
       format: Array,
       default: [] as unknown[],
       env: "DEPLOY_GRPC_TOKENS",
     },
     tokensFile: {
-      doc: 'JSON file with more token entries: [{"name", "role", "sha256", "environments"}] or {"tokens": [...]}',
+      doc: 'JSON file with more token entries: [{"name", "role", "sha256", "environments", "apps"}] or {"tokens": [...]}',
       format: String,
       default: "",
       env: "DEPLOY_GRPC_TOKENS_FILE",

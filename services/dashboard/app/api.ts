@@ -166,6 +166,8 @@ export interface Session {
   canCancel: boolean;
   /** A deployer token scoped to these environments: it changes nothing elsewhere. */
   environments?: string[];
+  /** …and to these apps. */
+  apps?: string[];
 }
 
 /** A 401: the page shows the login form. */

@@ -63,7 +63,7 @@ function App() {
         <span class="who">
           {session?.authRequired ? (
             <>
-              {session.name} ({session.role}{session.environments ? ` in ${session.environments.join(", ")}` : ""}) <button class="link" onClick={logout}>log out</button>
+              {session.name} ({session.role}{session.apps ? ` of ${session.apps.join(", ")}` : ""}{session.environments ? ` in ${session.environments.join(", ")}` : ""}) <button class="link" onClick={logout}>log out</button>
             </>
           ) : session ? (
             <span class="muted" title="no grpc.tokens configured">read-only</span>

@@ -8,9 +8,9 @@
 // Roles: `viewer` reads (Get/List/Watch, agents, artifacts); `deployer` also
 // creates, cancels, pauses, resumes, promotes, rolls back, cordons,
 // uncordons and deregisters agents, and uploads. A deployer token may be
-// scoped to environments ("environments": ["staging", "qa"], or
-// "name:deployer:sha256hex:staging+qa"): it changes nothing elsewhere
-// (scope.ts); it still reads everything. Health checking and reflection are served
+// scoped to environments and apps ("environments": ["staging", "qa"],
+// "apps": ["web"], or "name:deployer:sha256hex:staging+qa:web"): it changes
+// nothing elsewhere (scope.ts); it still reads everything. Health checking and reflection are served
 // outside DeployService and stay open (reflection only describes the public
 // proto).
 import { createHash, timingSafeEqual } from "node:crypto";
@@ -59,12 +59,15 @@ export interface TokenEntry {
   sha256: Buffer;
   /** A deployer's environments: it changes nothing in any other (scope.ts). Absent: every environment. */
   environments?: readonly string[];
+  /** A deployer's apps: it changes nothing of any other (scope.ts). Absent: every app. */
+  apps?: readonly string[];
 }
 
 export interface Principal {
   name: string;
   role: Role;
   environments?: readonly string[];
+  apps?: readonly string[];
 }
 
 export class AuthConfigError extends Error {}
@@ -75,37 +78,44 @@ export function hashToken(token: string): string {
 }
 
 function parseEntry(v: unknown, field: string): TokenEntry {
-  let name: unknown, role: unknown, hash: unknown, environments: unknown;
+  let name: unknown, role: unknown, hash: unknown, environments: unknown, apps: unknown;
   if (typeof v === "string") {
     // "name:role:sha256hex" (the env form), or "role:sha256hex"; a deployer
-    // scoped to environments: "name:deployer:sha256hex:staging+qa" (+, not
-    // a comma: the env form is a comma-separated list of entries).
+    // scoped to environments, and to apps: "name:deployer:sha256hex:staging+qa"
+    // or "name:deployer:sha256hex:staging+qa:web" ("*": every environment;
+    // +, not a comma: the env form is a comma-separated list of entries).
     const parts = v.trim().split(":");
-    if (parts.length === 5 && parts[2] === "sha256") [name, role, , hash, environments] = parts;
-    else if (parts.length === 4 && parts[2] === "sha256") [name, role, , hash] = parts;
-    else if (parts.length === 4) [name, role, hash, environments] = parts;
-    else if (parts.length === 3) [name, role, hash] = parts;
-    else if (parts.length === 2) [role, hash] = parts;
-    else throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or "name:deployer:sha256hex:env1+env2"`);
-    if (typeof environments === "string") environments = environments.split("+");
+    const rest = parts[2] === "sha256" ? [...parts.slice(0, 2), ...parts.slice(3)] : parts;
+    if (rest.length >= 3 && rest.length <= 5) [name, role, hash, environments, apps] = rest;
+    else if (rest.length === 2) [role, hash] = rest;
+    else throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or "name:deployer:sha256hex:env1+env2[:app1+app2]"`);
+    environments = typeof environments === "string" && environments !== "*" ? environments.split("+") : undefined;
+    apps = typeof apps === "string" ? apps.split("+") : undefined;
   } else if (typeof v === "object" && v !== null && !Array.isArray(v)) {
-    ({ name, role, sha256: hash, environments } = v as Record<string, unknown>);
+    ({ name, role, sha256: hash, environments, apps } = v as Record<string, unknown>);
   } else {
-    throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or {"name", "role", "sha256", "environments"}`);
+    throw new AuthConfigError(`${field}: expected "name:role:sha256hex" or {"name", "role", "sha256", "environments", "apps"}`);
   }
   if (typeof role !== "string" || !(ROLES as readonly string[]).includes(role)) throw new AuthConfigError(`${field}.role: must be one of ${ROLES.join(", ")}`);
   const hex = typeof hash === "string" ? hash.replace(/^sha256:/, "").toLowerCase() : "";
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new AuthConfigError(`${field}.sha256: must be the 64 hex digits of the token's SHA-256 (never the token itself)`);
-  const scope = environmentsOf(environments, role as Role, `${field}.environments`);
-  return { name: typeof name === "string" && name !== "" ? name.slice(0, 64) : `${role}-${hex.slice(0, 8)}`, role: role as Role, sha256: Buffer.from(hex, "hex"), ...(scope ? { environments: scope } : {}) };
+  const envScope = scopeOf(environments, "environment", role as Role, `${field}.environments`);
+  const appScope = scopeOf(apps, "app", role as Role, `${field}.apps`);
+  return {
+    name: typeof name === "string" && name !== "" ? name.slice(0, 64) : `${role}-${hex.slice(0, 8)}`,
+    role: role as Role,
+    sha256: Buffer.from(hex, "hex"),
+    ...(envScope ? { environments: envScope } : {}),
+    ...(appScope ? { apps: appScope } : {}),
+  };
 }
 
-/** A deployer token's environments: a non-empty list of environment names; none for a viewer (it only reads, and reads everything). */
-function environmentsOf(v: unknown, role: Role, field: string): string[] | undefined {
+/** A deployer token's environments or apps: a non-empty list of names; none for a viewer (it only reads, and reads everything). */
+function scopeOf(v: unknown, what: "environment" | "app", role: Role, field: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
-  if (role !== "deployer") throw new AuthConfigError(`${field}: only a deployer token is scoped to environments (a viewer reads every one)`);
-  if (!Array.isArray(v) || v.length === 0) throw new AuthConfigError(`${field}: must be a non-empty list of environment names (leave it out for every environment)`);
-  for (const e of v) if (typeof e !== "string" || !isToken(e)) throw new AuthConfigError(`${field}: "${String(e).slice(0, 80)}" is not an environment name (${TOKEN_RULE})`);
+  if (role !== "deployer") throw new AuthConfigError(`${field}: only a deployer token is scoped to ${what}s (a viewer reads every one)`);
+  if (!Array.isArray(v) || v.length === 0) throw new AuthConfigError(`${field}: must be a non-empty list of ${what} names (leave it out for every ${what})`);
+  for (const e of v) if (typeof e !== "string" || !isToken(e)) throw new AuthConfigError(`${field}: "${String(e).slice(0, 80)}" is not an ${what} name (${TOKEN_RULE})`);
   return [...new Set(v as string[])].sort();
 }
 
@@ -141,7 +151,7 @@ export class TokenAuthenticator {
       // Every entry is compared, match or not.
       if (timingSafeEqual(digest, e.sha256) && !found) found = e;
     }
-    return found && { name: found.name, role: found.role, ...(found.environments ? { environments: found.environments } : {}) };
+    return found && { name: found.name, role: found.role, ...(found.environments ? { environments: found.environments } : {}), ...(found.apps ? { apps: found.apps } : {}) };
   }
 
   /** Null when the call may go on, else the status to end it with. */
@@ -189,11 +199,11 @@ export function withAuth<H extends object>(handlers: H, auth: TokenAuthenticator
       const { principal, error } = auth.check(method, call.metadata);
       if (error) return refuse(error, principal);
       setCallIdentity(call, tokenIdentity(principal!));
-      if (!principal!.environments || !opts.scope?.[method]) {
+      if ((!principal!.environments && !principal!.apps) || !opts.scope?.[method]) {
         handler(call, callback);
         return;
       }
-      // A deployer scoped to environments: the one this call acts in first.
+      // A deployer scoped to environments or apps: what this call acts on first.
       scopeRefusal(opts.scope, principal, method, call.request).then(
         (why) => (why === undefined ? handler(call, callback) : refuse({ code: status.PERMISSION_DENIED, details: why }, principal)),
         (err: unknown) => refuse({ code: status.UNAVAILABLE, details: `cannot tell which environment ${method} acts in: ${(err as Error).message}` }, principal),

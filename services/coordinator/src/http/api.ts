@@ -81,8 +81,9 @@ const sessionBody = (deps: ApiDeps, c: Caller): object => ({
   name: c.principal?.name ?? "",
   role: c.principal?.role ?? "",
   canCancel: c.canCancel,
-  // A deployer scoped to environments (grpc/scope.ts): the page says which.
+  // A deployer scoped to environments or apps (grpc/scope.ts): the page says which.
   ...(c.principal?.environments ? { environments: c.principal.environments } : {}),
+  ...(c.principal?.apps ? { apps: c.principal.apps } : {}),
 });
 
 /** Answers one /api request; throws DeployError or HttpError for the caller to map. */
