@@ -69,6 +69,9 @@ describe("environment policies", () => {
     const usage = await cli(["policy", "prod", "--promote-from", "staging"]);
     expect(usage.code, shown(usage)).toBe(2);
     expect(usage.stderr).toContain("--reason is required");
+    const none = await cli(["policy", "prod"]);
+    expect(none.code, shown(none)).toBe(0);
+    expect(none.stdout).toMatch(/^prod has no policy: every deployment to it is accepted \(unless it is frozen\)/);
   });
 
   let v1 = "";
@@ -86,6 +89,8 @@ describe("environment policies", () => {
     expect(set.code, shown(set)).toBe(0);
     expect(set.stdout).toMatch(/^prod accepts only promotions from staging \(set by anonymous \(development mode\) at \S+: prod runs what staging ran\)\.$/m);
     expect(await policies()).toMatchObject([{ environment: "prod", promoteFrom: "staging", requireCanary: false, by: ANON, reason: "prod runs what staging ran" }]);
+    const shownNow = await cli(["policy", "prod"]);
+    expect(shownNow.stdout, shown(shownNow)).toMatch(/^prod accepts only promotions from staging \(set by anonymous \(development mode\) at \S+: prod runs what staging ran\); other deployments to it are refused/);
 
     const before = await requestIds();
     const requestId = rid("direct");

@@ -244,7 +244,8 @@ applies); --require-canary: only deployments with --canary. deployctl
 rollback, deployctl revert, automatic reverts and convergence still run:
 they bring back or spread a release the environment already had, and a
 policy must not close the way back. Deployments already running go on.
-Setting a policy replaces the environment's rules; --clear lifts them.
+Setting a policy replaces the environment's rules; --clear lifts them;
+without options, deployctl policy <env> shows what the environment accepts.
 Anyone who may deploy may change it (it guards against mistakes, not
 against a deployer); the deploy_policies KV bucket keeps each environment's
 last 16 changes, who made them and why.
@@ -253,6 +254,7 @@ Examples:
   $ deployctl policy prod --promote-from staging --min-soak 2h --require-canary --reason "prod runs only what staging ran for 2h"
   $ deployctl deploy --app web --env prod --from-env staging --canary 1
   $ deployctl policies
+  $ deployctl policy prod
   $ deployctl policy prod --clear --reason "hotfix INC-204 straight from a build"
 `,
   unfreeze: `

@@ -231,7 +231,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
 
   withCommonOptions(
     subcommand(program, "policy")
-      .description("set what an environment accepts: only promotions from another environment (deploy --from-env), after a least soak there, or only deployments with a canary wave; others are refused, rollbacks, reverts and convergence still run")
+      .description("set what an environment accepts: only promotions from another environment (deploy --from-env), after a least soak there, or only deployments with a canary wave; others are refused, rollbacks, reverts and convergence still run. Without options: show it")
       .argument("<env>", "environment", tokenOption)
       .option("--reason <text>", "why (required: shown to everyone whose deployment the policy refuses)")
       .option("--promote-from <env>", "accept only promotions of this environment's desired release (deployctl deploy --from-env <env>)", tokenOption)

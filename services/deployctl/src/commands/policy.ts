@@ -35,8 +35,10 @@ export function policyRules(p: PolicyMsg): string {
 }
 
 export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> {
-  if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the policy refuses reads it");
   const rules = o.promoteFrom !== undefined || o.minSoak !== undefined || o.requireCanary === true;
+  // Nothing to set: show what the environment accepts now.
+  if (!rules && !o.clear && o.reason === undefined) return showPolicy(env, o);
+  if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the policy refuses reads it");
   if (o.clear && rules) throw new UsageError("--clear lifts every rule: give it alone, or give the rules without it");
   if (!o.clear && !rules) throw new UsageError("give the rules (--promote-from <env>, --min-soak <duration>, --require-canary), or --clear to lift them");
   if (o.minSoak !== undefined && o.promoteFrom === undefined) throw new UsageError("--min-soak needs --promote-from: it is how long a release must have been desired there");
@@ -56,6 +58,22 @@ export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> 
       text
         ? `${env} accepts ${text} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason}).\nOther deployments to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env} --clear --reason "<why>"`
         : `${env} has no policy: every deployment to it is accepted (unless it is frozen)`,
+    );
+    return EXIT.OK;
+  });
+}
+
+function showPolicy(env: string, o: CommonOptions): Promise<ExitCode> {
+  return withClient(o, async (c) => {
+    const p = (await c.listEnvironmentPolicies()).policies?.find((x) => x.environment === env);
+    if (o.json) {
+      print(p ? jsonDocument("deploy.v1.EnvironmentPolicy", p).trimEnd() : "{}");
+      return EXIT.OK;
+    }
+    print(
+      p
+        ? `${env} accepts ${policyRules(p)} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason}); other deployments to it are refused, rollbacks, reverts and convergence still run`
+        : `${env} has no policy: every deployment to it is accepted (unless it is frozen); set one with deployctl policy ${env} --promote-from <env> --reason "<why>"`,
     );
     return EXIT.OK;
   });
