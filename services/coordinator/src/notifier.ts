@@ -34,6 +34,7 @@ import {
   POLICIES_BUCKET,
   parsePolicyRecord,
   policyHasRules,
+  policyRulesText,
   type PolicyRecord,
   freezeText,
   kvKeySubject,
@@ -189,14 +190,10 @@ export function freezeNotificationOf(f: FreezeRecord, seq: number): FreezeNotifi
 
 /** The notification of a policy written at `seq` (set, or cleared: no rules). */
 export function policyNotificationOf(p: PolicyRecord, seq: number): PolicyNotification {
-  const rules = [
-    p.promoteFrom !== undefined ? `only promotions from ${p.promoteFrom}${p.minSoakMs !== undefined ? `, desired there at least ${soakText(p.minSoakMs)}` : ""}` : "",
-    p.requireCanary === true ? "a canary wave" : "",
-  ].filter(Boolean);
   const why = p.reason ? `: ${p.reason}` : "";
   return {
     text: policyHasRules(p)
-      ? `environment ${p.environment}'s policy set by ${p.by.name} at ${p.at}${why}; it accepts ${rules.join("; ")}`
+      ? `environment ${p.environment}'s policy set by ${p.by.name} at ${p.at}${why}; it accepts ${policyRulesText(p, soakText)}`
       : `environment ${p.environment}'s policy cleared by ${p.by.name} at ${p.at}${why}; every deployment to it is accepted`,
     event: "environment.policy_changed",
     delivery: `policy.${seq}`,

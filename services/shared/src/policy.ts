@@ -51,6 +51,16 @@ export function checkPolicyRules(environment: string, r: PolicyRules, prefix = "
   }
 }
 
+/** "only promotions from staging, desired there at least 2h; a canary wave" ("" for none), its soak written by `durationText`. */
+export function policyRulesText(r: PolicyRules, durationText: (ms: number) => string): string {
+  return [
+    r.promoteFrom !== undefined ? `only promotions from ${r.promoteFrom}${r.minSoakMs !== undefined ? `, desired there at least ${durationText(r.minSoakMs)}` : ""}` : "",
+    r.requireCanary === true ? "a canary wave" : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+}
+
 export function policyRecord(environment: string, rules: PolicyRules, reason: string, by: Identity, at: Date): PolicyRecord {
   return {
     schema: POLICY_SCHEMA,

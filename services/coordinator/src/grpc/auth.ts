@@ -206,7 +206,7 @@ export function withAuth<H extends object>(handlers: H, auth: TokenAuthenticator
       // A deployer scoped to environments or apps: what this call acts on first.
       scopeRefusal(opts.scope, principal, method, call.request).then(
         (why) => (why === undefined ? handler(call, callback) : refuse({ code: status.PERMISSION_DENIED, details: why }, principal)),
-        (err: unknown) => refuse({ code: status.UNAVAILABLE, details: `cannot tell which environment ${method} acts in: ${(err as Error).message}` }, principal),
+        (err: unknown) => refuse({ code: status.UNAVAILABLE, details: `cannot tell what ${method} acts on: ${(err as Error).message}` }, principal),
       );
     }) as UntypedHandleCall;
   }

@@ -38,10 +38,15 @@ export function scopeTable(deps: { ctx: Pick<JsContext, "js" | "jsm" | "deployme
   const wholeEnvironment = (r: Record<string, unknown>): Promise<Target> => Promise.resolve({ environment: str(r.environment), apps: "every" });
   const ofDeployment = async (r: Record<string, unknown>): Promise<Target | undefined> => {
     if (typeof r.deploymentId !== "string" || r.deploymentId === "") return undefined;
-    // Its environment and app are in its spec, which never changes: a bounded read.
-    const loaded = await loadDeployment(deps.ctx, r.deploymentId, undefined, { budgetMs: 2000 }).catch(() => undefined);
+    // Its environment and app are in its spec, which never changes: a
+    // bounded read. A read that fails refuses the call (UNAVAILABLE, asked
+    // again): a scope is never passed for want of knowing.
+    const loaded = await loadDeployment(deps.ctx, r.deploymentId, undefined, { budgetMs: 2000 });
     return loaded && { environment: loaded.record.spec.environment, app: loaded.record.spec.app };
   };
+  // An agent not registered has no environment to judge: cordoning or
+  // deregistering it is NOT_FOUND for anyone; lifting a cordon left behind
+  // for it changes nothing that runs while it is not registered.
   const ofAgent = (r: Record<string, unknown>): Promise<Target | undefined> => {
     const a = typeof r.agentId === "string" ? deps.registry.get(r.agentId)?.record : undefined;
     return Promise.resolve(a && { environment: a.environment, apps: a.apps });

@@ -9,6 +9,7 @@ import { EXIT, UsageError, type ExitCode } from "../errors.js";
 import { withClient, type CommonOptions } from "../options.js";
 import { duration, isoTime, table } from "../render/format.js";
 import { jsonDocument } from "../render/json.js";
+import { policyRulesText } from "../../../shared/src/index.js";
 
 export interface PolicyOptions extends CommonOptions {
   reason?: string;
@@ -27,12 +28,11 @@ const msOf = (d: { seconds?: string | number; nanos?: number } | null | undefine
 /** "only promotions from staging, desired there at least 2h0m; a canary wave", or "" for none. */
 export function policyRules(p: PolicyMsg): string {
   const soak = msOf(p.minSoak);
-  const rules = [
-    p.promoteFrom ? `only promotions from ${p.promoteFrom}${soak !== undefined ? `, desired there at least ${duration(soak)}` : ""}` : "",
-    p.requireCanary ? "a canary wave" : "",
-  ].filter(Boolean);
-  return rules.join("; ");
+  return policyRulesText({ ...(p.promoteFrom ? { promoteFrom: p.promoteFrom } : {}), ...(soak !== undefined ? { minSoakMs: soak } : {}), requireCanary: p.requireCanary === true }, duration);
 }
+
+/** "accepts only promotions from staging (set by alice at <time>: <reason>)" */
+export const acceptsLine = (p: PolicyMsg): string => `accepts ${policyRules(p)} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason})`;
 
 export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> {
   const rules = o.promoteFrom !== undefined || o.minSoak !== undefined || o.requireCanary === true;
@@ -56,7 +56,7 @@ export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> 
     const text = policyRules(p);
     print(
       text
-        ? `${env} accepts ${text} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason}).\nOther deployments to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env} --clear --reason "<why>"`
+        ? `${env} ${acceptsLine(p)}.\nOther deployments to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env} --clear --reason "<why>"`
         : `${env} has no policy: every deployment to it is accepted (unless it is frozen)`,
     );
     return EXIT.OK;
@@ -72,7 +72,7 @@ function showPolicy(env: string, o: CommonOptions): Promise<ExitCode> {
     }
     print(
       p
-        ? `${env} accepts ${policyRules(p)} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason}); other deployments to it are refused, rollbacks, reverts and convergence still run`
+        ? `${env} ${acceptsLine(p)}; other deployments to it are refused, rollbacks, reverts and convergence still run`
         : `${env} has no policy: every deployment to it is accepted (unless it is frozen); set one with deployctl policy ${env} --promote-from <env> --reason "<why>"`,
     );
     return EXIT.OK;

@@ -11,7 +11,7 @@ import type { AgentMsg, Client, DeploymentMsg, FreezeMsg, ReleaseMsg } from "../
 import { EXIT, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { ago, countOf, freezeLine, isoTime, shortState } from "../render/format.js";
-import { policyRules } from "./policy.js";
+import { acceptsLine } from "./policy.js";
 import { toProto3Json } from "../render/protoJson.js";
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -120,7 +120,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
     const inForce = envFreezes.filter((f) => f.inForce);
     print(`  frozen           ${inForce.length > 0 ? "yes" : "no"}${inForce.length > 0 ? ": new deployments are refused (rollbacks and convergence still run)" : ""}`);
     for (const f of envFreezes) print(`                   ${freezeLine(f)}${f.inForce ? "" : " (not in force now)"}`);
-    print(`  policy           ${policy ? `accepts ${policyRules(policy)} (set by ${policy.by || "-"} at ${isoTime(policy.at ?? null)}: ${policy.reason})` : "none: every deployment is accepted"}`);
+    print(`  policy           ${policy ? acceptsLine(policy) : "none: every deployment is accepted"}`);
     const counts = [`${by.current.length} current`, `${by.outdated.length} outdated`, `${by.offline.length} offline`, ...(by.none.length > 0 ? [`${by.none.length} without a desired release`] : [])];
     print(`  agents           ${list.length} registered, ${list.filter((a) => a.live).length} live: ${counts.join(", ")}${cordoned.length > 0 ? `; ${cordoned.length} cordoned (${named(cordoned)})` : ""}`);
     if (by.outdated.length > 0) print(`  outdated         ${named(by.outdated.map((a) => `${a.id} (on ${statusOf(a, app).current || "nothing"})`))}`);
