@@ -117,6 +117,20 @@ describe("deployctl", () => {
     expect(badTarget.code).toBe(2);
     expect(badTarget.stderr).toMatch(/^deployctl: INVALID_ARGUMENT: targets\[1\]: [^\n]*nosuch[^\n]*\n$/);
 
+    // Refused by the coordinator before the upload (validate_only): the
+    // same message and exit code as the create's, and nothing stored.
+    const badVersion = await cli(["deploy", HELLO, "--app", "web", "--env", "prod", "--version", "v 1"]);
+    expect(badVersion.code, badVersion.stderr).toBe(2);
+    expect(badVersion.stderr).toMatch(/^deployctl: INVALID_ARGUMENT: changeset\.version: must be printable ASCII without spaces\n$/);
+    expect(badVersion.stdout).not.toContain("uploaded");
+    const tooFew = await cli(["deploy", HELLO, "--app", "web", "--env", "prod", "--version", "v1", "--canary", "5"]);
+    expect(tooFew.code, tooFew.stderr).toBe(2);
+    expect(tooFew.stderr).toMatch(/^deployctl: INVALID_ARGUMENT: strategy\.canary: /);
+    expect(tooFew.stdout).not.toContain("uploaded");
+    const stored = await cli(["artifacts", "--name", "web", "--json"]);
+    expect(stored.code, stored.stderr).toBe(0);
+    expect(JSON.stringify(JSON.parse(stored.stdout))).not.toContain("sha256:");
+
     const notFound = await cli(["get", "d-doesnotexist"]);
     expect(notFound.code).toBe(2);
     expect(notFound.stderr).toMatch(/^deployctl: NOT_FOUND: [^\n]*d-doesnotexist[^\n]*\n$/);

@@ -92,6 +92,21 @@ async function waitForEnd(client: Client, id: string, deadline: number): Promise
   }
 }
 
+/** How long `o` waits for an active deployment of the pair to end (--wait-active; replacing it, --cancel-active or --kill-active, waits 10 minutes by default). */
+export function activeWaitMs(o: BusyOptions): number {
+  const replace = o.cancelActive === true || o.killActive === true;
+  return o.waitActive ?? (replace ? CANCEL_ACTIVE_DEFAULT_WAIT_MS : 0);
+}
+
+/** The answer to a refusal for an active deployment when `o` neither waits for it nor replaces it. */
+export function activeRefusal(refusal: ServiceError): CliError {
+  return new CliError(
+    `${statusLine(refusal)}; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active (--kill-active also kills its applies running now)`,
+    EXIT.USAGE,
+    { cause: refusal },
+  );
+}
+
 /**
  * `create` (the same request every time) until it is not refused for an
  * active deployment of the pair, waiting for each such deployment to end
@@ -100,7 +115,7 @@ async function waitForEnd(client: Client, id: string, deadline: number): Promise
  */
 export async function createWhenFree(client: Client, view: Notes, o: BusyOptions, what: string, create: () => Promise<DeploymentMsg>): Promise<DeploymentMsg> {
   const replace = o.cancelActive === true || o.killActive === true;
-  const waitMs = o.waitActive ?? (replace ? CANCEL_ACTIVE_DEFAULT_WAIT_MS : 0);
+  const waitMs = activeWaitMs(o);
   const deadline = Date.now() + waitMs;
   const cancelled = new Set<string>();
   /** Deployments whose wait was announced (one that is being created is asked about again and again). */
@@ -115,13 +130,7 @@ export async function createWhenFree(client: Client, view: Notes, o: BusyOptions
       if (active === undefined) throw err;
       refusal = err as ServiceError;
     }
-    if (waitMs === 0) {
-      throw new CliError(
-        `${statusLine(refusal)}; wait for it with --wait-active <duration> (e.g. --wait-active 30m), or replace it with --cancel-active (--kill-active also kills its applies running now)`,
-        EXIT.USAGE,
-        { cause: refusal },
-      );
-    }
+    if (waitMs === 0) throw activeRefusal(refusal);
     if (Date.now() >= deadline) {
       throw new CliError(`${statusLine(refusal)}; still active after waiting ${durationText(waitMs)} (--wait-active): nothing was created`, EXIT.USAGE, { cause: refusal });
     }

@@ -1,10 +1,11 @@
-// deployctl deploy: pack, check the agents, upload, create, follow. With
-// --executable there is no bundle: the changeset carries only the version,
-// and each agent runs the deploy executable configured for the app.
+// deployctl deploy: pack, check the agents and the request, upload, create,
+// follow. With --executable there is no bundle: the changeset carries only
+// the version, and each agent runs the deploy executable configured for the
+// app.
 import { randomUUID } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { hostname, userInfo } from "node:os";
-import { status } from "@grpc/grpc-js";
+import { status, type ServiceError } from "@grpc/grpc-js";
 import type { ArtifactRef } from "../../../shared/src/gen/deploy/v1/ArtifactRef.js";
 import type { CreateDeploymentRequest } from "../../../shared/src/gen/deploy/v1/CreateDeploymentRequest.js";
 import type { Release__Output as Release } from "../../../shared/src/gen/deploy/v1/Release.js";
@@ -17,7 +18,7 @@ import { loadBundle, type Bundle } from "../pack.js";
 import { promotedDetail } from "../render/deployment.js";
 import { bytes } from "../render/format.js";
 import { chooseView } from "../render/view.js";
-import { createWhenFree, type BusyOptions } from "./busy.js";
+import { activeDeploymentOf, activeRefusal, activeWaitMs, createWhenFree, type BusyOptions } from "./busy.js";
 import { detachOrFollow } from "./following.js";
 import { preflightProblem } from "./preflight.js";
 import { checkStrategy, strategyOf, type StrategyOptions } from "./strategy.js";
@@ -112,6 +113,31 @@ async function dryRun(client: ReturnType<typeof clientFor>, view: ReturnType<typ
   return EXIT.OK;
 }
 
+/**
+ * Before a bundle is uploaded: would the coordinator accept this request?
+ * CreateDeployment with validate_only and the version only (as --dry-run
+ * asks) checks the request, the environment's freeze and policy, the
+ * caller's scope, the strategy and the targets, and writes nothing. A
+ * refusal is thrown as the create's would be, with nothing uploaded: an
+ * upload is a write, it prunes the app's old artifacts
+ * (artifacts.keepPerApp), and a bundle of hundreds of MB takes its time,
+ * all for a deployment that was never going to be created. A refusal for
+ * an active deployment of the pair is left to createWhenFree when the
+ * request waits for it or replaces it. Not asked for a retry with
+ * --request-id: a request accepted before is answered with its deployment
+ * whatever is refused now. The create still has the last word (a freeze
+ * set in between refuses it after the upload).
+ */
+async function refusedBeforeUpload(client: ReturnType<typeof clientFor>, o: DeployOptions): Promise<void> {
+  if (o.requestId !== undefined) return;
+  try {
+    await client.createDeployment({ ...createRequest(o, randomUUID()), validateOnly: true });
+  } catch (err) {
+    if (activeDeploymentOf(err) === undefined) throw err;
+    if (activeWaitMs(o) === 0) throw activeRefusal(err as ServiceError);
+  }
+}
+
 /** A bundle, --executable or --from-env: exactly one, and a version but with --from-env (checked before anything is read or sent). */
 function checkMode(path: string | undefined, o: DeployOptions): void {
   if (o.minSoak !== undefined && o.fromEnv === undefined) throw new UsageError("--min-soak needs --from-env: it is how long the release promoted must have succeeded there");
@@ -170,6 +196,7 @@ export async function deployCommand(path: string | undefined, o: DeployOptions):
     }
     let artifact: ArtifactRef | undefined;
     if (bundle && !problem) {
+      await refusedBeforeUpload(client, o);
       const uploaded = await client.uploadArtifact(o.app, bundle.digest, bundle.file, bundle.size);
       artifact = { name: uploaded.name || o.app, digest: uploaded.digest || bundle.digest };
       view.note(`uploaded artifact ${artifact.name} ${artifact.digest} (hooks: ${uploaded.hooks?.join(", ") || "none"})`, { artifact: uploaded });
