@@ -17,7 +17,7 @@ import {
   type DeploymentSpec,
   type JsContext,
 } from "../services/shared/src/index.js";
-import { ensureInfrastructure } from "../services/coordinator/src/infrastructure.js";
+import { DESCRIPTIONS, ensureInfrastructure } from "../services/coordinator/src/infrastructure.js";
 import { watchDeployment } from "../services/coordinator/src/queries/watchDeployment.js";
 import { startNatsServer, type NatsServerHandle } from "./helpers/nats-server.js";
 
@@ -46,6 +46,18 @@ describe("event stream operations", () => {
   afterAll(async () => {
     await nc?.close();
     await server?.cleanup();
+  });
+
+  it("a stream or bucket made by an earlier version, without a description, is given its own at the next start", async () => {
+    const jsm = await jetstreamManager(nc);
+    for (const name of ["KV_deploy_agents", "DEPLOY_COMMANDS"]) {
+      const info = await jsm.streams.info(name);
+      expect(info.config.description, name).toBe(DESCRIPTIONS[name === "KV_deploy_agents" ? "deploy_agents" : name]);
+      await jsm.streams.update(name, { ...info.config, description: "" });
+    }
+    await ensureInfrastructure(nc, jsm, { replicas: 1, commandsMaxAgeMs: 60_000 });
+    expect((await jsm.streams.info("KV_deploy_agents")).config.description).toBe("nats-deploy agents: each agent's entry, written by the agent");
+    expect((await jsm.streams.info("DEPLOY_COMMANDS")).config.description).toBe("nats-deploy commands, one per target: deploy.cmd.<agent>.<deployment>");
   });
 
   it("creates a deployment at most once (expected last subject sequence 0)", async () => {

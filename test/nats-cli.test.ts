@@ -141,6 +141,25 @@ describe("the nats CLI commands printed in the README", () => {
     if (cliHome) await rm(cliHome, { recursive: true, force: true });
   });
 
+  it("stream ls and kv ls: each stream and bucket says what it holds", async () => {
+    const streams = await nats(["stream", "ls"]);
+    expect(streams.code, shown(streams)).toBe(0);
+    expect(streams.stdout, shown(streams)).toMatch(/│ DEPLOY_COMMANDS\s*│ nats-deploy commands, one per target: deploy\.cmd\.<agent>\.<deployment>\s*│/);
+    expect(streams.stdout, shown(streams)).toMatch(/│ DEPLOY_EVENTS\s*│ nats-deploy events, the source of truth: deploy\.evt\.<deployment>\.<source>\s*│/);
+    const buckets = await nats(["kv", "ls"]);
+    expect(buckets.code, shown(buckets)).toBe(0);
+    for (const [bucket, what] of <[string, string][]>[
+      ["deploy_deployments", "nats-deploy deployments"],
+      ["deploy_agents", "nats-deploy agents"],
+      ["deploy_releases", "nats-deploy desired release of each <app>.<environment>"],
+      ["deploy_cordons", "nats-deploy cordoned agents, by agent id"],
+      ["deploy_freezes", "nats-deploy environment freezes, by environment"],
+      ["deploy_policies", "nats-deploy environment policies, by environment"],
+    ]) {
+      expect(buckets.stdout, shown(buckets)).toMatch(new RegExp(`│ ${bucket}\\s*│ ${escapeRe(what)}`));
+    }
+  });
+
   it("stream info DEPLOY_COMMANDS: subjects deploy.cmd.>, one message per subject (discard new per subject), file storage, max age", async () => {
     const r = await nats(["stream", "info", "DEPLOY_COMMANDS"]);
     expect(r.code, shown(r)).toBe(0);

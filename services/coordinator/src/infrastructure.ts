@@ -24,10 +24,40 @@ import {
   CORDONS_BUCKET,
   FREEZES_BUCKET,
   POLICIES_BUCKET,
+  kvStreamName,
 } from "../../shared/src/index.js";
 import { RELEASE_HISTORY } from "./releases/releaseBook.js";
 
 const nanos = (ms: number): number => ms * 1_000_000;
+
+/**
+ * What each stream and bucket holds, in one line: the Description column of
+ * `nats stream ls` and `nats kv ls`, where an operator meets them first.
+ */
+export const DESCRIPTIONS: Readonly<Record<string, string>> = {
+  [COMMANDS_STREAM]: "nats-deploy commands, one per target: deploy.cmd.<agent>.<deployment>",
+  [EVENTS_STREAM]: "nats-deploy events, the source of truth: deploy.evt.<deployment>.<source>",
+  [DEPLOYMENTS_BUCKET]: "nats-deploy deployments (folded from DEPLOY_EVENTS), request ids, locks",
+  [AGENTS_BUCKET]: "nats-deploy agents: each agent's entry, written by the agent",
+  [RELEASES_BUCKET]: "nats-deploy desired release of each <app>.<environment>",
+  [CORDONS_BUCKET]: "nats-deploy cordoned agents, by agent id",
+  [FREEZES_BUCKET]: "nats-deploy environment freezes, by environment",
+  [POLICIES_BUCKET]: "nats-deploy environment policies, by environment",
+  [COORDINATORS_BUCKET]: "nats-deploy coordinators' membership heartbeats",
+};
+
+/**
+ * Gives a bucket made by an earlier version its description (Kvm.create
+ * binds to an existing bucket as it is): one stream info per bucket at a
+ * coordinator's start.
+ */
+async function describeBucket(jsm: JetStreamManager, bucket: string): Promise<void> {
+  const description = DESCRIPTIONS[bucket];
+  if (description === undefined) return;
+  const name = kvStreamName(bucket);
+  const info = await jsm.streams.info(name);
+  if (info.config.description !== description) await jsm.streams.update(name, { ...info.config, description });
+}
 
 export interface InfrastructureOptions {
   replicas: number;
@@ -41,6 +71,7 @@ export interface InfrastructureOptions {
 export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
   return {
     name: COMMANDS_STREAM,
+    description: DESCRIPTIONS[COMMANDS_STREAM],
     subjects: ["deploy.cmd.>"],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
@@ -67,6 +98,7 @@ export const MAX_AGENT_CONSUMERS = 1_000_000;
 export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
   return {
     name: EVENTS_STREAM,
+    description: DESCRIPTIONS[EVENTS_STREAM],
     subjects: ["deploy.evt.>"],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
@@ -116,7 +148,7 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
     [AGENTS_BUCKET, 1],
   ] as const) {
     // Kvm.create binds to an existing bucket with the same settings.
-    await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas });
+    await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[bucket] });
   }
   // No claims bucket any more: a target's race is decided on its own event
   // subject (js/raceForTarget.ts). One left by an older version is unused.
@@ -124,20 +156,21 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // kept for ever (it must outlive DEPLOY_EVENTS' retention: convergence
   // reads it, not the events that made it), its last 64 revisions (the KV
   // maximum) the release history GetRelease shows.
-  await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas });
+  await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[RELEASES_BUCKET] });
   // Cordoned agents (CordonAgent): one small key per agent ever cordoned,
   // kept for ever; its last 16 revisions say who cordoned and uncordoned it.
-  await kvm.create(CORDONS_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
+  await kvm.create(CORDONS_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[CORDONS_BUCKET] });
   // Frozen environments (FreezeEnvironment): one small key per environment
   // ever frozen, kept for ever; its last 16 revisions say who froze and
   // unfroze it, when, why and until when.
-  await kvm.create(FREEZES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
+  await kvm.create(FREEZES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[FREEZES_BUCKET] });
   // Environment policies (SetEnvironmentPolicy): one small key per
   // environment ever given one, kept for ever; its last 16 revisions say who
   // set or cleared which rules, when and why.
-  await kvm.create(POLICIES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas });
+  await kvm.create(POLICIES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[POLICIES_BUCKET] });
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
-  await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 });
+  await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000, description: DESCRIPTIONS[COORDINATORS_BUCKET] });
+  await Promise.all([DEPLOYMENTS_BUCKET, AGENTS_BUCKET, RELEASES_BUCKET, CORDONS_BUCKET, FREEZES_BUCKET, POLICIES_BUCKET, COORDINATORS_BUCKET].map((b) => describeBucket(jsm, b)));
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),
   // made by the first upload for the app (artifacts/artifactStore.ts). The
   // shared deploy_artifacts of earlier versions is no longer made.

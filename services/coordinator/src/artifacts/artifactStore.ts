@@ -112,7 +112,7 @@ export class ArtifactStore {
     let os: ObjectStore;
     try {
       // Creating an existing bucket opens it; concurrent creates are one.
-      os = create ? await this.objm.create(name, { storage: StorageType.File, replicas: this.opts.replicas }) : await this.objm.open(name);
+      os = create ? await this.objm.create(name, { storage: StorageType.File, replicas: this.opts.replicas, description: `nats-deploy bundles of app ${app}` }) : await this.objm.open(name);
     } catch (err) {
       if (!create && /not found/i.test(errorMessage(err))) return undefined;
       throw err;
