@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { bindingProblem, parseManifest, readBindingsFile, serverVersionError } from "../services/shared/src/index.js";
+import { bindingProblem, readBindingsFile, serverVersionError } from "../services/shared/src/index.js";
+import { parseManifest } from "../services/shared/src/bundle/manifest.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const read = (p: string): string => readFileSync(join(ROOT, p), "utf8");

@@ -3,7 +3,7 @@
 // key named.
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
-import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/inspect.js";
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/limits.js";
 import { MAP_KEY, MAP_KEY_RULE, TOKEN_RULE, agentIdProblem, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
 
 export interface AppConfig {

@@ -25,7 +25,6 @@ export * from "./js/raceForTarget.js";
 export * from "./js/kvLastValues.js";
 export * from "./config.js";
 export * from "./artifacts.js";
-export * from "./bundle/manifest.js";
 export * from "./signing.js";
 export * from "./bindings.js";
 export * from "./turns.js";

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { Objm, StorageType, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
+import { HOOK_NAMES } from "../../../shared/src/bundle/manifest.js";
 import {
   ARTIFACTS_BUCKET_PREFIX,
-  HOOK_NAMES,
   LEGACY_ARTIFACTS_BUCKET,
   PreconditionError,
   ValidationError,

@@ -9,6 +9,7 @@ import zlib from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { ValidationError } from "../errors.js";
+import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "./limits.js";
 import { MANIFEST_FILE, parseManifest, type Manifest } from "./manifest.js";
 
 export interface BundleInfo {
@@ -53,11 +54,7 @@ export interface LimitNames {
   bytes: string;
 }
 
-export const DEFAULT_MAX_ENTRIES = 100_000;
-/** The coordinator's default artifacts.maxExpansionRatio. */
-export const DEFAULT_MAX_EXPANSION_RATIO = 50;
-/** 2 GiB: far above any application release we ship, far below a full disk. */
-export const DEFAULT_MAX_UNPACKED_BYTES = 2 * 1024 ** 3;
+export { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EXPANSION_RATIO, DEFAULT_MAX_UNPACKED_BYTES } from "./limits.js";
 const DEFAULT_LIMIT_NAMES: LimitNames = { entries: "maxFiles", bytes: "maxUnpackedBytes" };
 /** deploy.yaml is a few lines; 64 KB leaves room for comments without letting a bundle make us buffer much. */
 export const MAX_MANIFEST_BYTES = 64 * 1024;
