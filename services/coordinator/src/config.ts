@@ -38,6 +38,7 @@ export interface CoordinatorConfig {
   metrics: { listen: string };
   http: { listen: string; assetsDir: string };
   notify: { url: string; secretFile: string; events: string[]; environments: string[]; apps: string[]; retryMs: number; maxAttempts: number; timeoutMs: number };
+  watches: { max: number };
   logLevel: string;
 }
 
@@ -283,6 +284,14 @@ const schema = {
       env: "DEPLOY_NOTIFY_MAX_ATTEMPTS",
     },
     timeoutMs: { doc: "Time limit of one POST", format: "nat", default: 10_000, env: "DEPLOY_NOTIFY_TIMEOUT_MS" },
+  },
+  watches: {
+    max: {
+      doc: "Watches (gRPC WatchDeployment and the dashboard's event streams) this coordinator follows at once, each a consumer on DEPLOY_EVENTS; one more is refused as UNAVAILABLE (HTTP 503) until one ends. 0: no limit",
+      format: "nat",
+      default: 1000,
+      env: "DEPLOY_MAX_WATCHES",
+    },
   },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
 };

@@ -37,6 +37,7 @@ import { expiryAgeMs, startExpiry } from "./expireDeployments.js";
 import { FREEZE_EVENTS, startNotifier } from "./notifier.js";
 import { watchFreezeEdges } from "./freezeEdges.js";
 import { CoordinatorMetrics } from "./metrics.js";
+import { WatchSlots } from "./queries/watchDeployment.js";
 import { Reconciler } from "./rollout/reconciler.js";
 import { fencedCancels } from "./rollout/publishCommand.js";
 import { Convergence } from "./releases/convergence.js";
@@ -214,6 +215,8 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         ? watchFreezeEdges(ctx, freezes.kv, freezes, () => registry.clock.now(), log.child({ component: "freeze-edges" }))
         : undefined;
     const shutdown = new AbortController();
+    const watches = new WatchSlots(config.watches.max);
+    metrics.watches = () => ({ open: watches.open, refused: watches.refused });
     const grpc = await startGrpcServer(config.grpc, {
       ctx,
       registry,
@@ -231,6 +234,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       defaults,
       log: log.child({ component: "grpc" }),
       shutdown: shutdown.signal,
+      watches,
     });
     const host = config.grpc.listen.slice(0, config.grpc.listen.lastIndexOf(":"));
     const metricsServer = config.metrics.listen ? await startMetricsServer(config.metrics.listen, metrics.registry, log) : undefined;
@@ -247,6 +251,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
         auth: new TokenAuthenticator(loadTokens(config.grpc.tokens, config.grpc.tokensFile)),
         log: log.child({ component: "http" }),
         shutdown: shutdown.signal,
+        watches,
       })
       : undefined;
     state = "running";

@@ -95,6 +95,9 @@ export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamCo
 /** DEPLOY_COMMANDS' consumer limit: the most agents one fleet may have. */
 export const MAX_AGENT_CONSUMERS = 1_000_000;
 
+/** DEPLOY_EVENTS' consumer limit: far above what the coordinators make (their watches are bounded by watches.max each). */
+export const MAX_EVENT_CONSUMERS = 100_000;
+
 export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
   return {
     name: EVENTS_STREAM,
@@ -114,6 +117,12 @@ export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConf
     duplicate_window: nanos(Math.min(120_000, o.eventsMaxAgeMs || 120_000)),
     // Each event is small; a bound keeps a misbehaving publisher from filling the disk with one message.
     max_msg_size: EVENTS_MAX_MSG_SIZE,
+    // The coordinators' wake-up and notifier consumers, their catch-up reads
+    // of long histories and every watch (bounded per coordinator by
+    // watches.max) each hold a consumer here. Without a limit of its own
+    // the stream gets the server's default_max_consumers (1,000 on 2.15),
+    // and the thousandth watch would make the coordinators' own reads fail.
+    max_consumers: MAX_EVENT_CONSUMERS,
     // Agents read the last coordinator event of their deployment with a
     // direct get, which their permissions can limit by subject
     // (deploy.evt.*.coordinator): no agent reads another's output.

@@ -72,6 +72,8 @@ export class CoordinatorMetrics {
   cordonedAgents: () => number = () => 0;
   /** Read at each scrape: how many environments are frozen now (set by the coordinator). */
   frozenEnvironments: () => number = () => 0;
+  /** Read at each scrape: the watches followed now and those refused since the start (set by the coordinator to its WatchSlots). */
+  watches: () => { open: number; refused: number } = () => ({ open: 0, refused: 0 });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
@@ -100,6 +102,24 @@ export class CoordinatorMetrics {
       registers: [this.registry],
       collect() {
         this.set(frozen());
+      },
+    });
+    const watches = (): { open: number; refused: number } => this.watches();
+    new Gauge({
+      name: "deploy_watches_open",
+      help: "Watches this coordinator follows now (gRPC WatchDeployment and the dashboard's event streams), each a consumer on DEPLOY_EVENTS; at most watches.max",
+      registers: [this.registry],
+      collect() {
+        this.set(watches().open);
+      },
+    });
+    new Counter({
+      name: "deploy_watches_refused_total",
+      help: "Watches refused because watches.max were open (UNAVAILABLE over gRPC, 503 from the dashboard)",
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(watches().refused);
       },
     });
   }

@@ -11,7 +11,7 @@ import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import { revertDeployment, revertOf, rollbackRelease } from "../releases/rollback.js";
 import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
-import { getDeployment, mustExist, watchDeployment } from "../queries/watchDeployment.js";
+import { getDeployment, mustExist, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
 import type { Cordons } from "../cordons.js";
 import type { Freezes } from "../freezes.js";
 import type { Policies } from "../policies.js";
@@ -62,6 +62,8 @@ export interface ServiceDeps {
   observe?: CallObserver;
   /** Aborted when the coordinator shuts down: open watches end. */
   shutdown: AbortSignal;
+  /** How many watches this coordinator follows at once (gRPC and the dashboard's together). */
+  watches: WatchSlots;
 }
 
 /** Counts and times a finished call (metrics off: nothing). */
@@ -269,9 +271,11 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
   const onShutdown = (): void => finish({ code: status.UNAVAILABLE, details: "coordinator shutting down; resume with after_sequence" });
   call.on("cancelled", onClientGone);
   deps.shutdown.addEventListener("abort", onShutdown, { once: true });
+  let giveBack: (() => void) | undefined;
   try {
     const id = validateDeploymentId(call.request.deploymentId);
     const after = validateAfterSequence(call.request.afterSequence);
+    giveBack = deps.watches.take();
     await mustExist(deps.ctx, id);
     const onRetry = (err: unknown, attempt: number): void => deps.log.warn({ deploymentId: id, attempt, err: errorMessage(err) }, "watch: reading events failed; resuming");
     for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
@@ -283,6 +287,7 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
   } catch (err) {
     finish(toServiceError(err));
   } finally {
+    giveBack?.();
     deps.shutdown.removeEventListener("abort", onShutdown);
   }
 }

@@ -38,7 +38,7 @@ import { pauseDeployment, promoteDeployment, resumeDeployment } from "../queries
 import { revertDeployment, revertOf, type RollbackDeps } from "../releases/rollback.js";
 import { listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
-import { getDeployment } from "../queries/watchDeployment.js";
+import { getDeployment, type WatchSlots } from "../queries/watchDeployment.js";
 import type { Registry } from "../registry.js";
 import { validateCreate, validateDeploymentId, validateFreeze, validateListAgents, validateList, validateReason, validateTargetPage, validateUnfreeze, type Defaults } from "../requests.js";
 import type { Reconciler } from "../rollout/reconciler.js";
@@ -64,6 +64,8 @@ export interface ApiDeps {
   log: Logger;
   /** Aborted when the coordinator shuts down: open event streams end (clients resume elsewhere). */
   shutdown: AbortSignal;
+  /** How many watches this coordinator follows at once (the event streams here and gRPC's together). */
+  watches: WatchSlots;
 }
 
 /** The operator's decisions the page may make: POST /api/deployments/:id/<name>. */

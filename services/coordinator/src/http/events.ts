@@ -6,10 +6,11 @@
 // connection; the header wins, since EventSource keeps the first URL). The
 // stream ends with `event: end` after the terminal event.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { UnavailableError, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { toEventMessage } from "../grpc/convert.js";
-import { mustExist, watchDeployment } from "../queries/watchDeployment.js";
+import { mustExist, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
 import { validateAfterSequence } from "../requests.js";
+import { HttpError } from "./respond.js";
 
 // A comment line this often keeps proxies from closing an idle stream (nginx's
 // proxy_read_timeout is 60 s by default).
@@ -21,6 +22,8 @@ export interface EventStreamDeps {
   ctx: JsContext;
   log: Logger;
   shutdown: AbortSignal;
+  /** How many watches this coordinator follows at once (gRPC and these together). */
+  watches: WatchSlots;
 }
 
 export function afterSequenceOf(req: IncomingMessage, query: URLSearchParams): number {
@@ -32,7 +35,20 @@ export function afterSequenceOf(req: IncomingMessage, query: URLSearchParams): n
 export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, res: ServerResponse, id: string, after: number): Promise<void> {
   // Before the headers: an unknown deployment is a plain 404, which makes
   // EventSource give up rather than retry.
-  await mustExist(deps.ctx, id);
+  let giveBack: () => void;
+  try {
+    giveBack = deps.watches.take();
+  } catch (err) {
+    // 503 and not the 413 RESOURCE_EXHAUSTED maps to: the browser may try again shortly.
+    if (err instanceof UnavailableError) throw new HttpError(503, err.message);
+    throw err;
+  }
+  try {
+    await mustExist(deps.ctx, id);
+  } catch (err) {
+    giveBack();
+    throw err;
+  }
   const abort = new AbortController();
   const stop = (): void => abort.abort();
   res.on("close", stop);
@@ -64,6 +80,7 @@ export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, 
     // Mid-stream there is no status left to send: end, and the client resumes.
     deps.log.warn({ deploymentId: id, after, sent, err }, "event stream failed");
   } finally {
+    giveBack();
     clearInterval(keepalive);
     deps.shutdown.removeEventListener("abort", stop);
     res.off("close", stop);

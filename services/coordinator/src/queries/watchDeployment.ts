@@ -8,6 +8,7 @@ import {
   COORDINATOR_SOURCE,
   EVENTS_STREAM,
   NotFoundError,
+  UnavailableError,
   eventSubject,
   foldEvent,
   followEvents,
@@ -80,6 +81,50 @@ export async function getDeployment(ctx: Pick<JsContext, "js" | "jsm" | "deploym
   if (!fold) return mustLoadDeployment(ctx, id, { budgetMs: GET_BUDGET_MS });
   const loaded = await catchUp(ctx, id, fold, 0, undefined, undefined, Date.now() + GET_BUDGET_MS);
   return loaded!.record;
+}
+
+/**
+ * The watches (gRPC WatchDeployment and the dashboard's event streams) one
+ * coordinator follows at once. Each holds a consumer on DEPLOY_EVENTS, the
+ * stream the coordinators' own reads use too: unbounded, a thousand
+ * dashboards or a client that leaks its streams would make that many
+ * consumers, and on a server that caps a stream's consumers (nats-server's
+ * default_max_consumers, 1,000 by default) the coordinators' catch-up reads
+ * would be refused and rollouts stall. A watch beyond `max` is refused at
+ * once as UNAVAILABLE (a client retries it with backoff), naming the limit.
+ */
+export class WatchSlots {
+  #open = 0;
+  #refused = 0;
+
+  /** `max` 0: no limit. */
+  constructor(readonly max: number) {}
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** Watches refused since the start. */
+  get refused(): number {
+    return this.#refused;
+  }
+
+  /** A slot for one watch, and the function that gives it back (once); UnavailableError when every slot is taken. */
+  take(): () => void {
+    if (this.max > 0 && this.#open >= this.max) {
+      this.#refused++;
+      throw new UnavailableError(
+        `this coordinator follows ${this.max} watches already, its limit (watches.max, DEPLOY_MAX_WATCHES): retry shortly, or read the deployment with GetDeployment`,
+      );
+    }
+    this.#open++;
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.#open--;
+    };
+  }
 }
 
 /**

@@ -1,0 +1,83 @@
+// watches.max: a coordinator follows at most that many watches at once
+// (gRPC WatchDeployment and the dashboard's event streams together), each a
+// consumer on DEPLOY_EVENTS; one more is refused at once, UNAVAILABLE over
+// gRPC and 503 over HTTP, naming the limit, and a slot is given back when a
+// watch ends. DEPLOY_EVENTS has a consumer limit of its own, so the
+// server's default (1,000 on 2.15) cannot make watches starve the
+// coordinators' own reads.
+import * as grpc from "@grpc/grpc-js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connectNats } from "../services/shared/src/index.js";
+import { MAX_EVENT_CONSUMERS } from "../services/coordinator/src/infrastructure.js";
+import { grpcError, type DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
+import { freePort } from "./helpers/nats-server.js";
+import { Stack } from "./helpers/stack.js";
+import { until } from "./helpers/wait.js";
+
+describe("watches.max", () => {
+  let stack: Stack;
+  let client: DeployClient;
+  let httpPort = 0;
+  let metricsPort = 0;
+  const metric = async (name: string): Promise<number | undefined> => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+    return m ? Number(m[1]) : undefined;
+  };
+
+  beforeAll(async () => {
+    httpPort = await freePort();
+    metricsPort = await freePort();
+    stack = await Stack.start({
+      agents: ["a1"],
+      coordinatorEnv: { DEPLOY_MAX_WATCHES: "1", DEPLOY_HTTP_LISTEN: `127.0.0.1:${httpPort}`, DEPLOY_METRICS_LISTEN: `127.0.0.1:${metricsPort}` },
+    });
+    client = stack.client();
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it("refuses a watch beyond the limit (UNAVAILABLE, HTTP 503), and takes one again once a watch ends", async () => {
+    // The apply takes a while, so the deployment (and a watch of it) stays open.
+    await stack.control("a1", { sleep: 60 });
+    const d = await client.create({ requestId: "watch-limit-1", app: "web", environment: "prod", changeset: { version: "v1" } });
+    const first: DeploymentEventMsg[] = [];
+    const open = client.watch(d.id!, 0, (e) => first.push(e));
+    open.done.catch(() => undefined);
+    await until("the first watch has its events", () => Promise.resolve(first.length > 0 ? true : undefined));
+    expect(await metric("deploy_watches_open")).toBe(1);
+
+    const second = await grpcError(client.events(d.id!));
+    expect(second.code).toBe(grpc.status.UNAVAILABLE);
+    expect(second.details).toBe("this coordinator follows 1 watches already, its limit (watches.max, DEPLOY_MAX_WATCHES): retry shortly, or read the deployment with GetDeployment");
+    const sse = await fetch(`http://127.0.0.1:${httpPort}/api/deployments/${d.id!}/events`);
+    expect(sse.status).toBe(503);
+    expect(await sse.text()).toContain("watches.max");
+    expect(await metric("deploy_watches_refused_total")).toBe(2);
+    // A read is not a watch: it is answered.
+    expect((await client.get(d.id!)).id).toBe(d.id);
+
+    open.cancel();
+    await until("the slot is given back", async () => ((await metric("deploy_watches_open")) === 0 ? true : undefined));
+    await stack.control("a1", { sleep: 60 }, false);
+    await client.call("CancelDeployment", { deploymentId: d.id!, reason: "test over", killRunning: true });
+    const events = await until("a watch is taken again", async () => {
+      const got = await client.events(d.id!).catch(() => undefined);
+      return got && got.length > 0 ? got : undefined;
+    });
+    expect(events.at(-1)!.type).toBe("deployment.finished");
+    expect(await metric("deploy_watches_open")).toBe(0);
+  });
+
+  it("DEPLOY_EVENTS has a consumer limit of its own, above the server's default of 1,000", async () => {
+    const nc = await connectNats({ url: stack.nats.url, name: "test" });
+    try {
+      const info = await (await jetstreamManager(nc)).streams.info("DEPLOY_EVENTS");
+      expect(info.config.max_consumers).toBe(MAX_EVENT_CONSUMERS);
+    } finally {
+      await nc.close();
+    }
+  });
+});
