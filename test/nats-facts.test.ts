@@ -22,7 +22,7 @@ import type { JetStreamClient, JetStreamManager, JsMsg, StoredMsg } from "@nats-
 import { Kvm } from "@nats-io/kv";
 import type { KV } from "@nats-io/kv";
 import { requestCancelPatched, serverVersionError } from "../services/shared/src/index.js";
-import { MAX_AGENT_CONSUMERS, commandsStreamConfig } from "../services/coordinator/src/infrastructure.js";
+import { MAX_AGENT_CONSUMERS, MAX_EVENT_CONSUMERS, commandsStreamConfig, eventsStreamConfig } from "../services/coordinator/src/infrastructure.js";
 import { freePort, startNatsServer } from "./helpers/nats-server.js";
 import type { NatsServerHandle } from "./helpers/nats-server.js";
 
@@ -149,7 +149,7 @@ describe("nats-server facts", () => {
     expect(info.streams).toBeGreaterThanOrEqual(0);
   });
 
-  it("2.15 caps a stream that sets no max_consumers at the server's default_max_consumers; DEPLOY_COMMANDS sets its own", async () => {
+  it("2.15 caps a stream that sets no max_consumers at the server's default_max_consumers; DEPLOY_COMMANDS and DEPLOY_EVENTS set their own", async () => {
     // The default is 1,000 (agent 1,001 was refused for ever in the 10,000-agent bench); 3 here.
     const small = await startNatsServer({ configText: "jetstream {\n  sync_interval: always\n  limits { default_max_consumers: 3 }\n}\n" });
     const snc = await connectTo(small);
@@ -163,6 +163,12 @@ describe("nats-server facts", () => {
       await sjsm.streams.add(cmds);
       for (let i = 0; i < 4; i++) await sjsm.consumers.add(cmds.name, { durable_name: `agent-${i}`, ack_policy: AckPolicy.Explicit, filter_subject: `deploy.cmd.${i}.>` });
       expect((await sjsm.streams.info(cmds.name)).state.consumer_count).toBe(4);
+      // DEPLOY_EVENTS (watches, the coordinators' reads) too.
+      const events = eventsStreamConfig({ replicas: 1, commandsMaxAgeMs: 60_000 });
+      expect(events.max_consumers).toBe(MAX_EVENT_CONSUMERS);
+      await sjsm.streams.add(events);
+      for (let i = 0; i < 4; i++) await sjsm.consumers.add(events.name, { ack_policy: AckPolicy.None, filter_subject: `deploy.evt.d-${i}.>` });
+      expect((await sjsm.streams.info(events.name)).state.consumer_count).toBe(4);
     } finally {
       await snc.close();
       await small.cleanup();

@@ -24,6 +24,7 @@ import {
   CORDONS_BUCKET,
   FREEZES_BUCKET,
   POLICIES_BUCKET,
+  LEGACY_ARTIFACTS_BUCKET,
   kvStreamName,
 } from "../../shared/src/index.js";
 import { RELEASE_HISTORY } from "./releases/releaseBook.js";
@@ -97,6 +98,33 @@ export const MAX_AGENT_CONSUMERS = 1_000_000;
 
 /** DEPLOY_EVENTS' consumer limit: far above what the coordinators make (their watches are bounded by watches.max each). */
 export const MAX_EVENT_CONSUMERS = 100_000;
+
+/**
+ * An artifact bucket's consumer limit: every agent downloading a bundle
+ * holds one (agent/src/artifactCache.ts), so a rollout of 10,000 agents at
+ * max_concurrency 10,000 needs 10,000 at once. With none of its own a
+ * stream gets the server's default_max_consumers (1,000 on 2.15), and the
+ * 1,001st concurrent download failed its target.
+ */
+export const MAX_ARTIFACT_CONSUMERS = 1_000_000;
+
+/**
+ * Raises the consumer limit of artifact buckets made before it was set
+ * (ArtifactStore sets it on the ones it makes). A server before 2.12
+ * cannot change it: the bucket keeps its limit.
+ */
+async function raiseArtifactConsumerLimits(jsm: JetStreamManager): Promise<void> {
+  for await (const si of jsm.streams.list()) {
+    const name = si.config.name;
+    if (!name.startsWith(`OBJ_${LEGACY_ARTIFACTS_BUCKET}`) || si.config.max_consumers === MAX_ARTIFACT_CONSUMERS) continue;
+    try {
+      const raised: Partial<StreamConfig> = { max_consumers: MAX_ARTIFACT_CONSUMERS };
+      await jsm.streams.update(name, { ...si.config, ...raised });
+    } catch (err) {
+      if (!/consumers/i.test((err as Error).message)) throw err;
+    }
+  }
+}
 
 export function eventsStreamConfig(o: InfrastructureOptions): Partial<StreamConfig> & { name: string } {
   return {
@@ -183,6 +211,7 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),
   // made by the first upload for the app (artifacts/artifactStore.ts). The
   // shared deploy_artifacts of earlier versions is no longer made.
+  await raiseArtifactConsumerLimits(jsm);
 
   // The coordinators' wake-up consumer acknowledges nothing (ack none): an
   // event only wakes a reconcile, the stream keeps it, and the sweep

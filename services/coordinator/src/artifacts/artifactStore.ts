@@ -14,6 +14,11 @@ import { Readable } from "node:stream";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { Objm, StorageType, type ObjectInfo, type ObjectStore } from "@nats-io/obj";
 import { HOOK_NAMES } from "../../../shared/src/bundle/manifest.js";
+import { MAX_ARTIFACT_CONSUMERS } from "../infrastructure.js";
+
+// Objm.create copies options it does not know into the stream's config:
+// the consumer limit every downloading agent counts against.
+const ARTIFACT_STREAM_LIMITS = { max_consumers: MAX_ARTIFACT_CONSUMERS } as Record<string, unknown>;
 import {
   ARTIFACTS_BUCKET_PREFIX,
   LEGACY_ARTIFACTS_BUCKET,
@@ -112,7 +117,7 @@ export class ArtifactStore {
     let os: ObjectStore;
     try {
       // Creating an existing bucket opens it; concurrent creates are one.
-      os = create ? await this.objm.create(name, { storage: StorageType.File, replicas: this.opts.replicas, description: `nats-deploy bundles of app ${app}` }) : await this.objm.open(name);
+      os = create ? await this.objm.create(name, { storage: StorageType.File, replicas: this.opts.replicas, description: `nats-deploy bundles of app ${app}`, ...ARTIFACT_STREAM_LIMITS }) : await this.objm.open(name);
     } catch (err) {
       if (!create && /not found/i.test(errorMessage(err))) return undefined;
       throw err;

@@ -2,20 +2,22 @@
 // (gRPC WatchDeployment and the dashboard's event streams together), each a
 // consumer on DEPLOY_EVENTS; one more is refused at once, UNAVAILABLE over
 // gRPC and 503 over HTTP, naming the limit, and a slot is given back when a
-// watch ends. DEPLOY_EVENTS has a consumer limit of its own, so the
-// server's default (1,000 on 2.15) cannot make watches starve the
-// coordinators' own reads.
+// watch ends. DEPLOY_EVENTS and the artifact buckets have consumer limits
+// of their own, so the server's default (1,000 on 2.15) neither lets
+// watches starve the coordinators' own reads nor fails the 1,001st agent
+// downloading a bundle at once.
 import * as grpc from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNats } from "../services/shared/src/index.js";
-import { MAX_EVENT_CONSUMERS } from "../services/coordinator/src/infrastructure.js";
+import { MAX_ARTIFACT_CONSUMERS, MAX_EVENT_CONSUMERS } from "../services/coordinator/src/infrastructure.js";
+import { makeBundle } from "./helpers/bundles.js";
 import { grpcError, type DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
 import { freePort } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
-describe("watches.max", () => {
+describe("consumer limits: watches.max, DEPLOY_EVENTS and the artifact buckets", () => {
   let stack: Stack;
   let client: DeployClient;
   let httpPort = 0;
@@ -76,6 +78,23 @@ describe("watches.max", () => {
     try {
       const info = await (await jetstreamManager(nc)).streams.info("DEPLOY_EVENTS");
       expect(info.config.max_consumers).toBe(MAX_EVENT_CONSUMERS);
+    } finally {
+      await nc.close();
+    }
+  });
+
+  it("so does an app's artifact bucket (every downloading agent holds a consumer), one made before included once a coordinator starts", async () => {
+    await client.upload("web", await makeBundle([{ name: "deploy.yaml", content: "version: 1\n" }]));
+    const nc = await connectNats({ url: stack.nats.url, name: "test" });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info("OBJ_deploy_artifacts_web");
+      expect(info.config.max_consumers).toBe(MAX_ARTIFACT_CONSUMERS);
+      // As an earlier version made it: no limit of its own (the server's default applies).
+      await jsm.streams.update("OBJ_deploy_artifacts_web", { ...info.config, ...({ max_consumers: -1 } as object) });
+      expect((await jsm.streams.info("OBJ_deploy_artifacts_web")).config.max_consumers).toBe(-1);
+      await stack.startCoordinator({ DEPLOY_HTTP_LISTEN: "", DEPLOY_METRICS_LISTEN: "" });
+      expect((await jsm.streams.info("OBJ_deploy_artifacts_web")).config.max_consumers).toBe(MAX_ARTIFACT_CONSUMERS);
     } finally {
       await nc.close();
     }
