@@ -6,12 +6,14 @@
 // of their own, so the server's default (1,000 on 2.15) neither lets
 // watches starve the coordinators' own reads nor fails the 1,001st agent
 // downloading a bundle at once.
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectNats } from "../services/shared/src/index.js";
 import { MAX_ARTIFACT_CONSUMERS, MAX_EVENT_CONSUMERS } from "../services/coordinator/src/infrastructure.js";
 import { makeBundle } from "./helpers/bundles.js";
+import { runCli, shown } from "./helpers/deployctl.js";
 import { grpcError, type DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
 import { freePort } from "./helpers/nats-server.js";
 import { Stack } from "./helpers/stack.js";
@@ -71,6 +73,27 @@ describe("consumer limits: watches.max, DEPLOY_EVENTS and the artifact buckets",
     });
     expect(events.at(-1)!.type).toBe("deployment.finished");
     expect(await metric("deploy_watches_open")).toBe(0);
+  });
+
+  it("deployctl watch, while every watch is taken, reads the deployment until it ends (exit 0), not counting it as a coordinator gone", async () => {
+    await stack.control("a1", { sleep: 4 });
+    try {
+      const d = await client.create({ requestId: "watch-limit-2", app: "web", environment: "prod", changeset: { version: "v2" } });
+      const held: DeploymentEventMsg[] = [];
+      const open = client.watch(d.id!, 0, (e) => held.push(e));
+      open.done.catch(() => undefined);
+      await until("the held watch has its events", () => Promise.resolve(held.length > 0 ? true : undefined));
+      // A retry budget far shorter than the apply: reading while the watches are full is not a retry of a coordinator gone.
+      const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: stack.dir, XDG_STATE_HOME: join(stack.dir, "xdg"), DEPLOY_COORDINATOR: stack.address, DEPLOYCTL_RETRY_BUDGET_MS: "1000" };
+      const r = await runCli(["watch", d.id!], { env });
+      open.cancel();
+      expect(r.code, shown(r)).toBe(0);
+      expect(r.stdout, shown(r)).toContain("UNAVAILABLE: this coordinator follows 1 watches already, its limit (watches.max, DEPLOY_MAX_WATCHES)");
+      expect(r.stdout, shown(r)).toContain("reading the deployment every 2 s until a watch is free");
+      expect(r.stdout, shown(r)).toMatch(/SUCCEEDED/);
+    } finally {
+      await stack.control("a1", { sleep: 4 }, false);
+    }
   });
 
   it("DEPLOY_EVENTS has a consumer limit of its own, above the server's default of 1,000", async () => {

@@ -3,6 +3,8 @@
 // (UNAVAILABLE, e.g. a restart or a drained coordinator), the sequence kept in
 // a state file so `deployctl watch <id>` resumes even after a SIGKILL.
 // Ctrl-C stops following only: the deployment goes on.
+import type { ServiceError } from "@grpc/grpc-js";
+import { WatchesFullError } from "../../shared/src/errors.js";
 import { Backoff, type Client, type DeploymentEventMsg, type DeploymentMsg } from "./client.js";
 import { InterruptedError, isRetryable, statusLine } from "./errors.js";
 import { isTerminalDeployment } from "./render/format.js";
@@ -40,12 +42,25 @@ export async function follow(o: FollowOptions): Promise<DeploymentMsg> {
   }
 }
 
+/** While the coordinator's watches are full (watches.max): a read of the deployment this often. */
+const WATCHES_FULL_READ_MS = 2000;
+
+/** A watch refused because every watch slot of the coordinator is taken (the trailer WatchesFullError sets). */
+const isWatchesFull = (err: ServiceError): boolean => (err.metadata?.get(WatchesFullError.TRAILER).length ?? 0) > 0;
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+  });
+
 async function followUntilEnd(o: FollowOptions, signal: AbortSignal): Promise<DeploymentMsg> {
   const { client, deploymentId, view, state } = o;
   let last = o.afterSequence;
   const snapshot = o.snapshot ?? (await client.getDeployment(deploymentId));
   view.begin(snapshot, last);
   const backoff = new Backoff(client.opts);
+  let watchesFullNoted = false;
   const interrupted = (): never => {
     view.interrupt();
     throw new InterruptedError(deploymentId);
@@ -74,6 +89,24 @@ async function followUntilEnd(o: FollowOptions, signal: AbortSignal): Promise<De
       if (err instanceof InterruptedError) throw err;
       if (signal.aborted) interrupted();
       if (!isRetryable(err)) throw err;
+      if (isWatchesFull(err)) {
+        // The coordinator answers, but every watch slot it has is taken
+        // (watches.max): read the deployment instead, and try the watch
+        // again, for as long as it runs. Not the retry budget, which is for
+        // a coordinator that does not answer.
+        const d = await client.getDeployment(deploymentId);
+        if (signal.aborted) interrupted();
+        if (isTerminalDeployment(d.state)) {
+          view.end(d);
+          return d;
+        }
+        if (!watchesFullNoted) view.reconnecting(`${statusLine(err)}; reading the deployment every ${WATCHES_FULL_READ_MS / 1000} s until a watch is free`, last);
+        watchesFullNoted = true;
+        backoff.reset();
+        await sleep(WATCHES_FULL_READ_MS, signal);
+        if (signal.aborted) interrupted();
+        continue;
+      }
       view.reconnecting(statusLine(err), last);
       await backoff.wait(err, signal);
       if (signal.aborted) interrupted();

@@ -100,6 +100,18 @@ export class UnavailableError extends DeployError {
   }
 }
 
+/** Every watch slot of the coordinator is taken (watches.max): a read still answers, a watch may later. */
+export class WatchesFullError extends UnavailableError {
+  /** The gRPC trailer that carries the limit (docs/api.md): a client may read instead of watching meanwhile. */
+  static readonly TRAILER = "watches-full";
+  constructor(
+    message: string,
+    readonly max: number,
+  ) {
+    super(message);
+  }
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -1,7 +1,7 @@
 // The one mapping from our error codes to gRPC status codes.
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { Metadata } from "@grpc/grpc-js";
-import { DeployError, EnvironmentFrozenError, PairBusyError, type ErrorCode } from "../../../shared/src/index.js";
+import { DeployError, EnvironmentFrozenError, PairBusyError, WatchesFullError, type ErrorCode } from "../../../shared/src/index.js";
 
 const CODES: Record<ErrorCode, status> = {
   INVALID_ARGUMENT: status.INVALID_ARGUMENT,
@@ -20,6 +20,7 @@ export function toServiceError(err: unknown): Partial<ServiceError> {
     if ("field" in err && typeof err.field === "string") metadata.set("field", err.field);
     if (err instanceof PairBusyError) metadata.set(PairBusyError.TRAILER, err.activeDeploymentId);
     if (err instanceof EnvironmentFrozenError) metadata.set(EnvironmentFrozenError.TRAILER, err.environment);
+    if (err instanceof WatchesFullError) metadata.set(WatchesFullError.TRAILER, String(err.max));
     return { code: CODES[err.code], details: err.message, metadata };
   }
   // Unknown errors are most often NATS not answering (timeouts while it

@@ -6,7 +6,7 @@
 // connection; the header wins, since EventSource keeps the first URL). The
 // stream ends with `event: end` after the terminal event.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { UnavailableError, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
+import { WatchesFullError, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { toEventMessage } from "../grpc/convert.js";
 import { mustExist, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
 import { validateAfterSequence } from "../requests.js";
@@ -40,7 +40,7 @@ export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, 
     giveBack = deps.watches.take();
   } catch (err) {
     // 503 and not the 413 RESOURCE_EXHAUSTED maps to: the browser may try again shortly.
-    if (err instanceof UnavailableError) throw new HttpError(503, err.message);
+    if (err instanceof WatchesFullError) throw new HttpError(503, err.message);
     throw err;
   }
   try {

@@ -8,7 +8,7 @@ import {
   COORDINATOR_SOURCE,
   EVENTS_STREAM,
   NotFoundError,
-  UnavailableError,
+  WatchesFullError,
   eventSubject,
   foldEvent,
   followEvents,
@@ -91,7 +91,8 @@ export async function getDeployment(ctx: Pick<JsContext, "js" | "jsm" | "deploym
  * consumers, and on a server that caps a stream's consumers (nats-server's
  * default_max_consumers, 1,000 by default) the coordinators' catch-up reads
  * would be refused and rollouts stall. A watch beyond `max` is refused at
- * once as UNAVAILABLE (a client retries it with backoff), naming the limit.
+ * once as UNAVAILABLE (a client retries it with backoff), naming the limit,
+ * with the trailer watches-full (deployctl reads meanwhile).
  */
 export class WatchSlots {
   #open = 0;
@@ -109,12 +110,13 @@ export class WatchSlots {
     return this.#refused;
   }
 
-  /** A slot for one watch, and the function that gives it back (once); UnavailableError when every slot is taken. */
+  /** A slot for one watch, and the function that gives it back (once); WatchesFullError when every slot is taken. */
   take(): () => void {
     if (this.max > 0 && this.#open >= this.max) {
       this.#refused++;
-      throw new UnavailableError(
+      throw new WatchesFullError(
         `this coordinator follows ${this.max} watches already, its limit (watches.max, DEPLOY_MAX_WATCHES): retry shortly, or read the deployment with GetDeployment`,
+        this.max,
       );
     }
     this.#open++;
