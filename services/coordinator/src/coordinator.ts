@@ -91,7 +91,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
     for (let attempt = 1; ; attempt++) {
       try {
         const jsm = await jetstreamManager(nc, { timeout: config.nats.apiTimeoutMs });
-        await ensureInfrastructure(nc, jsm, config.streams);
+        await ensureInfrastructure(nc, jsm, config.streams, (message) => log.warn({ message }, "infrastructure"));
         break;
       } catch (err) {
         if (attempt >= 60) throw err;

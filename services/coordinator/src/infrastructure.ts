@@ -52,12 +52,14 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
  * binds to an existing bucket as it is): one stream info per bucket at a
  * coordinator's start.
  */
-async function describeBucket(jsm: JetStreamManager, bucket: string): Promise<void> {
+async function describeBucket(jsm: JetStreamManager, bucket: string, warn: (message: string) => void): Promise<void> {
   const description = DESCRIPTIONS[bucket];
   if (description === undefined) return;
   const name = kvStreamName(bucket);
   const info = await jsm.streams.info(name);
-  if (info.config.description !== description) await jsm.streams.update(name, { ...info.config, description });
+  if (info.config.description === description) return;
+  // Cosmetic: a refused update is said, and the start goes on.
+  await jsm.streams.update(name, { ...info.config, description }).catch((err: unknown) => warn(`${name}: its description was not set: ${(err as Error).message}`));
 }
 
 export interface InfrastructureOptions {
@@ -110,10 +112,11 @@ export const MAX_ARTIFACT_CONSUMERS = 1_000_000;
 
 /**
  * Raises the consumer limit of artifact buckets made before it was set
- * (ArtifactStore sets it on the ones it makes). A server before 2.12
- * cannot change it: the bucket keeps its limit.
+ * (ArtifactStore sets it on the ones it makes). Best effort: a bucket whose
+ * update is refused (a server before 2.12 cannot change the limit) keeps
+ * its limit, and `warn` says which; the coordinator starts all the same.
  */
-async function raiseArtifactConsumerLimits(jsm: JetStreamManager): Promise<void> {
+async function raiseArtifactConsumerLimits(jsm: JetStreamManager, warn: (message: string) => void): Promise<void> {
   for await (const si of jsm.streams.list()) {
     const name = si.config.name;
     if (!name.startsWith(`OBJ_${LEGACY_ARTIFACTS_BUCKET}`) || si.config.max_consumers === MAX_ARTIFACT_CONSUMERS) continue;
@@ -121,7 +124,7 @@ async function raiseArtifactConsumerLimits(jsm: JetStreamManager): Promise<void>
       const raised: Partial<StreamConfig> = { max_consumers: MAX_ARTIFACT_CONSUMERS };
       await jsm.streams.update(name, { ...si.config, ...raised });
     } catch (err) {
-      if (!/consumers/i.test((err as Error).message)) throw err;
+      warn(`${name} keeps its consumer limit (${si.config.max_consumers}; -1: the server's default_max_consumers): ${(err as Error).message}; more agents than that downloading one of its bundles at once fail`);
     }
   }
 }
@@ -176,7 +179,7 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   }
 }
 
-export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamManager, o: InfrastructureOptions): Promise<void> {
+export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamManager, o: InfrastructureOptions, warn: (message: string) => void = () => undefined): Promise<void> {
   await ensureStream(jsm, commandsStreamConfig(o));
   await ensureStream(jsm, eventsStreamConfig(o));
   const kvm = new Kvm(jetstream(nc));
@@ -207,11 +210,11 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   await kvm.create(POLICIES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[POLICIES_BUCKET] });
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
   await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000, description: DESCRIPTIONS[COORDINATORS_BUCKET] });
-  await Promise.all([DEPLOYMENTS_BUCKET, AGENTS_BUCKET, RELEASES_BUCKET, CORDONS_BUCKET, FREEZES_BUCKET, POLICIES_BUCKET, COORDINATORS_BUCKET].map((b) => describeBucket(jsm, b)));
+  await Promise.all([DEPLOYMENTS_BUCKET, AGENTS_BUCKET, RELEASES_BUCKET, CORDONS_BUCKET, FREEZES_BUCKET, POLICIES_BUCKET, COORDINATORS_BUCKET].map((b) => describeBucket(jsm, b, warn)));
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),
   // made by the first upload for the app (artifacts/artifactStore.ts). The
   // shared deploy_artifacts of earlier versions is no longer made.
-  await raiseArtifactConsumerLimits(jsm);
+  await raiseArtifactConsumerLimits(jsm, warn);
 
   // The coordinators' wake-up consumer acknowledges nothing (ack none): an
   // event only wakes a reconcile, the stream keeps it, and the sweep
