@@ -11,7 +11,7 @@ import { promotionGate, resolvePromotion } from "../releases/promote.js";
 import { revertDeployment, revertOf, rollbackRelease } from "../releases/rollback.js";
 import { cordonAgent, deregisterAgent, listAgentsPage } from "../queries/listAgents.js";
 import { listDeployments } from "../queries/listDeployments.js";
-import { getDeployment, mustExist, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
+import { getDeployment, mustExist, untilDrained, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
 import type { Cordons } from "../cordons.js";
 import type { Freezes } from "../freezes.js";
 import type { Policies } from "../policies.js";
@@ -281,7 +281,7 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
     for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
       if (finished) break;
       const ok = call.write(toEventMessage(event, record, ignored));
-      if (!ok) await new Promise<void>((resolve) => call.once("drain", resolve));
+      if (!ok) await untilDrained(call, abort.signal);
     }
     finish();
   } catch (err) {

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { WatchesFullError, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { toEventMessage } from "../grpc/convert.js";
-import { mustExist, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
+import { mustExist, untilDrained, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
 import { validateAfterSequence } from "../requests.js";
 import { HttpError } from "./respond.js";
 
@@ -67,12 +67,7 @@ export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, 
     for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
       if (abort.signal.aborted) break;
       sent++;
-      if (!res.write(`id: ${event.seq}\ndata: ${JSON.stringify(toEventMessage(event, record, ignored))}\n\n`)) {
-        await new Promise<void>((resolve) => {
-          res.once("drain", resolve);
-          abort.signal.addEventListener("abort", () => resolve(), { once: true });
-        });
-      }
+      if (!res.write(`id: ${event.seq}\ndata: ${JSON.stringify(toEventMessage(event, record, ignored))}\n\n`)) await untilDrained(res, abort.signal);
     }
     // Aborted (client gone or shutting down): the client resumes from its last id.
     if (!abort.signal.aborted) res.write("event: end\ndata: {}\n\n");

@@ -130,6 +130,25 @@ export class WatchSlots {
 }
 
 /**
+ * Waits until a watch's full stream (a gRPC call, an HTTP response) drains,
+ * or the watch is aborted: a client gone while its stream was full never
+ * drains it, and the watch, its consumer and its slot would be held for
+ * ever.
+ */
+export function untilDrained(stream: { once(event: "drain", fn: () => void): unknown; off(event: "drain", fn: () => void): unknown }, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off("drain", done);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    stream.once("drain", done);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
  * How long a watch rides out a failing event stream (consumer creates timing
  * out on a saturated server, a node lost) before it ends with the error: the
  * 10,000-agent bench saw watches fail after ~30 s of a saturated nats-server
