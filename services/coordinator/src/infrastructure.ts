@@ -9,7 +9,7 @@ import {
   type JetStreamManager,
   type StreamConfig,
 } from "@nats-io/jetstream";
-import { Kvm } from "@nats-io/kv";
+import { Kvm, type KvOptions } from "@nats-io/kv";
 import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
@@ -48,17 +48,17 @@ export const DESCRIPTIONS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Gives a bucket made by an earlier version its description (Kvm.create
- * binds to an existing bucket as it is): one stream info per bucket at a
- * coordinator's start.
+ * A KV bucket, made with its description or bound as it is (Kvm.create),
+ * then given its description if an earlier version made it without: one
+ * stream info per bucket at a coordinator's start. The description is
+ * cosmetic: a refused update is said, and the start goes on.
  */
-async function describeBucket(jsm: JetStreamManager, bucket: string, warn: (message: string) => void): Promise<void> {
-  const description = DESCRIPTIONS[bucket];
-  if (description === undefined) return;
+async function ensureBucket(kvm: Kvm, jsm: JetStreamManager, bucket: string, opts: Partial<KvOptions>, warn: (message: string) => void): Promise<void> {
+  const description = DESCRIPTIONS[bucket] ?? "";
+  await kvm.create(bucket, { ...opts, description });
   const name = kvStreamName(bucket);
   const info = await jsm.streams.info(name);
   if (info.config.description === description) return;
-  // Cosmetic: a refused update is said, and the start goes on.
   await jsm.streams.update(name, { ...info.config, description }).catch((err: unknown) => warn(`${name}: its description was not set: ${(err as Error).message}`));
 }
 
@@ -187,8 +187,7 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
     [DEPLOYMENTS_BUCKET, 5],
     [AGENTS_BUCKET, 1],
   ] as const) {
-    // Kvm.create binds to an existing bucket with the same settings.
-    await kvm.create(bucket, { history, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[bucket] });
+    await ensureBucket(kvm, jsm, bucket, { history, storage: StorageType.File, replicas: o.replicas }, warn);
   }
   // No claims bucket any more: a target's race is decided on its own event
   // subject (js/raceForTarget.ts). One left by an older version is unused.
@@ -196,21 +195,20 @@ export async function ensureInfrastructure(nc: NatsConnection, jsm: JetStreamMan
   // kept for ever (it must outlive DEPLOY_EVENTS' retention: convergence
   // reads it, not the events that made it), its last 64 revisions (the KV
   // maximum) the release history GetRelease shows.
-  await kvm.create(RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[RELEASES_BUCKET] });
+  await ensureBucket(kvm, jsm, RELEASES_BUCKET, { history: RELEASE_HISTORY, storage: StorageType.File, replicas: o.replicas }, warn);
   // Cordoned agents (CordonAgent): one small key per agent ever cordoned,
   // kept for ever; its last 16 revisions say who cordoned and uncordoned it.
-  await kvm.create(CORDONS_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[CORDONS_BUCKET] });
+  await ensureBucket(kvm, jsm, CORDONS_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas }, warn);
   // Frozen environments (FreezeEnvironment): one small key per environment
   // ever frozen, kept for ever; its last 16 revisions say who froze and
   // unfroze it, when, why and until when.
-  await kvm.create(FREEZES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[FREEZES_BUCKET] });
+  await ensureBucket(kvm, jsm, FREEZES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas }, warn);
   // Environment policies (SetEnvironmentPolicy): one small key per
   // environment ever given one, kept for ever; its last 16 revisions say who
   // set or cleared which rules, when and why.
-  await kvm.create(POLICIES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas, description: DESCRIPTIONS[POLICIES_BUCKET] });
+  await ensureBucket(kvm, jsm, POLICIES_BUCKET, { history: 16, storage: StorageType.File, replicas: o.replicas }, warn);
   // Coordinators' heartbeats: a key left by one that died expires after an hour.
-  await kvm.create(COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000, description: DESCRIPTIONS[COORDINATORS_BUCKET] });
-  await Promise.all([DEPLOYMENTS_BUCKET, AGENTS_BUCKET, RELEASES_BUCKET, CORDONS_BUCKET, FREEZES_BUCKET, POLICIES_BUCKET, COORDINATORS_BUCKET].map((b) => describeBucket(jsm, b, warn)));
+  await ensureBucket(kvm, jsm, COORDINATORS_BUCKET, { history: 1, storage: StorageType.Memory, replicas: o.replicas, ttl: 3600_000 }, warn);
   // Artifacts: one object store bucket per app (deploy_artifacts_<app>),
   // made by the first upload for the app (artifacts/artifactStore.ts). The
   // shared deploy_artifacts of earlier versions is no longer made.

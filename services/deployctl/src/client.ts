@@ -80,11 +80,22 @@ export class Backoff {
     if (this.#attempt >= this.opts.maxAttempts || elapsed + delay > this.opts.retryBudgetMs) {
       throw new UnreachableError(err, this.#attempt, elapsed, this.opts.address);
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, delay);
-      signal?.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-    });
+    await pause(delay, signal);
   }
+}
+
+/** Waits `ms`, or less when `signal` aborts; leaves no listener on it (a follow that waits for an hour pauses 1,800 times). */
+export function pause(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+  });
 }
 
 type UnaryMethod =

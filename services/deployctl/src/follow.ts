@@ -5,7 +5,7 @@
 // Ctrl-C stops following only: the deployment goes on.
 import type { ServiceError } from "@grpc/grpc-js";
 import { WatchesFullError } from "../../shared/src/errors.js";
-import { Backoff, type Client, type DeploymentEventMsg, type DeploymentMsg } from "./client.js";
+import { Backoff, pause, type Client, type DeploymentEventMsg, type DeploymentMsg } from "./client.js";
 import { InterruptedError, isRetryable, statusLine } from "./errors.js";
 import { isTerminalDeployment } from "./render/format.js";
 import type { FollowView } from "./render/view.js";
@@ -47,12 +47,6 @@ const WATCHES_FULL_READ_MS = 2000;
 
 /** A watch refused because every watch slot of the coordinator is taken (the trailer WatchesFullError sets). */
 const isWatchesFull = (err: ServiceError): boolean => (err.metadata?.get(WatchesFullError.TRAILER).length ?? 0) > 0;
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-  });
 
 async function followUntilEnd(o: FollowOptions, signal: AbortSignal): Promise<DeploymentMsg> {
   const { client, deploymentId, view, state } = o;
@@ -103,7 +97,7 @@ async function followUntilEnd(o: FollowOptions, signal: AbortSignal): Promise<De
         if (!watchesFullNoted) view.reconnecting(`${statusLine(err)}; reading the deployment every ${WATCHES_FULL_READ_MS / 1000} s until a watch is free`, last);
         watchesFullNoted = true;
         backoff.reset();
-        await sleep(WATCHES_FULL_READ_MS, signal);
+        await pause(WATCHES_FULL_READ_MS, signal);
         if (signal.aborted) interrupted();
         continue;
       }

@@ -249,13 +249,6 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
   throw new HttpError(404, `no such API: ${method} ${url.pathname}`);
 }
 
-/**
- * The page's "Promote to…" on a deployment that SUCCEEDED: CreateDeployment
- * with promote_from its environment, validated, gated and created as the
- * gRPC call does, recorded with the token's name. The page promotes the
- * release it shows: when the desired release of `from` is another
- * deployment's by now, a new request is refused rather than deploying that.
- */
 /** A count or a percentage as the page sends it ("3", "25%", empty for the default), as the strategy's `field` or `field`Percent. */
 function amountField(body: Record<string, unknown>, field: "maxConcurrency" | "canary"): Record<string, number | string> {
   const v = body[field];
@@ -266,6 +259,13 @@ function amountField(body: Record<string, unknown>, field: "maxConcurrency" | "c
   return { [field]: n };
 }
 
+/**
+ * The page's "Promote to…" on a deployment that SUCCEEDED: CreateDeployment
+ * with promote_from its environment, validated, gated and created as the
+ * gRPC call does, recorded with the token's name. The page promotes the
+ * release it shows: when the desired release of `from` is another
+ * deployment's by now, a new request is refused rather than deploying that.
+ */
 async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: Identity): Promise<object> {
   if (typeof body.from !== "string" || body.from === "") throw new HttpError(400, "from: is required: the environment whose desired release to promote");
   const minSoakMs = body.minSoak === undefined || body.minSoak === "" ? undefined : durationFieldMs("minSoak", body.minSoak, "(leave it out for no soak)");
