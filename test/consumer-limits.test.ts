@@ -16,6 +16,7 @@ import { makeBundle } from "./helpers/bundles.js";
 import { runCli, shown } from "./helpers/deployctl.js";
 import { grpcError, type DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
 import { freePort } from "./helpers/nats-server.js";
+import { metricValue } from "./helpers/metrics.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -24,11 +25,7 @@ describe("consumer limits: watches.max, DEPLOY_EVENTS and the artifact buckets",
   let client: DeployClient;
   let httpPort = 0;
   let metricsPort = 0;
-  const metric = async (name: string): Promise<number | undefined> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-    return m ? Number(m[1]) : undefined;
-  };
+  const metric = (name: string): Promise<number | undefined> => metricValue(metricsPort, name);
 
   beforeAll(async () => {
     httpPort = await freePort();

@@ -16,6 +16,7 @@ import type { ListAgentsResponse__Output } from "../services/shared/src/gen/depl
 import { grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
 import { runCli, type CliResult } from "./helpers/deployctl.js";
 import { freePort } from "./helpers/nats-server.js";
+import { metricValue } from "./helpers/metrics.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -38,11 +39,7 @@ describe("cordoned agents take no new deployment", () => {
   };
 
   let metricsPort = 0;
-  const gauge = async (name: string): Promise<number | undefined> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-    return m ? Number(m[1]) : undefined;
-  };
+  const gauge = (name: string): Promise<number | undefined> => metricValue(metricsPort, name);
 
   beforeAll(async () => {
     metricsPort = await freePort();

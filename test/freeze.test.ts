@@ -17,6 +17,7 @@ import type { ListFreezesResponse__Output } from "../services/shared/src/gen/dep
 import { grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
 import { runCli, shown, deploymentIdOf, type CliResult } from "./helpers/deployctl.js";
 import { freePort } from "./helpers/nats-server.js";
+import { metricValue } from "./helpers/metrics.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -37,11 +38,7 @@ describe("environment freezes", () => {
   const deploy = async (version: string, more: object = {}): Promise<DeploymentMsg> => client.waitTerminal((await until(`${version} accepted`, () => create(version, more).catch(() => undefined))).id!);
   const cli = (args: string[]): Promise<CliResult> =>
     runCli(args, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: tmpdir(), DEPLOY_COORDINATOR: addr, DEPLOYCTL_RETRY_BUDGET_MS: "2000", NO_COLOR: "1" } });
-  const gauge = async (name: string): Promise<number | undefined> => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
-    return m ? Number(m[1]) : undefined;
-  };
+  const gauge = (name: string): Promise<number | undefined> => metricValue(metricsPort, name);
   const requestIds = async (): Promise<string[]> => (await client.list({ pageSize: 200 })).deployments.map((d) => d.requestId ?? "");
 
   beforeAll(async () => {
