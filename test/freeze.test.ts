@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toolPath } from "../scripts/lib/tools.js";
 import type { EnvironmentFreeze__Output } from "../services/shared/src/gen/deploy/v1/EnvironmentFreeze.js";
 import type { ListFreezesResponse__Output } from "../services/shared/src/gen/deploy/v1/ListFreezesResponse.js";
-import { grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
+import { convergedTo, grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
 import { runCli, shown, deploymentIdOf, type CliResult } from "./helpers/deployctl.js";
 import { freePort } from "./helpers/nats-server.js";
 import { metricValue } from "./helpers/metrics.js";
@@ -110,10 +110,7 @@ describe("environment freezes", () => {
     expect((await client.waitTerminal(rb.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     // A new agent joins: convergence brings it to the desired release (the rollback's).
     await stack.startAgent("a3");
-    const converged = await until("a3 converged", async () => {
-      const d = (await client.list({ pageSize: 200 })).deployments.find((x) => x.convergesTo === rb.id && x.targets?.[0]?.agentId === "a3");
-      return d && d.state === "DEPLOYMENT_STATE_SUCCEEDED" ? d : undefined;
-    }, 30_000);
+    const converged = await convergedTo(client, "a3", rb.id!);
     expect(converged.changeset?.version).toBe("v1");
   });
 

@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { toolPath } from "../scripts/lib/tools.js";
 import type { EnvironmentPolicy__Output } from "../services/shared/src/gen/deploy/v1/EnvironmentPolicy.js";
 import type { ListEnvironmentPoliciesResponse__Output } from "../services/shared/src/gen/deploy/v1/ListEnvironmentPoliciesResponse.js";
-import { grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
+import { convergedTo, grpcError, type DeployClient, type DeploymentMsg } from "./helpers/client.js";
 import { deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
@@ -162,10 +162,7 @@ describe("environment policies", () => {
     expect(done.changeset?.version).toBe("v1");
     // A new agent joins prod: convergence brings it to the desired release, the policy notwithstanding.
     await stack.startAgent("p3");
-    const converged = await until("p3 converged", async () => {
-      const d = (await client.list({ pageSize: 200 })).deployments.find((x) => x.convergesTo === rb.id && x.targets?.[0]?.agentId === "p3");
-      return d && d.state === "DEPLOYMENT_STATE_SUCCEEDED" ? d : undefined;
-    }, 30_000);
+    const converged = await convergedTo(client, "p3", rb.id!);
     expect(converged.changeset?.version).toBe("v1");
   });
 

@@ -1,5 +1,6 @@
 // A promisified DeployService client for tests and scripts.
 import * as grpc from "@grpc/grpc-js";
+import { until } from "./wait.js";
 import { loadDeployProto, type DeploymentEventMsg, type DeploymentMsg, type CreateDeploymentRequestInput } from "../../services/shared/src/proto.js";
 
 export type { DeploymentEventMsg, DeploymentMsg };
@@ -116,4 +117,12 @@ export async function grpcError(p: Promise<unknown>): Promise<grpc.ServiceError>
     return err as grpc.ServiceError;
   }
   throw new Error("expected the call to fail, it succeeded");
+}
+
+/** The convergence deployment that brought `agentId` to the release of deployment `desiredId`, once it SUCCEEDED (waits up to 30 s). */
+export function convergedTo(client: DeployClient, agentId: string, desiredId: string): Promise<DeploymentMsg> {
+  return until(`${agentId} converged`, async () => {
+    const d = (await client.list({ pageSize: 200 })).deployments.find((x) => x.convergesTo === desiredId && x.targets?.[0]?.agentId === agentId);
+    return d && d.state === "DEPLOYMENT_STATE_SUCCEEDED" ? d : undefined;
+  }, 30_000);
 }
