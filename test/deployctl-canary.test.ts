@@ -34,7 +34,7 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     const script = join(work, "deploy.sh");
     await writeFile(
       script,
-      '#!/usr/bin/env bash\necho "applying $DEPLOY_VERSION on $DEPLOY_AGENT_ID"\ncase "$DEPLOY_AGENT_ID/$DEPLOY_VERSION" in a2/bad*) echo "validation failed" >&2; exit 3;; esac\necho done\n',
+      '#!/usr/bin/env bash\necho "applying $DEPLOY_VERSION on $DEPLOY_AGENT_ID"\ncase "$DEPLOY_AGENT_ID/$DEPLOY_VERSION" in a2/bad*) echo "validation failed" >&2; exit 3;; */slow*) echo migrating; sleep 60;; esac\necho done\n',
     );
     await chmod(script, 0o755);
     stack = await Stack.start({ agents: [] });
@@ -200,5 +200,22 @@ describe("deployctl canary, promote, pause, resume, auto_revert and rollback", (
     const never = await cli(["rollback", "web", "prod", "--to", "v-never", "--detach"]);
     expect(never.code).toBe(2);
     expect(never.stderr).toMatch(/^deployctl: FAILED_PRECONDITION: to: "v-never" is neither the deployment id nor the version of a release of web in prod that the history keeps/);
+  });
+
+  it("--apply-timeout and --delivery-timeout set the deployment's timeouts: an apply longer than its timeout is killed and FAILS", async () => {
+    // --wait-active: the deployment the refusals left may still run.
+    const r = await deploy("slow-1", "--apply-timeout", "1500ms", "--delivery-timeout", "90s", "--max-concurrency", "3", "--wait-active", "2m");
+    expect(r.code, shown(r)).toBe(1);
+    expect(r.stdout).toMatch(/strategy max_concurrency 3, max_failures 0, delivery_timeout 90s, apply_timeout 1\.500s/);
+    const d = await client.get(deploymentIdOf(r));
+    expect(d.strategy?.applyTimeout).toEqual({ seconds: "1", nanos: 500_000_000 });
+    expect(d.strategy?.deliveryTimeout).toEqual({ seconds: "90", nanos: 0 });
+    for (const t of d.targets ?? []) {
+      expect(t.state).toBe("TARGET_STATE_FAILED");
+      expect(t.message).toMatch(/^killed after timeout of 1\d{3} ms/);
+    }
+    const tooLong = await deploy("v6", "--apply-timeout", "200h");
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toMatch(/^deployctl: option '--apply-timeout <duration>' argument '200h' is invalid\. must be at most 168h \(7 days\)\n/);
   });
 });

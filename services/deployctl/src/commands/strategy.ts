@@ -21,6 +21,8 @@ export interface StrategyOptions {
   ignoreStopFailures?: boolean;
   /** Bake time: a target that succeeded keeps its slot this long. */
   soak?: number;
+  deliveryTimeout?: number;
+  applyTimeout?: number;
 }
 
 export function withStrategyOptions(cmd: Command): Command {
@@ -56,6 +58,18 @@ export function withStrategyOptions(cmd: Command): Command {
       "leave out the targets that already run this version and artifact: they are recorded SKIPPED (already on <release>) and count as done, so a retry after a partial failure deploys only to the rest",
     )
     .addOption(
+      new Option(
+        "--apply-timeout <duration>",
+        "how long one target's apply may run (the deploy executable, or a bundle's hooks together) before its agent kills it and the target FAILS (e.g. 30m for a long migration; server default 10m, at most 168h)",
+      ).argParser(durationOption),
+    )
+    .addOption(
+      new Option(
+        "--delivery-timeout <duration>",
+        "how long a dispatched target may wait for its agent to start before it is TIMED_OUT (an agent that is down or stuck; server default 60s, at most 168h)",
+      ).argParser(durationOption),
+    )
+    .addOption(
       new Option("--max-pause <duration>", "how long it may stay paused or wait for a promote before the rest is cancelled (server default 24h, at most 168h)")
         .argParser(durationOption),
     );
@@ -89,5 +103,7 @@ export function strategyOf(o: StrategyOptions): Strategy {
   if (o.ignoreStopFailures) st.ignoreStopFailures = true;
   if (o.maxPause !== undefined) st.maxPause = duration(o.maxPause);
   if (o.soak !== undefined) st.soak = duration(o.soak);
+  if (o.applyTimeout !== undefined) st.applyTimeout = duration(o.applyTimeout);
+  if (o.deliveryTimeout !== undefined) st.deliveryTimeout = duration(o.deliveryTimeout);
   return st;
 }

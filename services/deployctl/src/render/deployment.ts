@@ -2,6 +2,7 @@
 import pc from "picocolors";
 import type { DeploymentMsg } from "../client.js";
 import { colorState, countOf, duration, freezeLine, isTerminalDeployment, isTerminalTarget, isoTime, shortDigest, shortState, table, tsMs, truncate } from "./format.js";
+import { durationJson, type SecondsNanos } from "./protoJson.js";
 
 type TargetMsg = NonNullable<DeploymentMsg["targets"]>[number];
 
@@ -44,7 +45,8 @@ function countsText(d: DeploymentMsg): string {
 /** "2", or "2 (50%)" when given as a percentage of the targets. */
 const amount = (count: number | undefined, percent: string | undefined): string => `${count ?? "-"}${percent ? ` (${percent})` : ""}`;
 
-const secs = (x: { seconds?: string } | undefined): string => (x?.seconds ? `${x.seconds}s` : "-");
+/** A strategy duration as proto3 JSON writes it ("600s", "1.500s"): a sub-second one is not shown as 0 or "-". */
+const secs = (x: SecondsNanos | undefined): string => (x?.seconds || x?.nanos ? durationJson(x) : "-");
 
 /** The strategy as one line: the fields every deployment has, then the canary wave, auto_revert and max_pause when set. */
 export function strategyText(s: NonNullable<DeploymentMsg["strategy"]>): string {
