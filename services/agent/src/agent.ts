@@ -264,6 +264,10 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     })();
     state = "running";
     alog.info({ environment: config.environment, apps: Object.keys(config.apps) }, "agent running");
+    const asRoot = Object.entries(config.apps).filter(([, a]) => !a.user).map(([app]) => app);
+    if (process.getuid?.() === 0 && asRoot.length > 0) {
+      alog.warn({ apps: asRoot }, "this agent runs as root and these apps name no account (apps.<app>.user): their hooks and deploy executable run as root");
+    }
 
     let closed: Promise<void> | undefined;
     return {

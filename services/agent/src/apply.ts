@@ -146,6 +146,7 @@ export async function applyCommand(
         onLines: progress.onLines,
         mayStart: mayBegin,
         ignoreStopFailures: cmd.ignoreStopFailures === true,
+        ...(app.runAs ? { runAs: app.runAs } : {}),
         // A kill stops the new release's hooks; going back to the previous release runs its start hook all the same.
         rollbackSignal: deps.kill,
         onPhase: (phase) => {
@@ -171,6 +172,7 @@ export async function applyCommand(
     const r = await runExecutable({
       file: app.deploy,
       env: baseEnv(deps, cmd),
+      ...(app.runAs ? { runAs: app.runAs } : {}),
       timeoutMs: Math.max(1, Math.floor(left())),
       maxLines: deps.config.maxOutputLines,
       maxLineLength: deps.config.maxLineLength,

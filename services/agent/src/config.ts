@@ -4,6 +4,7 @@
 import { hostname } from "node:os";
 import { isAbsolute } from "node:path";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "../../shared/src/bundle/limits.js";
+import { resolveRunAs, type RunAs } from "./runAs.js";
 import { MAP_KEY, MAP_KEY_RULE, TOKEN_RULE, agentIdProblem, configFileFrom, errorMessage, isSignerPublicKey, isToken, loadConfig, readSeedFile } from "../../shared/src/index.js";
 
 export interface AppConfig {
@@ -12,6 +13,15 @@ export interface AppConfig {
    * bundle. Optional: an app deployed only as bundles needs none.
    */
   deploy?: string;
+  /**
+   * The account the app's hooks and deploy executable run as (a name or
+   * uid), and which owns its releases; default: the agent's own.
+   */
+  user?: string;
+  /** Its group (a name or gid); default the user's primary group. Only with user. */
+  group?: string;
+  /** user and group resolved when the config is checked (not a key of its own). */
+  runAs?: RunAs;
 }
 
 export interface AgentConfig {
@@ -49,7 +59,7 @@ const schema = {
   id: { doc: `Agent id, ${TOKEN_RULE}; default the host name`, format: String, default: defaultId, env: "DEPLOY_AGENT_ID" },
   environment: { doc: "Environment this VM belongs to (a label targets are chosen by)", format: String, default: "", env: "DEPLOY_ENVIRONMENT" },
   apps: {
-    doc: 'Apps this VM runs: {"<app>": {"deploy": "<absolute path of an executable>"}}',
+    doc: 'Apps this VM runs: {"<app>": {"deploy": "<absolute path of an executable>", "user": "<account its hooks and deploy executable run as>"}}',
     format: Object,
     default: {} as Record<string, AppConfig>,
     env: "DEPLOY_AGENT_APPS",
@@ -156,6 +166,9 @@ const schema = {
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },
 };
 
+/** The keys of one app's entry in apps. */
+const APP_KEYS = ["deploy", "user", "group"];
+
 function invalid(key: string, problem: string): Error {
   return new Error(`invalid configuration: ${key}: ${problem}`);
 }
@@ -168,9 +181,19 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
   for (const [app, a] of Object.entries(cfg.apps)) {
     if (!isToken(app)) throw invalid(`apps.${app}`, `app name is not valid: use ${TOKEN_RULE}`);
     if (typeof a !== "object" || a === null || Array.isArray(a)) throw invalid(`apps.${app}`, 'must be an object like {"deploy": "/path"} or {}');
-    for (const k of Object.keys(a)) if (k !== "deploy") throw invalid(`apps.${app}.${k}`, "unknown key (allowed: deploy)");
+    for (const k of Object.keys(a)) if (!APP_KEYS.includes(k)) throw invalid(`apps.${app}.${k}`, `unknown key (allowed: ${APP_KEYS.join(", ")})`);
     if (a.deploy !== undefined && (typeof a.deploy !== "string" || !isAbsolute(a.deploy))) {
       throw invalid(`apps.${app}.deploy`, `${JSON.stringify(a.deploy)} must be an absolute path`);
+    }
+    if (a.group !== undefined && a.user === undefined) throw invalid(`apps.${app}.group`, "needs apps." + app + ".user (the group of that account)");
+    if (a.user !== undefined) {
+      if (typeof a.user !== "string" && typeof a.user !== "number") throw invalid(`apps.${app}.user`, "must be a user name or uid");
+      if (a.group !== undefined && typeof a.group !== "string" && typeof a.group !== "number") throw invalid(`apps.${app}.group`, "must be a group name or gid");
+      try {
+        a.runAs = resolveRunAs(String(a.user), a.group === undefined ? undefined : String(a.group), process.getuid?.() ?? 0);
+      } catch (err) {
+        throw invalid(`apps.${app}.user`, errorMessage(err));
+      }
     }
   }
   for (const [k, v] of Object.entries(cfg.labels)) {

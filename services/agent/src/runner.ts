@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
+import { runAsEnv, type RunAs } from "./runAs.js";
 
 export interface RunOptions {
   /** Absolute path of an executable. */
@@ -20,6 +21,12 @@ export interface RunOptions {
   cwd?: string;
   /** Merged over a minimal base env (PATH, HOME, LANG); the agent's own env is not inherited. */
   env: Record<string, string>;
+  /**
+   * Run as this account (uid, gid; HOME, USER and LOGNAME its own) instead
+   * of the agent's. Its supplementary groups are not set: libuv drops every
+   * supplementary group when it changes the uid.
+   */
+  runAs?: RunAs;
   /** The whole process group is SIGKILLed when exceeded. */
   timeoutMs: number;
   /** At most this many output lines are passed to onLines in total; the rest are counted as cut. */
@@ -99,7 +106,9 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     subprocess = spawn(opts.file, opts.args ?? [], {
       cwd: opts.cwd,
       // Only ours: the agent's own environment is not inherited.
-      env: { ...baseEnv(), ...opts.env },
+      env: { ...baseEnv(), ...(opts.runAs ? runAsEnv(opts.runAs) : {}), ...opts.env },
+      // Only a change of account: a non-root agent may name itself.
+      ...(opts.runAs && (opts.runAs.uid !== process.getuid?.() || opts.runAs.gid !== process.getgid?.()) ? { uid: opts.runAs.uid, gid: opts.runAs.gid } : {}),
       // Own process group (setsid), so one kill(-pid) reaches grandchildren.
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],

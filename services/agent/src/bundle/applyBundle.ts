@@ -13,11 +13,13 @@ import path from "node:path";
 import { errorMessage, ValidationError } from "../../../shared/src/errors.js";
 import { MANIFEST_FILE, parseManifest, type HookName, type Manifest } from "../../../shared/src/bundle/manifest.js";
 import { runExecutable, type RunResult } from "../runner.js";
+import type { RunAs } from "../runAs.js";
 import { unpackBundle } from "./unpack.js";
 import { linkShared, sharedDir } from "./shared.js";
 import {
   appDir,
   checkReleaseName,
+  chownTree,
   cleanPartial,
   installRelease,
   partialDir,
@@ -68,6 +70,13 @@ export interface ApplyBundleOptions {
    * release in place would otherwise fail every deploy after it.
    */
   ignoreStopFailures?: boolean;
+  /**
+   * The app's account (agent config apps.<app>.user): every hook runs as
+   * it, and it owns the new release's files and the shared paths seeded
+   * for it. The app's directory, `releases/`, `shared/` and `current` stay
+   * the agent's: the app cannot switch its own release.
+   */
+  runAs?: RunAs;
 }
 
 /** How a refusal names the agent's caps (config.ts). */
@@ -168,6 +177,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
       cwd: dir,
       env,
       timeoutMs: Math.min(spec.timeoutMs, left),
+      ...(o.runAs ? { runAs: o.runAs } : {}),
       maxLines: Math.max(0, o.maxLines - linesDelivered),
       maxLineLength: o.maxLineLength,
       onLines: (lines) => {
@@ -188,9 +198,18 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   if (manifest.sharedDirs.length + manifest.sharedFiles.length > 0) {
     phase("shared");
     try {
-      await linkShared(o.root, o.app, newDir, manifest);
+      await linkShared(o.root, o.app, newDir, manifest, o.runAs);
     } catch (err) {
       return failed(err instanceof ValidationError ? `bundle refused: ${err.message}` : `linking the shared paths failed: ${errorMessage(err)}`);
+    }
+  }
+  // Only now: from here on the app's account may change the release, and
+  // the agent (root) makes no more changes inside it that follow a path.
+  if (o.runAs) {
+    try {
+      await chownTree(newDir, o.runAs);
+    } catch (err) {
+      return failed(`could not give release ${o.releaseName} to ${o.runAs.user}: ${errorMessage(err)}`);
     }
   }
 
@@ -203,7 +222,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   if (previous !== undefined && prevDir !== undefined) {
     let prevManifest: Manifest | undefined;
     try {
-      prevManifest = parseManifest(await fs.readFile(path.join(prevDir, MANIFEST_FILE), "utf8"));
+      prevManifest = parseManifest(await readManifestFile(prevDir));
     } catch (err) {
       // A release without deploy.yaml (installed by hand, or a plain script
       // changeset) has no stop hook; a present but broken one is an error
@@ -269,7 +288,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     }
     let startNote = "";
     try {
-      const prevManifest = parseManifest(await fs.readFile(path.join(prevDir, MANIFEST_FILE), "utf8"));
+      const prevManifest = parseManifest(await readManifestFile(prevDir));
       const r = await runHook("start", prevManifest, prevDir, "rollback:start");
       if (r && r.outcome !== "succeeded") startNote = `, but its ${hookFailure("start", r)}`;
     } catch (err) {
@@ -289,6 +308,20 @@ function validateOptions(o: ApplyBundleOptions): void {
   if (!Number.isFinite(o.deadlineMs)) throw new Error("deadlineMs must be a number");
   if (!(Number.isInteger(o.maxLines) && o.maxLines >= 0)) throw new Error("maxLines must be a non-negative integer");
   if (!(Number.isInteger(o.maxLineLength) && o.maxLineLength >= 1)) throw new Error("maxLineLength must be a positive integer");
+}
+
+/**
+ * A release's deploy.yaml, never through a symlink: the release may belong
+ * to the app's account, which must not make the agent read (and quote in a
+ * parse error) a file only root may read.
+ */
+async function readManifestFile(dir: string): Promise<string> {
+  const fh = await fs.open(path.join(dir, MANIFEST_FILE), fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    return await fh.readFile("utf8");
+  } finally {
+    await fh.close();
+  }
 }
 
 async function exists(p: string): Promise<boolean> {

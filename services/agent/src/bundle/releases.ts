@@ -187,3 +187,10 @@ async function fsyncDir(dir: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** `p` and, for a directory, everything in it, links themselves (never what they point at), owned by `owner`. */
+export async function chownTree(p: string, owner: { uid: number; gid: number }): Promise<void> {
+  await fs.lchown(p, owner.uid, owner.gid);
+  if (!(await fs.lstat(p)).isDirectory()) return;
+  for (const e of await fs.readdir(p)) await chownTree(path.join(p, e), owner);
+}

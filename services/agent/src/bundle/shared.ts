@@ -13,7 +13,8 @@ import fs from "node:fs/promises";
 import path from "node:path";
 import type { Manifest } from "../../../shared/src/bundle/manifest.js";
 import { ValidationError } from "../../../shared/src/errors.js";
-import { appDir } from "./releases.js";
+import { appDir, chownTree } from "./releases.js";
+import type { RunAs } from "../runAs.js";
 
 /** <root>/<app>/shared: DEPLOY_SHARED_DIR of every hook. */
 export function sharedDir(root: string, app: string): string {
@@ -36,7 +37,7 @@ async function lstatOrUndefined(p: string): Promise<Awaited<ReturnType<typeof fs
  * the wrong kind of entry there (a file where a directory is shared, a
  * symlink).
  */
-export async function linkShared(root: string, app: string, release: string, manifest: Manifest): Promise<void> {
+export async function linkShared(root: string, app: string, release: string, manifest: Manifest, owner?: RunAs): Promise<void> {
   const shared = sharedDir(root, app);
   await fs.mkdir(shared, { recursive: true, mode: 0o755 });
   const entries = [...manifest.sharedDirs.map((p) => ({ p, dir: true })), ...manifest.sharedFiles.map((p) => ({ p, dir: false }))];
@@ -63,6 +64,10 @@ export async function linkShared(root: string, app: string, release: string, man
       else if (bundled) await fs.copyFile(inRelease, target, fs.constants.COPYFILE_EXCL);
       else if (dir) await fs.mkdir(target, { mode: 0o755 });
       else await fs.writeFile(target, "", { flag: "wx", mode: 0o644 });
+      // The seeded path is the app's data, written by the app's account; the
+      // directories above it stay the agent's, so the app cannot swap them
+      // for links that would send a later seed elsewhere.
+      if (owner) await chownTree(target, owner);
     }
     if (bundled) await fs.rm(inRelease, { recursive: true, force: true });
     await fs.mkdir(path.dirname(inRelease), { recursive: true, mode: 0o755 });
