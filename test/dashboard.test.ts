@@ -340,7 +340,7 @@ describeIfChromium("dashboard in a browser", () => {
     await page.waitForSelector('[data-frozen="prod"]', { state: "detached" });
   });
 
-  it("an environment's policy is shown above the deployments, and goes when it is cleared", async () => {
+  it("an environment's policy, and an app's there, are shown above the deployments, and go when they are cleared", async () => {
     const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
     await client.call("SetEnvironmentPolicy", { environment: "prod", promoteFrom: "staging", minSoak: { seconds: "7200" }, requireCanary: true, reason: "prod runs what staging ran" });
     try {
@@ -352,10 +352,16 @@ describeIfChromium("dashboard in a browser", () => {
       expect(await banner.textContent()).toMatch(
         /^prod accepts only promotions from staging, desired there at least 2h; a canary wave: other deployments to it are refused \(rollbacks, reverts and convergence still run\)\. Set by anonymous \(development mode\) at .+: prod runs what staging ran \(deployctl policy\)$/,
       );
+      // One app's policy has a banner of its own, naming the app.
+      await client.call("SetEnvironmentPolicy", { environment: "prod", app: "web", requireCanary: true, reason: "web canaries first" });
+      const own = await page.waitForSelector('[data-policy="prod.web"]', { timeout: 15_000 });
+      expect(await own.textContent()).toMatch(/^web in prod accepts a canary wave: other deployments of web to it are refused \(rollbacks, reverts and convergence still run\)\. Set by .+: web canaries first \(deployctl policy\)$/);
     } finally {
       await client.call("SetEnvironmentPolicy", { environment: "prod", reason: "dashboard test done" });
+      await client.call("SetEnvironmentPolicy", { environment: "prod", app: "web", reason: "dashboard test done" });
     }
     await page.waitForSelector('[data-policy="prod"]', { state: "detached", timeout: 15_000 });
+    await page.waitForSelector('[data-policy="prod.web"]', { state: "detached", timeout: 15_000 });
   });
 
   it("serves the API as JSON and the event stream with Last-Event-ID", async () => {

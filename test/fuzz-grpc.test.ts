@@ -88,7 +88,7 @@ const REQUESTS: Record<string, fc.Arbitrary<object>> = {
   UnfreezeEnvironment: fc.record({ environment: nasty, name: nasty }, { requiredKeys: [] }),
   ListFreezes: fc.record({}),
   SetEnvironmentPolicy: fc.record(
-    { environment: nasty.filter((s) => !isToken(s)), promoteFrom: nasty, minSoak: duration, requireCanary: fc.boolean(), reason: nasty },
+    { environment: nasty.filter((s) => !isToken(s)), app: nasty, promoteFrom: nasty, minSoak: duration, requireCanary: fc.boolean(), reason: nasty },
     { requiredKeys: [] },
   ),
   ListEnvironmentPolicies: fc.record({}),

@@ -152,7 +152,7 @@ describe("environment policies", () => {
     expect(status.stdout, shown(status)).toMatch(/^ {2}policy {11}accepts only promotions from staging; a canary wave \(set by anonymous \(development mode\) at \S+: prod runs what staging ran\)$/m);
     const listed = await cli(["policies"]);
     expect(listed.code, shown(listed)).toBe(0);
-    expect(listed.stdout).toMatch(/^prod +only promotions from staging; a canary wave +anonymous \(development mode\) +\S+ +prod runs what staging ran$/m);
+    expect(listed.stdout).toMatch(/^prod +\(every app\) +only promotions from staging; a canary wave +anonymous \(development mode\) +\S+ +prod runs what staging ran$/m);
   });
 
   it("a rollback and convergence still run under a policy (reverts, as rollbacks, restore a release: policy-rules.test.ts)", async () => {
@@ -192,5 +192,45 @@ describe("environment policies", () => {
     const none = await cli(["policies", "--json"]);
     expect(JSON.parse(none.stdout)).toEqual({});
     expect((await cli(["status", "web", "prod"])).stdout).toMatch(/^ {2}policy {11}none: every deployment is accepted$/m);
+  });
+
+  it("an app's policy (--app) adds to the environment's: it refuses that app's deployments only, naming itself, and is listed, stored and cleared apart", async () => {
+    const other = await cli(["policy", "prod", "--app", "api", "--require-canary", "--reason", "api canaries first"]);
+    expect(other.code, shown(other)).toBe(0);
+    expect(other.stdout).toMatch(/^api in prod accepts a canary wave \(set by anonymous \(development mode\) at \S+: api canaries first\)\.\nOther deployments of api to prod are refused/);
+    // api's policy is not web's.
+    expect((await deploy("prod", "v8")).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+
+    const own = await cli(["policy", "prod", "--app", "web", "--require-canary", "--reason", "web canaries first"]);
+    expect(own.code, shown(own)).toBe(0);
+    const envWide = await cli(["policy", "prod", "--promote-from", "staging", "--reason", "prod runs what staging ran"]);
+    expect(envWide.code, shown(envWide)).toBe(0);
+    // Both apply: a new release is refused by the environment's, a promotion without a canary by web's own.
+    const fresh = await cli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v9"]);
+    expect(fresh.code, shown(fresh)).toBe(2);
+    expect(fresh.stderr).toContain("environment prod's policy (set by anonymous (development mode) at ");
+    const noCanary = await cli(["deploy", "--app", "web", "--env", "prod", "--from-env", "staging"]);
+    expect(noCanary.code, shown(noCanary)).toBe(2);
+    expect(noCanary.stderr).toMatch(/^deployctl: FAILED_PRECONDITION: app web's policy in prod \(set by anonymous \(development mode\) at \S+: web canaries first\) asks every deployment for a canary wave/);
+    const both = await cli(["deploy", "--app", "web", "--env", "prod", "--from-env", "staging", "--canary", "1", "--canary-soak", "1s"]);
+    expect(both.code, shown(both)).toBe(0);
+
+    const listed = await cli(["policies"]);
+    expect(listed.stdout, shown(listed)).toMatch(/^prod +\(every app\) +only promotions from staging +.*\nprod +api +a canary wave +.*api canaries first\nprod +web +a canary wave +.*web canaries first$/m);
+    const status = await cli(["status", "web", "prod"]);
+    expect(status.stdout, shown(status)).toMatch(/^ {2}policy {11}prod's: accepts only promotions from staging \(.*\n {19}web's own: accepts a canary wave \(set by .*: web canaries first\)$/m);
+    const shownWeb = await cli(["policy", "prod", "--app", "web"]);
+    expect(shownWeb.stdout).toMatch(/^web in prod accepts a canary wave .*\nprod accepts only promotions from staging .*: web's deployments there must satisfy it too$/m);
+    const raw = await new Promise<{ code: number; stdout: string }>((resolve) =>
+      execFile(toolPath("nats"), ["--server", stack.nats.url, "kv", "get", "--raw", "deploy_policies", "prod.web"], (err, stdout) => resolve({ code: err ? 1 : 0, stdout })),
+    );
+    expect(raw.code).toBe(0);
+    expect(JSON.parse(raw.stdout)).toMatchObject({ schema: "deploy.policy.v1", environment: "prod", app: "web", requireCanary: true });
+
+    const clearWeb = await cli(["policy", "prod", "--app", "web", "--clear", "--reason", "web's canary is the environment's business"]);
+    expect(clearWeb.stdout).toContain("web in prod has no policy of its own: its deployments to prod answer to prod's policy alone");
+    await cli(["policy", "prod", "--clear", "--reason", "done"]);
+    expect((await policies()).map((p) => `${p.environment}.${p.app}`)).toEqual(["prod.api"]);
+    expect((await deploy("prod", "v10")).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
   });
 });

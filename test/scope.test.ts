@@ -67,7 +67,7 @@ describe("a deployer token scoped to an app", () => {
     await stack?.stop();
   });
 
-  it("deploys and acts on its app only; a freeze, a policy and an agent that serves another app are refused", async () => {
+  it("deploys and acts on its app only (its app's policy too); a freeze, the environment's policy, another app's and an agent that serves another app are refused", async () => {
     const c = rawClient(stack.address, { token: team });
     try {
       const web = await c.unary<{ id: string }>("CreateDeployment", { requestId: `r-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
@@ -78,6 +78,10 @@ describe("a deployer token scoped to an app", () => {
       const freeze = await c.unary("FreezeEnvironment", { environment: "prod", reason: "team tries" }).then(() => undefined, (e: grpc.ServiceError) => e);
       expect(freeze?.details).toBe("token team-web may change app web only; FreezeEnvironment acts on every app of environment prod");
       expect(await c.code("SetEnvironmentPolicy", { environment: "prod", requireCanary: true, reason: "team tries" })).toBe(grpc.status.PERMISSION_DENIED);
+      // Its own app's policy is its own to set; another app's is not.
+      expect(await c.code("SetEnvironmentPolicy", { environment: "prod", app: "api", requireCanary: true, reason: "team tries" })).toBe(grpc.status.PERMISSION_DENIED);
+      expect(await c.code("SetEnvironmentPolicy", { environment: "prod", app: "web", requireCanary: true, reason: "web canaries first" })).toBe(grpc.status.OK);
+      expect(await c.code("SetEnvironmentPolicy", { environment: "prod", app: "web", reason: "lifted again" })).toBe(grpc.status.OK);
       const cordon = await c.unary("CordonAgent", { agentId: "q1", reason: "team tries" }).then(() => undefined, (e: grpc.ServiceError) => e);
       expect(cordon?.details).toBe("token team-web may change app web only; CordonAgent acts on agent q1, which serves app api");
       // p1 serves web only: its own.

@@ -436,8 +436,8 @@ export interface FleetOptions {
   desiredRelease?: (app: string, environment: string) => Promise<RestoredRelease | undefined>;
   /** The environment's freeze in force now (freezes.ts); absent: nothing is ever frozen. */
   frozen?: (environment: string) => FreezeRecord | undefined;
-  /** The environment's policy (policies.ts); absent: no environment has one. */
-  policy?: (environment: string) => PolicyRecord | undefined;
+  /** The policies a deployment of the app to the environment must satisfy (policies.ts Policies.applying); absent: none. */
+  policy?: (environment: string, app: string) => PolicyRecord[];
 }
 
 /**
@@ -450,7 +450,7 @@ export interface FleetOptions {
  */
 function refuseByEnvironment(input: CreateInput, fleet: FleetOptions): void {
   // The environment's policy first: an override of a freeze is no way around it.
-  const refused = policyRefusal(input, fleet.policy?.(input.environment));
+  const refused = policyRefusal(input, fleet.policy?.(input.environment, input.app) ?? []);
   if (refused !== undefined) throw new PreconditionError(refused);
   const f = freezeOn(input, fleet);
   if (!f || input.freezeOverride !== undefined) return;

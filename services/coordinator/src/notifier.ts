@@ -34,6 +34,7 @@ import {
   POLICIES_BUCKET,
   parsePolicyRecord,
   policyHasRules,
+  policyName,
   policyRulesText,
   type PolicyRecord,
   freezeText,
@@ -193,8 +194,8 @@ export function policyNotificationOf(p: PolicyRecord, seq: number): PolicyNotifi
   const why = p.reason ? `: ${p.reason}` : "";
   return {
     text: policyHasRules(p)
-      ? `environment ${p.environment}'s policy set by ${p.by.name} at ${p.at}${why}; it accepts ${policyRulesText(p, soakText)}`
-      : `environment ${p.environment}'s policy cleared by ${p.by.name} at ${p.at}${why}; every deployment to it is accepted`,
+      ? `${policyName(p)} set by ${p.by.name} at ${p.at}${why}; it accepts ${policyRulesText(p, soakText)}`
+      : `${policyName(p)} cleared by ${p.by.name} at ${p.at}${why}; ${p.app === undefined ? "every deployment to it is accepted" : `deployments of ${p.app} to ${p.environment} answer to the environment's policy alone`}`,
     event: "environment.policy_changed",
     delivery: `policy.${seq}`,
     time: p.at,

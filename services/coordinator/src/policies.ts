@@ -3,7 +3,7 @@
 // so a create asks it without a round trip. A coordinator applies its own
 // write at once; the others see it with the watch, a delivery later.
 import type { KV } from "@nats-io/kv";
-import { parsePolicyRecord, policyHasRules, policyRecord, type Identity, type Logger, type PolicyRecord, type PolicyRules } from "../../shared/src/index.js";
+import { parsePolicyRecord, policyHasRules, policyKey, policyName, policyRecord, type Identity, type Logger, type PolicyRecord, type PolicyRules } from "../../shared/src/index.js";
 import { FollowedRecords } from "./followBucket.js";
 import type { CreateInput } from "./requests.js";
 
@@ -27,26 +27,32 @@ export class Policies {
     return this.#book.start();
   }
 
-  /** The environment's policy, if it has any rule. */
-  get(environment: string): PolicyRecord | undefined {
-    const r = this.#book.get(environment);
+  /** The environment's own policy (app undefined) or one app's there, if it has any rule. */
+  get(environment: string, app?: string): PolicyRecord | undefined {
+    const r = this.#book.get(policyKey(environment, app));
     return policyHasRules(r) ? r : undefined;
   }
 
-  /** Every policy with a rule, by environment. */
+  /** The policies a deployment of `app` to `environment` must satisfy: the environment's, then the app's there. */
+  applying(environment: string, app: string): PolicyRecord[] {
+    return [this.get(environment), this.get(environment, app)].filter((p): p is PolicyRecord => p !== undefined);
+  }
+
+  /** Every policy with a rule, by environment, then app (the environment's own first). */
   list(): PolicyRecord[] {
     return this.#book
       .records()
       .filter((r) => policyHasRules(r))
-      .sort((a, b) => a.environment.localeCompare(b.environment));
+      .sort((a, b) => a.environment.localeCompare(b.environment) || (a.app ?? "").localeCompare(b.app ?? ""));
   }
 
-  /** Sets (or, with no rule, clears) the environment's policy; stored before it returns. Clearing one that has no rule writes nothing. */
-  set(environment: string, rules: PolicyRules, reason: string, by: Identity): Promise<PolicyRecord> {
-    const record = policyRecord(environment, rules, reason, by, new Date(this.now()));
-    const prev = this.#book.get(environment);
+  /** Sets (or, with no rule, clears) the environment's or an app's policy; stored before it returns. Clearing one that has no rule writes nothing. */
+  set(environment: string, app: string | undefined, rules: PolicyRules, reason: string, by: Identity): Promise<PolicyRecord> {
+    const record = policyRecord(environment, rules, reason, by, new Date(this.now()), app);
+    const key = policyKey(environment, app);
+    const prev = this.#book.get(key);
     if (!policyHasRules(rules) && !policyHasRules(prev)) return Promise.resolve(prev ?? record);
-    return this.#book.put(environment, record);
+    return this.#book.put(key, record);
   }
 
   close(): Promise<void> {
@@ -60,16 +66,25 @@ export function policyOrigin(p: PolicyRecord): string {
 }
 
 /**
- * Why the environment's policy refuses this creation (undefined: it does
- * not): not a promotion from the environment it names, or no canary wave
+ * Why the policies that apply (Policies.applying: the environment's, the
+ * app's there) refuse this creation, the first that does (undefined: none
+ * does): not a promotion from the environment it names, or no canary wave
  * when it asks for one. A rollback, a revert or a convergence is never
  * refused: each brings back or spreads a release the environment already
  * had, and a policy must not close the way back. The least soak is the
  * promotion's gate (releases/promote.ts), asked before this.
  */
-export function policyRefusal(input: Pick<CreateInput, "app" | "environment" | "promoteFrom" | "strategy" | "restores" | "convergesTo">, p: PolicyRecord | undefined): string | undefined {
-  if (!p || input.restores || input.convergesTo) return undefined;
-  const why = (rule: string): string => `environment ${input.environment}'s policy (${policyOrigin(p)}) ${rule}; rollbacks, reverts and convergence still run`;
+export function policyRefusal(input: Pick<CreateInput, "app" | "environment" | "promoteFrom" | "strategy" | "restores" | "convergesTo">, policies: readonly PolicyRecord[]): string | undefined {
+  if (input.restores || input.convergesTo) return undefined;
+  for (const p of policies) {
+    const refused = refusalBy(input, p);
+    if (refused !== undefined) return refused;
+  }
+  return undefined;
+}
+
+function refusalBy(input: Pick<CreateInput, "app" | "environment" | "promoteFrom" | "strategy">, p: PolicyRecord): string | undefined {
+  const why = (rule: string): string => `${policyName(p)} (${policyOrigin(p)}) ${rule}; rollbacks, reverts and convergence still run`;
   if (p.promoteFrom !== undefined && input.promoteFrom !== p.promoteFrom) {
     const asked = input.promoteFrom === undefined ? "this request deploys a new release" : `this request promotes from ${input.promoteFrom}`;
     return why(
@@ -83,8 +98,12 @@ export function policyRefusal(input: Pick<CreateInput, "app" | "environment" | "
   return undefined;
 }
 
-/** The least soak the policy asks of a promotion from `from` (none when it names another environment, or none). */
-export function policySoak(p: PolicyRecord | undefined, from: string | undefined): { ms: number; origin: string } | undefined {
-  if (!p || p.minSoakMs === undefined || from === undefined || p.promoteFrom !== from) return undefined;
-  return { ms: p.minSoakMs, origin: `environment ${p.environment}'s policy (${policyOrigin(p)})` };
+/** The longest least soak the policies that apply ask of a promotion from `from` (none when they name another environment, or none). */
+export function policySoak(policies: readonly PolicyRecord[], from: string | undefined): { ms: number; origin: string } | undefined {
+  let longest: { ms: number; origin: string } | undefined;
+  for (const p of policies) {
+    if (p.minSoakMs === undefined || from === undefined || p.promoteFrom !== from || (longest && longest.ms >= p.minSoakMs)) continue;
+    longest = { ms: p.minSoakMs, origin: `${policyName(p)} (${policyOrigin(p)})` };
+  }
+  return longest;
 }

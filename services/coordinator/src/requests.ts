@@ -198,10 +198,12 @@ export function validateFreeze(req: unknown, nowMs: number): FreezeInput {
   };
 }
 
-/** SetEnvironmentPolicy: the rules (none: clear the policy) and a reason, which is required either way. */
-export function validatePolicy(req: unknown): { environment: string; rules: PolicyRules; reason: string } {
+/** SetEnvironmentPolicy: the environment, the app (none: every app's), the rules (none: clear the policy) and a reason, which is required either way. */
+export function validatePolicy(req: unknown): { environment: string; app: string | undefined; rules: PolicyRules; reason: string } {
   const r = asObject(req ?? {}, "request");
   const environment = asToken(r.environment ?? "", "environment");
+  // proto3: an empty string is none.
+  const app = r.app === undefined || r.app === null || r.app === "" ? undefined : asToken(r.app, "app");
   const reason = asString(r.reason ?? "", "reason", { maxLength: MAX_POLICY_REASON });
   if (reason.trim() === "") throw new ValidationError("reason", "is required: everyone whose deployment the policy refuses reads it, and so does whoever reads its history");
   const promoteFrom = r.promoteFrom === undefined || r.promoteFrom === "" ? undefined : asToken(r.promoteFrom, "promote_from");
@@ -213,7 +215,7 @@ export function validatePolicy(req: unknown): { environment: string; rules: Poli
     ...(r.requireCanary === true ? { requireCanary: true } : {}),
   };
   checkPolicyRules(environment, rules);
-  return { environment, rules, reason };
+  return { environment, app, rules, reason };
 }
 
 function optionalCount(v: unknown, field: string, dflt: number, min: number): number {

@@ -81,9 +81,11 @@ export interface Deployment {
 }
 
 /** An environment's freeze (deployctl freeze): new deployments to it are refused. */
-/** An environment's policy (ListEnvironmentPolicies): what deployments to it are accepted. */
+/** An environment's policy, or one app's there (ListEnvironmentPolicies): what deployments to it are accepted. */
 export interface Policy {
   environment: string;
+  /** The app it is for; empty: every app's. */
+  app?: string;
   /** Only promotions from this environment; empty: any. */
   promoteFrom: string;
   minSoak: { seconds: string | number; nanos?: number } | null;

@@ -258,10 +258,11 @@ export class Client {
     return this.#unary("ListFreezes", {});
   }
   /** Setting the same rules again is the same policy (a new revision, the same effect): safe to retry. */
-  setEnvironmentPolicy(environment: string, rules: { promoteFrom?: string; minSoakMs?: number; requireCanary?: boolean }, reason: string): Promise<PolicyMsg> {
+  setEnvironmentPolicy(environment: string, rules: { promoteFrom?: string; minSoakMs?: number; requireCanary?: boolean }, reason: string, app?: string): Promise<PolicyMsg> {
     return this.#unary("SetEnvironmentPolicy", {
       environment,
       reason,
+      ...(app ? { app } : {}),
       ...(rules.promoteFrom ? { promoteFrom: rules.promoteFrom } : {}),
       ...(rules.minSoakMs !== undefined ? { minSoak: protoTime(rules.minSoakMs) } : {}),
       ...(rules.requireCanary ? { requireCanary: true } : {}),

@@ -246,12 +246,16 @@ they bring back or spread a release the environment already had, and a
 policy must not close the way back. Deployments already running go on.
 Setting a policy replaces the environment's rules; --clear lifts them;
 without options, deployctl policy <env> shows what the environment accepts.
-Anyone who may deploy may change it (it guards against mistakes, not
-against a deployer); the deploy_policies KV bucket keeps each environment's
-last 16 changes, who made them and why.
+With --app, the policy is one app's in the environment: that app's
+deployments there must satisfy it as well as the environment's own (it
+adds rules, never lifts them). Anyone who may deploy may change it (it
+guards against mistakes, not against a deployer; a token scoped to an app
+may change that app's policy only); the deploy_policies KV bucket keeps
+each policy's last 16 changes, who made them and why.
 
 Examples:
   $ deployctl policy prod --promote-from staging --min-soak 2h --require-canary --reason "prod runs only what staging ran for 2h"
+  $ deployctl policy prod --app payments --require-canary --reason "payments canaries first"
   $ deployctl deploy --app web --env prod --from-env staging --canary 1
   $ deployctl policies
   $ deployctl policy prod

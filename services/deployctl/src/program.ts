@@ -231,8 +231,9 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
 
   withCommonOptions(
     subcommand(program, "policy")
-      .description("set what an environment accepts: only promotions from another environment (deploy --from-env), after a least soak there, or only deployments with a canary wave; others are refused, rollbacks, reverts and convergence still run. Without options: show it")
+      .description("set what an environment accepts: only promotions from another environment (deploy --from-env), after a least soak there, or only deployments with a canary wave; others are refused, rollbacks, reverts and convergence still run. With --app, one app's policy there, on top of the environment's. Without options: show it")
       .argument("<env>", "environment", tokenOption)
+      .option("--app <app>", "the policy of this app's deployments to the environment only; they must satisfy the environment's policy too", tokenOption)
       .option("--reason <text>", "why (required: shown to everyone whose deployment the policy refuses)")
       .option("--promote-from <env>", "accept only promotions of this environment's desired release (deployctl deploy --from-env <env>)", tokenOption)
       .option("--min-soak <duration>", "with --promote-from: only a release desired there at least this long (e.g. 2h, 1d; at most 30d)", policySoakOption)
@@ -240,7 +241,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--clear", "lift every rule: every deployment is accepted again"),
   ).action((env: string, o: PolicyOptions) => run(policyCommand(env, o)));
 
-  withCommonOptions(subcommand(program, "policies").description("list the environments' policies: what each accepts, who set it, when and why")).action((o: CommonOptions) =>
+  withCommonOptions(subcommand(program, "policies").description("list the policies, the environments' and their apps': what each accepts, who set it, when and why")).action((o: CommonOptions) =>
     run(policiesCommand(o)),
   );
 

@@ -1,5 +1,6 @@
-// Environment policies: deploy_policies/<environment>, written by coordinators
-// only (SetEnvironmentPolicy). A policy says what CreateDeployment accepts
+// Environment policies: deploy_policies/<environment> (every app's) and
+// deploy_policies/<environment>.<app> (one app's, which adds to the
+// environment's), written by coordinators only (SetEnvironmentPolicy). A policy says what CreateDeployment accepts
 // in its environment: only promotions from another environment (build once,
 // test there, then promote), a least soak of the promoted release there, a
 // canary wave. It constrains new releases only: rollbacks, reverts and
@@ -29,6 +30,8 @@ export interface PolicyRules {
 export interface PolicyRecord extends PolicyRules {
   schema: typeof POLICY_SCHEMA;
   environment: string;
+  /** The app it is for (key <environment>.<app>); absent: every app of the environment (key <environment>). */
+  app?: string;
   /** Why it was set (or cleared). */
   reason: string;
   by: Identity;
@@ -61,10 +64,18 @@ export function policyRulesText(r: PolicyRules, durationText: (ms: number) => st
     .join("; ");
 }
 
-export function policyRecord(environment: string, rules: PolicyRules, reason: string, by: Identity, at: Date): PolicyRecord {
+/** The policy's key in deploy_policies: the environment, or <environment>.<app> for one app's. */
+export const policyKey = (environment: string, app?: string): string => (app === undefined ? environment : `${environment}.${app}`);
+
+/** "environment prod's policy", "app web's policy in prod": how refusals and notifications name it. */
+export const policyName = (p: Pick<PolicyRecord, "environment" | "app">): string =>
+  p.app === undefined ? `environment ${p.environment}'s policy` : `app ${p.app}'s policy in ${p.environment}`;
+
+export function policyRecord(environment: string, rules: PolicyRules, reason: string, by: Identity, at: Date, app?: string): PolicyRecord {
   return {
     schema: POLICY_SCHEMA,
     environment,
+    ...(app !== undefined ? { app } : {}),
     ...(rules.promoteFrom !== undefined ? { promoteFrom: rules.promoteFrom } : {}),
     ...(rules.minSoakMs !== undefined ? { minSoakMs: rules.minSoakMs } : {}),
     ...(rules.requireCanary === true ? { requireCanary: true } : {}),
@@ -79,7 +90,8 @@ export function parsePolicyRecord(data: Uint8Array, key: string): PolicyRecord {
   const o = asObject(parseJson(data, "policy"), "policy");
   if (o.schema !== POLICY_SCHEMA) throw new ValidationError("policy.schema", `expected ${POLICY_SCHEMA}`);
   const environment = asToken(o.environment, "policy.environment");
-  if (environment !== key) throw new ValidationError("policy.environment", `${environment} stored under key ${key}`);
+  const app = o.app === undefined ? undefined : asToken(o.app, "policy.app");
+  if (policyKey(environment, app) !== key) throw new ValidationError("policy.environment", `${policyKey(environment, app)} stored under key ${key}`);
   const rules: PolicyRules = {
     ...(o.promoteFrom === undefined ? {} : { promoteFrom: asToken(o.promoteFrom, "policy.promoteFrom") }),
     ...(o.minSoakMs === undefined ? {} : { minSoakMs: soakOf(o.minSoakMs) }),
@@ -93,6 +105,7 @@ export function parsePolicyRecord(data: Uint8Array, key: string): PolicyRecord {
     asString(o.reason ?? "", "policy.reason", { maxLength: MAX_POLICY_REASON, allowEmpty: true }),
     { name: asString(by.name, "policy.by.name", { maxLength: MAX_IDENTITY_LENGTH }), via: asEnum(by.via, "policy.by.via", IDENTITY_SOURCES) },
     new Date(asIsoTime(o.at, "policy.at")),
+    app,
   );
 }
 

@@ -307,6 +307,7 @@ export function toFreezeMessage(f: FreezeRecord, inForce: boolean): EnvironmentF
 export function toPolicyMessage(p: PolicyRecord): EnvironmentPolicy {
   return {
     environment: p.environment,
+    app: p.app ?? "",
     promoteFrom: p.promoteFrom ?? "",
     minSoak: p.minSoakMs === undefined ? null : duration(p.minSoakMs),
     requireCanary: p.requireCanary === true,

@@ -56,7 +56,8 @@ export function scopeTable(deps: { ctx: Pick<JsContext, "js" | "jsm" | "deployme
     RollbackRelease: named,
     FreezeEnvironment: wholeEnvironment,
     UnfreezeEnvironment: wholeEnvironment,
-    SetEnvironmentPolicy: wholeEnvironment,
+    // One app's policy is that app's (a token scoped to it may set it); the environment's own, every app's.
+    SetEnvironmentPolicy: (r) => (str(r.app) === "" ? wholeEnvironment(r) : named(r)),
     CancelDeployment: ofDeployment,
     PauseDeployment: ofDeployment,
     ResumeDeployment: ofDeployment,

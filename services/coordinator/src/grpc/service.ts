@@ -97,7 +97,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
   const call = <Req, Res>(method: string, fn: (req: Req, call: ServerUnaryCall<Req, Res>) => Promise<Res>) => unary(log, method, fn, deps.observe);
   return {
     CreateDeployment: call("CreateDeployment", async (req, c) => {
-      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults), promotionGate(ctx, () => deps.registry.clock.now(), { dryRun: req.validateOnly === true, policy: (env) => deps.policies.get(env) }));
+      const input = await resolvePromotion(deps.releases, validateCreate(req, deps.defaults), promotionGate(ctx, () => deps.registry.clock.now(), { dryRun: req.validateOnly === true, policy: (env, app) => deps.policies.applying(env, app) }));
       const requester = callIdentity(c);
       if (req.validateOnly === true) {
         // Checked, and nothing written: the deployment it would be, without an id.
@@ -231,10 +231,10 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     ListFreezes: call("ListFreezes", () => Promise.resolve(toFreezesMessage(deps.freezes.list()))),
 
     SetEnvironmentPolicy: call("SetEnvironmentPolicy", async (req, c) => {
-      const { environment, rules, reason } = validatePolicy(req);
+      const { environment, app, rules, reason } = validatePolicy(req);
       const by = callIdentity(c);
-      const rec = await deps.policies.set(environment, rules, reason, by);
-      log.info({ environment, ...rules, by: by.name, reason }, policyHasRules(rules) ? "environment policy set" : "environment policy cleared");
+      const rec = await deps.policies.set(environment, app, rules, reason, by);
+      log.info({ environment, app, ...rules, by: by.name, reason }, policyHasRules(rules) ? "environment policy set" : "environment policy cleared");
       return toPolicyMessage(rec);
     }),
 

@@ -103,7 +103,7 @@ export class Convergence {
       recordDesired: (rec) => this.deps.releases.record(rec),
       desiredRelease: async (app, env) => restoredOf(await this.deps.releases.read(app, env)),
       frozen: (env) => this.deps.freezes?.get(env),
-      policy: (env) => this.deps.policies?.get(env),
+      policy: (env, app) => this.deps.policies?.applying(env, app) ?? [],
     };
   }
 

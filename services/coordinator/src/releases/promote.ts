@@ -25,7 +25,7 @@ export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, i
   // The environment's policy before the release is looked up: a promotion
   // from an environment it does not accept is refused whatever that holds
   // (createDeployment asks it again, as of every creation).
-  const policy = gate.policy?.(input.environment);
+  const policy = gate.policy?.(input.environment, input.app) ?? [];
   const byPolicy = policyRefusal(input, policy);
   if (byPolicy !== undefined && (await gate.createdAs(input.requestId)) === undefined) throw new PreconditionError(byPolicy);
   const current = (await releases.history(input.app, from))[0];
@@ -50,7 +50,7 @@ export async function resolvePromotion(releases: Pick<ReleaseBook, "history">, i
 export function promotionGate(
   ctx: Pick<JsContext, "deployments">,
   now: () => number,
-  more: { dryRun?: boolean; shown?: string; policy?: (environment: string) => PolicyRecord | undefined } = {},
+  more: { dryRun?: boolean; shown?: string; policy?: (environment: string, app: string) => PolicyRecord[] } = {},
 ): PromotionGate {
   return {
     now,
@@ -68,7 +68,7 @@ export interface PromotionGate {
   /** The deployment whose release the caller means (the dashboard's page): refused when the desired release is another's by now. */
   shown?: string;
   /** The environment's policy (policies.ts): its least soak is asked as promote_min_soak is. */
-  policy?: (environment: string) => PolicyRecord | undefined;
+  policy?: (environment: string, app: string) => PolicyRecord[];
 }
 
 /**
@@ -89,7 +89,7 @@ export function soakProblem(input: Pick<CreateInput, "app" | "promoteMinSoakMs">
 }
 
 /** The least soak the environment's policy asks of a promotion from where it names (policies.ts policySoak), as soakProblem words it. */
-function policySoakProblem(input: Pick<CreateInput, "app" | "promoteFrom">, promoted: PromotedRelease, nowMs: number, policy: PolicyRecord | undefined): string | undefined {
+function policySoakProblem(input: Pick<CreateInput, "app" | "promoteFrom">, promoted: PromotedRelease, nowMs: number, policy: readonly PolicyRecord[]): string | undefined {
   const soak = policySoak(policy, input.promoteFrom);
   return soak && soakProblem({ app: input.app, promoteMinSoakMs: soak.ms }, promoted, nowMs, `${soak.origin} asks a soak of ${soakText(soak.ms)}`);
 }

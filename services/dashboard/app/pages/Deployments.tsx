@@ -103,8 +103,11 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
         </p>
       ))}
       {policies.map((p) => (
-        <p class="policy" key={p.environment} data-policy={p.environment}>
-          <strong>{p.environment} accepts {policyText(p)}</strong>: other deployments to it are refused (rollbacks, reverts and convergence still run). Set by {p.by || "—"} at {when(p.at)}
+        <p class="policy" key={`${p.environment}.${p.app ?? ""}`} data-policy={p.app ? `${p.environment}.${p.app}` : p.environment}>
+          <strong>
+            {p.app ? `${p.app} in ${p.environment}` : p.environment} accepts {policyText(p)}
+          </strong>
+          : other deployments {p.app ? `of ${p.app} ` : ""}to it are refused (rollbacks, reverts and convergence still run). Set by {p.by || "—"} at {when(p.at)}
           {p.reason ? `: ${p.reason}` : ""} (deployctl policy)
         </p>
       ))}

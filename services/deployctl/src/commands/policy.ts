@@ -3,7 +3,9 @@
 // (deploy --from-env), with --min-soak only once it has been desired there
 // that long; with --require-canary, only deployments with a canary wave.
 // Rollbacks, reverts and convergence still run. --clear lifts every rule.
-// Setting the same rules again changes nothing but who and why.
+// Setting the same rules again changes nothing but who and why. With
+// --app, the policy is one app's in the environment, which its deployments
+// there must satisfy besides the environment's own.
 import type { PolicyMsg } from "../client.js";
 import { EXIT, UsageError, type ExitCode } from "../errors.js";
 import { withClient, type CommonOptions } from "../options.js";
@@ -12,6 +14,8 @@ import { jsonDocument } from "../render/json.js";
 import { policyRulesText } from "../../../shared/src/index.js";
 
 export interface PolicyOptions extends CommonOptions {
+  /** One app's policy in the environment, on top of the environment's own. */
+  app?: string;
   reason?: string;
   promoteFrom?: string;
   /** ms */
@@ -34,9 +38,15 @@ export function policyRules(p: PolicyMsg): string {
 /** "accepts only promotions from staging (set by alice at <time>: <reason>)" */
 export const acceptsLine = (p: PolicyMsg): string => `accepts ${policyRules(p)} (set by ${p.by || "-"} at ${isoTime(p.at ?? null)}: ${p.reason})`;
 
+/** "prod", or "web in prod" for one app's policy: who a policy's lines speak of. */
+const subject = (env: string, app: string | undefined): string => (app ? `${app} in ${env}` : env);
+
+/** Whether `p` is the environment's own policy (app undefined) or that app's there. */
+const isPolicyOf = (p: PolicyMsg, env: string, app: string | undefined): boolean => p.environment === env && (p.app || undefined) === app;
+
 export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> {
   const rules = o.promoteFrom !== undefined || o.minSoak !== undefined || o.requireCanary === true;
-  // Nothing to set: show what the environment accepts now.
+  // Nothing to set: show what the environment (or the app there) accepts now.
   if (!rules && !o.clear && o.reason === undefined) return showPolicy(env, o);
   if (!o.reason?.trim()) throw new UsageError("--reason is required: everyone whose deployment the policy refuses reads it");
   if (o.clear && rules) throw new UsageError("--clear lifts every rule: give it alone, or give the rules without it");
@@ -48,35 +58,51 @@ export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> 
       env,
       o.clear ? {} : { ...(o.promoteFrom ? { promoteFrom: o.promoteFrom } : {}), ...(o.minSoak !== undefined ? { minSoakMs: o.minSoak } : {}), ...(o.requireCanary ? { requireCanary: true } : {}) },
       o.reason!,
+      o.app,
     );
     if (o.json) {
       print(jsonDocument("deploy.v1.EnvironmentPolicy", p).trimEnd());
       return EXIT.OK;
     }
     const text = policyRules(p);
+    const appFlag = o.app ? ` --app ${o.app}` : "";
     print(
       text
-        ? `${env} ${acceptsLine(p)}.\nOther deployments to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env} --clear --reason "<why>"`
-        : `${env} has no policy: every deployment to it is accepted (unless it is frozen)`,
+        ? `${subject(env, o.app)} ${acceptsLine(p)}.\nOther deployments ${o.app ? `of ${o.app} ` : ""}to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env}${appFlag} --clear --reason "<why>"`
+        : o.app
+          ? `${subject(env, o.app)} has no policy of its own: its deployments to ${env} answer to ${env}'s policy alone`
+          : `${env} has no policy: every deployment to it is accepted (unless it is frozen)`,
     );
     return EXIT.OK;
   });
 }
 
-function showPolicy(env: string, o: CommonOptions): Promise<ExitCode> {
+function showPolicy(env: string, o: PolicyOptions): Promise<ExitCode> {
   return withClient(o, async (c) => {
-    const p = (await c.listEnvironmentPolicies()).policies?.find((x) => x.environment === env);
+    const all = (await c.listEnvironmentPolicies()).policies ?? [];
+    const p = all.find((x) => isPolicyOf(x, env, o.app));
     if (o.json) {
       print(p ? jsonDocument("deploy.v1.EnvironmentPolicy", p).trimEnd() : "{}");
       return EXIT.OK;
     }
+    const appFlag = o.app ? ` --app ${o.app}` : "";
     print(
       p
-        ? `${env} ${acceptsLine(p)}; other deployments to it are refused, rollbacks, reverts and convergence still run`
-        : `${env} has no policy: every deployment to it is accepted (unless it is frozen); set one with deployctl policy ${env} --promote-from <env> --reason "<why>"`,
+        ? `${subject(env, o.app)} ${acceptsLine(p)}; other deployments ${o.app ? `of ${o.app} ` : ""}to it are refused, rollbacks, reverts and convergence still run`
+        : `${subject(env, o.app)} has no policy${o.app ? " of its own" : ""}: every deployment ${o.app ? `of ${o.app} ` : ""}to it is accepted (unless it is frozen${o.app ? ` or ${env}'s policy refuses it` : ""}); set one with deployctl policy ${env}${appFlag} --promote-from <env> --reason "<why>"`,
     );
+    // The other policies a deployment there must satisfy, so that no rule is a surprise.
+    const env0 = o.app ? all.find((x) => isPolicyOf(x, env, undefined)) : undefined;
+    if (env0) print(`${env} ${acceptsLine(env0)}: ${o.app}'s deployments there must satisfy it too`);
+    const apps = o.app ? [] : all.filter((x) => x.environment === env && x.app);
+    for (const a of apps) print(`${subject(env, a.app)} ${acceptsLine(a)} as well (deployctl policy ${env} --app ${a.app})`);
     return EXIT.OK;
   });
+}
+
+/** The policies a deployment of `app` to `env` must satisfy: the environment's, then the app's there. */
+export function policiesApplying(all: readonly PolicyMsg[], env: string, app: string): PolicyMsg[] {
+  return [all.find((p) => isPolicyOf(p, env, undefined)), all.find((p) => isPolicyOf(p, env, app))].filter((p): p is PolicyMsg => p !== undefined);
 }
 
 export function policiesCommand(o: CommonOptions): Promise<ExitCode> {
@@ -93,8 +119,8 @@ export function policiesCommand(o: CommonOptions): Promise<ExitCode> {
     }
     print(
       table(
-        ["ENVIRONMENT", "ACCEPTS", "SET BY", "AT", "REASON"],
-        policies.map((p) => [p.environment ?? "", policyRules(p), p.by || "-", isoTime(p.at ?? null), p.reason ?? ""]),
+        ["ENVIRONMENT", "APP", "ACCEPTS", "SET BY", "AT", "REASON"],
+        policies.map((p) => [p.environment ?? "", p.app || "(every app)", policyRules(p), p.by || "-", isoTime(p.at ?? null), p.reason ?? ""]),
       ),
     );
     return EXIT.OK;

@@ -11,7 +11,7 @@ import type { AgentMsg, Client, DeploymentMsg, FreezeMsg, ReleaseMsg } from "../
 import { EXIT, isServiceError, type ExitCode } from "../errors.js";
 import { clientFor, type CommonOptions } from "../options.js";
 import { ago, countOf, freezeLine, isoTime, shortState } from "../render/format.js";
-import { acceptsLine } from "./policy.js";
+import { acceptsLine, policiesApplying } from "./policy.js";
 import { toProto3Json } from "../render/protoJson.js";
 
 const print = (s: string): boolean => process.stdout.write(s + "\n");
@@ -76,7 +76,7 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
       // A coordinator older than policies (UNIMPLEMENTED): none shown.
       client.listEnvironmentPolicies().catch(() => undefined),
     ]);
-    const policy = policies?.policies?.find((p) => p.environment === env);
+    const applying = policiesApplying(policies?.policies ?? [], env, app);
     const envFreezes: FreezeMsg[] = (freezes.freezes ?? []).filter((f) => f.environment === env);
     const list = agents.agents ?? [];
     const by: Record<Status, AgentMsg[]> = { current: [], outdated: [], offline: [], none: [] };
@@ -94,7 +94,9 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
           release: release ? toProto3Json("deploy.v1.GetReleaseResponse", release) : null,
           running: active.map((d) => toProto3Json("deploy.v1.Deployment", d)),
           freezes: envFreezes.map((f) => toProto3Json("deploy.v1.EnvironmentFreeze", f)),
-          policy: policy ? toProto3Json("deploy.v1.EnvironmentPolicy", policy) : null,
+          // The environment's own policy, as before; every policy that applies (the app's there too) in policies.
+          policy: applying[0] && !applying[0].app ? toProto3Json("deploy.v1.EnvironmentPolicy", applying[0]) : null,
+          policies: applying.map((p) => toProto3Json("deploy.v1.EnvironmentPolicy", p)),
           agents: {
             total: list.length,
             live: list.filter((a) => a.live).length,
@@ -120,7 +122,8 @@ export async function statusCommand(app: string, env: string, o: CommonOptions):
     const inForce = envFreezes.filter((f) => f.inForce);
     print(`  frozen           ${inForce.length > 0 ? "yes" : "no"}${inForce.length > 0 ? ": new deployments are refused (rollbacks and convergence still run)" : ""}`);
     for (const f of envFreezes) print(`                   ${freezeLine(f)}${f.inForce ? "" : " (not in force now)"}`);
-    print(`  policy           ${policy ? acceptsLine(policy) : "none: every deployment is accepted"}`);
+    if (applying.length === 0) print("  policy           none: every deployment is accepted");
+    for (const [i, p] of applying.entries()) print(`  ${i === 0 ? "policy          " : "                "} ${p.app ? `${p.app}'s own: ` : applying.length > 1 ? `${env}'s: ` : ""}${acceptsLine(p)}`);
     const counts = [`${by.current.length} current`, `${by.outdated.length} outdated`, `${by.offline.length} offline`, ...(by.none.length > 0 ? [`${by.none.length} without a desired release`] : [])];
     print(`  agents           ${list.length} registered, ${list.filter((a) => a.live).length} live: ${counts.join(", ")}${cordoned.length > 0 ? `; ${cordoned.length} cordoned (${named(cordoned)})` : ""}`);
     if (by.outdated.length > 0) print(`  outdated         ${named(by.outdated.map((a) => `${a.id} (on ${statusOf(a, app).current || "nothing"})`))}`);

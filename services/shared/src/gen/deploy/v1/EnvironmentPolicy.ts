@@ -11,6 +11,7 @@ export interface EnvironmentPolicy {
   'reason'?: (string);
   'by'?: (string);
   'at'?: (_google_protobuf_Timestamp | null);
+  'app'?: (string);
 }
 
 export interface EnvironmentPolicy__Output {
@@ -21,4 +22,5 @@ export interface EnvironmentPolicy__Output {
   'reason'?: (string);
   'by'?: (string);
   'at'?: (_google_protobuf_Timestamp__Output);
+  'app'?: (string);
 }

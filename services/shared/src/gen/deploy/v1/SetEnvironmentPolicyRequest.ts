@@ -8,6 +8,7 @@ export interface SetEnvironmentPolicyRequest {
   'minSoak'?: (_google_protobuf_Duration | null);
   'requireCanary'?: (boolean);
   'reason'?: (string);
+  'app'?: (string);
 }
 
 export interface SetEnvironmentPolicyRequest__Output {
@@ -16,4 +17,5 @@ export interface SetEnvironmentPolicyRequest__Output {
   'minSoak'?: (_google_protobuf_Duration__Output);
   'requireCanary'?: (boolean);
   'reason'?: (string);
+  'app'?: (string);
 }
