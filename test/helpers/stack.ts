@@ -32,7 +32,7 @@ export class Proc extends ChildProc {
 
 export interface AgentOptions {
   environment?: string;
-  apps?: Record<string, { deploy: string; user?: string }>;
+  apps?: Record<string, { deploy: string; user?: string; env?: Record<string, string> }>;
   env?: Record<string, string>;
 }
 

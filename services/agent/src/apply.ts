@@ -136,7 +136,7 @@ export async function applyCommand(
         root: deps.config.root,
         app: cmd.app,
         releaseName: releaseName(cmd),
-        env: baseEnv(deps, cmd),
+        env: { ...app.env, ...baseEnv(deps, cmd) },
         maxExpansionRatio: deps.config.maxExpansionRatio,
         maxUnpackedBytes: deps.config.maxUnpackedBytes,
         maxFiles: deps.config.maxFiles,
@@ -171,7 +171,7 @@ export async function applyCommand(
     if (notNow !== undefined) return failed(`not started: ${notNow}`, started);
     const r = await runExecutable({
       file: app.deploy,
-      env: baseEnv(deps, cmd),
+      env: { ...app.env, ...baseEnv(deps, cmd) },
       ...(app.runAs ? { runAs: app.runAs } : {}),
       timeoutMs: Math.max(1, Math.floor(left())),
       maxLines: deps.config.maxOutputLines,

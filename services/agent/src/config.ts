@@ -20,6 +20,12 @@ export interface AppConfig {
   user?: string;
   /** Its group (a name or gid); default the user's primary group. Only with user. */
   group?: string;
+  /**
+   * Environment variables the app's hooks and deploy executable get besides
+   * PATH, HOME, LANG and the DEPLOY_* ones (NODE_ENV, a proxy); a name given
+   * here wins over the agent's PATH, HOME and LANG, never over DEPLOY_*.
+   */
+  env?: Record<string, string>;
   /** user and group resolved when the config is checked (not a key of its own). */
   runAs?: RunAs;
 }
@@ -59,7 +65,7 @@ const schema = {
   id: { doc: `Agent id, ${TOKEN_RULE}; default the host name`, format: String, default: defaultId, env: "DEPLOY_AGENT_ID" },
   environment: { doc: "Environment this VM belongs to (a label targets are chosen by)", format: String, default: "", env: "DEPLOY_ENVIRONMENT" },
   apps: {
-    doc: 'Apps this VM runs: {"<app>": {"deploy": "<absolute path of an executable>", "user": "<account its hooks and deploy executable run as>"}}',
+    doc: 'Apps this VM runs: {"<app>": {"deploy": "<absolute path of an executable>", "user": "<account its hooks and deploy executable run as>", "env": {"NAME": "value"}}}',
     format: Object,
     default: {} as Record<string, AppConfig>,
     env: "DEPLOY_AGENT_APPS",
@@ -167,7 +173,10 @@ const schema = {
 };
 
 /** The keys of one app's entry in apps. */
-const APP_KEYS = ["deploy", "user", "group"];
+const APP_KEYS = ["deploy", "user", "group", "env"];
+
+/** An environment variable's name as a shell writes it; DEPLOY_* are the agent's own. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
 function invalid(key: string, problem: string): Error {
   return new Error(`invalid configuration: ${key}: ${problem}`);
@@ -184,6 +193,15 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
     for (const k of Object.keys(a)) if (!APP_KEYS.includes(k)) throw invalid(`apps.${app}.${k}`, `unknown key (allowed: ${APP_KEYS.join(", ")})`);
     if (a.deploy !== undefined && (typeof a.deploy !== "string" || !isAbsolute(a.deploy))) {
       throw invalid(`apps.${app}.deploy`, `${JSON.stringify(a.deploy)} must be an absolute path`);
+    }
+    if (a.env !== undefined) {
+      if (typeof a.env !== "object" || a.env === null || Array.isArray(a.env)) throw invalid(`apps.${app}.env`, 'must be an object like {"NODE_ENV": "production"}');
+      for (const [k, v] of Object.entries(a.env)) {
+        if (!ENV_NAME.test(k)) throw invalid(`apps.${app}.env`, `${JSON.stringify(k.slice(0, 40))} is not a variable name (letters, digits and _, not starting with a digit)`);
+        if (k.startsWith("DEPLOY_")) throw invalid(`apps.${app}.env.${k}`, "DEPLOY_* variables are the agent's own (DEPLOY_ID, DEPLOY_VERSION, …): use another name");
+        if (typeof v !== "string") throw invalid(`apps.${app}.env.${k}`, "must be a string");
+        if (v.includes("\0")) throw invalid(`apps.${app}.env.${k}`, "must not contain a NUL character");
+      }
     }
     if (a.group !== undefined && a.user === undefined) throw invalid(`apps.${app}.group`, "needs apps." + app + ".user (the group of that account)");
     if (a.user !== undefined) {
