@@ -15,7 +15,8 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Notification } from "../services/coordinator/src/notifier.js";
-import { signature } from "../services/coordinator/src/notifier.js";
+import { notificationOf, signature } from "../services/coordinator/src/notifier.js";
+import { foldAll, makeEvent, type DeploymentSpec } from "../services/shared/src/index.js";
 import { loadCoordinatorConfig } from "../services/coordinator/src/config.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { Stack } from "./helpers/stack.js";
@@ -258,5 +259,36 @@ describe("notify configuration", () => {
     expect(loadCoordinatorConfig([], { devMode: true, notify: { url: "https://hooks.example.com/x" } }).notify.events).toEqual(["deployment.finished", "deployment.halted", "deployment.canary_done", "environment.frozen", "environment.unfrozen", "environment.policy_changed"]);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", environments: ["prod", "no such env"] } })).toThrow(/notify\.environments: "no such env" is not an environment name/);
     expect(() => loadCoordinatorConfig([], { devMode: true, notify: { url: "https://x", apps: ["web", "a.b"] } })).toThrow(/notify\.apps: "a\.b" is not an app name/);
+  });
+});
+
+describe("deployment.created notifications (opt-in: notify.events)", () => {
+  const spec: DeploymentSpec = {
+    id: "d-1",
+    requestId: "r-1",
+    requestHash: "h",
+    app: "web",
+    environment: "prod",
+    changeset: { version: "v2" },
+    strategy: { maxConcurrency: 2, maxFailures: 0, deliveryTimeoutMs: 1000, applyTimeoutMs: 5000, canary: 1 },
+    targets: ["p1", "p2", "p3"],
+    requestedBy: "alice",
+    requestedByVia: "token",
+    requestedByNote: "release train 42",
+  };
+  const created = makeEvent(spec.id, { type: "deployment.created", spec });
+
+  it("says who started what, to how many targets and how", () => {
+    const rec = foldAll([{ seq: 1, time: new Date(0).toISOString(), source: "coordinator", event: created }])!;
+    const n = notificationOf(created, 1, rec);
+    expect(n.event).toBe("deployment.created");
+    expect(n.text).toBe("web v2 to prod (d-1): started by alice (release train 42): 3 target(s), 2 at a time, a canary wave of 1 first");
+    expect(n.deployment).toMatchObject({ state: "PENDING", requestedBy: "alice", kind: "deployment", counts: { PENDING: 3 } });
+  });
+
+  it("is not sent unless asked for, and may be", () => {
+    const base = { devMode: true, notify: { url: "https://hooks.example.com/x" } };
+    expect(loadCoordinatorConfig([], base).notify.events).not.toContain("deployment.created");
+    expect(loadCoordinatorConfig([], { ...base, notify: { ...base.notify, events: ["deployment.created", "deployment.finished"] } }).notify.events).toEqual(["deployment.created", "deployment.finished"]);
   });
 });

@@ -259,7 +259,7 @@ const schema = {
       env: "DEPLOY_NOTIFY_SECRET_FILE",
     },
     events: {
-      doc: "Event types notified (env: comma separated): deployment.finished (every end: SUCCEEDED, FAILED, CANCELLED), deployment.halted (dispatching stopped after failures), deployment.canary_done (waiting for a promote), environment.frozen and environment.unfrozen (FreezeEnvironment, UnfreezeEnvironment), environment.policy_changed (SetEnvironmentPolicy: set or cleared), deployment.paused, deployment.cancel_requested",
+      doc: "Event types notified (env: comma separated): deployment.finished (every end: SUCCEEDED, FAILED, CANCELLED), deployment.halted (dispatching stopped after failures), deployment.canary_done (waiting for a promote), environment.frozen and environment.unfrozen (FreezeEnvironment, UnfreezeEnvironment), environment.policy_changed (SetEnvironmentPolicy: set or cleared), deployment.created (a deployment started, convergences included), deployment.paused, deployment.cancel_requested",
       format: Array,
       default: ["deployment.finished", "deployment.halted", "deployment.canary_done", "environment.frozen", "environment.unfrozen", "environment.policy_changed"] as string[],
       env: "DEPLOY_NOTIFY_EVENTS",
@@ -300,7 +300,7 @@ const schema = {
 export type CoordinatorConfigOverrides = { [K in keyof CoordinatorConfig]?: CoordinatorConfig[K] extends object ? Partial<CoordinatorConfig[K]> : CoordinatorConfig[K] };
 
 /** Event types a notification may be about (notify.events). */
-export const NOTIFY_EVENT_TYPES = ["deployment.finished", "deployment.halted", "deployment.canary_done", "deployment.paused", "deployment.cancel_requested", "environment.frozen", "environment.unfrozen", "environment.policy_changed"] as const;
+export const NOTIFY_EVENT_TYPES = ["deployment.created", "deployment.finished", "deployment.halted", "deployment.canary_done", "deployment.paused", "deployment.cancel_requested", "environment.frozen", "environment.unfrozen", "environment.policy_changed"] as const;
 
 function checkNotify(cfg: CoordinatorConfig): void {
   const n = cfg.notify;

@@ -137,6 +137,15 @@ export function notificationOf(e: DeployEvent, seq: number, rec: DeploymentRecor
   const what = `${kind === "deployment" ? "" : `${kind}: `}${spec.app} ${spec.changeset.version} to ${spec.environment} (${spec.id}${p ? `, promoted from ${p.environment}` : ""})`;
   let line: string;
   switch (e.type) {
+    case "deployment.created": {
+      const { identity, note } = requesterOf(spec);
+      const total = Object.values(countTargets(rec)).reduce((a, b) => a + b, 0);
+      const st = spec.strategy;
+      line =
+        `started by ${identity || note || "?"}${identity && note ? ` (${note})` : ""}: ${total} target(s), ${st.maxConcurrency} at a time` +
+        `${st.canary ? `, a canary wave of ${st.canary} first` : ""}${spec.freezeOverride ? `, overriding a freeze: ${spec.freezeOverride.reason}` : ""}`;
+      break;
+    }
     case "deployment.finished":
       line = `${e.state}: ${e.message}`;
       break;
