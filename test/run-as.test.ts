@@ -4,7 +4,7 @@
 // end on a real stack (an agent process as root, the account `nobody`);
 // the agent must be root to change account, so these run only as root (CI
 // does).
-import { chmod, lstat, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -33,7 +33,7 @@ describe("apps.<app>.user: the agent's config", () => {
     expect(load({ web: { user: "nobody", group: "no-such-group-here" } })).toThrow(/apps\.web\.user: no group "no-such-group-here" on this machine/);
     expect(load({ web: { group: "root" } })).toThrow("invalid configuration: apps.web.group: needs apps.web.user (the group of that account)");
     expect(load({ web: { user: "bad name" } })).toThrow('invalid configuration: apps.web.user: "bad name" is not a user name or uid');
-    expect(load({ web: { runas: "nobody" } })).toThrow("invalid configuration: apps.web.runas: unknown key (allowed: deploy, user, group)");
+    expect(load({ web: { runas: "nobody" } })).toThrow("invalid configuration: apps.web.runas: unknown key (allowed: deploy, user, group, env)");
   });
 });
 
@@ -96,6 +96,27 @@ describe.skipIf(!asRoot)("apps.<app>.user: hooks and the deploy executable run a
     expect((await lstat(release)).uid).toBe(0);
   });
 
+  it("old releases the account owns are pruned (emptied as the account, then removed), and so are files it made in them", async () => {
+    const client = stack.client();
+    const app = join(stack.rootOf("a1"), "web");
+    for (const v of ["v2", "v3", "v4"]) {
+      const data = await makeBundle([
+        { name: "deploy.yaml", content: "version: 1\nhooks:\n  after_install: { run: build.sh }\nkeep_releases: 2\n" },
+        // What a build in the release leaves: directories and files of the account's own.
+        { name: "build.sh", mode: 0o755, content: script('mkdir -p cache/deep && echo x > cache/deep/file && ln -s /etc cache/etc-link') },
+      ]);
+      const a = await client.upload("web", data);
+      const d = await client.create({ requestId: `prune-${v}`, app: "web", environment: stack.environment, changeset: { version: v, artifact: { name: "web", digest: a.digest } } });
+      const done = await client.waitTerminal(d.id!);
+      expect(done.state, JSON.stringify(done.targets)).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      expect(done.targets?.[0]?.message).toMatch(/^release v\d-\S+ is current$/);
+    }
+    const left = (await readdir(join(app, "releases"))).filter((n) => !n.startsWith("."));
+    expect(left.map((n) => n.split("-")[0]).sort()).toEqual(["v3", "v4"]);
+    // The link a release held was removed, not followed.
+    expect((await stat("/etc/passwd")).isFile()).toBe(true);
+  });
+
   it("a deploy.yaml the account replaced with a symlink is not followed by the agent: the next install fails naming it", async () => {
     const client = stack.client();
     // The account owns its release: it could point deploy.yaml at a file only root reads.
@@ -107,6 +128,6 @@ describe.skipIf(!asRoot)("apps.<app>.user: hooks and the deploy executable run a
     const d = await client.create({ requestId: "bundle-2", app: "web", environment: stack.environment, changeset: { version: "v2", artifact: { name: "web", digest: a.digest } } });
     const done = await client.waitTerminal(d.id!);
     expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
-    expect(done.targets?.[0]?.message).toMatch(/^deploy\.yaml of the current release v1-\S+ is unreadable: ELOOP/);
+    expect(done.targets?.[0]?.message).toMatch(/^deploy\.yaml of the current release v4-\S+ is unreadable: ELOOP/);
   });
 });

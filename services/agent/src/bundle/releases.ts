@@ -14,6 +14,7 @@
 // only by renaming a complete new symlink over it, so after a SIGKILL at any
 // moment `current` points at a complete release (or does not exist), and
 // cleanPartial removes what the crash left behind.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import path from "node:path";
@@ -137,7 +138,7 @@ export async function pruneReleases(root: string, app: string, keep: number, pro
   const all = await listReleases(root, app);
   const doomed = all.slice(0, Math.max(0, all.length - keep)).filter((n) => !protect.includes(n));
   for (const name of doomed) {
-    await fs.rm(releaseDir(root, app, name), { recursive: true, force: true });
+    await removeRelease(releaseDir(root, app, name));
     await fs.rm(path.join(appDir(root, app), MARKERS, name), { force: true });
   }
   return doomed;
@@ -188,9 +189,39 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** `p` and, for a directory, everything in it, links themselves (never what they point at), owned by `owner`. */
+/**
+ * `p` and, for a directory, everything in it, links themselves (never what
+ * they point at), owned by `owner`. Deepest first: a directory is given
+ * away only once everything in it is, so while the agent works inside a
+ * directory, it and every directory above it are still the agent's, and
+ * the new owner cannot swap one for a link that would send a later lchown
+ * to a file elsewhere.
+ */
 export async function chownTree(p: string, owner: { uid: number; gid: number }): Promise<void> {
+  if ((await fs.lstat(p)).isDirectory()) {
+    for (const e of await fs.readdir(p)) await chownTree(path.join(p, e), owner);
+  }
   await fs.lchown(p, owner.uid, owner.gid);
-  if (!(await fs.lstat(p)).isDirectory()) return;
-  for (const e of await fs.readdir(p)) await chownTree(path.join(p, e), owner);
+}
+
+/**
+ * Removes a release directory. One that another account owns (the app's,
+ * apps.<app>.user) is emptied as that account first (find -delete, which
+ * never follows a link), then removed if it is empty: a recursive remove
+ * as root of a tree its owner can change meanwhile could be sent through a
+ * link the owner swaps in, and delete files elsewhere.
+ */
+async function removeRelease(dir: string): Promise<void> {
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (!st) return;
+  if (st.isDirectory() && process.getuid?.() === 0 && st.uid !== 0) {
+    await new Promise<void>((resolve, reject) =>
+      execFile("find", [dir, "-mindepth", "1", "-delete"], { uid: st.uid, gid: st.gid, cwd: "/" }, (err, _out, stderr) =>
+        err ? reject(new Error(`emptying ${dir} as uid ${st.uid} failed: ${String(stderr).trim() || err.message}`)) : resolve(),
+      ),
+    );
+    await fs.rmdir(dir);
+    return;
+  }
+  await fs.rm(dir, { recursive: true, force: true });
 }
