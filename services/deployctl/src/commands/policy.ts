@@ -71,7 +71,7 @@ export function policyCommand(env: string, o: PolicyOptions): Promise<ExitCode> 
         ? `${subject(env, o.app)} ${acceptsLine(p)}.\nOther deployments ${o.app ? `of ${o.app} ` : ""}to ${env} are refused; rollbacks, reverts and convergence still run. Lift it with: deployctl policy ${env}${appFlag} --clear --reason "<why>"`
         : o.app
           ? `${subject(env, o.app)} has no policy of its own: its deployments to ${env} answer to ${env}'s policy alone`
-          : `${env} has no policy: every deployment to it is accepted (unless it is frozen)`,
+          : `${env} has no policy: every deployment to it is accepted (unless it is frozen, or an app's own policy refuses it: deployctl policies)`,
     );
     return EXIT.OK;
   });
@@ -86,16 +86,17 @@ function showPolicy(env: string, o: PolicyOptions): Promise<ExitCode> {
       return EXIT.OK;
     }
     const appFlag = o.app ? ` --app ${o.app}` : "";
+    // The other policies a deployment there must satisfy, so that no rule is a surprise.
+    const env0 = o.app ? all.find((x) => isPolicyOf(x, env, undefined)) : undefined;
+    const apps = o.app ? [] : all.filter((x) => x.environment === env && x.app);
+    const unless = o.app ? ` or ${env}'s policy refuses it` : apps.length > 0 ? ", or an app's own policy below refuses it" : "";
     print(
       p
         ? `${subject(env, o.app)} ${acceptsLine(p)}; other deployments ${o.app ? `of ${o.app} ` : ""}to it are refused, rollbacks, reverts and convergence still run`
-        : `${subject(env, o.app)} has no policy${o.app ? " of its own" : ""}: every deployment ${o.app ? `of ${o.app} ` : ""}to it is accepted (unless it is frozen${o.app ? ` or ${env}'s policy refuses it` : ""}); set one with deployctl policy ${env}${appFlag} --promote-from <env> --reason "<why>"`,
+        : `${subject(env, o.app)} has no policy${o.app ? " of its own" : ""}: every deployment ${o.app ? `of ${o.app} ` : ""}to it is accepted (unless it is frozen${unless}); set one with deployctl policy ${env}${appFlag} --promote-from <env> --reason "<why>"`,
     );
-    // The other policies a deployment there must satisfy, so that no rule is a surprise.
-    const env0 = o.app ? all.find((x) => isPolicyOf(x, env, undefined)) : undefined;
     if (env0) print(`${env} ${acceptsLine(env0)}: ${o.app}'s deployments there must satisfy it too`);
-    const apps = o.app ? [] : all.filter((x) => x.environment === env && x.app);
-    for (const a of apps) print(`${subject(env, a.app)} ${acceptsLine(a)} as well (deployctl policy ${env} --app ${a.app})`);
+    for (const a of apps) print(`${subject(env, a.app)} has a policy of its own: ${acceptsLine(a)} (deployctl policy ${env} --app ${a.app})`);
     return EXIT.OK;
   });
 }
