@@ -277,6 +277,18 @@ describe("applyBundle", () => {
     expect(await isAlive(Number(await fs.readFile(pidFile, "utf8")))).toBe(false);
   });
 
+  it("a new release that uses up the apply's time still goes back to the previous release, whose start hook runs past the deadline", async () => {
+    expect((await deploy({ version: "v1" })).result.outcome).toBe("SUCCEEDED");
+    await hookLog();
+    // validate hangs (its own timeout 1 s); the apply's deadline comes first.
+    const { result } = await deploy({ version: "v2", hang: "validate" }, { deadlineMs: Date.now() + 600 });
+    expect(result.outcome).toBe("FAILED");
+    expect(result.rolledBack).toBe(true);
+    expect(result.message).toMatch(/^validate hook failed: killed after timeout of \d+ ms.*; rolled back to v1-dep$/);
+    expect(await current()).toBe("v1-dep");
+    expect(await hookLog()).toEqual(["before_install:v2", "after_install:v2", "stop:v1", "start:v2", "validate:v2", "start:v1"]);
+  });
+
   describe("shared paths (shared_dirs, shared_files)", () => {
     const SHARED = "shared_dirs: [storage, var/log]\nshared_files: [config/.env]\n";
     const sharedOf = (p: string): string => path.join(root, APP, "shared", p);

@@ -165,7 +165,13 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     const spec = m.hooks[hook];
     if (!spec) return undefined;
     phase(`hook:${label}`);
-    const left = o.deadlineMs - Date.now();
+    // The way back is not bounded by the apply's deadline: a new release
+    // that used up the apply's time (a validate that hung) has stopped the
+    // previous one, and `current` is back on it; its start must run, within
+    // its own timeout, or the app stays down. The coordinator may time the
+    // target out meanwhile; it is FAILED either way.
+    const wayBack = label.startsWith("rollback");
+    const left = wayBack ? spec.timeoutMs : o.deadlineMs - Date.now();
     if (left <= 0) {
       return { outcome: "failed", exitCode: null, signal: null, timedOut: true, aborted: false, durationMs: 0, linesCut: 0, lastLine: "", message: "not started: the apply deadline has passed" };
     }
