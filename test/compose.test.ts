@@ -331,4 +331,10 @@ describe("systemd unit", () => {
     expect(directive("ExecStart")[0]).toMatch(/dist\/services\/agent\/src\/main\.js$/);
     expect(directive("User")[0], "not root").not.toMatch(/^(root|0)?$/);
   });
+
+  it("runs as root only with the app-accounts drop-in (hooks as each app's own account, apps.<app>.user)", () => {
+    const dropIn = read("deploy/systemd/deploy-agent.service.d/app-accounts.conf");
+    expect([...dropIn.matchAll(/^(User|Group)=(.*)$/gm)].map((m) => `${m[1]}=${m[2]}`)).toEqual(["User=root", "Group=root"]);
+    expect(read("deploy/systemd/deploy-agent.service.d/no-new-privileges.conf")).not.toMatch(/^User=/m);
+  });
 });
