@@ -248,4 +248,24 @@ describe("strategy.ignore_stop_failures", () => {
     expect(through.ignore).toBe(true);
     expect(through.targetMessage).toMatch(/^release v2-\w+ is current; the stop hook of release v1-\w+ failed: exit code 3 .*, ignored \(ignore_stop_failures\)$/);
   });
+
+  it("an agent stopped (SIGTERM) mid-install past its grace goes back to the previous release and starts it before it exits", async () => {
+    const client = stack.client();
+    // s1 again, with a grace of half a second; v2 is current.
+    await stack.agent("s1").kill("SIGKILL");
+    await stack.startAgent("s1", { env: { DEPLOY_AGENT_SHUTDOWN_GRACE_MS: "500" } });
+    const before = await current(stack, "s1");
+    const a = await client.upload("web", await bundle("v9", [], [], { hook: "validate", seconds: 30 }));
+    const d = await client.create({ requestId: "term-mid-install", app: "web", environment: "prod", changeset: { version: "v9", artifact: { name: "web", digest: a.digest } }, targets: ["s1"] });
+    await pollUntil("validate never started", 20_000, 100, async () => (await hookLog(stack, "s1")).some((l) => l.startsWith(`validate v9 ${d.id!}`)));
+    // The stop hook of the release in place has run: without the way back, the app would stay stopped.
+    await stack.agent("s1").kill("SIGTERM");
+    const log = await hookLog(stack, "s1");
+    const after = log.slice(log.findIndex((l) => l.startsWith(`validate v9 ${d.id!}`)) + 1);
+    expect(after, log.join("\n")).toEqual([expect.stringMatching(new RegExp(`^start v2 ${d.id!} \\S+ rollback `))]);
+    expect(await current(stack, "s1")).toBe(before);
+    await stack.startAgent("s1");
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+  });
 });

@@ -89,6 +89,15 @@ export function pullOptions(random: () => number = Math.random): Omit<typeof PUL
 }
 export const PULL_EXPIRES_SPREAD_MS = 60_000;
 
+/**
+ * After the shutdown grace, how long a killed install may still take to go
+ * back to the previous release (its start hook, after a stop hook already
+ * ran): without it, an agent stopped mid-install (an upgrade, a reboot)
+ * left the app switched back but stopped. The systemd unit's
+ * TimeoutStopSec (45 s) covers the grace (30 s) and this.
+ */
+export const WAY_BACK_ON_SHUTDOWN_MS = 10_000;
+
 export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent", config.logLevel), options: StartAgentOptions = {}): Promise<Agent> {
   let state: AgentState = "starting";
   const alog = log.child({ agentId: config.id });
@@ -109,6 +118,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     pingIntervalMs: AGENT_PING_INTERVAL_MS,
   });
   const kill = new AbortController();
+  const killWayBack = new AbortController();
   const closing = new AbortController();
   try {
     // The coordinator creates streams and buckets; wait for them rather than
@@ -149,7 +159,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       };
       metricsServer = await startMetricsServer(config.metricsListen, m.registry, alog);
     }
-    const deps: HandlerDeps = { ctx, config, journal, registration, metrics, log: alog, kill: kill.signal, closing: closing.signal, ...(options.admit ? { admit: options.admit } : {}) };
+    const deps: HandlerDeps = { ctx, config, journal, registration, metrics, log: alog, kill: kill.signal, killWayBack: killWayBack.signal, closing: closing.signal, ...(options.admit ? { admit: options.admit } : {}) };
 
     // Recovery: an apply that was started and never finished was cut short by
     // a crash. It is reported FAILED and never run again, unless its result
@@ -281,12 +291,15 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           stopping = true;
           elections.unsubscribe();
           messages.stop();
+          let wayBack: NodeJS.Timeout | undefined;
           const timer = setTimeout(() => {
             alog.warn({ graceMs }, "apply still running after the grace period: killing it");
             kill.abort();
+            wayBack = setTimeout(() => killWayBack.abort(), WAY_BACK_ON_SHUTDOWN_MS);
           }, graceMs);
           await inFlight;
           clearTimeout(timer);
+          clearTimeout(wayBack);
           await loop.catch(() => undefined);
           closing.abort();
           registration.stop();

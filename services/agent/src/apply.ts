@@ -148,7 +148,7 @@ export async function applyCommand(
         ignoreStopFailures: cmd.ignoreStopFailures === true,
         ...(app.runAs ? { runAs: app.runAs } : {}),
         // A kill stops the new release's hooks; going back to the previous release runs its start hook all the same.
-        rollbackSignal: deps.kill,
+        rollbackSignal: deps.killWayBack ?? deps.kill,
         onPhase: (phase) => {
           deps.log.debug({ deploymentId: cmd.deploymentId, phase }, "apply phase");
           endPhase(phase);

@@ -63,6 +63,12 @@ export interface HandlerDeps {
   log: Logger;
   /** Aborted past the shutdown grace period: kill the running apply. */
   kill: AbortSignal;
+  /**
+   * Aborted WAY_BACK_ON_SHUTDOWN_MS after `kill`: what a killed install
+   * still may do to go back to the previous release (its start hook), so
+   * a shutdown does not leave the app stopped. Absent: `kill`.
+   */
+  killWayBack?: AbortSignal;
   /** Aborted when the agent starts closing: stop retrying reports (the journal keeps them). */
   closing: AbortSignal;
   /** Absent on a VM. Set by a process that hosts many agents (the bench): see StartAgentOptions.admit. */
