@@ -31,7 +31,7 @@ describe("apps.<app>.env", () => {
       await writeFile(deploy, script('echo "NODE_ENV=$NODE_ENV LANG=$LANG DEPLOY_VERSION=$DEPLOY_VERSION"'), { mode: 0o755 });
       await chmod(deploy, 0o755);
       stack = await Stack.start({ agents: [] });
-      await stack.startAgent("a1", { apps: { web: { deploy, env: { NODE_ENV: "production", LANG: "C.UTF-8" } } } });
+      await stack.startAgent("a1", { apps: { web: { deploy, env: { NODE_ENV: "production", LANG: "de_CH.UTF-8" } } } });
     });
     afterAll(async () => {
       await stack?.stop();
@@ -42,7 +42,7 @@ describe("apps.<app>.env", () => {
       const client = stack.client();
       const exe = await client.waitTerminal((await client.create({ requestId: "exe", app: "web", environment: stack.environment, changeset: { version: "v1" } })).id!);
       expect(exe.state, JSON.stringify(exe.targets)).toBe("DEPLOYMENT_STATE_SUCCEEDED");
-      expect(exe.targets?.[0]?.lastOutput).toBe("NODE_ENV=production LANG=C.UTF-8 DEPLOY_VERSION=v1");
+      expect(exe.targets?.[0]?.lastOutput).toBe("NODE_ENV=production LANG=de_CH.UTF-8 DEPLOY_VERSION=v1");
 
       const data = await makeBundle([
         { name: "deploy.yaml", content: "version: 1\nhooks:\n  validate: { run: validate.sh }\n" },
