@@ -106,7 +106,7 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
   const { connect } = await import("@nats-io/transport-node");
   const nc = await connect({ servers: natsUrl, name: "bench-trace" });
   const counts = new Map<string, number>();
-  // BENCH_TRACE_SUBJECTS_ALL=1 as well: every message with its time since the first, printed at the end (a small shape only: fan-out 10 prints ~300 lines).
+  // BENCH_TRACE_SUBJECTS_ALL=1 as well: every message with its time since the first, printed at the end (a small shape only: fan-out 10 prints ~300 lines), with the start of each API request and KV write (which key, which read).
   const everyMessage = process.env["BENCH_TRACE_SUBJECTS_ALL"] === "1";
   const all: { at: number; what: string }[] = [];
   const sub = nc.subscribe(">", {
@@ -117,7 +117,7 @@ export async function traceSubjects(natsUrl: string): Promise<SubjectTrace> {
       const more = m.reply?.startsWith("$JS.ACK.") ? redelivery(m.reply) : m.subject.startsWith("$JS.ACK.") ? ackKind(m.subject, m.data) : undefined;
       if (more !== undefined) counts.set(more, (counts.get(more) ?? 0) + 1);
       timeline(m.subject, m.reply, m.data);
-      if (everyMessage) all.push({ at: performance.now(), what: `${m.reply?.startsWith("$JS.ACK.") ? "delivered: " : ""}${subjectClass(m.subject)} ${m.subject.slice(0, 60)}` });
+      if (everyMessage) all.push({ at: performance.now(), what: `${m.reply?.startsWith("$JS.ACK.") ? "delivered: " : ""}${subjectClass(m.subject)} ${m.subject.slice(0, 60)}${m.subject.startsWith("$JS.API.") || m.subject.startsWith("$KV.") ? ` ${new TextDecoder().decode(m.data).slice(0, 90)}` : ""}` });
     },
   });
   // Commands only: each (consumer, stream seq)'s deliveries and acks, by the time this subscriber saw them.

@@ -276,7 +276,7 @@ async function watch(deps: ServiceDeps, call: ServerWritableStream<{ deploymentI
     const id = validateDeploymentId(call.request.deploymentId);
     const after = validateAfterSequence(call.request.afterSequence);
     giveBack = deps.watches.take();
-    await mustExist(deps.ctx, id);
+    await mustExist(deps.ctx, id, deps.reconciler);
     const onRetry = (err: unknown, attempt: number): void => deps.log.warn({ deploymentId: id, attempt, err: errorMessage(err) }, "watch: reading events failed; resuming");
     for await (const { event, record, ignored } of watchDeployment(deps.ctx, id, { afterSeq: after, signal: abort.signal, onRetry })) {
       if (finished) break;

@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { WatchesFullError, errorMessage, type JsContext, type Logger } from "../../../shared/src/index.js";
 import { toEventMessage } from "../grpc/convert.js";
-import { mustExist, untilDrained, watchDeployment, type WatchSlots } from "../queries/watchDeployment.js";
+import { mustExist, untilDrained, watchDeployment, type HeldFolds, type WatchSlots } from "../queries/watchDeployment.js";
 import { validateAfterSequence } from "../requests.js";
 import { HttpError } from "./respond.js";
 
@@ -24,6 +24,8 @@ export interface EventStreamDeps {
   shutdown: AbortSignal;
   /** How many watches this coordinator follows at once (gRPC and these together). */
   watches: WatchSlots;
+  /** The folds this coordinator holds: a deployment among them exists. */
+  reconciler: Pick<HeldFolds, "holds">;
 }
 
 export function afterSequenceOf(req: IncomingMessage, query: URLSearchParams): number {
@@ -44,7 +46,7 @@ export async function streamEvents(deps: EventStreamDeps, req: IncomingMessage, 
     throw err;
   }
   try {
-    await mustExist(deps.ctx, id);
+    await mustExist(deps.ctx, id, deps.reconciler);
   } catch (err) {
     giveBack();
     throw err;

@@ -37,7 +37,10 @@ export interface WatchedEvent {
  * sequential reads at the seconds each a saturated server then takes, and
  * a watch received nothing for its first 58 s.)
  */
-export async function mustExist(ctx: Pick<JsContext, "jsm">, id: string): Promise<void> {
+export async function mustExist(ctx: Pick<JsContext, "jsm">, id: string, held?: Pick<HeldFolds, "holds">): Promise<void> {
+  // A deployment this coordinator reconciles exists: one stream read less
+  // for the watch that usually follows a create.
+  if (held?.holds(id)) return;
   const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(id, COORDINATOR_SOURCE) });
   if (!m) throw new NotFoundError(`deployment ${id} does not exist`);
 }
@@ -64,6 +67,8 @@ export async function mustLoadDeployment(ctx: Pick<JsContext, "js" | "jsm" | "de
 export interface HeldFolds {
   /** A copy of the fold held for `id`, exact up to its lastSeq, or undefined. */
   foldOf(id: string): DeploymentRecord | undefined;
+  /** Whether a fold of `id` is held now. */
+  holds(id: string): boolean;
 }
 
 /**
@@ -76,7 +81,7 @@ export interface HeldFolds {
  * max 2.4 s (one call every 2 s, 37 calls), and answered with the state as
  * far as its 2 s allowed.
  */
-export async function getDeployment(ctx: Pick<JsContext, "js" | "jsm" | "deployments">, id: string, held?: HeldFolds): Promise<DeploymentRecord> {
+export async function getDeployment(ctx: Pick<JsContext, "js" | "jsm" | "deployments">, id: string, held?: Pick<HeldFolds, "foldOf">): Promise<DeploymentRecord> {
   const fold = held?.foldOf(id);
   if (!fold) return mustLoadDeployment(ctx, id, { budgetMs: GET_BUDGET_MS });
   const loaded = await catchUp(ctx, id, fold, 0, undefined, undefined, Date.now() + GET_BUDGET_MS);

@@ -161,7 +161,10 @@ export class Reconciler {
       const owned = [...ids].filter(mine);
       this.opts.metrics?.deploymentsOwned.set(owned.length);
       const now = Date.now();
-      const due = owned.filter((id) => now - (this.#states.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
+      // Nor one being reconciled now: that pass plans at the current time
+      // too. A new deployment's first pass has no reconciledAt yet, and a
+      // sweep during it queued a second, full one (a last-sequence read).
+      const due = owned.filter((id) => !this.#slots.has(id) && now - (this.#states.get(id)?.reconciledAt ?? 0) >= this.opts.sweepIntervalMs);
       await Promise.all(due.map((id) => this.schedule(id).catch((err: unknown) => this.log.warn({ deploymentId: id, err }, "reconcile failed"))));
     } catch (err) {
       this.log.warn({ err }, "sweep failed");
@@ -182,6 +185,11 @@ export class Reconciler {
       if (record) return this.adopt(record, 0);
     }
     return this.schedule(id, m.seq);
+  }
+
+  /** Whether this coordinator holds a fold of `id` now (queries/watchDeployment.ts mustExist). */
+  holds(id: string): boolean {
+    return this.#states.has(id);
   }
 
   /** A copy of the fold this coordinator holds for `id`, or undefined (queries/watchDeployment.ts getDeployment). */
@@ -238,8 +246,10 @@ export class Reconciler {
   }
 
   async #run(id: string): Promise<void> {
+    let finished: DeploymentRecord | undefined;
     try {
-      await this.reconcile(id);
+      const record = await this.reconcile(id);
+      if (record && isTerminalDeployment(record.state)) finished = record;
     } catch (err) {
       // It may have folded events it did not get to act on: forget the
       // record, so the next reconcile reads them again.
@@ -248,7 +258,20 @@ export class Reconciler {
     } finally {
       const slot = this.#slots.get(id);
       const again = slot?.again;
-      if (again) {
+      if (again && finished) {
+        // The deployment is finished, and terminal is final: what woke it
+        // meanwhile (a result delivered while the one before it was being
+        // reconciled, a sweep that listed its lock before it was given
+        // back) has nothing left to decide. Run again, it read the finished
+        // deployment back from KV and the stream to find nothing to do: a
+        // projection get, a last-sequence get, a refused index create and
+        // its two reads, and a lock read, 6 of the ~22 messages a fan-out
+        // of 10 sent per deployment (BENCH_TRACE_SUBJECTS_ALL). A finish
+        // that failed half way keeps the lock, which the next sweep finds.
+        this.#wakes.delete(id);
+        this.#slots.delete(id);
+        again.resolve();
+      } else if (again) {
         const running = this.#run(id);
         this.#slots.set(id, { running });
         running.then(again.resolve, again.reject);
