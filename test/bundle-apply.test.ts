@@ -2,8 +2,8 @@ import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { applyBundle, type ApplyBundleOptions } from "../services/agent/src/bundle/applyBundle.js";
-import { listReleases, readCurrent, cleanPartial, switchCurrent } from "../services/agent/src/bundle/releases.js";
+import { applyBundle, recoverInstall, type ApplyBundleOptions } from "../services/agent/src/bundle/applyBundle.js";
+import { listReleases, readCurrent, cleanPartial, switchCurrent, readInstallInProgress, writeInstallInProgress, type InstallInProgress } from "../services/agent/src/bundle/releases.js";
 import { HOOK_NAMES, type HookName } from "../services/shared/src/bundle/manifest.js";
 import { script, writeBundle, type BundleEntry } from "./helpers/bundles.js";
 
@@ -62,6 +62,7 @@ async function deploy(s: BundleSpec, overrides: Partial<ApplyBundleOptions> = {}
     root,
     app: APP,
     releaseName: `${s.version}-dep`,
+    deploymentId: `d-${s.version}`,
     env: { HOOK_LOG: log, PIDFILE: pidFile, DEPLOY_VERSION: s.version },
     maxExpansionRatio: 100,
     deadlineMs: Date.now() + 60_000,
@@ -113,7 +114,7 @@ describe("applyBundle", () => {
     const lines: string[] = [];
     const { size } = await fs.stat(file);
     const r = await applyBundle({
-      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v2-dep", env: { HOOK_LOG: log }, maxExpansionRatio: 100,
+      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v2-dep", deploymentId: "d-v2", env: { HOOK_LOG: log }, maxExpansionRatio: 100,
       deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 500, onLines: (l) => lines.push(...l),
     });
     expect(r.outcome).toBe("SUCCEEDED");
@@ -234,7 +235,7 @@ describe("applyBundle", () => {
     const file = await writeBundle(tmp, [{ name: "deploy.yaml", content: "version: 1\nhooks:\n  start: { run: s.sh, timeout: 5 }\n" }, { name: "s.sh", content: script("true"), mode: 0o755 }]);
     const { size } = await fs.stat(file);
     const r = await applyBundle({
-      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v2-dep", env: {}, maxExpansionRatio: 100,
+      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v2-dep", deploymentId: "d-v2", env: {}, maxExpansionRatio: 100,
       deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 500, onLines: () => undefined,
     });
     expect(r.message).toMatch(/^bundle refused: hooks.start.timeout: /);
@@ -275,6 +276,63 @@ describe("applyBundle", () => {
     expect(await hookLog()).toEqual(["before_install:v2", "after_install:v2", "stop:v1", "start:v2", "validate:v2", "start:v1"]);
     expect(phases.slice(-2)).toEqual(["rollback", "hook:rollback:start"]);
     expect(await isAlive(Number(await fs.readFile(pidFile, "utf8")))).toBe(false);
+  });
+
+  it("a kill while the release in place runs its stop hook starts that release again", async () => {
+    expect((await deploy({ version: "v1", hang: "stop" })).result.outcome).toBe("SUCCEEDED");
+    await hookLog();
+    await fs.rm(pidFile, { force: true });
+    const kill = new AbortController();
+    const killer = (async () => {
+      while (!(await fs.readFile(pidFile, "utf8").catch(() => ""))) await new Promise((r) => setTimeout(r, 10));
+      kill.abort("killed: the deployment was cancelled with kill_running by alice");
+    })();
+    const { result } = await deploy({ version: "v2" }, { signal: kill.signal, rollbackSignal: new AbortController().signal });
+    await killer;
+    expect(result.outcome).toBe("FAILED");
+    expect(result.message).toBe("stop hook of release v1-dep failed: killed: the deployment was cancelled with kill_running by alice; release v1-dep started again");
+    expect(result.rolledBack).toBe(false);
+    expect(await current()).toBe("v1-dep");
+    expect(await hookLog()).toEqual(["before_install:v2", "after_install:v2", "stop:v1", "start:v1"]);
+    expect(await readInstallInProgress(root, APP)).toBeUndefined();
+  });
+
+  it("records the install in progress from the stop of the release in place to its end; a way back cut short leaves it, going back", async () => {
+    expect((await deploy({ version: "v1" })).result.outcome).toBe("SUCCEEDED");
+    expect(await readInstallInProgress(root, APP)).toBeUndefined();
+    await hookLog();
+    // The way back's own signal already aborted: the agent's shutdown past the way back's 10 s.
+    const gone = new AbortController();
+    gone.abort("interrupted by shutdown");
+    const { result } = await deploy({ version: "v2", fail: "validate" }, { rollbackSignal: gone.signal });
+    expect(result.message).toMatch(/^validate hook failed: exit code 3.*; rolled back to v1-dep, but its start hook failed: interrupted by shutdown$/);
+    expect(await readInstallInProgress(root, APP)).toMatchObject({ deploymentId: "d-v2", release: "v2-dep", previous: "v1-dep", stage: "going-back", env: { DEPLOY_VERSION: "v2" } });
+  });
+
+  it("recoverInstall: at the agent's restart an install killed in the middle goes back to the previous release and runs its start hook", async () => {
+    expect((await deploy({ version: "v1" })).result.outcome).toBe("SUCCEEDED");
+    expect((await deploy({ version: "v2" })).result.outcome).toBe("SUCCEEDED");
+    await hookLog();
+    const record: InstallInProgress = { schema: "deploy.install-in-progress.v1", deploymentId: "d-v2", release: "v2-dep", previous: "v1-dep", env: { DEPLOY_VERSION: "v2" }, stage: "installing" };
+    const recover = () => recoverInstall({ root, app: APP, record, env: { HOOK_LOG: log }, maxLines: 100, maxLineLength: 200, onLines: () => undefined });
+    // Killed after the switch (v2's validate): current goes back.
+    await writeInstallInProgress(root, APP, record);
+    expect(await recover()).toBe("rolled back to v1-dep and ran its start hook");
+    expect(await current()).toBe("v1-dep");
+    expect(await hookLog()).toEqual(["start:v1"]);
+    expect(await readInstallInProgress(root, APP)).toBeUndefined();
+    // Killed before the switch (v1's stop hook had run): v1 is started again.
+    await writeInstallInProgress(root, APP, record);
+    expect(await recover()).toBe("release v1-dep started again and ran its start hook");
+    expect(await current()).toBe("v1-dep");
+    expect(await hookLog()).toEqual(["start:v1"]);
+    // A first install killed after its switch: nothing to go back to, current removed.
+    await switchCurrent(root, APP, "v2-dep");
+    expect(await recoverInstall({ root, app: APP, record: { ...record, previous: null }, env: {}, maxLines: 100, maxLineLength: 200, onLines: () => undefined })).toBe(
+      "there was no previous release: current (v2-dep) removed",
+    );
+    expect(await current()).toBeUndefined();
+    expect(await hookLog()).toEqual([]);
   });
 
   it("a new release that uses up the apply's time still goes back to the previous release, whose start hook runs past the deadline", async () => {
@@ -334,7 +392,7 @@ describe("applyBundle", () => {
       const lines: string[] = [];
       const { size } = await fs.stat(file);
       const r = await applyBundle({
-        artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v1-dep", env: {}, maxExpansionRatio: 100,
+        artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v1-dep", deploymentId: "d-v1", env: {}, maxExpansionRatio: 100,
         deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 500, onLines: (l) => lines.push(...l),
       });
       expect(r.outcome, r.message).toBe("SUCCEEDED");

@@ -88,7 +88,7 @@ describe("caps, checked by the shared walker", () => {
     const file = await writeBundle(tmp, [...base(), ...randomFiles(30, 100)]);
     const lines: string[] = [];
     const r = await applyBundle({
-      artifactFile: file, artifactSize: (await fs.stat(file)).size, root, app: "web", releaseName: "v1-abcdef12", env: {}, maxExpansionRatio: 50,
+      artifactFile: file, artifactSize: (await fs.stat(file)).size, root, app: "web", releaseName: "v1-abcdef12", deploymentId: "d-abcdef12", env: {}, maxExpansionRatio: 50,
       maxFiles: 20, deadlineMs: Date.now() + 60_000, maxLines: 100, maxLineLength: 1000, onLines: (l) => lines.push(...l),
     });
     expect(r.outcome).toBe("FAILED");

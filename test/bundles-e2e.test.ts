@@ -1,7 +1,7 @@
 // Bundles end to end: upload through the API, install on real agents
 // (releases, hooks, atomic switch, rollback), crash recovery.
 import * as grpc from "@grpc/grpc-js";
-import { readFile, readlink, readdir } from "node:fs/promises";
+import { readFile, readlink, readdir, writeFile } from "node:fs/promises";
 import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -267,5 +267,35 @@ describe("strategy.ignore_stop_failures", () => {
     await stack.startAgent("s1");
     const done = await client.waitTerminal(d.id!);
     expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+  });
+
+  it("an agent SIGKILLed mid-install after the switch goes back to the previous release at its restart and starts it", async () => {
+    const client = stack.client();
+    const before = await current(stack, "s1");
+    const a = await client.upload("web", await bundle("v10", [], [], { hook: "validate", seconds: 30 }));
+    const d = await client.create({ requestId: "kill-mid-install", app: "web", environment: "prod", changeset: { version: "v10", artifact: { name: "web", digest: a.digest } }, targets: ["s1"] });
+    await pollUntil("validate never started", 20_000, 100, async () => (await hookLog(stack, "s1")).some((l) => l.startsWith(`validate v10 ${d.id!}`)));
+    await stack.agent("s1").kill("SIGKILL");
+    // The crash left the new release current and the previous one stopped.
+    expect(await current(stack, "s1")).not.toBe(before);
+    await stack.startAgent("s1");
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.targets?.[0]?.message).toMatch(/^interrupted: the agent restarted during the apply; not run again; rolled back to v2-\w+ and ran its start hook$/);
+    expect(await current(stack, "s1")).toBe(before);
+    const log = await hookLog(stack, "s1");
+    const after = log.slice(log.findIndex((l) => l.startsWith(`validate v10 ${d.id!}`)) + 1);
+    expect(after, log.join("\n")).toEqual([expect.stringMatching(new RegExp(`^start v2 ${d.id!} \\S+ rollback `))]);
+  });
+
+  it("a way back the agent's shutdown cut short (its result already journaled) is taken again at its restart", async () => {
+    const previous = (await current(stack, "s1"))!.split("/")[1]!;
+    await stack.agent("s1").kill("SIGKILL");
+    const record = join(stack.rootOf("s1"), "web", ".install-in-progress.json");
+    await writeFile(record, JSON.stringify({ schema: "deploy.install-in-progress.v1", deploymentId: "d-cut", release: "v11-cut", previous, env: { DEPLOY_ID: "d-cut" }, stage: "going-back" }));
+    await stack.startAgent("s1");
+    await pollUntil("the way back was not taken", 20_000, 100, async () => (await hookLog(stack, "s1")).some((l) => l.startsWith("start v2 d-cut")));
+    expect((await hookLog(stack, "s1")).at(-1)).toMatch(new RegExp(`^start v2 d-cut ${previous} rollback `));
+    await pollUntil("the record is still there", 5_000, 50, async () => !(await readFile(record).then(() => true, () => false)));
   });
 });

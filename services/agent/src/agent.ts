@@ -20,6 +20,7 @@ import { Journal } from "./journal.js";
 import { AGENT_PING_INTERVAL_MS, checkLinkOnMissedHeartbeats } from "./linkCheck.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { MetricsServer } from "../../shared/src/metricsServer.js";
+import { goBackAfterCrash, installsInProgress, settleInstall } from "./recovery.js";
 import { Registration } from "./registration.js";
 
 export type AgentState = "starting" | "running" | "draining" | "stopped";
@@ -174,6 +175,9 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     } catch {
       // an unreadable old entry is simply replaced
     }
+    // An install killed after it began to stop the release in place goes
+    // back to that release first (recovery.ts), as a failed install does.
+    const installs = await installsInProgress(config, alog);
     for (const e of journal.entries()) {
       if (e.status === "started") {
         const stored = await storedResult(deps, e.deploymentId);
@@ -182,12 +186,16 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           await journal.markFinished(e.deploymentId, stored);
           await journal.markReported(e.deploymentId);
         } else {
+          const install = installs.get(e.deploymentId);
+          installs.delete(e.deploymentId);
+          const back = install ? await goBackAfterCrash(config, install, killWayBack.signal, alog) : undefined;
           alog.warn({ deploymentId: e.deploymentId }, "apply was interrupted by an agent restart; reporting it failed");
-          await journal.markFinished(e.deploymentId, interrupted("the agent restarted during the apply"));
+          await journal.markFinished(e.deploymentId, interrupted("the agent restarted during the apply", back));
         }
       }
       if (!journal.get(e.deploymentId)!.reported) await reportJournaled(deps, e.deploymentId);
     }
+    for (const install of installs.values()) await settleInstall(config, install, killWayBack.signal, alog);
     await registration.start(currentReleases, releases);
 
     const consumer = await ctx.js.consumers.get(COMMANDS_STREAM, agentConsumerName(config.id));

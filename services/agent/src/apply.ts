@@ -136,6 +136,7 @@ export async function applyCommand(
         root: deps.config.root,
         app: cmd.app,
         releaseName: releaseName(cmd),
+        deploymentId: cmd.deploymentId,
         env: { ...app.env, ...baseEnv(deps, cmd) },
         maxExpansionRatio: deps.config.maxExpansionRatio,
         maxUnpackedBytes: deps.config.maxUnpackedBytes,

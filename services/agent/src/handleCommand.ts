@@ -513,6 +513,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
   }
 }
 
-export function interrupted(why: string): JournalResult {
-  return { outcome: "FAILED", message: `interrupted: ${why}; not run again`, exitCode: null, durationMs: 0, finishedAt: new Date().toISOString() };
+/** The result of an apply cut short by a crash; `back`: what going back to the previous release did (recovery.ts). */
+export function interrupted(why: string, back?: string): JournalResult {
+  return { outcome: "FAILED", message: `interrupted: ${why}; not run again${back ? `; ${back}` : ""}`, exitCode: null, durationMs: 0, finishedAt: new Date().toISOString() };
 }

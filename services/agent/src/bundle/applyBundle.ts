@@ -27,7 +27,10 @@ import {
   readCurrent,
   releaseDir,
   removeCurrent,
+  removeInstallInProgress,
   switchCurrent,
+  writeInstallInProgress,
+  type InstallInProgress,
 } from "./releases.js";
 
 export interface ApplyBundleOptions {
@@ -38,6 +41,8 @@ export interface ApplyBundleOptions {
   app: string;
   /** `${version}-${short deployment id}`, chosen by the caller; never reused. */
   releaseName: string;
+  /** The deployment installing it: named in the record of the install in progress (recoverInstall). */
+  deploymentId: string;
   /** DEPLOY_* vars from the caller; DEPLOY_RELEASE_DIR and DEPLOY_PREVIOUS_RELEASE_DIR are added here. */
   env: Record<string, string>;
   maxExpansionRatio: number;
@@ -144,20 +149,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     return failed(err instanceof ValidationError ? `bundle refused: ${err.message}` : `unpack failed: ${errorMessage(err)}`);
   }
 
-  // Each hook sees the release it belongs to: the new release's hooks get
-  // DEPLOY_RELEASE_DIR = the new release; the current release's stop hook
-  // and its start hook on rollback get their own (old) release, so a start
-  // script that uses $DEPLOY_RELEASE_DIR starts the release it came with.
-  // DEPLOY_VERSION is always the version being deployed; DEPLOY_HOOK_CONTEXT
-  // says why the hook runs: install, stop-previous or rollback.
-  const envFor = (dir: string, release: string, context: "install" | "stop-previous" | "rollback"): Record<string, string> => ({
-    ...o.env,
-    DEPLOY_RELEASE: release,
-    DEPLOY_RELEASE_DIR: dir,
-    DEPLOY_PREVIOUS_RELEASE_DIR: context === "install" ? (prevDir ?? "") : "",
-    DEPLOY_HOOK_CONTEXT: context,
-    DEPLOY_SHARED_DIR: sharedDir(o.root, o.app),
-  });
+  const envFor = (dir: string, release: string, context: HookContext): Record<string, string> => hookEnv(o, dir, release, context, prevDir);
 
   const runHook = async (hook: HookName, m: Manifest, dir: string, label: string = hook): Promise<RunResult | undefined> => {
     const env =
@@ -224,56 +216,102 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     const r = await runHook(hook, manifest, newDir);
     if (r && r.outcome !== "succeeded") return failed(hookFailure(hook, r), { exitCode: r.exitCode });
   }
-  let stopNote = "";
-  if (previous !== undefined && prevDir !== undefined) {
-    let prevManifest: Manifest | undefined;
+  // From here the release in place is stopped and `current` switched:
+  // recorded first (fsync'd), so that an agent killed before the install
+  // ends (SIGKILL, OOM, power loss) goes back to the previous release at
+  // its restart (recoverInstall) instead of leaving the app stopped.
+  const record: InstallInProgress = {
+    schema: "deploy.install-in-progress.v1",
+    deploymentId: o.deploymentId,
+    release: o.releaseName,
+    previous: previous ?? null,
+    env: Object.fromEntries(Object.entries(o.env).filter(([k]) => k.startsWith("DEPLOY_"))),
+    stage: "installing",
+  };
+  try {
+    await writeInstallInProgress(o.root, o.app, record);
+  } catch (err) {
+    return failed(`could not record the install in progress, so nothing was stopped: ${errorMessage(err)}`);
+  }
+  // Kept only when the way back itself was cut short by the agent's
+  // shutdown: then the restart goes back.
+  let keepRecord = false;
+  try {
+    return await stopSwitchStart();
+  } finally {
+    if (!keepRecord) await removeInstallInProgress(o.root, o.app).catch(() => undefined);
+  }
+
+  async function stopSwitchStart(): Promise<ApplyBundleResult> {
+    let stopNote = "";
+    if (previous !== undefined && prevDir !== undefined) {
+      let prevManifest: Manifest | undefined;
+      try {
+        prevManifest = parseManifest(await readManifestFile(prevDir));
+      } catch (err) {
+        // A release without deploy.yaml (installed by hand, or a plain script
+        // changeset) has no stop hook; a present but broken one is an error
+        // the operator must see rather than a stop silently skipped.
+        if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+          return failed(`deploy.yaml of the current release ${previous} is unreadable: ${errorMessage(err)}`);
+        }
+      }
+      if (prevManifest) {
+        const r = await runHook("stop", prevManifest, prevDir);
+        if (r && r.outcome !== "succeeded") {
+          // Killed by us (a cancel with kill_running, the agent's shutdown):
+          // the release in place was being stopped, so it is started again.
+          // A stop hook that failed on its own leaves the release as it is.
+          if (r.aborted) return goBack(hookFailure("stop", r, ` of release ${previous}`), r.exitCode, false);
+          if (!o.ignoreStopFailures || o.signal?.aborted) return failed(hookFailure("stop", r, ` of release ${previous}`), { exitCode: r.exitCode });
+          stopNote = `; the ${hookFailure("stop", r, ` of release ${previous}`)}, ignored (ignore_stop_failures)`;
+          o.onLines([`[stop] failed, ignored (ignore_stop_failures): ${r.message}`]);
+          linesDelivered++;
+        }
+      }
+    }
+
+    phase("switch");
     try {
-      prevManifest = parseManifest(await readManifestFile(prevDir));
+      await switchCurrent(o.root, o.app, o.releaseName);
     } catch (err) {
-      // A release without deploy.yaml (installed by hand, or a plain script
-      // changeset) has no stop hook; a present but broken one is an error
-      // the operator must see rather than a stop silently skipped.
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        return failed(`deploy.yaml of the current release ${previous} is unreadable: ${errorMessage(err)}`);
-      }
+      // rename(2) is atomic: `current` still points at the previous release,
+      // whose stop hook has run: it is started again.
+      return goBack(`could not switch current to ${o.releaseName}: ${errorMessage(err)}`, null, false);
     }
-    if (prevManifest) {
-      const r = await runHook("stop", prevManifest, prevDir);
-      if (r && r.outcome !== "succeeded") {
-        if (!o.ignoreStopFailures || o.signal?.aborted) return failed(hookFailure("stop", r, ` of release ${previous}`), { exitCode: r.exitCode });
-        stopNote = `; the ${hookFailure("stop", r, ` of release ${previous}`)}, ignored (ignore_stop_failures)`;
-        o.onLines([`[stop] failed, ignored (ignore_stop_failures): ${r.message}`]);
-        linesDelivered++;
-      }
+
+    // ---- after the switch: a failure goes back to the previous release ----
+    for (const hook of ["start", "validate"] as const) {
+      const r = await runHook(hook, manifest, newDir);
+      if (r && r.outcome !== "succeeded") return goBack(hookFailure(hook, r), r.exitCode, true);
     }
+
+    phase("prune");
+    let pruneNote = "";
+    try {
+      await pruneReleases(o.root, o.app, manifest.keepReleases, previous === undefined ? [o.releaseName] : [o.releaseName, previous]);
+    } catch (err) {
+      // Disk hygiene must not turn a working release into a failed deploy.
+      pruneNote = `; pruning old releases failed: ${errorMessage(err)}`;
+    }
+    return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${stopNote}${pruneNote}`, rolledBack: false, exitCode: 0, linesCut };
   }
 
-  phase("switch");
-  try {
-    await switchCurrent(o.root, o.app, o.releaseName);
-  } catch (err) {
-    // rename(2) is atomic: `current` still points at the previous release.
-    return failed(`could not switch current to ${o.releaseName}: ${errorMessage(err)}`);
-  }
-
-  // ---- after the switch: a failure goes back to the previous release ----
-  for (const hook of ["start", "validate"] as const) {
-    const r = await runHook(hook, manifest, newDir);
-    if (r && r.outcome !== "succeeded") return rollBack(hookFailure(hook, r), r.exitCode);
-  }
-
-  phase("prune");
-  let pruneNote = "";
-  try {
-    await pruneReleases(o.root, o.app, manifest.keepReleases, previous === undefined ? [o.releaseName] : [o.releaseName, previous]);
-  } catch (err) {
-    // Disk hygiene must not turn a working release into a failed deploy.
-    pruneNote = `; pruning old releases failed: ${errorMessage(err)}`;
-  }
-  return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${stopNote}${pruneNote}`, rolledBack: false, exitCode: 0, linesCut };
-
-  async function rollBack(reason: string, exitCode: number | null): Promise<ApplyBundleResult> {
+  /**
+   * Back to the previous release: `current` on it again when the switch
+   * was made (`switched`), and its start hook run, within its own timeout
+   * and stopped only by the agent's shutdown after its grace (rollbackSignal).
+   */
+  async function goBack(reason: string, exitCode: number | null, switched: boolean): Promise<ApplyBundleResult> {
     phase("rollback");
+    // Best effort: without it a restart after a cut way back goes back only
+    // when the journal shows the apply interrupted.
+    await writeInstallInProgress(o.root, o.app, { ...record, stage: "going-back" }).catch(() => undefined);
+    if (!switched) {
+      if (previous === undefined || prevDir === undefined) return failed(reason, { exitCode });
+      const startNote = await startPrevious();
+      return failed(`${reason}; release ${previous} started again${startNote}`, { exitCode });
+    }
     if (previous === undefined || prevDir === undefined) {
       // A first release that fails start/validate: there is nothing to go
       // back to. Leaving `current` on it would present a release that failed
@@ -292,16 +330,110 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     } catch (err) {
       return failed(`${reason}; rolling back to ${previous} failed: ${errorMessage(err)}`, { exitCode });
     }
-    let startNote = "";
-    try {
-      const prevManifest = parseManifest(await readManifestFile(prevDir));
-      const r = await runHook("start", prevManifest, prevDir, "rollback:start");
-      if (r && r.outcome !== "succeeded") startNote = `, but its ${hookFailure("start", r)}`;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") startNote = `, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
-    }
+    const startNote = await startPrevious();
     return failed(`${reason}; rolled back to ${previous}${startNote}`, { rolledBack: true, exitCode });
   }
+
+  /** Runs the previous release's start hook; what went wrong, as a note ("" when it ran). */
+  async function startPrevious(): Promise<string> {
+    try {
+      const prevManifest = parseManifest(await readManifestFile(prevDir!));
+      const r = await runHook("start", prevManifest, prevDir!, "rollback:start");
+      // Cut short by the agent's shutdown: the restart runs it again.
+      if (r?.aborted) keepRecord = true;
+      if (r && r.outcome !== "succeeded") return `, but its ${hookFailure("start", r)}`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") return `, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
+    }
+    return "";
+  }
+}
+
+export interface RecoverInstallOptions {
+  root: string;
+  app: string;
+  /** The install an agent was killed in the middle of (releases.ts readInstallInProgress). */
+  record: InstallInProgress;
+  /** The app's variables from the agent's config; the record's DEPLOY_* ones are added. */
+  env: Record<string, string>;
+  runAs?: RunAs;
+  maxLines: number;
+  maxLineLength: number;
+  onLines: (lines: string[]) => void;
+  /** The agent's shutdown: kills the start hook. */
+  signal?: AbortSignal;
+}
+
+/**
+ * At an agent's start, for an install it was killed in the middle of: back
+ * to the previous release as a failed install goes back, so the app is not
+ * left stopped. `current` on the previous release again (or removed, when
+ * the install was the app's first), then its start hook run within its own
+ * timeout. The record is removed unless the agent's shutdown cut the start
+ * short. Returns what was done, for the interrupted apply's result.
+ */
+export async function recoverInstall(o: RecoverInstallOptions): Promise<string> {
+  const { record } = o;
+  const current = await readCurrent(o.root, o.app);
+  if (record.previous === null) {
+    if (current === record.release) await removeCurrent(o.root, o.app);
+    await removeInstallInProgress(o.root, o.app);
+    return current === record.release ? `there was no previous release: current (${record.release}) removed` : "there was no previous release";
+  }
+  const prevDir = releaseDir(o.root, o.app, record.previous);
+  if (!(await exists(prevDir))) {
+    await removeInstallInProgress(o.root, o.app);
+    return `the previous release ${record.previous} is gone: current left on ${current ?? "nothing"}`;
+  }
+  const switched = current !== record.previous;
+  if (switched) await switchCurrent(o.root, o.app, record.previous);
+  const back = switched ? `rolled back to ${record.previous}` : `release ${record.previous} started again`;
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(await readManifestFile(prevDir));
+  } catch (err) {
+    await removeInstallInProgress(o.root, o.app);
+    return (err as NodeJS.ErrnoException).code === "ENOENT" ? back : `${back}, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
+  }
+  const spec = manifest.hooks.start;
+  if (!spec) {
+    await removeInstallInProgress(o.root, o.app);
+    return back;
+  }
+  const r = await runExecutable({
+    file: path.join(prevDir, spec.run),
+    cwd: prevDir,
+    env: hookEnv({ env: { ...o.env, ...record.env }, root: o.root, app: o.app }, prevDir, record.previous, "rollback", undefined),
+    timeoutMs: spec.timeoutMs,
+    ...(o.runAs ? { runAs: o.runAs } : {}),
+    maxLines: o.maxLines,
+    maxLineLength: o.maxLineLength,
+    onLines: (lines) => o.onLines(lines.map((l) => `[rollback:start] ${l}`)),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+  if (!r.aborted) await removeInstallInProgress(o.root, o.app);
+  return r.outcome === "succeeded" ? `${back} and ran its start hook` : `${back}, but its start hook failed: ${r.message}${r.lastLine ? ` (last output: ${r.lastLine})` : ""}`;
+}
+
+type HookContext = "install" | "stop-previous" | "rollback";
+
+/**
+ * What a hook sees: the release it belongs to. The new release's hooks get
+ * DEPLOY_RELEASE_DIR = the new release; the current release's stop hook
+ * and its start hook on the way back get their own (old) release, so a
+ * start script that uses $DEPLOY_RELEASE_DIR starts the release it came
+ * with. DEPLOY_VERSION is always the version being deployed;
+ * DEPLOY_HOOK_CONTEXT says why the hook runs.
+ */
+function hookEnv(o: { env: Record<string, string>; root: string; app: string }, dir: string, release: string, context: HookContext, prevDir: string | undefined): Record<string, string> {
+  return {
+    ...o.env,
+    DEPLOY_RELEASE: release,
+    DEPLOY_RELEASE_DIR: dir,
+    DEPLOY_PREVIOUS_RELEASE_DIR: context === "install" ? (prevDir ?? "") : "",
+    DEPLOY_HOOK_CONTEXT: context,
+    DEPLOY_SHARED_DIR: sharedDir(o.root, o.app),
+  };
 }
 
 function validateOptions(o: ApplyBundleOptions): void {

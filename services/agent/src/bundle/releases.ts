@@ -101,6 +101,88 @@ export async function switchCurrent(root: string, app: string, name: string): Pr
   await fsyncDir(dir);
 }
 
+/**
+ * What an install that has begun to stop the release in place records, so
+ * that an agent killed in the middle (SIGKILL, OOM, power loss) goes back at
+ * its restart: `current` on `previous` again (or removed when there was
+ * none), and `previous`'s start hook run. Kept at <app>/.install-in-progress.json,
+ * in the agent's own directory, never the app account's.
+ */
+export interface InstallInProgress {
+  schema: "deploy.install-in-progress.v1";
+  deploymentId: string;
+  /** The release being installed. */
+  release: string;
+  /** The release `current` pointed at before, whose stop hook may have run; null for a first install. */
+  previous: string | null;
+  /** The DEPLOY_* variables the install's hooks had (DEPLOY_ID, DEPLOY_VERSION, …), for the start hook run on the way back. */
+  env: Record<string, string>;
+  /**
+   * "installing" until the install fails; "going-back" while it goes back
+   * to the previous release. A record left "going-back" was cut short on
+   * the way back (the agent's shutdown after its grace, a crash), after the
+   * apply's result may have been journaled: the restart goes back whatever
+   * the journal says. One left "installing" goes back only for an apply the
+   * journal shows interrupted (otherwise its removal failed after the
+   * install ended).
+   */
+  stage: "installing" | "going-back";
+}
+
+const IN_PROGRESS = ".install-in-progress.json";
+
+/** Records `m` durably (a temporary file fsync'd, renamed into place, the directory fsync'd). */
+export async function writeInstallInProgress(root: string, app: string, m: InstallInProgress): Promise<void> {
+  const dir = appDir(root, app);
+  const tmp = path.join(dir, `${IN_PROGRESS}.tmp-${randomBytes(6).toString("hex")}`);
+  const fh = await fs.open(tmp, "wx", 0o600);
+  try {
+    await fh.writeFile(`${JSON.stringify(m)}\n`, "utf8");
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await fs.rename(tmp, path.join(dir, IN_PROGRESS));
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dir);
+}
+
+/** The install recorded in progress for `app`, or undefined; throws naming the file when it is unreadable. */
+export async function readInstallInProgress(root: string, app: string): Promise<InstallInProgress | undefined> {
+  const file = path.join(appDir(root, app), IN_PROGRESS);
+  let text: string;
+  try {
+    text = await fs.readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  let m: Partial<InstallInProgress>;
+  try {
+    m = JSON.parse(text) as Partial<InstallInProgress>;
+  } catch (err) {
+    throw new Error(`${file} is not JSON: ${(err as Error).message}`);
+  }
+  const envOk = typeof m.env === "object" && m.env !== null && Object.values(m.env).every((v) => typeof v === "string");
+  if (m.schema !== "deploy.install-in-progress.v1" || (m.stage !== "installing" && m.stage !== "going-back") || typeof m.deploymentId !== "string" || typeof m.release !== "string" || !(m.previous === null || typeof m.previous === "string") || !envOk) {
+    throw new Error(`${file} is not an install in progress of this agent (schema deploy.install-in-progress.v1)`);
+  }
+  checkReleaseName(m.release);
+  if (m.previous !== null) checkReleaseName(m.previous);
+  return m as InstallInProgress;
+}
+
+/** Forgets the install in progress (durably). */
+export async function removeInstallInProgress(root: string, app: string): Promise<void> {
+  const dir = appDir(root, app);
+  await fs.rm(path.join(dir, IN_PROGRESS), { force: true });
+  await fsyncDir(dir);
+}
+
 /** Removes `current` (nothing is installed afterwards). */
 export async function removeCurrent(root: string, app: string): Promise<void> {
   const dir = appDir(root, app);
@@ -152,7 +234,7 @@ export async function cleanPartial(root: string, app: string): Promise<void> {
     if (name.includes(PARTIAL)) await fs.rm(path.join(rel, name), { recursive: true, force: true });
   }
   for (const name of await readdirOrEmpty(dir)) {
-    if (name.startsWith(CURRENT_TMP)) await fs.rm(path.join(dir, name), { force: true });
+    if (name.startsWith(CURRENT_TMP) || name.startsWith(`${IN_PROGRESS}.tmp-`)) await fs.rm(path.join(dir, name), { force: true });
   }
   const releases = new Set(await readdirOrEmpty(rel));
   for (const name of await readdirOrEmpty(path.join(dir, MARKERS))) {
