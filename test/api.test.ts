@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adoptMapping, newDeploymentId, withdrawMapping } from "../services/coordinator/src/createDeployment.js";
 import { requestKeyOf } from "../services/coordinator/src/requests.js";
 import { DeployClient, grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
+import { runCli, shown } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { until } from "./helpers/wait.js";
 
@@ -723,6 +724,45 @@ describe("ListDeployments' index", () => {
     await coordinator.waitForLog("coordinator running", 30_000, from);
     await coordinator.waitForLog("list index: deployments from before it indexed", 30_000, from);
     expect(await ids(stack.client(), { environment: "staging" })).toEqual([staging.id]);
+  });
+
+  it("agent_id lists an agent's history, newest first, each deployment with that agent's target only; deployctl list --agent shows it", async () => {
+    const client = stack.client();
+    const both = await client.waitTerminal((await client.create({ requestId: rid("hist-both"), app: "web", environment: "prod", changeset: { version: "h1" } })).id!);
+    await stack.control("a2", "fail");
+    let onA2: DeploymentMsg;
+    try {
+      onA2 = await client.waitTerminal((await client.create({ requestId: rid("hist-a2"), app: "web", environment: "prod", changeset: { version: "h2" }, targets: ["a2"] })).id!);
+    } finally {
+      await stack.control("a2", "fail", false);
+    }
+    const history = async (agentId: string): Promise<DeploymentMsg[]> => (await client.list({ agentId, pageSize: 200 })).deployments ?? [];
+    const a1 = await history("a1");
+    expect(a1.map((d) => d.id)).toContain(both.id);
+    expect(a1.map((d) => d.id)).not.toContain(onA2.id);
+    for (const d of a1) expect(d.targets?.map((t) => t.agentId)).toEqual(["a1"]);
+    const a2 = await history("a2");
+    expect(a2.slice(0, 2).map((d) => d.id)).toEqual([onA2.id, both.id]);
+    expect(a2[0]!.targets).toEqual([expect.objectContaining({ agentId: "a2", state: "TARGET_STATE_FAILED" })]);
+    expect(a2[1]!.targets).toEqual([expect.objectContaining({ agentId: "a2", state: "TARGET_STATE_SUCCEEDED" })]);
+    // s1 serves web in staging: prod's deployments are not its history.
+    expect((await history("s1")).map((d) => d.id)).not.toContain(both.id);
+    expect(await history("nobody")).toEqual([]);
+    // Pages by deployment id, as without an agent.
+    const page1 = await client.list({ agentId: "a2", pageSize: 1 });
+    expect(page1.deployments.map((d) => d.id)).toEqual([onA2.id]);
+    expect((await client.list({ agentId: "a2", pageSize: 1, pageToken: page1.nextPageToken })).deployments.map((d) => d.id)).toEqual([both.id]);
+    const bad = await grpcError(client.list({ agentId: "no such id!" }));
+    expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(bad.details).toMatch(/^agent_id: /);
+
+    const env = { ...process.env, DEPLOY_COORDINATOR: stack.address, NO_COLOR: "1" } as Record<string, string>;
+    const r = await runCli(["list", "--agent", "a2", "--limit", "2"], { env });
+    expect(r.code, shown(r)).toBe(0);
+    const lines = r.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^ID +APP +ENV +VERSION +STATE +ON a2 +FINISHED\/CREATED +BY +MESSAGE$/);
+    expect(lines[1]).toMatch(new RegExp(`^${onA2.id} +web +prod +h2 +FAILED +FAILED +\\S+ +\\S.* exit code \\d+`));
+    expect(lines[2]).toMatch(new RegExp(`^${both.id} +web +prod +h1 +SUCCEEDED +SUCCEEDED `));
   });
 
   it("a running deployment is listed through its lock, unindexed; once terminal it is indexed, once", async () => {

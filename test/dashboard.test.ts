@@ -143,6 +143,13 @@ describeIfChromium("dashboard in a browser", () => {
     await page.goto(`${base}#/agents`);
     await page.waitForSelector('tr[data-agent="a4"]');
     for (const a of agents) expect(await page.textContent(`tr[data-agent="${a}"]`)).toMatch(/live.*prod.*web/);
+    // An agent's id opens its history: the deployments it was a target of, with what each did on it.
+    await page.click('tr[data-agent="a2"] a');
+    await page.waitForSelector(`tr[data-deployment="${d.id}"] td[data-on-agent="SUCCEEDED"]`);
+    expect(page.url()).toContain("#/?agent=a2");
+    expect(await page.inputValue("input[name=agent]")).toBe("a2");
+    await page.goto(`${base}#/agents`);
+    await page.waitForSelector('tr[data-agent="a4"]');
     // A cordoned agent says so (the page polls), with who and why on hover; gone once uncordoned.
     const cordon = (method: "CordonAgent" | "UncordonAgent"): Promise<unknown> =>
       new Promise((resolve, reject) => {

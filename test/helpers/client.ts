@@ -30,7 +30,7 @@ export class DeployClient {
   get(deploymentId: string): Promise<DeploymentMsg> {
     return this.#unary("GetDeployment", { deploymentId });
   }
-  list(req: { app?: string; environment?: string; state?: string; pageSize?: number; pageToken?: string } = {}): Promise<{ deployments: DeploymentMsg[]; nextPageToken: string }> {
+  list(req: { app?: string; environment?: string; state?: string; agentId?: string; pageSize?: number; pageToken?: string } = {}): Promise<{ deployments: DeploymentMsg[]; nextPageToken: string }> {
     return this.#unary("ListDeployments", req);
   }
   cancel(deploymentId: string, reason = ""): Promise<DeploymentMsg> {

@@ -375,6 +375,8 @@ export interface ListInput {
   app?: string;
   environment?: string;
   state?: DeploymentState;
+  /** Only deployments this agent was a target of. */
+  agentId?: string;
   pageSize: number;
   pageToken?: string;
 }
@@ -394,6 +396,7 @@ export function validateList(req: unknown): ListInput {
     if (typeof r.pageSize !== "number" || r.pageSize < 1 || r.pageSize > 200) throw new ValidationError("page_size", "must be between 1 and 200");
     out.pageSize = r.pageSize;
   }
+  if (r.agentId) out.agentId = asAgentId(r.agentId, "agent_id");
   if (r.pageToken) out.pageToken = asToken(r.pageToken, "page_token");
   return out;
 }

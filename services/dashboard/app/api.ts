@@ -197,7 +197,7 @@ export const api = {
   session: () => call<Session>("api/session"),
   login: (token: string) => call<Session>("api/session", { method: "POST", body: JSON.stringify({ token }) }),
   logout: () => call<object>("api/session", { method: "DELETE" }),
-  deployments: (q: { app?: string; env?: string; state?: string; pageSize?: number; pageToken?: string }, signal?: AbortSignal) => {
+  deployments: (q: { app?: string; env?: string; state?: string; agent?: string; pageSize?: number; pageToken?: string }, signal?: AbortSignal) => {
     const p = new URLSearchParams();
     for (const [k, v] of Object.entries(q)) if (v) p.set(k, String(v));
     return call<{ deployments: Deployment[]; nextPageToken: string }>(`api/deployments?${p.toString()}`, { signal });

@@ -104,6 +104,7 @@ Examples:
 Examples:
   $ deployctl list --app web --env prod
   $ deployctl list --state failed --limit 5
+  $ deployctl list --agent web-3 --limit 50      # what was deployed to one VM, and how it went there
   $ deployctl list --json | jq -r '.deployments[].id'
 `,
   cancel: `

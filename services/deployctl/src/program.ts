@@ -109,6 +109,7 @@ export function buildProgram(setExit: (code: ExitCode) => void, version: string)
       .option("--app <app>", "only this app")
       .option("--env <environment>", "only this environment")
       .option("--state <state>", "only this state: pending, running, succeeded, failed, cancelled", parseDeploymentState)
+      .option("--agent <agent>", "only the deployments this agent was a target of (its history), with what each did on it: its state and message")
       .option("--limit <n>", "at most this many (default 20, at most 200)", intOption(1, 200)),
   ).action((o: Parameters<typeof listCommand>[0]) => run(listCommand(o)));
 

@@ -54,6 +54,8 @@ export interface TargetPage {
    * has TARGET_PAGE_BYTES of its own.
    */
   budget?: { bytes: number };
+  /** Only this agent's target (ListDeployments of an agent's history). */
+  agentId?: string;
 }
 
 /** What a page of targets may take: about half of gRPC's default 4 MiB receive limit, the rest for everything else. */
@@ -67,7 +69,7 @@ export const TARGET_PAGE_BYTES = 2 * 1024 * 1024;
  */
 function targetPage(rec: DeploymentRecord, page: TargetPage): { targets: DeploymentInput["targets"]; next: string } {
   const out: NonNullable<DeploymentInput["targets"]> = [];
-  const ids = rec.spec.targets;
+  const ids = page.agentId === undefined ? rec.spec.targets : rec.targets[page.agentId] ? [page.agentId] : [];
   const limit = page.budget?.bytes ?? TARGET_PAGE_BYTES;
   let bytes = 0;
   let i = page.start;
@@ -109,9 +111,9 @@ function targetPage(rec: DeploymentRecord, page: TargetPage): { targets: Deploym
  * budget comes with fewer targets or none, and its next_page_token
  * (GetDeployment pages on from there); its counts are always whole.
  */
-export function listPage(records: DeploymentRecord[]): DeploymentInput[] {
+export function listPage(records: DeploymentRecord[], agentId?: string): DeploymentInput[] {
   const budget = { bytes: TARGET_PAGE_BYTES };
-  return records.map((d) => toDeploymentMessage(d, "", { pageSize: DEFAULT_TARGET_PAGE, start: 0, budget }));
+  return records.map((d) => toDeploymentMessage(d, "", { pageSize: DEFAULT_TARGET_PAGE, start: 0, budget, ...(agentId ? { agentId } : {}) }));
 }
 
 /** `revertedBy`: the automatic revert of this deployment, when one exists (looked up by the caller: rollback.ts revertRequestId). */

@@ -125,8 +125,9 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     }),
 
     ListDeployments: call("ListDeployments", async (req) => {
-      const { deployments, nextPageToken } = await listDeployments(ctx, validateList(req));
-      return { deployments: listPage(deployments), nextPageToken };
+      const q = validateList(req);
+      const { deployments, nextPageToken } = await listDeployments(ctx, q, deps.registry);
+      return { deployments: listPage(deployments, q.agentId), nextPageToken };
     }),
 
     WatchDeployment: (call: ServerWritableStream<{ deploymentId?: string; afterSequence?: string }, object>) => {

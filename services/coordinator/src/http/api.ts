@@ -219,10 +219,11 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
       environment: q.get("env") ?? q.get("environment") ?? undefined,
       state: q.get("state") ?? undefined,
       pageSize: pageSize ? Number(pageSize) : undefined,
+      agentId: q.get("agent") ?? undefined,
       pageToken: q.get("pageToken") ?? undefined,
     });
-    const { deployments, nextPageToken } = await listDeployments(deps.ctx, list);
-    return sendJson(res, 200, { deployments: listPage(deployments), nextPageToken });
+    const { deployments, nextPageToken } = await listDeployments(deps.ctx, list, deps.registry);
+    return sendJson(res, 200, { deployments: listPage(deployments, list.agentId), nextPageToken });
   }
   if (parts.length === 1 && parts[0] === "freezes") {
     // As ListFreezes: the environments frozen now.

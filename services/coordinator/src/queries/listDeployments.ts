@@ -16,21 +16,48 @@ import {
 import type { ListInput } from "../requests.js";
 import { parseIndexValue, type IndexEntry } from "./deploymentIndex.js";
 
+/**
+ * With an agent: how many deployments one call loads at most before it
+ * answers a short page with a next_page_token (an agent that took part in
+ * few of the deployments searched).
+ */
+export const AGENT_SCAN_LIMIT = 1000;
+
+/** What ListDeployments needs to know of an agent: its environment and apps, when it is registered. */
+export interface AgentLookup {
+  get(id: string): { record: { environment: string; apps: string[] } } | undefined;
+}
+
 export async function listDeployments(
   ctx: Pick<JsContext, "js" | "jsm" | "deployments">,
   q: ListInput,
+  agents?: AgentLookup,
 ): Promise<{ deployments: DeploymentRecord[]; nextPageToken: string }> {
-  // The pair's index entries, and the locks: a deployment created moments
+  // An agent's history: a registered agent is deployed to in its own
+  // environment, for its own apps, so only those pairs' entries are
+  // searched (a VM moved to another environment shows the deployments of
+  // the one it is in now); an unknown one (deregistered), every pair.
+  const agent = q.agentId ? agents?.get(q.agentId)?.record : undefined;
+  const inScope = (app: string | undefined, env: string | undefined): boolean =>
+    !(q.app && app !== q.app) && !(q.environment && env !== q.environment) && !(agent && (env !== agent.environment || !agent.apps.includes(app ?? "")));
+  const filters =
+    agent && !q.environment && !q.app
+      ? agent.apps.map((app) => indexFilter(app, agent.environment))
+      : [indexFilter(q.app ?? (agent?.apps.length === 1 ? agent.apps[0] : undefined), q.environment ?? agent?.environment)];
+  // The pairs' index entries, and the locks: a deployment created moments
   // ago is not indexed yet; its lock names it.
-  const [entries, locks] = await Promise.all([
-    kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, indexFilter(q.app, q.environment)),
+  const [indexed, locks] = await Promise.all([
+    Promise.all(filters.map((f) => kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, f))),
     kvLastValues(ctx.jsm, ctx.deployments, DEPLOYMENTS_BUCKET, ACTIVE_FILTER),
   ]);
   const candidates = new Map<string, IndexEntry | undefined>();
-  for (const { key, value } of entries) candidates.set(key.slice(key.lastIndexOf(".") + 1), parseIndexValue(value));
+  for (const { key, value } of indexed.flat()) {
+    const [, app, env] = key.split(".");
+    if (inScope(app, env)) candidates.set(key.slice(key.lastIndexOf(".") + 1), parseIndexValue(value));
+  }
   for (const { key, value } of locks) {
     const [, app, env] = key.split(".");
-    if ((q.app && app !== q.app) || (q.environment && env !== q.environment)) continue;
+    if (!inScope(app, env)) continue;
     try {
       const id = (JSON.parse(new TextDecoder().decode(value)) as { deploymentId?: unknown } | null)?.deploymentId;
       if (typeof id === "string" && !candidates.has(id)) candidates.set(id, undefined);
@@ -50,12 +77,20 @@ export async function listDeployments(
   // Loaded a page's worth at a time, together; every one is checked against
   // the filter itself (the index may lag).
   const batch = q.pageSize + 1;
+  let scanned = 0;
   for (let i = 0; i < ids.length && !next; i += batch) {
+    if (q.agentId && scanned >= AGENT_SCAN_LIMIT) {
+      // Enough looked at for one answer: the client pages on from the last.
+      next = ids[i - 1]!;
+      break;
+    }
     const loaded = await Promise.all(ids.slice(i, i + batch).map((id) => loadDeployment(ctx, id).catch(() => undefined)));
+    scanned += loaded.length;
     for (const l of loaded) {
       if (!l) continue;
       const r = l.record;
       if ((q.app && r.spec.app !== q.app) || (q.environment && r.spec.environment !== q.environment) || (q.state && r.state !== q.state)) continue;
+      if (q.agentId && r.targets[q.agentId] === undefined) continue;
       if (page.length === q.pageSize) {
         next = page.at(-1)!.spec.id;
         break;

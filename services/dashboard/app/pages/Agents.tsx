@@ -91,7 +91,7 @@ export function AgentsPage({ query, onAuthLost }: { query: URLSearchParams; onAu
           <tbody>
             {agents.map((a) => (
               <tr key={a.id} data-agent={a.id}>
-                <td class="mono">{a.id}</td>
+                <td class="mono"><a href={`#/?agent=${encodeURIComponent(a.id)}`} title={`deployments to ${a.id}`}>{a.id}</a></td>
                 <td>
                   <span class={`badge ${a.live ? "ok" : "down"}`}>{a.live ? "live" : "not live"}</span>
                   {a.cordon && (

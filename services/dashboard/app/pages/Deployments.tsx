@@ -1,4 +1,5 @@
-// Deployments, newest first, filtered by the URL (#/?app=&env=&state=), kept
+// Deployments, newest first, filtered by the URL (#/?app=&env=&state=&agent=:
+// with an agent, its history, each row with what the deployment did on it), kept
 // current by polling (poll.ts says why not a stream). A refresh re-reads as
 // many rows as are shown ("More" included) and replaces them in place, keyed
 // by id: no flicker, the filter form keeps what is typed in it.
@@ -14,7 +15,7 @@ const PAGE_SIZE = 20;
 const MAX_PAGE_SIZE = 200;
 
 export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSearchParams; session?: Session | undefined; onAuthLost: () => void }) {
-  const filters = { app: query.get("app") ?? "", env: query.get("env") ?? "", state: query.get("state") ?? "" };
+  const filters = { app: query.get("app") ?? "", env: query.get("env") ?? "", state: query.get("state") ?? "", agent: query.get("agent") ?? "" };
   const [rows, setRows] = useState<Deployment[] | undefined>(undefined);
   const [freezes, setFreezes] = useState<Freeze[]>([]);
   const [policies, setPolicies] = useState<Policy[]>([]);
@@ -52,7 +53,7 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
       setRows(r.deployments);
       setNext(r.nextPageToken);
     },
-    [filters.app, filters.env, filters.state],
+    [filters.app, filters.env, filters.state, filters.agent],
   );
 
   const more = (): void => {
@@ -87,6 +88,7 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
         <form class="filters" onSubmit={apply}>
           <input name="app" placeholder="app" value={form.app} onInput={(e) => setForm({ ...form, app: e.currentTarget.value })} />
           <input name="env" placeholder="environment" value={form.env} onInput={(e) => setForm({ ...form, env: e.currentTarget.value })} />
+          <input name="agent" placeholder="agent" value={form.agent} onInput={(e) => setForm({ ...form, agent: e.currentTarget.value })} />
           <select name="state" value={form.state} onChange={(e) => setForm({ ...form, state: e.currentTarget.value })}>
             {STATES.map((s) => <option key={s} value={s}>{s || "any state"}</option>)}
           </select>
@@ -116,7 +118,7 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
       {rows && rows.length > 0 && (
         <table class="deployments">
           <thead>
-            <tr><th>Deployment</th><th>App</th><th>Environment</th><th>Version</th><th>State</th><th>Progress</th><th>Requested by</th><th>Created</th></tr>
+            <tr><th>Deployment</th><th>App</th><th>Environment</th><th>Version</th><th>State</th><th>Progress</th>{filters.agent && <th>On {filters.agent}</th>}<th>Requested by</th><th>Created</th></tr>
           </thead>
           <tbody>
             {rows.map((d) => (
@@ -134,6 +136,7 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
                   {d.freezeOverride?.freeze && <span class="badge waiting" data-freeze-override="true" title={`through a freeze: ${d.freezeOverride.reason}`}>freeze override</span>}
                 </td>
                 <td class="progress-cell"><OutcomeBar outcome={outcomeOf(statesOf(d), d.state)} /></td>
+                {filters.agent && <OnAgent d={d} agent={filters.agent} />}
                 <td>{d.requestedBy || "—"}</td>
                 <td>{when(d.createdAt)}</td>
               </tr>
@@ -143,6 +146,18 @@ export function DeploymentsPage({ query, session, onAuthLost }: { query: URLSear
       )}
       {next && <button onClick={more}>More</button>}
     </section>
+  );
+}
+
+/** What a deployment did on the agent whose history is shown: its target's state and message (ListDeployments with agent_id gives that one target). */
+function OnAgent({ d, agent }: { d: Deployment; agent: string }) {
+  const t = d.targets.find((x) => x.agentId === agent);
+  if (!t) return <td>—</td>;
+  return (
+    <td data-on-agent={short(t.state)} title={t.message}>
+      <span class={`state s-${short(t.state)}`}>{short(t.state)}</span>
+      {t.rolledBack && <span class="badge waiting">rolled back</span>} <span class="muted">{t.message}</span>
+    </td>
   );
 }
 

@@ -6,7 +6,7 @@ import { clientFor, type CommonOptions } from "../options.js";
 import type { DeploymentState } from "../../../shared/src/gen/deploy/v1/DeploymentState.js";
 import { describeDeployment } from "../render/deployment.js";
 import { jsonDocument } from "../render/json.js";
-import { ago, bytes, colorReleaseStatus, colorState, countOf, isoTime, releaseStatusText, shortDigest, shortState, table } from "../render/format.js";
+import { ago, bytes, colorReleaseStatus, colorState, countOf, isoTime, releaseStatusText, shortDigest, shortState, table, truncate } from "../render/format.js";
 
 const print = (s: string): boolean => process.stdout.write(s.endsWith("\n") ? s : s + "\n");
 
@@ -45,34 +45,60 @@ export interface ListOptions extends CommonOptions {
   app?: string;
   env?: string;
   state?: string;
+  /** Only deployments this agent was a target of, each with its own target's state. */
+  agent?: string;
   limit?: number;
 }
 
 export async function listCommand(o: ListOptions): Promise<ExitCode> {
   const client = clientFor(o);
   try {
-    const res = await client.listDeployments({ app: o.app ?? "", environment: o.env ?? "", state: o.state as DeploymentState | undefined, pageSize: o.limit ?? 20 });
+    const limit = o.limit ?? 20;
+    const ask = (pageSize: number, pageToken: string) =>
+      client.listDeployments({ app: o.app ?? "", environment: o.env ?? "", state: o.state as DeploymentState | undefined, agentId: o.agent ?? "", pageSize, pageToken });
+    const res = await ask(limit, "");
+    // An agent's history may come in short pages (the coordinator bounds how
+    // many deployments one call looks at): page on up to the limit.
+    while (o.agent && res.nextPageToken && (res.deployments ?? []).length < limit) {
+      const more = await ask(limit - (res.deployments ?? []).length, res.nextPageToken);
+      res.deployments = [...(res.deployments ?? []), ...(more.deployments ?? [])];
+      res.nextPageToken = more.nextPageToken;
+    }
     const ds = res.deployments ?? [];
     if (o.json) {
       print(jsonDocument("deploy.v1.ListDeploymentsResponse", res));
       return EXIT.OK;
     }
     if (ds.length === 0) {
-      print("no deployments");
+      print(o.agent ? `no deployments to agent ${o.agent}` : "no deployments");
       return EXIT.OK;
     }
-    const rows = ds.map((d) => [
-      d.id ?? "-",
-      d.app ?? "-",
-      d.environment ?? "-",
-      d.changeset?.version ?? "-",
-      // Running but waiting for someone: the STATE column says so.
-      shortState(d.state) + (d.paused ? " (paused)" : d.awaitingPromotion ? " (awaiting promotion)" : ""),
-      `${countOf(d, "SUCCEEDED")}/${d.targetCount || (d.targets?.length ?? 0)}`,
-      isoTime(d.createdAt),
-      d.requestedBy || "-",
-    ]);
-    print(table(["ID", "APP", "ENV", "VERSION", "STATE", "OK/TARGETS", "CREATED", "BY"], rows, (col, row, padded) => (col === 4 ? colorState(ds[row]!.state, padded) : padded)));
+    // Running but waiting for someone: the STATE column says so.
+    const state = (d: (typeof ds)[number]): string => shortState(d.state) + (d.paused ? " (paused)" : d.awaitingPromotion ? " (awaiting promotion)" : "");
+    if (o.agent) {
+      // The agent's history: what each deployment did on it.
+      const rows = ds.map((d) => {
+        const t = d.targets?.find((x) => x.agentId === o.agent);
+        return [d.id ?? "-", d.app ?? "-", d.environment ?? "-", d.changeset?.version ?? "-", state(d), t ? shortState(t.state) + (t.rolledBack ? " (rolled back)" : "") : "-", isoTime(t?.finishedAt ?? d.createdAt), d.requestedBy || "-", truncate(t?.message ?? "", 100)];
+      });
+      print(
+        table(["ID", "APP", "ENV", "VERSION", "STATE", `ON ${o.agent}`, "FINISHED/CREATED", "BY", "MESSAGE"], rows, (col, row, padded) =>
+          col === 4 ? colorState(ds[row]!.state, padded) : col === 5 ? colorState(ds[row]!.targets?.find((x) => x.agentId === o.agent)?.state, padded) : padded,
+        ),
+      );
+    } else {
+      const rows = ds.map((d) => [
+        d.id ?? "-",
+        d.app ?? "-",
+        d.environment ?? "-",
+        d.changeset?.version ?? "-",
+        state(d),
+        `${countOf(d, "SUCCEEDED")}/${d.targetCount || (d.targets?.length ?? 0)}`,
+        isoTime(d.createdAt),
+        d.requestedBy || "-",
+      ]);
+      print(table(["ID", "APP", "ENV", "VERSION", "STATE", "OK/TARGETS", "CREATED", "BY"], rows, (col, row, padded) => (col === 4 ? colorState(ds[row]!.state, padded) : padded)));
+    }
     if (res.nextPageToken) print(`(more: raise --limit, at most 200)`);
     return EXIT.OK;
   } finally {

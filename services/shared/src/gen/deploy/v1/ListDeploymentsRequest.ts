@@ -8,6 +8,7 @@ export interface ListDeploymentsRequest {
   'state'?: (_deploy_v1_DeploymentState);
   'pageSize'?: (number);
   'pageToken'?: (string);
+  'agentId'?: (string);
 }
 
 export interface ListDeploymentsRequest__Output {
@@ -16,4 +17,5 @@ export interface ListDeploymentsRequest__Output {
   'state'?: (_deploy_v1_DeploymentState__Output);
   'pageSize'?: (number);
   'pageToken'?: (string);
+  'agentId'?: (string);
 }
