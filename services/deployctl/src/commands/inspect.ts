@@ -79,7 +79,7 @@ export async function listCommand(o: ListOptions): Promise<ExitCode> {
       // The agent's history: what each deployment did on it.
       const rows = ds.map((d) => {
         const t = d.targets?.find((x) => x.agentId === o.agent);
-        return [d.id ?? "-", d.app ?? "-", d.environment ?? "-", d.changeset?.version ?? "-", state(d), t ? shortState(t.state) + (t.rolledBack ? " (rolled back)" : "") : "-", isoTime(t?.finishedAt ?? d.createdAt), d.requestedBy || "-", truncate(t?.message ?? "", 100)];
+        return [d.id ?? "-", d.app ?? "-", d.environment ?? "-", d.changeset?.version ?? "-", state(d), t ? shortState(t.state) + (t.rolledBack ? " (rolled back)" : "") : "-", isoTime(t?.finishedAt ?? d.createdAt), d.requestedBy || "-", truncate(`${t?.message ?? ""}${t?.lateResult ? ` (then the agent's result: ${t.lateResult})` : ""}`, 160)];
       });
       print(
         table(["ID", "APP", "ENV", "VERSION", "STATE", `ON ${o.agent}`, "FINISHED/CREATED", "BY", "MESSAGE"], rows, (col, row, padded) =>

@@ -129,8 +129,18 @@ export function describeDeployment(d: DeploymentMsg, width = process.stdout.colu
       .split("\n")
       .map((l) => `  ${l}`)
       .join("\n"),
+    ...lateResultLines(d),
   ];
   return lines.join("\n");
+}
+
+/**
+ * A result that came after its target was already terminal (TIMED_OUT:
+ * an agent that came back after a crash and reported the apply interrupted,
+ * and what it did to go back), which the target's state does not show.
+ */
+export function lateResultLines(d: DeploymentMsg): string[] {
+  return (d.targets ?? []).filter((t) => t.lateResult).map((t) => `  ${t.agentId ?? "-"}: result after it was ${shortState(t.state)}: ${t.lateResult}`);
 }
 
 /** "release v2-1a2b3c4d, deployment d-…, artifact sha256:…, succeeded there <time>": what Deployment.promoted_from names. */
