@@ -91,6 +91,17 @@ async function isAlive(pid: number): Promise<boolean> {
   return !/^\d+ \(.*\) Z/s.test(stat);
 }
 
+/** A kill (a cancel with kill_running) aborted once a `hang` hook is up (its grandchild wrote PIDFILE); await `killer` after the apply. */
+async function killOnceHung(): Promise<{ kill: AbortController; killer: Promise<void> }> {
+  await fs.rm(pidFile, { force: true });
+  const kill = new AbortController();
+  const killer = (async () => {
+    while (!(await fs.readFile(pidFile, "utf8").catch(() => ""))) await new Promise((r) => setTimeout(r, 10));
+    kill.abort("killed: the deployment was cancelled with kill_running by alice");
+  })();
+  return { kill, killer };
+}
+
 const current = () => readCurrent(root, APP);
 const ALL = ["before_install", "after_install", "start", "validate"];
 
@@ -260,13 +271,8 @@ describe("applyBundle", () => {
   it("a kill of the apply (a cancel with kill_running) stops the new release's hook and goes back to the previous release, whose start hook runs", async () => {
     expect((await deploy({ version: "v1" })).result.outcome).toBe("SUCCEEDED");
     await hookLog();
-    await fs.rm(pidFile, { force: true });
-    const kill = new AbortController();
     // Killed while validate runs (its grandchild is up), well before its 1 s timeout.
-    const killer = (async () => {
-      while (!(await fs.readFile(pidFile, "utf8").catch(() => ""))) await new Promise((r) => setTimeout(r, 10));
-      kill.abort("killed: the deployment was cancelled with kill_running by alice");
-    })();
+    const { kill, killer } = await killOnceHung();
     const { result, phases } = await deploy({ version: "v2", hang: "validate" }, { signal: kill.signal, rollbackSignal: new AbortController().signal });
     await killer;
     expect(result.outcome).toBe("FAILED");
@@ -281,12 +287,7 @@ describe("applyBundle", () => {
   it("a kill while the release in place runs its stop hook starts that release again", async () => {
     expect((await deploy({ version: "v1", hang: "stop" })).result.outcome).toBe("SUCCEEDED");
     await hookLog();
-    await fs.rm(pidFile, { force: true });
-    const kill = new AbortController();
-    const killer = (async () => {
-      while (!(await fs.readFile(pidFile, "utf8").catch(() => ""))) await new Promise((r) => setTimeout(r, 10));
-      kill.abort("killed: the deployment was cancelled with kill_running by alice");
-    })();
+    const { kill, killer } = await killOnceHung();
     const { result } = await deploy({ version: "v2" }, { signal: kill.signal, rollbackSignal: new AbortController().signal });
     await killer;
     expect(result.outcome).toBe("FAILED");

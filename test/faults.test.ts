@@ -507,7 +507,7 @@ describe("an agent paused right after it wins its claim", () => {
     expect(targetOf(after, "a1")?.state).toBe("TARGET_STATE_TIMED_OUT");
     expect(targetOf(after, "a1")?.lateResult).toMatch(/^FAILED: not started: start lease expired: \d+ ms without an acknowledged heartbeat/);
     // deployctl get says what the agent reported after the timeout, which the target's state does not.
-    const got = await runCli(["get", id], { env: { ...process.env, DEPLOY_COORDINATOR: stack.address, NO_COLOR: "1" } as Record<string, string> });
+    const got = await runCli(["get", id], { env: { ...process.env, DEPLOY_COORDINATOR: stack.address, NO_COLOR: "1" } });
     expect(got.stdout, shown(got)).toMatch(/^ {2}a1: result after it was TIMED_OUT: FAILED: not started: start lease expired: /m);
     // Awake again, it serves the next deployment as usual.
     const next = await client.waitTerminal((await client.create(createReq("v2"))).id!, 60_000);
