@@ -417,6 +417,25 @@ describeIfChromium("dashboard in a browser", () => {
     const row = await page.waitForSelector("#promoted-from");
     expect(await row.textContent()).toMatch(new RegExp(`^staging: its desired release v-stage \\(release v-stage-${staged.id!.slice(-8)}, from ${staged.id}, succeeded there .+\\)$`));
   });
+
+  it("a result an agent reported after its target timed out is shown on the target's row", async () => {
+    const client = stack.client(stack.coordinatorAddress(stack.coordinators.at(-1)!));
+    await stack.control("a4", { sleep: 6 });
+    const d = await client.create({ requestId: `dash-${randomUUID()}`, app: "web", environment: "prod", changeset: { version: "v-late" }, targets: ["a4"] });
+    await until("a4 applying", async () => (await client.get(d.id!)).targets?.[0]?.state === "TARGET_STATE_APPLYING");
+    // Its agent stops heartbeating (paused) while its deploy executable goes on: the target times out.
+    stack.agent("a4").signal("SIGSTOP");
+    try {
+      expect((await client.waitTerminal(d.id!, 60_000)).targets?.[0]?.state).toBe("TARGET_STATE_TIMED_OUT");
+    } finally {
+      stack.agent("a4").signal("SIGCONT");
+    }
+    const late = await until("a4's late result", async () => (await client.get(d.id!)).targets?.[0]?.lateResult || undefined, 60_000);
+    await page.goto(`${base}#/deployments/${d.id}`);
+    const note = await page.waitForSelector('tr[data-agent="a4"] [data-late-result]');
+    expect(await note.textContent()).toBe(`Then its agent reported, after the target was TIMED_OUT: ${late}`);
+    await stack.control("a4", { sleep: 0 });
+  });
 });
 
 describeIfChromium("dashboard with tokens", () => {

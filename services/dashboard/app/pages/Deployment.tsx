@@ -32,6 +32,8 @@ interface TargetView {
   lastOutput: string;
   /** Failed after the release switch and switched back to the previous release. */
   rolledBack: boolean;
+  /** A result its agent reported after the target was terminal (an agent back after a crash: interrupted, and how it went back). */
+  lateResult: string;
 }
 
 interface Model {
@@ -60,7 +62,7 @@ declare global {
 
 function modelOf(d: Deployment): Model {
   const targets = new Map<string, TargetView>();
-  for (const t of d.targets) targets.set(t.agentId, { state: short(t.state), message: t.message, lines: [], lastOutput: t.lastOutput, rolledBack: t.rolledBack });
+  for (const t of d.targets) targets.set(t.agentId, { state: short(t.state), message: t.message, lines: [], lastOutput: t.lastOutput, rolledBack: t.rolledBack, lateResult: t.lateResult ?? "" });
   return {
     snapshotSeq: Number(d.lastSequence),
     state: short(d.state),
@@ -119,7 +121,7 @@ function mergeSnapshot(m: Model, d: Deployment, final: boolean): void {
     const v = m.targets.get(t.agentId);
     if (!v) continue;
     if (t.rolledBack) v.rolledBack = true;
-    if (final) Object.assign(v, { state: short(t.state), message: t.message });
+    if (final) Object.assign(v, { state: short(t.state), message: t.message, lateResult: t.lateResult ?? "" });
   }
   if (final) m.state = short(d.state);
   // The decisions: from a snapshot at least as new as the events received.
@@ -356,7 +358,14 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
                 <span class={`state s-${t.state}`}>{t.state}</span>
                 {t.rolledBack && <span class="rolled-back">rolled back</span>}
               </td>
-              <td>{t.message}</td>
+              <td>
+                {t.message}
+                {t.lateResult && (
+                  <p class="late-result" data-late-result="true">
+                    Then its agent reported, after the target was {t.state}: {t.lateResult}
+                  </p>
+                )}
+              </td>
               <td>
                 <OutputBox agentId={agentId} lines={linesOf(t)} />
                 {t.rolledBack && (
