@@ -187,9 +187,6 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     linesCut += r.linesCut;
     return r;
   };
-  const hookFailure = (hook: string, r: RunResult, where = ""): string =>
-    `${hook} hook${where} failed: ${r.message}${r.lastLine ? ` (last output: ${r.lastLine})` : ""}`;
-
   const refused = o.mayStart?.();
   if (refused !== undefined) return failed(`not started: ${refused}`);
 
@@ -336,17 +333,32 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
 
   /** Runs the previous release's start hook; what went wrong, as a note ("" when it ran). */
   async function startPrevious(): Promise<string> {
-    try {
-      const prevManifest = parseManifest(await readManifestFile(prevDir!));
-      const r = await runHook("start", prevManifest, prevDir!, "rollback:start");
-      // Cut short by the agent's shutdown: the restart runs it again.
-      if (r?.aborted) keepRecord = true;
-      if (r && r.outcome !== "succeeded") return `, but its ${hookFailure("start", r)}`;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") return `, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
-    }
-    return "";
+    const r = await startAgain(prevDir!, (m) => runHook("start", m, prevDir!, "rollback:start"));
+    // Cut short by the agent's shutdown: the restart runs it again.
+    if (r.aborted) keepRecord = true;
+    return r.note;
   }
+}
+
+const hookFailure = (hook: string, r: RunResult, where = ""): string => `${hook} hook${where} failed: ${r.message}${r.lastLine ? ` (last output: ${r.lastLine})` : ""}`;
+
+/**
+ * The way back's last step, in an install and at an agent's restart
+ * (recoverInstall): the start hook of the release in `dir`, run by `run`.
+ * `note` says what went wrong ("" when it ran, or the release has no
+ * deploy.yaml or no start hook); `ran` whether it ran and succeeded;
+ * `aborted` whether the agent's shutdown cut it short.
+ */
+async function startAgain(dir: string, run: (m: Manifest) => Promise<RunResult | undefined>): Promise<{ note: string; ran: boolean; aborted: boolean }> {
+  let r: RunResult | undefined;
+  try {
+    r = await run(parseManifest(await readManifestFile(dir)));
+  } catch (err) {
+    const note = (err as NodeJS.ErrnoException).code === "ENOENT" ? "" : `, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
+    return { note, ran: false, aborted: false };
+  }
+  if (r === undefined) return { note: "", ran: false, aborted: false };
+  return { note: r.outcome === "succeeded" ? "" : `, but its ${hookFailure("start", r)}`, ran: r.outcome === "succeeded", aborted: r.aborted };
 }
 
 export interface RecoverInstallOptions {
@@ -385,34 +397,27 @@ export async function recoverInstall(o: RecoverInstallOptions): Promise<string> 
     await removeInstallInProgress(o.root, o.app);
     return `the previous release ${record.previous} is gone: current left on ${current ?? "nothing"}`;
   }
-  const switched = current !== record.previous;
-  if (switched) await switchCurrent(o.root, o.app, record.previous);
-  const back = switched ? `rolled back to ${record.previous}` : `release ${record.previous} started again`;
-  let manifest: Manifest;
-  try {
-    manifest = parseManifest(await readManifestFile(prevDir));
-  } catch (err) {
-    await removeInstallInProgress(o.root, o.app);
-    return (err as NodeJS.ErrnoException).code === "ENOENT" ? back : `${back}, but its deploy.yaml is unreadable: ${errorMessage(err)}`;
-  }
-  const spec = manifest.hooks.start;
-  if (!spec) {
-    await removeInstallInProgress(o.root, o.app);
-    return back;
-  }
-  const r = await runExecutable({
-    file: path.join(prevDir, spec.run),
-    cwd: prevDir,
-    env: hookEnv({ env: { ...o.env, ...record.env }, root: o.root, app: o.app }, prevDir, record.previous, "rollback", undefined),
-    timeoutMs: spec.timeoutMs,
-    ...(o.runAs ? { runAs: o.runAs } : {}),
-    maxLines: o.maxLines,
-    maxLineLength: o.maxLineLength,
-    onLines: (lines) => o.onLines(lines.map((l) => `[rollback:start] ${l}`)),
-    ...(o.signal ? { signal: o.signal } : {}),
+  const previous = record.previous;
+  const switched = current !== previous;
+  if (switched) await switchCurrent(o.root, o.app, previous);
+  const back = switched ? `rolled back to ${previous}` : `release ${previous} started again`;
+  const r = await startAgain(prevDir, async (m) => {
+    const spec = m.hooks.start;
+    if (!spec) return undefined;
+    return runExecutable({
+      file: path.join(prevDir, spec.run),
+      cwd: prevDir,
+      env: hookEnv({ env: { ...o.env, ...record.env }, root: o.root, app: o.app }, prevDir, previous, "rollback", undefined),
+      timeoutMs: spec.timeoutMs,
+      ...(o.runAs ? { runAs: o.runAs } : {}),
+      maxLines: o.maxLines,
+      maxLineLength: o.maxLineLength,
+      onLines: (lines) => o.onLines(lines.map((l) => `[rollback:start] ${l}`)),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
   });
   if (!r.aborted) await removeInstallInProgress(o.root, o.app);
-  return r.outcome === "succeeded" ? `${back} and ran its start hook` : `${back}, but its start hook failed: ${r.message}${r.lastLine ? ` (last output: ${r.lastLine})` : ""}`;
+  return r.ran ? `${back} and ran its start hook` : `${back}${r.note}`;
 }
 
 type HookContext = "install" | "stop-previous" | "rollback";

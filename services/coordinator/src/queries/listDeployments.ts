@@ -40,10 +40,7 @@ export async function listDeployments(
   const agent = q.agentId ? agents?.get(q.agentId)?.record : undefined;
   const inScope = (app: string | undefined, env: string | undefined): boolean =>
     !(q.app && app !== q.app) && !(q.environment && env !== q.environment) && !(agent && (env !== agent.environment || !agent.apps.includes(app ?? "")));
-  const filters =
-    agent && !q.environment && !q.app
-      ? agent.apps.map((app) => indexFilter(app, agent.environment))
-      : [indexFilter(q.app ?? (agent?.apps.length === 1 ? agent.apps[0] : undefined), q.environment ?? agent?.environment)];
+  const filters = agent ? (q.app ? [q.app] : agent.apps).map((app) => indexFilter(app, q.environment ?? agent.environment)) : [indexFilter(q.app, q.environment)];
   // The pairs' index entries, and the locks: a deployment created moments
   // ago is not indexed yet; its lock names it.
   const [indexed, locks] = await Promise.all([
