@@ -172,6 +172,8 @@ export function coordinatorPermissions(): Permissions {
         // token cannot be matched by prefix) and the old shared one.
         "$O.>",
         `$JS.ACK.${EVENTS_STREAM}.>`,
+        // A watch's answers to its push consumer's flow control (readEvents.ts followEvents).
+        `$JS.FC.${EVENTS_STREAM}.>`,
         `$JS.ACK.${KV(AGENTS_BUCKET)}.>`,
         // The freeze notifications' consumer (notifier.ts).
         `$JS.ACK.${KV(FREEZES_BUCKET)}.${NOTIFIER_CONSUMER}.>`,

@@ -13,12 +13,15 @@ import {
   raceForTarget,
   loadDeployment,
   readEvents,
+  followEvents,
+  FOLLOW_HEARTBEAT_MS,
   saveProjection,
   type DeploymentSpec,
   type JsContext,
 } from "../services/shared/src/index.js";
 import { DESCRIPTIONS, ensureInfrastructure } from "../services/coordinator/src/infrastructure.js";
 import { watchDeployment } from "../services/coordinator/src/queries/watchDeployment.js";
+import { until } from "./helpers/wait.js";
 import { startNatsServer, type NatsServerHandle } from "./helpers/nats-server.js";
 
 const spec = (id: string, targets: string[]): DeploymentSpec => ({
@@ -179,37 +182,37 @@ describe("event stream operations", () => {
     await appendEvent(ctx, id, { type: "deployment.created", spec: spec(id, ["a1"]) }, C);
     await appendEvent(ctx, id, { type: "deployment.started" }, C);
     await appendEvent(ctx, id, { type: "target.dispatched", agentId: "a1" }, C);
-    // The first read cannot create its consumer; the second breaks after two
-    // events; the third works.
-    let gets = 0;
+    // The first follow cannot create its consumer; the second breaks after
+    // two events; the third works.
+    let adds = 0;
+    let subs = 0;
     const flaky = {
-      js: {
+      jsm: {
         consumers: {
-          get: async (...args: Parameters<JsContext["js"]["consumers"]["get"]>) => {
-            gets++;
-            if (gets === 1) throw new Error("consumer create timed out (injected)");
-            const c = await ctx.js.consumers.get(...args);
-            if (gets !== 2) return c;
-            return {
-              consume: async (o: object) => {
-                const m = await c.consume(o);
-                let n = 0;
-                return {
-                  stop: () => m.stop(),
-                  async *[Symbol.asyncIterator]() {
-                    for await (const x of m) {
-                      if (++n > 2) throw new Error("stream leader lost (injected)");
-                      yield x;
-                    }
-                  },
-                };
-              },
-              delete: () => c.delete(),
-            };
+          add: async (...args: Parameters<JsContext["jsm"]["consumers"]["add"]>) => {
+            if (++adds === 1) throw new Error("consumer create timed out (injected)");
+            return ctx.jsm.consumers.add(...args);
           },
         },
       },
-    } as unknown as Pick<JsContext, "js">;
+      nc: {
+        publish: (...args: Parameters<NatsConnection["publish"]>) => ctx.nc.publish(...args),
+        subscribe: (subject: string) => {
+          const sub = ctx.nc.subscribe(subject);
+          if (++subs !== 2) return sub;
+          let n = 0;
+          return {
+            unsubscribe: () => sub.unsubscribe(),
+            async *[Symbol.asyncIterator]() {
+              for await (const x of sub) {
+                if (x.subject !== subject && ++n > 2) throw new Error("stream leader lost (injected)");
+                yield x;
+              }
+            },
+          };
+        },
+      },
+    } as unknown as Pick<JsContext, "nc" | "jsm">;
     const retries: string[] = [];
     const seen: { seq: number; type: string }[] = [];
     const watching = (async () => {
@@ -235,5 +238,157 @@ describe("event stream operations", () => {
     const seqs = seen.map((e) => e.seq);
     expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
     expect(new Set(seqs).size).toBe(seqs.length);
+  });
+
+  /** Watches `id` from the start to its terminal event through `c`, with the retries it took. */
+  async function watchAll(c: Pick<JsContext, "nc" | "jsm">, id: string): Promise<{ seqs: number[]; types: string[]; retries: string[] }> {
+    const retries: string[] = [];
+    const seen: { seq: number; type: string }[] = [];
+    const signal = AbortSignal.timeout(60_000);
+    for await (const w of watchDeployment(c, id, { afterSeq: 0, signal, onRetry: (err) => retries.push((err as Error).message) })) {
+      seen.push({ seq: w.event.seq, type: w.event.event.type });
+    }
+    return { seqs: seen.map((e) => e.seq), types: seen.map((e) => e.type), retries };
+  }
+
+  async function appendRollout(id: string): Promise<void> {
+    const C = { source: "coordinator" };
+    await appendEvent(ctx, id, { type: "deployment.created", spec: spec(id, ["a1"]) }, C);
+    await appendEvent(ctx, id, { type: "deployment.started" }, C);
+    await appendEvent(ctx, id, { type: "target.dispatched", agentId: "a1" }, C);
+    await appendEvent(ctx, id, { type: "target.started", agentId: "a1" }, { source: "a1" });
+    await appendEvent(ctx, id, { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "ok", exitCode: 0, durationMs: 1 }, { source: "a1" });
+    await appendEvent(ctx, id, { type: "deployment.finished", state: "SUCCEEDED", message: "1 of 1" }, C);
+  }
+  const ALL = ["deployment.created", "deployment.started", "target.dispatched", "target.started", "target.result", "deployment.finished"];
+  const watchConsumers = async (): Promise<string[]> => {
+    const names: string[] = [];
+    for await (const ci of ctx.jsm.consumers.list("DEPLOY_EVENTS")) if (ci.name.startsWith("watch_")) names.push(ci.name);
+    return names;
+  };
+
+  it("a watch that misses a delivered event (a slow consumer dropped) follows again after the last event it gave", async () => {
+    const id = "d-watch-gap";
+    await appendRollout(id);
+    // The first follow's subscription loses its third event.
+    let subs = 0;
+    const lossy = {
+      jsm: ctx.jsm,
+      nc: {
+        publish: (...args: Parameters<NatsConnection["publish"]>) => ctx.nc.publish(...args),
+        subscribe: (subject: string) => {
+          const sub = ctx.nc.subscribe(subject);
+          if (++subs !== 1) return sub;
+          let n = 0;
+          return {
+            unsubscribe: () => sub.unsubscribe(),
+            async *[Symbol.asyncIterator]() {
+              for await (const x of sub) if (x.subject === subject || ++n !== 3) yield x;
+            },
+          };
+        },
+      },
+    } as unknown as Pick<JsContext, "nc" | "jsm">;
+    const got = await watchAll(lossy, id);
+    expect(got.retries).toEqual([`following the events of ${id}: event 3 of the watch was not received`]);
+    expect(got.types).toEqual(ALL);
+    expect([...got.seqs].sort((a, b) => a - b)).toEqual(got.seqs);
+    expect(new Set(got.seqs).size).toBe(got.seqs.length);
+  });
+
+  it("a watch costs the server one request, and its consumer is gone soon after the watch ends, with no delete request", async () => {
+    const id = "d-watch-gone";
+    await appendRollout(id);
+    const before = await ctx.jsm.getAccountInfo();
+    const got = await watchAll(ctx, id);
+    const after = await ctx.jsm.getAccountInfo();
+    expect(got.types).toEqual(ALL);
+    expect(got.retries).toEqual([]);
+    // The account info request itself is one.
+    expect(after.api.total - before.api.total).toBe(2);
+    await until("the server removes the watch's consumer", async () => ((await watchConsumers()).length === 0 ? true : undefined), 30_000, 250);
+  });
+
+  it("a watch whose consumer is deleted under it (a NATS node restarted) follows again once the heartbeats stop", async () => {
+    const id = "d-watch-deleted";
+    const C = { source: "coordinator" };
+    await appendEvent(ctx, id, { type: "deployment.created", spec: spec(id, ["a1"]) }, C);
+    const retries: string[] = [];
+    const types: string[] = [];
+    const watching = (async () => {
+      const signal = AbortSignal.timeout(60_000);
+      for await (const w of watchDeployment(ctx, id, { afterSeq: 0, signal, onRetry: (err) => retries.push((err as Error).message) })) types.push(w.event.event.type);
+    })();
+    await until("the watch has its first event", () => Promise.resolve(types.length === 1 ? true : undefined));
+    const [name] = await watchConsumers();
+    await ctx.jsm.consumers.delete("DEPLOY_EVENTS", name!);
+    await appendEvent(ctx, id, { type: "deployment.started" }, C);
+    await appendEvent(ctx, id, { type: "deployment.finished", state: "CANCELLED", message: "cancelled" }, C);
+    await watching;
+    expect(types).toEqual(["deployment.created", "deployment.started", "deployment.finished"]);
+    expect(retries).toEqual([`following the events of ${id}: nothing from the server for ${2.5 * FOLLOW_HEARTBEAT_MS} ms`]);
+  });
+
+  /** Appends `n` events of ~1 KB (unreadable as events: followEvents gives them as invalid) for deployment `id`. */
+  async function appendBulk(id: string, n: number): Promise<void> {
+    const body = new TextEncoder().encode("x".repeat(1000));
+    for (let i = 0; i < n; i += 200) await Promise.all(Array.from({ length: Math.min(200, n - i) }, () => ctx.js.publish(`deploy.evt.${id}.a1`, body)));
+  }
+  /** Follows `id` until `n` events came, pausing now and then as a slow client does; the sequences seen. */
+  async function followN(c: Pick<JsContext, "nc" | "jsm">, id: string, n: number, retries: string[]): Promise<number[]> {
+    const seqs: number[] = [];
+    const signal = AbortSignal.timeout(120_000);
+    while (seqs.length < n && !signal.aborted) {
+      try {
+        for await (const e of followEvents(c, id, { afterSeq: seqs.at(-1) ?? 0, signal })) {
+          seqs.push(e.seq);
+          if (seqs.length % 500 === 0) await new Promise((r) => setTimeout(r, 50));
+          if (seqs.length >= n) break;
+        }
+      } catch (err) {
+        retries.push((err as Error).message);
+      }
+    }
+    return seqs;
+  }
+
+  it("a watch of more events than the server's flow control window (3 MB) answers its flow control and gets them all, in order", async () => {
+    const id = "d-watch-bulk";
+    await appendBulk(id, 3000);
+    const retries: string[] = [];
+    const seqs = await followN(ctx, id, 3000, retries);
+    expect(retries).toEqual([]);
+    expect(seqs.length).toBe(3000);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+  });
+
+  it("a watch whose flow control answers do not get through (no permission) follows again, and still gets every event once", async () => {
+    const id = "d-watch-stalled";
+    await appendBulk(id, 3000);
+    const isFc = (subject: string | undefined): boolean => subject?.startsWith("$JS.FC.") === true;
+    const denied = {
+      jsm: ctx.jsm,
+      nc: {
+        publish: (subject: string, ...rest: unknown[]) => {
+          if (!isFc(subject)) (ctx.nc.publish as (...a: unknown[]) => void)(subject, ...rest);
+        },
+        subscribe: (subject: string) => {
+          const sub = ctx.nc.subscribe(subject);
+          return {
+            unsubscribe: () => sub.unsubscribe(),
+            async *[Symbol.asyncIterator]() {
+              for await (const m of sub) yield isFc(m.reply) ? { subject: m.subject, headers: m.headers, data: m.data, reply: undefined, respond: () => true } : m;
+            },
+          };
+        },
+      },
+    } as unknown as Pick<JsContext, "nc" | "jsm">;
+    const retries: string[] = [];
+    const seqs = await followN(denied, id, 3000, retries);
+    expect(seqs.length).toBe(3000);
+    expect(new Set(seqs).size).toBe(3000);
+    expect([...seqs].sort((a, b) => a - b)).toEqual(seqs);
+    expect(retries.length).toBeGreaterThan(0);
+    for (const r of retries) expect(r).toContain("the server waits for an answer to its flow control");
   });
 });

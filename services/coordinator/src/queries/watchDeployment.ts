@@ -169,7 +169,7 @@ export const WATCH_RETRY_MS = 60_000;
  * without repeats, for up to WATCH_RETRY_MS without progress.
  */
 export async function* watchDeployment(
-  ctx: Pick<JsContext, "js">,
+  ctx: Pick<JsContext, "nc" | "jsm">,
   id: string,
   opts: { afterSeq: number; signal: AbortSignal; onRetry?: (err: unknown, attempt: number) => void },
 ): AsyncGenerator<WatchedEvent> {
