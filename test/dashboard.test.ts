@@ -427,13 +427,20 @@ describeIfChromium("dashboard in a browser", () => {
     stack.agent("a4").signal("SIGSTOP");
     try {
       expect((await client.waitTerminal(d.id!, 60_000)).targets?.[0]?.state).toBe("TARGET_STATE_TIMED_OUT");
+      // The page, open before the agent is back, shows its result when it comes, with no reload.
+      await page.goto(`${base}#/deployments/${d.id}`);
+      await page.waitForSelector('.tile[data-agent="a4"][data-state="TIMED_OUT"]');
     } finally {
       stack.agent("a4").signal("SIGCONT");
     }
     const late = await until("a4's late result", async () => (await client.get(d.id!)).targets?.[0]?.lateResult || undefined, 60_000);
-    await page.goto(`${base}#/deployments/${d.id}`);
-    const note = await page.waitForSelector('tr[data-agent="a4"] [data-late-result]');
+    const note = await page.waitForSelector('tr[data-agent="a4"] [data-late-result]', { timeout: 60_000 });
     expect(await note.textContent()).toBe(`Then its agent reported, after the target was TIMED_OUT: ${late}`);
+    // And a page opened after it shows it too.
+    await page.goto("about:blank");
+    await page.goto(`${base}#/deployments/${d.id}`);
+    const again = await page.waitForSelector('tr[data-agent="a4"] [data-late-result]');
+    expect(await again.textContent()).toBe(`Then its agent reported, after the target was TIMED_OUT: ${late}`);
     await stack.control("a4", { sleep: 0 });
   });
 });

@@ -21,6 +21,13 @@ const LOG_SHOWN = 500;
 // A target's result event does not say whether it rolled back; the record
 // does. One re-read of the snapshot this long after a burst of results.
 const RESULT_REREAD_MS = 500;
+// A target TIMED_OUT whose agent may still report (back from a crash or a
+// pause: interrupted, and how it went back) gets a late result after the
+// deployment's terminal event, where the event stream ends. A page left
+// open reads the deployment again this often, for as long as a timed-out
+// target has no late result, up to LATE_READS_FOR_MS after the end.
+const LATE_READ_MS = 10_000;
+const LATE_READS_FOR_MS = 60 * 60_000;
 const DECISION_EVENTS = new Set(["deployment.paused", "deployment.resumed", "deployment.canary_done", "deployment.promoted"]);
 
 interface TargetView {
@@ -116,6 +123,9 @@ function applyEvent(m: Model, e: DeployEvent, seq: number): void {
 }
 
 /** Takes what the event stream does not carry from a newer snapshot; `final`: the deployment has ended, take everything. */
+/** A target timed out whose agent has not reported yet: a late result may still come. */
+const awaitsLateResult = (d: Deployment): boolean => d.targets.some((t) => short(t.state) === "TIMED_OUT" && !t.lateResult);
+
 function mergeSnapshot(m: Model, d: Deployment, final: boolean): void {
   for (const t of d.targets) {
     const v = m.targets.get(t.agentId);
@@ -149,6 +159,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
   useEffect(() => {
     let frame = 0;
     let reread: number | undefined;
+    let late: number | undefined;
     let live = true;
     const failLive = (err: unknown): void => {
       if (live) fail(err);
@@ -197,12 +208,17 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
         end: () => {
           ended = true;
           window.clearTimeout(reread);
-          api.deployment(id).then((f) => {
-            if (!live) return;
-            setDep(f);
-            mergeSnapshot(m, f, true);
-            redraw();
-          }, failLive);
+          const until = Date.now() + LATE_READS_FOR_MS;
+          const final = (): void => {
+            api.deployment(id).then((f) => {
+              if (!live) return;
+              setDep(f);
+              mergeSnapshot(m, f, true);
+              redraw();
+              if (awaitsLateResult(f) && Date.now() < until) late = window.setTimeout(final, LATE_READ_MS);
+            }, failLive);
+          };
+          final();
         },
       });
       window.__dashboard = { received: m.received, reconnect: () => stream.current?.reconnect() };
@@ -211,6 +227,7 @@ export function DeploymentPage({ id, session, onAuthLost }: { id: string; sessio
       live = false;
       cancelAnimationFrame(frame);
       window.clearTimeout(reread);
+      window.clearTimeout(late);
       stream.current?.close();
     };
   }, [id]);
