@@ -60,6 +60,12 @@ describe("CreateDeployment, identical calls racing", () => {
       const [id] = [...ids] as [string];
       expect(await mappingOf(input.requestId)).toBe(id);
       expect(await lockHolder()).toBe(id);
+      // Each call that took or claimed the lock knows its revision, which
+      // the finish gives it back by without reading it (releaseLock).
+      const lockRevision = (await ctx.deployments.get(activeKey("web", "prod")))!.revision;
+      const known = results.flatMap((r) => (r.status === "fulfilled" && r.value.lockRevision !== undefined ? [r.value.lockRevision] : []));
+      expect(known.length, `round ${round}`).toBeGreaterThan(0);
+      for (const k of known) expect(k, `round ${round}`).toBe(lockRevision);
       // A retry now is answered with it too.
       expect((await createDeployment(ctx, registry, NO_ARTIFACTS, input, TESTER)).record.spec.id).toBe(id);
       // The stack's coordinator finds it through its lock and runs it.
@@ -85,5 +91,17 @@ describe("CreateDeployment, identical calls racing", () => {
     expect(await lockHolder()).toBe(id);
     expect((await stack.client().waitTerminal(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await stack.startsOf("a1", id)).toBe(1);
+  });
+
+  it("a lock given back by the revision its creator wrote: a lock taken over since stays; its own goes, with no read", async () => {
+    const key = activeKey("lock-by-revision", "prod");
+    const r1 = await ctx.deployments.create(key, JSON.stringify({ deploymentId: "d-old", requestKey: "req.old" }));
+    const r2 = await ctx.deployments.update(key, JSON.stringify({ deploymentId: "d-new", requestKey: "req.new" }), r1);
+    // r1 is still in the key's history: "held" says the purge removed it.
+    expect(await releaseLock(ctx, key, "d-old", r1)).toBe(true);
+    expect(parseLock(await ctx.deployments.get(key))?.deploymentId).toBe("d-new");
+    expect(await releaseLock(ctx, key, "d-new", r2)).toBe(true);
+    expect(await ctx.deployments.get(key)).toBeNull();
+    expect(await releaseLock(ctx, key, "d-new", r2)).toBe(false);
   });
 });

@@ -166,7 +166,7 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       const created = await startRevert(rollbackDeps, rec);
       if (!created) return;
       log.info({ deploymentId: created.record.spec.id, reverts: rec.spec.id, restores: rec.spec.revertTo?.release }, "auto_revert requested");
-      reconciler.launch(created.record, created.kvRevision);
+      reconciler.launch(created);
     };
     registry.onChange = (view) => converge.considerAgent(view);
     // An uncordoned agent's entry may predate the desired release, which

@@ -173,16 +173,15 @@ export async function deploymentOfRequest(ctx: Pick<JsContext, "deployments">, r
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** `revision`: the lock's, as read (claimLock takes it over from it). */
-type LockOutcome = { kind: "taken" } | { kind: "same-request"; holder: ActiveLock; revision: number };
+/** `revision`: the lock's, as written (taken) or as read (claimLock takes it over from it). */
+type LockOutcome = { kind: "taken"; revision: number } | { kind: "same-request"; holder: ActiveLock; revision: number };
 
 /** `serverNow`: the servers' clock, as the lock ages compared with it are KV created times. */
 async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions, serverNow: () => number): Promise<LockOutcome> {
   const key = activeKey(input.app, input.environment);
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      await ctx.deployments.create(key, encode(mine));
-      return { kind: "taken" };
+      return { kind: "taken", revision: await ctx.deployments.create(key, encode(mine)) };
     } catch {
       // held: by whom?
     }
@@ -199,8 +198,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
       const orphaned = serverNow() - e.created.getTime() > FOLLOW_MS && !parseMapping(await ctx.deployments.get(mine.requestKey));
       if (!orphaned) return { kind: "same-request", holder, revision: e.revision };
       try {
-        await ctx.deployments.update(key, encode(mine), e.revision);
-        return { kind: "taken" };
+        return { kind: "taken", revision: await ctx.deployments.update(key, encode(mine), e.revision) };
       } catch {
         continue; // another retry took it first: look again
       }
@@ -231,8 +229,7 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     if (other && other.record.lastSeq > other.kvLastSeq) await saveProjection(ctx, other.record, other.kvRevision).catch(() => undefined);
     try {
       // terminal, abandoned or unreadable: take it over by compare-and-set
-      await ctx.deployments.update(key, encode(mine), e.revision);
-      return { kind: "taken" };
+      return { kind: "taken", revision: await ctx.deployments.update(key, encode(mine), e.revision) };
     } catch {
       // another creator took it over first: look again
     }
@@ -295,8 +292,19 @@ export async function previewDeployment(
  * every sweep reads every marker ever left (ACTIVE_FILTER lists them all). A
  * purge bounded by sequence is a compare-and-set too: a lock taken over
  * meanwhile has a later sequence and stays. Returns whether it was held.
+ *
+ * With `revision`, the lock's revision naming `deploymentId` as its creator
+ * wrote it (Created.lockRevision), there is nothing to read: the purge up to
+ * it frees the lock if it is still that one, and leaves a later one. Then
+ * "held" is whether that revision was still stored, which a lock taken over
+ * after it (history 5) leaves true; a freed lock's convergence check
+ * (FinishOptions.onLockReleased) runs once for nothing then.
  */
-export async function releaseLock(ctx: JsContext, key: string, deploymentId: string): Promise<boolean> {
+export async function releaseLock(ctx: JsContext, key: string, deploymentId: string, revision?: number): Promise<boolean> {
+  if (revision !== undefined) {
+    const r = await ctx.jsm.streams.purge(kvStreamName(DEPLOYMENTS_BUCKET), { filter: kvKeySubject(DEPLOYMENTS_BUCKET, key), seq: revision + 1 });
+    return r.purged > 0;
+  }
   const e = await ctx.deployments.get(key);
   if (parseLock(e)?.deploymentId !== deploymentId) return false;
   await ctx.jsm.streams.purge(kvStreamName(DEPLOYMENTS_BUCKET), { filter: kvKeySubject(DEPLOYMENTS_BUCKET, key), seq: e!.revision + 1 });
@@ -340,14 +348,14 @@ export async function adoptMapping(ctx: Pick<JsContext, "deployments">, entry: K
  * request naming another deployment id was taken by a concurrent identical
  * call whose mapping create failed: that deployment id is never created
  * (only a holder of the mapping creates), so the lock is taken over by
- * compare-and-set. Throws when refused, like takeLock.
+ * compare-and-set. Throws when refused, like takeLock. Returns the revision
+ * of the lock naming our deployment.
  */
-async function claimLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions, serverNow: () => number, lock: LockOutcome): Promise<void> {
+async function claimLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fleet: FleetOptions, serverNow: () => number, lock: LockOutcome): Promise<number> {
   for (let attempt = 0; ; attempt++) {
-    if (lock.kind === "taken" || lock.holder.deploymentId === mine.deploymentId) return;
+    if (lock.kind === "taken" || lock.holder.deploymentId === mine.deploymentId) return lock.revision;
     try {
-      await ctx.deployments.update(activeKey(input.app, input.environment), encode(mine), lock.revision);
-      return;
+      return await ctx.deployments.update(activeKey(input.app, input.environment), encode(mine), lock.revision);
     } catch {
       // changed since it was read (given back, or claimed by another holder of the mapping): look again
     }
@@ -424,6 +432,12 @@ export interface Created {
   record: DeploymentRecord;
   /** KV revision of the record's projection; 0 when none is stored yet (a deployment this call created). */
   kvRevision: number;
+  /**
+   * The revision of the (app, environment) lock naming the deployment, when
+   * this call wrote or found it: the finish gives the lock back by a purge
+   * bounded by it, with no read first (releaseLock).
+   */
+  lockRevision?: number;
 }
 
 /** What the fleet's desired releases need from a creation (releases/): both optional. */
@@ -527,9 +541,10 @@ export async function createDeployment(
         if (lock.kind === "taken") took = mine.deploymentId;
         continue;
       }
-      await claimLock(ctx, input, mine, fleet, serverNow, lock);
+      const lockRevision = await claimLock(ctx, input, mine, fleet, serverNow, lock);
       const revertTo = await revertTarget(input, fleet);
-      return materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo), serverNow());
+      const created = await materialize(ctx, specOf(input, requester, hash, mapping.deploymentId, targets, changeset, fleet, revertTo), serverNow());
+      return { ...created, lockRevision };
     }
   };
   for (let attempt = 0; ; attempt++) {
@@ -556,9 +571,10 @@ export async function createDeployment(
     const [lock, recorded] = await Promise.allSettled([takeLock(ctx, input, mine, fleet, serverNow), ctx.deployments.create(reqKey, encode(mapping))]);
     if (recorded.status === "fulfilled") {
       // The request is ours to create, once the lock names our deployment.
+      let lockRevision: number;
       try {
         if (lock.status === "rejected") throw lock.reason;
-        await claimLock(ctx, input, mine, fleet, serverNow, lock.value);
+        lockRevision = await claimLock(ctx, input, mine, fleet, serverNow, lock.value);
       } catch (err) {
         // Refused: withdraw the mapping. An identical call that got the
         // lock may have adopted it meanwhile: then the request is accepted
@@ -569,7 +585,8 @@ export async function createDeployment(
         throw err;
       }
       // 3. Create.
-      return materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)), serverNow());
+      const created = await materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)), serverNow());
+      return { ...created, lockRevision };
     }
     // The request id is recorded already: a retry of a request accepted
     // (running, or finished: its lock was free and is given back) or being

@@ -106,14 +106,15 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
         const left = n > 0 ? `; ${n} cordoned agent(s) left out: ${would.cordoned.slice(0, 20).join(", ")}${n > 20 ? ", …" : ""}` : "";
         return { ...toDeploymentMessage(would.record), id: "", message: `validate_only: the request is valid; nothing was created${left}` };
       }
-      const { record: rec, kvRevision } = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
+      const created = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
+      const rec = created.record;
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, requestedBy: requester.name }, "deployment accepted");
       // The answer is made first: the reconciler folds later events into
       // the record it is handed.
       const answer = toDeploymentMessage(rec);
       // Start the rollout now, from the record in hand, rather than at the
       // next sweep or event; the answer does not wait for it.
-      deps.reconciler.launch(rec, kvRevision);
+      deps.reconciler.launch(created);
       return answer;
     }),
 
@@ -158,9 +159,9 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
     RollbackRelease: call("RollbackRelease", async (req, c) => {
       const input = validateRollback(req, deps.defaults);
       const rollbackDeps = { ctx, registry: deps.registry, artifacts: deps.artifacts, releases: deps.releases, fleet: deps.convergence.fleet };
-      const { record: rec, kvRevision } = await rollbackRelease(rollbackDeps, input, callIdentity(c), log);
-      const answer = toDeploymentMessage(rec);
-      deps.reconciler.launch(rec, kvRevision);
+      const created = await rollbackRelease(rollbackDeps, input, callIdentity(c), log);
+      const answer = toDeploymentMessage(created.record);
+      deps.reconciler.launch(created);
       return answer;
     }),
 
@@ -168,10 +169,10 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
       const id = validateDeploymentId(req.deploymentId);
       const note = validateNote(req.requestedBy);
       const rollbackDeps = { ctx, registry: deps.registry, artifacts: deps.artifacts, releases: deps.releases, fleet: deps.convergence.fleet };
-      const { record: rec, kvRevision } = await revertDeployment(rollbackDeps, id, note, callIdentity(c), log);
-      const answer = toDeploymentMessage(rec);
+      const created = await revertDeployment(rollbackDeps, id, note, callIdentity(c), log);
+      const answer = toDeploymentMessage(created.record);
       // A revert found (made before) is adopted too: the reconciler ignores one it already drives.
-      deps.reconciler.launch(rec, kvRevision);
+      deps.reconciler.launch(created);
       return answer;
     }),
 

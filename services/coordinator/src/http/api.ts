@@ -142,9 +142,9 @@ export async function handleApi(deps: ApiDeps, req: IncomingMessage, res: Server
         if (body[flag] !== undefined && typeof body[flag] !== "boolean") throw new HttpError(400, `${flag}: must be true or false`);
       }
       if (parts[2] === "revert") {
-        const { record, kvRevision } = await revertDeployment(deps.rollback, id, "from the dashboard", by, deps.log);
-        deps.reconciler.launch(record, kvRevision);
-        return sendJson(res, 200, toDeploymentMessage(record));
+        const created = await revertDeployment(deps.rollback, id, "from the dashboard", by, deps.log);
+        deps.reconciler.launch(created);
+        return sendJson(res, 200, toDeploymentMessage(created.record));
       }
       const rec =
         parts[2] === "cancel"
@@ -290,10 +290,11 @@ async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: 
       ...(deps.rollback.fleet.policy ? { policy: deps.rollback.fleet.policy } : {}),
     }),
   );
-  const { record, kvRevision } = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet);
+  const created = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet);
+  const { record } = created;
   deps.log.info({ deploymentId: record.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, promoteFrom: input.promoteFrom, requestedBy: by.name, from: "dashboard" }, "deployment accepted");
   const answer = toDeploymentMessage(record);
-  deps.reconciler.launch(record, kvRevision);
+  deps.reconciler.launch(created);
   return answer;
 }
 

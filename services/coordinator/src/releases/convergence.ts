@@ -236,11 +236,12 @@ export class Convergence {
       convergesTo: d.deploymentId,
     };
     try {
-      const { record, kvRevision } = await createDeployment(ctx, registry, this.deps.artifacts, input, CONVERGENCE, this.fleet);
+      const created = await createDeployment(ctx, registry, this.deps.artifacts, input, CONVERGENCE, this.fleet);
+      const { record } = created;
       this.#done.add(requestId);
       // Created by this call, or by another coordinator's identical one at the same moment: the same deployment either way.
       this.log.info({ deploymentId: record.spec.id, agentId, app: q.app, environment: q.environment, convergesTo: d.deploymentId }, "convergence deployment requested");
-      this.deps.reconciler.launch(record, kvRevision);
+      this.deps.reconciler.launch(created);
       return "created";
     } catch (err) {
       if (err instanceof AlreadyExistsError) {

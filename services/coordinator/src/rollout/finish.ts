@@ -28,7 +28,8 @@ const FAULT_KILL_BEFORE_DESIRED = process.env["DEPLOY_COORDINATOR_FAULT_KILL_BEF
  * and the pair's next deployment cannot exist before it (CreateDeployment
  * records the desired release too before taking such a lock over).
  */
-export async function finishDeployment(ctx: JsContext, record: DeploymentRecord, opts: FinishOptions, log: Logger): Promise<void> {
+/** `lockRevision`: the lock's revision as this process created it (Created.lockRevision), when it did. */
+export async function finishDeployment(ctx: JsContext, record: DeploymentRecord, opts: FinishOptions, log: Logger, lockRevision?: number): Promise<void> {
   // The revert takes the lock over from this terminal deployment; until it
   // exists the lock is kept, so the next sweep asks again. Another
   // deployment of the pair that took the lock first wins (the revert is
@@ -54,7 +55,7 @@ export async function finishDeployment(ctx: JsContext, record: DeploymentRecord,
     }
   }
   try {
-    if (await releaseLock(ctx, activeKey(record.spec.app, record.spec.environment), record.spec.id)) {
+    if (await releaseLock(ctx, activeKey(record.spec.app, record.spec.environment), record.spec.id, lockRevision)) {
       log.info({ state: record.state }, "deployment finished; lock released");
       opts.onLockReleased?.(record.spec.app, record.spec.environment);
     }

@@ -33,7 +33,7 @@ import {
   type JsContext,
   type Logger,
 } from "../../../shared/src/index.js";
-import { activeLocks } from "../createDeployment.js";
+import { activeLocks, type Created } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
@@ -87,6 +87,8 @@ export class Reconciler {
    * else too (a sweep or a timer: "full", catch up to the last event now).
    */
   readonly #wakes = new Map<string, { full: boolean; seq: number }>();
+  /** The lock revision of each deployment this process created (Created.lockRevision), until it finishes or is forgotten. */
+  readonly #lockRevisions = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping = false;
   #messages: ConsumerMessages | undefined;
@@ -216,7 +218,8 @@ export class Reconciler {
    * reconcile (a create, a rollback, a revert, a convergence): a failure is
    * logged, and the next sweep or event reconciles it again.
    */
-  launch(record: DeploymentRecord, kvRevision: number): void {
+  launch({ record, kvRevision, lockRevision }: Created): void {
+    if (lockRevision !== undefined && !this.#stopped) this.#lockRevisions.set(record.spec.id, lockRevision);
     this.adopt(record, kvRevision).catch((err: unknown) => this.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
   }
 
@@ -363,13 +366,14 @@ export class Reconciler {
     entry.reconciledAt = Date.now();
     // 6. Finish.
     if (isTerminalDeployment(record.state)) {
-      await finishDeployment(this.ctx, record, this.opts, log);
+      await finishDeployment(this.ctx, record, this.opts, log, this.#lockRevisions.get(id));
       this.#forget(id);
     }
     return record;
   }
 
   #forget(id: string): void {
+    this.#lockRevisions.delete(id);
     this.#states.forget(id);
     this.#projector.cancel(id);
   }
