@@ -3,7 +3,7 @@
 // below and above the direct-get limit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jetstreamManager } from "@nats-io/jetstream";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import {
   ConflictError,
   appendEvent,
@@ -35,6 +35,28 @@ const spec = (id: string, targets: string[]): DeploymentSpec => ({
   targets,
   requestedBy: "",
 });
+
+/**
+ * `nc`, except that its `which`-th subscription (1-based; every one when
+ * undefined) is read through `through`, and its publishes whose subject
+ * `drop` says so are dropped: the faults a watch must survive.
+ */
+function faulty(
+  nc: NatsConnection,
+  opts: { which?: number; through: (sub: AsyncIterable<Msg>, subject: string) => AsyncIterable<unknown>; drop?: (subject: string) => boolean },
+): NatsConnection {
+  let subs = 0;
+  return {
+    publish: (subject: string, ...rest: unknown[]) => {
+      if (!opts.drop?.(subject)) (nc.publish as (...a: unknown[]) => void)(subject, ...rest);
+    },
+    subscribe: (subject: string) => {
+      const sub = nc.subscribe(subject);
+      if (opts.which !== undefined && ++subs !== opts.which) return sub;
+      return { unsubscribe: () => sub.unsubscribe(), [Symbol.asyncIterator]: () => opts.through(sub, subject)[Symbol.asyncIterator]() };
+    },
+  } as unknown as NatsConnection;
+}
 
 describe("event stream operations", () => {
   let server: NatsServerHandle;
@@ -185,7 +207,6 @@ describe("event stream operations", () => {
     // The first follow cannot create its consumer; the second breaks after
     // two events; the third works.
     let adds = 0;
-    let subs = 0;
     const flaky = {
       jsm: {
         consumers: {
@@ -195,23 +216,16 @@ describe("event stream operations", () => {
           },
         },
       },
-      nc: {
-        publish: (...args: Parameters<NatsConnection["publish"]>) => ctx.nc.publish(...args),
-        subscribe: (subject: string) => {
-          const sub = ctx.nc.subscribe(subject);
-          if (++subs !== 2) return sub;
+      nc: faulty(ctx.nc, {
+        which: 2,
+        through: async function* (sub, subject) {
           let n = 0;
-          return {
-            unsubscribe: () => sub.unsubscribe(),
-            async *[Symbol.asyncIterator]() {
-              for await (const x of sub) {
-                if (x.subject !== subject && ++n > 2) throw new Error("stream leader lost (injected)");
-                yield x;
-              }
-            },
-          };
+          for await (const x of sub) {
+            if (x.subject !== subject && ++n > 2) throw new Error("stream leader lost (injected)");
+            yield x;
+          }
         },
-      },
+      }),
     } as unknown as Pick<JsContext, "nc" | "jsm">;
     const retries: string[] = [];
     const seen: { seq: number; type: string }[] = [];
@@ -271,24 +285,16 @@ describe("event stream operations", () => {
     const id = "d-watch-gap";
     await appendRollout(id);
     // The first follow's subscription loses its third event.
-    let subs = 0;
     const lossy = {
       jsm: ctx.jsm,
-      nc: {
-        publish: (...args: Parameters<NatsConnection["publish"]>) => ctx.nc.publish(...args),
-        subscribe: (subject: string) => {
-          const sub = ctx.nc.subscribe(subject);
-          if (++subs !== 1) return sub;
+      nc: faulty(ctx.nc, {
+        which: 1,
+        through: async function* (sub, subject) {
           let n = 0;
-          return {
-            unsubscribe: () => sub.unsubscribe(),
-            async *[Symbol.asyncIterator]() {
-              for await (const x of sub) if (x.subject === subject || ++n !== 3) yield x;
-            },
-          };
+          for await (const x of sub) if (x.subject === subject || ++n !== 3) yield x;
         },
-      },
-    } as unknown as Pick<JsContext, "nc" | "jsm">;
+      }),
+    };
     const got = await watchAll(lossy, id);
     expect(got.retries).toEqual([`following the events of ${id}: event 3 of the watch was not received`]);
     expect(got.types).toEqual(ALL);
@@ -368,21 +374,13 @@ describe("event stream operations", () => {
     const isFc = (subject: string | undefined): boolean => subject?.startsWith("$JS.FC.") === true;
     const denied = {
       jsm: ctx.jsm,
-      nc: {
-        publish: (subject: string, ...rest: unknown[]) => {
-          if (!isFc(subject)) (ctx.nc.publish as (...a: unknown[]) => void)(subject, ...rest);
+      nc: faulty(ctx.nc, {
+        drop: isFc,
+        through: async function* (sub) {
+          for await (const m of sub) yield isFc(m.reply) ? { subject: m.subject, headers: m.headers, data: m.data, reply: undefined, respond: () => true } : m;
         },
-        subscribe: (subject: string) => {
-          const sub = ctx.nc.subscribe(subject);
-          return {
-            unsubscribe: () => sub.unsubscribe(),
-            async *[Symbol.asyncIterator]() {
-              for await (const m of sub) yield isFc(m.reply) ? { subject: m.subject, headers: m.headers, data: m.data, reply: undefined, respond: () => true } : m;
-            },
-          };
-        },
-      },
-    } as unknown as Pick<JsContext, "nc" | "jsm">;
+      }),
+    };
     const retries: string[] = [];
     const seqs = await followN(denied, id, 3000, retries);
     expect(seqs.length).toBe(3000);
