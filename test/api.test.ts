@@ -10,7 +10,9 @@ import { connect } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adoptMapping, newDeploymentId, withdrawMapping } from "../services/coordinator/src/createDeployment.js";
+import { listDeployments } from "../services/coordinator/src/queries/listDeployments.js";
 import { requestKeyOf } from "../services/coordinator/src/requests.js";
+import { bindContext } from "../services/shared/src/js/context.js";
 import { DeployClient, grpcError, type DeploymentEventMsg, type DeploymentMsg } from "./helpers/client.js";
 import { runCli, shown } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
@@ -752,6 +754,30 @@ describe("ListDeployments' index", () => {
     const page1 = await client.list({ agentId: "a2", pageSize: 1 });
     expect(page1.deployments.map((d) => d.id)).toEqual([onA2.id]);
     expect((await client.list({ agentId: "a2", pageSize: 1, pageToken: page1.nextPageToken })).deployments.map((d) => d.id)).toEqual([both.id]);
+    // An agent in few of the deployments searched: a call stops after
+    // AGENT_SCAN_LIMIT loads (1,000; 2 here) with a short page, maybe
+    // empty, and a token; paging on finds the whole history, once each.
+    for (let i = 0; i < 3; i++) await client.waitTerminal((await client.create({ requestId: rid(`hist-a1-${i}`), app: "web", environment: "prod", changeset: { version: `h3-${i}` }, targets: ["a1"] })).id!);
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const ctx = await bindContext(nc);
+      const whole = (await history("a2")).map((d) => d.id);
+      const paged: string[] = [];
+      let token = "";
+      let calls = 0;
+      let short = 0;
+      do {
+        const r = await listDeployments(ctx, { agentId: "a2", pageSize: 1, ...(token ? { pageToken: token } : {}) }, undefined, 2);
+        paged.push(...r.deployments.map((d) => d.spec.id));
+        if (r.deployments.length === 0 && r.nextPageToken) short++;
+        token = r.nextPageToken;
+        calls++;
+      } while (token && calls < 1000);
+      expect(paged).toEqual(whole);
+      expect(short, "calls that stopped at the scan limit with nothing found yet").toBeGreaterThan(0);
+    } finally {
+      await nc.close();
+    }
     const bad = await grpcError(client.list({ agentId: "no such id!" }));
     expect(bad.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(bad.details).toMatch(/^agent_id: /);

@@ -32,6 +32,7 @@ export async function listDeployments(
   ctx: Pick<JsContext, "js" | "jsm" | "deployments">,
   q: ListInput,
   agents?: AgentLookup,
+  scanLimit = AGENT_SCAN_LIMIT,
 ): Promise<{ deployments: DeploymentRecord[]; nextPageToken: string }> {
   // An agent's history: a registered agent is deployed to in its own
   // environment, for its own apps, so only those pairs' entries are
@@ -76,7 +77,7 @@ export async function listDeployments(
   const batch = q.pageSize + 1;
   let scanned = 0;
   for (let i = 0; i < ids.length && !next; i += batch) {
-    if (q.agentId && scanned >= AGENT_SCAN_LIMIT) {
+    if (q.agentId && scanned >= scanLimit) {
       // Enough looked at for one answer: the client pages on from the last.
       next = ids[i - 1]!;
       break;
