@@ -107,7 +107,9 @@ describe("agent config", () => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     const file = join(dir, "a.json");
     writeFileSync(file, JSON.stringify({ ...base, id: "vm-1" }));
-    expect(loadAgentConfig(["--config", file])).toMatchObject({ id: "vm-1", environment: "prod" });
+    expect(loadAgentConfig(["--config", file])).toMatchObject({ id: "vm-1", environment: "prod", shutdownGraceMs: 30_000, shutdownWayBackMs: 10_000 });
+    writeFileSync(file, JSON.stringify({ ...base, id: "vm-1", shutdownWayBackMs: 25_000 }));
+    expect(loadAgentConfig(["--config", file]).shutdownWayBackMs).toBe(25_000);
   });
 
   it.each([
@@ -119,6 +121,7 @@ describe("agent config", () => {
     [{ apps: { web: { deploy: "relative/path" } } }, /apps\.web\.deploy: .* absolute/],
     [{ apps: { web: { deploy: 5 } } }, /apps\.web\.deploy/],
     [{ apps: { web: { deplyo: "/bin/true" } } }, /apps\.web\.deplyo: unknown key/],
+    [{ shutdownWayBackMs: -1 }, /shutdownWayBackMs/],
     [{ heartbeatIntervalMs: 5000, idleHeartbeatIntervalMs: 1000 }, /idleHeartbeatIntervalMs: must be 0 \(heartbeatIntervalMs\) or at least heartbeatIntervalMs \(5000\)/],
   ])("rejects %j naming the key", (patch, message) => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));

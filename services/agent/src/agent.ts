@@ -90,15 +90,6 @@ export function pullOptions(random: () => number = Math.random): Omit<typeof PUL
 }
 export const PULL_EXPIRES_SPREAD_MS = 60_000;
 
-/**
- * After the shutdown grace, how long a killed install may still take to go
- * back to the previous release (its start hook, after a stop hook already
- * ran): without it, an agent stopped mid-install (an upgrade, a reboot)
- * left the app switched back but stopped. The systemd unit's
- * TimeoutStopSec (45 s) covers the grace (30 s) and this.
- */
-export const WAY_BACK_ON_SHUTDOWN_MS = 10_000;
-
 export async function startAgent(config: AgentConfig, log: Logger = createLogger("agent", config.logLevel), options: StartAgentOptions = {}): Promise<Agent> {
   let state: AgentState = "starting";
   const alog = log.child({ agentId: config.id });
@@ -303,7 +294,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           const timer = setTimeout(() => {
             alog.warn({ graceMs }, "apply still running after the grace period: killing it");
             kill.abort();
-            wayBack = setTimeout(() => killWayBack.abort(), WAY_BACK_ON_SHUTDOWN_MS);
+            // How long a killed install may still take to go back to the
+            // previous release (its start hook, after a stop hook already
+            // ran): without it, an agent stopped mid-install (an upgrade, a
+            // reboot) left the app switched back but stopped. The systemd
+            // unit's TimeoutStopSec (45 s) covers the grace (30 s) and this
+            // (10 s by default).
+            wayBack = setTimeout(() => killWayBack.abort(), config.shutdownWayBackMs);
           }, graceMs);
           await inFlight;
           clearTimeout(timer);

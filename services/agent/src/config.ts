@@ -30,6 +30,9 @@ export interface AppConfig {
   runAs?: RunAs;
 }
 
+/** shutdownWayBackMs' default (the systemd unit's TimeoutStopSec covers it: test/compose.test.ts). */
+export const DEFAULT_SHUTDOWN_WAY_BACK_MS = 10_000;
+
 export interface AgentConfig {
   id: string;
   environment: string;
@@ -55,6 +58,8 @@ export interface AgentConfig {
   maxOutputLines: number;
   maxLineLength: number;
   shutdownGraceMs: number;
+  /** After the shutdown grace killed an install: how long its way back to the previous release (that release's start hook) may still take. */
+  shutdownWayBackMs: number;
   metricsListen: string;
   logLevel: string;
 }
@@ -167,6 +172,12 @@ const schema = {
     format: "nat",
     default: 30_000,
     env: "DEPLOY_AGENT_SHUTDOWN_GRACE_MS",
+  },
+  shutdownWayBackMs: {
+    doc: "After shutdownGraceMs killed an install, how long its way back to the previous release (that release's start hook) may still take; one cut short is taken again at the next start. Keep systemd's TimeoutStopSec above the grace plus this",
+    format: "nat",
+    default: DEFAULT_SHUTDOWN_WAY_BACK_MS,
+    env: "DEPLOY_AGENT_SHUTDOWN_WAY_BACK_MS",
   },
   metricsListen: { doc: "host:port serving Prometheus metrics on GET /metrics; empty: off", format: String, default: "", env: "DEPLOY_AGENT_METRICS_LISTEN" },
   logLevel: { doc: "pino log level", format: ["fatal", "error", "warn", "info", "debug", "trace", "silent"], default: "info", env: "LOG_LEVEL" },

@@ -64,7 +64,7 @@ export interface HandlerDeps {
   /** Aborted past the shutdown grace period: kill the running apply. */
   kill: AbortSignal;
   /**
-   * Aborted WAY_BACK_ON_SHUTDOWN_MS after `kill`: what a killed install
+   * Aborted shutdownWayBackMs after `kill`: what a killed install
    * still may do to go back to the previous release (its start hook), so
    * a shutdown does not leave the app stopped. Absent: `kill`.
    */
