@@ -327,6 +327,7 @@ describe("event stream operations", () => {
     })();
     await until("the watch has its first event", () => Promise.resolve(types.length === 1 ? true : undefined));
     const [name] = await watchConsumers();
+    expect((await ctx.jsm.consumers.info("DEPLOY_EVENTS", name!)).config.description).toBe(`a watch of ${id}`);
     await ctx.jsm.consumers.delete("DEPLOY_EVENTS", name!);
     await appendEvent(ctx, id, { type: "deployment.started" }, C);
     await appendEvent(ctx, id, { type: "deployment.finished", state: "CANCELLED", message: "cancelled" }, C);

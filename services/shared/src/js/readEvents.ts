@@ -180,8 +180,9 @@ export async function* followEvents(
     if (opts.signal?.aborted) return;
     listen();
     await ctx.jsm.consumers.add(EVENTS_STREAM, {
-      // Named for what it is in `nats consumer ls DEPLOY_EVENTS`.
+      // Named and described for what it is in `nats consumer ls DEPLOY_EVENTS`.
       name: `watch_${nuid.next()}`,
+      description: `a watch of ${deploymentId}`,
       deliver_subject: inbox,
       filter_subject: deploymentEventFilter(deploymentId),
       deliver_policy: DeliverPolicy.StartSequence,
