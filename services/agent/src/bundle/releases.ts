@@ -92,13 +92,7 @@ export async function switchCurrent(root: string, app: string, name: string): Pr
   if (!st.isDirectory()) throw new Error(`release ${name} is not a directory`);
   const tmp = path.join(dir, `${CURRENT_TMP}${randomBytes(6).toString("hex")}`);
   await fs.symlink(target, tmp);
-  try {
-    await fs.rename(tmp, path.join(dir, CURRENT));
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
+  await renameInto(dir, tmp, CURRENT);
 }
 
 /**
@@ -142,13 +136,7 @@ export async function writeInstallInProgress(root: string, app: string, m: Insta
   } finally {
     await fh.close();
   }
-  try {
-    await fs.rename(tmp, path.join(dir, IN_PROGRESS));
-  } catch (err) {
-    await fs.rm(tmp, { force: true });
-    throw err;
-  }
-  await fsyncDir(dir);
+  await renameInto(dir, tmp, IN_PROGRESS);
 }
 
 /** The install recorded in progress for `app`, or undefined; throws naming the file when it is unreadable. */
@@ -259,6 +247,17 @@ async function exists(p: string): Promise<boolean> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw err;
   }
+}
+
+/** Renames `tmp` (in `dir`) over `dir`/`name` atomically and durably; a failed rename removes `tmp`. */
+async function renameInto(dir: string, tmp: string, name: string): Promise<void> {
+  try {
+    await fs.rename(tmp, path.join(dir, name));
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+  await fsyncDir(dir);
 }
 
 /** Makes a rename or unlink in `dir` durable. */

@@ -128,7 +128,7 @@ const FOLLOW_SILENCE_MS = 2.5 * FOLLOW_HEARTBEAT_MS;
 /** How long the server keeps a follow's consumer once nothing subscribes to it: the server removes it, with no request of ours. */
 export const FOLLOW_INACTIVE_MS = 5_000;
 
-/** Stream sequence, consumer sequence and stream time of a pushed message, from its reply subject. */
+/** Stream sequence, consumer sequence and stream time of a pushed message, from its reply subject (nats.js's parseInfo does this but is not exported). */
 function pushedInfo(reply: string): { streamSeq: number; consumerSeq: number; time: Date } | undefined {
   // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<nanos>.<pending>,
   // or with a domain and account hash after ACK (and a token at the end).
@@ -154,9 +154,8 @@ function pushedInfo(reply: string): { streamSeq: number; consumerSeq: number; ti
  * delivers to a subscription made before it, with flow control and idle
  * heartbeats, and which the server removes FOLLOW_INACTIVE_MS after the
  * subscription ends. An ordered pull consumer (nats.js) made four: a stream
- * info, the create, a pull and a delete; at a fan-out of 10 that was 0.4 of
- * the 6.6 messages per target the bench counted, and two round trips more
- * before the first event.
+ * info, the create, a pull and a delete, and two round trips more before
+ * the first event.
  */
 export async function* followEvents(
   ctx: Pick<JsContext, "nc" | "jsm">,
