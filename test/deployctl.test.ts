@@ -201,7 +201,8 @@ describe("deployctl", () => {
     // Resumed from the state file: the events it had printed are not shown
     // again (the last one may be, if the kill fell between printing and saving).
     const resumedAfter = Number(/after event #(\d+)/.exec(w.stdout)![1]);
-    expect(resumedAfter).toBeGreaterThanOrEqual(Number(started[1]));
+    // The kill may fall right after the started event was printed, before it was saved.
+    expect(resumedAfter).toBeGreaterThanOrEqual(Number(started[1]) - 1);
     expect(resumedAfter).toBeLessThanOrEqual(lastPrinted);
     const seen = [...w.stdout.matchAll(/^\S+\s+#(\d+) /gm)].map((m) => Number(m[1]));
     expect(Math.min(...seen)).toBe(resumedAfter + 1);
