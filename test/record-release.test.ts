@@ -93,7 +93,8 @@ describe("recording the desired release from a watched copy", () => {
     const d1 = succeeded(1, 10);
     const d2 = succeeded(2, 20);
     const d3 = succeeded(3, 30);
-    expect(await recordDesiredRelease(kv, d1)).toBe("recorded");
+    // A copy without the key (a pair's first release): a create, no read.
+    expect(await readsDuring(() => recordDesiredRelease(kv, d1, { revision: 0 }))).toEqual({ value: "recorded", reads: 0 });
     const one = await stored();
     expect(one.release.deploymentId).toBe(d1.spec.id);
 
@@ -113,5 +114,12 @@ describe("recording the desired release from a watched copy", () => {
     // A copy that already shows it: nothing written.
     expect(await recordDesiredRelease(kv, d3, three)).toBe("already");
     expect((await stored()).revision).toBe(three.revision);
+
+    // A copy that has not seen the key yet: the create fails on it, the
+    // bucket is read, and d4 names d3.
+    const d4 = succeeded(4, 40);
+    expect((await readsDuring(() => recordDesiredRelease(kv, d4, { revision: 0 }))).value).toBe("recorded");
+    const four = await stored();
+    expect([four.release.deploymentId, four.release.previous?.deploymentId]).toEqual([d4.spec.id, d3.spec.id]);
   });
 });

@@ -56,7 +56,10 @@ export class ReleaseBook {
 
   /** Makes `rec` (a deployment that SUCCEEDED) the desired release of its pair, unless it already is or a later one is. */
   async record(rec: DeploymentRecord): Promise<RecordOutcome> {
-    const outcome = await recordDesiredRelease(this.kv, rec, this.#releases.get(releaseKey(rec.spec.app, rec.spec.environment)));
+    // Once the bucket is loaded, a key the book lacks is one the bucket
+    // lacks too (or one written since, which the create then finds).
+    const known = this.#releases.get(releaseKey(rec.spec.app, rec.spec.environment)) ?? (this.#follower ? { revision: 0 } : undefined);
+    const outcome = await recordDesiredRelease(this.kv, rec, known);
     if (outcome === "recorded") this.log.info({ deploymentId: rec.spec.id, app: rec.spec.app, environment: rec.spec.environment }, "desired release recorded");
     return outcome;
   }
