@@ -1,7 +1,7 @@
 // The state machine as pure functions: fold (events → state) and plan
 // (state + clock → decisions). No NATS needed.
 import { describe, expect, it } from "vitest";
-import { MAX_DISPATCH_BATCH, countTargets, foldAll, foldEvent, makeEvent, revertToOf, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
+import { MAX_DISPATCH_BATCH, countTargets, encode, foldAll, foldEvent, makeEvent, parseEvent, revertToOf, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
 import { CANCEL_COMPLETE_MS, cancelDecisions, plan } from "../services/coordinator/src/rollout/plan.js";
 
 const spec: DeploymentSpec = {
@@ -252,6 +252,27 @@ describe("plan", () => {
     for (const d of plan(failing.rec!, ctx(0))) failing.add(C, d);
     failing.add("a1", { type: "target.started", agentId: "a1" }, 100).add("a1", { type: "target.result", agentId: "a1", outcome: "FAILED", message: "x", exitCode: 1, durationMs: 1 }, 1000);
     expect(plan(failing.rec!, ctx(1001))).toEqual([{ type: "target.dispatched", agentId: "a2" }]);
+  });
+
+  it("a created event that dispatched its first targets folds as created then dispatched, at its own time; an older coordinator's dispatch of the same targets has no effect", () => {
+    const created = makeEvent("d-1", { type: "deployment.created", spec, dispatched: ["a1", "a2"] });
+    const own = { ...created, time: new Date(500).toISOString() };
+    const log = new Log();
+    // Stored later (the stream's time, 900) than the event says (500): both times of the fold are the event's.
+    log.events.push({ seq: ++log.seq, time: new Date(900).toISOString(), source: C, event: own });
+    log.rec = foldEvent(undefined, log.events[0]!).record;
+    expect(log.rec!.state).toBe("RUNNING");
+    expect([log.rec!.targets.a1!.state, log.rec!.targets.a2!.state, log.rec!.targets.a3!.state]).toEqual(["DISPATCHED", "DISPATCHED", "PENDING"]);
+    expect(log.rec!.targets.a1!.dispatchedAt).toBe(own.time);
+    expect(log.rec!.createdAt).toBe(own.time);
+    // The reconciler's first pass: nothing to dispatch until a slot frees.
+    expect(plan(log.rec!, ctx(600))).toEqual([]);
+    log.add(C, { type: "targets.dispatched", agentIds: ["a1", "a2"] });
+    expect(log.lastIgnored).toMatch(/a1: target is DISPATCHED/);
+    expect(foldAll(log.events)).toEqual(log.rec);
+    // Parsed back from its bytes as written; a repeated target is refused, naming the field.
+    expect(parseEvent(encode(own))).toEqual(own);
+    expect(() => parseEvent(encode({ ...own, dispatched: ["a1", "a1"] }))).toThrow(/event.dispatched: must not repeat an agent/);
   });
 
   it("a first dispatch that dispatches nothing leaves the deployment PENDING; an explicit deployment.started (older coordinators) still starts it", () => {

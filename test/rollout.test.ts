@@ -18,7 +18,8 @@ describe("rollout", () => {
   it("max_concurrency 1 applies one target at a time, in target order", async () => {
     const client = stack.client();
     const d = await client.create({ requestId: "conc-1", app: "web", environment: "prod", changeset: { version: "v1" }, strategy: { maxConcurrency: 1 } });
-    expect(d.state).toBe("DEPLOYMENT_STATE_PENDING");
+    // Answered with its first target dispatched: the created event carries the first dispatch.
+    expect(d.state).toBe("DEPLOYMENT_STATE_RUNNING");
     const done = await client.waitTerminal(d.id!);
     expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     const spans = [];

@@ -23,7 +23,8 @@ function maxInFlight(events: DeploymentEventMsg[]): number {
   const inFlight = new Set<string>();
   let most = 0;
   for (const e of events) {
-    if (e.type === "targets.dispatched") for (const a of e.agentIds ?? []) inFlight.add(a);
+    // targets.dispatched, or a deployment.created that dispatched its first targets.
+    for (const a of e.agentIds ?? []) inFlight.add(a);
     if (e.type === "target.dispatched") inFlight.add(e.agentId ?? "");
     if (["target.result", "target.timed_out", "target.cancelled", "target.declined"].includes(e.type ?? "")) inFlight.delete(e.agentId ?? "");
     most = Math.max(most, inFlight.size);
@@ -72,7 +73,7 @@ describe("label selectors, percentages and the verdict", () => {
     // The audit log's first event says how the targets were chosen; listings carry it too.
     const created = (await client.events(d.id!))[0]!;
     expect(created.type).toBe("deployment.created");
-    expect(created.message).toBe("web@v1 to 2 target(s) in prod (selector role=web,zone in (a,b)), requested by anonymous (development mode)");
+    expect(created.message).toBe("web@v1 to 2 target(s) in prod (selector role=web,zone in (a,b)), requested by anonymous (development mode); dispatched 1 target(s): a1");
     const listed = (await client.list({ app: "web", environment: "prod", pageSize: 200 })).deployments.find((x) => x.id === d.id);
     expect(listed?.selector).toBe("role=web,zone in (a,b)");
 
@@ -111,9 +112,10 @@ describe("label selectors, percentages and the verdict", () => {
       expect(d.strategy).toMatchObject({ maxConcurrency: 2, maxConcurrencyPercent: "50%", maxFailures: 1, maxFailuresPercent: "34%" });
       const done = await client.waitTerminal(d.id!);
       const events = await client.events(d.id!);
-      const dispatches = events.filter((e) => e.type === "targets.dispatched" || e.type === "target.dispatched");
-      expect(dispatches[0]).toMatchObject({ type: "targets.dispatched", agentIds: ["a1", "a2"] });
-      expect(dispatches.flatMap((e) => (e.type === "targets.dispatched" ? e.agentIds : [e.agentId]))).toEqual(["a1", "a2", "a3"]);
+      // The first two with the creation, the third when a slot frees.
+      const dispatches = events.filter((e) => (e.agentIds ?? []).length > 0 || e.type === "target.dispatched");
+      expect(dispatches[0]).toMatchObject({ type: "deployment.created", agentIds: ["a1", "a2"] });
+      expect(dispatches.flatMap((e) => (e.type === "target.dispatched" ? [e.agentId] : e.agentIds))).toEqual(["a1", "a2", "a3"]);
       expect(maxInFlight(events)).toBe(2);
       expect(targetStates(done)).toEqual({ a1: "TARGET_STATE_FAILED", a2: "TARGET_STATE_SUCCEEDED", a3: "TARGET_STATE_SUCCEEDED" });
       expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");

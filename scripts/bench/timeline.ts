@@ -2,7 +2,7 @@
 // type (and source), first and last relative to the CreateDeployment call.
 // Printed per shape by the bench (--timeline) to see which stage of the path
 // costs what, with server timestamps (one clock for every process).
-import { bindContext, connectNats, readEvents } from "../../services/shared/src/index.js";
+import { bindContext, connectNats, dispatchedIdsOf, readEvents } from "../../services/shared/src/index.js";
 
 export interface TimelineRow {
   what: string;
@@ -53,8 +53,8 @@ export async function readTimeline(natsUrl: string, deploymentId: string, wall0:
       const what = `${e.event.type} (${who})`;
       const t = Date.parse(e.time) - wall0;
       const ev = e.event;
-      if (ev.type === "target.dispatched" || ev.type === "targets.dispatched") {
-        for (const a of ev.type === "target.dispatched" ? [ev.agentId] : ev.agentIds) dispatched.set(a, t);
+      if (dispatchedIdsOf(ev).length > 0) {
+        for (const a of dispatchedIdsOf(ev)) dispatched.set(a, t);
         if (lastResult !== undefined) resultToDispatch.push(t - lastResult);
         lastResult = undefined;
       } else if (ev.type === "target.started" && dispatched.has(ev.agentId)) {

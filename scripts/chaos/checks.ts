@@ -1,7 +1,7 @@
 // The invariants checked after every run (DESIGN.md "What must always hold").
 import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
 import { canaryTargetsOf, changedTargetsOf, foldAll, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
-import { isTerminalDeployment } from "../../services/shared/src/index.js";
+import { dispatchedIdsOf, isTerminalDeployment } from "../../services/shared/src/index.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, type ChaosStack } from "./stack.js";
@@ -198,8 +198,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     const promoted = evs.find((e) => e.event.type === "deployment.promoted");
     for (const e of evs) {
       if (promoted && e.seq >= promoted.seq) break;
-      const ids = e.event.type === "target.dispatched" ? [e.event.agentId] : e.event.type === "targets.dispatched" ? e.event.agentIds : [];
-      for (const a of ids) if (!wave.has(a)) v("canary-first", `${id}: ${a} (not a canary) dispatched at seq ${e.seq}, before any promote`);
+      for (const a of dispatchedIdsOf(e.event)) if (!wave.has(a)) v("canary-first", `${id}: ${a} (not a canary) dispatched at seq ${e.seq}, before any promote`);
     }
     if (promoted) {
       const before = foldAll(evs.filter((e) => e.seq < promoted.seq));
@@ -280,8 +279,9 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     const startedAt = new Map<string, number>();
     for (const e of evs) {
       const ev = e.event;
-      if (ev.type === "target.dispatched") dispatchedAt.set(ev.agentId, e.timeMs);
-      if (ev.type === "targets.dispatched") for (const a of ev.agentIds) dispatchedAt.set(a, e.timeMs);
+      // A dispatch with the creation counts from the event's own time, as the fold's createdAt.
+      const at = ev.type === "deployment.created" ? Date.parse(ev.time) : e.timeMs;
+      for (const a of dispatchedIdsOf(ev)) dispatchedAt.set(a, at);
       if (ev.type === "target.started" && e.source === ev.agentId && !startedAt.has(ev.agentId)) startedAt.set(ev.agentId, e.timeMs);
       if (ev.type !== "target.timed_out") continue;
       // Only timeouts that took effect (the fold says what it timed out).

@@ -122,7 +122,7 @@ export interface DeployEvent {
   message: string;
   deploymentState: string;
   lines: string[];
-  /** targets.dispatched: the targets it dispatched (agentId is empty). */
+  /** targets.dispatched, or a deployment.created that dispatched its first targets: the targets it dispatched (agentId is empty). */
   agentIds?: string[];
   /** deployment.created, .cancel_requested, .paused, .resumed, .promoted: who asked (authenticated). */
   actor?: string;

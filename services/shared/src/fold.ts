@@ -166,21 +166,24 @@ export function foldEvent(rec: DeploymentRecord | undefined, se: StoredEvent, he
     for (const [id, release] of Object.entries(spec.currentTargets ?? {})) {
       if (targets[id]?.state === "PENDING") targets[id] = { state: "SKIPPED", message: `${ALREADY_CURRENT} ${release}`, finishedAt: e.time };
     }
-    return {
-      record: {
-        schema: DEPLOYMENT_SCHEMA,
-        spec,
-        state: "PENDING",
-        message: "",
-        cancelRequested: false,
-        halted: false,
-        createdAt: e.time,
-        updatedAt: e.time,
-        lastSeq: se.seq,
-        lastCoordinatorSeq: se.source === COORDINATOR_SOURCE ? se.seq : 0,
-        targets,
-      },
+    const record: DeploymentRecord = {
+      schema: DEPLOYMENT_SCHEMA,
+      spec,
+      state: "PENDING",
+      message: "",
+      cancelRequested: false,
+      halted: false,
+      createdAt: e.time,
+      updatedAt: e.time,
+      lastSeq: se.seq,
+      lastCoordinatorSeq: se.source === COORDINATOR_SOURCE ? se.seq : 0,
+      targets,
     };
+    // The first dispatch, decided with the creation: as a targets.dispatched
+    // would fold, at the event's own time (as createdAt: whoever folds it,
+    // from the stream or its creator from the event in hand, gets the same).
+    if (e.dispatched !== undefined) dispatchAll(record, e.dispatched, e.time);
+    return { record };
   }
   if (se.seq <= rec.lastSeq) return { record: rec, ignored: `sequence ${se.seq} already folded` };
   moveSeqs(rec, se);
@@ -222,6 +225,28 @@ export function isRaceDecision(e: EventBody): boolean {
   return (e.type === "target.timed_out" && e.phase === "delivery") || e.type === "target.cancelled";
 }
 
+/**
+ * A dispatch of `ids`, or why it had no effect. A deployment's first
+ * dispatch starts it (plan.ts appends no deployment.started before it);
+ * with no target dispatched, it stays PENDING. One decision for many
+ * targets (fan-out: one compare-and-set append instead of one per target):
+ * each target is checked as a single dispatch would be, and the dispatch
+ * has no effect only if none applied (decided by compare-and-set on a
+ * current view, all or none apply in practice).
+ */
+function dispatchAll(rec: DeploymentRecord, ids: string[], time: string): string | undefined {
+  const starting = rec.state === "PENDING" && !rec.cancelRequested;
+  if (starting) rec.state = "RUNNING";
+  const why: string[] = [];
+  for (const agentId of ids) {
+    const no = dispatch(rec, agentId, time);
+    if (no !== undefined) why.push(ids.length === 1 ? no : `${agentId}: ${no}`);
+  }
+  if (why.length < ids.length) return undefined;
+  if (starting) rec.state = "PENDING";
+  return why.slice(0, 5).join("; ") + (why.length > 5 ? `; and ${why.length - 5} more` : "");
+}
+
 /** PENDING → DISPATCHED, or why not. */
 function dispatch(rec: DeploymentRecord, agentId: string, time: string): string | undefined {
   const t = target(rec, agentId);
@@ -260,27 +285,8 @@ function apply(rec: DeploymentRecord, se: StoredEvent): string | undefined {
       rec.state = "RUNNING";
       return undefined;
     case "target.dispatched":
-    case "targets.dispatched": {
-      // A deployment's first dispatch starts it (plan.ts appends no
-      // deployment.started before it); with no target dispatched, it stays
-      // PENDING.
-      const starting = rec.state === "PENDING" && !rec.cancelRequested;
-      if (starting) rec.state = "RUNNING";
-      // One decision for many targets (fan-out: one compare-and-set append
-      // instead of one per target). Each target is checked as a single
-      // dispatch would be; the event has no effect only if none applied.
-      const ids = e.type === "target.dispatched" ? [e.agentId] : e.agentIds;
-      const why: string[] = [];
-      for (const agentId of ids) {
-        const no = dispatch(rec, agentId, se.time);
-        if (no !== undefined) why.push(ids.length === 1 ? no : `${agentId}: ${no}`);
-      }
-      // Decided by compare-and-set on a current view, so all or none apply
-      // in practice; no effect is reported only when none did.
-      if (why.length < ids.length) return undefined;
-      if (starting) rec.state = "PENDING";
-      return why.slice(0, 5).join("; ") + (why.length > 5 ? `; and ${why.length - 5} more` : "");
-    }
+    case "targets.dispatched":
+      return dispatchAll(rec, e.type === "target.dispatched" ? [e.agentId] : e.agentIds, se.time);
     case "target.started": {
       const t = target(rec, e.agentId);
       if (!t) return `${e.agentId} is not a target`;

@@ -413,7 +413,15 @@ export function parseCommand(data: Uint8Array | string): Command {
 // Events: deploy.evt.<deployment>.<source>, the audit log and source of truth.
 
 export type EventBody =
-  | { type: "deployment.created"; spec: DeploymentSpec }
+  /**
+   * `dispatched`: the first targets it dispatches, when its creator decided
+   * them with it (rollout/plan.ts, the same decision a targets.dispatched
+   * would be, at the event's own time): one stored event and one round trip
+   * less before the first command. Older coordinators, which do not read it,
+   * dispatch those targets again with an event the fold finds without
+   * effect, and their repeated commands are dropped as duplicates.
+   */
+  | { type: "deployment.created"; spec: DeploymentSpec; dispatched?: string[] }
   /**
    * A chunk of a large deployment's targets, in rollout order, with those of
    * them offline at creation (agent id → last heartbeat). Written on
@@ -472,13 +480,26 @@ const MAX_LINE = 4096;
  */
 export const MAX_DISPATCH_BATCH = 1000;
 
+/** The targets one dispatch names: at least one, at most MAX_DISPATCH_BATCH, none twice. */
+function parseDispatched(v: unknown, field: string): string[] {
+  const agentIds = asStringArray(v, field, (s, f) => asAgentId(s, f), MAX_DISPATCH_BATCH);
+  if (agentIds.length === 0) throw new ValidationError(field, "must name at least one agent");
+  if (new Set(agentIds).size !== agentIds.length) throw new ValidationError(field, "must not repeat an agent");
+  return agentIds;
+}
+
+/** The targets an event dispatches: a target.dispatched's, a targets.dispatched's, or those a deployment.created dispatched with it. */
+export function dispatchedIdsOf(e: EventBody): string[] {
+  return e.type === "target.dispatched" ? [e.agentId] : e.type === "targets.dispatched" ? e.agentIds : e.type === "deployment.created" ? (e.dispatched ?? []) : [];
+}
+
 function parseEventBody(o: Obj): EventBody {
   const type = asString(o.type, "event.type", { maxLength: 64 });
   const agentId = (): string => asAgentId(o.agentId, "event.agentId");
   const message = (): string => asString(o.message, "event.message", { maxLength: 16_384, allowEmpty: true });
   switch (type) {
     case "deployment.created":
-      return { type, spec: parseSpec(o.spec, "event.spec") };
+      return { type, spec: parseSpec(o.spec, "event.spec"), ...(o.dispatched === undefined ? {} : { dispatched: parseDispatched(o.dispatched, "event.dispatched") }) };
     case "deployment.targets": {
       const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asAgentId(s, f), MAX_CHUNK_TARGETS);
       if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");
@@ -495,12 +516,8 @@ function parseEventBody(o: Obj): EventBody {
       return { type, agentId: agentId() };
     case "target.started":
       return { type, agentId: agentId(), ...(o.nonce === undefined ? {} : { nonce: asString(o.nonce, "event.nonce", { maxLength: 64 }) }) };
-    case "targets.dispatched": {
-      const agentIds = asStringArray(o.agentIds, "event.agentIds", (s, f) => asAgentId(s, f), MAX_DISPATCH_BATCH);
-      if (agentIds.length === 0) throw new ValidationError("event.agentIds", "must name at least one agent");
-      if (new Set(agentIds).size !== agentIds.length) throw new ValidationError("event.agentIds", "must not repeat an agent");
-      return { type, agentIds };
-    }
+    case "targets.dispatched":
+      return { type, agentIds: parseDispatched(o.agentIds, "event.agentIds") };
     case "target.progress":
       return {
         type,

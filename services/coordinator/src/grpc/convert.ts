@@ -192,6 +192,9 @@ export function toDeploymentMessage(rec: DeploymentRecord, revertedBy = "", page
 /** Every canary succeeded and the rollout waits for a promote (or its soak time). */
 export const awaitingPromotion = (rec: DeploymentRecord): boolean => rec.canaryDoneAt !== undefined && rec.promotedBy === undefined && !isTerminalDeployment(rec.state);
 
+/** "<n> target(s): <the first 8>, …", for a dispatch. */
+const targetList = (ids: string[]): string => `${ids.length} target(s): ${ids.slice(0, 8).join(", ")}${ids.length > 8 ? ", …" : ""}`;
+
 /** One event as a watcher sees it, with the states the fold gave after it. */
 export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefined, ignored: string | undefined): DeploymentEventInput {
   const e = se.event;
@@ -237,7 +240,8 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
       const { identity, note } = requesterOf(e.spec);
       message =
         `${e.spec.app}@${e.spec.changeset.version} to ${e.spec.targetCount ?? e.spec.targets.length} target(s) in ${e.spec.environment}${e.spec.selector ? ` (selector ${e.spec.selector})` : ""}` +
-        `${identity ? `, requested by ${identity}` : ""}${note ? ` (note: ${note})` : ""}`;
+        `${identity ? `, requested by ${identity}` : ""}${note ? ` (note: ${note})` : ""}` +
+        (e.dispatched ? `; dispatched ${targetList(e.dispatched)}` : "");
       actor = identity;
       break;
     }
@@ -246,7 +250,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
       message = `${e.agentIds.length} target(s) recorded${e.offline ? ` (${Object.keys(e.offline).length} offline)` : ""}${e.current ? ` (${Object.keys(e.current).length} already current)` : ""}`;
       break;
     case "targets.dispatched":
-      message = `${e.agentIds.length} target(s): ${e.agentIds.slice(0, 8).join(", ")}${e.agentIds.length > 8 ? ", …" : ""}`;
+      message = targetList(e.agentIds);
       break;
     default:
       break;
@@ -262,7 +266,7 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     message,
     deploymentState: rec ? `DEPLOYMENT_STATE_${rec.state}` : "DEPLOYMENT_STATE_UNSPECIFIED",
     lines: e.type === "target.progress" ? e.lines : [],
-    agentIds: e.type === "targets.dispatched" ? e.agentIds : [],
+    agentIds: e.type === "targets.dispatched" ? e.agentIds : e.type === "deployment.created" ? (e.dispatched ?? []) : [],
     actor,
   };
 }

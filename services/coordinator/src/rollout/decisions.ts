@@ -21,10 +21,6 @@ import {
 import type { CoordinatorMetrics } from "../metrics.js";
 import { COMMANDS_IN_FLIGHT } from "./commands.js";
 
-/** Targets a decision dispatches (their commands go out once it is stored). */
-export function dispatchedBy(d: EventBody): string[] {
-  return d.type === "target.dispatched" ? [d.agentId] : d.type === "targets.dispatched" ? d.agentIds : [];
-}
 
 /**
  * Race decisions awaiting their acknowledgement at once, per process, for

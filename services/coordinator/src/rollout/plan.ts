@@ -16,12 +16,12 @@ import {
   offlineSkippedOf,
   currentSkippedOf,
   revertToOf,
+  dispatchedIdsOf,
   type DeploymentRecord,
   type EventBody,
   type RestoredRelease,
   type TargetState,
 } from "../../../shared/src/index.js";
-import { dispatchedBy } from "./decisions.js";
 
 export interface PlanContext {
   now: number;
@@ -47,7 +47,7 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   // deployment.started, in the same chain.
   if (rec.state === "PENDING") {
     const first = plan({ ...rec, state: "RUNNING" }, ctx);
-    return first[0] !== undefined && dispatchedBy(first[0]).length > 0 ? first : [{ type: "deployment.started" }, ...first];
+    return first[0] !== undefined && dispatchedIdsOf(first[0]).length > 0 ? first : [{ type: "deployment.started" }, ...first];
   }
   const { strategy } = rec.spec;
   // A delivery timeout (and a cancel, below) of a DISPATCHED target races

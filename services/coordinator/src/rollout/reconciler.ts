@@ -28,6 +28,7 @@ import {
   targetIds,
   parseEventSubject,
   agentReleaseOf,
+  dispatchedIdsOf,
   type CommandSigner,
   type DeploymentRecord,
   type JsContext,
@@ -38,7 +39,7 @@ import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
 import { DeploymentStates, type Cached } from "./deploymentStates.js";
-import { appendChained, appendRaces, dispatchedBy } from "./decisions.js";
+import { appendChained, appendRaces } from "./decisions.js";
 import { CommandPublisher } from "./commands.js";
 import { Projector } from "./projector.js";
 import { finishDeployment, type FinishOptions } from "./finish.js";
@@ -340,7 +341,7 @@ export class Reconciler {
         record,
         decisions,
         (d) => {
-          for (const agentId of dispatchedBy(d)) {
+          for (const agentId of dispatchedIdsOf(d)) {
             // 4. Publish. Handled here, at once: if this reconcile fails
             // before it awaits these (a NATS leader lost mid-pass), an
             // unhandled rejection would end the process. A failed publish

@@ -81,7 +81,7 @@ export class TtyView implements FollowView, Notes {
     if (e.type === "deployment.canary_done" || e.type === "deployment.promoted") this.#awaitingPromotion = e.type === "deployment.canary_done";
     if (e.type === "deployment.finished") this.#paused = this.#awaitingPromotion = false;
     for (const agentId of e.agentIds ?? []) {
-      // targets.dispatched: several targets in one event.
+      // targets.dispatched, or a created event that dispatched: several targets in one event.
       const row = this.#rows.get(agentId) ?? { agentId, state: "", lastOutput: "", message: "" };
       this.#rows.set(agentId, row);
       if (row.state === "" || row.state === "TARGET_STATE_PENDING") {
