@@ -3,8 +3,9 @@
 // it (hold every byte in both directions, then deliver them late). With a
 // cluster it forwards to the first upstream that accepts. With
 // `dropRaceReplies` (the lost-race-reply fault) it reads the NATS protocol
-// both ways and drops the server's reply to each target.started the agent
-// publishes: the server stored the event, the agent never hears so.
+// both ways and drops the server's acknowledgement of each target.started
+// the agent publishes: the server stored the event, the agent never hears
+// so (an error reply, which stored nothing, goes through).
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { NatsFramer, type Frame } from "./natsFrames.js";
 
@@ -106,8 +107,16 @@ export class LinkProxy {
           const dep = (f.op === "MSG" || f.op === "HMSG") && f.subject ? awaited.get(f.subject) : undefined;
           if (dep !== undefined) {
             awaited.delete(f.subject!);
-            drop.onDrop(dep);
-            continue;
+            // Only the acknowledgement of a stored event is lost: an error
+            // (a retry's append refused because the first one was stored)
+            // goes through. Dropped too, every retry of a race waited out
+            // the publish timeout, and seed 115232 (the server killed and
+            // its JetStream slow to come back meanwhile) ended its run
+            // before the agent had found its own start.
+            if (!f.bytes.includes('"error"')) {
+              drop.onDrop(dep);
+              continue;
+            }
           }
           send(client, f.bytes);
         }
