@@ -426,6 +426,8 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: numb
   return { record: loaded.record, kvRevision: loaded.kvRevision };
 }
 
+type CreatedEvent = Extract<DeployEvent, { type: "deployment.created" }>;
+
 /**
  * The targets the reconciler's first pass would dispatch (rollout/plan.ts,
  * on the fold of `event` alone, at the creation's time), written into the
@@ -436,8 +438,6 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: numb
  * stays within `budget`; whatever else there is to decide, the reconciler
  * decides, as before.
  */
-type CreatedEvent = Extract<DeployEvent, { type: "deployment.created" }>;
-
 function firstDispatch(event: CreatedEvent, held: HeldChunks, serverNow: number, budget: number): string[] | undefined {
   const rec = foldEvent(undefined, { seq: 1, time: event.time, source: COORDINATOR_SOURCE, event }, new Map(held)).record;
   if (!rec) return undefined;
