@@ -53,8 +53,9 @@ export async function readTimeline(natsUrl: string, deploymentId: string, wall0:
       const what = `${e.event.type} (${who})`;
       const t = Date.parse(e.time) - wall0;
       const ev = e.event;
-      if (dispatchedIdsOf(ev).length > 0) {
-        for (const a of dispatchedIdsOf(ev)) dispatched.set(a, t);
+      const ids = dispatchedIdsOf(ev);
+      if (ids.length > 0) {
+        for (const a of ids) dispatched.set(a, t);
         if (lastResult !== undefined) resultToDispatch.push(t - lastResult);
         lastResult = undefined;
       } else if (ev.type === "target.started" && dispatched.has(ev.agentId)) {

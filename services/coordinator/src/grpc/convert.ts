@@ -3,6 +3,7 @@ import {
   DEFAULT_MAX_PAUSE_MS,
   TARGET_STATES,
   canaryTargetsOf,
+  dispatchedIdsOf,
   countTargets,
   isTerminalDeployment,
   type RestoredRelease,
@@ -266,7 +267,8 @@ export function toEventMessage(se: StoredEvent, rec: DeploymentRecord | undefine
     message,
     deploymentState: rec ? `DEPLOYMENT_STATE_${rec.state}` : "DEPLOYMENT_STATE_UNSPECIFIED",
     lines: e.type === "target.progress" ? e.lines : [],
-    agentIds: e.type === "targets.dispatched" ? e.agentIds : e.type === "deployment.created" ? (e.dispatched ?? []) : [],
+    // A single target.dispatched names its target in agentId.
+    agentIds: e.type === "target.dispatched" ? [] : dispatchedIdsOf(e),
     actor,
   };
 }

@@ -70,9 +70,9 @@ export type RecordOutcome = "recorded" | "already" | "newer" | "not-a-release";
  * Makes `rec`'s release the desired one of its (app, environment) unless
  * that one is already it or finished later. The value names the desired
  * release it replaces (`previous`), so history and rollback find it even
- * past the bucket's history.
+ * past the bucket's history. `known`: the caller's watched copy of the key
+ * (revision 0 and no release: the copy holds no such key).
  */
-/** `known`: the caller's watched copy of the key (revision 0 and no release: the copy holds no such key). */
 export async function recordDesiredRelease(kv: KV, rec: DeploymentRecord, known?: { release?: DesiredRelease; revision: number }): Promise<RecordOutcome> {
   const mine = desiredReleaseOf(rec);
   if (!mine) return "not-a-release";
@@ -86,7 +86,7 @@ export async function recordDesiredRelease(kv: KV, rec: DeploymentRecord, known?
     // one there makes this compare-and-set fail, and the next try reads. A
     // copy without the key tries a create: a pair's first release costs no
     // read (a fan-out of 10 to a new app: 61 messages to 60).
-    const e = attempt === 0 && known ? { revision: known.revision, ...(known.release ? { release: known.release } : {}) } : await current(kv, key);
+    const e = attempt === 0 && known ? known : await current(kv, key);
     // A write that failed on a revision still current lost no race: report it.
     if (failed && e.revision === failed.revision) throw failed.err;
     const theirs = e.release;

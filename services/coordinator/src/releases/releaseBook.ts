@@ -57,7 +57,8 @@ export class ReleaseBook {
   /** Makes `rec` (a deployment that SUCCEEDED) the desired release of its pair, unless it already is or a later one is. */
   async record(rec: DeploymentRecord): Promise<RecordOutcome> {
     // Once the bucket is loaded, a key the book lacks is one the bucket
-    // lacks too (or one written since, which the create then finds).
+    // lacks too, or one the create then finds (written since, deleted, or
+    // holding what the book could not read), after which it reads.
     const known = this.#releases.get(releaseKey(rec.spec.app, rec.spec.environment)) ?? (this.#follower ? { revision: 0 } : undefined);
     const outcome = await recordDesiredRelease(this.kv, rec, known);
     if (outcome === "recorded") this.log.info({ deploymentId: rec.spec.id, app: rec.spec.app, environment: rec.spec.environment }, "desired release recorded");

@@ -21,7 +21,6 @@ import {
 import type { CoordinatorMetrics } from "../metrics.js";
 import { COMMANDS_IN_FLIGHT } from "./commands.js";
 
-
 /**
  * Race decisions awaiting their acknowledgement at once, per process, for
  * the reason commands have a window (COMMANDS_IN_FLIGHT): a cancel of
