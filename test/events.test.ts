@@ -194,8 +194,24 @@ describe("event stream operations", () => {
   it("an agent whose start reply was lost wins on its retry (same nonce); another attempt does not", async () => {
     const id = "d-race-lost";
     const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a4", nonce: "n-1" }, { source: "a4", expectLastSubjectSeq: 0, msgId: "other" }); // stored, reply lost
-    expect(await raceForTarget(ctx, id, "a4", "n-1", { seq: 0 })).toEqual({ won: true, seq: stored });
+    expect(await raceForTarget(ctx, id, "a4", "n-1", { seq: 0 }, { mayHaveStored: true })).toEqual({ won: true, seq: stored });
     expect((await raceForTarget(ctx, id, "a4", "n-2", { seq: 0 })).won).toBe(false);
+  });
+
+  // A restarted agent whose start was stored before its journal recorded
+  // it: the same nonce (journal.ts startNonce), found before any append of
+  // this race could have stored it, is an earlier run's (handleCommand.ts
+  // reports it interrupted and runs nothing).
+  it("a start found with the race's nonce before it appended anything is an earlier run's", async () => {
+    const id = "d-race-earlier";
+    const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a6", nonce: "n-1" }, { source: "a6", expectLastSubjectSeq: 0 });
+    // Refused first ("wrong last sequence"), then found: earlier.
+    expect(await raceForTarget(ctx, id, "a6", "n-1", { seq: 0 })).toEqual({ won: true, seq: stored, earlier: true });
+    // Found by the read the caller made for its retry after an unanswered append: its own.
+    const state = { mayHaveStored: true };
+    expect(await raceForTarget(ctx, id, "a6", "n-1", await lastOnTarget(ctx, id, "a6"), state)).toEqual({ won: true, seq: stored });
+    // Won by its own append: not earlier.
+    expect(await raceForTarget(ctx, "d-race-earlier-2", "a6", "n-1", { seq: 0 })).toEqual({ won: true, seq: expect.any(Number) as number });
   });
 
   it("a watch whose event read fails resumes after the last event it gave: in order, nothing repeated", async () => {

@@ -152,13 +152,11 @@ describe("agent killed around its apply", () => {
     const client = stack.client();
     // The command reaches the agent about when the create answers (the
     // created event dispatches it), so the kill lands before, during or
-    // after its handling. Between its stored start and its journal's fsync
-    // the restarted agent cannot tell its own start from a lost journal's:
-    // it declines, and the target ends only at its apply timeout
-    // (handleCommand.ts), here 10 s instead of the default 10 minutes. In
-    // 12 rounds under load: 9 interrupted (FAILED), 2 run after the
-    // restart, 1 declined that way.
-    const d = await client.create(createReq("v1", { applyTimeout: { seconds: 10, nanos: 0 } }));
+    // after its handling: the restarted agent runs it, or reports it
+    // interrupted (also between its stored start and its journal's fsync:
+    // the next test), and the target ends well before its apply timeout
+    // (the default 10 minutes).
+    const d = await client.create(createReq("v1"));
     await stack.agent("a1").kill("SIGKILL");
     await sleep(1000);
     await stack.startAgent("a1");
@@ -166,6 +164,33 @@ describe("agent killed around its apply", () => {
     expect(TERMINAL).toContain(done.state);
     expect(await stack.startsOf("a1", d.id!)).toBeLessThanOrEqual(1);
     await expectKvMatchesFold(stack, d.id!);
+  });
+
+  // Killed once its start is stored, before its journal records it (a
+  // window of a few milliseconds; a fault hook makes it certain): nothing
+  // ran. The restarted agent finds its start by its nonce, derived from its
+  // journal's key, and reports it interrupted at once. It used to decline,
+  // unable to tell its start from a lost journal's, and the target waited
+  // for its apply timeout (10 minutes by default).
+  it("killed between its stored start and its journal record: nothing ran, target FAILED as interrupted at once", { timeout: LONG }, async () => {
+    const stack = await startStack([]);
+    const agent = await stack.startAgent("a1", { env: { DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL: "1" } });
+    const client = stack.client();
+    const d = await client.create(createReq("v1", { maxFailures: 0 }));
+    await agent.exited();
+    await waitAgentEvent(stack, d.id!, "a1", "target.started");
+    await stack.startAgent("a1", { env: {} });
+    const done = await client.waitTerminal(d.id!, 60_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    const t = targetOf(done, "a1");
+    expect(t?.state).toBe("TARGET_STATE_FAILED");
+    expect(t?.message).toMatch(/^interrupted: the agent restarted between storing its start and journaling it, before the apply began; not run again/);
+    expect(await stack.startsOf("a1", d.id!)).toBe(0);
+    await expectKvMatchesFold(stack, d.id!);
+    // The next deployment runs as usual.
+    const next = await client.waitTerminal((await client.create(createReq("v2"))).id!, 60_000);
+    expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await stack.startsOf("a1", next.id!)).toBe(1);
   });
 
   it("killed during its apply: started once, target FAILED as interrupted, deployment FAILED", { timeout: LONG }, async () => {

@@ -200,4 +200,35 @@ describe("Journal", () => {
     expect(reopened.get("d-1")?.status).toBe("started");
     await reopened.close();
   });
+
+  // handleCommand.ts: a restarted agent recognises a start it stored before
+  // its journal recorded it by the nonce derived from the journal's key.
+  it("derives the same start nonce after a reopen, and another with a new journal", async () => {
+    const first = await open();
+    const nonce = first.startNonce("a1", "d-1");
+    expect(nonce).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(first.startNonce("a1", "d-2")).not.toBe(nonce);
+    expect(first.startNonce("a2", "d-1")).not.toBe(nonce);
+    await first.close();
+    expect((await fs.stat(path.join(stateDir, "journal.key"))).mode & 0o777).toBe(0o600);
+
+    const reopened = await open();
+    expect(reopened.startNonce("a1", "d-1")).toBe(nonce);
+    await reopened.close();
+
+    // A lost journal loses its key: a key file left behind is not reused.
+    await fs.rm(journalFile());
+    const fresh = await open();
+    expect(fresh.startNonce("a1", "d-1")).not.toBe(nonce);
+    await fresh.close();
+
+    // A journal from before keys (or whose key is unreadable) gets one.
+    await fs.writeFile(path.join(stateDir, "journal.key"), "not a key\n");
+    const keyed = await open();
+    const again = keyed.startNonce("a1", "d-1");
+    await keyed.close();
+    const reopenedAgain = await open();
+    expect(reopenedAgain.startNonce("a1", "d-1")).toBe(again);
+    await reopenedAgain.close();
+  });
 });

@@ -9,7 +9,9 @@
 //   3. journal "started" (fsync'd) and, at once, race for the target: target.started
 //      appended on the target's subject by compare-and-set
 //      (js/raceForTarget.ts): lost to a coordinator that timed it out or
-//      cancelled it first, the agent declines and runs nothing;
+//      cancelled it first, the agent declines and runs nothing; found
+//      stored by this agent before a restart (its nonce, from the journal's
+//      key), the apply is reported interrupted and runs nothing;
 //   4. won: a look at the deployment (its last coordinator event): being
 //      cancelled, finished or gone, the agent declines after its start
 //      (target.declined, afterStart) and runs nothing;
@@ -17,7 +19,6 @@
 //      deduplicated), ack.
 // A crash anywhere after step 3 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
-import { randomUUID } from "node:crypto";
 import type { JsMsg } from "@nats-io/jetstream";
 import {
   COORDINATOR_SOURCE,
@@ -35,6 +36,7 @@ import {
   parseEvent,
   raceForTarget,
   errorMessage,
+  type RaceState,
   isToken,
   parseCommand,
   parseCommandSubject,
@@ -86,6 +88,9 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 let FAULT_STOP_AFTER_CLAIM = process.env["DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM"] === "1";
 /** The same, never in production: the agent waits this long between its journal and its race, once per process, as a race retried through a leader election does. */
 let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"] ?? 0);
+
+/** The same, never in production: the agent kills itself (SIGKILL) once its start is stored and before its journal records it, the few milliseconds in which a crash leaves a start its journal does not know. */
+const FAULT_KILL_BEFORE_JOURNAL = process.env["DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL"] === "1";
 
 /** The same, never in production: the write of a new release to the agent's entry waits this long after its result (a write held up on its way), every time. */
 const FAULT_DELAY_RELEASE_WRITE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS"] ?? 0);
@@ -387,22 +392,25 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // cancelling. Run one after the other, the fsync waited in front of
     // the race (sequential 10 traced: 1.9 ms from the command's delivery
     // to the race's publish). A crash after the race is stored and before
-    // the record is durable ran nothing; the redelivered command then finds
-    // the target started, by an attempt this journal does not know, and is
-    // declined: the target ends at its apply timeout, as after a lost
-    // journal.
-    const journaled = journal.markStarted(id).then(
-      () => undefined,
-      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-    );
+    // the record is durable ran nothing: the redelivered command's race
+    // finds that start by its nonce (`earlier`, below) and the apply is
+    // reported interrupted at once.
+    const recordStart = (): Promise<Error | undefined> =>
+      journal.markStarted(id).then(
+        () => undefined,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      );
+    const journaled = FAULT_KILL_BEFORE_JOURNAL ? undefined : recordStart();
     if (FAULT_DELAY_RACE_MS > 0) {
       dlog.info({ ms: FAULT_DELAY_RACE_MS }, "fault: delaying the race");
       await sleep(FAULT_DELAY_RACE_MS);
       FAULT_DELAY_RACE_MS = 0;
     }
-    // One nonce for every retry of this race: a retry after a lost reply
-    // recognises the started event its first try stored.
-    const nonce = randomUUID();
+    // The nonce is derived from the journal's key: every retry of this
+    // race, and the race of a restarted agent with the same journal,
+    // recognises the started event stored with it. `state` tells the two.
+    const nonce = journal.startNonce(deps.config.id, id);
+    const state: RaceState = { mayHaveStored: false };
     // The start lease counts from before the race is run (the earlier, the
     // safer): see Registration.leaseProblem.
     const claimAt = performance.now();
@@ -415,14 +423,18 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     let last: Awaited<ReturnType<typeof lastOnTarget>> = { seq: 0 };
     const race = await retrying(deps, async () => {
       try {
-        return await raceForTarget(deps.ctx, id, deps.config.id, nonce, last);
+        return await raceForTarget(deps.ctx, id, deps.config.id, nonce, last, state);
       } catch (err) {
         // Unknown whether it was stored: look again before the retry.
         last = await lastOnTarget(deps.ctx, id, deps.config.id);
         throw err;
       }
     }).finally(() => journaled);
-    const journalFailed = await journaled;
+    if (journaled === undefined) {
+      dlog.warn("fault: killed between the stored start and its journal record");
+      process.kill(process.pid, "SIGKILL");
+    }
+    const journalFailed = await (journaled ?? recordStart());
     if (journalFailed !== undefined) {
       // Nothing runs without the record. A start already stored is ended
       // at once, with the reason, rather than at its apply timeout (best
@@ -434,6 +446,18 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
     if (!race.won) {
       await decline(deps, id, race.reason);
+      m.ack();
+      return;
+    }
+    if (race.earlier) {
+      // This agent stored the start before a restart, and crashed before
+      // its journal recorded it, so before anything ran (the apply starts
+      // only after the record): reported interrupted now, as a crash after
+      // the record is, rather than declined and left to its apply timeout.
+      // Not run now: the start and its lease are the earlier run's.
+      dlog.warn("the agent restarted after storing its start and before journaling it: nothing ran; reporting it interrupted");
+      await journal.markFinished(id, interrupted("the agent restarted between storing its start and journaling it, before the apply began"));
+      await reportJournaled(deps, id);
       m.ack();
       return;
     }

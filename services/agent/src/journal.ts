@@ -8,10 +8,19 @@
 // Every append but "reported" is fdatasync'd before its promise resolves, so
 // a resolved markStarted() means the record survives power loss.
 //
+// Beside it, <stateDir>/journal.key: a random key made with the journal
+// (and again whenever journal.jsonl is missing), from which the agent
+// derives the nonce of each start it races for (startNonce). A start found
+// stored with that nonce, which the journal does not record, was stored by
+// this agent with this journal and crashed before its "started" record was
+// durable: nothing ran. A lost journal loses its key with it, so a start of
+// an earlier journal is never taken for one of this journal's.
+//
 // No compaction: a deployment produces at most three short lines (started,
 // finished, reported; or declined, reported), and the agent applies a
 // deployment only when someone deploys to its VM. Thousands of deployments
 // are well under a megabyte, which is cheap to read fully at startup.
+import { createHmac, randomBytes } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
@@ -80,6 +89,8 @@ export class JournalWriteError extends Error {
 }
 
 const FILE_NAME = "journal.jsonl";
+const KEY_FILE_NAME = "journal.key";
+const KEY_BYTES = 32;
 const VERSION = 1;
 
 type JournalRecord =
@@ -101,6 +112,7 @@ export class Journal {
     private readonly file: string,
     private readonly fd: FileHandle,
     state: Map<string, JournalEntry>,
+    private readonly key: Buffer,
   ) {
     this.state = state;
   }
@@ -121,12 +133,17 @@ export class Journal {
       ? parse(file, content)
       : { state: new Map<string, JournalEntry>(), goodBytes: 0, tornLine: undefined, missingNewline: false };
 
+    // A new journal gets a new key, whatever key file is left: a start
+    // stored under an old key is then never taken for this journal's.
+    const key = content === undefined ? undefined : await readKey(stateDir);
+    const madeKey = key ?? (await writeKey(stateDir));
     const fd = await fs.open(file, "a");
     try {
-      if (content === undefined) {
-        // The new directory entry is only durable once the directory is synced.
+      if (content === undefined || key === undefined) {
+        // New directory entries are only durable once the directory is synced.
         await syncDir(stateDir);
-      } else if (parsed.tornLine !== undefined) {
+      }
+      if (parsed.tornLine !== undefined) {
         warn(`${file}:${parsed.tornLine}: ignoring torn last line (incomplete write before a crash)`);
         // Cut the fragment off, or the next append would be glued onto it
         // and turn a harmless torn tail into a corrupt line mid-file.
@@ -141,7 +158,18 @@ export class Journal {
       await fd.close();
       throw err;
     }
-    return new Journal(file, fd, parsed.state);
+    return new Journal(file, fd, parsed.state, madeKey);
+  }
+
+  /**
+   * The nonce of this agent's start of `deploymentId`
+   * (js/raceForTarget.ts), the same in every run of the agent with this
+   * journal and unguessable without its key: a start stored with it that
+   * the journal does not record is this journal's, stored just before a
+   * crash (handleCommand.ts).
+   */
+  startNonce(agentId: string, deploymentId: string): string {
+    return createHmac("sha256", this.key).update(`${agentId}\n${deploymentId}`).digest("base64url").slice(0, 32);
   }
 
   get(deploymentId: string): JournalEntry | undefined {
@@ -324,6 +352,33 @@ async function writeAll(fd: FileHandle, data: Buffer): Promise<void> {
     const { bytesWritten } = await fd.write(data, offset, data.length - offset);
     offset += bytesWritten;
   }
+}
+
+/** The journal's key, or undefined when its file is missing or not a key (a new one is made). */
+async function readKey(stateDir: string): Promise<Buffer | undefined> {
+  try {
+    const key = Buffer.from((await fs.readFile(path.join(stateDir, KEY_FILE_NAME), "utf8")).trim(), "base64url");
+    return key.length === KEY_BYTES ? key : undefined;
+  } catch (err) {
+    if (isErrno(err, "ENOENT")) return undefined;
+    throw err;
+  }
+}
+
+/** Makes a new key, written whole (a temporary file, fdatasync'd, renamed); the caller syncs the directory. */
+async function writeKey(stateDir: string): Promise<Buffer> {
+  const key = randomBytes(KEY_BYTES);
+  const file = path.join(stateDir, KEY_FILE_NAME);
+  const tmp = `${file}.tmp`;
+  const fd = await fs.open(tmp, "w", 0o600);
+  try {
+    await writeAll(fd, Buffer.from(`${key.toString("base64url")}\n`, "utf8"));
+    await fd.datasync();
+  } finally {
+    await fd.close();
+  }
+  await fs.rename(tmp, file);
+  return key;
 }
 
 async function syncDir(dir: string): Promise<void> {

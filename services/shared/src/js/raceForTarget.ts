@@ -10,14 +10,25 @@
 // (rollout/reconciler.ts). A claims bucket decided this before, beside the
 // stream: the truth of a target lived in two places.
 import { EVENTS_STREAM, eventSubject } from "../names.js";
-import { ConflictError } from "../errors.js";
+import { ConflictError, UnavailableError } from "../errors.js";
 import { parseEvent, type DeployEvent } from "../schemas.js";
 import { appendEvent } from "./appendEvent.js";
 import type { JsContext } from "./context.js";
 
 export type RaceOutcome =
-  | { won: true; seq: number }
+  /**
+   * `earlier`: the start was found stored with this nonce before any
+   * append of this race (RaceState) could have stored it: an earlier run
+   * of the agent stored it, with the same journal (journal.ts startNonce).
+   */
+  | { won: true; seq: number; earlier?: true }
   | { won: false; reason: string };
+
+/** What a race's appends may have stored, kept across the caller's retries of one race. */
+export interface RaceState {
+  /** An append of this race failed without an answer: it may be stored. */
+  mayHaveStored: boolean;
+}
 
 /**
  * The last message on the target's own subject: its sequence (0: none) and
@@ -58,7 +69,9 @@ function decided(e: DeployEvent | undefined, nonce: string): RaceOutcome | undef
 /**
  * The agent's attempt to start (deployment, agent): appends target.started
  * after `known` (the last message it read on the subject). A retry with the
- * same nonce after a lost reply finds its own event and wins.
+ * same nonce after a lost reply (the same `state`) finds its own event and
+ * wins; found when no append of `state` can have stored it, it is an
+ * earlier run's (`earlier`).
  */
 export async function raceForTarget(
   ctx: Pick<JsContext, "js" | "jsm"> & Partial<Pick<JsContext, "nc">>,
@@ -66,10 +79,11 @@ export async function raceForTarget(
   agentId: string,
   nonce: string,
   known: { seq: number; event?: DeployEvent; unreadable?: true },
+  state: RaceState = { mayHaveStored: false },
 ): Promise<RaceOutcome> {
   let last = known;
   for (let attempt = 0; attempt < 5; attempt++) {
-    if (last.event?.type === "target.started" && last.event.nonce === nonce) return { won: true, seq: last.seq };
+    if (last.event?.type === "target.started" && last.event.nonce === nonce) return { won: true, seq: last.seq, ...(state.mayHaveStored ? {} : { earlier: true as const }) };
     // An unreadable last message may hide a timeout or a cancel before it
     // (the agent can read only the last message of its subject), and an
     // append expecting its sequence would win over that decision: the
@@ -85,7 +99,12 @@ export async function raceForTarget(
       const seq = await appendEvent(ctx, deploymentId, { type: "target.started", agentId, nonce }, { source: agentId, expectLastSubjectSeq: last.seq });
       return { won: true, seq };
     } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
+      if (!(err instanceof ConflictError)) {
+        // No answer (appendEvent's UnavailableError): it may be stored. A
+        // refusal (a conflict, a limit) stored nothing.
+        if (err instanceof UnavailableError) state.mayHaveStored = true;
+        throw err;
+      }
       // Someone appended first (or our own append landed and its reply was
       // lost): look, giving a trailing replica a moment.
       if (attempt > 0) await new Promise((r) => setTimeout(r, 50 * attempt));
