@@ -74,6 +74,7 @@ async function oneRun(seed: number): Promise<RunReport> {
       ...(plan.maxPayload ? { maxPayload: plan.maxPayload } : {}),
       ...(plan.clockOffsets ? { clockOffsets: plan.clockOffsets } : {}),
       ...(plan.dropRaceReplies ? { dropRaceReplies: plan.dropRaceReplies } : {}),
+      ...(plan.killBeforeJournal ? { killBeforeJournal: plan.killBeforeJournal } : {}),
     });
     scenario = new Scenario(stack, plan);
     const outcome = await scenario.run();

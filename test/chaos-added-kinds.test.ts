@@ -33,6 +33,9 @@ const CASES = [
   // the coordinator timed the started target out for silence, and the agent,
   // whose start lease counted gaps between sends, started it after that.
   { seed: 30015, kind: "lost-race-reply", invariant: "no-run-after-terminal" },
+  // An agent killed between its stored start and its journal record (its
+  // own generator: scripts/chaos/addedKinds.ts KILL_BEFORE_JOURNAL_SALT).
+  { seed: 40075, kind: "agent-kill-before-journal", invariant: "interrupted-reported" },
 ];
 
 describe("added fault kinds", () => {

@@ -179,7 +179,7 @@ describe("agent killed around its apply", () => {
     const d = await client.create(createReq("v1", { maxFailures: 0 }));
     await agent.exited();
     await waitAgentEvent(stack, d.id!, "a1", "target.started");
-    await stack.startAgent("a1", { env: {} });
+    await stack.startAgent("a1"); // the fault fires once per state directory
     const done = await client.waitTerminal(d.id!, 60_000);
     expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
     const t = targetOf(done, "a1");

@@ -30,6 +30,23 @@ const ADDED_SHARE = 0.08;
  */
 export const ADDED_SALT = 4287;
 
+/**
+ * agent-kill-before-journal, added later still: drawn from a generator of
+ * its own (so every kind above draws what it drew), with ADDED_SHARE, under
+ * the first salt with which none of the seeds the tests pin draws it (1,
+ * 1030, 3054, the smoke seeds 7000-7019, test/chaos-added-kinds.test.ts's
+ * other seeds); that test replays seed 40075, which draws it.
+ */
+export const KILL_BEFORE_JOURNAL_SALT = 23;
+
+/** agent-kill-before-journal: one agent kills itself between its first race and that start's journal record, and comes back downMs later. */
+export function planKillBeforeJournal(plan: ScenarioPlan, rng: Rng): void {
+  if (!rng.chance(ADDED_SHARE)) return;
+  const on = rng.pick(plan.agents);
+  plan.killBeforeJournal = on;
+  plan.faults.push({ kind: "agent-kill-before-journal", on, downMs: rng.int(200, 3000), injected: false });
+}
+
 /** small-max-payload: the create too large for the server, and its answer. */
 export interface OversizeOutcome {
   requestId: string;

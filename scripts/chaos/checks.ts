@@ -18,6 +18,7 @@ export const INVARIANTS = {
   "lost-reply-recovered": "an agent whose target.started reply was lost, but which was stored, went on and reported the target's result, or a decline after its start when the deployment was cancelled or finished meanwhile (never left to time out)",
   "server-clock": "every timeout was stored at least its limit after what it times out, and every agent skipped as offline was last heard from at least the liveness limit before (both on the servers' clock)",
   "oversize-handled": "a deployment whose targets alone exceed the server's max_payload was created with its targets in chunks (and then held to every other invariant), or refused at creation with RESOURCE_EXHAUSTED naming the limit, writing no deployment",
+  "interrupted-reported": "an agent killed after its start was stored and before its journal recorded that start reported the target interrupted when it came back (nothing run, never left to time out)",
   "revert-made": "a deployment that ended FAILED with auto_revert, or CANCELLED by a cancel with revert, and changed a target has exactly one revert (request id revert.<id>), to the release it recorded, of exactly the targets it changed, and that revert ended; or none because a later deployment of the pair took its lock first",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
@@ -95,6 +96,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "server-clock": 0,
     "oversize-handled": 0,
     "revert-made": 0,
+    "interrupted-reported": 0,
   };
   const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
   const jsm = await stack.jsm();
@@ -261,6 +263,28 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     const t = foldRun(events, drop.deploymentId)?.targets[drop.agentId];
     const result = evs.some((e) => e.source === drop.agentId && (e.event.type === "target.result" || (e.event.type === "target.declined" && e.event.afterStart === true)));
     if (!result) v("lost-reply-recovered", `${drop.agentId} lost the reply to its stored target.started for ${drop.deploymentId} and never reported a result or a decline after its start (target ${t?.state ?? "?"}: ${t?.message ?? ""})`);
+  }
+
+  // interrupted-reported: the start the agent stored before it killed
+  // itself (the latest of its target.started before the suite saw it gone)
+  // is found again by its nonce after the restart, and reported interrupted
+  // (handleCommand.ts), even after the target timed out meanwhile (a late
+  // result). Its first race lost: no start before the kill, nothing to check.
+  const killed = run.killedBeforeJournal;
+  const hitOtherwise = new Set(run.plan.faults.filter((f) => f.kind !== "agent-kill-before-journal").map((f) => f.on));
+  if (killed && !hitOtherwise.has(killed.agentId)) {
+    let start: { id: string; seq: number; timeMs: number } | undefined;
+    for (const [id, evs] of events) {
+      for (const e of evs) {
+        if (e.source === killed.agentId && e.event.type === "target.started" && e.timeMs <= killed.atMs && (!start || e.timeMs > start.timeMs)) start = { id, seq: e.seq, timeMs: e.timeMs };
+      }
+    }
+    if (start) {
+      checked["interrupted-reported"]++;
+      const after = (events.get(start.id) ?? []).filter((e) => e.source === killed.agentId && e.seq > start.seq);
+      const reported = after.some((e) => e.event.type === "target.result" && e.event.message.startsWith("interrupted: the agent restarted between storing its start and journaling it"));
+      if (!reported) v("interrupted-reported", `${killed.agentId} was killed after its start of ${start.id} was stored (seq ${start.seq}) and before its journal record, and did not report it interrupted; after the start it stored: ${after.map((e) => e.event.type).join(", ") || "nothing"}`);
+    }
   }
 
   // server-clock: read from the stream alone (server times on both sides).

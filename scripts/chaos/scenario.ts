@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { changedTargetsOf, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
 import type { DeploymentMsg } from "./client.js";
-import { ADDED_KINDS, ADDED_SALT, createOversize, planAdded, publishPoison, type OversizeOutcome } from "./addedKinds.js";
+import { ADDED_KINDS, ADDED_SALT, KILL_BEFORE_JOURNAL_SALT, createOversize, planAdded, planKillBeforeJournal, publishPoison, type OversizeOutcome } from "./addedKinds.js";
 import { foldRun, readAllEvents, type RunEvents } from "./events.js";
 import { Rng } from "./prng.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
@@ -31,12 +31,13 @@ export const FAULT_KINDS = [
   "poison-event",
   "small-max-payload",
   "clock-offset",
+  "agent-kill-before-journal",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Kinds added after the regression seeds were recorded: drawn apart (planScenario). */
 const LATER_KINDS = ["agent-paused-after-claim", "canary-wave-fails", "coordinator-paused"] as const satisfies readonly FaultKind[];
-type EarlierKind = Exclude<FaultKind, (typeof LATER_KINDS)[number] | (typeof ADDED_KINDS)[number]>;
+type EarlierKind = Exclude<FaultKind, (typeof LATER_KINDS)[number] | (typeof ADDED_KINDS)[number] | "agent-kill-before-journal">;
 
 const PRIMARY_WEIGHTS: Record<EarlierKind, number> = {
   "agent-kill-before-apply": 1,
@@ -105,6 +106,8 @@ export interface ScenarioPlan {
   clockOffsets?: Record<string, number>;
   /** lost-race-reply: the agent whose proxy drops the replies to its target.started publishes. */
   dropRaceReplies?: string;
+  /** agent-kill-before-journal: the agent started with DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL (it kills itself after its first race, before that start's journal record). */
+  killBeforeJournal?: string;
 }
 
 export function planScenario(seed: number): ScenarioPlan {
@@ -214,6 +217,7 @@ export function planScenario(seed: number): ScenarioPlan {
   }
   const plan: ScenarioPlan = { seed, clustered, coordinators, agents, sleeps, failing, deployments, faults, ...(stopAfterClaim ? { stopAfterClaim } : {}) };
   planAdded(plan, new Rng(seed * 40503 + 1 + ADDED_SALT));
+  planKillBeforeJournal(plan, new Rng(seed * 48271 + KILL_BEFORE_JOURNAL_SALT));
   planReverts(plan, new Rng(seed * 69069 + REVERT_SALT));
   return plan;
 }
@@ -292,6 +296,8 @@ export interface RunOutcome {
   /** Time anything was down (coordinators all down, NATS down), added to the completion bound. */
   outageMs: number;
   startedAtMs: number;
+  /** agent-kill-before-journal: the agent, and when the suite saw it gone (its start, if stored, was stored before). */
+  killedBeforeJournal?: { agentId: string; atMs: number };
 }
 
 const TERMINAL = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
@@ -320,6 +326,7 @@ export class Scenario {
   readonly #t0 = Date.now();
   readonly log: string[] = [];
   oversize: OversizeOutcome | undefined;
+  killedBeforeJournal: { agentId: string; atMs: number } | undefined;
 
   constructor(
     readonly stack: ChaosStack,
@@ -353,7 +360,14 @@ export class Scenario {
     );
     this.#stop = true;
     await Promise.all(faults);
-    return { plan: this.plan, deployments: this.outcomes, outageMs: this.#outageMs, startedAtMs, ...(this.oversize ? { oversize: this.oversize } : {}) };
+    return {
+      plan: this.plan,
+      deployments: this.outcomes,
+      outageMs: this.#outageMs,
+      startedAtMs,
+      ...(this.oversize ? { oversize: this.oversize } : {}),
+      ...(this.killedBeforeJournal ? { killedBeforeJournal: this.killedBeforeJournal } : {}),
+    };
   }
 
   #outcome(key: string): DeploymentOutcome {
@@ -743,6 +757,23 @@ export class Scenario {
         const n = stack.droppedRaceReplies.length;
         f.injected = n > 0;
         f.note = n > 0 ? `${n} target.started repl${n === 1 ? "y" : "ies"} dropped` : `${f.on} published no target.started`;
+        return;
+      }
+      case "agent-kill-before-journal": {
+        // It kills itself (SIGKILL) once its first race is answered, before
+        // its journal records that start (a fault hook, once per state
+        // directory), and is started again downMs later.
+        const agent = stack.agent(f.on!);
+        const gone = await this.#until(() => Promise.resolve(!agent.running), 10);
+        if (!gone) {
+          f.note = `${f.on} raced for no target`;
+          return;
+        }
+        this.killedBeforeJournal = { agentId: f.on!, atMs: Date.now() };
+        f.injected = true;
+        this.note(`${f.on} killed itself between its race and its journal record`);
+        await sleep(f.downMs!);
+        await this.#restartAgent(f.on!);
         return;
       }
       case "poison-event":

@@ -53,6 +53,8 @@ export interface StackOptions {
   clockOffsets?: Record<string, number>;
   /** lost-race-reply: the agent whose proxy drops the replies to its target.started publishes. */
   dropRaceReplies?: string;
+  /** agent-kill-before-journal: the agent that kills itself between its first race and its journal record. */
+  killBeforeJournal?: string;
 }
 
 export class ChaosStack {
@@ -87,7 +89,11 @@ export class ChaosStack {
       if (o.clustered) await stack.#waitJetStream();
       for (let i = 0; i < o.coordinators; i++) await stack.#addCoordinator();
       await stack.#writeDeployScript();
-      await Promise.all(o.agents.map((id) => stack.#addAgent(id, id === o.stopAfterClaim ? { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } : {}, id === o.dropRaceReplies)));
+      const faultEnv = (id: string): Record<string, string> => ({
+        ...(id === o.stopAfterClaim ? { DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM: "1" } : {}),
+        ...(id === o.killBeforeJournal ? { DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL: "1" } : {}),
+      });
+      await Promise.all(o.agents.map((id) => stack.#addAgent(id, faultEnv(id), id === o.dropRaceReplies)));
     } catch (err) {
       await stack.stop();
       throw err;

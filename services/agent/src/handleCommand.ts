@@ -19,6 +19,8 @@
 //      deduplicated), ack.
 // A crash anywhere after step 3 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
 import {
   COORDINATOR_SOURCE,
@@ -89,8 +91,15 @@ let FAULT_STOP_AFTER_CLAIM = process.env["DEPLOY_AGENT_FAULT_STOP_AFTER_CLAIM"] 
 /** The same, never in production: the agent waits this long between its journal and its race, once per process, as a race retried through a leader election does. */
 let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"] ?? 0);
 
-/** The same, never in production: the agent kills itself (SIGKILL) once its start is stored and before its journal records it, the few milliseconds in which a crash leaves a start its journal does not know. */
+/**
+ * The same, never in production: the agent kills itself (SIGKILL) once its
+ * race is answered and before its journal records the start, the few
+ * milliseconds in which a crash leaves a start its journal does not know.
+ * Once per state directory (a mark file there), so the restarted agent,
+ * with the same environment, goes on.
+ */
 const FAULT_KILL_BEFORE_JOURNAL = process.env["DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL"] === "1";
+const FAULT_KILL_BEFORE_JOURNAL_MARK = "fault-killed-before-journal";
 
 /** The same, never in production: the write of a new release to the agent's entry waits this long after its result (a write held up on its way), every time. */
 const FAULT_DELAY_RELEASE_WRITE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS"] ?? 0);
@@ -400,7 +409,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
         () => undefined,
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       );
-    const journaled = FAULT_KILL_BEFORE_JOURNAL ? undefined : recordStart();
+    const killMark = join(deps.config.stateDir, FAULT_KILL_BEFORE_JOURNAL_MARK);
+    const journaled = FAULT_KILL_BEFORE_JOURNAL && !existsSync(killMark) ? undefined : recordStart();
     if (FAULT_DELAY_RACE_MS > 0) {
       dlog.info({ ms: FAULT_DELAY_RACE_MS }, "fault: delaying the race");
       await sleep(FAULT_DELAY_RACE_MS);
@@ -431,7 +441,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       }
     }).finally(() => journaled);
     if (journaled === undefined) {
-      dlog.warn("fault: killed between the stored start and its journal record");
+      dlog.warn("fault: killed between the race and its journal record");
+      writeFileSync(killMark, "");
       process.kill(process.pid, "SIGKILL");
     }
     const journalFailed = await (journaled ?? recordStart());
