@@ -18,6 +18,7 @@ import {
   saveProjection,
   type DeploymentSpec,
   type JsContext,
+  type RaceNonce,
 } from "../services/shared/src/index.js";
 import { DESCRIPTIONS, ensureInfrastructure } from "../services/coordinator/src/infrastructure.js";
 import { watchDeployment } from "../services/coordinator/src/queries/watchDeployment.js";
@@ -164,6 +165,8 @@ describe("event stream operations", () => {
     }
   }, 60_000);
 
+  const n = (journal: string, attempt: string): RaceNonce => ({ journal, attempt });
+
   // The per-target race (js/raceForTarget.ts): the agent's start and a
   // coordinator's delivery timeout or cancel, appended on the target's own
   // subject by compare-and-set; the server stores exactly one.
@@ -171,20 +174,20 @@ describe("event stream operations", () => {
     const id = "d-race";
     const timeout = { type: "target.timed_out" as const, agentId: "a1", phase: "delivery" as const, message: "late" };
     // The agent first: the coordinator's decision (expecting an empty subject) is refused.
-    expect(await raceForTarget(ctx, id, "a1", "n-1", { seq: 0 })).toMatchObject({ won: true });
+    expect(await raceForTarget(ctx, id, "a1", n("j1", "x1"), { seq: 0 })).toMatchObject({ won: true });
     await expect(appendEvent(ctx, id, timeout, { source: "a1", expectLastSubjectSeq: 0 })).rejects.toBeInstanceOf(ConflictError);
-    // A second attempt with another nonce (a lost journal) does not run again.
-    expect(await raceForTarget(ctx, id, "a1", "n-2", { seq: 0 })).toEqual({ won: false, reason: "this target was already started by this agent (journal lost?): not run again" });
+    // An attempt of another journal (the first one lost) does not run again.
+    expect(await raceForTarget(ctx, id, "a1", n("j2", "x2"), { seq: 0 })).toEqual({ won: false, reason: "this target was already started by this agent (journal lost?): not run again" });
 
     // The coordinator first: the agent loses, with the reason.
     await appendEvent(ctx, id, { ...timeout, agentId: "a2" }, { source: "a2", expectLastSubjectSeq: 0 });
-    expect(await raceForTarget(ctx, id, "a2", "n-3", { seq: 0 })).toEqual({ won: false, reason: "the target timed out before this agent started it" });
+    expect(await raceForTarget(ctx, id, "a2", n("j3", "x3"), { seq: 0 })).toEqual({ won: false, reason: "the target timed out before this agent started it" });
     await appendEvent(ctx, id, { type: "target.cancelled", agentId: "a3", message: "stop" }, { source: "a3", expectLastSubjectSeq: 0 });
-    expect(await raceForTarget(ctx, id, "a3", "n-4", await lastOnTarget(ctx, id, "a3"))).toEqual({ won: false, reason: "the target was cancelled before this agent started it" });
+    expect(await raceForTarget(ctx, id, "a3", n("j4", "x4"), await lastOnTarget(ctx, id, "a3"))).toEqual({ won: false, reason: "the target was cancelled before this agent started it" });
 
     // A message on the subject that decides nothing (a rejected command): the race goes on after it.
     const rejected = await appendEvent(ctx, id, { type: "agent.rejected_message", agentId: "a5", subject: "deploy.cmd.a5.x", error: "bad" }, { source: "a5" });
-    expect(await raceForTarget(ctx, id, "a5", "n-5", { seq: 0 })).toMatchObject({ won: true });
+    expect(await raceForTarget(ctx, id, "a5", n("j5", "x5"), { seq: 0 })).toMatchObject({ won: true });
     expect((await lastOnTarget(ctx, id, "a5")).seq).toBeGreaterThan(rejected);
   });
 
@@ -193,25 +196,28 @@ describe("event stream operations", () => {
   // journal had been lost (which left 85 targets DISPATCHED at 10,000 agents).
   it("an agent whose start reply was lost wins on its retry (same nonce); another attempt does not", async () => {
     const id = "d-race-lost";
-    const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a4", nonce: "n-1" }, { source: "a4", expectLastSubjectSeq: 0, msgId: "other" }); // stored, reply lost
-    expect(await raceForTarget(ctx, id, "a4", "n-1", { seq: 0 }, { mayHaveStored: true })).toEqual({ won: true, seq: stored });
-    expect((await raceForTarget(ctx, id, "a4", "n-2", { seq: 0 })).won).toBe(false);
+    const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a4", nonce: "j1.x1" }, { source: "a4", expectLastSubjectSeq: 0, msgId: "other" }); // stored, reply lost
+    expect(await raceForTarget(ctx, id, "a4", n("j1", "x1"), { seq: 0 })).toEqual({ won: true, seq: stored });
+    expect((await raceForTarget(ctx, id, "a4", n("j2", "x2"), { seq: 0 })).won).toBe(false);
   });
 
   // A restarted agent whose start was stored before its journal recorded
-  // it: the same nonce (journal.ts startNonce), found before any append of
-  // this race could have stored it, is an earlier run's (handleCommand.ts
-  // reports it interrupted and runs nothing).
-  it("a start found with the race's nonce before it appended anything is an earlier run's", async () => {
+  // it: the same journal part (journal.ts startNonce) under another
+  // attempt's part is an earlier run's (handleCommand.ts reports it
+  // interrupted and runs nothing), whether this attempt's own append was
+  // refused or its answer was lost; a start of an older agent (a UUID, no
+  // journal part) is another journal's.
+  it("a start with this journal's part of the nonce and another attempt's part is an earlier run's", async () => {
     const id = "d-race-earlier";
-    const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a6", nonce: "n-1" }, { source: "a6", expectLastSubjectSeq: 0 });
-    // Refused first ("wrong last sequence"), then found: earlier.
-    expect(await raceForTarget(ctx, id, "a6", "n-1", { seq: 0 })).toEqual({ won: true, seq: stored, earlier: true });
-    // Found by the read the caller made for its retry after an unanswered append: its own.
-    const state = { mayHaveStored: true };
-    expect(await raceForTarget(ctx, id, "a6", "n-1", await lastOnTarget(ctx, id, "a6"), state)).toEqual({ won: true, seq: stored });
-    // Won by its own append: not earlier.
-    expect(await raceForTarget(ctx, "d-race-earlier-2", "a6", "n-1", { seq: 0 })).toEqual({ won: true, seq: expect.any(Number) as number });
+    const stored = await appendEvent(ctx, id, { type: "target.started", agentId: "a6", nonce: "j1.x1" }, { source: "a6", expectLastSubjectSeq: 0 });
+    expect(await raceForTarget(ctx, id, "a6", n("j1", "x2"), { seq: 0 })).toEqual({ won: true, seq: stored, earlier: true });
+    expect(await raceForTarget(ctx, id, "a6", n("j1", "x2"), await lastOnTarget(ctx, id, "a6"))).toEqual({ won: true, seq: stored, earlier: true });
+    expect(await raceForTarget(ctx, id, "a6", n("j1", "x1"), await lastOnTarget(ctx, id, "a6"))).toEqual({ won: true, seq: stored });
+    // Another journal whose part begins like this one's: not this journal's.
+    expect((await raceForTarget(ctx, id, "a6", n("j", "1"), { seq: 0 })).won).toBe(false);
+    const old = await appendEvent(ctx, "d-race-earlier-2", { type: "target.started", agentId: "a6", nonce: "0b5c2a1e-7d4f-4c1a-9e2b-3f6d8a9c0b1e" }, { source: "a6", expectLastSubjectSeq: 0 });
+    expect(await raceForTarget(ctx, "d-race-earlier-2", "a6", n("j1", "x1"), { seq: 0 })).toEqual({ won: false, reason: "this target was already started by this agent (journal lost?): not run again" });
+    expect(old).toBeGreaterThan(0);
   });
 
   it("a watch whose event read fails resumes after the last event it gave: in order, nothing repeated", async () => {

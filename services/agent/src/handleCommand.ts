@@ -10,8 +10,9 @@
 //      appended on the target's subject by compare-and-set
 //      (js/raceForTarget.ts): lost to a coordinator that timed it out or
 //      cancelled it first, the agent declines and runs nothing; found
-//      stored by this agent before a restart (its nonce, from the journal's
-//      key), the apply is reported interrupted and runs nothing;
+//      stored by this agent before a restart (the journal part of its
+//      nonce, from the journal's key), the apply is reported interrupted
+//      and runs nothing;
 //   4. won: a look at the deployment (its last coordinator event): being
 //      cancelled, finished or gone, the agent declines after its start
 //      (target.declined, afterStart) and runs nothing;
@@ -19,6 +20,7 @@
 //      deduplicated), ack.
 // A crash anywhere after step 3 leaves a "started" entry that the next start
 // reports as interrupted, and never runs again.
+import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { JsMsg } from "@nats-io/jetstream";
@@ -38,7 +40,7 @@ import {
   parseEvent,
   raceForTarget,
   errorMessage,
-  type RaceState,
+  type RaceNonce,
   isToken,
   parseCommand,
   parseCommandSubject,
@@ -416,11 +418,11 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       await sleep(FAULT_DELAY_RACE_MS);
       FAULT_DELAY_RACE_MS = 0;
     }
-    // The nonce is derived from the journal's key: every retry of this
-    // race, and the race of a restarted agent with the same journal,
-    // recognises the started event stored with it. `state` tells the two.
-    const nonce = journal.startNonce(deps.config.id, id);
-    const state: RaceState = { mayHaveStored: false };
+    // One nonce for every retry of this race: a retry after a lost reply
+    // recognises the started event its first try stored. Its journal part,
+    // derived from the journal's key, is the same after a restart, which
+    // so recognises a start an earlier run stored (`earlier`).
+    const nonce: RaceNonce = { journal: journal.startNonce(deps.config.id, id), attempt: randomBytes(12).toString("base64url") };
     // The start lease counts from before the race is run (the earlier, the
     // safer): see Registration.leaseProblem.
     const claimAt = performance.now();
@@ -433,7 +435,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     let last: Awaited<ReturnType<typeof lastOnTarget>> = { seq: 0 };
     const race = await retrying(deps, async () => {
       try {
-        return await raceForTarget(deps.ctx, id, deps.config.id, nonce, last, state);
+        return await raceForTarget(deps.ctx, id, deps.config.id, nonce, last);
       } catch (err) {
         // Unknown whether it was stored: look again before the retry.
         last = await lastOnTarget(deps.ctx, id, deps.config.id);

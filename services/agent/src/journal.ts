@@ -10,10 +10,11 @@
 //
 // Beside it, <stateDir>/journal.key: a random key made with the journal
 // (and again whenever journal.jsonl is missing), from which the agent
-// derives the nonce of each start it races for (startNonce). A start found
-// stored with that nonce, which the journal does not record, was stored by
-// this agent with this journal and crashed before its "started" record was
-// durable: nothing ran. A lost journal loses its key with it, so a start of
+// derives the journal part of each start's nonce (startNonce;
+// js/raceForTarget.ts RaceNonce). A start found stored with that part,
+// which the journal does not record, was stored by this agent with this
+// journal, which crashed before its "started" record was durable: nothing
+// ran. A lost journal loses its key with it, so a start of
 // an earlier journal is never taken for one of this journal's.
 //
 // No compaction: a deployment produces at most three short lines (started,
@@ -162,11 +163,11 @@ export class Journal {
   }
 
   /**
-   * The nonce of this agent's start of `deploymentId`
-   * (js/raceForTarget.ts), the same in every run of the agent with this
-   * journal and unguessable without its key: a start stored with it that
-   * the journal does not record is this journal's, stored just before a
-   * crash (handleCommand.ts).
+   * The journal part of the nonce of this agent's start of `deploymentId`
+   * (js/raceForTarget.ts RaceNonce), the same in every run of the agent
+   * with this journal and unguessable without its key: a start stored with
+   * it that the journal does not record is this journal's, stored just
+   * before a crash (handleCommand.ts).
    */
   startNonce(agentId: string, deploymentId: string): string {
     return createHmac("sha256", this.key).update(`${agentId}\n${deploymentId}`).digest("base64url").slice(0, 32);
