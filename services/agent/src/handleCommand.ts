@@ -420,8 +420,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
     // One nonce for every retry of this race: a retry after a lost reply
     // recognises the started event its first try stored. Its journal part,
-    // derived from the journal's key, is the same after a restart, which
-    // so recognises a start an earlier run stored (`earlier`).
+    // derived from the journal's key, is the same after a restart, so a
+    // restarted agent recognises a start its earlier run stored (`earlier`).
     const nonce: RaceNonce = { journal: journal.startNonce(deps.config.id, id), attempt: randomBytes(12).toString("base64url") };
     // The start lease counts from before the race is run (the earlier, the
     // safer): see Registration.leaseProblem.
