@@ -411,8 +411,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
         () => undefined,
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       );
-    const killMark = join(deps.config.stateDir, FAULT_KILL_BEFORE_JOURNAL_MARK);
-    const journaled = FAULT_KILL_BEFORE_JOURNAL && !existsSync(killMark) ? undefined : recordStart();
+    const killMark = FAULT_KILL_BEFORE_JOURNAL ? join(deps.config.stateDir, FAULT_KILL_BEFORE_JOURNAL_MARK) : undefined;
+    const journaled = killMark !== undefined && !existsSync(killMark) ? undefined : recordStart();
     if (FAULT_DELAY_RACE_MS > 0) {
       dlog.info({ ms: FAULT_DELAY_RACE_MS }, "fault: delaying the race");
       await sleep(FAULT_DELAY_RACE_MS);
@@ -442,7 +442,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
         throw err;
       }
     }).finally(() => journaled);
-    if (journaled === undefined) {
+    if (journaled === undefined && killMark !== undefined) {
       dlog.warn("fault: killed between the race and its journal record");
       writeFileSync(killMark, "");
       process.kill(process.pid, "SIGKILL");

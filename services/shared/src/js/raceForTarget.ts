@@ -37,7 +37,7 @@ export interface RaceNonce {
   attempt: string;
 }
 
-export const nonceText = (n: RaceNonce): string => `${n.journal}.${n.attempt}`;
+const nonceText = (n: RaceNonce): string => `${n.journal}.${n.attempt}`;
 
 /**
  * The last message on the target's own subject: its sequence (0: none) and
