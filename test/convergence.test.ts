@@ -12,6 +12,8 @@
 import { randomUUID } from "node:crypto";
 import { tmpdir } from "node:os";
 import type * as grpc from "@grpc/grpc-js";
+import { Kvm } from "@nats-io/kv";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { GetReleaseResponse__Output } from "../services/shared/src/gen/deploy/v1/GetReleaseResponse.js";
 import type { ListAgentsResponse__Output } from "../services/shared/src/gen/deploy/v1/ListAgentsResponse.js";
@@ -282,6 +284,56 @@ describe("an agent whose entry with the new release is written late", () => {
       expect(done.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
       expect(await agentView(client, "prod", "a1")).toMatchObject({ live: true, current: `v7-${d.id!.slice(-8)}` });
     } finally {
+      await stack.stop();
+    }
+  });
+});
+
+describe("an agent stopped before the heartbeat that writes its new release", () => {
+  it("is shown on it by every coordinator at once, writes it at a graceful stop, and after a crash takes it from its journal at its restart", { timeout: 90_000 }, async () => {
+    // The agent writes its entry with a new release at its next heartbeat; the fault holds that write for a minute.
+    const hold = { DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS: "60000" };
+    const stack = await Stack.start({ agents: [] });
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      const entry = async (): Promise<string | undefined> => {
+        const e = await (await new Kvm(nc).open("deploy_agents")).get("a1");
+        return e?.operation === "PUT" ? (e.json<{ currentReleases: Record<string, string> }>().currentReleases["web"] ?? "") : undefined;
+      };
+      await stack.startAgent("a1", { env: hold });
+      const client = stack.client();
+      const second = stack.client(stack.coordinatorAddress(await stack.startCoordinator()));
+      const deploy = async (version: string): Promise<string> => {
+        const d = await client.create({ requestId: rid(`stopped-${version}`), app: "web", environment: "prod", changeset: { version }, targets: [] });
+        expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+        return `${version}-${d.id!.slice(-8)}`;
+      };
+
+      // SIGKILL before the write: the entry is behind; the restart reads the journal.
+      const v1 = await deploy("v1");
+      expect(await entry()).toBe("");
+      // The coordinator that did not fold it reads the new desired release's deployment and notes its agents.
+      await until("a1 on v1 at the second coordinator", async () => (await agentView(second, "prod", "a1"))?.current === v1);
+      expect(await entry()).toBe("");
+      await stack.agent("a1").kill("SIGKILL");
+      await stack.startAgent("a1", { env: hold });
+      expect(await entry()).toBe(v1);
+      expect(stack.agent("a1").logs()).toContain("this agent's entry is behind its journal");
+
+      // SIGTERM before the write: written as the agent stops.
+      const v2 = await deploy("v2");
+      expect(await entry()).toBe(v1);
+      await stack.agent("a1").kill("SIGTERM");
+      await stack.agent("a1").exited();
+      expect(await entry()).toBe(v2);
+
+      // A coordinator started after both deployments shows the agent on v2 once it is back.
+      await stack.startAgent("a1", { env: {} });
+      const third = stack.client(stack.coordinatorAddress(await stack.startCoordinator()));
+      await until("a1 on v2 at the third coordinator", async () => (await agentView(third, "prod", "a1"))?.current === v2);
+      expect(await agentView(third, "prod", "a1")).toMatchObject({ live: true, status: "RELEASE_STATUS_CURRENT" });
+    } finally {
+      await nc.close();
       await stack.stop();
     }
   });

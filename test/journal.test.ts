@@ -231,4 +231,44 @@ describe("Journal", () => {
     expect(reopenedAgain.startNonce("a1", "d-1")).toBe(again);
     await reopenedAgain.close();
   });
+
+  it("says what each app runs: the release of its last apply that succeeded, across a reopen", async () => {
+    const journal = await open();
+    const release = (app: string, d: string, version: string) => ({ app, release: `${version}-${d}`, deploymentId: d, version });
+    await journal.markStarted("d-1", release("web", "d-1", "v1"));
+    await journal.markFinished("d-1", result);
+    await journal.markStarted("d-2", { ...release("api", "d-2", "v1"), artifact: { name: "api", digest: "sha256:ab" } });
+    await journal.markFinished("d-2", result);
+    // Failed, or never finished: what the app ran before stays.
+    await journal.markStarted("d-3", release("web", "d-3", "v2"));
+    await journal.markFinished("d-3", { ...result, outcome: "FAILED" });
+    await journal.markStarted("d-4", release("api", "d-4", "v2"));
+    expect(Object.fromEntries(journal.currentReleases())).toEqual({
+      web: { release: "v1-d-1", deploymentId: "d-1", version: "v1" },
+      api: { release: "v1-d-2", deploymentId: "d-2", version: "v1", artifact: { name: "api", digest: "sha256:ab" } },
+    });
+    await journal.close();
+
+    const reopened = await open();
+    expect(reopened.get("d-2")?.release).toEqual({ app: "api", release: "v1-d-2", deploymentId: "d-2", version: "v1", artifact: { name: "api", digest: "sha256:ab" } });
+    await reopened.markFinished("d-4", result);
+    expect(reopened.currentReleases().get("api")?.deploymentId).toBe("d-4");
+    expect(reopened.currentReleases().get("web")?.deploymentId).toBe("d-1");
+    await reopened.close();
+  });
+
+  it("knows no app's release after a success recorded without one (an older agent's), and ignores an unreadable release", async () => {
+    const journal = await open();
+    await journal.markStarted("d-1", { app: "web", release: "v1-d-1", deploymentId: "d-1", version: "v1" });
+    await journal.markFinished("d-1", result);
+    await journal.markStarted("d-2");
+    await journal.markFinished("d-2", result);
+    expect(journal.currentReleases().size).toBe(0);
+    await journal.close();
+    await fs.appendFile(journalFile(), `${JSON.stringify({ v: 1, op: "started", deploymentId: "d-3", at: "2025-01-01T00:00:00.000Z", release: { app: 7 } })}\n`);
+    const reopened = await open();
+    expect(reopened.get("d-3")).toMatchObject({ status: "started" });
+    expect(reopened.get("d-3")?.release).toBeUndefined();
+    await reopened.close();
+  });
 });

@@ -187,6 +187,17 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       if (!journal.get(e.deploymentId)!.reported) await reportJournaled(deps, e.deploymentId);
     }
     for (const install of installs.values()) await settleInstall(config, install, killWayBack.signal, alog);
+    // The entry is written with a new release at the heartbeat after the
+    // apply (handleCommand.ts): an agent stopped before it finds its
+    // release in the journal, whose record of each apply names it. The
+    // journal is in the order the applies ran, so its last success of an
+    // app is what the app runs.
+    for (const [app, r] of journal.currentReleases()) {
+      if (currentReleases[app] === r.release && releases[app]?.deploymentId === r.deploymentId) continue;
+      alog.info({ app, release: r.release, deploymentId: r.deploymentId, entry: currentReleases[app] }, "this agent's entry is behind its journal (stopped before the heartbeat that writes a new release): taking the journal's release");
+      currentReleases = { ...currentReleases, [app]: r.release };
+      releases = { ...releases, [app]: r };
+    }
     await registration.start(currentReleases, releases);
 
     const consumer = await ctx.js.consumers.get(COMMANDS_STREAM, agentConsumerName(config.id));
@@ -307,6 +318,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           clearTimeout(wayBack);
           await loop.catch(() => undefined);
           closing.abort();
+          await registration.flush(2000);
           registration.stop();
           await metricsServer?.close();
           await nc.drain().catch(() => nc.close());

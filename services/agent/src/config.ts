@@ -136,7 +136,7 @@ const schema = {
     env: "DEPLOY_AGENT_MAX_FILES",
   },
   heartbeatIntervalMs: {
-    doc: "How often the agent heartbeats while it applies (a rewrite of its registry entry: the start lease's evidence), and when idle unless idleHeartbeatIntervalMs is set; keep it well under the coordinator's agentLiveMs (15 s)",
+    doc: "How often the agent heartbeats while it applies (a rewrite of its registry entry: the start lease's evidence; the heartbeat after an apply writes its new release), and when idle unless idleHeartbeatIntervalMs is set; keep it well under the coordinator's agentLiveMs (15 s)",
     format: "nat",
     default: 5000,
     env: "DEPLOY_AGENT_HEARTBEAT_MS",

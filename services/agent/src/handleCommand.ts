@@ -103,7 +103,7 @@ let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"]
 const FAULT_KILL_BEFORE_JOURNAL = process.env["DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL"] === "1";
 const FAULT_KILL_BEFORE_JOURNAL_MARK = "fault-killed-before-journal";
 
-/** The same, never in production: the write of a new release to the agent's entry waits this long after its result (a write held up on its way), every time. */
+/** The same, never in production: the agent's entry with a new release is not written until this long after its result (a write held up on its way), every time. */
 const FAULT_DELAY_RELEASE_WRITE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS"] ?? 0);
 
 /** Publishes an agent event, retrying until JetStream acknowledges it or the agent closes. */
@@ -407,7 +407,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // finds that start by its nonce (`earlier`, below) and the apply is
     // reported interrupted at once.
     const recordStart = (): Promise<Error | undefined> =>
-      journal.markStarted(id).then(
+      journal.markStarted(id, { app: cmd.app, ...agentReleaseOf(cmd.deploymentId, cmd.changeset) }).then(
         () => undefined,
         (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
       );
@@ -515,17 +515,21 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
     const killed = watchForKill(deps, cmd.deploymentId, dlog);
     const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt, killed).finally(() => killed.stop());
-    // The entry with the new release is written beside the result, both
-    // after the journal's fsync: the result no longer waits for it (one
-    // stored round trip less per target). The coordinator that folds the
-    // results notes each succeeded target's release before it stores the
-    // finished event (rollout/reconciler.ts), so a terminal deployment's
-    // agents show on its release there at once; other coordinators see it
-    // with this write. Convergence acts only on an entry written after the
-    // desired release succeeded (releases/convergence.ts): every write of
-    // the entry sent before the new release is answered before the result
-    // goes out.
-    if (result.outcome === "SUCCEEDED") deps.registration.setCurrentRelease(cmd.app, agentReleaseOf(cmd.deploymentId, cmd.changeset));
+    // The entry with the new release is written at the agent's next
+    // heartbeat, which it replaces (registration.ts), not beside the
+    // result: one stored write less per target while a deployment rolls
+    // out (sequential 100 made 6.13 messages a target with it). The
+    // coordinator that folds the results notes each succeeded target's
+    // release before it stores the finished event (rollout/reconciler.ts),
+    // for agentLiveMs, longer than any heartbeat interval, so a terminal
+    // deployment's agents show on its release there at once; other
+    // coordinators see it with the write, within one heartbeat interval.
+    // Convergence acts only on an entry written after the desired release
+    // succeeded (releases/convergence.ts): every write of the entry sent
+    // before the new release is answered before the result goes out. A
+    // crash before the write loses nothing: the journal's started record
+    // names the release, and a restart takes it from there (agent.ts).
+    if (result.outcome === "SUCCEEDED") deps.registration.setCurrentRelease(cmd.app, agentReleaseOf(cmd.deploymentId, cmd.changeset), FAULT_DELAY_RELEASE_WRITE_MS);
     // The result goes out beside the journal's "finished" record, not after
     // its fsync (which waited in front of it: sequential 10 traced). A
     // crash between the two leaves "started" here and the result in the
@@ -537,11 +541,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");
     deps.metrics?.applies.inc({ outcome: result.outcome });
     deps.metrics?.applyDuration.observe({ outcome: result.outcome }, result.durationMs / 1000);
-    const writeRelease = async (): Promise<void> => {
-      if (FAULT_DELAY_RELEASE_WRITE_MS > 0) await sleep(FAULT_DELAY_RELEASE_WRITE_MS);
-      await deps.registration.beat().catch((err: unknown) => dlog.warn({ err: errorMessage(err) }, "writing the new release to this agent's entry failed"));
-    };
-    await Promise.all([finished, reportResult(deps, id, result), result.outcome === "SUCCEEDED" ? writeRelease() : undefined]);
+    await Promise.all([finished, reportResult(deps, id, result)]);
     m.ack();
   } finally {
     stopInProgress();

@@ -17,6 +17,12 @@
 // ran. A lost journal loses its key with it, so a start of
 // an earlier journal is never taken for one of this journal's.
 //
+// A started record names the release the apply installs if it succeeds
+// (`release`): the agent writes its registry entry with a new release at
+// its next heartbeat, not beside the result (handleCommand.ts), so at a
+// restart the journal, not the entry, says what each app runs
+// (currentReleases). Older agents ignore the field.
+//
 // No compaction: a deployment produces at most three short lines (started,
 // finished, reported; or declined, reported), and the agent applies a
 // deployment only when someone deploys to its VM. Thousands of deployments
@@ -26,6 +32,7 @@ import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
+import type { AgentRelease } from "../../shared/src/index.js";
 
 export type JournalResult = {
   outcome: "SUCCEEDED" | "FAILED";
@@ -37,8 +44,13 @@ export type JournalResult = {
   finishedAt: string;
 };
 
+/** What a started apply installs if it succeeds: `app` then runs `release`. */
+export type JournalRelease = AgentRelease & { app: string };
+
 export interface JournalEntry {
   deploymentId: string;
+  /** The release the apply installs if it succeeds (absent in records of older agents). */
+  release?: JournalRelease;
   /** declined = decided not to apply (deployment no longer active); nothing ran. */
   status: "started" | "finished" | "declined";
   startedAt?: string;
@@ -95,7 +107,7 @@ const KEY_BYTES = 32;
 const VERSION = 1;
 
 type JournalRecord =
-  | { v: 1; op: "started"; deploymentId: string; at: string }
+  | { v: 1; op: "started"; deploymentId: string; at: string; release?: JournalRelease }
   | { v: 1; op: "finished"; deploymentId: string; at: string; result: JournalResult }
   | { v: 1; op: "declined"; deploymentId: string; at: string; reason: string; afterStart?: true }
   | { v: 1; op: "reported"; deploymentId: string; at: string };
@@ -183,9 +195,33 @@ export class Journal {
     return [...this.state.values()].map(copy);
   }
 
-  /** Must resolve before the deployment is applied; throws JournalStateError if the deployment is known. */
-  async markStarted(deploymentId: string): Promise<void> {
-    await this.append(() => ({ v: VERSION, op: "started", deploymentId, at: now() }));
+  /**
+   * The release each app runs after the applies this journal records: the
+   * release of the last apply of the app that succeeded. An app no recorded
+   * apply installed is absent (its release is what the registry entry says),
+   * and so is every app when a success of an older agent, which does not
+   * name its release, comes later.
+   */
+  currentReleases(): Map<string, AgentRelease> {
+    const out = new Map<string, AgentRelease>();
+    // In the order the applies started; one app's applies run one at a time.
+    for (const e of this.state.values()) {
+      if (e.status !== "finished" || e.result?.outcome !== "SUCCEEDED") continue;
+      if (!e.release) {
+        // An older agent's success (a downgrade and back): of an app it
+        // does not name, so no earlier release is known to be current.
+        out.clear();
+        continue;
+      }
+      const { app, ...release } = e.release;
+      out.set(app, release);
+    }
+    return out;
+  }
+
+  /** Must resolve before the deployment is applied; throws JournalStateError if the deployment is known. `release`: what the apply installs if it succeeds. */
+  async markStarted(deploymentId: string, release?: JournalRelease): Promise<void> {
+    await this.append(() => ({ v: VERSION, op: "started", deploymentId, at: now(), ...(release ? { release: copyRelease(release) } : {}) }));
   }
 
   async markFinished(deploymentId: string, result: JournalResult): Promise<void> {
@@ -248,7 +284,7 @@ function transition(entry: JournalEntry | undefined, record: JournalRecord): Jou
   switch (record.op) {
     case "started":
       if (entry) return `deployment ${id} is already in the journal (${entry.status})`;
-      return { deploymentId: id, status: "started", startedAt: record.at, reported: false };
+      return { deploymentId: id, status: "started", startedAt: record.at, reported: false, ...(record.release ? { release: record.release } : {}) };
     case "declined":
       // Declining is only honest if nothing ran: no entry, or a started entry
       // whose claim the agent then lost (it records "started" before it
@@ -323,7 +359,11 @@ function decodeRecord(line: string): JournalRecord | undefined {
   const { op, deploymentId, at } = value;
   if (typeof deploymentId !== "string" || deploymentId === "" || typeof at !== "string") return undefined;
   switch (op) {
-    case "started":
+    case "started": {
+      // An unreadable release is left out, not taken for damage: it only says what an app runs, which the registry entry says too.
+      const release = decodeRelease(value.release);
+      return { v: VERSION, op, deploymentId, at, ...(release ? { release } : {}) };
+    }
     case "reported":
       return { v: VERSION, op, deploymentId, at };
     case "declined":
@@ -335,6 +375,19 @@ function decodeRecord(line: string): JournalRecord | undefined {
     default:
       return undefined;
   }
+}
+
+function decodeRelease(value: unknown): JournalRelease | undefined {
+  if (!isObject(value)) return undefined;
+  const { app, release, deploymentId, version, artifact } = value;
+  if (typeof app !== "string" || typeof release !== "string" || typeof deploymentId !== "string" || typeof version !== "string") return undefined;
+  if (artifact === undefined) return { app, release, deploymentId, version };
+  if (!isObject(artifact) || typeof artifact.name !== "string" || typeof artifact.digest !== "string") return undefined;
+  return { app, release, deploymentId, version, artifact: { name: artifact.name, digest: artifact.digest } };
+}
+
+function copyRelease(r: JournalRelease): JournalRelease {
+  return { ...r, ...(r.artifact ? { artifact: { ...r.artifact } } : {}) };
 }
 
 function decodeResult(value: unknown): JournalResult | undefined {
@@ -392,7 +445,7 @@ async function syncDir(dir: string): Promise<void> {
 }
 
 function copy(entry: JournalEntry): JournalEntry {
-  return entry.result ? { ...entry, result: { ...entry.result } } : { ...entry };
+  return { ...entry, ...(entry.result ? { result: { ...entry.result } } : {}), ...(entry.release ? { release: copyRelease(entry.release) } : {}) };
 }
 
 function now(): string {

@@ -1,5 +1,6 @@
 // The agent's entry in deploy_agents and its heartbeats. The entry is
-// written when the agent starts and when what it runs changes. Heartbeats
+// written when the agent starts and, when what it runs changes, by the next
+// heartbeat (stored instead of sent idle: setCurrentRelease). Heartbeats
 // are of two kinds:
 // - idle: a core NATS publish on deploy.hb.<id>, heard by every
 //   coordinator, answered and stored nowhere: liveness for ListAgents,
@@ -48,6 +49,8 @@ export class Registration {
   #status: { stop?(): void } | undefined;
   /** What the entry says is behind the record (a new release whose write failed): the next heartbeat is stored. */
   #unwritten = false;
+  /** A fault hook's (handleCommand.ts): idle heartbeats do not write a new release before this performance.now(). */
+  #holdUntil = 0;
   /** Between idle heartbeats (config.idleHeartbeatIntervalMs; 0: intervalMs). */
   readonly #idleMs: number;
 
@@ -181,7 +184,8 @@ export class Registration {
 
   #tick(): void {
     if (this.#stopped) return;
-    if (this.#busy > 0 || !this.nc || this.#storeAll || this.#unwritten) {
+    const unwritten = this.#unwritten && performance.now() >= this.#holdUntil;
+    if (this.#busy > 0 || !this.nc || this.#storeAll || unwritten) {
       this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "heartbeat failed"));
       return;
     }
@@ -319,12 +323,30 @@ export class Registration {
    * The release now current for `app`, and what it is: the coordinator
    * compares that with the desired release (ListAgents' status, convergence).
    */
-  setCurrentRelease(app: string, release: AgentRelease): void {
+  setCurrentRelease(app: string, release: AgentRelease, holdMs = 0): void {
     this.record.currentReleases[app] = release.release;
     this.record.releases = { ...this.record.releases, [app]: release };
-    // Until a write of it is acknowledged, heartbeats are stored (a failed
-    // write is tried again at the next one, not left until the next apply).
+    // Written by the next heartbeat, stored instead of sent idle (#tick),
+    // and until a write of it is acknowledged every heartbeat is stored (a
+    // failed write is tried again at the next one, not left until the next
+    // apply). The write replaces a heartbeat: no message more per apply.
     this.#unwritten = true;
+    if (holdMs > 0) this.#holdUntil = performance.now() + holdMs;
+  }
+
+  /**
+   * At a graceful stop: a new release not written yet is written now, so
+   * that every coordinator shows the stopped agent on what it runs (its
+   * restart would take it from the journal). Waits at most `waitMs`.
+   */
+  async flush(waitMs: number): Promise<void> {
+    if (!this.#unwritten || this.#stopped) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not write this agent's new release before stopping")),
+      new Promise<void>((r) => (timer = setTimeout(r, waitMs))),
+    ]);
+    clearTimeout(timer);
   }
 
   stop(): void {

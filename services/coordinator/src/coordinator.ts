@@ -12,6 +12,7 @@ import {
   bindContext,
   connectNats,
   createLogger,
+  loadDeployment,
   readBindingsFile,
   readSeedFile,
   signerFromSeed,
@@ -182,7 +183,23 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
       const view = registry.get(agentId);
       if (view) converge.considerAgent(view);
     };
-    releases.onChange = (r) => converge.desiredChanged(r.app, r.environment);
+    // Agents write their entry with a new release at their next heartbeat
+    // (agent/src/handleCommand.ts): a new desired release folded by another
+    // coordinator is read here once, and its succeeded targets noted, so
+    // that ListAgents shows them on it at once on every coordinator. A
+    // deployment that failed changes no desired release: its succeeded
+    // targets show here with their entries, within a heartbeat interval.
+    releases.onChange = (r) => {
+      const noted = registry.hasNoted(r.deploymentId)
+        ? Promise.resolve()
+        : loadDeployment(ctx, r.deploymentId).then(
+          (loaded) => {
+            if (loaded) registry.noteSucceeded(loaded.record);
+          },
+          (err: unknown) => log.warn({ deploymentId: r.deploymentId, err: (err as Error).message }, "could not read a new desired release's deployment to note its agents' release"),
+        );
+      void noted.then(() => converge.desiredChanged(r.app, r.environment));
+    };
     converge.considerAll();
     // Agents silent longer than agents.forgetAfterMs are deregistered (a VM gone for good).
     const forgetTimer =

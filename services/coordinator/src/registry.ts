@@ -16,6 +16,7 @@
 import type { KV, KvEntry } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
+  agentReleaseOf,
   bindingProblem,
   errorMessage,
   HEARTBEAT_REQUEST_SUBJECT,
@@ -25,6 +26,7 @@ import {
   type AgentRecord,
   type AgentRelease,
   type CordonRecord,
+  type DeploymentRecord,
   type Logger,
   UnavailableError,
 } from "../../shared/src/index.js";
@@ -61,6 +63,8 @@ export class Registry {
    * until when (Date.now()) it is kept.
    */
   readonly #noted = new Map<string, Map<string, { release: AgentRelease; until: number }>>();
+  /** Deployments whose succeeded targets were noted here (noteSucceeded), the last NOTED_DEPLOYMENTS of them. */
+  readonly #notedDeployments = new Set<string>();
   #follower: BucketFollower | undefined;
   /**
    * Agents this coordinator has heard since it started or last reconnected:
@@ -180,13 +184,36 @@ export class Registry {
   }
 
   /**
+   * Every target that SUCCEEDED in `rec` runs its release now: noted
+   * (noteRelease). Called by the coordinator that folds a deployment,
+   * before it stores the finished event (rollout/reconciler.ts), and by
+   * every other coordinator when the deployment becomes the desired release
+   * (coordinator.ts), so that all of them show its agents on its release
+   * before the agents' entries say so.
+   */
+  noteSucceeded(rec: DeploymentRecord): void {
+    const { spec } = rec;
+    const release = agentReleaseOf(spec.id, spec.changeset);
+    for (const [agentId, t] of Object.entries(rec.targets)) if (t.state === "SUCCEEDED") this.noteRelease(agentId, spec.app, release);
+    this.#notedDeployments.delete(spec.id);
+    this.#notedDeployments.add(spec.id);
+    if (this.#notedDeployments.size > NOTED_DEPLOYMENTS) this.#notedDeployments.delete(this.#notedDeployments.values().next().value!);
+  }
+
+  /** Whether noteSucceeded ran here for deployment `id` (lately). */
+  hasNoted(id: string): boolean {
+    return this.#notedDeployments.has(id);
+  }
+
+  /**
    * The agent succeeded in deployment `release.deploymentId` of `app`, as
-   * folded by this coordinator: shown as its release of `app` (ListAgents,
-   * convergence) at once. The agent writes its entry with it beside its
-   * result (agent/src/handleCommand.ts), so a deployment that is terminal
-   * here may be ahead of the entry this coordinator has seen: until an
-   * entry shows this release, or a later one, and for at most agentLiveMs,
-   * the noted release stands over an entry written before it.
+   * folded by a coordinator: shown as its release of `app` (ListAgents,
+   * convergence) at once. The agent writes its entry with it at its next
+   * heartbeat (agent/src/handleCommand.ts), so a deployment that is
+   * terminal may be ahead of the entry this coordinator has seen: until an
+   * entry shows this release, or a later one, and for at most agentLiveMs
+   * (more than an agent's heartbeat interval), the noted release stands
+   * over an entry written before it.
    */
   noteRelease(agentId: string, app: string, release: AgentRelease): void {
     const view = this.#agents.get(agentId);
@@ -387,6 +414,8 @@ export class Registry {
 const SILENCE_REPORT_MS = 60_000;
 /** The registry's tick, and how late it may run before this process counts as having stalled (Registry.ownStall): the silences a stall adds are its own. */
 const TICK_MS = 500;
+/** Deployments remembered as noted (hasNoted): more than are made between two desired releases. */
+const NOTED_DEPLOYMENTS = 1000;
 const STALL_MS = 1000;
 
 /** Agent ids per register request: 1,000 ids of at most 64 characters stay well under the default max_payload (1 MiB). */

@@ -27,7 +27,6 @@ import {
   isTerminalTarget,
   targetIds,
   parseEventSubject,
-  agentReleaseOf,
   dispatchedIdsOf,
   type CommandSigner,
   type DeploymentRecord,
@@ -332,7 +331,7 @@ export class Reconciler {
       if (planned.length === 0) break;
       // Before the finished event is stored: a client that sees the
       // deployment terminal finds its agents on its release here.
-      if (planned.some((d) => d.type === "deployment.finished")) noteReleases(this.registry, record);
+      if (planned.some((d) => d.type === "deployment.finished")) this.registry.noteSucceeded(record);
       // 3. Write.
       const raced = await appendRaces(this.ctx, record, planned.filter(isRaceDecision), log, this.opts.metrics);
       const decisions = planned.filter((d) => !isRaceDecision(d));
@@ -403,14 +402,3 @@ export class Reconciler {
   }
 }
 
-/**
- * What each target that SUCCEEDED in `rec`, about to finish, runs now,
- * noted in this coordinator's registry ahead of its agent's own entry
- * (Registry.noteRelease): once a deployment is terminal, ListAgents here
- * shows its agents on its release.
- */
-function noteReleases(registry: Registry, rec: DeploymentRecord): void {
-  const { spec } = rec;
-  const release = agentReleaseOf(spec.id, spec.changeset);
-  for (const agentId of targetIds(rec)) if (rec.targets[agentId]!.state === "SUCCEEDED") registry.noteRelease(agentId, spec.app, release);
-}
