@@ -1,10 +1,11 @@
 // The invariants checked after every run (DESIGN.md "What must always hold").
+import { Kvm } from "@nats-io/kv";
 import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
 import { canaryTargetsOf, changedTargetsOf, foldAll, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
 import { dispatchedIdsOf, isTerminalDeployment } from "../../services/shared/src/index.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
-import { AGENT_LIVE_MS, APPLY_GRACE_MS, type ChaosStack } from "./stack.js";
+import { AGENT_LIVE_MS, APPLY_GRACE_MS, HEARTBEAT_MS, type ChaosStack } from "./stack.js";
 
 export const INVARIANTS = {
   "at-most-once": "each (deployment, agent) executable ran at most once",
@@ -19,6 +20,7 @@ export const INVARIANTS = {
   "server-clock": "every timeout was stored at least its limit after what it times out, and every agent skipped as offline was last heard from at least the liveness limit before (both on the servers' clock)",
   "oversize-handled": "a deployment whose targets alone exceed the server's max_payload was created with its targets in chunks (and then held to every other invariant), or refused at creation with RESOURCE_EXHAUSTED naming the limit, writing no deployment",
   "interrupted-reported": "an agent killed after its start was stored and before its journal recorded that start reported the target interrupted when it came back (nothing run, never left to time out)",
+  "release-shown": "once the run settled, every agent's registry entry names, as its release of each app, the deployment of its last SUCCEEDED result for that app in the stream (within a few heartbeats: the agent writes it with its next one, or from its journal when it starts again)",
   "revert-made": "a deployment that ended FAILED with auto_revert, or CANCELLED by a cancel with revert, and changed a target has exactly one revert (request id revert.<id>), to the release it recorded, of exactly the targets it changed, and that revert ended; or none because a later deployment of the pair took its lock first",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
@@ -97,6 +99,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "oversize-handled": 0,
     "revert-made": 0,
     "interrupted-reported": 0,
+    "release-shown": 0,
   };
   const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
   const jsm = await stack.jsm();
@@ -362,6 +365,42 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     const got = [...r.spec.targets].sort().join(",");
     if (got !== want) v("revert-made", `${r.spec.id} (revert of ${id}) targets ${got}, not the changed ${want}`);
     if (!isTerminalDeployment(r.state)) v("revert-made", `${r.spec.id} (revert of ${id}) is still ${r.state}`);
+  }
+
+  // release-shown: per agent and app, the last SUCCEEDED result in stream
+  // order is what the agent runs (one app's applies run one at a time).
+  const want = new Map<string, Map<string, string>>();
+  const last = new Map<string, number>();
+  for (const [id, evs] of events) {
+    const app = records.get(id)?.spec.app;
+    if (app === undefined) continue;
+    for (const e of evs) {
+      if (e.event.type !== "target.result" || e.source !== e.event.agentId || e.event.outcome !== "SUCCEEDED") continue;
+      const key = `${e.event.agentId} ${app}`;
+      if ((last.get(key) ?? 0) > e.seq) continue;
+      last.set(key, e.seq);
+      const apps = want.get(e.event.agentId) ?? new Map<string, string>();
+      want.set(e.event.agentId, apps);
+      apps.set(app, id);
+    }
+  }
+  const agentsKv = await new Kvm(nc).open("deploy_agents");
+  const shownOf = async (agentId: string): Promise<Record<string, string>> => {
+    const e = await retried(() => agentsKv.get(agentId));
+    if (!e || e.operation !== "PUT") return {};
+    const releases = (e.json<{ releases?: Record<string, { deploymentId: string }> }>().releases ?? {});
+    return Object.fromEntries(Object.entries(releases).map(([app, r]) => [app, r.deploymentId]));
+  };
+  for (const agentId of stack.agents.keys()) {
+    const wanted = Object.fromEntries(want.get(agentId) ?? []);
+    checked["release-shown"]++;
+    let shown = await shownOf(agentId);
+    // The write rides on the agent's next heartbeat.
+    for (let i = 0; i < 10 && stable(shown) !== stable(wanted); i++) {
+      await sleep(HEARTBEAT_MS);
+      shown = await shownOf(agentId);
+    }
+    if (stable(shown) !== stable(wanted)) v("release-shown", `${agentId}'s entry shows ${stable(shown)}; its last succeeded results say ${stable(wanted)}`);
   }
   return { violations, nearMisses, checked };
 }
