@@ -49,8 +49,6 @@ export class Registration {
   #status: { stop?(): void } | undefined;
   /** What the entry says is behind the record (a new release whose write failed): the next heartbeat is stored. */
   #unwritten = false;
-  /** When the last heartbeat, idle or stored, was sent (performance.now()): the idle cadence resumes from it after an apply. */
-  #lastBeatAt = performance.now();
   /** A fault hook's (handleCommand.ts): idle heartbeats do not write a new release before this performance.now(). */
   #holdUntil = 0;
   /** Between idle heartbeats (config.idleHeartbeatIntervalMs; 0: intervalMs). */
@@ -186,7 +184,6 @@ export class Registration {
 
   #tick(): void {
     if (this.#stopped) return;
-    this.#lastBeatAt = performance.now();
     const unwritten = this.#unwritten && performance.now() >= this.#holdUntil;
     if (this.#busy > 0 || !this.nc || this.#storeAll || unwritten) {
       this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "heartbeat failed"));
@@ -220,12 +217,6 @@ export class Registration {
       if (done) return;
       done = true;
       this.#busy--;
-      // Back to the idle cadence, from the last heartbeat: an apply shorter
-      // than the stored beat brought forward above adds no heartbeat, and
-      // a new release rides on the next one the agent sends anyway
-      // (10,000 agents, bench: 0.7 stored writes a target inside the
-      // rollout, at 15 s after each race, when it rode on that beat).
-      if (this.#busy === 0) this.#schedule(Math.max(0, this.#lastBeatAt + this.#idleMs - performance.now()));
     };
   }
 
