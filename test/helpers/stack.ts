@@ -92,23 +92,34 @@ export class Stack {
   }
 
   async startCoordinator(env: Record<string, string> = {}): Promise<Proc> {
-    const port = this.coordinators.length === 0 && this.grpcPort === 0 ? await freePort() : await freePort();
-    if (this.grpcPort === 0) this.grpcPort = port;
-    const proc = new Proc(`coordinator-${this.coordinators.length + 1}`, COORDINATOR_MAIN, {
-      NATS_URL: this.nats.url,
-      // Development mode unless a test says otherwise (the security tests do).
-      DEPLOY_DEV_MODE: "1",
-      DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
-      DEPLOY_AGENT_LIVE_MS: "3000",
-      DEPLOY_SWEEP_INTERVAL_MS: "250",
-      DEPLOY_APPLY_TIMEOUT_GRACE_MS: "2000",
-      ...this.opts.coordinatorEnv,
-      ...env,
-    });
-    proc.start();
-    await proc.waitForLog("coordinator running");
-    this.coordinators.push(proc);
-    return proc;
+    const first = this.grpcPort === 0;
+    // A port found free may be taken before the coordinator binds it (an
+    // outgoing connection of a test running beside this one gets it as its
+    // local port: a full run saw EADDRINUSE once): another port, then.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      if (first) this.grpcPort = port;
+      const proc = new Proc(`coordinator-${this.coordinators.length + 1}`, COORDINATOR_MAIN, {
+        NATS_URL: this.nats.url,
+        // Development mode unless a test says otherwise (the security tests do).
+        DEPLOY_DEV_MODE: "1",
+        DEPLOY_GRPC_LISTEN: `127.0.0.1:${port}`,
+        DEPLOY_AGENT_LIVE_MS: "3000",
+        DEPLOY_SWEEP_INTERVAL_MS: "250",
+        DEPLOY_APPLY_TIMEOUT_GRACE_MS: "2000",
+        ...this.opts.coordinatorEnv,
+        ...env,
+      });
+      proc.start();
+      try {
+        await proc.waitForLog("coordinator running");
+      } catch (err) {
+        if (attempt < 3 && !proc.running && proc.logs().includes(`EADDRINUSE: address already in use 127.0.0.1:${port}`)) continue;
+        throw err;
+      }
+      this.coordinators.push(proc);
+      return proc;
+    }
   }
 
   /** Port of the n-th coordinator (they each listen on their own port). */
