@@ -2,7 +2,7 @@
 import { Kvm } from "@nats-io/kv";
 import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
 import { canaryTargetsOf, changedTargetsOf, foldAll, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
-import { dispatchedIdsOf, isTerminalDeployment } from "../../services/shared/src/index.js";
+import { dispatchedIdsOf, isTerminalDeployment, parseAgentRecord } from "../../services/shared/src/index.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, HEARTBEAT_MS, type ChaosStack } from "./stack.js";
@@ -388,8 +388,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
   const shownOf = async (agentId: string): Promise<Record<string, string>> => {
     const e = await retried(() => agentsKv.get(agentId));
     if (!e || e.operation !== "PUT") return {};
-    const releases = (e.json<{ releases?: Record<string, { deploymentId: string }> }>().releases ?? {});
-    return Object.fromEntries(Object.entries(releases).map(([app, r]) => [app, r.deploymentId]));
+    return Object.fromEntries(Object.entries(parseAgentRecord(e.value).releases ?? {}).map(([app, r]) => [app, r.deploymentId]));
   };
   for (const agentId of stack.agents.keys()) {
     const wanted = Object.fromEntries(want.get(agentId) ?? []);
