@@ -346,6 +346,73 @@ describe("plan", () => {
     expect(plan(log.rec!, silent)).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a1", phase: "apply" })]);
   });
 
+  it("a plan that reuses its memo decides exactly what a full scan decides, step by step through rollouts with timeouts, silences and canaries", () => {
+    // A seeded walk: the clock moves on by 0-400 ms a step; agents start,
+    // finish, fail, heartbeat or go silent at random; events are folded at
+    // the step's time, as the stream would store them.
+    let seed = 20261206;
+    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    let compared = 0;
+    let timedOut = 0;
+    for (let run = 0; run < 20; run++) {
+      const targets = Array.from({ length: 40 }, (_, i) => `t${i}`);
+      const strategy = { maxConcurrency: 1 + (run % 7), maxFailures: 40, deliveryTimeoutMs: 1000, applyTimeoutMs: 2500, ...(run % 4 === 3 ? { canary: 3, canarySoakMs: 500 } : {}) };
+      const log = new Log().add(C, { type: "deployment.created", spec: { ...spec, targets, strategy } }, 0);
+      const heartbeats = new Map<string, number>();
+      const memo = {};
+      let now = 0;
+      for (let step = 0; step < 400 && !["SUCCEEDED", "FAILED", "CANCELLED"].includes(log.rec!.state); step++) {
+        now += Math.floor(rnd() * 400);
+        const at = { now, lastHeartbeat: (a: string) => heartbeats.get(a), agentLiveMs: 1500, applyTimeoutGraceMs: 200 };
+        const withMemo = plan(log.rec!, { ...at, memo });
+        expect(withMemo).toEqual(plan(log.rec!, at));
+        compared++;
+        timedOut += withMemo.filter((d) => d.type === "target.timed_out").length;
+        for (const d of withMemo) log.add(C, d, now);
+        for (const id of targets) {
+          const t = log.rec!.targets[id]!;
+          const r = rnd();
+          if (t.state === "DISPATCHED" && r < 0.3) log.add(id, { type: "target.started", agentId: id }, now);
+          else if (t.state === "APPLYING" && r < 0.2) {
+            const outcome = rnd() < 0.8 ? "SUCCEEDED" : "FAILED";
+            log.add(id, { type: "target.result", agentId: id, outcome, message: "", exitCode: outcome === "SUCCEEDED" ? 0 : 1, durationMs: 1 }, now);
+          } else if (t.state === "APPLYING" && r < 0.6) heartbeats.set(id, now);
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(1000);
+    // The walk went through timeouts, not only around them.
+    expect(timedOut).toBeGreaterThan(10);
+  });
+
+  it("a memo's skip of the timeout scan lasts at most a second, and none when the clock reads earlier than at its scan", () => {
+    // One at a time: the second dispatch below is an older coordinator's.
+    const oneAtATime = (): Log =>
+      new Log()
+        .add(C, { type: "deployment.created", spec: { ...spec, strategy: { ...spec.strategy, maxConcurrency: 1 } } })
+        .add(C, { type: "deployment.started" })
+        .add(C, { type: "target.dispatched", agentId: "a1" }, 0);
+    const log = oneAtATime()
+      .add("a1", { type: "target.started", agentId: "a1" }, 0)
+      .add("a1", { type: "target.result", agentId: "a1", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 }, 0);
+    const memo = {};
+    // Nothing in flight at this scan: no timeout can be due before 1100.
+    expect(plan(log.rec!, { ...ctx(100), memo })).toEqual([{ type: "target.dispatched", agentId: "a2" }]);
+    // a2's dispatch (an older coordinator's) was stored at 50, before that
+    // scan, and is folded only now: its deadline (1050) is seen late, at
+    // most a second after the scan, as a sweep would.
+    log.add(C, { type: "target.dispatched", agentId: "a2" }, 50);
+    expect(plan(log.rec!, ctx(1060))).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a2" })]);
+    expect(plan(log.rec!, { ...ctx(1060), memo })).toEqual([]);
+    expect(plan(log.rec!, { ...ctx(1100), memo })).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a2" })]);
+    // A clock stepped back scans again at once.
+    const back = oneAtATime();
+    const memo2 = {};
+    expect(plan(back.rec!, { ...ctx(900), memo: memo2 })).toEqual([]);
+    back.add(C, { type: "target.dispatched", agentId: "a2" }, -2000);
+    expect(plan(back.rec!, { ...ctx(500), memo: memo2 })).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a2" })]);
+  });
+
   it("halts after more than max_failures failures and finishes FAILED when in-flight targets report", () => {
     const log = running()
       .add(C, { type: "target.dispatched", agentId: "a1" })

@@ -20,8 +20,13 @@ import { publishCommand, startLeaseFor } from "./publishCommand.js";
 export const COMMANDS_IN_FLIGHT = 256;
 
 export class CommandPublisher {
-  /** Commands this process already published, "<deployment>.<agent>". */
-  readonly #published = new Set<string>();
+  /**
+   * Commands this process already published: agents by deployment. Every
+   * reconcile pass looks up each dispatched target here; a key made of both
+   * ids cost a string per target and pass, 6.6 s of the coordinator's 36.7 s
+   * of CPU in the bench's rollout to 10,000 agents.
+   */
+  readonly #published = new Map<string, Set<string>>();
   readonly #turn = turns(COMMANDS_IN_FLIGHT);
 
   constructor(
@@ -37,18 +42,19 @@ export class CommandPublisher {
     } finally {
       done();
     }
-    this.#published.add(`${spec.id}.${agentId}`);
+    let agents = this.#published.get(spec.id);
+    if (!agents) this.#published.set(spec.id, (agents = new Set()));
+    agents.add(agentId);
     this.opts.metrics?.commands.inc({ outcome });
     log.debug({ agentId, outcome }, "command published");
   }
 
   /** Every dispatched target's command not published by this process yet; forgets a terminal deployment's. */
   async publishPending(record: DeploymentRecord, log: Logger): Promise<void> {
-    const pending = targetIds(record).filter((agentId) => record.targets[agentId]!.state === "DISPATCHED" && !this.#published.has(`${record.spec.id}.${agentId}`));
+    const published = this.#published.get(record.spec.id);
+    const pending = targetIds(record).filter((agentId) => record.targets[agentId]!.state === "DISPATCHED" && !published?.has(agentId));
     // Publishes are independent; sent together, N round trips take about one.
     await Promise.all(pending.map((agentId) => this.publish(record.spec, agentId, log)));
-    if (isTerminalDeployment(record.state)) {
-      for (const agentId of record.spec.targets) this.#published.delete(`${record.spec.id}.${agentId}`);
-    }
+    if (isTerminalDeployment(record.state)) this.#published.delete(record.spec.id);
   }
 }

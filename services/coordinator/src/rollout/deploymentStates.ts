@@ -34,6 +34,7 @@ import {
   type TargetRecord,
 } from "../../../shared/src/index.js";
 import type { CoordinatorMetrics } from "../metrics.js";
+import type { PlanMemo } from "./plan.js";
 
 export interface Cached {
   /** Exactly the fold of the deployment's events up to record.lastSeq. */
@@ -53,6 +54,10 @@ export interface Cached {
   shards: ShardMemo;
   /** The terminal state this process wrote to the list index (queries/deploymentIndex.ts). */
   indexedState?: DeploymentRecord["state"];
+  /** What plans of this deployment learned about it (plan.ts PlanMemo): facts about its events, so true of any record of it caught up further. */
+  planMemo?: PlanMemo;
+  /** The targets not terminal after the last pass that counted them (reconciler.ts, metrics only). */
+  open?: Set<string>;
 }
 
 type OnInvalid = (seq: number, why: string) => void;
