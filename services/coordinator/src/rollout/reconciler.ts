@@ -83,18 +83,21 @@ const MAX_ROUNDS = 10_000;
 
 /**
  * The least time from the start of one pass of a deployment to the start of
- * the next, by its number of targets: N / PASS_TARGETS_PER_MS ms (10,000
- * targets: 20 ms; under 500: none). Some of a pass's work is a look at every
- * target (the counts, the commands not yet published, the metrics), so
- * passes run back to back while events keep coming spent the coordinator's
- * CPU on a large rollout's repeated looks: in the bench's rollout to 10,000
- * agents, once the plan's own scans were cut (PlanMemo), the passes came
- * faster and the looks that remained took what the scans had. The events
- * that come meanwhile are folded by the next pass together; a decision
- * waits at most that long (a slot freed at 10,000 targets: 20 ms).
+ * the next, by its number of targets: from PACED_FROM targets on, N /
+ * PASS_TARGETS_PER_MS ms (10,000 targets: 20 ms). Some of a pass's work is
+ * a look at every target (the counts, the commands not yet published, the
+ * metrics), so passes run back to back while events keep coming spent the
+ * coordinator's CPU on a large rollout's repeated looks: in the bench's
+ * rollout to 10,000 agents, once the plan's own scans were cut (PlanMemo),
+ * the passes came faster and the looks that remained took what the scans
+ * had. The events that come meanwhile are folded by the next pass
+ * together; a decision waits at most that long (a slot freed at 10,000
+ * targets: 20 ms). Below PACED_FROM a look at every target costs well under
+ * a millisecond, and a rollout of one target at a time waits for nothing.
  */
 const PASS_TARGETS_PER_MS = 500;
-export const passGapMs = (targets: number): number => (targets < PASS_TARGETS_PER_MS ? 0 : targets / PASS_TARGETS_PER_MS);
+const PACED_FROM = 2000;
+export const passGapMs = (targets: number): number => (targets < PACED_FROM ? 0 : targets / PASS_TARGETS_PER_MS);
 
 export class Reconciler {
   readonly #slots = new Map<string, Slot>();
