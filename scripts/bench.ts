@@ -29,7 +29,8 @@
 // off and on with a fan-out of 10 and 5 API clients): what
 // test/bench-smoke.test.ts runs. --cpu-prof writes the CPU profiles (node
 // --cpu-prof) of the coordinator, the agent hosts and the floors' hosts
-// into <dir> (summarise one: node dist/scripts/bench/profileSummary.js).
+// into <dir>, the security part's into <dir>/security-off and
+// <dir>/security-on (summarise one: node dist/scripts/bench/profileSummary.js).
 // Writes bench/results.json (bench/results.quick.json with --quick).
 //
 // BENCH_NATS_PROF=1: every bench nats-server serves its CPU profile on a
@@ -283,6 +284,7 @@ async function main(): Promise<void> {
       stateRoot,
       timeoutMs: Number(values["shape-timeout-s"]) * 1000,
       hostProcesses: hostsFor(n),
+      ...(values["cpu-prof"] ? { cpuProfDir: resolve(values["cpu-prof"]) } : {}),
       log,
     });
   }

@@ -4,8 +4,9 @@
 // pinned never verifies.
 import { randomBytes } from "node:crypto";
 import { createUser, fromSeed } from "@nats-io/nkeys";
+import { nkeyAuthenticator } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
-import { signerFromSeed, verifySignature } from "../services/shared/src/signing.js";
+import { nkeyConnectAuthenticator, signerFromSeed, verifySignature } from "../services/shared/src/signing.js";
 
 const headers = (signature: string, signer: string) => ({ get: (n: string): string => (n === "Deploy-Signature" ? signature : n === "Deploy-Signer" ? signer : "") });
 
@@ -43,5 +44,16 @@ describe("command signatures", () => {
     expect(() => signerFromSeed("SUNOTASEED")).toThrow(/signing\.seed/);
     const account = new TextDecoder().decode(createUser().getSeed()).replace(/^SU/, "SA");
     expect(() => signerFromSeed(account)).toThrow(/signing\.seed/);
+  });
+  it("a connection's nkey authentication answers the server's nonce exactly as the client library's does; a bad seed is refused naming its field", () => {
+    for (let i = 0; i < 20; i++) {
+      const seed = new TextDecoder().decode(createUser().getSeed());
+      const ours = nkeyConnectAuthenticator(seed);
+      const library = nkeyAuthenticator(new TextEncoder().encode(seed));
+      const nonce = randomBytes(8 + i).toString("base64url");
+      expect(ours(nonce)).toEqual(library(nonce));
+      expect(ours(undefined)).toEqual(library(undefined));
+    }
+    expect(() => nkeyConnectAuthenticator("SUnotaseed")).toThrow(/nats\.nkeySeedFile.*not a valid nkey seed/);
   });
 });

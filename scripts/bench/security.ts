@@ -63,6 +63,8 @@ export interface SecurityOptions {
   stateRoot: string;
   timeoutMs: number;
   hostProcesses: number;
+  /** --cpu-prof: the coordinator's and the agent hosts' CPU profiles, into <dir>/security-off and <dir>/security-on. */
+  cpuProfDir?: string;
   log: (s: string) => void;
 }
 
@@ -101,7 +103,8 @@ async function runMode(secure: boolean, o: SecurityOptions): Promise<SecurityMod
   const creds = secure ? await credentials(run, o, app, prefix) : undefined;
   const nats = await startBenchNatsServer(creds ? { configText: creds.natsConfig } : {});
   try {
-    const coord = await startCoordinatorProc(nats.url, creds ? { secure: { env: creds.coordinatorEnv, client: creds.client } } : {});
+    const profDir = o.cpuProfDir ? join(o.cpuProfDir, `security-${secure ? "on" : "off"}`) : undefined;
+    const coord = await startCoordinatorProc(nats.url, { ...(creds ? { secure: { env: creds.coordinatorEnv, client: creds.client } } : {}), ...(profDir ? { cpuProfDir: profDir } : {}) });
     try {
       o.log(`security ${secure ? "on" : "off"}: fan-out ${o.n}…`);
       const ours = await runOurs({
@@ -117,6 +120,7 @@ async function runMode(secure: boolean, o: SecurityOptions): Promise<SecurityMod
         warm: true,
         app,
         agentPrefix: prefix,
+        ...(profDir ? { hostNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profDir}`] } : {}),
         ...(creds ? { secure: creds.agents, natsAuth: creds.natsAuth } : {}),
       });
       o.log(`security ${secure ? "on" : "off"}: fan-out ${o.n} ${Math.round(ours.ms)} ms, warm ${ours.warm ? Math.round(ours.warm.ms) : "-"} ms; paced API…`);

@@ -1,10 +1,11 @@
 // The handles every JetStream operation takes. Agents and coordinators build
 // it the same way; only the coordinator creates streams and buckets
 // (services/coordinator/src/infrastructure.ts), everyone else binds.
-import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
 import { AGENTS_BUCKET, DEPLOYMENTS_BUCKET } from "../names.js";
+import { nkeyConnectAuthenticator } from "../signing.js";
 import { ServerTooOldError, serverVersionError } from "./serverVersion.js";
 // Every connection made here: requests without a thrown-away Error each (requestCancel.ts).
 import "./requestCancel.js";
@@ -48,7 +49,7 @@ export async function connectNats(opts: ConnectOptions): Promise<NatsConnection>
     // are a large share of a busy coordinator's CPU. Failures keep their
     // message and our own context (UnavailableError "could not …").
     noAsyncTraces: true,
-    ...(opts.nkeySeed ? { authenticator: nkeyAuthenticator(new TextEncoder().encode(opts.nkeySeed)) } : {}),
+    ...(opts.nkeySeed ? { authenticator: nkeyConnectAuthenticator(opts.nkeySeed) } : {}),
     ...(opts.inboxPrefix ? { inboxPrefix: opts.inboxPrefix } : {}),
     ...(opts.tlsCaFile ? { tls: { caFile: opts.tlsCaFile } } : {}),
     ...(opts.pingIntervalMs ? { pingInterval: opts.pingIntervalMs } : {}),
