@@ -405,6 +405,12 @@ describe("plan", () => {
     expect(plan(log.rec!, ctx(1060))).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a2" })]);
     expect(plan(log.rec!, { ...ctx(1060), memo })).toEqual([]);
     expect(plan(log.rec!, { ...ctx(1100), memo })).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a2" })]);
+    // A time that cannot be read never times out, and does not stop the others' timeouts.
+    const odd = oneAtATime().add(C, { type: "target.dispatched", agentId: "a2" }, 500);
+    odd.rec!.targets.a1!.dispatchedAt = "not a time";
+    const memo3 = {};
+    expect(plan(odd.rec!, { ...ctx(600), memo: memo3 })).toEqual([]);
+    expect(plan(odd.rec!, { ...ctx(1501), memo: memo3 })).toEqual([expect.objectContaining({ type: "target.timed_out", agentId: "a2" })]);
     // A clock stepped back scans again at once.
     const back = oneAtATime();
     const memo2 = {};

@@ -195,7 +195,6 @@ export function plan(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
   return [];
 }
 
-
 /**
  * The timeouts due now; records in ctx.memo when the next one can be due at
  * the earliest.
@@ -212,7 +211,8 @@ function timeoutsOf(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
     const t = rec.targets[agentId]!;
     if (t.state === "DISPATCHED" && t.dispatchedAt) {
       const at = Date.parse(t.dispatchedAt);
-      quietUntil = Math.min(quietUntil, at + strategy.deliveryTimeoutMs);
+      // An unreadable time (NaN) never times out, here or below, and must not make the bound NaN.
+      if (!Number.isNaN(at)) quietUntil = Math.min(quietUntil, at + strategy.deliveryTimeoutMs);
       const waited = ctx.now - at;
       if (waited > strategy.deliveryTimeoutMs) {
         timeouts.push({
@@ -224,7 +224,7 @@ function timeoutsOf(rec: DeploymentRecord, ctx: PlanContext): EventBody[] {
       }
     } else if (t.state === "APPLYING" && t.startedAt) {
       const at = Date.parse(t.startedAt);
-      quietUntil = Math.min(quietUntil, at + applyBound);
+      if (!Number.isNaN(at)) quietUntil = Math.min(quietUntil, at + applyBound);
       const ran = ctx.now - at;
       const hb = ctx.lastHeartbeat(agentId);
       const silentFor = hb === undefined ? ran : ctx.now - hb;
