@@ -22,6 +22,7 @@ import {
   HEARTBEAT_REQUEST_SUBJECT,
   HEARTBEAT_SUBJECTS,
   parseAgentRecord,
+  targetIds,
   type AgentBindings,
   type AgentRecord,
   type AgentRelease,
@@ -194,7 +195,7 @@ export class Registry {
   noteSucceeded(rec: DeploymentRecord): void {
     const { spec } = rec;
     const release = agentReleaseOf(spec.id, spec.changeset);
-    for (const [agentId, t] of Object.entries(rec.targets)) if (t.state === "SUCCEEDED") this.noteRelease(agentId, spec.app, release);
+    for (const agentId of targetIds(rec)) if (rec.targets[agentId]!.state === "SUCCEEDED") this.noteRelease(agentId, spec.app, release);
     this.#notedDeployments.delete(spec.id);
     this.#notedDeployments.add(spec.id);
     if (this.#notedDeployments.size > NOTED_DEPLOYMENTS) this.#notedDeployments.delete(this.#notedDeployments.values().next().value!);
