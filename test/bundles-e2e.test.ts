@@ -298,4 +298,31 @@ describe("strategy.ignore_stop_failures", () => {
     expect((await hookLog(stack, "s1")).at(-1)).toMatch(new RegExp(`^start v2 d-cut ${previous} rollback `));
     await pollUntil("the record is still there", 5_000, 50, async () => !(await readFile(record).then(() => true, () => false)));
   });
+
+  it("an agent killed after a successful install and before its result's record goes back at its restart: the result and current agree", async () => {
+    const client = stack.client();
+    const record = join(stack.rootOf("s1"), "web", ".install-in-progress.json");
+    // A success forgets its record of the install in progress once journaled.
+    const ok = await client.upload("web", await bundle("v12"));
+    const d0 = await client.create({ requestId: "ok-before-kill", app: "web", environment: "prod", changeset: { version: "v12", artifact: { name: "web", digest: ok.digest } }, targets: ["s1"] });
+    expect((await client.waitTerminal(d0.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const before = await current(stack, "s1");
+    expect(before).toBe(`releases/v12-${d0.id!.slice(-8)}`);
+    expect(await readFile(record).then(() => true, () => false)).toBe(false);
+
+    await stack.agent("s1").kill("SIGKILL");
+    await stack.startAgent("s1", { env: { DEPLOY_AGENT_FAULT_KILL_BEFORE_RESULT: "1" } });
+    const a = await client.upload("web", await bundle("v13"));
+    const d = await client.create({ requestId: "kill-before-result", app: "web", environment: "prod", changeset: { version: "v13", artifact: { name: "web", digest: a.digest } }, targets: ["s1"] });
+    // Killed with every hook run and the new release current; its record of the install still there.
+    await pollUntil("the agent did not kill itself", 20_000, 100, () => Promise.resolve(!stack.agent("s1").running));
+    expect(await current(stack, "s1")).toBe(`releases/v13-${d.id!.slice(-8)}`);
+    expect(await readFile(record).then(() => true, () => false)).toBe(true);
+    await stack.startAgent("s1");
+    const done = await client.waitTerminal(d.id!);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(done.targets?.[0]?.message).toMatch(new RegExp(`^interrupted: the agent restarted during the apply; not run again; rolled back to v12-${d0.id!.slice(-8)} and ran its start hook$`));
+    expect(await current(stack, "s1")).toBe(before);
+    expect(await readFile(record).then(() => true, () => false)).toBe(false);
+  });
 });

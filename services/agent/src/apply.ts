@@ -25,6 +25,22 @@ export function releaseName(cmd: Command): string {
   return sharedReleaseName(cmd.changeset.version, cmd.deploymentId);
 }
 
+/**
+ * After a bundle's successful install, once its result is journaled: forgets
+ * the record of the install in progress that applyBundle left for this
+ * (keepRecordOnSuccess). Until then a crash goes back to the previous
+ * release at the restart, and the apply is reported interrupted; after, the
+ * journal has the success. A removal that fails is left to the next start
+ * (recovery.ts settleInstall: the journal shows the apply finished, so the
+ * record is removed and nothing is undone).
+ */
+export async function endInstall(deps: Pick<HandlerDeps, "config" | "log">, cmd: Command): Promise<void> {
+  const { removeInstallInProgress } = await import("./bundle/releases.js");
+  await removeInstallInProgress(deps.config.root, cmd.app).catch((err: unknown) =>
+    deps.log.warn({ deploymentId: cmd.deploymentId, app: cmd.app, err: errorMessage(err) }, "could not remove the record of the finished install; the next start removes it"),
+  );
+}
+
 /** Progress events go out in order, one at a time, without holding up the apply (the started event is stored before the apply begins). */
 function progressReporter(deps: HandlerDeps, cmd: Command): { onLines: (lines: string[]) => void; flushed: () => Promise<void> } {
   let chain: Promise<void> = Promise.resolve();
@@ -148,6 +164,8 @@ export async function applyCommand(
         mayStart: mayBegin,
         ignoreStopFailures: cmd.ignoreStopFailures === true,
         ...(app.runAs ? { runAs: app.runAs } : {}),
+        // Removed by endInstall once the result is journaled.
+        keepRecordOnSuccess: true,
         // A kill stops the new release's hooks; going back to the previous release runs its start hook all the same.
         rollbackSignal: deps.killWayBack ?? deps.kill,
         onPhase: (phase) => {

@@ -103,6 +103,14 @@ let FAULT_DELAY_RACE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RACE_MS"]
 const FAULT_KILL_BEFORE_JOURNAL = process.env["DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL"] === "1";
 const FAULT_KILL_BEFORE_JOURNAL_MARK = "fault-killed-before-journal";
 
+/**
+ * The same, never in production: the agent kills itself (SIGKILL) once its
+ * apply has returned, before the result's journal record and report: a
+ * crash at the end of an install. Once per state directory (a mark file).
+ */
+const FAULT_KILL_BEFORE_RESULT = process.env["DEPLOY_AGENT_FAULT_KILL_BEFORE_RESULT"] === "1";
+const FAULT_KILL_BEFORE_RESULT_MARK = "fault-killed-before-result";
+
 /** The same, never in production: the agent's entry with a new release is not written until this long after its result (a write held up on its way), every time. */
 const FAULT_DELAY_RELEASE_WRITE_MS = Number(process.env["DEPLOY_AGENT_FAULT_DELAY_RELEASE_WRITE_MS"] ?? 0);
 
@@ -506,7 +514,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
 
     dlog.info({ app: cmd.app, version: cmd.changeset.version, artifact: cmd.changeset.artifact?.digest }, "applying");
-    const { applyCommand } = await loadApply();
+    const { applyCommand, endInstall } = await loadApply();
     if (FAULT_STOP_AFTER_CLAIM) {
       FAULT_STOP_AFTER_CLAIM = false;
       process.kill(process.pid, "SIGSTOP");
@@ -515,6 +523,11 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
     const killed = watchForKill(deps, cmd.deploymentId, dlog);
     const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt, killed).finally(() => killed.stop());
+    if (FAULT_KILL_BEFORE_RESULT && !existsSync(join(deps.config.stateDir, FAULT_KILL_BEFORE_RESULT_MARK))) {
+      dlog.warn({ outcome: result.outcome }, "fault: killed between the apply and its result's record");
+      writeFileSync(join(deps.config.stateDir, FAULT_KILL_BEFORE_RESULT_MARK), "");
+      process.kill(process.pid, "SIGKILL");
+    }
     // The entry with the new release is written at the agent's next
     // heartbeat, which it replaces (registration.ts), not beside the
     // result: one stored write less per target while a deployment rolls
@@ -535,7 +548,11 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     // crash between the two leaves "started" here and the result in the
     // stream, which the next start finds (agent.ts, storedResult) instead
     // of reporting the apply interrupted.
-    const finished = journal.markFinished(id, result);
+    // A bundle installed: its record of the install in progress goes once
+    // the success is journaled (apply.ts endInstall), not before: a crash
+    // in between goes back to the previous release at the restart, as the
+    // interrupted result it then reports says.
+    const finished = journal.markFinished(id, result).then(() => (cmd.changeset.artifact && result.outcome === "SUCCEEDED" ? endInstall(deps, cmd) : undefined));
     finished.catch(() => undefined); // awaited below
     await deps.registration.settled();
     dlog.info({ outcome: result.outcome, message: result.message, rolledBack: result.rolledBack }, "apply finished");

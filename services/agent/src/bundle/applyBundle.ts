@@ -82,6 +82,17 @@ export interface ApplyBundleOptions {
    * the agent's: the app cannot switch its own release.
    */
   runAs?: RunAs;
+  /**
+   * A successful install leaves its record of the install in progress in
+   * place, for the caller to remove (removeInstallInProgress) once the
+   * result is durable: a crash between the end of the install and the
+   * result's record then goes back to the previous release at the restart
+   * (recoverInstall), as the interrupted apply's result says, instead of
+   * leaving the new release current under a result that says the apply was
+   * interrupted. A failed install removes it itself: `current` is already
+   * back on the previous release.
+   */
+  keepRecordOnSuccess?: boolean;
 }
 
 /** How a refusal names the agent's caps (config.ts). */
@@ -233,10 +244,12 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
   // Kept only when the way back itself was cut short by the agent's
   // shutdown: then the restart goes back.
   let keepRecord = false;
+  let result: ApplyBundleResult | undefined;
   try {
-    return await stopSwitchStart();
+    result = await stopSwitchStart();
+    return result;
   } finally {
-    if (!keepRecord) await removeInstallInProgress(o.root, o.app).catch(() => undefined);
+    if (!keepRecord && !(o.keepRecordOnSuccess && result?.outcome === "SUCCEEDED")) await removeInstallInProgress(o.root, o.app).catch(() => undefined);
   }
 
   async function stopSwitchStart(): Promise<ApplyBundleResult> {
