@@ -2,7 +2,8 @@
 import { Kvm } from "@nats-io/kv";
 import { startLeaseFor } from "../../services/coordinator/src/rollout/publishCommand.js";
 import { canaryTargetsOf, changedTargetsOf, foldAll, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
-import { dispatchedIdsOf, isTerminalDeployment, parseAgentRecord } from "../../services/shared/src/index.js";
+import { dispatchedIdsOf, isTerminalDeployment, parseAgentRecord, releaseName } from "../../services/shared/src/index.js";
+import { readCurrent } from "../../services/agent/src/bundle/releases.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
 import type { RunOutcome } from "./scenario.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, HEARTBEAT_MS, type ChaosStack } from "./stack.js";
@@ -21,6 +22,7 @@ export const INVARIANTS = {
   "oversize-handled": "a deployment whose targets alone exceed the server's max_payload was created with its targets in chunks (and then held to every other invariant), or refused at creation with RESOURCE_EXHAUSTED naming the limit, writing no deployment",
   "interrupted-reported": "an agent killed after its start was stored and before its journal recorded that start reported the target interrupted when it came back (nothing run, never left to time out)",
   "release-shown": "once the run settled, every agent's registry entry names, as its release of each app, the deployment of its last SUCCEEDED result for that app in the stream (within a few heartbeats: the agent writes it with its next one, or from its journal when it starts again)",
+  "current-release": "once the run settled, on every agent each app's `current` release (the symlink the installs switch) is the release of its last SUCCEEDED result of a bundle for that app in the stream, or none when none succeeded: a failed, interrupted, killed or cancelled install went back to the release before it",
   "revert-made": "a deployment that ended FAILED with auto_revert, or CANCELLED by a cancel with revert, and changed a target has exactly one revert (request id revert.<id>), to the release it recorded, of exactly the targets it changed, and that revert ended; or none because a later deployment of the pair took its lock first",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
@@ -100,6 +102,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "revert-made": 0,
     "interrupted-reported": 0,
     "release-shown": 0,
+    "current-release": 0,
   };
   const v = (invariant: Invariant, detail: string): void => void violations.push({ invariant, detail });
   const jsm = await stack.jsm();
@@ -400,6 +403,31 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
       shown = await shownOf(agentId);
     }
     if (stable(shown) !== stable(wanted)) v("release-shown", `${agentId}'s entry shows ${stable(shown)}; its last succeeded results say ${stable(wanted)}`);
+  }
+
+  // current-release: per agent and app, the last SUCCEEDED result of a
+  // bundle in stream order names the release `current` points at (a deploy
+  // executable's result leaves it alone). Checked only where a bundle ran.
+  const installed = new Map<string, { seq: number; release: string }>();
+  const bundleApps = new Set<string>();
+  for (const [id, evs] of events) {
+    const spec = records.get(id)?.spec;
+    if (!spec?.changeset.artifact) continue;
+    bundleApps.add(spec.app);
+    for (const e of evs) {
+      if (e.event.type !== "target.result" || e.source !== e.event.agentId || e.event.outcome !== "SUCCEEDED") continue;
+      const key = `${e.event.agentId} ${spec.app}`;
+      if ((installed.get(key)?.seq ?? 0) > e.seq) continue;
+      installed.set(key, { seq: e.seq, release: releaseName(spec.changeset.version, id) });
+    }
+  }
+  for (const agentId of stack.agents.keys()) {
+    for (const app of bundleApps) {
+      checked["current-release"]++;
+      const want = installed.get(`${agentId} ${app}`)?.release;
+      const got = await readCurrent(stack.rootOf(agentId), app).catch((err: unknown) => `unreadable: ${String(err)}`);
+      if (got !== want) v("current-release", `${agentId}'s ${app} runs ${got ?? "no release"}; its last succeeded install was ${want ?? "none"}`);
+    }
   }
   return { violations, nearMisses, checked };
 }

@@ -32,6 +32,16 @@ export class ChaosClient {
   agents(req: { app?: string; environment?: string }, deadlineMs = 5000): Promise<{ agents?: { id: string }[] }> {
     return this.#unary("ListAgents", req, deadlineMs);
   }
+  /** Streams a bundle to UploadArtifact in 64 KiB chunks; its digest. */
+  upload(name: string, data: Buffer, deadlineMs = 10_000): Promise<{ digest: string; size: string }> {
+    return new Promise((resolve, reject) => {
+      const fn = this.#raw["UploadArtifact"] as (opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: { digest: string; size: string }) => void) => grpc.ClientWritableStream<object>;
+      const call = fn.call(this.#raw, { deadline: Date.now() + deadlineMs }, (e, r) => (e ? reject(e) : resolve(r)));
+      call.write({ header: { name } });
+      for (let i = 0; i < data.length; i += 64 * 1024) call.write({ chunk: data.subarray(i, i + 64 * 1024) });
+      call.end();
+    });
+  }
   close(): void {
     this.#raw.close();
   }

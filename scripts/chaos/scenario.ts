@@ -7,6 +7,7 @@ import { status as grpcStatus, type ServiceError } from "@grpc/grpc-js";
 import { changedTargetsOf, revertToOf, type DeploymentRecord } from "../../services/shared/src/fold.js";
 import type { DeploymentMsg } from "./client.js";
 import { ADDED_KINDS, ADDED_SALT, KILL_BEFORE_JOURNAL_SALT, createOversize, planAdded, planKillBeforeJournal, publishPoison, type OversizeOutcome } from "./addedKinds.js";
+import { BUNDLE_SALT, chaosBundle, planBundles } from "./bundle.js";
 import { foldRun, readAllEvents, type RunEvents } from "./events.js";
 import { Rng } from "./prng.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, APPS, ENVIRONMENT, SWEEP_MS, ChaosStack } from "./stack.js";
@@ -76,6 +77,8 @@ export interface PlannedDeployment {
   /** A canary wave (a count or a percentage of the targets) promoted by itself after canarySoakMs. */
   canary?: { count: number } | { percent: number };
   canarySoakMs?: number;
+  /** Installs the run's bundle (scripts/chaos/bundle.ts) instead of running the deploy executable. */
+  bundle?: true;
 }
 
 export interface Fault {
@@ -219,6 +222,7 @@ export function planScenario(seed: number): ScenarioPlan {
   planAdded(plan, new Rng(seed * 40503 + 1 + ADDED_SALT));
   planKillBeforeJournal(plan, new Rng(seed * 48271 + KILL_BEFORE_JOURNAL_SALT));
   planReverts(plan, new Rng(seed * 69069 + REVERT_SALT));
+  planBundles(plan, new Rng(seed * 1103515245 + BUNDLE_SALT));
   return plan;
 }
 
@@ -342,8 +346,10 @@ export class Scenario {
   }
 
   async run(): Promise<RunOutcome> {
-    const startedAtMs = Date.now();
     for (const [a, s] of Object.entries(this.plan.sleeps)) await this.stack.control(a, { sleepS: s, fail: this.plan.failing.includes(a) });
+    // Before the faults' clock starts: the upload is no part of a run.
+    await this.#uploadBundles();
+    const startedAtMs = Date.now();
     const faults = this.plan.faults.map((f) => this.#inject(f).catch((err: unknown) => {
       f.note = `${f.note ?? ""} injection error: ${String(err)}`.trim();
     }));
@@ -370,6 +376,30 @@ export class Scenario {
     };
   }
 
+  /** The run's bundle, uploaded once for each app a bundle deployment installs (artifact name: the app). */
+  readonly #artifacts = new Map<string, { name: string; digest: string }>();
+
+  async #uploadBundles(): Promise<void> {
+    const apps = new Set(this.plan.deployments.filter((d) => d.bundle).map((d) => d.app));
+    if (apps.size === 0) return;
+    const data = await chaosBundle();
+    for (const app of apps) {
+      for (let i = 0; ; i++) {
+        const c = this.stack.client(i);
+        try {
+          const { digest } = await c.upload(app, data);
+          this.#artifacts.set(app, { name: app, digest });
+          break;
+        } catch (err) {
+          if (i >= 10) throw err;
+          await sleep(300);
+        } finally {
+          c.close();
+        }
+      }
+    }
+  }
+
   #outcome(key: string): DeploymentOutcome {
     return this.outcomes.find((o) => o.key === key)!;
   }
@@ -390,7 +420,7 @@ export class Scenario {
         requestId: d.requestId,
         app: d.app,
         environment: ENVIRONMENT,
-        changeset: { version: `v-${d.key}` },
+        changeset: { version: `v-${d.key}`, ...(d.bundle ? { artifact: this.#artifacts.get(d.app)! } : {}) },
         strategy: {
           maxConcurrency: d.maxConcurrency,
           maxFailures: d.maxFailures,
@@ -534,6 +564,7 @@ export class Scenario {
           o.finishedAtMs = rec.finishedAt ? Date.parse(rec.finishedAt) : undefined;
           o.targets = Object.fromEntries(Object.entries(rec.targets).map(([a, t]) => [a, t.state]));
           this.note(`${o.key} ${rec.state}`);
+          for (const [a, t] of Object.entries(rec.targets)) if (t.state !== "SUCCEEDED") this.note(`  ${a} ${t.state}: ${t.message.slice(0, 200)}`);
           return;
         }
         if (rec) {

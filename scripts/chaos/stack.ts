@@ -1,7 +1,8 @@
 // One run's stack: nats-server(s) with a temp store, one or two coordinators,
 // three to five agents, each agent behind its own LinkProxy. Every agent's
 // deploy executable appends "start <deployment> <agent> <epoch ms>" (and
-// "end ...") to <dir>/records/<agent>.log, so executions can be counted.
+// "end ...") to <dir>/records/<agent>.log, so executions can be counted; a
+// bundle's hooks do the same (bundle.ts).
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -187,6 +188,11 @@ export class ChaosStack {
     );
   }
 
+  /** The agent's releases root (DEPLOY_AGENT_ROOT): <root>/<app>/current. */
+  rootOf(id: string): string {
+    return join(this.dir, "root", id);
+  }
+
   stateDirOf(id: string): string {
     return join(this.dir, "state", id);
   }
@@ -196,7 +202,9 @@ export class ChaosStack {
     const proxy = new LinkProxy(() => this.nats.filter((n) => n.running).map((n) => n.port), drop);
     await proxy.start();
     this.proxies.set(id, proxy);
-    const apps = Object.fromEntries(APPS.map((a) => [a, { deploy: this.deployScript }]));
+    // The bundle's hooks keep the records as deploy.sh does (bundle.ts).
+    const hookEnv = { CHAOS_RECORDS: join(this.dir, "records"), CHAOS_CONTROL: join(this.dir, "control") };
+    const apps = Object.fromEntries(APPS.map((a) => [a, { deploy: this.deployScript, env: hookEnv }]));
     const agent = new NodeService(`agent-${id}`, AGENT_MAIN, {
       NATS_URL: proxy.url,
       DEPLOY_DEV_MODE: "1",
@@ -204,7 +212,7 @@ export class ChaosStack {
       DEPLOY_ENVIRONMENT: ENVIRONMENT,
       DEPLOY_AGENT_APPS: JSON.stringify(apps),
       DEPLOY_AGENT_STATE_DIR: this.stateDirOf(id),
-      DEPLOY_AGENT_ROOT: join(this.dir, "root", id),
+      DEPLOY_AGENT_ROOT: this.rootOf(id),
       DEPLOY_AGENT_HEARTBEAT_MS: String(HEARTBEAT_MS),
       DEPLOY_AGENT_ACK_WAIT_MS: String(ACK_WAIT_MS),
       DEPLOY_AGENT_SHUTDOWN_GRACE_MS: "2000",

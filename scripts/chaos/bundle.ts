@@ -1,0 +1,58 @@
+// Bundles in the fault suite: some deployments install a release (download,
+// unpack, hooks, the atomic switch of `current`, the way back) instead of
+// running the deploy executable, so that the agent kills and cut links land
+// in the middle of an install too. The bundle's hooks keep the suite's
+// records as deploy.sh does (scripts/chaos/stack.ts): "start" in the first
+// hook of an install, the run's sleep split before and after the switch (so
+// a kill during the apply lands on either side of it), "end" in the last,
+// which fails where the agent is steered to fail (a failed validate: the
+// way back to the previous release).
+import zlib from "node:zlib";
+import tar from "tar-stream";
+import type { Rng } from "./prng.js";
+import type { ScenarioPlan } from "./scenario.js";
+
+/**
+ * The bundles' generator salt: the first under which none of the seeds the
+ * leader-loss regressions replay (1, 1030, 3054) draws a bundle, so those
+ * replay what they recorded. The smoke seeds (7000-7019) may draw them.
+ */
+export const BUNDLE_SALT = 6;
+
+/** Each deployment's chance of being a bundle (reverts install what they go back to). */
+const BUNDLE_SHARE = 0.4;
+
+/** Marks deployments that install the run's bundle (PlannedDeployment.bundle). */
+export function planBundles(plan: ScenarioPlan, rng: Rng): void {
+  for (const d of plan.deployments) if (rng.chance(BUNDLE_SHARE)) d.bundle = true;
+}
+
+const HEAD = ["#!/usr/bin/env bash", "set -u", 'rec="$CHAOS_RECORDS/$DEPLOY_AGENT_ID.log"', 'ctl="$CHAOS_CONTROL/$DEPLOY_AGENT_ID"', 'half=$(awk "BEGIN { print $(cat "$ctl.sleep" 2>/dev/null || echo 0.3) / 2 }")'];
+
+/** The hooks; only the new release's (context "install") count as the apply, never the previous one's start on the way back. */
+const HOOKS: Record<string, string[]> = {
+  before_install: ['echo "start $DEPLOY_ID $DEPLOY_AGENT_ID $(date +%s%3N)" >> "$rec"', 'echo "installing $DEPLOY_APP $DEPLOY_VERSION as $DEPLOY_RELEASE"', 'sleep "$half"'],
+  stop: ['echo "stopping $DEPLOY_RELEASE"'],
+  start: ['[ "$DEPLOY_HOOK_CONTEXT" = install ] || { echo "starting $DEPLOY_RELEASE again ($DEPLOY_HOOK_CONTEXT)"; exit 0; }', 'sleep "$half"'],
+  validate: [
+    'if [ -f "$ctl.fail" ]; then echo "end $DEPLOY_ID $DEPLOY_AGENT_ID $(date +%s%3N) fail" >> "$rec"; echo "validate failed" >&2; exit 3; fi',
+    'echo "end $DEPLOY_ID $DEPLOY_AGENT_ID $(date +%s%3N) ok" >> "$rec"',
+  ],
+};
+
+/** The run's bundle (gzip'd tar): the same for every deployment, whose version names the release. */
+export async function chaosBundle(): Promise<Buffer> {
+  const manifest = ["version: 1", "hooks:", ...Object.keys(HOOKS).map((h) => `  ${h}: { run: hooks/${h}.sh, timeout: 30s }`), "keep_releases: 3", ""].join("\n");
+  const pack = tar.pack();
+  const out: Buffer[] = [];
+  const collected = (async () => {
+    for await (const chunk of pack.pipe(zlib.createGzip()) as AsyncIterable<Buffer>) out.push(chunk);
+  })();
+  const entry = (name: string, content: string, mode: number): Promise<void> =>
+    new Promise((resolve, reject) => pack.entry({ name, mode }, content, (err) => (err ? reject(err) : resolve())));
+  await entry("deploy.yaml", manifest, 0o644);
+  for (const [hook, body] of Object.entries(HOOKS)) await entry(`hooks/${hook}.sh`, [...HEAD, ...body, ""].join("\n"), 0o755);
+  pack.finalize();
+  await collected;
+  return Buffer.concat(out);
+}
