@@ -213,12 +213,16 @@ describe("bundles", () => {
     expect(done.targets?.[0]?.message).toMatch(/interrupted/);
     expect(await current(stack, "b2")).toBe(before);
     expect((await hookLog(stack, "b2")).filter((l) => l.includes(d.id!))).toEqual([]);
-    // the next install removes what the crash left behind
+    // the next install removes what the crash left behind, and a download a crash cut short
+    const artifacts = join(stack.dir, "state", "b2", "artifacts");
+    const stalePart = join(artifacts, `${"0".repeat(64)}.tar.gz.part-0badc0de`);
+    await writeFile(stalePart, randomBytes(1024));
     const next = await bundle("v7");
     const n = await client.upload("web", next);
     const d2 = await client.create({ requestId: "after-unpack-kill", app: "web", environment: "prod", changeset: { version: "v7", artifact: { name: "web", digest: n.digest } }, targets: ["b2"] });
     expect((await client.waitTerminal(d2.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect((await readdir(releases)).filter((x) => x.includes(".partial-"))).toEqual([]);
+    expect((await readdir(artifacts)).filter((x) => x.includes(".part-"))).toEqual([]);
   });
 });
 

@@ -93,6 +93,7 @@ export async function fetchArtifact(js: JetStreamClient, app: string, cacheDir: 
   });
   const info = await os.info(artifactObjectName(ref.name, ref.digest));
   if (!info || info.deleted) throw new Error("not found in the object store");
+  await removeStaleParts(cacheDir);
   const part = `${file}.part-${randomBytes(4).toString("hex")}`;
   const fh = await open(part, "w");
   const hash = createHash("sha256");
@@ -116,6 +117,17 @@ export async function fetchArtifact(js: JetStreamClient, app: string, cacheDir: 
   await rename(part, file);
   await pruneCache(cacheDir, file);
   return file;
+}
+
+/**
+ * Downloads a crash cut short (SIGKILL, power loss) left behind: the agent
+ * applies one command at a time, so any partial file is stale when a new
+ * download begins. Otherwise it stayed until five newer artifacts pushed it
+ * out (pruneCache), however large.
+ */
+async function removeStaleParts(cacheDir: string): Promise<void> {
+  const names = await readdir(cacheDir).catch(() => [] as string[]);
+  await Promise.all(names.filter((n) => n.includes(".tar.gz.part-")).map((n) => rm(join(cacheDir, n), { force: true })));
 }
 
 async function pruneCache(cacheDir: string, keep: string): Promise<void> {
