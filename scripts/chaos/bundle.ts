@@ -22,9 +22,19 @@ export const BUNDLE_SALT = 6;
 /** Each deployment's chance of being a bundle (reverts install what they go back to). */
 const BUNDLE_SHARE = 0.4;
 
-/** Marks deployments that install the run's bundle (PlannedDeployment.bundle). */
+/**
+ * Marks deployments that install the run's bundle (PlannedDeployment.bundle).
+ * In a run with one, an agent-kill-during-apply comes a drawn part of that
+ * agent's sleep after the apply's start, rather than at once: in a bundle's
+ * hooks, before the switch of `current` (nothing touched) or after it (the
+ * record of the install in progress: the way back at the restart).
+ */
 export function planBundles(plan: ScenarioPlan, rng: Rng): void {
   for (const d of plan.deployments) if (rng.chance(BUNDLE_SHARE)) d.bundle = true;
+  if (!plan.deployments.some((d) => d.bundle)) return;
+  for (const f of plan.faults) {
+    if (f.kind === "agent-kill-during-apply" && f.on) f.afterMs = rng.int(0, Math.floor((plan.sleeps[f.on] ?? 0) * 900));
+  }
 }
 
 const HEAD = ["#!/usr/bin/env bash", "set -u", 'rec="$CHAOS_RECORDS/$DEPLOY_AGENT_ID.log"', 'ctl="$CHAOS_CONTROL/$DEPLOY_AGENT_ID"', 'half=$(awk "BEGIN { print $(cat "$ctl.sleep" 2>/dev/null || echo 0.3) / 2 }")'];

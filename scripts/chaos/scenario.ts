@@ -87,6 +87,8 @@ export interface Fault {
   on?: string;
   atMs?: number;
   downMs?: number;
+  /** agent-kill-during-apply in a run with bundles: how long after the apply's start the kill comes (so that it lands before or after the switch of `current`). */
+  afterMs?: number;
   /** What actually happened (or why it could not be injected). */
   note?: string;
   injected: boolean;
@@ -655,9 +657,10 @@ export class Scenario {
           f.note = `${f.on} never ${phase === "start" ? "started" : "finished"} an apply`;
           return;
         }
+        if (f.afterMs) await sleep(f.afterMs);
         await stack.agent(f.on!).kill("SIGKILL");
         f.injected = true;
-        this.note(`killed ${f.on} (${phase === "start" ? "during" : "after"} apply)`);
+        this.note(`killed ${f.on} (${phase === "start" ? "during" : "after"} apply${f.afterMs ? `, ${f.afterMs} ms after its start` : ""})`);
         await sleep(f.downMs!);
         await this.#restartAgent(f.on!);
         return;
