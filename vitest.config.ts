@@ -18,6 +18,8 @@ export default defineConfig({
     reporters: ["default"],
     env: {
       DEPLOY_TOOLS_BIN: toolsBin,
+      // Kept target counts checked against a count at every use (services/shared/src/fold.ts).
+      DEPLOY_VERIFY_COUNTS: "1",
       PATH: [toolsBin, process.env["PATH"] ?? ""].join(delimiter),
     },
   },

@@ -1,7 +1,7 @@
 // The state machine as pure functions: fold (events → state) and plan
 // (state + clock → decisions). No NATS needed.
 import { describe, expect, it } from "vitest";
-import { MAX_DISPATCH_BATCH, countTargets, encode, foldAll, foldEvent, makeEvent, parseEvent, revertToOf, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
+import { MAX_DISPATCH_BATCH, countTargets, dispatchedCount, encode, foldAll, foldEvent, makeEvent, parseEvent, revertToOf, targetIds, type DeploymentRecord, type DeploymentSpec, type EventBody, type StoredEvent } from "../services/shared/src/index.js";
 import { CANCEL_COMPLETE_MS, cancelDecisions, plan } from "../services/coordinator/src/rollout/plan.js";
 
 const spec: DeploymentSpec = {
@@ -516,5 +516,51 @@ describe("target ids, counts and the end of a rollout", () => {
     const again = foldAll(log.events)!;
     expect(targetIds(again)).not.toBe(ids);
     expect(targetIds(again)).toEqual(ids);
+  });
+
+  it("keeps its counts through every kind of move (results, declines, timeouts, a halt, a cancel), equal to a count of the targets at every step", () => {
+    const scan = (rec: DeploymentRecord): { counts: Record<string, number>; dispatched: number } => {
+      const counts: Record<string, number> = { PENDING: 0, DISPATCHED: 0, APPLYING: 0, SUCCEEDED: 0, FAILED: 0, TIMED_OUT: 0, CANCELLED: 0, SKIPPED: 0 };
+      for (const t of Object.values(rec.targets)) counts[t.state]!++;
+      return { counts, dispatched: Object.values(rec.targets).filter((t) => t.dispatchedAt !== undefined).length };
+    };
+    const targets = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    for (const end of ["halted", "cancelled"] as const) {
+      const log = new Log().add(C, { type: "deployment.created", spec: { ...spec, targets, strategy: { ...spec.strategy, maxConcurrency: 12, maxFailures: 1 } } }, 0);
+      // Counted first, so every move after this keeps the counts.
+      expect(countTargets(log.rec!)).toEqual(scan(log.rec!).counts);
+      const steps: [string, EventBody][] = [
+        [C, { type: "targets.dispatched", agentIds: targets.slice(0, 8) }],
+        ["t0", { type: "target.started", agentId: "t0" }],
+        ["t0", { type: "target.result", agentId: "t0", outcome: "SUCCEEDED", message: "", exitCode: 0, durationMs: 1 }],
+        ["t1", { type: "target.declined", agentId: "t1", reason: "not here" }],
+        [C, { type: "target.timed_out", agentId: "t2", phase: "delivery", message: "late" }],
+        ["t3", { type: "target.started", agentId: "t3" }],
+        [C, { type: "target.timed_out", agentId: "t3", phase: "apply", message: "silent" }],
+        ["t4", { type: "target.started", agentId: "t4" }],
+        // Repeated and late: changes nothing, counted as nothing.
+        ["t0", { type: "target.result", agentId: "t0", outcome: "FAILED", message: "", exitCode: 1, durationMs: 1 }],
+        end === "halted" ? [C, { type: "deployment.halted", message: "too many failures" }] : [C, { type: "deployment.cancel_requested", reason: "stop" }],
+        [C, { type: "target.cancelled", agentId: "t5", message: "cancelled" }],
+        ["t4", { type: "target.result", agentId: "t4", outcome: "FAILED", message: "", exitCode: 1, durationMs: 1 }],
+      ];
+      for (const [source, body] of steps) {
+        log.add(source, body, 0);
+        expect(countTargets(log.rec!), `${end}: after ${body.type}`).toEqual(scan(log.rec!).counts);
+        expect(dispatchedCount(log.rec!), `${end}: after ${body.type}`).toBe(scan(log.rec!).dispatched);
+      }
+      expect(countTargets(log.rec!)[end === "halted" ? "SKIPPED" : "CANCELLED"]).toBeGreaterThanOrEqual(4);
+      // The copy handed out is the caller's.
+      countTargets(log.rec!).PENDING = 99;
+      expect(countTargets(log.rec!)).toEqual(scan(log.rec!).counts);
+    }
+  });
+
+  it("in the test suite (DEPLOY_VERIFY_COUNTS=1), a target's state changed outside the fold fails the next count rather than a plan", () => {
+    expect(process.env["DEPLOY_VERIFY_COUNTS"]).toBe("1");
+    const log = running();
+    countTargets(log.rec!);
+    log.rec!.targets.a1!.state = "SUCCEEDED";
+    expect(() => countTargets(log.rec!)).toThrow(/changed outside moveTarget/);
   });
 });

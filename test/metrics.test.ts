@@ -39,6 +39,31 @@ describe("metrics", () => {
     expect(agent).toMatch(/deploy_agent_applies_total\{outcome="SUCCEEDED"\} 1/);
     expect(agent).toMatch(/deploy_agent_heartbeat_age_seconds \d/);
     expect((await fetch(`http://127.0.0.1:${agentPort}/other`)).status).toBe(404);
+
+    // Targets finishing one per pass (one at a time): each counted once, as the fold lists them.
+    await stack.startAgent("m2");
+    await stack.startAgent("m3");
+    // The pair's lock is given back just after the first one's finish: asked again until then.
+    let d2;
+    for (let i = 0; !d2; i++) {
+      d2 = await client.create({ requestId: "metrics-2", app: "web", environment: "prod", changeset: { version: "v2" }, strategy: { maxConcurrency: 1 } }).catch((err: unknown) => {
+        if (i > 50 || !/is still RUNNING/.test(String(err))) throw err;
+        return new Promise<undefined>((r) => setTimeout(() => r(undefined), 100));
+      });
+    }
+    expect((await client.waitTerminal(d2.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    // m2 and m3 may converge to v1 (their own deployments): every finished deployment's targets count, once all are finished.
+    let all: Awaited<ReturnType<typeof client.list>>["deployments"] = [];
+    let targets = 0;
+    for (let i = 0; i < 100; i++) {
+      all = (await client.list({ pageSize: 50 })).deployments;
+      targets = all.reduce((n, x) => n + (x.targets?.length ?? 0), 0);
+      coord = await scrape(coordPort);
+      if (all.every((x) => x.state === "DEPLOYMENT_STATE_SUCCEEDED") && new RegExp(`deploy_deployments_finished_total\\{state="SUCCEEDED"\\} ${all.length}\n`).test(coord)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(coord).toMatch(new RegExp(`deploy_targets_finished_total\\{state="SUCCEEDED"\\} ${targets}\n`));
+    expect(coord).toMatch(new RegExp(`deploy_target_duration_seconds_count\\{state="SUCCEEDED"\\} ${targets}\n`));
   });
 });
 

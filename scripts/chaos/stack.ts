@@ -155,6 +155,8 @@ export class ChaosStack {
       DEPLOY_DEFAULT_DELIVERY_TIMEOUT_MS: "4000",
       DEPLOY_DEFAULT_APPLY_TIMEOUT_MS: "6000",
       DEPLOY_NATS_API_TIMEOUT_MS: "2000",
+      // Kept target counts checked against a count at every use (services/shared/src/fold.ts).
+      DEPLOY_VERIFY_COUNTS: "1",
       ...clockOffsetEnv(this.clockOffsets[name]),
     }, "coordinator running");
     await c.start(30_000);

@@ -17,7 +17,7 @@ const RECORD_SCRIPT = join(ROOT, "test/fixtures/deploy/record.sh");
 export class Proc extends ChildProc {
   constructor(name: string, file: string, env: Record<string, string>) {
     // Tests read the whole log (start-up lines included): keep plenty.
-    super(name, process.execPath, [file], { env: { LOG_LEVEL: "debug", ...env }, maxLogChars: 32 * 1024 * 1024 });
+    super(name, process.execPath, [file], { env: { LOG_LEVEL: "debug", DEPLOY_VERIFY_COUNTS: "1", ...env }, maxLogChars: 32 * 1024 * 1024 });
   }
 
   start(): void {

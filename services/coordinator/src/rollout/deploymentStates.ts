@@ -58,6 +58,8 @@ export interface Cached {
   planMemo?: PlanMemo;
   /** The targets not terminal after the last pass that counted them (reconciler.ts, metrics only). */
   open?: Set<string>;
+  /** Where the last pass's metrics stopped in the fold's list of finished targets of `of` (fold.ts finishedSince; reconciler.ts, metrics only). */
+  finished?: { of: Record<string, TargetRecord>; next: number };
 }
 
 type OnInvalid = (seq: number, why: string) => void;

@@ -28,10 +28,12 @@ import {
   targetIds,
   parseEventSubject,
   dispatchedIdsOf,
+  finishedSince,
   type CommandSigner,
   type DeploymentRecord,
   type JsContext,
   type Logger,
+  type TargetRecord,
 } from "../../../shared/src/index.js";
 import { activeLocks, type Created } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
@@ -416,6 +418,23 @@ export class Reconciler {
     const m = this.opts.metrics;
     if (!m) return;
     if (!(before && isTerminalDeployment(before.state)) && isTerminalDeployment(after.state)) m.deploymentsFinished.inc({ state: after.state });
+    const finished = (t: TargetRecord): void => {
+      m.targetsFinished.inc({ state: t.state });
+      if (t.dispatchedAt && t.finishedAt) m.targetDuration.observe({ state: t.state }, (Date.parse(t.finishedAt) - Date.parse(t.dispatchedAt)) / 1000);
+    };
+    // The targets this pass finished, as the fold listed them (fold.ts
+    // finishedSince), while the record is the one the last pass observed:
+    // a look at every target still open took 1.7-2.2 s of the coordinator's
+    // CPU in the bench's two rollouts to 10,000 agents.
+    const since = entry.finished?.of === after.targets ? finishedSince(after, entry.finished.next) : undefined;
+    if (before && since) {
+      for (const agentId of since.ids) {
+        entry.open?.delete(agentId);
+        finished(after.targets[agentId]!);
+      }
+      entry.finished = { of: after.targets, next: since.next };
+      return;
+    }
     // The set of the pass before is updated in place (a target never leaves
     // a terminal state); otherwise one is made.
     const open = before?.open instanceof Set ? before.open : new Set<string>();
@@ -427,10 +446,11 @@ export class Reconciler {
         continue;
       }
       open.delete(agentId);
-      m.targetsFinished.inc({ state: t.state });
-      if (t.dispatchedAt && t.finishedAt) m.targetDuration.observe({ state: t.state }, (Date.parse(t.finishedAt) - Date.parse(t.dispatchedAt)) / 1000);
+      finished(t);
     }
     entry.open = open;
+    // From here the fold lists the targets that finish (a list it keeps from now on, when it had none).
+    entry.finished = { of: after.targets, next: finishedSince(after, 0)?.next ?? 0 };
   }
 
   async close(): Promise<void> {
