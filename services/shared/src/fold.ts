@@ -512,7 +512,7 @@ export function targetIds(rec: Pick<DeploymentRecord, "targets">): readonly stri
  * Nothing outside this file sets a target's state.
  */
 const stateCounts = new WeakMap<Record<string, TargetRecord>, Record<TargetState, number>>();
-/** How many targets were ever dispatched (have a dispatchedAt), kept as stateCounts are. */
+/** How many targets were ever dispatched, kept as stateCounts are. */
 const everDispatched = new WeakMap<Record<string, TargetRecord>, { n: number }>();
 
 /**
@@ -555,9 +555,15 @@ export function countTargets(rec: DeploymentRecord): Record<TargetState, number>
 export function dispatchedCount(rec: DeploymentRecord): number {
   let kept = everDispatched.get(rec.targets);
   if (kept === undefined || VERIFY_COUNTS) {
+    // Dispatched or applying now, or finished after a dispatch (the fold
+    // sets dispatchedAt then; a record built without it still counts what
+    // it shows dispatched).
     let n = 0;
     const { targets } = rec;
-    for (const id of targetIds(rec)) if (targets[id]!.dispatchedAt !== undefined) n++;
+    for (const id of targetIds(rec)) {
+      const t = targets[id]!;
+      if (t.state === "DISPATCHED" || t.state === "APPLYING" || t.dispatchedAt !== undefined) n++;
+    }
     if (kept !== undefined && kept.n !== n) throw new Error(`dispatchedCount of ${rec.spec.id}: kept ${kept.n}, counted ${n}: a target was dispatched outside moveTarget`);
     kept ??= { n };
     everDispatched.set(rec.targets, kept);
