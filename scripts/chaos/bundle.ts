@@ -7,8 +7,7 @@
 // a kill during the apply lands on either side of it), "end" in the last,
 // which fails where the agent is steered to fail (a failed validate: the
 // way back to the previous release).
-import zlib from "node:zlib";
-import tar from "tar-stream";
+import { makeBundle } from "../lib/bundles.js";
 import type { Rng } from "./prng.js";
 import type { ScenarioPlan } from "./scenario.js";
 
@@ -51,18 +50,10 @@ const HOOKS: Record<string, string[]> = {
 };
 
 /** The run's bundle (gzip'd tar): the same for every deployment, whose version names the release. */
-export async function chaosBundle(): Promise<Buffer> {
+export function chaosBundle(): Promise<Buffer> {
   const manifest = ["version: 1", "hooks:", ...Object.keys(HOOKS).map((h) => `  ${h}: { run: hooks/${h}.sh, timeout: 30s }`), "keep_releases: 3", ""].join("\n");
-  const pack = tar.pack();
-  const out: Buffer[] = [];
-  const collected = (async () => {
-    for await (const chunk of pack.pipe(zlib.createGzip()) as AsyncIterable<Buffer>) out.push(chunk);
-  })();
-  const entry = (name: string, content: string, mode: number): Promise<void> =>
-    new Promise((resolve, reject) => pack.entry({ name, mode }, content, (err) => (err ? reject(err) : resolve())));
-  await entry("deploy.yaml", manifest, 0o644);
-  for (const [hook, body] of Object.entries(HOOKS)) await entry(`hooks/${hook}.sh`, [...HEAD, ...body, ""].join("\n"), 0o755);
-  pack.finalize();
-  await collected;
-  return Buffer.concat(out);
+  return makeBundle([
+    { name: "deploy.yaml", content: manifest },
+    ...Object.entries(HOOKS).map(([hook, body]) => ({ name: `hooks/${hook}.sh`, content: [...HEAD, ...body, ""].join("\n"), mode: 0o755 })),
+  ]);
 }
