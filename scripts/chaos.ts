@@ -186,7 +186,7 @@ async function writeReport(out: object): Promise<void> {
 
 /** One line per plan (--dry-run): what a seed would run. */
 function describePlan(p: ReturnType<typeof planScenario>): string {
-  const faults = p.faults.map((f) => `${f.kind}${f.on ? `(${f.on})` : ""}`).join(" + ");
+  const faults = p.faults.map((f) => `${f.kind}${f.on ? `(${f.on}${f.deployment ? ` in ${f.deployment}` : ""})` : ""}`).join(" + ");
   const deps = p.deployments.map((d) => `${d.key} ${d.app} c=${d.maxConcurrency} f=${d.maxFailures}${d.canary ? ` canary ${"count" in d.canary ? d.canary.count : `${d.canary.percent}%`}` : ""}${d.cancelAfterMs !== undefined ? " cancelled" : ""}${d.bundle ? " bundle" : ""}`).join(", ");
   return `plan seed=${p.seed} [${p.clustered ? "3-node cluster R3" : "1 nats-server"}, ${p.coordinators} coordinator(s), ${p.agents.length} agents] ${faults} | ${deps}`;
 }

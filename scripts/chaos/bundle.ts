@@ -22,17 +22,37 @@ export const BUNDLE_SALT = 6;
 const BUNDLE_SHARE = 0.4;
 
 /**
+ * A kill during or after an apply's chance of waiting for a later
+ * deployment of an app (when the run has one), whose earlier deployments
+ * install the bundle too: the way back then has a previous release to go
+ * to, rather than none as at a first install.
+ */
+const LATER_INSTALL_SHARE = 0.6;
+
+/**
  * Marks deployments that install the run's bundle (PlannedDeployment.bundle).
  * In a run with one, an agent-kill-during-apply comes a drawn part of that
  * agent's sleep after the apply's start, rather than at once: in a bundle's
  * hooks, before the switch of `current` (nothing touched) or after it (the
- * record of the install in progress: the way back at the restart).
+ * record of the install in progress: the way back at the restart). A kill
+ * during or after an apply may wait for a later deployment of an app
+ * (Fault.deployment) whose earlier ones then install the bundle as well.
  */
 export function planBundles(plan: ScenarioPlan, rng: Rng): void {
   for (const d of plan.deployments) if (rng.chance(BUNDLE_SHARE)) d.bundle = true;
   if (!plan.deployments.some((d) => d.bundle)) return;
   for (const f of plan.faults) {
     if (f.kind === "agent-kill-during-apply" && f.on) f.afterMs = rng.int(0, Math.floor((plan.sleeps[f.on] ?? 0) * 900));
+  }
+  // Drawn after the above, so a seed recorded before draws what it drew.
+  const later = plan.deployments.filter((d, i) => plan.deployments.slice(0, i).some((e) => e.app === d.app));
+  if (later.length === 0) return;
+  for (const f of plan.faults) {
+    if (f.kind !== "agent-kill-during-apply" && f.kind !== "agent-kill-after-apply") continue;
+    if (!rng.chance(LATER_INSTALL_SHARE)) continue;
+    const d = rng.pick(later);
+    for (const e of plan.deployments.slice(0, plan.deployments.indexOf(d) + 1)) if (e.app === d.app) e.bundle = true;
+    f.deployment = d.key;
   }
 }
 

@@ -89,6 +89,8 @@ export interface Fault {
   downMs?: number;
   /** agent-kill-during-apply in a run with bundles: how long after the apply's start the kill comes (so that it lands before or after the switch of `current`). */
   afterMs?: number;
+  /** agent-kill-during-apply and -after-apply: the deployment (plan key) whose apply the kill waits for, rather than the agent's first (scripts/chaos/bundle.ts). */
+  deployment?: string;
   /** What actually happened (or why it could not be injected). */
   note?: string;
   injected: boolean;
@@ -652,15 +654,24 @@ export class Scenario {
       case "agent-kill-during-apply":
       case "agent-kill-after-apply": {
         const phase = f.kind === "agent-kill-during-apply" ? "start" : "end";
-        const hit = await this.#until(async () => (await stack.executions(f.on!)).some((e) => e.phase === phase));
+        // Polled until the create's answered id is known: usually before its
+        // command reaches an agent; an impatient client's retries can delay
+        // it, and the kill then lands later in that apply.
+        const of = f.deployment ? this.#outcome(f.deployment) : undefined;
+        const hit = await this.#until(async () => {
+          if (of && !of.id) return false;
+          return (await stack.executions(f.on!)).some((e) => e.phase === phase && (!of || e.deploymentId === of.id));
+        });
+        const apply = of ? `an apply of ${of.key}` : "an apply";
         if (!hit) {
-          f.note = `${f.on} never ${phase === "start" ? "started" : "finished"} an apply`;
+          f.note = `${f.on} never ${phase === "start" ? "started" : "finished"} ${apply}`;
           return;
         }
         if (f.afterMs) await sleep(f.afterMs);
         await stack.agent(f.on!).kill("SIGKILL");
         f.injected = true;
-        this.note(`killed ${f.on} (${phase === "start" ? "during" : "after"} apply${f.afterMs ? `, ${f.afterMs} ms after its start` : ""})`);
+        f.note = `${phase === "start" ? "during" : "after"} ${apply}${f.afterMs ? `, ${f.afterMs} ms after its start` : ""}`;
+        this.note(`killed ${f.on} (${f.note})`);
         await sleep(f.downMs!);
         await this.#restartAgent(f.on!);
         return;
