@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { runExecutable, RunOptionsError, type RunOptions } from "../services/agent/src/runner.js";
+import { HELD_OPEN_NOTICE, runExecutable, RunOptionsError, type RunOptions } from "../services/agent/src/runner.js";
 
 const hooks = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "hooks");
 const hook = (name: string): string => path.join(hooks, name);
@@ -111,6 +111,27 @@ describe("runExecutable", () => {
     const grandchild = await readPid(pidFile);
     // The kill is sent before the run resolves, but takes effect asynchronously.
     await expect.poll(() => isAlive(grandchild), { timeout: 5000 }).toBe(false);
+  });
+
+  it("answers with the exit of an executable that leaves a process running in the background, and leaves that process alone", async () => {
+    // The classic start hook: `server &` without redirecting its output. Its
+    // exit is the result, not the hook's timeout, and the server is not killed.
+    const pidFile = path.join(tmp, "server.pid");
+    const { result, lines } = await run({ file: hook("background.sh"), env: { PIDFILE: pidFile }, timeoutMs: 60_000 });
+    const server = await readPid(pidFile);
+    try {
+      expect(result).toMatchObject({ outcome: "succeeded", exitCode: 0, timedOut: false, aborted: false, outputHeldOpen: true, message: "exit code 0" });
+      expect(lines).toEqual([`started server ${server}`, HELD_OPEN_NOTICE]);
+      expect(await isAlive(server)).toBe(true);
+    } finally {
+      process.kill(server, "SIGKILL");
+    }
+  });
+
+  it("still reads what a child writes just after the executable's exit", async () => {
+    const { result, lines } = await run({ file: hook("late-child.sh") });
+    expect(result).toMatchObject({ outcome: "succeeded", outputHeldOpen: false });
+    expect(lines).toEqual(["exiting", "written after the exit"]);
   });
 
   it("kills the process group when the signal aborts", async () => {

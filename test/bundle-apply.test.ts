@@ -4,6 +4,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { applyBundle, recoverInstall, type ApplyBundleOptions } from "../services/agent/src/bundle/applyBundle.js";
 import { listReleases, readCurrent, cleanPartial, switchCurrent, readInstallInProgress, writeInstallInProgress, type InstallInProgress } from "../services/agent/src/bundle/releases.js";
+import { HELD_OPEN_NOTICE } from "../services/agent/src/runner.js";
 import { HOOK_NAMES, type HookName } from "../services/shared/src/bundle/manifest.js";
 import { script, writeBundle, type BundleEntry } from "./helpers/bundles.js";
 
@@ -114,6 +115,28 @@ describe("applyBundle", () => {
     expect(await fs.readlink(path.join(root, APP, "current"))).toBe("releases/v1-dep");
     expect(await hookLog()).toEqual(ALL.map((h) => `${h}:v1`));
     expect(phases).toEqual(["prepare", "unpack", "hook:before_install", "hook:after_install", "switch", "hook:start", "hook:validate", "prune"]);
+  });
+
+  it("installs a release whose start hook leaves the app running in the background, at the hook's exit, and leaves the app alone", async () => {
+    // `server &` without redirecting its output: the classic start hook.
+    const file = await writeBundle(tmp, [
+      { name: "deploy.yaml", content: "version: 1\nhooks:\n  start: { run: start.sh, timeout: 5m }\n" },
+      { name: "start.sh", content: script('sleep 300 &\necho $! > "$PIDFILE"\necho "server started"'), mode: 0o755 },
+    ]);
+    const lines: string[] = [];
+    const { size } = await fs.stat(file);
+    const r = await applyBundle({
+      artifactFile: file, artifactSize: size, root, app: APP, releaseName: "v1-dep", deploymentId: "d-v1", env: { PIDFILE: pidFile }, maxExpansionRatio: 100,
+      deadlineMs: Date.now() + 600_000, maxLines: 100, maxLineLength: 500, onLines: (l) => lines.push(...l),
+    });
+    const server = Number(await fs.readFile(pidFile, "utf8"));
+    try {
+      expect(r).toMatchObject({ outcome: "SUCCEEDED", message: "release v1-dep is current" });
+      expect(lines).toEqual(["[start] server started", `[start] ${HELD_OPEN_NOTICE}`]);
+      expect(await isAlive(server)).toBe(true);
+    } finally {
+      process.kill(server, "SIGKILL");
+    }
   });
 
   it("passes DEPLOY_RELEASE_DIR and DEPLOY_PREVIOUS_RELEASE_DIR and runs in the release dir", async () => {

@@ -65,6 +65,13 @@ export interface RunResult {
   lastLine: string;
   /** One human sentence, e.g. "exit code 3" or "killed after timeout of 2000 ms". */
   message: string;
+  /**
+   * The executable exited, but a process it started (in the background)
+   * still held its stdout or stderr open OUTPUT_DRAIN_MS later: the result
+   * is the exit's, that process was left running, and its output after that
+   * was not captured.
+   */
+  outputHeldOpen: boolean;
 }
 
 export class RunOptionsError extends Error {
@@ -73,6 +80,19 @@ export class RunOptionsError extends Error {
 }
 
 const DEFAULT_FLUSH_MS = 250;
+/**
+ * After the executable exits, how long the run waits for its output pipes
+ * to close: output written just before the exit, or by a child finishing
+ * just after it, is still read. A process left running in the background
+ * that keeps them open past this does not hold the result (a start hook
+ * that launches the app with `server &` succeeds with its exit), and is not
+ * killed.
+ */
+export const OUTPUT_DRAIN_MS = 1000;
+/** The line added to the output when a background process keeps it open (see OUTPUT_DRAIN_MS). */
+export const HELD_OPEN_NOTICE =
+  "[agent] exited, but a process it started still holds its output open: left running, its output no longer captured. " +
+  "Redirect its output (> file 2>&1), or better run it as a service of its own (systemctl, systemd-run): under the agent's systemd unit it stops when the agent stops";
 const BATCH_LINES = 20;
 // Only these are inherited: enough for a shell script to find its tools and
 // decode UTF-8, without leaking the agent's credentials or config.
@@ -82,10 +102,11 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
   validate(opts);
   const started = performance.now();
   const sink = new LineSink(opts.maxLines, opts.flushMs ?? DEFAULT_FLUSH_MS, opts.onLines);
-  const finish = (fields: Pick<RunResult, "outcome" | "exitCode" | "signal" | "timedOut" | "aborted" | "message">): RunResult => {
+  const finish = (fields: Pick<RunResult, "outcome" | "exitCode" | "signal" | "timedOut" | "aborted" | "message">, outputHeldOpen = false): RunResult => {
     sink.close();
     return {
       ...fields,
+      outputHeldOpen,
       durationMs: Math.round(performance.now() - started),
       linesCut: sink.cut,
       lastLine: sink.lastLine,
@@ -117,17 +138,6 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     // Some options are validated synchronously; treat those as start failures.
     return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: startFailure(err) });
   }
-  // Settles once the process has exited and both pipes have closed ("close"),
-  // so a grandchild holding stdout open keeps the run going until it exits or
-  // the timeout kills the group; or with the error when it never started.
-  const ended = new Promise<{ exitCode: number | null; signal: string | null } | { startError: unknown }>((resolve) => {
-    subprocess.once("close", (exitCode: number | null, signal: NodeJS.Signals | null) => resolve({ exitCode, signal }));
-    subprocess.on("error", (err) => {
-      // A failed kill of a running child is not the end of the run.
-      if (subprocess.pid === undefined) resolve({ startError: err });
-    });
-  });
-
   const pid = subprocess.pid;
   let timedOut = false;
   let aborted = false;
@@ -153,6 +163,27 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
   };
   opts.signal?.addEventListener("abort", onAbort, { once: true });
 
+  // Settles once the process has exited and both pipes have closed ("close"),
+  // or OUTPUT_DRAIN_MS after the exit when a process it left running holds
+  // them open (heldOpen); or with the error when it never started. The
+  // timeout and an abort kill the group only until the exit: what the
+  // executable chose to leave running is not ours to kill.
+  const ended = new Promise<{ exitCode: number | null; signal: string | null; heldOpen?: true } | { startError: unknown }>((resolve) => {
+    subprocess.once("exit", (exitCode: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      const drain = setTimeout(() => resolve({ exitCode, signal, heldOpen: true }), OUTPUT_DRAIN_MS);
+      subprocess.once("close", () => {
+        clearTimeout(drain);
+        resolve({ exitCode, signal });
+      });
+    });
+    subprocess.on("error", (err) => {
+      // A failed kill of a running child is not the end of the run.
+      if (subprocess.pid === undefined) resolve({ startError: err });
+    });
+  });
+
   const stdout = new LineSplitter(opts.maxLineLength, (line) => sink.add(line));
   const stderr = new LineSplitter(opts.maxLineLength, (line) => sink.add(line));
   attach(subprocess.stdout, stdout);
@@ -160,8 +191,19 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
 
   try {
     const result = await ended;
+    const heldOpen = "heldOpen" in result;
+    if (heldOpen) {
+      // Still read and thrown away, so that the process left running does
+      // not die of SIGPIPE at its next write, and nothing reaches the sink
+      // after the result.
+      for (const stream of [subprocess.stdout, subprocess.stderr]) {
+        stream?.removeAllListeners("data");
+        stream?.on("error", () => undefined).resume();
+      }
+    }
     stdout.end();
     stderr.end();
+    if (heldOpen) sink.add(HELD_OPEN_NOTICE);
 
     if ("startError" in result) {
       return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: startFailure(result.startError) });
@@ -169,11 +211,11 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     const { exitCode, signal } = result;
     const base = { exitCode, signal, timedOut, aborted };
     // Abort wins over timeout: on shutdown the cause that matters is ours.
-    if (aborted) return finish({ ...base, outcome: "failed", message: abortMessage(opts.signal) });
-    if (timedOut) return finish({ ...base, outcome: "failed", message: `killed after timeout of ${opts.timeoutMs} ms` });
-    if (signal !== null) return finish({ ...base, outcome: "failed", message: `killed by ${signal}` });
-    if (exitCode === null) return finish({ ...base, outcome: "failed", message: "failed: no exit code or signal" });
-    return finish({ ...base, outcome: exitCode === 0 ? "succeeded" : "failed", message: `exit code ${exitCode}` });
+    if (aborted) return finish({ ...base, outcome: "failed", message: abortMessage(opts.signal) }, heldOpen);
+    if (timedOut) return finish({ ...base, outcome: "failed", message: `killed after timeout of ${opts.timeoutMs} ms` }, heldOpen);
+    if (signal !== null) return finish({ ...base, outcome: "failed", message: `killed by ${signal}` }, heldOpen);
+    if (exitCode === null) return finish({ ...base, outcome: "failed", message: "failed: no exit code or signal" }, heldOpen);
+    return finish({ ...base, outcome: exitCode === 0 ? "succeeded" : "failed", message: `exit code ${exitCode}` }, heldOpen);
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener("abort", onAbort);

@@ -176,7 +176,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     const wayBack = label.startsWith("rollback");
     const left = wayBack ? spec.timeoutMs : o.deadlineMs - Date.now();
     if (left <= 0) {
-      return { outcome: "failed", exitCode: null, signal: null, timedOut: true, aborted: false, durationMs: 0, linesCut: 0, lastLine: "", message: "not started: the apply deadline has passed" };
+      return { outcome: "failed", exitCode: null, signal: null, timedOut: true, aborted: false, durationMs: 0, linesCut: 0, lastLine: "", outputHeldOpen: false, message: "not started: the apply deadline has passed" };
     }
     // The label, not the hook's name: a rollback's start hook of the previous
     // release prints as "[rollback:start] …", never as the new release's start.
