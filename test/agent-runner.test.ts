@@ -183,6 +183,24 @@ describe("runExecutable", () => {
     expect(lines).toEqual([]);
   });
 
+  it("says what is missing when a script exists but its #! interpreter does not", async () => {
+    const write = async (name: string, text: string): Promise<string> => {
+      const file = path.join(tmp, name);
+      await fs.writeFile(file, text, { mode: 0o755 });
+      return file;
+    };
+    // Saved with Windows line endings: the kernel looks for "/bin/bash\r".
+    const crlf = await run({ file: await write("crlf.sh", "#!/bin/bash\r\necho hi\r\n") });
+    expect(crlf.result).toMatchObject({ outcome: "failed", exitCode: null });
+    expect(crlf.result.message).toMatch(/^could not start: ENOENT .*: its first line "#!\/bin\/bash\\r" ends in a carriage return \(Windows line endings\), so the interpreter it names is not found; convert the file \(dos2unix\)$/);
+    // Through env, the same file gets as far as env's "command not found".
+    const viaEnv = await run({ file: await write("crlf-env.sh", "#!/usr/bin/env bash\r\necho hi\r\n") });
+    expect(viaEnv.result).toMatchObject({ outcome: "failed", exitCode: 127 });
+    expect(viaEnv.result.message).toBe('exit code 127: its first line "#!/usr/bin/env bash\\r" ends in a carriage return (Windows line endings), so the interpreter it names is not found; convert the file (dos2unix)');
+    const missing = await run({ file: await write("py.sh", "#!/no/such/python3 -u\nprint(1)\n") });
+    expect(missing.result.message).toMatch(/^could not start: ENOENT .*: its interpreter \/no\/such\/python3 \(its #! line\) does not exist on this machine$/);
+  });
+
   it("resolves failed when the file is not executable", async () => {
     const script = path.join(tmp, "not-executable.sh");
     await fs.writeFile(script, "#!/usr/bin/env bash\necho hi\n", { mode: 0o644 });

@@ -201,6 +201,17 @@ describe("inspectBundle", () => {
     );
   });
 
+  it("refuses a hook script saved with Windows line endings", async () => {
+    await expectRefused(
+      [
+        { name: "deploy.yaml", content: "version: 1\nhooks:\n  start: { run: s.sh }\n" },
+        { name: "s.sh", content: "#!/usr/bin/env bash\r\ntrue\r\n", mode: 0o755 },
+      ],
+      "hooks.start.run",
+      /script "s.sh" has Windows line endings \(CRLF\): its first line "#!\/usr\/bin\/env bash\\r" names an interpreter that does not exist on the VM; convert it/,
+    );
+  });
+
   it("refuses a deploy.yaml over 64 KB", async () => {
     await expectRefused([{ name: "deploy.yaml", content: `version: 1\n${"#".repeat(70_000)}\n` }], "bundle: deploy.yaml", /larger than 65536 bytes/);
   });

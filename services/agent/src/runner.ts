@@ -9,6 +9,7 @@
 // first apply a noticeable delay and some RSS, for a spawn we configure
 // fully ourselves anyway.
 import { spawn, type ChildProcess } from "node:child_process";
+import { open, stat } from "node:fs/promises";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
@@ -206,7 +207,8 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     if (heldOpen) sink.add(HELD_OPEN_NOTICE);
 
     if ("startError" in result) {
-      return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: startFailure(result.startError) });
+      const why = await whyNotFound(opts, result.startError);
+      return finish({ outcome: "failed", exitCode: null, signal: null, timedOut: false, aborted: false, message: `${startFailure(result.startError)}${why ? `: ${why}` : ""}` });
     }
     const { exitCode, signal } = result;
     const base = { exitCode, signal, timedOut, aborted };
@@ -215,7 +217,9 @@ export async function runExecutable(opts: RunOptions): Promise<RunResult> {
     if (timedOut) return finish({ ...base, outcome: "failed", message: `killed after timeout of ${opts.timeoutMs} ms` }, heldOpen);
     if (signal !== null) return finish({ ...base, outcome: "failed", message: `killed by ${signal}` }, heldOpen);
     if (exitCode === null) return finish({ ...base, outcome: "failed", message: "failed: no exit code or signal" }, heldOpen);
-    return finish({ ...base, outcome: exitCode === 0 ? "succeeded" : "failed", message: `exit code ${exitCode}` }, heldOpen);
+    // 127 is "command not found": `#!/usr/bin/env bash\r` gets that far.
+    const crlf = exitCode === 127 ? crlfNote(await readHead(opts.file)) : undefined;
+    return finish({ ...base, outcome: exitCode === 0 ? "succeeded" : "failed", message: `exit code ${exitCode}${crlf ? `: ${crlf}` : ""}` }, heldOpen);
   } finally {
     clearTimeout(timer);
     opts.signal?.removeEventListener("abort", onAbort);
@@ -251,6 +255,52 @@ function startFailure(err: unknown): string {
   const detail = err instanceof Error ? err.message : String(err);
   return `could not start: ${code ? `${code} ` : ""}(${firstLine(detail)})`;
 }
+
+/**
+ * ENOENT from a spawn names the executable even when what is missing is its
+ * #! interpreter (a script saved with Windows line endings names
+ * "/bin/bash\r") or its working directory: says which, or undefined.
+ */
+async function whyNotFound(opts: RunOptions, err: unknown): Promise<string | undefined> {
+  if (!isErrnoException(err) || err.code !== "ENOENT") return undefined;
+  const head = await readHead(opts.file);
+  if (head === undefined) return opts.cwd !== undefined && !(await isDir(opts.cwd)) ? `its working directory ${opts.cwd} does not exist` : `${opts.file} does not exist`;
+  const crlf = crlfNote(head);
+  if (crlf) return crlf;
+  if (head.startsWith("#!")) {
+    const line = head.split("\n", 1)[0]!;
+    const interpreter = line.slice(2).trim().split(/\s+/, 1)[0] ?? "";
+    if (interpreter && !(await exists(interpreter))) return `its interpreter ${interpreter} (its #! line) does not exist on this machine`;
+  }
+  if (opts.cwd !== undefined && !(await isDir(opts.cwd))) return `its working directory ${opts.cwd} does not exist`;
+  return undefined;
+}
+
+/** Says so when a script's #! line ends in a carriage return (saved with Windows line endings). */
+function crlfNote(head: string | undefined): string | undefined {
+  if (!head?.startsWith("#!")) return undefined;
+  const line = head.split("\n", 1)[0]!;
+  if (!line.endsWith("\r")) return undefined;
+  return `its first line "${line.slice(0, -1)}\\r" ends in a carriage return (Windows line endings), so the interpreter it names is not found; convert the file (dos2unix)`;
+}
+
+async function readHead(file: string): Promise<string | undefined> {
+  try {
+    const fh = await open(file, "r");
+    try {
+      const buf = Buffer.alloc(256);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+      return buf.subarray(0, bytesRead).toString("latin1");
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+const exists = (p: string): Promise<boolean> => stat(p).then(() => true, () => false);
+const isDir = (p: string): Promise<boolean> => stat(p).then((s) => s.isDirectory(), () => false);
 
 function firstLine(text: string): string {
   return text.split("\n", 1)[0] ?? "";

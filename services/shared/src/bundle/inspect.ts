@@ -89,6 +89,8 @@ export class BundleState {
   readonly dirs = new Set<string>([""]);
   /** Symlink path → target as written in the archive. */
   readonly symlinks = new Map<string, string>();
+  /** Executable regular file path → its first bytes (up to HEAD_BYTES): a hook's #! line. */
+  readonly heads = new Map<string, Buffer>();
   constructor(
     readonly maxEntries: number,
     readonly maxUnpackedBytes: number = DEFAULT_MAX_UNPACKED_BYTES,
@@ -97,6 +99,9 @@ export class BundleState {
 }
 
 const entryField = (p: string): string => `bundle: ${p}`;
+
+/** How much of each executable file walkBundle keeps for finishBundle's look at a hook's #! line. */
+const HEAD_BYTES = 256;
 
 /**
  * The per-entry checks, shared by inspectBundle and the agent's unpacker.
@@ -243,6 +248,17 @@ export function finishBundle(state: BundleState, manifestText: string | undefine
     if ((mode & 0o100) === 0) {
       throw new ValidationError(`hooks.${name}.run`, `script "${hook.run}" is not executable (mode ${mode.toString(8).padStart(4, "0")}): set its execute bit before packing`);
     }
+    // A script saved with Windows line endings names "/bin/bash\r" as its
+    // interpreter: on the VM it fails with "No such file or directory", as
+    // if the script itself were missing. Said here, where it can be fixed.
+    const head = state.heads.get(hook.run);
+    if (head && head[0] === 0x23 && head[1] === 0x21) {
+      const eol = head.indexOf(0x0a);
+      if (eol > 0 && head[eol - 1] === 0x0d) {
+        const line = head.subarray(0, eol - 1).toString("utf8");
+        throw new ValidationError(`hooks.${name}.run`, `script "${hook.run}" has Windows line endings (CRLF): its first line "${line}\\r" names an interpreter that does not exist on the VM; convert it (dos2unix, or git's core.autocrlf=input) before packing`);
+      }
+    }
   }
   return { manifest, files: [...state.files.keys()], totalBytes, unpackedBytes: state.unpackedBytes };
 }
@@ -331,7 +347,18 @@ export async function walkBundle(source: NodeJS.ReadableStream | AsyncIterable<U
           if (r.done) ended = true;
           return r;
         };
-        let body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next }) };
+        let read = next;
+        if (checked?.kind === "file" && (checked.mode & 0o100) !== 0) {
+          // Its first bytes kept as they pass (finishBundle reads a hook's #! line).
+          const path = checked.path;
+          read = async () => {
+            const r = await next();
+            const had = state.heads.get(path)?.length ?? 0;
+            if (!r.done && had < HEAD_BYTES) state.heads.set(path, Buffer.concat([state.heads.get(path) ?? Buffer.alloc(0), r.value.subarray(0, HEAD_BYTES - had)]));
+            return r;
+          };
+        }
+        let body: AsyncIterable<Uint8Array> | Iterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next: read }) };
         if (checked?.kind === "file" && checked.path === MANIFEST_FILE) {
           const chunks: Buffer[] = [];
           for (let r = await next(); !r.done; r = await next()) chunks.push(r.value);
@@ -340,7 +367,7 @@ export async function walkBundle(source: NodeJS.ReadableStream | AsyncIterable<U
           body = [buf];
         }
         if (checked && onEntry) await onEntry(checked, body);
-        while (!(await next()).done) {
+        while (!(await read()).done) {
           // drain what the handler left
         }
       }
