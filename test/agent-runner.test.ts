@@ -128,6 +128,20 @@ describe("runExecutable", () => {
     }
   });
 
+  it("ends at the timeout even when a process out of the group's reach keeps the output open", async () => {
+    // Before the output was read for a bounded time after the exit, such a
+    // run never ended: the group kill cannot reach a process in a session
+    // of its own, and its pipes never closed.
+    const pidFile = path.join(tmp, "escaped.pid");
+    const { result } = await run({ file: hook("escape-hang.sh"), env: { PIDFILE: pidFile }, timeoutMs: 1000 });
+    const escaped = await readPid(pidFile);
+    try {
+      expect(result).toMatchObject({ outcome: "failed", timedOut: true, outputHeldOpen: true, message: "killed after timeout of 1000 ms" });
+    } finally {
+      process.kill(escaped, "SIGKILL");
+    }
+  });
+
   it("still reads what a child writes just after the executable's exit", async () => {
     const { result, lines } = await run({ file: hook("late-child.sh") });
     expect(result).toMatchObject({ outcome: "succeeded", outputHeldOpen: false });
