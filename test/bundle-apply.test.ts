@@ -330,7 +330,16 @@ describe("applyBundle", () => {
     gone.abort("interrupted by shutdown");
     const { result } = await deploy({ version: "v2", fail: "validate" }, { rollbackSignal: gone.signal });
     expect(result.message).toMatch(/^validate hook failed: exit code 3.*; rolled back to v1-dep, but its start hook failed: interrupted by shutdown$/);
-    expect(await readInstallInProgress(root, APP)).toMatchObject({ deploymentId: "d-v2", release: "v2-dep", previous: "v1-dep", stage: "going-back", env: { DEPLOY_VERSION: "v2" } });
+    const left = await readInstallInProgress(root, APP);
+    expect(left).toMatchObject({ deploymentId: "d-v2", release: "v2-dep", previous: "v1-dep", stage: "going-back", env: { DEPLOY_VERSION: "v2" } });
+    expect(left?.reason).toMatch(/^validate hook failed: exit code 3/);
+    // The restart finishes the way back, and its result still says what failed.
+    await hookLog();
+    const note = await recoverInstall({ root, app: APP, record: left!, env: { HOOK_LOG: log }, maxLines: 100, maxLineLength: 200, onLines: () => undefined });
+    expect(note).toBe(`it had failed (${left?.reason}) and was going back: release v1-dep started again and ran its start hook`);
+    expect(await current()).toBe("v1-dep");
+    expect(await hookLog()).toEqual(["start:v1"]);
+    expect(await readInstallInProgress(root, APP)).toBeUndefined();
   });
 
   it("recoverInstall: at the agent's restart an install killed in the middle goes back to the previous release and runs its start hook", async () => {

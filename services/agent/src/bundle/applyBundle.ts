@@ -316,7 +316,7 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
     phase("rollback");
     // Best effort: without it a restart after a cut way back goes back only
     // when the journal shows the apply interrupted.
-    await writeInstallInProgress(o.root, o.app, { ...record, stage: "going-back" }).catch(() => undefined);
+    await writeInstallInProgress(o.root, o.app, { ...record, stage: "going-back", reason: reason.slice(0, 1000) }).catch(() => undefined);
     if (!switched) {
       if (previous === undefined || prevDir === undefined) return failed(reason, { exitCode });
       const startNote = await startPrevious();
@@ -399,21 +399,23 @@ export interface RecoverInstallOptions {
  */
 export async function recoverInstall(o: RecoverInstallOptions): Promise<string> {
   const { record } = o;
+  // Cut short on its way back from a failure: that failure is the news.
+  const from = record.stage === "going-back" && record.reason ? `it had failed (${record.reason}) and was going back: ` : "";
   const current = await readCurrent(o.root, o.app);
   if (record.previous === null) {
     if (current === record.release) await removeCurrent(o.root, o.app);
     await removeInstallInProgress(o.root, o.app);
-    return current === record.release ? `there was no previous release: current (${record.release}) removed` : "there was no previous release";
+    return `${from}${current === record.release ? `there was no previous release: current (${record.release}) removed` : "there was no previous release"}`;
   }
   const prevDir = releaseDir(o.root, o.app, record.previous);
   if (!(await exists(prevDir))) {
     await removeInstallInProgress(o.root, o.app);
-    return `the previous release ${record.previous} is gone: current left on ${current ?? "nothing"}`;
+    return `${from}the previous release ${record.previous} is gone: current left on ${current ?? "nothing"}`;
   }
   const previous = record.previous;
   const switched = current !== previous;
   if (switched) await switchCurrent(o.root, o.app, previous);
-  const back = switched ? `rolled back to ${previous}` : `release ${previous} started again`;
+  const back = `${from}${switched ? `rolled back to ${previous}` : `release ${previous} started again`}`;
   const r = await startAgain(prevDir, async (m) => {
     const spec = m.hooks.start;
     if (!spec) return undefined;

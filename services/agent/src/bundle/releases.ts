@@ -121,6 +121,8 @@ export interface InstallInProgress {
    * install ended).
    */
   stage: "installing" | "going-back";
+  /** With "going-back": the failure it goes back from, so a restart on the way back still says why the install failed. */
+  reason?: string;
 }
 
 const IN_PROGRESS = ".install-in-progress.json";
@@ -161,6 +163,8 @@ export async function readInstallInProgress(root: string, app: string): Promise<
   }
   checkReleaseName(m.release);
   if (m.previous !== null) checkReleaseName(m.previous);
+  // Only words for a result message: one that is not a string is dropped, not fatal.
+  if (m.reason !== undefined && typeof m.reason !== "string") delete m.reason;
   return m as InstallInProgress;
 }
 
