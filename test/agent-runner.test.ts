@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { HELD_OPEN_NOTICE, runExecutable, RunOptionsError, type RunOptions } from "../services/agent/src/runner.js";
+import { executableProblem, HELD_OPEN_NOTICE, runExecutable, RunOptionsError, type RunOptions } from "../services/agent/src/runner.js";
 
 const hooks = path.join(path.dirname(fileURLToPath(import.meta.url)), "fixtures", "hooks");
 const hook = (name: string): string => path.join(hooks, name);
@@ -213,6 +213,22 @@ describe("runExecutable", () => {
     expect(viaEnv.result.message).toBe('exit code 127: its first line "#!/usr/bin/env bash\\r" ends in a carriage return (Windows line endings), so the interpreter it names is not found; convert the file (dos2unix)');
     const missing = await run({ file: await write("py.sh", "#!/no/such/python3 -u\nprint(1)\n") });
     expect(missing.result.message).toMatch(/^could not start: ENOENT .*: its interpreter \/no\/such\/python3 \(its #! line\) does not exist on this machine$/);
+  });
+
+  it("tells before any run what would keep an executable from starting", async () => {
+    const write = async (name: string, text: string, mode = 0o755): Promise<string> => {
+      const file = path.join(tmp, name);
+      await fs.writeFile(file, text, { mode });
+      return file;
+    };
+    expect(await executableProblem(hook("ok.sh"), true)).toBeUndefined();
+    expect(await executableProblem(path.join(tmp, "missing.sh"), true)).toBe(`${path.join(tmp, "missing.sh")} does not exist`);
+    const plain = await write("plain.sh", "#!/bin/sh\ntrue\n", 0o644);
+    // Root may execute nothing without an execute bit either.
+    expect(await executableProblem(plain, true)).toMatch(/is not executable by the agent \(EACCES\)$/);
+    expect(await executableProblem(plain, false)).toBeUndefined();
+    expect(await executableProblem(await write("crlf.sh", "#!/usr/bin/env bash\r\ntrue\r\n"), true)).toMatch(/ends in a carriage return \(Windows line endings\)/);
+    expect(await executableProblem(await write("py.sh", "#!/no/such/python3\n"), true)).toBe("its interpreter /no/such/python3 (its #! line) does not exist on this machine");
   });
 
   it("resolves failed when the file is not executable", async () => {

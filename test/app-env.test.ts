@@ -54,5 +54,16 @@ describe("apps.<app>.env", () => {
       expect(done.state, JSON.stringify(done.targets)).toBe("DEPLOYMENT_STATE_SUCCEEDED");
       expect(done.targets?.[0]?.lastOutput).toMatch(/^\[validate\] NODE_ENV=production release=v2-\S+$/);
     });
+
+    it("an app's deploy executable that is missing is told at the agent's start, and its deployment fails saying so", async () => {
+      const missing = join(work, "not-installed-yet.sh");
+      const agent = await stack.startAgent("a2", { apps: { shop: { deploy: missing } } });
+      await agent.waitForLog("this app's deploy executable cannot start", 10_000);
+      expect(agent.logs()).toContain(`${missing} does not exist`);
+      const client = stack.client();
+      const d = await client.waitTerminal((await client.create({ requestId: "missing", app: "shop", environment: stack.environment, changeset: { version: "v1" } })).id!);
+      expect(d.state).toBe("DEPLOYMENT_STATE_FAILED");
+      expect(d.targets?.[0]?.message).toMatch(new RegExp(`^could not start: ENOENT .*: ${missing.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} does not exist`));
+    });
   });
 });

@@ -22,6 +22,7 @@ import type { AgentMetrics } from "./metrics.js";
 import type { MetricsServer } from "../../shared/src/metricsServer.js";
 import { goBackAfterCrash, installsInProgress, settleInstall } from "./recovery.js";
 import { Registration } from "./registration.js";
+import { executableProblem } from "./runner.js";
 
 export type AgentState = "starting" | "running" | "draining" | "stopped";
 
@@ -101,6 +102,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt() });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
   else alog.warn("command signatures are NOT checked (development mode): anyone who can publish deploy.cmd.> can run code here");
+  // Told now rather than at the first deployment; not fatal: the executable may be installed later.
+  for (const [app, a] of Object.entries(config.apps)) {
+    if (a.deploy === undefined) continue;
+    void executableProblem(a.deploy, !a.runAs).then((problem) => {
+      if (problem) alog.warn({ app, deploy: a.deploy, problem }, "this app's deploy executable cannot start: its deployments without a bundle fail until it is fixed");
+    });
+  }
   const nc = await connectNats({
     url: config.nats.url,
     name: `deploy-agent-${config.id}`,

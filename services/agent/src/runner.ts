@@ -9,7 +9,8 @@
 // first apply a noticeable delay and some RSS, for a spawn we configure
 // fully ourselves anyway.
 import { spawn, type ChildProcess } from "node:child_process";
-import { open, stat } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, open, stat } from "node:fs/promises";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
@@ -273,6 +274,31 @@ async function whyNotFound(opts: RunOptions, err: unknown): Promise<string | und
     if (interpreter && !(await exists(interpreter))) return `its interpreter ${interpreter} (its #! line) does not exist on this machine`;
   }
   if (opts.cwd !== undefined && !(await isDir(opts.cwd))) return `its working directory ${opts.cwd} does not exist`;
+  return undefined;
+}
+
+/**
+ * What would keep `file` from starting, told before a deployment needs it
+ * (the agent's start), or undefined: missing, not executable by the agent
+ * (checked only when it runs as the agent: `checkExecBit`), a #! line
+ * saved with Windows line endings, or a #! interpreter that is missing.
+ */
+export async function executableProblem(file: string, checkExecBit: boolean): Promise<string | undefined> {
+  if (!(await exists(file))) return `${file} does not exist`;
+  if (checkExecBit) {
+    try {
+      await access(file, constants.X_OK);
+    } catch (err) {
+      return `${file} is not executable by the agent (${isErrnoException(err) ? err.code : String(err)})`;
+    }
+  }
+  const head = await readHead(file);
+  const crlf = crlfNote(head);
+  if (crlf) return crlf;
+  if (head?.startsWith("#!")) {
+    const interpreter = head.split("\n", 1)[0]!.slice(2).trim().split(/\s+/, 1)[0] ?? "";
+    if (interpreter && !(await exists(interpreter))) return `its interpreter ${interpreter} (its #! line) does not exist on this machine`;
+  }
   return undefined;
 }
 
