@@ -264,17 +264,10 @@ function startFailure(err: unknown): string {
  */
 async function whyNotFound(opts: RunOptions, err: unknown): Promise<string | undefined> {
   if (!isErrnoException(err) || err.code !== "ENOENT") return undefined;
+  const missingCwd = async (): Promise<string | undefined> => (opts.cwd !== undefined && !(await isDir(opts.cwd)) ? `its working directory ${opts.cwd} does not exist` : undefined);
   const head = await readHead(opts.file);
-  if (head === undefined) return opts.cwd !== undefined && !(await isDir(opts.cwd)) ? `its working directory ${opts.cwd} does not exist` : `${opts.file} does not exist`;
-  const crlf = crlfNote(head);
-  if (crlf) return crlf;
-  if (head.startsWith("#!")) {
-    const line = head.split("\n", 1)[0]!;
-    const interpreter = line.slice(2).trim().split(/\s+/, 1)[0] ?? "";
-    if (interpreter && !(await exists(interpreter))) return `its interpreter ${interpreter} (its #! line) does not exist on this machine`;
-  }
-  if (opts.cwd !== undefined && !(await isDir(opts.cwd))) return `its working directory ${opts.cwd} does not exist`;
-  return undefined;
+  if (head === undefined) return (await missingCwd()) ?? `${opts.file} does not exist`;
+  return (await interpreterProblem(head)) ?? (await missingCwd());
 }
 
 /**
@@ -293,12 +286,15 @@ export async function executableProblem(file: string, checkExecBit: boolean): Pr
     }
   }
   const head = await readHead(file);
+  return head === undefined ? undefined : interpreterProblem(head);
+}
+
+/** A #! line ending in a carriage return, or naming an interpreter this machine lacks; else undefined. */
+async function interpreterProblem(head: string): Promise<string | undefined> {
   const crlf = crlfNote(head);
-  if (crlf) return crlf;
-  if (head?.startsWith("#!")) {
-    const interpreter = head.split("\n", 1)[0]!.slice(2).trim().split(/\s+/, 1)[0] ?? "";
-    if (interpreter && !(await exists(interpreter))) return `its interpreter ${interpreter} (its #! line) does not exist on this machine`;
-  }
+  if (crlf || !head.startsWith("#!")) return crlf;
+  const interpreter = head.split("\n", 1)[0]!.slice(2).trim().split(/\s+/, 1)[0] ?? "";
+  if (interpreter && !(await exists(interpreter))) return `its interpreter ${interpreter} (its #! line) does not exist on this machine`;
   return undefined;
 }
 
