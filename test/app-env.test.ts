@@ -2,7 +2,7 @@
 // the agent's config (NODE_ENV, a proxy), on a real stack: the deploy
 // executable and a bundle's hooks see them, DEPLOY_* stay the agent's, and
 // a bad entry stops the agent at start naming the key.
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -53,6 +53,25 @@ describe("apps.<app>.env", () => {
       const done = await client.waitTerminal(d.id!);
       expect(done.state, JSON.stringify(done.targets)).toBe("DEPLOYMENT_STATE_SUCCEEDED");
       expect(done.targets?.[0]?.lastOutput).toMatch(/^\[validate\] NODE_ENV=production release=v2-\S+$/);
+    });
+
+    it("a deploy executable that starts the app in the background succeeds at its exit, and the app keeps running", async () => {
+      const pidFile = join(work, "server.pid");
+      const deploy = join(work, "deploy-bg.sh");
+      // `server &` without redirecting its output: the app holds the executable's pipes.
+      await writeFile(deploy, script(`sleep 300 &\necho $! > ${JSON.stringify(pidFile)}\necho "server started"`), { mode: 0o755 });
+      await stack.startAgent("a3", { apps: { bg: { deploy } } });
+      const client = stack.client();
+      const d = await client.waitTerminal((await client.create({ requestId: "bg", app: "bg", environment: stack.environment, changeset: { version: "v1" }, strategy: { applyTimeout: { seconds: 120 } } })).id!);
+      const server = Number(await readFile(pidFile, "utf8"));
+      try {
+        expect(d.state, JSON.stringify(d.targets)).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+        expect(d.targets?.[0]?.message).toBe("exit code 0; left running: a process it started that holds its output, no longer captured");
+        expect(d.targets?.[0]?.lastOutput).toMatch(/^\[agent\] exited, but a process it started still holds its output open/);
+        process.kill(server, 0);
+      } finally {
+        process.kill(server, "SIGKILL");
+      }
     });
 
     it("an app's deploy executable that is missing is told at the agent's start, and its deployment fails saying so", async () => {

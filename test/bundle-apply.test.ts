@@ -131,7 +131,7 @@ describe("applyBundle", () => {
     });
     const server = Number(await fs.readFile(pidFile, "utf8"));
     try {
-      expect(r).toMatchObject({ outcome: "SUCCEEDED", message: "release v1-dep is current" });
+      expect(r).toMatchObject({ outcome: "SUCCEEDED", message: "release v1-dep is current; left running by its start hook: a process that holds the hook's output, no longer captured" });
       expect(lines).toEqual(["[start] server started", `[start] ${HELD_OPEN_NOTICE}`]);
       expect(await isAlive(server)).toBe(true);
     } finally {

@@ -202,7 +202,9 @@ export async function applyCommand(
     await progress.flushed();
     return {
       outcome: r.outcome === "succeeded" ? "SUCCEEDED" : "FAILED",
-      message: r.aborted ? (killedMessage() ?? "interrupted by agent shutdown: the apply was killed") : r.message + cut(r.linesCut),
+      message: r.aborted
+        ? (killedMessage() ?? "interrupted by agent shutdown: the apply was killed")
+        : r.message + cut(r.linesCut) + (r.outputHeldOpen ? "; left running: a process it started that holds its output, no longer captured" : ""),
       exitCode: r.exitCode,
       durationMs: r.durationMs,
       finishedAt: new Date().toISOString(),

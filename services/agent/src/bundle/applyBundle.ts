@@ -196,8 +196,11 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
       signal: label.startsWith("rollback") ? (o.rollbackSignal ?? o.signal) : o.signal,
     });
     linesCut += r.linesCut;
+    if (r.outputHeldOpen && dir === newDir) leftRunning.push(hook);
     return r;
   };
+  // The new release's hooks that exited leaving a process that holds their output (runner.ts OUTPUT_DRAIN_MS): said in the result.
+  const leftRunning: HookName[] = [];
   const refused = o.mayStart?.();
   if (refused !== undefined) return failed(`not started: ${refused}`);
 
@@ -304,7 +307,8 @@ export async function applyBundle(o: ApplyBundleOptions): Promise<ApplyBundleRes
       // Disk hygiene must not turn a working release into a failed deploy.
       pruneNote = `; pruning old releases failed: ${errorMessage(err)}`;
     }
-    return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${stopNote}${pruneNote}`, rolledBack: false, exitCode: 0, linesCut };
+    const runningNote = leftRunning.length > 0 ? `; left running by its ${leftRunning.join(", ")} hook: a process that holds the hook's output, no longer captured` : "";
+    return { outcome: "SUCCEEDED", message: `release ${o.releaseName} is current${stopNote}${pruneNote}${runningNote}`, rolledBack: false, exitCode: 0, linesCut };
   }
 
   /**
