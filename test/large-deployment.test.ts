@@ -16,6 +16,7 @@ import { readProjection } from "../services/shared/src/js/loadDeployment.js";
 import { foldAll, type StoredEvent } from "../services/shared/src/fold.js";
 import { EVENTS_MAX_MSG_SIZE } from "../services/shared/src/limits.js";
 import type { DeploymentMsg } from "./helpers/client.js";
+import { cpuSecondsOf } from "../scripts/bench/procs.js";
 
 // 100,000 targets in all: the most CreateDeployment accepts.
 const DEAD = 99_997;
@@ -35,6 +36,9 @@ describe(`a deployment of ${DEAD + LIVE.length} targets on a server with default
   let deployments: KV;
   let created: DeploymentMsg;
   let createMs = 0;
+  /** The coordinator's CPU seconds before and after the create (figures printed, none asserted). */
+  let cpu0 = NaN;
+  let cpu1 = NaN;
 
   beforeAll(async () => {
     // The server's default limits (max_payload 1 MiB), spelled out. Not
@@ -74,9 +78,11 @@ describe(`a deployment of ${DEAD + LIVE.length} targets on a server with default
     for (let i = 0; i < 600 && (await client.agents({ environment: "sentinel" })).agents.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
 
     const c0 = performance.now();
+    cpu0 = cpuSecondsOf(stack.coordinators[0]!.pid) ?? NaN;
     created = await client.create({ requestId: "huge-1", app: "web", environment: ENV, changeset: { version: "v1" }, strategy: { maxConcurrency: 3 } }, 60_000);
     createMs = performance.now() - c0;
-    console.log(`[large] CreateDeployment of ${DEAD + LIVE.length} targets: ${createMs.toFixed(0)} ms; coordinator RSS ${rssMb(stack.coordinators[0]!.pid)} MB`);
+    cpu1 = cpuSecondsOf(stack.coordinators[0]!.pid) ?? NaN;
+    console.log(`[large] CreateDeployment of ${DEAD + LIVE.length} targets: ${createMs.toFixed(0)} ms; coordinator RSS ${rssMb(stack.coordinators[0]!.pid)} MB, CPU ${(cpu1 - cpu0).toFixed(2)} s`);
     expect(created.targetCount).toBe(DEAD + LIVE.length);
     expect(created.targets?.length).toBe(1000);
     expect(created.nextPageToken).toBe("t1000");
@@ -99,7 +105,8 @@ describe(`a deployment of ${DEAD + LIVE.length} targets on a server with default
         { state: "TARGET_STATE_SKIPPED", count: DEAD },
       ]),
     );
-    console.log(`[large] coordinator RSS after the rollout: ${rssMb(stack.coordinators[0]!.pid)} MB`);
+    // From the create's answer to the end: the retry's read of it included.
+    console.log(`[large] coordinator RSS after the rollout: ${rssMb(stack.coordinators[0]!.pid)} MB; CPU ${((cpuSecondsOf(stack.coordinators[0]!.pid) ?? NaN) - cpu1).toFixed(2)} s from the create's answer to the end`);
   }, 180_000);
 
   it("is read summarised and paged: counts always, targets in bounded pages, filtered by state", async () => {
