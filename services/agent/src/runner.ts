@@ -14,6 +14,7 @@ import { access, open, stat } from "node:fs/promises";
 import path from "node:path";
 import { StringDecoder } from "node:string_decoder";
 import type { Readable } from "node:stream";
+import { crlfShebang } from "../../shared/src/shebang.js";
 import { runAsEnv, type RunAs } from "./runAs.js";
 
 export interface RunOptions {
@@ -300,10 +301,8 @@ async function interpreterProblem(head: string): Promise<string | undefined> {
 
 /** Says so when a script's #! line ends in a carriage return (saved with Windows line endings). */
 function crlfNote(head: string | undefined): string | undefined {
-  if (!head?.startsWith("#!")) return undefined;
-  const line = head.split("\n", 1)[0]!;
-  if (!line.endsWith("\r")) return undefined;
-  return `its first line "${line.slice(0, -1)}\\r" ends in a carriage return (Windows line endings), so the interpreter it names is not found; convert the file (dos2unix)`;
+  const line = head === undefined ? undefined : crlfShebang(head);
+  return line === undefined ? undefined : `its first line "${line}\\r" ends in a carriage return (Windows line endings), so the interpreter it names is not found; convert the file (dos2unix)`;
 }
 
 async function readHead(file: string): Promise<string | undefined> {

@@ -9,6 +9,7 @@ import zlib from "node:zlib";
 import { pipeline } from "node:stream/promises";
 import tar from "tar-stream";
 import { ValidationError } from "../errors.js";
+import { crlfShebang } from "../shebang.js";
 import { DEFAULT_MAX_ENTRIES, DEFAULT_MAX_UNPACKED_BYTES } from "./limits.js";
 import { MANIFEST_FILE, parseManifest, type Manifest } from "./manifest.js";
 
@@ -251,13 +252,9 @@ export function finishBundle(state: BundleState, manifestText: string | undefine
     // A script saved with Windows line endings names "/bin/bash\r" as its
     // interpreter: on the VM it fails with "No such file or directory", as
     // if the script itself were missing. Said here, where it can be fixed.
-    const head = state.heads.get(hook.run);
-    if (head && head[0] === 0x23 && head[1] === 0x21) {
-      const eol = head.indexOf(0x0a);
-      if (eol > 0 && head[eol - 1] === 0x0d) {
-        const line = head.subarray(0, eol - 1).toString("utf8");
-        throw new ValidationError(`hooks.${name}.run`, `script "${hook.run}" has Windows line endings (CRLF): its first line "${line}\\r" names an interpreter that does not exist on the VM; convert it (dos2unix, or git's core.autocrlf=input) before packing`);
-      }
+    const line = crlfShebang(state.heads.get(hook.run)?.toString("utf8") ?? "");
+    if (line !== undefined) {
+      throw new ValidationError(`hooks.${name}.run`, `script "${hook.run}" has Windows line endings (CRLF): its first line "${line}\\r" names an interpreter that does not exist on the VM; convert it (dos2unix, or git's core.autocrlf=input) before packing`);
     }
   }
   return { manifest, files: [...state.files.keys()], totalBytes, unpackedBytes: state.unpackedBytes };
