@@ -123,6 +123,7 @@ describe("agent config", () => {
     [{ apps: { web: { deplyo: "/bin/true" } } }, /apps\.web\.deplyo: unknown key/],
     [{ shutdownWayBackMs: -1 }, /shutdownWayBackMs/],
     [{ heartbeatIntervalMs: 5000, idleHeartbeatIntervalMs: 1000 }, /idleHeartbeatIntervalMs: must be 0 \(heartbeatIntervalMs\) or at least heartbeatIntervalMs \(5000\)/],
+    [{ journalKeepMs: 3_600_000 }, /journalKeepMs: must be 0 \(kept for ever\) or at least 86400000 \(one day; keep it longer than the coordinator's streams\.commandsMaxAgeMs\)/],
   ])("rejects %j naming the key", (patch, message) => {
     const dir = mkdtempSync(join(tmpdir(), "cfg-"));
     const file = join(dir, "a.json");

@@ -15,6 +15,7 @@ import { appendEvent } from "../services/shared/src/js/appendEvent.js";
 import { requestKeyOf } from "../services/coordinator/src/requests.js";
 import { runCli, shown } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
+import { Journal } from "../services/agent/src/journal.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 
 const LONG = 180_000;
@@ -326,6 +327,47 @@ describe("commands re-published by hand", () => {
     expect(await stack.startsOf("a1", id)).toBe(1);
     expect((await client.get(id)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     await expectKvMatchesFold(stack, id);
+  });
+});
+
+describe("an agent whose journal dropped a deployment (journalKeepMs)", () => {
+  // A command delivered again after its journal entry went (a command
+  // stream kept longer than the agent's journalKeepMs): the race finds the
+  // target's subject holding its start and result, and nothing runs.
+  it("gets its command again, runs nothing and declines it", { timeout: LONG }, async () => {
+    const stack = await startStack(["a1"]);
+    const client = stack.client();
+    const first = (await client.create(createReq("v1"))).id!;
+    expect((await client.waitTerminal(first)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    const second = (await client.create(createReq("v2"))).id!;
+    expect((await client.waitTerminal(second)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+
+    await stack.agent("a1").stop();
+    const stateDir = join(stack.dir, "state", "a1");
+    const day = 24 * 3600 * 1000;
+    const journal = await Journal.open(stateDir, { keepMs: day });
+    // Two days on: the first deployment goes; the second is the app's last success, which the agent's release comes from.
+    expect(await journal.compact(Date.now() + 2 * day)).toMatchObject({ dropped: 1, kept: 1 });
+    await journal.close();
+    await stack.startAgent("a1");
+
+    const nc = await natsConn(stack);
+    const js = jetstream(nc);
+    const jsm = await jetstreamManager(nc);
+    const subject = `deploy.cmd.a1.${first}`;
+    const original = await lastBySubject(jsm, "DEPLOY_COMMANDS", subject);
+    await jsm.streams.purge("DEPLOY_COMMANDS", { filter: subject });
+    const ack = await js.publish(subject, original!.data, { msgID: uniq("again") });
+    await waitFor("the agent's consumer to be drained", async () => {
+      const ci = await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1");
+      return ci.delivered.stream_seq >= ack.seq && ci.num_pending === 0 && ci.num_ack_pending === 0;
+    });
+    expect(await stack.startsOf("a1", first)).toBe(1);
+    const records = (await readFile(join(stateDir, "journal.jsonl"), "utf8")).split("\n").filter(Boolean).map((l) => JSON.parse(l) as { op: string; deploymentId: string; reason?: string });
+    const declined = records.find((r) => r.deploymentId === first && r.op === "declined");
+    expect(declined?.reason).toMatch(/already ran on this agent, whose journal no longer has it/);
+    expect((await client.get(first)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    await expectKvMatchesFold(stack, first);
   });
 });
 

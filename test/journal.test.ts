@@ -1,8 +1,9 @@
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
+  COMPACT_MIN_DROPPED,
   Journal,
   JournalClosedError,
   JournalCorruptError,
@@ -269,6 +270,185 @@ describe("Journal", () => {
     const reopened = await open();
     expect(reopened.get("d-3")).toMatchObject({ status: "started" });
     expect(reopened.get("d-3")?.release).toBeUndefined();
+    await reopened.close();
+  });
+});
+
+describe("Journal compaction", () => {
+  const DAY = 24 * 3600 * 1000;
+  const release = (app: string, d: string) => ({ app, release: `v-${d}`, deploymentId: d, version: `v-${d}` });
+  const compacted: unknown[] = [];
+  const openKeeping = (keepMs = DAY): Promise<Journal> => Journal.open(stateDir, { keepMs, onCompacted: (o) => compacted.push(o) });
+  const lines = async (): Promise<{ op: string; deploymentId: string }[]> =>
+    (await fs.readFile(journalFile(), "utf8"))
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { op: string; deploymentId: string });
+  beforeEach(() => void compacted.splice(0));
+
+  it("drops what is old and reported, keeps what recovery, re-reports and currentReleases need, and replays to the same entries", async () => {
+    const journal = await openKeeping();
+    // Old, finished and reported: dropped, but for each app's last success.
+    for (const [d, app] of [["d-1", "web"], ["d-2", "api"], ["d-3", "web"]] as const) {
+      await journal.markStarted(d, release(app, d));
+      await journal.markFinished(d, result);
+      await journal.markReported(d);
+    }
+    await journal.markStarted("d-4", release("web", "d-4"));
+    await journal.markFinished("d-4", { ...result, outcome: "FAILED" });
+    await journal.markReported("d-4");
+    await journal.markDeclined("d-5", "cancelled");
+    await journal.markReported("d-5");
+    await journal.markStarted("d-6");
+    await journal.markDeclined("d-6", "the deployment is being cancelled: not started", true);
+    await journal.markReported("d-6");
+    // Old but not reported, and old and never finished: kept.
+    await journal.markStarted("d-7", release("api", "d-7"));
+    await journal.markFinished("d-7", { ...result, outcome: "FAILED" });
+    await journal.markStarted("d-8", release("web", "d-8"));
+    const releasesBefore = journal.currentReleases();
+    const bytesBefore = (await fs.stat(journalFile())).size;
+
+    // Two days on, with a day's keep: nothing above is recent.
+    const later = Date.now() + 2 * DAY;
+    const outcome = await journal.compact(later);
+    const kept = ["d-2", "d-3", "d-7", "d-8"];
+    expect(outcome).toEqual({ dropped: 4, kept: 4, bytes: expect.any(Number) as number });
+    expect(journal.entries().map((e) => e.deploymentId)).toEqual(kept);
+    expect(journal.currentReleases()).toEqual(releasesBefore);
+    const keptEntries = journal.entries();
+    // Appends after it go to the new file.
+    await journal.markFinished("d-8", result);
+    await journal.markReported("d-7");
+    await journal.close();
+    expect((await fs.stat(journalFile())).size).toBeLessThan(bytesBefore);
+    expect(await fs.readdir(stateDir)).toEqual(expect.not.arrayContaining(["journal.jsonl.compact"]));
+
+    const reopened = await open();
+    expect(reopened.entries().slice(0, 2)).toEqual(keptEntries.slice(0, 2));
+    expect(reopened.get("d-7")).toEqual({ ...keptEntries[2], reported: true });
+    expect(reopened.get("d-8")).toEqual({ ...keptEntries[3], status: "finished", result });
+    expect(reopened.currentReleases().get("web")?.deploymentId).toBe("d-8");
+    expect(reopened.currentReleases().get("api")?.deploymentId).toBe("d-2");
+    await reopened.close();
+  });
+
+  it("replays a compacted decline after a start, and a decline alone, as they were", async () => {
+    const journal = await openKeeping();
+    await journal.markStarted("d-1");
+    await journal.markDeclined("d-1", "after its start", true);
+    await journal.markDeclined("d-2", "not started");
+    await journal.markStarted("d-3");
+    await journal.markDeclined("d-3", "lost the race");
+    for (const d of ["d-1", "d-2", "d-3"]) await journal.markReported(d);
+    const before = journal.entries();
+    await journal.markStarted("d-4");
+    await journal.markFinished("d-4", { ...result, outcome: "FAILED" });
+    await journal.markReported("d-4");
+    // Only d-4 is old enough: its start is backdated.
+    const records = (await fs.readFile(journalFile(), "utf8")).split("\n").filter(Boolean);
+    await journal.close();
+    await fs.writeFile(journalFile(), records.map((l) => (l.includes('"d-4"') ? l.replace(/"at":"[^"]+"/, '"at":"2020-01-01T00:00:00.000Z"') : l)).join("\n") + "\n");
+    const again = await openKeeping();
+    expect(await again.compact()).toEqual({ dropped: 1, kept: 3, bytes: expect.any(Number) as number });
+    await again.close();
+    const reopened = await open();
+    expect(reopened.entries()).toEqual(before);
+    await reopened.close();
+  });
+
+  it("keeps the last success that names no release (an older agent's), which makes every earlier app's release unknown", async () => {
+    const journal = await openKeeping();
+    await journal.markStarted("d-1", release("web", "d-1"));
+    await journal.markFinished("d-1", result);
+    await journal.markStarted("d-2");
+    await journal.markFinished("d-2", result);
+    await journal.markStarted("d-3", release("api", "d-3"));
+    await journal.markFinished("d-3", result);
+    for (const d of ["d-1", "d-2", "d-3"]) await journal.markReported(d);
+    const before = journal.currentReleases();
+    expect([...before.keys()]).toEqual(["api"]);
+    await journal.compact(Date.now() + 2 * DAY);
+    expect(journal.entries().map((e) => e.deploymentId)).toEqual(["d-2", "d-3"]);
+    expect(journal.currentReleases()).toEqual(before);
+    await journal.close();
+  });
+
+  it("drops nothing without keepMs, nor what is recent", async () => {
+    const journal = await open();
+    await journal.markDeclined("d-1", "x");
+    await journal.markReported("d-1");
+    expect(await journal.compact(Date.now() + 1000 * DAY)).toBeUndefined();
+    await journal.close();
+    const keeping = await openKeeping();
+    expect(await keeping.compact()).toBeUndefined();
+    expect(keeping.entries()).toHaveLength(1);
+    await keeping.close();
+  });
+
+  it("compacts at open once enough would go, and removes what a compaction cut short left", async () => {
+    await fs.mkdir(stateDir, { recursive: true });
+    const old = "2020-01-01T00:00:00.000Z";
+    const n = COMPACT_MIN_DROPPED + 10;
+    const records: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = `d-${i}`;
+      records.push(JSON.stringify({ v: 1, op: "started", deploymentId: d, at: old, release: release("web", d) }));
+      records.push(JSON.stringify({ v: 1, op: "finished", deploymentId: d, at: old, result }));
+      records.push(JSON.stringify({ v: 1, op: "reported", deploymentId: d, at: old }));
+    }
+    await fs.writeFile(journalFile(), `${records.join("\n")}\n`);
+    await fs.writeFile(`${journalFile()}.compact`, "a torn rewrite");
+    const key = await (async () => {
+      const j = await open();
+      const k = j.startNonce("a1", "d-x");
+      await j.close();
+      return k;
+    })();
+    const journal = await openKeeping();
+    expect(compacted).toEqual([{ dropped: n - 1, kept: 1, bytes: expect.any(Number) as number }]);
+    expect(journal.entries().map((e) => e.deploymentId)).toEqual([`d-${n - 1}`]);
+    // The key stays: starts stored before the compaction are still this journal's.
+    expect(journal.startNonce("a1", "d-x")).toBe(key);
+    await journal.close();
+    expect((await lines()).map((r) => r.op)).toEqual(["started", "finished", "reported"]);
+    expect(await fs.readdir(stateDir)).toEqual(expect.not.arrayContaining(["journal.jsonl.compact"]));
+
+    // Fewer than COMPACT_MIN_DROPPED to drop: left as it is at open.
+    await fs.appendFile(journalFile(), [0, 1].flatMap((i) => [JSON.stringify({ v: 1, op: "declined", deploymentId: `x-${i}`, at: old, reason: "r" }), JSON.stringify({ v: 1, op: "reported", deploymentId: `x-${i}`, at: old })]).join("\n") + "\n");
+    compacted.splice(0);
+    const reopened = await openKeeping();
+    expect(compacted).toEqual([]);
+    expect(reopened.entries()).toHaveLength(3);
+    await reopened.close();
+  });
+
+  it("compacts as it grows, without a restart, once enough is old", async () => {
+    const journal = await openKeeping();
+    const n = COMPACT_MIN_DROPPED + 20;
+    for (let i = 0; i < n; i++) {
+      await journal.markDeclined(`d-${i}`, "r");
+      await journal.markReported(`d-${i}`);
+    }
+    expect(compacted).toEqual([]);
+    vi.useFakeTimers({ toFake: ["Date"] });
+    try {
+      vi.setSystemTime(Date.now() + 2 * DAY);
+      // The next look comes within 256 appends.
+      for (let i = 0; i < 128 && compacted.length === 0; i++) {
+        await journal.markDeclined(`x-${i}`, "r");
+        await journal.markReported(`x-${i}`);
+      }
+      await journal.markDeclined("last", "r");
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(compacted).toEqual([{ dropped: n, kept: expect.any(Number) as number, bytes: expect.any(Number) as number }]);
+    expect(journal.entries().some((e) => e.deploymentId === "d-0")).toBe(false);
+    expect(journal.get("last")).toMatchObject({ status: "declined" });
+    await journal.close();
+    const reopened = await open();
+    expect(reopened.entries()).toHaveLength(journal.entries().length);
     await reopened.close();
   });
 });

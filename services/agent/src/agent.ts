@@ -97,7 +97,14 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   if (config.devMode) {
     alog.warn("DEVELOPMENT MODE: unsigned commands are accepted and NATS credentials are not required. Never use it on a fleet (unset DEPLOY_DEV_MODE)");
   }
-  const journal = await Journal.open(config.stateDir, { onWarning: (message) => alog.warn({ message }, "journal warning") });
+  const journal = await Journal.open(config.stateDir, {
+    onWarning: (message) => alog.warn({ message }, "journal warning"),
+    ...(config.journalKeepMs > 0 ? { keepMs: config.journalKeepMs } : {}),
+    onCompacted: (o) =>
+      "error" in o
+        ? alog.warn({ err: errorMessage(o.error) }, o.refusesAppends ? "journal compaction failed after its rename: the journal takes no more records (restart the agent)" : "journal compaction failed; the journal is as it was")
+        : alog.info({ dropped: o.dropped, kept: o.kept, bytes: o.bytes }, "journal compacted: dropped deployments finished longer ago than journalKeepMs"),
+  });
   const cursor = await CommandCursor.open(config.stateDir, (message) => alog.warn({ message }, "command cursor"));
   const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt() });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");

@@ -51,6 +51,8 @@ export interface AgentConfig {
   /** 0: heartbeatIntervalMs (the default). */
   idleHeartbeatIntervalMs: number;
   ackWaitMs: number;
+  /** How long the journal keeps a finished, reported deployment (journal.ts compaction); 0: for ever. */
+  journalKeepMs: number;
   /** While an apply runs: how often the agent looks whether its deployment's cancel asked to kill it (kill_running). */
   killLookMs: number;
   /** Where nats-server keeps the state of a command consumer the agent makes (an existing consumer keeps its own). */
@@ -152,6 +154,12 @@ const schema = {
     format: "nat",
     default: 30_000,
     env: "DEPLOY_AGENT_ACK_WAIT_MS",
+  },
+  journalKeepMs: {
+    doc: "How long the agent's journal keeps a deployment it finished and reported (counted from its start), so a command delivered again is answered from it; longer ones are dropped at the agent's start and as the journal grows, except what the agent still needs (each app's last success). Keep it longer than the coordinator's streams.commandsMaxAgeMs (7 days by default). 0: kept for ever",
+    format: "nat",
+    default: 30 * 24 * 3600 * 1000,
+    env: "DEPLOY_AGENT_JOURNAL_KEEP_MS",
   },
   killLookMs: {
     doc: "While an apply runs, how often the agent looks at its deployment's last coordinator event (one direct get) for a cancel with kill_running, which kills the apply; the first look comes this long after the start, so a shorter apply makes none",
@@ -258,8 +266,11 @@ export function validateAgentConfig(cfg: AgentConfig): AgentConfig {
     throw invalid("idleHeartbeatIntervalMs", `must be 0 (heartbeatIntervalMs) or at least heartbeatIntervalMs (${cfg.heartbeatIntervalMs})`);
   }
   if (cfg.ackWaitMs < 3000) throw invalid("ackWaitMs", "must be at least 3000");
+  if (cfg.journalKeepMs !== 0 && cfg.journalKeepMs < DAY_MS) throw invalid("journalKeepMs", `must be 0 (kept for ever) or at least ${DAY_MS} (one day; keep it longer than the coordinator's streams.commandsMaxAgeMs)`);
   return cfg;
 }
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** Overrides merge key by key (convict), so a nested group may be given in part. */
 export type AgentConfigOverrides = Partial<Omit<AgentConfig, "nats">> & { nats?: Partial<AgentConfig["nats"]> };

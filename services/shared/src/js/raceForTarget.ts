@@ -69,7 +69,7 @@ function decided(e: DeployEvent | undefined): RaceOutcome | undefined {
       return { won: false, reason: "the target was cancelled before this agent started it" };
     case "target.result":
     case "target.progress":
-      return { won: false, reason: "this target already ran on this agent (journal lost?): not run again" };
+      return { won: false, reason: "this target already ran on this agent, whose journal no longer has it (lost, or dropped after journalKeepMs): not run again" };
     default:
       // A decline or a rejected message of an earlier attempt decides nothing.
       return undefined;
