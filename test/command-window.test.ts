@@ -89,4 +89,17 @@ describe("command publishes", () => {
     await retry;
     expect(server.subjects.slice(400).map((x) => x.split(".").find((p) => p.startsWith("a0")))).toEqual(failed);
   });
+
+  it("forgets a deployment's published commands when told (the sweep, once it is no longer active)", async () => {
+    const server = fakeServer();
+    const publisher = new CommandPublisher(server.ctx, { agentLiveMs: 15_000 });
+    const s = spec(agents(2));
+    const sent = Promise.all(s.targets.map((a) => publisher.publish(s, a, log)));
+    await new Promise((r) => setImmediate(r));
+    await server.settle();
+    await sent;
+    expect([...publisher.deployments()]).toEqual([s.id]);
+    publisher.forget(s.id);
+    expect([...publisher.deployments()]).toEqual([]);
+  });
 });

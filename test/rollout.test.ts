@@ -149,6 +149,44 @@ describe("two coordinators", () => {
   });
 });
 
+// Events wake any coordinator, so one may publish a deployment's commands
+// and another finish it: the first kept the set of agents it published to,
+// for the life of its process. The sweep now forgets what belongs to a
+// deployment no longer active, and says how many it holds.
+describe("two coordinators after their deployments finish", () => {
+  it("hold none of them in memory a sweep later (deploy_deployments_held)", { timeout: 120_000 }, async () => {
+    const stack = await Stack.start({ agents: [], coordinator: false });
+    try {
+      const ports = [await freePort(), await freePort()];
+      for (const p of ports) await stack.startCoordinator({ DEPLOY_METRICS_LISTEN: `127.0.0.1:${p}`, DEPLOY_SWEEP_INTERVAL_MS: "200" });
+      const agents = ["a1", "a2", "a3"];
+      for (const a of agents) await stack.startAgent(a);
+      // Through the first coordinator: the events of each rollout wake either (one shared consumer).
+      const client = stack.client();
+      // Which coordinator dispatches and which finishes is up to the
+      // consumer's deliveries: without the sweep's forget, 12 rollouts left
+      // some held in 2 runs of 2 (6 rollouts: in 1 run of 2).
+      for (let i = 0; i < 12; i++) {
+        const d = await client.create({ requestId: `held-${i}`, app: "web", environment: "prod", changeset: { version: `v${i}` }, strategy: { maxConcurrency: 1 } });
+        expect((await client.waitTerminal(d.id!)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+      }
+      const gauge = async (port: number): Promise<number> => {
+        const m = /^deploy_deployments_held (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+        return m ? Number(m[1]) : -1;
+      };
+      let held: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        held = await Promise.all(ports.map(gauge));
+        if (held.every((h) => h === 0)) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(held).toEqual([0, 0]);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
 // Issue 16: an unreadable event on a deployment's coordinator subject used to
 // be skipped without moving the record's sequence bookkeeping past it, so
 // every compare-and-set append conflicted from then on: cancel answered OK

@@ -7,6 +7,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 export class CoordinatorMetrics {
   readonly registry = new Registry();
   readonly deploymentsActive = new Gauge({ name: "deploy_deployments_active", help: "Deployments holding an (app, environment) lock at the last sweep", registers: [this.registry] });
+  readonly deploymentsHeld = new Gauge({
+    name: "deploy_deployments_held",
+    help: "Deployments this coordinator keeps in memory (a fold, or the commands it published) at the last sweep: back to at most the active ones a sweep after they finish",
+    registers: [this.registry],
+  });
   readonly deploymentsOwned = new Gauge({ name: "deploy_deployments_owned", help: "Active deployments this coordinator sweeps (its share among the live coordinators)", registers: [this.registry] });
   readonly deploymentsFinished = new Counter({ name: "deploy_deployments_finished_total", help: "Deployments seen reaching a terminal state", labelNames: ["state"], registers: [this.registry] });
   readonly targetsFinished = new Counter({ name: "deploy_targets_finished_total", help: "Targets seen reaching a terminal state", labelNames: ["state"], registers: [this.registry] });

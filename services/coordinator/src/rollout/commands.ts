@@ -50,6 +50,22 @@ export class CommandPublisher {
   }
 
   /**
+   * Forgets what this process published for `id`: the sweep, for a
+   * deployment that is no longer active. publishPending forgets only a
+   * deployment this process saw terminal; one finished by another
+   * coordinator (events wake any) was kept, a set of agent ids each, for
+   * the life of the process.
+   */
+  forget(id: string): void {
+    this.#published.delete(id);
+  }
+
+  /** The deployments whose published commands this process remembers. */
+  deployments(): IterableIterator<string> {
+    return this.#published.keys();
+  }
+
+  /**
    * Every dispatched target's command not published by this process yet;
    * forgets a terminal deployment's. Only commands of dispatched targets
    * are published, so when this process published as many as were ever

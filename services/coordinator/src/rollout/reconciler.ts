@@ -174,6 +174,8 @@ export class Reconciler {
       const ids = new Set((await activeLocks(this.ctx)).map((l) => l.deploymentId));
       this.opts.metrics?.deploymentsActive.set(ids.size);
       for (const id of [...this.#states.ids()]) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
+      for (const id of [...this.#commands.deployments()]) if (!ids.has(id) && !this.#slots.has(id)) this.#commands.forget(id);
+      this.opts.metrics?.deploymentsHeld.set(new Set([...this.#states.ids(), ...this.#commands.deployments()]).size);
       // Each active deployment is swept by one live coordinator (its share);
       // events wake any. A deployment reconciled within the last interval
       // was examined recently enough: timeouts still fire within two intervals.
