@@ -120,7 +120,8 @@ export async function applyCommand(
 ): Promise<JournalResult> {
   const started = Date.now();
   // What stops the apply's processes: the agent's shutdown, or the kill.
-  const stop = killed ? AbortSignal.any([deps.kill, killed.signal]) : deps.kill;
+  const linked = killed ? eitherSignal(deps.kill, killed.signal) : undefined;
+  const stop = linked?.signal ?? deps.kill;
   /** The result's message when a kill (not the shutdown) stopped it. */
   const killedMessage = (): string | undefined => (killed?.signal.aborted && !deps.kill.aborted ? String(killed.signal.reason) : undefined);
   const left = (): number => racedAt + cmd.applyTimeoutMs - performance.now();
@@ -213,5 +214,31 @@ export async function applyCommand(
     // A bug or an unexpected I/O error: still a result, never a crash.
     await progress.flushed();
     return failed(`apply failed: ${errorMessage(err)}`, started);
+  } finally {
+    linked?.dispose();
   }
+}
+
+/**
+ * A signal aborted with whichever of `a` and `b` aborts first, until
+ * dispose(). Not AbortSignal.any: on Node 20 every call left a WeakRef in
+ * the long-lived signal's set of dependants (the agent's shutdown signal
+ * held one per apply for the life of the process: 1,197 after 400
+ * deployments to 3 agents).
+ */
+export function eitherSignal(a: AbortSignal, b: AbortSignal): { signal: AbortSignal; dispose: () => void } {
+  const ac = new AbortController();
+  const onA = (): void => ac.abort(a.reason);
+  const onB = (): void => ac.abort(b.reason);
+  const dispose = (): void => {
+    a.removeEventListener("abort", onA);
+    b.removeEventListener("abort", onB);
+  };
+  if (a.aborted) ac.abort(a.reason);
+  else if (b.aborted) ac.abort(b.reason);
+  else {
+    a.addEventListener("abort", onA, { once: true });
+    b.addEventListener("abort", onB, { once: true });
+  }
+  return { signal: ac.signal, dispose };
 }
