@@ -79,6 +79,25 @@ describe("start lease", () => {
     reg.stop();
   });
 
+  it("applies back to back do not hold heartbeats back: one still goes out every interval", async () => {
+    let puts = 0;
+    const config = { id: "a1", environment: "prod", apps: {}, labels: {}, idleHeartbeatIntervalMs: 0 } as unknown as AgentConfig;
+    const reg = new Registration({ agents: { put: () => Promise.resolve(++puts) } } as never, config, 200, createLogger("test", "silent"));
+    await reg.start({});
+    const started = puts;
+    // An apply of 10 ms every 30 ms for 1.2 s: each used to put the next beat off by half an interval.
+    const until = performance.now() + 1200;
+    while (performance.now() < until) {
+      const idle = reg.busy(performance.now());
+      await sleep(10);
+      idle();
+      await sleep(20);
+    }
+    reg.stop();
+    // One every 200 ms at least: 6 in 1.2 s, give or take the timers.
+    expect(puts - started).toBeGreaterThanOrEqual(4);
+  });
+
   it("the entry's first write is retried when JetStream is not ready yet, rather than the agent exiting", async () => {
     let calls = 0;
     const reg = registration(() => (++calls < 3 ? Promise.reject(new Error("jetstream is not enabled")) : Promise.resolve(1)));

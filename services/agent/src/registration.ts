@@ -40,6 +40,8 @@ export const AGENT_VERSION = "0.1.0";
 export class Registration {
   readonly record: AgentRecord;
   #timer: NodeJS.Timeout | undefined;
+  /** performance.now() at which #timer fires. */
+  #dueAt = Number.POSITIVE_INFINITY;
   #requests: Subscription | undefined;
   /** Applies between a won race and their result: heartbeats are stored meanwhile. */
   #busy = 0;
@@ -171,6 +173,7 @@ export class Registration {
   #schedule(firstInMs: number): void {
     if (this.#timer) clearTimeout(this.#timer);
     if (this.#stopped) return;
+    this.#dueAt = performance.now() + firstInMs;
     this.#timer = setTimeout(() => {
       this.#tick();
       this.#schedule(this.#nextInMs());
@@ -211,7 +214,12 @@ export class Registration {
     // with its gap from the beat before the claim: conservative.
     if (last === undefined || last.sentAt < claimAt) this.#beats.push({ sentAt: claimAt, gap: 0 });
     this.#busy++;
-    if (this.#busy === 1) this.#schedule(this.intervalMs / 2);
+    // The first stored beat half an interval from now, but never later than
+    // the beat already due: applies back to back (a deployment every 30 ms,
+    // npm run soak) each pushed it back, so no heartbeat went out at all, a
+    // new release was never written to the entry, and after agentLiveMs the
+    // coordinators refused every deployment to the agent as not live.
+    if (this.#busy === 1) this.#schedule(Math.max(0, Math.min(this.intervalMs / 2, this.#dueAt - performance.now())));
     let done = false;
     return () => {
       if (done) return;
