@@ -1,4 +1,4 @@
-// The scripts an operator runs by hand (bench, chaos, cluster, demo): --help
+// The scripts an operator runs by hand (bench, chaos, cluster, demo, soak): --help
 // prints the usage and exits 0, and a bad option or value names itself in
 // one line before the usage and exits 2, starting nothing (no stack trace,
 // no stack of processes).
@@ -13,7 +13,7 @@ function run(script: string, args: string[]): { code: number | null; stdout: str
 }
 
 describe("script command lines", () => {
-  it.each(["bench", "chaos", "cluster", "demo"])("%s --help prints its usage and exits 0", (script) => {
+  it.each(["bench", "chaos", "cluster", "demo", "soak"])("%s --help prints its usage and exits 0", (script) => {
     const r = run(script, ["--help"]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^usage: /);
@@ -28,6 +28,7 @@ describe("script command lines", () => {
     ["chaos", ["--minutes", "0"], /^chaos: --minutes: "0" is not a positive number/],
     ["cluster", ["--bogus"], /^cluster: Unknown option '--bogus'/],
     ["demo", ["v1", "v2"], /^demo: one version at most, got 2: v1 v2/],
+    ["soak", ["--deployments", "lots"], /^soak: --deployments: "lots" is not a whole number >= 1/],
   ] as const)("%s %j names what is wrong and exits 2", (script, args, message) => {
     const r = run(script, [...args]);
     expect(r.code, r.stdout + r.stderr).toBe(2);
