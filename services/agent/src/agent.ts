@@ -199,7 +199,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
           await journal.markFinished(e.deploymentId, interrupted("the agent restarted during the apply", back));
         }
       }
-      if (!journal.get(e.deploymentId)!.reported) await reportJournaled(deps, e.deploymentId);
+      // Gone from the journal: a compaction during this loop dropped it, which it does only to reported entries.
+      if (journal.get(e.deploymentId)?.reported === false) await reportJournaled(deps, e.deploymentId);
     }
     for (const install of installs.values()) await settleInstall(config, install, killWayBack.signal, alog);
     // The entry is written with a new release at the heartbeat after the

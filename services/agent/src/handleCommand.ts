@@ -380,7 +380,8 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
       // would only be deduplicated (a redelivery of a command whose in-
       // progress acks came late: at fan-out 10,000 in the bench, 1.1 per
       // target, each a publish and its reply).
-      if (journal.get(id)!.reported) {
+      // (Gone only if a compaction dropped it, which it does only to reported entries.)
+      if (journal.get(id)?.reported ?? true) {
         dlog.info({ status: known.status, redelivered: m.redelivered }, "command already in journal, its outcome reported: running nothing");
       } else {
         dlog.info({ status: known.status, redelivered: m.redelivered }, "command already in journal: re-reporting, running nothing");
