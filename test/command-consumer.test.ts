@@ -128,6 +128,20 @@ describe("CommandCursor", () => {
     expect(errors).toEqual([]);
   });
 
+  it("is written WRITE_AFTER_MS after the first command handled since the last write, not once per command", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "cursor-"));
+    dirs.push(dir);
+    const c = await CommandCursor.open(dir, () => undefined);
+    const file = join(dir, CommandCursor.FILE);
+    const t0 = Date.now();
+    c.handled(new Date("2026-01-01T00:00:01Z"));
+    c.handled(new Date("2026-01-01T00:00:02Z"));
+    expect(await readFile(file, "utf8").catch(() => "none")).toBe("none");
+    await until("the cursor written", async () => (await readFile(file, "utf8").catch(() => "")) !== "", 5000, 20);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(CommandCursor.WRITE_AFTER_MS - 50);
+    expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ storedAt: "2026-01-01T00:00:02.000Z" });
+  });
+
   it("an unreadable file is reported and means: from the first kept command", async () => {
     const dir = await mkdtemp(join(tmpdir(), "cursor-"));
     dirs.push(dir);

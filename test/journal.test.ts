@@ -1,3 +1,4 @@
+import { constants as fsConstants } from "node:fs";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -31,6 +32,21 @@ beforeEach(async () => {
 afterEach(async () => {
   await fs.rm(path.dirname(path.dirname(stateDir)), { recursive: true, force: true });
 });
+
+/**
+ * The open-file flags of this process's handle on `file` (from
+ * /proc/self/fdinfo: Linux, where the agent runs), or undefined when none.
+ */
+async function openFlags(file: string): Promise<number | undefined> {
+  for (const fd of await fs.readdir("/proc/self/fd")) {
+    const target = await fs.readlink(`/proc/self/fd/${fd}`).catch(() => "");
+    if (target !== file) continue;
+    const info = await fs.readFile(`/proc/self/fdinfo/${fd}`, "utf8").catch(() => "");
+    const m = /^flags:\s*([0-7]+)$/m.exec(info);
+    if (m) return parseInt(m[1]!, 8);
+  }
+  return undefined;
+}
 
 describe("Journal", () => {
   it("survives a reopen with every state change", async () => {
@@ -285,6 +301,25 @@ describe("Journal compaction", () => {
       .filter(Boolean)
       .map((l) => JSON.parse(l) as { op: string; deploymentId: string });
   beforeEach(() => void compacted.splice(0));
+
+  it("writes each record durably (O_DSYNC), with the handle it opened and with the one a compaction made", async () => {
+    const journal = await Journal.open(stateDir, { keepMs: DAY });
+    await journal.markStarted("d-1");
+    const flags = await openFlags(journalFile());
+    expect(flags).toBeDefined();
+    expect(flags! & fsConstants.O_DSYNC).toBe(fsConstants.O_DSYNC);
+    expect(flags! & fsConstants.O_APPEND).toBe(fsConstants.O_APPEND);
+    // Failed: a success would be kept (what the agent runs).
+    await journal.markFinished("d-1", { ...result, outcome: "FAILED" });
+    await journal.markReported("d-1");
+    expect(await journal.compact(Date.now() + 2 * DAY)).toEqual({ dropped: 1, kept: 0, bytes: 0 });
+    const after = await openFlags(journalFile());
+    expect(after! & fsConstants.O_DSYNC).toBe(fsConstants.O_DSYNC);
+    expect(after! & fsConstants.O_APPEND).toBe(fsConstants.O_APPEND);
+    await journal.markStarted("d-2");
+    await journal.close();
+    expect((await open()).get("d-2")?.status).toBe("started");
+  });
 
   it("drops what is old and reported, keeps what recovery, re-reports and currentReleases need, and replays to the same entries", async () => {
     const journal = await openKeeping();
