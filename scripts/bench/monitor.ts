@@ -1,17 +1,22 @@
 // JetStream work, read from the server's monitoring endpoint: /varz
 // in_msgs and out_msgs (every message clients sent the server, JetStream API
-// requests included, and every message it delivered) and /jsz api.total and
-// api.errors (JetStream API calls). Read before and after a shape; the
-// difference over N is the work per target.
+// requests included, and every message it delivered), /jsz api.total and
+// api.errors (JetStream API calls), and each stream's last sequence from
+// /jsz?streams=true (the writes the server stored, each one fsync'd with
+// sync_interval: always, and stored one after another on its stream: what
+// bounds a small fan-out). Read before and after a shape; the difference
+// over N is the work per target.
 
 export interface ServerCounters {
   inMsgs: number;
   outMsgs: number;
   apiTotal: number;
   apiErrors: number;
+  /** Each stream's last sequence, by "<account>/<stream>". */
+  lastSeqs: Record<string, number>;
 }
 
-export interface JsWork extends ServerCounters {
+export interface JsWork extends Omit<ServerCounters, "lastSeqs"> {
   n: number;
   /** Messages clients sent the server per target (publishes, acks, pulls and JetStream API requests): the goal's figure. */
   inPerTarget: number;
@@ -19,6 +24,12 @@ export interface JsWork extends ServerCounters {
   apiPerTarget: number;
   /** Messages the server delivered per target (deliveries, API replies, publish acks). */
   outPerTarget: number;
+  /**
+   * Writes the server stored (messages appended to any stream, KV buckets
+   * included), per target: the sum of the streams' last sequences' growth
+   * (a stream made during the run counts from 0; one deleted is not counted).
+   */
+  storedPerTarget: number;
   /**
    * The scale case: how many of inPerTarget the fleet sends anyway, idle
    * (heartbeats), at the rate measured over the idle window, for as long as
@@ -35,9 +46,12 @@ async function getJson(url: string): Promise<Record<string, unknown>> {
 }
 
 export async function readCounters(monitorUrl: string): Promise<ServerCounters> {
-  const [varz, jsz] = await Promise.all([getJson(`${monitorUrl}/varz`), getJson(`${monitorUrl}/jsz`)]);
+  const [varz, jsz] = await Promise.all([getJson(`${monitorUrl}/varz`), getJson(`${monitorUrl}/jsz?streams=true`)]);
   const api = (jsz.api ?? {}) as { total?: number; errors?: number };
-  return { inMsgs: Number(varz.in_msgs), outMsgs: Number(varz.out_msgs), apiTotal: Number(api.total ?? NaN), apiErrors: Number(api.errors ?? NaN) };
+  const lastSeqs: Record<string, number> = {};
+  const accounts = (jsz.account_details ?? []) as { name?: string; stream_detail?: { name?: string; state?: { last_seq?: number } }[] }[];
+  for (const a of accounts) for (const st of a.stream_detail ?? []) lastSeqs[`${a.name}/${st.name}`] = Number(st.state?.last_seq ?? 0);
+  return { inMsgs: Number(varz.in_msgs), outMsgs: Number(varz.out_msgs), apiTotal: Number(api.total ?? NaN), apiErrors: Number(api.errors ?? NaN), lastSeqs };
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
@@ -49,7 +63,9 @@ export function workOf(before: ServerCounters, after: ServerCounters, n: number)
     apiTotal: after.apiTotal - before.apiTotal,
     apiErrors: after.apiErrors - before.apiErrors,
   };
-  return { ...d, n, inPerTarget: r2(d.inMsgs / n), apiPerTarget: r2(d.apiTotal / n), outPerTarget: r2(d.outMsgs / n) };
+  let stored = 0;
+  for (const [stream, seq] of Object.entries(after.lastSeqs)) stored += seq - Math.min(seq, before.lastSeqs[stream] ?? 0);
+  return { ...d, n, inPerTarget: r2(d.inMsgs / n), apiPerTarget: r2(d.apiTotal / n), outPerTarget: r2(d.outMsgs / n), storedPerTarget: r2(stored / n) };
 }
 
 /**

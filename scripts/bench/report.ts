@@ -267,6 +267,14 @@ export function render(r: BenchResults): string {
       r.shapes.map((s) => [s.shape, s.n, w(s.work.bare), w(s.work.apply), w(s.work.protocol), w(s.work.ours), w(s.work.oursWarm), s.work.ours?.outPerTarget ?? "-", s.work.ours ? (s.work.ours.inPerTarget <= WORK_GOAL ? "met" : "not met") : "-"]),
     ),
   );
+  // Each stored write is fsync'd (sync_interval: always) and waits its turn on its stream.
+  const st = (x: JsWork | undefined): string | number => x?.storedPerTarget ?? "-";
+  if (r.shapes.length > 0) parts.push(
+    table(
+      ["stored writes per target (each fsync'd by the server)", "N", "bare floor", "apply floor", "protocol floor", "ours", "ours warm"],
+      r.shapes.map((s) => [s.shape, s.n, st(s.work.bare), st(s.work.apply), st(s.work.protocol), st(s.work.ours), st(s.work.oursWarm)]),
+    ),
+  );
   if (r.shapes.length > 0) parts.push(
     table(
       ["ours (cold): CPU s during the run", "N", "coordinator", "agent host(s)", "nats-server"],
