@@ -8,6 +8,7 @@ import { ensureInfrastructure } from "../services/coordinator/src/infrastructure
 import { Registry } from "../services/coordinator/src/registry.js";
 import { AGENT_SCHEMA, bindContext, connectNats, createLogger, encode, type AgentRecord, type JsContext } from "../services/shared/src/index.js";
 import { startNatsServer, type NatsServerHandle } from "./helpers/nats-server.js";
+import { until } from "./helpers/wait.js";
 
 const entry = (id: string, environment: string, apps: string[]): AgentRecord => ({
   schema: AGENT_SCHEMA,
@@ -20,8 +21,6 @@ const entry = (id: string, environment: string, apps: string[]): AgentRecord => 
   currentReleases: {},
   startedAt: new Date().toISOString(),
 });
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("Registry.list", () => {
   let server: NatsServerHandle;
@@ -43,16 +42,11 @@ describe("Registry.list", () => {
     await server?.cleanup();
   });
 
-  /** Waits until the registry has seen the bucket's last revision of `id` (a write or a delete). */
-  const seen = async (id: string, revision: number, gone = false): Promise<void> => {
-    for (let i = 0; i < 200; i++) {
-      const v = r.get(id);
-      if (gone ? v === undefined : (v?.revision ?? 0) >= revision) return;
-      await sleep(10);
-    }
-    throw new Error(`registry did not see ${id} at revision ${revision}`);
+  /** Writes the entry and waits until the registry has seen that revision. */
+  const write = async (record: AgentRecord): Promise<void> => {
+    const revision = await ctx.agents.put(record.id, encode(record));
+    await until(`registry sees ${record.id} at revision ${revision}`, () => Promise.resolve((r.get(record.id)?.revision ?? 0) >= revision), 2000, 10);
   };
-  const write = async (record: AgentRecord): Promise<void> => seen(record.id, await ctx.agents.put(record.id, encode(record)));
   const ids = (filter: { app?: string; environment?: string }): string[] => r.list(filter).map((v) => v.record.id);
   /** What a look at every agent finds. */
   const scanned = (environment: string, app: string): string[] =>
@@ -93,7 +87,7 @@ describe("Registry.list", () => {
 
     // An entry deleted is gone from every pair it served.
     await ctx.agents.delete("a-1");
-    await seen("a-1", 0, true);
+    await until("registry forgets a-1", () => Promise.resolve(r.get("a-1") === undefined), 2000, 10);
     check();
     expect(ids({ environment: "staging", app: "web" })).toEqual(["c-3"]);
     expect(ids({ environment: "staging", app: "api" })).toEqual([]);

@@ -175,8 +175,9 @@ export class Registry {
 
   #put(view: AgentView): void {
     const { id, environment, apps } = view.record;
+    // What it served before is forgotten first: its environment or apps may have changed.
     const prev = this.#agents.get(id)?.record;
-    if (prev && (prev.environment !== environment || prev.apps !== apps)) this.#unindex(prev);
+    if (prev) this.#unindex(prev);
     this.#agents.set(id, view);
     let byApp = this.#byPair.get(environment);
     if (!byApp) this.#byPair.set(environment, (byApp = new Map<string, Set<string>>()));
