@@ -185,6 +185,41 @@ describe("GetDeployment from the fold this coordinator holds", () => {
     expect(rec.spec).toBe(states.get(ID)?.record.spec);
   });
 
+  it("folds the events delivered here and not folded yet (a long pass holds the fold back), reading only the last sequence", async () => {
+    // A coordinator's event (the fake stream's subjects are all the coordinator's).
+    const third: Stored = { seq: 3, body: { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "no start" } };
+    const { ctx, reads } = fakeStream([created, dispatched, third]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    states.delivered(delivery(dispatched, 2), ID);
+    states.delivered(delivery(third, 3), ID);
+    const rec = await getDeployment(ctx, ID, { foldOf: (id) => states.deliveredCopyOf(id) });
+    expect(rec.lastSeq).toBe(3);
+    expect(rec.targets.a1?.state).toBe("TIMED_OUT");
+    // The deployment's last sequence: nothing after the deliveries to read.
+    expect(reads()).toBe(1);
+    // The held fold and what was delivered for it are as they were: the reconcile still folds them.
+    expect(states.get(ID)?.record.lastSeq).toBe(1);
+    expect(states.deliveredThrough(ID)).toBe(3);
+  });
+
+  it("folds no deliveries after a gap in them (another coordinator took one), and reads the rest from the stream", async () => {
+    // A coordinator's event (the fake stream's subjects are all the coordinator's).
+    const third: Stored = { seq: 3, body: { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "no start" } };
+    const { ctx, reads } = fakeStream([created, dispatched, third]);
+    const states = new DeploymentStates(ctx);
+    states.adopt(createdRecord(), 0);
+    states.delivered(delivery(created, 1), ID);
+    // Delivery 2 (stream seq 2) went to another coordinator.
+    states.delivered(delivery(third, 3), ID);
+    expect(states.deliveredCopyOf(ID)?.lastSeq).toBe(1);
+    const rec = await getDeployment(ctx, ID, { foldOf: (id) => states.deliveredCopyOf(id) });
+    expect(rec.lastSeq).toBe(3);
+    expect(rec.targets.a1?.state).toBe("TIMED_OUT");
+    expect(reads()).toBe(3);
+  });
+
   it("reads the projection for a deployment this coordinator does not hold", async () => {
     const { ctx } = fakeStream([created, dispatched]);
     let kvReads = 0;

@@ -74,12 +74,13 @@ export interface HeldFolds {
 /**
  * GetDeployment (gRPC and HTTP): the deployment, caught up from the stream
  * for at most GET_BUDGET_MS. From this coordinator's own fold when it holds
- * one (it reconciles the deployment), otherwise from the KV projection. The
- * fold is at most a reconcile pass behind the stream, where the projection
- * is written every few seconds at most: during the 10,000-agent rollout a
- * call read the projection and the thousands of events after it, p50 0.7 s,
- * max 2.4 s (one call every 2 s, 37 calls), and answered with the state as
- * far as its 2 s allowed.
+ * one (it reconciles the deployment), with the events delivered to it since
+ * folded in (rollout/deploymentStates.ts deliveredCopyOf), so only what was
+ * stored after its last delivery is read; otherwise from the KV
+ * projection, which is written every few seconds at most: during the
+ * 10,000-agent rollout a call read the projection and the thousands of
+ * events after it, p50 0.7 s, max 2.4 s (one call every 2 s, 37 calls), and
+ * answered with the state as far as its 2 s allowed.
  */
 export async function getDeployment(ctx: Pick<JsContext, "js" | "jsm" | "deployments">, id: string, held?: Pick<HeldFolds, "foldOf">): Promise<DeploymentRecord> {
   const fold = held?.foldOf(id);

@@ -214,9 +214,9 @@ export class Reconciler {
     return this.#states.has(id);
   }
 
-  /** A copy of the fold this coordinator holds for `id`, or undefined (queries/watchDeployment.ts getDeployment). */
+  /** A copy of the fold this coordinator holds for `id`, with the events delivered here since folded in, or undefined (queries/watchDeployment.ts getDeployment). */
   foldOf(id: string): DeploymentRecord | undefined {
-    return this.#states.copyOf(id);
+    return this.#states.deliveredCopyOf(id);
   }
 
   /**
