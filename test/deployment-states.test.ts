@@ -185,15 +185,23 @@ describe("GetDeployment from the fold this coordinator holds", () => {
     expect(rec.spec).toBe(states.get(ID)?.record.spec);
   });
 
-  it("folds the events delivered here and not folded yet (a long pass holds the fold back), reading only the last sequence", async () => {
-    // A coordinator's event (the fake stream's subjects are all the coordinator's).
-    const third: Stored = { seq: 3, body: { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "no start" } };
-    const { ctx, reads } = fakeStream([created, dispatched, third]);
-    const states = new DeploymentStates(ctx);
+  // A coordinator's event (the fake stream's subjects are all the coordinator's).
+  const timedOut: Stored = { seq: 3, body: { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "no start" } };
+  /** A fold held at the created event, and these deliveries (stream message, delivery number) not folded yet. */
+  function heldBehind(deliveries: [Stored, number][]): ReturnType<typeof fakeStream> & { states: DeploymentStates } {
+    const stream = fakeStream([created, dispatched, timedOut]);
+    const states = new DeploymentStates(stream.ctx);
     states.adopt(createdRecord(), 0);
-    states.delivered(delivery(created, 1), ID);
-    states.delivered(delivery(dispatched, 2), ID);
-    states.delivered(delivery(third, 3), ID);
+    for (const [m, n] of deliveries) states.delivered(delivery(m, n), ID);
+    return { ...stream, states };
+  }
+
+  it("folds the events delivered here and not folded yet (a long pass holds the fold back), reading only the last sequence", async () => {
+    const { ctx, reads, states } = heldBehind([
+      [created, 1],
+      [dispatched, 2],
+      [timedOut, 3],
+    ]);
     const rec = await getDeployment(ctx, ID, { foldOf: (id) => states.deliveredCopyOf(id) });
     expect(rec.lastSeq).toBe(3);
     expect(rec.targets.a1?.state).toBe("TIMED_OUT");
@@ -205,14 +213,11 @@ describe("GetDeployment from the fold this coordinator holds", () => {
   });
 
   it("folds no deliveries after a gap in them (another coordinator took one), and reads the rest from the stream", async () => {
-    // A coordinator's event (the fake stream's subjects are all the coordinator's).
-    const third: Stored = { seq: 3, body: { type: "target.timed_out", agentId: "a1", phase: "delivery", message: "no start" } };
-    const { ctx, reads } = fakeStream([created, dispatched, third]);
-    const states = new DeploymentStates(ctx);
-    states.adopt(createdRecord(), 0);
-    states.delivered(delivery(created, 1), ID);
     // Delivery 2 (stream seq 2) went to another coordinator.
-    states.delivered(delivery(third, 3), ID);
+    const { ctx, reads, states } = heldBehind([
+      [created, 1],
+      [timedOut, 3],
+    ]);
     expect(states.deliveredCopyOf(ID)?.lastSeq).toBe(1);
     const rec = await getDeployment(ctx, ID, { foldOf: (id) => states.deliveredCopyOf(id) });
     expect(rec.lastSeq).toBe(3);
