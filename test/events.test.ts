@@ -2,7 +2,7 @@
 // the compare-and-set the coordinators rely on, and catch-up reads both
 // below and above the direct-get limit.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
 import {
   ConflictError,
@@ -83,7 +83,22 @@ describe("event stream operations", () => {
     }
     await ensureInfrastructure(nc, jsm, { replicas: 1, commandsMaxAgeMs: 60_000 });
     expect((await jsm.streams.info("KV_deploy_agents")).config.description).toBe("nats-deploy agents: each agent's entry, written by the agent");
-    expect((await jsm.streams.info("DEPLOY_COMMANDS")).config.description).toBe("nats-deploy commands, one per target: deploy.cmd.<agent>.<deployment>");
+    expect((await jsm.streams.info("DEPLOY_COMMANDS")).config.description).toBe("nats-deploy commands, one per target: deploy.cmd.<agent>.queue");
+  });
+
+  it("DEPLOY_COMMANDS made before the command queue (one message per subject) takes more than one per subject after the next start", async () => {
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info("DEPLOY_COMMANDS");
+    await jsm.streams.update("DEPLOY_COMMANDS", { ...info.config, max_msgs_per_subject: 1, discard_new_per_subject: true });
+    const js = jetstream(nc);
+    const subject = `deploy.cmd.a-${Date.now().toString(36)}.queue`;
+    await js.publish(subject, "1");
+    await expect(js.publish(subject, "2")).rejects.toThrow(/maximum messages per subject/);
+    await ensureInfrastructure(nc, jsm, { replicas: 1, commandsMaxAgeMs: 60_000 });
+    const after = (await jsm.streams.info("DEPLOY_COMMANDS")).config;
+    expect(after.max_msgs_per_subject).toBe(-1);
+    expect(after.discard_new_per_subject ?? false).toBe(false);
+    expect((await js.publish(subject, "2")).duplicate).toBe(false);
   });
 
   it("creates a deployment at most once (expected last subject sequence 0)", async () => {

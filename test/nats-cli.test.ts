@@ -144,7 +144,7 @@ describe("the nats CLI commands printed in the README", () => {
   it("stream ls and kv ls: each stream and bucket says what it holds", async () => {
     const streams = await nats(["stream", "ls"]);
     expect(streams.code, shown(streams)).toBe(0);
-    expect(streams.stdout, shown(streams)).toMatch(/│ DEPLOY_COMMANDS\s*│ nats-deploy commands, one per target: deploy\.cmd\.<agent>\.<deployment>\s*│/);
+    expect(streams.stdout, shown(streams)).toMatch(/│ DEPLOY_COMMANDS\s*│ nats-deploy commands, one per target: deploy\.cmd\.<agent>\.queue\s*│/);
     expect(streams.stdout, shown(streams)).toMatch(/│ DEPLOY_EVENTS\s*│ nats-deploy events, the source of truth: deploy\.evt\.<deployment>\.<source>\s*│/);
     const buckets = await nats(["kv", "ls"]);
     expect(buckets.code, shown(buckets)).toBe(0);
@@ -160,13 +160,13 @@ describe("the nats CLI commands printed in the README", () => {
     }
   });
 
-  it("stream info DEPLOY_COMMANDS: subjects deploy.cmd.>, one message per subject (discard new per subject), file storage, max age", async () => {
+  it("stream info DEPLOY_COMMANDS: subjects deploy.cmd.>, no limit per subject (an agent's queue holds its commands), file storage, max age", async () => {
     const r = await nats(["stream", "info", "DEPLOY_COMMANDS"]);
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout, shown(r)).toMatch(line("Subjects", "deploy.cmd.>"));
     expect(r.stdout, shown(r)).toMatch(line("Storage", "File"));
-    expect(r.stdout, shown(r)).toMatch(line("Discard Policy", "New Per Subject"));
-    expect(r.stdout, shown(r)).toMatch(line("Maximum Per Subject", "1"));
+    expect(r.stdout, shown(r)).toMatch(line("Discard Policy", "New"));
+    expect(r.stdout, shown(r)).not.toMatch(/Maximum Per Subject: 1\b/);
     expect(r.stdout, shown(r)).toMatch(/^\s*Maximum Age: \d+d/m); // streams.commandsMaxAgeMs, days by default
     expect(r.stdout, shown(r)).toMatch(line("Messages", "1"));
   });
@@ -181,10 +181,10 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout, shown(r)).toMatch(line("Maximum Per Subject", "100,000"));
   });
 
-  it("stream subjects DEPLOY_COMMANDS: one command on deploy.cmd.<agent>.<deployment>", async () => {
+  it("stream subjects DEPLOY_COMMANDS: the agent's command on its queue, deploy.cmd.<agent>.queue", async () => {
     const r = await nats(["stream", "subjects", "DEPLOY_COMMANDS"]);
     expect(r.code, shown(r)).toBe(0);
-    expect(r.stdout, shown(r)).toMatch(new RegExp(`\\bdeploy\\.cmd\\.${AGENT}\\.${escapeRe(deploymentId)}\\s*│\\s*1\\s*│`));
+    expect(r.stdout, shown(r)).toMatch(new RegExp(`\\bdeploy\\.cmd\\.${AGENT}\\.queue\\s*│\\s*1\\s*│`));
   });
 
   it("stream subjects DEPLOY_EVENTS: deploy.evt.<deployment>.<source> for the coordinator and the agent", async () => {
@@ -291,12 +291,12 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout + r.stderr, shown(r)).toMatch(/Received on "deploy\.hb\.[\w-]+"/);
   });
 
-  it("consumer info DEPLOY_COMMANDS agent-<agent_id>: pull consumer filtered on deploy.cmd.<agent>.>, deliver all, one at a time", async () => {
+  it("consumer info DEPLOY_COMMANDS agent-<agent_id>: pull consumer filtered on deploy.cmd.<agent>.queue, deliver all, one at a time", async () => {
     const r = await nats(["consumer", "info", "DEPLOY_COMMANDS", `agent-${AGENT}`]);
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout, shown(r)).toContain(`Information for Consumer DEPLOY_COMMANDS > agent-${AGENT}`);
     expect(r.stdout, shown(r)).toMatch(line("Pull Mode", "true"));
-    expect(r.stdout, shown(r)).toMatch(line("Filter Subject", `deploy.cmd.${AGENT}.>`));
+    expect(r.stdout, shown(r)).toMatch(line("Filter Subject", `deploy.cmd.${AGENT}.queue`));
     expect(r.stdout, shown(r)).toMatch(line("Deliver Policy", "All"));
     expect(r.stdout, shown(r)).toMatch(line("Ack Policy", "Explicit"));
     expect(r.stdout, shown(r)).toMatch(line("Ack Wait", "5.00s")); // the stack's DEPLOY_AGENT_ACK_WAIT_MS

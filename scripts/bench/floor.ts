@@ -1,9 +1,10 @@
 // The floors: the least a rollout of N targets needs, on the same server and
 // client library as the product, in three kinds (floorHost.ts does the
 // per-target work):
-// - bare: N commands (msg id, one subject per consumer, a stream configured
-//   like DEPLOY_COMMANDS), N durable pull consumers (max_ack_pending 1, like
-//   an agent's) each on its own connection, each publishing a result to a
+// - bare: N commands (msg id, one subject per consumer, filtered literally,
+//   a stream configured like DEPLOY_COMMANDS: the agents' command queues),
+//   N durable pull consumers (max_ack_pending 1, like an agent's) each on its
+//   own connection, each publishing a result to a
 //   stream (like DEPLOY_EVENTS) and acking; one ordered consumer collecting
 //   all N results;
 // - apply: the bare floor in which each consumer, before publishing its
@@ -53,9 +54,7 @@ async function ensureStreams(nc: NatsConnection): Promise<void> {
     subjects: ["bench.cmd.>"],
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
-    max_msgs_per_subject: 1,
     discard: DiscardPolicy.New,
-    discard_new_per_subject: true,
     duplicate_window: nanos(120_000),
   });
   await add({ name: RESULTS, subjects: ["bench.res.>"], retention: RetentionPolicy.Limits, storage: StorageType.File, duplicate_window: nanos(120_000) });
@@ -158,7 +157,7 @@ async function timedRun(js: JetStreamClient, run: string, n: number, shape: Shap
         };
       });
     const publish = (i: number): Promise<unknown> =>
-      js.publish(`bench.cmd.${run}-${i}.${kind}`, JSON.stringify({ schema: "bench.command.v1", i, run, kind }), { msgID: `${kind}.${run}-${i}` });
+      js.publish(`bench.cmd.${run}-${i}.queue`, JSON.stringify({ schema: "bench.command.v1", i, run, kind }), { msgID: `${kind}.${run}-${i}` });
 
     const before = opts.monitorUrl ? await readCounters(opts.monitorUrl) : undefined;
     const limitMs = opts.timeoutMs ?? 10 * 60_000;

@@ -54,7 +54,7 @@ async function startConsumer(h: FloorHostConfig, idx: number, conns: NatsConnect
   const jsm = await jetstreamManager(nc, { timeout: 30_000 });
   await jsm.consumers.add(h.cmdStream, {
     durable_name: name,
-    filter_subject: `bench.cmd.${h.run}-${idx}.>`,
+    filter_subject: `bench.cmd.${h.run}-${idx}.queue`,
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(30_000),
     deliver_policy: DeliverPolicy.All,

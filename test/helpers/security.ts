@@ -74,6 +74,17 @@ export async function lastBySubject(jsm: JetStreamManager, stream: string, subje
   }
 }
 
+/** The command of `deploymentId` on agent `agentId`'s command queue (deploy.cmd.<agent>.queue), by its Deploy-Id header; null when there is none. */
+export async function queuedCommand(jsm: JetStreamManager, agentId: string, deploymentId: string): Promise<StoredMsg | null> {
+  const subject = `deploy.cmd.${agentId}.queue`;
+  const { first_seq, last_seq } = (await jsm.streams.info("DEPLOY_COMMANDS")).state;
+  for (let seq = first_seq; seq <= last_seq; seq++) {
+    const m = await jsm.streams.getMessage("DEPLOY_COMMANDS", { seq }).catch(() => null);
+    if (m?.subject === subject && m.header.get("Deploy-Id") === deploymentId) return m;
+  }
+  return null;
+}
+
 /** The last event agent `agentId` wrote about `deploymentId`, once there is one. */
 export async function waitAgentEvent(jsm: JetStreamManager, deploymentId: string, agentId: string, timeoutMs = 30_000): Promise<DeployEvent> {
   let event: DeployEvent | undefined;

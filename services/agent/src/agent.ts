@@ -1,6 +1,7 @@
 // The agent process: starting → running → draining → stopped.
 import {
   COMMANDS_STREAM,
+  agentCommandQueue,
   agentConsumerName,
   consumerLeaderElectedSubject,
   parseAgentRecord,
@@ -106,7 +107,10 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         : alog.info({ dropped: o.dropped, kept: o.kept, bytes: o.bytes }, "journal compacted: dropped deployments finished longer ago than journalKeepMs"),
   });
   const cursor = await CommandCursor.open(config.stateDir, (message) => alog.warn({ message }, "command cursor"));
-  const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt() });
+  // Whether this run's consumer filters the command queue (commandConsumer.ts);
+  // one made again keeps what this run's entry says.
+  let onQueue = false;
+  const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt(), ...(onQueue ? {} : { wildcard: true }) });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
   else alog.warn("command signatures are NOT checked (development mode): anyone who can publish deploy.cmd.> can run code here");
   // Told now rather than at the first deployment; not fatal: the executable may be installed later.
@@ -134,8 +138,13 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     for (let attempt = 0; ; attempt++) {
       try {
         ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs, directGets: true });
-        const made = await ensureCommandConsumer(ctx.jsm, config.id, consumerOptions());
+        const made = await ensureCommandConsumer(ctx.jsm, config.id, { ...consumerOptions(), wildcard: false });
+        onQueue = made.queue;
         if (made.created) alog.info({ storage: made.storage, startAt: consumerOptions().startAt }, "made the command consumer");
+        if (made.movedToQueue) alog.info({ queue: agentCommandQueue(config.id) }, "moved the command consumer to this agent's command queue");
+        if (made.keptWildcard) {
+          alog.info({ ...made.keptWildcard, queue: agentCommandQueue(config.id) }, "the command consumer still has commands on the older subjects: it keeps its wildcard filter until a start that finds none");
+        }
         else if (made.storage !== config.commandConsumerStorage) {
           alog.info({ storage: made.storage, commandConsumerStorage: config.commandConsumerStorage }, "the command consumer keeps its storage until it is deleted (docs/production.md)");
         }
@@ -151,6 +160,9 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       }
     }
     const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog, nc);
+    // Written with the entry at the start below, before the first pull:
+    // coordinators publish this agent's commands on its queue from then on.
+    if (onQueue) registration.record.commandQueue = true;
     // Metrics only when they are served: prom-client and its default
     // collectors (an event-loop-delay histogram, GC observers) cost an idle
     // agent ~10 MB of RSS. Bench footprint, with apply.js loaded lazily

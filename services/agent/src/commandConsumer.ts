@@ -1,9 +1,18 @@
-// The agent's own durable pull consumer on deploy.cmd.<agent>.>. The agent
-// creates it (it is the agent's, not shared infrastructure). Under the
-// least-privilege NATS users of scripts/gen-credentials.ts it may do so only
-// through the create subject that carries its own name and filter
-// ($JS.API.CONSUMER.CREATE.DEPLOY_COMMANDS.agent-<id>.deploy.cmd.<id>.>),
+// The agent's own durable pull consumer on its command queue,
+// deploy.cmd.<agent>.queue (names.ts). The agent creates it (it is the
+// agent's, not shared infrastructure). Under the least-privilege NATS users
+// of scripts/gen-credentials.ts it may do so only through the create subject
+// that carries its own name and a filter within deploy.cmd.<id>.>
+// ($JS.API.CONSUMER.CREATE.DEPLOY_COMMANDS.agent-<id>.deploy.cmd.<id>.queue),
 // which is the one the client uses whenever filter_subject is set.
+//
+// The filter is literal: nats-server then finds the consumer's next command
+// in its per-subject index, where the wildcard of earlier versions,
+// deploy.cmd.<agent>.>, made it match every subject stored after the
+// consumer's position (docs/performance.md). A consumer made by an earlier
+// version is moved to the queue at a start when nothing is left for it on
+// the older subjects (none pending, none unacknowledged); otherwise it keeps
+// the wildcard, which takes the queue's commands too, until a later start.
 //
 // Its state (what was delivered and acknowledged) is kept in the server's
 // memory by default, not in a file: the commands themselves are in the
@@ -19,7 +28,7 @@
 import { readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AckPolicy, DeliverPolicy, type ConsumerConfig, type JetStreamManager } from "@nats-io/jetstream";
-import { COMMANDS_STREAM, agentCommandFilter, agentConsumerName, errorMessage } from "../../shared/src/index.js";
+import { COMMANDS_STREAM, agentCommandFilter, agentCommandQueue, agentConsumerName, errorMessage } from "../../shared/src/index.js";
 
 export type ConsumerStorage = "memory" | "file";
 
@@ -28,6 +37,8 @@ export interface CommandConsumerOptions {
   storage: ConsumerStorage;
   /** Made from scratch: start at commands stored from this time on, instead of every command the stream keeps. */
   startAt?: Date;
+  /** Made from scratch with the wildcard of earlier versions, not the queue: this run's consumer kept it (EnsuredConsumer.queue false). */
+  wildcard?: boolean;
 }
 
 /** What ensureCommandConsumer found: the consumer as it was, or made now. */
@@ -35,6 +46,12 @@ export interface EnsuredConsumer {
   created: boolean;
   /** The storage of the consumer in place, which may differ from the one asked for (an existing consumer keeps its own). */
   storage: ConsumerStorage;
+  /** Its filter is the agent's command queue (the agent's entry says commandQueue); false: the wildcard of earlier versions. */
+  queue: boolean;
+  /** Moved from the wildcard to the queue now. */
+  movedToQueue?: boolean;
+  /** Kept on the wildcard: commands on the older subjects still pending or unacknowledged. */
+  keptWildcard?: { pending: number; ackPending: number };
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -43,20 +60,28 @@ export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: stri
   const name = agentConsumerName(agentId);
   try {
     const ci = await jsm.consumers.info(COMMANDS_STREAM, name);
+    const queue = agentCommandQueue(agentId);
+    const onQueue = ci.config.filter_subject === queue;
+    // Left for the wildcard: what the server has yet to deliver to it, or
+    // delivered and not acknowledged. Moved now, those would never come.
+    const left = { pending: ci.num_pending, ackPending: ci.num_ack_pending };
+    const move = !onQueue && !o.wildcard && ci.config.filter_subject === agentCommandFilter(agentId) && left.pending === 0 && left.ackPending === 0;
     // Only what differs is updated: one JetStream call less per agent start.
-    if (ci.config.ack_wait !== nanos(o.ackWaitMs) || ci.config.max_ack_pending !== 1) {
-      await jsm.consumers.update(COMMANDS_STREAM, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: 1 });
+    if (move || ci.config.ack_wait !== nanos(o.ackWaitMs) || ci.config.max_ack_pending !== 1) {
+      await jsm.consumers.update(COMMANDS_STREAM, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: 1, ...(move ? { filter_subject: queue } : {}) });
     }
     // Storage cannot be changed on a consumer; it is made again (with the
     // storage asked for) only when deleted, which an agent's own NATS user
     // may not do (docs/production.md: "Command consumers").
-    return { created: false, storage: ci.config.mem_storage === true ? "memory" : "file" };
+    const storage = ci.config.mem_storage === true ? "memory" : "file";
+    if (onQueue || move) return { created: false, storage, queue: true, ...(move ? { movedToQueue: true } : {}) };
+    return { created: false, storage, queue: false, ...(o.wildcard ? {} : { keptWildcard: left }) };
   } catch (err) {
     if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
   }
   const config: Partial<ConsumerConfig> = {
     durable_name: name,
-    filter_subject: agentCommandFilter(agentId),
+    filter_subject: o.wildcard ? agentCommandFilter(agentId) : agentCommandQueue(agentId),
     ack_policy: AckPolicy.Explicit,
     ack_wait: nanos(o.ackWaitMs),
     ...(o.startAt ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: o.startAt.toISOString() } : { deliver_policy: DeliverPolicy.All }),
@@ -66,7 +91,7 @@ export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: stri
     ...(o.storage === "memory" ? { mem_storage: true } : {}),
   };
   await jsm.consumers.add(COMMANDS_STREAM, config);
-  return { created: true, storage: o.storage };
+  return { created: true, storage: o.storage, queue: !o.wildcard };
 }
 
 /**

@@ -195,8 +195,11 @@ export async function storedResult(deps: Pick<HandlerDeps, "ctx" | "config">, de
 }
 
 async function reject(deps: HandlerDeps, m: JsMsg, error: string): Promise<void> {
+  // The deployment named by its subject, else by the payload if that reads
+  // (a queue's command whose signature or shape is wrong), else none.
   const parsed = parseCommandSubject(m.subject);
-  const deploymentId = parsed && isToken(parsed.deploymentId) ? parsed.deploymentId : "_invalid";
+  const named = parsed?.deploymentId ?? payloadDeploymentId(m.data);
+  const deploymentId = named !== undefined && isToken(named) ? named : "_invalid";
   deps.log.warn({ subject: m.subject, error }, "rejecting command");
   try {
     await appendEvent(deps.ctx, deploymentId, { type: "agent.rejected_message", agentId: deps.config.id, subject: m.subject.slice(0, 1024), error: error.slice(0, 4096) }, { source: deps.config.id });
@@ -207,6 +210,16 @@ async function reject(deps: HandlerDeps, m: JsMsg, error: string): Promise<void>
   // The reason shows in the server's $JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED
   // advisory (2.10+; 2.9 ignored "+TERM <reason>" and redelivered).
   m.term(error.slice(0, 256));
+}
+
+/** The deploymentId field of a payload that may be neither valid nor signed: only to say where a rejection belongs. */
+function payloadDeploymentId(data: Uint8Array): string | undefined {
+  try {
+    const id = (JSON.parse(new TextDecoder().decode(data)) as { deploymentId?: unknown }).deploymentId;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function validate(deps: HandlerDeps, m: JsMsg): Command | string {
@@ -221,8 +234,10 @@ function validate(deps: HandlerDeps, m: JsMsg): Command | string {
   } catch (err) {
     return errorMessage(err);
   }
+  // On the agent's queue the payload alone names the deployment (a signed
+  // one included); on a deployment's own subject the two must agree.
   const subj = parseCommandSubject(m.subject);
-  if (!subj || subj.agentId !== deps.config.id || subj.deploymentId !== cmd.deploymentId) {
+  if (!subj || subj.agentId !== deps.config.id || (subj.deploymentId !== undefined && subj.deploymentId !== cmd.deploymentId)) {
     return `subject ${m.subject} does not match the command (deployment ${cmd.deploymentId})`;
   }
   if (cmd.agentId !== deps.config.id) return `command is addressed to agent ${cmd.agentId}, not ${deps.config.id}`;

@@ -36,7 +36,7 @@ const nanos = (ms: number): number => ms * 1_000_000;
  * `nats stream ls` and `nats kv ls`, where an operator meets them first.
  */
 export const DESCRIPTIONS: Readonly<Record<string, string>> = {
-  [COMMANDS_STREAM]: "nats-deploy commands, one per target: deploy.cmd.<agent>.<deployment>",
+  [COMMANDS_STREAM]: "nats-deploy commands, one per target: deploy.cmd.<agent>.queue",
   [EVENTS_STREAM]: "nats-deploy events, the source of truth: deploy.evt.<deployment>.<source>",
   [DEPLOYMENTS_BUCKET]: "nats-deploy deployments (folded from DEPLOY_EVENTS), request ids, locks",
   [AGENTS_BUCKET]: "nats-deploy agents: each agent's entry, written by the agent",
@@ -79,12 +79,15 @@ export function commandsStreamConfig(o: InfrastructureOptions): Partial<StreamCo
     retention: RetentionPolicy.Limits,
     storage: StorageType.File,
     num_replicas: o.replicas,
-    // One command per (deployment, target) subject. With discard-new per
-    // subject the server refuses a second publish for as long as the first is
-    // kept, not only inside the duplicate window.
-    max_msgs_per_subject: 1,
+    // No limit per subject: an agent's queue (names.ts agentCommandQueue)
+    // holds each of its commands. Earlier versions kept one message per
+    // subject with discard-new per subject, which refused a repeated command
+    // for as long as the first was kept; set explicitly, so a stream made by
+    // them is updated at this start. A repeat stored after the duplicate
+    // window is answered by the agent's journal (publishCommand.ts).
+    max_msgs_per_subject: -1,
     discard: DiscardPolicy.New,
-    discard_new_per_subject: true,
+    discard_new_per_subject: false,
     max_age: nanos(o.commandsMaxAgeMs),
     // The server refuses a duplicate window longer than max_age.
     duplicate_window: nanos(Math.min(120_000, o.commandsMaxAgeMs)),

@@ -351,7 +351,8 @@ export function parseSpec(v: unknown, field = "spec"): DeploymentSpec {
 }
 
 // ---------------------------------------------------------------------------
-// Commands: deploy.cmd.<agent>.<deployment>, one per (deployment, target).
+// Commands: one per (deployment, target), on deploy.cmd.<agent>.queue or,
+// for an agent from before it, deploy.cmd.<agent>.<deployment> (names.ts).
 
 export interface Command {
   schema: typeof COMMAND_SCHEMA;
@@ -616,6 +617,14 @@ export interface AgentRecord {
    */
   releases?: Record<string, AgentRelease>;
   startedAt: string;
+  /**
+   * True: this agent's consumer filters its command queue,
+   * deploy.cmd.<agent>.queue, and coordinators publish its commands there.
+   * Absent (an agent from before the queue, or one whose consumer still had
+   * commands on the older subjects at its start): each command on
+   * deploy.cmd.<agent>.<deployment>.
+   */
+  commandQueue?: boolean;
 }
 
 export interface AgentRelease {
@@ -674,6 +683,7 @@ export function parseAgentRecord(data: Uint8Array | string): AgentRecord {
     currentReleases: asStringMap(o.currentReleases ?? {}, "agent.currentReleases"),
     ...(o.releases === undefined ? {} : { releases: parseAgentReleases(o.releases, "agent.releases") }),
     startedAt: asIsoTime(o.startedAt, "agent.startedAt"),
+    ...(o.commandQueue === true ? { commandQueue: true } : {}),
   };
 }
 

@@ -31,14 +31,21 @@ export class CommandPublisher {
 
   constructor(
     private readonly ctx: Pick<JsContext, "js">,
-    private readonly opts: { agentLiveMs: number; commandSigner?: CommandSigner; metrics?: CoordinatorMetrics; cancelFenced?: boolean },
+    private readonly opts: {
+      agentLiveMs: number;
+      commandSigner?: CommandSigner;
+      metrics?: CoordinatorMetrics;
+      cancelFenced?: boolean;
+      /** Whether the agent takes its commands on its queue (its entry's commandQueue); absent: none does. */
+      commandQueue?: (agentId: string) => boolean;
+    },
   ) {}
 
   async publish(spec: DeploymentSpec, agentId: string, log: Logger): Promise<void> {
     const done = await this.#turn();
     let outcome;
     try {
-      outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner, startLeaseFor(this.opts.agentLiveMs), this.opts.cancelFenced === true);
+      outcome = await publishCommand(this.ctx, spec, agentId, this.opts.commandSigner, startLeaseFor(this.opts.agentLiveMs), this.opts.cancelFenced === true, this.opts.commandQueue?.(agentId) === true);
     } finally {
       done();
     }

@@ -1,6 +1,11 @@
 // Publishes the command for one (deployment, target). Safe to repeat: the
-// Nats-Msg-Id drops a repeat inside the duplicate window, and the stream's
-// discard-new-per-subject refuses it for as long as the first one is kept.
+// Nats-Msg-Id drops a repeat inside the duplicate window; one stored later
+// (a coordinator that took over a deployment after it, and its target not
+// started yet) reaches the agent as a second delivery, which its journal
+// answers (the outcome re-reported, nothing run) or, if the journal is gone,
+// the target's race refuses. A stream made before the command queue
+// (names.ts) refuses such a repeat on a deployment's own subject instead
+// ("already-stored"), until its coordinator updates it (infrastructure.ts).
 import { headers } from "@nats-io/transport-node";
 import { JetStreamApiError } from "@nats-io/jetstream";
 import {
@@ -83,7 +88,9 @@ export function isPerSubjectLimit(err: unknown): boolean {
 /**
  * With a signer, the signature covers exactly the payload bytes published
  * (services/shared/src/signing.ts); without one the command goes out
- * unsigned (development only: the coordinator warns at start).
+ * unsigned (development only: the coordinator warns at start). `queue`: on
+ * the agent's command queue (its entry says commandQueue), not on the
+ * deployment's own subject.
  */
 export async function publishCommand(
   ctx: Pick<JsContext, "js">,
@@ -92,6 +99,7 @@ export async function publishCommand(
   signer?: CommandSigner,
   startLeaseMs?: number,
   cancelFenced = false,
+  queue = false,
 ): Promise<PublishOutcome> {
   const h = headers();
   h.set(HDR_DEPLOY_ID, spec.id);
@@ -103,12 +111,20 @@ export async function publishCommand(
     h.set(HDR_SIGNATURE, signer.sign(payload));
   }
   try {
-    const ack = await ctx.js.publish(commandSubject(agentId, spec.id), payload, {
+    const ack = await ctx.js.publish(commandSubject(agentId, spec.id, queue), payload, {
       msgID: commandMsgId(spec.id, agentId),
       headers: h,
     });
     return ack.duplicate ? "duplicate" : "published";
   } catch (err) {
+    // On a queue the limit is not this command's: an older coordinator made
+    // (or updated) the stream with one message per subject, and a second
+    // command to the agent is refused while its first is kept. Not sent,
+    // so not "already stored": the target waits for its delivery timeout,
+    // and the next start of this version updates the stream.
+    if (isPerSubjectLimit(err) && queue) {
+      throw new UnavailableError(`could not publish the command for ${agentId} of ${spec.id}: DEPLOY_COMMANDS keeps one message per subject (set by a coordinator older than the command queue): upgrade every coordinator`, err);
+    }
     if (isPerSubjectLimit(err)) return "already-stored";
     throw new UnavailableError(`could not publish the command for ${agentId} of ${spec.id}`, err);
   }

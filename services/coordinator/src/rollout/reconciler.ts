@@ -120,7 +120,11 @@ export class Reconciler {
     private readonly log: Logger,
   ) {
     this.#states = new DeploymentStates(ctx, opts.metrics);
-    this.#commands = new CommandPublisher(ctx, opts);
+    // An agent unknown here (its entry deleted, or not seen yet) gets its
+    // command on the deployment's subject, which every agent's consumer
+    // filtered before the queue; one whose entry says commandQueue filters
+    // the queue alone.
+    this.#commands = new CommandPublisher(ctx, { ...opts, commandQueue: (agentId) => registry.get(agentId)?.record.commandQueue === true });
     // A deferred projection write writes what this process has folded and
     // been delivered: it needs no look at the stream's end. Woken "full" as
     // before, each read the events since the last pass back from the stream
