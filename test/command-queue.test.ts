@@ -2,7 +2,9 @@
 // processes: an agent whose consumer an earlier version made (the wildcard
 // deploy.cmd.<agent>.>, an entry without commandQueue) keeps that filter
 // while a command waits for it on a deployment's own subject, runs it, and
-// moves to its queue at a later start that finds nothing left.
+// moves to its queue at a later start that finds nothing left; one whose
+// consumer is made again while its entry is an earlier version's makes it
+// on the wildcard, so a command on a deployment's subject still comes.
 import { afterEach, describe, expect, it } from "vitest";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -51,8 +53,8 @@ describe("the command queue", () => {
     expect((await client.waitTerminal(first)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await stack.startsOf("a1", first)).toBe(1);
     expect(await filter()).toBe("deploy.cmd.a1.>");
-    expect(stack.agent("a1").logs()).toContain("keeps its wildcard filter");
-    expect((await entry())["commandQueue"]).toBeUndefined();
+    // It says commandQueue all the same: the wildcard takes the queue too.
+    expect((await entry())["commandQueue"]).toBe(true);
 
     // Nothing left on the older subjects at the next start: moved to the queue.
     await stack.agent("a1").kill("SIGTERM");
@@ -64,6 +66,39 @@ describe("the command queue", () => {
     const second = (await client.create(create("v2"))).id!;
     expect((await client.waitTerminal(second)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await stack.startsOf("a1", second)).toBe(1);
+    expect(await queuedCommand(jsm, "a1", second)).not.toBeNull();
+  });
+
+  it("a consumer made again for an agent whose entry an earlier version wrote takes the wildcard first, then the queue", { timeout: LONG }, async () => {
+    const stack = await Stack.start({ agents: ["a1"] });
+    stacks.push(stack);
+    const client = stack.client();
+    const nc = await connect({ servers: stack.nats.url });
+    conns.push(nc);
+    const jsm = await jetstreamManager(nc);
+    const agents = await new Kvm(nc).open("deploy_agents");
+    const filter = async (): Promise<string | undefined> => (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1").catch(() => undefined))?.config.filter_subject;
+
+    // Gone (a single nats-server's restart forgets a consumer kept in
+    // memory) while the agent was away, and its entry an earlier version's.
+    await stack.agent("a1").kill("SIGTERM");
+    await jsm.consumers.delete("DEPLOY_COMMANDS", "agent-a1");
+    const { commandQueue: _, ...older } = JSON.parse((await agents.get("a1"))!.string()) as Record<string, unknown>;
+    await agents.put("a1", JSON.stringify(older));
+    await new Promise((r) => setTimeout(r, 1000));
+    // A coordinator that saw that entry publishes on the deployment's subject.
+    const first = (await client.create(create("v1"))).id!;
+    await waitFor("the command on the deployment's subject", async () => (await lastBySubject(jsm, "DEPLOY_COMMANDS", `deploy.cmd.a1.${first}`)) !== null);
+
+    await stack.startAgent("a1");
+    await waitFor("the consumer made on the wildcard", () => stack.agent("a1").logs().includes('"filter":"wildcard","msg":"made the command consumer"'));
+    expect((await client.waitTerminal(first)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await stack.startsOf("a1", first)).toBe(1);
+    await stack.agent("a1").kill("SIGTERM");
+    await stack.startAgent("a1");
+    await waitFor("the consumer to filter the queue", async () => (await filter()) === "deploy.cmd.a1.queue");
+    const second = (await client.create(create("v2"))).id!;
+    expect((await client.waitTerminal(second)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await queuedCommand(jsm, "a1", second)).not.toBeNull();
   });
 });

@@ -11,6 +11,7 @@ import {
   errorMessage,
   readSeedFile,
   type AgentRelease,
+  type JsContext,
   type Logger,
 } from "../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
@@ -34,6 +35,18 @@ export interface Agent {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** How long after writing its entry an agent waits before it moves its consumer to the queue (moveToQueue). */
+const ENTRY_SEEN_MS = 2000;
+
+/** Whether an entry's bytes say commandQueue (an unreadable one does not). */
+function saysQueue(value: Uint8Array): boolean {
+  try {
+    return parseAgentRecord(value).commandQueue === true;
+  } catch {
+    return false;
+  }
+}
 
 export interface StartAgentOptions {
   /**
@@ -110,6 +123,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   // Whether this run's consumer filters the command queue (commandConsumer.ts);
   // one made again keeps what this run's entry says.
   let onQueue = false;
+  let previous: Awaited<ReturnType<JsContext["agents"]["get"]>> = null;
   const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt(), ...(onQueue ? {} : { wildcard: true }) });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
   else alog.warn("command signatures are NOT checked (development mode): anyone who can publish deploy.cmd.> can run code here");
@@ -138,13 +152,14 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     for (let attempt = 0; ; attempt++) {
       try {
         ctx = await bindContext(nc, { apiTimeoutMs: config.nats.apiTimeoutMs, directGets: true });
-        const made = await ensureCommandConsumer(ctx.jsm, config.id, { ...consumerOptions(), wildcard: false });
+        previous = await ctx.agents.get(config.id).catch(() => null);
+        // An entry without commandQueue (an earlier version's): coordinators
+        // may still publish on deployments' subjects, so a consumer made now
+        // takes the wildcard, and moves to the queue after this start's entry
+        // (below). None: nothing can target this agent before its entry.
+        const made = await ensureCommandConsumer(ctx.jsm, config.id, { ...consumerOptions(), wildcard: previous?.operation === "PUT" && !saysQueue(previous.value) });
         onQueue = made.queue;
-        if (made.created) alog.info({ storage: made.storage, startAt: consumerOptions().startAt }, "made the command consumer");
-        if (made.movedToQueue) alog.info({ queue: agentCommandQueue(config.id) }, "moved the command consumer to this agent's command queue");
-        if (made.keptWildcard) {
-          alog.info({ ...made.keptWildcard, queue: agentCommandQueue(config.id) }, "the command consumer still has commands on the older subjects: it keeps its wildcard filter until a start that finds none");
-        }
+        if (made.created) alog.info({ storage: made.storage, startAt: consumerOptions().startAt, filter: made.queue ? "queue" : "wildcard" }, "made the command consumer");
         else if (made.storage !== config.commandConsumerStorage) {
           alog.info({ storage: made.storage, commandConsumerStorage: config.commandConsumerStorage }, "the command consumer keeps its storage until it is deleted (docs/production.md)");
         }
@@ -159,10 +174,29 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         await sleep(1000);
       }
     }
+    const jsm = ctx.jsm;
+    // A consumer on the wildcard goes on the queue once every coordinator
+    // has had a moment to see this start's entry (they follow the bucket:
+    // milliseconds), if nothing is left for the wildcard by then; a command
+    // published on a deployment's subject before that is pending, and keeps
+    // the wildcard until a later start.
+    const moveToQueue = async (): Promise<void> => {
+      await sleep(ENTRY_SEEN_MS);
+      const made = await ensureCommandConsumer(jsm, config.id, { ...consumerOptions(), move: true }).catch((err: unknown) => {
+        alog.warn({ err: errorMessage(err) }, "could not move the command consumer to this agent's command queue; it keeps its wildcard filter");
+        return undefined;
+      });
+      onQueue = made?.queue === true;
+      if (made?.movedToQueue) alog.info({ queue: agentCommandQueue(config.id) }, "moved the command consumer to this agent's command queue");
+      if (made?.keptWildcard) {
+        alog.info({ ...made.keptWildcard, queue: agentCommandQueue(config.id) }, "the command consumer still has commands on the older subjects: it keeps its wildcard filter until a start that finds none");
+      }
+    };
     const registration = new Registration(ctx, config, config.heartbeatIntervalMs, alog, nc);
     // Written with the entry at the start below, before the first pull:
-    // coordinators publish this agent's commands on its queue from then on.
-    if (onQueue) registration.record.commandQueue = true;
+    // coordinators publish this agent's commands on its queue from then on,
+    // which a consumer still on the wildcard takes too.
+    registration.record.commandQueue = true;
     // Metrics only when they are served: prom-client and its default
     // collectors (an event-loop-delay histogram, GC observers) cost an idle
     // agent ~10 MB of RSS. Bench footprint, with apply.js loaded lazily
@@ -185,7 +219,6 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     // is in the stream (a crash between the result and its journal record);
     // anything finished but not yet acknowledged by JetStream is reported now.
     // What this VM runs survives restarts in its registry entry.
-    const previous = await ctx.agents.get(config.id).catch(() => null);
     let currentReleases: Record<string, string> = {};
     let releases: Record<string, AgentRelease> = {};
     try {
@@ -227,6 +260,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
       releases = { ...releases, [app]: r };
     }
     await registration.start(currentReleases, releases);
+    if (!onQueue) await moveToQueue();
 
     const consumer = await ctx.js.consumers.get(COMMANDS_STREAM, agentConsumerName(config.id));
     // A pull lives on the consumer's leader, which forgets it when

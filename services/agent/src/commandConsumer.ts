@@ -9,10 +9,17 @@
 // The filter is literal: nats-server then finds the consumer's next command
 // in its per-subject index, where the wildcard of earlier versions,
 // deploy.cmd.<agent>.>, made it match every subject stored after the
-// consumer's position (docs/performance.md). A consumer made by an earlier
-// version is moved to the queue at a start when nothing is left for it on
-// the older subjects (none pending, none unacknowledged); otherwise it keeps
-// the wildcard, which takes the queue's commands too, until a later start.
+// consumer's position (docs/performance.md). The wildcard takes the queue's
+// commands too, so an agent is never wrong to keep it; the literal filter
+// misses a command a coordinator publishes on a deployment's own subject,
+// which it does while the agent's entry does not say commandQueue. So the
+// agent goes on the queue only where no coordinator can still do that
+// (agent.ts): it makes its consumer on the queue when its entry already
+// says commandQueue or there is no entry (nothing can target it yet); it
+// moves one on the wildcard (made by an earlier version) only after its
+// entry saying commandQueue is written, a moment later, and only when
+// nothing is left for the wildcard (none pending, none unacknowledged);
+// otherwise it keeps the wildcard until a later start.
 //
 // Its state (what was delivered and acknowledged) is kept in the server's
 // memory by default, not in a file: the commands themselves are in the
@@ -37,8 +44,10 @@ export interface CommandConsumerOptions {
   storage: ConsumerStorage;
   /** Made from scratch: start at commands stored from this time on, instead of every command the stream keeps. */
   startAt?: Date;
-  /** Made from scratch with the wildcard of earlier versions, not the queue: this run's consumer kept it (EnsuredConsumer.queue false). */
+  /** Made from scratch on the wildcard, not the queue: a coordinator may still publish this agent's commands on deployments' subjects. */
   wildcard?: boolean;
+  /** An existing consumer on the wildcard with nothing left for it is moved to the queue now; unset, it is only said to be movable. */
+  move?: boolean;
 }
 
 /** What ensureCommandConsumer found: the consumer as it was, or made now. */
@@ -50,7 +59,9 @@ export interface EnsuredConsumer {
   queue: boolean;
   /** Moved from the wildcard to the queue now. */
   movedToQueue?: boolean;
-  /** Kept on the wildcard: commands on the older subjects still pending or unacknowledged. */
+  /** On the wildcard with nothing left for it: `move` would have moved it. */
+  movable?: boolean;
+  /** On the wildcard, and commands on it still pending or unacknowledged: kept there. */
   keptWildcard?: { pending: number; ackPending: number };
 }
 
@@ -65,7 +76,9 @@ export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: stri
     // Left for the wildcard: what the server has yet to deliver to it, or
     // delivered and not acknowledged. Moved now, those would never come.
     const left = { pending: ci.num_pending, ackPending: ci.num_ack_pending };
-    const move = !onQueue && !o.wildcard && ci.config.filter_subject === agentCommandFilter(agentId) && left.pending === 0 && left.ackPending === 0;
+    const wildcard = ci.config.filter_subject === agentCommandFilter(agentId);
+    const movable = wildcard && left.pending === 0 && left.ackPending === 0;
+    const move = movable && o.move === true;
     // Only what differs is updated: one JetStream call less per agent start.
     if (move || ci.config.ack_wait !== nanos(o.ackWaitMs) || ci.config.max_ack_pending !== 1) {
       await jsm.consumers.update(COMMANDS_STREAM, name, { ack_wait: nanos(o.ackWaitMs), max_ack_pending: 1, ...(move ? { filter_subject: queue } : {}) });
@@ -75,7 +88,7 @@ export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: stri
     // may not do (docs/production.md: "Command consumers").
     const storage = ci.config.mem_storage === true ? "memory" : "file";
     if (onQueue || move) return { created: false, storage, queue: true, ...(move ? { movedToQueue: true } : {}) };
-    return { created: false, storage, queue: false, ...(o.wildcard ? {} : { keptWildcard: left }) };
+    return { created: false, storage, queue: false, ...(movable ? { movable: true } : wildcard ? { keptWildcard: left } : {}) };
   } catch (err) {
     if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
   }

@@ -126,7 +126,7 @@ const schema = {
       env: "DEPLOY_STREAM_REPLICAS",
     },
     commandsMaxAgeMs: {
-      doc: "How long a command is kept in DEPLOY_COMMANDS; a re-publish is refused for as long as it is kept",
+      doc: "How long a command is kept in DEPLOY_COMMANDS: an agent away longer misses it; keep the agents' journalKeepMs longer (their journal answers a command delivered again)",
       format: "nat",
       default: 7 * 24 * 3600 * 1000,
       env: "DEPLOY_COMMANDS_MAX_AGE_MS",
