@@ -23,31 +23,50 @@ afterEach(async () => {
 
 const create = (version: string) => ({ requestId: uniq("req"), app: "web", environment: "prod", changeset: { version } });
 
+/** A stack with agent a1, and what the tests read and write of a1 by hand. */
+async function stackWithA1() {
+  const stack = await Stack.start({ agents: ["a1"] });
+  stacks.push(stack);
+  const client = stack.client();
+  const nc = await connect({ servers: stack.nats.url });
+  conns.push(nc);
+  const jsm = await jetstreamManager(nc);
+  const agents = await new Kvm(nc).open("deploy_agents");
+  const entry = async (): Promise<Record<string, unknown>> => JSON.parse((await agents.get("a1"))!.string()) as Record<string, unknown>;
+  return {
+    stack,
+    client,
+    jsm,
+    entry,
+    filter: async (): Promise<string | undefined> => (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1").catch(() => undefined))?.config.filter_subject,
+    /** a1's entry as an earlier version wrote it (no commandQueue), seen by the coordinators (they follow the bucket: a moment). */
+    olderEntry: async (): Promise<void> => {
+      const { commandQueue: _, ...older } = await entry();
+      await agents.put("a1", JSON.stringify(older));
+      await new Promise((r) => setTimeout(r, 1000));
+    },
+    /** A deployment whose command the coordinator publishes on its own subject, as for an agent from before the queue. */
+    onDeploymentSubject: async (version: string): Promise<string> => {
+      const id = (await client.create(create(version))).id!;
+      await waitFor("the command on the deployment's subject", async () => (await lastBySubject(jsm, "DEPLOY_COMMANDS", `deploy.cmd.a1.${id}`)) !== null);
+      return id;
+    },
+  };
+}
+
 describe("the command queue", () => {
   it("an agent's consumer from an earlier version keeps its wildcard while a command waits on a deployment's subject, then moves to the queue", { timeout: LONG }, async () => {
-    const stack = await Stack.start({ agents: ["a1"] });
-    stacks.push(stack);
-    const client = stack.client();
-    const nc = await connect({ servers: stack.nats.url });
-    conns.push(nc);
-    const jsm = await jetstreamManager(nc);
-    const agents = await new Kvm(nc).open("deploy_agents");
-    const filter = async (): Promise<string | undefined> => (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1")).config.filter_subject;
-    const entry = async (): Promise<Record<string, unknown>> => JSON.parse((await agents.get("a1"))!.string()) as Record<string, unknown>;
+    const { stack, client, jsm, entry, filter, olderEntry, onDeploymentSubject } = await stackWithA1();
     expect(await filter()).toBe("deploy.cmd.a1.queue");
     expect((await entry())["commandQueue"]).toBe(true);
 
     // a1 as an earlier version left it: the wildcard, and an entry without commandQueue.
     await stack.agent("a1").kill("SIGTERM");
     await jsm.consumers.update("DEPLOY_COMMANDS", "agent-a1", { filter_subject: "deploy.cmd.a1.>" });
-    const { commandQueue: _, ...older } = await entry();
-    await agents.put("a1", JSON.stringify(older));
-    // The coordinators follow the bucket: a moment for the write to reach them.
-    await new Promise((r) => setTimeout(r, 1000));
+    await olderEntry();
 
     // The coordinator publishes on the deployment's own subject, which waits for a1.
-    const first = (await client.create(create("v1"))).id!;
-    await waitFor("the command on the deployment's subject", async () => (await lastBySubject(jsm, "DEPLOY_COMMANDS", `deploy.cmd.a1.${first}`)) !== null);
+    const first = await onDeploymentSubject("v1");
     await stack.startAgent("a1");
     await waitFor("the agent to keep its wildcard", () => stack.agent("a1").logs().includes("keeps its wildcard filter"));
     expect((await client.waitTerminal(first)).state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
@@ -70,25 +89,15 @@ describe("the command queue", () => {
   });
 
   it("a consumer made again for an agent whose entry an earlier version wrote takes the wildcard first, then the queue", { timeout: LONG }, async () => {
-    const stack = await Stack.start({ agents: ["a1"] });
-    stacks.push(stack);
-    const client = stack.client();
-    const nc = await connect({ servers: stack.nats.url });
-    conns.push(nc);
-    const jsm = await jetstreamManager(nc);
-    const agents = await new Kvm(nc).open("deploy_agents");
-    const filter = async (): Promise<string | undefined> => (await jsm.consumers.info("DEPLOY_COMMANDS", "agent-a1").catch(() => undefined))?.config.filter_subject;
+    const { stack, client, jsm, filter, olderEntry, onDeploymentSubject } = await stackWithA1();
 
     // Gone (a single nats-server's restart forgets a consumer kept in
     // memory) while the agent was away, and its entry an earlier version's.
     await stack.agent("a1").kill("SIGTERM");
     await jsm.consumers.delete("DEPLOY_COMMANDS", "agent-a1");
-    const { commandQueue: _, ...older } = JSON.parse((await agents.get("a1"))!.string()) as Record<string, unknown>;
-    await agents.put("a1", JSON.stringify(older));
-    await new Promise((r) => setTimeout(r, 1000));
+    await olderEntry();
     // A coordinator that saw that entry publishes on the deployment's subject.
-    const first = (await client.create(create("v1"))).id!;
-    await waitFor("the command on the deployment's subject", async () => (await lastBySubject(jsm, "DEPLOY_COMMANDS", `deploy.cmd.a1.${first}`)) !== null);
+    const first = await onDeploymentSubject("v1");
 
     await stack.startAgent("a1");
     await waitFor("the consumer made on the wildcard", () => stack.agent("a1").logs().includes('"filter":"wildcard","msg":"made the command consumer"'));
