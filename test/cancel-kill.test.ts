@@ -3,11 +3,15 @@
 // --revert): "stop and roll back", the targets it changed brought back to
 // the release desired before it. End to end: the built CLI against a real
 // stack (nats-server, a coordinator, two agents whose deploy executable
-// hangs), the agents looking for the kill every 200 ms.
+// hangs). The agents' own look for the kill comes every 10 minutes here, so
+// every kill is the coordinator's kill notice at work; the last describe
+// takes the notice away and sees the look kill.
 import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HEARTBEAT_REQUEST_SUBJECT, killNotice } from "../services/shared/src/index.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
@@ -64,7 +68,7 @@ describe("cancel --kill and --revert", () => {
       `#!/usr/bin/env bash\necho "applying $DEPLOY_VERSION"\ncase "$DEPLOY_VERSION" in fix-*) exit 0;; esac\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`,
     );
     await chmod(script, 0o755);
-    stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "200" } });
+    stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "600000" } });
     for (const id of ["a1", "a2"]) await stack.startAgent(id, { apps: { web: { deploy: script } } });
     client = stack.client();
     env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: work, XDG_STATE_HOME: join(work, "state"), DEPLOY_COORDINATOR: stack.address };
@@ -120,8 +124,16 @@ describe("cancel --kill and --revert", () => {
     const plain = await cli(["cancel", id]);
     expect(plain.code, shown(plain)).toBe(0);
     expect(plain.stdout).toContain("in-flight applies finish (--kill stops them)");
-    // The agents look every 200 ms: a second later they still apply.
-    await new Promise((r) => setTimeout(r, 1000));
+    // A kill notice alone kills nothing: the agents look, and the stored
+    // cancel did not ask for it. After their three looks they still apply.
+    const nc = await connect({ servers: stack.nats.url });
+    try {
+      nc.publish(HEARTBEAT_REQUEST_SUBJECT, killNotice(id));
+      await nc.flush();
+    } finally {
+      await nc.close();
+    }
+    await new Promise((r) => setTimeout(r, 3000));
     const still = await client.get(id);
     expect(still.cancelRequested).toBe(true);
     expect(still.killRequested ?? false).toBe(false);
@@ -251,5 +263,34 @@ describe("cancel --kill and --revert", () => {
     expect(stale.stderr).toContain(`deployment ${cancelledEarly} cannot be reverted: deployment ${desired?.deploymentId} (fix-v3-`);
     expect(stale.stderr).toContain("succeeded after it ended, and is the desired release");
     expect((await client.get(cancelledEarly)).revertedBy ?? "").toBe("");
+  });
+});
+
+describe("cancel --kill without the coordinator's notice", () => {
+  let stack: Stack | undefined;
+  let work = "";
+  afterAll(async () => {
+    await stack?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("the agent's own look kills the apply: a coordinator that stopped before its notice, or one from before it", async () => {
+    work = await mkdtemp(join(tmpdir(), "cancel-kill-look-"));
+    const script = join(work, "deploy.sh");
+    await writeFile(script, `#!/usr/bin/env bash\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
+    await chmod(script, 0o755);
+    stack = await Stack.start({ agents: [], coordinatorEnv: { DEPLOY_COORDINATOR_FAULT_NO_KILL_NOTICE: "1" }, agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "300" } });
+    await stack.startAgent("a1", { apps: { web: { deploy: script } } });
+    const client = stack.client();
+    const d = await client.create({ requestId: `look-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
+    const pid = await until("applying, its sleep started", async () => {
+      const text = await readFile(join(work, "a1.pid"), "utf8").catch(() => "");
+      return text.trim() === "" ? undefined : Number(text.trim());
+    });
+    await client.call("CancelDeployment", { deploymentId: d.id, reason: "no notice", killRunning: true });
+    const ended = await client.waitTerminal(d.id!);
+    expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
+    await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
   });
 });

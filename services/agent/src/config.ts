@@ -162,9 +162,10 @@ const schema = {
     env: "DEPLOY_AGENT_JOURNAL_KEEP_MS",
   },
   killLookMs: {
-    doc: "While an apply runs, how often the agent looks at its deployment's last coordinator event (one direct get) for a cancel with kill_running, which kills the apply; the first look comes this long after the start, so a shorter apply makes none",
+    doc: "While an apply runs, how often the agent looks at its deployment's last coordinator event (one direct get) for a cancel with kill_running, which kills the apply: the backstop, as the coordinator that stores the cancel tells the agents to look at once; the first look comes this long after the start, so a shorter apply makes none",
     format: "nat",
-    default: 5000,
+    // 5 s before the kill notice: 10,000 agents applying looked 2,000 times a second.
+    default: 30_000,
     env: "DEPLOY_AGENT_KILL_LOOK_MS",
   },
   commandConsumerStorage: {

@@ -302,20 +302,35 @@ export interface KillWatch {
 }
 
 /**
- * While the apply runs: every config.killLookMs (the first that long after
- * its start, so a short apply makes no look) the deployment's last
- * coordinator event, as the look before the start reads it; once it
- * carries HDR_KILL_REQUESTED (a cancel with kill_running, and every
- * coordinator event after it), `signal` aborts and the apply's process
- * group is killed. A failed look is tried again at the next tick.
+ * After a coordinator's kill notice (registration.ts): looks now, and again
+ * after these delays (ms) while none found the kill. The notice follows the
+ * stored cancel, but a look answered by a replica behind the stream's leader
+ * (direct get) may not see it yet.
+ */
+const KILL_NOTICE_LOOKS_MS = [0, 500, 2000];
+
+/**
+ * While the apply runs, a look at the deployment's last coordinator event,
+ * as the look before the start reads it; once it carries HDR_KILL_REQUESTED
+ * (a cancel with kill_running, and every coordinator event after it),
+ * `signal` aborts and the apply's process group is killed. A look is made
+ * when a coordinator's kill notice names the deployment
+ * (KILL_NOTICE_LOOKS_MS), after a reconnect (a notice may have been
+ * missed), and every config.killLookMs (the first that long after the
+ * start, so a short apply makes none): the backstop for a notice that was
+ * never sent (a coordinator that stopped between storing the cancel and
+ * sending it, or one from before the notice). A failed look is tried again
+ * at the next one.
  */
 function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): KillWatch {
   const ac = new AbortController();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  const noticeTimers = new Set<NodeJS.Timeout>();
+  const done = (): boolean => stopped || ac.signal.aborted;
   const look = async (): Promise<void> => {
     const m = await lastCoordinatorEvent(deps, deploymentId).catch(() => null);
-    if (stopped || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return;
+    if (done() || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return;
     let by: string | undefined;
     try {
       const e = parseEvent(m.data);
@@ -327,15 +342,28 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): Kil
     ac.abort(`killed: the deployment was cancelled with kill_running${by ? ` by ${by}` : ""}`);
   };
   const tick = (): void => {
-    timer = setTimeout(() => void look().finally(() => !stopped && !ac.signal.aborted && tick()), deps.config.killLookMs);
+    timer = setTimeout(() => void look().finally(() => !done() && tick()), deps.config.killLookMs);
     timer.unref();
   };
   if (deps.config.killLookMs > 0) tick();
+  const unwatch = deps.registration.onKillNotice((id) => {
+    if (done() || (id !== undefined && id !== deploymentId)) return;
+    for (const ms of KILL_NOTICE_LOOKS_MS) {
+      const t = setTimeout(() => {
+        noticeTimers.delete(t);
+        if (!done()) void look();
+      }, ms);
+      t.unref();
+      noticeTimers.add(t);
+    }
+  });
   return {
     signal: ac.signal,
     stop() {
       stopped = true;
       clearTimeout(timer);
+      for (const t of noticeTimers) clearTimeout(t);
+      unwatch();
     },
   };
 }

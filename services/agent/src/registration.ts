@@ -49,6 +49,8 @@ export class Registration {
   /** The server refused this agent's idle heartbeat (credentials from before it): every heartbeat is stored instead. */
   #storeAll = false;
   #status: { stop?(): void } | undefined;
+  /** Applies watching for a kill (handleCommand.ts watchForKill): told of a coordinator's kill notice, and of a reconnect. */
+  readonly #killWatchers = new Set<(deploymentId: string | undefined) => void>();
   /** What the entry says is behind the record (a new release whose write failed): the next heartbeat is stored. */
   #unwritten = false;
   /** A fault hook's (handleCommand.ts): idle heartbeats do not write a new release before this performance.now(). */
@@ -132,6 +134,8 @@ export class Registration {
           // agent was back: with a long idle interval it would look offline
           // until its next beat.
           this.#soon();
+          // So may a kill notice: the applies in flight look now.
+          for (const w of this.#killWatchers) w(undefined);
           continue;
         }
         if (s.type !== "error") continue;
@@ -145,19 +149,29 @@ export class Registration {
     })().catch(() => undefined);
   }
 
-  /** A coordinator's request (HEARTBEAT_REQUEST_SUBJECT): a heartbeat now, or the entry written again. */
+  /**
+   * A coordinator's request (HEARTBEAT_REQUEST_SUBJECT): a heartbeat now
+   * (no body), the entry written again (`register` names this agent), or a
+   * look at a deployment whose cancel asked to kill its applies (`kill`: its
+   * id; queries/cancelDeployment.ts publishes it once the cancel is stored). The notice
+   * only makes the applies of that deployment look now: the look at the
+   * stored event decides, so a notice that names the wrong deployment kills
+   * nothing. Agents from before the notice ignore a body without `register`.
+   */
   #requested(data: Uint8Array): void {
     if (data.length === 0) {
       this.#soon();
       return;
     }
     let register: unknown;
+    let kill: unknown;
     try {
-      register = (JSON.parse(new TextDecoder().decode(data)) as { register?: unknown }).register;
+      ({ register, kill } = JSON.parse(new TextDecoder().decode(data)) as { register?: unknown; kill?: unknown });
     } catch {
       this.log.debug("ignoring an unreadable heartbeat request");
       return;
     }
+    if (typeof kill === "string") for (const w of this.#killWatchers) w(kill);
     if (Array.isArray(register) && register.includes(this.record.id)) {
       this.log.info("a coordinator has no entry for this agent: writing it again");
       this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not write this agent's entry"));
@@ -199,6 +213,12 @@ export class Registration {
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, "heartbeat failed");
     }
+  }
+
+  /** Calls `watcher` with the deployment a coordinator's kill notice names, and with undefined after a reconnect (a notice may have been missed); returns its removal. */
+  onKillNotice(watcher: (deploymentId: string | undefined) => void): () => void {
+    this.#killWatchers.add(watcher);
+    return () => void this.#killWatchers.delete(watcher);
   }
 
   /**

@@ -158,9 +158,13 @@ export const HEARTBEAT_SUBJECTS = "deploy.hb.*";
  * A coordinator's request to every agent: empty, a heartbeat now (a
  * coordinator that starts, rather than wait an interval); with
  * `{"register": [ids]}`, those agents write their entry again (heard, but
- * unknown to it: the entry was deleted).
+ * unknown to it: the entry was deleted); with `{"kill": id}` (killNotice),
+ * the agents applying that deployment look at once for its cancel with
+ * kill_running, stored just before, instead of at their next look.
  */
 export const HEARTBEAT_REQUEST_SUBJECT = "deploy.hb-request";
+/** The body of a kill notice on HEARTBEAT_REQUEST_SUBJECT: one message to every agent, not one per target. */
+export const killNotice = (deploymentId: string): string => JSON.stringify({ kill: deploymentId });
 export const agentConsumerName = (agentId: string): string => `agent-${agentId}`;
 /** Published by a clustered server when a consumer gets a new leader (whose outstanding pulls are lost). */
 export const consumerLeaderElectedSubject = (stream: string, consumer: string): string => `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.${stream}.${consumer}`;

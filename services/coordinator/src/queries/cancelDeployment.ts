@@ -8,7 +8,8 @@
 // the dashboard's HTTP API.
 // With `kill`, every later coordinator event carries HDR_KILL_REQUESTED,
 // which the agents applying it look for while they run
-// (services/agent/src/handleCommand.ts). With `revert`, the event names the
+// (services/agent/src/handleCommand.ts), at once when told to
+// (sendKillNotice). With `revert`, the event names the
 // release the targets it changed go back to once it is CANCELLED: the pair's
 // desired release, read now (this deployment holds the pair's lock, so no
 // other deployment of the pair changed it since this one was created); the
@@ -17,10 +18,13 @@
 import {
   COORDINATOR_SOURCE,
   ConflictError,
+  HEARTBEAT_REQUEST_SUBJECT,
   PreconditionError,
   appendEvent,
   catchUp,
+  errorMessage,
   isRaceDecision,
+  killNotice,
   isTerminalDeployment,
   type DeploymentRecord,
   type Identity,
@@ -80,8 +84,28 @@ export async function cancelDeployment(
     // was cancelled, so nothing is reverted.
     throw new PreconditionError(`deployment ${id} is ${rec.state}${rec.cancelRequested ? ", cancelled without a revert" : ""}: a cancel with revert applies to a deployment still running; ${wayBack(rec)}`);
   }
+  if (kill && rec.killRequested === true && !isTerminalDeployment(rec.state)) sendKillNotice(ctx, id, log);
   await deps.reconciler.schedule(id);
   return mustLoadDeployment(ctx, id);
+}
+
+/**
+ * Tells the agents applying `id` to look now for its cancel with
+ * kill_running, which is stored: one core NATS message on the subject every
+ * agent already follows (HEARTBEAT_REQUEST_SUBJECT), so their look every
+ * killLookMs is only the backstop (10,000 agents applying looked 2,000
+ * times a second at its former 5 s). Lost (a coordinator that stops first,
+ * an agent cut off, which looks when it is back), the kill still comes at
+ * that look. DEPLOY_COORDINATOR_FAULT_NO_KILL_NOTICE=1 sends none
+ * (test/cancel-kill.test.ts: the backstop).
+ */
+function sendKillNotice(ctx: JsContext, id: string, log: Logger): void {
+  if (process.env["DEPLOY_COORDINATOR_FAULT_NO_KILL_NOTICE"] === "1") return;
+  try {
+    ctx.nc.publish(HEARTBEAT_REQUEST_SUBJECT, killNotice(id));
+  } catch (err) {
+    log.warn({ deploymentId: id, err: errorMessage(err) }, "could not tell the agents to look for the kill now; they see it at their next look (killLookMs)");
+  }
 }
 
 /** What brings back what an ended deployment changed: RevertDeployment, or for one that SUCCEEDED (a desired release) RollbackRelease. */
