@@ -11,7 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HEARTBEAT_REQUEST_SUBJECT, killNotice } from "../services/shared/src/index.js";
+import type { AgentConfig } from "../services/agent/src/config.js";
+import { Registration } from "../services/agent/src/registration.js";
+import { HEARTBEAT_REQUEST_SUBJECT, createLogger, killNotice } from "../services/shared/src/index.js";
+import { startNatsServer } from "./helpers/nats-server.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
@@ -292,5 +295,50 @@ describe("cancel --kill without the coordinator's notice", () => {
     expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
     expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
     await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+  });
+});
+
+describe("kill notices, as an agent hears them", () => {
+  it("a watch hears the notices naming its deployment, also one that came after its claim and before the watch, and no other", { timeout: 30_000 }, async () => {
+    const server = await startNatsServer();
+    const nc = await connect({ servers: server.url });
+    const pub = await connect({ servers: server.url });
+    const config = { id: "a7", environment: "prod", apps: {}, labels: {} } as unknown as AgentConfig;
+    const reg = new Registration({ agents: { put: () => Promise.resolve(1) } } as never, config, 60_000, createLogger("test", "silent"), nc);
+    const notice = async (id: string): Promise<void> => {
+      pub.publish(HEARTBEAT_REQUEST_SUBJECT, killNotice(id));
+      await pub.flush();
+      await nc.flush();
+      await new Promise((r) => setTimeout(r, 50));
+    };
+    try {
+      await reg.start({});
+      const claimAt = performance.now();
+      await notice("d-1");
+      const looks = { d1: 0, d1Later: 0, d2: 0 };
+      // Claimed before the notice, watching after it: looks at once.
+      const w1 = reg.onKillNotice("d-1", claimAt, () => looks.d1++);
+      // Claimed after it: that notice was not for this apply.
+      const w2 = reg.onKillNotice("d-1", performance.now(), () => looks.d1Later++);
+      const w3 = reg.onKillNotice("d-2", claimAt, () => looks.d2++);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(looks).toEqual({ d1: 1, d1Later: 0, d2: 0 });
+      await notice("d-1");
+      expect(looks).toEqual({ d1: 2, d1Later: 1, d2: 0 });
+      await notice("d-3");
+      await notice("d-2");
+      expect(looks).toEqual({ d1: 2, d1Later: 1, d2: 1 });
+      // A watch removed hears nothing more.
+      w1();
+      await notice("d-1");
+      expect(looks).toEqual({ d1: 2, d1Later: 2, d2: 1 });
+      w2();
+      w3();
+    } finally {
+      reg.stop();
+      await pub.close();
+      await nc.close();
+      await server.stop();
+    }
   });
 });

@@ -56,7 +56,14 @@ export function planBundles(plan: ScenarioPlan, rng: Rng): void {
   }
 }
 
-const HEAD = ["#!/usr/bin/env bash", "set -u", 'rec="$CHAOS_RECORDS/$DEPLOY_AGENT_ID.log"', 'ctl="$CHAOS_CONTROL/$DEPLOY_AGENT_ID"', 'half=$(awk "BEGIN { print $(cat "$ctl.sleep" 2>/dev/null || echo 0.3) / 2 }")'];
+/**
+ * How long an apply of a deployment cancelled with kill_running (its version
+ * ends in -hang: scenario.ts cancelKill) sleeps, in each hook here and in the
+ * deploy executable (stack.ts): longer than any apply timeout of the suite.
+ */
+export const KILL_HANG_S = 60;
+
+const HEAD = ["#!/usr/bin/env bash", "set -u", 'rec="$CHAOS_RECORDS/$DEPLOY_AGENT_ID.log"', 'ctl="$CHAOS_CONTROL/$DEPLOY_AGENT_ID"', `case "$DEPLOY_VERSION" in *-hang) half=${KILL_HANG_S} ;; *) half=$(awk "BEGIN { print $(cat "$ctl.sleep" 2>/dev/null || echo 0.3) / 2 }") ;; esac`];
 
 /** The hooks; only the new release's (context "install") count as the apply, never the previous one's start on the way back. */
 const HOOKS: Record<string, string[]> = {

@@ -5,7 +5,7 @@ import { canaryTargetsOf, changedTargetsOf, foldAll, revertToOf, type Deployment
 import { dispatchedIdsOf, isTerminalDeployment, parseAgentRecord, releaseName } from "../../services/shared/src/index.js";
 import { readCurrent } from "../../services/agent/src/bundle/releases.js";
 import { deploymentsOf, foldRun, readAllEvents, readProjection, stable, type RunEvent } from "./events.js";
-import type { RunOutcome } from "./scenario.js";
+import type { FaultKind, RunOutcome } from "./scenario.js";
 import { AGENT_LIVE_MS, APPLY_GRACE_MS, HEARTBEAT_MS, type ChaosStack } from "./stack.js";
 
 export const INVARIANTS = {
@@ -23,6 +23,7 @@ export const INVARIANTS = {
   "interrupted-reported": "an agent killed after its start was stored and before its journal recorded that start reported the target interrupted when it came back (nothing run, never left to time out)",
   "release-shown": "once the run settled, every agent's registry entry names, as its release of each app, the deployment of its last SUCCEEDED result for that app in the stream (within a few heartbeats: the agent writes it with its next one, or from its journal when it starts again)",
   "current-release": "once the run settled, on every agent each app's `current` release (the symlink the installs switch) is the release of its last SUCCEEDED result of a bundle for that app in the stream, or none when none succeeded: a failed, interrupted, killed or cancelled install went back to the release before it",
+  "kill-reached": "in a run without a coordinator or NATS fault, every apply in flight when a cancel with kill_running was stored, on an agent no fault hit, ended killed within KILL_REACH_MS of the cancel (the coordinator's kill notice; the agents' own look comes after any apply timeout of the suite)",
   "revert-made": "a deployment that ended FAILED with auto_revert, or CANCELLED by a cancel with revert, and changed a target has exactly one revert (request id revert.<id>), to the release it recorded, of exactly the targets it changed, and that revert ended; or none because a later deployment of the pair took its lock first",
 } as const;
 export type Invariant = keyof typeof INVARIANTS;
@@ -36,6 +37,11 @@ export const COMPLETION_SLACK_MS = 10_000;
  * violations.
  */
 export const START_RACE_TOLERANCE_MS = 250;
+/** How long after a cancel with kill_running is stored the applies in flight may take to report that they were killed (the notice, the look, the kill, the result). */
+export const KILL_REACH_MS = 5000;
+/** Faults that may stop a kill notice or the look it asks for: a run with one of them injected checks no kill-reached. */
+const NOTICE_FAULTS: ReadonlySet<FaultKind> = new Set(["coordinator-kill", "coordinator-kill-one-of-two", "coordinator-paused", "nats-kill", "cluster-stream-leader-kill"]);
+
 /** The start lease the suite's coordinators give (90 % of the liveness limit): a start that won may begin only this long after. */
 export const START_LEASE_MS = startLeaseFor(AGENT_LIVE_MS);
 
@@ -100,6 +106,7 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
     "server-clock": 0,
     "oversize-handled": 0,
     "revert-made": 0,
+    "kill-reached": 0,
     "interrupted-reported": 0,
     "release-shown": 0,
     "current-release": 0,
@@ -290,6 +297,30 @@ export async function check(stack: ChaosStack, run: RunOutcome): Promise<{ viola
       const after = (events.get(start.id) ?? []).filter((e) => e.source === killed.agentId && e.seq > start.seq);
       const reported = after.some((e) => e.event.type === "target.result" && e.event.message.startsWith("interrupted: the agent restarted between storing its start and journaling it"));
       if (!reported) v("interrupted-reported", `${killed.agentId} was killed after its start of ${start.id} was stored (seq ${start.seq}) and before its journal record, and did not report it interrupted; after the start it stored: ${after.map((e) => e.event.type).join(", ") || "nothing"}`);
+    }
+  }
+
+  // kill-reached: a cancel with kill_running reaches each apply in flight
+  // through its coordinator's kill notice (queries/cancelDeployment.ts) and
+  // the look it asks for: each target whose start won before the cancel was
+  // stored, with no result before it, ends killed within KILL_REACH_MS.
+  // Only where nothing else stopped the notice or the apply: no coordinator
+  // or NATS fault in the run, none on the target's agent.
+  const hit = new Set(run.plan.faults.filter((f) => f.injected).map((f) => f.on));
+  if (!run.plan.faults.some((f) => f.injected && NOTICE_FAULTS.has(f.kind))) {
+    for (const [id, evs] of events) {
+      const cancel = evs.find((e) => e.event.type === "deployment.cancel_requested" && e.event.kill === true);
+      if (!cancel) continue;
+      for (const started of evs.filter((e) => e.event.type === "target.started" && e.seq < cancel.seq && !hit.has(e.source))) {
+        const end = evs.find((e) => e.source === started.source && e.seq > started.seq && (e.event.type === "target.result" || e.event.type === "target.declined"));
+        if (end && end.seq < cancel.seq) continue;
+        checked["kill-reached"]++;
+        const message = end?.event.type === "target.result" ? end.event.message : end?.event.type === "target.declined" ? `declined: ${end.event.reason}` : "";
+        const afterMs = end ? end.timeMs - cancel.timeMs : undefined;
+        if (!end || !message.includes("killed: the deployment was cancelled with kill_running") || afterMs! > KILL_REACH_MS) {
+          v("kill-reached", `${id}: ${started.source} was applying when the cancel with kill_running was stored (seq ${cancel.seq}), and ${end ? `ended ${afterMs} ms later: ${message.slice(0, 160)}` : "never ended"}`);
+        }
+      }
     }
   }
 

@@ -23,8 +23,8 @@ export class ChaosClient {
   create(req: CreateDeploymentRequestInput, deadlineMs = 10_000): Promise<DeploymentMsg> {
     return this.#unary("CreateDeployment", req, deadlineMs);
   }
-  cancel(deploymentId: string, reason: string, revert = false, deadlineMs = 5000): Promise<DeploymentMsg> {
-    return this.#unary("CancelDeployment", { deploymentId, reason, ...(revert ? { revert: true } : {}) }, deadlineMs);
+  cancel(deploymentId: string, reason: string, ask: { revert?: boolean; kill?: boolean } = {}, deadlineMs = 5000): Promise<DeploymentMsg> {
+    return this.#unary("CancelDeployment", { deploymentId, reason, ...(ask.revert ? { revert: true } : {}), ...(ask.kill ? { killRunning: true } : {}) }, deadlineMs);
   }
   get(deploymentId: string, deadlineMs = 5000): Promise<DeploymentMsg> {
     return this.#unary("GetDeployment", { deploymentId }, deadlineMs);

@@ -71,6 +71,13 @@ export interface PlannedDeployment {
   cancelRevert?: true;
   /** strategy.auto_revert, drawn as cancelRevert. */
   autoRevert?: true;
+  /**
+   * The cancel also kills the applies in flight (kill_running). The
+   * deployment's version ends in `-hang`, so its applies (the deploy
+   * executable, or each hook of its bundle) sleep bundle.ts KILL_HANG_S: only the
+   * kill, or the apply timeout, ends them (checks.ts kill-reached).
+   */
+  cancelKill?: true;
   /** An agent whose executable fails during this deployment only (so that it fails, and a revert is due). */
   failOn?: string;
   impatient?: { deadlineMs: number; attempts: number };
@@ -227,7 +234,20 @@ export function planScenario(seed: number): ScenarioPlan {
   planKillBeforeJournal(plan, new Rng(seed * 48271 + KILL_BEFORE_JOURNAL_SALT));
   planReverts(plan, new Rng(seed * 69069 + REVERT_SALT));
   planBundles(plan, new Rng(seed * 1103515245 + BUNDLE_SALT));
+  planCancelKills(plan, new Rng(seed * 16807 + CANCEL_KILL_SALT));
   return plan;
+}
+
+/**
+ * Chosen as KILL_BEFORE_JOURNAL_SALT was: none of the seeds the tests pin
+ * (1, 1030, 3054, the smoke seeds 7000-7019, test/chaos-added-kinds.test.ts's)
+ * draws a cancel with kill_running, so they replay what they recorded.
+ */
+export const CANCEL_KILL_SALT = 0;
+
+/** Cancels with kill_running (a generator of their own): half the deployments a cancel is drawn for. */
+export function planCancelKills(plan: ScenarioPlan, rng: Rng): void {
+  for (const d of plan.deployments) if (d.cancelAfterMs !== undefined && rng.chance(0.5)) d.cancelKill = true;
 }
 
 /**
@@ -424,7 +444,7 @@ export class Scenario {
         requestId: d.requestId,
         app: d.app,
         environment: ENVIRONMENT,
-        changeset: { version: `v-${d.key}`, ...(d.bundle ? { artifact: this.#artifacts.get(d.app)! } : {}) },
+        changeset: { version: `v-${d.key}${d.cancelKill ? "-hang" : ""}`, ...(d.bundle ? { artifact: this.#artifacts.get(d.app)! } : {}) },
         strategy: {
           maxConcurrency: d.maxConcurrency,
           maxFailures: d.maxFailures,
@@ -481,7 +501,7 @@ export class Scenario {
       o.boundMs = this.#bound(d, msg.targets?.length ?? 1);
       this.note(`${d.key} created ${o.id} (${msg.targets?.length} targets, c=${d.maxConcurrency} f=${d.maxFailures})`);
       if (d.key === "D1") this.#firstCreatedResolve();
-      if (d.cancelAfterMs !== undefined) void this.#cancelLater(o.id, d.cancelAfterMs, d.cancelRevert === true);
+      if (d.cancelAfterMs !== undefined) void this.#cancelLater(o.id, d.cancelAfterMs, d.cancelRevert === true, d.cancelKill === true);
       await this.#waitTerminal(o);
       if (d.failOn && !this.plan.failing.includes(d.failOn)) await this.stack.control(d.failOn, { fail: false });
       await this.#followRevert(d, o);
@@ -493,13 +513,13 @@ export class Scenario {
     }
   }
 
-  async #cancelLater(id: string, ms: number, revert: boolean): Promise<void> {
+  async #cancelLater(id: string, ms: number, revert: boolean, kill: boolean): Promise<void> {
     await sleep(ms);
     for (let i = 0; i < 10; i++) {
       const c = this.stack.client(i);
       try {
-        await c.cancel(id, "chaos", revert);
-        this.note(`cancel${revert ? " with revert" : ""} requested for ${id}`);
+        await c.cancel(id, "chaos", { revert, kill });
+        this.note(`cancel${revert ? " with revert" : ""}${kill ? " with kill_running" : ""} requested for ${id}`);
         return;
       } catch (err) {
         if (!isGrpc(err, grpcStatus.FAILED_PRECONDITION)) {

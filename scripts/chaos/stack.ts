@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { AGENT_MAIN, COORDINATOR_MAIN, ROOT } from "../lib/paths.js";
+import { KILL_HANG_S } from "./bundle.js";
 import { ChaosClient } from "./client.js";
 import { freePort, NatsNode, NodeService, startNats } from "./procs.js";
 import { LinkProxy } from "./proxy.js";
@@ -181,7 +182,8 @@ export class ChaosStack {
         `ctl=${ctl}/"$DEPLOY_AGENT_ID"`,
         'echo "start $DEPLOY_ID $DEPLOY_AGENT_ID $(date +%s%3N)" >> "$rec"',
         'echo "applying $DEPLOY_APP $DEPLOY_VERSION"',
-        'sleep "$(cat "$ctl.sleep" 2>/dev/null || echo 0.3)"',
+        // A deployment cancelled with kill_running hangs until killed (scenario.ts cancelKill).
+        `case "$DEPLOY_VERSION" in *-hang) sleep ${KILL_HANG_S} ;; *) sleep "$(cat "$ctl.sleep" 2>/dev/null || echo 0.3)" ;; esac`,
         'if [ -f "$ctl.fail" ]; then echo "end $DEPLOY_ID $DEPLOY_AGENT_ID $(date +%s%3N) fail" >> "$rec"; exit 3; fi',
         'echo "end $DEPLOY_ID $DEPLOY_AGENT_ID $(date +%s%3N) ok" >> "$rec"',
         "",

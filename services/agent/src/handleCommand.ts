@@ -315,14 +315,15 @@ const KILL_NOTICE_LOOKS_MS = [0, 500, 2000];
  * (a cancel with kill_running, and every coordinator event after it),
  * `signal` aborts and the apply's process group is killed. A look is made
  * when a coordinator's kill notice names the deployment
- * (KILL_NOTICE_LOOKS_MS), after a reconnect (a notice may have been
- * missed), and every config.killLookMs (the first that long after the
+ * (KILL_NOTICE_LOOKS_MS), also one that came after the claim and before
+ * this watch, after a reconnect (a notice may have been missed), and every
+ * config.killLookMs (the first that long after the
  * start, so a short apply makes none): the backstop for a notice that was
  * never sent (a coordinator that stopped between storing the cancel and
  * sending it, or one from before the notice). A failed look is tried again
  * at the next one.
  */
-function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): KillWatch {
+function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: number, log: Logger): KillWatch {
   const ac = new AbortController();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -346,8 +347,8 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, log: Logger): Kil
     timer.unref();
   };
   if (deps.config.killLookMs > 0) tick();
-  const unwatch = deps.registration.onKillNotice((id) => {
-    if (done() || (id !== undefined && id !== deploymentId)) return;
+  const unwatch = deps.registration.onKillNotice(deploymentId, claimAt, () => {
+    if (done()) return;
     for (const ms of KILL_NOTICE_LOOKS_MS) {
       const t = setTimeout(() => {
         noticeTimers.delete(t);
@@ -565,7 +566,7 @@ export async function handleCommand(deps: HandlerDeps, m: JsMsg): Promise<void> 
     }
     const leaseMs = cmd.startLeaseMs ?? DEFAULT_START_LEASE_MS;
     const late = Registration.confirmationProblem(claimAt, confirmedAt, leaseMs);
-    const killed = watchForKill(deps, cmd.deploymentId, dlog);
+    const killed = watchForKill(deps, cmd.deploymentId, claimAt, dlog);
     const result = await applyCommand(deps, cmd, app!, () => late ?? deps.registration.leaseProblem(claimAt, leaseMs), claimAt, killed).finally(() => killed.stop());
     if (FAULT_KILL_BEFORE_RESULT && !existsSync(join(deps.config.stateDir, FAULT_KILL_BEFORE_RESULT_MARK))) {
       dlog.warn({ outcome: result.outcome }, "fault: killed between the apply and its result's record");

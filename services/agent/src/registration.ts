@@ -37,6 +37,9 @@ import type { AgentConfig } from "./config.js";
 
 export const AGENT_VERSION = "0.1.0";
 
+/** Kill notices remembered (Registration.onKillNotice): far more deployments than an agent applies at once. */
+const KILL_NOTICES_KEPT = 64;
+
 export class Registration {
   readonly record: AgentRecord;
   #timer: NodeJS.Timeout | undefined;
@@ -51,6 +54,10 @@ export class Registration {
   #status: { stop?(): void } | undefined;
   /** Applies watching for a kill (handleCommand.ts watchForKill): told of a coordinator's kill notice, and of a reconnect. */
   readonly #killWatchers = new Set<(deploymentId: string | undefined) => void>();
+  /** When (performance.now()) a kill notice last named each deployment, the most recent KILL_NOTICES_KEPT: one can come between a won race and its apply's watch. */
+  readonly #killNoticed = new Map<string, number>();
+  /** When (performance.now()) the connection last came back. */
+  #reconnectedAt = Number.NEGATIVE_INFINITY;
   /** What the entry says is behind the record (a new release whose write failed): the next heartbeat is stored. */
   #unwritten = false;
   /** A fault hook's (handleCommand.ts): idle heartbeats do not write a new release before this performance.now(). */
@@ -135,6 +142,7 @@ export class Registration {
           // until its next beat.
           this.#soon();
           // So may a kill notice: the applies in flight look now.
+          this.#reconnectedAt = performance.now();
           for (const w of this.#killWatchers) w(undefined);
           continue;
         }
@@ -171,7 +179,12 @@ export class Registration {
       this.log.debug("ignoring an unreadable heartbeat request");
       return;
     }
-    if (typeof kill === "string") for (const w of this.#killWatchers) w(kill);
+    if (typeof kill === "string") {
+      this.#killNoticed.delete(kill);
+      this.#killNoticed.set(kill, performance.now());
+      if (this.#killNoticed.size > KILL_NOTICES_KEPT) this.#killNoticed.delete(this.#killNoticed.keys().next().value!);
+      for (const w of this.#killWatchers) w(kill);
+    }
     if (Array.isArray(register) && register.includes(this.record.id)) {
       this.log.info("a coordinator has no entry for this agent: writing it again");
       this.beat().catch((err: unknown) => this.log.warn({ err: errorMessage(err) }, "could not write this agent's entry"));
@@ -215,9 +228,19 @@ export class Registration {
     }
   }
 
-  /** Calls `watcher` with the deployment a coordinator's kill notice names, and with undefined after a reconnect (a notice may have been missed); returns its removal. */
-  onKillNotice(watcher: (deploymentId: string | undefined) => void): () => void {
+  /**
+   * Calls `look` when a coordinator's kill notice names `deploymentId`, and
+   * after a reconnect (a notice may have been missed meanwhile); at once
+   * (in a later task) when either came at or after `since` (performance.now(),
+   * the apply's claim) and before this call: between a won race and the
+   * apply's watch. Returns the watch's removal.
+   */
+  onKillNotice(deploymentId: string, since: number, look: () => void): () => void {
+    const watcher = (id: string | undefined): void => {
+      if (id === undefined || id === deploymentId) look();
+    };
     this.#killWatchers.add(watcher);
+    if ((this.#killNoticed.get(deploymentId) ?? Number.NEGATIVE_INFINITY) >= since || this.#reconnectedAt >= since) setTimeout(() => this.#killWatchers.has(watcher) && look(), 0);
     return () => void this.#killWatchers.delete(watcher);
   }
 
