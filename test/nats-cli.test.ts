@@ -291,6 +291,17 @@ describe("the nats CLI commands printed in the README", () => {
     expect(r.stdout + r.stderr, shown(r)).toMatch(/Received on "deploy\.hb\.[\w-]+"/);
   });
 
+  it("sub deploy.hb-request: the coordinators' requests to every agent (a starting coordinator asks for a heartbeat)", async () => {
+    const sub = nats(["sub", "--count", "1", "deploy.hb-request"]);
+    // Started after the CLI has subscribed: a second coordinator, stopped again.
+    await new Promise((r) => setTimeout(r, 1000));
+    const second = await stack.startCoordinator();
+    const r = await sub;
+    await second.stop();
+    expect(r.code, shown(r)).toBe(0);
+    expect(r.stdout + r.stderr, shown(r)).toMatch(/Received on "deploy\.hb-request"/);
+  });
+
   it("consumer info DEPLOY_COMMANDS agent-<agent_id>: pull consumer filtered on deploy.cmd.<agent>.queue, deliver all, one at a time", async () => {
     const r = await nats(["consumer", "info", "DEPLOY_COMMANDS", `agent-${AGENT}`]);
     expect(r.code, shown(r)).toBe(0);
