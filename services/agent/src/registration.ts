@@ -179,7 +179,8 @@ export class Registration {
       this.log.debug("ignoring an unreadable heartbeat request");
       return;
     }
-    if (typeof kill === "string") {
+    // A deployment id is 29 characters: a longer one names no deployment, and is not remembered.
+    if (typeof kill === "string" && kill.length <= 128) {
       this.#killNoticed.delete(kill);
       this.#killNoticed.set(kill, performance.now());
       if (this.#killNoticed.size > KILL_NOTICES_KEPT) this.#killNoticed.delete(this.#killNoticed.keys().next().value!);
