@@ -4,7 +4,7 @@
 // dir. Modelled on nats.js's nst/src/launcher.ts. Shared by test/helpers,
 // scripts/bench, scripts/chaos, scripts/cluster and scripts/demo.ts.
 import { execFileSync } from "node:child_process";
-import { accessSync, constants as fsConstants } from "node:fs";
+import { accessSync, constants as fsConstants, readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -49,13 +49,48 @@ export function natsServerVersion(): string {
   }
 }
 
-/** Ask the OS for a currently free TCP port on 127.0.0.1. */
+/**
+ * A currently free TCP port on 127.0.0.1, below the kernel's ephemeral range
+ * (ip_local_port_range, 32768-60999 by default), where outgoing connections
+ * take their local ports. A port from that range, given back and listened
+ * on again later (a coordinator or nats-server restarted on its port, as
+ * the tests and the fault suite do), can meanwhile become the local port of
+ * another process's connection, and the restart fails with EADDRINUSE: seen
+ * once for a coordinator's gRPC port in a full run. Below the range only an
+ * explicit bind can take it. Falls back to a port the OS picks when that
+ * range is too small or taken.
+ */
 export async function freePort(): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
+  const [low, high] = [FIXED_PORTS_FROM, ephemeralLow() - 1];
+  if (high - low >= 1000) {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = low + Math.floor(Math.random() * (high - low + 1));
+      if ((await listenOn(port).catch(() => undefined)) !== undefined) return port;
+    }
+  }
+  return await listenOn(0);
+}
+
+/** Below this, ports are left to the machine's own services. */
+const FIXED_PORTS_FROM = 10_000;
+
+/** The first port of the kernel's ephemeral range (Linux), or 32768. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+/** Listens on `port` (0: one the OS picks) on 127.0.0.1, closes, and resolves with the port; rejects when it is taken. */
+function listenOn(port: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
     const srv = createServer();
     srv.unref();
     srv.once("error", reject);
-    srv.listen({ host: HOST, port: 0, exclusive: true }, () => {
+    srv.listen({ host: HOST, port, exclusive: true }, () => {
       const addr = srv.address();
       if (addr === null || typeof addr === "string") {
         srv.close();
