@@ -299,10 +299,10 @@ describe("cancel --kill without the coordinator's notice", () => {
 });
 
 describe("kill notices, as an agent hears them", () => {
-  it("a watch hears the notices naming its deployment, also one that came after its claim and before the watch, and no other", { timeout: 30_000 }, async () => {
+  it("a watch hears the notices naming its deployment, also one that came after its claim and before the watch, and no other; and is told of a reconnect", { timeout: 60_000 }, async () => {
     const server = await startNatsServer();
-    const nc = await connect({ servers: server.url });
-    const pub = await connect({ servers: server.url });
+    const nc = await connect({ servers: server.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+    const pub = await connect({ servers: server.url, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
     const config = { id: "a7", environment: "prod", apps: {}, labels: {} } as unknown as AgentConfig;
     const reg = new Registration({ agents: { put: () => Promise.resolve(1) } } as never, config, 60_000, createLogger("test", "silent"), nc);
     const notice = async (id: string): Promise<void> => {
@@ -315,25 +315,37 @@ describe("kill notices, as an agent hears them", () => {
       await reg.start({});
       const claimAt = performance.now();
       await notice("d-1");
-      const looks = { d1: 0, d1Later: 0, d2: 0 };
+      const looks = { d1: [] as string[], d1Later: [] as string[], d2: [] as string[] };
       // Claimed before the notice, watching after it: looks at once.
-      const w1 = reg.onKillNotice("d-1", claimAt, () => looks.d1++);
+      const w1 = reg.onKillNotice("d-1", claimAt, (why) => looks.d1.push(why));
       // Claimed after it: that notice was not for this apply.
-      const w2 = reg.onKillNotice("d-1", performance.now(), () => looks.d1Later++);
-      const w3 = reg.onKillNotice("d-2", claimAt, () => looks.d2++);
+      const w2 = reg.onKillNotice("d-1", performance.now(), (why) => looks.d1Later.push(why));
+      const w3 = reg.onKillNotice("d-2", claimAt, (why) => looks.d2.push(why));
       await new Promise((r) => setTimeout(r, 50));
-      expect(looks).toEqual({ d1: 1, d1Later: 0, d2: 0 });
+      expect(looks).toEqual({ d1: ["notice"], d1Later: [], d2: [] });
       await notice("d-1");
-      expect(looks).toEqual({ d1: 2, d1Later: 1, d2: 0 });
+      expect(looks).toEqual({ d1: ["notice", "notice"], d1Later: ["notice"], d2: [] });
       await notice("d-3");
       await notice("d-2");
-      expect(looks).toEqual({ d1: 2, d1Later: 1, d2: 1 });
+      expect(looks).toEqual({ d1: ["notice", "notice"], d1Later: ["notice"], d2: ["notice"] });
       // A watch removed hears nothing more.
       w1();
       await notice("d-1");
-      expect(looks).toEqual({ d1: 2, d1Later: 2, d2: 1 });
+      expect(looks).toEqual({ d1: ["notice", "notice"], d1Later: ["notice", "notice"], d2: ["notice"] });
+      // A reconnect tells every watch (a notice may have been sent while
+      // cut off), as a reconnect: the apply then makes one look, not three.
+      const claimBefore = performance.now();
+      await server.restart();
+      await until("watches told of the reconnect", () => Promise.resolve(looks.d2.length === 2 ? true : undefined));
+      expect(looks).toEqual({ d1: ["notice", "notice"], d1Later: ["notice", "notice", "reconnect"], d2: ["notice", "reconnect"] });
+      // A watch made after the reconnect, for an apply claimed before it: told at once.
+      const late: string[] = [];
+      const w4 = reg.onKillNotice("d-4", claimBefore, (why) => late.push(why));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(late).toEqual(["reconnect"]);
       w2();
       w3();
+      w4();
     } finally {
       reg.stop();
       await pub.close();

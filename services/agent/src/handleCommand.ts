@@ -310,13 +310,24 @@ export interface KillWatch {
 const KILL_NOTICE_LOOKS_MS = [0, 500, 2000];
 
 /**
+ * After a reconnect: one look, at a random moment within this many ms. A
+ * notice missed while cut off was sent before the reconnect, so a replica
+ * has had that long to catch up and one look is enough; and after a server
+ * restart every applying agent reconnects at once (10,000 applying agents
+ * with the three looks of a notice made 30,000 direct gets in 2 s; now
+ * 10,000 spread over a second).
+ */
+const RECONNECT_LOOK_SPREAD_MS = 1000;
+
+/**
  * While the apply runs, a look at the deployment's last coordinator event,
  * as the look before the start reads it; once it carries HDR_KILL_REQUESTED
  * (a cancel with kill_running, and every coordinator event after it),
  * `signal` aborts and the apply's process group is killed. A look is made
  * when a coordinator's kill notice names the deployment
  * (KILL_NOTICE_LOOKS_MS), also one that came after the claim and before
- * this watch, after a reconnect (a notice may have been missed), and every
+ * this watch, once after a reconnect (a notice may have been missed:
+ * RECONNECT_LOOK_SPREAD_MS), and every
  * config.killLookMs (the first that long after the
  * start, so a short apply makes none): the backstop for a notice that was
  * never sent (a coordinator that stopped between storing the cancel and
@@ -347,9 +358,9 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: number, 
     timer.unref();
   };
   if (deps.config.killLookMs > 0) tick();
-  const unwatch = deps.registration.onKillNotice(deploymentId, claimAt, () => {
+  const unwatch = deps.registration.onKillNotice(deploymentId, claimAt, (why) => {
     if (done()) return;
-    for (const ms of KILL_NOTICE_LOOKS_MS) {
+    for (const ms of why === "notice" ? KILL_NOTICE_LOOKS_MS : [Math.random() * RECONNECT_LOOK_SPREAD_MS]) {
       const t = setTimeout(() => {
         noticeTimers.delete(t);
         if (!done()) void look();

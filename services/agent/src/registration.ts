@@ -37,6 +37,9 @@ import type { AgentConfig } from "./config.js";
 
 export const AGENT_VERSION = "0.1.0";
 
+/** Why an apply's kill watch is told to look: a kill notice naming its deployment, or a reconnect (one may have been missed). */
+export type KillLookReason = "notice" | "reconnect";
+
 /** Kill notices remembered (Registration.onKillNotice): far more deployments than an agent applies at once. */
 const KILL_NOTICES_KEPT = 64;
 
@@ -230,18 +233,22 @@ export class Registration {
   }
 
   /**
-   * Calls `look` when a coordinator's kill notice names `deploymentId`, and
-   * after a reconnect (a notice may have been missed meanwhile); at once
+   * Calls `look("notice")` when a coordinator's kill notice names
+   * `deploymentId`, and `look("reconnect")` after a reconnect (a notice may
+   * have been missed meanwhile); at once
    * (in a later task) when either came at or after `since` (performance.now(),
    * the apply's claim) and before this call: between a won race and the
    * apply's watch. Returns the watch's removal.
    */
-  onKillNotice(deploymentId: string, since: number, look: () => void): () => void {
+  onKillNotice(deploymentId: string, since: number, look: (why: KillLookReason) => void): () => void {
     const watcher = (id: string | undefined): void => {
-      if (id === undefined || id === deploymentId) look();
+      if (id === undefined) look("reconnect");
+      else if (id === deploymentId) look("notice");
     };
     this.#killWatchers.add(watcher);
-    if ((this.#killNoticed.get(deploymentId) ?? Number.NEGATIVE_INFINITY) >= since || this.#reconnectedAt >= since) setTimeout(() => this.#killWatchers.has(watcher) && look(), 0);
+    const why: KillLookReason | undefined =
+      (this.#killNoticed.get(deploymentId) ?? Number.NEGATIVE_INFINITY) >= since ? "notice" : this.#reconnectedAt >= since ? "reconnect" : undefined;
+    if (why) setTimeout(() => this.#killWatchers.has(watcher) && look(why), 0);
     return () => void this.#killWatchers.delete(watcher);
   }
 
