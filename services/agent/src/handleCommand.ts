@@ -314,7 +314,7 @@ const KILL_NOTICE_LOOKS_MS = [0, 500, 2000];
  * notice missed while cut off was sent before the reconnect, so a replica
  * has had that long to catch up and one look is enough; and after a server
  * restart every applying agent reconnects at once (10,000 applying agents
- * with the three looks of a notice made 30,000 direct gets in 2 s; now
+ * with the three looks of a notice would make 30,000 direct gets in 2 s; now
  * 10,000 spread over a second).
  */
 const RECONNECT_LOOK_SPREAD_MS = 1000;
