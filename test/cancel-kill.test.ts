@@ -12,8 +12,9 @@ import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AgentConfig } from "../services/agent/src/config.js";
-import { Registration } from "../services/agent/src/registration.js";
-import { HEARTBEAT_REQUEST_SUBJECT, createLogger, killNotice } from "../services/shared/src/index.js";
+import { watchForKill, type HandlerDeps } from "../services/agent/src/handleCommand.js";
+import { Registration, type KillLookReason } from "../services/agent/src/registration.js";
+import { HDR_KILL_REQUESTED, HEARTBEAT_REQUEST_SUBJECT, createLogger, killNotice } from "../services/shared/src/index.js";
 import { startNatsServer } from "./helpers/nats-server.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
@@ -352,5 +353,56 @@ describe("kill notices, as an agent hears them", () => {
       await nc.close();
       await server.stop();
     }
+  });
+});
+
+describe("an apply's kill watch after a reconnect", () => {
+  /** watchForKill with a registration that hands its look out, and a direct get that fails `failures` times, then answers `killed` or not. */
+  function watched(failures: number, killed: boolean) {
+    let tell: ((why: KillLookReason) => void) | undefined;
+    const gets: number[] = [];
+    const t0 = performance.now();
+    const deps = {
+      config: { killLookMs: 0 },
+      registration: {
+        onKillNotice: (_id: string, _since: number, look: (why: KillLookReason) => void) => {
+          tell = look;
+          return () => undefined;
+        },
+      },
+      ctx: {
+        jsm: {
+          direct: {
+            getMessage: () => {
+              gets.push(Math.round(performance.now() - t0));
+              if (gets.length <= failures) return Promise.reject(new Error("JetStream not ready"));
+              return Promise.resolve({ header: { get: (k: string) => (k === HDR_KILL_REQUESTED && killed ? "true" : undefined) }, data: new Uint8Array() });
+            },
+          },
+        },
+      },
+    } as unknown as HandlerDeps;
+    const watch = watchForKill(deps, "d-1", 0, createLogger("test", "silent"));
+    return { watch, gets, tell: (why: KillLookReason) => tell!(why) };
+  }
+
+  it("looks once when the look reads, and again while it cannot read, until one does", { timeout: 30_000 }, async () => {
+    const ok = watched(0, false);
+    ok.tell("reconnect");
+    const failing = watched(2, true);
+    failing.tell("reconnect");
+    await until("the failing look read, and killed", () => Promise.resolve(failing.watch.signal.aborted || undefined), 10_000, 50);
+    // Two failed reads, then one after 1 s and 2 s more.
+    expect(failing.gets).toHaveLength(3);
+    expect(failing.gets[1]! - failing.gets[0]!).toBeGreaterThanOrEqual(990);
+    expect(failing.gets[2]! - failing.gets[1]!).toBeGreaterThanOrEqual(1990);
+    expect(ok.gets).toHaveLength(1);
+    expect(ok.watch.signal.aborted).toBe(false);
+    // A notice still makes its three looks while none sees the kill.
+    ok.tell("notice");
+    await new Promise((r) => setTimeout(r, 2300));
+    expect(ok.gets).toHaveLength(4);
+    ok.watch.stop();
+    failing.watch.stop();
   });
 });

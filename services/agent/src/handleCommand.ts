@@ -312,12 +312,19 @@ const KILL_NOTICE_LOOKS_MS = [0, 500, 2000];
 /**
  * After a reconnect: one look, at a random moment within this many ms. A
  * notice missed while cut off was sent before the reconnect, so a replica
- * has had that long to catch up and one look is enough; and after a server
- * restart every applying agent reconnects at once (10,000 applying agents
- * with the three looks of a notice would make 30,000 direct gets in 2 s; now
- * 10,000 spread over a second).
+ * has had that long to catch up and one look that reads is enough; and
+ * after a server restart every applying agent reconnects at once (10,000
+ * applying agents with the three looks of a notice would make 30,000 direct
+ * gets in 2 s; now 10,000 spread over a second).
  */
 const RECONNECT_LOOK_SPREAD_MS = 1000;
+
+/**
+ * A look after a reconnect that could not read (a restarted server's
+ * JetStream still recovering its streams, a stream without a leader yet)
+ * is made again after these delays (ms), until one reads.
+ */
+const RECONNECT_LOOK_RETRIES_MS = [1000, 2000, 4000, 8000];
 
 /**
  * While the apply runs, a look at the deployment's last coordinator event,
@@ -327,22 +334,28 @@ const RECONNECT_LOOK_SPREAD_MS = 1000;
  * when a coordinator's kill notice names the deployment
  * (KILL_NOTICE_LOOKS_MS), also one that came after the claim and before
  * this watch, once after a reconnect (a notice may have been missed:
- * RECONNECT_LOOK_SPREAD_MS), and every
+ * RECONNECT_LOOK_SPREAD_MS; again while it cannot read), and every
  * config.killLookMs (the first that long after the
  * start, so a short apply makes none): the backstop for a notice that was
  * never sent (a coordinator that stopped between storing the cancel and
  * sending it, or one from before the notice). A failed look is tried again
  * at the next one.
  */
-function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: number, log: Logger): KillWatch {
+export function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: number, log: Logger): KillWatch {
   const ac = new AbortController();
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   const noticeTimers = new Set<NodeJS.Timeout>();
   const done = (): boolean => stopped || ac.signal.aborted;
-  const look = async (): Promise<void> => {
-    const m = await lastCoordinatorEvent(deps, deploymentId).catch(() => null);
-    if (done() || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return;
+  /** Resolves false when the deployment could not be read. */
+  const look = async (): Promise<boolean> => {
+    let m: Awaited<ReturnType<typeof lastCoordinatorEvent>>;
+    try {
+      m = await lastCoordinatorEvent(deps, deploymentId);
+    } catch {
+      return false;
+    }
+    if (done() || m?.header?.get(HDR_KILL_REQUESTED) !== "true") return true;
     let by: string | undefined;
     try {
       const e = parseEvent(m.data);
@@ -352,7 +365,22 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: number, 
     }
     log.warn({ by }, "the deployment was cancelled with kill_running: killing the apply");
     ac.abort(`killed: the deployment was cancelled with kill_running${by ? ` by ${by}` : ""}`);
+    return true;
   };
+  const after = (ms: number, fn: () => void): void => {
+    const t = setTimeout(() => {
+      noticeTimers.delete(t);
+      if (!done()) fn();
+    }, ms);
+    t.unref();
+    noticeTimers.add(t);
+  };
+  /** One look after a reconnect, made again while it cannot read (RECONNECT_LOOK_RETRIES_MS). */
+  const lookAfterReconnect = (retry: number): void =>
+    void look().then((read) => {
+      const next = RECONNECT_LOOK_RETRIES_MS[retry];
+      if (!read && next !== undefined) after(next, () => lookAfterReconnect(retry + 1));
+    });
   const tick = (): void => {
     timer = setTimeout(() => void look().finally(() => !done() && tick()), deps.config.killLookMs);
     timer.unref();
@@ -360,14 +388,8 @@ function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: number, 
   if (deps.config.killLookMs > 0) tick();
   const unwatch = deps.registration.onKillNotice(deploymentId, claimAt, (why) => {
     if (done()) return;
-    for (const ms of why === "notice" ? KILL_NOTICE_LOOKS_MS : [Math.random() * RECONNECT_LOOK_SPREAD_MS]) {
-      const t = setTimeout(() => {
-        noticeTimers.delete(t);
-        if (!done()) void look();
-      }, ms);
-      t.unref();
-      noticeTimers.add(t);
-    }
+    if (why === "reconnect") after(Math.random() * RECONNECT_LOOK_SPREAD_MS, () => lookAfterReconnect(0));
+    else for (const ms of KILL_NOTICE_LOOKS_MS) after(ms, () => void look());
   });
   return {
     signal: ac.signal,
