@@ -19,6 +19,7 @@ import { startNatsServer } from "./helpers/nats-server.js";
 import type { DeployClient, DeploymentMsg } from "./helpers/client.js";
 import { deploymentIdOf, runCli, shown, type CliResult } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
+import { LinkProxy } from "../scripts/chaos/proxy.js";
 import { until } from "./helpers/wait.js";
 
 const KILLED = "killed: the deployment was cancelled with kill_running by anonymous (development mode)";
@@ -296,6 +297,47 @@ describe("cancel --kill without the coordinator's notice", () => {
     expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
     expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
     await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+  });
+});
+
+describe("cancel --kill while the agent is cut off from NATS", () => {
+  let stack: Stack | undefined;
+  let proxy: LinkProxy | undefined;
+  let work = "";
+  afterAll(async () => {
+    await stack?.stop();
+    await proxy?.close();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it("the agent missed the notice: it looks when it reconnects, and kills the apply", async () => {
+    work = await mkdtemp(join(tmpdir(), "cancel-kill-cut-"));
+    const script = join(work, "deploy.sh");
+    await writeFile(script, `#!/usr/bin/env bash\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
+    await chmod(script, 0o755);
+    // The agents' own look at 10 minutes: a kill within the test is the
+    // reconnect's look. An agent live for 15 s without a heartbeat (the
+    // default), so the 3 s cut does not time its target out.
+    stack = await Stack.start({ agents: [], agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "600000" }, coordinatorEnv: { DEPLOY_AGENT_LIVE_MS: "15000" } });
+    const natsPort = Number(new URL(stack.nats.url).port);
+    proxy = new LinkProxy(() => [natsPort]);
+    await proxy.start();
+    await stack.startAgent("a1", { apps: { web: { deploy: script } }, env: { NATS_URL: proxy.url } });
+    const client = stack.client();
+    const d = await client.create({ requestId: `cut-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
+    const pid = await until("applying, its sleep started", async () => {
+      const text = await readFile(join(work, "a1.pid"), "utf8").catch(() => "");
+      return text.trim() === "" ? undefined : Number(text.trim());
+    });
+    // Cut off for 3 s: the notice the cancel sends meanwhile is lost.
+    proxy.cut(3000);
+    await client.call("CancelDeployment", { deploymentId: d.id, reason: "while cut off", killRunning: true });
+    const ended = await client.waitTerminal(d.id!);
+    expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+    expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
+    await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+    const log = stack.agent("a1").logs();
+    expect(log).toContain("the deployment was cancelled with kill_running: killing the apply");
   });
 });
 
