@@ -33,6 +33,22 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/** A deploy executable in `work` whose apply hangs: it starts `sleep 600` and writes its pid to <work>/<agent>.pid. */
+async function hangingScript(work: string): Promise<string> {
+  const script = join(work, "deploy.sh");
+  await writeFile(script, `#!/usr/bin/env bash\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
+  await chmod(script, 0o755);
+  return script;
+}
+
+/** The pid of agent `id`'s hanging apply (hangingScript), once it runs. */
+function applyingPid(work: string, id: string): Promise<number> {
+  return until("applying, its sleep started", async () => {
+    const text = await readFile(join(work, `${id}.pid`), "utf8").catch(() => "");
+    return text.trim() === "" ? undefined : Number(text.trim());
+  });
+}
+
 describe("cancel --kill and --revert", () => {
   let stack: Stack;
   let client: DeployClient;
@@ -281,17 +297,12 @@ describe("cancel --kill without the coordinator's notice", () => {
 
   it("the agent's own look kills the apply: a coordinator that stopped before its notice, or one from before it", async () => {
     work = await mkdtemp(join(tmpdir(), "cancel-kill-look-"));
-    const script = join(work, "deploy.sh");
-    await writeFile(script, `#!/usr/bin/env bash\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
-    await chmod(script, 0o755);
+    const script = await hangingScript(work);
     stack = await Stack.start({ agents: [], coordinatorEnv: { DEPLOY_COORDINATOR_FAULT_NO_KILL_NOTICE: "1" }, agentEnv: { DEPLOY_AGENT_KILL_LOOK_MS: "300" } });
     await stack.startAgent("a1", { apps: { web: { deploy: script } } });
     const client = stack.client();
     const d = await client.create({ requestId: `look-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
-    const pid = await until("applying, its sleep started", async () => {
-      const text = await readFile(join(work, "a1.pid"), "utf8").catch(() => "");
-      return text.trim() === "" ? undefined : Number(text.trim());
-    });
+    const pid = await applyingPid(work, "a1");
     await client.call("CancelDeployment", { deploymentId: d.id, reason: "no notice", killRunning: true });
     const ended = await client.waitTerminal(d.id!);
     expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
@@ -312,9 +323,7 @@ describe("cancel --kill while the agent is cut off from NATS", () => {
 
   it("the agent missed the notice: it looks when it reconnects, and kills the apply", async () => {
     work = await mkdtemp(join(tmpdir(), "cancel-kill-cut-"));
-    const script = join(work, "deploy.sh");
-    await writeFile(script, `#!/usr/bin/env bash\nsleep 600 &\necho $! > ${JSON.stringify(work)}/$DEPLOY_AGENT_ID.pid\nwait\n`);
-    await chmod(script, 0o755);
+    const script = await hangingScript(work);
     // The agents' own look at 10 minutes: a kill within the test is the
     // reconnect's look. An agent live for 15 s without a heartbeat (the
     // default), so the 3 s cut does not time its target out.
@@ -325,10 +334,7 @@ describe("cancel --kill while the agent is cut off from NATS", () => {
     await stack.startAgent("a1", { apps: { web: { deploy: script } }, env: { NATS_URL: proxy.url } });
     const client = stack.client();
     const d = await client.create({ requestId: `cut-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
-    const pid = await until("applying, its sleep started", async () => {
-      const text = await readFile(join(work, "a1.pid"), "utf8").catch(() => "");
-      return text.trim() === "" ? undefined : Number(text.trim());
-    });
+    const pid = await applyingPid(work, "a1");
     // Cut off for 3 s: the notice the cancel sends meanwhile is lost.
     proxy.cut(3000);
     await client.call("CancelDeployment", { deploymentId: d.id, reason: "while cut off", killRunning: true });
@@ -442,7 +448,8 @@ describe("an apply's kill watch after a reconnect", () => {
     expect(ok.watch.signal.aborted).toBe(false);
     // A notice still makes its three looks while none sees the kill.
     ok.tell("notice");
-    await new Promise((r) => setTimeout(r, 2300));
+    await until("the notice's three looks", () => Promise.resolve(ok.gets.length >= 4 || undefined), 10_000, 50);
+    await new Promise((r) => setTimeout(r, 200));
     expect(ok.gets).toHaveLength(4);
     ok.watch.stop();
     failing.watch.stop();
