@@ -14,7 +14,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { commandSubject, createLogger, encode, parseEvent, turns, type DeploymentSpec, type EventBody, type JsContext } from "../services/shared/src/index.js";
 import { buildCommand } from "../services/coordinator/src/rollout/publishCommand.js";
 import { loadAgentConfig } from "../services/agent/src/config.js";
-import { handleCommand, type HandlerDeps } from "../services/agent/src/handleCommand.js";
+import { handleCommand, inProgressSchedule, type HandlerDeps } from "../services/agent/src/handleCommand.js";
 import { Journal } from "../services/agent/src/journal.js";
 
 const AGENT = "a1";
@@ -142,5 +142,29 @@ describe("a journal that cannot record the start", () => {
     expect(declined.afterStart).toBe(true);
     expect(declined.reason).toMatch(/^could not journal the start: journal .* is closed/);
     expect(acks()).toBe(0);
+  });
+});
+
+describe("in-progress acks", () => {
+  // The server redelivers at ack_wait after its delivery, which is no
+  // earlier than the store: each in-progress ack goes out with a margin
+  // before that deadline, and no sooner than it must.
+  it("go out every ack_wait less its margin, the first counted from the command's store", () => {
+    const now = 1_000_000;
+    // The default 30 s: every 20 s, 10 s before the deadline.
+    expect(inProgressSchedule(30_000, now, now)).toEqual({ firstMs: 20_000, everyMs: 20_000 });
+    // Stored 15 s before the handler ran: the first 5 s from now; 25 s before: at once.
+    expect(inProgressSchedule(30_000, now - 15_000, now).firstMs).toBe(5_000);
+    expect(inProgressSchedule(30_000, now - 25_000, now).firstMs).toBe(0);
+    // An agent clock a minute behind the server's: still within one interval of now.
+    expect(inProgressSchedule(30_000, now + 60_000, now).firstMs).toBe(20_000);
+    // Short ack_waits keep half of it as the margin, long ones a third.
+    expect(inProgressSchedule(5_000, now, now).everyMs).toBe(2_500);
+    expect(inProgressSchedule(3_000, now, now).everyMs).toBe(1_500);
+    expect(inProgressSchedule(120_000, now, now).everyMs).toBe(80_000);
+    for (const ackWait of [3_000, 5_000, 20_000, 30_000, 45_000, 120_000]) {
+      const { everyMs } = inProgressSchedule(ackWait, now, now);
+      expect(ackWait - everyMs).toBeGreaterThanOrEqual(Math.min(ackWait / 3, 10_000));
+    }
   });
 });

@@ -150,7 +150,7 @@ const schema = {
     env: "DEPLOY_AGENT_IDLE_HEARTBEAT_MS",
   },
   ackWaitMs: {
-    doc: "ack_wait of the agent's consumer; while a command is handled, in-progress acks go out from a third of it after the command was stored, then every half of it",
+    doc: "ack_wait of the agent's consumer; while a command is handled, in-progress acks go out every ack_wait less a margin for a late event loop (half of it up to 20 s, 10 s up to 30 s, a third above: every 20 s at the default), the first counted from the command's store",
     format: "nat",
     default: 30_000,
     env: "DEPLOY_AGENT_ACK_WAIT_MS",
