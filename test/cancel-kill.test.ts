@@ -41,6 +41,19 @@ async function hangingScript(work: string): Promise<string> {
   return script;
 }
 
+/** Waits until process `pid` has exited. */
+function gone(pid: number): Promise<true> {
+  return until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+}
+
+/** Deployment `id`, of one target, ends CANCELLED with that target's apply killed, and the apply's process `pid` is gone. */
+async function expectKilled(client: DeployClient, id: string, pid: number): Promise<void> {
+  const ended = await client.waitTerminal(id);
+  expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
+  expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
+  await gone(pid);
+}
+
 /** The pid of agent `id`'s hanging apply (hangingScript), once it runs. */
 function applyingPid(work: string, id: string): Promise<number> {
   return until("applying, its sleep started", async () => {
@@ -132,7 +145,7 @@ describe("cancel --kill and --revert", () => {
       expect(t.state, t.agentId).toBe("TARGET_STATE_FAILED");
       expect(t.message, t.agentId).toBe(KILLED);
     }
-    for (const pid of pids) await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+    for (const pid of pids) await gone(pid);
     const got = await cli(["get", id]);
     expect(got.stdout).toContain("cancel requested by anonymous (development mode), with kill_running (the applies in flight are killed)");
     const watched = await cli(["watch", id, "--after", "0"]);
@@ -186,7 +199,7 @@ describe("cancel --kill and --revert", () => {
     expect(old.killRequested).toBe(true);
     expect(old.cancelledBy).toBe("anonymous (development mode)");
     expect(old.targets?.map((t) => t.message)).toEqual([KILLED, KILLED]);
-    for (const pid of pids) await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+    for (const pid of pids) await gone(pid);
   });
 
   it("cancel --kill --revert stops the deployment and brings the targets it changed back to the release desired before it", async () => {
@@ -304,10 +317,7 @@ describe("cancel --kill without the coordinator's notice", () => {
     const d = await client.create({ requestId: `look-${Date.now()}`, app: "web", environment: "prod", changeset: { version: "v1" } });
     const pid = await applyingPid(work, "a1");
     await client.call("CancelDeployment", { deploymentId: d.id, reason: "no notice", killRunning: true });
-    const ended = await client.waitTerminal(d.id!);
-    expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
-    expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
-    await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+    await expectKilled(client, d.id!, pid);
   });
 });
 
@@ -338,10 +348,7 @@ describe("cancel --kill while the agent is cut off from NATS", () => {
     // Cut off for 3 s: the notice the cancel sends meanwhile is lost.
     proxy.cut(3000);
     await client.call("CancelDeployment", { deploymentId: d.id, reason: "while cut off", killRunning: true });
-    const ended = await client.waitTerminal(d.id!);
-    expect(ended.state).toBe("DEPLOYMENT_STATE_CANCELLED");
-    expect(ended.targets?.map((t) => t.message)).toEqual([KILLED]);
-    await until(`sleep ${pid} gone`, () => Promise.resolve(isAlive(pid) ? undefined : true));
+    await expectKilled(client, d.id!, pid);
     const log = stack.agent("a1").logs();
     expect(log).toContain("the deployment was cancelled with kill_running: killing the apply");
   });

@@ -406,22 +406,18 @@ export function watchForKill(deps: HandlerDeps, deploymentId: string, claimAt: n
  * When in-progress acks (+WPI) go out while a command is handled, so the
  * server does not redeliver it after ack_wait. The server counts ack_wait
  * from its delivery, which the agent does not see: it is no earlier than
- * the command was stored (m.time), and may be well before its handler ran.
- * So the first goes `everyMs` after the store (at once when that is past),
- * and each next one `everyMs` after the last, leaving `ackWaitMs - everyMs`
- * for the agent's event loop to be late: half of ack_wait up to 20 s, 10 s
- * up to 30 s (the default: every 20 s), a third above. A command handled within `everyMs` of its store, as
- * usual, costs none; a late one costs a redelivery, which the journal
- * answers (a re-report and an ack) and nothing runs again.
- *
- * Measured: in the bench's rollout to 10,000 agents (2,500 in a process,
- * applying a few at a time, so most commands wait there), counted from the
- * handler's start the first in-progress ack reached the server 22.7 s (p50)
- * and 29.5 s (p90) after the delivery against an ack_wait of 30 s, and a
- * quarter of the commands were delivered twice; counted from the store,
- * none. With the first a third of ack_wait after the store and then every
- * half (10 s, then every 15 s) they were 2.06-2.12 of the 7.73-8.14
- * messages a target of a traced run; every 20 s now.
+ * the command was stored (m.time), and may be well before its handler ran
+ * (in the bench's rollout to 10,000 agents, 2,500 in a process, counted
+ * from the handler's start the first in-progress ack reached the server
+ * 22.7 s (p50) and 29.5 s (p90) after the delivery against an ack_wait of
+ * 30 s, and a quarter of the commands were delivered twice; counted from
+ * the store, none). So the first goes `everyMs` after the store (at once
+ * when that is past), and each next one `everyMs` after the last, leaving
+ * `ackWaitMs - everyMs` for the agent's event loop to be late: half of
+ * ack_wait up to 20 s, 10 s up to 30 s (the default: every 20 s), a third
+ * above. A command handled within `everyMs` of its store, as usual, costs
+ * none; a late ack costs a redelivery, which the journal answers (a
+ * re-report and an ack), and nothing runs again.
  *
  * The first is never later than `everyMs` from the handler's start: an
  * agent whose clock is behind the server's would otherwise put it off by
