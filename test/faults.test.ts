@@ -13,6 +13,7 @@ import { foldAll, type DeploymentRecord, type StoredEvent } from "../services/sh
 import { parseEvent, type DeployEvent } from "../services/shared/src/schemas.js";
 import { appendEvent } from "../services/shared/src/js/appendEvent.js";
 import { requestKeyOf } from "../services/coordinator/src/requests.js";
+import { COMMANDS_STREAM, agentConsumerName } from "../services/shared/src/index.js";
 import { runCli, shown } from "./helpers/deployctl.js";
 import { Stack } from "./helpers/stack.js";
 import { queuedCommand } from "./helpers/security.js";
@@ -193,6 +194,37 @@ describe("agent killed around its apply", () => {
     const next = await client.waitTerminal((await client.create(createReq("v2"))).id!, 60_000);
     expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
     expect(await stack.startsOf("a1", next.id!)).toBe(1);
+  });
+
+  // A command delivered to a run that died before its ack used to wait for
+  // the server to deliver it again, ack_wait after the delivery (30 s by
+  // default): the restarted agent sat idle, and so did the deployments
+  // behind it. The restarted agent asks for it again at once
+  // (commandConsumer.ts RECLAIM_ACK_WAIT_MS). ack_wait is 60 s here, so an
+  // end within 20 s is the reclaim's.
+  it("restarted after dying with its command unacknowledged: gets it again at once, and its consumer keeps its own ack_wait", { timeout: LONG }, async () => {
+    const stack = await startStack([]);
+    const agent = await stack.startAgent("a1", { env: { DEPLOY_AGENT_ACK_WAIT_MS: "60000", DEPLOY_AGENT_FAULT_KILL_BEFORE_JOURNAL: "1" } });
+    const client = stack.client();
+    const d = await client.create(createReq("v1", { maxFailures: 0 }));
+    await agent.exited();
+    await waitAgentEvent(stack, d.id!, "a1", "target.started");
+    const restarted = await stack.startAgent("a1");
+    const done = await client.waitTerminal(d.id!, 20_000);
+    expect(done.state).toBe("DEPLOYMENT_STATE_FAILED");
+    expect(targetOf(done, "a1")?.message).toMatch(/^interrupted: the agent restarted between storing its start and journaling it/);
+    expect(restarted.logs()).toContain("asking for it again now");
+    const nc = await natsConn(stack);
+    try {
+      const ci = await (await jetstreamManager(nc)).consumers.info(COMMANDS_STREAM, agentConsumerName("a1"));
+      expect(ci.config.ack_wait).toBe(60_000 * 1_000_000);
+    } finally {
+      await nc.close();
+    }
+    const next = await client.waitTerminal((await client.create(createReq("v2"))).id!, 20_000);
+    expect(next.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(await stack.startsOf("a1", next.id!)).toBe(1);
+    expect(await stack.startsOf("a1", d.id!)).toBe(0);
   });
 
   it("killed during its apply: started once, target FAILED as interrupted, deployment FAILED", { timeout: LONG }, async () => {

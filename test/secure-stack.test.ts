@@ -116,6 +116,27 @@ describe("production mode with the generated credentials", () => {
     }
   });
 
+  // A restarted agent asks for the command its last run held (the consumer's
+  // ack_wait shortened, then put back: commandConsumer.ts
+  // RECLAIM_ACK_WAIT_MS), which its own user may do.
+  it("an agent killed holding its command gets it again at its restart with its own nkey; the deployment SUCCEEDS", async () => {
+    const proc = stack.agent("a1");
+    process.kill(proc.pid, "SIGSTOP");
+    const r = await runCli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v-held", "--detach", "--json"], { env: cli });
+    expect(r.code, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const id = (JSON.parse(r.stdout) as { deployment: { id: string } }).deployment.id;
+    // Delivered to the stopped agent's pull, never acknowledged.
+    await new Promise((res) => setTimeout(res, 1000));
+    process.kill(proc.pid, "SIGKILL");
+    await proc.exited();
+    const restarted = await stack.startAgent("a1");
+    const w = await runCli(["watch", id], { env: cli });
+    expect(w.code, `${w.stdout}\n${w.stderr}`).toBe(0);
+    expect(w.stdout + w.stderr).toMatch(/SUCCEEDED/);
+    expect(restarted.logs()).toContain("asking for it again now");
+    expect(restarted.logs()).not.toMatch(/Permissions Violation|could not put the command consumer's ack_wait back|could not ask for the command/i);
+  });
+
   // The coordinator's generated NATS user writes deploy_cordons; the cordon records the token's name.
   it("deployctl cordon and uncordon with the deployer token; the viewer's is refused", async () => {
     const c = await runCli(["cordon", "a1", "--reason", "patching"], { env: cli });

@@ -15,7 +15,7 @@ import {
   type Logger,
 } from "../../shared/src/index.js";
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import { CommandCursor, ensureCommandConsumer, type CommandConsumerOptions } from "./commandConsumer.js";
+import { CommandCursor, RECLAIM_ACK_WAIT_MS, RECLAIM_RESTORE_MS, ensureCommandConsumer, setAckWait, type CommandConsumerOptions } from "./commandConsumer.js";
 import type { AgentConfig } from "./config.js";
 import { handleCommand, interrupted, reportJournaled, storedResult, type HandlerDeps } from "./handleCommand.js";
 import { Journal } from "./journal.js";
@@ -124,6 +124,8 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
   // one made again keeps what this run's entry says.
   let onQueue = false;
   let previous: Awaited<ReturnType<JsContext["agents"]["get"]>> = null;
+  // Commands an earlier run was delivered and never acknowledged (reclaimed below).
+  let held = 0;
   const consumerOptions = (): CommandConsumerOptions => ({ ackWaitMs: config.ackWaitMs, storage: config.commandConsumerStorage, startAt: cursor.startAt(), ...(onQueue ? {} : { wildcard: true }) });
   if (config.trustedSigners.length > 0) alog.info({ trustedSigners: config.trustedSigners }, "only signed commands are accepted");
   else alog.warn("command signatures are NOT checked (development mode): anyone who can publish deploy.cmd.> can run code here");
@@ -159,6 +161,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
         // (below). None: nothing can target this agent before its entry.
         const made = await ensureCommandConsumer(ctx.jsm, config.id, { ...consumerOptions(), wildcard: previous?.operation === "PUT" && !saysQueue(previous.value) });
         onQueue = made.queue;
+        held = made.ackPending ?? 0;
         if (made.created) alog.info({ storage: made.storage, startAt: consumerOptions().startAt, filter: made.queue ? "queue" : "wildcard" }, "made the command consumer");
         else if (made.storage !== config.commandConsumerStorage) {
           alog.info({ storage: made.storage, commandConsumerStorage: config.commandConsumerStorage }, "the command consumer keeps its storage until it is deleted (docs/production.md)");
@@ -296,6 +299,33 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     let repull = false;
     let remake = false;
     let stopping = false;
+    // The command the last run held comes again now, not ack_wait after
+    // its delivery (commandConsumer.ts RECLAIM_ACK_WAIT_MS); the consumer's
+    // own ack_wait is back before the first command this run handles.
+    let restoreAckWait: (() => Promise<void>) | undefined;
+    if (held > 0) {
+      try {
+        await setAckWait(jsm, config.id, RECLAIM_ACK_WAIT_MS);
+        alog.info({ ackPending: held }, "the last run of this agent ended holding a command it had not acknowledged: asking for it again now");
+        let restoring: Promise<void> | undefined;
+        const timer = setTimeout(() => void restoreAckWait?.(), RECLAIM_RESTORE_MS);
+        timer.unref();
+        restoreAckWait = () =>
+          (restoring ??= (async () => {
+            clearTimeout(timer);
+            try {
+              await setAckWait(jsm, config.id, config.ackWaitMs);
+              restoreAckWait = undefined;
+            } catch (err) {
+              // Tried again before the next command; the next start puts it back too.
+              alog.warn({ err: errorMessage(err), ackWaitMs: config.ackWaitMs }, "could not put the command consumer's ack_wait back");
+              restoring = undefined;
+            }
+          })());
+      } catch (err) {
+        alog.warn({ err: errorMessage(err) }, "could not ask for the command the last run held: it comes again ack_wait after its delivery");
+      }
+    }
     let messages = await pull();
     const elections = nc.subscribe(consumerLeaderElectedSubject(COMMANDS_STREAM, agentConsumerName(config.id)), {
       callback: (err) => {
@@ -315,6 +345,7 @@ export async function startAgent(config: AgentConfig, log: Logger = createLogger
     const loop = (async () => {
       for (;;) {
         for await (const m of messages) {
+          if (restoreAckWait) await restoreAckWait();
           inFlight = handleCommand(deps, m).then(() => cursor.handled(m.time), (err: unknown) => {
             // The journal decides what a redelivery does; an error here (NATS
             // down while reporting) leaves the message unacked for redelivery.

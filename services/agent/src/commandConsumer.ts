@@ -63,6 +63,8 @@ export interface EnsuredConsumer {
   movable?: boolean;
   /** On the wildcard, and commands on it still pending or unacknowledged: kept there. */
   keptWildcard?: { pending: number; ackPending: number };
+  /** Found in place: commands delivered and not acknowledged (by a run of this agent that ended without its ack). */
+  ackPending?: number;
 }
 
 const nanos = (ms: number): number => ms * 1_000_000;
@@ -87,8 +89,9 @@ export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: stri
     // storage asked for) only when deleted, which an agent's own NATS user
     // may not do (docs/production.md: "Command consumers").
     const storage = ci.config.mem_storage === true ? "memory" : "file";
-    if (onQueue || move) return { created: false, storage, queue: true, ...(move ? { movedToQueue: true } : {}) };
-    return { created: false, storage, queue: false, ...(movable ? { movable: true } : wildcard ? { keptWildcard: left } : {}) };
+    const ackPending = ci.num_ack_pending;
+    if (onQueue || move) return { created: false, storage, queue: true, ackPending, ...(move ? { movedToQueue: true } : {}) };
+    return { created: false, storage, queue: false, ackPending, ...(movable ? { movable: true } : wildcard ? { keptWildcard: left } : {}) };
   } catch (err) {
     if ((err as { name?: string }).name !== "ConsumerNotFoundError") throw err;
   }
@@ -105,6 +108,32 @@ export async function ensureCommandConsumer(jsm: JetStreamManager, agentId: stri
   };
   await jsm.consumers.add(COMMANDS_STREAM, config);
   return { created: true, storage: o.storage, queue: !o.wildcard };
+}
+
+/**
+ * A command an earlier run of this agent was delivered and never
+ * acknowledged (it was killed, or its VM went down, before its ack) keeps
+ * the consumer busy (max_ack_pending 1) until the server delivers it again,
+ * ack_wait after its delivery: the restarted agent sat idle for up to 30 s,
+ * and so did every command behind that one. An agent that finds one at its
+ * start sets its consumer's ack_wait to RECLAIM_ACK_WAIT_MS: nats-server
+ * looks at the consumer's unacknowledged commands 100 ms after an update
+ * of ack_wait (consumer.go updateConfig) and delivers again, at once, the
+ * one held longer than that. Its own ack_wait is put back before it
+ * handles the first command it then gets, or after RECLAIM_RESTORE_MS if
+ * none comes. What it gets again is answered as any redelivery is (the
+ * journal, the race): nothing runs twice, even if the earlier run is in
+ * fact alive (two processes with one agent id), whose start the race then
+ * declines. An agent killed while the short ack_wait is in force leaves it
+ * to its next start, which puts its own back (ensureCommandConsumer).
+ */
+export const RECLAIM_ACK_WAIT_MS = 1000;
+/** How long the short ack_wait of a reclaim stays when no command comes (one acknowledged meanwhile). */
+export const RECLAIM_RESTORE_MS = 10_000;
+
+/** Sets the ack_wait of this agent's consumer (one info and one update). */
+export async function setAckWait(jsm: JetStreamManager, agentId: string, ackWaitMs: number): Promise<void> {
+  await jsm.consumers.update(COMMANDS_STREAM, agentConsumerName(agentId), { ack_wait: nanos(ackWaitMs) });
 }
 
 /**
