@@ -210,6 +210,35 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
     expect(await startsOf("web-1", created.id!)).toBe(1);
   });
 
+  // A restarted agent asks for the command its last run held
+  // (commandConsumer.ts RECLAIM_ACK_WAIT_MS): on a cluster the ack_wait
+  // updates go to the consumer's three replicas.
+  it("an agent SIGKILLed holding its command gets it again at its restart; its consumer's ack_wait is put back", async () => {
+    const consumer = agentConsumerName("web-2");
+    const jsm = await jetstreamManager(nc, { timeout: 5000 });
+    const agent = cluster.agents.get("web-2")!;
+    process.kill(agent.pid, "SIGSTOP");
+    const created = await client(cluster.grpcAddresses[0]!).create({
+      requestId: `cluster-held-${Date.now()}`,
+      app: "web",
+      environment: "prod",
+      changeset: { version: "v3.1.0" },
+      targets: ["web-2"],
+    });
+    // Delivered to the stopped agent's pull, never acknowledged.
+    for (let i = 0; (await jsm.consumers.info("DEPLOY_COMMANDS", consumer)).num_ack_pending === 0; i++) {
+      if (i > 100) throw new Error("web-2's command was not delivered");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await agent.kill("SIGKILL");
+    const restarted = await cluster.startAgent("web-2");
+    const final = await client(cluster.grpcAddresses[1]!).waitTerminal(created.id!, 60_000);
+    expect(final.state, final.message).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(restarted.logs()).toContain("asking for it again now");
+    expect((await jsm.consumers.info("DEPLOY_COMMANDS", consumer)).config.ack_wait).toBe(5000 * 1_000_000);
+    expect(await startsOf("web-2", created.id!)).toBe(1);
+  });
+
   // The agents' command consumers keep their state in memory
   // (services/agent/src/commandConsumer.ts). A node that restarts catches up
   // from the others; every node at once forgets the state, but the cluster
@@ -299,7 +328,7 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
       const text = await readFile(join(dir, "records", `${a}.log`), "utf8");
       const starts = text.split("\n").filter((l) => l.startsWith("start "));
       const ends = text.split("\n").filter((l) => l.startsWith("end "));
-      const n = a === "web-1" ? 4 : 3;
+      const n = a === "web-1" || a === "web-2" ? 4 : 3;
       expect(starts.length, a).toBe(n);
       expect(ends.length, a).toBe(n);
       expect(new Set(starts.map((l) => l.split(" ")[2])).size, a).toBe(n);
