@@ -13,6 +13,9 @@
 //   law it is C / throughput (50 clients at 250 creates/s: 200 ms), whatever
 //   one call costs.
 //
+// Both are timed after an untimed warm-up of WARMUP_CALLS paced calls per
+// client each (below).
+//
 // The yardstick (issue 17, goal p99 ≤ 2× it): a bare grpc-js unary call whose
 // server (its own process, bareUnary.ts) makes one JetStream publish, driven
 // by the same C clients with the same pacing, in the same run, on a machine
@@ -62,6 +65,18 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const API_ROUNDS = 5;
 /** After a round's creates: their one-target rollouts finish (about a second) before the next bare round. */
 const ROLLOUTS_SETTLE_MS = 2000;
+/**
+ * Paced calls per client, not timed, of the bare call and then of the
+ * creates, before the rounds. The services are fresh processes and each
+ * agent had no command yet: the first round's creates paid for the code
+ * compiled on first use, in the coordinator and in the agents' hosts that
+ * share its two cores. In three runs without a warm-up (code of 2f93845,
+ * the API part alone), the first round's p99 was the worst of the five:
+ * 34.4, 23.8 and about 24 ms, against 13.1-20.6 ms for the others; its
+ * first three seconds held most of the slowest creates. A coordinator in
+ * production answers its creates warm.
+ */
+export const WARMUP_CALLS = 3;
 
 /** Runs `calls` calls per client, each client paced (every intervalMs from a random phase) or back to back (intervalMs 0); the latencies and the wall time. */
 async function drive(clients: number, calls: number, intervalMs: number, call: (k: number, j: number) => Promise<void>): Promise<{ ms: number[]; wallMs: number }> {
@@ -115,14 +130,15 @@ export interface ApiOptions {
 
 /**
  * The API bench's agents: client k's agent `api-<run>-<k, 5 digits>` serves
- * apps api-<run>-k-j, j < 3 × perClient (paced creates use j < perClient,
- * burst ones the next perClient, the creates beside the bare call the
- * rest), one per create (one active deployment per pair).
+ * apps api-<run>-k-j, j < 3 × perClient + WARMUP_CALLS (paced creates use
+ * j < perClient, burst ones the next perClient, the creates beside the bare
+ * call the next perClient, the warm-up the rest), one per create (one
+ * active deployment per pair).
  */
 export function apiAgents(run: string, clients: number, perClient: number): { prefix: string; appsByIndex: Record<number, string[]>; app: (k: number, j: number) => string } {
   const app = (k: number, j: number): string => `api-${run}-${k}-${j}`;
   const appsByIndex: Record<number, string[]> = {};
-  for (let k = 0; k < clients; k++) appsByIndex[k] = Array.from({ length: 3 * perClient }, (_, j) => app(k, j));
+  for (let k = 0; k < clients; k++) appsByIndex[k] = Array.from({ length: 3 * perClient + WARMUP_CALLS }, (_, j) => app(k, j));
   return { prefix: `api-${run}-`, appsByIndex, app };
 }
 
@@ -210,6 +226,9 @@ export async function runApi(o: ApiOptions): Promise<ApiResult> {
     let pacedGets: Awaited<ReturnType<typeof drive>>;
     let beside: [Awaited<ReturnType<typeof drive>>, Awaited<ReturnType<typeof drive>>];
     try {
+      await drive(o.clients, WARMUP_CALLS, intervalMs, bareServer.call);
+      await drive(o.clients, WARMUP_CALLS, intervalMs, (k, j) => create(k, 3 * o.perClient + j));
+      await sleep(ROLLOUTS_SETTLE_MS);
       bare = [];
       const rounds = Math.min(API_ROUNDS, o.perClient);
       for (let r = 0, done = 0; r < rounds; r++) {
