@@ -3,13 +3,16 @@
 // A rollout finishes SUCCEEDED with every target applied exactly once while
 // a coordinator is SIGKILLed, and while the NATS node leading DEPLOY_EVENTS
 // is SIGKILLed, both in the middle of the rollout.
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalCluster } from "../scripts/cluster/launcher.js";
+import { makeBundle } from "../scripts/lib/bundles.js";
+import { fetchArtifact } from "../services/agent/src/artifactCache.js";
 import { agentConsumerName } from "../services/shared/src/index.js";
 import { DeployClient, type DeploymentEventMsg } from "./helpers/client.js";
 
@@ -114,6 +117,26 @@ describe("local cluster: 3 NATS nodes, 2 coordinators, 3 agents", () => {
       const info = await jsm.streams.info(name);
       expect(info.config.num_replicas, name).toBe(3);
       expect(info.cluster?.replicas?.length, name).toBe(2);
+    }
+  });
+
+  it("a bundle is read by direct gets through every node at once, right after its upload", async () => {
+    // Incompressible, so about 2 MiB of chunks: two batches of direct gets,
+    // answered by whichever replica each request reaches.
+    const data = await makeBundle([
+      { name: "deploy.yaml", content: "version: 1\n" },
+      { name: "app/blob", content: randomBytes(2_000_000) },
+    ]);
+    const up = await client(cluster.grpcAddresses[0]!).upload("web", data);
+    const ref = { name: up.name, digest: up.digest, size: Number(up.size) };
+    const info = await (await jetstreamManager(nc, { timeout: 5000 })).streams.info("OBJ_deploy_artifacts_web");
+    expect(info.config.num_replicas).toBe(3);
+    const conns = await Promise.all(cluster.nats.nodes.map((n) => connect({ servers: n.url, noRandomize: true })));
+    try {
+      const files = await Promise.all(conns.map((c, i) => fetchArtifact(c, jetstream(c), "web", join(dir, `cache-${i}`), ref)));
+      for (const f of files) expect(createHash("sha256").update(await readFile(f)).digest("hex")).toBe(ref.digest.slice("sha256:".length));
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
     }
   });
 

@@ -103,7 +103,7 @@ describe("consumer limits: watches.max, DEPLOY_EVENTS and the artifact buckets",
     }
   });
 
-  it("so does an app's artifact bucket (every downloading agent holds a consumer), one made before included once a coordinator starts", async () => {
+  it("so does an app's artifact bucket (an agent from before holds a consumer per download), one made before included once a coordinator starts", async () => {
     await client.upload("web", await makeBundle([{ name: "deploy.yaml", content: "version: 1\n" }]));
     const nc = await connectNats({ url: stack.nats.url, name: "test" });
     try {

@@ -120,6 +120,12 @@ describe("production mode with the generated credentials", () => {
   // ack_wait shortened, then put back: commandConsumer.ts
   // RECLAIM_ACK_WAIT_MS), which its own user may do.
   it("an agent killed holding its command gets it again at its restart with its own nkey; the deployment SUCCEEDS", async () => {
+    // Live first: the test before froze it, and a heartbeat goes out only
+    // once it runs again (under load, longer than agentLiveMs later).
+    for (let i = 0; !/^a1\s+\S+\s+yes\b/m.test((await runCli(["agents"], { env: cli })).stdout); i++) {
+      if (i > 50) throw new Error("a1 is not shown live");
+      await new Promise((res) => setTimeout(res, 200));
+    }
     const proc = stack.agent("a1");
     process.kill(proc.pid, "SIGSTOP");
     const r = await runCli(["deploy", "--executable", "--app", "web", "--env", "prod", "--version", "v-held", "--detach", "--json"], { env: cli });

@@ -11,7 +11,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { readlink } from "node:fs/promises";
+import { readFile, readlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, nkeyAuthenticator, type NatsConnection } from "@nats-io/transport-node";
@@ -20,14 +20,14 @@ import { Objm } from "@nats-io/obj";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { authorizationBlock } from "../scripts/gen-credentials.js";
 import { fetchArtifact } from "../services/agent/src/artifactCache.js";
-import { artifactObjectName } from "../services/shared/src/index.js";
+import { artifactObjectName, type Logger } from "../services/shared/src/index.js";
 import { makeBundle, script } from "./helpers/bundles.js";
 import { DeployClient } from "./helpers/client.js";
 import { newKey, uniq, type Key } from "./helpers/security.js";
 import { Stack } from "./helpers/stack.js";
 
 const sha = (b: Buffer): string => `sha256:${createHash("sha256").update(b).digest("hex")}`;
-const keys: Record<string, Key> = { coordinator: newKey(), w1: newKey(), p1: newKey(), admin: newKey() };
+const keys: Record<string, Key> = { coordinator: newKey(), w1: newKey(), p1: newKey(), o1: newKey(), admin: newKey() };
 const signing = newKey();
 let dir = "";
 let stack: Stack;
@@ -44,6 +44,20 @@ function bundle(app: string, version: string): Promise<Buffer> {
   ]);
 }
 
+/**
+ * `agent`'s user in `block` as credentials made before agents read chunks by
+ * direct gets had it: consumers on `stream`, no batched direct get.
+ */
+function withOldArtifactReads(block: string, agent: string, stream: string): string {
+  const at = block.indexOf(`# agent ${agent}\n`);
+  const end = block.indexOf("\n", block.indexOf("\n", at) + 1);
+  const before = `"$JS.API.DIRECT.GET.${stream}", `;
+  const user = block.slice(at, end);
+  expect(user).toContain(before);
+  const old = ["CREATE", "MSG.NEXT", "DELETE", "INFO"].map((op) => `"$JS.API.CONSUMER.${op}.${stream}.>", `).join("");
+  return block.slice(0, at) + user.replace(before, old) + block.slice(end);
+}
+
 async function refused(p: Promise<unknown>): Promise<boolean> {
   try {
     await p;
@@ -58,14 +72,19 @@ beforeAll(async () => {
   for (const [who, k] of Object.entries(keys)) writeFileSync(join(dir, `${who}.nk`), `${k.seed}\n`, { mode: 0o600 });
   stack = await Stack.start({
     agents: [],
-    natsConfigText: authorizationBlock({
-      coordinators: [{ name: "c1", publicKey: keys.coordinator!.publicKey }],
-      agents: [
-        { id: "w1", publicKey: keys.w1!.publicKey, apps: ["web"] },
-        { id: "p1", publicKey: keys.p1!.publicKey, apps: ["api"] },
-      ],
-      admin: keys.admin!.publicKey,
-    }),
+    natsConfigText: withOldArtifactReads(
+      authorizationBlock({
+        coordinators: [{ name: "c1", publicKey: keys.coordinator!.publicKey }],
+        agents: [
+          { id: "w1", publicKey: keys.w1!.publicKey, apps: ["web"] },
+          { id: "p1", publicKey: keys.p1!.publicKey, apps: ["api"] },
+          { id: "o1", publicKey: keys.o1!.publicKey, apps: ["web"] },
+        ],
+        admin: keys.admin!.publicKey,
+      }),
+      "o1",
+      "OBJ_deploy_artifacts_web",
+    ),
     coordinatorEnv: { NATS_NKEY_SEED_FILE: join(dir, "coordinator.nk"), DEPLOY_SIGNING_SEED: signing.seed },
   });
   const env = (id: string): Record<string, string> => ({ NATS_NKEY_SEED_FILE: join(dir, `${id}.nk`), DEPLOY_AGENT_TRUSTED_SIGNERS: signing.publicKey });
@@ -138,8 +157,8 @@ describe("artifacts: one bucket per app, readable only by its agents", () => {
     const jsm = await jetstreamManager(asW1, { timeout: 1500, checkAPI: false });
     // The agent's own download path: its app's bundle, yes; api's, no.
     const cache = join(dir, "w1-cache");
-    expect(await fetchArtifact(js, "web", cache, refs.web!)).toMatch(/\.tar\.gz$/);
-    const err = await fetchArtifact(js, "api", cache, refs.api!).catch((e: unknown) => e as Error);
+    expect(await fetchArtifact(asW1, js, "web", cache, refs.web!)).toMatch(/\.tar\.gz$/);
+    const err = await fetchArtifact(asW1, js, "api", cache, refs.api!).catch((e: unknown) => e as Error);
     expect(String(err)).toMatch(/permissions? violation/i);
     // Around it: opening the bucket, a direct get of the object's metadata, a consumer on its chunks.
     expect(await refused(new Objm(js).open("deploy_artifacts_api"))).toBe(true);
@@ -148,6 +167,9 @@ describe("artifacts: one bucket per app, readable only by its agents", () => {
     expect(await refused(jsm.streams.getMessage("OBJ_deploy_artifacts_api", { seq: 1 }))).toBe(true);
     expect(await refused(jsm.consumers.add("OBJ_deploy_artifacts_api", { name: "spy", filter_subject: "$O.deploy_artifacts_api.>", ack_policy: AckPolicy.None }))).toBe(true);
     expect(await refused(js.consumers.get("OBJ_deploy_artifacts_api", { filter_subjects: "$O.deploy_artifacts_api.>" }).then((c) => c.next({ expires: 1000 })))).toBe(true);
+    // Its own app's chunks are read by direct gets: no consumer there either (no state on the server).
+    expect(await refused(jsm.consumers.add("OBJ_deploy_artifacts_web", { name: "mine", filter_subject: "$O.deploy_artifacts_web.>", ack_policy: AckPolicy.None }))).toBe(true);
+    expect(await refused(js.consumers.get("OBJ_deploy_artifacts_web", { filter_subjects: "$O.deploy_artifacts_web.>" }).then((c) => c.next({ expires: 1000 })))).toBe(true);
     expect(await refused(jsm.streams.delete("OBJ_deploy_artifacts_web"))).toBe(true);
     expect(await refused(js.publish("$O.deploy_artifacts_web.C.x", "forged"))).toBe(true);
     // Nor the shared bucket of earlier versions.
@@ -175,5 +197,20 @@ describe("artifacts: one bucket per app, readable only by its agents", () => {
     expect(await readlink(join(stack.rootOf("w1"), "web", "current"))).toMatch(/^releases\/v3-/);
     expect((await client.getArtifact("web", digest, "web")).size).toBe(String(data.length));
     expect(stack.coordinators[0]!.logs()).toMatch(/artifact copied into its app's bucket/);
+  });
+
+  it("an agent whose credentials predate direct chunk reads downloads through a consumer, and says to re-run gen-credentials", async () => {
+    const o1 = await connect({ servers: stack.nats.url, authenticator: nkeyAuthenticator(new TextEncoder().encode(keys.o1!.seed)), inboxPrefix: "_INBOX_o1" });
+    try {
+      const warned: string[] = [];
+      const log = { warn: (_o: unknown, msg: string) => void warned.push(msg) } as unknown as Logger;
+      const js = jetstream(o1, { timeout: 1500 });
+      const file = await fetchArtifact(o1, js, "web", join(dir, "o1-cache"), refs.web!, undefined, log);
+      expect(sha(await readFile(file))).toBe(refs.web!.digest);
+      expect(warned).toEqual([expect.stringMatching(/credentials from before them.*re-run gen-credentials/)]);
+      expect(stack.nats.logs()).toMatch(/Violation[^\n]*DIRECT\.GET\.OBJ_deploy_artifacts_web/i);
+    } finally {
+      await o1.close();
+    }
   });
 });

@@ -143,7 +143,7 @@ export async function applyCommand(
       const [{ fetchArtifact }, { applyBundle }] = await loadBundleCode();
       let file: string;
       try {
-        file = await fetchArtifact(deps.ctx.js, cmd.app, join(deps.config.stateDir, "artifacts"), artifact, stop);
+        file = await fetchArtifact(deps.ctx.nc, deps.ctx.js, cmd.app, join(deps.config.stateDir, "artifacts"), artifact, stop, deps.log);
       } catch (err) {
         return failed(killedMessage() ?? `artifact ${artifact.name} ${artifact.digest} could not be fetched: ${errorMessage(err)}`, started);
       }

@@ -4,8 +4,9 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { Objm } from "@nats-io/obj";
-import { artifactObjectName, artifactsBucket, errorMessage, objStreamName, type ArtifactRef } from "../../shared/src/index.js";
+import { artifactObjectName, artifactsBucket, errorMessage, objStreamName, type ArtifactRef, type Logger } from "../../shared/src/index.js";
 
 /** Chunks (128 KiB each by default) requested at a time: bounds the download's memory. */
 const CHUNKS_IN_FLIGHT = 8;
@@ -34,13 +35,58 @@ async function sha256File(file: string): Promise<string> {
 }
 
 /**
- * Reads an object's chunks a few at a time through a pull consumer, writing
- * each before asking for more. ObjectStore.get() pushes every chunk into an
+ * Reads an object's chunks a few at a time with batched direct gets
+ * (nats-server 2.11+), writing each batch before asking for the next: no
+ * consumer is made, so a fleet downloading a bundle at once leaves no state
+ * on the server and needs no consumer permission on the artifact streams
+ * (gen-credentials.ts). ObjectStore.get() pushes every chunk into an
  * unbounded stream as fast as the server sends them: installing a 100 MB
  * bundle took the agent from 55 MB to 192 MB RSS (bench), the whole object
- * buffered while the disk caught up.
+ * buffered while the disk caught up; here at most CHUNKS_IN_FLIGHT are.
+ *
+ * Any replica may answer a direct get, and one a little behind its leader
+ * can have fewer chunks than the metadata read before said: a batch that
+ * brings nothing new is asked again, shortly, from where it stopped.
  */
-async function readChunks(js: JetStreamClient, bucket: string, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>): Promise<void> {
+async function readChunksDirect(nc: NatsConnection, bucket: string, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>): Promise<void> {
+  const subject = `$JS.API.DIRECT.GET.${objStreamName(bucket)}`;
+  const chunks = `$O.${bucket}.C.${nuid}`;
+  let received = 0;
+  let seq = 0;
+  let idle = 0;
+  while (received < size) {
+    const body = JSON.stringify({ seq: seq + 1, next_by_subj: chunks, batch: CHUNKS_IN_FLIGHT });
+    // Each batch ends with an empty status message (204 end of batch, 404
+    // nothing more): "sentinel". maxWait bounds a batch that never ends.
+    const replies = await nc.requestMany(subject, body, { strategy: "sentinel", maxWait: 5000 });
+    let got = 0;
+    for await (const m of replies) {
+      if (m.data.length === 0) {
+        const code = m.headers?.code ?? 0;
+        if (code !== 204 && code !== 404) throw new Error(`direct get of ${chunks} answered ${code} ${m.headers?.description ?? ""}`.trim());
+        break;
+      }
+      const at = Number(m.headers?.get("Nats-Sequence"));
+      if (!(at > seq)) continue;
+      seq = at;
+      got++;
+      received += m.data.length;
+      if (received > size) break;
+      await onChunk(m.data);
+    }
+    idle = got === 0 ? idle + 1 : 0;
+    if (idle >= 6) throw new Error(`download stalled at ${received} of ${size} bytes`);
+    if (idle > 0) await new Promise((r) => setTimeout(r, 100 * idle));
+  }
+  if (received !== size) throw new Error(`object has more than its ${size} bytes`);
+}
+
+/**
+ * The same through an ephemeral pull consumer: for an agent whose NATS
+ * credentials predate the direct reads (they allow consumers on its apps'
+ * artifact streams, not `$JS.API.DIRECT.GET.<stream>`).
+ */
+async function readChunksConsumer(js: JetStreamClient, bucket: string, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>): Promise<void> {
   if (size === 0) return;
   const consumer = await js.consumers.get(objStreamName(bucket), { filter_subjects: `$O.${bucket}.C.${nuid}` });
   let received = 0;
@@ -75,11 +121,43 @@ async function readChunks(js: JetStreamClient, bucket: string, nuid: string, siz
   if (received !== size) throw new Error(`object has ${received} bytes, expected ${size}`);
 }
 
+/** Set once the server refused a direct read of chunks (credentials from before them): this process reads through consumers from then on. */
+let directRefused = false;
+
+async function readChunks(nc: NatsConnection, js: JetStreamClient, bucket: string, nuid: string, size: number, onChunk: (data: Uint8Array) => Promise<void>, log?: Logger): Promise<void> {
+  if (!directRefused) {
+    let started = false;
+    try {
+      return await readChunksDirect(nc, bucket, nuid, size, (data) => {
+        started = true;
+        return onChunk(data);
+      });
+    } catch (err) {
+      // Refused before any chunk arrived: nothing written yet, read it the old way.
+      if (started || !/permissions? violation/i.test(errorMessage(err))) throw err;
+      directRefused = true;
+      log?.warn(
+        { bucket, err: errorMessage(err) },
+        "NATS refuses this agent's direct reads of artifact chunks (credentials from before them): downloading through consumers instead; re-run gen-credentials for this agent",
+      );
+    }
+  }
+  await readChunksConsumer(js, bucket, nuid, size, onChunk);
+}
+
 /**
  * The artifact `ref` of `app`, from `app`'s bucket (deploy_artifacts_<app>:
  * the agent's permissions allow only its bound apps' buckets).
  */
-export async function fetchArtifact(js: JetStreamClient, app: string, cacheDir: string, ref: ArtifactRef, signal?: AbortSignal): Promise<string> {
+export async function fetchArtifact(
+  nc: NatsConnection,
+  js: JetStreamClient,
+  app: string,
+  cacheDir: string,
+  ref: ArtifactRef,
+  signal?: AbortSignal,
+  log?: Logger,
+): Promise<string> {
   await mkdir(cacheDir, { recursive: true });
   const file = join(cacheDir, `${ref.digest.slice("sha256:".length)}.tar.gz`);
   const cached = await stat(file).catch(() => undefined);
@@ -98,11 +176,19 @@ export async function fetchArtifact(js: JetStreamClient, app: string, cacheDir: 
   const fh = await open(part, "w");
   const hash = createHash("sha256");
   try {
-    await readChunks(js, bucket, info.nuid, info.size, async (data) => {
-      if (signal?.aborted) throw new Error("download interrupted by shutdown");
-      hash.update(data);
-      await fh.write(data);
-    });
+    await readChunks(
+      nc,
+      js,
+      bucket,
+      info.nuid,
+      info.size,
+      async (data) => {
+        if (signal?.aborted) throw new Error("download interrupted by shutdown");
+        hash.update(data);
+        await fh.write(data);
+      },
+      log,
+    );
   } catch (err) {
     await fh.close();
     await rm(part, { force: true });

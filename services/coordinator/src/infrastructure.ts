@@ -105,11 +105,12 @@ export const MAX_AGENT_CONSUMERS = 1_000_000;
 export const MAX_EVENT_CONSUMERS = 100_000;
 
 /**
- * An artifact bucket's consumer limit: every agent downloading a bundle
- * holds one (agent/src/artifactCache.ts), so a rollout of 10,000 agents at
- * max_concurrency 10,000 needs 10,000 at once. With none of its own a
- * stream gets the server's default_max_consumers (1,000 on 2.15), and the
- * 1,001st concurrent download failed its target.
+ * An artifact bucket's consumer limit. Agents read chunks by direct gets now
+ * and hold none (agent/src/artifactCache.ts), but an agent from before, or
+ * one whose credentials are from before, holds one per download: a rollout
+ * of 10,000 of them at max_concurrency 10,000 needs 10,000 at once. With
+ * none of its own a stream gets the server's default_max_consumers (1,000
+ * on 2.15), and the 1,001st concurrent download failed its target.
  */
 export const MAX_ARTIFACT_CONSUMERS = 1_000_000;
 
