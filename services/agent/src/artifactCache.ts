@@ -56,23 +56,29 @@ async function readChunksDirect(nc: NatsConnection, bucket: string, nuid: string
   let idle = 0;
   while (received < size) {
     const body = JSON.stringify({ seq: seq + 1, next_by_subj: chunks, batch: CHUNKS_IN_FLIGHT });
-    // Each batch ends with an empty status message (204 end of batch, 404
-    // nothing more): "sentinel". maxWait bounds a batch that never ends.
-    const replies = await nc.requestMany(subject, body, { strategy: "sentinel", maxWait: 5000 });
     let got = 0;
-    for await (const m of replies) {
-      if (m.data.length === 0) {
-        const code = m.headers?.code ?? 0;
-        if (code !== 204 && code !== 404) throw new Error(`direct get of ${chunks} answered ${code} ${m.headers?.description ?? ""}`.trim());
-        break;
+    try {
+      // Each batch ends with an empty status message (204 end of batch, 404
+      // nothing more): "sentinel". maxWait bounds a batch that never ends.
+      const replies = await nc.requestMany(subject, body, { strategy: "sentinel", maxWait: 5000 });
+      for await (const m of replies) {
+        if (m.data.length === 0) {
+          const code = m.headers?.code ?? 0;
+          if (code !== 204 && code !== 404) throw new Error(`direct get of ${chunks} answered ${code} ${m.headers?.description ?? ""}`.trim());
+          break;
+        }
+        const at = Number(m.headers?.get("Nats-Sequence"));
+        if (!(at > seq)) continue;
+        seq = at;
+        got++;
+        received += m.data.length;
+        if (received > size) break;
+        await onChunk(m.data);
       }
-      const at = Number(m.headers?.get("Nats-Sequence"));
-      if (!(at > seq)) continue;
-      seq = at;
-      got++;
-      received += m.data.length;
-      if (received > size) break;
-      await onChunk(m.data);
+    } catch (err) {
+      // No server answering the stream's direct gets for a moment (a
+      // cluster electing its leader): asked again, as an empty batch is.
+      if (!/no responders/i.test(errorMessage(err))) throw err;
     }
     idle = got === 0 ? idle + 1 : 0;
     if (idle >= 6) throw new Error(`download stalled at ${received} of ${size} bytes`);
