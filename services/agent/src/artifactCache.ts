@@ -5,7 +5,6 @@ import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { Objm } from "@nats-io/obj";
 import { artifactObjectName, artifactsBucket, errorMessage, objStreamName, type ArtifactRef, type Logger } from "../../shared/src/index.js";
 
 /** Chunks (128 KiB each by default) requested at a time: bounds the download's memory. */
@@ -32,6 +31,38 @@ async function sha256File(file: string): Promise<string> {
     await fh.close();
   }
   return `sha256:${hash.digest("hex")}`;
+}
+
+/** What an object's metadata message says (nats.js ObjectStore's ObjectInfo), as far as a download needs it. */
+interface ObjectMeta {
+  nuid: string;
+  size: number;
+  deleted?: boolean;
+}
+
+/**
+ * An object's metadata: the last message on its metadata subject, by one
+ * direct get (the subject in the request subject, which the agent's
+ * permissions name). ObjectStore.open() and info() cost a stream info and
+ * a message get first, JetStream API calls that a fleet starting a
+ * download at once sends to the stream's leader all together. Undefined
+ * when there is no such object.
+ */
+async function readObjectInfo(nc: NatsConnection, bucket: string, name: string): Promise<ObjectMeta | undefined> {
+  // nats.js names it by the base64url encoding of the name, padded.
+  const encoded = Buffer.from(name).toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
+  let m;
+  try {
+    m = await nc.request(`$JS.API.DIRECT.GET.${objStreamName(bucket)}.$O.${bucket}.M.${encoded}`, undefined, { timeout: 5000 });
+  } catch (err) {
+    throw new Error(`object store ${bucket} cannot be read: ${errorMessage(err)}`, { cause: err });
+  }
+  const code = m.headers?.code ?? 0;
+  if (code === 404) return undefined;
+  if (code !== 0) throw new Error(`object store ${bucket} cannot be read: ${code} ${m.headers?.description ?? ""}`.trim());
+  const meta = m.json<Partial<ObjectMeta>>();
+  if (typeof meta.nuid !== "string" || typeof meta.size !== "number") throw new Error(`object store ${bucket}: unreadable metadata for ${name}`);
+  return { nuid: meta.nuid, size: meta.size, ...(meta.deleted ? { deleted: true } : {}) };
 }
 
 /**
@@ -172,10 +203,7 @@ export async function fetchArtifact(
     await rm(file, { force: true }); // corrupted on disk: fetch again
   }
   const bucket = artifactsBucket(app);
-  const os = await new Objm(js).open(bucket).catch((err: unknown) => {
-    throw new Error(`object store ${bucket} cannot be opened: ${errorMessage(err)}`, { cause: err });
-  });
-  const info = await os.info(artifactObjectName(ref.name, ref.digest));
+  const info = await readObjectInfo(nc, bucket, artifactObjectName(ref.name, ref.digest));
   if (!info || info.deleted) throw new Error("not found in the object store");
   await removeStaleParts(cacheDir);
   const part = `${file}.part-${randomBytes(4).toString("hex")}`;
