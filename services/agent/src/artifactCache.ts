@@ -51,11 +51,19 @@ interface ObjectMeta {
 async function readObjectInfo(nc: NatsConnection, bucket: string, name: string): Promise<ObjectMeta | undefined> {
   // nats.js names it by the base64url encoding of the name, padded.
   const encoded = Buffer.from(name).toString("base64").replace(/\+/g, "-").replace(/\//g, "_");
+  const subject = `$JS.API.DIRECT.GET.${objStreamName(bucket)}.$O.${bucket}.M.${encoded}`;
   let m;
-  try {
-    m = await nc.request(`$JS.API.DIRECT.GET.${objStreamName(bucket)}.$O.${bucket}.M.${encoded}`, undefined, { timeout: 5000 });
-  } catch (err) {
-    throw new Error(`object store ${bucket} cannot be read: ${errorMessage(err)}`, { cause: err });
+  // Any replica may answer, and one a little behind the leader may not have
+  // an object just uploaded yet: "none" (or no answer, a leader being
+  // elected) is asked again for up to 1.5 s before it is believed.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      m = await nc.request(subject, undefined, { timeout: 5000 });
+      if ((m.headers?.code ?? 0) !== 404 || attempt >= 6) break;
+    } catch (err) {
+      if (!/no responders/i.test(errorMessage(err)) || attempt >= 6) throw new Error(`object store ${bucket} cannot be read: ${errorMessage(err)}`, { cause: err });
+    }
+    await new Promise((r) => setTimeout(r, 100 * attempt));
   }
   const code = m.headers?.code ?? 0;
   if (code === 404) return undefined;
