@@ -88,15 +88,16 @@ const OBJ = objStreamName;
  */
 export function agentPermissions(id: string, apps: readonly string[], inboxPrefix = `_INBOX_${id}`): Permissions {
   const consumer = agentConsumerName(id);
-  // Each bound app's bucket (deploy_artifacts_<app>): opening it (stream
-  // info: an object store's subjects name only objects), object metadata
-  // by direct get, and an object's chunks by batched direct gets (the
-  // request subject without a subject: its body names the chunks). No
-  // consumers: an agent leaves no state on the artifact streams
-  // (artifactCache.ts; agents from before read through consumers, and need
-  // their old credentials until they are upgraded). Object subjects carry
-  // no app (names are base64, chunks a nuid), so the bucket is the only
-  // place an app can be told apart.
+  // Each bound app's bucket (deploy_artifacts_<app>): object metadata by
+  // direct get (the subject in the request subject), and an object's chunks
+  // by batched direct gets (the request subject without a subject: its body
+  // names the chunks). No consumers: an agent leaves no state on the
+  // artifact streams (artifactCache.ts; agents from before read through
+  // consumers, and need their old credentials until they are upgraded).
+  // Stream info and message get are what agents from before open the
+  // bucket and read the metadata with. Object subjects carry no app (names
+  // are base64, chunks a nuid), so the bucket is the only place an app can
+  // be told apart.
   const artifacts = apps.flatMap((app) => {
     const stream = OBJ(artifactsBucket(app));
     return [`$JS.API.STREAM.INFO.${stream}`, `$JS.API.DIRECT.GET.${stream}`, `$JS.API.DIRECT.GET.${stream}.>`, `$JS.API.STREAM.MSG.GET.${stream}`];

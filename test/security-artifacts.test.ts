@@ -208,6 +208,9 @@ describe("artifacts: one bucket per app, readable only by its agents", () => {
       const file = await fetchArtifact(o1, js, "web", join(dir, "o1-cache"), refs.web!, undefined, log);
       expect(sha(await readFile(file))).toBe(refs.web!.digest);
       expect(warned).toEqual([expect.stringMatching(/credentials from before them.*re-run gen-credentials/)]);
+      // The next download goes straight to a consumer: no second refusal, no second warning.
+      expect(sha(await readFile(await fetchArtifact(o1, js, "web", join(dir, "o1-cache-2"), refs.web!, undefined, log)))).toBe(refs.web!.digest);
+      expect(warned).toHaveLength(1);
       expect(stack.nats.logs()).toMatch(/Violation[^\n]*DIRECT\.GET\.OBJ_deploy_artifacts_web/i);
     } finally {
       await o1.close();
