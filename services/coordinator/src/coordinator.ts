@@ -1,6 +1,7 @@
 // The coordinator process: explicit lifecycle (starting → running → draining
 // → stopped) and a close() that stops taking calls, lets in-flight ones
 // finish within a grace period, then stops hard.
+import { setTimeout as delay } from "node:timers/promises";
 import type { Server } from "@grpc/grpc-js";
 import { Kvm } from "@nats-io/kv";
 import {
@@ -24,6 +25,7 @@ import {
 import { startMetricsServer } from "../../shared/src/metricsServer.js";
 import { ArtifactStore } from "./artifacts/artifactStore.js";
 import { artifactsInUse } from "./artifacts/retention.js";
+import { earlyStoresSettled } from "./createDeployment.js";
 import type { CoordinatorConfig } from "./config.js";
 import { loadTokens, TokenAuthenticator } from "./grpc/auth.js";
 import { startGrpcServer } from "./grpc/server.js";
@@ -48,6 +50,9 @@ import { Membership } from "./rollout/membership.js";
 import { backfillIndex } from "./queries/deploymentIndex.js";
 
 export type CoordinatorState = "starting" | "running" | "draining" | "stopped";
+
+/** How long a close waits for the created events of creates answered early (normally milliseconds). */
+const EARLY_STORES_GRACE_MS = 5000;
 
 export interface Coordinator {
   readonly state: CoordinatorState;
@@ -298,6 +303,9 @@ export async function startCoordinator(config: CoordinatorConfig, log: Logger = 
           shutdown.abort();
           await shutdownServer(grpc.server, graceMs);
           await httpServer?.close();
+          // The created events of creates answered early, before NATS goes
+          // (one cut off from NATS is stored by the next coordinator's sweep).
+          await Promise.race([earlyStoresSettled(), delay(EARLY_STORES_GRACE_MS, undefined, { ref: false })]);
           expiry.stop();
           await edges?.stop();
           await notifier?.stop();

@@ -37,11 +37,22 @@
 // 3. Append deployment.created with expected last subject sequence 0, so it
 //    exists at most once (identical calls finishing the same mapping race
 //    there, and the loser reads the winner's).
-// A new request costs 2 sequential round trips before its answer: lock ∥
-// mapping, then created (the projection is written by the reconciler's
-// first pass, and the created event's time is its own: fold.ts). A refused
-// request costs one more (the withdrawal). A lock left by an earlier
-// deployment of the pair costs none more: releaseLock leaves no delete marker.
+//    An API create (CreateOptions.answerEarly) writes that event into its
+//    request mapping in step 2 and answers once the lock and the mapping
+//    are stored, then stores the event: the request is acknowledged when
+//    both are, and from then on the deployment is never lost or taken
+//    over. Until the event is stored, the lock names a deployment that is
+//    not stored, and whoever finds it so stores the event from the mapping
+//    (acknowledgedCreation): the reconciler's sweep, a create of the same
+//    pair (takeLock), a read of the deployment (acknowledgedDeployment:
+//    GetDeployment, WatchDeployment, CancelDeployment and the others, from
+//    any coordinator), artifact retention, and a retry of the request.
+// A new request costs 2 sequential round trips before its answer (lock ∥
+// mapping, then created), an early one 1 (the projection is written by the
+// reconciler's first pass, and the created event's time is its own:
+// fold.ts). A refused request costs one more (the withdrawal). A lock left
+// by an earlier deployment of the pair costs none more: releaseLock leaves
+// no delete marker.
 // A crash between any two steps leaves state that a retry of the same request
 // completes (the mapping then exists: step 2 finishes it) or that expires (a
 // lock whose deployment never appeared is taken over after 30 s). A creator
@@ -95,6 +106,8 @@ import {
   saveProjection,
   encode,
   foldEvent,
+  kvValueBudget,
+  parseEvent,
   kvKeySubject,
   kvStreamName,
   isTerminalDeployment,
@@ -122,6 +135,15 @@ import { resolveStrategy, resolveTargets, type ResolvedTargets } from "./resolve
 const ABANDONED_LOCK_MS = 30_000;
 /** How long a concurrent identical request waits for the winner's deployment to appear. */
 const FOLLOW_MS = 5000;
+/**
+ * The largest created event a create answers early with (its mapping holds
+ * a copy, kept as long as the mapping: streams.deploymentsMaxAgeMs). About
+ * 700 targets at the longest agent ids; a larger deployment is answered
+ * once its created event is stored, one round trip later.
+ */
+const EARLY_EVENT_MAX_BYTES = 64 * 1024;
+/** Tries of the background store of an early create's created event (0.2, 0.4, 0.8, 1.6 s apart) before the sweep is left to store it. */
+const EARLY_STORE_TRIES = 5;
 
 /** Time-ordered, so listing keys newest first needs no index: d-<ms base36>-<random>. */
 export function newDeploymentId(now = Date.now()): string {
@@ -134,6 +156,13 @@ interface RequestMapping {
   /** Who sent the request; absent in mappings from before identities were recorded. */
   requestedBy?: string;
   requestedByVia?: IdentitySource;
+  /**
+   * The deployment's created event, in the mapping of a create answered
+   * before that event was stored (CreateOptions.answerEarly). While the
+   * pair's lock names the deployment and it is not stored, whoever finds
+   * it missing stores this event (acknowledgedCreation).
+   */
+  created?: unknown;
 }
 
 /** Value of active.<app>.<env>. */
@@ -208,6 +237,10 @@ async function takeLock(ctx: JsContext, input: CreateInput, mine: ActiveLock, fl
     }
     const other = holder ? await loadDeployment(ctx, holder.deploymentId) : undefined;
     if (holder && other) refuseWhileActive(input, holder, other.record);
+    // A creation answered before its created event was stored: stored
+    // here, and the pair is busy with it (never taken over as abandoned).
+    const acknowledged = holder && !other ? await acknowledgedCreation(ctx, holder) : undefined;
+    if (holder && acknowledged) refuseWhileActive(input, holder, acknowledged.record);
     if (holder && !other && serverNow() - e.created.getTime() < ABANDONED_LOCK_MS) {
       // Being created (its deployment appears within milliseconds), or held
       // for a moment by a retry of a finished request that gives it back:
@@ -400,10 +433,24 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: numb
     split.chunks.forEach((c, i) => held.set(seqs[i]!, { agentIds: c.agentIds, ...(c.offline ? { offline: c.offline } : {}), ...(c.current ? { current: c.current } : {}) }));
     created = { ...split.created, targetChunks: seqs };
   }
+  return storeCreated(ctx, createdEvent(ctx, created, held, serverNow), held);
+}
+
+/** The created event of `spec` (its target chunks, if any, stored already and in `held`), with its first dispatch. */
+function createdEvent(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec, held: HeldChunks, serverNow: number): CreatedEvent {
   const time = new Date(serverNow).toISOString();
-  let event = { ...makeEvent(spec.id, { type: "deployment.created", spec: created }), time } as CreatedEvent;
+  const event = { ...makeEvent(spec.id, { type: "deployment.created", spec }), time } as CreatedEvent;
   const dispatched = firstDispatch(event, held, serverNow, eventBudget(ctx.nc));
-  if (dispatched) event = { ...event, dispatched };
+  return dispatched ? { ...event, dispatched } : event;
+}
+
+/**
+ * Appends `event` at most once (expected last subject sequence 0) and
+ * returns the deployment: folded from the event alone when ours, read when
+ * another writer's was stored first (a concurrent identical request, a
+ * retry, or whoever stored an acknowledged creation: acknowledgedCreation).
+ */
+async function storeCreated(ctx: ReadWriteCtx, event: CreatedEvent, held: HeldChunks): Promise<Created> {
   let seq = 0;
   try {
     seq = await appendMadeEvent(ctx, event, { source: COORDINATOR_SOURCE, expectLastSubjectSeq: 0 });
@@ -416,17 +463,114 @@ async function materialize(ctx: JsContext, spec: DeploymentSpec, serverNow: numb
     // (with the chunks it lists, in hand) is the record (its createdAt is
     // the event's own time: fold.ts), with no round trip; loadDeployment
     // would take 3 (KV get, last sequence, next event).
-    const streamTime = new Date().toISOString(); // unused by a created event's fold
-    const folded = foldEvent(undefined, { seq, time: streamTime, source: COORDINATOR_SOURCE, event }, held);
-    if (!folded.record) throw new ConflictError(`deployment ${spec.id} could not be folded from its created event (${folded.ignored ?? "?"}); retry`);
-    return { record: folded.record, kvRevision: 0 };
+    return { record: foldCreated(event, seq, held), kvRevision: 0 };
   }
-  const loaded = await loadDeployment(ctx, spec.id);
-  if (!loaded) throw new ConflictError(`deployment ${spec.id} was not readable after creation; retry`);
+  const loaded = await loadDeployment(ctx, event.deploymentId);
+  if (!loaded) throw new ConflictError(`deployment ${event.deploymentId} was not readable after creation; retry`);
   return { record: loaded.record, kvRevision: loaded.kvRevision };
 }
 
+/** The deployment as its created event alone makes it, stored at `seq` (0: not stored yet, the answer of an early create). */
+function foldCreated(event: CreatedEvent, seq: number, held: HeldChunks): DeploymentRecord {
+  const streamTime = new Date().toISOString(); // unused by a created event's fold
+  const folded = foldEvent(undefined, { seq, time: streamTime, source: COORDINATOR_SOURCE, event }, held);
+  if (!folded.record) throw new ConflictError(`deployment ${event.deploymentId} could not be folded from its created event (${folded.ignored ?? "?"}); retry`);
+  return folded.record;
+}
+
 type CreatedEvent = Extract<DeployEvent, { type: "deployment.created" }>;
+
+/** What storing a created event and reading a deployment take (the reads' contexts have no nc: event budgets then assume the defaults). */
+type ReadWriteCtx = Pick<JsContext, "js" | "jsm" | "deployments"> & Partial<Pick<JsContext, "nc">>;
+
+/**
+ * The created event a create may answer with before storing it
+ * (CreateOptions.answerEarly): one that lists no target chunks, sizes
+ * within EARLY_EVENT_MAX_BYTES, and fits its request mapping; otherwise
+ * undefined, and the create answers after storing it.
+ */
+function earlyCreatedEvent(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec, serverNow: number): CreatedEvent | undefined {
+  const split = splitSpec(spec, eventBudget(ctx.nc));
+  if (split.chunks.length > 0) return undefined;
+  const event = createdEvent(ctx, split.created, new Map(), serverNow);
+  return encode(event).length <= Math.min(EARLY_EVENT_MAX_BYTES, kvValueBudget(ctx.nc)) ? event : undefined;
+}
+
+/** The early creates of this process whose created event is being stored, by deployment id. */
+const storing = new Map<string, Promise<Created>>();
+
+/**
+ * Stores an early create's created event after its answer, trying again
+ * for a few seconds (a leader election, a reconnect). Given up, the event
+ * stays in the request mapping, and the lock names the deployment: the
+ * next sweep, create of the pair or read of the deployment stores it
+ * (acknowledgedCreation).
+ */
+function storeEarly(ctx: JsContext, event: CreatedEvent): Promise<Created> {
+  const id = event.deploymentId;
+  const stored = (async (): Promise<Created> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await storeCreated(ctx, event, new Map());
+      } catch (err) {
+        if (attempt >= EARLY_STORE_TRIES) throw err;
+        await sleep(100 * 2 ** attempt);
+      }
+    }
+  })();
+  storing.set(id, stored);
+  // Handled here too: a caller that never awaits it ends no process.
+  stored.catch(() => undefined).finally(() => storing.delete(id));
+  return stored;
+}
+
+/** Settles once every early create of this process has stored its created event or given up (a coordinator's close waits for it). */
+export async function earlyStoresSettled(): Promise<void> {
+  await Promise.allSettled([...storing.values()]);
+}
+
+/**
+ * The deployment `lock` names, stored now if it was acknowledged before its
+ * created event was (an early create whose coordinator died, or could not
+ * reach NATS, before it stored it): its request mapping names it and holds
+ * the event. Stored at most once like any created event; undefined when
+ * the mapping holds none (the lock of a creator that never answered: see
+ * takeLock).
+ */
+export async function acknowledgedCreation(ctx: ReadWriteCtx, lock: ActiveLock): Promise<Created | undefined> {
+  const pending = storing.get(lock.deploymentId);
+  if (pending) {
+    const done = await pending.catch(() => undefined);
+    if (done) return done;
+  }
+  const mapping = parseMapping(await ctx.deployments.get(lock.requestKey));
+  if (mapping?.deploymentId !== lock.deploymentId || mapping.created === undefined) return undefined;
+  let event: DeployEvent;
+  try {
+    event = parseEvent(JSON.stringify(mapping.created));
+  } catch {
+    return undefined; // not ours to store
+  }
+  if (event.type !== "deployment.created" || event.deploymentId !== lock.deploymentId) return undefined;
+  return storeCreated(ctx, event, new Map());
+}
+
+/**
+ * A deployment a read did not find (GetDeployment, WatchDeployment,
+ * CancelDeployment, …) that an early create acknowledged: stored now, so
+ * a client that asks for it right after its answer, from any coordinator,
+ * finds it. Costs a look at every lock (one batched direct get), and only
+ * when the deployment is not found.
+ */
+export async function acknowledgedDeployment(ctx: ReadWriteCtx, id: string): Promise<Created | undefined> {
+  const pending = storing.get(id);
+  if (pending) {
+    const done = await pending.catch(() => undefined);
+    if (done) return done;
+  }
+  const lock = (await activeLocks(ctx)).find((l) => l.deploymentId === id);
+  return lock ? acknowledgedCreation(ctx, lock) : undefined;
+}
 
 /**
  * The targets the reconciler's first pass would dispatch (rollout/plan.ts,
@@ -465,6 +609,24 @@ export interface Created {
    * bounded by it, with no read first (releaseLock).
    */
   lockRevision?: number;
+  /**
+   * An early create (CreateOptions.answerEarly): `record` is folded from
+   * its created event before the event is stored, and this settles with
+   * the deployment once it is stored (Reconciler.launch waits for it).
+   */
+  stored?: Promise<Created>;
+}
+
+export interface CreateOptions {
+  /**
+   * Answer once the lock and the request mapping are stored, with the
+   * created event in the mapping, and store the event after the answer:
+   * one sequential round trip before the answer instead of two. For the
+   * API's creates (a client waits on them), never for a deployment with
+   * strategy.auto_revert (its release to revert to is read once the lock is
+   * ours) or one too large for an early answer (earlyCreatedEvent).
+   */
+  answerEarly?: boolean;
 }
 
 /** What the fleet's desired releases need from a creation (releases/): both optional. */
@@ -509,6 +671,7 @@ export async function createDeployment(
   input: CreateInput,
   requester: Identity,
   fleet: FleetOptions = {},
+  opts: CreateOptions = {},
 ): Promise<Created> {
   // Targets are picked from who is live: not before the agents asked after a reconnect have answered.
   await registry.hearing();
@@ -552,6 +715,10 @@ export async function createDeployment(
       }
       const existing = await loadDeployment(ctx, mapping.deploymentId);
       if (existing) return existing;
+      // Acknowledged early and not stored yet: the event answered, not one made again.
+      const holder = mapping.created === undefined ? undefined : parseLock(await ctx.deployments.get(lockKey));
+      const acknowledged = holder?.deploymentId === mapping.deploymentId ? await acknowledgedCreation(ctx, holder) : undefined;
+      if (acknowledged) return acknowledged;
       // Its creator crashed after recording the request, or is creating it
       // now, or was refused the lock and is withdrawing the mapping: finish
       // the job. The lock first, then adopt the mapping: refused here, this
@@ -580,13 +747,16 @@ export async function createDeployment(
     const mine: ActiveLock = { deploymentId: newDeploymentId(serverNow()), requestKey: reqKey };
     let changeset: Changeset;
     let targets: ResolvedTargets;
+    let early: CreatedEvent | undefined;
     try {
       changeset = await resolveChangeset(artifacts, input);
       refuseByEnvironment(input, fleet);
       targets = resolveTargets(input, registry, serverNow());
       // The release to revert to is read again once the lock is ours (a
       // deployment of the pair may succeed in between); this one sizes the event.
-      checkCreationFits(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)));
+      const spec = specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet));
+      checkCreationFits(ctx, spec);
+      if (opts.answerEarly && !input.strategy.autoRevert) early = earlyCreatedEvent(ctx, spec, serverNow());
     } catch (err) {
       const answer = await accepted();
       if (answer) return answer;
@@ -594,7 +764,12 @@ export async function createDeployment(
     }
     // 2. The lock and the request mapping, together: one round trip for a
     // new request (the paced API bench's p99 is the goal).
-    const mapping: RequestMapping = { deploymentId: mine.deploymentId, requestHash: hash, requestedBy: requester.name, requestedByVia: requester.via };
+    let mapping: RequestMapping = { deploymentId: mine.deploymentId, requestHash: hash, requestedBy: requester.name, requestedByVia: requester.via };
+    if (early) {
+      const withEvent = { ...mapping, created: early };
+      if (encode(withEvent).length <= kvValueBudget(ctx.nc)) mapping = withEvent;
+      else early = undefined;
+    }
     const [lock, recorded] = await Promise.allSettled([takeLock(ctx, input, mine, fleet, serverNow), ctx.deployments.create(reqKey, encode(mapping))]);
     if (recorded.status === "fulfilled") {
       // The request is ours to create, once the lock names our deployment.
@@ -611,7 +786,10 @@ export async function createDeployment(
         if (answer) return answer;
         throw err;
       }
-      // 3. Create.
+      // 3. Create. Early: the answer now, from the event the mapping holds;
+      // the event is stored after it (the lock names the deployment, so
+      // whoever finds it missing stores it: acknowledgedCreation).
+      if (early) return { record: foldCreated(early, 0, new Map()), kvRevision: 0, lockRevision, stored: storeEarly(ctx, early) };
       const created = await materialize(ctx, specOf(input, requester, hash, mine.deploymentId, targets, changeset, fleet, await revertTarget(input, fleet)), serverNow());
       return { ...created, lockRevision };
     }

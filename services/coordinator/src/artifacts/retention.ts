@@ -24,7 +24,7 @@ import {
   releaseKey,
   type JsContext,
 } from "../../../shared/src/index.js";
-import { activeLocks } from "../createDeployment.js";
+import { acknowledgedCreation, activeLocks } from "../createDeployment.js";
 import type { ReleaseBook } from "../releases/releaseBook.js";
 
 /**
@@ -53,7 +53,8 @@ export async function artifactsInUse(ctx: Pick<JsContext, "jsm" | "js" | "deploy
   }
   // Active deployments of the app: its locks name them.
   for (const lock of await activeLocks(ctx, activeKey(app, "*"))) {
-    const d = await loadDeployment(ctx, lock.deploymentId);
+    // One acknowledged and not stored yet is stored first: its artifact is in use.
+    const d = (await loadDeployment(ctx, lock.deploymentId)) ?? (await acknowledgedCreation(ctx, lock));
     add(d?.record.spec.changeset.artifact);
   }
   return inUse;

@@ -8,6 +8,7 @@
 // its digest; deploying one is CreateDeployment's). Reads are never scoped:
 // a scoped token reads everything, as a viewer does.
 import { loadDeployment, type JsContext } from "../../../shared/src/index.js";
+import { acknowledgedDeployment } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { Principal } from "./auth.js";
 
@@ -41,7 +42,7 @@ export function scopeTable(deps: { ctx: Pick<JsContext, "js" | "jsm" | "deployme
     // Its environment and app are in its spec, which never changes: a
     // bounded read. A read that fails refuses the call (UNAVAILABLE, asked
     // again): a scope is never passed for want of knowing.
-    const loaded = await loadDeployment(deps.ctx, r.deploymentId, undefined, { budgetMs: 2000 });
+    const loaded = (await loadDeployment(deps.ctx, r.deploymentId, undefined, { budgetMs: 2000 })) ?? (await acknowledgedDeployment(deps.ctx, r.deploymentId));
     return loaded && { environment: loaded.record.spec.environment, app: loaded.record.spec.app };
   };
   // An agent not registered has no environment to judge: cordoning or

@@ -106,7 +106,7 @@ export function deployServiceHandlers(deps: ServiceDeps): DeployServiceHandlers 
         const left = n > 0 ? `; ${n} cordoned agent(s) left out: ${would.cordoned.slice(0, 20).join(", ")}${n > 20 ? ", …" : ""}` : "";
         return { ...toDeploymentMessage(would.record), id: "", message: `validate_only: the request is valid; nothing was created${left}` };
       }
-      const created = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet);
+      const created = await createDeployment(ctx, deps.registry, deps.artifacts, input, requester, deps.convergence.fleet, { answerEarly: true });
       const rec = created.record;
       log.info({ deploymentId: rec.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, requestedBy: requester.name }, "deployment accepted");
       // The answer is made first: the reconciler folds later events into

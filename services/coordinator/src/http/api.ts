@@ -290,7 +290,7 @@ async function promoteRelease(deps: ApiDeps, body: Record<string, unknown>, by: 
       ...(deps.rollback.fleet.policy ? { policy: deps.rollback.fleet.policy } : {}),
     }),
   );
-  const created = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet);
+  const created = await createDeployment(deps.ctx, deps.registry, deps.rollback.artifacts, input, by, deps.rollback.fleet, { answerEarly: true });
   const { record } = created;
   deps.log.info({ deploymentId: record.spec.id, requestId: input.requestId, app: input.app, environment: input.environment, promoteFrom: input.promoteFrom, requestedBy: by.name, from: "dashboard" }, "deployment accepted");
   const answer = toDeploymentMessage(record);

@@ -19,6 +19,7 @@ import {
   type JsContext,
   type StoredEvent,
 } from "../../../shared/src/index.js";
+import { acknowledgedDeployment } from "../createDeployment.js";
 
 export interface WatchedEvent {
   event: StoredEvent;
@@ -37,12 +38,13 @@ export interface WatchedEvent {
  * sequential reads at the seconds each a saturated server then takes, and
  * a watch received nothing for its first 58 s.)
  */
-export async function mustExist(ctx: Pick<JsContext, "jsm">, id: string, held?: Pick<HeldFolds, "holds">): Promise<void> {
+export async function mustExist(ctx: Pick<JsContext, "js" | "jsm" | "deployments">, id: string, held?: Pick<HeldFolds, "holds">): Promise<void> {
   // A deployment this coordinator reconciles exists: one stream read less
   // for the watch that usually follows a create.
   if (held?.holds(id)) return;
   const m = await ctx.jsm.streams.getMessage(EVENTS_STREAM, { last_by_subj: eventSubject(id, COORDINATOR_SOURCE) });
-  if (!m) throw new NotFoundError(`deployment ${id} does not exist`);
+  // Not stored yet, and acknowledged: stored now (an early create's answer may reach its client first).
+  if (!m && !(await acknowledgedDeployment(ctx, id))) throw new NotFoundError(`deployment ${id} does not exist`);
 }
 
 /**
@@ -58,7 +60,7 @@ export const GET_BUDGET_MS = 2000;
 
 /** The deployment now (with `budgetMs`: as far as it could be read in that time), or NotFoundError. */
 export async function mustLoadDeployment(ctx: Pick<JsContext, "js" | "jsm" | "deployments">, id: string, opts: { budgetMs?: number } = {}): Promise<DeploymentRecord> {
-  const loaded = await loadDeployment(ctx, id, undefined, opts);
+  const loaded = (await loadDeployment(ctx, id, undefined, opts)) ?? (await acknowledgedDeployment(ctx, id));
   if (!loaded) throw new NotFoundError(`deployment ${id} does not exist`);
   return loaded.record;
 }

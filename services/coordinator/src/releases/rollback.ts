@@ -43,7 +43,7 @@ import {
   type RestoredRelease,
 } from "../../../shared/src/index.js";
 import type { ArtifactStore } from "../artifacts/artifactStore.js";
-import { createDeployment, deploymentOfRequest, type Created, type FleetOptions } from "../createDeployment.js";
+import { acknowledgedDeployment, createDeployment, deploymentOfRequest, type Created, type FleetOptions } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CreateInput, StrategyInput } from "../requests.js";
 import { sameArtifact } from "./agentReleases.js";
@@ -161,7 +161,7 @@ async function revertMade(deps: RollbackDeps, id: string): Promise<Created | und
  * (its targets may have been deployed again; deploy what you want instead).
  */
 export async function revertDeployment(deps: RollbackDeps, id: string, note: string, requester: Identity, log: Logger): Promise<Created> {
-  const rec = (await loadDeployment(deps.ctx, id))?.record;
+  const rec = ((await loadDeployment(deps.ctx, id)) ?? (await acknowledgedDeployment(deps.ctx, id)))?.record;
   if (!rec) throw new NotFoundError(`deployment ${id} not found`);
   const existing = await revertMade(deps, id);
   if (existing) return existing;

@@ -35,7 +35,7 @@ import {
   type Logger,
   type TargetRecord,
 } from "../../../shared/src/index.js";
-import { activeLocks, type Created } from "../createDeployment.js";
+import { acknowledgedCreation, activeLocks, type ActiveLock, type Created } from "../createDeployment.js";
 import type { Registry } from "../registry.js";
 import type { CoordinatorMetrics } from "../metrics.js";
 import { plan } from "./plan.js";
@@ -109,6 +109,8 @@ export class Reconciler {
   readonly #lockRevisions = new Map<string, number>();
   #sweepTimer: NodeJS.Timeout | undefined;
   #sweeping = false;
+  /** The locks the last sweep listed, by the deployment each names. */
+  #locks = new Map<string, ActiveLock>();
   #messages: ConsumerMessages | undefined;
   #consuming: Promise<void> | undefined;
   #stopped = false;
@@ -175,7 +177,9 @@ export class Reconciler {
     if (this.#sweeping || this.#stopped) return;
     this.#sweeping = true;
     try {
-      const ids = new Set((await activeLocks(this.ctx)).map((l) => l.deploymentId));
+      const locks = await activeLocks(this.ctx);
+      this.#locks = new Map(locks.map((l) => [l.deploymentId, l]));
+      const ids = new Set(this.#locks.keys());
       this.opts.metrics?.deploymentsActive.set(ids.size);
       for (const id of [...this.#states.ids()]) if (!ids.has(id) && !this.#slots.has(id)) this.#forget(id);
       for (const id of [...this.#commands.deployments()]) if (!ids.has(id) && !this.#slots.has(id)) this.#commands.forget(id);
@@ -242,7 +246,16 @@ export class Reconciler {
    * reconcile (a create, a rollback, a revert, a convergence): a failure is
    * logged, and the next sweep or event reconciles it again.
    */
-  launch({ record, kvRevision, lockRevision }: Created): void {
+  launch(created: Created): void {
+    const { record, kvRevision, lockRevision, stored } = created;
+    if (stored) {
+      // An early create: its first reconcile reads what was stored.
+      stored.then(
+        (c) => this.launch({ ...c, ...(lockRevision === undefined ? {} : { lockRevision }) }),
+        (err: unknown) => this.log.warn({ deploymentId: record.spec.id, err }, "created event not stored yet; the sweep stores it (the lock and the request mapping hold it)"),
+      );
+      return;
+    }
     if (lockRevision !== undefined && !this.#stopped) this.#lockRevisions.set(record.spec.id, lockRevision);
     this.adopt(record, kvRevision).catch((err: unknown) => this.log.warn({ deploymentId: record.spec.id, err }, "first reconcile failed"));
   }
@@ -332,7 +345,15 @@ export class Reconciler {
     // Otherwise, or with no record yet, to the last event now.
     const wake = this.#wakes.get(id);
     this.#wakes.delete(id);
-    const loaded = await this.#states.catchUp(id, stored.record, stored.kvRevision, onInvalid, wake && !wake.full ? wake.seq : undefined);
+    let loaded = await this.#states.catchUp(id, stored.record, stored.kvRevision, onInvalid, wake && !wake.full ? wake.seq : undefined);
+    // A lock naming a deployment not stored: an early create acknowledged
+    // it and could not store its created event (its coordinator died, or
+    // NATS was away); stored here, from its request mapping.
+    const lock = loaded ? undefined : this.#locks.get(id);
+    if (lock && (await acknowledgedCreation(this.ctx, lock))) {
+      log.info("stored the created event of a deployment acknowledged before it was stored");
+      loaded = await this.#states.catchUp(id, undefined, 0, onInvalid, undefined);
+    }
     if (!loaded) return undefined;
     const entry: Cached = stored.cached ?? { record: loaded.record, kvRevision: stored.kvRevision, savedSeq: stored.savedSeq, savedAt: 0, reconciledAt: 0, shards: { digests: [], revisions: [] } };
     entry.record = loaded.record;
