@@ -122,6 +122,14 @@ describe("CreateDeployment answered before its created event is stored", () => {
     expect(await stack.startsOf("a1", record.spec.id)).toBe(1);
   });
 
+  it("acknowledged and not stored: ListDeployments lists it (and stores it)", async () => {
+    const { record } = await acknowledgedOnly(inputOf("v-list"));
+    const listed = await stack.client().call<{ deployments?: { id?: string }[] }>("ListDeployments", { app: "web", environment: "prod" });
+    expect(listed.deployments?.[0]?.id).toBe(record.spec.id);
+    expect(await loadDeployment(ctx, record.spec.id)).toBeDefined();
+    expect((await stack.client().waitTerminal(record.spec.id)).state).toBe(SUCCEEDED);
+  });
+
   it("acknowledged and not stored: another request for the pair stores it and is refused busy (never takes it over as abandoned)", async () => {
     const { record } = await acknowledgedOnly(inputOf("v-busy"));
     const err = await createDeployment(ctx, registry, NO_ARTIFACTS, inputOf("v-other"), TESTER).then(

@@ -13,6 +13,7 @@ import {
   type DeploymentRecord,
   type JsContext,
 } from "../../../shared/src/index.js";
+import { acknowledgedCreation, type ActiveLock } from "../createDeployment.js";
 import type { ListInput } from "../requests.js";
 import { parseIndexValue, type IndexEntry } from "./deploymentIndex.js";
 
@@ -53,12 +54,18 @@ export async function listDeployments(
     const [, app, env] = key.split(".");
     if (inScope(app, env)) candidates.set(key.slice(key.lastIndexOf(".") + 1), parseIndexValue(value));
   }
+  /** The locks of the candidates found only through them: one answered before its created event was stored is stored when loaded. */
+  const lockOf = new Map<string, ActiveLock>();
   for (const { key, value } of locks) {
     const [, app, env] = key.split(".");
     if (!inScope(app, env)) continue;
     try {
-      const id = (JSON.parse(new TextDecoder().decode(value)) as { deploymentId?: unknown } | null)?.deploymentId;
-      if (typeof id === "string" && !candidates.has(id)) candidates.set(id, undefined);
+      const lock = JSON.parse(new TextDecoder().decode(value)) as Partial<ActiveLock> | null;
+      const id = lock?.deploymentId;
+      if (typeof id === "string" && !candidates.has(id)) {
+        candidates.set(id, undefined);
+        if (typeof lock?.requestKey === "string") lockOf.set(id, { deploymentId: id, requestKey: lock.requestKey });
+      }
     } catch {
       // not a lock of ours
     }
@@ -82,7 +89,11 @@ export async function listDeployments(
       next = ids[i - 1]!;
       break;
     }
-    const loaded = await Promise.all(ids.slice(i, i + batch).map((id) => loadDeployment(ctx, id).catch(() => undefined)));
+    const load = async (id: string): Promise<{ record: DeploymentRecord } | undefined> => {
+      const lock = lockOf.get(id);
+      return (await loadDeployment(ctx, id)) ?? (lock && (await acknowledgedCreation(ctx, lock)));
+    };
+    const loaded = await Promise.all(ids.slice(i, i + batch).map((id) => load(id).catch(() => undefined)));
     scanned += loaded.length;
     for (const l of loaded) {
       if (!l) continue;
