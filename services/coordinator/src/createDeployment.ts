@@ -46,7 +46,8 @@
 //    (acknowledgedCreation): the reconciler's sweep, a create of the same
 //    pair (takeLock), a read of the deployment (acknowledgedDeployment:
 //    GetDeployment, WatchDeployment, CancelDeployment and the others, from
-//    any coordinator), artifact retention, and a retry of the request.
+//    any coordinator), ListDeployments, artifact retention, and a retry of
+//    the request.
 // A new request costs 2 sequential round trips before its answer (lock ∥
 // mapping, then created), an early one 1 (the projection is written by the
 // reconciler's first pass, and the created event's time is its own:
