@@ -494,7 +494,8 @@ function earlyCreatedEvent(ctx: Pick<JsContext, "nc">, spec: DeploymentSpec, ser
   const split = splitSpec(spec, eventBudget(ctx.nc));
   if (split.chunks.length > 0) return undefined;
   const event = createdEvent(ctx, split.created, new Map(), serverNow);
-  return encode(event).length <= Math.min(EARLY_EVENT_MAX_BYTES, kvValueBudget(ctx.nc)) ? event : undefined;
+  // Whether its mapping fits a KV value is checked where the mapping is made.
+  return encode(event).length <= EARLY_EVENT_MAX_BYTES ? event : undefined;
 }
 
 /** The early creates of this process whose created event is being stored, by deployment id. */
@@ -525,6 +526,11 @@ function storeEarly(ctx: JsContext, event: CreatedEvent): Promise<Created> {
   return stored;
 }
 
+/** The deployment, once this process's own early store of it has settled; undefined when there is none or it gave up. */
+async function storedHere(id: string): Promise<Created | undefined> {
+  return storing.get(id)?.catch(() => undefined);
+}
+
 /** Settles once every early create of this process has stored its created event or given up (a coordinator's close waits for it). */
 export async function earlyStoresSettled(): Promise<void> {
   await Promise.allSettled([...storing.values()]);
@@ -539,11 +545,8 @@ export async function earlyStoresSettled(): Promise<void> {
  * takeLock).
  */
 export async function acknowledgedCreation(ctx: ReadWriteCtx, lock: ActiveLock): Promise<Created | undefined> {
-  const pending = storing.get(lock.deploymentId);
-  if (pending) {
-    const done = await pending.catch(() => undefined);
-    if (done) return done;
-  }
+  const done = await storedHere(lock.deploymentId);
+  if (done) return done;
   const mapping = parseMapping(await ctx.deployments.get(lock.requestKey));
   if (mapping?.deploymentId !== lock.deploymentId || mapping.created === undefined) return undefined;
   let event: DeployEvent;
@@ -564,11 +567,8 @@ export async function acknowledgedCreation(ctx: ReadWriteCtx, lock: ActiveLock):
  * when the deployment is not found.
  */
 export async function acknowledgedDeployment(ctx: ReadWriteCtx, id: string): Promise<Created | undefined> {
-  const pending = storing.get(id);
-  if (pending) {
-    const done = await pending.catch(() => undefined);
-    if (done) return done;
-  }
+  const done = await storedHere(id);
+  if (done) return done;
   const lock = (await activeLocks(ctx)).find((l) => l.deploymentId === id);
   return lock ? acknowledgedCreation(ctx, lock) : undefined;
 }
