@@ -57,7 +57,7 @@ import { BENCH_DEFAULT_MAX_CONSUMERS, natsServerVersion, startBenchNatsServer } 
 import { runOurs, type OursResult } from "./bench/ours.js";
 import type { JsWork } from "./bench/monitor.js";
 import { NodeProc, memOf } from "./bench/procs.js";
-import { alarms, goals, render, shapeRow, type BenchResults } from "./bench/report.js";
+import { alarms, bundleRolloutRow, goals, render, shapeRow, type BenchResults } from "./bench/report.js";
 import { runSecurity } from "./bench/security.js";
 import type { ScaleConfig, ScaleResult } from "./bench/scale.js";
 import { BENCH_AGENT_LIVE_MS, BENCH_HEARTBEAT_MS, BENCH_IDLE_HEARTBEAT_MS, ROOT, SCALE_ADMIT_AT_ONCE, startCoordinatorProc } from "./bench/stack.js";
@@ -110,7 +110,7 @@ const USAGE = `usage: node dist/scripts/bench.js [--quick] [--no-scale] [--out <
        [--scale-timeout-s 300] [--shape-timeout-s 180] [--scale-max-payload <bytes>]
        [--idle-s 120] [--scale-protocol-floor] [--no-liveness] [--no-ansible] [--no-api]
        [--no-footprint] [--cpu-prof <dir>] [--shape-hosts <agents per host process>]
-       [--no-security] [--only security]`;
+       [--no-security] [--only security] [--bundle-n 1000] [--bundle-mb 1]`;
 
 /** A numeric option, when given, is a number of at least `min`; otherwise a clear error naming it. */
 function checkNumberOption(name: string, value: string | undefined, min: number): void {
@@ -148,13 +148,15 @@ async function main(): Promise<void> {
     "shape-timeout-s": { type: "string", default: "180" },
     "shape-hosts": { type: "string", default: "250" },
     "no-security": { type: "boolean", default: false },
+    "bundle-n": { type: "string" },
+    "bundle-mb": { type: "string", default: "1" },
     only: { type: "string" },
   });
   const quick = values.quick;
   // --only <part>: one part alone, its own results file (the full run's stays).
   const ONLY_PARTS = ["security"];
   if (values.only !== undefined && !ONLY_PARTS.includes(values.only)) usageError("bench", USAGE, `--only: unknown part "${values.only}" (known: ${ONLY_PARTS.join(", ")})`);
-  for (const [name, min] of [["scale-n", 1], ["scale-hosts", 1], ["scale-timeout-s", 1], ["shape-timeout-s", 1], ["scale-max-payload", 0], ["idle-s", 0], ["shape-hosts", 0]] as const) {
+  for (const [name, min] of [["scale-n", 1], ["scale-hosts", 1], ["scale-timeout-s", 1], ["shape-timeout-s", 1], ["scale-max-payload", 0], ["idle-s", 0], ["shape-hosts", 0], ["bundle-n", 0], ["bundle-mb", 0]] as const) {
     checkNumberOption(name, values[name], min);
   }
   const only = values.only;
@@ -258,6 +260,29 @@ async function main(): Promise<void> {
             ...(ours.timeline ? { oursTimeline: ours.timeline.rows, oursStages: ours.timeline.stages } : {}),
             ...(ours.warm?.stages ? { oursWarmStages: ours.warm.stages } : {}),
           }),
+        );
+      }
+      const bundleN = Number(values["bundle-n"] ?? (quick ? 10 : 1000));
+      const bundleMb = Number(values["bundle-mb"]);
+      if (bundleN > 0 && bundleMb > 0) {
+        log(`bundle rollout: fan-out ${bundleN}, a ${bundleMb} MB bundle, cold and warm`);
+        const without = results.shapes.find((x) => x.shape === "fanout" && x.n === bundleN);
+        results.bundleRollout = await runOurs({
+          natsUrl: nats.url,
+          monitorUrl: nats.monitorUrl,
+          client: coord.client,
+          stateRoot,
+          n: bundleN,
+          shape: "fanout",
+          timeoutMs: Number(values["shape-timeout-s"]) * 1000,
+          hostProcesses: hostsFor(bundleN),
+          cpuPids: { coordinator: coord.proc.pid, natsServer: nats.pid },
+          warm: true,
+          bundleMb,
+          ...(values["cpu-prof"] ? { hostNodeArgs: ["--cpu-prof", `--cpu-prof-dir=${resolve(values["cpu-prof"])}`] } : {}),
+        }).then(
+          (b) => bundleRolloutRow(b, bundleN, bundleMb, hostsFor(bundleN), without),
+          (err: unknown) => ({ error: String(err).slice(0, 4000) }),
         );
       }
       if (!values["no-api"]) {

@@ -2,7 +2,8 @@
 // part at tiny sizes (fan-out and sequential at N = 10 with the bare, apply
 // and protocol floors, cold and warm; the scale case with 20 agents, its
 // idle fleet and liveness; the API against the bare unary call; the peer;
-// the cost of security: a fan-out of 10 and paced creates, off and on).
+// the cost of security: a fan-out of 10 and paced creates, off and on; a
+// fan-out of 10 installing a 1 MB bundle, cold and warm).
 // Its figures are printed, never asserted: timing goals live in
 // `npm run bench` (docs/performance.md).
 import { execFile } from "node:child_process";
@@ -37,6 +38,7 @@ interface QuickResults {
   api?: { create: { n: number; p99: number }; get: { n: number; p99: number }; bareUnaryPublish: { n: number; p99: number } };
   ansible?: { skipped: string } | { runs: { hosts: number; ms: number }[] };
   footprint?: { idleAgentRssMb: number };
+  bundleRollout?: { error?: string; n: number; ms: number; state: string; warmMs?: number; warmState?: string; work: { cold?: { outBytesPerTarget: number } } };
   security?: Record<"off" | "on", { error?: string; fanout: { ms: number; warmMs?: number; state: string; warmState?: string }; api: { create: { n: number; p99: number } } }>;
   goals: { goal: string; met: boolean | null; figure: string }[];
   durationS: number;
@@ -80,6 +82,13 @@ describe("bench --quick", () => {
     expect(finite(r.api?.bareUnaryPublish.p99)).toBe(true);
     expect(r.ansible).toBeDefined();
     expect(Number.isFinite(r.footprint?.idleAgentRssMb)).toBe(true);
+    // The bundle rollout: every agent downloads the 1 MB bundle (the server delivered at least that much a target).
+    expect(r.bundleRollout?.error).toBeUndefined();
+    expect(r.bundleRollout?.state).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    expect(r.bundleRollout?.warmState).toBe("DEPLOYMENT_STATE_SUCCEEDED");
+    for (const x of [r.bundleRollout?.ms, r.bundleRollout?.warmMs]) expect(finite(x)).toBe(true);
+    expect(r.bundleRollout?.work.cold?.outBytesPerTarget).toBeGreaterThan(1024 * 1024);
+    expect(stdout).toMatch(/bundle rollout: fan-out 10, a 1 MB bundle/);
     // Security off and on: both complete, with their figures (the "on" run is production mode: a failure there is an error in the record).
     for (const mode of ["off", "on"] as const) {
       const m = r.security?.[mode];

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import fs from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -213,7 +214,9 @@ describe("inspectBundle", () => {
   });
 
   it("refuses a deploy.yaml over 64 KB", async () => {
-    await expectRefused([{ name: "deploy.yaml", content: `version: 1\n${"#".repeat(70_000)}\n` }], "bundle: deploy.yaml", /larger than 65536 bytes/);
+    // Incompressible: one repeated character would reach the agent's streaming
+    // expansion check first (it gunzips 256 KiB at a time: unpack.ts).
+    await expectRefused([{ name: "deploy.yaml", content: `version: 1\n# ${randomBytes(52_500).toString("base64")}\n` }], "bundle: deploy.yaml", /larger than 65536 bytes/);
   });
 });
 

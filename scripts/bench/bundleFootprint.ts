@@ -22,7 +22,8 @@ export interface BundleFootprintResult {
   state: string;
 }
 
-async function writeBundle(file: string, bytes: number): Promise<void> {
+/** A gzip'd tar of `bytes` random bytes and a deploy.yaml with no hooks (bundles.md). */
+export async function writeBundle(file: string, bytes: number): Promise<void> {
   const pack = tar.pack();
   const done = pipeline(pack, createGzip({ level: 1 }), createWriteStream(file));
   await new Promise<void>((res, rej) => pack.entry({ name: "deploy.yaml" }, "version: 1\nkeep_releases: 2\n", (e) => (e ? rej(e) : res())));
@@ -90,14 +91,14 @@ export async function runBundleFootprint(o: { natsUrl: string; stateRoot: string
   }
 }
 
-/** Streams the file to UploadArtifact in 64 KiB chunks, honouring backpressure. */
-async function upload(client: BenchClient, file: string): Promise<{ digest: string; size: string }> {
+/** Streams the file to UploadArtifact as artifact `name` (its app's bucket) in 64 KiB chunks, honouring backpressure. */
+export async function upload(client: BenchClient, file: string, name = "big"): Promise<{ digest: string; size: string }> {
   let call!: grpc.ClientWritableStream<object>;
   const answer = new Promise<{ digest: string; size: string }>((resolve, reject) => {
     const fn = client.raw.UploadArtifact as (opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: { digest: string; size: string }) => void) => grpc.ClientWritableStream<object>;
     call = fn.call(client.raw, { deadline: Date.now() + 300_000 }, (e, r) => (e ? reject(e) : resolve(r)));
   });
-  call.write({ header: { name: "big" } });
+  call.write({ header: { name } });
   for await (const chunk of createReadStream(file, { highWaterMark: 64 * 1024 }) as AsyncIterable<Buffer>) {
     if (!call.write({ chunk })) await new Promise((r) => call.once("drain", r));
   }

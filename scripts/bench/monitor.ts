@@ -12,6 +12,9 @@ export interface ServerCounters {
   outMsgs: number;
   apiTotal: number;
   apiErrors: number;
+  /** Bytes clients sent the server and bytes it delivered (/varz in_bytes, out_bytes). */
+  inBytes: number;
+  outBytes: number;
   /** Each stream's last sequence, by "<account>/<stream>". */
   lastSeqs: Record<string, number>;
 }
@@ -30,6 +33,8 @@ export interface JsWork extends Omit<ServerCounters, "lastSeqs"> {
    * (a stream made during the run counts from 0; one deleted is not counted).
    */
   storedPerTarget: number;
+  /** Bytes the server delivered per target (a bundle's chunks, with every other delivery). */
+  outBytesPerTarget: number;
   /**
    * The scale case: how many of inPerTarget the fleet sends anyway, idle
    * (heartbeats), at the rate measured over the idle window, for as long as
@@ -51,7 +56,7 @@ export async function readCounters(monitorUrl: string): Promise<ServerCounters> 
   const lastSeqs: Record<string, number> = {};
   const accounts = (jsz.account_details ?? []) as { name?: string; stream_detail?: { name?: string; state?: { last_seq?: number } }[] }[];
   for (const a of accounts) for (const st of a.stream_detail ?? []) lastSeqs[`${a.name}/${st.name}`] = Number(st.state?.last_seq ?? 0);
-  return { inMsgs: Number(varz.in_msgs), outMsgs: Number(varz.out_msgs), apiTotal: Number(api.total ?? NaN), apiErrors: Number(api.errors ?? NaN), lastSeqs };
+  return { inMsgs: Number(varz.in_msgs), outMsgs: Number(varz.out_msgs), inBytes: Number(varz.in_bytes), outBytes: Number(varz.out_bytes), apiTotal: Number(api.total ?? NaN), apiErrors: Number(api.errors ?? NaN), lastSeqs };
 }
 
 const r2 = (x: number): number => Math.round(x * 100) / 100;
@@ -62,10 +67,12 @@ export function workOf(before: ServerCounters, after: ServerCounters, n: number)
     outMsgs: after.outMsgs - before.outMsgs,
     apiTotal: after.apiTotal - before.apiTotal,
     apiErrors: after.apiErrors - before.apiErrors,
+    inBytes: after.inBytes - before.inBytes,
+    outBytes: after.outBytes - before.outBytes,
   };
   let stored = 0;
   for (const [stream, seq] of Object.entries(after.lastSeqs)) stored += seq - Math.min(seq, before.lastSeqs[stream] ?? 0);
-  return { ...d, n, inPerTarget: r2(d.inMsgs / n), apiPerTarget: r2(d.apiTotal / n), outPerTarget: r2(d.outMsgs / n), storedPerTarget: r2(stored / n) };
+  return { ...d, n, inPerTarget: r2(d.inMsgs / n), apiPerTarget: r2(d.apiTotal / n), outPerTarget: r2(d.outMsgs / n), storedPerTarget: r2(stored / n), outBytesPerTarget: Math.round(d.outBytes / n) };
 }
 
 /**

@@ -14,6 +14,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { deploymentEventFilter, EVENTS_STREAM } from "../../services/shared/src/index.js";
 import { readCounters, traceSubjects, workOf, type JsWork } from "./monitor.js";
 import { readTimeline, type StageRow, type Timeline } from "./timeline.js";
+import { upload, writeBundle } from "./bundleFootprint.js";
 import { BENCH_HEARTBEAT_MS, BENCH_IDLE_HEARTBEAT_MS, startAgentHosts, waitForLiveAgents, type AgentHosts, type SecureAgents } from "./stack.js";
 
 export const ENVIRONMENT = "bench";
@@ -84,6 +85,13 @@ export interface OursOptions {
   secure?: SecureAgents;
   /** The bench's own NATS credentials on a secured server (an admin nkey and the CA), for the timeline. */
   natsAuth?: { nkeySeed: string; tlsCaFile: string };
+  /**
+   * Each deployment installs a bundle of this many MB (random bytes, so its
+   * artifact is that large), uploaded as the app's artifact before it (not
+   * timed): every agent downloads, checks and unpacks it and switches its
+   * release, instead of running the deploy executable.
+   */
+  bundleMb?: number;
 }
 
 /** The app of the probe agent (OursOptions.probeAgent): it serves only this one. */
@@ -123,13 +131,13 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
     await o.onAgentsReady?.(hosts, app);
     const pids: Record<string, number> = { ...o.cpuPids };
     hosts.procs.forEach((p, i) => (pids[`agentHost${hosts.procs.length > 1 ? i : ""}`] = p.pid));
-    const first = await deployOnce(o, app, "v1", pids, hosts.startMs, o.onTick);
+    const first = await deployOnce(o, app, "v1", pids, hosts.startMs, o.onTick, await bundleFor(o, app, "v1"));
     if (!o.warm || first.timedOut || first.state !== "DEPLOYMENT_STATE_SUCCEEDED") {
       await o.afterDeployments?.(hosts, app);
       return first;
     }
     // The same agents again: every process has loaded and run its code once.
-    const warm = await deployOnce(o, app, "v2", pids, hosts.startMs, o.onTick);
+    const warm = await deployOnce(o, app, "v2", pids, hosts.startMs, o.onTick, await bundleFor(o, app, "v2"));
     await o.afterDeployments?.(hosts, app);
     return {
       ...first,
@@ -148,6 +156,15 @@ export async function runOurs(o: OursOptions): Promise<OursResult> {
   }
 }
 
+/** OursOptions.bundleMb: a new bundle for `version`, uploaded as `app`'s artifact; undefined without it. */
+async function bundleFor(o: OursOptions, app: string, version: string): Promise<{ name: string; digest: string } | undefined> {
+  if (!o.bundleMb) return undefined;
+  const file = join(o.stateRoot, `${app}-${version}.tar.gz`);
+  await writeBundle(file, Math.round(o.bundleMb * 1024 * 1024));
+  const { digest } = await upload(o.client, file, app);
+  return { name: app, digest };
+}
+
 /** One deployment of `app` to every agent, timed from the CreateDeployment call to SUCCEEDED seen through WatchDeployment. */
 async function deployOnce(
   o: OursOptions,
@@ -156,6 +173,7 @@ async function deployOnce(
   pids: Record<string, number>,
   agentStartMs: number,
   onTick?: (elapsedMs: number, events: number) => void,
+  artifact?: { name: string; digest: string },
 ): Promise<OursResult> {
   const timeout = { seconds: 3600, nanos: 0 };
   let events = 0;
@@ -170,7 +188,7 @@ async function deployOnce(
       requestId: `bench-${randomUUID()}`,
       app,
       environment: ENVIRONMENT,
-      changeset: { version },
+      changeset: { version, ...(artifact ? { artifact } : {}) },
       strategy: {
         maxConcurrency: o.shape === "fanout" ? o.n : 1,
         maxFailures: 0,

@@ -6,6 +6,7 @@ import type { BundleFootprintResult } from "./bundleFootprint.js";
 import type { FloorResult, Shape } from "./floor.js";
 import type { FootprintResult } from "./footprint.js";
 import type { JsWork } from "./monitor.js";
+import type { OursResult } from "./ours.js";
 import { round1 } from "./procs.js";
 import type { ScaleResult } from "./scale.js";
 import type { SecurityModeResult, SecurityResult } from "./security.js";
@@ -69,6 +70,32 @@ export interface ShapeResult {
   oursWarmStages?: StageRow[];
 }
 
+/**
+ * A fan-out whose deployments install a bundle (OursOptions.bundleMb): each
+ * agent downloads it (batched direct gets), checks its digest, unpacks it
+ * and switches its release. No goal; beside it, the same fan-out without a
+ * bundle in the same run, when the shapes ran it.
+ */
+export interface BundleRolloutResult {
+  n: number;
+  mb: number;
+  hostProcesses: number;
+  ms: number;
+  state: string;
+  warmMs?: number;
+  warmState?: string;
+  counts?: Record<string, number>;
+  unsuccessful?: string[];
+  work: { cold?: JsWork; warm?: JsWork };
+  cpuS?: Record<string, number>;
+  warmCpuS?: Record<string, number>;
+  stages?: StageRow[];
+  warmStages?: StageRow[];
+  /** The same fan-out without a bundle, this run (cold, warm). */
+  withoutMs?: number;
+  withoutWarmMs?: number;
+}
+
 export interface BenchResults {
   quick: boolean;
   startedAt: string;
@@ -83,6 +110,7 @@ export interface BenchResults {
   ansible?: AnsibleResult;
   footprint?: FootprintResult;
   bundleFootprint?: BundleFootprintResult | { error: string };
+  bundleRollout?: BundleRolloutResult | { error: string };
   coordinator?: { rssMb?: number; peakRssMb?: number };
   natsServer?: { rssMb?: number; peakRssMb?: number };
   goals: { goal: string; met: boolean | null; figure: string }[];
@@ -121,6 +149,39 @@ export function shapeRow(
     ...(protocol !== undefined && warm !== undefined ? { ratioProtocolWarm: r2(warm / protocol) } : {}),
     work: { ...p.work, ...(floors.bare?.work ? { bare: floors.bare.work } : {}), ...(floors.apply?.work ? { apply: floors.apply.work } : {}), ...(floors.protocol?.work ? { protocol: floors.protocol.work } : {}) },
   };
+}
+
+export function bundleRolloutRow(o: OursResult, n: number, mb: number, hostProcesses: number, without: ShapeResult | undefined): BundleRolloutResult {
+  return {
+    n,
+    mb,
+    hostProcesses,
+    ms: round1(o.ms),
+    state: o.timedOut ? `NOT TERMINAL (${o.state})` : o.state,
+    ...(o.warm ? { warmMs: round1(o.warm.ms), warmState: o.warm.state } : {}),
+    ...(o.counts ? { counts: o.counts } : {}),
+    ...(o.unsuccessful ? { unsuccessful: o.unsuccessful } : {}),
+    work: { ...(o.work ? { cold: o.work } : {}), ...(o.warm?.work ? { warm: o.warm.work } : {}) },
+    ...(o.cpuS ? { cpuS: o.cpuS } : {}),
+    ...(o.warm?.cpuS ? { warmCpuS: o.warm.cpuS } : {}),
+    ...(o.timeline ? { stages: o.timeline.stages } : {}),
+    ...(o.warm?.stages ? { warmStages: o.warm.stages } : {}),
+    ...(without ? { withoutMs: without.oursMs, ...(without.oursWarmMs !== undefined ? { withoutWarmMs: without.oursWarmMs } : {}) } : {}),
+  };
+}
+
+/** The bundle rollout's line of the report. */
+export function renderBundleRollout(b: BundleRolloutResult | { error: string }): string {
+  if ("error" in b) return `bundle rollout: failed (${b.error.split("\n")[0]})`;
+  const vs = (ms: number | undefined, without: number | undefined): string => (ms !== undefined && without !== undefined ? ` (${r2(ms / without)}× the ${fmtMs(without)} without a bundle)` : "");
+  const work = (w: JsWork | undefined): string => (w ? `${w.inPerTarget} messages to the server and ${round1(w.outBytesPerTarget / 1024)} KiB from it a target` : "-");
+  const cpu = (c: Record<string, number> | undefined): string => (c ? Object.entries(c).map(([k, v]) => `${k} ${v} s`).join(", ") : "-");
+  const stages = (xs: StageRow[] | undefined): string => (xs ? xs.map((x) => `${x.what.split(" (")[0]} p50 ${fmtMs(x.p50Ms)}`).join(", ") : "-");
+  return (
+    `bundle rollout: fan-out ${b.n.toLocaleString("en-US")}, a ${b.mb} MB bundle, ${b.hostProcesses} agent host process(es): ` +
+    `cold ${fmtMs(b.ms)} ${stateOf(b.state)}${vs(b.ms, b.withoutMs)}, warm ${fmtMs(b.warmMs)} ${stateOf(b.warmState)}${vs(b.warmMs, b.withoutWarmMs)}${examples(b.unsuccessful)}; ` +
+    `cold: ${work(b.work.cold)}; CPU ${cpu(b.cpuS)}; ${stages(b.stages)}; warm: ${work(b.work.warm)}; CPU ${cpu(b.warmCpuS)}; ${stages(b.warmStages)}`
+  );
 }
 
 export function goals(r: BenchResults): BenchResults["goals"] {
@@ -313,6 +374,7 @@ export function render(r: BenchResults): string {
       );
     }
   }
+  if (r.bundleRollout) parts.push(renderBundleRollout(r.bundleRollout));
   if (r.api) {
     const a = r.api;
     parts.push(

@@ -22,6 +22,17 @@ export interface UnpackOptions {
   limitNames?: LimitNames;
 }
 
+/**
+ * The artifact is read 256 KiB at a time and gunzipped into 256 KiB chunks
+ * (InspectOptions.gunzipChunkBytes), not 16 KiB: every chunk is a trip
+ * through the thread pool, zlib's callbacks, the tar parser and a write.
+ * Measured alone (2026-12-08), unpacking a 100 MB bundle took 1.4-2.5 s at
+ * 16 KiB and 0.28-0.35 s at 256 KiB, peak RSS +3-7 MB and +4-25 MB; 250
+ * bundles of 1 MB, 50 at once, 2.6-2.8 s and 1.1 s of wall time, 3.8-4.2 s
+ * and 1.8-1.9 s of CPU.
+ */
+const READ_BYTES = 256 * 1024;
+
 /** Directories the archive implies (or lists before their mode is applied): never more open than this. */
 const DIR_MODE = 0o755;
 
@@ -38,8 +49,8 @@ export async function unpackBundle(file: string, destDir: string, opts: UnpackOp
   try {
     const dirModes: [string, number][] = [];
     const info = await walkBundle(
-      createReadStream(file, { highWaterMark: 16 * 1024 }),
-      { ...opts, compressedSize: size },
+      createReadStream(file, { highWaterMark: READ_BYTES }),
+      { ...opts, compressedSize: size, gunzipChunkBytes: READ_BYTES },
       (entry, body) => writeEntry(destDir, entry, body, dirModes),
     );
     // Modes of directories last, deepest first, so a read-only directory

@@ -27,6 +27,16 @@ export interface InspectOptions {
   /** Refuse a bundle whose uncompressed tar is larger than this many times its compressed size. */
   maxExpansionRatio: number;
   /**
+   * Gunzip's output chunk; default zlib's 16 KiB. The streaming expansion
+   * check runs per chunk, so a larger one lets a small, highly compressed
+   * bundle reach that check before an entry's own (a 70 KB deploy.yaml of
+   * one repeated character is then refused as expanding too much, not as
+   * too large): the upload's inspection, whose errors the user reads, keeps
+   * the default; the agent's unpack, which only sees inspected bundles,
+   * asks for 256 KiB (unpack.ts READ_BYTES: a fifth of the CPU).
+   */
+  gunzipChunkBytes?: number;
+  /**
    * Compressed size in bytes. When given, the ratio is enforced while
    * streaming (a bomb is stopped early); when not, the compressed bytes are
    * counted as they are read and the ratio is checked at the end.
@@ -281,7 +291,7 @@ export async function walkBundle(source: NodeJS.ReadableStream | AsyncIterable<U
   let compressedBytes = opts.compressedSize ?? 0;
   let totalBytes = 0;
   let failure: Error | undefined;
-  const gunzip = zlib.createGunzip();
+  const gunzip = zlib.createGunzip(opts.gunzipChunkBytes === undefined ? {} : { chunkSize: opts.gunzipChunkBytes });
   const extract = tar.extract();
   let wake: (() => void) | undefined;
   const fail = (err: unknown): void => {
