@@ -95,39 +95,59 @@ async function readChunksDirect(nc: NatsConnection, bucket: string, nuid: string
   let received = 0;
   let seq = 0;
   let idle = 0;
-  while (received < size) {
-    const body = JSON.stringify({ seq: seq + 1, next_by_subj: chunks, batch: CHUNKS_IN_FLIGHT });
-    // A batch's chunks are written together, in one write: a write per
-    // 128 KiB chunk was 4 % of an agent host's time in the bench's bundle
-    // rollout. They are all in memory by then anyway.
-    const batch: Uint8Array[] = [];
-    try {
-      // Each batch ends with an empty status message (204 end of batch, 404
-      // nothing more): "sentinel". maxWait bounds a batch that never ends.
-      const replies = await nc.requestMany(subject, body, { strategy: "sentinel", maxWait: 5000 });
-      for await (const m of replies) {
-        if (m.data.length === 0) {
-          const code = m.headers?.code ?? 0;
-          if (code !== 204 && code !== 404) throw new Error(`direct get of ${chunks} answered ${code} ${m.headers?.description ?? ""}`.trim());
-          break;
+  // The batch before this one, still being written while this one is asked
+  // for: the network and the disk overlap, at most two batches in memory.
+  // Writes keep their order: each starts once the one before has ended.
+  let writing: Promise<void> | undefined;
+  const written = async (): Promise<void> => {
+    const w = writing;
+    writing = undefined;
+    await w;
+  };
+  try {
+    while (received < size) {
+      const body = JSON.stringify({ seq: seq + 1, next_by_subj: chunks, batch: CHUNKS_IN_FLIGHT });
+      // A batch's chunks are written together, in one write: a write per
+      // 128 KiB chunk was 4 % of an agent host's time in the bench's bundle
+      // rollout. They are all in memory by then anyway.
+      const batch: Uint8Array[] = [];
+      try {
+        // Each batch ends with an empty status message (204 end of batch, 404
+        // nothing more): "sentinel". maxWait bounds a batch that never ends.
+        const replies = await nc.requestMany(subject, body, { strategy: "sentinel", maxWait: 5000 });
+        for await (const m of replies) {
+          if (m.data.length === 0) {
+            const code = m.headers?.code ?? 0;
+            if (code !== 204 && code !== 404) throw new Error(`direct get of ${chunks} answered ${code} ${m.headers?.description ?? ""}`.trim());
+            break;
+          }
+          const at = Number(m.headers?.get("Nats-Sequence"));
+          if (!(at > seq)) continue;
+          seq = at;
+          received += m.data.length;
+          if (received > size) break;
+          batch.push(m.data);
         }
-        const at = Number(m.headers?.get("Nats-Sequence"));
-        if (!(at > seq)) continue;
-        seq = at;
-        received += m.data.length;
-        if (received > size) break;
-        batch.push(m.data);
+      } catch (err) {
+        // No server answering the stream's direct gets for a moment (a
+        // cluster electing its leader): asked again, as an empty batch is.
+        if (!/no responders/i.test(errorMessage(err))) throw err;
       }
-    } catch (err) {
-      // No server answering the stream's direct gets for a moment (a
-      // cluster electing its leader): asked again, as an empty batch is.
-      if (!/no responders/i.test(errorMessage(err))) throw err;
+      await written();
+      const got = batch.length;
+      if (got > 0) {
+        writing = onChunks(batch);
+        writing.catch(() => undefined); // awaited before the next write, or below
+      }
+      idle = got === 0 ? idle + 1 : 0;
+      if (idle >= 6) throw new Error(`download stalled at ${received} of ${size} bytes`);
+      if (idle > 0) await new Promise((r) => setTimeout(r, 100 * idle));
     }
-    const got = batch.length;
-    if (got > 0) await onChunks(batch);
-    idle = got === 0 ? idle + 1 : 0;
-    if (idle >= 6) throw new Error(`download stalled at ${received} of ${size} bytes`);
-    if (idle > 0) await new Promise((r) => setTimeout(r, 100 * idle));
+    await written();
+  } finally {
+    // Never return (or throw) with a write still running: the caller closes
+    // the file and removes it next.
+    await writing?.catch(() => undefined);
   }
   if (received !== size) throw new Error(`object has more than its ${size} bytes`);
 }
