@@ -14,7 +14,8 @@
 //   deployment record (~1 KB) is cut before its state, so the record's content
 //   is checked with `--raw`.
 import { execFile, execFileSync } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -328,5 +329,15 @@ describe("the nats CLI commands printed in the README", () => {
     const r = await nats(["object", "ls", "deploy_artifacts_web"]);
     expect(r.code, shown(r)).toBe(0);
     expect(r.stdout, shown(r)).toMatch(new RegExp(`│ ${escapeRe(objectName)}\\s*│`));
+  });
+
+  it("object get deploy_artifacts_web <name>: the bundle, its object digest checked by the CLI", async () => {
+    // The coordinator computes the object store's digest with node:crypto
+    // (artifactStore.ts): the Go client checks it as it reads.
+    const out = join(cliHome, "bundle.tar.gz");
+    const r = await nats(["object", "get", "deploy_artifacts_web", objectName, "--output", out, "--no-progress", "--force"]);
+    expect(r.code, shown(r)).toBe(0);
+    const digest = createHash("sha256").update(await readFile(out)).digest("hex");
+    expect(`web@sha256:${digest}`).toBe(objectName);
   });
 });
