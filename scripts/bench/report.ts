@@ -296,6 +296,12 @@ export function alarms(r: BenchResults): string[] {
     );
   }
   for (const x of r.shapes) if (x.oursState !== SUCCEEDED) out.push(`GOAL FAILED: ${label(x)} ended ${stateOf(x.oursState)} ${JSON.stringify(x.oursCounts ?? {})}`);
+  // Not a goal of issue 17, but a rollout that does not succeed is a bug to see at once.
+  const b = r.bundleRollout;
+  if (b && "error" in b) out.push(`FAILED: the bundle rollout did not run to its end: ${b.error.slice(0, 500)}`);
+  else if (b && (b.state !== SUCCEEDED || (b.warmState !== undefined && b.warmState !== SUCCEEDED))) {
+    out.push(`FAILED: the bundle rollout ended cold ${stateOf(b.state)}, warm ${stateOf(b.warmState)} ${JSON.stringify(b.counts ?? {})}${examples(b.unsuccessful)}`);
+  }
   return out;
 }
 
