@@ -198,6 +198,7 @@ async function main(): Promise<void> {
         "bare: publish result + ack; apply: + one fdatasync'd record in its own file and /bin/true spawned and waited for, before the result; protocol: + the race (started event with expected-last-subject-sequence 0) beside a record, the result beside a second record; one ordered-consumer collector",
       timing: "ours: CreateDeployment call → WatchDeployment stream ends after the terminal event; floors: first command publish → N-th result collected; setup (connections, consumers, agent start) excluded",
       work: "nats-server /varz in_msgs (every message clients sent it, JetStream API requests included) and /jsz api.total, read before and after each run (ours: until 500 ms after the terminal event), over N",
+      bundleRollout: "ours at fan-out --bundle-n (1,000; 10 with --quick) on the shapes' server and coordinator, each deployment installing a new bundle of --bundle-mb MB (a gzip'd tar of random bytes, deploy.yaml without hooks) uploaded through UploadArtifact before it (untimed): download by batched direct gets, digest check, unpack, release switch; /varz out_bytes over N beside the messages",
     },
     shapes: [],
     goals: [],
