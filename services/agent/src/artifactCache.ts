@@ -7,7 +7,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { artifactObjectName, artifactsBucket, errorMessage, objStreamName, type ArtifactRef, type Logger } from "../../shared/src/index.js";
 
-/** Chunks (128 KiB each by default) requested at a time: bounds the download's memory. */
+/** Chunks (128 KiB each by default) requested at a time: with the batch being written, bounds the download's memory. */
 const CHUNKS_IN_FLIGHT = 8;
 /** Takes chunks in the object's order: a batch's, or one from a consumer. */
 type OnChunks = (data: Uint8Array[]) => Promise<void>;
@@ -77,13 +77,14 @@ async function readObjectInfo(nc: NatsConnection, bucket: string, name: string):
 
 /**
  * Reads an object's chunks a few at a time with batched direct gets
- * (nats-server 2.11+), writing each batch before asking for the next: no
+ * (nats-server 2.11+), writing each batch while the next is asked for: no
  * consumer is made, so a fleet downloading a bundle at once leaves no state
  * on the server and needs no consumer permission on the artifact streams
  * (gen-credentials.ts). ObjectStore.get() pushes every chunk into an
  * unbounded stream as fast as the server sends them: installing a 100 MB
  * bundle took the agent from 55 MB to 192 MB RSS (bench), the whole object
- * buffered while the disk caught up; here at most CHUNKS_IN_FLIGHT are.
+ * buffered while the disk caught up; here at most two batches of
+ * CHUNKS_IN_FLIGHT are (one being written while the next arrives).
  *
  * Any replica may answer a direct get, and one a little behind its leader
  * can have fewer chunks than the metadata read before said: a batch that
