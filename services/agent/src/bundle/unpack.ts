@@ -27,9 +27,9 @@ export interface UnpackOptions {
  * (InspectOptions.gunzipChunkBytes), not 16 KiB: every chunk is a trip
  * through the thread pool, zlib's callbacks, the tar parser and a write.
  * Measured alone (2026-12-08), unpacking a 100 MB bundle took 1.4-2.5 s at
- * 16 KiB and 0.28-0.35 s at 256 KiB, peak RSS +3-7 MB and +4-25 MB; 250
- * bundles of 1 MB, 50 at once, 2.6-2.8 s and 1.1 s of wall time, 3.8-4.2 s
- * and 1.8-1.9 s of CPU.
+ * 16 KiB and 0.28-0.41 s at 256 KiB, peak RSS +3-7 MB and +4-25 MB; 250
+ * bundles of 1 MB, 50 at once, 2.6-2.8 s and 1.0-1.4 s of wall time,
+ * 3.8-4.2 s and 1.5-2.3 s of CPU.
  */
 const READ_BYTES = 256 * 1024;
 
